@@ -1,0 +1,190 @@
+// Package erasure owns the Reed-Solomon coding of sealed stripes into shards
+// and the checksums that let every shard block be verified on its own.
+//
+// A sealed stripe of n bytes is padded with zeros to k*s bytes, where
+// s = ceil(n/k) is the shard size, split into k data shards and extended
+// with m parity shards. Any k of the k+m shards reconstruct the stripe.
+//
+// On a site each shard block is stored as its s bytes followed by a
+// [SumSize]-byte BLAKE3 checksum over the block's identity (version, part,
+// stripe, shard index) and its bytes, so bit rot, torn writes and blocks
+// moved from elsewhere are detected before decoding.
+package erasure
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/reedsolomon"
+	"github.com/zeebo/blake3"
+)
+
+// MaxShards is the largest k+m supported.
+const MaxShards = 64
+
+// SumSize is the size of a shard block checksum.
+const SumSize = 32
+
+// Coder encodes stripes into k data and m parity shards.
+// It is safe for concurrent use.
+type Coder struct {
+	k, m int
+	enc  reedsolomon.Encoder
+}
+
+// New returns a coder for k data and m parity shards.
+func New(k, m int) (*Coder, error) {
+	if k < 1 || m < 0 || k+m > MaxShards {
+		return nil, fmt.Errorf("erasure: invalid coding %d+%d (need k >= 1, m >= 0, k+m <= %d)", k, m, MaxShards)
+	}
+	c := &Coder{k: k, m: m}
+	if m > 0 {
+		enc, err := reedsolomon.New(k, m)
+		if err != nil {
+			return nil, fmt.Errorf("erasure: %w", err)
+		}
+		c.enc = enc
+	}
+	return c, nil
+}
+
+// K returns the number of data shards.
+func (c *Coder) K() int { return c.k }
+
+// M returns the number of parity shards.
+func (c *Coder) M() int { return c.m }
+
+// ShardSize returns the size of each shard of a stripe of n sealed bytes.
+func (c *Coder) ShardSize(n int) int { return (n + c.k - 1) / c.k }
+
+// BufferSize returns the buffer size Encode needs for a stripe of n bytes.
+func (c *Coder) BufferSize(n int) int { return (c.k + c.m) * c.ShardSize(n) }
+
+// Encode splits the stripe held in buf[:n] into shards and computes parity.
+// buf must have length at least BufferSize(n); the returned k+m shards
+// alias buf. Bytes of buf beyond n in the data area are zeroed.
+func (c *Coder) Encode(buf []byte, n int) ([][]byte, error) {
+	s := c.ShardSize(n)
+	total := (c.k + c.m) * s
+	if len(buf) < total {
+		return nil, fmt.Errorf("erasure: buffer of %d bytes, need %d", len(buf), total)
+	}
+	clear(buf[n : c.k*s])
+	shards := make([][]byte, c.k+c.m)
+	for i := range shards {
+		shards[i] = buf[i*s : (i+1)*s : (i+1)*s]
+	}
+	if c.m > 0 && s > 0 {
+		if err := c.enc.Encode(shards); err != nil {
+			return nil, fmt.Errorf("erasure: encode: %w", err)
+		}
+	}
+	return shards, nil
+}
+
+// ErrTooFewShards is returned when fewer than k shards of a stripe are
+// available: the stripe cannot be read from these shards.
+var ErrTooFewShards = errors.New("erasure: too few shards to reconstruct")
+
+// ReconstructData fills in the missing (nil or zero-length) data shards.
+// Missing shards must have capacity for the shard size or be nil.
+func (c *Coder) ReconstructData(shards [][]byte) error {
+	if len(shards) != c.k+c.m {
+		return fmt.Errorf("erasure: got %d shards, want %d", len(shards), c.k+c.m)
+	}
+	have := 0
+	for _, s := range shards {
+		if len(s) > 0 {
+			have++
+		}
+	}
+	if have < c.k {
+		return fmt.Errorf("%w: have %d of %d needed", ErrTooFewShards, have, c.k)
+	}
+	if c.m == 0 {
+		return nil
+	}
+	if err := c.enc.ReconstructData(shards); err != nil {
+		return fmt.Errorf("erasure: reconstruct: %w", err)
+	}
+	return nil
+}
+
+// Reconstruct fills in every missing shard, data and parity.
+func (c *Coder) Reconstruct(shards [][]byte) error {
+	if err := c.ReconstructData(shards); err != nil {
+		return err
+	}
+	if c.m == 0 {
+		return nil
+	}
+	if err := c.enc.Reconstruct(shards); err != nil {
+		return fmt.Errorf("erasure: reconstruct: %w", err)
+	}
+	return nil
+}
+
+// Join copies the first n bytes of the data shards into dst, which must be
+// at least n bytes long.
+func (c *Coder) Join(dst []byte, shards [][]byte, n int) error {
+	off := 0
+	for i := 0; i < c.k && off < n; i++ {
+		if len(shards[i]) == 0 {
+			return fmt.Errorf("erasure: join: data shard %d missing", i)
+		}
+		off += copy(dst[off:n], shards[i])
+	}
+	if off < n {
+		return fmt.Errorf("erasure: join: shards hold %d bytes, want %d", off, n)
+	}
+	return nil
+}
+
+// BlockID names one shard block: it is bound into the block's checksum so
+// that a block copied from another stripe, shard or object fails to verify.
+type BlockID struct {
+	Version [16]byte
+	Part    uint32
+	Stripe  uint64
+	Shard   uint8
+}
+
+var hasherPool = sync.Pool{New: func() any { return blake3.New() }}
+
+// Sum computes the checksum of a shard block.
+func Sum(dst *[SumSize]byte, id BlockID, block []byte) {
+	h := hasherPool.Get().(*blake3.Hasher)
+	h.Reset()
+	var hdr [8 + 16 + 4 + 8 + 1]byte
+	copy(hdr[0:8], "EMBSHDv1")
+	copy(hdr[8:24], id.Version[:])
+	binary.BigEndian.PutUint32(hdr[24:28], id.Part)
+	binary.BigEndian.PutUint64(hdr[28:36], id.Stripe)
+	hdr[36] = id.Shard
+	h.Write(hdr[:])
+	h.Write(block)
+	h.Sum(dst[:0])
+	hasherPool.Put(h)
+}
+
+// ErrChecksum is returned by Verify for a block whose checksum does not
+// match: the block is corrupt and must be rebuilt from the other shards.
+var ErrChecksum = errors.New("erasure: shard checksum mismatch")
+
+// Verify checks a stored block (data followed by its checksum) and returns
+// the data part.
+func Verify(id BlockID, stored []byte) ([]byte, error) {
+	if len(stored) < SumSize {
+		return nil, fmt.Errorf("%w: block of %d bytes is shorter than its checksum", ErrChecksum, len(stored))
+	}
+	data, sum := stored[:len(stored)-SumSize], stored[len(stored)-SumSize:]
+	var want [SumSize]byte
+	Sum(&want, id, data)
+	if !bytes.Equal(want[:], sum) {
+		return nil, fmt.Errorf("%w: stripe %d shard %d", ErrChecksum, id.Stripe, id.Shard)
+	}
+	return data, nil
+}

@@ -1,0 +1,196 @@
+// Package fault is a site wrapper that injects failures, for tests: errors,
+// latency, silent corruption of reads, torn writes, failure part-way through
+// a write, and a site that vanishes.
+package fault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// Config says which faults to inject. The zero value injects none.
+type Config struct {
+	// Down makes every operation fail with site.ErrUnavailable.
+	Down bool
+	// PutErr, GetErr fail puts or gets with this error.
+	PutErr, GetErr error
+	// FailPutAfter, if > 0, fails a put with ErrInjected after this many
+	// bytes were read from its reader (a site dying mid-write).
+	FailPutAfter int64
+	// TornWrite stores only the first half of each put's bytes and reports
+	// success: a backend that loses the tail of a write.
+	TornWrite bool
+	// CorruptReads flips one random bit in every read of more than one
+	// byte: silent corruption on the medium or in transit.
+	CorruptReads bool
+	// Latency delays every operation.
+	Latency time.Duration
+}
+
+// ErrInjected is the error injected for FailPutAfter.
+var ErrInjected = errors.New("fault: injected failure")
+
+// Site wraps another site and injects faults.
+type Site struct {
+	inner site.Site
+	mu    sync.Mutex
+	cfg   Config
+	rng   *rand.Rand
+	puts  int
+}
+
+// New wraps inner. It injects no faults until Set is called.
+func New(inner site.Site, seed uint64) *Site {
+	return &Site{inner: inner, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// Set replaces the fault configuration.
+func (s *Site) Set(c Config) {
+	s.mu.Lock()
+	s.cfg = c
+	s.mu.Unlock()
+}
+
+// Puts returns how many puts were attempted.
+func (s *Site) Puts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.puts
+}
+
+func (s *Site) config(ctx context.Context) (Config, error) {
+	s.mu.Lock()
+	c := s.cfg
+	s.mu.Unlock()
+	if c.Latency > 0 {
+		t := time.NewTimer(c.Latency)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return c, ctx.Err()
+		}
+	}
+	if c.Down {
+		return c, fmt.Errorf("fault: %w", site.ErrUnavailable)
+	}
+	return c, nil
+}
+
+// Put implements site.Site.
+func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	s.mu.Lock()
+	s.puts++
+	s.mu.Unlock()
+	c, err := s.config(ctx)
+	if err != nil {
+		// Drain nothing: a vanished site does not read its input.
+		return err
+	}
+	if c.PutErr != nil {
+		return c.PutErr
+	}
+	if c.FailPutAfter > 0 {
+		r = &failAfter{r: r, left: c.FailPutAfter}
+	}
+	if c.TornWrite {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		half := data[:len(data)/2]
+		return s.inner.Put(ctx, name, bytesReader(half), int64(len(half)))
+	}
+	return s.inner.Put(ctx, name, r, size)
+}
+
+type failAfter struct {
+	r    io.Reader
+	left int64
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, ErrInjected
+	}
+	if int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= int64(n)
+	return n, err
+}
+
+// Get implements site.Site.
+func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	c, err := s.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.GetErr != nil {
+		return nil, c.GetErr
+	}
+	rc, err := s.inner.Get(ctx, name, off, length)
+	if err != nil || !c.CorruptReads {
+		return rc, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 1 {
+		s.mu.Lock()
+		i := s.rng.IntN(len(data))
+		bit := byte(1) << s.rng.IntN(8)
+		s.mu.Unlock()
+		data[i] ^= bit
+	}
+	return io.NopCloser(bytesReader(data)), nil
+}
+
+// Stat implements site.Site.
+func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
+	if _, err := s.config(ctx); err != nil {
+		return site.Info{}, err
+	}
+	return s.inner.Stat(ctx, name)
+}
+
+// Delete implements site.Site.
+func (s *Site) Delete(ctx context.Context, name string) error {
+	if _, err := s.config(ctx); err != nil {
+		return err
+	}
+	return s.inner.Delete(ctx, name)
+}
+
+// List implements site.Site.
+func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error) error {
+	if _, err := s.config(ctx); err != nil {
+		return err
+	}
+	return s.inner.List(ctx, prefix, fn)
+}
+
+type byteReader struct {
+	b []byte
+}
+
+func bytesReader(b []byte) io.Reader { return &byteReader{b: b} }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}

@@ -1,0 +1,103 @@
+// Package site owns the boundary between an embassy node and the places its
+// shards and manifests live. A site is a dumb store of opaque, named blobs:
+// it never sees plaintext, object names or user metadata, only sealed shard
+// blocks and sealed manifests under names made of random identifiers.
+//
+// The [Site] interface is the one plugin boundary of the storage layer. Its
+// drivers live in subpackages (dir, memory, fault, and later s3 and peer);
+// every driver passes the conformance suite in package sitetest. Retries,
+// rate limits and metrics are wrappers around a Site, not features of a
+// driver.
+//
+// A [Descriptor] records what placement needs to know about a site: where its
+// bytes physically sit, who provides it, whose law controls that provider,
+// who operates it, the highest classification it is accredited for and how
+// it is reached.
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Site stores opaque blobs by name.
+//
+// Put stores the whole of r under name, replacing any blob of that name. It
+// is atomic, a reader sees either the old blob or the whole new one, and
+// durable when it returns nil. If r returns an error, Put stores nothing and
+// returns that error. size is the number of bytes r will yield, or -1 when
+// unknown; a driver may reject a reader that yields another count.
+//
+// Get returns length bytes of the blob starting at off (length < 0 reads to
+// the end). A range past the end yields fewer bytes. A missing blob returns
+// an error wrapping [ErrNotFound].
+//
+// Stat returns a blob's size. Delete removes a blob; deleting a missing blob
+// is not an error. List calls fn for every blob whose name starts with
+// prefix, in no particular order, and stops at fn's first error.
+type Site interface {
+	Put(ctx context.Context, name string, r io.Reader, size int64) error
+	Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, name string) (Info, error)
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+}
+
+// Info describes a stored blob.
+type Info struct {
+	Name     string
+	Size     int64
+	Modified time.Time
+}
+
+// ErrNotFound means the named blob does not exist on the site.
+var ErrNotFound = errors.New("site: blob not found")
+
+// ErrUnavailable means the site cannot be reached or refuses service. The
+// caller should treat every shard on it as missing for now and, when
+// writing, choose another site that keeps the placement policy.
+var ErrUnavailable = errors.New("site: unavailable")
+
+// MaxNameLen bounds blob names.
+const MaxNameLen = 512
+
+// CheckName reports whether name is a valid blob name: 1 to [MaxNameLen]
+// bytes of ASCII letters, digits, '.', '_', '-' and '/', made of non-empty
+// segments separated by single slashes, none of them "." or "..". Names are
+// chosen by the engine, never by users, but drivers check them anyway so
+// that no name can escape a driver's root.
+func CheckName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("site: invalid blob name %q: length must be 1 to %d", name, MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-', c == '/':
+		default:
+			return fmt.Errorf("site: invalid blob name %q: byte %q not allowed", name, c)
+		}
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("site: invalid blob name %q: empty, '.' or '..' segment", name)
+		}
+	}
+	return nil
+}
+
+// CountingReader counts the bytes read through it.
+type CountingReader struct {
+	R io.Reader
+	N int64
+}
+
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
+	return n, err
+}
