@@ -1,0 +1,617 @@
+// Package boltindex is the embedded metadata index, a single bbolt file.
+//
+// Layout: one top-level bucket per vault ("v/<vault>") holding three
+// buckets. "latest" maps key to a summary of the key's newest version.
+// "versions" maps key, NUL, inverted creation time and version id to the
+// version's summary and manifest envelope, so a cursor walks keys in order
+// and each key's versions newest first. "ids" maps version id to the rest of
+// its "versions" key. Writes from concurrent callers are group-committed:
+// one transaction and one fsync serve every write waiting when it starts.
+package boltindex
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketLatest   = []byte("latest")
+	bucketVersions = []byte("versions")
+	bucketIDs      = []byte("ids")
+	keyRebuilding  = []byte("rebuilding")
+	keyFormat      = []byte("format")
+)
+
+const format = 1
+
+// Index is a bbolt-backed index.Index.
+type Index struct {
+	db     *bolt.DB
+	path   string
+	writes chan *write
+	done   chan struct{}
+}
+
+type write struct {
+	fn  func(*bolt.Tx) error
+	res chan error
+}
+
+// ErrIncomplete is returned by Open for an index whose rebuild was
+// interrupted: it must be rebuilt (embassy index rebuild) before use.
+var ErrIncomplete = errors.New("index rebuild was interrupted; run 'embassy index rebuild'")
+
+// Open opens or creates the index file at path. Only one process may hold
+// it open.
+func Open(path string) (*Index, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open index %s: locked by another process (is a node running?)", path)
+		}
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := m.Get(keyFormat); v == nil {
+			return m.Put(keyFormat, []byte{format})
+		} else if len(v) != 1 || v[0] != format {
+			return fmt.Errorf("index format %v not supported; rebuild the index", v)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{})}
+	go ix.committer()
+	return ix, nil
+}
+
+// CheckComplete returns ErrIncomplete if a rebuild was interrupted.
+func (ix *Index) CheckComplete() error {
+	return ix.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(keyRebuilding) != nil {
+			return ErrIncomplete
+		}
+		return nil
+	})
+}
+
+// SetRebuilding marks (or clears) an index rebuild in progress.
+func (ix *Index) SetRebuilding(on bool) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if on {
+			return m.Put(keyRebuilding, []byte{1})
+		}
+		return m.Delete(keyRebuilding)
+	})
+}
+
+// Close implements index.Index.
+func (ix *Index) Close() error {
+	close(ix.writes)
+	<-ix.done
+	return ix.db.Close()
+}
+
+// committer runs queued writes in shared transactions.
+func (ix *Index) committer() {
+	defer close(ix.done)
+	for w := range ix.writes {
+		batch := []*write{w}
+	drain:
+		for len(batch) < 1000 {
+			select {
+			case w, ok := <-ix.writes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, w)
+			default:
+				break drain
+			}
+		}
+		err := ix.db.Update(func(tx *bolt.Tx) error {
+			for _, w := range batch {
+				if err := w.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, w := range batch {
+				w.res <- nil
+			}
+			continue
+		}
+		// One write failed: run each alone so the others still commit
+		// and each caller gets its own result.
+		for _, w := range batch {
+			w.res <- ix.db.Update(w.fn)
+		}
+	}
+}
+
+func (ix *Index) update(fn func(*bolt.Tx) error) error {
+	w := &write{fn: fn, res: make(chan error, 1)}
+	ix.writes <- w
+	return <-w.res
+}
+
+func vaultBucket(vault string) []byte { return []byte("v/" + vault) }
+
+type buckets struct{ latest, versions, ids *bolt.Bucket }
+
+func writeBuckets(tx *bolt.Tx, vault string) (buckets, error) {
+	v, err := tx.CreateBucketIfNotExists(vaultBucket(vault))
+	if err != nil {
+		return buckets{}, err
+	}
+	var b buckets
+	if b.latest, err = v.CreateBucketIfNotExists(bucketLatest); err != nil {
+		return b, err
+	}
+	if b.versions, err = v.CreateBucketIfNotExists(bucketVersions); err != nil {
+		return b, err
+	}
+	b.ids, err = v.CreateBucketIfNotExists(bucketIDs)
+	return b, err
+}
+
+func readBuckets(tx *bolt.Tx, vault string) (buckets, bool) {
+	v := tx.Bucket(vaultBucket(vault))
+	if v == nil {
+		return buckets{}, false
+	}
+	return buckets{v.Bucket(bucketLatest), v.Bucket(bucketVersions), v.Bucket(bucketIDs)}, true
+}
+
+// versionKey is key NUL ^created id.
+func versionKey(key string, created int64, id manifest.ID) []byte {
+	b := make([]byte, 0, len(key)+1+8+16)
+	b = append(b, key...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, ^uint64(created))
+	return append(b, id[:]...)
+}
+
+func splitVersionKey(k []byte) (key string, created int64, id manifest.ID, ok bool) {
+	if len(k) < 1+8+16 || k[len(k)-25] != 0 {
+		return "", 0, id, false
+	}
+	copy(id[:], k[len(k)-16:])
+	created = int64(^binary.BigEndian.Uint64(k[len(k)-24 : len(k)-16]))
+	return string(k[:len(k)-25]), created, id, true
+}
+
+const flagDeleteMarker = 1
+
+func encode(v index.Version, withEnvelope bool) []byte {
+	b := make([]byte, 0, 1+16+8+10+1+len(v.ETag)+5+len(v.Envelope))
+	var flags byte
+	if v.DeleteMarker {
+		flags |= flagDeleteMarker
+	}
+	b = append(b, flags)
+	b = append(b, v.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(v.Created))
+	b = binary.AppendUvarint(b, uint64(v.Size))
+	b = binary.AppendUvarint(b, uint64(len(v.ETag)))
+	b = append(b, v.ETag...)
+	if withEnvelope {
+		b = binary.AppendUvarint(b, uint64(len(v.Envelope)))
+		b = append(b, v.Envelope...)
+	}
+	return b
+}
+
+func decode(b []byte, withEnvelope bool) (index.Version, error) {
+	var v index.Version
+	bad := func(what string) (index.Version, error) {
+		return index.Version{}, fmt.Errorf("index record corrupt: %s; rebuild the index", what)
+	}
+	if len(b) < 1+16+8 {
+		return bad("short record")
+	}
+	v.DeleteMarker = b[0]&flagDeleteMarker != 0
+	copy(v.ID[:], b[1:17])
+	v.Created = int64(binary.BigEndian.Uint64(b[17:25]))
+	b = b[25:]
+	size, n := binary.Uvarint(b)
+	if n <= 0 {
+		return bad("size")
+	}
+	v.Size = int64(size)
+	b = b[n:]
+	el, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < el {
+		return bad("etag")
+	}
+	v.ETag = string(b[n : n+int(el)])
+	b = b[n+int(el):]
+	if withEnvelope {
+		envLen, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) != envLen {
+			return bad("envelope")
+		}
+		v.Envelope = bytes.Clone(b[n:])
+	}
+	return v, nil
+}
+
+func putTx(tx *bolt.Tx, v index.Version) error {
+	b, err := writeBuckets(tx, v.Vault)
+	if err != nil {
+		return err
+	}
+	vk := versionKey(v.Key, v.Created, v.ID)
+	if err := b.versions.Put(vk, encode(v, true)); err != nil {
+		return err
+	}
+	if err := b.ids.Put(v.ID[:], vk[len(v.Key)+1:len(v.Key)+9]); err != nil {
+		return err
+	}
+	if cur := b.latest.Get([]byte(v.Key)); cur != nil {
+		c, err := decode(cur, false)
+		if err != nil {
+			return err
+		}
+		if !v.Newer(c) {
+			return nil
+		}
+	}
+	return b.latest.Put([]byte(v.Key), encode(v, false))
+}
+
+// Put implements index.Index.
+func (ix *Index) Put(ctx context.Context, v index.Version) error {
+	return ix.update(func(tx *bolt.Tx) error { return putTx(tx, v) })
+}
+
+// PutMany implements index.Index: one transaction for all.
+func (ix *Index) PutMany(ctx context.Context, vs []index.Version) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		for _, v := range vs {
+			if err := putTx(tx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func notFound(vault, key string) error {
+	return fmt.Errorf("%w: %s/%s", index.ErrNotFound, vault, key)
+}
+
+// Get implements index.Index.
+func (ix *Index) Get(ctx context.Context, vault, key string, id manifest.ID) (index.Version, error) {
+	var v index.Version
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return notFound(vault, key)
+		}
+		inv := b.ids.Get(id[:])
+		if inv == nil {
+			return notFound(vault, key)
+		}
+		vk := append(append(append([]byte(key), 0), inv...), id[:]...)
+		rec := b.versions.Get(vk)
+		if rec == nil {
+			return notFound(vault, key)
+		}
+		var err error
+		v, err = decode(rec, true)
+		return err
+	})
+	v.Vault, v.Key = vault, key
+	return v, err
+}
+
+// Latest implements index.Index.
+func (ix *Index) Latest(ctx context.Context, vault, key string) (index.Version, error) {
+	var v index.Version
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return notFound(vault, key)
+		}
+		sum := b.latest.Get([]byte(key))
+		if sum == nil {
+			return notFound(vault, key)
+		}
+		s, err := decode(sum, false)
+		if err != nil {
+			return err
+		}
+		rec := b.versions.Get(versionKey(key, s.Created, s.ID))
+		if rec == nil {
+			return fmt.Errorf("index inconsistent: latest version %s of %s/%s missing; rebuild the index", s.ID, vault, key)
+		}
+		v, err = decode(rec, true)
+		return err
+	})
+	v.Vault, v.Key = vault, key
+	return v, err
+}
+
+// Delete implements index.Index.
+func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return nil
+		}
+		inv := b.ids.Get(id[:])
+		if inv == nil {
+			return nil
+		}
+		vk := append(append(append([]byte(key), 0), inv...), id[:]...)
+		if err := b.versions.Delete(vk); err != nil {
+			return err
+		}
+		if err := b.ids.Delete(id[:]); err != nil {
+			return err
+		}
+		cur := b.latest.Get([]byte(key))
+		if cur == nil {
+			return nil
+		}
+		c, err := decode(cur, false)
+		if err != nil {
+			return err
+		}
+		if c.ID != id {
+			return nil
+		}
+		// Find the next newest version of the key.
+		pfx := append([]byte(key), 0)
+		k, rec := b.versions.Cursor().Seek(pfx)
+		if k == nil || !bytes.HasPrefix(k, pfx) {
+			return b.latest.Delete([]byte(key))
+		}
+		nv, err := decode(rec, true)
+		if err != nil {
+			return err
+		}
+		return b.latest.Put([]byte(key), encode(nv, false))
+	})
+}
+
+// List implements index.Index.
+func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (index.ListPage, error) {
+	var page index.ListPage
+	max := index.PageSize(o.Max)
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return nil
+		}
+		c := b.latest.Cursor()
+		start := o.Prefix
+		if o.After >= start {
+			start = o.After + "\x00"
+			if o.Delimiter != "" && strings.HasPrefix(o.After, o.Prefix) {
+				if i := strings.Index(o.After[len(o.Prefix):], o.Delimiter); i >= 0 {
+					start = index.Successor(o.After[:len(o.Prefix)+i+len(o.Delimiter)])
+					if start == "" {
+						return nil
+					}
+				}
+			}
+		}
+		n := 0
+		for k, val := c.Seek([]byte(start)); k != nil; {
+			key := string(k)
+			if !strings.HasPrefix(key, o.Prefix) {
+				break
+			}
+			if o.Delimiter != "" {
+				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 {
+					cp := key[:len(o.Prefix)+i+len(o.Delimiter)]
+					// A prefix shows only if a live key is under it.
+					live := false
+					for ; k != nil && bytes.HasPrefix(k, []byte(cp)); k, val = c.Next() {
+						if len(val) > 0 && val[0]&flagDeleteMarker == 0 {
+							live = true
+							break
+						}
+					}
+					if live {
+						if n == max {
+							page.Truncated = true
+							return nil
+						}
+						page.CommonPrefixes = append(page.CommonPrefixes, cp)
+						page.Next = cp
+						n++
+					}
+					next := index.Successor(cp)
+					if next == "" {
+						return nil
+					}
+					k, val = c.Seek([]byte(next))
+					continue
+				}
+			}
+			v, err := decode(val, false)
+			if err != nil {
+				return err
+			}
+			if !v.DeleteMarker {
+				if n == max {
+					page.Truncated = true
+					return nil
+				}
+				v.Vault, v.Key = vault, key
+				page.Entries = append(page.Entries, v)
+				page.Next = key
+				n++
+			}
+			k, val = c.Next()
+		}
+		return nil
+	})
+	if !page.Truncated {
+		page.Next = ""
+	}
+	return page, err
+}
+
+// Versions implements index.Index.
+func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOptions) (index.VersionPage, error) {
+	var page index.VersionPage
+	max := index.PageSize(o.Max)
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return nil
+		}
+		c := b.versions.Cursor()
+		var k, val []byte
+		switch {
+		case o.KeyMarker == "" || o.KeyMarker < o.Prefix:
+			k, val = c.Seek([]byte(o.Prefix))
+		case o.VersionMarker.IsZero():
+			k, val = c.Seek(append([]byte(o.KeyMarker), 1))
+		default:
+			inv := b.ids.Get(o.VersionMarker[:])
+			if inv == nil {
+				return fmt.Errorf("version marker %s: no such version", o.VersionMarker)
+			}
+			vk := append(append(append([]byte(o.KeyMarker), 0), inv...), o.VersionMarker[:]...)
+			k, val = c.Seek(vk)
+			if k != nil && bytes.Equal(k, vk) {
+				k, val = c.Next()
+			}
+		}
+		if o.Delimiter != "" && o.KeyMarker != "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {
+			if i := strings.Index(o.KeyMarker[len(o.Prefix):], o.Delimiter); i >= 0 {
+				next := index.Successor(o.KeyMarker[:len(o.Prefix)+i+len(o.Delimiter)])
+				if next == "" {
+					return nil
+				}
+				k, val = c.Seek([]byte(next))
+			}
+		}
+		n := 0
+		prevKey := ""
+		for k != nil {
+			key, _, _, ok := splitVersionKey(k)
+			if !ok {
+				return fmt.Errorf("index record key corrupt; rebuild the index")
+			}
+			if !strings.HasPrefix(key, o.Prefix) {
+				break
+			}
+			if o.Delimiter != "" {
+				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 {
+					cp := key[:len(o.Prefix)+i+len(o.Delimiter)]
+					if n == max {
+						page.Truncated = true
+						return nil
+					}
+					page.CommonPrefixes = append(page.CommonPrefixes, cp)
+					page.NextKeyMarker, page.NextVersionMarker = cp, manifest.ID{}
+					n++
+					next := index.Successor(cp)
+					if next == "" {
+						return nil
+					}
+					k, val = c.Seek([]byte(next))
+					continue
+				}
+			}
+			if n == max {
+				page.Truncated = true
+				return nil
+			}
+			v, err := decode(val, false)
+			if err != nil {
+				return err
+			}
+			v.Vault, v.Key = vault, key
+			if key != prevKey {
+				if sum := b.latest.Get([]byte(key)); sum != nil {
+					l, err := decode(sum, false)
+					if err != nil {
+						return err
+					}
+					v.IsLatest = l.ID == v.ID
+				}
+			}
+			prevKey = key
+			page.Versions = append(page.Versions, v)
+			page.NextKeyMarker, page.NextVersionMarker = key, v.ID
+			n++
+			k, val = c.Next()
+		}
+		return nil
+	})
+	if !page.Truncated {
+		page.NextKeyMarker, page.NextVersionMarker = "", manifest.ID{}
+	}
+	return page, err
+}
+
+// Reset implements index.Index.
+func (ix *Index) Reset(ctx context.Context) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		var names [][]byte
+		tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if !bytes.Equal(name, bucketMeta) {
+				names = append(names, bytes.Clone(name))
+			}
+			return nil
+		})
+		for _, n := range names {
+			if err := tx.DeleteBucket(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Stats implements index.Index.
+func (ix *Index) Stats(ctx context.Context) (index.Stats, error) {
+	var s index.Stats
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, v *bolt.Bucket) error {
+			if !bytes.HasPrefix(name, []byte("v/")) {
+				return nil
+			}
+			s.Versions += int64(v.Bucket(bucketVersions).Stats().KeyN)
+			return v.Bucket(bucketLatest).ForEach(func(_, val []byte) error {
+				if len(val) > 0 && val[0]&flagDeleteMarker == 0 {
+					s.Keys++
+				}
+				return nil
+			})
+		})
+	})
+	if fi, err := os.Stat(ix.path); err == nil {
+		s.Bytes = fi.Size()
+	}
+	return s, err
+}

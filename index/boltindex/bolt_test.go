@@ -1,0 +1,73 @@
+package boltindex
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/index/indextest"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+func TestConformance(t *testing.T) {
+	indextest.Run(t, func(t *testing.T) index.Index {
+		ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ix.Close() })
+		return ix
+	})
+}
+
+func TestConcurrentPutsGroupCommit(t *testing.T) {
+	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			v := index.Version{Vault: "v-1", Key: string(rune('a' + i%26)), ID: manifest.ID{byte(i), byte(i >> 8), 1}, Created: int64(i)}
+			if err := ix.Put(t.Context(), v); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	s, _ := ix.Stats(t.Context())
+	if s.Versions != 200 || s.Keys != 26 {
+		t.Fatalf("Stats = %+v, want 200 versions of 26 keys", s)
+	}
+}
+
+func TestInterruptedRebuildDetected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, _ := Open(path)
+	ix.SetRebuilding(true)
+	ix.Close()
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.CheckComplete(); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("CheckComplete = %v, want ErrIncomplete", err)
+	}
+	ix.SetRebuilding(false)
+	if err := ix.CheckComplete(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSecondOpenRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, _ := Open(path)
+	defer ix.Close()
+	if _, err := Open(path); err == nil {
+		t.Fatal("second open of a locked index succeeded")
+	}
+}

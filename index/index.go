@@ -1,0 +1,141 @@
+// Package index owns the metadata index: which versions exist for which
+// keys of which vault, in what order, and where each version's manifest
+// envelope is. The index is a cache of what the sites hold: everything in it
+// can be rebuilt from the manifests on the sites, so an index can be thrown
+// away at any time.
+//
+// [Index] is implemented by boltindex (embedded, the default) and, when
+// gateways scale out, by a PostgreSQL implementation. The conformance suite
+// in indextest runs against every implementation.
+package index
+
+import (
+	"context"
+	"errors"
+
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Version is the index's record of one object version or delete marker.
+type Version struct {
+	Vault        string
+	Key          string
+	ID           manifest.ID
+	Created      int64 // Unix nanoseconds; newer versions have larger values
+	DeleteMarker bool
+	Size         int64
+	ETag         string
+	// Envelope is the version's signed, sealed manifest. List results
+	// leave it empty; Get and Latest fill it.
+	Envelope []byte
+	// IsLatest is set in Versions results for each key's newest version.
+	IsLatest bool
+}
+
+// Newer reports whether v sorts after o in version order.
+func (v Version) Newer(o Version) bool {
+	if v.Created != o.Created {
+		return v.Created > o.Created
+	}
+	return string(v.ID[:]) > string(o.ID[:])
+}
+
+// ListOptions selects latest versions of keys, as S3 ListObjects does.
+type ListOptions struct {
+	Prefix    string
+	Delimiter string
+	// After lists only keys that sort after it (S3 start-after, marker or
+	// continuation). If After names a common prefix, keys under it are
+	// skipped.
+	After string
+	// Max bounds Entries plus CommonPrefixes; 0 means 1000.
+	Max int
+}
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	Entries        []Version
+	CommonPrefixes []string
+	// Truncated is set when more results follow; Next is the value of
+	// After that continues the listing.
+	Truncated bool
+	Next      string
+}
+
+// VersionOptions selects versions, as S3 ListObjectVersions does.
+type VersionOptions struct {
+	Prefix    string
+	Delimiter string
+	// KeyMarker and VersionMarker continue a listing: it resumes after
+	// that version of that key (after every version of KeyMarker when
+	// VersionMarker is zero).
+	KeyMarker     string
+	VersionMarker manifest.ID
+	Max           int
+}
+
+// VersionPage is one page of a version listing, keys in order and each
+// key's versions newest first.
+type VersionPage struct {
+	Versions          []Version
+	CommonPrefixes    []string
+	Truncated         bool
+	NextKeyMarker     string
+	NextVersionMarker manifest.ID
+}
+
+// Stats describes an index's size.
+type Stats struct {
+	Keys     int64 // keys whose latest version is not a delete marker
+	Versions int64
+	Bytes    int64 // storage used by the index
+}
+
+// Index is the metadata index.
+//
+// Put adds a version and makes it the key's latest if it is the newest.
+// Latest returns the newest version of a key, which may be a delete marker.
+// Delete removes one version; removing the latest makes the next newest the
+// latest. All calls are safe for concurrent use; writes are durable when
+// they return.
+type Index interface {
+	Put(ctx context.Context, v Version) error
+	PutMany(ctx context.Context, vs []Version) error
+	Get(ctx context.Context, vault, key string, id manifest.ID) (Version, error)
+	Latest(ctx context.Context, vault, key string) (Version, error)
+	Delete(ctx context.Context, vault, key string, id manifest.ID) error
+	List(ctx context.Context, vault string, opts ListOptions) (ListPage, error)
+	Versions(ctx context.Context, vault string, opts VersionOptions) (VersionPage, error)
+	// Reset removes everything, before a rebuild.
+	Reset(ctx context.Context) error
+	Stats(ctx context.Context) (Stats, error)
+	Close() error
+}
+
+// ErrNotFound means no such key or version is indexed.
+var ErrNotFound = errors.New("index: not found")
+
+// MaxList is the largest page size.
+const MaxList = 1000
+
+// PageSize returns the effective page size for a requested max.
+func PageSize(max int) int {
+	if max <= 0 || max > MaxList {
+		return MaxList
+	}
+	return max
+}
+
+// Successor returns the smallest string greater than every string with
+// prefix p, or "" if there is none.
+func Successor(p string) string {
+	b := []byte(p)
+	for len(b) > 0 && b[len(b)-1] == 0xff {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	b[len(b)-1]++
+	return string(b)
+}
