@@ -136,8 +136,13 @@ func (r *Registry) buildEquivalences() error {
 				continue
 			}
 			// Equivalence must keep order both ways, or dominance would
-			// depend on which pair one looked at.
+			// depend on which pair one looked at. The relation is symmetric,
+			// so one direction is checked, seen from the later policy (the
+			// national one, which usually declares it).
 			for x, p := range ps {
+				if i < j {
+					break
+				}
 				for _, q := range ps[:x] {
 					if (p.a < q.a) != (p.b < q.b) || (p.a == q.a) != (p.b == q.b) {
 						pi, pj := r.policies[i].p, r.policies[j].p

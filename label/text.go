@@ -383,7 +383,7 @@ func checkBare(s string) error {
 		return errors.New("empty")
 	}
 	if i := strings.IndexAny(s, specials); i >= 0 {
-		return fmt.Errorf("%q: %q is only allowed in a quoted token", s, s[i])
+		return fmt.Errorf("%q: %q is only allowed in a quoted token", s, string(s[i]))
 	}
 	return nil
 }

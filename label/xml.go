@@ -222,7 +222,7 @@ func parseInfo(d *xml.Decoder, l *Label) error {
 					return err
 				}
 				if l.Classification == "" {
-					return errors.New("Classification: empty")
+					return errors.New("element Classification: empty")
 				}
 			case "PrivacyMark":
 				if err := once(&havePrivacy); err != nil {
@@ -237,7 +237,7 @@ func parseInfo(d *xml.Decoder, l *Label) error {
 				}
 				c, err := parseCategory(d, t, &values)
 				if err != nil {
-					return fmt.Errorf("Category %d: %w", len(l.Categories)+1, err)
+					return fmt.Errorf("category %d: %w", len(l.Categories)+1, err)
 				}
 				l.Categories = append(l.Categories, c)
 			default:
