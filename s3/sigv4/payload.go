@@ -3,7 +3,6 @@ package sigv4
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -162,6 +161,3 @@ func bodyError(err error) error {
 	}
 	return fmt.Errorf("read request body: %w", err)
 }
-
-// base64Std is shorthand used by tests and trailers.
-func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,7 +1,7 @@
 package sigv4
 
 import (
-		"encoding/hex"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
