@@ -78,7 +78,9 @@ func TestCanRead(t *testing.T) {
 		{"NATO clearance below national label", nil, "EST", "EST TÄIESTI SALAJANE", ReasonClearance, "label is EST TÄIESTI SALAJANE"},
 		{"missing restrictive value", nil, "LUX", "NATO SECRET//REL TO EST//RESTRICTIVE Compartment: ALPHA, BRAVO, CHARLIE", ReasonRestrictive, `category "Compartment": value(s) BRAVO, CHARLIE not held`},
 		{"restrictive category not held at all", func(p *Principal) { delete(p.Categories, "Compartment") }, "LUX", fullLabel, ReasonRestrictive, `category "Compartment": value(s) ALPHA not held`},
-		{"restrictive tag matched exactly", func(p *Principal) { p.Categories = map[string][]string{"compartment": {"ALPHA"}, "Mission": {"BALTIC GUARD"}} }, "LUX", fullLabel, ReasonRestrictive, `"Compartment"`},
+		{"restrictive tag matched exactly", func(p *Principal) {
+			p.Categories = map[string][]string{"compartment": {"ALPHA"}, "Mission": {"BALTIC GUARD"}}
+		}, "LUX", fullLabel, ReasonRestrictive, `"Compartment"`},
 		{"missing permissive category", func(p *Principal) { delete(p.Categories, "Mission") }, "LUX", fullLabel, ReasonPermissive, `category "Mission": none of BALTIC GUARD, NORTHERN STAR held`},
 		{"one permissive value is enough", func(p *Principal) { p.Categories["Mission"] = []string{"NORTHERN STAR", "OTHER"} }, "LUX", fullLabel, 0, ""},
 		{"informative category has no effect", nil, "LUX", "NATO SECRET//REL TO EST//INFORMATIVE Handling: EXERCISE, DRILL", 0, ""},
