@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +43,7 @@ type Index struct {
 	path   string
 	writes chan *write
 	done   chan struct{}
+	closed sync.Once
 }
 
 type write struct {
@@ -107,9 +109,13 @@ func (ix *Index) SetRebuilding(on bool) error {
 
 // Close implements index.Index.
 func (ix *Index) Close() error {
-	close(ix.writes)
-	<-ix.done
-	return ix.db.Close()
+	err := errors.New("index already closed")
+	ix.closed.Do(func() {
+		close(ix.writes)
+		<-ix.done
+		err = ix.db.Close()
+	})
+	return err
 }
 
 // committer runs queued writes in shared transactions.

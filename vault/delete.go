@@ -1,0 +1,184 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// DeleteOptions selects what Delete removes.
+type DeleteOptions struct {
+	// VersionID, if set, removes that version permanently. Otherwise a
+	// delete marker becomes the key's latest version and older versions
+	// stay readable by id.
+	VersionID manifest.ID
+	// BypassGovernance allows removing a version under GOVERNANCE
+	// retention (the caller has checked the permission).
+	BypassGovernance bool
+}
+
+// DeleteResult says what Delete did.
+type DeleteResult struct {
+	VersionID    manifest.ID
+	DeleteMarker bool
+}
+
+// ErrLocked: the version is under retention or legal hold and cannot be
+// removed or overwritten until its date (or the hold is lifted).
+var ErrLocked = errors.New("object version is locked")
+
+// Delete removes a key (by writing a delete marker) or one version.
+func (e *Engine) Delete(ctx context.Context, vaultName, key string, o DeleteOptions) (DeleteResult, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	if err := manifest.ValidKey(key); err != nil {
+		return DeleteResult{}, err
+	}
+	if o.VersionID.IsZero() {
+		return e.putMarker(ctx, v, key)
+	}
+	return e.deleteVersion(ctx, v, key, o)
+}
+
+func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResult, error) {
+	exclude := map[string]bool{}
+	for attempt := 1; ; attempt++ {
+		id, created := e.newVersion(ctx, v.Name, key)
+		sites, err := e.choose(v, id, exclude)
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		copies := distinct(sites)
+		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies}
+		env, err := manifest.Seal(m, e.keys)
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		err = e.writeCopies(ctx, id, env, copies, nil)
+		var se *siteError
+		if errors.As(err, &se) && attempt < maxAttempts {
+			exclude[se.site] = true
+			e.SetSiteDown(se.site, siteDownFor)
+			e.Events.WriteRetries.Add(1)
+			continue
+		}
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		if _, err := e.commit(ctx, m, env, nil); err != nil {
+			return DeleteResult{}, err
+		}
+		return DeleteResult{VersionID: id, DeleteMarker: true}, nil
+	}
+}
+
+func distinct(sites []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range sites {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// locked reports why a version cannot be removed now, or nil.
+func locked(m *manifest.Manifest, bypassGovernance bool, now time.Time) error {
+	if m.Lock == nil {
+		return nil
+	}
+	if m.Lock.LegalHold {
+		return fmt.Errorf("%w: %s/%s version %s is under legal hold", ErrLocked, m.Vault, m.Key, m.Version)
+	}
+	if now.Before(m.Lock.Until) {
+		switch m.Lock.Mode {
+		case "COMPLIANCE":
+			return fmt.Errorf("%w: %s/%s version %s is retained in COMPLIANCE mode until %s", ErrLocked, m.Vault, m.Key, m.Version, m.Lock.Until.Format(time.RFC3339))
+		case "GOVERNANCE":
+			if !bypassGovernance {
+				return fmt.Errorf("%w: %s/%s version %s is retained in GOVERNANCE mode until %s", ErrLocked, m.Vault, m.Key, m.Version, m.Lock.Until.Format(time.RFC3339))
+			}
+		}
+	}
+	return nil
+}
+
+// deleteVersion removes one version: manifest copies first (so a crash
+// leaves the whole version, never a manifest without shards), then the
+// index entry, then the shards.
+func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o DeleteOptions) (DeleteResult, error) {
+	m, _, err := e.resolve(ctx, v.Name, key, o.VersionID)
+	if err != nil && !errors.Is(err, ErrDeleteMarker) {
+		if errors.Is(err, ErrNoSuchVersion) {
+			// Like S3: removing a version that does not exist succeeds.
+			return DeleteResult{VersionID: o.VersionID}, nil
+		}
+		return DeleteResult{}, err
+	}
+	if err := locked(m, o.BypassGovernance, time.Now()); err != nil {
+		return DeleteResult{}, err
+	}
+	name := manifest.BlobName(m.Version)
+	sites := manifestSites(m)
+	errs := make([]error, len(sites))
+	var wg sync.WaitGroup
+	for i, sid := range sites {
+		s, ok := e.site(sid)
+		if !ok {
+			continue
+		}
+		wg.Go(func() { errs[i] = s.Store.Delete(ctx, name) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: manifest copies: %w (retry the delete)", v.Name, key, m.Version, err)
+	}
+	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
+		return DeleteResult{}, err
+	}
+	shards := map[string][]string{}
+	for _, p := range m.Parts {
+		if p.Inline {
+			continue
+		}
+		for i, sid := range p.Sites {
+			shards[sid] = append(shards[sid], manifest.ShardBlobName(p.Blob, i))
+		}
+	}
+	e.cleanup(ctx, shards)
+	return DeleteResult{VersionID: m.Version, DeleteMarker: m.DeleteMarker}, nil
+}
+
+// List lists the latest versions of keys in a vault.
+func (e *Engine) List(ctx context.Context, vault string, o index.ListOptions) (index.ListPage, error) {
+	if _, err := e.Vault(vault); err != nil {
+		return index.ListPage{}, err
+	}
+	return e.index.List(ctx, vault, o)
+}
+
+// Versions lists every version of keys in a vault.
+func (e *Engine) Versions(ctx context.Context, vault string, o index.VersionOptions) (index.VersionPage, error) {
+	if _, err := e.Vault(vault); err != nil {
+		return index.VersionPage{}, err
+	}
+	return e.index.Versions(ctx, vault, o)
+}
+
+// siteIDs returns the configured site ids, sorted.
+func (e *Engine) siteIDs() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Sorted(maps.Keys(e.sites))
+}

@@ -1,0 +1,607 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/seal"
+)
+
+// GetOptions selects a version and a byte range.
+type GetOptions struct {
+	// VersionID selects a version; zero means the latest.
+	VersionID manifest.ID
+	// Offset and Length select a range; Length < 0 reads to the end.
+	Offset, Length int64
+}
+
+// DeleteMarkerError is returned when the selected version is a delete
+// marker. It matches ErrDeleteMarker, and ErrNoSuchKey when no version id
+// was given (the key's latest version is the marker).
+type DeleteMarkerError struct {
+	Version manifest.ID
+	Latest  bool
+}
+
+func (e *DeleteMarkerError) Error() string {
+	return fmt.Sprintf("version %s is a delete marker", e.Version)
+}
+
+// Is implements errors.Is.
+func (e *DeleteMarkerError) Is(target error) bool {
+	return target == ErrDeleteMarker || (e.Latest && target == ErrNoSuchKey)
+}
+
+// Problem records damage found while reading: a missing or corrupt shard
+// block that was worked around.
+type Problem struct {
+	Site   string
+	Part   int
+	Stripe int64
+	Shard  int
+	Err    error
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("site %s part %d stripe %d shard %d: %v", p.Site, p.Part, p.Stripe, p.Shard, p.Err)
+}
+
+// resolve finds a version in the index and opens its manifest.
+func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID) (*manifest.Manifest, []byte, error) {
+	if _, err := e.Vault(vault); err != nil {
+		return nil, nil, err
+	}
+	var v index.Version
+	var err error
+	if id.IsZero() {
+		v, err = e.index.Latest(ctx, vault, key)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, vault, key)
+		}
+	} else {
+		v, err = e.index.Get(ctx, vault, key, id)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: %s of %s/%s", ErrNoSuchVersion, id, vault, key)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := manifest.Open(v.Envelope, e.keys)
+	if err != nil {
+		e.Events.ManifestErrors.Add(1)
+		e.log.ErrorContext(ctx, "indexed manifest failed verification", "vault", vault, "version", v.ID, "err", err)
+		return nil, nil, fmt.Errorf("%s/%s version %s: %w", vault, key, v.ID, err)
+	}
+	if m.Vault != vault || m.Key != key || m.Version != v.ID {
+		e.Events.ManifestErrors.Add(1)
+		return nil, nil, fmt.Errorf("%s/%s: index entry holds the manifest of %s/%s version %s: %w", vault, key, m.Vault, m.Key, m.Version, manifest.ErrCorrupt)
+	}
+	if m.DeleteMarker {
+		return m, v.Envelope, &DeleteMarkerError{Version: m.Version, Latest: id.IsZero()}
+	}
+	return m, v.Envelope, nil
+}
+
+// Stat returns a version's info (the latest if id is zero).
+func (e *Engine) Stat(ctx context.Context, vault, key string, id manifest.ID) (ObjectInfo, error) {
+	m, _, err := e.resolve(ctx, vault, key, id)
+	if m != nil {
+		return infoOf(m), err
+	}
+	return ObjectInfo{}, err
+}
+
+// ShardLocation says where one shard of one part lives.
+type ShardLocation struct {
+	Part         int
+	Shard        int
+	Parity       bool
+	Site         string
+	Jurisdiction string
+	Provider     string
+	Control      string
+	Blob         string
+	Inline       bool
+}
+
+// Locate returns where every shard of a version lives.
+func (e *Engine) Locate(ctx context.Context, vault, key string, id manifest.ID) ([]ShardLocation, error) {
+	m, _, err := e.resolve(ctx, vault, key, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []ShardLocation
+	for _, p := range m.Parts {
+		for i, sid := range p.Sites {
+			l := ShardLocation{Part: p.Number, Shard: i, Parity: i >= m.K, Site: sid, Inline: p.Inline}
+			if s, ok := e.site(sid); ok {
+				l.Jurisdiction, l.Provider, l.Control = s.Jurisdiction, s.Provider, s.Control
+			}
+			if p.Inline {
+				l.Blob = manifest.BlobName(m.Version)
+			} else {
+				l.Blob = manifest.ShardBlobName(p.Blob, i)
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// Reader reads an object version. It verifies every block, reconstructs
+// from parity when blocks are missing or corrupt, and authenticates every
+// stripe before returning its bytes.
+type Reader struct {
+	e        *Engine
+	ctx      context.Context
+	cancel   context.CancelFunc
+	m        *manifest.Manifest
+	env      []byte
+	info     ObjectInfo
+	pos, end int64 // plaintext range still to return
+	partIdx  int
+	partOff  int64 // plaintext offset of parts[partIdx]
+	pr       *partReader
+	cur      []byte
+	mu       sync.Mutex
+	problems []Problem
+}
+
+// Get opens a version for reading. The caller must Close the reader.
+func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Reader, error) {
+	m, env, err := e.resolve(ctx, vault, key, o.VersionID)
+	if err != nil {
+		return nil, err
+	}
+	if o.Offset < 0 || o.Offset > m.Size || (o.Offset == m.Size && o.Length > 0) {
+		return nil, fmt.Errorf("%w: offset %d of a %d-byte object", ErrInvalidRange, o.Offset, m.Size)
+	}
+	end := m.Size
+	if o.Length >= 0 && o.Offset+o.Length < end {
+		end = o.Offset + o.Length
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &Reader{e: e, ctx: ctx, cancel: cancel, m: m, env: env, info: infoOf(m), pos: o.Offset, end: end}, nil
+}
+
+// Info returns the version's info.
+func (r *Reader) Info() ObjectInfo { return r.info }
+
+// Problems returns the damage found and worked around so far.
+func (r *Reader) Problems() []Problem {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Problem(nil), r.problems...)
+}
+
+func (r *Reader) report(p Problem) {
+	r.mu.Lock()
+	r.problems = append(r.problems, p)
+	r.mu.Unlock()
+	r.e.log.WarnContext(r.ctx, "damaged shard block worked around", "vault", r.m.Vault, "version", r.m.Version,
+		"site", p.Site, "part", p.Part, "stripe", p.Stripe, "shard", p.Shard, "err", p.Err)
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.pos >= r.end {
+			return 0, io.EOF
+		}
+		if err := r.load(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	r.pos += int64(n)
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo, avoiding a copy per stripe.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(r.cur) == 0 {
+			if r.pos >= r.end {
+				return total, nil
+			}
+			if err := r.load(); err != nil {
+				return total, err
+			}
+		}
+		n, err := w.Write(r.cur)
+		total += int64(n)
+		r.cur = r.cur[n:]
+		r.pos += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// load fills r.cur with the stripe holding r.pos, trimmed to the range.
+func (r *Reader) load() error {
+	for r.partIdx < len(r.m.Parts) && r.pos >= r.partOff+r.m.Parts[r.partIdx].Size {
+		r.partOff += r.m.Parts[r.partIdx].Size
+		r.partIdx++
+		if r.pr != nil {
+			r.pr.close()
+			r.pr = nil
+		}
+	}
+	if r.partIdx >= len(r.m.Parts) {
+		return io.ErrUnexpectedEOF
+	}
+	part := r.m.Parts[r.partIdx]
+	g := geometry{k: r.m.K, m: r.m.M, stripe: r.m.StripeSize, size: part.Size}
+	within := r.pos - r.partOff
+	stripe := within / int64(g.stripe)
+	if r.pr == nil {
+		lastByte := min(r.end, r.partOff+part.Size) - 1 - r.partOff
+		pr, err := r.e.newPartReader(r.ctx, r, part, g, stripe, lastByte/int64(g.stripe))
+		if err != nil {
+			return err
+		}
+		r.pr = pr
+	}
+	plain, err := r.pr.stripe(stripe)
+	if err != nil {
+		return err
+	}
+	skip := within - stripe*int64(g.stripe)
+	plain = plain[skip:]
+	if left := r.end - r.pos; int64(len(plain)) > left {
+		plain = plain[:left]
+	}
+	r.cur = plain
+	return nil
+}
+
+// Close releases the reader.
+func (r *Reader) Close() error {
+	r.cancel()
+	if r.pr != nil {
+		r.pr.close()
+		r.pr = nil
+	}
+	return nil
+}
+
+// block is one shard block delivered by a stream.
+type block struct {
+	stripe int64
+	data   []byte // verified shard bytes, nil on error
+	buf    *[]byte
+	err    error
+	fatal  bool // the stream ended
+}
+
+// shardStream reads consecutive blocks of one shard of one part.
+type shardStream struct {
+	shard int
+	site  string
+	ch    chan block
+	next  int64 // next stripe expected from ch
+	dead  bool
+}
+
+type partReader struct {
+	e       *Engine
+	r       *Reader
+	ctx     context.Context
+	cancel  context.CancelFunc
+	part    manifest.Part
+	g       geometry
+	coder   *erasure.Coder
+	stripes *seal.Stripes
+	first   int64
+	last    int64
+	streams []*shardStream // by shard index; nil if not started
+	failed  []bool         // shard cannot be read any more
+	wg      sync.WaitGroup
+	out     []byte
+	shards  [][]byte
+}
+
+func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Part, g geometry, first, last int64) (*partReader, error) {
+	coder, err := coderFor(g.k, g.m)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := e.keys.UnwrapDataKey(r.m.Vault, r.m.KeyGen, part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s part %d: %w", r.m.Vault, r.m.Key, part.Number, err)
+	}
+	stripes, err := seal.NewStripes(dk, seal.StripeContext{ObjectID: objectID(r.m.Vault, r.m.Key), VersionID: r.m.Version, Part: uint32(part.Number)})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	n := g.k + g.m
+	pr := &partReader{
+		e: e, r: r, ctx: ctx, cancel: cancel, part: part, g: g, coder: coder, stripes: stripes,
+		first: first, last: last, streams: make([]*shardStream, n), failed: make([]bool, n),
+		out: make([]byte, bufSize(g.k, g.m, g.stripe)), shards: make([][]byte, n),
+	}
+	// Start with the data shards; parity joins only when needed.
+	for i := 0; i < n && pr.active() < g.k; i++ {
+		pr.start(i, first)
+	}
+	return pr, nil
+}
+
+func (pr *partReader) active() int {
+	n := 0
+	for _, s := range pr.streams {
+		if s != nil && !s.dead {
+			n++
+		}
+	}
+	return n
+}
+
+var blockPools sync.Map // int -> *sync.Pool
+
+func getBlock(size int) *[]byte {
+	p, ok := blockPools.Load(size)
+	if !ok {
+		p, _ = blockPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
+	}
+	return p.(*sync.Pool).Get().(*[]byte)
+}
+
+func putBlock(b *[]byte) {
+	if p, ok := blockPools.Load(cap(*b)); ok {
+		*b = (*b)[:cap(*b)]
+		p.(*sync.Pool).Put(b)
+	}
+}
+
+// start begins streaming shard i from stripe from.
+func (pr *partReader) start(i int, from int64) {
+	sid := pr.part.Sites[i]
+	st := &shardStream{shard: i, site: sid, ch: make(chan block, 2), next: from}
+	pr.streams[i] = st
+	s, ok := pr.e.site(sid)
+	pr.wg.Go(func() {
+		defer close(st.ch)
+		send := func(b block) bool {
+			select {
+			case st.ch <- b:
+				return true
+			case <-pr.ctx.Done():
+				if b.buf != nil {
+					putBlock(b.buf)
+				}
+				return false
+			}
+		}
+		if !ok {
+			send(block{stripe: from, err: fmt.Errorf("site %s not configured", sid), fatal: true})
+			return
+		}
+		g := pr.g
+		var name string
+		var off int64
+		var length int64
+		if pr.part.Inline {
+			rank := 0
+			for j := range i {
+				if pr.part.Sites[j] == sid {
+					rank++
+				}
+			}
+			name = manifest.BlobName(pr.r.m.Version)
+			off = int64(len(pr.r.env)) + int64(rank)*int64(g.shardSize(0)+erasure.SumSize)
+			length = int64(g.shardSize(0) + erasure.SumSize)
+		} else {
+			name = manifest.ShardBlobName(pr.part.Blob, i)
+			off = from * g.blockStride()
+			length = (pr.last-from)*g.blockStride() + int64(g.shardSize(pr.last)+erasure.SumSize)
+		}
+		rc, err := s.Store.Get(pr.ctx, name, off, length)
+		if err != nil {
+			send(block{stripe: from, err: err, fatal: true})
+			return
+		}
+		defer rc.Close()
+		stride := int(g.blockStride())
+		for j := from; j <= pr.last; j++ {
+			size := g.shardSize(j) + erasure.SumSize
+			buf := getBlock(stride)
+			b := (*buf)[:size]
+			if _, err := io.ReadFull(rc, b); err != nil {
+				putBlock(buf)
+				send(block{stripe: j, err: fmt.Errorf("read %s: %w", name, err), fatal: true})
+				return
+			}
+			data, err := erasure.Verify(erasure.BlockID{Version: pr.part.Blob, Part: uint32(pr.part.Number), Stripe: uint64(j), Shard: uint8(i)}, b)
+			if err != nil {
+				putBlock(buf)
+				if !send(block{stripe: j, err: err}) {
+					return
+				}
+				continue
+			}
+			if !send(block{stripe: j, data: data, buf: buf}) {
+				return
+			}
+		}
+	})
+}
+
+// take receives stripe j's block from stream i.
+func (pr *partReader) take(i int, j int64) block {
+	st := pr.streams[i]
+	for {
+		if st.dead {
+			return block{stripe: j, err: errors.New("stream ended"), fatal: true}
+		}
+		b, ok := <-st.ch
+		if !ok {
+			st.dead = true
+			return block{stripe: j, err: context.Cause(pr.ctx), fatal: true}
+		}
+		if b.fatal {
+			st.dead = true
+			pr.failed[i] = true
+		}
+		if b.stripe < j && !b.fatal {
+			if b.buf != nil {
+				putBlock(b.buf)
+			}
+			continue
+		}
+		return b
+	}
+}
+
+// stripe returns the plaintext of stripe j, which must be at or after the
+// previous one.
+func (pr *partReader) stripe(j int64) ([]byte, error) {
+	if j < pr.first || j > pr.last {
+		return nil, fmt.Errorf("stripe %d outside %d-%d", j, pr.first, pr.last)
+	}
+	n := pr.g.k + pr.g.m
+	bufs := make([]*[]byte, n)
+	defer func() {
+		for _, b := range bufs {
+			if b != nil {
+				putBlock(b)
+			}
+		}
+	}()
+	clear(pr.shards)
+	good := 0
+	collect := func(i int) {
+		b := pr.take(i, j)
+		if b.err != nil {
+			if ctxErr(pr.ctx) != nil {
+				return
+			}
+			if errors.Is(b.err, erasure.ErrChecksum) {
+				pr.e.Events.CorruptBlocks.Add(1)
+			} else {
+				pr.e.Events.MissingBlocks.Add(1)
+			}
+			pr.r.report(Problem{Site: pr.part.Sites[i], Part: pr.part.Number, Stripe: j, Shard: i, Err: b.err})
+			return
+		}
+		pr.shards[i] = b.data
+		bufs[i] = b.buf
+		good++
+	}
+	for i, st := range pr.streams {
+		if st != nil && !st.dead {
+			collect(i)
+		}
+	}
+	// Bring in more shards until k are intact.
+	for i := 0; good < pr.g.k && i < n; i++ {
+		if pr.streams[i] == nil && !pr.failed[i] {
+			pr.start(i, j)
+			collect(i)
+		}
+	}
+	if err := ctxErr(pr.ctx); err != nil {
+		return nil, err
+	}
+	if good < pr.g.k {
+		return nil, fmt.Errorf("%w: %s/%s part %d stripe %d: %d of %d needed shards intact", ErrUnreadable, pr.r.m.Vault, pr.r.m.Key, pr.part.Number, j, good, pr.g.k)
+	}
+	plain, err := pr.decode(j)
+	if err == nil {
+		return plain, nil
+	}
+	// Every checksum matched yet the stripe failed authentication: a
+	// block was replaced together with its checksum. Fetch every shard
+	// and find the combination that authenticates.
+	return pr.recover(j, bufs)
+}
+
+func (pr *partReader) decode(j int64) ([]byte, error) {
+	missingData := false
+	for i := 0; i < pr.g.k; i++ {
+		if pr.shards[i] == nil {
+			missingData = true
+		}
+	}
+	shards := pr.shards
+	if missingData {
+		// ReconstructData writes into the slices it is given; keep the
+		// blocks we hold untouched.
+		shards = make([][]byte, len(pr.shards))
+		copy(shards, pr.shards)
+		if err := pr.coder.ReconstructData(shards); err != nil {
+			return nil, err
+		}
+		pr.e.Events.Reconstructed.Add(1)
+	}
+	sealedLen := pr.g.plainLen(j) + seal.Overhead
+	if err := pr.coder.Join(pr.out, shards, sealedLen); err != nil {
+		return nil, err
+	}
+	final := j == pr.g.stripes()-1
+	return pr.stripes.Open(pr.out[:0], pr.out[:sealedLen], uint64(j), final)
+}
+
+func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
+	n := pr.g.k + pr.g.m
+	for i := range n {
+		if pr.streams[i] == nil && !pr.failed[i] {
+			pr.start(i, j)
+			b := pr.take(i, j)
+			if b.err == nil {
+				pr.shards[i], bufs[i] = b.data, b.buf
+			}
+		}
+	}
+	held := make([][]byte, n)
+	copy(held, pr.shards)
+	for x := range n {
+		if held[x] == nil {
+			continue
+		}
+		copy(pr.shards, held)
+		pr.shards[x] = nil
+		have := 0
+		for _, s := range pr.shards {
+			if s != nil {
+				have++
+			}
+		}
+		if have < pr.g.k {
+			continue
+		}
+		if plain, err := pr.decode(j); err == nil {
+			pr.e.Events.CorruptBlocks.Add(1)
+			pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
+				Err: errors.New("block replaced along with its checksum (authentication failed)")})
+			return plain, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s/%s part %d stripe %d fails authentication with every combination of shards", ErrUnreadable, pr.r.m.Vault, pr.r.m.Key, pr.part.Number, j)
+}
+
+func (pr *partReader) close() {
+	pr.cancel()
+	for _, st := range pr.streams {
+		if st == nil {
+			continue
+		}
+		for b := range st.ch {
+			if b.buf != nil {
+				putBlock(b.buf)
+			}
+		}
+	}
+	pr.wg.Wait()
+}

@@ -1,0 +1,570 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/seal"
+)
+
+// PutOptions describes the object being put.
+type PutOptions struct {
+	// Size is the number of bytes the reader yields, or -1 if unknown. A
+	// reader that yields another count fails the put with nothing visible.
+	Size        int64
+	ContentType string
+	Meta        map[string]string
+	Label       string
+	Lock        *manifest.Lock
+	// ETag, if set, is called once the body has been read and returns the
+	// ETag to record (the S3 front end passes an MD5). Otherwise the ETag
+	// is derived from the BLAKE3 digest of the content.
+	ETag func() string
+}
+
+// maxAttempts bounds how often a put is retried on other sites.
+const maxAttempts = 3
+
+// Put stores r as a new version of key in the vault and returns its info.
+// The version is visible only once every shard and manifest copy is
+// durable on its site and the index has committed it. If a site fails
+// during the write, the put is retried on other sites that keep the policy
+// when the data can be read again (an inline object, or r is an
+// io.Seeker); otherwise it fails and nothing becomes visible.
+func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o PutOptions) (ObjectInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := manifest.ValidKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	var start int64 = -1
+	seeker, _ := r.(io.Seeker)
+	if seeker != nil {
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			seeker = nil
+		}
+	}
+	exclude := map[string]bool{}
+	for attempt := 1; ; attempt++ {
+		body := r
+		if o.Size >= 0 {
+			// Read at most one byte past the declared size, to detect
+			// a body that is too long without reading all of it.
+			body = io.LimitReader(r, o.Size+1)
+		}
+		info, err := e.put(ctx, v, key, body, o, exclude)
+		var se *siteError
+		if err == nil || !errors.As(err, &se) || attempt == maxAttempts || seeker == nil {
+			return info, err
+		}
+		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+			return info, err
+		}
+		e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+		exclude[se.site] = true
+		e.SetSiteDown(se.site, siteDownFor)
+		e.Events.WriteRetries.Add(1)
+	}
+}
+
+func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+	p := v.Policy
+	hasher := blake3.New()
+	first := getBuf(p.K, p.M, v.StripeSize)
+	defer putBuf(p.K, p.M, v.StripeSize, first)
+	n, short, err := readFull(r, first.b[:v.StripeSize])
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	var peek [1]byte
+	if !short {
+		// A full first stripe: the object is inline only if nothing follows.
+		m, _, err := readFull(r, peek[:])
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		short = m == 0
+	}
+	if short {
+		if o.Size >= 0 && int64(n) != o.Size {
+			return ObjectInfo{}, sizeError(int64(n), o.Size)
+		}
+		hasher.Write(first.b[:n])
+		return e.putInline(ctx, v, key, first, n, hasher, o, exclude)
+	}
+	body := io.MultiReader(bytes.NewReader(first.b[:n]), bytes.NewReader(peek[:]), r)
+	return e.putStreaming(ctx, v, key, body, hasher, o, exclude)
+}
+
+func sizeError(got, want int64) error {
+	if got < want {
+		return fmt.Errorf("%w: read %d bytes, declared %d", ErrIncomplete, got, want)
+	}
+	return fmt.Errorf("body longer than its declared size of %d bytes", want)
+}
+
+// newVersion returns a version id and creation time after the key's latest.
+func (e *Engine) newVersion(ctx context.Context, vault, key string) (manifest.ID, int64) {
+	var after int64
+	if l, err := e.index.Latest(ctx, vault, key); err == nil {
+		after = l.Created
+	}
+	return manifest.NewID(), e.clock.now(after)
+}
+
+func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64, o PutOptions) *manifest.Manifest {
+	return &manifest.Manifest{
+		Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created,
+		ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v),
+	}
+}
+
+func keyGen(v Vault) int { return 1 }
+
+func etag(o PutOptions, digest []byte) string {
+	if o.ETag != nil {
+		if t := o.ETag(); t != "" {
+			return t
+		}
+	}
+	return fmt.Sprintf("\"%x\"", digest[:16])
+}
+
+// choose runs placement for a new version.
+func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool) ([]string, error) {
+	sites, err := placement.Choose(v.Policy, e.candidates(exclude), id[:])
+	if err != nil {
+		return nil, fmt.Errorf("vault %s: %w", v.Name, err)
+	}
+	return sites, nil
+}
+
+// putInline writes an object of one stripe: each site's shard blocks ride
+// in its manifest blob. The data is in memory, so a failed site is simply
+// replaced.
+func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+	p := v.Policy
+	digest := hasher.Sum(nil)
+	plain := bytes.Clone(buf.b[:n])
+	coder, err := coderFor(p.K, p.M)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		id, created := e.newVersion(ctx, v.Name, key)
+		sites, err := e.choose(v, id, exclude)
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		dk, err := seal.NewDataKey()
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		stripes, err := seal.NewStripes(dk, seal.StripeContext{ObjectID: objectID(v.Name, key), VersionID: id, Part: 1})
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		blob := manifest.NewID()
+		copy(buf.b, plain)
+		sealed := stripes.Seal(buf.b[:0], buf.b[:n], 0, true)
+		shards, err := coder.Encode(buf.b, len(sealed))
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		for i, sh := range shards {
+			erasure.Sum(&buf.sums[i], erasure.BlockID{Version: blob, Part: 1, Stripe: 0, Shard: uint8(i)}, sh)
+		}
+		wrapped, err := e.keys.WrapDataKey(v.Name, keyGen(v), dk, partAAD(id, 1, blob))
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		m := e.baseManifest(v, key, id, created, o)
+		m.Size, m.Digest, m.ETag = int64(n), digest, etag(o, digest)
+		m.Parts = []manifest.Part{{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, WrappedKey: wrapped}}
+		env, err := manifest.Seal(m, e.keys)
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		tails := map[string][]byte{}
+		for i, s := range sites {
+			tails[s] = append(append(tails[s], shards[i]...), buf.sums[i][:]...)
+		}
+		err = e.writeCopies(ctx, id, env, slices.Collect(maps.Keys(tails)), tails)
+		var se *siteError
+		if errors.As(err, &se) && attempt < maxAttempts {
+			e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+			exclude[se.site] = true
+			e.SetSiteDown(se.site, siteDownFor)
+			e.Events.WriteRetries.Add(1)
+			continue
+		}
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		return e.commit(ctx, m, env, nil)
+	}
+}
+
+// commit makes a version visible by indexing it. On failure the blobs are
+// removed so that nothing half-written remains.
+func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string) (ObjectInfo, error) {
+	err := e.index.Put(ctx, index.Version{
+		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
+		Size: m.Size, ETag: m.ETag, Envelope: env,
+	})
+	if err != nil {
+		blobs := map[string][]string{}
+		for _, s := range manifestSites(m) {
+			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
+		}
+		e.cleanup(ctx, blobs)
+		e.cleanup(ctx, shardBlobs)
+		return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
+	}
+	return infoOf(m), nil
+}
+
+// writeCopies writes the manifest envelope (followed by tails[site], if
+// any) to every listed site in parallel. If any site fails, the copies
+// that were written are removed and the failure is returned as a
+// *siteError.
+func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte) error {
+	name := manifest.BlobName(id)
+	errs := make([]error, len(sites))
+	var wg sync.WaitGroup
+	for i, sid := range sites {
+		s, ok := e.site(sid)
+		if !ok {
+			errs[i] = &siteError{sid, errors.New("site not configured")}
+			continue
+		}
+		wg.Go(func() {
+			body := env
+			if t := tails[sid]; len(t) > 0 {
+				body = append(append(make([]byte, 0, len(env)+len(t)), env...), t...)
+			}
+			if err := s.Store.Put(ctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
+				errs[i] = &siteError{sid, err}
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	written := map[string][]string{}
+	for i, err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+		if err == nil {
+			written[sites[i]] = []string{name}
+		}
+	}
+	if first != nil {
+		e.cleanup(ctx, written)
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+	}
+	return first
+}
+
+var coders sync.Map // [2]int -> *erasure.Coder
+
+func coderFor(k, m int) (*erasure.Coder, error) {
+	key := [2]int{k, m}
+	if c, ok := coders.Load(key); ok {
+		return c.(*erasure.Coder), nil
+	}
+	c, err := erasure.New(k, m)
+	if err != nil {
+		return nil, err
+	}
+	coders.Store(key, c)
+	return c, nil
+}
+
+// putStreaming writes an object of more than one stripe.
+func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+	id, created := e.newVersion(ctx, v.Name, key)
+	sites, err := e.choose(v, id, exclude)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	part, err := e.writePart(ctx, partSpec{vault: v, key: key, version: id, number: 1, sites: sites, size: o.Size, hasher: hasher}, r)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	shardBlobs := part.blobs()
+	digest := hasher.Sum(nil)
+	m := e.baseManifest(v, key, id, created, o)
+	m.Size, m.Digest, m.ETag = part.Size, digest, etag(o, digest)
+	m.Parts = []manifest.Part{part.Part}
+	env, err := manifest.Seal(m, e.keys)
+	if err != nil {
+		e.cleanup(ctx, shardBlobs)
+		return ObjectInfo{}, err
+	}
+	if err := e.writeCopies(ctx, id, env, manifestSites(m), nil); err != nil {
+		e.cleanup(ctx, shardBlobs)
+		return ObjectInfo{}, err
+	}
+	return e.commit(ctx, m, env, shardBlobs)
+}
+
+// partSpec says what writePart writes.
+type partSpec struct {
+	vault   Vault
+	key     string
+	version manifest.ID
+	number  int
+	sites   []string
+	size    int64          // -1 if unknown
+	hasher  *blake3.Hasher // optional: fed the plaintext
+}
+
+type writtenPart struct {
+	manifest.Part
+}
+
+func (p writtenPart) blobs() map[string][]string {
+	out := map[string][]string{}
+	for i, s := range p.Sites {
+		out[s] = append(out[s], manifest.ShardBlobName(p.Blob, i))
+	}
+	return out
+}
+
+// stripeJob is one stripe moving through the pipeline.
+type stripeJob struct {
+	index  uint64
+	final  bool
+	n      int
+	buf    *stripeBuf
+	shards [][]byte
+	done   chan struct{}
+	err    error
+	refs   atomic.Int32
+}
+
+// writePart streams r as one part: stripes are sealed and coded by a pool
+// of workers while a writer per shard streams blocks to its site. Memory is
+// bounded by the stripes in flight, whatever the part's size.
+func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part writtenPart, err error) {
+	v, p := ps.vault, ps.vault.Policy
+	n := p.N()
+	coder, err := coderFor(p.K, p.M)
+	if err != nil {
+		return part, err
+	}
+	dk, err := seal.NewDataKey()
+	if err != nil {
+		return part, err
+	}
+	stripes, err := seal.NewStripes(dk, seal.StripeContext{ObjectID: objectID(v.Name, ps.key), VersionID: ps.version, Part: uint32(ps.number)})
+	if err != nil {
+		return part, err
+	}
+	blob := manifest.NewID()
+	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	blobSize := int64(-1)
+	if ps.size >= 0 {
+		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size}.blobSize()
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// One site writer per shard.
+	putErrs := make([]error, n)
+	var puts sync.WaitGroup
+	pipes := make([]*io.PipeWriter, n)
+	for i, sid := range ps.sites {
+		s, ok := e.site(sid)
+		if !ok {
+			return part, fmt.Errorf("site %s not configured", sid)
+		}
+		pr, pw := io.Pipe()
+		pipes[i] = pw
+		puts.Go(func() {
+			err := s.Store.Put(ctx, manifest.ShardBlobName(blob, i), pr, blobSize)
+			if err != nil {
+				se := &siteError{sid, err}
+				putErrs[i] = se
+				pr.CloseWithError(se)
+				cancel(se)
+				return
+			}
+			pr.Close()
+		})
+	}
+	release := func(j *stripeJob) {
+		if j.refs.Add(-1) == 0 {
+			putBuf(p.K, p.M, v.StripeSize, j.buf)
+		}
+	}
+	chans := make([]chan *stripeJob, n)
+	var writers sync.WaitGroup
+	for i := range n {
+		chans[i] = make(chan *stripeJob, 4)
+		writers.Go(func() {
+			pw := pipes[i]
+			var werr error
+			for j := range chans[i] {
+				if werr == nil {
+					if _, werr = pw.Write(j.shards[i]); werr == nil {
+						_, werr = pw.Write(j.buf.sums[i][:])
+					}
+				}
+				release(j)
+			}
+			if cause := context.Cause(ctx); cause != nil {
+				pw.CloseWithError(cause)
+			} else if werr != nil {
+				pw.CloseWithError(werr)
+			} else {
+				pw.Close()
+			}
+		})
+	}
+
+	// Workers seal and code; the dispatcher hands stripes to the writers
+	// in order.
+	workers := max(2, runtime.GOMAXPROCS(0))
+	work := make(chan *stripeJob, workers)
+	order := make(chan *stripeJob, workers+2)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range work {
+				sealed := stripes.Seal(j.buf.b[:0], j.buf.b[:j.n], j.index, j.final)
+				j.shards, j.err = coder.Encode(j.buf.b, len(sealed))
+				if j.err == nil {
+					for i, sh := range j.shards {
+						erasure.Sum(&j.buf.sums[i], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
+					}
+				}
+				close(j.done)
+			}
+		})
+	}
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		for j := range order {
+			<-j.done
+			if j.err != nil {
+				cancel(j.err)
+			}
+			if ctx.Err() != nil {
+				putBuf(p.K, p.M, v.StripeSize, j.buf)
+				continue
+			}
+			j.refs.Store(int32(n))
+			for i := range n {
+				chans[i] <- j
+			}
+		}
+		for i := range n {
+			close(chans[i])
+		}
+	}()
+
+	// Read stripes, looking one ahead to know which is final.
+	var total int64
+	readErr := func() error {
+		cur := getBuf(p.K, p.M, v.StripeSize)
+		cn, short, err := readFull(r, cur.b[:v.StripeSize])
+		for idx := uint64(0); ; idx++ {
+			if err != nil {
+				putBuf(p.K, p.M, v.StripeSize, cur)
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				putBuf(p.K, p.M, v.StripeSize, cur)
+				return context.Cause(ctx)
+			}
+			var next *stripeBuf
+			var nn int
+			var nshort bool
+			final := short
+			if !short {
+				next = getBuf(p.K, p.M, v.StripeSize)
+				nn, nshort, err = readFull(r, next.b[:v.StripeSize])
+				if nn == 0 && nshort && err == nil {
+					final = true
+					putBuf(p.K, p.M, v.StripeSize, next)
+					next = nil
+				}
+			}
+			if ps.hasher != nil {
+				ps.hasher.Write(cur.b[:cn])
+			}
+			total += int64(cn)
+			if ps.size >= 0 && total > ps.size {
+				putBuf(p.K, p.M, v.StripeSize, cur)
+				if next != nil {
+					putBuf(p.K, p.M, v.StripeSize, next)
+				}
+				return sizeError(total, ps.size)
+			}
+			j := &stripeJob{index: idx, final: final, n: cn, buf: cur, done: make(chan struct{})}
+			order <- j
+			work <- j
+			if final {
+				return nil
+			}
+			cur, cn, short = next, nn, nshort
+		}
+	}()
+	if readErr == nil && ps.size >= 0 && total != ps.size {
+		readErr = sizeError(total, ps.size)
+	}
+	if readErr != nil {
+		cancel(readErr)
+	}
+	close(work)
+	close(order)
+	wg.Wait()
+	<-dispatched
+	writers.Wait()
+	puts.Wait()
+
+	if readErr == nil {
+		readErr = context.Cause(ctx)
+	}
+	if readErr != nil {
+		// Report a site's failure over the cancellation it caused.
+		for _, pe := range putErrs {
+			if pe != nil {
+				readErr = pe
+				break
+			}
+		}
+		e.cleanup(ctx, part.blobs())
+		return part, readErr
+	}
+	wrapped, err := e.keys.WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
+	if err != nil {
+		e.cleanup(ctx, part.blobs())
+		return part, err
+	}
+	part.Size, part.WrappedKey = total, wrapped
+	return part, nil
+}

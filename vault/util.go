@@ -1,0 +1,142 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/seal"
+)
+
+func digest16(s string) [16]byte {
+	sum := blake3.Sum256([]byte(s))
+	var out [16]byte
+	copy(out[:], sum[:16])
+	return out
+}
+
+// geometry is the stripe layout of one part.
+type geometry struct {
+	k, m   int
+	stripe int   // plaintext bytes per full stripe
+	size   int64 // plaintext bytes in the part
+}
+
+func (g geometry) stripes() int64 { return manifest.Stripes(g.size, g.stripe) }
+
+// plainLen returns the plaintext length of stripe j.
+func (g geometry) plainLen(j int64) int {
+	if j < g.stripes()-1 {
+		return g.stripe
+	}
+	return int(g.size - (g.stripes()-1)*int64(g.stripe))
+}
+
+// shardSize returns the shard size of stripe j.
+func (g geometry) shardSize(j int64) int {
+	return (g.plainLen(j) + seal.Overhead + g.k - 1) / g.k
+}
+
+// blockStride is the on-site size of a full stripe's shard block.
+func (g geometry) blockStride() int64 {
+	return int64((g.stripe+seal.Overhead+g.k-1)/g.k + erasure.SumSize)
+}
+
+// blobSize is the size of one shard blob of the part.
+func (g geometry) blobSize() int64 {
+	n := g.stripes()
+	return (n-1)*g.blockStride() + int64(g.shardSize(n-1)+erasure.SumSize)
+}
+
+// bufSize is the stripe buffer size needed for this geometry.
+func bufSize(k, m, stripe int) int {
+	return (k + m) * ((stripe + seal.Overhead + k - 1) / k)
+}
+
+// stripeBuf holds one stripe through its life: plaintext, then sealed
+// stripe and parity, and the checksums of its shard blocks.
+type stripeBuf struct {
+	b    []byte
+	sums [][erasure.SumSize]byte
+}
+
+type bufKey struct{ k, m, stripe int }
+
+var bufPools sync.Map // bufKey -> *sync.Pool
+
+func getBuf(k, m, stripe int) *stripeBuf {
+	key := bufKey{k, m, stripe}
+	p, ok := bufPools.Load(key)
+	if !ok {
+		p, _ = bufPools.LoadOrStore(key, &sync.Pool{New: func() any {
+			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.SumSize]byte, k+m)}
+		}})
+	}
+	return p.(*sync.Pool).Get().(*stripeBuf)
+}
+
+func putBuf(k, m, stripe int, b *stripeBuf) {
+	if p, ok := bufPools.Load(bufKey{k, m, stripe}); ok {
+		p.(*sync.Pool).Put(b)
+	}
+}
+
+// readFull reads into b until it is full or the reader ends. It returns
+// the count and a non-nil error only for a real failure.
+func readFull(r io.Reader, b []byte) (int, bool, error) {
+	n, err := io.ReadFull(r, b)
+	switch {
+	case err == nil:
+		return n, false, nil
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return n, true, nil
+	default:
+		return n, true, err
+	}
+}
+
+// siteError is a failure of one site during a write. The put can be retried
+// with that site excluded.
+type siteError struct {
+	site string
+	err  error
+}
+
+func (e *siteError) Error() string { return fmt.Sprintf("site %s: %v", e.site, e.err) }
+func (e *siteError) Unwrap() error { return e.err }
+
+// cleanup deletes blobs best-effort, detached from the caller's
+// cancellation but bounded in time.
+func (e *Engine) cleanup(ctx context.Context, blobs map[string][]string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for id, names := range blobs {
+		s, ok := e.site(id)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			for _, n := range names {
+				if err := s.Store.Delete(ctx, n); err != nil {
+					e.log.WarnContext(ctx, "cleanup of abandoned blob failed; scrub will remove it", "site", id, "blob", n, "err", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func partAAD(version manifest.ID, part int, blob manifest.ID) []byte {
+	b := make([]byte, 0, 16+4+16)
+	b = append(b, version[:]...)
+	b = append(b, byte(part>>24), byte(part>>16), byte(part>>8), byte(part))
+	return append(b, blob[:]...)
+}
