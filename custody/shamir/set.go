@@ -171,9 +171,13 @@ func CombineSet(shares []SetShare) ([]byte, error) {
 	return best.Combine(shares)
 }
 
-// maxSubsets bounds the search for a consistent subset of shares when more
-// than the threshold were given and they disagree.
-const maxSubsets = 5000
+// Bounds on the search for a consistent subset of shares when more than the
+// threshold were given and they disagree: at most maxSubsets subsets, and at
+// most about maxSearchWork field multiplications in all.
+const (
+	maxSubsets    = 5000
+	maxSearchWork = 20_000_000
+)
 
 // Combine recovers the secret from shares, which must all belong to the set
 // s, and checks it against the set's commitment. The errors name what was
@@ -229,47 +233,76 @@ func (s Set) Combine(shares []SetShare) ([]byte, error) {
 	return nil, fmt.Errorf("%w: the %d shares do not yield the secret of share set %s, and which of them are corrupt cannot be told", ErrCommitmentMismatch, len(plain), s.ID)
 }
 
-// findBad looks for the threshold-sized subsets of shares that yield the
+// findBad looks for threshold-sized subsets of shares that yield the
 // committed secret and returns the x coordinates of the shares that do not
 // lie on the polynomials of the best of them, the one that explains the most
-// shares. It returns nil if no subset verifies among the first maxSubsets,
-// or if two subsets explain equally many shares but disagree on which are
-// bad: then the corruption is beyond telling apart.
+// shares. It returns nil if no subset verifies among those it has time to
+// try, or if two subsets explain equally many shares but disagree on which
+// are bad: then which shares are corrupt cannot be told.
+//
+// It tries the k cyclic windows of t consecutive shares first, which finds a
+// consistent subset whenever t good shares sit together (always, with one
+// bad share), then subsets in lexicographic order.
 func (s Set) findBad(shares []Share) []byte {
-	t := s.Threshold
+	t, k := s.Threshold, len(shares)
+	cost := t * (t + len(shares[0].Y)) // multiplications per interpolation
+	work, tries := maxSearchWork, 0
+	more := func() bool { return work > 0 && tries < maxSubsets }
+
+	var best []byte
+	var isBad [256]bool // the shares best leaves out
+	found, ambiguous := false, false
+	subset := make([]Share, t)
+	try := func(idx func(i int) int) {
+		tries++
+		within := found // whether the subset lies among best's good shares
+		for i := range subset {
+			subset[i] = shares[idx(i)]
+			within = within && !isBad[subset[i].X]
+		}
+		if within {
+			return // it defines best's polynomial again
+		}
+		work -= cost
+		secret := interpolate(subset, 0)
+		ok := s.Verify(secret)
+		clear(secret)
+		if !ok {
+			return
+		}
+		work -= k * cost
+		bad := []byte{}
+		for _, sh := range shares {
+			y := interpolate(subset, sh.X)
+			if !hmac.Equal(y, sh.Y) {
+				bad = append(bad, sh.X)
+			}
+			clear(y)
+		}
+		switch {
+		case !found || len(bad) < len(best):
+			best, found, ambiguous = bad, true, false
+			isBad = [256]bool{}
+			for _, x := range bad {
+				isBad[x] = true
+			}
+		case len(bad) == len(best) && !bytes.Equal(bad, best):
+			ambiguous = true
+		}
+	}
+
+	for start := 0; start < k && more(); start++ {
+		try(func(i int) int { return (start + i) % k })
+	}
 	idx := make([]int, t) // the current combination, in lexicographic order
 	for i := range idx {
 		idx[i] = i
 	}
-	subset := make([]Share, t)
-	var best []byte
-	found, ambiguous := false, false
-	for tries := 0; tries < maxSubsets; tries++ {
-		for i, j := range idx {
-			subset[i] = shares[j]
-		}
-		secret := interpolate(subset, 0)
-		ok := s.Verify(secret)
-		clear(secret)
-		if ok {
-			bad := []byte{}
-			for _, sh := range shares {
-				y := interpolate(subset, sh.X)
-				if !hmac.Equal(y, sh.Y) {
-					bad = append(bad, sh.X)
-				}
-				clear(y)
-			}
-			switch {
-			case !found || len(bad) < len(best):
-				best, found, ambiguous = bad, true, false
-			case len(bad) == len(best) && !bytes.Equal(bad, best):
-				ambiguous = true
-			}
-		}
+	for more() {
+		try(func(i int) int { return idx[i] })
 		// Advance to the next combination.
 		i := t - 1
-		for i >= 0 && idx[i] == len(shares)-t+i {
+		for i >= 0 && idx[i] == k-t+i {
 			i--
 		}
 		if i < 0 {

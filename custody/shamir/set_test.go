@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newSet(t testing.TB, n, th int) ([]byte, Set, []SetShare) {
@@ -279,5 +282,35 @@ func TestSetCombineAmbiguous(t *testing.T) {
 	_, err = set.Combine(forged[:3])
 	if !errors.Is(err, ErrCommitmentMismatch) || !strings.Contains(err.Error(), "share 3 disagrees with the other 2 shares") {
 		t.Errorf("err = %v, want share 3 named", err)
+	}
+}
+
+// TestSetCombineLargeCorrupt bounds the work of looking for a corrupt share
+// in the largest sets, wherever the corrupt share is.
+func TestSetCombineLargeCorrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large split")
+	}
+	secret := make([]byte, MaxSecretLen)
+	rand.Read(secret)
+	set, shares, err := SplitSet(secret, 255, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []int{0, 127, 254} {
+		t.Run(fmt.Sprint("share ", bad+1), func(t *testing.T) {
+			given := slices.Clone(shares)
+			given[bad].Share.Y = bytes.Clone(given[bad].Share.Y)
+			given[bad].Share.Y[0] ^= 1
+			start := time.Now()
+			_, err = set.Combine(given)
+			want := fmt.Sprintf("share %d disagrees with the other 254 shares", bad+1)
+			if !errors.Is(err, ErrCommitmentMismatch) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want share %d named", err, bad+1)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("combining 255 shares with one corrupt took %v", d)
+			}
+		})
 	}
 }

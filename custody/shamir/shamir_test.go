@@ -210,7 +210,7 @@ func TestCombineRejects(t *testing.T) {
 // recovers the secret and a random (t-1)-subset does not.
 func TestSplitCombineProperty(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(1, 2))
-	iterations := 300
+	iterations := 150
 	if testing.Short() {
 		iterations = 30
 	}
