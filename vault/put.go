@@ -546,19 +546,15 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	writers.Wait()
 	puts.Wait()
 
-	if readErr == nil {
-		readErr = context.Cause(ctx)
-	}
-	if readErr != nil {
-		// Report a site's failure over the cancellation it caused.
-		for _, pe := range putErrs {
-			if pe != nil {
-				readErr = pe
-				break
-			}
-		}
+	// The first failure is the cause: a site's failure aborts the other
+	// sites' writes, whose errors then only echo it.
+	if cause := context.Cause(ctx); cause != nil {
 		e.cleanup(ctx, part.blobs())
-		return part, readErr
+		return part, cause
+	}
+	if err := errors.Join(putErrs...); err != nil {
+		e.cleanup(ctx, part.blobs())
+		return part, err
 	}
 	wrapped, err := e.keys.WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
 	if err != nil {
