@@ -72,6 +72,7 @@ func TestCanRead(t *testing.T) {
 		{"higher clearance reads", func(p *Principal) { p.Clearances["NATO"] = "COSMIC TOP SECRET" }, "LUX", fullLabel, 0, ""},
 		{"clearance by alias", func(p *Principal) { p.Clearances = map[string]string{"nato": "NATO SECRET"} }, "LUX", fullLabel, 0, ""},
 		{"classification by alias", nil, "LUX", "NATO NS//REL TO EST", 0, ""},
+		{"head without policy keeps its releasability", func(p *Principal) { p.Clearances["NATO"] = "CTS" }, "LUX", "COSMIC TOP SECRET//REL TO EST", 0, ""},
 		{"equivalent national clearance reads NATO label", func(p *Principal) { p.Clearances = map[string]string{"EST": "SALAJANE"} }, "LUX", fullLabel, 0, ""},
 		{"equivalent national clearance too low", func(p *Principal) { p.Clearances = map[string]string{"EST": "KONFIDENTSIAALNE"} }, "LUX", fullLabel, ReasonClearance, "holds EST KONFIDENTSIAALNE"},
 		{"NATO clearance reads equivalent national label", nil, "EST", "EST SALAJANE", 0, ""},

@@ -100,13 +100,14 @@ func NewDecider(reg *label.Registry) *Decider {
 // spaces. Tag names of other categories and their values are matched exactly.
 // CanRead does not allocate when it allows.
 func (d *Decider) CanRead(p Principal, owner string, l label.Label) error {
-	if err := d.checkLevel(p, l); err != nil {
+	lv, err := d.checkLevel(p, l)
+	if err != nil {
 		return err
 	}
-	if !d.releasable(p.Nation, owner, l) {
-		return d.deny(p, ReasonNation, d.nationDetail(p.Nation, owner, l))
+	if !d.releasable(lv.Policy, p.Nation, owner, l) {
+		return d.deny(p, ReasonNation, d.nationDetail(lv.Policy, p.Nation, owner, l))
 	}
-	return d.checkCategories(p, l)
+	return d.checkCategories(lv.Policy, p, l)
 }
 
 // CanWriteLabel returns nil if principal p may store an object under label
@@ -122,25 +123,27 @@ func (d *Decider) CanWriteLabel(p Principal, l label.Label) error {
 	if _, err := d.reg.Normalize(l); err != nil {
 		return err
 	}
-	if err := d.checkLevel(p, l); err != nil {
+	lv, err := d.checkLevel(p, l)
+	if err != nil {
 		return err
 	}
-	return d.checkCategories(p, l)
+	return d.checkCategories(lv.Policy, p, l)
 }
 
-// checkLevel applies the principal, label and clearance rules.
-func (d *Decider) checkLevel(p Principal, l label.Label) error {
+// checkLevel applies the principal, label and clearance rules and returns
+// the label's resolved level.
+func (d *Decider) checkLevel(p Principal, l label.Label) (label.Level, error) {
 	if !label.IsNationCode(p.Nation) {
-		return d.deny(p, ReasonPrincipal, fmt.Sprintf("nation %q is not an ISO 3166-1 alpha-3 code", p.Nation))
+		return label.Level{}, d.deny(p, ReasonPrincipal, fmt.Sprintf("nation %q is not an ISO 3166-1 alpha-3 code", p.Nation))
 	}
 	lv, err := d.reg.LabelLevel(l)
 	if err != nil {
-		return d.deny(p, ReasonLabel, err.Error())
+		return label.Level{}, d.deny(p, ReasonLabel, err.Error())
 	}
 	if !d.cleared(p, lv) {
-		return d.deny(p, ReasonClearance, d.clearanceDetail(p, lv))
+		return label.Level{}, d.deny(p, ReasonClearance, d.clearanceDetail(p, lv))
 	}
-	return nil
+	return lv, nil
 }
 
 // cleared reports whether any of p's clearances dominates lv. Clearances
@@ -156,14 +159,15 @@ func (d *Decider) cleared(p Principal, lv label.Level) bool {
 }
 
 // releasable reports whether nation is the owner or is listed in every
-// releasability category of l (a normalised label has at most one).
-func (d *Decider) releasable(nation, owner string, l label.Label) bool {
+// releasability category of l (a normalised label has at most one). policy
+// is the label's resolved policy ID.
+func (d *Decider) releasable(policy, nation, owner string, l label.Label) bool {
 	if strings.EqualFold(nation, owner) {
 		return true
 	}
 	found := false
 	for _, c := range l.Categories {
-		if c.Type != label.Permissive || !d.reg.IsReleasability(l.Policy, c.TagName) {
+		if c.Type != label.Permissive || !d.reg.IsReleasability(policy, c.TagName) {
 			continue
 		}
 		if !containsFold(c.Values, nation) {
@@ -175,7 +179,7 @@ func (d *Decider) releasable(nation, owner string, l label.Label) bool {
 }
 
 // checkCategories applies the restrictive and permissive rules.
-func (d *Decider) checkCategories(p Principal, l label.Label) error {
+func (d *Decider) checkCategories(policy string, p Principal, l label.Label) error {
 	for _, c := range l.Categories {
 		if c.Type != label.Restrictive {
 			continue
@@ -188,7 +192,7 @@ func (d *Decider) checkCategories(p Principal, l label.Label) error {
 		}
 	}
 	for _, c := range l.Categories {
-		if c.Type != label.Permissive || d.reg.IsReleasability(l.Policy, c.TagName) {
+		if c.Type != label.Permissive || d.reg.IsReleasability(policy, c.TagName) {
 			continue
 		}
 		held := p.Categories[c.TagName]
@@ -214,10 +218,10 @@ func (d *Decider) clearanceDetail(p Principal, lv label.Level) string {
 	return fmt.Sprintf("label is %s; holds %s, none of which dominates it", lv, strings.Join(held, ", "))
 }
 
-func (d *Decider) nationDetail(nation, owner string, l label.Label) string {
+func (d *Decider) nationDetail(policy, nation, owner string, l label.Label) string {
 	var rel []string
 	for _, c := range l.Categories {
-		if c.Type == label.Permissive && d.reg.IsReleasability(l.Policy, c.TagName) {
+		if c.Type == label.Permissive && d.reg.IsReleasability(policy, c.TagName) {
 			rel = append(rel, c.Values...)
 		}
 	}
