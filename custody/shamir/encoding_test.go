@@ -201,3 +201,40 @@ func FuzzSplitCombine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSetCombineCorrupt lets the fuzzer choose which shares of a 3-of-6
+// set to give and how to corrupt them: the checked layer must never return
+// a wrong secret, and must return the right one when enough shares are
+// intact and none is altered.
+func FuzzSetCombineCorrupt(f *testing.F) {
+	secret := []byte("fuzzing the checked layer 32 b!!")
+	set, shares, err := SplitSet(secret, 6, 3)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{0, 0, 1, 0, 2, 0})
+	f.Add([]byte{0, 0, 1, 0, 2, 7, 3, 0})
+	f.Add([]byte{5, 1, 4, 1, 3, 0, 2, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, plan []byte) {
+		// plan is pairs (share index, corruption byte); corruption c != 0
+		// XORs c into byte c%32 of the share.
+		var given []SetShare
+		altered := false
+		for i := 0; i+1 < len(plan); i += 2 {
+			s := shares[int(plan[i])%len(shares)]
+			if c := plan[i+1]; c != 0 {
+				s.Share.Y = bytes.Clone(s.Share.Y)
+				s.Share.Y[c%32] ^= c
+				altered = true
+			}
+			given = append(given, s)
+		}
+		got, err := set.Combine(given)
+		if err == nil && !bytes.Equal(got, secret) {
+			t.Fatal("Combine returned a wrong secret")
+		}
+		if err != nil && !altered && len(given) >= 3 && !strings.Contains(err.Error(), "given twice") {
+			t.Fatalf("intact shares failed: %v", err)
+		}
+	})
+}
