@@ -81,5 +81,21 @@
 // that encoding, shown as "SHA256:" and unpadded base64. A private key is
 // the KEM id followed by the 32-byte seed. Both are kept as armoured text,
 // labelled EMBASSY CUSTODIAN PUBLIC KEY and EMBASSY CUSTODIAN PRIVATE KEY.
-// A HybridIdentity never shows its key bytes except through PrivateKeyFile.
+// A HybridIdentity never shows its key bytes except through PrivateKeyFile
+// and EncryptedPrivateKeyFile.
+//
+// An encrypted private key file (EncryptedPrivateKeyFile,
+// DecryptHybridIdentity) is labelled EMBASSY CUSTODIAN ENCRYPTED PRIVATE KEY
+// and its body is, 88 bytes in all:
+//
+//	1     version, 0x01
+//	4     Argon2id time
+//	4     Argon2id memory in KiB
+//	1     Argon2id threads
+//	16    salt
+//	12    AES-GCM nonce
+//	50    AES-256-GCM of the 34-byte private key encoding, with its tag;
+//	      the associated data is the 38 bytes before it
+//
+// with the same Argon2id key derivation and limits as method 0x01.
 package sharefile

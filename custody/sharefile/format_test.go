@@ -58,7 +58,7 @@ func TestHeaderLayout(t *testing.T) {
 		// Decrypt by hand with the documented construction.
 		h := fileHeader{Header: Header{Argon2: testParams}}
 		copy(h.salt[:], salt)
-		aead, err := passphraseAEAD([]byte(testPassphrase), &h)
+		aead, err := passphraseAEAD([]byte(testPassphrase), h.salt[:], h.Argon2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,6 +125,13 @@ func TestGoldenFiles(t *testing.T) {
 		t.Fatal("testdata/custodian.key and custodian.pub are not a pair")
 	}
 	pass := passphraseIdentity(t, goldenPassphrase)
+	decrypted, err := DecryptHybridIdentity(read("custodian.key.enc"), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !decrypted.Recipient().Equal(pub) {
+		t.Fatal("testdata/custodian.key.enc holds another key than custodian.key")
+	}
 	var got []shamir.SetShare
 	for _, f := range []struct {
 		name   string
@@ -199,4 +206,9 @@ func writeGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("custodian.key", []byte(strings.Replace(string(keyFile), "Embassy custodian private key.", "Embassy custodian private key, FOR TESTS ONLY.", 1)))
+	encKeyFile, err := priv.EncryptedPrivateKeyFile(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("custodian.key.enc", encKeyFile)
 }

@@ -2,6 +2,7 @@ package sharefile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,10 +118,37 @@ func FuzzParseKeys(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	cheap := Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}
+	r, err := NewPassphraseRecipient([]byte(testPassphrase), cheap)
+	if err != nil {
+		f.Fatal(err)
+	}
+	encKeyFile, err := priv.EncryptedPrivateKeyFile(r)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pass, err := NewPassphraseIdentity([]byte(testPassphrase))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(pubText)
 	f.Add(pub.Bytes())
 	f.Add(keyFile)
+	f.Add(encKeyFile)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if b, err := dearmor(encryptedKeyLabel, data); err != nil || len(b) < 10 ||
+			uint64(binary.BigEndian.Uint32(b[1:5]))*uint64(binary.BigEndian.Uint32(b[5:9])) <= 1024 {
+			if id, err := DecryptHybridIdentity(data, pass); err == nil {
+				kf, err := id.EncryptedPrivateKeyFile(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				id2, err := DecryptHybridIdentity(kf, pass)
+				if err != nil || !id2.Recipient().Equal(id.Recipient()) {
+					t.Fatalf("encrypted private key does not round-trip: %v", err)
+				}
+			}
+		}
 		if r, err := ParseHybridRecipient(data); err == nil {
 			text, _ := r.MarshalText()
 			r2, err := ParseHybridRecipient(text)

@@ -5,6 +5,7 @@ import (
 	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 )
@@ -26,8 +27,8 @@ type HybridRecipient struct {
 }
 
 // A HybridIdentity is a custodian's private key. It is opaque: its key bytes
-// leave it only through PrivateKeyFile, and it redacts itself when printed
-// or logged.
+// leave it only through PrivateKeyFile and EncryptedPrivateKeyFile, and it
+// redacts itself when printed or logged.
 type HybridIdentity struct {
 	_   [0]func() // not comparable
 	sk  hpke.PrivateKey
@@ -132,9 +133,17 @@ func (r *HybridRecipient) String() string {
 func ParseHybridIdentity(file []byte) (*HybridIdentity, error) {
 	b, err := dearmor(privateKeyLabel, file)
 	if err != nil {
+		if isArmored(encryptedKeyLabel, file) {
+			return nil, errors.New("read custodian private key: the file is encrypted; use DecryptHybridIdentity with its passphrase")
+		}
 		return nil, fmt.Errorf("read custodian private key: %w", err)
 	}
 	defer clear(b)
+	return parsePrivateKey(b)
+}
+
+// parsePrivateKey decodes the binary encoding of a private key.
+func parsePrivateKey(b []byte) (*HybridIdentity, error) {
 	if len(b) != privateKeyLen {
 		return nil, fmt.Errorf("read custodian private key: it is %d bytes, not %d", len(b), privateKeyLen)
 	}
@@ -149,15 +158,17 @@ func ParseHybridIdentity(file []byte) (*HybridIdentity, error) {
 }
 
 // PrivateKeyFile returns the private key as armoured text for the
-// custodian to keep. It is the one way key bytes leave a HybridIdentity:
-// whoever has the file can open every share sealed to the key, so write it
-// only to where the custodian alone can read it.
+// custodian to keep. It and EncryptedPrivateKeyFile are the only ways key
+// bytes leave a HybridIdentity. Whoever has this file can open every share
+// sealed to the key: write it only where the custodian alone can read it, or
+// prefer EncryptedPrivateKeyFile.
 func (id *HybridIdentity) PrivateKeyFile() ([]byte, error) {
 	seed, err := id.sk.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("encode custodian private key: %w", err)
 	}
-	defer clear(seed)
+	// seed is the key's own copy (crypto/hpke does not clone it): never
+	// wipe it, or the key can no longer be exported.
 	b := binary.BigEndian.AppendUint16(make([]byte, 0, privateKeyLen), hybridKEM.ID())
 	b = append(b, seed...)
 	defer clear(b)

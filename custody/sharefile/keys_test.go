@@ -3,6 +3,7 @@ package sharefile
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,25 @@ func TestKeyFilesRoundTrip(t *testing.T) {
 	priv2, err := ParseHybridIdentity(keyFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Exporting must not disturb the key: a second export is the same.
+	encFile, err := priv.EncryptedPrivateKeyFile(passphraseRecipient(t, testPassphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := priv.PrivateKeyFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, keyFile) {
+		t.Error("a second PrivateKeyFile differs from the first")
+	}
+	fromEnc, err := DecryptHybridIdentity(encFile, passphraseIdentity(t, testPassphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fromEnc.Recipient().Equal(pub) {
+		t.Error("EncryptedPrivateKeyFile after PrivateKeyFile holds another key")
 	}
 	if !priv2.Recipient().Equal(pub) {
 		t.Error("the parsed private key has another public key")
@@ -113,5 +133,82 @@ func TestKeyParseRejects(t *testing.T) {
 				t.Errorf("err = %q does not say what was being read", err)
 			}
 		})
+	}
+}
+
+func TestEncryptedKeyFile(t *testing.T) {
+	_, encoded := shares(t)
+	pub, priv := generateKey(t)
+	keyFile, err := priv.EncryptedPrivateKeyFile(passphraseRecipient(t, testPassphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(keyFile, []byte("\n-----BEGIN EMBASSY CUSTODIAN ENCRYPTED PRIVATE KEY-----\n")) {
+		t.Errorf("encrypted key file lacks its BEGIN line:\n%s", keyFile)
+	}
+	body, err := dearmor(encryptedKeyLabel, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := priv.PrivateKeyFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := dearmor(privateKeyLabel, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, seed[2:10]) {
+		t.Error("the encrypted key file contains the key in the clear")
+	}
+
+	id, err := DecryptHybridIdentity(keyFile, passphraseIdentity(t, testPassphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !id.Recipient().Equal(pub) {
+		t.Fatal("decrypted key has another public key")
+	}
+	file, err := Seal(encoded[0], testHeader, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(file, id); err != nil {
+		t.Fatal(err)
+	}
+
+	tamper := func(i int) []byte {
+		b := bytes.Clone(body)
+		b[i] ^= 1
+		return armor(encryptedKeyLabel, nil, b)
+	}
+	tests := []struct {
+		name    string
+		file    []byte
+		pass    string
+		is      error
+		wantErr string
+	}{
+		{"wrong passphrase", keyFile, "not the right passphrase", ErrDecrypt, "the passphrase is wrong, or the file was altered"},
+		{"altered salt", tamper(12), testPassphrase, ErrDecrypt, "the passphrase is wrong, or the file was altered"},
+		{"altered ciphertext", tamper(len(body) - 1), testPassphrase, ErrDecrypt, "the passphrase is wrong"},
+		{"altered version", tamper(0), testPassphrase, nil, "version 0 is not supported"},
+		{"too costly", armor(encryptedKeyLabel, nil, append([]byte{1, 0, 0, 0, 1, 0, 0x20, 0, 0, 1}, body[10:]...)), testPassphrase, ErrCostTooHigh, "argon2id memory 2048 MiB"},
+		{"truncated", armor(encryptedKeyLabel, nil, body[:40]), testPassphrase, nil, "it is 40 bytes, not 88"},
+		{"plain key file", plain, testPassphrase, nil, "the file is not encrypted; use ParseHybridIdentity"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecryptHybridIdentity(tt.file, passphraseIdentity(t, tt.pass))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("err = %v, want one wrapping %v", err, tt.is)
+			}
+		})
+	}
+	if _, err := ParseHybridIdentity(keyFile); err == nil || !strings.Contains(err.Error(), "the file is encrypted; use DecryptHybridIdentity") {
+		t.Errorf("ParseHybridIdentity of an encrypted file: err = %v", err)
 	}
 }

@@ -139,10 +139,10 @@ func (id PassphraseIdentity) GoString() string { return id.String() }
 // LogValue keeps the passphrase out of structured logs.
 func (id PassphraseIdentity) LogValue() slog.Value { return slog.StringValue(id.String()) }
 
-// passphraseAEAD derives the file key from the passphrase and the header's
-// salt and parameters.
-func passphraseAEAD(passphrase []byte, h *fileHeader) (cipher.AEAD, error) {
-	key := argon2.IDKey(passphrase, h.salt[:], h.Argon2.Time, h.Argon2.MemoryKiB, h.Argon2.Threads, 32)
+// passphraseAEAD derives an AES-256-GCM key from the passphrase, a salt and
+// Argon2id parameters.
+func passphraseAEAD(passphrase, salt []byte, p Argon2Params) (cipher.AEAD, error) {
+	key := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, 32)
 	defer clear(key)
 	block, err := aes.NewCipher(key)
 	if err != nil {

@@ -81,7 +81,7 @@ func Seal(share []byte, hdr Header, to Recipient) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seal share: %w", err)
 		}
-		aead, err := passphraseAEAD(to.passphrase, &h)
+		aead, err := passphraseAEAD(to.passphrase, h.salt[:], h.Argon2)
 		if err != nil {
 			return nil, fmt.Errorf("seal share: %w", err)
 		}
@@ -208,7 +208,7 @@ func Open(file []byte, id Identity) (Header, []byte, error) {
 		if err := h.Argon2.checkCost(); err != nil {
 			return Header{}, nil, fmt.Errorf("open share file: %w", err)
 		}
-		aead, err := passphraseAEAD(id.passphrase, &h)
+		aead, err := passphraseAEAD(id.passphrase, h.salt[:], h.Argon2)
 		if err != nil {
 			return Header{}, nil, fmt.Errorf("open share file: %w", err)
 		}
