@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// open opens the node in a.dir.
+func (a *app) open(ctx context.Context) (*node.Node, error) {
+	return node.Open(ctx, a.dir, nil)
+}
+
+// splitPath splits "vault/key" into its parts; key may be empty.
+func splitPath(p string) (vaultName, key string) {
+	vaultName, key, _ = strings.Cut(p, "/")
+	return vaultName, key
+}
+
+func needKey(p string) (string, string, error) {
+	v, k := splitPath(p)
+	if v == "" || k == "" {
+		return "", "", withHint(fmt.Errorf("%q is not VAULT/KEY", p), "name an object as vault/key, e.g. registry/2026/population.db")
+	}
+	return v, k, nil
+}
+
+// printJSON writes v as indented JSON.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+}
+
+// explain adds hints to engine errors a person can act on.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, vault.ErrNoSuchVault):
+		return withHint(err, "list vaults with 'embassy vault ls' or create one with 'embassy vault create'")
+	case errors.Is(err, placement.ErrInfeasible):
+		return withHint(err, "add sites in more jurisdictions or providers ('embassy site add'), or relax --survive / --erasure")
+	case errors.Is(err, vault.ErrUnreadable):
+		return withHint(err, "too few sites hold intact shards; bring sites back online, then run the read again")
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// progress draws a progress bar on a terminal; elsewhere it does nothing.
+type progress struct {
+	w     io.Writer
+	label string
+	total int64
+	start time.Time
+	mu    sync.Mutex
+	n     int64
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (a *app) newProgress(label string, total int64) *progress {
+	p := &progress{label: label, total: total, start: time.Now()}
+	if !isTerminal(a.stderr) || a.json {
+		return p
+	}
+	p.w, p.done = a.stderr, make(chan struct{})
+	p.wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.draw()
+			case <-p.done:
+				p.draw()
+				fmt.Fprintln(p.w)
+				return
+			}
+		}
+	})
+	return p
+}
+
+func (p *progress) add(n int) {
+	p.mu.Lock()
+	p.n += int64(n)
+	p.mu.Unlock()
+}
+
+func (p *progress) draw() {
+	p.mu.Lock()
+	n := p.n
+	p.mu.Unlock()
+	rate := float64(n) / max(time.Since(p.start).Seconds(), 1e-3)
+	if p.total > 0 {
+		const width = 30
+		fill := int(float64(width) * float64(n) / float64(p.total))
+		fill = min(fill, width)
+		fmt.Fprintf(p.w, "\r%s [%s%s] %s / %s  %s/s ", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), human(n), human(p.total), human(int64(rate)))
+	} else {
+		fmt.Fprintf(p.w, "\r%s %s  %s/s ", p.label, human(n), human(int64(rate)))
+	}
+}
+
+func (p *progress) finish() {
+	if p.done != nil {
+		close(p.done)
+		p.wg.Wait()
+	}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.p.add(n)
+	return n, err
+}
+
+// Seek lets the engine retry a put on other sites.
+func (r *progressReader) Seek(off int64, whence int) (int64, error) {
+	s, ok := r.r.(io.Seeker)
+	if !ok {
+		return 0, errors.New("not seekable")
+	}
+	pos, err := s.Seek(off, whence)
+	if err == nil && whence == io.SeekStart {
+		r.p.mu.Lock()
+		r.p.n = pos
+		r.p.mu.Unlock()
+	}
+	return pos, err
+}
+
+type progressWriter struct {
+	w io.Writer
+	p *progress
+}
+
+func (w *progressWriter) Write(b []byte) (int, error) {
+	n, err := w.w.Write(b)
+	w.p.add(n)
+	return n, err
+}

@@ -1,0 +1,93 @@
+// Command embassy runs and operates an embassy node: a sovereign,
+// encrypted, erasure-coded object store whose shards are spread over sites
+// in several jurisdictions and providers.
+//
+// Run 'embassy demo' for a self-contained walk-through, or 'embassy help'.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+// app holds what every subcommand shares.
+type app struct {
+	dir    string
+	json   bool
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// hintError is an error with an obvious next step for the user.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (h *hintError) Error() string { return h.err.Error() }
+func (h *hintError) Unwrap() error { return h.err }
+
+func withHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err, hint}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "embassy",
+		Short: "A sovereign data embassy: encrypted, erasure-coded storage across jurisdictions",
+		Long: `embassy keeps a nation's critical data alive through the loss of any data centre,
+provider or whole country: objects are sealed, erasure-coded and spread over
+sites in several jurisdictions, and only the owner holds the keys.
+
+Start with 'embassy demo' for a walk-through on throwaway local sites.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("EMBASSY_DIR")
+	if def == "" {
+		def = "embassy-node"
+	}
+	root.PersistentFlags().StringVarP(&a.dir, "dir", "d", def, "node directory (env EMBASSY_DIR)")
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON for scripts")
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
+		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(),
+	)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "embassy: error: %v\n", err)
+		if h, ok := errors.AsType[*hintError](err); ok {
+			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
+		} else if errors.Is(err, node.ErrNotInitialized) {
+			fmt.Fprintf(stderr, "hint: create a node with 'embassy init --nation EST --dir %s', or point --dir (EMBASSY_DIR) at one\n", a.dir)
+		}
+	}
+	return err
+}

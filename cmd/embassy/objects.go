@@ -1,0 +1,488 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+func notInit(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %v", node.ErrNotInitialized, err)
+	}
+	return err
+}
+
+// objectJSON is the --json form of an object version.
+type objectJSON struct {
+	Vault        string            `json:"vault"`
+	Key          string            `json:"key"`
+	VersionID    string            `json:"version_id"`
+	Created      time.Time         `json:"created"`
+	Size         int64             `json:"size"`
+	ETag         string            `json:"etag,omitempty"`
+	ContentType  string            `json:"content_type,omitempty"`
+	Meta         map[string]string `json:"meta,omitempty"`
+	Digest       string            `json:"blake3,omitempty"`
+	DeleteMarker bool              `json:"delete_marker,omitempty"`
+	Label        string            `json:"label,omitempty"`
+	Erasure      string            `json:"erasure,omitempty"`
+	Shards       []shardJSON       `json:"shards,omitempty"`
+}
+
+type shardJSON struct {
+	Part         int    `json:"part"`
+	Shard        int    `json:"shard"`
+	Kind         string `json:"kind"`
+	Site         string `json:"site"`
+	Jurisdiction string `json:"jurisdiction"`
+	Provider     string `json:"provider"`
+	Control      string `json:"control"`
+}
+
+func toJSON(i vault.ObjectInfo) objectJSON {
+	o := objectJSON{Vault: i.Vault, Key: i.Key, VersionID: i.VersionID.String(), Created: i.Created, Size: i.Size,
+		ETag: i.ETag, ContentType: i.ContentType, Meta: i.Meta, DeleteMarker: i.DeleteMarker, Label: i.Label}
+	if len(i.Digest) > 0 {
+		o.Digest = fmt.Sprintf("%x", i.Digest)
+	}
+	if !i.DeleteMarker {
+		o.Erasure = fmt.Sprintf("%d+%d", i.K, i.M)
+	}
+	return o
+}
+
+func (a *app) putCmd() *cobra.Command {
+	var contentType string
+	var meta []string
+	c := &cobra.Command{
+		Use:   "put FILE VAULT/KEY",
+		Short: "Store a file (or - for standard input) as a new version of an object",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, key, err := needKey(args[1])
+			if err != nil {
+				return err
+			}
+			o := vault.PutOptions{Size: -1, ContentType: contentType, Meta: map[string]string{}}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--meta %q: want key=value", kv)
+				}
+				o.Meta[strings.ToLower(k)] = v
+			}
+			var src io.Reader = a.stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				fi, err := f.Stat()
+				if err != nil {
+					return err
+				}
+				if fi.IsDir() {
+					return fmt.Errorf("%s is a directory", args[0])
+				}
+				o.Size = fi.Size()
+				if o.ContentType == "" {
+					o.ContentType = mime.TypeByExtension(filepath.Ext(args[0]))
+				}
+				src = f
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			p := a.newProgress("put "+key, o.Size)
+			info, err := n.Engine.Put(cmd.Context(), vaultName, key, &progressReader{r: src, p: p}, o)
+			p.finish()
+			if err != nil {
+				return explain(err)
+			}
+			if a.json {
+				return a.printJSON(toJSON(info))
+			}
+			fmt.Fprintf(a.stdout, "%s/%s version %s: %s stored as %d+%d\n", vaultName, key, info.VersionID, human(info.Size), info.K, info.M)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&contentType, "content-type", "", "content type (default: from the file name)")
+	c.Flags().StringArrayVar(&meta, "meta", nil, "user metadata key=value (repeatable)")
+	return c
+}
+
+// parseRange parses "START-END" (inclusive, as HTTP) or "START-".
+func parseRange(s string) (off, length int64, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("--range %q: want START-END or START-", s)
+	}
+	if off, err = strconv.ParseInt(a, 10, 64); err != nil || off < 0 {
+		return 0, 0, fmt.Errorf("--range %q: bad start", s)
+	}
+	if b == "" {
+		return off, -1, nil
+	}
+	end, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || end < off {
+		return 0, 0, fmt.Errorf("--range %q: bad end", s)
+	}
+	return off, end - off + 1, nil
+}
+
+func parseVersion(s string) (manifest.ID, error) {
+	if s == "" {
+		return manifest.ID{}, nil
+	}
+	return manifest.ParseID(s)
+}
+
+func (a *app) getCmd() *cobra.Command {
+	var version, rng string
+	c := &cobra.Command{
+		Use:   "get VAULT/KEY FILE",
+		Short: "Read an object into a file (or - for standard output)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, key, err := needKey(args[0])
+			if err != nil {
+				return err
+			}
+			o := vault.GetOptions{Length: -1}
+			if o.VersionID, err = parseVersion(version); err != nil {
+				return err
+			}
+			if rng != "" {
+				if o.Offset, o.Length, err = parseRange(rng); err != nil {
+					return err
+				}
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			r, err := n.Engine.Get(cmd.Context(), vaultName, key, o)
+			if err != nil {
+				return explain(err)
+			}
+			defer r.Close()
+			var dst io.Writer = a.stdout
+			var tmp *os.File
+			if args[1] != "-" {
+				// Write beside the target and rename, so a failed read
+				// never leaves a truncated file under the target name.
+				tmp, err = os.CreateTemp(filepath.Dir(args[1]), "."+filepath.Base(args[1])+".part*")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(tmp.Name())
+				dst = tmp
+			}
+			total := r.Info().Size
+			if o.Length >= 0 {
+				total = min(o.Length, total-o.Offset)
+			}
+			p := a.newProgress("get "+key, total)
+			written, err := io.Copy(&progressWriter{w: dst, p: p}, r)
+			p.finish()
+			if err != nil {
+				return explain(err)
+			}
+			if tmp != nil {
+				if err := tmp.Sync(); err != nil {
+					return err
+				}
+				if err := tmp.Close(); err != nil {
+					return err
+				}
+				if err := os.Rename(tmp.Name(), args[1]); err != nil {
+					return err
+				}
+			}
+			for _, pr := range r.Problems() {
+				fmt.Fprintf(a.stderr, "embassy: warning: repaired on read: %s\n", pr)
+			}
+			if a.json && tmp != nil {
+				return a.printJSON(map[string]any{"object": toJSON(r.Info()), "written": written, "repaired": len(r.Problems())})
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&version, "version", "", "read this version id instead of the latest")
+	c.Flags().StringVar(&rng, "range", "", "read only bytes START-END (inclusive) or START-")
+	return c
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	var recursive bool
+	c := &cobra.Command{
+		Use:   "ls VAULT[/PREFIX]",
+		Short: "List the latest versions of objects",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, prefix := splitPath(args[0])
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			o := index.ListOptions{Prefix: prefix}
+			if !recursive {
+				o.Delimiter = "/"
+			}
+			var objs []objectJSON
+			var prefixes []string
+			w := a.table()
+			for {
+				page, err := n.Engine.List(cmd.Context(), vaultName, o)
+				if err != nil {
+					return explain(err)
+				}
+				for _, p := range page.CommonPrefixes {
+					prefixes = append(prefixes, p)
+					if !a.json {
+						fmt.Fprintf(w, "\tPRE\t%s\n", p)
+					}
+				}
+				for _, e := range page.Entries {
+					if a.json {
+						objs = append(objs, objectJSON{Vault: vaultName, Key: e.Key, VersionID: e.ID.String(), Created: time.Unix(0, e.Created).UTC(), Size: e.Size, ETag: e.ETag})
+					} else {
+						fmt.Fprintf(w, "%s\t%s\t%s\n", time.Unix(0, e.Created).UTC().Format("2006-01-02 15:04:05"), human(e.Size), e.Key)
+					}
+				}
+				if !page.Truncated {
+					break
+				}
+				o.After = page.Next
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"objects": nonNil(objs), "prefixes": nonNil(prefixes)})
+			}
+			return w.Flush()
+		},
+	}
+	c.Flags().BoolVarP(&recursive, "recursive", "r", false, "list every key under the prefix, not just one level")
+	return c
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (a *app) statCmd() *cobra.Command {
+	var version string
+	c := &cobra.Command{
+		Use:   "stat VAULT/KEY",
+		Short: "Show an object's size, label and where every shard lives",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, key, err := needKey(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := parseVersion(version)
+			if err != nil {
+				return err
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			info, err := n.Engine.Stat(cmd.Context(), vaultName, key, id)
+			if err != nil {
+				return explain(err)
+			}
+			locs, err := n.Engine.Locate(cmd.Context(), vaultName, key, info.VersionID)
+			if err != nil {
+				return err
+			}
+			j := toJSON(info)
+			for _, l := range locs {
+				kind := "data"
+				if l.Parity {
+					kind = "parity"
+				}
+				j.Shards = append(j.Shards, shardJSON{Part: l.Part, Shard: l.Shard, Kind: kind, Site: l.Site, Jurisdiction: l.Jurisdiction, Provider: l.Provider, Control: l.Control})
+			}
+			if a.json {
+				return a.printJSON(j)
+			}
+			fmt.Fprintf(a.stdout, "object:   %s/%s\nversion:  %s\ncreated:  %s\nsize:     %s (%d bytes)\n", j.Vault, j.Key, j.VersionID, j.Created.Format(time.RFC3339), human(j.Size), j.Size)
+			fmt.Fprintf(a.stdout, "etag:     %s\nblake3:   %s\nlabel:    %s\nerasure:  %s (%d part(s))\n", j.ETag, j.Digest, dash(j.Label), j.Erasure, info.Parts)
+			if j.ContentType != "" {
+				fmt.Fprintf(a.stdout, "type:     %s\n", j.ContentType)
+			}
+			for k, v := range j.Meta {
+				fmt.Fprintf(a.stdout, "meta:     %s=%s\n", k, v)
+			}
+			fmt.Fprintln(a.stdout)
+			w := a.table()
+			fmt.Fprintln(w, "PART\tSHARD\tKIND\tSITE\tJURISDICTION\tPROVIDER\tCONTROL")
+			for _, s := range j.Shards {
+				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Part, s.Shard, s.Kind, s.Site, s.Jurisdiction, s.Provider, s.Control)
+			}
+			return w.Flush()
+		},
+	}
+	c.Flags().StringVar(&version, "version", "", "a version id instead of the latest")
+	return c
+}
+
+func (a *app) rmCmd() *cobra.Command {
+	var version string
+	c := &cobra.Command{
+		Use:   "rm VAULT/KEY",
+		Short: "Delete an object (a delete marker; older versions stay) or, with --version, one version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, key, err := needKey(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := parseVersion(version)
+			if err != nil {
+				return err
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			res, err := n.Engine.Delete(cmd.Context(), vaultName, key, vault.DeleteOptions{VersionID: id})
+			if err != nil {
+				return explain(err)
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"version_id": res.VersionID.String(), "delete_marker": res.DeleteMarker})
+			}
+			if id.IsZero() {
+				fmt.Fprintf(a.stdout, "%s/%s deleted (delete marker %s; older versions remain)\n", vaultName, key, res.VersionID)
+			} else {
+				fmt.Fprintf(a.stdout, "%s/%s version %s removed\n", vaultName, key, res.VersionID)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&version, "version", "", "remove this version permanently")
+	return c
+}
+
+func (a *app) versionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "versions VAULT/KEY-OR-PREFIX",
+		Short: "List every version (and delete marker) of objects, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, prefix := splitPath(args[0])
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			o := index.VersionOptions{Prefix: prefix}
+			var out []map[string]any
+			w := a.table()
+			fmt.Fprintln(w, "CREATED\tVERSION\tLATEST\tSIZE\tKEY")
+			for {
+				page, err := n.Engine.Versions(cmd.Context(), vaultName, o)
+				if err != nil {
+					return explain(err)
+				}
+				for _, v := range page.Versions {
+					created := time.Unix(0, v.Created).UTC()
+					if a.json {
+						out = append(out, map[string]any{"key": v.Key, "version_id": v.ID.String(), "created": created, "size": v.Size, "latest": v.IsLatest, "delete_marker": v.DeleteMarker})
+						continue
+					}
+					size := human(v.Size)
+					if v.DeleteMarker {
+						size = "(delete marker)"
+					}
+					latest := ""
+					if v.IsLatest {
+						latest = "*"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", created.Format("2006-01-02 15:04:05"), v.ID, latest, size, v.Key)
+				}
+				if !page.Truncated {
+					break
+				}
+				o.KeyMarker, o.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
+			}
+			if a.json {
+				return a.printJSON(nonNil(out))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (a *app) indexCmd() *cobra.Command {
+	c := &cobra.Command{Use: "index", Short: "Maintain the metadata index"}
+	c.AddCommand(&cobra.Command{
+		Use:   "rebuild",
+		Short: "Throw the index away and rebuild it from the manifests on the sites",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			var p *progress
+			st, err := n.Engine.RebuildIndex(cmd.Context(), func(done, total int) {
+				if p == nil {
+					p = a.newProgress("rebuild", int64(total))
+				}
+				p.mu.Lock()
+				p.n = int64(done)
+				p.mu.Unlock()
+			})
+			if p != nil {
+				p.finish()
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
+			for _, e := range st.SiteErrors {
+				fmt.Fprintf(a.stdout, "  site not listed: %s\n", e)
+			}
+			if st.Corrupt > 0 {
+				fmt.Fprintf(a.stdout, "  %d manifest copies failed verification (other copies were used)\n", st.Corrupt)
+			}
+			for _, u := range st.Unreadable {
+				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", u)
+			}
+			return nil
+		},
+	})
+	return c
+}

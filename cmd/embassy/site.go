@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/site"
+)
+
+func (a *app) siteCmd() *cobra.Command {
+	c := &cobra.Command{Use: "site", Short: "Manage the sites that hold shards"}
+	c.AddCommand(a.siteAddCmd(), a.siteLsCmd(), a.siteRmCmd())
+	return c
+}
+
+func (a *app) siteAddCmd() *cobra.Command {
+	var s node.SiteConfig
+	var isolated bool
+	c := &cobra.Command{
+		Use:   "add ID --driver dir --path DIR --jurisdiction CODE --provider NAME",
+		Short: "Add a site",
+		Long: `Add a site. --jurisdiction is where its data physically sits; --control is the
+jurisdiction whose law controls the provider (default: the site's jurisdiction).
+Both are ISO 3166-1 alpha-3 codes.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s.ID = args[0]
+			if s.Control == "" {
+				s.Control = s.Jurisdiction
+			}
+			if isolated {
+				s.Connectivity = site.Isolated
+			}
+			if s.Driver == "dir" && s.Path != "" && !filepath.IsAbs(s.Path) {
+				abs, err := filepath.Abs(s.Path)
+				if err != nil {
+					return err
+				}
+				s.Path = abs
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.AddSite(s); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(s)
+			}
+			fmt.Fprintf(a.stdout, "site %s added: %s in %s, provider %s (controlled from %s)\n", s.ID, s.Driver, s.Jurisdiction, s.Provider, s.Control)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&s.Driver, "driver", "dir", "site driver: dir")
+	f.StringVar(&s.Path, "path", "", "directory for the dir driver")
+	f.StringVar(&s.Jurisdiction, "jurisdiction", "", "where the data physically sits (ISO 3166-1 alpha-3)")
+	f.StringVar(&s.Provider, "provider", "", "organisation providing the storage")
+	f.StringVar(&s.Control, "control", "", "jurisdiction whose law controls the provider (default: --jurisdiction)")
+	f.StringVar(&s.Operator, "operator", "", "who operates the site")
+	f.StringVar(&s.Accredited, "accredited", "", "highest classification the site is accredited for, e.g. \"NATO SECRET\"")
+	f.BoolVar(&isolated, "isolated", false, "reached only by offline transfer (never written synchronously)")
+	return c
+}
+
+func (a *app) siteLsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List sites",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := node.LoadConfig(a.dir)
+			if err != nil {
+				return notInit(err)
+			}
+			if a.json {
+				return a.printJSON(c.Sites)
+			}
+			w := a.table()
+			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH")
+			for _, s := range c.Sites {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Jurisdiction, s.Provider, s.Control, dash(s.Accredited), s.Driver, s.Path)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (a *app) siteRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm ID",
+		Short: "Remove a site that holds no data",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.RemoveSite(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "site %s removed\n", args[0])
+			return nil
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,255 @@
+// Package node turns a node directory and its configuration into a running
+// embassy node: it reads and validates the YAML configuration, opens the
+// keys, the index and every site driver, builds the object engine, and saves
+// configuration changes atomically. It is the one package that wires all the
+// others together; only cmd/embassy imports it.
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
+)
+
+// ConfigFile is the name of the configuration file in a node directory.
+const ConfigFile = "node.yaml"
+
+// Config is a node's configuration: one YAML file per node.
+type Config struct {
+	Node   NodeConfig    `yaml:"node"`
+	Index  IndexConfig   `yaml:"index,omitempty"`
+	Keys   KeysConfig    `yaml:"keys,omitempty"`
+	Log    LogConfig     `yaml:"log,omitempty"`
+	Sites  []SiteConfig  `yaml:"sites,omitempty"`
+	Vaults []VaultConfig `yaml:"vaults,omitempty"`
+}
+
+// NodeConfig identifies the node.
+type NodeConfig struct {
+	// ID is a random identifier chosen at init.
+	ID string `yaml:"id"`
+	// Nation owns the node and, by default, its vaults (ISO 3166-1 alpha-3).
+	Nation string `yaml:"nation"`
+}
+
+// IndexConfig chooses the metadata index.
+type IndexConfig struct {
+	// Driver is "bolt" (embedded, the default).
+	Driver string `yaml:"driver,omitempty"`
+	// Path is the bolt file, relative to the node directory (default index.db).
+	Path string `yaml:"path,omitempty"`
+}
+
+// KeysConfig says where the root key comes from.
+type KeysConfig struct {
+	// RootKeyFile is a local root key file, relative to the node directory
+	// (default root.key). It holds the whole root key in one place.
+	RootKeyFile string `yaml:"root_key_file,omitempty"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level,omitempty"`
+	// Format is text (default) or json.
+	Format string `yaml:"format,omitempty"`
+}
+
+// SiteConfig is one site: its attributes and its driver settings.
+type SiteConfig struct {
+	site.Descriptor `yaml:",inline"`
+	// Driver is "dir" (a local directory).
+	Driver string `yaml:"driver"`
+	// Path is the dir driver's directory (absolute, or relative to the
+	// node directory).
+	Path string `yaml:"path,omitempty"`
+}
+
+// VaultConfig is one vault and its placement policy.
+type VaultConfig struct {
+	Name string `yaml:"name"`
+	// Owner is the owning nation; default the node's nation.
+	Owner string `yaml:"owner,omitempty"`
+	// Erasure is "k+m", e.g. "4+2".
+	Erasure string `yaml:"erasure"`
+	// Survive names the losses every object survives, e.g.
+	// "jurisdictions=1,providers=1". Default: sites=M.
+	Survive string `yaml:"survive,omitempty"`
+	// OutsideHome: the data survives the loss of the owner's whole
+	// jurisdiction (at least k shards sit abroad).
+	OutsideHome bool `yaml:"outside_home,omitempty"`
+	// Jurisdictions, if set, are the only places shards may sit.
+	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow"`
+	// StripeSize is the plaintext stripe size, e.g. "1MiB" (default).
+	StripeSize string `yaml:"stripe_size,omitempty"`
+}
+
+// Policy returns the vault's placement policy.
+func (v VaultConfig) Policy(nation string) (placement.Policy, error) {
+	k, m, err := placement.ParseErasure(v.Erasure)
+	if err != nil {
+		return placement.Policy{}, err
+	}
+	var loss placement.Loss
+	if v.Survive == "" {
+		loss = placement.Loss{Sites: m}
+	} else if loss, err = placement.ParseLoss(v.Survive); err != nil {
+		return placement.Policy{}, err
+	}
+	owner := v.Owner
+	if owner == "" {
+		owner = nation
+	}
+	return placement.Policy{K: k, M: m, Survive: loss, OutsideHome: v.OutsideHome, Home: owner, Allowed: v.Jurisdictions}, nil
+}
+
+// ParseSize parses a byte size such as "1MiB", "512KiB", "4096".
+func ParseSize(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		m      int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.m
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > (1<<31)/mult {
+		return 0, fmt.Errorf("size %q: want a number with an optional KiB, MiB or GiB suffix", s)
+	}
+	return n * mult, nil
+}
+
+// Validate checks the configuration; errors name the offending field.
+func (c *Config) Validate() error {
+	if c.Node.ID == "" {
+		return errors.New("node.id: must be set")
+	}
+	if err := site.ValidCountry(c.Node.Nation); err != nil {
+		return fmt.Errorf("node.nation: %w", err)
+	}
+	switch c.Index.Driver {
+	case "", "bolt":
+	default:
+		return fmt.Errorf("index.driver: %q is not supported (want bolt)", c.Index.Driver)
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	ids := map[string]bool{}
+	for i, s := range c.Sites {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("sites[%d]: %w", i, err)
+		}
+		if ids[s.ID] {
+			return fmt.Errorf("sites[%d].id: %s is configured twice", i, s.ID)
+		}
+		ids[s.ID] = true
+		switch s.Driver {
+		case "dir":
+			if s.Path == "" {
+				return fmt.Errorf("sites[%d].path: the dir driver needs a path", i)
+			}
+		default:
+			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir)", i, s.Driver)
+		}
+	}
+	names := map[string]bool{}
+	for i, v := range c.Vaults {
+		if err := manifest.ValidVault(v.Name); err != nil {
+			return fmt.Errorf("vaults[%d].name: %w", i, err)
+		}
+		if names[v.Name] {
+			return fmt.Errorf("vaults[%d].name: %s is configured twice", i, v.Name)
+		}
+		names[v.Name] = true
+		if v.Owner != "" {
+			if err := site.ValidCountry(v.Owner); err != nil {
+				return fmt.Errorf("vaults[%d].owner: %w", i, err)
+			}
+		}
+		if _, err := v.Policy(c.Node.Nation); err != nil {
+			return fmt.Errorf("vaults[%d] (%s): %w", i, v.Name, err)
+		}
+		for j, jur := range v.Jurisdictions {
+			if err := site.ValidCountry(jur); err != nil {
+				return fmt.Errorf("vaults[%d].jurisdictions[%d]: %w", i, j, err)
+			}
+		}
+		if v.StripeSize != "" {
+			if _, err := ParseSize(v.StripeSize); err != nil {
+				return fmt.Errorf("vaults[%d].stripe_size: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ParseConfig decodes and validates a configuration. Unknown fields are
+// errors, so a misspelt setting is never silently ignored.
+func ParseConfig(b []byte) (*Config, error) {
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("config: %d bytes is larger than the 1 MiB limit", len(b))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+// LoadConfig reads dir/node.yaml.
+func LoadConfig(dir string) (*Config, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	return c, nil
+}
+
+const configHeader = `# embassy node configuration. See docs/configuration.md.
+# Edited by 'embassy site add', 'embassy vault create' and friends; hand edits
+# are welcome while the node is stopped.
+`
+
+// Marshal encodes the configuration as YAML.
+func (c *Config) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(configHeader)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return b.Bytes(), nil
+}

@@ -1,0 +1,272 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/index/boltindex"
+	"github.com/embassy-dev/embassy/internal/atomicfile"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/dir"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Node is an opened node directory.
+type Node struct {
+	Dir    string
+	Config *Config
+	Engine *vault.Engine
+	Index  *boltindex.Index
+	Keys   *custody.Keyring
+	Log    *slog.Logger
+}
+
+// InitOptions configures a new node.
+type InitOptions struct {
+	Nation string
+}
+
+// ErrNotInitialized means the directory holds no node; run 'embassy init'.
+var ErrNotInitialized = errors.New("no embassy node here")
+
+// Init creates a node directory: configuration and a local root key.
+func Init(dirPath string, o InitOptions) (*Config, error) {
+	if err := site.ValidCountry(o.Nation); err != nil {
+		return nil, fmt.Errorf("nation: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dirPath, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a node (%s exists)", dirPath, ConfigFile)
+	}
+	if err := os.MkdirAll(dirPath, 0o700); err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	c := &Config{
+		Node:  NodeConfig{ID: hex.EncodeToString(id[:]), Nation: o.Nation},
+		Index: IndexConfig{Driver: "bolt", Path: "index.db"},
+		Keys:  KeysConfig{RootKeyFile: "root.key"},
+	}
+	root, err := custody.GenerateRootKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := custody.WriteKeyFile(filepath.Join(dirPath, c.Keys.RootKeyFile), root); err != nil {
+		return nil, err
+	}
+	if err := SaveConfig(dirPath, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SaveConfig writes dir/node.yaml atomically.
+func SaveConfig(dirPath string, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dirPath, ConfigFile), b, 0o600)
+}
+
+func (n *Node) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(n.Dir, p)
+}
+
+// NewLogger builds the node's logger from its configuration.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Open opens the node in dirPath: keys, index, sites and engine.
+func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) {
+	c, err := LoadConfig(dirPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s has no %s", ErrNotInitialized, dirPath, ConfigFile)
+		}
+		return nil, err
+	}
+	if log == nil {
+		log = NewLogger(c.Log, os.Stderr)
+	}
+	n := &Node{Dir: dirPath, Config: c, Log: log}
+	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
+	if err != nil {
+		return nil, err
+	}
+	if n.Keys, err = custody.NewKeyring(root); err != nil {
+		return nil, err
+	}
+	if n.Index, err = boltindex.Open(n.path(orDefault(c.Index.Path, "index.db"))); err != nil {
+		return nil, err
+	}
+	if err := n.rebuildEngine(); err != nil {
+		n.Index.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// OpenSite opens a configured site's driver.
+func (n *Node) OpenSite(s SiteConfig) (site.Site, error) {
+	switch s.Driver {
+	case "dir":
+		return dir.New(n.path(s.Path))
+	default:
+		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
+	}
+}
+
+func (n *Node) rebuildEngine() error {
+	var sites []vault.Site
+	for _, sc := range n.Config.Sites {
+		st, err := n.OpenSite(sc)
+		if err != nil {
+			return fmt.Errorf("site %s: %w", sc.ID, err)
+		}
+		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: st})
+	}
+	var vaults []vault.Vault
+	for _, vc := range n.Config.Vaults {
+		v, err := n.vault(vc)
+		if err != nil {
+			return err
+		}
+		vaults = append(vaults, v)
+	}
+	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log})
+	if err != nil {
+		return err
+	}
+	n.Engine = e
+	return nil
+}
+
+func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
+	p, err := vc.Policy(n.Config.Node.Nation)
+	if err != nil {
+		return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
+	}
+	stripe := 0
+	if vc.StripeSize != "" {
+		if stripe, err = ParseSize(vc.StripeSize); err != nil {
+			return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
+		}
+	}
+	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe}, nil
+}
+
+// Close closes the node.
+func (n *Node) Close() error {
+	return n.Index.Close()
+}
+
+// AddSite adds a site to the configuration and saves it.
+func (n *Node) AddSite(s SiteConfig) error {
+	for _, o := range n.Config.Sites {
+		if o.ID == s.ID {
+			return fmt.Errorf("site %s already exists", s.ID)
+		}
+	}
+	c := *n.Config
+	c.Sites = append(append([]SiteConfig(nil), c.Sites...), s)
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if _, err := n.OpenSite(s); err != nil {
+		return err
+	}
+	return n.apply(&c)
+}
+
+// RemoveSite removes a site that holds no data.
+func (n *Node) RemoveSite(ctx context.Context, id string) error {
+	c := *n.Config
+	c.Sites = nil
+	var found *SiteConfig
+	for _, s := range n.Config.Sites {
+		if s.ID == id {
+			found = &s
+			continue
+		}
+		c.Sites = append(c.Sites, s)
+	}
+	if found == nil {
+		return fmt.Errorf("no site %s", id)
+	}
+	st, err := n.OpenSite(*found)
+	if err != nil {
+		return err
+	}
+	blobs := 0
+	errStop := errors.New("stop")
+	if err := st.List(ctx, "", func(site.Info) error { blobs++; return errStop }); err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("site %s: cannot check for data: %w", id, err)
+	}
+	if blobs > 0 {
+		return fmt.Errorf("site %s holds data; move it off first (drain) before removing the site", id)
+	}
+	return n.apply(&c)
+}
+
+// AddVault adds a vault after checking its policy is feasible.
+func (n *Node) AddVault(vc VaultConfig) error {
+	for _, o := range n.Config.Vaults {
+		if o.Name == vc.Name {
+			return fmt.Errorf("vault %s already exists", vc.Name)
+		}
+	}
+	c := *n.Config
+	c.Vaults = append(append([]VaultConfig(nil), c.Vaults...), vc)
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return n.apply(&c)
+}
+
+// apply checks a new configuration by building an engine from it, then
+// saves it and switches to it.
+func (n *Node) apply(c *Config) error {
+	old := n.Config
+	n.Config = c
+	if err := n.rebuildEngine(); err != nil {
+		n.Config = old
+		n.rebuildEngine()
+		return err
+	}
+	if err := SaveConfig(n.Dir, c); err != nil {
+		n.Config = old
+		n.rebuildEngine()
+		return err
+	}
+	return nil
+}
