@@ -70,7 +70,7 @@ var (
 
 // A Fingerprint identifies a custodian public key: the SHA-256 of its
 // binary encoding (see the package documentation).
-type Fingerprint [fingerprintLen]byte
+type Fingerprint [32]byte
 
 // String returns "SHA256:" and the fingerprint in unpadded base64, the way
 // SSH shows key fingerprints.

@@ -50,7 +50,7 @@ func (id *HybridIdentity) EncryptedPrivateKeyFile(r *PassphraseRecipient) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("encrypt custodian private key: %w", err)
 	}
-	body := aead.Seal(hdr, nonce, pt, hdr)
+	body := append(hdr, aead.Seal(nil, nonce, pt, hdr)...)
 	return armor(encryptedKeyLabel, []string{
 		"Embassy custodian private key, encrypted with a passphrase (" + r.params.String() + ").",
 		"It opens every share sealed to public key " + id.pub.fp.String() + ".",

@@ -85,7 +85,7 @@ func Seal(share []byte, hdr Header, to Recipient) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seal share: %w", err)
 		}
-		sealed = aead.Seal(hb, h.nonce[:], share, hb)
+		sealed = append(hb, aead.Seal(nil, h.nonce[:], share, hb)...)
 	case *HybridRecipient:
 		if to == nil || to.pk == nil {
 			return nil, errors.New("seal share: custodian key not made by GenerateKey or ParseHybridRecipient")
