@@ -147,8 +147,7 @@ func (s *chunkSigner) trailer(canon string) string {
 func encodeChunks(s *chunkSigner, data []byte, size int, trailer [][2]string) []byte {
 	var b bytes.Buffer
 	for off := 0; ; off += size {
-		end := min(off+size, len(data))
-		c := data[off:end]
+		c := data[min(off, len(data)):min(off+size, len(data))]
 		if s != nil {
 			fmt.Fprintf(&b, "%x;chunk-signature=%s\r\n", len(c), s.chunk(c))
 		} else {
@@ -176,30 +175,49 @@ func encodeChunks(s *chunkSigner, data []byte, size int, trailer [][2]string) []
 	return b.Bytes()
 }
 
-// chunkedRequest builds a PUT whose headers are signed by aws-sdk-go-v2
-// for the streaming mode and whose body is data framed in chunks of size.
-// trailerName declares a trailing checksum (with value trailerValue).
-func chunkedRequest(t testing.TB, mode string, data []byte, size int, trailerName, trailerValue string) *http.Request {
+// chunkedSpec describes an aws-chunked PUT: headers signed by
+// aws-sdk-go-v2 for the streaming mode, body framed by encodeChunks.
+type chunkedSpec struct {
+	mode         string
+	data         []byte
+	size         int    // chunk size
+	trailerName  string // declared in x-amz-trailer when set
+	trailerValue string
+	declared     string    // x-amz-decoded-content-length: len(data) when empty, absent when "-"
+	at           time.Time // signing time; t0 when zero
+}
+
+func (c chunkedSpec) request(t testing.TB) *http.Request {
 	t.Helper()
+	at := c.at
+	if at.IsZero() {
+		at = t0
+	}
 	r := httptest.NewRequest(http.MethodPut, "http://localhost:9000/bucket/chunked%20object", nil)
 	r.ContentLength = 0 // content-length is left unsigned
 	r.Header.Set("Content-Encoding", "aws-chunked")
-	r.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(len(data)))
-	if trailerName != "" {
-		r.Header.Set("X-Amz-Trailer", trailerName)
+	switch c.declared {
+	case "":
+		r.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(len(c.data)))
+	case "-":
+	default:
+		r.Header.Set("X-Amz-Decoded-Content-Length", c.declared)
 	}
-	sdkSign(t, r, mode, testAccessKey, testSecret, t0)
+	if c.trailerName != "" {
+		r.Header.Set("X-Amz-Trailer", c.trailerName)
+	}
+	sdkSign(t, r, c.mode, testAccessKey, testSecret, at)
 	var s *chunkSigner
-	if mode != StreamingUnsignedTrailer {
-		s = newChunkSigner(testSecret, testRegion, t0, seedOf(t, r))
+	if c.mode != StreamingUnsignedTrailer {
+		s = newChunkSigner(testSecret, testRegion, at, seedOf(t, r))
 	}
 	var trailer [][2]string
-	if trailerName != "" {
-		trailer = [][2]string{{trailerName, trailerValue}}
-	} else if mode != StreamingSigned {
+	if c.trailerName != "" {
+		trailer = [][2]string{{c.trailerName, c.trailerValue}}
+	} else if c.mode != StreamingSigned {
 		trailer = [][2]string{}
 	}
-	body := encodeChunks(s, data, size, trailer)
+	body := encodeChunks(s, c.data, c.size, trailer)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	return r
