@@ -1,0 +1,330 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/index/boltindex"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/seal"
+	"github.com/embassy-dev/embassy/site/dir"
+)
+
+var (
+	benchDir     = flag.String("embassy.dir", "", "directory for benchmark sites (default: a temporary directory)")
+	benchSize    = flag.Int64("embassy.size", 1<<30, "object size for BenchmarkThroughput")
+	benchObjects = flag.Int("embassy.objects", 100_000, "object count for BenchmarkSmallObjects")
+	benchSmall   = flag.Int("embassy.small", 4096, "object size for BenchmarkSmallObjects")
+	benchWorkers = flag.Int("embassy.workers", 16, "concurrent writers for BenchmarkSmallObjects")
+)
+
+func benchRoot(b *testing.B) string {
+	if *benchDir == "" {
+		return b.TempDir()
+	}
+	d, err := os.MkdirTemp(*benchDir, "embassy-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func benchEngine(b *testing.B, root string) *Engine {
+	rk, _ := custody.GenerateRootKey()
+	keys, _ := custody.NewKeyring(rk)
+	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ix.Close() })
+	var sites []Site
+	for _, d := range topology {
+		ds, err := dir.New(filepath.Join(root, "sites", d.ID))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sites = append(sites, Site{Descriptor: d, Store: ds})
+	}
+	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Vaults: []Vault{{Name: "bench", Owner: "EST",
+		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// evict drops a tree's files from the page cache, so reads come from disk.
+func evict(root string) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if f, err := os.Open(p); err == nil {
+				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+				f.Close()
+			}
+		}
+		return nil
+	})
+}
+
+// cpuLimit measures one pass of sealing, Reed-Solomon encoding and shard
+// checksumming over size bytes in 1 MiB stripes on every core: the CPU
+// work a 4+2 put must do.
+func cpuLimit(size int64) float64 {
+	const stripe = DefaultStripeSize
+	coder, _ := erasure.New(4, 2)
+	dk, _ := seal.NewDataKey()
+	s, _ := seal.NewStripes(dk, seal.StripeContext{})
+	stripes := size / stripe
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			buf := make([]byte, bufSize(4, 2, stripe))
+			var sum [erasure.SumSize]byte
+			for j := next.Add(1) - 1; j < stripes; j = next.Add(1) - 1 {
+				sealed := s.Seal(buf[:0], buf[:stripe], uint64(j), false)
+				shards, _ := coder.Encode(buf, len(sealed))
+				for i, sh := range shards {
+					erasure.Sum(&sum, erasure.BlockID{Stripe: uint64(j), Shard: uint8(i)}, sh)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(stripes*stripe) / time.Since(start).Seconds()
+}
+
+// diskLimits measures the filesystem's sequential write (six files written
+// concurrently, each flushed with fdatasync) and read (from disk, not
+// cache) throughput for total bytes.
+func diskLimits(b *testing.B, root string, total int64) (write, read float64) {
+	d := filepath.Join(root, "raw")
+	os.MkdirAll(d, 0o700)
+	defer os.RemoveAll(d)
+	per := total / 6
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 31)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			f, err := os.Create(filepath.Join(d, fmt.Sprint(i)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			for n := int64(0); n < per; n += int64(len(chunk)) {
+				f.Write(chunk)
+			}
+			unix.Fdatasync(int(f.Fd()))
+		})
+	}
+	wg.Wait()
+	write = float64(per*6) / time.Since(start).Seconds()
+	evict(d)
+	start = time.Now()
+	for i := range 6 {
+		wg.Go(func() {
+			f, err := os.Open(filepath.Join(d, fmt.Sprint(i)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := f.Read(buf); err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	read = float64(per*6) / time.Since(start).Seconds()
+	return write, read
+}
+
+// BenchmarkThroughput puts and gets one large object (1 GiB by default) on
+// six dir sites with 4+2 and reports it against the machine's limit for
+// that work, measured in the same run: the lesser of the CPU work (seal,
+// code, checksum on every core) and the disk's sequential throughput
+// divided by the write amplification (k+m)/k = 1.5.
+//
+//	go test -run '^$' -bench Throughput -benchtime 1x ./vault/
+func BenchmarkThroughput(b *testing.B) {
+	size := *benchSize
+	for b.Loop() {
+		root := benchRoot(b)
+		e := benchEngine(b, root)
+		ctx := context.Background()
+
+		cpu := cpuLimit(size)
+		rawW, rawR := diskLimits(b, root, size*3/2)
+
+		src := &genReader{left: size, state: 7, h: blake3.New()}
+		start := time.Now()
+		if _, err := e.Put(ctx, "bench", "big", io.MultiReader(src), PutOptions{Size: -1}); err != nil {
+			b.Fatal(err)
+		}
+		put := float64(size) / time.Since(start).Seconds()
+
+		evict(filepath.Join(root, "sites"))
+		r, err := e.Get(ctx, "bench", "big", GetOptions{Length: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		n, err := io.Copy(io.Discard, r)
+		r.Close()
+		if err != nil || n != size {
+			b.Fatalf("get: %d bytes, %v", n, err)
+		}
+		get := float64(size) / time.Since(start).Seconds()
+
+		putLimit := min(cpu, rawW/1.5)
+		getLimit := min(cpu, rawR/1.5)
+		const mb = 1e6
+		b.ReportMetric(put/mb, "put-MB/s")
+		b.ReportMetric(get/mb, "get-MB/s")
+		b.ReportMetric(cpu/mb, "cpu-limit-MB/s")
+		b.ReportMetric(rawW/mb, "disk-write-MB/s")
+		b.ReportMetric(rawR/mb, "disk-read-MB/s")
+		b.ReportMetric(put/putLimit, "put/limit")
+		b.ReportMetric(get/getLimit, "get/limit")
+		fmt.Printf("object %d MiB: put %.0f MB/s, get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write %.0f/1.5), get %.0f MB/s (disk read %.0f/1.5)\n",
+			size>>20, put/mb, get/mb, putLimit/mb, cpu/mb, rawW/mb, getLimit/mb, rawR/mb)
+		fmt.Printf("put/limit %.2f  get/limit %.2f\n", put/putLimit, get/getLimit)
+	}
+}
+
+// BenchmarkSmallObjects writes many small objects (100 000 by default) with
+// concurrent writers, then lists them all, and reports put ops/s, list
+// keys/s and index bytes per object. The reference, measured in the same
+// run, is the raw durable work of the same writes: six files per object
+// written, fdatasync'd, renamed and their directory flushed.
+//
+//	go test -run '^$' -bench SmallObjects -benchtime 1x ./vault/
+func BenchmarkSmallObjects(b *testing.B) {
+	count, size, workers := *benchObjects, *benchSmall, *benchWorkers
+	for b.Loop() {
+		root := benchRoot(b)
+		e := benchEngine(b, root)
+		ctx := context.Background()
+		data := bytes.Repeat([]byte{0xa5}, size)
+
+		refCount := min(count, 5000)
+		ref := rawSmallWrites(b, filepath.Join(root, "raw"), refCount, size, workers)
+
+		var next atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
+					key := fmt.Sprintf("obj/%03d/%08d", i%1000, i)
+					if _, err := e.Put(ctx, "bench", key, bytes.NewReader(data), PutOptions{Size: int64(size)}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		putOps := float64(count) / time.Since(start).Seconds()
+
+		start = time.Now()
+		listed := 0
+		o := index.ListOptions{Max: 1000}
+		for {
+			p, err := e.List(ctx, "bench", o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			listed += len(p.Entries)
+			if !p.Truncated {
+				break
+			}
+			o.After = p.Next
+		}
+		listRate := float64(listed) / time.Since(start).Seconds()
+		if listed != count {
+			b.Fatalf("listed %d of %d", listed, count)
+		}
+		st, err := e.index.Stats(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(putOps, "put-ops/s")
+		b.ReportMetric(ref, "raw-ops/s")
+		b.ReportMetric(putOps/ref, "put/raw")
+		b.ReportMetric(listRate, "list-keys/s")
+		b.ReportMetric(float64(st.Bytes)/float64(count), "index-B/object")
+		fmt.Printf("%d objects of %d B, %d writers: put %.0f ops/s (raw six-file durable writes %.0f ops/s, ratio %.2f), list %.0f keys/s, index %.0f B/object\n",
+			count, size, workers, putOps, ref, putOps/ref, listRate, float64(st.Bytes)/float64(count))
+	}
+}
+
+// rawSmallWrites measures the durable file work of count small objects: per
+// object, six files of size/4+overhead written, fdatasync'd, renamed and
+// the directory fsync'd, with the same concurrency.
+func rawSmallWrites(b *testing.B, d string, count, size, workers int) float64 {
+	for i := range 6 {
+		os.MkdirAll(filepath.Join(d, fmt.Sprint(i), "t"), 0o700)
+	}
+	defer os.RemoveAll(d)
+	blob := make([]byte, size/4+600)
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
+				var inner sync.WaitGroup
+				for s := range 6 {
+					inner.Go(func() {
+						sd := filepath.Join(d, fmt.Sprint(s))
+						tmp := filepath.Join(sd, "t", fmt.Sprint(i))
+						f, err := os.Create(tmp)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						f.Write(blob)
+						unix.Fdatasync(int(f.Fd()))
+						f.Close()
+						os.Rename(tmp, filepath.Join(sd, fmt.Sprint(i)))
+						if df, err := os.Open(sd); err == nil {
+							df.Sync()
+							df.Close()
+						}
+					})
+				}
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count) / time.Since(start).Seconds()
+}
