@@ -109,6 +109,9 @@ type Index interface {
 	// Reset removes everything, before a rebuild.
 	Reset(ctx context.Context) error
 	Stats(ctx context.Context) (Stats, error)
+	// VaultEmpty reports whether a vault has no versions at all.
+	VaultEmpty(ctx context.Context, vault string) (bool, error)
+	Uploads
 	Close() error
 }
 
@@ -138,4 +141,54 @@ func Successor(p string) string {
 	}
 	b[len(b)-1]++
 	return string(b)
+}
+
+// Upload is an in-progress multipart upload. Data is the engine's own
+// record of it (opaque to the index). Uploads are node-local state, not a
+// cache of the sites: an upload in progress when the node is lost is lost,
+// as it would be if the client had crashed.
+type Upload struct {
+	Vault   string
+	Key     string
+	ID      string
+	Created int64
+	Data    []byte
+}
+
+// UploadPart is one uploaded part of a multipart upload.
+type UploadPart struct {
+	Number int
+	Data   []byte
+}
+
+// UploadOptions selects uploads, as S3 ListMultipartUploads does.
+type UploadOptions struct {
+	Prefix    string
+	Delimiter string
+	KeyMarker string
+	IDMarker  string
+	Max       int
+}
+
+// UploadPage is one page of in-progress uploads, by key then creation.
+type UploadPage struct {
+	Uploads        []Upload
+	CommonPrefixes []string
+	Truncated      bool
+	NextKeyMarker  string
+	NextIDMarker   string
+}
+
+// Uploads is the multipart upload state an index keeps.
+//
+// PutUploadPart stores a part and returns the data of the part it
+// replaced, if any, so the caller can remove its blobs. DeleteUpload
+// removes an upload and its parts.
+type Uploads interface {
+	PutUpload(ctx context.Context, u Upload) error
+	GetUpload(ctx context.Context, vault, id string) (Upload, error)
+	DeleteUpload(ctx context.Context, vault, id string) error
+	ListUploads(ctx context.Context, vault string, o UploadOptions) (UploadPage, error)
+	PutUploadPart(ctx context.Context, vault, id string, p UploadPart) (prev []byte, err error)
+	UploadParts(ctx context.Context, vault, id string) ([]UploadPart, error)
 }

@@ -189,7 +189,9 @@ func readBuckets(tx *bolt.Tx, vault string) (buckets, bool) {
 	if v == nil {
 		return buckets{}, false
 	}
-	return buckets{v.Bucket(bucketLatest), v.Bucket(bucketVersions), v.Bucket(bucketIDs)}, true
+	b := buckets{v.Bucket(bucketLatest), v.Bucket(bucketVersions), v.Bucket(bucketIDs)}
+	// A vault with only uploads has no version buckets yet.
+	return b, b.latest != nil && b.versions != nil && b.ids != nil
 }
 
 // versionKey is key NUL ^created id.

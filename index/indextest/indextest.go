@@ -184,4 +184,71 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			t.Fatalf("Stats after Reset = %+v", s)
 		}
 	})
+	t.Run("Uploads", func(t *testing.T) {
+		ix := open(t)
+		ctx := t.Context()
+		for _, u := range []index.Upload{
+			{Vault: "vault-a", Key: "b/x", ID: "0002", Created: 2, Data: []byte("u2")},
+			{Vault: "vault-a", Key: "a", ID: "0001", Created: 1, Data: []byte("u1")},
+			{Vault: "vault-a", Key: "b/x", ID: "0003", Created: 3, Data: []byte("u3")},
+		} {
+			if err := ix.PutUpload(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u, err := ix.GetUpload(ctx, "vault-a", "0002")
+		if err != nil || u.Key != "b/x" || string(u.Data) != "u2" || u.Created != 2 {
+			t.Fatalf("GetUpload = %+v, %v", u, err)
+		}
+		if _, err := ix.GetUpload(ctx, "vault-a", "nope"); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("GetUpload of unknown id: %v", err)
+		}
+		if prev, err := ix.PutUploadPart(ctx, "vault-a", "0002", index.UploadPart{Number: 2, Data: []byte("p2")}); err != nil || prev != nil {
+			t.Fatalf("PutUploadPart = %q, %v", prev, err)
+		}
+		ix.PutUploadPart(ctx, "vault-a", "0002", index.UploadPart{Number: 1, Data: []byte("p1")})
+		if prev, _ := ix.PutUploadPart(ctx, "vault-a", "0002", index.UploadPart{Number: 2, Data: []byte("p2b")}); string(prev) != "p2" {
+			t.Fatalf("replacing a part returned %q, want the old record", prev)
+		}
+		parts, err := ix.UploadParts(ctx, "vault-a", "0002")
+		if err != nil || len(parts) != 2 || parts[0].Number != 1 || string(parts[1].Data) != "p2b" {
+			t.Fatalf("UploadParts = %+v, %v", parts, err)
+		}
+		if _, err := ix.PutUploadPart(ctx, "vault-a", "nope", index.UploadPart{Number: 1}); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("part for unknown upload: %v", err)
+		}
+		p, _ := ix.ListUploads(ctx, "vault-a", index.UploadOptions{})
+		var ids []string
+		for _, u := range p.Uploads {
+			ids = append(ids, u.Key+":"+u.ID)
+		}
+		if want := []string{"a:0001", "b/x:0002", "b/x:0003"}; !slices.Equal(ids, want) {
+			t.Fatalf("ListUploads = %v, want %v", ids, want)
+		}
+		p, _ = ix.ListUploads(ctx, "vault-a", index.UploadOptions{Delimiter: "/"})
+		if len(p.Uploads) != 1 || !slices.Equal(p.CommonPrefixes, []string{"b/"}) {
+			t.Fatalf("ListUploads with delimiter = %+v", p)
+		}
+		p, _ = ix.ListUploads(ctx, "vault-a", index.UploadOptions{Max: 1, KeyMarker: "b/x", IDMarker: "0002"})
+		if len(p.Uploads) != 1 || p.Uploads[0].ID != "0003" {
+			t.Fatalf("ListUploads after marker = %+v", p)
+		}
+		if err := ix.DeleteUpload(ctx, "vault-a", "0002"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.UploadParts(ctx, "vault-a", "0002"); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("parts survive DeleteUpload: %v", err)
+		}
+	})
+	t.Run("VaultEmpty", func(t *testing.T) {
+		ix := open(t)
+		ctx := t.Context()
+		if e, err := ix.VaultEmpty(ctx, "vault-a"); err != nil || !e {
+			t.Fatalf("VaultEmpty of unknown vault = %v, %v", e, err)
+		}
+		ix.Put(ctx, ver("a", 1, 1, true))
+		if e, _ := ix.VaultEmpty(ctx, "vault-a"); e {
+			t.Fatal("a vault holding only a delete marker reported empty")
+		}
+	})
 }

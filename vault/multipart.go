@@ -1,0 +1,361 @@
+package vault
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Multipart upload limits, as S3 has them.
+const (
+	MaxPartNumber = 10000
+	MinPartSize   = 5 << 20
+	MaxPartSize   = 5 << 30
+)
+
+// Multipart errors.
+var (
+	// ErrNoSuchUpload: the upload id is unknown (completed, aborted or never created).
+	ErrNoSuchUpload = errors.New("no such upload")
+	// ErrInvalidPart: a part named in a completion was not uploaded or its ETag differs.
+	ErrInvalidPart = errors.New("invalid part")
+	// ErrInvalidPartOrder: parts in a completion are not in ascending order.
+	ErrInvalidPartOrder = errors.New("invalid part order")
+	// ErrPartTooSmall: a part other than the last is smaller than MinPartSize.
+	ErrPartTooSmall = errors.New("part too small")
+)
+
+// uploadRecord is the engine's record of an upload, kept in the index.
+type uploadRecord struct {
+	Version     manifest.ID       `json:"version"`
+	ContentType string            `json:"content_type,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	Label       string            `json:"label,omitempty"`
+	Lock        *manifest.Lock    `json:"lock,omitempty"`
+}
+
+// partRecord is the engine's record of one uploaded part.
+type partRecord struct {
+	Part     manifest.Part `json:"part"`
+	Modified int64         `json:"modified"`
+}
+
+// UploadInfo describes an in-progress upload.
+type UploadInfo struct {
+	Vault       string
+	Key         string
+	ID          string
+	Initiated   time.Time
+	ContentType string
+	Meta        map[string]string
+}
+
+// PartInfo describes an uploaded part.
+type PartInfo struct {
+	Number   int
+	Size     int64
+	ETag     string
+	Modified time.Time
+}
+
+// CreateUpload starts a multipart upload of key.
+func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutOptions) (UploadInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	if err := manifest.ValidKey(key); err != nil {
+		return UploadInfo{}, err
+	}
+	now := time.Now()
+	ver := manifest.NewID()
+	// Upload ids sort by creation, as S3 lists them.
+	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String()[:16])
+	rec, err := json.Marshal(uploadRecord{Version: ver, ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock})
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	if err := e.index.PutUpload(ctx, index.Upload{Vault: v.Name, Key: key, ID: id, Created: now.UnixNano(), Data: rec}); err != nil {
+		return UploadInfo{}, err
+	}
+	return UploadInfo{Vault: v.Name, Key: key, ID: id, Initiated: now.UTC(), ContentType: o.ContentType, Meta: o.Meta}, nil
+}
+
+func (e *Engine) upload(ctx context.Context, vault, key, id string) (index.Upload, uploadRecord, error) {
+	u, err := e.index.GetUpload(ctx, vault, id)
+	if errors.Is(err, index.ErrNotFound) || (err == nil && u.Key != key) {
+		return u, uploadRecord{}, fmt.Errorf("%w: %s", ErrNoSuchUpload, id)
+	}
+	if err != nil {
+		return u, uploadRecord{}, err
+	}
+	var rec uploadRecord
+	if err := json.Unmarshal(u.Data, &rec); err != nil {
+		return u, rec, fmt.Errorf("upload %s: record corrupt: %w", id, err)
+	}
+	return u, rec, nil
+}
+
+// PutPart stores part number of an upload from r (size bytes, or -1).
+// etag, if set, is called after the body is read and gives the part's
+// ETag (the S3 front end passes the MD5).
+func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, number int, r io.Reader, size int64, etagFn func() string) (PartInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return PartInfo{}, err
+	}
+	if number < 1 || number > MaxPartNumber {
+		return PartInfo{}, fmt.Errorf("part number %d: must be 1 to %d", number, MaxPartNumber)
+	}
+	_, rec, err := e.upload(ctx, v.Name, key, uploadID)
+	if err != nil {
+		return PartInfo{}, err
+	}
+	blobKey := manifest.NewID()
+	sites, err := e.choose(v, blobKey, nil)
+	if err != nil {
+		return PartInfo{}, err
+	}
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
+	wp, err := e.writePart(ctx, partSpec{vault: v, key: key, version: rec.Version, number: number, sites: sites, size: size}, r)
+	if err != nil {
+		var se *siteError
+		if errors.As(err, &se) {
+			e.SetSiteDown(se.site, siteDownFor)
+		}
+		return PartInfo{}, err
+	}
+	if etagFn != nil {
+		wp.ETag = etagFn()
+	}
+	if wp.ETag == "" {
+		wp.ETag = fmt.Sprintf("\"%s\"", wp.Blob)
+	}
+	now := time.Now()
+	data, err := json.Marshal(partRecord{Part: wp.Part, Modified: now.UnixNano()})
+	if err != nil {
+		e.cleanup(ctx, wp.blobs())
+		return PartInfo{}, err
+	}
+	prev, err := e.index.PutUploadPart(ctx, v.Name, uploadID, index.UploadPart{Number: number, Data: data})
+	if err != nil {
+		// Aborted or completed meanwhile: this part belongs to nothing.
+		e.cleanup(ctx, wp.blobs())
+		if errors.Is(err, index.ErrNotFound) {
+			return PartInfo{}, fmt.Errorf("%w: %s", ErrNoSuchUpload, uploadID)
+		}
+		return PartInfo{}, err
+	}
+	if prev != nil {
+		var old partRecord
+		if json.Unmarshal(prev, &old) == nil {
+			e.cleanup(ctx, writtenPart{old.Part}.blobs())
+		}
+	}
+	return PartInfo{Number: number, Size: wp.Size, ETag: wp.ETag, Modified: now.UTC()}, nil
+}
+
+func (e *Engine) parts(ctx context.Context, vault, id string) (map[int]partRecord, error) {
+	raw, err := e.index.UploadParts(ctx, vault, id)
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchUpload, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]partRecord, len(raw))
+	for _, p := range raw {
+		var rec partRecord
+		if err := json.Unmarshal(p.Data, &rec); err != nil {
+			return nil, fmt.Errorf("upload %s part %d: record corrupt: %w", id, p.Number, err)
+		}
+		out[p.Number] = rec
+	}
+	return out, nil
+}
+
+// ListParts lists an upload's parts in order.
+func (e *Engine) ListParts(ctx context.Context, vaultName, key, uploadID string) ([]PartInfo, error) {
+	if _, _, err := e.upload(ctx, vaultName, key, uploadID); err != nil {
+		return nil, err
+	}
+	raw, err := e.index.UploadParts(ctx, vaultName, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	var out []PartInfo
+	for _, p := range raw {
+		var rec partRecord
+		if err := json.Unmarshal(p.Data, &rec); err != nil {
+			return nil, err
+		}
+		out = append(out, PartInfo{Number: p.Number, Size: rec.Part.Size, ETag: rec.Part.ETag, Modified: time.Unix(0, rec.Modified).UTC()})
+	}
+	return out, nil
+}
+
+// ListUploads lists in-progress uploads of a vault.
+func (e *Engine) ListUploads(ctx context.Context, vaultName string, o index.UploadOptions) (index.UploadPage, error) {
+	if _, err := e.Vault(vaultName); err != nil {
+		return index.UploadPage{}, err
+	}
+	return e.index.ListUploads(ctx, vaultName, o)
+}
+
+// UploadMeta returns an upload's metadata.
+func (e *Engine) UploadMeta(ctx context.Context, vaultName, key, uploadID string) (UploadInfo, error) {
+	u, rec, err := e.upload(ctx, vaultName, key, uploadID)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	return UploadInfo{Vault: vaultName, Key: key, ID: uploadID, Initiated: time.Unix(0, u.Created).UTC(), ContentType: rec.ContentType, Meta: rec.Meta}, nil
+}
+
+// CompletePart names a part in a completion.
+type CompletePart struct {
+	Number int
+	ETag   string
+}
+
+// CompleteUpload assembles the named parts into a new version of the key.
+// Completing an upload that already completed returns that version.
+func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID string, want []CompletePart) (ObjectInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	_, rec, err := e.upload(ctx, v.Name, key, uploadID)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if _, err := e.index.Get(ctx, v.Name, key, rec.Version); err == nil {
+		// Completed before, then interrupted before the upload was
+		// forgotten: finish forgetting it and report the version.
+		e.index.DeleteUpload(ctx, v.Name, uploadID)
+		return e.Stat(ctx, v.Name, key, rec.Version)
+	}
+	if len(want) == 0 {
+		return ObjectInfo{}, fmt.Errorf("%w: a completion must name at least one part", ErrInvalidPart)
+	}
+	have, err := e.parts(ctx, v.Name, uploadID)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	var parts []manifest.Part
+	var size int64
+	md5s := make([]byte, 0, 16*len(want))
+	allMD5 := true
+	for i, w := range want {
+		if i > 0 && w.Number <= want[i-1].Number {
+			return ObjectInfo{}, fmt.Errorf("%w: part %d follows part %d", ErrInvalidPartOrder, w.Number, want[i-1].Number)
+		}
+		p, ok := have[w.Number]
+		if !ok {
+			return ObjectInfo{}, fmt.Errorf("%w: part %d was not uploaded", ErrInvalidPart, w.Number)
+		}
+		if normETag(w.ETag) != normETag(p.Part.ETag) {
+			return ObjectInfo{}, fmt.Errorf("%w: part %d has ETag %s, not %s", ErrInvalidPart, w.Number, p.Part.ETag, w.ETag)
+		}
+		if i < len(want)-1 && p.Part.Size < MinPartSize {
+			return ObjectInfo{}, fmt.Errorf("%w: part %d is %d bytes; every part but the last must be at least %d", ErrPartTooSmall, w.Number, p.Part.Size, MinPartSize)
+		}
+		if b, err := hex.DecodeString(normETag(p.Part.ETag)); err == nil && len(b) == 16 {
+			md5s = append(md5s, b...)
+		} else {
+			allMD5 = false
+		}
+		parts = append(parts, p.Part)
+		size += p.Part.Size
+	}
+	etag := ""
+	if allMD5 {
+		sum := md5.Sum(md5s)
+		etag = fmt.Sprintf("\"%x-%d\"", sum, len(parts))
+	} else {
+		h := md5.New()
+		for _, p := range parts {
+			h.Write(p.Blob[:])
+		}
+		etag = fmt.Sprintf("\"%x-%d\"", h.Sum(nil), len(parts))
+	}
+	_, created := e.newVersion(ctx, v.Name, key)
+	m := &manifest.Manifest{
+		Node: e.node, Vault: v.Name, Key: key, Version: rec.Version, Created: created,
+		Size: size, ETag: etag, ContentType: rec.ContentType, Meta: rec.Meta, Label: rec.Label, Lock: rec.Lock,
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts,
+	}
+	env, err := manifest.Seal(m, e.keys)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := e.writeCopies(ctx, rec.Version, env, manifestSites(m), nil); err != nil {
+		return ObjectInfo{}, err
+	}
+	info, err := e.commit(ctx, m, env, nil)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	// The version is committed: forget the upload, then remove parts that
+	// were uploaded but not used.
+	if err := e.index.DeleteUpload(ctx, v.Name, uploadID); err != nil {
+		e.log.WarnContext(ctx, "completed upload not forgotten", "upload", uploadID, "err", err)
+	}
+	used := map[int]bool{}
+	for _, w := range want {
+		used[w.Number] = true
+	}
+	unused := map[string][]string{}
+	for n, p := range have {
+		if !used[n] {
+			for s, names := range (writtenPart{p.Part}).blobs() {
+				unused[s] = append(unused[s], names...)
+			}
+		}
+	}
+	e.cleanup(ctx, unused)
+	return info, nil
+}
+
+func normETag(s string) string { return strings.ToLower(strings.Trim(s, "\" ")) }
+
+// AbortUpload forgets an upload and removes its parts' blobs. If the upload
+// had in fact completed (a crash between commit and cleanup), the committed
+// version keeps its blobs.
+func (e *Engine) AbortUpload(ctx context.Context, vaultName, key, uploadID string) error {
+	if _, err := e.Vault(vaultName); err != nil {
+		return err
+	}
+	_, rec, err := e.upload(ctx, vaultName, key, uploadID)
+	if err != nil {
+		return err
+	}
+	have, err := e.parts(ctx, vaultName, uploadID)
+	if err != nil {
+		return err
+	}
+	if err := e.index.DeleteUpload(ctx, vaultName, uploadID); err != nil {
+		return err
+	}
+	if _, err := e.index.Get(ctx, vaultName, key, rec.Version); err == nil {
+		return nil
+	}
+	blobs := map[string][]string{}
+	for _, p := range have {
+		for s, names := range (writtenPart{p.Part}).blobs() {
+			blobs[s] = append(blobs[s], names...)
+		}
+	}
+	e.cleanup(ctx, blobs)
+	return nil
+}
