@@ -98,7 +98,16 @@ type Manifest struct {
 	StripeSize   int               `json:"stripe_size,omitempty"` // plaintext bytes per stripe
 	KeyGen       int               `json:"key_gen,omitempty"`     // vault key generation wrapping the data keys
 	Parts        []Part            `json:"parts,omitempty"`
-	Lock         *Lock             `json:"lock,omitempty"`
+	// Copies lists sites holding a copy of this manifest beyond the sites
+	// of its parts (a delete marker's copies live only here).
+	Copies []string `json:"copies,omitempty"`
+	Lock   *Lock    `json:"lock,omitempty"`
+	// Checksums holds the client's verified checksums of the content
+	// (e.g. x-amz-checksum-crc32 → base64), returned on request.
+	Checksums map[string]string `json:"checksums,omitempty"`
+	// Revision counts rewrites of this version's manifest (lock and
+	// legal-hold changes); the highest revision among copies wins.
+	Revision int `json:"revision,omitempty"`
 }
 
 // Part is a run of stripes with its own data key and shard blobs. A

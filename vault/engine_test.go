@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
@@ -694,5 +695,65 @@ func TestSwappedManifestCopyRejected(t *testing.T) {
 	n.ix.Put(t.Context(), vb)
 	if _, _, err := n.read("b", GetOptions{Length: -1}); !errors.Is(err, manifest.ErrCorrupt) {
 		t.Fatalf("swapped manifest: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestRetentionRules(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	until := timeNow().Add(48 * time.Hour)
+	for _, size := range []int{10, 3 * testStripe} { // inline and streamed
+		key := fmt.Sprintf("ret/%d", size)
+		want := content(key, size)
+		info := n.put(key, want)
+		if _, err := n.e.SetRetention(ctx, "registry", key, info.VersionID, Compliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.SetRetention(ctx, "registry", key, info.VersionID, Compliance, until.Add(-time.Hour), true); !errors.Is(err, ErrLocked) {
+			t.Fatalf("shortening COMPLIANCE: %v", err)
+		}
+		if _, err := n.e.SetRetention(ctx, "registry", key, info.VersionID, Governance, until.Add(time.Hour), true); !errors.Is(err, ErrLocked) {
+			t.Fatalf("COMPLIANCE to GOVERNANCE: %v", err)
+		}
+		if _, err := n.e.SetRetention(ctx, "registry", key, info.VersionID, Compliance, until.Add(time.Hour), false); err != nil {
+			t.Fatalf("extending COMPLIANCE: %v", err)
+		}
+		if _, err := n.e.Delete(ctx, "registry", key, DeleteOptions{VersionID: info.VersionID, BypassGovernance: true}); !errors.Is(err, ErrLocked) {
+			t.Fatalf("delete under COMPLIANCE: %v", err)
+		}
+		// The rewritten manifest still reads, with the inline blocks intact.
+		if got := n.mustRead(key); !bytes.Equal(got, want) {
+			t.Fatal("object differs after its manifest was rewritten")
+		}
+		st, _ := n.e.Stat(ctx, "registry", key, info.VersionID)
+		if st.Lock == nil || !st.Lock.Until.Equal(until.Add(time.Hour)) {
+			t.Fatalf("lock after extension = %+v", st.Lock)
+		}
+	}
+	// A rebuild keeps the newest revision of the lock.
+	n.ix.Reset(ctx)
+	if _, err := n.e.RebuildIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := n.e.Stat(ctx, "registry", "ret/10", manifest.ID{})
+	if err != nil || st.Lock == nil || !st.Lock.Until.Equal(until.Add(time.Hour)) {
+		t.Fatalf("lock after rebuild = %+v, %v", st.Lock, err)
+	}
+	// GOVERNANCE: shortening needs the bypass; legal hold blocks deletes.
+	g := n.put("gov", []byte("g"))
+	n.e.SetRetention(ctx, "registry", "gov", g.VersionID, Governance, until, false)
+	if _, err := n.e.SetRetention(ctx, "registry", "gov", g.VersionID, "", time.Time{}, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("removing GOVERNANCE without bypass: %v", err)
+	}
+	if _, err := n.e.SetRetention(ctx, "registry", "gov", g.VersionID, "", time.Time{}, true); err != nil {
+		t.Fatalf("removing GOVERNANCE with bypass: %v", err)
+	}
+	n.e.SetLegalHold(ctx, "registry", "gov", g.VersionID, true)
+	if _, err := n.e.Delete(ctx, "registry", "gov", DeleteOptions{VersionID: g.VersionID}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("delete under legal hold: %v", err)
+	}
+	n.e.SetLegalHold(ctx, "registry", "gov", g.VersionID, false)
+	if _, err := n.e.Delete(ctx, "registry", "gov", DeleteOptions{VersionID: g.VersionID}); err != nil {
+		t.Fatalf("delete after lifting the hold: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/seal"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // GetOptions selects a version and a byte range.
@@ -399,15 +401,23 @@ func (pr *partReader) start(i int, from int64) {
 					rank++
 				}
 			}
+			// The blob holds this site's copy of the envelope, whose
+			// length may differ from the index's (a later revision):
+			// read it all and find the blocks after its own envelope.
 			name = manifest.BlobName(pr.r.m.Version)
-			off = int64(len(pr.r.env)) + int64(rank)*int64(g.shardSize(0)+erasure.SumSize)
-			length = int64(g.shardSize(0) + erasure.SumSize)
+			off, length = -1, -1
 		} else {
 			name = manifest.ShardBlobName(pr.part.Blob, i)
 			off = from * g.blockStride()
 			length = (pr.last-from)*g.blockStride() + int64(g.shardSize(pr.last)+erasure.SumSize)
 		}
-		rc, err := s.Store.Get(pr.ctx, name, off, length)
+		var rc io.ReadCloser
+		var err error
+		if off < 0 {
+			rc, err = inlineBlocks(pr.ctx, s.Store, name, i, pr.part, g)
+		} else {
+			rc, err = s.Store.Get(pr.ctx, name, off, length)
+		}
 		if err != nil {
 			send(block{stripe: from, err: err, fatal: true})
 			return
@@ -604,4 +614,33 @@ func (pr *partReader) close() {
 		}
 	}
 	pr.wg.Wait()
+}
+
+// inlineBlocks returns a reader positioned at shard i's block in an inline
+// manifest blob.
+func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (io.ReadCloser, error) {
+	rc, err := s.Get(ctx, name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(len(part.Sites))*int64(g.shardSize(0)+erasure.SumSize)))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	envLen, err := manifest.EnvelopeLen(blob)
+	if err != nil {
+		return nil, err
+	}
+	rank := 0
+	for j := range i {
+		if part.Sites[j] == part.Sites[i] {
+			rank++
+		}
+	}
+	start := envLen + rank*(g.shardSize(0)+erasure.SumSize)
+	if start > len(blob) {
+		return nil, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), start, erasure.ErrChecksum)
+	}
+	return io.NopCloser(bytes.NewReader(blob[start:])), nil
 }

@@ -204,6 +204,11 @@ func (e *Engine) fetchManifest(ctx context.Context, id manifest.ID, sites []stri
 				err = fmt.Errorf("%w: blob %s holds version %s", manifest.ErrCorrupt, id, m.Version)
 			}
 			if err == nil {
+				if m.Revision > 0 {
+					// Rewritten at least once: a copy elsewhere may be
+					// newer than this one.
+					return e.newestCopy(ctx, id, sites, m, env, corrupt)
+				}
 				return m, env, corrupt
 			}
 		}
@@ -278,4 +283,30 @@ func (e *Engine) readable(ctx context.Context, m *manifest.Manifest, withManifes
 		}
 	}
 	return ""
+}
+
+// newestCopy reads every copy of a rewritten manifest and returns the one
+// with the highest revision.
+func (e *Engine) newestCopy(ctx context.Context, id manifest.ID, sites []string, best *manifest.Manifest, bestEnv []byte, corrupt int) (*manifest.Manifest, []byte, int) {
+	for _, sid := range sites {
+		s, ok := e.site(sid)
+		if !ok {
+			continue
+		}
+		env, err := readEnvelope(ctx, s.Store, manifest.BlobName(id))
+		if err != nil {
+			continue
+		}
+		m, err := manifest.Open(env, e.keys)
+		if err != nil {
+			if errors.Is(err, manifest.ErrCorrupt) {
+				corrupt++
+			}
+			continue
+		}
+		if m.Version == id && m.Revision > best.Revision {
+			best, bestEnv = m, env
+		}
+	}
+	return best, bestEnv, corrupt
 }

@@ -284,7 +284,7 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 		if err != nil {
 			return err
 		}
-		if !v.Newer(c) {
+		if !v.Newer(c) && c.ID != v.ID {
 			return nil
 		}
 	}
