@@ -86,7 +86,9 @@ func TestChunkedValid(t *testing.T) {
 }
 
 // signedHeaderLen is the length of a chunk header line of size bytes.
-func signedHeaderLen(size int) int { return len(fmt.Sprintf("%x", size)) + len(";chunk-signature=") + 64 + 2 }
+func signedHeaderLen(size int) int {
+	return len(fmt.Sprintf("%x", size)) + len(";chunk-signature=") + 64 + 2
+}
 
 // at returns the offset in an encoded body of decoded byte off, for a
 // body of equal chunks of size with header lines of hl bytes.
