@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -26,12 +27,48 @@ const ConfigFile = "node.yaml"
 
 // Config is a node's configuration: one YAML file per node.
 type Config struct {
-	Node   NodeConfig    `yaml:"node"`
-	Index  IndexConfig   `yaml:"index,omitempty"`
-	Keys   KeysConfig    `yaml:"keys,omitempty"`
-	Log    LogConfig     `yaml:"log,omitempty"`
-	Sites  []SiteConfig  `yaml:"sites,omitempty"`
-	Vaults []VaultConfig `yaml:"vaults,omitempty"`
+	Node  NodeConfig  `yaml:"node"`
+	Index IndexConfig `yaml:"index,omitempty"`
+	Keys  KeysConfig  `yaml:"keys,omitempty"`
+	Log   LogConfig   `yaml:"log,omitempty"`
+	S3    S3Config    `yaml:"s3,omitempty"`
+	// VaultDefaults is the policy of vaults created without one (S3
+	// CreateBucket without x-embassy-* headers).
+	VaultDefaults VaultDefaults `yaml:"vault_defaults,omitempty"`
+	Sites         []SiteConfig  `yaml:"sites,omitempty"`
+	Vaults        []VaultConfig `yaml:"vaults,omitempty"`
+}
+
+// S3Config configures the S3 front end.
+type S3Config struct {
+	// Address to listen on (default 127.0.0.1:9000).
+	Address string `yaml:"address,omitempty"`
+	// Region reported and accepted in signatures (default us-east-1).
+	Region string `yaml:"region,omitempty"`
+	// Domain enables virtual-host-style requests (bucket.domain).
+	Domain string `yaml:"domain,omitempty"`
+	// TLSCert and TLSKey enable TLS. A listener on a non-loopback address
+	// needs them unless AllowInsecure is set.
+	TLSCert       string `yaml:"tls_cert,omitempty"`
+	TLSKey        string `yaml:"tls_key,omitempty"`
+	AllowInsecure bool   `yaml:"allow_insecure,omitempty"`
+	// Credentials map access keys to principals.
+	Credentials []CredentialConfig `yaml:"credentials,omitempty"`
+}
+
+// CredentialConfig is one S3 access key. The file holding it must be
+// readable only by the node's operators.
+type CredentialConfig struct {
+	Principal string `yaml:"principal"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// VaultDefaults is the default placement policy for new vaults.
+type VaultDefaults struct {
+	Erasure     string `yaml:"erasure,omitempty"`
+	Survive     string `yaml:"survive,omitempty"`
+	OutsideHome bool   `yaml:"outside_home,omitempty"`
 }
 
 // NodeConfig identifies the node.
@@ -92,6 +129,19 @@ type VaultConfig struct {
 	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow"`
 	// StripeSize is the plaintext stripe size, e.g. "1MiB" (default).
 	StripeSize string `yaml:"stripe_size,omitempty"`
+	// Created is when the vault was created.
+	Created time.Time `yaml:"created,omitempty"`
+	// ObjectLock enables S3 object lock, with an optional default
+	// retention for new versions.
+	ObjectLock *ObjectLockConfig `yaml:"object_lock,omitempty"`
+}
+
+// ObjectLockConfig is a vault's object lock setting.
+type ObjectLockConfig struct {
+	// Mode of default retention: GOVERNANCE or COMPLIANCE; empty for none.
+	Mode  string `yaml:"mode,omitempty"`
+	Days  int    `yaml:"days,omitempty"`
+	Years int    `yaml:"years,omitempty"`
 }
 
 // Policy returns the vault's placement policy.
@@ -174,6 +224,30 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir)", i, s.Driver)
 		}
 	}
+	keys := map[string]bool{}
+	for i, cr := range c.S3.Credentials {
+		if cr.Principal == "" {
+			return fmt.Errorf("s3.credentials[%d].principal: must be set", i)
+		}
+		if len(cr.AccessKey) < 3 || len(cr.AccessKey) > 128 {
+			return fmt.Errorf("s3.credentials[%d].access_key: must be 3 to 128 characters", i)
+		}
+		if len(cr.SecretKey) < 8 {
+			return fmt.Errorf("s3.credentials[%d].secret_key: must be at least 8 characters", i)
+		}
+		if keys[cr.AccessKey] {
+			return fmt.Errorf("s3.credentials[%d].access_key: %s is configured twice", i, cr.AccessKey)
+		}
+		keys[cr.AccessKey] = true
+	}
+	if (c.S3.TLSCert == "") != (c.S3.TLSKey == "") {
+		return errors.New("s3.tls_cert, s3.tls_key: set both or neither")
+	}
+	if d := c.VaultDefaults; d.Erasure != "" || d.Survive != "" {
+		if _, err := (VaultConfig{Erasure: cmpOr(d.Erasure, "4+2"), Survive: d.Survive}).Policy(c.Node.Nation); err != nil {
+			return fmt.Errorf("vault_defaults: %w", err)
+		}
+	}
 	names := map[string]bool{}
 	for i, v := range c.Vaults {
 		if err := manifest.ValidVault(v.Name); err != nil {
@@ -199,6 +273,14 @@ func (c *Config) Validate() error {
 		if v.StripeSize != "" {
 			if _, err := ParseSize(v.StripeSize); err != nil {
 				return fmt.Errorf("vaults[%d].stripe_size: %w", i, err)
+			}
+		}
+		if l := v.ObjectLock; l != nil && l.Mode != "" {
+			if l.Mode != "GOVERNANCE" && l.Mode != "COMPLIANCE" {
+				return fmt.Errorf("vaults[%d].object_lock.mode: %q is not GOVERNANCE or COMPLIANCE", i, l.Mode)
+			}
+			if (l.Days > 0) == (l.Years > 0) || l.Days < 0 || l.Years < 0 {
+				return fmt.Errorf("vaults[%d].object_lock: default retention needs exactly one positive days or years", i)
 			}
 		}
 	}
@@ -252,4 +334,11 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	enc.Close()
 	return b.Bytes(), nil
+}
+
+func cmpOr(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }

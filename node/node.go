@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index/boltindex"
@@ -22,6 +24,7 @@ import (
 
 // Node is an opened node directory.
 type Node struct {
+	mu     sync.Mutex // serialises configuration changes
 	Dir    string
 	Config *Config
 	Engine *vault.Engine
@@ -238,20 +241,97 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	return n.apply(&c)
 }
 
-// AddVault adds a vault after checking its policy is feasible.
+// AddVault adds a vault after checking its policy is feasible. It is safe
+// to call while the node serves.
 func (n *Node) AddVault(vc VaultConfig) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, o := range n.Config.Vaults {
 		if o.Name == vc.Name {
-			return fmt.Errorf("vault %s already exists", vc.Name)
+			return fmt.Errorf("vault %s: %w", vc.Name, ErrVaultExists)
 		}
+	}
+	if vc.Created.IsZero() {
+		vc.Created = time.Now().UTC().Truncate(time.Second)
 	}
 	c := *n.Config
 	c.Vaults = append(append([]VaultConfig(nil), c.Vaults...), vc)
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return n.apply(&c)
+	v, err := n.vault(vc)
+	if err != nil {
+		return err
+	}
+	if err := n.Engine.SetVault(v); err != nil {
+		return err
+	}
+	if err := SaveConfig(n.Dir, &c); err != nil {
+		n.Engine.RemoveVault(vc.Name)
+		return err
+	}
+	n.Config = &c
+	return nil
 }
+
+// ErrVaultExists is returned when a vault name is already in use.
+var ErrVaultExists = errors.New("vault already exists")
+
+// updateVault changes a vault's configuration in place.
+func (n *Node) updateVault(name string, change func(*VaultConfig) error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := *n.Config
+	c.Vaults = append([]VaultConfig(nil), c.Vaults...)
+	for i := range c.Vaults {
+		if c.Vaults[i].Name == name {
+			if err := change(&c.Vaults[i]); err != nil {
+				return err
+			}
+			if err := SaveConfig(n.Dir, &c); err != nil {
+				return err
+			}
+			n.Config = &c
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
+}
+
+// RemoveVault removes an empty vault.
+func (n *Node) RemoveVault(ctx context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	found := false
+	c := *n.Config
+	c.Vaults = nil
+	for _, v := range n.Config.Vaults {
+		if v.Name == name {
+			found = true
+			continue
+		}
+		c.Vaults = append(c.Vaults, v)
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
+	}
+	empty, err := n.Index.VaultEmpty(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !empty {
+		return fmt.Errorf("vault %s: %w", name, ErrVaultNotEmpty)
+	}
+	if err := SaveConfig(n.Dir, &c); err != nil {
+		return err
+	}
+	n.Engine.RemoveVault(name)
+	n.Config = &c
+	return nil
+}
+
+// ErrVaultNotEmpty is returned when removing a vault that holds versions.
+var ErrVaultNotEmpty = errors.New("vault holds objects or versions")
 
 // apply checks a new configuration by building an engine from it, then
 // saves it and switches to it.

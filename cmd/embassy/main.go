@@ -77,7 +77,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
-		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(),
+		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
 	)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/s3"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var dev bool
+	var data, address, accessKey, secretKey string
+	var extra []string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the S3 API",
+		Long: `Serve the node's S3-compatible API (default 127.0.0.1:9000).
+
+With --dev, a development node is created in --data (default ./embassy-dev) if
+none is there: six local directory sites in three jurisdictions on two
+providers, new buckets coded 4+2 surviving the loss of any one jurisdiction,
+and the root key in a local file, so the node starts unsealed. The endpoint and
+credentials are printed.
+
+Credentials come from s3.credentials in node.yaml, from --access-key and
+--secret-key (or EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY), and from
+--credential principal:access-key:secret-key (repeatable), which lets tests act
+as several principals.
+
+A non-loopback --address needs TLS (s3.tls_cert and s3.tls_key in node.yaml)
+unless s3.allow_insecure is set.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			dir := a.dir
+			if dev {
+				dir = data
+				created, err := node.InitDev(dir, node.DevOptions{})
+				if err != nil {
+					return err
+				}
+				if created {
+					fmt.Fprintf(a.stdout, "created a development node in %s\n", dir)
+				}
+			}
+			n, err := node.Open(ctx, dir, nil)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			var creds []s3.Credential
+			if accessKey == "" {
+				accessKey = os.Getenv("EMBASSY_ACCESS_KEY")
+			}
+			if secretKey == "" {
+				secretKey = os.Getenv("EMBASSY_SECRET_KEY")
+			}
+			if (accessKey == "") != (secretKey == "") {
+				return withHint(fmt.Errorf("an access key needs a secret key and the other way round"), "set both --access-key and --secret-key (or EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY)")
+			}
+			if accessKey != "" {
+				creds = append(creds, s3.Credential{AccessKey: accessKey, SecretKey: secretKey, Principal: "admin"})
+			}
+			for _, e := range extra {
+				parts := strings.SplitN(e, ":", 3)
+				if len(parts) != 3 || parts[0] == "" || parts[1] == "" || len(parts[2]) < 8 {
+					return fmt.Errorf("--credential %q: want principal:access-key:secret-key (secret at least 8 characters)", e)
+				}
+				creds = append(creds, s3.Credential{Principal: parts[0], AccessKey: parts[1], SecretKey: parts[2]})
+			}
+			if len(creds) == 0 && len(n.Config.S3.Credentials) == 0 {
+				if !dev {
+					return withHint(fmt.Errorf("no S3 credentials configured"), "add s3.credentials to node.yaml, or pass --access-key and --secret-key")
+				}
+				creds = append(creds, node.RandomCredential("admin"))
+			}
+			shown := creds
+			if len(shown) == 0 {
+				for _, c := range n.Config.S3.Credentials {
+					shown = append(shown, s3.Credential{Principal: c.Principal, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+				}
+			}
+			return n.Serve(ctx, node.ServeOptions{Address: address, Credentials: creds, Ready: func(addr string, tls bool) {
+				scheme := "http"
+				if tls {
+					scheme = "https"
+				}
+				fmt.Fprintf(a.stdout, "embassy node %s (%s) serving S3 at %s://%s\n", n.Config.Node.ID, n.Config.Node.Nation, scheme, addr)
+				if dev {
+					fmt.Fprintf(a.stdout, "DEV MODE: the root key is a local file in %s and the node is auto-unsealed; not for real data\n", dir)
+				}
+				for _, c := range shown {
+					fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Principal, c.AccessKey, c.SecretKey)
+				}
+				fmt.Fprintf(a.stdout, "try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s://%s s3 mb s3://registry\n", shown[0].AccessKey, shown[0].SecretKey, scheme, addr)
+			}})
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&dev, "dev", false, "run a development node (created in --data if missing), auto-unsealed")
+	f.StringVar(&data, "data", "embassy-dev", "data directory of the --dev node")
+	f.StringVar(&address, "address", "", "listen address (default s3.address, or 127.0.0.1:9000)")
+	f.StringVar(&accessKey, "access-key", "", "S3 access key of principal admin (env EMBASSY_ACCESS_KEY)")
+	f.StringVar(&secretKey, "secret-key", "", "S3 secret key of principal admin (env EMBASSY_SECRET_KEY)")
+	f.StringArrayVar(&extra, "credential", nil, "another principal as principal:access-key:secret-key (repeatable)")
+	return c
+}

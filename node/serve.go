@@ -1,0 +1,218 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/s3"
+	"github.com/embassy-dev/embassy/site"
+)
+
+// s3Vaults adapts a Node to s3.Vaults.
+type s3Vaults struct{ n *Node }
+
+func (a s3Vaults) CreateVault(ctx context.Context, name string, o s3.VaultOptions) error {
+	d := a.n.Config.VaultDefaults
+	vc := VaultConfig{Name: name, Erasure: cmpOr(o.Erasure, cmpOr(d.Erasure, "4+2")), Survive: o.Survive, OutsideHome: o.OutsideHome || d.OutsideHome}
+	if o.Erasure == "" && o.Survive == "" {
+		vc.Survive = d.Survive
+	}
+	if o.ObjectLock {
+		vc.ObjectLock = &ObjectLockConfig{}
+	}
+	err := a.n.AddVault(vc)
+	if errors.Is(err, ErrVaultExists) {
+		return fmt.Errorf("%w: %v", s3.ErrVaultExists, err)
+	}
+	return err
+}
+
+func (a s3Vaults) DeleteVault(ctx context.Context, name string) error {
+	err := a.n.RemoveVault(ctx, name)
+	if errors.Is(err, ErrVaultNotEmpty) {
+		return fmt.Errorf("%w: %v", s3.ErrVaultNotEmpty, err)
+	}
+	return err
+}
+
+func vaultInfo(v VaultConfig) s3.VaultInfo {
+	i := s3.VaultInfo{Name: v.Name, Created: v.Created}
+	if l := v.ObjectLock; l != nil {
+		i.Lock = s3.LockConfig{Enabled: true, Mode: l.Mode, Days: l.Days, Years: l.Years}
+	}
+	return i
+}
+
+func (a s3Vaults) VaultInfo(name string) (s3.VaultInfo, bool) {
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	for _, v := range a.n.Config.Vaults {
+		if v.Name == name {
+			return vaultInfo(v), true
+		}
+	}
+	return s3.VaultInfo{}, false
+}
+
+func (a s3Vaults) ListVaults() []s3.VaultInfo {
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	out := make([]s3.VaultInfo, 0, len(a.n.Config.Vaults))
+	for _, v := range a.n.Config.Vaults {
+		out = append(out, vaultInfo(v))
+	}
+	return out
+}
+
+func (a s3Vaults) SetObjectLock(ctx context.Context, name string, c s3.LockConfig) error {
+	return a.n.updateVault(name, func(v *VaultConfig) error {
+		v.ObjectLock = &ObjectLockConfig{Mode: c.Mode, Days: c.Days, Years: c.Years}
+		return nil
+	})
+}
+
+// S3Handler returns the node's S3 front end.
+func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
+	creds := append([]s3.Credential(nil), extra...)
+	for _, c := range n.Config.S3.Credentials {
+		creds = append(creds, s3.Credential{AccessKey: c.AccessKey, SecretKey: c.SecretKey, Principal: c.Principal})
+	}
+	if len(creds) == 0 {
+		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or --access-key/--secret-key)")
+	}
+	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log})
+}
+
+// ServeOptions configure Serve.
+type ServeOptions struct {
+	// Address overrides s3.address.
+	Address string
+	// Credentials are added to those in the configuration.
+	Credentials []s3.Credential
+	// Ready, if set, is called with the bound address once listening.
+	Ready func(addr string, tls bool)
+}
+
+// Serve runs the S3 front end until ctx is done, then shuts down gracefully.
+func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
+	addr := cmpOr(o.Address, cmpOr(n.Config.S3.Address, "127.0.0.1:9000"))
+	useTLS := n.Config.S3.TLSCert != ""
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if !useTLS && !n.Config.S3.AllowInsecure && !isLoopback(host) {
+		return fmt.Errorf("refusing to listen on %s without TLS: set s3.tls_cert and s3.tls_key, or s3.allow_insecure if something else encrypts the traffic", addr)
+	}
+	h, err := n.S3Handler(o.Credentials...)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		MaxHeaderBytes:    s3.MaxHeaderBytes,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	if useTLS {
+		cert, err := tls.LoadX509KeyPair(n.path(n.Config.S3.TLSCert), n.path(n.Config.S3.TLSKey))
+		if err != nil {
+			return fmt.Errorf("s3 TLS: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String(), useTLS)
+	}
+	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return err
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// DevOptions configure a development node.
+type DevOptions struct {
+	Nation string // default EST
+}
+
+// devSites is the embedded default: six local sites in three
+// jurisdictions on two providers.
+var devSites = []site.Descriptor{
+	{ID: "est-1", Jurisdiction: "EST", Provider: "gov-dc", Control: "EST", Operator: "dev"},
+	{ID: "est-2", Jurisdiction: "EST", Provider: "cloudco", Control: "USA", Operator: "dev"},
+	{ID: "lux-1", Jurisdiction: "LUX", Provider: "gov-dc", Control: "EST", Operator: "dev"},
+	{ID: "lux-2", Jurisdiction: "LUX", Provider: "cloudco", Control: "USA", Operator: "dev"},
+	{ID: "fin-1", Jurisdiction: "FIN", Provider: "gov-dc", Control: "EST", Operator: "dev"},
+	{ID: "fin-2", Jurisdiction: "FIN", Provider: "cloudco", Control: "USA", Operator: "dev"},
+}
+
+// InitDev creates, if dirPath holds no node yet, a development node: six
+// local directory sites in three jurisdictions on two providers, vaults
+// defaulting to 4+2 surviving the loss of any one jurisdiction, and the
+// root key in a local file (auto-unsealed). It reports whether it created
+// the node.
+func InitDev(dirPath string, o DevOptions) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dirPath, ConfigFile)); err == nil {
+		return false, nil
+	}
+	c, err := Init(dirPath, InitOptions{Nation: cmpOr(o.Nation, "EST")})
+	if err != nil {
+		return false, err
+	}
+	for _, d := range devSites {
+		c.Sites = append(c.Sites, SiteConfig{Descriptor: d, Driver: "dir", Path: filepath.Join("sites", d.ID)})
+	}
+	c.VaultDefaults = VaultDefaults{Erasure: "4+2", Survive: "jurisdictions=1"}
+	return true, SaveConfig(dirPath, c)
+}
+
+// RandomCredential returns a fresh access key and secret.
+func RandomCredential(principal string) s3.Credential {
+	var a [10]byte
+	var s [30]byte
+	rand.Read(a[:])
+	rand.Read(s[:])
+	ak := strings.ToUpper(base64.RawStdEncoding.EncodeToString(a[:]))
+	ak = strings.NewReplacer("+", "X", "/", "Y").Replace(ak)
+	sk := strings.NewReplacer("+", "x", "/", "y").Replace(base64.RawStdEncoding.EncodeToString(s[:]))
+	return s3.Credential{AccessKey: "EMB" + ak, SecretKey: sk, Principal: principal}
+}

@@ -1,0 +1,220 @@
+package s3
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// urlEncode percent-encodes a key for encoding-type=url responses, keeping
+// unreserved characters and '/'.
+func urlEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)>>4, 16)) + strings.ToUpper(strconv.FormatUint(uint64(c)&15, 16)))
+		}
+	}
+	return b.String()
+}
+
+type encoder func(string) string
+
+func encoding(q *request) (encoder, string, error) {
+	switch q.query.Get("encoding-type") {
+	case "":
+		return func(s string) string { return s }, "", nil
+	case "url":
+		return urlEncode, "url", nil
+	}
+	return nil, "", errorf("InvalidArgument", http.StatusBadRequest, "Invalid Encoding Method specified in Request")
+}
+
+func maxKeys(q *request, name string) (int, error) {
+	v := q.query.Get(name)
+	if v == "" {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errorf("InvalidArgument", http.StatusBadRequest, "%s must be a non-negative integer", name)
+	}
+	return min(n, 1000), nil
+}
+
+func (s *Server) listPage(q *request, o index.ListOptions, max int) (index.ListPage, error) {
+	if max == 0 {
+		if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+			return index.ListPage{}, errNoSuchBucket
+		}
+		return index.ListPage{}, nil
+	}
+	o.Max = max
+	return s.e.List(q.r.Context(), q.bucket, o)
+}
+
+func (s *Server) contents(q *request, page index.ListPage, enc encoder, fetchOwner bool) ([]objectXML, []commonPrefix) {
+	objs := make([]objectXML, 0, len(page.Entries))
+	o := s.owner(q)
+	for _, e := range page.Entries {
+		x := objectXML{Key: enc(e.Key), LastModified: xmlTime(time.Unix(0, e.Created)), ETag: e.ETag, Size: e.Size, StorageClass: "STANDARD"}
+		if fetchOwner {
+			x.Owner = &o
+		}
+		objs = append(objs, x)
+	}
+	var cps []commonPrefix
+	for _, p := range page.CommonPrefixes {
+		cps = append(cps, commonPrefix{Prefix: enc(p)})
+	}
+	return objs, cps
+}
+
+func (s *Server) listObjectsV1(q *request) error {
+	enc, et, err := encoding(q)
+	if err != nil {
+		return err
+	}
+	max, err := maxKeys(q, "max-keys")
+	if err != nil {
+		return err
+	}
+	qs := q.query
+	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("marker")}
+	page, err := s.listPage(q, o, max)
+	if err != nil {
+		return err
+	}
+	marker := enc(o.After)
+	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), Marker: &marker, MaxKeys: max,
+		Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
+	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, true)
+	if page.Truncated && o.Delimiter != "" {
+		res.NextMarker = enc(page.Next)
+	}
+	return q.writeXML(res)
+}
+
+func (s *Server) listObjectsV2(q *request) error {
+	enc, et, err := encoding(q)
+	if err != nil {
+		return err
+	}
+	max, err := maxKeys(q, "max-keys")
+	if err != nil {
+		return err
+	}
+	qs := q.query
+	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("start-after")}
+	token := qs.Get("continuation-token")
+	if token != "" {
+		b, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil {
+			return errorf("InvalidArgument", http.StatusBadRequest, "The continuation token provided is incorrect")
+		}
+		o.After = string(b)
+	}
+	page, err := s.listPage(q, o, max)
+	if err != nil {
+		return err
+	}
+	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), MaxKeys: max, Delimiter: enc(o.Delimiter),
+		EncodingType: et, IsTruncated: page.Truncated, ContinuationToken: token, StartAfter: enc(qs.Get("start-after"))}
+	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, qs.Get("fetch-owner") == "true")
+	n := len(res.Contents) + len(res.CommonPrefixes)
+	res.KeyCount = &n
+	if page.Truncated {
+		res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.Next))
+	}
+	return q.writeXML(res)
+}
+
+func (s *Server) listVersions(q *request) error {
+	enc, et, err := encoding(q)
+	if err != nil {
+		return err
+	}
+	max, err := maxKeys(q, "max-keys")
+	if err != nil {
+		return err
+	}
+	qs := q.query
+	o := index.VersionOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), Max: max}
+	if vm := qs.Get("version-id-marker"); vm != "" {
+		if o.KeyMarker == "" {
+			return errorf("InvalidArgument", http.StatusBadRequest, "A version-id marker cannot be specified without a key marker.")
+		}
+		if o.VersionMarker, err = manifest.ParseID(vm); err != nil {
+			return errorf("InvalidArgument", http.StatusBadRequest, "Invalid version id specified")
+		}
+	}
+	var page index.VersionPage
+	if max > 0 {
+		if page, err = s.e.Versions(q.r.Context(), q.bucket, o); err != nil {
+			return err
+		}
+	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+		return errNoSuchBucket
+	}
+	res := listVersionsResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), KeyMarker: enc(o.KeyMarker), VersionIDMarker: qs.Get("version-id-marker"),
+		MaxKeys: max, Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
+	own := s.owner(q)
+	for _, v := range page.Versions {
+		x := versionXML{Key: enc(v.Key), VersionID: v.ID.String(), IsLatest: v.IsLatest, LastModified: xmlTime(time.Unix(0, v.Created)), Owner: own}
+		if v.DeleteMarker {
+			x.XMLName.Local = "DeleteMarker"
+		} else {
+			x.XMLName.Local = "Version"
+			size := v.Size
+			x.Size, x.ETag, x.StorageClass = &size, v.ETag, "STANDARD"
+		}
+		res.Entries = append(res.Entries, x)
+	}
+	for _, p := range page.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: enc(p)})
+	}
+	if page.Truncated {
+		res.NextKeyMarker = enc(page.NextKeyMarker)
+		if !page.NextVersionMarker.IsZero() {
+			res.NextVersionIDMarker = page.NextVersionMarker.String()
+		}
+	}
+	return q.writeXML(res)
+}
+
+func (s *Server) listUploads(q *request) error {
+	enc, _, err := encoding(q)
+	if err != nil {
+		return err
+	}
+	max, err := maxKeys(q, "max-uploads")
+	if err != nil {
+		return err
+	}
+	qs := q.query
+	o := index.UploadOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), IDMarker: qs.Get("upload-id-marker"), Max: max}
+	page, err := s.e.ListUploads(q.r.Context(), q.bucket, o)
+	if err != nil {
+		return err
+	}
+	res := listMultipartUploadsResult{Xmlns: s3NS, Bucket: q.bucket, KeyMarker: enc(o.KeyMarker), UploadIDMarker: o.IDMarker,
+		Prefix: enc(o.Prefix), Delimiter: enc(o.Delimiter), MaxUploads: max, IsTruncated: page.Truncated,
+		NextKeyMarker: enc(page.NextKeyMarker), NextUploadIDMarker: page.NextIDMarker}
+	own := s.owner(q)
+	for _, u := range page.Uploads {
+		res.Uploads = append(res.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: own, Owner: own, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))})
+	}
+	for _, p := range page.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: enc(p)})
+	}
+	return q.writeXML(res)
+}

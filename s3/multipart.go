@@ -1,0 +1,161 @@
+package s3
+
+import (
+	"crypto/md5"
+	"net/http"
+	"strconv"
+
+	"github.com/embassy-dev/embassy/vault"
+)
+
+func (s *Server) createUpload(q *request) error {
+	meta, err := userMeta(q.r.Header)
+	if err != nil {
+		return err
+	}
+	lock, err := s.lockFromHeaders(q, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	ct := q.r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "binary/octet-stream"
+	}
+	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, vault.PutOptions{ContentType: ct, Meta: meta, Lock: lock})
+	if err != nil {
+		return err
+	}
+	return q.writeXML(initiateMultipartUploadResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID})
+}
+
+func partNumber(q *request) (int, error) {
+	n, err := strconv.Atoi(q.query.Get("partNumber"))
+	if err != nil || n < 1 || n > vault.MaxPartNumber {
+		return 0, errorf("InvalidArgument", http.StatusBadRequest, "Part number must be an integer between 1 and %d, inclusive", vault.MaxPartNumber)
+	}
+	return n, nil
+}
+
+func (s *Server) uploadPart(q *request) error {
+	n, err := partNumber(q)
+	if err != nil {
+		return err
+	}
+	size, err := q.contentLength()
+	if err != nil {
+		return err
+	}
+	if size > vault.MaxPartSize {
+		return errEntityTooLarge
+	}
+	payload, err := q.body()
+	if err != nil {
+		return err
+	}
+	body := &md5Reader{r: payload, h: md5.New()}
+	p, err := s.e.PutPart(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), n, body, size, body.etag)
+	if err != nil {
+		return err
+	}
+	q.w.Header().Set("ETag", p.ETag)
+	for k, v := range payload.Checksums() {
+		if len(k) > len("x-amz-checksum-") && k[:len("x-amz-checksum-")] == "x-amz-checksum-" {
+			q.w.Header().Set(k, v)
+		}
+	}
+	q.ok()
+	return nil
+}
+
+func (s *Server) uploadPartCopy(q *request) error {
+	n, err := partNumber(q)
+	if err != nil {
+		return err
+	}
+	src, err := s.openCopySource(q)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	size := src.Info().Size
+	if rh := q.r.Header.Get("x-amz-copy-source-range"); rh != "" {
+		off, length, ok, err := parseRange(rh, size)
+		if err != nil || !ok {
+			return errorf("InvalidArgument", http.StatusBadRequest, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+		}
+		if err := src.SetRange(off, length); err != nil {
+			return err
+		}
+		size = length
+	}
+	body := &md5Reader{r: src, h: md5.New()}
+	p, err := s.e.PutPart(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), n, body, size, body.etag)
+	if err != nil {
+		return err
+	}
+	return q.writeXML(copyPartResult{Xmlns: s3NS, LastModified: xmlTime(p.Modified), ETag: p.ETag})
+}
+
+func (s *Server) completeUpload(q *request) error {
+	var req completeMultipartUpload
+	if err := q.readXML(&req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 {
+		return errorf("MalformedXML", http.StatusBadRequest, "You must specify at least one part")
+	}
+	parts := make([]vault.CompletePart, len(req.Parts))
+	for i, p := range req.Parts {
+		parts[i] = vault.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+	}
+	info, err := s.e.CompleteUpload(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts)
+	if err != nil {
+		return err
+	}
+	q.w.Header().Set("x-amz-version-id", info.VersionID.String())
+	return q.writeXML(completeMultipartUploadResult{Xmlns: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: info.ETag})
+}
+
+func (s *Server) abortUpload(q *request) error {
+	if err := s.e.AbortUpload(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId")); err != nil {
+		return err
+	}
+	q.noContent()
+	return nil
+}
+
+func (s *Server) listParts(q *request) error {
+	up, err := s.e.UploadMeta(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"))
+	if err != nil {
+		return err
+	}
+	parts, err := s.e.ListParts(q.r.Context(), q.bucket, q.key, up.ID)
+	if err != nil {
+		return err
+	}
+	max, err := maxKeys(q, "max-parts")
+	if err != nil {
+		return err
+	}
+	marker := 0
+	if m := q.query.Get("part-number-marker"); m != "" {
+		if marker, err = strconv.Atoi(m); err != nil || marker < 0 {
+			return errorf("InvalidArgument", http.StatusBadRequest, "part-number-marker must be a non-negative integer")
+		}
+	}
+	own := s.owner(q)
+	res := listPartsResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID, Initiator: own, Owner: own,
+		StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: max}
+	for _, p := range parts {
+		if p.Number <= marker {
+			continue
+		}
+		if len(res.Parts) == max {
+			res.IsTruncated = true
+			break
+		}
+		res.Parts = append(res.Parts, partXML{PartNumber: p.Number, LastModified: xmlTime(p.Modified), ETag: p.ETag, Size: p.Size})
+		res.NextPartNumberMarker = p.Number
+	}
+	return q.writeXML(res)
+}

@@ -1,0 +1,435 @@
+// Package s3 is embassy's S3-compatible front end: an http.Handler that
+// speaks the Amazon S3 REST API (path-style and virtual-host-style
+// addressing) over the object engine, so that aws-cli, rclone, restic and
+// every SDK store into a data embassy unchanged.
+//
+// Requests are authenticated with AWS Signature Version 4 (package
+// s3/sigv4): headers, presigned URLs and aws-chunked streaming bodies.
+// Bodies stream into the engine; nothing is buffered beyond a stripe. Keys
+// are opaque names and never touch a filesystem. Every error is an S3 XML
+// error document; errors.go is the one place engine errors become S3 codes.
+package s3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/s3/sigv4"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Credential maps an access key to a principal.
+type Credential struct {
+	AccessKey string
+	SecretKey string
+	// Principal names who the key belongs to.
+	Principal string
+}
+
+// VaultOptions are the settings of a vault created through the S3 API.
+type VaultOptions struct {
+	// Erasure, Survive and OutsideHome override the node's default policy
+	// (headers x-embassy-erasure, x-embassy-survive, x-embassy-outside-home).
+	Erasure     string
+	Survive     string
+	OutsideHome bool
+	// ObjectLock enables object lock (x-amz-bucket-object-lock-enabled).
+	ObjectLock bool
+}
+
+// LockConfig is a vault's object lock configuration.
+type LockConfig struct {
+	Enabled bool
+	// Mode, Days and Years give the default retention of new versions.
+	Mode  string
+	Days  int
+	Years int
+}
+
+// VaultInfo describes a vault to the front end.
+type VaultInfo struct {
+	Name    string
+	Created time.Time
+	Lock    LockConfig
+}
+
+// Vaults creates, describes and removes vaults; the node implements it so
+// that changes reach its configuration.
+type Vaults interface {
+	CreateVault(ctx context.Context, name string, o VaultOptions) error
+	DeleteVault(ctx context.Context, name string) error
+	VaultInfo(name string) (VaultInfo, bool)
+	ListVaults() []VaultInfo
+	SetObjectLock(ctx context.Context, name string, c LockConfig) error
+}
+
+// ErrVaultExists is returned by Vaults.CreateVault for a name in use.
+var ErrVaultExists = errors.New("vault already exists")
+
+// ErrVaultNotEmpty is returned by Vaults.DeleteVault for a vault holding versions.
+var ErrVaultNotEmpty = errors.New("vault not empty")
+
+// Config configures a Server.
+type Config struct {
+	Engine      *vault.Engine
+	Vaults      Vaults
+	Credentials []Credential
+	// Region is the region reported and accepted (default us-east-1).
+	Region string
+	// Domain, if set, enables virtual-host-style addressing:
+	// bucket.Domain.
+	Domain string
+	Logger *slog.Logger
+	// Now is the clock; tests may fix it. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the S3 front end.
+type Server struct {
+	cfg   Config
+	e     *vault.Engine
+	creds map[string]Credential
+	keys  *sigv4.KeyCache
+	log   *slog.Logger
+}
+
+// Limits of the API, as S3 has them.
+const (
+	MaxObjectSize   = 5 << 40 // through multipart
+	MaxPutSize      = 5 << 30 // single PUT
+	MaxXMLBody      = 2 << 20
+	MaxUserMetadata = 2 << 10
+	MaxHeaderBytes  = 64 << 10
+)
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil || cfg.Vaults == nil {
+		return nil, errors.New("s3: Engine and Vaults are required")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, e: cfg.Engine, creds: map[string]Credential{}, keys: sigv4.NewKeyCache(256), log: cfg.Logger}
+	for _, c := range cfg.Credentials {
+		if c.AccessKey == "" || len(c.SecretKey) < 8 {
+			return nil, errors.New("s3: every credential needs an access key and a secret of at least 8 characters")
+		}
+		if _, dup := s.creds[c.AccessKey]; dup {
+			return nil, errors.New("s3: access key " + c.AccessKey + " configured twice")
+		}
+		s.creds[c.AccessKey] = c
+	}
+	return s, nil
+}
+
+// Secret implements sigv4.Credentials.
+func (s *Server) Secret(accessKey string) (string, bool) {
+	c, ok := s.creds[accessKey]
+	return c.SecretKey, ok
+}
+
+// request carries what every handler needs.
+type request struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	id        string
+	bucket    string
+	key       string
+	query     url.Values
+	auth      *sigv4.Auth
+	principal string
+	start     time.Time
+	status    int
+}
+
+type ctxKey struct{}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var idb [8]byte
+	rand.Read(idb[:])
+	q := &request{w: w, r: r, id: strings.ToUpper(hex.EncodeToString(idb[:])), query: r.URL.Query(), start: time.Now()}
+	h := w.Header()
+	h.Set("x-amz-request-id", q.id)
+	h.Set("x-amz-id-2", q.id)
+	h.Set("Server", "embassy")
+	q.bucket, q.key = s.route(r)
+	err := s.serve(q)
+	if err != nil {
+		s.writeError(q, err)
+	}
+	s.log.DebugContext(r.Context(), "s3 request", "id", q.id, "method", r.Method, "bucket", q.bucket, "key", q.key,
+		"status", q.status, "principal", q.principal, "duration", time.Since(q.start))
+}
+
+// route finds the bucket and key of a request, path-style or
+// virtual-host-style.
+func (s *Server) route(r *http.Request) (bucket, key string) {
+	path := r.URL.Path
+	if raw := r.URL.RawPath; raw != "" {
+		if p, err := url.PathUnescape(raw); err == nil {
+			path = p
+		}
+	}
+	if d := s.cfg.Domain; d != "" {
+		host := r.Host
+		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+			host = host[:i]
+		}
+		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
+			return b, strings.TrimPrefix(path, "/")
+		}
+	}
+	path = strings.TrimPrefix(path, "/")
+	bucket, key, _ = strings.Cut(path, "/")
+	return bucket, key
+}
+
+func (s *Server) serve(q *request) error {
+	r := q.r
+	if r.ContentLength > MaxPutSize && r.Header.Get("x-amz-decoded-content-length") == "" && !q.query.Has("partNumber") {
+		return errEntityTooLarge
+	}
+	auth, err := sigv4.Verify(r, s, s.cfg.Now(), sigv4.Options{Region: s.cfg.Region, Keys: s.keys})
+	if err != nil {
+		return err
+	}
+	q.auth = auth
+	q.principal = s.creds[auth.AccessKey].Principal
+	if len(q.key) > 1024 {
+		return errKeyTooLong
+	}
+	if q.bucket == "" {
+		if r.Method == http.MethodGet {
+			return s.listBuckets(q)
+		}
+		return errMethodNotAllowed
+	}
+	if q.key == "" {
+		return s.bucketOp(q)
+	}
+	return s.objectOp(q)
+}
+
+func (s *Server) bucketOp(q *request) error {
+	qs := q.query
+	switch q.r.Method {
+	case http.MethodPut:
+		switch {
+		case qs.Has("versioning"):
+			return s.putVersioning(q)
+		case qs.Has("object-lock"):
+			return s.putObjectLockConfig(q)
+		case qs.Has("acl"), qs.Has("policy"), qs.Has("tagging"), qs.Has("cors"), qs.Has("lifecycle"),
+			qs.Has("encryption"), qs.Has("website"), qs.Has("replication"), qs.Has("notification"), qs.Has("logging"):
+			return errNotImplemented
+		}
+		return s.createBucket(q)
+	case http.MethodHead:
+		return s.headBucket(q)
+	case http.MethodDelete:
+		if len(qs) > 0 {
+			return errNotImplemented
+		}
+		return s.deleteBucket(q)
+	case http.MethodPost:
+		if qs.Has("delete") {
+			return s.deleteObjects(q)
+		}
+		return errMethodNotAllowed
+	case http.MethodGet:
+		switch {
+		case qs.Has("location"):
+			return s.getLocation(q)
+		case qs.Has("versioning"):
+			return s.getVersioning(q)
+		case qs.Has("object-lock"):
+			return s.getObjectLockConfig(q)
+		case qs.Has("versions"):
+			return s.listVersions(q)
+		case qs.Has("uploads"):
+			return s.listUploads(q)
+		case qs.Has("encryption"):
+			return s.getEncryption(q)
+		case qs.Has("acl"):
+			return s.getACL(q)
+		case qs.Has("tagging"):
+			return s.needBucket(q, newErr("NoSuchTagSet", http.StatusNotFound, "The TagSet does not exist"))
+		case qs.Has("policy"):
+			return s.needBucket(q, newErr("NoSuchBucketPolicy", http.StatusNotFound, "The bucket policy does not exist"))
+		case qs.Has("lifecycle"):
+			return s.needBucket(q, newErr("NoSuchLifecycleConfiguration", http.StatusNotFound, "The lifecycle configuration does not exist"))
+		case qs.Has("cors"):
+			return s.needBucket(q, newErr("NoSuchCORSConfiguration", http.StatusNotFound, "The CORS configuration does not exist"))
+		case qs.Has("website"), qs.Has("replication"), qs.Has("notification"), qs.Has("logging"), qs.Has("accelerate"), qs.Has("requestPayment"):
+			return errNotImplemented
+		case qs.Get("list-type") == "2":
+			return s.listObjectsV2(q)
+		}
+		return s.listObjectsV1(q)
+	}
+	return errMethodNotAllowed
+}
+
+func (s *Server) objectOp(q *request) error {
+	qs := q.query
+	switch q.r.Method {
+	case http.MethodPut:
+		switch {
+		case qs.Has("uploadId") && qs.Has("partNumber"):
+			if q.r.Header.Get("x-amz-copy-source") != "" {
+				return s.uploadPartCopy(q)
+			}
+			return s.uploadPart(q)
+		case qs.Has("retention"):
+			return s.putRetention(q)
+		case qs.Has("legal-hold"):
+			return s.putLegalHold(q)
+		case qs.Has("tagging"), qs.Has("acl"):
+			return errNotImplemented
+		}
+		if q.r.Header.Get("x-amz-copy-source") != "" {
+			return s.copyObject(q)
+		}
+		return s.putObject(q)
+	case http.MethodGet:
+		switch {
+		case qs.Has("uploadId"):
+			return s.listParts(q)
+		case qs.Has("retention"):
+			return s.getRetention(q)
+		case qs.Has("legal-hold"):
+			return s.getLegalHold(q)
+		case qs.Has("acl"):
+			return s.getACL(q)
+		case qs.Has("tagging"):
+			return s.getTagging(q)
+		case qs.Has("attributes"), qs.Has("torrent"):
+			return errNotImplemented
+		}
+		return s.getObject(q, true)
+	case http.MethodHead:
+		return s.getObject(q, false)
+	case http.MethodDelete:
+		if qs.Has("uploadId") {
+			return s.abortUpload(q)
+		}
+		if qs.Has("tagging") {
+			return errNotImplemented
+		}
+		return s.deleteObject(q)
+	case http.MethodPost:
+		switch {
+		case qs.Has("uploads"):
+			return s.createUpload(q)
+		case qs.Has("uploadId"):
+			return s.completeUpload(q)
+		}
+		return errMethodNotAllowed
+	}
+	return errMethodNotAllowed
+}
+
+// needBucket returns err if the bucket exists, NoSuchBucket otherwise.
+func (s *Server) needBucket(q *request, err error) error {
+	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+		return errNoSuchBucket
+	}
+	return err
+}
+
+func (s *Server) writeError(q *request, err error) {
+	ae := toAPI(err)
+	if ae.Status >= 500 {
+		s.log.ErrorContext(q.r.Context(), "s3 request failed", "id", q.id, "method", q.r.Method, "bucket", q.bucket, "key", q.key, "code", ae.Code, "err", err)
+	} else {
+		s.log.DebugContext(q.r.Context(), "s3 request refused", "id", q.id, "code", ae.Code, "err", err)
+	}
+	for k, v := range ae.Headers {
+		q.w.Header().Set(k, v)
+	}
+	q.status = ae.Status
+	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(ae.Status)
+		return
+	}
+	doc := errorDoc{Code: ae.Code, Message: ae.Message, Resource: q.r.URL.Path, RequestID: q.id, HostID: q.id}
+	for _, f := range ae.Fields {
+		doc.Extra = append(doc.Extra, extraField{XMLName: xml.Name{Local: f.Name}, Value: f.Value})
+	}
+	switch ae.Code {
+	case "NoSuchBucket":
+		doc.Extra = append(doc.Extra, extraField{XMLName: xml.Name{Local: "BucketName"}, Value: q.bucket})
+	case "NoSuchKey":
+		doc.Extra = append(doc.Extra, extraField{XMLName: xml.Name{Local: "Key"}, Value: q.key})
+	}
+	body, _ := xml.Marshal(doc)
+	q.w.Header().Set("Content-Type", "application/xml")
+	q.w.WriteHeader(ae.Status)
+	io.WriteString(q.w, xml.Header)
+	q.w.Write(body)
+}
+
+// writeXML writes a 200 response with an XML body.
+func (q *request) writeXML(v any) error {
+	body, err := xml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	q.w.Header().Set("Content-Type", "application/xml")
+	q.status = http.StatusOK
+	q.w.WriteHeader(http.StatusOK)
+	io.WriteString(q.w, xml.Header)
+	_, err = q.w.Write(body)
+	return nil
+}
+
+// readXML decodes a bounded XML request body into v.
+func (q *request) readXML(v any) error {
+	body, err := q.body()
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(body, MaxXMLBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxXMLBody {
+		return errorf("MalformedXML", http.StatusBadRequest, "The XML you provided was larger than %d bytes.", MaxXMLBody)
+	}
+	if err := xml.Unmarshal(b, v); err != nil {
+		return errMalformedXML.with(err)
+	}
+	return nil
+}
+
+// body returns the request payload, decoded and verified as signed.
+func (q *request) body() (*sigv4.Payload, error) {
+	return q.auth.Body(q.r.Body), nil
+}
+
+func (q *request) ok() {
+	q.status = http.StatusOK
+	q.w.WriteHeader(http.StatusOK)
+}
+
+func (q *request) noContent() {
+	q.status = http.StatusNoContent
+	q.w.WriteHeader(http.StatusNoContent)
+}
