@@ -59,16 +59,13 @@ var (
 	errInvalidPart         = newErr("InvalidPart", http.StatusBadRequest, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
 	errInvalidPartOrder    = newErr("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
 	errNotImplemented      = newErr("NotImplemented", http.StatusNotImplemented, "A header you provided implies functionality that is not implemented")
-	errAccessDenied        = newErr("AccessDenied", http.StatusForbidden, "Access Denied")
 	errObjectLocked        = newErr("AccessDenied", http.StatusForbidden, "Access Denied because object protected by object lock.")
 	errKeyTooLong          = newErr("KeyTooLongError", http.StatusBadRequest, "Your key is too long")
 	errMissingContentLen   = newErr("MissingContentLength", http.StatusLengthRequired, "You must provide the Content-Length HTTP header.")
-	errRequestHeaderLarge  = newErr("RequestHeaderSectionTooLarge", http.StatusBadRequest, "Your request header section exceeds the maximum allowed size.")
 	errInvalidLockConfig   = newErr("InvalidRequest", http.StatusBadRequest, "Bucket is missing Object Lock Configuration")
 	errNoLockConfiguration = newErr("ObjectLockConfigurationNotFoundError", http.StatusNotFound, "Object Lock configuration does not exist for this bucket")
 	errNoSuchRetention     = newErr("NoSuchObjectLockConfiguration", http.StatusNotFound, "The specified object does not have a ObjectLock configuration")
 	errInternal            = newErr("InternalError", http.StatusInternalServerError, "We encountered an internal error. Please try again.")
-	errServiceUnavailable  = newErr("ServiceUnavailable", http.StatusServiceUnavailable, "Please reduce your request rate.")
 )
 
 // with returns a copy of e carrying a more specific message and cause.

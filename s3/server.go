@@ -158,8 +158,6 @@ type request struct {
 	status    int
 }
 
-type ctxKey struct{}
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var idb [8]byte
@@ -396,7 +394,7 @@ func (q *request) writeXML(v any) error {
 	q.status = http.StatusOK
 	q.w.WriteHeader(http.StatusOK)
 	io.WriteString(q.w, xml.Header)
-	_, err = q.w.Write(body)
+	q.w.Write(body)
 	return nil
 }
 
