@@ -52,7 +52,18 @@ func userMeta(h http.Header) (map[string]string, error) {
 		return nil, errorf("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size of %d bytes.", MaxUserMetadata)
 	}
 	for _, name := range storedHeaders {
-		if v := h.Get(name); v != "" {
+		v := h.Get(name)
+		if name == "Content-Encoding" {
+			// aws-chunked is transfer framing, not the object's encoding.
+			var keep []string
+			for e := range strings.SplitSeq(v, ",") {
+				if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+					keep = append(keep, e)
+				}
+			}
+			v = strings.Join(keep, ",")
+		}
+		if v != "" {
 			meta[":"+strings.ToLower(name)] = v
 		}
 	}
