@@ -183,3 +183,29 @@ func (k *Keyring) Verify(msg, sig []byte) error {
 	}
 	return nil
 }
+
+// BindingKeys signs and verifies label bindings with the node's signing
+// key (it implements label.Signer and label.Verifier).
+type BindingKeys struct{ k *Keyring }
+
+// BindingKeys returns the keyring's label-binding signer and verifier.
+func (k *Keyring) BindingKeys() BindingKeys { return BindingKeys{k} }
+
+// KeyID names the node's signing key in bindings: "node:" and the first 8
+// bytes of its public key in hex.
+func (b BindingKeys) KeyID() string { return fmt.Sprintf("node:%x", b.k.pub[:8]) }
+
+// Sign signs msg.
+func (b BindingKeys) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(b.k.priv, msg), nil }
+
+// Verify checks a signature by the key named keyID, which must be this
+// node's.
+func (b BindingKeys) Verify(keyID string, msg, sig []byte) error {
+	if keyID != b.KeyID() {
+		return fmt.Errorf("signed by %s, not this node's key %s", keyID, b.KeyID())
+	}
+	if !ed25519.Verify(b.k.pub, msg, sig) {
+		return errors.New("signature is not the node's")
+	}
+	return nil
+}

@@ -25,6 +25,9 @@ type Version struct {
 	DeleteMarker bool
 	Size         int64
 	ETag         string
+	// Label is the version's confidentiality label in text form ("" for
+	// none), so that listings can leave out what a principal may not read.
+	Label string
 	// Envelope is the version's signed, sealed manifest. List results
 	// leave it empty; Get and Latest fill it.
 	Envelope []byte

@@ -93,6 +93,9 @@ type Manifest struct {
 	ContentType  string            `json:"content_type,omitempty"`
 	Meta         map[string]string `json:"meta,omitempty"`
 	Label        string            `json:"label,omitempty"`
+	// LabelBinding is the node-signed binding of Label to the content
+	// (label.Binding JSON, after STANAG 4778).
+	LabelBinding []byte `json:"label_binding,omitempty"`
 	K            int               `json:"k,omitempty"`
 	M            int               `json:"m,omitempty"`
 	StripeSize   int               `json:"stripe_size,omitempty"` // plaintext bytes per stripe
@@ -119,6 +122,7 @@ type Part struct {
 	Blob       ID       `json:"blob"`
 	Sites      []string `json:"sites"`            // site id of each shard, in shard order
 	Inline     bool     `json:"inline,omitempty"` // the single stripe rides in the manifest blobs
+	Digest     []byte   `json:"digest,omitempty"` // BLAKE3-256 of the part's plaintext
 	WrappedKey []byte   `json:"wrapped_key"`
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
@@ -35,8 +37,14 @@ type Config struct {
 	// VaultDefaults is the policy of vaults created without one (S3
 	// CreateBucket without x-embassy-* headers).
 	VaultDefaults VaultDefaults `yaml:"vault_defaults,omitempty"`
-	Sites         []SiteConfig  `yaml:"sites,omitempty"`
-	Vaults        []VaultConfig `yaml:"vaults,omitempty"`
+	// Policies are national classification policies, in addition to
+	// NATO's, which is built in (see docs/labels.md).
+	Policies []label.Policy `yaml:"policies,omitempty"`
+	// Principals are the people and services that use the node: nation,
+	// clearances, categories and roles. S3 credentials name them.
+	Principals []access.Principal `yaml:"principals,omitempty"`
+	Sites      []SiteConfig       `yaml:"sites,omitempty"`
+	Vaults     []VaultConfig      `yaml:"vaults,omitempty"`
 }
 
 // S3Config configures the S3 front end.
@@ -77,6 +85,10 @@ type NodeConfig struct {
 	ID string `yaml:"id"`
 	// Nation owns the node and, by default, its vaults (ISO 3166-1 alpha-3).
 	Nation string `yaml:"nation"`
+	// Dev marks a development node: its root key is a local file and
+	// principals not configured act as fully cleared nationals. Never set
+	// it on a node holding real data.
+	Dev bool `yaml:"dev,omitempty"`
 }
 
 // IndexConfig chooses the metadata index.
@@ -129,6 +141,9 @@ type VaultConfig struct {
 	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow"`
 	// StripeSize is the plaintext stripe size, e.g. "1MiB" (default).
 	StripeSize string `yaml:"stripe_size,omitempty"`
+	// DefaultLabel is the label (text form, e.g. "NATO RESTRICTED//REL TO
+	// EST, LUX") of objects put without one.
+	DefaultLabel string `yaml:"default_label,omitempty"`
 	// Created is when the vault was created.
 	Created time.Time `yaml:"created,omitempty"`
 	// ObjectLock enables S3 object lock, with an optional default
@@ -224,6 +239,27 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir)", i, s.Driver)
 		}
 	}
+	reg, err := label.NewRegistry(c.Policies...)
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	pnames := map[string]bool{}
+	for i, p := range c.Principals {
+		if err := p.Validate(reg); err != nil {
+			return fmt.Errorf("principals[%d]: %w", i, err)
+		}
+		if pnames[p.Name] {
+			return fmt.Errorf("principals[%d].name: %s is configured twice", i, p.Name)
+		}
+		pnames[p.Name] = true
+	}
+	for i, s := range c.Sites {
+		if s.Accredited != "" {
+			if _, err := reg.ParseText(s.Accredited); err != nil {
+				return fmt.Errorf("sites[%d].accredited: %w", i, err)
+			}
+		}
+	}
 	keys := map[string]bool{}
 	for i, cr := range c.S3.Credentials {
 		if cr.Principal == "" {
@@ -268,6 +304,11 @@ func (c *Config) Validate() error {
 		for j, jur := range v.Jurisdictions {
 			if err := site.ValidCountry(jur); err != nil {
 				return fmt.Errorf("vaults[%d].jurisdictions[%d]: %w", i, j, err)
+			}
+		}
+		if v.DefaultLabel != "" {
+			if _, err := reg.ParseText(v.DefaultLabel); err != nil {
+				return fmt.Errorf("vaults[%d].default_label: %w", i, err)
 			}
 		}
 		if v.StripeSize != "" {

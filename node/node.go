@@ -14,9 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
+	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 	"github.com/embassy-dev/embassy/vault"
@@ -31,6 +33,7 @@ type Node struct {
 	Index  *boltindex.Index
 	Keys   *custody.Keyring
 	Log    *slog.Logger
+	Labels *label.Registry
 }
 
 // InitOptions configures a new node.
@@ -58,6 +61,9 @@ func Init(dirPath string, o InitOptions) (*Config, error) {
 		Node:  NodeConfig{ID: hex.EncodeToString(id[:]), Nation: o.Nation},
 		Index: IndexConfig{Driver: "bolt", Path: "index.db"},
 		Keys:  KeysConfig{RootKeyFile: "root.key"},
+		// The operator's own principal; restrict it to what the
+		// operators are actually cleared for.
+		Principals: []access.Principal{{Name: "admin", Nation: o.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"admin"}}},
 	}
 	root, err := custody.GenerateRootKey()
 	if err != nil {
@@ -166,7 +172,14 @@ func (n *Node) rebuildEngine() error {
 		}
 		vaults = append(vaults, v)
 	}
-	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log})
+	reg, err := label.NewRegistry(n.Config.Policies...)
+	if err != nil {
+		return err
+	}
+	n.Labels = reg
+	bk := n.Keys.BindingKeys()
+	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
+		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg)})
 	if err != nil {
 		return err
 	}
@@ -185,7 +198,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 			return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
 		}
 	}
-	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe}, nil
+	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel}, nil
 }
 
 // Close closes the node.
@@ -349,4 +362,25 @@ func (n *Node) apply(c *Config) error {
 		return err
 	}
 	return nil
+}
+
+// Principal returns the principal named name. On a development node a
+// name that is not configured acts as a national of the node's nation
+// cleared to NATO COSMIC TOP SECRET; elsewhere it has no clearance at all
+// and reads nothing labelled.
+func (n *Node) Principal(name string) access.Principal {
+	for _, p := range n.Config.Principals {
+		if p.Name == name {
+			return p
+		}
+	}
+	if n.Config.Node.Dev {
+		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"dev"}}
+	}
+	return access.Principal{Name: name}
+}
+
+// As returns ctx acting as the named principal.
+func (n *Node) As(ctx context.Context, name string) context.Context {
+	return vault.WithPrincipal(ctx, n.Principal(name))
 }

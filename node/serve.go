@@ -90,7 +90,8 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 	if len(creds) == 0 {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or --access-key/--secret-key)")
 	}
-	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log})
+	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
+		Principal: n.Principal})
 }
 
 // ServeOptions configure Serve.
@@ -202,6 +203,7 @@ func InitDev(dirPath string, o DevOptions) (bool, error) {
 		c.Sites = append(c.Sites, SiteConfig{Descriptor: d, Driver: "dir", Path: filepath.Join("sites", d.ID)})
 	}
 	c.VaultDefaults = VaultDefaults{Erasure: "4+2", Survive: "jurisdictions=1"}
+	c.Node.Dev = true
 	return true, SaveConfig(dirPath, c)
 }
 

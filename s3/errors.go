@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
@@ -84,6 +85,14 @@ func toAPI(err error) *apiError {
 		return &apiError{Code: string(se.Code), Status: se.Status(), Message: se.Message, Fields: se.Fields, err: err}
 	}
 	switch {
+	case errors.Is(err, access.ErrDenied):
+		// The same answer whether or not the object exists; the reason
+		// goes to the log, never to the client.
+		return &apiError{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied", err: err}
+	case errors.Is(err, vault.ErrInvalidLabel):
+		return errorf("InvalidArgument", http.StatusBadRequest, "%v", err).with(err)
+	case errors.Is(err, vault.ErrLabelBinding):
+		return errInternal.with(err)
 	case errors.Is(err, vault.ErrNoSuchVault):
 		return errNoSuchBucket.with(err)
 	case errors.Is(err, vault.ErrDeleteMarker):

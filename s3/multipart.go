@@ -21,7 +21,7 @@ func (s *Server) createUpload(q *request) error {
 	if ct == "" {
 		ct = "binary/octet-stream"
 	}
-	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, vault.PutOptions{ContentType: ct, Meta: meta, Lock: lock})
+	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, vault.PutOptions{ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader)})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,11 @@ import (
 	"github.com/embassy-dev/embassy/vault"
 )
 
+// labelHeader carries an object's confidentiality label in text form
+// (e.g. "NATO SECRET//REL TO EST, LUX"): on PUT, POST ?uploads and copy to
+// set it, on GET and HEAD to report it.
+const labelHeader = "x-embassy-label"
+
 // storedHeaders are the standard headers kept with an object and returned
 // on GET and HEAD. They ride in the manifest's metadata under a ':' prefix,
 // which no x-amz-meta-* name can have.
@@ -152,7 +157,7 @@ func (s *Server) putObject(q *request) error {
 	}
 	body := &md5Reader{r: payload, h: md5.New()}
 	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, vault.PutOptions{
-		Size: size, ContentType: ct, Meta: meta, Lock: lock,
+		Size: size, ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader),
 		ETag: body.etag, Checksums: payload.Checksums,
 	})
 	if err != nil {
@@ -275,6 +280,9 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 		ct = "binary/octet-stream"
 	}
 	h.Set("Content-Type", ct)
+	if info.Label != "" {
+		h.Set(labelHeader, info.Label)
+	}
 	for k, v := range info.Meta {
 		if std, ok := strings.CutPrefix(k, ":"); ok {
 			h.Set(std, v)
@@ -531,6 +539,17 @@ func (s *Server) copyObject(q *request) error {
 	}
 	if o.Lock, err = s.lockFromHeaders(q, s.cfg.Now()); err != nil {
 		return err
+	}
+	o.Label = info.Label
+	if l := q.r.Header.Get(labelHeader); l != "" {
+		ok, err := s.e.LabelDominates(l, info.Label)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf("AccessDenied", http.StatusForbidden, "The copy would lower the object's label; lowering a label needs the approval of two custodians")
+		}
+		o.Label = l
 	}
 	// A copy is one part: its ETag is the MD5 of its bytes.
 	body := &md5Reader{r: src, h: md5.New()}

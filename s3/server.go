@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/s3/sigv4"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -91,6 +92,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests may fix it. Default time.Now.
 	Now func() time.Time
+	// Principal resolves a credential's principal name to the principal
+	// the engine's access decision judges. Default: a principal with only
+	// a name (no nation, no clearance).
+	Principal func(name string) access.Principal
 }
 
 // Server is the S3 front end.
@@ -210,6 +215,11 @@ func (s *Server) serve(q *request) error {
 	}
 	q.auth = auth
 	q.principal = s.creds[auth.AccessKey].Principal
+	p := access.Principal{Name: q.principal}
+	if s.cfg.Principal != nil {
+		p = s.cfg.Principal(q.principal)
+	}
+	q.r = q.r.WithContext(vault.WithPrincipal(q.r.Context(), p))
 	if len(q.key) > 1024 {
 		return errKeyTooLong
 	}

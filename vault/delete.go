@@ -50,10 +50,16 @@ func (e *Engine) Delete(ctx context.Context, vaultName, key string, o DeleteOpti
 }
 
 func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResult, error) {
+	// Hiding an object needs the right to read it.
+	if cur, err := e.index.Latest(ctx, v.Name, key); err == nil && !cur.DeleteMarker {
+		if err := e.canRead(ctx, v, cur.Label); err != nil {
+			return DeleteResult{}, err
+		}
+	}
 	exclude := map[string]bool{}
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
-		sites, err := e.choose(v, id, exclude)
+		sites, err := e.choose(v, id, exclude, nil)
 		if err != nil {
 			return DeleteResult{}, err
 		}
@@ -162,18 +168,24 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 
 // List lists the latest versions of keys in a vault.
 func (e *Engine) List(ctx context.Context, vault string, o index.ListOptions) (index.ListPage, error) {
-	if _, err := e.Vault(vault); err != nil {
+	v, err := e.Vault(vault)
+	if err != nil {
 		return index.ListPage{}, err
 	}
-	return e.index.List(ctx, vault, o)
+	page, err := e.index.List(ctx, vault, o)
+	page.Entries = e.filterReadable(ctx, v, page.Entries)
+	return page, err
 }
 
 // Versions lists every version of keys in a vault.
 func (e *Engine) Versions(ctx context.Context, vault string, o index.VersionOptions) (index.VersionPage, error) {
-	if _, err := e.Vault(vault); err != nil {
+	v, err := e.Vault(vault)
+	if err != nil {
 		return index.VersionPage{}, err
 	}
-	return e.index.Versions(ctx, vault, o)
+	page, err := e.index.Versions(ctx, vault, o)
+	page.Versions = e.filterReadable(ctx, v, page.Versions)
+	return page, err
 }
 
 // siteIDs returns the configured site ids, sorted.

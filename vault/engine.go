@@ -33,7 +33,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
@@ -62,6 +64,11 @@ type Vault struct {
 	Policy placement.Policy
 	// StripeSize is the plaintext bytes per stripe; 0 means DefaultStripeSize.
 	StripeSize int
+	// DefaultLabel is the label (text form) of objects put without one.
+	DefaultLabel string
+	// KeyGen is the generation of the vault key that wraps new data keys
+	// (0 means 1).
+	KeyGen int
 }
 
 // DefaultStripeSize is the stripe size of vaults that do not set one.
@@ -75,6 +82,15 @@ type Config struct {
 	Sites  []Site
 	Vaults []Vault
 	Logger *slog.Logger
+	// Labels, if set, enables confidentiality labels: objects carry a
+	// label (given on put or the vault's default) bound to their content by
+	// a node signature made with Signer and checked with Verifier.
+	Labels   *label.Registry
+	Signer   label.Signer
+	Verifier label.Verifier
+	// Decider, if set, enforces the access decision on every read and
+	// write: requests must carry a principal (WithPrincipal).
+	Decider *access.Decider
 }
 
 // Engine is the object engine. It is safe for concurrent use.
@@ -85,6 +101,7 @@ type Engine struct {
 	log    *slog.Logger
 	clock  clock
 	Events Events
+	labelState
 
 	mu     sync.RWMutex
 	sites  map[string]*Site
@@ -99,6 +116,7 @@ type Events struct {
 	Reconstructed  atomic.Int64 // stripes rebuilt from parity
 	WriteRetries   atomic.Int64 // puts retried on other sites after a site failed
 	ManifestErrors atomic.Int64 // manifest copies that failed to open
+	BindingErrors  atomic.Int64 // label bindings that failed verification
 }
 
 // New returns an engine. Vault policies are checked against the sites.
@@ -114,6 +132,10 @@ func New(cfg Config) (*Engine, error) {
 		sites:  map[string]*Site{},
 		vaults: map[string]Vault{},
 		down:   map[string]time.Time{},
+	}
+	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
+	if e.labels != nil && (e.signer == nil || e.verifier == nil) {
+		return nil, errors.New("vault: labels need a Signer and a Verifier")
 	}
 	for i := range cfg.Sites {
 		s := cfg.Sites[i]
@@ -149,7 +171,20 @@ func (e *Engine) SetVault(v Vault) error {
 	if err := v.Policy.Validate(); err != nil {
 		return fmt.Errorf("vault %s: %w", v.Name, err)
 	}
-	if err := placement.Feasible(v.Policy, e.candidates(nil)); err != nil {
+	if v.DefaultLabel != "" {
+		if e.labels == nil {
+			return fmt.Errorf("vault %s: default label set but the node has no label policies", v.Name)
+		}
+		l, err := e.labels.ParseText(v.DefaultLabel)
+		if err != nil {
+			return fmt.Errorf("vault %s: default label: %w", v.Name, err)
+		}
+		v.DefaultLabel = l.String()
+		if err := placement.Feasible(withLabel(v.Policy), e.candidates(nil, &l)); err != nil {
+			return fmt.Errorf("vault %s: %w", v.Name, err)
+		}
+	}
+	if err := placement.Feasible(v.Policy, e.candidates(nil, nil)); err != nil {
 		return fmt.Errorf("vault %s: %w", v.Name, err)
 	}
 	e.mu.Lock()
@@ -222,14 +257,31 @@ func (e *Engine) SetSiteDown(id string, d time.Duration) {
 // siteDownFor is how long a site that failed a write is avoided.
 const siteDownFor = 30 * time.Second
 
-func (e *Engine) candidates(exclude map[string]bool) []placement.Candidate {
+// withLabel marks a policy as requiring accredited sites (see candidates).
+func withLabel(p placement.Policy) placement.Policy {
+	p.MinRank = 1
+	return p
+}
+
+// candidates lists the sites placement may choose. With a label, a site
+// accredited for it has rank 1 and any other rank 0, so that a policy
+// passed through withLabel never places a shard on a site accredited below
+// the data.
+func (e *Engine) candidates(exclude map[string]bool, l *label.Label) []placement.Candidate {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	now := time.Now()
 	out := make([]placement.Candidate, 0, len(e.sites))
 	for _, s := range e.sites {
 		down := exclude[s.ID] || now.Before(e.down[s.ID])
-		out = append(out, placement.Candidate{Descriptor: s.Descriptor, Rank: s.Rank, Down: down})
+		rank := s.Rank
+		if l != nil {
+			rank = 0
+			if e.accredited(s.Accredited, l) {
+				rank = 1
+			}
+		}
+		out = append(out, placement.Candidate{Descriptor: s.Descriptor, Rank: rank, Down: down})
 	}
 	return out
 }
@@ -284,13 +336,19 @@ type ObjectInfo struct {
 	K, M         int
 	Parts        int
 	Lock         *manifest.Lock
+	Checksums    map[string]string
+	PartSizes    []int64
 }
 
 func infoOf(m *manifest.Manifest) ObjectInfo {
-	return ObjectInfo{
+	sizes := make([]int64, len(m.Parts))
+	for i, p := range m.Parts {
+		sizes[i] = p.Size
+	}
+	return ObjectInfo{PartSizes: sizes,
 		Vault: m.Vault, Key: m.Key, VersionID: m.Version, Created: time.Unix(0, m.Created).UTC(),
 		Size: m.Size, ETag: m.ETag, ContentType: m.ContentType, Meta: m.Meta, Digest: m.Digest,
-		DeleteMarker: m.DeleteMarker, Label: m.Label, K: m.K, M: m.M, Parts: len(m.Parts), Lock: m.Lock,
+		DeleteMarker: m.DeleteMarker, Label: m.Label, K: m.K, M: m.M, Parts: len(m.Parts), Lock: m.Lock, Checksums: m.Checksums,
 	}
 }
 

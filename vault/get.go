@@ -56,11 +56,11 @@ func (p Problem) String() string {
 
 // resolve finds a version in the index and opens its manifest.
 func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID) (*manifest.Manifest, []byte, error) {
-	if _, err := e.Vault(vault); err != nil {
+	vc, err := e.Vault(vault)
+	if err != nil {
 		return nil, nil, err
 	}
 	var v index.Version
-	var err error
 	if id.IsZero() {
 		v, err = e.index.Latest(ctx, vault, key)
 		if errors.Is(err, index.ErrNotFound) {
@@ -87,6 +87,13 @@ func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID)
 	}
 	if m.DeleteMarker {
 		return m, v.Envelope, &DeleteMarkerError{Version: m.Version, Latest: id.IsZero()}
+	}
+	if err := e.canRead(ctx, vc, m.Label); err != nil {
+		return nil, nil, err
+	}
+	if err := e.verifyBinding(m); err != nil {
+		e.log.ErrorContext(ctx, "label binding failed verification; object withheld", "vault", vault, "version", m.Version, "err", err)
+		return nil, nil, err
 	}
 	return m, v.Envelope, nil
 }
@@ -175,6 +182,21 @@ func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Rea
 
 // Info returns the version's info.
 func (r *Reader) Info() ObjectInfo { return r.info }
+
+// SetRange narrows the reader to length bytes from off (length < 0: to the
+// end) before the first Read.
+func (r *Reader) SetRange(off, length int64) error {
+	size := r.m.Size
+	if off < 0 || off > size || (off == size && length > 0) {
+		return fmt.Errorf("%w: offset %d of a %d-byte object", ErrInvalidRange, off, size)
+	}
+	end := size
+	if length >= 0 && off+length < end {
+		end = off + length
+	}
+	r.pos, r.end = off, end
+	return nil
+}
 
 // Problems returns the damage found and worked around so far.
 func (r *Reader) Problems() []Problem {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -76,6 +77,11 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 	if err := manifest.ValidKey(key); err != nil {
 		return UploadInfo{}, err
 	}
+	text, _, err := e.putLabel(ctx, v, o.Label)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	o.Label = text
 	now := time.Now()
 	ver := manifest.NewID()
 	// Upload ids sort by creation, as S3 lists them.
@@ -121,7 +127,15 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 		return PartInfo{}, err
 	}
 	blobKey := manifest.NewID()
-	sites, err := e.choose(v, blobKey, nil)
+	var l *label.Label
+	if rec.Label != "" {
+		parsed, err := e.labelOf(rec.Label)
+		if err != nil {
+			return PartInfo{}, err
+		}
+		l = &parsed
+	}
+	sites, err := e.choose(v, blobKey, nil, l)
 	if err != nil {
 		return PartInfo{}, err
 	}
@@ -294,6 +308,15 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 		Node: e.node, Vault: v.Name, Key: key, Version: rec.Version, Created: created,
 		Size: size, ETag: etag, ContentType: rec.ContentType, Meta: rec.Meta, Label: rec.Label, Lock: rec.Lock,
 		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts,
+	}
+	if rec.Label != "" {
+		l, err := e.labelOf(rec.Label)
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		if err := e.bindLabel(m, &l); err != nil {
+			return ObjectInfo{}, err
+		}
 	}
 	env, err := manifest.Seal(m, e.keys)
 	if err != nil {

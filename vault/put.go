@@ -16,6 +16,7 @@ import (
 
 	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
@@ -34,6 +35,10 @@ type PutOptions struct {
 	// ETag to record (the S3 front end passes an MD5). Otherwise the ETag
 	// is derived from the BLAKE3 digest of the content.
 	ETag func() string
+	// Checksums, if set, is called once the body has been read and returns
+	// the client checksums that were verified over it, to be returned on
+	// request (x-amz-checksum-*).
+	Checksums func() map[string]string
 }
 
 // maxAttempts bounds how often a put is retried on other sites.
@@ -84,6 +89,11 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 }
 
 func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+	text, l, err := e.putLabel(ctx, v, o.Label)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	o.Label = text
 	p := v.Policy
 	hasher := blake3.New()
 	first := getBuf(p.K, p.M, v.StripeSize)
@@ -106,10 +116,10 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 			return ObjectInfo{}, sizeError(int64(n), o.Size)
 		}
 		hasher.Write(first.b[:n])
-		return e.putInline(ctx, v, key, first, n, hasher, o, exclude)
+		return e.putInline(ctx, v, key, first, n, hasher, o, l, exclude)
 	}
 	body := io.MultiReader(bytes.NewReader(first.b[:n]), bytes.NewReader(peek[:]), r)
-	return e.putStreaming(ctx, v, key, body, hasher, o, exclude)
+	return e.putStreaming(ctx, v, key, body, hasher, o, l, exclude)
 }
 
 func sizeError(got, want int64) error {
@@ -136,7 +146,7 @@ func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64
 	}
 }
 
-func keyGen(v Vault) int { return 1 }
+func keyGen(v Vault) int { return max(v.KeyGen, 1) }
 
 func etag(o PutOptions, digest []byte) string {
 	if o.ETag != nil {
@@ -147,9 +157,13 @@ func etag(o PutOptions, digest []byte) string {
 	return fmt.Sprintf("\"%x\"", digest[:16])
 }
 
-// choose runs placement for a new version.
-func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool) ([]string, error) {
-	sites, err := placement.Choose(v.Policy, e.candidates(exclude), id[:])
+// choose runs placement for a new version labelled l (nil: unlabelled).
+func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *label.Label) ([]string, error) {
+	p := v.Policy
+	if l != nil {
+		p = withLabel(p)
+	}
+	sites, err := placement.Choose(p, e.candidates(exclude, l), id[:])
 	if err != nil {
 		return nil, fmt.Errorf("vault %s: %w", v.Name, err)
 	}
@@ -159,7 +173,7 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool) ([]str
 // putInline writes an object of one stripe: each site's shard blocks ride
 // in its manifest blob. The data is in memory, so a failed site is simply
 // replaced.
-func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
 	p := v.Policy
 	digest := hasher.Sum(nil)
 	plain := bytes.Clone(buf.b[:n])
@@ -169,7 +183,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 	}
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
-		sites, err := e.choose(v, id, exclude)
+		sites, err := e.choose(v, id, exclude, l)
 		if err != nil {
 			return ObjectInfo{}, err
 		}
@@ -197,7 +211,13 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		}
 		m := e.baseManifest(v, key, id, created, o)
 		m.Size, m.Digest, m.ETag = int64(n), digest, etag(o, digest)
-		m.Parts = []manifest.Part{{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, WrappedKey: wrapped}}
+		if o.Checksums != nil {
+			m.Checksums = o.Checksums()
+		}
+		m.Parts = []manifest.Part{{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, WrappedKey: wrapped, Digest: digest}}
+		if err := e.bindLabel(m, l); err != nil {
+			return ObjectInfo{}, err
+		}
 		env, err := manifest.Seal(m, e.keys)
 		if err != nil {
 			return ObjectInfo{}, err
@@ -227,7 +247,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string) (ObjectInfo, error) {
 	err := e.index.Put(ctx, index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
-		Size: m.Size, ETag: m.ETag, Envelope: env,
+		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
 	})
 	if err != nil {
 		blobs := map[string][]string{}
@@ -301,9 +321,9 @@ func coderFor(k, m int) (*erasure.Coder, error) {
 }
 
 // putStreaming writes an object of more than one stripe.
-func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, exclude map[string]bool) (ObjectInfo, error) {
+func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
 	id, created := e.newVersion(ctx, v.Name, key)
-	sites, err := e.choose(v, id, exclude)
+	sites, err := e.choose(v, id, exclude, l)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -315,7 +335,14 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	digest := hasher.Sum(nil)
 	m := e.baseManifest(v, key, id, created, o)
 	m.Size, m.Digest, m.ETag = part.Size, digest, etag(o, digest)
+	if o.Checksums != nil {
+		m.Checksums = o.Checksums()
+	}
 	m.Parts = []manifest.Part{part.Part}
+	if err := e.bindLabel(m, l); err != nil {
+		e.cleanup(ctx, shardBlobs)
+		return ObjectInfo{}, err
+	}
 	env, err := manifest.Seal(m, e.keys)
 	if err != nil {
 		e.cleanup(ctx, shardBlobs)
@@ -383,6 +410,9 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	}
 	blob := manifest.NewID()
 	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	if ps.hasher == nil {
+		ps.hasher = blake3.New()
+	}
 	blobSize := int64(-1)
 	if ps.size >= 0 {
 		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size}.blobSize()
@@ -561,6 +591,6 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		e.cleanup(ctx, part.blobs())
 		return part, err
 	}
-	part.Size, part.WrappedKey = total, wrapped
+	part.Size, part.WrappedKey, part.Digest = total, wrapped, ps.hasher.Sum(nil)
 	return part, nil
 }

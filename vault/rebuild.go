@@ -83,7 +83,7 @@ func (e *Engine) RebuildIndex(ctx context.Context, progress func(done, total int
 					} else {
 						r.ok = true
 						r.v = index.Version{Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created,
-							DeleteMarker: m.DeleteMarker, Size: m.Size, ETag: m.ETag, Envelope: env}
+							DeleteMarker: m.DeleteMarker, Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env}
 						_, verr := e.Vault(m.Vault)
 						r.unknown = verr != nil
 					}

@@ -64,6 +64,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 		return err
 	}
 	defer func() { n.Close() }()
+	ctx = n.As(ctx, "admin")
 	sites := []node.SiteConfig{
 		demoSite("est-tallinn", "EST", "gov-dc", "EST", work),
 		demoSite("est-tartu", "EST", "cloudco", "USA", work),

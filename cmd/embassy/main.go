@@ -30,11 +30,12 @@ func main() {
 
 // app holds what every subcommand shares.
 type app struct {
-	dir    string
-	json   bool
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	dir       string
+	principal string
+	json      bool
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 // hintError is an error with an obvious next step for the user.
@@ -72,6 +73,11 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	}
 	root.PersistentFlags().StringVarP(&a.dir, "dir", "d", def, "node directory (env EMBASSY_DIR)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON for scripts")
+	defPrincipal := os.Getenv("EMBASSY_PRINCIPAL")
+	if defPrincipal == "" {
+		defPrincipal = "admin"
+	}
+	root.PersistentFlags().StringVar(&a.principal, "principal", defPrincipal, "act as this principal (env EMBASSY_PRINCIPAL); access decisions use its nation and clearances")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -67,7 +67,7 @@ func toJSON(i vault.ObjectInfo) objectJSON {
 }
 
 func (a *app) putCmd() *cobra.Command {
-	var contentType string
+	var contentType, lbl string
 	var meta []string
 	c := &cobra.Command{
 		Use:   "put FILE VAULT/KEY",
@@ -78,7 +78,7 @@ func (a *app) putCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := vault.PutOptions{Size: -1, ContentType: contentType, Meta: map[string]string{}}
+			o := vault.PutOptions{Size: -1, ContentType: contentType, Meta: map[string]string{}, Label: lbl}
 			for _, kv := range meta {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
@@ -112,7 +112,7 @@ func (a *app) putCmd() *cobra.Command {
 			}
 			defer n.Close()
 			p := a.newProgress("put "+key, o.Size)
-			info, err := n.Engine.Put(cmd.Context(), vaultName, key, &progressReader{r: src, p: p}, o)
+			info, err := n.Engine.Put(n.As(cmd.Context(), a.principal), vaultName, key, &progressReader{r: src, p: p}, o)
 			p.finish()
 			if err != nil {
 				return explain(err)
@@ -125,6 +125,7 @@ func (a *app) putCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&contentType, "content-type", "", "content type (default: from the file name)")
+	c.Flags().StringVar(&lbl, "label", "", "confidentiality label, e.g. \"NATO SECRET//REL TO EST, LUX\" (default: the vault's)")
 	c.Flags().StringArrayVar(&meta, "meta", nil, "user metadata key=value (repeatable)")
 	return c
 }
@@ -180,7 +181,7 @@ func (a *app) getCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			r, err := n.Engine.Get(cmd.Context(), vaultName, key, o)
+			r, err := n.Engine.Get(n.As(cmd.Context(), a.principal), vaultName, key, o)
 			if err != nil {
 				return explain(err)
 			}
@@ -253,7 +254,7 @@ func (a *app) lsCmd() *cobra.Command {
 			var prefixes []string
 			w := a.table()
 			for {
-				page, err := n.Engine.List(cmd.Context(), vaultName, o)
+				page, err := n.Engine.List(n.As(cmd.Context(), a.principal), vaultName, o)
 				if err != nil {
 					return explain(err)
 				}
@@ -312,11 +313,11 @@ func (a *app) statCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			info, err := n.Engine.Stat(cmd.Context(), vaultName, key, id)
+			info, err := n.Engine.Stat(n.As(cmd.Context(), a.principal), vaultName, key, id)
 			if err != nil {
 				return explain(err)
 			}
-			locs, err := n.Engine.Locate(cmd.Context(), vaultName, key, info.VersionID)
+			locs, err := n.Engine.Locate(n.As(cmd.Context(), a.principal), vaultName, key, info.VersionID)
 			if err != nil {
 				return err
 			}
@@ -372,7 +373,7 @@ func (a *app) rmCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			res, err := n.Engine.Delete(cmd.Context(), vaultName, key, vault.DeleteOptions{VersionID: id})
+			res, err := n.Engine.Delete(n.As(cmd.Context(), a.principal), vaultName, key, vault.DeleteOptions{VersionID: id})
 			if err != nil {
 				return explain(err)
 			}
@@ -408,7 +409,7 @@ func (a *app) versionsCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "CREATED\tVERSION\tLATEST\tSIZE\tKEY")
 			for {
-				page, err := n.Engine.Versions(cmd.Context(), vaultName, o)
+				page, err := n.Engine.Versions(n.As(cmd.Context(), a.principal), vaultName, o)
 				if err != nil {
 					return explain(err)
 				}
@@ -454,7 +455,7 @@ func (a *app) indexCmd() *cobra.Command {
 			}
 			defer n.Close()
 			var p *progress
-			st, err := n.Engine.RebuildIndex(cmd.Context(), func(done, total int) {
+			st, err := n.Engine.RebuildIndex(n.As(cmd.Context(), a.principal), func(done, total int) {
 				if p == nil {
 					p = a.newProgress("rebuild", int64(total))
 				}

@@ -60,6 +60,7 @@ A policy the sites cannot keep is refused, with the constraint and sites named.`
 	f.StringVar(&jurisdictions, "jurisdictions", "", "only place shards in these jurisdictions (comma-separated)")
 	f.StringVar(&v.Owner, "owner", "", "owning nation (default: the node's)")
 	f.StringVar(&v.StripeSize, "stripe-size", "", "plaintext bytes per stripe (default 1MiB)")
+	f.StringVar(&v.DefaultLabel, "default-label", "", "label of objects put without one, e.g. \"NATO RESTRICTED\"")
 	return c
 }
 

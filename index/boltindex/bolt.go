@@ -36,7 +36,7 @@ var (
 	keyFormat      = []byte("format")
 )
 
-const format = 1
+const format = 2
 
 // Index is a bbolt-backed index.Index.
 type Index struct {
@@ -226,6 +226,8 @@ func encode(v index.Version, withEnvelope bool) []byte {
 	b = binary.AppendUvarint(b, uint64(v.Size))
 	b = binary.AppendUvarint(b, uint64(len(v.ETag)))
 	b = append(b, v.ETag...)
+	b = binary.AppendUvarint(b, uint64(len(v.Label)))
+	b = append(b, v.Label...)
 	if withEnvelope {
 		b = binary.AppendUvarint(b, uint64(len(v.Envelope)))
 		b = append(b, v.Envelope...)
@@ -257,6 +259,12 @@ func decode(b []byte, withEnvelope bool) (index.Version, error) {
 	}
 	v.ETag = string(b[n : n+int(el)])
 	b = b[n+int(el):]
+	ll, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < ll {
+		return bad("label")
+	}
+	v.Label = string(b[n : n+int(ll)])
+	b = b[n+int(ll):]
 	if withEnvelope {
 		envLen, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) != envLen {

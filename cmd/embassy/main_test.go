@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary stand in for the embassy command: scripts
+// run "embassy ..." as a child process of this binary, exactly as main
+// would, so exit status, stdout and stderr are the real ones.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"embassy": embassyMain,
+	})
+}
+
+// embassyMain does what main does: it runs the CLI on the process's own
+// arguments and streams, and exits 1 on error.
+func embassyMain() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+// TestScripts runs the end-to-end specifications in testdata/*.txtar. Each
+// script starts in an empty $WORK directory; see the comments in the
+// scripts for what each one establishes.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"gen":     cmdGen,
+			"slice":   cmdSlice,
+			"capture": cmdCapture,
+		},
+	})
+}
+
+// cmdGen implements "gen FILE SIZE SEED": write SIZE pseudo-random bytes,
+// the same for the same seed, so scripts need not carry binary files.
+func cmdGen(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! gen")
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: gen FILE SIZE SEED")
+	}
+	size, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	seed, err := strconv.ParseUint(args[2], 10, 64)
+	ts.Check(err)
+	rng := rand.New(rand.NewPCG(seed, 0x656d62617373))
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o644))
+}
+
+// cmdSlice implements "slice SRC START END DST": copy bytes START..END
+// (inclusive, as --range counts them) of SRC to DST, the expected result of
+// a ranged get.
+func cmdSlice(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! slice")
+	}
+	if len(args) != 4 {
+		ts.Fatalf("usage: slice SRC START END DST")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	start, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	end, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	if start < 0 || end < start || end >= len(b) {
+		ts.Fatalf("slice %s: %d-%d is outside its %d bytes", args[0], start, end, len(b))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[3]), b[start:end+1], 0o644))
+}
+
+// cmdCapture implements "capture VAR REGEXP": set VAR to the first
+// submatch of REGEXP in the last command's standard output, so a later
+// command can name a version id a put printed.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! capture")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: capture VAR REGEXP")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	if re.NumSubexp() != 1 {
+		ts.Fatalf("capture: %q must have exactly one group", args[1])
+	}
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if m == nil {
+		ts.Fatalf("capture: %q does not match standard output", args[1])
+	}
+	ts.Setenv(args[0], m[1])
+	ts.Logf("%s=%s", args[0], m[1])
+}

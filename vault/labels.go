@@ -1,0 +1,323 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Access control in the engine: every interface (S3, CLI, federation)
+// reaches objects through the engine, so the engine is where the one access
+// decision (package access) is applied, and where labels are bound to the
+// content they describe.
+
+type principalKey struct{}
+
+type systemKey struct{}
+
+// WithPrincipal returns a context acting as principal p: reads are allowed
+// only where p's clearance, nation and categories admit the object's label,
+// and p cannot write a label above its own clearance.
+func WithPrincipal(ctx context.Context, p access.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, &p)
+}
+
+// AsSystem returns a context for the node's own work (index rebuild,
+// scrub, repair): no access decision is made. Interfaces never use it for a
+// request.
+func AsSystem(ctx context.Context) context.Context {
+	return context.WithValue(ctx, systemKey{}, true)
+}
+
+// PrincipalFrom returns the principal a context acts as.
+func PrincipalFrom(ctx context.Context) (access.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*access.Principal)
+	if !ok {
+		return access.Principal{}, false
+	}
+	return *p, true
+}
+
+// ErrNoPrincipal: the engine enforces access control and the request names
+// no principal. Callers must attach one with WithPrincipal.
+var ErrNoPrincipal = errors.New("no principal: the request is not attributed to anyone")
+
+// ErrLabelBinding: an object's label binding failed verification; its
+// label cannot be trusted and the object is not served. Report it: a site
+// or the index has been tampered with or damaged.
+var ErrLabelBinding = errors.New("label binding verification failed")
+
+// ErrInvalidLabel: the label given on a put is malformed or unknown to the
+// node's policies.
+var ErrInvalidLabel = errors.New("invalid label")
+
+// labelOf parses an object's stored label text through the registry, with
+// a cache: a node holds many objects under few labels.
+func (e *Engine) labelOf(text string) (label.Label, error) {
+	if v, ok := e.labelCache.Load(text); ok {
+		return v.(label.Label), nil
+	}
+	l, err := e.labels.ParseText(text)
+	if err != nil {
+		return label.Label{}, err
+	}
+	if n := e.labelCacheN.Add(1); n > 10000 {
+		e.labelCache.Clear()
+		e.labelCacheN.Store(0)
+	}
+	e.labelCache.Store(text, l)
+	return l, nil
+}
+
+// canRead applies the access decision to an object in vault v labelled
+// text ("" for unlabelled objects, which only the owner's nationals read).
+func (e *Engine) canRead(ctx context.Context, v Vault, text string) error {
+	if e.decider == nil || ctx.Value(systemKey{}) != nil {
+		return nil
+	}
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: %w", access.ErrDenied, ErrNoPrincipal)
+	}
+	if text == "" {
+		if p.Nation != v.Owner {
+			return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "unlabelled object: readable only by nationals of " + v.Owner}
+		}
+		return nil
+	}
+	l, err := e.labelOf(text)
+	if err != nil {
+		return &access.DeniedError{Principal: p.Name, Reason: access.ReasonLabel, Detail: err.Error()}
+	}
+	return e.decider.CanRead(p, v.Owner, l)
+}
+
+// putLabel resolves the label of a put (given or the vault's default),
+// checks that the principal may write it, and returns its canonical text.
+func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *label.Label, error) {
+	text := given
+	if text == "" {
+		text = v.DefaultLabel
+	}
+	if text == "" || e.labels == nil {
+		if given != "" {
+			return "", nil, fmt.Errorf("%w: this node has no label policies", ErrInvalidLabel)
+		}
+		return "", nil, nil
+	}
+	l, err := e.labels.ParseText(text)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+	}
+	if e.decider != nil && ctx.Value(systemKey{}) == nil {
+		p, ok := PrincipalFrom(ctx)
+		if !ok {
+			return "", nil, fmt.Errorf("%w: %w", access.ErrDenied, ErrNoPrincipal)
+		}
+		if err := e.decider.CanWriteLabel(p, l); err != nil {
+			if errors.Is(err, access.ErrDenied) {
+				return "", nil, err
+			}
+			return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		}
+	}
+	return l.String(), &l, nil
+}
+
+// accredited reports whether a site accredited for acc (label text, "" for
+// unclassified only) may hold data labelled l.
+func (e *Engine) accredited(acc string, l *label.Label) bool {
+	if l == nil || e.labels == nil {
+		return true
+	}
+	obj, err := e.labels.LabelLevel(*l)
+	if err != nil {
+		return false
+	}
+	if acc == "" {
+		return obj.Rank == 0
+	}
+	sl, err := e.labelOf(acc)
+	if err != nil {
+		return false
+	}
+	siteLevel, err := e.labels.LabelLevel(sl)
+	if err != nil {
+		return false
+	}
+	return e.labels.Dominates(siteLevel, obj)
+}
+
+// objectURI names a version in label bindings.
+func objectURI(vault, key string, id manifest.ID) string {
+	return "embassy:" + vault + "/" + key + "?versionId=" + id.String()
+}
+
+// bindLabel signs a binding of m's label to m's content (its BLAKE3 digest,
+// or each part's for multipart objects) and stores it in m.
+func (e *Engine) bindLabel(m *manifest.Manifest, l *label.Label) error {
+	if l == nil || e.signer == nil {
+		return nil
+	}
+	b := label.Binding{Label: *l}
+	uri := objectURI(m.Vault, m.Key, m.Version)
+	if len(m.Parts) == 1 || len(m.Digest) == 32 {
+		b.Data = []label.DataRef{{URI: uri, ContentType: m.ContentType, DigestAlg: label.DigestBLAKE3, Digest: m.Digest}}
+	} else {
+		for _, p := range m.Parts {
+			b.Data = append(b.Data, label.DataRef{URI: fmt.Sprintf("%s&partNumber=%d", uri, p.Number), ContentType: m.ContentType, DigestAlg: label.DigestBLAKE3, Digest: p.Digest})
+		}
+	}
+	if err := b.Sign(e.signer); err != nil {
+		return fmt.Errorf("sign label binding: %w", err)
+	}
+	j, err := b.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	m.LabelBinding = j
+	return nil
+}
+
+// verifyBinding checks that m's label binding is signed by the node and
+// binds m's label to m's content.
+func (e *Engine) verifyBinding(m *manifest.Manifest) error {
+	if m.DeleteMarker || m.Label == "" || e.verifier == nil {
+		return nil
+	}
+	fail := func(format string, args ...any) error {
+		e.Events.BindingErrors.Add(1)
+		return fmt.Errorf("%s/%s version %s: %w: %s", m.Vault, m.Key, m.Version, ErrLabelBinding, fmt.Sprintf(format, args...))
+	}
+	if len(m.LabelBinding) == 0 {
+		return fail("labelled object without a binding")
+	}
+	if _, ok := e.bindingOK.Load(string(m.LabelBinding)); ok {
+		return e.matchBinding(m, fail)
+	}
+	b, err := label.ParseBinding(m.LabelBinding)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := b.Verify(e.verifier); err != nil {
+		return fail("%v", err)
+	}
+	if n := e.bindingN.Add(1); n > 10000 {
+		e.bindingOK.Clear()
+		e.bindingN.Store(0)
+	}
+	e.bindingOK.Store(string(m.LabelBinding), b)
+	return e.matchBinding(m, fail)
+}
+
+func (e *Engine) matchBinding(m *manifest.Manifest, fail func(string, ...any) error) error {
+	v, _ := e.bindingOK.Load(string(m.LabelBinding))
+	b := v.(label.Binding)
+	l, err := e.labelOf(m.Label)
+	if err != nil {
+		return fail("label %q: %v", m.Label, err)
+	}
+	if !b.Label.Equal(l) {
+		return fail("the manifest says %q but the signed binding says %q", m.Label, b.Label.String())
+	}
+	uri := objectURI(m.Vault, m.Key, m.Version)
+	if len(m.Parts) == 1 || len(m.Digest) == 32 {
+		if err := b.CheckData(uri, label.DigestBLAKE3, m.Digest); err != nil {
+			return fail("%v", err)
+		}
+		return nil
+	}
+	for _, p := range m.Parts {
+		if err := b.CheckData(fmt.Sprintf("%s&partNumber=%d", uri, p.Number), label.DigestBLAKE3, p.Digest); err != nil {
+			return fail("%v", err)
+		}
+	}
+	return nil
+}
+
+// filterReadable drops the entries a context's principal may not read.
+func (e *Engine) filterReadable(ctx context.Context, v Vault, vs []index.Version) []index.Version {
+	if e.decider == nil || ctx.Value(systemKey{}) != nil {
+		return vs
+	}
+	out := vs[:0]
+	for _, x := range vs {
+		if x.DeleteMarker || e.canRead(ctx, v, x.Label) == nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// labelState is the engine's label machinery.
+type labelState struct {
+	labels      *label.Registry
+	decider     *access.Decider
+	signer      label.Signer
+	verifier    label.Verifier
+	labelCache  sync.Map
+	labelCacheN atomic.Int64
+	bindingOK   sync.Map
+	bindingN    atomic.Int64
+}
+
+// LabelDominates reports whether label a is at least as restrictive as b:
+// a's classification dominates b's and a keeps every category value b has.
+// Copying data to a label that does not dominate its source's lowers the
+// label, which takes two custodians.
+func (e *Engine) LabelDominates(a, b string) (bool, error) {
+	if b == "" || e.labels == nil {
+		return true, nil
+	}
+	if a == "" {
+		return false, nil
+	}
+	la, err := e.labelOf(a)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+	}
+	lb, err := e.labelOf(b)
+	if err != nil {
+		return false, err
+	}
+	va, err := e.labels.LabelLevel(la)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+	}
+	vb, err := e.labels.LabelLevel(lb)
+	if err != nil {
+		return false, err
+	}
+	if !e.labels.Dominates(va, vb) {
+		return false, nil
+	}
+	for _, cb := range lb.Categories {
+		ca, ok := la.Category(cb.TagName)
+		if !ok {
+			return false, nil
+		}
+		if cb.Type == label.Permissive {
+			// Releasability and other permissive lists may only shrink.
+			for _, v := range ca.Values {
+				if !slices.Contains(cb.Values, v) {
+					return false, nil
+				}
+			}
+			continue
+		}
+		for _, v := range cb.Values {
+			if !slices.Contains(ca.Values, v) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
