@@ -1,0 +1,103 @@
+package custody
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/embassy-dev/embassy/custody/shamir"
+)
+
+func custodians(t *testing.T, names ...string) ([]*CustodianKey, []CustodianPublic) {
+	t.Helper()
+	var keys []*CustodianKey
+	var pubs []CustodianPublic
+	for _, n := range names {
+		k, err := GenerateCustodian(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Round-trip the key files as a custodian would.
+		priv, _ := k.MarshalPrivate()
+		if k, err = ParseCustodianKey(priv); err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := k.Public().MarshalPublic()
+		p, err := ParseCustodianPublic(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, pubs = append(keys, k), append(pubs, p)
+	}
+	return keys, pubs
+}
+
+func TestUnsealThreshold(t *testing.T) {
+	keys, pubs := custodians(t, "alice", "bob", "carol", "dave", "erin")
+	root, _ := GenerateRootKey()
+	rec, files, err := SplitRoot(root, "node-1", pubs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(i int) []byte {
+		_, s, err := keys[i].OpenShare(files[keys[i].Name()])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// T-1 shares fail, and say how many are needed.
+	if _, err := CombineRoot(rec, [][]byte{open(0), open(3)}); !errors.Is(err, shamir.ErrNotEnoughShares) {
+		t.Fatalf("two of three shares: %v", err)
+	}
+	// Any T shares work.
+	got, err := CombineRoot(rec, [][]byte{open(4), open(1), open(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := NewKeyring(root)
+	k2, _ := NewKeyring(got)
+	if !k1.SameRoot(k2) {
+		t.Fatal("combined root differs")
+	}
+	// A share from another node's set fails.
+	otherRoot, _ := GenerateRootKey()
+	_, otherFiles, _ := SplitRoot(otherRoot, "node-2", pubs, 3)
+	_, foreign, _ := keys[0].OpenShare(otherFiles["alice"])
+	if _, err := CombineRoot(rec, [][]byte{foreign, open(1), open(2)}); !errors.Is(err, shamir.ErrForeignShare) {
+		t.Fatalf("foreign share: %v", err)
+	}
+	// A custodian cannot open another's share.
+	if _, _, err := keys[1].OpenShare(files["alice"]); err == nil {
+		t.Fatal("bob opened alice's share")
+	}
+}
+
+func TestSplitRootRefusesBadCustody(t *testing.T) {
+	_, pubs := custodians(t, "alice", "bob")
+	root, _ := GenerateRootKey()
+	for name, f := range map[string]func() error{
+		"threshold above count": func() error { _, _, err := SplitRoot(root, "n", pubs, 3); return err },
+		"threshold one":         func() error { _, _, err := SplitRoot(root, "n", pubs, 1); return err },
+		"duplicate name":        func() error { _, _, err := SplitRoot(root, "n", []CustodianPublic{pubs[0], pubs[0]}, 2); return err },
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestApprovalSignatures(t *testing.T) {
+	keys, pubs := custodians(t, "alice", "bob")
+	msg := []byte("embassy approval v1\nrequest 1")
+	sig := keys[0].Sign(msg)
+	if err := pubs[0].VerifySignature(msg, sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubs[1].VerifySignature(msg, sig); err == nil || !strings.Contains(err.Error(), "bob") {
+		t.Fatalf("alice's signature verified as bob's: %v", err)
+	}
+	if err := pubs[0].VerifySignature([]byte("embassy approval v1\nrequest 2"), sig); err == nil {
+		t.Fatal("signature verified for another request")
+	}
+}
