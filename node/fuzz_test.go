@@ -1,0 +1,113 @@
+package node
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+)
+
+// FuzzParseConfig: node.yaml is edited by hand and may come from anywhere,
+// so ParseConfig must never panic. Whatever it accepts is valid, and
+// writing it out with Marshal gives YAML that parses to the same value and
+// marshals to the same bytes.
+func FuzzParseConfig(f *testing.F) {
+	for _, c := range []*Config{validConfig(), fullConfig(), {Node: NodeConfig{ID: "n", Nation: "EST"}}} {
+		b, err := c.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		"",
+		"node: {id: x, nation: EST}\n",
+		"node: {id: x, nation: EST}\nvaults:\n  - {name: registry, erasure: 4+2, survive: 'jurisdictions=1,sites=1', stripe_size: 64KiB}\n",
+		"node: {id: x, nation: EST}\nsites:\n  - {id: est-1, jurisdiction: EST, provider: p, control: EST, driver: dir, path: /a, connectivity: isolated}\n",
+		"node: {id: x, nation: EST}\nvaults:\n  - {name: registry, erasure: 4+2, created: 2001-12-14t21:59:43.10-05:00}\n",
+		"node: &a {id: x, nation: EST}\nindex: *a\n",
+		"node: {id: x, nation: EST}\nprincipals:\n  - {name: alice, nation: EST, clearances: {NATO: SECRET}, categories: {Compartment: [A]}}\n",
+		"node: {id: x, nation: EST}\nsites: []\nvaults: []\nprincipals: []\n",
+		"node:\n  id: \"\\u00e9\"\n  nation: EST\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted a configuration that does not validate: %v", err)
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of a parsed configuration: %v", err)
+		}
+		c2, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("ParseConfig(Marshal()): %v\ninput:\n%s\nmarshalled:\n%s", err, b, out)
+		}
+		if !reflect.DeepEqual(normalize(c), normalize(c2)) {
+			t.Fatalf("re-parsed configuration differs\nfirst:  %+v\nsecond: %+v\nmarshalled:\n%s", c, c2, out)
+		}
+		out2, err := c2.Marshal()
+		if err != nil {
+			t.Fatalf("second Marshal: %v", err)
+		}
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("Marshal is not stable:\n%s\n---\n%s", out, out2)
+		}
+	})
+}
+
+// normalize returns a copy of c in which empty slices and maps are nil:
+// YAML's "sites: []" and a missing "sites" mean the same, and Marshal
+// writes neither.
+func normalize(c *Config) *Config {
+	v := reflect.New(reflect.TypeFor[Config]())
+	v.Elem().Set(reflect.ValueOf(*c))
+	normalizeValue(v.Elem())
+	return v.Interface().(*Config)
+}
+
+func normalizeValue(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			p := reflect.New(v.Type().Elem())
+			p.Elem().Set(v.Elem())
+			normalizeValue(p.Elem())
+			v.Set(p)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				normalizeValue(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(s, v)
+		for i := range s.Len() {
+			normalizeValue(s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if v.Len() == 0 {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(it.Value())
+			normalizeValue(e)
+			m.SetMapIndex(it.Key(), e)
+		}
+		v.Set(m)
+	}
+}
