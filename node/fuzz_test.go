@@ -28,6 +28,10 @@ func FuzzParseConfig(f *testing.F) {
 		"node: {id: x, nation: EST}\nprincipals:\n  - {name: alice, nation: EST, clearances: {NATO: SECRET}, categories: {Compartment: [A]}}\n",
 		"node: {id: x, nation: EST}\nsites: []\nvaults: []\nprincipals: []\n",
 		"node:\n  id: \"\\u00e9\"\n  nation: EST\n",
+		"node: {id: 'yes', nation: EST}\nsites:\n  - {id: est-1, jurisdiction: EST, provider: '1.5', control: EST, driver: dir, path: 'a: #b', operator: \"line\\nbreak\"}\n",
+		"node: {id: x, nation: EST}\nsites:\n  - id: est-1\n    jurisdiction: EST\n    provider: |\n      two\n      lines\n    control: EST\n    driver: dir\n    path: ~/x\n",
+		"node: {id: x, nation: EST}\nlog: {level: debug, format: json}\ns3: {address: ':9000', credentials: [{principal: p, access_key: abc, secret_key: 12345678}]}\n",
+		"node: {id: x, nation: EST}\nvaults:\n  - {name: a.b-c, erasure: ' 4 + 2 ', survive: ' Sites = 1 , none=0 ', object_lock: {mode: GOVERNANCE, days: 1}}\n",
 	} {
 		f.Add([]byte(s))
 	}
