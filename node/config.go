@@ -43,8 +43,10 @@ type Config struct {
 	// Principals are the people and services that use the node: nation,
 	// clearances, categories and roles. S3 credentials name them.
 	Principals []access.Principal `yaml:"principals,omitempty"`
-	Sites      []SiteConfig       `yaml:"sites,omitempty"`
-	Vaults     []VaultConfig      `yaml:"vaults,omitempty"`
+	// TwoPerson tunes the two-person rule for dangerous operations.
+	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty"`
+	Sites     []SiteConfig    `yaml:"sites,omitempty"`
+	Vaults    []VaultConfig   `yaml:"vaults,omitempty"`
 }
 
 // S3Config configures the S3 front end.
@@ -144,6 +146,9 @@ type VaultConfig struct {
 	// DefaultLabel is the label (text form, e.g. "NATO RESTRICTED//REL TO
 	// EST, LUX") of objects put without one.
 	DefaultLabel string `yaml:"default_label,omitempty"`
+	// KeyGen is the current generation of the vault's key (rotation
+	// increments it).
+	KeyGen int `yaml:"key_gen,omitempty"`
 	// Created is when the vault was created.
 	Created time.Time `yaml:"created,omitempty"`
 	// ObjectLock enables S3 object lock, with an optional default

@@ -34,11 +34,25 @@ type Node struct {
 	Keys   *custody.Keyring
 	Log    *slog.Logger
 	Labels *label.Registry
+
+	// Custody is the node's custody record when its root key is split
+	// among custodians; nil for a local root key file.
+	Custody *custody.Record
+	sealMu  sync.Mutex
+	shares  map[string][]byte // shares received towards unsealing, by custodian
+	sealed  bool
+	reqMu   sync.Mutex // serialises two-person requests
 }
 
 // InitOptions configures a new node.
 type InitOptions struct {
 	Nation string
+	// Custodians, if set, split the root key among them with Threshold;
+	// each custodian's sealed share file is passed to Share. No root key
+	// is then stored: the node starts sealed.
+	Custodians []custody.CustodianPublic
+	Threshold  int
+	Share      func(custodian string, file []byte) error
 }
 
 // ErrNotInitialized means the directory holds no node; run 'embassy init'.
@@ -68,6 +82,28 @@ func Init(dirPath string, o InitOptions) (*Config, error) {
 	root, err := custody.GenerateRootKey()
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Custodians) > 0 {
+		if o.Share == nil {
+			return nil, errors.New("init: custodians given but nowhere to deliver their shares")
+		}
+		rec, files, err := custody.SplitRoot(root, c.Node.ID, o.Custodians, o.Threshold)
+		if err != nil {
+			return nil, err
+		}
+		for _, cp := range o.Custodians {
+			if err := o.Share(cp.Name, files[cp.Name]); err != nil {
+				return nil, fmt.Errorf("deliver %s's share: %w", cp.Name, err)
+			}
+		}
+		c.Keys = KeysConfig{}
+		if err := saveCustody(dirPath, &rec); err != nil {
+			return nil, err
+		}
+		if err := SaveConfig(dirPath, c); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	if err := custody.WriteKeyFile(filepath.Join(dirPath, c.Keys.RootKeyFile), root); err != nil {
 		return nil, err
@@ -121,21 +157,40 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 		log = NewLogger(c.Log, os.Stderr)
 	}
 	n := &Node{Dir: dirPath, Config: c, Log: log}
+	rec, err := loadCustody(dirPath)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		// The root key is split among custodians: start sealed.
+		n.Custody, n.sealed, n.shares = rec, true, map[string][]byte{}
+		return n, nil
+	}
 	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
 	if err != nil {
 		return nil, err
 	}
-	if n.Keys, err = custody.NewKeyring(root); err != nil {
-		return nil, err
-	}
-	if n.Index, err = boltindex.Open(n.path(orDefault(c.Index.Path, "index.db"))); err != nil {
-		return nil, err
-	}
-	if err := n.rebuildEngine(); err != nil {
-		n.Index.Close()
+	if err := n.start(root); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// start derives the keys from root and opens the index and the engine.
+func (n *Node) start(root custody.RootKey) error {
+	keys, err := custody.NewKeyring(root)
+	if err != nil {
+		return err
+	}
+	n.Keys = keys
+	if n.Index, err = boltindex.Open(n.path(orDefault(n.Config.Index.Path, "index.db"))); err != nil {
+		return err
+	}
+	if err := n.rebuildEngine(); err != nil {
+		n.Index.Close()
+		return err
+	}
+	return nil
 }
 
 func orDefault(s, d string) string {
@@ -179,7 +234,7 @@ func (n *Node) rebuildEngine() error {
 	n.Labels = reg
 	bk := n.Keys.BindingKeys()
 	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
-		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg)})
+		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n})
 	if err != nil {
 		return err
 	}
@@ -198,11 +253,14 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 			return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
 		}
 	}
-	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel}, nil
+	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel, KeyGen: vc.KeyGen}, nil
 }
 
 // Close closes the node.
 func (n *Node) Close() error {
+	if n.Index == nil {
+		return nil
+	}
 	return n.Index.Close()
 }
 
@@ -224,17 +282,14 @@ func (n *Node) AddSite(s SiteConfig) error {
 	return n.apply(&c)
 }
 
-// RemoveSite removes a site that holds no data.
+// RemoveSite removes a site. A site that still holds data is removed only
+// with two custodians' approval.
 func (n *Node) RemoveSite(ctx context.Context, id string) error {
-	c := *n.Config
-	c.Sites = nil
 	var found *SiteConfig
 	for _, s := range n.Config.Sites {
 		if s.ID == id {
 			found = &s
-			continue
 		}
-		c.Sites = append(c.Sites, s)
 	}
 	if found == nil {
 		return fmt.Errorf("no site %s", id)
@@ -249,9 +304,12 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 		return fmt.Errorf("site %s: cannot check for data: %w", id, err)
 	}
 	if blobs > 0 {
-		return fmt.Errorf("site %s holds data; move it off first (drain) before removing the site", id)
+		if err := n.Require(ctx, vault.Operation{Kind: "site.remove", Summary: "remove site " + id + ", which still holds shards (redundancy is lost until scrub repairs)",
+			Params: map[string]string{"site": id}}); err != nil {
+			return fmt.Errorf("site %s holds data (drain it first, or have two custodians approve): %w", id, err)
+		}
 	}
-	return n.apply(&c)
+	return n.removeSite(id)
 }
 
 // AddVault adds a vault after checking its policy is feasible. It is safe
@@ -311,8 +369,8 @@ func (n *Node) updateVault(name string, change func(*VaultConfig) error) error {
 	return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
 }
 
-// RemoveVault removes an empty vault.
-func (n *Node) RemoveVault(ctx context.Context, name string) error {
+// removeVault removes an empty vault, without asking custodians.
+func (n *Node) removeVault(ctx context.Context, name string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	found := false

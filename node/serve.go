@@ -38,7 +38,7 @@ func (a s3Vaults) CreateVault(ctx context.Context, name string, o s3.VaultOption
 }
 
 func (a s3Vaults) DeleteVault(ctx context.Context, name string) error {
-	err := a.n.RemoveVault(ctx, name)
+	err := a.n.DeleteVault(ctx, name)
 	if errors.Is(err, ErrVaultNotEmpty) {
 		return fmt.Errorf("%w: %v", s3.ErrVaultNotEmpty, err)
 	}
@@ -115,10 +115,13 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	if !useTLS && !n.Config.S3.AllowInsecure && !isLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without TLS: set s3.tls_cert and s3.tls_key, or s3.allow_insecure if something else encrypts the traffic", addr)
 	}
-	h, err := n.S3Handler(o.Credentials...)
-	if err != nil {
-		return err
+	if n.Custody == nil {
+		// Fail now, not on the first request, if credentials are missing.
+		if _, err := n.S3Handler(o.Credentials...); err != nil {
+			return err
+		}
 	}
+	h := n.Handler(o.Credentials...)
 	srv := &http.Server{
 		Handler:           h,
 		MaxHeaderBytes:    s3.MaxHeaderBytes,

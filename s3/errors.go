@@ -89,6 +89,12 @@ func toAPI(err error) *apiError {
 		// The same answer whether or not the object exists; the reason
 		// goes to the log, never to the client.
 		return &apiError{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied", err: err}
+	case errors.Is(err, vault.ErrApprovalRequired):
+		msg := "This operation needs the approval of two custodians."
+		if pe, ok := errors.AsType[*vault.PendingError](err); ok {
+			msg = fmt.Sprintf("This operation needs the approval of %d custodians: request %s has been created (embassy approve %s).", pe.Needed, pe.RequestID, pe.RequestID)
+		}
+		return &apiError{Code: "AccessDenied", Status: http.StatusForbidden, Message: msg, Headers: map[string]string{"x-embassy-request-id": requestID(err)}, err: err}
 	case errors.Is(err, vault.ErrInvalidLabel):
 		return errorf("InvalidArgument", http.StatusBadRequest, "%v", err).with(err)
 	case errors.Is(err, vault.ErrLabelBinding):
@@ -155,4 +161,11 @@ type errorDoc struct {
 type extraField struct {
 	XMLName xml.Name
 	Value   string `xml:",chardata"`
+}
+
+func requestID(err error) string {
+	if pe, ok := errors.AsType[*vault.PendingError](err); ok {
+		return pe.RequestID
+	}
+	return ""
 }

@@ -135,6 +135,14 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	if err := locked(m, o.BypassGovernance, time.Now()); err != nil {
 		return DeleteResult{}, err
 	}
+	if o.BypassGovernance && locked(m, false, time.Now()) != nil {
+		// Bypassing GOVERNANCE retention takes two custodians.
+		err := e.require(ctx, Operation{Kind: "object.delete", Summary: fmt.Sprintf("delete %s/%s version %s, bypassing its GOVERNANCE retention until %s", v.Name, key, m.Version, m.Lock.Until.Format(time.RFC3339)),
+			Params: map[string]string{"vault": v.Name, "key": key, "version": m.Version.String()}})
+		if err != nil {
+			return DeleteResult{}, err
+		}
+	}
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
 	errs := make([]error, len(sites))

@@ -91,6 +91,9 @@ type Config struct {
 	// Decider, if set, enforces the access decision on every read and
 	// write: requests must carry a principal (WithPrincipal).
 	Decider *access.Decider
+	// Approver, if set, gates dangerous operations behind the two-person
+	// rule.
+	Approver Approver
 }
 
 // Engine is the object engine. It is safe for concurrent use.
@@ -102,6 +105,7 @@ type Engine struct {
 	clock  clock
 	Events Events
 	labelState
+	approver Approver
 
 	mu     sync.RWMutex
 	sites  map[string]*Site
@@ -134,6 +138,7 @@ func New(cfg Config) (*Engine, error) {
 		down:   map[string]time.Time{},
 	}
 	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
+	e.approver = cfg.Approver
 	if e.labels != nil && (e.signer == nil || e.verifier == nil) {
 		return nil, errors.New("vault: labels need a Signer and a Verifier")
 	}

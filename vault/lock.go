@@ -42,6 +42,17 @@ func (e *Engine) SetRetention(ctx context.Context, vault, key string, id manifes
 			if !bypass {
 				return cur, fmt.Errorf("%w: GOVERNANCE retention until %s can be shortened or removed only with the governance bypass", ErrLocked, cur.Until.Format(time.RFC3339))
 			}
+			params := map[string]string{"vault": vault, "key": key, "version": id.String(), "mode": mode}
+			if mode != "" {
+				params["until"] = until.Format(time.RFC3339Nano)
+			}
+			if id.IsZero() {
+				return cur, fmt.Errorf("shortening retention needs an explicit version id")
+			}
+			if err := e.require(ctx, Operation{Kind: "object.retention", Params: params,
+				Summary: fmt.Sprintf("shorten GOVERNANCE retention of %s/%s version %s from %s to %q %s", vault, key, id, cur.Until.Format(time.RFC3339), mode, until.Format(time.RFC3339))}); err != nil {
+				return cur, err
+			}
 		}
 		cur.Mode, cur.Until = mode, until
 		if mode == "" {

@@ -591,6 +591,6 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		e.cleanup(ctx, part.blobs())
 		return part, err
 	}
-	part.Size, part.WrappedKey, part.Digest = total, wrapped, ps.hasher.Sum(nil)
+	part.Size, part.WrappedKey, part.Digest, part.KeyGen = total, wrapped, ps.hasher.Sum(nil), keyGen(v)
 	return part, nil
 }

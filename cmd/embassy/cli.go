@@ -17,9 +17,35 @@ import (
 	"github.com/embassy-dev/embassy/vault"
 )
 
-// open opens the node in a.dir.
+// open opens the node in a.dir, unsealing it offline with --unseal shares
+// when its root key is split among custodians.
 func (a *app) open(ctx context.Context) (*node.Node, error) {
-	return node.Open(ctx, a.dir, nil)
+	n, err := node.Open(ctx, a.dir, node.NewLogger(node.LogConfig{Level: "warn"}, a.stderr))
+	if err != nil {
+		return nil, err
+	}
+	if !n.Sealed() {
+		return n, nil
+	}
+	for _, spec := range a.unseal {
+		sharePath, keyPath, ok := strings.Cut(spec, ":")
+		if !ok {
+			return nil, fmt.Errorf("--unseal %q: want SHARE-FILE:KEY-FILE", spec)
+		}
+		_, share, err := openShare(sharePath, keyPath)
+		if err != nil {
+			return nil, err
+		}
+		_, err = n.Unseal(share)
+		clear(share)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := n.Ready(); err != nil {
+		return nil, withHint(err, "this node's root key is split among custodians: pass --unseal SHARE:KEY for enough of them, or run 'embassy serve' and have them 'embassy unseal'")
+	}
+	return n, nil
 }
 
 // splitPath splits "vault/key" into its parts; key may be empty.

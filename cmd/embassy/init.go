@@ -2,14 +2,20 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/node"
 )
 
 func (a *app) initCmd() *cobra.Command {
-	var nation string
+	var nation, sharesOut string
+	var custodianFiles []string
+	var threshold int
 	c := &cobra.Command{
 		Use:   "init --nation CODE",
 		Short: "Create a node: configuration and root key",
@@ -19,9 +25,34 @@ The local root key file holds the whole root key; keep the node directory on
 storage only the node's operators can read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := node.Init(a.dir, node.InitOptions{Nation: nation})
+			o := node.InitOptions{Nation: nation, Threshold: threshold}
+			for _, f := range custodianFiles {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				cp, err := custody.ParseCustodianPublic(b)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				o.Custodians = append(o.Custodians, cp)
+			}
+			if len(o.Custodians) > 0 {
+				if err := os.MkdirAll(sharesOut, 0o700); err != nil {
+					return err
+				}
+				o.Share = func(name string, file []byte) error {
+					p := filepath.Join(sharesOut, name+".share")
+					fmt.Fprintf(a.stdout, "share for %s: %s\n", name, p)
+					return atomicfile.Write(p, file, 0o600)
+				}
+			}
+			c, err := node.Init(a.dir, o)
 			if err != nil {
 				return err
+			}
+			if len(o.Custodians) > 0 {
+				fmt.Fprintf(a.stdout, "root key split %d of %d; hand each custodian their share file, then delete %s\n", threshold, len(o.Custodians), sharesOut)
 			}
 			if a.json {
 				return a.printJSON(map[string]string{"dir": a.dir, "node_id": c.Node.ID, "nation": c.Node.Nation})
@@ -32,6 +63,9 @@ storage only the node's operators can read.`,
 		},
 	}
 	c.Flags().StringVar(&nation, "nation", "", "owning nation, ISO 3166-1 alpha-3 (e.g. EST)")
+	c.Flags().StringArrayVar(&custodianFiles, "custodian", nil, "a custodian's public key file (NAME.pub from 'embassy custodian keygen'); repeat for each")
+	c.Flags().IntVar(&threshold, "threshold", 2, "custodians needed to unseal the node")
+	c.Flags().StringVar(&sharesOut, "shares-out", "shares", "directory for the custodians' sealed share files")
 	c.MarkFlagRequired("nation")
 	return c
 }

@@ -32,6 +32,7 @@ func main() {
 type app struct {
 	dir       string
 	principal string
+	unseal    []string
 	json      bool
 	stdin     io.Reader
 	stdout    io.Writer
@@ -77,6 +78,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	if defPrincipal == "" {
 		defPrincipal = "admin"
 	}
+	root.PersistentFlags().StringArrayVar(&a.unseal, "unseal", nil, "unseal a node directory offline with SHARE-FILE:KEY-FILE (repeat for each custodian)")
 	root.PersistentFlags().StringVar(&a.principal, "principal", defPrincipal, "act as this principal (env EMBASSY_PRINCIPAL); access decisions use its nation and clearances")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -84,6 +86,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.AddCommand(
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
 		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
+		a.custodianCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false),
 	)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/internal/atomicfile"
+	"github.com/embassy-dev/embassy/node"
+)
+
+func (a *app) custodianCmd() *cobra.Command {
+	c := &cobra.Command{Use: "custodian", Short: "Custodian keys: generate them on each custodian's own machine"}
+	var out string
+	kg := &cobra.Command{
+		Use:   "keygen NAME",
+		Short: "Generate a custodian's key pair: NAME.key (private, keep offline) and NAME.pub (give to the node)",
+		Long: `Generate a custodian key: a post-quantum hybrid key (MLKEM768-X25519) to which
+the custodian's share of the root key is encrypted, and an Ed25519 key with which
+the custodian signs approvals. Run it on the custodian's own machine; only
+NAME.pub leaves it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := custody.GenerateCustodian(args[0])
+			if err != nil {
+				return err
+			}
+			priv, err := k.MarshalPrivate()
+			if err != nil {
+				return err
+			}
+			pub, err := k.Public().MarshalPublic()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(out, 0o700); err != nil {
+				return err
+			}
+			kp, pp := filepath.Join(out, args[0]+".key"), filepath.Join(out, args[0]+".pub")
+			if _, err := os.Stat(kp); err == nil {
+				return fmt.Errorf("%s exists; refusing to overwrite a custodian key", kp)
+			}
+			if err := atomicfile.Write(kp, priv, 0o600); err != nil {
+				return err
+			}
+			if err := atomicfile.Write(pp, pub, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "custodian %s: private key %s (keep it offline), public key %s (give it to the node's operators)\n", args[0], kp, pp)
+			return nil
+		},
+	}
+	kg.Flags().StringVar(&out, "out", ".", "directory for NAME.key and NAME.pub")
+	c.AddCommand(kg)
+	return c
+}
+
+// adminClient talks to a running node's admin API.
+type adminClient struct {
+	base string
+	hc   *http.Client
+}
+
+func newAdmin(url string) *adminClient {
+	return &adminClient{base: strings.TrimRight(url, "/") + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return withHint(err, "is the node running? start it with 'embassy serve' and point --node at it")
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("node: %s", e.Error)
+		}
+		return fmt.Errorf("node: %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func readCustodianKey(path string) (*custody.CustodianKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return custody.ParseCustodianKey(b)
+}
+
+// openShare decrypts a share file with a custodian key.
+func openShare(sharePath, keyPath string) (string, []byte, error) {
+	k, err := readCustodianKey(keyPath)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.ReadFile(sharePath)
+	if err != nil {
+		return "", nil, err
+	}
+	hdr, share, err := k.OpenShare(f)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", sharePath, err)
+	}
+	return hdr.Node, share, nil
+}
+
+func (a *app) unsealCmd() *cobra.Command {
+	var url, sharePath, keyPath string
+	c := &cobra.Command{
+		Use:   "unseal --share FILE --key FILE",
+		Short: "Give one custodian's share to a sealed node",
+		Long: `Decrypt this custodian's share file with their key, on this machine, and give
+the share to the running node (--node). The node starts serving once the
+threshold of custodians has unsealed it. Use TLS (https://) for a node not on
+this machine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, share, err := openShare(sharePath, keyPath)
+			if err != nil {
+				return err
+			}
+			defer clear(share)
+			var st node.UnsealStatus
+			err = newAdmin(url).do(cmd.Context(), http.MethodPost, "unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &st)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			if st.Sealed {
+				fmt.Fprintf(a.stdout, "share accepted: %d of %d; the node is still sealed\n", st.Given, st.Threshold)
+			} else {
+				fmt.Fprintln(a.stdout, "the node is unsealed")
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.Flags().StringVar(&sharePath, "share", "", "this custodian's share file")
+	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.MarkFlagRequired("share")
+	c.MarkFlagRequired("key")
+	return c
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var url string
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show a running node's status: custody, sealed or not",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st node.Status
+			if err := newAdmin(url).do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			state := "unsealed"
+			if st.Unseal.Sealed {
+				state = fmt.Sprintf("SEALED (%d of %d shares given)", st.Unseal.Given, st.Unseal.Threshold)
+			}
+			fmt.Fprintf(a.stdout, "node %s (%s): %s; custody: %s\n", st.Node, st.Nation, state, st.Custody)
+			if st.Note != "" {
+				fmt.Fprintln(a.stdout, st.Note)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	return c
+}
+
+func (a *app) requestCmd() *cobra.Command {
+	var url string
+	c := &cobra.Command{Use: "request", Short: "Two-person requests awaiting custodians"}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List requests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rs []node.Request
+			if err := newAdmin(url).do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(rs)
+			}
+			w := a.table()
+			fmt.Fprintln(w, "ID\tSTATUS\tAPPROVALS\tREQUESTER\tEXPIRES\tOPERATION")
+			for _, r := range rs {
+				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Status, len(r.Approvals), r.Needed, dash(r.Requester), r.Expires.Format(time.RFC3339), r.Op.Summary)
+			}
+			return w.Flush()
+		},
+	}
+	ls.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.AddCommand(ls)
+	return c
+}
+
+func (a *app) decideCmd(approve bool) *cobra.Command {
+	var url, keyPath string
+	verb := "reject"
+	if approve {
+		verb = "approve"
+	}
+	c := &cobra.Command{
+		Use:   verb + " ID --key FILE",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a two-person request, signed with a custodian key",
+		Long: `Sign a decision on a request with this custodian's key and send it to the node.
+The signature covers the node, the request id and the request's digest, so it
+fits this request only: a changed request or a replayed signature is refused.
+A custodian cannot approve a request they made.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := readCustodianKey(keyPath)
+			if err != nil {
+				return err
+			}
+			ac := newAdmin(url)
+			var rs []node.Request
+			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+				return err
+			}
+			var st node.Status
+			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+				return err
+			}
+			var r *node.Request
+			for i := range rs {
+				if rs[i].ID == args[0] {
+					r = &rs[i]
+				}
+			}
+			if r == nil {
+				return fmt.Errorf("no request %s on the node", args[0])
+			}
+			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, r.Op.Summary)
+			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
+			var out node.Request
+			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(out)
+			}
+			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals)", out.ID, out.Status, len(out.Approvals), out.Needed)
+			if out.Result != "" {
+				fmt.Fprintf(a.stdout, ": %s", out.Result)
+			}
+			fmt.Fprintln(a.stdout)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.MarkFlagRequired("key")
+	return c
+}

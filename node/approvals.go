@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// The two-person rule (DESIGN.md §3 invariant 7): dangerous operations
+// become requests that take effect only when enough distinct custodians,
+// none of them the requester, have signed an approval of exactly that
+// request. Requests live in requests.json in the node directory.
+
+// RequestsFile holds pending and decided two-person requests.
+const RequestsFile = "requests.json"
+
+// Request is a dangerous operation awaiting, or past, custodians' decisions.
+type Request struct {
+	ID        string          `json:"id"`
+	Op        vault.Operation `json:"op"`
+	Requester string          `json:"requester"`
+	Created   time.Time       `json:"created"`
+	Expires   time.Time       `json:"expires"`
+	// Needed is how many distinct custodians must approve.
+	Needed int `json:"needed"`
+	// Digest commits to everything above; approvals sign it, so an
+	// approval of a request that was changed afterwards does not verify.
+	Digest    string     `json:"digest"`
+	Approvals []Decision `json:"approvals,omitempty"`
+	Rejection *Decision  `json:"rejection,omitempty"`
+	Status    string     `json:"status"` // pending, executed, failed, rejected, expired
+	Result    string     `json:"result,omitempty"`
+}
+
+// Decision is one custodian's signed approval or rejection.
+type Decision struct {
+	Custodian string    `json:"custodian"`
+	At        time.Time `json:"at"`
+	Signature []byte    `json:"signature"`
+}
+
+// Request statuses.
+const (
+	StatusPending  = "pending"
+	StatusExecuted = "executed"
+	StatusFailed   = "failed"
+	StatusRejected = "rejected"
+	StatusExpired  = "expired"
+)
+
+func (r *Request) digest(node string) string {
+	params := make([]string, 0, len(r.Op.Params))
+	for k, v := range r.Op.Params {
+		params = append(params, k+"="+strconv.Quote(v))
+	}
+	sort.Strings(params)
+	h := sha256.New()
+	fmt.Fprintf(h, "embassy request v1\nnode %s\nid %s\nop %s\nparams %s\nrequester %s\ncreated %d\nexpires %d\nneeded %d\n",
+		node, r.ID, r.Op.Kind, strings.Join(params, "&"), r.Requester, r.Created.UnixNano(), r.Expires.UnixNano(), r.Needed)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ApprovalMessage is what a custodian signs to approve (approve=true) or
+// reject a request on a node. It names the node, the request and its
+// digest, so a signature fits that request only.
+func ApprovalMessage(node, id, digest string, approve bool) []byte {
+	d := "reject"
+	if approve {
+		d = "approve"
+	}
+	return fmt.Appendf(nil, "embassy approval v1\nnode %s\nrequest %s\ndigest %s\ndecision %s\n", node, id, digest, d)
+}
+
+// Errors of the two-person rule.
+var (
+	ErrNoSuchRequest = errors.New("no such request")
+	ErrSelfApproval  = errors.New("a custodian cannot approve their own request")
+	ErrReplay        = errors.New("this custodian has already decided this request")
+	ErrNotPending    = errors.New("request is no longer pending")
+	ErrBadApproval   = errors.New("approval does not verify")
+	ErrNoCustodians  = errors.New("this node has no custodians: dangerous operations need two, and are refused")
+)
+
+func (n *Node) loadRequests() ([]*Request, error) {
+	b, err := os.ReadFile(filepath.Join(n.Dir, RequestsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs []*Request
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, fmt.Errorf("%s: %w", RequestsFile, err)
+	}
+	return rs, nil
+}
+
+func (n *Node) saveRequests(rs []*Request) error {
+	b, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(n.Dir, RequestsFile), b)
+}
+
+// approvalsNeeded returns how many custodians must approve op.
+func (n *Node) approvalsNeeded(op string) int {
+	tp := n.Config.TwoPerson
+	if v, ok := tp.PerOperation[op]; ok && v > 0 {
+		return v
+	}
+	if tp.Approvals > 0 {
+		return tp.Approvals
+	}
+	return 2
+}
+
+// Require implements vault.Approver: it records a pending request for op
+// and returns a *vault.PendingError naming it. On a development node
+// without custodians the operation proceeds at once (and the log says so).
+func (n *Node) Require(ctx context.Context, op vault.Operation) error {
+	if n.Custody == nil {
+		if n.Config.Node.Dev {
+			n.Log.WarnContext(ctx, "dev node: dangerous operation allowed without custodians", "op", op.Kind, "summary", op.Summary)
+			return nil
+		}
+		return fmt.Errorf("%w (%s)", ErrNoCustodians, op.Summary)
+	}
+	requester := ""
+	if p, ok := vault.PrincipalFrom(ctx); ok {
+		requester = p.Name
+	}
+	r, err := n.NewRequest(op, requester)
+	if err != nil {
+		return err
+	}
+	return &vault.PendingError{RequestID: r.ID, Needed: r.Needed}
+}
+
+// NewRequest records a request for op by requester.
+func (n *Node) NewRequest(op vault.Operation, requester string) (*Request, error) {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	rs, err := n.loadRequests()
+	if err != nil {
+		return nil, err
+	}
+	// The same operation asked for again by the same requester while a
+	// request for it is pending is that request, not a new one.
+	now0 := time.Now()
+	for _, r := range rs {
+		if r.Status == StatusPending && now0.Before(r.Expires) && r.Op.Kind == op.Kind && r.Requester == requester && maps.Equal(r.Op.Params, op.Params) {
+			return r, nil
+		}
+	}
+	var id [6]byte
+	rand.Read(id[:])
+	now := time.Now().UTC()
+	ttl := time.Duration(n.Config.TwoPerson.TTL)
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	r := &Request{ID: hex.EncodeToString(id[:]), Op: op, Requester: requester, Created: now, Expires: now.Add(ttl),
+		Needed: n.approvalsNeeded(op.Kind), Status: StatusPending}
+	r.Digest = r.digest(n.Config.Node.ID)
+	rs = append(rs, r)
+	if err := n.saveRequests(rs); err != nil {
+		return nil, err
+	}
+	n.Log.Info("two-person request created", "id", r.ID, "op", op.Kind, "summary", op.Summary, "requester", requester)
+	return r, nil
+}
+
+// Requests lists requests, newest first, marking expired ones.
+func (n *Node) Requests() ([]*Request, error) {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	rs, err := n.loadRequests()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, r := range rs {
+		if r.Status == StatusPending && now.After(r.Expires) {
+			r.Status = StatusExpired
+		}
+	}
+	slices.SortFunc(rs, func(a, b *Request) int { return b.Created.Compare(a.Created) })
+	return rs, nil
+}
+
+// Decide records custodian's signed decision on request id. When the last
+// needed approval arrives the operation is carried out, and the request's
+// result says how that went.
+func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, sig []byte) (*Request, error) {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	if n.Custody == nil {
+		return nil, ErrNoCustodians
+	}
+	rs, err := n.loadRequests()
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(rs, func(r *Request) bool { return r.ID == id })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchRequest, id)
+	}
+	r := rs[i]
+	if r.Status != StatusPending {
+		return r, fmt.Errorf("%w: %s is %s", ErrNotPending, id, r.Status)
+	}
+	if time.Now().After(r.Expires) {
+		r.Status = StatusExpired
+		n.saveRequests(rs)
+		return r, fmt.Errorf("%w: %s expired at %s", ErrNotPending, id, r.Expires.Format(time.RFC3339))
+	}
+	if r.Digest != r.digest(n.Config.Node.ID) {
+		return r, fmt.Errorf("%w: request %s was changed after it was made", ErrBadApproval, id)
+	}
+	c, ok := n.Custody.Custodian(custodian)
+	if !ok {
+		return r, fmt.Errorf("%w: %s is not a custodian of this node", ErrBadApproval, custodian)
+	}
+	if err := c.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve), sig); err != nil {
+		return r, fmt.Errorf("%w: %v", ErrBadApproval, err)
+	}
+	if strings.EqualFold(custodian, r.Requester) {
+		return r, ErrSelfApproval
+	}
+	for _, d := range r.Approvals {
+		if d.Custodian == custodian {
+			return r, ErrReplay
+		}
+	}
+	d := Decision{Custodian: custodian, At: time.Now().UTC(), Signature: sig}
+	if !approve {
+		r.Rejection, r.Status = &d, StatusRejected
+		n.Log.InfoContext(ctx, "two-person request rejected", "id", r.ID, "custodian", custodian)
+		return r, n.saveRequests(rs)
+	}
+	r.Approvals = append(r.Approvals, d)
+	n.Log.InfoContext(ctx, "two-person request approved", "id", r.ID, "custodian", custodian, "approvals", len(r.Approvals), "needed", r.Needed)
+	if len(r.Approvals) >= r.Needed {
+		// Record the decision before acting, so a crash cannot lose it.
+		if err := n.saveRequests(rs); err != nil {
+			return r, err
+		}
+		if err := n.execute(ctx, r); err != nil {
+			r.Status, r.Result = StatusFailed, err.Error()
+		} else {
+			r.Status = StatusExecuted
+		}
+		n.Log.InfoContext(ctx, "two-person request carried out", "id", r.ID, "op", r.Op.Kind, "status", r.Status, "result", r.Result)
+	}
+	return r, n.saveRequests(rs)
+}
+
+// execute carries out an approved operation.
+func (n *Node) execute(ctx context.Context, r *Request) error {
+	if err := n.Ready(); err != nil {
+		return err
+	}
+	ctx = vault.Approved(vault.AsSystem(ctx))
+	p := r.Op.Params
+	version := func() (manifest.ID, error) { return manifest.ParseID(p["version"]) }
+	switch r.Op.Kind {
+	case "object.delete":
+		id, err := version()
+		if err != nil {
+			return err
+		}
+		_, err = n.Engine.Delete(ctx, p["vault"], p["key"], vault.DeleteOptions{VersionID: id, BypassGovernance: true})
+		return err
+	case "object.retention":
+		id, err := version()
+		if err != nil {
+			return err
+		}
+		var until time.Time
+		if p["until"] != "" {
+			if until, err = time.Parse(time.RFC3339Nano, p["until"]); err != nil {
+				return err
+			}
+		}
+		_, err = n.Engine.SetRetention(ctx, p["vault"], p["key"], id, p["mode"], until, true)
+		return err
+	case "object.relabel":
+		id, err := version()
+		if err != nil {
+			return err
+		}
+		_, err = n.Engine.SetLabel(ctx, p["vault"], p["key"], id, p["label"])
+		return err
+	case "vault.delete":
+		return n.removeVault(ctx, p["vault"])
+	case "vault.policy":
+		return n.setPolicy(p["vault"], VaultConfig{Erasure: p["erasure"], Survive: p["survive"], OutsideHome: p["outside_home"] == "true", Jurisdictions: splitList(p["jurisdictions"])})
+	case "vault.rotate-key":
+		_, err := n.rotateVaultKey(ctx, p["vault"])
+		return err
+	case "site.remove":
+		return n.removeSite(p["site"])
+	case "principal.add":
+		return n.addPrincipal(p["principal"])
+	}
+	return fmt.Errorf("unknown operation %q", r.Op.Kind)
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

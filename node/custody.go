@@ -1,0 +1,138 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/custody/shamir"
+)
+
+// CustodyFile holds a node's custody record (its share set and custodians'
+// public keys) when the root key is split. It holds no secret.
+const CustodyFile = "custody.json"
+
+func saveCustody(dir string, rec *custody.Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, CustodyFile), b)
+}
+
+func loadCustody(dir string) (*custody.Record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, CustodyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec custody.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("%s: %w", CustodyFile, err)
+	}
+	if rec.Set.Threshold < 2 || len(rec.Custodians) < rec.Set.Threshold {
+		return nil, fmt.Errorf("%s: threshold %d with %d custodians", CustodyFile, rec.Set.Threshold, len(rec.Custodians))
+	}
+	for _, c := range rec.Custodians {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", CustodyFile, err)
+		}
+	}
+	return &rec, nil
+}
+
+// ErrSealed: the node's root key is split among custodians and not enough
+// of them have unsealed it yet. Only status and unsealing are served.
+var ErrSealed = errors.New("node is sealed")
+
+// Sealed reports whether the node is waiting for custodians' shares.
+func (n *Node) Sealed() bool {
+	n.sealMu.Lock()
+	defer n.sealMu.Unlock()
+	return n.sealed
+}
+
+// Ready returns ErrSealed until the node is unsealed.
+func (n *Node) Ready() error {
+	if n.Sealed() {
+		return fmt.Errorf("%w: %d of %d custodian shares given", ErrSealed, n.SharesGiven(), n.Custody.Set.Threshold)
+	}
+	return nil
+}
+
+// SharesGiven returns how many shares have been given towards unsealing.
+func (n *Node) SharesGiven() int {
+	n.sealMu.Lock()
+	defer n.sealMu.Unlock()
+	return len(n.shares)
+}
+
+// UnsealStatus reports progress towards unsealing.
+type UnsealStatus struct {
+	Sealed    bool     `json:"sealed"`
+	Threshold int      `json:"threshold"`
+	Given     int      `json:"given"`
+	Shares    []string `json:"shares_given,omitempty"` // share indexes (Shamir x) given so far
+}
+
+// Unseal takes one custodian's share (an encoded Shamir share, decrypted by
+// the custodian from their share file). When the threshold is reached the
+// root key is recovered and the node starts. A share from another node or
+// a corrupt one fails at that point, and the shares given are forgotten so
+// that the ceremony can start again.
+func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
+	n.sealMu.Lock()
+	defer n.sealMu.Unlock()
+	if n.Custody == nil || !n.sealed {
+		return UnsealStatus{Sealed: false}, nil
+	}
+	s, err := shamir.ParseSetShare(encoded)
+	if err != nil {
+		return n.statusLocked(), fmt.Errorf("share: %w", err)
+	}
+	if s.Set.ID != n.Custody.Set.ID {
+		return n.statusLocked(), fmt.Errorf("share %d: %w (it is not a share of this node's root key)", s.Share.X, shamir.ErrForeignShare)
+	}
+	key := fmt.Sprint(s.Share.X)
+	n.shares[key] = append([]byte(nil), encoded...)
+	if len(n.shares) < n.Custody.Set.Threshold {
+		return n.statusLocked(), nil
+	}
+	var all [][]byte
+	for _, v := range n.shares {
+		all = append(all, v)
+	}
+	root, err := custody.CombineRoot(*n.Custody, all)
+	for k, v := range n.shares {
+		clear(v)
+		delete(n.shares, k)
+	}
+	if err != nil {
+		return n.statusLocked(), fmt.Errorf("unseal failed, start again: %w", err)
+	}
+	if err := n.start(root); err != nil {
+		return n.statusLocked(), err
+	}
+	n.sealed = false
+	n.Log.Info("node unsealed by custodians")
+	return n.statusLocked(), nil
+}
+
+func (n *Node) statusLocked() UnsealStatus {
+	st := UnsealStatus{Sealed: n.sealed, Given: len(n.shares)}
+	if n.Custody != nil {
+		st.Threshold = n.Custody.Set.Threshold
+	}
+	for k := range n.shares {
+		st.Shares = append(st.Shares, k)
+	}
+	sort.Strings(st.Shares)
+	return st
+}

@@ -1,0 +1,222 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// TwoPersonConfig tunes the two-person rule.
+type TwoPersonConfig struct {
+	// Approvals is how many distinct custodians approve a dangerous
+	// operation (default 2).
+	Approvals int `yaml:"approvals,omitempty"`
+	// PerOperation overrides Approvals for an operation kind (e.g.
+	// "vault.delete": 3).
+	PerOperation map[string]int `yaml:"per_operation,omitempty"`
+	// TTL is how long a request waits for approvals (default 24h).
+	TTL durationYAML `yaml:"ttl,omitempty"`
+	// PrincipalLevel: adding a principal cleared above this label (text
+	// form, e.g. "NATO CONFIDENTIAL") takes two custodians. Default: any
+	// clearance above NATO UNCLASSIFIED.
+	PrincipalLevel string `yaml:"principal_level,omitempty"`
+}
+
+// DeleteVault removes an empty vault; it takes two custodians.
+func (n *Node) DeleteVault(ctx context.Context, name string) error {
+	if _, err := n.Engine.Vault(name); err != nil {
+		return err
+	}
+	empty, err := n.Index.VaultEmpty(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !empty {
+		return fmt.Errorf("vault %s: %w", name, ErrVaultNotEmpty)
+	}
+	if err := n.Require(ctx, vault.Operation{Kind: "vault.delete", Summary: "delete vault " + name, Params: map[string]string{"vault": name}}); err != nil {
+		return err
+	}
+	return n.removeVault(ctx, name)
+}
+
+// weaker reports why policy b is weaker than a, or "".
+func weaker(nation string, a, b VaultConfig) string {
+	pa, err1 := a.Policy(nation)
+	pb, err2 := b.Policy(nation)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	switch {
+	case pb.M < pa.M:
+		return fmt.Sprintf("fewer parity shards (%d instead of %d)", pb.M, pa.M)
+	case !pb.Survive.Covers(pa.Survive):
+		return fmt.Sprintf("survives less (%s instead of %s)", pb.Survive, pa.Survive)
+	case pa.OutsideHome && !pb.OutsideHome:
+		return "no longer survives the loss of the home jurisdiction"
+	case len(pa.Allowed) > 0 && (len(pb.Allowed) == 0 || slices.ContainsFunc(pb.Allowed, func(j string) bool { return !slices.Contains(pa.Allowed, j) })):
+		return "allows jurisdictions it did not"
+	}
+	return ""
+}
+
+// SetVaultPolicy changes a vault's placement policy. A policy weaker than
+// the current one takes two custodians; a stronger one applies at once if
+// the sites can keep it. Existing objects keep their placement until scrub
+// moves them.
+func (n *Node) SetVaultPolicy(ctx context.Context, name string, next VaultConfig) error {
+	var cur VaultConfig
+	n.mu.Lock()
+	for _, v := range n.Config.Vaults {
+		if v.Name == name {
+			cur = v
+		}
+	}
+	n.mu.Unlock()
+	if cur.Name == "" {
+		return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
+	}
+	if why := weaker(n.Config.Node.Nation, cur, next); why != "" {
+		err := n.Require(ctx, vault.Operation{Kind: "vault.policy", Summary: fmt.Sprintf("weaken the policy of vault %s: %s", name, why),
+			Params: map[string]string{"vault": name, "erasure": next.Erasure, "survive": next.Survive, "outside_home": fmt.Sprint(next.OutsideHome), "jurisdictions": strings.Join(next.Jurisdictions, ",")}})
+		if err != nil {
+			return err
+		}
+	}
+	return n.setPolicy(name, next)
+}
+
+func (n *Node) setPolicy(name string, next VaultConfig) error {
+	return n.updateVault(name, func(v *VaultConfig) error {
+		trial := *v
+		trial.Erasure, trial.Survive, trial.OutsideHome, trial.Jurisdictions = next.Erasure, next.Survive, next.OutsideHome, next.Jurisdictions
+		ev, err := n.vault(trial)
+		if err != nil {
+			return err
+		}
+		if err := n.Engine.SetVault(ev); err != nil {
+			return err
+		}
+		*v = trial
+		return nil
+	})
+}
+
+// RotateVaultKey starts a new generation of a vault's key and re-wraps every
+// data key under it; it takes two custodians. ResumeRotation finishes an
+// interrupted one.
+func (n *Node) RotateVaultKey(ctx context.Context, name string) (vault.RewrapStats, error) {
+	if _, err := n.Engine.Vault(name); err != nil {
+		return vault.RewrapStats{}, err
+	}
+	if err := n.Require(ctx, vault.Operation{Kind: "vault.rotate-key", Summary: "rotate the key of vault " + name, Params: map[string]string{"vault": name}}); err != nil {
+		return vault.RewrapStats{}, err
+	}
+	return n.rotateVaultKey(ctx, name)
+}
+
+func (n *Node) rotateVaultKey(ctx context.Context, name string) (vault.RewrapStats, error) {
+	var gen int
+	err := n.updateVault(name, func(v *VaultConfig) error {
+		v.KeyGen = max(v.KeyGen, 1) + 1
+		gen = v.KeyGen
+		ev, err := n.vault(*v)
+		if err != nil {
+			return err
+		}
+		return n.Engine.SetVault(ev)
+	})
+	if err != nil {
+		return vault.RewrapStats{}, err
+	}
+	return n.Engine.RewrapVault(ctx, name, gen, nil)
+}
+
+// ResumeRotation re-wraps whatever an interrupted rotation left under an
+// older generation of the vault key. It is safe to run at any time.
+func (n *Node) ResumeRotation(ctx context.Context, name string) (vault.RewrapStats, error) {
+	v, err := n.Engine.Vault(name)
+	if err != nil {
+		return vault.RewrapStats{}, err
+	}
+	return n.Engine.RewrapVault(ctx, name, max(v.KeyGen, 1), nil)
+}
+
+// removeSite removes a site from the configuration.
+func (n *Node) removeSite(id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := *n.Config
+	c.Sites = slices.DeleteFunc(slices.Clone(c.Sites), func(s SiteConfig) bool { return s.ID == id })
+	if len(c.Sites) == len(n.Config.Sites) {
+		return fmt.Errorf("no site %s", id)
+	}
+	return n.apply(&c)
+}
+
+// AddPrincipal adds a principal. One cleared above the configured level
+// takes two custodians.
+func (n *Node) AddPrincipal(ctx context.Context, p access.Principal) error {
+	if err := p.Validate(n.Labels); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(n.Config.Principals, func(o access.Principal) bool { return o.Name == p.Name }) {
+		return fmt.Errorf("principal %s already exists", p.Name)
+	}
+	b, _ := json.Marshal(p)
+	if n.clearedAbove(p) {
+		if err := n.Require(ctx, vault.Operation{Kind: "principal.add", Summary: fmt.Sprintf("add principal %s (%s) cleared %v", p.Name, p.Nation, p.Clearances),
+			Params: map[string]string{"principal": string(b)}}); err != nil {
+			return err
+		}
+	}
+	return n.addPrincipal(string(b))
+}
+
+func (n *Node) clearedAbove(p access.Principal) bool {
+	level := n.Config.TwoPerson.PrincipalLevel
+	if level == "" {
+		level = "NATO UNCLASSIFIED"
+	}
+	l, err := n.Labels.ParseText(level)
+	if err != nil {
+		return true
+	}
+	limit, err := n.Labels.LabelLevel(l)
+	if err != nil {
+		return true
+	}
+	for pol, lv := range p.Clearances {
+		got, err := n.Labels.Level(pol, lv)
+		if err != nil || !n.Labels.Dominates(limit, got) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) addPrincipal(js string) error {
+	var p access.Principal
+	if err := json.Unmarshal([]byte(js), &p); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := *n.Config
+	c.Principals = append(slices.Clone(c.Principals), p)
+	if err := SaveConfig(n.Dir, &c); err != nil {
+		return err
+	}
+	n.Config = &c
+	return nil
+}
+
+// ErrHoldsData: a site still holds shards; removing it loses redundancy
+// until scrub repairs, so it takes two custodians.
+var ErrHoldsData = errors.New("site holds data")

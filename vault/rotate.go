@@ -1,0 +1,170 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+func partKeyGen(m *manifest.Manifest, p manifest.Part) int {
+	if p.KeyGen > 0 {
+		return p.KeyGen
+	}
+	return max(m.KeyGen, 1)
+}
+
+// RewrapStats reports a key rotation's progress.
+type RewrapStats struct {
+	Vault     string `json:"vault"`
+	KeyGen    int    `json:"key_gen"`
+	Versions  int    `json:"versions"`  // versions looked at
+	Rewrapped int    `json:"rewrapped"` // versions whose data keys were re-wrapped now
+	Already   int    `json:"already"`   // versions already under the new key
+}
+
+// RewrapVault re-wraps the data keys of every version of a vault under
+// generation gen of the vault key, rewriting each manifest (its copies on
+// the sites, then the index) without touching the data. It is idempotent
+// and resumable: a rerun after a crash skips what is done. The vault's
+// configuration must already name gen (SetVault), so new writes use it.
+func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, progress func(RewrapStats)) (RewrapStats, error) {
+	st := RewrapStats{Vault: vaultName, KeyGen: gen}
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return st, err
+	}
+	if keyGen(v) != gen {
+		return st, fmt.Errorf("vault %s: configured key generation is %d, not %d", vaultName, keyGen(v), gen)
+	}
+	ctx = AsSystem(ctx)
+	o := index.VersionOptions{Max: 500}
+	for {
+		page, err := e.index.Versions(ctx, vaultName, o)
+		if err != nil {
+			return st, err
+		}
+		for _, iv := range page.Versions {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			st.Versions++
+			if iv.DeleteMarker {
+				st.Already++
+				continue
+			}
+			done, err := e.rewrap(ctx, iv, gen)
+			if err != nil {
+				return st, err
+			}
+			if done {
+				st.Rewrapped++
+			} else {
+				st.Already++
+			}
+			if progress != nil {
+				progress(st)
+			}
+		}
+		if !page.Truncated {
+			return st, nil
+		}
+		o.KeyMarker, o.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
+	}
+}
+
+func (e *Engine) rewrap(ctx context.Context, iv index.Version, gen int) (bool, error) {
+	m, err := manifest.Open(iv.Envelope, e.keys)
+	if err != nil {
+		return false, fmt.Errorf("%s/%s version %s: %w", iv.Vault, iv.Key, iv.ID, err)
+	}
+	current := m.KeyGen == gen
+	for _, p := range m.Parts {
+		if p.KeyGen != 0 && p.KeyGen != gen {
+			current = false
+		}
+	}
+	if current {
+		return false, nil
+	}
+	for i, p := range m.Parts {
+		aad := partAAD(m.Version, p.Number, p.Blob)
+		dk, err := e.keys.UnwrapDataKey(m.Vault, partKeyGen(m, p), p.WrappedKey, aad)
+		if err != nil {
+			return false, fmt.Errorf("%s/%s version %s part %d: %w", m.Vault, m.Key, m.Version, p.Number, err)
+		}
+		w, err := e.keys.WrapDataKey(m.Vault, gen, dk, aad)
+		if err != nil {
+			return false, err
+		}
+		m.Parts[i].WrappedKey, m.Parts[i].KeyGen = w, 0
+	}
+	m.KeyGen = gen
+	m.Revision++
+	env, err := manifest.Seal(m, e.keys)
+	if err != nil {
+		return false, err
+	}
+	if err := e.rewriteCopies(ctx, m, env); err != nil {
+		return false, err
+	}
+	if _, err := e.commit(ctx, m, env, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SetLabel changes the label of a version. Raising a label needs the
+// principal's clearance for the new one and sites accredited for it;
+// lowering a label (a new label that does not dominate the old) takes two
+// custodians.
+func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifest.ID, text string) (ObjectInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	m, _, err := e.resolve(ctx, vaultName, key, id)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if text == "" {
+		return ObjectInfo{}, fmt.Errorf("%w: a label is required", ErrInvalidLabel)
+	}
+	newText, l, err := e.putLabel(ctx, v, text)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	ok, err := e.LabelDominates(newText, m.Label)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if !ok {
+		if err := e.require(ctx, Operation{Kind: "object.relabel", Summary: fmt.Sprintf("lower the label of %s/%s version %s from %q to %q", vaultName, key, m.Version, m.Label, newText),
+			Params: map[string]string{"vault": vaultName, "key": key, "version": m.Version.String(), "label": newText}}); err != nil {
+			return ObjectInfo{}, err
+		}
+	}
+	for _, p := range m.Parts {
+		for _, sid := range p.Sites {
+			s, ok := e.site(sid)
+			if !ok || !e.accredited(s.Accredited, l) {
+				return ObjectInfo{}, errors.New("site " + sid + " holding this object is not accredited for " + newText + "; store a new copy under the new label instead")
+			}
+		}
+	}
+	m.Label = newText
+	if err := e.bindLabel(m, l); err != nil {
+		return ObjectInfo{}, err
+	}
+	m.Revision++
+	env, err := manifest.Seal(m, e.keys)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := e.rewriteCopies(ctx, m, env); err != nil {
+		return ObjectInfo{}, err
+	}
+	return e.commit(ctx, m, env, nil)
+}
