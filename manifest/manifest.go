@@ -96,11 +96,11 @@ type Manifest struct {
 	// LabelBinding is the node-signed binding of Label to the content
 	// (label.Binding JSON, after STANAG 4778).
 	LabelBinding []byte `json:"label_binding,omitempty"`
-	K            int               `json:"k,omitempty"`
-	M            int               `json:"m,omitempty"`
-	StripeSize   int               `json:"stripe_size,omitempty"` // plaintext bytes per stripe
-	KeyGen       int               `json:"key_gen,omitempty"`     // vault key generation wrapping the data keys
-	Parts        []Part            `json:"parts,omitempty"`
+	K            int    `json:"k,omitempty"`
+	M            int    `json:"m,omitempty"`
+	StripeSize   int    `json:"stripe_size,omitempty"` // plaintext bytes per stripe
+	KeyGen       int    `json:"key_gen,omitempty"`     // vault key generation wrapping the data keys
+	Parts        []Part `json:"parts,omitempty"`
 	// Copies lists sites holding a copy of this manifest beyond the sites
 	// of its parts (a delete marker's copies live only here).
 	Copies []string `json:"copies,omitempty"`
@@ -116,14 +116,17 @@ type Manifest struct {
 // Part is a run of stripes with its own data key and shard blobs. A
 // single put has one part; a multipart upload has one per uploaded part.
 type Part struct {
-	Number     int      `json:"number"`
-	Size       int64    `json:"size"`
-	ETag       string   `json:"etag,omitempty"`
-	Blob       ID       `json:"blob"`
-	Sites      []string `json:"sites"`            // site id of each shard, in shard order
-	Inline     bool     `json:"inline,omitempty"` // the single stripe rides in the manifest blobs
-	Digest     []byte   `json:"digest,omitempty"` // BLAKE3-256 of the part's plaintext
-	WrappedKey []byte   `json:"wrapped_key"`
+	Number int      `json:"number"`
+	Size   int64    `json:"size"`
+	ETag   string   `json:"etag,omitempty"`
+	Blob   ID       `json:"blob"`
+	Sites  []string `json:"sites"`            // site id of each shard, in shard order
+	Inline bool     `json:"inline,omitempty"` // the single stripe rides in the manifest blobs
+	Digest []byte   `json:"digest,omitempty"` // BLAKE3-256 of the part's plaintext
+	// KeyGen, if set, is the vault key generation that wrapped this
+	// part's key (a part uploaded before a rotation); else the manifest's.
+	KeyGen     int    `json:"key_gen,omitempty"`
+	WrappedKey []byte `json:"wrapped_key"`
 }
 
 // Lock is an object version's retention state (S3 object lock).
