@@ -75,7 +75,12 @@ func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, pro
 	}
 }
 
-func (e *Engine) rewrap(ctx context.Context, iv index.Version, gen int) (bool, error) {
+func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (bool, error) {
+	// Listings leave envelopes out: fetch the version itself.
+	iv, err := e.index.Get(ctx, listed.Vault, listed.Key, listed.ID)
+	if err != nil {
+		return false, err
+	}
 	m, err := manifest.Open(iv.Envelope, e.keys)
 	if err != nil {
 		return false, fmt.Errorf("%s/%s version %s: %w", iv.Vault, iv.Key, iv.ID, err)

@@ -1,0 +1,333 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/custody/shamir"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// custodyNode is a node whose root key is split 2-of-3 among alice, bob
+// and carol, unsealed, with six sites and a vault.
+type custodyNode struct {
+	n      *Node
+	dir    string
+	keys   map[string]*custody.CustodianKey
+	shares map[string][]byte // share files
+}
+
+func newCustodyNode(t *testing.T) *custodyNode {
+	t.Helper()
+	cn := &custodyNode{dir: filepath.Join(t.TempDir(), "node"), keys: map[string]*custody.CustodianKey{}, shares: map[string][]byte{}}
+	var pubs []custody.CustodianPublic
+	for _, name := range []string{"alice", "bob", "carol"} {
+		k, err := custody.GenerateCustodian(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.keys[name] = k
+		pubs = append(pubs, k.Public())
+	}
+	_, err := Init(cn.dir, InitOptions{Nation: "EST", Custodians: pubs, Threshold: 2, Share: func(c string, f []byte) error {
+		cn.shares[c] = f
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cn.dir, "root.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a node with custodians keeps a root key file: %v", err)
+	}
+	cn.n = cn.open(t)
+	cn.unseal(t, "alice", "bob")
+	for _, s := range validConfig().Sites {
+		s.Path = filepath.Join(cn.dir, "..", "sites", s.ID)
+		s.Accredited = "NATO SECRET"
+		if err := cn.n.AddSite(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cn.n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	return cn
+}
+
+func (cn *custodyNode) open(t *testing.T) *Node {
+	t.Helper()
+	n, err := Open(t.Context(), cn.dir, NewLogger(LogConfig{Level: "error"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func (cn *custodyNode) share(t *testing.T, name string) []byte {
+	t.Helper()
+	_, s, err := cn.keys[name].OpenShare(cn.shares[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (cn *custodyNode) unseal(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := cn.n.Unseal(cn.share(t, name)); err != nil {
+			t.Fatalf("unseal with %s: %v", name, err)
+		}
+	}
+	if err := cn.n.Ready(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnsealNeedsThreshold(t *testing.T) {
+	cn := newCustodyNode(t)
+	cn.n.Close()
+	n := cn.open(t)
+	if err := n.Ready(); !errors.Is(err, ErrSealed) {
+		t.Fatalf("reopened node not sealed: %v", err)
+	}
+	st, err := n.Unseal(cn.share(t, "carol"))
+	if err != nil || !st.Sealed || st.Given != 1 || st.Threshold != 2 {
+		t.Fatalf("after one share: %+v, %v", st, err)
+	}
+	// The same share twice does not count twice.
+	if st, _ := n.Unseal(cn.share(t, "carol")); !st.Sealed || st.Given != 1 {
+		t.Fatalf("a repeated share counted twice: %+v", st)
+	}
+	// A share of another node's key is refused outright.
+	other := newCustodyNode(t)
+	if _, err := n.Unseal(other.share(t, "alice")); !errors.Is(err, shamir.ErrForeignShare) {
+		t.Fatalf("foreign share: %v", err)
+	}
+	if !n.Sealed() {
+		t.Fatal("node unsealed by a foreign share")
+	}
+	if st, err := n.Unseal(cn.share(t, "bob")); err != nil || st.Sealed {
+		t.Fatalf("threshold reached: %+v, %v", st, err)
+	}
+	// Unsealed with carol and bob, it reads what alice and bob's session wrote.
+	if _, err := n.Engine.Vault("registry"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSealedNodeServesOnlyStatus(t *testing.T) {
+	cn := newCustodyNode(t)
+	cn.n.Close()
+	n := cn.open(t)
+	h := n.Handler()
+	rec := func(method, path, body string) (int, string) {
+		req := httptestRequest(method, path, body)
+		w := newRecorder()
+		h.ServeHTTP(w, req)
+		return w.code, w.body.String()
+	}
+	if code, body := rec("GET", "/", ""); code != 503 || !strings.Contains(body, "sealed") {
+		t.Fatalf("S3 on a sealed node: %d %s", code, body)
+	}
+	if code, body := rec("GET", "/_embassy/status", ""); code != 200 || !strings.Contains(body, `"sealed": true`) {
+		t.Fatalf("status on a sealed node: %d %s", code, body)
+	}
+	share := func(name string) string {
+		b, _ := json.Marshal(map[string][]byte{"share": cn.share(t, name)})
+		return string(b)
+	}
+	if code, body := rec("POST", "/_embassy/unseal", share("alice")); code != 200 || !strings.Contains(body, `"given": 1`) {
+		t.Fatalf("first share: %d %s", code, body)
+	}
+	if code, body := rec("POST", "/_embassy/unseal", share("carol")); code != 200 || !strings.Contains(body, `"sealed": false`) {
+		t.Fatalf("second share: %d %s", code, body)
+	}
+}
+
+// approve signs and submits a decision as a custodian would.
+func (cn *custodyNode) decide(t *testing.T, id, who string, approve bool) (*Request, error) {
+	t.Helper()
+	rs, err := cn.n.Requests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.ID == id {
+			sig := cn.keys[who].Sign(ApprovalMessage(cn.n.Config.Node.ID, r.ID, r.Digest, approve))
+			return cn.n.Decide(t.Context(), id, who, approve, sig)
+		}
+	}
+	t.Fatalf("no request %s", id)
+	return nil, nil
+}
+
+func pendingID(t *testing.T, err error) string {
+	t.Helper()
+	var pe *vault.PendingError
+	if !errors.As(err, &pe) {
+		t.Fatalf("operation did not wait for approval: %v", err)
+	}
+	return pe.RequestID
+}
+
+// TestTwoPersonOperations: each dangerous operation does nothing with one
+// approval and takes effect with two.
+func TestTwoPersonOperations(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	ctx := n.As(context.Background(), "admin")
+	put := func(key string, o vault.PutOptions) vault.ObjectInfo {
+		o.Size = 5
+		info, err := n.Engine.Put(ctx, "registry", key, bytes.NewReader([]byte("hello")), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	gov := put("gov", vault.PutOptions{Lock: &manifest.Lock{Mode: "GOVERNANCE", Until: time.Now().Add(time.Hour)}})
+	secret := put("secret", vault.PutOptions{Label: "NATO SECRET//REL TO EST"})
+	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+
+	ops := []struct {
+		name   string
+		start  func() error
+		done   func() bool
+		notyet func() bool
+	}{
+		{"delete vault",
+			func() error { return n.DeleteVault(ctx, "empty") },
+			func() bool { _, err := n.Engine.Vault("empty"); return err != nil },
+			func() bool { _, err := n.Engine.Vault("empty"); return err == nil }},
+		{"weaken policy",
+			func() error { return n.SetVaultPolicy(ctx, "registry", VaultConfig{Erasure: "4+2", Survive: "sites=1"}) },
+			func() bool { v, _ := n.Engine.Vault("registry"); return v.Policy.Survive.Jurisdictions == 0 },
+			func() bool { v, _ := n.Engine.Vault("registry"); return v.Policy.Survive.Jurisdictions == 1 }},
+		{"bypass governance",
+			func() error {
+				_, err := n.Engine.Delete(ctx, "registry", "gov", vault.DeleteOptions{VersionID: gov.VersionID, BypassGovernance: true})
+				return err
+			},
+			func() bool { _, err := n.Engine.Stat(ctx, "registry", "gov", gov.VersionID); return errors.Is(err, vault.ErrNoSuchVersion) },
+			func() bool { _, err := n.Engine.Stat(ctx, "registry", "gov", gov.VersionID); return err == nil }},
+		{"lower a label",
+			func() error {
+				_, err := n.Engine.SetLabel(ctx, "registry", "secret", secret.VersionID, "NATO UNCLASSIFIED//REL TO EST")
+				return err
+			},
+			func() bool { i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID); return strings.Contains(i.Label, "UNCLASSIFIED") },
+			func() bool { i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID); return strings.Contains(i.Label, "SECRET") }},
+		{"rotate the vault key",
+			func() error { _, err := n.RotateVaultKey(ctx, "registry"); return err },
+			func() bool { v, _ := n.Engine.Vault("registry"); return v.KeyGen == 2 },
+			func() bool { v, _ := n.Engine.Vault("registry"); return v.KeyGen <= 1 }},
+		{"add a cleared principal",
+			func() error {
+				return n.AddPrincipal(ctx, access.Principal{Name: "spy", Nation: "EST", Clearances: map[string]string{"NATO": "SECRET"}})
+			},
+			func() bool { return n.Principal("spy").Nation == "EST" },
+			func() bool { return n.Principal("spy").Nation == "" }},
+	}
+	for _, op := range ops {
+		t.Run(op.name, func(t *testing.T) {
+			id := pendingID(t, op.start())
+			if !op.notyet() {
+				t.Fatal("took effect before any approval")
+			}
+			if r, err := cn.decide(t, id, "alice", true); err != nil || r.Status != StatusPending {
+				t.Fatalf("first approval: %+v, %v", r, err)
+			}
+			if !op.notyet() {
+				t.Fatal("took effect with one approval")
+			}
+			if _, err := cn.decide(t, id, "alice", true); !errors.Is(err, ErrReplay) {
+				t.Fatalf("second approval by the same custodian: %v", err)
+			}
+			r, err := cn.decide(t, id, "carol", true)
+			if err != nil || r.Status != StatusExecuted {
+				t.Fatalf("second approval: %+v, %v", r, err)
+			}
+			if !op.done() {
+				t.Fatal("did not take effect with two approvals")
+			}
+		})
+	}
+	// The key rotation re-wrapped every data key: objects still read.
+	r, err := n.Engine.Get(ctx, "registry", "secret", vault.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatalf("read after rotation: %v", err)
+	}
+	r.Close()
+}
+
+func TestApprovalAttacks(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	// A custodian who makes a request cannot approve it.
+	aliceCtx := vault.WithPrincipal(context.Background(), access.Principal{Name: "alice", Nation: "EST", Clearances: map[string]string{"NATO": "SECRET"}})
+	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	id := pendingID(t, n.DeleteVault(aliceCtx, "empty"))
+	if _, err := cn.decide(t, id, "alice", true); !errors.Is(err, ErrSelfApproval) {
+		t.Fatalf("self-approval: %v", err)
+	}
+	rs, _ := n.Requests()
+	r := rs[0]
+	msg := ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true)
+	// A signature by one custodian presented as another's.
+	if _, err := n.Decide(t.Context(), id, "bob", true, cn.keys["carol"].Sign(msg)); !errors.Is(err, ErrBadApproval) {
+		t.Fatalf("carol's signature as bob's: %v", err)
+	}
+	// An approval of another request replayed here.
+	other := pendingID(t, n.SetVaultPolicy(aliceCtx, "registry", VaultConfig{Erasure: "4+3"}))
+	rs, _ = n.Requests()
+	var or *Request
+	for _, x := range rs {
+		if x.ID == other {
+			or = x
+		}
+	}
+	replayed := cn.keys["bob"].Sign(ApprovalMessage(n.Config.Node.ID, or.ID, or.Digest, true))
+	if _, err := n.Decide(t.Context(), id, "bob", true, replayed); !errors.Is(err, ErrBadApproval) {
+		t.Fatalf("approval of another request replayed: %v", err)
+	}
+	// A rejection signature does not count as an approval.
+	rej := cn.keys["bob"].Sign(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, false))
+	if _, err := n.Decide(t.Context(), id, "bob", true, rej); !errors.Is(err, ErrBadApproval) {
+		t.Fatalf("rejection used as approval: %v", err)
+	}
+	// A request changed after it was made (here, its target edited in
+	// requests.json) no longer accepts approvals.
+	path := filepath.Join(cn.dir, RequestsFile)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(b, []byte(`"vault": "empty"`), []byte(`"vault": "registry"`), 1), 0o600)
+	if _, err := cn.decide(t, id, "bob", true); !errors.Is(err, ErrBadApproval) {
+		t.Fatalf("approval of a changed request: %v", err)
+	}
+	// A rejected request cannot then be approved.
+	if r, err := cn.decide(t, other, "bob", false); err != nil || r.Status != StatusRejected {
+		t.Fatalf("rejection: %+v, %v", r, err)
+	}
+	if _, err := cn.decide(t, other, "carol", true); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("approval after rejection: %v", err)
+	}
+	// An expired request is refused.
+	n.Config.TwoPerson.TTL = durationYAML(time.Nanosecond)
+	n.AddVault(VaultConfig{Name: "empty2", Erasure: "4+2", Survive: "jurisdictions=1"})
+	exp := pendingID(t, n.DeleteVault(aliceCtx, "empty2"))
+	time.Sleep(time.Millisecond)
+	if _, err := cn.decide(t, exp, "bob", true); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("approval of an expired request: %v", err)
+	}
+}
