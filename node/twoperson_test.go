@@ -212,7 +212,9 @@ func TestTwoPersonOperations(t *testing.T) {
 			func() bool { _, err := n.Engine.Vault("empty"); return err != nil },
 			func() bool { _, err := n.Engine.Vault("empty"); return err == nil }},
 		{"weaken policy",
-			func() error { return n.SetVaultPolicy(ctx, "registry", VaultConfig{Erasure: "4+2", Survive: "sites=1"}) },
+			func() error {
+				return n.SetVaultPolicy(ctx, "registry", VaultConfig{Erasure: "4+2", Survive: "sites=1"})
+			},
 			func() bool { v, _ := n.Engine.Vault("registry"); return v.Policy.Survive.Jurisdictions == 0 },
 			func() bool { v, _ := n.Engine.Vault("registry"); return v.Policy.Survive.Jurisdictions == 1 }},
 		{"bypass governance",
@@ -220,15 +222,24 @@ func TestTwoPersonOperations(t *testing.T) {
 				_, err := n.Engine.Delete(ctx, "registry", "gov", vault.DeleteOptions{VersionID: gov.VersionID, BypassGovernance: true})
 				return err
 			},
-			func() bool { _, err := n.Engine.Stat(ctx, "registry", "gov", gov.VersionID); return errors.Is(err, vault.ErrNoSuchVersion) },
+			func() bool {
+				_, err := n.Engine.Stat(ctx, "registry", "gov", gov.VersionID)
+				return errors.Is(err, vault.ErrNoSuchVersion)
+			},
 			func() bool { _, err := n.Engine.Stat(ctx, "registry", "gov", gov.VersionID); return err == nil }},
 		{"lower a label",
 			func() error {
 				_, err := n.Engine.SetLabel(ctx, "registry", "secret", secret.VersionID, "NATO UNCLASSIFIED//REL TO EST")
 				return err
 			},
-			func() bool { i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID); return strings.Contains(i.Label, "UNCLASSIFIED") },
-			func() bool { i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID); return strings.Contains(i.Label, "SECRET") }},
+			func() bool {
+				i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID)
+				return strings.Contains(i.Label, "UNCLASSIFIED")
+			},
+			func() bool {
+				i, _ := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID)
+				return strings.Contains(i.Label, "SECRET")
+			}},
 		{"rotate the vault key",
 			func() error { _, err := n.RotateVaultKey(ctx, "registry"); return err },
 			func() bool { v, _ := n.Engine.Vault("registry"); return v.KeyGen == 2 },
