@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# S3 benchmark: embassy against MinIO, in one run, on this machine, with the
+# same client (bench/s3bench, built on minio-go). Prints embassy/MinIO ratios
+# beside the goals, and the servers' CPU-seconds per GB moved.
+#
+#   bench/s3.sh                      # full run (1 GiB per large case)
+#   QUICK=1 bench/s3.sh              # smoke test, a minute or two
+#   BENCH_DIR=/mnt/fast bench/s3.sh  # put both servers' data there
+#
+# Both servers get six directories on the same filesystem and code new
+# objects 4+2: embassy with `serve --dev`, MinIO with six drives and
+# MINIO_STORAGE_CLASS_STANDARD=EC:2. MinIO is built from its Go module the
+# first time (several minutes) and cached in $BENCH_CACHE.
+#
+# Environment:
+#   QUICK=1             smaller cases
+#   CASES=...           SIZE:CONCURRENCY:COUNT[,...] instead of the defaults
+#   BENCH_DIR=DIR       where the servers' data go (default: a new temp dir)
+#   BENCH_CACHE=DIR     where the MinIO binary is kept (default ~/.cache/embassy-bench)
+#   MINIO_VERSION=V     module version of github.com/minio/minio (default: pinned below; "latest" works)
+#   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
+#   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
+#   KEEP=1              keep the data and logs afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+# The MinIO build that `go install github.com/minio/minio@latest` gave on
+# 2026-11-25. Pinned so that ratios from different days compare.
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+BENCH_CACHE="${BENCH_CACHE:-${HOME:-/tmp}/.cache/embassy-bench}"
+
+if [ -n "${CASES:-}" ]; then
+	cases="$CASES"
+elif [ -n "${QUICK:-}" ]; then
+	cases="64MiB:1:2 64MiB:4:4 1MiB:16:64 4KiB:16:400"
+else
+	# 1 GiB per 64 MiB case, 1 GiB of 1 MiB objects, 4000 small objects.
+	cases="64MiB:1:16 64MiB:4:16 1MiB:16:1024 4KiB:16:4000"
+fi
+cases="${cases//,/ }"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- MinIO binary, built once -------------------------------------------
+minio_dir="$BENCH_CACHE/minio/$MINIO_VERSION"
+minio="$minio_dir/minio"
+if [ ! -x "$minio" ]; then
+	mkdir -p "$minio_dir"
+	log "building MinIO $MINIO_VERSION from its Go module into $minio_dir (several minutes, once)"
+	if ! (cd / && GOBIN="$minio_dir" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION"); then
+		log "go install github.com/minio/minio@$MINIO_VERSION failed; trying @latest"
+		(cd / && GOBIN="$minio_dir" GOFLAGS=-mod=mod go install github.com/minio/minio@latest)
+	fi
+fi
+
+# --- work area, binaries, teardown --------------------------------------
+if [ -n "${BENCH_DIR:-}" ]; then
+	mkdir -p "$BENCH_DIR"
+	work=$(mktemp -d "$BENCH_DIR/embassy-s3bench.XXXXXX")
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/embassy-s3bench.XXXXXX")
+fi
+pids=()
+cleanup() {
+	local rc=$?
+	for p in "${pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -n "${KEEP:-}" ]; then
+		log "kept $work"
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$work/bin"
+src=$repo
+if [ -n "${EMBASSY_REF:-}" ]; then
+	src="$work/src"
+	mkdir -p "$src"
+	git archive "$EMBASSY_REF" | tar -x -C "$src"
+	log "building embassy at $EMBASSY_REF ($(git rev-parse --short "$EMBASSY_REF")) and s3bench"
+else
+	log "building embassy (working tree) and s3bench"
+fi
+(cd "$src" && go build -o "$work/bin/embassy" ./cmd/embassy)
+go build -o "$work/bin/s3bench" ./bench/s3bench
+s3bench="$work/bin/s3bench"
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+access_key="s3bench$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+secret_key="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+
+# --- servers ------------------------------------------------------------
+embassy_port=$("$s3bench" freeport)
+"$work/bin/embassy" serve --dev --data "$work/embassy" --address "127.0.0.1:$embassy_port" \
+	--access-key "$access_key" --secret-key "$secret_key" >"$work/embassy.log" 2>&1 &
+embassy_pid=$!
+pids+=("$embassy_pid")
+
+minio_port=$("$s3bench" freeport)
+mkdir -p "$work/minio"
+MINIO_ROOT_USER="$access_key" MINIO_ROOT_PASSWORD="$secret_key" \
+	MINIO_CI_CD=1 MINIO_STORAGE_CLASS_STANDARD=EC:2 MINIO_BROWSER=off MINIO_UPDATE=off \
+	"$minio" server --quiet --address "127.0.0.1:$minio_port" "$work/minio/drive{1...6}" \
+	>"$work/minio.log" 2>&1 &
+minio_pid=$!
+pids+=("$minio_pid")
+
+ready() { # name port pid
+	if ! "$s3bench" ready -endpoint "127.0.0.1:$2" -access-key "$access_key" -secret-key "$secret_key" -pid "$3"; then
+		log "$1 did not come up; its log:"
+		cat "$work/$1.log" >&2
+		exit 1
+	fi
+}
+ready embassy "$embassy_port" "$embassy_pid"
+ready minio "$minio_port" "$minio_pid"
+log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION (pid $minio_pid) on 127.0.0.1:$minio_port"
+log "data under $work ($(df -h --output=source,fstype "$work" | tail -1 | tr -s ' '))"
+
+# --- cases, interleaved so that drift hits both servers alike ------------
+bench() { # name port pid case
+	"$s3bench" run -endpoint "127.0.0.1:$2" -access-key "$access_key" -secret-key "$secret_key" \
+		-bucket s3bench -server "$1" -pid "$3" -clk-tck "$clk_tck" -case "$4" \
+		-out "$work/$1.jsonl" ${S3BENCH_FLAGS:-}
+}
+n=0
+for c in $cases; do
+	sync
+	if [ $((n % 2)) -eq 0 ]; then
+		bench embassy "$embassy_port" "$embassy_pid" "$c"
+		sync
+		bench minio "$minio_port" "$minio_pid" "$c"
+	else
+		bench minio "$minio_port" "$minio_pid" "$c"
+		sync
+		bench embassy "$embassy_port" "$embassy_pid" "$c"
+	fi
+	n=$((n + 1))
+done
+
+echo
+"$s3bench" compare "$work/embassy.jsonl" "$work/minio.jsonl"
