@@ -230,6 +230,7 @@ func fullConfig() *Config {
 		Credentials: []CredentialConfig{{Principal: "backup", AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG"}},
 	}
 	c.VaultDefaults = VaultDefaults{Erasure: "4+2", Survive: "jurisdictions=1", OutsideHome: true}
+	c.TwoPerson = TwoPersonConfig{Approvals: 3, PerOperation: map[string]int{"vault.delete": 4}, TTL: durationYAML(36 * time.Hour), PrincipalLevel: "NATO CONFIDENTIAL"}
 	c.Principals = []access.Principal{
 		{Name: "admin", Nation: "EST", Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"admin"}},
 		{Name: "backup", Nation: "EST", Clearances: map[string]string{"NATO": "SECRET"}, Categories: map[string][]string{"Compartment": {"ALPHA", "BRAVO"}}},
@@ -239,7 +240,7 @@ func fullConfig() *Config {
 	c.Sites[5].Connectivity = site.Isolated
 	c.Vaults = append(c.Vaults, VaultConfig{
 		Name: "shared.lux", Owner: "LUX", Erasure: "2+2", Survive: "jurisdictions=1",
-		Jurisdictions: []string{"LUX", "FIN"}, StripeSize: "256KiB", DefaultLabel: "NATO RESTRICTED",
+		Jurisdictions: []string{"LUX", "FIN"}, StripeSize: "256KiB", DefaultLabel: "NATO RESTRICTED", KeyGen: 2,
 		Created:    time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC),
 		ObjectLock: &ObjectLockConfig{Mode: "COMPLIANCE", Years: 7},
 	})
@@ -302,7 +303,8 @@ func TestMarshalFieldNames(t *testing.T) {
 		"\n    operator: cloudco eesti\n", "\n    accredited: NATO SECRET\n", "\n    connectivity: isolated\n",
 		"\n  - name: shared.lux\n    owner: LUX\n    erasure: 2+2\n    survive: jurisdictions=1\n",
 		"\n    jurisdictions: [LUX, FIN]\n", "\n    stripe_size: 256KiB\n", "\n    default_label: NATO RESTRICTED\n",
-		"\n    created: 2026-11-25T10:30:00Z\n", "\n    object_lock:\n      mode: COMPLIANCE\n      years: 7\n",
+		"\n    key_gen: 2\n", "\n    created: 2026-11-25T10:30:00Z\n", "\n    object_lock:\n      mode: COMPLIANCE\n      years: 7\n",
+		"\ntwo_person:\n  approvals: 3\n  per_operation:\n    vault.delete: 4\n  ttl: 36h0m0s\n  principal_level: NATO CONFIDENTIAL\n",
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("Marshal output lacks %q:\n%s", want, b)

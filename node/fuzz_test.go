@@ -32,6 +32,7 @@ func FuzzParseConfig(f *testing.F) {
 		"node: {id: x, nation: EST}\nsites:\n  - id: est-1\n    jurisdiction: EST\n    provider: |\n      two\n      lines\n    control: EST\n    driver: dir\n    path: ~/x\n",
 		"node: {id: x, nation: EST}\nlog: {level: debug, format: json}\ns3: {address: ':9000', credentials: [{principal: p, access_key: abc, secret_key: 12345678}]}\n",
 		"node: {id: x, nation: EST}\nvaults:\n  - {name: a.b-c, erasure: ' 4 + 2 ', survive: ' Sites = 1 , none=0 ', object_lock: {mode: GOVERNANCE, days: 1}}\n",
+		"node: {id: x, nation: EST}\ntwo_person: {approvals: 2, per_operation: {site.remove: 3}, ttl: 90m, principal_level: NATO SECRET}\n",
 	} {
 		f.Add([]byte(s))
 	}
