@@ -27,7 +27,7 @@ type labelNode struct {
 	dirs map[string]string
 }
 
-func newLabelNode(t *testing.T) *labelNode {
+func newLabelNode(t testing.TB) *labelNode {
 	t.Helper()
 	root := t.TempDir()
 	reg, err := label.NewRegistry()

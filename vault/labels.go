@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -200,8 +202,9 @@ func (e *Engine) verifyBinding(m *manifest.Manifest) error {
 	if len(m.LabelBinding) == 0 {
 		return fail("labelled object without a binding")
 	}
-	if _, ok := e.bindingOK.Load(string(m.LabelBinding)); ok {
-		return e.matchBinding(m, fail)
+	key := maphash.Bytes(bindingSeed, m.LabelBinding)
+	if v, ok := e.bindingOK.Load(key); ok && bytes.Equal(v.(verifiedBinding).raw, m.LabelBinding) {
+		return e.matchBinding(m, v.(verifiedBinding).b, fail)
 	}
 	b, err := label.ParseBinding(m.LabelBinding)
 	if err != nil {
@@ -214,13 +217,20 @@ func (e *Engine) verifyBinding(m *manifest.Manifest) error {
 		e.bindingOK.Clear()
 		e.bindingN.Store(0)
 	}
-	e.bindingOK.Store(string(m.LabelBinding), b)
-	return e.matchBinding(m, fail)
+	e.bindingOK.Store(key, verifiedBinding{raw: bytes.Clone(m.LabelBinding), b: b})
+	return e.matchBinding(m, b, fail)
 }
 
-func (e *Engine) matchBinding(m *manifest.Manifest, fail func(string, ...any) error) error {
-	v, _ := e.bindingOK.Load(string(m.LabelBinding))
-	b := v.(label.Binding)
+// verifiedBinding is a binding whose signature verified, with its exact
+// bytes: a later binding is taken as verified only if identical.
+type verifiedBinding struct {
+	raw []byte
+	b   label.Binding
+}
+
+var bindingSeed = maphash.MakeSeed()
+
+func (e *Engine) matchBinding(m *manifest.Manifest, b label.Binding, fail func(string, ...any) error) error {
 	l, err := e.labelOf(m.Label)
 	if err != nil {
 		return fail("label %q: %v", m.Label, err)
