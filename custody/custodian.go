@@ -252,3 +252,11 @@ func CombineRoot(rec Record, encoded [][]byte) (RootKey, error) {
 	clear(secret)
 	return RootKey{k: &k}, nil
 }
+
+// Resplit splits the keyring's root key afresh among custodians with
+// threshold t: a new share set, so every earlier share stops working. It is
+// how lost shares are replaced and custodians added or removed; the node
+// must be unsealed (that is, T existing shares were given) to do it.
+func (k *Keyring) Resplit(node string, custodians []CustodianPublic, t int) (Record, map[string][]byte, error) {
+	return SplitRoot(k.root, node, custodians, t)
+}

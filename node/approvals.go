@@ -320,6 +320,12 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.removeSite(p["site"])
 	case "principal.add":
 		return n.addPrincipal(p["principal"])
+	case "custody.resplit":
+		dir, err := n.resplit(p["custodians"], p["threshold"])
+		if err == nil {
+			r.Result = "new share files in " + dir
+		}
+		return err
 	}
 	return fmt.Errorf("unknown operation %q", r.Op.Kind)
 }

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -220,3 +225,78 @@ func (n *Node) addPrincipal(js string) error {
 // ErrHoldsData: a site still holds shards; removing it loses redundancy
 // until scrub repairs, so it takes two custodians.
 var ErrHoldsData = errors.New("site holds data")
+
+// Resplit replaces the node's custody: the root key is split afresh among
+// custodians with threshold t, which takes two of the current custodians.
+// The new share files are written to a directory in the node directory
+// (returned) for the operators to hand out; earlier shares stop working.
+func (n *Node) Resplit(ctx context.Context, custodians []custody.CustodianPublic, t int) (string, error) {
+	if err := n.Ready(); err != nil {
+		return "", err
+	}
+	for _, c := range custodians {
+		if err := c.Validate(); err != nil {
+			return "", err
+		}
+	}
+	b, err := json.Marshal(custodians)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, len(custodians))
+	for i, c := range custodians {
+		names[i] = c.Name
+	}
+	if n.Custody == nil {
+		// Moving from a local root key file to custodians only adds protection.
+		return n.resplit(string(b), fmt.Sprint(t))
+	}
+	if err := n.Require(ctx, vault.Operation{Kind: "custody.resplit", Summary: fmt.Sprintf("re-split the root key %d of %d among %s", t, len(custodians), strings.Join(names, ", ")),
+		Params: map[string]string{"custodians": string(b), "threshold": fmt.Sprint(t)}}); err != nil {
+		return "", err
+	}
+	return n.resplit(string(b), fmt.Sprint(t))
+}
+
+func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
+	var cs []custody.CustodianPublic
+	if err := json.Unmarshal([]byte(custodiansJSON), &cs); err != nil {
+		return "", err
+	}
+	t, err := strconv.Atoi(threshold)
+	if err != nil {
+		return "", err
+	}
+	rec, files, err := n.Keys.Resplit(n.Config.Node.ID, cs, t)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(n.Dir, "shares-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	for name, f := range files {
+		if err := writeFileAtomic(filepath.Join(dir, name+".share"), f); err != nil {
+			return "", err
+		}
+	}
+	// The new record replaces the old only once every share file is safe.
+	if err := saveCustody(n.Dir, &rec); err != nil {
+		return "", err
+	}
+	n.sealMu.Lock()
+	n.Custody = &rec
+	n.sealMu.Unlock()
+	if n.Config.Keys.RootKeyFile != "" {
+		// A node that had a local root key file now relies on custodians.
+		os.Remove(n.path(n.Config.Keys.RootKeyFile))
+		c := *n.Config
+		c.Keys = KeysConfig{}
+		if err := SaveConfig(n.Dir, &c); err != nil {
+			return dir, err
+		}
+		n.Config = &c
+	}
+	n.Log.Info("root key re-split among custodians", "threshold", t, "custodians", len(cs), "shares", dir)
+	return dir, nil
+}

@@ -342,3 +342,36 @@ func TestApprovalAttacks(t *testing.T) {
 		t.Fatalf("approval of an expired request: %v", err)
 	}
 }
+
+// Lost shares: re-splitting needs the node unsealed (T existing shares)
+// and two custodians' approval; afterwards old shares no longer work.
+func TestResplitReplacesShares(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	dave, _ := custody.GenerateCustodian("dave")
+	cn.keys["dave"] = dave
+	pubs := []custody.CustodianPublic{cn.keys["alice"].Public(), cn.keys["bob"].Public(), dave.Public()}
+	ctx := n.As(context.Background(), "admin")
+	id := pendingID(t, func() error { _, err := n.Resplit(ctx, pubs, 2); return err }())
+	cn.decide(t, id, "alice", true)
+	r, err := cn.decide(t, id, "carol", true)
+	if err != nil || r.Status != StatusExecuted || !strings.Contains(r.Result, "shares-") {
+		t.Fatalf("resplit: %+v, %v", r, err)
+	}
+	dir := strings.TrimPrefix(r.Result, "new share files in ")
+	oldCarol := cn.share(t, "carol")
+	for _, name := range []string{"alice", "bob", "dave"} {
+		b, err := os.ReadFile(filepath.Join(dir, name+".share"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.shares[name] = b
+	}
+	n.Close()
+	n2 := cn.open(t)
+	if _, err := n2.Unseal(oldCarol); !errors.Is(err, shamir.ErrForeignShare) {
+		t.Fatalf("a share from before the re-split: %v", err)
+	}
+	cn.n = n2
+	cn.unseal(t, "dave", "bob")
+}

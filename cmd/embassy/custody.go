@@ -291,3 +291,48 @@ A custodian cannot approve a request they made.`,
 	c.MarkFlagRequired("key")
 	return c
 }
+
+func (a *app) custodyCmd() *cobra.Command {
+	c := &cobra.Command{Use: "custody", Short: "The node's custody of its root key"}
+	var files []string
+	var threshold int
+	rs := &cobra.Command{
+		Use:   "resplit --custodian NAME.pub ... --threshold T",
+		Short: "Split the root key afresh among custodians (replaces lost shares; adds or removes custodians)",
+		Long: `Split the root key afresh among the given custodians. The node must be unsealed
+(T existing shares), and two current custodians must approve. The new share
+files are written into the node directory; every earlier share stops working.
+On a node with a local root key file this moves it to custodians, and the key
+file is deleted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pubs []custody.CustodianPublic
+			for _, f := range files {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				cp, err := custody.ParseCustodianPublic(b)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				pubs = append(pubs, cp)
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			dir, err := n.Resplit(n.As(cmd.Context(), a.principal), pubs, threshold)
+			if err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "root key re-split %d of %d; new share files in %s\n", threshold, len(pubs), dir)
+			return nil
+		},
+	}
+	rs.Flags().StringArrayVar(&files, "custodian", nil, "a custodian's public key file; repeat for each")
+	rs.Flags().IntVar(&threshold, "threshold", 2, "custodians needed to unseal")
+	c.AddCommand(rs)
+	return c
+}

@@ -102,7 +102,7 @@ func (a *app) siteRmCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			if err := n.RemoveSite(cmd.Context(), args[0]); err != nil {
+			if err := n.RemoveSite(n.As(cmd.Context(), a.principal), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "site %s removed\n", args[0])
