@@ -234,6 +234,7 @@ func (a *app) requestCmd() *cobra.Command {
 
 func (a *app) decideCmd(approve bool) *cobra.Command {
 	var url, keyPath string
+	var offline bool
 	verb := "reject"
 	if approve {
 		verb = "approve"
@@ -250,6 +251,9 @@ A custodian cannot approve a request they made.`,
 			k, err := readCustodianKey(keyPath)
 			if err != nil {
 				return err
+			}
+			if offline {
+				return a.decideOffline(cmd.Context(), k, args[0], approve)
 			}
 			ac := newAdmin(url)
 			var rs []node.Request
@@ -288,8 +292,42 @@ A custodian cannot approve a request they made.`,
 	}
 	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")
 	c.MarkFlagRequired("key")
 	return c
+}
+
+func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id string, approve bool) error {
+	n, err := node.Open(ctx, a.dir, node.NewLogger(node.LogConfig{Level: "warn"}, a.stderr))
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if n.Sealed() && len(a.unseal) > 0 {
+		n.Close()
+		if n, err = a.open(ctx); err != nil {
+			return err
+		}
+	}
+	rs, err := n.Requests()
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.ID == id {
+			sig := k.Sign(node.ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve))
+			out, err := n.Decide(ctx, id, k.Name(), approve, sig)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(out)
+			}
+			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals) %s\n", out.ID, out.Status, len(out.Approvals), out.Needed, out.Result)
+			return nil
+		}
+	}
+	return fmt.Errorf("no request %s in %s", id, a.dir)
 }
 
 func (a *app) custodyCmd() *cobra.Command {

@@ -11,7 +11,7 @@ import (
 
 func (a *app) vaultCmd() *cobra.Command {
 	c := &cobra.Command{Use: "vault", Short: "Manage vaults (S3 buckets) and their placement policies"}
-	c.AddCommand(a.vaultCreateCmd(), a.vaultLsCmd())
+	c.AddCommand(a.vaultCreateCmd(), a.vaultLsCmd(), a.vaultRmCmd(), a.vaultPolicyCmd())
 	return c
 }
 

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/node"
+)
+
+func (a *app) vaultRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Delete an empty vault (two custodians must approve)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.DeleteVault(n.As(cmd.Context(), a.principal), args[0]); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "vault %s deleted\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (a *app) vaultPolicyCmd() *cobra.Command {
+	var v node.VaultConfig
+	var jurisdictions string
+	c := &cobra.Command{
+		Use:   "set-policy NAME --erasure K+M --survive LOSSES",
+		Short: "Change a vault's placement policy (weakening it takes two custodians)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if jurisdictions != "" {
+				v.Jurisdictions = strings.Split(jurisdictions, ",")
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.SetVaultPolicy(n.As(cmd.Context(), a.principal), args[0], v); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "vault %s policy set\n", args[0])
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&v.Erasure, "erasure", "4+2", "k data + m parity shards")
+	f.StringVar(&v.Survive, "survive", "", "losses to survive")
+	f.BoolVar(&v.OutsideHome, "outside-home", false, "survive the loss of the owner's jurisdiction")
+	f.StringVar(&jurisdictions, "jurisdictions", "", "allowed jurisdictions (comma-separated)")
+	return c
+}
+
+func (a *app) keyCmd() *cobra.Command {
+	c := &cobra.Command{Use: "key", Short: "Key rotation"}
+	var resume bool
+	rot := &cobra.Command{
+		Use:   "rotate VAULT",
+		Short: "Rotate a vault's key: re-wrap every data key, without rewriting data (two custodians must approve)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ctx := n.As(cmd.Context(), a.principal)
+			rotate := n.RotateVaultKey
+			if resume {
+				rotate = n.ResumeRotation
+			}
+			st, err := rotate(ctx, args[0])
+			if err != nil {
+				return explain(err)
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			fmt.Fprintf(a.stdout, "vault %s: key generation %d; %d versions re-wrapped, %d already current\n", st.Vault, st.KeyGen, st.Rewrapped, st.Already)
+			return nil
+		},
+	}
+	rot.Flags().BoolVar(&resume, "resume", false, "finish an interrupted rotation")
+	c.AddCommand(rot)
+	return c
+}
+
+func (a *app) relabelCmd() *cobra.Command {
+	var version string
+	c := &cobra.Command{
+		Use:   "relabel VAULT/KEY LABEL",
+		Short: "Change an object version's label (lowering it takes two custodians)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vaultName, key, err := needKey(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := parseVersion(version)
+			if err != nil {
+				return err
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			info, err := n.Engine.SetLabel(n.As(cmd.Context(), a.principal), vaultName, key, id, args[1])
+			if err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "%s/%s version %s is now %s\n", vaultName, key, info.VersionID, info.Label)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&version, "version", "", "a version id instead of the latest")
+	return c
+}
+
+func (a *app) principalCmd() *cobra.Command {
+	c := &cobra.Command{Use: "principal", Short: "People and services that use the node"}
+	var p access.Principal
+	var clearances, categories, roles []string
+	add := &cobra.Command{
+		Use:   "add NAME --nation CODE --clearance POLICY:LEVEL",
+		Short: "Add a principal (one cleared above two_person.principal_level takes two custodians)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.Name = args[0]
+			p.Clearances, p.Categories = map[string]string{}, map[string][]string{}
+			for _, c := range clearances {
+				pol, lvl, ok := strings.Cut(c, ":")
+				if !ok {
+					return fmt.Errorf("--clearance %q: want POLICY:LEVEL, e.g. NATO:SECRET", c)
+				}
+				p.Clearances[pol] = lvl
+			}
+			for _, c := range categories {
+				tag, vals, ok := strings.Cut(c, "=")
+				if !ok {
+					return fmt.Errorf("--category %q: want TAG=VALUE[,VALUE]", c)
+				}
+				p.Categories[tag] = strings.Split(vals, ",")
+			}
+			p.Roles = roles
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.AddPrincipal(n.As(cmd.Context(), a.principal), p); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "principal %s added\n", p.Name)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&p.Nation, "nation", "", "nationality, ISO 3166-1 alpha-3")
+	add.Flags().StringArrayVar(&clearances, "clearance", nil, "POLICY:LEVEL, e.g. NATO:SECRET (repeatable)")
+	add.Flags().StringArrayVar(&categories, "category", nil, "TAG=VALUE[,VALUE] held (repeatable)")
+	add.Flags().StringArrayVar(&roles, "role", nil, "role (repeatable)")
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List principals",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := node.LoadConfig(a.dir)
+			if err != nil {
+				return notInit(err)
+			}
+			if a.json {
+				return a.printJSON(nonNil(c.Principals))
+			}
+			w := a.table()
+			fmt.Fprintln(w, "NAME\tNATION\tCLEARANCES\tCATEGORIES\tROLES")
+			for _, p := range c.Principals {
+				fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s\n", p.Name, p.Nation, p.Clearances, p.Categories, strings.Join(p.Roles, ","))
+			}
+			return w.Flush()
+		},
+	}
+	c.AddCommand(add, ls)
+	return c
+}
