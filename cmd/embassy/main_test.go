@@ -90,24 +90,28 @@ func cmdSlice(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), b[start:end+1], 0o644))
 }
 
-// cmdCapture implements "capture VAR REGEXP": set VAR to the first
-// submatch of REGEXP in the last command's standard output, so a later
-// command can name a version id a put printed.
+// cmdCapture implements "capture [-stderr] VAR REGEXP": set VAR to the
+// first submatch of REGEXP in the last command's standard output (or
+// error), so a later command can name a version id a put printed.
 func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! capture")
 	}
+	stream := "stdout"
+	if len(args) > 0 && args[0] == "-stderr" {
+		stream, args = "stderr", args[1:]
+	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: capture VAR REGEXP")
+		ts.Fatalf("usage: capture [-stderr] VAR REGEXP")
 	}
 	re, err := regexp.Compile(args[1])
 	ts.Check(err)
 	if re.NumSubexp() != 1 {
 		ts.Fatalf("capture: %q must have exactly one group", args[1])
 	}
-	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	m := re.FindStringSubmatch(ts.ReadFile(stream))
 	if m == nil {
-		ts.Fatalf("capture: %q does not match standard output", args[1])
+		ts.Fatalf("capture: %q does not match %s", args[1], stream)
 	}
 	ts.Setenv(args[0], m[1])
 	ts.Logf("%s=%s", args[0], m[1])

@@ -103,7 +103,7 @@ func (a *app) siteRmCmd() *cobra.Command {
 			}
 			defer n.Close()
 			if err := n.RemoveSite(n.As(cmd.Context(), a.principal), args[0]); err != nil {
-				return err
+				return explain(err)
 			}
 			fmt.Fprintf(a.stdout, "site %s removed\n", args[0])
 			return nil
