@@ -441,3 +441,85 @@ func whyIneligible(p Policy, all []Candidate) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Complete fills the open slots of a partial assignment (fixed[i] == ""
+// means shard i needs a site) so that the whole keeps the policy, leaving
+// the fixed slots where they are. It is how repair and drain choose sites
+// for rebuilt shards while every intact shard stays put. Sites in fixed need
+// not be candidates (a shard may stay on a site that is down for writes).
+func Complete(p Policy, cands []Candidate, key []byte, fixed []string, sites map[string]site.Descriptor) ([]string, error) {
+	if len(fixed) != p.N() {
+		return nil, fmt.Errorf("%w: %d slots for %d shards", ErrInfeasible, len(fixed), p.N())
+	}
+	el := eligible(p, cands)
+	slices.SortFunc(el, func(a, b Candidate) int {
+		sa, sb := score(key, a.ID), score(key, b.ID)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	// Fixed sites join the state as extra candidates.
+	all := append([]Candidate(nil), el...)
+	index := map[string]int{}
+	for i, c := range all {
+		index[c.ID] = i
+	}
+	var open []int
+	for i, id := range fixed {
+		if id == "" {
+			open = append(open, i)
+			continue
+		}
+		if _, ok := index[id]; !ok {
+			d, known := sites[id]
+			if !known {
+				return nil, fmt.Errorf("%w: shard %d is on unknown site %s", ErrInfeasible, i, id)
+			}
+			all = append(all, Candidate{Descriptor: d})
+			index[id] = len(all) - 1
+		}
+	}
+	st := newState(p, all)
+	for _, id := range fixed {
+		if id != "" {
+			st.add(index[id], 1)
+		}
+	}
+	if st.excess() > 0 {
+		return nil, fmt.Errorf("%w: the shards kept in place already break the policy", ErrInfeasible)
+	}
+	out := slices.Clone(fixed)
+	var budget int
+	var rec func(k, cap int) bool
+	rec = func(k, cap int) bool {
+		if k == len(open) {
+			return true
+		}
+		for i := range el {
+			if budget--; budget < 0 {
+				return false
+			}
+			if st.perSit[i] >= cap {
+				continue
+			}
+			st.add(i, 1)
+			out[open[k]] = el[i].ID
+			if st.excess() <= 0 && rec(k+1, cap) {
+				return true
+			}
+			st.add(i, -1)
+		}
+		return false
+	}
+	for cap := 1; cap <= p.N(); cap++ {
+		budget = 50_000
+		if rec(0, cap) {
+			return out, nil
+		}
+	}
+	return nil, explain(p, cands, el)
+}

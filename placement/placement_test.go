@@ -246,3 +246,36 @@ func FuzzParseErasure(f *testing.F) {
 		}
 	})
 }
+
+func TestCompleteKeepsFixedShards(t *testing.T) {
+	p := Policy{K: 4, M: 2, Survive: Loss{Jurisdictions: 1}, OutsideHome: true, Home: "EST"}
+	cands := append(six(), cand("fin-3", "FIN", "telco", "FIN"), cand("lux-3", "LUX", "telco", "LUX"))
+	sites := byID(cands)
+	// fin-1 and lux-1 lost their shards (slots 2 and 4) and are being drained.
+	fixed := []string{"est-1", "est-2", "", "lux-2", "", "fin-2"}
+	cands[2].Down, cands[4].Down = true, true
+	out, err := Complete(p, cands, []byte("k"), fixed, sites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range fixed {
+		if id != "" && out[i] != id {
+			t.Fatalf("fixed shard %d moved from %s to %s", i, id, out[i])
+		}
+	}
+	var descs []site.Descriptor
+	for _, id := range out {
+		descs = append(descs, sites[id])
+	}
+	if v := Check(p, descs); len(v) > 0 {
+		t.Fatalf("completed assignment %v violates %v", out, v)
+	}
+	if slices.Contains(out, "fin-1") || slices.Contains(out, "lux-1") {
+		t.Fatalf("a down site was chosen: %v", out)
+	}
+	// Kept shards that already break the policy are reported.
+	bad := []string{"est-1", "est-2", "est-1", "", "", ""}
+	if _, err := Complete(p, six(), []byte("k"), bad, byID(six())); !errors.Is(err, ErrInfeasible) {
+		t.Fatalf("kept shards breaking the policy: %v", err)
+	}
+}

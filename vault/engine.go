@@ -107,10 +107,11 @@ type Engine struct {
 	labelState
 	approver Approver
 
-	mu     sync.RWMutex
-	sites  map[string]*Site
-	vaults map[string]Vault
-	down   map[string]time.Time // site id -> until when it is avoided for writes
+	mu       sync.RWMutex
+	sites    map[string]*Site
+	vaults   map[string]Vault
+	down     map[string]time.Time // site id -> until when it is avoided for writes
+	draining map[string]bool      // sites being emptied: avoided for writes, moved off by scrub
 }
 
 // Events counts what the engine has seen go wrong and put right.
@@ -121,6 +122,8 @@ type Events struct {
 	WriteRetries   atomic.Int64 // puts retried on other sites after a site failed
 	ManifestErrors atomic.Int64 // manifest copies that failed to open
 	BindingErrors  atomic.Int64 // label bindings that failed verification
+	AtRisk         atomic.Int64 // versions below full redundancy or off policy at the last scrub
+	BytesRepaired  atomic.Int64 // shard bytes written by repairs
 }
 
 // New returns an engine. Vault policies are checked against the sites.
@@ -278,7 +281,7 @@ func (e *Engine) candidates(exclude map[string]bool, l *label.Label) []placement
 	now := time.Now()
 	out := make([]placement.Candidate, 0, len(e.sites))
 	for _, s := range e.sites {
-		down := exclude[s.ID] || now.Before(e.down[s.ID])
+		down := exclude[s.ID] || now.Before(e.down[s.ID]) || e.draining[s.ID]
 		rank := s.Rank
 		if l != nil {
 			rank = 0

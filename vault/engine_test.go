@@ -50,11 +50,11 @@ var topology = []site.Descriptor{
 
 const testStripe = 4096
 
-func newTestNode(t *testing.T) *testNode {
+func newTestNode(t *testing.T, extra ...site.Descriptor) *testNode {
 	t.Helper()
 	root := t.TempDir()
 	n := &testNode{t: t, dirs: map[string]string{}, faults: map[string]*fault.Site{}, root: root}
-	for i, d := range topology {
+	for i, d := range append(append([]site.Descriptor(nil), topology...), extra...) {
 		p := filepath.Join(root, "sites", d.ID)
 		ds, err := dir.New(p)
 		if err != nil {

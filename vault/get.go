@@ -19,6 +19,8 @@ import (
 type GetOptions struct {
 	// VersionID selects a version; zero means the latest.
 	VersionID manifest.ID
+	// Exclude treats these sites as lost: their shards are not read.
+	Exclude map[string]bool
 	// Offset and Length select a range; Length < 0 reads to the end.
 	Offset, Length int64
 }
@@ -161,6 +163,10 @@ type Reader struct {
 	cur      []byte
 	mu       sync.Mutex
 	problems []Problem
+	// exclude lists sites treated as lost (drills); skip lists shards
+	// known to be bad, by part number and shard index (repair).
+	exclude map[string]bool
+	skip    map[[2]int]bool
 }
 
 // Get opens a version for reading. The caller must Close the reader.
@@ -177,7 +183,7 @@ func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Rea
 		end = o.Offset + o.Length
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	return &Reader{e: e, ctx: ctx, cancel: cancel, m: m, env: env, info: infoOf(m), pos: o.Offset, end: end}, nil
+	return &Reader{e: e, ctx: ctx, cancel: cancel, m: m, env: env, info: infoOf(m), pos: o.Offset, end: end, exclude: o.Exclude}, nil
 }
 
 // Info returns the version's info.
@@ -355,9 +361,16 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 		first: first, last: last, streams: make([]*shardStream, n), failed: make([]bool, n),
 		out: make([]byte, bufSize(g.k, g.m, g.stripe)), shards: make([][]byte, n),
 	}
+	for i, sid := range part.Sites {
+		if r.exclude[sid] || r.skip[[2]int{part.Number, i}] {
+			pr.failed[i] = true
+		}
+	}
 	// Start with the data shards; parity joins only when needed.
 	for i := 0; i < n && pr.active() < g.k; i++ {
-		pr.start(i, first)
+		if !pr.failed[i] {
+			pr.start(i, first)
+		}
 	}
 	return pr, nil
 }
