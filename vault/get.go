@@ -511,7 +511,11 @@ func (pr *partReader) take(i int, j int64) block {
 
 // stripe returns the plaintext of stripe j, which must be at or after the
 // previous one.
-func (pr *partReader) stripe(j int64) ([]byte, error) {
+func (pr *partReader) stripe(j int64) ([]byte, error) { return pr.stripeWith(j, nil) }
+
+// stripeWith is stripe, calling keep with the stripe's shards (nil where
+// missing) once it authenticated, before their buffers are recycled.
+func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 	if j < pr.first || j > pr.last {
 		return nil, fmt.Errorf("stripe %d outside %d-%d", j, pr.first, pr.last)
 	}
@@ -563,13 +567,16 @@ func (pr *partReader) stripe(j int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s/%s part %d stripe %d: %d of %d needed shards intact", ErrUnreadable, pr.r.m.Vault, pr.r.m.Key, pr.part.Number, j, good, pr.g.k)
 	}
 	plain, err := pr.decode(j)
-	if err == nil {
-		return plain, nil
+	if err != nil {
+		// Every checksum matched yet the stripe failed authentication: a
+		// block was replaced together with its checksum. Fetch every
+		// shard and find the combination that authenticates.
+		plain, err = pr.recover(j, bufs)
 	}
-	// Every checksum matched yet the stripe failed authentication: a
-	// block was replaced together with its checksum. Fetch every shard
-	// and find the combination that authenticates.
-	return pr.recover(j, bufs)
+	if err == nil && keep != nil {
+		keep(pr.shards)
+	}
+	return plain, err
 }
 
 func (pr *partReader) decode(j int64) ([]byte, error) {

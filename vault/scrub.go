@@ -553,18 +553,20 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 // fullStripe reads stripe j through pr (which authenticates it) and returns
 // all k+m shards of it, reconstructing the missing ones.
 func (pr *partReader) fullStripe(j int64) ([][]byte, error) {
-	if _, err := pr.stripe(j); err != nil {
-		return nil, err
-	}
 	n := pr.g.k + pr.g.m
 	ss := pr.g.shardSize(j)
 	full := make([][]byte, n)
 	have := 0
-	for i, sh := range pr.shards {
-		if sh != nil {
-			full[i] = append(make([]byte, 0, ss), sh...)
-			have++
+	_, err := pr.stripeWith(j, func(shards [][]byte) {
+		for i, sh := range shards {
+			if sh != nil {
+				full[i] = append(make([]byte, 0, ss+erasure.SumSize), sh...)
+				have++
+			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if have < n {
 		if err := pr.coder.Reconstruct(full); err != nil {
