@@ -19,6 +19,8 @@ import (
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/label"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 	"github.com/embassy-dev/embassy/vault"
@@ -183,14 +185,45 @@ func (n *Node) start(root custody.RootKey) error {
 		return err
 	}
 	n.Keys = keys
-	if n.Index, err = boltindex.Open(n.path(orDefault(n.Config.Index.Path, "index.db"))); err != nil {
+	ipath := n.path(orDefault(n.Config.Index.Path, "index.db"))
+	n.Index, err = boltindex.Open(ipath)
+	if errors.Is(err, boltindex.ErrFormat) {
+		// The index is a cache: set the old one aside and rebuild.
+		aside := ipath + ".old-" + time.Now().UTC().Format("20060102T150405Z")
+		n.Log.Warn("index written by another version; setting it aside and rebuilding from the sites", "old", aside)
+		if rerr := os.Rename(ipath, aside); rerr != nil {
+			return err
+		}
+		n.Index, err = boltindex.Open(ipath)
+	}
+	if err != nil {
 		return err
 	}
 	if err := n.rebuildEngine(); err != nil {
 		n.Index.Close()
 		return err
 	}
+	if n.Index.Fresh() && n.sitesHoldManifests() {
+		n.Log.Warn("the index is new but the sites hold manifests: rebuilding it from the sites")
+		st, err := n.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil)
+		if err != nil {
+			return fmt.Errorf("rebuild a new index: %w", err)
+		}
+		n.Log.Info("index rebuilt", "versions", st.Versions, "left_out", len(st.Unreadable))
+	}
 	return nil
+}
+
+// sitesHoldManifests reports whether any reachable site holds a manifest.
+func (n *Node) sitesHoldManifests() bool {
+	found := errors.New("found")
+	for _, s := range n.Engine.Sites() {
+		err := s.Store.List(context.Background(), manifest.ManifestPrefix, func(site.Info) error { return found })
+		if errors.Is(err, found) {
+			return true
+		}
+	}
+	return false
 }
 
 func orDefault(s, d string) string {
@@ -204,7 +237,7 @@ func orDefault(s, d string) string {
 func (n *Node) OpenSite(s SiteConfig) (site.Site, error) {
 	switch s.Driver {
 	case "dir":
-		return dir.New(n.path(s.Path))
+		return dir.Open(n.path(s.Path))
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
@@ -266,6 +299,8 @@ func (n *Node) Close() error {
 
 // AddSite adds a site to the configuration and saves it.
 func (n *Node) AddSite(s SiteConfig) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, o := range n.Config.Sites {
 		if o.ID == s.ID {
 			return fmt.Errorf("site %s already exists", s.ID)
@@ -275,6 +310,12 @@ func (n *Node) AddSite(s SiteConfig) error {
 	c.Sites = append(append([]SiteConfig(nil), c.Sites...), s)
 	if err := c.Validate(); err != nil {
 		return err
+	}
+	if s.Driver == "dir" {
+		// Adding a site creates its directory; opening one never does.
+		if _, err := dir.New(n.path(s.Path)); err != nil {
+			return err
+		}
 	}
 	if _, err := n.OpenSite(s); err != nil {
 		return err
@@ -304,6 +345,18 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 		return fmt.Errorf("site %s: cannot check for data: %w", id, err)
 	}
 	if blobs > 0 {
+		// Refuse at once what custodians could approve but not carry out.
+		for _, v := range n.Engine.Vaults() {
+			var cands []placement.Candidate
+			for _, s := range n.Engine.Sites() {
+				if s.ID != id {
+					cands = append(cands, placement.Candidate{Descriptor: s.Descriptor})
+				}
+			}
+			if err := placement.Feasible(v.Policy, cands); err != nil {
+				return fmt.Errorf("site %s cannot be removed: vault %s could no longer keep its policy: %w", id, v.Name, err)
+			}
+		}
 		if err := n.Require(ctx, vault.Operation{Kind: "site.remove", Summary: "remove site " + id + ", which still holds shards (redundancy is lost until scrub repairs)",
 			Params: map[string]string{"site": id}}); err != nil {
 			return fmt.Errorf("site %s holds data (drain it first, or have two custodians approve): %w", id, err)

@@ -157,6 +157,7 @@ func (n *Node) ResumeRotation(ctx context.Context, name string) (vault.RewrapSta
 func (n *Node) removeSite(id string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// (apply swaps the engine: only for a node that is not serving)
 	c := *n.Config
 	c.Sites = slices.DeleteFunc(slices.Clone(c.Sites), func(s SiteConfig) bool { return s.ID == id })
 	if len(c.Sites) == len(n.Config.Sites) {

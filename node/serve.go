@@ -16,6 +16,7 @@ import (
 
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/dir"
 )
 
 // s3Vaults adapts a Node to s3.Vaults.
@@ -204,6 +205,9 @@ func InitDev(dirPath string, o DevOptions) (bool, error) {
 	}
 	for _, d := range devSites {
 		c.Sites = append(c.Sites, SiteConfig{Descriptor: d, Driver: "dir", Path: filepath.Join("sites", d.ID)})
+		if _, err := dir.New(filepath.Join(dirPath, "sites", d.ID)); err != nil {
+			return false, err
+		}
 	}
 	c.VaultDefaults = VaultDefaults{Erasure: "4+2", Survive: "jurisdictions=1"}
 	c.Node.Dev = true

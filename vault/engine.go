@@ -291,6 +291,7 @@ func (e *Engine) candidates(exclude map[string]bool, l *label.Label) []placement
 		}
 		out = append(out, placement.Candidate{Descriptor: s.Descriptor, Rank: rank, Down: down})
 	}
+	slices.SortFunc(out, func(a, b placement.Candidate) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -78,11 +78,12 @@ unless s3.allow_insecure is set.`,
 				}
 				creds = append(creds, node.RandomCredential("admin"))
 			}
+			// Secrets given here (or generated) are shown; those in
+			// node.yaml are not.
 			shown := creds
-			if len(shown) == 0 {
-				for _, c := range n.Config.S3.Credentials {
-					shown = append(shown, s3.Credential{Principal: c.Principal, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
-				}
+			var configured []string
+			for _, c := range n.Config.S3.Credentials {
+				configured = append(configured, fmt.Sprintf("principal %s: access key %s (secret in node.yaml)", c.Principal, c.AccessKey))
 			}
 			return n.Serve(ctx, node.ServeOptions{Address: address, Credentials: creds, Ready: func(addr string, tls bool) {
 				scheme := "http"
@@ -96,7 +97,12 @@ unless s3.allow_insecure is set.`,
 				for _, c := range shown {
 					fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Principal, c.AccessKey, c.SecretKey)
 				}
-				fmt.Fprintf(a.stdout, "try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s://%s s3 mb s3://registry\n", shown[0].AccessKey, shown[0].SecretKey, scheme, addr)
+				for _, c := range configured {
+					fmt.Fprintf(a.stdout, "  %s\n", c)
+				}
+				if len(shown) > 0 {
+					fmt.Fprintf(a.stdout, "try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s://%s s3 mb s3://registry\n", shown[0].AccessKey, shown[0].SecretKey, scheme, addr)
+				}
 			}})
 		},
 	}

@@ -45,7 +45,12 @@ type Index struct {
 	writes chan *write
 	done   chan struct{}
 	closed sync.Once
+	fresh  bool
 }
+
+// Fresh reports whether Open created the file: a new index is empty
+// whatever the sites hold, and should be rebuilt from them.
+func (ix *Index) Fresh() bool { return ix.fresh }
 
 type write struct {
 	fn  func(*bolt.Tx) error
@@ -56,9 +61,15 @@ type write struct {
 // interrupted: it must be rebuilt (embassy index rebuild) before use.
 var ErrIncomplete = errors.New("index rebuild was interrupted; run 'embassy index rebuild'")
 
+// ErrFormat: the index file was written by another version of embassy.
+// The index is a cache: move the file aside and rebuild it from the sites.
+var ErrFormat = errors.New("index file format not supported")
+
 // Open opens or creates the index file at path. Only one process may hold
 // it open.
 func Open(path string) (*Index, error) {
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
@@ -74,7 +85,7 @@ func Open(path string) (*Index, error) {
 		if v := m.Get(keyFormat); v == nil {
 			return m.Put(keyFormat, []byte{format})
 		} else if len(v) != 1 || v[0] != format {
-			return fmt.Errorf("index format %v not supported; rebuild the index", v)
+			return fmt.Errorf("%w: format %v, this build reads %d", ErrFormat, v, format)
 		}
 		return nil
 	})
@@ -82,7 +93,7 @@ func Open(path string) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{})}
+	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{}), fresh: fresh}
 	go ix.committer()
 	return ix, nil
 }

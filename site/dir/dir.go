@@ -29,7 +29,8 @@ const tmpDir = ".tmp"
 
 // Site is a directory site.
 type Site struct {
-	root string
+	root  string
+	check bool // opened, not created: every operation checks the directory is there
 
 	mu      sync.Mutex
 	syncers map[string]*syncer
@@ -58,11 +59,44 @@ func New(root string) (*Site, error) {
 	return &Site{root: abs, syncers: map[string]*syncer{}}, nil
 }
 
+// Open opens an existing directory site without creating anything. If the
+// directory is missing (an unmounted volume, a destroyed disk), every
+// operation fails with site.ErrUnavailable until it is back: a vanished
+// site must never look like an empty one, nor receive writes on whatever
+// filesystem lies beneath it.
+func Open(root string) (*Site, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("dir site %s: %w", root, err)
+	}
+	s := &Site{root: abs, check: true, syncers: map[string]*syncer{}}
+	if s.ready() == nil {
+		ents, _ := os.ReadDir(filepath.Join(abs, tmpDir))
+		for _, e := range ents {
+			os.Remove(filepath.Join(abs, tmpDir, e.Name()))
+		}
+	}
+	return s, nil
+}
+
+func (s *Site) ready() error {
+	if !s.check {
+		return nil
+	}
+	if fi, err := os.Stat(filepath.Join(s.root, tmpDir)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("dir site %s: directory missing (unmounted or destroyed?): %w", s.root, site.ErrUnavailable)
+	}
+	return nil
+}
+
 // Root returns the directory holding the site's blobs.
 func (s *Site) Root() string { return s.root }
 
 func (s *Site) path(name string) (string, error) {
 	if err := site.CheckName(name); err != nil {
+		return "", err
+	}
+	if err := s.ready(); err != nil {
 		return "", err
 	}
 	if name == tmpDir || strings.HasPrefix(name, tmpDir+"/") {
@@ -277,6 +311,9 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 
 // List implements site.Site.
 func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	// Walk only the deepest directory the prefix names.
 	start := s.root
 	if i := strings.LastIndexByte(prefix, '/'); i > 0 {

@@ -1,8 +1,10 @@
 package dir
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/embassy-dev/embassy/site"
@@ -49,5 +51,34 @@ func TestReservedName(t *testing.T) {
 	}
 	if _, err := s.Stat(t.Context(), ".tmp/x"); err == nil {
 		t.Fatal("temp area reachable by name")
+	}
+}
+
+func TestOpenVanishedDirectoryIsUnavailable(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "site")
+	if _, err := New(root); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "a", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(root)
+	if err := s.Put(t.Context(), "b", strings.NewReader("x"), 1); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("put to a vanished site: %v", err)
+	}
+	if err := s.List(t.Context(), "", func(site.Info) error { return nil }); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("list of a vanished site: %v", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatal("a vanished site's directory was recreated")
+	}
+	// Opening a missing directory does not create it either.
+	s2, _ := Open(filepath.Join(t.TempDir(), "never"))
+	if _, err := s2.Stat(t.Context(), "x"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("stat on a never-created site: %v", err)
 	}
 }
