@@ -260,3 +260,29 @@ func CombineRoot(rec Record, encoded [][]byte) (RootKey, error) {
 func (k *Keyring) Resplit(node string, custodians []CustodianPublic, t int) (Record, map[string][]byte, error) {
 	return SplitRoot(k.root, node, custodians, t)
 }
+
+// CombineShares recovers a root key from encoded shares alone, without the
+// node's record (which is lost with the node): the share set is taken from
+// the shares, and its commitment still catches corrupt or mixed shares.
+func CombineShares(encoded [][]byte) (RootKey, error) {
+	var shares []shamir.SetShare
+	for i, e := range encoded {
+		s, err := shamir.ParseSetShare(e)
+		if err != nil {
+			return RootKey{}, fmt.Errorf("custody: share %d: %w", i+1, err)
+		}
+		shares = append(shares, s)
+	}
+	secret, err := shamir.CombineSet(shares)
+	if err != nil {
+		return RootKey{}, fmt.Errorf("custody: %w", err)
+	}
+	if len(secret) != 32 {
+		clear(secret)
+		return RootKey{}, errors.New("custody: recovered secret is not a root key")
+	}
+	var k [32]byte
+	copy(k[:], secret)
+	clear(secret)
+	return RootKey{k: &k}, nil
+}

@@ -44,6 +44,9 @@ type Node struct {
 	shares  map[string][]byte // shares received towards unsealing, by custodian
 	sealed  bool
 	reqMu   sync.Mutex // serialises two-person requests
+
+	// LastRebuild reports the index rebuild done on opening, if any.
+	LastRebuild vault.RebuildStats
 }
 
 // InitOptions configures a new node.
@@ -209,8 +212,10 @@ func (n *Node) start(root custody.RootKey) error {
 		if err != nil {
 			return fmt.Errorf("rebuild a new index: %w", err)
 		}
+		n.LastRebuild = st
 		n.Log.Info("index rebuilt", "versions", st.Versions, "left_out", len(st.Unreadable))
 	}
+	n.PublishDescriptor(context.Background())
 	return nil
 }
 
@@ -235,9 +240,18 @@ func orDefault(s, d string) string {
 
 // OpenSite opens a configured site's driver.
 func (n *Node) OpenSite(s SiteConfig) (site.Site, error) {
+	if s.Driver == "dir" {
+		s.Path = n.path(s.Path)
+	}
+	return OpenSiteConfig(context.Background(), s)
+}
+
+// OpenSiteConfig opens a site's driver from its configuration; relative
+// dir paths are taken as they are.
+func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 	switch s.Driver {
 	case "dir":
-		return dir.Open(n.path(s.Path))
+		return dir.Open(s.Path)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
@@ -390,7 +404,7 @@ func (n *Node) AddVault(vc VaultConfig) error {
 	if err := n.Engine.SetVault(v); err != nil {
 		return err
 	}
-	if err := SaveConfig(n.Dir, &c); err != nil {
+	if err := n.saveConfig(&c); err != nil {
 		n.Engine.RemoveVault(vc.Name)
 		return err
 	}
@@ -412,7 +426,7 @@ func (n *Node) updateVault(name string, change func(*VaultConfig) error) error {
 			if err := change(&c.Vaults[i]); err != nil {
 				return err
 			}
-			if err := SaveConfig(n.Dir, &c); err != nil {
+			if err := n.saveConfig(&c); err != nil {
 				return err
 			}
 			n.Config = &c
@@ -446,7 +460,7 @@ func (n *Node) removeVault(ctx context.Context, name string) error {
 	if !empty {
 		return fmt.Errorf("vault %s: %w", name, ErrVaultNotEmpty)
 	}
-	if err := SaveConfig(n.Dir, &c); err != nil {
+	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
 	n.Engine.RemoveVault(name)
@@ -467,7 +481,7 @@ func (n *Node) apply(c *Config) error {
 		n.rebuildEngine()
 		return err
 	}
-	if err := SaveConfig(n.Dir, c); err != nil {
+	if err := n.saveConfig(c); err != nil {
 		n.Config = old
 		n.rebuildEngine()
 		return err
@@ -494,4 +508,16 @@ func (n *Node) Principal(name string) access.Principal {
 // As returns ctx acting as the named principal.
 func (n *Node) As(ctx context.Context, name string) context.Context {
 	return vault.WithPrincipal(ctx, n.Principal(name))
+}
+
+// saveConfig saves a changed configuration and publishes the node
+// descriptor to the sites.
+func (n *Node) saveConfig(c *Config) error {
+	if err := SaveConfig(n.Dir, c); err != nil {
+		return err
+	}
+	if n.Engine != nil {
+		n.PublishDescriptor(context.Background())
+	}
+	return nil
 }

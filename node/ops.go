@@ -216,7 +216,7 @@ func (n *Node) addPrincipal(js string) error {
 	defer n.mu.Unlock()
 	c := *n.Config
 	c.Principals = append(slices.Clone(c.Principals), p)
-	if err := SaveConfig(n.Dir, &c); err != nil {
+	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
 	n.Config = &c
@@ -285,6 +285,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	if err := saveCustody(n.Dir, &rec); err != nil {
 		return "", err
 	}
+	defer n.PublishDescriptor(context.Background())
 	n.sealMu.Lock()
 	n.Custody = &rec
 	n.sealMu.Unlock()
@@ -293,7 +294,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 		os.Remove(n.path(n.Config.Keys.RootKeyFile))
 		c := *n.Config
 		c.Keys = KeysConfig{}
-		if err := SaveConfig(n.Dir, &c); err != nil {
+		if err := n.saveConfig(&c); err != nil {
 			return dir, err
 		}
 		n.Config = &c

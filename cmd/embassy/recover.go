@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/dir"
+)
+
+func (a *app) recoverCmd() *cobra.Command {
+	var fromDir, fromSite, keyPath string
+	var shares, paths []string
+	c := &cobra.Command{
+		Use:   "recover --dir NEW --from-dir SITE-PATH (--key ROOT.key | --share SHARE:KEY ...)",
+		Short: "Rebuild a node on a fresh machine from any one site and the root key or T custodians' shares",
+		Long: `Rebuild a destroyed node from the sites alone. Every site holds the node's
+sealed descriptor (configuration, sites and credentials, vaults, policies,
+principals, custody record). Given one site and the root key file, or the
+shares of T custodians (each SHARE:KEY pair decrypted here), recover writes the
+node directory (--dir, which must be new), rebuilds the index from every site it
+can reach, and reports what it found. Then 'embassy serve' serves every object.
+
+--site-path ID=PATH moves a directory site to where it is mounted on this machine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var from site.Site
+			var err error
+			switch {
+			case fromDir != "":
+				from, err = dir.Open(fromDir)
+			case fromSite != "":
+				b, rerr := os.ReadFile(fromSite)
+				if rerr != nil {
+					return rerr
+				}
+				var sc node.SiteConfig
+				if err := yaml.Unmarshal(b, &sc); err != nil {
+					return fmt.Errorf("%s: %w", fromSite, err)
+				}
+				from, err = node.OpenSiteConfig(cmd.Context(), sc)
+			default:
+				return withHint(fmt.Errorf("name the site to recover from"), "pass --from-dir PATH for a directory site, or --from-site SITE.yaml for any site")
+			}
+			if err != nil {
+				return err
+			}
+			o := node.RecoverOptions{Dir: a.dir, From: from, SitePaths: map[string]string{}}
+			for _, p := range paths {
+				id, path, ok := strings.Cut(p, "=")
+				if !ok {
+					return fmt.Errorf("--site-path %q: want ID=PATH", p)
+				}
+				o.SitePaths[id] = path
+			}
+			switch {
+			case keyPath != "":
+				root, err := custody.ReadKeyFile(keyPath)
+				if err != nil {
+					return err
+				}
+				o.RootKey = &root
+			case len(shares) > 0:
+				for _, spec := range shares {
+					sp, kp, ok := strings.Cut(spec, ":")
+					if !ok {
+						return fmt.Errorf("--share %q: want SHARE-FILE:KEY-FILE", spec)
+					}
+					_, s, err := openShare(sp, kp)
+					if err != nil {
+						return err
+					}
+					o.Shares = append(o.Shares, s)
+				}
+			default:
+				return withHint(fmt.Errorf("recovery needs the root key"), "pass --key ROOT.key, or --share SHARE:KEY for T custodians")
+			}
+			n, st, err := node.Recover(cmd.Context(), o)
+			for _, s := range o.Shares {
+				clear(s)
+			}
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if a.json {
+				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "rebuild": st})
+			}
+			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))
+			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers)\n", st.Sites, st.Versions, st.Markers)
+			for _, e := range st.SiteErrors {
+				fmt.Fprintf(a.stdout, "  site not reachable: %s\n", e)
+			}
+			for _, u := range st.Unreadable {
+				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", u)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&fromDir, "from-dir", "", "a directory site to read the node descriptor from")
+	f.StringVar(&fromSite, "from-site", "", "a YAML file describing the site to read the node descriptor from (as in node.yaml's sites)")
+	f.StringVar(&keyPath, "key", "", "the node's root key file")
+	f.StringArrayVar(&shares, "share", nil, "a custodian's SHARE-FILE:KEY-FILE (repeat for T custodians)")
+	f.StringArrayVar(&paths, "site-path", nil, "ID=PATH: where a directory site is on this machine")
+	return c
+}
