@@ -353,10 +353,14 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Data is shards and manifests; the node descriptor every site
+	// carries does not count.
 	blobs := 0
 	errStop := errors.New("stop")
-	if err := st.List(ctx, "", func(site.Info) error { blobs++; return errStop }); err != nil && !errors.Is(err, errStop) {
-		return fmt.Errorf("site %s: cannot check for data: %w", id, err)
+	for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
+		if err := st.List(ctx, prefix, func(site.Info) error { blobs++; return errStop }); err != nil && !errors.Is(err, errStop) {
+			return fmt.Errorf("site %s: cannot check for data: %w", id, err)
+		}
 	}
 	if blobs > 0 {
 		// Refuse at once what custodians could approve but not carry out.
