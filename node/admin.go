@@ -102,6 +102,8 @@ func (n *Node) admin(w http.ResponseWriter, r *http.Request) {
 		return json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v)
 	}
 	switch {
+	case path == "metrics" && r.Method == http.MethodGet:
+		n.metrics(w)
 	case path == "status" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, n.Status())
 	case path == "unseal" && r.Method == http.MethodPost:

@@ -43,6 +43,8 @@ type Config struct {
 	// Principals are the people and services that use the node: nation,
 	// clearances, categories and roles. S3 credentials name them.
 	Principals []access.Principal `yaml:"principals,omitempty"`
+	// Scrub configures the background scrub of a serving node.
+	Scrub ScrubConfig `yaml:"scrub,omitempty"`
 	// TwoPerson tunes the two-person rule for dangerous operations.
 	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty"`
 	Sites     []SiteConfig    `yaml:"sites,omitempty"`
@@ -124,6 +126,9 @@ type SiteConfig struct {
 	// Path is the dir driver's directory (absolute, or relative to the
 	// node directory).
 	Path string `yaml:"path,omitempty"`
+	// Draining marks a site being emptied ('embassy site drain'): new
+	// writes avoid it and scrub moves its shards to other sites.
+	Draining bool `yaml:"draining,omitempty"`
 }
 
 // VaultConfig is one vault and its placement policy.
@@ -387,4 +392,14 @@ func cmpOr(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// ScrubConfig configures the background scrub.
+type ScrubConfig struct {
+	// Interval between scrubs of everything (default 24h; "0s" disables).
+	Interval *durationYAML `yaml:"interval,omitempty"`
+	// Rate limits the bytes read per second, e.g. "50MiB" (default 50MiB).
+	Rate string `yaml:"rate,omitempty"`
+	// ReportOnly finds damage without repairing it.
+	ReportOnly bool `yaml:"report_only,omitempty"`
 }

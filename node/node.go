@@ -280,6 +280,17 @@ func (n *Node) rebuildEngine() error {
 	}
 	n.Labels = reg
 	bk := n.Keys.BindingKeys()
+	defer func() {
+		if n.Engine != nil {
+			var draining []string
+			for _, sc := range n.Config.Sites {
+				if sc.Draining {
+					draining = append(draining, sc.ID)
+				}
+			}
+			n.Engine.SetDraining(draining)
+		}
+	}()
 	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
 		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n})
 	if err != nil {

@@ -145,6 +145,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
+	go n.runScrubs(ctx)
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {

@@ -12,7 +12,7 @@ import (
 
 func (a *app) siteCmd() *cobra.Command {
 	c := &cobra.Command{Use: "site", Short: "Manage the sites that hold shards"}
-	c.AddCommand(a.siteAddCmd(), a.siteLsCmd(), a.siteRmCmd())
+	c.AddCommand(a.siteAddCmd(), a.siteLsCmd(), a.siteRmCmd(), a.siteDrainCmd())
 	return c
 }
 

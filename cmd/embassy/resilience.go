@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// versionProgress draws progress over the node's versions.
+func (a *app) versionProgress(ctx context.Context, n *node.Node, label string) (*progress, func(vault.ScrubReport)) {
+	st, _ := n.Index.Stats(ctx)
+	p := a.newProgress(label, 0)
+	p.total = st.Versions
+	return p, func(r vault.ScrubReport) {
+		p.mu.Lock()
+		p.n = int64(r.Versions)
+		p.mu.Unlock()
+	}
+}
+
+func printScrub(a *app, r vault.ScrubReport) {
+	fmt.Fprintf(a.stdout, "scrubbed %d versions (%s) in %.1fs, read %s\n", r.Versions, human(r.Bytes), r.DurationSeconds, human(r.BytesRead))
+	fmt.Fprintf(a.stdout, "  corrupt shards %d, missing shards %d, misplaced shards %d, missing manifest copies %d\n", r.CorruptShards, r.MissingShards, r.MisplacedShards, r.MissingCopies)
+	fmt.Fprintf(a.stdout, "  at risk %d, repaired %d (%s written, %d shards moved), still at risk %d\n", r.AtRisk, r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk)
+	for _, u := range r.Unrepairable {
+		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: %s\n", u)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(a.stdout, "  error: %s\n", e)
+	}
+}
+
+func (a *app) scrubCmd() *cobra.Command {
+	var repair bool
+	var vaults []string
+	var rate string
+	c := &cobra.Command{
+		Use:   "scrub",
+		Short: "Verify every shard and placement; with --repair rebuild what is missing, corrupt or misplaced",
+		Long: `Read every shard block of every version and check its checksum, check every
+manifest copy, and check each placement against its vault's current policy.
+With --repair, rebuild missing and corrupt shards from the others and move
+misplaced ones (or those on draining sites) to sites that keep the policy. A
+running node does this in the background (scrub.interval in node.yaml).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			o := vault.ScrubOptions{Repair: repair, Vaults: vaults}
+			if rate != "" {
+				r, err := node.ParseSize(rate)
+				if err != nil {
+					return fmt.Errorf("--rate: %w", err)
+				}
+				o.Rate = int64(r)
+			}
+			p, f := a.versionProgress(cmd.Context(), n, "scrub")
+			o.Progress = f
+			r, err := n.Engine.Scrub(cmd.Context(), o)
+			p.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(r)
+			}
+			printScrub(a, r)
+			if r.RemainingAtRisk > 0 && !repair {
+				fmt.Fprintln(a.stdout, "run 'embassy scrub --repair' to restore full redundancy")
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&repair, "repair", false, "rebuild and move shards as needed")
+	c.Flags().StringArrayVar(&vaults, "vault", nil, "only these vaults (repeatable)")
+	c.Flags().StringVar(&rate, "rate", "", "limit reads, e.g. 50MiB (per second)")
+	return c
+}
+
+func (a *app) siteDrainCmd() *cobra.Command {
+	var provider, jurisdiction string
+	c := &cobra.Command{
+		Use:   "drain [SITE] [--provider NAME] [--jurisdiction CODE]",
+		Short: "Move every shard off a site, a provider or a jurisdiction (provider exit)",
+		Long: `Drain sites: new writes avoid them at once, and every shard on them moves to
+other sites, each object switching to a placement that keeps its policy in one
+step, so every object keeps its policy at every moment. Refused, naming the
+vaults, when the remaining sites cannot keep every policy. Resumable: run it
+again after an interruption. Afterwards the site can be removed.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var sel []string
+			if len(args) == 1 {
+				sel = append(sel, "site="+args[0])
+			}
+			if provider != "" {
+				sel = append(sel, "provider="+provider)
+			}
+			if jurisdiction != "" {
+				sel = append(sel, "jurisdiction="+jurisdiction)
+			}
+			if len(sel) == 0 {
+				return fmt.Errorf("name a site, --provider or --jurisdiction to drain")
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ids, err := n.SelectSites(strings.Join(sel, ","))
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			p, f := a.versionProgress(cmd.Context(), n, "drain "+strings.Join(ids, ","))
+			rep, err := n.Drain(cmd.Context(), ids, f)
+			p.finish()
+			if err != nil {
+				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
+			}
+			if a.json {
+				return a.printJSON(rep)
+			}
+			printScrub(a, rep.Scrub)
+			for _, id := range ids {
+				left := rep.Remaining[id]
+				state := "empty: it can be removed ('embassy site rm " + id + "')"
+				if left != 0 {
+					state = fmt.Sprintf("%d blobs remain: run the drain again", left)
+				}
+				fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
+			}
+			fmt.Fprintf(a.stdout, "drained in %s\n", time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&provider, "provider", "", "drain every site of this provider")
+	c.Flags().StringVar(&jurisdiction, "jurisdiction", "", "drain every site in this jurisdiction")
+	return c
+}
+
+func (a *app) drillCmd() *cobra.Command {
+	var lose string
+	var sample int
+	var vaults []string
+	c := &cobra.Command{
+		Use:   "drill --lose jurisdiction=EST[,provider=NAME,site=ID,control=CODE]",
+		Short: "Rehearse a loss: read everything from the surviving sites only and report RPO, RTO and broken policies",
+		Long: `Rehearse the loss of sites, providers, jurisdictions or controlling
+jurisdictions without destroying anything: every object (or --sample of them)
+is read using only the surviving sites. The report says what would be lost
+(RPO, in objects and bytes; it should be none), how long a full restore would
+take at the read rate measured (RTO), and which vault policies could no longer
+be kept on the surviving sites.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ids, err := n.SelectSites(lose)
+			if err != nil {
+				return err
+			}
+			lost := map[string]bool{}
+			for _, id := range ids {
+				lost[id] = true
+			}
+			var p *progress
+			rep, err := n.Engine.Drill(cmd.Context(), vault.DrillOptions{Lost: lost, Sample: sample, Vaults: vaults, Progress: func(done, total int) {
+				if p == nil {
+					p = a.newProgress("drill", int64(total))
+				}
+				p.mu.Lock()
+				p.n = int64(done)
+				p.mu.Unlock()
+			}})
+			if p != nil {
+				p.finish()
+			}
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(rep)
+			}
+			fmt.Fprintf(a.stdout, "drill: lose %s (sites %s)\n\n", lose, strings.Join(rep.LostSites, ", "))
+			w := a.table()
+			fmt.Fprintln(w, "VAULT\tOBJECTS\tBYTES\tLOST\tLOST BYTES\tDEGRADED\tPOLICY AFTER LOSS")
+			for _, v := range rep.Vaults {
+				pol := "kept"
+				if !v.PolicyKept {
+					pol = "VIOLATED"
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%d\t%s\n", v.Vault, v.Objects, human(v.Bytes), v.LostObjects, human(v.LostBytes), v.Degraded, pol)
+			}
+			w.Flush()
+			fmt.Fprintf(a.stdout, "\nRPO: %d objects, %s would be lost\n", rep.RPOObjects, human(rep.RPOBytes))
+			fmt.Fprintf(a.stdout, "RTO: %.1fs to read everything back at the measured %s/s (%d versions, %s read)\n", rep.RTOSeconds, human(int64(rep.ReadRate)), rep.Read, human(rep.ReadBytes))
+			for _, v := range rep.Vaults {
+				for _, l := range v.Lost {
+					fmt.Fprintf(a.stdout, "  LOST: %s/%s\n", v.Vault, l)
+				}
+			}
+			for _, b := range rep.PoliciesBroke {
+				fmt.Fprintf(a.stdout, "  policy could not be kept: %s\n", b)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&lose, "lose", "", "what is lost: site=ID, provider=NAME, jurisdiction=CODE, control=CODE (comma-separated)")
+	c.Flags().IntVar(&sample, "sample", 0, "read only this many versions at random (the rest are judged by placement)")
+	c.Flags().StringArrayVar(&vaults, "vault", nil, "only these vaults (repeatable)")
+	c.MarkFlagRequired("lose")
+	return c
+}

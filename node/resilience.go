@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// SelectSites resolves a selector ("site=ID", "provider=NAME",
+// "jurisdiction=CODE", "control=CODE", comma-separated) to site ids.
+func (n *Node) SelectSites(spec string) ([]string, error) {
+	var descs []site.Descriptor
+	for _, s := range n.Config.Sites {
+		descs = append(descs, s.Descriptor)
+	}
+	m, err := vault.LostSites(spec, descs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// ErrDrainBlocked: draining these sites would leave some vault unable to
+// keep its policy. The error names the vaults; add sites or change their
+// policies first.
+var ErrDrainBlocked = errors.New("drain refused")
+
+// DrainReport is a drain's outcome.
+type DrainReport struct {
+	Sites     []string          `json:"sites"`
+	Scrub     vault.ScrubReport `json:"scrub"`
+	Remaining map[string]int    `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
+}
+
+// Drain moves every shard off the sites: they are marked draining (new
+// writes avoid them), then a repairing scrub moves their shards, each
+// version switching to a conforming placement in one step. It is
+// resumable: run it again after a crash and it carries on.
+func (n *Node) Drain(ctx context.Context, ids []string, progress func(vault.ScrubReport)) (DrainReport, error) {
+	rep := DrainReport{Sites: ids}
+	drain := map[string]bool{}
+	for _, id := range ids {
+		drain[id] = true
+	}
+	for _, s := range n.Config.Sites {
+		if s.Draining {
+			drain[s.ID] = true
+		}
+	}
+	var blocked []string
+	for _, v := range n.Engine.Vaults() {
+		var cands []placement.Candidate
+		for _, s := range n.Engine.Sites() {
+			if !drain[s.ID] {
+				cands = append(cands, placement.Candidate{Descriptor: s.Descriptor, Rank: s.Rank})
+			}
+		}
+		if err := placement.Feasible(v.Policy, cands); err != nil {
+			blocked = append(blocked, fmt.Sprintf("vault %s: %v", v.Name, err))
+		}
+	}
+	if len(blocked) > 0 {
+		return rep, fmt.Errorf("%w: the remaining sites cannot keep every policy: %s", ErrDrainBlocked, strings.Join(blocked, "; "))
+	}
+	n.mu.Lock()
+	c := *n.Config
+	c.Sites = slices.Clone(c.Sites)
+	for i := range c.Sites {
+		if drain[c.Sites[i].ID] {
+			c.Sites[i].Draining = true
+		}
+	}
+	err := n.saveConfig(&c)
+	if err == nil {
+		n.Config = &c
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return rep, err
+	}
+	var all []string
+	for id := range drain {
+		all = append(all, id)
+	}
+	n.Engine.SetDraining(all)
+	rep.Scrub, err = n.Engine.Scrub(ctx, vault.ScrubOptions{Repair: true, Progress: progress})
+	if err != nil {
+		return rep, err
+	}
+	rep.Remaining = map[string]int{}
+	for _, id := range ids {
+		rep.Remaining[id] = n.blobsOn(ctx, id)
+	}
+	return rep, nil
+}
+
+func (n *Node) blobsOn(ctx context.Context, id string) int {
+	for _, s := range n.Engine.Sites() {
+		if s.ID != id {
+			continue
+		}
+		count := 0
+		for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
+			s.Store.List(ctx, prefix, func(site.Info) error { count++; return nil })
+		}
+		return count
+	}
+	return -1
+}
+
+// runScrubs scrubs everything every interval until ctx is done.
+func (n *Node) runScrubs(ctx context.Context) {
+	every := 24 * time.Hour
+	if i := n.Config.Scrub.Interval; i != nil {
+		every = time.Duration(*i)
+	}
+	if every <= 0 {
+		return
+	}
+	rate := int64(50 << 20)
+	if r := n.Config.Scrub.Rate; r != "" {
+		if v, err := ParseSize(r); err == nil {
+			rate = int64(v)
+		}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.Ready() != nil {
+			continue
+		}
+		rep, err := n.Engine.Scrub(ctx, vault.ScrubOptions{Repair: !n.Config.Scrub.ReportOnly, Rate: rate})
+		if err != nil {
+			n.Log.Error("background scrub failed", "err", err)
+			continue
+		}
+		n.Log.Info("background scrub done", "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
+			"unrepairable", len(rep.Unrepairable), "bytes_repaired", rep.BytesRepaired)
+	}
+}
+
+// metrics writes the node's metrics in the Prometheus text format.
+func (n *Node) metrics(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	sealed := 0
+	if n.Sealed() {
+		sealed = 1
+	}
+	fmt.Fprintf(w, "# HELP embassy_sealed 1 while the node waits for custodians.\n# TYPE embassy_sealed gauge\nembassy_sealed %d\n", sealed)
+	if n.Engine == nil {
+		return
+	}
+	ev := &n.Engine.Events
+	for _, m := range []struct {
+		name, help, typ string
+		v               int64
+	}{
+		{"embassy_objects_at_risk", "Versions below full redundancy or off policy at the last scrub.", "gauge", ev.AtRisk.Load()},
+		{"embassy_repaired_bytes_total", "Shard bytes written by repairs.", "counter", ev.BytesRepaired.Load()},
+		{"embassy_corrupt_blocks_total", "Shard blocks that failed their checksum on read.", "counter", ev.CorruptBlocks.Load()},
+		{"embassy_missing_blocks_total", "Shard blocks that could not be fetched on read.", "counter", ev.MissingBlocks.Load()},
+		{"embassy_reconstructed_stripes_total", "Stripes rebuilt from parity on read.", "counter", ev.Reconstructed.Load()},
+		{"embassy_write_retries_total", "Puts retried on other sites after a site failed.", "counter", ev.WriteRetries.Load()},
+		{"embassy_manifest_errors_total", "Manifest copies that failed verification.", "counter", ev.ManifestErrors.Load()},
+		{"embassy_label_binding_errors_total", "Label bindings that failed verification.", "counter", ev.BindingErrors.Load()},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
+	}
+}
