@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // DeleteOptions selects what Delete removes.
@@ -120,9 +120,8 @@ func locked(m *manifest.Manifest, bypassGovernance bool, now time.Time) error {
 	return nil
 }
 
-// deleteVersion removes one version: manifest copies first (so a crash
-// leaves the whole version, never a manifest without shards), then the
-// index entry, then the shards.
+// deleteVersion removes one version: the index entry first (the commit
+// point), then the manifest copies, then the shards.
 func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o DeleteOptions) (DeleteResult, error) {
 	m, _, err := e.resolve(ctx, v.Name, key, o.VersionID)
 	if err != nil && !errors.Is(err, ErrDeleteMarker) {
@@ -143,24 +142,33 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			return DeleteResult{}, err
 		}
 	}
+	// Every site holding a copy must answer before anything is removed:
+	// an inline version's shards live in its manifest copies, and a
+	// delete that removed some and then failed would leave the version
+	// listed but unreadable.
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
-	errs := make([]error, len(sites))
-	var wg sync.WaitGroup
-	for i, sid := range sites {
+	for _, sid := range sites {
 		s, ok := e.site(sid)
 		if !ok {
 			continue
 		}
-		wg.Go(func() { errs[i] = s.Store.Delete(ctx, name) })
+		if _, err := s.Store.Stat(ctx, name); err != nil && !errors.Is(err, site.ErrNotFound) {
+			return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: site %s holds a copy and does not answer (retry when it is back): %w", v.Name, key, m.Version, sid, err)
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: manifest copies: %w (retry the delete)", v.Name, key, m.Version, err)
-	}
+	// The index is the commit point: once the version is gone from it,
+	// it is deleted; the copies and shards are then removed best-effort
+	// (a copy left by a crash here could reappear only in an index
+	// rebuild).
 	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
 		return DeleteResult{}, err
 	}
+	copies := map[string][]string{}
+	for _, sid := range sites {
+		copies[sid] = append(copies[sid], name)
+	}
+	e.cleanup(ctx, copies)
 	shards := map[string][]string{}
 	for _, p := range m.Parts {
 		if p.Inline {
