@@ -22,6 +22,7 @@ import (
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -227,4 +228,88 @@ func checkCrashState(t *testing.T, e *Engine, acked map[manifest.ID]string, when
 			t.Fatalf("%s: acknowledged version %s of %s lost: %v", when, id, key, errors.Join(err))
 		}
 	}
+}
+
+// TestDrainCrashChild drains a site until killed.
+func TestDrainCrashChild(t *testing.T) {
+	root := os.Getenv("EMBASSY_DRAIN_CHILD")
+	if root == "" {
+		t.Skip("child process of TestDrainConvergesAfterCrashes")
+	}
+	e, _ := crashEngine(t, root, "index.db")
+	e.SetDraining([]string{"fin-2"})
+	fmt.Println("draining")
+	for {
+		if _, err := e.Scrub(context.Background(), ScrubOptions{Repair: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDrainConvergesAfterCrashes kills a draining process at random moments
+// and checks after each kill that every object reads, then that a rerun
+// empties the site.
+func TestDrainConvergesAfterCrashes(t *testing.T) {
+	if os.Getenv("EMBASSY_DRAIN_CHILD") != "" {
+		t.Skip("in the child")
+	}
+	root := t.TempDir()
+	e, ix := crashEngine(t, root, "index.db")
+	want := map[string][]byte{}
+	for i := range 40 {
+		key := fmt.Sprintf("o/%d", i)
+		want[key] = seeded(uint64(i))
+		if _, err := e.Put(context.Background(), "registry", key, bytes.NewReader(want[key]), PutOptions{Size: int64(len(want[key]))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix.Close()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	runs := 6
+	if testing.Short() {
+		runs = 2
+	}
+	check := func(e *Engine, when string) {
+		for key, w := range want {
+			r, err := e.Get(context.Background(), "registry", key, GetOptions{Length: -1})
+			if err != nil {
+				t.Fatalf("%s: %s unreadable: %v", when, key, err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, w) {
+				t.Fatalf("%s: %s differs", when, key)
+			}
+		}
+	}
+	for run := range runs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDrainCrashChild$")
+		cmd.Env = append(os.Environ(), "EMBASSY_DRAIN_CHILD="+root)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(out).ReadString('\n') // "draining"
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		e, ix := crashEngine(t, root, "index.db")
+		check(e, fmt.Sprintf("after kill %d", run))
+		ix.Close()
+	}
+	e, ix = crashEngine(t, root, "index.db")
+	defer ix.Close()
+	e.SetDraining([]string{"fin-2"})
+	if rep, err := e.Scrub(context.Background(), ScrubOptions{Repair: true}); err != nil || len(rep.Unrepairable) > 0 {
+		t.Fatalf("final drain: %+v, %v", rep, err)
+	}
+	left := 0
+	s, _ := e.site("fin-2")
+	for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
+		s.Store.List(context.Background(), prefix, func(site.Info) error { left++; return nil })
+	}
+	if left != 0 {
+		t.Fatalf("%d blobs left on the drained site after a rerun", left)
+	}
+	check(e, "after the drain finished")
 }
