@@ -167,6 +167,7 @@ type Reader struct {
 	// known to be bad, by part number and shard index (repair).
 	exclude map[string]bool
 	skip    map[[2]int]bool
+	readAll bool // read every shard, not just k (repair: verifies them all)
 }
 
 // Get opens a version for reading. The caller must Close the reader.
@@ -367,7 +368,7 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 		}
 	}
 	// Start with the data shards; parity joins only when needed.
-	for i := 0; i < n && pr.active() < g.k; i++ {
+	for i := 0; i < n && (pr.active() < g.k || r.readAll); i++ {
 		if !pr.failed[i] {
 			pr.start(i, first)
 		}

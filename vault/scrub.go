@@ -44,7 +44,12 @@ type ScrubOptions struct {
 	// repaired onto or read from them.
 	Lost map[string]bool
 
+	// OrphanGrace is how old an unreferenced blob must be before a
+	// repairing scrub removes it (0: DefaultOrphanGrace; negative: never).
+	OrphanGrace time.Duration
+
 	avoid map[string]bool // unreachable now: not chosen for repairs
+	depth int             // re-checks of one version after a repair
 }
 
 // ScrubReport says what a scrub found and did.
@@ -56,6 +61,7 @@ type ScrubReport struct {
 	MissingShards    int      `json:"missing_shards"`
 	MisplacedShards  int      `json:"misplaced_shards"`
 	MissingCopies    int      `json:"missing_manifest_copies"`
+	OrphansRemoved   int      `json:"orphans_removed"`
 	AtRisk           int      `json:"at_risk"` // versions found below full redundancy or off policy
 	Repaired         int      `json:"repaired"`
 	BytesRepaired    int64    `json:"bytes_repaired"` // shard bytes written
@@ -178,6 +184,17 @@ func (e *Engine) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 			vo.KeyMarker, vo.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
 		}
 	}
+	if o.Repair && o.OrphanGrace >= 0 && len(o.Vaults) == 0 && len(o.Lost) == 0 {
+		grace := o.OrphanGrace
+		if grace == 0 {
+			grace = DefaultOrphanGrace
+		}
+		n, err := e.collectGarbage(ctx, grace)
+		rep.OrphansRemoved = n
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
 	rep.DurationSeconds = time.Since(start).Seconds()
 	e.Events.AtRisk.Store(int64(rep.RemainingAtRisk))
 	e.Events.BytesRepaired.Add(rep.BytesRepaired)
@@ -265,7 +282,19 @@ func (e *Engine) scrubVersion(ctx context.Context, v Vault, listed index.Version
 	states := make([][]shardState, len(m.Parts))
 	needs := false
 	for pi, p := range m.Parts {
-		states[pi] = e.checkPart(ctx, m, p, lost, lim, &rep)
+		quick := false
+		if o.Repair && !p.Inline {
+			// A part that will be rebuilt anyway (a shard blob is gone
+			// or on a site being left) is not read twice: the rebuild
+			// verifies every block it reads, and what it did not read
+			// is verified by the next scrub.
+			var ok bool
+			states[pi], ok = e.quickCheck(ctx, m, p, lost)
+			quick = !ok
+		}
+		if !quick {
+			states[pi] = e.checkPart(ctx, m, p, lost, lim, &rep)
+		}
 		var descs []site.Descriptor
 		for _, sid := range p.Sites {
 			descs = append(descs, sites[sid])
@@ -323,12 +352,23 @@ func (e *Engine) scrubVersion(ctx context.Context, v Vault, listed index.Version
 		}
 		return rep
 	}
-	if err := e.repairVersion(ctx, v, m, policy, lbl, states, o, &rep); err != nil {
+	problems, err := e.repairVersion(ctx, v, m, policy, lbl, states, o, &rep)
+	if err != nil {
 		rep.Unrepairable = append(rep.Unrepairable, name+": "+err.Error())
 		rep.RemainingAtRisk = 1
 		return rep
 	}
 	rep.Repaired = 1
+	if problems > 0 && o.depth < 2 {
+		// The rebuild met damage in shards it kept: check again.
+		o.depth++
+		again := e.scrubVersion(ctx, v, listed, o, lim)
+		rep.CorruptShards += again.CorruptShards
+		rep.BytesRepaired += again.BytesRepaired
+		rep.ShardsMoved += again.ShardsMoved
+		rep.Unrepairable = append(rep.Unrepairable, again.Unrepairable...)
+		rep.RemainingAtRisk = again.RemainingAtRisk
+	}
 	return rep
 }
 
@@ -411,7 +451,12 @@ func (e *Engine) verifyShard(ctx context.Context, m *manifest.Manifest, p manife
 
 // repairVersion rebuilds and moves shards, then switches the version to
 // the new placement.
-func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifest, policy placement.Policy, lbl *labelRef, states [][]shardState, o ScrubOptions, rep *ScrubReport) error {
+func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifest, policy placement.Policy, lbl *labelRef, states [][]shardState, o ScrubOptions, rep *ScrubReport) (problems int, err error) {
+	defer func() {
+		if err != nil {
+			problems = 0
+		}
+	}()
 	policy.K, policy.M = m.K, m.M
 	exclude := maps.Clone(o.Lost)
 	if exclude == nil {
@@ -433,7 +478,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 	newM.Parts = slices.Clone(m.Parts)
 	oldBlobs := map[string][]string{}
 	tails := map[string][]byte{}
-	shell := &Reader{e: e, ctx: ctx, m: m, skip: map[[2]int]bool{}, exclude: o.Lost}
+	shell := &Reader{e: e, ctx: ctx, m: m, skip: map[[2]int]bool{}, exclude: o.Lost, readAll: true}
 	for pi, p := range m.Parts {
 		fixed := make([]string, len(p.Sites))
 		anyChange := false
@@ -460,7 +505,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 				// policy: place the part afresh.
 				next, err = placement.Complete(policy, cands, p.Blob[:], make([]string, len(p.Sites)), sites)
 				if err != nil {
-					return err
+					return 0, err
 				}
 			}
 		}
@@ -474,7 +519,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 		if p.Inline {
 			full, err := e.rebuildInline(ctx, shell, p, g)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			for i, sid := range next {
 				tails[sid] = append(tails[sid], full[i]...)
@@ -483,7 +528,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 		} else if len(changed) > 0 {
 			n, err := e.rebuildShards(ctx, shell, p, g, next, changed)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			rep.BytesRepaired += n
 			for i := range changed {
@@ -502,7 +547,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 	newM.Revision++
 	env, err := manifest.Seal(&newM, e.keys)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	newCopies := manifestSites(&newM)
 	var oldTails map[string][]byte
@@ -516,7 +561,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 			}
 			full, err := e.rebuildInline(ctx, shell, p, geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size})
 			if err != nil {
-				return err
+				return 0, err
 			}
 			_ = pi
 			for i, sid := range p.Sites {
@@ -526,13 +571,13 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 	}
 	oldEnv, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := e.replaceCopies(ctx, m.Version, env, newCopies, tails, oldEnv.Envelope, manifestSites(m), oldTails); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := e.commit(ctx, &newM, env, nil); err != nil {
-		return err
+		return 0, err
 	}
 	// Only now remove what was replaced.
 	for _, sid := range manifestSites(m) {
@@ -547,7 +592,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 	}
 	e.cleanup(ctx, oldBlobs)
 	e.log.InfoContext(ctx, "scrub: version repaired", "vault", m.Vault, "version", m.Version)
-	return nil
+	return len(shell.Problems()), nil
 }
 
 // fullStripe reads stripe j through pr (which authenticates it) and returns
@@ -734,4 +779,138 @@ func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, 
 		}
 	}
 	return first
+}
+
+// quickCheck stats a part's shard blobs. It reports false, with the
+// states it found, when a blob is missing or sits on a site being drained
+// or lost, so that the part needs a rebuild whatever its blocks hold.
+func (e *Engine) quickCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool) ([]shardState, bool) {
+	g := geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}
+	out := make([]shardState, len(p.Sites))
+	ok := true
+	for i, sid := range p.Sites {
+		if lost(sid) {
+			out[i].bad, ok = true, false
+			continue
+		}
+		if e.isDraining(sid) {
+			out[i].misplaced, ok = true, false
+		}
+		s, found := e.site(sid)
+		if !found {
+			out[i].bad, ok = true, false
+			continue
+		}
+		info, err := s.Store.Stat(ctx, manifest.ShardBlobName(p.Blob, i))
+		if err != nil || info.Size != g.blobSize() {
+			out[i].bad, ok = true, false
+		}
+	}
+	return out, ok
+}
+
+// DefaultOrphanGrace is how old an unreferenced blob must be before scrub
+// removes it: younger ones may belong to a put still in flight.
+const DefaultOrphanGrace = time.Hour
+
+// collectGarbage removes blobs no indexed version (or upload in progress)
+// refers to: shards of puts abandoned by a crash, copies left behind by an
+// interrupted repair or drain. On draining sites nothing is written any
+// more, so everything unreferenced goes at once; elsewhere only what is
+// older than grace.
+func (e *Engine) collectGarbage(ctx context.Context, grace time.Duration) (int, error) {
+	ref := map[string]map[string]bool{} // site -> blob names in use
+	use := func(sid, name string) {
+		if ref[sid] == nil {
+			ref[sid] = map[string]bool{}
+		}
+		ref[sid][name] = true
+	}
+	markParts := func(m *manifest.Manifest) {
+		for _, sid := range manifestSites(m) {
+			use(sid, manifest.BlobName(m.Version))
+		}
+		for _, p := range m.Parts {
+			if p.Inline {
+				continue
+			}
+			for i, sid := range p.Sites {
+				use(sid, manifest.ShardBlobName(p.Blob, i))
+			}
+		}
+	}
+	for _, v := range e.Vaults() {
+		vo := index.VersionOptions{Max: 1000}
+		for {
+			page, err := e.index.Versions(ctx, v.Name, vo)
+			if err != nil {
+				return 0, err
+			}
+			for _, x := range page.Versions {
+				iv, err := e.index.Get(ctx, v.Name, x.Key, x.ID)
+				if err != nil {
+					return 0, err
+				}
+				m, err := manifest.Open(iv.Envelope, e.keys)
+				if err != nil {
+					// Without knowing what this version uses, collect nothing.
+					return 0, fmt.Errorf("garbage collection stopped: %s/%s version %s: %w", v.Name, x.Key, x.ID, err)
+				}
+				markParts(m)
+			}
+			if !page.Truncated {
+				break
+			}
+			vo.KeyMarker, vo.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
+		}
+		uo := index.UploadOptions{Max: 1000}
+		for {
+			up, err := e.index.ListUploads(ctx, v.Name, uo)
+			if err != nil {
+				return 0, err
+			}
+			for _, u := range up.Uploads {
+				parts, err := e.parts(ctx, v.Name, u.ID)
+				if err != nil {
+					continue
+				}
+				for _, p := range parts {
+					for i, sid := range p.Part.Sites {
+						use(sid, manifest.ShardBlobName(p.Part.Blob, i))
+					}
+				}
+			}
+			if !up.Truncated {
+				break
+			}
+			uo.KeyMarker, uo.IDMarker = up.NextKeyMarker, up.NextIDMarker
+		}
+	}
+	removed := 0
+	now := time.Now()
+	for _, sid := range e.siteIDs() {
+		s, _ := e.site(sid)
+		draining := e.isDraining(sid)
+		var doomed []string
+		for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
+			err := s.Store.List(ctx, prefix, func(i site.Info) error {
+				if ref[sid][i.Name] {
+					return nil
+				}
+				if draining || now.Sub(i.Modified) > grace {
+					doomed = append(doomed, i.Name)
+				}
+				return nil
+			})
+			if err != nil {
+				e.log.WarnContext(ctx, "garbage collection: cannot list site", "site", sid, "err", err)
+			}
+		}
+		for _, name := range doomed {
+			if err := s.Store.Delete(ctx, name); err == nil {
+				removed++
+			}
+		}
+	}
+	return removed, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
@@ -194,5 +195,40 @@ func TestDrainMovesEveryShard(t *testing.T) {
 		if l.Site == "fin-2" {
 			t.Fatal("a new write used the draining site")
 		}
+	}
+}
+
+func TestScrubCollectsOrphans(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	want := n.fillSizes("g")
+	up, _ := n.e.CreateUpload(ctx, "registry", "in-flight", PutOptions{})
+	if _, err := n.e.PutPart(ctx, "registry", "in-flight", up.ID, 1, bytes.NewReader(content("p", 3*testStripe)), -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := n.blobCount()
+	// Orphans: shards of a put that never committed, and a stray copy.
+	for _, d := range topology[:3] {
+		s, _ := n.e.site(d.ID)
+		s.Store.Put(ctx, manifest.ShardBlobName(manifest.NewID(), 0), bytes.NewReader([]byte("orphan")), 6)
+		s.Store.Put(ctx, manifest.BlobName(manifest.NewID()), bytes.NewReader([]byte("stray")), 5)
+	}
+	rep, err := n.e.Scrub(ctx, ScrubOptions{Repair: true, OrphanGrace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OrphansRemoved != 6 || n.blobCount() != before {
+		t.Fatalf("removed %d orphans, %d blobs left (want %d): %+v", rep.OrphansRemoved, n.blobCount(), before, rep)
+	}
+	n.checkAll(want)
+	if _, err := n.e.CompleteUpload(ctx, "registry", "in-flight", up.ID, nil); err == nil {
+		t.Fatal("completing with no parts succeeded")
+	}
+	parts, _ := n.e.ListParts(ctx, "registry", "in-flight", up.ID)
+	if _, err := n.e.CompleteUpload(ctx, "registry", "in-flight", up.ID, []CompletePart{{1, parts[0].ETag}}); err != nil {
+		t.Fatalf("the upload's part was collected as an orphan: %v", err)
+	}
+	if got := n.mustRead("in-flight"); !bytes.Equal(got, content("p", 3*testStripe)) {
+		t.Fatal("in-flight upload damaged by garbage collection")
 	}
 }
