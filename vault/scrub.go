@@ -156,7 +156,7 @@ func (e *Engine) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 				return rep, err
 			}
 			// Versions are independent: check a few at once.
-			sem := make(chan struct{}, 4)
+			sem := make(chan struct{}, 8)
 			var wg sync.WaitGroup
 			for _, listed := range page.Versions {
 				if ctx.Err() != nil {
