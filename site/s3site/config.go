@@ -1,0 +1,180 @@
+package s3site
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// Config says where an S3 site keeps its blobs and how to reach it. It is
+// meant to be read from the node's YAML file; check it with Validate.
+type Config struct {
+	// Endpoint is the provider's S3 endpoint as host:port (or a bare host
+	// for the scheme's default port), without a scheme: Secure picks
+	// https. Example: "s3.eu-central-1.amazonaws.com" or "10.0.0.5:9000".
+	Endpoint string `yaml:"endpoint"`
+	// Region is the bucket's region. Empty asks the provider (one
+	// GetBucketLocation request the first time the bucket is used).
+	Region string `yaml:"region,omitempty"`
+	// Bucket holds the site's blobs. Several sites may share a bucket if
+	// their prefixes differ.
+	Bucket string `yaml:"bucket"`
+	// Prefix, if set, is a folder inside the bucket under which every blob
+	// of the site lives ("embassy/est-1"): blob name n is stored as the
+	// key Prefix + "/" + n. Leading and trailing slashes are ignored.
+	Prefix string `yaml:"prefix,omitempty"`
+	// AccessKey and SecretKey are the S3 credential. The secret redacts
+	// itself when printed or logged.
+	AccessKey string `yaml:"access_key"`
+	SecretKey Secret `yaml:"secret_key"`
+	// Secure makes requests over TLS (https). Leave it off only on a
+	// loopback or otherwise encrypted network.
+	Secure bool `yaml:"secure"`
+	// CAFile, optional, is a PEM file of certificate authorities trusted
+	// for the endpoint in addition to the system's (a provider with a
+	// private CA). It requires Secure.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// CreateBucket makes New create the bucket if it does not exist (with
+	// object lock enabled when ObjectLock is set). Without it New makes no
+	// request at all, and a missing bucket is reported by every operation
+	// as site.ErrUnavailable: a vanished bucket never looks empty.
+	CreateBucket bool `yaml:"create_bucket,omitempty"`
+	// ObjectLock, optional, writes every blob with an S3 object-lock
+	// retention, so that nobody holding the site's credential (a
+	// compromised node included) can erase it before its date. The bucket
+	// must have object lock enabled (which also turns on versioning).
+	// Deleting a blob then fails with an error wrapping ErrRetained until
+	// its retention has passed.
+	ObjectLock *ObjectLock `yaml:"object_lock,omitempty"`
+}
+
+// ObjectLock is the retention every blob is written with.
+type ObjectLock struct {
+	// Mode is GOVERNANCE (a principal granted
+	// s3:BypassGovernanceRetention at the provider can still delete; this
+	// driver never asks to) or COMPLIANCE (nobody can, not even the
+	// provider's root account, until the date).
+	Mode string `yaml:"mode"`
+	// Days is how long each blob is retained from the moment it is
+	// written.
+	Days int `yaml:"days"`
+}
+
+// Object-lock modes.
+const (
+	Governance = "GOVERNANCE"
+	Compliance = "COMPLIANCE"
+)
+
+// maxLockDays bounds ObjectLock.Days: a century is certainly a typo for
+// something shorter, and a COMPLIANCE lock cannot be undone.
+const maxLockDays = 36500
+
+// Secret is a credential that redacts itself when printed or logged. Its
+// YAML form is the plain value.
+type Secret string
+
+// String redacts the secret.
+func (Secret) String() string { return "REDACTED" }
+
+// GoString redacts the secret.
+func (Secret) GoString() string { return "REDACTED" }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// Validate checks the configuration and names the first field that is
+// wrong.
+func (c *Config) Validate() error {
+	if err := validEndpoint(c.Endpoint); err != nil {
+		return fmt.Errorf("s3 site: endpoint: %w", err)
+	}
+	if c.Bucket == "" {
+		return errors.New("s3 site: bucket: must be set")
+	}
+	if err := s3utils.CheckValidBucketNameStrict(c.Bucket); err != nil {
+		return fmt.Errorf("s3 site: bucket %q: %v", c.Bucket, lower(err.Error()))
+	}
+	if p := strings.Trim(c.Prefix, "/"); p != "" {
+		if err := site.CheckName(p); err != nil {
+			return fmt.Errorf("s3 site: prefix %q: must be segments of letters, digits, '.', '_' and '-' separated by single slashes", c.Prefix)
+		}
+		if len(p)+1+site.MaxNameLen > 1024 {
+			return fmt.Errorf("s3 site: prefix %q: too long: S3 keys are at most 1024 bytes and blob names up to %d", c.Prefix, site.MaxNameLen)
+		}
+	}
+	for _, r := range c.Region {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("s3 site: region %q: must be lower-case letters, digits, '-' and '_'", c.Region)
+		}
+	}
+	if c.AccessKey == "" {
+		return errors.New("s3 site: access_key: must be set")
+	}
+	if c.SecretKey == "" {
+		return errors.New("s3 site: secret_key: must be set")
+	}
+	if c.CAFile != "" && !c.Secure {
+		return fmt.Errorf("s3 site: ca_file %s: set secure too: a CA is only used for TLS", c.CAFile)
+	}
+	if l := c.ObjectLock; l != nil {
+		if l.Mode != Governance && l.Mode != Compliance {
+			return fmt.Errorf("s3 site: object_lock.mode %q: must be %s or %s", l.Mode, Governance, Compliance)
+		}
+		if l.Days < 1 || l.Days > maxLockDays {
+			return fmt.Errorf("s3 site: object_lock.days %d: must be 1 to %d", l.Days, maxLockDays)
+		}
+	}
+	return nil
+}
+
+func validEndpoint(e string) error {
+	if e == "" {
+		return errors.New("must be set (host:port)")
+	}
+	if strings.Contains(e, "://") {
+		return fmt.Errorf("%q: give host:port without a scheme; secure selects https", e)
+	}
+	if strings.ContainsAny(e, "/?#@ ") {
+		return fmt.Errorf("%q: must be host:port, without a path, user or spaces", e)
+	}
+	host := e
+	if h, port, err := net.SplitHostPort(e); err == nil {
+		host = h
+		if port == "" {
+			return fmt.Errorf("%q: empty port", e)
+		}
+		for _, r := range port {
+			if r < '0' || r > '9' {
+				return fmt.Errorf("%q: port must be a number", e)
+			}
+		}
+	} else if strings.Contains(e, ":") {
+		return fmt.Errorf("%q: must be host:port (an IPv6 address in brackets: [::1]:9000)", e)
+	}
+	if host == "" {
+		return fmt.Errorf("%q: empty host", e)
+	}
+	return nil
+}
+
+func lower(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + strings.TrimSuffix(s[1:], ".")
+}
+
+// keyPrefix is the prefix of every key of the site: "" or "p/".
+func (c *Config) keyPrefix() string {
+	if p := strings.Trim(c.Prefix, "/"); p != "" {
+		return p + "/"
+	}
+	return ""
+}
