@@ -2,6 +2,7 @@ package s3
 
 import (
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +41,15 @@ func (m *md5Reader) Read(p []byte) (int, error) {
 }
 
 func (m *md5Reader) etag() string { return "\"" + hex.EncodeToString(m.h.Sum(nil)) + "\"" }
+
+// contentMD5ETag turns the verified Content-MD5 of a payload into an ETag.
+func contentMD5ETag(sums map[string]string) string {
+	b, err := base64.StdEncoding.DecodeString(sums["content-md5"])
+	if err != nil || len(b) != md5.Size {
+		return ""
+	}
+	return "\"" + hex.EncodeToString(b) + "\""
+}
 
 // userMeta collects x-amz-meta-* and the stored standard headers.
 func userMeta(h http.Header) (map[string]string, error) {
@@ -155,10 +165,18 @@ func (s *Server) putObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	body := &md5Reader{r: payload, h: md5.New()}
+	var body io.Reader = payload
+	etag := func() string { return contentMD5ETag(payload.Checksums()) }
+	if q.r.Header.Get("Content-MD5") == "" {
+		// The ETag of a single PUT is the MD5 of the body. When the
+		// client sent Content-MD5, the payload has already verified it,
+		// and hashing again would only cost CPU.
+		m := &md5Reader{r: payload, h: md5.New()}
+		body, etag = m, m.etag
+	}
 	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, vault.PutOptions{
 		Size: size, ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader),
-		ETag: body.etag, Checksums: payload.Checksums,
+		ETag: etag, Checksums: payload.Checksums,
 	})
 	if err != nil {
 		return err
