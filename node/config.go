@@ -22,6 +22,7 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/s3site"
 )
 
 // ConfigFile is the name of the configuration file in a node directory.
@@ -126,6 +127,9 @@ type SiteConfig struct {
 	// Path is the dir driver's directory (absolute, or relative to the
 	// node directory).
 	Path string `yaml:"path,omitempty"`
+	// S3 configures the s3 driver: a bucket (and prefix) at any
+	// S3-compatible provider, another embassy node included.
+	S3 *s3site.Config `yaml:"s3,omitempty"`
 	// Draining marks a site being emptied ('embassy site drain'): new
 	// writes avoid it and scrub moves its shards to other sites.
 	Draining bool `yaml:"draining,omitempty"`
@@ -245,8 +249,15 @@ func (c *Config) Validate() error {
 			if s.Path == "" {
 				return fmt.Errorf("sites[%d].path: the dir driver needs a path", i)
 			}
+		case "s3":
+			if s.S3 == nil {
+				return fmt.Errorf("sites[%d].s3: the s3 driver needs its settings (endpoint, bucket, credentials)", i)
+			}
+			if err := s.S3.Validate(); err != nil {
+				return fmt.Errorf("sites[%d].s3: %w", i, err)
+			}
 		default:
-			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir)", i, s.Driver)
+			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir or s3)", i, s.Driver)
 		}
 	}
 	reg, err := label.NewRegistry(c.Policies...)

@@ -23,6 +23,7 @@ import (
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
+	"github.com/embassy-dev/embassy/site/s3site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -252,6 +253,11 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 	switch s.Driver {
 	case "dir":
 		return dir.Open(s.Path)
+	case "s3":
+		if s.S3 == nil {
+			return nil, fmt.Errorf("site %s: s3 driver without settings", s.ID)
+		}
+		return s3site.New(ctx, *s.S3)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}

@@ -227,7 +227,7 @@ func TestAddSiteRefused(t *testing.T) {
 		want []string
 	}{
 		{"duplicate id", dirSite("est-1", "EST", "gov-dc", "EST"), []string{"est-1", "already exists"}},
-		{"unknown driver", func() SiteConfig { s := dirSite("s3-1", "DEU", "cloudco", "USA"); s.Driver = "s3"; return s }(), []string{"sites[6].driver", `"s3"`}},
+		{"unknown driver", func() SiteConfig { s := dirSite("s3-1", "DEU", "cloudco", "USA"); s.Driver = "ftp"; return s }(), []string{"sites[6].driver", `"ftp"`}},
 		{"bad jurisdiction", dirSite("est-3", "Estonia", "gov-dc", "EST"), []string{"sites[6]", "jurisdiction", `"Estonia"`}},
 		{"no path", func() SiteConfig { s := dirSite("est-3", "EST", "gov-dc", "EST"); s.Path = ""; return s }(), []string{"sites[6].path"}},
 	}

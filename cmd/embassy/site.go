@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/s3site"
 )
 
 func (a *app) siteCmd() *cobra.Command {
@@ -19,6 +21,8 @@ func (a *app) siteCmd() *cobra.Command {
 func (a *app) siteAddCmd() *cobra.Command {
 	var s node.SiteConfig
 	var isolated bool
+	var s3c s3site.Config
+	var s3Secret string
 	c := &cobra.Command{
 		Use:   "add ID --driver dir --path DIR --jurisdiction CODE --provider NAME",
 		Short: "Add a site",
@@ -33,6 +37,13 @@ Both are ISO 3166-1 alpha-3 codes.`,
 			}
 			if isolated {
 				s.Connectivity = site.Isolated
+			}
+			if s.Driver == "s3" {
+				if s3Secret == "" {
+					s3Secret = os.Getenv("EMBASSY_SITE_SECRET_KEY")
+				}
+				s3c.SecretKey = s3site.Secret(s3Secret)
+				s.S3 = &s3c
 			}
 			if s.Driver == "dir" && s.Path != "" && !filepath.IsAbs(s.Path) {
 				abs, err := filepath.Abs(s.Path)
@@ -57,7 +68,7 @@ Both are ISO 3166-1 alpha-3 codes.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&s.Driver, "driver", "dir", "site driver: dir")
+	f.StringVar(&s.Driver, "driver", "dir", "site driver: dir or s3")
 	f.StringVar(&s.Path, "path", "", "directory for the dir driver")
 	f.StringVar(&s.Jurisdiction, "jurisdiction", "", "where the data physically sits (ISO 3166-1 alpha-3)")
 	f.StringVar(&s.Provider, "provider", "", "organisation providing the storage")
@@ -65,6 +76,14 @@ Both are ISO 3166-1 alpha-3 codes.`,
 	f.StringVar(&s.Operator, "operator", "", "who operates the site")
 	f.StringVar(&s.Accredited, "accredited", "", "highest classification the site is accredited for, e.g. \"NATO SECRET\"")
 	f.BoolVar(&isolated, "isolated", false, "reached only by offline transfer (never written synchronously)")
+	f.StringVar(&s3c.Endpoint, "s3-endpoint", "", "s3 driver: host:port of the provider's S3 endpoint")
+	f.StringVar(&s3c.Region, "s3-region", "", "s3 driver: the bucket's region")
+	f.StringVar(&s3c.Bucket, "s3-bucket", "", "s3 driver: bucket")
+	f.StringVar(&s3c.Prefix, "s3-prefix", "", "s3 driver: folder in the bucket for this site's blobs")
+	f.StringVar(&s3c.AccessKey, "s3-access-key", "", "s3 driver: access key")
+	f.StringVar(&s3Secret, "s3-secret-key", "", "s3 driver: secret key (or env EMBASSY_SITE_SECRET_KEY)")
+	f.BoolVar(&s3c.Secure, "s3-tls", false, "s3 driver: use TLS (https)")
+	f.BoolVar(&s3c.CreateBucket, "s3-create-bucket", false, "s3 driver: create the bucket if missing")
 	return c
 }
 
