@@ -102,11 +102,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("s3 site: bucket %q: %v", c.Bucket, lower(err.Error()))
 	}
 	if p := strings.Trim(c.Prefix, "/"); p != "" {
-		if err := site.CheckName(p); err != nil {
-			return fmt.Errorf("s3 site: prefix %q: must be segments of letters, digits, '.', '_' and '-' separated by single slashes", c.Prefix)
-		}
 		if len(p)+1+site.MaxNameLen > 1024 {
 			return fmt.Errorf("s3 site: prefix %q: too long: S3 keys are at most 1024 bytes and blob names up to %d", c.Prefix, site.MaxNameLen)
+		}
+		if err := site.CheckName(p); err != nil {
+			return fmt.Errorf("s3 site: prefix %q: must be segments of letters, digits, '.', '_' and '-' separated by single slashes", c.Prefix)
 		}
 	}
 	for _, r := range c.Region {

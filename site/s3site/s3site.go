@@ -32,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -324,7 +325,7 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 		if err == nil {
 			continue
 		}
-		if r := s.retention(ctx, key, v.VersionID); r != "" {
+		if r := s.retention(ctx, key, v.VersionID, err); r != "" {
 			return fmt.Errorf("s3 site %s: delete %s: version %s %s: %w", s.where, name, v.VersionID, r, ErrRetained)
 		}
 		if err = s.fail(ctx, "delete "+name+" version "+v.VersionID, err); !errors.Is(err, site.ErrNotFound) {
@@ -334,18 +335,41 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// retention describes the lock holding a version ("retained in
-// COMPLIANCE mode until ..."), or returns "" if none holds it now.
-func (s *Site) retention(ctx context.Context, key, versionID string) string {
-	mode, until, err := s.client.GetObjectRetention(ctx, s.cfg.Bucket, key, versionID)
-	if err == nil && mode != nil && until != nil && until.After(time.Now()) {
-		return fmt.Sprintf("is retained in %s mode until %s", *mode, until.UTC().Format(time.RFC3339))
+// retention describes the lock that made the provider refuse (with
+// refusal) to delete a version: "is retained in COMPLIANCE mode until
+// ...", or "" if no lock holds it. It reads the x-amz-object-lock-*
+// headers of a HEAD of the version, then asks GetObjectRetention and
+// GetObjectLegalHold, and at last takes the provider's word for it.
+// Providers differ: versitygw 1.8 sends no lock headers for a non-current
+// version and names the retention document's root element wrongly.
+func (s *Site) retention(ctx context.Context, key, versionID string, refusal error) string {
+	var r []string
+	now := time.Now()
+	if oi, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{VersionID: versionID}); err == nil {
+		h := oi.Metadata
+		if mode := h.Get("X-Amz-Object-Lock-Mode"); mode != "" {
+			if until, err := time.Parse(time.RFC3339, h.Get("X-Amz-Object-Lock-Retain-Until-Date")); err == nil && until.After(now) {
+				r = append(r, fmt.Sprintf("is retained in %s mode until %s", mode, until.UTC().Format(time.RFC3339)))
+			}
+		}
+		if strings.EqualFold(h.Get("X-Amz-Object-Lock-Legal-Hold"), "ON") {
+			r = append(r, "is under legal hold")
+		}
 	}
-	hold, err := s.client.GetObjectLegalHold(ctx, s.cfg.Bucket, key, minio.GetObjectLegalHoldOptions{VersionID: versionID})
-	if err == nil && hold != nil && *hold == minio.LegalHoldEnabled {
-		return "is under legal hold"
+	if len(r) == 0 {
+		if mode, until, err := s.client.GetObjectRetention(ctx, s.cfg.Bucket, key, versionID); err == nil && mode != nil && until != nil && until.After(now) {
+			r = append(r, fmt.Sprintf("is retained in %s mode until %s", *mode, until.UTC().Format(time.RFC3339)))
+		}
+		if hold, err := s.client.GetObjectLegalHold(ctx, s.cfg.Bucket, key, minio.GetObjectLegalHoldOptions{VersionID: versionID}); err == nil && hold != nil && *hold == minio.LegalHoldEnabled {
+			r = append(r, "is under legal hold")
+		}
 	}
-	return ""
+	if len(r) == 0 {
+		if er := minio.ToErrorResponse(refusal); er.Code == "AccessDenied" && strings.Contains(strings.ToLower(er.Message), "object lock") {
+			r = append(r, fmt.Sprintf("is protected by object lock (%s)", strings.TrimSuffix(er.Message, ".")))
+		}
+	}
+	return strings.Join(r, " and ")
 }
 
 // List implements site.Site.
@@ -374,5 +398,8 @@ func (s *Site) blobName(key string) (string, bool) {
 		return "", false
 	}
 	name := key[len(s.prefix):]
-	return name, site.CheckName(name) == nil
+	if site.CheckName(name) != nil {
+		return "", false
+	}
+	return name, true
 }
