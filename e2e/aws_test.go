@@ -249,7 +249,6 @@ func multipartETag(t *testing.T, path string, partSize int64) string {
 	return fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sum[:]), parts)
 }
 
-
 func decodeJSON(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
