@@ -495,6 +495,22 @@ func TestObjectLock(t *testing.T) {
 				if got := getAll(t, s, "m/1"); !bytes.Equal(got, v2) {
 					t.Fatalf("after a refused delete the blob reads %d bytes, want the newest %d", len(got), len(v2))
 				}
+				// A retained version under a newer unretained one (written
+				// around the driver): the retained one is tried first, so the
+				// delete fails before the newer one goes and the older one
+				// never resurfaces.
+				if err := s.Put(ctx, "m/2", bytes.NewReader(v1), int64(len(v1))); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := rc.PutObject(ctx, cfg.Bucket, "locked/m/2", bytes.NewReader(v2), int64(len(v2)), minio.PutObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Delete(ctx, "m/2"); !errors.Is(err, s3site.ErrRetained) {
+					t.Fatalf("Delete of a blob with an old retained version: %v, want ErrRetained", err)
+				}
+				if got := getAll(t, s, "m/2"); !bytes.Equal(got, v2) {
+					t.Fatalf("after a refused delete the blob reads %d bytes, want the newest %d", len(got), len(v2))
+				}
 				if err := s.Delete(ctx, "never/written"); err != nil {
 					t.Fatalf("Delete of a missing blob: %v", err)
 				}

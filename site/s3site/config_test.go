@@ -131,7 +131,7 @@ func TestSecretRedacted(t *testing.T) {
 	l.Info("site", "config", c, "secret", c.SecretKey)
 	jl := slog.New(slog.NewJSONHandler(&log, nil))
 	jl.Info("site", "secret", c.SecretKey)
-	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%v", &c), fmt.Sprintf("%s", c.SecretKey), log.String()} {
+	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%v", &c), c.SecretKey.String(), fmt.Sprint(c.SecretKey), log.String()} {
 		if strings.Contains(out, "do-not-print-me") {
 			t.Errorf("secret printed: %s", out)
 		}

@@ -32,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -306,8 +307,9 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	// Versions come newest first; delete from the oldest so that a failure
-	// part-way leaves the newest version current.
+	// Delete from the oldest version so that a failure part-way leaves the
+	// newest current: an older version must never resurface. S3 lists a
+	// key's versions newest first; the current one goes last regardless.
 	var versions []minio.ObjectInfo
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -319,8 +321,12 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 			versions = append(versions, oi)
 		}
 	}
-	for i := len(versions) - 1; i >= 0; i-- {
-		v := versions[i]
+	slices.Reverse(versions)
+	if i := slices.IndexFunc(versions, func(v minio.ObjectInfo) bool { return v.IsLatest }); i >= 0 {
+		latest := versions[i]
+		versions = append(slices.Delete(versions, i, i+1), latest)
+	}
+	for _, v := range versions {
 		err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{VersionID: v.VersionID})
 		if err == nil {
 			continue
