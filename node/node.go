@@ -207,7 +207,11 @@ func (n *Node) start(root custody.RootKey) error {
 		n.Index.Close()
 		return err
 	}
-	if n.Index.Fresh() && n.sitesHoldManifests() {
+	incomplete := n.Index.CheckComplete() != nil
+	if incomplete {
+		n.Log.Warn("the last index rebuild was interrupted: rebuilding the index from the sites")
+	}
+	if incomplete || (n.Index.Fresh() && n.sitesHoldManifests()) {
 		n.Log.Warn("the index is new but the sites hold manifests: rebuilding it from the sites")
 		st, err := n.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil)
 		if err != nil {

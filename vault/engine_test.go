@@ -757,3 +757,47 @@ func TestRetentionRules(t *testing.T) {
 		t.Fatalf("delete after lifting the hold: %v", err)
 	}
 }
+
+// failingIndex makes every Put fail, as a full disk would.
+type failingIndex struct {
+	*boltindex.Index
+	fail bool
+}
+
+func (f *failingIndex) Put(ctx context.Context, v index.Version) error {
+	if f.fail {
+		return errors.New("index write failed")
+	}
+	return f.Index.Put(ctx, v)
+}
+
+// A failed index write while rewriting an existing version (a lock change)
+// must not destroy the version.
+func TestFailedRecommitKeepsVersion(t *testing.T) {
+	n := newTestNode(t)
+	fi := &failingIndex{Index: n.ix}
+	e, err := New(Config{Keys: n.keys, Index: fi, Sites: n.sites, Vaults: n.e.Vaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.e = e
+	want := content("r", 100)
+	info := n.put("r", want)
+	fi.fail = true
+	if _, err := e.SetLegalHold(t.Context(), "registry", "r", info.VersionID, true); err == nil {
+		t.Fatal("lock change succeeded with a failing index")
+	}
+	fi.fail = false
+	if got := n.mustRead("r"); !bytes.Equal(got, want) {
+		t.Fatal("version destroyed by a failed index write")
+	}
+	// The sites carry the new revision: a rebuild takes it.
+	n.ix.Reset(t.Context())
+	if _, err := e.RebuildIndex(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Stat(t.Context(), "registry", "r", info.VersionID)
+	if err != nil || st.Lock == nil || !st.Lock.LegalHold {
+		t.Fatalf("after rebuild: %+v, %v", st.Lock, err)
+	}
+}

@@ -242,14 +242,10 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 	}
 }
 
-// commit makes a version visible by indexing it. On failure the blobs are
-// removed so that nothing half-written remains.
+// commit makes a version visible by indexing it. On failure the blobs of
+// a new version are removed so that nothing half-written remains.
 func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string) (ObjectInfo, error) {
-	err := e.index.Put(ctx, index.Version{
-		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
-		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
-	})
-	if err != nil {
+	if err := e.indexPut(ctx, m, env); err != nil {
 		blobs := map[string][]string{}
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
@@ -259,6 +255,24 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 		return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
 	}
 	return infoOf(m), nil
+}
+
+// recommit indexes a new revision of an existing version. Its copies on
+// the sites already carry the new revision, and the version's data is the
+// old version's: if the index write fails nothing may be removed (the
+// index keeps the old revision; a rebuild takes the new one).
+func (e *Engine) recommit(ctx context.Context, m *manifest.Manifest, env []byte) (ObjectInfo, error) {
+	if err := e.indexPut(ctx, m, env); err != nil {
+		return ObjectInfo{}, fmt.Errorf("index %s/%s version %s revision %d (the sites have it; retry or rebuild the index): %w", m.Vault, m.Key, m.Version, m.Revision, err)
+	}
+	return infoOf(m), nil
+}
+
+func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte) error {
+	return e.index.Put(ctx, index.Version{
+		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
+		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
+	})
 }
 
 // writeCopies writes the manifest envelope (followed by tails[site], if

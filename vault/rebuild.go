@@ -204,12 +204,10 @@ func (e *Engine) fetchManifest(ctx context.Context, id manifest.ID, sites []stri
 				err = fmt.Errorf("%w: blob %s holds version %s", manifest.ErrCorrupt, id, m.Version)
 			}
 			if err == nil {
-				if m.Revision > 0 {
-					// Rewritten at least once: a copy elsewhere may be
-					// newer than this one.
-					return e.newestCopy(ctx, id, sites, m, env, corrupt)
-				}
-				return m, env, corrupt
+				// A copy elsewhere may be a newer revision (a lock,
+				// label or key change), or this one a replayed older
+				// one: take the highest revision among all copies.
+				return e.newestCopy(ctx, id, sites, m, env, corrupt)
 			}
 		}
 		if errors.Is(err, manifest.ErrCorrupt) {

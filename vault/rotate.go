@@ -115,7 +115,7 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if err := e.rewriteCopies(ctx, m, env); err != nil {
 		return false, err
 	}
-	if _, err := e.commit(ctx, m, env, nil); err != nil {
+	if _, err := e.recommit(ctx, m, env); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -171,5 +171,5 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 	if err := e.rewriteCopies(ctx, m, env); err != nil {
 		return ObjectInfo{}, err
 	}
-	return e.commit(ctx, m, env, nil)
+	return e.recommit(ctx, m, env)
 }

@@ -576,7 +576,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 	if err := e.replaceCopies(ctx, m.Version, env, newCopies, tails, oldEnv.Envelope, manifestSites(m), oldTails); err != nil {
 		return 0, err
 	}
-	if _, err := e.commit(ctx, &newM, env, nil); err != nil {
+	if _, err := e.recommit(ctx, &newM, env); err != nil {
 		return 0, err
 	}
 	// Only now remove what was replaced.
