@@ -163,8 +163,12 @@ func putAll(t *testing.T, n *Node, prefix string, count int) objectSet {
 }
 
 func TestResilienceEndToEnd(t *testing.T) {
-	for _, prov := range []func(*testing.T) s3Provider{alliedProvider, versitygwProvider} {
-		t.Run("", func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prov func(*testing.T) s3Provider
+	}{{"allied-embassy", alliedProvider}, {"versitygw", versitygwProvider}} {
+		prov := tc.prov
+		t.Run(tc.name, func(t *testing.T) {
 			p := prov(t)
 			t.Logf("S3 sites on %s", p.name)
 			n, root := mixedNode(t, p)
