@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -544,5 +545,46 @@ func TestObjectLock(t *testing.T) {
 				t.Fatalf("New with object_lock on a bucket without it: %v", err)
 			}
 		})
+	})
+}
+
+// TestListPages: listings longer than one page (1000 keys) are followed
+// to the end, with and without a sub-prefix.
+func TestListPages(t *testing.T) {
+	servers(t, func(t *testing.T, srv *server) {
+		s := newSite(t, srv.config("pages"))
+		const n = 1234
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("shard/%04d", i))
+		}
+		sem := make(chan struct{}, 16)
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for _, name := range want {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if err := s.Put(t.Context(), name, strings.NewReader(name), int64(len(name))); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if got := listAll(t, s); !slices.Equal(got, want) {
+			t.Fatalf("List returned %d names, want %d", len(got), len(want))
+		}
+		var sub []string
+		if err := s.List(t.Context(), "shard/1", func(i site.Info) error { sub = append(sub, i.Name); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(sub)
+		if !slices.Equal(sub, want[1000:]) {
+			t.Fatalf("List(shard/1) returned %d names, want %d", len(sub), n-1000)
+		}
 	})
 }
