@@ -1,0 +1,352 @@
+package s3_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// withHeader adds a header to an SDK request.
+func withHeader(name, value string) func(*awss3.Options) {
+	return awss3.WithAPIOptions(smithyhttp.AddHeaderValue(name, value))
+}
+
+func TestCreateBucketNames(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name   string
+		bucket string
+		code   string // "" for success
+	}{
+		{name: "lower case and digits", bucket: "vault-01"},
+		{name: "dots", bucket: "a.b.c"},
+		{name: "three characters", bucket: "abc"},
+		{name: "sixty-three characters", bucket: strings.Repeat("a", 63)},
+		{name: "too short", bucket: "ab", code: "InvalidBucketName"},
+		{name: "too long", bucket: strings.Repeat("a", 64), code: "InvalidBucketName"},
+		{name: "upper case", bucket: "Vault", code: "InvalidBucketName"},
+		{name: "underscore", bucket: "bad_name", code: "InvalidBucketName"},
+		{name: "leading hyphen", bucket: "-vault", code: "InvalidBucketName"},
+		{name: "trailing dot", bucket: "vault.", code: "InvalidBucketName"},
+		{name: "double dot", bucket: "a..b", code: "InvalidBucketName"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(rawRequest{method: "PUT", path: "/" + tt.bucket, as: &alice})
+			if tt.code == "" {
+				if r.status != http.StatusOK {
+					t.Fatalf("status %d, want 200\n%s", r.status, r.body)
+				}
+				if got := r.header.Get("Location"); got != "/"+tt.bucket {
+					t.Errorf("Location %q, want %q", got, "/"+tt.bucket)
+				}
+				return
+			}
+			r.wantError(t, tt.code, http.StatusBadRequest)
+			if _, err := h.n.Engine.Vault(tt.bucket); err == nil {
+				t.Errorf("bucket %q was created", tt.bucket)
+			}
+		})
+	}
+}
+
+func TestCreateBucketTwice(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("twice")
+	for _, c := range []struct {
+		name   string
+		client *awss3.Client
+	}{{"same principal", h.sdk}, {"other principal", h.sdkBob}} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("twice")})
+			wantAPIError(t, err, "BucketAlreadyOwnedByYou", http.StatusConflict)
+		})
+	}
+}
+
+func TestCreateBucketLocationConstraint(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name string
+		body string
+		code string
+	}{
+		{name: "our region", body: `<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>`},
+		{name: "empty constraint", body: `<CreateBucketConfiguration/>`},
+		{name: "other region", body: `<CreateBucketConfiguration><LocationConstraint>eu-north-1</LocationConstraint></CreateBucketConfiguration>`, code: "InvalidLocationConstraint"},
+		{name: "not xml", body: `nope`, code: "MalformedXML"},
+		{name: "wrong root element", body: `<VersioningConfiguration/>`, code: "MalformedXML"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "loc-" + string(rune('a'+i))
+			r := h.do(rawRequest{method: "PUT", path: "/" + name, body: []byte(tt.body), as: &alice})
+			if tt.code == "" {
+				if r.status != http.StatusOK {
+					t.Fatalf("status %d\n%s", r.status, r.body)
+				}
+				return
+			}
+			r.wantError(t, tt.code, http.StatusBadRequest)
+			if _, err := h.n.Engine.Vault(name); err == nil {
+				t.Errorf("bucket %s created despite %s", name, tt.code)
+			}
+		})
+	}
+}
+
+func TestHeadBucket(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("present")
+	r := h.do(rawRequest{method: "HEAD", path: "/present", as: &alice})
+	if r.status != http.StatusOK || r.header.Get("x-amz-bucket-region") != region {
+		t.Errorf("HEAD present: status %d, region %q", r.status, r.header.Get("x-amz-bucket-region"))
+	}
+	r = h.do(rawRequest{method: "HEAD", path: "/absent", as: &alice})
+	if r.status != http.StatusNotFound {
+		t.Errorf("HEAD absent: status %d, want 404", r.status)
+	}
+	if len(r.body) != 0 {
+		t.Errorf("HEAD absent: body %q, want none", r.body)
+	}
+	_, err := h.sdk.HeadBucket(t.Context(), &awss3.HeadBucketInput{Bucket: aws.String("absent")})
+	if errStatus(err) != http.StatusNotFound {
+		t.Errorf("SDK HeadBucket absent: %v, want 404", err)
+	}
+}
+
+func TestListBuckets(t *testing.T) {
+	h := newHarness(t)
+	out, err := h.sdk.ListBuckets(t.Context(), &awss3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Buckets) != 0 {
+		t.Fatalf("fresh node lists %d buckets", len(out.Buckets))
+	}
+	for _, b := range []string{"zulu", "alpha", "mike"} {
+		h.bucket(b)
+	}
+	out, err = h.sdkBob.ListBuckets(t.Context(), &awss3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range out.Buckets {
+		names = append(names, aws.ToString(b.Name))
+		if b.CreationDate == nil || b.CreationDate.IsZero() {
+			t.Errorf("bucket %s has no creation date", aws.ToString(b.Name))
+		}
+	}
+	if got, want := strings.Join(names, ","), "alpha,mike,zulu"; got != want {
+		t.Errorf("buckets %s, want %s", got, want)
+	}
+	if out.Owner == nil || aws.ToString(out.Owner.ID) != "bob" {
+		t.Errorf("owner %+v, want bob", out.Owner)
+	}
+}
+
+func TestBucketLocation(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("where")
+	out, err := h.sdk.GetBucketLocation(t.Context(), &awss3.GetBucketLocationInput{Bucket: aws.String("where")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// us-east-1 is reported as an empty LocationConstraint, as S3 does.
+	if out.LocationConstraint != "" {
+		t.Errorf("location %q, want empty (us-east-1)", out.LocationConstraint)
+	}
+	_, err = h.sdk.GetBucketLocation(t.Context(), &awss3.GetBucketLocationInput{Bucket: aws.String("nowhere")})
+	wantAPIError(t, err, "NoSuchBucket", http.StatusNotFound)
+}
+
+func TestDeleteBucket(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	del := func() error {
+		_, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("full")})
+		return err
+	}
+	_, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("never")})
+	wantAPIError(t, err, "NoSuchBucket", http.StatusNotFound)
+
+	h.bucket("full")
+	v1 := h.put("full", "k", []byte("one"))
+	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
+
+	// A delete marker hides the object but the version remains.
+	out, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := aws.ToString(out.VersionId)
+	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
+
+	// Only the delete marker remains.
+	if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String(v1)}); err != nil {
+		t.Fatal(err)
+	}
+	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
+
+	if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String(marker)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := del(); err != nil {
+		t.Fatalf("delete empty bucket: %v", err)
+	}
+	_, err = h.sdk.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("full")})
+	if errStatus(err) != http.StatusNotFound {
+		t.Errorf("HEAD deleted bucket: %v, want 404", err)
+	}
+	wantAPIError(t, del(), "NoSuchBucket", http.StatusNotFound)
+	// The name is free again.
+	h.bucket("full")
+}
+
+func TestBucketVersioning(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("ver")
+	out, err := h.sdk.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String("ver")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != types.BucketVersioningStatusEnabled {
+		t.Errorf("versioning %q, want Enabled", out.Status)
+	}
+	_, err = h.sdk.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: aws.String("ver"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	if err != nil {
+		t.Errorf("enable versioning: %v", err)
+	}
+	_, err = h.sdk.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: aws.String("ver"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}})
+	wantAPIError(t, err, "InvalidBucketState", http.StatusConflict)
+	out, err = h.sdk.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String("ver")})
+	if err != nil || out.Status != types.BucketVersioningStatusEnabled {
+		t.Errorf("after refused suspension: %q, %v; want Enabled", out.Status, err)
+	}
+	_, err = h.sdk.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String("nover")})
+	wantAPIError(t, err, "NoSuchBucket", http.StatusNotFound)
+	_, err = h.sdk.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: aws.String("nover"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	wantAPIError(t, err, "NoSuchBucket", http.StatusNotFound)
+}
+
+func TestCreateBucketPolicyHeaders(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name    string
+		headers [][2]string
+		k, m    int // the policy the vault gets
+		code    string
+	}{
+		{name: "node default", k: 4, m: 2},
+		{name: "erasure only", headers: [][2]string{{"x-embassy-erasure", "2+1"}}, k: 2, m: 1},
+		{name: "erasure and survive", headers: [][2]string{{"x-embassy-erasure", "3+3"}, {"x-embassy-survive", "sites=3"}}, k: 3, m: 3},
+		{name: "survive a provider", headers: [][2]string{{"x-embassy-erasure", "2+2"}, {"x-embassy-survive", "providers=1"}}, k: 2, m: 2},
+		{name: "survive only", headers: [][2]string{{"x-embassy-survive", "sites=2"}}, k: 4, m: 2},
+		{name: "infeasible providers", headers: [][2]string{{"x-embassy-survive", "providers=1"}}, code: "InvalidArgument"},
+		{name: "infeasible survive", headers: [][2]string{{"x-embassy-erasure", "4+2"}, {"x-embassy-survive", "sites=3"}}, code: "InvalidArgument"},
+		{name: "infeasible jurisdictions", headers: [][2]string{{"x-embassy-erasure", "2+2"}, {"x-embassy-survive", "jurisdictions=2"}}, code: "InvalidArgument"},
+		{name: "more shards than sites", headers: [][2]string{{"x-embassy-erasure", "6+2"}}, code: "InvalidArgument"},
+		{name: "malformed erasure", headers: [][2]string{{"x-embassy-erasure", "banana"}}, code: "InvalidArgument"},
+		{name: "malformed survive", headers: [][2]string{{"x-embassy-survive", "everything"}}, code: "InvalidArgument"},
+		{name: "unknown survive dimension", headers: [][2]string{{"x-embassy-survive", "planets=1"}}, code: "InvalidArgument"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "policy-" + string(rune('a'+i))
+			hdr := http.Header{}
+			for _, kv := range tt.headers {
+				hdr.Set(kv[0], kv[1])
+			}
+			r := h.do(rawRequest{method: "PUT", path: "/" + name, header: hdr, as: &alice})
+			if tt.code != "" {
+				d := r.wantError(t, tt.code, http.StatusBadRequest)
+				if d.Message == "" {
+					t.Errorf("no message explaining the refusal")
+				}
+				if _, err := h.n.Engine.Vault(name); err == nil {
+					t.Errorf("vault %s created with an infeasible policy", name)
+				}
+				return
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d\n%s", r.status, r.body)
+			}
+			v, err := h.n.Engine.Vault(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Policy.K != tt.k || v.Policy.M != tt.m {
+				t.Errorf("policy %d+%d, want %d+%d", v.Policy.K, v.Policy.M, tt.k, tt.m)
+			}
+			// The vault works under its policy.
+			h.put(name, "obj", []byte("payload"))
+		})
+	}
+}
+
+func TestCreateBucketObjectLock(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.lockedBucket("locked")
+	h.bucket("plain")
+	out, err := h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("locked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := out.ObjectLockConfiguration; c == nil || c.ObjectLockEnabled != types.ObjectLockEnabledEnabled || c.Rule != nil {
+		t.Errorf("lock configuration %+v, want Enabled without a rule", c)
+	}
+	_, err = h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("plain")})
+	wantAPIError(t, err, "ObjectLockConfigurationNotFoundError", http.StatusNotFound)
+	_, err = h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("absent")})
+	wantAPIError(t, err, "NoSuchBucket", http.StatusNotFound)
+}
+
+// Bucket sub-resources embassy does not keep answer as S3 does for a
+// bucket without them, or NotImplemented, never 500.
+func TestBucketSubresources(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("sub")
+	tests := []struct {
+		method, query string
+		status        int
+		code          string
+	}{
+		{"GET", "tagging", 404, "NoSuchTagSet"},
+		{"GET", "policy", 404, "NoSuchBucketPolicy"},
+		{"GET", "lifecycle", 404, "NoSuchLifecycleConfiguration"},
+		{"GET", "cors", 404, "NoSuchCORSConfiguration"},
+		{"GET", "website", 501, "NotImplemented"},
+		{"PUT", "policy", 501, "NotImplemented"},
+		{"PUT", "acl", 501, "NotImplemented"},
+		{"DELETE", "tagging", 501, "NotImplemented"},
+		{"POST", "", 405, "MethodNotAllowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.query, func(t *testing.T) {
+			path := "/sub"
+			if tt.query != "" {
+				path += "?" + tt.query
+			}
+			h.do(rawRequest{method: tt.method, path: path, as: &alice}).wantError(t, tt.code, tt.status)
+		})
+	}
+	for _, q := range []string{"encryption", "acl"} {
+		r := h.do(rawRequest{method: "GET", path: "/sub?" + q, as: &alice})
+		if r.status != 200 {
+			t.Errorf("GET ?%s: status %d\n%s", q, r.status, r.body)
+		}
+		h.do(rawRequest{method: "GET", path: "/nosuch?" + q, as: &alice}).wantError(t, "NoSuchBucket", 404)
+	}
+}
