@@ -30,147 +30,147 @@ const ConfigFile = "node.yaml"
 
 // Config is a node's configuration: one YAML file per node.
 type Config struct {
-	Node  NodeConfig  `yaml:"node"`
-	Index IndexConfig `yaml:"index,omitempty"`
-	Keys  KeysConfig  `yaml:"keys,omitempty"`
-	Log   LogConfig   `yaml:"log,omitempty"`
-	S3    S3Config    `yaml:"s3,omitempty"`
+	Node  NodeConfig  `yaml:"node" json:"node"`
+	Index IndexConfig `yaml:"index,omitempty" json:"index,omitempty"`
+	Keys  KeysConfig  `yaml:"keys,omitempty" json:"keys,omitempty"`
+	Log   LogConfig   `yaml:"log,omitempty" json:"log,omitempty"`
+	S3    S3Config    `yaml:"s3,omitempty" json:"s3,omitempty"`
 	// VaultDefaults is the policy of vaults created without one (S3
 	// CreateBucket without x-embassy-* headers).
-	VaultDefaults VaultDefaults `yaml:"vault_defaults,omitempty"`
+	VaultDefaults VaultDefaults `yaml:"vault_defaults,omitempty" json:"vault_defaults,omitempty"`
 	// Policies are national classification policies, in addition to
 	// NATO's, which is built in (see docs/labels.md).
-	Policies []label.Policy `yaml:"policies,omitempty"`
+	Policies []label.Policy `yaml:"policies,omitempty" json:"policies,omitempty"`
 	// Principals are the people and services that use the node: nation,
 	// clearances, categories and roles. S3 credentials name them.
-	Principals []access.Principal `yaml:"principals,omitempty"`
+	Principals []access.Principal `yaml:"principals,omitempty" json:"principals,omitempty"`
 	// Scrub configures the background scrub of a serving node.
-	Scrub ScrubConfig `yaml:"scrub,omitempty"`
+	Scrub ScrubConfig `yaml:"scrub,omitempty" json:"scrub,omitempty"`
 	// TwoPerson tunes the two-person rule for dangerous operations.
-	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty"`
-	Sites     []SiteConfig    `yaml:"sites,omitempty"`
-	Vaults    []VaultConfig   `yaml:"vaults,omitempty"`
+	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty" json:"two_person,omitempty"`
+	Sites     []SiteConfig    `yaml:"sites,omitempty" json:"sites,omitempty"`
+	Vaults    []VaultConfig   `yaml:"vaults,omitempty" json:"vaults,omitempty"`
 }
 
 // S3Config configures the S3 front end.
 type S3Config struct {
 	// Address to listen on (default 127.0.0.1:9000).
-	Address string `yaml:"address,omitempty"`
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
 	// Region reported and accepted in signatures (default us-east-1).
-	Region string `yaml:"region,omitempty"`
+	Region string `yaml:"region,omitempty" json:"region,omitempty"`
 	// Domain enables virtual-host-style requests (bucket.domain).
-	Domain string `yaml:"domain,omitempty"`
+	Domain string `yaml:"domain,omitempty" json:"domain,omitempty"`
 	// TLSCert and TLSKey enable TLS. A listener on a non-loopback address
 	// needs them unless AllowInsecure is set.
-	TLSCert       string `yaml:"tls_cert,omitempty"`
-	TLSKey        string `yaml:"tls_key,omitempty"`
-	AllowInsecure bool   `yaml:"allow_insecure,omitempty"`
+	TLSCert       string `yaml:"tls_cert,omitempty" json:"tls_cert,omitempty"`
+	TLSKey        string `yaml:"tls_key,omitempty" json:"tls_key,omitempty"`
+	AllowInsecure bool   `yaml:"allow_insecure,omitempty" json:"allow_insecure,omitempty"`
 	// Credentials map access keys to principals.
-	Credentials []CredentialConfig `yaml:"credentials,omitempty"`
+	Credentials []CredentialConfig `yaml:"credentials,omitempty" json:"credentials,omitempty"`
 }
 
 // CredentialConfig is one S3 access key. The file holding it must be
 // readable only by the node's operators.
 type CredentialConfig struct {
-	Principal string `yaml:"principal"`
-	AccessKey string `yaml:"access_key"`
-	SecretKey string `yaml:"secret_key"`
+	Principal string `yaml:"principal" json:"principal"`
+	AccessKey string `yaml:"access_key" json:"access_key"`
+	SecretKey string `yaml:"secret_key" json:"secret_key"`
 }
 
 // VaultDefaults is the default placement policy for new vaults.
 type VaultDefaults struct {
-	Erasure     string `yaml:"erasure,omitempty"`
-	Survive     string `yaml:"survive,omitempty"`
-	OutsideHome bool   `yaml:"outside_home,omitempty"`
+	Erasure     string `yaml:"erasure,omitempty" json:"erasure,omitempty"`
+	Survive     string `yaml:"survive,omitempty" json:"survive,omitempty"`
+	OutsideHome bool   `yaml:"outside_home,omitempty" json:"outside_home,omitempty"`
 }
 
 // NodeConfig identifies the node.
 type NodeConfig struct {
 	// ID is a random identifier chosen at init.
-	ID string `yaml:"id"`
+	ID string `yaml:"id" json:"id"`
 	// Nation owns the node and, by default, its vaults (ISO 3166-1 alpha-3).
-	Nation string `yaml:"nation"`
+	Nation string `yaml:"nation" json:"nation"`
 	// Dev marks a development node: its root key is a local file and
 	// principals not configured act as fully cleared nationals. Never set
 	// it on a node holding real data.
-	Dev bool `yaml:"dev,omitempty"`
+	Dev bool `yaml:"dev,omitempty" json:"dev,omitempty"`
 }
 
 // IndexConfig chooses the metadata index.
 type IndexConfig struct {
 	// Driver is "bolt" (embedded, the default).
-	Driver string `yaml:"driver,omitempty"`
+	Driver string `yaml:"driver,omitempty" json:"driver,omitempty"`
 	// Path is the bolt file, relative to the node directory (default index.db).
-	Path string `yaml:"path,omitempty"`
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 }
 
 // KeysConfig says where the root key comes from.
 type KeysConfig struct {
 	// RootKeyFile is a local root key file, relative to the node directory
 	// (default root.key). It holds the whole root key in one place.
-	RootKeyFile string `yaml:"root_key_file,omitempty"`
+	RootKeyFile string `yaml:"root_key_file,omitempty" json:"root_key_file,omitempty"`
 }
 
 // LogConfig sets logging.
 type LogConfig struct {
 	// Level is debug, info (default), warn or error.
-	Level string `yaml:"level,omitempty"`
+	Level string `yaml:"level,omitempty" json:"level,omitempty"`
 	// Format is text (default) or json.
-	Format string `yaml:"format,omitempty"`
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
 }
 
 // SiteConfig is one site: its attributes and its driver settings.
 type SiteConfig struct {
 	site.Descriptor `yaml:",inline"`
 	// Driver is "dir" (a local directory).
-	Driver string `yaml:"driver"`
+	Driver string `yaml:"driver" json:"driver"`
 	// Path is the dir driver's directory (absolute, or relative to the
 	// node directory).
-	Path string `yaml:"path,omitempty"`
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// S3 configures the s3 driver: a bucket (and prefix) at any
 	// S3-compatible provider, another embassy node included.
-	S3 *s3site.Config `yaml:"s3,omitempty"`
+	S3 *s3site.Config `yaml:"s3,omitempty" json:"s3,omitempty"`
 	// Draining marks a site being emptied ('embassy site drain'): new
 	// writes avoid it and scrub moves its shards to other sites.
-	Draining bool `yaml:"draining,omitempty"`
+	Draining bool `yaml:"draining,omitempty" json:"draining,omitempty"`
 }
 
 // VaultConfig is one vault and its placement policy.
 type VaultConfig struct {
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// Owner is the owning nation; default the node's nation.
-	Owner string `yaml:"owner,omitempty"`
+	Owner string `yaml:"owner,omitempty" json:"owner,omitempty"`
 	// Erasure is "k+m", e.g. "4+2".
-	Erasure string `yaml:"erasure"`
+	Erasure string `yaml:"erasure" json:"erasure"`
 	// Survive names the losses every object survives, e.g.
 	// "jurisdictions=1,providers=1". Default: sites=M.
-	Survive string `yaml:"survive,omitempty"`
+	Survive string `yaml:"survive,omitempty" json:"survive,omitempty"`
 	// OutsideHome: the data survives the loss of the owner's whole
 	// jurisdiction (at least k shards sit abroad).
-	OutsideHome bool `yaml:"outside_home,omitempty"`
+	OutsideHome bool `yaml:"outside_home,omitempty" json:"outside_home,omitempty"`
 	// Jurisdictions, if set, are the only places shards may sit.
-	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow"`
+	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow" json:"jurisdictions,omitempty,flow"`
 	// StripeSize is the plaintext stripe size, e.g. "1MiB" (default).
-	StripeSize string `yaml:"stripe_size,omitempty"`
+	StripeSize string `yaml:"stripe_size,omitempty" json:"stripe_size,omitempty"`
 	// DefaultLabel is the label (text form, e.g. "NATO RESTRICTED//REL TO
 	// EST, LUX") of objects put without one.
-	DefaultLabel string `yaml:"default_label,omitempty"`
+	DefaultLabel string `yaml:"default_label,omitempty" json:"default_label,omitempty"`
 	// KeyGen is the current generation of the vault's key (rotation
 	// increments it).
-	KeyGen int `yaml:"key_gen,omitempty"`
+	KeyGen int `yaml:"key_gen,omitempty" json:"key_gen,omitempty"`
 	// Created is when the vault was created.
-	Created time.Time `yaml:"created,omitempty"`
+	Created time.Time `yaml:"created,omitempty" json:"created,omitempty"`
 	// ObjectLock enables S3 object lock, with an optional default
 	// retention for new versions.
-	ObjectLock *ObjectLockConfig `yaml:"object_lock,omitempty"`
+	ObjectLock *ObjectLockConfig `yaml:"object_lock,omitempty" json:"object_lock,omitempty"`
 }
 
 // ObjectLockConfig is a vault's object lock setting.
 type ObjectLockConfig struct {
 	// Mode of default retention: GOVERNANCE or COMPLIANCE; empty for none.
-	Mode  string `yaml:"mode,omitempty"`
-	Days  int    `yaml:"days,omitempty"`
-	Years int    `yaml:"years,omitempty"`
+	Mode  string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Days  int    `yaml:"days,omitempty" json:"days,omitempty"`
+	Years int    `yaml:"years,omitempty" json:"years,omitempty"`
 }
 
 // Policy returns the vault's placement policy.
@@ -408,9 +408,9 @@ func cmpOr(s, d string) string {
 // ScrubConfig configures the background scrub.
 type ScrubConfig struct {
 	// Interval between scrubs of everything (default 24h; "0s" disables).
-	Interval *durationYAML `yaml:"interval,omitempty"`
+	Interval *durationYAML `yaml:"interval,omitempty" json:"interval,omitempty"`
 	// Rate limits the bytes read per second, e.g. "50MiB" (default 50MiB).
-	Rate string `yaml:"rate,omitempty"`
+	Rate string `yaml:"rate,omitempty" json:"rate,omitempty"`
 	// ReportOnly finds damage without repairing it.
-	ReportOnly bool `yaml:"report_only,omitempty"`
+	ReportOnly bool `yaml:"report_only,omitempty" json:"report_only,omitempty"`
 }

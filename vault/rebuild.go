@@ -15,14 +15,14 @@ import (
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
-	Sites        int      // sites listed
-	SiteErrors   []string // sites that could not be listed, with the error
-	Manifests    int      // manifest copies found
-	Versions     int      // versions indexed
-	Markers      int      // of which delete markers
-	Corrupt      int      // manifest copies that failed verification
-	Unreadable   []string // versions left out: fewer than k shards of some part
-	UnknownVault int      // versions indexed for vaults not configured
+	Sites        int      `json:"sites"`                   // sites listed
+	SiteErrors   []string `json:"site_errors,omitempty"`   // sites that could not be listed, with the error
+	Manifests    int      `json:"manifests"`               // manifest copies found
+	Versions     int      `json:"versions"`                // versions indexed
+	Markers      int      `json:"delete_markers"`          // of which delete markers
+	Corrupt      int      `json:"corrupt"`                 // manifest copies that failed verification
+	Unreadable   []string `json:"unreadable,omitempty"`    // versions left out: fewer than k shards of some part
+	UnknownVault int      `json:"unknown_vault,omitempty"` // versions indexed for vaults not configured
 }
 
 // rebuildMarker is implemented by indexes that can flag a rebuild in
