@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -151,12 +152,18 @@ func startServer(t *testing.T) *server {
 		}
 	})
 
+	// Ready when the port accepts connections and the server has said it
+	// serves there (so that another process that took the port meanwhile
+	// is not mistaken for it).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return s
+			if s.announced() {
+				return s
+			}
+			err = errors.New("the port accepts connections but the server has not announced it")
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("embassy serve did not accept connections on %s within 30s: %v", s.addr, err)
@@ -168,6 +175,13 @@ func startServer(t *testing.T) *server {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// announced reports whether the server has printed that it serves S3 at
+// its address.
+func (s *server) announced() bool {
+	b, err := os.ReadFile(s.logPath)
+	return err == nil && bytes.Contains(b, []byte("serving S3 at "+s.endpoint+"\n"))
 }
 
 // logTail returns the last n lines of the server's log, with the secret
@@ -191,10 +205,17 @@ func need(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		missing(t, name)
+		what := name
+		if pkg, ok := debianPackage[name]; ok && pkg != name {
+			what = pkg + " (" + name + ")"
+		}
+		missing(t, what)
 	}
 	return p
 }
+
+// debianPackage names the Debian package of each client program.
+var debianPackage = map[string]string{"aws": "awscli", "rclone": "rclone", "restic": "restic"}
 
 // missing fails (under CI) or skips the test because a client is not
 // installed.

@@ -10,10 +10,10 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// rcloneCLI returns rclone set up, through the environment alone, with a
-// remote "emb:" for s; it reads no configuration of the user's.
-func rcloneCLI(t *testing.T, s *server) *client {
-	bin := need(t, "rclone")
+// rcloneCLI returns rclone (bin) set up, through the environment alone,
+// with a remote "emb:" for s.
+func rcloneCLI(t *testing.T, bin string, s *server) *client {
+	t.Helper()
 	env := append(cleanEnv(),
 		"RCLONE_CONFIG_EMB_TYPE=s3",
 		"RCLONE_CONFIG_EMB_PROVIDER=Other",
@@ -49,8 +49,10 @@ func prefixTree(prefix string, files []treeFile) []treeFile {
 
 func TestRclone(t *testing.T) {
 	t.Parallel()
+	bin := need(t, "rclone")
 	s := startServer(t)
-	c := rcloneCLI(t, s)
+	c := rcloneCLI(t, bin, s)
+	// An empty configuration file: the user's is not read.
 	conf := filepath.Join(t.TempDir(), "rclone.conf")
 	if err := os.WriteFile(conf, nil, 0o600); err != nil {
 		t.Fatal(err)
