@@ -120,6 +120,31 @@ func TestAWSCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("server-side copy in parts", func(t *testing.T) {
+		// Over the 8 MiB threshold the CLI copies with UploadPartCopy
+		// and x-amz-copy-source-range.
+		aws("s3", "cp", "--only-show-errors", "s3://"+bucket+"/big/big.bin", "s3://"+bucket+"/copies/big.bin")
+		down := filepath.Join(t.TempDir(), "copy.bin")
+		aws("s3", "cp", "--only-show-errors", "s3://"+bucket+"/copies/big.bin", down)
+		if got, want := sha256File(t, down), sha256File(t, big); got != want {
+			t.Fatalf("server-side copy of big.bin has sha256 %s, original %s", got, want)
+		}
+	})
+
+	t.Run("stream from stdin", func(t *testing.T) {
+		// Of unknown size: the CLI reads it in parts as it comes.
+		const n = 20<<20 + 7
+		c.stdin = pseudoRandom(7, n)
+		aws("s3", "cp", "--only-show-errors", "-", "s3://"+bucket+"/stdin.bin")
+		down := filepath.Join(t.TempDir(), "stdin.bin")
+		aws("s3", "cp", "--only-show-errors", "s3://"+bucket+"/stdin.bin", down)
+		want := filepath.Join(t.TempDir(), "want.bin")
+		writeFile(t, want, 7, n)
+		if got, want := sha256File(t, down), sha256File(t, want); got != want {
+			t.Fatalf("object streamed from stdin has sha256 %s, want %s", got, want)
+		}
+	})
+
 	src := filepath.Join(t.TempDir(), "tree")
 	files := nestedTree(50)
 	makeTree(t, src, files)

@@ -249,6 +249,9 @@ type client struct {
 	bin string
 	env []string
 	dir string // working directory; empty for the current one
+	// stdin, if set, is the standard input of the next run; it is
+	// consumed by it.
+	stdin io.Reader
 }
 
 // run runs the client and returns its standard output; it fails the test,
@@ -269,6 +272,7 @@ func (c *client) try(args ...string) (stdout, stderr string, err error) {
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = c.env
 	cmd.Dir = c.dir
+	cmd.Stdin, c.stdin = c.stdin, nil
 	var o, e bytes.Buffer
 	cmd.Stdout = &o
 	cmd.Stderr = &e

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,6 +102,31 @@ func TestRclone(t *testing.T) {
 		}
 		rclone("sync", remote, dst)
 		sameTree(t, src, dst)
+	})
+
+	t.Run("server-side copy and ranged reads", func(t *testing.T) {
+		big := filepath.Join(src, filepath.FromSlash(rcloneTree[0].path))
+		rclone("copyto", remote+"/big/archive.bin", "emb:"+bucket+"/copies/archive.bin")
+		if _, stderr := rclone("check", "--one-way", big, "emb:"+bucket+"/copies/"); !strings.Contains(stderr, ": 1 matching files") {
+			t.Fatalf("rclone check of the server-side copy does not report it matching:\n%s", stderr)
+		}
+		want, err := os.ReadFile(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct {
+			name          string
+			offset, count int
+		}{
+			{"head", 0, 100},
+			{"across parts", 5<<20 - 50, 100},
+			{"tail", len(want) - 10, 10},
+		} {
+			out, _ := rclone("cat", "--offset", strconv.Itoa(r.offset), "--count", strconv.Itoa(r.count), remote+"/big/archive.bin")
+			if out != string(want[r.offset:r.offset+r.count]) {
+				t.Errorf("rclone cat %s (offset %d, count %d): got %d bytes that differ from the file", r.name, r.offset, r.count, len(out))
+			}
+		}
 	})
 
 	t.Run("delete, change and add, then sync again", func(t *testing.T) {
