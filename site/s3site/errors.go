@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"syscall"
 
 	"github.com/minio/minio-go/v7"
@@ -79,80 +80,101 @@ func isNetwork(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
-// exactReader yields exactly want bytes of r and fails if r yields another
-// count. It checks for surplus bytes before it hands over the last ones,
-// so that a provider never receives a complete body from a reader that
-// would have yielded more: the request is cut short and stores nothing.
-// err records the first error it returned.
-type exactReader struct {
+// errPutReturned is what an uploader still reading a put's body after Put
+// has returned gets (net/http may go on reading a request body after the
+// response; golang.org/issue/7569).
+var errPutReturned = errors.New("s3 site: put already returned")
+
+// putBody is a put's body as minio-go reads it. With want >= 0 it yields
+// exactly want bytes of r and fails if r yields another count: it checks
+// for surplus bytes before it hands over the last ones, so a provider
+// never receives a complete body from a reader that would have yielded
+// more; the request is cut short and stores nothing. It records the first
+// error it returned, and once Put has returned (finish) it no longer
+// touches r.
+type putBody struct {
 	r    io.Reader
-	want int64
-	n    int64
+	want int64 // -1: unknown
+	n    int64 // yielded so far; touched by one reader at a time
+
+	mu   sync.Mutex
 	err  error
+	done bool
 }
 
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
+func (b *putBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	err, done := b.err, b.done
+	b.mu.Unlock()
+	if done {
+		return 0, errPutReturned
 	}
-	left := e.want - e.n
+	if err != nil {
+		return 0, err
+	}
+	n, err := b.read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *putBody) read(p []byte) (int, error) {
+	if b.want < 0 {
+		return b.r.Read(p)
+	}
+	left := b.want - b.n
 	if left == 0 {
 		return 0, io.EOF
 	}
 	if int64(len(p)) > left {
 		p = p[:left]
 	}
-	n, err := e.r.Read(p)
-	e.n += int64(n)
+	n, err := b.r.Read(p)
+	b.n += int64(n)
 	switch {
 	case err != nil && err != io.EOF:
-		e.err = err
 		return 0, err
-	case e.n == e.want:
+	case b.n == b.want:
 		if err == nil {
-			if err := e.atEnd(); err != nil {
+			if err := b.atEnd(); err != nil {
 				return 0, err
 			}
 		}
 		return n, io.EOF
 	case err == io.EOF:
-		e.err = fmt.Errorf("reader yielded %d bytes, %d declared", e.n, e.want)
-		return 0, e.err
+		return 0, fmt.Errorf("reader yielded %d bytes, %d declared", b.n, b.want)
 	}
 	return n, nil
 }
 
 // atEnd checks that r has no bytes left.
-func (e *exactReader) atEnd() error {
-	var b [1]byte
+func (b *putBody) atEnd() error {
+	var one [1]byte
 	for range 100 {
-		n, err := e.r.Read(b[:])
+		n, err := b.r.Read(one[:])
 		if n > 0 {
-			e.err = fmt.Errorf("reader yielded more than the %d bytes declared", e.want)
-			return e.err
+			return fmt.Errorf("reader yielded more than the %d bytes declared", b.want)
 		}
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			e.err = err
 			return err
 		}
 	}
-	e.err = io.ErrNoProgress
-	return e.err
+	return io.ErrNoProgress
 }
 
-// recordingReader records the first error r returned other than io.EOF.
-type recordingReader struct {
-	r   io.Reader
-	err error
-}
-
-func (r *recordingReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF && r.err == nil {
-		r.err = err
-	}
-	return n, err
+// finish marks the put as returned and returns the first error the body
+// returned, if any.
+func (b *putBody) finish() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	return b.err
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/embassy-dev/embassy/site"
 )
 
-func TestExactReader(t *testing.T) {
+func TestPutBody(t *testing.T) {
 	boom := errors.New("boom")
 	cases := []struct {
 		name    string
@@ -31,10 +31,12 @@ func TestExactReader(t *testing.T) {
 		{"error mid-way", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom)), 6, "boom", 3},
 		{"error right after the last byte", io.MultiReader(strings.NewReader("abcdef"), iotest.ErrReader(boom)), 6, "boom", 5},
 		{"timeout then data", iotest.TimeoutReader(strings.NewReader("abcdef")), 6, "timeout", 6},
+		{"unknown size", strings.NewReader("abcdefg"), -1, "", 7},
+		{"unknown size, error", io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom)), -1, "boom", 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &exactReader{r: tc.r, want: tc.want}
+			e := &putBody{r: tc.r, want: tc.want}
 			var out bytes.Buffer
 			buf := make([]byte, 4)
 			var err error
@@ -50,25 +52,28 @@ func TestExactReader(t *testing.T) {
 				t.Errorf("consumer saw %d bytes, at most %d allowed", out.Len(), tc.maxOut)
 			}
 			if tc.wantErr == "" {
-				if err != io.EOF || e.err != nil {
-					t.Fatalf("err = %v (recorded %v), want io.EOF", err, e.err)
+				if err != io.EOF || e.finish() != nil {
+					t.Fatalf("err = %v (recorded %v), want io.EOF", err, e.finish())
 				}
 				return
 			}
 			if err == nil || err == io.EOF || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
 			}
-			if e.err != err {
-				t.Errorf("recorded %v, returned %v", e.err, err)
-			}
 			if _, again := e.Read(buf); again != err {
 				t.Errorf("second read returned %v, want the same error", again)
+			}
+			if rec := e.finish(); rec != err {
+				t.Errorf("recorded %v, returned %v", rec, err)
+			}
+			if _, after := e.Read(buf); after != errPutReturned {
+				t.Errorf("read after finish returned %v, want errPutReturned", after)
 			}
 		})
 	}
 }
 
-func TestExactReaderEmpty(t *testing.T) {
+func TestPutBodyEmpty(t *testing.T) {
 	cases := []struct {
 		name string
 		r    io.Reader
@@ -80,7 +85,7 @@ func TestExactReaderEmpty(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &exactReader{r: tc.r, want: 0}
+			e := &putBody{r: tc.r, want: 0}
 			if err := e.atEnd(); (err == nil) != tc.ok {
 				t.Fatalf("atEnd = %v, want ok=%v", err, tc.ok)
 			}

@@ -9,8 +9,13 @@
 // never completes: the single PUT is cut short before its last byte, or the
 // multipart upload is aborted, so the provider stores nothing.
 //
-// Memory is bounded: a put of known size streams; one of unknown size
-// buffers one part of [PartSize] at a time.
+// Memory is bounded: a put of known size up to [PartSize] streams; a
+// larger one, or one of unknown size, buffers one part at a time; with
+// object lock every put buffers up to one part to compute its Content-MD5,
+// which S3 requires with a retention. Note that net/http may still be
+// reading a put's body when the provider has already answered: Put stops
+// passing reads to the caller's reader once it returns, but one read may
+// be in flight at that moment.
 //
 // Errors: a missing blob wraps site.ErrNotFound. A provider that cannot be
 // reached, answers with a server error, refuses the credential, or has
@@ -180,34 +185,23 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) er
 		// retention. minio-go buffers at most one part to compute it.
 		opts.SendContentMd5 = true
 	}
-	var body io.Reader
-	var er *exactReader
-	var rr *recordingReader
-	if size >= 0 {
-		er = &exactReader{r: r, want: size}
-		if size == 0 {
-			// minio-go never reads an empty body: check it here.
-			if err := er.atEnd(); err != nil {
-				return fmt.Errorf("s3 site %s: put %s: %w", s.where, name, err)
-			}
+	body := &putBody{r: r, want: size}
+	if size == 0 {
+		// minio-go never reads an empty body: check it here.
+		if err := body.atEnd(); err != nil {
+			return fmt.Errorf("s3 site %s: put %s: %w", s.where, name, err)
 		}
-		body = er
-	} else {
-		rr = &recordingReader{r: r}
-		body = rr
 	}
 	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, body, size, opts)
-	if err != nil {
+	if berr := body.finish(); berr != nil {
 		// The reader's own failure is the cause, whatever minio-go or
-		// net/http made of it.
-		if er != nil && er.err != nil {
-			err = er.err
-		} else if rr != nil && rr.err != nil {
-			err = rr.err
-		} else {
-			return s.fail(ctx, "put "+name, err)
-		}
-		return fmt.Errorf("s3 site %s: put %s: %w", s.where, name, err)
+		// net/http made of it. (Were err nil, the provider would have
+		// completed a put whose body failed: report it failed all the
+		// same.)
+		return fmt.Errorf("s3 site %s: put %s: %w", s.where, name, berr)
+	}
+	if err != nil {
+		return s.fail(ctx, "put "+name, err)
 	}
 	return nil
 }
