@@ -67,7 +67,25 @@ type Keyring struct {
 
 	mu   sync.Mutex
 	keks map[string]seal.KEK
+
+	// prev is the root being rotated away from: what it sealed, signed
+	// or wrapped still opens until every manifest is rewritten.
+	prev *Keyring
 }
+
+// WithPrevious returns a keyring that seals, signs and wraps with k and
+// also opens, verifies and unwraps what prev did: the state of a root key
+// rotation in progress.
+func (k *Keyring) WithPrevious(prev *Keyring) *Keyring {
+	c := &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, keks: map[string]seal.KEK{}, prev: prev}
+	return c
+}
+
+// Previous returns the root being rotated away from, or nil.
+func (k *Keyring) Previous() *Keyring { return k.prev }
+
+// ManifestKeyID identifies the key that seals new manifests.
+func (k *Keyring) ManifestKeyID() [8]byte { return k.keyID }
 
 // NewKeyring derives the node's working keys from root.
 func NewKeyring(root RootKey) (*Keyring, error) {
@@ -146,7 +164,11 @@ func (k *Keyring) UnwrapDataKey(vault string, gen int, wrapped, aad []byte) (sea
 	if err != nil {
 		return seal.DataKey{}, err
 	}
-	return kek.Unwrap(wrapped, append([]byte(vault+"\x00"), aad...))
+	dk, err := kek.Unwrap(wrapped, append([]byte(vault+"\x00"), aad...))
+	if err != nil && k.prev != nil {
+		return k.prev.UnwrapDataKey(vault, gen, wrapped, aad)
+	}
+	return dk, err
 }
 
 // SealManifest implements manifest.Keys.
@@ -161,6 +183,9 @@ func (k *Keyring) SealManifest(aad, plaintext []byte) ([8]byte, []byte, error) {
 // OpenManifest implements manifest.Keys.
 func (k *Keyring) OpenManifest(keyID [8]byte, aad, sealed []byte) ([]byte, error) {
 	if keyID != k.keyID {
+		if k.prev != nil && keyID == k.prev.keyID {
+			return k.prev.OpenManifest(keyID, aad, sealed)
+		}
 		return nil, fmt.Errorf("sealed with another node's key (key id %x, ours %x)", keyID, k.keyID)
 	}
 	if len(sealed) < 12+k.manifest.Overhead() {
@@ -179,6 +204,9 @@ func (k *Keyring) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv,
 // Verify implements manifest.Keys.
 func (k *Keyring) Verify(msg, sig []byte) error {
 	if !ed25519.Verify(k.pub, msg, sig) {
+		if k.prev != nil && k.prev.Verify(msg, sig) == nil {
+			return nil
+		}
 		return errors.New("signature is not the node's")
 	}
 	return nil
@@ -201,6 +229,9 @@ func (b BindingKeys) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(b.k.
 // Verify checks a signature by the key named keyID, which must be this
 // node's.
 func (b BindingKeys) Verify(keyID string, msg, sig []byte) error {
+	if keyID != b.KeyID() && b.k.prev != nil {
+		return b.k.prev.BindingKeys().Verify(keyID, msg, sig)
+	}
 	if keyID != b.KeyID() {
 		return fmt.Errorf("signed by %s, not this node's key %s", keyID, b.KeyID())
 	}
@@ -208,4 +239,43 @@ func (b BindingKeys) Verify(keyID string, msg, sig []byte) error {
 		return errors.New("signature is not the node's")
 	}
 	return nil
+}
+
+// SealRoot seals another root key (the one being rotated away from) under
+// k, so that a rotation interrupted by a crash can find it again with only
+// the new root.
+func (k *Keyring) SealRoot(other *Keyring) ([]byte, error) {
+	if other == nil || !other.root.Valid() {
+		return nil, errors.New("custody: no root to seal")
+	}
+	_, sealed, err := k.SealManifest([]byte("EMBROOT1"), other.root.k[:])
+	return sealed, err
+}
+
+// OpenRoot reverses SealRoot and returns a keyring of the sealed root.
+func (k *Keyring) OpenRoot(sealed []byte) (*Keyring, error) {
+	b, err := k.OpenManifest(k.keyID, []byte("EMBROOT1"), sealed)
+	if err != nil {
+		return nil, fmt.Errorf("custody: open sealed root: %w", err)
+	}
+	if len(b) != 32 {
+		return nil, errors.New("custody: sealed root has the wrong size")
+	}
+	var r [32]byte
+	copy(r[:], b)
+	clear(b)
+	return NewKeyring(RootKey{k: &r})
+}
+
+// Root returns the keyring's root key, for splitting among custodians or
+// writing a local key file; it stays an opaque value.
+func (k *Keyring) Root() RootKey { return k.root }
+
+// RootlessCopy returns k without the previous root it carried during a
+// rotation.
+func RootlessCopy(k *Keyring) *Keyring {
+	if k.prev == nil {
+		return k
+	}
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, keks: map[string]seal.KEK{}}
 }

@@ -320,6 +320,12 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.removeSite(p["site"])
 	case "principal.add":
 		return n.addPrincipal(p["principal"])
+	case "root.rotate":
+		dir, st, err := n.rotateRoot(ctx)
+		if err == nil {
+			r.Result = fmt.Sprintf("%d versions rewritten; new share files in %s", st.Rewrapped, dir)
+		}
+		return err
 	case "custody.resplit":
 		dir, err := n.resplit(p["custodians"], p["threshold"])
 		if err == nil {

@@ -38,6 +38,9 @@ type descriptor struct {
 	Written time.Time `json:"written"`
 	Config  []byte    `json:"config"`            // node.yaml
 	Custody []byte    `json:"custody,omitempty"` // custody.json
+	// Rotation is rotation.json while a root key rotation is in progress:
+	// the old root, sealed under the current one.
+	Rotation []byte `json:"rotation,omitempty"`
 }
 
 const descriptorAAD = "EMBD\x01"
@@ -105,6 +108,9 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	d := descriptor{Format: 1, NodeID: n.Config.Node.ID, Written: time.Now().UTC(), Config: cfg}
 	if b, err := os.ReadFile(filepath.Join(n.Dir, CustodyFile)); err == nil {
 		d.Custody = b
+	}
+	if b, err := os.ReadFile(filepath.Join(n.Dir, RotationFile)); err == nil {
+		d.Rotation = b
 	}
 	blob, err := sealDescriptor(n.Keys, d)
 	if err != nil {
@@ -200,6 +206,11 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, vault.RebuildStats, 
 		// A node with a local root key: keep it local here too.
 		c.Keys.RootKeyFile = orDefault(c.Keys.RootKeyFile, "root.key")
 		if err := custody.WriteKeyFile(filepath.Join(o.Dir, c.Keys.RootKeyFile), root); err != nil {
+			return nil, st, err
+		}
+	}
+	if len(d.Rotation) > 0 {
+		if err := writeFileAtomic(filepath.Join(o.Dir, RotationFile), d.Rotation); err != nil {
 			return nil, st, err
 		}
 	}

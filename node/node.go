@@ -189,6 +189,9 @@ func (n *Node) start(root custody.RootKey) error {
 		return err
 	}
 	n.Keys = keys
+	if err := n.loadRotation(); err != nil {
+		return err
+	}
 	ipath := n.path(orDefault(n.Config.Index.Path, "index.db"))
 	n.Index, err = boltindex.Open(ipath)
 	if errors.Is(err, boltindex.ErrFormat) {

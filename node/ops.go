@@ -272,7 +272,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(n.Dir, "shares-"+time.Now().UTC().Format("20060102T150405Z"))
+	dir := filepath.Join(n.Dir, "shares-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}

@@ -375,3 +375,81 @@ func TestResplitReplacesShares(t *testing.T) {
 	cn.n = n2
 	cn.unseal(t, "dave", "bob")
 }
+
+// TestRootKeyRotation: two custodians approve; the new root's shares
+// unseal, the old ones do not; everything reads; and a rotation interrupted
+// after the switch resumes after a restart.
+func TestRootKeyRotation(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	want := fill(t, n)
+	oldKeyID := n.Keys.ManifestKeyID()
+	ctx := n.As(context.Background(), "admin")
+	id := pendingID(t, func() error { _, _, err := n.RotateRootKey(ctx); return err }())
+	cn.decide(t, id, "alice", true)
+	if n.Keys.ManifestKeyID() != oldKeyID {
+		t.Fatal("root rotated with one approval")
+	}
+	r, err := cn.decide(t, id, "bob", true)
+	if err != nil || r.Status != StatusExecuted {
+		t.Fatalf("rotation: %+v, %v", r, err)
+	}
+	if n.Keys.ManifestKeyID() == oldKeyID || n.RotationInProgress() {
+		t.Fatal("root not rotated, or rotation left unfinished")
+	}
+	checkObjects(t, n, want)
+	dir := r.Result[strings.Index(r.Result, "in ")+3:]
+	oldCarol := cn.share(t, "carol")
+	for _, name := range []string{"alice", "bob", "carol"} {
+		b, err := os.ReadFile(filepath.Join(dir, name+".share"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.shares[name] = b
+	}
+	// Interrupt a second rotation right after the switch.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := n.rotateRoot(cctx); err == nil {
+		t.Fatal("a cancelled rotation reported success")
+	}
+	if !n.RotationInProgress() {
+		t.Fatal("no rotation in progress after an interrupted one")
+	}
+	shares2 := ""
+	entries, _ := os.ReadDir(cn.dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "shares-") && filepath.Join(cn.dir, e.Name()) != dir {
+			shares2 = filepath.Join(cn.dir, e.Name())
+		}
+	}
+	for _, name := range []string{"alice", "bob", "carol"} {
+		b, _ := os.ReadFile(filepath.Join(shares2, name+".share"))
+		cn.shares[name] = b
+	}
+	n.Close()
+	n2 := cn.open(t)
+	if _, err := n2.Unseal(oldCarol); !errors.Is(err, shamir.ErrForeignShare) {
+		t.Fatalf("a share from before the rotations: %v", err)
+	}
+	cn.n = n2
+	cn.unseal(t, "carol", "alice")
+	if !n2.RotationInProgress() {
+		t.Fatal("restart lost the rotation in progress")
+	}
+	checkObjects(t, n2, want) // readable mid-rotation, old and new keys alike
+	st, err := n2.ResumeRootRotation(context.Background())
+	if err != nil || st.Rewrapped == 0 {
+		t.Fatalf("resume: %+v, %v", st, err)
+	}
+	if n2.RotationInProgress() {
+		t.Fatal("rotation still in progress after resuming")
+	}
+	checkObjects(t, n2, want)
+	// A rebuild from the sites alone needs only the newest root.
+	n2.Index.Reset(context.Background())
+	if _, err := n2.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkObjects(t, n2, want)
+}

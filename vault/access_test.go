@@ -225,14 +225,14 @@ func TestTamperedLabelBindingFailsRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := manifest.Open(v.Envelope, ln.e.keys)
+			m, err := manifest.Open(v.Envelope, ln.e.k())
 			if err != nil {
 				t.Fatal(err)
 			}
 			tc.f(m)
 			// An attacker able to make the node sign a manifest (the
 			// strongest case) still cannot forge the binding.
-			env, err := manifest.Seal(m, ln.e.keys)
+			env, err := manifest.Seal(m, ln.e.k())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -65,7 +65,7 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		}
 		copies := distinct(sites)
 		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies}
-		env, err := manifest.Seal(m, e.keys)
+		env, err := manifest.Seal(m, e.k())
 		if err != nil {
 			return DeleteResult{}, err
 		}

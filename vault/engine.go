@@ -45,6 +45,9 @@ import (
 // Keys is what the engine needs from key custody.
 type Keys interface {
 	manifest.Keys
+	// ManifestKeyID identifies the key sealing new manifests: a manifest
+	// sealed under another (an older root) is rewritten by a root rotation.
+	ManifestKeyID() [8]byte
 	WrapDataKey(vault string, gen int, dk seal.DataKey, aad []byte) ([]byte, error)
 	UnwrapDataKey(vault string, gen int, wrapped, aad []byte) (seal.DataKey, error)
 }
@@ -99,6 +102,7 @@ type Config struct {
 // Engine is the object engine. It is safe for concurrent use.
 type Engine struct {
 	node   string
+	keysMu sync.RWMutex
 	keys   Keys
 	index  index.Index
 	log    *slog.Logger
@@ -390,3 +394,25 @@ func manifestSites(m *manifest.Manifest) []string {
 
 // ctxErr returns ctx's error if it is done.
 func ctxErr(ctx context.Context) error { return context.Cause(ctx) }
+
+// k returns the keys in force.
+func (e *Engine) k() Keys {
+	e.keysMu.RLock()
+	defer e.keysMu.RUnlock()
+	return e.keys
+}
+
+// SetKeys switches the engine to other keys (a root key rotation): new
+// writes are sealed, signed and wrapped with them at once, and label
+// bindings signed and checked with signer and verifier.
+func (e *Engine) SetKeys(k Keys, signer label.Signer, verifier label.Verifier) {
+	e.keysMu.Lock()
+	e.keys, e.signer, e.verifier = k, signer, verifier
+	e.keysMu.Unlock()
+}
+
+func (e *Engine) bindingKeys() (label.Signer, label.Verifier) {
+	e.keysMu.RLock()
+	defer e.keysMu.RUnlock()
+	return e.signer, e.verifier
+}

@@ -77,7 +77,7 @@ func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := manifest.Open(v.Envelope, e.keys)
+	m, err := manifest.Open(v.Envelope, e.k())
 	if err != nil {
 		e.Events.ManifestErrors.Add(1)
 		e.log.ErrorContext(ctx, "indexed manifest failed verification", "vault", vault, "version", v.ID, "err", err)
@@ -347,7 +347,7 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 	if err != nil {
 		return nil, err
 	}
-	dk, err := e.keys.UnwrapDataKey(r.m.Vault, partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
+	dk, err := e.k().UnwrapDataKey(r.m.Vault, partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s part %d: %w", r.m.Vault, r.m.Key, part.Number, err)
 	}

@@ -166,7 +166,8 @@ func objectURI(vault, key string, id manifest.ID) string {
 // bindLabel signs a binding of m's label to m's content (its BLAKE3 digest,
 // or each part's for multipart objects) and stores it in m.
 func (e *Engine) bindLabel(m *manifest.Manifest, l *label.Label) error {
-	if l == nil || e.signer == nil {
+	signer, _ := e.bindingKeys()
+	if l == nil || signer == nil {
 		return nil
 	}
 	b := label.Binding{Label: *l}
@@ -178,7 +179,7 @@ func (e *Engine) bindLabel(m *manifest.Manifest, l *label.Label) error {
 			b.Data = append(b.Data, label.DataRef{URI: fmt.Sprintf("%s&partNumber=%d", uri, p.Number), ContentType: m.ContentType, DigestAlg: label.DigestBLAKE3, Digest: p.Digest})
 		}
 	}
-	if err := b.Sign(e.signer); err != nil {
+	if err := b.Sign(signer); err != nil {
 		return fmt.Errorf("sign label binding: %w", err)
 	}
 	j, err := b.MarshalJSON()
@@ -192,7 +193,8 @@ func (e *Engine) bindLabel(m *manifest.Manifest, l *label.Label) error {
 // verifyBinding checks that m's label binding is signed by the node and
 // binds m's label to m's content.
 func (e *Engine) verifyBinding(m *manifest.Manifest) error {
-	if m.DeleteMarker || m.Label == "" || e.verifier == nil {
+	_, verifier := e.bindingKeys()
+	if m.DeleteMarker || m.Label == "" || verifier == nil {
 		return nil
 	}
 	fail := func(format string, args ...any) error {
@@ -210,7 +212,7 @@ func (e *Engine) verifyBinding(m *manifest.Manifest) error {
 	if err != nil {
 		return fail("%v", err)
 	}
-	if err := b.Verify(e.verifier); err != nil {
+	if err := b.Verify(verifier); err != nil {
 		return fail("%v", err)
 	}
 	if n := e.bindingN.Add(1); n > 10000 {

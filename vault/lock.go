@@ -93,7 +93,7 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 		m.Lock = &next
 	}
 	m.Revision++
-	env, err := manifest.Seal(m, e.keys)
+	env, err := manifest.Seal(m, e.k())
 	if err != nil {
 		return ObjectInfo{}, err
 	}

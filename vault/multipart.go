@@ -318,7 +318,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 			return ObjectInfo{}, err
 		}
 	}
-	env, err := manifest.Seal(m, e.keys)
+	env, err := manifest.Seal(m, e.k())
 	if err != nil {
 		return ObjectInfo{}, err
 	}

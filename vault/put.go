@@ -205,7 +205,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		for i, sh := range shards {
 			erasure.Sum(&buf.sums[i], erasure.BlockID{Version: blob, Part: 1, Stripe: 0, Shard: uint8(i)}, sh)
 		}
-		wrapped, err := e.keys.WrapDataKey(v.Name, keyGen(v), dk, partAAD(id, 1, blob))
+		wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(id, 1, blob))
 		if err != nil {
 			return ObjectInfo{}, err
 		}
@@ -218,7 +218,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		if err := e.bindLabel(m, l); err != nil {
 			return ObjectInfo{}, err
 		}
-		env, err := manifest.Seal(m, e.keys)
+		env, err := manifest.Seal(m, e.k())
 		if err != nil {
 			return ObjectInfo{}, err
 		}
@@ -357,7 +357,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 		e.cleanup(ctx, shardBlobs)
 		return ObjectInfo{}, err
 	}
-	env, err := manifest.Seal(m, e.keys)
+	env, err := manifest.Seal(m, e.k())
 	if err != nil {
 		e.cleanup(ctx, shardBlobs)
 		return ObjectInfo{}, err
@@ -600,7 +600,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		e.cleanup(ctx, part.blobs())
 		return part, err
 	}
-	wrapped, err := e.keys.WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
+	wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
 	if err != nil {
 		e.cleanup(ctx, part.blobs())
 		return part, err

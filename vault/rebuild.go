@@ -199,7 +199,7 @@ func (e *Engine) fetchManifest(ctx context.Context, id manifest.ID, sites []stri
 		env, err := readEnvelope(ctx, s.Store, manifest.BlobName(id))
 		if err == nil {
 			var m *manifest.Manifest
-			m, err = manifest.Open(env, e.keys)
+			m, err = manifest.Open(env, e.k())
 			if err == nil && m.Version != id {
 				err = fmt.Errorf("%w: blob %s holds version %s", manifest.ErrCorrupt, id, m.Version)
 			}
@@ -295,7 +295,7 @@ func (e *Engine) newestCopy(ctx context.Context, id manifest.ID, sites []string,
 		if err != nil {
 			continue
 		}
-		m, err := manifest.Open(env, e.keys)
+		m, err := manifest.Open(env, e.k())
 		if err != nil {
 			if errors.Is(err, manifest.ErrCorrupt) {
 				corrupt++

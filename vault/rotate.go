@@ -81,11 +81,11 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if err != nil {
 		return false, err
 	}
-	m, err := manifest.Open(iv.Envelope, e.keys)
+	m, err := manifest.Open(iv.Envelope, e.k())
 	if err != nil {
 		return false, fmt.Errorf("%s/%s version %s: %w", iv.Vault, iv.Key, iv.ID, err)
 	}
-	current := m.KeyGen == gen
+	current := m.KeyGen == gen && envelopeKeyID(iv.Envelope) == e.k().ManifestKeyID()
 	for _, p := range m.Parts {
 		if p.KeyGen != 0 && p.KeyGen != gen {
 			current = false
@@ -94,13 +94,23 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if current {
 		return false, nil
 	}
+	if m.Label != "" && len(m.LabelBinding) > 0 && e.labels != nil {
+		// Signed by the old root's node key: sign it again.
+		l, err := e.labelOf(m.Label)
+		if err != nil {
+			return false, err
+		}
+		if err := e.bindLabel(m, &l); err != nil {
+			return false, err
+		}
+	}
 	for i, p := range m.Parts {
 		aad := partAAD(m.Version, p.Number, p.Blob)
-		dk, err := e.keys.UnwrapDataKey(m.Vault, partKeyGen(m, p), p.WrappedKey, aad)
+		dk, err := e.k().UnwrapDataKey(m.Vault, partKeyGen(m, p), p.WrappedKey, aad)
 		if err != nil {
 			return false, fmt.Errorf("%s/%s version %s part %d: %w", m.Vault, m.Key, m.Version, p.Number, err)
 		}
-		w, err := e.keys.WrapDataKey(m.Vault, gen, dk, aad)
+		w, err := e.k().WrapDataKey(m.Vault, gen, dk, aad)
 		if err != nil {
 			return false, err
 		}
@@ -108,7 +118,7 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	}
 	m.KeyGen = gen
 	m.Revision++
-	env, err := manifest.Seal(m, e.keys)
+	env, err := manifest.Seal(m, e.k())
 	if err != nil {
 		return false, err
 	}
@@ -164,7 +174,7 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 		return ObjectInfo{}, err
 	}
 	m.Revision++
-	env, err := manifest.Seal(m, e.keys)
+	env, err := manifest.Seal(m, e.k())
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -172,4 +182,29 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 		return ObjectInfo{}, err
 	}
 	return e.recommit(ctx, m, env)
+}
+
+func envelopeKeyID(env []byte) [8]byte {
+	var id [8]byte
+	if len(env) >= manifest.HeaderSize {
+		copy(id[:], env[5:13])
+	}
+	return id
+}
+
+// RewrapAll rewrites every version of every vault whose manifest is sealed
+// under another key (a root key rotation) or whose data keys are under an
+// older vault key generation. Resumable, like RewrapVault.
+func (e *Engine) RewrapAll(ctx context.Context, progress func(RewrapStats)) (RewrapStats, error) {
+	var total RewrapStats
+	for _, v := range e.Vaults() {
+		st, err := e.RewrapVault(ctx, v.Name, keyGen(v), progress)
+		total.Versions += st.Versions
+		total.Rewrapped += st.Rewrapped
+		total.Already += st.Already
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

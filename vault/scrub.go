@@ -237,7 +237,7 @@ func (e *Engine) scrubVersion(ctx context.Context, v Vault, listed index.Version
 		rep.Errors = append(rep.Errors, name+": "+err.Error())
 		return rep
 	}
-	m, err := manifest.Open(iv.Envelope, e.keys)
+	m, err := manifest.Open(iv.Envelope, e.k())
 	if err != nil {
 		rep.Errors = append(rep.Errors, name+": "+err.Error())
 		return rep
@@ -545,7 +545,7 @@ func (e *Engine) repairVersion(ctx context.Context, v Vault, m *manifest.Manifes
 		newM.Parts[pi].Sites = next
 	}
 	newM.Revision++
-	env, err := manifest.Seal(&newM, e.keys)
+	env, err := manifest.Seal(&newM, e.k())
 	if err != nil {
 		return 0, err
 	}
@@ -851,7 +851,7 @@ func (e *Engine) collectGarbage(ctx context.Context, grace time.Duration) (int, 
 				if err != nil {
 					return 0, err
 				}
-				m, err := manifest.Open(iv.Envelope, e.keys)
+				m, err := manifest.Open(iv.Envelope, e.k())
 				if err != nil {
 					// Without knowing what this version uses, collect nothing.
 					return 0, fmt.Errorf("garbage collection stopped: %s/%s version %s: %w", v.Name, x.Key, x.ID, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 func (a *app) vaultRmCmd() *cobra.Command {
@@ -91,7 +92,45 @@ func (a *app) keyCmd() *cobra.Command {
 		},
 	}
 	rot.Flags().BoolVar(&resume, "resume", false, "finish an interrupted rotation")
-	c.AddCommand(rot)
+	var resumeRoot bool
+	root := &cobra.Command{
+		Use:   "rotate-root",
+		Short: "Rotate the node's root key: every manifest is rewritten and custodians get new shares (two custodians must approve)",
+		Long: `Replace the root key and every key derived from it. The new root is split among
+the same custodians (new share files in the node directory; the old shares stop
+working) or written to the local key file. The old root stays sealed under the
+new one until every manifest is rewritten, so an interrupted rotation resumes
+with --resume after the node is unsealed with the NEW shares.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ctx := n.As(cmd.Context(), a.principal)
+			var dir string
+			var st vault.RewrapStats
+			if resumeRoot {
+				st, err = n.ResumeRootRotation(ctx)
+			} else {
+				dir, st, err = n.RotateRootKey(ctx)
+			}
+			if err != nil {
+				return explain(err)
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"shares": dir, "rewrap": st})
+			}
+			fmt.Fprintf(a.stdout, "root key rotated: %d versions rewritten under the new keys\n", st.Rewrapped)
+			if dir != "" {
+				fmt.Fprintf(a.stdout, "hand each custodian their new share file from %s; the old shares no longer work\n", dir)
+			}
+			return nil
+		},
+	}
+	root.Flags().BoolVar(&resumeRoot, "resume", false, "finish an interrupted root rotation")
+	c.AddCommand(rot, root)
 	return c
 }
 

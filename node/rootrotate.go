@@ -1,0 +1,179 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Root key rotation replaces the root key and everything derived from it:
+// the manifest key, the node's signing key and every vault key. It takes
+// two custodians. The new root is split among the same custodians (new
+// share files; the old shares stop working) or written to the local key
+// file; the old root is kept sealed under the new one in rotation.json (and
+// in the descriptor on every site) until every manifest has been rewritten
+// under the new keys, so that a crash at any point leaves a node that
+// opens with the new shares and finishes the rotation when resumed.
+
+// RotationFile holds the old root, sealed under the new one, while a root
+// key rotation is in progress.
+const RotationFile = "rotation.json"
+
+type rotationState struct {
+	Started  time.Time `json:"started"`
+	PrevRoot []byte    `json:"prev_root"` // sealed under the current root
+}
+
+// loadRotation attaches the previous root to the keyring if a rotation is
+// in progress. A rotation file the current root cannot open belongs to a
+// rotation that never switched roots: it is removed.
+func (n *Node) loadRotation() error {
+	b, err := os.ReadFile(filepath.Join(n.Dir, RotationFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st rotationState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s: %w", RotationFile, err)
+	}
+	prev, err := n.Keys.OpenRoot(st.PrevRoot)
+	if err != nil {
+		n.Log.Warn("removing a rotation file left by a rotation that never switched roots", "err", err)
+		return os.Remove(filepath.Join(n.Dir, RotationFile))
+	}
+	n.Keys = n.Keys.WithPrevious(prev)
+	n.Log.Warn("a root key rotation is in progress: finish it with 'embassy key rotate-root --resume'", "started", st.Started)
+	return nil
+}
+
+// RotationInProgress reports whether a root key rotation awaits finishing.
+func (n *Node) RotationInProgress() bool {
+	return n.Keys != nil && n.Keys.Previous() != nil
+}
+
+// RotateRootKey starts a root key rotation (two custodians must approve)
+// and carries it through. Share files for the new root are written to a
+// directory in the node directory, returned.
+func (n *Node) RotateRootKey(ctx context.Context) (string, vault.RewrapStats, error) {
+	if err := n.Ready(); err != nil {
+		return "", vault.RewrapStats{}, err
+	}
+	if n.RotationInProgress() {
+		return "", vault.RewrapStats{}, errors.New("a root key rotation is already in progress: resume it with 'embassy key rotate-root --resume'")
+	}
+	if err := n.Require(ctx, vault.Operation{Kind: "root.rotate", Summary: "rotate the node's root key (every manifest is rewritten; custodians get new shares)", Params: map[string]string{"node": n.Config.Node.ID}}); err != nil {
+		return "", vault.RewrapStats{}, err
+	}
+	return n.rotateRoot(ctx)
+}
+
+func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error) {
+	var st vault.RewrapStats
+	old := n.Keys
+	nr, err := custody.GenerateRootKey()
+	if err != nil {
+		return "", st, err
+	}
+	next, err := custody.NewKeyring(nr)
+	if err != nil {
+		return "", st, err
+	}
+	sealedPrev, err := next.SealRoot(old)
+	if err != nil {
+		return "", st, err
+	}
+	// 1. The new root's custody, not yet in force.
+	var sharesDir string
+	var rec custody.Record
+	if n.Custody != nil {
+		var files map[string][]byte
+		rec, files, err = custody.SplitRoot(nr, n.Config.Node.ID, n.Custody.Custodians, n.Custody.Set.Threshold)
+		if err != nil {
+			return "", st, err
+		}
+		sharesDir = filepath.Join(n.Dir, "shares-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+		if err := os.MkdirAll(sharesDir, 0o700); err != nil {
+			return "", st, err
+		}
+		for name, f := range files {
+			if err := writeFileAtomic(filepath.Join(sharesDir, name+".share"), f); err != nil {
+				return "", st, err
+			}
+		}
+	}
+	// 2. The old root, sealed under the new one.
+	b, _ := json.Marshal(rotationState{Started: time.Now().UTC(), PrevRoot: sealedPrev})
+	if err := writeFileAtomic(filepath.Join(n.Dir, RotationFile), b); err != nil {
+		return "", st, err
+	}
+	// 3. Switch roots: from here on the node opens with the new root.
+	if n.Custody != nil {
+		if err := saveCustody(n.Dir, &rec); err != nil {
+			return "", st, err
+		}
+		n.sealMu.Lock()
+		n.Custody = &rec
+		n.sealMu.Unlock()
+	} else {
+		kf := n.path(orDefault(n.Config.Keys.RootKeyFile, "root.key"))
+		tmp := kf + ".new"
+		os.Remove(tmp)
+		if err := custody.WriteKeyFile(tmp, nr); err != nil {
+			return "", st, err
+		}
+		if err := os.Rename(tmp, kf); err != nil {
+			return "", st, err
+		}
+	}
+	n.Keys = next.WithPrevious(old)
+	n.switchKeys()
+	n.PublishDescriptor(ctx)
+	n.Log.Info("root key switched; rewriting every manifest under the new keys", "shares", sharesDir)
+	st, err = n.finishRotation(ctx)
+	return sharesDir, st, err
+}
+
+// ResumeRootRotation finishes an interrupted root key rotation.
+func (n *Node) ResumeRootRotation(ctx context.Context) (vault.RewrapStats, error) {
+	if err := n.Ready(); err != nil {
+		return vault.RewrapStats{}, err
+	}
+	if !n.RotationInProgress() {
+		return vault.RewrapStats{}, errors.New("no root key rotation is in progress")
+	}
+	return n.finishRotation(ctx)
+}
+
+// finishRotation rewrites every manifest still under the old root, then
+// forgets the old root.
+func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
+	st, err := n.Engine.RewrapAll(vault.AsSystem(ctx), nil)
+	if err != nil {
+		return st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
+	}
+	if err := os.Remove(filepath.Join(n.Dir, RotationFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, err
+	}
+	n.Keys = custody.RootlessCopy(n.Keys)
+	n.switchKeys()
+	n.PublishDescriptor(ctx)
+	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)
+	return st, nil
+}
+
+// switchKeys puts n.Keys in force in the running engine.
+func (n *Node) switchKeys() {
+	bk := n.Keys.BindingKeys()
+	n.Engine.SetKeys(n.Keys, bk, bk)
+}
