@@ -62,6 +62,7 @@ var (
 	errNotImplemented      = newErr("NotImplemented", http.StatusNotImplemented, "A header you provided implies functionality that is not implemented")
 	errObjectLocked        = newErr("AccessDenied", http.StatusForbidden, "Access Denied because object protected by object lock.")
 	errKeyTooLong          = newErr("KeyTooLongError", http.StatusBadRequest, "Your key is too long")
+	errInvalidURI          = newErr("InvalidURI", http.StatusBadRequest, "Couldn't parse the specified URI.")
 	errMissingContentLen   = newErr("MissingContentLength", http.StatusLengthRequired, "You must provide the Content-Length HTTP header.")
 	errInvalidLockConfig   = newErr("InvalidRequest", http.StatusBadRequest, "Bucket is missing Object Lock Configuration")
 	errNoLockConfiguration = newErr("ObjectLockConfigurationNotFoundError", http.StatusNotFound, "Object Lock configuration does not exist for this bucket")

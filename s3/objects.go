@@ -447,6 +447,9 @@ func (s *Server) deleteObjects(q *request) error {
 	if err := q.readXML(&req); err != nil {
 		return err
 	}
+	if len(req.Objects) == 0 {
+		return errorf("MalformedXML", http.StatusBadRequest, "A delete request must name at least one object")
+	}
 	if len(req.Objects) > 1000 {
 		return errorf("MalformedXML", http.StatusBadRequest, "A delete request may name at most 1000 objects, not %d", len(req.Objects))
 	}
@@ -454,6 +457,9 @@ func (s *Server) deleteObjects(q *request) error {
 	bypass := bypassGovernance(q.r.Header)
 	for _, o := range req.Objects {
 		id, err := versionID(o.VersionID)
+		if err == nil {
+			err = checkKey(o.Key)
+		}
 		if err == nil {
 			var r vault.DeleteResult
 			r, err = s.e.Delete(q.r.Context(), q.bucket, o.Key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypass})

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/s3/sigv4"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -220,8 +221,10 @@ func (s *Server) serve(q *request) error {
 		p = s.cfg.Principal(q.principal)
 	}
 	q.r = q.r.WithContext(vault.WithPrincipal(q.r.Context(), p))
-	if len(q.key) > 1024 {
-		return errKeyTooLong
+	if q.key != "" {
+		if err := checkKey(q.key); err != nil {
+			return err
+		}
 	}
 	if q.bucket == "" {
 		if r.Method == http.MethodGet {
@@ -352,6 +355,21 @@ func (s *Server) objectOp(q *request) error {
 		return errMethodNotAllowed
 	}
 	return errMethodNotAllowed
+}
+
+// checkKey refuses, as S3 does, a key the engine would not store: too
+// long, empty, not UTF-8 or holding a NUL byte.
+func checkKey(key string) error {
+	if len(key) > manifest.MaxKeyLen {
+		return errKeyTooLong
+	}
+	if err := manifest.ValidKey(key); err != nil {
+		if key == "" {
+			return errorf("InvalidArgument", http.StatusBadRequest, "An object key must not be empty").with(err)
+		}
+		return errInvalidURI.with(err)
+	}
+	return nil
 }
 
 // needBucket returns err if the bucket exists, NoSuchBucket otherwise.

@@ -221,6 +221,8 @@ func TestDeleteObjects(t *testing.T) {
 			{"no such bucket", "nosuch", `<Delete><Object><Key>a</Key></Object></Delete>`, "NoSuchBucket", 404},
 			{"not xml", "multi", `<Delete><Object>`, "MalformedXML", 400},
 			{"wrong root", "multi", `<Remove><Object><Key>a</Key></Object></Remove>`, "MalformedXML", 400},
+			// The schema requires at least one Object.
+			{"no objects", "multi", `<Delete><Quiet>true</Quiet></Delete>`, "MalformedXML", 400},
 			{"too many keys", "multi", "<Delete>" + strings.Repeat("<Object><Key>x</Key></Object>", 1001) + "</Delete>", "MalformedXML", 400},
 		}
 		for _, tt := range tests {
