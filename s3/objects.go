@@ -305,7 +305,9 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 		if std, ok := strings.CutPrefix(k, ":"); ok {
 			h.Set(std, v)
 		} else {
-			h["X-Amz-Meta-"+http.CanonicalHeaderKey(k)] = []string{v}
+			// S3 returns metadata names in lower case; a non-canonical key
+			// is written as it is.
+			h["x-amz-meta-"+k] = []string{v}
 		}
 	}
 	if l := info.Lock; l != nil {
