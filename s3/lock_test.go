@@ -1,0 +1,384 @@
+package s3_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// deleteVersion deletes one version as c, with or without the governance
+// bypass.
+func deleteVersion(t *testing.T, c *awss3.Client, bucket, key, id string, bypass bool) error {
+	t.Helper()
+	in := &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(id)}
+	if bypass {
+		in.BypassGovernanceRetention = aws.Bool(true)
+	}
+	_, err := c.DeleteObject(t.Context(), in)
+	return err
+}
+
+func retention(t *testing.T, h *harness, bucket, key, id string) (types.ObjectLockRetentionMode, time.Time) {
+	t.Helper()
+	out, err := h.sdk.GetObjectRetention(t.Context(), &awss3.GetObjectRetentionInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(id)})
+	if err != nil {
+		t.Fatalf("get retention: %v", err)
+	}
+	return out.Retention.Mode, aws.ToTime(out.Retention.RetainUntilDate)
+}
+
+func setRetention(t *testing.T, c *awss3.Client, bucket, key, id string, mode types.ObjectLockRetentionMode, until time.Time, bypass bool) error {
+	t.Helper()
+	in := &awss3.PutObjectRetentionInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(id),
+		Retention: &types.ObjectLockRetention{Mode: mode, RetainUntilDate: aws.Time(until)}}
+	if bypass {
+		in.BypassGovernanceRetention = aws.Bool(true)
+	}
+	_, err := c.PutObjectRetention(t.Context(), in)
+	return err
+}
+
+func TestObjectRetention(t *testing.T) {
+	h := newHarness(t)
+	h.lockedBucket("locked")
+	ctx := t.Context()
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+
+	t.Run("no retention yet", func(t *testing.T) {
+		id := h.put("locked", "plain", []byte("x"))
+		_, err := h.sdk.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String("locked"), Key: aws.String("plain"), VersionId: aws.String(id)})
+		wantAPIError(t, err, "NoSuchObjectLockConfiguration", 404)
+		// Without retention or hold a version in a locked bucket can go.
+		if err := deleteVersion(t, h.sdk, "locked", "plain", id, false); err != nil {
+			t.Errorf("delete unretained version: %v", err)
+		}
+	})
+
+	t.Run("compliance", func(t *testing.T) {
+		id := h.put("locked", "compliance", []byte("kept"))
+		if err := setRetention(t, h.sdk, "locked", "compliance", id, types.ObjectLockRetentionModeCompliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		mode, got := retention(t, h, "locked", "compliance", id)
+		if mode != types.ObjectLockRetentionModeCompliance || !got.Equal(until) {
+			t.Errorf("retention %s %v, want COMPLIANCE %v", mode, got, until)
+		}
+		for _, c := range []struct {
+			name   string
+			client *awss3.Client
+		}{{"alice", h.sdk}, {"bob", h.sdkBob}} {
+			for _, bypass := range []bool{false, true} {
+				err := deleteVersion(t, c.client, "locked", "compliance", id, bypass)
+				wantAPIError(t, err, "AccessDenied", 403)
+			}
+			out, err := c.client.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("locked"), BypassGovernanceRetention: aws.Bool(true),
+				Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("compliance"), VersionId: aws.String(id)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Errors) != 1 || aws.ToString(out.Errors[0].Code) != "AccessDenied" || len(out.Deleted) != 0 {
+				t.Errorf("%s: DeleteObjects of a COMPLIANCE version: deleted %+v errors %+v", c.name, out.Deleted, out.Errors)
+			}
+			// Shortening, removing or weakening is refused, bypass or not.
+			for _, bypass := range []bool{false, true} {
+				wantAPIError(t, setRetention(t, c.client, "locked", "compliance", id, types.ObjectLockRetentionModeCompliance, until.Add(-time.Minute), bypass), "AccessDenied", 403)
+				wantAPIError(t, setRetention(t, c.client, "locked", "compliance", id, types.ObjectLockRetentionModeGovernance, until, bypass), "AccessDenied", 403)
+			}
+		}
+		// Extending is allowed.
+		longer := until.Add(time.Hour)
+		if err := setRetention(t, h.sdkBob, "locked", "compliance", id, types.ObjectLockRetentionModeCompliance, longer, false); err != nil {
+			t.Errorf("extend COMPLIANCE retention: %v", err)
+		}
+		if _, got := retention(t, h, "locked", "compliance", id); !got.Equal(longer) {
+			t.Errorf("retain-until %v after extension, want %v", got, longer)
+		}
+		// A delete marker may hide the version; the version stays.
+		if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("locked"), Key: aws.String("compliance")}); err != nil {
+			t.Errorf("delete marker over a retained version: %v", err)
+		}
+		out, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("locked"), Key: aws.String("compliance"), VersionId: aws.String(id)})
+		if err != nil {
+			t.Fatalf("retained version after delete marker: %v", err)
+		}
+		out.Body.Close()
+		if out.ObjectLockMode != types.ObjectLockModeCompliance || !aws.ToTime(out.ObjectLockRetainUntilDate).Equal(longer) {
+			t.Errorf("GET lock headers %s %v", out.ObjectLockMode, aws.ToTime(out.ObjectLockRetainUntilDate))
+		}
+		// The bucket cannot be deleted while it holds the version.
+		_, err = h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("locked")})
+		wantAPIError(t, err, "BucketNotEmpty", 409)
+	})
+
+	t.Run("governance", func(t *testing.T) {
+		id := h.put("locked", "governance", []byte("kept unless bypassed"))
+		if err := setRetention(t, h.sdk, "locked", "governance", id, types.ObjectLockRetentionModeGovernance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		wantAPIError(t, deleteVersion(t, h.sdkBob, "locked", "governance", id, false), "AccessDenied", 403)
+		// Shortening needs the bypass.
+		wantAPIError(t, setRetention(t, h.sdk, "locked", "governance", id, types.ObjectLockRetentionModeGovernance, until.Add(-time.Minute), false), "AccessDenied", 403)
+		if err := setRetention(t, h.sdk, "locked", "governance", id, types.ObjectLockRetentionModeGovernance, until.Add(-time.Minute), true); err != nil {
+			t.Errorf("shorten GOVERNANCE with bypass: %v", err)
+		}
+		// Upgrading to COMPLIANCE needs nothing.
+		id2 := h.put("locked", "governance", []byte("second"))
+		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeGovernance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, false); err != nil {
+			t.Errorf("GOVERNANCE to COMPLIANCE: %v", err)
+		}
+		wantAPIError(t, deleteVersion(t, h.sdk, "locked", "governance", id2, true), "AccessDenied", 403)
+		// With the bypass the GOVERNANCE version goes (a development node
+		// needs no custodians for it).
+		if err := deleteVersion(t, h.sdkBob, "locked", "governance", id, true); err != nil {
+			t.Fatalf("delete GOVERNANCE version with bypass: %v", err)
+		}
+		_, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("locked"), Key: aws.String("governance"), VersionId: aws.String(id)})
+		wantAPIError(t, err, "NoSuchVersion", 404)
+	})
+
+	t.Run("legal hold", func(t *testing.T) {
+		id := h.put("locked", "held", []byte("evidence"))
+		out, err := h.sdk.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("held"), VersionId: aws.String(id)})
+		if err != nil || out.LegalHold.Status != types.ObjectLockLegalHoldStatusOff {
+			t.Fatalf("initial legal hold %+v, %v", out, err)
+		}
+		hold := func(s types.ObjectLockLegalHoldStatus) {
+			t.Helper()
+			_, err := h.sdk.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("held"), VersionId: aws.String(id),
+				LegalHold: &types.ObjectLockLegalHold{Status: s}})
+			if err != nil {
+				t.Fatalf("legal hold %s: %v", s, err)
+			}
+		}
+		hold(types.ObjectLockLegalHoldStatusOn)
+		out, err = h.sdk.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("held"), VersionId: aws.String(id)})
+		if err != nil || out.LegalHold.Status != types.ObjectLockLegalHoldStatusOn {
+			t.Errorf("legal hold %+v, %v, want ON", out, err)
+		}
+		for _, bypass := range []bool{false, true} {
+			wantAPIError(t, deleteVersion(t, h.sdk, "locked", "held", id, bypass), "AccessDenied", 403)
+			wantAPIError(t, deleteVersion(t, h.sdkBob, "locked", "held", id, bypass), "AccessDenied", 403)
+		}
+		head, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("locked"), Key: aws.String("held"), VersionId: aws.String(id)})
+		if err != nil || head.ObjectLockLegalHoldStatus != types.ObjectLockLegalHoldStatusOn {
+			t.Errorf("HEAD legal hold %q, %v", head.ObjectLockLegalHoldStatus, err)
+		}
+		hold(types.ObjectLockLegalHoldStatusOff)
+		if err := deleteVersion(t, h.sdk, "locked", "held", id, false); err != nil {
+			t.Errorf("delete after lifting the hold: %v", err)
+		}
+		r := h.do(rawRequest{method: "PUT", path: "/locked/held?legal-hold", body: []byte(`<LegalHold><Status>MAYBE</Status></LegalHold>`), as: &alice})
+		r.wantError(t, "MalformedXML", 400)
+	})
+
+	t.Run("malformed retention", func(t *testing.T) {
+		id := h.put("locked", "bad", []byte("x"))
+		tests := []struct{ name, body, code string }{
+			{"unknown mode", `<Retention><Mode>FOREVER</Mode><RetainUntilDate>2099-01-01T00:00:00Z</RetainUntilDate></Retention>`, "MalformedXML"},
+			{"bad date", `<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>tomorrow</RetainUntilDate></Retention>`, "MalformedXML"},
+			{"past date", `<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2001-01-01T00:00:00Z</RetainUntilDate></Retention>`, "InvalidArgument"},
+			{"not xml", `<Retention>`, "MalformedXML"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := h.do(rawRequest{method: "PUT", path: "/locked/bad?retention&versionId=" + id, body: []byte(tt.body), as: &alice})
+				r.wantError(t, tt.code, 400)
+			})
+		}
+		_, err := h.sdk.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String("locked"), Key: aws.String("bad"), VersionId: aws.String(id)})
+		wantAPIError(t, err, "NoSuchObjectLockConfiguration", 404)
+	})
+}
+
+func TestLockHeadersOnPut(t *testing.T) {
+	h := newHarness(t)
+	h.lockedBucket("locked")
+	ctx := t.Context()
+	until := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
+	t.Run("put with retention and hold", func(t *testing.T) {
+		out, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("locked"), Key: aws.String("k"), Body: strings.NewReader("x"),
+			ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(until), ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode, got := retention(t, h, "locked", "k", aws.ToString(out.VersionId))
+		if mode != types.ObjectLockRetentionModeGovernance || !got.Equal(until) {
+			t.Errorf("retention %s %v", mode, got)
+		}
+		wantAPIError(t, deleteVersion(t, h.sdk, "locked", "k", aws.ToString(out.VersionId), true), "AccessDenied", 403)
+	})
+	t.Run("multipart with retention", func(t *testing.T) {
+		u := h.createUpload(t, "locked", "mp", func(in *awss3.CreateMultipartUploadInput) {
+			in.ObjectLockMode, in.ObjectLockRetainUntilDate = types.ObjectLockModeCompliance, aws.Time(until)
+		})
+		out, err := u.complete(u.mustPart(1, []byte("part")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode, got := retention(t, h, "locked", "mp", aws.ToString(out.VersionId)); mode != types.ObjectLockRetentionModeCompliance || !got.Equal(until) {
+			t.Errorf("retention %s %v", mode, got)
+		}
+	})
+	t.Run("copy with retention", func(t *testing.T) {
+		h.put("locked", "src", []byte("copy me"))
+		out, err := h.sdk.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("locked"), Key: aws.String("copy"), CopySource: aws.String("locked/src"),
+			ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(until)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode, _ := retention(t, h, "locked", "copy", aws.ToString(out.VersionId)); mode != types.ObjectLockRetentionModeGovernance {
+			t.Errorf("copy retention %s", mode)
+		}
+	})
+	tests := []struct {
+		name    string
+		headers [][2]string
+	}{
+		{"unknown mode", [][2]string{{"x-amz-object-lock-mode", "FOREVER"}, {"x-amz-object-lock-retain-until-date", until.Format(time.RFC3339)}}},
+		{"mode without date", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}}},
+		{"date without mode", [][2]string{{"x-amz-object-lock-retain-until-date", until.Format(time.RFC3339)}}},
+		{"date in the past", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}, {"x-amz-object-lock-retain-until-date", "2001-01-01T00:00:00Z"}}},
+		{"unparsable date", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}, {"x-amz-object-lock-retain-until-date", "soon"}}},
+		{"bad legal hold", [][2]string{{"x-amz-object-lock-legal-hold", "MAYBE"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := http.Header{}
+			for _, kv := range tt.headers {
+				hdr.Set(kv[0], kv[1])
+			}
+			r := h.do(rawRequest{method: "PUT", path: "/locked/refused", body: []byte("x"), header: hdr, as: &alice})
+			r.wantError(t, "InvalidArgument", 400)
+			if r := h.do(rawRequest{method: "HEAD", path: "/locked/refused", as: &alice}); r.status != 404 {
+				t.Errorf("object stored despite refused lock headers: %d", r.status)
+			}
+		})
+	}
+}
+
+func TestDefaultRetention(t *testing.T) {
+	h := newHarness(t)
+	h.lockedBucket("defaults")
+	ctx := t.Context()
+	before := h.put("defaults", "before", []byte("x"))
+	_, err := h.sdk.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: aws.String("defaults"),
+		ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+			Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(2)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("defaults")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.ObjectLockConfiguration.Rule; r == nil || r.DefaultRetention.Mode != types.ObjectLockRetentionModeGovernance || aws.ToInt32(r.DefaultRetention.Days) != 2 {
+		t.Errorf("lock configuration rule %+v", r)
+	}
+	start := time.Now()
+	after := h.put("defaults", "after", []byte("y"))
+	mode, until := retention(t, h, "defaults", "after", after)
+	if mode != types.ObjectLockRetentionModeGovernance {
+		t.Errorf("default retention mode %q", mode)
+	}
+	if lo, hi := start.Add(48*time.Hour-time.Minute), time.Now().Add(48*time.Hour+time.Minute); until.Before(lo) || until.After(hi) {
+		t.Errorf("default retain-until %v, want two days from the put", until)
+	}
+	wantAPIError(t, deleteVersion(t, h.sdk, "defaults", "after", after, false), "AccessDenied", 403)
+	// Explicit headers win over the default.
+	explicit := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	out, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("defaults"), Key: aws.String("explicit"), Body: bytes.NewReader([]byte("z")),
+		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: aws.Time(explicit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode, until := retention(t, h, "defaults", "explicit", aws.ToString(out.VersionId)); mode != types.ObjectLockRetentionModeCompliance || !until.Equal(explicit) {
+		t.Errorf("explicit retention %s %v", mode, until)
+	}
+	// A version put before the rule has no retention.
+	_, err = h.sdk.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String("defaults"), Key: aws.String("before"), VersionId: aws.String(before)})
+	wantAPIError(t, err, "NoSuchObjectLockConfiguration", 404)
+
+	tests := []struct{ name, body, code string }{
+		{"days and years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days><Years>1</Years></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		{"neither days nor years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		{"negative days", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>-1</Days></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		{"unknown mode", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>FOREVER</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>`, "MalformedXML"},
+		{"not enabled", `<ObjectLockConfiguration><ObjectLockEnabled>Disabled</ObjectLockEnabled></ObjectLockConfiguration>`, "MalformedXML"},
+		{"not xml", `<ObjectLockConfiguration>`, "MalformedXML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(rawRequest{method: "PUT", path: "/defaults?object-lock", body: []byte(tt.body), as: &alice})
+			r.wantError(t, tt.code, 400)
+		})
+	}
+	// The refused configurations left the rule as it was.
+	cfg, err = h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("defaults")})
+	if err != nil || cfg.ObjectLockConfiguration.Rule == nil || aws.ToInt32(cfg.ObjectLockConfiguration.Rule.DefaultRetention.Days) != 2 {
+		t.Errorf("rule after refused changes: %+v, %v", cfg.ObjectLockConfiguration, err)
+	}
+}
+
+func TestLockOnBucketWithoutLock(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("unlocked")
+	ctx := t.Context()
+	id := h.put("unlocked", "k", []byte("x"))
+	until := time.Now().Add(time.Hour)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"put with retention", func() error {
+			_, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("unlocked"), Key: aws.String("r"), Body: strings.NewReader("x"),
+				ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(until)})
+			return err
+		}},
+		{"put with legal hold", func() error {
+			_, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("unlocked"), Key: aws.String("r"), Body: strings.NewReader("x"),
+				ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
+			return err
+		}},
+		{"create upload with retention", func() error {
+			_, err := h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("unlocked"), Key: aws.String("r"),
+				ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: aws.Time(until)})
+			return err
+		}},
+		{"put retention", func() error {
+			return setRetention(t, h.sdk, "unlocked", "k", id, types.ObjectLockRetentionModeGovernance, until, false)
+		}},
+		{"get retention", func() error {
+			_, err := h.sdk.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String("unlocked"), Key: aws.String("k")})
+			return err
+		}},
+		{"put legal hold", func() error {
+			_, err := h.sdk.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("unlocked"), Key: aws.String("k"),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+			return err
+		}},
+		{"get legal hold", func() error {
+			_, err := h.sdk.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: aws.String("unlocked"), Key: aws.String("k")})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantAPIError(t, tt.call(), "InvalidRequest", 400)
+		})
+	}
+	if r := h.do(rawRequest{method: "HEAD", path: "/unlocked/r", as: &alice}); r.status != 404 {
+		t.Errorf("object stored by a refused put: %d", r.status)
+	}
+	if err := deleteVersion(t, h.sdk, "unlocked", "k", id, false); err != nil {
+		t.Errorf("delete in a bucket without lock: %v", err)
+	}
+}
