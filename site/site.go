@@ -62,6 +62,11 @@ var ErrNotFound = errors.New("site: blob not found")
 // writing, choose another site that keeps the placement policy.
 var ErrUnavailable = errors.New("site: unavailable")
 
+// ErrRetained means the blob is under a provider's retention (object lock)
+// and cannot be deleted before its date. The caller should leave it: it
+// will go when its retention has passed.
+var ErrRetained = errors.New("site: blob retained by object lock")
+
 // MaxNameLen bounds blob names.
 const MaxNameLen = 512
 

@@ -13,6 +13,7 @@ import (
 	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/seal"
+	"github.com/embassy-dev/embassy/site"
 )
 
 func digest16(s string) [16]byte {
@@ -126,6 +127,10 @@ func (e *Engine) cleanup(ctx context.Context, blobs map[string][]string) {
 		wg.Go(func() {
 			for _, n := range names {
 				if err := s.Store.Delete(ctx, n); err != nil {
+					if errors.Is(err, site.ErrRetained) {
+						e.log.InfoContext(ctx, "blob kept by the site's retention until its date", "site", id, "blob", n)
+						continue
+					}
 					e.log.WarnContext(ctx, "cleanup of abandoned blob failed; scrub will remove it", "site", id, "blob", n, "err", err)
 				}
 			}

@@ -61,7 +61,7 @@ const attempts = 3
 // it under an object-lock retention (or legal hold) that has not expired.
 // The caller should leave the blob where it is: it will be deletable after
 // its retention date, which the error message gives.
-var ErrRetained = errors.New("s3 site: blob retained by object lock")
+var ErrRetained = site.ErrRetained
 
 // Site is a bucket (or a prefix inside one) at an S3-compatible provider.
 type Site struct {
