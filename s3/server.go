@@ -178,8 +178,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(q, err)
 	}
-	s.log.DebugContext(r.Context(), "s3 request", "id", q.id, "method", r.Method, "bucket", q.bucket, "key", q.key,
-		"status", q.status, "principal", q.principal, "duration", time.Since(q.start))
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		var amz []string
+		for name, v := range r.Header {
+			if l := strings.ToLower(name); strings.HasPrefix(l, "x-amz-") && l != "x-amz-security-token" {
+				amz = append(amz, l+"="+strings.Join(v, ","))
+			}
+		}
+		// The query without signature material.
+		query := r.URL.Query()
+		query.Del("X-Amz-Signature")
+		query.Del("X-Amz-Credential")
+		s.log.DebugContext(r.Context(), "s3 request", "id", q.id, "method", r.Method, "bucket", q.bucket, "key", q.key,
+			"query", query.Encode(), "amz_headers", amz, "status", q.status, "principal", q.principal, "duration", time.Since(q.start))
+	}
 }
 
 // route finds the bucket and key of a request, path-style or
