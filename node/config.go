@@ -297,6 +297,11 @@ func (c *Config) Validate() error {
 		}
 		keys[cr.AccessKey] = true
 	}
+	if c.Scrub.Rate != "" {
+		if _, err := ParseSize(c.Scrub.Rate); err != nil {
+			return fmt.Errorf("scrub.rate: %w", err)
+		}
+	}
 	if (c.S3.TLSCert == "") != (c.S3.TLSKey == "") {
 		return errors.New("s3.tls_cert, s3.tls_key: set both or neither")
 	}

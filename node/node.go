@@ -383,10 +383,16 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	errStop := errors.New("stop")
 	for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
 		if err := st.List(ctx, prefix, func(site.Info) error { blobs++; return errStop }); err != nil && !errors.Is(err, errStop) {
-			return fmt.Errorf("site %s: cannot check for data: %w", id, err)
+			if !errors.Is(err, site.ErrUnavailable) {
+				return fmt.Errorf("site %s: cannot check for data: %w", id, err)
+			}
+			// A destroyed or unreachable site may hold data: removing
+			// it is then a two-person decision.
+			blobs = -1
+			break
 		}
 	}
-	if blobs > 0 {
+	if blobs != 0 {
 		// Refuse at once what custodians could approve but not carry out.
 		for _, v := range n.Engine.Vaults() {
 			var cands []placement.Candidate

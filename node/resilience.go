@@ -61,11 +61,13 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(vault.Scru
 			drain[s.ID] = true
 		}
 	}
+	// Sites that do not answer now cannot take shards either.
+	unreachable := n.Engine.Unreachable(ctx)
 	var blocked []string
 	for _, v := range n.Engine.Vaults() {
 		var cands []placement.Candidate
 		for _, s := range n.Engine.Sites() {
-			if !drain[s.ID] {
+			if !drain[s.ID] && !unreachable[s.ID] {
 				cands = append(cands, placement.Candidate{Descriptor: s.Descriptor, Rank: s.Rank})
 			}
 		}
@@ -74,7 +76,16 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(vault.Scru
 		}
 	}
 	if len(blocked) > 0 {
-		return rep, fmt.Errorf("%w: the remaining sites cannot keep every policy: %s", ErrDrainBlocked, strings.Join(blocked, "; "))
+		down := ""
+		if len(unreachable) > 0 {
+			var ids []string
+			for id := range unreachable {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			down = " (not answering now: " + strings.Join(ids, ", ") + ")"
+		}
+		return rep, fmt.Errorf("%w: the remaining sites%s cannot keep every policy: %s", ErrDrainBlocked, down, strings.Join(blocked, "; "))
 	}
 	n.mu.Lock()
 	c := *n.Config
@@ -115,7 +126,9 @@ func (n *Node) blobsOn(ctx context.Context, id string) int {
 		}
 		count := 0
 		for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
-			s.Store.List(ctx, prefix, func(site.Info) error { count++; return nil })
+			if err := s.Store.List(ctx, prefix, func(site.Info) error { count++; return nil }); err != nil {
+				return -1 // cannot tell: the site does not answer
+			}
 		}
 		return count
 	}

@@ -714,6 +714,9 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 	return written, nil
 }
 
+// Unreachable returns the sites that do not answer now.
+func (e *Engine) Unreachable(ctx context.Context) map[string]bool { return e.probeSites(ctx) }
+
 // probeSites returns the sites that do not answer a stat.
 func (e *Engine) probeSites(ctx context.Context) map[string]bool {
 	out := map[string]bool{}

@@ -27,7 +27,7 @@ func (a *app) versionProgress(ctx context.Context, n *node.Node, label string) (
 func printScrub(a *app, r vault.ScrubReport) {
 	fmt.Fprintf(a.stdout, "scrubbed %d versions (%s) in %.1fs, read %s\n", r.Versions, human(r.Bytes), r.DurationSeconds, human(r.BytesRead))
 	fmt.Fprintf(a.stdout, "  corrupt shards %d, missing shards %d, misplaced shards %d, missing manifest copies %d\n", r.CorruptShards, r.MissingShards, r.MisplacedShards, r.MissingCopies)
-	fmt.Fprintf(a.stdout, "  at risk %d, repaired %d (%s written, %d shards moved), still at risk %d\n", r.AtRisk, r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk)
+	fmt.Fprintf(a.stdout, "  at risk %d, repaired %d (%s written, %d shards moved), still at risk %d, orphan blobs removed %d\n", r.AtRisk, r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk, r.OrphansRemoved)
 	for _, u := range r.Unrepairable {
 		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: %s\n", u)
 	}
@@ -76,6 +76,9 @@ running node does this in the background (scrub.interval in node.yaml).`,
 			printScrub(a, r)
 			if r.RemainingAtRisk > 0 && !repair {
 				fmt.Fprintln(a.stdout, "run 'embassy scrub --repair' to restore full redundancy")
+			}
+			if repair && len(r.Unrepairable) > 0 {
+				return withHint(fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable)), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
 			}
 			return nil
 		},
@@ -134,12 +137,18 @@ again after an interruption. Afterwards the site can be removed.`,
 			for _, id := range ids {
 				left := rep.Remaining[id]
 				state := "empty: it can be removed ('embassy site rm " + id + "')"
-				if left != 0 {
+				switch {
+				case left < 0:
+					state = "does not answer: cannot tell whether it is empty"
+				case left != 0:
 					state = fmt.Sprintf("%d blobs remain: run the drain again", left)
 				}
 				fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
 			}
 			fmt.Fprintf(a.stdout, "drained in %s\n", time.Since(start).Round(time.Millisecond))
+			if n := len(rep.Scrub.Unrepairable); n > 0 {
+				return fmt.Errorf("%d versions could not be moved", n)
+			}
 			return nil
 		},
 	}

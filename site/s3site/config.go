@@ -178,3 +178,6 @@ func (c *Config) keyPrefix() string {
 	}
 	return ""
 }
+
+// MarshalJSON redacts the secret in JSON output (node.yaml keeps it).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"REDACTED"`), nil }
