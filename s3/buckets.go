@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -76,6 +77,15 @@ func (s *Server) headBucket(q *request) error {
 func (s *Server) deleteBucket(q *request) error {
 	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
+	}
+	// An upload left open would outlive the vault and reappear, parts and
+	// all, in a new vault of the same name.
+	ups, err := s.e.ListUploads(q.r.Context(), q.bucket, index.UploadOptions{Max: 1})
+	if err != nil {
+		return err
+	}
+	if len(ups.Uploads) > 0 {
+		return errorf("BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete has multipart uploads in progress: abort or complete them first")
 	}
 	if err := s.cfg.Vaults.DeleteVault(q.r.Context(), q.bucket); err != nil {
 		if errors.Is(err, ErrVaultNotEmpty) {

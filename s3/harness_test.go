@@ -312,6 +312,16 @@ func (r rawResponse) wantError(t testing.TB, code string, status int) errorDoc {
 	return d
 }
 
+// wantErrorStatus checks the status of a raw response and that it is an
+// S3 error document, whatever its code.
+func (r rawResponse) wantErrorStatus(t testing.TB, status int) errorDoc {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status %d, want %d\n%s", r.status, status, r.body)
+	}
+	return r.errorDoc(t)
+}
+
 // newRequest builds (and signs) rr without sending it.
 func (h *harness) newRequest(rr rawRequest) *http.Request {
 	h.t.Helper()
