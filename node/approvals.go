@@ -256,7 +256,25 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 		n.Log.InfoContext(ctx, "two-person request rejected", "id", r.ID, "custodian", custodian)
 		return r, n.saveRequests(rs)
 	}
-	r.Approvals = append(r.Approvals, d)
+	// Approvals already on record are checked again: the file holding
+	// them is not trusted, and a request altered after signing (its digest
+	// recomputed) invalidates them.
+	valid := []Decision{}
+	for _, old := range r.Approvals {
+		oc, ok := n.Custody.Custodian(old.Custodian)
+		if ok && oc.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true), old.Signature) == nil && !strings.EqualFold(old.Custodian, r.Requester) {
+			valid = append(valid, old)
+		} else {
+			n.Log.WarnContext(ctx, "a recorded approval does not verify and is dropped", "request", r.ID, "custodian", old.Custodian)
+		}
+	}
+	r.Approvals = append(valid, d)
+	// The configuration, not the file, says how many approvals it takes.
+	r.Needed = max(r.Needed, n.approvalsNeeded(r.Op.Kind))
+	if len(r.Approvals) >= r.Needed && n.Ready() != nil {
+		r.Approvals = r.Approvals[:len(r.Approvals)-1]
+		return r, fmt.Errorf("%w: the node is sealed, so it could not carry the operation out; unseal it first (--unseal), then approve", ErrNotPending)
+	}
 	n.Log.InfoContext(ctx, "two-person request approved", "id", r.ID, "custodian", custodian, "approvals", len(r.Approvals), "needed", r.Needed)
 	if len(r.Approvals) >= r.Needed {
 		// Record the decision before acting, so a crash cannot lose it.

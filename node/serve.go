@@ -183,12 +183,12 @@ type DevOptions struct {
 // devSites is the embedded default: six local sites in three
 // jurisdictions on two providers.
 var devSites = []site.Descriptor{
-	{ID: "est-1", Jurisdiction: "EST", Provider: "gov-dc", Control: "EST", Operator: "dev"},
-	{ID: "est-2", Jurisdiction: "EST", Provider: "cloudco", Control: "USA", Operator: "dev"},
-	{ID: "lux-1", Jurisdiction: "LUX", Provider: "gov-dc", Control: "EST", Operator: "dev"},
-	{ID: "lux-2", Jurisdiction: "LUX", Provider: "cloudco", Control: "USA", Operator: "dev"},
-	{ID: "fin-1", Jurisdiction: "FIN", Provider: "gov-dc", Control: "EST", Operator: "dev"},
-	{ID: "fin-2", Jurisdiction: "FIN", Provider: "cloudco", Control: "USA", Operator: "dev"},
+	{ID: "est-1", Jurisdiction: "EST", Provider: "gov-dc", Control: "EST", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
+	{ID: "est-2", Jurisdiction: "EST", Provider: "cloudco", Control: "USA", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
+	{ID: "lux-1", Jurisdiction: "LUX", Provider: "gov-dc", Control: "EST", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
+	{ID: "lux-2", Jurisdiction: "LUX", Provider: "cloudco", Control: "USA", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
+	{ID: "fin-1", Jurisdiction: "FIN", Provider: "gov-dc", Control: "EST", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
+	{ID: "fin-2", Jurisdiction: "FIN", Provider: "cloudco", Control: "USA", Operator: "dev", Accredited: "NATO COSMIC TOP SECRET"},
 }
 
 // InitDev creates, if dirPath holds no node yet, a development node: six

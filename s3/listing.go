@@ -192,7 +192,7 @@ func (s *Server) listVersions(q *request) error {
 }
 
 func (s *Server) listUploads(q *request) error {
-	enc, _, err := encoding(q)
+	enc, et, err := encoding(q)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (s *Server) listUploads(q *request) error {
 	}
 	res := listMultipartUploadsResult{Xmlns: s3NS, Bucket: q.bucket, KeyMarker: enc(o.KeyMarker), UploadIDMarker: o.IDMarker,
 		Prefix: enc(o.Prefix), Delimiter: enc(o.Delimiter), MaxUploads: max, IsTruncated: page.Truncated,
-		NextKeyMarker: enc(page.NextKeyMarker), NextUploadIDMarker: page.NextIDMarker}
+		NextKeyMarker: enc(page.NextKeyMarker), NextUploadIDMarker: page.NextIDMarker, EncodingType: et}
 	own := s.owner(q)
 	for _, u := range page.Uploads {
 		res.Uploads = append(res.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: own, Owner: own, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))})

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -199,7 +200,7 @@ func versionID(s string) (manifest.ID, error) {
 		return manifest.ID{}, nil
 	}
 	id, err := manifest.ParseID(s)
-	if err != nil {
+	if err != nil || id.IsZero() {
 		return id, errorf("InvalidArgument", http.StatusBadRequest, "Invalid version id specified")
 	}
 	return id, nil
@@ -639,6 +640,9 @@ func (s *Server) putRetention(q *request) error {
 		}
 	}
 	if _, err := s.e.SetRetention(q.r.Context(), q.bucket, q.key, id, rx.Mode, until, bypassGovernance(q.r.Header)); err != nil {
+		if errors.Is(err, vault.ErrApprovalRequired) || errors.Is(err, access.ErrDenied) {
+			return err
+		}
 		if errors.Is(err, vault.ErrLocked) {
 			return errObjectLocked.with(err)
 		}

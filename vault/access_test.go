@@ -276,3 +276,29 @@ func TestLabelDominates(t *testing.T) {
 		}
 	}
 }
+
+// Writing needs a known principal of the owning nation, or the admin role.
+func TestWriteNeedsNationOrAdmin(t *testing.T) {
+	ln := newLabelNode(t)
+	cases := []struct {
+		name string
+		p    access.Principal
+		ok   bool
+	}{
+		{"owner's national", officer, true},
+		{"foreign national", ally, false},
+		{"unknown name", access.Principal{Name: "stranger"}, false},
+		{"foreign admin", access.Principal{Name: "ops", Nation: "USA", Clearances: map[string]string{"NATO": "SECRET"}, Roles: []string{"admin"}}, true},
+	}
+	for _, tc := range cases {
+		ctx := WithPrincipal(t.Context(), tc.p)
+		_, err := ln.e.Put(ctx, "intel", "w/"+tc.p.Name, bytes.NewReader([]byte("x")), PutOptions{Size: 1})
+		if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, access.ErrDenied)) {
+			t.Errorf("%s: put = %v, want allowed=%v", tc.name, err, tc.ok)
+		}
+		_, err = ln.e.Delete(ctx, "intel", "nothing-here", DeleteOptions{})
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: delete marker = %v, want allowed=%v", tc.name, err, tc.ok)
+		}
+	}
+}

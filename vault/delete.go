@@ -50,6 +50,9 @@ func (e *Engine) Delete(ctx context.Context, vaultName, key string, o DeleteOpti
 }
 
 func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResult, error) {
+	if err := e.canWrite(ctx, v); err != nil {
+		return DeleteResult{}, err
+	}
 	// Hiding an object needs the right to read it.
 	if cur, err := e.index.Latest(ctx, v.Name, key); err == nil && !cur.DeleteMarker {
 		if err := e.canRead(ctx, v, cur.Label); err != nil {

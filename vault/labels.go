@@ -104,7 +104,27 @@ func (e *Engine) canRead(ctx context.Context, v Vault, text string) error {
 
 // putLabel resolves the label of a put (given or the vault's default),
 // checks that the principal may write it, and returns its canonical text.
+// canWrite decides whether the context's principal may write into vault v:
+// a principal of the owning nation, or one with the admin role. A name no
+// configuration knows (no nation) writes nothing.
+func (e *Engine) canWrite(ctx context.Context, v Vault) error {
+	if e.decider == nil || ctx.Value(systemKey{}) != nil {
+		return nil
+	}
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: %w", access.ErrDenied, ErrNoPrincipal)
+	}
+	if p.Nation == v.Owner || slices.Contains(p.Roles, "admin") {
+		return nil
+	}
+	return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "writing into vault " + v.Name + " needs a national of " + v.Owner + " or the admin role"}
+}
+
 func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *label.Label, error) {
+	if err := e.canWrite(ctx, v); err != nil {
+		return "", nil, err
+	}
 	text := given
 	if text == "" {
 		text = v.DefaultLabel
