@@ -268,3 +268,47 @@ func TestInvalidLabel(t *testing.T) {
 		t.Errorf("object stored with an invalid label")
 	}
 }
+
+// A write naming a sub-resource embassy does not implement is refused: it
+// must not fall through to a plain PUT that creates a bucket or overwrites
+// an object with the sub-resource's configuration document.
+func TestUnknownSubresourceWrites(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("subres")
+	h.put("subres", "k", []byte("original"))
+	tests := []struct {
+		method, path, body string
+	}{
+		{"PUT", "/newbucket?publicAccessBlock", ""},
+		{"PUT", "/subres?publicAccessBlock", `<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls></PublicAccessBlockConfiguration>`},
+		{"PUT", "/subres?ownershipControls", `<OwnershipControls/>`},
+		{"PUT", "/subres?accelerate", `<AccelerateConfiguration/>`},
+		{"PUT", "/subres/k?renameObject", ""},
+		{"PUT", "/subres/k?encryption", `<ObjectEncryption/>`},
+		{"PUT", "/subres/k?restore", `<RestoreRequest/>`},
+		{"POST", "/subres/k?select&select-type=2", `<SelectObjectContentRequest/>`},
+		{"DELETE", "/subres/k?annotation", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			r := h.do(rawRequest{method: tt.method, path: tt.path, body: []byte(tt.body), as: &alice})
+			if r.status < 400 {
+				t.Errorf("status %d: the request was carried out as something else", r.status)
+			}
+		})
+	}
+	if _, err := h.n.Engine.Vault("newbucket"); err == nil {
+		t.Errorf("PUT ?publicAccessBlock created a bucket")
+	}
+	if got := string(h.get("subres", "k")); got != "original" {
+		t.Errorf("object now %q", got)
+	}
+	vs, err := h.sdk.ListObjectVersions(t.Context(), &awss3.ListObjectVersionsInput{Bucket: aws.String("subres")})
+	if err != nil || len(vs.Versions) != 1 || len(vs.DeleteMarkers) != 0 {
+		t.Errorf("versions %d, markers %d (%v), want the one original", len(vs.Versions), len(vs.DeleteMarkers), err)
+	}
+	// The SDKs' x-id and presigned X-Amz-* parameters are not sub-resources.
+	if r := h.do(rawRequest{method: "PUT", path: "/subres/x?x-id=PutObject", body: []byte("x"), as: &alice}); r.status != 200 {
+		t.Errorf("PUT ?x-id=PutObject: %d\n%s", r.status, r.body)
+	}
+}

@@ -238,6 +238,11 @@ func (s *Server) serve(q *request) error {
 			return err
 		}
 	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if p := unknownSubresource(q.query, q.key != ""); p != "" {
+			return errorf("NotImplemented", http.StatusNotImplemented, "The %s sub-resource is not implemented", p)
+		}
+	}
 	if q.bucket == "" {
 		if r.Method == http.MethodGet {
 			return s.listBuckets(q)
@@ -367,6 +372,41 @@ func (s *Server) objectOp(q *request) error {
 		return errMethodNotAllowed
 	}
 	return errMethodNotAllowed
+}
+
+// bucketWriteParams and objectWriteParams are the query parameters a PUT,
+// POST or DELETE of a bucket or an object may carry, besides x-amz-* ones
+// (presigned URLs, hoisted headers) and x-id (the operation name the SDKs
+// append): the sub-resources the front end dispatches on and the
+// parameters of those requests. Any other parameter names a sub-resource
+// embassy does not implement, and such a write must be refused rather than
+// fall through to a plain PUT or DELETE that creates a bucket, overwrites
+// an object or deletes it.
+var (
+	bucketWriteParams = map[string]bool{
+		"delete": true, "versioning": true, "object-lock": true, "tagging": true, "acl": true, "policy": true,
+		"cors": true, "lifecycle": true, "encryption": true, "website": true, "replication": true,
+		"notification": true, "logging": true,
+	}
+	objectWriteParams = map[string]bool{
+		"versionId": true, "partNumber": true, "uploadId": true, "uploads": true,
+		"retention": true, "legal-hold": true, "tagging": true, "acl": true,
+	}
+)
+
+// unknownSubresource returns the first query parameter of a write that the
+// bucket or object level does not know, or "".
+func unknownSubresource(q url.Values, object bool) string {
+	known := bucketWriteParams
+	if object {
+		known = objectWriteParams
+	}
+	for k := range q {
+		if !known[k] && k != "x-id" && !strings.HasPrefix(strings.ToLower(k), "x-amz-") {
+			return k
+		}
+	}
+	return ""
 }
 
 // checkKey refuses, as S3 does, a key the engine would not store: too
