@@ -2,6 +2,7 @@ package s3
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // urlEncode percent-encodes a key for encoding-type=url responses, keeping
@@ -160,6 +162,14 @@ func (s *Server) listVersions(q *request) error {
 	var page index.VersionPage
 	if max > 0 {
 		if page, err = s.e.Versions(q.r.Context(), q.bucket, o); err != nil {
+			if !o.VersionMarker.IsZero() {
+				// The index cannot resume from a version it does not
+				// hold: that is the client's marker, not our failure.
+				_, serr := s.e.Stat(q.r.Context(), q.bucket, o.KeyMarker, o.VersionMarker)
+				if errors.Is(serr, vault.ErrNoSuchVersion) || errors.Is(serr, vault.ErrNoSuchKey) {
+					return errorf("InvalidArgument", http.StatusBadRequest, "The version-id-marker names no version of the key-marker").with(err)
+				}
+			}
 			return err
 		}
 	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
@@ -202,9 +212,13 @@ func (s *Server) listUploads(q *request) error {
 	}
 	qs := q.query
 	o := index.UploadOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), IDMarker: qs.Get("upload-id-marker"), Max: max}
-	page, err := s.e.ListUploads(q.r.Context(), q.bucket, o)
-	if err != nil {
-		return err
+	var page index.UploadPage
+	if max > 0 {
+		if page, err = s.e.ListUploads(q.r.Context(), q.bucket, o); err != nil {
+			return err
+		}
+	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+		return errNoSuchBucket
 	}
 	res := listMultipartUploadsResult{Xmlns: s3NS, Bucket: q.bucket, KeyMarker: enc(o.KeyMarker), UploadIDMarker: o.IDMarker,
 		Prefix: enc(o.Prefix), Delimiter: enc(o.Delimiter), MaxUploads: max, IsTruncated: page.Truncated,

@@ -214,6 +214,10 @@ func TestListUploadsPaging(t *testing.T) {
 	if !slices.Equal(got, want) || pages != 3 {
 		t.Errorf("uploads in %d pages:\n%q\nwant\n%q", pages, got, want)
 	}
+	out, err := h.sdk.ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("uploads"), MaxUploads: aws.Int32(0)})
+	if err != nil || len(out.Uploads) != 0 {
+		t.Errorf("max-uploads=0 listed %d uploads (%v)", len(out.Uploads), err)
+	}
 }
 
 // Concurrent puts to one key each make a version; the latest is one of
