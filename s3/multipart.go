@@ -97,6 +97,9 @@ func (s *Server) uploadPartCopy(q *request) error {
 }
 
 func (s *Server) completeUpload(q *request) error {
+	if err := conditionalWrite(q.r.Header); err != nil {
+		return err
+	}
 	var req completeMultipartUpload
 	if err := q.readXML(&req); err != nil {
 		return err

@@ -142,7 +142,24 @@ func (q *request) contentLength() (int64, error) {
 	return n, nil
 }
 
+// conditionalWrite refuses a write that carries a conditional header
+// (If-None-Match: * to create only, If-Match to replace only a known
+// version). The engine cannot yet hold such a condition atomically, and
+// ignoring it would let two clients that use it as a lock both believe
+// they won; S3 itself answered NotImplemented before it supported them.
+func conditionalWrite(h http.Header) error {
+	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if h.Get(name) != "" {
+			return errorf("NotImplemented", http.StatusNotImplemented, "Conditional writes (%s) are not implemented; nothing was written", name)
+		}
+	}
+	return nil
+}
+
 func (s *Server) putObject(q *request) error {
+	if err := conditionalWrite(q.r.Header); err != nil {
+		return err
+	}
 	size, err := q.contentLength()
 	if err != nil {
 		return err
@@ -424,6 +441,9 @@ func bypassGovernance(h http.Header) bool {
 }
 
 func (s *Server) deleteObject(q *request) error {
+	if err := conditionalWrite(q.r.Header); err != nil {
+		return err
+	}
 	id, err := versionID(q.query.Get("versionId"))
 	if err != nil {
 		return err
@@ -541,6 +561,9 @@ func (s *Server) openCopySource(q *request) (*vault.Reader, error) {
 }
 
 func (s *Server) copyObject(q *request) error {
+	if err := conditionalWrite(q.r.Header); err != nil {
+		return err
+	}
 	src, err := s.openCopySource(q)
 	if err != nil {
 		return err

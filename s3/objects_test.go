@@ -544,3 +544,49 @@ func TestGetMissing(t *testing.T) {
 	_, err = h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("miss"), Key: aws.String("nothing"), VersionId: aws.String("not-a-version")})
 	wantAPIError(t, err, "InvalidArgument", 400)
 }
+
+// A conditional write (If-None-Match: * to create only, If-Match to
+// replace only a known version) either holds its condition or is refused:
+// clients use them as locks, so ignoring them would let two writers both
+// believe they won.
+func TestConditionalWrites(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("condw")
+	h.put("condw", "k", []byte("original"))
+	u := h.createUpload(t, "condw", "k")
+	part := u.mustPart(1, []byte("part"))
+	completion := fmt.Sprintf(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>`, aws.ToString(part.ETag))
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		header http.Header
+	}{
+		{"put if-none-match star", "PUT", "/condw/k", "replaced", http.Header{"If-None-Match": {"*"}}},
+		{"put if-match other etag", "PUT", "/condw/k", "replaced", http.Header{"If-Match": {`"0123456789abcdef0123456789abcdef"`}}},
+		{"copy if-none-match star", "PUT", "/condw/k", "", http.Header{"If-None-Match": {"*"}, "X-Amz-Copy-Source": {"condw/k"}, "X-Amz-Metadata-Directive": {"REPLACE"}}},
+		{"complete if-none-match star", "POST", "/condw/k?uploadId=" + u.id, completion, http.Header{"If-None-Match": {"*"}}},
+		{"delete if-match other etag", "DELETE", "/condw/k", "", http.Header{"If-Match": {`"0123456789abcdef0123456789abcdef"`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(rawRequest{method: tt.method, path: tt.path, body: []byte(tt.body), header: tt.header, as: &alice})
+			switch r.status {
+			case http.StatusPreconditionFailed:
+				r.wantError(t, "PreconditionFailed", 412)
+			case http.StatusNotImplemented:
+				r.wantError(t, "NotImplemented", 501)
+			default:
+				t.Errorf("status %d: the condition was ignored\n%s", r.status, r.body)
+			}
+		})
+	}
+	if got := string(h.get("condw", "k")); got != "original" {
+		t.Errorf("object now %q", got)
+	}
+	vs, err := h.sdk.ListObjectVersions(t.Context(), &awss3.ListObjectVersionsInput{Bucket: aws.String("condw")})
+	if err != nil || len(vs.Versions) != 1 || len(vs.DeleteMarkers) != 0 {
+		t.Errorf("%d versions %d markers (%v), want the original only", len(vs.Versions), len(vs.DeleteMarkers), err)
+	}
+}
