@@ -8,13 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
-
-// withHeader adds a header to an SDK request.
-func withHeader(name, value string) func(*awss3.Options) {
-	return awss3.WithAPIOptions(smithyhttp.AddHeaderValue(name, value))
-}
 
 func TestCreateBucketNames(t *testing.T) {
 	h := newHarness(t)

@@ -139,14 +139,6 @@ func (r *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (r *recordingHandler) WithGroup(string) slog.Handler { return r }
 
-// allowFailures forgets the server errors recorded so far, for a test that
-// provokes one on purpose.
-func (h *harness) allowFailures() {
-	h.mu.Lock()
-	h.failed = nil
-	h.mu.Unlock()
-}
-
 // client returns an aws-sdk-go-v2 S3 client acting as cred.
 func (h *harness) client(cred s3.Credential, opts ...func(*awss3.Options)) *awss3.Client {
 	cfg := aws.Config{

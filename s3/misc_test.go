@@ -316,3 +316,31 @@ func TestUnknownSubresourceWrites(t *testing.T) {
 		t.Errorf("PUT ?x-id=PutObject: %d\n%s", r.status, r.body)
 	}
 }
+
+func TestMissingContentLength(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("nolength")
+	req := h.newRequest(rawRequest{method: "PUT", path: "/nolength/k", as: &alice, payload: "UNSIGNED-PAYLOAD"})
+	req.ContentLength = -1 // Transfer-Encoding: chunked, no length declared
+	req.Body = io.NopCloser(strings.NewReader("hello"))
+	h.send(req).wantError(t, "MissingContentLength", http.StatusLengthRequired)
+	if h.stored(t, "nolength", "k") {
+		t.Errorf("object stored without a declared length")
+	}
+}
+
+// A key holding a character XML 1.0 cannot carry comes back exactly only
+// with encoding-type=url, as S3 documents.
+func TestControlCharacterKey(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("ctrl")
+	key := "ctrl\x01char\x7f"
+	h.put("ctrl", key, []byte("x"))
+	r := h.do(rawRequest{method: "GET", path: "/ctrl?list-type=2&encoding-type=url", as: &alice})
+	if !strings.Contains(string(r.body), "<Key>ctrl%01char%7F</Key>") {
+		t.Errorf("url-encoded listing lost the key:\n%s", r.body)
+	}
+	if got := h.get("ctrl", key); string(got) != "x" {
+		t.Errorf("get %q", got)
+	}
+}
