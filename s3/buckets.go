@@ -188,6 +188,9 @@ func (s *Server) getObjectLockConfig(q *request) error {
 	return q.writeXML(c)
 }
 
+// maxRetentionDays is the longest default retention a vault may set.
+const maxRetentionDays = 36500
+
 func (s *Server) putObjectLockConfig(q *request) error {
 	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
@@ -207,6 +210,11 @@ func (s *Server) putObjectLockConfig(q *request) error {
 		}
 		if (d.Days > 0) == (d.Years > 0) || d.Days < 0 || d.Years < 0 {
 			return errorf("InvalidArgument", http.StatusBadRequest, "Default retention needs exactly one positive Days or Years")
+		}
+		// A default past what a version's lock can record would make every
+		// later put in the vault fail; S3 caps retention at a century.
+		if d.Days > maxRetentionDays || d.Years > maxRetentionDays/365 {
+			return errorf("InvalidArgument", http.StatusBadRequest, "Default retention may be at most %d days or %d years", maxRetentionDays, maxRetentionDays/365)
 		}
 		lc.Mode, lc.Days, lc.Years = d.Mode, d.Days, d.Years
 	}

@@ -186,6 +186,7 @@ func TestObjectRetention(t *testing.T) {
 			{"unknown mode", `<Retention><Mode>FOREVER</Mode><RetainUntilDate>2099-01-01T00:00:00Z</RetainUntilDate></Retention>`, "MalformedXML"},
 			{"bad date", `<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>tomorrow</RetainUntilDate></Retention>`, "MalformedXML"},
 			{"past date", `<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2001-01-01T00:00:00Z</RetainUntilDate></Retention>`, "InvalidArgument"},
+			{"date past 9999 in UTC", `<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>9999-12-31T23:59:59-23:59</RetainUntilDate></Retention>`, "InvalidArgument"},
 			{"not xml", `<Retention>`, "MalformedXML"},
 		}
 		for _, tt := range tests {
@@ -248,6 +249,9 @@ func TestLockHeadersOnPut(t *testing.T) {
 		{"date without mode", [][2]string{{"x-amz-object-lock-retain-until-date", until.Format(time.RFC3339)}}},
 		{"date in the past", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}, {"x-amz-object-lock-retain-until-date", "2001-01-01T00:00:00Z"}}},
 		{"unparsable date", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}, {"x-amz-object-lock-retain-until-date", "soon"}}},
+		// 9999-12-31T23:59:59-23:59 is in the year 10000 UTC, which no
+		// manifest can record.
+		{"date past 9999 in UTC", [][2]string{{"x-amz-object-lock-mode", "GOVERNANCE"}, {"x-amz-object-lock-retain-until-date", "9999-12-31T23:59:59-23:59"}}},
 		{"bad legal hold", [][2]string{{"x-amz-object-lock-legal-hold", "MAYBE"}}},
 	}
 	for _, tt := range tests {
@@ -310,6 +314,11 @@ func TestDefaultRetention(t *testing.T) {
 	tests := []struct{ name, body, code string }{
 		{"days and years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days><Years>1</Years></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
 		{"neither days nor years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		// A default that would date retention past what a manifest can
+		// record must be refused when set, not fail every later put.
+		{"a hundred million years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Years>99999999</Years></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		{"ten billion days", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>9999999999</Days></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
+		{"over a hundred years", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Years>101</Years></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
 		{"negative days", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>-1</Days></DefaultRetention></Rule></ObjectLockConfiguration>`, "InvalidArgument"},
 		{"unknown mode", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>FOREVER</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>`, "MalformedXML"},
 		{"not enabled", `<ObjectLockConfiguration><ObjectLockEnabled>Disabled</ObjectLockEnabled></ObjectLockConfiguration>`, "MalformedXML"},
@@ -321,7 +330,8 @@ func TestDefaultRetention(t *testing.T) {
 			r.wantError(t, tt.code, 400)
 		})
 	}
-	// The refused configurations left the rule as it was.
+	// The refused configurations left the rule as it was, and puts work.
+	h.put("defaults", "still-writable", []byte("w"))
 	cfg, err = h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("defaults")})
 	if err != nil || cfg.ObjectLockConfiguration.Rule == nil || aws.ToInt32(cfg.ObjectLockConfiguration.Rule.DefaultRetention.Days) != 2 {
 		t.Errorf("rule after refused changes: %+v, %v", cfg.ObjectLockConfiguration, err)

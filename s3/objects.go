@@ -110,11 +110,11 @@ func (s *Server) lockFromHeaders(q *request, now time.Time) (*manifest.Lock, err
 		if mode != vault.Governance && mode != vault.Compliance {
 			return nil, errorf("InvalidArgument", http.StatusBadRequest, "x-amz-object-lock-mode must be GOVERNANCE or COMPLIANCE, with x-amz-object-lock-retain-until-date")
 		}
-		t, err := time.Parse(time.RFC3339, until)
+		t, err := parseRetainUntil(until)
 		if err != nil || !t.After(now) {
-			return nil, errorf("InvalidArgument", http.StatusBadRequest, "x-amz-object-lock-retain-until-date must be an ISO 8601 date in the future")
+			return nil, errorf("InvalidArgument", http.StatusBadRequest, "x-amz-object-lock-retain-until-date must be an ISO 8601 date in the future, before the year 10000")
 		}
-		l.Mode, l.Until = mode, t.UTC()
+		l.Mode, l.Until = mode, t
 	case v.Lock.Mode != "":
 		l.Mode = v.Lock.Mode
 		l.Until = now.AddDate(v.Lock.Years, 0, v.Lock.Days).UTC()
@@ -131,6 +131,20 @@ func (s *Server) lockFromHeaders(q *request, now time.Time) (*manifest.Lock, err
 		return nil, nil
 	}
 	return &l, nil
+}
+
+// parseRetainUntil parses a retain-until date, in UTC. A manifest records
+// years up to 9999 only: a later date would fail the write that stores it.
+func parseRetainUntil(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t = t.UTC()
+	if t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("retain-until date %s is past the year 9999", s)
+	}
+	return t, nil
 }
 
 // contentLength is the decoded payload length the client declared.
@@ -657,6 +671,9 @@ func (s *Server) putRetention(q *request) error {
 	if rx.Mode != "" || rx.RetainUntilDate != "" {
 		if until, err = time.Parse(time.RFC3339, rx.RetainUntilDate); err != nil {
 			return errMalformedXML.with(err)
+		}
+		if until, err = parseRetainUntil(rx.RetainUntilDate); err != nil {
+			return errorf("InvalidArgument", http.StatusBadRequest, "RetainUntilDate must be before the year 10000").with(err)
 		}
 		if rx.Mode != vault.Governance && rx.Mode != vault.Compliance {
 			return errMalformedXML
