@@ -77,8 +77,9 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 }
 
 // FuzzXMLBodies sends arbitrary bodies to every endpoint that parses XML:
-// the server must never panic, never answer 500, and every refusal must be
-// an S3 error document.
+// the server must never panic, never answer 500, every refusal must be an
+// S3 error document, and after any accepted document the vaults must still
+// take writes.
 func FuzzXMLBodies(f *testing.F) {
 	fx := newFuzzTarget(f)
 	for i, e := range xmlEndpoints {
@@ -101,6 +102,19 @@ func FuzzXMLBodies(f *testing.F) {
 			var d errorDoc
 			if err := xml.Unmarshal(w.Body.Bytes(), &d); err != nil || d.Code == "" || d.RequestID == "" {
 				t.Fatalf("%s answered %d without an error document (%v):\n%s", e.name, w.Code, err, w.Body)
+			}
+		}
+		// A document the server accepted must leave the vaults writable:
+		// a configuration that breaks every later put is a failure too.
+		if w.Code == http.StatusOK {
+			for _, path := range []string{"/fuzzlock/probe", "/fuzz/probe"} {
+				req := httptest.NewRequest("PUT", "http://embassy.test"+path, bytes.NewReader([]byte("probe")))
+				sign(t, req, alice, "UNSIGNED-PAYLOAD", time.Now())
+				pw := httptest.NewRecorder()
+				fx.handler.ServeHTTP(pw, req)
+				if pw.Code != http.StatusOK {
+					t.Fatalf("after %s accepted %q, PUT %s answered %d:\n%s", e.name, body, path, pw.Code, pw.Body)
+				}
 			}
 		}
 		// The server's error log must stay empty too.

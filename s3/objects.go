@@ -669,7 +669,7 @@ func (s *Server) putRetention(q *request) error {
 	}
 	var until time.Time
 	if rx.Mode != "" || rx.RetainUntilDate != "" {
-		if until, err = time.Parse(time.RFC3339, rx.RetainUntilDate); err != nil {
+		if _, err := time.Parse(time.RFC3339, rx.RetainUntilDate); err != nil {
 			return errMalformedXML.with(err)
 		}
 		if until, err = parseRetainUntil(rx.RetainUntilDate); err != nil {
