@@ -16,6 +16,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/label"
@@ -493,6 +494,23 @@ func (n *Node) removeVault(ctx context.Context, name string) error {
 	}
 	if !empty {
 		return fmt.Errorf("vault %s: %w", name, ErrVaultNotEmpty)
+	}
+	// Uploads still open would otherwise outlive the vault: abort them,
+	// removing their parts' shards.
+	sys := vault.AsSystem(ctx)
+	for {
+		page, err := n.Engine.ListUploads(sys, name, index.UploadOptions{})
+		if err != nil {
+			return err
+		}
+		for _, u := range page.Uploads {
+			if err := n.Engine.AbortUpload(sys, name, u.Key, u.ID); err != nil {
+				return fmt.Errorf("vault %s: abort upload %s: %w", name, u.ID, err)
+			}
+		}
+		if !page.Truncated || len(page.Uploads) == 0 {
+			break
+		}
 	}
 	if err := n.saveConfig(&c); err != nil {
 		return err

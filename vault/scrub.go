@@ -54,23 +54,22 @@ type ScrubOptions struct {
 
 // ScrubReport says what a scrub found and did.
 type ScrubReport struct {
-	Versions         int      `json:"versions"`
-	Bytes            int64    `json:"bytes"` // plaintext bytes of the versions scrubbed
-	BytesRead        int64    `json:"bytes_read"`
-	CorruptShards    int      `json:"corrupt_shards"`
-	MissingShards    int      `json:"missing_shards"`
-	MisplacedShards  int      `json:"misplaced_shards"`
-	MissingCopies    int      `json:"missing_manifest_copies"`
-	OrphansRemoved   int      `json:"orphans_removed"`
-	AtRisk           int      `json:"at_risk"` // versions found below full redundancy or off policy
-	Repaired         int      `json:"repaired"`
-	BytesRepaired    int64    `json:"bytes_repaired"` // shard bytes written
-	ShardsMoved      int      `json:"shards_moved"`
-	Unrepairable     []string `json:"unrepairable,omitempty"`
-	Errors           []string `json:"errors,omitempty"`
-	DurationSeconds  float64  `json:"duration_seconds"`
-	RemainingAtRisk  int      `json:"remaining_at_risk"`
-	versionsExpected int
+	Versions        int      `json:"versions"`
+	Bytes           int64    `json:"bytes"` // plaintext bytes of the versions scrubbed
+	BytesRead       int64    `json:"bytes_read"`
+	CorruptShards   int      `json:"corrupt_shards"`
+	MissingShards   int      `json:"missing_shards"`
+	MisplacedShards int      `json:"misplaced_shards"`
+	MissingCopies   int      `json:"missing_manifest_copies"`
+	OrphansRemoved  int      `json:"orphans_removed"`
+	AtRisk          int      `json:"at_risk"` // versions found below full redundancy or off policy
+	Repaired        int      `json:"repaired"`
+	BytesRepaired   int64    `json:"bytes_repaired"` // shard bytes written
+	ShardsMoved     int      `json:"shards_moved"`
+	Unrepairable    []string `json:"unrepairable,omitempty"`
+	Errors          []string `json:"errors,omitempty"`
+	DurationSeconds float64  `json:"duration_seconds"`
+	RemainingAtRisk int      `json:"remaining_at_risk"`
 }
 
 // shardState is what scrub found of one shard of one part.

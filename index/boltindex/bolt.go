@@ -440,7 +440,9 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 		if o.After >= start {
 			start = o.After + "\x00"
 			if o.Delimiter != "" && strings.HasPrefix(o.After, o.Prefix) {
-				if i := strings.Index(o.After[len(o.Prefix):], o.Delimiter); i >= 0 {
+				// Only a marker that is a whole common prefix (as
+				// Next is) skips it; a key inside one does not, as in S3.
+				if i := strings.Index(o.After[len(o.Prefix):], o.Delimiter); i >= 0 && len(o.Prefix)+i+len(o.Delimiter) == len(o.After) {
 					start = index.Successor(o.After[:len(o.Prefix)+i+len(o.Delimiter)])
 					if start == "" {
 						return nil
@@ -534,7 +536,7 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			}
 		}
 		if o.Delimiter != "" && o.KeyMarker != "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {
-			if i := strings.Index(o.KeyMarker[len(o.Prefix):], o.Delimiter); i >= 0 {
+			if i := strings.Index(o.KeyMarker[len(o.Prefix):], o.Delimiter); i >= 0 && len(o.Prefix)+i+len(o.Delimiter) == len(o.KeyMarker) {
 				next := index.Successor(o.KeyMarker[:len(o.Prefix)+i+len(o.Delimiter)])
 				if next == "" {
 					return nil

@@ -96,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			{"max", index.ListOptions{Max: 2}, names[:2], nil, true},
 			{"after", index.ListOptions{After: "2026/b.db"}, names[2:6], nil, false},
 			{"after common prefix", index.ListOptions{Delimiter: "/", After: "2026/"}, []string{"top"}, []string{"2027/"}, false},
+			{"after a key inside a common prefix", index.ListOptions{Delimiter: "/", After: "2026/a.db"}, []string{"top"}, []string{"2026/", "2027/"}, false},
 			{"max with prefixes", index.ListOptions{Delimiter: "/", Max: 1}, nil, []string{"2026/"}, true},
 			{"shadowed only", index.ListOptions{Prefix: "zz/"}, nil, nil, false},
 		}
