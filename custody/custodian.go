@@ -231,6 +231,12 @@ func SplitRoot(root RootKey, node string, custodians []CustodianPublic, t int) (
 // set. Too few shares, a share of another node's set and a corrupt share
 // each fail with an error that says so.
 func CombineRoot(rec Record, encoded [][]byte) (RootKey, error) {
+	return combine(encoded, rec.Set.Combine)
+}
+
+// combine parses encoded shares and turns what combineSet makes of them
+// into a root key.
+func combine(encoded [][]byte, combineSet func([]shamir.SetShare) ([]byte, error)) (RootKey, error) {
 	var shares []shamir.SetShare
 	for i, e := range encoded {
 		s, err := shamir.ParseSetShare(e)
@@ -239,7 +245,7 @@ func CombineRoot(rec Record, encoded [][]byte) (RootKey, error) {
 		}
 		shares = append(shares, s)
 	}
-	secret, err := rec.Set.Combine(shares)
+	secret, err := combineSet(shares)
 	if err != nil {
 		return RootKey{}, fmt.Errorf("custody: %w", err)
 	}
@@ -265,24 +271,5 @@ func (k *Keyring) Resplit(node string, custodians []CustodianPublic, t int) (Rec
 // node's record (which is lost with the node): the share set is taken from
 // the shares, and its commitment still catches corrupt or mixed shares.
 func CombineShares(encoded [][]byte) (RootKey, error) {
-	var shares []shamir.SetShare
-	for i, e := range encoded {
-		s, err := shamir.ParseSetShare(e)
-		if err != nil {
-			return RootKey{}, fmt.Errorf("custody: share %d: %w", i+1, err)
-		}
-		shares = append(shares, s)
-	}
-	secret, err := shamir.CombineSet(shares)
-	if err != nil {
-		return RootKey{}, fmt.Errorf("custody: %w", err)
-	}
-	if len(secret) != 32 {
-		clear(secret)
-		return RootKey{}, errors.New("custody: recovered secret is not a root key")
-	}
-	var k [32]byte
-	copy(k[:], secret)
-	clear(secret)
-	return RootKey{k: &k}, nil
+	return combine(encoded, shamir.CombineSet)
 }
