@@ -119,6 +119,9 @@ func TestBoundedMemory(t *testing.T) {
 	if os.Getenv("EMBASSY_MEMORY_CHILD") != "" {
 		t.Skip("in the child")
 	}
+	if raceEnabled {
+		t.Skip("memory is not measured under the race detector")
+	}
 	size := int64(2 << 30)
 	if testing.Short() {
 		size = 256 << 20
