@@ -71,8 +71,8 @@ func (r *Request) digest(node string) string {
 	}
 	sort.Strings(params)
 	h := sha256.New()
-	fmt.Fprintf(h, "embassy request v1\nnode %s\nid %s\nop %s\nparams %s\nrequester %s\ncreated %d\nexpires %d\nneeded %d\n",
-		node, r.ID, r.Op.Kind, strings.Join(params, "&"), r.Requester, r.Created.UnixNano(), r.Expires.UnixNano(), r.Needed)
+	fmt.Fprintf(h, "embassy request v1\nnode %s\nid %s\nop %s\nparams %s\nsummary %q\nrequester %s\ncreated %d\nexpires %d\nneeded %d\n",
+		node, r.ID, r.Op.Kind, strings.Join(params, "&"), r.Op.Summary, r.Requester, r.Created.UnixNano(), r.Expires.UnixNano(), r.Needed)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -453,3 +453,33 @@ func TestRootKeyRotation(t *testing.T) {
 	}
 	checkObjects(t, n2, want)
 }
+
+// Approvals written into requests.json by hand, and a lowered approval
+// count, do not count: recorded approvals are verified again and the
+// configuration sets how many are needed.
+func TestRequestsFileIsNotTrusted(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	id := pendingID(t, n.DeleteVault(n.As(context.Background(), "admin"), "empty"))
+	rs, _ := n.Requests()
+	r := rs[0]
+	// A forged approval (bob's name, carol's signature) and needed=1,
+	// with the digest recomputed to match.
+	r.Approvals = []Decision{{Custodian: "bob", At: time.Now(), Signature: cn.keys["carol"].Sign(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true))}}
+	r.Needed = 1
+	r.Digest = r.digest(n.Config.Node.ID)
+	if err := n.saveRequests(rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cn.decide(t, id, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != StatusPending || len(got.Approvals) != 1 || got.Needed != 2 {
+		t.Fatalf("after one real approval: status %s, %d approvals, needed %d", got.Status, len(got.Approvals), got.Needed)
+	}
+	if _, err := n.Engine.Vault("empty"); err != nil {
+		t.Fatal("the vault was deleted on a forged approval")
+	}
+}

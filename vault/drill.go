@@ -26,12 +26,12 @@ import (
 func LostSites(spec string, sites []site.Descriptor) (map[string]bool, error) {
 	lost := map[string]bool{}
 	if strings.TrimSpace(spec) == "" {
-		return nil, fmt.Errorf("drill: name what is lost, e.g. jurisdiction=EST")
+		return nil, fmt.Errorf("sites: name what is lost, e.g. jurisdiction=EST")
 	}
 	for part := range strings.SplitSeq(spec, ",") {
 		kind, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || val == "" {
-			return nil, fmt.Errorf("drill: %q is not kind=value (site, provider, jurisdiction or control)", part)
+			return nil, fmt.Errorf("sites: %q is not kind=value (site, provider, jurisdiction or control)", part)
 		}
 		matched := 0
 		for _, s := range sites {
@@ -46,7 +46,7 @@ func LostSites(spec string, sites []site.Descriptor) (map[string]bool, error) {
 			case "control":
 				hit = s.Control == val
 			default:
-				return nil, fmt.Errorf("drill: unknown kind %q (want site, provider, jurisdiction or control)", kind)
+				return nil, fmt.Errorf("sites: unknown kind %q (want site, provider, jurisdiction or control)", kind)
 			}
 			if hit {
 				lost[s.ID] = true
@@ -54,7 +54,7 @@ func LostSites(spec string, sites []site.Descriptor) (map[string]bool, error) {
 			}
 		}
 		if matched == 0 {
-			return nil, fmt.Errorf("drill: %s matches no configured site", part)
+			return nil, fmt.Errorf("sites: %s matches no configured site", part)
 		}
 	}
 	return lost, nil

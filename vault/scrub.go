@@ -874,7 +874,8 @@ func (e *Engine) collectGarbage(ctx context.Context, grace time.Duration) (int, 
 			for _, u := range up.Uploads {
 				parts, err := e.parts(ctx, v.Name, u.ID)
 				if err != nil {
-					continue
+					// Without knowing what the upload uses, collect nothing.
+					return 0, fmt.Errorf("garbage collection stopped: upload %s: %w", u.ID, err)
 				}
 				for _, p := range parts {
 					for i, sid := range p.Part.Sites {

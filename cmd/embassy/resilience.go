@@ -71,7 +71,13 @@ running node does this in the background (scrub.interval in node.yaml).`,
 				return err
 			}
 			if a.json {
-				return a.printJSON(r)
+				if err := a.printJSON(r); err != nil {
+					return err
+				}
+				if repair && len(r.Unrepairable) > 0 {
+					return fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable))
+				}
+				return nil
 			}
 			printScrub(a, r)
 			if r.RemainingAtRisk > 0 && !repair {
@@ -131,7 +137,13 @@ again after an interruption. Afterwards the site can be removed.`,
 				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
 			}
 			if a.json {
-				return a.printJSON(rep)
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+				if n := len(rep.Scrub.Unrepairable); n > 0 {
+					return fmt.Errorf("%d versions could not be moved", n)
+				}
+				return nil
 			}
 			printScrub(a, rep.Scrub)
 			for _, id := range ids {
