@@ -94,15 +94,3 @@ func CheckName(name string) error {
 	}
 	return nil
 }
-
-// CountingReader counts the bytes read through it.
-type CountingReader struct {
-	R io.Reader
-	N int64
-}
-
-func (c *CountingReader) Read(p []byte) (int, error) {
-	n, err := c.R.Read(p)
-	c.N += int64(n)
-	return n, err
-}

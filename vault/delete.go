@@ -90,18 +90,6 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 	}
 }
 
-func distinct(sites []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range sites {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // locked reports why a version cannot be removed now, or nil.
 func locked(m *manifest.Manifest, bypassGovernance bool, now time.Time) error {
 	if m.Lock == nil {

@@ -24,7 +24,6 @@ package vault
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -370,20 +369,21 @@ func objectID(vault, key string) [16]byte {
 	return digest16("embassy object id\x00" + vault + "\x00" + key)
 }
 
-// manifestSites lists the distinct sites of a manifest's parts, in order of
-// first appearance.
+// manifestSites lists the distinct sites of a manifest's parts and copies,
+// in order of first appearance: the sites holding a copy of it.
 func manifestSites(m *manifest.Manifest) []string {
-	var out []string
-	seen := map[string]bool{}
+	var all []string
 	for _, p := range m.Parts {
-		for _, s := range p.Sites {
-			if !seen[s] {
-				seen[s] = true
-				out = append(out, s)
-			}
-		}
+		all = append(all, p.Sites...)
 	}
-	for _, s := range m.Copies {
+	return distinct(append(all, m.Copies...))
+}
+
+// distinct returns sites without repeats, in order of first appearance.
+func distinct(sites []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range sites {
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)
@@ -391,9 +391,6 @@ func manifestSites(m *manifest.Manifest) []string {
 	}
 	return out
 }
-
-// ctxErr returns ctx's error if it is done.
-func ctxErr(ctx context.Context) error { return context.Cause(ctx) }
 
 // k returns the keys in force.
 func (e *Engine) k() Keys {

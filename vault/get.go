@@ -154,7 +154,6 @@ type Reader struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	m        *manifest.Manifest
-	env      []byte
 	info     ObjectInfo
 	pos, end int64 // plaintext range still to return
 	partIdx  int
@@ -172,7 +171,7 @@ type Reader struct {
 
 // Get opens a version for reading. The caller must Close the reader.
 func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Reader, error) {
-	m, env, err := e.resolve(ctx, vault, key, o.VersionID)
+	m, _, err := e.resolve(ctx, vault, key, o.VersionID)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +183,7 @@ func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Rea
 		end = o.Offset + o.Length
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	return &Reader{e: e, ctx: ctx, cancel: cancel, m: m, env: env, info: infoOf(m), pos: o.Offset, end: end, exclude: o.Exclude}, nil
+	return &Reader{e: e, ctx: ctx, cancel: cancel, m: m, info: infoOf(m), pos: o.Offset, end: end, exclude: o.Exclude}, nil
 }
 
 // Info returns the version's info.
@@ -534,7 +533,7 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 	collect := func(i int) {
 		b := pr.take(i, j)
 		if b.err != nil {
-			if ctxErr(pr.ctx) != nil {
+			if context.Cause(pr.ctx) != nil {
 				return
 			}
 			if errors.Is(b.err, erasure.ErrChecksum) {
@@ -561,7 +560,7 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 			collect(i)
 		}
 	}
-	if err := ctxErr(pr.ctx); err != nil {
+	if err := context.Cause(pr.ctx); err != nil {
 		return nil, err
 	}
 	if good < pr.g.k {

@@ -135,7 +135,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 		}
 		return "", nil, nil
 	}
-	l, err := e.labels.ParseText(text)
+	l, err := e.labelOf(text)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
 	}

@@ -281,6 +281,29 @@ func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte)
 // *siteError.
 func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte) error {
 	name := manifest.BlobName(id)
+	errs := e.putCopies(ctx, name, env, sites, tails)
+	var first error
+	written := map[string][]string{}
+	for i, err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+		if err == nil {
+			written[sites[i]] = []string{name}
+		}
+	}
+	if first != nil {
+		e.cleanup(ctx, written)
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+	}
+	return first
+}
+
+// putCopies writes the envelope, followed by tails[site], to every listed
+// site in parallel, and returns each site's error (a *siteError) or nil.
+func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites []string, tails map[string][]byte) []error {
 	errs := make([]error, len(sites))
 	var wg sync.WaitGroup
 	for i, sid := range sites {
@@ -300,23 +323,7 @@ func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, si
 		})
 	}
 	wg.Wait()
-	var first error
-	written := map[string][]string{}
-	for i, err := range errs {
-		if err != nil && first == nil {
-			first = err
-		}
-		if err == nil {
-			written[sites[i]] = []string{name}
-		}
-	}
-	if first != nil {
-		e.cleanup(ctx, written)
-		if err := ctxErr(ctx); err != nil {
-			return err
-		}
-	}
-	return first
+	return errs
 }
 
 var coders sync.Map // [2]int -> *erasure.Coder

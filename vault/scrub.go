@@ -744,22 +744,7 @@ func (e *Engine) probeSites(ctx context.Context) map[string]bool {
 // version stays as it was.
 func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte, oldEnv []byte, oldSites []string, oldTails map[string][]byte) error {
 	name := manifest.BlobName(id)
-	errs := make([]error, len(sites))
-	var wg sync.WaitGroup
-	for i, sid := range sites {
-		s, ok := e.site(sid)
-		if !ok {
-			errs[i] = &siteError{sid, errors.New("site not configured")}
-			continue
-		}
-		wg.Go(func() {
-			body := append(append([]byte(nil), env...), tails[sid]...)
-			if err := s.Store.Put(ctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
-				errs[i] = &siteError{sid, err}
-			}
-		})
-	}
-	wg.Wait()
+	errs := e.putCopies(ctx, name, env, sites, tails)
 	first := errors.Join(errs...)
 	if first == nil {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/vault"
@@ -46,6 +47,34 @@ func (a *app) open(ctx context.Context) (*node.Node, error) {
 		return nil, withHint(err, "this node's root key is split among custodians: pass --unseal SHARE:KEY for enough of them, or run 'embassy serve' and have them 'embassy unseal'")
 	}
 	return n, nil
+}
+
+// objectRef is an object version named on the command line, with the node
+// opened and a context acting as the CLI's principal.
+type objectRef struct {
+	n     *node.Node
+	ctx   context.Context
+	vault string
+	key   string
+	id    manifest.ID
+}
+
+// openObject parses VAULT/KEY and an optional --version, and opens the
+// node. The caller closes ref.n.
+func (a *app) openObject(ctx context.Context, path, version string) (objectRef, error) {
+	vaultName, key, err := needKey(path)
+	if err != nil {
+		return objectRef{}, err
+	}
+	id, err := parseVersion(version)
+	if err != nil {
+		return objectRef{}, err
+	}
+	n, err := a.open(ctx)
+	if err != nil {
+		return objectRef{}, err
+	}
+	return objectRef{n: n, ctx: n.As(ctx, a.principal), vault: vaultName, key: key, id: id}, nil
 }
 
 // splitPath splits "vault/key" into its parts; key may be empty.

@@ -300,24 +300,16 @@ func (a *app) statCmd() *cobra.Command {
 		Short: "Show an object's size, label and where every shard lives",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vaultName, key, err := needKey(args[0])
+			ref, err := a.openObject(cmd.Context(), args[0], version)
 			if err != nil {
 				return err
 			}
-			id, err := parseVersion(version)
-			if err != nil {
-				return err
-			}
-			n, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			info, err := n.Engine.Stat(n.As(cmd.Context(), a.principal), vaultName, key, id)
+			defer ref.n.Close()
+			info, err := ref.n.Engine.Stat(ref.ctx, ref.vault, ref.key, ref.id)
 			if err != nil {
 				return explain(err)
 			}
-			locs, err := n.Engine.Locate(n.As(cmd.Context(), a.principal), vaultName, key, info.VersionID)
+			locs, err := ref.n.Engine.Locate(ref.ctx, ref.vault, ref.key, info.VersionID)
 			if err != nil {
 				return err
 			}
@@ -360,20 +352,13 @@ func (a *app) rmCmd() *cobra.Command {
 		Short: "Delete an object (a delete marker; older versions stay) or, with --version, one version",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vaultName, key, err := needKey(args[0])
+			ref, err := a.openObject(cmd.Context(), args[0], version)
 			if err != nil {
 				return err
 			}
-			id, err := parseVersion(version)
-			if err != nil {
-				return err
-			}
-			n, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			res, err := n.Engine.Delete(n.As(cmd.Context(), a.principal), vaultName, key, vault.DeleteOptions{VersionID: id})
+			defer ref.n.Close()
+			vaultName, key, id := ref.vault, ref.key, ref.id
+			res, err := ref.n.Engine.Delete(ref.ctx, vaultName, key, vault.DeleteOptions{VersionID: id})
 			if err != nil {
 				return explain(err)
 			}

@@ -141,24 +141,16 @@ func (a *app) relabelCmd() *cobra.Command {
 		Short: "Change an object version's label (lowering it takes two custodians)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vaultName, key, err := needKey(args[0])
+			ref, err := a.openObject(cmd.Context(), args[0], version)
 			if err != nil {
 				return err
 			}
-			id, err := parseVersion(version)
-			if err != nil {
-				return err
-			}
-			n, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			info, err := n.Engine.SetLabel(n.As(cmd.Context(), a.principal), vaultName, key, id, args[1])
+			defer ref.n.Close()
+			info, err := ref.n.Engine.SetLabel(ref.ctx, ref.vault, ref.key, ref.id, args[1])
 			if err != nil {
 				return explain(err)
 			}
-			fmt.Fprintf(a.stdout, "%s/%s version %s is now %s\n", vaultName, key, info.VersionID, info.Label)
+			fmt.Fprintf(a.stdout, "%s/%s version %s is now %s\n", ref.vault, ref.key, info.VersionID, info.Label)
 			return nil
 		},
 	}
