@@ -338,6 +338,8 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.removeSite(p["site"])
 	case "principal.add":
 		return n.addPrincipal(p["principal"])
+	case "principal.remove":
+		return n.removePrincipal(p["principal"])
 	case "root.rotate":
 		dir, st, err := n.rotateRoot(ctx)
 		if err == nil {

@@ -302,3 +302,34 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	n.Log.Info("root key re-split among custodians", "threshold", t, "custodians", len(cs), "shares", dir)
 	return dir, nil
 }
+
+// RemovePrincipal removes a principal. One cleared above the configured
+// level takes two custodians, as adding one does.
+func (n *Node) RemovePrincipal(ctx context.Context, name string) error {
+	i := slices.IndexFunc(n.Config.Principals, func(p access.Principal) bool { return p.Name == name })
+	if i < 0 {
+		return fmt.Errorf("no principal %s", name)
+	}
+	if p := n.Config.Principals[i]; n.clearedAbove(p) {
+		if err := n.Require(ctx, vault.Operation{Kind: "principal.remove", Summary: fmt.Sprintf("remove principal %s (%s) cleared %v", p.Name, p.Nation, p.Clearances),
+			Params: map[string]string{"principal": name}}); err != nil {
+			return err
+		}
+	}
+	return n.removePrincipal(name)
+}
+
+func (n *Node) removePrincipal(name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := *n.Config
+	c.Principals = slices.DeleteFunc(slices.Clone(c.Principals), func(p access.Principal) bool { return p.Name == name })
+	if len(c.Principals) == len(n.Config.Principals) {
+		return fmt.Errorf("no principal %s", name)
+	}
+	if err := n.saveConfig(&c); err != nil {
+		return err
+	}
+	n.Config = &c
+	return nil
+}

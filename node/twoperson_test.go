@@ -244,6 +244,10 @@ func TestTwoPersonOperations(t *testing.T) {
 			func() error { _, err := n.RotateVaultKey(ctx, "registry"); return err },
 			func() bool { v, _ := n.Engine.Vault("registry"); return v.KeyGen == 2 },
 			func() bool { v, _ := n.Engine.Vault("registry"); return v.KeyGen <= 1 }},
+		{"remove a cleared principal",
+			func() error { return n.RemovePrincipal(ctx, "admin") },
+			func() bool { return n.Principal("admin").Nation == "" },
+			func() bool { return n.Principal("admin").Nation == "EST" }},
 		{"add a cleared principal",
 			func() error {
 				return n.AddPrincipal(ctx, access.Principal{Name: "spy", Nation: "EST", Clearances: map[string]string{"NATO": "SECRET"}})

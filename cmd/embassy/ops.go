@@ -220,6 +220,23 @@ func (a *app) principalCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	c.AddCommand(add, ls)
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a principal (one cleared above two_person.principal_level takes two custodians)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.RemovePrincipal(n.As(cmd.Context(), a.principal), args[0]); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintf(a.stdout, "principal %s removed\n", args[0])
+			return nil
+		},
+	}
+	c.AddCommand(add, ls, rm)
 	return c
 }
