@@ -144,6 +144,7 @@ type progress struct {
 	w     io.Writer
 	label string
 	total int64
+	count bool // n and total count items, not bytes
 	start time.Time
 	mu    sync.Mutex
 	n     int64
@@ -151,8 +152,31 @@ type progress struct {
 	wg    sync.WaitGroup
 }
 
+// newProgress starts a bar over total bytes (0 if unknown).
 func (a *app) newProgress(label string, total int64) *progress {
-	p := &progress{label: label, total: total, start: time.Now()}
+	return a.startProgress(&progress{label: label, total: total, start: time.Now()})
+}
+
+// versionCounter returns a callback for the engine's (done, total) version
+// progress that draws a bar from its first call on, and a function that
+// ends the bar.
+func (a *app) versionCounter(label string) (update func(done, total int), finish func()) {
+	var p *progress
+	update = func(done, total int) {
+		if p == nil {
+			p = a.startProgress(&progress{label: label, total: int64(total), count: true, start: time.Now()})
+		}
+		p.set(int64(done))
+	}
+	finish = func() {
+		if p != nil {
+			p.finish()
+		}
+	}
+	return update, finish
+}
+
+func (a *app) startProgress(p *progress) *progress {
 	if !isTerminal(a.stderr) || a.json {
 		return p
 	}
@@ -180,19 +204,40 @@ func (p *progress) add(n int) {
 	p.mu.Unlock()
 }
 
+func (p *progress) set(n int64) {
+	p.mu.Lock()
+	p.n = n
+	p.mu.Unlock()
+}
+
 func (p *progress) draw() {
 	p.mu.Lock()
 	n := p.n
 	p.mu.Unlock()
-	rate := float64(n) / max(time.Since(p.start).Seconds(), 1e-3)
-	if p.total > 0 {
-		const width = 30
-		fill := int(float64(width) * float64(n) / float64(p.total))
-		fill = min(fill, width)
-		fmt.Fprintf(p.w, "\r%s [%s%s] %s / %s  %s/s ", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), human(n), human(p.total), human(int64(rate)))
-	} else {
-		fmt.Fprintf(p.w, "\r%s %s  %s/s ", p.label, human(n), human(int64(rate)))
+	fmt.Fprintf(p.w, "\r%s", p.line(n, time.Since(p.start)))
+}
+
+// line renders the bar after n units in elapsed time: amount, rate and,
+// when the total is known, the time left at the rate so far.
+func (p *progress) line(n int64, elapsed time.Duration) string {
+	amount, unit := human, "/s"
+	if p.count {
+		amount, unit = func(v int64) string { return fmt.Sprint(v) }, " versions/s"
 	}
+	rate := float64(n) / max(elapsed.Seconds(), 1e-3)
+	if p.total <= 0 {
+		return fmt.Sprintf("%s %s  %s%s ", p.label, amount(n), amount(int64(rate)), unit)
+	}
+	const width = 30
+	fill := min(int(float64(width)*float64(n)/float64(p.total)), width)
+	eta := "--"
+	if left := p.total - n; left <= 0 {
+		eta = "0s"
+	} else if rate > 0 {
+		eta = time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%s [%s%s] %s / %s  %s%s  ETA %s ", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+		amount(n), amount(p.total), amount(int64(rate)), unit, eta)
 }
 
 func (p *progress) finish() {

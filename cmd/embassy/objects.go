@@ -439,18 +439,9 @@ func (a *app) indexCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			var p *progress
-			st, err := n.Engine.RebuildIndex(n.As(cmd.Context(), a.principal), func(done, total int) {
-				if p == nil {
-					p = a.newProgress("rebuild", int64(total))
-				}
-				p.mu.Lock()
-				p.n = int64(done)
-				p.mu.Unlock()
-			})
-			if p != nil {
-				p.finish()
-			}
+			update, finish := a.versionCounter("rebuild")
+			st, err := n.Engine.RebuildIndex(n.As(cmd.Context(), a.principal), update)
+			finish()
 			if err != nil {
 				return err
 			}

@@ -15,13 +15,8 @@ import (
 // versionProgress draws progress over the node's versions.
 func (a *app) versionProgress(ctx context.Context, n *node.Node, label string) (*progress, func(vault.ScrubReport)) {
 	st, _ := n.Index.Stats(ctx)
-	p := a.newProgress(label, 0)
-	p.total = st.Versions
-	return p, func(r vault.ScrubReport) {
-		p.mu.Lock()
-		p.n = int64(r.Versions)
-		p.mu.Unlock()
-	}
+	p := a.startProgress(&progress{label: label, total: st.Versions, count: true, start: time.Now()})
+	return p, func(r vault.ScrubReport) { p.set(int64(r.Versions)) }
 }
 
 func printScrub(a *app, r vault.ScrubReport) {
@@ -197,18 +192,9 @@ be kept on the surviving sites.`,
 			for _, id := range ids {
 				lost[id] = true
 			}
-			var p *progress
-			rep, err := n.Engine.Drill(cmd.Context(), vault.DrillOptions{Lost: lost, Sample: sample, Vaults: vaults, Progress: func(done, total int) {
-				if p == nil {
-					p = a.newProgress("drill", int64(total))
-				}
-				p.mu.Lock()
-				p.n = int64(done)
-				p.mu.Unlock()
-			}})
-			if p != nil {
-				p.finish()
-			}
+			update, finish := a.versionCounter("drill")
+			rep, err := n.Engine.Drill(cmd.Context(), vault.DrillOptions{Lost: lost, Sample: sample, Vaults: vaults, Progress: update})
+			finish()
 			if err != nil {
 				return err
 			}
