@@ -266,9 +266,7 @@ func (r *progressReader) Seek(off int64, whence int) (int64, error) {
 	}
 	pos, err := s.Seek(off, whence)
 	if err == nil && whence == io.SeekStart {
-		r.p.mu.Lock()
-		r.p.n = pos
-		r.p.mu.Unlock()
+		r.p.set(pos)
 	}
 	return pos, err
 }
