@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -181,6 +182,28 @@ func score(key []byte, id string) uint64 {
 	return x
 }
 
+// rank orders candidates by their rendezvous score for key, highest first,
+// ties by ID. Each score is hashed once.
+func rank(el []Candidate, key []byte) {
+	type scored struct {
+		s uint64
+		c Candidate
+	}
+	sc := make([]scored, len(el))
+	for i, c := range el {
+		sc[i] = scored{score(key, c.ID), c}
+	}
+	slices.SortFunc(sc, func(a, b scored) int {
+		if c := cmp.Compare(b.s, a.s); c != 0 {
+			return c
+		}
+		return strings.Compare(a.c.ID, b.c.ID)
+	})
+	for i := range sc {
+		el[i] = sc[i].c
+	}
+}
+
 // Choose assigns the policy's K+M shards to sites for the object with the
 // given key (any stable bytes, e.g. the version id) and returns the site id
 // of each shard in shard order. The choice is deterministic for a key and a
@@ -193,16 +216,7 @@ func Choose(p Policy, cands []Candidate, key []byte) ([]string, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInfeasible, err)
 	}
 	el := eligible(p, cands)
-	slices.SortFunc(el, func(a, b Candidate) int {
-		sa, sb := score(key, a.ID), score(key, b.ID)
-		switch {
-		case sa > sb:
-			return -1
-		case sa < sb:
-			return 1
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	rank(el, key)
 	if a := search(p, el, 1, 20_000); a != nil {
 		return ids(el, a), nil
 	}
@@ -452,16 +466,7 @@ func Complete(p Policy, cands []Candidate, key []byte, fixed []string, sites map
 		return nil, fmt.Errorf("%w: %d slots for %d shards", ErrInfeasible, len(fixed), p.N())
 	}
 	el := eligible(p, cands)
-	slices.SortFunc(el, func(a, b Candidate) int {
-		sa, sb := score(key, a.ID), score(key, b.ID)
-		switch {
-		case sa > sb:
-			return -1
-		case sa < sb:
-			return 1
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	rank(el, key)
 	// Fixed sites join the state as extra candidates.
 	all := append([]Candidate(nil), el...)
 	index := map[string]int{}
