@@ -9,19 +9,11 @@ import (
 )
 
 func (s *Server) createUpload(q *request) error {
-	meta, err := userMeta(q.r.Header)
+	o, err := s.putOptions(q)
 	if err != nil {
 		return err
 	}
-	lock, err := s.lockFromHeaders(q, s.cfg.Now())
-	if err != nil {
-		return err
-	}
-	ct := q.r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "binary/octet-stream"
-	}
-	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, vault.PutOptions{ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader)})
+	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, o)
 	if err != nil {
 		return err
 	}

@@ -52,8 +52,28 @@ func contentMD5ETag(sums map[string]string) string {
 	return "\"" + hex.EncodeToString(b) + "\""
 }
 
-// userMeta collects x-amz-meta-* and the stored standard headers.
-func userMeta(h http.Header) (map[string]string, error) {
+// putOptions reads what a new object takes from the request's headers: its
+// content type, user metadata, lock and label.
+func (s *Server) putOptions(q *request) (vault.PutOptions, error) {
+	meta, ct, err := userMetaAndType(q.r.Header)
+	if err != nil {
+		return vault.PutOptions{}, err
+	}
+	lock, err := s.lockFromHeaders(q, s.cfg.Now())
+	if err != nil {
+		return vault.PutOptions{}, err
+	}
+	return vault.PutOptions{ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader)}, nil
+}
+
+// userMetaAndType collects x-amz-meta-* and the stored standard headers,
+// and returns the content type, which defaults to binary/octet-stream as in
+// S3.
+func userMetaAndType(h http.Header) (map[string]string, string, error) {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		ct = "binary/octet-stream"
+	}
 	meta := map[string]string{}
 	size := 0
 	for name, vals := range h {
@@ -65,7 +85,7 @@ func userMeta(h http.Header) (map[string]string, error) {
 		}
 	}
 	if size > MaxUserMetadata {
-		return nil, errorf("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size of %d bytes.", MaxUserMetadata)
+		return nil, "", errorf("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size of %d bytes.", MaxUserMetadata)
 	}
 	for _, name := range storedHeaders {
 		v := h.Get(name)
@@ -84,9 +104,9 @@ func userMeta(h http.Header) (map[string]string, error) {
 		}
 	}
 	if len(meta) == 0 {
-		return nil, nil
+		return nil, ct, nil
 	}
-	return meta, nil
+	return meta, ct, nil
 }
 
 // lockFromHeaders reads x-amz-object-lock-* headers, or the vault's default
@@ -181,17 +201,9 @@ func (s *Server) putObject(q *request) error {
 	if size > MaxPutSize {
 		return errEntityTooLarge
 	}
-	meta, err := userMeta(q.r.Header)
+	o, err := s.putOptions(q)
 	if err != nil {
 		return err
-	}
-	lock, err := s.lockFromHeaders(q, s.cfg.Now())
-	if err != nil {
-		return err
-	}
-	ct := q.r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "binary/octet-stream"
 	}
 	payload, err := q.body()
 	if err != nil {
@@ -206,10 +218,8 @@ func (s *Server) putObject(q *request) error {
 		m := &md5Reader{r: payload, h: md5.New()}
 		body, etag = m, m.etag
 	}
-	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, vault.PutOptions{
-		Size: size, ContentType: ct, Meta: meta, Lock: lock, Label: q.r.Header.Get(labelHeader),
-		ETag: etag, Checksums: payload.Checksums,
-	})
+	o.Size, o.ETag, o.Checksums = size, etag, payload.Checksums
+	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
 	if err != nil {
 		return err
 	}
@@ -587,13 +597,8 @@ func (s *Server) copyObject(q *request) error {
 	o := vault.PutOptions{Size: info.Size, ContentType: info.ContentType, Meta: info.Meta, Checksums: func() map[string]string { return info.Checksums }}
 	replace := strings.EqualFold(q.r.Header.Get("x-amz-metadata-directive"), "REPLACE")
 	if replace {
-		meta, err := userMeta(q.r.Header)
-		if err != nil {
+		if o.Meta, o.ContentType, err = userMetaAndType(q.r.Header); err != nil {
 			return err
-		}
-		o.Meta, o.ContentType = meta, q.r.Header.Get("Content-Type")
-		if o.ContentType == "" {
-			o.ContentType = "binary/octet-stream"
 		}
 	} else if info.Vault == q.bucket && info.Key == q.key && q.query.Get("versionId") == "" {
 		sb, sk, sid, _ := copySource(q.r.Header.Get("x-amz-copy-source"))
