@@ -451,7 +451,7 @@ func (a *app) indexCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return a.printJSON(st)
+				return a.printJSON(toRebuildJSON(st))
 			}
 			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
 			for _, e := range st.SiteErrors {

@@ -245,7 +245,11 @@ func (a *app) principalCmd() *cobra.Command {
 				return notInit(err)
 			}
 			if a.json {
-				return a.printJSON(nonNil(c.Principals))
+				ps := []principalJSON{}
+				for _, p := range c.Principals {
+					ps = append(ps, principalJSON{Principal: p, Roles: p.Roles})
+				}
+				return a.printJSON(ps)
 			}
 			w := a.table()
 			fmt.Fprintln(w, "NAME\tNATION\tCLEARANCES\tCATEGORIES\tROLES")
