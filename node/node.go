@@ -43,7 +43,7 @@ type Node struct {
 	// among custodians; nil for a local root key file.
 	Custody *custody.Record
 	sealMu  sync.Mutex
-	shares  map[string][]byte // shares received towards unsealing, by custodian
+	shares  map[int][]byte // shares received towards unsealing, by share number
 	sealed  bool
 	reqMu   sync.Mutex // serialises two-person requests
 
@@ -170,7 +170,7 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 	}
 	if rec != nil {
 		// The root key is split among custodians: start sealed.
-		n.Custody, n.sealed, n.shares = rec, true, map[string][]byte{}
+		n.Custody, n.sealed, n.shares = rec, true, map[int][]byte{}
 		return n, nil
 	}
 	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
