@@ -94,7 +94,7 @@ var (
 	ErrReplay        = errors.New("this custodian has already decided this request")
 	ErrNotPending    = errors.New("request is no longer pending")
 	ErrBadApproval   = errors.New("approval does not verify")
-	ErrNoCustodians  = errors.New("this node has no custodians: dangerous operations need two, and are refused")
+	ErrNoCustodians  = vault.ErrNoCustodians
 )
 
 func (n *Node) loadRequests() ([]*Request, error) {
@@ -336,6 +336,13 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.removeVault(ctx, p["vault"])
 	case "vault.policy":
 		return n.setPolicy(p["vault"], VaultConfig{Erasure: p["erasure"], Survive: p["survive"], OutsideHome: p["outside_home"] == "true", Jurisdictions: splitList(p["jurisdictions"])})
+	case "vault.object-lock":
+		days, err1 := strconv.Atoi(p["days"])
+		years, err2 := strconv.Atoi(p["years"])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("vault.object-lock: %w", err)
+		}
+		return n.setObjectLock(p["vault"], ObjectLockConfig{Mode: p["mode"], Days: days, Years: years})
 	case "vault.rotate-key":
 		_, err := n.rotateVaultKey(ctx, p["vault"])
 		return err

@@ -609,8 +609,9 @@ func (n *Node) apply(c *Config) error {
 
 // Principal returns the principal named name. On a development node a
 // name that is not configured acts as a national of the node's nation
-// cleared to NATO COSMIC TOP SECRET; elsewhere it has no clearance at all
-// and reads nothing labelled.
+// cleared to NATO COSMIC TOP SECRET, with the admin role; elsewhere it has
+// no nation, no clearance and no role, and can neither read nor change
+// anything.
 func (n *Node) Principal(name string) access.Principal {
 	for _, p := range n.Config.Principals {
 		if p.Name == name {
@@ -618,7 +619,7 @@ func (n *Node) Principal(name string) access.Principal {
 		}
 	}
 	if n.Config.Node.Dev {
-		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"dev"}}
+		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}}
 	}
 	return access.Principal{Name: name}
 }

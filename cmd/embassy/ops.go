@@ -196,10 +196,10 @@ func (a *app) relabelCmd() *cobra.Command {
 func (a *app) principalCmd() *cobra.Command {
 	c := &cobra.Command{Use: "principal", Short: "People and services that use the node"}
 	var p access.Principal
-	var clearances, categories, roles []string
+	var clearances, categories, roles, vaultRoles []string
 	add := &cobra.Command{
 		Use:   "add NAME --nation CODE --clearance POLICY:LEVEL",
-		Short: "Add a principal (one cleared above two_person.principal_level takes two custodians)",
+		Short: "Add a principal (one cleared above two_person.principal_level, or an operator or admin, takes two custodians)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Name = args[0]
@@ -219,6 +219,16 @@ func (a *app) principalCmd() *cobra.Command {
 				p.Categories[tag] = strings.Split(vals, ",")
 			}
 			p.Roles = roles
+			for _, vr := range vaultRoles {
+				v, r, ok := strings.Cut(vr, ":")
+				if !ok || v == "" {
+					return fmt.Errorf("--vault-role %q: want VAULT:ROLE, e.g. registry:operator", vr)
+				}
+				if p.VaultRoles == nil {
+					p.VaultRoles = map[string][]string{}
+				}
+				p.VaultRoles[v] = append(p.VaultRoles[v], r)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -234,7 +244,8 @@ func (a *app) principalCmd() *cobra.Command {
 	add.Flags().StringVar(&p.Nation, "nation", "", "nationality, ISO 3166-1 alpha-3")
 	add.Flags().StringArrayVar(&clearances, "clearance", nil, "POLICY:LEVEL, e.g. NATO:SECRET (repeatable)")
 	add.Flags().StringArrayVar(&categories, "category", nil, "TAG=VALUE[,VALUE] held (repeatable)")
-	add.Flags().StringArrayVar(&roles, "role", nil, "role (repeatable)")
+	add.Flags().StringArrayVar(&roles, "role", nil, "node-wide role: reader, writer, operator, admin or auditor (repeatable; none means reader and writer)")
+	add.Flags().StringArrayVar(&vaultRoles, "vault-role", nil, "VAULT:ROLE, a role on one vault only (repeatable)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List principals",
@@ -254,7 +265,7 @@ func (a *app) principalCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "NAME\tNATION\tCLEARANCES\tCATEGORIES\tROLES")
 			for _, p := range c.Principals {
-				fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s\n", p.Name, p.Nation, p.Clearances, p.Categories, strings.Join(p.Roles, ","))
+				fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s\n", p.Name, p.Nation, p.Clearances, p.Categories, p.RoleSummary())
 			}
 			return w.Flush()
 		},
