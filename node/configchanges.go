@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
@@ -42,11 +41,7 @@ type Change struct {
 	Why string `json:"why,omitempty"`
 }
 
-// administrative reports whether a role is administrative (issue 10's
-// roles: operator and admin; today only admin exists).
-func administrative(role string) bool { return role == "admin" || role == "operator" }
-
-func hasAdminRole(p access.Principal) bool { return slices.ContainsFunc(p.Roles, administrative) }
+func hasAdminRole(p access.Principal) bool { return p.Administrative() }
 
 // clearedAboveLevel reports whether p is cleared above level (text form;
 // default NATO UNCLASSIFIED) in reg. Anything that cannot be compared
@@ -73,29 +68,6 @@ func clearedAboveLevel(reg *label.Registry, level string, p access.Principal) bo
 		}
 	}
 	return false
-}
-
-func describePrincipal(p access.Principal) string {
-	var parts []string
-	parts = append(parts, p.Nation)
-	if len(p.Clearances) > 0 {
-		var cs []string
-		for _, k := range slices.Sorted(maps.Keys(p.Clearances)) {
-			cs = append(cs, k+" "+p.Clearances[k])
-		}
-		parts = append(parts, "cleared "+strings.Join(cs, ", "))
-	}
-	if len(p.Categories) > 0 {
-		var cs []string
-		for _, k := range slices.Sorted(maps.Keys(p.Categories)) {
-			cs = append(cs, k+": "+strings.Join(p.Categories[k], " "))
-		}
-		parts = append(parts, "categories "+strings.Join(cs, "; "))
-	}
-	if len(p.Roles) > 0 {
-		parts = append(parts, "roles "+strings.Join(p.Roles, ", "))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // ConfigChanges lists every difference from old to next, each with its
@@ -202,7 +174,7 @@ func ConfigChanges(old, next *Config) []Change {
 		field := "principals[" + p.Name + "]"
 		switch {
 		case !ok:
-			text := "principal " + p.Name + " added (" + describePrincipal(p) + ")"
+			text := "principal " + describePrincipal(p) + " added"
 			switch {
 			case hasAdminRole(p):
 				add(field, text, Custodians, "an administrative role")
@@ -212,7 +184,7 @@ func ConfigChanges(old, next *Config) []Change {
 				add(field, text, Free, "")
 			}
 		case !reflect.DeepEqual(o, p):
-			text := "principal " + p.Name + " changed (" + describePrincipal(o) + " → " + describePrincipal(p) + ")"
+			text := "principal " + p.Name + " changed: " + describePrincipal(o) + " → " + describePrincipal(p)
 			switch {
 			case hasAdminRole(p) && !hasAdminRole(o):
 				add(field, text, Custodians, "given an administrative role")
@@ -298,7 +270,11 @@ func ConfigChanges(old, next *Config) []Change {
 			add(field+".stripe_size", fmt.Sprintf("vault %s stripe_size %q → %q", v.Name, o.StripeSize, v.StripeSize), Free, "")
 		}
 		if !reflect.DeepEqual(o.ObjectLock, v.ObjectLock) {
-			if why := lockWeaker(o.ObjectLock, v.ObjectLock); why != "" {
+			var nl ObjectLockConfig
+			if v.ObjectLock != nil {
+				nl = *v.ObjectLock
+			}
+			if why := lockWeaker(o.ObjectLock, nl); why != "" {
 				add(field+".object_lock", "vault "+v.Name+" object lock weakened: "+why, Custodians, "shortening retention")
 			} else {
 				add(field+".object_lock", "vault "+v.Name+" object lock changed", Free, "")
@@ -350,24 +326,4 @@ func lowers(reg *label.Registry, a, b string) bool {
 	va, err1 := reg.LabelLevel(la)
 	vb, err2 := reg.LabelLevel(lb)
 	return err1 != nil || err2 != nil || !reg.Dominates(vb, va)
-}
-
-// lockWeaker says why object lock b is weaker than a, or "".
-func lockWeaker(a, b *ObjectLockConfig) string {
-	if a == nil {
-		return ""
-	}
-	if b == nil {
-		return "object lock turned off"
-	}
-	days := func(l *ObjectLockConfig) int { return l.Days + 365*l.Years }
-	switch {
-	case a.Mode == "COMPLIANCE" && b.Mode != "COMPLIANCE":
-		return "COMPLIANCE default retention turned into " + cmpOr(b.Mode, "none")
-	case a.Mode != "" && b.Mode == "":
-		return "default retention removed"
-	case a.Mode != "" && days(b) < days(a):
-		return fmt.Sprintf("default retention shortened from %d to %d days", days(a), days(b))
-	}
-	return ""
 }
