@@ -90,7 +90,7 @@ func TestNodeFileAttacksRefusedAtUnseal(t *testing.T) {
 			editFile(t, filepath.Join(cn.dir, ConfigFile), func(b []byte) []byte {
 				return bytes.Replace(b, []byte("principals:\n"), []byte("principals:\n  - name: mallory\n    nation: EST\n    clearances:\n      NATO: COSMIC TOP SECRET\n"), 1)
 			})
-		}, ConfigFile, []string{"does not verify", "principal mallory added (EST, cleared NATO COSMIC TOP SECRET) (needs custodians"}},
+		}, ConfigFile, []string{"does not verify", "principal mallory (nation EST; clearances NATO COSMIC TOP SECRET", "added (needs custodians"}},
 		{"weakened policy", func(t *testing.T, cn *custodyNode) {
 			editFile(t, filepath.Join(cn.dir, ConfigFile), func(b []byte) []byte {
 				return bytes.Replace(b, []byte("survive: jurisdictions=1"), []byte("survive: sites=1"), 1)

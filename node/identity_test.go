@@ -256,7 +256,7 @@ func TestUpgradeRefusesChangedFiles(t *testing.T) {
 	if err == nil {
 		_, err = cn.n.Unseal(cn.share(t, "bob"))
 	}
-	if !errors.Is(err, ErrNodeFile) || !strings.Contains(err.Error(), "principal mallory added") {
+	if !errors.Is(err, ErrNodeFile) || !strings.Contains(err.Error(), "principal mallory (nation EST") {
 		t.Fatalf("unseal with a hand-added principal: %v", err)
 	}
 	if !cn.n.Sealed() {

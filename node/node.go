@@ -82,6 +82,9 @@ type InitOptions struct {
 	Custodians []custody.CustodianPublic
 	Threshold  int
 	Share      func(custodian string, file []byte) error
+	// Configure, if set, changes the configuration before it is first
+	// written (S3 address and credentials, sites, ...).
+	Configure func(*Config)
 }
 
 // ErrNotInitialized means the directory holds no node; run 'embassy init'.
@@ -107,6 +110,9 @@ func Init(dirPath string, o InitOptions) (*Config, error) {
 		// The operator's own principal; restrict it to what the
 		// operators are actually cleared for.
 		Principals: []access.Principal{{Name: "admin", Nation: o.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"admin"}}},
+	}
+	if o.Configure != nil {
+		o.Configure(c)
 	}
 	root, err := custody.GenerateRootKey()
 	if err != nil {
@@ -670,6 +676,20 @@ func (n *Node) Principal(name string) access.Principal {
 // As returns ctx acting as the named principal.
 func (n *Node) As(ctx context.Context, name string) context.Context {
 	return vault.WithPrincipal(ctx, n.Principal(name))
+}
+
+// SaveConfig writes c as node.yaml, authenticated, and puts it in force
+// in the node's configuration (not in an engine already built). It applies
+// none of the two-person gates of 'embassy config edit' (ProposeConfig):
+// the caller, holding the unsealed node, decides. For tests and tools.
+func (n *Node) SaveConfig(c *Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.saveConfig(c); err != nil {
+		return err
+	}
+	n.Config = c
+	return nil
 }
 
 // saveConfig saves a changed configuration, authenticated as the next
