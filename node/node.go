@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -262,6 +263,14 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 		log = NewLogger(c.Log, os.Stderr)
 	}
 	n := &Node{Dir: dirPath, Config: c, Log: log, opts: o, raw: map[string]*nodeFile{ConfigFile: cf}, gens: map[string]uint64{}, SetAside: map[string]string{}}
+	for _, s := range c.Sites {
+		if s.Driver == "dir" && !c.Node.Dev {
+			if err := n.checkSiteOutside(s); err != nil {
+				// Configured before this was refused: say so, keep working.
+				log.Warn("a site lies inside the node directory (or holds it): losing one loses the other; drain it to a site of its own", "site", s.ID, "err", err)
+			}
+		}
+	}
 	custf, err := readNodeFile(dirPath, CustodyFile)
 	if err != nil {
 		return nil, err
@@ -465,6 +474,11 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if s.Driver == "dir" && !n.Config.Node.Dev {
+		if err := n.checkSiteOutside(s); err != nil {
+			return err
+		}
+	}
 	if s.Driver == "dir" {
 		// Adding a site creates its directory; opening one never does.
 		if _, err := dir.New(n.path(s.Path)); err != nil {
@@ -475,6 +489,55 @@ func (n *Node) AddSite(s SiteConfig) error {
 		return err
 	}
 	return n.apply(&c)
+}
+
+// ErrSiteInNodeDir: a directory site of a production node lies inside the
+// node directory, or holds it. The node directory's loss (a reinstall, a
+// restored backup, 'rm -rf' of a broken node) would then take the site
+// with it, and a site must fail apart from the node. Put the site on its
+// own path; development nodes keep their sites in the node directory.
+var ErrSiteInNodeDir = errors.New("site and node directory overlap")
+
+// checkSiteOutside refuses a dir site inside the node directory or
+// containing it.
+func (n *Node) checkSiteOutside(s SiteConfig) error {
+	nodeDir, err := realPath(n.Dir)
+	if err != nil {
+		return err
+	}
+	sitePath, err := realPath(n.path(s.Path))
+	if err != nil {
+		return err
+	}
+	if within(sitePath, nodeDir) || within(nodeDir, sitePath) {
+		return fmt.Errorf("site %s: %w: %s and the node directory %s; give the site a path of its own", s.ID, ErrSiteInNodeDir, sitePath, nodeDir)
+	}
+	return nil
+}
+
+// realPath is p made absolute, with the symbolic links of its longest
+// existing ancestor resolved.
+func realPath(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := p; ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return p, nil
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+// within reports whether path is dir or lies below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // RemoveSite removes a site. A site that still holds data is removed only
@@ -532,6 +595,9 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 // AddVault adds a vault after checking its policy is feasible. It is safe
 // to call while the node serves.
 func (n *Node) AddVault(vc VaultConfig) error {
+	if err := manifest.ValidNewVault(vc.Name); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, o := range n.Config.Vaults {
