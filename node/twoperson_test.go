@@ -452,7 +452,7 @@ func TestRootKeyRotation(t *testing.T) {
 	checkObjects(t, n2, want)
 	// A rebuild from the sites alone needs only the newest root.
 	n2.Index.Reset(context.Background())
-	if _, err := n2.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil); err != nil {
+	if _, err := n2.Keeper().RebuildIndex(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	checkObjects(t, n2, want)

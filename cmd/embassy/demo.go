@@ -175,7 +175,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	}
 
 	step("6. Rebuild the index from the surviving sites alone")
-	st, err := n.Engine.RebuildIndex(ctx, nil)
+	st, err := n.Keeper().RebuildIndex(ctx, nil)
 	if err != nil {
 		return err
 	}
