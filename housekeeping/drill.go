@@ -91,7 +91,7 @@ type DrillVault struct {
 	Degraded     int      `json:"degraded"` // readable, but below full redundancy
 	PolicyKept   bool     `json:"policy_kept"`
 	PolicyReason string   `json:"policy_reason,omitempty"`
-	Lost         []string `json:"lost,omitempty"` // keys and versions that would be lost (at most MaxListed)
+	Lost         []string `json:"lost"` // keys and versions that would be lost (at most MaxListed)
 }
 
 // DrillReport is a drill's outcome.
@@ -106,7 +106,7 @@ type DrillReport struct {
 	RPOBytes      int64        `json:"rpo_bytes"`
 	ReadRate      float64      `json:"read_rate_bytes_per_second"`
 	RTOSeconds    float64      `json:"rto_seconds"`
-	PoliciesBroke []string     `json:"policies_violated,omitempty"`
+	PoliciesBroke []string     `json:"policies_violated"`
 	Seconds       float64      `json:"seconds"`
 }
 

@@ -78,16 +78,16 @@ type Collection struct {
 	// deletions ('embassy index adopt' takes them in).
 	Unindexed         int      `json:"unindexed"`
 	Legacy            int      `json:"legacy"`
-	UnindexedVersions []string `json:"unindexed_versions,omitempty"` // at most MaxListed, with why
+	UnindexedVersions []string `json:"unindexed_versions"` // at most MaxListed, with why
 	// Inconsistent lists versions the index holds although a record says
 	// they were deleted (kept; at most MaxListed).
-	Inconsistent []string `json:"inconsistent,omitempty"`
+	Inconsistent []string `json:"inconsistent"`
 	// SkippedSites lists sites not collected on, with why.
-	SkippedSites []string `json:"skipped_sites,omitempty"`
+	SkippedSites []string `json:"skipped_sites"`
 	// BadBatches counts journal batches that failed verification (not
 	// evidence; reported).
 	BadBatches int      `json:"bad_journal_batches"`
-	Errors     []string `json:"errors,omitempty"`
+	Errors     []string `json:"errors"`
 }
 
 // lookupIndex is implemented by indexes that find a version by id alone.
@@ -331,10 +331,10 @@ func (k *Keeper) garbage(ctx context.Context, ev *records, sid, name string, ind
 		return true
 	}
 	for _, b := range ev.abandonedOn(name, sid) {
-		if b.version.IsZero() {
+		switch {
+		case b.version.IsZero():
 			return true
-		}
-		if b.revision == 0 {
+		case b.revision == 0:
 			// A write that failed: garbage unless the version was
 			// committed after all (a multipart completion retried with
 			// the same version). Left-over copies of the failed write
@@ -343,12 +343,14 @@ func (k *Keeper) garbage(ctx context.Context, ev *records, sid, name string, ind
 			if !ok {
 				return true
 			}
-			m, err := k.e.OpenEnvelope(v.Envelope)
-			return err == nil && !uses(m, sid, name)
+			if m, err := k.e.OpenEnvelope(v.Envelope); err == nil && !uses(m, sid, name) {
+				return true
+			}
+		case !k.stillPlaced(ctx, b.version, sid, name, indexed):
+			// A placement a repair or move superseded, and the newest
+			// revision does not place it there again.
+			return true
 		}
-		// A placement a repair or move superseded: garbage unless the
-		// newest revision places it there again.
-		return !k.stillPlaced(ctx, b.version, sid, name, indexed)
 	}
 	return false
 }

@@ -29,17 +29,17 @@ import (
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
-	Sites        int      `json:"sites"`                 // sites listed
-	SiteErrors   []string `json:"site_errors,omitempty"` // sites that could not be listed, with the error
-	Manifests    int      `json:"manifests"`             // manifest copies found
-	Versions     int      `json:"versions"`              // versions indexed from the sites
-	Markers      int      `json:"delete_markers"`        // of which delete markers
-	Corrupt      int      `json:"corrupt"`               // manifest copies that failed verification
-	Kept         int      `json:"kept_from_index"`       // versions no site copy verifies, kept from the index's verified envelope
-	Deleted      int      `json:"deleted_by_record"`     // versions found on the sites that the node recorded as deleted: not indexed
-	Unreadable   []string `json:"unreadable,omitempty"`  // versions left out: fewer than k shards of some part (at most MaxListed)
-	Unrestored   int      `json:"unrestored"`            // how many versions were left out
-	UnknownVault int      `json:"unknown_vault,omitempty"`
+	Sites        int      `json:"sites"`             // sites listed
+	SiteErrors   []string `json:"site_errors"`       // sites that could not be listed, with the error
+	Manifests    int      `json:"manifests"`         // manifest copies found
+	Versions     int      `json:"versions"`          // versions indexed from the sites
+	Markers      int      `json:"delete_markers"`    // of which delete markers
+	Corrupt      int      `json:"corrupt"`           // manifest copies that failed verification
+	Kept         int      `json:"kept_from_index"`   // versions no site copy verifies, kept from the index's verified envelope
+	Deleted      int      `json:"deleted_by_record"` // versions found on the sites that the node recorded as deleted: not indexed
+	Unreadable   []string `json:"unreadable"`        // versions left out: fewer than k shards of some part (at most MaxListed)
+	Unrestored   int      `json:"unrestored"`        // how many versions were left out
+	UnknownVault int      `json:"unknown_vault"`
 }
 
 // rebuildMarker is implemented by indexes that can flag a rebuild in

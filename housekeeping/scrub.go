@@ -73,12 +73,12 @@ type ScrubReport struct {
 	AtRisk        int      `json:"at_risk"`
 	Degraded      int      `json:"degraded"`
 	Lost          int      `json:"lost"`
-	LostVersions  []string `json:"lost_versions,omitempty"` // at most MaxListed, by name
+	LostVersions  []string `json:"lost_versions"` // at most MaxListed, by name
 	Repaired      int      `json:"repaired"`
 	BytesRepaired int64    `json:"bytes_repaired"` // shard bytes written
 	ShardsMoved   int      `json:"shards_moved"`
-	Unrepairable  []string `json:"unrepairable,omitempty"`
-	Errors        []string `json:"errors,omitempty"`
+	Unrepairable  []string `json:"unrepairable"`
+	Errors        []string `json:"errors"`
 	// RemainingAtRisk counts versions still degraded or lost at the end.
 	RemainingAtRisk int `json:"remaining_at_risk"`
 	// Collection reports garbage collection (a repairing scrub over every

@@ -45,9 +45,9 @@ var ErrDrainBlocked = errors.New("drain refused")
 
 // DrainReport is a drain's outcome.
 type DrainReport struct {
-	Sites     []string          `json:"sites"`
+	Sites     []string                 `json:"sites"`
 	Scrub     housekeeping.ScrubReport `json:"scrub"`
-	Remaining map[string]int    `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
+	Remaining map[string]int           `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
 }
 
 // Drain moves every shard off the sites: they are marked draining (new

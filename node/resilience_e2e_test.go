@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/s3site"

@@ -15,6 +15,7 @@ import (
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/custody/shamir"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -200,6 +201,15 @@ func TestTwoPersonOperations(t *testing.T) {
 	gov := put("gov", vault.PutOptions{Lock: &manifest.Lock{Mode: "GOVERNANCE", Until: time.Now().Add(time.Hour)}})
 	secret := put("secret", vault.PutOptions{Label: "NATO SECRET//REL TO EST"})
 	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	n.AddVault(VaultConfig{Name: "kept", Erasure: "4+2", Survive: "jurisdictions=1", ObjectLock: &ObjectLockConfig{Mode: "COMPLIANCE", Years: 10}})
+	lockOf := func() ObjectLockConfig {
+		for _, v := range n.Config.Vaults {
+			if v.Name == "kept" && v.ObjectLock != nil {
+				return *v.ObjectLock
+			}
+		}
+		return ObjectLockConfig{}
+	}
 
 	ops := []struct {
 		name   string
@@ -254,6 +264,16 @@ func TestTwoPersonOperations(t *testing.T) {
 			},
 			func() bool { return n.Principal("spy").Nation == "EST" },
 			func() bool { return n.Principal("spy").Nation == "" }},
+		{"add an uncleared operator",
+			func() error {
+				return n.AddPrincipal(ctx, access.Principal{Name: "ops", Nation: "EST", Clearances: map[string]string{"NATO": "UNCLASSIFIED"}, VaultRoles: map[string][]string{"registry": {"operator"}}})
+			},
+			func() bool { return n.Principal("ops").Nation == "EST" },
+			func() bool { return n.Principal("ops").Nation == "" }},
+		{"remove a vault's default retention",
+			func() error { return n.SetObjectLock(ctx, "kept", ObjectLockConfig{}) },
+			func() bool { return lockOf().Mode == "" },
+			func() bool { return lockOf().Mode == "COMPLIANCE" && lockOf().Years == 10 }},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
@@ -389,6 +409,12 @@ func TestRootKeyRotation(t *testing.T) {
 	want := fill(t, n)
 	oldKeyID := n.Keys.ManifestKeyID()
 	ctx := n.As(context.Background(), "admin")
+	// A delete marker is sealed and signed like any manifest: the rotation
+	// must rewrite it too (it once did not, and the marker failed
+	// verification under the new root).
+	if _, err := n.Engine.Delete(ctx, "registry", "gone", vault.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	id := pendingID(t, func() error { _, _, err := n.RotateRootKey(ctx); return err }())
 	cn.decide(t, id, "alice", true)
 	if n.Keys.ManifestKeyID() != oldKeyID {
@@ -402,6 +428,9 @@ func TestRootKeyRotation(t *testing.T) {
 		t.Fatal("root not rotated, or rotation left unfinished")
 	}
 	checkObjects(t, n, want)
+	if rep, err := n.Keeper().Scrub(context.Background(), housekeeping.ScrubOptions{}); err != nil || rep.Lost != 0 || len(rep.Errors) > 0 {
+		t.Fatalf("scrub after the rotation: %+v, %v", rep, err)
+	}
 	dir := r.Result[strings.Index(r.Result, "in ")+3:]
 	oldCarol := cn.share(t, "carol")
 	for _, name := range []string{"alice", "bob", "carol"} {

@@ -121,7 +121,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	if !pending {
 		// Wait for a flush already running.
 		e.genFlush.Lock()
-		e.genFlush.Unlock()
+		defer e.genFlush.Unlock()
 		return nil
 	}
 	return e.FlushGenerations(ctx)

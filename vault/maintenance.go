@@ -574,7 +574,6 @@ func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error)
 	return env, nil
 }
 
-
 // UploadBlobs returns the shard blobs, by site, of every part uploaded so
 // far to a multipart upload in progress.
 func (e *Engine) UploadBlobs(ctx context.Context, vault, uploadID string) (map[string][]string, error) {

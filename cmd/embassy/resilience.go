@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/housekeeping"
+	"github.com/embassy-dev/embassy/node"
 )
 
 // versionProgress draws progress over the node's versions.

@@ -98,7 +98,7 @@ func (a *app) siteLsCmd() *cobra.Command {
 				return notInit(err)
 			}
 			if a.json {
-				return a.printJSON(c.Sites)
+				return a.printJSON(nonNil(c.Sites))
 			}
 			w := a.table()
 			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH")

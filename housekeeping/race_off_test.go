@@ -1,5 +1,0 @@
-//go:build !race
-
-package housekeeping
-
-const raceEnabled = false
