@@ -118,8 +118,22 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 		return "", st, err
 	}
 	// 3. Switch roots: from here on the node opens with the new root.
+	// custody.json is authenticated under the new root (writing it is the
+	// switch); the identity and the other node files follow, and until
+	// they do, the previous root in rotation.json still verifies them.
 	if n.Custody != nil {
-		if err := saveCustody(n.Dir, &rec); err != nil {
+		body, err := marshalCustody(&rec)
+		if err != nil {
+			return "", st, err
+		}
+		n.genMu.Lock()
+		gen := max(n.gens[CustodyFile], nodeFileGen(n.Dir, old, CustodyFile)) + 1
+		err = writeNodeFile(n.Dir, next, CustodyFile, gen, body)
+		if err == nil {
+			n.gens[CustodyFile] = gen
+		}
+		n.genMu.Unlock()
+		if err != nil {
 			return "", st, err
 		}
 		n.sealMu.Lock()
@@ -136,7 +150,10 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 			return "", st, err
 		}
 	}
-	n.Keys = next.WithPrevious(old)
+	n.Keys = next.WithPrevious(old).WithIdentity(old.Identity())
+	if err := n.reauthenticate(); err != nil {
+		return "", st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
+	}
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
 	n.Log.Info("root key switched; rewriting every manifest under the new keys", "shares", sharesDir)
@@ -170,6 +187,32 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	n.PublishDescriptor(ctx)
 	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)
 	return st, nil
+}
+
+// reauthenticate re-wraps the node identity and authenticates node.yaml
+// and requests.json under the current root (n.Keys), after a root switch.
+// The identity itself does not change: whatever others pinned stays valid.
+func (n *Node) reauthenticate() error {
+	if id := n.Keys.Identity(); id != nil {
+		if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), id); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{ConfigFile, RequestsFile} {
+		f, err := readNodeFile(n.Dir, name)
+		if err != nil || f == nil {
+			return err
+		}
+		if previous, err := f.verify(n.Keys); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		} else if !previous {
+			continue
+		}
+		if err := n.saveNodeFile(name, f.body); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // switchKeys puts n.Keys in force in the running engine.
