@@ -16,8 +16,8 @@ import (
 	"crypto/ed25519"
 
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/site"
-	"github.com/embassy-dev/embassy/vault"
 )
 
 // The node descriptor makes the sites the source of truth for the node
@@ -244,8 +244,8 @@ type RecoverOptions struct {
 // or T custodians' shares: it reads the node descriptor, writes the node's
 // configuration and custody record, opens the node (which rebuilds the
 // index from every reachable site), and returns it ready to serve.
-func Recover(ctx context.Context, o RecoverOptions) (*Node, vault.RebuildStats, error) {
-	var st vault.RebuildStats
+func Recover(ctx context.Context, o RecoverOptions) (*Node, housekeeping.RebuildStats, error) {
+	var st housekeeping.RebuildStats
 	if _, err := os.Stat(filepath.Join(o.Dir, ConfigFile)); err == nil {
 		return nil, st, fmt.Errorf("%s already holds a node", o.Dir)
 	}

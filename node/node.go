@@ -16,6 +16,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/label"
@@ -60,7 +61,7 @@ type Node struct {
 	SetAside map[string]string
 
 	// LastRebuild reports the index rebuild done on opening, if any.
-	LastRebuild vault.RebuildStats
+	LastRebuild housekeeping.RebuildStats
 }
 
 // OpenOptions configure OpenWith.
@@ -345,7 +346,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	}
 	if incomplete || (n.Index.Fresh() && n.sitesHoldManifests()) {
 		n.Log.Warn("the index is new but the sites hold manifests: rebuilding it from the sites")
-		st, err := n.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil)
+		st, err := n.Keeper().RebuildIndex(context.Background(), nil)
 		if err != nil {
 			return fmt.Errorf("rebuild a new index: %w", err)
 		}
@@ -438,6 +439,11 @@ func (n *Node) rebuildEngine() error {
 	if err != nil {
 		return err
 	}
+	if n.Engine != nil {
+		// The old engine's pending write of commit generations goes to
+		// the sites it knew, now.
+		n.Engine.Close(context.Background())
+	}
 	n.Engine = e
 	return nil
 }
@@ -460,6 +466,9 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 func (n *Node) Close() error {
 	if n.Index == nil {
 		return nil
+	}
+	if n.Engine != nil {
+		n.Engine.Close(context.Background())
 	}
 	return n.Index.Close()
 }

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -113,6 +114,9 @@ type Engine struct {
 	Events Events
 	labelState
 	approver Approver
+	journal  *evidence.Journal
+	gens     genState
+	genFlush sync.Mutex
 
 	mu       sync.RWMutex
 	sites    map[string]*Site
@@ -147,6 +151,7 @@ func New(cfg Config) (*Engine, error) {
 		vaults: map[string]Vault{},
 		down:   map[string]time.Time{},
 	}
+	e.journal = evidence.NewJournal(cfg.NodeID, func() evidence.Keys { return e.k() }, e.siteStores, e.log)
 	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
 	e.approver = cfg.Approver
 	if e.labels != nil && (e.signer == nil || e.verifier == nil) {

@@ -15,6 +15,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -142,7 +143,7 @@ func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64
 	return &manifest.Manifest{
 		Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created,
 		ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
-		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v),
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Journaled: true,
 	}
 }
 
@@ -250,8 +251,10 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
 		}
-		e.cleanup(ctx, blobs)
-		e.cleanup(ctx, shardBlobs)
+		for s, names := range shardBlobs {
+			blobs[s] = append(blobs[s], names...)
+		}
+		e.abandon(ctx, evidence.Record{Version: m.Version}, blobs)
 		return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
 	}
 	return infoOf(m), nil
@@ -269,10 +272,14 @@ func (e *Engine) recommit(ctx context.Context, m *manifest.Manifest, env []byte)
 }
 
 func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte) error {
-	return e.index.Put(ctx, index.Version{
+	err := e.index.Put(ctx, index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
 		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
 	})
+	if err == nil {
+		e.noteCommit()
+	}
+	return err
 }
 
 // writeCopies writes the manifest envelope (followed by tails[site], if
@@ -293,7 +300,7 @@ func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, si
 		}
 	}
 	if first != nil {
-		e.cleanup(ctx, written)
+		e.abandon(ctx, evidence.Record{Version: id}, written)
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
@@ -361,16 +368,16 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	}
 	m.Parts = []manifest.Part{part.Part}
 	if err := e.bindLabel(m, l); err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	env, err := manifest.Seal(m, e.k())
 	if err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	if err := e.writeCopies(ctx, id, env, manifestSites(m), nil); err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	return e.commit(ctx, m, env, shardBlobs)
@@ -381,6 +388,7 @@ type partSpec struct {
 	vault   Vault
 	key     string
 	version manifest.ID
+	upload  string // the multipart upload, for a part of one
 	number  int
 	sites   []string
 	size    int64          // -1 if unknown
@@ -431,6 +439,12 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	}
 	blob := manifest.NewID()
 	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	// The shard blobs do not describe themselves: say what they are for
+	// before writing them, so that the node can later show they belong to
+	// a write that never committed. Without the record they are kept.
+	if err := e.intent(ctx, ps.version, ps.upload, blob, ps.sites); err != nil {
+		e.log.WarnContext(ctx, "intent not recorded on every site; its blobs are kept if the write is abandoned", "version", ps.version, "err", err)
+	}
 	if ps.hasher == nil {
 		ps.hasher = blake3.New()
 	}
@@ -600,16 +614,16 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	// The first failure is the cause: a site's failure aborts the other
 	// sites' writes, whose errors then only echo it.
 	if cause := context.Cause(ctx); cause != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, cause
 	}
 	if err := errors.Join(putErrs...); err != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err
 	}
 	wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
 	if err != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err
 	}
 	part.Size, part.WrappedKey, part.Digest, part.KeyGen = total, wrapped, ps.hasher.Sum(nil), keyGen(v)
