@@ -14,6 +14,7 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -138,6 +139,8 @@ func explain(err error) error {
 		return withHint(err, "add sites in more jurisdictions or providers ('embassy site add'), or relax --survive / --erasure")
 	case errors.Is(err, vault.ErrApprovalRequired):
 		return withHint(err, "custodians approve with 'embassy approve ID --key CUSTODIAN.key' (list with 'embassy request ls')")
+	case errors.Is(err, site.ErrFull):
+		return withHint(err, "free space on the full sites, add sites ('embassy site add'), or drain them ('embassy site drain ID')")
 	case errors.Is(err, vault.ErrUnreadable):
 		return withHint(err, "too few sites hold intact shards; bring sites back online, then run the read again")
 	}
