@@ -55,7 +55,7 @@ type Node struct {
 	gens  map[string]uint64 // generation of each node file, as verified or last written
 
 	// Restored names the node files replaced by the sites' copies
-	// (OpenOptions.RestoreFromSites); SetAside maps each to where the
+	// (OpenOptions.Restore); SetAside maps each to where the
 	// local file that did not verify was kept.
 	Restored []string
 	SetAside map[string]string
@@ -68,12 +68,16 @@ type Node struct {
 type OpenOptions struct {
 	// Logger defaults to one built from the configuration, on stderr.
 	Logger *slog.Logger
-	// RestoreFromSites: at unseal, node files that do not verify are
-	// replaced by the copies in the newest descriptor on the sites, and
-	// the local ones kept beside them as NAME.rejected-TIME ('embassy
-	// config restore', 'embassy config edit').
-	RestoreFromSites bool
+	// Restore names node files (ConfigFile, CustodyFile, RequestsFile,
+	// custody.IdentityFile) that, if they do not verify at unseal, are
+	// replaced by the copies in the newest descriptor on the sites, the
+	// local ones kept beside them as NAME.rejected-TIME ('embassy config
+	// restore' names all, 'embassy config edit' node.yaml).
+	Restore []string
 }
+
+// NodeFiles are the files OpenOptions.Restore can name.
+var NodeFiles = []string{ConfigFile, CustodyFile, RequestsFile, custody.IdentityFile}
 
 // InitOptions configures a new node.
 type InitOptions struct {

@@ -68,11 +68,12 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		return DeleteResult{}, err
 	}
 	exclude := map[string]bool{}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
 		sites, err := e.choose(v, id, exclude, nil)
 		if err != nil {
-			return DeleteResult{}, err
+			return DeleteResult{}, full.wrap(err)
 		}
 		copies := distinct(sites)
 		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies, Label: hides, Journaled: true}
@@ -83,13 +84,14 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		err = e.writeCopies(ctx, id, env, copies, nil)
 		var se *siteError
 		if errors.As(err, &se) && attempt < maxAttempts {
+			full.note(se)
 			exclude[se.site] = true
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 			e.Events.WriteRetries.Add(1)
 			continue
 		}
 		if err != nil {
-			return DeleteResult{}, err
+			return DeleteResult{}, full.wrap(err)
 		}
 		if _, err := e.commit(ctx, m, env, nil); err != nil {
 			return DeleteResult{}, err

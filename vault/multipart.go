@@ -228,9 +228,9 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 	if err != nil {
 		var se *siteError
 		if errors.As(err, &se) {
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 		}
-		return PartInfo{}, err
+		return PartInfo{}, fullSites(nil).wrap(err)
 	}
 	if etagFn != nil {
 		wp.ETag = etagFn()

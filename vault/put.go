@@ -67,6 +67,7 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		}
 	}
 	exclude := map[string]bool{}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		body := r
 		if o.Size >= 0 {
@@ -77,14 +78,15 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		info, err := e.put(ctx, v, key, body, o, exclude)
 		var se *siteError
 		if err == nil || !errors.As(err, &se) || attempt == maxAttempts || seeker == nil {
-			return info, err
+			return info, full.wrap(err)
 		}
 		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
-			return info, err
+			return info, full.wrap(err)
 		}
 		e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+		full.note(se)
 		exclude[se.site] = true
-		e.SetSiteDown(se.site, siteDownFor)
+		e.avoid(se)
 		e.Events.WriteRetries.Add(1)
 	}
 }
@@ -166,7 +168,8 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *lab
 	}
 	sites, err := placement.Choose(p, e.candidates(exclude, l), id[:])
 	if err != nil {
-		return nil, fmt.Errorf("vault %s: %w", v.Name, err)
+		// Sites avoided for being full are the likely reason: name them.
+		return nil, e.fullNow().wrap(fmt.Errorf("vault %s: %w", v.Name, err))
 	}
 	return sites, nil
 }
@@ -182,11 +185,12 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
 		sites, err := e.choose(v, id, exclude, l)
 		if err != nil {
-			return ObjectInfo{}, err
+			return ObjectInfo{}, full.wrap(err)
 		}
 		dk, err := seal.NewDataKey()
 		if err != nil {
@@ -231,13 +235,14 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		var se *siteError
 		if errors.As(err, &se) && attempt < maxAttempts {
 			e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+			full.note(se)
 			exclude[se.site] = true
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 			e.Events.WriteRetries.Add(1)
 			continue
 		}
 		if err != nil {
-			return ObjectInfo{}, err
+			return ObjectInfo{}, full.wrap(err)
 		}
 		return e.commit(ctx, m, env, nil)
 	}

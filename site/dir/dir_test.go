@@ -2,10 +2,13 @@ package dir
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/sitetest"
@@ -80,5 +83,22 @@ func TestOpenVanishedDirectoryIsUnavailable(t *testing.T) {
 	s2, _ := Open(filepath.Join(t.TempDir(), "never"))
 	if _, err := s2.Stat(t.Context(), "x"); !errors.Is(err, site.ErrUnavailable) {
 		t.Fatalf("stat on a never-created site: %v", err)
+	}
+}
+
+// A write that runs out of space says the site is full.
+func TestNoSpaceIsFull(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		full bool
+	}{
+		{&os.PathError{Op: "write", Path: "/srv/x", Err: unix.ENOSPC}, true},
+		{fmt.Errorf("dir site: put x: %w", &os.PathError{Op: "write", Path: "/srv/x", Err: unix.EDQUOT}), true},
+		{&os.PathError{Op: "write", Path: "/srv/x", Err: unix.EIO}, false},
+		{nil, false},
+	} {
+		if got := errors.Is(markFull(tc.err), site.ErrFull); got != tc.full {
+			t.Errorf("markFull(%v) is full: %v, want %v", tc.err, got, tc.full)
+		}
 	}
 }
