@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -289,20 +288,6 @@ func (e *Engine) matchBinding(m *manifest.Manifest, b label.Binding, fail func(s
 		}
 	}
 	return nil
-}
-
-// filterReadable drops the entries a context's principal may not read.
-func (e *Engine) filterReadable(ctx context.Context, v Vault, vs []index.Version) []index.Version {
-	if e.decider == nil || ctx.Value(systemKey{}) != nil {
-		return vs
-	}
-	out := vs[:0]
-	for _, x := range vs {
-		if e.canRead(ctx, v, x.Label) == nil {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // labelState is the engine's label machinery.
