@@ -114,6 +114,9 @@ func ConfigChanges(old, next *Config) []Change {
 			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
 		}
 	}
+	if old.S3.ListScan != next.S3.ListScan {
+		add("s3.list_scan", fmt.Sprintf("s3.list_scan %d → %d", old.S3.ListScan, next.S3.ListScan), Free, "")
+	}
 	if old.S3.AllowInsecure != next.S3.AllowInsecure {
 		if next.S3.AllowInsecure {
 			add("s3.allow_insecure", "s3.allow_insecure turned on", Custodians, "S3 without TLS on a network listener exposes credentials and data")
