@@ -104,10 +104,7 @@ func TestHostileKeysAreEscaped(t *testing.T) {
 	if err == nil {
 		t.Fatal("get of a missing key succeeded")
 	}
-	// An error keeps its own line breaks; the rest is quoted line by line.
-	if strings.ContainsAny(stderr, "\x1b\r") {
-		t.Errorf("an error naming the key printed a raw control character:\n%q", stderr)
-	}
+	noRaw("an error naming the key", stderr, 1)
 
 	// Lowering the label is a two-person request whose summary names the
 	// key: custodians read it in 'request ls' and 'approve'.
