@@ -62,6 +62,12 @@ var ErrLabelBinding = errors.New("label binding verification failed")
 // node's policies.
 var ErrInvalidLabel = errors.New("invalid label")
 
+// invalidLabel wraps a label package error in ErrInvalidLabel, without
+// saying "invalid label" twice.
+func invalidLabel(err error) error {
+	return fmt.Errorf("%w: %s", ErrInvalidLabel, strings.TrimPrefix(err.Error(), ErrInvalidLabel.Error()+": "))
+}
+
 // labelOf parses an object's stored label text through the registry, with
 // a cache: a node holds many objects under few labels.
 func (e *Engine) labelOf(text string) (label.Label, error) {
@@ -152,7 +158,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 	}
 	l, err := e.labelOf(text)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		return "", nil, invalidLabel(err)
 	}
 	if e.decider != nil && ctx.Value(systemKey{}) == nil {
 		p, ok := PrincipalFrom(ctx)
@@ -163,7 +169,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 			if errors.Is(err, access.ErrDenied) {
 				return "", nil, err
 			}
-			return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+			return "", nil, invalidLabel(err)
 		}
 	}
 	return l.String(), &l, nil
@@ -332,7 +338,7 @@ func (e *Engine) LabelDominates(a, b string) (bool, error) {
 	}
 	la, err := e.labelOf(a)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		return false, invalidLabel(err)
 	}
 	lb, err := e.labelOf(b)
 	if err != nil {
@@ -340,7 +346,7 @@ func (e *Engine) LabelDominates(a, b string) (bool, error) {
 	}
 	va, err := e.labels.LabelLevel(la)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		return false, invalidLabel(err)
 	}
 	vb, err := e.labels.LabelLevel(lb)
 	if err != nil {

@@ -84,10 +84,25 @@ func (s *Site) ready() error {
 	if !s.check {
 		return nil
 	}
-	if fi, err := os.Stat(filepath.Join(s.root, tmpDir)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("dir site %s: directory missing (unmounted or destroyed?): %w", s.root, site.ErrUnavailable)
+	if fi, err := os.Stat(filepath.Join(s.root, tmpDir)); err == nil && fi.IsDir() {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("dir site %s: %s: %w", s.root, whyNotSite(s.root), site.ErrUnavailable)
+}
+
+// whyNotSite says why root does not hold a directory site.
+func whyNotSite(root string) string {
+	fi, err := os.Stat(root)
+	switch {
+	case err != nil:
+		return "directory missing (unmounted or destroyed?)"
+	case !fi.IsDir():
+		return "not a directory"
+	}
+	if ents, err := os.ReadDir(root); err == nil && len(ents) == 0 {
+		return "directory is empty, not a site (an empty mount point, or the wrong path?)"
+	}
+	return "not a site directory: it has no " + tmpDir + " (the wrong path, or a volume not mounted?)"
 }
 
 // Root returns the directory holding the site's blobs.
