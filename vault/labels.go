@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
@@ -193,9 +194,24 @@ func (e *Engine) accredited(acc string, l *label.Label) bool {
 	return e.labels.Dominates(siteLevel, obj)
 }
 
-// objectURI names a version in label bindings.
+// objectURI names a version in label bindings. A key's unprintable
+// characters (which a label field may not hold) are percent-encoded as
+// their UTF-8 bytes; printable keys appear as they are, as they always
+// have, so that bindings made before keep verifying.
 func objectURI(vault, key string, id manifest.ID) string {
-	return "embassy:" + vault + "/" + key + "?versionId=" + id.String()
+	var b strings.Builder
+	b.WriteString("embassy:" + vault + "/")
+	for _, r := range key {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		for _, c := range []byte(string(r)) {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	b.WriteString("?versionId=" + id.String())
+	return b.String()
 }
 
 // bindLabel signs a binding of m's label to m's content (its BLAKE3 digest,

@@ -30,7 +30,7 @@ var errDigestMismatch = errors.New("the request's digest does not match its para
 func describeRequest(w io.Writer, nodeID string, r *node.Request) error {
 	fmt.Fprintf(w, "request %s on node %s: %s\n", r.ID, nodeID, r.Op.Kind)
 	fmt.Fprintf(w, "  requested by %s at %s; expires %s; needs %d approvals\n", dash(r.Requester), r.Created.UTC().Format(time.RFC3339), r.Expires.UTC().Format(time.RFC3339), r.Needed)
-	fmt.Fprintf(w, "  the node's summary: %s\n", r.Op.Summary)
+	fmt.Fprintf(w, "  the node's summary: %s\n", safeText(r.Op.Summary))
 	fmt.Fprintln(w, "  parameters (what the operation acts on):")
 	for _, k := range slices.Sorted(maps.Keys(r.Op.Params)) {
 		writeParam(w, k, r.Op.Params[k])
@@ -58,7 +58,7 @@ func writeParam(w io.Writer, k, v string) {
 					fmt.Fprintf(w, "      %s: INVALID KEYS (%v)\n", c.Name, err)
 					continue
 				}
-				fmt.Fprintf(w, "      %s: share key %s, signing key %s\n", c.Name, rfp, sfp)
+				fmt.Fprintf(w, "      %s: share key %s, signing key %s\n", safeText(c.Name), rfp, sfp)
 			}
 			return
 		}
@@ -73,7 +73,7 @@ func writeParam(w io.Writer, k, v string) {
 				cat = append(cat, tag+": "+strings.Join(p.Categories[tag], ", "))
 			}
 			fmt.Fprintf(w, "    principal: %s\n      nation: %s\n      clearances: %s\n      categories: %s\n      roles: %s\n",
-				p.Name, p.Nation, noneIfEmpty(strings.Join(cl, "; ")), noneIfEmpty(strings.Join(cat, "; ")), p.RoleSummary())
+				safeText(p.Name), p.Nation, noneIfEmpty(strings.Join(cl, "; ")), noneIfEmpty(strings.Join(cat, "; ")), p.RoleSummary())
 			return
 		}
 	}

@@ -279,7 +279,7 @@ func (a *app) requestCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "ID\tSTATUS\tAPPROVALS\tREQUESTER\tEXPIRES\tOPERATION")
 			for _, r := range rs {
-				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Status, len(r.Approvals), r.Needed, dash(r.Requester), r.Expires.Format(time.RFC3339), r.Op.Summary)
+				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Status, len(r.Approvals), r.Needed, dash(safeText(r.Requester)), r.Expires.Format(time.RFC3339), safeText(r.Op.Summary))
 			}
 			return w.Flush()
 		},
@@ -352,7 +352,7 @@ A custodian cannot approve a request they made.`,
 			}
 			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals)", out.ID, out.Status, len(out.Approvals), out.Needed)
 			if out.Result != "" {
-				fmt.Fprintf(a.stdout, ": %s", out.Result)
+				fmt.Fprintf(a.stdout, ": %s", safeText(out.Result))
 			}
 			fmt.Fprintln(a.stdout)
 			return nil
@@ -395,7 +395,7 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 			if a.json {
 				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals) %s\n", out.ID, out.Status, len(out.Approvals), out.Needed, out.Result)
+			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals) %s\n", out.ID, out.Status, len(out.Approvals), out.Needed, safeText(out.Result))
 			return nil
 		}
 	}
