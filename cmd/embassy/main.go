@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -94,7 +95,17 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "embassy: error: %s\n", safeText(err.Error()))
+		msg := safeText(err.Error())
+		if errors.Is(err, node.ErrNodeFile) {
+			// The one error written over several lines (one per file and
+			// difference); each line is made safe on its own.
+			lines := strings.Split(err.Error(), "\n")
+			for i, l := range lines {
+				lines[i] = safeText(l)
+			}
+			msg = strings.Join(lines, "\n")
+		}
+		fmt.Fprintf(stderr, "embassy: error: %s\n", msg)
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
 		} else if errors.Is(err, node.ErrNodeFile) {
