@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -99,11 +98,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		if errors.Is(err, node.ErrNodeFile) {
 			// The one error written over several lines (one per file and
 			// difference); each line is made safe on its own.
-			lines := strings.Split(err.Error(), "\n")
-			for i, l := range lines {
-				lines[i] = safeText(l)
-			}
-			msg = strings.Join(lines, "\n")
+			msg = safeLines(err.Error())
 		}
 		fmt.Fprintf(stderr, "embassy: error: %s\n", msg)
 		if h, ok := errors.AsType[*hintError](err); ok {
