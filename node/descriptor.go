@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,36 +27,46 @@ import (
 // node, on every site. From any one site and the root key (or T custodian
 // shares), `embassy recover` rebuilds the node on a fresh machine.
 //
-// Layout: "EMBD", format 1, 8-byte key id, 4-byte big-endian length, the
-// sealed JSON body (nonce || AES-256-GCM), and a 64-byte Ed25519 signature
-// over everything before it.
+// Layout: "EMBD", format (1 or 2), 8-byte key id, 4-byte big-endian
+// length, the sealed JSON body (nonce || AES-256-GCM, with "EMBD" and the
+// format byte as AAD), and a 64-byte Ed25519 signature over everything
+// before it. Format 2 adds the body's generation: a number the node raises
+// on every publish and keeps in its directory (GenerationFile), so that the
+// newest descriptor can be told from older ones that sites missed or kept
+// after they left the node. Format 1 reads as generation 0.
 
 // DescriptorBlob is the blob name of the node descriptor on every site.
 const DescriptorBlob = "node/descriptor"
 
 type descriptor struct {
-	Format  int       `json:"format"`
-	NodeID  string    `json:"node_id"`
-	Written time.Time `json:"written"`
-	Config  []byte    `json:"config"`            // node.yaml
-	Custody []byte    `json:"custody,omitempty"` // custody.json
+	Format int    `json:"format"`
+	NodeID string `json:"node_id"`
+	// Generation is raised on every publish (format 2; 0 in format 1).
+	Generation uint64    `json:"generation,omitempty"`
+	Written    time.Time `json:"written"`
+	Config     []byte    `json:"config"`            // node.yaml
+	Custody    []byte    `json:"custody,omitempty"` // custody.json
 	// Rotation is rotation.json while a root key rotation is in progress:
 	// the old root, sealed under the current one.
 	Rotation []byte `json:"rotation,omitempty"`
 }
 
-const descriptorAAD = "EMBD\x01"
+// descriptorFormat is the format written.
+const descriptorFormat = 2
+
+func descriptorAAD(format byte) []byte { return []byte{'E', 'M', 'B', 'D', format} }
 
 func sealDescriptor(k *custody.Keyring, d descriptor) ([]byte, error) {
+	d.Format = descriptorFormat
 	plain, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
-	keyID, body, err := k.SealManifest([]byte(descriptorAAD), plain)
+	keyID, body, err := k.SealManifest(descriptorAAD(descriptorFormat), plain)
 	if err != nil {
 		return nil, err
 	}
-	out := append([]byte(descriptorAAD[:4]), 1)
+	out := descriptorAAD(descriptorFormat)
 	out = append(out, keyID[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
 	out = append(out, body...)
@@ -71,8 +83,12 @@ var ErrDescriptor = errors.New("node descriptor unusable")
 
 func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 	var d descriptor
-	if len(b) < 4+1+8+4+64 || string(b[:4]) != "EMBD" || b[4] != 1 {
+	if len(b) < 4+1+8+4+64 || string(b[:4]) != "EMBD" {
 		return d, fmt.Errorf("%w: not a node descriptor", ErrDescriptor)
+	}
+	format := b[4]
+	if format != 1 && format != 2 {
+		return d, fmt.Errorf("%w: format %d is not one this version reads (1 or 2)", ErrDescriptor, format)
 	}
 	n := binary.BigEndian.Uint32(b[13:17])
 	if int(n) != len(b)-17-64 {
@@ -84,28 +100,179 @@ func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 	}
 	var keyID [8]byte
 	copy(keyID[:], b[5:13])
-	plain, err := k.OpenManifest(keyID, []byte(descriptorAAD), b[17:len(b)-64])
+	plain, err := k.OpenManifest(keyID, descriptorAAD(format), b[17:len(b)-64])
 	if err != nil {
 		return d, fmt.Errorf("%w: %v", ErrDescriptor, err)
 	}
-	if err := json.Unmarshal(plain, &d); err != nil || d.Format != 1 {
+	if err := json.Unmarshal(plain, &d); err != nil || d.Format != int(format) || (format == 1 && d.Generation != 0) {
 		return d, fmt.Errorf("%w: malformed body", ErrDescriptor)
 	}
 	return d, nil
 }
 
-// PublishDescriptor writes the sealed node descriptor to every reachable
-// site. It returns the sites that could not be written.
+// GenerationFile, in the node directory, holds the generation of the
+// newest node descriptor the node has published (or adopted), in decimal.
+const GenerationFile = "descriptor-generation"
+
+func readGeneration(dirPath string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dirPath, GenerationFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	g, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: not a generation number: %w", GenerationFile, err)
+	}
+	return g, nil
+}
+
+func writeGeneration(dirPath string, g uint64) error {
+	return writeFileAtomic(filepath.Join(dirPath, GenerationFile), []byte(strconv.FormatUint(g, 10)+"\n"))
+}
+
+// seenDescriptor is the node descriptor read from one site.
+type seenDescriptor struct {
+	site string
+	d    descriptor
+	err  error // missing, damaged, or not this node's
+}
+
+// readDescriptor reads and opens the descriptor on one site.
+func readDescriptor(ctx context.Context, k *custody.Keyring, s site.Site) (descriptor, error) {
+	b, err := readBlob(ctx, s, DescriptorBlob, 16<<20)
+	if err != nil {
+		return descriptor{}, err
+	}
+	return openDescriptor(k, b)
+}
+
+// siteDescriptors reads the descriptor on every site of the engine.
+func (n *Node) siteDescriptors(ctx context.Context) []seenDescriptor {
+	sites := n.Engine.Sites()
+	out := make([]seenDescriptor, len(sites))
+	var wg sync.WaitGroup
+	for i, s := range sites {
+		wg.Go(func() {
+			d, err := readDescriptor(ctx, n.Keys, s.Store)
+			if err == nil && d.NodeID != n.Config.Node.ID {
+				err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, d.NodeID)
+			}
+			out[i] = seenDescriptor{site: s.ID, d: d, err: err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// newest returns the newest valid descriptor among seen: the highest
+// generation, then the latest written.
+func newest(seen []seenDescriptor) (seenDescriptor, bool) {
+	var best seenDescriptor
+	found := false
+	for _, s := range seen {
+		if s.err != nil {
+			continue
+		}
+		if !found || s.d.Generation > best.d.Generation || (s.d.Generation == best.d.Generation && s.d.Written.After(best.d.Written)) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+// sameFiles reports whether a descriptor carries exactly the node
+// directory's files.
+func (n *Node) sameFiles(d descriptor) bool {
+	for _, f := range []struct {
+		name string
+		want []byte
+	}{{ConfigFile, d.Config}, {CustodyFile, d.Custody}, {RotationFile, d.Rotation}} {
+		b, err := os.ReadFile(filepath.Join(n.Dir, f.name))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+		if !bytes.Equal(b, f.want) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncGeneration, on opening, finds the newest descriptor generation the
+// node has published: the larger of the node directory's and the sites'.
+// When a site holds a newer descriptor than the node directory knows (the
+// directory was restored from an older copy, or another directory of this
+// node published since) and its content differs from the directory's, the
+// node does not publish: publishing would replace the newer configuration
+// on every site with an older one.
+func (n *Node) syncGeneration(ctx context.Context) {
+	local, err := readGeneration(n.Dir)
+	if err != nil {
+		n.Log.Warn("node descriptor generation unreadable; taking the sites'", "err", err)
+	}
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	n.descBehind = ""
+	if best, ok := newest(n.siteDescriptors(ctx)); ok && best.d.Generation > local {
+		if !n.sameFiles(best.d) {
+			n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node directory (generation %d): the directory is older than the sites (restored from a copy?). The node does not publish its descriptor until this is resolved; recover the node from the sites into a new directory ('embassy recover') to take the newest configuration", best.site, best.d.Generation, local)
+			n.Log.Error("node descriptor not published", "reason", n.descBehind)
+		} else if err := writeGeneration(n.Dir, best.d.Generation); err != nil {
+			n.Log.Warn("node descriptor generation not saved", "err", err)
+		}
+		local = max(local, best.d.Generation)
+	}
+	n.descGen = local
+}
+
+// DescriptorState is what the node knows of its descriptor on the sites.
+type DescriptorState struct {
+	// Generation is the newest published (or adopted).
+	Generation uint64 `json:"generation"`
+	// Behind, when set, says why the node does not publish: a site holds
+	// a newer descriptor than the node directory.
+	Behind string `json:"behind,omitempty"`
+}
+
+// Descriptor reports the descriptor's state.
+func (n *Node) Descriptor() DescriptorState {
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	return DescriptorState{Generation: n.descGen, Behind: n.descBehind}
+}
+
+// PublishDescriptor writes the sealed node descriptor, with the next
+// generation, to every reachable site. It never replaces a newer
+// descriptor: a site holding a higher generation keeps it, and the node
+// then stops publishing (see syncGeneration). It returns the sites that
+// were not written.
 func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	if n.Keys == nil || n.Engine == nil {
 		return nil
 	}
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	all := func() []string {
+		var ids []string
+		for _, s := range n.Engine.Sites() {
+			ids = append(ids, s.ID)
+		}
+		return ids
+	}
+	if n.descBehind != "" {
+		n.Log.Error("node descriptor not published", "reason", n.descBehind)
+		return all()
+	}
 	cfg, err := os.ReadFile(filepath.Join(n.Dir, ConfigFile))
 	if err != nil {
 		n.Log.Error("descriptor: read config", "err", err)
-		return nil
+		return all()
 	}
-	d := descriptor{Format: 1, NodeID: n.Config.Node.ID, Written: time.Now().UTC(), Config: cfg}
+	gen := n.descGen + 1
+	d := descriptor{NodeID: n.Config.Node.ID, Generation: gen, Written: time.Now().UTC(), Config: cfg}
 	if b, err := os.ReadFile(filepath.Join(n.Dir, CustodyFile)); err == nil {
 		d.Custody = b
 	}
@@ -115,14 +282,30 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	blob, err := sealDescriptor(n.Keys, d)
 	if err != nil {
 		n.Log.Error("descriptor: seal", "err", err)
-		return nil
+		return all()
 	}
+	// The generation is spent before any site sees it, so that it is
+	// never used twice.
+	if err := writeGeneration(n.Dir, gen); err != nil {
+		n.Log.Error("descriptor: save its generation", "err", err)
+		return all()
+	}
+	n.descGen = gen
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
 	for _, s := range n.Engine.Sites() {
 		wg.Go(func() {
-			if err := s.Store.Put(ctx, DescriptorBlob, bytes.NewReader(blob), int64(len(blob))); err != nil {
+			err := func() error {
+				if cur, err := readDescriptor(ctx, n.Keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
+					mu.Lock()
+					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d): another copy of this node directory is in use, or this one was restored from an older copy. The node does not publish its descriptor until this is resolved; recover the node from the sites into a new directory ('embassy recover') to take the newest configuration", s.ID, cur.Generation, gen)
+					mu.Unlock()
+					return errors.New("it holds a newer descriptor")
+				}
+				return s.Store.Put(ctx, DescriptorBlob, bytes.NewReader(blob), int64(len(blob)))
+			}()
+			if err != nil {
 				mu.Lock()
 				failed = append(failed, s.ID)
 				mu.Unlock()
@@ -131,14 +314,18 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 		})
 	}
 	wg.Wait()
+	if n.descBehind != "" {
+		n.Log.Error("node descriptor not published everywhere", "reason", n.descBehind)
+	}
 	return failed
 }
 
 // RecoverOptions configure a recovery.
 type RecoverOptions struct {
-	// Dir is the new node directory (must not hold a node).
+	// Dir is the new node directory: it must not exist or be empty.
 	Dir string
-	// From is the one site to read the descriptor from.
+	// From is the site to start from: its descriptor names the node's
+	// sites, whose descriptors are read in turn.
 	From site.Site
 	// RootKey, or Shares (custodians' decrypted shares, at least T), opens it.
 	RootKey *custody.RootKey
@@ -148,14 +335,57 @@ type RecoverOptions struct {
 	Logger    func(msg string, args ...any)
 }
 
-// Recover rebuilds a node on a fresh machine from one site and the root key
-// or T custodians' shares: it reads the node descriptor, writes the node's
-// configuration and custody record, opens the node (which rebuilds the
-// index from every reachable site), and returns it ready to serve.
-func Recover(ctx context.Context, o RecoverOptions) (*Node, vault.RebuildStats, error) {
-	var st vault.RebuildStats
-	if _, err := os.Stat(filepath.Join(o.Dir, ConfigFile)); err == nil {
-		return nil, st, fmt.Errorf("%s already holds a node", o.Dir)
+// DescriptorSeen is what recovery found on one site.
+type DescriptorSeen struct {
+	// Site is the site's id, or "(starting site)" for the one named.
+	Site string `json:"site"`
+	// Generation of its descriptor, when it could be read.
+	Generation uint64 `json:"generation"`
+	// Problem says why the site's descriptor was not used: it is older
+	// than the newest, or unreadable (with the error). Empty for the
+	// newest.
+	Problem string `json:"problem,omitempty"`
+}
+
+// RecoverReport says what a recovery found and did.
+type RecoverReport struct {
+	// Generation of the descriptor restored: the newest valid one on the
+	// sites reached.
+	Generation uint64 `json:"generation"`
+	// Source names the site it came from.
+	Source string `json:"source"`
+	// Sites lists every site consulted, in the order of the newest
+	// configuration (the starting site first when it is not in it).
+	Sites []DescriptorSeen `json:"sites"`
+	// Rebuild is the index rebuild.
+	Rebuild vault.RebuildStats `json:"rebuild"`
+	// SiteStates is the state of each site of the recovered node: a site
+	// whose marker names another node or site is unavailable.
+	SiteStates []SiteState `json:"site_states"`
+}
+
+// StartingSite names the site recovery started from in its report.
+const StartingSite = "(starting site)"
+
+// Recover rebuilds a node on a fresh machine from its sites and the root
+// key or T custodians' shares. It reads the node descriptor on the site it
+// is given, which names the node's sites; then it reads the descriptor on
+// every one of them it can reach (and on those the newer descriptors name)
+// and takes the newest valid one, so that a stale site (one that missed
+// changes, or left the node long ago) cannot bring back an old
+// configuration. It writes the node's configuration and custody record
+// into a new directory, opens the node (which rebuilds the index from every
+// reachable site), and returns it ready to serve. It never writes a
+// descriptor older than what a site holds.
+func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error) {
+	var rep RecoverReport
+	if ents, err := os.ReadDir(o.Dir); err == nil && len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(o.Dir, ConfigFile)); err == nil {
+			return nil, rep, fmt.Errorf("%s already holds a node", o.Dir)
+		}
+		return nil, rep, fmt.Errorf("%s is not empty (it holds %s): recover writes a new node directory; name a new or empty one", o.Dir, ents[0].Name())
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, rep, err
 	}
 	var root custody.RootKey
 	switch {
@@ -164,74 +394,163 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, vault.RebuildStats, 
 	case len(o.Shares) > 0:
 		var err error
 		if root, err = custody.CombineShares(o.Shares); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
 	default:
-		return nil, st, errors.New("recover: give the root key or custodians' shares")
+		return nil, rep, errors.New("recover: give the root key or custodians' shares")
 	}
 	keys, err := custody.NewKeyring(root)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
-	rc, err := o.From.Get(ctx, DescriptorBlob, 0, -1)
+	first, err := readDescriptor(ctx, keys, o.From)
 	if err != nil {
-		return nil, st, fmt.Errorf("read the node descriptor from the site: %w", err)
+		if errors.Is(err, site.ErrNotFound) || errors.Is(err, site.ErrUnavailable) {
+			return nil, rep, fmt.Errorf("read the node descriptor from the site: %w", err)
+		}
+		return nil, rep, err
 	}
-	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	rc.Close()
+	parse := func(d descriptor) (*Config, error) {
+		c, err := ParseConfig(d.Config)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor config: %w", err)
+		}
+		for i, s := range c.Sites {
+			if p, ok := o.SitePaths[s.ID]; ok {
+				c.Sites[i].Path = p
+			}
+		}
+		return c, nil
+	}
+	c, err := parse(first)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
-	d, err := openDescriptor(keys, b)
-	if err != nil {
-		return nil, st, err
+	// Read the descriptor on every site the newest configuration names,
+	// until no newer one names a site not yet read.
+	tmp := &Node{Dir: o.Dir, Config: c}
+	seen := map[string]seenDescriptor{}
+	best := seenDescriptor{site: StartingSite, d: first}
+	for {
+		var todo []SiteConfig
+		for _, sc := range c.Sites {
+			if _, ok := seen[sc.ID]; !ok {
+				todo = append(todo, sc)
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		res := make([]seenDescriptor, len(todo))
+		var wg sync.WaitGroup
+		for i, sc := range todo {
+			wg.Go(func() {
+				res[i] = seenDescriptor{site: sc.ID}
+				st, err := tmp.OpenSite(sc)
+				if err != nil {
+					res[i].err = err
+					return
+				}
+				res[i].d, res[i].err = readDescriptor(ctx, keys, st)
+				if res[i].err == nil && res[i].d.NodeID != first.NodeID {
+					res[i].err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, res[i].d.NodeID)
+				}
+			})
+		}
+		wg.Wait()
+		for _, r := range res {
+			seen[r.site] = r
+		}
+		nb, _ := newest(append(res, best))
+		if nb.site == best.site {
+			break
+		}
+		best = nb
+		if c, err = parse(best.d); err != nil {
+			return nil, rep, err
+		}
+		tmp.Config = c
 	}
-	c, err := ParseConfig(d.Config)
-	if err != nil {
-		return nil, st, fmt.Errorf("descriptor config: %w", err)
+	rep.Generation, rep.Source = best.d.Generation, best.site
+	report := func(id string, s seenDescriptor) {
+		ds := DescriptorSeen{Site: id, Generation: s.d.Generation}
+		switch {
+		case s.err != nil:
+			ds.Problem = "unreadable: " + s.err.Error()
+		case s.d.Generation < best.d.Generation:
+			ds.Problem = fmt.Sprintf("older (generation %d < %d): not used", s.d.Generation, best.d.Generation)
+		case !bytes.Equal(s.d.Config, best.d.Config) || !bytes.Equal(s.d.Custody, best.d.Custody):
+			ds.Problem = fmt.Sprintf("differs from the newest at the same generation %d: not used", s.d.Generation)
+		}
+		rep.Sites = append(rep.Sites, ds)
 	}
-	for i, s := range c.Sites {
-		if p, ok := o.SitePaths[s.ID]; ok {
-			c.Sites[i].Path = p
+	if _, ok := seen[StartingSite]; !ok {
+		inNewest := false
+		if best.site != StartingSite {
+			// The starting site is one of the newest configuration's
+			// when one of them holds exactly its descriptor.
+			for _, sc := range c.Sites {
+				if s, ok := seen[sc.ID]; ok && s.err == nil && s.d.Generation == first.Generation && s.d.Written.Equal(first.Written) {
+					inNewest = true
+				}
+			}
+		} else {
+			inNewest = true
+		}
+		if !inNewest {
+			report(StartingSite, seenDescriptor{site: StartingSite, d: first})
 		}
 	}
+	for _, sc := range c.Sites {
+		if s, ok := seen[sc.ID]; ok {
+			report(sc.ID, s)
+		} else {
+			report(sc.ID, seenDescriptor{site: sc.ID, err: errors.New("not reached")})
+		}
+	}
+	d := best.d
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
 	if len(d.Custody) > 0 {
 		if err := writeFileAtomic(filepath.Join(o.Dir, CustodyFile), d.Custody); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
 	} else {
 		// A node with a local root key: keep it local here too.
 		c.Keys.RootKeyFile = orDefault(c.Keys.RootKeyFile, "root.key")
 		if err := custody.WriteKeyFile(filepath.Join(o.Dir, c.Keys.RootKeyFile), root); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
 	}
 	if len(d.Rotation) > 0 {
 		if err := writeFileAtomic(filepath.Join(o.Dir, RotationFile), d.Rotation); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
 	}
+	if err := writeGeneration(o.Dir, d.Generation); err != nil {
+		return nil, rep, err
+	}
 	if err := SaveConfig(o.Dir, c); err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
 	n, err := Open(ctx, o.Dir, nil)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
 	if n.Sealed() {
 		for _, s := range o.Shares {
 			if _, err := n.Unseal(s); err != nil {
 				n.Close()
-				return nil, st, err
+				return nil, rep, err
 			}
 		}
 		if err := n.Ready(); err != nil {
 			n.Close()
-			return nil, st, err
+			return nil, rep, err
 		}
 	}
-	return n, n.LastRebuild, nil
+	rep.Rebuild = n.LastRebuild
+	rep.SiteStates = n.SiteStates(ctx, 30*time.Second)
+	return n, rep, nil
 }

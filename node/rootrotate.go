@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -139,6 +140,7 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 	n.Keys = next.WithPrevious(old)
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
+	n.resignMarkers(ctx)
 	n.Log.Info("root key switched; rewriting every manifest under the new keys", "shares", sharesDir)
 	st, err = n.finishRotation(ctx)
 	return sharesDir, st, err
@@ -161,6 +163,10 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	st, err := n.Engine.RewrapAll(vault.AsSystem(ctx), nil)
 	if err != nil {
 		return st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
+	}
+	// Markers written under the old root would no longer verify.
+	if failed := n.resignMarkers(ctx); len(failed) > 0 {
+		return st, fmt.Errorf("root rotation: the markers of sites %s could not be signed again (resume with 'embassy key rotate-root --resume' when they answer)", strings.Join(failed, ", "))
 	}
 	if err := os.Remove(filepath.Join(n.Dir, RotationFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
