@@ -38,6 +38,12 @@ const (
 	ReasonRestrictive
 	// ReasonPermissive: no value of a permissive category is held.
 	ReasonPermissive
+	// ReasonRole: the principal holds no role allowing the operation
+	// (see [Role]); labels were not consulted.
+	ReasonRole
+	// ReasonOwner: the principal did not start what it tries to change
+	// (a multipart upload) and is not an operator.
+	ReasonOwner
 )
 
 // String names the reason as it appears in error messages.
@@ -55,6 +61,10 @@ func (r Reason) String() string {
 		return "missing restrictive category"
 	case ReasonPermissive:
 		return "missing permissive category"
+	case ReasonRole:
+		return "role not held"
+	case ReasonOwner:
+		return "not the initiator"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
@@ -201,6 +211,23 @@ func (d *Decider) checkCategories(policy string, p Principal, l label.Label) err
 		}
 	}
 	return nil
+}
+
+// NeedRole returns nil if p holds a role granting want on vault ("" for
+// the node as a whole), and a *DeniedError with ReasonRole otherwise.
+func NeedRole(p Principal, vault string, want Role) error {
+	if p.Can(vault, want) {
+		return nil
+	}
+	where := "this node"
+	if vault != "" {
+		where = "vault " + vault
+	}
+	held := "no nation, so no role"
+	if p.Nation != "" {
+		held = "holds " + p.RoleSummary()
+	}
+	return &DeniedError{Principal: p.Name, Reason: ReasonRole, Detail: fmt.Sprintf("needs the %s role on %s; %s", want, where, held)}
 }
 
 func (d *Decider) deny(p Principal, r Reason, detail string) error {

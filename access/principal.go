@@ -27,16 +27,21 @@ type Principal struct {
 	// e.g. {"Compartment": ["ALPHA"]}. Tag names and values are matched
 	// exactly.
 	Categories map[string][]string `yaml:"categories,omitempty" json:"categories,omitempty"`
-	// Roles are administrative roles (custodian, auditor, ...); they play no
-	// part in reading labelled data.
+	// Roles are the principal's node-wide roles (see [Role]): reader,
+	// writer, operator, admin or auditor. They decide what it may change;
+	// labels alone decide what it may read. Without any role (here or in
+	// VaultRoles) a principal is a reader and writer.
 	Roles []string `yaml:"roles,omitempty" json:"roles,omitempty"`
+	// VaultRoles maps a vault name to roles the principal holds on that
+	// vault only, in addition to Roles.
+	VaultRoles map[string][]string `yaml:"vault_roles,omitempty" json:"vault_roles,omitempty"`
 }
 
 // Validate checks the principal against a registry and names the first
 // field that is wrong: a missing name, a nation that is not three upper-case
 // letters, a clearance in an unknown policy or at an unknown level, two
-// clearances in the same policy, an empty or repeated category value, or an
-// empty role.
+// clearances in the same policy, an empty or repeated category value, or a
+// role that is empty, repeated or not one of [Roles].
 func (p Principal) Validate(reg *label.Registry) error {
 	if err := p.validate(reg); err != nil {
 		if p.Name == "" {
@@ -82,9 +87,18 @@ func (p Principal) validate(reg *label.Registry) error {
 			}
 		}
 	}
-	for i, r := range p.Roles {
-		if r == "" {
-			return fmt.Errorf("roles[%d]: empty", i)
+	if err := validateRoles("roles", p.Roles); err != nil {
+		return err
+	}
+	for _, v := range slices.Sorted(maps.Keys(p.VaultRoles)) {
+		if v == "" {
+			return errors.New("vault_roles: empty vault name")
+		}
+		if len(p.VaultRoles[v]) == 0 {
+			return fmt.Errorf("vault_roles[%q]: no roles", v)
+		}
+		if err := validateRoles(fmt.Sprintf("vault_roles[%q]", v), p.VaultRoles[v]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -60,7 +60,7 @@ func (n *Node) Status() Status {
 	}
 	st.Sites = []SiteState{}
 	if !st.Unseal.Sealed {
-		st.Sites = n.SiteStates(context.Background(), 10*time.Second)
+		st.Sites = append(st.Sites, n.SiteStates(context.Background(), 10*time.Second)...)
 		st.Descriptor = n.Descriptor()
 	}
 	return st

@@ -42,7 +42,7 @@ type Request struct {
 	// Digest commits to everything above; approvals sign it, so an
 	// approval of a request that was changed afterwards does not verify.
 	Digest    string     `json:"digest"`
-	Approvals []Decision `json:"approvals,omitempty"`
+	Approvals []Decision `json:"approvals"`
 	Rejection *Decision  `json:"rejection,omitempty"`
 	Status    string     `json:"status"` // pending, executed, failed, rejected, expired
 	Result    string     `json:"result,omitempty"`
@@ -94,7 +94,7 @@ var (
 	ErrReplay        = errors.New("this custodian has already decided this request")
 	ErrNotPending    = errors.New("request is no longer pending")
 	ErrBadApproval   = errors.New("approval does not verify")
-	ErrNoCustodians  = errors.New("this node has no custodians: dangerous operations need two, and are refused")
+	ErrNoCustodians  = vault.ErrNoCustodians
 )
 
 func (n *Node) loadRequests() ([]*Request, error) {
@@ -108,6 +108,11 @@ func (n *Node) loadRequests() ([]*Request, error) {
 	var rs []*Request
 	if err := json.Unmarshal(b, &rs); err != nil {
 		return nil, fmt.Errorf("%s: %w", RequestsFile, err)
+	}
+	for _, r := range rs {
+		if r != nil && r.Approvals == nil {
+			r.Approvals = []Decision{} // written before approvals was always a list
+		}
 	}
 	return rs, nil
 }
@@ -178,7 +183,7 @@ func (n *Node) NewRequest(op vault.Operation, requester string) (*Request, error
 		ttl = 24 * time.Hour
 	}
 	r := &Request{ID: hex.EncodeToString(id[:]), Op: op, Requester: requester, Created: now, Expires: now.Add(ttl),
-		Needed: n.approvalsNeeded(op.Kind), Status: StatusPending}
+		Needed: n.approvalsNeeded(op.Kind), Status: StatusPending, Approvals: []Decision{}}
 	r.Digest = r.digest(n.Config.Node.ID)
 	rs = append(rs, r)
 	if err := n.saveRequests(rs); err != nil {
@@ -331,6 +336,13 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.removeVault(ctx, p["vault"])
 	case "vault.policy":
 		return n.setPolicy(p["vault"], VaultConfig{Erasure: p["erasure"], Survive: p["survive"], OutsideHome: p["outside_home"] == "true", Jurisdictions: splitList(p["jurisdictions"])})
+	case "vault.object-lock":
+		days, err1 := strconv.Atoi(p["days"])
+		years, err2 := strconv.Atoi(p["years"])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("vault.object-lock: %w", err)
+		}
+		return n.setObjectLock(p["vault"], ObjectLockConfig{Mode: p["mode"], Days: days, Years: years})
 	case "vault.rotate-key":
 		_, err := n.rotateVaultKey(ctx, p["vault"])
 		return err

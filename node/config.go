@@ -149,7 +149,7 @@ type VaultConfig struct {
 	// jurisdiction (at least k shards sit abroad).
 	OutsideHome bool `yaml:"outside_home,omitempty" json:"outside_home,omitempty"`
 	// Jurisdictions, if set, are the only places shards may sit.
-	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow" json:"jurisdictions,omitempty"`
+	Jurisdictions []string `yaml:"jurisdictions,omitempty,flow" json:"jurisdictions"`
 	// StripeSize is the plaintext stripe size, e.g. "1MiB" (default).
 	StripeSize string `yaml:"stripe_size,omitempty" json:"stripe_size,omitempty"`
 	// DefaultLabel is the label (text form, e.g. "NATO RESTRICTED//REL TO

@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/custody/shamir"
@@ -76,10 +76,10 @@ func (n *Node) SharesGiven() int {
 
 // UnsealStatus reports progress towards unsealing.
 type UnsealStatus struct {
-	Sealed    bool     `json:"sealed"`
-	Threshold int      `json:"threshold"`
-	Given     int      `json:"given"`
-	Shares    []string `json:"shares_given,omitempty"` // share indexes (Shamir x) given so far
+	Sealed    bool  `json:"sealed"`
+	Threshold int   `json:"threshold"`
+	Given     int   `json:"given"`
+	Shares    []int `json:"shares_given"` // share numbers (Shamir x) given so far, [] when none
 }
 
 // Unseal takes one custodian's share (an encoded Shamir share, decrypted by
@@ -91,7 +91,7 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 	n.sealMu.Lock()
 	defer n.sealMu.Unlock()
 	if n.Custody == nil || !n.sealed {
-		return UnsealStatus{Sealed: false}, nil
+		return UnsealStatus{Sealed: false, Shares: []int{}}, nil
 	}
 	s, err := shamir.ParseSetShare(encoded)
 	if err != nil {
@@ -100,8 +100,7 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 	if s.Set.ID != n.Custody.Set.ID {
 		return n.statusLocked(), fmt.Errorf("share %d: %w (it is not a share of this node's root key)", s.Share.X, shamir.ErrForeignShare)
 	}
-	key := fmt.Sprint(s.Share.X)
-	n.shares[key] = append([]byte(nil), encoded...)
+	n.shares[int(s.Share.X)] = append([]byte(nil), encoded...)
 	if len(n.shares) < n.Custody.Set.Threshold {
 		return n.statusLocked(), nil
 	}
@@ -126,13 +125,13 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 }
 
 func (n *Node) statusLocked() UnsealStatus {
-	st := UnsealStatus{Sealed: n.sealed, Given: len(n.shares)}
+	st := UnsealStatus{Sealed: n.sealed, Given: len(n.shares), Shares: []int{}}
 	if n.Custody != nil {
 		st.Threshold = n.Custody.Set.Threshold
 	}
-	for k := range n.shares {
-		st.Shares = append(st.Shares, k)
+	for x := range n.shares {
+		st.Shares = append(st.Shares, x)
 	}
-	sort.Strings(st.Shares)
+	slices.Sort(st.Shares)
 	return st
 }

@@ -364,6 +364,19 @@ type RecoverReport struct {
 	SiteStates []SiteState `json:"site_states"`
 }
 
+// DescriptorReport is the descriptor part of a recovery's report, for
+// printing.
+type DescriptorReport struct {
+	Generation uint64           `json:"generation"`
+	Source     string           `json:"source"`
+	Sites      []DescriptorSeen `json:"sites"`
+}
+
+// Descriptor returns the descriptor part of the report.
+func (r RecoverReport) Descriptor() DescriptorReport {
+	return DescriptorReport{Generation: r.Generation, Source: r.Source, Sites: append([]DescriptorSeen{}, r.Sites...)}
+}
+
 // StartingSite names the site recovery started from in its report.
 const StartingSite = "(starting site)"
 
@@ -551,6 +564,6 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 		}
 	}
 	rep.Rebuild = n.LastRebuild
-	rep.SiteStates = n.SiteStates(ctx, 30*time.Second)
+	rep.SiteStates = append([]SiteState{}, n.SiteStates(ctx, 30*time.Second)...)
 	return n, rep, nil
 }

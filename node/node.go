@@ -43,7 +43,7 @@ type Node struct {
 	// among custodians; nil for a local root key file.
 	Custody *custody.Record
 	sealMu  sync.Mutex
-	shares  map[string][]byte // shares received towards unsealing, by custodian
+	shares  map[int][]byte // shares received towards unsealing, by share number
 	sealed  bool
 	reqMu   sync.Mutex // serialises two-person requests
 
@@ -174,7 +174,7 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 	}
 	if rec != nil {
 		// The root key is split among custodians: start sealed.
-		n.Custody, n.sealed, n.shares = rec, true, map[string][]byte{}
+		n.Custody, n.sealed, n.shares = rec, true, map[int][]byte{}
 		return n, nil
 	}
 	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
@@ -578,8 +578,9 @@ func (n *Node) apply(c *Config) error {
 
 // Principal returns the principal named name. On a development node a
 // name that is not configured acts as a national of the node's nation
-// cleared to NATO COSMIC TOP SECRET; elsewhere it has no clearance at all
-// and reads nothing labelled.
+// cleared to NATO COSMIC TOP SECRET, with the admin role; elsewhere it has
+// no nation, no clearance and no role, and can neither read nor change
+// anything.
 func (n *Node) Principal(name string) access.Principal {
 	for _, p := range n.Config.Principals {
 		if p.Name == name {
@@ -587,7 +588,7 @@ func (n *Node) Principal(name string) access.Principal {
 		}
 	}
 	if n.Config.Node.Dev {
-		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"dev"}}
+		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}}
 	}
 	return access.Principal{Name: name}
 }

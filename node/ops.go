@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,6 +114,68 @@ func (n *Node) setPolicy(name string, next VaultConfig) error {
 	})
 }
 
+// retentionDays is a default retention's length, roughly, for comparing
+// two defaults.
+func retentionDays(l ObjectLockConfig) int { return l.Days + 365*l.Years }
+
+// lockWeaker reports why default retention next is weaker than cur, or "":
+// removed, shorter, or COMPLIANCE turned into GOVERNANCE.
+func lockWeaker(cur *ObjectLockConfig, next ObjectLockConfig) string {
+	if cur == nil || cur.Mode == "" {
+		return ""
+	}
+	switch {
+	case next.Mode == "":
+		return fmt.Sprintf("remove the default %s retention of %s", cur.Mode, lockPeriod(*cur))
+	case cur.Mode == "COMPLIANCE" && next.Mode == "GOVERNANCE":
+		return "turn the default COMPLIANCE retention into GOVERNANCE"
+	case retentionDays(next) < retentionDays(*cur):
+		return fmt.Sprintf("shorten the default %s retention from %s to %s", cur.Mode, lockPeriod(*cur), lockPeriod(next))
+	}
+	return ""
+}
+
+func lockPeriod(l ObjectLockConfig) string {
+	if l.Years > 0 {
+		return fmt.Sprintf("%d years", l.Years)
+	}
+	return fmt.Sprintf("%d days", l.Days)
+}
+
+// SetObjectLock sets a vault's object-lock default retention (S3
+// PutObjectLockConfiguration). Removing or weakening an existing default
+// takes two custodians (vault.object-lock): it decides how long every later
+// version is kept.
+func (n *Node) SetObjectLock(ctx context.Context, name string, next ObjectLockConfig) error {
+	var cur *ObjectLockConfig
+	found := false
+	n.mu.Lock()
+	for _, v := range n.Config.Vaults {
+		if v.Name == name {
+			cur, found = v.ObjectLock, true
+		}
+	}
+	n.mu.Unlock()
+	if !found {
+		return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
+	}
+	if why := lockWeaker(cur, next); why != "" {
+		err := n.Require(ctx, vault.Operation{Kind: "vault.object-lock", Summary: fmt.Sprintf("%s of vault %s", why, name),
+			Params: map[string]string{"vault": name, "mode": next.Mode, "days": strconv.Itoa(next.Days), "years": strconv.Itoa(next.Years)}})
+		if err != nil {
+			return err
+		}
+	}
+	return n.setObjectLock(name, next)
+}
+
+func (n *Node) setObjectLock(name string, l ObjectLockConfig) error {
+	return n.updateVault(name, func(v *VaultConfig) error {
+		v.ObjectLock = &l
+		return nil
+	})
+}
+
 // RotateVaultKey starts a new generation of a vault's key and re-wraps every
 // data key under it; it takes two custodians. ResumeRotation finishes an
 // interrupted one.
@@ -166,8 +229,9 @@ func (n *Node) removeSite(id string) error {
 	return n.apply(&c)
 }
 
-// AddPrincipal adds a principal. One cleared above the configured level
-// takes two custodians.
+// AddPrincipal adds a principal. One cleared above the configured level,
+// or holding an administrative role (operator or admin, node-wide or on
+// any vault), takes two custodians.
 func (n *Node) AddPrincipal(ctx context.Context, p access.Principal) error {
 	if err := p.Validate(n.Labels); err != nil {
 		return err
@@ -176,13 +240,33 @@ func (n *Node) AddPrincipal(ctx context.Context, p access.Principal) error {
 		return fmt.Errorf("principal %s already exists", p.Name)
 	}
 	b, _ := json.Marshal(p)
-	if n.clearedAbove(p) {
-		if err := n.Require(ctx, vault.Operation{Kind: "principal.add", Summary: fmt.Sprintf("add principal %s (%s) cleared %v", p.Name, p.Nation, p.Clearances),
+	if n.clearedAbove(p) || p.Administrative() {
+		if err := n.Require(ctx, vault.Operation{Kind: "principal.add", Summary: "add principal " + describePrincipal(p),
 			Params: map[string]string{"principal": string(b)}}); err != nil {
 			return err
 		}
 	}
 	return n.addPrincipal(string(b))
+}
+
+// describePrincipal says everything a principal is given, for a request's
+// summary: nation, clearances, categories and roles.
+func describePrincipal(p access.Principal) string {
+	var cl, cat []string
+	for _, pol := range slices.Sorted(maps.Keys(p.Clearances)) {
+		cl = append(cl, pol+" "+p.Clearances[pol])
+	}
+	for _, tag := range slices.Sorted(maps.Keys(p.Categories)) {
+		cat = append(cat, tag+": "+strings.Join(p.Categories[tag], ", "))
+	}
+	return fmt.Sprintf("%s (nation %s; clearances %s; categories %s; roles %s)", p.Name, p.Nation, orNone(strings.Join(cl, ", ")), orNone(strings.Join(cat, "; ")), p.RoleSummary())
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func (n *Node) clearedAbove(p access.Principal) bool {
@@ -310,8 +394,8 @@ func (n *Node) RemovePrincipal(ctx context.Context, name string) error {
 	if i < 0 {
 		return fmt.Errorf("no principal %s", name)
 	}
-	if p := n.Config.Principals[i]; n.clearedAbove(p) {
-		if err := n.Require(ctx, vault.Operation{Kind: "principal.remove", Summary: fmt.Sprintf("remove principal %s (%s) cleared %v", p.Name, p.Nation, p.Clearances),
+	if p := n.Config.Principals[i]; n.clearedAbove(p) || p.Administrative() {
+		if err := n.Require(ctx, vault.Operation{Kind: "principal.remove", Summary: "remove principal " + describePrincipal(p),
 			Params: map[string]string{"principal": name}}); err != nil {
 			return err
 		}

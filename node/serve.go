@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -14,15 +15,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // s3Vaults adapts a Node to s3.Vaults.
 type s3Vaults struct{ n *Node }
 
 func (a s3Vaults) CreateVault(ctx context.Context, name string, o s3.VaultOptions) error {
+	// A vault created over S3 belongs to the node's nation: only its
+	// nationals may create one.
+	if p, ok := vault.PrincipalFrom(ctx); !ok || p.Nation != a.n.Config.Node.Nation {
+		return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "creating a vault on this node needs a national of " + a.n.Config.Node.Nation}
+	}
 	d := a.n.Config.VaultDefaults
 	vc := VaultConfig{Name: name, Erasure: cmpOr(o.Erasure, cmpOr(d.Erasure, "4+2")), Survive: o.Survive, OutsideHome: o.OutsideHome || d.OutsideHome}
 	if o.Erasure == "" && o.Survive == "" {
@@ -76,10 +85,7 @@ func (a s3Vaults) ListVaults() []s3.VaultInfo {
 }
 
 func (a s3Vaults) SetObjectLock(ctx context.Context, name string, c s3.LockConfig) error {
-	return a.n.updateVault(name, func(v *VaultConfig) error {
-		v.ObjectLock = &ObjectLockConfig{Mode: c.Mode, Days: c.Days, Years: c.Years}
-		return nil
-	})
+	return a.n.SetObjectLock(ctx, name, ObjectLockConfig{Mode: c.Mode, Days: c.Days, Years: c.Years})
 }
 
 // S3Handler returns the node's S3 front end.
@@ -204,9 +210,26 @@ func InitDev(dirPath string, o DevOptions) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	root, err := custody.ReadKeyFile(filepath.Join(dirPath, c.Keys.RootKeyFile))
+	if err != nil {
+		return false, err
+	}
+	keys, err := custody.NewKeyring(root)
+	if err != nil {
+		return false, err
+	}
+	// The sites live under the node directory, each with its marker.
 	for _, d := range devSites {
 		c.Sites = append(c.Sites, SiteConfig{Descriptor: d, Driver: "dir", Path: filepath.Join("sites", d.ID)})
-		if _, err := dir.New(filepath.Join(dirPath, "sites", d.ID)); err != nil {
+		ds, err := dir.New(filepath.Join(dirPath, "sites", d.ID))
+		if err != nil {
+			return false, err
+		}
+		mk, err := encodeMarker(keys, c.Node.ID, d.ID)
+		if err != nil {
+			return false, err
+		}
+		if err := ds.Put(context.Background(), site.MarkerBlob, bytes.NewReader(mk), int64(len(mk))); err != nil {
 			return false, err
 		}
 	}

@@ -269,7 +269,7 @@ func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, mis
 	if err := st.Put(ctx, site.MarkerBlob, bytes.NewReader(mk), int64(len(mk))); err != nil {
 		return fmt.Errorf("write the site marker: %w", err)
 	}
-	n.Log.Warn("site had no marker (made by an earlier version): claimed, since everything checked on it is this node's", "site", sc.ID)
+	n.Log.Warn("site had no marker (made by an earlier version, or emptied): claimed, since everything on it that was checked is this node's", "site", sc.ID)
 	return nil
 }
 

@@ -200,6 +200,15 @@ func TestTwoPersonOperations(t *testing.T) {
 	gov := put("gov", vault.PutOptions{Lock: &manifest.Lock{Mode: "GOVERNANCE", Until: time.Now().Add(time.Hour)}})
 	secret := put("secret", vault.PutOptions{Label: "NATO SECRET//REL TO EST"})
 	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	n.AddVault(VaultConfig{Name: "kept", Erasure: "4+2", Survive: "jurisdictions=1", ObjectLock: &ObjectLockConfig{Mode: "COMPLIANCE", Years: 10}})
+	lockOf := func() ObjectLockConfig {
+		for _, v := range n.Config.Vaults {
+			if v.Name == "kept" && v.ObjectLock != nil {
+				return *v.ObjectLock
+			}
+		}
+		return ObjectLockConfig{}
+	}
 
 	ops := []struct {
 		name   string
@@ -254,6 +263,16 @@ func TestTwoPersonOperations(t *testing.T) {
 			},
 			func() bool { return n.Principal("spy").Nation == "EST" },
 			func() bool { return n.Principal("spy").Nation == "" }},
+		{"add an uncleared operator",
+			func() error {
+				return n.AddPrincipal(ctx, access.Principal{Name: "ops", Nation: "EST", Clearances: map[string]string{"NATO": "UNCLASSIFIED"}, VaultRoles: map[string][]string{"registry": {"operator"}}})
+			},
+			func() bool { return n.Principal("ops").Nation == "EST" },
+			func() bool { return n.Principal("ops").Nation == "" }},
+		{"remove a vault's default retention",
+			func() error { return n.SetObjectLock(ctx, "kept", ObjectLockConfig{}) },
+			func() bool { return lockOf().Mode == "" },
+			func() bool { return lockOf().Mode == "COMPLIANCE" && lockOf().Years == 10 }},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -23,6 +24,9 @@ func (s *Server) listBuckets(q *request) error {
 	vs := s.cfg.Vaults.ListVaults()
 	slices.SortFunc(vs, func(a, b VaultInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, v := range vs {
+		if !q.p.Can(v.Name, access.RoleReader) {
+			continue
+		}
 		res.Buckets = append(res.Buckets, bucketXML{Name: v.Name, CreationDate: xmlTime(v.Created)})
 	}
 	return q.writeXML(res)

@@ -96,6 +96,8 @@ func toAPI(err error) *apiError {
 			msg = fmt.Sprintf("This operation needs the approval of %d custodians: request %s has been created (embassy approve %s).", pe.Needed, pe.RequestID, pe.RequestID)
 		}
 		return &apiError{Code: "AccessDenied", Status: http.StatusForbidden, Message: msg, Headers: map[string]string{"x-embassy-request-id": requestID(err)}, err: err}
+	case errors.Is(err, vault.ErrNoCustodians):
+		return &apiError{Code: "AccessDenied", Status: http.StatusForbidden, Message: "This operation needs the approval of two custodians, and this node has none: it is refused.", err: err}
 	case errors.Is(err, vault.ErrInvalidLabel):
 		return errorf("InvalidArgument", http.StatusBadRequest, "%v", err).with(err)
 	case errors.Is(err, vault.ErrLabelBinding):

@@ -507,6 +507,11 @@ func (s *Server) deleteObjects(q *request) error {
 		if err == nil {
 			err = checkKey(o.Key)
 		}
+		if err == nil && !id.IsZero() {
+			// Removing a version for good is an operator's act, as
+			// DeleteObjectVersion is.
+			err = access.NeedRole(q.p, q.bucket, access.RoleOperator)
+		}
 		if err == nil {
 			var r vault.DeleteResult
 			r, err = s.e.Delete(q.r.Context(), q.bucket, o.Key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypass})

@@ -277,8 +277,9 @@ func TestLabelDominates(t *testing.T) {
 	}
 }
 
-// Writing needs a known principal of the owning nation, or the admin role.
-func TestWriteNeedsNationOrAdmin(t *testing.T) {
+// Writing needs a known principal of the owning nation: no role stands in
+// for the nationality, not even admin.
+func TestWriteNeedsNation(t *testing.T) {
 	ln := newLabelNode(t)
 	cases := []struct {
 		name string
@@ -288,7 +289,7 @@ func TestWriteNeedsNationOrAdmin(t *testing.T) {
 		{"owner's national", officer, true},
 		{"foreign national", ally, false},
 		{"unknown name", access.Principal{Name: "stranger"}, false},
-		{"foreign admin", access.Principal{Name: "ops", Nation: "USA", Clearances: map[string]string{"NATO": "SECRET"}, Roles: []string{"admin"}}, true},
+		{"foreign admin", access.Principal{Name: "ops", Nation: "USA", Clearances: map[string]string{"NATO": "SECRET"}, Roles: []string{"admin"}}, false},
 	}
 	for _, tc := range cases {
 		ctx := WithPrincipal(t.Context(), tc.p)

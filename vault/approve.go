@@ -31,6 +31,11 @@ type Operation struct {
 // with 'embassy approve ID'.
 var ErrApprovalRequired = errors.New("two-person approval required")
 
+// ErrNoCustodians: the operation needs custodians' approval and the node
+// has no custodians, so it is refused. Split the root key among custodians
+// (embassy custody resplit) to make such operations possible.
+var ErrNoCustodians = errors.New("this node has no custodians: dangerous operations need two, and are refused")
+
 // PendingError names the request created for an operation.
 type PendingError struct {
 	RequestID string

@@ -53,11 +53,18 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 	if err := e.canWrite(ctx, v); err != nil {
 		return DeleteResult{}, err
 	}
-	// Hiding an object needs the right to read it.
-	if cur, err := e.index.Latest(ctx, v.Name, key); err == nil && !cur.DeleteMarker {
+	// Hiding an object needs the right to read it. The marker carries the
+	// label of what it hides, so that only those who may read the object
+	// see the marker (in listings, and as the version a GET reports) or
+	// can remove it again.
+	var hides string
+	if cur, err := e.index.Latest(ctx, v.Name, key); err == nil {
 		if err := e.canRead(ctx, v, cur.Label); err != nil {
 			return DeleteResult{}, err
 		}
+		hides = cur.Label
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return DeleteResult{}, err
 	}
 	exclude := map[string]bool{}
 	for attempt := 1; ; attempt++ {
@@ -67,7 +74,7 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 			return DeleteResult{}, err
 		}
 		copies := distinct(sites)
-		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies}
+		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies, Label: hides}
 		env, err := manifest.Seal(m, e.k())
 		if err != nil {
 			return DeleteResult{}, err
@@ -114,6 +121,12 @@ func locked(m *manifest.Manifest, bypassGovernance bool, now time.Time) error {
 // deleteVersion removes one version: the index entry first (the commit
 // point), then the manifest copies, then the shards.
 func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o DeleteOptions) (DeleteResult, error) {
+	if err := e.canWrite(ctx, v); err != nil {
+		return DeleteResult{}, err
+	}
+	// resolve applies the access decision, to delete markers too: removing
+	// a version, or a marker (which undeletes the object), needs the right
+	// to read it.
 	m, _, err := e.resolve(ctx, v.Name, key, o.VersionID)
 	if err != nil && !errors.Is(err, ErrDeleteMarker) {
 		if errors.Is(err, ErrNoSuchVersion) {

@@ -87,11 +87,13 @@ func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID)
 		e.Events.ManifestErrors.Add(1)
 		return nil, nil, fmt.Errorf("%s/%s: index entry holds the manifest of %s/%s version %s: %w", vault, key, m.Vault, m.Key, m.Version, manifest.ErrCorrupt)
 	}
-	if m.DeleteMarker {
-		return m, v.Envelope, &DeleteMarkerError{Version: m.Version, Latest: id.IsZero()}
-	}
+	// A delete marker carries the label of the version it hid: it is shown
+	// (its version id included) only to those who may read that.
 	if err := e.canRead(ctx, vc, m.Label); err != nil {
 		return nil, nil, err
+	}
+	if m.DeleteMarker {
+		return m, v.Envelope, &DeleteMarkerError{Version: m.Version, Latest: id.IsZero()}
 	}
 	if err := e.verifyBinding(m); err != nil {
 		e.log.ErrorContext(ctx, "label binding failed verification; object withheld", "vault", vault, "version", m.Version, "err", err)

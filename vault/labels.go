@@ -102,11 +102,12 @@ func (e *Engine) canRead(ctx context.Context, v Vault, text string) error {
 	return e.decider.CanRead(p, v.Owner, l)
 }
 
-// putLabel resolves the label of a put (given or the vault's default),
-// checks that the principal may write it, and returns its canonical text.
-// canWrite decides whether the context's principal may write into vault v:
-// a principal of the owning nation, or one with the admin role. A name no
-// configuration knows (no nation) writes nothing.
+// canWrite decides whether the context's principal may write into vault v
+// (put, copy into, delete from, lock, relabel): only a principal of the
+// owning nation may. No role stands in for the nationality (DESIGN.md §7),
+// and a name no configuration knows (no nation) writes nothing. Which of
+// those changes a principal may make is its roles' business, checked by
+// the interface it came through.
 func (e *Engine) canWrite(ctx context.Context, v Vault) error {
 	if e.decider == nil || ctx.Value(systemKey{}) != nil {
 		return nil
@@ -115,12 +116,25 @@ func (e *Engine) canWrite(ctx context.Context, v Vault) error {
 	if !ok {
 		return fmt.Errorf("%w: %w", access.ErrDenied, ErrNoPrincipal)
 	}
-	if p.Nation == v.Owner || slices.Contains(p.Roles, "admin") {
+	if p.Nation != "" && p.Nation == v.Owner {
 		return nil
 	}
-	return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "writing into vault " + v.Name + " needs a national of " + v.Owner + " or the admin role"}
+	return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "writing into vault " + v.Name + " needs a national of its owner " + v.Owner}
 }
 
+// CheckWrite returns nil if the context's principal may change vault
+// vaultName (see canWrite), ErrNoSuchVault for a vault that does not exist,
+// and an error wrapping access.ErrDenied otherwise.
+func (e *Engine) CheckWrite(ctx context.Context, vaultName string) error {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return err
+	}
+	return e.canWrite(ctx, v)
+}
+
+// putLabel resolves the label of a put (given or the vault's default),
+// checks that the principal may write it, and returns its canonical text.
 func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *label.Label, error) {
 	if err := e.canWrite(ctx, v); err != nil {
 		return "", nil, err
@@ -192,7 +206,9 @@ func (e *Engine) bindLabel(m *manifest.Manifest, l *label.Label) error {
 	}
 	b := label.Binding{Label: *l}
 	uri := objectURI(m.Vault, m.Key, m.Version)
-	if len(m.Parts) == 1 || len(m.Digest) == 32 {
+	if len(m.Digest) == 32 {
+		// A single put: one digest of the whole content. A multipart
+		// object, even of one part, has none and binds each part's.
 		b.Data = []label.DataRef{{URI: uri, ContentType: m.ContentType, DigestAlg: label.DigestBLAKE3, Digest: m.Digest}}
 	} else {
 		for _, p := range m.Parts {
@@ -261,7 +277,7 @@ func (e *Engine) matchBinding(m *manifest.Manifest, b label.Binding, fail func(s
 		return fail("the manifest says %q but the signed binding says %q", m.Label, b.Label.String())
 	}
 	uri := objectURI(m.Vault, m.Key, m.Version)
-	if len(m.Parts) == 1 || len(m.Digest) == 32 {
+	if len(m.Digest) == 32 {
 		if err := b.CheckData(uri, label.DigestBLAKE3, m.Digest); err != nil {
 			return fail("%v", err)
 		}
@@ -282,7 +298,7 @@ func (e *Engine) filterReadable(ctx context.Context, v Vault, vs []index.Version
 	}
 	out := vs[:0]
 	for _, x := range vs {
-		if x.DeleteMarker || e.canRead(ctx, v, x.Label) == nil {
+		if e.canRead(ctx, v, x.Label) == nil {
 			out = append(out, x)
 		}
 	}

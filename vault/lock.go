@@ -75,6 +75,9 @@ func (e *Engine) SetLegalHold(ctx context.Context, vault, key string, id manifes
 // copies are rewritten the index keeps the old lock, and a later rebuild
 // takes the highest revision it finds.
 func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.ID, change func(manifest.Lock) (manifest.Lock, error)) (ObjectInfo, error) {
+	if err := e.CheckWrite(ctx, vault); err != nil {
+		return ObjectInfo{}, err
+	}
 	m, _, err := e.resolve(ctx, vault, key, id)
 	if err != nil {
 		return ObjectInfo{}, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,13 +88,6 @@ func needKey(p string) (string, string, error) {
 		return "", "", withHint(fmt.Errorf("%q is not VAULT/KEY", p), "name an object as vault/key, e.g. registry/2026/population.db")
 	}
 	return v, k, nil
-}
-
-// printJSON writes v as indented JSON.
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func (a *app) table() *tabwriter.Writer {

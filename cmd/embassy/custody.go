@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,8 +75,50 @@ type adminClient struct {
 	hc   *http.Client
 }
 
-func newAdmin(url string) *adminClient {
-	return &adminClient{base: strings.TrimRight(url, "/") + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}}
+const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir's node.yaml, else http://127.0.0.1:9000)"
+
+// newAdmin returns a client of the running node at url or, when url is
+// empty, at the address the node in --dir is configured to listen on.
+func (a *app) newAdmin(url string) (*adminClient, error) {
+	if url == "" {
+		var err error
+		if url, err = defaultNodeURL(a.dir); err != nil {
+			return nil, err
+		}
+	}
+	return &adminClient{base: strings.TrimRight(url, "/") + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// defaultNodeURL is where the node in dir serves: s3.address from its
+// node.yaml (an unspecified host such as 0.0.0.0 is reached on loopback),
+// https when it has TLS; http://127.0.0.1:9000 when dir holds no node.
+func defaultNodeURL(dir string) (string, error) {
+	c, err := node.LoadConfig(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "http://127.0.0.1:9000", nil
+	}
+	if err != nil {
+		return "", withHint(err, "name the running node with --node URL")
+	}
+	addr := c.S3.Address
+	if addr == "" {
+		addr = "127.0.0.1:9000"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", withHint(fmt.Errorf("s3.address %q in %s: %w", addr, filepath.Join(dir, node.ConfigFile), err), "name the running node with --node URL")
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	scheme := "http"
+	if c.S3.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
@@ -151,8 +196,12 @@ this machine.`,
 				return err
 			}
 			defer clear(share)
+			ac, err := a.newAdmin(url)
+			if err != nil {
+				return err
+			}
 			var st node.UnsealStatus
-			err = newAdmin(url).do(cmd.Context(), http.MethodPost, "unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &st)
+			err = ac.do(cmd.Context(), http.MethodPost, "unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &st)
 			if err != nil {
 				return err
 			}
@@ -167,7 +216,7 @@ this machine.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&sharePath, "share", "", "this custodian's share file")
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
 	c.MarkFlagRequired("share")
@@ -182,8 +231,12 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show a running node's status: custody, sealed or not",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ac, err := a.newAdmin(url)
+			if err != nil {
+				return err
+			}
 			var st node.Status
-			if err := newAdmin(url).do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
 				return err
 			}
 			if a.json {
@@ -213,7 +266,7 @@ func (a *app) statusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	return c
 }
 
@@ -225,8 +278,12 @@ func (a *app) requestCmd() *cobra.Command {
 		Short: "List requests",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ac, err := a.newAdmin(url)
+			if err != nil {
+				return err
+			}
 			var rs []node.Request
-			if err := newAdmin(url).do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
 				return err
 			}
 			if a.json {
@@ -240,7 +297,7 @@ func (a *app) requestCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	ls.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	ls.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.AddCommand(ls)
 	return c
 }
@@ -268,7 +325,10 @@ A custodian cannot approve a request they made.`,
 			if offline {
 				return a.decideOffline(cmd.Context(), k, args[0], approve)
 			}
-			ac := newAdmin(url)
+			ac, err := a.newAdmin(url)
+			if err != nil {
+				return err
+			}
 			var rs []node.Request
 			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
 				return err
@@ -303,7 +363,7 @@ A custodian cannot approve a request they made.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "http://127.0.0.1:9000", "URL of the running node")
+	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
 	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")
 	c.MarkFlagRequired("key")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,22 +34,56 @@ destroy every site in the home jurisdiction together with the node's index,
 rebuild the index from the surviving sites and read everything back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sizeMiB < 0 || sizeMiB > maxDemoMiB {
+				return fmt.Errorf("--size %d: want a size in MiB from 0 to %d (the demo holds its samples in memory)", sizeMiB, maxDemoMiB)
+			}
 			return a.demo(cmd.Context(), keep, sizeMiB)
 		},
 	}
 	c.Flags().BoolVar(&keep, "keep", false, "keep the demo directory afterwards")
-	c.Flags().IntVar(&sizeMiB, "size", 24, "size in MiB of the large sample object")
+	c.Flags().IntVar(&sizeMiB, "size", 24, fmt.Sprintf("size in MiB of the large sample object (0 to %d)", maxDemoMiB))
 	return c
+}
+
+// maxDemoMiB bounds demo --size: the samples are held in memory.
+const maxDemoMiB = 4096
+
+// demoReport is demo --json: what the walk-through did and found.
+type demoReport struct {
+	Dir           string            `json:"dir,omitempty"` // with --keep
+	Sites         []node.SiteConfig `json:"sites"`
+	Refused       string            `json:"refused_policy"` // why the infeasible policy was refused
+	Vault         node.VaultConfig  `json:"vault"`
+	Objects       []demoObject      `json:"objects"`
+	Plaintext     bool              `json:"plaintext_on_sites"`
+	Destroyed     []string          `json:"destroyed"` // sites, and the index
+	Rebuild       rebuildJSON       `json:"rebuild"`
+	Listed        int               `json:"listed"` // objects listed after the rebuild
+	ByteIdentical bool              `json:"byte_identical"`
+}
+
+type demoObject struct {
+	Key           string      `json:"key"`
+	VersionID     string      `json:"version_id"`
+	Size          int64       `json:"size"`
+	PutSeconds    float64     `json:"put_seconds"`
+	Shards        []shardJSON `json:"shards"`
+	ByteIdentical bool        `json:"byte_identical"`
 }
 
 func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	out := a.stdout
+	if a.json {
+		out = io.Discard
+	}
+	var rep demoReport
 	step := func(format string, args ...any) { fmt.Fprintf(out, "\n== "+format+"\n", args...) }
 	work, err := os.MkdirTemp("", "embassy-demo-")
 	if err != nil {
 		return err
 	}
 	if keep {
+		rep.Dir = work
 		fmt.Fprintf(out, "demo directory: %s (kept)\n", work)
 	} else {
 		defer os.RemoveAll(work)
@@ -73,7 +108,8 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 		demoSite("fin-helsinki", "FIN", "gov-dc", "EST", work),
 		demoSite("fin-kajaani", "FIN", "cloudco", "USA", work),
 	}
-	w := a.table()
+	rep.Sites = sites
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SITE\tJURISDICTION\tPROVIDER\tCONTROLLED FROM")
 	for _, s := range sites {
 		if err := n.AddSite(s); err != nil {
@@ -86,6 +122,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	step("2. A vault whose policy is checked before it is accepted")
 	bad := node.VaultConfig{Name: "impossible", Erasure: "4+2", Survive: "jurisdictions=1,providers=1"}
 	if err := n.AddVault(bad); err != nil {
+		rep.Refused = err.Error()
 		fmt.Fprintf(out, "4+2 surviving a jurisdiction AND a provider is refused:\n  %v\n", err)
 	} else {
 		return fmt.Errorf("demo: an infeasible policy was accepted")
@@ -93,6 +130,11 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	good := node.VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1,sites=1", OutsideHome: true}
 	if err := n.AddVault(good); err != nil {
 		return err
+	}
+	for _, v := range n.Config.Vaults {
+		if v.Name == good.Name {
+			rep.Vault = v
+		}
 	}
 	fmt.Fprintln(out, "vault registry: 4+2, survives the loss of any one jurisdiction, and of Estonia itself")
 
@@ -111,11 +153,12 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 			return err
 		}
 		sums[k] = sha256.Sum256(samples[k])
+		rep.Objects = append(rep.Objects, demoObject{Key: k, VersionID: info.VersionID.String(), Size: info.Size, PutSeconds: time.Since(start).Seconds(), Shards: []shardJSON{}})
 		fmt.Fprintf(out, "put registry/%-26s %10s  in %v\n", k, human(info.Size), time.Since(start).Round(time.Millisecond))
 	}
 
 	step("4. Where every shard went")
-	for _, k := range keys {
+	for i, k := range keys {
 		locs, err := n.Engine.Locate(ctx, "registry", k, manifest.ID{})
 		if err != nil {
 			return err
@@ -126,6 +169,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 			if l.Parity {
 				kind = "p"
 			}
+			rep.Objects[i].Shards = append(rep.Objects[i].Shards, shardFromLocation(l))
 			per[l.Jurisdiction] = append(per[l.Jurisdiction], fmt.Sprintf("%s%d@%s", kind, l.Shard, l.Site))
 		}
 		fmt.Fprintf(out, "%s\n", k)
@@ -146,6 +190,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 			return nil
 		})
 	}
+	rep.Plaintext = plainFound
 	if plainFound {
 		return fmt.Errorf("demo: plaintext found on a site")
 	}
@@ -157,6 +202,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 			if err := os.RemoveAll(s.Path); err != nil {
 				return err
 			}
+			rep.Destroyed = append(rep.Destroyed, s.ID)
 			fmt.Fprintf(out, "rm -rf %s (%s)\n", s.Path, s.ID)
 		}
 	}
@@ -164,6 +210,7 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	if err := os.Remove(filepath.Join(dir, "index.db")); err != nil {
 		return err
 	}
+	rep.Destroyed = append(rep.Destroyed, "index.db")
 	fmt.Fprintln(out, "rm index.db")
 	if n, err = node.Open(ctx, dir, node.NewLogger(node.LogConfig{Level: "error"}, io.Discard)); err != nil {
 		return err
@@ -179,16 +226,18 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	if err != nil {
 		return err
 	}
+	rep.Rebuild = toRebuildJSON(st)
 	fmt.Fprintf(out, "found %d versions in %d manifest copies on the surviving sites\n", st.Versions, st.Manifests)
 	page, err := n.Engine.List(ctx, "registry", index.ListOptions{})
 	if err != nil {
 		return err
 	}
+	rep.Listed = len(page.Entries)
 	fmt.Fprintf(out, "registry lists %d objects again\n", len(page.Entries))
 
 	step("7. Read everything back from LUX and FIN")
 	ok := true
-	for _, k := range keys {
+	for i, k := range keys {
 		r, err := n.Engine.Get(ctx, "registry", k, vault.GetOptions{Length: -1})
 		if err != nil {
 			return err
@@ -202,14 +251,19 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 		want := sums[k]
 		same := bytes.Equal(h.Sum(nil), want[:])
 		ok = ok && same
+		rep.Objects[i].ByteIdentical = same
 		verdict := "byte-identical"
 		if !same {
 			verdict = "DIFFERS"
 		}
 		fmt.Fprintf(out, "get registry/%-26s %s\n", k, verdict)
 	}
+	rep.ByteIdentical = ok
 	if !ok {
 		return fmt.Errorf("demo: data differs after the loss of EST")
+	}
+	if a.json {
+		return a.printJSON(rep)
 	}
 	fmt.Fprintln(out, "\nEstonia's sites and the node's index are gone; every object survived, byte-identical.")
 	return nil

@@ -26,6 +26,11 @@ storage only the node's operators can read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := node.InitOptions{Nation: nation, Threshold: threshold}
+			type shareJSON struct {
+				Custodian string `json:"custodian"`
+				File      string `json:"file"`
+			}
+			shares := []shareJSON{}
 			for _, f := range custodianFiles {
 				b, err := os.ReadFile(f)
 				if err != nil {
@@ -43,19 +48,29 @@ storage only the node's operators can read.`,
 				}
 				o.Share = func(name string, file []byte) error {
 					p := filepath.Join(sharesOut, name+".share")
-					fmt.Fprintf(a.stdout, "share for %s: %s\n", name, p)
-					return atomicfile.Write(p, file, 0o600)
+					if err := atomicfile.Write(p, file, 0o600); err != nil {
+						return err
+					}
+					shares = append(shares, shareJSON{Custodian: name, File: p})
+					if !a.json {
+						fmt.Fprintf(a.stdout, "share for %s: %s\n", name, p)
+					}
+					return nil
 				}
 			}
 			c, err := node.Init(a.dir, o)
 			if err != nil {
 				return err
 			}
+			if a.json {
+				j := map[string]any{"dir": a.dir, "node_id": c.Node.ID, "nation": c.Node.Nation, "shares": shares}
+				if len(o.Custodians) > 0 {
+					j["threshold"] = threshold
+				}
+				return a.printJSON(j)
+			}
 			if len(o.Custodians) > 0 {
 				fmt.Fprintf(a.stdout, "root key split %d of %d; hand each custodian their share file, then delete %s\n", threshold, len(o.Custodians), sharesOut)
-			}
-			if a.json {
-				return a.printJSON(map[string]string{"dir": a.dir, "node_id": c.Node.ID, "nation": c.Node.Nation})
 			}
 			fmt.Fprintf(a.stdout, "node %s for %s created in %s\n", c.Node.ID, c.Node.Nation, a.dir)
 			fmt.Fprintf(a.stdout, "next: add sites with 'embassy site add', then 'embassy vault create'\n")

@@ -67,7 +67,9 @@ sites in several jurisdictions, and only the owner holds the keys.
 Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildVersion().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	def := os.Getenv("EMBASSY_DIR")
 	if def == "" {
 		def = "embassy-node"
@@ -87,6 +89,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
 		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
 		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false),
+		a.versionCmd(),
 	)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

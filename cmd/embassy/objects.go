@@ -54,6 +54,14 @@ type shardJSON struct {
 	Control      string `json:"control"`
 }
 
+func shardFromLocation(l vault.ShardLocation) shardJSON {
+	kind := "data"
+	if l.Parity {
+		kind = "parity"
+	}
+	return shardJSON{Part: l.Part, Shard: l.Shard, Kind: kind, Site: l.Site, Jurisdiction: l.Jurisdiction, Provider: l.Provider, Control: l.Control}
+}
+
 func toJSON(i vault.ObjectInfo) objectJSON {
 	o := objectJSON{Vault: i.Vault, Key: i.Key, VersionID: i.VersionID.String(), Created: i.Created, Size: i.Size,
 		ETag: i.ETag, ContentType: i.ContentType, Meta: i.Meta, DeleteMarker: i.DeleteMarker, Label: i.Label}
@@ -314,12 +322,9 @@ func (a *app) statCmd() *cobra.Command {
 				return err
 			}
 			j := toJSON(info)
+			j.Shards = []shardJSON{}
 			for _, l := range locs {
-				kind := "data"
-				if l.Parity {
-					kind = "parity"
-				}
-				j.Shards = append(j.Shards, shardJSON{Part: l.Part, Shard: l.Shard, Kind: kind, Site: l.Site, Jurisdiction: l.Jurisdiction, Provider: l.Provider, Control: l.Control})
+				j.Shards = append(j.Shards, shardFromLocation(l))
 			}
 			if a.json {
 				return a.printJSON(j)
@@ -446,7 +451,7 @@ func (a *app) indexCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return a.printJSON(st)
+				return a.printJSON(toRebuildJSON(st))
 			}
 			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
 			for _, e := range st.SiteErrors {

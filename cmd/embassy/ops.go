@@ -32,33 +32,68 @@ func (a *app) vaultRmCmd() *cobra.Command {
 }
 
 func (a *app) vaultPolicyCmd() *cobra.Command {
-	var v node.VaultConfig
+	var flags node.VaultConfig
 	var jurisdictions string
 	c := &cobra.Command{
-		Use:   "set-policy NAME --erasure K+M --survive LOSSES",
+		Use:   "set-policy NAME [--erasure K+M] [--survive LOSSES] [--outside-home[=false]] [--jurisdictions A,B]",
 		Short: "Change a vault's placement policy (weakening it takes two custodians)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Change the settings of a vault's placement policy named by the flags given;
+the others keep their current values. --outside-home=false drops the demand
+that the data survive the loss of the owner's jurisdiction, and
+--jurisdictions '' lets shards go anywhere.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if jurisdictions != "" {
-				v.Jurisdictions = strings.Split(jurisdictions, ",")
+			f := cmd.Flags()
+			if !f.Changed("erasure") && !f.Changed("survive") && !f.Changed("outside-home") && !f.Changed("jurisdictions") {
+				return withHint(fmt.Errorf("vault %s: no policy setting given", args[0]), "name what changes with --erasure, --survive, --outside-home or --jurisdictions")
 			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			if err := n.SetVaultPolicy(n.As(cmd.Context(), a.principal), args[0], v); err != nil {
+			var next node.VaultConfig
+			found := false
+			for _, v := range n.Config.Vaults {
+				if v.Name == args[0] {
+					next, found = v, true
+				}
+			}
+			if !found {
+				return explain(fmt.Errorf("%w: %s", vault.ErrNoSuchVault, args[0]))
+			}
+			if f.Changed("erasure") {
+				next.Erasure = flags.Erasure
+			}
+			if f.Changed("survive") {
+				next.Survive = flags.Survive
+			}
+			if f.Changed("outside-home") {
+				next.OutsideHome = flags.OutsideHome
+			}
+			if f.Changed("jurisdictions") {
+				next.Jurisdictions = nil
+				for j := range strings.SplitSeq(jurisdictions, ",") {
+					if j = strings.TrimSpace(j); j != "" {
+						next.Jurisdictions = append(next.Jurisdictions, j)
+					}
+				}
+			}
+			if err := n.SetVaultPolicy(n.As(cmd.Context(), a.principal), args[0], next); err != nil {
 				return explain(err)
 			}
-			fmt.Fprintf(a.stdout, "vault %s policy set\n", args[0])
+			p, _ := next.Policy(n.Config.Node.Nation)
+			fmt.Fprintf(a.stdout, "vault %s policy set: %d+%d, survives %s%s%s\n", args[0], p.K, p.M, p.Survive,
+				map[bool]string{true: " and the loss of " + p.Home, false: ""}[p.OutsideHome],
+				map[bool]string{true: ", only in " + strings.Join(p.Allowed, ","), false: ""}[len(p.Allowed) > 0])
 			return nil
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&v.Erasure, "erasure", "4+2", "k data + m parity shards")
-	f.StringVar(&v.Survive, "survive", "", "losses to survive")
-	f.BoolVar(&v.OutsideHome, "outside-home", false, "survive the loss of the owner's jurisdiction")
-	f.StringVar(&jurisdictions, "jurisdictions", "", "allowed jurisdictions (comma-separated)")
+	f.StringVar(&flags.Erasure, "erasure", "", "k data + m parity shards (default: unchanged)")
+	f.StringVar(&flags.Survive, "survive", "", "losses to survive, e.g. jurisdictions=1,sites=1 (default: unchanged; '' for sites=m)")
+	f.BoolVar(&flags.OutsideHome, "outside-home", false, "survive the loss of the owner's jurisdiction (default: unchanged)")
+	f.StringVar(&jurisdictions, "jurisdictions", "", "allowed jurisdictions, comma-separated (default: unchanged; '' for anywhere)")
 	return c
 }
 
@@ -161,10 +196,10 @@ func (a *app) relabelCmd() *cobra.Command {
 func (a *app) principalCmd() *cobra.Command {
 	c := &cobra.Command{Use: "principal", Short: "People and services that use the node"}
 	var p access.Principal
-	var clearances, categories, roles []string
+	var clearances, categories, roles, vaultRoles []string
 	add := &cobra.Command{
 		Use:   "add NAME --nation CODE --clearance POLICY:LEVEL",
-		Short: "Add a principal (one cleared above two_person.principal_level takes two custodians)",
+		Short: "Add a principal (one cleared above two_person.principal_level, or an operator or admin, takes two custodians)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Name = args[0]
@@ -184,6 +219,16 @@ func (a *app) principalCmd() *cobra.Command {
 				p.Categories[tag] = strings.Split(vals, ",")
 			}
 			p.Roles = roles
+			for _, vr := range vaultRoles {
+				v, r, ok := strings.Cut(vr, ":")
+				if !ok || v == "" {
+					return fmt.Errorf("--vault-role %q: want VAULT:ROLE, e.g. registry:operator", vr)
+				}
+				if p.VaultRoles == nil {
+					p.VaultRoles = map[string][]string{}
+				}
+				p.VaultRoles[v] = append(p.VaultRoles[v], r)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -199,7 +244,8 @@ func (a *app) principalCmd() *cobra.Command {
 	add.Flags().StringVar(&p.Nation, "nation", "", "nationality, ISO 3166-1 alpha-3")
 	add.Flags().StringArrayVar(&clearances, "clearance", nil, "POLICY:LEVEL, e.g. NATO:SECRET (repeatable)")
 	add.Flags().StringArrayVar(&categories, "category", nil, "TAG=VALUE[,VALUE] held (repeatable)")
-	add.Flags().StringArrayVar(&roles, "role", nil, "role (repeatable)")
+	add.Flags().StringArrayVar(&roles, "role", nil, "node-wide role: reader, writer, operator, admin or auditor (repeatable; none means reader and writer)")
+	add.Flags().StringArrayVar(&vaultRoles, "vault-role", nil, "VAULT:ROLE, a role on one vault only (repeatable)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List principals",
@@ -210,12 +256,16 @@ func (a *app) principalCmd() *cobra.Command {
 				return notInit(err)
 			}
 			if a.json {
-				return a.printJSON(nonNil(c.Principals))
+				ps := []principalJSON{}
+				for _, p := range c.Principals {
+					ps = append(ps, principalJSON{Principal: p, Roles: p.Roles})
+				}
+				return a.printJSON(ps)
 			}
 			w := a.table()
 			fmt.Fprintln(w, "NAME\tNATION\tCLEARANCES\tCATEGORIES\tROLES")
 			for _, p := range c.Principals {
-				fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s\n", p.Name, p.Nation, p.Clearances, p.Categories, strings.Join(p.Roles, ","))
+				fmt.Fprintf(w, "%s\t%s\t%v\t%v\t%s\n", p.Name, p.Nation, p.Clearances, p.Categories, p.RoleSummary())
 			}
 			return w.Flush()
 		},

@@ -66,7 +66,7 @@ running node does this in the background (scrub.interval in node.yaml).`,
 				return err
 			}
 			if a.json {
-				if err := a.printJSON(r); err != nil {
+				if err := a.printJSON(toScrubJSON(r)); err != nil {
 					return err
 				}
 				if repair && len(r.Unrepairable) > 0 {
@@ -132,7 +132,7 @@ again after an interruption. Afterwards the site can be removed.`,
 				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
 			}
 			if a.json {
-				if err := a.printJSON(rep); err != nil {
+				if err := a.printJSON(drainJSON{DrainReport: rep, Scrub: toScrubJSON(rep.Scrub)}); err != nil {
 					return err
 				}
 				if n := len(rep.Scrub.Unrepairable); n > 0 {
@@ -199,7 +199,7 @@ be kept on the surviving sites.`,
 				return err
 			}
 			if a.json {
-				return a.printJSON(rep)
+				return a.printJSON(toDrillJSON(rep))
 			}
 			fmt.Fprintf(a.stdout, "drill: lose %s (sites %s)\n\n", lose, strings.Join(rep.LostSites, ", "))
 			w := a.table()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,8 +21,8 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Serve the S3 API",
 		Long: `Serve the node's S3-compatible API (default 127.0.0.1:9000).
 
-With --dev, a development node is created in --data (default ./embassy-dev) if
-none is there: six local directory sites in three jurisdictions on two
+With --dev, a development node is created in --data (default ./embassy-dev, or
+the --dir given) if none is there: six local directory sites in three jurisdictions on two
 providers, new buckets coded 4+2 surviving the loss of any one jurisdiction,
 and the root key in a local file, so the node starts unsealed. The endpoint and
 credentials are printed.
@@ -37,8 +38,20 @@ unless s3.allow_insecure is set.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			dir := a.dir
+			dirGiven := cmd.Flags().Changed("dir")
+			if !dev && cmd.Flags().Changed("data") {
+				return withHint(fmt.Errorf("--data names the directory of a --dev node"), "add --dev, or name a production node's directory with --dir")
+			}
 			if dev {
 				dir = data
+				if dirGiven {
+					// --dir is the global way to name a node directory:
+					// with --dev it names the development node's.
+					if cmd.Flags().Changed("data") && filepath.Clean(a.dir) != filepath.Clean(data) {
+						return fmt.Errorf("--dir %s and --data %s name two different directories for the --dev node; give one", a.dir, data)
+					}
+					dir = a.dir
+				}
 				created, err := node.InitDev(dir, node.DevOptions{})
 				if err != nil {
 					return err
@@ -52,6 +65,9 @@ unless s3.allow_insecure is set.`,
 				return err
 			}
 			defer n.Close()
+			if dev && !n.Config.Node.Dev {
+				return withHint(fmt.Errorf("--dev: %s holds a node that is not a development node (node.dev is not set)", dir), "serve it without --dev: 'embassy serve --dir "+dir+"'")
+			}
 			var creds []s3.Credential
 			if accessKey == "" {
 				accessKey = os.Getenv("EMBASSY_ACCESS_KEY")
@@ -94,6 +110,11 @@ unless s3.allow_insecure is set.`,
 				if dev {
 					fmt.Fprintf(a.stdout, "DEV MODE: the root key is a local file in %s and the node is auto-unsealed; not for real data\n", dir)
 				}
+				if n.Sealed() {
+					st := n.Status()
+					fmt.Fprintf(a.stdout, "SEALED: the root key is split among custodians (%s); S3 requests are refused until %d of them run 'embassy unseal --node %s://%s --share FILE --key FILE'\n",
+						st.Custody, st.Unseal.Threshold, scheme, addr)
+				}
 				for _, c := range shown {
 					fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Principal, c.AccessKey, c.SecretKey)
 				}
@@ -107,7 +128,7 @@ unless s3.allow_insecure is set.`,
 		},
 	}
 	f := c.Flags()
-	f.BoolVar(&dev, "dev", false, "run a development node (created in --data if missing), auto-unsealed")
+	f.BoolVar(&dev, "dev", false, "run a development node (created in --data, or --dir, if missing), auto-unsealed")
 	f.StringVar(&data, "data", "embassy-dev", "data directory of the --dev node")
 	f.StringVar(&address, "address", "", "listen address (default s3.address, or 127.0.0.1:9000)")
 	f.StringVar(&accessKey, "access-key", "", "S3 access key of principal admin (env EMBASSY_ACCESS_KEY)")

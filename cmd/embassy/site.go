@@ -62,6 +62,7 @@ Both are ISO 3166-1 alpha-3 codes.`,
 			if err := n.AddSite(s); err != nil {
 				return err
 			}
+			s3c.CreateBucket = false // done; node.yaml does not keep it
 			if a.json {
 				return a.printJSON(s)
 			}
@@ -122,7 +123,7 @@ so. The node need not be stopped.`,
 				unverified = unverified || (!states[i].Verified && states[i].State == "ok")
 			}
 			if a.json {
-				return a.printJSON(rows)
+				return a.printJSON(nonNil(rows))
 			}
 			w := a.table()
 			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")

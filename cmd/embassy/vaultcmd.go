@@ -46,7 +46,12 @@ A policy the sites cannot keep is refused, with the constraint and sites named.`
 			}
 			vv, _ := n.Engine.Vault(v.Name)
 			if a.json {
-				return a.printJSON(v)
+				// As stored: with its creation time.
+				for _, c := range n.Config.Vaults {
+					if c.Name == v.Name {
+						return a.printJSON(c)
+					}
+				}
 			}
 			fmt.Fprintf(a.stdout, "vault %s created: %d+%d, survives %s%s\n", v.Name, vv.Policy.K, vv.Policy.M, vv.Policy.Survive,
 				map[bool]string{true: " and the loss of " + vv.Owner, false: ""}[v.OutsideHome])
@@ -75,7 +80,7 @@ func (a *app) vaultLsCmd() *cobra.Command {
 				return notInit(err)
 			}
 			if a.json {
-				return a.printJSON(c.Vaults)
+				return a.printJSON(nonNil(c.Vaults))
 			}
 			w := a.table()
 			fmt.Fprintln(w, "NAME\tOWNER\tERASURE\tSURVIVES\tOUTSIDE HOME\tJURISDICTIONS")

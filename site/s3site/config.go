@@ -18,42 +18,42 @@ type Config struct {
 	// Endpoint is the provider's S3 endpoint as host:port (or a bare host
 	// for the scheme's default port), without a scheme: Secure picks
 	// https. Example: "s3.eu-central-1.amazonaws.com" or "10.0.0.5:9000".
-	Endpoint string `yaml:"endpoint"`
+	Endpoint string `yaml:"endpoint" json:"endpoint"`
 	// Region is the bucket's region. Empty asks the provider (one
 	// GetBucketLocation request the first time the bucket is used).
-	Region string `yaml:"region,omitempty"`
+	Region string `yaml:"region,omitempty" json:"region,omitempty"`
 	// Bucket holds the site's blobs. Several sites may share a bucket if
 	// their prefixes differ.
-	Bucket string `yaml:"bucket"`
+	Bucket string `yaml:"bucket" json:"bucket"`
 	// Prefix, if set, is a folder inside the bucket under which every blob
 	// of the site lives ("embassy/est-1"): blob name n is stored as the
 	// key Prefix + "/" + n. Leading and trailing slashes are ignored.
-	Prefix string `yaml:"prefix,omitempty"`
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
 	// AccessKey and SecretKey are the S3 credential. The secret redacts
 	// itself when printed or logged.
-	AccessKey string `yaml:"access_key"`
-	SecretKey Secret `yaml:"secret_key"`
+	AccessKey string `yaml:"access_key" json:"access_key"`
+	SecretKey Secret `yaml:"secret_key" json:"secret_key"`
 	// Secure makes requests over TLS (https). Leave it off only on a
 	// loopback or otherwise encrypted network.
-	Secure bool `yaml:"secure"`
+	Secure bool `yaml:"secure" json:"secure"`
 	// CAFile, optional, is a PEM file of certificate authorities trusted
 	// for the endpoint in addition to the system's (a provider with a
 	// private CA). It requires Secure.
-	CAFile string `yaml:"ca_file,omitempty"`
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
 	// CreateBucket makes New create the bucket if it does not exist (with
 	// object lock enabled when ObjectLock is set). Without it New makes no
 	// request at all, and a missing bucket is reported by every operation
 	// as site.ErrUnavailable: a vanished bucket never looks empty. A node
 	// honours it only in 'embassy site add' (and does not keep it in
 	// node.yaml): opening a site never creates its bucket.
-	CreateBucket bool `yaml:"create_bucket,omitempty"`
+	CreateBucket bool `yaml:"create_bucket,omitempty" json:"create_bucket,omitempty"`
 	// ObjectLock, optional, writes every blob with an S3 object-lock
 	// retention, so that nobody holding the site's credential (a
 	// compromised node included) can erase it before its date. The bucket
 	// must have object lock enabled (which also turns on versioning).
 	// Deleting a blob then fails with an error wrapping ErrRetained until
 	// its retention has passed.
-	ObjectLock *ObjectLock `yaml:"object_lock,omitempty"`
+	ObjectLock *ObjectLock `yaml:"object_lock,omitempty" json:"object_lock,omitempty"`
 }
 
 // ObjectLock is the retention every blob is written with.
@@ -62,10 +62,10 @@ type ObjectLock struct {
 	// s3:BypassGovernanceRetention at the provider can still delete; this
 	// driver never asks to) or COMPLIANCE (nobody can, not even the
 	// provider's root account, until the date).
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode" json:"mode"`
 	// Days is how long each blob is retained from the moment it is
 	// written.
-	Days int `yaml:"days"`
+	Days int `yaml:"days" json:"days"`
 }
 
 // Object-lock modes.

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/node"
+)
+
+// syncBuffer is a bytes.Buffer a serving goroutine writes while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCLI runs one embassy command in this process and returns its standard
+// output, standard error and error.
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(t.Context(), args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// serving is an 'embassy serve' running in this process.
+type serving struct {
+	out  *syncBuffer
+	addr string
+	stop func() error
+}
+
+// startServe runs 'embassy serve args...' until the test ends, and waits
+// for the banner that names the address it listens on.
+func startServe(t *testing.T, args ...string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &serving{out: &syncBuffer{}}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), strings.NewReader(""), s.out, s.out) }()
+	var once sync.Once
+	var serveErr error
+	s.stop = func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
+	t.Cleanup(func() { s.stop() })
+	re := regexp.MustCompile(`serving S3 at https?://(\S+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(s.out.String()); m != nil {
+			s.addr = m[1]
+			return s
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve %v ended before serving: %v\n%s", args, err, s.out)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve %v: no banner after 30s:\n%s", args, s.out)
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve --dev --dir X makes and serves the development node in X, as --data
+// X would; it is not silently ignored.
+func TestServeDevUsesDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "devnode")
+	s := startServe(t, "--dev", "--dir", dir, "--address", "127.0.0.1:0")
+	if !strings.Contains(s.out.String(), "created a development node in "+dir) {
+		t.Errorf("banner does not name %s:\n%s", dir, s.out)
+	}
+	c, err := node.LoadConfig(dir)
+	if err != nil {
+		t.Fatalf("no node in --dir: %v", err)
+	}
+	if !c.Node.Dev {
+		t.Errorf("node in %s is not a development node", dir)
+	}
+	if _, err := os.Stat("embassy-dev"); err == nil {
+		t.Errorf("serve --dev --dir also created ./embassy-dev")
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve ended with %v", err)
+	}
+}
+
+func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
+	prod := filepath.Join(t.TempDir(), "prod")
+	if _, err := node.Init(prod, node.InitOptions{Nation: "EST"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"dev on a production node", []string{"serve", "--dev", "--dir", prod, "--address", "127.0.0.1:0"}, "--dev: " + prod + " holds a node that is not a development node"},
+		{"data without dev", []string{"serve", "--dir", prod, "--data", "x", "--address", "127.0.0.1:0"}, "--data names the directory of a --dev node"},
+		{"dir and data disagree", []string{"serve", "--dev", "--dir", prod, "--data", "elsewhere", "--address", "127.0.0.1:0"}, "name two different directories"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, err := runCLI(t, tc.args...)
+			if err == nil || !strings.Contains(stderr, tc.want) {
+				t.Errorf("err %v, stderr %q; want an error containing %q", err, stderr, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat("x"); err == nil {
+		t.Errorf("a refused serve created a directory")
+	}
+}
+
+// A node whose root key is split starts sealed: the banner says so, and
+// 'status' without --node finds the node at its configured s3.address.
+func TestServeSealedBannerAndStatusAddress(t *testing.T) {
+	work := t.TempDir()
+	dir := filepath.Join(work, "node")
+	var pubs []custody.CustodianPublic
+	for _, name := range []string{"alice", "bob"} {
+		k, err := custody.GenerateCustodian(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, k.Public())
+	}
+	if _, err := node.Init(dir, node.InitOptions{Nation: "EST", Custodians: pubs, Threshold: 2,
+		Share: func(string, []byte) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	c, err := node.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.S3.Address = addr
+	c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
+	if err := node.SaveConfig(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "--dir", dir)
+	if s.addr != addr {
+		t.Fatalf("serving at %s, want the configured %s", s.addr, addr)
+	}
+	if want := "SEALED: the root key is split among custodians (shamir 2 of 2); S3 requests are refused until 2 of them run 'embassy unseal --node http://" + addr; !strings.Contains(s.out.String(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, s.out)
+	}
+
+	out, stderr, err := runCLI(t, "--dir", dir, "status")
+	if err != nil {
+		t.Fatalf("status without --node: %v\n%s", err, stderr)
+	}
+	if want := fmt.Sprintf("node %s (EST): SEALED (0 of 2 shares given); custody: shamir 2 of 2\n", c.Node.ID); out != want {
+		t.Errorf("status printed %q, want %q", out, want)
+	}
+	out, _, err = runCLI(t, "--dir", dir, "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Unseal struct {
+			Shares json.RawMessage `json:"shares_given"`
+		} `json:"unseal"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if string(st.Unseal.Shares) != "[]" {
+		t.Errorf("shares_given is %s, want []", st.Unseal.Shares)
+	}
+}
+
+func TestDefaultNodeURL(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"no node", "", "http://127.0.0.1:9000"},
+		{"default address", "s3: {}\n", "http://127.0.0.1:9000"},
+		{"configured port", "s3:\n  address: 127.0.0.1:9402\n", "http://127.0.0.1:9402"},
+		{"all interfaces", "s3:\n  address: 0.0.0.0:9443\n  tls_cert: c.pem\n  tls_key: k.pem\n", "https://127.0.0.1:9443"},
+		{"all IPv6 interfaces", "s3:\n  address: '[::]:9000'\n  allow_insecure: true\n", "http://[::1]:9000"},
+		{"empty host", "s3:\n  address: ':9001'\n", "http://127.0.0.1:9001"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.yaml != "" {
+				y := "node:\n  id: 0123456789abcdef\n  nation: EST\n" + tc.yaml
+				if err := os.WriteFile(filepath.Join(dir, node.ConfigFile), []byte(y), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := defaultNodeURL(dir)
+			if err != nil || got != tc.want {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

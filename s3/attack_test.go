@@ -1,0 +1,205 @@
+package s3_test
+
+// Attacker-side tests: each "what is wrong" finding of the security review
+// (issue 10), tried through the real S3 interface with aws-sdk-go-v2 as the
+// attacker, asserting the refusal and that nothing changed.
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// snapshot is what an attack must not change: the versions of a key with
+// their locks, the node's configuration and its two-person requests.
+type snapshot struct {
+	versions string
+	config   []byte
+	requests []byte
+}
+
+func (h *rolesHarness) snapshot(bucket, key string) snapshot {
+	h.t.Helper()
+	var b strings.Builder
+	if key != "" {
+		page, err := h.n.Engine.Versions(vault.AsSystem(context.Background()), bucket, indexVersionOptions(key))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for _, v := range page.Versions {
+			b.WriteString(v.ID.String())
+			if v.DeleteMarker {
+				b.WriteString(" marker")
+			}
+			info, err := h.n.Engine.Stat(vault.AsSystem(context.Background()), bucket, key, v.ID)
+			if err == nil && info.Lock != nil {
+				b.WriteString(" lock=" + info.Lock.Mode + "/" + info.Lock.Until.String())
+				if info.Lock.LegalHold {
+					b.WriteString("/hold")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	cfg, err := os.ReadFile(filepath.Join(h.dir, node.ConfigFile))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req, _ := os.ReadFile(filepath.Join(h.dir, node.RequestsFile))
+	return snapshot{versions: b.String(), config: cfg, requests: req}
+}
+
+func (s snapshot) same(t *testing.T, after snapshot) {
+	t.Helper()
+	if s.versions != after.versions {
+		t.Errorf("the versions changed:\nbefore:\n%safter:\n%s", s.versions, after.versions)
+	}
+	if !bytes.Equal(s.config, after.config) {
+		t.Errorf("node.yaml changed:\nbefore:\n%s\nafter:\n%s", s.config, after.config)
+	}
+	if !bytes.Equal(s.requests, after.requests) {
+		t.Errorf("requests.json changed:\nbefore:\n%s\nafter:\n%s", s.requests, after.requests)
+	}
+}
+
+// denied checks that err is a plain 403 AccessDenied.
+func denied(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: allowed, want AccessDenied", what)
+		return
+	}
+	if errStatus(err) != http.StatusForbidden || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("%s: %v, want 403 AccessDenied", what, err)
+	}
+}
+
+// TestAttackReadingIsNotEnoughToDestroy: a foreign ally who reads an object
+// through REL TO, and a reader of the owner's nation, can neither lift its
+// legal hold, nor delete the version (alone or in a DeleteObjects), nor
+// lock it under COMPLIANCE until 9999.
+func TestAttackReadingIsNotEnoughToDestroy(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	key, v := h.object()
+	id := mustID(t, v)
+	if _, err := h.n.Engine.SetLegalHold(h.as("admin"), "reg", key, id, true); err != nil {
+		t.Fatal(err)
+	}
+	before := h.snapshot("reg", key)
+	for _, who := range []string{"ally", "foreign", "reader", "auditor", "stranger"} {
+		t.Run(who, func(t *testing.T) {
+			c := h.client(rolesCred(who))
+			if who == "ally" || who == "foreign" || who == "reader" {
+				// The attacker can read the object: the label releases it.
+				if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("reg"), Key: aws.String(key)}); err != nil {
+					t.Fatalf("%s cannot read the object the attack is about: %v", who, err)
+				}
+			}
+			_, err := c.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("reg"), Key: aws.String(key), VersionId: aws.String(v),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff}})
+			denied(t, "lift the legal hold", err)
+			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("reg"), Key: aws.String(key), VersionId: aws.String(v)})
+			denied(t, "delete the version", err)
+			out, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("reg"), Delete: &types.Delete{
+				Objects: []types.ObjectIdentifier{{Key: aws.String(key), VersionId: aws.String(v)}}}})
+			if err == nil && (len(out.Deleted) > 0 || len(out.Errors) != 1 || aws.ToString(out.Errors[0].Code) != "AccessDenied") {
+				t.Errorf("DeleteObjects with the version: deleted %d, errors %+v; want AccessDenied", len(out.Deleted), out.Errors)
+			} else if err != nil {
+				denied(t, "DeleteObjects with the version", err)
+			}
+			_, err = c.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: aws.String("reg"), Key: aws.String(key), VersionId: aws.String(v),
+				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeCompliance, RetainUntilDate: aws.Time(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))}})
+			denied(t, "COMPLIANCE retention until 9999", err)
+			before.same(t, h.snapshot("reg", key))
+		})
+	}
+	// The operator of the owner's nation can: the hold is lifted and the
+	// version deleted, which shows the refusals above were not an accident
+	// of the requests.
+	op := h.client(rolesCred("operator"))
+	if _, err := op.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("reg"), Key: aws.String(key), VersionId: aws.String(v),
+		LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("reg"), Key: aws.String(key), VersionId: aws.String(v)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAttackBucketOperations: creating vaults, setting a 100-year
+// COMPLIANCE default on another nation's vault, listing buckets and asking
+// for a vault's deletion all need a role (and the nationality).
+func TestAttackBucketOperations(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	before := h.snapshot("", "")
+	for _, who := range []string{"stranger", "reader", "writer", "noroles", "auditor", "foreign", "ally"} {
+		t.Run(who, func(t *testing.T) {
+			c := h.client(rolesCred(who))
+			_, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("planted-" + who)})
+			denied(t, "CreateBucket", err)
+			_, err = c.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: aws.String("reg"),
+				ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+					Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeCompliance, Years: aws.Int32(100)}}}})
+			denied(t, "a 100-year COMPLIANCE default", err)
+			_, err = c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("reg")})
+			denied(t, "ask for the vault's deletion", err)
+			if who == "stranger" || who == "auditor" {
+				_, err = c.ListBuckets(ctx, &awss3.ListBucketsInput{})
+				denied(t, "ListBuckets", err)
+			}
+			before.same(t, h.snapshot("", ""))
+			for _, v := range h.n.Engine.Vaults() {
+				if strings.HasPrefix(v.Name, "planted") {
+					t.Errorf("vault %s was created", v.Name)
+				}
+			}
+		})
+	}
+	// ListBuckets shows only the vaults where the caller holds reader.
+	if err := h.n.AddVault(node.VaultConfig{Name: "cabinet", Erasure: "4+2"}); err != nil {
+		t.Fatal(err)
+	}
+	for who, want := range map[string][]string{"reader": {"cabinet", "reg"}, "regclerk": {"reg"}, "ally": {"cabinet", "reg"}} {
+		out, err := h.client(rolesCred(who)).ListBuckets(ctx, &awss3.ListBucketsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, b := range out.Buckets {
+			names = append(names, aws.ToString(b.Name))
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s lists %v, want %v", who, names, want)
+		}
+	}
+}
+
+func mustID(t *testing.T, s string) manifest.ID {
+	t.Helper()
+	id, err := manifest.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func indexVersionOptions(key string) index.VersionOptions {
+	return index.VersionOptions{Prefix: key}
+}
