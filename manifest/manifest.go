@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -170,6 +171,24 @@ func ValidVault(name string) error {
 	}
 	if strings.Contains(name, "..") {
 		return fmt.Errorf("vault name %q: must not contain \"..\"", name)
+	}
+	return nil
+}
+
+// ipLike matches names formatted as an IPv4 address, which AWS refuses as
+// bucket names (virtual-host-style requests would address a host).
+var ipLike = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$`)
+
+// ValidNewVault checks the name of a vault being created: ValidVault, and
+// not formatted as an IP address (192.168.1.1), as AWS requires of new
+// buckets. Vaults that exist keep working whatever their name: only
+// ValidVault applies to them.
+func ValidNewVault(name string) error {
+	if err := ValidVault(name); err != nil {
+		return err
+	}
+	if ipLike.MatchString(name) {
+		return fmt.Errorf("vault name %q: must not be formatted as an IP address", name)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,8 +22,10 @@ import (
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/s3site"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // ConfigFile is the name of the configuration file in a node directory.
@@ -212,6 +215,25 @@ func ParseSize(s string) (int, error) {
 	return n * mult, nil
 }
 
+// Stripe sizes a vault may have (vault.New refuses others).
+const (
+	MinStripeSize = vault.MinStripeSize
+	MaxStripeSize = manifest.MaxStripeSize
+)
+
+// validStripeSize checks a stripe_size: a size from 4KiB to 64MiB, or 0 for
+// the default.
+func validStripeSize(s string) error {
+	n, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if n != 0 && (n < MinStripeSize || n > MaxStripeSize) {
+		return fmt.Errorf("size %q: must be from 4KiB to 64MiB (or 0 for the default 1MiB)", s)
+	}
+	return nil
+}
+
 // Validate checks the configuration; errors name the offending field.
 func (c *Config) Validate() error {
 	if c.Node.ID == "" {
@@ -286,11 +308,11 @@ func (c *Config) Validate() error {
 		if cr.Principal == "" {
 			return fmt.Errorf("s3.credentials[%d].principal: must be set", i)
 		}
-		if len(cr.AccessKey) < 3 || len(cr.AccessKey) > 128 {
-			return fmt.Errorf("s3.credentials[%d].access_key: must be 3 to 128 characters", i)
+		if err := s3.ValidAccessKey(cr.AccessKey); err != nil {
+			return fmt.Errorf("s3.credentials[%d].access_key: %w", i, err)
 		}
-		if len(cr.SecretKey) < 8 {
-			return fmt.Errorf("s3.credentials[%d].secret_key: must be at least 8 characters", i)
+		if err := s3.ValidSecretKey(cr.SecretKey); err != nil {
+			return fmt.Errorf("s3.credentials[%d].secret_key: %w", i, err)
 		}
 		if keys[cr.AccessKey] {
 			return fmt.Errorf("s3.credentials[%d].access_key: %s is configured twice", i, cr.AccessKey)
@@ -301,6 +323,12 @@ func (c *Config) Validate() error {
 		if _, err := ParseSize(c.Scrub.Rate); err != nil {
 			return fmt.Errorf("scrub.rate: %w", err)
 		}
+	}
+	if iv := c.Scrub.Interval; iv != nil && *iv < 0 {
+		return fmt.Errorf("scrub.interval: %s is negative (0s turns the background scrub off)", time.Duration(*iv))
+	}
+	if err := c.TwoPerson.validate(); err != nil {
+		return fmt.Errorf("two_person.%w", err)
 	}
 	if (c.S3.TLSCert == "") != (c.S3.TLSKey == "") {
 		return errors.New("s3.tls_cert, s3.tls_key: set both or neither")
@@ -338,7 +366,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		if v.StripeSize != "" {
-			if _, err := ParseSize(v.StripeSize); err != nil {
+			if err := validStripeSize(v.StripeSize); err != nil {
 				return fmt.Errorf("vaults[%d].stripe_size: %w", i, err)
 			}
 		}
@@ -364,6 +392,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config: the file is empty (or only comments): it needs at least node.id and node.nation, see docs/configuration.md")
+		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if err := c.Validate(); err != nil {

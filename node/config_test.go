@@ -93,6 +93,14 @@ func TestValidate(t *testing.T) {
 		{"vault stripe size negative", func(c *Config) { c.Vaults[0].StripeSize = "-64KiB" }, []string{"vaults[0].stripe_size", "-64"}},
 		{"vault stripe size too large", func(c *Config) { c.Vaults[0].StripeSize = "3GiB" }, []string{"vaults[0].stripe_size", "3"}},
 		{"vault stripe size fraction", func(c *Config) { c.Vaults[0].StripeSize = "1.5MiB" }, []string{"vaults[0].stripe_size", "1.5"}},
+		{"vault stripe size 2GiB", func(c *Config) { c.Vaults[0].StripeSize = "2GiB" }, []string{"vaults[0].stripe_size", `"2GiB"`, "4KiB to 64MiB"}},
+		{"vault stripe size 2KiB", func(c *Config) { c.Vaults[0].StripeSize = "2KiB" }, []string{"vaults[0].stripe_size", `"2KiB"`, "4KiB to 64MiB"}},
+		{"scrub interval negative", func(c *Config) { iv := durationYAML(-time.Hour); c.Scrub.Interval = &iv }, []string{"scrub.interval", "-1h0m0s", "negative"}},
+		{"two-person ttl negative", func(c *Config) { c.TwoPerson.TTL = durationYAML(-time.Minute) }, []string{"two_person.ttl", "-1m0s", "negative"}},
+		{"two-person approvals negative", func(c *Config) { c.TwoPerson.Approvals = -2 }, []string{"two_person.approvals", "-2", "at least 2"}},
+		{"two-person approvals one", func(c *Config) { c.TwoPerson.Approvals = 1 }, []string{"two_person.approvals", "1", "at least 2"}},
+		{"two-person per operation one", func(c *Config) { c.TwoPerson.PerOperation = map[string]int{"vault.delete": 1} }, []string{"two_person.per_operation.vault.delete", "at least 2"}},
+		{"two-person per operation misspelt", func(c *Config) { c.TwoPerson.PerOperation = map[string]int{"vault.delte": 3} }, []string{"two_person.per_operation", `"vault.delte"`, "vault.delete"}},
 		{"vault default label", func(c *Config) { c.Vaults[0].DefaultLabel = "NATO ULTRA" }, []string{"vaults[0].default_label"}},
 		{"vault object lock mode", func(c *Config) { c.Vaults[0].ObjectLock = &ObjectLockConfig{Mode: "FOREVER", Days: 1} }, []string{"vaults[0].object_lock.mode", `"FOREVER"`}},
 		{"vault object lock days and years", func(c *Config) { c.Vaults[0].ObjectLock = &ObjectLockConfig{Mode: "GOVERNANCE", Days: 1, Years: 1} }, []string{"vaults[0].object_lock", "days or years"}},
@@ -106,7 +114,10 @@ func TestValidate(t *testing.T) {
 		}, []string{"s3.credentials[0].principal"}},
 		{"s3 credential access key short", func(c *Config) {
 			c.S3.Credentials = []CredentialConfig{{Principal: "admin", AccessKey: "AK", SecretKey: "secret-key-1"}}
-		}, []string{"s3.credentials[0].access_key"}},
+		}, []string{"s3.credentials[0].access_key", "must be 3 to 128 characters, got 2"}},
+		{"s3 credential access key with a slash", func(c *Config) {
+			c.S3.Credentials = []CredentialConfig{{Principal: "admin", AccessKey: "AK/EXAMPLE", SecretKey: "secret-key-1"}}
+		}, []string{"s3.credentials[0].access_key", "'/'"}},
 		{"s3 credential secret short", func(c *Config) {
 			c.S3.Credentials = []CredentialConfig{{Principal: "admin", AccessKey: "AKEXAMPLE", SecretKey: "short"}}
 		}, []string{"s3.credentials[0].secret_key"}},
@@ -161,7 +172,12 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"widest erasure", func(c *Config) { c.Vaults[0].Erasure = "32+32" }},
 		{"stripe size in bytes", func(c *Config) { c.Vaults[0].StripeSize = "4096" }},
-		{"stripe size 2GiB", func(c *Config) { c.Vaults[0].StripeSize = "2GiB" }},
+		{"stripe size 64MiB", func(c *Config) { c.Vaults[0].StripeSize = "64MiB" }},
+		{"stripe size 0 is the default", func(c *Config) { c.Vaults[0].StripeSize = "0" }},
+		{"scrub off", func(c *Config) { iv := durationYAML(0); c.Scrub.Interval = &iv }},
+		{"two-person settings", func(c *Config) {
+			c.TwoPerson = TwoPersonConfig{Approvals: 3, PerOperation: map[string]int{"root.rotate": 4}, TTL: durationYAML(time.Hour)}
+		}},
 		{"owner and jurisdictions", func(c *Config) { c.Vaults[0].Owner, c.Vaults[0].Jurisdictions = "LUX", []string{"LUX", "FIN"} }},
 		{"isolated site", func(c *Config) { c.Sites[5].Connectivity = site.Isolated }},
 		{"accredited site", func(c *Config) { c.Sites[2].Accredited = "NATO SECRET" }},
@@ -190,7 +206,12 @@ func TestParseConfigErrors(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"empty", "", []string{"config"}},
+		{"empty", "", []string{"config", "the file is empty", "node.id and node.nation"}},
+		{"only comments", "# embassy node configuration\n", []string{"config", "the file is empty", "node.id and node.nation"}},
+		{"duration", head + "scrub:\n  interval: 1d\n", []string{"config", "line 5", `duration "1d"`}},
+		{"negative scrub interval", head + "scrub:\n  interval: -5m\n", []string{"scrub.interval", "-5m0s", "negative"}},
+		{"negative ttl", head + "two_person:\n  ttl: -1h\n", []string{"two_person.ttl", "negative"}},
+		{"negative approvals", head + "two_person:\n  approvals: -1\n", []string{"two_person.approvals", "-1"}},
 		{"no node", "sites: []\n", []string{"node.id", "must be set"}},
 		{"unknown top-level field", head + "nodes: 3\n", []string{"config", "field nodes not found"}},
 		{"unknown node field", "node:\n  id: x\n  nation: EST\n  country: EST\n", []string{"field country not found"}},

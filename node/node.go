@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +169,14 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 		log = NewLogger(c.Log, os.Stderr)
 	}
 	n := &Node{Dir: dirPath, Config: c, Log: log}
+	for _, s := range c.Sites {
+		if s.Driver == "dir" && !c.Node.Dev {
+			if err := n.checkSiteOutside(s); err != nil {
+				// Configured before this was refused: say so, keep working.
+				log.Warn("a site lies inside the node directory (or holds it): losing one loses the other; drain it to a site of its own", "site", s.ID, "err", err)
+			}
+		}
+	}
 	rec, err := loadCustody(dirPath)
 	if err != nil {
 		return nil, err
@@ -374,6 +383,11 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if s.Driver == "dir" && !n.Config.Node.Dev {
+		if err := n.checkSiteOutside(s); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	st, err := n.prepareSite(ctx, s, createBucket)
 	if err != nil {
@@ -384,6 +398,55 @@ func (n *Node) AddSite(s SiteConfig) error {
 		return err
 	}
 	return nil
+}
+
+// ErrSiteInNodeDir: a directory site of a production node lies inside the
+// node directory, or holds it. The node directory's loss (a reinstall, a
+// restored backup, 'rm -rf' of a broken node) would then take the site
+// with it, and a site must fail apart from the node. Put the site on its
+// own path; development nodes keep their sites in the node directory.
+var ErrSiteInNodeDir = errors.New("site and node directory overlap")
+
+// checkSiteOutside refuses a dir site inside the node directory or
+// containing it.
+func (n *Node) checkSiteOutside(s SiteConfig) error {
+	nodeDir, err := realPath(n.Dir)
+	if err != nil {
+		return err
+	}
+	sitePath, err := realPath(n.path(s.Path))
+	if err != nil {
+		return err
+	}
+	if within(sitePath, nodeDir) || within(nodeDir, sitePath) {
+		return fmt.Errorf("site %s: %w: %s and the node directory %s; give the site a path of its own", s.ID, ErrSiteInNodeDir, sitePath, nodeDir)
+	}
+	return nil
+}
+
+// realPath is p made absolute, with the symbolic links of its longest
+// existing ancestor resolved.
+func realPath(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := p; ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return p, nil
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+// within reports whether path is dir or lies below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // RemoveSite removes a site. A site that still holds data is removed only
@@ -452,6 +515,9 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 // AddVault adds a vault after checking its policy is feasible. It is safe
 // to call while the node serves.
 func (n *Node) AddVault(vc VaultConfig) error {
+	if err := manifest.ValidNewVault(vc.Name); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, o := range n.Config.Vaults {

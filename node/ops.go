@@ -34,6 +34,32 @@ type TwoPersonConfig struct {
 	PrincipalLevel string `yaml:"principal_level,omitempty"`
 }
 
+// OperationKinds are the kinds of dangerous operations, as requests and
+// two_person.per_operation name them. Node.execute carries out each.
+var OperationKinds = []string{
+	"vault.delete", "vault.policy", "vault.object-lock", "vault.rotate-key", "site.remove", "object.delete", "object.retention",
+	"object.relabel", "principal.add", "principal.remove", "custody.resplit", "root.rotate",
+}
+
+func (tp TwoPersonConfig) validate() error {
+	if tp.Approvals < 0 || tp.Approvals == 1 {
+		return fmt.Errorf("approvals: %d: must be at least 2, the two-person rule (unset means 2)", tp.Approvals)
+	}
+	kinds := slices.Sorted(maps.Keys(tp.PerOperation))
+	for _, k := range kinds {
+		if !slices.Contains(OperationKinds, k) {
+			return fmt.Errorf("per_operation: unknown operation kind %q (want one of %s)", k, strings.Join(OperationKinds, ", "))
+		}
+		if v := tp.PerOperation[k]; v < 2 {
+			return fmt.Errorf("per_operation.%s: %d: must be at least 2, the two-person rule", k, v)
+		}
+	}
+	if tp.TTL < 0 {
+		return fmt.Errorf("ttl: %s is negative (unset means 24h)", time.Duration(tp.TTL))
+	}
+	return nil
+}
+
 // DeleteVault removes an empty vault; it takes two custodians.
 func (n *Node) DeleteVault(ctx context.Context, name string) error {
 	if _, err := n.Engine.Vault(name); err != nil {

@@ -19,7 +19,7 @@ func (d durationYAML) MarshalYAML() (any, error) { return time.Duration(d).Strin
 func (d *durationYAML) UnmarshalYAML(value *yaml.Node) error {
 	v, err := time.ParseDuration(value.Value)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", value.Value, err)
+		return fmt.Errorf("line %d: duration %q: %w", value.Line, value.Value, err)
 	}
 	*d = durationYAML(v)
 	return nil

@@ -7,6 +7,7 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
@@ -203,3 +205,162 @@ func mustID(t *testing.T, s string) manifest.ID {
 func indexVersionOptions(key string) index.VersionOptions {
 	return index.VersionOptions{Prefix: key}
 }
+
+// TestAttackUploadsBelongToTheirInitiator: a multipart upload can be seen,
+// fed, completed or aborted only by whoever started it, or by an operator
+// of the vault. Others — a credential no configuration knows, another
+// writer of the same nation, a writer of that vault only, an ally — are
+// refused, and the upload is untouched.
+func TestAttackUploadsBelongToTheirInitiator(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	victim := h.client(rolesCred("writer"))
+	up, err := victim.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("minutes"),
+		Metadata: map[string]string{"origin": "cabinet"}}, withLabel(rolesLabel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(up.UploadId)
+	mine := bytes.Repeat([]byte("cabinet minutes "), 1<<16) // 1 MiB
+	p1, err := victim.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader(mine)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := h.object() // something every attacker can read
+	parts := func() string {
+		t.Helper()
+		ps, err := h.n.Engine.ListParts(vault.AsSystem(ctx), "reg", "minutes", id)
+		if err != nil {
+			return "gone: " + err.Error()
+		}
+		var b strings.Builder
+		for _, p := range ps {
+			b.WriteString(p.ETag + "\n")
+		}
+		return b.String()
+	}
+	before, beforeParts := h.snapshot("reg", "minutes"), parts()
+	for _, who := range []string{"stranger", "noroles", "regclerk", "ally", "reader"} {
+		t.Run(who, func(t *testing.T) {
+			c := h.client(rolesCred(who))
+			lu, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("reg")})
+			if who == "stranger" || who == "reader" {
+				denied(t, "ListMultipartUploads", err)
+			} else if err != nil {
+				t.Fatalf("ListMultipartUploads: %v", err)
+			} else {
+				for _, u := range lu.Uploads {
+					if aws.ToString(u.UploadId) == id || aws.ToString(u.Key) == "minutes" {
+						t.Errorf("the victim's upload is listed to %s", who)
+					}
+				}
+			}
+			_, err = c.ListParts(ctx, &awss3.ListPartsInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id)})
+			denied(t, "ListParts", err)
+			_, err = c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id), PartNumber: aws.Int32(1), Body: strings.NewReader("intruder's bytes")})
+			denied(t, "UploadPart over part 1", err)
+			_, err = c.UploadPartCopy(ctx, &awss3.UploadPartCopyInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id), PartNumber: aws.Int32(2), CopySource: aws.String("reg/" + src)})
+			denied(t, "UploadPartCopy", err)
+			_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id),
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}})
+			denied(t, "CompleteMultipartUpload", err)
+			_, err = c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id)})
+			denied(t, "AbortMultipartUpload", err)
+			before.same(t, h.snapshot("reg", "minutes"))
+			if got := parts(); got != beforeParts {
+				t.Errorf("the upload's parts changed: %q, was %q", got, beforeParts)
+			}
+		})
+	}
+	// An operator of the vault sees every upload.
+	lu, err := h.client(rolesCred("regop")).ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("reg")})
+	if err != nil || len(lu.Uploads) != 1 || aws.ToString(lu.Uploads[0].UploadId) != id {
+		t.Fatalf("an operator lists %+v, %v", lu, err)
+	}
+	// The initiator completes: the object holds its bytes, under its label.
+	if _, err := victim.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("minutes"), UploadId: aws.String(id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := victim.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("reg"), Key: aws.String("minutes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	got, _ := io.ReadAll(out.Body)
+	if !bytes.Equal(got, mine) {
+		t.Fatalf("the completed object holds %d other bytes", len(got))
+	}
+}
+
+// withLabel sends x-embassy-label (signed, as every header the SDK sends).
+func withLabel(l string) func(*awss3.Options) {
+	return func(o *awss3.Options) {
+		o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Embassy-Label", l))
+	}
+}
+
+// TestAttackDeleteMarkers: a delete marker shows and can be removed only by
+// those who may read the object it hides. A principal who may not read the
+// object does not see the marker's version id — not in a listing, not on a
+// GET — and cannot remove it to undelete the object.
+func TestAttackDeleteMarkers(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	const secret = "NATO SECRET//REL TO EST"
+	info, err := h.n.Engine.Put(h.as("admin"), "reg", "plan", strings.NewReader("the plan"), vault.PutOptions{Size: 8, Label: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := h.n.Engine.Delete(h.as("admin"), "reg", "plan", vault.DeleteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := del.VersionID.String()
+	before := h.snapshot("reg", "plan")
+	for _, who := range []string{"foreign", "ally"} {
+		t.Run(who, func(t *testing.T) {
+			c := h.client(rolesCred(who))
+			resp := h.do(rawRequest{method: "GET", path: "/reg/plan", as: ptr(rolesCred(who))})
+			if resp.status != http.StatusForbidden || resp.header.Get("x-amz-version-id") != "" || bytes.Contains(resp.body, []byte(marker)) {
+				t.Errorf("GET of the deleted key: %d, x-amz-version-id %q; want 403 without the marker's id", resp.status, resp.header.Get("x-amz-version-id"))
+			}
+			lv, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("reg")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range lv.DeleteMarkers {
+				if aws.ToString(m.VersionId) == marker || aws.ToString(m.Key) == "plan" {
+					t.Errorf("the marker is listed to %s", who)
+				}
+			}
+			for _, v := range lv.Versions {
+				if aws.ToString(v.Key) == "plan" {
+					t.Errorf("the hidden version is listed to %s", who)
+				}
+			}
+			_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("reg"), Key: aws.String("plan"), VersionId: aws.String(marker)})
+			denied(t, "remove the delete marker", err)
+			out, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("reg"), Delete: &types.Delete{
+				Objects: []types.ObjectIdentifier{{Key: aws.String("plan"), VersionId: aws.String(marker)}}}})
+			if err == nil && len(out.Deleted) > 0 {
+				t.Error("DeleteObjects removed the marker")
+			}
+			before.same(t, h.snapshot("reg", "plan"))
+		})
+	}
+	// Whoever may read the object sees the marker, and an operator of the
+	// owner's nation may remove it.
+	resp := h.do(rawRequest{method: "GET", path: "/reg/plan", as: ptr(rolesCred("reader"))})
+	if resp.status != http.StatusNotFound || resp.header.Get("x-amz-version-id") != marker {
+		t.Errorf("a reader of the object: GET %d, version %q; want 404 naming the marker", resp.status, resp.header.Get("x-amz-version-id"))
+	}
+	if _, err := h.client(rolesCred("operator")).DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("reg"), Key: aws.String("plan"), VersionId: aws.String(marker)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.n.Engine.Stat(h.as("admin"), "reg", "plan", manifest.ID{}); err != nil || got.VersionID != info.VersionID {
+		t.Fatalf("after removing the marker: %v, %v", got.VersionID, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

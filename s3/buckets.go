@@ -33,7 +33,7 @@ func (s *Server) listBuckets(q *request) error {
 }
 
 func (s *Server) createBucket(q *request) error {
-	if err := manifest.ValidVault(q.bucket); err != nil {
+	if err := manifest.ValidNewVault(q.bucket); err != nil {
 		return errInvalidBucketName.with(err)
 	}
 	if q.r.ContentLength != 0 {

@@ -28,6 +28,10 @@ func TestCreateBucketNames(t *testing.T) {
 		{name: "leading hyphen", bucket: "-vault", code: "InvalidBucketName"},
 		{name: "trailing dot", bucket: "vault.", code: "InvalidBucketName"},
 		{name: "double dot", bucket: "a..b", code: "InvalidBucketName"},
+		{name: "ip address", bucket: "192.168.1.1", code: "InvalidBucketName"},
+		{name: "ip address with leading zeros", bucket: "010.001.1.1", code: "InvalidBucketName"},
+		{name: "dotted like an address but five parts", bucket: "1.2.3.4.5"},
+		{name: "address-like with letters", bucket: "192.168.1.a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -133,8 +134,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, e: cfg.Engine, creds: map[string]Credential{}, keys: sigv4.NewKeyCache(256), log: cfg.Logger}
 	for _, c := range cfg.Credentials {
-		if c.AccessKey == "" || len(c.SecretKey) < 8 {
-			return nil, errors.New("s3: every credential needs an access key and a secret of at least 8 characters")
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("s3: %w", err)
 		}
 		if _, dup := s.creds[c.AccessKey]; dup {
 			return nil, errors.New("s3: access key " + c.AccessKey + " configured twice")

@@ -76,6 +76,10 @@ type Vault struct {
 // DefaultStripeSize is the stripe size of vaults that do not set one.
 const DefaultStripeSize = 1 << 20
 
+// MinStripeSize is the smallest stripe size a vault may have; the largest
+// is manifest.MaxStripeSize.
+const MinStripeSize = 4096
+
 // Config configures an Engine.
 type Config struct {
 	NodeID string
@@ -175,7 +179,7 @@ func (e *Engine) SetVault(v Vault) error {
 	if v.StripeSize == 0 {
 		v.StripeSize = DefaultStripeSize
 	}
-	if v.StripeSize < 4096 || v.StripeSize > manifest.MaxStripeSize {
+	if v.StripeSize < MinStripeSize || v.StripeSize > manifest.MaxStripeSize {
 		return fmt.Errorf("vault %s: stripe size %d must be 4 KiB to 64 MiB", v.Name, v.StripeSize)
 	}
 	v.Policy.Home = v.Owner

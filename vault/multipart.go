@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -42,6 +43,77 @@ type uploadRecord struct {
 	Meta        map[string]string `json:"meta,omitempty"`
 	Label       string            `json:"label,omitempty"`
 	Lock        *manifest.Lock    `json:"lock,omitempty"`
+	// Initiator is the principal that started the upload: only it, or an
+	// operator of the vault, may add parts, list them, complete or abort.
+	// Empty for uploads started before uploads had owners (and for the
+	// node's own): those belong to operators only.
+	Initiator string `json:"initiator,omitempty"`
+	// K, M and StripeSize are the vault's code when the upload started.
+	// Every part is written, and the object completed, with this code, so
+	// that a policy change during the upload cannot make the parts and the
+	// manifest disagree. Zero in records made before they were kept.
+	K          int `json:"k,omitempty"`
+	M          int `json:"m,omitempty"`
+	StripeSize int `json:"stripe_size,omitempty"`
+}
+
+// coded returns v with the code recorded in rec, if any.
+func (rec uploadRecord) coded(v Vault) Vault {
+	if rec.K > 0 {
+		v.Policy.K, v.Policy.M = rec.K, rec.M
+		if rec.StripeSize > 0 {
+			v.StripeSize = rec.StripeSize
+		}
+	}
+	return v
+}
+
+// mayChangeUpload decides whether the context's principal may act on an
+// upload of vault v: write into the vault (its owner's nationality), write
+// the upload's label, and be the upload's initiator or an operator of the
+// vault.
+func (e *Engine) mayChangeUpload(ctx context.Context, v Vault, id string, rec uploadRecord) error {
+	if err := e.canWrite(ctx, v); err != nil {
+		return err
+	}
+	if err := e.mayReadUpload(ctx, v, id, rec); err != nil {
+		return err
+	}
+	if rec.Label != "" && e.decider != nil && ctx.Value(systemKey{}) == nil {
+		p, _ := PrincipalFrom(ctx)
+		l, err := e.labelOf(rec.Label)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w: %v", id, ErrInvalidLabel, err)
+		}
+		if err := e.decider.CanWriteLabel(p, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mayReadUpload decides whether the context's principal may see an upload
+// (its parts, its existence in a listing): its initiator or an operator of
+// the vault.
+func (e *Engine) mayReadUpload(ctx context.Context, v Vault, id string, rec uploadRecord) error {
+	if e.decider == nil || ctx.Value(systemKey{}) != nil {
+		return nil
+	}
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: %w", access.ErrDenied, ErrNoPrincipal)
+	}
+	if rec.Initiator != "" && p.Name == rec.Initiator && p.Nation != "" {
+		return nil
+	}
+	if p.Can(v.Name, access.RoleOperator) {
+		return nil
+	}
+	who := "before uploads had owners (operators only)"
+	if rec.Initiator != "" {
+		who = "by " + rec.Initiator
+	}
+	return &access.DeniedError{Principal: p.Name, Reason: access.ReasonOwner, Detail: fmt.Sprintf("upload %s of vault %s was started %s, and the operator role is not held", id, v.Name, who)}
 }
 
 // partRecord is the engine's record of one uploaded part.
@@ -86,7 +158,12 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 	ver := manifest.NewID()
 	// Upload ids sort by creation, as S3 lists them.
 	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String()[:16])
-	rec, err := json.Marshal(uploadRecord{Version: ver, ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock})
+	var initiator string
+	if p, ok := PrincipalFrom(ctx); ok && ctx.Value(systemKey{}) == nil {
+		initiator = p.Name
+	}
+	rec, err := json.Marshal(uploadRecord{Version: ver, ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
+		Initiator: initiator, K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize})
 	if err != nil {
 		return UploadInfo{}, err
 	}
@@ -126,6 +203,10 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 	if err != nil {
 		return PartInfo{}, err
 	}
+	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
+		return PartInfo{}, err
+	}
+	v = rec.coded(v)
 	blobKey := manifest.NewID()
 	var l *label.Label
 	if rec.Label != "" {
@@ -201,7 +282,15 @@ func (e *Engine) parts(ctx context.Context, vault, id string) (map[int]partRecor
 
 // ListParts lists an upload's parts in order.
 func (e *Engine) ListParts(ctx context.Context, vaultName, key, uploadID string) ([]PartInfo, error) {
-	if _, _, err := e.upload(ctx, vaultName, key, uploadID); err != nil {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return nil, err
+	}
+	_, rec, err := e.upload(ctx, vaultName, key, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.mayReadUpload(ctx, v, uploadID, rec); err != nil {
 		return nil, err
 	}
 	raw, err := e.index.UploadParts(ctx, vaultName, uploadID)
@@ -219,18 +308,40 @@ func (e *Engine) ListParts(ctx context.Context, vaultName, key, uploadID string)
 	return out, nil
 }
 
-// ListUploads lists in-progress uploads of a vault.
+// ListUploads lists in-progress uploads of a vault: all of them to an
+// operator of the vault (and to the node's own work), the caller's own to
+// anyone else.
 func (e *Engine) ListUploads(ctx context.Context, vaultName string, o index.UploadOptions) (index.UploadPage, error) {
-	if _, err := e.Vault(vaultName); err != nil {
+	v, err := e.Vault(vaultName)
+	if err != nil {
 		return index.UploadPage{}, err
 	}
-	return e.index.ListUploads(ctx, vaultName, o)
+	page, err := e.index.ListUploads(ctx, vaultName, o)
+	if err != nil {
+		return page, err
+	}
+	out := page.Uploads[:0]
+	for _, u := range page.Uploads {
+		var rec uploadRecord
+		if json.Unmarshal(u.Data, &rec) == nil && e.mayReadUpload(ctx, v, u.ID, rec) == nil {
+			out = append(out, u)
+		}
+	}
+	page.Uploads = out
+	return page, nil
 }
 
 // UploadMeta returns an upload's metadata.
 func (e *Engine) UploadMeta(ctx context.Context, vaultName, key, uploadID string) (UploadInfo, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return UploadInfo{}, err
+	}
 	u, rec, err := e.upload(ctx, vaultName, key, uploadID)
 	if err != nil {
+		return UploadInfo{}, err
+	}
+	if err := e.mayReadUpload(ctx, v, uploadID, rec); err != nil {
 		return UploadInfo{}, err
 	}
 	return UploadInfo{Vault: vaultName, Key: key, ID: uploadID, Initiated: time.Unix(0, u.Created).UTC(), ContentType: rec.ContentType, Meta: rec.Meta}, nil
@@ -253,6 +364,10 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
+		return ObjectInfo{}, err
+	}
+	v = rec.coded(v)
 	if _, err := e.index.Get(ctx, v.Name, key, rec.Version); err == nil {
 		// Completed before, then interrupted before the upload was
 		// forgotten: finish forgetting it and report the version.
@@ -280,6 +395,10 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 		}
 		if normETag(w.ETag) != normETag(p.Part.ETag) {
 			return ObjectInfo{}, fmt.Errorf("%w: part %d has ETag %s, not %s", ErrInvalidPart, w.Number, p.Part.ETag, w.ETag)
+		}
+		if n := len(p.Part.Sites); n != v.Policy.K+v.Policy.M {
+			return ObjectInfo{}, fmt.Errorf("%w: part %d was stored as %d shards, but the object's code %d+%d needs %d (the vault's policy changed while the upload, started before codes were recorded, ran): abort it and upload again",
+				ErrInvalidPart, w.Number, n, v.Policy.K, v.Policy.M, v.Policy.K+v.Policy.M)
 		}
 		if i < len(want)-1 && p.Part.Size < MinPartSize {
 			return ObjectInfo{}, fmt.Errorf("%w: part %d is %d bytes; every part but the last must be at least %d", ErrPartTooSmall, w.Number, p.Part.Size, MinPartSize)
@@ -356,11 +475,15 @@ func normETag(s string) string { return strings.ToLower(strings.Trim(s, "\" ")) 
 // had in fact completed (a crash between commit and cleanup), the committed
 // version keeps its blobs.
 func (e *Engine) AbortUpload(ctx context.Context, vaultName, key, uploadID string) error {
-	if _, err := e.Vault(vaultName); err != nil {
+	v, err := e.Vault(vaultName)
+	if err != nil {
 		return err
 	}
 	_, rec, err := e.upload(ctx, vaultName, key, uploadID)
 	if err != nil {
+		return err
+	}
+	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
 		return err
 	}
 	have, err := e.parts(ctx, vaultName, uploadID)

@@ -2,11 +2,17 @@ package vault
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
 )
 
 func TestMultipartUpload(t *testing.T) {
@@ -121,4 +127,172 @@ func TestAbortUploadRemovesParts(t *testing.T) {
 	if _, err := n.e.CompleteUpload(ctx, "registry", "other-key", up.ID, []CompletePart{{1, "x"}}); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("upload id used with another key: %v", err)
 	}
+}
+
+// TestUploadOwnership: an upload belongs to its initiator and the vault's
+// operators; one recorded before uploads had owners belongs to operators
+// only; listings show each principal its own.
+func TestUploadOwnership(t *testing.T) {
+	ln := newLabelNode(t)
+	as := func(p access.Principal) context.Context { return WithPrincipal(t.Context(), p) }
+	colleague := officer
+	colleague.Name = "colleague"
+	operator := officer
+	operator.Name, operator.Roles = "ops", []string{"operator"}
+
+	up, err := ln.e.CreateUpload(as(officer), "intel", "report", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("officer's words")
+	if _, err := ln.e.PutPart(as(colleague), "intel", "report", up.ID, 1, bytes.NewReader(data), int64(len(data)), nil); !errors.Is(err, access.ErrDenied) {
+		t.Fatalf("a colleague of the same nation uploads a part: %v", err)
+	}
+	if _, err := ln.e.ListParts(as(colleague), "intel", "report", up.ID); !errors.Is(err, access.ErrDenied) {
+		t.Fatalf("a colleague lists the parts: %v", err)
+	}
+	if err := ln.e.AbortUpload(as(colleague), "intel", "report", up.ID); !errors.Is(err, access.ErrDenied) {
+		t.Fatalf("a colleague aborts: %v", err)
+	}
+	p, err := ln.e.PutPart(as(officer), "intel", "report", up.ID, 1, bytes.NewReader(data), int64(len(data)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.e.CompleteUpload(as(colleague), "intel", "report", up.ID, []CompletePart{{1, p.ETag}}); !errors.Is(err, access.ErrDenied) {
+		t.Fatalf("a colleague completes: %v", err)
+	}
+	if _, err := ln.e.ListParts(as(operator), "intel", "report", up.ID); err != nil {
+		t.Fatalf("an operator lists the parts: %v", err)
+	}
+	for who, want := range map[string]int{"officer": 1, "colleague": 0, "ops": 1} {
+		p := map[string]access.Principal{"officer": officer, "colleague": colleague, "ops": operator}[who]
+		page, err := ln.e.ListUploads(as(p), "intel", index.UploadOptions{})
+		if err != nil || len(page.Uploads) != want {
+			t.Errorf("%s lists %d uploads (%v), want %d", who, len(page.Uploads), err, want)
+		}
+	}
+
+	// An upload recorded before uploads had owners: operators only.
+	old, err := ln.e.CreateUpload(AsSystem(t.Context()), "intel", "legacy", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, rec, err := ln.e.upload(t.Context(), "intel", "legacy", old.ID)
+	if err != nil || rec.Initiator != "" {
+		t.Fatalf("a system upload has initiator %q (%v)", rec.Initiator, err)
+	}
+	rec.K, rec.M, rec.StripeSize = 0, 0, 0
+	u.Data, _ = json.Marshal(rec)
+	if err := ln.ix.PutUpload(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.e.PutPart(as(officer), "intel", "legacy", old.ID, 1, bytes.NewReader(data), int64(len(data)), nil); !errors.Is(err, access.ErrDenied) {
+		t.Fatalf("a writer feeds an ownerless upload: %v", err)
+	}
+	if err := ln.e.AbortUpload(as(operator), "intel", "legacy", old.ID); err != nil {
+		t.Fatalf("an operator aborts an ownerless upload: %v", err)
+	}
+}
+
+// TestUploadKeepsItsCode: an upload completes with the code recorded when
+// it started, whatever the vault's policy became meanwhile, and the object
+// reads back. An upload recorded without a code whose parts no longer match
+// the vault's is refused at completion, not acknowledged unreadable.
+func TestUploadKeepsItsCode(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "coded", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := n.e.Vault("registry")
+	k, m := v.Policy.K, v.Policy.M
+	data := content("coded", 3*testStripe+17)
+	p1, err := n.e.PutPart(ctx, "registry", "coded", up.ID, 1, bytes.NewReader(data), int64(len(data)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := v
+	changed.Policy.K, changed.Policy.M, changed.Policy.Survive = 2, 1, placement.Loss{Sites: 1}
+	if err := n.e.SetVault(changed); err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.e.CompleteUpload(ctx, "registry", "coded", up.ID, []CompletePart{{1, p1.ETag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, n.e, "registry", "coded", info.VersionID); !bytes.Equal(got, data) {
+		t.Fatal("the object does not read back")
+	}
+	m0, _, err := n.e.resolve(AsSystem(ctx), "registry", "coded", info.VersionID)
+	if err != nil || m0.K != k || m0.M != m {
+		t.Fatalf("completed as %d+%d (%v), want the recorded %d+%d", m0.K, m0.M, err, k, m)
+	}
+
+	// A record without a code, parts written under another one.
+	if err := n.e.SetVault(v); err != nil {
+		t.Fatal(err)
+	}
+	up2, err := n.e.CreateUpload(ctx, "registry", "legacy", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := n.e.PutPart(ctx, "registry", "legacy", up2.ID, 1, bytes.NewReader(data), int64(len(data)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, rec, _ := n.e.upload(ctx, "registry", "legacy", up2.ID)
+	rec.K, rec.M, rec.StripeSize = 0, 0, 0
+	u.Data, _ = json.Marshal(rec)
+	if err := n.ix.PutUpload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.e.SetVault(changed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.e.CompleteUpload(ctx, "registry", "legacy", up2.ID, []CompletePart{{1, p2.ETag}}); !errors.Is(err, ErrInvalidPart) {
+		t.Fatalf("completing parts of another code: %v, want ErrInvalidPart", err)
+	}
+}
+
+// TestSinglePartLabelledUpload: a labelled upload of exactly one part
+// completes, and its binding verifies on read.
+func TestSinglePartLabelledUpload(t *testing.T) {
+	ln := newLabelNode(t)
+	ctx := WithPrincipal(t.Context(), officer)
+	up, err := ln.e.CreateUpload(ctx, "intel", "one", PutOptions{Label: "NATO SECRET//REL TO EST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("one part only")
+	p, err := ln.e.PutPart(ctx, "intel", "one", up.ID, 1, bytes.NewReader(data), int64(len(data)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ln.e.CompleteUpload(ctx, "intel", "one", up.ID, []CompletePart{{1, p.ETag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, ln.e, "intel", "one", info.VersionID, officer); !bytes.Equal(got, data) {
+		t.Fatalf("read %q", got)
+	}
+}
+
+// readAll reads a version in full, acting as p (or without a principal).
+func readAll(t *testing.T, e *Engine, vault, key string, id manifest.ID, p ...access.Principal) []byte {
+	t.Helper()
+	ctx := t.Context()
+	if len(p) > 0 {
+		ctx = WithPrincipal(ctx, p[0])
+	}
+	r, err := e.Get(ctx, vault, key, GetOptions{VersionID: id, Length: -1})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", vault, key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read %s/%s: %v", vault, key, err)
+	}
+	return b
 }

@@ -78,15 +78,42 @@ unless s3.allow_insecure is set.`,
 			if (accessKey == "") != (secretKey == "") {
 				return withHint(fmt.Errorf("an access key needs a secret key and the other way round"), "set both --access-key and --secret-key (or EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY)")
 			}
+			// Keys given here keep the rule node.yaml's do (s3.ValidAccessKey)
+			// and may not repeat one another or node.yaml's.
+			seen := map[string]string{}
+			for _, c := range n.Config.S3.Credentials {
+				seen[c.AccessKey] = "s3.credentials in node.yaml"
+			}
 			if accessKey != "" {
+				if err := s3.ValidAccessKey(accessKey); err != nil {
+					return fmt.Errorf("--access-key %q: %w", accessKey, err)
+				}
+				if err := s3.ValidSecretKey(secretKey); err != nil {
+					return fmt.Errorf("--secret-key: %w", err)
+				}
+				if where, dup := seen[accessKey]; dup {
+					return fmt.Errorf("--access-key %s is already in %s", accessKey, where)
+				}
+				seen[accessKey] = "--access-key"
 				creds = append(creds, s3.Credential{AccessKey: accessKey, SecretKey: secretKey, Principal: "admin"})
 			}
 			for _, e := range extra {
 				parts := strings.SplitN(e, ":", 3)
-				if len(parts) != 3 || parts[0] == "" || parts[1] == "" || len(parts[2]) < 8 {
-					return fmt.Errorf("--credential %q: want principal:access-key:secret-key (secret at least 8 characters)", e)
+				if len(parts) != 3 || parts[0] == "" {
+					return fmt.Errorf("--credential %q: want principal:access-key:secret-key", e)
 				}
-				creds = append(creds, s3.Credential{Principal: parts[0], AccessKey: parts[1], SecretKey: parts[2]})
+				c := s3.Credential{Principal: parts[0], AccessKey: parts[1], SecretKey: parts[2]}
+				if err := s3.ValidAccessKey(c.AccessKey); err != nil {
+					return fmt.Errorf("--credential %s:%s:…: access key: %w", c.Principal, c.AccessKey, err)
+				}
+				if err := s3.ValidSecretKey(c.SecretKey); err != nil {
+					return fmt.Errorf("--credential %s:%s:…: secret key: %w", c.Principal, c.AccessKey, err)
+				}
+				if where, dup := seen[c.AccessKey]; dup {
+					return fmt.Errorf("--credential %s:%s:…: access key %s is already in %s", c.Principal, c.AccessKey, c.AccessKey, where)
+				}
+				seen[c.AccessKey] = "--credential"
+				creds = append(creds, c)
 			}
 			if len(creds) == 0 && len(n.Config.S3.Credentials) == 0 {
 				if !dev {

@@ -133,6 +133,17 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 		{"dev on a production node", []string{"serve", "--dev", "--dir", prod, "--address", "127.0.0.1:0"}, "--dev: " + prod + " holds a node that is not a development node"},
 		{"data without dev", []string{"serve", "--dir", prod, "--data", "x", "--address", "127.0.0.1:0"}, "--data names the directory of a --dev node"},
 		{"dir and data disagree", []string{"serve", "--dev", "--dir", prod, "--data", "elsewhere", "--address", "127.0.0.1:0"}, "name two different directories"},
+		// One rule for access keys: the flags keep node.yaml's.
+		{"two-character access key", []string{"serve", "--dir", prod, "--access-key", "kk", "--secret-key", "long-enough-secret", "--address", "127.0.0.1:0"},
+			`--access-key "kk": must be 3 to 128 characters, got 2`},
+		{"slash in access key", []string{"serve", "--dir", prod, "--access-key", "ab/c", "--secret-key", "long-enough-secret", "--address", "127.0.0.1:0"},
+			`--access-key "ab/c": must be printable ASCII without '/'`},
+		{"short secret", []string{"serve", "--dir", prod, "--access-key", "EMBKEY01", "--secret-key", "short", "--address", "127.0.0.1:0"},
+			"--secret-key: must be at least 8 characters"},
+		{"credential with a short access key", []string{"serve", "--dir", prod, "--credential", "bob:kk:long-enough-secret", "--address", "127.0.0.1:0"},
+			"--credential bob:kk:…: access key: must be 3 to 128 characters, got 2"},
+		{"access key twice", []string{"serve", "--dir", prod, "--access-key", "EMBKEY01", "--secret-key", "long-enough-secret", "--credential", "bob:EMBKEY01:other-long-secret", "--address", "127.0.0.1:0"},
+			"access key EMBKEY01 is already in --access-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, err := runCLI(t, tc.args...)
