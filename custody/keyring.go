@@ -1,15 +1,18 @@
 // Package custody is the only holder of the node's secret keys. It owns the
 // root key, everything derived from it (vault key-encryption keys, the
-// manifest key, the node's signing key) and, in later steps, the custodians'
-// Shamir shares and the two-person rule. Other packages never see key bytes:
-// they ask a [Keyring] to wrap, unwrap, seal, open, sign or verify.
+// manifest key, the key that authenticates node files), the node's
+// identity key (wrapped under the root key, see identity.go) and the
+// custodians' Shamir shares. Other packages never see key bytes: they ask a
+// [Keyring] to wrap, unwrap, seal, open, sign, verify or authenticate.
 //
 // Derivation: every key is HKDF-SHA256 of the 32-byte root key with the salt
 // "embassy/v1" and an info string naming its purpose:
 //
 //	manifest key        "manifest-key"
-//	node signing seed   "node-signing-key" (Ed25519)
+//	legacy signing seed "node-signing-key" (Ed25519; signed before identities)
 //	vault KEK           "vault-key/<vault>/<generation>"
+//	identity wrap key   "identity-wrap"
+//	node file MAC key   "node-file-mac"
 package custody
 
 import (
@@ -62,8 +65,13 @@ type Keyring struct {
 	root     RootKey
 	manifest cipher.AEAD
 	keyID    [8]byte
-	priv     ed25519.PrivateKey
-	pub      ed25519.PublicKey
+	// priv and pub are the root-derived (legacy) signing key: it signs
+	// only when the keyring has no identity.
+	priv ed25519.PrivateKey
+	pub  ed25519.PublicKey
+	// ident is the node identity, once attached (WithIdentity): it signs
+	// everything, and its previous and legacy keys still verify.
+	ident *Identity
 
 	mu   sync.Mutex
 	keks map[string]seal.KEK
@@ -77,9 +85,25 @@ type Keyring struct {
 // also opens, verifies and unwraps what prev did: the state of a root key
 // rotation in progress.
 func (k *Keyring) WithPrevious(prev *Keyring) *Keyring {
-	c := &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, keks: map[string]seal.KEK{}, prev: prev}
+	c := &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]seal.KEK{}, prev: prev}
 	return c
 }
+
+// WithIdentity returns a keyring that signs with the identity id and
+// verifies signatures by it, by the identities it replaced, by its legacy
+// root-derived keys and by this keyring's own root-derived key.
+func (k *Keyring) WithIdentity(id *Identity) *Keyring {
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: id, keks: map[string]seal.KEK{}, prev: k.prev}
+}
+
+// Identity returns the attached identity record, or nil.
+func (k *Keyring) Identity() *Identity { return k.ident }
+
+// LegacyPublicKey is the root-derived signing key: what signed manifests,
+// bindings and descriptors before the node had an identity. Record it in
+// the identity (Identity.AddLegacy) so that those signatures still verify
+// after the root key is rotated.
+func (k *Keyring) LegacyPublicKey() ed25519.PublicKey { return k.pub }
 
 // Previous returns the root being rotated away from, or nil.
 func (k *Keyring) Previous() *Keyring { return k.prev }
@@ -119,11 +143,17 @@ func NewKeyring(root RootKey) (*Keyring, error) {
 
 // LogValue implements slog.LogValuer.
 func (k *Keyring) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("signing_key", fmt.Sprintf("%x", k.pub[:8])))
+	return slog.GroupValue(slog.String("signing_key", fmt.Sprintf("%x", k.PublicKey()[:8])))
 }
 
-// PublicKey returns the node's signing public key.
-func (k *Keyring) PublicKey() ed25519.PublicKey { return k.pub }
+// PublicKey returns the Ed25519 key new signatures are made with: the
+// identity's, or the root-derived one on a keyring without an identity.
+func (k *Keyring) PublicKey() ed25519.PublicKey {
+	if k.ident != nil {
+		return k.ident.id.pub.Ed25519
+	}
+	return k.pub
+}
 
 // SameRoot reports whether other was derived from the same root key.
 func (k *Keyring) SameRoot(other *Keyring) bool { return k.pub.Equal(other.pub) }
@@ -198,18 +228,90 @@ func (k *Keyring) OpenManifest(keyID [8]byte, aad, sealed []byte) ([]byte, error
 	return pt, nil
 }
 
-// Sign implements manifest.Keys.
-func (k *Keyring) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
+// Sign is the node's signing function (it implements manifest.Keys): a
+// compact Ed25519 signature by the node identity (by the root-derived key
+// on a keyring without an identity). Callers put a domain-separation
+// prefix of their own at the start of msg.
+func (k *Keyring) Sign(msg []byte) ([]byte, error) {
+	if k.ident != nil {
+		return ed25519.Sign(k.ident.id.ed, msg), nil
+	}
+	return ed25519.Sign(k.priv, msg), nil
+}
 
-// Verify implements manifest.Keys.
+// SignHybrid signs msg with both halves of the node identity (Ed25519 ||
+// ML-DSA-44, [HybridSignatureSize] bytes), for records others verify long
+// after: the node descriptor, statements, markers. [Keyring.Verify] and
+// [PublicIdentity.Verify] accept it.
+func (k *Keyring) SignHybrid(msg []byte) ([]byte, error) {
+	if k.ident == nil {
+		return nil, errors.New("custody: the keyring has no node identity")
+	}
+	return k.ident.id.signHybrid(msg)
+}
+
+// ErrNotNodeSignature: a signature is by none of the node's keys.
+var ErrNotNodeSignature = errors.New("signature is not the node's")
+
+// Verify implements manifest.Keys. It accepts a compact or hybrid
+// signature by the node identity or an identity it replaced, and a compact
+// signature by a legacy root-derived key: this root's, one recorded in the
+// identity, or (during a root rotation) the previous root's.
 func (k *Keyring) Verify(msg, sig []byte) error {
-	if !ed25519.Verify(k.pub, msg, sig) {
-		if k.prev != nil && k.prev.Verify(msg, sig) == nil {
+	if len(sig) != ed25519.SignatureSize && len(sig) != HybridSignatureSize {
+		return fmt.Errorf("%w: a signature of %d bytes", ErrNotNodeSignature, len(sig))
+	}
+	if id := k.ident; id != nil {
+		if id.id.pub.Verify(msg, sig) == nil {
 			return nil
 		}
-		return errors.New("signature is not the node's")
+		for _, p := range id.Previous {
+			if p.Verify(msg, sig) == nil {
+				return nil
+			}
+		}
+		if len(sig) == ed25519.SignatureSize {
+			for _, l := range id.Legacy {
+				if ed25519.Verify(l, msg, sig) {
+					return nil
+				}
+			}
+		}
 	}
-	return nil
+	if len(sig) == ed25519.SignatureSize && ed25519.Verify(k.pub, msg, sig) {
+		return nil
+	}
+	if k.prev != nil && k.prev.Verify(msg, sig) == nil {
+		return nil
+	}
+	return ErrNotNodeSignature
+}
+
+// verifier returns the Ed25519 key named by a binding key id among the
+// keys Verify accepts.
+func (k *Keyring) verifier(keyID string) (ed25519.PublicKey, bool) {
+	if id := k.ident; id != nil {
+		if keyID == edKeyID(id.id.pub.Ed25519) {
+			return id.id.pub.Ed25519, true
+		}
+		for _, p := range id.Previous {
+			if keyID == edKeyID(p.Ed25519) {
+				return p.Ed25519, true
+			}
+		}
+		for _, l := range id.Legacy {
+			if keyID == edKeyID(l) {
+				return l, true
+			}
+		}
+	}
+	if keyID == edKeyID(k.pub) {
+		return k.pub, true
+	}
+	if k.prev != nil {
+		return k.prev.verifier(keyID)
+	}
+	return nil, false
 }
 
 // BindingKeys signs and verifies label bindings with the node's signing
@@ -220,23 +322,21 @@ type BindingKeys struct{ k *Keyring }
 func (k *Keyring) BindingKeys() BindingKeys { return BindingKeys{k} }
 
 // KeyID names the node's signing key in bindings: "node:" and the first 8
-// bytes of its public key in hex.
-func (b BindingKeys) KeyID() string { return fmt.Sprintf("node:%x", b.k.pub[:8]) }
+// bytes of its Ed25519 public key in hex.
+func (b BindingKeys) KeyID() string { return edKeyID(b.k.PublicKey()) }
 
-// Sign signs msg.
-func (b BindingKeys) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(b.k.priv, msg), nil }
+// Sign signs msg with the node's signing function.
+func (b BindingKeys) Sign(msg []byte) ([]byte, error) { return b.k.Sign(msg) }
 
-// Verify checks a signature by the key named keyID, which must be this
-// node's.
+// Verify checks a signature by the key named keyID, which must be one of
+// the keys the keyring's Verify accepts.
 func (b BindingKeys) Verify(keyID string, msg, sig []byte) error {
-	if keyID != b.KeyID() && b.k.prev != nil {
-		return b.k.prev.BindingKeys().Verify(keyID, msg, sig)
-	}
-	if keyID != b.KeyID() {
+	pub, ok := b.k.verifier(keyID)
+	if !ok {
 		return fmt.Errorf("signed by %s, not this node's key %s", keyID, b.KeyID())
 	}
-	if !ed25519.Verify(b.k.pub, msg, sig) {
-		return errors.New("signature is not the node's")
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
+		return ErrNotNodeSignature
 	}
 	return nil
 }
@@ -277,5 +377,5 @@ func RootlessCopy(k *Keyring) *Keyring {
 	if k.prev == nil {
 		return k
 	}
-	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, keks: map[string]seal.KEK{}}
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]seal.KEK{}}
 }

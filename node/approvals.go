@@ -8,10 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -97,16 +94,21 @@ var (
 	ErrNoCustodians  = vault.ErrNoCustodians
 )
 
+// loadRequests reads requests.json, verified (an unsealed node), or as it
+// is (a sealed node, which cannot verify it and decides nothing).
 func (n *Node) loadRequests() ([]*Request, error) {
-	b, err := os.ReadFile(filepath.Join(n.Dir, RequestsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	var f *nodeFile
+	var err error
+	if n.Keys == nil {
+		f, err = readNodeFile(n.Dir, RequestsFile)
+	} else {
+		f, err = n.loadVerified(RequestsFile)
 	}
-	if err != nil {
+	if err != nil || f == nil {
 		return nil, err
 	}
 	var rs []*Request
-	if err := json.Unmarshal(b, &rs); err != nil {
+	if err := json.Unmarshal(f.body, &rs); err != nil {
 		return nil, fmt.Errorf("%s: %w", RequestsFile, err)
 	}
 	for _, r := range rs {
@@ -117,12 +119,23 @@ func (n *Node) loadRequests() ([]*Request, error) {
 	return rs, nil
 }
 
+// saveRequests writes requests.json as its next generation, and the node
+// descriptor with it.
 func (n *Node) saveRequests(rs []*Request) error {
+	if rs == nil {
+		rs = []*Request{}
+	}
 	b, err := json.MarshalIndent(rs, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(n.Dir, RequestsFile), b)
+	if err := n.saveNodeFile(RequestsFile, append(b, '\n')); err != nil {
+		return err
+	}
+	if n.Engine != nil {
+		n.PublishDescriptor(context.Background())
+	}
+	return nil
 }
 
 // approvalsNeeded returns how many custodians must approve op.
@@ -220,6 +233,9 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 	if n.Custody == nil {
 		return nil, ErrNoCustodians
 	}
+	if err := n.Ready(); err != nil {
+		return nil, fmt.Errorf("%w: decisions are recorded only by an unsealed node, which can authenticate requests.json: unseal it first (or use --offline with --unseal)", err)
+	}
 	rs, err := n.loadRequests()
 	if err != nil {
 		return nil, err
@@ -276,10 +292,6 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 	r.Approvals = append(valid, d)
 	// The configuration, not the file, says how many approvals it takes.
 	r.Needed = max(r.Needed, n.approvalsNeeded(r.Op.Kind))
-	if len(r.Approvals) >= r.Needed && n.Ready() != nil {
-		r.Approvals = r.Approvals[:len(r.Approvals)-1]
-		return r, fmt.Errorf("%w: the node is sealed, so it could not carry the operation out; unseal it first (--unseal), then approve", ErrNotPending)
-	}
 	n.Log.InfoContext(ctx, "two-person request approved", "id", r.ID, "custodian", custodian, "approvals", len(r.Approvals), "needed", r.Needed)
 	if len(r.Approvals) >= r.Needed {
 		// Record the decision before acting, so a crash cannot lose it.

@@ -417,8 +417,10 @@ func LoadConfig(dir string) (*Config, error) {
 }
 
 const configHeader = `# embassy node configuration. See docs/configuration.md.
-# Edited by 'embassy site add', 'embassy vault create' and friends; hand edits
-# are welcome while the node is stopped.
+# Change it with 'embassy config edit' (or 'embassy site add', 'embassy vault
+# create' and friends): the last line authenticates the file, and a node whose
+# node.yaml was edited by hand refuses to start until it is restored or
+# re-authenticated.
 `
 
 // Marshal encodes the configuration as YAML.

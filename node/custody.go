@@ -4,9 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -17,22 +14,28 @@ import (
 // public keys) when the root key is split. It holds no secret.
 const CustodyFile = "custody.json"
 
-func saveCustody(dir string, rec *custody.Record) error {
+// marshalCustody encodes a custody record as custody.json's body.
+func marshalCustody(rec *custody.Record) ([]byte, error) {
 	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, CustodyFile), b)
-}
-
-func loadCustody(dir string) (*custody.Record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, CustodyFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, err
 	}
+	return append(b, '\n'), nil
+}
+
+// saveCustody writes rec as the next generation of custody.json.
+func (n *Node) saveCustody(rec *custody.Record) error {
+	b, err := marshalCustody(rec)
+	if err != nil {
+		return err
+	}
+	return n.saveNodeFile(CustodyFile, b)
+}
+
+// parseCustody decodes custody.json's body: the current form (snake_case,
+// hex share set) or the one written before (Go field names), which old
+// descriptors hold.
+func parseCustody(b []byte) (*custody.Record, error) {
 	var rec custody.Record
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("%s: %w", CustodyFile, err)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"crypto/ed25519"
+
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
@@ -22,21 +24,33 @@ import (
 
 // The node descriptor makes the sites the source of truth for the node
 // itself (DESIGN.md §3 invariant 3): the node's configuration (sites and
-// their credentials, vaults and policies, principals) and its custody
-// record, sealed with a key derived from the root key and signed by the
-// node, on every site. From any one site and the root key (or T custodian
-// shares), `embassy recover` rebuilds the node on a fresh machine.
+// their credentials, vaults and policies, principals), its custody record,
+// its two-person requests and its identity (wrapped under the root key),
+// sealed with a key derived from the root key and signed by the node
+// identity, on every site. From any one site and the root key (or T
+// custodian shares), `embassy recover` rebuilds the node on a fresh
+// machine; at every unseal the node compares its own files with the newest
+// descriptor on the sites (verifyNodeFiles).
 //
 // Layout: "EMBD", format (1 or 2), 8-byte key id, 4-byte big-endian
-// length, the sealed JSON body (nonce || AES-256-GCM, with "EMBD" and the
-// format byte as AAD), and a 64-byte Ed25519 signature over everything
-// before it. Format 2 adds the body's generation: a number the node raises
-// on every publish and keeps in its directory (GenerationFile), so that the
-// newest descriptor can be told from older ones that sites missed or kept
-// after they left the node. Format 1 reads as generation 0.
+// length, the sealed JSON body (nonce || AES-256-GCM), and a signature over
+// everything before it: format 2, a hybrid signature by the node identity
+// (Ed25519 || ML-DSA-44, custody.HybridSignatureSize bytes); format 1
+// (written before node identities), an Ed25519 signature by the
+// root-derived key. Format 2's body carries a generation: a number the node
+// raises on every publish and keeps in its directory (GenerationFile), so
+// that the newest descriptor can be told from older ones that sites missed
+// or kept after they left the node; a descriptor without one (format 1, or
+// format 2 written before generations) reads as generation 0.
 
 // DescriptorBlob is the blob name of the node descriptor on every site.
 const DescriptorBlob = "node/descriptor"
+
+// DescriptorCopyFile is the node's own copy of the descriptor it last
+// published, in the node directory. At unseal it names the sites to compare
+// with even when node.yaml itself was replaced, and it is compared with
+// like any site's.
+const DescriptorCopyFile = "descriptor"
 
 type descriptor struct {
 	Format int    `json:"format"`
@@ -46,31 +60,45 @@ type descriptor struct {
 	Written    time.Time `json:"written"`
 	Config     []byte    `json:"config"`            // node.yaml
 	Custody    []byte    `json:"custody,omitempty"` // custody.json
+	// Requests is requests.json (format 2).
+	Requests []byte `json:"requests,omitempty"`
+	// Identity is identity.json: the node identity, wrapped under the
+	// root key (format 2).
+	Identity []byte `json:"identity,omitempty"`
 	// Rotation is rotation.json while a root key rotation is in progress:
 	// the old root, sealed under the current one.
 	Rotation []byte `json:"rotation,omitempty"`
 }
 
-// descriptorFormat is the format written.
-const descriptorFormat = 2
+const descriptorHeader = 4 + 1 + 8 + 4
 
 func descriptorAAD(format byte) []byte { return []byte{'E', 'M', 'B', 'D', format} }
 
 func sealDescriptor(k *custody.Keyring, d descriptor) ([]byte, error) {
-	d.Format = descriptorFormat
+	format := byte(2)
+	if k.Identity() == nil {
+		format = 1
+		d.Generation = 0 // format 1 has none
+	}
+	d.Format = int(format)
 	plain, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
-	keyID, body, err := k.SealManifest(descriptorAAD(descriptorFormat), plain)
+	keyID, body, err := k.SealManifest(descriptorAAD(format), plain)
 	if err != nil {
 		return nil, err
 	}
-	out := descriptorAAD(descriptorFormat)
+	out := append([]byte("EMBD"), format)
 	out = append(out, keyID[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
 	out = append(out, body...)
-	sig, err := k.Sign(out)
+	var sig []byte
+	if format == 2 {
+		sig, err = k.SignHybrid(out)
+	} else {
+		sig, err = k.Sign(out)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -81,33 +109,71 @@ func sealDescriptor(k *custody.Keyring, d descriptor) ([]byte, error) {
 // another root key (the key or shares given are not this node's).
 var ErrDescriptor = errors.New("node descriptor unusable")
 
-func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
-	var d descriptor
-	if len(b) < 4+1+8+4+64 || string(b[:4]) != "EMBD" {
-		return d, fmt.Errorf("%w: not a node descriptor", ErrDescriptor)
+// splitDescriptor checks the layout and returns the format, the signed
+// bytes and the signature.
+func splitDescriptor(b []byte) (byte, []byte, []byte, error) {
+	if len(b) < descriptorHeader || string(b[:4]) != "EMBD" || (b[4] != 1 && b[4] != 2) {
+		return 0, nil, nil, fmt.Errorf("%w: not a node descriptor", ErrDescriptor)
 	}
-	format := b[4]
-	if format != 1 && format != 2 {
-		return d, fmt.Errorf("%w: format %d is not one this version reads (1 or 2)", ErrDescriptor, format)
+	sigLen := ed25519.SignatureSize
+	if b[4] == 2 {
+		sigLen = custody.HybridSignatureSize
 	}
 	n := binary.BigEndian.Uint32(b[13:17])
-	if int(n) != len(b)-17-64 {
-		return d, fmt.Errorf("%w: length mismatch", ErrDescriptor)
+	if int64(n) != int64(len(b))-descriptorHeader-int64(sigLen) {
+		return 0, nil, nil, fmt.Errorf("%w: length mismatch", ErrDescriptor)
 	}
-	signed, sig := b[:len(b)-64], b[len(b)-64:]
-	if err := k.Verify(signed, sig); err != nil {
-		return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
+	return b[4], b[:len(b)-sigLen], b[len(b)-sigLen:], nil
+}
+
+// openDescriptor verifies and opens a descriptor with the root key's
+// keyring. A format 2 descriptor is signed by the identity it carries,
+// which only the root key unwraps.
+func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
+	var d descriptor
+	format, signed, sig, err := splitDescriptor(b)
+	if err != nil {
+		return d, err
+	}
+	if format == 1 {
+		if err := k.Verify(signed, sig); err != nil {
+			return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
+		}
 	}
 	var keyID [8]byte
 	copy(keyID[:], b[5:13])
-	plain, err := k.OpenManifest(keyID, descriptorAAD(format), b[17:len(b)-64])
+	plain, err := k.OpenManifest(keyID, descriptorAAD(format), signed[descriptorHeader:])
 	if err != nil {
-		return d, fmt.Errorf("%w: %v", ErrDescriptor, err)
+		// Sealed under another root: the key given is not this node's.
+		return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
 	}
 	if err := json.Unmarshal(plain, &d); err != nil || d.Format != int(format) || (format == 1 && d.Generation != 0) {
 		return d, fmt.Errorf("%w: malformed body", ErrDescriptor)
 	}
+	if format == 2 {
+		id, err := k.OpenIdentity(d.Identity)
+		if err != nil {
+			return d, fmt.Errorf("%w: identity: %v", ErrDescriptor, err)
+		}
+		if err := id.Public().Verify(signed, sig); err != nil {
+			return d, fmt.Errorf("%w: not signed by the node identity it carries", ErrDescriptor)
+		}
+	}
 	return d, nil
+}
+
+// VerifyDescriptor checks that a node descriptor (format 2) is signed by
+// the node identity pub, as pinned from node.pub. It needs no key: the
+// descriptor's body stays sealed.
+func VerifyDescriptor(b []byte, pub custody.PublicIdentity) error {
+	format, signed, sig, err := splitDescriptor(b)
+	if err != nil {
+		return err
+	}
+	if format != 2 {
+		return fmt.Errorf("%w: format %d is not signed by a node identity", ErrDescriptor, format)
+	}
+	return pub.Verify(signed, sig)
 }
 
 // GenerationFile, in the node directory, holds the generation of the
@@ -144,7 +210,7 @@ type seenDescriptor struct {
 func readDescriptor(ctx context.Context, k *custody.Keyring, s site.Site) (descriptor, error) {
 	b, err := readBlob(ctx, s, DescriptorBlob, 16<<20)
 	if err != nil {
-		return descriptor{}, err
+		return descriptor{}, fmt.Errorf("read the node descriptor from the site: %w", err)
 	}
 	return openDescriptor(k, b)
 }
@@ -183,31 +249,11 @@ func newest(seen []seenDescriptor) (seenDescriptor, bool) {
 	return best, found
 }
 
-// sameFiles reports whether a descriptor carries exactly the node
-// directory's files.
-func (n *Node) sameFiles(d descriptor) bool {
-	for _, f := range []struct {
-		name string
-		want []byte
-	}{{ConfigFile, d.Config}, {CustodyFile, d.Custody}, {RotationFile, d.Rotation}} {
-		b, err := os.ReadFile(filepath.Join(n.Dir, f.name))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false
-		}
-		if !bytes.Equal(b, f.want) {
-			return false
-		}
-	}
-	return true
-}
-
 // syncGeneration, on opening, finds the newest descriptor generation the
-// node has published: the larger of the node directory's and the sites'.
-// When a site holds a newer descriptor than the node directory knows (the
-// directory was restored from an older copy, or another directory of this
-// node published since) and its content differs from the directory's, the
-// node does not publish: publishing would replace the newer configuration
-// on every site with an older one.
+// node has published: the larger of the node directory's and the sites'
+// (the directory's may be behind when it was restored from a copy, which
+// verifyNodeFiles has checked by then, or lost). The next publish goes
+// above both, so a generation never goes backwards.
 func (n *Node) syncGeneration(ctx context.Context) {
 	local, err := readGeneration(n.Dir)
 	if err != nil {
@@ -215,25 +261,19 @@ func (n *Node) syncGeneration(ctx context.Context) {
 	}
 	n.descMu.Lock()
 	defer n.descMu.Unlock()
-	n.descBehind = ""
 	if best, ok := newest(n.siteDescriptors(ctx)); ok && best.d.Generation > local {
-		if !n.sameFiles(best.d) {
-			n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node directory (generation %d): the directory is older than the sites (restored from a copy?). The node does not publish its descriptor until this is resolved; recover the node from the sites into a new directory ('embassy recover') to take the newest configuration", best.site, best.d.Generation, local)
-			n.Log.Error("node descriptor not published", "reason", n.descBehind)
-		} else if err := writeGeneration(n.Dir, best.d.Generation); err != nil {
-			n.Log.Warn("node descriptor generation not saved", "err", err)
-		}
-		local = max(local, best.d.Generation)
+		local = best.d.Generation
 	}
 	n.descGen = local
+	n.descBehind = ""
 }
 
 // DescriptorState is what the node knows of its descriptor on the sites.
 type DescriptorState struct {
 	// Generation is the newest published (or adopted).
 	Generation uint64 `json:"generation"`
-	// Behind, when set, says why the node does not publish: a site holds
-	// a newer descriptor than the node directory.
+	// Behind, when set, says which site holds a newer descriptor than the
+	// node published last, and so was not written.
 	Behind string `json:"behind,omitempty"`
 }
 
@@ -245,10 +285,10 @@ func (n *Node) Descriptor() DescriptorState {
 }
 
 // PublishDescriptor writes the sealed node descriptor, with the next
-// generation, to every reachable site. It never replaces a newer
-// descriptor: a site holding a higher generation keeps it, and the node
-// then stops publishing (see syncGeneration). It returns the sites that
-// were not written.
+// generation, to every reachable site, and keeps a copy in the node
+// directory. It never replaces a newer descriptor: a site holding a higher
+// generation (another copy of this node directory at work) keeps it, and
+// Descriptor().Behind says so. It returns the sites that were not written.
 func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	if n.Keys == nil || n.Engine == nil {
 		return nil
@@ -262,10 +302,6 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 		}
 		return ids
 	}
-	if n.descBehind != "" {
-		n.Log.Error("node descriptor not published", "reason", n.descBehind)
-		return all()
-	}
 	cfg, err := os.ReadFile(filepath.Join(n.Dir, ConfigFile))
 	if err != nil {
 		n.Log.Error("descriptor: read config", "err", err)
@@ -273,11 +309,13 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	}
 	gen := n.descGen + 1
 	d := descriptor{NodeID: n.Config.Node.ID, Generation: gen, Written: time.Now().UTC(), Config: cfg}
-	if b, err := os.ReadFile(filepath.Join(n.Dir, CustodyFile)); err == nil {
-		d.Custody = b
-	}
-	if b, err := os.ReadFile(filepath.Join(n.Dir, RotationFile)); err == nil {
-		d.Rotation = b
+	for _, f := range []struct {
+		name string
+		to   *[]byte
+	}{{CustodyFile, &d.Custody}, {RequestsFile, &d.Requests}, {custody.IdentityFile, &d.Identity}, {RotationFile, &d.Rotation}} {
+		if b, err := os.ReadFile(filepath.Join(n.Dir, f.name)); err == nil {
+			*f.to = b
+		}
 	}
 	blob, err := sealDescriptor(n.Keys, d)
 	if err != nil {
@@ -291,6 +329,10 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 		return all()
 	}
 	n.descGen = gen
+	n.descBehind = ""
+	if err := writeFileAtomic(filepath.Join(n.Dir, DescriptorCopyFile), blob); err != nil {
+		n.Log.Warn("descriptor: keep a copy in the node directory", "err", err)
+	}
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
@@ -299,7 +341,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 			err := func() error {
 				if cur, err := readDescriptor(ctx, n.Keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
 					mu.Lock()
-					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d): another copy of this node directory is in use, or this one was restored from an older copy. The node does not publish its descriptor until this is resolved; recover the node from the sites into a new directory ('embassy recover') to take the newest configuration", s.ID, cur.Generation, gen)
+					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d), and keeps it: is another copy of this node directory in use?", s.ID, cur.Generation, gen)
 					mu.Unlock()
 					return errors.New("it holds a newer descriptor")
 				}
@@ -322,7 +364,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 
 // RecoverOptions configure a recovery.
 type RecoverOptions struct {
-	// Dir is the new node directory: it must not exist or be empty.
+	// Dir is the new node directory: it must not exist, or be empty.
 	Dir string
 	// From is the site to start from: its descriptor names the node's
 	// sites, whose descriptors are read in turn.
@@ -418,13 +460,14 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	}
 	first, err := readDescriptor(ctx, keys, o.From)
 	if err != nil {
-		if errors.Is(err, site.ErrNotFound) || errors.Is(err, site.ErrUnavailable) {
-			return nil, rep, fmt.Errorf("read the node descriptor from the site: %w", err)
-		}
 		return nil, rep, err
 	}
 	parse := func(d descriptor) (*Config, error) {
-		c, err := ParseConfig(d.Config)
+		cf, err := splitNodeFile(ConfigFile, d.Config)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor config: %w", err)
+		}
+		c, err := ParseConfig(cf.body)
 		if err != nil {
 			return nil, fmt.Errorf("descriptor config: %w", err)
 		}
@@ -492,7 +535,7 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 			ds.Problem = "unreadable: " + s.err.Error()
 		case s.d.Generation < best.d.Generation:
 			ds.Problem = fmt.Sprintf("older (generation %d < %d): not used", s.d.Generation, best.d.Generation)
-		case !bytes.Equal(s.d.Config, best.d.Config) || !bytes.Equal(s.d.Custody, best.d.Custody):
+		case !bytes.Equal(s.d.Config, best.d.Config) || !bytes.Equal(s.d.Custody, best.d.Custody) || !bytes.Equal(s.d.Identity, best.d.Identity):
 			ds.Problem = fmt.Sprintf("differs from the newest at the same generation %d: not used", s.d.Generation)
 		}
 		rep.Sites = append(rep.Sites, ds)
@@ -525,26 +568,16 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, rep, err
 	}
-	if len(d.Custody) > 0 {
-		if err := writeFileAtomic(filepath.Join(o.Dir, CustodyFile), d.Custody); err != nil {
-			return nil, rep, err
-		}
-	} else {
-		// A node with a local root key: keep it local here too.
-		c.Keys.RootKeyFile = orDefault(c.Keys.RootKeyFile, "root.key")
-		if err := custody.WriteKeyFile(filepath.Join(o.Dir, c.Keys.RootKeyFile), root); err != nil {
-			return nil, rep, err
-		}
+	if c, err = restoreFiles(o.Dir, keys, d, o.SitePaths); err != nil {
+		return nil, rep, err
 	}
-	if len(d.Rotation) > 0 {
-		if err := writeFileAtomic(filepath.Join(o.Dir, RotationFile), d.Rotation); err != nil {
+	if len(d.Custody) == 0 {
+		// A node with a local root key: keep it local here too.
+		if err := custody.WriteKeyFile(filepath.Join(o.Dir, orDefault(c.Keys.RootKeyFile, "root.key")), root); err != nil {
 			return nil, rep, err
 		}
 	}
 	if err := writeGeneration(o.Dir, d.Generation); err != nil {
-		return nil, rep, err
-	}
-	if err := SaveConfig(o.Dir, c); err != nil {
 		return nil, rep, err
 	}
 	n, err := Open(ctx, o.Dir, nil)
@@ -566,4 +599,64 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	rep.Rebuild = n.LastRebuild
 	rep.SiteStates = append([]SiteState{}, n.SiteStates(ctx, 30*time.Second)...)
 	return n, rep, nil
+}
+
+// restoreFiles writes the node files a descriptor carries into dir (a new
+// node directory), with dir sites moved to sitePaths. A file whose own
+// authenticator verifies under keys is written as it is; one that was
+// moved, or written before authenticators or under a previous root, is
+// authenticated anew as its next generation: the descriptor, sealed and
+// signed, vouches for it.
+func restoreFiles(dir string, keys *custody.Keyring, d descriptor, sitePaths map[string]string) (*Config, error) {
+	cf, err := splitNodeFile(ConfigFile, d.Config)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor config: %w", err)
+	}
+	c, err := ParseConfig(cf.body)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor config: %w", err)
+	}
+	moved := false
+	for i, s := range c.Sites {
+		if p, ok := sitePaths[s.ID]; ok && p != s.Path {
+			c.Sites[i].Path, moved = p, true
+		}
+	}
+	body := cf.body
+	if moved {
+		if body, err = c.Marshal(); err != nil {
+			return nil, err
+		}
+	}
+	write := func(name string, f nodeFile, body []byte) error {
+		if f.mac != nil && bytes.Equal(body, f.body) {
+			if _, err := f.verify(keys); err == nil {
+				return writeFileAtomic(filepath.Join(dir, name), f.raw)
+			}
+		}
+		return writeNodeFile(dir, keys, name, f.gen+1, body)
+	}
+	if err := write(ConfigFile, cf, body); err != nil {
+		return nil, err
+	}
+	for name, b := range map[string][]byte{CustodyFile: d.Custody, RequestsFile: d.Requests} {
+		if len(b) == 0 {
+			continue
+		}
+		f, err := splitNodeFile(name, b)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor: %w", err)
+		}
+		if err := write(name, f, f.body); err != nil {
+			return nil, err
+		}
+	}
+	for name, b := range map[string][]byte{custody.IdentityFile: d.Identity, RotationFile: d.Rotation} {
+		if len(b) > 0 {
+			if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
 }

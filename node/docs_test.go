@@ -48,7 +48,7 @@ func TestConfigurationDocExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := strings.ReplaceAll(example, "/srv/embassy/", filepath.Join(t.TempDir(), "sites")+"/")
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(moved), 0o600); err != nil {
+	if err := WriteConfig(dir, []byte(moved)); err != nil {
 		t.Fatal(err)
 	}
 	n, err := Open(t.Context(), dir, NewLogger(LogConfig{Level: "error"}, io.Discard))

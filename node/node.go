@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
-	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
@@ -48,12 +46,36 @@ type Node struct {
 	sealed  bool
 	reqMu   sync.Mutex // serialises two-person requests
 
+	opts OpenOptions
+	// raw holds the node files as read (node.yaml and custody.json at
+	// Open, requests.json at unseal), verified at unseal.
+	raw   map[string]*nodeFile
+	genMu sync.Mutex
+	gens  map[string]uint64 // generation of each node file, as verified or last written
+
+	// Restored names the node files replaced by the sites' copies
+	// (OpenOptions.RestoreFromSites); SetAside maps each to where the
+	// local file that did not verify was kept.
+	Restored []string
+	SetAside map[string]string
+
 	// LastRebuild reports the index rebuild done on opening, if any.
 	LastRebuild vault.RebuildStats
 
 	descMu     sync.Mutex // serialises descriptor publishing
 	descGen    uint64     // newest descriptor generation published or adopted
 	descBehind string     // why the node does not publish, if it does not
+}
+
+// OpenOptions configure OpenWith.
+type OpenOptions struct {
+	// Logger defaults to one built from the configuration, on stderr.
+	Logger *slog.Logger
+	// RestoreFromSites: at unseal, node files that do not verify are
+	// replaced by the copies in the newest descriptor on the sites, and
+	// the local ones kept beside them as NAME.rejected-TIME ('embassy
+	// config restore', 'embassy config edit').
+	RestoreFromSites bool
 }
 
 // InitOptions configures a new node.
@@ -65,6 +87,9 @@ type InitOptions struct {
 	Custodians []custody.CustodianPublic
 	Threshold  int
 	Share      func(custodian string, file []byte) error
+	// Configure, if set, changes the configuration before it is first
+	// written (S3 address and credentials, sites, ...).
+	Configure func(*Config)
 }
 
 // ErrNotInitialized means the directory holds no node; run 'embassy init'.
@@ -91,8 +116,22 @@ func Init(dirPath string, o InitOptions) (*Config, error) {
 		// operators are actually cleared for.
 		Principals: []access.Principal{{Name: "admin", Nation: o.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{"admin"}}},
 	}
+	if o.Configure != nil {
+		o.Configure(c)
+	}
 	root, err := custody.GenerateRootKey()
 	if err != nil {
+		return nil, err
+	}
+	keys, err := custody.NewKeyring(root)
+	if err != nil {
+		return nil, err
+	}
+	ident, err := custody.NewIdentity(c.Node.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIdentity(dirPath, keys, ident); err != nil {
 		return nil, err
 	}
 	if len(o.Custodians) > 0 {
@@ -109,25 +148,24 @@ func Init(dirPath string, o InitOptions) (*Config, error) {
 			}
 		}
 		c.Keys = KeysConfig{}
-		if err := saveCustody(dirPath, &rec); err != nil {
+		body, err := marshalCustody(&rec)
+		if err != nil {
 			return nil, err
 		}
-		if err := SaveConfig(dirPath, c); err != nil {
+		if err := writeNodeFile(dirPath, keys, CustodyFile, 1, body); err != nil {
 			return nil, err
 		}
-		return c, nil
+		return c, writeConfig(dirPath, keys, c, 1)
 	}
 	if err := custody.WriteKeyFile(filepath.Join(dirPath, c.Keys.RootKeyFile), root); err != nil {
 		return nil, err
 	}
-	if err := SaveConfig(dirPath, c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, writeConfig(dirPath, keys, c, 1)
 }
 
-// SaveConfig writes dir/node.yaml atomically.
-func SaveConfig(dirPath string, c *Config) error {
+// writeConfig validates c and writes it as generation gen of node.yaml,
+// authenticated under keys.
+func writeConfig(dirPath string, keys *custody.Keyring, c *Config, gen uint64) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -135,7 +173,51 @@ func SaveConfig(dirPath string, c *Config) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dirPath, ConfigFile), b, 0o600)
+	return writeNodeFile(dirPath, keys, ConfigFile, gen, b)
+}
+
+// SaveConfig writes dir/node.yaml, authenticated, on a node whose root
+// key is a local file (a dev node, tests): it reads the key to do so. The
+// node is not published to the sites; it is on its next start. A node with
+// custodians changes its configuration through an unsealed Node or 'embassy
+// config edit'.
+func SaveConfig(dirPath string, c *Config) error {
+	keys, err := localKeys(dirPath)
+	if err != nil {
+		return err
+	}
+	return writeConfig(dirPath, keys, c, nodeFileGen(dirPath, keys, ConfigFile)+1)
+}
+
+// WriteConfig writes body, exactly, as node.yaml of a node whose root key
+// is a local file, after checking that it parses and validates.
+func WriteConfig(dirPath string, body []byte) error {
+	if _, err := ParseConfig(body); err != nil {
+		return err
+	}
+	keys, err := localKeys(dirPath)
+	if err != nil {
+		return err
+	}
+	return writeNodeFile(dirPath, keys, ConfigFile, nodeFileGen(dirPath, keys, ConfigFile)+1, body)
+}
+
+// localKeys reads the local root key file of the node in dirPath.
+func localKeys(dirPath string) (*custody.Keyring, error) {
+	keyFile := "root.key"
+	if f, err := readNodeFile(dirPath, ConfigFile); err == nil && f != nil {
+		if c, err := ParseConfig(f.body); err == nil {
+			keyFile = orDefault(c.Keys.RootKeyFile, keyFile)
+		}
+	}
+	if !filepath.IsAbs(keyFile) {
+		keyFile = filepath.Join(dirPath, keyFile)
+	}
+	root, err := custody.ReadKeyFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w (node files of a node with custodians are written through the unsealed node)", err)
+	}
+	return custody.NewKeyring(root)
 }
 
 func (n *Node) path(p string) string {
@@ -158,17 +240,33 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // Open opens the node in dirPath: keys, index, sites and engine.
 func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) {
-	c, err := LoadConfig(dirPath)
+	return OpenWith(ctx, dirPath, OpenOptions{Logger: log})
+}
+
+// OpenWith opens the node in dirPath. A node whose root key is split among
+// custodians is returned sealed: its node files are read as they are, to
+// listen and know the custodians, and verified at Unseal. A node with a
+// local root key file is verified and started at once.
+func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error) {
+	cf, err := readNodeFile(dirPath, ConfigFile)
+	if err == nil && cf == nil {
+		return nil, fmt.Errorf("%w: %s has no %s", ErrNotInitialized, dirPath, ConfigFile)
+	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s has no %s", ErrNotInitialized, dirPath, ConfigFile)
-		}
 		return nil, err
 	}
+	c, err := ParseConfig(cf.body)
+	if err != nil {
+		if cf.mac == nil {
+			err = fmt.Errorf("%w (the file carries no authenticator: it was truncated or written by hand; restore it, or recover the node from a site with 'embassy recover')", err)
+		}
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dirPath, ConfigFile), err)
+	}
+	log := o.Logger
 	if log == nil {
 		log = NewLogger(c.Log, os.Stderr)
 	}
-	n := &Node{Dir: dirPath, Config: c, Log: log}
+	n := &Node{Dir: dirPath, Config: c, Log: log, opts: o, raw: map[string]*nodeFile{ConfigFile: cf}, gens: map[string]uint64{}, SetAside: map[string]string{}}
 	for _, s := range c.Sites {
 		if s.Driver == "dir" && !c.Node.Dev {
 			if err := n.checkSiteOutside(s); err != nil {
@@ -177,9 +275,16 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 			}
 		}
 	}
-	rec, err := loadCustody(dirPath)
+	custf, err := readNodeFile(dirPath, CustodyFile)
 	if err != nil {
 		return nil, err
+	}
+	n.raw[CustodyFile] = custf
+	var rec *custody.Record
+	if custf != nil {
+		if rec, err = parseCustody(custf.body); err != nil {
+			return nil, err
+		}
 	}
 	if rec != nil {
 		// The root key is split among custodians: start sealed.
@@ -196,14 +301,24 @@ func Open(ctx context.Context, dirPath string, log *slog.Logger) (*Node, error) 
 	return n, nil
 }
 
-// start derives the keys from root and opens the index and the engine.
-func (n *Node) start(root custody.RootKey) error {
+// start derives the keys from root, verifies the node files, and opens the
+// index and the engine. On error nothing was written to any site and the
+// node holds no keys.
+func (n *Node) start(root custody.RootKey) (err error) {
 	keys, err := custody.NewKeyring(root)
 	if err != nil {
 		return err
 	}
 	n.Keys = keys
+	defer func() {
+		if err != nil {
+			n.Keys = nil
+		}
+	}()
 	if err := n.loadRotation(); err != nil {
+		return err
+	}
+	if err := n.verifyNodeFiles(context.Background()); err != nil {
 		return err
 	}
 	ipath := n.path(orDefault(n.Config.Index.Path, "index.db"))
@@ -664,10 +779,37 @@ func (n *Node) As(ctx context.Context, name string) context.Context {
 	return vault.WithPrincipal(ctx, n.Principal(name))
 }
 
-// saveConfig saves a changed configuration and publishes the node
-// descriptor to the sites.
+// SaveConfig writes c as node.yaml, authenticated, and puts it in force
+// in the node's configuration (not in an engine already built). It applies
+// none of the two-person gates of 'embassy config edit' (ProposeConfig):
+// the caller, holding the unsealed node, decides. For tests and tools.
+func (n *Node) SaveConfig(c *Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.saveConfig(c); err != nil {
+		return err
+	}
+	n.Config = c
+	return nil
+}
+
+// saveConfig saves a changed configuration, authenticated as the next
+// generation of node.yaml, and publishes the node descriptor to the sites.
 func (n *Node) saveConfig(c *Config) error {
-	if err := SaveConfig(n.Dir, c); err != nil {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	return n.saveConfigBytes(b)
+}
+
+// saveConfigBytes saves body, exactly, as the next generation of node.yaml
+// and publishes the node descriptor.
+func (n *Node) saveConfigBytes(body []byte) error {
+	if err := n.saveNodeFile(ConfigFile, body); err != nil {
 		return err
 	}
 	if n.Engine != nil {

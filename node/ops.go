@@ -392,7 +392,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 		}
 	}
 	// The new record replaces the old only once every share file is safe.
-	if err := saveCustody(n.Dir, &rec); err != nil {
+	if err := n.saveCustody(&rec); err != nil {
 		return "", err
 	}
 	defer n.PublishDescriptor(context.Background())

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -119,8 +118,22 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 		return "", st, err
 	}
 	// 3. Switch roots: from here on the node opens with the new root.
+	// custody.json is authenticated under the new root (writing it is the
+	// switch); the identity and the other node files follow, and until
+	// they do, the previous root in rotation.json still verifies them.
 	if n.Custody != nil {
-		if err := saveCustody(n.Dir, &rec); err != nil {
+		body, err := marshalCustody(&rec)
+		if err != nil {
+			return "", st, err
+		}
+		n.genMu.Lock()
+		gen := max(n.gens[CustodyFile], nodeFileGen(n.Dir, old, CustodyFile)) + 1
+		err = writeNodeFile(n.Dir, next, CustodyFile, gen, body)
+		if err == nil {
+			n.gens[CustodyFile] = gen
+		}
+		n.genMu.Unlock()
+		if err != nil {
 			return "", st, err
 		}
 		n.sealMu.Lock()
@@ -137,10 +150,12 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 			return "", st, err
 		}
 	}
-	n.Keys = next.WithPrevious(old)
+	n.Keys = next.WithPrevious(old).WithIdentity(old.Identity())
+	if err := n.reauthenticate(); err != nil {
+		return "", st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
+	}
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
-	n.resignMarkers(ctx)
 	n.Log.Info("root key switched; rewriting every manifest under the new keys", "shares", sharesDir)
 	st, err = n.finishRotation(ctx)
 	return sharesDir, st, err
@@ -164,10 +179,6 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
 	}
-	// Markers written under the old root would no longer verify.
-	if failed := n.resignMarkers(ctx); len(failed) > 0 {
-		return st, fmt.Errorf("root rotation: the markers of sites %s could not be signed again (resume with 'embassy key rotate-root --resume' when they answer)", strings.Join(failed, ", "))
-	}
 	if err := os.Remove(filepath.Join(n.Dir, RotationFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
 	}
@@ -176,6 +187,32 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	n.PublishDescriptor(ctx)
 	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)
 	return st, nil
+}
+
+// reauthenticate re-wraps the node identity and authenticates node.yaml
+// and requests.json under the current root (n.Keys), after a root switch.
+// The identity itself does not change: whatever others pinned stays valid.
+func (n *Node) reauthenticate() error {
+	if id := n.Keys.Identity(); id != nil {
+		if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), id); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{ConfigFile, RequestsFile} {
+		f, err := readNodeFile(n.Dir, name)
+		if err != nil || f == nil {
+			return err
+		}
+		if previous, err := f.verify(n.Keys); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		} else if !previous {
+			continue
+		}
+		if err := n.saveNodeFile(name, f.body); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // switchKeys puts n.Keys in force in the running engine.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
@@ -210,11 +209,7 @@ func InitDev(dirPath string, o DevOptions) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	root, err := custody.ReadKeyFile(filepath.Join(dirPath, c.Keys.RootKeyFile))
-	if err != nil {
-		return false, err
-	}
-	keys, err := custody.NewKeyring(root)
+	keys, err := localKeysWithIdentity(dirPath)
 	if err != nil {
 		return false, err
 	}

@@ -35,13 +35,41 @@ import (
 const legacySample = 100
 
 // nodeSign signs msg, which starts with its record kind's domain-separation
-// prefix (site.MarkerDomain, ...), with the node's signing function. Every
-// record the node signs for the sites goes through nodeSign and nodeVerify,
-// so that moving to the node's stable identity key is one change.
-func nodeSign(k *custody.Keyring, msg []byte) ([]byte, error) { return k.Sign(msg) }
+// prefix (site.MarkerDomain, ...), with the node's signing function: the
+// hybrid signature of the node identity (Ed25519 || ML-DSA-44), or, on a
+// keyring without one (a node not yet unsealed since identities), the
+// compact signature of the root-derived key. Every record the node signs
+// for the sites goes through nodeSign and nodeVerify.
+func nodeSign(k *custody.Keyring, msg []byte) ([]byte, error) {
+	if k.Identity() != nil {
+		return k.SignHybrid(msg)
+	}
+	return k.Sign(msg)
+}
 
 // nodeVerify checks a signature made by nodeSign.
 func nodeVerify(k *custody.Keyring, msg, sig []byte) error { return k.Verify(msg, sig) }
+
+// localKeysWithIdentity is localKeys with the node identity, when the node
+// has one yet.
+func localKeysWithIdentity(dirPath string) (*custody.Keyring, error) {
+	keys, err := localKeys(dirPath)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dirPath, custody.IdentityFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return keys, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	id, err := keys.OpenIdentity(b)
+	if err != nil {
+		return nil, err
+	}
+	return keys.WithIdentity(id), nil
+}
 
 // encodeMarker returns the signed marker of site id of this node.
 func encodeMarker(k *custody.Keyring, nodeID, id string) ([]byte, error) {
@@ -432,10 +460,9 @@ func InspectSites(ctx context.Context, dirPath string, timeout time.Duration) ([
 	}
 	n := &Node{Dir: dirPath, Config: c}
 	var keys *custody.Keyring
-	if rec, err := loadCustody(dirPath); err == nil && rec == nil {
-		if root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key"))); err == nil {
-			keys, _ = custody.NewKeyring(root)
-		}
+	if _, err := os.Stat(filepath.Join(dirPath, CustodyFile)); errors.Is(err, fs.ErrNotExist) {
+		// A local root key: the markers can be verified.
+		keys, _ = localKeysWithIdentity(dirPath)
 	}
 	conf := n.conflicts(c.Sites)
 	out := make([]SiteState, len(c.Sites))
@@ -554,15 +581,12 @@ func markerClaim(b []byte) string {
 }
 
 // checkNewDir refuses a directory for a new site that lies inside another
-// site (of any node), or that is not empty and holds no marker of this
-// node's site s.ID.
+// site of any node (a directory above it holds a site marker), or that is
+// not empty and holds no marker of this node's site s.ID.
 func (n *Node) checkNewDir(s SiteConfig, path string) error {
 	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
 		if b, err := os.ReadFile(filepath.Join(p, filepath.FromSlash(site.MarkerBlob))); err == nil {
 			return fmt.Errorf("site %s: directory %s lies inside the site at %s (it holds %s)", s.ID, path, p, markerClaim(b))
-		}
-		if _, err := os.Stat(filepath.Join(p, filepath.FromSlash(DescriptorBlob))); err == nil {
-			return fmt.Errorf("site %s: directory %s lies inside the site at %s (it holds a node descriptor)", s.ID, path, p)
 		}
 		if filepath.Dir(p) == p {
 			break
@@ -658,35 +682,6 @@ func (n *Node) checkNewPrefix(ctx context.Context, s SiteConfig, cfg s3site.Conf
 		return fmt.Errorf("site %s: bucket %s is not empty (it holds %s) and has no site marker: give the site an empty bucket or a new prefix", s.ID, where, found)
 	}
 	return nil
-}
-
-// resignMarkers writes every accepted site's marker again with the current
-// signing key (after a root key rotation switched keys). It returns the
-// sites it could not write; a refused site is left as it is.
-func (n *Node) resignMarkers(ctx context.Context) []string {
-	var failed []string
-	for _, s := range n.Engine.Sites() {
-		g, ok := s.Store.(*site.Guarded)
-		if !ok {
-			continue
-		}
-		err := g.Check(ctx)
-		var ue *site.UnavailableError
-		if errors.As(err, &ue) {
-			continue // not this node's to sign
-		}
-		if err == nil {
-			var mk []byte
-			if mk, err = encodeMarker(n.Keys, n.Config.Node.ID, s.ID); err == nil {
-				err = g.Put(ctx, site.MarkerBlob, bytes.NewReader(mk), int64(len(mk)))
-			}
-		}
-		if err != nil {
-			n.Log.Warn("site marker not signed again", "site", s.ID, "err", err)
-			failed = append(failed, s.ID)
-		}
-	}
-	return failed
 }
 
 // removeMarker deletes a site's marker if it is this node's marker of

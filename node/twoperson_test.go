@@ -341,11 +341,26 @@ func TestApprovalAttacks(t *testing.T) {
 	if _, err := n.Decide(t.Context(), id, "bob", true, rej); !errors.Is(err, ErrBadApproval) {
 		t.Fatalf("rejection used as approval: %v", err)
 	}
-	// A request changed after it was made (here, its target edited in
-	// requests.json) no longer accepts approvals.
+	// A request edited in requests.json by hand (here, its target) is
+	// refused with the whole file: it no longer verifies.
 	path := filepath.Join(cn.dir, RequestsFile)
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(b, []byte(`"vault": "empty"`), []byte(`"vault": "registry"`), 1), 0o600)
+	if _, err := n.Decide(t.Context(), id, "bob", true, cn.keys["bob"].Sign(msg)); !errors.Is(err, ErrNodeFile) {
+		t.Fatalf("approval with a hand-edited requests.json: %v", err)
+	}
+	os.WriteFile(path, b, 0o600)
+	// A request changed after it was made, even by the node itself (its
+	// digest then no longer matches), no longer accepts approvals.
+	rs, _ = n.Requests()
+	for _, x := range rs {
+		if x.ID == id {
+			x.Op.Params["vault"] = "registry"
+		}
+	}
+	if err := n.saveRequests(rs); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cn.decide(t, id, "bob", true); !errors.Is(err, ErrBadApproval) {
 		t.Fatalf("approval of a changed request: %v", err)
 	}

@@ -375,7 +375,7 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer func() { n.Close() }()
 	if n.Sealed() && len(a.unseal) > 0 {
 		n.Close()
 		if n, err = a.open(ctx); err != nil {

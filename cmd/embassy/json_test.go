@@ -325,17 +325,18 @@ func TestJSONOutputs(t *testing.T) {
 	if _, stderr, err := runCLI(t, append(cd(unseal...), "vault", "rm", "empty")...); err == nil || !strings.Contains(stderr, "two-person approval required") {
 		t.Fatalf("vault rm on a node with custodians: %v\n%s", err, stderr)
 	}
-	step(jsonStep{cd("approve", "--offline", "--key", filepath.Join(keys, "alice.key"), firstRequest(t, cdir)), []string{"approve, reject", "request ls"}, []string{"approvals"}})
+	step(jsonStep{cd(append(unseal, "approve", "--offline", "--key", filepath.Join(keys, "alice.key"), firstRequest(t, cdir))...), []string{"approve, reject", "request ls"}, []string{"approvals"}})
 
-	c, err = node.LoadConfig(cdir)
-	if err != nil {
+	// Credentials of an administrative principal are a two-person change
+	// through 'config edit'; the test, holding the shares, writes them.
+	cn := unsealedNode(t, cdir, filepath.Join(shares, "alice.share"), filepath.Join(keys, "alice.key"), filepath.Join(shares, "bob.share"), filepath.Join(keys, "bob.key"))
+	c2 := *cn.Config
+	c2.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
+	c2.S3.Address = freeAddr(t)
+	if err := cn.SaveConfig(&c2); err != nil {
 		t.Fatal(err)
 	}
-	c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
-	c.S3.Address = freeAddr(t)
-	if err := node.SaveConfig(cdir, c); err != nil {
-		t.Fatal(err)
-	}
+	cn.Close()
 	srv := startServe(t, "--dir", cdir)
 	step(jsonStep{cd("status"), []string{"status"}, []string{"unseal.shares_given"}})
 	step(jsonStep{cd("request", "ls"), []string{"request ls"}, []string{"[].approvals"}})
@@ -357,7 +358,8 @@ func firstRequest(t *testing.T, dir string) string {
 	var rs []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(b, &rs); err != nil || len(rs) == 0 {
+	// The first JSON text; the second is the file's authenticator.
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&rs); err != nil || len(rs) == 0 {
 		t.Fatalf("%s: %v (%d requests)", node.RequestsFile, err, len(rs))
 	}
 	return rs[0].ID
@@ -390,4 +392,27 @@ func TestJSONFormsAllChecked(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("docs/cli.md documents JSON forms that TestJSONOutputs does not run: %q", missing)
 	}
+}
+
+// unsealedNode opens the node in dir and unseals it with share files and
+// custodian key files given in pairs.
+func unsealedNode(t *testing.T, dir string, shareKey ...string) *node.Node {
+	t.Helper()
+	n, err := node.Open(t.Context(), dir, node.NewLogger(node.LogConfig{Level: "error"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(shareKey); i += 2 {
+		_, share, err := openShare(shareKey[i], shareKey[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Unseal(share); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

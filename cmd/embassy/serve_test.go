@@ -170,18 +170,13 @@ func TestServeSealedBannerAndStatusAddress(t *testing.T) {
 		}
 		pubs = append(pubs, k.Public())
 	}
-	if _, err := node.Init(dir, node.InitOptions{Nation: "EST", Custodians: pubs, Threshold: 2,
-		Share: func(string, []byte) error { return nil }}); err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
-	c, err := node.LoadConfig(dir)
+	c, err := node.Init(dir, node.InitOptions{Nation: "EST", Custodians: pubs, Threshold: 2,
+		Share: func(string, []byte) error { return nil }, Configure: func(c *node.Config) {
+			c.S3.Address = addr
+			c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
+		}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	c.S3.Address = addr
-	c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
-	if err := node.SaveConfig(dir, c); err != nil {
 		t.Fatal(err)
 	}
 	s := startServe(t, "--dir", dir)

@@ -1,0 +1,329 @@
+package node
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+
+	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/label"
+)
+
+// Gate says what a change to node.yaml needs. The table in
+// docs/configuration.md ("What needs custodians") lists it field by field;
+// it keeps the gate of the command that makes the same change.
+type Gate int
+
+const (
+	// Free: applied at once.
+	Free Gate = iota
+	// Custodians: a two-person request (kind config.edit); refused on a
+	// node without custodians, allowed with a warning on a dev node.
+	Custodians
+	// Refused: never through config edit; the message names the command.
+	Refused
+)
+
+func (g Gate) String() string {
+	return [...]string{"free", "custodians", "refused"}[g]
+}
+
+// Change is one difference between two configurations.
+type Change struct {
+	// Field is the node.yaml path, e.g. "principals[mallory].clearances".
+	Field string `json:"field"`
+	// Text says what changed, for people; it never holds secrets.
+	Text string `json:"text"`
+	Gate Gate   `json:"-"`
+	// Why says why the change is gated or refused.
+	Why string `json:"why,omitempty"`
+}
+
+func hasAdminRole(p access.Principal) bool { return p.Administrative() }
+
+// clearedAboveLevel reports whether p is cleared above level (text form;
+// default NATO UNCLASSIFIED) in reg. Anything that cannot be compared
+// counts as above.
+func clearedAboveLevel(reg *label.Registry, level string, p access.Principal) bool {
+	if level == "" {
+		level = "NATO UNCLASSIFIED"
+	}
+	if reg == nil {
+		return true
+	}
+	l, err := reg.ParseText(level)
+	if err != nil {
+		return true
+	}
+	limit, err := reg.LabelLevel(l)
+	if err != nil {
+		return true
+	}
+	for pol, lv := range p.Clearances {
+		got, err := reg.Level(pol, lv)
+		if err != nil || !reg.Dominates(limit, got) {
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigChanges lists every difference from old to next, each with its
+// gate. Gates are judged against old, the configuration in force: its
+// label policies and its two_person.principal_level.
+func ConfigChanges(old, next *Config) []Change {
+	var out []Change
+	add := func(field, text string, g Gate, why string) {
+		out = append(out, Change{Field: field, Text: text, Gate: g, Why: why})
+	}
+	reg, _ := label.NewRegistry(old.Policies...)
+	level := old.TwoPerson.PrincipalLevel
+
+	// node
+	if old.Node.ID != next.Node.ID {
+		add("node.id", fmt.Sprintf("node.id %s → %s", old.Node.ID, next.Node.ID), Refused, "the node id names the node on every site and in every share; it never changes")
+	}
+	if old.Node.Nation != next.Node.Nation {
+		add("node.nation", fmt.Sprintf("node.nation %s → %s", old.Node.Nation, next.Node.Nation), Refused, "the owning nation never changes (vaults name their owner)")
+	}
+	if old.Node.Dev != next.Node.Dev {
+		if next.Node.Dev {
+			add("node.dev", "node.dev turned on", Custodians, "a dev node lets principals it does not know act as cleared nationals and dangerous operations proceed without custodians")
+		} else {
+			add("node.dev", "node.dev turned off", Free, "")
+		}
+	}
+	// index, keys, log
+	if old.Index != next.Index {
+		add("index", fmt.Sprintf("index %+v → %+v", old.Index, next.Index), Free, "")
+	}
+	if old.Keys != next.Keys {
+		add("keys.root_key_file", fmt.Sprintf("keys.root_key_file %q → %q", old.Keys.RootKeyFile, next.Keys.RootKeyFile), Refused, "the root key's place is managed by init, 'custody resplit' and 'key rotate-root'")
+	}
+	if old.Log != next.Log {
+		add("log", fmt.Sprintf("log %+v → %+v", old.Log, next.Log), Free, "")
+	}
+	// s3
+	for _, f := range []struct{ name, a, b string }{
+		{"address", old.S3.Address, next.S3.Address}, {"region", old.S3.Region, next.S3.Region}, {"domain", old.S3.Domain, next.S3.Domain},
+		{"tls_cert", old.S3.TLSCert, next.S3.TLSCert}, {"tls_key", old.S3.TLSKey, next.S3.TLSKey},
+	} {
+		if f.a != f.b {
+			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
+		}
+	}
+	if old.S3.AllowInsecure != next.S3.AllowInsecure {
+		if next.S3.AllowInsecure {
+			add("s3.allow_insecure", "s3.allow_insecure turned on", Custodians, "S3 without TLS on a network listener exposes credentials and data")
+		} else {
+			add("s3.allow_insecure", "s3.allow_insecure turned off", Free, "")
+		}
+	}
+	oldCreds := map[string]CredentialConfig{}
+	for _, c := range old.S3.Credentials {
+		oldCreds[c.AccessKey] = c
+	}
+	newPrincipal := map[string]access.Principal{}
+	for _, p := range next.Principals {
+		newPrincipal[p.Name] = p
+	}
+	for _, c := range next.S3.Credentials {
+		o, ok := oldCreds[c.AccessKey]
+		delete(oldCreds, c.AccessKey)
+		if ok && o == c {
+			continue
+		}
+		what := "added"
+		if ok {
+			what = "changed"
+		}
+		text := fmt.Sprintf("s3 credential %s of principal %s %s", c.AccessKey, c.Principal, what)
+		if hasAdminRole(newPrincipal[c.Principal]) {
+			add("s3.credentials", text, Custodians, "a credential of a principal with an administrative role")
+		} else {
+			add("s3.credentials", text, Free, "")
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(oldCreds)) {
+		add("s3.credentials", fmt.Sprintf("s3 credential %s of principal %s removed", c, oldCreds[c].Principal), Free, "")
+	}
+	// vault_defaults, scrub
+	if old.VaultDefaults != next.VaultDefaults {
+		add("vault_defaults", fmt.Sprintf("vault_defaults %+v → %+v", old.VaultDefaults, next.VaultDefaults), Free, "")
+	}
+	if !reflect.DeepEqual(old.Scrub, next.Scrub) {
+		add("scrub", "scrub settings changed", Free, "")
+	}
+	// policies, two_person
+	if !reflect.DeepEqual(old.Policies, next.Policies) {
+		add("policies", "label policies changed", Custodians, "label policies decide who reads what")
+	}
+	if !reflect.DeepEqual(old.TwoPerson, next.TwoPerson) {
+		add("two_person", "two_person settings changed", Custodians, "the two-person rule itself")
+	}
+	// principals
+	oldP := map[string]access.Principal{}
+	for _, p := range old.Principals {
+		oldP[p.Name] = p
+	}
+	for _, p := range next.Principals {
+		o, ok := oldP[p.Name]
+		delete(oldP, p.Name)
+		field := "principals[" + p.Name + "]"
+		switch {
+		case !ok:
+			text := "principal " + describePrincipal(p) + " added"
+			switch {
+			case hasAdminRole(p):
+				add(field, text, Custodians, "an administrative role")
+			case clearedAboveLevel(reg, level, p):
+				add(field, text, Custodians, "cleared above the level that takes custodians (two_person.principal_level)")
+			default:
+				add(field, text, Free, "")
+			}
+		case !reflect.DeepEqual(o, p):
+			text := "principal " + p.Name + " changed: " + describePrincipal(o) + " → " + describePrincipal(p)
+			switch {
+			case hasAdminRole(p) && !hasAdminRole(o):
+				add(field, text, Custodians, "given an administrative role")
+			case o.Nation != p.Nation:
+				add(field, text, Custodians, "another nation")
+			case gainsAccess(o, p) && clearedAboveLevel(reg, level, p):
+				add(field, text, Custodians, "cleared above the level that takes custodians, or given categories")
+			default:
+				add(field, text, Free, "")
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(oldP)) {
+		p := oldP[name]
+		text := "principal " + name + " removed"
+		if clearedAboveLevel(reg, level, p) {
+			add("principals["+name+"]", text, Custodians, "cleared above the level that takes custodians (as 'principal rm')")
+		} else {
+			add("principals["+name+"]", text, Free, "")
+		}
+	}
+	// sites
+	oldS := map[string]SiteConfig{}
+	for _, s := range old.Sites {
+		oldS[s.ID] = s
+	}
+	for _, s := range next.Sites {
+		o, ok := oldS[s.ID]
+		delete(oldS, s.ID)
+		field := "sites[" + s.ID + "]"
+		if !ok {
+			add(field, fmt.Sprintf("site %s added (%s, %s in %s, controlled from %s)", s.ID, s.Driver, s.Provider, s.Jurisdiction, s.Control), Free, "")
+			continue
+		}
+		if o.Descriptor != s.Descriptor {
+			add(field, fmt.Sprintf("site %s attributes changed (%s → %s)", s.ID, siteAttrs(o), siteAttrs(s)), Custodians, "placement proofs and accreditation rest on a site's attributes")
+		}
+		if o.Driver != s.Driver || o.Path != s.Path || !reflect.DeepEqual(o.S3, s.S3) {
+			add(field, fmt.Sprintf("site %s storage changed (driver, path or s3 settings)", s.ID), Free, "")
+		}
+		if o.Draining != s.Draining {
+			add(field+".draining", fmt.Sprintf("site %s draining %v → %v", s.ID, o.Draining, s.Draining), Free, "")
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(oldS)) {
+		add("sites["+id+"]", "site "+id+" removed", Custodians, "removing a site loses the shards it holds (an empty site: 'embassy site rm')")
+	}
+	// vaults
+	oldV := map[string]VaultConfig{}
+	for _, v := range old.Vaults {
+		oldV[v.Name] = v
+	}
+	for _, v := range next.Vaults {
+		o, ok := oldV[v.Name]
+		delete(oldV, v.Name)
+		field := "vaults[" + v.Name + "]"
+		if !ok {
+			add(field, "vault "+v.Name+" added ("+v.Erasure+", survives "+cmpOr(v.Survive, "sites=m")+")", Free, "")
+			continue
+		}
+		if why := weaker(old.Node.Nation, o, v); why != "" {
+			add(field, "vault "+v.Name+" policy weakened: "+why, Custodians, "weakening a placement policy")
+		} else if o.Erasure != v.Erasure || o.Survive != v.Survive || o.OutsideHome != v.OutsideHome || !slices.Equal(o.Jurisdictions, v.Jurisdictions) {
+			add(field, "vault "+v.Name+" policy changed", Free, "")
+		}
+		if o.Owner != v.Owner {
+			add(field+".owner", fmt.Sprintf("vault %s owner %q → %q", v.Name, o.Owner, v.Owner), Custodians, "the owner's nationals write the vault")
+		}
+		if o.DefaultLabel != v.DefaultLabel {
+			if lowers(reg, o.DefaultLabel, v.DefaultLabel) {
+				add(field+".default_label", fmt.Sprintf("vault %s default label %q → %q (lower)", v.Name, o.DefaultLabel, v.DefaultLabel), Custodians, "lowering a label")
+			} else {
+				add(field+".default_label", fmt.Sprintf("vault %s default label %q → %q", v.Name, o.DefaultLabel, v.DefaultLabel), Free, "")
+			}
+		}
+		if max(o.KeyGen, 1) != max(v.KeyGen, 1) {
+			add(field+".key_gen", fmt.Sprintf("vault %s key_gen %d → %d", v.Name, o.KeyGen, v.KeyGen), Refused, "the vault key generation changes only with 'embassy key rotate'")
+		}
+		if !o.Created.Equal(v.Created) {
+			add(field+".created", fmt.Sprintf("vault %s created time changed", v.Name), Free, "")
+		}
+		if o.StripeSize != v.StripeSize {
+			add(field+".stripe_size", fmt.Sprintf("vault %s stripe_size %q → %q", v.Name, o.StripeSize, v.StripeSize), Free, "")
+		}
+		if !reflect.DeepEqual(o.ObjectLock, v.ObjectLock) {
+			var nl ObjectLockConfig
+			if v.ObjectLock != nil {
+				nl = *v.ObjectLock
+			}
+			if why := lockWeaker(o.ObjectLock, nl); why != "" {
+				add(field+".object_lock", "vault "+v.Name+" object lock weakened: "+why, Custodians, "shortening retention")
+			} else {
+				add(field+".object_lock", "vault "+v.Name+" object lock changed", Free, "")
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(oldV)) {
+		add("vaults["+name+"]", "vault "+name+" removed", Custodians, "deleting a vault (it must be empty)")
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Gate > out[j].Gate })
+	return out
+}
+
+func siteAttrs(s SiteConfig) string {
+	return fmt.Sprintf("%s/%s/%s/%s/%s/%s", s.Jurisdiction, s.Provider, s.Control, s.Operator, cmpOr(s.Accredited, "-"), cmpOr(string(s.Connectivity), "online"))
+}
+
+// gainsAccess reports whether p may read something o could not: a higher
+// or new clearance, or a new category value.
+func gainsAccess(o, p access.Principal) bool {
+	for pol, lv := range p.Clearances {
+		if o.Clearances[pol] != lv {
+			return true
+		}
+	}
+	for tag, vals := range p.Categories {
+		for _, v := range vals {
+			if !slices.Contains(o.Categories[tag], v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lowers reports whether label b is not at least as high as label a.
+func lowers(reg *label.Registry, a, b string) bool {
+	if a == "" {
+		return false
+	}
+	if b == "" || reg == nil {
+		return true
+	}
+	la, err1 := reg.ParseText(a)
+	lb, err2 := reg.ParseText(b)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	va, err1 := reg.LabelLevel(la)
+	vb, err2 := reg.LabelLevel(lb)
+	return err1 != nil || err2 != nil || !reg.Dominates(vb, va)
+}
