@@ -112,6 +112,11 @@ type Manifest struct {
 	// Revision counts rewrites of this version's manifest (lock and
 	// legal-hold changes); the highest revision among copies wins.
 	Revision int `json:"revision,omitempty"`
+	// Journaled is set on versions written by a node that records every
+	// deletion on the sites (package evidence): a copy of such a version
+	// that the index does not know was not deleted, and may be adopted.
+	// Versions written before have no such guarantee.
+	Journaled bool `json:"journaled,omitempty"`
 }
 
 // Part is a run of stripes with its own data key and shard blobs. A

@@ -370,6 +370,8 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 			r.Result = fmt.Sprintf("%d versions rewritten; new share files in %s", st.Rewrapped, dir)
 		}
 		return err
+	case "config.edit":
+		return n.executeConfigEdit(ctx, p)
 	case "custody.resplit":
 		dir, err := n.resplit(p["custodians"], p["threshold"])
 		if err == nil {

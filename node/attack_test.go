@@ -184,7 +184,7 @@ func TestNodeFileAttacksRefusedAtUnseal(t *testing.T) {
 			// The way forward works: restored from the sites, the node
 			// opens, and the local file is kept aside.
 			n.Close()
-			r, err := OpenWith(t.Context(), cn.dir, OpenOptions{Logger: n.Log, RestoreFromSites: true})
+			r, err := OpenWith(t.Context(), cn.dir, OpenOptions{Logger: n.Log, Restore: NodeFiles})
 			if err != nil {
 				t.Fatal(err)
 			}

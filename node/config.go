@@ -319,6 +319,9 @@ func (c *Config) Validate() error {
 		}
 		keys[cr.AccessKey] = true
 	}
+	if c.Scrub.Grace != nil && *c.Scrub.Grace <= 0 {
+		return fmt.Errorf("scrub.grace: must be positive, got %s", time.Duration(*c.Scrub.Grace))
+	}
 	if c.Scrub.Rate != "" {
 		if _, err := ParseSize(c.Scrub.Rate); err != nil {
 			return fmt.Errorf("scrub.rate: %w", err)
@@ -451,4 +454,18 @@ type ScrubConfig struct {
 	Rate string `yaml:"rate,omitempty" json:"rate,omitempty"`
 	// ReportOnly finds damage without repairing it.
 	ReportOnly bool `yaml:"report_only,omitempty" json:"report_only,omitempty"`
+	// Grace is how old a blob must be before garbage collection judges
+	// it by the absence of a write in flight (default 1h): a write older
+	// than this whose intent left no manifest anywhere is abandoned, and
+	// a version on the sites the index lacks may be adopted.
+	Grace *durationYAML `yaml:"grace,omitempty" json:"grace,omitempty"`
+}
+
+// GraceOr returns the configured garbage-collection grace period, or 0
+// (the default).
+func (s ScrubConfig) GraceOr() time.Duration {
+	if s.Grace == nil {
+		return 0
+	}
+	return time.Duration(*s.Grace)
 }

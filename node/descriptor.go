@@ -18,8 +18,8 @@ import (
 	"crypto/ed25519"
 
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/site"
-	"github.com/embassy-dev/embassy/vault"
 )
 
 // The node descriptor makes the sites the source of truth for the node
@@ -400,7 +400,7 @@ type RecoverReport struct {
 	// configuration (the starting site first when it is not in it).
 	Sites []DescriptorSeen `json:"sites"`
 	// Rebuild is the index rebuild.
-	Rebuild vault.RebuildStats `json:"rebuild"`
+	Rebuild housekeeping.RebuildStats `json:"rebuild"`
 	// SiteStates is the state of each site of the recovered node: a site
 	// whose marker names another node or site is unavailable.
 	SiteStates []SiteState `json:"site_states"`

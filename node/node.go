@@ -16,6 +16,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/label"
@@ -54,13 +55,13 @@ type Node struct {
 	gens  map[string]uint64 // generation of each node file, as verified or last written
 
 	// Restored names the node files replaced by the sites' copies
-	// (OpenOptions.RestoreFromSites); SetAside maps each to where the
+	// (OpenOptions.Restore); SetAside maps each to where the
 	// local file that did not verify was kept.
 	Restored []string
 	SetAside map[string]string
 
 	// LastRebuild reports the index rebuild done on opening, if any.
-	LastRebuild vault.RebuildStats
+	LastRebuild housekeeping.RebuildStats
 
 	descMu     sync.Mutex // serialises descriptor publishing
 	descGen    uint64     // newest descriptor generation published or adopted
@@ -71,12 +72,16 @@ type Node struct {
 type OpenOptions struct {
 	// Logger defaults to one built from the configuration, on stderr.
 	Logger *slog.Logger
-	// RestoreFromSites: at unseal, node files that do not verify are
-	// replaced by the copies in the newest descriptor on the sites, and
-	// the local ones kept beside them as NAME.rejected-TIME ('embassy
-	// config restore', 'embassy config edit').
-	RestoreFromSites bool
+	// Restore names node files (ConfigFile, CustodyFile, RequestsFile,
+	// custody.IdentityFile) that, if they do not verify at unseal, are
+	// replaced by the copies in the newest descriptor on the sites, the
+	// local ones kept beside them as NAME.rejected-TIME ('embassy config
+	// restore' names all, 'embassy config edit' node.yaml).
+	Restore []string
 }
+
+// NodeFiles are the files OpenOptions.Restore can name.
+var NodeFiles = []string{ConfigFile, CustodyFile, RequestsFile, custody.IdentityFile}
 
 // InitOptions configures a new node.
 type InitOptions struct {
@@ -345,7 +350,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	}
 	if incomplete || (n.Index.Fresh() && n.sitesHoldManifests()) {
 		n.Log.Warn("the index is new but the sites hold manifests: rebuilding it from the sites")
-		st, err := n.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil)
+		st, err := n.Keeper().RebuildIndex(context.Background(), nil)
 		if err != nil {
 			return fmt.Errorf("rebuild a new index: %w", err)
 		}
@@ -444,6 +449,11 @@ func (n *Node) rebuildEngine() error {
 	if err != nil {
 		return err
 	}
+	if n.Engine != nil {
+		// The old engine's pending write of commit generations goes to
+		// the sites it knew, now.
+		n.Engine.Close(context.Background())
+	}
 	n.Engine = e
 	return nil
 }
@@ -466,6 +476,9 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 func (n *Node) Close() error {
 	if n.Index == nil {
 		return nil
+	}
+	if n.Engine != nil {
+		n.Engine.Close(context.Background())
 	}
 	return n.Index.Close()
 }

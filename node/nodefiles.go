@@ -210,3 +210,38 @@ func (n *Node) loadVerified(name string) (*nodeFile, error) {
 // file is restored ('embassy config restore') or re-authenticated with
 // 'embassy config edit'.
 var ErrNodeFile = errors.New("node file does not verify")
+
+// ConfigCheck says how far node.yaml could be checked without unsealing.
+type ConfigCheck int
+
+const (
+	// ConfigUnverified: the root key is split among custodians, so
+	// node.yaml was read as it is.
+	ConfigUnverified ConfigCheck = iota
+	// ConfigVerified: the authenticator verifies under the local root key
+	// file (the file is not compared with the sites).
+	ConfigVerified
+	// ConfigBad: it does not verify under the local root key file.
+	ConfigBad
+)
+
+// CheckConfigFile checks node.yaml in dir as far as a command without the
+// custodians' shares can: under the local root key file if the node has
+// one.
+func CheckConfigFile(dir string) (ConfigCheck, error) {
+	if _, err := os.Stat(filepath.Join(dir, CustodyFile)); err == nil {
+		return ConfigUnverified, nil
+	}
+	keys, err := localKeys(dir)
+	if err != nil {
+		return ConfigUnverified, err
+	}
+	f, err := readNodeFile(dir, ConfigFile)
+	if err != nil || f == nil {
+		return ConfigBad, err
+	}
+	if _, err := f.verify(keys); err != nil {
+		return ConfigBad, nil
+	}
+	return ConfigVerified, nil
+}

@@ -9,11 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
-	"github.com/embassy-dev/embassy/vault"
 )
+
+// Keeper returns the node's housekeeping (scrub, repair, garbage
+// collection, drills, index rebuilds) over its current engine.
+func (n *Node) Keeper() *housekeeping.Keeper { return housekeeping.New(n.Engine, n.Log) }
 
 // SelectSites resolves a selector ("site=ID", "provider=NAME",
 // "jurisdiction=CODE", "control=CODE", comma-separated) to site ids.
@@ -22,7 +26,7 @@ func (n *Node) SelectSites(spec string) ([]string, error) {
 	for _, s := range n.Config.Sites {
 		descs = append(descs, s.Descriptor)
 	}
-	m, err := vault.LostSites(spec, descs)
+	m, err := housekeeping.LostSites(spec, descs)
 	if err != nil {
 		return nil, err
 	}
@@ -41,16 +45,16 @@ var ErrDrainBlocked = errors.New("drain refused")
 
 // DrainReport is a drain's outcome.
 type DrainReport struct {
-	Sites     []string          `json:"sites"`
-	Scrub     vault.ScrubReport `json:"scrub"`
-	Remaining map[string]int    `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
+	Sites     []string                 `json:"sites"`
+	Scrub     housekeeping.ScrubReport `json:"scrub"`
+	Remaining map[string]int           `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
 }
 
 // Drain moves every shard off the sites: they are marked draining (new
 // writes avoid them), then a repairing scrub moves their shards, each
 // version switching to a conforming placement in one step. It is
 // resumable: run it again after a crash and it carries on.
-func (n *Node) Drain(ctx context.Context, ids []string, progress func(vault.ScrubReport)) (DrainReport, error) {
+func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
 	rep := DrainReport{Sites: ids}
 	drain := map[string]bool{}
 	for _, id := range ids {
@@ -108,7 +112,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(vault.Scru
 		all = append(all, id)
 	}
 	n.Engine.SetDraining(all)
-	rep.Scrub, err = n.Engine.Scrub(ctx, vault.ScrubOptions{Repair: true, Progress: progress})
+	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, Grace: n.Config.Scrub.GraceOr()})
 	if err != nil {
 		return rep, err
 	}
@@ -161,7 +165,7 @@ func (n *Node) runScrubs(ctx context.Context) {
 		if n.Ready() != nil {
 			continue
 		}
-		rep, err := n.Engine.Scrub(ctx, vault.ScrubOptions{Repair: !n.Config.Scrub.ReportOnly, Rate: rate})
+		rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: !n.Config.Scrub.ReportOnly, Rate: rate, Grace: n.Config.Scrub.GraceOr()})
 		if err != nil {
 			n.Log.Error("background scrub failed", "err", err)
 			continue

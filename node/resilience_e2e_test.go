@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/s3site"
@@ -183,11 +184,11 @@ func TestResilienceEndToEnd(t *testing.T) {
 					n.Engine.SetSiteDown(s.ID, time.Hour)
 				}
 			}
-			rep, err := n.Engine.Scrub(ctx, vault.ScrubOptions{Repair: true})
+			rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true})
 			if err != nil || len(rep.Unrepairable) > 0 || rep.Repaired == 0 {
 				t.Fatalf("repair after losing EST: %+v, %v", rep, err)
 			}
-			if rep, _ := n.Engine.Scrub(ctx, vault.ScrubOptions{}); rep.AtRisk != 0 {
+			if rep, _ := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{}); rep.AtRisk != 0 {
 				t.Fatalf("still at risk after repair: %+v", rep)
 			}
 			checkObjects(t, n, want)

@@ -15,6 +15,7 @@ import (
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/custody/shamir"
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -423,6 +424,12 @@ func TestRootKeyRotation(t *testing.T) {
 	want := fill(t, n)
 	oldKeyID := n.Keys.ManifestKeyID()
 	ctx := n.As(context.Background(), "admin")
+	// A delete marker is sealed and signed like any manifest: the rotation
+	// must rewrite it too (it once did not, and the marker failed
+	// verification under the new root).
+	if _, err := n.Engine.Delete(ctx, "registry", "gone", vault.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	id := pendingID(t, func() error { _, _, err := n.RotateRootKey(ctx); return err }())
 	cn.decide(t, id, "alice", true)
 	if n.Keys.ManifestKeyID() != oldKeyID {
@@ -436,6 +443,9 @@ func TestRootKeyRotation(t *testing.T) {
 		t.Fatal("root not rotated, or rotation left unfinished")
 	}
 	checkObjects(t, n, want)
+	if rep, err := n.Keeper().Scrub(context.Background(), housekeeping.ScrubOptions{}); err != nil || rep.Lost != 0 || len(rep.Errors) > 0 {
+		t.Fatalf("scrub after the rotation: %+v, %v", rep, err)
+	}
 	dir := r.Result[strings.Index(r.Result, "in ")+3:]
 	oldCarol := cn.share(t, "carol")
 	for _, name := range []string{"alice", "bob", "carol"} {
@@ -486,7 +496,7 @@ func TestRootKeyRotation(t *testing.T) {
 	checkObjects(t, n2, want)
 	// A rebuild from the sites alone needs only the newest root.
 	n2.Index.Reset(context.Background())
-	if _, err := n2.Engine.RebuildIndex(vault.AsSystem(context.Background()), nil); err != nil {
+	if _, err := n2.Keeper().RebuildIndex(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	checkObjects(t, n2, want)

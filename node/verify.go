@@ -304,10 +304,10 @@ func (n *Node) verifyNodeFiles(ctx context.Context) error {
 		}
 		reauth[name] = again
 	}
-	if len(problems) > 0 && n.opts.RestoreFromSites {
+	if len(problems) > 0 && len(n.opts.Restore) > 0 {
 		var left []FileProblem
 		for _, p := range problems {
-			if !restorable[p.File] {
+			if !restorable[p.File] || !slices.Contains(n.opts.Restore, p.File) {
 				left = append(left, p)
 				continue
 			}

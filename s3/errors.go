@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/s3/sigv4"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -137,6 +139,10 @@ func toAPI(err error) *apiError {
 		return errObjectLocked.with(err)
 	case errors.Is(err, vault.ErrIncomplete):
 		return newErr("IncompleteBody", http.StatusBadRequest, "You did not provide the number of bytes specified by the Content-Length HTTP header.").with(err)
+	case errors.Is(err, site.ErrFull):
+		// Named for the operator; the paths and system errors stay in the
+		// log. 507 is not retried by S3 clients, as a full disk should not be.
+		return &apiError{Code: "XEmbassyStorageFull", Status: http.StatusInsufficientStorage, Message: fullMessage(err), err: err}
 	case errors.Is(err, placement.ErrInfeasible):
 		return newErr("ServiceUnavailable", http.StatusServiceUnavailable, "Not enough sites are available to store the object under its vault's placement policy: "+err.Error()).with(err)
 	case errors.Is(err, vault.ErrUnreadable):
@@ -149,6 +155,18 @@ func toAPI(err error) *apiError {
 		return newErr("RequestTimeout", http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period.").with(err)
 	}
 	return errInternal.with(err)
+}
+
+// fullMessage names the sites that are full.
+func fullMessage(err error) string {
+	sfe, ok := errors.AsType[*vault.SiteFullError](err)
+	switch {
+	case !ok || len(sfe.Sites) == 0:
+		return "A storage site is full: the object could not be stored. An operator must free space there, add sites, or drain it."
+	case len(sfe.Sites) == 1:
+		return "Site " + sfe.Sites[0] + " is full: the object could not be stored. An operator must free space there, add sites, or drain it."
+	}
+	return "Sites " + strings.Join(sfe.Sites, ", ") + " are full: the object could not be stored. An operator must free space there, add sites, or drain them."
 }
 
 type errorDoc struct {

@@ -94,6 +94,12 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 // the engine adds a kind of blob.
 func TopDirs() []string { return []string{"s", "m", "node"} }
 
+// ErrFull means the site has no space left (a full disk, an exhausted
+// quota) for the blob being written; the write left nothing behind. The
+// caller should write to other sites if the placement policy allows, and
+// tell the operator which site is full: reads from it go on working.
+var ErrFull = errors.New("site: full")
+
 // ErrRetained means the blob is under a provider's retention (object lock)
 // and cannot be deleted before its date. The caller should leave it: it
 // will go when its retention has passed.

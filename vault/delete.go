@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
@@ -67,14 +68,15 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		return DeleteResult{}, err
 	}
 	exclude := map[string]bool{}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
 		sites, err := e.choose(v, id, exclude, nil)
 		if err != nil {
-			return DeleteResult{}, err
+			return DeleteResult{}, full.wrap(err)
 		}
 		copies := distinct(sites)
-		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies, Label: hides}
+		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies, Label: hides, Journaled: true}
 		env, err := manifest.Seal(m, e.k())
 		if err != nil {
 			return DeleteResult{}, err
@@ -82,13 +84,14 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		err = e.writeCopies(ctx, id, env, copies, nil)
 		var se *siteError
 		if errors.As(err, &se) && attempt < maxAttempts {
+			full.note(se)
 			exclude[se.site] = true
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 			e.Events.WriteRetries.Add(1)
 			continue
 		}
 		if err != nil {
-			return DeleteResult{}, err
+			return DeleteResult{}, full.wrap(err)
 		}
 		if _, err := e.commit(ctx, m, env, nil); err != nil {
 			return DeleteResult{}, err
@@ -161,18 +164,11 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: site %s holds a copy and does not answer (retry when it is back): %w", v.Name, key, m.Version, sid, err)
 		}
 	}
-	// The index is the commit point: once the version is gone from it,
-	// it is deleted; the copies and shards are then removed best-effort
-	// (a copy left by a crash here could reappear only in an index
-	// rebuild).
-	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
-		return DeleteResult{}, err
-	}
-	copies := map[string][]string{}
-	for _, sid := range sites {
-		copies[sid] = append(copies[sid], name)
-	}
-	e.cleanup(ctx, copies)
+	// The deletion record goes to every site holding a blob of the
+	// version before the delete commits: it is what lets garbage
+	// collection remove what a failed cleanup leaves, and what keeps a
+	// site restored from a backup from bringing the version back.
+	rec := evidence.Record{Kind: evidence.Delete, Version: m.Version, Revision: m.Revision}
 	shards := map[string][]string{}
 	for _, p := range m.Parts {
 		if p.Inline {
@@ -180,8 +176,24 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 		}
 		for i, sid := range p.Sites {
 			shards[sid] = append(shards[sid], manifest.ShardBlobName(p.Blob, i))
+			rec.Blobs = append(rec.Blobs, evidence.Blob{Name: manifest.ShardBlobName(p.Blob, i)})
 		}
 	}
+	if err := e.journal.Append(ctx, sites, rec); err != nil {
+		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: the deletion cannot be recorded on the sites holding it (retry when they answer): %w", v.Name, key, m.Version, err)
+	}
+	// The index is the commit point: once the version is gone from it,
+	// it is deleted; the copies and shards are then removed best-effort,
+	// and what is left is garbage by the record above.
+	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
+		return DeleteResult{}, err
+	}
+	e.noteCommit()
+	copies := map[string][]string{}
+	for _, sid := range sites {
+		copies[sid] = append(copies[sid], name)
+	}
+	e.cleanup(ctx, copies)
 	e.cleanup(ctx, shards)
 	return DeleteResult{VersionID: m.Version, DeleteMarker: m.DeleteMarker}, nil
 }

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -113,11 +114,15 @@ type Engine struct {
 	Events Events
 	labelState
 	approver Approver
+	journal  *evidence.Journal
+	gens     genState
+	genFlush sync.Mutex
 
 	mu       sync.RWMutex
 	sites    map[string]*Site
 	vaults   map[string]Vault
 	down     map[string]time.Time // site id -> until when it is avoided for writes
+	full     map[string]time.Time // site id -> until when it is avoided for having answered full
 	draining map[string]bool      // sites being emptied: avoided for writes, moved off by scrub
 }
 
@@ -146,7 +151,9 @@ func New(cfg Config) (*Engine, error) {
 		sites:  map[string]*Site{},
 		vaults: map[string]Vault{},
 		down:   map[string]time.Time{},
+		full:   map[string]time.Time{},
 	}
+	e.journal = evidence.NewJournal(cfg.NodeID, func() evidence.Keys { return e.k() }, e.siteStores, e.log)
 	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
 	e.approver = cfg.Approver
 	if e.labels != nil && (e.signer == nil || e.verifier == nil) {
@@ -264,6 +271,7 @@ func (e *Engine) SetSiteDown(id string, d time.Duration) {
 	defer e.mu.Unlock()
 	if d <= 0 {
 		delete(e.down, id)
+		delete(e.full, id)
 		return
 	}
 	e.down[id] = time.Now().Add(d)
@@ -271,6 +279,32 @@ func (e *Engine) SetSiteDown(id string, d time.Duration) {
 
 // siteDownFor is how long a site that failed a write is avoided.
 const siteDownFor = 30 * time.Second
+
+// avoid keeps a site that failed a write out of placement for a while,
+// remembering when it failed for want of space.
+func (e *Engine) avoid(se *siteError) {
+	e.SetSiteDown(se.site, siteDownFor)
+	if errors.Is(se.err, site.ErrFull) {
+		e.mu.Lock()
+		e.full[se.site] = time.Now().Add(siteDownFor)
+		e.mu.Unlock()
+	}
+}
+
+// fullNow lists the sites avoided now for having answered full.
+func (e *Engine) fullNow() fullSites {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	now := time.Now()
+	var out fullSites
+	for id, until := range e.full {
+		if now.Before(until) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // withLabel marks a policy as requiring accredited sites (see candidates).
 func withLabel(p placement.Policy) placement.Policy {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -223,13 +224,13 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 	if size >= 0 {
 		r = io.LimitReader(r, size+1)
 	}
-	wp, err := e.writePart(ctx, partSpec{vault: v, key: key, version: rec.Version, number: number, sites: sites, size: size}, r)
+	wp, err := e.writePart(ctx, partSpec{vault: v, key: key, version: rec.Version, upload: uploadID, number: number, sites: sites, size: size}, r)
 	if err != nil {
 		var se *siteError
 		if errors.As(err, &se) {
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 		}
-		return PartInfo{}, err
+		return PartInfo{}, fullSites(nil).wrap(err)
 	}
 	if etagFn != nil {
 		wp.ETag = etagFn()
@@ -240,13 +241,13 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 	now := time.Now()
 	data, err := json.Marshal(partRecord{Part: wp.Part, Modified: now.UnixNano()})
 	if err != nil {
-		e.cleanup(ctx, wp.blobs())
+		e.abandon(ctx, evidence.Record{Version: rec.Version, Upload: uploadID}, wp.blobs())
 		return PartInfo{}, err
 	}
 	prev, err := e.index.PutUploadPart(ctx, v.Name, uploadID, index.UploadPart{Number: number, Data: data})
 	if err != nil {
 		// Aborted or completed meanwhile: this part belongs to nothing.
-		e.cleanup(ctx, wp.blobs())
+		e.abandon(ctx, evidence.Record{Version: rec.Version, Upload: uploadID}, wp.blobs())
 		if errors.Is(err, index.ErrNotFound) {
 			return PartInfo{}, fmt.Errorf("%w: %s", ErrNoSuchUpload, uploadID)
 		}
@@ -255,7 +256,7 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 	if prev != nil {
 		var old partRecord
 		if json.Unmarshal(prev, &old) == nil {
-			e.cleanup(ctx, writtenPart{old.Part}.blobs())
+			e.abandon(ctx, evidence.Record{Version: rec.Version, Upload: uploadID}, writtenPart{old.Part}.blobs())
 		}
 	}
 	return PartInfo{Number: number, Size: wp.Size, ETag: wp.ETag, Modified: now.UTC()}, nil
@@ -426,7 +427,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	m := &manifest.Manifest{
 		Node: e.node, Vault: v.Name, Key: key, Version: rec.Version, Created: created,
 		Size: size, ETag: etag, ContentType: rec.ContentType, Meta: rec.Meta, Label: rec.Label, Lock: rec.Lock,
-		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts,
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts, Journaled: true,
 	}
 	if rec.Label != "" {
 		l, err := e.labelOf(rec.Label)
@@ -465,7 +466,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 			}
 		}
 	}
-	e.cleanup(ctx, unused)
+	e.endUpload(ctx, rec.Version, uploadID, unused)
 	return info, nil
 }
 
@@ -502,6 +503,18 @@ func (e *Engine) AbortUpload(ctx context.Context, vaultName, key, uploadID strin
 			blobs[s] = append(blobs[s], names...)
 		}
 	}
-	e.cleanup(ctx, blobs)
+	e.endUpload(ctx, manifest.ID{}, uploadID, blobs)
 	return nil
+}
+
+// endUpload records that an upload ended — completed as version (zero:
+// aborted) — so that parts of it no other record names are known to be
+// garbage, then abandons the parts it did not use.
+func (e *Engine) endUpload(ctx context.Context, version manifest.ID, uploadID string, unused map[string][]string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := e.journal.Append(rctx, nil, evidence.Record{Kind: evidence.UploadEnd, Version: version, Upload: uploadID}); err != nil {
+		e.log.WarnContext(ctx, "end of upload not recorded", "upload", uploadID, "err", err)
+	}
+	e.abandon(ctx, evidence.Record{Version: version, Upload: uploadID}, unused)
 }

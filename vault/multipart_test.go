@@ -86,14 +86,6 @@ func TestMultipartUpload(t *testing.T) {
 	if c := n.blobCount(); c != 3*6+len(distinctSites(n, "mp/object")) {
 		t.Fatalf("%d blobs on the sites, want %d", c, 3*6+len(distinctSites(n, "mp/object")))
 	}
-	// Survives an index rebuild like any object.
-	n.ix.Reset(ctx)
-	if _, err := n.e.RebuildIndex(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got := n.mustRead("mp/object"); !bytes.Equal(got, want) {
-		t.Fatal("multipart object differs after rebuild")
-	}
 }
 
 func distinctSites(n *testNode, key string) map[string]bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -66,6 +67,7 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		}
 	}
 	exclude := map[string]bool{}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		body := r
 		if o.Size >= 0 {
@@ -76,14 +78,15 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		info, err := e.put(ctx, v, key, body, o, exclude)
 		var se *siteError
 		if err == nil || !errors.As(err, &se) || attempt == maxAttempts || seeker == nil {
-			return info, err
+			return info, full.wrap(err)
 		}
 		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
-			return info, err
+			return info, full.wrap(err)
 		}
 		e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+		full.note(se)
 		exclude[se.site] = true
-		e.SetSiteDown(se.site, siteDownFor)
+		e.avoid(se)
 		e.Events.WriteRetries.Add(1)
 	}
 }
@@ -142,7 +145,7 @@ func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64
 	return &manifest.Manifest{
 		Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created,
 		ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
-		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v),
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Journaled: true,
 	}
 }
 
@@ -165,7 +168,8 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *lab
 	}
 	sites, err := placement.Choose(p, e.candidates(exclude, l), id[:])
 	if err != nil {
-		return nil, fmt.Errorf("vault %s: %w", v.Name, err)
+		// Sites avoided for being full are the likely reason: name them.
+		return nil, e.fullNow().wrap(fmt.Errorf("vault %s: %w", v.Name, err))
 	}
 	return sites, nil
 }
@@ -181,11 +185,12 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	var full fullSites
 	for attempt := 1; ; attempt++ {
 		id, created := e.newVersion(ctx, v.Name, key)
 		sites, err := e.choose(v, id, exclude, l)
 		if err != nil {
-			return ObjectInfo{}, err
+			return ObjectInfo{}, full.wrap(err)
 		}
 		dk, err := seal.NewDataKey()
 		if err != nil {
@@ -230,13 +235,14 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		var se *siteError
 		if errors.As(err, &se) && attempt < maxAttempts {
 			e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
+			full.note(se)
 			exclude[se.site] = true
-			e.SetSiteDown(se.site, siteDownFor)
+			e.avoid(se)
 			e.Events.WriteRetries.Add(1)
 			continue
 		}
 		if err != nil {
-			return ObjectInfo{}, err
+			return ObjectInfo{}, full.wrap(err)
 		}
 		return e.commit(ctx, m, env, nil)
 	}
@@ -250,8 +256,10 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
 		}
-		e.cleanup(ctx, blobs)
-		e.cleanup(ctx, shardBlobs)
+		for s, names := range shardBlobs {
+			blobs[s] = append(blobs[s], names...)
+		}
+		e.abandon(ctx, evidence.Record{Version: m.Version}, blobs)
 		return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
 	}
 	return infoOf(m), nil
@@ -269,10 +277,14 @@ func (e *Engine) recommit(ctx context.Context, m *manifest.Manifest, env []byte)
 }
 
 func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte) error {
-	return e.index.Put(ctx, index.Version{
+	err := e.index.Put(ctx, index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
 		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
 	})
+	if err == nil {
+		e.noteCommit()
+	}
+	return err
 }
 
 // writeCopies writes the manifest envelope (followed by tails[site], if
@@ -293,7 +305,7 @@ func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, si
 		}
 	}
 	if first != nil {
-		e.cleanup(ctx, written)
+		e.abandon(ctx, evidence.Record{Version: id}, written)
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
@@ -361,16 +373,16 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	}
 	m.Parts = []manifest.Part{part.Part}
 	if err := e.bindLabel(m, l); err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	env, err := manifest.Seal(m, e.k())
 	if err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	if err := e.writeCopies(ctx, id, env, manifestSites(m), nil); err != nil {
-		e.cleanup(ctx, shardBlobs)
+		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
 	return e.commit(ctx, m, env, shardBlobs)
@@ -381,6 +393,7 @@ type partSpec struct {
 	vault   Vault
 	key     string
 	version manifest.ID
+	upload  string // the multipart upload, for a part of one
 	number  int
 	sites   []string
 	size    int64          // -1 if unknown
@@ -431,6 +444,12 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	}
 	blob := manifest.NewID()
 	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	// The shard blobs do not describe themselves: say what they are for
+	// before writing them, so that the node can later show they belong to
+	// a write that never committed. Without the record they are kept.
+	if err := e.intent(ctx, ps.version, ps.upload, blob, ps.sites); err != nil {
+		e.log.WarnContext(ctx, "intent not recorded on every site; its blobs are kept if the write is abandoned", "version", ps.version, "err", err)
+	}
 	if ps.hasher == nil {
 		ps.hasher = blake3.New()
 	}
@@ -600,16 +619,16 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	// The first failure is the cause: a site's failure aborts the other
 	// sites' writes, whose errors then only echo it.
 	if cause := context.Cause(ctx); cause != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, cause
 	}
 	if err := errors.Join(putErrs...); err != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err
 	}
 	wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
 	if err != nil {
-		e.cleanup(ctx, part.blobs())
+		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err
 	}
 	part.Size, part.WrappedKey, part.Digest, part.KeyGen = total, wrapped, ps.hasher.Sum(nil), keyGen(v)

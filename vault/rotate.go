@@ -51,10 +51,8 @@ func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, pro
 				return st, err
 			}
 			st.Versions++
-			if iv.DeleteMarker {
-				st.Already++
-				continue
-			}
+			// Delete markers wrap no data key, but are sealed and signed
+			// like any manifest: a root rotation rewrites them too.
 			done, err := e.rewrap(ctx, iv, gen)
 			if err != nil {
 				return st, err
@@ -85,7 +83,7 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if err != nil {
 		return false, fmt.Errorf("%s/%s version %s: %w", iv.Vault, iv.Key, iv.ID, err)
 	}
-	current := m.KeyGen == gen && envelopeKeyID(iv.Envelope) == e.k().ManifestKeyID()
+	current := (m.KeyGen == gen || m.DeleteMarker) && envelopeKeyID(iv.Envelope) == e.k().ManifestKeyID()
 	for _, p := range m.Parts {
 		if p.KeyGen != 0 && p.KeyGen != gen {
 			current = false

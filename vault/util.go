@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +114,60 @@ type siteError struct {
 
 func (e *siteError) Error() string { return fmt.Sprintf("site %s: %v", e.site, e.err) }
 func (e *siteError) Unwrap() error { return e.err }
+
+// SiteFullError: a write failed after sites answered that they had no space
+// left (site.ErrFull), and the other sites could not take its shards.
+// Sites names the full ones; Err is what the write ended with. errors.Is
+// with site.ErrFull holds. The operator should free space on those sites,
+// add sites, or drain them.
+type SiteFullError struct {
+	Sites []string
+	Err   error
+}
+
+func (e *SiteFullError) Error() string {
+	return fmt.Sprintf("site %s full (no space left): %v", strings.Join(e.Sites, ", "), e.Err)
+}
+
+func (e *SiteFullError) Unwrap() []error { return []error{site.ErrFull, e.Err} }
+
+// fullSites collects, over the attempts of one write, the sites that
+// answered full, so that the error the write ends with names them.
+type fullSites []string
+
+func (f *fullSites) note(se *siteError) {
+	if errors.Is(se.err, site.ErrFull) && !slices.Contains(*f, se.site) {
+		*f = append(*f, se.site)
+	}
+}
+
+// wrap returns err as a *SiteFullError naming the full sites noted, and
+// any err itself names; err unchanged when no site was full.
+func (f fullSites) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	sites := slices.Clone(f)
+	add := func(s string) {
+		if !slices.Contains(sites, s) {
+			sites = append(sites, s)
+		}
+	}
+	inner := err
+	if sfe, ok := errors.AsType[*SiteFullError](err); ok {
+		for _, s := range sfe.Sites {
+			add(s)
+		}
+		inner = sfe.Err
+	} else if se, ok := errors.AsType[*siteError](err); ok && errors.Is(se.err, site.ErrFull) {
+		add(se.site)
+	}
+	if len(sites) == 0 {
+		return err
+	}
+	slices.Sort(sites)
+	return &SiteFullError{Sites: sites, Err: inner}
+}
 
 // cleanup deletes blobs best-effort, detached from the caller's
 // cancellation but bounded in time.

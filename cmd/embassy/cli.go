@@ -14,13 +14,20 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
 // open opens the node in a.dir, unsealing it offline with --unseal shares
 // when its root key is split among custodians.
 func (a *app) open(ctx context.Context) (*node.Node, error) {
-	n, err := node.Open(ctx, a.dir, node.NewLogger(node.LogConfig{Level: "warn"}, a.stderr))
+	return a.openWith(ctx, node.OpenOptions{})
+}
+
+// openWith is open with options.
+func (a *app) openWith(ctx context.Context, o node.OpenOptions) (*node.Node, error) {
+	o.Logger = node.NewLogger(node.LogConfig{Level: "warn"}, a.stderr)
+	n, err := node.OpenWith(ctx, a.dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +53,35 @@ func (a *app) open(ctx context.Context) (*node.Node, error) {
 		return nil, withHint(err, "this node's root key is split among custodians: pass --unseal SHARE:KEY for enough of them, or run 'embassy serve' and have them 'embassy unseal'")
 	}
 	return n, nil
+}
+
+// readConfig reads node.yaml for a command that only shows it. With
+// --unseal the node is opened, so what is shown is verified; without, the
+// file is checked as far as it can be without custodians
+// (node.CheckConfigFile) and a note on standard error says when what is
+// shown is unverified.
+func (a *app) readConfig(ctx context.Context) (*node.Config, error) {
+	if len(a.unseal) > 0 {
+		n, err := a.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer n.Close()
+		return n.Config, nil
+	}
+	c, err := node.LoadConfig(a.dir)
+	if err != nil {
+		return nil, notInit(err)
+	}
+	switch st, err := node.CheckConfigFile(a.dir); {
+	case err != nil:
+		fmt.Fprintf(a.stderr, "note: unverified: node.yaml could not be checked (%v)\n", err)
+	case st == node.ConfigUnverified:
+		fmt.Fprintln(a.stderr, "note: unverified: node.yaml was read without the root key, which custodians hold (give --unseal SHARE:KEY for enough of them to verify it)")
+	case st == node.ConfigBad:
+		fmt.Fprintln(a.stderr, "warning: node.yaml does not verify under this node's root key: what follows is not what the node runs with (see 'embassy config restore')")
+	}
+	return c, nil
 }
 
 // objectRef is an object version named on the command line, with the node
@@ -103,6 +139,8 @@ func explain(err error) error {
 		return withHint(err, "add sites in more jurisdictions or providers ('embassy site add'), or relax --survive / --erasure")
 	case errors.Is(err, vault.ErrApprovalRequired):
 		return withHint(err, "custodians approve with 'embassy approve ID --key CUSTODIAN.key' (list with 'embassy request ls')")
+	case errors.Is(err, site.ErrFull):
+		return withHint(err, "free space on the full sites, add sites ('embassy site add'), or drain them ('embassy site drain ID')")
 	case errors.Is(err, vault.ErrUnreadable):
 		return withHint(err, "too few sites hold intact shards; bring sites back online, then run the read again")
 	}

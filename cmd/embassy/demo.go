@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
@@ -50,16 +51,16 @@ const maxDemoMiB = 4096
 
 // demoReport is demo --json: what the walk-through did and found.
 type demoReport struct {
-	Dir           string            `json:"dir,omitempty"` // with --keep
-	Sites         []node.SiteConfig `json:"sites"`
-	Refused       string            `json:"refused_policy"` // why the infeasible policy was refused
-	Vault         node.VaultConfig  `json:"vault"`
-	Objects       []demoObject      `json:"objects"`
-	Plaintext     bool              `json:"plaintext_on_sites"`
-	Destroyed     []string          `json:"destroyed"` // sites, and the index
-	Rebuild       rebuildJSON       `json:"rebuild"`
-	Listed        int               `json:"listed"` // objects listed after the rebuild
-	ByteIdentical bool              `json:"byte_identical"`
+	Dir           string                    `json:"dir,omitempty"` // with --keep
+	Sites         []node.SiteConfig         `json:"sites"`
+	Refused       string                    `json:"refused_policy"` // why the infeasible policy was refused
+	Vault         node.VaultConfig          `json:"vault"`
+	Objects       []demoObject              `json:"objects"`
+	Plaintext     bool                      `json:"plaintext_on_sites"`
+	Destroyed     []string                  `json:"destroyed"` // sites, and the index
+	Rebuild       housekeeping.RebuildStats `json:"rebuild"`
+	Listed        int                       `json:"listed"` // objects listed after the rebuild
+	ByteIdentical bool                      `json:"byte_identical"`
 }
 
 type demoObject struct {
@@ -222,11 +223,11 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	}
 
 	step("6. Rebuild the index from the surviving sites alone")
-	st, err := n.Engine.RebuildIndex(ctx, nil)
+	st, err := n.Keeper().RebuildIndex(ctx, nil)
 	if err != nil {
 		return err
 	}
-	rep.Rebuild = toRebuildJSON(st)
+	rep.Rebuild = st
 	fmt.Fprintf(out, "found %d versions in %d manifest copies on the surviving sites\n", st.Versions, st.Manifests)
 	page, err := n.Engine.List(ctx, "registry", index.ListOptions{})
 	if err != nil {

@@ -285,6 +285,7 @@ func TestJSONOutputs(t *testing.T) {
 		t.Errorf("versions --json of nothing printed %s, want []", out)
 	}
 	step(jsonStep{d("index", "rebuild"), []string{"index rebuild"}, []string{"site_errors", "unreadable"}})
+	step(jsonStep{d("index", "adopt", "--all"), []string{"index adopt"}, []string{"adopted", "kept"}})
 	step(jsonStep{d("key", "rotate", "registry"), []string{"key rotate"}, nil})
 	step(jsonStep{d("key", "rotate-root"), []string{"key rotate-root", "key rotate"}, nil})
 	step(jsonStep{d("scrub"), []string{"scrub"}, []string{"unrepairable", "errors"}})

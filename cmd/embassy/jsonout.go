@@ -5,8 +5,6 @@ import (
 	"reflect"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/node"
-	"github.com/embassy-dev/embassy/vault"
 )
 
 // The --json forms follow one set of conventions (docs/cli.md,
@@ -85,56 +83,6 @@ func fillLists(v reflect.Value) {
 		}
 		v.Set(m)
 	}
-}
-
-// scrubJSON is a scrub report with its lists always present.
-type scrubJSON struct {
-	vault.ScrubReport
-	Unrepairable []string `json:"unrepairable"`
-	Errors       []string `json:"errors"`
-}
-
-func toScrubJSON(r vault.ScrubReport) scrubJSON {
-	return scrubJSON{ScrubReport: r, Unrepairable: r.Unrepairable, Errors: r.Errors}
-}
-
-// drainJSON is a drain report with its scrub report as scrub --json
-// prints it.
-type drainJSON struct {
-	node.DrainReport
-	Scrub scrubJSON `json:"scrub"`
-}
-
-// rebuildJSON is an index rebuild's statistics with every field present.
-type rebuildJSON struct {
-	vault.RebuildStats
-	SiteErrors   []string `json:"site_errors"`
-	Unreadable   []string `json:"unreadable"`
-	UnknownVault int      `json:"unknown_vault"`
-}
-
-func toRebuildJSON(st vault.RebuildStats) rebuildJSON {
-	return rebuildJSON{RebuildStats: st, SiteErrors: st.SiteErrors, Unreadable: st.Unreadable, UnknownVault: st.UnknownVault}
-}
-
-// drillJSON is a drill report with its lists always present.
-type drillJSON struct {
-	vault.DrillReport
-	Vaults        []drillVaultJSON `json:"vaults"`
-	PoliciesBroke []string         `json:"policies_violated"`
-}
-
-type drillVaultJSON struct {
-	vault.DrillVault
-	Lost []string `json:"lost"`
-}
-
-func toDrillJSON(r vault.DrillReport) drillJSON {
-	j := drillJSON{DrillReport: r, PoliciesBroke: r.PoliciesBroke}
-	for _, v := range r.Vaults {
-		j.Vaults = append(j.Vaults, drillVaultJSON{DrillVault: v, Lost: v.Lost})
-	}
-	return j
 }
 
 // principalJSON is a principal with its roles always present.

@@ -88,7 +88,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.AddCommand(
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
 		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
-		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false), a.identityCmd(),
+		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false), a.identityCmd(), a.configCmd(),
 		a.versionCmd(),
 	)
 	root.SetArgs(args)
@@ -97,6 +97,8 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		fmt.Fprintf(stderr, "embassy: error: %v\n", err)
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
+		} else if errors.Is(err, node.ErrNodeFile) {
+			fmt.Fprintf(stderr, "hint: see 'Node files that do not verify' in docs/operator-guide.md; on a node with custodians give 'config restore' and 'config edit' --unseal SHARE:KEY for enough of them\n")
 		} else if errors.Is(err, node.ErrNotInitialized) {
 			fmt.Fprintf(stderr, "hint: create a node with 'embassy init --nation EST --dir %s', or point --dir (EMBASSY_DIR) at one\n", a.dir)
 		}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -18,7 +20,8 @@ import (
 // would, so exit status, stdout and stderr are the real ones.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"embassy": embassyMain,
+		"embassy":         embassyMain,
+		"scripted-editor": scriptedEditor,
 	})
 }
 
@@ -29,6 +32,38 @@ func embassyMain() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
+		os.Exit(1)
+	}
+}
+
+// scriptedEditor stands in for a person at $EDITOR: "scripted-editor FILE"
+// replaces the first EDIT_OLD in FILE with EDIT_NEW (appends EDIT_NEW when
+// EDIT_OLD is empty); in both, a literal \n is a newline. It fails when
+// EDIT_OLD is not in the file, so a script cannot pass by editing nothing.
+func scriptedEditor() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: scripted-editor FILE")
+		os.Exit(2)
+	}
+	b, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	unescape := func(s string) string { return strings.ReplaceAll(s, `\n`, "\n") }
+	old, repl := unescape(os.Getenv("EDIT_OLD")), unescape(os.Getenv("EDIT_NEW"))
+	s := string(b)
+	switch {
+	case old == "":
+		s += repl
+	case !strings.Contains(s, old):
+		fmt.Fprintf(os.Stderr, "scripted-editor: %q is not in %s\n", old, os.Args[1])
+		os.Exit(1)
+	default:
+		s = strings.Replace(s, old, repl, 1)
+	}
+	if err := os.WriteFile(os.Args[1], []byte(s), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
@@ -445,26 +446,91 @@ func (a *app) indexCmd() *cobra.Command {
 			}
 			defer n.Close()
 			update, finish := a.versionCounter("rebuild")
-			st, err := n.Engine.RebuildIndex(n.As(cmd.Context(), a.principal), update)
+			st, err := n.Keeper().RebuildIndex(n.As(cmd.Context(), a.principal), update)
 			finish()
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printJSON(toRebuildJSON(st))
+				return a.printJSON(st)
 			}
-			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
-			for _, e := range st.SiteErrors {
-				fmt.Fprintf(a.stdout, "  site not listed: %s\n", e)
-			}
-			if st.Corrupt > 0 {
-				fmt.Fprintf(a.stdout, "  %d manifest copies failed verification (other copies were used)\n", st.Corrupt)
-			}
-			for _, u := range st.Unreadable {
-				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", u)
-			}
+			printRebuild(a, st)
 			return nil
 		},
 	})
+	c.AddCommand(a.indexAdoptCmd())
+	return c
+}
+
+func printRebuild(a *app, st housekeeping.RebuildStats) {
+	fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
+	for _, e := range st.SiteErrors {
+		fmt.Fprintf(a.stdout, "  site not listed: %s\n", e)
+	}
+	if st.Corrupt > 0 {
+		fmt.Fprintf(a.stdout, "  %d manifest copies failed verification (other copies were used)\n", st.Corrupt)
+	}
+	if st.Kept > 0 {
+		fmt.Fprintf(a.stdout, "  %d versions kept from the index: no copy on the sites verifies; 'embassy scrub --repair' rewrites them\n", st.Kept)
+	}
+	if st.Deleted > 0 {
+		fmt.Fprintf(a.stdout, "  %d versions found on the sites were deleted by the node's records and stay deleted\n", st.Deleted)
+	}
+	for _, u := range st.Unreadable {
+		fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", safeText(u))
+	}
+	if st.Unrestored > len(st.Unreadable) {
+		fmt.Fprintf(a.stdout, "  NOT RESTORED: … and %d more\n", st.Unrestored-len(st.Unreadable))
+	}
+}
+
+func (a *app) indexAdoptCmd() *cobra.Command {
+	var all bool
+	var vaultName string
+	c := &cobra.Command{
+		Use:   "adopt (VERSION-ID... | --all) [--vault NAME]",
+		Short: "Take versions found on the sites but not in the index into the index",
+		Long: `Take into the index versions whose manifests are on the sites but that the
+index does not hold, and that garbage collection reported and kept rather than
+adopted: typically versions written before the node recorded deletions, which
+might be the remains of a version deleted then. Adopt them when they should be
+there. Versions the node recorded as deleted are never adopted; versions with
+fewer than k shards in some part are kept and reported, not adopted.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !all && len(args) == 0 {
+				return withHint(fmt.Errorf("name the versions to adopt, or --all"), "'embassy scrub --repair' lists the unindexed versions")
+			}
+			o := housekeeping.AdoptOptions{Vault: vaultName}
+			for _, s := range args {
+				id, err := manifest.ParseID(s)
+				if err != nil {
+					return err
+				}
+				o.Versions = append(o.Versions, id)
+			}
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			rep, err := n.Keeper().Adopt(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(rep)
+			}
+			for _, s := range rep.Adopted {
+				fmt.Fprintf(a.stdout, "adopted %s\n", safeText(s))
+			}
+			for _, s := range rep.Kept {
+				fmt.Fprintf(a.stdout, "kept, not adopted: %s\n", safeText(s))
+			}
+			fmt.Fprintf(a.stdout, "%d adopted, %d kept\n", len(rep.Adopted), len(rep.Kept))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&all, "all", false, "every version on the sites that the index does not hold")
+	c.Flags().StringVar(&vaultName, "vault", "", "only versions of this vault")
 	return c
 }

@@ -251,9 +251,9 @@ func (a *app) principalCmd() *cobra.Command {
 		Short: "List principals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := node.LoadConfig(a.dir)
+			c, err := a.readConfig(cmd.Context())
 			if err != nil {
-				return notInit(err)
+				return err
 			}
 			if a.json {
 				ps := []principalJSON{}

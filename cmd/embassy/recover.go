@@ -90,7 +90,7 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			}
 			defer n.Close()
 			if a.json {
-				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": toRebuildJSON(rep.Rebuild), "sites": rep.SiteStates})
+				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates})
 			}
 			st := rep.Rebuild
 			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))

@@ -8,27 +8,67 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/node"
-	"github.com/embassy-dev/embassy/vault"
 )
 
 // versionProgress draws progress over the node's versions.
-func (a *app) versionProgress(ctx context.Context, n *node.Node, label string) (*progress, func(vault.ScrubReport)) {
+func (a *app) versionProgress(ctx context.Context, n *node.Node, label string) (*progress, func(housekeeping.ScrubReport)) {
 	st, _ := n.Index.Stats(ctx)
 	p := a.startProgress(&progress{label: label, total: st.Versions, count: true, start: time.Now()})
-	return p, func(r vault.ScrubReport) { p.set(int64(r.Versions)) }
+	return p, func(r housekeeping.ScrubReport) { p.set(int64(r.Versions)) }
 }
 
-func printScrub(a *app, r vault.ScrubReport) {
+func printScrub(a *app, r housekeeping.ScrubReport) {
 	fmt.Fprintf(a.stdout, "scrubbed %d versions (%s) in %.1fs, read %s\n", r.Versions, human(r.Bytes), r.DurationSeconds, human(r.BytesRead))
-	fmt.Fprintf(a.stdout, "  corrupt shards %d, missing shards %d, misplaced shards %d, missing manifest copies %d\n", r.CorruptShards, r.MissingShards, r.MisplacedShards, r.MissingCopies)
-	fmt.Fprintf(a.stdout, "  at risk %d, repaired %d (%s written, %d shards moved), still at risk %d, orphan blobs removed %d\n", r.AtRisk, r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk, r.OrphansRemoved)
+	fmt.Fprintf(a.stdout, "  shards: corrupt %d, missing %d, misplaced %d; manifest copies: missing %d, damaged %d, stale %d\n", r.CorruptShards, r.MissingShards, r.MisplacedShards, r.MissingCopies, r.DamagedCopies, r.StaleCopies)
+	fmt.Fprintf(a.stdout, "  degraded %d (readable, repairable), lost %d (unreadable)\n", r.Degraded, r.Lost)
+	fmt.Fprintf(a.stdout, "  repaired %d (%s written, %d shards moved), still at risk %d\n", r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk)
+	for _, l := range r.LostVersions {
+		fmt.Fprintf(a.stdout, "  LOST: %s\n", safeText(l))
+	}
+	if r.Lost > len(r.LostVersions) {
+		fmt.Fprintf(a.stdout, "  LOST: … and %d more\n", r.Lost-len(r.LostVersions))
+	}
 	for _, u := range r.Unrepairable {
-		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: %s\n", u)
+		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: %s\n", safeText(u))
+	}
+	if c := r.Collection; c != nil {
+		if c.Refused != "" {
+			fmt.Fprintf(a.stdout, "  garbage collection REFUSED: %s\n", c.Refused)
+		} else {
+			fmt.Fprintf(a.stdout, "  garbage collection: removed %d blobs under the node's records, %d abandoned writes recorded, %d versions adopted into the index, %d kept unindexed\n", c.Removed, c.Abandoned, c.Adopted, c.Unindexed)
+			if c.Legacy > 0 {
+				fmt.Fprintf(a.stdout, "  %d of them were written before deletions were recorded: take each in with 'embassy index adopt' if it should be there\n", c.Legacy)
+			}
+			for _, u := range c.UnindexedVersions {
+				fmt.Fprintf(a.stdout, "  unindexed: %s\n", safeText(u))
+			}
+		}
+		for _, s := range c.SkippedSites {
+			fmt.Fprintf(a.stdout, "  not collected on site %s\n", s)
+		}
+		for _, e := range c.Errors {
+			fmt.Fprintf(a.stdout, "  collection error: %s\n", e)
+		}
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintf(a.stdout, "  error: %s\n", e)
+		fmt.Fprintf(a.stdout, "  error: %s\n", safeText(e))
 	}
+}
+
+// scrubFailure is the error a scrub ends with: something is lost, could
+// not be repaired, or (repairing) garbage collection was refused.
+func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
+	switch {
+	case r.Lost > 0:
+		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), "bring back unreachable or unmounted sites, then scrub again; the versions are named above")
+	case repair && len(r.Unrepairable) > 0:
+		return withHint(fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable)), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
+	case repair && r.Collection != nil && r.Collection.Refused != "":
+		return withHint(fmt.Errorf("garbage collection refused: %s", r.Collection.Refused), "run 'embassy index rebuild', then 'embassy scrub --repair' again")
+	}
+	return nil
 }
 
 func (a *app) scrubCmd() *cobra.Command {
@@ -50,7 +90,7 @@ running node does this in the background (scrub.interval in node.yaml).`,
 				return err
 			}
 			defer n.Close()
-			o := vault.ScrubOptions{Repair: repair, Vaults: vaults}
+			o := housekeeping.ScrubOptions{Repair: repair, Vaults: vaults, Grace: n.Config.Scrub.GraceOr()}
 			if rate != "" {
 				r, err := node.ParseSize(rate)
 				if err != nil {
@@ -60,28 +100,22 @@ running node does this in the background (scrub.interval in node.yaml).`,
 			}
 			p, f := a.versionProgress(cmd.Context(), n, "scrub")
 			o.Progress = f
-			r, err := n.Engine.Scrub(cmd.Context(), o)
+			r, err := n.Keeper().Scrub(cmd.Context(), o)
 			p.finish()
 			if err != nil {
 				return err
 			}
 			if a.json {
-				if err := a.printJSON(toScrubJSON(r)); err != nil {
+				if err := a.printJSON(r); err != nil {
 					return err
 				}
-				if repair && len(r.Unrepairable) > 0 {
-					return fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable))
-				}
-				return nil
+				return scrubFailure(r, repair)
 			}
 			printScrub(a, r)
-			if r.RemainingAtRisk > 0 && !repair {
+			if r.Degraded > 0 && !repair {
 				fmt.Fprintln(a.stdout, "run 'embassy scrub --repair' to restore full redundancy")
 			}
-			if repair && len(r.Unrepairable) > 0 {
-				return withHint(fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable)), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
-			}
-			return nil
+			return scrubFailure(r, repair)
 		},
 	}
 	c.Flags().BoolVar(&repair, "repair", false, "rebuild and move shards as needed")
@@ -132,7 +166,7 @@ again after an interruption. Afterwards the site can be removed.`,
 				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
 			}
 			if a.json {
-				if err := a.printJSON(drainJSON{DrainReport: rep, Scrub: toScrubJSON(rep.Scrub)}); err != nil {
+				if err := a.printJSON(rep); err != nil {
 					return err
 				}
 				if n := len(rep.Scrub.Unrepairable); n > 0 {
@@ -193,13 +227,13 @@ be kept on the surviving sites.`,
 				lost[id] = true
 			}
 			update, finish := a.versionCounter("drill")
-			rep, err := n.Engine.Drill(cmd.Context(), vault.DrillOptions{Lost: lost, Sample: sample, Vaults: vaults, Progress: update})
+			rep, err := n.Keeper().Drill(cmd.Context(), housekeeping.DrillOptions{Lost: lost, Sample: sample, Vaults: vaults, Progress: update})
 			finish()
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printJSON(toDrillJSON(rep))
+				return a.printJSON(rep)
 			}
 			fmt.Fprintf(a.stdout, "drill: lose %s (sites %s)\n\n", lose, strings.Join(rep.LostSites, ", "))
 			w := a.table()

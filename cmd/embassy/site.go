@@ -102,9 +102,9 @@ custodians) the markers' signatures are not checked, and the listing says
 so. The node need not be stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := node.LoadConfig(a.dir)
+			c, err := a.readConfig(cmd.Context())
 			if err != nil {
-				return notInit(err)
+				return err
 			}
 			states, err := node.InspectSites(cmd.Context(), a.dir, 10*time.Second)
 			if err != nil {

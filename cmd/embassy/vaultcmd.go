@@ -75,9 +75,9 @@ func (a *app) vaultLsCmd() *cobra.Command {
 		Short: "List vaults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := node.LoadConfig(a.dir)
+			c, err := a.readConfig(cmd.Context())
 			if err != nil {
-				return notInit(err)
+				return err
 			}
 			if a.json {
 				return a.printJSON(nonNil(c.Vaults))

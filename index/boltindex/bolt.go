@@ -36,7 +36,8 @@ var (
 	keyFormat      = []byte("format")
 )
 
-const format = 2
+// format 3: ids values carry the key after the inverted time.
+const format = 3
 
 // Index is a bbolt-backed index.Index.
 type Index struct {
@@ -291,11 +292,16 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 	if err != nil {
 		return err
 	}
+	if err := bumpGeneration(tx, v.Vault); err != nil {
+		return err
+	}
 	vk := versionKey(v.Key, v.Created, v.ID)
 	if err := b.versions.Put(vk, encode(v, true)); err != nil {
 		return err
 	}
-	if err := b.ids.Put(v.ID[:], vk[len(v.Key)+1:len(v.Key)+9]); err != nil {
+	// ids: inverted time, then the key, so that a version can be found by
+	// id alone (Lookup).
+	if err := b.ids.Put(v.ID[:], append(bytes.Clone(vk[len(v.Key)+1:len(v.Key)+9]), v.Key...)); err != nil {
 		return err
 	}
 	if cur := b.latest.Get([]byte(v.Key)); cur != nil {
@@ -340,9 +346,10 @@ func (ix *Index) Get(ctx context.Context, vault, key string, id manifest.ID) (in
 			return notFound(vault, key)
 		}
 		inv := b.ids.Get(id[:])
-		if inv == nil {
+		if len(inv) < 8 {
 			return notFound(vault, key)
 		}
+		inv = inv[:8]
 		vk := append(append(append([]byte(key), 0), inv...), id[:]...)
 		rec := b.versions.Get(vk)
 		if rec == nil {
@@ -391,14 +398,18 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 			return nil
 		}
 		inv := b.ids.Get(id[:])
-		if inv == nil {
+		if len(inv) < 8 {
 			return nil
 		}
+		inv = inv[:8]
 		vk := append(append(append([]byte(key), 0), inv...), id[:]...)
 		if err := b.versions.Delete(vk); err != nil {
 			return err
 		}
 		if err := b.ids.Delete(id[:]); err != nil {
+			return err
+		}
+		if err := bumpGeneration(tx, vault); err != nil {
 			return err
 		}
 		cur := b.latest.Get([]byte(key))
@@ -526,6 +537,11 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			k, val = c.Seek(append([]byte(o.KeyMarker), 1))
 		default:
 			inv := b.ids.Get(o.VersionMarker[:])
+			if len(inv) >= 8 {
+				inv = inv[:8]
+			} else {
+				inv = nil
+			}
 			if inv == nil {
 				return fmt.Errorf("version marker %s: no such version", o.VersionMarker)
 			}

@@ -263,8 +263,10 @@ func setDirect(f *os.File, on bool) error {
 	return err
 }
 
-// Put implements site.Site.
+// Put implements site.Site. A write that runs out of space (ENOSPC, or
+// EDQUOT for a quota) fails with an error wrapping site.ErrFull.
 func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
+	defer func() { err = markFull(err) }()
 	dst, err := s.path(name)
 	if err != nil {
 		return err
@@ -352,6 +354,15 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		return fmt.Errorf("dir site: put %s: sync directory: %w", name, err)
 	}
 	return nil
+}
+
+// markFull wraps site.ErrFull around an error that says the filesystem
+// has no space left.
+func markFull(err error) error {
+	if err != nil && !errors.Is(err, site.ErrFull) && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) {
+		return fmt.Errorf("%w: %w", site.ErrFull, err)
+	}
+	return err
 }
 
 // mkdirs creates dir and its missing parents below the top directories,

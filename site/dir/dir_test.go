@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/sitetest"
 )
@@ -324,5 +326,22 @@ func TestMakeTopDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal("MakeTopDirs recreated a vanished root")
+	}
+}
+
+// A write that runs out of space says the site is full.
+func TestNoSpaceIsFull(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		full bool
+	}{
+		{&os.PathError{Op: "write", Path: "/srv/x", Err: unix.ENOSPC}, true},
+		{fmt.Errorf("dir site: put x: %w", &os.PathError{Op: "write", Path: "/srv/x", Err: unix.EDQUOT}), true},
+		{&os.PathError{Op: "write", Path: "/srv/x", Err: unix.EIO}, false},
+		{nil, false},
+	} {
+		if got := errors.Is(markFull(tc.err), site.ErrFull); got != tc.full {
+			t.Errorf("markFull(%v) is full: %v, want %v", tc.err, got, tc.full)
+		}
 	}
 }

@@ -19,8 +19,9 @@ import (
 type Config struct {
 	// Down makes every operation fail with site.ErrUnavailable.
 	Down bool
-	// PutErr, GetErr fail puts or gets with this error.
-	PutErr, GetErr error
+	// PutErr, GetErr, DeleteErr fail puts, gets or deletes with this
+	// error.
+	PutErr, GetErr, DeleteErr error
 	// FailPutAfter, if > 0, fails a put with ErrInjected after this many
 	// bytes were read from its reader (a site dying mid-write).
 	FailPutAfter int64
@@ -166,8 +167,12 @@ func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 
 // Delete implements site.Site.
 func (s *Site) Delete(ctx context.Context, name string) error {
-	if _, err := s.config(ctx); err != nil {
+	c, err := s.config(ctx)
+	if err != nil {
 		return err
+	}
+	if c.DeleteErr != nil {
+		return c.DeleteErr
 	}
 	return s.inner.Delete(ctx, name)
 }

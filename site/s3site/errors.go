@@ -56,6 +56,8 @@ func (s *Site) fail(ctx context.Context, what string, err error) error {
 		switch {
 		case er.Code == "NoSuchKey" || er.Code == "NoSuchVersion":
 			return fmt.Errorf("s3 site %s: %s: %w", s.where, what, site.ErrNotFound)
+		case er.StatusCode == http.StatusInsufficientStorage || fullCodes[er.Code]:
+			return fmt.Errorf("s3 site %s: %s: %s: %w (%s): %w", s.where, what, er.Code, er, detail, site.ErrFull)
 		case er.Code == "NoSuchBucket":
 			return fmt.Errorf("s3 site %s: %s: bucket %s does not exist (%s): %w", s.where, what, s.cfg.Bucket, detail, site.ErrUnavailable)
 		case er.StatusCode >= 500 || er.StatusCode == http.StatusMovedPermanently || unavailableCodes[er.Code]:
@@ -68,6 +70,10 @@ func (s *Site) fail(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("s3 site %s: %s: %w", s.where, what, err)
 }
+
+// fullCodes are the error codes with which S3 providers say they have no
+// space left for a write (MinIO's XMinioStorageFull comes with 507).
+var fullCodes = map[string]bool{"XMinioStorageFull": true, "XEmbassyStorageFull": true, "QuotaExceeded": true}
 
 // isNetwork reports whether err is a failure to reach the provider or a
 // connection lost mid-request.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/embassy-dev/embassy/site"
 )
 
@@ -142,4 +144,27 @@ func FuzzBlobName(f *testing.F) {
 			t.Fatalf("key(blobName(%q)) = %q, %v", key, k, err)
 		}
 	})
+}
+
+// A provider that says it has no space left is full, not unavailable: its
+// blobs can still be read, and the operator is told which site is full.
+func TestFullProvider(t *testing.T) {
+	s := &Site{where: "lux-s3"}
+	for _, tc := range []struct {
+		name       string
+		er         minio.ErrorResponse
+		full, down bool
+	}{
+		{"MinIO storage full", minio.ErrorResponse{StatusCode: 507, Code: "XMinioStorageFull"}, true, false},
+		{"507 with another code", minio.ErrorResponse{StatusCode: 507, Code: "InsufficientStorage"}, true, false},
+		{"Ceph quota", minio.ErrorResponse{StatusCode: 403, Code: "QuotaExceeded"}, true, false},
+		{"server error", minio.ErrorResponse{StatusCode: 500, Code: "InternalError"}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.fail(t.Context(), "put x", tc.er)
+			if errors.Is(err, site.ErrFull) != tc.full || errors.Is(err, site.ErrUnavailable) != tc.down {
+				t.Errorf("%v: full %v, unavailable %v; want %v, %v", err, errors.Is(err, site.ErrFull), errors.Is(err, site.ErrUnavailable), tc.full, tc.down)
+			}
+		})
+	}
 }

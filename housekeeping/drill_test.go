@@ -1,7 +1,8 @@
-package vault
+package housekeeping
 
 import (
 	"fmt"
+	"github.com/embassy-dev/embassy/vault"
 	"strings"
 	"testing"
 
@@ -15,12 +16,12 @@ func TestDrill(t *testing.T) {
 	want := n.fillSizes("d")
 	// A deliberately under-protected vault: 5+1 with no survivability
 	// demanded, so losing a jurisdiction loses objects.
-	if err := n.e.SetVault(Vault{Name: "fragile", Owner: "EST", StripeSize: testStripe, Policy: placement.Policy{K: 5, M: 1}}); err != nil {
+	if err := n.e.SetVault(vault.Vault{Name: "fragile", Owner: "EST", StripeSize: testStripe, Policy: placement.Policy{K: 5, M: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
 		key := fmt.Sprintf("f/%d", i)
-		if _, err := n.e.Put(ctx, "fragile", key, strings.NewReader(strings.Repeat("x", 3*testStripe)), PutOptions{Size: 3 * testStripe}); err != nil {
+		if _, err := n.e.Put(ctx, "fragile", key, strings.NewReader(strings.Repeat("x", 3*testStripe)), vault.PutOptions{Size: 3 * testStripe}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -32,7 +33,7 @@ func TestDrill(t *testing.T) {
 	if err != nil || len(lost) != 2 {
 		t.Fatalf("LostSites = %v, %v", lost, err)
 	}
-	rep, err := n.e.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"registry"}})
+	rep, err := n.k.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"registry"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +42,13 @@ func TestDrill(t *testing.T) {
 		// (survive a jurisdiction) can no longer be kept on them.
 		t.Fatalf("conforming vault drill: %+v", rep)
 	}
-	rep, err = n.e.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"fragile"}})
+	rep, err = n.k.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"fragile"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lostKeys := 0
 	for i := range 20 {
-		locs, _ := n.e.Locate(AsSystem(ctx), "fragile", fmt.Sprintf("f/%d", i), [16]byte{})
+		locs, _ := n.e.Locate(vault.AsSystem(ctx), "fragile", fmt.Sprintf("f/%d", i), [16]byte{})
 		gone := 0
 		for _, l := range locs {
 			if lost[l.Site] {
@@ -65,7 +66,7 @@ func TestDrill(t *testing.T) {
 		t.Fatalf("drill reports %d lost objects, placement says %d: %+v", rep.RPOObjects, lostKeys, rep)
 	}
 	// Sampling judges unread versions by placement: same answer.
-	srep, err := n.e.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"fragile"}, Sample: 5})
+	srep, err := n.k.Drill(ctx, DrillOptions{Lost: lost, Vaults: []string{"fragile"}, Sample: 5})
 	if err != nil || srep.RPOObjects != lostKeys || srep.Read != 5 {
 		t.Fatalf("sampled drill: %+v, %v", srep, err)
 	}

@@ -1,11 +1,15 @@
-package vault
+package housekeeping
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
+
+	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/vault"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,32 +17,6 @@ import (
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/fault"
 )
-
-func (n *testNode) fillSizes(prefix string) map[string][]byte {
-	want := map[string][]byte{}
-	for i, size := range sizes {
-		key := fmt.Sprintf("%s/%d", prefix, i)
-		want[key] = content(key, size)
-		n.put(key, want[key])
-	}
-	return want
-}
-
-func (n *testNode) checkAll(want map[string][]byte) {
-	n.t.Helper()
-	for key, w := range want {
-		got, r, err := n.read(key, GetOptions{Length: -1})
-		if err != nil {
-			n.t.Fatalf("%s: %v", key, err)
-		}
-		if !bytes.Equal(got, w) {
-			n.t.Fatalf("%s differs", key)
-		}
-		if p := r.Problems(); len(p) > 0 {
-			n.t.Fatalf("%s read with problems after repair: %v", key, p)
-		}
-	}
-}
 
 // TestScrubRepairsLostJurisdiction: delete every site of a jurisdiction,
 // scrub with repair, and full redundancy is back on the remaining sites.
@@ -54,14 +32,14 @@ func TestScrubRepairsLostJurisdiction(t *testing.T) {
 			n.faults[d.ID].Set(fault.Config{Down: true})
 		}
 	}
-	rep, err := n.e.Scrub(ctx, ScrubOptions{})
+	rep, err := n.k.Scrub(ctx, ScrubOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.AtRisk == 0 || rep.MissingShards == 0 || rep.Repaired != 0 {
 		t.Fatalf("scrub without repair: %+v", rep)
 	}
-	rep, err = n.e.Scrub(ctx, ScrubOptions{Repair: true})
+	rep, err = n.k.Scrub(ctx, ScrubOptions{Repair: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +50,7 @@ func TestScrubRepairsLostJurisdiction(t *testing.T) {
 		t.Fatalf("objects still at risk: %d", n.e.Events.AtRisk.Load())
 	}
 	// Full redundancy without EST: nothing at risk, reads need no parity.
-	rep, _ = n.e.Scrub(ctx, ScrubOptions{})
+	rep, _ = n.k.Scrub(ctx, ScrubOptions{})
 	if rep.AtRisk != 0 {
 		t.Fatalf("after repair: %+v", rep)
 	}
@@ -97,7 +75,7 @@ func TestScrubRefusesBadRepair(t *testing.T) {
 			n.faults[d.ID].Set(fault.Config{Down: true})
 		}
 	}
-	rep, err := n.e.Scrub(t.Context(), ScrubOptions{Repair: true})
+	rep, err := n.k.Scrub(t.Context(), ScrubOptions{Repair: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +83,7 @@ func TestScrubRefusesBadRepair(t *testing.T) {
 		t.Fatalf("infeasible repair: %+v", rep)
 	}
 	for key, w := range want {
-		if got, _, err := n.read(key, GetOptions{Length: -1}); err != nil || !bytes.Equal(got, w) {
+		if got, _, err := n.read(key, vault.GetOptions{Length: -1}); err != nil || !bytes.Equal(got, w) {
 			t.Fatalf("%s after a refused repair: %v", key, err)
 		}
 	}
@@ -134,7 +112,7 @@ func TestScrubRepairsCorruptionAndLoss(t *testing.T) {
 			os.WriteFile(p, b, 0o600)
 		}
 	}
-	rep, err := n.e.Scrub(ctx, ScrubOptions{Repair: true})
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +120,7 @@ func TestScrubRepairsCorruptionAndLoss(t *testing.T) {
 		t.Fatalf("repair: %+v", rep)
 	}
 	// A second scrub finds nothing wrong.
-	rep, err = n.e.Scrub(ctx, ScrubOptions{})
+	rep, err = n.k.Scrub(ctx, ScrubOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +133,7 @@ func TestScrubRepairsCorruptionAndLoss(t *testing.T) {
 	}
 	// And the repaired state survives an index rebuild.
 	n.ix.Reset(ctx)
-	if st, err := n.e.RebuildIndex(ctx, nil); err != nil || len(st.Unreadable) > 0 {
+	if st, err := n.k.RebuildIndex(ctx, nil); err != nil || len(st.Unreadable) > 0 {
 		t.Fatalf("rebuild after repair: %+v, %v", st, err)
 	}
 	n.checkAll(want)
@@ -167,7 +145,7 @@ func TestDrainMovesEveryShard(t *testing.T) {
 	want := n.fillSizes("d")
 	// Drain fin-2: FIN keeps fin-1, so the policy still holds.
 	n.e.SetDraining([]string{"fin-2"})
-	rep, err := n.e.Scrub(ctx, ScrubOptions{Repair: true})
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +153,10 @@ func TestDrainMovesEveryShard(t *testing.T) {
 		t.Fatalf("drain: %+v", rep)
 	}
 	left := 0
-	filepath.WalkDir(n.dirs["fin-2"], func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !bytes.Contains([]byte(p), []byte("/.tmp/")) {
-			left++
-		}
-		return nil
-	})
+	fin2, _ := n.e.Site("fin-2")
+	for _, prefix := range []string{manifest.ShardPrefix, manifest.ManifestPrefix} {
+		fin2.Store.List(ctx, prefix, func(site.Info) error { left++; return nil })
+	}
 	if left != 0 {
 		t.Fatalf("%d blobs left on the drained site", left)
 	}
@@ -198,35 +174,98 @@ func TestDrainMovesEveryShard(t *testing.T) {
 	}
 }
 
-func TestScrubCollectsOrphans(t *testing.T) {
+// TestCollectionNeedsEvidence: garbage collection removes what the node's
+// records show is garbage, and nothing else.
+func TestCollectionNeedsEvidence(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
 	want := n.fillSizes("g")
-	up, _ := n.e.CreateUpload(ctx, "registry", "in-flight", PutOptions{})
+	up, _ := n.e.CreateUpload(ctx, "registry", "in-flight", vault.PutOptions{})
 	if _, err := n.e.PutPart(ctx, "registry", "in-flight", up.ID, 1, bytes.NewReader(content("p", 3*testStripe)), -1, nil); err != nil {
 		t.Fatal(err)
 	}
-	before := n.blobCount()
-	// Orphans: shards of a put that never committed, and a stray copy.
+	// Blobs no record explains: kept, whatever their age.
+	var unexplained []string
 	for _, d := range topology[:3] {
-		s, _ := n.e.site(d.ID)
-		s.Store.Put(ctx, manifest.ShardBlobName(manifest.NewID(), 0), bytes.NewReader([]byte("orphan")), 6)
-		s.Store.Put(ctx, manifest.BlobName(manifest.NewID()), bytes.NewReader([]byte("stray")), 5)
+		s, _ := n.e.Site(d.ID)
+		shard, stray := manifest.ShardBlobName(manifest.NewID(), 0), manifest.BlobName(manifest.NewID())
+		s.Store.Put(ctx, shard, bytes.NewReader([]byte("orphan")), 6)
+		s.Store.Put(ctx, stray, bytes.NewReader([]byte("stray")), 5)
+		unexplained = append(unexplained, d.ID+"/"+shard, d.ID+"/"+stray)
 	}
-	rep, err := n.e.Scrub(ctx, ScrubOptions{Repair: true, OrphanGrace: time.Nanosecond})
+	// A streamed put that died after its shards and before its manifest:
+	// its intent is on the sites, its shards are, no manifest is.
+	dead, blob := manifest.NewID(), manifest.NewID()
+	rec := evidence.Record{Kind: evidence.Intent, Version: dead}
+	for i, d := range topology {
+		name := manifest.ShardBlobName(blob, i)
+		s, _ := n.e.Site(d.ID)
+		s.Store.Put(ctx, name, bytes.NewReader([]byte("shard")), 5)
+		rec.Blobs = append(rec.Blobs, evidence.Blob{Name: name, Site: d.ID})
+	}
+	if err := n.e.Journal().Append(ctx, nil, rec); err != nil {
+		t.Fatal(err)
+	}
+	// A version delete whose clean-up failed on one site.
+	victim := n.put("victim", content("victim", 3*testStripe))
+	locs, _ := n.e.Locate(ctx, "registry", "victim", victim.VersionID)
+	n.faults["lux-1"].Set(fault.Config{DeleteErr: errors.New("disk busy")})
+	if _, err := n.e.Delete(ctx, "registry", "victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	n.faults["lux-1"].Set(fault.Config{})
+	lux1, _ := n.e.Site("lux-1")
+	leftover := 0
+	lux1.Store.List(ctx, "", func(i site.Info) error {
+		for _, l := range locs {
+			if i.Name == l.Blob && l.Site == "lux-1" {
+				leftover++
+			}
+		}
+		if i.Name == manifest.BlobName(victim.VersionID) {
+			leftover++
+		}
+		return nil
+	})
+	if leftover == 0 {
+		t.Fatal("the failed clean-up left nothing on lux-1")
+	}
+	before := n.blobCount()
+
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OrphansRemoved != 6 || n.blobCount() != before {
-		t.Fatalf("removed %d orphans, %d blobs left (want %d): %+v", rep.OrphansRemoved, n.blobCount(), before, rep)
+	c := rep.Collection
+	if c == nil || !c.Ran {
+		t.Fatalf("collection did not run: %+v", c)
+	}
+	if c.Abandoned != 1 {
+		t.Fatalf("abandoned writes = %d, want 1: %+v", c.Abandoned, c)
+	}
+	for _, u := range unexplained {
+		sid, name, _ := strings.Cut(u, "/")
+		s, _ := n.e.Site(sid)
+		if _, err := s.Store.Stat(ctx, name); err != nil {
+			t.Fatalf("blob %s with no record was removed: %v", u, err)
+		}
+	}
+	for i, d := range topology {
+		s, _ := n.e.Site(d.ID)
+		if _, err := s.Store.Stat(ctx, manifest.ShardBlobName(blob, i)); !errors.Is(err, site.ErrNotFound) {
+			t.Fatalf("shard of the abandoned write still on %s: %v", d.ID, err)
+		}
+	}
+	if c.Removed != len(topology)+leftover || n.blobCount() != before-c.Removed {
+		t.Fatalf("removed %d blobs (want %d abandoned shards + %d left by the delete): %+v", c.Removed, len(topology), leftover, c)
+	}
+	if c.Unindexed != 3 {
+		t.Fatalf("unindexed = %d, want the 3 stray manifests reported: %+v", c.Unindexed, c)
 	}
 	n.checkAll(want)
-	if _, err := n.e.CompleteUpload(ctx, "registry", "in-flight", up.ID, nil); err == nil {
-		t.Fatal("completing with no parts succeeded")
-	}
 	parts, _ := n.e.ListParts(ctx, "registry", "in-flight", up.ID)
-	if _, err := n.e.CompleteUpload(ctx, "registry", "in-flight", up.ID, []CompletePart{{1, parts[0].ETag}}); err != nil {
-		t.Fatalf("the upload's part was collected as an orphan: %v", err)
+	if _, err := n.e.CompleteUpload(ctx, "registry", "in-flight", up.ID, []vault.CompletePart{{Number: 1, ETag: parts[0].ETag}}); err != nil {
+		t.Fatalf("the upload's part was collected: %v", err)
 	}
 	if got := n.mustRead("in-flight"); !bytes.Equal(got, content("p", 3*testStripe)) {
 		t.Fatal("in-flight upload damaged by garbage collection")

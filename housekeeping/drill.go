@@ -1,4 +1,4 @@
-package vault
+package housekeeping
 
 import (
 	"context"
@@ -10,15 +10,19 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // A drill answers "what if we lost these sites?" without destroying
 // anything: it reads every object (or a sample) using only the surviving
 // sites, and reports what would be lost (RPO), how long a full restore
 // would take at the rate it measured (RTO), and which vault policies could
-// no longer be kept.
+// no longer be kept. It streams over the index a page at a time, so its
+// memory does not grow with the number of versions (a sample is chosen in a
+// first counting pass and costs one flag per sampled version).
 
 // LostSites resolves a loss specification, comma-separated selectors
 // "site=ID", "provider=NAME", "jurisdiction=CODE", "control=CODE", to site
@@ -73,6 +77,10 @@ type DrillOptions struct {
 	Progress func(done, total int)
 }
 
+// MaxListed bounds the keys a report lists by name; the counts are always
+// complete.
+const MaxListed = 1000
+
 // DrillVault is one vault's outcome.
 type DrillVault struct {
 	Vault        string   `json:"vault"`
@@ -83,7 +91,7 @@ type DrillVault struct {
 	Degraded     int      `json:"degraded"` // readable, but below full redundancy
 	PolicyKept   bool     `json:"policy_kept"`
 	PolicyReason string   `json:"policy_reason,omitempty"`
-	Lost         []string `json:"lost,omitempty"` // keys and versions that would be lost
+	Lost         []string `json:"lost"` // keys and versions that would be lost (at most MaxListed)
 }
 
 // DrillReport is a drill's outcome.
@@ -98,38 +106,77 @@ type DrillReport struct {
 	RPOBytes      int64        `json:"rpo_bytes"`
 	ReadRate      float64      `json:"read_rate_bytes_per_second"`
 	RTOSeconds    float64      `json:"rto_seconds"`
-	PoliciesBroke []string     `json:"policies_violated,omitempty"`
+	PoliciesBroke []string     `json:"policies_violated"`
 	Seconds       float64      `json:"seconds"`
 }
 
+// eachVersion calls fn for every version of a vault that is not a delete
+// marker, a page at a time.
+func (k *Keeper) eachVersion(ctx context.Context, vaultName string, fn func(index.Version) error) error {
+	vo := index.VersionOptions{Max: index.MaxList}
+	for {
+		page, err := k.ix.Versions(ctx, vaultName, vo)
+		if err != nil {
+			return err
+		}
+		for _, x := range page.Versions {
+			if x.DeleteMarker {
+				continue
+			}
+			if err := fn(x); err != nil {
+				return err
+			}
+		}
+		if !page.Truncated {
+			return nil
+		}
+		vo.KeyMarker, vo.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
+	}
+}
+
 // Drill runs a drill. It writes nothing.
-func (e *Engine) Drill(ctx context.Context, o DrillOptions) (DrillReport, error) {
-	ctx = AsSystem(ctx)
+func (k *Keeper) Drill(ctx context.Context, o DrillOptions) (DrillReport, error) {
+	ctx = vault.AsSystem(ctx)
 	start := time.Now()
-	rep := DrillReport{}
+	rep := DrillReport{LostSites: []string{}, Vaults: []DrillVault{}}
 	for id := range o.Lost {
 		rep.LostSites = append(rep.LostSites, id)
 	}
 	slices.Sort(rep.LostSites)
 	vaults := o.Vaults
 	if len(vaults) == 0 {
-		for _, v := range e.Vaults() {
+		for _, v := range k.e.Vaults() {
 			vaults = append(vaults, v.Name)
 		}
 	}
-	type item struct {
-		vi int
-		v  index.Version
+	// First pass: count, so that progress has a total and a sample can be
+	// drawn without holding the versions.
+	total := 0
+	for _, name := range vaults {
+		if _, err := k.e.Vault(name); err != nil {
+			return rep, err
+		}
+		if err := k.eachVersion(ctx, name, func(index.Version) error { total++; return nil }); err != nil {
+			return rep, err
+		}
 	}
-	var items []item
-	for vi, name := range vaults {
-		v, err := e.Vault(name)
+	var sample map[int]bool
+	if o.Sample > 0 && o.Sample < total {
+		sample = make(map[int]bool, o.Sample)
+		for len(sample) < o.Sample {
+			sample[rand.IntN(total)] = true
+		}
+	}
+	var readTime time.Duration
+	done := 0
+	for _, name := range vaults {
+		v, err := k.e.Vault(name)
 		if err != nil {
 			return rep, err
 		}
 		dv := DrillVault{Vault: name, PolicyKept: true}
 		var survivors []placement.Candidate
-		for _, c := range e.candidates(nil, nil) {
+		for _, c := range k.e.Candidates(nil, nil) {
 			if !o.Lost[c.ID] {
 				survivors = append(survivors, c)
 			}
@@ -138,66 +185,42 @@ func (e *Engine) Drill(ctx context.Context, o DrillOptions) (DrillReport, error)
 			dv.PolicyKept, dv.PolicyReason = false, err.Error()
 			rep.PoliciesBroke = append(rep.PoliciesBroke, name+": "+err.Error())
 		}
-		vo := index.VersionOptions{Max: 1000}
-		for {
-			page, err := e.index.Versions(ctx, name, vo)
-			if err != nil {
-				return rep, err
+		err = k.eachVersion(ctx, name, func(x index.Version) error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			for _, x := range page.Versions {
-				if x.DeleteMarker {
-					continue
+			dv.Objects++
+			dv.Bytes += x.Size
+			var lost, degraded bool
+			if sample == nil || sample[done] {
+				t0 := time.Now()
+				n, d, err := k.drillRead(ctx, x, o.Lost)
+				readTime += time.Since(t0)
+				rep.Read++
+				rep.ReadBytes += n
+				lost, degraded = err != nil, d
+			} else {
+				lost, degraded = k.drillPlacement(ctx, x, o.Lost)
+			}
+			if lost {
+				dv.LostObjects++
+				dv.LostBytes += x.Size
+				if len(dv.Lost) < MaxListed {
+					dv.Lost = append(dv.Lost, x.Key+" version "+x.ID.String())
 				}
-				dv.Objects++
-				dv.Bytes += x.Size
-				items = append(items, item{vi, x})
+			} else if degraded {
+				dv.Degraded++
 			}
-			if !page.Truncated {
-				break
+			done++
+			if o.Progress != nil {
+				o.Progress(done, total)
 			}
-			vo.KeyMarker, vo.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
-		}
-		rep.Vaults = append(rep.Vaults, dv)
-	}
-	read := make([]bool, len(items))
-	if o.Sample > 0 && o.Sample < len(items) {
-		for _, i := range rand.Perm(len(items))[:o.Sample] {
-			read[i] = true
-		}
-	} else {
-		for i := range read {
-			read[i] = true
-		}
-	}
-	var readTime time.Duration
-	done := 0
-	for i, it := range items {
-		if err := ctx.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return rep, err
 		}
-		dv := &rep.Vaults[it.vi]
-		lost, degraded := false, false
-		if read[i] {
-			t0 := time.Now()
-			n, problems, err := e.drillRead(ctx, it.v, o.Lost)
-			readTime += time.Since(t0)
-			rep.Read++
-			rep.ReadBytes += n
-			lost, degraded = err != nil, problems > 0
-		} else {
-			lost, degraded = e.drillPlacement(ctx, it.v, o.Lost)
-		}
-		if lost {
-			dv.LostObjects++
-			dv.LostBytes += it.v.Size
-			dv.Lost = append(dv.Lost, it.v.Key+" version "+it.v.ID.String())
-		} else if degraded {
-			dv.Degraded++
-		}
-		done++
-		if o.Progress != nil {
-			o.Progress(done, len(items))
-		}
+		rep.Vaults = append(rep.Vaults, dv)
 	}
 	for _, dv := range rep.Vaults {
 		rep.Objects += dv.Objects
@@ -213,19 +236,21 @@ func (e *Engine) Drill(ctx context.Context, o DrillOptions) (DrillReport, error)
 	return rep, nil
 }
 
-// drillRead reads a version using only surviving sites.
-func (e *Engine) drillRead(ctx context.Context, v index.Version, lost map[string]bool) (int64, int, error) {
-	r, err := e.Get(ctx, v.Vault, v.Key, GetOptions{VersionID: v.ID, Length: -1, Exclude: lost})
+// drillRead reads a version using only surviving sites. It reports the
+// bytes read and whether any shard sits on a lost site.
+func (k *Keeper) drillRead(ctx context.Context, v index.Version, lost map[string]bool) (int64, bool, error) {
+	r, err := k.e.Get(ctx, v.Vault, v.Key, vault.GetOptions{VersionID: v.ID, Length: -1, Exclude: lost})
 	if err != nil {
-		return 0, 0, err
+		return 0, false, err
 	}
 	defer r.Close()
 	n, err := io.Copy(io.Discard, r)
-	degraded := 0
-	for _, p := range r.m.Parts {
-		for _, sid := range p.Sites {
-			if lost[sid] {
-				degraded++
+	m, _, merr := k.manifest(ctx, v)
+	degraded := false
+	if merr == nil {
+		for _, p := range m.Parts {
+			for _, sid := range p.Sites {
+				degraded = degraded || lost[sid]
 			}
 		}
 	}
@@ -234,8 +259,8 @@ func (e *Engine) drillRead(ctx context.Context, v index.Version, lost map[string
 
 // drillPlacement judges a version by where its shards are: lost if some
 // part keeps fewer than k shards on surviving sites.
-func (e *Engine) drillPlacement(ctx context.Context, v index.Version, lost map[string]bool) (bool, bool) {
-	m, _, err := e.resolve(ctx, v.Vault, v.Key, v.ID)
+func (k *Keeper) drillPlacement(ctx context.Context, v index.Version, lost map[string]bool) (bool, bool) {
+	m, _, err := k.manifest(ctx, v)
 	if err != nil {
 		return true, false
 	}
@@ -254,4 +279,21 @@ func (e *Engine) drillPlacement(ctx context.Context, v index.Version, lost map[s
 		}
 	}
 	return false, degraded
+}
+
+// manifest opens the indexed manifest of a listed version and checks that
+// it is that version's.
+func (k *Keeper) manifest(ctx context.Context, v index.Version) (*manifest.Manifest, []byte, error) {
+	iv, err := k.ix.Get(ctx, v.Vault, v.Key, v.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := k.e.OpenEnvelope(iv.Envelope)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Vault != v.Vault || m.Key != v.Key || m.Version != v.ID {
+		return nil, nil, fmt.Errorf("%s/%s: index entry holds the manifest of %s/%s version %s: %w", v.Vault, v.Key, m.Vault, m.Key, m.Version, manifest.ErrCorrupt)
+	}
+	return m, iv.Envelope, nil
 }

@@ -1,17 +1,17 @@
-package vault
+package housekeeping
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/embassy-dev/embassy/internal/benchutil"
+	"github.com/embassy-dev/embassy/vault"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/zeebo/blake3"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index/boltindex"
@@ -29,7 +29,7 @@ func rawRead(dirs []string) float64 {
 	var total int64
 	var mu sync.Mutex
 	for _, d := range dirs {
-		evict(d)
+		benchutil.Evict(d)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -73,7 +73,7 @@ func BenchmarkRepair(b *testing.B) {
 	size := *benchRepairSize
 	const objSize = 64 << 20
 	for b.Loop() {
-		root := benchRoot(b)
+		root := benchutil.Root(b)
 		rk, _ := custody.GenerateRootKey()
 		keys, _ := custody.NewKeyring(rk)
 		ix, err := boltindex.Open(filepath.Join(root, "index.db"))
@@ -83,7 +83,7 @@ func BenchmarkRepair(b *testing.B) {
 		defer ix.Close()
 		dirs := map[string]string{}
 		faults := map[string]*fault.Site{}
-		var sites []Site
+		var sites []vault.Site
 		extra := []site.Descriptor{
 			{ID: "deu-1", Jurisdiction: "DEU", Provider: "gov-dc", Control: "DEU"},
 			{ID: "deu-2", Jurisdiction: "DEU", Provider: "cloudco", Control: "USA"},
@@ -93,9 +93,9 @@ func BenchmarkRepair(b *testing.B) {
 			ds, _ := dir.New(p)
 			f := fault.New(ds, 1)
 			dirs[d.ID], faults[d.ID] = p, f
-			sites = append(sites, Site{Descriptor: d, Store: f})
+			sites = append(sites, vault.Site{Descriptor: d, Store: f})
 		}
-		e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Vaults: []Vault{{Name: "bench", Owner: "EST",
+		e, err := vault.New(vault.Config{Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 		if err != nil {
 			b.Fatal(err)
@@ -105,8 +105,8 @@ func BenchmarkRepair(b *testing.B) {
 		e.SetDraining([]string{"deu-1", "deu-2"})
 		objects := int(size / objSize)
 		for i := range objects {
-			src := &genReader{left: objSize, state: uint64(i + 1), h: blake3.New()}
-			if _, err := e.Put(ctx, "bench", fmt.Sprintf("o/%04d", i), io.MultiReader(src), PutOptions{Size: objSize}); err != nil {
+			src := &benchutil.Gen{Left: objSize, State: uint64(i + 1)}
+			if _, err := e.Put(ctx, "bench", fmt.Sprintf("o/%04d", i), io.MultiReader(src), vault.PutOptions{Size: objSize}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -122,32 +122,32 @@ func BenchmarkRepair(b *testing.B) {
 			}
 		}
 		raw := rawRead(survivors)
-		rawW, _ := diskLimits(b, root, 512<<20)
+		rawW, _ := benchutil.DiskLimits(b, root, 512<<20)
 
 		for _, d := range survivors {
-			evict(d)
+			benchutil.Evict(d)
 		}
 		start := time.Now()
-		rep, err := e.Scrub(ctx, ScrubOptions{Repair: true})
+		rep, err := New(e, nil).Scrub(ctx, ScrubOptions{Repair: true})
 		if err != nil || len(rep.Unrepairable) > 0 {
 			b.Fatalf("repair: %+v, %v", rep, err)
 		}
 		repair := float64(size) / time.Since(start).Seconds()
 
 		for _, d := range survivors {
-			evict(d)
+			benchutil.Evict(d)
 		}
-		evict(dirs["deu-1"])
-		evict(dirs["deu-2"])
+		benchutil.Evict(dirs["deu-1"])
+		benchutil.Evict(dirs["deu-2"])
 		start = time.Now()
 		if err := ix.Reset(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := e.RebuildIndex(ctx, nil); err != nil {
+		if _, err := New(e, nil).RebuildIndex(ctx, nil); err != nil {
 			b.Fatal(err)
 		}
 		for i := range objects {
-			r, err := e.Get(ctx, "bench", fmt.Sprintf("o/%04d", i), GetOptions{Length: -1})
+			r, err := e.Get(ctx, "bench", fmt.Sprintf("o/%04d", i), vault.GetOptions{Length: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

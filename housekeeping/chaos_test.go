@@ -1,10 +1,11 @@
-package vault
+package housekeeping
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embassy-dev/embassy/vault"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site/fault"
 )
@@ -70,7 +70,7 @@ func TestChaos(t *testing.T) {
 	check := func(step int, what string) {
 		t.Helper()
 		for id, a := range live {
-			r, err := n.e.Get(ctx, "registry", a.key, GetOptions{VersionID: id, Length: -1})
+			r, err := n.e.Get(ctx, "registry", a.key, vault.GetOptions{VersionID: id, Length: -1})
 			if err != nil {
 				t.Fatalf("seed %d step %d (%s): acknowledged %s version %s unreadable: %v", seed, step, what, a.key, id, err)
 			}
@@ -82,18 +82,8 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	reopen := func() {
-		n.ix.Close()
-		ix, err := boltindex.Open(filepath.Join(n.root, "index.db"))
-		if err != nil {
-			t.Fatalf("seed %d: index broken after a crash: %v", seed, err)
-		}
-		n.ix = ix
-		t.Cleanup(func() { ix.Close() })
-		e, err := New(Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Vaults: n.e.Vaults()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.e = e
+		n.vaults = n.e.Vaults()
+		n.open(filepath.Join(n.root, "index.db"))
 	}
 	for step := range steps {
 		var what string
@@ -106,7 +96,7 @@ func TestChaos(t *testing.T) {
 			for i := range data {
 				data[i] = byte(rng.Uint32())
 			}
-			info, err := n.e.Put(ctx, "registry", key, bytes.NewReader(data), PutOptions{Size: int64(size)})
+			info, err := n.e.Put(ctx, "registry", key, bytes.NewReader(data), vault.PutOptions{Size: int64(size)})
 			if err == nil {
 				live[info.VersionID] = acked{key, data}
 			} else if down == "" {
@@ -115,7 +105,7 @@ func TestChaos(t *testing.T) {
 		case op < 5:
 			what = "delete"
 			for id, a := range live {
-				if _, err := n.e.Delete(ctx, "registry", a.key, DeleteOptions{VersionID: id}); err == nil {
+				if _, err := n.e.Delete(ctx, "registry", a.key, vault.DeleteOptions{VersionID: id}); err == nil {
 					delete(live, id)
 				}
 				break
@@ -155,7 +145,7 @@ func TestChaos(t *testing.T) {
 			what = "crash mid-put"
 			cctx, cancel := context.WithCancel(ctx)
 			data := make([]byte, 10*testStripe)
-			_, err := n.e.Put(cctx, "registry", "k/crash", &cancelAfter{r: bytes.NewReader(data), n: rng.IntN(len(data)), cancel: cancel}, PutOptions{Size: -1})
+			_, err := n.e.Put(cctx, "registry", "k/crash", &cancelAfter{r: bytes.NewReader(data), n: rng.IntN(len(data)), cancel: cancel}, vault.PutOptions{Size: -1})
 			cancel()
 			if err == nil {
 				t.Fatalf("seed %d step %d: a put cut short was acknowledged", seed, step)
@@ -166,7 +156,7 @@ func TestChaos(t *testing.T) {
 			if down != "" {
 				break
 			}
-			rep, err := n.e.Scrub(ctx, ScrubOptions{Repair: true})
+			rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true})
 			if err != nil {
 				t.Fatalf("seed %d step %d: scrub: %v", seed, step, err)
 			}
@@ -185,10 +175,10 @@ func TestChaos(t *testing.T) {
 		n.faults[down].Set(fault.Config{})
 		n.e.SetSiteDown(down, 0)
 	}
-	if _, err := n.e.Scrub(ctx, ScrubOptions{Repair: true}); err != nil {
+	if _, err := n.k.Scrub(ctx, ScrubOptions{Repair: true}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := n.e.Scrub(ctx, ScrubOptions{})
+	rep, err := n.k.Scrub(ctx, ScrubOptions{})
 	if err != nil || rep.AtRisk != 0 {
 		t.Fatalf("seed %d: after the final repair: %+v, %v", seed, rep, err)
 	}

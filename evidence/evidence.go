@@ -1,0 +1,454 @@
+// Package evidence keeps the node's signed records of why blobs may be
+// removed (DESIGN.md invariant 10: nothing is deleted without evidence).
+//
+// The node removes a blob only when it can show that the blob is garbage:
+//
+//   - a deletion record (kind "delete") says a version was deleted, so its
+//     manifest copies and the shard blobs it names are garbage. Records are
+//     kept, compactly, so that a site restored from a backup cannot bring
+//     the version back: a rebuild never indexes a version deleted by record;
+//   - an intent record (kind "intent") is written before a write creates
+//     blobs that do not describe themselves (the shard blobs of a streamed
+//     object or of a multipart part); it names the blobs and the version or
+//     upload they are for, so that the node can later show they belong to a
+//     write that never committed;
+//   - an abandonment record (kind "abandon") says blobs will never be part
+//     of a committed version: the node's own failed write, a part replaced
+//     or left out of a completed upload, or a shard a repair moved elsewhere
+//     (then the record names the site, since the same blob name is live on
+//     the new site);
+//   - an upload-end record says a multipart upload completed (as a version)
+//     or was aborted, so that parts of it no record names otherwise are
+//     known to be garbage.
+//
+// Records are appended to a journal on the sites: batches, group-committed
+// across concurrent callers, each written as one blob "j/<time>-<random>"
+// to every site. A batch is sealed with the node's manifest key (sites
+// learn nothing: ids are random, but which blob belongs to which version is
+// kept from them) and signed by the node. A record is durable on the sites
+// that need it (those holding the blobs it names) before Append returns,
+// and so before anything is removed.
+//
+// The audit log (a later part of the design) takes these records over as
+// its first entry kinds; until then the journal is their home.
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
+)
+
+// Kind is a record's kind.
+type Kind string
+
+// The record kinds.
+const (
+	Intent    Kind = "intent"
+	Abandon   Kind = "abandon"
+	Delete    Kind = "delete"
+	UploadEnd Kind = "upload-end"
+)
+
+// Record is one piece of evidence.
+type Record struct {
+	Kind Kind  `json:"kind"`
+	Time int64 `json:"time"` // Unix nanoseconds, set by Append when zero
+	// Version is the version concerned (the version written, deleted or
+	// abandoned; for an upload-end, the version it completed as).
+	Version manifest.ID `json:"version,omitzero"`
+	// Revision, on an abandonment of blobs superseded by a repair or a
+	// move, is the manifest revision that superseded them.
+	Revision int `json:"revision,omitempty"`
+	// Upload is the multipart upload concerned.
+	Upload string `json:"upload,omitempty"`
+	// Blobs are the blobs concerned.
+	Blobs []Blob `json:"blobs,omitempty"`
+}
+
+// Blob names a blob, on one site or (Site empty) wherever it is.
+type Blob struct {
+	Name string `json:"name"`
+	Site string `json:"site,omitempty"`
+}
+
+// Keys seals, opens, signs and verifies journal batches (the node's key
+// custody implements it; see manifest.Keys).
+type Keys = manifest.Keys
+
+// Prefix is the blob name prefix of journal batches.
+const Prefix = "j/"
+
+const (
+	magic     = "EMBJ"
+	format    = 1
+	headerLen = 4 + 1 + 8 + 4
+	sigLen    = 64
+	// MaxBatch bounds a batch blob.
+	MaxBatch = 16 << 20
+)
+
+// ErrBatch: a journal batch is malformed, forged, or sealed with a key the
+// node does not hold. It is not evidence; another site's copy may be.
+var ErrBatch = errors.New("evidence: unusable journal batch")
+
+type body struct {
+	Node    string   `json:"node"`
+	Records []Record `json:"records"`
+}
+
+// sealBlob encodes v as a sealed, signed blob: magic, format 1, key id,
+// length, nonce||AES-256-GCM(JSON), Ed25519 signature over a domain
+// prefix and everything before it.
+func sealBlob(keys Keys, magic, domain string, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	keyID, sealed, err := keys.SealManifest([]byte(magic+"\x01"), plain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, headerLen+len(sealed)+sigLen)
+	out = append(out, magic...)
+	out = append(out, format)
+	out = append(out, keyID[:]...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(sealed)))
+	out = append(out, sealed...)
+	sig, err := keys.Sign(append([]byte(domain+"\x00"), out...))
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) != sigLen {
+		return nil, fmt.Errorf("evidence: signature of %d bytes", len(sig))
+	}
+	if len(out)+sigLen > MaxBatch {
+		return nil, fmt.Errorf("evidence: blob of %d bytes exceeds %d", len(out)+sigLen, MaxBatch)
+	}
+	return append(out, sig...), nil
+}
+
+// openBlob reverses sealBlob into v, refusing unknown fields.
+func openBlob(keys Keys, magic, domain string, b []byte, v any) error {
+	if len(b) < headerLen+sigLen || string(b[:4]) != magic || b[4] != format {
+		return fmt.Errorf("%w: not a %s blob", ErrBatch, domain)
+	}
+	n := binary.BigEndian.Uint32(b[13:17])
+	if int64(n) != int64(len(b)-headerLen-sigLen) {
+		return fmt.Errorf("%w: length mismatch", ErrBatch)
+	}
+	signed, sig := b[:len(b)-sigLen], b[len(b)-sigLen:]
+	if err := keys.Verify(append([]byte(domain+"\x00"), signed...), sig); err != nil {
+		return fmt.Errorf("%w: signature does not verify", ErrBatch)
+	}
+	var keyID [8]byte
+	copy(keyID[:], b[5:13])
+	plain, err := keys.OpenManifest(keyID, []byte(magic+"\x01"), b[headerLen:len(b)-sigLen])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBatch, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", ErrBatch, err)
+	}
+	return nil
+}
+
+const batchDomain = "embassy journal batch"
+
+// seal encodes a batch.
+func seal(keys Keys, node string, recs []Record) ([]byte, error) {
+	return sealBlob(keys, magic, batchDomain, body{Node: node, Records: recs})
+}
+
+// Open verifies and decodes a journal batch written for node.
+func Open(keys Keys, node string, b []byte) ([]Record, error) {
+	var bd body
+	if err := openBlob(keys, magic, batchDomain, b, &bd); err != nil {
+		return nil, err
+	}
+	if bd.Node != node {
+		return nil, fmt.Errorf("%w: written for node %q, not %q", ErrBatch, bd.Node, node)
+	}
+	for i, r := range bd.Records {
+		if err := r.validate(); err != nil {
+			return nil, fmt.Errorf("%w: record %d: %v", ErrBatch, i, err)
+		}
+	}
+	return bd.Records, nil
+}
+
+func (r Record) validate() error {
+	switch r.Kind {
+	case Intent, Abandon, Delete, UploadEnd:
+	default:
+		return fmt.Errorf("unknown kind %q", r.Kind)
+	}
+	if r.Kind == Delete && r.Version.IsZero() {
+		return errors.New("deletion record without a version")
+	}
+	if r.Kind == UploadEnd && r.Upload == "" {
+		return errors.New("upload-end record without an upload")
+	}
+	for _, b := range r.Blobs {
+		if err := site.CheckName(b.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Journal appends records to the sites. It is safe for concurrent use:
+// concurrent Appends are group-committed into one batch blob per site.
+type Journal struct {
+	node  string
+	keys  func() Keys
+	sites func() map[string]site.Site
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	pending  *batch
+	flushing bool
+}
+
+type batch struct {
+	recs   []Record
+	need   map[string]bool
+	done   chan struct{}
+	failed map[string]error
+}
+
+// NewJournal returns a journal for node, writing to the sites sites()
+// returns, sealing and signing with keys().
+func NewJournal(node string, keys func() Keys, sites func() map[string]site.Site, log *slog.Logger) *Journal {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Journal{node: node, keys: keys, sites: sites, log: log}
+}
+
+// Append makes recs durable on the sites: it returns nil once the batch
+// holding them is written to every site in need (and to as many of the
+// others as answer). On an error, recs may or may not be on some sites;
+// the caller must not act on them.
+func (j *Journal) Append(ctx context.Context, need []string, recs ...Record) error {
+	now := time.Now().UnixNano()
+	for i := range recs {
+		if recs[i].Time == 0 {
+			recs[i].Time = now
+		}
+		if err := recs[i].validate(); err != nil {
+			return fmt.Errorf("evidence: %w", err)
+		}
+	}
+	j.mu.Lock()
+	b := j.pending
+	if b == nil {
+		b = &batch{need: map[string]bool{}, done: make(chan struct{})}
+		j.pending = b
+	}
+	b.recs = append(b.recs, recs...)
+	for _, s := range need {
+		b.need[s] = true
+	}
+	if !j.flushing {
+		j.flushing = true
+		j.mu.Unlock()
+		j.flushLoop()
+	} else {
+		j.mu.Unlock()
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var errs []error
+	for _, s := range need {
+		if err := b.failed[s]; err != nil {
+			errs = append(errs, fmt.Errorf("site %s: %w", s, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("evidence: record not durable: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// flushLoop writes pending batches until none is left.
+func (j *Journal) flushLoop() {
+	for {
+		j.mu.Lock()
+		b := j.pending
+		j.pending = nil
+		if b == nil {
+			j.flushing = false
+			j.mu.Unlock()
+			return
+		}
+		j.mu.Unlock()
+		j.flush(b)
+		close(b.done)
+	}
+}
+
+func (j *Journal) flush(b *batch) {
+	b.failed = map[string]error{}
+	blob, err := seal(j.keys(), j.node, b.recs)
+	sites := j.sites()
+	if err != nil {
+		for s := range b.need {
+			b.failed[s] = err
+		}
+		return
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	name := fmt.Sprintf("%s%016x-%s", Prefix, time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for s := range b.need {
+		if _, ok := sites[s]; !ok {
+			b.failed[s] = errors.New("site not configured")
+		}
+	}
+	for id, s := range sites {
+		wg.Go(func() {
+			if err := s.Put(ctx, name, bytes.NewReader(blob), int64(len(blob))); err != nil {
+				mu.Lock()
+				b.failed[id] = err
+				mu.Unlock()
+				if b.need[id] {
+					j.log.Warn("evidence record not written to a site that needs it", "site", id, "err", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ReadSite calls fn for every verified batch on a site, with the batch's
+// blob name. Batches that fail verification are passed to bad (if set)
+// and skipped: they are not evidence.
+func ReadSite(ctx context.Context, s site.Site, keys Keys, node string, seen func(name string) bool, fn func(name string, recs []Record) error, bad func(name string, err error)) error {
+	var names []string
+	err := s.List(ctx, Prefix, func(i site.Info) error {
+		if seen == nil || !seen(i.Name) {
+			names = append(names, i.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, Prefix) {
+			continue
+		}
+		rc, err := s.Get(ctx, name, 0, MaxBatch+1)
+		if err != nil {
+			if errors.Is(err, site.ErrNotFound) {
+				continue
+			}
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		recs, err := Open(keys, node, b)
+		if err != nil {
+			if bad != nil {
+				bad(name, err)
+			}
+			continue
+		}
+		if err := fn(name, recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GenerationsBlob is the blob, on every site, holding the node's per-vault
+// commit generations: each moves on every commit to the index, so a site
+// showing a higher generation than the index proves the index older than
+// the sites (restored from a backup), and collection refuses to run.
+const GenerationsBlob = "node/generations"
+
+const genMagic, genDomain = "EMBG", "embassy commit generations"
+
+type generations struct {
+	Node        string            `json:"node"`
+	Generations map[string]uint64 `json:"generations"`
+}
+
+// SealGenerations encodes the generations blob.
+func SealGenerations(keys Keys, node string, gens map[string]uint64) ([]byte, error) {
+	return sealBlob(keys, genMagic, genDomain, generations{Node: node, Generations: gens})
+}
+
+// OpenGenerations verifies and decodes a generations blob written for node.
+func OpenGenerations(keys Keys, node string, b []byte) (map[string]uint64, error) {
+	var g generations
+	if err := openBlob(keys, genMagic, genDomain, b, &g); err != nil {
+		return nil, err
+	}
+	if g.Node != node {
+		return nil, fmt.Errorf("%w: generations of node %q, not %q", ErrBatch, g.Node, node)
+	}
+	return g.Generations, nil
+}
+
+// ReadGenerations reads the generations blob from every site given and
+// returns, for each vault, the highest generation any of them shows, with
+// the site that shows it. Sites that do not answer or hold no valid blob
+// are skipped.
+func ReadGenerations(ctx context.Context, sites map[string]site.Site, keys Keys, node string) (map[string]uint64, map[string]string) {
+	out, where := map[string]uint64{}, map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, s := range sites {
+		wg.Go(func() {
+			rc, err := s.Get(ctx, GenerationsBlob, 0, MaxBatch+1)
+			if err != nil {
+				return
+			}
+			b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
+			rc.Close()
+			if err != nil {
+				return
+			}
+			g, err := OpenGenerations(keys, node, b)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for v, n := range g {
+				if n > out[v] {
+					out[v], where[v] = n, id
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, where
+}

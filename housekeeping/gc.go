@@ -1,0 +1,576 @@
+package housekeeping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Garbage collection removes a blob only when the node can show that it is
+// garbage (DESIGN.md invariant 10):
+//
+//   - the node's signed deletion record of its version (a version delete
+//     writes it to every site holding the version before it commits), for
+//     the version's manifest copies and the shard blobs the record names;
+//   - the node's signed record that the blob was abandoned: written by the
+//     engine when its own write failed, when a multipart part was replaced
+//     or left out of a completed upload, when an upload was aborted, and
+//     when a repair or a drain moved a shard elsewhere (then for that site
+//     only, and only while the newest revision of the version, from the
+//     index and every copy on the sites, does not place the shard there);
+//   - the node's intent record of a write older than the grace period whose
+//     version has no manifest copy on any site (every site answering) and no
+//     index entry: the write never committed. Collection first records the
+//     abandonment, then removes the blobs.
+//
+// Nothing else is removed. "The index does not know it" is not evidence:
+// indexes go stale, get restored from backups, and sites get mounted late.
+// A manifest on the sites that the index does not hold is adopted into the
+// index when it was written by a node that records deletions (the
+// manifest's journaled flag), is not recorded as deleted or abandoned, is
+// older than the grace period, and has at least k shards in every part; it
+// is reported and kept otherwise (older data: 'embassy index adopt').
+//
+// Collection refuses to run when the index is older than the sites (its
+// commit generations are below those the sites show, or an earlier check
+// marked it stale): run 'embassy index rebuild' first. Sites that do not
+// answer, or whose identity marker is wrong, are skipped: nothing on them
+// is touched.
+
+// DefaultGrace is how old a blob must be before garbage collection
+// considers it unexplained by a record: a younger one may belong to a
+// write still in flight.
+const DefaultGrace = time.Hour
+
+// CollectOptions configure garbage collection.
+type CollectOptions struct {
+	// Grace: 0 means DefaultGrace.
+	Grace time.Duration
+}
+
+// Collection reports what garbage collection found and did.
+type Collection struct {
+	Ran bool `json:"ran"`
+	// Refused says why collection did not run.
+	Refused string `json:"refused,omitempty"`
+	// Removed counts blobs removed, each covered by a record.
+	Removed int `json:"removed"`
+	// Abandoned counts writes found abandoned (an intent older than the
+	// grace period, no manifest anywhere) and recorded as such.
+	Abandoned int `json:"abandoned_writes"`
+	// Adopted counts versions found on the sites but not in the index,
+	// and indexed.
+	Adopted int `json:"adopted"`
+	// Unindexed counts versions with a manifest on the sites that the
+	// index does not hold and that were kept without being adopted;
+	// Legacy counts those among them written before the node recorded
+	// deletions ('embassy index adopt' takes them in).
+	Unindexed         int      `json:"unindexed"`
+	Legacy            int      `json:"legacy"`
+	UnindexedVersions []string `json:"unindexed_versions"` // at most MaxListed, with why
+	// Inconsistent lists versions the index holds although a record says
+	// they were deleted (kept; at most MaxListed).
+	Inconsistent []string `json:"inconsistent"`
+	// SkippedSites lists sites not collected on, with why.
+	SkippedSites []string `json:"skipped_sites"`
+	// BadBatches counts journal batches that failed verification (not
+	// evidence; reported).
+	BadBatches int      `json:"bad_journal_batches"`
+	Errors     []string `json:"errors"`
+}
+
+// lookupIndex is implemented by indexes that find a version by id alone.
+type lookupIndex interface {
+	Lookup(ctx context.Context, id manifest.ID) (index.Version, error)
+}
+
+// records is the node's evidence, as read from the sites.
+type records struct {
+	deletedVersions map[manifest.ID]bool
+	deletedBlobs    map[string]bool
+	abandoned       map[string][]evidenceBlob // blob name -> records naming it
+	intents         []evidence.Record
+	uploadEnds      map[string]manifest.ID
+	bad             int
+}
+
+type evidenceBlob struct {
+	site     string // "" anywhere
+	version  manifest.ID
+	revision int
+}
+
+func (ev *records) deleted(id manifest.ID) bool { return ev != nil && ev.deletedVersions[id] }
+
+// abandonedOn returns the records saying name is abandoned on site.
+func (ev *records) abandonedOn(name, sid string) []evidenceBlob {
+	var out []evidenceBlob
+	for _, b := range ev.abandoned[name] {
+		if b.site == "" || b.site == sid {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (ev *records) add(r evidence.Record) {
+	switch r.Kind {
+	case evidence.Delete:
+		ev.deletedVersions[r.Version] = true
+		for _, b := range r.Blobs {
+			ev.deletedBlobs[b.Name] = true
+		}
+	case evidence.Abandon:
+		for _, b := range r.Blobs {
+			ev.abandoned[b.Name] = append(ev.abandoned[b.Name], evidenceBlob{site: b.Site, version: r.Version, revision: r.Revision})
+		}
+	case evidence.Intent:
+		ev.intents = append(ev.intents, r)
+	case evidence.UploadEnd:
+		ev.uploadEnds[r.Upload] = r.Version
+	}
+}
+
+// loadEvidence reads every journal batch on every site that answers.
+func (k *Keeper) loadEvidence(ctx context.Context) (*records, error) {
+	ev := &records{deletedVersions: map[manifest.ID]bool{}, deletedBlobs: map[string]bool{},
+		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}}
+	seen := map[string]bool{}
+	keys, node := k.e.Keys(), k.e.NodeID()
+	for _, sid := range k.e.SiteIDs() {
+		s, _ := k.e.Site(sid)
+		err := evidence.ReadSite(ctx, s.Store, keys, node, func(name string) bool { return seen[name] },
+			func(name string, recs []evidence.Record) error {
+				seen[name] = true
+				for _, r := range recs {
+					ev.add(r)
+				}
+				return nil
+			},
+			func(name string, err error) {
+				ev.bad++
+				k.log.WarnContext(ctx, "journal batch fails verification; not evidence", "site", sid, "blob", name, "err", err)
+			})
+		if err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	return ev, nil
+}
+
+// checkFresh returns why the index is older than the sites, or "".
+func (k *Keeper) checkFresh(ctx context.Context) (string, error) {
+	gi, ok := k.ix.(vault.GenerationIndex)
+	if !ok {
+		return "", nil
+	}
+	if why, err := gi.Stale(ctx); err != nil || why != "" {
+		return why, err
+	}
+	ix, err := gi.Generations(ctx)
+	if err != nil {
+		return "", err
+	}
+	stores := map[string]site.Site{}
+	for _, sid := range k.e.SiteIDs() {
+		s, _ := k.e.Site(sid)
+		stores[sid] = s.Store
+	}
+	onSites, where := evidenceGenerations(ctx, stores, k)
+	if why := vault.Behind(ix, onSites, where); why != "" {
+		if err := gi.MarkStale(ctx, why); err != nil {
+			return why, err
+		}
+		return why, nil
+	}
+	return "", nil
+}
+
+func evidenceGenerations(ctx context.Context, stores map[string]site.Site, k *Keeper) (map[string]uint64, map[string]string) {
+	return evidence.ReadGenerations(ctx, stores, k.e.Keys(), k.e.NodeID())
+}
+
+// Collect runs garbage collection over every site that answers.
+func (k *Keeper) Collect(ctx context.Context, o CollectOptions) (Collection, error) {
+	ctx = vault.AsSystem(ctx)
+	var c Collection
+	grace := o.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	lk, ok := k.ix.(lookupIndex)
+	if !ok {
+		c.Refused = "the index cannot find versions by id"
+		return c, nil
+	}
+	why, err := k.checkFresh(ctx)
+	if err != nil {
+		return c, err
+	}
+	if why != "" {
+		c.Refused = "the index is older than the sites (" + why + "); run 'embassy index rebuild' first"
+		return c, nil
+	}
+	unreachable := k.e.Unreachable(ctx)
+	for _, sid := range slices.Sorted(maps.Keys(unreachable)) {
+		c.SkippedSites = append(c.SkippedSites, sid+": does not answer or is not this node's site")
+	}
+	ev, err := k.loadEvidence(ctx)
+	if err != nil {
+		return c, err
+	}
+	c.BadBatches = ev.bad
+	c.Ran = true
+	now := time.Now()
+	indexed := func(id manifest.ID) (index.Version, bool) {
+		v, err := lk.Lookup(ctx, id)
+		return v, err == nil
+	}
+	// Writes whose intent is older than the grace period and that left
+	// no manifest anywhere never committed: record them abandoned.
+	k.resolveIntents(ctx, ev, indexed, unreachable, now.Add(-grace), &c)
+
+	unknown := map[manifest.ID][]string{} // manifests the index does not hold, by site
+	young := map[manifest.ID]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, sid := range k.e.SiteIDs() {
+		if unreachable[sid] {
+			continue
+		}
+		s, _ := k.e.Site(sid)
+		wg.Go(func() {
+			var doomed []string
+			for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
+				err := s.Store.List(ctx, prefix, func(i site.Info) error {
+					if k.garbage(ctx, ev, sid, i.Name, indexed) {
+						doomed = append(doomed, i.Name)
+						return nil
+					}
+					if id, ok := manifest.ParseBlobName(i.Name); ok && !ev.deleted(id) && len(ev.abandonedOn(i.Name, sid)) == 0 {
+						if _, ok := indexed(id); !ok {
+							mu.Lock()
+							unknown[id] = append(unknown[id], sid)
+							if now.Sub(i.Modified) < grace {
+								young[id] = true
+							}
+							mu.Unlock()
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					mu.Lock()
+					c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
+					mu.Unlock()
+					return
+				}
+			}
+			removed := 0
+			for _, name := range doomed {
+				if err := s.Store.Delete(ctx, name); err == nil {
+					removed++
+				} else if !errors.Is(err, site.ErrRetained) {
+					mu.Lock()
+					c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			c.Removed += removed
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(c.Errors)
+	// Manifests the index does not hold: adopt or report.
+	for _, id := range slices.SortedFunc(maps.Keys(unknown), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
+		if young[id] {
+			continue // a write may still be in flight
+		}
+		res := k.adoptOne(ctx, id, unknown[id], false)
+		switch {
+		case res.adopted:
+			c.Adopted++
+		default:
+			c.Unindexed++
+			if res.legacy {
+				c.Legacy++
+			}
+			if len(c.UnindexedVersions) < MaxListed {
+				c.UnindexedVersions = append(c.UnindexedVersions, res.why)
+			}
+		}
+	}
+	return c, nil
+}
+
+// garbage reports whether a record shows that blob name on site sid is
+// garbage.
+func (k *Keeper) garbage(ctx context.Context, ev *records, sid, name string, indexed func(manifest.ID) (index.Version, bool)) bool {
+	if id, ok := manifest.ParseBlobName(name); ok {
+		if ev.deleted(id) {
+			if _, live := indexed(id); live {
+				k.log.ErrorContext(ctx, "version recorded as deleted is still in the index; kept", "version", id)
+				return false
+			}
+			return true
+		}
+	} else if ev.deletedBlobs[name] {
+		return true
+	}
+	for _, b := range ev.abandonedOn(name, sid) {
+		switch {
+		case b.version.IsZero():
+			return true
+		case b.revision == 0:
+			// A write that failed: garbage unless the version was
+			// committed after all (a multipart completion retried with
+			// the same version). Left-over copies of the failed write
+			// on other sites do not count: the record is about them.
+			v, ok := indexed(b.version)
+			if !ok {
+				return true
+			}
+			if m, err := k.e.OpenEnvelope(v.Envelope); err == nil && !uses(m, sid, name) {
+				return true
+			}
+		case !k.stillPlaced(ctx, b.version, sid, name, indexed):
+			// A placement a repair or move superseded, and the newest
+			// revision does not place it there again.
+			return true
+		}
+	}
+	return false
+}
+
+// uses reports whether manifest m places blob name on site sid.
+func uses(m *manifest.Manifest, sid, name string) bool {
+	if name == manifest.BlobName(m.Version) {
+		return slices.Contains(manifestSites(m), sid)
+	}
+	for _, p := range m.Parts {
+		for i, s := range p.Sites {
+			if !p.Inline && s == sid && manifest.ShardBlobName(p.Blob, i) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stillPlaced reports whether the newest revision of version id — from the
+// index and every copy on the sites — still uses blob name on site sid.
+// When it cannot tell, it says yes.
+func (k *Keeper) stillPlaced(ctx context.Context, id manifest.ID, sid, name string, indexed func(manifest.ID) (index.Version, bool)) bool {
+	var newest *manifest.Manifest
+	if v, ok := indexed(id); ok {
+		m, err := k.e.OpenEnvelope(v.Envelope)
+		if err != nil {
+			return true
+		}
+		newest = m
+	}
+	m, _, _, err := k.newestManifest(ctx, id, k.e.SiteIDs())
+	if err == nil && (newest == nil || m.Revision > newest.Revision) {
+		newest = m
+	}
+	if newest == nil {
+		return false // the version exists nowhere: the write never committed
+	}
+	return uses(newest, sid, name)
+}
+
+// resolveIntents records as abandoned the writes whose intent is older
+// than cutoff and that never committed.
+func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(manifest.ID) (index.Version, bool), unreachable map[string]bool, cutoff time.Time, c *Collection) {
+	for _, in := range ev.intents {
+		if time.Unix(0, in.Time).After(cutoff) {
+			continue
+		}
+		// Already covered?
+		covered := true
+		for _, b := range in.Blobs {
+			if !ev.deletedBlobs[b.Name] && len(ev.abandonedOn(b.Name, b.Site)) == 0 {
+				covered = false
+			}
+		}
+		if covered || ev.deleted(in.Version) {
+			continue
+		}
+		var blobs []evidence.Blob
+		if in.Revision > 0 {
+			// A move of a live version's shards: whichever revision is in
+			// force, the blobs it does not use are garbage.
+			for _, b := range in.Blobs {
+				if !k.stillPlaced(ctx, in.Version, b.Site, b.Name, indexed) {
+					blobs = append(blobs, b)
+				}
+			}
+		} else if in.Upload != "" {
+			// A multipart part: garbage once its upload ended, unless the
+			// completed version uses it.
+			ver, ended := ev.uploadEnds[in.Upload]
+			if !ended {
+				continue
+			}
+			for _, b := range in.Blobs {
+				if ver.IsZero() || !k.stillPlaced(ctx, ver, b.Site, b.Name, indexed) {
+					blobs = append(blobs, b)
+				}
+			}
+		} else {
+			if _, ok := indexed(in.Version); ok {
+				continue
+			}
+			if !k.nowhere(ctx, in.Version, unreachable) {
+				continue
+			}
+			blobs = in.Blobs
+		}
+		if len(blobs) == 0 {
+			continue
+		}
+		rec := evidence.Record{Kind: evidence.Abandon, Version: in.Version, Upload: in.Upload, Blobs: blobs}
+		need := map[string]bool{}
+		for _, b := range blobs {
+			need[b.Site] = true
+		}
+		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
+			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))
+			continue
+		}
+		ev.add(rec)
+		c.Abandoned++
+	}
+}
+
+// nowhere reports whether no site holds a manifest copy of version id. It
+// says no when some site does not answer.
+func (k *Keeper) nowhere(ctx context.Context, id manifest.ID, unreachable map[string]bool) bool {
+	if len(unreachable) > 0 {
+		return false
+	}
+	for _, sid := range k.e.SiteIDs() {
+		s, _ := k.e.Site(sid)
+		_, err := s.Store.Stat(ctx, manifest.BlobName(id))
+		if !errors.Is(err, site.ErrNotFound) {
+			return false
+		}
+	}
+	return true
+}
+
+// adoptResult says what became of a version found on the sites but not in
+// the index.
+type adoptResult struct {
+	adopted bool
+	legacy  bool
+	why     string
+}
+
+// adoptOne indexes version id, found on sites, if it may be: its newest
+// verified copy names a configured vault, it was written by a node that
+// records deletions (or legacy is allowed), and every part has k shards.
+func (k *Keeper) adoptOne(ctx context.Context, id manifest.ID, sites []string, legacy bool) adoptResult {
+	m, env, _, err := k.newestManifest(ctx, id, sites)
+	if err != nil {
+		return adoptResult{why: fmt.Sprintf("version %s: kept: no copy of its manifest verifies", id)}
+	}
+	name := fmt.Sprintf("%s/%s version %s", m.Vault, m.Key, id)
+	if _, err := k.e.Vault(m.Vault); err != nil {
+		return adoptResult{why: name + ": kept: its vault is not configured (restore the configuration, then 'embassy index rebuild')"}
+	}
+	if !m.Journaled && !legacy {
+		return adoptResult{legacy: true, why: name + ": kept: written before deletions were recorded, so it may be a deleted version's remains; adopt it with 'embassy index adopt' if it should be there"}
+	}
+	if why := k.readable(ctx, m, sites); why != "" {
+		return adoptResult{why: name + ": kept: " + why + " (mount the missing sites, then 'embassy index rebuild')"}
+	}
+	if err := k.ix.Put(ctx, indexVersion(m, env)); err != nil {
+		return adoptResult{why: name + ": kept: " + err.Error()}
+	}
+	k.log.InfoContext(ctx, "version adopted into the index", "vault", m.Vault, "key", m.Key, "version", id)
+	return adoptResult{adopted: true, why: name}
+}
+
+// AdoptOptions select versions for Adopt.
+type AdoptOptions struct {
+	// Versions, if set, limits adoption to these versions; otherwise
+	// every version on the sites that the index does not hold.
+	Versions []manifest.ID
+	// Vault, if set, limits adoption to one vault.
+	Vault string
+}
+
+// AdoptReport says what Adopt did.
+type AdoptReport struct {
+	Adopted  []string `json:"adopted"`
+	Kept     []string `json:"kept"`
+	Examined int      `json:"examined"`
+}
+
+// Adopt indexes versions found on the sites that the index does not hold,
+// including versions written before deletions were recorded: the
+// operator's explicit decision that they belong. Versions recorded as
+// deleted are never adopted.
+func (k *Keeper) Adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error) {
+	ctx = vault.AsSystem(ctx)
+	rep := AdoptReport{Adopted: []string{}, Kept: []string{}}
+	lk, ok := k.ix.(lookupIndex)
+	if !ok {
+		return rep, errors.New("adopt: the index cannot find versions by id")
+	}
+	ev, err := k.loadEvidence(ctx)
+	if err != nil {
+		return rep, err
+	}
+	want := map[manifest.ID]bool{}
+	for _, id := range o.Versions {
+		want[id] = true
+	}
+	found := map[manifest.ID][]string{}
+	for _, sid := range k.e.SiteIDs() {
+		s, _ := k.e.Site(sid)
+		err := s.Store.List(ctx, manifest.ManifestPrefix, func(i site.Info) error {
+			id, ok := manifest.ParseBlobName(i.Name)
+			if !ok || (len(want) > 0 && !want[id]) || ev.deleted(id) || len(ev.abandonedOn(i.Name, sid)) > 0 {
+				return nil
+			}
+			if _, err := lk.Lookup(ctx, id); err == nil {
+				return nil
+			}
+			found[id] = append(found[id], sid)
+			return nil
+		})
+		if err != nil && ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	for _, id := range slices.SortedFunc(maps.Keys(found), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
+		rep.Examined++
+		if o.Vault != "" {
+			if m, _, _, err := k.newestManifest(ctx, id, found[id]); err != nil || m.Vault != o.Vault {
+				continue
+			}
+		}
+		r := k.adoptOne(ctx, id, found[id], true)
+		if r.adopted {
+			rep.Adopted = append(rep.Adopted, r.why)
+		} else {
+			rep.Kept = append(rep.Kept, r.why)
+		}
+	}
+	return rep, nil
+}

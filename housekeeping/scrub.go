@@ -1,0 +1,589 @@
+package housekeeping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Scrub verifies every shard block of every version against its checksum,
+// verifies every manifest copy on every site (signature, identity and
+// revision), checks every placement against the vault's current policy,
+// and (with Repair) rebuilds missing, corrupt and misplaced shards from the
+// others onto sites that keep the policy and rewrites missing, damaged or
+// stale manifest copies from a verified one. Draining sites are treated as
+// misplaced: their shards move off. Each repair writes the new shards
+// first, then the new manifest to every site that holds the version, then
+// the index, and only then removes what it replaced, so a version keeps a
+// conforming placement at every moment and a crash at any point leaves
+// either the old placement or the new one.
+//
+// Scrub tells apart what is degraded (fewer shards than k+m, or off
+// policy, but readable and repairable) from what is lost (some part has
+// fewer than k intact shards, or no copy of the manifest verifies): the
+// second is data the node cannot serve, and is reported by name.
+
+// ScrubOptions configure a scrub.
+type ScrubOptions struct {
+	// Vaults limits the scrub to these vaults (all if empty).
+	Vaults []string
+	// Repair rebuilds what is found wanting; otherwise scrub only reports.
+	Repair bool
+	// Rate limits the bytes read per second (0: no limit).
+	Rate int64
+	// Progress, if set, is called after each version.
+	Progress func(ScrubReport)
+	// Lost, for drills: sites whose shards count as gone. Nothing is
+	// repaired onto or read from them.
+	Lost map[string]bool
+
+	// Grace is how old a blob must be before garbage collection considers
+	// it, since a younger one may belong to a write still in flight (0:
+	// DefaultGrace; negative: no collection).
+	Grace time.Duration
+
+	avoid map[string]bool // unreachable now: not chosen for repairs
+	depth int             // re-checks of one version after a repair
+}
+
+// ScrubReport says what a scrub found and did.
+type ScrubReport struct {
+	Versions        int   `json:"versions"`
+	Bytes           int64 `json:"bytes"` // plaintext bytes of the versions scrubbed
+	BytesRead       int64 `json:"bytes_read"`
+	CorruptShards   int   `json:"corrupt_shards"`
+	MissingShards   int   `json:"missing_shards"`
+	MisplacedShards int   `json:"misplaced_shards"`
+	MissingCopies   int   `json:"missing_manifest_copies"`
+	DamagedCopies   int   `json:"damaged_manifest_copies"` // copies that fail verification or name another version
+	StaleCopies     int   `json:"stale_manifest_copies"`   // copies holding an older revision than the newest verified one
+	// AtRisk counts versions found degraded or lost; Degraded those that
+	// were readable and repairable, Lost those that were not.
+	AtRisk        int      `json:"at_risk"`
+	Degraded      int      `json:"degraded"`
+	Lost          int      `json:"lost"`
+	LostVersions  []string `json:"lost_versions"` // at most MaxListed, by name
+	Repaired      int      `json:"repaired"`
+	BytesRepaired int64    `json:"bytes_repaired"` // shard bytes written
+	ShardsMoved   int      `json:"shards_moved"`
+	Unrepairable  []string `json:"unrepairable"`
+	Errors        []string `json:"errors"`
+	// RemainingAtRisk counts versions still degraded or lost at the end.
+	RemainingAtRisk int `json:"remaining_at_risk"`
+	// Collection reports garbage collection (a repairing scrub over every
+	// vault).
+	Collection      *Collection `json:"collection,omitempty"`
+	DurationSeconds float64     `json:"duration_seconds"`
+}
+
+// shardState is what scrub found of one shard of one part.
+type shardState struct {
+	bad       bool // missing or corrupt
+	corrupt   bool
+	misplaced bool // on a draining or excluded site, or breaking the policy
+}
+
+// rateLimiter paces reads to a byte rate.
+type rateLimiter struct {
+	rate  int64
+	start time.Time
+	n     atomic.Int64
+}
+
+func (l *rateLimiter) wait(ctx context.Context, n int) error {
+	if l == nil || l.rate <= 0 {
+		return nil
+	}
+	total := l.n.Add(int64(n))
+	due := l.start.Add(time.Duration(float64(total) / float64(l.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Scrub runs a scrub over the index's versions.
+func (k *Keeper) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error) {
+	start := time.Now()
+	var rep ScrubReport
+	ctx = vault.AsSystem(ctx)
+	// Sites that do not answer are not chosen for repairs (their shards
+	// still count as missing only if reads fail).
+	o.avoid = k.e.Unreachable(ctx)
+	lim := &rateLimiter{rate: o.Rate, start: start}
+	vaults := o.Vaults
+	if len(vaults) == 0 {
+		for _, v := range k.e.Vaults() {
+			vaults = append(vaults, v.Name)
+		}
+	}
+	var mu sync.Mutex
+	for _, vname := range vaults {
+		v, err := k.e.Vault(vname)
+		if err != nil {
+			return rep, err
+		}
+		vo := index.VersionOptions{Max: 200}
+		for {
+			page, err := k.ix.Versions(ctx, vname, vo)
+			if err != nil {
+				return rep, err
+			}
+			// Versions are independent: check a few at once.
+			sem := make(chan struct{}, 8)
+			var wg sync.WaitGroup
+			for _, listed := range page.Versions {
+				if ctx.Err() != nil {
+					break
+				}
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					r := k.scrubVersion(ctx, v, listed, o, lim)
+					mu.Lock()
+					rep.add(r)
+					if o.Progress != nil {
+						o.Progress(rep)
+					}
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			if !page.Truncated {
+				break
+			}
+			vo.KeyMarker, vo.VersionMarker = page.NextKeyMarker, page.NextVersionMarker
+		}
+	}
+	if o.Repair && o.Grace >= 0 && len(o.Vaults) == 0 && len(o.Lost) == 0 {
+		c, err := k.Collect(ctx, CollectOptions{Grace: o.Grace})
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+		rep.Collection = &c
+	}
+	rep.DurationSeconds = time.Since(start).Seconds()
+	k.e.Events.AtRisk.Store(int64(rep.RemainingAtRisk))
+	k.e.Events.BytesRepaired.Add(rep.BytesRepaired)
+	return rep, nil
+}
+
+func (r *ScrubReport) add(o ScrubReport) {
+	r.Versions += o.Versions
+	r.Bytes += o.Bytes
+	r.BytesRead += o.BytesRead
+	r.CorruptShards += o.CorruptShards
+	r.MissingShards += o.MissingShards
+	r.MisplacedShards += o.MisplacedShards
+	r.MissingCopies += o.MissingCopies
+	r.DamagedCopies += o.DamagedCopies
+	r.StaleCopies += o.StaleCopies
+	r.AtRisk += o.AtRisk
+	r.Degraded += o.Degraded
+	r.Lost += o.Lost
+	for _, l := range o.LostVersions {
+		if len(r.LostVersions) < MaxListed {
+			r.LostVersions = append(r.LostVersions, l)
+		}
+	}
+	r.Repaired += o.Repaired
+	r.BytesRepaired += o.BytesRepaired
+	r.ShardsMoved += o.ShardsMoved
+	r.RemainingAtRisk += o.RemainingAtRisk
+	r.Unrepairable = append(r.Unrepairable, o.Unrepairable...)
+	r.Errors = append(r.Errors, o.Errors...)
+}
+
+// copyState is what scrub found of one site's copy of a manifest.
+type copyState int
+
+const (
+	copyOK copyState = iota
+	copyMissing
+	copyDamaged
+	copyStale
+	copyUnknown // the site did not answer
+)
+
+// checkCopies reads and verifies every copy of a version's manifest. It
+// returns each copy's state by site, and the newest verified manifest it
+// saw (which may be newer than the indexed one: the index is then behind).
+func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost func(string) bool) (map[string]copyState, *manifest.Manifest, []byte) {
+	sites := manifestSites(m)
+	states := make(map[string]copyState, len(sites))
+	var newest *manifest.Manifest
+	var newestEnv []byte
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, sid := range sites {
+		if lost(sid) {
+			continue
+		}
+		s, ok := k.e.Site(sid)
+		if !ok {
+			states[sid] = copyMissing
+			continue
+		}
+		wg.Go(func() {
+			st := copyOK
+			env, err := vault.ReadEnvelope(ctx, s.Store, manifest.BlobName(m.Version))
+			var cm *manifest.Manifest
+			switch {
+			case errors.Is(err, site.ErrNotFound):
+				st = copyMissing
+			case errors.Is(err, site.ErrUnavailable):
+				st = copyUnknown
+			case err != nil && !errors.Is(err, manifest.ErrCorrupt):
+				st = copyUnknown
+			case err != nil:
+				st = copyDamaged
+			default:
+				cm, err = k.e.OpenEnvelope(env)
+				switch {
+				case err != nil || cm.Version != m.Version || cm.Vault != m.Vault || cm.Key != m.Key:
+					st = copyDamaged
+				case cm.Revision < m.Revision:
+					st = copyStale
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			states[sid] = st
+			if st == copyOK && cm != nil && (newest == nil || cm.Revision > newest.Revision) {
+				newest, newestEnv = cm, env
+			}
+		})
+	}
+	wg.Wait()
+	return states, newest, newestEnv
+}
+
+// scrubVersion checks (and repairs) one version.
+func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.Version, o ScrubOptions, lim *rateLimiter) (rep ScrubReport) {
+	rep.Versions = 1
+	name := fmt.Sprintf("%s/%s version %s", listed.Vault, listed.Key, listed.ID)
+	lostVersion := func(why string) ScrubReport {
+		rep.AtRisk, rep.Lost, rep.RemainingAtRisk = 1, 1, 1
+		rep.LostVersions = append(rep.LostVersions, name+": "+why)
+		return rep
+	}
+	m, env, err := k.manifest(ctx, listed)
+	if err != nil {
+		// The index's envelope is damaged: a verified copy on the sites
+		// can stand in for it.
+		fm, fenv, _, ferr := k.newestManifest(ctx, listed.ID, k.e.SiteIDs())
+		if ferr != nil || fm.Vault != listed.Vault || fm.Key != listed.Key {
+			return lostVersion("the indexed manifest fails verification (" + err.Error() + ") and no copy on the sites verifies")
+		}
+		rep.DamagedCopies++
+		if !o.Repair {
+			rep.AtRisk, rep.Degraded, rep.RemainingAtRisk = 1, 1, 1
+			return rep
+		}
+		if err := k.ix.Put(ctx, indexVersion(fm, fenv)); err != nil {
+			rep.Errors = append(rep.Errors, name+": restore the index entry from a verified copy: "+err.Error())
+			return rep
+		}
+		m, env = fm, fenv
+	}
+	rep.Bytes = m.Size
+	lost := func(sid string) bool { return o.Lost[sid] }
+	// Manifest copies.
+	copies, newest, newestEnv := k.checkCopies(ctx, m, lost)
+	if newest != nil && newest.Revision > m.Revision {
+		// A site holds a newer revision than the index: the index is
+		// behind (a failed recommit, or a restored backup). Take it and
+		// check again.
+		if o.Repair && o.depth < 2 {
+			if err := k.ix.Put(ctx, indexVersion(newest, newestEnv)); err != nil {
+				rep.Errors = append(rep.Errors, name+": index the newer revision found on the sites: "+err.Error())
+				return rep
+			}
+			o.depth++
+			return k.scrubVersion(ctx, v, listed, o, lim)
+		}
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: the sites hold revision %d, the index %d (a repairing scrub or an index rebuild takes the newer)", name, newest.Revision, m.Revision))
+	}
+	var badCopies []string
+	for sid, st := range copies {
+		switch st {
+		case copyMissing, copyUnknown:
+			// A copy on a site that does not answer counts as missing
+			// too, but cannot be rewritten there now.
+			rep.MissingCopies++
+			if st == copyUnknown || o.avoid[sid] {
+				continue
+			}
+		case copyDamaged:
+			rep.DamagedCopies++
+		case copyStale:
+			rep.StaleCopies++
+		default:
+			continue
+		}
+		badCopies = append(badCopies, sid)
+	}
+	if m.DeleteMarker {
+		if len(badCopies) > 0 {
+			rep.AtRisk, rep.Degraded = 1, 1
+			if !o.Repair {
+				rep.RemainingAtRisk = 1
+			} else if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+				rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
+				rep.RemainingAtRisk = 1
+			} else {
+				rep.Repaired = 1
+			}
+		}
+		return rep
+	}
+	// Shards.
+	sites := k.e.SiteDescriptors()
+	policy, lbl := k.e.Placement(v, m)
+	states := make([][]shardState, len(m.Parts))
+	needs, unreadable := false, ""
+	for pi, p := range m.Parts {
+		quick := false
+		if o.Repair && !p.Inline {
+			// A part that will be rebuilt anyway (a shard blob is gone
+			// or on a site being left) is not read twice: the rebuild
+			// verifies every block it reads, and what it did not read
+			// is verified by the next scrub.
+			var ok bool
+			states[pi], ok = k.quickCheck(ctx, m, p, lost)
+			quick = !ok
+		}
+		if !quick {
+			states[pi] = k.checkPart(ctx, m, p, lost, lim, &rep)
+		}
+		if p.Inline {
+			// An inline shard lives in its site's manifest copy, after
+			// the envelope: a copy whose envelope is damaged or stale
+			// (its blocks were checked above) is rewritten with its
+			// blocks by the repair.
+			for _, sid := range p.Sites {
+				if st, ok := copies[sid]; ok && st != copyOK && st != copyUnknown {
+					needs = true
+				}
+			}
+		}
+		var descs []site.Descriptor
+		for _, sid := range p.Sites {
+			descs = append(descs, sites[sid])
+		}
+		if len(placement.Check(policy, descs)) > 0 {
+			// The placement breaks the current policy (it changed, or a
+			// site's attributes did): every shard is up for a move, and
+			// Complete keeps those it can.
+			for i := range states[pi] {
+				states[pi][i].misplaced = true
+			}
+		}
+		good := 0
+		for i, sid := range p.Sites {
+			st := &states[pi][i]
+			if k.e.IsDraining(sid) || lost(sid) || !k.e.SiteAccredited(sid, lbl) {
+				st.misplaced = true
+			}
+			if st.bad {
+				needs = true
+				if st.corrupt {
+					rep.CorruptShards++
+				} else {
+					rep.MissingShards++
+				}
+			} else {
+				good++
+				if st.misplaced {
+					needs = true
+					rep.MisplacedShards++
+				}
+			}
+		}
+		if good < m.K && unreadable == "" {
+			unreadable = fmt.Sprintf("part %d has %d of the %d intact shards it needs", p.Number, good, m.K)
+		}
+	}
+	if unreadable != "" {
+		return lostVersion(unreadable)
+	}
+	if !needs && len(badCopies) == 0 {
+		return rep
+	}
+	rep.AtRisk, rep.Degraded = 1, 1
+	if !o.Repair {
+		rep.RemainingAtRisk = 1
+		return rep
+	}
+	if !needs {
+		// Only copies of a version without inline parts need rewriting.
+		if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+			rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
+			rep.RemainingAtRisk = 1
+		} else {
+			rep.Repaired = 1
+		}
+		return rep
+	}
+	res, err := k.repairVersion(ctx, m, policy, lbl, states, o)
+	rep.BytesRepaired += res.BytesWritten
+	rep.ShardsMoved += res.ShardsMoved
+	if err != nil {
+		rep.Unrepairable = append(rep.Unrepairable, name+": "+err.Error())
+		rep.RemainingAtRisk = 1
+		return rep
+	}
+	rep.Repaired = 1
+	if res.Problems > 0 && o.depth < 2 {
+		// The rebuild met damage in shards it kept: check again.
+		o.depth++
+		again := k.scrubVersion(ctx, v, listed, o, lim)
+		rep.CorruptShards += again.CorruptShards
+		rep.BytesRepaired += again.BytesRepaired
+		rep.ShardsMoved += again.ShardsMoved
+		rep.Unrepairable = append(rep.Unrepairable, again.Unrepairable...)
+		rep.RemainingAtRisk = again.RemainingAtRisk
+	}
+	return rep
+}
+
+// checkPart reads every shard of a part and verifies every block.
+func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) []shardState {
+	out := make([]shardState, len(p.Sites))
+	var wg sync.WaitGroup
+	var read atomic.Int64
+	for i, sid := range p.Sites {
+		if lost(sid) {
+			out[i].bad = true
+			continue
+		}
+		wg.Go(func() {
+			n, err := k.e.VerifyShard(ctx, m, p, i, lim.wait)
+			read.Add(n)
+			if err != nil {
+				out[i].bad = true
+				out[i].corrupt = errors.Is(err, vault.ErrShardDamaged)
+				k.log.WarnContext(ctx, "scrub: shard damaged", "vault", m.Vault, "version", m.Version, "part", p.Number, "shard", i, "site", sid, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	rep.BytesRead += read.Load()
+	return out
+}
+
+// quickCheck stats a part's shard blobs. It reports false, with the
+// states it found, when a blob is missing or sits on a site being drained
+// or lost, so that the part needs a rebuild whatever its blocks hold.
+func (k *Keeper) quickCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool) ([]shardState, bool) {
+	out := make([]shardState, len(p.Sites))
+	ok := true
+	for i, sid := range p.Sites {
+		if lost(sid) {
+			out[i].bad, ok = true, false
+			continue
+		}
+		if k.e.IsDraining(sid) {
+			out[i].misplaced, ok = true, false
+		}
+		s, found := k.e.Site(sid)
+		if !found {
+			out[i].bad, ok = true, false
+			continue
+		}
+		info, err := s.Store.Stat(ctx, manifest.ShardBlobName(p.Blob, i))
+		if err != nil || info.Size != vault.ShardBlobSize(m, p) {
+			out[i].bad, ok = true, false
+		}
+	}
+	return out, ok
+}
+
+// repairVersion chooses where every bad or misplaced shard goes, keeping
+// intact well-placed shards where they are, and has the engine move them.
+func (k *Keeper) repairVersion(ctx context.Context, m *manifest.Manifest, policy placement.Policy, lbl *label.Label, states [][]shardState, o ScrubOptions) (vault.RelocateResult, error) {
+	exclude := maps.Clone(o.Lost)
+	if exclude == nil {
+		exclude = map[string]bool{}
+	}
+	maps.Copy(exclude, o.avoid)
+	cands := k.e.Candidates(exclude, lbl)
+	sites := k.e.SiteDescriptors()
+	r := vault.Relocation{Sites: make([][]string, len(m.Parts)), Bad: make([][]bool, len(m.Parts)), Lost: o.Lost}
+	for pi, p := range m.Parts {
+		fixed := make([]string, len(p.Sites))
+		anyChange := false
+		r.Bad[pi] = make([]bool, len(p.Sites))
+		for i, sid := range p.Sites {
+			st := states[pi][i]
+			if !st.bad && !st.misplaced {
+				fixed[i] = sid
+			} else {
+				anyChange = true
+			}
+			r.Bad[pi][i] = st.bad
+		}
+		if !anyChange {
+			continue
+		}
+		next, err := placement.Complete(policy, cands, p.Blob[:], fixed, sites)
+		if err != nil {
+			// Keeping every intact shard in place cannot satisfy the
+			// policy: place the part afresh.
+			next, err = placement.Complete(policy, cands, p.Blob[:], make([]string, len(p.Sites)), sites)
+			if err != nil {
+				return vault.RelocateResult{}, err
+			}
+		}
+		r.Sites[pi] = next
+	}
+	return k.e.Relocate(ctx, m, r)
+}
+
+// manifestSites lists the distinct sites of a manifest's parts and copies,
+// in order of first appearance: the sites holding a copy of it.
+func manifestSites(m *manifest.Manifest) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, p := range m.Parts {
+		for _, s := range p.Sites {
+			add(s)
+		}
+	}
+	for _, s := range m.Copies {
+		add(s)
+	}
+	return out
+}
+
+// indexVersion is the index record of a verified manifest.
+func indexVersion(m *manifest.Manifest, env []byte) index.Version {
+	return index.Version{Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created,
+		DeleteMarker: m.DeleteMarker, Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env}
+}

@@ -1,0 +1,591 @@
+package vault
+
+// This file is the engine's interface to housekeeping (package
+// housekeeping): the primitives that scrub, repair, garbage collection,
+// drills and index rebuilds are made of. Housekeeping decides what to check,
+// where shards should go and what may be removed; the engine carries out
+// each step with the same commit order as its own writes (new shards, then
+// every manifest copy, then the index, and only then removal of what was
+// replaced, under a signed record of why).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/embassy-dev/embassy/erasure"
+	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/label"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
+	"github.com/embassy-dev/embassy/site"
+)
+
+// OpenEnvelope verifies and opens a manifest envelope with the keys in
+// force (during a root rotation, the previous keys too).
+func (e *Engine) OpenEnvelope(env []byte) (*manifest.Manifest, error) {
+	return manifest.Open(env, e.k())
+}
+
+// Site returns a configured site.
+func (e *Engine) Site(id string) (Site, bool) {
+	s, ok := e.site(id)
+	if !ok {
+		return Site{}, false
+	}
+	return *s, true
+}
+
+// NodeID returns the id of the node the engine belongs to.
+func (e *Engine) NodeID() string { return e.node }
+
+// Keys returns the keys in force.
+func (e *Engine) Keys() Keys { return e.k() }
+
+// Index returns the engine's index.
+func (e *Engine) Index() index.Index { return e.index }
+
+// SiteIDs returns the configured site ids, sorted.
+func (e *Engine) SiteIDs() []string { return e.siteIDs() }
+
+// SetDraining marks sites as draining: new writes avoid them and scrub
+// moves their shards off.
+func (e *Engine) SetDraining(ids []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.draining = map[string]bool{}
+	for _, id := range ids {
+		e.draining[id] = true
+	}
+}
+
+// IsDraining reports whether a site is being emptied.
+func (e *Engine) IsDraining(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.draining[id]
+}
+
+// SiteDescriptors returns every configured site's attributes, by id.
+func (e *Engine) SiteDescriptors() map[string]site.Descriptor {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := map[string]site.Descriptor{}
+	for id, s := range e.sites {
+		out[id] = s.Descriptor
+	}
+	return out
+}
+
+// Placement returns the policy a version's shards must keep — the vault's
+// policy with the version's own erasure code, requiring accredited sites
+// when the version is labelled — and the version's label (nil when
+// unlabelled or when the node has no label policies).
+func (e *Engine) Placement(v Vault, m *manifest.Manifest) (placement.Policy, *label.Label) {
+	policy := v.Policy
+	policy.K, policy.M = m.K, m.M
+	if m.Label == "" || e.labels == nil {
+		return policy, nil
+	}
+	l, err := e.labelOf(m.Label)
+	if err != nil {
+		return policy, nil
+	}
+	return withLabel(policy), &l
+}
+
+// Candidates lists the sites placement may choose for data labelled l
+// (nil: unlabelled). Sites in exclude, down or draining are marked down.
+func (e *Engine) Candidates(exclude map[string]bool, l *label.Label) []placement.Candidate {
+	return e.candidates(exclude, l)
+}
+
+// SiteAccredited reports whether site id may hold data labelled l.
+func (e *Engine) SiteAccredited(id string, l *label.Label) bool {
+	s, ok := e.site(id)
+	return ok && (l == nil || e.accredited(s.Accredited, l))
+}
+
+// ShardBlobSize returns the size of each shard blob of a part that is not
+// inline.
+func ShardBlobSize(m *manifest.Manifest, p manifest.Part) int64 {
+	return geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}.blobSize()
+}
+
+// ErrShardDamaged: a shard blob's bytes fail their checksums, have the
+// wrong size or end early. Another shard may still be intact.
+var ErrShardDamaged = erasure.ErrChecksum
+
+// VerifyShard reads shard i of part p of m and checks every block's
+// checksum. wait, if set, is called before each block with its size (a
+// rate limit). It returns the bytes read and an error wrapping
+// ErrShardDamaged for damage, or the site's error.
+func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manifest.Part, i int, wait func(context.Context, int) error) (int64, error) {
+	g := geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}
+	s, ok := e.site(p.Sites[i])
+	if !ok {
+		return 0, fmt.Errorf("site %s not configured: %w", p.Sites[i], site.ErrNotFound)
+	}
+	var rc io.ReadCloser
+	var err error
+	if p.Inline {
+		rc, err = inlineBlocks(ctx, s.Store, manifest.BlobName(m.Version), i, p, g)
+	} else {
+		name := manifest.ShardBlobName(p.Blob, i)
+		info, serr := s.Store.Stat(ctx, name)
+		if serr != nil {
+			return 0, serr
+		}
+		if info.Size != g.blobSize() {
+			return 0, fmt.Errorf("%w: blob %s is %d bytes, want %d", erasure.ErrChecksum, name, info.Size, g.blobSize())
+		}
+		rc, err = s.Store.Get(ctx, name, 0, -1)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	stripes := g.stripes()
+	if p.Inline {
+		stripes = 1
+	}
+	buf := getBlock(int(g.blockStride()))
+	defer putBlock(buf)
+	var n int64
+	for j := range stripes {
+		size := g.shardSize(j) + erasure.SumSize
+		b := (*buf)[:size]
+		if wait != nil {
+			if err := wait(ctx, size); err != nil {
+				return n, err
+			}
+		}
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return n, fmt.Errorf("%w: stripe %d: %v", erasure.ErrChecksum, j, err)
+		}
+		n += int64(size)
+		if _, err := erasure.Verify(erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, b); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Relocation says where the shards of a version should be after a repair
+// or a move.
+type Relocation struct {
+	// Sites gives, for each part (as in the manifest's Parts), the site of
+	// every shard afterwards. A nil entry keeps the part as it is.
+	Sites [][]string
+	// Bad marks, for each part, shards that are missing or corrupt: they
+	// are not read and are rebuilt from the others.
+	Bad [][]bool
+	// Lost sites are neither read from nor cleaned up (drills, sites that
+	// do not answer).
+	Lost map[string]bool
+}
+
+// RelocateResult says what Relocate did.
+type RelocateResult struct {
+	BytesWritten int64 // shard bytes written
+	ShardsMoved  int
+	// Problems counts damaged blocks met in shards that were kept: the
+	// version should be checked again.
+	Problems int
+}
+
+// Relocate rebuilds the shards of m that change site or are bad, stripe
+// by stripe from the intact ones (each stripe authenticated before use),
+// writes them to their new sites, writes a new manifest revision to every
+// site that will hold the version, commits it to the index, and only then
+// removes what it replaced, under a signed record. If the new revision
+// cannot be written everywhere, the sites already written get their old
+// copy back; if the index write fails nothing is removed. A crash at any
+// point leaves the old placement or the new one.
+func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocation) (res RelocateResult, err error) {
+	newM := *m
+	newM.Parts = slices.Clone(m.Parts)
+	oldBlobs := map[string][]string{}
+	tails := map[string][]byte{}
+	shell := &Reader{e: e, ctx: ctx, m: m, skip: map[[2]int]bool{}, exclude: r.Lost, readAll: true}
+	for pi, p := range m.Parts {
+		for i := range p.Sites {
+			if pi < len(r.Bad) && i < len(r.Bad[pi]) && r.Bad[pi][i] {
+				shell.skip[[2]int{p.Number, i}] = true
+			}
+		}
+	}
+	// Say, before writing anything, which blobs this move creates and
+	// which it replaces, so that whichever revision ends up in force, the
+	// node can later show which of them are garbage.
+	intent := evidence.Record{Kind: evidence.Intent, Version: m.Version, Revision: m.Revision + 1}
+	planned := *m
+	planned.Parts = slices.Clone(m.Parts)
+	for pi, p := range m.Parts {
+		if pi >= len(r.Sites) || r.Sites[pi] == nil {
+			continue
+		}
+		planned.Parts[pi].Sites = r.Sites[pi]
+		for i, sid := range r.Sites[pi] {
+			if i < len(p.Sites) && sid != p.Sites[i] && !p.Inline {
+				name := manifest.ShardBlobName(p.Blob, i)
+				intent.Blobs = append(intent.Blobs, evidence.Blob{Name: name, Site: sid}, evidence.Blob{Name: name, Site: p.Sites[i]})
+			}
+		}
+	}
+	// Manifest copies gained or dropped.
+	oldCopies, newCopies := manifestSites(m), manifestSites(&planned)
+	for _, sid := range oldCopies {
+		if !slices.Contains(newCopies, sid) {
+			intent.Blobs = append(intent.Blobs, evidence.Blob{Name: manifest.BlobName(m.Version), Site: sid})
+		}
+	}
+	for _, sid := range newCopies {
+		if !slices.Contains(oldCopies, sid) {
+			intent.Blobs = append(intent.Blobs, evidence.Blob{Name: manifest.BlobName(m.Version), Site: sid})
+		}
+	}
+	if len(intent.Blobs) > 0 {
+		if err := e.journal.Append(ctx, nil, intent); err != nil {
+			e.log.WarnContext(ctx, "move not recorded; blobs it leaves if cut short are kept", "version", m.Version, "err", err)
+		}
+	}
+	for pi, p := range m.Parts {
+		next := p.Sites
+		if pi < len(r.Sites) && r.Sites[pi] != nil {
+			next = r.Sites[pi]
+			if len(next) != len(p.Sites) {
+				return res, fmt.Errorf("relocate %s version %s part %d: %d sites for %d shards", m.Key, m.Version, p.Number, len(next), len(p.Sites))
+			}
+		}
+		changed := map[int]bool{}
+		for i := range next {
+			if next[i] != p.Sites[i] || shell.skip[[2]int{p.Number, i}] {
+				changed[i] = true
+			}
+		}
+		if len(changed) == 0 && !p.Inline {
+			continue
+		}
+		g := geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}
+		if p.Inline {
+			// Every copy is rewritten with the new revision, so every
+			// site's blocks are needed.
+			full, err := e.rebuildInline(ctx, shell, p, g)
+			if err != nil {
+				return res, err
+			}
+			for i, sid := range next {
+				tails[sid] = append(tails[sid], full[i]...)
+			}
+			res.BytesWritten += int64(len(changed)) * int64(g.shardSize(0)+erasure.SumSize)
+		} else if len(changed) > 0 {
+			n, err := e.rebuildShards(ctx, shell, p, g, next, changed)
+			if err != nil {
+				return res, err
+			}
+			res.BytesWritten += n
+			for i := range changed {
+				if p.Sites[i] != next[i] {
+					oldBlobs[p.Sites[i]] = append(oldBlobs[p.Sites[i]], manifest.ShardBlobName(p.Blob, i))
+				}
+			}
+		}
+		for i := range changed {
+			if p.Sites[i] != next[i] {
+				res.ShardsMoved++
+			}
+		}
+		newM.Parts[pi].Sites = next
+	}
+	newM.Revision++
+	env, err := manifest.Seal(&newM, e.k())
+	if err != nil {
+		return res, err
+	}
+	newCopies = manifestSites(&newM)
+	var oldTails map[string][]byte
+	if len(tails) > 0 {
+		// Inline: the old copies are rebuilt from the same shards, to
+		// restore them if a new copy cannot be written everywhere.
+		oldTails = map[string][]byte{}
+		for _, p := range m.Parts {
+			if !p.Inline {
+				continue
+			}
+			full, err := e.rebuildInline(ctx, shell, p, geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size})
+			if err != nil {
+				return res, err
+			}
+			for i, sid := range p.Sites {
+				oldTails[sid] = append(oldTails[sid], full[i]...)
+			}
+		}
+	}
+	oldEnv, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
+	if err != nil {
+		return res, err
+	}
+	if err := e.replaceCopies(ctx, m.Version, env, newCopies, tails, oldEnv.Envelope, manifestSites(m), oldTails); err != nil {
+		return res, err
+	}
+	if _, err := e.recommit(ctx, &newM, env); err != nil {
+		return res, err
+	}
+	// Only now remove what was replaced.
+	for _, sid := range manifestSites(m) {
+		if !slices.Contains(newCopies, sid) {
+			oldBlobs[sid] = append(oldBlobs[sid], manifest.BlobName(m.Version))
+		}
+	}
+	for sid := range oldBlobs {
+		if r.Lost[sid] {
+			delete(oldBlobs, sid)
+		}
+	}
+	e.abandon(ctx, evidence.Record{Version: m.Version, Revision: newM.Revision}, oldBlobs)
+	e.log.InfoContext(ctx, "version relocated", "vault", m.Vault, "version", m.Version, "revision", newM.Revision)
+	res.Problems = len(shell.Problems())
+	return res, nil
+}
+
+// RestoreCopies writes env, the verified envelope of a version without
+// inline parts (or a delete marker), to sites that miss a copy or hold a
+// damaged one.
+func (e *Engine) RestoreCopies(ctx context.Context, m *manifest.Manifest, env []byte, sites []string) error {
+	for _, p := range m.Parts {
+		if p.Inline {
+			return fmt.Errorf("restore copies of %s version %s: inline blocks must be rebuilt (Relocate)", m.Key, m.Version)
+		}
+	}
+	errs := e.putCopies(ctx, manifest.BlobName(m.Version), env, sites, nil)
+	return errors.Join(errs...)
+}
+
+// fullStripe reads stripe j through pr (which authenticates it) and returns
+// all k+m shards of it, reconstructing the missing ones.
+func (pr *partReader) fullStripe(j int64) ([][]byte, error) {
+	n := pr.g.k + pr.g.m
+	ss := pr.g.shardSize(j)
+	full := make([][]byte, n)
+	have := 0
+	_, err := pr.stripeWith(j, func(shards [][]byte) {
+		for i, sh := range shards {
+			if sh != nil {
+				full[i] = append(make([]byte, 0, ss+erasure.SumSize), sh...)
+				have++
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if have < n {
+		if err := pr.coder.Reconstruct(full); err != nil {
+			return nil, err
+		}
+	}
+	return full, nil
+}
+
+// rebuildInline returns every shard block (data and checksum) of an inline
+// part's single stripe.
+func (e *Engine) rebuildInline(ctx context.Context, shell *Reader, p manifest.Part, g geometry) ([][]byte, error) {
+	pr, err := e.newPartReader(ctx, shell, p, g, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.close()
+	full, err := pr.fullStripe(0)
+	if err != nil {
+		return nil, err
+	}
+	for i := range full {
+		var sum [erasure.SumSize]byte
+		erasure.Sum(&sum, erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: 0, Shard: uint8(i)}, full[i])
+		full[i] = append(full[i], sum[:]...)
+	}
+	return full, nil
+}
+
+// rebuildShards streams the shards in changed, rebuilt stripe by stripe
+// from the intact ones, to their sites in next. It returns the bytes
+// written.
+func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Part, g geometry, next []string, changed map[int]bool) (int64, error) {
+	pr, err := e.newPartReader(ctx, shell, p, g, 0, g.stripes()-1)
+	if err != nil {
+		return 0, err
+	}
+	defer pr.close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pipes := map[int]*io.PipeWriter{}
+	errs := make(chan error, len(changed))
+	var wg sync.WaitGroup
+	for i := range changed {
+		s, ok := e.site(next[i])
+		if !ok {
+			return 0, fmt.Errorf("site %s not configured", next[i])
+		}
+		rd, pw := io.Pipe()
+		pipes[i] = pw
+		wg.Go(func() {
+			err := s.Store.Put(ctx, manifest.ShardBlobName(p.Blob, i), rd, g.blobSize())
+			if err != nil {
+				rd.CloseWithError(err)
+				cancel(err)
+				errs <- fmt.Errorf("site %s: %w", next[i], err)
+			}
+		})
+	}
+	var written int64
+	var werr error
+	for j := range g.stripes() {
+		full, err := pr.fullStripe(j)
+		if err != nil {
+			werr = err
+			break
+		}
+		for i, pw := range pipes {
+			var sum [erasure.SumSize]byte
+			erasure.Sum(&sum, erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, full[i])
+			if _, err := pw.Write(full[i]); err != nil {
+				werr = err
+				break
+			}
+			if _, err := pw.Write(sum[:]); err != nil {
+				werr = err
+				break
+			}
+			written += int64(len(full[i]) + erasure.SumSize)
+		}
+		if werr != nil {
+			break
+		}
+	}
+	for _, pw := range pipes {
+		if werr != nil {
+			pw.CloseWithError(werr)
+		} else {
+			pw.Close()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	if werr != nil {
+		return written, werr
+	}
+	for err := range errs {
+		return written, err
+	}
+	return written, nil
+}
+
+// Unreachable returns the sites that do not answer now.
+func (e *Engine) Unreachable(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range e.siteIDs() {
+		s, _ := e.site(id)
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := s.Store.Stat(pctx, "probe/embassy")
+			if err != nil && !errors.Is(err, site.ErrNotFound) {
+				mu.Lock()
+				out[id] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// replaceCopies writes a new revision of a version's manifest copies (with
+// inline tails) to sites. If any write fails, sites already written get
+// their old copy back (oldEnv with oldTails) or lose the new one, so the
+// version stays as it was.
+func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte, oldEnv []byte, oldSites []string, oldTails map[string][]byte) error {
+	name := manifest.BlobName(id)
+	errs := e.putCopies(ctx, name, env, sites, tails)
+	first := errors.Join(errs...)
+	if first == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for i, sid := range sites {
+		if errs[i] != nil {
+			continue
+		}
+		s, _ := e.site(sid)
+		if slices.Contains(oldSites, sid) {
+			body := append(append([]byte(nil), oldEnv...), oldTails[sid]...)
+			if err := s.Store.Put(rctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
+				e.log.ErrorContext(ctx, "repair rollback failed; scrub again", "site", sid, "version", id, "err", err)
+			}
+		} else {
+			s.Store.Delete(rctx, name)
+		}
+	}
+	return first
+}
+
+// ReadEnvelope reads the envelope at the start of a manifest blob (which,
+// for inline versions, is followed by shard blocks).
+func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error) {
+	const guess = 16 << 10
+	rc, err := s.Get(ctx, name, 0, guess)
+	if err != nil {
+		return nil, err
+	}
+	head, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	n, err := manifest.EnvelopeLen(head)
+	if err != nil {
+		return nil, err
+	}
+	if n <= len(head) {
+		return head[:n], nil
+	}
+	rc, err = s.Get(ctx, name, 0, int64(n))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	env, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	if len(env) != n {
+		return nil, fmt.Errorf("%w: manifest blob %s truncated", manifest.ErrCorrupt, name)
+	}
+	return env, nil
+}
+
+// UploadBlobs returns the shard blobs, by site, of every part uploaded so
+// far to a multipart upload in progress.
+func (e *Engine) UploadBlobs(ctx context.Context, vault, uploadID string) (map[string][]string, error) {
+	parts, err := e.parts(ctx, vault, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, p := range parts {
+		for i, sid := range p.Part.Sites {
+			out[sid] = append(out[sid], manifest.ShardBlobName(p.Part.Blob, i))
+		}
+	}
+	return out, nil
+}
