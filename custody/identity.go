@@ -143,7 +143,19 @@ func generateIdentity() (*identity, error) {
 }
 
 func (id *identity) signHybrid(msg []byte) ([]byte, error) {
-	pq, err := id.pq.Sign(nil, msg, &mldsa.Options{Context: mldsaContext})
+	return id.sign(msg, false)
+}
+
+// sign makes a hybrid signature; deterministic, the ML-DSA half is too
+// (the Ed25519 half always is), so the same message gives the same bytes.
+func (id *identity) sign(msg []byte, deterministic bool) ([]byte, error) {
+	var pq []byte
+	var err error
+	if deterministic {
+		pq, err = id.pq.SignDeterministic(msg, &mldsa.Options{Context: mldsaContext})
+	} else {
+		pq, err = id.pq.Sign(nil, msg, &mldsa.Options{Context: mldsaContext})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("custody: ml-dsa-44 sign: %w", err)
 	}
@@ -389,10 +401,12 @@ func pubBody(node string, p PublicIdentity) []byte {
 }
 
 // ExportPublic writes the pinnable public identity file: both public keys,
-// signed by the identity itself (so the file proves possession).
+// signed by the identity itself (so the file proves possession). The
+// signature is deterministic: the same identity always exports the same
+// bytes, so a pinned copy can be compared byte for byte.
 func (r *Identity) ExportPublic() ([]byte, error) {
 	body := pubBody(r.NodeID, r.id.pub)
-	sig, err := r.id.signHybrid(body)
+	sig, err := r.id.sign(body, true)
 	if err != nil {
 		return nil, err
 	}

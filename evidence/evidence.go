@@ -343,6 +343,61 @@ func (j *Journal) flush(b *batch) {
 	wg.Wait()
 }
 
+// Reseal rewrites, on one site, every journal batch and the generations
+// blob that are sealed under another key than keys' current one (a root
+// key rotation: keys must still open the old ones, through the previous
+// root), so that the records outlive the old root. It returns the blobs
+// rewritten.
+func Reseal(ctx context.Context, s site.Site, keys Keys, current [8]byte, node string) (int, error) {
+	var names []string
+	if err := s.List(ctx, Prefix, func(i site.Info) error { names = append(names, i.Name); return nil }); err != nil {
+		return 0, err
+	}
+	names = append(names, GenerationsBlob)
+	n := 0
+	for _, name := range names {
+		rc, err := s.Get(ctx, name, 0, MaxBatch+1)
+		if errors.Is(err, site.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
+		rc.Close()
+		if err != nil {
+			return n, err
+		}
+		if len(b) < headerLen || [8]byte(b[5:13]) == current {
+			continue
+		}
+		var out []byte
+		if name == GenerationsBlob {
+			g, err := OpenGenerations(keys, node, b)
+			if err != nil {
+				continue // not evidence; nothing to carry over
+			}
+			out, err = SealGenerations(keys, node, g)
+			if err != nil {
+				return n, err
+			}
+		} else {
+			recs, err := Open(keys, node, b)
+			if err != nil {
+				continue
+			}
+			if out, err = seal(keys, node, recs); err != nil {
+				return n, err
+			}
+		}
+		if err := s.Put(ctx, name, bytes.NewReader(out), int64(len(out))); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // ReadSite calls fn for every verified batch on a site, with the batch's
 // blob name. Batches that fail verification are passed to bad (if set)
 // and skipped: they are not evidence.

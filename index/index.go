@@ -53,6 +53,12 @@ type ListOptions struct {
 	After string
 	// Max bounds Entries plus CommonPrefixes; 0 means 1000.
 	Max int
+	// Scan, if positive, bounds the index records examined (delete
+	// markers and keys looked at for a common prefix included). When it is
+	// reached the page is Truncated and Next is the last key examined,
+	// which may be one not returned: a caller must not show it to anyone
+	// who may not see that key.
+	Scan int
 }
 
 // ListPage is one page of a listing.
@@ -63,6 +69,8 @@ type ListPage struct {
 	// After that continues the listing.
 	Truncated bool
 	Next      string
+	// Scanned counts the index records examined.
+	Scanned int
 }
 
 // VersionOptions selects versions, as S3 ListObjectVersions does.
@@ -75,6 +83,9 @@ type VersionOptions struct {
 	KeyMarker     string
 	VersionMarker manifest.ID
 	Max           int
+	// Scan bounds the work of a filtered listing (see ListOptions.Scan);
+	// the index itself examines at most Max versions.
+	Scan int
 }
 
 // VersionPage is one page of a version listing, keys in order and each
@@ -171,6 +182,8 @@ type UploadOptions struct {
 	KeyMarker string
 	IDMarker  string
 	Max       int
+	// Scan bounds the work of a filtered listing (see ListOptions.Scan).
+	Scan int
 }
 
 // UploadPage is one page of in-progress uploads, by key then creation.

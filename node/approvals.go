@@ -372,6 +372,12 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return err
 	case "config.edit":
 		return n.executeConfigEdit(ctx, p)
+	case "identity.replace":
+		path, err := n.replaceIdentity(p["identity"])
+		if err == nil {
+			r.Result = "transition statement in " + path
+		}
+		return err
 	case "custody.resplit":
 		dir, err := n.resplit(p["custodians"], p["threshold"])
 		if err == nil {

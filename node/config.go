@@ -70,6 +70,11 @@ type S3Config struct {
 	AllowInsecure bool   `yaml:"allow_insecure,omitempty" json:"allow_insecure,omitempty"`
 	// Credentials map access keys to principals.
 	Credentials []CredentialConfig `yaml:"credentials,omitempty" json:"credentials,omitempty"`
+	// ListScan bounds the index records one listing request examines
+	// (default 10000): a listing that meets many objects the caller may
+	// not read returns a short, possibly empty, truncated page instead of
+	// scanning without end.
+	ListScan int `yaml:"list_scan,omitempty" json:"list_scan,omitempty"`
 }
 
 // CredentialConfig is one S3 access key. The file holding it must be
@@ -318,6 +323,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("s3.credentials[%d].access_key: %s is configured twice", i, cr.AccessKey)
 		}
 		keys[cr.AccessKey] = true
+	}
+	if c.S3.ListScan < 0 {
+		return fmt.Errorf("s3.list_scan: %d is negative", c.S3.ListScan)
 	}
 	if c.Scrub.Grace != nil && *c.Scrub.Grace <= 0 {
 		return fmt.Errorf("scrub.grace: must be positive, got %s", time.Duration(*c.Scrub.Grace))

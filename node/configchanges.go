@@ -114,6 +114,9 @@ func ConfigChanges(old, next *Config) []Change {
 			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
 		}
 	}
+	if old.S3.ListScan != next.S3.ListScan {
+		add("s3.list_scan", fmt.Sprintf("s3.list_scan %d → %d", old.S3.ListScan, next.S3.ListScan), Free, "")
+	}
 	if old.S3.AllowInsecure != next.S3.AllowInsecure {
 		if next.S3.AllowInsecure {
 			add("s3.allow_insecure", "s3.allow_insecure turned on", Custodians, "S3 without TLS on a network listener exposes credentials and data")
@@ -190,7 +193,7 @@ func ConfigChanges(old, next *Config) []Change {
 				add(field, text, Custodians, "given an administrative role")
 			case o.Nation != p.Nation:
 				add(field, text, Custodians, "another nation")
-			case gainsAccess(o, p) && clearedAboveLevel(reg, level, p):
+			case gainsAccess(reg, o, p) && clearedAboveLevel(reg, level, p):
 				add(field, text, Custodians, "cleared above the level that takes custodians, or given categories")
 			default:
 				add(field, text, Free, "")
@@ -293,10 +296,23 @@ func siteAttrs(s SiteConfig) string {
 }
 
 // gainsAccess reports whether p may read something o could not: a higher
-// or new clearance, or a new category value.
-func gainsAccess(o, p access.Principal) bool {
+// or new clearance, or a new category value. What cannot be compared
+// counts as a gain.
+func gainsAccess(reg *label.Registry, o, p access.Principal) bool {
 	for pol, lv := range p.Clearances {
-		if o.Clearances[pol] != lv {
+		was, ok := o.Clearances[pol]
+		if !ok {
+			return true
+		}
+		if was == lv {
+			continue
+		}
+		if reg == nil {
+			return true
+		}
+		a, err1 := reg.Level(pol, was)
+		b, err2 := reg.Level(pol, lv)
+		if err1 != nil || err2 != nil || !reg.Dominates(a, b) {
 			return true
 		}
 	}

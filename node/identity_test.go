@@ -291,3 +291,50 @@ func TestDowngradeRefused(t *testing.T) {
 		t.Fatalf("unseal of a downgraded node: %v", err)
 	}
 }
+
+// TestReplaceIdentity: two custodians replace the identity; the statement
+// links the old to the new; what the old key signed still reads; the new
+// descriptor verifies with the new key only; the replacement survives a
+// restart.
+func TestReplaceIdentity(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	want := fill(t, n)
+	old := n.Keys.Identity().Public()
+	id := pendingID(t, func() error { _, err := n.ReplaceIdentity(n.As(context.Background(), "admin")); return err }())
+	cn.decide(t, id, "alice", true)
+	if !n.Keys.Identity().Public().Equal(old) {
+		t.Fatal("replaced with one approval")
+	}
+	r, err := cn.decide(t, id, "carol", true)
+	if err != nil || r.Status != StatusExecuted {
+		t.Fatalf("replace: %+v, %v", r, err)
+	}
+	next := n.Keys.Identity().Public()
+	if next.Equal(old) {
+		t.Fatal("identity not replaced")
+	}
+	stmt, err := os.ReadFile(strings.TrimPrefix(r.Result, "transition statement in "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := custody.ParseTransition(stmt)
+	if err != nil || !tr.Old.Equal(old) || !tr.New.Equal(next) {
+		t.Fatalf("statement: %+v, %v", tr, err)
+	}
+	checkObjects(t, n, want)
+	desc := siteBlob(t, n, DescriptorBlob)
+	if err := VerifyDescriptor(desc, next); err != nil {
+		t.Errorf("new descriptor with the new key: %v", err)
+	}
+	if err := VerifyDescriptor(desc, old); err == nil {
+		t.Error("the new descriptor verifies with the replaced key")
+	}
+	n.Close()
+	cn.n = cn.open(t)
+	cn.unseal(t, "bob", "carol")
+	if got := cn.n.Keys.Identity(); !got.Public().Equal(next) || len(got.Previous) != 1 || !got.Previous[0].Equal(old) || len(got.Transitions) != 1 {
+		t.Fatalf("after a restart: %+v", got)
+	}
+	checkObjects(t, cn.n, want)
+}

@@ -38,7 +38,7 @@ type TwoPersonConfig struct {
 // two_person.per_operation name them. Node.execute carries out each.
 var OperationKinds = []string{
 	"vault.delete", "vault.policy", "vault.object-lock", "vault.rotate-key", "site.remove", "object.delete", "object.retention",
-	"object.relabel", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit",
+	"object.relabel", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit", "identity.replace",
 }
 
 func (tp TwoPersonConfig) validate() error {

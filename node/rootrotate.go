@@ -220,3 +220,47 @@ func (n *Node) switchKeys() {
 	bk := n.Keys.BindingKeys()
 	n.Engine.SetKeys(n.Keys, bk, bk)
 }
+
+// ReplaceIdentity replaces the node identity, which takes two custodians
+// (identity.replace). The new identity keeps the old one's public keys so
+// that what it signed still verifies, and the transition statement, signed
+// by the old and the new key, is written to the node directory (returned)
+// and kept in identity.json, so the descriptor carries it to every site.
+// Whoever pinned the old node.pub checks the statement to move to the new.
+func (n *Node) ReplaceIdentity(ctx context.Context) (string, error) {
+	if err := n.Ready(); err != nil {
+		return "", err
+	}
+	fp := n.Keys.Identity().Public().Ed25519Fingerprint()
+	if err := n.Require(ctx, vault.Operation{Kind: "identity.replace", Summary: "replace the node identity " + fp + " (everything others pinned must move to the new key, by the transition statement)",
+		Params: map[string]string{"identity": fp}}); err != nil {
+		return "", err
+	}
+	return n.replaceIdentity(fp)
+}
+
+func (n *Node) replaceIdentity(fp string) (string, error) {
+	old := n.Keys.Identity()
+	if got := old.Public().Ed25519Fingerprint(); got != fp {
+		return "", fmt.Errorf("identity.replace: the identity is %s, not the %s the custodians approved replacing", got, fp)
+	}
+	at := time.Now().UTC()
+	next, stmt, err := old.Replace(at)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(n.Dir, "identity-transition-"+at.Format("20060102T150405Z")+".txt")
+	if err := writeFileAtomic(path, stmt); err != nil {
+		return "", err
+	}
+	if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), next); err != nil {
+		return "", err
+	}
+	n.Keys = n.Keys.WithIdentity(next)
+	if n.Engine != nil {
+		n.switchKeys()
+		n.PublishDescriptor(context.Background())
+	}
+	n.Log.Info("node identity replaced", "old", fp, "new", next.Public().Ed25519Fingerprint(), "statement", path)
+	return path, nil
+}

@@ -97,8 +97,14 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or --access-key/--secret-key)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal})
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan})
 }
+
+// nodeTokens seals listing tokens with the node's current keyring.
+type nodeTokens struct{ n *Node }
+
+func (t nodeTokens) SealToken(p []byte) ([]byte, error) { return t.n.Keys.SealToken(p) }
+func (t nodeTokens) OpenToken(p []byte) ([]byte, error) { return t.n.Keys.OpenToken(p) }
 
 // ServeOptions configure Serve.
 type ServeOptions struct {

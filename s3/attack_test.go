@@ -7,10 +7,14 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -364,3 +368,187 @@ func TestAttackDeleteMarkers(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAttackListingsLeakNothing: an ally pages through every kind of
+// listing one key at a time, with and without a delimiter, over a vault
+// where most keys are hidden from it. No response names a hidden key — not
+// as an entry, not as a marker or token, not as a common prefix — and
+// paging still reaches every key it may read, though the scan per request
+// is bounded (some pages come back empty but truncated).
+func TestAttackListingsLeakNothing(t *testing.T) {
+	h := newRolesHarness(t, func(c *node.Config) { c.S3.ListScan = 5 })
+	const hidden = "NATO SECRET//REL TO EST"
+	put := func(key, l string) {
+		t.Helper()
+		if _, err := h.n.Engine.Put(h.as("admin"), "reg", key, strings.NewReader("x"), vault.PutOptions{Size: 1, Label: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	visible := []string{"a-shown", "m/shown", "q/deep/shown", "z-shown"}
+	for _, k := range visible {
+		put(k, rolesLabel)
+	}
+	for i := range 12 {
+		put(fmt.Sprintf("b-secret-%02d", i), hidden)
+		put(fmt.Sprintf("h/secret-%02d", i), hidden) // a prefix with nothing readable
+		put(fmt.Sprintf("m/secret-%02d", i), hidden)
+		put(fmt.Sprintf("q/secret-%02d", i), hidden)
+	}
+	// A hidden key hidden again by a delete marker.
+	if _, err := h.n.Engine.Delete(h.as("admin"), "reg", "b-secret-00", vault.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ally := rolesCred("ally")
+	type result struct {
+		names  []string
+		pages  int
+		empty  int
+		bodies []string
+	}
+	page := func(t *testing.T, path string) (rawResponse, listPage) {
+		t.Helper()
+		resp := h.do(rawRequest{method: "GET", path: path, as: &ally})
+		if resp.status != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.status, resp.body)
+		}
+		var p listPage
+		if err := xml.Unmarshal(resp.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return resp, p
+	}
+	walk := func(t *testing.T, kind, delimiter string) result {
+		var r result
+		next, nextVersion := "", ""
+		for {
+			path := "/reg?max-keys=1&delimiter=" + delimiter
+			switch kind {
+			case "v1":
+				path += "&marker=" + urlQuery(next)
+			case "v2":
+				path += "&list-type=2"
+				if next != "" {
+					path += "&continuation-token=" + urlQuery(next)
+				}
+			case "versions":
+				path = "/reg?versions&max-keys=1&delimiter=" + delimiter + "&key-marker=" + urlQuery(next)
+				if nextVersion != "" {
+					path += "&version-id-marker=" + nextVersion
+				}
+			}
+			resp, p := page(t, path)
+			r.pages++
+			r.bodies = append(r.bodies, string(resp.body))
+			got := append(append(append(p.Keys(), p.Prefixes()...), p.VersionKeys()...), p.MarkerKeys()...)
+			if len(got) == 0 {
+				r.empty++
+			}
+			r.names = append(r.names, got...)
+			if !p.IsTruncated {
+				return r
+			}
+			switch kind {
+			case "v1":
+				next = p.NextMarker
+				if next == "" && len(p.Contents) > 0 {
+					next = p.Contents[len(p.Contents)-1].Key
+				}
+			case "v2":
+				next = p.NextContinuationToken
+			case "versions":
+				next, nextVersion = p.NextKeyMarker, p.NextVersionIDMarker
+			}
+			if next == "" {
+				t.Fatalf("%s: a truncated page gives nothing to continue from:\n%s", kind, resp.body)
+			}
+			if r.pages > 400 {
+				t.Fatalf("%s: paging does not end", kind)
+			}
+		}
+	}
+	for _, kind := range []string{"v1", "v2", "versions"} {
+		for _, delim := range []string{"", "/"} {
+			t.Run(kind+"/delimiter="+delim, func(t *testing.T) {
+				r := walk(t, kind, delim)
+				for _, b := range r.bodies {
+					b := sealedToken.ReplaceAllString(b, "TOKEN")
+					if strings.Contains(b, "secret") || strings.Contains(b, "h/") || strings.Contains(b, "b-") {
+						t.Fatalf("a response names a hidden key or prefix:\n%s", b)
+					}
+				}
+				want := visible
+				if delim == "/" {
+					want = []string{"a-shown", "m/", "q/", "z-shown"}
+				}
+				if !slices.Equal(r.names, want) {
+					t.Errorf("listed %v, want %v", r.names, want)
+				}
+				if r.empty == 0 {
+					t.Errorf("no page came back empty: the scan was not bounded (%d pages)", r.pages)
+				}
+			})
+		}
+	}
+	// A sealed position works for its own listing only.
+	_, p := page(t, "/reg?list-type=2&max-keys=1")
+	tok := p.NextContinuationToken
+	if !strings.HasPrefix(tok, "embassy-cursor-1.") {
+		t.Fatalf("continuation token %q is not sealed", tok)
+	}
+	for name, rr := range map[string]rawRequest{
+		"another principal": {method: "GET", path: "/reg?list-type=2&continuation-token=" + urlQuery(tok), as: ptr(rolesCred("reader"))},
+		"another prefix":    {method: "GET", path: "/reg?list-type=2&prefix=m/&continuation-token=" + urlQuery(tok), as: &ally},
+		"altered":           {method: "GET", path: "/reg?list-type=2&continuation-token=" + urlQuery(tok[:len(tok)-2]+"AA"), as: &ally},
+		"a plain key":       {method: "GET", path: "/reg?list-type=2&continuation-token=b-secret-05", as: &ally},
+	} {
+		resp := h.do(rr)
+		if resp.status != 400 || !bytes.Contains(resp.body, []byte("InvalidArgument")) {
+			t.Errorf("%s: %d %s, want 400 InvalidArgument", name, resp.status, resp.body)
+		}
+	}
+}
+
+// listPage decodes any of the listing results.
+type listPage struct {
+	IsTruncated           bool
+	NextMarker            string
+	NextContinuationToken string
+	NextKeyMarker         string
+	NextVersionIDMarker   string `xml:"NextVersionIdMarker"`
+	Contents              []struct{ Key string }
+	CommonPrefixes        []struct{ Prefix string }
+	Version               []struct{ Key string }
+	DeleteMarker          []struct{ Key string }
+}
+
+func (p listPage) Keys() (out []string) {
+	for _, c := range p.Contents {
+		out = append(out, c.Key)
+	}
+	return out
+}
+
+func (p listPage) Prefixes() (out []string) {
+	for _, c := range p.CommonPrefixes {
+		out = append(out, c.Prefix)
+	}
+	return out
+}
+
+func (p listPage) VersionKeys() (out []string) {
+	for _, c := range p.Version {
+		out = append(out, c.Key)
+	}
+	return out
+}
+
+func (p listPage) MarkerKeys() (out []string) {
+	for _, c := range p.DeleteMarker {
+		out = append(out, c.Key)
+	}
+	return out
+}
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+var sealedToken = regexp.MustCompile(`embassy-cursor-1\.[A-Za-z0-9_-]+`)

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
@@ -60,7 +59,7 @@ func (s *Server) listPage(q *request, o index.ListOptions, max int) (index.ListP
 		}
 		return index.ListPage{}, nil
 	}
-	o.Max = max
+	o.Max, o.Scan = max, s.cfg.ListScan
 	return s.e.List(q.r.Context(), q.bucket, o)
 }
 
@@ -81,6 +80,19 @@ func (s *Server) contents(q *request, page index.ListPage, enc encoder, fetchOwn
 	return objs, cps
 }
 
+// lastListed is the last key or common prefix a page returns (they sort
+// together), or "".
+func lastListed(page index.ListPage) string {
+	last := ""
+	if n := len(page.Entries); n > 0 {
+		last = page.Entries[n-1].Key
+	}
+	if n := len(page.CommonPrefixes); n > 0 && page.CommonPrefixes[n-1] > last {
+		last = page.CommonPrefixes[n-1]
+	}
+	return last
+}
+
 func (s *Server) listObjectsV1(q *request) error {
 	enc, et, err := encoding(q)
 	if err != nil {
@@ -92,16 +104,30 @@ func (s *Server) listObjectsV1(q *request) error {
 	}
 	qs := q.query
 	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("marker")}
+	if c, sealed, err := s.openCursor(q, "objects", o.Prefix, o.Delimiter, o.After); err != nil {
+		return err
+	} else if sealed {
+		o.After = c.Key
+	}
 	page, err := s.listPage(q, o, max)
 	if err != nil {
 		return err
 	}
-	marker := enc(o.After)
+	marker := enc(qs.Get("marker"))
 	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), Marker: &marker, MaxKeys: max,
 		Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
 	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, true)
-	if page.Truncated && o.Delimiter != "" {
-		res.NextMarker = enc(page.Next)
+	if page.Truncated {
+		// NextMarker names only a key or prefix this page returned; when
+		// the listing stopped past it (hidden keys used up the scan), the
+		// position is sealed.
+		if page.Next == lastListed(page) && page.Next != "" {
+			if o.Delimiter != "" {
+				res.NextMarker = enc(page.Next)
+			}
+		} else if res.NextMarker, err = s.sealCursor(q, "objects", o.Prefix, o.Delimiter, page.Next, ""); err != nil {
+			return err
+		}
 	}
 	return q.writeXML(res)
 }
@@ -119,11 +145,14 @@ func (s *Server) listObjectsV2(q *request) error {
 	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("start-after")}
 	token := qs.Get("continuation-token")
 	if token != "" {
-		b, err := base64.RawURLEncoding.DecodeString(token)
+		c, sealed, err := s.openCursor(q, "objects", o.Prefix, o.Delimiter, token)
 		if err != nil {
-			return errorf("InvalidArgument", http.StatusBadRequest, "The continuation token provided is incorrect")
+			return err
 		}
-		o.After = string(b)
+		if !sealed {
+			return errBadToken
+		}
+		o.After = c.Key
 	}
 	page, err := s.listPage(q, o, max)
 	if err != nil {
@@ -135,7 +164,9 @@ func (s *Server) listObjectsV2(q *request) error {
 	n := len(res.Contents) + len(res.CommonPrefixes)
 	res.KeyCount = &n
 	if page.Truncated {
-		res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.Next))
+		if res.NextContinuationToken, err = s.sealCursor(q, "objects", o.Prefix, o.Delimiter, page.Next, ""); err != nil {
+			return err
+		}
 	}
 	return q.writeXML(res)
 }
@@ -150,34 +181,45 @@ func (s *Server) listVersions(q *request) error {
 		return err
 	}
 	qs := q.query
-	o := index.VersionOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), Max: max}
-	if vm := qs.Get("version-id-marker"); vm != "" {
-		if o.KeyMarker == "" {
-			return errorf("InvalidArgument", http.StatusBadRequest, "A version-id marker cannot be specified without a key marker.")
+	o := index.VersionOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), Max: max, Scan: s.cfg.ListScan}
+	c, sealed, err := s.openCursor(q, "versions", o.Prefix, o.Delimiter, o.KeyMarker)
+	switch {
+	case err != nil:
+		return err
+	case sealed:
+		o.KeyMarker = c.Key
+		if c.ID != "" {
+			if o.VersionMarker, err = manifest.ParseID(c.ID); err != nil {
+				return errBadToken.with(err)
+			}
 		}
-		if o.VersionMarker, err = manifest.ParseID(vm); err != nil {
-			return errorf("InvalidArgument", http.StatusBadRequest, "Invalid version id specified")
+	default:
+		if vm := qs.Get("version-id-marker"); vm != "" {
+			if o.KeyMarker == "" {
+				return errorf("InvalidArgument", http.StatusBadRequest, "A version-id marker cannot be specified without a key marker.")
+			}
+			if o.VersionMarker, err = manifest.ParseID(vm); err != nil {
+				return errorf("InvalidArgument", http.StatusBadRequest, "Invalid version id specified")
+			}
 		}
 	}
 	var page index.VersionPage
 	if max > 0 {
 		if page, err = s.e.Versions(q.r.Context(), q.bucket, o); err != nil {
-			if !o.VersionMarker.IsZero() {
+			if !o.VersionMarker.IsZero() && errors.Is(err, index.ErrNotFound) {
 				// The index cannot resume from a version it does not
 				// hold: that is the client's marker, not our failure.
-				_, serr := s.e.Stat(q.r.Context(), q.bucket, o.KeyMarker, o.VersionMarker)
-				if errors.Is(serr, vault.ErrNoSuchVersion) || errors.Is(serr, vault.ErrNoSuchKey) {
-					return errorf("InvalidArgument", http.StatusBadRequest, "The version-id-marker names no version of the key-marker").with(err)
-				}
+				return errorf("InvalidArgument", http.StatusBadRequest, "The version-id-marker names no version of the key-marker").with(err)
 			}
 			return err
 		}
 	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
 	}
-	res := listVersionsResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), KeyMarker: enc(o.KeyMarker), VersionIDMarker: qs.Get("version-id-marker"),
+	res := listVersionsResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), KeyMarker: enc(qs.Get("key-marker")), VersionIDMarker: qs.Get("version-id-marker"),
 		MaxKeys: max, Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
 	own := s.owner(q)
+	lastKey, lastID := "", ""
 	for _, v := range page.Versions {
 		x := versionXML{Key: enc(v.Key), VersionID: v.ID.String(), IsLatest: v.IsLatest, LastModified: xmlTime(time.Unix(0, v.Created)), Owner: own}
 		if v.DeleteMarker {
@@ -188,14 +230,23 @@ func (s *Server) listVersions(q *request) error {
 			x.Size, x.ETag, x.StorageClass = &size, v.ETag, "STANDARD"
 		}
 		res.Entries = append(res.Entries, x)
+		lastKey, lastID = v.Key, v.ID.String()
 	}
 	for _, p := range page.CommonPrefixes {
 		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: enc(p)})
+		if p > lastKey {
+			lastKey, lastID = p, ""
+		}
 	}
 	if page.Truncated {
-		res.NextKeyMarker = enc(page.NextKeyMarker)
+		nextID := ""
 		if !page.NextVersionMarker.IsZero() {
-			res.NextVersionIDMarker = page.NextVersionMarker.String()
+			nextID = page.NextVersionMarker.String()
+		}
+		if page.NextKeyMarker == lastKey && nextID == lastID && lastKey != "" {
+			res.NextKeyMarker, res.NextVersionIDMarker = enc(lastKey), lastID
+		} else if res.NextKeyMarker, err = s.sealCursor(q, "versions", o.Prefix, o.Delimiter, page.NextKeyMarker, nextID); err != nil {
+			return err
 		}
 	}
 	return q.writeXML(res)
@@ -211,7 +262,12 @@ func (s *Server) listUploads(q *request) error {
 		return err
 	}
 	qs := q.query
-	o := index.UploadOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), IDMarker: qs.Get("upload-id-marker"), Max: max}
+	o := index.UploadOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), KeyMarker: qs.Get("key-marker"), IDMarker: qs.Get("upload-id-marker"), Max: max, Scan: s.cfg.ListScan}
+	if c, sealed, err := s.openCursor(q, "uploads", o.Prefix, o.Delimiter, o.KeyMarker); err != nil {
+		return err
+	} else if sealed {
+		o.KeyMarker, o.IDMarker = c.Key, c.ID
+	}
 	var page index.UploadPage
 	if max > 0 {
 		if page, err = s.e.ListUploads(q.r.Context(), q.bucket, o); err != nil {
@@ -220,15 +276,30 @@ func (s *Server) listUploads(q *request) error {
 	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
 	}
-	res := listMultipartUploadsResult{Xmlns: s3NS, Bucket: q.bucket, KeyMarker: enc(o.KeyMarker), UploadIDMarker: o.IDMarker,
-		Prefix: enc(o.Prefix), Delimiter: enc(o.Delimiter), MaxUploads: max, IsTruncated: page.Truncated,
-		NextKeyMarker: enc(page.NextKeyMarker), NextUploadIDMarker: page.NextIDMarker, EncodingType: et}
+	res := listMultipartUploadsResult{Xmlns: s3NS, Bucket: q.bucket, KeyMarker: enc(qs.Get("key-marker")), UploadIDMarker: qs.Get("upload-id-marker"),
+		Prefix: enc(o.Prefix), Delimiter: enc(o.Delimiter), MaxUploads: max, IsTruncated: page.Truncated, EncodingType: et}
 	own := s.owner(q)
+	lastKey, lastID := "", ""
 	for _, u := range page.Uploads {
-		res.Uploads = append(res.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: own, Owner: own, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))})
+		who := own
+		if name := vault.UploadInitiator(u); name != "" {
+			who = owner{ID: name, DisplayName: name}
+		}
+		res.Uploads = append(res.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: who, Owner: who, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))})
+		lastKey, lastID = u.Key, u.ID
 	}
 	for _, p := range page.CommonPrefixes {
 		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: enc(p)})
+		if p > lastKey {
+			lastKey, lastID = p, ""
+		}
+	}
+	if page.Truncated {
+		if page.NextKeyMarker == lastKey && page.NextIDMarker == lastID && lastKey != "" {
+			res.NextKeyMarker, res.NextUploadIDMarker = enc(lastKey), lastID
+		} else if res.NextKeyMarker, err = s.sealCursor(q, "uploads", o.Prefix, o.Delimiter, page.NextKeyMarker, page.NextIDMarker); err != nil {
+			return err
+		}
 	}
 	return q.writeXML(res)
 }

@@ -67,7 +67,7 @@ type rolesHarness struct {
 	seq atomic.Int64
 }
 
-func newRolesHarness(t *testing.T) *rolesHarness {
+func newRolesHarness(t *testing.T, edit ...func(*node.Config)) *rolesHarness {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "node")
@@ -85,6 +85,9 @@ func newRolesHarness(t *testing.T) *rolesHarness {
 		}
 		cr := rolesCred(p.name)
 		c.S3.Credentials = append(c.S3.Credentials, node.CredentialConfig{Principal: cr.Principal, AccessKey: cr.AccessKey, SecretKey: cr.SecretKey})
+	}
+	for _, f := range edit {
+		f(c)
 	}
 	if err := node.SaveConfig(dir, c); err != nil {
 		t.Fatal(err)

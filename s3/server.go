@@ -98,15 +98,22 @@ type Config struct {
 	// the engine's access decision judges. Default: a principal with only
 	// a name (no nation, no clearance).
 	Principal func(name string) access.Principal
+	// Tokens seals listing positions (see tokens.go). Default: a random key
+	// of the server's own.
+	Tokens TokenSealer
+	// ListScan bounds the index records one listing request examines
+	// (default vault.DefaultListScan).
+	ListScan int
 }
 
 // Server is the S3 front end.
 type Server struct {
-	cfg   Config
-	e     *vault.Engine
-	creds map[string]Credential
-	keys  *sigv4.KeyCache
-	log   *slog.Logger
+	cfg    Config
+	tokens TokenSealer
+	e      *vault.Engine
+	creds  map[string]Credential
+	keys   *sigv4.KeyCache
+	log    *slog.Logger
 }
 
 // Limits of the API, as S3 has them.
@@ -132,7 +139,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, e: cfg.Engine, creds: map[string]Credential{}, keys: sigv4.NewKeyCache(256), log: cfg.Logger}
+	s := &Server{cfg: cfg, e: cfg.Engine, creds: map[string]Credential{}, keys: sigv4.NewKeyCache(256), log: cfg.Logger, tokens: cfg.Tokens}
+	if s.tokens == nil {
+		s.tokens = newRandomSealer()
+	}
 	for _, c := range cfg.Credentials {
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("s3: %w", err)

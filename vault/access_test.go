@@ -62,6 +62,7 @@ func newLabelNode(t testing.TB) *labelNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.Close(context.Background()) })
 	ln.e = e
 	return ln
 }

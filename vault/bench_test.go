@@ -68,6 +68,7 @@ func benchEngine(b *testing.B, root string) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { e.Close(context.Background()) })
 	return e
 }
 

@@ -198,28 +198,6 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	return DeleteResult{VersionID: m.Version, DeleteMarker: m.DeleteMarker}, nil
 }
 
-// List lists the latest versions of keys in a vault.
-func (e *Engine) List(ctx context.Context, vault string, o index.ListOptions) (index.ListPage, error) {
-	v, err := e.Vault(vault)
-	if err != nil {
-		return index.ListPage{}, err
-	}
-	page, err := e.index.List(ctx, vault, o)
-	page.Entries = e.filterReadable(ctx, v, page.Entries)
-	return page, err
-}
-
-// Versions lists every version of keys in a vault.
-func (e *Engine) Versions(ctx context.Context, vault string, o index.VersionOptions) (index.VersionPage, error) {
-	v, err := e.Vault(vault)
-	if err != nil {
-		return index.VersionPage{}, err
-	}
-	page, err := e.index.Versions(ctx, vault, o)
-	page.Versions = e.filterReadable(ctx, v, page.Versions)
-	return page, err
-}
-
 // siteIDs returns the configured site ids, sorted.
 func (e *Engine) siteIDs() []string {
 	e.mu.RLock()

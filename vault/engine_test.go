@@ -93,6 +93,9 @@ func (n *testNode) open(indexPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its last write of the commit generations lands before the sites'
+	// directories are removed.
+	t.Cleanup(func() { e.Close(context.Background()) })
 	n.e = e
 }
 
@@ -697,6 +700,7 @@ func TestFailedRecommitKeepsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.Close(context.Background()) })
 	n.e = e
 	want := content("r", 100)
 	info := n.put("r", want)

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -192,9 +193,24 @@ func (e *Engine) accredited(acc string, l *label.Label) bool {
 	return e.labels.Dominates(siteLevel, obj)
 }
 
-// objectURI names a version in label bindings.
+// objectURI names a version in label bindings. A key's unprintable
+// characters (which a label field may not hold) are percent-encoded as
+// their UTF-8 bytes; printable keys appear as they are, as they always
+// have, so that bindings made before keep verifying.
 func objectURI(vault, key string, id manifest.ID) string {
-	return "embassy:" + vault + "/" + key + "?versionId=" + id.String()
+	var b strings.Builder
+	b.WriteString("embassy:" + vault + "/")
+	for _, r := range key {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		for _, c := range []byte(string(r)) {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	b.WriteString("?versionId=" + id.String())
+	return b.String()
 }
 
 // bindLabel signs a binding of m's label to m's content (its BLAKE3 digest,
@@ -289,20 +305,6 @@ func (e *Engine) matchBinding(m *manifest.Manifest, b label.Binding, fail func(s
 		}
 	}
 	return nil
-}
-
-// filterReadable drops the entries a context's principal may not read.
-func (e *Engine) filterReadable(ctx context.Context, v Vault, vs []index.Version) []index.Version {
-	if e.decider == nil || ctx.Value(systemKey{}) != nil {
-		return vs
-	}
-	out := vs[:0]
-	for _, x := range vs {
-		if e.canRead(ctx, v, x.Label) == nil {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // labelState is the engine's label machinery.

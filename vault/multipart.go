@@ -58,6 +58,16 @@ type uploadRecord struct {
 	StripeSize int `json:"stripe_size,omitempty"`
 }
 
+// UploadInitiator returns the principal that started an upload, or "" if
+// it is not recorded.
+func UploadInitiator(u index.Upload) string {
+	var rec uploadRecord
+	if json.Unmarshal(u.Data, &rec) != nil {
+		return ""
+	}
+	return rec.Initiator
+}
+
 // coded returns v with the code recorded in rec, if any.
 func (rec uploadRecord) coded(v Vault) Vault {
 	if rec.K > 0 {
@@ -307,29 +317,6 @@ func (e *Engine) ListParts(ctx context.Context, vaultName, key, uploadID string)
 		out = append(out, PartInfo{Number: p.Number, Size: rec.Part.Size, ETag: rec.Part.ETag, Modified: time.Unix(0, rec.Modified).UTC()})
 	}
 	return out, nil
-}
-
-// ListUploads lists in-progress uploads of a vault: all of them to an
-// operator of the vault (and to the node's own work), the caller's own to
-// anyone else.
-func (e *Engine) ListUploads(ctx context.Context, vaultName string, o index.UploadOptions) (index.UploadPage, error) {
-	v, err := e.Vault(vaultName)
-	if err != nil {
-		return index.UploadPage{}, err
-	}
-	page, err := e.index.ListUploads(ctx, vaultName, o)
-	if err != nil {
-		return page, err
-	}
-	out := page.Uploads[:0]
-	for _, u := range page.Uploads {
-		var rec uploadRecord
-		if json.Unmarshal(u.Data, &rec) == nil && e.mayReadUpload(ctx, v, u.ID, rec) == nil {
-			out = append(out, u)
-		}
-	}
-	page.Uploads = out
-	return page, nil
 }
 
 // UploadMeta returns an upload's metadata.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embassy-dev/embassy/evidence"
 
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
@@ -195,6 +196,16 @@ func envelopeKeyID(env []byte) [8]byte {
 // older vault key generation. Resumable, like RewrapVault.
 func (e *Engine) RewrapAll(ctx context.Context, progress func(RewrapStats)) (RewrapStats, error) {
 	var total RewrapStats
+	// The evidence records on every site (deletion records above all)
+	// must outlive the old root: seal them again under the new keys.
+	for _, id := range e.siteIDs() {
+		s, _ := e.site(id)
+		if _, err := evidence.Reseal(ctx, s.Store, e.k(), e.k().ManifestKeyID(), e.node); err != nil {
+			// Every batch is on every site: the copies resealed elsewhere
+			// carry the records; this site's old ones stop counting.
+			e.log.WarnContext(ctx, "evidence journal not resealed on a site", "site", id, "err", err)
+		}
+	}
 	for _, v := range e.Vaults() {
 		st, err := e.RewrapVault(ctx, v.Name, keyGen(v), progress)
 		total.Versions += st.Versions

@@ -292,7 +292,7 @@ func (a *app) requestCmd() *cobra.Command {
 			w := a.table()
 			fmt.Fprintln(w, "ID\tSTATUS\tAPPROVALS\tREQUESTER\tEXPIRES\tOPERATION")
 			for _, r := range rs {
-				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Status, len(r.Approvals), r.Needed, dash(r.Requester), r.Expires.Format(time.RFC3339), r.Op.Summary)
+				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Status, len(r.Approvals), r.Needed, dash(safeText(r.Requester)), r.Expires.Format(time.RFC3339), safeText(r.Op.Summary))
 			}
 			return w.Flush()
 		},
@@ -346,7 +346,7 @@ A custodian cannot approve a request they made.`,
 			if r == nil {
 				return fmt.Errorf("no request %s on the node", args[0])
 			}
-			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, r.Op.Summary)
+			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, safeText(r.Op.Summary))
 			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
 			var out node.Request
 			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
@@ -357,7 +357,7 @@ A custodian cannot approve a request they made.`,
 			}
 			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals)", out.ID, out.Status, len(out.Approvals), out.Needed)
 			if out.Result != "" {
-				fmt.Fprintf(a.stdout, ": %s", out.Result)
+				fmt.Fprintf(a.stdout, ": %s", safeText(out.Result))
 			}
 			fmt.Fprintln(a.stdout)
 			return nil
@@ -396,7 +396,7 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 			if a.json {
 				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals) %s\n", out.ID, out.Status, len(out.Approvals), out.Needed, out.Result)
+			fmt.Fprintf(a.stdout, "request %s: %s (%d of %d approvals) %s\n", out.ID, out.Status, len(out.Approvals), out.Needed, safeText(out.Result))
 			return nil
 		}
 	}

@@ -90,7 +90,75 @@ rotations.
 		},
 	}
 	export.Flags().StringVarP(&outPath, "out", "o", "", "write to this file instead of standard output")
-	c.AddCommand(export)
+	replace := &cobra.Command{
+		Use:   "replace",
+		Short: "Replace the node identity (two custodians approve); writes a transition statement",
+		Long: `Replace the node identity with a new key pair. This is a two-person operation
+(identity.replace): it becomes a request, and once two custodians approve, the
+node makes a new identity, signs a transition statement with the old and the
+new key (identity-transition-TIME.txt in the node directory, also kept in
+identity.json and so in the descriptor on every site), and signs everything
+new with the new key. What the old identity signed still verifies. Hand the
+statement and the new node.pub ('embassy identity export') to whoever pinned
+the old one; they check it with 'embassy identity verify-transition'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			path, err := n.ReplaceIdentity(n.As(cmd.Context(), a.principal))
+			if err != nil {
+				return explain(err)
+			}
+			if a.json {
+				return a.printJSON(map[string]string{"statement": path})
+			}
+			fmt.Fprintf(a.stdout, "identity replaced; transition statement in %s\n", path)
+			return nil
+		},
+	}
+	var pinned string
+	verify := &cobra.Command{
+		Use:   "verify-transition STATEMENT [--pub OLD-node.pub]",
+		Short: "Check a transition statement: both signatures, and that it replaces the identity you pinned",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			tr, err := custody.ParseTransition(b)
+			if err != nil {
+				return err
+			}
+			if pinned != "" {
+				pb, err := os.ReadFile(pinned)
+				if err != nil {
+					return err
+				}
+				node, p, err := custody.ParsePublic(pb)
+				if err != nil {
+					return fmt.Errorf("%s: %w", pinned, err)
+				}
+				if node != tr.NodeID || !p.Equal(tr.Old) {
+					return fmt.Errorf("the statement replaces identity %s of node %s, not the one pinned in %s (%s of node %s)", tr.Old.Ed25519Fingerprint(), tr.NodeID, pinned, p.Ed25519Fingerprint(), node)
+				}
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"node_id": tr.NodeID, "at": tr.At, "old": publicJSON(tr.NodeID, tr.Old, true).Ed25519, "new": publicJSON(tr.NodeID, tr.New, true).Ed25519,
+					"old_ml_dsa_44": publicJSON(tr.NodeID, tr.Old, true).MLDSA44, "new_ml_dsa_44": publicJSON(tr.NodeID, tr.New, true).MLDSA44})
+			}
+			fmt.Fprintf(a.stdout, "valid: node %s replaced identity %s by %s at %s\n", tr.NodeID, tr.Old.Ed25519Fingerprint(), tr.New.Ed25519Fingerprint(), tr.At.Format("2006-01-02T15:04:05Z07:00"))
+			if pinned == "" {
+				fmt.Fprintln(a.stdout, "(give --pub with the node.pub you pinned to check that it is the identity replaced)")
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&pinned, "pub", "", "the node.pub you pinned: the statement must replace that identity")
+	c.AddCommand(export, replace, verify)
 	return c
 }
 

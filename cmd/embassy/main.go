@@ -94,7 +94,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "embassy: error: %v\n", err)
+		fmt.Fprintf(stderr, "embassy: error: %s\n", safeText(err.Error()))
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
 		} else if errors.Is(err, node.ErrNodeFile) {

@@ -120,7 +120,7 @@ func (a *app) putCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
-			p := a.newProgress("put "+key, o.Size)
+			p := a.newProgress("put "+safeText(key), o.Size)
 			info, err := n.Engine.Put(n.As(cmd.Context(), a.principal), vaultName, key, &progressReader{r: src, p: p}, o)
 			p.finish()
 			if err != nil {
@@ -129,7 +129,7 @@ func (a *app) putCmd() *cobra.Command {
 			if a.json {
 				return a.printJSON(toJSON(info))
 			}
-			fmt.Fprintf(a.stdout, "%s/%s version %s: %s stored as %d+%d\n", vaultName, key, info.VersionID, human(info.Size), info.K, info.M)
+			fmt.Fprintf(a.stdout, "%s version %s: %s stored as %d+%d\n", safeText(vaultName+"/"+key), info.VersionID, human(info.Size), info.K, info.M)
 			return nil
 		},
 	}
@@ -211,7 +211,7 @@ func (a *app) getCmd() *cobra.Command {
 			if o.Length >= 0 {
 				total = min(o.Length, total-o.Offset)
 			}
-			p := a.newProgress("get "+key, total)
+			p := a.newProgress("get "+safeText(key), total)
 			written, err := io.Copy(&progressWriter{w: dst, p: p}, r)
 			p.finish()
 			if err != nil {
@@ -229,7 +229,7 @@ func (a *app) getCmd() *cobra.Command {
 				}
 			}
 			for _, pr := range r.Problems() {
-				fmt.Fprintf(a.stderr, "embassy: warning: repaired on read: %s\n", pr)
+				fmt.Fprintf(a.stderr, "embassy: warning: repaired on read: %s\n", safeText(fmt.Sprint(pr)))
 			}
 			if a.json && tmp != nil {
 				return a.printJSON(map[string]any{"object": toJSON(r.Info()), "written": written, "repaired": len(r.Problems())})
@@ -270,14 +270,14 @@ func (a *app) lsCmd() *cobra.Command {
 				for _, p := range page.CommonPrefixes {
 					prefixes = append(prefixes, p)
 					if !a.json {
-						fmt.Fprintf(w, "\tPRE\t%s\n", p)
+						fmt.Fprintf(w, "\tPRE\t%s\n", safeText(p))
 					}
 				}
 				for _, e := range page.Entries {
 					if a.json {
 						objs = append(objs, objectJSON{Vault: vaultName, Key: e.Key, VersionID: e.ID.String(), Created: time.Unix(0, e.Created).UTC(), Size: e.Size, ETag: e.ETag})
 					} else {
-						fmt.Fprintf(w, "%s\t%s\t%s\n", time.Unix(0, e.Created).UTC().Format("2006-01-02 15:04:05"), human(e.Size), e.Key)
+						fmt.Fprintf(w, "%s\t%s\t%s\n", time.Unix(0, e.Created).UTC().Format("2006-01-02 15:04:05"), human(e.Size), safeText(e.Key))
 					}
 				}
 				if !page.Truncated {
@@ -330,13 +330,13 @@ func (a *app) statCmd() *cobra.Command {
 			if a.json {
 				return a.printJSON(j)
 			}
-			fmt.Fprintf(a.stdout, "object:   %s/%s\nversion:  %s\ncreated:  %s\nsize:     %s (%d bytes)\n", j.Vault, j.Key, j.VersionID, j.Created.Format(time.RFC3339), human(j.Size), j.Size)
-			fmt.Fprintf(a.stdout, "etag:     %s\nblake3:   %s\nlabel:    %s\nerasure:  %s (%d part(s))\n", j.ETag, j.Digest, dash(j.Label), j.Erasure, info.Parts)
+			fmt.Fprintf(a.stdout, "object:   %s\nversion:  %s\ncreated:  %s\nsize:     %s (%d bytes)\n", safeText(j.Vault+"/"+j.Key), j.VersionID, j.Created.Format(time.RFC3339), human(j.Size), j.Size)
+			fmt.Fprintf(a.stdout, "etag:     %s\nblake3:   %s\nlabel:    %s\nerasure:  %s (%d part(s))\n", safeText(j.ETag), j.Digest, dash(safeText(j.Label)), j.Erasure, info.Parts)
 			if j.ContentType != "" {
-				fmt.Fprintf(a.stdout, "type:     %s\n", j.ContentType)
+				fmt.Fprintf(a.stdout, "type:     %s\n", safeText(j.ContentType))
 			}
 			for k, v := range j.Meta {
-				fmt.Fprintf(a.stdout, "meta:     %s=%s\n", k, v)
+				fmt.Fprintf(a.stdout, "meta:     %s=%s\n", safeText(k), safeText(v))
 			}
 			fmt.Fprintln(a.stdout)
 			w := a.table()
@@ -372,9 +372,9 @@ func (a *app) rmCmd() *cobra.Command {
 				return a.printJSON(map[string]any{"version_id": res.VersionID.String(), "delete_marker": res.DeleteMarker})
 			}
 			if id.IsZero() {
-				fmt.Fprintf(a.stdout, "%s/%s deleted (delete marker %s; older versions remain)\n", vaultName, key, res.VersionID)
+				fmt.Fprintf(a.stdout, "%s deleted (delete marker %s; older versions remain)\n", safeText(vaultName+"/"+key), res.VersionID)
 			} else {
-				fmt.Fprintf(a.stdout, "%s/%s version %s removed\n", vaultName, key, res.VersionID)
+				fmt.Fprintf(a.stdout, "%s version %s removed\n", safeText(vaultName+"/"+key), res.VersionID)
 			}
 			return nil
 		},
@@ -418,7 +418,7 @@ func (a *app) versionsCmd() *cobra.Command {
 					if v.IsLatest {
 						latest = "*"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", created.Format("2006-01-02 15:04:05"), v.ID, latest, size, v.Key)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", created.Format("2006-01-02 15:04:05"), v.ID, latest, size, safeText(v.Key))
 				}
 				if !page.Truncated {
 					break
@@ -465,7 +465,7 @@ func (a *app) indexCmd() *cobra.Command {
 func printRebuild(a *app, st housekeeping.RebuildStats) {
 	fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers) from %d manifest copies\n", st.Sites, st.Versions, st.Markers, st.Manifests)
 	for _, e := range st.SiteErrors {
-		fmt.Fprintf(a.stdout, "  site not listed: %s\n", e)
+		fmt.Fprintf(a.stdout, "  site not listed: %s\n", safeText(e))
 	}
 	if st.Corrupt > 0 {
 		fmt.Fprintf(a.stdout, "  %d manifest copies failed verification (other copies were used)\n", st.Corrupt)

@@ -185,7 +185,7 @@ func (a *app) relabelCmd() *cobra.Command {
 			if err != nil {
 				return explain(err)
 			}
-			fmt.Fprintf(a.stdout, "%s/%s version %s is now %s\n", ref.vault, ref.key, info.VersionID, info.Label)
+			fmt.Fprintf(a.stdout, "%s version %s is now %s\n", safeText(ref.vault+"/"+ref.key), info.VersionID, safeText(info.Label))
 			return nil
 		},
 	}

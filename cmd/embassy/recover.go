@@ -102,10 +102,10 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			}
 			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers)\n", st.Sites, st.Versions, st.Markers)
 			for _, e := range st.SiteErrors {
-				fmt.Fprintf(a.stdout, "  site not reachable: %s\n", e)
+				fmt.Fprintf(a.stdout, "  site not reachable: %s\n", safeText(e))
 			}
 			for _, u := range st.Unreadable {
-				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", u)
+				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", safeText(u))
 			}
 			for _, s := range rep.SiteStates {
 				if s.State != "ok" {

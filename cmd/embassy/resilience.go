@@ -49,7 +49,7 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 			fmt.Fprintf(a.stdout, "  not collected on site %s\n", s)
 		}
 		for _, e := range c.Errors {
-			fmt.Fprintf(a.stdout, "  collection error: %s\n", e)
+			fmt.Fprintf(a.stdout, "  collection error: %s\n", safeText(e))
 		}
 	}
 	for _, e := range r.Errors {
@@ -250,11 +250,11 @@ be kept on the surviving sites.`,
 			fmt.Fprintf(a.stdout, "RTO: %.1fs to read everything back at the measured %s/s (%d versions, %s read)\n", rep.RTOSeconds, human(int64(rep.ReadRate)), rep.Read, human(rep.ReadBytes))
 			for _, v := range rep.Vaults {
 				for _, l := range v.Lost {
-					fmt.Fprintf(a.stdout, "  LOST: %s/%s\n", v.Vault, l)
+					fmt.Fprintf(a.stdout, "  LOST: %s\n", safeText(v.Vault+"/"+l))
 				}
 			}
 			for _, b := range rep.PoliciesBroke {
-				fmt.Fprintf(a.stdout, "  policy could not be kept: %s\n", b)
+				fmt.Fprintf(a.stdout, "  policy could not be kept: %s\n", safeText(b))
 			}
 			return nil
 		},

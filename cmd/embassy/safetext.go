@@ -3,17 +3,24 @@ package main
 import (
 	"strconv"
 	"strings"
-	"unicode"
+	"unicode/utf8"
 )
 
-// safeText returns s as it may be printed on a terminal: unchanged when
-// every rune is printable, otherwise quoted with escapes, so that text that
-// came from outside (object keys) cannot forge lines or send escape
-// sequences.
+// safeText makes text that came from outside (object keys, metadata,
+// labels, request summaries, error messages) safe to print on a terminal.
+// Text made of printable characters is returned as it is. Anything else —
+// a newline, a carriage return, a tab, an escape sequence, a bidirectional
+// override, invalid UTF-8 — is printed Go-quoted (strconv.Quote: "a\nb"),
+// so that a key cannot forge table rows, rewrite the line a custodian reads
+// before signing, or drive the terminal. (Quoted output starts with a
+// double quote; a printable name that itself starts with one is printed as
+// it is.)
+//
+// It is the one helper for this: every place the CLI prints such text for
+// a person goes through it (--json output is escaped by JSON itself).
 func safeText(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) < 0 {
-		return s
+	if strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
 	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
+	return s
 }

@@ -462,6 +462,23 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 			}
 		}
 		n := 0
+		// examined counts a record looked at; it reports whether the scan
+		// bound is reached there. A key that is itself a whole common
+		// prefix is not a place to stop: resuming after it would skip
+		// everything under it.
+		examined := func(key string) bool {
+			page.Scanned++
+			if o.Scan <= 0 || page.Scanned < o.Scan {
+				return false
+			}
+			if o.Delimiter != "" && strings.HasPrefix(key, o.Prefix) {
+				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 && len(o.Prefix)+i+len(o.Delimiter) == len(key) {
+					return false
+				}
+			}
+			page.Truncated, page.Next = true, key
+			return true
+		}
 		for k, val := c.Seek([]byte(start)); k != nil; {
 			key := string(k)
 			if !strings.HasPrefix(key, o.Prefix) {
@@ -476,6 +493,9 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 						if len(val) > 0 && val[0]&flagDeleteMarker == 0 {
 							live = true
 							break
+						}
+						if examined(string(k)) {
+							return nil
 						}
 					}
 					if live {
@@ -508,6 +528,9 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 				page.Entries = append(page.Entries, v)
 				page.Next = key
 				n++
+			}
+			if examined(key) {
+				return nil
 			}
 			k, val = c.Next()
 		}
@@ -543,7 +566,7 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 				inv = nil
 			}
 			if inv == nil {
-				return fmt.Errorf("version marker %s: no such version", o.VersionMarker)
+				return fmt.Errorf("version marker %s: %w", o.VersionMarker, index.ErrNotFound)
 			}
 			vk := append(append(append([]byte(o.KeyMarker), 0), inv...), o.VersionMarker[:]...)
 			k, val = c.Seek(vk)

@@ -159,6 +159,16 @@ func (ix *Index) ListUploads(ctx context.Context, vault string, o index.UploadOp
 			} else {
 				start = o.KeyMarker + "\x01"
 			}
+			// A key marker that is a whole common prefix (as
+			// NextKeyMarker is after one) skips everything under it.
+			if o.Delimiter != "" && o.IDMarker == "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {
+				if i := strings.Index(o.KeyMarker[len(o.Prefix):], o.Delimiter); i >= 0 && len(o.Prefix)+i+len(o.Delimiter) == len(o.KeyMarker) {
+					start = index.Successor(o.KeyMarker)
+					if start == "" {
+						return nil
+					}
+				}
+			}
 		}
 		n := 0
 		for k, val := c.Seek([]byte(start)); k != nil; {

@@ -130,6 +130,47 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			t.Fatalf("paged listing = %v, want %v", seen, want)
 		}
 	})
+	t.Run("ListScanBound", func(t *testing.T) {
+		ix := open(t)
+		ctx := t.Context()
+		// Ten delete markers between two live keys, and a prefix holding
+		// only markers.
+		var vs []index.Version
+		vs = append(vs, ver("a", 1, 1, false))
+		for i := range 10 {
+			vs = append(vs, ver(fmt.Sprintf("m%02d", i), 2, byte(10+i), true))
+			vs = append(vs, ver(fmt.Sprintf("p/m%02d", i), 2, byte(30+i), true))
+		}
+		vs = append(vs, ver("z", 3, 2, false))
+		if err := ix.PutMany(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		for _, delim := range []string{"", "/"} {
+			var got []string
+			after, pages := "", 0
+			for {
+				p, err := ix.List(ctx, "vault-a", index.ListOptions{Delimiter: delim, After: after, Scan: 4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Scanned > 4+1 {
+					t.Fatalf("delimiter %q: examined %d records with a bound of 4", delim, p.Scanned)
+				}
+				got = append(append(got, keys(p.Entries)...), p.CommonPrefixes...)
+				pages++
+				if !p.Truncated {
+					break
+				}
+				if p.Next <= after {
+					t.Fatalf("no progress after %q", after)
+				}
+				after = p.Next
+			}
+			if !slices.Equal(got, []string{"a", "z"}) || pages < 3 {
+				t.Fatalf("delimiter %q: listed %v in %d pages, want [a z] in several", delim, got, pages)
+			}
+		}
+	})
 	t.Run("Versions", func(t *testing.T) {
 		ix := open(t)
 		ctx := t.Context()
@@ -233,6 +274,12 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 		p, _ = ix.ListUploads(ctx, "vault-a", index.UploadOptions{Max: 1, KeyMarker: "b/x", IDMarker: "0002"})
 		if len(p.Uploads) != 1 || p.Uploads[0].ID != "0003" {
 			t.Fatalf("ListUploads after marker = %+v", p)
+		}
+		// A key marker that is a whole common prefix continues after it
+		// (as NextKeyMarker does after a prefix).
+		p, _ = ix.ListUploads(ctx, "vault-a", index.UploadOptions{Delimiter: "/", KeyMarker: "b/"})
+		if len(p.Uploads) != 0 || len(p.CommonPrefixes) != 0 || p.Truncated {
+			t.Fatalf("ListUploads after a common prefix = %+v", p)
 		}
 		if err := ix.DeleteUpload(ctx, "vault-a", "0002"); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,314 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Listings that leak nothing. A listing shows a principal only what it may
+// read: objects and versions whose label admits it, delete markers hiding
+// such objects, its own multipart uploads (all of them to an operator), and
+// a common prefix only when something it may read lies under it. The work
+// per request is bounded: at most a scan budget of index records is
+// examined, and a page may come back short — empty, even — but truncated,
+// with a position to continue from, rather than scan without end. That
+// position may name a key the principal may not see; callers (the S3 front
+// end) hand it out only sealed.
+
+// DefaultListScan is how many index records a listing examines per
+// request, at most (a little more when a common prefix must be probed).
+const DefaultListScan = 10000
+
+// minListStep is the least a listing examines per step, so that every
+// request makes progress.
+const minListStep = 64
+
+// Position is where a listing resumes: after Key, and after ID within it
+// (a version id or an upload id; "" resumes after all of Key's entries, and
+// after everything under Key when Key is a whole common prefix).
+type Position struct {
+	Key string
+	ID  string
+}
+
+// listItem is an entry of a listing (a version, an upload) or a common
+// prefix, with the position just after it.
+type listItem[T any] struct {
+	prefix string
+	v      T
+	pos    Position
+}
+
+// fetchFunc reads one page of the index: prefix, delimiter, after a
+// position, at most max items, examining about scan records. It reports
+// whether more follow, where the next page starts, and what it examined.
+type fetchFunc[T any] func(ctx context.Context, prefix, delimiter string, after Position, max, scan int) (items []listItem[T], more bool, next Position, scanned int, err error)
+
+// boundedList lists up to limit items readable by the caller (readable
+// decides for entries; a common prefix is kept when probing under it finds
+// a readable entry), examining about budget index records. It returns the
+// items, whether the listing is truncated, and where it continues.
+func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T) bool, prefix, delimiter string, after Position, limit, budget int) ([]listItem[T], bool, Position, error) {
+	var out []listItem[T]
+	cur, next := after, after
+	for {
+		items, more, inext, scanned, err := fetch(ctx, prefix, delimiter, cur, index.MaxList, max(budget, minListStep))
+		if err != nil {
+			return out, false, Position{}, err
+		}
+		budget -= scanned
+		for i, it := range items {
+			last := i == len(items)-1 && !more
+			if it.prefix == "" {
+				if readable(it.v) {
+					out = append(out, it)
+				}
+				next = it.pos
+			} else {
+				// Resuming inside this prefix: the probe continues from
+				// where it stopped.
+				var from Position
+				if strings.HasPrefix(cur.Key, it.prefix) && cur.Key != it.prefix {
+					from = cur
+				}
+				found, resume, used, err := probePrefix(ctx, fetch, readable, it.prefix, from, budget)
+				if err != nil {
+					return out, false, Position{}, err
+				}
+				budget -= used
+				switch {
+				case found:
+					out = append(out, it)
+					next = it.pos
+				case resume != nil:
+					return out, true, *resume, nil
+				default:
+					next = it.pos // nothing readable under it: skip it
+				}
+			}
+			if len(out) == limit {
+				if last {
+					return out, false, Position{}, nil
+				}
+				return out, true, next, nil
+			}
+			if budget <= 0 && !last {
+				return out, true, next, nil
+			}
+		}
+		if !more {
+			return out, false, Position{}, nil
+		}
+		cur, next = inext, inext
+		if budget <= 0 {
+			return out, true, next, nil
+		}
+	}
+}
+
+// probePrefix looks under a common prefix for an entry readable by the
+// caller, from a position (zero: the start). It stops when one is found,
+// when the prefix is exhausted, or when the budget is, returning where to
+// resume.
+func probePrefix[T any](ctx context.Context, fetch fetchFunc[T], readable func(T) bool, cp string, from Position, budget int) (bool, *Position, int, error) {
+	used := 0
+	pos := from
+	for {
+		items, more, next, scanned, err := fetch(ctx, cp, "", pos, index.MaxList, max(budget-used, minListStep))
+		used += scanned
+		if err != nil {
+			return false, nil, used, err
+		}
+		for _, it := range items {
+			if it.prefix == "" && readable(it.v) {
+				return true, nil, used, nil
+			}
+		}
+		if !more {
+			return false, nil, used, nil
+		}
+		pos = next
+		if used >= budget {
+			return false, &pos, used, nil
+		}
+	}
+}
+
+// filtering reports whether listings in ctx are filtered for a principal.
+func (e *Engine) filtering(ctx context.Context) bool {
+	return e.decider != nil && ctx.Value(systemKey{}) == nil
+}
+
+// scanOf returns a listing's scan budget.
+func scanOf(n int) int {
+	if n > 0 {
+		return n
+	}
+	return DefaultListScan
+}
+
+// List lists the latest versions of keys in a vault that the context's
+// principal may read, with the common prefixes under which it may read
+// something. page.Next continues the listing; it may name a key the
+// principal may not see (see the comment at the top of this file).
+func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions) (index.ListPage, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return index.ListPage{}, err
+	}
+	if !e.filtering(ctx) {
+		return e.index.List(ctx, vaultName, o)
+	}
+	fetch := func(ctx context.Context, prefix, delim string, after Position, n, scan int) ([]listItem[index.Version], bool, Position, int, error) {
+		ip, err := e.index.List(ctx, vaultName, index.ListOptions{Prefix: prefix, Delimiter: delim, After: after.Key, Max: n, Scan: scan})
+		if err != nil {
+			return nil, false, Position{}, ip.Scanned, err
+		}
+		items := make([]listItem[index.Version], 0, len(ip.Entries)+len(ip.CommonPrefixes))
+		i, j := 0, 0
+		for i < len(ip.Entries) || j < len(ip.CommonPrefixes) {
+			if j == len(ip.CommonPrefixes) || i < len(ip.Entries) && ip.Entries[i].Key < ip.CommonPrefixes[j] {
+				items = append(items, listItem[index.Version]{v: ip.Entries[i], pos: Position{Key: ip.Entries[i].Key}})
+				i++
+			} else {
+				items = append(items, listItem[index.Version]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
+				j++
+			}
+		}
+		return items, ip.Truncated, Position{Key: ip.Next}, max(ip.Scanned, len(items)), nil
+	}
+	readable := func(x index.Version) bool { return e.canRead(ctx, v, x.Label) == nil }
+	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, Position{Key: o.After}, index.PageSize(o.Max), scanOf(o.Scan))
+	page := index.ListPage{Truncated: truncated}
+	for _, it := range items {
+		if it.prefix != "" {
+			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
+		} else {
+			page.Entries = append(page.Entries, it.v)
+		}
+	}
+	if truncated {
+		page.Next = next.Key
+	}
+	return page, err
+}
+
+// Versions lists the versions (delete markers included) in a vault that
+// the context's principal may read, with the common prefixes under which it
+// may read a version. NextKeyMarker and NextVersionMarker continue it and
+// may name a version the principal may not see.
+func (e *Engine) Versions(ctx context.Context, vaultName string, o index.VersionOptions) (index.VersionPage, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return index.VersionPage{}, err
+	}
+	if !e.filtering(ctx) {
+		return e.index.Versions(ctx, vaultName, o)
+	}
+	fetch := func(ctx context.Context, prefix, delim string, after Position, n, scan int) ([]listItem[index.Version], bool, Position, int, error) {
+		vo := index.VersionOptions{Prefix: prefix, Delimiter: delim, KeyMarker: after.Key, Max: min(n, scan)}
+		if after.ID != "" {
+			id, err := manifest.ParseID(after.ID)
+			if err != nil {
+				return nil, false, Position{}, 0, err
+			}
+			vo.VersionMarker = id
+		}
+		ip, err := e.index.Versions(ctx, vaultName, vo)
+		if err != nil {
+			return nil, false, Position{}, 0, err
+		}
+		items := make([]listItem[index.Version], 0, len(ip.Versions)+len(ip.CommonPrefixes))
+		i, j := 0, 0
+		for i < len(ip.Versions) || j < len(ip.CommonPrefixes) {
+			if j == len(ip.CommonPrefixes) || i < len(ip.Versions) && ip.Versions[i].Key < ip.CommonPrefixes[j] {
+				x := ip.Versions[i]
+				items = append(items, listItem[index.Version]{v: x, pos: Position{Key: x.Key, ID: x.ID.String()}})
+				i++
+			} else {
+				items = append(items, listItem[index.Version]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
+				j++
+			}
+		}
+		next := Position{Key: ip.NextKeyMarker}
+		if !ip.NextVersionMarker.IsZero() {
+			next.ID = ip.NextVersionMarker.String()
+		}
+		return items, ip.Truncated, next, len(items), nil
+	}
+	readable := func(x index.Version) bool { return e.canRead(ctx, v, x.Label) == nil }
+	after := Position{Key: o.KeyMarker}
+	if !o.VersionMarker.IsZero() {
+		after.ID = o.VersionMarker.String()
+	}
+	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, after, index.PageSize(o.Max), scanOf(o.Scan))
+	page := index.VersionPage{Truncated: truncated}
+	for _, it := range items {
+		if it.prefix != "" {
+			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
+		} else {
+			page.Versions = append(page.Versions, it.v)
+		}
+	}
+	if truncated {
+		page.NextKeyMarker = next.Key
+		if next.ID != "" {
+			page.NextVersionMarker, _ = manifest.ParseID(next.ID)
+		}
+	}
+	return page, err
+}
+
+// ListUploads lists the in-progress uploads of a vault the context's
+// principal may see: all of them to an operator of the vault (and to the
+// node's own work), its own to anyone else. NextKeyMarker and NextIDMarker
+// continue it and may name an upload the principal may not see.
+func (e *Engine) ListUploads(ctx context.Context, vaultName string, o index.UploadOptions) (index.UploadPage, error) {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return index.UploadPage{}, err
+	}
+	if !e.filtering(ctx) {
+		return e.index.ListUploads(ctx, vaultName, o)
+	}
+	fetch := func(ctx context.Context, prefix, delim string, after Position, n, scan int) ([]listItem[index.Upload], bool, Position, int, error) {
+		ip, err := e.index.ListUploads(ctx, vaultName, index.UploadOptions{Prefix: prefix, Delimiter: delim, KeyMarker: after.Key, IDMarker: after.ID, Max: min(n, scan)})
+		if err != nil {
+			return nil, false, Position{}, 0, err
+		}
+		items := make([]listItem[index.Upload], 0, len(ip.Uploads)+len(ip.CommonPrefixes))
+		i, j := 0, 0
+		for i < len(ip.Uploads) || j < len(ip.CommonPrefixes) {
+			if j == len(ip.CommonPrefixes) || i < len(ip.Uploads) && ip.Uploads[i].Key < ip.CommonPrefixes[j] {
+				u := ip.Uploads[i]
+				items = append(items, listItem[index.Upload]{v: u, pos: Position{Key: u.Key, ID: u.ID}})
+				i++
+			} else {
+				items = append(items, listItem[index.Upload]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
+				j++
+			}
+		}
+		return items, ip.Truncated, Position{Key: ip.NextKeyMarker, ID: ip.NextIDMarker}, len(items), nil
+	}
+	readable := func(u index.Upload) bool {
+		var rec uploadRecord
+		return json.Unmarshal(u.Data, &rec) == nil && e.mayReadUpload(ctx, v, u.ID, rec) == nil
+	}
+	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, Position{Key: o.KeyMarker, ID: o.IDMarker}, index.PageSize(o.Max), scanOf(o.Scan))
+	page := index.UploadPage{Truncated: truncated}
+	for _, it := range items {
+		if it.prefix != "" {
+			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
+		} else {
+			page.Uploads = append(page.Uploads, it.v)
+		}
+	}
+	if truncated {
+		page.NextKeyMarker, page.NextIDMarker = next.Key, next.ID
+	}
+	return page, err
+}
