@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 
@@ -94,7 +95,13 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "embassy: error: %s\n", safeText(err.Error()))
+		// Errors may span lines (a list of problems): each line is made
+		// safe on its own.
+		lines := strings.Split(err.Error(), "\n")
+		for i, l := range lines {
+			lines[i] = safeText(l)
+		}
+		fmt.Fprintf(stderr, "embassy: error: %s\n", strings.Join(lines, "\n"))
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
 		} else if errors.Is(err, node.ErrNodeFile) {
