@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -95,13 +95,18 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		// Errors may span lines (a list of problems): each line is made
-		// safe on its own.
-		lines := strings.Split(err.Error(), "\n")
-		for i, l := range lines {
-			lines[i] = safeText(l)
+		msg := safeText(err.Error())
+		if errors.Is(err, node.ErrNodeFile) {
+			// The node's own list of problems, one a line: each line is
+			// made safe on its own (a line holding a hostile name is
+			// quoted whole).
+			lines := strings.Split(err.Error(), "\n")
+			for i, l := range lines {
+				lines[i] = safeText(l)
+			}
+			msg = strings.Join(lines, "\n")
 		}
-		fmt.Fprintf(stderr, "embassy: error: %s\n", strings.Join(lines, "\n"))
+		fmt.Fprintf(stderr, "embassy: error: %s\n", msg)
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
 		} else if errors.Is(err, node.ErrNodeFile) {
