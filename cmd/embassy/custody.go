@@ -303,7 +303,7 @@ func (a *app) requestCmd() *cobra.Command {
 }
 
 func (a *app) decideCmd(approve bool) *cobra.Command {
-	var url, keyPath string
+	var url, keyPath, expectNode string
 	var offline bool
 	verb := "reject"
 	if approve {
@@ -313,7 +313,10 @@ func (a *app) decideCmd(approve bool) *cobra.Command {
 		Use:   verb + " ID --key FILE",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a two-person request, signed with a custodian key",
 		Long: `Sign a decision on a request with this custodian's key and send it to the node.
-The signature covers the node, the request id and the request's digest, so it
+Before signing, every parameter of the request is printed (the key fingerprints
+of custodians, the roles and categories of a principal) and the request's
+digest is recomputed from them; a request whose digest does not match is
+refused. The signature covers the node, the request id and the digest, so it
 fits this request only: a changed request or a replayed signature is refused.
 A custodian cannot approve a request they made.`,
 		Args: cobra.ExactArgs(1),
@@ -346,7 +349,12 @@ A custodian cannot approve a request they made.`,
 			if r == nil {
 				return fmt.Errorf("no request %s on the node", args[0])
 			}
-			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, safeText(r.Op.Summary))
+			if expectNode != "" && expectNode != st.Node {
+				return fmt.Errorf("the node at %s is %s, not %s (--node-id): refusing to sign", url, st.Node, expectNode)
+			}
+			if err := describeRequest(a.stderr, st.Node, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
 			var out node.Request
 			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
@@ -365,6 +373,7 @@ A custodian cannot approve a request they made.`,
 	}
 	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.Flags().StringVar(&expectNode, "node-id", "", "refuse unless the node is this one (its id, from 'embassy status' or the share file)")
 	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")
 	c.MarkFlagRequired("key")
 	return c
@@ -388,6 +397,9 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 	}
 	for _, r := range rs {
 		if r.ID == id {
+			if err := describeRequest(a.stderr, n.Config.Node.ID, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve))
 			out, err := n.Decide(ctx, id, k.Name(), approve, sig)
 			if err != nil {

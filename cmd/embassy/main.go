@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -97,14 +96,9 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	if err != nil {
 		msg := safeText(err.Error())
 		if errors.Is(err, node.ErrNodeFile) {
-			// The node's own list of problems, one a line: each line is
-			// made safe on its own (a line holding a hostile name is
-			// quoted whole).
-			lines := strings.Split(err.Error(), "\n")
-			for i, l := range lines {
-				lines[i] = safeText(l)
-			}
-			msg = strings.Join(lines, "\n")
+			// The one error written over several lines (one per file and
+			// difference); each line is made safe on its own.
+			msg = safeLines(err.Error())
 		}
 		fmt.Fprintf(stderr, "embassy: error: %s\n", msg)
 		if h, ok := errors.AsType[*hintError](err); ok {

@@ -78,6 +78,7 @@ func TestScripts(t *testing.T) {
 			"gen":     cmdGen,
 			"slice":   cmdSlice,
 			"capture": cmdCapture,
+			"replace": cmdReplace,
 		},
 	})
 }
@@ -150,4 +151,21 @@ func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv(args[0], m[1])
 	ts.Logf("%s=%s", args[0], m[1])
+}
+
+// cmdReplace implements "replace FILE OLD NEW": replace every OLD in FILE
+// with NEW (a hand edit of a file, as an operator or an intruder makes it).
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! replace")
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: replace FILE OLD NEW")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if !strings.Contains(string(b), args[1]) {
+		ts.Fatalf("%s does not contain %q", args[0], args[1])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.ReplaceAll(string(b), args[1], args[2])), 0o600))
 }
