@@ -250,6 +250,19 @@ func (a *app) statusCmd() *cobra.Command {
 			if st.Note != "" {
 				fmt.Fprintln(a.stdout, st.Note)
 			}
+			if !st.Unseal.Sealed {
+				fmt.Fprintf(a.stdout, "node descriptor: generation %d\n", st.Descriptor.Generation)
+				if st.Descriptor.Behind != "" {
+					fmt.Fprintf(a.stdout, "  NOT PUBLISHED: %s\n", st.Descriptor.Behind)
+				}
+			}
+			for _, s := range st.Sites {
+				if s.State == "ok" {
+					fmt.Fprintf(a.stdout, "site %s: ok\n", s.ID)
+				} else {
+					fmt.Fprintf(a.stdout, "site %s: UNAVAILABLE: %s\n", s.ID, s.Reason)
+				}
+			}
 			return nil
 		},
 	}
