@@ -270,6 +270,22 @@ func TestTwoPersonOperations(t *testing.T) {
 			},
 			func() bool { return n.Principal("ops").Nation == "EST" },
 			func() bool { return n.Principal("ops").Nation == "" }},
+		{"copy under a label released to another nation",
+			func() error {
+				src, err := n.Engine.Stat(ctx, "registry", "secret", secret.VersionID)
+				if err != nil {
+					return err
+				}
+				return n.Engine.CheckCopy(ctx, src, "registry", "released", "NATO SECRET//REL TO EST, LUX", map[string]string{"content_type": "text/plain"})
+			},
+			func() bool {
+				i, err := n.Engine.Stat(ctx, "registry", "released", manifest.ID{})
+				return err == nil && strings.Contains(i.Label, "LUX") && i.ContentType == "text/plain"
+			},
+			func() bool {
+				_, err := n.Engine.Stat(ctx, "registry", "released", manifest.ID{})
+				return errors.Is(err, vault.ErrNoSuchKey)
+			}},
 		{"remove a vault's default retention",
 			func() error { return n.SetObjectLock(ctx, "kept", ObjectLockConfig{}) },
 			func() bool { return lockOf().Mode == "" },

@@ -254,6 +254,19 @@ func (a *app) statusCmd() *cobra.Command {
 			if st.Note != "" {
 				fmt.Fprintln(a.stdout, st.Note)
 			}
+			if !st.Unseal.Sealed {
+				fmt.Fprintf(a.stdout, "node descriptor: generation %d\n", st.Descriptor.Generation)
+				if st.Descriptor.Behind != "" {
+					fmt.Fprintf(a.stdout, "  NOT PUBLISHED: %s\n", st.Descriptor.Behind)
+				}
+			}
+			for _, s := range st.Sites {
+				if s.State == "ok" {
+					fmt.Fprintf(a.stdout, "site %s: ok\n", s.ID)
+				} else {
+					fmt.Fprintf(a.stdout, "site %s: UNAVAILABLE: %s\n", s.ID, s.Reason)
+				}
+			}
 			return nil
 		},
 	}
@@ -294,25 +307,27 @@ func (a *app) requestCmd() *cobra.Command {
 }
 
 func (a *app) decideCmd(approve bool) *cobra.Command {
-	var url, keyPath string
+	var url, keyPath, expectNode string
 	var offline bool
 	verb := "reject"
 	if approve {
 		verb = "approve"
 	}
 	long := `Sign an approval of a request with this custodian's key and send it to the node.
-When the last approval needed arrives, the node carries the operation out. The
-signature covers the node, the request id and the request's digest, so it fits
-this request only: a changed request or a replayed signature is refused. A
-custodian cannot approve a request they made, nor decide one twice. Read the
-request first ('embassy request ls --json': its op.params say exactly what
-will be done).`
+Before signing, every parameter of the request is printed (the key fingerprints
+of custodians, the roles and categories of a principal) and the request's
+digest is recomputed from them; a request whose digest does not match is
+refused. The signature covers the node, the request id and the digest, so it
+fits this request only: a changed request or a replayed signature is refused.
+When the last approval needed arrives, the node carries the operation out. A
+custodian cannot approve a request they made, nor decide one twice.`
 	if !approve {
 		long = `Sign a rejection of a request with this custodian's key and send it to the node.
 One rejection ends the request at once: the operation is not carried out,
-whatever approvals it had. The signature covers the node, the request id and
-the request's digest, so it fits this request only. A custodian cannot decide
-a request they made.`
+whatever approvals it had. As for approve, the request's parameters are printed
+and its digest recomputed before signing; the signature covers the node, the
+request id and the digest, so it fits this request only. A custodian cannot
+decide a request they made.`
 	}
 	c := &cobra.Command{
 		Use:   verb + " ID --key FILE",
@@ -348,7 +363,12 @@ a request they made.`
 			if r == nil {
 				return fmt.Errorf("no request %s on the node", args[0])
 			}
-			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, safeText(r.Op.Summary))
+			if expectNode != "" && expectNode != st.Node {
+				return fmt.Errorf("the node at %s is %s, not %s (--node-id): refusing to sign", url, st.Node, expectNode)
+			}
+			if err := describeRequest(a.stderr, st.Node, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
 			var out node.Request
 			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
@@ -367,6 +387,7 @@ a request they made.`
 	}
 	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.Flags().StringVar(&expectNode, "node-id", "", "refuse unless the node is this one (its id, from 'embassy status' or the share file)")
 	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")
 	c.MarkFlagRequired("key")
 	return c
@@ -390,6 +411,9 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 	}
 	for _, r := range rs {
 		if r.ID == id {
+			if err := describeRequest(a.stderr, n.Config.Node.ID, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve))
 			out, err := n.Decide(ctx, id, k.Name(), approve, sig)
 			if err != nil {

@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"slice":   cmdSlice,
 			"capture": cmdCapture,
 			"flip":    cmdFlip,
+			"replace": cmdReplace,
 		},
 	})
 }
@@ -175,4 +176,21 @@ func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b[off] ^= 1
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o644))
+}
+
+// cmdReplace implements "replace FILE OLD NEW": replace every OLD in FILE
+// with NEW (a hand edit of a file, as an operator or an intruder makes it).
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! replace")
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: replace FILE OLD NEW")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if !strings.Contains(string(b), args[1]) {
+		ts.Fatalf("%s does not contain %q", args[0], args[1])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.ReplaceAll(string(b), args[1], args[2])), 0o600))
 }
