@@ -286,6 +286,22 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	step(jsonStep{d("index", "rebuild"), []string{"index rebuild"}, []string{"site_errors", "unreadable"}})
 	step(jsonStep{d("index", "adopt", "--all"), []string{"index adopt"}, []string{"adopted", "kept"}})
+	// The identity, and its replacement (a development node: at once).
+	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
+	out = step(jsonStep{d("identity", "replace"), []string{"identity replace"}, nil})
+	var replaced struct {
+		Statement string `json:"statement"`
+	}
+	json.Unmarshal([]byte(out), &replaced)
+	step(jsonStep{d("identity", "verify-transition", replaced.Statement), []string{"identity verify-transition", "identity"}, nil})
+	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
+	// config edit and restore.
+	conf, _ := os.ReadFile(filepath.Join(dir, node.ConfigFile))
+	os.WriteFile(filepath.Join(work, "proposed.yaml"), []byte(strings.Replace(string(conf), "  dev: true\n", "  dev: true\nlog:\n  level: warn\n", 1)), 0o600)
+	if out := step(jsonStep{d("config", "edit", "--apply", filepath.Join(work, "proposed.yaml")), []string{"config edit"}, []string{"changes"}}); !strings.Contains(out, `"applied": true`) || !strings.Contains(out, `"gate": "free"`) {
+		t.Errorf("config edit --json:\n%s", out)
+	}
+	step(jsonStep{d("config", "restore"), []string{"config restore"}, nil})
 	step(jsonStep{d("key", "rotate", "registry"), []string{"key rotate"}, nil})
 	step(jsonStep{d("key", "rotate-root"), []string{"key rotate-root", "key rotate"}, nil})
 	step(jsonStep{d("scrub"), []string{"scrub"}, []string{"unrepairable", "errors"}})
