@@ -97,3 +97,35 @@ func (e Event) At() time.Time { return time.Unix(0, e.Time).UTC() }
 
 // Origin is the checkpoint origin of a node's log.
 func Origin(nodeID string) string { return "embassy/" + nodeID }
+
+// maxDetail bounds one detail value.
+const maxDetail = 2 << 10
+
+// Details flattens a report (any value that encodes as a JSON object) into
+// an event's details: each field by its JSON name, lists and objects in
+// their JSON form, long values cut short.
+func Details(v any) map[string]string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, raw := range m {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			s = string(raw)
+		}
+		if s == "" || s == "null" || s == "[]" || s == "{}" || s == "0" || s == "false" {
+			continue
+		}
+		if len(s) > maxDetail {
+			s = s[:maxDetail] + "…"
+		}
+		out[k] = s
+	}
+	return out
+}

@@ -42,6 +42,7 @@ type copier struct {
 	sites   map[string]*siteCopy
 	changed chan struct{}
 	kick    chan struct{}
+	urgent  bool // the next round ignores retry times (someone waits)
 	quit    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -85,7 +86,11 @@ func (c *copier) run(ctx context.Context) {
 		case <-c.kick:
 		case <-t.C:
 		}
-		c.round(ctx, false)
+		c.mu.Lock()
+		urgent := c.urgent
+		c.urgent = false
+		c.mu.Unlock()
+		c.round(ctx, urgent)
 	}
 }
 
@@ -271,14 +276,26 @@ func (l *Log) Sync(ctx context.Context, size uint64, sites []string) error {
 	if err := l.AwaitIntegrated(ctx, size); err != nil {
 		return err
 	}
+	configured := l.cfg.Sites
+	if configured == nil {
+		return fmt.Errorf("audit log not copied to %v: the log has no sites", sites)
+	}
 	for {
-		l.copies.poke()
 		c := l.copies
+		c.mu.Lock()
+		c.urgent = true
+		c.mu.Unlock()
+		c.poke()
+		known := configured()
 		c.mu.Lock()
 		ch := c.changed
 		var waiting bool
 		var errs []error
 		for _, id := range sites {
+			if _, ok := known[id]; !ok {
+				errs = append(errs, fmt.Errorf("site %s is not configured", id))
+				continue
+			}
 			st := c.sites[id]
 			if st != nil && st.known && st.size >= size {
 				continue

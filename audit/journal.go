@@ -69,9 +69,9 @@ type jbatch struct {
 func segName(first uint64) string { return fmt.Sprintf("%020d%s", first, journalExt) }
 
 // openJournal opens the journal in dir, reads every record at or after
-// from, and positions appends after the last one (or at from, if the
+// from, and positions appends after the last one (or at floor, if the
 // journal ends before it). It returns the records read.
-func openJournal(dir string, from uint64) (*journal, []journalRecord, error) {
+func openJournal(dir string, from, floor uint64) (*journal, []journalRecord, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -79,7 +79,7 @@ func openJournal(dir string, from uint64) (*journal, []journalRecord, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	j := &journal{dir: dir, next: from}
+	j := &journal{dir: dir, next: max(from, floor)}
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), journalExt)
 		if !ok {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -106,17 +107,41 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	size, err := reader.IntegratedSize(ctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	j, recs, err := openJournal(filepath.Join(cfg.Dir, "journal"), size)
-	if err != nil {
+	fail := func(err error) (*Log, error) {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		shutdown(sctx)
 		cancel()
 		return nil, err
 	}
-	l.app, l.shutdown, l.reader, l.j, l.cancel = app, shutdown, reader, j, cancel
+	size, err := reader.IntegratedSize(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("audit log: %w", err))
+	}
+	l.app, l.shutdown, l.reader, l.cancel = app, shutdown, reader, cancel
+	local := size
+	if size, err = l.catchUp(ctx, size); err != nil {
+		return fail(err)
+	}
+	j, recs, err := openJournal(filepath.Join(cfg.Dir, "journal"), local, size)
+	if err != nil {
+		return fail(err)
+	}
+	// Journal entries the sites' log now holds must be the same entries.
+	for len(recs) > 0 && recs[0].seq < size {
+		r := recs[0]
+		same := false
+		readEntries(ctx, reader.ReadEntryBundle, r.seq, r.seq+1, func(_ uint64, e []byte) error {
+			same = bytes.Equal(e, r.entry)
+			return nil
+		})
+		if !same {
+			j.close()
+			return fail(fmt.Errorf("audit log: entry %d in the node's journal is not the entry %d of the sites' log: the node directory and the sites hold different histories; move %s aside to take the sites' log, after keeping it for investigation", r.seq, r.seq, cfg.Dir))
+		}
+		recs = recs[1:]
+	}
+	l.j = j
 	l.integrated = size
 	l.queue = recs
 	j.onWrite = l.enqueue

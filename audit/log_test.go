@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,7 +164,7 @@ func TestJournalTakenOver(t *testing.T) {
 	closeLog(t, l)
 	// Write two more entries straight into the journal, as a crash
 	// before the sequencer ran would leave them.
-	j, _, err := openJournal(filepath.Join(dir, "journal"), 3)
+	j, _, err := openJournal(filepath.Join(dir, "journal"), 3, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestJournalDamage(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			j, _, err := openJournal(dir, 0)
+			j, _, err := openJournal(dir, 0, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +221,7 @@ func TestJournalDamage(t *testing.T) {
 			p := filepath.Join(dir, segName(0))
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, c.damage(b), 0o600)
-			_, recs, err := openJournal(dir, 0)
+			_, recs, err := openJournal(dir, 0, 0)
 			if c.wantErr {
 				if err == nil {
 					t.Fatal("damage in the middle of the journal accepted")
@@ -310,12 +311,27 @@ func TestForeignLogOnSiteNotOverwritten(t *testing.T) {
 	closeLog(t, other)
 	before, _ := SiteFetcher{s}.ReadCheckpoint(ctx)
 
-	l := openLog(t, testConfig(t, k, t.TempDir(), sites))
-	defer closeLog(t, l)
-	var last uint64
-	for i := range 10 {
-		last, _ = l.Append(t.Context(), event(i))
+	// A node with a history of its own, shorter than the site's: it does
+	// not open (the sites hold another history).
+	dir := t.TempDir()
+	short := openLog(t, testConfig(t, k, dir, nil))
+	for i := range 3 {
+		short.Append(t.Context(), event(i))
 	}
+	closeLog(t, short)
+	if _, err := Open(t.Context(), testConfig(t, k, dir, sites)); err == nil || !bytes.Contains([]byte(err.Error()), []byte("not a prefix")) {
+		t.Fatalf("opening a log that is not a prefix of the sites': %v", err)
+	}
+	// Longer: it opens, and never overwrites the site's copy.
+	dir = t.TempDir()
+	long := openLog(t, testConfig(t, k, dir, nil))
+	for i := range 10 {
+		long.Append(t.Context(), event(i))
+	}
+	closeLog(t, long)
+	l := openLog(t, testConfig(t, k, dir, sites))
+	defer closeLog(t, l)
+	last, _ := l.Append(t.Context(), event(10))
 	err := l.Sync(ctx, last+1, []string{"a"})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("not a prefix")) {
 		t.Fatalf("sync to a site holding another log: %v", err)
@@ -326,5 +342,97 @@ func TestForeignLogOnSiteNotOverwritten(t *testing.T) {
 	}
 	if st := l.Sites(); len(st) != 1 || st[0].Err == nil {
 		t.Fatalf("site state does not show the refusal: %+v", st)
+	}
+}
+
+// A fresh node directory (after `recover`) takes up the log from the
+// sites, and goes on appending after it.
+func TestCatchUpFromSites(t *testing.T) {
+	k := testKeys(t)
+	sites := map[string]site.Site{"a": memory.New(), "b": memory.New()}
+	l := openLog(t, testConfig(t, k, t.TempDir(), sites))
+	var last uint64
+	for i := range 600 {
+		last, _ = l.Append(t.Context(), event(i))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := l.Sync(ctx, last+1, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, l)
+
+	l = openLog(t, testConfig(t, k, t.TempDir(), sites))
+	defer closeLog(t, l)
+	if got := l.Appended(); got != 600 {
+		t.Fatalf("caught up to %d entries, want 600", got)
+	}
+	n, err := l.Append(t.Context(), event(600))
+	if err != nil || n != 600 {
+		t.Fatalf("append after catching up: %d, %v", n, err)
+	}
+	count := 0
+	if err := l.Events(ctx, 0, func(i uint64, e Event) error { count++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if count != 601 {
+		t.Fatalf("read %d events, want 601", count)
+	}
+}
+
+// VerifyTree names what was changed on a site's copy.
+func TestVerifyTreeFindsTampering(t *testing.T) {
+	k := testKeys(t)
+	s := memory.New()
+	l := openLog(t, testConfig(t, k, t.TempDir(), map[string]site.Site{"a": s}))
+	var last uint64
+	for i := range 600 {
+		last, _ = l.Append(t.Context(), event(i))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := l.Sync(ctx, last+1, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, l)
+	raw, _ := SiteFetcher{s}.ReadCheckpoint(ctx)
+	cp, err := OpenCheckpoint(raw, Origin("0123456789abcdef"), testConfig(t, k, "", nil).Verifiers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyTree(ctx, SiteFetcher{s}, cp.Size, cp.Hash, 0, nil); err != nil {
+		t.Fatalf("intact copy: %v", err)
+	}
+	read := func(name string) []byte {
+		rc, err := s.Get(ctx, name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b := new(bytes.Buffer)
+		b.ReadFrom(rc)
+		return b.Bytes()
+	}
+	put := func(name string, b []byte) { s.Put(ctx, name, bytes.NewReader(b), int64(len(b))) }
+	for _, c := range []struct {
+		name, blob string
+		change     func([]byte) []byte
+		want       string
+	}{
+		{"edited tile", SitePrefix + "tile/0/001", func(b []byte) []byte { b[40] ^= 1; return b }, "tile/0/001"},
+		{"truncated tile", SitePrefix + "tile/0/000", func(b []byte) []byte { return b[:len(b)-32] }, "tile/0/000"},
+		{"edited entry", SitePrefix + "tile/entries/001", func(b []byte) []byte { b[100] ^= 1; return b }, "tile/0/001"},
+		{"truncated bundle", SitePrefix + "tile/entries/000", func(b []byte) []byte { return b[:len(b)/2] }, "tile/entries/000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			orig := read(c.blob)
+			put(c.blob, c.change(bytes.Clone(orig)))
+			defer put(c.blob, orig)
+			_, err := VerifyTree(ctx, SiteFetcher{s}, cp.Size, cp.Hash, 0, nil)
+			var te *TreeError
+			if !errors.As(err, &te) || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
+				t.Fatalf("got %v, want a problem naming %s", err, c.want)
+			}
+		})
 	}
 }

@@ -21,33 +21,35 @@
 //     or was aborted, so that parts of it no record names otherwise are
 //     known to be garbage.
 //
-// Records are appended to a journal on the sites: batches, group-committed
-// across concurrent callers, each written as one blob "j/<time>-<random>"
-// to every site. A batch is sealed with the node's manifest key (sites
-// learn nothing: ids are random, but which blob belongs to which version is
-// kept from them) and signed by the node. A record is durable on the sites
-// that need it (those holding the blobs it names) before Append returns,
-// and so before anything is removed.
+// Records are entries of the node's audit log (package audit): the log is
+// their journal, sealed (sites learn nothing from them), signed through its
+// checkpoints and copied to every site. A deletion record is durable on
+// the sites holding the version before the delete commits (Append with the
+// sites that need it waits for the log's copy on them); the other records
+// are durable in the node's local log when Append returns and reach the
+// sites with the next copy. Garbage collection and rebuilds read them back
+// from the log ([Journal.Records]), which `recover` restores from any one
+// site.
 //
-// The audit log (a later part of the design) takes these records over as
-// its first entry kinds; until then the journal is their home.
+// Before the audit log, records were written as sealed, signed batches
+// "j/<time>-<random>" to every site. Nothing writes those any more; they
+// are still read ([ReadSite]) so that what they record keeps counting.
 package evidence
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
 )
@@ -212,135 +214,116 @@ func (r Record) validate() error {
 	return nil
 }
 
-// Journal appends records to the sites. It is safe for concurrent use:
-// concurrent Appends are group-committed into one batch blob per site.
+// Log is the audit log as the journal uses it (package audit implements
+// it).
+type Log interface {
+	Append(ctx context.Context, evs ...audit.Event) (uint64, error)
+	Sync(ctx context.Context, size uint64, sites []string) error
+	Events(ctx context.Context, from uint64, fn func(i uint64, e audit.Event) error) error
+}
+
+// Journal appends records to the node's audit log. It is safe for
+// concurrent use: concurrent appends share the log's group commit.
 type Journal struct {
-	node  string
-	keys  func() Keys
-	sites func() map[string]site.Site
-	log   *slog.Logger
-
-	mu       sync.Mutex
-	pending  *batch
-	flushing bool
+	log Log
 }
 
-type batch struct {
-	recs   []Record
-	need   map[string]bool
-	done   chan struct{}
-	failed map[string]error
+// NewJournal returns a journal writing to the audit log l. A nil
+// *Journal records nothing and reads no records (an engine without an
+// audit log, in tests: nothing is then ever collected).
+func NewJournal(l Log) *Journal { return &Journal{log: l} }
+
+// kindPrefix starts the audit log kind of every evidence record.
+const kindPrefix = "evidence."
+
+// Event returns a record as an audit log event (kind "evidence." and the
+// record's kind). Callers may add who and what (actor, vault, key) before
+// appending it with [Journal.AppendEvents].
+func Event(r Record) audit.Event {
+	b, _ := json.Marshal(r)
+	return audit.Event{Kind: kindPrefix + string(r.Kind), Time: r.Time, Version: r.Version, Revision: r.Revision, Record: b}
 }
 
-// NewJournal returns a journal for node, writing to the sites sites()
-// returns, sealing and signing with keys().
-func NewJournal(node string, keys func() Keys, sites func() map[string]site.Site, log *slog.Logger) *Journal {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// FromEvent returns the record an audit log event carries, if it is an
+// evidence record.
+func FromEvent(e audit.Event) (Record, bool, error) {
+	if !strings.HasPrefix(e.Kind, kindPrefix) {
+		return Record{}, false, nil
 	}
-	return &Journal{node: node, keys: keys, sites: sites, log: log}
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(e.Record))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, true, fmt.Errorf("%w: %v", ErrBatch, err)
+	}
+	if r.validate() != nil || kindPrefix+string(r.Kind) != e.Kind {
+		return Record{}, true, fmt.Errorf("%w: record does not match its entry", ErrBatch)
+	}
+	return r, true, nil
 }
 
-// Append makes recs durable on the sites: it returns nil once the batch
-// holding them is written to every site in need (and to as many of the
-// others as answer). On an error, recs may or may not be on some sites;
-// the caller must not act on them.
+// Append records recs. It returns once they are durable in the node's
+// local log and, for every site in need, in that site's copy of the log.
+// On an error the caller must not act on them.
 func (j *Journal) Append(ctx context.Context, need []string, recs ...Record) error {
+	evs := make([]audit.Event, len(recs))
+	for i, r := range recs {
+		evs[i] = Event(r)
+	}
+	return j.AppendEvents(ctx, need, evs...)
+}
+
+// AppendEvents is Append for records already made events (see [Event]).
+func (j *Journal) AppendEvents(ctx context.Context, need []string, evs ...audit.Event) error {
+	if j == nil {
+		return nil
+	}
 	now := time.Now().UnixNano()
-	for i := range recs {
-		if recs[i].Time == 0 {
-			recs[i].Time = now
-		}
-		if err := recs[i].validate(); err != nil {
+	for i := range evs {
+		r, ok, err := FromEvent(evs[i])
+		if err != nil {
 			return fmt.Errorf("evidence: %w", err)
 		}
-	}
-	j.mu.Lock()
-	b := j.pending
-	if b == nil {
-		b = &batch{need: map[string]bool{}, done: make(chan struct{})}
-		j.pending = b
-	}
-	b.recs = append(b.recs, recs...)
-	for _, s := range need {
-		b.need[s] = true
-	}
-	if !j.flushing {
-		j.flushing = true
-		j.mu.Unlock()
-		j.flushLoop()
-	} else {
-		j.mu.Unlock()
-	}
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var errs []error
-	for _, s := range need {
-		if err := b.failed[s]; err != nil {
-			errs = append(errs, fmt.Errorf("site %s: %w", s, err))
+		if !ok {
+			continue
 		}
+		// The record and its entry carry the same time.
+		if r.Time == 0 {
+			r.Time = cmp.Or(evs[i].Time, now)
+		}
+		evs[i].Time = r.Time
+		evs[i].Record, _ = json.Marshal(r)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("evidence: record not durable: %w", errors.Join(errs...))
+	last, err := j.log.Append(ctx, evs...)
+	if err != nil {
+		return fmt.Errorf("evidence: record not durable: %w", err)
+	}
+	if err := j.log.Sync(ctx, last+1, need); err != nil {
+		return fmt.Errorf("evidence: record not durable on the sites holding the blobs: %w", err)
 	}
 	return nil
 }
 
-// flushLoop writes pending batches until none is left.
-func (j *Journal) flushLoop() {
-	for {
-		j.mu.Lock()
-		b := j.pending
-		j.pending = nil
-		if b == nil {
-			j.flushing = false
-			j.mu.Unlock()
-			return
-		}
-		j.mu.Unlock()
-		j.flush(b)
-		close(b.done)
+// Records calls fn for every evidence record in the log, oldest first.
+// Entries that carry a damaged record are passed to bad (if set) and
+// skipped: they are not evidence.
+func (j *Journal) Records(ctx context.Context, fn func(Record) error, bad func(i uint64, err error)) error {
+	if j == nil {
+		return nil
 	}
-}
-
-func (j *Journal) flush(b *batch) {
-	b.failed = map[string]error{}
-	blob, err := seal(j.keys(), j.node, b.recs)
-	sites := j.sites()
-	if err != nil {
-		for s := range b.need {
-			b.failed[s] = err
+	return j.log.Events(ctx, 0, func(i uint64, e audit.Event) error {
+		r, ok, err := FromEvent(e)
+		if !ok {
+			return nil
 		}
-		return
-	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	name := fmt.Sprintf("%s%016x-%s", Prefix, time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for s := range b.need {
-		if _, ok := sites[s]; !ok {
-			b.failed[s] = errors.New("site not configured")
-		}
-	}
-	for id, s := range sites {
-		wg.Go(func() {
-			if err := s.Put(ctx, name, bytes.NewReader(blob), int64(len(blob))); err != nil {
-				mu.Lock()
-				b.failed[id] = err
-				mu.Unlock()
-				if b.need[id] {
-					j.log.Warn("evidence record not written to a site that needs it", "site", id, "err", err)
-				}
+		if err != nil {
+			if bad != nil {
+				bad(i, err)
 			}
-		})
-	}
-	wg.Wait()
+			return nil
+		}
+		return fn(r)
+	})
 }
 
 // Reseal rewrites, on one site, every journal batch and the generations

@@ -54,7 +54,7 @@ func crashEngine(t testing.TB, root, indexName string) (*vault.Engine, *boltinde
 		}
 		sites = append(sites, vault.Site{Descriptor: d, Store: ds})
 	}
-	e, err := vault.New(vault.Config{NodeID: "crash", Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{
+	e, err := vault.New(vault.Config{NodeID: "crash", Keys: keys, Index: ix, Sites: sites, Audit: testAudit(t, root, "crash", sites), Vaults: []vault.Vault{{
 		Name: "registry", Owner: "EST", StripeSize: testStripe,
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}, OutsideHome: true},
 	}}})

@@ -136,6 +136,12 @@ func (k *Keeper) eachVersion(ctx context.Context, vaultName string, fn func(inde
 
 // Drill runs a drill. It writes nothing.
 func (k *Keeper) Drill(ctx context.Context, o DrillOptions) (DrillReport, error) {
+	rep, err := k.drill(ctx, o)
+	k.record(ctx, "drill", rep, err)
+	return rep, err
+}
+
+func (k *Keeper) drill(ctx context.Context, o DrillOptions) (DrillReport, error) {
 	ctx = vault.AsSystem(ctx)
 	start := time.Now()
 	rep := DrillReport{LostSites: []string{}, Vaults: []DrillVault{}}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
@@ -103,6 +104,9 @@ type records struct {
 	intents         []evidence.Record
 	uploadEnds      map[string]manifest.ID
 	bad             int
+	// revisions, when loaded (rebuilds), is the newest revision the audit
+	// log records of each version: a rebuild never takes an older one.
+	revisions map[manifest.ID]int
 }
 
 type evidenceBlob struct {
@@ -142,10 +146,40 @@ func (ev *records) add(r evidence.Record) {
 	}
 }
 
-// loadEvidence reads every journal batch on every site that answers.
+// loadEvidence reads every evidence record on the node's audit log, and
+// every journal batch (written before the audit log took the records
+// over) on every site that answers.
 func (k *Keeper) loadEvidence(ctx context.Context) (*records, error) {
+	return k.loadRecords(ctx, false)
+}
+
+// loadRecords is loadEvidence, with (revisions) the newest revision of
+// every version the audit log records.
+func (k *Keeper) loadRecords(ctx context.Context, revisions bool) (*records, error) {
 	ev := &records{deletedVersions: map[manifest.ID]bool{}, deletedBlobs: map[string]bool{},
 		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}}
+	var err error
+	if l := k.e.AuditLog(); l != nil {
+		if revisions {
+			ev.revisions = map[manifest.ID]int{}
+		}
+		err = l.Events(ctx, 0, func(i uint64, e audit.Event) error {
+			r, isRecord, rerr := evidence.FromEvent(e)
+			switch {
+			case rerr != nil:
+				ev.bad++
+				k.log.WarnContext(ctx, "audit log entry carries a damaged record; not evidence", "entry", i, "err", rerr)
+			case isRecord:
+				ev.add(r)
+			case revisions && e.Outcome == "" && !e.Version.IsZero() && strings.HasPrefix(e.Kind, "object."):
+				ev.revisions[e.Version] = max(ev.revisions[e.Version], e.Revision)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the records on the audit log: %w", err)
+	}
 	seen := map[string]bool{}
 	keys, node := k.e.Keys(), k.e.NodeID()
 	for _, sid := range k.e.SiteIDs() {
@@ -203,6 +237,12 @@ func evidenceGenerations(ctx context.Context, stores map[string]site.Site, k *Ke
 
 // Collect runs garbage collection over every site that answers.
 func (k *Keeper) Collect(ctx context.Context, o CollectOptions) (Collection, error) {
+	rep, err := k.collect(ctx, o)
+	k.record(ctx, "gc.collect", rep, err)
+	return rep, err
+}
+
+func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, error) {
 	ctx = vault.AsSystem(ctx)
 	var c Collection
 	grace := o.Grace
@@ -526,6 +566,12 @@ type AdoptReport struct {
 // operator's explicit decision that they belong. Versions recorded as
 // deleted are never adopted.
 func (k *Keeper) Adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error) {
+	rep, err := k.adopt(ctx, o)
+	k.record(ctx, "index.adopt", rep, err)
+	return rep, err
+}
+
+func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error) {
 	ctx = vault.AsSystem(ctx)
 	rep := AdoptReport{Adopted: []string{}, Kept: []string{}}
 	lk, ok := k.ix.(lookupIndex)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/embassy-dev/embassy/audit/audittest"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
@@ -35,6 +36,7 @@ type testNode struct {
 	sites  []vault.Site
 	root   string
 	vaults []vault.Vault
+	audit  vault.AuditLog
 }
 
 var topology = []site.Descriptor{
@@ -93,7 +95,10 @@ func (n *testNode) open(indexPath string) {
 		t.Fatal(err)
 	}
 	n.ix = ix
-	e, err := vault.New(vault.Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Vaults: n.vaults})
+	if n.audit == nil {
+		n.audit = testAudit(t, n.root, "test", n.sites)
+	}
+	e, err := vault.New(vault.Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Vaults: n.vaults, Audit: n.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +107,18 @@ func (n *testNode) open(indexPath string) {
 		ix.Close()
 	})
 	n.e, n.k = e, New(e, nil)
+}
+
+// testAudit opens the audit log of a test node in root (kept there, so
+// that another process of the same test opens the same log), copying to
+// sites; it is closed when the test ends.
+func testAudit(t testing.TB, root, node string, sites []vault.Site) vault.AuditLog {
+	t.Helper()
+	stores := map[string]site.Site{}
+	for _, s := range sites {
+		stores[s.ID] = s.Store
+	}
+	return audittest.OpenConfig(t, audittest.Config(t, audittest.KeysIn(t, root, node), node, filepath.Join(root, "audit"), func() map[string]site.Site { return stores }))
 }
 
 func content(name string, size int) []byte {

@@ -29,17 +29,20 @@ import (
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
-	Sites        int      `json:"sites"`             // sites listed
-	SiteErrors   []string `json:"site_errors"`       // sites that could not be listed, with the error
-	Manifests    int      `json:"manifests"`         // manifest copies found
-	Versions     int      `json:"versions"`          // versions indexed from the sites
-	Markers      int      `json:"delete_markers"`    // of which delete markers
-	Corrupt      int      `json:"corrupt"`           // manifest copies that failed verification
-	Kept         int      `json:"kept_from_index"`   // versions no site copy verifies, kept from the index's verified envelope
-	Deleted      int      `json:"deleted_by_record"` // versions found on the sites that the node recorded as deleted: not indexed
-	Unreadable   []string `json:"unreadable"`        // versions left out: fewer than k shards of some part (at most MaxListed)
-	Unrestored   int      `json:"unrestored"`        // how many versions were left out
-	UnknownVault int      `json:"unknown_vault"`
+	Sites      int      `json:"sites"`             // sites listed
+	SiteErrors []string `json:"site_errors"`       // sites that could not be listed, with the error
+	Manifests  int      `json:"manifests"`         // manifest copies found
+	Versions   int      `json:"versions"`          // versions indexed from the sites
+	Markers    int      `json:"delete_markers"`    // of which delete markers
+	Corrupt    int      `json:"corrupt"`           // manifest copies that failed verification
+	Kept       int      `json:"kept_from_index"`   // versions no site copy verifies, kept from the index's verified envelope
+	Deleted    int      `json:"deleted_by_record"` // versions found on the sites that the node recorded as deleted: not indexed
+	Unreadable []string `json:"unreadable"`        // versions left out: fewer than k shards of some part (at most MaxListed)
+	Unrestored int      `json:"unrestored"`        // how many versions were left out
+	// RolledBack counts versions left out because the newest copy found
+	// is older than the revision the audit log records.
+	RolledBack   int `json:"rolled_back"`
+	UnknownVault int `json:"unknown_vault"`
 }
 
 // rebuildMarker is implemented by indexes that can flag a rebuild in
@@ -72,6 +75,12 @@ func (s *siteSet) sites(ids []string) []string {
 // RebuildIndex makes the index agree with the manifests on the sites.
 // progress, if set, is called as versions are processed.
 func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int)) (RebuildStats, error) {
+	rep, err := k.rebuildIndex(ctx, progress)
+	k.record(ctx, "index.rebuild", rep, err)
+	return rep, err
+}
+
+func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int)) (RebuildStats, error) {
 	ctx = vault.AsSystem(ctx)
 	var st RebuildStats
 	siteIDs := k.e.SiteIDs()
@@ -82,7 +91,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 	if err != nil {
 		return st, err
 	}
-	ev, err := k.loadEvidence(ctx)
+	ev, err := k.loadRecords(ctx, true)
 	if err != nil {
 		return st, err
 	}
@@ -105,6 +114,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 		corrupt    int
 		deleted    bool
 		fromIndex  bool
+		rolledBack bool
 		ok         bool
 	}
 	for lo := 0; lo < len(ids); lo += chunk {
@@ -145,6 +155,20 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 						r.unreadable = fmt.Sprintf("version %s: no copy of its manifest verifies", id)
 						continue
 					}
+					// A newer revision in the index is kept; one older
+					// than the audit log records is a rollback, never
+					// indexed (it could hide a later hold, label or
+					// rotation).
+					if cur, err := k.ix.Get(ctx, m.Vault, m.Key, id); err == nil {
+						if cm, err := k.e.OpenEnvelope(cur.Envelope); err == nil && cm.Version == id && cm.Revision > m.Revision {
+							m, env = cm, cur.Envelope
+						}
+					}
+					if want := ev.revisions[id]; m.Revision < want {
+						r.unreadable = fmt.Sprintf("%s/%s version %s: ROLLED BACK: the audit log records revision %d, the newest copy found is revision %d (its blobs are kept; 'embassy audit verify' names the sites)", m.Vault, m.Key, id, want, m.Revision)
+						r.rolledBack = true
+						continue
+					}
 					if why := k.readable(ctx, m, set.sites(siteIDs)); why != "" {
 						r.unreadable = fmt.Sprintf("%s/%s version %s: %s", m.Vault, m.Key, id, why)
 						continue
@@ -166,6 +190,9 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 			case r.fromIndex:
 			case !r.ok:
 				st.Unrestored++
+				if r.rolledBack {
+					st.RolledBack++
+				}
 				if len(st.Unreadable) < MaxListed {
 					st.Unreadable = append(st.Unreadable, r.unreadable)
 				}

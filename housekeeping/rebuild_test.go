@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +171,58 @@ func TestRebuildKeepsVersionWithDamagedCopies(t *testing.T) {
 		}
 	}
 	_ = slices.Contains[[]string]
+}
+
+// TestRebuildRefusesRolledBackManifest: every site copy of a version's
+// manifest replaced by an older revision (a legal hold hidden). With the
+// index it keeps the newer revision; on a fresh index it leaves the version
+// out, named, rather than index the revision without the hold.
+func TestRebuildRefusesRolledBackManifest(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	for _, c := range []struct {
+		key  string
+		size int
+	}{{"inline", 100}, {"streamed", 3*testStripe + 1}} {
+		info := n.put(c.key, content(c.key, c.size))
+		name := manifest.BlobName(info.VersionID)
+		old := map[string][]byte{}
+		for id, d := range n.dirs {
+			if b, err := os.ReadFile(filepath.Join(d, filepath.FromSlash(name))); err == nil {
+				old[id] = b
+			}
+		}
+		if _, err := n.e.SetLegalHold(ctx, "registry", c.key, info.VersionID, true); err != nil {
+			t.Fatal(err)
+		}
+		for id, b := range old {
+			if err := os.WriteFile(filepath.Join(n.dirs[id], filepath.FromSlash(name)), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The index still holds the newer revision: the rebuild keeps it.
+	if _, err := n.k.RebuildIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"inline", "streamed"} {
+		st, err := n.e.Stat(ctx, "registry", key, manifest.ID{})
+		if err != nil || st.Lock == nil || !st.Lock.LegalHold {
+			t.Fatalf("%s after a rebuild over the index: lock %+v, %v", key, st.Lock, err)
+		}
+	}
+	// A fresh index: the log says revision 1, the sites give 0.
+	n.ix.Reset(ctx)
+	st, err := n.k.RebuildIndex(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RolledBack != 2 || !strings.Contains(strings.Join(st.Unreadable, "\n"), "ROLLED BACK") {
+		t.Fatalf("rebuild: %+v", st)
+	}
+	for _, key := range []string{"inline", "streamed"} {
+		if _, err := n.e.Stat(ctx, "registry", key, manifest.ID{}); err == nil {
+			t.Fatalf("%s indexed at the rolled-back revision", key)
+		}
+	}
 }

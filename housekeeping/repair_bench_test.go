@@ -95,7 +95,7 @@ func BenchmarkRepair(b *testing.B) {
 			dirs[d.ID], faults[d.ID] = p, f
 			sites = append(sites, vault.Site{Descriptor: d, Store: f})
 		}
-		e, err := vault.New(vault.Config{Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
+		e, err := vault.New(vault.Config{Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "bench", sites), Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 		if err != nil {
 			b.Fatal(err)

@@ -121,6 +121,12 @@ func (l *rateLimiter) wait(ctx context.Context, n int) error {
 
 // Scrub runs a scrub over the index's versions.
 func (k *Keeper) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error) {
+	rep, err := k.scrub(ctx, o)
+	k.record(ctx, "scrub", rep, err)
+	return rep, err
+}
+
+func (k *Keeper) scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error) {
 	start := time.Now()
 	var rep ScrubReport
 	ctx = vault.AsSystem(ctx)
@@ -176,7 +182,7 @@ func (k *Keeper) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 		}
 	}
 	if o.Repair && o.Grace >= 0 && len(o.Vaults) == 0 && len(o.Lost) == 0 {
-		c, err := k.Collect(ctx, CollectOptions{Grace: o.Grace})
+		c, err := k.collect(ctx, CollectOptions{Grace: o.Grace})
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 		}

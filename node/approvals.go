@@ -204,6 +204,9 @@ func (n *Node) NewRequest(op vault.Operation, requester string) (*Request, error
 	r := &Request{ID: hex.EncodeToString(id[:]), Op: op, Requester: requester, Created: now, Expires: now.Add(ttl),
 		Needed: n.approvalsNeeded(op.Kind), Status: StatusPending, Approvals: []Decision{}}
 	r.Digest = r.digest(n.Config.Node.ID)
+	if err := n.record(context.Background(), n.requestEvent(KindRequestCreate, r)); err != nil {
+		return nil, err
+	}
 	rs = append(rs, r)
 	if err := n.saveRequests(rs); err != nil {
 		return nil, err
@@ -256,6 +259,7 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 	}
 	if time.Now().After(r.Expires) {
 		r.Status = StatusExpired
+		n.recordBestEffort(ctx, n.requestEvent(KindRequestExpire, r))
 		n.saveRequests(rs)
 		return r, fmt.Errorf("%w: %s expired at %s", ErrNotPending, id, r.Expires.Format(time.RFC3339))
 	}
@@ -283,6 +287,10 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 		}
 	}
 	d := Decision{Custodian: custodian, At: time.Now().UTC(), Signature: sig}
+	// The decision is on the audit log before it counts.
+	if err := n.record(ctx, decisionEvent(r, d, approve)); err != nil {
+		return r, err
+	}
 	if !approve {
 		r.Rejection, r.Status = &d, StatusRejected
 		n.Log.InfoContext(ctx, "two-person request rejected", "id", r.ID, "custodian", custodian)
@@ -316,6 +324,7 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 		} else {
 			r.Status = StatusExecuted
 		}
+		n.recordBestEffort(ctx, n.requestEvent(KindRequestExecute, r))
 		n.Log.InfoContext(ctx, "two-person request carried out", "id", r.ID, "op", r.Op.Kind, "status", r.Status, "result", r.Result)
 	}
 	return r, n.saveRequests(rs)

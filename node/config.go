@@ -51,8 +51,10 @@ type Config struct {
 	Scrub ScrubConfig `yaml:"scrub,omitempty" json:"scrub,omitempty"`
 	// TwoPerson tunes the two-person rule for dangerous operations.
 	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty" json:"two_person,omitempty"`
-	Sites     []SiteConfig    `yaml:"sites,omitempty" json:"sites,omitempty"`
-	Vaults    []VaultConfig   `yaml:"vaults,omitempty" json:"vaults,omitempty"`
+	// Audit configures the audit log.
+	Audit  AuditConfig   `yaml:"audit,omitempty" json:"audit,omitempty"`
+	Sites  []SiteConfig  `yaml:"sites,omitempty" json:"sites,omitempty"`
+	Vaults []VaultConfig `yaml:"vaults,omitempty" json:"vaults,omitempty"`
 }
 
 // S3Config configures the S3 front end.
@@ -141,6 +143,21 @@ type SiteConfig struct {
 	// Draining marks a site being emptied ('embassy site drain'): new
 	// writes avoid it and scrub moves its shards to other sites.
 	Draining bool `yaml:"draining,omitempty" json:"draining,omitempty"`
+}
+
+// AuditConfig configures the node's audit log (docs/audit.md).
+type AuditConfig struct {
+	// FailClosed refuses a change the audit log cannot record, as audit
+	// devices do in Vault (default true; false on a dev node).
+	FailClosed *bool `yaml:"fail_closed,omitempty" json:"fail_closed,omitempty"`
+}
+
+// failClosed reports the effective fail_closed setting of c.
+func (c *Config) failClosed() bool {
+	if c.Audit.FailClosed != nil {
+		return *c.Audit.FailClosed
+	}
+	return !c.Node.Dev
 }
 
 // VaultConfig is one vault and its placement policy.

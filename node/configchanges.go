@@ -170,6 +170,19 @@ func ConfigChanges(old, next *Config) []Change {
 	if !reflect.DeepEqual(old.TwoPerson, next.TwoPerson) {
 		add("two_person", "two_person settings changed", Custodians, "the two-person rule itself")
 	}
+	// audit
+	// (A change of node.dev moves the default; its own gate covers that.)
+	if !reflect.DeepEqual(old.Audit.FailClosed, next.Audit.FailClosed) {
+		was, is := old.failClosed(), next.failClosed()
+		switch {
+		case was && !is:
+			add("audit.fail_closed", "audit.fail_closed turned off", Custodians, "changes the audit log cannot record would then be made anyway")
+		case !was && is:
+			add("audit.fail_closed", "audit.fail_closed turned on", Free, "")
+		default:
+			add("audit.fail_closed", fmt.Sprintf("audit.fail_closed written out (%t, as before)", is), Free, "")
+		}
+	}
 	// principals
 	oldP := map[string]access.Principal{}
 	for _, p := range old.Principals {

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/custody/shamir"
 )
@@ -104,24 +106,32 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 		return n.statusLocked(), fmt.Errorf("share %d: %w (it is not a share of this node's root key)", s.Share.X, shamir.ErrForeignShare)
 	}
 	n.shares[int(s.Share.X)] = append([]byte(nil), encoded...)
+	n.recordSealed(audit.Event{Kind: KindUnsealAttempt, Actor: "node", Detail: map[string]string{"share": fmt.Sprint(s.Share.X), "given": fmt.Sprint(len(n.shares)), "threshold": fmt.Sprint(n.Custody.Set.Threshold)}})
 	if len(n.shares) < n.Custody.Set.Threshold {
 		return n.statusLocked(), nil
 	}
 	var all [][]byte
-	for _, v := range n.shares {
+	var given []int
+	for x, v := range n.shares {
 		all = append(all, v)
+		given = append(given, x)
 	}
+	slices.Sort(given)
 	root, err := custody.CombineRoot(*n.Custody, all)
 	for k, v := range n.shares {
 		clear(v)
 		delete(n.shares, k)
 	}
 	if err != nil {
+		n.recordSealed(audit.Event{Kind: KindUnsealAttempt, Actor: "node", Outcome: "failed: " + err.Error(), Detail: map[string]string{"shares": fmt.Sprint(given)}})
 		return n.statusLocked(), fmt.Errorf("unseal failed, start again: %w", err)
 	}
 	if err := n.start(root); err != nil {
+		n.recordSealed(audit.Event{Kind: KindUnsealAttempt, Actor: "node", Outcome: "failed: " + err.Error(), Detail: map[string]string{"shares": fmt.Sprint(given)}})
 		return n.statusLocked(), err
 	}
+	n.flushSealed(context.Background())
+	n.recordBestEffort(context.Background(), audit.Event{Kind: KindUnseal, Actor: "node", Detail: map[string]string{"shares": fmt.Sprint(given)}})
 	n.sealed = false
 	n.Log.Info("node unsealed by custodians")
 	return n.statusLocked(), nil

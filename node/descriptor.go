@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,8 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"crypto/ed25519"
-
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/site"
@@ -335,6 +335,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	}
 	n.descGen = gen
 	n.descBehind = ""
+	n.recordBestEffort(ctx, audit.Event{Kind: KindDescriptor, Actor: "node", Detail: map[string]string{"generation": strconv.FormatUint(gen, 10)}})
 	if err := writeFileAtomic(filepath.Join(n.Dir, DescriptorCopyFile), blob); err != nil {
 		n.Log.Warn("descriptor: keep a copy in the node directory", "err", err)
 	}

@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
@@ -59,6 +61,10 @@ type Node struct {
 	// local file that did not verify was kept.
 	Restored []string
 	SetAside map[string]string
+
+	// audit is the node's audit log (open while the node is unsealed).
+	audit       atomic.Pointer[audit.Log]
+	auditStores atomic.Pointer[map[string]site.Site]
 
 	// LastRebuild reports the index rebuild done on opening, if any.
 	LastRebuild housekeeping.RebuildStats
@@ -341,6 +347,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		return err
 	}
 	if err := n.rebuildEngine(); err != nil {
+		n.closeAudit()
 		n.Index.Close()
 		return err
 	}
@@ -411,6 +418,7 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 
 func (n *Node) rebuildEngine() error {
 	var sites []vault.Site
+	stores := map[string]site.Site{}
 	conflicts := n.conflicts(n.Config.Sites)
 	for _, sc := range n.Config.Sites {
 		st, err := n.OpenSite(sc)
@@ -418,6 +426,13 @@ func (n *Node) rebuildEngine() error {
 			return fmt.Errorf("site %s: %w", sc.ID, err)
 		}
 		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: n.guardSite(sc, st, conflicts[sc.ID])})
+		stores[sc.ID] = sites[len(sites)-1].Store
+	}
+	n.auditStores.Store(&stores)
+	if n.Audit() == nil {
+		if err := n.openAudit(context.Background()); err != nil {
+			return err
+		}
 	}
 	var vaults []vault.Vault
 	for _, vc := range n.Config.Vaults {
@@ -445,7 +460,8 @@ func (n *Node) rebuildEngine() error {
 		}
 	}()
 	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
-		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n})
+		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n,
+		Audit: auditProxy{n}, AuditFailClosed: n.Config.failClosed()})
 	if err != nil {
 		return err
 	}
@@ -480,6 +496,7 @@ func (n *Node) Close() error {
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
+	n.closeAudit()
 	return n.Index.Close()
 }
 
@@ -822,6 +839,17 @@ func (n *Node) saveConfig(c *Config) error {
 // saveConfigBytes saves body, exactly, as the next generation of node.yaml
 // and publishes the node descriptor.
 func (n *Node) saveConfigBytes(body []byte) error {
+	if n.Keys != nil {
+		var old []byte
+		if nf, err := readNodeFile(n.Dir, ConfigFile); err == nil && nf != nil {
+			old = nf.body
+		}
+		if ev, changed := configChangeEvent(context.Background(), old, body); changed {
+			if err := n.record(context.Background(), ev); err != nil {
+				return err
+			}
+		}
+	}
 	if err := n.saveNodeFile(ConfigFile, body); err != nil {
 		return err
 	}

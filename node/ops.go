@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
@@ -231,6 +232,9 @@ func (n *Node) rotateVaultKey(ctx context.Context, name string) (vault.RewrapSta
 		return n.Engine.SetVault(ev)
 	})
 	if err != nil {
+		return vault.RewrapStats{}, err
+	}
+	if err := n.record(ctx, audit.Event{Kind: KindVaultKeyRotate, Actor: vault.Actor(ctx), Vault: name, Detail: map[string]string{"key_generation": fmt.Sprint(gen)}}); err != nil {
 		return vault.RewrapStats{}, err
 	}
 	return n.Engine.RewrapVault(ctx, name, gen, nil)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -91,6 +92,10 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 	}
 	sealedPrev, err := next.SealRoot(old)
 	if err != nil {
+		return "", st, err
+	}
+	if err := n.record(ctx, audit.Event{Kind: KindRootRotate, Actor: vault.Actor(ctx), Detail: map[string]string{"phase": "started",
+		"manifest_key": fmt.Sprintf("%x", next.ManifestKeyID())}}); err != nil {
 		return "", st, err
 	}
 	// 1. The new root's custody, not yet in force.
@@ -185,6 +190,8 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	n.Keys = custody.RootlessCopy(n.Keys)
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
+	n.recordBestEffort(ctx, audit.Event{Kind: KindRootRotate, Actor: vault.Actor(ctx), Detail: map[string]string{"phase": "finished",
+		"rewritten": fmt.Sprint(st.Rewrapped), "manifest_key": fmt.Sprintf("%x", n.Keys.ManifestKeyID())}})
 	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)
 	return st, nil
 }
@@ -249,6 +256,13 @@ func (n *Node) replaceIdentity(fp string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The statement is on the log, under the old key's checkpoints, before
+	// the new key signs anything: a witness that pinned the old key finds
+	// the way to the new one there.
+	if err := n.record(context.Background(), audit.Event{Kind: KindIdentityReplace, Actor: "node", Detail: map[string]string{
+		"old": fp, "new": next.Public().Ed25519Fingerprint(), "statement": string(stmt)}}); err != nil {
+		return "", err
+	}
 	path := filepath.Join(n.Dir, "identity-transition-"+at.Format("20060102T150405Z")+".txt")
 	if err := writeFileAtomic(path, stmt); err != nil {
 		return "", err
@@ -257,6 +271,13 @@ func (n *Node) replaceIdentity(fp string) (string, error) {
 		return "", err
 	}
 	n.Keys = n.Keys.WithIdentity(next)
+	if n.Audit() != nil {
+		// Checkpoints are signed by the new key from now on.
+		n.closeAudit()
+		if err := n.openAudit(context.Background()); err != nil {
+			return "", fmt.Errorf("reopen the audit log under the new identity: %w", err)
+		}
+	}
 	if n.Engine != nil {
 		n.switchKeys()
 		n.PublishDescriptor(context.Background())

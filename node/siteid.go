@@ -257,6 +257,22 @@ func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, share
 		if why := markerVerdict(keys, n.Config.Node.ID, sc.ID, b); why != "" {
 			return refused("%s", why)
 		}
+		if len(missing) > 0 && isDir && !slices.ContainsFunc(missing, func(d string) bool { return !slices.Contains(site.AddedTopDirs(), d) }) {
+			// A site made before these directories existed: create them,
+			// as long as the marker read through the same directory
+			// handle is still the one that verified.
+			err := ds.MakeTopDirs(func(m []byte, err error) error {
+				if err != nil || !bytes.Equal(m, b) {
+					return errors.New("the site marker changed while the new top directories were being made: check again")
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n.Log.Info("site given the top directories added since it was made", "site", sc.ID, "directories", missing)
+			missing = nil
+		}
 		if len(missing) > 0 {
 			return refused("top directory %s/ is missing (damaged, or the wrong volume mounted?): nothing is recreated on a site; restore it, or recreate the empty directory if its data is lost", strings.Join(missing, "/, "))
 		}

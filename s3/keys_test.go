@@ -151,7 +151,9 @@ func TestTrickyKeys(t *testing.T) {
 				continue
 			}
 			parts := strings.Split(filepath.ToSlash(f), "/")
-			if len(parts) < 4 || parts[0] != "node" || parts[1] != "sites" {
+			// The node's audit log grows with every write; its files
+			// are named by numbers only.
+			if (len(parts) < 4 || parts[0] != "node" || parts[1] != "sites") && !(len(parts) > 2 && parts[0] == "node" && parts[1] == "audit") {
 				t.Errorf("new file outside the site directories: %s", f)
 			}
 			for _, frag := range []string{"passwd", "etc", "unicode", "日本", "leading", "question", "xml"} {

@@ -85,14 +85,22 @@ func (e *UnavailableError) Error() string {
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // TopDirs returns the top-level directories of a site's namespace, without
-// slashes: shards ("s"), manifests ("m"), the evidence journal ("j") and the
-// node's own records ("node": the descriptor and the site marker). Every
-// blob the engine writes lives under one of them. A driver that keeps a directory tree
-// creates them only when the site is created, never afterwards, so that a
-// write racing with the removal of a site, or landing on an unmounted mount
-// point, can never recreate the site somewhere else. Add a prefix here when
-// the engine adds a kind of blob.
-func TopDirs() []string { return []string{"s", "m", "j", "node"} }
+// slashes: shards ("s"), manifests ("m"), the evidence journal of nodes
+// from before the audit log ("j"), the node's own records ("node": the
+// descriptor and the site marker) and the copy of the audit log ("log").
+// Every blob the engine writes lives under one of them. A driver that
+// keeps a directory tree creates them only when the site is created, never
+// afterwards, so that a write racing with the removal of a site, or landing
+// on an unmounted mount point, can never recreate the site somewhere else.
+// Add a prefix here when the engine adds a kind of blob, and to
+// [AddedTopDirs].
+func TopDirs() []string { return []string{"s", "m", "j", "node", "log"} }
+
+// AddedTopDirs are the top directories added since the first sites were
+// made: a site that lacks only these, and whose marker is the node's, has
+// them created (through the marker's own directory handle) rather than
+// being refused as damaged.
+func AddedTopDirs() []string { return []string{"log"} }
 
 // ErrFull means the site has no space left (a full disk, an exhausted
 // quota) for the blob being written; the write left nothing behind. The

@@ -57,7 +57,7 @@ func newLabelNode(t testing.TB) *labelNode {
 	// Four sites in EST and FIN: 2+2 surviving one site keeps the policy
 	// even without LUX.
 	bk := keys.BindingKeys()
-	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg),
+	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: testAudit(t, sites), Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg),
 		Vaults: []Vault{{Name: "intel", Owner: "EST", StripeSize: testStripe, DefaultLabel: "NATO RESTRICTED",
 			Policy: placement.Policy{K: 2, M: 2, Survive: placement.Loss{Sites: 1}}}}})
 	if err != nil {

@@ -18,12 +18,14 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"github.com/embassy-dev/embassy/audit/audittest"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -63,13 +65,23 @@ func benchEngine(b *testing.B, root string) *Engine {
 		}
 		sites = append(sites, Site{Descriptor: d, Store: ds})
 	}
-	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Vaults: []Vault{{Name: "bench", Owner: "EST",
+	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: benchAudit(b, root, sites), Vaults: []Vault{{Name: "bench", Owner: "EST",
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { e.Close(context.Background()) })
 	return e
+}
+
+// benchAudit opens the audit log of a benchmark's engine in root, beside
+// its sites: appends are part of what a put costs.
+func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
+	stores := map[string]site.Site{}
+	for _, s := range sites {
+		stores[s.ID] = s.Store
+	}
+	return audittest.OpenConfig(b, audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores }))
 }
 
 // evict drops a tree's files from the page cache, so reads come from disk.

@@ -179,13 +179,17 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			rec.Blobs = append(rec.Blobs, evidence.Blob{Name: manifest.ShardBlobName(p.Blob, i)})
 		}
 	}
-	if err := e.journal.Append(ctx, sites, rec); err != nil {
+	ev := evidence.Event(rec)
+	ev.Actor, ev.Vault, ev.Key = Actor(ctx), v.Name, key
+	if err := e.journal.AppendEvents(ctx, sites, ev); err != nil {
 		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: the deletion cannot be recorded on the sites holding it (retry when they answer): %w", v.Name, key, m.Version, err)
 	}
 	// The index is the commit point: once the version is gone from it,
 	// it is deleted; the copies and shards are then removed best-effort,
 	// and what is left is garbage by the record above.
 	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
+		ev.Kind, ev.Record = "object.delete", nil
+		e.recordFailure(ctx, ev, err)
 		return DeleteResult{}, err
 	}
 	e.noteCommit()

@@ -101,6 +101,13 @@ type Config struct {
 	// Approver, if set, gates dangerous operations behind the two-person
 	// rule.
 	Approver Approver
+	// Audit is the node's audit log: every commit is recorded on it, and
+	// it is the journal of the evidence records that let garbage be
+	// collected. Without one the engine records nothing, and collection
+	// finds no evidence (tests only).
+	Audit AuditLog
+	// AuditFailClosed refuses a change the audit log cannot record.
+	AuditFailClosed bool
 }
 
 // Engine is the object engine. It is safe for concurrent use.
@@ -113,10 +120,12 @@ type Engine struct {
 	clock  clock
 	Events Events
 	labelState
-	approver Approver
-	journal  *evidence.Journal
-	gens     genState
-	genFlush sync.Mutex
+	approver   Approver
+	journal    *evidence.Journal
+	audit      AuditLog
+	failClosed bool
+	gens       genState
+	genFlush   sync.Mutex
 
 	mu       sync.RWMutex
 	sites    map[string]*Site
@@ -153,7 +162,10 @@ func New(cfg Config) (*Engine, error) {
 		down:   map[string]time.Time{},
 		full:   map[string]time.Time{},
 	}
-	e.journal = evidence.NewJournal(cfg.NodeID, func() evidence.Keys { return e.k() }, e.siteStores, e.log)
+	e.audit, e.failClosed = cfg.Audit, cfg.AuditFailClosed
+	if e.audit != nil {
+		e.journal = evidence.NewJournal(e.audit)
+	}
 	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
 	e.approver = cfg.Approver
 	if e.labels != nil && (e.signer == nil || e.verifier == nil) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/audit/audittest"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
@@ -36,6 +37,18 @@ type testNode struct {
 	faults map[string]*fault.Site
 	sites  []Site
 	root   string
+	audit  AuditLog
+}
+
+// testAudit opens an audit log copying to sites, closed when the test
+// ends.
+func testAudit(t testing.TB, sites []Site) AuditLog {
+	t.Helper()
+	stores := map[string]site.Site{}
+	for _, s := range sites {
+		stores[s.ID] = s.Store
+	}
+	return audittest.Open(t, "test", func() map[string]site.Site { return stores })
 }
 
 var topology = []site.Descriptor{
@@ -86,7 +99,10 @@ func (n *testNode) open(indexPath string) {
 	}
 	t.Cleanup(func() { ix.Close() })
 	n.ix = ix
-	e, err := New(Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Vaults: []Vault{{
+	if n.audit == nil {
+		n.audit = testAudit(t, n.sites)
+	}
+	e, err := New(Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Audit: n.audit, Vaults: []Vault{{
 		Name: "registry", Owner: "EST", StripeSize: testStripe,
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1, Sites: 1}, OutsideHome: true},
 	}}})
@@ -696,7 +712,7 @@ func (f *failingIndex) Put(ctx context.Context, v index.Version) error {
 func TestFailedRecommitKeepsVersion(t *testing.T) {
 	n := newTestNode(t)
 	fi := &failingIndex{Index: n.ix}
-	e, err := New(Config{Keys: n.keys, Index: fi, Sites: n.sites, Vaults: n.e.Vaults()})
+	e, err := New(Config{Keys: n.keys, Index: fi, Sites: n.sites, Vaults: n.e.Vaults(), Audit: n.audit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,13 @@ import (
 	"github.com/embassy-dev/embassy/site"
 )
 
-// Every removal of a blob by the engine is preceded by a signed record on
-// the sites saying why (package evidence): a deletion record before a
-// version delete commits, an intent before shard blobs that do not describe
-// themselves are written, an abandonment before the blobs of a failed write
-// or of a superseded placement are removed. Garbage collection
-// (package housekeeping) removes nothing else.
+// Every removal of a blob by the engine is preceded by a record on the
+// node's audit log saying why (package evidence): a deletion record before
+// a version delete commits (durable on the sites holding the version
+// first), an intent before shard blobs that do not describe themselves are
+// written, an abandonment before the blobs of a failed write or of a
+// superseded placement are removed. Garbage collection (package
+// housekeeping) removes nothing else.
 
 // Journal returns the engine's evidence journal.
 func (e *Engine) Journal() *evidence.Journal { return e.journal }
@@ -55,8 +56,8 @@ func (e *Engine) abandon(ctx context.Context, rec evidence.Record, blobs map[str
 	rec.Blobs = recordBlobs(blobs)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := e.journal.Append(rctx, slices.Collect(maps.Keys(blobs)), rec); err != nil {
-		e.log.WarnContext(ctx, "abandonment not recorded on every site; blobs left where removal fails are kept", "version", rec.Version, "err", err)
+	if err := e.journal.Append(rctx, nil, rec); err != nil {
+		e.log.WarnContext(ctx, "abandonment not recorded; blobs left where removal fails are kept", "version", rec.Version, "err", err)
 	}
 	e.cleanup(ctx, blobs)
 }
@@ -68,5 +69,5 @@ func (e *Engine) intent(ctx context.Context, version manifest.ID, upload string,
 	for i, sid := range sites {
 		rec.Blobs = append(rec.Blobs, evidence.Blob{Name: manifest.ShardBlobName(blob, i), Site: sid})
 	}
-	return e.journal.Append(ctx, distinct(sites), rec)
+	return e.journal.Append(ctx, nil, rec)
 }

@@ -103,7 +103,7 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 	if err := e.rewriteCopies(ctx, m, env); err != nil {
 		return ObjectInfo{}, err
 	}
-	if _, err := e.recommit(ctx, m, env); err != nil {
+	if _, err := e.recommit(ctx, KindLock, m, env); err != nil {
 		return ObjectInfo{}, err
 	}
 	return infoOf(m), nil

@@ -335,7 +335,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 	if err := e.replaceCopies(ctx, m.Version, env, newCopies, tails, oldEnv.Envelope, manifestSites(m), oldTails); err != nil {
 		return res, err
 	}
-	if _, err := e.recommit(ctx, &newM, env); err != nil {
+	if _, err := e.recommit(ctx, KindMove, &newM, env); err != nil {
 		return res, err
 	}
 	// Only now remove what was replaced.

@@ -82,7 +82,7 @@ func TestMemoryChild(t *testing.T) {
 		ds, _ := dir.New(filepath.Join(root, d.ID))
 		sites = append(sites, Site{Descriptor: d, Store: ds})
 	}
-	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Vaults: []Vault{{Name: "big", Owner: "EST",
+	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: testAudit(t, sites), Vaults: []Vault{{Name: "big", Owner: "EST",
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 	if err != nil {
 		t.Fatal(err)

@@ -251,7 +251,11 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 // commit makes a version visible by indexing it. On failure the blobs of
 // a new version are removed so that nothing half-written remains.
 func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string) (ObjectInfo, error) {
-	if err := e.indexPut(ctx, m, env); err != nil {
+	kind := KindPut
+	if m.DeleteMarker {
+		kind = KindDeleteMarker
+	}
+	if err := e.indexPut(ctx, kind, m, env); err != nil {
 		blobs := map[string][]string{}
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
@@ -269,22 +273,30 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 // the sites already carry the new revision, and the version's data is the
 // old version's: if the index write fails nothing may be removed (the
 // index keeps the old revision; a rebuild takes the new one).
-func (e *Engine) recommit(ctx context.Context, m *manifest.Manifest, env []byte) (ObjectInfo, error) {
-	if err := e.indexPut(ctx, m, env); err != nil {
+func (e *Engine) recommit(ctx context.Context, kind string, m *manifest.Manifest, env []byte) (ObjectInfo, error) {
+	if err := e.indexPut(ctx, kind, m, env); err != nil {
 		return ObjectInfo{}, fmt.Errorf("index %s/%s version %s revision %d (the sites have it; retry or rebuild the index): %w", m.Vault, m.Key, m.Version, m.Revision, err)
 	}
 	return infoOf(m), nil
 }
 
-func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte) error {
+// indexPut records the commit on the audit log, then commits it to the
+// index. A failed index write is recorded as failed.
+func (e *Engine) indexPut(ctx context.Context, kind string, m *manifest.Manifest, env []byte) error {
+	ev := manifestEvent(ctx, kind, m)
+	if err := e.record(ctx, ev); err != nil {
+		return err
+	}
 	err := e.index.Put(ctx, index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
 		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
 	})
-	if err == nil {
-		e.noteCommit()
+	if err != nil {
+		e.recordFailure(ctx, ev, err)
+		return err
 	}
-	return err
+	e.noteCommit()
+	return nil
 }
 
 // writeCopies writes the manifest envelope (followed by tails[site], if

@@ -124,7 +124,7 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if err := e.rewriteCopies(ctx, m, env); err != nil {
 		return false, err
 	}
-	if _, err := e.recommit(ctx, m, env); err != nil {
+	if _, err := e.recommit(ctx, KindRewrap, m, env); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -180,7 +180,7 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 	if err := e.rewriteCopies(ctx, m, env); err != nil {
 		return ObjectInfo{}, err
 	}
-	return e.recommit(ctx, m, env)
+	return e.recommit(ctx, KindRelabel, m, env)
 }
 
 func envelopeKeyID(env []byte) [8]byte {

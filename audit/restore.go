@@ -1,0 +1,171 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// A node directory that lost its log (`recover` on a fresh machine), or
+// holds an older one (restored from a backup), takes up the longest copy
+// on its sites that verifies: every entry is read and hashed, every tile
+// compared, the root checked against the checkpoint signed by the node's
+// key, and the local log must be a prefix of it. Only then are the missing
+// entries added, at their own indexes.
+
+// SiteCopy is one site's copy of the log, as found.
+type SiteCopy struct {
+	Site       string
+	Checkpoint []byte
+	Size       uint64
+	// Err says why the copy is not usable (no checkpoint, or one that
+	// does not verify).
+	Err error
+	cp  *log.Checkpoint
+	s   site.Site
+}
+
+// SiteCopies reads and verifies the checkpoint of every site's copy,
+// longest first (sites without a usable copy last).
+func SiteCopies(ctx context.Context, sites map[string]site.Site, origin string, verifiers []note.Verifier) []SiteCopy {
+	out := make([]SiteCopy, 0, len(sites))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range slices.Sorted(maps.Keys(sites)) {
+		s := sites[id]
+		wg.Go(func() {
+			c := SiteCopy{Site: id, s: s}
+			raw, err := SiteFetcher{s}.ReadCheckpoint(ctx)
+			if err == nil {
+				c.Checkpoint = raw
+				c.cp, err = OpenCheckpoint(raw, origin, verifiers)
+			}
+			if err == nil {
+				c.Size = c.cp.Size
+			} else {
+				c.Err = err
+			}
+			mu.Lock()
+			out = append(out, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.SortStableFunc(out, func(a, b SiteCopy) int {
+		switch {
+		case (a.Err == nil) != (b.Err == nil):
+			if a.Err == nil {
+				return -1
+			}
+			return 1
+		case a.Size != b.Size:
+			if a.Size > b.Size {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// localRoot is the root of the local tree's first size entries.
+func (l *Log) localRoot(ctx context.Context, size uint64) ([]byte, error) {
+	hashes, err := client.FetchRangeNodes(ctx, size, l.reader.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	r, err := rangeFactory.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, err
+	}
+	return r.GetRootHash(nil)
+}
+
+// catchUp brings a local log of size entries up to the longest copy on
+// the sites that verifies and extends it, and returns the new size.
+func (l *Log) catchUp(ctx context.Context, size uint64) (uint64, error) {
+	if l.cfg.Sites == nil {
+		return size, nil
+	}
+	var problems []string
+	for _, c := range SiteCopies(ctx, l.cfg.Sites(), l.cfg.Origin, l.cfg.Verifiers) {
+		if c.Err != nil || c.Size <= size {
+			break
+		}
+		f := SiteFetcher{c.s}
+		rootAt, err := VerifyTree(ctx, f, c.Size, c.cp.Hash, size, nil)
+		if err == nil && size > 0 {
+			var local []byte
+			if local, err = l.localRoot(ctx, size); err == nil && !bytes.Equal(local, rootAt) {
+				return size, fmt.Errorf("audit log: the node's log (%d entries) is not a prefix of the log on site %s (%d entries): the node directory and the sites hold different histories; move %s aside to take the sites' log, after keeping it for investigation", size, c.Site, c.Size, l.cfg.Dir)
+			}
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("site %s: %v", c.Site, err))
+			l.log.Warn("audit log copy on a site does not verify; trying another", "site", c.Site, "err", err)
+			continue
+		}
+		l.log.Info("audit log: taking up the entries the sites hold beyond the node's", "site", c.Site, "from", size, "to", c.Size)
+		var batch [][]byte
+		next := size
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if err := l.addInOrder(ctx, next, batch); err != nil {
+				return err
+			}
+			next += uint64(len(batch))
+			batch = batch[:0]
+			return nil
+		}
+		err = readEntries(ctx, f.ReadEntryBundle, size, c.Size, func(i uint64, e []byte) error {
+			batch = append(batch, bytes.Clone(e))
+			if len(batch) == 1024 {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil {
+			err = flush()
+		}
+		if err != nil {
+			return next, fmt.Errorf("audit log: take up the entries on site %s: %w", c.Site, err)
+		}
+		return next, nil
+	}
+	if len(problems) > 0 {
+		l.log.Error("audit log: no longer copy on the sites verifies", "problems", problems)
+	}
+	return size, nil
+}
+
+// addInOrder adds entries at indexes first, first+1, ... to the tessera
+// log and waits until they are integrated.
+func (l *Log) addInOrder(ctx context.Context, first uint64, entries [][]byte) error {
+	futures := make([]tessera.IndexFuture, len(entries))
+	for i, e := range entries {
+		futures[i] = l.app.Add(ctx, tessera.NewEntry(e))
+	}
+	for i, f := range futures {
+		idx, err := f()
+		if err != nil {
+			return err
+		}
+		if idx.Index != first+uint64(i) {
+			return fmt.Errorf("entry %d sequenced at %d", first+uint64(i), idx.Index)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Every change the engine commits is on the node's audit log before the
+// index commit makes it visible: a new version (object.put,
+// object.delete-marker), a new revision of one (object.lock,
+// object.relabel, object.rewrap, object.move), a version deleted (the
+// deletion record, evidence.delete). An append is durable in the node's
+// local log when it returns (group-committed); the log reaches the sites
+// asynchronously, except deletion records, which are on the sites holding
+// the version before the delete commits.
+//
+// When the append fails, a fail-closed engine (Config.AuditFailClosed)
+// refuses the change; otherwise it logs the failure and goes on.
+
+// AuditLog is the node's audit log as the engine uses it (package audit
+// implements it).
+type AuditLog = evidence.Log
+
+// Kinds of audit log events the engine writes.
+const (
+	KindPut          = "object.put"
+	KindDeleteMarker = "object.delete-marker"
+	KindLock         = "object.lock"
+	KindRelabel      = "object.relabel"
+	KindRewrap       = "object.rewrap"
+	KindMove         = "object.move"
+	KindDelete       = "evidence.delete"
+)
+
+// ErrAudit: the change was refused because the audit log could not record
+// it (the node is fail-closed). Nothing was changed; retry once the log is
+// writable again.
+var ErrAudit = errors.New("the audit log cannot record the change")
+
+// Actor names who a context acts for on the audit log: the principal, or
+// "node" for the node's own work.
+func Actor(ctx context.Context) string {
+	if p, ok := PrincipalFrom(ctx); ok && p.Name != "" {
+		return p.Name
+	}
+	return "node"
+}
+
+// manifestEvent is the audit log event of committing m as kind.
+func manifestEvent(ctx context.Context, kind string, m *manifest.Manifest) audit.Event {
+	ev := audit.Event{Kind: kind, Actor: Actor(ctx), Vault: m.Vault, Key: m.Key, Version: m.Version, Revision: m.Revision, Detail: map[string]string{}}
+	switch kind {
+	case KindPut:
+		ev.Detail["size"] = strconv.FormatInt(m.Size, 10)
+		ev.Detail["parts"] = strconv.Itoa(len(m.Parts))
+		if m.ETag != "" {
+			ev.Detail["etag"] = m.ETag
+		}
+	case KindLock:
+		if m.Lock == nil {
+			ev.Detail["lock"] = "none"
+		} else {
+			if m.Lock.Mode != "" {
+				ev.Detail["mode"] = m.Lock.Mode
+				ev.Detail["until"] = m.Lock.Until.UTC().Format(time.RFC3339)
+			}
+			ev.Detail["legal_hold"] = strconv.FormatBool(m.Lock.LegalHold)
+		}
+	case KindRewrap:
+		ev.Detail["key_generation"] = strconv.Itoa(max(m.KeyGen, 1))
+	case KindMove:
+		ev.Detail["sites"] = fmt.Sprint(manifestSites(m))
+	}
+	if m.Label != "" {
+		ev.Detail["label"] = m.Label
+	}
+	if len(ev.Detail) == 0 {
+		ev.Detail = nil
+	}
+	return ev
+}
+
+// record appends events to the audit log. With a fail-closed engine an
+// error refuses the change (it wraps ErrAudit); otherwise it is logged.
+func (e *Engine) record(ctx context.Context, evs ...audit.Event) error {
+	if e.audit == nil {
+		return nil
+	}
+	if _, err := e.audit.Append(ctx, evs...); err != nil {
+		if e.failClosed {
+			return fmt.Errorf("%w: %v", ErrAudit, err)
+		}
+		e.log.ErrorContext(ctx, "change not recorded on the audit log (the node is not fail-closed: it goes on)", "kind", evs[0].Kind, "err", err)
+	}
+	return nil
+}
+
+// recordFailure appends that a change recorded before did not take effect
+// (best effort: the change is already refused).
+func (e *Engine) recordFailure(ctx context.Context, ev audit.Event, cause error) {
+	if e.audit == nil {
+		return
+	}
+	ev.Time, ev.Outcome = 0, "failed: "+cause.Error()
+	ev.Record = nil
+	if _, err := e.audit.Append(context.WithoutCancel(ctx), ev); err != nil {
+		e.log.WarnContext(ctx, "failure not recorded on the audit log", "kind", ev.Kind, "err", err)
+	}
+}
+
+// Record appends events on the node's behalf (the outcome of a scrub, a
+// drill, a rebuild), best effort: a failure is logged.
+func (e *Engine) Record(ctx context.Context, evs ...audit.Event) {
+	if e.audit == nil {
+		return
+	}
+	if _, err := e.audit.Append(context.WithoutCancel(ctx), evs...); err != nil {
+		e.log.WarnContext(ctx, "not recorded on the audit log", "kind", evs[0].Kind, "err", err)
+	}
+}
+
+// AuditLog returns the engine's audit log, or nil.
+func (e *Engine) AuditLog() AuditLog { return e.audit }
