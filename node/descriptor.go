@@ -135,17 +135,22 @@ func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 	if err != nil {
 		return d, err
 	}
-	if format == 1 {
-		if err := k.Verify(signed, sig); err != nil {
-			return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
-		}
-	}
 	var keyID [8]byte
 	copy(keyID[:], b[5:13])
+	// A descriptor sealed under this root that fails to verify was
+	// altered on the site: that is not the key's fault.
+	damaged := fmt.Errorf("%w: damaged: it is sealed under this key but does not verify (altered or corrupted on the site); recover from another site", ErrDescriptor)
+	if !k.SealsWith(keyID) {
+		return d, fmt.Errorf("%w: sealed by another node: the key or shares given are not this node's (wrong key or shares?)", ErrDescriptor)
+	}
+	if format == 1 {
+		if err := k.Verify(signed, sig); err != nil {
+			return d, damaged
+		}
+	}
 	plain, err := k.OpenManifest(keyID, descriptorAAD(format), signed[descriptorHeader:])
 	if err != nil {
-		// Sealed under another root: the key given is not this node's.
-		return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
+		return d, damaged
 	}
 	if err := json.Unmarshal(plain, &d); err != nil || d.Format != int(format) || (format == 1 && d.Generation != 0) {
 		return d, fmt.Errorf("%w: malformed body", ErrDescriptor)
@@ -156,7 +161,7 @@ func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 			return d, fmt.Errorf("%w: identity: %v", ErrDescriptor, err)
 		}
 		if err := id.Public().Verify(signed, sig); err != nil {
-			return d, fmt.Errorf("%w: not signed by the node identity it carries", ErrDescriptor)
+			return d, fmt.Errorf("%w: damaged: not signed by the node identity it carries (altered on the site); recover from another site", ErrDescriptor)
 		}
 	}
 	return d, nil

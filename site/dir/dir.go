@@ -117,7 +117,7 @@ func (s *Site) top(name string) (string, bool) {
 // prefix without a slash, every one it is a prefix of ("" checks them all).
 func (s *Site) ready(name string) error {
 	if fi, err := os.Stat(filepath.Join(s.root, tmpDir)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("dir site %s: directory missing (unmounted or destroyed?): %w", s.root, site.ErrUnavailable)
+		return fmt.Errorf("dir site %s: %s: %w", s.root, whyNotSite(s.root), site.ErrUnavailable)
 	}
 	var tops []string
 	if t, _ := s.top(name); t != "" {
@@ -135,6 +135,21 @@ func (s *Site) ready(name string) error {
 		}
 	}
 	return nil
+}
+
+// whyNotSite says why root does not hold a directory site.
+func whyNotSite(root string) string {
+	fi, err := os.Stat(root)
+	switch {
+	case err != nil:
+		return "directory missing (unmounted or destroyed?)"
+	case !fi.IsDir():
+		return "not a directory"
+	}
+	if ents, err := os.ReadDir(root); err == nil && len(ents) == 0 {
+		return "directory is empty, not a site (an empty mount point, or the wrong path?)"
+	}
+	return "not a site directory: it has no " + tmpDir + " (the wrong path, or a volume not mounted?)"
 }
 
 // MissingTopDirs returns the top directories missing under an existing
