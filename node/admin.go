@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -202,6 +203,13 @@ type Status struct {
 	Custody string       `json:"custody"` // "local key file" or "shamir t-of-n"
 	Unseal  UnsealStatus `json:"unseal"`
 	Note    string       `json:"note,omitempty"`
+	// Sites is each site's state once the node is unsealed: a site whose
+	// marker names another node or site, or that has none, is
+	// unavailable, with the reason.
+	Sites []SiteState `json:"sites"`
+	// Descriptor is the node descriptor's generation on the sites, and
+	// why the node does not publish it, if it does not.
+	Descriptor DescriptorState `json:"descriptor"`
 }
 
 // Status returns the node's status.
@@ -215,6 +223,11 @@ func (n *Node) Status() Status {
 	}
 	if st.Dev {
 		st.Note = "DEVELOPMENT NODE: the root key is a local file and the node unseals itself; not for real data"
+	}
+	st.Sites = []SiteState{}
+	if !st.Unseal.Sealed {
+		st.Sites = append(st.Sites, n.SiteStates(context.Background(), 10*time.Second)...)
+		st.Descriptor = n.Descriptor()
 	}
 	return st
 }

@@ -180,6 +180,12 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	os.Remove(filepath.Join(n.Dir, custody.IdentityFile))
 	os.Remove(filepath.Join(n.Dir, RequestsFile))
 	n.PublishDescriptor(context.Background())
+	// Nor had it site markers: the upgrade claims the sites.
+	for _, s := range n.Engine.Sites() {
+		if err := s.Store.Delete(context.Background(), site.MarkerBlob); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if d := siteBlob(t, n, DescriptorBlob); d[4] != 1 {
 		t.Fatalf("descriptor format %d, want the legacy 1", d[4])
 	}

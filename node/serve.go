@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -245,9 +246,22 @@ func InitDev(dirPath string, o DevOptions) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	keys, err := localKeysWithIdentity(dirPath)
+	if err != nil {
+		return false, err
+	}
+	// The sites live under the node directory, each with its marker.
 	for _, d := range devSites {
 		c.Sites = append(c.Sites, SiteConfig{Descriptor: d, Driver: "dir", Path: filepath.Join("sites", d.ID)})
-		if _, err := dir.New(filepath.Join(dirPath, "sites", d.ID)); err != nil {
+		ds, err := dir.New(filepath.Join(dirPath, "sites", d.ID))
+		if err != nil {
+			return false, err
+		}
+		mk, err := encodeMarker(keys, c.Node.ID, d.ID)
+		if err != nil {
+			return false, err
+		}
+		if err := ds.Put(context.Background(), site.MarkerBlob, bytes.NewReader(mk), int64(len(mk))); err != nil {
 			return false, err
 		}
 	}

@@ -158,6 +158,8 @@ func TestWriteAboveClearanceRefused(t *testing.T) {
 	}
 	if _, err := ln.e.Put(ctx, "intel", "x", bytes.NewReader([]byte("x")), PutOptions{Size: 1, Label: "NATO SUPERSECRET"}); !errors.Is(err, ErrInvalidLabel) {
 		t.Fatalf("unknown level: %v", err)
+	} else if strings.Count(err.Error(), "invalid label") != 1 || !strings.Contains(err.Error(), `unknown level "SUPERSECRET"`) {
+		t.Errorf("unknown level: %q should say \"invalid label\" once and name the level", err)
 	}
 	// The vault's default label applies when none is given.
 	info, err := ln.e.Put(ctx, "intel", "d", bytes.NewReader([]byte("x")), PutOptions{Size: 1})

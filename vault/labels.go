@@ -63,6 +63,12 @@ var ErrLabelBinding = errors.New("label binding verification failed")
 // node's policies.
 var ErrInvalidLabel = errors.New("invalid label")
 
+// invalidLabel wraps a label package error in ErrInvalidLabel, without
+// saying "invalid label" twice.
+func invalidLabel(err error) error {
+	return fmt.Errorf("%w: %s", ErrInvalidLabel, strings.TrimPrefix(err.Error(), ErrInvalidLabel.Error()+": "))
+}
+
 // labelOf parses an object's stored label text through the registry, with
 // a cache: a node holds many objects under few labels.
 func (e *Engine) labelOf(text string) (label.Label, error) {
@@ -153,7 +159,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 	}
 	l, err := e.labelOf(text)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		return "", nil, invalidLabel(err)
 	}
 	if e.decider != nil && ctx.Value(systemKey{}) == nil {
 		p, ok := PrincipalFrom(ctx)
@@ -164,7 +170,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 			if errors.Is(err, access.ErrDenied) {
 				return "", nil, err
 			}
-			return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+			return "", nil, invalidLabel(err)
 		}
 	}
 	return l.String(), &l, nil
@@ -357,10 +363,10 @@ func (e *Engine) Widens(oldOwner, oldText, newOwner, newText string) (string, er
 	if newText != "" {
 		l, err := e.labelOf(newText)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+			return "", invalidLabel(err)
 		}
 		if newPol, err = e.labels.LabelLevel(l); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+			return "", invalidLabel(err)
 		}
 		newL = &l
 	}

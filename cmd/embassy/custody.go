@@ -274,7 +274,11 @@ func readCustodianKey(path string) (*custody.CustodianKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return custody.ParseCustodianKey(b)
+	k, err := custody.ParseCustodianKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // openShare decrypts a share file with a custodian key.
@@ -416,6 +420,19 @@ or auditor role) sees the node id, nation, custody and unseal progress.`,
 			if st.Note != "" {
 				fmt.Fprintln(a.stdout, st.Note)
 			}
+			if !st.Unseal.Sealed {
+				fmt.Fprintf(a.stdout, "node descriptor: generation %d\n", st.Descriptor.Generation)
+				if st.Descriptor.Behind != "" {
+					fmt.Fprintf(a.stdout, "  NOT PUBLISHED: %s\n", st.Descriptor.Behind)
+				}
+			}
+			for _, s := range st.Sites {
+				if s.State == "ok" {
+					fmt.Fprintf(a.stdout, "site %s: ok\n", s.ID)
+				} else {
+					fmt.Fprintf(a.stdout, "site %s: UNAVAILABLE: %s\n", s.ID, s.Reason)
+				}
+			}
 			return nil
 		},
 	}
@@ -478,17 +495,27 @@ func (a *app) decideCmd(approve bool) *cobra.Command {
 	if approve {
 		verb = "approve"
 	}
-	c := &cobra.Command{
-		Use:   verb + " ID --key FILE",
-		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a two-person request, signed with a custodian key",
-		Long: `Sign a decision on a request with this custodian's key and send it to the node.
+	long := `Sign an approval of a request with this custodian's key and send it to the node.
 Before signing, every parameter of the request is printed (the key fingerprints
 of custodians, the roles and categories of a principal) and the request's
 digest is recomputed from them; a request whose digest does not match is
 refused. The signature covers the node, the request id and the digest, so it
 fits this request only: a changed request or a replayed signature is refused.
-A custodian cannot approve a request they made.`,
-		Args: cobra.ExactArgs(1),
+When the last approval needed arrives, the node carries the operation out. A
+custodian cannot approve a request they made, nor decide one twice.`
+	if !approve {
+		long = `Sign a rejection of a request with this custodian's key and send it to the node.
+One rejection ends the request at once: the operation is not carried out,
+whatever approvals it had. As for approve, the request's parameters are printed
+and its digest recomputed before signing; the signature covers the node, the
+request id and the digest, so it fits this request only. A custodian cannot
+decide a request they made.`
+	}
+	c := &cobra.Command{
+		Use:   verb + " ID --key FILE",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a two-person request, signed with a custodian key",
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := readCustodianKey(keyPath)
 			if err != nil {
