@@ -118,6 +118,12 @@ func ConfigChanges(old, next *Config) []Change {
 			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
 		}
 	}
+	if old.Metrics.TokenFile != next.Metrics.TokenFile {
+		add("metrics.token_file", fmt.Sprintf("metrics.token_file %q → %q", old.Metrics.TokenFile, next.Metrics.TokenFile), Free, "")
+	}
+	if old.Metrics.Address != next.Metrics.Address {
+		add("metrics.address", fmt.Sprintf("metrics.address %q → %q", old.Metrics.Address, next.Metrics.Address), Free, "")
+	}
 	if old.S3.ListScan != next.S3.ListScan {
 		add("s3.list_scan", fmt.Sprintf("s3.list_scan %d → %d", old.S3.ListScan, next.S3.ListScan), Free, "")
 	}
