@@ -451,9 +451,14 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			continue
 		}
 		rec := evidence.Record{Kind: evidence.Abandon, Version: in.Version, Upload: in.Upload, Blobs: blobs}
+		// The record goes to every site; it must be durable where the
+		// blobs are, among the sites that answer (nothing is removed on
+		// the others).
 		need := map[string]bool{}
 		for _, b := range blobs {
-			need[b.Site] = true
+			if !unreachable[b.Site] {
+				need[b.Site] = true
+			}
 		}
 		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
 			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))
