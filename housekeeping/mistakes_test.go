@@ -220,8 +220,19 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 			what = "delete a version"
 			for _, id := range slices.SortedFunc(maps.Keys(live), func(a, b manifest.ID) int { return bytes.Compare(a[:], b[:]) }) {
 				a := live[id]
-				if _, err := n.ix.Get(ctx, a.vault, a.key, id); err != nil || a.vault == droppedVault {
-					continue // only the index's envelope could save it
+				// Only the index's envelope can save it then, and only if
+				// it is the newest revision (an index restored from an old
+				// backup holds a placement the shards have left).
+				iv, err := n.ix.Get(ctx, a.vault, a.key, id)
+				if err != nil || a.vault == droppedVault {
+					continue
+				}
+				im, err := n.e.OpenEnvelope(iv.Envelope)
+				if err != nil {
+					continue
+				}
+				if sm, _, _, err := n.k.newestManifest(ctx, id, n.e.SiteIDs()); err != nil || sm.Revision != im.Revision {
+					continue
 				}
 				what += " " + id.String()
 				if _, err := n.e.Delete(ctx, a.vault, a.key, vault.DeleteOptions{VersionID: id}); err == nil {
@@ -301,8 +312,19 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 			what = "corrupt every manifest copy of a version"
 			for _, id := range slices.SortedFunc(maps.Keys(live), func(a, b manifest.ID) int { return bytes.Compare(a[:], b[:]) }) {
 				a := live[id]
-				if _, err := n.ix.Get(ctx, a.vault, a.key, id); err != nil || a.vault == droppedVault {
-					continue // only the index's envelope could save it
+				// Only the index's envelope can save it then, and only if
+				// it is the newest revision (an index restored from an old
+				// backup holds a placement the shards have left).
+				iv, err := n.ix.Get(ctx, a.vault, a.key, id)
+				if err != nil || a.vault == droppedVault {
+					continue
+				}
+				im, err := n.e.OpenEnvelope(iv.Envelope)
+				if err != nil {
+					continue
+				}
+				if sm, _, _, err := n.k.newestManifest(ctx, id, n.e.SiteIDs()); err != nil || sm.Revision != im.Revision {
+					continue
 				}
 				what += " " + id.String()
 				copiesDamaged = true
