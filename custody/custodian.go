@@ -3,6 +3,7 @@ package custody
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,40 @@ type CustodianPublic struct {
 	Recipient string `json:"recipient" yaml:"recipient"`
 	// SignKey is the Ed25519 key approvals are verified with (base64).
 	SignKey string `json:"sign_key" yaml:"sign_key"`
+}
+
+// Fingerprints returns the SHA-256 fingerprints of the custodian's two
+// public keys, as "SHA256:…" (unpadded base64, the way SSH shows them): the
+// hybrid key shares are sealed to, and the Ed25519 key approvals are
+// verified with. Custodians compare them with their own key's (embassy
+// custodian keygen prints them) before approving a change of custodians.
+func (c CustodianPublic) Fingerprints() (recipient, sign string, err error) {
+	r, err := sharefile.ParseHybridRecipient([]byte(c.Recipient))
+	if err != nil {
+		return "", "", fmt.Errorf("custodian %s: recipient: %w", c.Name, err)
+	}
+	k, err := base64.StdEncoding.DecodeString(c.SignKey)
+	if err != nil || len(k) != ed25519.PublicKeySize {
+		return "", "", fmt.Errorf("custodian %s: sign_key: not a base64 Ed25519 public key", c.Name)
+	}
+	sum := sha256.Sum256(k)
+	return r.Fingerprint().String(), "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]), nil
+}
+
+// sameKeys reports which key two custodians share, or "".
+func sameKeys(a, b CustodianPublic) string {
+	switch {
+	case a.SignKey == b.SignKey:
+		return "signing key"
+	case strings.TrimSpace(a.Recipient) == strings.TrimSpace(b.Recipient):
+		return "share key"
+	}
+	ra, err1 := sharefile.ParseHybridRecipient([]byte(a.Recipient))
+	rb, err2 := sharefile.ParseHybridRecipient([]byte(b.Recipient))
+	if err1 == nil && err2 == nil && ra.Equal(rb) {
+		return "share key"
+	}
+	return ""
 }
 
 // Validate checks the public identity's encodings.
@@ -164,6 +199,11 @@ func (c CustodianPublic) VerifySignature(msg, sig []byte) error {
 	return nil
 }
 
+// ErrDuplicateKey: two custodians were given the same key. One person under
+// two names would hold two shares and approve twice; each custodian must
+// generate a key of their own (embassy custodian keygen).
+var ErrDuplicateKey = errors.New("custody: two custodians have the same key")
+
 // Record is the node's non-secret record of its custody: the share set and
 // its custodians.
 type Record struct {
@@ -181,6 +221,29 @@ func (r Record) Custodian(name string) (CustodianPublic, bool) {
 	return CustodianPublic{}, false
 }
 
+// ValidateCustodians checks a set of custodians: each identity valid, no
+// name twice (ignoring case), and no key twice (ErrDuplicateKey).
+func ValidateCustodians(custodians []CustodianPublic) error {
+	seen := map[string]bool{}
+	for i, c := range custodians {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if seen[strings.ToLower(c.Name)] {
+			return fmt.Errorf("custody: custodian %s named twice", c.Name)
+		}
+		seen[strings.ToLower(c.Name)] = true
+		// One person under two names would hold two shares and count as
+		// two custodians: the same key may not appear twice.
+		for _, o := range custodians[:i] {
+			if what := sameKeys(o, c); what != "" {
+				return fmt.Errorf("%w: %s and %s have the same %s", ErrDuplicateKey, o.Name, c.Name, what)
+			}
+		}
+	}
+	return nil
+}
+
 // SplitRoot splits the root key into one share per custodian, threshold t,
 // each sealed to its custodian's key, and returns the record and the
 // armoured share files by custodian name.
@@ -191,15 +254,8 @@ func SplitRoot(root RootKey, node string, custodians []CustodianPublic, t int) (
 	if len(custodians) < 2 || t < 2 || t > len(custodians) {
 		return Record{}, nil, fmt.Errorf("custody: threshold %d of %d custodians: need 2 <= threshold <= custodians", t, len(custodians))
 	}
-	seen := map[string]bool{}
-	for _, c := range custodians {
-		if err := c.Validate(); err != nil {
-			return Record{}, nil, err
-		}
-		if seen[strings.ToLower(c.Name)] {
-			return Record{}, nil, fmt.Errorf("custody: custodian %s named twice", c.Name)
-		}
-		seen[strings.ToLower(c.Name)] = true
+	if err := ValidateCustodians(custodians); err != nil {
+		return Record{}, nil, err
 	}
 	set, shares, err := shamir.SplitSet(root.k[:], len(custodians), t)
 	if err != nil {

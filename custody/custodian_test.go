@@ -101,3 +101,31 @@ func TestApprovalSignatures(t *testing.T) {
 		t.Fatal("signature verified for another request")
 	}
 }
+
+// TestSplitRefusesDuplicateKeys: one custodian registered under two names
+// (the same keys, or either key) is refused, so that one person cannot hold
+// two shares and count twice.
+func TestSplitRefusesDuplicateKeys(t *testing.T) {
+	root, _ := GenerateRootKey()
+	a, _ := GenerateCustodian("alice")
+	b, _ := GenerateCustodian("bob")
+	twin := a.Public()
+	twin.Name = "alice2"
+	sameSign := b.Public()
+	sameSign.Name, sameSign.SignKey = "bob2", a.Public().SignKey
+	sameShare := b.Public()
+	sameShare.Name, sameShare.Recipient = "bob3", a.Public().Recipient
+	for name, cs := range map[string][]CustodianPublic{
+		"same keys":        {a.Public(), b.Public(), twin},
+		"same signing key": {a.Public(), sameSign},
+		"same share key":   {a.Public(), sameShare},
+	} {
+		if _, _, err := SplitRoot(root, "node", cs, 2); !errors.Is(err, ErrDuplicateKey) {
+			t.Errorf("%s: %v, want ErrDuplicateKey", name, err)
+		}
+	}
+	r, s, err := a.Public().Fingerprints()
+	if err != nil || !strings.HasPrefix(r, "SHA256:") || !strings.HasPrefix(s, "SHA256:") || r == s {
+		t.Fatalf("Fingerprints = %q, %q, %v", r, s, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -119,6 +120,10 @@ type identity struct {
 	ed  ed25519.PrivateKey
 	pq  *mldsa.PrivateKey
 	pub PublicIdentity
+	// logKey seals the audit log's entries (see audit.go). It is not a
+	// signing key: it belongs to the node, not to one identity, and an
+	// identity replacement carries it over.
+	logKey *[32]byte
 }
 
 func newIdentity(edSeed, pqSeed []byte) (*identity, error) {
@@ -139,7 +144,27 @@ func generateIdentity() (*identity, error) {
 		return nil, fmt.Errorf("custody: generate identity: %w", err)
 	}
 	defer clear(s[:])
-	return newIdentity(s[:ed25519.SeedSize], s[ed25519.SeedSize:])
+	id, err := newIdentity(s[:ed25519.SeedSize], s[ed25519.SeedSize:])
+	if err != nil {
+		return nil, err
+	}
+	id.logKey = new([32]byte)
+	if _, err := rand.Read(id.logKey[:]); err != nil {
+		return nil, fmt.Errorf("custody: generate audit log key: %w", err)
+	}
+	return id, nil
+}
+
+// derivedLogKey is the audit log key of an identity sealed before
+// identities carried one: derived from its seeds, so that every opening of
+// the same file gives the same key.
+func derivedLogKey(seeds []byte) (*[32]byte, error) {
+	k, err := hkdf.Key(sha256.New, seeds, []byte("embassy/v1"), "audit-log-key", 32)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return (*[32]byte)(bytes.Clone(k)), nil
 }
 
 func (id *identity) signHybrid(msg []byte) ([]byte, error) {
@@ -229,8 +254,10 @@ type identityFile struct {
 	Previous    []publicJSON `json:"previous"`
 	Legacy      []string     `json:"legacy_keys"`
 	Transitions []string     `json:"transitions"`
-	// Wrapped is nonce || AES-256-GCM(Ed25519 seed || ML-DSA-44 seed)
-	// under HKDF(root, "identity-wrap").
+	// Wrapped is nonce || AES-256-GCM(Ed25519 seed || ML-DSA-44 seed ||
+	// audit log key) under HKDF(root, "identity-wrap"). A file from before
+	// the audit log lacks the log key, which is then derived from the
+	// seeds (HKDF, info "audit-log-key").
 	Wrapped string `json:"wrapped,omitempty"`
 }
 
@@ -275,6 +302,9 @@ func (k *Keyring) SealIdentity(r *Identity) ([]byte, error) {
 		return nil, err
 	}
 	seeds := append(r.id.ed.Seed(), r.id.pq.Bytes()...)
+	if r.id.logKey != nil {
+		seeds = append(seeds, r.id.logKey[:]...)
+	}
 	defer clear(seeds)
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
@@ -336,11 +366,17 @@ func (k *Keyring) openIdentity(f identityFile) (*Identity, error) {
 		return nil, fmt.Errorf("%w: not sealed under this root key, or changed since", ErrIdentity)
 	}
 	defer clear(seeds)
-	if len(seeds) != ed25519.SeedSize+mldsa.PrivateKeySize {
+	const n = ed25519.SeedSize + mldsa.PrivateKeySize
+	if len(seeds) != n && len(seeds) != n+32 {
 		return nil, fmt.Errorf("%w: wrapped key has the wrong size", ErrIdentity)
 	}
-	id, err := newIdentity(seeds[:ed25519.SeedSize], seeds[ed25519.SeedSize:])
+	id, err := newIdentity(seeds[:ed25519.SeedSize], seeds[ed25519.SeedSize:n])
 	if err != nil {
+		return nil, err
+	}
+	if len(seeds) == n+32 {
+		id.logKey = (*[32]byte)(bytes.Clone(seeds[n:]))
+	} else if id.logKey, err = derivedLogKey(seeds); err != nil {
 		return nil, err
 	}
 	pub, err := f.Public.parse()
@@ -499,6 +535,9 @@ func (r *Identity) Replace(at time.Time) (*Identity, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The audit log key is the node's, not the identity's: entries sealed
+	// before the replacement must still open.
+	next.logKey = r.id.logKey
 	body := fmt.Appendf(nil, "%snode %s\nat %s\nold-ed25519 %s\nold-ml-dsa-44 %s\nnew-ed25519 %s\nnew-ml-dsa-44 %s\n", transitionHeader, r.NodeID, at.UTC().Format(time.RFC3339),
 		base64.StdEncoding.EncodeToString(r.id.pub.Ed25519), base64.StdEncoding.EncodeToString(r.id.pub.MLDSA44.Bytes()),
 		base64.StdEncoding.EncodeToString(next.pub.Ed25519), base64.StdEncoding.EncodeToString(next.pub.MLDSA44.Bytes()))

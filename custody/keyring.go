@@ -379,3 +379,10 @@ func RootlessCopy(k *Keyring) *Keyring {
 	}
 	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]seal.KEK{}}
 }
+
+// SealsWith reports whether keyID names this keyring's manifest key (or,
+// during a root rotation, the previous one's): whether a sealed record
+// that fails to open was damaged, rather than sealed by another node.
+func (k *Keyring) SealsWith(keyID [8]byte) bool {
+	return keyID == k.keyID || (k.prev != nil && k.prev.SealsWith(keyID))
+}

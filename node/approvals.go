@@ -61,6 +61,12 @@ const (
 	StatusExpired  = "expired"
 )
 
+// ComputeDigest recomputes the request's digest for node from its fields.
+// A custodian's tool compares it with Digest before signing: a request whose
+// parameters were changed after it was made, or whose digest was made up,
+// does not match.
+func (r *Request) ComputeDigest(node string) string { return r.digest(node) }
+
 func (r *Request) digest(node string) string {
 	params := make([]string, 0, len(r.Op.Params))
 	for k, v := range r.Op.Params {
@@ -270,6 +276,11 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 		if d.Custodian == custodian {
 			return r, ErrReplay
 		}
+		// A custodian recorded twice under two names (custody.json from
+		// before duplicate keys were refused) approves once.
+		if oc, ok := n.Custody.Custodian(d.Custodian); ok && oc.SignKey == c.SignKey {
+			return r, fmt.Errorf("%w: %s has the same key as %s, who has already decided", ErrReplay, custodian, d.Custodian)
+		}
 	}
 	d := Decision{Custodian: custodian, At: time.Now().UTC(), Signature: sig}
 	if !approve {
@@ -281,9 +292,11 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 	// them is not trusted, and a request altered after signing (its digest
 	// recomputed) invalidates them.
 	valid := []Decision{}
+	keys := map[string]bool{}
 	for _, old := range r.Approvals {
 		oc, ok := n.Custody.Custodian(old.Custodian)
-		if ok && oc.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true), old.Signature) == nil && !strings.EqualFold(old.Custodian, r.Requester) {
+		if ok && oc.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true), old.Signature) == nil && !strings.EqualFold(old.Custodian, r.Requester) && !keys[oc.SignKey] {
+			keys[oc.SignKey] = true
 			valid = append(valid, old)
 		} else {
 			n.Log.WarnContext(ctx, "a recorded approval does not verify and is dropped", "request", r.ID, "custodian", old.Custodian)
@@ -344,6 +357,8 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		}
 		_, err = n.Engine.SetLabel(ctx, p["vault"], p["key"], id, p["label"])
 		return err
+	case "object.copy":
+		return n.approvedCopy(ctx, p)
 	case "vault.delete":
 		return n.removeVault(ctx, p["vault"])
 	case "vault.policy":

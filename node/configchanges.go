@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
@@ -30,13 +31,16 @@ func (g Gate) String() string {
 	return [...]string{"free", "custodians", "refused"}[g]
 }
 
+// MarshalJSON writes the gate's name.
+func (g Gate) MarshalJSON() ([]byte, error) { return []byte(`"` + g.String() + `"`), nil }
+
 // Change is one difference between two configurations.
 type Change struct {
 	// Field is the node.yaml path, e.g. "principals[mallory].clearances".
 	Field string `json:"field"`
 	// Text says what changed, for people; it never holds secrets.
 	Text string `json:"text"`
-	Gate Gate   `json:"-"`
+	Gate Gate   `json:"gate"`
 	// Why says why the change is gated or refused.
 	Why string `json:"why,omitempty"`
 }
@@ -96,14 +100,14 @@ func ConfigChanges(old, next *Config) []Change {
 		}
 	}
 	// index, keys, log
-	if old.Index != next.Index {
-		add("index", fmt.Sprintf("index %+v → %+v", old.Index, next.Index), Free, "")
+	for _, f := range fieldChanges("index", old.Index, next.Index) {
+		add("index", f, Free, "")
 	}
 	if old.Keys != next.Keys {
 		add("keys.root_key_file", fmt.Sprintf("keys.root_key_file %q → %q", old.Keys.RootKeyFile, next.Keys.RootKeyFile), Refused, "the root key's place is managed by init, 'custody resplit' and 'key rotate-root'")
 	}
-	if old.Log != next.Log {
-		add("log", fmt.Sprintf("log %+v → %+v", old.Log, next.Log), Free, "")
+	for _, f := range fieldChanges("log", old.Log, next.Log) {
+		add("log", f, Free, "")
 	}
 	// s3
 	for _, f := range []struct{ name, a, b string }{
@@ -113,6 +117,12 @@ func ConfigChanges(old, next *Config) []Change {
 		if f.a != f.b {
 			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
 		}
+	}
+	if old.Metrics.TokenFile != next.Metrics.TokenFile {
+		add("metrics.token_file", fmt.Sprintf("metrics.token_file %q → %q", old.Metrics.TokenFile, next.Metrics.TokenFile), Free, "")
+	}
+	if old.Metrics.Address != next.Metrics.Address {
+		add("metrics.address", fmt.Sprintf("metrics.address %q → %q", old.Metrics.Address, next.Metrics.Address), Free, "")
 	}
 	if old.S3.ListScan != next.S3.ListScan {
 		add("s3.list_scan", fmt.Sprintf("s3.list_scan %d → %d", old.S3.ListScan, next.S3.ListScan), Free, "")
@@ -153,11 +163,11 @@ func ConfigChanges(old, next *Config) []Change {
 		add("s3.credentials", fmt.Sprintf("s3 credential %s of principal %s removed", c, oldCreds[c].Principal), Free, "")
 	}
 	// vault_defaults, scrub
-	if old.VaultDefaults != next.VaultDefaults {
-		add("vault_defaults", fmt.Sprintf("vault_defaults %+v → %+v", old.VaultDefaults, next.VaultDefaults), Free, "")
+	for _, f := range fieldChanges("vault_defaults", old.VaultDefaults, next.VaultDefaults) {
+		add("vault_defaults", f, Free, "")
 	}
-	if !reflect.DeepEqual(old.Scrub, next.Scrub) {
-		add("scrub", "scrub settings changed", Free, "")
+	for _, f := range fieldChanges("scrub", old.Scrub, next.Scrub) {
+		add("scrub", f, Free, "")
 	}
 	// policies, two_person
 	if !reflect.DeepEqual(old.Policies, next.Policies) {
@@ -288,7 +298,44 @@ func ConfigChanges(old, next *Config) []Change {
 		add("vaults["+name+"]", "vault "+name+" removed", Custodians, "deleting a vault (it must be empty)")
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Gate > out[j].Gate })
+	if out == nil {
+		out = []Change{}
+	}
 	return out
+}
+
+// fieldChanges describes, field by field, how struct b differs from a:
+// "log.level "info" → "debug"".
+func fieldChanges(prefix string, a, b any) []string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var out []string
+	for i := range va.NumField() {
+		fa, fb := va.Field(i), vb.Field(i)
+		if reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+			continue
+		}
+		name, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("yaml"), ",")
+		out = append(out, fmt.Sprintf("%s.%s %s → %s", prefix, name, shown(fa), shown(fb)))
+	}
+	return out
+}
+
+func shown(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "(unset)"
+		}
+		v = v.Elem()
+	}
+	if m, ok := v.Interface().(interface{ MarshalYAML() (any, error) }); ok {
+		if x, err := m.MarshalYAML(); err == nil {
+			return fmt.Sprintf("%q", fmt.Sprint(x))
+		}
+	}
+	if v.Kind() == reflect.String {
+		return fmt.Sprintf("%q", v.String())
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 func siteAttrs(s SiteConfig) string {

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +37,11 @@ import (
 // everything before it: format 2, a hybrid signature by the node identity
 // (Ed25519 || ML-DSA-44, custody.HybridSignatureSize bytes); format 1
 // (written before node identities), an Ed25519 signature by the
-// root-derived key.
+// root-derived key. Format 2's body carries a generation: a number the node
+// raises on every publish and keeps in its directory (GenerationFile), so
+// that the newest descriptor can be told from older ones that sites missed
+// or kept after they left the node; a descriptor without one (format 1, or
+// format 2 written before generations) reads as generation 0.
 
 // DescriptorBlob is the blob name of the node descriptor on every site.
 const DescriptorBlob = "node/descriptor"
@@ -47,11 +53,13 @@ const DescriptorBlob = "node/descriptor"
 const DescriptorCopyFile = "descriptor"
 
 type descriptor struct {
-	Format  int       `json:"format"`
-	NodeID  string    `json:"node_id"`
-	Written time.Time `json:"written"`
-	Config  []byte    `json:"config"`            // node.yaml
-	Custody []byte    `json:"custody,omitempty"` // custody.json
+	Format int    `json:"format"`
+	NodeID string `json:"node_id"`
+	// Generation is raised on every publish (format 2; 0 in format 1).
+	Generation uint64    `json:"generation,omitempty"`
+	Written    time.Time `json:"written"`
+	Config     []byte    `json:"config"`            // node.yaml
+	Custody    []byte    `json:"custody,omitempty"` // custody.json
 	// Requests is requests.json (format 2).
 	Requests []byte `json:"requests,omitempty"`
 	// Identity is identity.json: the node identity, wrapped under the
@@ -70,6 +78,7 @@ func sealDescriptor(k *custody.Keyring, d descriptor) ([]byte, error) {
 	format := byte(2)
 	if k.Identity() == nil {
 		format = 1
+		d.Generation = 0 // format 1 has none
 	}
 	d.Format = int(format)
 	plain, err := json.Marshal(d)
@@ -126,19 +135,24 @@ func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 	if err != nil {
 		return d, err
 	}
-	if format == 1 {
-		if err := k.Verify(signed, sig); err != nil {
-			return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
-		}
-	}
 	var keyID [8]byte
 	copy(keyID[:], b[5:13])
+	// A descriptor sealed under this root that fails to verify was
+	// altered on the site: that is not the key's fault.
+	damaged := fmt.Errorf("%w: damaged: it is sealed under this key but does not verify (altered or corrupted on the site); recover from another site", ErrDescriptor)
+	if !k.SealsWith(keyID) {
+		return d, fmt.Errorf("%w: sealed by another node: the key or shares given are not this node's (wrong key or shares?)", ErrDescriptor)
+	}
+	if format == 1 {
+		if err := k.Verify(signed, sig); err != nil {
+			return d, damaged
+		}
+	}
 	plain, err := k.OpenManifest(keyID, descriptorAAD(format), signed[descriptorHeader:])
 	if err != nil {
-		// Sealed under another root: the key given is not this node's.
-		return d, fmt.Errorf("%w: not signed by the node this key belongs to (wrong key or shares?)", ErrDescriptor)
+		return d, damaged
 	}
-	if err := json.Unmarshal(plain, &d); err != nil || d.Format != int(format) {
+	if err := json.Unmarshal(plain, &d); err != nil || d.Format != int(format) || (format == 1 && d.Generation != 0) {
 		return d, fmt.Errorf("%w: malformed body", ErrDescriptor)
 	}
 	if format == 2 {
@@ -147,7 +161,7 @@ func openDescriptor(k *custody.Keyring, b []byte) (descriptor, error) {
 			return d, fmt.Errorf("%w: identity: %v", ErrDescriptor, err)
 		}
 		if err := id.Public().Verify(signed, sig); err != nil {
-			return d, fmt.Errorf("%w: not signed by the node identity it carries", ErrDescriptor)
+			return d, fmt.Errorf("%w: damaged: not signed by the node identity it carries (altered on the site); recover from another site", ErrDescriptor)
 		}
 	}
 	return d, nil
@@ -167,18 +181,139 @@ func VerifyDescriptor(b []byte, pub custody.PublicIdentity) error {
 	return pub.Verify(signed, sig)
 }
 
-// PublishDescriptor writes the sealed node descriptor to every reachable
-// site. It returns the sites that could not be written.
+// GenerationFile, in the node directory, holds the generation of the
+// newest node descriptor the node has published (or adopted), in decimal.
+const GenerationFile = "descriptor-generation"
+
+func readGeneration(dirPath string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dirPath, GenerationFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	g, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: not a generation number: %w", GenerationFile, err)
+	}
+	return g, nil
+}
+
+func writeGeneration(dirPath string, g uint64) error {
+	return writeFileAtomic(filepath.Join(dirPath, GenerationFile), []byte(strconv.FormatUint(g, 10)+"\n"))
+}
+
+// seenDescriptor is the node descriptor read from one site.
+type seenDescriptor struct {
+	site string
+	d    descriptor
+	err  error // missing, damaged, or not this node's
+}
+
+// readDescriptor reads and opens the descriptor on one site.
+func readDescriptor(ctx context.Context, k *custody.Keyring, s site.Site) (descriptor, error) {
+	b, err := readBlob(ctx, s, DescriptorBlob, 16<<20)
+	if err != nil {
+		return descriptor{}, fmt.Errorf("read the node descriptor from the site: %w", err)
+	}
+	return openDescriptor(k, b)
+}
+
+// siteDescriptors reads the descriptor on every site of the engine.
+func (n *Node) siteDescriptors(ctx context.Context) []seenDescriptor {
+	sites := n.Engine.Sites()
+	out := make([]seenDescriptor, len(sites))
+	var wg sync.WaitGroup
+	for i, s := range sites {
+		wg.Go(func() {
+			d, err := readDescriptor(ctx, n.Keys, s.Store)
+			if err == nil && d.NodeID != n.Config.Node.ID {
+				err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, d.NodeID)
+			}
+			out[i] = seenDescriptor{site: s.ID, d: d, err: err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// newest returns the newest valid descriptor among seen: the highest
+// generation, then the latest written.
+func newest(seen []seenDescriptor) (seenDescriptor, bool) {
+	var best seenDescriptor
+	found := false
+	for _, s := range seen {
+		if s.err != nil {
+			continue
+		}
+		if !found || s.d.Generation > best.d.Generation || (s.d.Generation == best.d.Generation && s.d.Written.After(best.d.Written)) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+// syncGeneration, on opening, finds the newest descriptor generation the
+// node has published: the larger of the node directory's and the sites'
+// (the directory's may be behind when it was restored from a copy, which
+// verifyNodeFiles has checked by then, or lost). The next publish goes
+// above both, so a generation never goes backwards.
+func (n *Node) syncGeneration(ctx context.Context) {
+	local, err := readGeneration(n.Dir)
+	if err != nil {
+		n.Log.Warn("node descriptor generation unreadable; taking the sites'", "err", err)
+	}
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	if best, ok := newest(n.siteDescriptors(ctx)); ok && best.d.Generation > local {
+		local = best.d.Generation
+	}
+	n.descGen = local
+	n.descBehind = ""
+}
+
+// DescriptorState is what the node knows of its descriptor on the sites.
+type DescriptorState struct {
+	// Generation is the newest published (or adopted).
+	Generation uint64 `json:"generation"`
+	// Behind, when set, says which site holds a newer descriptor than the
+	// node published last, and so was not written.
+	Behind string `json:"behind,omitempty"`
+}
+
+// Descriptor reports the descriptor's state.
+func (n *Node) Descriptor() DescriptorState {
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	return DescriptorState{Generation: n.descGen, Behind: n.descBehind}
+}
+
+// PublishDescriptor writes the sealed node descriptor, with the next
+// generation, to every reachable site, and keeps a copy in the node
+// directory. It never replaces a newer descriptor: a site holding a higher
+// generation (another copy of this node directory at work) keeps it, and
+// Descriptor().Behind says so. It returns the sites that were not written.
 func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	if n.Keys == nil || n.Engine == nil {
 		return nil
 	}
+	n.descMu.Lock()
+	defer n.descMu.Unlock()
+	all := func() []string {
+		var ids []string
+		for _, s := range n.Engine.Sites() {
+			ids = append(ids, s.ID)
+		}
+		return ids
+	}
 	cfg, err := os.ReadFile(filepath.Join(n.Dir, ConfigFile))
 	if err != nil {
 		n.Log.Error("descriptor: read config", "err", err)
-		return nil
+		return all()
 	}
-	d := descriptor{NodeID: n.Config.Node.ID, Written: time.Now().UTC(), Config: cfg}
+	gen := n.descGen + 1
+	d := descriptor{NodeID: n.Config.Node.ID, Generation: gen, Written: time.Now().UTC(), Config: cfg}
 	for _, f := range []struct {
 		name string
 		to   *[]byte
@@ -190,8 +325,16 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	blob, err := sealDescriptor(n.Keys, d)
 	if err != nil {
 		n.Log.Error("descriptor: seal", "err", err)
-		return nil
+		return all()
 	}
+	// The generation is spent before any site sees it, so that it is
+	// never used twice.
+	if err := writeGeneration(n.Dir, gen); err != nil {
+		n.Log.Error("descriptor: save its generation", "err", err)
+		return all()
+	}
+	n.descGen = gen
+	n.descBehind = ""
 	if err := writeFileAtomic(filepath.Join(n.Dir, DescriptorCopyFile), blob); err != nil {
 		n.Log.Warn("descriptor: keep a copy in the node directory", "err", err)
 	}
@@ -200,7 +343,16 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	var wg sync.WaitGroup
 	for _, s := range n.Engine.Sites() {
 		wg.Go(func() {
-			if err := s.Store.Put(ctx, DescriptorBlob, bytes.NewReader(blob), int64(len(blob))); err != nil {
+			err := func() error {
+				if cur, err := readDescriptor(ctx, n.Keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
+					mu.Lock()
+					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d), and keeps it: is another copy of this node directory in use?", s.ID, cur.Generation, gen)
+					mu.Unlock()
+					return errors.New("it holds a newer descriptor")
+				}
+				return s.Store.Put(ctx, DescriptorBlob, bytes.NewReader(blob), int64(len(blob)))
+			}()
+			if err != nil {
 				mu.Lock()
 				failed = append(failed, s.ID)
 				mu.Unlock()
@@ -209,28 +361,18 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 		})
 	}
 	wg.Wait()
+	if n.descBehind != "" {
+		n.Log.Error("node descriptor not published everywhere", "reason", n.descBehind)
+	}
 	return failed
-}
-
-// readDescriptor reads and opens the descriptor on one site.
-func readDescriptor(ctx context.Context, k *custody.Keyring, s site.Site) (descriptor, error) {
-	rc, err := s.Get(ctx, DescriptorBlob, 0, -1)
-	if err != nil {
-		return descriptor{}, fmt.Errorf("read the node descriptor from the site: %w", err)
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	rc.Close()
-	if err != nil {
-		return descriptor{}, err
-	}
-	return openDescriptor(k, b)
 }
 
 // RecoverOptions configure a recovery.
 type RecoverOptions struct {
-	// Dir is the new node directory (must not hold a node).
+	// Dir is the new node directory: it must not exist, or be empty.
 	Dir string
-	// From is the one site to read the descriptor from.
+	// From is the site to start from: its descriptor names the node's
+	// sites, whose descriptors are read in turn.
 	From site.Site
 	// RootKey, or Shares (custodians' decrypted shares, at least T), opens it.
 	RootKey *custody.RootKey
@@ -240,14 +382,70 @@ type RecoverOptions struct {
 	Logger    func(msg string, args ...any)
 }
 
-// Recover rebuilds a node on a fresh machine from one site and the root key
-// or T custodians' shares: it reads the node descriptor, writes the node's
-// configuration and custody record, opens the node (which rebuilds the
-// index from every reachable site), and returns it ready to serve.
-func Recover(ctx context.Context, o RecoverOptions) (*Node, housekeeping.RebuildStats, error) {
-	var st housekeeping.RebuildStats
-	if _, err := os.Stat(filepath.Join(o.Dir, ConfigFile)); err == nil {
-		return nil, st, fmt.Errorf("%s already holds a node", o.Dir)
+// DescriptorSeen is what recovery found on one site.
+type DescriptorSeen struct {
+	// Site is the site's id, or StartingSite for the one named.
+	Site string `json:"site"`
+	// Generation of its descriptor, when it could be read.
+	Generation uint64 `json:"generation"`
+	// Problem says why the site's descriptor was not used: it is older
+	// than the newest, or unreadable (with the error). Empty for the
+	// newest.
+	Problem string `json:"problem,omitempty"`
+}
+
+// RecoverReport says what a recovery found and did.
+type RecoverReport struct {
+	// Generation of the descriptor restored: the newest valid one on the
+	// sites reached.
+	Generation uint64 `json:"generation"`
+	// Source names the site it came from.
+	Source string `json:"source"`
+	// Sites lists every site consulted, in the order of the newest
+	// configuration (the starting site first when it is not in it).
+	Sites []DescriptorSeen `json:"sites"`
+	// Rebuild is the index rebuild.
+	Rebuild housekeeping.RebuildStats `json:"rebuild"`
+	// SiteStates is the state of each site of the recovered node: a site
+	// whose marker names another node or site is unavailable.
+	SiteStates []SiteState `json:"site_states"`
+}
+
+// DescriptorReport is the descriptor part of a recovery's report, for
+// printing.
+type DescriptorReport struct {
+	Generation uint64           `json:"generation"`
+	Source     string           `json:"source"`
+	Sites      []DescriptorSeen `json:"sites"`
+}
+
+// Descriptor returns the descriptor part of the report.
+func (r RecoverReport) Descriptor() DescriptorReport {
+	return DescriptorReport{Generation: r.Generation, Source: r.Source, Sites: append([]DescriptorSeen{}, r.Sites...)}
+}
+
+// StartingSite names the site recovery started from in its report.
+const StartingSite = "the starting site"
+
+// Recover rebuilds a node on a fresh machine from its sites and the root
+// key or T custodians' shares. It reads the node descriptor on the site it
+// is given, which names the node's sites; then it reads the descriptor on
+// every one of them it can reach (and on those the newer descriptors name)
+// and takes the newest valid one, so that a stale site (one that missed
+// changes, or left the node long ago) cannot bring back an old
+// configuration. It writes the node's configuration and custody record
+// into a new directory, opens the node (which rebuilds the index from every
+// reachable site), and returns it ready to serve. It never writes a
+// descriptor older than what a site holds.
+func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error) {
+	var rep RecoverReport
+	if ents, err := os.ReadDir(o.Dir); err == nil && len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(o.Dir, ConfigFile)); err == nil {
+			return nil, rep, fmt.Errorf("%s already holds a node", o.Dir)
+		}
+		return nil, rep, fmt.Errorf("%s is not empty (it holds %s): recover writes a new node directory; name a new or empty one", o.Dir, ents[0].Name())
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, rep, err
 	}
 	var root custody.RootKey
 	switch {
@@ -256,49 +454,156 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, housekeeping.Rebuild
 	case len(o.Shares) > 0:
 		var err error
 		if root, err = custody.CombineShares(o.Shares); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
 	default:
-		return nil, st, errors.New("recover: give the root key or custodians' shares")
+		return nil, rep, errors.New("recover: give the root key or custodians' shares")
 	}
 	keys, err := custody.NewKeyring(root)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
-	d, err := readDescriptor(ctx, keys, o.From)
+	first, err := readDescriptor(ctx, keys, o.From)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
+	parse := func(d descriptor) (*Config, error) {
+		cf, err := splitNodeFile(ConfigFile, d.Config)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor config: %w", err)
+		}
+		c, err := ParseConfig(cf.body)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor config: %w", err)
+		}
+		for i, s := range c.Sites {
+			if p, ok := o.SitePaths[s.ID]; ok {
+				c.Sites[i].Path = p
+			}
+		}
+		return c, nil
+	}
+	c, err := parse(first)
+	if err != nil {
+		return nil, rep, err
+	}
+	// Read the descriptor on every site the newest configuration names,
+	// until no newer one names a site not yet read.
+	tmp := &Node{Dir: o.Dir, Config: c}
+	seen := map[string]seenDescriptor{}
+	best := seenDescriptor{site: StartingSite, d: first}
+	for {
+		var todo []SiteConfig
+		for _, sc := range c.Sites {
+			if _, ok := seen[sc.ID]; !ok {
+				todo = append(todo, sc)
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		res := make([]seenDescriptor, len(todo))
+		var wg sync.WaitGroup
+		for i, sc := range todo {
+			wg.Go(func() {
+				res[i] = seenDescriptor{site: sc.ID}
+				st, err := tmp.OpenSite(sc)
+				if err != nil {
+					res[i].err = err
+					return
+				}
+				res[i].d, res[i].err = readDescriptor(ctx, keys, st)
+				if res[i].err == nil && res[i].d.NodeID != first.NodeID {
+					res[i].err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, res[i].d.NodeID)
+				}
+			})
+		}
+		wg.Wait()
+		for _, r := range res {
+			seen[r.site] = r
+		}
+		nb, _ := newest(append([]seenDescriptor{best}, res...)) // a tie keeps the one in hand
+		if nb.site == best.site {
+			break
+		}
+		best = nb
+		if c, err = parse(best.d); err != nil {
+			return nil, rep, err
+		}
+		tmp.Config = c
+	}
+	rep.Generation, rep.Source = best.d.Generation, best.site
+	report := func(id string, s seenDescriptor) {
+		ds := DescriptorSeen{Site: id, Generation: s.d.Generation}
+		switch {
+		case s.err != nil:
+			ds.Problem = "unreadable: " + s.err.Error()
+		case s.d.Generation < best.d.Generation:
+			ds.Problem = fmt.Sprintf("older (generation %d < %d): not used", s.d.Generation, best.d.Generation)
+		case !bytes.Equal(s.d.Config, best.d.Config) || !bytes.Equal(s.d.Custody, best.d.Custody) || !bytes.Equal(s.d.Identity, best.d.Identity):
+			ds.Problem = fmt.Sprintf("differs from the newest at the same generation %d: not used", s.d.Generation)
+		}
+		rep.Sites = append(rep.Sites, ds)
+	}
+	if _, ok := seen[StartingSite]; !ok {
+		inNewest := false
+		if best.site != StartingSite {
+			// The starting site is one of the newest configuration's
+			// when one of them holds exactly its descriptor.
+			for _, sc := range c.Sites {
+				if s, ok := seen[sc.ID]; ok && s.err == nil && s.d.Generation == first.Generation && s.d.Written.Equal(first.Written) {
+					inNewest = true
+				}
+			}
+		} else {
+			inNewest = true
+		}
+		if !inNewest {
+			report(StartingSite, seenDescriptor{site: StartingSite, d: first})
+		}
+	}
+	for _, sc := range c.Sites {
+		if s, ok := seen[sc.ID]; ok {
+			report(sc.ID, s)
+		} else {
+			report(sc.ID, seenDescriptor{site: sc.ID, err: errors.New("not reached")})
+		}
+	}
+	d := best.d
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
-	c, err := restoreFiles(o.Dir, keys, d, o.SitePaths)
-	if err != nil {
-		return nil, st, err
+	if c, err = restoreFiles(o.Dir, keys, d, o.SitePaths); err != nil {
+		return nil, rep, err
 	}
 	if len(d.Custody) == 0 {
 		// A node with a local root key: keep it local here too.
 		if err := custody.WriteKeyFile(filepath.Join(o.Dir, orDefault(c.Keys.RootKeyFile, "root.key")), root); err != nil {
-			return nil, st, err
+			return nil, rep, err
 		}
+	}
+	if err := writeGeneration(o.Dir, d.Generation); err != nil {
+		return nil, rep, err
 	}
 	n, err := Open(ctx, o.Dir, nil)
 	if err != nil {
-		return nil, st, err
+		return nil, rep, err
 	}
 	if n.Sealed() {
 		for _, s := range o.Shares {
 			if _, err := n.Unseal(s); err != nil {
 				n.Close()
-				return nil, st, err
+				return nil, rep, err
 			}
 		}
 		if err := n.Ready(); err != nil {
 			n.Close()
-			return nil, st, err
+			return nil, rep, err
 		}
 	}
-	return n, n.LastRebuild, nil
+	rep.Rebuild = n.LastRebuild
+	rep.SiteStates = append([]SiteState{}, n.SiteStates(ctx, 30*time.Second)...)
+	return n, rep, nil
 }
 
 // restoreFiles writes the node files a descriptor carries into dir (a new

@@ -20,6 +20,7 @@ import (
 
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/s3"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -31,11 +32,19 @@ func fillTmpfs(t *testing.T, path string) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// The site's own volume: it carries the site's marker.
+	marker, err := os.ReadFile(filepath.Join(path, filepath.FromSlash(site.MarkerBlob)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.Mount("tmpfs", path, "tmpfs", 0, "size=4m"); err != nil {
 		t.Skipf("SKIPPED: cannot mount a tmpfs on %s (%v): the full-disk test needs root; vault's TestPutOnFullSites covers the engine with injected errors", path, err)
 	}
 	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
 	if _, err := dir.New(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, filepath.FromSlash(site.MarkerBlob)), marker, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Create(filepath.Join(path, "filler"))

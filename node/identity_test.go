@@ -57,8 +57,9 @@ func verifyEnvelopeSignature(keys *custody.Keyring, env []byte) error {
 	return keys.Verify(env[:len(env)-64], env[len(env)-64:])
 }
 
-// TestRootRotationKeepsIdentity: a descriptor and a signed statement made
-// before a root key rotation verify after it with the same node.pub, the
+// TestRootRotationKeepsIdentity: a site marker, a descriptor and a signed
+// statement made before a root key rotation verify after it with the same
+// node.pub, the
 // node.pub exported after it is the same identity, and the node reopens
 // with the new shares under the same identity.
 func TestRootRotationKeepsIdentity(t *testing.T) {
@@ -80,6 +81,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	}
 	descBefore := siteBlob(t, n, DescriptorBlob)
 	envBefore := anyManifest(t, n)
+	markerBefore := siteBlob(t, n, site.MarkerBlob)
 	if err := VerifyDescriptor(descBefore, pinned); err != nil {
 		t.Fatalf("descriptor before rotation: %v", err)
 	}
@@ -99,6 +101,15 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	}
 	if err := VerifyDescriptor(descBefore, pinned); err != nil {
 		t.Errorf("descriptor from before the rotation: %v", err)
+	}
+	for name, b := range map[string][]byte{"before": markerBefore, "after": siteBlob(t, n, site.MarkerBlob)} {
+		m, msig, err := site.ParseMarker(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pinned.Verify(m.SignedMessage(), msig); err != nil {
+			t.Errorf("site marker written %s the rotation: %v", name, err)
+		}
 	}
 	if err := VerifyDescriptor(siteBlob(t, n, DescriptorBlob), pinned); err != nil {
 		t.Errorf("descriptor after the rotation: %v", err)
@@ -180,6 +191,12 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	os.Remove(filepath.Join(n.Dir, custody.IdentityFile))
 	os.Remove(filepath.Join(n.Dir, RequestsFile))
 	n.PublishDescriptor(context.Background())
+	// Nor had it site markers: the upgrade claims the sites.
+	for _, s := range n.Engine.Sites() {
+		if err := s.Store.Delete(context.Background(), site.MarkerBlob); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if d := siteBlob(t, n, DescriptorBlob); d[4] != 1 {
 		t.Fatalf("descriptor format %d, want the legacy 1", d[4])
 	}

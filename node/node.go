@@ -62,6 +62,10 @@ type Node struct {
 
 	// LastRebuild reports the index rebuild done on opening, if any.
 	LastRebuild housekeeping.RebuildStats
+
+	descMu     sync.Mutex // serialises descriptor publishing
+	descGen    uint64     // newest descriptor generation published or adopted
+	descBehind string     // why the node does not publish, if it does not
 }
 
 // OpenOptions configure OpenWith.
@@ -353,6 +357,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.LastRebuild = st
 		n.Log.Info("index rebuilt", "versions", st.Versions, "left_out", len(st.Unreadable))
 	}
+	n.syncGeneration(context.Background())
 	n.PublishDescriptor(context.Background())
 	return nil
 }
@@ -394,7 +399,11 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 		if s.S3 == nil {
 			return nil, fmt.Errorf("site %s: s3 driver without settings", s.ID)
 		}
-		return s3site.New(ctx, *s.S3)
+		// Opening a site never creates its bucket: a bucket that
+		// vanished must be reported, not recreated empty.
+		cfg := *s.S3
+		cfg.CreateBucket = false
+		return s3site.New(ctx, cfg)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
@@ -402,12 +411,13 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 
 func (n *Node) rebuildEngine() error {
 	var sites []vault.Site
+	conflicts := n.conflicts(n.Config.Sites)
 	for _, sc := range n.Config.Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
 			return fmt.Errorf("site %s: %w", sc.ID, err)
 		}
-		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: st})
+		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: n.guardSite(sc, st, conflicts[sc.ID])})
 	}
 	var vaults []vault.Vault
 	for _, vc := range n.Config.Vaults {
@@ -473,14 +483,28 @@ func (n *Node) Close() error {
 	return n.Index.Close()
 }
 
-// AddSite adds a site to the configuration and saves it.
+// AddSite adds a site to the configuration and saves it. The site's
+// directory, bucket or prefix must be its own: not inside or around another
+// configured site, not inside another node's site, and empty unless it holds
+// this node's marker of this very site (one removed and added again). Adding
+// creates the directory (or, with create_bucket, the bucket) and writes the
+// site's marker; opening a site never creates anything.
 func (n *Node) AddSite(s SiteConfig) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.Keys == nil {
+		return ErrSealed
+	}
 	for _, o := range n.Config.Sites {
 		if o.ID == s.ID {
 			return fmt.Errorf("site %s already exists", s.ID)
 		}
+	}
+	createBucket := false
+	if s.S3 != nil {
+		cfg := *s.S3
+		createBucket, cfg.CreateBucket = cfg.CreateBucket, false
+		s.S3 = &cfg
 	}
 	c := *n.Config
 	c.Sites = append(append([]SiteConfig(nil), c.Sites...), s)
@@ -492,16 +516,16 @@ func (n *Node) AddSite(s SiteConfig) error {
 			return err
 		}
 	}
-	if s.Driver == "dir" {
-		// Adding a site creates its directory; opening one never does.
-		if _, err := dir.New(n.path(s.Path)); err != nil {
-			return err
-		}
-	}
-	if _, err := n.OpenSite(s); err != nil {
+	ctx := context.Background()
+	st, err := n.prepareSite(ctx, s, createBucket)
+	if err != nil {
 		return err
 	}
-	return n.apply(&c)
+	if err := n.apply(&c); err != nil {
+		n.removeMarker(ctx, s.ID, st)
+		return err
+	}
+	return nil
 }
 
 // ErrSiteInNodeDir: a directory site of a production node lies inside the
@@ -584,6 +608,7 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 			break
 		}
 	}
+
 	if blobs != 0 {
 		// Refuse at once what custodians could approve but not carry out.
 		for _, v := range n.Engine.Vaults() {
@@ -602,7 +627,17 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 			return fmt.Errorf("site %s holds data (drain it first, or have two custodians approve): %w", id, err)
 		}
 	}
-	return n.removeSite(id)
+	if err := n.removeSite(id); err != nil {
+		return err
+	}
+	if blobs == 0 {
+		// An empty site leaves the node with its marker, so that the
+		// place can be given to another site or node.
+		if err := n.removeMarker(ctx, id, st); err != nil {
+			return fmt.Errorf("site %s removed, but its marker could not be: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // AddVault adds a vault after checking its policy is feasible. It is safe

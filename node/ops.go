@@ -2,9 +2,12 @@ package node
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -38,7 +42,7 @@ type TwoPersonConfig struct {
 // two_person.per_operation name them. Node.execute carries out each.
 var OperationKinds = []string{
 	"vault.delete", "vault.policy", "vault.object-lock", "vault.rotate-key", "site.remove", "object.delete", "object.retention",
-	"object.relabel", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit", "identity.replace",
+	"object.relabel", "object.copy", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit", "identity.replace",
 }
 
 func (tp TwoPersonConfig) validate() error {
@@ -345,24 +349,23 @@ func (n *Node) Resplit(ctx context.Context, custodians []custody.CustodianPublic
 	if err := n.Ready(); err != nil {
 		return "", err
 	}
-	for _, c := range custodians {
-		if err := c.Validate(); err != nil {
-			return "", err
-		}
+	if err := custody.ValidateCustodians(custodians); err != nil {
+		return "", err
 	}
 	b, err := json.Marshal(custodians)
 	if err != nil {
 		return "", err
 	}
-	names := make([]string, len(custodians))
-	for i, c := range custodians {
-		names[i] = c.Name
-	}
 	if n.Custody == nil {
 		// Moving from a local root key file to custodians only adds protection.
 		return n.resplit(string(b), fmt.Sprint(t))
 	}
-	if err := n.Require(ctx, vault.Operation{Kind: "custody.resplit", Summary: fmt.Sprintf("re-split the root key %d of %d among %s", t, len(custodians), strings.Join(names, ", ")),
+	var who []string
+	for _, c := range custodians {
+		rfp, sfp, _ := c.Fingerprints()
+		who = append(who, fmt.Sprintf("%s (share key %s, signing key %s)", c.Name, rfp, sfp))
+	}
+	if err := n.Require(ctx, vault.Operation{Kind: "custody.resplit", Summary: fmt.Sprintf("re-split the root key %d of %d among %s", t, len(custodians), strings.Join(who, "; ")),
 		Params: map[string]string{"custodians": string(b), "threshold": fmt.Sprint(t)}}); err != nil {
 		return "", err
 	}
@@ -442,4 +445,39 @@ func (n *Node) removePrincipal(name string) error {
 	}
 	n.Config = &c
 	return nil
+}
+
+// approvedCopy carries out a copy custodians approved (object.copy): the
+// source version's bytes, content type and metadata as the request names
+// them, under the requested label, with the destination vault's default
+// retention if it has one.
+func (n *Node) approvedCopy(ctx context.Context, p map[string]string) error {
+	id, err := manifest.ParseID(p["src_version"])
+	if err != nil {
+		return fmt.Errorf("object.copy: src_version: %w", err)
+	}
+	r, err := n.Engine.Get(ctx, p["src_vault"], p["src_key"], vault.GetOptions{VersionID: id, Length: -1})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	info := r.Info()
+	o := vault.PutOptions{Size: info.Size, ContentType: p["content_type"], Label: p["label"]}
+	if o.ContentType == "" {
+		o.ContentType = info.ContentType
+	}
+	if m := p["meta"]; m != "" {
+		if err := json.Unmarshal([]byte(m), &o.Meta); err != nil {
+			return fmt.Errorf("object.copy: meta: %w", err)
+		}
+	}
+	for _, vc := range n.Config.Vaults {
+		if l := vc.ObjectLock; vc.Name == p["dst_vault"] && l != nil && l.Mode != "" {
+			o.Lock = &manifest.Lock{Mode: l.Mode, Until: time.Now().AddDate(l.Years, 0, l.Days).UTC()}
+		}
+	}
+	h := md5.New()
+	o.ETag = func() string { return "\"" + hex.EncodeToString(h.Sum(nil)) + "\"" }
+	_, err = n.Engine.Put(ctx, p["dst_vault"], p["dst_key"], io.TeeReader(r, h), o)
+	return err
 }

@@ -94,7 +94,7 @@ func TestRecoverFromOneSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if st.Versions != len(before) || len(st.Unreadable) != 0 {
+	if st.Rebuild.Versions != len(before) || len(st.Rebuild.Unreadable) != 0 {
 		t.Fatalf("rebuild stats %+v, want %d versions", st, len(before))
 	}
 	if after := listing(t, r); fmt.Sprint(after) != fmt.Sprint(before) {

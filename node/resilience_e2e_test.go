@@ -272,8 +272,8 @@ func TestResilienceEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if len(st.Unreadable) > 0 {
-				t.Fatalf("recovery left out %v", st.Unreadable)
+			if len(st.Rebuild.Unreadable) > 0 {
+				t.Fatalf("recovery left out %v", st.Rebuild.Unreadable)
 			}
 			if after := listing(t, r); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Fatalf("listing after recovery differs:\nbefore %v\nafter  %v", before, after)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,15 +47,26 @@ type FilesError struct {
 	Problems []FileProblem
 }
 
+// oneLine keeps what a file says (a request summary, a principal's
+// name) on its line of the message: line breaks and other control
+// characters are shown escaped.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
 func (e *FilesError) Error() string {
 	var b strings.Builder
 	b.WriteString("node files do not verify; the node serves nothing until they do:")
 	for _, p := range e.Problems {
-		fmt.Fprintf(&b, "\n  %s: %s", p.File, p.Reason)
+		fmt.Fprintf(&b, "\n  %s: %s", p.File, oneLine(p.Reason))
 		if len(p.Differences) > 0 {
 			fmt.Fprintf(&b, "\n    compared with %s:", p.Sites)
 			for _, d := range p.Differences {
-				fmt.Fprintf(&b, "\n      - %s", d)
+				fmt.Fprintf(&b, "\n      - %s", oneLine(d))
 			}
 		} else if p.Sites != "" {
 			fmt.Fprintf(&b, "\n    %s", p.Sites)

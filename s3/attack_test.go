@@ -552,3 +552,62 @@ func (p listPage) MarkerKeys() (out []string) {
 func urlQuery(s string) string { return url.QueryEscape(s) }
 
 var sealedToken = regexp.MustCompile(`embassy-cursor-1\.[A-Za-z0-9_-]+`)
+
+// TestAttackWideningIsLowering: a copy whose label lets more nations read
+// the data than could read the source — REL TO added to a label without
+// one, an unlabelled object given a REL TO label, a nation added in a vault
+// of another owner — is lowering the label, and needs two custodians (this
+// node has none, so it is refused). Narrowing copies go through.
+func TestAttackWideningIsLowering(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	if err := h.n.AddVault(node.VaultConfig{Name: "lux-share", Owner: "LUX", Erasure: "4+2"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, l string) {
+		t.Helper()
+		if _, err := h.n.Engine.Put(h.as("admin"), "reg", key, strings.NewReader("national secret"), vault.PutOptions{Size: 15, Label: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("national", "NATO SECRET")
+	put("plain", "")
+	put("shared", rolesLabel)
+	cases := []struct {
+		who, src, dstBucket, dstKey, label string
+	}{
+		{"writer", "national", "reg", "leak-1", "NATO SECRET//REL TO EST, LUX"},
+		{"writer", "plain", "reg", "leak-2", "NATO UNCLASSIFIED//REL TO EST, LUX"},
+		{"writer", "national", "reg", "leak-3", "NATO RESTRICTED"},
+		{"ally", "shared", "lux-share", "leak-4", "NATO CONFIDENTIAL//REL TO EST, LUX, USA"},
+		{"writer", "shared", "lux-share", "leak-5", ""}, // another owner's vault: the nationality refuses
+	}
+	for _, tc := range cases {
+		t.Run(tc.dstKey, func(t *testing.T) {
+			before := h.snapshot(tc.dstBucket, tc.dstKey)
+			_, err := h.client(rolesCred(tc.who)).CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String(tc.dstBucket), Key: aws.String(tc.dstKey),
+				CopySource: aws.String("reg/" + tc.src)}, withLabel(tc.label))
+			if errStatus(err) != http.StatusForbidden {
+				t.Fatalf("widening copy: %v, want 403", err)
+			}
+			before.same(t, h.snapshot(tc.dstBucket, tc.dstKey))
+			if _, err := h.n.Engine.Stat(vault.AsSystem(ctx), tc.dstBucket, tc.dstKey, manifest.ID{}); err == nil {
+				t.Fatal("the copy exists")
+			}
+		})
+	}
+	// Narrowing: a higher classification, REL TO dropped, an unlabelled
+	// object labelled for nationals only, the ally's copy into its own
+	// nation's vault under the same release.
+	for _, tc := range []struct{ who, src, bucket, key, label string }{
+		{"writer", "shared", "reg", "narrow-1", "NATO SECRET//REL TO EST, LUX"},
+		{"writer", "shared", "reg", "narrow-2", "NATO CONFIDENTIAL"},
+		{"writer", "plain", "reg", "narrow-3", "NATO RESTRICTED"},
+		{"ally", "shared", "lux-share", "narrow-4", ""},
+	} {
+		if _, err := h.client(rolesCred(tc.who)).CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String(tc.bucket), Key: aws.String(tc.key),
+			CopySource: aws.String("reg/" + tc.src)}, withLabel(tc.label)); err != nil {
+			t.Errorf("%s: %v", tc.key, err)
+		}
+	}
+}

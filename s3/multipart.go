@@ -69,6 +69,9 @@ func (s *Server) uploadPartCopy(q *request) error {
 		return err
 	}
 	defer src.Close()
+	if err := s.e.CheckPartCopy(q.r.Context(), src.Info(), q.bucket, q.key, q.query.Get("uploadId")); err != nil {
+		return err
+	}
 	size := src.Info().Size
 	if rh := q.r.Header.Get("x-amz-copy-source-range"); rh != "" {
 		off, length, ok, err := parseRange(rh, size)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/s3/sigv4"
 	"github.com/embassy-dev/embassy/vault"
@@ -240,6 +241,7 @@ func (s *Server) serve(q *request) error {
 		return err
 	}
 	q.auth = auth
+	httpguard.Authenticated(r.Context())
 	q.principal = s.creds[auth.AccessKey].Principal
 	q.p = access.Principal{Name: q.principal}
 	if s.cfg.Principal != nil {

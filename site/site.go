@@ -62,6 +62,38 @@ var ErrNotFound = errors.New("site: blob not found")
 // writing, choose another site that keeps the placement policy.
 var ErrUnavailable = errors.New("site: unavailable")
 
+// UnavailableError is an [ErrUnavailable] that carries the reason a site
+// is refused: its marker names another node or site, it has none, or its
+// directory or bucket is shared with another site. Nothing is read from,
+// written to, listed on or deleted from such a site until the operator
+// fixes what Reason names. errors.Is(err, ErrUnavailable) holds for it.
+type UnavailableError struct {
+	// Site is the id of the refused site.
+	Site string
+	// Reason says what is wrong, for a person.
+	Reason string
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Site == "" {
+		return "site unavailable: " + e.Reason
+	}
+	return "site " + e.Site + " unavailable: " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// TopDirs returns the top-level directories of a site's namespace, without
+// slashes: shards ("s"), manifests ("m"), the evidence journal ("j") and the
+// node's own records ("node": the descriptor and the site marker). Every
+// blob the engine writes lives under one of them. A driver that keeps a directory tree
+// creates them only when the site is created, never afterwards, so that a
+// write racing with the removal of a site, or landing on an unmounted mount
+// point, can never recreate the site somewhere else. Add a prefix here when
+// the engine adds a kind of blob.
+func TopDirs() []string { return []string{"s", "m", "j", "node"} }
+
 // ErrFull means the site has no space left (a full disk, an exhausted
 // quota) for the blob being written; the write left nothing behind. The
 // caller should write to other sites if the placement policy allows, and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/embassy-dev/embassy/access"
@@ -157,6 +158,8 @@ func TestWriteAboveClearanceRefused(t *testing.T) {
 	}
 	if _, err := ln.e.Put(ctx, "intel", "x", bytes.NewReader([]byte("x")), PutOptions{Size: 1, Label: "NATO SUPERSECRET"}); !errors.Is(err, ErrInvalidLabel) {
 		t.Fatalf("unknown level: %v", err)
+	} else if strings.Count(err.Error(), "invalid label") != 1 || !strings.Contains(err.Error(), `unknown level "SUPERSECRET"`) {
+		t.Errorf("unknown level: %q should say \"invalid label\" once and name the level", err)
 	}
 	// The vault's default label applies when none is given.
 	info, err := ln.e.Put(ctx, "intel", "d", bytes.NewReader([]byte("x")), PutOptions{Size: 1})
@@ -257,24 +260,43 @@ func TestTamperedLabelBindingFailsRead(t *testing.T) {
 	}
 }
 
-func TestLabelDominates(t *testing.T) {
+// TestWidens: what counts as lowering a label (relabel, copy), owner
+// included.
+func TestWidens(t *testing.T) {
 	ln := newLabelNode(t)
 	cases := []struct {
-		a, b string
-		want bool
+		name          string
+		oldOwner, old string
+		newOwner, new string
+		wantWiden     string // "" for not widening
 	}{
-		{secretLabel, secretLabel, true},
-		{"NATO COSMIC TOP SECRET//REL TO EST//RESTRICTIVE Compartment: ALPHA", secretLabel, true},
-		{"NATO RESTRICTED//REL TO EST, LUX//RESTRICTIVE Compartment: ALPHA", secretLabel, false},
-		{"NATO SECRET//REL TO EST, LUX, USA//RESTRICTIVE Compartment: ALPHA", secretLabel, false},
-		{"NATO SECRET//REL TO EST, LUX", secretLabel, false},
-		{"NATO SECRET", "", true},
+		{"same label", "EST", secretLabel, "EST", secretLabel, ""},
+		{"higher classification", "EST", secretLabel, "EST", "NATO COSMIC TOP SECRET//REL TO EST//RESTRICTIVE Compartment: ALPHA", ""},
+		{"lower classification", "EST", secretLabel, "EST", "NATO RESTRICTED//REL TO EST, LUX//RESTRICTIVE Compartment: ALPHA", "classification"},
+		{"one more nation", "EST", secretLabel, "EST", "NATO SECRET//REL TO EST, LUX, USA//RESTRICTIVE Compartment: ALPHA", "nation USA"},
+		{"restrictive category dropped", "EST", secretLabel, "EST", "NATO SECRET//REL TO EST, LUX", "restrictive category Compartment"},
+		{"REL TO added to a label without one", "EST", "NATO SECRET", "EST", "NATO SECRET//REL TO EST, LUX", "nation LUX"},
+		{"REL TO removed narrows", "EST", "NATO SECRET//REL TO EST, LUX", "EST", "NATO SECRET", ""},
+		{"REL TO only the owner is no wider", "EST", "NATO SECRET", "EST", "NATO SECRET//REL TO EST", ""},
+		{"labelling an unlabelled object for nationals narrows", "EST", "", "EST", "NATO RESTRICTED", ""},
+		{"labelling an unlabelled object with REL TO widens", "EST", "", "EST", "NATO RESTRICTED//REL TO EST, LUX", "nation LUX"},
+		{"removing a label widens", "EST", "NATO RESTRICTED", "EST", "", "no label"},
+		{"permissive value added", "EST", "NATO SECRET//PERMISSIVE Mission: A", "EST", "NATO SECRET//PERMISSIVE Mission: A, B", "permissive category Mission"},
+		{"permissive category added narrows", "EST", "NATO SECRET", "EST", "NATO SECRET//PERMISSIVE Mission: A", ""},
+		{"copy to another owner's vault", "EST", "NATO SECRET", "LUX", "NATO SECRET", "nation LUX"},
+		{"copy to another owner already released", "EST", "NATO SECRET//REL TO EST, LUX", "LUX", "NATO SECRET//REL TO EST, LUX", ""},
+		{"unlabelled copy to another owner", "EST", "", "LUX", "", "nation LUX"},
 	}
 	for _, tc := range cases {
-		got, err := ln.e.LabelDominates(tc.a, tc.b)
-		if err != nil || got != tc.want {
-			t.Errorf("LabelDominates(%q, %q) = %v, %v; want %v", tc.a, tc.b, got, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			why, err := ln.e.Widens(tc.oldOwner, tc.old, tc.newOwner, tc.new)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (why == "") != (tc.wantWiden == "") || !strings.Contains(why, tc.wantWiden) {
+				t.Errorf("Widens = %q, want %q", why, tc.wantWiden)
+			}
+		})
 	}
 }
 

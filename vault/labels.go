@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +62,12 @@ var ErrLabelBinding = errors.New("label binding verification failed")
 // ErrInvalidLabel: the label given on a put is malformed or unknown to the
 // node's policies.
 var ErrInvalidLabel = errors.New("invalid label")
+
+// invalidLabel wraps a label package error in ErrInvalidLabel, without
+// saying "invalid label" twice.
+func invalidLabel(err error) error {
+	return fmt.Errorf("%w: %s", ErrInvalidLabel, strings.TrimPrefix(err.Error(), ErrInvalidLabel.Error()+": "))
+}
 
 // labelOf parses an object's stored label text through the registry, with
 // a cache: a node holds many objects under few labels.
@@ -152,7 +159,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 	}
 	l, err := e.labelOf(text)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+		return "", nil, invalidLabel(err)
 	}
 	if e.decider != nil && ctx.Value(systemKey{}) == nil {
 		p, ok := PrincipalFrom(ctx)
@@ -163,7 +170,7 @@ func (e *Engine) putLabel(ctx context.Context, v Vault, given string) (string, *
 			if errors.Is(err, access.ErrDenied) {
 				return "", nil, err
 			}
-			return "", nil, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
+			return "", nil, invalidLabel(err)
 		}
 	}
 	return l.String(), &l, nil
@@ -319,55 +326,114 @@ type labelState struct {
 	bindingN    atomic.Int64
 }
 
-// LabelDominates reports whether label a is at least as restrictive as b:
-// a's classification dominates b's and a keeps every category value b has.
-// Copying data to a label that does not dominate its source's lowers the
-// label, which takes two custodians.
-func (e *Engine) LabelDominates(a, b string) (bool, error) {
-	if b == "" || e.labels == nil {
-		return true, nil
-	}
-	if a == "" {
-		return false, nil
-	}
-	la, err := e.labelOf(a)
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
-	}
-	lb, err := e.labelOf(b)
-	if err != nil {
-		return false, err
-	}
-	va, err := e.labels.LabelLevel(la)
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrInvalidLabel, err)
-	}
-	vb, err := e.labels.LabelLevel(lb)
-	if err != nil {
-		return false, err
-	}
-	if !e.labels.Dominates(va, vb) {
-		return false, nil
-	}
-	for _, cb := range lb.Categories {
-		ca, ok := la.Category(cb.TagName)
-		if !ok {
-			return false, nil
+// Widens reports whether an object owned by newOwner and labelled newText
+// may be read by someone who could not read it owned by oldOwner and
+// labelled oldText (labels in text form, "" for none), and says how. Such a
+// change — a relabel, or a copy (into a vault of another owner, too) —
+// lowers the protection of the data, and takes two custodians. Widening is:
+//
+//   - more nations: the new owner, or a nation the new releasability list
+//     names, that could not read before (adding REL TO to a label without
+//     one, or labelling an unlabelled object with one, included);
+//   - a lower classification, or none at all where there was one;
+//   - fewer values of a restrictive category, or more values (or fewer
+//     categories) of a permissive one.
+//
+// Labelling an unlabelled object for its owner's nationals alone narrows
+// access (a clearance is then needed), and is not widening.
+func (e *Engine) Widens(oldOwner, oldText, newOwner, newText string) (string, error) {
+	if e.labels == nil {
+		if oldOwner != newOwner {
+			return fmt.Sprintf("nation %s could not read it before", newOwner), nil
 		}
-		if cb.Type == label.Permissive {
-			// Releasability and other permissive lists may only shrink.
-			for _, v := range ca.Values {
-				if !slices.Contains(cb.Values, v) {
-					return false, nil
+		return "", nil
+	}
+	var oldL, newL *label.Label
+	var oldPol, newPol label.Level
+	if oldText != "" {
+		l, err := e.labelOf(oldText)
+		if err != nil {
+			return "", err
+		}
+		if oldPol, err = e.labels.LabelLevel(l); err != nil {
+			return "", err
+		}
+		oldL = &l
+	}
+	if newText != "" {
+		l, err := e.labelOf(newText)
+		if err != nil {
+			return "", invalidLabel(err)
+		}
+		if newPol, err = e.labels.LabelLevel(l); err != nil {
+			return "", invalidLabel(err)
+		}
+		newL = &l
+	}
+	before := e.readerNations(oldOwner, oldL, oldPol.Policy)
+	for _, n := range slices.Sorted(maps.Keys(e.readerNations(newOwner, newL, newPol.Policy))) {
+		if !before[n] {
+			return fmt.Sprintf("nation %s could not read it before", n), nil
+		}
+	}
+	switch {
+	case oldL == nil:
+		return "", nil
+	case newL == nil:
+		return "it would carry no label (no clearance needed to read it)", nil
+	case !e.labels.Dominates(newPol, oldPol):
+		return fmt.Sprintf("its classification would go down from %s to %s", oldPol, newPol), nil
+	}
+	for _, co := range oldL.Categories {
+		if co.Type == label.Permissive && e.labels.IsReleasability(oldPol.Policy, co.TagName) {
+			continue
+		}
+		cn, ok := newL.Category(co.TagName)
+		if co.Type == label.Permissive {
+			if !ok {
+				return fmt.Sprintf("permissive category %s would be dropped", co.TagName), nil
+			}
+			for _, v := range cn.Values {
+				if !slices.Contains(co.Values, v) {
+					return fmt.Sprintf("permissive category %s would gain %s", co.TagName, v), nil
 				}
 			}
 			continue
 		}
-		for _, v := range cb.Values {
-			if !slices.Contains(ca.Values, v) {
-				return false, nil
+		if co.Type != label.Restrictive {
+			continue
+		}
+		for _, v := range co.Values {
+			if !ok || cn.Type != label.Restrictive || !slices.Contains(cn.Values, v) {
+				return fmt.Sprintf("restrictive category %s would lose %s", co.TagName, v), nil
 			}
 		}
 	}
-	return true, nil
+	return "", nil
+}
+
+// readerNations is the set of nations whose principals the nation rule of
+// the access decision admits to an object owned by owner and labelled l
+// (nil: unlabelled) under policy: the owner, and the nations every
+// permissive releasability category lists.
+func (e *Engine) readerNations(owner string, l *label.Label, policy string) map[string]bool {
+	out := map[string]bool{owner: true}
+	if l == nil {
+		return out
+	}
+	var rel map[string]bool
+	for _, c := range l.Categories {
+		if c.Type != label.Permissive || !e.labels.IsReleasability(policy, c.TagName) {
+			continue
+		}
+		this := map[string]bool{}
+		for _, v := range c.Values {
+			if rel == nil || rel[strings.ToUpper(v)] {
+				this[strings.ToUpper(v)] = true
+			}
+		}
+		rel = this
+	}
+	maps.Copy(out, rel)
+	return out
 }

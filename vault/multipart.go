@@ -94,7 +94,7 @@ func (e *Engine) mayChangeUpload(ctx context.Context, v Vault, id string, rec up
 		p, _ := PrincipalFrom(ctx)
 		l, err := e.labelOf(rec.Label)
 		if err != nil {
-			return fmt.Errorf("upload %s: %w: %v", id, ErrInvalidLabel, err)
+			return fmt.Errorf("upload %s: %w", id, invalidLabel(err))
 		}
 		if err := e.decider.CanWriteLabel(p, l); err != nil {
 			return err

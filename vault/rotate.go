@@ -132,8 +132,8 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 
 // SetLabel changes the label of a version. Raising a label needs the
 // principal's clearance for the new one and sites accredited for it;
-// lowering a label (a new label that does not dominate the old) takes two
-// custodians.
+// lowering a label — any new label that lets more nations or lower
+// clearances read it (see Widens) — takes two custodians.
 func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifest.ID, text string) (ObjectInfo, error) {
 	v, err := e.Vault(vaultName)
 	if err != nil {
@@ -150,12 +150,12 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	ok, err := e.LabelDominates(newText, m.Label)
+	why, err := e.Widens(v.Owner, m.Label, v.Owner, newText)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	if !ok {
-		if err := e.require(ctx, Operation{Kind: "object.relabel", Summary: fmt.Sprintf("lower the label of %s/%s version %s from %q to %q", vaultName, key, m.Version, m.Label, newText),
+	if why != "" {
+		if err := e.require(ctx, Operation{Kind: "object.relabel", Summary: fmt.Sprintf("lower the label of %s/%s version %s from %q to %q: %s", vaultName, key, m.Version, orUnlabelled(m.Label), newText, why),
 			Params: map[string]string{"vault": vaultName, "key": key, "version": m.Version.String(), "label": newText}}); err != nil {
 			return ObjectInfo{}, err
 		}
@@ -216,4 +216,11 @@ func (e *Engine) RewrapAll(ctx context.Context, progress func(RewrapStats)) (Rew
 		}
 	}
 	return total, nil
+}
+
+func orUnlabelled(l string) string {
+	if l == "" {
+		return "(unlabelled)"
+	}
+	return l
 }

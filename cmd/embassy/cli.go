@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -31,28 +32,60 @@ func (a *app) openWith(ctx context.Context, o node.OpenOptions) (*node.Node, err
 	if err != nil {
 		return nil, err
 	}
+	if err := a.unsealOffline(n); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := a.checkPrincipal(n); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// unsealOffline unseals a sealed node with the --unseal shares.
+func (a *app) unsealOffline(n *node.Node) error {
 	if !n.Sealed() {
-		return n, nil
+		return nil
 	}
 	for _, spec := range a.unseal {
 		sharePath, keyPath, ok := strings.Cut(spec, ":")
 		if !ok {
-			return nil, fmt.Errorf("--unseal %q: want SHARE-FILE:KEY-FILE", spec)
+			return fmt.Errorf("--unseal %q: want SHARE-FILE:KEY-FILE", spec)
 		}
 		_, share, err := openShare(sharePath, keyPath)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		_, err = n.Unseal(share)
 		clear(share)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := n.Ready(); err != nil {
-		return nil, withHint(err, "this node's root key is split among custodians: pass --unseal SHARE:KEY for enough of them, or run 'embassy serve' and have them 'embassy unseal'")
+		return withHint(err, "this node's root key is split among custodians: pass --unseal SHARE:KEY for enough of them, or run 'embassy serve' and have them 'embassy unseal'")
 	}
-	return n, nil
+	return nil
+}
+
+// checkPrincipal refuses a --principal (or EMBASSY_PRINCIPAL) that the
+// node does not know: on a production node it would act with no nation and
+// no clearance, and every refusal would blame its nation. A development
+// node lets any name act as a cleared national.
+func (a *app) checkPrincipal(n *node.Node) error {
+	if n.Config.Node.Dev {
+		return nil
+	}
+	var names []string
+	for _, p := range n.Config.Principals {
+		if p.Name == a.principal {
+			return nil
+		}
+		names = append(names, p.Name)
+	}
+	return withHint(fmt.Errorf("--principal %q: no such principal in %s (principals: %s)", a.principal, filepath.Join(a.dir, node.ConfigFile), dash(strings.Join(names, ", "))),
+		"act as one of them with --principal NAME (or EMBASSY_PRINCIPAL), or add it with 'embassy principal add'")
 }
 
 // readConfig reads node.yaml for a command that only shows it. With

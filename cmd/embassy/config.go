@@ -105,6 +105,9 @@ kept (node.yaml.edit-*) so that nothing typed is lost.`,
 					}
 				}
 			}
+			if err != nil && a.json && res.RequestID != "" {
+				a.printJSON(res)
+			}
 			if err != nil {
 				if applyPath == "" && !errors.Is(err, vault.ErrApprovalRequired) {
 					err = withHint(err, fmt.Sprintf("your edit is kept in %s; fix it and run 'embassy config edit --apply %s'", kept, kept))

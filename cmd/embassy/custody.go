@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -69,10 +73,20 @@ NAME.pub leaves it.`,
 	return c
 }
 
-// adminClient talks to a running node's admin API.
+// adminClient talks to a running node's admin API: anonymously, as a
+// custodian (requests signed with the custodian's key) or as an operator
+// (AWS Signature V4 with an S3 credential).
 type adminClient struct {
-	base string
+	url  string // the node, e.g. https://node.example:9000
+	base string // url + /_embassy/
 	hc   *http.Client
+	// key signs custodian requests; node is the node's id they are bound
+	// to ("" until known: GETs are then signed for any node).
+	key  *custody.CustodianKey
+	node string
+	// accessKey and secretKey sign operator requests; region is the
+	// node's.
+	accessKey, secretKey, region string
 }
 
 const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir's node.yaml, else http://127.0.0.1:9000)"
@@ -80,13 +94,58 @@ const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir
 // newAdmin returns a client of the running node at url or, when url is
 // empty, at the address the node in --dir is configured to listen on.
 func (a *app) newAdmin(url string) (*adminClient, error) {
+	region := "us-east-1"
 	if url == "" {
 		var err error
 		if url, err = defaultNodeURL(a.dir); err != nil {
 			return nil, err
 		}
 	}
-	return &adminClient{base: strings.TrimRight(url, "/") + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
+	if c, err := node.LoadConfig(a.dir); err == nil && c.S3.Region != "" {
+		region = c.S3.Region
+	}
+	url = strings.TrimRight(url, "/")
+	return &adminClient{url: url, base: url + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}, region: region}, nil
+}
+
+// asCustodian makes c sign as the custodian holding k.
+func (c *adminClient) asCustodian(k *custody.CustodianKey) *adminClient {
+	c.key = k
+	return c
+}
+
+// asOperator makes c sign with the S3 credential in the environment
+// (EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY or EMBASSY_SECRET_KEY_FILE,
+// else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), if there is one.
+func (c *adminClient) asOperator() (bool, error) {
+	ak, sk, err := operatorCredential()
+	if err != nil || ak == "" {
+		return false, err
+	}
+	c.accessKey, c.secretKey = ak, sk
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		c.region = r
+	}
+	return true, nil
+}
+
+// operatorCredential reads an S3 credential from the environment.
+func operatorCredential() (string, string, error) {
+	ak, sk := os.Getenv("EMBASSY_ACCESS_KEY"), os.Getenv("EMBASSY_SECRET_KEY")
+	if f := os.Getenv("EMBASSY_SECRET_KEY_FILE"); f != "" && sk == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", "", fmt.Errorf("EMBASSY_SECRET_KEY_FILE: %w", err)
+		}
+		sk = strings.TrimSpace(string(b))
+	}
+	if ak == "" {
+		ak, sk = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	}
+	if ak != "" && sk == "" {
+		return "", "", errors.New("an access key is set in the environment but no secret key (EMBASSY_SECRET_KEY or EMBASSY_SECRET_KEY_FILE)")
+	}
+	return ak, sk, nil
 }
 
 // defaultNodeURL is where the node in dir serves: s3.address from its
@@ -121,15 +180,38 @@ func defaultNodeURL(dir string) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
+// do sends a request to the admin API. Paths under v1/custody/ are signed
+// as the custodian, other v1/ paths as the operator.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
+		body, _ = json.Marshal(in)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	switch {
+	case strings.HasPrefix(path, "v1/custody/"):
+		if c.key == nil {
+			return errors.New("custodian endpoint without a custodian key")
+		}
+		nodeID := c.node
+		if nodeID == "" {
+			nodeID = "-"
+		}
+		node.SignCustodianRequest(req, nodeID, c.key.Name(), body, c.key.Sign, time.Now())
+	case strings.HasPrefix(path, "v1/"):
+		if c.accessKey == "" {
+			return withHint(errors.New("this needs an operator's S3 credential"), "set EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY (or EMBASSY_SECRET_KEY_FILE) to a credential whose principal holds the operator role, or give a custodian's --key")
+		}
+		sum := sha256.Sum256(body)
+		payload := hex.EncodeToString(sum[:])
+		req.Header.Set("X-Amz-Content-Sha256", payload)
+		err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: c.accessKey, SecretAccessKey: c.secretKey}, req, payload, "s3", c.region, time.Now())
+		if err != nil {
+			return err
+		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -155,12 +237,48 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	return nil
 }
 
+// custodianStatus learns the node's id and state as a custodian, and binds
+// the client's later requests to that id.
+func (c *adminClient) custodianStatus(ctx context.Context) (node.Status, error) {
+	var st node.Status
+	if err := c.do(ctx, http.MethodGet, "v1/custody/status", nil, &st); err != nil {
+		return st, err
+	}
+	c.node = st.Node
+	return st, nil
+}
+
+// refuseInsecure refuses to send a secret over plain http to a node that
+// is not on this machine.
+func refuseInsecure(url string) error {
+	rest, ok := strings.CutPrefix(url, "http://")
+	if !ok {
+		return nil
+	}
+	host := rest
+	if i := strings.IndexAny(host, "/"); i >= 0 {
+		host = host[:i]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return withHint(fmt.Errorf("refusing to send a share over plain http to %s, which is not on this machine", url), "use the node's https:// address (s3.tls_cert), or run unseal on the node's own machine")
+}
+
 func readCustodianKey(path string) (*custody.CustodianKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return custody.ParseCustodianKey(b)
+	k, err := custody.ParseCustodianKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // openShare decrypts a share file with a custodian key.
@@ -169,6 +287,12 @@ func openShare(sharePath, keyPath string) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	return openShareWith(sharePath, k)
+}
+
+// openShareWith decrypts a share file with k, and returns the node id the
+// file names and the encoded share.
+func openShareWith(sharePath string, k *custody.CustodianKey) (string, []byte, error) {
 	f, err := os.ReadFile(sharePath)
 	if err != nil {
 		return "", nil, err
@@ -186,12 +310,17 @@ func (a *app) unsealCmd() *cobra.Command {
 		Use:   "unseal --share FILE --key FILE",
 		Short: "Give one custodian's share to a sealed node",
 		Long: `Decrypt this custodian's share file with their key, on this machine, and give
-the share to the running node (--node). The node starts serving once the
-threshold of custodians has unsealed it. Use TLS (https://) for a node not on
-this machine.`,
+the share to the running node (--node), in a request signed with the same key.
+The node id written in the share file must be the running node's, and a node not
+on this machine is reached over TLS (https://) only. The node starts serving once
+the threshold of custodians has unsealed it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, share, err := openShare(sharePath, keyPath)
+			k, err := readCustodianKey(keyPath)
+			if err != nil {
+				return err
+			}
+			shareNode, share, err := openShareWith(sharePath, k)
 			if err != nil {
 				return err
 			}
@@ -200,16 +329,25 @@ this machine.`,
 			if err != nil {
 				return err
 			}
-			var st node.UnsealStatus
-			err = ac.do(cmd.Context(), http.MethodPost, "unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &st)
+			if err := refuseInsecure(ac.url); err != nil {
+				return err
+			}
+			st, err := ac.asCustodian(k).custodianStatus(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(st)
+			if st.Node != shareNode {
+				return withHint(fmt.Errorf("%s is a share of node %s, but the node at %s is %s: not sent", sharePath, shareNode, ac.url, st.Node), "check --node and the share file")
 			}
-			if st.Sealed {
-				fmt.Fprintf(a.stdout, "share accepted: %d of %d; the node is still sealed\n", st.Given, st.Threshold)
+			var us node.UnsealStatus
+			if err := ac.do(cmd.Context(), http.MethodPost, "v1/custody/unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &us); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(us)
+			}
+			if us.Sealed {
+				fmt.Fprintf(a.stdout, "share accepted: %d of %d; the node is still sealed\n", us.Given, us.Threshold)
 			} else {
 				fmt.Fprintln(a.stdout, "the node is unsealed")
 			}
@@ -225,19 +363,51 @@ this machine.`,
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	var url string
+	var url, keyPath string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show a running node's status: custody, sealed or not",
-		Args:  cobra.NoArgs,
+		Long: `Show a running node's status. Anonymously the node says only whether it is
+sealed. A custodian (--key) or an operator (an S3 credential in
+EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY, whose principal holds the operator
+or auditor role) sees the node id, nation, custody and unseal progress.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ac, err := a.newAdmin(url)
 			if err != nil {
 				return err
 			}
 			var st node.Status
-			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+			switch operator, err := ac.asOperator(); {
+			case err != nil:
 				return err
+			case keyPath != "":
+				k, err := readCustodianKey(keyPath)
+				if err != nil {
+					return err
+				}
+				if st, err = ac.asCustodian(k).custodianStatus(cmd.Context()); err != nil {
+					return err
+				}
+			case operator:
+				if err := ac.do(cmd.Context(), http.MethodGet, "v1/status", nil, &st); err != nil {
+					return err
+				}
+			default:
+				var ss node.SealedStatus
+				if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &ss); err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(ss)
+				}
+				state := "unsealed"
+				if ss.Sealed {
+					state = "SEALED"
+				}
+				fmt.Fprintf(a.stdout, "node at %s: %s\n", ac.url, state)
+				fmt.Fprintln(a.stderr, "(a custodian's --key, or an operator's credential in EMBASSY_ACCESS_KEY/EMBASSY_SECRET_KEY, shows the node's id, custody and unseal progress)")
+				return nil
 			}
 			if a.json {
 				return a.printJSON(st)
@@ -250,27 +420,55 @@ func (a *app) statusCmd() *cobra.Command {
 			if st.Note != "" {
 				fmt.Fprintln(a.stdout, st.Note)
 			}
+			if !st.Unseal.Sealed {
+				fmt.Fprintf(a.stdout, "node descriptor: generation %d\n", st.Descriptor.Generation)
+				if st.Descriptor.Behind != "" {
+					fmt.Fprintf(a.stdout, "  NOT PUBLISHED: %s\n", st.Descriptor.Behind)
+				}
+			}
+			for _, s := range st.Sites {
+				if s.State == "ok" {
+					fmt.Fprintf(a.stdout, "site %s: ok\n", s.ID)
+				} else {
+					fmt.Fprintf(a.stdout, "site %s: UNAVAILABLE: %s\n", s.ID, s.Reason)
+				}
+			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
+	c.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	return c
 }
 
 func (a *app) requestCmd() *cobra.Command {
-	var url string
+	var url, keyPath string
 	c := &cobra.Command{Use: "request", Short: "Two-person requests awaiting custodians"}
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List requests",
-		Args:  cobra.NoArgs,
+		Long: `List a running node's two-person requests, as a custodian (--key) or as an
+operator or auditor (an S3 credential in EMBASSY_ACCESS_KEY and
+EMBASSY_SECRET_KEY).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ac, err := a.newAdmin(url)
 			if err != nil {
 				return err
 			}
+			path := "v1/requests"
+			if keyPath != "" {
+				k, err := readCustodianKey(keyPath)
+				if err != nil {
+					return err
+				}
+				ac.asCustodian(k)
+				path = "v1/custody/requests"
+			} else if _, err := ac.asOperator(); err != nil {
+				return err
+			}
 			var rs []node.Request
-			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodGet, path, nil, &rs); err != nil {
 				return err
 			}
 			if a.json {
@@ -285,25 +483,39 @@ func (a *app) requestCmd() *cobra.Command {
 		},
 	}
 	ls.Flags().StringVar(&url, "node", "", nodeFlagHelp)
+	ls.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	c.AddCommand(ls)
 	return c
 }
 
 func (a *app) decideCmd(approve bool) *cobra.Command {
-	var url, keyPath string
+	var url, keyPath, expectNode string
 	var offline bool
 	verb := "reject"
 	if approve {
 		verb = "approve"
 	}
+	long := `Sign an approval of a request with this custodian's key and send it to the node.
+Before signing, every parameter of the request is printed (the key fingerprints
+of custodians, the roles and categories of a principal) and the request's
+digest is recomputed from them; a request whose digest does not match is
+refused. The signature covers the node, the request id and the digest, so it
+fits this request only: a changed request or a replayed signature is refused.
+When the last approval needed arrives, the node carries the operation out. A
+custodian cannot approve a request they made, nor decide one twice.`
+	if !approve {
+		long = `Sign a rejection of a request with this custodian's key and send it to the node.
+One rejection ends the request at once: the operation is not carried out,
+whatever approvals it had. As for approve, the request's parameters are printed
+and its digest recomputed before signing; the signature covers the node, the
+request id and the digest, so it fits this request only. A custodian cannot
+decide a request they made.`
+	}
 	c := &cobra.Command{
 		Use:   verb + " ID --key FILE",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a two-person request, signed with a custodian key",
-		Long: `Sign a decision on a request with this custodian's key and send it to the node.
-The signature covers the node, the request id and the request's digest, so it
-fits this request only: a changed request or a replayed signature is refused.
-A custodian cannot approve a request they made.`,
-		Args: cobra.ExactArgs(1),
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := readCustodianKey(keyPath)
 			if err != nil {
@@ -316,12 +528,12 @@ A custodian cannot approve a request they made.`,
 			if err != nil {
 				return err
 			}
-			var rs []node.Request
-			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+			st, err := ac.asCustodian(k).custodianStatus(cmd.Context())
+			if err != nil {
 				return err
 			}
-			var st node.Status
-			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+			var rs []node.Request
+			if err := ac.do(cmd.Context(), http.MethodGet, "v1/custody/requests", nil, &rs); err != nil {
 				return err
 			}
 			var r *node.Request
@@ -333,10 +545,15 @@ A custodian cannot approve a request they made.`,
 			if r == nil {
 				return fmt.Errorf("no request %s on the node", args[0])
 			}
-			fmt.Fprintf(a.stderr, "%s request %s: %s\n", verb, r.ID, safeText(r.Op.Summary))
+			if expectNode != "" && expectNode != st.Node {
+				return fmt.Errorf("the node at %s is %s, not %s (--node-id): refusing to sign", url, st.Node, expectNode)
+			}
+			if err := describeRequest(a.stderr, st.Node, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
 			var out node.Request
-			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodPost, "v1/custody/requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
 				return err
 			}
 			if a.json {
@@ -352,6 +569,7 @@ A custodian cannot approve a request they made.`,
 	}
 	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
+	c.Flags().StringVar(&expectNode, "node-id", "", "refuse unless the node is this one (its id, from 'embassy status' or the share file)")
 	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")
 	c.MarkFlagRequired("key")
 	return c
@@ -375,6 +593,9 @@ func (a *app) decideOffline(ctx context.Context, k *custody.CustodianKey, id str
 	}
 	for _, r := range rs {
 		if r.ID == id {
+			if err := describeRequest(a.stderr, n.Config.Node.ID, r); err != nil {
+				return err
+			}
 			sig := k.Sign(node.ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve))
 			out, err := n.Decide(ctx, id, k.Name(), approve, sig)
 			if err != nil {

@@ -41,7 +41,7 @@ func TestHostileKeysAreEscaped(t *testing.T) {
 		if strings.ContainsAny(out, "\x1b\r") {
 			t.Errorf("%s printed a raw control character:\n%q", what, out)
 		}
-		if got := strings.Count(out, "\n"); got != lines {
+		if got := strings.Count(out, "\n"); lines >= 0 && got != lines {
 			t.Errorf("%s printed %d lines, want %d:\n%s", what, got, lines, out)
 		}
 	}
@@ -122,7 +122,7 @@ func TestHostileKeysAreEscaped(t *testing.T) {
 	n.Close()
 	srv := startServe(t, "--dir", dir)
 	defer srv.stop()
-	out = must("--dir", dir, "request", "ls")
+	out = must("--dir", dir, "request", "ls", "--key", filepath.Join(keys, "alice.key"))
 	noRaw("request ls", out, 2)
 	if !strings.Contains(out, `"lower the label of registry/evil\nembassy: request 000000000000: pending\x1b[2K\r version `) {
 		t.Errorf("request ls does not show the summary quoted:\n%s", out)
@@ -134,9 +134,13 @@ func TestHostileKeysAreEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("approve: %v\n%s", err, stderr)
 	}
-	noRaw("approve's summary", stderr, 1)
-	if !strings.Contains(stderr, `approve request `+id+`: "lower the label of registry/evil\n`) {
+	// approve prints the whole request, a line per field, each quoted.
+	noRaw("approve's description of the request", stderr, -1)
+	if !strings.Contains(stderr, "\n  the node's summary: \"lower the label of registry/evil\\n") {
 		t.Errorf("approve does not show the summary quoted:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "\n    key: \"evil\\n") {
+		t.Errorf("approve does not show the key parameter quoted:\n%s", stderr)
 	}
 	noRaw("approve", out, 1)
 }

@@ -131,7 +131,7 @@ the old one; they check it with 'embassy identity verify-transition'.`,
 			}
 			tr, err := custody.ParseTransition(b)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if pinned != "" {
 				pb, err := os.ReadFile(pinned)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +18,7 @@ import (
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/s3"
 )
 
 // The --json conventions (docs/cli.md, Conventions): one JSON document on
@@ -130,6 +133,24 @@ func checkJSON(t *testing.T, docs map[string]map[string]bool, out string, sectio
 	walk("$", v)
 }
 
+// s3Provider serves S3 from an in-process development node, with the
+// credential EMBSWESITE01 / not-for-printing, and returns its host:port.
+func s3Provider(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "provider")
+	if _, err := node.InitDev(d, node.DevOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Open(t.Context(), d, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	hs := httptest.NewServer(n.Handler(s3.Credential{AccessKey: "EMBSWESITE01", SecretKey: "not-for-printing", Principal: "admin"}))
+	t.Cleanup(hs.Close)
+	return strings.TrimPrefix(hs.URL, "http://")
+}
+
 // jsonStep is one command of the walk, with the docs/cli.md sections that
 // document its JSON form (the first is its own).
 type jsonStep struct {
@@ -232,10 +253,11 @@ func TestJSONOutputs(t *testing.T) {
 		step(jsonStep{d("site", "add", s.id, "--path", filepath.Join(sites, s.id), "--jurisdiction", s.j, "--provider", s.p, "--control", s.ctl, "--accredited", "NATO SECRET"), []string{"site add"}, nil})
 	}
 	step(jsonStep{d("site", "ls"), []string{"site ls", "site add"}, nil})
-	// An S3 site's settings, on a node of its own (nothing listens there).
+	// An S3 site's settings, on a node of its own; the provider is another
+	// embassy node ('site add' writes the site's marker there).
 	s3node := filepath.Join(work, "s3node")
 	step(jsonStep{[]string{"--dir", s3node, "--json", "init", "--nation", "EST"}, []string{"init"}, nil})
-	out := step(jsonStep{[]string{"--dir", s3node, "--json", "site", "add", "swe-s3", "--driver", "s3", "--s3-endpoint", "127.0.0.1:1", "--s3-bucket", "est-embassy",
+	out := step(jsonStep{[]string{"--dir", s3node, "--json", "site", "add", "swe-s3", "--driver", "s3", "--s3-endpoint", s3Provider(t), "--s3-bucket", "est-embassy", "--s3-create-bucket",
 		"--s3-prefix", "est/swe", "--s3-access-key", "EMBSWESITE01", "--s3-secret-key", "not-for-printing", "--jurisdiction", "SWE", "--provider", "nordcloud"}, []string{"site add"}, nil})
 	if !strings.Contains(out, `"secret_key": "REDACTED"`) || strings.Contains(out, "not-for-printing") {
 		t.Errorf("site add --json does not redact the S3 secret:\n%s", out)
@@ -264,6 +286,22 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	step(jsonStep{d("index", "rebuild"), []string{"index rebuild"}, []string{"site_errors", "unreadable"}})
 	step(jsonStep{d("index", "adopt", "--all"), []string{"index adopt"}, []string{"adopted", "kept"}})
+	// The identity, and its replacement (a development node: at once).
+	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
+	out = step(jsonStep{d("identity", "replace"), []string{"identity replace"}, nil})
+	var replaced struct {
+		Statement string `json:"statement"`
+	}
+	json.Unmarshal([]byte(out), &replaced)
+	step(jsonStep{d("identity", "verify-transition", replaced.Statement), []string{"identity verify-transition", "identity"}, nil})
+	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
+	// config edit and restore.
+	conf, _ := os.ReadFile(filepath.Join(dir, node.ConfigFile))
+	os.WriteFile(filepath.Join(work, "proposed.yaml"), []byte(strings.Replace(string(conf), "  dev: true\n", "  dev: true\nlog:\n  level: warn\n", 1)), 0o600)
+	if out := step(jsonStep{d("config", "edit", "--apply", filepath.Join(work, "proposed.yaml")), []string{"config edit"}, []string{"changes"}}); !strings.Contains(out, `"applied": true`) || !strings.Contains(out, `"gate": "free"`) {
+		t.Errorf("config edit --json:\n%s", out)
+	}
+	step(jsonStep{d("config", "restore"), []string{"config restore"}, nil})
 	step(jsonStep{d("key", "rotate", "registry"), []string{"key rotate"}, nil})
 	step(jsonStep{d("key", "rotate-root"), []string{"key rotate-root", "key rotate"}, nil})
 	step(jsonStep{d("scrub"), []string{"scrub"}, []string{"unrepairable", "errors"}})
@@ -317,10 +355,15 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	cn.Close()
 	srv := startServe(t, "--dir", cdir)
-	step(jsonStep{cd("status"), []string{"status"}, []string{"unseal.shares_given"}})
-	step(jsonStep{cd("request", "ls"), []string{"request ls"}, []string{"[].approvals"}})
-	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "alice.share"), "--key", filepath.Join(keys, "alice.key")), []string{"unseal"}, []string{"shares_given"}})
+	alice := filepath.Join(keys, "alice.key")
+	step(jsonStep{cd("status"), []string{"status"}, nil})
+	step(jsonStep{cd("status", "--key", alice), []string{"status"}, []string{"unseal.shares_given"}})
+	step(jsonStep{cd("request", "ls", "--key", alice), []string{"request ls"}, []string{"[].approvals"}})
+	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "alice.share"), "--key", alice), []string{"unseal"}, []string{"shares_given"}})
 	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "bob.share"), "--key", filepath.Join(keys, "bob.key")), []string{"unseal"}, []string{"shares_given"}})
+	step(jsonStep{cd("status", "--key", alice), []string{"status"}, []string{"unseal.shares_given"}})
+	t.Setenv("EMBASSY_ACCESS_KEY", "EMBTESTKEY")
+	t.Setenv("EMBASSY_SECRET_KEY", "test-secret-key")
 	step(jsonStep{cd("status"), []string{"status"}, []string{"unseal.shares_given"}})
 	step(jsonStep{cd("reject", "--key", filepath.Join(keys, "bob.key"), firstRequest(t, cdir)), []string{"approve, reject", "request ls"}, []string{"approvals"}})
 	step(jsonStep{cd("request", "ls"), []string{"request ls"}, []string{"[].approvals"}})

@@ -94,7 +94,13 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "embassy: error: %s\n", safeText(err.Error()))
+		msg := safeText(err.Error())
+		if errors.Is(err, node.ErrNodeFile) {
+			// The one error written over several lines (one per file and
+			// difference); each line is made safe on its own.
+			msg = safeLines(err.Error())
+		}
+		fmt.Fprintf(stderr, "embassy: error: %s\n", msg)
 		if h, ok := errors.AsType[*hintError](err); ok {
 			fmt.Fprintf(stderr, "hint: %s\n", h.hint)
 		} else if errors.Is(err, node.ErrNodeFile) {

@@ -78,6 +78,8 @@ func TestScripts(t *testing.T) {
 			"gen":     cmdGen,
 			"slice":   cmdSlice,
 			"capture": cmdCapture,
+			"flip":    cmdFlip,
+			"replace": cmdReplace,
 		},
 	})
 }
@@ -150,4 +152,45 @@ func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv(args[0], m[1])
 	ts.Logf("%s=%s", args[0], m[1])
+}
+
+// cmdFlip implements "flip FILE OFFSET": invert the lowest bit of the byte
+// at OFFSET (negative: from the end), a one-bit corruption. Flipping twice
+// restores the file.
+func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! flip")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: flip FILE OFFSET")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(b)
+	}
+	if off < 0 || off >= len(b) {
+		ts.Fatalf("flip %s: offset %s outside its %d bytes", args[0], args[1], len(b))
+	}
+	b[off] ^= 1
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o644))
+}
+
+// cmdReplace implements "replace FILE OLD NEW": replace every OLD in FILE
+// with NEW (a hand edit of a file, as an operator or an intruder makes it).
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! replace")
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: replace FILE OLD NEW")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if !strings.Contains(string(b), args[1]) {
+		ts.Fatalf("%s does not contain %q", args[0], args[1])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.ReplaceAll(string(b), args[1], args[2])), 0o600))
 }

@@ -81,7 +81,7 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			default:
 				return withHint(fmt.Errorf("recovery needs the root key"), "pass --key ROOT.key, or --share SHARE:KEY for T custodians")
 			}
-			n, st, err := node.Recover(cmd.Context(), o)
+			n, rep, err := node.Recover(cmd.Context(), o)
 			for _, s := range o.Shares {
 				clear(s)
 			}
@@ -90,15 +90,32 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			}
 			defer n.Close()
 			if a.json {
-				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "rebuild": st})
+				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates})
 			}
+			st := rep.Rebuild
 			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))
+			fmt.Fprintf(a.stdout, "node descriptor: generation %d, the newest found (from %s)\n", rep.Generation, rep.Source)
+			for _, s := range rep.Sites {
+				if s.Problem != "" {
+					fmt.Fprintf(a.stdout, "  descriptor on %s: %s\n", s.Site, s.Problem)
+				}
+			}
 			fmt.Fprintf(a.stdout, "index rebuilt from %d sites: %d versions (%d delete markers)\n", st.Sites, st.Versions, st.Markers)
 			for _, e := range st.SiteErrors {
 				fmt.Fprintf(a.stdout, "  site not reachable: %s\n", safeText(e))
 			}
 			for _, u := range st.Unreadable {
 				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", safeText(u))
+			}
+			listed := map[string]bool{}
+			for _, e := range st.SiteErrors {
+				id, _, _ := strings.Cut(e, ":")
+				listed[id] = true
+			}
+			for _, s := range rep.SiteStates {
+				if s.State != "ok" && !listed[s.ID] {
+					fmt.Fprintf(a.stdout, "  site %s unavailable: %s\n", s.ID, s.Reason)
+				}
 			}
 			return nil
 		},

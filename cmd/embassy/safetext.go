@@ -24,3 +24,14 @@ func safeText(s string) string {
 	}
 	return s
 }
+
+// safeLines is safeText for each line of a message that has lines of its
+// own (an error that lists several problems): its line breaks are kept,
+// and every other unprintable character is quoted within its line.
+func safeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = safeText(l)
+	}
+	return strings.Join(lines, "\n")
+}

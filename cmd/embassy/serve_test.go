@@ -163,12 +163,19 @@ func TestServeSealedBannerAndStatusAddress(t *testing.T) {
 	work := t.TempDir()
 	dir := filepath.Join(work, "node")
 	var pubs []custody.CustodianPublic
+	aliceKey := filepath.Join(work, "alice.key")
 	for _, name := range []string{"alice", "bob"} {
 		k, err := custody.GenerateCustodian(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pubs = append(pubs, k.Public())
+		if name == "alice" {
+			b, _ := k.MarshalPrivate()
+			if err := os.WriteFile(aliceKey, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	addr := freeAddr(t)
 	c, err := node.Init(dir, node.InitOptions{Nation: "EST", Custodians: pubs, Threshold: 2,
@@ -187,14 +194,23 @@ func TestServeSealedBannerAndStatusAddress(t *testing.T) {
 		t.Errorf("banner lacks %q:\n%s", want, s.out)
 	}
 
+	// Anonymously, the node says only that it is sealed.
 	out, stderr, err := runCLI(t, "--dir", dir, "status")
 	if err != nil {
 		t.Fatalf("status without --node: %v\n%s", err, stderr)
 	}
+	if want := "node at http://" + addr + ": SEALED\n"; out != want {
+		t.Errorf("anonymous status printed %q, want %q", out, want)
+	}
+	// A custodian sees the rest.
+	out, stderr, err = runCLI(t, "--dir", dir, "status", "--key", aliceKey)
+	if err != nil {
+		t.Fatalf("status as a custodian: %v\n%s", err, stderr)
+	}
 	if want := fmt.Sprintf("node %s (EST): SEALED (0 of 2 shares given); custody: shamir 2 of 2\n", c.Node.ID); out != want {
 		t.Errorf("status printed %q, want %q", out, want)
 	}
-	out, _, err = runCLI(t, "--dir", dir, "status", "--json")
+	out, _, err = runCLI(t, "--dir", dir, "status", "--json", "--key", aliceKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +62,7 @@ Both are ISO 3166-1 alpha-3 codes.`,
 			if err := n.AddSite(s); err != nil {
 				return err
 			}
+			s3c.CreateBucket = false // done; node.yaml does not keep it
 			if a.json {
 				return a.printJSON(s)
 			}
@@ -90,24 +93,69 @@ Both are ISO 3166-1 alpha-3 codes.`,
 func (a *app) siteLsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
-		Short: "List sites",
-		Args:  cobra.NoArgs,
+		Short: "List sites and whether each is available",
+		Long: `List the configured sites. Each site's marker is read to tell whether the
+site is this node's: a site whose marker names another node or site, or that
+has none, is unavailable (nothing on it is read, written or deleted), and
+STATE says why. Without the node's key at hand (a root key split among
+custodians) the markers' signatures are not checked, and the listing says
+so. The node need not be stopped.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.readConfig(cmd.Context())
 			if err != nil {
 				return err
 			}
+			states, err := node.InspectSites(cmd.Context(), a.dir, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				node.SiteConfig
+				State          string `json:"state"`
+				Reason         string `json:"reason,omitempty"`
+				MarkerVerified bool   `json:"marker_verified"`
+			}
+			rows := make([]row, len(c.Sites))
+			unverified := false
+			for i, s := range c.Sites {
+				rows[i] = row{SiteConfig: s, State: states[i].State, Reason: states[i].Reason, MarkerVerified: states[i].Verified}
+				unverified = unverified || (!states[i].Verified && states[i].State == "ok")
+			}
 			if a.json {
-				return a.printJSON(nonNil(c.Sites))
+				return a.printJSON(nonNil(rows))
 			}
 			w := a.table()
-			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH")
-			for _, s := range c.Sites {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Jurisdiction, s.Provider, s.Control, dash(s.Accredited), s.Driver, s.Path)
+			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")
+			for _, r := range rows {
+				state := r.State
+				if r.Reason != "" {
+					state += ": " + r.Reason
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Jurisdiction, r.Provider, r.Control, dash(r.Accredited), r.Driver, dash(sitePlace(r.SiteConfig)), state)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if unverified {
+				fmt.Fprintln(a.stdout, "(marker signatures not verified: the root key is with the custodians)")
+			}
+			return nil
 		},
 	}
+}
+
+// sitePlace is where a site keeps its blobs: a directory, or an S3
+// endpoint, bucket and prefix.
+func sitePlace(s node.SiteConfig) string {
+	if s.S3 != nil {
+		p := s.S3.Endpoint + "/" + s.S3.Bucket
+		if pre := strings.Trim(s.S3.Prefix, "/"); pre != "" {
+			p += "/" + pre
+		}
+		return p
+	}
+	return s.Path
 }
 
 func (a *app) siteRmCmd() *cobra.Command {

@@ -253,8 +253,20 @@ func parseHeader(b []byte) (fileHeader, int, error) {
 		return h, 0, errors.New("not a custodian share file: it does not start with " + magic)
 	}
 	if v := r.byte("version"); r.err == nil && v != formatVersion {
-		return h, 0, fmt.Errorf("share file version %d is not supported (this program reads version %d)", v, formatVersion)
+		return h, 0, fmt.Errorf("share file version %d is not supported (this program reads version %d; or the file was altered)", v, formatVersion)
 	}
+	// From here on the file is a version 1 file: what no version 1 file
+	// holds was put there by a change, or by damage.
+	h, n, err := parseV1(r)
+	if err != nil {
+		return h, 0, fmt.Errorf("%w: %w", ErrAltered, err)
+	}
+	return h, n, nil
+}
+
+// parseV1 decodes the rest of a version 1 header, after its version byte.
+func parseV1(r *reader) (fileHeader, int, error) {
+	var h fileHeader
 	h.Method = Method(r.byte("method"))
 	h.Node = string(r.next(int(r.byte("node id length")), "node id"))
 	h.Custodian = string(r.next(int(r.byte("custodian name length")), "custodian name"))
@@ -289,11 +301,11 @@ func parseHeader(b []byte) (fileHeader, int, error) {
 			return h, 0, r.err
 		}
 		if kem != hybridKEM.ID() || kdf != hybridKDF.ID() || aead != hybridAEAD.ID() {
-			return h, 0, fmt.Errorf("HPKE suite KEM %#04x, KDF %#04x, AEAD %#04x is not supported (this program uses %#04x, %#04x, %#04x)",
-				kem, kdf, aead, hybridKEM.ID(), hybridKDF.ID(), hybridAEAD.ID())
+			return h, 0, fmt.Errorf("its header names HPKE suite KEM %#04x, KDF %#04x, AEAD %#04x, which no version %d file has (they all use %#04x, %#04x, %#04x)",
+				kem, kdf, aead, formatVersion, hybridKEM.ID(), hybridKDF.ID(), hybridAEAD.ID())
 		}
 	default:
-		return h, 0, fmt.Errorf("unknown method %d", byte(h.Method))
+		return h, 0, fmt.Errorf("its header names method %d, which no version %d file has", byte(h.Method), formatVersion)
 	}
 	return h, r.off, nil
 }

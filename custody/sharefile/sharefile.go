@@ -26,6 +26,12 @@ var (
 	// for a file sealed to a key, or a key for a passphrase file.
 	ErrWrongMethod = errors.New("wrong kind of identity")
 
+	// ErrAltered means the file's header holds what no file of its
+	// version can hold, or names another key than the one the share
+	// inside is sealed to: it was changed (or damaged) after it was
+	// written. The custodian needs another copy.
+	ErrAltered = errors.New("the file was altered")
+
 	// ErrCostTooHigh means the file asks for more Argon2id memory or time
 	// than this package allows (MaxArgon2MemoryKiB, MaxArgon2Time). Such a
 	// file was not written by this package; do not open it.
@@ -221,6 +227,9 @@ func Open(file []byte, id Identity) (Header, []byte, error) {
 			return Header{}, nil, errors.New("open share file: custodian private key not made by GenerateKey or ParseHybridIdentity")
 		}
 		if h.Recipient != id.pub.fp {
+			if sealedToAnyway(h, ct, id) {
+				return Header{}, nil, fmt.Errorf("open share file: %w: its header names the key %s, but the share inside is sealed to this key (%s)", ErrAltered, h.Recipient, id.pub.fp)
+			}
 			return Header{}, nil, fmt.Errorf("open share file: %w: the file is for %s, this key is %s", ErrWrongKey, h.Recipient, id.pub.fp)
 		}
 		r, err := hpke.NewRecipient(h.enc[:], id.sk, hybridKDF, hybridAEAD, hybridInfo(&h.Header))
@@ -239,6 +248,24 @@ func Open(file []byte, id Identity) (Header, []byte, error) {
 		return Header{}, nil, fmt.Errorf("open share file: %w", err)
 	}
 	return h.Header, share, nil
+}
+
+// sealedToAnyway reports whether the share in a file whose header names
+// another recipient opens with id once the header names id: whether only
+// the recipient fingerprint was changed.
+func sealedToAnyway(h fileHeader, ct []byte, id *HybridIdentity) bool {
+	h.Recipient = id.pub.fp
+	hb, err := h.marshal()
+	if err != nil {
+		return false
+	}
+	r, err := hpke.NewRecipient(h.enc[:], id.sk, hybridKDF, hybridAEAD, hybridInfo(&h.Header))
+	if err != nil {
+		return false
+	}
+	share, err := r.Open(hb, ct)
+	clear(share)
+	return err == nil
 }
 
 // checkShare checks that a decrypted share is one the header describes.

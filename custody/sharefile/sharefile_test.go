@@ -473,3 +473,32 @@ func TestZeroValues(t *testing.T) {
 		t.Errorf("zero HybridIdentity prints as %q", s)
 	}
 }
+
+// One flipped bit anywhere after the magic is reported as an altered file
+// (ErrAltered, or ErrDecrypt whose message says the file was altered),
+// never as an unsupported suite alone, nor blamed on the key.
+func TestTamperedHeaderSaysAltered(t *testing.T) {
+	_, encoded := shares(t)
+	pub, priv := generateKey(t)
+	file, err := Seal(encoded[1], testHeader, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, err := parseHeader(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(magic); i < n; i++ {
+		f := bytes.Clone(file)
+		f[i] ^= 0x01
+		_, _, err := Open(f, priv)
+		switch {
+		case err == nil:
+			t.Fatalf("byte %d altered: opened", i)
+		case errors.Is(err, ErrWrongKey):
+			t.Errorf("byte %d altered: blamed on the key: %v", i, err)
+		case !strings.Contains(err.Error(), "altered"):
+			t.Errorf("byte %d altered: %v does not say the file was altered", i, err)
+		}
+	}
+}

@@ -2,7 +2,10 @@ package boltindex
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -69,5 +72,26 @@ func TestSecondOpenRefused(t *testing.T) {
 	defer ix.Close()
 	if _, err := Open(path); err == nil {
 		t.Fatal("second open of a locked index succeeded")
+	}
+}
+
+// A second opener is told which process holds the index, not asked whether
+// a node is running.
+func TestOpenHeldNamesHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	_, err = Open(path)
+	if err == nil {
+		t.Fatal("a second Open of a held index succeeded")
+	}
+	if want := fmt.Sprintf("in use by process %d (", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	if strings.Contains(err.Error(), "is a node running") {
+		t.Errorf("error %q guesses at a node", err)
 	}
 }

@@ -5,6 +5,15 @@
 // place and then flushes the directory, so a crash leaves either the old
 // blob or the whole new one. Directory flushes are group-committed: when
 // many puts finish together, one fsync of a directory covers all of them.
+//
+// The root, its .tmp and its top directories ([site.TopDirs]) are created
+// only when the site is created ([New]), never afterwards: a site opened
+// with [Open] whose root or top directory is missing (an unmounted volume,
+// a removed directory) fails every operation with site.ErrUnavailable, and
+// a write racing with the removal of the site can never recreate it, since
+// every file or directory a put creates is created inside a directory that
+// must already exist. Only directories below the top ones are created on
+// demand.
 package dir
 
 import (
@@ -17,6 +26,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -28,50 +38,61 @@ import (
 
 const tmpDir = ".tmp"
 
+// errOutside marks a blob name outside the site's top directories.
+var errOutside = errors.New("outside the layout")
+
 // Site is a directory site.
 type Site struct {
-	root  string
-	check bool // opened, not created: every operation checks the directory is there
+	root string
+	tops []string // top directories
 
 	mu      sync.Mutex
 	syncers map[string]*syncer
-	known   sync.Map // directories known to exist durably
+	known   sync.Map // directories below the top ones known to exist durably
 }
 
-// New opens (creating if needed) a directory site rooted at root and
-// removes temporary files left by a crash.
+// New creates a directory site rooted at root, with its parents, its .tmp
+// and its top directories if they are missing, removes temporary files left
+// by a crash, and opens it. Call it only when a site is created ('embassy
+// site add', a development node's first start): opening an existing site is
+// [Open], which never creates anything.
 func New(root string) (*Site, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("dir site %s: %w", root, err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, tmpDir), 0o700); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("dir site %s: %w", root, err)
 	}
-	// Leftovers are from puts that never completed: they were never
-	// visible and nobody waits on them.
-	ents, err := os.ReadDir(filepath.Join(abs, tmpDir))
-	if err != nil {
+	for _, d := range append([]string{tmpDir}, site.TopDirs()...) {
+		if err := os.Mkdir(filepath.Join(abs, d), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("dir site %s: %w", root, err)
+		}
+	}
+	if err := fsyncDir(abs); err != nil {
 		return nil, fmt.Errorf("dir site %s: %w", root, err)
 	}
-	for _, e := range ents {
-		os.Remove(filepath.Join(abs, tmpDir, e.Name()))
+	s, _ := Open(abs)
+	if err := s.ready(""); err != nil {
+		return nil, err
 	}
-	return &Site{root: abs, syncers: map[string]*syncer{}}, nil
+	return s, nil
 }
 
 // Open opens an existing directory site without creating anything. If the
-// directory is missing (an unmounted volume, a destroyed disk), every
-// operation fails with site.ErrUnavailable until it is back: a vanished
-// site must never look like an empty one, nor receive writes on whatever
-// filesystem lies beneath it.
+// directory or one of its top directories is missing (an unmounted volume,
+// a destroyed disk), every operation fails with site.ErrUnavailable until
+// it is back: a vanished site must never look like an empty one, nor
+// receive writes on whatever filesystem lies beneath it.
 func Open(root string) (*Site, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("dir site %s: %w", root, err)
 	}
-	s := &Site{root: abs, check: true, syncers: map[string]*syncer{}}
-	if s.ready() == nil {
+	s := &Site{root: abs, tops: site.TopDirs(), syncers: map[string]*syncer{}}
+	if s.ready(tmpDir) == nil {
+		// Leftovers are from puts that never completed: they were never
+		// visible and nobody waits on them.
 		ents, _ := os.ReadDir(filepath.Join(abs, tmpDir))
 		for _, e := range ents {
 			os.Remove(filepath.Join(abs, tmpDir, e.Name()))
@@ -80,12 +101,111 @@ func Open(root string) (*Site, error) {
 	return s, nil
 }
 
-func (s *Site) ready() error {
-	if !s.check {
-		return nil
+// top returns the top directory a blob name (or a listing prefix) lies
+// under: "" for a name directly in the root, and false when its first
+// segment is not a top directory.
+func (s *Site) top(name string) (string, bool) {
+	first, _, nested := strings.Cut(name, "/")
+	if !nested {
+		return "", true
 	}
+	return first, slices.Contains(s.tops, first)
+}
+
+// ready checks that the root (its .tmp) and the top directories a name or
+// listing prefix may lie under are there: the one it names, or, for a
+// prefix without a slash, every one it is a prefix of ("" checks them all).
+func (s *Site) ready(name string) error {
 	if fi, err := os.Stat(filepath.Join(s.root, tmpDir)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("dir site %s: %s: %w", s.root, whyNotSite(s.root), site.ErrUnavailable)
+	}
+	var tops []string
+	if t, _ := s.top(name); t != "" {
+		tops = []string{t}
+	} else {
+		for _, t := range s.tops {
+			if strings.HasPrefix(t, name) {
+				tops = append(tops, t)
+			}
+		}
+	}
+	for _, t := range tops {
+		if fi, err := os.Stat(filepath.Join(s.root, t)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("dir site %s: top directory %s/ missing (unmounted, damaged, or not a site?): %w", s.root, t, site.ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+// whyNotSite says why root does not hold a directory site.
+func whyNotSite(root string) string {
+	fi, err := os.Stat(root)
+	switch {
+	case err != nil:
+		return "directory missing (unmounted or destroyed?)"
+	case !fi.IsDir():
+		return "not a directory"
+	}
+	if ents, err := os.ReadDir(root); err == nil && len(ents) == 0 {
+		return "directory is empty, not a site (an empty mount point, or the wrong path?)"
+	}
+	return "not a site directory: it has no " + tmpDir + " (the wrong path, or a volume not mounted?)"
+}
+
+// MissingTopDirs returns the top directories missing under an existing
+// root, or an error wrapping site.ErrUnavailable when the root itself (its
+// .tmp) is missing. A site made before the top directories were fixed at
+// creation lacks those it never used.
+func (s *Site) MissingTopDirs() ([]string, error) {
+	if err := s.ready(tmpDir); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, t := range s.tops {
+		if _, err := os.Stat(filepath.Join(s.root, t)); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, t)
+		} else if err != nil {
+			return nil, fmt.Errorf("dir site %s: %w", s.root, err)
+		}
+	}
+	return missing, nil
+}
+
+// MakeTopDirs creates the top directories missing under the root (a site
+// made before they were all created at once, or one of a layout that has
+// since grown), but only if approve accepts the site's marker as read
+// through the same open root: approve gets the marker blob, or an error
+// wrapping fs.ErrNotExist when there is none. Everything is done relative
+// to that one open directory, so an unmount or a removal meanwhile cannot
+// redirect it to another filesystem.
+func (s *Site) MakeTopDirs(approve func(marker []byte, err error) error) error {
+	r, err := os.OpenRoot(s.root)
+	if err != nil {
 		return fmt.Errorf("dir site %s: directory missing (unmounted or destroyed?): %w", s.root, site.ErrUnavailable)
+	}
+	defer r.Close()
+	if fi, err := r.Stat(tmpDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("dir site %s: directory missing (unmounted or destroyed?): %w", s.root, site.ErrUnavailable)
+	}
+	b, err := r.ReadFile(site.MarkerBlob)
+	if err := approve(b, err); err != nil {
+		return err
+	}
+	made := false
+	for _, t := range s.tops {
+		if err := r.Mkdir(t, 0o700); err == nil {
+			made = true
+		} else if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("dir site %s: create top directory %s: %w", s.root, t, err)
+		}
+	}
+	if made {
+		d, err := r.Open(".")
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return d.Sync()
 	}
 	return nil
 }
@@ -97,13 +217,32 @@ func (s *Site) path(name string) (string, error) {
 	if err := site.CheckName(name); err != nil {
 		return "", err
 	}
-	if err := s.ready(); err != nil {
-		return "", err
-	}
 	if name == tmpDir || strings.HasPrefix(name, tmpDir+"/") {
 		return "", fmt.Errorf("site: invalid blob name %q: reserved", name)
 	}
+	if _, ok := s.top(name); !ok {
+		// No blob can have such a name: reads find nothing (once the
+		// site is known to be there), puts are refused.
+		if err := s.ready(""); err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("site: invalid blob name %q: not under a top directory of the site (%s): %w", name, strings.Join(s.tops, "/, ")+"/", errOutside)
+	}
+	if err := s.ready(name); err != nil {
+		return "", err
+	}
 	return filepath.Join(s.root, filepath.FromSlash(name)), nil
+}
+
+// vanished maps the error of an operation that found a directory missing
+// to site.ErrUnavailable when the root or name's top directory is gone.
+func (s *Site) vanished(name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		if rerr := s.ready(name); rerr != nil {
+			return rerr
+		}
+	}
+	return err
 }
 
 // Buffers are 1 MiB plus room to align them for O_DIRECT.
@@ -164,7 +303,7 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		f, err = os.OpenFile(tmp, flags&^unix.O_DIRECT, 0o600)
 	}
 	if err != nil {
-		return fmt.Errorf("dir site: put %s: %w", name, err)
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
 	defer func() {
 		if err != nil {
@@ -212,10 +351,19 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	}
 	parent := filepath.Dir(dst)
 	if err := s.mkdirs(parent); err != nil {
-		return fmt.Errorf("dir site: put %s: %w", name, err)
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("dir site: put %s: %w", name, err)
+	err = os.Rename(tmp, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A directory below the top ones was removed since it was
+		// known: make it again (never a top one), once.
+		s.forget(parent)
+		if err = s.mkdirs(parent); err == nil {
+			err = os.Rename(tmp, dst)
+		}
+	}
+	if err != nil {
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
 	if err := s.syncDir(parent); err != nil {
 		return fmt.Errorf("dir site: put %s: sync directory: %w", name, err)
@@ -232,10 +380,12 @@ func markFull(err error) error {
 	return err
 }
 
-// mkdirs creates dir and its missing parents below the root, flushing each
-// parent whose entries changed.
+// mkdirs creates dir and its missing parents below the top directories,
+// flushing each parent whose entries changed. It never creates the root or
+// a top directory: os.Mkdir fails when the parent is gone, so a directory
+// removed meanwhile stays removed.
 func (s *Site) mkdirs(dir string) error {
-	if _, ok := s.known.Load(dir); ok || dir == s.root {
+	if _, ok := s.known.Load(dir); ok || dir == s.root || filepath.Dir(dir) == s.root {
 		return nil
 	}
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
@@ -254,6 +404,16 @@ func (s *Site) mkdirs(dir string) error {
 	}
 	s.known.Store(dir, true)
 	return nil
+}
+
+// forget drops dir and the directories below it from the known set.
+func (s *Site) forget(dir string) {
+	s.known.Range(func(k, _ any) bool {
+		if p := k.(string); p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			s.known.Delete(k)
+		}
+		return true
+	})
 }
 
 // syncer group-commits fsyncs of one directory.
@@ -310,6 +470,9 @@ func fsyncDir(dir string) error {
 // Get implements site.Site.
 func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
 	p, err := s.path(name)
+	if errors.Is(err, errOutside) {
+		return nil, fmt.Errorf("dir site: get %s: %w", name, site.ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +482,9 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if rerr := s.ready(name); rerr != nil {
+				return nil, rerr
+			}
 			return nil, fmt.Errorf("dir site: get %s: %w", name, site.ErrNotFound)
 		}
 		return nil, fmt.Errorf("dir site: get %s: %w", name, err)
@@ -343,12 +509,18 @@ func (s *sectionCloser) Close() error { return s.f.Close() }
 // Stat implements site.Site.
 func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 	p, err := s.path(name)
+	if errors.Is(err, errOutside) {
+		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, site.ErrNotFound)
+	}
 	if err != nil {
 		return site.Info{}, err
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if rerr := s.ready(name); rerr != nil {
+				return site.Info{}, rerr
+			}
 			return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, site.ErrNotFound)
 		}
 		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, err)
@@ -362,19 +534,28 @@ func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 // Delete implements site.Site.
 func (s *Site) Delete(ctx context.Context, name string) error {
 	p, err := s.path(name)
+	if errors.Is(err, errOutside) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("dir site: delete %s: %w", name, err)
+	if err := os.Remove(p); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("dir site: delete %s: %w", name, err)
+		}
+		return s.ready(name)
 	}
 	return nil
 }
 
 // List implements site.Site.
 func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error) error {
-	if err := s.ready(); err != nil {
+	if err := s.ready(prefix); err != nil {
 		return err
+	}
+	if _, ok := s.top(prefix); !ok {
+		return nil // no blob can have such a name
 	}
 	// Walk only the deepest directory the prefix names.
 	start := s.root
@@ -421,5 +602,7 @@ func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error
 	if err != nil {
 		return fmt.Errorf("dir site: list %q: %w", prefix, err)
 	}
-	return nil
+	// A listing that raced with the removal of the site must not pass for
+	// an empty one.
+	return s.ready(prefix)
 }

@@ -1,11 +1,16 @@
 package dir
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -83,6 +88,244 @@ func TestOpenVanishedDirectoryIsUnavailable(t *testing.T) {
 	s2, _ := Open(filepath.Join(t.TempDir(), "never"))
 	if _, err := s2.Stat(t.Context(), "x"); !errors.Is(err, site.ErrUnavailable) {
 		t.Fatalf("stat on a never-created site: %v", err)
+	}
+}
+
+// TestRemovalRacingWritesRecreatesNothing: the site's directory is removed
+// while writers keep putting blobs: "rm -rf site" (a volume going away), and
+// "rm -rf site/*", which leaves the hidden .tmp behind. Every put begun
+// after that fails with ErrUnavailable, and no put recreates the directory
+// or its top directories, or writes anything anywhere else.
+func TestRemovalRacingWritesRecreatesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remove func(root string) error
+		left   []string // what the site's parent holds afterwards
+	}{
+		{"rm -rf site", os.RemoveAll, nil},
+		{"rm -rf site/*", func(root string) error {
+			ents, err := os.ReadDir(root)
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				if e.Name() != tmpDir {
+					if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}, []string{"site"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			root := filepath.Join(parent, "site")
+			if _, err := New(root); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := t.Context()
+			var removed atomic.Bool
+			afterRemoval := make(chan error, 1024)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						gone := removed.Load()
+						name := fmt.Sprintf("%s/%02x/%d-%d", site.TopDirs()[i%len(site.TopDirs())], (w*31+i)%256, w, i)
+						size := int64(100 + i%7)
+						err := s.Put(ctx, name, bytes.NewReader(make([]byte, size)), size)
+						if gone {
+							select {
+							case afterRemoval <- err:
+							default:
+							}
+						}
+					}
+				})
+			}
+			// Let the writers make their directories, then remove the site.
+			for {
+				n := 0
+				s.List(ctx, "", func(site.Info) error { n++; return nil })
+				if n >= 12 {
+					break
+				}
+			}
+			for tc.remove(root) != nil {
+				// A put renamed into a directory being removed: remove again.
+			}
+			removed.Store(true)
+			// Wait for 200 puts begun after the removal, then stop the writers.
+			for range 200 {
+				if err := <-afterRemoval; !errors.Is(err, site.ErrUnavailable) {
+					t.Errorf("put after the site was removed: %v, want ErrUnavailable", err)
+				}
+			}
+			close(stop)
+			wg.Wait()
+			var left []string
+			ents, _ := os.ReadDir(parent)
+			for _, e := range ents {
+				left = append(left, e.Name())
+			}
+			if !slices.Equal(left, tc.left) {
+				t.Fatalf("after the removal the parent holds %v, want %v", left, tc.left)
+			}
+			if tc.left != nil {
+				ents, _ := os.ReadDir(root)
+				if len(ents) != 1 || ents[0].Name() != tmpDir {
+					t.Fatalf("the removed top directories were recreated: the site holds %v", ents)
+				}
+			}
+		})
+	}
+}
+
+// TestUnmountedMountPoint: the site's volume is unmounted and its mount
+// point is an empty directory on another disk. Nothing is written there.
+func TestUnmountedMountPoint(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mnt")
+	if _, err := New(root); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Open(root)
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o700); err != nil { // the bare mount point
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "s/ab/blob", strings.NewReader("x"), 1); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("put onto an unmounted mount point: %v", err)
+	}
+	if err := s.List(t.Context(), "m/", func(site.Info) error { return nil }); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("list of an unmounted mount point: %v", err)
+	}
+	if err := s.Delete(t.Context(), "m/ab/x"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("delete on an unmounted mount point: %v", err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the mount point was written to: %v", ents)
+	}
+}
+
+// TestTopDirectories: a missing top directory makes every operation under
+// it (and every listing that would cover it) fail with ErrUnavailable and
+// is never recreated; directories below the top ones are made on demand,
+// even after being removed; names outside the top directories are refused.
+func TestTopDirectories(t *testing.T) {
+	root := t.TempDir()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, d := range site.TopDirs() {
+		if fi, err := os.Stat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			t.Fatalf("New did not create top directory %s: %v", d, err)
+		}
+	}
+	if _, err := s.Stat(ctx, "zz/1"); !errors.Is(err, site.ErrNotFound) {
+		t.Fatalf("stat outside the top directories: %v, want ErrNotFound", err)
+	}
+	if err := s.Put(ctx, "zz/1", strings.NewReader("x"), 1); err == nil || errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("put outside the top directories: %v, want an invalid-name error", err)
+	}
+	if err := s.Put(ctx, "s/ab/1", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	// A subdirectory removed behind the driver's back is made again.
+	if err := os.RemoveAll(filepath.Join(root, "s", "ab")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "s/ab/2", strings.NewReader("x"), 1); err != nil {
+		t.Fatalf("put after its subdirectory was removed: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "s")); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]error{}
+	checks["put"] = s.Put(ctx, "s/ab/3", strings.NewReader("x"), 1)
+	_, checks["get"] = s.Get(ctx, "s/ab/2", 0, -1)
+	_, checks["stat"] = s.Stat(ctx, "s/ab/2")
+	checks["delete"] = s.Delete(ctx, "s/ab/2")
+	checks["list s/"] = s.List(ctx, "s/", func(site.Info) error { return nil })
+	checks["list all"] = s.List(ctx, "", func(site.Info) error { return nil })
+	for op, err := range checks {
+		if !errors.Is(err, site.ErrUnavailable) || !strings.Contains(err.Error(), "top directory s/ missing") {
+			t.Errorf("%s with s/ missing: %v", op, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "s")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a missing top directory was recreated")
+	}
+	// The other top directories still work.
+	if err := s.Put(ctx, "m/ab/1", strings.NewReader("x"), 1); err != nil {
+		t.Fatalf("put under m/ with s/ missing: %v", err)
+	}
+	missing, err := s.MissingTopDirs()
+	if err != nil || !slices.Equal(missing, []string{"s"}) {
+		t.Fatalf("MissingTopDirs = %v, %v", missing, err)
+	}
+}
+
+// TestMakeTopDirs: missing top directories are made only when the marker
+// read through the open root is approved.
+func TestMakeTopDirs(t *testing.T) {
+	root := t.TempDir()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"s", "m"} {
+		os.Remove(filepath.Join(root, d))
+	}
+	no := errors.New("not ours")
+	err = s.MakeTopDirs(func(b []byte, err error) error {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("marker read = %q, %v; want not found", b, err)
+		}
+		return no
+	})
+	if !errors.Is(err, no) {
+		t.Fatalf("MakeTopDirs refused: %v", err)
+	}
+	if missing, _ := s.MissingTopDirs(); len(missing) != 2 {
+		t.Fatalf("refused MakeTopDirs created directories: missing %v", missing)
+	}
+	if err := os.WriteFile(filepath.Join(root, "node", "marker"), []byte("mark"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = s.MakeTopDirs(func(b []byte, err error) error {
+		if string(b) != "mark" || err != nil {
+			t.Errorf("marker read = %q, %v", b, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := s.MissingTopDirs(); len(missing) != 0 {
+		t.Fatalf("missing after MakeTopDirs: %v", missing)
+	}
+	// Never on a vanished root.
+	os.RemoveAll(root)
+	if err := s.MakeTopDirs(func([]byte, error) error { return nil }); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("MakeTopDirs on a vanished root: %v", err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("MakeTopDirs recreated a vanished root")
 	}
 }
 

@@ -43,7 +43,9 @@ type Config struct {
 	// CreateBucket makes New create the bucket if it does not exist (with
 	// object lock enabled when ObjectLock is set). Without it New makes no
 	// request at all, and a missing bucket is reported by every operation
-	// as site.ErrUnavailable: a vanished bucket never looks empty.
+	// as site.ErrUnavailable: a vanished bucket never looks empty. A node
+	// honours it only in 'embassy site add' (and does not keep it in
+	// node.yaml): opening a site never creates its bucket.
 	CreateBucket bool `yaml:"create_bucket,omitempty" json:"create_bucket,omitempty"`
 	// ObjectLock, optional, writes every blob with an S3 object-lock
 	// retention, so that nobody holding the site's credential (a

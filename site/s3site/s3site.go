@@ -115,16 +115,18 @@ func New(ctx context.Context, cfg Config) (*Site, error) {
 		s.where += "/" + s.prefix[:len(s.prefix)-1]
 	}
 	if cfg.CreateBucket {
-		if err := s.ensureBucket(ctx); err != nil {
+		if err := s.EnsureBucket(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// ensureBucket creates the bucket if it is missing, and checks that an
-// existing one has object lock enabled when the site needs it.
-func (s *Site) ensureBucket(ctx context.Context) error {
+// EnsureBucket creates the bucket if it is missing, and checks that an
+// existing one has object lock enabled when the site needs it. Call it only
+// when a site is created: a bucket that vanishes later must be reported, not
+// silently recreated empty.
+func (s *Site) EnsureBucket(ctx context.Context) error {
 	b := s.cfg.Bucket
 	ok, err := s.client.BucketExists(ctx, b)
 	if err != nil {

@@ -1,0 +1,417 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// SitePrefix is where a site holds its copy of the log, in the tlog-tiles
+// layout: SitePrefix+"checkpoint", SitePrefix+"tile/...".
+const SitePrefix = "log/"
+
+// maxResource bounds a tile, a bundle or a checkpoint read from a site.
+const maxResource = 256 * (2 + MaxEntry)
+
+// copier copies the log to the sites: bundles and tiles first, the
+// checkpoint last, so that a site's checkpoint only ever covers what the
+// site holds.
+type copier struct {
+	l *Log
+
+	mu      sync.Mutex
+	sites   map[string]*siteCopy
+	changed chan struct{}
+	kick    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// siteCopy is what the copier knows of one site's copy.
+type siteCopy struct {
+	known   bool   // size read from the site (or written by us)
+	size    uint64 // entries the site's checkpoint covers
+	err     error  // the last attempt's failure
+	tried   time.Time
+	retryAt time.Time
+	fails   int
+}
+
+func newCopier(l *Log) *copier {
+	return &copier{l: l, sites: map[string]*siteCopy{}, changed: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (c *copier) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *copier) run(ctx context.Context) {
+	defer close(c.done)
+	if c.l.cfg.Sites == nil {
+		return
+	}
+	t := time.NewTicker(c.l.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.quit:
+			c.round(ctx, true)
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		c.round(ctx, false)
+	}
+}
+
+func (c *copier) stop(ctx context.Context) {
+	c.once.Do(func() { close(c.quit) })
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+}
+
+// round copies the latest checkpoint to every site that lacks it (those
+// that failed recently wait for their retry time, unless final).
+func (c *copier) round(ctx context.Context, final bool) {
+	raw, err := c.l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return
+	}
+	cp, err := c.l.openCheckpoint(raw)
+	if err != nil {
+		c.l.log.Error("audit log: the local checkpoint does not verify", "err", err)
+		return
+	}
+	sites := c.l.cfg.Sites()
+	now := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, id := range slices.Sorted(maps.Keys(sites)) {
+		c.mu.Lock()
+		st := c.sites[id]
+		if st == nil {
+			st = &siteCopy{}
+			c.sites[id] = st
+		}
+		skip := (st.known && st.size >= cp.Size) || (!final && now.Before(st.retryAt))
+		c.mu.Unlock()
+		if skip {
+			continue
+		}
+		s := sites[id]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			err := c.copySite(cctx, st, s, raw, cp)
+			c.mu.Lock()
+			st.err, st.tried = err, time.Now()
+			if err != nil {
+				st.fails++
+				st.retryAt = st.tried.Add(min(time.Duration(1<<min(st.fails, 5))*time.Second, 30*time.Second) + rand.N(time.Second))
+			} else {
+				st.fails, st.retryAt = 0, time.Time{}
+			}
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
+			if err != nil && !errors.Is(err, errStale) && st.fails <= 3 {
+				c.l.log.Warn("audit log not copied to a site; it catches up on a later copy", "site", id, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// errStale: a local tile or bundle went while copying (the log moved on):
+// the next round copies the newer checkpoint.
+var errStale = errors.New("the local log moved on while copying")
+
+func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []byte, cp *log.Checkpoint) error {
+	c.mu.Lock()
+	known, from := st.known, st.size
+	c.mu.Unlock()
+	if !known {
+		sraw, err := readSite(ctx, s, layout.CheckpointPath)
+		switch {
+		case errors.Is(err, site.ErrNotFound):
+			from = 0
+		case err != nil:
+			return err
+		default:
+			scp, err := c.l.openCheckpoint(sraw)
+			if err != nil {
+				return fmt.Errorf("the site's log checkpoint does not verify (%v): not overwritten; 'embassy audit verify' names the problem", err)
+			}
+			if err := c.l.consistent(ctx, scp, cp); err != nil {
+				return fmt.Errorf("the site holds a log that is not a prefix of the node's (%v): not overwritten; 'embassy audit verify' names the problem", err)
+			}
+			from = scp.Size
+		}
+		c.mu.Lock()
+		st.known, st.size = true, from
+		c.mu.Unlock()
+	}
+	if from >= cp.Size {
+		return nil
+	}
+	full, err := c.copyRange(ctx, s, from, cp.Size)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, SitePrefix+layout.CheckpointPath, bytes.NewReader(raw), int64(len(raw))); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	st.size = cp.Size
+	c.mu.Unlock()
+	// Partial tiles and bundles that a full one now covers are garbage:
+	// the full one holds every hash and entry they held.
+	for _, p := range full {
+		s.List(ctx, p+".p/", func(i site.Info) error {
+			s.Delete(ctx, i.Name)
+			return nil
+		})
+	}
+	return nil
+}
+
+// copyRange copies the bundles and tiles that a tree of size entries adds
+// to one of from entries, and returns the site names of the full ones
+// among them.
+func (c *copier) copyRange(ctx context.Context, s site.Site, from, size uint64) ([]string, error) {
+	var names []string
+	var full []string
+	for ri := range layout.Range(from, size-from, size) {
+		names = append(names, layout.EntriesPath(ri.Index, ri.Partial))
+		if ri.Partial == 0 {
+			full = append(full, SitePrefix+layout.EntriesPath(ri.Index, 0))
+		}
+	}
+	for _, t := range tilesBetween(from, size) {
+		names = append(names, layout.TilePath(t.level, t.index, t.partial))
+		if t.partial == 0 {
+			full = append(full, SitePrefix+layout.TilePath(t.level, t.index, 0))
+		}
+	}
+	tdir := filepath.Join(c.l.cfg.Dir, "tlog")
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(tdir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errStale
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Put(ctx, SitePrefix+n, bytes.NewReader(b), int64(len(b))); err != nil {
+			return nil, err
+		}
+	}
+	return full, nil
+}
+
+type tileID struct {
+	level, index uint64
+	partial      uint8
+}
+
+// tilesBetween lists the tiles a tree of size entries has that one of
+// from entries lacks or holds only partly.
+func tilesBetween(from, size uint64) []tileID {
+	var out []tileID
+	for level := uint64(0); level < 8; level++ {
+		n := size >> (layout.TileHeight * level)
+		if n == 0 {
+			break
+		}
+		lo := (from >> (layout.TileHeight * level)) / layout.TileWidth
+		for i := lo; i <= (n-1)/layout.TileWidth; i++ {
+			out = append(out, tileID{level, i, layout.PartialTileSize(level, i, size)})
+		}
+	}
+	return out
+}
+
+// Sync waits until each of sites holds a checkpoint covering the first
+// size entries. It fails as soon as a copy to one of them fails after the
+// call began, naming the site.
+func (l *Log) Sync(ctx context.Context, size uint64, sites []string) error {
+	if len(sites) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := l.AwaitIntegrated(ctx, size); err != nil {
+		return err
+	}
+	for {
+		l.copies.poke()
+		c := l.copies
+		c.mu.Lock()
+		ch := c.changed
+		var waiting bool
+		var errs []error
+		for _, id := range sites {
+			st := c.sites[id]
+			if st != nil && st.known && st.size >= size {
+				continue
+			}
+			waiting = true
+			if st != nil && st.err != nil && st.tried.After(start) {
+				errs = append(errs, fmt.Errorf("site %s: %w", id, st.err))
+			}
+		}
+		c.mu.Unlock()
+		if len(errs) > 0 {
+			return fmt.Errorf("audit log not copied: %w", errors.Join(errs...))
+		}
+		if !waiting {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("audit log not copied to %v in time: %w", sites, ctx.Err())
+		}
+	}
+}
+
+// SiteState is what the node knows of a site's copy of its log.
+type SiteState struct {
+	Site string
+	// Size is the number of entries the site's checkpoint covers, as far
+	// as the node knows (Known is false until it has read or written it).
+	Size  uint64
+	Known bool
+	// Err is the last copy's failure, if it failed.
+	Err error
+}
+
+// Sites reports what the node knows of every site's copy.
+func (l *Log) Sites() []SiteState {
+	c := l.copies
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []SiteState
+	for _, id := range slices.Sorted(maps.Keys(c.sites)) {
+		st := c.sites[id]
+		out = append(out, SiteState{Site: id, Size: st.size, Known: st.known, Err: st.err})
+	}
+	return out
+}
+
+// openCheckpoint verifies a checkpoint against the log's keys.
+func (l *Log) openCheckpoint(raw []byte) (*log.Checkpoint, error) {
+	return OpenCheckpoint(raw, l.cfg.Origin, l.cfg.Verifiers)
+}
+
+// OpenCheckpoint verifies a checkpoint of origin signed by any of
+// verifiers and parses it.
+func OpenCheckpoint(raw []byte, origin string, verifiers []note.Verifier) (*log.Checkpoint, error) {
+	if len(verifiers) == 0 {
+		return nil, errors.New("no key to verify the checkpoint with")
+	}
+	var first error
+	for _, v := range verifiers {
+		cp, _, _, err := log.ParseCheckpoint(raw, origin, v)
+		if err == nil {
+			return cp, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// consistent checks that the tree of old is a prefix of the local tree of
+// cur (old.Size <= cur.Size), from the local tiles.
+func (l *Log) consistent(ctx context.Context, old, cur *log.Checkpoint) error {
+	if old.Size > cur.Size {
+		return fmt.Errorf("its checkpoint covers %d entries, the node's %d", old.Size, cur.Size)
+	}
+	if old.Size == 0 {
+		return nil
+	}
+	pb, err := client.NewProofBuilder(ctx, cur.Size, l.reader.ReadTile)
+	if err != nil {
+		return err
+	}
+	p, err := pb.ConsistencyProof(ctx, old.Size, cur.Size)
+	if err != nil {
+		return err
+	}
+	return proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cur.Size, p, old.Hash, cur.Hash)
+}
+
+// readSite reads one log resource from a site's copy.
+func readSite(ctx context.Context, s site.Site, name string) ([]byte, error) {
+	rc, err := s.Get(ctx, SitePrefix+name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxResource+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxResource {
+		return nil, fmt.Errorf("%s%s: larger than %d bytes", SitePrefix, name, maxResource)
+	}
+	return b, nil
+}
+
+// SiteFetcher reads a site's copy of a log (the tlog-tiles resources),
+// for the tessera client and for verification.
+type SiteFetcher struct{ Site site.Site }
+
+// ReadCheckpoint reads the site's checkpoint.
+func (f SiteFetcher) ReadCheckpoint(ctx context.Context) ([]byte, error) {
+	return readSite(ctx, f.Site, layout.CheckpointPath)
+}
+
+// ReadTile reads a tile, the full one if the partial one is gone.
+func (f SiteFetcher) ReadTile(ctx context.Context, l, i uint64, p uint8) ([]byte, error) {
+	b, err := readSite(ctx, f.Site, layout.TilePath(l, i, p))
+	if p > 0 && errors.Is(err, site.ErrNotFound) {
+		b, err = readSite(ctx, f.Site, layout.TilePath(l, i, 0))
+	}
+	return b, err
+}
+
+// ReadEntryBundle reads an entry bundle, the full one if the partial one
+// is gone.
+func (f SiteFetcher) ReadEntryBundle(ctx context.Context, i uint64, p uint8) ([]byte, error) {
+	b, err := readSite(ctx, f.Site, layout.EntriesPath(i, p))
+	if p > 0 && errors.Is(err, site.ErrNotFound) {
+		b, err = readSite(ctx, f.Site, layout.EntriesPath(i, 0))
+	}
+	return b, err
+}

@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// Config configures a Log.
+type Config struct {
+	// Dir is the log's directory in the node directory. It holds the
+	// tessera log (tlog/, in the tlog-tiles layout) and the local journal
+	// (journal/).
+	Dir string
+	// Origin names the log in its checkpoints ([Origin]).
+	Origin string
+	// Keys seals and opens entries.
+	Keys Keys
+	// Signer signs checkpoints (Ed25519, the node identity); Cosigner, if
+	// set, adds an ML-DSA-44 cosignature by the same identity. Both are
+	// named Origin.
+	Signer, Cosigner note.Signer
+	// Verifiers are the keys a checkpoint read back from a site may be
+	// signed with: the identity's, and those of identities it replaced.
+	Verifiers []note.Verifier
+	// Sites returns the sites copies go to (nil: none).
+	Sites func() map[string]site.Site
+	// CheckpointInterval is the least time between checkpoints (default
+	// 200ms, at least 100ms).
+	CheckpointInterval time.Duration
+	Logger             *slog.Logger
+}
+
+// Log is the node's audit log. It is safe for concurrent use.
+type Log struct {
+	cfg      Config
+	log      *slog.Logger
+	app      *tessera.Appender
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	j        *journal
+	cancel   context.CancelFunc
+	fed      chan struct{} // closed when the feeder stops
+
+	mu         sync.Mutex
+	queue      []journalRecord
+	kick       chan struct{}
+	integrated uint64
+	failed     error         // the sequencer stopped: why
+	changed    chan struct{} // closed and replaced when integrated moves
+
+	copies *copier
+}
+
+// ErrLog: the log cannot take entries (its journal failed, or it is
+// closed). A node with fail_closed refuses the change being recorded.
+var ErrLog = errors.New("audit log unavailable")
+
+// Open opens (or creates) the log in cfg.Dir and takes over whatever its
+// journal holds beyond what the log has integrated.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Dir == "" || cfg.Origin == "" || cfg.Keys == nil || cfg.Signer == nil {
+		return nil, errors.New("audit: Dir, Origin, Keys and Signer are required")
+	}
+	if cfg.Signer.Name() != cfg.Origin || (cfg.Cosigner != nil && cfg.Cosigner.Name() != cfg.Origin) {
+		return nil, fmt.Errorf("audit: checkpoint signers must be named %q", cfg.Origin)
+	}
+	cfg.CheckpointInterval = max(cmp.Or(cfg.CheckpointInterval, 200*time.Millisecond), 100*time.Millisecond)
+	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), changed: make(chan struct{}), fed: make(chan struct{})}
+	quietTessera()
+	tdir := filepath.Join(cfg.Dir, "tlog")
+	if err := os.MkdirAll(tdir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	drv, err := posix.New(ctx, posix.Config{Path: tdir})
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	var cosigners []note.Signer
+	if cfg.Cosigner != nil {
+		cosigners = append(cosigners, cfg.Cosigner)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer, cosigners...).
+		WithBatching(1024, 5*time.Millisecond).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithPushback(8192)
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	app, shutdown, reader, err := tessera.NewAppender(actx, drv, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	size, err := reader.IntegratedSize(ctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	j, recs, err := openJournal(filepath.Join(cfg.Dir, "journal"), size)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l.app, l.shutdown, l.reader, l.j, l.cancel = app, shutdown, reader, j, cancel
+	l.integrated = size
+	l.queue = recs
+	j.onWrite = l.enqueue
+	go l.feed(actx)
+	if len(recs) > 0 {
+		l.log.Info("audit log: taking over entries from the local journal", "from", recs[0].seq, "count", len(recs))
+		l.poke()
+	}
+	l.copies = newCopier(l)
+	go l.copies.run(actx)
+	return l, nil
+}
+
+// Append makes events durable in the local journal and returns the index
+// of the last one. Events with no time get the current time.
+func (l *Log) Append(ctx context.Context, evs ...Event) (uint64, error) {
+	if len(evs) == 0 {
+		return 0, errors.New("audit: nothing to append")
+	}
+	now := time.Now().UnixNano()
+	entries := make([][]byte, len(evs))
+	for i := range evs {
+		if evs[i].Time == 0 {
+			evs[i].Time = now
+		}
+		e, err := SealEntry(l.cfg.Keys, evs[i])
+		if err != nil {
+			return 0, err
+		}
+		entries[i] = e
+	}
+	first, err := l.j.append(entries)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrLog, err)
+	}
+	return first + uint64(len(entries)) - 1, nil
+}
+
+// enqueue hands written journal records to the sequencer (called by the
+// journal in seq order).
+func (l *Log) enqueue(recs []journalRecord) {
+	l.mu.Lock()
+	l.queue = append(l.queue, recs...)
+	l.mu.Unlock()
+	l.poke()
+}
+
+func (l *Log) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// feed is the single sequencer: it adds journal records to the tessera
+// log in order and checks that each lands at its own index.
+func (l *Log) feed(ctx context.Context) {
+	defer close(l.fed)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.kick:
+		}
+		for {
+			l.mu.Lock()
+			n := min(len(l.queue), 1024)
+			batch := l.queue[:n:n]
+			l.queue = l.queue[n:]
+			l.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			futures := make([]tessera.IndexFuture, n)
+			for i, r := range batch {
+				futures[i] = l.app.Add(ctx, tessera.NewEntry(r.entry))
+			}
+			for i, f := range futures {
+				idx, err := f()
+				if err == nil && idx.Index != batch[i].seq {
+					err = fmt.Errorf("journal entry %d was sequenced at %d", batch[i].seq, idx.Index)
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						l.log.Error("audit log: the sequencer stopped; entries stay in the local journal until the node restarts", "err", err)
+					}
+					l.mu.Lock()
+					l.failed = err
+					close(l.changed)
+					l.changed = make(chan struct{})
+					l.mu.Unlock()
+					return
+				}
+				l.mu.Lock()
+				l.integrated = batch[i].seq + 1
+				if i == n-1 || i%64 == 63 {
+					close(l.changed)
+					l.changed = make(chan struct{})
+				}
+				l.mu.Unlock()
+			}
+			l.j.release(batch[n-1].seq + 1)
+		}
+	}
+}
+
+// Appended returns the number of entries durably appended.
+func (l *Log) Appended() uint64 {
+	l.j.mu.Lock()
+	defer l.j.mu.Unlock()
+	return l.j.next
+}
+
+// Integrated returns the number of entries in the Merkle tree.
+func (l *Log) Integrated() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.integrated
+}
+
+// AwaitIntegrated waits until the tree holds at least size entries.
+func (l *Log) AwaitIntegrated(ctx context.Context, size uint64) error {
+	for {
+		l.mu.Lock()
+		n, failed, ch := l.integrated, l.failed, l.changed
+		l.mu.Unlock()
+		if n >= size {
+			return nil
+		}
+		if failed != nil {
+			return fmt.Errorf("%w: %v", ErrLog, failed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Checkpoint returns the latest checkpoint the log published (signed
+// note) and its parsed form.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, *log.Checkpoint, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, err := l.openCheckpoint(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, cp, nil
+}
+
+// Reader returns the local log's reader (tiles, bundles, checkpoint).
+func (l *Log) Reader() tessera.LogReader { return l.reader }
+
+// Origin returns the log's origin.
+func (l *Log) Origin() string { return l.cfg.Origin }
+
+// Entries calls fn for every integrated entry at index from or later, in
+// order, with its raw bytes. It first waits for what was appended before
+// the call to be integrated.
+func (l *Log) Entries(ctx context.Context, from uint64, fn func(i uint64, entry []byte) error) error {
+	size := l.Appended()
+	if err := l.AwaitIntegrated(ctx, size); err != nil {
+		return err
+	}
+	return readEntries(ctx, l.reader.ReadEntryBundle, from, size, fn)
+}
+
+// Events is Entries with every entry opened.
+func (l *Log) Events(ctx context.Context, from uint64, fn func(i uint64, e Event) error) error {
+	return l.Entries(ctx, from, func(i uint64, entry []byte) error {
+		e, _, err := OpenEntry(l.cfg.Keys, entry)
+		if err != nil {
+			return fmt.Errorf("audit log entry %d: %w", i, err)
+		}
+		return fn(i, e)
+	})
+}
+
+// readEntries reads entries [from, size) of a tree of size entries
+// through a bundle fetcher, one bundle at a time.
+func readEntries(ctx context.Context, fetch func(context.Context, uint64, uint8) ([]byte, error), from, size uint64, fn func(i uint64, entry []byte) error) error {
+	if from >= size {
+		return nil
+	}
+	for ri := range layout.Range(from, size-from, size) {
+		raw, err := fetch(ctx, ri.Index, ri.Partial)
+		if err != nil {
+			return fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
+		}
+		if uint(len(b.Entries)) < ri.First+ri.N {
+			return fmt.Errorf("audit log: entry bundle %d holds %d entries, want %d", ri.Index, len(b.Entries), ri.First+ri.N)
+		}
+		for k := ri.First; k < ri.First+ri.N; k++ {
+			if err := fn(ri.Index*layout.EntryBundleWidth+uint64(k), b.Entries[k]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops taking entries, waits (within ctx) for the sequencer to
+// integrate what the journal holds and for a checkpoint covering it, makes
+// a last copy to the sites, and closes the log.
+func (l *Log) Close(ctx context.Context) error {
+	size := l.Appended()
+	l.j.close()
+	err := l.AwaitIntegrated(ctx, size)
+	if serr := l.shutdown(ctx); err == nil && serr != nil && size > 0 {
+		err = serr
+	}
+	l.copies.stop(ctx)
+	l.cancel()
+	<-l.fed
+	return err
+}

@@ -1,0 +1,50 @@
+package boltindex
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockHolder names the process holding the flock on path, from Linux's
+// /proc/locks, as "process 1234 (embassy)"; "another process" where that
+// cannot be told (another system, another PID namespace).
+func lockHolder(path string) string {
+	const unknown = "another process"
+	fi, err := os.Stat(path)
+	if err != nil {
+		return unknown
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return unknown
+	}
+	dev := uint64(st.Dev)
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), st.Ino)
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return unknown
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		// "1: FLOCK  ADVISORY  WRITE 1047 fe:00:10012765 0 EOF"; waiters
+		// are listed with "->" and hold nothing.
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		pid, err := strconv.Atoi(f[4])
+		if err != nil || pid <= 0 {
+			return unknown
+		}
+		name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			return fmt.Sprintf("process %d", pid)
+		}
+		return fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(name)))
+	}
+	return unknown
+}

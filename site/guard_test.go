@@ -1,0 +1,95 @@
+package site_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/fault"
+	"github.com/embassy-dev/embassy/site/memory"
+)
+
+// TestGuardRefusesEverything: a refused site fails every operation with
+// the reason, and nothing reaches the site underneath.
+func TestGuardRefusesEverything(t *testing.T) {
+	inner := memory.New()
+	ctx := t.Context()
+	if err := inner.Put(ctx, "m/ab/x", strings.NewReader("data"), 4); err != nil {
+		t.Fatal(err)
+	}
+	var checks atomic.Int32
+	g := site.Guard("est-2", inner, func(context.Context) error {
+		checks.Add(1)
+		return &site.UnavailableError{Reason: "its marker names site est-1 of this node"}
+	})
+	errs := map[string]error{}
+	errs["put"] = g.Put(ctx, "m/ab/y", strings.NewReader("x"), 1)
+	_, errs["get"] = g.Get(ctx, "m/ab/x", 0, -1)
+	_, errs["stat"] = g.Stat(ctx, "m/ab/x")
+	errs["delete"] = g.Delete(ctx, "m/ab/x")
+	listed := 0
+	errs["list"] = g.List(ctx, "", func(site.Info) error { listed++; return nil })
+	for op, err := range errs {
+		var ue *site.UnavailableError
+		if !errors.Is(err, site.ErrUnavailable) || !errors.As(err, &ue) || ue.Site != "est-2" {
+			t.Errorf("%s: %v, want an UnavailableError for est-2", op, err)
+		}
+		if err != nil && err.Error() != "site est-2 unavailable: its marker names site est-1 of this node" {
+			t.Errorf("%s: message %q", op, err)
+		}
+	}
+	if listed != 0 {
+		t.Errorf("a refused site listed %d blobs", listed)
+	}
+	if _, err := inner.Stat(ctx, "m/ab/x"); err != nil {
+		t.Errorf("the blob under a refused site was touched: %v", err)
+	}
+	if _, err := inner.Stat(ctx, "m/ab/y"); !errors.Is(err, site.ErrNotFound) {
+		t.Errorf("a put reached a refused site: %v", err)
+	}
+	if n := checks.Load(); n != 1 {
+		t.Errorf("the refusal was checked %d times, want once (kept for a while)", n)
+	}
+}
+
+// TestGuardChecksAgainAfterUnavailable: the check runs once, and again
+// after the site reported itself unavailable; a check that cannot tell
+// (the site does not answer) refuses nothing for long.
+func TestGuardChecksAgainAfterUnavailable(t *testing.T) {
+	inner := fault.New(memory.New(), 1)
+	ctx := t.Context()
+	var checks atomic.Int32
+	g := site.Guard("est-1", inner, func(ctx context.Context) error {
+		checks.Add(1)
+		_, err := inner.Stat(ctx, "node/marker")
+		if errors.Is(err, site.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	for range 3 {
+		if err := g.Put(ctx, "s/a/1", strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("%d checks for three puts, want 1", n)
+	}
+	inner.Set(fault.Config{Down: true})
+	if err := g.Put(ctx, "s/a/2", strings.NewReader("x"), 1); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("put to a down site: %v", err)
+	}
+	inner.Set(fault.Config{})
+	if err := g.Put(ctx, "s/a/3", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("%d checks, want 2 (again after the site was unavailable)", n)
+	}
+	if err := g.Status(ctx); err != nil {
+		t.Fatalf("Status after a good check: %v", err)
+	}
+}
