@@ -272,7 +272,11 @@ func TestCustodyTakeoverRefused(t *testing.T) {
 				if r.ID == id {
 					body, _ := json.Marshal(map[string]string{"custodian": m.Name(), "signature": base64.StdEncoding.EncodeToString(m.Sign(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true)))})
 					rec := newRecorder()
-					n.Handler().ServeHTTP(rec, httptestRequest("POST", "/_embassy/requests/"+id+"/approve", string(body)))
+					// The attacker signs the request with the keys it put in
+					// custody.json, as a custodian signs.
+					req := httptestRequest("POST", "/_embassy/v1/custody/requests/"+id+"/approve", string(body))
+					SignCustodianRequest(req, n.Config.Node.ID, m.Name(), body, m.Sign, time.Now())
+					n.Handler().ServeHTTP(rec, req)
 					if rec.code == 200 {
 						return errors.New("approval accepted: " + rec.body.String())
 					}
@@ -295,7 +299,10 @@ func TestCustodyTakeoverRefused(t *testing.T) {
 	// 1. On the running, unsealed node: the forged request is refused with
 	// requests.json, and the node keeps the custodians it verified.
 	id := forge()
-	if err := approve(n, id); err == nil || !strings.Contains(err.Error(), "requests.json") {
+	// (The running node authenticates custodians with the custody record
+	// it verified at unseal, so the signatures fail before requests.json
+	// is even read.)
+	if err := approve(n, id); err == nil || !strings.Contains(err.Error(), "requests.json") && !strings.Contains(err.Error(), "signature is not custodian") {
 		t.Fatalf("approval on the running node: %v", err)
 	}
 	noShares()
@@ -323,5 +330,18 @@ func TestCustodyTakeoverRefused(t *testing.T) {
 	noShares()
 	if !sameSnapshot(before, snapshotSites(t, sitesDir)) {
 		t.Error("the sites changed")
+	}
+}
+
+// TestMissingCustodyFile: a node with custodians whose custody.json was
+// deleted does not fall back to looking for a root key file silently: it
+// says what is missing and how to get it back.
+func TestMissingCustodyFile(t *testing.T) {
+	cn := newCustodyNode(t)
+	cn.n.Close()
+	os.Remove(filepath.Join(cn.dir, CustodyFile))
+	_, err := Open(t.Context(), cn.dir, cn.n.Log)
+	if err == nil || !strings.Contains(err.Error(), "custody.json is missing") || !strings.Contains(err.Error(), "embassy recover") {
+		t.Fatalf("open without custody.json: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,8 @@ type Config struct {
 	// Principals are the people and services that use the node: nation,
 	// clearances, categories and roles. S3 credentials name them.
 	Principals []access.Principal `yaml:"principals,omitempty" json:"principals,omitempty"`
+	// Metrics says how Prometheus reaches /_embassy/metrics.
+	Metrics MetricsConfig `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Scrub configures the background scrub of a serving node.
 	Scrub ScrubConfig `yaml:"scrub,omitempty" json:"scrub,omitempty"`
 	// TwoPerson tunes the two-person rule for dangerous operations.
@@ -77,6 +80,18 @@ type S3Config struct {
 	// not read returns a short, possibly empty, truncated page instead of
 	// scanning without end.
 	ListScan int `yaml:"list_scan,omitempty" json:"list_scan,omitempty"`
+}
+
+// MetricsConfig says how /_embassy/metrics is reached. Without either
+// setting the metrics are not served.
+type MetricsConfig struct {
+	// TokenFile holds the bearer token (at least 16 characters) that
+	// GET /_embassy/metrics on the S3 listener needs, relative to the node
+	// directory. Prometheus sends it with bearer_token_file.
+	TokenFile string `yaml:"token_file,omitempty" json:"token_file,omitempty"`
+	// Address, if set, is a listener of its own, on a loopback address
+	// only, serving /metrics without a token.
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
 }
 
 // CredentialConfig is one S3 access key. The file holding it must be
@@ -183,6 +198,12 @@ type VaultConfig struct {
 	// KeyGen is the current generation of the vault's key (rotation
 	// increments it).
 	KeyGen int `yaml:"key_gen,omitempty" json:"key_gen,omitempty"`
+	// Incarnation distinguishes this vault from any earlier vault of the
+	// same name: it is part of the derivation of the vault's keys, so a
+	// vault deleted and created again under its old name does not get its
+	// old keys back. Chosen at random when the vault is created; vaults made
+	// before it existed have none (their keys are derived from the name).
+	Incarnation string `yaml:"incarnation,omitempty" json:"incarnation,omitempty"`
 	// Created is when the vault was created.
 	Created time.Time `yaml:"created,omitempty" json:"created,omitempty"`
 	// ObjectLock enables S3 object lock, with an optional default
@@ -340,6 +361,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("s3.credentials[%d].access_key: %s is configured twice", i, cr.AccessKey)
 		}
 		keys[cr.AccessKey] = true
+	}
+	if a := c.Metrics.Address; a != "" {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("metrics.address: %q: %w", a, err)
+		}
+		if !isLoopback(host) {
+			return fmt.Errorf("metrics.address: %s is not a loopback address; metrics without a token are served on loopback only (use metrics.token_file for the S3 listener)", a)
+		}
 	}
 	if c.S3.ListScan < 0 {
 		return fmt.Errorf("s3.list_scan: %d is negative", c.S3.ListScan)

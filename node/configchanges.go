@@ -118,6 +118,12 @@ func ConfigChanges(old, next *Config) []Change {
 			add("s3."+f.name, fmt.Sprintf("s3.%s %q → %q", f.name, f.a, f.b), Free, "")
 		}
 	}
+	if old.Metrics.TokenFile != next.Metrics.TokenFile {
+		add("metrics.token_file", fmt.Sprintf("metrics.token_file %q → %q", old.Metrics.TokenFile, next.Metrics.TokenFile), Free, "")
+	}
+	if old.Metrics.Address != next.Metrics.Address {
+		add("metrics.address", fmt.Sprintf("metrics.address %q → %q", old.Metrics.Address, next.Metrics.Address), Free, "")
+	}
 	if old.S3.ListScan != next.S3.ListScan {
 		add("s3.list_scan", fmt.Sprintf("s3.list_scan %d → %d", old.S3.ListScan, next.S3.ListScan), Free, "")
 	}
@@ -279,6 +285,9 @@ func ConfigChanges(old, next *Config) []Change {
 			} else {
 				add(field+".default_label", fmt.Sprintf("vault %s default label %q → %q", v.Name, o.DefaultLabel, v.DefaultLabel), Free, "")
 			}
+		}
+		if o.Incarnation != v.Incarnation {
+			add(field+".incarnation", fmt.Sprintf("vault %s incarnation %q → %q", v.Name, o.Incarnation, v.Incarnation), Refused, "the vault's keys are derived from it: another value makes its data unreadable")
 		}
 		if max(o.KeyGen, 1) != max(v.KeyGen, 1) {
 			add(field+".key_gen", fmt.Sprintf("vault %s key_gen %d → %d", v.Name, o.KeyGen, v.KeyGen), Refused, "the vault key generation changes only with 'embassy key rotate'")

@@ -137,6 +137,35 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 	return n.statusLocked(), nil
 }
 
+// UnsealAs takes a share submitted by custodian (whose signature the
+// caller has verified against custody.json). A custodian gives only their
+// own share: the share's index must be theirs (custodian i of the record
+// holds share i+1), so a custodian's key cannot feed the ceremony shares it
+// was never given.
+func (n *Node) UnsealAs(custodian string, encoded []byte) (UnsealStatus, error) {
+	n.sealMu.Lock()
+	rec := n.Custody
+	n.sealMu.Unlock()
+	if rec == nil {
+		return UnsealStatus{Shares: []int{}}, ErrNoCustodians
+	}
+	s, err := shamir.ParseSetShare(encoded)
+	if err != nil {
+		return n.unsealStatus(), fmt.Errorf("share: %w", err)
+	}
+	i := slices.IndexFunc(rec.Custodians, func(c custody.CustodianPublic) bool { return c.Name == custodian })
+	if i < 0 || int(s.Share.X) != i+1 {
+		return n.unsealStatus(), fmt.Errorf("share %d is not custodian %s's: each custodian gives their own share", s.Share.X, custodian)
+	}
+	return n.Unseal(encoded)
+}
+
+func (n *Node) unsealStatus() UnsealStatus {
+	n.sealMu.Lock()
+	defer n.sealMu.Unlock()
+	return n.statusLocked()
+}
+
 func (n *Node) statusLocked() UnsealStatus {
 	st := UnsealStatus{Sealed: n.sealed, Given: len(n.shares), Shares: []int{}}
 	if n.Custody != nil {

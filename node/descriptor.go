@@ -385,7 +385,7 @@ type RecoverOptions struct {
 
 // DescriptorSeen is what recovery found on one site.
 type DescriptorSeen struct {
-	// Site is the site's id, or "(starting site)" for the one named.
+	// Site is the site's id, or StartingSite for the one named.
 	Site string `json:"site"`
 	// Generation of its descriptor, when it could be read.
 	Generation uint64 `json:"generation"`
@@ -426,7 +426,7 @@ func (r RecoverReport) Descriptor() DescriptorReport {
 }
 
 // StartingSite names the site recovery started from in its report.
-const StartingSite = "(starting site)"
+const StartingSite = "the starting site"
 
 // Recover rebuilds a node on a fresh machine from its sites and the root
 // key or T custodians' shares. It reads the node descriptor on the site it
@@ -523,7 +523,7 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 		for _, r := range res {
 			seen[r.site] = r
 		}
-		nb, _ := newest(append(res, best))
+		nb, _ := newest(append([]seenDescriptor{best}, res...)) // a tie keeps the one in hand
 		if nb.site == best.site {
 			break
 		}

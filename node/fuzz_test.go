@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+
+	"github.com/embassy-dev/embassy/custody"
 )
 
 // FuzzParseConfig: node.yaml is edited by hand and may come from anywhere,
@@ -115,4 +117,38 @@ func normalizeValue(v reflect.Value) {
 		}
 		v.Set(m)
 	}
+}
+
+// FuzzNodeFile: a node file comes from the node directory, which whoever
+// can write it controls. splitNodeFile never panics; what it calls an
+// authenticated file verifies only if it is exactly what the node wrote;
+// ParseConfigLines and the change list never panic on what it leaves.
+func FuzzNodeFile(f *testing.F) {
+	root, _ := custody.GenerateRootKey()
+	keys, _ := custody.NewKeyring(root)
+	body, _ := validConfig().Marshal()
+	good, _ := authenticated(keys, ConfigFile, 3, body)
+	f.Add(good)
+	jgood, _ := authenticated(keys, RequestsFile, 2, []byte("[]\n"))
+	f.Add(jgood)
+	f.Add([]byte("node: {id: x, nation: EST}\n# embassy-authenticator: v1 generation 1 hmac-sha256 AAAA\n"))
+	f.Add([]byte("[]\n{\"embassy_authenticator\":{\"version\":1,\"generation\":1,\"hmac_sha256\":\"\"}}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, name := range []string{ConfigFile, RequestsFile} {
+			nf, err := splitNodeFile(name, b)
+			if err != nil {
+				continue
+			}
+			if !bytes.HasPrefix(b, nf.body) {
+				t.Fatalf("%s: body is not a prefix of the file", name)
+			}
+			if _, err := nf.verify(keys); err == nil && !bytes.Equal(b, good) && !bytes.Equal(b, jgood) {
+				t.Fatalf("%s: a file the node did not write verifies:\n%q", name, b)
+			}
+		}
+		if c, err := ParseConfigLines(b); err == nil {
+			ConfigChanges(validConfig(), c)
+		}
+		lineOf(b, "vaults[0] (x): erasure bad")
+	})
 }

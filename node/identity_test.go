@@ -57,8 +57,9 @@ func verifyEnvelopeSignature(keys *custody.Keyring, env []byte) error {
 	return keys.Verify(env[:len(env)-64], env[len(env)-64:])
 }
 
-// TestRootRotationKeepsIdentity: a descriptor and a signed statement made
-// before a root key rotation verify after it with the same node.pub, the
+// TestRootRotationKeepsIdentity: a site marker, a descriptor and a signed
+// statement made before a root key rotation verify after it with the same
+// node.pub, the
 // node.pub exported after it is the same identity, and the node reopens
 // with the new shares under the same identity.
 func TestRootRotationKeepsIdentity(t *testing.T) {
@@ -80,6 +81,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	}
 	descBefore := siteBlob(t, n, DescriptorBlob)
 	envBefore := anyManifest(t, n)
+	markerBefore := siteBlob(t, n, site.MarkerBlob)
 	if err := VerifyDescriptor(descBefore, pinned); err != nil {
 		t.Fatalf("descriptor before rotation: %v", err)
 	}
@@ -99,6 +101,15 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	}
 	if err := VerifyDescriptor(descBefore, pinned); err != nil {
 		t.Errorf("descriptor from before the rotation: %v", err)
+	}
+	for name, b := range map[string][]byte{"before": markerBefore, "after": siteBlob(t, n, site.MarkerBlob)} {
+		m, msig, err := site.ParseMarker(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pinned.Verify(m.SignedMessage(), msig); err != nil {
+			t.Errorf("site marker written %s the rotation: %v", name, err)
+		}
 	}
 	if err := VerifyDescriptor(siteBlob(t, n, DescriptorBlob), pinned); err != nil {
 		t.Errorf("descriptor after the rotation: %v", err)
@@ -169,17 +180,26 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	}
 	want["labelled"] = []byte("secret minutes")
 	env := anyManifest(t, n)
+	// A pending request, in requests.json as it was written then (no
+	// authenticator line).
+	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	pendingID(t, n.DeleteVault(n.As(context.Background(), "admin"), "empty"))
+	reqs, err := readNodeFile(n.Dir, RequestsFile)
+	if err != nil || reqs == nil {
+		t.Fatal(err)
+	}
 	for name, body := range map[string][]byte{
-		ConfigFile:  configBody(t, readConfigFile(t, n.Dir)),
-		CustodyFile: legacyCustody(t, n.Custody),
+		ConfigFile:   configBody(t, readConfigFile(t, n.Dir)),
+		CustodyFile:  legacyCustody(t, n.Custody),
+		RequestsFile: reqs.body,
 	} {
 		if err := os.WriteFile(filepath.Join(n.Dir, name), body, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.Remove(filepath.Join(n.Dir, custody.IdentityFile))
-	os.Remove(filepath.Join(n.Dir, RequestsFile))
 	n.PublishDescriptor(context.Background())
+	os.Remove(filepath.Join(n.Dir, DescriptorCopyFile)) // the previous version kept none
 	// Nor had it site markers: the upgrade claims the sites.
 	for _, s := range n.Engine.Sites() {
 		if err := s.Store.Delete(context.Background(), site.MarkerBlob); err != nil {
@@ -229,6 +249,15 @@ func TestUpgradeFromBeforeIdentities(t *testing.T) {
 	checkObjects(t, n, want)
 	if err := verifyEnvelopeSignature(n.Keys, legacyEnv); err != nil {
 		t.Fatalf("legacy manifest: %v", err)
+	}
+	// The request made before the upgrade is still there, and decided.
+	rs, err := n.Requests()
+	if err != nil || len(rs) != 1 || rs[0].Op.Kind != "vault.delete" {
+		t.Fatalf("requests after the upgrade: %v, %v", rs, err)
+	}
+	cn.decide(t, rs[0].ID, "bob", true)
+	if r, err := cn.decide(t, rs[0].ID, "carol", true); err != nil || r.Status != StatusExecuted {
+		t.Fatalf("a request from before the upgrade: %+v, %v", r, err)
 	}
 
 	// After a root rotation the legacy key still verifies.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -303,6 +304,11 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 		return n, nil
 	}
 	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
+	if errors.Is(err, fs.ErrNotExist) && c.Keys.RootKeyFile == "" {
+		// A node with custodians has no keys section: its custody.json is
+		// what went missing.
+		return nil, fmt.Errorf("%s is missing, and this node (no keys.root_key_file) has its root key split among custodians: put custody.json back from a backup, or recover the node from any site with 'embassy recover --share …'", CustodyFile)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +491,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 			return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
 		}
 	}
-	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel, KeyGen: vc.KeyGen}, nil
+	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel, KeyGen: vc.KeyGen, Incarnation: vc.Incarnation}, nil
 }
 
 // Close closes the node.
@@ -672,6 +678,11 @@ func (n *Node) AddVault(vc VaultConfig) error {
 	}
 	if vc.Created.IsZero() {
 		vc.Created = time.Now().UTC().Truncate(time.Second)
+	}
+	if vc.Incarnation == "" {
+		var inc [8]byte
+		rand.Read(inc[:])
+		vc.Incarnation = hex.EncodeToString(inc[:])
 	}
 	c := *n.Config
 	c.Vaults = append(append([]VaultConfig(nil), c.Vaults...), vc)

@@ -39,6 +39,7 @@ func TestRouteTableDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := generatedSection(t, string(b), "S3 ROUTE TABLE", s3.RouteTable())
+	doc = generatedSection(t, doc, "ADMIN ROUTE TABLE", AdminRouteTable())
 	if *update {
 		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
@@ -112,6 +113,9 @@ type ServeOptions struct {
 	Address string
 	// Credentials are added to those in the configuration.
 	Credentials []s3.Credential
+	// Limits bound slow and unauthenticated clients (default
+	// httpguard.Defaults).
+	Limits httpguard.Limits
 	// Ready, if set, is called with the bound address once listening.
 	Ready func(addr string, tls bool)
 }
@@ -133,7 +137,12 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 			return err
 		}
 	}
-	h := n.Handler(o.Credentials...)
+	if _, err := n.metricsToken(); err != nil {
+		return fmt.Errorf("metrics.token_file: %w", err)
+	}
+	// Every request is held to a minimum body rate, and requests not yet
+	// authenticated are capped (internal/httpguard).
+	h := httpguard.Wrap(n.Handler(o.Credentials...), o.Limits)
 	srv := &http.Server{
 		Handler:           h,
 		MaxHeaderBytes:    s3.MaxHeaderBytes,
@@ -156,8 +165,27 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
+	errc := make(chan error, 2)
+	var msrv *http.Server
+	if ma := n.Config.Metrics.Address; ma != "" {
+		mln, err := net.Listen("tcp", ma)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics.address: %w", err)
+		}
+		admin := &adminServer{n: n, metricsOpen: true}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { n.metrics(w) })
+		mux.Handle("GET "+AdminPrefix+"metrics", admin)
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
+		n.Log.InfoContext(ctx, "serving metrics (loopback only, no token)", "address", mln.Addr().String())
+		go func() {
+			if err := msrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
 	go n.runScrubs(ctx)
-	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
 			errc <- srv.ServeTLS(ln, "", "")
@@ -172,6 +200,9 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	}
 	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if msrv != nil {
+		msrv.Shutdown(shut)
+	}
 	if err := srv.Shutdown(shut); err != nil {
 		return err
 	}

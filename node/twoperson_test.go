@@ -146,14 +146,35 @@ func TestSealedNodeServesOnlyStatus(t *testing.T) {
 	if code, body := rec("GET", "/_embassy/status", ""); code != 200 || !strings.Contains(body, `"sealed": true`) {
 		t.Fatalf("status on a sealed node: %d %s", code, body)
 	}
-	share := func(name string) string {
-		b, _ := json.Marshal(map[string][]byte{"share": cn.share(t, name)})
-		return string(b)
+	// The anonymous status says no more than that.
+	if code, body := rec("GET", "/_embassy/status", ""); strings.Contains(body, n.Config.Node.ID) || strings.Contains(body, "shamir") || strings.Contains(body, "EST") {
+		t.Fatalf("anonymous status tells more than sealed: %d %s", code, body)
 	}
-	if code, body := rec("POST", "/_embassy/unseal", share("alice")); code != 200 || !strings.Contains(body, `"given": 1`) {
+	signed := func(path, who string, body []byte) (int, string) {
+		req := httptestRequest("POST", path, string(body))
+		SignCustodianRequest(req, n.Config.Node.ID, who, body, cn.keys[who].Sign, time.Now())
+		w := newRecorder()
+		h.ServeHTTP(w, req)
+		return w.code, w.body.String()
+	}
+	share := func(name string) []byte {
+		b, _ := json.Marshal(map[string][]byte{"share": cn.share(t, name)})
+		return b
+	}
+	// An unsigned share is refused, whatever its content.
+	if code, body := rec("POST", "/_embassy/v1/custody/unseal", string(share("alice"))); code != 401 {
+		t.Fatalf("unsigned share: %d %s", code, body)
+	}
+	if code, body := signed("/_embassy/v1/custody/unseal", "alice", share("alice")); code != 200 || !strings.Contains(body, `"given": 1`) {
 		t.Fatalf("first share: %d %s", code, body)
 	}
-	if code, body := rec("POST", "/_embassy/unseal", share("carol")); code != 200 || !strings.Contains(body, `"sealed": false`) {
+	// A custodian gives only their own share.
+	if code, body := signed("/_embassy/v1/custody/unseal", "bob", share("carol")); code != 400 || !strings.Contains(body, "is not custodian bob's") {
+		t.Fatalf("carol's share from bob: %d %s", code, body)
+	}
+	// The old path is an alias, with the same authentication.
+	code, body := signed("/_embassy/unseal", "carol", share("carol"))
+	if code != 200 || !strings.Contains(body, `"sealed": false`) {
 		t.Fatalf("second share: %d %s", code, body)
 	}
 }

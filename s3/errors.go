@@ -10,6 +10,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/s3/sigv4"
@@ -151,6 +152,8 @@ func toAPI(err error) *apiError {
 		return errInternal.with(err)
 	case errors.Is(err, index.ErrNotFound):
 		return errNoSuchKey.with(err)
+	case errors.Is(err, httpguard.ErrTooSlow):
+		return newErr("RequestTimeout", http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period.").with(err)
 	case errors.Is(err, context.Canceled):
 		return newErr("RequestTimeout", http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period.").with(err)
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -26,20 +30,39 @@ import (
 func (a *app) custodianCmd() *cobra.Command {
 	c := &cobra.Command{Use: "custodian", Short: "Custodian keys: generate them on each custodian's own machine"}
 	var out string
+	var noPassphrase bool
 	kg := &cobra.Command{
 		Use:   "keygen NAME",
 		Short: "Generate a custodian's key pair: NAME.key (private, keep offline) and NAME.pub (give to the node)",
 		Long: `Generate a custodian key: a post-quantum hybrid key (MLKEM768-X25519) to which
 the custodian's share of the root key is encrypted, and an Ed25519 key with which
 the custodian signs approvals. Run it on the custodian's own machine; only
-NAME.pub leaves it.`,
+NAME.pub leaves it.
+
+NAME.key is protected by a passphrase (Argon2id, then AES-256-GCM), asked twice
+on the terminal or read from the file EMBASSY_PASSPHRASE_FILE names; at least
+12 characters. --no-passphrase writes it unprotected.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kp, pp := filepath.Join(out, args[0]+".key"), filepath.Join(out, args[0]+".pub")
+			if _, err := os.Stat(kp); err == nil {
+				return fmt.Errorf("%s exists; refusing to overwrite a custodian key", kp)
+			}
 			k, err := custody.GenerateCustodian(args[0])
 			if err != nil {
 				return err
 			}
-			priv, err := k.MarshalPrivate()
+			var priv []byte
+			if noPassphrase {
+				priv, err = k.MarshalPrivate()
+			} else {
+				var pass []byte
+				if pass, err = a.passphraseFrom(passphraseEnv, "passphrase for "+kp+" (at least 12 characters): ", true); err != nil {
+					return withHint(err, "or write the key without one: --no-passphrase")
+				}
+				priv, err = k.MarshalPrivateProtected(pass)
+				clear(pass)
+			}
 			if err != nil {
 				return err
 			}
@@ -50,29 +73,84 @@ NAME.pub leaves it.`,
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return err
 			}
-			kp, pp := filepath.Join(out, args[0]+".key"), filepath.Join(out, args[0]+".pub")
-			if _, err := os.Stat(kp); err == nil {
-				return fmt.Errorf("%s exists; refusing to overwrite a custodian key", kp)
-			}
 			if err := atomicfile.Write(kp, priv, 0o600); err != nil {
 				return err
 			}
 			if err := atomicfile.Write(pp, pub, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "custodian %s: private key %s (keep it offline), public key %s (give it to the node's operators)\n", args[0], kp, pp)
+			protection := "protected by its passphrase"
+			if noPassphrase {
+				protection = "NOT protected by a passphrase"
+			}
+			fmt.Fprintf(a.stdout, "custodian %s: private key %s (%s; keep it offline), public key %s (give it to the node's operators)\n", args[0], kp, protection, pp)
+			rfp, sfp, _ := k.Public().Fingerprints()
+			fmt.Fprintf(a.stdout, "  share key %s\n  signing key %s\n", rfp, sfp)
 			return nil
 		},
 	}
 	kg.Flags().StringVar(&out, "out", ".", "directory for NAME.key and NAME.pub")
-	c.AddCommand(kg)
+	kg.Flags().BoolVar(&noPassphrase, "no-passphrase", false, "write NAME.key without a passphrase (anyone who copies the file holds the key)")
+	var clearPass bool
+	pw := &cobra.Command{
+		Use:   "passphrase KEY",
+		Short: "Protect a custodian key file with a passphrase, or change its passphrase",
+		Long: `Read the custodian key file KEY (asking its passphrase if it has one, from the
+terminal or EMBASSY_PASSPHRASE_FILE) and write it back protected by a new
+passphrase (asked twice on the terminal, or read from the file
+EMBASSY_NEW_PASSPHRASE_FILE names). Key files from before keys were protected
+are plain; this is how they get a passphrase.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			k, err := a.readCustodianKey(path)
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if clearPass {
+				b, err = k.MarshalPrivate()
+			} else {
+				var pass []byte
+				if pass, err = a.passphraseFrom("EMBASSY_NEW_PASSPHRASE_FILE", "new passphrase for "+path+" (at least 12 characters): ", true); err != nil {
+					return err
+				}
+				b, err = k.MarshalPrivateProtected(pass)
+				clear(pass)
+			}
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.Write(path, b, 0o600); err != nil {
+				return err
+			}
+			if clearPass {
+				fmt.Fprintf(a.stdout, "%s: custodian %s's key is NOT protected by a passphrase any more\n", path, k.Name())
+			} else {
+				fmt.Fprintf(a.stdout, "%s: custodian %s's key is protected by the new passphrase\n", path, k.Name())
+			}
+			return nil
+		},
+	}
+	pw.Flags().BoolVar(&clearPass, "remove", false, "write the key back without a passphrase")
+	c.AddCommand(kg, pw)
 	return c
 }
 
-// adminClient talks to a running node's admin API.
+// adminClient talks to a running node's admin API: anonymously, as a
+// custodian (requests signed with the custodian's key) or as an operator
+// (AWS Signature V4 with an S3 credential).
 type adminClient struct {
-	base string
+	url  string // the node, e.g. https://node.example:9000
+	base string // url + /_embassy/
 	hc   *http.Client
+	// key signs custodian requests; node is the node's id they are bound
+	// to ("" until known: GETs are then signed for any node).
+	key  *custody.CustodianKey
+	node string
+	// accessKey and secretKey sign operator requests; region is the
+	// node's.
+	accessKey, secretKey, region string
 }
 
 const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir's node.yaml, else http://127.0.0.1:9000)"
@@ -80,13 +158,58 @@ const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir
 // newAdmin returns a client of the running node at url or, when url is
 // empty, at the address the node in --dir is configured to listen on.
 func (a *app) newAdmin(url string) (*adminClient, error) {
+	region := "us-east-1"
 	if url == "" {
 		var err error
 		if url, err = defaultNodeURL(a.dir); err != nil {
 			return nil, err
 		}
 	}
-	return &adminClient{base: strings.TrimRight(url, "/") + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}}, nil
+	if c, err := node.LoadConfig(a.dir); err == nil && c.S3.Region != "" {
+		region = c.S3.Region
+	}
+	url = strings.TrimRight(url, "/")
+	return &adminClient{url: url, base: url + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}, region: region}, nil
+}
+
+// asCustodian makes c sign as the custodian holding k.
+func (c *adminClient) asCustodian(k *custody.CustodianKey) *adminClient {
+	c.key = k
+	return c
+}
+
+// asOperator makes c sign with the S3 credential in the environment
+// (EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY or EMBASSY_SECRET_KEY_FILE,
+// else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), if there is one.
+func (c *adminClient) asOperator() (bool, error) {
+	ak, sk, err := operatorCredential()
+	if err != nil || ak == "" {
+		return false, err
+	}
+	c.accessKey, c.secretKey = ak, sk
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		c.region = r
+	}
+	return true, nil
+}
+
+// operatorCredential reads an S3 credential from the environment.
+func operatorCredential() (string, string, error) {
+	ak, sk := os.Getenv("EMBASSY_ACCESS_KEY"), os.Getenv("EMBASSY_SECRET_KEY")
+	if f := os.Getenv("EMBASSY_SECRET_KEY_FILE"); f != "" && sk == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", "", fmt.Errorf("EMBASSY_SECRET_KEY_FILE: %w", err)
+		}
+		sk = strings.TrimSpace(string(b))
+	}
+	if ak == "" {
+		ak, sk = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	}
+	if ak != "" && sk == "" {
+		return "", "", errors.New("an access key is set in the environment but no secret key (EMBASSY_SECRET_KEY or EMBASSY_SECRET_KEY_FILE)")
+	}
+	return ak, sk, nil
 }
 
 // defaultNodeURL is where the node in dir serves: s3.address from its
@@ -121,15 +244,38 @@ func defaultNodeURL(dir string) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
+// do sends a request to the admin API. Paths under v1/custody/ are signed
+// as the custodian, other v1/ paths as the operator.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
+		body, _ = json.Marshal(in)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	switch {
+	case strings.HasPrefix(path, "v1/custody/"):
+		if c.key == nil {
+			return errors.New("custodian endpoint without a custodian key")
+		}
+		nodeID := c.node
+		if nodeID == "" {
+			nodeID = "-"
+		}
+		node.SignCustodianRequest(req, nodeID, c.key.Name(), body, c.key.Sign, time.Now())
+	case strings.HasPrefix(path, "v1/"):
+		if c.accessKey == "" {
+			return withHint(errors.New("this needs an operator's S3 credential"), "set EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY (or EMBASSY_SECRET_KEY_FILE) to a credential whose principal holds the operator role, or give a custodian's --key")
+		}
+		sum := sha256.Sum256(body)
+		payload := hex.EncodeToString(sum[:])
+		req.Header.Set("X-Amz-Content-Sha256", payload)
+		err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: c.accessKey, SecretAccessKey: c.secretKey}, req, payload, "s3", c.region, time.Now())
+		if err != nil {
+			return err
+		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -145,6 +291,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			if strings.HasPrefix(e.Error, "node files do not verify") {
+				return remoteFilesError(e.Error)
+			}
 			return fmt.Errorf("node: %s", e.Error)
 		}
 		return fmt.Errorf("node: %s", resp.Status)
@@ -155,24 +304,57 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	return nil
 }
 
-func readCustodianKey(path string) (*custody.CustodianKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// remoteFilesError is a running node's refusal to unseal because its node
+// files do not verify: printed line by line, with the same hint as offline.
+type remoteFilesError string
+
+func (e remoteFilesError) Error() string        { return "node: " + string(e) }
+func (e remoteFilesError) Is(target error) bool { return target == node.ErrNodeFile }
+
+// custodianStatus learns the node's id and state as a custodian, and binds
+// the client's later requests to that id.
+func (c *adminClient) custodianStatus(ctx context.Context) (node.Status, error) {
+	var st node.Status
+	if err := c.do(ctx, http.MethodGet, "v1/custody/status", nil, &st); err != nil {
+		return st, err
 	}
-	k, err := custody.ParseCustodianKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	c.node = st.Node
+	return st, nil
+}
+
+// refuseInsecure refuses to send a secret over plain http to a node that
+// is not on this machine.
+func refuseInsecure(url string) error {
+	rest, ok := strings.CutPrefix(url, "http://")
+	if !ok {
+		return nil
 	}
-	return k, nil
+	host := rest
+	if i := strings.IndexAny(host, "/"); i >= 0 {
+		host = host[:i]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return withHint(fmt.Errorf("refusing to send a share over plain http to %s, which is not on this machine", url), "use the node's https:// address (s3.tls_cert), or run unseal on the node's own machine")
 }
 
 // openShare decrypts a share file with a custodian key.
-func openShare(sharePath, keyPath string) (string, []byte, error) {
-	k, err := readCustodianKey(keyPath)
+func (a *app) openShare(sharePath, keyPath string) (string, []byte, error) {
+	k, err := a.readCustodianKey(keyPath)
 	if err != nil {
 		return "", nil, err
 	}
+	return openShareWith(sharePath, k)
+}
+
+// openShareWith decrypts a share file with k, and returns the node id the
+// file names and the encoded share.
+func openShareWith(sharePath string, k *custody.CustodianKey) (string, []byte, error) {
 	f, err := os.ReadFile(sharePath)
 	if err != nil {
 		return "", nil, err
@@ -190,12 +372,17 @@ func (a *app) unsealCmd() *cobra.Command {
 		Use:   "unseal --share FILE --key FILE",
 		Short: "Give one custodian's share to a sealed node",
 		Long: `Decrypt this custodian's share file with their key, on this machine, and give
-the share to the running node (--node). The node starts serving once the
-threshold of custodians has unsealed it. Use TLS (https://) for a node not on
-this machine.`,
+the share to the running node (--node), in a request signed with the same key.
+The node id written in the share file must be the running node's, and a node not
+on this machine is reached over TLS (https://) only. The node starts serving once
+the threshold of custodians has unsealed it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, share, err := openShare(sharePath, keyPath)
+			k, err := a.readCustodianKey(keyPath)
+			if err != nil {
+				return err
+			}
+			shareNode, share, err := openShareWith(sharePath, k)
 			if err != nil {
 				return err
 			}
@@ -204,16 +391,25 @@ this machine.`,
 			if err != nil {
 				return err
 			}
-			var st node.UnsealStatus
-			err = ac.do(cmd.Context(), http.MethodPost, "unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &st)
+			if err := refuseInsecure(ac.url); err != nil {
+				return err
+			}
+			st, err := ac.asCustodian(k).custodianStatus(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(st)
+			if st.Node != shareNode {
+				return withHint(fmt.Errorf("%s is a share of node %s, but the node at %s is %s: not sent", sharePath, shareNode, ac.url, st.Node), "check --node and the share file")
 			}
-			if st.Sealed {
-				fmt.Fprintf(a.stdout, "share accepted: %d of %d; the node is still sealed\n", st.Given, st.Threshold)
+			var us node.UnsealStatus
+			if err := ac.do(cmd.Context(), http.MethodPost, "v1/custody/unseal", map[string]string{"share": base64.StdEncoding.EncodeToString(share)}, &us); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(us)
+			}
+			if us.Sealed {
+				fmt.Fprintf(a.stdout, "share accepted: %d of %d; the node is still sealed\n", us.Given, us.Threshold)
 			} else {
 				fmt.Fprintln(a.stdout, "the node is unsealed")
 			}
@@ -229,19 +425,51 @@ this machine.`,
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	var url string
+	var url, keyPath string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show a running node's status: custody, sealed or not",
-		Args:  cobra.NoArgs,
+		Long: `Show a running node's status. Anonymously the node says only whether it is
+sealed. A custodian (--key) or an operator (an S3 credential in
+EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY, whose principal holds the operator
+or auditor role) sees the node id, nation, custody and unseal progress.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ac, err := a.newAdmin(url)
 			if err != nil {
 				return err
 			}
 			var st node.Status
-			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+			switch operator, err := ac.asOperator(); {
+			case err != nil:
 				return err
+			case keyPath != "":
+				k, err := a.readCustodianKey(keyPath)
+				if err != nil {
+					return err
+				}
+				if st, err = ac.asCustodian(k).custodianStatus(cmd.Context()); err != nil {
+					return err
+				}
+			case operator:
+				if err := ac.do(cmd.Context(), http.MethodGet, "v1/status", nil, &st); err != nil {
+					return err
+				}
+			default:
+				var ss node.SealedStatus
+				if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &ss); err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(ss)
+				}
+				state := "unsealed"
+				if ss.Sealed {
+					state = "SEALED"
+				}
+				fmt.Fprintf(a.stdout, "node at %s: %s\n", ac.url, state)
+				fmt.Fprintln(a.stderr, "(a custodian's --key, or an operator's credential in EMBASSY_ACCESS_KEY/EMBASSY_SECRET_KEY, shows the node's id, custody and unseal progress)")
+				return nil
 			}
 			if a.json {
 				return a.printJSON(st)
@@ -271,23 +499,38 @@ func (a *app) statusCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
+	c.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	return c
 }
 
 func (a *app) requestCmd() *cobra.Command {
-	var url string
+	var url, keyPath string
 	c := &cobra.Command{Use: "request", Short: "Two-person requests awaiting custodians"}
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List requests",
-		Args:  cobra.NoArgs,
+		Long: `List a running node's two-person requests, as a custodian (--key) or as an
+operator or auditor (an S3 credential in EMBASSY_ACCESS_KEY and
+EMBASSY_SECRET_KEY).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ac, err := a.newAdmin(url)
 			if err != nil {
 				return err
 			}
+			path := "v1/requests"
+			if keyPath != "" {
+				k, err := a.readCustodianKey(keyPath)
+				if err != nil {
+					return err
+				}
+				ac.asCustodian(k)
+				path = "v1/custody/requests"
+			} else if _, err := ac.asOperator(); err != nil {
+				return err
+			}
 			var rs []node.Request
-			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodGet, path, nil, &rs); err != nil {
 				return err
 			}
 			if a.json {
@@ -302,6 +545,7 @@ func (a *app) requestCmd() *cobra.Command {
 		},
 	}
 	ls.Flags().StringVar(&url, "node", "", nodeFlagHelp)
+	ls.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	c.AddCommand(ls)
 	return c
 }
@@ -335,7 +579,7 @@ decide a request they made.`
 		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := readCustodianKey(keyPath)
+			k, err := a.readCustodianKey(keyPath)
 			if err != nil {
 				return err
 			}
@@ -346,12 +590,12 @@ decide a request they made.`
 			if err != nil {
 				return err
 			}
-			var rs []node.Request
-			if err := ac.do(cmd.Context(), http.MethodGet, "requests", nil, &rs); err != nil {
+			st, err := ac.asCustodian(k).custodianStatus(cmd.Context())
+			if err != nil {
 				return err
 			}
-			var st node.Status
-			if err := ac.do(cmd.Context(), http.MethodGet, "status", nil, &st); err != nil {
+			var rs []node.Request
+			if err := ac.do(cmd.Context(), http.MethodGet, "v1/custody/requests", nil, &rs); err != nil {
 				return err
 			}
 			var r *node.Request
@@ -371,7 +615,7 @@ decide a request they made.`
 			}
 			sig := k.Sign(node.ApprovalMessage(st.Node, r.ID, r.Digest, approve))
 			var out node.Request
-			if err := ac.do(cmd.Context(), http.MethodPost, "requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
+			if err := ac.do(cmd.Context(), http.MethodPost, "v1/custody/requests/"+r.ID+"/"+verb, map[string]string{"custodian": k.Name(), "signature": base64.StdEncoding.EncodeToString(sig)}, &out); err != nil {
 				return err
 			}
 			if a.json {

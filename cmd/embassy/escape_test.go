@@ -122,7 +122,7 @@ func TestHostileKeysAreEscaped(t *testing.T) {
 	n.Close()
 	srv := startServe(t, "--dir", dir)
 	defer srv.stop()
-	out = must("--dir", dir, "request", "ls")
+	out = must("--dir", dir, "request", "ls", "--key", filepath.Join(keys, "alice.key"))
 	noRaw("request ls", out, 2)
 	if !strings.Contains(out, `"lower the label of registry/evil\nembassy: request 000000000000: pending\x1b[2K\r version `) {
 		t.Errorf("request ls does not show the summary quoted:\n%s", out)

@@ -355,10 +355,15 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	cn.Close()
 	srv := startServe(t, "--dir", cdir)
-	step(jsonStep{cd("status"), []string{"status"}, []string{"unseal.shares_given"}})
-	step(jsonStep{cd("request", "ls"), []string{"request ls"}, []string{"[].approvals"}})
-	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "alice.share"), "--key", filepath.Join(keys, "alice.key")), []string{"unseal"}, []string{"shares_given"}})
+	alice := filepath.Join(keys, "alice.key")
+	step(jsonStep{cd("status"), []string{"status"}, nil})
+	step(jsonStep{cd("status", "--key", alice), []string{"status"}, []string{"unseal.shares_given"}})
+	step(jsonStep{cd("request", "ls", "--key", alice), []string{"request ls"}, []string{"[].approvals"}})
+	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "alice.share"), "--key", alice), []string{"unseal"}, []string{"shares_given"}})
 	step(jsonStep{cd("unseal", "--share", filepath.Join(shares, "bob.share"), "--key", filepath.Join(keys, "bob.key")), []string{"unseal"}, []string{"shares_given"}})
+	step(jsonStep{cd("status", "--key", alice), []string{"status"}, []string{"unseal.shares_given"}})
+	t.Setenv("EMBASSY_ACCESS_KEY", "EMBTESTKEY")
+	t.Setenv("EMBASSY_SECRET_KEY", "test-secret-key")
 	step(jsonStep{cd("status"), []string{"status"}, []string{"unseal.shares_given"}})
 	step(jsonStep{cd("reject", "--key", filepath.Join(keys, "bob.key"), firstRequest(t, cdir)), []string{"approve, reject", "request ls"}, []string{"approvals"}})
 	step(jsonStep{cd("request", "ls"), []string{"request ls"}, []string{"[].approvals"}})
@@ -420,7 +425,7 @@ func unsealedNode(t *testing.T, dir string, shareKey ...string) *node.Node {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(shareKey); i += 2 {
-		_, share, err := openShare(shareKey[i], shareKey[i+1])
+		_, share, err := (&app{stdin: strings.NewReader(""), stderr: io.Discard}).openShare(shareKey[i], shareKey[i+1])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 					if !ok {
 						return fmt.Errorf("--share %q: want SHARE-FILE:KEY-FILE", spec)
 					}
-					_, s, err := openShare(sp, kp)
+					_, s, err := a.openShare(sp, kp)
 					if err != nil {
 						return err
 					}
@@ -107,8 +107,13 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			for _, u := range st.Unreadable {
 				fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", safeText(u))
 			}
+			listed := map[string]bool{}
+			for _, e := range st.SiteErrors {
+				id, _, _ := strings.Cut(e, ":")
+				listed[id] = true
+			}
 			for _, s := range rep.SiteStates {
-				if s.State != "ok" {
+				if s.State != "ok" && !listed[s.ID] {
 					fmt.Fprintf(a.stdout, "  site %s unavailable: %s\n", s.ID, s.Reason)
 				}
 			}
