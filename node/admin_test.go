@@ -134,6 +134,20 @@ func TestAdminSurface(t *testing.T) {
 			}
 		}
 	}
+	// The audit log: auditors only (operators run the node, they do not
+	// audit it).
+	for who, want := range map[string]int{"ops": 403, "aud": 200, "clerk": 403} {
+		r := f.sigv4(t, "GET", "/_embassy/v1/audit/log?kind=config", "AK"+strings.ToUpper(who), "secret-of-"+who)
+		if r.status != want {
+			t.Errorf("%s GET audit log: %d %s, want %d", who, r.status, r.body, want)
+		}
+		if want == 200 && !strings.Contains(r.body, `"kind": "config.change"`) {
+			t.Errorf("%s: the audit log shows no configuration change: %s", who, r.body)
+		}
+	}
+	if r := f.anon(t, "GET", "/_embassy/v1/audit/log", nil); r.status != 401 && r.status != 403 {
+		t.Errorf("anonymous audit log: %d %s", r.status, r.body)
+	}
 	if r := f.sigv4(t, "GET", "/_embassy/v1/status", "AKOPS", "wrong-secret"); r.status != 403 || strings.Contains(r.body, id) {
 		t.Errorf("a wrong secret: %d %s", r.status, r.body)
 	}

@@ -370,6 +370,10 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.LastRebuild = st
 		n.Log.Info("index rebuilt", "versions", st.Versions, "left_out", len(st.Unreadable))
 	}
+	if err := n.baselineAudit(context.Background()); err != nil {
+		n.Log.Error("audit log: the versions the index holds are not recorded as its beginning", "err", err)
+	}
+	n.flushSealed(context.Background())
 	n.syncGeneration(context.Background())
 	n.PublishDescriptor(context.Background())
 	return nil
