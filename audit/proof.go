@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/formats/proof"
@@ -163,4 +164,26 @@ func VerifyProof(b []byte, origin string, ed, pq note.Verifier, witnesses []note
 		return pc, fmt.Errorf("%w: %v", ErrProof, err)
 	}
 	return pc, nil
+}
+
+// ProveEntry waits until entry i is in the tree and a published checkpoint
+// covers it, then writes its proof file against that checkpoint.
+func (l *Log) ProveEntry(ctx context.Context, i uint64) ([]byte, error) {
+	if err := l.AwaitIntegrated(ctx, i+1); err != nil {
+		return nil, err
+	}
+	for {
+		raw, cp, err := l.Checkpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if cp.Size > i {
+			return l.Prove(ctx, i, raw)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("audit: no checkpoint covers entry %d yet: %w", i, ctx.Err())
+		case <-time.After(l.cfg.CheckpointInterval / 2):
+		}
+	}
 }

@@ -238,3 +238,39 @@ func (n *Node) adminAuditVerify(w http.ResponseWriter, r *http.Request, c *admin
 	}
 	writeJSON(w, http.StatusOK, rep)
 }
+
+// ErrNoAuditEntry: the audit log has no entry for the object asked about.
+var ErrNoAuditEntry = errors.New("the audit log has no entry for it")
+
+// AuditProof writes the proof file (C2SP tlog-proof, [audit.Log.Prove]) of
+// the newest audit log entry about vault/key, about its version id when id
+// is not zero: the entry, its inclusion proof and a checkpoint that covers
+// it. Anyone holding the node's public key (node.pub) can check it offline.
+func (n *Node) AuditProof(ctx context.Context, vaultName, key string, id manifest.ID) ([]byte, AuditEntry, error) {
+	l := n.Audit()
+	if l == nil {
+		return nil, AuditEntry{}, errors.New("the audit log is not open (the node is sealed)")
+	}
+	var found AuditEntry
+	ok := false
+	err := l.Events(ctx, 0, func(i uint64, e audit.Event) error {
+		if e.Vault == vaultName && e.Key == key && (id.IsZero() || e.Version == id) {
+			found, ok = AuditEntry{Index: i, Event: e}, true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, found, err
+	}
+	if !ok {
+		what := vaultName + "/" + key
+		if !id.IsZero() {
+			what += " version " + id.String()
+		}
+		return nil, found, fmt.Errorf("%w: %s", ErrNoAuditEntry, what)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := l.ProveEntry(ctx, found.Index)
+	return p, found, err
+}

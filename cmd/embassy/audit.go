@@ -23,7 +23,7 @@ func (a *app) auditCmd() *cobra.Command {
 append-only Merkle log in the C2SP formats, copied to every site and
 optionally cosigned by allied witnesses (docs/audit.md).`,
 	}
-	c.AddCommand(a.auditLogCmd(), a.auditVerifyCmd())
+	c.AddCommand(a.auditLogCmd(), a.auditVerifyCmd(), a.auditProofCmd(), a.auditVerifyProofCmd(), a.auditKeyCmd())
 	return c
 }
 
