@@ -296,6 +296,22 @@ func TestSitesSeeOnlyCiphertext(t *testing.T) {
 	}
 }
 
+// loseSite takes a site down and removes its directory. The site is down
+// first, so the audit log's copier (asynchronous) stops writing to it; a
+// copy already under way can still add a file while the directory is
+// being removed, so removal is repeated until it finds nothing left.
+func (n *testNode) loseSite(id string) {
+	n.t.Helper()
+	n.faults[id].Set(fault.Config{Down: true})
+	var err error
+	for range 100 {
+		if err = os.RemoveAll(n.dirs[id]); err == nil {
+			return
+		}
+	}
+	n.t.Fatal(err)
+}
+
 // TestJurisdictionLoss: with every site of one jurisdiction gone, every
 // object still reads byte-identical.
 func TestJurisdictionLoss(t *testing.T) {
@@ -310,10 +326,7 @@ func TestJurisdictionLoss(t *testing.T) {
 			}
 			for _, d := range topology {
 				if d.Jurisdiction == lost {
-					if err := os.RemoveAll(n.dirs[d.ID]); err != nil {
-						t.Fatal(err)
-					}
-					n.faults[d.ID].Set(fault.Config{Down: true})
+					n.loseSite(d.ID)
 				}
 			}
 			for key, w := range want {
