@@ -23,5 +23,5 @@ go test -run '^$' -bench 'Throughput|SmallObjects' -benchtime 1x -timeout 2h ./v
 # Repair and recovery after losing a jurisdiction (REPAIR_SIZE bytes, 4 GiB by
 # default), against the raw read throughput of the surviving sites.
 REPAIR_SIZE="${REPAIR_SIZE:-4294967296}"
-go test -run '^$' -bench 'Repair' -benchtime 1x -timeout 2h ./vault/ -args -embassy.repair-size="$REPAIR_SIZE" ${DIR:+-embassy.dir="$DIR"} |
+go test -run '^$' -bench 'Repair' -benchtime 1x -timeout 2h ./housekeeping/ -args -embassy.repair-size="$REPAIR_SIZE" ${DIR:+-embassy.dir="$DIR"} |
 	grep -E '^(repair|recovery|[0-9]+ MiB in|Benchmark)'

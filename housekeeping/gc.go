@@ -188,7 +188,8 @@ func (k *Keeper) checkFresh(ctx context.Context) (string, error) {
 		stores[sid] = s.Store
 	}
 	onSites, where := evidenceGenerations(ctx, stores, k)
-	if why := vault.Behind(ix, onSites, where); why != "" {
+	if behind := vault.Behind(ix, onSites, where); behind != "" {
+		why := "the index is older than the sites (" + behind + ")"
 		if err := gi.MarkStale(ctx, why); err != nil {
 			return why, err
 		}
@@ -219,7 +220,7 @@ func (k *Keeper) Collect(ctx context.Context, o CollectOptions) (Collection, err
 		return c, err
 	}
 	if why != "" {
-		c.Refused = "the index is older than the sites (" + why + "); run 'embassy index rebuild' first"
+		c.Refused = why + "; run 'embassy index rebuild' first"
 		return c, nil
 	}
 	unreachable := k.e.Unreachable(ctx)
@@ -387,7 +388,11 @@ func (k *Keeper) stillPlaced(ctx context.Context, id manifest.ID, sid, name stri
 		newest = m
 	}
 	if newest == nil {
-		return false // the version exists nowhere: the write never committed
+		// No verified manifest anywhere it can see. Only when every site
+		// answers and none holds a copy at all did the version never
+		// commit; a site that does not answer, or a copy that does not
+		// verify, might hold the revision that uses the blob.
+		return !k.nowhere(ctx, id, k.e.Unreachable(ctx))
 	}
 	return uses(newest, sid, name)
 }
@@ -399,21 +404,24 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 		if time.Unix(0, in.Time).After(cutoff) {
 			continue
 		}
-		// Already covered?
-		covered := true
+		if ev.deleted(in.Version) {
+			continue
+		}
+		// Only the blobs no record covers yet.
+		var open []evidence.Blob
 		for _, b := range in.Blobs {
 			if !ev.deletedBlobs[b.Name] && len(ev.abandonedOn(b.Name, b.Site)) == 0 {
-				covered = false
+				open = append(open, b)
 			}
 		}
-		if covered || ev.deleted(in.Version) {
+		if len(open) == 0 {
 			continue
 		}
 		var blobs []evidence.Blob
 		if in.Revision > 0 {
 			// A move of a live version's shards: whichever revision is in
 			// force, the blobs it does not use are garbage.
-			for _, b := range in.Blobs {
+			for _, b := range open {
 				if !k.stillPlaced(ctx, in.Version, b.Site, b.Name, indexed) {
 					blobs = append(blobs, b)
 				}
@@ -425,7 +433,7 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			if !ended {
 				continue
 			}
-			for _, b := range in.Blobs {
+			for _, b := range open {
 				if ver.IsZero() || !k.stillPlaced(ctx, ver, b.Site, b.Name, indexed) {
 					blobs = append(blobs, b)
 				}
@@ -437,15 +445,20 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			if !k.nowhere(ctx, in.Version, unreachable) {
 				continue
 			}
-			blobs = in.Blobs
+			blobs = open
 		}
 		if len(blobs) == 0 {
 			continue
 		}
 		rec := evidence.Record{Kind: evidence.Abandon, Version: in.Version, Upload: in.Upload, Blobs: blobs}
+		// The record goes to every site; it must be durable where the
+		// blobs are, among the sites that answer (nothing is removed on
+		// the others).
 		need := map[string]bool{}
 		for _, b := range blobs {
-			need[b.Site] = true
+			if !unreachable[b.Site] {
+				need[b.Site] = true
+			}
 		}
 		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
 			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))

@@ -10,8 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,12 +69,19 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 	t.Logf("seed %d (EMBASSY_MISTAKES_SEED=%d to replay), %d steps", seed, seed, steps)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	n := newTestNode(t)
+	// Every removal is recorded with the step and the caller, so that a
+	// lost version's blobs can be traced to the code that removed them.
+	rec := &deleteLog{}
+	for i := range n.sites {
+		n.sites[i].Store = &recordingSite{Site: n.sites[i].Store, id: n.sites[i].ID, log: rec}
+	}
 	n.vaults = append(n.vaults, vault.Vault{Name: "archive", Owner: "EST", StripeSize: testStripe, Policy: registry.Policy})
 	n.open(filepath.Join(n.root, "index.db"))
 	ctx := vault.AsSystem(t.Context())
 	type acked struct {
 		vault, key string
 		data       []byte
+		blobs      []string // site/name at the time of the put
 	}
 	live := map[manifest.ID]acked{}    // acknowledged, not deleted
 	deleted := map[manifest.ID]acked{} // deleted by id: must never come back
@@ -86,6 +97,29 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 	grace := -1 * time.Nanosecond // set per scrub below
 	fail := func(step int, what, format string, args ...any) {
 		t.Helper()
+		for id, a := range live {
+			if strings.Contains(fmt.Sprintf(format, args...), id.String()) {
+				for _, b := range a.blobs {
+					for _, d := range rec.find(b) {
+						t.Logf("%s removed at step %d by %s", b, d.step, d.caller)
+					}
+				}
+				if ev, err := n.k.loadEvidence(ctx); err == nil {
+					for _, r := range ev.intents {
+						if r.Version == id {
+							t.Logf("intent at %s: revision %d, blobs %v", time.Unix(0, r.Time).Format("15:04:05.000"), r.Revision, r.Blobs)
+						}
+					}
+					for name, bs := range ev.abandoned {
+						for _, b := range bs {
+							if b.version == id {
+								t.Logf("abandonment of %s on %q: revision %d", name, b.site, b.revision)
+							}
+						}
+					}
+				}
+			}
+		}
 		t.Fatalf("seed %d step %d (%s): %s", seed, step, what, fmt.Sprintf(format, args...))
 	}
 	reopen := func(indexPath string) {
@@ -155,6 +189,7 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 	}
 	vaults := []string{"registry", "archive"}
 	for step := range steps {
+		rec.step.Store(int64(step))
 		var what string
 		switch op := rng.IntN(20); {
 		case op < 6:
@@ -172,7 +207,12 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 			info, err := n.e.Put(ctx, v, key, bytes.NewReader(data), vault.PutOptions{Size: int64(size)})
 			if err == nil {
 				what += " " + v + "/" + key + " " + info.VersionID.String()
-				live[info.VersionID] = acked{v, key, data}
+				a := acked{v, key, data, nil}
+				locs, _ := n.e.Locate(ctx, v, key, info.VersionID)
+				for _, l := range locs {
+					a.blobs = append(a.blobs, l.Site+"/"+l.Blob)
+				}
+				live[info.VersionID] = a
 			} else if len(unmounted) == 0 {
 				fail(step, what, "put failed with every site mounted: %v", err)
 			}
@@ -180,8 +220,19 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 			what = "delete a version"
 			for _, id := range slices.SortedFunc(maps.Keys(live), func(a, b manifest.ID) int { return bytes.Compare(a[:], b[:]) }) {
 				a := live[id]
-				if _, err := n.ix.Get(ctx, a.vault, a.key, id); err != nil || a.vault == droppedVault {
-					continue // only the index's envelope could save it
+				// Only the index's envelope can save it then, and only if
+				// it is the newest revision (an index restored from an old
+				// backup holds a placement the shards have left).
+				iv, err := n.ix.Get(ctx, a.vault, a.key, id)
+				if err != nil || a.vault == droppedVault {
+					continue
+				}
+				im, err := n.e.OpenEnvelope(iv.Envelope)
+				if err != nil {
+					continue
+				}
+				if sm, _, _, err := n.k.newestManifest(ctx, id, n.e.SiteIDs()); err != nil || sm.Revision != im.Revision {
+					continue
 				}
 				what += " " + id.String()
 				if _, err := n.e.Delete(ctx, a.vault, a.key, vault.DeleteOptions{VersionID: id}); err == nil {
@@ -261,8 +312,19 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 			what = "corrupt every manifest copy of a version"
 			for _, id := range slices.SortedFunc(maps.Keys(live), func(a, b manifest.ID) int { return bytes.Compare(a[:], b[:]) }) {
 				a := live[id]
-				if _, err := n.ix.Get(ctx, a.vault, a.key, id); err != nil || a.vault == droppedVault {
-					continue // only the index's envelope could save it
+				// Only the index's envelope can save it then, and only if
+				// it is the newest revision (an index restored from an old
+				// backup holds a placement the shards have left).
+				iv, err := n.ix.Get(ctx, a.vault, a.key, id)
+				if err != nil || a.vault == droppedVault {
+					continue
+				}
+				im, err := n.e.OpenEnvelope(iv.Envelope)
+				if err != nil {
+					continue
+				}
+				if sm, _, _, err := n.k.newestManifest(ctx, id, n.e.SiteIDs()); err != nil || sm.Revision != im.Revision {
+					continue
 				}
 				what += " " + id.String()
 				copiesDamaged = true
@@ -321,4 +383,53 @@ func (n *testNode) deletedByRecord(id manifest.ID) bool {
 	return err == nil && ev.deleted(id)
 }
 
-var _ = site.ErrNotFound
+// deleteLog records every removal of a blob.
+type deleteLog struct {
+	step atomic.Int64
+	mu   sync.Mutex
+	all  []deletion
+}
+
+type deletion struct {
+	blob   string // site/name
+	step   int64
+	caller string
+}
+
+func (l *deleteLog) find(blob string) []deletion {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []deletion
+	for _, d := range l.all {
+		if d.blob == blob {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+type recordingSite struct {
+	site.Site
+	id  string
+	log *deleteLog
+}
+
+func (s *recordingSite) Delete(ctx context.Context, name string) error {
+	var pcs [12]uintptr
+	n := runtime.Callers(2, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	var callers []string
+	for {
+		f, more := frames.Next()
+		if strings.Contains(f.Function, "embassy") && !strings.Contains(f.Function, "recordingSite") {
+			callers = append(callers, f.Function[strings.LastIndex(f.Function, "/")+1:])
+		}
+		if !more || len(callers) == 4 {
+			break
+		}
+	}
+	s.log.mu.Lock()
+	s.log.all = append(s.log.all, deletion{s.id + "/" + name, s.log.step.Load(), strings.Join(callers, " < ")})
+	s.log.mu.Unlock()
+	return s.Site.Delete(ctx, name)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/embassy-dev/embassy/index"
@@ -207,6 +208,14 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 		onSites, _ := evidenceGenerations(ctx, stores, k)
 		if err := gi.SetGenerations(ctx, onSites); err != nil {
 			return st, err
+		}
+		if len(st.SiteErrors) > 0 {
+			// What the unlisted sites hold is not in the index: it is not
+			// a complete picture until a rebuild sees every site.
+			why := fmt.Sprintf("the index was rebuilt while %d site(s) could not be listed (%s); rebuild it again once every site answers", len(st.SiteErrors), strings.Join(st.SiteErrors, "; "))
+			if err := gi.MarkStale(ctx, why); err != nil {
+				return st, err
+			}
 		}
 	}
 	if rm, ok := k.ix.(rebuildMarker); ok {

@@ -332,3 +332,16 @@ func TestCustodyTakeoverRefused(t *testing.T) {
 		t.Error("the sites changed")
 	}
 }
+
+// TestMissingCustodyFile: a node with custodians whose custody.json was
+// deleted does not fall back to looking for a root key file silently: it
+// says what is missing and how to get it back.
+func TestMissingCustodyFile(t *testing.T) {
+	cn := newCustodyNode(t)
+	cn.n.Close()
+	os.Remove(filepath.Join(cn.dir, CustodyFile))
+	_, err := Open(t.Context(), cn.dir, cn.n.Log)
+	if err == nil || !strings.Contains(err.Error(), "custody.json is missing") || !strings.Contains(err.Error(), "embassy recover") {
+		t.Fatalf("open without custody.json: %v", err)
+	}
+}

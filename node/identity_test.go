@@ -180,17 +180,26 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	}
 	want["labelled"] = []byte("secret minutes")
 	env := anyManifest(t, n)
+	// A pending request, in requests.json as it was written then (no
+	// authenticator line).
+	n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"})
+	pendingID(t, n.DeleteVault(n.As(context.Background(), "admin"), "empty"))
+	reqs, err := readNodeFile(n.Dir, RequestsFile)
+	if err != nil || reqs == nil {
+		t.Fatal(err)
+	}
 	for name, body := range map[string][]byte{
-		ConfigFile:  configBody(t, readConfigFile(t, n.Dir)),
-		CustodyFile: legacyCustody(t, n.Custody),
+		ConfigFile:   configBody(t, readConfigFile(t, n.Dir)),
+		CustodyFile:  legacyCustody(t, n.Custody),
+		RequestsFile: reqs.body,
 	} {
 		if err := os.WriteFile(filepath.Join(n.Dir, name), body, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.Remove(filepath.Join(n.Dir, custody.IdentityFile))
-	os.Remove(filepath.Join(n.Dir, RequestsFile))
 	n.PublishDescriptor(context.Background())
+	os.Remove(filepath.Join(n.Dir, DescriptorCopyFile)) // the previous version kept none
 	// Nor had it site markers: the upgrade claims the sites.
 	for _, s := range n.Engine.Sites() {
 		if err := s.Store.Delete(context.Background(), site.MarkerBlob); err != nil {
@@ -240,6 +249,15 @@ func TestUpgradeFromBeforeIdentities(t *testing.T) {
 	checkObjects(t, n, want)
 	if err := verifyEnvelopeSignature(n.Keys, legacyEnv); err != nil {
 		t.Fatalf("legacy manifest: %v", err)
+	}
+	// The request made before the upgrade is still there, and decided.
+	rs, err := n.Requests()
+	if err != nil || len(rs) != 1 || rs[0].Op.Kind != "vault.delete" {
+		t.Fatalf("requests after the upgrade: %v, %v", rs, err)
+	}
+	cn.decide(t, rs[0].ID, "bob", true)
+	if r, err := cn.decide(t, rs[0].ID, "carol", true); err != nil || r.Status != StatusExecuted {
+		t.Fatalf("a request from before the upgrade: %+v, %v", r, err)
 	}
 
 	// After a root rotation the legacy key still verifies.

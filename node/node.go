@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -299,6 +300,11 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 		return n, nil
 	}
 	root, err := custody.ReadKeyFile(n.path(orDefault(c.Keys.RootKeyFile, "root.key")))
+	if errors.Is(err, fs.ErrNotExist) && c.Keys.RootKeyFile == "" {
+		// A node with custodians has no keys section: its custody.json is
+		// what went missing.
+		return nil, fmt.Errorf("%s is missing, and this node (no keys.root_key_file) has its root key split among custodians: put custody.json back from a backup, or recover the node from any site with 'embassy recover --share …'", CustodyFile)
+	}
 	if err != nil {
 		return nil, err
 	}

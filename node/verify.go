@@ -92,11 +92,9 @@ type sitesCopy struct {
 	failed   []string // sites that could not be read, with the reason
 }
 
-// readSitesCopy reads the descriptor on every site the configuration
-// names as it is (not yet verified: it is only used to find the sites;
-// what is read from them is verified) and every site the node's own last
-// descriptor names (DescriptorCopyFile), and that copy itself. It writes
-// nothing.
+// readSitesCopy reads the node descriptor on the node's sites (what is
+// read is verified; see below for which sites) and the node's own copy of
+// the last descriptor it wrote (DescriptorCopyFile). It writes nothing.
 func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesCopy {
 	sc := &sitesCopy{files: map[string]*nodeFile{}, written: map[string]time.Time{}}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -122,21 +120,47 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 			sc.identity, sc.idAt = d.Identity, d.Written
 		}
 	}
-	sites := slices.Clone(n.Config.Sites)
+	// The sites to read: those of node.yaml when its authenticator
+	// verifies, and those of the node's own last descriptor. node.yaml's
+	// sites are used unverified only when there is nothing better (a node
+	// from before authenticators, or without a descriptor copy), so that a
+	// node.yaml pointed elsewhere is not what is compared with.
+	var sites []SiteConfig
+	addSites := func(ss []SiteConfig) {
+		for _, s := range ss {
+			if !slices.ContainsFunc(sites, func(o SiteConfig) bool { return reflect.DeepEqual(o, s) }) {
+				sites = append(sites, s)
+			}
+		}
+	}
+	if f := n.raw[ConfigFile]; f != nil {
+		if _, err := f.verify(keys); err == nil {
+			addSites(n.Config.Sites)
+		}
+	}
+	haveCopy := false
 	if b, err := os.ReadFile(filepath.Join(n.Dir, DescriptorCopyFile)); err == nil {
 		if d, err := openDescriptor(keys, b); err == nil {
 			take(d)
 			if f, err := splitNodeFile(ConfigFile, d.Config); err == nil {
 				if c, err := ParseConfig(f.body); err == nil {
-					for _, s := range c.Sites {
-						if !slices.ContainsFunc(sites, func(o SiteConfig) bool { return reflect.DeepEqual(o, s) }) {
-							sites = append(sites, s)
-						}
-					}
+					addSites(c.Sites)
+					haveCopy = true
 				}
 			}
 		} else {
 			n.Log.Warn("the node's own copy of its descriptor does not open; comparing with the sites only", "file", DescriptorCopyFile, "err", err)
+		}
+	}
+	if !haveCopy {
+		addSites(n.Config.Sites)
+	}
+	// Reading a descriptor must change nothing: no bucket is created.
+	for i := range sites {
+		if sites[i].S3 != nil {
+			c := *sites[i].S3
+			c.CreateBucket = false
+			sites[i].S3 = &c
 		}
 	}
 	var wg sync.WaitGroup

@@ -5,8 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/embassy-dev/embassy/internal/benchutil"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -28,24 +27,11 @@ import (
 )
 
 var (
-	benchDir     = flag.String("embassy.dir", "", "directory for benchmark sites (default: a temporary directory)")
 	benchSize    = flag.Int64("embassy.size", 1<<30, "object size for BenchmarkThroughput")
 	benchObjects = flag.Int("embassy.objects", 100_000, "object count for BenchmarkSmallObjects")
 	benchSmall   = flag.Int("embassy.small", 4096, "object size for BenchmarkSmallObjects")
 	benchWorkers = flag.Int("embassy.workers", 16, "concurrent writers for BenchmarkSmallObjects")
 )
-
-func benchRoot(b *testing.B) string {
-	if *benchDir == "" {
-		return b.TempDir()
-	}
-	d, err := os.MkdirTemp(*benchDir, "embassy-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
 
 func benchEngine(b *testing.B, root string) *Engine {
 	rk, _ := custody.GenerateRootKey()
@@ -70,19 +56,6 @@ func benchEngine(b *testing.B, root string) *Engine {
 	}
 	b.Cleanup(func() { e.Close(context.Background()) })
 	return e
-}
-
-// evict drops a tree's files from the page cache, so reads come from disk.
-func evict(root string) {
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if f, err := os.Open(p); err == nil {
-				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-				f.Close()
-			}
-		}
-		return nil
-	})
 }
 
 // cpuLimit measures one pass of sealing, Reed-Solomon encoding and shard
@@ -114,59 +87,6 @@ func cpuLimit(size int64) float64 {
 	return float64(stripes*stripe) / time.Since(start).Seconds()
 }
 
-// diskLimits measures the filesystem's sequential write (six files written
-// concurrently, each flushed with fdatasync) and read (from disk, not
-// cache) throughput for total bytes.
-func diskLimits(b *testing.B, root string, total int64) (write, read float64) {
-	d := filepath.Join(root, "raw")
-	os.MkdirAll(d, 0o700)
-	defer os.RemoveAll(d)
-	per := total / 6
-	chunk := make([]byte, 1<<20)
-	for i := range chunk {
-		chunk[i] = byte(i * 31)
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range 6 {
-		wg.Go(func() {
-			f, err := os.Create(filepath.Join(d, fmt.Sprint(i)))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer f.Close()
-			for n := int64(0); n < per; n += int64(len(chunk)) {
-				f.Write(chunk)
-			}
-			unix.Fdatasync(int(f.Fd()))
-		})
-	}
-	wg.Wait()
-	write = float64(per*6) / time.Since(start).Seconds()
-	evict(d)
-	start = time.Now()
-	for i := range 6 {
-		wg.Go(func() {
-			f, err := os.Open(filepath.Join(d, fmt.Sprint(i)))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer f.Close()
-			buf := make([]byte, 1<<20)
-			for {
-				if _, err := f.Read(buf); err != nil {
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	read = float64(per*6) / time.Since(start).Seconds()
-	return write, read
-}
-
 // BenchmarkThroughput puts and gets one large object (1 GiB by default) on
 // six dir sites with 4+2 and reports it against the machine's limit for
 // that work, measured in the same run: the lesser of the CPU work (seal,
@@ -177,21 +97,21 @@ func diskLimits(b *testing.B, root string, total int64) (write, read float64) {
 func BenchmarkThroughput(b *testing.B) {
 	size := *benchSize
 	for b.Loop() {
-		root := benchRoot(b)
+		root := benchutil.Root(b)
 		e := benchEngine(b, root)
 		ctx := context.Background()
 
 		cpu := cpuLimit(size)
-		rawW, rawR := diskLimits(b, root, size*3/2)
+		rawW, rawR := benchutil.DiskLimits(b, root, size*3/2)
 
-		src := &genReader{left: size, state: 7, h: blake3.New()}
+		src := &benchutil.Gen{Left: size, State: 7}
 		start := time.Now()
 		if _, err := e.Put(ctx, "bench", "big", io.MultiReader(src), PutOptions{Size: -1}); err != nil {
 			b.Fatal(err)
 		}
 		put := float64(size) / time.Since(start).Seconds()
 
-		evict(filepath.Join(root, "sites"))
+		benchutil.Evict(filepath.Join(root, "sites"))
 		r, err := e.Get(ctx, "bench", "big", GetOptions{Length: -1})
 		if err != nil {
 			b.Fatal(err)
@@ -230,7 +150,7 @@ func BenchmarkThroughput(b *testing.B) {
 func BenchmarkSmallObjects(b *testing.B) {
 	count, size, workers := *benchObjects, *benchSmall, *benchWorkers
 	for b.Loop() {
-		root := benchRoot(b)
+		root := benchutil.Root(b)
 		e := benchEngine(b, root)
 		ctx := context.Background()
 		data := bytes.Repeat([]byte{0xa5}, size)

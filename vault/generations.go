@@ -84,7 +84,7 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 	if !e.gens.loaded {
 		onSites, where := evidence.ReadGenerations(ctx, sites, e.k(), e.node)
 		if behind := Behind(ix, onSites, where); behind != "" {
-			if err := gi.MarkStale(ctx, behind); err != nil {
+			if err := gi.MarkStale(ctx, "the index is older than the sites ("+behind+")"); err != nil {
 				return err
 			}
 			e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)

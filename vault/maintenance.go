@@ -589,3 +589,12 @@ func (e *Engine) UploadBlobs(ctx context.Context, vault, uploadID string) (map[s
 	}
 	return out, nil
 }
+
+// SiteDescriptorsList returns every configured site's attributes, by id.
+func (e *Engine) SiteDescriptorsList() []site.Descriptor {
+	var out []site.Descriptor
+	for _, s := range e.Sites() {
+		out = append(out, s.Descriptor)
+	}
+	return out
+}

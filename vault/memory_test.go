@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/embassy-dev/embassy/internal/benchutil"
 	"io"
 	"os"
 	"os/exec"
@@ -19,35 +20,6 @@ import (
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/site/dir"
 )
-
-// genReader yields n pseudo-random bytes cheaply, hashing what it yields.
-type genReader struct {
-	left  int64
-	state uint64
-	h     *blake3.Hasher
-}
-
-func (g *genReader) Read(p []byte) (int, error) {
-	if g.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > g.left {
-		p = p[:g.left]
-	}
-	n := len(p) &^ 7
-	for i := 0; i < n; i += 8 {
-		g.state = g.state*6364136223846793005 + 1442695040888963407
-		v := g.state
-		p[i], p[i+1], p[i+2], p[i+3] = byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32)
-		p[i+4], p[i+5], p[i+6], p[i+7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-	}
-	for i := n; i < len(p); i++ {
-		p[i] = 0x5a
-	}
-	g.h.Write(p)
-	g.left -= int64(len(p))
-	return len(p), nil
-}
 
 // peakRSS returns the process's peak resident set size in bytes.
 func peakRSS() (int64, error) {
@@ -88,7 +60,8 @@ func TestMemoryChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	src := &genReader{left: size, state: 1, h: blake3.New()}
+	srcHash := blake3.New()
+	src := &benchutil.Gen{Left: size, State: 1, Hash: srcHash}
 	info, err := e.Put(ctx, "big", "object", io.MultiReader(src), PutOptions{Size: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +76,7 @@ func TestMemoryChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != size || !bytes.Equal(h.Sum(nil), src.h.Sum(nil)) || !bytes.Equal(info.Digest, src.h.Sum(nil)) {
+	if n != size || !bytes.Equal(h.Sum(nil), srcHash.Sum(nil)) || !bytes.Equal(info.Digest, srcHash.Sum(nil)) {
 		t.Fatalf("read back %d bytes with another digest", n)
 	}
 	peak, err := peakRSS()

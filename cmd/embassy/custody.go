@@ -227,6 +227,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			if strings.HasPrefix(e.Error, "node files do not verify") {
+				return remoteFilesError(e.Error)
+			}
 			return fmt.Errorf("node: %s", e.Error)
 		}
 		return fmt.Errorf("node: %s", resp.Status)
@@ -236,6 +239,13 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	}
 	return nil
 }
+
+// remoteFilesError is a running node's refusal to unseal because its node
+// files do not verify: printed line by line, with the same hint as offline.
+type remoteFilesError string
+
+func (e remoteFilesError) Error() string        { return "node: " + string(e) }
+func (e remoteFilesError) Is(target error) bool { return target == node.ErrNodeFile }
 
 // custodianStatus learns the node's id and state as a custodian, and binds
 // the client's later requests to that id.

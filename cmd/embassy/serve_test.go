@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -251,5 +252,104 @@ func TestDefaultNodeURL(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// A serving node whose node.yaml was edited behind the custodians' backs
+// (here: a principal added) refuses the unseal that reaches the threshold:
+// the custodian is told which file and what differs, S3 stays 503, and
+// nothing is written to the sites.
+func TestServeRefusesUnsealOverEditedFiles(t *testing.T) {
+	work := t.TempDir()
+	dir := filepath.Join(work, "node")
+	keys := filepath.Join(work, "keys")
+	shares := filepath.Join(work, "shares")
+	var pubArgs []string
+	for _, name := range []string{"alice", "bob"} {
+		if _, stderr, err := runCLI(t, "custodian", "keygen", name, "--out", keys); err != nil {
+			t.Fatalf("keygen: %v\n%s", err, stderr)
+		}
+		pubArgs = append(pubArgs, "--custodian", filepath.Join(keys, name+".pub"))
+	}
+	if _, stderr, err := runCLI(t, append([]string{"--dir", dir, "init", "--nation", "EST", "--shares-out", shares}, pubArgs...)...); err != nil {
+		t.Fatalf("init: %v\n%s", err, stderr)
+	}
+	u := func(name string) []string {
+		return []string{"--unseal", filepath.Join(shares, name+".share") + ":" + filepath.Join(keys, name+".key")}
+	}
+	unsealBoth := append(u("alice"), u("bob")...)
+	for _, s := range []string{"est-1", "lux-1"} {
+		args := append([]string{"--dir", dir}, unsealBoth...)
+		if _, stderr, err := runCLI(t, append(args, "site", "add", s, "--path", filepath.Join(work, "sites", s), "--jurisdiction", strings.ToUpper(s[:3]), "--provider", "gov-dc")...); err != nil {
+			t.Fatalf("site add: %v\n%s", err, stderr)
+		}
+	}
+	cn := unsealedNode(t, dir, filepath.Join(shares, "alice.share"), filepath.Join(keys, "alice.key"), filepath.Join(shares, "bob.share"), filepath.Join(keys, "bob.key"))
+	c := *cn.Config
+	c.S3.Address = freeAddr(t)
+	c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTKEY", SecretKey: "test-secret-key"}}
+	if err := cn.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	cn.Close()
+
+	// The attack: a principal with every clearance, added by hand.
+	path := filepath.Join(dir, node.ConfigFile)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(b, []byte("principals:\n"), []byte("principals:\n  - name: mallory\n    nation: EST\n    clearances:\n      NATO: COSMIC TOP SECRET\n    roles: [admin]\n"), 1), 0o600)
+	before := map[string][]byte{}
+	filepath.WalkDir(filepath.Join(work, "sites"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			before[p], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+
+	s := startServe(t, "--dir", dir)
+	url := "http://" + s.addr
+	if _, stderr, err := runCLI(t, "unseal", "--node", url, "--share", filepath.Join(shares, "alice.share"), "--key", filepath.Join(keys, "alice.key")); err != nil {
+		t.Fatalf("first share: %v\n%s", err, stderr)
+	}
+	_, stderr, err := runCLI(t, "unseal", "--node", url, "--share", filepath.Join(shares, "bob.share"), "--key", filepath.Join(keys, "bob.key"))
+	if err == nil {
+		t.Fatal("the node unsealed over an edited node.yaml")
+	}
+	for _, want := range []string{
+		"embassy: error: node: node files do not verify; the node serves nothing until they do:\n",
+		"\n  node.yaml: does not verify under this node's root key",
+		"\n      - principal mallory (nation EST; clearances NATO COSMIC TOP SECRET",
+		"\n    way forward: restore the sites' copy with 'embassy config restore'",
+		"\nhint: see 'Node files that do not verify' in docs/operator-guide.md",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("unseal's error lacks %q:\n%s", want, stderr)
+		}
+	}
+	resp, err := http.Get(url + "/registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("S3 answered %d after the refused unseal, want 503", resp.StatusCode)
+	}
+	out, _, _ := runCLI(t, "status", "--node", url)
+	if !strings.Contains(out, "SEALED") {
+		t.Errorf("status after the refused unseal: %s", out)
+	}
+	after := map[string][]byte{}
+	filepath.WalkDir(filepath.Join(work, "sites"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			after[p], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	if len(after) != len(before) {
+		t.Errorf("the sites hold %d files after the refused unseal, %d before", len(after), len(before))
+	}
+	for p, b := range before {
+		if !bytes.Equal(after[p], b) {
+			t.Errorf("%s changed", p)
+		}
 	}
 }
