@@ -1,6 +1,7 @@
 package custody
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -128,4 +129,59 @@ func TestSplitRefusesDuplicateKeys(t *testing.T) {
 	if err != nil || !strings.HasPrefix(r, "SHA256:") || !strings.HasPrefix(s, "SHA256:") || r == s {
 		t.Fatalf("Fingerprints = %q, %q, %v", r, s, err)
 	}
+}
+
+// TestProtectedKeyFile: a passphrase-protected key file opens with its
+// passphrase only, is refused altered, and a plain one still loads.
+func TestProtectedKeyFile(t *testing.T) {
+	k, _ := GenerateCustodian("alice")
+	pass := []byte("correct horse battery staple")
+	b, err := k.MarshalPrivateProtected(pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !KeyFileProtected(b) || KeyFileName(b) != "alice" {
+		t.Fatal("the protected file is not recognised")
+	}
+	plain, _ := k.MarshalPrivate()
+	if bytes.Contains(b, plain[20:60]) {
+		t.Fatal("the protected file holds the key in the clear")
+	}
+	got, err := OpenCustodianKey(b, func() ([]byte, error) { return append([]byte(nil), pass...), nil })
+	if err != nil || got.Public() != k.Public() {
+		t.Fatalf("open: %v", err)
+	}
+	if _, err := OpenCustodianKey(b, func() ([]byte, error) { return []byte("wrong horse battery staple"), nil }); !errors.Is(err, ErrPassphrase) {
+		t.Fatalf("a wrong passphrase: %v", err)
+	}
+	if _, err := OpenCustodianKey(b, nil); !errors.Is(err, ErrNeedPassphrase) {
+		t.Fatalf("no passphrase: %v", err)
+	}
+	renamed := bytes.Replace(b, []byte(`"name": "alice"`), []byte(`"name": "mallory"`), 1)
+	if _, err := OpenCustodianKey(renamed, func() ([]byte, error) { return append([]byte(nil), pass...), nil }); !errors.Is(err, ErrPassphrase) {
+		t.Fatalf("a file renamed outside: %v", err)
+	}
+	if _, err := k.MarshalPrivateProtected([]byte("short")); err == nil {
+		t.Fatal("a short passphrase was accepted")
+	}
+	if got, err := OpenCustodianKey(plain, nil); err != nil || got.Public() != k.Public() {
+		t.Fatalf("a plain key file: %v", err)
+	}
+}
+
+// FuzzOpenCustodianKey: any bytes given as a custodian key file are
+// decoded or refused, never a panic; a protected one is never opened
+// without its passphrase.
+func FuzzOpenCustodianKey(f *testing.F) {
+	k, _ := GenerateCustodian("alice")
+	plain, _ := k.MarshalPrivate()
+	f.Add(plain)
+	f.Add([]byte(`{"format": "embassy custodian key v1, passphrase-protected", "name": "alice", "kdf": {"algorithm": "argon2id", "time": 1, "memory_kib": 8, "threads": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := OpenCustodianKey(b, func() ([]byte, error) { return nil, errors.New("no passphrase in a fuzz test") })
+		if err == nil && KeyFileProtected(b) {
+			t.Fatalf("a protected file opened without its passphrase: %v", k)
+		}
+	})
 }

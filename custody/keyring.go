@@ -10,7 +10,8 @@
 //
 //	manifest key        "manifest-key"
 //	legacy signing seed "node-signing-key" (Ed25519; signed before identities)
-//	vault KEK           "vault-key/<vault>/<generation>"
+//	vault KEK           "vault-key/<vault>/<generation>" (the engine names a
+//	                    vault with an incarnation "<vault>/<incarnation>")
 //	identity wrap key   "identity-wrap"
 //	node file MAC key   "node-file-mac"
 package custody

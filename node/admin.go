@@ -412,7 +412,7 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // operator authenticates a SigV4 request and checks its principal's
 // node-wide roles.
 func (a *adminServer) operator(r *http.Request, roles []access.Role) (access.Principal, error) {
-	auth, err := sigv4.Verify(r, a, time.Now(), sigv4.Options{Region: a.n.region(), Keys: a.keys})
+	auth, err := sigv4.Verify(r, a, time.Now(), sigv4.Options{Region: a.n.region(), Keys: a.keys, MustSign: []string{"x-embassy-"}})
 	if err != nil {
 		return access.Principal{}, err
 	}

@@ -185,6 +185,12 @@ type VaultConfig struct {
 	// KeyGen is the current generation of the vault's key (rotation
 	// increments it).
 	KeyGen int `yaml:"key_gen,omitempty" json:"key_gen,omitempty"`
+	// Incarnation distinguishes this vault from any earlier vault of the
+	// same name: it is part of the derivation of the vault's keys, so a
+	// vault deleted and created again under its old name does not get its
+	// old keys back. Chosen at random when the vault is created; vaults made
+	// before it existed have none (their keys are derived from the name).
+	Incarnation string `yaml:"incarnation,omitempty" json:"incarnation,omitempty"`
 	// Created is when the vault was created.
 	Created time.Time `yaml:"created,omitempty" json:"created,omitempty"`
 	// ObjectLock enables S3 object lock, with an optional default

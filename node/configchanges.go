@@ -273,6 +273,9 @@ func ConfigChanges(old, next *Config) []Change {
 				add(field+".default_label", fmt.Sprintf("vault %s default label %q → %q", v.Name, o.DefaultLabel, v.DefaultLabel), Free, "")
 			}
 		}
+		if o.Incarnation != v.Incarnation {
+			add(field+".incarnation", fmt.Sprintf("vault %s incarnation %q → %q", v.Name, o.Incarnation, v.Incarnation), Refused, "the vault's keys are derived from it: another value makes its data unreadable")
+		}
 		if max(o.KeyGen, 1) != max(v.KeyGen, 1) {
 			add(field+".key_gen", fmt.Sprintf("vault %s key_gen %d → %d", v.Name, o.KeyGen, v.KeyGen), Refused, "the vault key generation changes only with 'embassy key rotate'")
 		}

@@ -477,7 +477,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 			return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
 		}
 	}
-	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel, KeyGen: vc.KeyGen}, nil
+	return vault.Vault{Name: vc.Name, Owner: p.Home, Policy: p, StripeSize: stripe, DefaultLabel: vc.DefaultLabel, KeyGen: vc.KeyGen, Incarnation: vc.Incarnation}, nil
 }
 
 // Close closes the node.
@@ -664,6 +664,11 @@ func (n *Node) AddVault(vc VaultConfig) error {
 	}
 	if vc.Created.IsZero() {
 		vc.Created = time.Now().UTC().Truncate(time.Second)
+	}
+	if vc.Incarnation == "" {
+		var inc [8]byte
+		rand.Read(inc[:])
+		vc.Incarnation = hex.EncodeToString(inc[:])
 	}
 	c := *n.Config
 	c.Vaults = append(append([]VaultConfig(nil), c.Vaults...), vc)

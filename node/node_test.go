@@ -324,3 +324,34 @@ func TestRemoveSite(t *testing.T) {
 		t.Errorf("Get after site changes: %q, %v", b, err)
 	}
 }
+
+// TestVaultIncarnation: a new vault gets a random incarnation, recorded in
+// node.yaml (and so in the descriptor); one deleted and created again under
+// its old name gets another, and with it other keys.
+func TestVaultIncarnation(t *testing.T) {
+	n := newNode(t)
+	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2"}); err != nil {
+		t.Fatal(err)
+	}
+	inc := func() string {
+		for _, v := range n.Config.Vaults {
+			if v.Name == "registry" {
+				return v.Incarnation
+			}
+		}
+		return ""
+	}
+	first := inc()
+	if len(first) != 16 || !strings.Contains(string(readConfigFile(t, n.Dir)), "incarnation: "+first) {
+		t.Fatalf("incarnation %q, or not in node.yaml", first)
+	}
+	if err := n.removeVault(t.Context(), "registry"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2"}); err != nil {
+		t.Fatal(err)
+	}
+	if second := inc(); second == "" || second == first {
+		t.Fatalf("re-created with incarnation %q, was %q", second, first)
+	}
+}

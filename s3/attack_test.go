@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -610,4 +611,83 @@ func TestAttackWideningIsLowering(t *testing.T) {
 			t.Errorf("%s: %v", tc.key, err)
 		}
 	}
+}
+
+// TestAttackPresignedHeadersSigned: whoever holds a presigned PUT or
+// CreateBucket cannot add x-embassy-* headers the signer did not sign — a
+// label of their choosing, an erasure code — and nothing is written. A
+// presigned URL that signs the header works.
+func TestAttackPresignedHeadersSigned(t *testing.T) {
+	h := newRolesHarness(t)
+	cred := rolesCred("operator")
+	presign := func(method, path string, header http.Header) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, h.url+path+"?X-Amz-Expires=300", nil)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		signed, _, err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).
+			PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: cred.AccessKey, SecretAccessKey: cred.SecretKey}, req, "UNSIGNED-PAYLOAD", "s3", region, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	send := func(method, u string, header http.Header, body string) rawResponse {
+		t.Helper()
+		req, _ := http.NewRequest(method, u, strings.NewReader(body))
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		return h.send(req)
+	}
+	before := h.snapshot("reg", "leaked")
+	u := presign("PUT", "/reg/leaked", nil)
+	r := send("PUT", u, http.Header{"X-Embassy-Label": {"NATO UNCLASSIFIED//REL TO EST, LUX, USA"}}, "secret text")
+	r.wantError(t, "AccessDenied", http.StatusForbidden)
+	if !bytes.Contains(r.body, []byte("x-embassy-label")) {
+		t.Errorf("the refusal does not name the unsigned header: %s", r.body)
+	}
+	before.same(t, h.snapshot("reg", "leaked"))
+
+	u = presign("PUT", "/weak-bucket", nil)
+	send("PUT", u, http.Header{"X-Embassy-Erasure": {"1+0"}}, "").wantError(t, "AccessDenied", http.StatusForbidden)
+	if _, err := h.n.Engine.Vault("weak-bucket"); err == nil {
+		t.Fatal("the bucket was created")
+	}
+	before.same(t, h.snapshot("", ""))
+
+	// Signed by the presigner, the label is the presigner's choice.
+	hdr := http.Header{"X-Embassy-Label": {rolesLabel}}
+	u = presign("PUT", "/reg/labelled", hdr)
+	if r := send("PUT", u, hdr, "text"); r.status != 200 {
+		t.Fatalf("a presigned PUT with its label signed: %d %s", r.status, r.body)
+	}
+}
+
+// TestAttackPlacementErrorsAreGeneric: when no placement is possible, a
+// client that is not an operator of the bucket learns only that; the site
+// ids, providers and jurisdictions are in the log, and an operator sees them.
+func TestAttackPlacementErrorsAreGeneric(t *testing.T) {
+	h := newRolesHarness(t)
+	for _, id := range []string{"est-1", "est-2", "lux-1", "lux-2", "fin-1"} {
+		h.n.Engine.SetSiteDown(id, time.Minute)
+	}
+	put := func(who string) rawResponse {
+		return h.do(rawRequest{method: "PUT", path: "/reg/refused-" + who, body: []byte("data"), as: ptr(rolesCred(who))})
+	}
+	r := put("writer")
+	r.wantError(t, "ServiceUnavailable", http.StatusServiceUnavailable)
+	for _, leak := range []string{"est-", "lux-", "fin-", "gov-dc", "cloudco", "EST", "LUX", "FIN", "jurisdiction", "provider"} {
+		if bytes.Contains(r.body, []byte(leak)) {
+			t.Errorf("a writer is told %q:\n%s", leak, r.body)
+		}
+	}
+	if r := put("operator"); !bytes.Contains(r.body, []byte("fin-2")) {
+		t.Errorf("an operator is not told why:\n%s", r.body)
+	}
+	// The two 503s were logged as failures, as they should be.
+	h.mu.Lock()
+	h.failed = nil
+	h.mu.Unlock()
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/s3/sigv4"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -190,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.bucket, q.key = s.route(r)
 	err := s.serve(q)
 	if err != nil {
-		s.writeError(q, err)
+		s.writeError(q, s.redact(q, err))
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		var amz []string
@@ -236,7 +237,10 @@ func (s *Server) serve(q *request) error {
 	if r.ContentLength > MaxPutSize && r.Header.Get("x-amz-decoded-content-length") == "" && !q.query.Has("partNumber") {
 		return errEntityTooLarge
 	}
-	auth, err := sigv4.Verify(r, s, s.cfg.Now(), sigv4.Options{Region: s.cfg.Region, Keys: s.keys})
+	// x-embassy-* headers choose a label, an erasure code, a placement
+	// policy: like x-amz-*, they must be signed, so that whoever holds a
+	// presigned URL cannot add them.
+	auth, err := sigv4.Verify(r, s, s.cfg.Now(), sigv4.Options{Region: s.cfg.Region, Keys: s.keys, MustSign: []string{"x-embassy-"}})
 	if err != nil {
 		return err
 	}
@@ -333,6 +337,18 @@ func checkKey(key string) error {
 		return errInvalidURI.with(err)
 	}
 	return nil
+}
+
+// redact keeps the node's topology from clients that have no business
+// with it: a placement failure names sites, providers and jurisdictions,
+// which only an operator of the bucket is told. Others get a generic
+// answer, and the details go to the log.
+func (s *Server) redact(q *request, err error) error {
+	if !errors.Is(err, placement.ErrInfeasible) || q.p.Can(q.bucket, access.RoleOperator) {
+		return err
+	}
+	s.log.WarnContext(q.r.Context(), "placement failed; the client was told only that no placement is possible now", "id", q.id, "bucket", q.bucket, "key", q.key, "principal", q.principal, "err", err)
+	return errorf("ServiceUnavailable", http.StatusServiceUnavailable, "Not enough sites are available to store the object under its bucket's placement policy; the node's operators have the details (request %s).", q.id).with(errors.New("placement details withheld"))
 }
 
 // needBucket returns err if the bucket exists, NoSuchBucket otherwise.

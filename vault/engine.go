@@ -72,6 +72,27 @@ type Vault struct {
 	// KeyGen is the generation of the vault key that wraps new data keys
 	// (0 means 1).
 	KeyGen int
+	// Incarnation, if set, is part of the vault keys' derivation, so that
+	// a vault re-created under an old name gets new keys.
+	Incarnation string
+}
+
+// keyName is the name a vault's keys are derived under: its name, and its
+// incarnation when it has one ('/' cannot occur in a vault name, so no
+// other vault's keys are derived under it).
+func (v Vault) keyName() string {
+	if v.Incarnation == "" {
+		return v.Name
+	}
+	return v.Name + "/" + v.Incarnation
+}
+
+// vaultKeyName returns the key name of a configured vault.
+func (e *Engine) vaultKeyName(name string) string {
+	if v, err := e.Vault(name); err == nil {
+		return v.keyName()
+	}
+	return name
 }
 
 // DefaultStripeSize is the stripe size of vaults that do not set one.

@@ -348,7 +348,7 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 	if err != nil {
 		return nil, err
 	}
-	dk, err := e.k().UnwrapDataKey(r.m.Vault, partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
+	dk, err := e.k().UnwrapDataKey(e.vaultKeyName(r.m.Vault), partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s part %d: %w", r.m.Vault, r.m.Key, part.Number, err)
 	}

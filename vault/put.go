@@ -210,7 +210,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		for i, sh := range shards {
 			erasure.Sum(&buf.sums[i], erasure.BlockID{Version: blob, Part: 1, Stripe: 0, Shard: uint8(i)}, sh)
 		}
-		wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(id, 1, blob))
+		wrapped, err := e.k().WrapDataKey(v.keyName(), keyGen(v), dk, partAAD(id, 1, blob))
 		if err != nil {
 			return ObjectInfo{}, err
 		}
@@ -626,7 +626,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err
 	}
-	wrapped, err := e.k().WrapDataKey(v.Name, keyGen(v), dk, partAAD(ps.version, ps.number, blob))
+	wrapped, err := e.k().WrapDataKey(v.keyName(), keyGen(v), dk, partAAD(ps.version, ps.number, blob))
 	if err != nil {
 		e.abandon(ctx, evidence.Record{Version: ps.version, Upload: ps.upload}, part.blobs())
 		return part, err

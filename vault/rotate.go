@@ -105,11 +105,11 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	}
 	for i, p := range m.Parts {
 		aad := partAAD(m.Version, p.Number, p.Blob)
-		dk, err := e.k().UnwrapDataKey(m.Vault, partKeyGen(m, p), p.WrappedKey, aad)
+		dk, err := e.k().UnwrapDataKey(e.vaultKeyName(m.Vault), partKeyGen(m, p), p.WrappedKey, aad)
 		if err != nil {
 			return false, fmt.Errorf("%s/%s version %s part %d: %w", m.Vault, m.Key, m.Version, p.Number, err)
 		}
-		w, err := e.k().WrapDataKey(m.Vault, gen, dk, aad)
+		w, err := e.k().WrapDataKey(e.vaultKeyName(m.Vault), gen, dk, aad)
 		if err != nil {
 			return false, err
 		}

@@ -88,3 +88,38 @@ func TestRewrapVaultIsResumable(t *testing.T) {
 		}
 	}
 }
+
+// TestIncarnationSeparatesKeys: a vault's incarnation is part of its keys'
+// derivation. What a vault of the same name but another incarnation (one
+// deleted and created again) wrapped does not unwrap; a vault without an
+// incarnation (made before they existed) keeps the keys derived from its
+// name alone.
+func TestIncarnationSeparatesKeys(t *testing.T) {
+	n := newTestNode(t)
+	v, _ := n.e.Vault("registry")
+	legacy := n.put("legacy", content("legacy", 100))
+	first := v
+	first.Incarnation = "1111111111111111"
+	if err := n.e.SetVault(first); err != nil {
+		t.Fatal(err)
+	}
+	info := n.put("first", content("first", 3*testStripe))
+	if _, err := n.e.Get(n.t.Context(), "registry", "first", GetOptions{Length: -1}); err != nil {
+		t.Fatal(err)
+	}
+	again := v
+	again.Incarnation = "2222222222222222"
+	if err := n.e.SetVault(again); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.read("first", GetOptions{VersionID: info.VersionID, Length: -1}); err == nil {
+		t.Fatal("a re-created vault reads what the earlier one wrote")
+	}
+	if err := n.e.SetVault(v); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.mustRead("legacy"); !bytes.Equal(got, content("legacy", 100)) {
+		t.Fatal("a vault without an incarnation no longer reads its data")
+	}
+	_ = legacy
+}

@@ -53,7 +53,7 @@ func (a *app) unsealOffline(n *node.Node) error {
 		if !ok {
 			return fmt.Errorf("--unseal %q: want SHARE-FILE:KEY-FILE", spec)
 		}
-		_, share, err := openShare(sharePath, keyPath)
+		_, share, err := a.openShare(sharePath, keyPath)
 		if err != nil {
 			return err
 		}

@@ -30,20 +30,39 @@ import (
 func (a *app) custodianCmd() *cobra.Command {
 	c := &cobra.Command{Use: "custodian", Short: "Custodian keys: generate them on each custodian's own machine"}
 	var out string
+	var noPassphrase bool
 	kg := &cobra.Command{
 		Use:   "keygen NAME",
 		Short: "Generate a custodian's key pair: NAME.key (private, keep offline) and NAME.pub (give to the node)",
 		Long: `Generate a custodian key: a post-quantum hybrid key (MLKEM768-X25519) to which
 the custodian's share of the root key is encrypted, and an Ed25519 key with which
 the custodian signs approvals. Run it on the custodian's own machine; only
-NAME.pub leaves it.`,
+NAME.pub leaves it.
+
+NAME.key is protected by a passphrase (Argon2id, then AES-256-GCM), asked twice
+on the terminal or read from the file EMBASSY_PASSPHRASE_FILE names; at least
+12 characters. --no-passphrase writes it unprotected.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kp, pp := filepath.Join(out, args[0]+".key"), filepath.Join(out, args[0]+".pub")
+			if _, err := os.Stat(kp); err == nil {
+				return fmt.Errorf("%s exists; refusing to overwrite a custodian key", kp)
+			}
 			k, err := custody.GenerateCustodian(args[0])
 			if err != nil {
 				return err
 			}
-			priv, err := k.MarshalPrivate()
+			var priv []byte
+			if noPassphrase {
+				priv, err = k.MarshalPrivate()
+			} else {
+				var pass []byte
+				if pass, err = a.passphraseFrom(passphraseEnv, "passphrase for "+kp+" (at least 12 characters): ", true); err != nil {
+					return withHint(err, "or write the key without one: --no-passphrase")
+				}
+				priv, err = k.MarshalPrivateProtected(pass)
+				clear(pass)
+			}
 			if err != nil {
 				return err
 			}
@@ -54,22 +73,67 @@ NAME.pub leaves it.`,
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return err
 			}
-			kp, pp := filepath.Join(out, args[0]+".key"), filepath.Join(out, args[0]+".pub")
-			if _, err := os.Stat(kp); err == nil {
-				return fmt.Errorf("%s exists; refusing to overwrite a custodian key", kp)
-			}
 			if err := atomicfile.Write(kp, priv, 0o600); err != nil {
 				return err
 			}
 			if err := atomicfile.Write(pp, pub, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "custodian %s: private key %s (keep it offline), public key %s (give it to the node's operators)\n", args[0], kp, pp)
+			protection := "protected by its passphrase"
+			if noPassphrase {
+				protection = "NOT protected by a passphrase"
+			}
+			fmt.Fprintf(a.stdout, "custodian %s: private key %s (%s; keep it offline), public key %s (give it to the node's operators)\n", args[0], kp, protection, pp)
+			rfp, sfp, _ := k.Public().Fingerprints()
+			fmt.Fprintf(a.stdout, "  share key %s\n  signing key %s\n", rfp, sfp)
 			return nil
 		},
 	}
 	kg.Flags().StringVar(&out, "out", ".", "directory for NAME.key and NAME.pub")
-	c.AddCommand(kg)
+	kg.Flags().BoolVar(&noPassphrase, "no-passphrase", false, "write NAME.key without a passphrase (anyone who copies the file holds the key)")
+	var clearPass bool
+	pw := &cobra.Command{
+		Use:   "passphrase KEY",
+		Short: "Protect a custodian key file with a passphrase, or change its passphrase",
+		Long: `Read the custodian key file KEY (asking its passphrase if it has one, from the
+terminal or EMBASSY_PASSPHRASE_FILE) and write it back protected by a new
+passphrase (asked twice on the terminal, or read from the file
+EMBASSY_NEW_PASSPHRASE_FILE names). Key files from before keys were protected
+are plain; this is how they get a passphrase.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			k, err := a.readCustodianKey(path)
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if clearPass {
+				b, err = k.MarshalPrivate()
+			} else {
+				var pass []byte
+				if pass, err = a.passphraseFrom("EMBASSY_NEW_PASSPHRASE_FILE", "new passphrase for "+path+" (at least 12 characters): ", true); err != nil {
+					return err
+				}
+				b, err = k.MarshalPrivateProtected(pass)
+				clear(pass)
+			}
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.Write(path, b, 0o600); err != nil {
+				return err
+			}
+			if clearPass {
+				fmt.Fprintf(a.stdout, "%s: custodian %s's key is NOT protected by a passphrase any more\n", path, k.Name())
+			} else {
+				fmt.Fprintf(a.stdout, "%s: custodian %s's key is protected by the new passphrase\n", path, k.Name())
+			}
+			return nil
+		},
+	}
+	pw.Flags().BoolVar(&clearPass, "remove", false, "write the key back without a passphrase")
+	c.AddCommand(kg, pw)
 	return c
 }
 
@@ -279,21 +343,9 @@ func refuseInsecure(url string) error {
 	return withHint(fmt.Errorf("refusing to send a share over plain http to %s, which is not on this machine", url), "use the node's https:// address (s3.tls_cert), or run unseal on the node's own machine")
 }
 
-func readCustodianKey(path string) (*custody.CustodianKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := custody.ParseCustodianKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
 // openShare decrypts a share file with a custodian key.
-func openShare(sharePath, keyPath string) (string, []byte, error) {
-	k, err := readCustodianKey(keyPath)
+func (a *app) openShare(sharePath, keyPath string) (string, []byte, error) {
+	k, err := a.readCustodianKey(keyPath)
 	if err != nil {
 		return "", nil, err
 	}
@@ -326,7 +378,7 @@ on this machine is reached over TLS (https://) only. The node starts serving onc
 the threshold of custodians has unsealed it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := readCustodianKey(keyPath)
+			k, err := a.readCustodianKey(keyPath)
 			if err != nil {
 				return err
 			}
@@ -392,7 +444,7 @@ or auditor role) sees the node id, nation, custody and unseal progress.`,
 			case err != nil:
 				return err
 			case keyPath != "":
-				k, err := readCustodianKey(keyPath)
+				k, err := a.readCustodianKey(keyPath)
 				if err != nil {
 					return err
 				}
@@ -468,7 +520,7 @@ EMBASSY_SECRET_KEY).`,
 			}
 			path := "v1/requests"
 			if keyPath != "" {
-				k, err := readCustodianKey(keyPath)
+				k, err := a.readCustodianKey(keyPath)
 				if err != nil {
 					return err
 				}
@@ -527,7 +579,7 @@ decide a request they made.`
 		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := readCustodianKey(keyPath)
+			k, err := a.readCustodianKey(keyPath)
 			if err != nil {
 				return err
 			}

@@ -425,7 +425,7 @@ func unsealedNode(t *testing.T, dir string, shareKey ...string) *node.Node {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(shareKey); i += 2 {
-		_, share, err := openShare(shareKey[i], shareKey[i+1])
+		_, share, err := (&app{stdin: strings.NewReader(""), stderr: io.Discard}).openShare(shareKey[i], shareKey[i+1])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 					if !ok {
 						return fmt.Errorf("--share %q: want SHARE-FILE:KEY-FILE", spec)
 					}
-					_, s, err := openShare(sp, kp)
+					_, s, err := a.openShare(sp, kp)
 					if err != nil {
 						return err
 					}

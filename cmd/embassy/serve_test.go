@@ -266,7 +266,7 @@ func TestServeRefusesUnsealOverEditedFiles(t *testing.T) {
 	shares := filepath.Join(work, "shares")
 	var pubArgs []string
 	for _, name := range []string{"alice", "bob"} {
-		if _, stderr, err := runCLI(t, "custodian", "keygen", name, "--out", keys); err != nil {
+		if _, stderr, err := runCLI(t, "custodian", "keygen", name, "--out", keys, "--no-passphrase"); err != nil {
 			t.Fatalf("keygen: %v\n%s", err, stderr)
 		}
 		pubArgs = append(pubArgs, "--custodian", filepath.Join(keys, name+".pub"))

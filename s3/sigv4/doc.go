@@ -44,7 +44,8 @@
 //   - A presigned URL lives at most a week (X-Amz-Expires ≤ 604800) and
 //     after it expires is refused with AccessDenied "Request has expired".
 //   - Every x-amz-* header must be signed (AccessDenied, "There were headers
-//     present in the request which were not signed"); host must be signed;
+//     present in the request which were not signed"), and so must headers of
+//     the prefixes in Options.MustSign; host must be signed;
 //     header-signed requests must carry x-amz-content-sha256.
 //   - An unknown access key is InvalidAccessKeyId; a wrong signature is
 //     SignatureDoesNotMatch with the canonical request and string to sign in

@@ -38,6 +38,10 @@ type Options struct {
 	MaxTrailerSize int
 	// Keys, when set, caches derived signing keys.
 	Keys *KeyCache
+	// MustSign lists further header prefixes (lower case, e.g.
+	// "x-embassy-") that, like x-amz-*, must be covered by the signature
+	// when present: headers that change what a request does.
+	MustSign []string
 }
 
 // Defaults.
@@ -276,7 +280,7 @@ func verifyHeader(r *http.Request, authz string, params []queryParam, creds Cred
 	if e := a.setPayloadMode(payload, false); e != nil {
 		return nil, e
 	}
-	if e := checkAllAmzSigned(r, s.signedHeaders); e != nil {
+	if e := checkAllAmzSigned(r, s.signedHeaders, opt.MustSign); e != nil {
 		return nil, e
 	}
 	canonical := canonicalRequest(r, canonicalURI(r.URL), canonicalQuery(params, ""), s.signedHeaders, s.signedRaw, payload)
@@ -395,7 +399,7 @@ func verifyPresigned(r *http.Request, params []queryParam, creds Credentials, no
 	if e := a.setPayloadMode(payload, true); e != nil {
 		return nil, e
 	}
-	if e := checkAllAmzSigned(r, signed); e != nil {
+	if e := checkAllAmzSigned(r, signed, opt.MustSign); e != nil {
 		return nil, e
 	}
 	canonical := canonicalRequest(r, canonicalURI(r.URL), canonicalQuery(params, "X-Amz-Signature"), signed, q["X-Amz-SignedHeaders"], payload)
@@ -442,15 +446,20 @@ func (a *Auth) setPayloadMode(v string, presigned bool) *Error {
 	return nil
 }
 
-// checkAllAmzSigned refuses a request with an x-amz-* header the signature
-// does not cover, as S3 does: an unsigned x-amz-* header could change what
-// the request means (storage class, lock mode, checksum) behind the
-// signer's back.
-func checkAllAmzSigned(r *http.Request, signed []string) *Error {
+// checkAllAmzSigned refuses a request with an x-amz-* header (or one with
+// a prefix of mustSign) the signature does not cover, as S3 does: an
+// unsigned x-amz-* header could change what the request means (storage
+// class, lock mode, checksum) behind the signer's back — and whoever holds a
+// presigned URL could add it.
+func checkAllAmzSigned(r *http.Request, signed, mustSign []string) *Error {
 	var missing []string
 	for k := range r.Header {
 		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "x-amz-") && !slices.Contains(signed, lk) {
+		must := strings.HasPrefix(lk, "x-amz-")
+		for _, p := range mustSign {
+			must = must || strings.HasPrefix(lk, p)
+		}
+		if must && !slices.Contains(signed, lk) {
 			missing = append(missing, lk)
 		}
 	}

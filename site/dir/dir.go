@@ -288,7 +288,8 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	}
 	var rnd [12]byte
 	rand.Read(rnd[:])
-	tmp := filepath.Join(s.root, tmpDir, hex.EncodeToString(rnd[:]))
+	tmpRel := tmpDir + "/" + hex.EncodeToString(rnd[:])
+	tmp := filepath.Join(s.root, tmpRel)
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	direct := size < 0 || size >= directMin
 	if direct {
@@ -297,10 +298,10 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		// what readers need. Filesystems without O_DIRECT fall back.
 		flags |= unix.O_DIRECT
 	}
-	f, err := os.OpenFile(tmp, flags, 0o600)
-	if err != nil && direct {
+	f, err := openBeneath(s.root, tmpRel, flags, 0o600)
+	if err != nil && direct && !errors.Is(err, ErrSymlink) {
 		direct = false
-		f, err = os.OpenFile(tmp, flags&^unix.O_DIRECT, 0o600)
+		f, err = openBeneath(s.root, tmpRel, flags&^unix.O_DIRECT, 0o600)
 	}
 	if err != nil {
 		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
@@ -353,13 +354,13 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	if err := s.mkdirs(parent); err != nil {
 		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
-	err = os.Rename(tmp, dst)
+	err = renameBeneath(s.root, tmpRel, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A directory below the top ones was removed since it was
 		// known: make it again (never a top one), once.
 		s.forget(parent)
 		if err = s.mkdirs(parent); err == nil {
-			err = os.Rename(tmp, dst)
+			err = renameBeneath(s.root, tmpRel, name)
 		}
 	}
 	if err != nil {
@@ -388,15 +389,22 @@ func (s *Site) mkdirs(dir string) error {
 	if _, ok := s.known.Load(dir); ok || dir == s.root || filepath.Dir(dir) == s.root {
 		return nil
 	}
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+	rel, err := filepath.Rel(s.root, dir)
+	if err != nil {
+		return err
+	}
+	rel = filepath.ToSlash(rel)
+	if fi, err := lstatBeneath(s.root, rel); err == nil && fi.IsDir() {
 		s.known.Store(dir, true)
 		return nil
+	} else if errors.Is(err, ErrSymlink) {
+		return err
 	}
 	parent := filepath.Dir(dir)
 	if err := s.mkdirs(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := mkdirBeneath(s.root, rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	if err := s.syncDir(parent); err != nil {
@@ -469,7 +477,7 @@ func fsyncDir(dir string) error {
 
 // Get implements site.Site.
 func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	p, err := s.path(name)
+	_, err := s.path(name)
 	if errors.Is(err, errOutside) {
 		return nil, fmt.Errorf("dir site: get %s: %w", name, site.ErrNotFound)
 	}
@@ -479,7 +487,7 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if off < 0 {
 		return nil, fmt.Errorf("dir site: get %s: negative offset %d", name, off)
 	}
-	f, err := os.Open(p)
+	f, err := openBeneath(s.root, name, os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if rerr := s.ready(name); rerr != nil {
@@ -508,14 +516,14 @@ func (s *sectionCloser) Close() error { return s.f.Close() }
 
 // Stat implements site.Site.
 func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
-	p, err := s.path(name)
+	_, err := s.path(name)
 	if errors.Is(err, errOutside) {
 		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, site.ErrNotFound)
 	}
 	if err != nil {
 		return site.Info{}, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := lstatBeneath(s.root, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if rerr := s.ready(name); rerr != nil {
@@ -533,14 +541,14 @@ func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 
 // Delete implements site.Site.
 func (s *Site) Delete(ctx context.Context, name string) error {
-	p, err := s.path(name)
+	_, err := s.path(name)
 	if errors.Is(err, errOutside) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
+	if err := removeBeneath(s.root, name); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("dir site: delete %s: %w", name, err)
 		}
@@ -589,6 +597,9 @@ func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error
 		}
 		if !strings.HasPrefix(rel, prefix) {
 			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil // not the node's: never a blob (see ErrSymlink)
 		}
 		fi, err := d.Info()
 		if err != nil {

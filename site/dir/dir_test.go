@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -343,5 +344,87 @@ func TestNoSpaceIsFull(t *testing.T) {
 		if got := errors.Is(markFull(tc.err), site.ErrFull); got != tc.full {
 			t.Errorf("markFull(%v) is full: %v, want %v", tc.err, got, tc.full)
 		}
+	}
+}
+
+// TestSymlinksNotFollowed: a symbolic link planted in a site's directory —
+// as a blob pointing at a file outside, or as a directory pointing at a
+// directory outside — is never followed: a read gets ErrSymlink, not the
+// file; a put through a linked directory writes nothing outside; a delete
+// removes at most the link itself; a listing does not show it.
+func TestSymlinksNotFollowed(t *testing.T) {
+	work := t.TempDir()
+	root := filepath.Join(work, "site")
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	outside := filepath.Join(work, "outside")
+	os.MkdirAll(outside, 0o700)
+	secret := filepath.Join(outside, "secret")
+	os.WriteFile(secret, []byte("the machine's secret"), 0o600)
+	victim := filepath.Join(outside, "victim")
+	os.WriteFile(victim, []byte("must survive"), 0o600)
+
+	// A blob that is a link to a file outside.
+	os.MkdirAll(filepath.Join(root, "s", "aa"), 0o700)
+	if err := os.Symlink(secret, filepath.Join(root, "s", "aa", "linked")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(ctx, "s/aa/linked", 0, -1); !errors.Is(err, ErrSymlink) {
+		if r != nil {
+			b, _ := io.ReadAll(r)
+			t.Fatalf("get through a link read %q (%v)", b, err)
+		}
+		t.Fatalf("get through a link: %v, want ErrSymlink", err)
+	}
+	if _, err := s.Stat(ctx, "s/aa/linked"); !errors.Is(err, ErrSymlink) {
+		t.Fatalf("stat of a link: %v, want ErrSymlink", err)
+	}
+	// A directory that is a link to a directory outside.
+	if err := os.Symlink(outside, filepath.Join(root, "s", "bb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "s/bb/planted", strings.NewReader("node data"), 9); err == nil {
+		t.Fatal("a put through a linked directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "planted")); err == nil {
+		t.Fatal("a put wrote outside the site")
+	}
+	if _, err := s.Get(ctx, "s/bb/secret", 0, -1); !errors.Is(err, ErrSymlink) {
+		t.Fatalf("get through a linked directory: %v, want ErrSymlink", err)
+	}
+	s.Delete(ctx, "s/bb/victim")
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "must survive" {
+		t.Fatalf("a delete through a linked directory removed a file outside: %q, %v", b, err)
+	}
+	if err := s.Delete(ctx, "s/aa/linked"); err != nil {
+		t.Fatalf("deleting the link itself: %v", err)
+	}
+	if b, err := os.ReadFile(secret); err != nil || len(b) == 0 {
+		t.Fatalf("deleting the link removed its target: %v", err)
+	}
+	// The linked directory's contents are not listed either.
+	os.Symlink(secret, filepath.Join(root, "s", "aa", "again"))
+	var names []string
+	if err := s.List(ctx, "s/", func(i site.Info) error { names = append(names, i.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 0 {
+		t.Fatalf("listed %v", names)
+	}
+	// An ordinary blob still works.
+	if err := s.Put(ctx, "s/cc/ok", strings.NewReader("fine"), 4); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, "s/cc/ok", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "fine" {
+		t.Fatalf("read %q", b)
 	}
 }
