@@ -100,8 +100,8 @@ secret_key="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 
 # --- servers ------------------------------------------------------------
 embassy_port=$("$s3bench" freeport)
-"$work/bin/embassy" serve --dev --data "$work/embassy" --address "127.0.0.1:$embassy_port" \
-	--access-key "$access_key" --secret-key "$secret_key" >"$work/embassy.log" 2>&1 &
+EMBASSY_ACCESS_KEY="$access_key" EMBASSY_SECRET_KEY="$secret_key" \
+	"$work/bin/embassy" serve --dev --data "$work/embassy" --address "127.0.0.1:$embassy_port" >"$work/embassy.log" 2>&1 &
 embassy_pid=$!
 pids+=("$embassy_pid")
 

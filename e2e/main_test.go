@@ -115,9 +115,9 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(embassyBin, "serve", "--dev", "--data", s.dataDir, "--address", s.addr,
-		"--access-key", s.accessKey, "--secret-key", s.secretKey)
-	cmd.Env = cleanEnv()
+	cmd := exec.Command(embassyBin, "serve", "--dev", "--data", s.dataDir, "--address", s.addr, "--access-key", s.accessKey)
+	// The secret from the environment: a flag would show it to ps.
+	cmd.Env = append(cleanEnv(), "EMBASSY_SECRET_KEY="+s.secretKey)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

@@ -95,7 +95,7 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		creds = append(creds, s3.Credential{AccessKey: c.AccessKey, SecretKey: c.SecretKey, Principal: c.Principal})
 	}
 	if len(creds) == 0 {
-		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or --access-key/--secret-key)")
+		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
 		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan})

@@ -14,7 +14,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var dev bool
-	var data, address, accessKey, secretKey string
+	var data, address, accessKey, secretKey, credFile string
 	var extra []string
 	c := &cobra.Command{
 		Use:   "serve",
@@ -27,15 +27,18 @@ providers, new buckets coded 4+2 surviving the loss of any one jurisdiction,
 and the root key in a local file, so the node starts unsealed. The endpoint and
 credentials are printed.
 
-Credentials come from s3.credentials in node.yaml, from --access-key and
---secret-key (or EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY), and from
---credential principal:access-key:secret-key (repeatable), which lets tests act
-as several principals.
+Credentials come from s3.credentials in node.yaml, from --access-key with
+the secret in the file EMBASSY_SECRET_KEY_FILE names (or in EMBASSY_ACCESS_KEY
+and EMBASSY_SECRET_KEY), and from --credentials-file FILE, one
+principal:access-key:secret-key a line, which lets tests act as several
+principals. Secrets are never taken from the command line any more: the
+deprecated --secret-key and --credential still work, with a warning.
 
 A non-loopback --address needs TLS (s3.tls_cert and s3.tls_key in node.yaml)
 unless s3.allow_insecure is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.warnSecretFlags(cmd, map[string]string{"secret-key": "EMBASSY_SECRET_KEY_FILE or EMBASSY_SECRET_KEY", "credential": "--credentials-file"})
 			ctx := cmd.Context()
 			dir := a.dir
 			dirGiven := cmd.Flags().Changed("dir")
@@ -72,11 +75,11 @@ unless s3.allow_insecure is set.`,
 			if accessKey == "" {
 				accessKey = os.Getenv("EMBASSY_ACCESS_KEY")
 			}
-			if secretKey == "" {
-				secretKey = os.Getenv("EMBASSY_SECRET_KEY")
+			if secretKey, err = secretFrom(secretKey, "EMBASSY_SECRET_KEY", "EMBASSY_SECRET_KEY_FILE"); err != nil {
+				return err
 			}
 			if (accessKey == "") != (secretKey == "") {
-				return withHint(fmt.Errorf("an access key needs a secret key and the other way round"), "set both --access-key and --secret-key (or EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY)")
+				return withHint(fmt.Errorf("an access key needs a secret key and the other way round"), "set --access-key (or EMBASSY_ACCESS_KEY) and EMBASSY_SECRET_KEY_FILE (or EMBASSY_SECRET_KEY)")
 			}
 			// Keys given here keep the rule node.yaml's do (s3.ValidAccessKey)
 			// and may not repeat one another or node.yaml's.
@@ -97,12 +100,22 @@ unless s3.allow_insecure is set.`,
 				seen[accessKey] = "--access-key"
 				creds = append(creds, s3.Credential{AccessKey: accessKey, SecretKey: secretKey, Principal: "admin"})
 			}
+			var more []s3.Credential
 			for _, e := range extra {
 				parts := strings.SplitN(e, ":", 3)
 				if len(parts) != 3 || parts[0] == "" {
 					return fmt.Errorf("--credential %q: want principal:access-key:secret-key", e)
 				}
-				c := s3.Credential{Principal: parts[0], AccessKey: parts[1], SecretKey: parts[2]}
+				more = append(more, s3.Credential{Principal: parts[0], AccessKey: parts[1], SecretKey: parts[2]})
+			}
+			if credFile != "" {
+				fc, err := readCredentialsFile(credFile)
+				if err != nil {
+					return fmt.Errorf("--credentials-file: %w", err)
+				}
+				more = append(more, fc...)
+			}
+			for _, c := range more {
 				if err := s3.ValidAccessKey(c.AccessKey); err != nil {
 					return fmt.Errorf("--credential %s:%s:…: access key: %w", c.Principal, c.AccessKey, err)
 				}
@@ -117,7 +130,7 @@ unless s3.allow_insecure is set.`,
 			}
 			if len(creds) == 0 && len(n.Config.S3.Credentials) == 0 {
 				if !dev {
-					return withHint(fmt.Errorf("no S3 credentials configured"), "add s3.credentials to node.yaml, or pass --access-key and --secret-key")
+					return withHint(fmt.Errorf("no S3 credentials configured"), "add s3.credentials to node.yaml, or pass --access-key with EMBASSY_SECRET_KEY_FILE")
 				}
 				creds = append(creds, node.RandomCredential("admin"))
 			}
@@ -159,7 +172,8 @@ unless s3.allow_insecure is set.`,
 	f.StringVar(&data, "data", "embassy-dev", "data directory of the --dev node")
 	f.StringVar(&address, "address", "", "listen address (default s3.address, or 127.0.0.1:9000)")
 	f.StringVar(&accessKey, "access-key", "", "S3 access key of principal admin (env EMBASSY_ACCESS_KEY)")
-	f.StringVar(&secretKey, "secret-key", "", "S3 secret key of principal admin (env EMBASSY_SECRET_KEY)")
-	f.StringArrayVar(&extra, "credential", nil, "another principal as principal:access-key:secret-key (repeatable)")
+	f.StringVar(&secretKey, "secret-key", "", "S3 secret key of principal admin (deprecated: use EMBASSY_SECRET_KEY_FILE or EMBASSY_SECRET_KEY)")
+	f.StringArrayVar(&extra, "credential", nil, "another principal as principal:access-key:secret-key (deprecated: use --credentials-file)")
+	f.StringVar(&credFile, "credentials-file", "", "a file of further credentials, one principal:access-key:secret-key a line")
 	return c
 }

@@ -353,3 +353,31 @@ func TestServeRefusesUnsealOverEditedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestServeSecretsFromFiles: serve takes secrets from files or the
+// environment, not the command line; the flags that took them still work,
+// deprecated, with a warning.
+func TestServeSecretsFromFiles(t *testing.T) {
+	work := t.TempDir()
+	secret := filepath.Join(work, "admin.secret")
+	os.WriteFile(secret, []byte("admin-secret-from-a-file\n"), 0o600)
+	creds := filepath.Join(work, "more.creds")
+	os.WriteFile(creds, []byte("# principal:access-key:secret-key\nbob:EMBBOB01:bob-secret-from-a-file\n"), 0o600)
+	t.Setenv("EMBASSY_SECRET_KEY_FILE", secret)
+	s := startServe(t, "--dev", "--dir", filepath.Join(work, "dev"), "--address", freeAddr(t), "--access-key", "EMBADMIN01", "--credentials-file", creds)
+	out := s.out.String()
+	for _, want := range []string{"AWS_ACCESS_KEY_ID=EMBADMIN01 AWS_SECRET_ACCESS_KEY=admin-secret-from-a-file", "principal bob: AWS_ACCESS_KEY_ID=EMBBOB01"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "deprecated") {
+		t.Errorf("a warning without a deprecated flag:\n%s", out)
+	}
+	s.stop()
+	t.Setenv("EMBASSY_SECRET_KEY_FILE", "")
+	s = startServe(t, "--dev", "--dir", filepath.Join(work, "dev"), "--address", freeAddr(t), "--access-key", "EMBADMIN01", "--secret-key", "on-the-command-line")
+	if !strings.Contains(s.out.String(), "embassy: warning: --secret-key is deprecated: a secret on the command line is visible to every user of this machine (ps)") {
+		t.Errorf("no deprecation warning:\n%s", s.out)
+	}
+}

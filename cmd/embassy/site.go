@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -33,6 +32,7 @@ jurisdiction whose law controls the provider (default: the site's jurisdiction).
 Both are ISO 3166-1 alpha-3 codes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			a.warnSecretFlags(cmd, map[string]string{"s3-secret-key": "EMBASSY_SITE_SECRET_KEY_FILE or EMBASSY_SITE_SECRET_KEY"})
 			s.ID = args[0]
 			if s.Control == "" {
 				s.Control = s.Jurisdiction
@@ -41,9 +41,11 @@ Both are ISO 3166-1 alpha-3 codes.`,
 				s.Connectivity = site.Isolated
 			}
 			if s.Driver == "s3" {
-				if s3Secret == "" {
-					s3Secret = os.Getenv("EMBASSY_SITE_SECRET_KEY")
+				sec, err := secretFrom(s3Secret, "EMBASSY_SITE_SECRET_KEY", "EMBASSY_SITE_SECRET_KEY_FILE")
+				if err != nil {
+					return err
 				}
+				s3Secret = sec
 				s3c.SecretKey = s3site.Secret(s3Secret)
 				s.S3 = &s3c
 			}
@@ -84,7 +86,7 @@ Both are ISO 3166-1 alpha-3 codes.`,
 	f.StringVar(&s3c.Bucket, "s3-bucket", "", "s3 driver: bucket")
 	f.StringVar(&s3c.Prefix, "s3-prefix", "", "s3 driver: folder in the bucket for this site's blobs")
 	f.StringVar(&s3c.AccessKey, "s3-access-key", "", "s3 driver: access key")
-	f.StringVar(&s3Secret, "s3-secret-key", "", "s3 driver: secret key (or env EMBASSY_SITE_SECRET_KEY)")
+	f.StringVar(&s3Secret, "s3-secret-key", "", "s3 driver: secret key (deprecated: use EMBASSY_SITE_SECRET_KEY_FILE or EMBASSY_SITE_SECRET_KEY)")
 	f.BoolVar(&s3c.Secure, "s3-tls", false, "s3 driver: use TLS (https)")
 	f.BoolVar(&s3c.CreateBucket, "s3-create-bucket", false, "s3 driver: create the bucket if missing")
 	return c
