@@ -73,6 +73,8 @@ type Node struct {
 	descMu     sync.Mutex // serialises descriptor publishing
 	descGen    uint64     // newest descriptor generation published or adopted
 	descBehind string     // why the node does not publish, if it does not
+
+	taxii taxiiState
 }
 
 // OpenOptions configure OpenWith.
@@ -506,6 +508,7 @@ func (n *Node) Close() error {
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
+	n.closeTAXII()
 	n.closeAudit()
 	return n.Index.Close()
 }
