@@ -1,0 +1,107 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+func hasProblem(rep AuditReport, sub string) bool {
+	for _, p := range rep.Problems {
+		if strings.Contains(p, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAuditVerifyFromTheAttackersSide: audit verify names a site serving
+// an older node descriptor than the log records, and a site whose copy of
+// the log is a fork signed with the node's own key (a split view: what a
+// stolen key, or a restored node directory writing beside the real one,
+// would show some sites), and exits clean before and after.
+func TestAuditVerifyFromTheAttackersSide(t *testing.T) {
+	n := newNode(t)
+	ctx := t.Context()
+	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Engine.Put(n.As(ctx, "admin"), "registry", "minutes", strings.NewReader("minutes"), vault.PutOptions{Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := n.VerifyAudit(ctx)
+	if err != nil || !rep.OK {
+		t.Fatalf("an untouched node: %v %+v", err, rep.Problems)
+	}
+
+	// A stale descriptor: the one est-1 held before the last publish.
+	descPath := filepath.Join(sitePath(n, "est-1"), DescriptorBlob)
+	old, err := os.ReadFile(descPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.PublishDescriptor(ctx)
+	if err := os.WriteFile(descPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = n.VerifyAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || !hasProblem(rep, "site est-1 holds node descriptor generation") || !hasProblem(rep, "a stale descriptor") {
+		t.Fatalf("a replayed descriptor on est-1 not named: %q", rep.Problems)
+	}
+	n.PublishDescriptor(ctx)
+
+	// A fork: a log with the same origin and key but other entries,
+	// served by lux-1 as its copy.
+	cfg, err := n.auditConfig(n.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Dir, cfg.Sites, cfg.CheckpointInterval = t.TempDir(), nil, 100*time.Millisecond
+	fork, err := audit.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for range 3 {
+		if last, err = fork.Append(ctx, audit.Event{Kind: "object.put", Actor: "mallory", Vault: "registry", Key: "forged"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for a checkpoint covering the fork's entries.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := fork.ProveEntry(wctx, last); err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	fork.Close(cctx)
+	logDir := filepath.Join(sitePath(n, "lux-1"), strings.TrimSuffix(audit.SitePrefix, "/"))
+	if err := os.RemoveAll(logDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(logDir, os.DirFS(filepath.Join(cfg.Dir, "tlog"))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = n.VerifyAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || !hasProblem(rep, "site lux-1: its checkpoint") || !hasProblem(rep, "split view or a fork") {
+		t.Fatalf("a forked log on lux-1 not named: %q", rep.Problems)
+	}
+	for _, c := range rep.Log.Copies {
+		if c.Site != "lux-1" && c.Problem != "" {
+			t.Errorf("site %s: %s", c.Site, c.Problem)
+		}
+	}
+}
