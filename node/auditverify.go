@@ -108,7 +108,14 @@ type AuditQuery struct {
 // AuditEntry is one event as `embassy audit log` shows it.
 type AuditEntry struct {
 	Index uint64 `json:"index"`
+	// At is the event's time (Time, in Unix nanoseconds, as RFC 3339).
+	At time.Time `json:"at"`
 	audit.Event
+}
+
+// NewAuditEntry is entry i of the log, holding e.
+func NewAuditEntry(i uint64, e audit.Event) AuditEntry {
+	return AuditEntry{Index: i, At: e.At(), Event: e}
 }
 
 // AuditLogEvents returns the events matching q, newest first. The log is
@@ -134,7 +141,7 @@ func (n *Node) AuditLogEvents(ctx context.Context, q AuditQuery) ([]AuditEntry, 
 		if len(ring) == limit {
 			ring = ring[1:]
 		}
-		ring = append(ring, AuditEntry{Index: i, Event: e})
+		ring = append(ring, NewAuditEntry(i, e))
 		return nil
 	})
 	if err != nil {
@@ -255,7 +262,7 @@ func (n *Node) AuditProof(ctx context.Context, vaultName, key string, id manifes
 	ok := false
 	err := l.Events(ctx, 0, func(i uint64, e audit.Event) error {
 		if e.Vault == vaultName && e.Key == key && (id.IsZero() || e.Version == id) {
-			found, ok = AuditEntry{Index: i, Event: e}, true
+			found, ok = NewAuditEntry(i, e), true
 		}
 		return nil
 	})

@@ -132,7 +132,7 @@ func urlValues(q node.AuditQuery) string {
 // object, outcome and details, each value made safe to print.
 func formatAuditEntry(e node.AuditEntry) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s #%d %s by %s", e.At().Format(time.RFC3339), e.Index, e.Kind, safeText(e.Actor))
+	fmt.Fprintf(&b, "%s #%d %s by %s", e.At.Format(time.RFC3339), e.Index, e.Kind, safeText(e.Actor))
 	if e.Vault != "" {
 		fmt.Fprintf(&b, " %s", safeText(e.Vault))
 		if e.Key != "" {

@@ -15,8 +15,6 @@ import (
 	"github.com/embassy-dev/embassy/node"
 )
 
-func auditEntry(i uint64, e audit.Event) node.AuditEntry { return node.AuditEntry{Index: i, Event: e} }
-
 func (a *app) auditProofCmd() *cobra.Command {
 	var version, out string
 	c := &cobra.Command{
@@ -138,7 +136,7 @@ would).`,
 				fmt.Fprintf(a.stdout, ", cosigned by %s", strings.Join(pc.Witnesses, ", "))
 			}
 			fmt.Fprintln(a.stdout, ")")
-			fmt.Fprintln(a.stdout, formatAuditEntry(auditEntry(pc.Index, pc.Event)))
+			fmt.Fprintln(a.stdout, formatAuditEntry(node.NewAuditEntry(pc.Index, pc.Event)))
 			if len(pc.Unverified) > 0 {
 				fmt.Fprintf(a.stdout, "not checked: signatures by %s (no key given for them)\n", safeText(strings.Join(pc.Unverified, ", ")))
 			}
