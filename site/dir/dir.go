@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,10 @@ import (
 )
 
 const tmpDir = ".tmp"
+
+// tmpMaxAge is the age past which a file in tmpDir is a leftover of a put
+// that will never complete.
+const tmpMaxAge = time.Hour
 
 // errOutside marks a blob name outside the site's top directories.
 var errOutside = errors.New("outside the layout")
@@ -92,10 +97,15 @@ func Open(root string) (*Site, error) {
 	s := &Site{root: abs, tops: site.TopDirs(), syncers: map[string]*syncer{}}
 	if s.ready(tmpDir) == nil {
 		// Leftovers are from puts that never completed: they were never
-		// visible and nobody waits on them.
+		// visible and nobody waits on them. Only old ones: another Site
+		// on the same directory (the engine reopened after a
+		// configuration change, another process) may be writing the
+		// recent ones, and a file being written keeps a fresh mtime.
 		ents, _ := os.ReadDir(filepath.Join(abs, tmpDir))
 		for _, e := range ents {
-			os.Remove(filepath.Join(abs, tmpDir, e.Name()))
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > tmpMaxAge {
+				os.Remove(filepath.Join(abs, tmpDir, e.Name()))
+			}
 		}
 	}
 	return s, nil

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -37,6 +38,10 @@ func TestLeftoverTempFilesRemoved(t *testing.T) {
 	}
 	stale := filepath.Join(root, tmpDir, "deadbeef")
 	if err := os.WriteFile(stale, []byte("half a shard"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * tmpMaxAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(root)
@@ -426,5 +431,34 @@ func TestSymlinksNotFollowed(t *testing.T) {
 	r.Close()
 	if string(b) != "fine" {
 		t.Fatalf("read %q", b)
+	}
+}
+
+// TestOpenKeepsPutsInFlight: opening a site removes only old leftovers in
+// its temporary directory; a recent file may be a put another Site on the
+// same directory (or another process) is writing, and survives.
+func TestOpenKeepsPutsInFlight(t *testing.T) {
+	root := t.TempDir()
+	if _, err := New(root); err != nil {
+		t.Fatal(err)
+	}
+	fresh, stale := filepath.Join(root, tmpDir, "fresh"), filepath.Join(root, tmpDir, "stale")
+	for _, p := range []string{fresh, stale} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * tmpMaxAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a put in flight was removed: %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an old leftover was kept: %v", err)
 	}
 }
