@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,41 @@ func FuzzVerifyTree(f *testing.F) {
 					t.Fatalf("entry %d of %s changed, and the copy verified", i, n)
 				}
 			}
+		}
+	})
+}
+
+// Add-checkpoint bodies come from any log that posts to the witness:
+// parsing and checking one must never panic, and a body the witness
+// cosigns holds a checkpoint signed by the log it follows.
+func FuzzAddCheckpoint(f *testing.F) {
+	_, cp, _, cfg := fuzzLog(f)
+	k := cfg.Keys.(*custody.Keyring)
+	signer, err := testKeys(f).WitnessSigner("w.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	vkey, err := VerifierKey(cfg.Origin, k.Identity().Public())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("old 0\n\n" + string(cp)))
+	f.Add([]byte("old 3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n" + string(cp)))
+	f.Add([]byte("old 00\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := NewWitness(signer, filepath.Join(t.TempDir(), "w.json"), []WitnessedLog{{Origin: cfg.Origin, Key: vkey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.AddCheckpoint(b); err != nil {
+			return
+		}
+		_, _, raw, err := parseAddCheckpoint(b)
+		if err != nil {
+			t.Fatalf("cosigned a body that does not parse: %v", err)
+		}
+		if _, err := OpenCheckpoint(raw, cfg.Origin, cfg.Verifiers); err != nil {
+			t.Fatalf("cosigned a checkpoint the log did not sign: %v", err)
 		}
 	})
 }

@@ -41,6 +41,13 @@ type Config struct {
 	Verifiers []note.Verifier
 	// Sites returns the sites copies go to (nil: none).
 	Sites func() map[string]site.Site
+	// Witnesses, if it has any components, must cosign a checkpoint
+	// before it is published (C2SP tlog-witness, through tessera). With
+	// WitnessFailOpen a checkpoint the quorum did not cosign in time is
+	// published anyway (writes go on); without, it is not published, and
+	// what waits for a checkpoint on the sites (deletes) waits too.
+	Witnesses       tessera.WitnessGroup
+	WitnessFailOpen bool
 	// CheckpointInterval is the least time between checkpoints (default
 	// 200ms, at least 100ms).
 	CheckpointInterval time.Duration
@@ -101,6 +108,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		WithBatching(1024, 5*time.Millisecond).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithPushback(8192)
+	if len(cfg.Witnesses.Components) > 0 {
+		opts = opts.WithWitnesses(cfg.Witnesses, &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
+	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	app, shutdown, reader, err := tessera.NewAppender(actx, drv, opts)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,11 @@ var (
 )
 
 func benchEngine(b *testing.B, root string) *Engine {
+	return benchEngineAudit(b, root, true)
+}
+
+// benchEngineAudit is benchEngine with or without its audit log.
+func benchEngineAudit(b *testing.B, root string, withAudit bool) *Engine {
 	rk, _ := custody.GenerateRootKey()
 	keys, _ := custody.NewKeyring(rk)
 	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
@@ -51,7 +57,11 @@ func benchEngine(b *testing.B, root string) *Engine {
 		}
 		sites = append(sites, Site{Descriptor: d, Store: ds})
 	}
-	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: benchAudit(b, root, sites), Vaults: []Vault{{Name: "bench", Owner: "EST",
+	var al AuditLog
+	if withAudit {
+		al = benchAudit(b, root, sites)
+	}
+	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: al, AuditFailClosed: withAudit, Vaults: []Vault{{Name: "bench", Owner: "EST",
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 	if err != nil {
 		b.Fatal(err)
@@ -260,4 +270,63 @@ func rawSmallWrites(b *testing.B, d string, count, size, workers int) float64 {
 	}
 	wg.Wait()
 	return float64(count) / time.Since(start).Seconds()
+}
+
+var benchAuditRounds = flag.Int("embassy.audit-rounds", 3, "rounds of BenchmarkAuditCost (each: one run without the log, one with)")
+
+// BenchmarkAuditCost measures what the audit log costs small-object puts:
+// the same workload (embassy.objects objects of embassy.small bytes, or
+// 2,000 when embassy.objects is left at its default, by embassy.workers
+// writers) on a fresh engine without the log and one with it (appends
+// durable in the local journal before every index commit, fail-closed,
+// copies to the six sites in the background), alternating which goes
+// first, and reports ops/s of each and their ratio (median of the
+// rounds). The reference is the run without the log, in the same process.
+//
+//	go test -run '^$' -bench AuditCost -benchtime 1x ./vault/
+func BenchmarkAuditCost(b *testing.B) {
+	count, size, workers := *benchObjects, *benchSmall, *benchWorkers
+	if count == 100_000 {
+		count = 2000
+	}
+	run := func(withAudit bool) float64 {
+		root := benchutil.Root(b)
+		e := benchEngineAudit(b, root, withAudit)
+		ctx := context.Background()
+		data := bytes.Repeat([]byte{0xa5}, size)
+		var next atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
+					if _, err := e.Put(ctx, "bench", fmt.Sprintf("obj/%08d", i), bytes.NewReader(data), PutOptions{Size: int64(size)}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(count) / time.Since(start).Seconds()
+	}
+	for b.Loop() {
+		var off, on, ratios []float64
+		for r := range *benchAuditRounds {
+			var a, o float64
+			if r%2 == 0 {
+				o, a = run(false), run(true)
+			} else {
+				a, o = run(true), run(false)
+			}
+			off, on, ratios = append(off, o), append(on, a), append(ratios, a/o)
+			fmt.Printf("round %d: without the log %.0f ops/s, with it %.0f ops/s, ratio %.3f\n", r, o, a, a/o)
+		}
+		med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+		b.ReportMetric(med(off), "put-ops/s-no-log")
+		b.ReportMetric(med(on), "put-ops/s-log")
+		b.ReportMetric(med(ratios), "log/no-log")
+		fmt.Printf("%d objects of %d B, %d writers, %d rounds: median without the log %.0f ops/s, with it %.0f ops/s; ratio with/without %.3f\n",
+			count, size, workers, len(ratios), med(off), med(on), med(ratios))
+	}
 }

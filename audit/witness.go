@@ -1,0 +1,258 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/internal/atomicfile"
+)
+
+// A Witness cosigns other logs' checkpoints (C2SP tlog-witness,
+// https://c2sp.org/tlog-witness): for each log it follows it keeps the
+// latest checkpoint it cosigned, and cosigns a new one only when it is
+// signed by the log's key and a consistency proof shows that it extends
+// the one before. So a log that shows one history to some and another to
+// others cannot get both cosigned by the same witness.
+type Witness struct {
+	signer note.Signer
+	logs   map[string]note.Verifier // by origin
+	path   string
+
+	mu    sync.Mutex
+	state map[string]witnessed
+}
+
+// witnessed is the latest checkpoint cosigned for a log.
+type witnessed struct {
+	Size uint64 `json:"size"`
+	Hash []byte `json:"hash"`
+}
+
+// WitnessedLog names a log a witness follows: its origin and the C2SP
+// verifier key (vkey) of its checkpoints.
+type WitnessedLog struct {
+	Origin string
+	Key    string
+}
+
+// MaxAddCheckpoint bounds an add-checkpoint request body.
+const MaxAddCheckpoint = 64 << 10
+
+// maxProofLines is the most consistency proof lines tlog-witness allows.
+const maxProofLines = 63
+
+// NewWitness returns a witness that cosigns with signer (a C2SP
+// cosignature/v1 signer) the checkpoints of logs, and keeps what it
+// cosigned in the file at statePath (created when missing).
+func NewWitness(signer note.Signer, statePath string, logs []WitnessedLog) (*Witness, error) {
+	w := &Witness{signer: signer, logs: map[string]note.Verifier{}, path: statePath, state: map[string]witnessed{}}
+	for _, l := range logs {
+		v, err := note.NewVerifier(l.Key)
+		if err != nil {
+			return nil, fmt.Errorf("witness: log %q: key: %w", l.Origin, err)
+		}
+		if v.Name() != l.Origin {
+			return nil, fmt.Errorf("witness: log %q: its key is named %q", l.Origin, v.Name())
+		}
+		w.logs[l.Origin] = v
+	}
+	b, err := os.ReadFile(statePath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("witness: %w", err)
+	default:
+		if err := json.Unmarshal(b, &w.state); err != nil {
+			return nil, fmt.Errorf("witness: %s: %w", statePath, err)
+		}
+	}
+	return w, nil
+}
+
+// WitnessError is an add-checkpoint refusal, with its HTTP status.
+type WitnessError struct {
+	Status int
+	Reason string
+	// Size, when SizeHint, is the size of the latest checkpoint cosigned,
+	// which the client should send as its old size (409 Conflict).
+	Size     uint64
+	SizeHint bool
+}
+
+func (e *WitnessError) Error() string { return e.Reason }
+
+func refuse(status int, format string, a ...any) *WitnessError {
+	return &WitnessError{Status: status, Reason: fmt.Sprintf(format, a...)}
+}
+
+// AddCheckpoint handles an add-checkpoint request body and returns the
+// witness's cosignature line(s), or a *WitnessError.
+func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
+	if len(body) > MaxAddCheckpoint {
+		return nil, refuse(http.StatusBadRequest, "the request is larger than %d bytes", MaxAddCheckpoint)
+	}
+	oldSize, hashes, cpRaw, err := parseAddCheckpoint(body)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "malformed request: %v", err)
+	}
+	origin, _, _ := bytes.Cut(cpRaw, []byte("\n"))
+	v, ok := w.logs[string(origin)]
+	if !ok {
+		return nil, refuse(http.StatusNotFound, "unknown log %q", origin)
+	}
+	cp, _, _, err := log.ParseCheckpoint(cpRaw, string(origin), v)
+	if err != nil {
+		return nil, refuse(http.StatusForbidden, "the checkpoint is not signed by the log's key: %v", err)
+	}
+	if oldSize > cp.Size {
+		return nil, refuse(http.StatusBadRequest, "old size %d is larger than the checkpoint's %d", oldSize, cp.Size)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev := w.state[cp.Origin]
+	if oldSize != prev.Size {
+		e := refuse(http.StatusConflict, "the latest checkpoint cosigned has %d entries, not %d", prev.Size, oldSize)
+		e.Size, e.SizeHint = prev.Size, true
+		return nil, e
+	}
+	switch {
+	case oldSize == cp.Size:
+		if len(hashes) != 0 {
+			return nil, refuse(http.StatusBadRequest, "a proof between checkpoints of the same size")
+		}
+		if prev.Size > 0 && !bytes.Equal(prev.Hash, cp.Hash) {
+			return nil, refuse(http.StatusConflict, "a checkpoint of %d entries with another root than the one cosigned: a fork", cp.Size)
+		}
+	case oldSize == 0:
+		if len(hashes) != 0 {
+			return nil, refuse(http.StatusBadRequest, "a proof from an empty tree")
+		}
+	default:
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, prev.Size, cp.Size, hashes, prev.Hash, cp.Hash); err != nil {
+			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint of %d entries is not consistent with the one of %d cosigned: %v", cp.Size, prev.Size, err)
+		}
+	}
+	// The new state is durable before the cosignature leaves: after a
+	// crash the witness never cosigns a fork of what it cosigned.
+	next := make(map[string]witnessed, len(w.state)+1)
+	for k, s := range w.state {
+		next[k] = s
+	}
+	next[cp.Origin] = witnessed{Size: cp.Size, Hash: cp.Hash}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(w.path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	w.state = next
+	text, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))
+	signed, err := note.Sign(&note.Note{Text: string(text) + "\n"}, w.signer)
+	if err != nil {
+		return nil, err
+	}
+	_, sig, ok := bytes.Cut(signed, []byte("\n\n"))
+	if !ok {
+		return nil, errors.New("witness: cosigning failed")
+	}
+	return sig, nil
+}
+
+// parseAddCheckpoint splits an add-checkpoint body: the old size line,
+// the proof lines, an empty line and the checkpoint.
+func parseAddCheckpoint(body []byte) (uint64, [][]byte, []byte, error) {
+	r := bufio.NewReader(bytes.NewReader(body))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return 0, nil, nil, errors.New("no old size line")
+	}
+	s, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "old ")
+	if !ok {
+		return 0, nil, nil, errors.New("the first line is not 'old SIZE'")
+	}
+	oldSize, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || (len(s) > 1 && s[0] == '0') {
+		return 0, nil, nil, fmt.Errorf("old size %q", s)
+	}
+	var hashes [][]byte
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, nil, nil, errors.New("no empty line before the checkpoint")
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			break
+		}
+		if len(hashes) == maxProofLines {
+			return 0, nil, nil, fmt.Errorf("more than %d proof lines", maxProofLines)
+		}
+		h, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(h) != rfc6962.DefaultHasher.Size() {
+			return 0, nil, nil, fmt.Errorf("proof line %q is not a base64 SHA-256 hash", line)
+		}
+		hashes = append(hashes, h)
+	}
+	consumed := len(body) - r.Buffered()
+	cp := body[consumed:]
+	if len(cp) == 0 {
+		return 0, nil, nil, errors.New("no checkpoint")
+	}
+	return oldSize, hashes, cp, nil
+}
+
+// ServeHTTP serves add-checkpoint (POST, the request body as C2SP
+// tlog-witness says).
+func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, "add-checkpoint takes POST", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := readLimited(r, MaxAddCheckpoint)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	sig, err := w.AddCheckpoint(body)
+	if err != nil {
+		var we *WitnessError
+		if !errors.As(err, &we) {
+			http.Error(rw, "the witness could not record the checkpoint", http.StatusInternalServerError)
+			return
+		}
+		if we.SizeHint {
+			rw.Header().Set("Content-Type", "text/x.tlog.size")
+			rw.WriteHeader(we.Status)
+			fmt.Fprintf(rw, "%d\n", we.Size)
+			return
+		}
+		http.Error(rw, we.Reason, we.Status)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Write(sig)
+}
+
+func readLimited(r *http.Request, n int64) ([]byte, error) {
+	b := new(bytes.Buffer)
+	if _, err := b.ReadFrom(http.MaxBytesReader(nil, r.Body, n)); err != nil {
+		return nil, fmt.Errorf("request body: %v", err)
+	}
+	return b.Bytes(), nil
+}

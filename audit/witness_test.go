@@ -1,0 +1,171 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/custody"
+)
+
+// testWitness starts a witness (another node's identity) that follows the
+// log of k, on a loopback HTTP server, and returns it, its vkey and
+// verifier, and its URL root.
+func testWitness(t *testing.T, k *custody.Keyring) (*Witness, string, note.Verifier, *url.URL) {
+	t.Helper()
+	wk := testKeys(t)
+	const name = "witness.lux.example"
+	signer, err := wk.WitnessSigner(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wkey := custody.WitnessVerifierKey(name, wk.Identity().Public())
+	wv, err := fnote.NewVerifier(wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := Origin("0123456789abcdef")
+	vkey, err := VerifierKey(origin, k.Identity().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWitness(signer, filepath.Join(t.TempDir(), "witness.json"), []WitnessedLog{{Origin: origin, Key: vkey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/add-checkpoint", w)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return w, wkey, wv, u
+}
+
+// TestWitnessCosignsAndRefusesAFork: a log configured with a witness
+// publishes only checkpoints the witness cosigned (the cosignature
+// verifies, and a proof file carries it); the witness then refuses a
+// checkpoint of another history signed with the same key (a fork), and an
+// unknown log, and a checkpoint not signed by the log.
+func TestWitnessCosignsAndRefusesAFork(t *testing.T) {
+	k := testKeys(t)
+	w, wkey, wv, root := testWitness(t, k)
+	tw, err := tessera.NewWitness(wkey, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, k, t.TempDir(), nil)
+	cfg.Witnesses = tessera.NewWitnessGroup(1, tw)
+	l := openLog(t, cfg)
+	var last uint64
+	for i := range 40 {
+		if last, err = l.Append(t.Context(), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	p, err := l.ProveEntry(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(raw, note.VerifierList(wv)); err != nil {
+		t.Fatalf("the published checkpoint carries no valid cosignature by the witness: %v\n%s", err, raw)
+	}
+	ed, pq, _ := Verifiers(cfg.Origin, k.Identity().Public())
+	pc, err := VerifyProof(p, cfg.Origin, ed[0], pq[0], []note.Verifier{wv}, 1)
+	if err != nil || len(pc.Witnesses) != 1 {
+		t.Fatalf("a proof against a witnessed checkpoint: %v %+v", err, pc)
+	}
+	closeLog(t, l)
+
+	// A fork: the same key, another history, longer than what the witness
+	// cosigned; its own consistency proof does not lead from the witnessed
+	// tree.
+	fcfg := testConfig(t, k, t.TempDir(), nil)
+	fork := openLog(t, fcfg)
+	for i := range 60 {
+		if last, err = fork.Append(t.Context(), Event{Kind: "object.put", Actor: "mallory", Vault: "v", Key: fmt.Sprint("forged", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fork.ProveEntry(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	fraw, fcp, err := fork.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := client.NewProofBuilder(ctx, fcp.Size, fork.Reader().ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes, err := pb.ConsistencyProof(ctx, cp.Size, fcp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf("old %d\n", cp.Size)
+	for _, h := range hashes {
+		body += base64.StdEncoding.EncodeToString(h) + "\n"
+	}
+	body += "\n" + string(fraw)
+	_, err = w.AddCheckpoint([]byte(body))
+	var we *WitnessError
+	if !errors.As(err, &we) || we.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("a fork's checkpoint: %v, want 422", err)
+	}
+	// Claiming the witness knows nothing does not help: 409 with its size.
+	_, err = w.AddCheckpoint([]byte("old 0\n\n" + string(fraw)))
+	if !errors.As(err, &we) || we.Status != http.StatusConflict || !we.SizeHint || we.Size != cp.Size {
+		t.Fatalf("old 0 on a witnessed log: %v", err)
+	}
+	closeLog(t, fork)
+
+	// Over HTTP: an unknown log is 404, a checkpoint not signed by the log
+	// is 403, garbage is 400, and a 409 carries the size.
+	post := func(body string) (int, string, string) {
+		r, err := http.Post(root.JoinPath("add-checkpoint").String(), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b := new(bytes.Buffer)
+		b.ReadFrom(r.Body)
+		return r.StatusCode, r.Header.Get("Content-Type"), b.String()
+	}
+	other := strings.Replace(string(fraw), cfg.Origin, "embassy/ffffffffffffffff", 1)
+	if st, _, b := post("old 0\n\n" + other); st != http.StatusNotFound {
+		t.Errorf("unknown log: %d %s", st, b)
+	}
+	edited := strings.Replace(string(raw), fmt.Sprintf("\n%d\n", cp.Size), fmt.Sprintf("\n%d\n", cp.Size+1), 1)
+	if st, _, b := post(fmt.Sprintf("old %d\n\n", cp.Size) + edited); st != http.StatusForbidden {
+		t.Errorf("an edited checkpoint: %d %s", st, b)
+	}
+	if st, _, b := post("new 0\n\n" + string(raw)); st != http.StatusBadRequest {
+		t.Errorf("garbage: %d %s", st, b)
+	}
+	if st, ct, b := post("old 0\n\n" + string(raw)); st != http.StatusConflict || ct != "text/x.tlog.size" || b != fmt.Sprintf("%d\n", cp.Size) {
+		t.Errorf("old 0: %d %q %q", st, ct, b)
+	}
+	// The same checkpoint again is cosigned again (idempotent).
+	if st, _, b := post(fmt.Sprintf("old %d\n\n", cp.Size) + string(raw)); st != http.StatusOK || !strings.HasPrefix(b, "— witness.lux.example ") {
+		t.Errorf("the same checkpoint again: %d %s", st, b)
+	}
+}
