@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,11 +86,32 @@ func TestAuditVerifyFromTheAttackersSide(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
 	fork.Close(cctx)
-	logDir := filepath.Join(sitePath(n, "lux-1"), strings.TrimSuffix(audit.SitePrefix, "/"))
-	if err := os.RemoveAll(logDir); err != nil {
+	// The node's copies are done (nothing is appended until the check),
+	// so its copier does not write over the fork.
+	l := n.Audit()
+	if err := l.Sync(wctx, l.Appended(), []string{"lux-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.CopyFS(logDir, os.DirFS(filepath.Join(cfg.Dir, "tlog"))); err != nil {
+	logDir := filepath.Join(sitePath(n, "lux-1"), strings.TrimSuffix(audit.SitePrefix, "/"))
+	forkDir := filepath.Join(cfg.Dir, "tlog")
+	err = filepath.WalkDir(forkDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(forkDir, p)
+		if rel != "checkpoint" && !strings.HasPrefix(rel, "tile"+string(filepath.Separator)) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(logDir, rel)), 0o700); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(logDir, rel), b, 0o600)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err = n.VerifyAudit(ctx)
