@@ -49,6 +49,10 @@ type WitnessedLog struct {
 	Key    string
 }
 
+// WitnessName is the name of a node's witness cosignatures (its
+// cosignature/v1 key), distinct from its log's origin.
+func WitnessName(nodeID string) string { return "embassy-witness/" + nodeID }
+
 // MaxAddCheckpoint bounds an add-checkpoint request body.
 const MaxAddCheckpoint = 64 << 10
 

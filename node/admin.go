@@ -111,6 +111,8 @@ var adminRoutes = []adminRoute{
 		doc: "audit log events, newest first; `since` (RFC 3339), `vault`, `kind`, `limit` (default 1000)", handle: (*Node).adminAuditLog},
 	{method: http.MethodPost, path: "v1/audit/verify", auth: authOperator, roles: []access.Role{access.RoleAuditor},
 		doc: "`embassy audit verify`'s report: the log's copies, the index, every manifest and descriptor against the log", handle: (*Node).adminAuditVerify},
+	{method: http.MethodPost, path: "v1/witness/add-checkpoint", auth: authAnonymous,
+		doc: "C2SP tlog-witness: cosigns a checkpoint of a log in `audit.witnessed`, authenticated by the log's signature and a consistency proof", handle: (*Node).adminWitness},
 	{method: http.MethodGet, path: "v1/custody/status", auth: authCustodian, sealed: true,
 		doc: "node id, nation, custody, seal state", handle: (*Node).adminStatus},
 	{method: http.MethodPost, path: "v1/custody/unseal", auth: authCustodian, sealed: true,

@@ -3,7 +3,12 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/transparency-dev/tessera"
 
 	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
@@ -38,8 +43,63 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 	if err != nil {
 		return audit.Config{}, err
 	}
-	return audit.Config{Dir: n.path(AuditDir), Origin: origin, Keys: keys, Signer: ed, Cosigner: pq, Verifiers: verifiers,
-		Sites: n.auditSites, Logger: n.Log}, nil
+	cfg := audit.Config{Dir: n.path(AuditDir), Origin: origin, Keys: keys, Signer: ed, Cosigner: pq, Verifiers: verifiers,
+		Sites: n.auditSites, Logger: n.Log}
+	if ws := n.Config.Audit.Witnesses; len(ws) > 0 {
+		// tessera's policy (Sigsum's format): every witness, and a group
+		// of them with the quorum as its threshold.
+		var p strings.Builder
+		names := make([]string, len(ws))
+		for i, w := range ws {
+			names[i] = fmt.Sprintf("w%d", i)
+			fmt.Fprintf(&p, "witness %s %s %s\n", names[i], w.Key, w.URL)
+		}
+		fmt.Fprintf(&p, "group g %d %s\nquorum g\n", n.Config.witnessQuorum(), strings.Join(names, " "))
+		g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
+		if err != nil {
+			return audit.Config{}, fmt.Errorf("audit.witnesses: %w", err)
+		}
+		cfg.Witnesses, cfg.WitnessFailOpen = g, n.Config.witnessFailOpen()
+	}
+	return cfg, nil
+}
+
+// openWitness starts witnessing the logs audit.witnessed names, cosigning
+// with the node identity (its cosignature/v1 key), the state kept in
+// audit/witness.json.
+func (n *Node) openWitness(keys *custody.Keyring) error {
+	ls := n.Config.Audit.Witnessed
+	if len(ls) == 0 {
+		n.witness.Store(nil)
+		return nil
+	}
+	signer, err := keys.WitnessSigner(audit.WitnessName(n.Config.Node.ID))
+	if err != nil {
+		return err
+	}
+	logs := make([]audit.WitnessedLog, len(ls))
+	for i, l := range ls {
+		logs[i] = audit.WitnessedLog{Origin: l.Origin, Key: l.Key}
+	}
+	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), logs)
+	if err != nil {
+		return err
+	}
+	n.witness.Store(w)
+	return nil
+}
+
+// adminWitness serves C2SP tlog-witness add-checkpoint for the logs this
+// node witnesses. It needs no credential: the checkpoint is authenticated
+// by the log's own signature, and what it may change is only the witness's
+// record of that log, forward along a consistency proof.
+func (n *Node) adminWitness(w http.ResponseWriter, r *http.Request, c *adminCall) {
+	wit := n.witness.Load()
+	if wit == nil {
+		http.Error(w, "this node witnesses no log", http.StatusNotFound)
+		return
+	}
+	wit.ServeHTTP(w, r)
 }
 
 // openAudit opens the node's audit log.
@@ -53,6 +113,9 @@ func (n *Node) openAudit(ctx context.Context) error {
 		return fmt.Errorf("open the audit log: %w", err)
 	}
 	n.audit.Store(l)
+	if err := n.openWitness(n.Keys); err != nil {
+		n.Log.Error("witness: not serving add-checkpoint", "err", err)
+	}
 	return nil
 }
 

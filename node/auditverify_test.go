@@ -3,13 +3,19 @@ package node
 import (
 	"context"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -125,5 +131,62 @@ func TestAuditVerifyFromTheAttackersSide(t *testing.T) {
 		if c.Site != "lux-1" && c.Problem != "" {
 			t.Errorf("site %s: %s", c.Site, c.Problem)
 		}
+	}
+}
+
+// TestNodeWitnessesAnother: node B witnesses node A's log (audit.witnessed
+// on B, audit.witnesses on A): A's published checkpoints carry B's
+// cosignature, which verifies with the key B's 'audit key' prints, and a
+// proof file from A checks with B as a required witness.
+func TestNodeWitnessesAnother(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	ctx := t.Context()
+	aID := a.Config.Node.ID
+	aPub := a.Keys.Identity().Public()
+	vkey, err := audit.VerifierKey(audit.Origin(aID), aPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := *b.Config
+	bc.Audit.Witnessed = []WitnessedLogConfig{{Origin: audit.Origin(aID), Key: vkey}}
+	if err := b.SaveConfig(&bc); err != nil {
+		t.Fatal(err)
+	}
+	b = reopen(t, b)
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(srv.Close)
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys.Identity().Public())
+	ac := *a.Config
+	ac.Audit.Witnesses = []WitnessConfig{{Key: wkey, URL: srv.URL + AdminPrefix + "v1/witness"}}
+	ff := false
+	ac.Audit.WitnessFailOpen = &ff
+	if err := a.SaveConfig(&ac); err != nil {
+		t.Fatal(err)
+	}
+	a = reopen(t, a)
+	if err := a.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Engine.Put(a.As(ctx, "admin"), "registry", "minutes", strings.NewReader("minutes"), vault.PutOptions{Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	p, _, err := a.AuditProof(wctx, "registry", "minutes", manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv, err := fnote.NewVerifier(wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, pq, _ := audit.Verifiers(audit.Origin(aID), aPub)
+	pc, err := audit.VerifyProof(p, audit.Origin(aID), ed[0], pq[0], []note.Verifier{wv}, 1)
+	if err != nil || len(pc.Witnesses) != 1 {
+		t.Fatalf("A's proof with B as a required witness: %v %+v", err, pc)
+	}
+	// B keeps what it cosigned.
+	if _, err := os.Stat(filepath.Join(b.Dir, AuditDir, "witness.json")); err != nil {
+		t.Fatal(err)
 	}
 }

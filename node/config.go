@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
@@ -169,6 +172,86 @@ type AuditConfig struct {
 	// FailClosed refuses a change the audit log cannot record, as audit
 	// devices do in Vault (default true; false on a dev node).
 	FailClosed *bool `yaml:"fail_closed,omitempty" json:"fail_closed,omitempty"`
+	// Witnesses cosign this node's checkpoints (C2SP tlog-witness) before
+	// they are published.
+	Witnesses []WitnessConfig `yaml:"witnesses,omitempty" json:"witnesses,omitempty"`
+	// Quorum is how many of the witnesses must cosign (default: all).
+	Quorum int `yaml:"quorum,omitempty" json:"quorum,omitempty"`
+	// WitnessFailOpen publishes a checkpoint the quorum did not cosign in
+	// time, so that writes go on (default true); false holds it back, and
+	// deletes, which wait for a checkpoint on the sites, fail.
+	WitnessFailOpen *bool `yaml:"witness_fail_open,omitempty" json:"witness_fail_open,omitempty"`
+	// Witnessed are other nodes' logs this node witnesses.
+	Witnessed []WitnessedLogConfig `yaml:"witnessed,omitempty" json:"witnessed,omitempty"`
+}
+
+// WitnessConfig is a witness of this node's log.
+type WitnessConfig struct {
+	// Key is the witness's C2SP verifier key (its cosignature/v1 vkey:
+	// 'embassy audit key' on an embassy node prints it as witness).
+	Key string `yaml:"key" json:"key"`
+	// URL is the witness's tlog-witness URL prefix (add-checkpoint is
+	// below it): an embassy node's is https://HOST:PORT/_embassy/v1/witness.
+	URL string `yaml:"url" json:"url"`
+}
+
+// WitnessedLogConfig is another node's log this node witnesses.
+type WitnessedLogConfig struct {
+	// Origin is the log's origin (embassy/NODE-ID).
+	Origin string `yaml:"origin" json:"origin"`
+	// Key is the C2SP verifier key of its checkpoints ('embassy audit key'
+	// on that node prints it as ed25519).
+	Key string `yaml:"key" json:"key"`
+}
+
+// witnessFailOpen reports the effective witness_fail_open setting.
+func (c *Config) witnessFailOpen() bool {
+	return c.Audit.WitnessFailOpen == nil || *c.Audit.WitnessFailOpen
+}
+
+// witnessQuorum reports the effective quorum.
+func (c *Config) witnessQuorum() int {
+	if c.Audit.Quorum > 0 {
+		return c.Audit.Quorum
+	}
+	return len(c.Audit.Witnesses)
+}
+
+// validateAudit checks the audit settings.
+func (c *Config) validateAudit() error {
+	seen := map[string]bool{}
+	for i, w := range c.Audit.Witnesses {
+		v, err := fnote.NewVerifier(w.Key)
+		if err != nil {
+			return fmt.Errorf("audit.witnesses[%d].key: %v", i, err)
+		}
+		if seen[v.Name()] {
+			return fmt.Errorf("audit.witnesses[%d]: witness %q named twice", i, v.Name())
+		}
+		seen[v.Name()] = true
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("audit.witnesses[%d].url %q: want an http or https URL", i, w.URL)
+		}
+	}
+	if c.Audit.Quorum < 0 || c.Audit.Quorum > len(c.Audit.Witnesses) {
+		return fmt.Errorf("audit.quorum %d: want 0 (all) to %d (the witnesses listed)", c.Audit.Quorum, len(c.Audit.Witnesses))
+	}
+	seen = map[string]bool{}
+	for i, l := range c.Audit.Witnessed {
+		v, err := note.NewVerifier(l.Key)
+		if err != nil {
+			return fmt.Errorf("audit.witnessed[%d].key: %v", i, err)
+		}
+		if v.Name() != l.Origin || l.Origin == "" {
+			return fmt.Errorf("audit.witnessed[%d]: the key is named %q, the origin is %q", i, v.Name(), l.Origin)
+		}
+		if seen[l.Origin] {
+			return fmt.Errorf("audit.witnessed[%d]: log %q named twice", i, l.Origin)
+		}
+		seen[l.Origin] = true
+	}
+	return nil
 }
 
 // failClosed reports the effective fail_closed setting of c.
@@ -293,6 +376,9 @@ func (c *Config) Validate() error {
 	case "", "bolt":
 	default:
 		return fmt.Errorf("index.driver: %q is not supported (want bolt)", c.Index.Driver)
+	}
+	if err := c.validateAudit(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -189,6 +189,44 @@ func ConfigChanges(old, next *Config) []Change {
 			add("audit.fail_closed", fmt.Sprintf("audit.fail_closed written out (%t, as before)", is), Free, "")
 		}
 	}
+	// audit: witnesses of this node's log. Fewer witnesses, a lower quorum
+	// or publishing without it weaken what allies can check.
+	oldW := map[string]WitnessConfig{}
+	for _, w := range old.Audit.Witnesses {
+		oldW[w.Key] = w
+	}
+	for _, w := range next.Audit.Witnesses {
+		o, ok := oldW[w.Key]
+		delete(oldW, w.Key)
+		switch {
+		case !ok:
+			add("audit.witnesses", fmt.Sprintf("witness %s added (%s)", witnessName(w.Key), w.URL), Free, "")
+		case o.URL != w.URL:
+			add("audit.witnesses", fmt.Sprintf("witness %s moved: %s → %s", witnessName(w.Key), o.URL, w.URL), Free, "")
+		}
+	}
+	for _, w := range old.Audit.Witnesses {
+		if _, gone := oldW[w.Key]; gone {
+			add("audit.witnesses", fmt.Sprintf("witness %s removed", witnessName(w.Key)), Custodians, "fewer witnesses check the node's history")
+		}
+	}
+	if oq, nq := old.witnessQuorum(), next.witnessQuorum(); oq != nq || old.Audit.Quorum != next.Audit.Quorum {
+		gate, why := Free, ""
+		if nq < oq {
+			gate, why = Custodians, "fewer witnesses must cosign the node's history"
+		}
+		add("audit.quorum", fmt.Sprintf("audit.quorum %d → %d", oq, nq), gate, why)
+	}
+	if was, is := old.witnessFailOpen(), next.witnessFailOpen(); was != is || !reflect.DeepEqual(old.Audit.WitnessFailOpen, next.Audit.WitnessFailOpen) {
+		gate, why := Free, ""
+		if is && !was {
+			gate, why = Custodians, "checkpoints would be published without the witnesses' quorum"
+		}
+		add("audit.witness_fail_open", fmt.Sprintf("audit.witness_fail_open %t → %t", was, is), gate, why)
+	}
+	if !reflect.DeepEqual(old.Audit.Witnessed, next.Audit.Witnessed) {
+		add("audit.witnessed", "the logs this node witnesses changed", Free, "")
+	}
 	// principals
 	oldP := map[string]access.Principal{}
 	for _, p := range old.Principals {
@@ -408,4 +446,10 @@ func lowers(reg *label.Registry, a, b string) bool {
 	va, err1 := reg.LabelLevel(la)
 	vb, err2 := reg.LabelLevel(lb)
 	return err1 != nil || err2 != nil || !reg.Dominates(vb, va)
+}
+
+// witnessName is the name in a witness's verifier key.
+func witnessName(vkey string) string {
+	name, _, _ := strings.Cut(vkey, "+")
+	return name
 }

@@ -65,6 +65,7 @@ type Node struct {
 
 	// audit is the node's audit log (open while the node is unsealed).
 	audit       atomic.Pointer[audit.Log]
+	witness     atomic.Pointer[audit.Witness]
 	auditStores atomic.Pointer[map[string]site.Site]
 
 	// LastRebuild reports the index rebuild done on opening, if any.

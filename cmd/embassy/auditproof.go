@@ -157,7 +157,9 @@ func (a *app) auditKeyCmd() *cobra.Command {
 		Short: "Print the verifier keys of the node's audit log checkpoints",
 		Long: `Print the C2SP verifier keys (vkeys) of the audit log's checkpoints: the
 log's origin, the Ed25519 signed-note key (what every C2SP verifier and witness
-configures) and the ML-DSA-44 cosignature key. With --key they are computed
+configures) and the ML-DSA-44 cosignature key; and the node's own key as a
+witness of other logs (its cosignature/v1 key, for their audit.witnesses).
+With --key they are computed
 from a node.pub file alone; without, from the node directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -189,11 +191,12 @@ from a node.pub file alone; without, from the node directory.`,
 				Origin  string `json:"origin"`
 				Ed25519 string `json:"ed25519"`
 				MLDSA44 string `json:"ml_dsa_44"`
-			}{origin, ed, custody.MLDSAVerifierKey(origin, pub)}
+				Witness string `json:"witness"`
+			}{origin, ed, custody.MLDSAVerifierKey(origin, pub), custody.WitnessVerifierKey(audit.WitnessName(nodeID), pub)}
 			if a.json {
 				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stdout, "origin     %s\ned25519    %s\nml-dsa-44  %s\n", out.Origin, out.Ed25519, out.MLDSA44)
+			fmt.Fprintf(a.stdout, "origin     %s\ned25519    %s\nml-dsa-44  %s\nwitness    %s\n", out.Origin, out.Ed25519, out.MLDSA44, out.Witness)
 			return nil
 		},
 	}
