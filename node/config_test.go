@@ -61,6 +61,14 @@ func TestValidate(t *testing.T) {
 		{"index driver", func(c *Config) { c.Index.Driver = "postgres" }, []string{"index.driver", `"postgres"`}},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []string{"log.level", `"verbose"`}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{"log.format", `"xml"`}},
+		{"witness key", func(c *Config) { c.Audit.Witnesses = []WitnessConfig{{Key: "nokey", URL: "https://w.example"}} }, []string{"audit.witnesses[0].key"}},
+		{"witness url", func(c *Config) {
+			c.Audit.Witnesses = []WitnessConfig{{Key: "w.example+06264980+BBtHu+jlWRd8eRJgyx2B4ybG4pZ1Vm3UFfFOlBFmjsnG", URL: "ftp://w.example"}}
+		}, []string{"audit.witnesses[0].url", "ftp://w.example"}},
+		{"witness quorum", func(c *Config) { c.Audit.Quorum = 2 }, []string{"audit.quorum 2", "0 (all) to 0"}},
+		{"witnessed origin", func(c *Config) {
+			c.Audit.Witnessed = []WitnessedLogConfig{{Origin: "embassy/x", Key: "embassy/y+1c26541f+ARtHu+jlWRd8eRJgyx2B4ybG4pZ1Vm3UFfFOlBFmjsnG"}}
+		}, []string{"audit.witnessed[0].key", "verifier hash"}},
 
 		{"site id", func(c *Config) { c.Sites[2].ID = "Lux_1" }, []string{"sites[2]", `"Lux_1"`}},
 		{"site id missing", func(c *Config) { c.Sites[0].ID = "" }, []string{"sites[0]", "site id"}},
