@@ -66,7 +66,7 @@ func docSections(t *testing.T) map[string]map[string]bool {
 
 // dataMaps are fields whose keys are data (metadata keys, site ids,
 // policy names), not field names.
-var dataMaps = map[string]bool{"meta": true, "params": true, "clearances": true, "categories": true, "remaining_blobs": true}
+var dataMaps = map[string]bool{"detail": true, "meta": true, "params": true, "clearances": true, "categories": true, "remaining_blobs": true}
 
 var snake = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
@@ -284,6 +284,16 @@ func TestJSONOutputs(t *testing.T) {
 	if out := step(jsonStep{d("versions", "registry/nothing"), []string{"versions"}, nil}); strings.TrimSpace(out) != "[]" {
 		t.Errorf("versions --json of nothing printed %s, want []", out)
 	}
+	step(jsonStep{d("audit", "log", "--kind", "object"), []string{"audit log"}, nil})
+	step(jsonStep{d("audit", "verify"), []string{"audit verify"}, []string{"log.copies", "log.problems", "log.window", "state.problems", "descriptors", "problems", "window"}})
+	step(jsonStep{d("audit", "key"), []string{"audit key"}, nil})
+	if _, stderr, err := runCLI(t, "--dir", dir, "identity", "export", "-o", filepath.Join(work, "node.pub")); err != nil {
+		t.Fatalf("identity export: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := runCLI(t, "--dir", dir, "audit", "proof", "registry/2026/minutes.txt", "-o", filepath.Join(work, "minutes.proof")); err != nil {
+		t.Fatalf("audit proof: %v\n%s", err, stderr)
+	}
+	step(jsonStep{[]string{"--json", "audit", "verify-proof", filepath.Join(work, "minutes.proof"), "--key", filepath.Join(work, "node.pub")}, []string{"audit verify-proof", "audit log"}, []string{"witnesses", "unverified_signatures"}})
 	step(jsonStep{d("index", "rebuild"), []string{"index rebuild"}, []string{"site_errors", "unreadable"}})
 	step(jsonStep{d("index", "adopt", "--all"), []string{"index adopt"}, []string{"adopted", "kept"}})
 	// The identity, and its replacement (a development node: at once).
