@@ -88,7 +88,7 @@ func TestSyncBetweenNodes(t *testing.T) {
 		t.Fatalf("third pull: %+v %v", res, err)
 	}
 	cur, err := lstore.SyncCursorOf("from-est")
-	if err != nil || cur.PulledUntil == "" || cur.LastError != "" {
+	if err != nil || cur.PulledUntil == "" || cur.LastError != "" || cur.URL != pull.URL {
 		t.Fatalf("cursor %+v %v", cur, err)
 	}
 }
