@@ -198,6 +198,9 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 	fmt.Fprintln(out, "every site scanned: no plaintext and no object name on any of them")
 
 	step("5. Disaster: every Estonian site is destroyed, and so is the node's index")
+	// The node stops first: its audit log copies to the sites in the
+	// background, and a copy under way would race the removal.
+	n.Close()
 	for _, s := range sites {
 		if s.Jurisdiction == "EST" {
 			if err := os.RemoveAll(s.Path); err != nil {
@@ -207,7 +210,6 @@ func (a *app) demo(ctx context.Context, keep bool, sizeMiB int) error {
 			fmt.Fprintf(out, "rm -rf %s (%s)\n", s.Path, s.ID)
 		}
 	}
-	n.Close()
 	if err := os.Remove(filepath.Join(dir, "index.db")); err != nil {
 		return err
 	}
