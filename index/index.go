@@ -79,7 +79,10 @@ type VersionOptions struct {
 	Delimiter string
 	// KeyMarker and VersionMarker continue a listing: it resumes after
 	// that version of that key (after every version of KeyMarker when
-	// VersionMarker is zero).
+	// VersionMarker is zero). A VersionMarker naming a version deleted
+	// since still resumes after where it was (implementations keep the
+	// positions of deleted versions for a day at least); one never known
+	// resumes at KeyMarker's first version, so that nothing is skipped.
 	KeyMarker     string
 	VersionMarker manifest.ID
 	Max           int

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -82,18 +81,14 @@ func (s *Server) deleteBucket(q *request) error {
 	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
 	}
-	// An upload left open would outlive the vault and reappear, parts and
-	// all, in a new vault of the same name.
-	ups, err := s.e.ListUploads(q.r.Context(), q.bucket, index.UploadOptions{Max: 1})
-	if err != nil {
-		return err
-	}
-	if len(ups.Uploads) > 0 {
-		return errorf("BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete has multipart uploads in progress: abort or complete them first")
-	}
+	// As on AWS, a bucket with no current object can be deleted: its
+	// noncurrent versions, delete markers and uploads in progress go with
+	// it (each recorded as a deletion), unless a lock keeps a version.
 	if err := s.cfg.Vaults.DeleteVault(q.r.Context(), q.bucket); err != nil {
 		if errors.Is(err, ErrVaultNotEmpty) {
-			return errBucketNotEmpty.with(err)
+			e := errBucketNotEmpty.with(err)
+			e.Message += ": " + strings.TrimPrefix(err.Error(), ErrVaultNotEmpty.Error()+": ")
+			return e
 		}
 		return err
 	}

@@ -1,6 +1,7 @@
 package s3_test
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/embassy-dev/embassy/evidence"
 )
 
 func TestCreateBucketNames(t *testing.T) {
@@ -177,35 +180,90 @@ func TestDeleteBucket(t *testing.T) {
 
 	h.bucket("full")
 	v1 := h.put("full", "k", []byte("one"))
-	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
-
-	// A delete marker hides the object but the version remains.
-	out, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k")})
-	if err != nil {
-		t.Fatal(err)
+	v2 := h.put("full", "k", bytes.Repeat([]byte("two"), 100000)) // in shards, not inline
+	v3 := h.put("full", "gone", []byte("three"))
+	// A current object keeps the bucket, and the answer names it.
+	err = del()
+	wantAPIError(t, err, "BucketNotEmpty", http.StatusConflict)
+	if !strings.Contains(err.Error(), "full/") || !strings.Contains(err.Error(), "is current") {
+		t.Errorf("BucketNotEmpty does not name the current object: %v", err)
 	}
-	marker := aws.ToString(out.VersionId)
-	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
-
-	// Only the delete marker remains.
-	if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String(v1)}); err != nil {
-		t.Fatal(err)
+	marker := deleteObject(t, h, "full", "k")
+	err = del()
+	wantAPIError(t, err, "BucketNotEmpty", http.StatusConflict)
+	if !strings.Contains(err.Error(), "full/gone") {
+		t.Errorf("BucketNotEmpty does not name full/gone: %v", err)
 	}
-	wantAPIError(t, del(), "BucketNotEmpty", http.StatusConflict)
-
-	if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("k"), VersionId: aws.String(marker)}); err != nil {
+	// "gone" has only a delete marker over nothing, "k" two noncurrent
+	// versions under its marker: no current object is left, so the bucket
+	// goes with its history, as on AWS.
+	marker2 := deleteObject(t, h, "full", "gone")
+	if _, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("full"), Key: aws.String("gone"), VersionId: aws.String(v3)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := del(); err != nil {
-		t.Fatalf("delete empty bucket: %v", err)
+		t.Fatalf("delete a bucket holding only history: %v", err)
 	}
 	_, err = h.sdk.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("full")})
 	if errStatus(err) != http.StatusNotFound {
 		t.Errorf("HEAD deleted bucket: %v, want 404", err)
 	}
 	wantAPIError(t, del(), "NoSuchBucket", http.StatusNotFound)
-	// The name is free again.
+	// Every version went through the deletion path: a deletion record for
+	// each, on the sites that held it.
+	deleted := h.deletionRecords(t)
+	for _, id := range []string{v1, v2, marker, marker2} {
+		if !deleted[id] {
+			t.Errorf("version %s was removed without a deletion record", id)
+		}
+	}
+	// The name is free again, and the new bucket has none of the history.
 	h.bucket("full")
+	out, err := h.sdk.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("full")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Versions)+len(out.DeleteMarkers) != 0 {
+		t.Errorf("the new bucket lists %d versions and %d markers of the old one", len(out.Versions), len(out.DeleteMarkers))
+	}
+}
+
+// deleteObject writes a delete marker over bucket/key and returns its id.
+func deleteObject(t *testing.T, h *harness, bucket, key string) string {
+	t.Helper()
+	out, err := h.sdk.DeleteObject(t.Context(), &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("delete %s/%s: %v", bucket, key, err)
+	}
+	if !aws.ToBool(out.DeleteMarker) || aws.ToString(out.VersionId) == "" {
+		t.Fatalf("delete %s/%s: no delete marker: %+v", bucket, key, out)
+	}
+	return aws.ToString(out.VersionId)
+}
+
+// deletionRecords returns the versions that deletion records on the
+// node's sites name.
+func (h *harness) deletionRecords(t *testing.T) map[string]bool {
+	t.Helper()
+	e := h.n.Engine
+	got := map[string]bool{}
+	for _, sid := range e.SiteIDs() {
+		s, _ := e.Site(sid)
+		err := evidence.ReadSite(t.Context(), s.Store, e.Keys(), e.NodeID(), func(string) bool { return false },
+			func(_ string, recs []evidence.Record) error {
+				for _, r := range recs {
+					if r.Kind == evidence.Delete {
+						got[r.Version.String()] = true
+					}
+				}
+				return nil
+			},
+			func(name string, err error) { t.Errorf("site %s: journal batch %s: %v", sid, name, err) })
+		if err != nil {
+			t.Fatalf("read the journal of site %s: %v", sid, err)
+		}
+	}
+	return got
 }
 
 func TestBucketVersioning(t *testing.T) {
@@ -346,5 +404,41 @@ func TestBucketSubresources(t *testing.T) {
 			t.Errorf("GET ?%s: status %d\n%s", q, r.status, r.body)
 		}
 		h.do(rawRequest{method: "GET", path: "/nosuch?" + q, as: &alice}).wantError(t, "NoSuchBucket", 404)
+	}
+}
+
+// A version under a lock keeps its bucket, even when no object is
+// current, and the refusal names it; lifting the lock lets the bucket go.
+func TestDeleteBucketLockedHistory(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.lockedBucket("held")
+	id := h.put("held", "evidence", []byte("kept under legal hold"))
+	hold := func(s types.ObjectLockLegalHoldStatus) {
+		t.Helper()
+		_, err := h.sdk.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("held"), Key: aws.String("evidence"), VersionId: aws.String(id),
+			LegalHold: &types.ObjectLockLegalHold{Status: s}})
+		if err != nil {
+			t.Fatalf("legal hold %s: %v", s, err)
+		}
+	}
+	hold(types.ObjectLockLegalHoldStatusOn)
+	marker := deleteObject(t, h, "held", "evidence")
+	_, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("held")})
+	wantAPIError(t, err, "BucketNotEmpty", http.StatusConflict)
+	if !strings.Contains(err.Error(), "legal hold") || !strings.Contains(err.Error(), id) {
+		t.Errorf("BucketNotEmpty does not name the held version %s: %v", id, err)
+	}
+	// Nothing was removed: the marker and the version are both there.
+	out, err := h.sdk.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("held")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Versions) != 1 || len(out.DeleteMarkers) != 1 || aws.ToString(out.DeleteMarkers[0].VersionId) != marker {
+		t.Fatalf("after a refused delete: %d versions, %d markers, want 1 and 1", len(out.Versions), len(out.DeleteMarkers))
+	}
+	hold(types.ObjectLockLegalHoldStatusOff)
+	if _, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("held")}); err != nil {
+		t.Fatalf("delete after the hold is lifted: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -205,12 +204,10 @@ func (s *Server) listVersions(q *request) error {
 	}
 	var page index.VersionPage
 	if max > 0 {
+		// A marker naming a version deleted since it was handed out
+		// (a client emptying a bucket page by page) continues after
+		// where that version was: the index keeps the position.
 		if page, err = s.e.Versions(q.r.Context(), q.bucket, o); err != nil {
-			if !o.VersionMarker.IsZero() && errors.Is(err, index.ErrNotFound) {
-				// The index cannot resume from a version it does not
-				// hold: that is the client's marker, not our failure.
-				return errorf("InvalidArgument", http.StatusBadRequest, "The version-id-marker names no version of the key-marker").with(err)
-			}
 			return err
 		}
 	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {

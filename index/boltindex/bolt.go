@@ -409,6 +409,9 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 		if err := b.ids.Delete(id[:]); err != nil {
 			return err
 		}
+		if err := keepPosition(tx, vault, key, inv, id, time.Now()); err != nil {
+			return err
+		}
 		if err := bumpGeneration(tx, vault); err != nil {
 			return err
 		}
@@ -560,18 +563,22 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			k, val = c.Seek(append([]byte(o.KeyMarker), 1))
 		default:
 			inv := b.ids.Get(o.VersionMarker[:])
+			if len(inv) < 8 {
+				// A version deleted since the marker was handed out
+				// keeps its position for a while (see keepPosition).
+				inv = position(tx, vault, o.VersionMarker)
+			}
 			if len(inv) >= 8 {
-				inv = inv[:8]
+				vk := append(append(append([]byte(o.KeyMarker), 0), inv[:8]...), o.VersionMarker[:]...)
+				k, val = c.Seek(vk)
+				if k != nil && bytes.Equal(k, vk) {
+					k, val = c.Next()
+				}
 			} else {
-				inv = nil
-			}
-			if inv == nil {
-				return fmt.Errorf("version marker %s: %w", o.VersionMarker, index.ErrNotFound)
-			}
-			vk := append(append(append([]byte(o.KeyMarker), 0), inv...), o.VersionMarker[:]...)
-			k, val = c.Seek(vk)
-			if k != nil && bytes.Equal(k, vk) {
-				k, val = c.Next()
+				// A version never known, or deleted too long ago: go
+				// on from the key's first version. Versions listed
+				// before may be listed again; none is skipped.
+				k, val = c.Seek(append([]byte(o.KeyMarker), 0))
 			}
 		}
 		if o.Delimiter != "" && o.KeyMarker != "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {
