@@ -113,7 +113,10 @@ func (s *Server) listObjectsV1(q *request) error {
 		return err
 	}
 	marker := enc(qs.Get("marker"))
-	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), Marker: &marker, MaxKeys: max,
+	// v1 encodes Marker, NextMarker, Delimiter, keys and common prefixes
+	// for encoding-type=url, but not Prefix: S3 returns it as given, and
+	// clients do not decode it.
+	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: o.Prefix, Marker: &marker, MaxKeys: max,
 		Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
 	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, true)
 	if page.Truncated {
@@ -143,6 +146,11 @@ func (s *Server) listObjectsV2(q *request) error {
 	qs := q.query
 	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("start-after")}
 	token := qs.Get("continuation-token")
+	var echo *string
+	if qs.Has("continuation-token") {
+		// Echoed as given, even empty, as S3 does.
+		echo = &token
+	}
 	if token != "" {
 		c, sealed, err := s.openCursor(q, "objects", o.Prefix, o.Delimiter, token)
 		if err != nil {
@@ -158,7 +166,7 @@ func (s *Server) listObjectsV2(q *request) error {
 		return err
 	}
 	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), MaxKeys: max, Delimiter: enc(o.Delimiter),
-		EncodingType: et, IsTruncated: page.Truncated, ContinuationToken: token, StartAfter: enc(qs.Get("start-after"))}
+		EncodingType: et, IsTruncated: page.Truncated, ContinuationToken: echo, StartAfter: enc(qs.Get("start-after"))}
 	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, qs.Get("fetch-owner") == "true")
 	n := len(res.Contents) + len(res.CommonPrefixes)
 	res.KeyCount = &n

@@ -92,7 +92,8 @@ func (s *Server) uploadPartCopy(q *request) error {
 }
 
 func (s *Server) completeUpload(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	var req completeMultipartUpload
@@ -106,7 +107,7 @@ func (s *Server) completeUpload(q *request) error {
 	for i, p := range req.Parts {
 		parts[i] = vault.CompletePart{Number: p.PartNumber, ETag: p.ETag}
 	}
-	info, err := s.e.CompleteUpload(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts)
+	info, err := s.e.CompleteUploadIf(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts, cond)
 	if err != nil {
 		return err
 	}

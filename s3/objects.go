@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -177,22 +178,24 @@ func (q *request) contentLength() (int64, error) {
 	return n, nil
 }
 
-// conditionalWrite refuses a write that carries a conditional header
-// (If-None-Match: * to create only, If-Match to replace only a known
-// version). The engine cannot yet hold such a condition atomically, and
-// ignoring it would let two clients that use it as a lock both believe
-// they won; S3 itself answered NotImplemented before it supported them.
-func conditionalWrite(h http.Header) error {
-	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+// writeCondition reads the conditional-write headers of a PutObject,
+// CopyObject or CompleteMultipartUpload: If-None-Match (an ETag list or
+// "*": create only) and If-Match (replace only a known version). The
+// engine holds them as a compare-and-set at the index commit. The
+// time-based conditions have no meaning for a write and are refused rather
+// than ignored, so that no client believes it holds a lock it does not.
+func writeCondition(h http.Header) (index.Precondition, error) {
+	for _, name := range []string{"If-Modified-Since", "If-Unmodified-Since"} {
 		if h.Get(name) != "" {
-			return errorf("NotImplemented", http.StatusNotImplemented, "Conditional writes (%s) are not implemented; nothing was written", name)
+			return index.Precondition{}, errorf("NotImplemented", http.StatusNotImplemented, "Conditional writes on %s are not implemented; nothing was written", name)
 		}
 	}
-	return nil
+	return index.Precondition{IfMatch: h.Get("If-Match"), IfNoneMatch: h.Get("If-None-Match")}, nil
 }
 
 func (s *Server) putObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	size, err := q.contentLength()
@@ -219,7 +222,7 @@ func (s *Server) putObject(q *request) error {
 		m := &md5Reader{r: payload, h: md5.New()}
 		body, etag = m, m.etag
 	}
-	o.Size, o.ETag, o.Checksums = size, etag, payload.Checksums
+	o.Size, o.ETag, o.Checksums, o.If = size, etag, payload.Checksums, cond
 	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
 	if err != nil {
 		return err
@@ -466,14 +469,18 @@ func bypassGovernance(h http.Header) bool {
 }
 
 func (s *Server) deleteObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
+	}
+	if cond.IfNoneMatch != "" {
+		return errorf("NotImplemented", http.StatusNotImplemented, "DeleteObject takes If-Match, not If-None-Match; nothing was deleted")
 	}
 	id, err := versionID(q.query.Get("versionId"))
 	if err != nil {
 		return err
 	}
-	res, err := s.e.Delete(q.r.Context(), q.bucket, q.key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypassGovernance(q.r.Header)})
+	res, err := s.e.Delete(q.r.Context(), q.bucket, q.key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypassGovernance(q.r.Header), If: cond})
 	if err != nil {
 		return err
 	}
@@ -591,7 +598,8 @@ func (s *Server) openCopySource(q *request) (*vault.Reader, error) {
 }
 
 func (s *Server) copyObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	src, err := s.openCopySource(q)
@@ -632,7 +640,7 @@ func (s *Server) copyObject(q *request) error {
 	}
 	// A copy is one part: its ETag is the MD5 of its bytes.
 	body := &md5Reader{r: src, h: md5.New()}
-	o.ETag = body.etag
+	o.ETag, o.If = body.etag, cond
 	dst, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
 	if err != nil {
 		return err

@@ -344,6 +344,13 @@ type CompletePart struct {
 // CompleteUpload assembles the named parts into a new version of the key.
 // Completing an upload that already completed returns that version.
 func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID string, want []CompletePart) (ObjectInfo, error) {
+	return e.CompleteUploadIf(ctx, vaultName, key, uploadID, want, index.Precondition{})
+}
+
+// CompleteUploadIf is CompleteUpload when cond holds for the key's current
+// object, checked first and again in the index transaction that commits
+// the version (see PutOptions.If). When it fails the upload stays open.
+func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID string, want []CompletePart, cond index.Precondition) (ObjectInfo, error) {
 	v, err := e.Vault(vaultName)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -364,6 +371,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	}
 	if len(want) == 0 {
 		return ObjectInfo{}, fmt.Errorf("%w: a completion must name at least one part", ErrInvalidPart)
+	}
+	if err := e.precondition(ctx, v, key, cond); err != nil {
+		return ObjectInfo{}, err
 	}
 	have, err := e.parts(ctx, v.Name, uploadID)
 	if err != nil {
@@ -432,7 +442,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	if err := e.writeCopies(ctx, rec.Version, env, manifestSites(m), nil); err != nil {
 		return ObjectInfo{}, err
 	}
-	info, err := e.commit(ctx, m, env, nil)
+	info, err := e.commit(ctx, m, env, nil, cond)
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -321,6 +321,26 @@ func (ix *Index) Put(ctx context.Context, v index.Version) error {
 	return ix.update(func(tx *bolt.Tx) error { return putTx(tx, v) })
 }
 
+// PutIf implements index.Index.
+func (ix *Index) PutIf(ctx context.Context, v index.Version, p index.Precondition) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		var latest *index.Version
+		if b, ok := readBuckets(tx, v.Vault); ok {
+			if cur := b.latest.Get([]byte(v.Key)); cur != nil {
+				c, err := decode(cur, false)
+				if err != nil {
+					return err
+				}
+				latest = &c
+			}
+		}
+		if err := p.Check(latest); err != nil {
+			return err
+		}
+		return putTx(tx, v)
+	})
+}
+
 // PutMany implements index.Index: one transaction for all.
 func (ix *Index) PutMany(ctx context.Context, vs []index.Version) error {
 	return ix.update(func(tx *bolt.Tx) error {
