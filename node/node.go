@@ -67,6 +67,8 @@ type Node struct {
 	descMu     sync.Mutex // serialises descriptor publishing
 	descGen    uint64     // newest descriptor generation published or adopted
 	descBehind string     // why the node does not publish, if it does not
+
+	taxii taxiiState
 }
 
 // OpenOptions configure OpenWith.
@@ -486,6 +488,7 @@ func (n *Node) Close() error {
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
+	n.closeTAXII()
 	return n.Index.Close()
 }
 
