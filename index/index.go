@@ -177,7 +177,9 @@ func (p Precondition) Check(latest *Version) error {
 // ETagListed reports whether list (an If-Match style header value: ETags,
 // quoted or not, separated by commas, or "*") names etag.
 func ETagListed(list, etag string) bool {
-	norm := func(s string) string { return strings.ToLower(strings.TrimPrefix(strings.Trim(strings.TrimSpace(s), "\""), "W/")) }
+	norm := func(s string) string {
+		return strings.ToLower(strings.TrimPrefix(strings.Trim(strings.TrimSpace(s), "\""), "W/"))
+	}
 	for c := range strings.SplitSeq(list, ",") {
 		c = strings.TrimSpace(c)
 		if c == "*" || norm(c) == norm(etag) {
