@@ -178,7 +178,7 @@ func (p Precondition) Check(latest *Version) error {
 // quoted or not, separated by commas, or "*") names etag.
 func ETagListed(list, etag string) bool {
 	norm := func(s string) string {
-		return strings.ToLower(strings.TrimPrefix(strings.Trim(strings.TrimSpace(s), "\""), "W/"))
+		return strings.ToLower(strings.Trim(strings.TrimPrefix(strings.TrimSpace(s), "W/"), "\""))
 	}
 	for c := range strings.SplitSeq(list, ",") {
 		c = strings.TrimSpace(c)

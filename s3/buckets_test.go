@@ -60,13 +60,22 @@ func TestCreateBucketTwice(t *testing.T) {
 	h := newHarness(t)
 	ctx := t.Context()
 	h.bucket("twice")
+	h.put("twice", "kept", []byte("still here"))
+	// In us-east-1 S3 answers 200 to creating a bucket again, and changes
+	// nothing: the contents stay, and object lock is not turned on.
 	for _, c := range []struct {
 		name   string
 		client *awss3.Client
 	}{{"same principal", h.sdk}, {"other principal", h.sdkBob}} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := c.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("twice")})
-			wantAPIError(t, err, "BucketAlreadyOwnedByYou", http.StatusConflict)
+			if _, err := c.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("twice"), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+				t.Fatalf("create an existing bucket in us-east-1: %v, want 200", err)
+			}
+			if got := string(h.get("twice", "kept")); got != "still here" {
+				t.Errorf("the bucket's object reads %q after re-creation", got)
+			}
+			_, err := h.sdk.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String("twice")})
+			wantAPIError(t, err, "ObjectLockConfigurationNotFoundError", http.StatusNotFound)
 		})
 	}
 }
@@ -441,4 +450,42 @@ func TestDeleteBucketLockedHistory(t *testing.T) {
 	if _, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("held")}); err != nil {
 		t.Fatalf("delete after the hold is lifted: %v", err)
 	}
+}
+
+// ListBuckets pages with max-buckets and continuation-token, and filters
+// by prefix, as S3 does since 2024.
+func TestListBucketsPaging(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	for _, b := range []string{"page-c", "page-a", "other", "page-b"} {
+		h.bucket(b)
+	}
+	var got []string
+	in := &awss3.ListBucketsInput{MaxBuckets: aws.Int32(2), Prefix: aws.String("page-")}
+	for range 5 {
+		out, err := h.sdk.ListBuckets(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Buckets) > 2 {
+			t.Fatalf("%d buckets on a page of 2", len(out.Buckets))
+		}
+		for _, b := range out.Buckets {
+			got = append(got, aws.ToString(b.Name))
+		}
+		if aws.ToString(out.ContinuationToken) == "" {
+			break
+		}
+		in.ContinuationToken = out.ContinuationToken
+	}
+	if want := []string{"page-a", "page-b", "page-c"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("paged listing %v, want %v", got, want)
+	}
+	// A full last page has no token.
+	out, err := h.sdk.ListBuckets(ctx, &awss3.ListBucketsInput{MaxBuckets: aws.Int32(4)})
+	if err != nil || len(out.Buckets) != 4 || out.ContinuationToken != nil {
+		t.Errorf("4 of 4 buckets: %d, token %v, %v", len(out.Buckets), out.ContinuationToken, err)
+	}
+	r := h.do(rawRequest{method: "GET", path: "/?max-buckets=0", as: &alice})
+	r.wantError(t, "InvalidArgument", 400)
 }

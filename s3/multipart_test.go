@@ -200,15 +200,18 @@ func TestMultipartUpload(t *testing.T) {
 			}
 		}
 		_, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("mpu"), Key: aws.String("big/object"), PartNumber: aws.Int32(4)})
-		wantAPIError(t, err, "InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable)
+		wantAPIError(t, err, "InvalidPart", http.StatusBadRequest)
 	})
 	t.Run("upload is gone", func(t *testing.T) {
 		_, err := h.sdk.ListParts(ctx, &awss3.ListPartsInput{Bucket: aws.String("mpu"), Key: aws.String("big/object"), UploadId: aws.String(u.id)})
 		wantAPIError(t, err, "NoSuchUpload", 404)
 		_, err = u.part(4, []byte("late"))
 		wantAPIError(t, err, "NoSuchUpload", 404)
-		_, err = u.complete(c1, c2, c3)
-		wantAPIError(t, err, "NoSuchUpload", 404)
+		// A repeated completion answers with the object it made, as S3.
+		again, err := u.complete(c1, c2, c3)
+		if err != nil || aws.ToString(again.ETag) != aws.ToString(out.ETag) || aws.ToString(again.VersionId) != aws.ToString(out.VersionId) {
+			t.Errorf("repeated completion: %+v, %v; want ETag %s version %s", again, err, aws.ToString(out.ETag), aws.ToString(out.VersionId))
+		}
 		list, err := h.sdk.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("mpu")})
 		if err != nil || len(list.Uploads) != 0 {
 			t.Errorf("uploads after completion: %+v, %v", list.Uploads, err)
@@ -383,11 +386,15 @@ func TestUploadPartCopy(t *testing.T) {
 	if _, err := copyPart(3, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"bytes=5-2", "0-10", fmt.Sprintf("bytes=%d-%d", len(src), len(src)+10)} {
+	for _, bad := range []string{"bytes=5-2", "0-10"} {
 		_, err := copyPart(4, bad)
-		if st := errStatus(err); st != 400 && st != 416 {
-			t.Errorf("copy range %q: %v, want a 400 or 416 refusal", bad, err)
-		}
+		wantAPIError(t, err, "InvalidArgument", 400)
+	}
+	// A range reaching past the source is InvalidRange, as S3 answers,
+	// even when it starts inside it.
+	for _, bad := range []string{fmt.Sprintf("bytes=%d-%d", len(src), len(src)+10), fmt.Sprintf("bytes=0-%d", len(src))} {
+		_, err := copyPart(4, bad)
+		wantAPIError(t, err, "InvalidRange", 416)
 	}
 	out, err := u.complete(types.CompletedPart{PartNumber: aws.Int32(1), ETag: o1.CopyPartResult.ETag}, types.CompletedPart{PartNumber: aws.Int32(2), ETag: o2.CopyPartResult.ETag})
 	if err != nil {
@@ -434,5 +441,37 @@ func TestMinioStreamingMultipart(t *testing.T) {
 	st, err := mc.StatObject(ctx, "stream", "twenty", minio.StatObjectOptions{})
 	if err != nil || st.ContentType != "application/x-stream" || st.Size != size {
 		t.Errorf("stat: %+v, %v", st, err)
+	}
+}
+
+// An object made by a multipart upload of one part reports its part count,
+// and partNumber answers 206 for it; a part number out of range is 400
+// InvalidPart, on a single PUT object too.
+func TestGetPartOfOnePartUpload(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("onepart")
+	u := h.createUpload(t, "onepart", "k")
+	body := pattern(mib, 3)
+	if _, err := u.complete(u.mustPart(1, body)); err != nil {
+		t.Fatal(err)
+	}
+	get, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("onepart"), Key: aws.String("k"), PartNumber: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if aws.ToInt32(get.PartsCount) != 1 || !bytes.Equal(b, body) {
+		t.Errorf("PartsCount %d, %d bytes; want 1 and the part", aws.ToInt32(get.PartsCount), len(b))
+	}
+	_, err = h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("onepart"), Key: aws.String("k"), PartNumber: aws.Int32(2)})
+	wantAPIError(t, err, "InvalidPart", 400)
+	h.put("onepart", "single", []byte("body"))
+	_, err = h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("onepart"), Key: aws.String("single"), PartNumber: aws.Int32(2)})
+	wantAPIError(t, err, "InvalidPart", 400)
+	head, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("onepart"), Key: aws.String("single")})
+	if err != nil || head.PartsCount != nil {
+		t.Errorf("a single PUT object reports PartsCount %v (%v)", head.PartsCount, err)
 	}
 }

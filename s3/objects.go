@@ -367,7 +367,7 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 			h.Set("x-amz-object-lock-legal-hold", "OFF")
 		}
 	}
-	if len(info.PartSizes) > 1 {
+	if multipart(info) {
 		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(info.PartSizes)))
 	}
 	if checksums {
@@ -377,6 +377,12 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 			}
 		}
 	}
+}
+
+// multipart reports whether an object was assembled by a multipart upload
+// (its ETag has S3's "…-N" form), even of one part.
+func multipart(info vault.ObjectInfo) bool {
+	return len(info.PartSizes) > 1 || strings.Contains(info.ETag, "-")
 }
 
 // responseOverrides are the query parameters that override response headers.
@@ -418,13 +424,13 @@ func (s *Server) getObject(q *request, withBody bool) error {
 	if pn := q.query.Get("partNumber"); pn != "" {
 		n, err := strconv.Atoi(pn)
 		if err != nil || n < 1 || n > len(info.PartSizes) {
-			return errorf("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable, "The requested partnumber is not satisfiable")
+			return errorf("InvalidPart", http.StatusBadRequest, "The requested part number %s is not satisfiable: the object has %d parts", pn, len(info.PartSizes))
 		}
 		for _, sz := range info.PartSizes[:n-1] {
 			off += sz
 		}
 		length = info.PartSizes[n-1]
-		if len(info.PartSizes) > 1 {
+		if multipart(info) {
 			status = http.StatusPartialContent
 		}
 	} else if rh := q.r.Header.Get("Range"); rh != "" {

@@ -22,6 +22,9 @@ type listAllMyBucketsResult struct {
 	Xmlns   string      `xml:"xmlns,attr"`
 	Owner   owner       `xml:"Owner"`
 	Buckets []bucketXML `xml:"Buckets>Bucket"`
+	// ContinuationToken continues a listing cut short by max-buckets.
+	ContinuationToken string `xml:"ContinuationToken,omitempty"`
+	Prefix            string `xml:"Prefix,omitempty"`
 }
 
 type bucketXML struct {
@@ -233,8 +236,8 @@ type objectLockConfiguration struct {
 	Rule              *struct {
 		DefaultRetention struct {
 			Mode  string `xml:"Mode"`
-			Days  int    `xml:"Days,omitempty"`
-			Years int    `xml:"Years,omitempty"`
+			Days  *int   `xml:"Days,omitempty"`
+			Years *int   `xml:"Years,omitempty"`
 		} `xml:"DefaultRetention"`
 	} `xml:"Rule,omitempty"`
 }

@@ -167,8 +167,10 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 	o.Label = text
 	now := time.Now()
 	ver := manifest.NewID()
-	// Upload ids sort by creation, as S3 lists them.
-	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String()[:16])
+	// Upload ids sort by creation, as S3 lists them, and name the version
+	// the upload completes as, so that a completion repeated after the
+	// upload is forgotten finds its result.
+	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String())
 	var initiator string
 	if p, ok := PrincipalFrom(ctx); ok && ctx.Value(systemKey{}) == nil {
 		initiator = p.Name
@@ -356,6 +358,15 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID 
 		return ObjectInfo{}, err
 	}
 	_, rec, err := e.upload(ctx, v.Name, key, uploadID)
+	if errors.Is(err, ErrNoSuchUpload) {
+		// Completed before: S3 answers a repeated completion with the
+		// object it made.
+		if ver, ok := completedAs(uploadID); ok {
+			if _, gerr := e.index.Get(ctx, v.Name, key, ver); gerr == nil {
+				return e.Stat(ctx, v.Name, key, ver)
+			}
+		}
+	}
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -465,6 +476,16 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID 
 	}
 	e.endUpload(ctx, rec.Version, uploadID, unused)
 	return info, nil
+}
+
+// completedAs returns the version an upload id names (ids made since they
+// carry it: 16 hex digits of time, then the version's 32).
+func completedAs(uploadID string) (manifest.ID, bool) {
+	if len(uploadID) != 48 {
+		return manifest.ID{}, false
+	}
+	id, err := manifest.ParseID(uploadID[16:])
+	return id, err == nil && !id.IsZero()
 }
 
 func normETag(s string) string { return strings.ToLower(strings.Trim(s, "\" ")) }
