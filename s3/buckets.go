@@ -55,6 +55,9 @@ func (s *Server) createBucket(q *request) error {
 	if err := manifest.ValidNewVault(q.bucket); err != nil {
 		return errInvalidBucketName.with(err)
 	}
+	if err := aclHeaders(q.r.Header); err != nil {
+		return err
+	}
 	if q.r.ContentLength != 0 {
 		var cfg createBucketConfiguration
 		if err := q.readXML(&cfg); err != nil {

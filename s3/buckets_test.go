@@ -489,3 +489,63 @@ func TestListBucketsPaging(t *testing.T) {
 	r := h.do(rawRequest{method: "GET", path: "/?max-buckets=0", as: &alice})
 	r.wantError(t, "InvalidArgument", 400)
 }
+
+// ACLs behave as on an AWS bucket with ACLs disabled: the canned ACLs
+// clients send by default are accepted (and change nothing), grants to
+// anyone else are refused with AccessControlListNotSupported, and the ACL
+// read back is the owner's FULL_CONTROL.
+func TestACLsDisabled(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("acls")
+	h.put("acls", "k", []byte("x"))
+	for _, acl := range []types.ObjectCannedACL{types.ObjectCannedACLPrivate, types.ObjectCannedACLBucketOwnerFullControl} {
+		if _, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("acls"), Key: aws.String("canned"), Body: strings.NewReader("y"), ACL: acl}); err != nil {
+			t.Errorf("PutObject with ACL %s: %v", acl, err)
+		}
+		if _, err := h.sdk.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("k"), ACL: acl}); err != nil {
+			t.Errorf("PutObjectAcl %s: %v", acl, err)
+		}
+		if _, err := h.sdk.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("acls"), Key: aws.String("copy"), CopySource: aws.String("acls/k"), ACL: acl}); err != nil {
+			t.Errorf("CopyObject with ACL %s: %v", acl, err)
+		}
+		if _, err := h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("acls"), Key: aws.String("mp"), ACL: acl}); err != nil {
+			t.Errorf("CreateMultipartUpload with ACL %s: %v", acl, err)
+		}
+	}
+	if _, err := h.sdk.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("acls-private"), ACL: types.BucketCannedACLPrivate}); err != nil {
+		t.Errorf("CreateBucket with ACL private: %v", err)
+	}
+	if _, err := h.sdk.PutBucketAcl(ctx, &awss3.PutBucketAclInput{Bucket: aws.String("acls"), ACL: types.BucketCannedACLPrivate}); err != nil {
+		t.Errorf("PutBucketAcl private: %v", err)
+	}
+	// FULL_CONTROL to the owner GetObjectAcl shows is accepted.
+	got, err := h.sdk.GetObjectAcl(ctx, &awss3.GetObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("k")})
+	if err != nil || len(got.Grants) != 1 || got.Grants[0].Permission != types.PermissionFullControl {
+		t.Fatalf("GetObjectAcl: %+v, %v", got, err)
+	}
+	if _, err := h.sdk.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("k"),
+		AccessControlPolicy: &types.AccessControlPolicy{Owner: got.Owner, Grants: got.Grants}}); err != nil {
+		t.Errorf("PutObjectAcl with the owner's own grant: %v", err)
+	}
+	// Anything that shares is refused, and nothing is written.
+	refused := map[string]error{}
+	_, refused["PutObject public-read"] = h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("acls"), Key: aws.String("public"), Body: strings.NewReader("z"), ACL: types.ObjectCannedACLPublicRead})
+	_, refused["PutObject grant-read"] = h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("acls"), Key: aws.String("public"), Body: strings.NewReader("z"), GrantRead: aws.String(`id="bob"`)})
+	_, refused["PutObjectAcl authenticated-read"] = h.sdk.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("k"), ACL: types.ObjectCannedACLAuthenticatedRead})
+	_, refused["PutObjectAcl grant to bob"] = h.sdk.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("k"),
+		AccessControlPolicy: &types.AccessControlPolicy{Owner: got.Owner, Grants: []types.Grant{{Grantee: &types.Grantee{Type: types.TypeCanonicalUser, ID: aws.String("bob")}, Permission: types.PermissionRead}}}})
+	_, refused["PutBucketAcl public-read-write"] = h.sdk.PutBucketAcl(ctx, &awss3.PutBucketAclInput{Bucket: aws.String("acls"), ACL: types.BucketCannedACLPublicReadWrite})
+	_, refused["CreateBucket public-read"] = h.sdk.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("acls-public"), ACL: types.BucketCannedACLPublicRead})
+	for name, err := range refused {
+		t.Run(name, func(t *testing.T) { wantAPIError(t, err, "AccessControlListNotSupported", 400) })
+	}
+	if h.stored(t, "acls", "public") {
+		t.Error("a refused put stored the object")
+	}
+	if _, err := h.sdk.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("acls-public")}); errStatus(err) != 404 {
+		t.Errorf("a refused CreateBucket made the bucket: %v", err)
+	}
+	_, err = h.sdk.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("acls"), Key: aws.String("absent"), ACL: types.ObjectCannedACLPrivate})
+	wantAPIError(t, err, "NoSuchKey", 404)
+}

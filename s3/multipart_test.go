@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -474,4 +475,69 @@ func TestGetPartOfOnePartUpload(t *testing.T) {
 	if err != nil || head.PartsCount != nil {
 		t.Errorf("a single PUT object reports PartsCount %v (%v)", head.PartsCount, err)
 	}
+}
+
+// GetObjectAttributes: ETag (unquoted), size, storage class, the
+// whole-object checksum verified on the put, and the parts of a multipart
+// object, paged.
+func TestGetObjectAttributes(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("attrs")
+	all := []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesChecksum, types.ObjectAttributesObjectParts,
+		types.ObjectAttributesStorageClass, types.ObjectAttributesObjectSize}
+	put, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("attrs"), Key: aws.String("single"), Body: bytes.NewReader([]byte("foo")),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.sdk.GetObjectAttributes(ctx, &awss3.GetObjectAttributesInput{Bucket: aws.String("attrs"), Key: aws.String("single"), ObjectAttributes: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.ETag) != strings.Trim(aws.ToString(put.ETag), `"`) || aws.ToInt64(out.ObjectSize) != 3 || out.StorageClass != types.StorageClassStandard ||
+		out.ObjectParts != nil || aws.ToString(out.VersionId) != aws.ToString(put.VersionId) {
+		t.Errorf("single: ETag %s size %d class %s parts %v version %s", aws.ToString(out.ETag), aws.ToInt64(out.ObjectSize), out.StorageClass, out.ObjectParts, aws.ToString(out.VersionId))
+	}
+	if out.Checksum == nil || aws.ToString(out.Checksum.ChecksumSHA256) != aws.ToString(put.ChecksumSHA256) || aws.ToString(put.ChecksumSHA256) == "" {
+		t.Errorf("single: checksum %+v, want SHA-256 %s", out.Checksum, aws.ToString(put.ChecksumSHA256))
+	}
+
+	u := h.createUpload(t, "attrs", "multi")
+	var parts []types.CompletedPart
+	for n := range int32(4) {
+		size := 5 * mib
+		if n == 3 {
+			size = mib
+		}
+		parts = append(parts, u.mustPart(n+1, pattern(size, byte(n))))
+	}
+	done, err := u.complete(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	in := &awss3.GetObjectAttributesInput{Bucket: aws.String("attrs"), Key: aws.String("multi"), ObjectAttributes: all, MaxParts: aws.Int32(3)}
+	for range 3 {
+		out, err := h.sdk.GetObjectAttributes(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(out.ETag) != strings.Trim(aws.ToString(done.ETag), `"`) || aws.ToInt64(out.ObjectSize) != 16*mib || out.ObjectParts == nil || aws.ToInt32(out.ObjectParts.TotalPartsCount) != 4 {
+			t.Fatalf("multi: ETag %s size %d parts %+v", aws.ToString(out.ETag), aws.ToInt64(out.ObjectSize), out.ObjectParts)
+		}
+		for _, p := range out.ObjectParts.Parts {
+			got = append(got, fmt.Sprintf("%d:%d", aws.ToInt32(p.PartNumber), aws.ToInt64(p.Size)))
+		}
+		if !aws.ToBool(out.ObjectParts.IsTruncated) {
+			break
+		}
+		in.PartNumberMarker = out.ObjectParts.NextPartNumberMarker
+	}
+	want := fmt.Sprintf("1:%d 2:%d 3:%d 4:%d", 5*mib, 5*mib, 5*mib, mib)
+	if strings.Join(got, " ") != want {
+		t.Errorf("parts %v, want %s", got, want)
+	}
+	_, err = h.sdk.GetObjectAttributes(ctx, &awss3.GetObjectAttributesInput{Bucket: aws.String("attrs"), Key: aws.String("absent"), ObjectAttributes: all})
+	wantAPIError(t, err, "NoSuchKey", 404)
 }

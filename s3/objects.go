@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,9 @@ func contentMD5ETag(sums map[string]string) string {
 // putOptions reads what a new object takes from the request's headers: its
 // content type, user metadata, lock and label.
 func (s *Server) putOptions(q *request) (vault.PutOptions, error) {
+	if err := aclHeaders(q.r.Header); err != nil {
+		return vault.PutOptions{}, err
+	}
 	meta, ct, err := userMetaAndType(q.r.Header)
 	if err != nil {
 		return vault.PutOptions{}, err
@@ -200,7 +204,13 @@ func (s *Server) putObject(q *request) error {
 	}
 	size, err := q.contentLength()
 	if err != nil {
-		return err
+		if !slices.Contains(q.r.TransferEncoding, "chunked") {
+			return err
+		}
+		// Transfer-Encoding: chunked without a declared length: the
+		// object streams in, of a size known only at its end, and is
+		// refused (nothing stored) once it passes the limit.
+		size = -1
 	}
 	if size > MaxPutSize {
 		return errEntityTooLarge
@@ -214,12 +224,15 @@ func (s *Server) putObject(q *request) error {
 		return err
 	}
 	var body io.Reader = payload
+	if size < 0 {
+		body = &cappedReader{r: payload, left: MaxPutSize}
+	}
 	etag := func() string { return contentMD5ETag(payload.Checksums()) }
 	if q.r.Header.Get("Content-MD5") == "" {
 		// The ETag of a single PUT is the MD5 of the body. When the
 		// client sent Content-MD5, the payload has already verified it,
 		// and hashing again would only cost CPU.
-		m := &md5Reader{r: payload, h: md5.New()}
+		m := &md5Reader{r: body, h: md5.New()}
 		body, etag = m, m.etag
 	}
 	o.Size, o.ETag, o.Checksums, o.If = size, etag, payload.Checksums, cond
@@ -237,6 +250,28 @@ func (s *Server) putObject(q *request) error {
 	}
 	q.ok()
 	return nil
+}
+
+// cappedReader fails with EntityTooLarge once more than left bytes are
+// read: the bound of a body of unknown length.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errEntityTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, errEntityTooLarge
+	}
+	return n, err
 }
 
 // versionID parses the versionId query parameter.
@@ -606,6 +641,9 @@ func (s *Server) openCopySource(q *request) (*vault.Reader, error) {
 func (s *Server) copyObject(q *request) error {
 	cond, err := writeCondition(q.r.Header)
 	if err != nil {
+		return err
+	}
+	if err := aclHeaders(q.r.Header); err != nil {
 		return err
 	}
 	src, err := s.openCopySource(q)

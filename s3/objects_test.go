@@ -713,3 +713,31 @@ func TestConditionalWritesRace(t *testing.T) {
 		t.Errorf("%d versions (%v), want %d: a losing writer left one", len(vs.Versions), err, versions)
 	}
 }
+
+// A PUT with Transfer-Encoding: chunked and no Content-Length (a body of
+// unknown size, as streaming clients send) is stored whole.
+func TestPutChunkedTransferEncoding(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("chunked")
+	for _, size := range []int{3, 3*mib + 17} {
+		body := pattern(size, 5)
+		req, err := http.NewRequest("PUT", h.url+fmt.Sprintf("/chunked/k%d", size), io.MultiReader(bytes.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sign(t, req, alice, "UNSIGNED-PAYLOAD", time.Now())
+		if req.ContentLength != -1 && req.ContentLength != 0 {
+			t.Fatalf("the request declares a length %d", req.ContentLength)
+		}
+		r := h.send(req)
+		if r.status != 200 {
+			t.Fatalf("%d bytes chunked: status %d\n%s", size, r.status, r.body)
+		}
+		if got := r.header.Get("ETag"); got != `"`+md5hex(body)+`"` {
+			t.Errorf("ETag %s, want the MD5 of the body", got)
+		}
+		if got := h.get("chunked", fmt.Sprintf("k%d", size)); !bytes.Equal(got, body) {
+			t.Errorf("read back %d bytes, want the %d sent", len(got), size)
+		}
+	}
+}
