@@ -55,7 +55,10 @@ func (s *Server) putACL(q *request) error {
 	if err := aclHeaders(q.r.Header); err != nil {
 		return err
 	}
-	if q.r.ContentLength != 0 && q.r.Header.Get("x-amz-acl") == "" {
+	if q.r.ContentLength == 0 && q.r.Header.Get("x-amz-acl") == "" {
+		return errorf("MissingSecurityHeader", http.StatusBadRequest, "Your request was missing a required header: x-amz-acl, or an AccessControlPolicy in the body")
+	}
+	if q.r.Header.Get("x-amz-acl") == "" {
 		var p accessControlPolicy
 		if err := q.readXML(&p); err != nil {
 			return err

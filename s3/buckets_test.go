@@ -394,7 +394,7 @@ func TestBucketSubresources(t *testing.T) {
 		{"GET", "cors", 404, "NoSuchCORSConfiguration"},
 		{"GET", "website", 501, "NotImplemented"},
 		{"PUT", "policy", 501, "NotImplemented"},
-		{"PUT", "acl", 501, "NotImplemented"},
+		{"PUT", "acl", 400, "MissingSecurityHeader"},
 		{"DELETE", "tagging", 501, "NotImplemented"},
 		{"POST", "", 405, "MethodNotAllowed"},
 	}

@@ -339,18 +339,6 @@ func TestUnknownSubresourceWrites(t *testing.T) {
 	}
 }
 
-func TestMissingContentLength(t *testing.T) {
-	h := newHarness(t)
-	h.bucket("nolength")
-	req := h.newRequest(rawRequest{method: "PUT", path: "/nolength/k", as: &alice, payload: "UNSIGNED-PAYLOAD"})
-	req.ContentLength = -1 // Transfer-Encoding: chunked, no length declared
-	req.Body = io.NopCloser(strings.NewReader("hello"))
-	h.send(req).wantError(t, "MissingContentLength", http.StatusLengthRequired)
-	if h.stored(t, "nolength", "k") {
-		t.Errorf("object stored without a declared length")
-	}
-}
-
 // A key holding a character XML 1.0 cannot carry comes back exactly only
 // with encoding-type=url, as S3 documents.
 func TestControlCharacterKey(t *testing.T) {
