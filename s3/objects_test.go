@@ -741,3 +741,35 @@ func TestPutChunkedTransferEncoding(t *testing.T) {
 		}
 	}
 }
+
+// Of two puts of one key, the one that finishes last is the current
+// version, as in S3, even when it started first (its data streamed in while
+// the other came and went).
+func TestPutFinishingLastWins(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("lastwins")
+	slow := pattern(12*mib, 1)
+	pr, pw := io.Pipe()
+	req := h.newRequest(rawRequest{method: "PUT", path: "/lastwins/k", as: &alice, payload: "UNSIGNED-PAYLOAD", contentLength: int64(len(slow))})
+	req.Body = pr
+	done := make(chan rawResponse, 1)
+	go func() { done <- h.send(req) }()
+	if _, err := pw.Write(slow[:6*mib]); err != nil {
+		t.Fatal(err)
+	}
+	quick := pattern(3*mib, 2)
+	h.put("lastwins", "k", quick)
+	if got := h.get("lastwins", "k"); !bytes.Equal(got, quick) {
+		t.Fatalf("while the slow put streams, the quick one is not current")
+	}
+	if _, err := pw.Write(slow[6*mib:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if r := <-done; r.status != 200 {
+		t.Fatalf("slow put: %d\n%s", r.status, r.body)
+	}
+	if got := h.get("lastwins", "k"); !bytes.Equal(got, slow) {
+		t.Errorf("the put that finished last is not current (read %d bytes)", len(got))
+	}
+}

@@ -144,11 +144,19 @@ func sizeError(got, want int64) error {
 
 // newVersion returns a version id and creation time after the key's latest.
 func (e *Engine) newVersion(ctx context.Context, vault, key string) (manifest.ID, int64) {
+	return manifest.NewID(), e.versionTime(ctx, vault, key)
+}
+
+// versionTime returns a creation time after the key's latest version. A
+// put that streams its data takes it once the data is written, so that of
+// two puts of one key the one that finishes last is the newest, as in S3,
+// even when it started first.
+func (e *Engine) versionTime(ctx context.Context, vault, key string) int64 {
 	var after int64
 	if l, err := e.index.Latest(ctx, vault, key); err == nil {
 		after = l.Created
 	}
-	return manifest.NewID(), e.clock.now(after)
+	return e.clock.now(after)
 }
 
 func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64, o PutOptions) *manifest.Manifest {
@@ -378,7 +386,7 @@ func coderFor(k, m int) (*erasure.Coder, error) {
 
 // putStreaming writes an object of more than one stripe.
 func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
-	id, created := e.newVersion(ctx, v.Name, key)
+	id := manifest.NewID()
 	sites, err := e.choose(v, id, exclude, l)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -389,7 +397,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	}
 	shardBlobs := part.blobs()
 	digest := hasher.Sum(nil)
-	m := e.baseManifest(v, key, id, created, o)
+	m := e.baseManifest(v, key, id, e.versionTime(ctx, v.Name, key), o)
 	m.Size, m.Digest, m.ETag = part.Size, digest, etag(o, digest)
 	if o.Checksums != nil {
 		m.Checksums = o.Checksums()
