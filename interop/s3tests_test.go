@@ -114,7 +114,9 @@ func failedTests(out []byte) []string {
 // suite's cross-account tests. It fails when fewer tests pass than
 // testdata/s3-tests-floor says; raise the floor as the figure rises. The
 // deliberate differences from AWS the suite counts as failures are listed,
-// with their tests, in docs/s3.md.
+// with their tests, in docs/s3.md. The runner's K (a pytest -k filter) and
+// SUBSET=all pass through from the environment, for measuring; the floor is
+// then not checked.
 func TestS3Conformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPING the S3 conformance suite in -short mode")
@@ -205,6 +207,12 @@ func TestS3Conformance(t *testing.T) {
 	t.Logf("failing: %s", strings.Join(failing, " "))
 	if passed+failed == 0 {
 		t.Fatalf("the suite ran no test:\n%s", tail(details, 4000))
+	}
+	if os.Getenv("K") != "" || os.Getenv("SUBSET") != "" {
+		// K narrows and SUBSET=all widens the run (see the runner): the
+		// floor is about the core subset, whole.
+		t.Logf("K or SUBSET set: the floor of the core subset is not checked")
+		return
 	}
 	if passed < want {
 		t.Errorf("%d tests passed, fewer than the floor of %d in interop/testdata/s3-tests-floor: a change broke S3 behaviour the suite checks (failing: %s)\n--- pytest output, last part:\n%s",
