@@ -10,6 +10,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/evidence"
 )
 
@@ -256,6 +257,23 @@ func (h *harness) deletionRecords(t *testing.T) map[string]bool {
 	t.Helper()
 	e := h.n.Engine
 	got := map[string]bool{}
+	// Deletion records are audit log entries; batches in the sites' j/
+	// are those of nodes from before the log.
+	if l := e.AuditLog(); l != nil {
+		err := l.Events(t.Context(), 0, func(i uint64, ev audit.Event) error {
+			r, ok, err := evidence.FromEvent(ev)
+			if err != nil {
+				t.Errorf("audit log entry %d: %v", i, err)
+			}
+			if ok && r.Kind == evidence.Delete {
+				got[r.Version.String()] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("read the audit log: %v", err)
+		}
+	}
 	for _, sid := range e.SiteIDs() {
 		s, _ := e.Site(sid)
 		err := evidence.ReadSite(t.Context(), s.Store, e.Keys(), e.NodeID(), func(string) bool { return false },
