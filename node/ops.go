@@ -333,7 +333,7 @@ func (n *Node) addPrincipal(js string) error {
 	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 
@@ -410,7 +410,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 		if err := n.saveConfig(&c); err != nil {
 			return dir, err
 		}
-		n.Config = &c
+		n.setConfig(&c)
 	}
 	n.Log.Info("root key re-split among custodians", "threshold", t, "custodians", len(cs), "shares", dir)
 	return dir, nil
@@ -443,7 +443,7 @@ func (n *Node) removePrincipal(name string) error {
 	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 

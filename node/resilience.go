@@ -23,7 +23,7 @@ func (n *Node) Keeper() *housekeeping.Keeper { return housekeeping.New(n.Engine,
 // "jurisdiction=CODE", "control=CODE", comma-separated) to site ids.
 func (n *Node) SelectSites(spec string) ([]string, error) {
 	var descs []site.Descriptor
-	for _, s := range n.Config.Sites {
+	for _, s := range n.conf().Sites {
 		descs = append(descs, s.Descriptor)
 	}
 	m, err := housekeeping.LostSites(spec, descs)
@@ -60,7 +60,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 	for _, id := range ids {
 		drain[id] = true
 	}
-	for _, s := range n.Config.Sites {
+	for _, s := range n.conf().Sites {
 		if s.Draining {
 			drain[s.ID] = true
 		}
@@ -101,7 +101,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 	}
 	err := n.saveConfig(&c)
 	if err == nil {
-		n.Config = &c
+		n.setConfig(&c)
 	}
 	n.mu.Unlock()
 	if err != nil {
@@ -112,7 +112,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 		all = append(all, id)
 	}
 	n.Engine.SetDraining(all)
-	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, Grace: n.Config.Scrub.GraceOr()})
+	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, Grace: n.conf().Scrub.GraceOr()})
 	if err != nil {
 		return rep, err
 	}
@@ -142,14 +142,14 @@ func (n *Node) blobsOn(ctx context.Context, id string) int {
 // runScrubs scrubs everything every interval until ctx is done.
 func (n *Node) runScrubs(ctx context.Context) {
 	every := 24 * time.Hour
-	if i := n.Config.Scrub.Interval; i != nil {
+	if i := n.conf().Scrub.Interval; i != nil {
 		every = time.Duration(*i)
 	}
 	if every <= 0 {
 		return
 	}
 	rate := int64(50 << 20)
-	if r := n.Config.Scrub.Rate; r != "" {
+	if r := n.conf().Scrub.Rate; r != "" {
 		if v, err := ParseSize(r); err == nil {
 			rate = int64(v)
 		}
@@ -165,7 +165,7 @@ func (n *Node) runScrubs(ctx context.Context) {
 		if n.Ready() != nil {
 			continue
 		}
-		rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: !n.Config.Scrub.ReportOnly, Rate: rate, Grace: n.Config.Scrub.GraceOr()})
+		rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: !n.conf().Scrub.ReportOnly, Rate: rate, Grace: n.conf().Scrub.GraceOr()})
 		if err != nil {
 			n.Log.Error("background scrub failed", "err", err)
 			continue
