@@ -19,6 +19,7 @@ import (
 	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/s3/sigv4"
+	"github.com/embassy-dev/embassy/taxii"
 )
 
 // The admin API lives beside the S3 API on the same listener, under
@@ -246,7 +247,14 @@ func itoa(i int) string {
 func (n *Node) Handler(extra ...s3.Credential) http.Handler {
 	front := &s3Front{n: n, extra: extra}
 	admin := &adminServer{n: n, extra: extra, keys: sigv4.NewKeyCache(64)}
+	taxiiH := n.taxiiHandler(admin)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, taxii.Prefix) || r.URL.Path+"/" == taxii.Prefix {
+			// TAXII 2.1 (docs/threat-intel.md): HTTP Basic over TLS, the
+			// route table and roles of package taxii.
+			taxiiH.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, AdminPrefix) {
 			admin.ServeHTTP(w, r)
 			return

@@ -26,6 +26,7 @@ import (
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/s3site"
+	"github.com/embassy-dev/embassy/taxii"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	TwoPerson TwoPersonConfig `yaml:"two_person,omitempty" json:"two_person,omitempty"`
 	Sites     []SiteConfig    `yaml:"sites,omitempty" json:"sites,omitempty"`
 	Vaults    []VaultConfig   `yaml:"vaults,omitempty" json:"vaults,omitempty"`
+	// TAXII configures the threat-intelligence collections and their
+	// sync jobs (see docs/threat-intel.md).
+	TAXII taxii.Config `yaml:"taxii,omitempty" json:"taxii,omitempty"`
 }
 
 // S3Config configures the S3 front end.
@@ -419,6 +423,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("vaults[%d].object_lock: default retention needs exactly one positive days or years", i)
 			}
 		}
+	}
+	if err := c.TAXII.Validate(reg, func(v string) bool { return names[v] }); err != nil {
+		return fmt.Errorf("taxii.%w", err)
 	}
 	return nil
 }

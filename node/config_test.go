@@ -9,6 +9,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/taxii"
 )
 
 // validConfig is a complete configuration that passes Validate: six sites
@@ -266,6 +267,14 @@ func fullConfig() *Config {
 		Created:    time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC),
 		ObjectLock: &ObjectLockConfig{Mode: "COMPLIANCE", Years: 7},
 	})
+	c.TAXII = taxii.Config{
+		StatusRetention: "72h", MaxContentLength: 8 << 20,
+		Collections: []taxii.CollectionConfig{{ID: "3c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "cti", Title: "Incidents", Description: "CERT-EE incidents",
+			Vault: "shared.lux", Classification: "NATO RESTRICTED", Community: []string{"LUX", "FIN"}, Amber: []string{"LUX"}, DefaultTLP: "amber",
+			Statements: []string{"marking-definition--0693b0af-4746-4438-a437-8e423ec07442"}, AllowUnknownMarkings: true}},
+		Sync: []taxii.SyncConfig{{Name: "lux", Collection: "cti", URL: "https://lux.example/_embassy/taxii2/api/collections/x/", Direction: "both",
+			User: "AKEST", Password: "est-secret", As: "backup", Recipient: "backup", Interval: "1m", AllowInsecure: true}},
+	}
 	return c
 }
 

@@ -300,6 +300,9 @@ func ConfigChanges(old, next *Config) []Change {
 	for _, name := range slices.Sorted(maps.Keys(oldV)) {
 		add("vaults["+name+"]", "vault "+name+" removed", Custodians, "deleting a vault (it must be empty)")
 	}
+	for _, ch := range taxiiChanges(old, next) {
+		add(ch.Field, ch.Text, ch.Gate, ch.Why)
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Gate > out[j].Gate })
 	if out == nil {
 		out = []Change{}

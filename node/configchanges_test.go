@@ -11,6 +11,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
+	"github.com/embassy-dev/embassy/taxii"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -28,6 +29,9 @@ func TestConfigChangeGates(t *testing.T) {
 		c.S3.Credentials = []CredentialConfig{{Principal: "admin", AccessKey: "AKADMIN", SecretKey: "admin-secret"}, {Principal: "clerk", AccessKey: "AKCLERK", SecretKey: "clerk-secret"}}
 		c.Vaults[0].DefaultLabel = "NATO SECRET"
 		c.Vaults[0].ObjectLock = &ObjectLockConfig{Mode: "COMPLIANCE", Days: 30}
+		c.TAXII.Collections = []taxii.CollectionConfig{{ID: "3c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "cti", Vault: "registry", Community: []string{"LUX"}, DefaultTLP: "amber"},
+			{ID: "5c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "old", Vault: "registry"}}
+		c.TAXII.Sync = []taxii.SyncConfig{{Name: "feed", Collection: "cti", URL: "https://feed.example/taxii2/api/collections/x/", Direction: "pull", As: "clerk"}}
 		return c
 	}
 	cases := []struct {
@@ -91,6 +95,27 @@ func TestConfigChangeGates(t *testing.T) {
 		{"object lock lengthened", func(c *Config) { c.Vaults[0].ObjectLock.Days = 90 }, Free, "vaults[registry].object_lock"},
 		{"vault added", func(c *Config) { c.Vaults = append(c.Vaults, VaultConfig{Name: "archive", Erasure: "4+2"}) }, Free, "vaults[archive]"},
 		{"scrub", func(c *Config) { c.Scrub.ReportOnly = true }, Free, "scrub"},
+		{"taxii status retention", func(c *Config) { c.TAXII.StatusRetention = "24h" }, Free, "taxii.status_retention"},
+		{"collection added, home only", func(c *Config) {
+			c.TAXII.Collections = append(c.TAXII.Collections, taxii.CollectionConfig{ID: "4c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "home", Vault: "registry", Community: []string{"EST"}})
+		}, Free, "taxii.collections[home]"},
+		{"collection added, shared", func(c *Config) {
+			c.TAXII.Collections = append(c.TAXII.Collections, taxii.CollectionConfig{ID: "4c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "allies", Vault: "registry", Amber: []string{"FIN"}})
+		}, Custodians, "taxii.collections[allies]"},
+		{"community widened", func(c *Config) { c.TAXII.Collections[0].Community = []string{"LUX", "USA"} }, Custodians, "taxii.collections[cti]"},
+		{"community narrowed", func(c *Config) { c.TAXII.Collections[0].Community = nil }, Free, "taxii.collections[cti]"},
+		{"default TLP lowered", func(c *Config) { c.TAXII.Collections[0].DefaultTLP = "clear" }, Custodians, "taxii.collections[cti]"},
+		{"default TLP raised", func(c *Config) { c.TAXII.Collections[0].DefaultTLP = "red" }, Free, "taxii.collections[cti]"},
+		{"classification lowered", func(c *Config) { c.TAXII.Collections[0].Classification = "NATO UNCLASSIFIED" }, Free, "taxii.collections[cti]"},
+		{"classification raised", func(c *Config) { c.TAXII.Collections[0].Classification = "NATO RESTRICTED" }, Free, "taxii.collections[cti]"},
+		{"collection retitled", func(c *Config) { c.TAXII.Collections[0].Title = "Incidents" }, Free, "taxii.collections[cti]"},
+		{"collection removed", func(c *Config) { c.TAXII.Collections = c.TAXII.Collections[:1] }, Free, "taxii.collections[old]"},
+		{"pull job password", func(c *Config) { c.TAXII.Sync[0].User, c.TAXII.Sync[0].Password = "u", "a-secret" }, Free, "taxii.sync[feed]"},
+		{"job made to push", func(c *Config) { c.TAXII.Sync[0].Direction, c.TAXII.Sync[0].Recipient = "both", "clerk" }, Custodians, "taxii.sync[feed]"},
+		{"push job added", func(c *Config) {
+			c.TAXII.Sync = append(c.TAXII.Sync, taxii.SyncConfig{Name: "lux", Collection: "cti", URL: "https://lux.example/taxii2/api/collections/y/", Direction: "push", Recipient: "clerk"})
+		}, Custodians, "taxii.sync[lux]"},
+		{"sync job removed", func(c *Config) { c.TAXII.Sync = nil }, Free, "taxii.sync[feed]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

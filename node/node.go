@@ -70,6 +70,7 @@ type Node struct {
 
 	live     liveState // what a serving node changes in place (live.go)
 	jobTable jobTable  // long operations (jobs.go)
+	taxii    taxiiState
 }
 
 // OpenOptions configure OpenWith.
@@ -495,6 +496,7 @@ func (n *Node) Close() error {
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
+	n.closeTAXII()
 	return n.Index.Close()
 }
 

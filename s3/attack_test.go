@@ -179,11 +179,37 @@ func TestAttackBucketOperations(t *testing.T) {
 			}
 		})
 	}
+	// Even an operator of the owner's nation cannot remove, shorten or
+	// soften a vault's default retention alone: it is two-person (this
+	// node has no custodians, so it is refused). Lengthening it is not.
+	if err := h.n.AddVault(node.VaultConfig{Name: "kept", Erasure: "4+2", ObjectLock: &node.ObjectLockConfig{Mode: "COMPLIANCE", Years: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	op := h.client(rolesCred("operator"))
+	keptBefore := h.snapshot("", "")
+	for name, rule := range map[string]*types.ObjectLockRule{
+		"removed":   nil,
+		"shortened": {DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeCompliance, Years: aws.Int32(1)}},
+		"softened":  {DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeGovernance, Years: aws.Int32(10)}},
+	} {
+		_, err := op.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: aws.String("kept"),
+			ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled, Rule: rule}})
+		if errStatus(err) != http.StatusForbidden || !strings.Contains(err.Error(), "custodians") {
+			t.Errorf("default retention %s by an operator: %v, want 403 needing custodians", name, err)
+		}
+		keptBefore.same(t, h.snapshot("", ""))
+	}
+	if _, err := op.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: aws.String("kept"),
+		ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+			Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeCompliance, Years: aws.Int32(20)}}}}); err != nil {
+		t.Errorf("lengthening the default retention: %v", err)
+	}
+
 	// ListBuckets shows only the vaults where the caller holds reader.
 	if err := h.n.AddVault(node.VaultConfig{Name: "cabinet", Erasure: "4+2"}); err != nil {
 		t.Fatal(err)
 	}
-	for who, want := range map[string][]string{"reader": {"cabinet", "reg"}, "regclerk": {"reg"}, "ally": {"cabinet", "reg"}} {
+	for who, want := range map[string][]string{"reader": {"cabinet", "kept", "reg"}, "regclerk": {"reg"}, "ally": {"cabinet", "kept", "reg"}} {
 		out, err := h.client(rolesCred(who)).ListBuckets(ctx, &awss3.ListBucketsInput{})
 		if err != nil {
 			t.Fatal(err)

@@ -110,6 +110,20 @@ func (e *Engine) canRead(ctx context.Context, v Vault, text string) error {
 	return e.decider.CanRead(p, v.Owner, l)
 }
 
+// CanRead returns nil if the context's principal may read an object of
+// vault vaultName labelled text ("" for unlabelled), by the decision every
+// read makes, ErrNoSuchVault for a vault that does not exist, and an error
+// wrapping access.ErrDenied otherwise. A front end that keeps its own
+// listing (TAXII's secondary index) filters it with this; the read itself
+// decides again, against the label in the manifest.
+func (e *Engine) CanRead(ctx context.Context, vaultName, text string) error {
+	v, err := e.Vault(vaultName)
+	if err != nil {
+		return err
+	}
+	return e.canRead(ctx, v, text)
+}
+
 // canWrite decides whether the context's principal may write into vault v
 // (put, copy into, delete from, lock, relabel): only a principal of the
 // owning nation may. No role stands in for the nationality (DESIGN.md §7),
