@@ -103,7 +103,7 @@ func opFail(w http.ResponseWriter, err error) {
 	var denied *access.DeniedError
 	switch {
 	case errors.Is(err, vault.ErrApprovalRequired):
-		status, code = http.StatusAccepted, "approval_required"
+		status, code = http.StatusConflict, "approval_required"
 	case errors.As(err, &denied):
 		status, code = http.StatusForbidden, "denied"
 	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite):

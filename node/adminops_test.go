@@ -225,7 +225,7 @@ func TestOperatorRoutesWork(t *testing.T) {
 	}
 	// Weakening goes to the custodians.
 	r = f.op(t, "PUT", "/_embassy/v1/vaults/maps/policy", "ops", map[string]any{"erasure": "2+1"})
-	if r.status != 202 || !strings.Contains(r.body, "approval_required") {
+	if r.status != 409 || !strings.Contains(r.body, "approval_required") {
 		t.Errorf("weaken policy: %d %s", r.status, r.body)
 	}
 	if v, _ := n.Engine.Vault("maps"); v.Policy.M != 2 {
