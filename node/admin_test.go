@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,7 +263,91 @@ func TestForgedSharesCannotResetTheCeremony(t *testing.T) {
 			t.Fatalf("after the forged share (%s): %+v, want alice's share still given", name, st)
 		}
 	}
+	// A real custodian giving a share that is not theirs (carol signs,
+	// the share is bob's index): refused before the ceremony sees it.
+	if r := f.custodian(t, "POST", "/_embassy/v1/custody/unseal", "carol", cn.keys["carol"], shareBody(forged)); r.status != 400 || !strings.Contains(r.body, "is not custodian carol's") {
+		t.Errorf("carol giving bob's share: %d %s, want 400", r.status, r.body)
+	}
+	if st := n.unsealStatus(); st.Given != 1 || !st.Sealed {
+		t.Fatalf("after carol gave bob's share: %+v, want alice's share still given", st)
+	}
 	if r := f.custodian(t, "POST", "/_embassy/v1/custody/unseal", "bob", cn.keys["bob"], shareBody(cn.share(t, "bob"))); r.status != 200 || !strings.Contains(r.body, `"sealed": false`) {
 		t.Fatalf("bob's share: %d %s", r.status, r.body)
+	}
+}
+
+// TestAdminRouteWalk walks every endpoint of the admin route table (the
+// deprecated aliases included) as each kind of caller — anonymous, a
+// writer, an auditor and an operator by SigV4, a custodian by signature,
+// the metrics token — and checks that exactly the callers the table names
+// get past authentication. A refusal names nothing of the node.
+func TestAdminRouteWalk(t *testing.T) {
+	f := newAdminFixture(t)
+	n := f.cn.n
+	id := n.Config.Node.ID
+	tok := "a-metrics-token-0123456789"
+	if err := os.WriteFile(filepath.Join(f.cn.dir, "metrics.token"), []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := *n.Config
+	c.Metrics.TokenFile = "metrics.token"
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	alice := f.cn.keys["alice"]
+	callers := []string{"anonymous", "writer", "auditor", "operator", "custodian", "metrics token"}
+	send := func(caller, method, path string) adminResp {
+		body := []byte(`{}`)
+		if method == http.MethodGet {
+			body = nil
+		}
+		switch caller {
+		case "writer":
+			return f.sigv4(t, method, path, "AKCLERK", "secret-of-clerk")
+		case "auditor":
+			return f.sigv4(t, method, path, "AKAUD", "secret-of-aud")
+		case "operator":
+			return f.sigv4(t, method, path, "AKOPS", "secret-of-ops")
+		case "custodian":
+			return f.custodian(t, method, path, "alice", alice, body)
+		case "metrics token":
+			req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			return f.send(t, req)
+		}
+		return f.anon(t, method, path, body)
+	}
+	allowed := func(rt adminRoute, caller string) bool {
+		switch rt.auth {
+		case authAnonymous:
+			return true
+		case authMetrics:
+			return caller == "metrics token"
+		case authCustodian:
+			return caller == "custodian"
+		case authOperator:
+			role := map[string]access.Role{"writer": access.RoleWriter, "auditor": access.RoleAuditor, "operator": access.RoleOperator}[caller]
+			return role != "" && slices.Contains(rt.roles, role)
+		}
+		t.Fatalf("route %s %s: unknown authentication %d", rt.method, rt.path, rt.auth)
+		return false
+	}
+	for _, rt := range adminRoutes {
+		path := AdminPrefix + strings.ReplaceAll(rt.path, "{id}", "001122334455")
+		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+			for _, caller := range callers {
+				r := send(caller, rt.method, path)
+				// A bearer token on a SigV4 endpoint is a malformed
+				// Authorization (400), as in S3.
+				refused := r.status == http.StatusUnauthorized || r.status == http.StatusForbidden ||
+					r.status == http.StatusBadRequest && strings.Contains(r.body, "Unsupported Authorization Type")
+				if want := allowed(rt, caller); refused == want {
+					t.Errorf("%s: %d %s; want allowed=%v", caller, r.status, strings.TrimSpace(r.body), want)
+				}
+				if refused && strings.Contains(r.body, id) {
+					t.Errorf("%s: the refusal names the node: %s", caller, r.body)
+				}
+			}
+		})
 	}
 }

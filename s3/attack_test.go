@@ -717,3 +717,60 @@ func TestAttackPlacementErrorsAreGeneric(t *testing.T) {
 	h.failed = nil
 	h.mu.Unlock()
 }
+
+// TestUploadCompletesWithItsCode: a labelled multipart upload of a single
+// part, started under one erasure code, is completed after the vault's
+// policy changed to another. It is acknowledged under the code recorded at
+// its creation and reads back, with its label; a put after the change uses
+// the new code (so the policy did change).
+func TestUploadCompletesWithItsCode(t *testing.T) {
+	h := newRolesHarness(t)
+	ctx := context.Background()
+	c := h.client(rolesCred("writer"))
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("coded")}, withLabel(rolesLabel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("a part under 4+2 "), 100_000) // 1.7 MB, two stripes
+	p1, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("reg"), Key: aws.String("coded"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vc node.VaultConfig
+	for _, v := range h.n.Config.Vaults {
+		if v.Name == "reg" {
+			vc = v
+		}
+	}
+	if vc.Erasure != "4+2" {
+		t.Fatalf("the fixture's vault reg is %q, want 4+2", vc.Erasure)
+	}
+	vc.Erasure = "2+4" // stronger: applies at once
+	if err := h.n.SetVaultPolicy(vault.AsSystem(ctx), "reg", vc); err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("reg"), Key: aws.String("coded"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}})
+	if err != nil {
+		t.Fatalf("completing a single-part labelled upload after a policy change: %v", err)
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("reg"), Key: aws.String("coded")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the completed object reads back %d bytes (%v), want its %d", len(got), err, len(data))
+	}
+	info, err := h.n.Engine.Stat(vault.AsSystem(ctx), "reg", "coded", mustID(t, aws.ToString(done.VersionId)))
+	if err != nil || info.K != 4 || info.M != 2 || info.Label != rolesLabel {
+		t.Fatalf("completed as %d+%d, label %q (%v); want the recorded 4+2 and %q", info.K, info.M, info.Label, err, rolesLabel)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("reg"), Key: aws.String("after"), Body: strings.NewReader("after")}, withLabel(rolesLabel)); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := h.n.Engine.Stat(vault.AsSystem(ctx), "reg", "after", manifest.ID{}); err != nil || after.K != 2 || after.M != 4 {
+		t.Fatalf("a put after the change: %d+%d (%v), want 2+4", after.K, after.M, err)
+	}
+}

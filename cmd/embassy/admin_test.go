@@ -81,6 +81,39 @@ func TestUnsealChecksTheNode(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "refusing to send a share over plain http to http://192.0.2.10:9000") {
 		t.Fatalf("unseal over plain http to another machine: %v\n%s", err, stderr)
 	}
+	// Nor by spelling the scheme otherwise, hiding a host behind user
+	// info, or another scheme.
+	for nodeURL, want := range map[string]string{
+		"HTTP://192.0.2.10:9000":           "refusing to send a share over plain http",
+		"http://127.0.0.1@192.0.2.10:9000": "refusing to send a share over plain http",
+		"ftp://192.0.2.10/":                "must start with https://",
+	} {
+		_, stderr, err = runCLI(t, "--dir", dir, "unseal", "--node", nodeURL, "--share", shares["alice"], "--key", keys["alice"])
+		if err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("unseal --node %s: %v\n%s", nodeURL, err, stderr)
+		}
+	}
+	// A node (or whoever answers for it) that claims the share's node id
+	// and redirects the share elsewhere is not followed.
+	c, err := node.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var elsewhere atomic.Int32
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer sink.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" {
+			json.NewEncoder(w).Encode(node.Status{Node: c.Node.ID, Nation: "EST", Unseal: node.UnsealStatus{Sealed: true}})
+			return
+		}
+		http.Redirect(w, r, sink.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	_, stderr, err = runCLI(t, "--dir", dir, "unseal", "--node", redirector.URL, "--share", shares["alice"], "--key", keys["alice"])
+	if err == nil || !strings.Contains(stderr, "redirects to") || elsewhere.Load() != 0 {
+		t.Fatalf("unseal redirected: %v, %d requests elsewhere\n%s", err, elsewhere.Load(), stderr)
+	}
 	// The right share, to the right node.
 	for _, c := range []string{"alice", "bob"} {
 		if _, stderr, err := runCLI(t, "--dir", dir, "unseal", "--share", shares[c], "--key", keys[c]); err != nil {

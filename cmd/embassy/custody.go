@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +168,13 @@ func (a *app) newAdmin(url string) (*adminClient, error) {
 		region = c.S3.Region
 	}
 	url = strings.TrimRight(url, "/")
-	return &adminClient{url: url, base: url + node.AdminPrefix, hc: &http.Client{Timeout: 2 * time.Minute}, region: region}, nil
+	// The admin API never redirects: following one would send a signed
+	// request, a share among them, wherever the answer points (a 307
+	// keeps the body), plain http included.
+	hc := &http.Client{Timeout: 2 * time.Minute, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		return fmt.Errorf("the node at %s redirects to %s: not followed", url, req.URL.Redacted())
+	}}
+	return &adminClient{url: url, base: url + node.AdminPrefix, hc: hc, region: region}, nil
 }
 
 // asCustodian makes c sign as the custodian holding k.
@@ -322,24 +329,24 @@ func (c *adminClient) custodianStatus(ctx context.Context) (node.Status, error) 
 }
 
 // refuseInsecure refuses to send a secret over plain http to a node that
-// is not on this machine.
-func refuseInsecure(url string) error {
-	rest, ok := strings.CutPrefix(url, "http://")
-	if !ok {
+// is not on this machine, or over anything but http and https.
+func refuseInsecure(raw string) error {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--node %q: %w", raw, err)
+	}
+	switch u.Scheme { // url.Parse lowercases it: HTTP:// is http
+	case "https":
 		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+			return nil
+		}
+	default:
+		return withHint(fmt.Errorf("--node %q: the node's address must start with https:// (or http:// on this machine)", raw), "use the node's https:// address (s3.tls_cert)")
 	}
-	host := rest
-	if i := strings.IndexAny(host, "/"); i >= 0 {
-		host = host[:i]
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return withHint(fmt.Errorf("refusing to send a share over plain http to %s, which is not on this machine", url), "use the node's https:// address (s3.tls_cert), or run unseal on the node's own machine")
+	return withHint(fmt.Errorf("refusing to send a share over plain http to %s, which is not on this machine", raw), "use the node's https:// address (s3.tls_cert), or run unseal on the node's own machine")
 }
 
 // openShare decrypts a share file with a custodian key.
