@@ -246,8 +246,9 @@ func itoa(i int) string {
 // is unsealed, the S3 API (503 ServiceUnavailable before).
 func (n *Node) Handler(extra ...s3.Credential) http.Handler {
 	front := &s3Front{n: n, extra: extra}
-	admin := &adminServer{n: n, extra: extra, keys: sigv4.NewKeyCache(64)}
-	taxiiH := n.taxiiHandler(admin)
+	adminSrv := &adminServer{n: n, extra: extra, keys: sigv4.NewKeyCache(64)}
+	admin := n.countAdmin(adminSrv)
+	taxiiH := n.taxiiHandler(adminSrv)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, taxii.Prefix) || r.URL.Path+"/" == taxii.Prefix {
 			// TAXII 2.1 (docs/threat-intel.md): HTTP Basic over TLS, the
@@ -437,7 +438,7 @@ func (n *Node) adminSealedOnly(w http.ResponseWriter, r *http.Request, _ *adminC
 	writeJSON(w, http.StatusOK, SealedStatus{Sealed: n.Sealed()})
 }
 
-func (n *Node) adminMetrics(w http.ResponseWriter, r *http.Request, _ *adminCall) { n.metrics(w) }
+func (n *Node) adminMetrics(w http.ResponseWriter, r *http.Request, _ *adminCall) { n.metrics(w, r) }
 
 func (n *Node) adminStatus(w http.ResponseWriter, r *http.Request, _ *adminCall) {
 	writeJSON(w, http.StatusOK, n.Status())

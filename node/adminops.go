@@ -66,6 +66,8 @@ var opRoutes = []adminRoute{
 		doc: "`ScrubRequest`: scrub (and repair) as a job: 202 `Job`", handle: (*Node).adminScrub},
 	{method: http.MethodPost, path: "v1/drill", auth: authOperator, roles: operatorRoles,
 		doc: "`DrillRequest`: a loss drill as a job: 202 `Job`", handle: (*Node).adminDrill},
+	{method: http.MethodGet, path: "v1/debug/pprof/{id}", auth: authOperator, roles: operatorRoles,
+		doc: "Go profiles (`net/http/pprof`): heap, goroutine, allocs, block, mutex, threadcreate, profile (`?seconds=N`), trace, cmdline, symbol, index", handle: (*Node).adminPprof},
 	{method: http.MethodPost, path: "v1/index/rebuild", auth: authOperator, roles: operatorRoles,
 		doc: "rebuild the index from the sites as a job: 202 `Job`", handle: (*Node).adminRebuild},
 }
@@ -106,7 +108,7 @@ func opFail(w http.ResponseWriter, err error) {
 		status, code = http.StatusConflict, "approval_required"
 	case errors.As(err, &denied):
 		status, code = http.StatusForbidden, "denied"
-	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite):
+	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite), errors.Is(err, errNoSuchProfile):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, placement.ErrInfeasible):
 		status, code = http.StatusConflict, "infeasible"

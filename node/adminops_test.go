@@ -109,7 +109,7 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	f := newOpFixture(t)
 	n := f.cn.n
 	bodies := opBodies(t.TempDir())
-	ids := map[string]string{"v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
+	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
 		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry"}
 	for _, rt := range opRoutes {
 		if rt.auth != authOperator || len(rt.roles) == 0 {

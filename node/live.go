@@ -8,6 +8,7 @@ import (
 
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/s3"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // A serving node changes its configuration in place. Sites, vaults and
@@ -29,6 +30,27 @@ type liveState struct {
 	version atomic.Uint64
 	// cfg is the configuration in force (setConfig, conf).
 	cfg atomic.Pointer[Config]
+	// metrics are the node's instruments (prommetrics.go).
+	metrics *nodeMetrics
+	// space holds the sites whose driver reports free space.
+	spaceMu sync.Mutex
+	space   map[string]site.SpaceReporter
+}
+
+func (l *liveState) setSpace(id string, sr site.SpaceReporter) {
+	l.spaceMu.Lock()
+	defer l.spaceMu.Unlock()
+	if l.space == nil {
+		l.space = map[string]site.SpaceReporter{}
+	}
+	l.space[id] = sr
+}
+
+func (l *liveState) spaceOf(id string) (site.SpaceReporter, bool) {
+	l.spaceMu.Lock()
+	defer l.spaceMu.Unlock()
+	sr, ok := l.space[id]
+	return sr, ok
 }
 
 // samePolicies reports whether an engine exists built with policies p.
@@ -85,6 +107,7 @@ func (f *s3Front) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	h = f.n.countingS3(h)
 	f.h, f.version = h, v
 	return h, nil
 }

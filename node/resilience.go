@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -172,34 +171,5 @@ func (n *Node) runScrubs(ctx context.Context) {
 		}
 		n.Log.Info("background scrub done", "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
 			"unrepairable", len(rep.Unrepairable), "bytes_repaired", rep.BytesRepaired)
-	}
-}
-
-// metrics writes the node's metrics in the Prometheus text format.
-func (n *Node) metrics(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	sealed := 0
-	if n.Sealed() {
-		sealed = 1
-	}
-	fmt.Fprintf(w, "# HELP embassy_sealed 1 while the node waits for custodians.\n# TYPE embassy_sealed gauge\nembassy_sealed %d\n", sealed)
-	if n.Engine == nil {
-		return
-	}
-	ev := &n.Engine.Events
-	for _, m := range []struct {
-		name, help, typ string
-		v               int64
-	}{
-		{"embassy_objects_at_risk", "Versions below full redundancy or off policy at the last scrub.", "gauge", ev.AtRisk.Load()},
-		{"embassy_repaired_bytes_total", "Shard bytes written by repairs.", "counter", ev.BytesRepaired.Load()},
-		{"embassy_corrupt_blocks_total", "Shard blocks that failed their checksum on read.", "counter", ev.CorruptBlocks.Load()},
-		{"embassy_missing_blocks_total", "Shard blocks that could not be fetched on read.", "counter", ev.MissingBlocks.Load()},
-		{"embassy_reconstructed_stripes_total", "Stripes rebuilt from parity on read.", "counter", ev.Reconstructed.Load()},
-		{"embassy_write_retries_total", "Puts retried on other sites after a site failed.", "counter", ev.WriteRetries.Load()},
-		{"embassy_manifest_errors_total", "Manifest copies that failed verification.", "counter", ev.ManifestErrors.Load()},
-		{"embassy_label_binding_errors_total", "Label bindings that failed verification.", "counter", ev.BindingErrors.Load()},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}
 }

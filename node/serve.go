@@ -98,7 +98,7 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan})
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3})
 }
 
 // nodeTokens seals listing tokens with the node's current keyring.
@@ -175,7 +175,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		admin := &adminServer{n: n, metricsOpen: true}
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { n.metrics(w) })
+		mux.HandleFunc("GET /metrics", n.metrics)
 		mux.Handle("GET "+AdminPrefix+"metrics", admin)
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
 		n.Log.InfoContext(ctx, "serving metrics (loopback only, no token)", "address", mln.Addr().String())
