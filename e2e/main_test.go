@@ -82,6 +82,13 @@ type server struct {
 // tail of the server's log is printed.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with setup run on the node directory
+// before the node serves (embassy commands that need it stopped).
+func startServerWith(t *testing.T, setup func(dataDir string)) *server {
+	t.Helper()
 	s := &server{
 		dataDir:   filepath.Join(t.TempDir(), "node"),
 		logPath:   filepath.Join(t.TempDir(), "server.log"),
@@ -100,6 +107,9 @@ func startServer(t *testing.T) *server {
 	c.Log.Level = "debug"
 	if err := node.SaveConfig(s.dataDir, c); err != nil {
 		t.Fatalf("save dev node config: %v", err)
+	}
+	if setup != nil {
+		setup(s.dataDir)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,14 +32,15 @@ var (
 	millionCount   = flag.Int("embassy.million", 1_000_000, "objects for BenchmarkMillion")
 	millionSize    = flag.Int("embassy.million-size", 4096, "object size for BenchmarkMillion")
 	millionWorkers = flag.Int("embassy.million-workers", 32, "concurrent writers for BenchmarkMillion")
+	millionPhases  = flag.String("embassy.million-phases", "list,rebuild,scrub,collect,drill", "phases of BenchmarkMillion to run after the puts, comma-separated")
 )
 
 // peak samples the Go heap in use and the process's resident set while a
 // phase runs.
 type peak struct {
-	heap, rss atomic.Int64
-	stop      chan struct{}
-	done      sync.WaitGroup
+	heap, live, rss atomic.Int64
+	stop            chan struct{}
+	done            sync.WaitGroup
 }
 
 func rss() int64 {
@@ -60,12 +64,17 @@ func watch() *peak {
 	p := &peak{stop: make(chan struct{})}
 	p.done.Go(func() {
 		var ms runtime.MemStats
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
 			runtime.ReadMemStats(&ms)
 			if h := int64(ms.HeapInuse); h > p.heap.Load() {
 				p.heap.Store(h)
+			}
+			metrics.Read(live)
+			if l := int64(live[0].Value.Uint64()); l > p.live.Load() {
+				p.live.Store(l)
 			}
 			if r := rss(); r > p.rss.Load() {
 				p.rss.Store(r)
@@ -80,10 +89,13 @@ func watch() *peak {
 	return p
 }
 
-func (p *peak) end() (heap, rss int64) {
+// end stops sampling and returns the peaks: the heap in use (live objects
+// and garbage not yet collected), the live heap as the last collection
+// marked it, and the resident set.
+func (p *peak) end() (heap, live, rss int64) {
 	close(p.stop)
 	p.done.Wait()
-	return p.heap.Load(), p.rss.Load()
+	return p.heap.Load(), p.live.Load(), p.rss.Load()
 }
 
 // BenchmarkMillion puts a million small objects (4 KiB, inline) through
@@ -130,18 +142,30 @@ func BenchmarkMillion(b *testing.B) {
 			n           int
 			unit        string
 			secs        float64
-			heap, rss   int64
+			heap, live  int64
+			rss         int64
 			heapBounded bool
 		}
 		var rows []row
 		phase := func(name, unit string, bounded bool, fn func() int) {
+			if name != "put" && !slices.Contains(strings.Split(*millionPhases, ","), name) {
+				return
+			}
 			p := watch()
 			t0 := time.Now()
 			n := fn()
 			secs := time.Since(t0).Seconds()
-			h, r := p.end()
-			rows = append(rows, row{name, n, unit, secs, h, r, bounded})
-			fmt.Printf("%-10s %9d %-8s in %8.1fs: %10.0f %s/s, peak heap %6.1f MiB, peak RSS %6.1f MiB\n", name, n, unit, secs, float64(n)/secs, unit, float64(h)/(1<<20), float64(r)/(1<<20))
+			if d := os.Getenv("EMBASSY_MILLION_HEAPPROF"); d != "" {
+				// What the phase leaves live: a heap profile per phase.
+				runtime.GC()
+				if f, err := os.Create(filepath.Join(d, name+".heap")); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+			h, l, r := p.end()
+			rows = append(rows, row{name, n, unit, secs, h, l, r, bounded})
+			fmt.Printf("%-10s %9d %-8s in %8.1fs: %10.0f %s/s, peak heap %6.1f MiB (live %6.1f), peak RSS %6.1f MiB\n", name, n, unit, secs, float64(n)/secs, unit, float64(h)/(1<<20), float64(l)/(1<<20), float64(r)/(1<<20))
 		}
 		data := bytes.Repeat([]byte("m"), size)
 		phase("put", "objects", false, func() int {
@@ -212,6 +236,7 @@ func BenchmarkMillion(b *testing.B) {
 		for _, r := range rows {
 			b.ReportMetric(float64(r.n)/r.secs, r.phase+"-"+r.unit+"/s")
 			b.ReportMetric(float64(r.heap)/(1<<20), r.phase+"-heap-MiB")
+			b.ReportMetric(float64(r.live)/(1<<20), r.phase+"-live-MiB")
 			if r.heapBounded && r.heap > 256<<20 {
 				b.Errorf("%s: peak heap %.0f MiB over the 256 MiB bound", r.phase, float64(r.heap)/(1<<20))
 			}

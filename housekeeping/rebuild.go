@@ -24,9 +24,9 @@ import (
 // sites record as deleted are never brought back.
 //
 // Memory: the rebuild holds one small entry per version id found on the
-// sites (the id and which sites hold a copy, about 60 bytes) and works
-// through them in sorted batches, so it does not hold envelopes or results
-// for all versions at once.
+// sites (the id and which sites hold a copy: about 56 bytes on a node of
+// up to 63 sites, see foundSets) and works through them in batches, so it
+// does not hold envelopes or results for all versions at once.
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
@@ -52,22 +52,103 @@ type rebuildMarker interface {
 // maxSites bounds the sites a rebuild tracks per version.
 const maxSites = 256
 
-// siteSet is a set of site indexes, plus a flag for "indexed".
-type siteSet struct {
+// wideSet is a set of up to maxSites site indexes, plus a flag for
+// "indexed".
+type wideSet struct {
 	bits    [maxSites / 64]uint64
 	indexed bool
 }
 
-func (s *siteSet) add(i int)      { s.bits[i/64] |= 1 << (i % 64) }
-func (s *siteSet) has(i int) bool { return s.bits[i/64]&(1<<(i%64)) != 0 }
-func (s *siteSet) sites(ids []string) []string {
+// foundSets maps each version id found on the sites to the set of sites
+// holding a copy of its manifest, and whether the rebuild indexed it. On
+// a node of up to 63 sites (nearly all) an entry is one word beside its
+// id: a million versions take about 56 MB with the map's overhead
+// (TestRebuildStateAtAMillion); larger nodes about 134 MB.
+type foundSets struct {
+	narrow map[manifest.ID]uint64 // bit 63: indexed
+	wide   map[manifest.ID]wideSet
+}
+
+const narrowIndexed = 1 << 63
+
+func newFoundSets(sites int) *foundSets {
+	if sites < 64 {
+		return &foundSets{narrow: map[manifest.ID]uint64{}}
+	}
+	return &foundSets{wide: map[manifest.ID]wideSet{}}
+}
+
+func (f *foundSets) len() int {
+	if f.narrow != nil {
+		return len(f.narrow)
+	}
+	return len(f.wide)
+}
+
+func (f *foundSets) add(id manifest.ID, i int) {
+	if f.narrow != nil {
+		f.narrow[id] |= 1 << i
+		return
+	}
+	s := f.wide[id]
+	s.bits[i/64] |= 1 << (i % 64)
+	f.wide[id] = s
+}
+
+// sites returns the sites holding a copy of id's manifest, and whether id
+// was found at all.
+func (f *foundSets) sites(id manifest.ID, ids []string) ([]string, bool) {
 	var out []string
-	for i, id := range ids {
-		if s.has(i) {
-			out = append(out, id)
+	if f.narrow != nil {
+		b, ok := f.narrow[id]
+		for i, sid := range ids {
+			if b&(1<<i) != 0 {
+				out = append(out, sid)
+			}
+		}
+		return out, ok
+	}
+	s, ok := f.wide[id]
+	for i, sid := range ids {
+		if s.bits[i/64]&(1<<(i%64)) != 0 {
+			out = append(out, sid)
 		}
 	}
-	return out
+	return out, ok
+}
+
+func (f *foundSets) setIndexed(id manifest.ID) {
+	if f.narrow != nil {
+		f.narrow[id] |= narrowIndexed
+		return
+	}
+	s := f.wide[id]
+	s.indexed = true
+	f.wide[id] = s
+}
+
+func (f *foundSets) indexed(id manifest.ID) bool {
+	if f.narrow != nil {
+		return f.narrow[id]&narrowIndexed != 0
+	}
+	return f.wide[id].indexed
+}
+
+// all yields every id found. Values may be changed while it runs.
+func (f *foundSets) all(yield func(manifest.ID) bool) {
+	if f.narrow != nil {
+		for id := range f.narrow {
+			if !yield(id) {
+				return
+			}
+		}
+		return
+	}
+	for id := range f.wide {
+		if !yield(id) {
+			return
+		}
+	}
 }
 
 // RebuildIndex makes the index agree with the manifests on the sites.
@@ -92,13 +173,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 			return st, err
 		}
 	}
-	ids := make([]manifest.ID, 0, len(found))
-	for id := range found {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b manifest.ID) int { return slices.Compare(a[:], b[:]) })
-
-	done := 0
+	done, total := 0, found.len()
 	const chunk = 2000
 	type result struct {
 		v          index.Version
@@ -108,8 +183,10 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 		fromIndex  bool
 		ok         bool
 	}
-	for lo := 0; lo < len(ids); lo += chunk {
-		batch := ids[lo:min(lo+chunk, len(ids))]
+	// The ids are taken from the set in batches as they come (no second
+	// copy of them is held); marking one indexed does not disturb the walk.
+	batch := make([]manifest.ID, 0, chunk)
+	process := func() error {
 		results := make([]result, len(batch))
 		var next int
 		var mu sync.Mutex
@@ -130,8 +207,8 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 						r.deleted = true
 						continue
 					}
-					set := found[id]
-					m, env, corrupt, err := k.newestManifest(ctx, id, set.sites(siteIDs))
+					onSites, _ := found.sites(id, siteIDs)
+					m, env, corrupt, err := k.newestManifest(ctx, id, onSites)
 					r.corrupt = corrupt
 					if err != nil {
 						if lk, ok := k.ix.(lookupIndex); ok {
@@ -146,7 +223,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 						r.unreadable = fmt.Sprintf("version %s: no copy of its manifest verifies", id)
 						continue
 					}
-					if why := k.readable(ctx, m, set.sites(siteIDs)); why != "" {
+					if why := k.readable(ctx, m, onSites); why != "" {
 						r.unreadable = fmt.Sprintf("%s/%s version %s: %s", m.Vault, m.Key, id, why)
 						continue
 					}
@@ -156,7 +233,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 		}
 		wg.Wait()
 		if err := ctx.Err(); err != nil {
-			return st, err
+			return err
 		}
 		var vs []index.Version
 		for i, r := range results {
@@ -179,19 +256,32 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 					st.UnknownVault++
 				}
 				vs = append(vs, r.v)
-				s := found[batch[i]]
-				s.indexed = true
-				found[batch[i]] = s
+				found.setIndexed(batch[i])
 			}
 		}
 		if err := k.ix.PutMany(ctx, vs); err != nil {
-			return st, err
+			return err
 		}
 		done += len(batch)
 		if progress != nil {
-			progress(done, len(ids))
+			progress(done, total)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for id := range found.all {
+		if batch = append(batch, id); len(batch) == chunk {
+			if err := process(); err != nil {
+				return st, err
+			}
 		}
 	}
+	if len(batch) > 0 {
+		if err := process(); err != nil {
+			return st, err
+		}
+	}
+	slices.Sort(st.Unreadable)
 	// What the index holds that no site copy gave: keep it when its own
 	// envelope verifies, the node has no record of its deletion and its
 	// shards are there; otherwise drop it.
@@ -229,7 +319,7 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 
 // reconcileIndex walks the index for versions the rebuild did not index
 // from the sites.
-func (k *Keeper) reconcileIndex(ctx context.Context, found map[manifest.ID]siteSet, siteIDs []string, ev *records, st *RebuildStats) error {
+func (k *Keeper) reconcileIndex(ctx context.Context, found *foundSets, siteIDs []string, ev *records, st *RebuildStats) error {
 	for _, vname := range k.indexedVaults(ctx) {
 		vo := index.VersionOptions{Max: index.MaxList}
 		for {
@@ -238,16 +328,16 @@ func (k *Keeper) reconcileIndex(ctx context.Context, found map[manifest.ID]siteS
 				return err
 			}
 			for _, x := range page.Versions {
-				set, onSites := found[x.ID]
-				if onSites && set.indexed {
+				if found.indexed(x.ID) {
 					continue
 				}
+				onSites, _ := found.sites(x.ID, siteIDs)
 				keep := false
 				why := "no copy of its manifest verifies on any site"
 				if ev.deleted(x.ID) {
 					why = "deleted by the node's record"
 				} else if m, _, err := k.manifest(ctx, x); err == nil {
-					if r := k.readable(ctx, m, set.sites(siteIDs)); r == "" {
+					if r := k.readable(ctx, m, onSites); r == "" {
 						keep = true
 					} else {
 						why = r
@@ -301,8 +391,8 @@ func (k *Keeper) indexedVaults(ctx context.Context) []string {
 }
 
 // scanManifests lists every site's manifest blobs.
-func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, st *RebuildStats) (map[manifest.ID]siteSet, error) {
-	found := map[manifest.ID]siteSet{}
+func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, st *RebuildStats) (*foundSets, error) {
+	found := newFoundSets(len(siteIDs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -316,9 +406,7 @@ func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, st *Rebuil
 			flush := func() {
 				mu.Lock()
 				for _, id := range local {
-					set := found[id]
-					set.add(si)
-					found[id] = set
+					found.add(id, si)
 				}
 				mu.Unlock()
 				local = local[:0]

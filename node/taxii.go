@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/label"
@@ -174,4 +175,145 @@ func (c *Config) clone() (*Config, error) {
 		return nil, errors.New("the configuration in force does not round-trip: " + err.Error())
 	}
 	return out, nil
+}
+
+// SyncTAXII runs the sync job of that name once (embassy taxii sync run).
+func (n *Node) SyncTAXII(ctx context.Context, name string) (taxii.SyncResult, error) {
+	s, err := n.TAXII()
+	if err != nil {
+		return taxii.SyncResult{}, err
+	}
+	job, ok := n.syncJob(name)
+	if !ok {
+		return taxii.SyncResult{}, fmt.Errorf("no TAXII sync job %q (embassy taxii sync ls)", name)
+	}
+	return s.Sync(ctx, job, n.Principal, nil)
+}
+
+func (n *Node) syncJob(name string) (taxii.SyncConfig, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, j := range n.Config.TAXII.Sync {
+		if j.Name == name {
+			return j, true
+		}
+	}
+	return taxii.SyncConfig{}, false
+}
+
+// runTAXIISync runs every sync job of the configuration at its interval
+// while the node serves; a run that fails is tried again sooner, after a
+// backoff that doubles from 10s up to the interval.
+func (n *Node) runTAXIISync(ctx context.Context) {
+	n.mu.Lock()
+	jobs := slices.Clone(n.Config.TAXII.Sync)
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		wg.Go(func() {
+			every := job.Every()
+			backoff := 10 * time.Second
+			wait := time.Duration(0)
+			for {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				if n.Ready() != nil {
+					wait = backoff
+					continue
+				}
+				if _, err := n.SyncTAXII(ctx, job.Name); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					n.Log.Warn("TAXII sync failed; trying again", "job", job.Name, "in", min(backoff, every).String(), "err", err)
+					wait = min(backoff, every)
+					backoff = min(backoff*2, every)
+					continue
+				}
+				wait, backoff = every, 10*time.Second
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// RebuildTAXII makes the TAXII index of a collection (all, if name is
+// empty) again from its vault, that is from the sites.
+func (n *Node) RebuildTAXII(ctx context.Context, name string) (map[string]taxii.RebuildStats, error) {
+	s, err := n.TAXII()
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	cols := slices.Clone(n.Config.TAXII.Collections)
+	n.mu.Unlock()
+	out := map[string]taxii.RebuildStats{}
+	found := false
+	for _, c := range cols {
+		if name != "" && c.ID != name && c.Alias != name {
+			continue
+		}
+		found = true
+		st, err := s.Rebuild(ctx, c)
+		if err != nil {
+			return out, err
+		}
+		out[c.Name()] = st
+	}
+	if name != "" && !found {
+		return nil, fmt.Errorf("%w: %s", ErrNoCollection, name)
+	}
+	return out, nil
+}
+
+// AddSync adds a sync job to the configuration (through ProposeConfig: a
+// job that pushes sends data away and needs custodians).
+func (n *Node) AddSync(ctx context.Context, job taxii.SyncConfig) (EditResult, error) {
+	if job.Peer != "" {
+		return EditResult{}, taxii.ErrNoPeerChannel
+	}
+	return n.editConfig(ctx, func(c *Config) error {
+		for _, o := range c.TAXII.Sync {
+			if o.Name == job.Name {
+				return fmt.Errorf("sync job %s: already exists", job.Name)
+			}
+		}
+		c.TAXII.Sync = append(slices.Clone(c.TAXII.Sync), job)
+		return nil
+	})
+}
+
+// RemoveSync removes a sync job from the configuration.
+func (n *Node) RemoveSync(ctx context.Context, name string) (EditResult, error) {
+	return n.editConfig(ctx, func(c *Config) error {
+		i := slices.IndexFunc(c.TAXII.Sync, func(o taxii.SyncConfig) bool { return o.Name == name })
+		if i < 0 {
+			return fmt.Errorf("no TAXII sync job %q", name)
+		}
+		c.TAXII.Sync = slices.Delete(slices.Clone(c.TAXII.Sync), i, i+1)
+		return nil
+	})
+}
+
+// AddTAXII adds the objects of an envelope or bundle to a collection, as
+// the context's principal (embassy taxii add).
+func (n *Node) AddTAXII(ctx context.Context, collection string, body []byte) (*taxii.Status, error) {
+	s, err := n.TAXII()
+	if err != nil {
+		return nil, err
+	}
+	col, err := s.Collection(collection)
+	if err != nil {
+		return nil, err
+	}
+	env, err := taxii.ParseEnvelope(body, 100000)
+	if err != nil {
+		return nil, err
+	}
+	return s.Add(ctx, col, env.Objects)
 }

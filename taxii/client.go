@@ -25,7 +25,7 @@ type Client struct {
 	User, Password string
 	HTTP           *http.Client
 	// Attempts bounds the tries of one request (default 5); Backoff is
-	// the first wait between them (default 1s), doubled each time, at
+	// the first wait between them (default 500ms), doubled each time, at
 	// most MaxBackoff (default 30s) or what Retry-After asks.
 	Attempts            int
 	Backoff, MaxBackoff time.Duration
@@ -72,7 +72,7 @@ func (c *Client) backoff(i int, retryAfter string) time.Duration {
 	}
 	b, mx := c.Backoff, c.MaxBackoff
 	if b <= 0 {
-		b = time.Second
+		b = 500 * time.Millisecond
 	}
 	if mx <= 0 {
 		mx = 30 * time.Second

@@ -16,6 +16,9 @@ import (
 // stores nothing twice (objects are de-duplicated by id and version, here
 // and on an embassy peer).
 type SyncCursor struct {
+	// URL is the remote collection the cursor is of: a job whose URL
+	// changed starts again from the beginning.
+	URL string `json:"url,omitempty"`
 	// PulledUntil is the remote date added of the last object pulled
 	// (the X-TAXII-Date-Added-Last of its page).
 	PulledUntil string `json:"pulled_until,omitempty"`
@@ -76,6 +79,9 @@ func (s *Store) Sync(ctx context.Context, job SyncConfig, principal func(string)
 	cur, err := s.ix.SyncCursor(job.Name)
 	if err != nil {
 		return res, err
+	}
+	if cur.URL != job.URL {
+		cur = SyncCursor{URL: job.URL}
 	}
 	c := &Client{URL: job.URL, User: job.User, Password: job.Password, HTTP: hc}
 	var runErr error

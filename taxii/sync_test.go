@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/taxii"
 )
 
@@ -88,7 +89,7 @@ func TestSyncBetweenNodes(t *testing.T) {
 		t.Fatalf("third pull: %+v %v", res, err)
 	}
 	cur, err := lstore.SyncCursorOf("from-est")
-	if err != nil || cur.PulledUntil == "" || cur.LastError != "" {
+	if err != nil || cur.PulledUntil == "" || cur.LastError != "" || cur.URL != pull.URL {
 		t.Fatalf("cursor %+v %v", cur, err)
 	}
 }
@@ -143,5 +144,37 @@ func TestClientRetries(t *testing.T) {
 	_, err = c.GetObjects(context.Background(), time.Time{}, "", 10)
 	if re, ok := err.(*taxii.RemoteError); !ok || re.Status != 400 || calls.Load() != 4 {
 		t.Fatalf("err %v after %d calls, want one 400", err, calls.Load())
+	}
+}
+
+// TestServeRunsSyncJobs: a serving node runs the sync jobs of its
+// node.yaml by itself: EST's push job reaches LUX without anyone running
+// it.
+func TestServeRunsSyncJobs(t *testing.T) {
+	lux := newHarness(t, harnessOptions{nation: "LUX"})
+	est := newHarness(t, harnessOptions{edit: func(c *node.Config) {
+		c.TAXII.Sync = []taxii.SyncConfig{{Name: "to-lux", Collection: "cti", URL: lux.url + root + "collections/cti/", Direction: "push",
+			User: keyOf("analyst"), Password: secretOf("analyst"), Recipient: "lux", Interval: "1s"}}
+	}})
+	est.post("analyst", readIncident(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- est.n.Serve(ctx, node.ServeOptions{Address: "127.0.0.1:0"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		env, _ := lux.get("reader", "limit=1000")
+		if len(env.Objects) == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s LUX holds %d objects, want the 9 EST may send", len(env.Objects))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -23,7 +23,7 @@ func (a *app) configCmd() *cobra.Command {
 	return c
 }
 
-var secretLine = regexp.MustCompile(`^(\s*-?\s*secret_key:\s*).+$`)
+var secretLine = regexp.MustCompile(`^(\s*-?\s*(?:secret_key|password):\s*).+$`)
 
 // redactSecrets hides secret values in a line of node.yaml.
 func redactSecrets(line string) string {

@@ -269,6 +269,15 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	step(jsonStep{d("vault", "ls"), []string{"vault ls", "vault create"}, []string{"[].jurisdictions"}})
 	step(jsonStep{d("principal", "ls"), []string{"principal ls"}, []string{"[].roles"}})
+	// TAXII: a collection, a bundle added to it, its index rebuilt.
+	step(jsonStep{d("taxii", "collection", "create", "cti", "--vault", "registry", "--title", "Incidents"), []string{"taxii collection create", "config edit"}, []string{"changes"}})
+	step(jsonStep{d("taxii", "collection", "ls"), []string{"taxii collection ls"}, []string{"[].community", "[].amber", "[].statements"}})
+	os.WriteFile(filepath.Join(work, "bundle.json"), []byte(`{"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": [
+	 {"type": "malware", "spec_version": "2.1", "id": "malware--c2ab920f-7fad-4234-b29d-467638e99df0", "created": "2026-03-02T09:30:00.000Z",
+	  "modified": "2026-03-02T09:30:00.000Z", "name": "TallinnLoader", "is_family": true,
+	  "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}]}`), 0o644)
+	step(jsonStep{d("taxii", "add", "cti", filepath.Join(work, "bundle.json")), []string{"taxii add"}, []string{"successes", "failures", "pendings"}})
+	step(jsonStep{d("taxii", "index", "rebuild"), []string{"taxii index rebuild"}, nil})
 
 	minutes := filepath.Join(work, "minutes.txt")
 	step(jsonStep{d("put", minutes, "registry/2026/minutes.txt", "--meta", "author=riigikantselei", "--label", "NATO RESTRICTED"), append([]string{"put"}, obj...), nil})

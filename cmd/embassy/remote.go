@@ -666,13 +666,6 @@ func progressText(p node.JobProgress) string {
 	return s
 }
 
-func cmpOr(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
 func paramsText(m map[string]string) string {
 	var parts []string
 	for _, k := range sortedKeys(m) {

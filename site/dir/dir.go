@@ -248,6 +248,11 @@ func (s *Site) vanished(name string, err error) error {
 // Buffers are 1 MiB plus room to align them for O_DIRECT.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20+directAlign); return &b }}
 
+// smallPool holds the copy buffers of writes through the page cache: a
+// small blob (an inline object's manifest, a record) need not hold a
+// mebibyte while it is written, and many are written at once.
+var smallPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 const (
 	directAlign = 4096
 	// directMin: blobs smaller than this are written through the page
@@ -312,9 +317,16 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 			os.Remove(tmp)
 		}
 	}()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := aligned(*bp)
+	var buf []byte
+	if direct {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		buf = aligned(*bp)
+	} else {
+		bp := smallPool.Get().(*[]byte)
+		defer smallPool.Put(bp)
+		buf = *bp
+	}
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
