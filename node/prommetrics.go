@@ -83,8 +83,8 @@ var (
 	descSize     = prometheus.NewDesc("embassy_site_size_bytes", "Total size of the store holding a site, where its driver knows.", []string{"site"}, nil)
 	descDraining = prometheus.NewDesc("embassy_site_draining", "1 while a site is being drained.", []string{"site"}, nil)
 	descJobs     = prometheus.NewDesc("embassy_jobs", "Jobs kept by the node, by kind and state.", []string{"kind", "state"}, nil)
-	descJobDone  = prometheus.NewDesc("embassy_job_progress_versions", "Versions a running job has done.", []string{"job", "kind"}, nil)
-	descJobTotal = prometheus.NewDesc("embassy_job_total_versions", "Versions a running job has to do (0 if unknown).", []string{"job", "kind"}, nil)
+	descJobDone  = prometheus.NewDesc("embassy_job_progress_versions", "Versions a running job has done.", []string{"job_id", "kind"}, nil)
+	descJobTotal = prometheus.NewDesc("embassy_job_total_versions", "Versions a running job has to do (0 if unknown).", []string{"job_id", "kind"}, nil)
 	engineDescs  = []struct {
 		name, help string
 		counter    bool
@@ -230,7 +230,11 @@ func (n *Node) instrumentSite(id string, st site.Site) site.Site {
 	if sr, ok := st.(site.SpaceReporter); ok {
 		n.live.setSpace(id, sr)
 	}
-	return &timedSite{Site: st, id: id, m: n.metricsFor()}
+	m := n.metricsFor()
+	for _, op := range []string{"put", "get", "stat", "delete", "list"} {
+		m.siteErrs.WithLabelValues(id, op) // present, at 0, before the first error
+	}
+	return &timedSite{Site: st, id: id, m: m}
 }
 
 type timedSite struct {

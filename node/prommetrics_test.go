@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +115,51 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		t.Fatalf("get: %d", r.status)
 	}
 	f.waitJob(t, decodeJob(t, f.op(t, "POST", "/_embassy/v1/scrub", "ops", ScrubRequest{})).ID)
+	// A job running shows its progress.
+	started := make(chan struct{})
+	running, err := f.cn.n.StartJob("drain", nil, "ops", func(ctx context.Context, progress func(done, total int64)) (any, error) {
+		progress(3, 7)
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
 	after := scrape(t, f, tok)
+	if d, tot := sum(after["embassy_job_progress_versions"], map[string]string{"job_id": running.ID}), sum(after["embassy_job_total_versions"], map[string]string{"job_id": running.ID}); d != 3 || tot != 7 {
+		t.Errorf("running job's progress: %v of %v, want 3 of 7", d, tot)
+	}
+	f.cn.n.CancelJob(running.ID, "ops")
+	var dash []byte
+	// Every metric the Grafana dashboard in docs/ plots is one the node
+	// exports.
+	dash, err = os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var board struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(dash, &board); err != nil || len(board.Panels) == 0 {
+		t.Fatalf("docs/grafana-dashboard.json: %v", err)
+	}
+	names := regexp.MustCompile(`\b(embassy|go|process)_[a-z0-9_]+`)
+	for _, p := range board.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range names.FindAllString(tg.Expr, -1) {
+				if after[strings.TrimSuffix(name, "_bucket")] == nil {
+					t.Errorf("dashboard panel %q plots %s, which the node does not export", p.Title, name)
+				}
+			}
+		}
+	}
 	if r := f.op(t, "GET", "/_embassy/v1/debug/pprof/heap?debug=1", "ops", nil); r.status != 200 || !strings.Contains(r.body, "heap profile") {
 		t.Errorf("pprof heap as an operator: %d %.200s", r.status, r.body)
 	}
