@@ -347,3 +347,33 @@ func TestCancelJob(t *testing.T) {
 		t.Errorf("cancel: %d %s", r.status, r.body)
 	}
 }
+
+// TestBackgroundScrubIsAJob: the scrub a serving node runs every
+// scrub.interval is a job, listed with the others.
+func TestBackgroundScrubIsAJob(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	c := *n.Config
+	iv := durationYAML(20 * time.Millisecond)
+	c.Scrub.Interval = &iv
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { n.runScrubs(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		js, _ := n.Jobs()
+		for _, j := range js {
+			if j.Kind == "scrub" && j.Params["background"] == "true" && j.State == JobDone && j.Principal == "(background)" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background scrub job: %+v", js)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -164,12 +164,30 @@ func (n *Node) runScrubs(ctx context.Context) {
 		if n.Ready() != nil {
 			continue
 		}
-		rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: !n.conf().Scrub.ReportOnly, Rate: rate, Grace: n.conf().Scrub.GraceOr()})
+		// The background scrub is a job like any other: listed, followed
+		// and cancelled with 'embassy job', kept in jobs.json.
+		repair := !n.conf().Scrub.ReportOnly
+		var rep housekeeping.ScrubReport
+		j, err := n.StartJob("scrub", map[string]string{"background": "true", "repair": fmt.Sprint(repair), "rate": fmt.Sprint(rate)}, "(background)",
+			func(jctx context.Context, progress func(done, total int64)) (any, error) {
+				total := n.versionsTotal(jctx)
+				var err error
+				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, Rate: rate, Grace: n.conf().Scrub.GraceOr(),
+					Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
+				return rep, err
+			})
 		if err != nil {
-			n.Log.Error("background scrub failed", "err", err)
+			n.Log.Error("background scrub not started", "err", err)
 			continue
 		}
-		n.Log.Info("background scrub done", "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
+		if j, err = n.WaitJob(ctx, j.ID); err != nil {
+			return
+		}
+		if j.State != JobDone {
+			n.Log.Error("background scrub failed", "job", j.ID, "state", j.State, "err", j.Error)
+			continue
+		}
+		n.Log.Info("background scrub done", "job", j.ID, "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
 			"unrepairable", len(rep.Unrepairable), "bytes_repaired", rep.BytesRepaired)
 	}
 }

@@ -70,7 +70,11 @@ func (a *app) checkRemote(cmd *cobra.Command) error {
 		}
 	}
 	if why == "" {
-		why = "it has no remote form yet: objects are read and written through the S3 API (aws s3, rclone, restic) on the running node"
+		why = "it has no remote form yet: stop the node and run it on its directory"
+		switch strings.Fields(path)[0] {
+		case "put", "get", "ls", "stat", "rm", "versions":
+			why = "objects are read and written through the S3 API (aws s3, rclone, restic) on the running node"
+		}
 	}
 	return withHint(fmt.Errorf("'embassy %s' does not work against a running node (--node %s): %s", path, a.node, why),
 		"drop --node (and unset EMBASSY_NODE) to run it on a stopped node's directory (--dir)")
