@@ -40,6 +40,8 @@ var opRoutes = []adminRoute{
 		doc: "one job: `Job`, with its progress and, once ended, its result", handle: (*Node).adminJob},
 	{method: http.MethodPost, path: "v1/jobs/{id}/cancel", auth: authOperator, roles: operatorRoles,
 		doc: "cancel a queued or running job: `Job`", handle: (*Node).adminJobCancel},
+	{method: http.MethodPut, path: "v1/jobs/{id}/rate", auth: authOperator, roles: operatorRoles,
+		doc: "`{\"rate\": \"20MiB\"}`: change a running scrub's or drain's read rate limit (`\"0\"`: none): `Job`", handle: (*Node).adminJobRate},
 	{method: http.MethodGet, path: "v1/sites", auth: authOperator, roles: readerRoles,
 		doc: "sites and their state: `[SiteInfo]`", handle: (*Node).adminSites},
 	{method: http.MethodPost, path: "v1/sites", auth: authOperator, roles: operatorRoles,
@@ -114,7 +116,7 @@ func opFail(w http.ResponseWriter, err error) {
 		status, code = http.StatusConflict, "infeasible"
 	case errors.Is(err, ErrDrainBlocked):
 		status, code = http.StatusConflict, "blocked"
-	case errors.Is(err, ErrVaultExists), errors.Is(err, ErrJobFinished), errors.Is(err, errExists), errors.Is(err, ErrSealed):
+	case errors.Is(err, ErrVaultExists), errors.Is(err, ErrJobFinished), errors.Is(err, ErrNotRated), errors.Is(err, errExists), errors.Is(err, ErrSealed):
 		status, code = http.StatusConflict, "conflict"
 	}
 	writeJSON(w, status, OpError{Error: err.Error(), Code: code})
@@ -275,6 +277,8 @@ type DrainRequest struct {
 	// Sites selects the sites: site=ID, provider=NAME,
 	// jurisdiction=CODE, control=CODE, comma-separated.
 	Sites string `json:"sites"`
+	// Rate limits reads, e.g. "50MiB" (per second); job rate changes it.
+	Rate string `json:"rate,omitempty"`
 }
 
 // ParseDrainRequest parses POST v1/sites/drain.
@@ -286,7 +290,55 @@ func ParseDrainRequest(body []byte) (DrainRequest, error) {
 	if strings.TrimSpace(d.Sites) == "" {
 		return d, errors.New("drain: name the sites (site=ID, provider=NAME or jurisdiction=CODE)")
 	}
+	if _, err := parseRate(d.Rate); err != nil {
+		return d, fmt.Errorf("drain: %w", err)
+	}
 	return d, nil
+}
+
+// parseRate parses a rate limit ("50MiB", per second; "" or "0": none).
+func parseRate(s string) (int64, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	r, err := ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("rate: %w", err)
+	}
+	return int64(r), nil
+}
+
+// RateRequest is PUT v1/jobs/{id}/rate's body.
+type RateRequest struct {
+	// Rate is the new read limit, e.g. "20MiB" (per second); "0" for none.
+	Rate string `json:"rate"`
+}
+
+// ParseRateRequest parses PUT v1/jobs/{id}/rate.
+func ParseRateRequest(body []byte) (RateRequest, int64, error) {
+	var q RateRequest
+	if err := decodeStrict(body, &q); err != nil {
+		return q, 0, err
+	}
+	if q.Rate == "" {
+		return q, 0, errors.New("rate is required (\"0\" for no limit)")
+	}
+	r, err := parseRate(q.Rate)
+	return q, r, err
+}
+
+func (n *Node) adminJobRate(w http.ResponseWriter, r *http.Request, c *adminCall) {
+	_, rate, err := ParseRateRequest(c.body)
+	if err != nil {
+		opFail(w, err)
+		return
+	}
+	j, err := n.SetJobRate(c.id, rate)
+	if err != nil {
+		opFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 // versionsTotal is the number of versions the node holds, for progress.
@@ -300,13 +352,13 @@ func (n *Node) versionsTotal(ctx context.Context) int64 {
 
 // StartDrain checks a drain and starts it as a job. A drain the remaining
 // sites cannot take is refused before any job starts.
-func (n *Node) StartDrain(ctx context.Context, ids []string, principal string) (Job, error) {
+func (n *Node) StartDrain(ctx context.Context, ids []string, principal string, rate int64) (Job, error) {
 	if err := n.drainFeasible(ctx, ids); err != nil {
 		return Job{}, err
 	}
-	return n.StartJob("drain", map[string]string{"sites": strings.Join(ids, ",")}, principal, func(ctx context.Context, progress func(done, total int64)) (any, error) {
+	return n.StartRatedJob("drain", map[string]string{"sites": strings.Join(ids, ",")}, principal, rate, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
 		total := n.versionsTotal(ctx)
-		rep, err := n.Drain(ctx, ids, func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) })
+		rep, err := n.drain(ctx, ids, func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }, rate)
 		return rep, err
 	})
 }
@@ -322,7 +374,8 @@ func (n *Node) adminDrain(w http.ResponseWriter, r *http.Request, c *adminCall) 
 		opFail(w, err)
 		return
 	}
-	j, err := n.StartDrain(r.Context(), ids, c.principal.Name)
+	rate, _ := parseRate(d.Rate)
+	j, err := n.StartDrain(r.Context(), ids, c.principal.Name, rate)
 	if err != nil {
 		opFail(w, err)
 		return
@@ -625,9 +678,9 @@ func (n *Node) adminScrub(w http.ResponseWriter, r *http.Request, c *adminCall) 
 	if q.Rate != "" {
 		params["rate"] = q.Rate
 	}
-	j, err := n.StartJob("scrub", params, c.principal.Name, func(ctx context.Context, progress func(done, total int64)) (any, error) {
+	j, err := n.StartRatedJob("scrub", params, c.principal.Name, rate, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
 		total := n.versionsTotal(ctx)
-		return n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: q.Repair, Vaults: q.Vaults, Rate: rate, Grace: n.conf().Scrub.GraceOr(),
+		return n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: q.Repair, Vaults: q.Vaults, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
 			Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ var adminParsers = []struct {
 	{"relabel", func(b []byte) (any, error) { q, _, err := ParseRelabel(b); return q, err }},
 	{"scrub", func(b []byte) (any, error) { q, _, err := ParseScrubRequest(b); return q, err }},
 	{"drill", func(b []byte) (any, error) { return ParseDrillRequest(b) }},
+	{"rate", func(b []byte) (any, error) { q, _, err := ParseRateRequest(b); return q, err }},
 }
 
 // FuzzAdminRequests: the admin API's request bodies come from the network
@@ -38,7 +39,7 @@ func FuzzAdminRequests(f *testing.F) {
 		`{"name": "dora", "nation": "EST", "clearances": {"NATO": "SECRET"}, "roles": ["operator"], "vault_roles": {"r": ["writer"]}}`,
 		`{"vault": "registry", "key": "k", "version": "0123456789abcdef0123456789abcdef", "label": "NATO SECRET"}`,
 		`{"repair": true, "vaults": ["registry"], "rate": "50MiB"}`, `{"rate": "-1"}`,
-		`{"lose": "jurisdiction=EST", "sample": -1}`,
+		`{"lose": "jurisdiction=EST", "sample": -1}`, `{"rate": "20MiB"}`, `{"rate": "0"}`, `{"sites": "site=a", "rate": "1x"}`,
 	} {
 		for i := range adminParsers {
 			f.Add(uint8(i), []byte(s))

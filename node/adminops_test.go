@@ -98,6 +98,7 @@ func opBodies(dir string) map[string]any {
 		"POST v1/drill":                  DrillRequest{Lose: "jurisdiction=EST"},
 		"POST v1/index/rebuild":          nil,
 		"POST v1/jobs/{id}/cancel":       nil,
+		"PUT v1/jobs/{id}/rate":          RateRequest{Rate: "1MiB"},
 		"DELETE v1/sites/{id}":           nil,
 	}
 }
@@ -109,7 +110,7 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	f := newOpFixture(t)
 	n := f.cn.n
 	bodies := opBodies(t.TempDir())
-	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
+	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/rate": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
 		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry"}
 	for _, rt := range opRoutes {
 		if rt.auth != authOperator || len(rt.roles) == 0 {
@@ -375,5 +376,41 @@ func TestBackgroundScrubIsAJob(t *testing.T) {
 			t.Fatalf("no background scrub job: %+v", js)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestJobRateChangesWhileRunning: an operator changes a running job's rate
+// limit; the job reads the new one at its next step.
+func TestJobRateChangesWhileRunning(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	seen := make(chan int64, 10)
+	next := make(chan struct{})
+	j, err := n.StartRatedJob("scrub", nil, "ops", 1<<20, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
+		seen <- rate()
+		<-next
+		seen <- rate()
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-seen; r != 1<<20 {
+		t.Errorf("initial rate %d", r)
+	}
+	r := f.op(t, "PUT", "/_embassy/v1/jobs/"+j.ID+"/rate", "ops", RateRequest{Rate: "20MiB"})
+	if r.status != 200 || !strings.Contains(r.body, `"rate_limit": 20971520`) {
+		t.Errorf("set rate: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "PUT", "/_embassy/v1/jobs/"+j.ID+"/rate", "ops", RateRequest{Rate: "fast"}); r.status != 400 {
+		t.Errorf("a bad rate: %d %s", r.status, r.body)
+	}
+	close(next)
+	if r := <-seen; r != 20<<20 {
+		t.Errorf("the job read rate %d after the change, want %d", r, 20<<20)
+	}
+	f.waitJob(t, j.ID)
+	if r := f.op(t, "PUT", "/_embassy/v1/jobs/"+j.ID+"/rate", "ops", RateRequest{Rate: "1MiB"}); r.status != 409 {
+		t.Errorf("rate of an ended job: %d %s", r.status, r.body)
 	}
 }

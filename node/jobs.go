@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,7 +84,15 @@ type Job struct {
 	Error  string          `json:"error,omitempty"`
 	// CancelledBy names who cancelled it.
 	CancelledBy string `json:"cancelled_by,omitempty"`
+	// RateLimit is the read rate a scrub or drain is held to, in bytes
+	// per second (0: none); Rated says whether the job has one to change.
+	RateLimit int64 `json:"rate_limit"`
+	Rated     bool  `json:"rated"`
 }
+
+// RatedJobFunc is a JobFunc that reads, at each step, the rate limit the
+// operator may change while it runs.
+type RatedJobFunc func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error)
 
 // JobFunc runs a job's operation; it reports progress with progress and
 // returns its report.
@@ -96,6 +105,7 @@ var ErrNoSuchJob = errors.New("no such job")
 type jobRun struct {
 	Job
 	run    JobFunc
+	rate   *atomic.Int64 // nil: the job has no rate limit to change
 	cancel context.CancelFunc
 	done   chan struct{}
 	saved  time.Time
@@ -180,6 +190,20 @@ func (n *Node) saveJobs() {
 // StartJob starts a job running fn, on behalf of principal, and returns
 // it. The job runs until fn returns, it is cancelled or the node closes.
 func (n *Node) StartJob(kind string, params map[string]string, principal string, fn JobFunc) (Job, error) {
+	return n.startJob(kind, params, principal, fn, nil)
+}
+
+// StartRatedJob starts a job whose read rate (bytes per second, 0 for
+// none) the operator can change while it runs (SetJobRate).
+func (n *Node) StartRatedJob(kind string, params map[string]string, principal string, rate int64, fn RatedJobFunc) (Job, error) {
+	lim := new(atomic.Int64)
+	lim.Store(rate)
+	return n.startJob(kind, params, principal, func(ctx context.Context, progress func(done, total int64)) (any, error) {
+		return fn(ctx, progress, lim.Load)
+	}, lim)
+}
+
+func (n *Node) startJob(kind string, params map[string]string, principal string, fn JobFunc, lim *atomic.Int64) (Job, error) {
 	t := &n.jobTable
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -196,7 +220,10 @@ func (n *Node) StartJob(kind string, params map[string]string, principal string,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jobRun{Job: Job{ID: "j-" + hex.EncodeToString(id[:]), Kind: kind, Params: params, Principal: principal,
-		State: JobQueued, Created: time.Now().UTC(), Progress: JobProgress{Unit: "versions"}}, run: fn, cancel: cancel, done: make(chan struct{})}
+		State: JobQueued, Created: time.Now().UTC(), Progress: JobProgress{Unit: "versions"}}, run: fn, rate: lim, cancel: cancel, done: make(chan struct{})}
+	if lim != nil {
+		j.Rated, j.RateLimit = true, lim.Load()
+	}
 	t.jobs = append(t.jobs, j)
 	n.pruneJobsLocked()
 	n.saveJobs()
@@ -408,4 +435,34 @@ func (n *Node) stopJobs() {
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
+}
+
+// ErrNotRated: the job has no rate limit to change.
+var ErrNotRated = errors.New("the job has no rate limit to change (only scrubs and drains have one)")
+
+// SetJobRate changes a running or queued job's read rate limit, in bytes
+// per second (0: none); it takes effect at the job's next read.
+func (n *Node) SetJobRate(id string, rate int64) (Job, error) {
+	t := &n.jobTable
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := n.loadJobs(); err != nil {
+		return Job{}, err
+	}
+	for _, j := range t.jobs {
+		if j.ID != id {
+			continue
+		}
+		switch {
+		case j.State.Finished():
+			return j.Job, fmt.Errorf("job %s: %w (%s)", id, ErrJobFinished, j.State)
+		case j.rate == nil:
+			return j.Job, fmt.Errorf("job %s: %w", id, ErrNotRated)
+		}
+		j.rate.Store(rate)
+		j.RateLimit = rate
+		n.saveJobs()
+		return j.Job, nil
+	}
+	return Job{}, fmt.Errorf("%w: %s", ErrNoSuchJob, id)
 }

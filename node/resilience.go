@@ -54,6 +54,12 @@ type DrainReport struct {
 // version switching to a conforming placement in one step. It is
 // resumable: run it again after a crash and it carries on.
 func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
+	return n.drain(ctx, ids, progress, nil)
+}
+
+// drain is Drain, its reads held to rate (bytes per second, asked at each
+// read) when it is set.
+func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport), rate func() int64) (DrainReport, error) {
 	rep := DrainReport{Sites: ids}
 	drain := map[string]bool{}
 	for _, id := range ids {
@@ -111,7 +117,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 		all = append(all, id)
 	}
 	n.Engine.SetDraining(all)
-	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, Grace: n.conf().Scrub.GraceOr()})
+	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, RateNow: rate, Grace: n.conf().Scrub.GraceOr()})
 	if err != nil {
 		return rep, err
 	}
@@ -168,11 +174,11 @@ func (n *Node) runScrubs(ctx context.Context) {
 		// and cancelled with 'embassy job', kept in jobs.json.
 		repair := !n.conf().Scrub.ReportOnly
 		var rep housekeeping.ScrubReport
-		j, err := n.StartJob("scrub", map[string]string{"background": "true", "repair": fmt.Sprint(repair), "rate": fmt.Sprint(rate)}, "(background)",
-			func(jctx context.Context, progress func(done, total int64)) (any, error) {
+		j, err := n.StartRatedJob("scrub", map[string]string{"background": "true", "repair": fmt.Sprint(repair)}, "(background)", rate,
+			func(jctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
 				total := n.versionsTotal(jctx)
 				var err error
-				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, Rate: rate, Grace: n.conf().Scrub.GraceOr(),
+				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
 					Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
 				return rep, err
 			})

@@ -34,7 +34,7 @@ var remoteCommands = map[string]bool{
 	"vault create": true, "vault ls": true, "vault set-policy": true,
 	"principal add": true, "principal ls": true,
 	"relabel": true, "key rotate": true, "scrub": true, "drill": true, "index rebuild": true,
-	"job ls": true, "job show": true, "job cancel": true,
+	"job ls": true, "job show": true, "job cancel": true, "job rate": true,
 	"status": true, "unseal": true, "request ls": true, "approve": true, "reject": true,
 	"version": true, "help": true, "completion": true,
 }
@@ -651,7 +651,31 @@ where it stopped.`}
 			return nil
 		},
 	}
-	c.AddCommand(ls, show, cancel)
+	rate := &cobra.Command{
+		Use:   "rate ID RATE",
+		Short: "Change a running scrub's or drain's read rate limit, e.g. 20MiB (per second; 0 for none)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ac, err := need(cmd)
+			if err != nil {
+				return err
+			}
+			var j node.Job
+			if err := a.call(cmd.Context(), ac, http.MethodPut, "v1/jobs/"+url.PathEscape(args[0])+"/rate", node.RateRequest{Rate: args[1]}, &j); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(j)
+			}
+			limit := "no limit"
+			if j.RateLimit > 0 {
+				limit = human(j.RateLimit) + "/s"
+			}
+			fmt.Fprintf(a.stdout, "job %s: reads limited to %s\n", j.ID, limit)
+			return nil
+		},
+	}
+	c.AddCommand(ls, show, cancel, rate)
 	return c
 }
 

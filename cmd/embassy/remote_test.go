@@ -210,6 +210,10 @@ func TestRemoteDrainUnderTraffic(t *testing.T) {
 	if !strings.Contains(out, "corrupt 0, missing 0, misplaced 0") || !strings.Contains(out, "lost 0") {
 		t.Errorf("scrub after the drain:\n%s", out)
 	}
+	// A finished job's rate cannot change; an unknown job is named.
+	if _, errOut, err := runCLI(t, "--node", url, "job", "rate", "j-000000000000", "10MiB"); err == nil || !strings.Contains(errOut, "no such job") {
+		t.Errorf("job rate of no job: %v %s", err, errOut)
+	}
 	// The jobs are listed.
 	var jobs []struct {
 		Kind, State string
