@@ -9,11 +9,14 @@
 #   bench/million.sh                   # 1 000 000 objects of 4 KiB (hours on a small VM)
 #   OBJECTS=100000 bench/million.sh    # quicker
 #   DIR=/mnt/fast bench/million.sh     # the sites on another filesystem
+#   PHASES=rebuild bench/million.sh    # only the puts and the phases named
+#                                      # (of list,rebuild,scrub,collect,drill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OBJECTS="${OBJECTS:-1000000}"
 SIZE="${SIZE:-4096}"
 args=(-embassy.million="$OBJECTS" -embassy.million-size="$SIZE")
 if [ -n "${DIR:-}" ]; then args+=(-embassy.dir="$DIR"); fi
+if [ -n "${PHASES:-}" ]; then args+=(-embassy.million-phases="$PHASES"); fi
 go test -run '^$' -bench 'Million' -benchtime 1x -timeout 24h ./housekeeping/ -args "${args[@]}" |
 	grep -E '^(put|list|rebuild|scrub|collect|drill|index:|Benchmark|--- FAIL|    )'

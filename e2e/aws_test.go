@@ -246,6 +246,38 @@ func TestAWSCLI(t *testing.T) {
 			t.Fatalf("get-object of the earlier version: %q, %v; want %q", got, err, smallBody)
 		}
 	})
+
+	t.Run("rb --force", func(t *testing.T) {
+		// The bucket holds objects, a noncurrent version under a delete
+		// marker (small.txt), a second version of an object, and now an
+		// upload in progress. rb --force deletes every object (delete
+		// markers, in an always-versioned vault) and then the bucket,
+		// which goes with its history and the upload, as on AWS.
+		aws("s3", "cp", "--only-show-errors", small, "s3://"+bucket+"/tree/"+files[0].path)
+		var up struct{ UploadId string }
+		decodeJSON(t, aws("s3api", "create-multipart-upload", "--output", "json", "--bucket", bucket, "--key", "open/upload.bin"), &up)
+		aws("s3api", "upload-part", "--bucket", bucket, "--key", "open/upload.bin", "--upload-id", up.UploadId, "--part-number", "1", "--body", small)
+		aws("s3", "rb", "--force", "s3://"+bucket)
+		if out, stderr, err := c.try("--endpoint-url", s.endpoint, "s3api", "head-bucket", "--bucket", bucket); err == nil || !strings.Contains(stderr, "404") {
+			t.Fatalf("head-bucket after rb --force: err %v, want a 404\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+		}
+		// A new bucket of the same name starts empty.
+		aws("s3", "mb", "s3://"+bucket)
+		var v struct {
+			Versions      []struct{ Key string }
+			DeleteMarkers []struct{ Key string }
+		}
+		if out := aws("s3api", "list-object-versions", "--output", "json", "--bucket", bucket); strings.TrimSpace(out) != "" {
+			decodeJSON(t, out, &v)
+		}
+		var u struct{ Uploads []struct{ Key string } }
+		if out := aws("s3api", "list-multipart-uploads", "--output", "json", "--bucket", bucket); strings.TrimSpace(out) != "" {
+			decodeJSON(t, out, &u)
+		}
+		if len(v.Versions)+len(v.DeleteMarkers)+len(u.Uploads) != 0 {
+			t.Fatalf("the re-created bucket holds %d versions, %d markers and %d uploads of the old one", len(v.Versions), len(v.DeleteMarkers), len(u.Uploads))
+		}
+	})
 }
 
 // multipartETag is the ETag S3 gives an object uploaded in parts of

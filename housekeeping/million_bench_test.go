@@ -60,6 +60,10 @@ func rss() int64 {
 }
 
 func watch() *peak {
+	// Two collections: the first moves pooled buffers of the last phase to
+	// the pools' victim caches, the second frees them, so that what a phase
+	// is charged with is its own.
+	runtime.GC()
 	runtime.GC()
 	p := &peak{stop: make(chan struct{})}
 	p.done.Go(func() {

@@ -174,7 +174,10 @@ func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int
 		}
 	}
 	done, total := 0, found.len()
-	const chunk = 2000
+	// A batch of 500 holds half the heap of one of 2,000 (bbolt's dirty
+	// pages and the envelopes in flight) at the same rate (measured at
+	// 30 000 versions: peak heap 31 against 60 MiB).
+	const chunk = 500
 	type result struct {
 		v          index.Version
 		unreadable string

@@ -12,6 +12,8 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -79,7 +81,10 @@ type VersionOptions struct {
 	Delimiter string
 	// KeyMarker and VersionMarker continue a listing: it resumes after
 	// that version of that key (after every version of KeyMarker when
-	// VersionMarker is zero).
+	// VersionMarker is zero). A VersionMarker naming a version deleted
+	// since still resumes after where it was (implementations keep the
+	// positions of deleted versions for a day at least); one never known
+	// resumes at KeyMarker's first version, so that nothing is skipped.
 	KeyMarker     string
 	VersionMarker manifest.ID
 	Max           int
@@ -114,6 +119,10 @@ type Stats struct {
 // they return.
 type Index interface {
 	Put(ctx context.Context, v Version) error
+	// PutIf is Put when p holds for v's key, checked and written in one
+	// transaction; otherwise it writes nothing and returns the error of
+	// p.Check.
+	PutIf(ctx context.Context, v Version, p Precondition) error
 	PutMany(ctx context.Context, vs []Version) error
 	Get(ctx context.Context, vault, key string, id manifest.ID) (Version, error)
 	Latest(ctx context.Context, vault, key string) (Version, error)
@@ -128,6 +137,60 @@ type Index interface {
 	Uploads
 	Close() error
 }
+
+// Precondition is a condition on a key's current object (its newest
+// version, unless that is a delete marker), checked by PutIf in the same
+// transaction as the write, so that two writers using it as a lock cannot
+// both succeed. The fields hold S3's If-Match and If-None-Match header
+// values: a comma-separated list of ETags (quoted or not), or "*".
+type Precondition struct {
+	// IfMatch: the key must have a current object whose ETag is listed
+	// ("*": any current object). With no current object the write fails
+	// with ErrNotFound.
+	IfMatch string
+	// IfNoneMatch: the key's current object, if any, must not have a
+	// listed ETag ("*": there must be no current object).
+	IfNoneMatch string
+}
+
+// IsZero reports whether p sets no condition.
+func (p Precondition) IsZero() bool { return p.IfMatch == "" && p.IfNoneMatch == "" }
+
+// Check evaluates p against a key's newest version (nil when the key has
+// none): nil, ErrPreconditionFailed or ErrNotFound.
+func (p Precondition) Check(latest *Version) error {
+	current := latest != nil && !latest.DeleteMarker
+	if p.IfMatch != "" {
+		if !current {
+			return fmt.Errorf("%w: If-Match and no current object", ErrNotFound)
+		}
+		if !ETagListed(p.IfMatch, latest.ETag) {
+			return fmt.Errorf("%w: If-Match %s, current ETag %s", ErrPreconditionFailed, p.IfMatch, latest.ETag)
+		}
+	}
+	if p.IfNoneMatch != "" && current && ETagListed(p.IfNoneMatch, latest.ETag) {
+		return fmt.Errorf("%w: If-None-Match %s, current ETag %s", ErrPreconditionFailed, p.IfNoneMatch, latest.ETag)
+	}
+	return nil
+}
+
+// ETagListed reports whether list (an If-Match style header value: ETags,
+// quoted or not, separated by commas, or "*") names etag.
+func ETagListed(list, etag string) bool {
+	norm := func(s string) string {
+		return strings.ToLower(strings.Trim(strings.TrimPrefix(strings.TrimSpace(s), "W/"), "\""))
+	}
+	for c := range strings.SplitSeq(list, ",") {
+		c = strings.TrimSpace(c)
+		if c == "*" || norm(c) == norm(etag) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrPreconditionFailed: a PutIf precondition does not hold.
+var ErrPreconditionFailed = errors.New("index: precondition failed")
 
 // ErrNotFound means no such key or version is indexed.
 var ErrNotFound = errors.New("index: not found")

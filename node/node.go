@@ -722,8 +722,29 @@ func (n *Node) updateVault(name string, change func(*VaultConfig) error) error {
 	return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
 }
 
-// removeVault removes an empty vault, without asking custodians.
+// notEmpty explains why a vault cannot be removed: err from
+// CheckPurge or Purge.
+func notEmpty(name string, err error) error {
+	if errors.Is(err, vault.ErrHasObjects) || errors.Is(err, vault.ErrLocked) {
+		return fmt.Errorf("vault %s: %w: %w", name, ErrVaultNotEmpty, err)
+	}
+	return err
+}
+
+// removeVault removes a vault with its history and uploads (see
+// DeleteVault), without asking custodians.
 func (n *Node) removeVault(ctx context.Context, name string) error {
+	if _, err := n.Engine.Vault(name); err != nil {
+		return err
+	}
+	// Outside the node's lock, which every S3 request takes for a moment:
+	// a long history takes a while to remove.
+	if err := n.Engine.CheckPurge(ctx, name); err != nil {
+		return notEmpty(name, err)
+	}
+	if err := n.Engine.Purge(ctx, name); err != nil {
+		return notEmpty(name, err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	found := false

@@ -345,7 +345,7 @@ func TestVaultIncarnation(t *testing.T) {
 	if len(first) != 16 || !strings.Contains(string(readConfigFile(t, n.Dir)), "incarnation: "+first) {
 		t.Fatalf("incarnation %q, or not in node.yaml", first)
 	}
-	if err := n.removeVault(t.Context(), "registry"); err != nil {
+	if err := n.removeVault(vault.AsSystem(t.Context()), "registry"); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2"}); err != nil {

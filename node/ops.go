@@ -64,17 +64,17 @@ func (tp TwoPersonConfig) validate() error {
 	return nil
 }
 
-// DeleteVault removes an empty vault; it takes two custodians.
+// DeleteVault removes a vault that has no current object, with its
+// history (noncurrent versions and delete markers) and its uploads in
+// progress, as S3 clients expect of DeleteBucket once they have deleted
+// every object. A version under retention or legal hold keeps the vault.
+// It takes two custodians; the history goes when the request executes.
 func (n *Node) DeleteVault(ctx context.Context, name string) error {
 	if _, err := n.Engine.Vault(name); err != nil {
 		return err
 	}
-	empty, err := n.Index.VaultEmpty(ctx, name)
-	if err != nil {
-		return err
-	}
-	if !empty {
-		return fmt.Errorf("vault %s: %w", name, ErrVaultNotEmpty)
+	if err := n.Engine.CheckPurge(ctx, name); err != nil {
+		return notEmpty(name, err)
 	}
 	if err := n.Require(ctx, vault.Operation{Kind: "vault.delete", Summary: "delete vault " + name, Params: map[string]string{"vault": name}}); err != nil {
 		return err

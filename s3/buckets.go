@@ -4,10 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/embassy-dev/embassy/access"
-	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -19,13 +19,32 @@ func (s *Server) owner(q *request) owner {
 	return owner{ID: p, DisplayName: p}
 }
 
+// maxBuckets is the most buckets ListBuckets returns on a page.
+const maxBuckets = 10000
+
 func (s *Server) listBuckets(q *request) error {
-	res := listAllMyBucketsResult{Xmlns: s3NS, Owner: s.owner(q), Buckets: []bucketXML{}}
+	qs := q.query
+	prefix, after := qs.Get("prefix"), qs.Get("continuation-token")
+	max := maxBuckets
+	if m := qs.Get("max-buckets"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n < 1 || n > maxBuckets {
+			return errorf("InvalidArgument", http.StatusBadRequest, "max-buckets must be a number from 1 to %d", maxBuckets)
+		}
+		max = n
+	}
+	res := listAllMyBucketsResult{Xmlns: s3NS, Owner: s.owner(q), Buckets: []bucketXML{}, Prefix: prefix}
 	vs := s.cfg.Vaults.ListVaults()
 	slices.SortFunc(vs, func(a, b VaultInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, v := range vs {
-		if !q.p.Can(v.Name, access.RoleReader) {
+		// The token is the last name a page returned: a bucket the
+		// principal may list.
+		if !q.p.Can(v.Name, access.RoleReader) || !strings.HasPrefix(v.Name, prefix) || v.Name <= after {
 			continue
+		}
+		if len(res.Buckets) == max {
+			res.ContinuationToken = res.Buckets[max-1].Name
+			break
 		}
 		res.Buckets = append(res.Buckets, bucketXML{Name: v.Name, CreationDate: xmlTime(v.Created)})
 	}
@@ -35,6 +54,9 @@ func (s *Server) listBuckets(q *request) error {
 func (s *Server) createBucket(q *request) error {
 	if err := manifest.ValidNewVault(q.bucket); err != nil {
 		return errInvalidBucketName.with(err)
+	}
+	if err := aclHeaders(q.r.Header); err != nil {
+		return err
 	}
 	if q.r.ContentLength != 0 {
 		var cfg createBucketConfiguration
@@ -54,6 +76,13 @@ func (s *Server) createBucket(q *request) error {
 	}
 	if err := s.cfg.Vaults.CreateVault(q.r.Context(), q.bucket, o); err != nil {
 		if errors.Is(err, ErrVaultExists) {
+			// S3 in us-east-1 answers 200 to creating a bucket one
+			// already has (and changes nothing); other regions 409.
+			if s.cfg.Region == "us-east-1" {
+				q.w.Header().Set("Location", "/"+q.bucket)
+				q.ok()
+				return nil
+			}
 			return errBucketAlreadyOwned.with(err)
 		}
 		if ae, ok := errors.AsType[*apiError](err); ok {
@@ -82,18 +111,14 @@ func (s *Server) deleteBucket(q *request) error {
 	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
 		return errNoSuchBucket
 	}
-	// An upload left open would outlive the vault and reappear, parts and
-	// all, in a new vault of the same name.
-	ups, err := s.e.ListUploads(q.r.Context(), q.bucket, index.UploadOptions{Max: 1})
-	if err != nil {
-		return err
-	}
-	if len(ups.Uploads) > 0 {
-		return errorf("BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete has multipart uploads in progress: abort or complete them first")
-	}
+	// As on AWS, a bucket with no current object can be deleted: its
+	// noncurrent versions, delete markers and uploads in progress go with
+	// it (each recorded as a deletion), unless a lock keeps a version.
 	if err := s.cfg.Vaults.DeleteVault(q.r.Context(), q.bucket); err != nil {
 		if errors.Is(err, ErrVaultNotEmpty) {
-			return errBucketNotEmpty.with(err)
+			e := errBucketNotEmpty.with(err)
+			e.Message += ": " + strings.TrimPrefix(err.Error(), ErrVaultNotEmpty.Error()+": ")
+			return e
 		}
 		return err
 	}
@@ -183,11 +208,18 @@ func (s *Server) getObjectLockConfig(q *request) error {
 		c.Rule = &struct {
 			DefaultRetention struct {
 				Mode  string `xml:"Mode"`
-				Days  int    `xml:"Days,omitempty"`
-				Years int    `xml:"Years,omitempty"`
+				Days  *int   `xml:"Days,omitempty"`
+				Years *int   `xml:"Years,omitempty"`
 			} `xml:"DefaultRetention"`
 		}{}
-		c.Rule.DefaultRetention.Mode, c.Rule.DefaultRetention.Days, c.Rule.DefaultRetention.Years = v.Lock.Mode, v.Lock.Days, v.Lock.Years
+		r := &c.Rule.DefaultRetention
+		r.Mode = v.Lock.Mode
+		if v.Lock.Days > 0 {
+			r.Days = &v.Lock.Days
+		}
+		if v.Lock.Years > 0 {
+			r.Years = &v.Lock.Years
+		}
 	}
 	return q.writeXML(c)
 }
@@ -212,19 +244,32 @@ func (s *Server) putObjectLockConfig(q *request) error {
 		if d.Mode != "GOVERNANCE" && d.Mode != "COMPLIANCE" {
 			return errMalformedXML
 		}
-		if (d.Days > 0) == (d.Years > 0) || d.Days < 0 || d.Years < 0 {
-			return errorf("InvalidArgument", http.StatusBadRequest, "Default retention needs exactly one positive Days or Years")
+		// The codes are S3's: both periods is a malformed document, a
+		// period that is not positive an invalid one.
+		if d.Days != nil && d.Years != nil {
+			return errorf("MalformedXML", http.StatusBadRequest, "Default retention takes Days or Years, not both")
 		}
+		if (d.Days == nil || *d.Days <= 0) && (d.Years == nil || *d.Years <= 0) {
+			return errorf("InvalidRetentionPeriod", http.StatusBadRequest, "Default retention needs a positive number of Days or Years")
+		}
+		days, years := deref(d.Days), deref(d.Years)
 		// A default past what a version's lock can record would make every
 		// later put in the vault fail; S3 caps retention at a century.
-		if d.Days > maxRetentionDays || d.Years > maxRetentionDays/365 {
-			return errorf("InvalidArgument", http.StatusBadRequest, "Default retention may be at most %d days or %d years", maxRetentionDays, maxRetentionDays/365)
+		if days > maxRetentionDays || years > maxRetentionDays/365 {
+			return errorf("InvalidRetentionPeriod", http.StatusBadRequest, "Default retention may be at most %d days or %d years", maxRetentionDays, maxRetentionDays/365)
 		}
-		lc.Mode, lc.Days, lc.Years = d.Mode, d.Days, d.Years
+		lc.Mode, lc.Days, lc.Years = d.Mode, days, years
 	}
 	if err := s.cfg.Vaults.SetObjectLock(q.r.Context(), q.bucket, lc); err != nil {
 		return err
 	}
 	q.ok()
 	return nil
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

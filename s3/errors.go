@@ -136,6 +136,8 @@ func toAPI(err error) *apiError {
 		return errInvalidPartOrder.with(err)
 	case errors.Is(err, vault.ErrPartTooSmall):
 		return errEntityTooSmall.with(err)
+	case errors.Is(err, vault.ErrPreconditionFailed):
+		return errPreconditionFailed.with(err)
 	case errors.Is(err, vault.ErrLocked):
 		return errObjectLocked.with(err)
 	case errors.Is(err, vault.ErrIncomplete):

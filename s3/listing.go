@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -114,7 +113,10 @@ func (s *Server) listObjectsV1(q *request) error {
 		return err
 	}
 	marker := enc(qs.Get("marker"))
-	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), Marker: &marker, MaxKeys: max,
+	// v1 encodes Marker, NextMarker, Delimiter, keys and common prefixes
+	// for encoding-type=url, but not Prefix: S3 returns it as given, and
+	// clients do not decode it.
+	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: o.Prefix, Marker: &marker, MaxKeys: max,
 		Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
 	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, true)
 	if page.Truncated {
@@ -144,6 +146,11 @@ func (s *Server) listObjectsV2(q *request) error {
 	qs := q.query
 	o := index.ListOptions{Prefix: qs.Get("prefix"), Delimiter: qs.Get("delimiter"), After: qs.Get("start-after")}
 	token := qs.Get("continuation-token")
+	var echo *string
+	if qs.Has("continuation-token") {
+		// Echoed as given, even empty, as S3 does.
+		echo = &token
+	}
 	if token != "" {
 		c, sealed, err := s.openCursor(q, "objects", o.Prefix, o.Delimiter, token)
 		if err != nil {
@@ -159,7 +166,7 @@ func (s *Server) listObjectsV2(q *request) error {
 		return err
 	}
 	res := listBucketResult{Xmlns: s3NS, Name: q.bucket, Prefix: enc(o.Prefix), MaxKeys: max, Delimiter: enc(o.Delimiter),
-		EncodingType: et, IsTruncated: page.Truncated, ContinuationToken: token, StartAfter: enc(qs.Get("start-after"))}
+		EncodingType: et, IsTruncated: page.Truncated, ContinuationToken: echo, StartAfter: enc(qs.Get("start-after"))}
 	res.Contents, res.CommonPrefixes = s.contents(q, page, enc, qs.Get("fetch-owner") == "true")
 	n := len(res.Contents) + len(res.CommonPrefixes)
 	res.KeyCount = &n
@@ -205,12 +212,10 @@ func (s *Server) listVersions(q *request) error {
 	}
 	var page index.VersionPage
 	if max > 0 {
+		// A marker naming a version deleted since it was handed out
+		// (a client emptying a bucket page by page) continues after
+		// where that version was: the index keeps the position.
 		if page, err = s.e.Versions(q.r.Context(), q.bucket, o); err != nil {
-			if !o.VersionMarker.IsZero() && errors.Is(err, index.ErrNotFound) {
-				// The index cannot resume from a version it does not
-				// hold: that is the client's marker, not our failure.
-				return errorf("InvalidArgument", http.StatusBadRequest, "The version-id-marker names no version of the key-marker").with(err)
-			}
 			return err
 		}
 	} else if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {

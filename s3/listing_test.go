@@ -226,7 +226,13 @@ func TestListObjectsURLEncoding(t *testing.T) {
 				}
 			}
 			res = list(t, v+"encoding-type=url&delimiter=%20&prefix=dir%20")
-			if res.Prefix != "dir%20" || res.Delimiter != "%20" || len(res.CommonPrefixes) != 1 || res.CommonPrefixes[0].Prefix != "dir%20one/a%20" {
+			// v1 returns Prefix as given (S3 does, and botocore does
+			// not decode it); v2 encodes it.
+			wantPrefix := "dir%20"
+			if name == "v1" {
+				wantPrefix = "dir "
+			}
+			if res.Prefix != wantPrefix || res.Delimiter != "%20" || len(res.CommonPrefixes) != 1 || res.CommonPrefixes[0].Prefix != "dir%20one/a%20" {
 				t.Errorf("encoded prefix %q delimiter %q common prefixes %+v", res.Prefix, res.Delimiter, res.CommonPrefixes)
 			}
 			// Without encoding-type the XML carries the keys as they are.
@@ -235,6 +241,33 @@ func TestListObjectsURLEncoding(t *testing.T) {
 				t.Errorf("unencoded listing %+v", res.Contents)
 			}
 		})
+	}
+}
+
+// An empty continuation-token is a first page, and is echoed, empty, as S3
+// does (clients compare it with what they sent).
+func TestListV2EmptyContinuationToken(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("tok")
+	h.put("tok", "a", []byte("x"))
+	r := h.do(rawRequest{method: "GET", path: "/tok?list-type=2&continuation-token=", as: &alice})
+	if r.status != 200 {
+		t.Fatalf("status %d\n%s", r.status, r.body)
+	}
+	var res struct {
+		ContinuationToken *string `xml:"ContinuationToken"`
+		Contents          []struct{ Key string }
+	}
+	if err := xml.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.ContinuationToken == nil || *res.ContinuationToken != "" || len(res.Contents) != 1 {
+		t.Errorf("ContinuationToken %v, %d keys; want an empty element and 1 key\n%s", res.ContinuationToken, len(res.Contents), r.body)
+	}
+	// Without the parameter there is no element.
+	r = h.do(rawRequest{method: "GET", path: "/tok?list-type=2", as: &alice})
+	if strings.Contains(string(r.body), "<ContinuationToken>") {
+		t.Errorf("ContinuationToken without one sent:\n%s", r.body)
 	}
 }
 
@@ -258,7 +291,6 @@ func TestListObjectsErrors(t *testing.T) {
 		{"bad continuation token", "/errs?list-type=2&continuation-token=%21%21%21", "InvalidArgument", 400},
 		{"version marker without key marker", "/errs?versions&version-id-marker=abc", "InvalidArgument", 400},
 		{"bad version marker", "/errs?versions&key-marker=a&version-id-marker=abc", "InvalidArgument", 400},
-		{"version marker naming no version", "/errs?versions&key-marker=a&version-id-marker=0123456789abcdef0123456789abcdef", "InvalidArgument", 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -74,10 +75,17 @@ func (s *Server) uploadPartCopy(q *request) error {
 	}
 	size := src.Info().Size
 	if rh := q.r.Header.Get("x-amz-copy-source-range"); rh != "" {
-		off, length, ok, err := parseRange(rh, size)
-		if err != nil || !ok {
+		first, last, found := strings.Cut(strings.TrimPrefix(rh, "bytes="), "-")
+		a, err1 := strconv.ParseInt(first, 10, 64)
+		b, err2 := strconv.ParseInt(last, 10, 64)
+		if !strings.HasPrefix(rh, "bytes=") || !found || err1 != nil || err2 != nil || a < 0 || b < a {
 			return errorf("InvalidArgument", http.StatusBadRequest, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
 		}
+		// The range must lie within the source, as S3 requires.
+		if b >= size {
+			return errorf("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The x-amz-copy-source-range bytes=%d-%d is not within the source object of %d bytes", a, b, size)
+		}
+		off, length := a, b-a+1
 		if err := src.SetRange(off, length); err != nil {
 			return err
 		}
@@ -92,7 +100,8 @@ func (s *Server) uploadPartCopy(q *request) error {
 }
 
 func (s *Server) completeUpload(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	var req completeMultipartUpload
@@ -106,7 +115,7 @@ func (s *Server) completeUpload(q *request) error {
 	for i, p := range req.Parts {
 		parts[i] = vault.CompletePart{Number: p.PartNumber, ETag: p.ETag}
 	}
-	info, err := s.e.CompleteUpload(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts)
+	info, err := s.e.CompleteUploadIf(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts, cond)
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -56,6 +58,9 @@ func contentMD5ETag(sums map[string]string) string {
 // putOptions reads what a new object takes from the request's headers: its
 // content type, user metadata, lock and label.
 func (s *Server) putOptions(q *request) (vault.PutOptions, error) {
+	if err := aclHeaders(q.r.Header); err != nil {
+		return vault.PutOptions{}, err
+	}
 	meta, ct, err := userMetaAndType(q.r.Header)
 	if err != nil {
 		return vault.PutOptions{}, err
@@ -177,27 +182,35 @@ func (q *request) contentLength() (int64, error) {
 	return n, nil
 }
 
-// conditionalWrite refuses a write that carries a conditional header
-// (If-None-Match: * to create only, If-Match to replace only a known
-// version). The engine cannot yet hold such a condition atomically, and
-// ignoring it would let two clients that use it as a lock both believe
-// they won; S3 itself answered NotImplemented before it supported them.
-func conditionalWrite(h http.Header) error {
-	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+// writeCondition reads the conditional-write headers of a PutObject,
+// CopyObject or CompleteMultipartUpload: If-None-Match (an ETag list or
+// "*": create only) and If-Match (replace only a known version). The
+// engine holds them as a compare-and-set at the index commit. The
+// time-based conditions have no meaning for a write and are refused rather
+// than ignored, so that no client believes it holds a lock it does not.
+func writeCondition(h http.Header) (index.Precondition, error) {
+	for _, name := range []string{"If-Modified-Since", "If-Unmodified-Since"} {
 		if h.Get(name) != "" {
-			return errorf("NotImplemented", http.StatusNotImplemented, "Conditional writes (%s) are not implemented; nothing was written", name)
+			return index.Precondition{}, errorf("NotImplemented", http.StatusNotImplemented, "Conditional writes on %s are not implemented; nothing was written", name)
 		}
 	}
-	return nil
+	return index.Precondition{IfMatch: h.Get("If-Match"), IfNoneMatch: h.Get("If-None-Match")}, nil
 }
 
 func (s *Server) putObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	size, err := q.contentLength()
 	if err != nil {
-		return err
+		if !slices.Contains(q.r.TransferEncoding, "chunked") {
+			return err
+		}
+		// Transfer-Encoding: chunked without a declared length: the
+		// object streams in, of a size known only at its end, and is
+		// refused (nothing stored) once it passes the limit.
+		size = -1
 	}
 	if size > MaxPutSize {
 		return errEntityTooLarge
@@ -211,15 +224,18 @@ func (s *Server) putObject(q *request) error {
 		return err
 	}
 	var body io.Reader = payload
+	if size < 0 {
+		body = &cappedReader{r: payload, left: MaxPutSize}
+	}
 	etag := func() string { return contentMD5ETag(payload.Checksums()) }
 	if q.r.Header.Get("Content-MD5") == "" {
 		// The ETag of a single PUT is the MD5 of the body. When the
 		// client sent Content-MD5, the payload has already verified it,
 		// and hashing again would only cost CPU.
-		m := &md5Reader{r: payload, h: md5.New()}
+		m := &md5Reader{r: body, h: md5.New()}
 		body, etag = m, m.etag
 	}
-	o.Size, o.ETag, o.Checksums = size, etag, payload.Checksums
+	o.Size, o.ETag, o.Checksums, o.If = size, etag, payload.Checksums, cond
 	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
 	if err != nil {
 		return err
@@ -234,6 +250,28 @@ func (s *Server) putObject(q *request) error {
 	}
 	q.ok()
 	return nil
+}
+
+// cappedReader fails with EntityTooLarge once more than left bytes are
+// read: the bound of a body of unknown length.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errEntityTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, errEntityTooLarge
+	}
+	return n, err
 }
 
 // versionID parses the versionId query parameter.
@@ -364,7 +402,7 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 			h.Set("x-amz-object-lock-legal-hold", "OFF")
 		}
 	}
-	if len(info.PartSizes) > 1 {
+	if multipart(info) {
 		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(info.PartSizes)))
 	}
 	if checksums {
@@ -374,6 +412,12 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 			}
 		}
 	}
+}
+
+// multipart reports whether an object was assembled by a multipart upload
+// (its ETag has S3's "…-N" form), even of one part.
+func multipart(info vault.ObjectInfo) bool {
+	return len(info.PartSizes) > 1 || strings.Contains(info.ETag, "-")
 }
 
 // responseOverrides are the query parameters that override response headers.
@@ -415,13 +459,13 @@ func (s *Server) getObject(q *request, withBody bool) error {
 	if pn := q.query.Get("partNumber"); pn != "" {
 		n, err := strconv.Atoi(pn)
 		if err != nil || n < 1 || n > len(info.PartSizes) {
-			return errorf("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable, "The requested partnumber is not satisfiable")
+			return errorf("InvalidPart", http.StatusBadRequest, "The requested part number %s is not satisfiable: the object has %d parts", pn, len(info.PartSizes))
 		}
 		for _, sz := range info.PartSizes[:n-1] {
 			off += sz
 		}
 		length = info.PartSizes[n-1]
-		if len(info.PartSizes) > 1 {
+		if multipart(info) {
 			status = http.StatusPartialContent
 		}
 	} else if rh := q.r.Header.Get("Range"); rh != "" {
@@ -466,14 +510,18 @@ func bypassGovernance(h http.Header) bool {
 }
 
 func (s *Server) deleteObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
+	}
+	if cond.IfNoneMatch != "" {
+		return errorf("NotImplemented", http.StatusNotImplemented, "DeleteObject takes If-Match, not If-None-Match; nothing was deleted")
 	}
 	id, err := versionID(q.query.Get("versionId"))
 	if err != nil {
 		return err
 	}
-	res, err := s.e.Delete(q.r.Context(), q.bucket, q.key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypassGovernance(q.r.Header)})
+	res, err := s.e.Delete(q.r.Context(), q.bucket, q.key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypassGovernance(q.r.Header), If: cond})
 	if err != nil {
 		return err
 	}
@@ -591,7 +639,11 @@ func (s *Server) openCopySource(q *request) (*vault.Reader, error) {
 }
 
 func (s *Server) copyObject(q *request) error {
-	if err := conditionalWrite(q.r.Header); err != nil {
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
+		return err
+	}
+	if err := aclHeaders(q.r.Header); err != nil {
 		return err
 	}
 	src, err := s.openCopySource(q)
@@ -632,7 +684,7 @@ func (s *Server) copyObject(q *request) error {
 	}
 	// A copy is one part: its ETag is the MD5 of its bytes.
 	body := &md5Reader{r: src, h: md5.New()}
-	o.ETag = body.etag
+	o.ETag, o.If = body.etag, cond
 	dst, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
 	if err != nil {
 		return err

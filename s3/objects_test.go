@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -545,9 +546,8 @@ func TestGetMissing(t *testing.T) {
 }
 
 // A conditional write (If-None-Match: * to create only, If-Match to
-// replace only a known version) either holds its condition or is refused:
-// clients use them as locks, so ignoring them would let two writers both
-// believe they won.
+// replace only a known version) either holds its condition or is refused
+// with 412, and a refused one writes nothing: clients use them as locks.
 func TestConditionalWrites(t *testing.T) {
 	h := newHarness(t)
 	h.bucket("condw")
@@ -563,6 +563,7 @@ func TestConditionalWrites(t *testing.T) {
 		header http.Header
 	}{
 		{"put if-none-match star", "PUT", "/condw/k", "replaced", http.Header{"If-None-Match": {"*"}}},
+		{"put if-none-match its etag", "PUT", "/condw/k", "replaced", http.Header{"If-None-Match": {`"` + md5hex([]byte("original")) + `"`}}},
 		{"put if-match other etag", "PUT", "/condw/k", "replaced", http.Header{"If-Match": {`"0123456789abcdef0123456789abcdef"`}}},
 		{"copy if-none-match star", "PUT", "/condw/k", "", http.Header{"If-None-Match": {"*"}, "X-Amz-Copy-Source": {"condw/k"}, "X-Amz-Metadata-Directive": {"REPLACE"}}},
 		{"complete if-none-match star", "POST", "/condw/k?uploadId=" + u.id, completion, http.Header{"If-None-Match": {"*"}}},
@@ -571,14 +572,7 @@ func TestConditionalWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.do(rawRequest{method: tt.method, path: tt.path, body: []byte(tt.body), header: tt.header, as: &alice})
-			switch r.status {
-			case http.StatusPreconditionFailed:
-				r.wantError(t, "PreconditionFailed", 412)
-			case http.StatusNotImplemented:
-				r.wantError(t, "NotImplemented", 501)
-			default:
-				t.Errorf("status %d: the condition was ignored\n%s", r.status, r.body)
-			}
+			r.wantError(t, "PreconditionFailed", 412)
 		})
 	}
 	if got := string(h.get("condw", "k")); got != "original" {
@@ -587,5 +581,195 @@ func TestConditionalWrites(t *testing.T) {
 	vs, err := h.sdk.ListObjectVersions(t.Context(), &awss3.ListObjectVersionsInput{Bucket: aws.String("condw")})
 	if err != nil || len(vs.Versions) != 1 || len(vs.DeleteMarkers) != 0 {
 		t.Errorf("%d versions %d markers (%v), want the original only", len(vs.Versions), len(vs.DeleteMarkers), err)
+	}
+	// The upload whose completion failed stays open and completes with
+	// the right condition.
+	_, err = h.sdk.CompleteMultipartUpload(t.Context(), &awss3.CompleteMultipartUploadInput{Bucket: aws.String("condw"), Key: aws.String("k"), UploadId: aws.String(u.id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{part}}, IfMatch: aws.String(`"` + md5hex([]byte("original")) + `"`)})
+	if err != nil {
+		t.Fatalf("complete with a matching If-Match: %v", err)
+	}
+	if got := string(h.get("condw", "k")); got != "part" {
+		t.Errorf("after the conditional completion the object is %q", got)
+	}
+	// If-Match on a key with no current object is 404 NoSuchKey, as S3.
+	_, err = h.sdk.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("condw"), Key: aws.String("absent"), Body: strings.NewReader("x"), IfMatch: aws.String("*")})
+	wantAPIError(t, err, "NoSuchKey", 404)
+	// The time conditions mean nothing for a write: refused, not ignored.
+	r := h.do(rawRequest{method: "PUT", path: "/condw/k", body: []byte("x"), header: http.Header{"If-Unmodified-Since": {time.Now().UTC().Format(http.TimeFormat)}}, as: &alice})
+	r.wantError(t, "NotImplemented", 501)
+}
+
+// Conditional writes through the SDK: create-only, compare-and-swap on the
+// ETag, and a conditional delete.
+func TestConditionalWritesSDK(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("cas")
+	put := func(body string, in awss3.PutObjectInput) (*awss3.PutObjectOutput, error) {
+		in.Bucket, in.Key, in.Body = aws.String("cas"), aws.String("k"), strings.NewReader(body)
+		return h.sdk.PutObject(ctx, &in)
+	}
+	first, err := put("one", awss3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	if err != nil {
+		t.Fatalf("create-only put of a new key: %v", err)
+	}
+	_, err = put("two", awss3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	wantAPIError(t, err, "PreconditionFailed", 412)
+	second, err := put("two", awss3.PutObjectInput{IfMatch: first.ETag})
+	if err != nil {
+		t.Fatalf("put with the current ETag: %v", err)
+	}
+	// The first ETag is no longer current.
+	_, err = put("three", awss3.PutObjectInput{IfMatch: first.ETag})
+	wantAPIError(t, err, "PreconditionFailed", 412)
+	if _, err := put("three", awss3.PutObjectInput{IfNoneMatch: first.ETag}); err != nil {
+		t.Fatalf("If-None-Match naming an old ETag: %v", err)
+	}
+	// A conditional delete: a stale ETag is refused, the current one
+	// writes the marker, and a key with nothing current has nothing to
+	// delete (204, no marker).
+	_, err = h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("cas"), Key: aws.String("k"), IfMatch: second.ETag})
+	wantAPIError(t, err, "PreconditionFailed", 412)
+	cur, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("cas"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("cas"), Key: aws.String("k"), IfMatch: cur.ETag})
+	if err != nil || !aws.ToBool(del.DeleteMarker) {
+		t.Fatalf("delete with the current ETag: %+v, %v", del, err)
+	}
+	del, err = h.sdk.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("cas"), Key: aws.String("k"), IfMatch: aws.String("*")})
+	if err != nil || aws.ToBool(del.DeleteMarker) {
+		t.Fatalf("conditional delete of a deleted key: %+v, %v; want 204 and no marker", del, err)
+	}
+	vs, err := h.sdk.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("cas")})
+	if err != nil || len(vs.Versions) != 3 || len(vs.DeleteMarkers) != 1 {
+		t.Errorf("%d versions %d markers (%v), want 3 and 1", len(vs.Versions), len(vs.DeleteMarkers), err)
+	}
+	// After the delete, create-only succeeds again.
+	if _, err := put("four", awss3.PutObjectInput{IfNoneMatch: aws.String("*")}); err != nil {
+		t.Errorf("create-only put over a delete marker: %v", err)
+	}
+}
+
+// Writers racing with conditional writes, as clients that use them as a
+// lock do: of many create-only puts of one key exactly one wins, and of
+// many compare-and-swaps on the same ETag exactly one wins, round after
+// round. Every loser gets 412 and leaves no version behind.
+func TestConditionalWritesRace(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("race")
+	const writers = 8
+	race := func(in func(i int) *awss3.PutObjectInput) (won []int) {
+		t.Helper()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range writers {
+			wg.Go(func() {
+				<-start
+				_, err := h.sdk.PutObject(ctx, in(i))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won = append(won, i)
+				case errStatus(err) != http.StatusPreconditionFailed:
+					t.Errorf("writer %d: %v, want success or 412", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return won
+	}
+	won := race(func(i int) *awss3.PutObjectInput {
+		return &awss3.PutObjectInput{Bucket: aws.String("race"), Key: aws.String("lock"), Body: strings.NewReader(fmt.Sprint("holder ", i)), IfNoneMatch: aws.String("*")}
+	})
+	if len(won) != 1 {
+		t.Fatalf("%d create-only puts succeeded (%v), want exactly 1", len(won), won)
+	}
+	versions := 1
+	for round := range 3 {
+		head, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("race"), Key: aws.String("lock")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		won = race(func(i int) *awss3.PutObjectInput {
+			return &awss3.PutObjectInput{Bucket: aws.String("race"), Key: aws.String("lock"), Body: strings.NewReader(fmt.Sprint("round ", round, " writer ", i)), IfMatch: head.ETag}
+		})
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d compare-and-swaps on one ETag succeeded (%v), want exactly 1", round, len(won), won)
+		}
+		versions++
+		if got := string(h.get("race", "lock")); got != fmt.Sprint("round ", round, " writer ", won[0]) {
+			t.Errorf("round %d: the object holds %q, not the winner's %d", round, got, won[0])
+		}
+	}
+	vs, err := h.sdk.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("race")})
+	if err != nil || len(vs.Versions) != versions {
+		t.Errorf("%d versions (%v), want %d: a losing writer left one", len(vs.Versions), err, versions)
+	}
+}
+
+// A PUT with Transfer-Encoding: chunked and no Content-Length (a body of
+// unknown size, as streaming clients send) is stored whole.
+func TestPutChunkedTransferEncoding(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("chunked")
+	for _, size := range []int{3, 3*mib + 17} {
+		body := pattern(size, 5)
+		req, err := http.NewRequest("PUT", h.url+fmt.Sprintf("/chunked/k%d", size), io.MultiReader(bytes.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sign(t, req, alice, "UNSIGNED-PAYLOAD", time.Now())
+		if req.ContentLength != -1 && req.ContentLength != 0 {
+			t.Fatalf("the request declares a length %d", req.ContentLength)
+		}
+		r := h.send(req)
+		if r.status != 200 {
+			t.Fatalf("%d bytes chunked: status %d\n%s", size, r.status, r.body)
+		}
+		if got := r.header.Get("ETag"); got != `"`+md5hex(body)+`"` {
+			t.Errorf("ETag %s, want the MD5 of the body", got)
+		}
+		if got := h.get("chunked", fmt.Sprintf("k%d", size)); !bytes.Equal(got, body) {
+			t.Errorf("read back %d bytes, want the %d sent", len(got), size)
+		}
+	}
+}
+
+// Of two puts of one key, the one that finishes last is the current
+// version, as in S3, even when it started first (its data streamed in while
+// the other came and went).
+func TestPutFinishingLastWins(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("lastwins")
+	slow := pattern(12*mib, 1)
+	pr, pw := io.Pipe()
+	req := h.newRequest(rawRequest{method: "PUT", path: "/lastwins/k", as: &alice, payload: "UNSIGNED-PAYLOAD", contentLength: int64(len(slow))})
+	req.Body = pr
+	done := make(chan rawResponse, 1)
+	go func() { done <- h.send(req) }()
+	if _, err := pw.Write(slow[:6*mib]); err != nil {
+		t.Fatal(err)
+	}
+	quick := pattern(3*mib, 2)
+	h.put("lastwins", "k", quick)
+	if got := h.get("lastwins", "k"); !bytes.Equal(got, quick) {
+		t.Fatalf("while the slow put streams, the quick one is not current")
+	}
+	if _, err := pw.Write(slow[6*mib:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if r := <-done; r.status != 200 {
+		t.Fatalf("slow put: %d\n%s", r.status, r.body)
+	}
+	if got := h.get("lastwins", "k"); !bytes.Equal(got, slow) {
+		t.Errorf("the put that finished last is not current (read %d bytes)", len(got))
 	}
 }

@@ -246,7 +246,19 @@ var probes = map[string]func(h *rolesHarness, who string) rawRequest{
 	"GetObjectLegalHold": objectGet("legal-hold"),
 	"GetObjectAcl":       objectGet("acl"),
 	"GetObjectTagging":   objectGet("tagging"),
-	"GetObject":          objectGet(""),
+	"GetObjectAttributes": func(h *rolesHarness, who string) rawRequest {
+		rr := objectGet("attributes")(h, who)
+		rr.header = http.Header{"X-Amz-Object-Attributes": {"ETag,ObjectSize"}}
+		return rr
+	},
+	"PutObjectAcl": func(h *rolesHarness, who string) rawRequest {
+		key, v := h.object()
+		return rawRequest{method: "PUT", path: "/reg/" + key + "?acl&versionId=" + v, header: http.Header{"X-Amz-Acl": {"private"}}}
+	},
+	"PutBucketAcl": func(h *rolesHarness, who string) rawRequest {
+		return rawRequest{method: "PUT", path: "/reg?acl", header: http.Header{"X-Amz-Acl": {"private"}}}
+	},
+	"GetObject": objectGet(""),
 	"HeadObject": func(h *rolesHarness, who string) rawRequest {
 		key, _ := h.object()
 		return rawRequest{method: "HEAD", path: "/reg/" + key}

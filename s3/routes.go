@@ -127,13 +127,15 @@ func buildRoutes() []route {
 			note: "removing or shortening the default retention is two-person", handle: (*Server).putObjectLockConfig},
 	}
 	for _, sub := range []struct{ param, op string }{
-		{"acl", "PutBucketAcl"}, {"policy", "PutBucketPolicy"}, {"tagging", "PutBucketTagging"}, {"cors", "PutBucketCors"},
+		{"policy", "PutBucketPolicy"}, {"tagging", "PutBucketTagging"}, {"cors", "PutBucketCors"},
 		{"lifecycle", "PutBucketLifecycleConfiguration"}, {"encryption", "PutBucketEncryption"}, {"website", "PutBucketWebsite"},
 		{"replication", "PutBucketReplication"}, {"notification", "PutBucketNotificationConfiguration"}, {"logging", "PutBucketLogging"},
 	} {
 		r = append(r, route{op: sub.op, level: levelBucket, method: http.MethodPut, params: []string{sub.param}, notImplemented: true})
 	}
 	r = append(r,
+		route{op: "PutBucketAcl", level: levelBucket, method: http.MethodPut, params: []string{"acl"}, role: access.RoleOperator, conds: condNation,
+			note: "only the canned ACLs private and bucket-owner-full-control, or FULL_CONTROL to the owner; changes nothing", handle: (*Server).putACL},
 		route{op: "CreateBucket", level: levelBucket, method: http.MethodPut, role: access.RoleOperator, conds: condNation,
 			note: "the new vault belongs to the node's nation", handle: (*Server).createBucket},
 		route{op: "HeadBucket", level: levelBucket, method: http.MethodHead, role: access.RoleReader, handle: (*Server).headBucket},
@@ -189,7 +191,8 @@ func buildRoutes() []route {
 		route{op: "PutObjectLegalHold", level: levelObject, method: http.MethodPut, params: []string{"legal-hold"},
 			role: access.RoleOperator, conds: condRead | condNation, handle: (*Server).putLegalHold},
 		route{op: "PutObjectTagging", level: levelObject, method: http.MethodPut, params: []string{"tagging"}, notImplemented: true},
-		route{op: "PutObjectAcl", level: levelObject, method: http.MethodPut, params: []string{"acl"}, notImplemented: true},
+		route{op: "PutObjectAcl", level: levelObject, method: http.MethodPut, params: []string{"acl"}, role: access.RoleWriter, conds: condRead | condNation,
+			note: "only the canned ACLs private and bucket-owner-full-control, or FULL_CONTROL to the owner; changes nothing", handle: (*Server).putACL},
 		route{op: "CopyObject", level: levelObject, method: http.MethodPut, header: "x-amz-copy-source",
 			role: access.RoleWriter, conds: condNation | condSource | condTwoPerson, note: "a copy that widens who may read (label or owner) is two-person", handle: (*Server).copyObject},
 		route{op: "PutObject", level: levelObject, method: http.MethodPut, role: access.RoleWriter, conds: condNation, handle: (*Server).putObject},
@@ -200,7 +203,8 @@ func buildRoutes() []route {
 		route{op: "GetObjectAcl", level: levelObject, method: http.MethodGet, params: []string{"acl"}, role: access.RoleReader, handle: (*Server).getACL},
 		route{op: "GetObjectTagging", level: levelObject, method: http.MethodGet, params: []string{"tagging"}, role: access.RoleReader, conds: condRead,
 			note: "always an empty tag set", handle: (*Server).getTagging},
-		route{op: "GetObjectAttributes", level: levelObject, method: http.MethodGet, params: []string{"attributes"}, notImplemented: true},
+		route{op: "GetObjectAttributes", level: levelObject, method: http.MethodGet, params: []string{"attributes"}, role: access.RoleReader, conds: condRead,
+			handle: (*Server).getObjectAttributes},
 		route{op: "GetObjectTorrent", level: levelObject, method: http.MethodGet, params: []string{"torrent"}, notImplemented: true},
 		route{op: "GetObject", level: levelObject, method: http.MethodGet, role: access.RoleReader, conds: condRead,
 			handle: func(s *Server, q *request) error { return s.getObject(q, true) }},

@@ -274,3 +274,63 @@ func TestListVersionsShowsMarkers(t *testing.T) {
 		t.Errorf("current objects %+v, want b only", list.Contents)
 	}
 }
+
+// Emptying a bucket the way clients do it: list a page of versions, delete
+// what it shows, ask for the next page with the markers it returned (which
+// name versions now deleted). Every version is listed once, none skipped,
+// and the bucket ends empty.
+func TestListVersionsPagingWhileDeleting(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.bucket("emptying")
+	want := map[string]bool{}
+	for i := range 4 {
+		for j := range 3 {
+			key := fmt.Sprintf("k%d", i)
+			want[key+" "+h.put("emptying", key, []byte(fmt.Sprintf("v%d", j)))] = true
+		}
+		want[fmt.Sprintf("k%d ", i)+deleteObject(t, h, "emptying", fmt.Sprintf("k%d", i))] = true
+	}
+	got := map[string]int{}
+	in := &awss3.ListObjectVersionsInput{Bucket: aws.String("emptying"), MaxKeys: aws.Int32(3)}
+	for page := 0; ; page++ {
+		if page > 20 {
+			t.Fatal("paging does not end")
+		}
+		out, err := h.sdk.ListObjectVersions(ctx, in)
+		if err != nil {
+			t.Fatalf("page %d (markers %q %q): %v", page, aws.ToString(in.KeyMarker), aws.ToString(in.VersionIdMarker), err)
+		}
+		var ids []types.ObjectIdentifier
+		for _, v := range out.Versions {
+			ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, v := range out.DeleteMarkers {
+			ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, id := range ids {
+			got[aws.ToString(id.Key)+" "+aws.ToString(id.VersionId)]++
+		}
+		if len(ids) > 0 {
+			res, err := h.sdk.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("emptying"), Delete: &types.Delete{Objects: ids}})
+			if err != nil || len(res.Errors) > 0 {
+				t.Fatalf("delete page %d: %v %+v", page, err, res)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.VersionIdMarker = out.NextKeyMarker, out.NextVersionIdMarker
+	}
+	for v := range want {
+		if got[v] != 1 {
+			t.Errorf("version %s listed %d times, want once", v, got[v])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("listed %d versions, want %d", len(got), len(want))
+	}
+	if _, err := h.sdk.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("emptying")}); err != nil {
+		t.Errorf("delete the emptied bucket: %v", err)
+	}
+}

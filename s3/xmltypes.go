@@ -22,6 +22,9 @@ type listAllMyBucketsResult struct {
 	Xmlns   string      `xml:"xmlns,attr"`
 	Owner   owner       `xml:"Owner"`
 	Buckets []bucketXML `xml:"Buckets>Bucket"`
+	// ContinuationToken continues a listing cut short by max-buckets.
+	ContinuationToken string `xml:"ContinuationToken,omitempty"`
+	Prefix            string `xml:"Prefix,omitempty"`
 }
 
 type bucketXML struct {
@@ -68,7 +71,7 @@ type listBucketResult struct {
 	Marker                *string        `xml:"Marker,omitempty"`
 	NextMarker            string         `xml:"NextMarker,omitempty"`
 	StartAfter            string         `xml:"StartAfter,omitempty"`
-	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	ContinuationToken     *string        `xml:"ContinuationToken,omitempty"`
 	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 	KeyCount              *int           `xml:"KeyCount,omitempty"`
 	MaxKeys               int            `xml:"MaxKeys"`
@@ -233,8 +236,8 @@ type objectLockConfiguration struct {
 	Rule              *struct {
 		DefaultRetention struct {
 			Mode  string `xml:"Mode"`
-			Days  int    `xml:"Days,omitempty"`
-			Years int    `xml:"Years,omitempty"`
+			Days  *int   `xml:"Days,omitempty"`
+			Years *int   `xml:"Years,omitempty"`
 		} `xml:"DefaultRetention"`
 	} `xml:"Rule,omitempty"`
 }

@@ -56,8 +56,12 @@ type SyncResult struct {
 	Withheld int `json:"withheld"`
 }
 
-// syncPage is how many objects one request of a sync moves.
-const syncPage = 500
+// syncPage is how many objects one request of a sync moves, and
+// syncEnvelopeBytes the most one pushed envelope holds.
+const (
+	syncPage          = 500
+	syncEnvelopeBytes = 4 << 20
+)
 
 // Sync runs a sync job once: it pulls what the remote collection added
 // since the cursor, as job.As, and pushes what the local collection added
@@ -86,10 +90,20 @@ func (s *Store) Sync(ctx context.Context, job SyncConfig, principal func(string)
 	c := &Client{URL: job.URL, User: job.User, Password: job.Password, HTTP: hc}
 	var runErr error
 	if job.Pulls() {
-		runErr = s.pull(ctx, job, col, c, principal(job.As), &cur, &res)
+		// The roles of the principal pulled objects are written as, as a
+		// TAXII client of this node would need them.
+		if as := principal(job.As); !as.Can(col.Vault, access.RoleWriter) {
+			runErr = fmt.Errorf("sync %s: %s holds no writer role on vault %s, so it may not add to collection %s", job.Name, job.As, col.Vault, col.Name())
+		} else {
+			runErr = s.pull(ctx, job, col, c, as, &cur, &res)
+		}
 	}
 	if runErr == nil && job.Pushes() {
-		runErr = s.push(ctx, job, col, c, principal(job.Recipient), &cur, &res)
+		if to := principal(job.Recipient); !to.Can(col.Vault, access.RoleReader) {
+			runErr = fmt.Errorf("sync %s: the recipient %s holds no reader role on vault %s, so nothing of collection %s may be sent to it", job.Name, job.Recipient, col.Vault, col.Name())
+		} else {
+			runErr = s.push(ctx, job, col, c, to, &cur, &res)
+		}
 	}
 	cur.LastRun, cur.LastError = FormatTime(s.cfg.Now()), ""
 	if runErr != nil {
@@ -175,11 +189,19 @@ func (s *Store) push(ctx context.Context, job SyncConfig, col CollectionConfig, 
 			}
 			objs = append(objs, page.Objects[i])
 		}
-		if len(objs) > 0 {
-			st, err := c.AddObjects(ctx, objs, 2*time.Minute)
+		// Envelopes of at most syncEnvelopeBytes, below any server's
+		// usual max_content_length.
+		for len(objs) > 0 {
+			n, size := 0, 0
+			for n < len(objs) && (n == 0 || size+len(objs[n]) <= syncEnvelopeBytes) {
+				size += len(objs[n]) + 1
+				n++
+			}
+			st, err := c.AddObjects(ctx, objs[:n], 2*time.Minute)
 			if err != nil {
 				return fmt.Errorf("sync %s: push: %w", job.Name, err)
 			}
+			objs = objs[n:]
 			res.Pushed += st.SuccessCount
 			res.PushRefused += st.FailureCount
 			for _, fl := range st.Failures {

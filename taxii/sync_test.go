@@ -178,3 +178,26 @@ func TestServeRunsSyncJobs(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSyncNeedsRoles: a push job whose recipient holds no reader role on
+// the collection's vault sends nothing, and a pull job whose principal
+// holds no writer role stores nothing; both say why.
+func TestSyncNeedsRoles(t *testing.T) {
+	est := newHarness(t)
+	lux := newHarness(t, harnessOptions{nation: "LUX"})
+	est.post("analyst", readIncident(t))
+	store, _ := est.n.TAXII()
+	push := taxii.SyncConfig{Name: "p", Collection: "cti", URL: lux.url + root + "collections/cti/", Direction: "push",
+		User: keyOf("analyst"), Password: secretOf("analyst"), Recipient: "other"}
+	if res, err := store.Sync(context.Background(), push, est.n.Principal, nil); err == nil || !strings.Contains(err.Error(), "no reader role on vault intel") || res.Pushed != 0 {
+		t.Errorf("push to a recipient without a role: %+v %v", res, err)
+	}
+	pull := taxii.SyncConfig{Name: "q", Collection: "cti", URL: lux.url + root + "collections/cti/", Direction: "pull",
+		User: keyOf("analyst"), Password: secretOf("analyst"), As: "reader"}
+	if res, err := store.Sync(context.Background(), pull, est.n.Principal, nil); err == nil || !strings.Contains(err.Error(), "no writer role on vault intel") || res.Pulled != 0 {
+		t.Errorf("pull as a reader: %+v %v", res, err)
+	}
+	if env, _ := lux.get("analyst", ""); len(env.Objects) != 0 {
+		t.Errorf("LUX received %d objects", len(env.Objects))
+	}
+}

@@ -23,6 +23,12 @@ type DeleteOptions struct {
 	// BypassGovernance allows removing a version under GOVERNANCE
 	// retention (the caller has checked the permission).
 	BypassGovernance bool
+	// If (its IfMatch) makes the delete conditional, as S3's If-Match on
+	// DeleteObject: without VersionID, on the key's current object,
+	// checked again when the delete marker commits; a key with no current
+	// object has nothing to delete, and nothing is written. With
+	// VersionID, on that version's ETag.
+	If index.Precondition
 }
 
 // DeleteResult says what Delete did.
@@ -45,13 +51,20 @@ func (e *Engine) Delete(ctx context.Context, vaultName, key string, o DeleteOpti
 		return DeleteResult{}, err
 	}
 	if o.VersionID.IsZero() {
-		return e.putMarker(ctx, v, key)
+		return e.putMarker(ctx, v, key, o.If)
 	}
 	return e.deleteVersion(ctx, v, key, o)
 }
 
-func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResult, error) {
+func (e *Engine) putMarker(ctx context.Context, v Vault, key string, cond index.Precondition) (DeleteResult, error) {
 	if err := e.canWrite(ctx, v); err != nil {
+		return DeleteResult{}, err
+	}
+	cond = index.Precondition{IfMatch: cond.IfMatch}
+	if err := e.precondition(ctx, v, key, cond); err != nil {
+		if errors.Is(err, ErrNoSuchKey) {
+			return DeleteResult{}, nil // nothing to delete
+		}
 		return DeleteResult{}, err
 	}
 	// Hiding an object needs the right to read it. The marker carries the
@@ -93,7 +106,10 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string) (DeleteResu
 		if err != nil {
 			return DeleteResult{}, full.wrap(err)
 		}
-		if _, err := e.commit(ctx, m, env, nil); err != nil {
+		if _, err := e.commit(ctx, m, env, nil, cond); err != nil {
+			if !cond.IsZero() && errors.Is(err, ErrNoSuchKey) {
+				return DeleteResult{}, nil // deleted meanwhile
+			}
 			return DeleteResult{}, err
 		}
 		return DeleteResult{VersionID: id, DeleteMarker: true}, nil
@@ -137,6 +153,9 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			return DeleteResult{VersionID: o.VersionID}, nil
 		}
 		return DeleteResult{}, err
+	}
+	if o.If.IfMatch != "" && !index.ETagListed(o.If.IfMatch, m.ETag) {
+		return DeleteResult{}, fmt.Errorf("%w: %s/%s version %s has ETag %s, not %s", ErrPreconditionFailed, v.Name, key, m.Version, m.ETag, o.If.IfMatch)
 	}
 	if err := locked(m, o.BypassGovernance, time.Now()); err != nil {
 		return DeleteResult{}, err

@@ -167,8 +167,10 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 	o.Label = text
 	now := time.Now()
 	ver := manifest.NewID()
-	// Upload ids sort by creation, as S3 lists them.
-	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String()[:16])
+	// Upload ids sort by creation, as S3 lists them, and name the version
+	// the upload completes as, so that a completion repeated after the
+	// upload is forgotten finds its result.
+	id := fmt.Sprintf("%016x%s", now.UnixNano(), ver.String())
 	var initiator string
 	if p, ok := PrincipalFrom(ctx); ok && ctx.Value(systemKey{}) == nil {
 		initiator = p.Name
@@ -344,11 +346,27 @@ type CompletePart struct {
 // CompleteUpload assembles the named parts into a new version of the key.
 // Completing an upload that already completed returns that version.
 func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID string, want []CompletePart) (ObjectInfo, error) {
+	return e.CompleteUploadIf(ctx, vaultName, key, uploadID, want, index.Precondition{})
+}
+
+// CompleteUploadIf is CompleteUpload when cond holds for the key's current
+// object, checked first and again in the index transaction that commits
+// the version (see PutOptions.If). When it fails the upload stays open.
+func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID string, want []CompletePart, cond index.Precondition) (ObjectInfo, error) {
 	v, err := e.Vault(vaultName)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	_, rec, err := e.upload(ctx, v.Name, key, uploadID)
+	if errors.Is(err, ErrNoSuchUpload) {
+		// Completed before: S3 answers a repeated completion with the
+		// object it made.
+		if ver, ok := completedAs(uploadID); ok {
+			if _, gerr := e.index.Get(ctx, v.Name, key, ver); gerr == nil {
+				return e.Stat(ctx, v.Name, key, ver)
+			}
+		}
+	}
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -364,6 +382,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	}
 	if len(want) == 0 {
 		return ObjectInfo{}, fmt.Errorf("%w: a completion must name at least one part", ErrInvalidPart)
+	}
+	if err := e.precondition(ctx, v, key, cond); err != nil {
+		return ObjectInfo{}, err
 	}
 	have, err := e.parts(ctx, v.Name, uploadID)
 	if err != nil {
@@ -432,7 +453,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	if err := e.writeCopies(ctx, rec.Version, env, manifestSites(m), nil); err != nil {
 		return ObjectInfo{}, err
 	}
-	info, err := e.commit(ctx, m, env, nil)
+	info, err := e.commit(ctx, m, env, nil, cond)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -455,6 +476,16 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 	}
 	e.endUpload(ctx, rec.Version, uploadID, unused)
 	return info, nil
+}
+
+// completedAs returns the version an upload id names (ids made since they
+// carry it: 16 hex digits of time, then the version's 32).
+func completedAs(uploadID string) (manifest.ID, bool) {
+	if len(uploadID) != 48 {
+		return manifest.ID{}, false
+	}
+	id, err := manifest.ParseID(uploadID[16:])
+	return id, err == nil && !id.IsZero()
 }
 
 func normETag(s string) string { return strings.ToLower(strings.Trim(s, "\" ")) }

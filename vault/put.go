@@ -40,6 +40,13 @@ type PutOptions struct {
 	// the client checksums that were verified over it, to be returned on
 	// request (x-amz-checksum-*).
 	Checksums func() map[string]string
+	// If makes the put conditional on the key's current object (S3's
+	// If-Match and If-None-Match): checked before the body is read, and
+	// again in the index transaction that commits the version, so that of
+	// two writers using it as a lock only one succeeds. A put whose
+	// condition fails at the commit leaves nothing visible; its blobs are
+	// recorded as abandoned.
+	If index.Precondition
 }
 
 // maxAttempts bounds how often a put is retried on other sites.
@@ -57,6 +64,9 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		return ObjectInfo{}, err
 	}
 	if err := manifest.ValidKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := e.precondition(ctx, v, key, o.If); err != nil {
 		return ObjectInfo{}, err
 	}
 	var start int64 = -1
@@ -134,11 +144,19 @@ func sizeError(got, want int64) error {
 
 // newVersion returns a version id and creation time after the key's latest.
 func (e *Engine) newVersion(ctx context.Context, vault, key string) (manifest.ID, int64) {
+	return manifest.NewID(), e.versionTime(ctx, vault, key)
+}
+
+// versionTime returns a creation time after the key's latest version. A
+// put that streams its data takes it once the data is written, so that of
+// two puts of one key the one that finishes last is the newest, as in S3,
+// even when it started first.
+func (e *Engine) versionTime(ctx context.Context, vault, key string) int64 {
 	var after int64
 	if l, err := e.index.Latest(ctx, vault, key); err == nil {
 		after = l.Created
 	}
-	return manifest.NewID(), e.clock.now(after)
+	return e.clock.now(after)
 }
 
 func (e *Engine) baseManifest(v Vault, key string, id manifest.ID, created int64, o PutOptions) *manifest.Manifest {
@@ -244,14 +262,14 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		if err != nil {
 			return ObjectInfo{}, full.wrap(err)
 		}
-		return e.commit(ctx, m, env, nil)
+		return e.commit(ctx, m, env, nil, o.If)
 	}
 }
 
 // commit makes a version visible by indexing it. On failure the blobs of
 // a new version are removed so that nothing half-written remains.
-func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string) (ObjectInfo, error) {
-	if err := e.indexPut(ctx, m, env); err != nil {
+func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string, cond index.Precondition) (ObjectInfo, error) {
+	if err := e.indexPutIf(ctx, m, env, cond); err != nil {
 		blobs := map[string][]string{}
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
@@ -260,6 +278,9 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 			blobs[s] = append(blobs[s], names...)
 		}
 		e.abandon(ctx, evidence.Record{Version: m.Version}, blobs)
+		if errors.Is(err, index.ErrPreconditionFailed) || errors.Is(err, index.ErrNotFound) {
+			return ObjectInfo{}, conditionError(m.Vault, m.Key, err)
+		}
 		return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
 	}
 	return infoOf(m), nil
@@ -277,10 +298,20 @@ func (e *Engine) recommit(ctx context.Context, m *manifest.Manifest, env []byte)
 }
 
 func (e *Engine) indexPut(ctx context.Context, m *manifest.Manifest, env []byte) error {
-	err := e.index.Put(ctx, index.Version{
+	return e.indexPutIf(ctx, m, env, index.Precondition{})
+}
+
+func (e *Engine) indexPutIf(ctx context.Context, m *manifest.Manifest, env []byte, cond index.Precondition) error {
+	v := index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
 		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
-	})
+	}
+	var err error
+	if cond.IsZero() {
+		err = e.index.Put(ctx, v)
+	} else {
+		err = e.index.PutIf(ctx, v, cond)
+	}
 	if err == nil {
 		e.noteCommit()
 	}
@@ -355,7 +386,7 @@ func coderFor(k, m int) (*erasure.Coder, error) {
 
 // putStreaming writes an object of more than one stripe.
 func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
-	id, created := e.newVersion(ctx, v.Name, key)
+	id := manifest.NewID()
 	sites, err := e.choose(v, id, exclude, l)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -366,7 +397,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	}
 	shardBlobs := part.blobs()
 	digest := hasher.Sum(nil)
-	m := e.baseManifest(v, key, id, created, o)
+	m := e.baseManifest(v, key, id, e.versionTime(ctx, v.Name, key), o)
 	m.Size, m.Digest, m.ETag = part.Size, digest, etag(o, digest)
 	if o.Checksums != nil {
 		m.Checksums = o.Checksums()
@@ -385,7 +416,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
-	return e.commit(ctx, m, env, shardBlobs)
+	return e.commit(ctx, m, env, shardBlobs, o.If)
 }
 
 // partSpec says what writePart writes.

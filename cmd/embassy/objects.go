@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"mime"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/taxii"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -454,10 +457,22 @@ func (a *app) indexCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The TAXII index is a cache of the versions just indexed
+			// (a restored backup of taxii.db would hide objects): make it
+			// again too.
+			var tst map[string]taxii.RebuildStats
+			if len(n.Config.TAXII.Collections) > 0 {
+				if tst, err = n.RebuildTAXII(cmd.Context(), ""); err != nil {
+					return fmt.Errorf("index rebuilt, but not the TAXII index (run 'embassy taxii index rebuild'): %w", err)
+				}
+			}
 			if a.json {
 				return a.printJSON(st)
 			}
 			printRebuild(a, st)
+			for _, k := range slices.Sorted(maps.Keys(tst)) {
+				fmt.Fprintf(a.stdout, "TAXII collection %s: %d object versions indexed, %d skipped (not TAXII objects)\n", k, tst[k].Indexed, tst[k].Skipped)
+			}
 			return nil
 		},
 	})

@@ -14,7 +14,7 @@ import (
 func (a *app) vaultRmCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Delete an empty vault (two custodians must approve)",
+		Short: "Delete a vault with no current object, with its history (two custodians must approve)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := a.open(cmd.Context())

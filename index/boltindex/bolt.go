@@ -321,6 +321,26 @@ func (ix *Index) Put(ctx context.Context, v index.Version) error {
 	return ix.update(func(tx *bolt.Tx) error { return putTx(tx, v) })
 }
 
+// PutIf implements index.Index.
+func (ix *Index) PutIf(ctx context.Context, v index.Version, p index.Precondition) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		var latest *index.Version
+		if b, ok := readBuckets(tx, v.Vault); ok {
+			if cur := b.latest.Get([]byte(v.Key)); cur != nil {
+				c, err := decode(cur, false)
+				if err != nil {
+					return err
+				}
+				latest = &c
+			}
+		}
+		if err := p.Check(latest); err != nil {
+			return err
+		}
+		return putTx(tx, v)
+	})
+}
+
 // PutMany implements index.Index: one transaction for all.
 func (ix *Index) PutMany(ctx context.Context, vs []index.Version) error {
 	return ix.update(func(tx *bolt.Tx) error {
@@ -407,6 +427,9 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 			return err
 		}
 		if err := b.ids.Delete(id[:]); err != nil {
+			return err
+		}
+		if err := keepPosition(tx, vault, key, inv, id, time.Now()); err != nil {
 			return err
 		}
 		if err := bumpGeneration(tx, vault); err != nil {
@@ -560,18 +583,22 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			k, val = c.Seek(append([]byte(o.KeyMarker), 1))
 		default:
 			inv := b.ids.Get(o.VersionMarker[:])
+			if len(inv) < 8 {
+				// A version deleted since the marker was handed out
+				// keeps its position for a while (see keepPosition).
+				inv = position(tx, vault, o.VersionMarker)
+			}
 			if len(inv) >= 8 {
-				inv = inv[:8]
+				vk := append(append(append([]byte(o.KeyMarker), 0), inv[:8]...), o.VersionMarker[:]...)
+				k, val = c.Seek(vk)
+				if k != nil && bytes.Equal(k, vk) {
+					k, val = c.Next()
+				}
 			} else {
-				inv = nil
-			}
-			if inv == nil {
-				return fmt.Errorf("version marker %s: %w", o.VersionMarker, index.ErrNotFound)
-			}
-			vk := append(append(append([]byte(o.KeyMarker), 0), inv...), o.VersionMarker[:]...)
-			k, val = c.Seek(vk)
-			if k != nil && bytes.Equal(k, vk) {
-				k, val = c.Next()
+				// A version never known, or deleted too long ago: go
+				// on from the key's first version. Versions listed
+				// before may be listed again; none is skipped.
+				k, val = c.Seek(append([]byte(o.KeyMarker), 0))
 			}
 		}
 		if o.Delimiter != "" && o.KeyMarker != "" && strings.HasPrefix(o.KeyMarker, o.Prefix) {

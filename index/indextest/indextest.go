@@ -211,6 +211,56 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			t.Fatalf("Versions with delimiter: %d versions, prefixes %v", len(d.Versions), d.CommonPrefixes)
 		}
 	})
+	t.Run("VersionsPagingWhileDeleting", func(t *testing.T) {
+		// A client that deletes each page before asking for the next
+		// hands back markers naming versions that are gone: the listing
+		// goes on after where they were, skipping nothing.
+		ix := open(t)
+		ctx := t.Context()
+		var all []index.Version
+		for i := range 7 {
+			all = append(all, ver("k", int64(10-i), byte(i+1), false))
+		}
+		all = append(all, ver("l", 1, 20, false), ver("m", 1, 21, true))
+		if err := ix.PutMany(ctx, all); err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		o := index.VersionOptions{Max: 2}
+		for range 20 {
+			p, err := ix.Versions(ctx, "vault-a", o)
+			if err != nil {
+				t.Fatalf("Versions after deleting the marker's version: %v", err)
+			}
+			for _, v := range p.Versions {
+				seen = append(seen, fmt.Sprintf("%s:%d", v.Key, v.ID[0]))
+				if err := ix.Delete(ctx, "vault-a", v.Key, v.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !p.Truncated {
+				break
+			}
+			o.KeyMarker, o.VersionMarker = p.NextKeyMarker, p.NextVersionMarker
+		}
+		want := []string{"k:1", "k:2", "k:3", "k:4", "k:5", "k:6", "k:7", "l:20", "m:21"}
+		if !slices.Equal(seen, want) {
+			t.Fatalf("listed while deleting %v, want %v", seen, want)
+		}
+		if empty, err := ix.VaultEmpty(ctx, "vault-a"); err != nil || !empty {
+			t.Fatalf("VaultEmpty = %v, %v after deleting everything listed", empty, err)
+		}
+		// A marker naming a version the index never held goes on from
+		// the key's first version: nothing is skipped.
+		ix.PutMany(ctx, []index.Version{ver("n", 2, 30, false), ver("n", 1, 31, false), ver("o", 1, 32, false)})
+		p, err := ix.Versions(ctx, "vault-a", index.VersionOptions{KeyMarker: "n", VersionMarker: manifest.ID{99}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keys(p.Versions); !slices.Equal(got, []string{"n", "n", "o"}) {
+			t.Fatalf("after an unknown version marker: %v, want n n o", got)
+		}
+	})
 	t.Run("ResetAndStats", func(t *testing.T) {
 		ix := open(t)
 		ctx := t.Context()
