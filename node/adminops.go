@@ -353,7 +353,9 @@ func (n *Node) versionsTotal(ctx context.Context) int64 {
 // StartDrain checks a drain and starts it as a job. A drain the remaining
 // sites cannot take is refused before any job starts.
 func (n *Node) StartDrain(ctx context.Context, ids []string, principal string, rate int64) (Job, error) {
-	if err := n.drainFeasible(ctx, ids); err != nil {
+	// The sites are marked now, before the job is queued: every write
+	// placed after the call returns avoids them.
+	if err := n.markDraining(ctx, ids); err != nil {
 		return Job{}, err
 	}
 	return n.StartRatedJob("drain", map[string]string{"sites": strings.Join(ids, ",")}, principal, rate, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
@@ -759,37 +761,4 @@ func (n *Node) adminRebuild(w http.ResponseWriter, r *http.Request, c *adminCall
 		return
 	}
 	writeJSON(w, http.StatusAccepted, j)
-}
-
-// drainFeasible refuses a drain that would leave a vault unable to keep
-// its policy, as Drain does, before a job is started for it.
-func (n *Node) drainFeasible(ctx context.Context, ids []string) error {
-	drain := map[string]bool{}
-	for _, id := range ids {
-		drain[id] = true
-	}
-	n.mu.Lock()
-	for _, s := range n.conf().Sites {
-		if s.Draining {
-			drain[s.ID] = true
-		}
-	}
-	n.mu.Unlock()
-	unreachable := n.Engine.Unreachable(ctx)
-	var blocked []string
-	for _, v := range n.Engine.Vaults() {
-		var cands []placement.Candidate
-		for _, s := range n.Engine.Sites() {
-			if !drain[s.ID] && !unreachable[s.ID] {
-				cands = append(cands, placement.Candidate{Descriptor: s.Descriptor, Rank: s.Rank})
-			}
-		}
-		if err := placement.Feasible(v.Policy, cands); err != nil {
-			blocked = append(blocked, fmt.Sprintf("vault %s: %v", v.Name, err))
-		}
-	}
-	if len(blocked) > 0 {
-		return fmt.Errorf("%w: the remaining sites cannot keep every policy: %s", ErrDrainBlocked, strings.Join(blocked, "; "))
-	}
-	return nil
 }

@@ -47,6 +47,9 @@ type DrainReport struct {
 	Sites     []string                 `json:"sites"`
 	Scrub     housekeeping.ScrubReport `json:"scrub"`
 	Remaining map[string]int           `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
+	// Passes is how many scrub passes the drain took (writes placed
+	// before the drain began and committed during it need another).
+	Passes int `json:"passes"`
 }
 
 // Drain moves every shard off the sites: they are marked draining (new
@@ -61,6 +64,39 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 // read) when it is set.
 func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport), rate func() int64) (DrainReport, error) {
 	rep := DrainReport{Sites: ids}
+	if err := n.markDraining(ctx, ids); err != nil {
+		return rep, err
+	}
+	// A write whose sites were chosen just before the sites were marked
+	// can commit after the scrub has passed its version: a few more
+	// passes move what such writes left.
+	for pass := 1; ; pass++ {
+		var err error
+		rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, RateNow: rate, Grace: n.conf().Scrub.GraceOr()})
+		if err != nil {
+			return rep, err
+		}
+		rep.Passes = pass
+		rep.Remaining = map[string]int{}
+		left := false
+		for _, id := range ids {
+			rep.Remaining[id] = n.blobsOn(ctx, id)
+			left = left || rep.Remaining[id] > 0
+		}
+		if !left || pass == maxDrainPasses || len(rep.Scrub.Unrepairable) > 0 {
+			return rep, nil
+		}
+	}
+}
+
+// maxDrainPasses bounds the scrub passes of one drain.
+const maxDrainPasses = 3
+
+// markDraining marks sites draining, in node.yaml and in the running
+// engine: every write placed after it returns avoids them. It refuses,
+// naming the vaults, when the remaining sites (less those not answering
+// now) could not keep every policy.
+func (n *Node) markDraining(ctx context.Context, ids []string) error {
 	drain := map[string]bool{}
 	for _, id := range ids {
 		drain[id] = true
@@ -94,7 +130,7 @@ func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeepi
 			slices.Sort(ids)
 			down = " (not answering now: " + strings.Join(ids, ", ") + ")"
 		}
-		return rep, fmt.Errorf("%w: the remaining sites%s cannot keep every policy: %s", ErrDrainBlocked, down, strings.Join(blocked, "; "))
+		return fmt.Errorf("%w: the remaining sites%s cannot keep every policy: %s", ErrDrainBlocked, down, strings.Join(blocked, "; "))
 	}
 	n.mu.Lock()
 	c := *n.Config
@@ -108,24 +144,17 @@ func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeepi
 	if err == nil {
 		n.setConfig(&c)
 	}
-	n.mu.Unlock()
 	if err != nil {
-		return rep, err
+		n.mu.Unlock()
+		return err
 	}
 	var all []string
 	for id := range drain {
 		all = append(all, id)
 	}
 	n.Engine.SetDraining(all)
-	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, RateNow: rate, Grace: n.conf().Scrub.GraceOr()})
-	if err != nil {
-		return rep, err
-	}
-	rep.Remaining = map[string]int{}
-	for _, id := range ids {
-		rep.Remaining[id] = n.blobsOn(ctx, id)
-	}
-	return rep, nil
+	n.mu.Unlock()
+	return nil
 }
 
 func (n *Node) blobsOn(ctx context.Context, id string) int {
