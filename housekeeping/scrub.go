@@ -42,6 +42,9 @@ type ScrubOptions struct {
 	Repair bool
 	// Rate limits the bytes read per second (0: no limit).
 	Rate int64
+	// RateNow, if set, is asked for the limit at every read instead, so
+	// that it can change while the scrub runs (a job's rate).
+	RateNow func() int64
 	// Progress, if set, is called after each version.
 	Progress func(ScrubReport)
 	// Lost, for drills: sites whose shards count as gone. Nothing is
@@ -94,19 +97,34 @@ type shardState struct {
 	misplaced bool // on a draining or excluded site, or breaking the policy
 }
 
-// rateLimiter paces reads to a byte rate.
+// rateLimiter paces reads to a byte rate. With now set, the rate is read
+// at every wait, and a change takes effect at once (the pacing starts
+// afresh from the change).
 type rateLimiter struct {
+	mu    sync.Mutex
 	rate  int64
+	now   func() int64
 	start time.Time
-	n     atomic.Int64
+	n     int64
 }
 
 func (l *rateLimiter) wait(ctx context.Context, n int) error {
-	if l == nil || l.rate <= 0 {
+	if l == nil {
 		return nil
 	}
-	total := l.n.Add(int64(n))
-	due := l.start.Add(time.Duration(float64(total) / float64(l.rate) * float64(time.Second)))
+	l.mu.Lock()
+	if l.now != nil {
+		if r := l.now(); r != l.rate {
+			l.rate, l.start, l.n = r, time.Now(), 0
+		}
+	}
+	if l.rate <= 0 {
+		l.mu.Unlock()
+		return nil
+	}
+	l.n += int64(n)
+	due := l.start.Add(time.Duration(float64(l.n) / float64(l.rate) * float64(time.Second)))
+	l.mu.Unlock()
 	if d := time.Until(due); d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -133,7 +151,7 @@ func (k *Keeper) scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 	// Sites that do not answer are not chosen for repairs (their shards
 	// still count as missing only if reads fail).
 	o.avoid = k.e.Unreachable(ctx)
-	lim := &rateLimiter{rate: o.Rate, start: start}
+	lim := &rateLimiter{rate: o.Rate, now: o.RateNow, start: start}
 	vaults := o.Vaults
 	if len(vaults) == 0 {
 		for _, v := range k.e.Vaults() {

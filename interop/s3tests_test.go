@@ -165,7 +165,7 @@ func TestS3Conformance(t *testing.T) {
 	// that it fits go test's 10 minutes on CI's two cores (the suite's
 	// client is single-threaded Python). Separate nodes, since some tests
 	// count every bucket there is.
-	halves := []string{"multipart or atomic or object_lock", "not (multipart or atomic or object_lock)"}
+	halves := []string{"multipart or atomic or object_lock or versioning or copy", "not (multipart or atomic or object_lock or versioning or copy)"}
 	results := make([]half, len(halves))
 	var wg sync.WaitGroup
 	start := time.Now()

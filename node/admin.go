@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
@@ -221,7 +220,7 @@ type Status struct {
 
 // Status returns the node's status.
 func (n *Node) Status() Status {
-	st := Status{Node: n.Config.Node.ID, Nation: n.Config.Node.Nation, Dev: n.Config.Node.Dev, Custody: "local root key file"}
+	st := Status{Node: n.conf().Node.ID, Nation: n.conf().Node.Nation, Dev: n.conf().Node.Dev, Custody: "local root key file"}
 	n.sealMu.Lock()
 	st.Unseal = n.statusLocked()
 	n.sealMu.Unlock()
@@ -252,11 +251,10 @@ func itoa(i int) string {
 // Handler returns the node's HTTP handler: the admin API and, once the node
 // is unsealed, the S3 API (503 ServiceUnavailable before).
 func (n *Node) Handler(extra ...s3.Credential) http.Handler {
-	var once sync.Once
-	var s3h http.Handler
-	var s3err error
-	admin := &adminServer{n: n, extra: extra, keys: sigv4.NewKeyCache(64)}
-	taxiiH := n.taxiiHandler(admin)
+	front := &s3Front{n: n, extra: extra}
+	adminSrv := &adminServer{n: n, extra: extra, keys: sigv4.NewKeyCache(64)}
+	admin := n.countAdmin(adminSrv)
+	taxiiH := n.taxiiHandler(adminSrv)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, taxii.Prefix) || r.URL.Path+"/" == taxii.Prefix {
 			// TAXII 2.1 (docs/threat-intel.md): HTTP Basic over TLS, the
@@ -275,7 +273,7 @@ func (n *Node) Handler(extra ...s3.Credential) http.Handler {
 			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<Error><Code>ServiceUnavailable</Code><Message>The node is sealed: custodians must unseal it (embassy unseal).</Message></Error>`)
 			return
 		}
-		once.Do(func() { s3h, s3err = n.S3Handler(extra...) })
+		s3h, s3err := front.handler()
 		if s3err != nil {
 			http.Error(w, s3err.Error(), http.StatusInternalServerError)
 			return
@@ -310,7 +308,7 @@ func (a *adminServer) credential(accessKey string) (principal, secret string, ok
 	}
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
-	for _, c := range a.n.Config.S3.Credentials {
+	for _, c := range a.n.conf().S3.Credentials {
 		if c.AccessKey == accessKey {
 			return c.Principal, c.SecretKey, true
 		}
@@ -380,7 +378,10 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			adminRefuse(w, http.StatusServiceUnavailable, "the node is sealed: operator endpoints answer once custodians have unsealed it")
 			return
 		}
-		p, err := a.operator(r, rt.roles)
+		p, auth, err := a.operator(r, rt.roles)
+		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			c.body, err = readSignedBody(r, auth)
+		}
 		if err != nil {
 			status := http.StatusForbidden
 			if se, ok := errors.AsType[*sigv4.Error](err); ok {
@@ -417,24 +418,24 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // operator authenticates a SigV4 request and checks its principal's
 // node-wide roles.
-func (a *adminServer) operator(r *http.Request, roles []access.Role) (access.Principal, error) {
+func (a *adminServer) operator(r *http.Request, roles []access.Role) (access.Principal, *sigv4.Auth, error) {
 	auth, err := sigv4.Verify(r, a, time.Now(), sigv4.Options{Region: a.n.region(), Keys: a.keys, MustSign: []string{"x-embassy-"}})
 	if err != nil {
-		return access.Principal{}, err
+		return access.Principal{}, nil, err
 	}
 	name, _, _ := a.credential(auth.AccessKey)
 	p := a.n.Principal(name)
 	for _, want := range roles {
 		if p.Can("", want) {
-			return p, nil
+			return p, auth, nil
 		}
 	}
-	return p, access.NeedRole(p, "", roles[0])
+	return p, nil, access.NeedRole(p, "", roles[0])
 }
 
 func (n *Node) region() string {
-	if n.Config.S3.Region != "" {
-		return n.Config.S3.Region
+	if n.conf().S3.Region != "" {
+		return n.conf().S3.Region
 	}
 	return "us-east-1"
 }
@@ -443,7 +444,7 @@ func (n *Node) adminSealedOnly(w http.ResponseWriter, r *http.Request, _ *adminC
 	writeJSON(w, http.StatusOK, SealedStatus{Sealed: n.Sealed()})
 }
 
-func (n *Node) adminMetrics(w http.ResponseWriter, r *http.Request, _ *adminCall) { n.metrics(w) }
+func (n *Node) adminMetrics(w http.ResponseWriter, r *http.Request, _ *adminCall) { n.metrics(w, r) }
 
 func (n *Node) adminStatus(w http.ResponseWriter, r *http.Request, _ *adminCall) {
 	writeJSON(w, http.StatusOK, n.Status())
@@ -601,7 +602,7 @@ func (n *Node) verifyCustodianRequest(r *http.Request) (string, []byte, error) {
 		return fail("the request was signed at %s, more than %s from the node's clock", t.Format(time.RFC3339), custodianMaxSkew)
 	}
 	node := r.Header.Get(HeaderNode)
-	if node != n.Config.Node.ID && (node != "-" || r.Method != http.MethodGet) {
+	if node != n.conf().Node.ID && (node != "-" || r.Method != http.MethodGet) {
 		return fail("the request is signed for node %q, not this one", node)
 	}
 	want := r.Header.Get(HeaderContentSHA256)
@@ -649,7 +650,7 @@ func (n *Node) checkMetricsToken(r *http.Request) (int, string) {
 // metricsToken reads the bearer token of /_embassy/metrics, or "" when none
 // is configured.
 func (n *Node) metricsToken() (string, error) {
-	f := n.Config.Metrics.TokenFile
+	f := n.conf().Metrics.TokenFile
 	if f == "" {
 		return "", nil
 	}

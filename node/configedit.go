@@ -237,14 +237,14 @@ func (n *Node) applyConfig(c *Config, body []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	old := n.Config
-	n.Config = c
+	n.setConfig(c)
 	if err := n.rebuildEngine(); err != nil {
-		n.Config = old
+		n.setConfig(old)
 		n.rebuildEngine()
 		return err
 	}
 	if err := n.saveConfigBytes(body); err != nil {
-		n.Config = old
+		n.setConfig(old)
 		n.rebuildEngine()
 		return err
 	}

@@ -75,7 +75,9 @@ type Node struct {
 	descGen    uint64     // newest descriptor generation published or adopted
 	descBehind string     // why the node does not publish, if it does not
 
-	taxii taxiiState
+	live     liveState // what a serving node changes in place (live.go)
+	jobTable jobTable  // long operations (jobs.go)
+	taxii    taxiiState
 }
 
 // OpenOptions configure OpenWith.
@@ -455,6 +457,16 @@ func (n *Node) rebuildEngine() error {
 		}
 		vaults = append(vaults, v)
 	}
+	if n.Engine != nil && n.live.samePolicies(n.Config.Policies) {
+		// A running node changes in place: the front ends keep the
+		// engine they hold, and see the change.
+		if err := n.Engine.Reconfigure(sites, vaults); err != nil {
+			return err
+		}
+		n.setDraining()
+		n.live.changed()
+		return nil
+	}
 	reg, err := label.NewRegistry(n.Config.Policies...)
 	if err != nil {
 		return err
@@ -463,13 +475,7 @@ func (n *Node) rebuildEngine() error {
 	bk := n.Keys.BindingKeys()
 	defer func() {
 		if n.Engine != nil {
-			var draining []string
-			for _, sc := range n.Config.Sites {
-				if sc.Draining {
-					draining = append(draining, sc.ID)
-				}
-			}
-			n.Engine.SetDraining(draining)
+			n.setDraining()
 		}
 	}()
 	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
@@ -484,6 +490,7 @@ func (n *Node) rebuildEngine() error {
 		n.Engine.Close(context.Background())
 	}
 	n.Engine = e
+	n.live.rebuilt(n.Config.Policies)
 	return nil
 }
 
@@ -503,6 +510,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 
 // Close closes the node.
 func (n *Node) Close() error {
+	n.stopJobs()
 	if n.Index == nil {
 		return nil
 	}
@@ -708,7 +716,7 @@ func (n *Node) AddVault(vc VaultConfig) error {
 		n.Engine.RemoveVault(vc.Name)
 		return err
 	}
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 
@@ -729,7 +737,7 @@ func (n *Node) updateVault(name string, change func(*VaultConfig) error) error {
 			if err := n.saveConfig(&c); err != nil {
 				return err
 			}
-			n.Config = &c
+			n.setConfig(&c)
 			return nil
 		}
 	}
@@ -802,7 +810,7 @@ func (n *Node) removeVault(ctx context.Context, name string) error {
 		return err
 	}
 	n.Engine.RemoveVault(name)
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 
@@ -813,14 +821,14 @@ var ErrVaultNotEmpty = errors.New("vault holds objects or versions")
 // saves it and switches to it.
 func (n *Node) apply(c *Config) error {
 	old := n.Config
-	n.Config = c
+	n.setConfig(c)
 	if err := n.rebuildEngine(); err != nil {
-		n.Config = old
+		n.setConfig(old)
 		n.rebuildEngine()
 		return err
 	}
 	if err := n.saveConfig(c); err != nil {
-		n.Config = old
+		n.setConfig(old)
 		n.rebuildEngine()
 		return err
 	}
@@ -833,13 +841,14 @@ func (n *Node) apply(c *Config) error {
 // no nation, no clearance and no role, and can neither read nor change
 // anything.
 func (n *Node) Principal(name string) access.Principal {
-	for _, p := range n.Config.Principals {
+	c := n.conf()
+	for _, p := range c.Principals {
 		if p.Name == name {
 			return p
 		}
 	}
-	if n.Config.Node.Dev {
-		return access.Principal{Name: name, Nation: n.Config.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}}
+	if c.Node.Dev {
+		return access.Principal{Name: name, Nation: c.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}}
 	}
 	return access.Principal{Name: name}
 }
@@ -859,7 +868,7 @@ func (n *Node) SaveConfig(c *Config) error {
 	if err := n.saveConfig(c); err != nil {
 		return err
 	}
-	n.Config = c
+	n.setConfig(c)
 	return nil
 }
 

@@ -337,7 +337,7 @@ func (n *Node) addPrincipal(js string) error {
 	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 
@@ -414,7 +414,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 		if err := n.saveConfig(&c); err != nil {
 			return dir, err
 		}
-		n.Config = &c
+		n.setConfig(&c)
 	}
 	n.Log.Info("root key re-split among custodians", "threshold", t, "custodians", len(cs), "shares", dir)
 	return dir, nil
@@ -447,7 +447,7 @@ func (n *Node) removePrincipal(name string) error {
 	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
-	n.Config = &c
+	n.setConfig(&c)
 	return nil
 }
 

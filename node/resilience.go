@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -23,7 +22,7 @@ func (n *Node) Keeper() *housekeeping.Keeper { return housekeeping.New(n.Engine,
 // "jurisdiction=CODE", "control=CODE", comma-separated) to site ids.
 func (n *Node) SelectSites(spec string) ([]string, error) {
 	var descs []site.Descriptor
-	for _, s := range n.Config.Sites {
+	for _, s := range n.conf().Sites {
 		descs = append(descs, s.Descriptor)
 	}
 	m, err := housekeeping.LostSites(spec, descs)
@@ -48,6 +47,9 @@ type DrainReport struct {
 	Sites     []string                 `json:"sites"`
 	Scrub     housekeeping.ScrubReport `json:"scrub"`
 	Remaining map[string]int           `json:"remaining_blobs"` // shard and manifest blobs still on each drained site
+	// Passes is how many scrub passes the drain took (writes placed
+	// before the drain began and committed during it need another).
+	Passes int `json:"passes"`
 }
 
 // Drain moves every shard off the sites: they are marked draining (new
@@ -55,12 +57,51 @@ type DrainReport struct {
 // version switching to a conforming placement in one step. It is
 // resumable: run it again after a crash and it carries on.
 func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
+	return n.drain(ctx, ids, progress, nil)
+}
+
+// drain is Drain, its reads held to rate (bytes per second, asked at each
+// read) when it is set.
+func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport), rate func() int64) (DrainReport, error) {
 	rep := DrainReport{Sites: ids}
+	if err := n.markDraining(ctx, ids); err != nil {
+		return rep, err
+	}
+	// A write whose sites were chosen just before the sites were marked
+	// can commit after the scrub has passed its version: a few more
+	// passes move what such writes left.
+	for pass := 1; ; pass++ {
+		var err error
+		rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, RateNow: rate, Grace: n.conf().Scrub.GraceOr()})
+		if err != nil {
+			return rep, err
+		}
+		rep.Passes = pass
+		rep.Remaining = map[string]int{}
+		left := false
+		for _, id := range ids {
+			rep.Remaining[id] = n.blobsOn(ctx, id)
+			left = left || rep.Remaining[id] > 0
+		}
+		if !left || pass == maxDrainPasses || len(rep.Scrub.Unrepairable) > 0 {
+			return rep, nil
+		}
+	}
+}
+
+// maxDrainPasses bounds the scrub passes of one drain.
+const maxDrainPasses = 3
+
+// markDraining marks sites draining, in node.yaml and in the running
+// engine: every write placed after it returns avoids them. It refuses,
+// naming the vaults, when the remaining sites (less those not answering
+// now) could not keep every policy.
+func (n *Node) markDraining(ctx context.Context, ids []string) error {
 	drain := map[string]bool{}
 	for _, id := range ids {
 		drain[id] = true
 	}
-	for _, s := range n.Config.Sites {
+	for _, s := range n.conf().Sites {
 		if s.Draining {
 			drain[s.ID] = true
 		}
@@ -89,7 +130,7 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 			slices.Sort(ids)
 			down = " (not answering now: " + strings.Join(ids, ", ") + ")"
 		}
-		return rep, fmt.Errorf("%w: the remaining sites%s cannot keep every policy: %s", ErrDrainBlocked, down, strings.Join(blocked, "; "))
+		return fmt.Errorf("%w: the remaining sites%s cannot keep every policy: %s", ErrDrainBlocked, down, strings.Join(blocked, "; "))
 	}
 	n.mu.Lock()
 	c := *n.Config
@@ -101,26 +142,19 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 	}
 	err := n.saveConfig(&c)
 	if err == nil {
-		n.Config = &c
+		n.setConfig(&c)
 	}
-	n.mu.Unlock()
 	if err != nil {
-		return rep, err
+		n.mu.Unlock()
+		return err
 	}
 	var all []string
 	for id := range drain {
 		all = append(all, id)
 	}
 	n.Engine.SetDraining(all)
-	rep.Scrub, err = n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: true, Progress: progress, Grace: n.Config.Scrub.GraceOr()})
-	if err != nil {
-		return rep, err
-	}
-	rep.Remaining = map[string]int{}
-	for _, id := range ids {
-		rep.Remaining[id] = n.blobsOn(ctx, id)
-	}
-	return rep, nil
+	n.mu.Unlock()
+	return nil
 }
 
 func (n *Node) blobsOn(ctx context.Context, id string) int {
@@ -142,14 +176,14 @@ func (n *Node) blobsOn(ctx context.Context, id string) int {
 // runScrubs scrubs everything every interval until ctx is done.
 func (n *Node) runScrubs(ctx context.Context) {
 	every := 24 * time.Hour
-	if i := n.Config.Scrub.Interval; i != nil {
+	if i := n.conf().Scrub.Interval; i != nil {
 		every = time.Duration(*i)
 	}
 	if every <= 0 {
 		return
 	}
 	rate := int64(50 << 20)
-	if r := n.Config.Scrub.Rate; r != "" {
+	if r := n.conf().Scrub.Rate; r != "" {
 		if v, err := ParseSize(r); err == nil {
 			rate = int64(v)
 		}
@@ -165,41 +199,30 @@ func (n *Node) runScrubs(ctx context.Context) {
 		if n.Ready() != nil {
 			continue
 		}
-		rep, err := n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: !n.Config.Scrub.ReportOnly, Rate: rate, Grace: n.Config.Scrub.GraceOr()})
+		// The background scrub is a job like any other: listed, followed
+		// and cancelled with 'embassy job', kept in jobs.json.
+		repair := !n.conf().Scrub.ReportOnly
+		var rep housekeeping.ScrubReport
+		j, err := n.StartRatedJob("scrub", map[string]string{"background": "true", "repair": fmt.Sprint(repair)}, "(background)", rate,
+			func(jctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
+				total := n.versionsTotal(jctx)
+				var err error
+				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
+					Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
+				return rep, err
+			})
 		if err != nil {
-			n.Log.Error("background scrub failed", "err", err)
+			n.Log.Error("background scrub not started", "err", err)
 			continue
 		}
-		n.Log.Info("background scrub done", "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
+		if j, err = n.WaitJob(ctx, j.ID); err != nil {
+			return
+		}
+		if j.State != JobDone {
+			n.Log.Error("background scrub failed", "job", j.ID, "state", j.State, "err", j.Error)
+			continue
+		}
+		n.Log.Info("background scrub done", "job", j.ID, "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
 			"unrepairable", len(rep.Unrepairable), "bytes_repaired", rep.BytesRepaired)
-	}
-}
-
-// metrics writes the node's metrics in the Prometheus text format.
-func (n *Node) metrics(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	sealed := 0
-	if n.Sealed() {
-		sealed = 1
-	}
-	fmt.Fprintf(w, "# HELP embassy_sealed 1 while the node waits for custodians.\n# TYPE embassy_sealed gauge\nembassy_sealed %d\n", sealed)
-	if n.Engine == nil {
-		return
-	}
-	ev := &n.Engine.Events
-	for _, m := range []struct {
-		name, help, typ string
-		v               int64
-	}{
-		{"embassy_objects_at_risk", "Versions below full redundancy or off policy at the last scrub.", "gauge", ev.AtRisk.Load()},
-		{"embassy_repaired_bytes_total", "Shard bytes written by repairs.", "counter", ev.BytesRepaired.Load()},
-		{"embassy_corrupt_blocks_total", "Shard blocks that failed their checksum on read.", "counter", ev.CorruptBlocks.Load()},
-		{"embassy_missing_blocks_total", "Shard blocks that could not be fetched on read.", "counter", ev.MissingBlocks.Load()},
-		{"embassy_reconstructed_stripes_total", "Stripes rebuilt from parity on read.", "counter", ev.Reconstructed.Load()},
-		{"embassy_write_retries_total", "Puts retried on other sites after a site failed.", "counter", ev.WriteRetries.Load()},
-		{"embassy_manifest_errors_total", "Manifest copies that failed verification.", "counter", ev.ManifestErrors.Load()},
-		{"embassy_label_binding_errors_total", "Label bindings that failed verification.", "counter", ev.BindingErrors.Load()},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}
 }

@@ -29,10 +29,10 @@ type s3Vaults struct{ n *Node }
 func (a s3Vaults) CreateVault(ctx context.Context, name string, o s3.VaultOptions) error {
 	// A vault created over S3 belongs to the node's nation: only its
 	// nationals may create one.
-	if p, ok := vault.PrincipalFrom(ctx); !ok || p.Nation != a.n.Config.Node.Nation {
-		return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "creating a vault on this node needs a national of " + a.n.Config.Node.Nation}
+	if p, ok := vault.PrincipalFrom(ctx); !ok || p.Nation != a.n.conf().Node.Nation {
+		return &access.DeniedError{Principal: p.Name, Reason: access.ReasonNation, Detail: "creating a vault on this node needs a national of " + a.n.conf().Node.Nation}
 	}
-	d := a.n.Config.VaultDefaults
+	d := a.n.conf().VaultDefaults
 	vc := VaultConfig{Name: name, Erasure: cmpOr(o.Erasure, cmpOr(d.Erasure, "4+2")), Survive: o.Survive, OutsideHome: o.OutsideHome || d.OutsideHome}
 	if o.Erasure == "" && o.Survive == "" {
 		vc.Survive = d.Survive
@@ -66,7 +66,7 @@ func vaultInfo(v VaultConfig) s3.VaultInfo {
 func (a s3Vaults) VaultInfo(name string) (s3.VaultInfo, bool) {
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
-	for _, v := range a.n.Config.Vaults {
+	for _, v := range a.n.conf().Vaults {
 		if v.Name == name {
 			return vaultInfo(v), true
 		}
@@ -77,8 +77,8 @@ func (a s3Vaults) VaultInfo(name string) (s3.VaultInfo, bool) {
 func (a s3Vaults) ListVaults() []s3.VaultInfo {
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
-	out := make([]s3.VaultInfo, 0, len(a.n.Config.Vaults))
-	for _, v := range a.n.Config.Vaults {
+	out := make([]s3.VaultInfo, 0, len(a.n.conf().Vaults))
+	for _, v := range a.n.conf().Vaults {
 		out = append(out, vaultInfo(v))
 	}
 	return out
@@ -98,7 +98,7 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan})
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3})
 }
 
 // nodeTokens seals listing tokens with the node's current keyring.
@@ -175,7 +175,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		admin := &adminServer{n: n, metricsOpen: true}
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { n.metrics(w) })
+		mux.HandleFunc("GET /metrics", n.metrics)
 		mux.Handle("GET "+AdminPrefix+"metrics", admin)
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
 		n.Log.InfoContext(ctx, "serving metrics (loopback only, no token)", "address", mln.Addr().String())

@@ -223,7 +223,7 @@ func (n *Node) conflicts(sites []SiteConfig) map[string]siteConflict {
 
 // guardSite wraps a configured site's driver in the identity check.
 func (n *Node) guardSite(sc SiteConfig, st site.Site, c siteConflict) *site.Guarded {
-	return site.Guard(sc.ID, st, func(ctx context.Context) error {
+	return site.Guard(sc.ID, n.instrumentSite(sc.ID, st), func(ctx context.Context) error {
 		if c.nested != "" {
 			return refused("%s", c.nested)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/custody/shamir"
 	"github.com/embassy-dev/embassy/housekeeping"
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -571,5 +572,61 @@ func TestRequestsFileIsNotTrusted(t *testing.T) {
 	}
 	if _, err := n.Engine.Vault("empty"); err != nil {
 		t.Fatal("the vault was deleted on a forged approval")
+	}
+}
+
+// On a node with custodians, deleting a vault that holds only history (a
+// noncurrent version under a delete marker) and an open upload is a
+// request: nothing goes until two custodians approve, and then the
+// history and the upload go with the vault.
+func TestDeleteVaultWithHistoryTwoPerson(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	ctx := vault.AsSystem(context.Background())
+	aliceCtx := vault.WithPrincipal(context.Background(), access.Principal{Name: "alice", Nation: "EST", Clearances: map[string]string{"NATO": "SECRET"}})
+	if err := n.AddVault(VaultConfig{Name: "hist", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("an old record")
+	if _, err := n.Engine.Put(ctx, "hist", "k", bytes.NewReader(body), vault.PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Engine.Delete(ctx, "hist", "k", vault.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := n.Engine.CreateUpload(ctx, "hist", "open", vault.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := func() int {
+		p, err := n.Index.Versions(context.Background(), "hist", index.VersionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p.Versions)
+	}
+	id := pendingID(t, n.DeleteVault(aliceCtx, "hist"))
+	if _, err := n.Engine.Vault("hist"); err != nil || versions() != 2 {
+		t.Fatalf("before approval: vault %v, %d versions; want the vault and its 2 versions", err, versions())
+	}
+	for _, c := range []string{"bob", "carol"} {
+		if _, err := cn.decide(t, id, c, true); err != nil {
+			t.Fatalf("approval by %s: %v", c, err)
+		}
+	}
+	rs, _ := n.Requests()
+	for _, r := range rs {
+		if r.ID == id && r.Status != StatusExecuted {
+			t.Fatalf("request %s: %s (%s)", id, r.Status, r.Result)
+		}
+	}
+	if _, err := n.Engine.Vault("hist"); !errors.Is(err, vault.ErrNoSuchVault) {
+		t.Errorf("the vault is still there: %v", err)
+	}
+	if versions() != 0 {
+		t.Errorf("%d versions of the deleted vault are left in the index", versions())
+	}
+	if _, err := n.Index.GetUpload(context.Background(), "hist", up.ID); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("the open upload outlived its vault: %v", err)
 	}
 }

@@ -458,7 +458,7 @@ func (n *Node) restoreFromSites(name string, sc *sitesCopy) error {
 		if err != nil {
 			return fmt.Errorf("the sites' copy of %s: %w", name, err)
 		}
-		n.Config = c
+		n.setConfig(c)
 	case CustodyFile:
 		rec, err := parseCustody(restored.body)
 		if err != nil {

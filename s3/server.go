@@ -106,6 +106,10 @@ type Config struct {
 	// ListScan bounds the index records one listing request examines
 	// (default vault.DefaultListScan).
 	ListScan int
+	// Observe, if set, is called after every request with its operation
+	// (the route table's name, "" when no route matched), the status
+	// answered and how long it took: the node's metrics.
+	Observe func(op string, status int, d time.Duration)
 }
 
 // Server is the S3 front end.
@@ -192,6 +196,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := s.serve(q)
 	if err != nil {
 		s.writeError(q, s.redact(q, err))
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(q.op, q.status, time.Since(q.start))
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		var amz []string

@@ -43,7 +43,9 @@ func TestCLIRefusesPrincipals(t *testing.T) {
 	if err := node.SaveConfig(dir, &c); err != nil {
 		t.Fatal(err)
 	}
-	n.Config = &c
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
 	body := []byte("troop movements")
 	if _, err := n.Engine.Put(n.As(context.Background(), "officer"), "intel", "report", bytes.NewReader(body), vault.PutOptions{
 		Size: int64(len(body)), Label: "NATO SECRET//REL TO EST//RESTRICTIVE Compartment: ALPHA"}); err != nil {

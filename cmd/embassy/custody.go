@@ -154,8 +154,6 @@ type adminClient struct {
 	accessKey, secretKey, region string
 }
 
-const nodeFlagHelp = "URL of the running node (default: from s3.address in --dir's node.yaml, else http://127.0.0.1:9000)"
-
 // newAdmin returns a client of the running node at url or, when url is
 // empty, at the address the node in --dir is configured to listen on.
 func (a *app) newAdmin(url string) (*adminClient, error) {
@@ -296,12 +294,13 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
+			Code  string `json:"code"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			if strings.HasPrefix(e.Error, "node files do not verify") {
 				return remoteFilesError(e.Error)
 			}
-			return fmt.Errorf("node: %s", e.Error)
+			return &remoteError{msg: e.Error, code: e.Code}
 		}
 		return fmt.Errorf("node: %s", resp.Status)
 	}
@@ -374,7 +373,7 @@ func openShareWith(sharePath string, k *custody.CustodianKey) (string, []byte, e
 }
 
 func (a *app) unsealCmd() *cobra.Command {
-	var url, sharePath, keyPath string
+	var sharePath, keyPath string
 	c := &cobra.Command{
 		Use:   "unseal --share FILE --key FILE",
 		Short: "Give one custodian's share to a sealed node",
@@ -394,7 +393,7 @@ the threshold of custodians has unsealed it.`,
 				return err
 			}
 			defer clear(share)
-			ac, err := a.newAdmin(url)
+			ac, err := a.newAdmin(a.node)
 			if err != nil {
 				return err
 			}
@@ -423,7 +422,6 @@ the threshold of custodians has unsealed it.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&sharePath, "share", "", "this custodian's share file")
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
 	c.MarkFlagRequired("share")
@@ -432,7 +430,7 @@ the threshold of custodians has unsealed it.`,
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	var url, keyPath string
+	var keyPath string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show a running node's status: custody, sealed or not",
@@ -442,7 +440,7 @@ EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY, whose principal holds the operator
 or auditor role) sees the node id, nation, custody and unseal progress.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ac, err := a.newAdmin(url)
+			ac, err := a.newAdmin(a.node)
 			if err != nil {
 				return err
 			}
@@ -505,13 +503,12 @@ or auditor role) sees the node id, nation, custody and unseal progress.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	return c
 }
 
 func (a *app) requestCmd() *cobra.Command {
-	var url, keyPath string
+	var keyPath string
 	c := &cobra.Command{Use: "request", Short: "Two-person requests awaiting custodians"}
 	ls := &cobra.Command{
 		Use:   "ls",
@@ -521,7 +518,7 @@ operator or auditor (an S3 credential in EMBASSY_ACCESS_KEY and
 EMBASSY_SECRET_KEY).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ac, err := a.newAdmin(url)
+			ac, err := a.newAdmin(a.node)
 			if err != nil {
 				return err
 			}
@@ -551,14 +548,13 @@ EMBASSY_SECRET_KEY).`,
 			return w.Flush()
 		},
 	}
-	ls.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	ls.Flags().StringVar(&keyPath, "key", "", "a custodian's private key file: ask as that custodian")
 	c.AddCommand(ls)
 	return c
 }
 
 func (a *app) decideCmd(approve bool) *cobra.Command {
-	var url, keyPath, expectNode string
+	var keyPath, expectNode string
 	var offline bool
 	verb := "reject"
 	if approve {
@@ -593,7 +589,7 @@ decide a request they made.`
 			if offline {
 				return a.decideOffline(cmd.Context(), k, args[0], approve)
 			}
-			ac, err := a.newAdmin(url)
+			ac, err := a.newAdmin(a.node)
 			if err != nil {
 				return err
 			}
@@ -615,7 +611,7 @@ decide a request they made.`
 				return fmt.Errorf("no request %s on the node", args[0])
 			}
 			if expectNode != "" && expectNode != st.Node {
-				return fmt.Errorf("the node at %s is %s, not %s (--node-id): refusing to sign", url, st.Node, expectNode)
+				return fmt.Errorf("the node at %s is %s, not %s (--node-id): refusing to sign", ac.url, st.Node, expectNode)
 			}
 			if err := describeRequest(a.stderr, st.Node, r); err != nil {
 				return err
@@ -636,7 +632,6 @@ decide a request they made.`
 			return nil
 		},
 	}
-	c.Flags().StringVar(&url, "node", "", nodeFlagHelp)
 	c.Flags().StringVar(&keyPath, "key", "", "this custodian's private key file")
 	c.Flags().StringVar(&expectNode, "node-id", "", "refuse unless the node is this one (its id, from 'embassy status' or the share file)")
 	c.Flags().BoolVar(&offline, "offline", false, "decide on the node directory (--dir) instead of a running node; carrying the operation out needs the node unsealed (--unseal)")

@@ -31,6 +31,7 @@ func main() {
 // app holds what every subcommand shares.
 type app struct {
 	dir       string
+	node      string // --node: a running node's URL
 	principal string
 	unseal    []string
 	json      bool
@@ -82,6 +83,8 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 	}
 	root.PersistentFlags().StringArrayVar(&a.unseal, "unseal", nil, "unseal a node directory offline with SHARE-FILE:KEY-FILE (repeat for each custodian)")
 	root.PersistentFlags().StringVar(&a.principal, "principal", defPrincipal, "act as this principal (env EMBASSY_PRINCIPAL); access decisions use its nation and clearances")
+	root.PersistentFlags().StringVar(&a.node, "node", os.Getenv("EMBASSY_NODE"), "URL of a running node: operator commands go through its admin API, signed with EMBASSY_ACCESS_KEY/EMBASSY_SECRET_KEY_FILE (env EMBASSY_NODE); custodian commands default to s3.address in --dir's node.yaml")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return a.checkRemote(cmd) }
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -89,7 +92,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
 		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
 		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false), a.identityCmd(), a.configCmd(), a.auditCmd(), a.taxiiCmd(),
-		a.versionCmd(),
+		a.versionCmd(), a.jobCmd(),
 	)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -443,6 +443,9 @@ func (a *app) indexCmd() *cobra.Command {
 		Short: "Throw the index away and rebuild it from the manifests on the sites",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteRebuild(cmd)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -473,6 +476,7 @@ func (a *app) indexCmd() *cobra.Command {
 			return nil
 		},
 	})
+	detachFlag(c.Commands()[len(c.Commands())-1])
 	c.AddCommand(a.indexAdoptCmd())
 	return c
 }

@@ -47,6 +47,23 @@ that the data survive the loss of the owner's jurisdiction, and
 			if !f.Changed("erasure") && !f.Changed("survive") && !f.Changed("outside-home") && !f.Changed("jurisdictions") {
 				return withHint(fmt.Errorf("vault %s: no policy setting given", args[0]), "name what changes with --erasure, --survive, --outside-home or --jurisdictions")
 			}
+			if a.node != "" {
+				var pc node.PolicyChange
+				if f.Changed("erasure") {
+					pc.Erasure = &flags.Erasure
+				}
+				if f.Changed("survive") {
+					pc.Survive = &flags.Survive
+				}
+				if f.Changed("outside-home") {
+					pc.OutsideHome = &flags.OutsideHome
+				}
+				if f.Changed("jurisdictions") {
+					js := strings.Split(jurisdictions, ",")
+					pc.Jurisdictions = &js
+				}
+				return a.remoteSetPolicy(cmd, args[0], pc)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -105,6 +122,9 @@ func (a *app) keyCmd() *cobra.Command {
 		Short: "Rotate a vault's key: re-wrap every data key, without rewriting data (two custodians must approve)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.node != "" {
+				return a.remoteRotate(cmd, args[0], resume)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -127,6 +147,7 @@ func (a *app) keyCmd() *cobra.Command {
 		},
 	}
 	rot.Flags().BoolVar(&resume, "resume", false, "finish an interrupted rotation")
+	detachFlag(rot)
 	var resumeRoot bool
 	root := &cobra.Command{
 		Use:   "rotate-root",
@@ -176,6 +197,9 @@ func (a *app) relabelCmd() *cobra.Command {
 		Short: "Change an object version's label (lowering it takes two custodians)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.node != "" {
+				return a.remoteRelabel(cmd, args[0], version, args[1])
+			}
 			ref, err := a.openObject(cmd.Context(), args[0], version)
 			if err != nil {
 				return err
@@ -229,6 +253,9 @@ func (a *app) principalCmd() *cobra.Command {
 				}
 				p.VaultRoles[v] = append(p.VaultRoles[v], r)
 			}
+			if a.node != "" {
+				return a.remotePrincipalAdd(cmd, p)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -251,6 +278,9 @@ func (a *app) principalCmd() *cobra.Command {
 		Short: "List principals",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remotePrincipalLs(cmd)
+			}
 			c, err := a.readConfig(cmd.Context())
 			if err != nil {
 				return err

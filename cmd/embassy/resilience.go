@@ -85,6 +85,9 @@ misplaced ones (or those on draining sites) to sites that keep the policy. A
 running node does this in the background (scrub.interval in node.yaml).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteScrub(cmd, node.ScrubRequest{Repair: repair, Vaults: vaults, Rate: rate})
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -105,22 +108,13 @@ running node does this in the background (scrub.interval in node.yaml).`,
 			if err != nil {
 				return err
 			}
-			if a.json {
-				if err := a.printJSON(r); err != nil {
-					return err
-				}
-				return scrubFailure(r, repair)
-			}
-			printScrub(a, r)
-			if r.Degraded > 0 && !repair {
-				fmt.Fprintln(a.stdout, "run 'embassy scrub --repair' to restore full redundancy")
-			}
-			return scrubFailure(r, repair)
+			return a.printScrubResult(r, repair)
 		},
 	}
 	c.Flags().BoolVar(&repair, "repair", false, "rebuild and move shards as needed")
 	c.Flags().StringArrayVar(&vaults, "vault", nil, "only these vaults (repeatable)")
 	c.Flags().StringVar(&rate, "rate", "", "limit reads, e.g. 50MiB (per second)")
+	detachFlag(c)
 	return c
 }
 
@@ -149,6 +143,9 @@ again after an interruption. Afterwards the site can be removed.`,
 			if len(sel) == 0 {
 				return fmt.Errorf("name a site, --provider or --jurisdiction to drain")
 			}
+			if a.node != "" {
+				return a.remoteDrain(cmd, strings.Join(sel, ","))
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -165,36 +162,12 @@ again after an interruption. Afterwards the site can be removed.`,
 			if err != nil {
 				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
 			}
-			if a.json {
-				if err := a.printJSON(rep); err != nil {
-					return err
-				}
-				if n := len(rep.Scrub.Unrepairable); n > 0 {
-					return fmt.Errorf("%d versions could not be moved", n)
-				}
-				return nil
-			}
-			printScrub(a, rep.Scrub)
-			for _, id := range ids {
-				left := rep.Remaining[id]
-				state := "empty: it can be removed ('embassy site rm " + id + "')"
-				switch {
-				case left < 0:
-					state = "does not answer: cannot tell whether it is empty"
-				case left != 0:
-					state = fmt.Sprintf("%d blobs remain: run the drain again", left)
-				}
-				fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
-			}
-			fmt.Fprintf(a.stdout, "drained in %s\n", time.Since(start).Round(time.Millisecond))
-			if n := len(rep.Scrub.Unrepairable); n > 0 {
-				return fmt.Errorf("%d versions could not be moved", n)
-			}
-			return nil
+			return a.printDrain(ids, rep, time.Since(start))
 		},
 	}
 	c.Flags().StringVar(&provider, "provider", "", "drain every site of this provider")
 	c.Flags().StringVar(&jurisdiction, "jurisdiction", "", "drain every site in this jurisdiction")
+	detachFlag(c)
 	return c
 }
 
@@ -213,6 +186,9 @@ take at the read rate measured (RTO), and which vault policies could no longer
 be kept on the surviving sites.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteDrill(cmd, node.DrillRequest{Lose: lose, Sample: sample, Vaults: vaults})
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -232,36 +208,88 @@ be kept on the surviving sites.`,
 			if err != nil {
 				return err
 			}
-			if a.json {
-				return a.printJSON(rep)
-			}
-			fmt.Fprintf(a.stdout, "drill: lose %s (sites %s)\n\n", lose, strings.Join(rep.LostSites, ", "))
-			w := a.table()
-			fmt.Fprintln(w, "VAULT\tOBJECTS\tBYTES\tLOST\tLOST BYTES\tDEGRADED\tPOLICY AFTER LOSS")
-			for _, v := range rep.Vaults {
-				pol := "kept"
-				if !v.PolicyKept {
-					pol = "VIOLATED"
-				}
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%d\t%s\n", v.Vault, v.Objects, human(v.Bytes), v.LostObjects, human(v.LostBytes), v.Degraded, pol)
-			}
-			w.Flush()
-			fmt.Fprintf(a.stdout, "\nRPO: %d objects, %s would be lost\n", rep.RPOObjects, human(rep.RPOBytes))
-			fmt.Fprintf(a.stdout, "RTO: %.1fs to read everything back at the measured %s/s (%d versions, %s read)\n", rep.RTOSeconds, human(int64(rep.ReadRate)), rep.Read, human(rep.ReadBytes))
-			for _, v := range rep.Vaults {
-				for _, l := range v.Lost {
-					fmt.Fprintf(a.stdout, "  LOST: %s\n", safeText(v.Vault+"/"+l))
-				}
-			}
-			for _, b := range rep.PoliciesBroke {
-				fmt.Fprintf(a.stdout, "  policy could not be kept: %s\n", safeText(b))
-			}
-			return nil
+			return a.printDrill(lose, rep)
 		},
 	}
 	c.Flags().StringVar(&lose, "lose", "", "what is lost: site=ID, provider=NAME, jurisdiction=CODE, control=CODE (comma-separated)")
 	c.Flags().IntVar(&sample, "sample", 0, "read only this many versions at random (the rest are judged by placement)")
 	c.Flags().StringArrayVar(&vaults, "vault", nil, "only these vaults (repeatable)")
 	c.MarkFlagRequired("lose")
+	detachFlag(c)
 	return c
+}
+
+// printDrain prints a drain's report, offline or from a job.
+func (a *app) printDrain(ids []string, rep node.DrainReport, elapsed time.Duration) error {
+	if a.json {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+		if n := len(rep.Scrub.Unrepairable); n > 0 {
+			return fmt.Errorf("%d versions could not be moved", n)
+		}
+		return nil
+	}
+	printScrub(a, rep.Scrub)
+	for _, id := range ids {
+		left := rep.Remaining[id]
+		state := "empty: it can be removed ('embassy site rm " + id + "')"
+		switch {
+		case left < 0:
+			state = "does not answer: cannot tell whether it is empty"
+		case left != 0:
+			state = fmt.Sprintf("%d blobs remain: run the drain again", left)
+		}
+		fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
+	}
+	fmt.Fprintf(a.stdout, "drained in %s\n", elapsed.Round(time.Millisecond))
+	if n := len(rep.Scrub.Unrepairable); n > 0 {
+		return fmt.Errorf("%d versions could not be moved", n)
+	}
+	return nil
+}
+
+// printDrill prints a drill's report, offline or from a job.
+func (a *app) printDrill(lose string, rep housekeeping.DrillReport) error {
+	if a.json {
+		return a.printJSON(rep)
+	}
+	fmt.Fprintf(a.stdout, "drill: lose %s (sites %s)\n\n", lose, strings.Join(rep.LostSites, ", "))
+	w := a.table()
+	fmt.Fprintln(w, "VAULT\tOBJECTS\tBYTES\tLOST\tLOST BYTES\tDEGRADED\tPOLICY AFTER LOSS")
+	for _, v := range rep.Vaults {
+		pol := "kept"
+		if !v.PolicyKept {
+			pol = "VIOLATED"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%d\t%s\n", v.Vault, v.Objects, human(v.Bytes), v.LostObjects, human(v.LostBytes), v.Degraded, pol)
+	}
+	w.Flush()
+	fmt.Fprintf(a.stdout, "\nRPO: %d objects, %s would be lost\n", rep.RPOObjects, human(rep.RPOBytes))
+	fmt.Fprintf(a.stdout, "RTO: %.1fs to read everything back at the measured %s/s (%d versions, %s read)\n", rep.RTOSeconds, human(int64(rep.ReadRate)), rep.Read, human(rep.ReadBytes))
+	for _, v := range rep.Vaults {
+		for _, l := range v.Lost {
+			fmt.Fprintf(a.stdout, "  LOST: %s\n", safeText(v.Vault+"/"+l))
+		}
+	}
+	for _, b := range rep.PoliciesBroke {
+		fmt.Fprintf(a.stdout, "  policy could not be kept: %s\n", safeText(b))
+	}
+	return nil
+}
+
+// printScrubResult prints a scrub's report, offline or from a job, and
+// returns the error it ends with.
+func (a *app) printScrubResult(r housekeeping.ScrubReport, repair bool) error {
+	if a.json {
+		if err := a.printJSON(r); err != nil {
+			return err
+		}
+		return scrubFailure(r, repair)
+	}
+	printScrub(a, r)
+	if r.Degraded > 0 && !repair {
+		fmt.Fprintln(a.stdout, "run 'embassy scrub --repair' to restore full redundancy")
+	}
+	return scrubFailure(r, repair)
 }

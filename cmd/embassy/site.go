@@ -49,6 +49,10 @@ Both are ISO 3166-1 alpha-3 codes.`,
 				s3c.SecretKey = s3site.Secret(s3Secret)
 				s.S3 = &s3c
 			}
+			if a.node != "" {
+				// A relative path is the node's: under its directory.
+				return a.remoteSiteAdd(cmd, s)
+			}
 			if s.Driver == "dir" && s.Path != "" && !filepath.IsAbs(s.Path) {
 				abs, err := filepath.Abs(s.Path)
 				if err != nil {
@@ -104,6 +108,9 @@ custodians) the markers' signatures are not checked, and the listing says
 so. The node need not be stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteSiteLs(cmd)
+			}
 			c, err := a.readConfig(cmd.Context())
 			if err != nil {
 				return err
@@ -166,6 +173,9 @@ func (a *app) siteRmCmd() *cobra.Command {
 		Short: "Remove a site that holds no data",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.node != "" {
+				return a.remoteSiteRm(cmd, args[0])
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err

@@ -36,6 +36,9 @@ A policy the sites cannot keep is refused, with the constraint and sites named.`
 					v.Jurisdictions = append(v.Jurisdictions, strings.TrimSpace(j))
 				}
 			}
+			if a.node != "" {
+				return a.remoteVaultCreate(cmd, v)
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -75,6 +78,9 @@ func (a *app) vaultLsCmd() *cobra.Command {
 		Short: "List vaults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteVaultLs(cmd)
+			}
 			c, err := a.readConfig(cmd.Context())
 			if err != nil {
 				return err
