@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/embassy-dev/embassy/audit"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,12 @@ func (n *Node) TAXII() (*taxii.Store, error) {
 		Engine: n.Engine, Index: ix, Registry: n.Labels, Tokens: nodeTokens{n}, Logger: n.Log,
 		Config:  n.taxiiConfig,
 		Nations: n.nations,
+		// Collections' objects are versions of the vault, on the log as
+		// such; what TAXII added or deleted, and for whom, beside them.
+		Audit: func(ctx context.Context, ev audit.Event) error {
+			n.recordBestEffort(ctx, ev)
+			return nil
+		},
 	})
 	return n.taxii.store, nil
 }
