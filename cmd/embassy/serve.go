@@ -72,6 +72,7 @@ unless s3.allow_insecure is set.`,
 				return withHint(fmt.Errorf("--dev: %s holds a node that is not a development node (node.dev is not set)", dir), "serve it without --dev: 'embassy serve --dir "+dir+"'")
 			}
 			var creds []s3.Credential
+			generated := false
 			if accessKey == "" {
 				accessKey = os.Getenv("EMBASSY_ACCESS_KEY")
 			}
@@ -133,9 +134,11 @@ unless s3.allow_insecure is set.`,
 					return withHint(fmt.Errorf("no S3 credentials configured"), "add s3.credentials to node.yaml, or pass --access-key with EMBASSY_SECRET_KEY_FILE")
 				}
 				creds = append(creds, node.RandomCredential("admin"))
+				generated = true
 			}
-			// Secrets given here (or generated) are shown; those in
-			// node.yaml are not.
+			// A generated secret is shown (nobody else knows it); secrets
+			// given in files, the environment or node.yaml are not, since
+			// the output of a service often lands in a shared log.
 			shown := creds
 			var configured []string
 			for _, c := range n.Config.S3.Credentials {
@@ -156,12 +159,16 @@ unless s3.allow_insecure is set.`,
 						st.Custody, st.Unseal.Threshold, scheme, addr)
 				}
 				for _, c := range shown {
-					fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Principal, c.AccessKey, c.SecretKey)
+					if generated {
+						fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Principal, c.AccessKey, c.SecretKey)
+					} else {
+						fmt.Fprintf(a.stdout, "  principal %s: AWS_ACCESS_KEY_ID=%s (secret as given)\n", c.Principal, c.AccessKey)
+					}
 				}
 				for _, c := range configured {
 					fmt.Fprintf(a.stdout, "  %s\n", c)
 				}
-				if len(shown) > 0 {
+				if len(shown) > 0 && generated {
 					fmt.Fprintf(a.stdout, "try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s://%s s3 mb s3://registry\n", shown[0].AccessKey, shown[0].SecretKey, scheme, addr)
 				}
 			}})

@@ -366,9 +366,15 @@ func TestServeSecretsFromFiles(t *testing.T) {
 	t.Setenv("EMBASSY_SECRET_KEY_FILE", secret)
 	s := startServe(t, "--dev", "--dir", filepath.Join(work, "dev"), "--address", freeAddr(t), "--access-key", "EMBADMIN01", "--credentials-file", creds)
 	out := s.out.String()
-	for _, want := range []string{"AWS_ACCESS_KEY_ID=EMBADMIN01 AWS_SECRET_ACCESS_KEY=admin-secret-from-a-file", "principal bob: AWS_ACCESS_KEY_ID=EMBBOB01"} {
+	for _, want := range []string{"AWS_ACCESS_KEY_ID=EMBADMIN01 (secret as given)", "principal bob: AWS_ACCESS_KEY_ID=EMBBOB01 (secret as given)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	// Secrets given are not repeated where a service's output is logged.
+	for _, secret := range []string{"admin-secret-from-a-file", "bob-secret-from-a-file"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("banner shows the secret %q:\n%s", secret, out)
 		}
 	}
 	if strings.Contains(out, "deprecated") {
