@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
@@ -551,33 +552,61 @@ func (s *Server) deleteObjects(q *request) error {
 	}
 	res := deleteResult{Xmlns: s3NS}
 	bypass := bypassGovernance(q.r.Header)
-	for _, o := range req.Objects {
-		id, err := versionID(o.VersionID)
-		if err == nil {
-			err = checkKey(o.Key)
+	// Each delete waits for its record to be durable on the sites (the
+	// audit log's copy), so distinct keys are deleted 16 at a time, their
+	// records sharing checkpoints; the entries of one key stay in order.
+	type outcome struct {
+		r   vault.DeleteResult
+		err error
+	}
+	outs := make([]outcome, len(req.Objects))
+	byKey := map[string][]int{}
+	var keys []string
+	for i, o := range req.Objects {
+		if _, ok := byKey[o.Key]; !ok {
+			keys = append(keys, o.Key)
 		}
-		if err == nil && !id.IsZero() {
-			// Removing a version for good is an operator's act, as
-			// DeleteObjectVersion is.
-			err = access.NeedRole(q.p, q.bucket, access.RoleOperator)
-		}
-		if err == nil {
-			var r vault.DeleteResult
-			r, err = s.e.Delete(q.r.Context(), q.bucket, o.Key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypass})
-			if err == nil {
-				if !req.Quiet {
-					d := deletedXML{Key: o.Key, VersionID: o.VersionID}
-					if r.DeleteMarker {
-						d.DeleteMarker = true
-						d.DeleteMarkerVersionID = r.VersionID.String()
-					}
-					res.Deleted = append(res.Deleted, d)
+		byKey[o.Key] = append(byKey[o.Key], i)
+	}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for _, i := range byKey[k] {
+				o := req.Objects[i]
+				id, err := versionID(o.VersionID)
+				if err == nil {
+					err = checkKey(o.Key)
 				}
-				continue
+				if err == nil && !id.IsZero() {
+					// Removing a version for good is an operator's act, as
+					// DeleteObjectVersion is.
+					err = access.NeedRole(q.p, q.bucket, access.RoleOperator)
+				}
+				if err == nil {
+					outs[i].r, err = s.e.Delete(q.r.Context(), q.bucket, o.Key, vault.DeleteOptions{VersionID: id, BypassGovernance: bypass})
+				}
+				outs[i].err = err
 			}
+		})
+	}
+	wg.Wait()
+	for i, o := range req.Objects {
+		if err := outs[i].err; err != nil {
+			ae := toAPI(err)
+			res.Errors = append(res.Errors, deleteErrorXML{Key: o.Key, VersionID: o.VersionID, Code: ae.Code, Message: ae.Message})
+			continue
 		}
-		ae := toAPI(err)
-		res.Errors = append(res.Errors, deleteErrorXML{Key: o.Key, VersionID: o.VersionID, Code: ae.Code, Message: ae.Message})
+		if !req.Quiet {
+			d := deletedXML{Key: o.Key, VersionID: o.VersionID}
+			if r := outs[i].r; r.DeleteMarker {
+				d.DeleteMarker = true
+				d.DeleteMarkerVersionID = r.VersionID.String()
+			}
+			res.Deleted = append(res.Deleted, d)
+		}
 	}
 	return q.writeXML(res)
 }
