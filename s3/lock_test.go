@@ -127,13 +127,20 @@ func TestObjectRetention(t *testing.T) {
 		if err := setRetention(t, h.sdk, "locked", "governance", id, types.ObjectLockRetentionModeGovernance, until.Add(-time.Minute), true); err != nil {
 			t.Errorf("shorten GOVERNANCE with bypass: %v", err)
 		}
-		// Upgrading to COMPLIANCE needs nothing.
+		// Upgrading to COMPLIANCE changes the lock's settings: as on AWS
+		// (and ceph/s3-tests' test_object_lock_changing_mode_from_governance_*),
+		// it needs the bypass, though not custodians, since it only
+		// strengthens the lock.
 		id2 := h.put("locked", "governance", []byte("second"))
 		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeGovernance, until, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, false); err != nil {
-			t.Errorf("GOVERNANCE to COMPLIANCE: %v", err)
+		wantAPIError(t, setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, false), "AccessDenied", 403)
+		if mode, _ := retention(t, h, "locked", "governance", id2); mode != "GOVERNANCE" {
+			t.Errorf("mode %s after a refused change to COMPLIANCE, want GOVERNANCE", mode)
+		}
+		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, true); err != nil {
+			t.Errorf("GOVERNANCE to COMPLIANCE with bypass: %v", err)
 		}
 		wantAPIError(t, deleteVersion(t, h.sdk, "locked", "governance", id2, true), "AccessDenied", 403)
 		// With the bypass the GOVERNANCE version goes (a development node

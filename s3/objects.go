@@ -482,7 +482,14 @@ func (s *Server) getObject(q *request, withBody bool) error {
 	if err := r.SetRange(off, length); err != nil {
 		return err
 	}
-	setObjectHeaders(h, info, status == http.StatusOK && strings.EqualFold(q.r.Header.Get("x-amz-checksum-mode"), "ENABLED"))
+	checksumMode := strings.EqualFold(q.r.Header.Get("x-amz-checksum-mode"), "ENABLED")
+	setObjectHeaders(h, info, status == http.StatusOK && checksumMode)
+	if n, err := strconv.Atoi(q.query.Get("partNumber")); err == nil && checksumMode && multipart(info) {
+		// A part of a multipart object: that part's own checksums.
+		for k, v := range partChecksums(info, n) {
+			h.Set(k, v)
+		}
+	}
 	for param, header := range responseOverrides {
 		if v := q.query.Get(param); v != "" {
 			h.Set(header, v)
@@ -681,7 +688,7 @@ func (s *Server) copyObject(q *request) error {
 	}
 	defer src.Close()
 	info := src.Info()
-	o := vault.PutOptions{Size: info.Size, ContentType: info.ContentType, Meta: info.Meta, Checksums: func() map[string]string { return info.Checksums }}
+	o := vault.PutOptions{Size: info.Size, ContentType: info.ContentType, Meta: info.Meta, Checksums: func() map[string]string { return wholeObjectChecksums(info.Checksums) }}
 	replace := strings.EqualFold(q.r.Header.Get("x-amz-metadata-directive"), "REPLACE")
 	if replace {
 		if o.Meta, o.ContentType, err = userMetaAndType(q.r.Header); err != nil {
