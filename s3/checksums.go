@@ -247,4 +247,3 @@ func partChecksums(info vault.ObjectInfo, n int) map[string]string {
 	}
 	return info.PartChecksums[n-1]
 }
-
