@@ -239,8 +239,8 @@ func combineCRC64NVME(parts []vault.PartInfo, sums []string) (string, error) {
 	return base64.StdEncoding.EncodeToString(out), nil
 }
 
-// partChecksumHeader is the x-amz-checksum-* header of part n's checksums
-// in info, for a GET or HEAD of that part.
+// partChecksums returns the checksums kept for part n of info (numbered
+// from 1), for a GET or HEAD of that part and GetObjectAttributes.
 func partChecksums(info vault.ObjectInfo, n int) map[string]string {
 	if n < 1 || n > len(info.PartChecksums) {
 		return nil
