@@ -400,3 +400,41 @@ func TestLockOnBucketWithoutLock(t *testing.T) {
 		t.Errorf("delete in a bucket without lock: %v", err)
 	}
 }
+
+// A retain-until date with a fraction of a second is answered to the
+// millisecond, never earlier than it is enforced: a client that waits
+// until the date it is told and then deletes the version (as
+// ceph/s3-tests' clean-up does) must find the retention over. Whole
+// seconds, as answered before, were up to a second early.
+func TestRetainUntilFraction(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.lockedBucket("frac")
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second).Add(750 * time.Millisecond)
+	put, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("frac"), Key: aws.String("k"), Body: strings.NewReader("x"),
+		ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(until)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(put.VersionId)
+	check := func(want time.Time) {
+		t.Helper()
+		if _, got := retention(t, h, "frac", "k", id); !got.Equal(want) {
+			t.Errorf("GetObjectRetention: retain until %s, want %s", got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+		}
+		head, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("frac"), Key: aws.String("k"), VersionId: aws.String(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToTime(head.ObjectLockRetainUntilDate); !got.Equal(want) {
+			t.Errorf("HeadObject: retain until %s, want %s", got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+		}
+	}
+	check(until)
+	// Raised to COMPLIANCE and extended, with another fraction.
+	longer := until.Add(time.Minute + 125*time.Millisecond)
+	if err := setRetention(t, h.sdk, "frac", "k", id, types.ObjectLockRetentionModeCompliance, longer, true); err != nil {
+		t.Fatal(err)
+	}
+	check(longer)
+}
