@@ -426,14 +426,24 @@ type ObjectInfo struct {
 	Lock         *manifest.Lock
 	Checksums    map[string]string
 	PartSizes    []int64
+	// PartChecksums are the checksums kept for each part of an object a
+	// multipart upload made (nil where a part has none).
+	PartChecksums []map[string]string
 }
 
 func infoOf(m *manifest.Manifest) ObjectInfo {
 	sizes := make([]int64, len(m.Parts))
+	var sums []map[string]string
 	for i, p := range m.Parts {
 		sizes[i] = p.Size
+		if p.Checksums != nil {
+			if sums == nil {
+				sums = make([]map[string]string, len(m.Parts))
+			}
+			sums[i] = p.Checksums
+		}
 	}
-	return ObjectInfo{PartSizes: sizes,
+	return ObjectInfo{PartSizes: sizes, PartChecksums: sums,
 		Vault: m.Vault, Key: m.Key, VersionID: m.Version, Created: time.Unix(0, m.Created).UTC(),
 		Size: m.Size, ETag: m.ETag, ContentType: m.ContentType, Meta: m.Meta, Digest: m.Digest,
 		DeleteMarker: m.DeleteMarker, Label: m.Label, K: m.K, M: m.M, Parts: len(m.Parts), Lock: m.Lock, Checksums: m.Checksums,

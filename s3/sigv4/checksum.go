@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"hash/crc64"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -122,10 +125,11 @@ func declaredTrailers(h http.Header) ([]*digest, *Error) {
 	return out, nil
 }
 
-// headerDigests parses Content-MD5 and the x-amz-checksum-* headers of a
-// request. trailers are the checksums declared in x-amz-trailer, which
-// count towards S3's limit of one x-amz-checksum algorithm per request.
-func headerDigests(h http.Header, trailers []*digest) ([]*digest, *Error) {
+// headerDigests parses Content-MD5 and, when checksums is set, the
+// x-amz-checksum-* headers of a request. trailers are the checksums
+// declared in x-amz-trailer, which count towards S3's limit of one
+// x-amz-checksum algorithm per request.
+func headerDigests(h http.Header, trailers []*digest, checksums bool) ([]*digest, *Error) {
 	var out []*digest
 	if vs := h.Values("Content-Md5"); len(vs) > 0 {
 		d := newDigest(contentMD5)
@@ -136,6 +140,9 @@ func headerDigests(h http.Header, trailers []*digest) ([]*digest, *Error) {
 		}
 		d.want, d.encoded = want, strings.TrimSpace(vs[0])
 		out = append(out, d)
+	}
+	if !checksums {
+		return out, nil
 	}
 	algs := len(trailers)
 	for _, alg := range checksumAlgorithms {
@@ -173,4 +180,111 @@ func headerDigests(h http.Header, trailers []*digest) ([]*digest, *Error) {
 		}
 	}
 	return out, nil
+}
+
+// ChecksumHeader returns the x-amz-checksum-* header name (lower case) of
+// an S3 checksum algorithm (CRC32, CRC32C, CRC64NVME, SHA1 or SHA256, in
+// any case).
+func ChecksumHeader(algorithm string) (string, bool) {
+	for _, a := range checksumAlgorithms {
+		if strings.EqualFold(a.name, algorithm) {
+			return a.header, true
+		}
+	}
+	return "", false
+}
+
+// ChecksumAlgorithm returns the S3 name of the algorithm of an
+// x-amz-checksum-* header (any case): x-amz-checksum-sha256 is SHA256.
+func ChecksumAlgorithm(header string) (string, bool) {
+	a, ok := checksumByHeader(strings.ToLower(header))
+	return a.name, ok
+}
+
+// NewChecksum returns a new hash of the algorithm of an x-amz-checksum-*
+// header (any case). The header's value is its Sum, base64-encoded.
+func NewChecksum(header string) (hash.Hash, bool) {
+	a, ok := checksumByHeader(strings.ToLower(header))
+	if !ok {
+		return nil, false
+	}
+	return a.new(), true
+}
+
+// CompositeChecksum returns the checksum S3 gives an object that a
+// multipart upload assembled, with the COMPOSITE checksum type: the
+// algorithm of header over the parts' checksums (each decoded from base64,
+// concatenated in part order), base64-encoded, followed by "-N" for N
+// parts. CRC64NVME has no composite form (S3 keeps only a full-object
+// CRC64NVME of a multipart object).
+func CompositeChecksum(header string, parts []string) (string, error) {
+	a, ok := checksumByHeader(strings.ToLower(header))
+	if !ok || a.name == "CRC64NVME" {
+		return "", fmt.Errorf("%s has no composite checksum", header)
+	}
+	if len(parts) == 0 {
+		return "", errors.New("a composite checksum needs at least one part")
+	}
+	h := a.new()
+	for i, p := range parts {
+		b, ok := decodeDigest(a, p)
+		if !ok {
+			return "", fmt.Errorf("part %d's %s %q is not a base64-encoded %d-byte digest", i+1, a.header, p, a.size)
+		}
+		h.Write(b)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), nil
+}
+
+// CombineCRC64NVME returns the CRC64NVME of a||b from crcA of a, crcB of
+// b and b's length: the full-object checksum of a multipart object, from
+// its parts' (S3 keeps no composite CRC64NVME). It is zlib's crc
+// combination: crcA is advanced over lenB zero bytes by squaring the
+// operator of one zero bit, which takes O(log lenB) steps.
+func CombineCRC64NVME(crcA, crcB uint64, lenB int64) uint64 {
+	if lenB <= 0 {
+		return crcA
+	}
+	var even, odd [64]uint64
+	odd[0] = crc64NVMEPoly // the operator of one zero bit
+	row := uint64(1)
+	for n := 1; n < 64; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(&even, &odd) // two zero bits
+	gf2Square(&odd, &even) // four
+	for {
+		gf2Square(&even, &odd) // one zero byte, then 4, 16, ...
+		if lenB&1 != 0 {
+			crcA = gf2Times(&even, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+		gf2Square(&odd, &even)
+		if lenB&1 != 0 {
+			crcA = gf2Times(&odd, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+	}
+	return crcA ^ crcB
+}
+
+func gf2Times(mat *[64]uint64, vec uint64) uint64 {
+	var sum uint64
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat *[64]uint64) {
+	for n := range mat {
+		square[n] = gf2Times(mat, mat[n])
+	}
 }

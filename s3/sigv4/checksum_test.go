@@ -143,3 +143,68 @@ func TestPayloadShortBody(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// The composite checksums ceph/s3-tests expects of multipart uploads: a
+// part of 1024 'A's, and parts of 5 MiB of 'A', 'B' and 'C' (the part
+// values are SHA256s of those bodies, from the suite).
+func TestCompositeChecksumVectors(t *testing.T) {
+	tests := []struct {
+		name  string
+		parts []string
+		want  string
+	}{
+		{"one part", []string{"arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0="}, "Ok6Cs5b96ux6+MWQkJO7UBT5sKPBeXBLwvj/hK89smg=-1"},
+		{"three parts", []string{"275VF5loJr1YYawit0XSHREhkFXYkkPKGuoK0x9VKxI=", "mrHwOfjTL5Zwfj74F05HOQGLdUb7E5szdCbxgUSq6NM=", "Vw7oB/nKQ5xWb3hNgbyfkvDiivl+U+/Dft48nfJfDow="},
+			"uWBwpe1dxI4Vw8Gf0X9ynOdw/SS6VBzfWm9giiv1sf4=-3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CompositeChecksum("x-amz-checksum-sha256", tt.parts)
+			if err != nil || got != tt.want {
+				t.Fatalf("CompositeChecksum = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		name, header string
+		parts        []string
+	}{
+		{"no parts", "x-amz-checksum-sha256", nil},
+		{"not base64", "x-amz-checksum-sha256", []string{"bad"}},
+		{"wrong length", "x-amz-checksum-crc32", []string{"arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0="}},
+		{"crc64nvme has no composite", "x-amz-checksum-crc64nvme", []string{"Qeh8oXvGiSo="}},
+		{"unknown", "x-amz-checksum-md4", []string{"Qeh8oXvGiSo="}},
+	} {
+		if got, err := CompositeChecksum(bad.header, bad.parts); err == nil {
+			t.Errorf("%s: CompositeChecksum = %q, want an error", bad.name, got)
+		}
+	}
+}
+
+// Combining the CRC64NVMEs of two pieces gives the CRC64NVME of both, for
+// pieces of every length up to 70 bytes and a few large ones.
+func TestCombineCRC64NVME(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 140)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	for a := 0; a <= 70; a++ {
+		for b := 0; b <= 70; b++ {
+			got := CombineCRC64NVME(crc64nvme.Checksum(buf[:a]), crc64nvme.Checksum(buf[a:a+b]), int64(b))
+			if want := crc64nvme.Checksum(buf[:a+b]); got != want {
+				t.Fatalf("pieces of %d and %d bytes: %#x, want %#x", a, b, got, want)
+			}
+		}
+	}
+	big := make([]byte, 5<<20+3)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, cut := range []int{1, 4096, 5 << 20} {
+		got := CombineCRC64NVME(crc64nvme.Checksum(big[:cut]), crc64nvme.Checksum(big[cut:]), int64(len(big)-cut))
+		if want := crc64nvme.Checksum(big); got != want {
+			t.Fatalf("cut at %d: %#x, want %#x", cut, got, want)
+		}
+	}
+}
