@@ -14,10 +14,11 @@ import (
 // Checksums of multipart uploads, as S3 has them. An upload created with
 // x-amz-checksum-algorithm keeps each part's checksum of that algorithm
 // (computed by the node as the part arrives, and checked against the
-// client's when it sends one), and the completed object gets the
-// COMPOSITE checksum: the algorithm over the parts' checksums, with "-N"
-// for N parts. CRC64NVME, which S3 keeps only as a FULL_OBJECT checksum,
-// is combined from the parts' CRCs into the CRC of the whole object.
+// client's when it sends one), and the completed object gets, by the
+// upload's x-amz-checksum-type, the COMPOSITE checksum (the algorithm over
+// the parts' checksums, with "-N" for N parts; CRC32, CRC32C, SHA1,
+// SHA256) or the FULL_OBJECT one (the CRC of the whole object, combined
+// from the parts' CRCs; CRC32, CRC32C, CRC64NVME).
 
 // checksumFields are x-amz-checksum-* values as S3's XML elements.
 type checksumFields struct {
@@ -87,42 +88,51 @@ func wholeObjectChecksums(m map[string]string) map[string]string {
 	return out
 }
 
-// uploadChecksumAlgorithm reads CreateMultipartUpload's
-// x-amz-checksum-algorithm and x-amz-checksum-type: the algorithm's S3
-// name ("" for none).
-func uploadChecksumAlgorithm(h http.Header) (string, error) {
-	alg := strings.ToUpper(strings.TrimSpace(h.Get("x-amz-checksum-algorithm")))
-	typ := strings.ToUpper(strings.TrimSpace(h.Get("x-amz-checksum-type")))
+// uploadChecksum reads CreateMultipartUpload's x-amz-checksum-algorithm
+// and x-amz-checksum-type: the algorithm's S3 name ("" for none) and the
+// type (S3's default for the algorithm when not given).
+func uploadChecksum(h http.Header) (alg, typ string, err error) {
+	alg = strings.ToUpper(strings.TrimSpace(h.Get("x-amz-checksum-algorithm")))
+	typ = strings.ToUpper(strings.TrimSpace(h.Get("x-amz-checksum-type")))
 	if alg == "" {
 		if typ != "" {
-			return "", errorf("InvalidRequest", http.StatusBadRequest, "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
+			return "", "", errorf("InvalidRequest", http.StatusBadRequest, "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
 		}
-		return "", nil
+		return "", "", nil
 	}
 	if _, ok := sigv4.ChecksumHeader(alg); !ok {
-		return "", errorf("InvalidRequest", http.StatusBadRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+		return "", "", errorf("InvalidRequest", http.StatusBadRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
 	}
-	switch {
-	case typ == "", typ == "COMPOSITE" && alg != "CRC64NVME", typ == "FULL_OBJECT" && alg == "CRC64NVME":
-	case typ == "COMPOSITE" || typ == "FULL_OBJECT":
-		return "", errorf("InvalidRequest", http.StatusBadRequest, "The %s checksum type cannot be used with the %s checksum algorithm (this node keeps COMPOSITE checksums for CRC32, CRC32C, SHA1 and SHA256, and a FULL_OBJECT one for CRC64NVME).", typ, alg)
+	switch typ {
+	case "":
+		typ = defaultChecksumType(alg)
+	case "COMPOSITE", "FULL_OBJECT":
+		if (typ == "COMPOSITE" && alg == "CRC64NVME") || (typ == "FULL_OBJECT" && (alg == "SHA1" || alg == "SHA256")) {
+			return "", "", errorf("InvalidRequest", http.StatusBadRequest, "The %s checksum type cannot be used with the %s checksum algorithm (COMPOSITE goes with CRC32, CRC32C, SHA1 and SHA256; FULL_OBJECT with CRC32, CRC32C and CRC64NVME).", typ, alg)
+		}
 	default:
-		return "", errorf("InvalidRequest", http.StatusBadRequest, "Value for x-amz-checksum-type header is invalid: %q (want COMPOSITE or FULL_OBJECT)", typ)
+		return "", "", errorf("InvalidRequest", http.StatusBadRequest, "Value for x-amz-checksum-type header is invalid: %q (want COMPOSITE or FULL_OBJECT)", typ)
 	}
-	return alg, nil
+	return alg, typ, nil
+}
+
+// defaultChecksumType is S3's checksum type of a multipart upload created
+// with algorithm alg and no x-amz-checksum-type (also for uploads recorded
+// before types were).
+func defaultChecksumType(alg string) string {
+	if alg == "CRC64NVME" {
+		return "FULL_OBJECT"
+	}
+	return "COMPOSITE"
 }
 
 // setUploadChecksumHeaders answers the algorithm and type of an upload.
-func setUploadChecksumHeaders(h http.Header, alg string) {
+func setUploadChecksumHeaders(h http.Header, alg, typ string) {
 	if alg == "" {
 		return
 	}
 	h.Set("x-amz-checksum-algorithm", alg)
-	if alg == "CRC64NVME" {
-		h.Set("x-amz-checksum-type", "FULL_OBJECT")
-	} else {
-		h.Set("x-amz-checksum-type", "COMPOSITE")
-	}
+	h.Set("x-amz-checksum-type", typ)
 }
 
 // partChecksum computes an upload's checksum over a part as it is read.
@@ -173,15 +183,19 @@ func (p *partChecksum) sums(verified map[string]string) map[string]string {
 // number) must be those kept, and the object's checksum, if the request
 // gives one in the upload algorithm's header, must be the one made from
 // them (with or without the "-N" suffix).
-func completionChecksums(h http.Header, want map[int]checksumFields) func(string, []vault.PartInfo) (map[string]string, error) {
-	return func(alg string, parts []vault.PartInfo) (map[string]string, error) {
+func completionChecksums(h http.Header, want map[int]checksumFields) func(string, string, []vault.PartInfo) (map[string]string, error) {
+	return func(alg, typ string, parts []vault.PartInfo) (map[string]string, error) {
 		header, ok := sigv4.ChecksumHeader(alg)
 		if !ok {
 			return nil, nil
 		}
+		if typ == "" {
+			typ = defaultChecksumType(alg)
+		}
 		sums := make([]string, len(parts))
+		sizes := make([]int64, len(parts))
 		for i, p := range parts {
-			sums[i] = p.Checksums[header]
+			sums[i], sizes[i] = p.Checksums[header], p.Size
 			if w := want[p.Number].get(header); w != "" && w != sums[i] {
 				return nil, errorf("InvalidPart", http.StatusBadRequest, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag. (Part %d's %s is %s, not %s.)", p.Number, alg, sums[i], w)
 			}
@@ -192,16 +206,14 @@ func completionChecksums(h http.Header, want map[int]checksumFields) func(string
 			}
 		}
 		var sum string
-		if alg == "CRC64NVME" {
-			var err error
-			if sum, err = combineCRC64NVME(parts, sums); err != nil {
-				return nil, err
-			}
+		var err error
+		if typ == "FULL_OBJECT" {
+			sum, err = sigv4.FullObjectChecksum(header, sums, sizes)
 		} else {
-			var err error
-			if sum, err = sigv4.CompositeChecksum(header, sums); err != nil {
-				return nil, err
-			}
+			sum, err = sigv4.CompositeChecksum(header, sums)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if got := strings.TrimSpace(h.Get(header)); got != "" {
 			plain, _, _ := strings.Cut(sum, "-")
@@ -211,32 +223,6 @@ func completionChecksums(h http.Header, want map[int]checksumFields) func(string
 		}
 		return map[string]string{header: sum}, nil
 	}
-}
-
-// combineCRC64NVME returns the CRC64NVME of the whole object from its
-// parts' CRCs and sizes.
-func combineCRC64NVME(parts []vault.PartInfo, sums []string) (string, error) {
-	var crc uint64
-	for i, p := range parts {
-		b, err := base64.StdEncoding.DecodeString(sums[i])
-		if err != nil || len(b) != 8 {
-			return "", errorf("InternalError", http.StatusInternalServerError, "part %d's CRC64NVME %q is not 8 bytes of base64", p.Number, sums[i])
-		}
-		var c uint64
-		for _, x := range b {
-			c = c<<8 | uint64(x)
-		}
-		if i == 0 {
-			crc = c
-		} else {
-			crc = sigv4.CombineCRC64NVME(crc, c, p.Size)
-		}
-	}
-	out := make([]byte, 8)
-	for i := range out {
-		out[i] = byte(crc >> (56 - 8*i))
-	}
-	return base64.StdEncoding.EncodeToString(out), nil
 }
 
 // partChecksums returns the checksums kept for part n of info (numbered

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"hash/crc32"
 	"net/http"
 	"slices"
 	"strconv"
@@ -152,55 +153,98 @@ func TestMultipartChecksums(t *testing.T) {
 	}
 }
 
-// CRC64NVME, which S3 keeps only as a FULL_OBJECT checksum, is combined
-// from the parts' CRCs into the CRC of the whole object.
-func TestMultipartCRC64NVME(t *testing.T) {
+// A FULL_OBJECT checksum (CRC32, CRC32C, CRC64NVME) is combined from the
+// parts' CRCs into the CRC of the whole object, which the SDK checks
+// against the body it reads; CRC32 can also be COMPOSITE. Types that do
+// not go with the algorithm are refused.
+func TestMultipartFullObjectChecksums(t *testing.T) {
 	h := newHarness(t)
 	ctx := t.Context()
 	h.bucket("crc")
 	p1, p2 := pattern(5*mib, 7), pattern(3*mib+5, 8)
-	create, err := h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String("k"),
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumType: types.ChecksumTypeFullObject})
-	if err != nil {
-		t.Fatal(err)
+	crc32sum := func(b []byte) []byte { return binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(b)) }
+	b64 := base64.StdEncoding.EncodeToString
+	composite32 := func() string {
+		s := crc32.ChecksumIEEE(slices.Concat(crc32sum(p1), crc32sum(p2)))
+		return b64(binary.BigEndian.AppendUint32(nil, s)) + "-2"
 	}
-	if create.ChecksumType != types.ChecksumTypeFullObject {
-		t.Errorf("CreateMultipartUpload: type %q, want FULL_OBJECT", create.ChecksumType)
+	tests := []struct {
+		alg  types.ChecksumAlgorithm
+		typ  types.ChecksumType // "" for the default
+		want string
+		got  func(*awss3.CompleteMultipartUploadOutput) string
+	}{
+		{types.ChecksumAlgorithmCrc64nvme, "", b64(binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(slices.Concat(p1, p2)))),
+			func(o *awss3.CompleteMultipartUploadOutput) string { return aws.ToString(o.ChecksumCRC64NVME) }},
+		{types.ChecksumAlgorithmCrc32, types.ChecksumTypeFullObject, b64(crc32sum(slices.Concat(p1, p2))),
+			func(o *awss3.CompleteMultipartUploadOutput) string { return aws.ToString(o.ChecksumCRC32) }},
+		{types.ChecksumAlgorithmCrc32c, types.ChecksumTypeFullObject,
+			b64(binary.BigEndian.AppendUint32(nil, crc32.Checksum(slices.Concat(p1, p2), crc32.MakeTable(crc32.Castagnoli)))),
+			func(o *awss3.CompleteMultipartUploadOutput) string { return aws.ToString(o.ChecksumCRC32C) }},
+		{types.ChecksumAlgorithmCrc32, "", composite32(),
+			func(o *awss3.CompleteMultipartUploadOutput) string { return aws.ToString(o.ChecksumCRC32) }},
 	}
-	var parts []types.CompletedPart
-	for i, body := range [][]byte{p1, p2} {
-		out, err := h.sdk.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("crc"), Key: aws.String("k"), UploadId: create.UploadId,
-			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme})
-		if err != nil {
-			t.Fatalf("part %d: %v", i+1, err)
+	for _, tt := range tests {
+		wantType := tt.typ
+		if wantType == "" {
+			wantType = types.ChecksumTypeComposite
+			if tt.alg == types.ChecksumAlgorithmCrc64nvme {
+				wantType = types.ChecksumTypeFullObject
+			}
 		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag, ChecksumCRC64NVME: out.ChecksumCRC64NVME})
+		t.Run(string(tt.alg)+" "+string(wantType), func(t *testing.T) {
+			key := string(tt.alg) + string(wantType)
+			create, err := h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String(key),
+				ChecksumAlgorithm: tt.alg, ChecksumType: tt.typ})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if create.ChecksumAlgorithm != tt.alg || create.ChecksumType != wantType {
+				t.Errorf("CreateMultipartUpload: %q %q, want %q %q", create.ChecksumAlgorithm, create.ChecksumType, tt.alg, wantType)
+			}
+			var parts []types.CompletedPart
+			for i, body := range [][]byte{p1, p2} {
+				out, err := h.sdk.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("crc"), Key: aws.String(key), UploadId: create.UploadId,
+					PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(body), ChecksumAlgorithm: tt.alg})
+				if err != nil {
+					t.Fatalf("part %d: %v", i+1, err)
+				}
+				parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag,
+					ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME})
+			}
+			done, err := h.sdk.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String(key), UploadId: create.UploadId,
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(done); got != tt.want || done.ChecksumType != wantType {
+				t.Errorf("CompleteMultipartUpload: %s %q type %q, want %q %q", tt.alg, got, done.ChecksumType, tt.want, wantType)
+			}
+			// The SDK checks a full-object checksum against the body it reads.
+			out, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("crc"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Body.Close()
+			var got bytes.Buffer
+			if _, err := got.ReadFrom(out.Body); err != nil {
+				t.Fatalf("read with the SDK's checksum validation: %v", err)
+			}
+			if !bytes.Equal(got.Bytes(), slices.Concat(p1, p2)) {
+				t.Errorf("read %d bytes, want %d", got.Len(), len(p1)+len(p2))
+			}
+		})
 	}
-	sum := binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(slices.Concat(p1, p2)))
-	want := base64.StdEncoding.EncodeToString(sum)
-	done, err := h.sdk.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String("k"), UploadId: create.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, ChecksumCRC64NVME: aws.String(want), ChecksumType: types.ChecksumTypeFullObject})
-	if err != nil {
-		t.Fatal(err)
+	for _, bad := range []struct {
+		alg types.ChecksumAlgorithm
+		typ types.ChecksumType
+	}{
+		{types.ChecksumAlgorithmSha256, types.ChecksumTypeFullObject},
+		{types.ChecksumAlgorithmSha1, types.ChecksumTypeFullObject},
+		{types.ChecksumAlgorithmCrc64nvme, types.ChecksumTypeComposite},
+	} {
+		_, err := h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String("bad"),
+			ChecksumAlgorithm: bad.alg, ChecksumType: bad.typ})
+		wantAPIError(t, err, "InvalidRequest", 400)
 	}
-	if aws.ToString(done.ChecksumCRC64NVME) != want || done.ChecksumType != types.ChecksumTypeFullObject {
-		t.Errorf("CompleteMultipartUpload: CRC64NVME %q type %q, want %q FULL_OBJECT", aws.ToString(done.ChecksumCRC64NVME), done.ChecksumType, want)
-	}
-	// The SDK checks a full-object checksum against the body it reads.
-	out, err := h.sdk.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("crc"), Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Body.Close()
-	var got bytes.Buffer
-	if _, err := got.ReadFrom(out.Body); err != nil {
-		t.Fatalf("read with the SDK's checksum validation: %v", err)
-	}
-	if aws.ToString(out.ChecksumCRC64NVME) != want || !bytes.Equal(got.Bytes(), slices.Concat(p1, p2)) {
-		t.Errorf("GetObject: CRC64NVME %q, want %q", aws.ToString(out.ChecksumCRC64NVME), want)
-	}
-	// A full-object SHA256 cannot be made from parts: refused.
-	_, err = h.sdk.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("crc"), Key: aws.String("bad"),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256, ChecksumType: types.ChecksumTypeFullObject})
-	wantAPIError(t, err, "InvalidRequest", 400)
 }

@@ -14,14 +14,14 @@ func (s *Server) createUpload(q *request) error {
 	if err != nil {
 		return err
 	}
-	if o.ChecksumAlgorithm, err = uploadChecksumAlgorithm(q.r.Header); err != nil {
+	if o.ChecksumAlgorithm, o.ChecksumType, err = uploadChecksum(q.r.Header); err != nil {
 		return err
 	}
 	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, o)
 	if err != nil {
 		return err
 	}
-	setUploadChecksumHeaders(q.w.Header(), up.ChecksumAlgorithm)
+	setUploadChecksumHeaders(q.w.Header(), up.ChecksumAlgorithm, up.ChecksumType)
 	return q.writeXML(initiateMultipartUploadResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID})
 }
 
@@ -176,9 +176,9 @@ func (s *Server) listParts(q *request) error {
 	res := listPartsResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID, Initiator: own, Owner: own,
 		StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: max, ChecksumAlgorithm: up.ChecksumAlgorithm}
 	if up.ChecksumAlgorithm != "" {
-		res.ChecksumType = "COMPOSITE"
-		if up.ChecksumAlgorithm == "CRC64NVME" {
-			res.ChecksumType = "FULL_OBJECT"
+		res.ChecksumType = up.ChecksumType
+		if res.ChecksumType == "" {
+			res.ChecksumType = defaultChecksumType(up.ChecksumAlgorithm)
 		}
 	}
 	for _, p := range parts {

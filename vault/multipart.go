@@ -56,8 +56,9 @@ type uploadRecord struct {
 	K          int `json:"k,omitempty"`
 	M          int `json:"m,omitempty"`
 	StripeSize int `json:"stripe_size,omitempty"`
-	// ChecksumAlgorithm is PutOptions.ChecksumAlgorithm of the upload.
+	// ChecksumAlgorithm and ChecksumType are those of PutOptions.
 	ChecksumAlgorithm string `json:"checksum_algorithm,omitempty"`
+	ChecksumType      string `json:"checksum_type,omitempty"`
 }
 
 // UploadInitiator returns the principal that started an upload, or "" if
@@ -143,9 +144,10 @@ type UploadInfo struct {
 	Initiated   time.Time
 	ContentType string
 	Meta        map[string]string
-	// ChecksumAlgorithm is the one the upload was created with, if any
-	// (PutOptions.ChecksumAlgorithm).
+	// ChecksumAlgorithm and ChecksumType are those the upload was
+	// created with, if any (PutOptions).
 	ChecksumAlgorithm string
+	ChecksumType      string
 }
 
 // PartInfo describes an uploaded part.
@@ -195,14 +197,16 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 		initiator = p.Name
 	}
 	rec, err := json.Marshal(uploadRecord{Version: ver, ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
-		Initiator: initiator, K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, ChecksumAlgorithm: o.ChecksumAlgorithm})
+		Initiator: initiator, K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize,
+		ChecksumAlgorithm: o.ChecksumAlgorithm, ChecksumType: o.ChecksumType})
 	if err != nil {
 		return UploadInfo{}, err
 	}
 	if err := e.index.PutUpload(ctx, index.Upload{Vault: v.Name, Key: key, ID: id, Created: now.UnixNano(), Data: rec}); err != nil {
 		return UploadInfo{}, err
 	}
-	return UploadInfo{Vault: v.Name, Key: key, ID: id, Initiated: now.UTC(), ContentType: o.ContentType, Meta: o.Meta, ChecksumAlgorithm: o.ChecksumAlgorithm}, nil
+	return UploadInfo{Vault: v.Name, Key: key, ID: id, Initiated: now.UTC(), ContentType: o.ContentType, Meta: o.Meta,
+		ChecksumAlgorithm: o.ChecksumAlgorithm, ChecksumType: o.ChecksumType}, nil
 }
 
 func (e *Engine) upload(ctx context.Context, vault, key, id string) (index.Upload, uploadRecord, error) {
@@ -364,7 +368,7 @@ func (e *Engine) UploadMeta(ctx context.Context, vaultName, key, uploadID string
 		return UploadInfo{}, err
 	}
 	return UploadInfo{Vault: vaultName, Key: key, ID: uploadID, Initiated: time.Unix(0, u.Created).UTC(), ContentType: rec.ContentType, Meta: rec.Meta,
-		ChecksumAlgorithm: rec.ChecksumAlgorithm}, nil
+		ChecksumAlgorithm: rec.ChecksumAlgorithm, ChecksumType: rec.ChecksumType}, nil
 }
 
 // CompletePart names a part in a completion.
@@ -391,11 +395,11 @@ type CompleteOptions struct {
 	// If makes the completion conditional (CompleteUploadIf).
 	If index.Precondition
 	// Checksums, if set, is called with the upload's checksum algorithm
-	// (PutOptions.ChecksumAlgorithm) and the parts the completion names,
-	// in order, once they have been checked, and returns the checksums to
-	// keep for the object (x-amz-checksum-* → base64), or an error that
-	// fails the completion, leaving the upload open.
-	Checksums func(algorithm string, parts []PartInfo) (map[string]string, error)
+	// and type (PutOptions) and the parts the completion names, in order,
+	// once they have been checked, and returns the checksums to keep for
+	// the object (x-amz-checksum-* → base64), or an error that fails the
+	// completion, leaving the upload open.
+	Checksums func(algorithm, checksumType string, parts []PartInfo) (map[string]string, error)
 }
 
 // CompleteUploadWith is CompleteUpload with the options o. A part number
@@ -484,7 +488,7 @@ func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadI
 	}
 	var sums map[string]string
 	if o.Checksums != nil {
-		if sums, err = o.Checksums(rec.ChecksumAlgorithm, infos); err != nil {
+		if sums, err = o.Checksums(rec.ChecksumAlgorithm, rec.ChecksumType, infos); err != nil {
 			return ObjectInfo{}, err
 		}
 	}

@@ -46,6 +46,10 @@ type PutOptions struct {
 	// are kept, and the completed object's are made from them
 	// (CompleteOptions.Checksums).
 	ChecksumAlgorithm string
+	// ChecksumType, for CreateUpload only, is how the completed object's
+	// checksum is made from its parts' (S3's x-amz-checksum-type:
+	// COMPOSITE or FULL_OBJECT), recorded for the front end.
+	ChecksumType string
 	// If makes the put conditional on the key's current object (S3's
 	// If-Match and If-None-Match): checked before the body is read, and
 	// again in the index transaction that commits the version, so that of

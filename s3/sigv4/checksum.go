@@ -32,18 +32,19 @@ type checksumAlgorithm struct {
 	header string // lower-case header or trailer name
 	size   int    // digest length in bytes
 	new    func() hash.Hash
+	poly   uint64 // a CRC's polynomial, reversed; 0 for a hash
 }
 
 // checksumAlgorithms are the x-amz-checksum-* algorithms.
 var checksumAlgorithms = [...]checksumAlgorithm{
-	{"CRC32", "x-amz-checksum-crc32", 4, func() hash.Hash { return crc32.NewIEEE() }},
-	{"CRC32C", "x-amz-checksum-crc32c", 4, func() hash.Hash { return crc32.New(crc32cTable()) }},
-	{"CRC64NVME", "x-amz-checksum-crc64nvme", 8, func() hash.Hash { return crc64.New(crc64NVMETable()) }},
-	{"SHA1", "x-amz-checksum-sha1", 20, sha1.New},
-	{"SHA256", "x-amz-checksum-sha256", 32, sha256.New},
+	{"CRC32", "x-amz-checksum-crc32", 4, func() hash.Hash { return crc32.NewIEEE() }, crc32.IEEE},
+	{"CRC32C", "x-amz-checksum-crc32c", 4, func() hash.Hash { return crc32.New(crc32cTable()) }, crc32.Castagnoli},
+	{"CRC64NVME", "x-amz-checksum-crc64nvme", 8, func() hash.Hash { return crc64.New(crc64NVMETable()) }, crc64NVMEPoly},
+	{"SHA1", "x-amz-checksum-sha1", 20, sha1.New, 0},
+	{"SHA256", "x-amz-checksum-sha256", 32, sha256.New, 0},
 }
 
-var contentMD5 = checksumAlgorithm{"MD5", "content-md5", 16, md5.New}
+var contentMD5 = checksumAlgorithm{"MD5", "content-md5", 16, md5.New, 0}
 
 // checksumByHeader finds an x-amz-checksum-* algorithm by its lower-case
 // header name.
@@ -236,41 +237,77 @@ func CompositeChecksum(header string, parts []string) (string, error) {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), nil
 }
 
-// CombineCRC64NVME returns the CRC64NVME of a||b from crcA of a, crcB of
-// b and b's length: the full-object checksum of a multipart object, from
-// its parts' (S3 keeps no composite CRC64NVME). It is zlib's crc
-// combination: crcA is advanced over lenB zero bytes by squaring the
-// operator of one zero bit, which takes O(log lenB) steps.
-func CombineCRC64NVME(crcA, crcB uint64, lenB int64) uint64 {
-	if lenB <= 0 {
-		return crcA
+// FullObjectChecksum returns the FULL_OBJECT checksum S3 gives an object
+// that a multipart upload assembled: the CRC (CRC32, CRC32C or CRC64NVME)
+// of the whole object, combined from its parts' CRCs (base64, in part
+// order) and sizes, without reading the object.
+func FullObjectChecksum(header string, parts []string, sizes []int64) (string, error) {
+	a, ok := checksumByHeader(strings.ToLower(header))
+	if !ok || a.poly == 0 {
+		return "", fmt.Errorf("%s has no full-object checksum made from parts", header)
 	}
+	if len(parts) == 0 || len(parts) != len(sizes) {
+		return "", errors.New("a full-object checksum needs each part's checksum and size")
+	}
+	var crc uint64
+	for i, p := range parts {
+		b, ok := decodeDigest(a, p)
+		if !ok {
+			return "", fmt.Errorf("part %d's %s %q is not a base64-encoded %d-byte digest", i+1, a.header, p, a.size)
+		}
+		var c uint64
+		for _, x := range b {
+			c = c<<8 | uint64(x)
+		}
+		if i == 0 {
+			crc = c
+		} else {
+			crc = combineCRC(a, crc, c, sizes[i])
+		}
+	}
+	out := make([]byte, a.size)
+	for i := range out {
+		out[i] = byte(crc >> (8 * (a.size - 1 - i)))
+	}
+	return base64.StdEncoding.EncodeToString(out), nil
+}
+
+// combineCRC returns the CRC of x||y from crcX of x, crcY of y and y's
+// length, for a reflected CRC whose initial value and final xor are all
+// ones (CRC32, CRC32C, CRC64NVME). It is zlib's crc32_combine: crcX is
+// advanced over lenY zero bytes by squaring the operator of one zero bit,
+// which takes O(log lenY) steps.
+func combineCRC(a checksumAlgorithm, crcX, crcY uint64, lenY int64) uint64 {
+	if lenY <= 0 {
+		return crcX
+	}
+	width := 8 * a.size
 	var even, odd [64]uint64
-	odd[0] = crc64NVMEPoly // the operator of one zero bit
+	odd[0] = a.poly // the operator of one zero bit
 	row := uint64(1)
-	for n := 1; n < 64; n++ {
+	for n := 1; n < width; n++ {
 		odd[n] = row
 		row <<= 1
 	}
-	gf2Square(&even, &odd) // two zero bits
-	gf2Square(&odd, &even) // four
+	gf2Square(&even, &odd, width) // two zero bits
+	gf2Square(&odd, &even, width) // four
 	for {
-		gf2Square(&even, &odd) // one zero byte, then 4, 16, ...
-		if lenB&1 != 0 {
-			crcA = gf2Times(&even, crcA)
+		gf2Square(&even, &odd, width) // one zero byte, then 4, 16, ...
+		if lenY&1 != 0 {
+			crcX = gf2Times(&even, crcX)
 		}
-		if lenB >>= 1; lenB == 0 {
+		if lenY >>= 1; lenY == 0 {
 			break
 		}
-		gf2Square(&odd, &even)
-		if lenB&1 != 0 {
-			crcA = gf2Times(&odd, crcA)
+		gf2Square(&odd, &even, width)
+		if lenY&1 != 0 {
+			crcX = gf2Times(&odd, crcX)
 		}
-		if lenB >>= 1; lenB == 0 {
+		if lenY >>= 1; lenY == 0 {
 			break
 		}
 	}
-	return crcA ^ crcB
+	return crcX ^ crcY
 }
 
 func gf2Times(mat *[64]uint64, vec uint64) uint64 {
@@ -283,8 +320,8 @@ func gf2Times(mat *[64]uint64, vec uint64) uint64 {
 	return sum
 }
 
-func gf2Square(square, mat *[64]uint64) {
-	for n := range mat {
+func gf2Square(square, mat *[64]uint64, width int) {
+	for n := range width {
 		square[n] = gf2Times(mat, mat[n])
 	}
 }

@@ -3,6 +3,7 @@ package sigv4
 import (
 	"crypto/md5"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -181,30 +182,60 @@ func TestCompositeChecksumVectors(t *testing.T) {
 	}
 }
 
-// Combining the CRC64NVMEs of two pieces gives the CRC64NVME of both, for
-// pieces of every length up to 70 bytes and a few large ones.
-func TestCombineCRC64NVME(t *testing.T) {
+// The full-object CRC made from parts' CRCs and sizes is the CRC of the
+// whole, for every CRC S3 has, for two pieces of every length up to 40
+// bytes, and for three pieces across a 5 MiB part.
+func TestFullObjectChecksum(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 140)
+	buf := make([]byte, 80)
 	for i := range buf {
 		buf[i] = byte(rng.Uint32())
-	}
-	for a := 0; a <= 70; a++ {
-		for b := 0; b <= 70; b++ {
-			got := CombineCRC64NVME(crc64nvme.Checksum(buf[:a]), crc64nvme.Checksum(buf[a:a+b]), int64(b))
-			if want := crc64nvme.Checksum(buf[:a+b]); got != want {
-				t.Fatalf("pieces of %d and %d bytes: %#x, want %#x", a, b, got, want)
-			}
-		}
 	}
 	big := make([]byte, 5<<20+3)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
-	for _, cut := range []int{1, 4096, 5 << 20} {
-		got := CombineCRC64NVME(crc64nvme.Checksum(big[:cut]), crc64nvme.Checksum(big[cut:]), int64(len(big)-cut))
-		if want := crc64nvme.Checksum(big); got != want {
-			t.Fatalf("cut at %d: %#x, want %#x", cut, got, want)
+	for _, header := range []string{"x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme"} {
+		alg, _ := checksumByHeader(header)
+		sum := func(b []byte) string {
+			h := alg.new()
+			h.Write(b)
+			return base64.StdEncoding.EncodeToString(h.Sum(nil))
+		}
+		t.Run(alg.name, func(t *testing.T) {
+			for a := 0; a <= 40; a++ {
+				for b := 0; b <= 40; b++ {
+					got, err := FullObjectChecksum(header, []string{sum(buf[:a]), sum(buf[a : a+b])}, []int64{int64(a), int64(b)})
+					if want := sum(buf[:a+b]); err != nil || got != want {
+						t.Fatalf("pieces of %d and %d bytes: %s, %v; want %s", a, b, got, err, want)
+					}
+				}
+			}
+			cuts := []int{1, 5 << 20}
+			got, err := FullObjectChecksum(header, []string{sum(big[:cuts[0]]), sum(big[cuts[0]:cuts[1]]), sum(big[cuts[1]:])},
+				[]int64{int64(cuts[0]), int64(cuts[1] - cuts[0]), int64(len(big) - cuts[1])})
+			if want := sum(big); err != nil || got != want {
+				t.Fatalf("three pieces of 5 MiB: %s, %v; want %s", got, err, want)
+			}
+		})
+	}
+	// The CRC64NVME agrees with minio's.
+	got, err := FullObjectChecksum("x-amz-checksum-crc64nvme", []string{"AAAAAAAAAAA=", base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(buf)))}, []int64{0, int64(len(buf))})
+	if want := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(buf))); err != nil || got != want {
+		t.Errorf("CRC64NVME of an empty part and buf: %s, %v; want %s", got, err, want)
+	}
+	for _, bad := range []struct {
+		name, header string
+		parts        []string
+		sizes        []int64
+	}{
+		{"sha256 has none", "x-amz-checksum-sha256", []string{"arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0="}, []int64{1}},
+		{"no parts", "x-amz-checksum-crc32", nil, nil},
+		{"sizes missing", "x-amz-checksum-crc32", []string{"AAAAAA=="}, nil},
+		{"not base64", "x-amz-checksum-crc32", []string{"bad"}, []int64{1}},
+	} {
+		if got, err := FullObjectChecksum(bad.header, bad.parts, bad.sizes); err == nil {
+			t.Errorf("%s: FullObjectChecksum = %q, want an error", bad.name, got)
 		}
 	}
 }
