@@ -147,6 +147,10 @@ type Engine struct {
 	failClosed bool
 	gens       genState
 	genFlush   sync.Mutex
+	removals   struct {
+		wg    sync.WaitGroup
+		slots chan struct{}
+	}
 
 	mu       sync.RWMutex
 	sites    map[string]*Site
@@ -183,6 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		down:   map[string]time.Time{},
 		full:   map[string]time.Time{},
 	}
+	e.removals.slots = make(chan struct{}, maxRemovals)
 	e.audit, e.failClosed = cfg.Audit, cfg.AuditFailClosed
 	if e.audit != nil {
 		e.journal = evidence.NewJournal(e.audit)
