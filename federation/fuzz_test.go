@@ -60,7 +60,7 @@ func FuzzPeerBodies(f *testing.F) {
 	f.Add([]byte(`{"grant":"0123456789abcdef0123456789abcdef","principal":{"name":"a","nation":"LUX","clearances":{"NATO":"SECRET"}},"prefix":"2026/","max":10}`))
 	f.Add([]byte(`{"grant":"0123456789abcdef0123456789abcdef","principal":{"name":"a","nation":"LUX"},"key":"k"}`))
 	f.Add([]byte(`{"ticket":"0123456789abcdef0123456789abcdef","site":"s1","name":"m/x","offset":0,"length":-1}`))
-	f.Add([]byte(`{"manifest":{},"keys":["AA=="],"ticket":"0123456789abcdef0123456789abcdef"}`))
+	f.Add([]byte(`{"manifest":{},"ticket":"0123456789abcdef0123456789abcdef"}`))
 	f.Add([]byte(`{"grants":["x"]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -86,12 +86,12 @@ type ObjectRequest struct {
 
 // ObjectResponse is a version's manifest view: the manifest as the grantee
 // needs it to fetch, check and decrypt the shards (JSON of
-// manifest.Manifest, without the owner's wrapped keys), each part's data
-// key wrapped to the grantee's HPKE key (seal.WrapTo, info KeyInfo), and a
-// ticket naming the blobs the grantee may then fetch.
+// manifest.Manifest), in which each part's wrapped_key is its data key
+// wrapped to the grantee's HPKE key (seal.WrapTo, info KeyInfo) instead of
+// the owner's vault key, and a ticket naming the blobs the grantee may
+// then fetch.
 type ObjectResponse struct {
 	Manifest json.RawMessage `json:"manifest"`
-	Keys     [][]byte        `json:"keys"`
 	Ticket   string          `json:"ticket"`
 }
 

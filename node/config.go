@@ -65,6 +65,9 @@ type Config struct {
 	// TAXII configures the threat-intelligence collections and their
 	// sync jobs (see docs/threat-intel.md).
 	TAXII taxii.Config `yaml:"taxii,omitempty" json:"taxii,omitempty"`
+	// Alliance is the node's federation: its peer listener, the allied
+	// nodes it trusts and the shares it made (docs/alliance.md).
+	Alliance AllianceConfig `yaml:"alliance,omitempty" json:"alliance,omitzero"`
 }
 
 // S3Config configures the S3 front end.
@@ -529,6 +532,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.TAXII.Validate(reg, func(v string) bool { return names[v] }); err != nil {
 		return fmt.Errorf("taxii.%w", err)
+	}
+	if err := c.Alliance.validate(c.Node.ID); err != nil {
+		return fmt.Errorf("alliance.%w", err)
 	}
 	return nil
 }
