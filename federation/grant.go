@@ -197,7 +197,7 @@ func (g Grant) ODRL() ([]byte, error) {
 				map[string]any{"leftOperand": "embassy:releasableTo", "operator": "isAnyOf", "rightOperand": g.To},
 			},
 		}},
-		"prohibition": []any{map[string]any{"target": target, "action": "distribute"}},
+		"prohibition":    []any{map[string]any{"target": target, "action": "distribute"}},
 		"embassy:issued": map[string]string{"@value": g.Issued.UTC().Format(time.RFC3339), "@type": "xsd:dateTime"},
 	}
 	return json.MarshalIndent(doc, "", "  ")

@@ -163,7 +163,10 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	}
 	n.ally.keys = k
 	if n.Engine != nil {
-		go n.PublishDescriptor(context.Background())
+		// The new keys go to the sites before anyone can pin them.
+		n.ally.mu.Unlock()
+		n.PublishDescriptor(context.Background())
+		n.ally.mu.Lock()
 	}
 	return k, nil
 }
