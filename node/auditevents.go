@@ -60,6 +60,8 @@ const (
 // vault.ErrAudit); otherwise the failure is logged. A sealed node keeps
 // them until unseal.
 func (n *Node) record(ctx context.Context, evs ...audit.Event) error {
+	n.auditSwap.RLock()
+	defer n.auditSwap.RUnlock()
 	l := n.Audit()
 	if l == nil {
 		n.recordSealed(evs...)
@@ -77,6 +79,8 @@ func (n *Node) record(ctx context.Context, evs ...audit.Event) error {
 // recordBestEffort appends events, logging a failure: for what is
 // recorded after it happened (an outcome, a descriptor written).
 func (n *Node) recordBestEffort(ctx context.Context, evs ...audit.Event) {
+	n.auditSwap.RLock()
+	defer n.auditSwap.RUnlock()
 	l := n.Audit()
 	if l == nil {
 		n.recordSealed(evs...)

@@ -64,7 +64,11 @@ type Node struct {
 	SetAside map[string]string
 
 	// audit is the node's audit log (open while the node is unsealed).
-	audit       atomic.Pointer[audit.Log]
+	audit atomic.Pointer[audit.Log]
+	// auditSwap is held for reading while appending, and for writing
+	// while the log is reopened (a configuration change), so that appends
+	// wait for the reopened log instead of failing.
+	auditSwap   sync.RWMutex
 	witness     atomic.Pointer[audit.Witness]
 	auditStores atomic.Pointer[map[string]site.Site]
 
@@ -448,6 +452,8 @@ func (n *Node) rebuildEngine() error {
 		if err := n.openAudit(context.Background()); err != nil {
 			return err
 		}
+	} else if err := n.reconfigureAudit(); err != nil {
+		return err
 	}
 	var vaults []vault.Vault
 	for _, vc := range n.Config.Vaults {
