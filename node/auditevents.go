@@ -37,12 +37,15 @@ import (
 
 // Audit log event kinds the node writes.
 const (
-	KindConfigChange      = "config.change"
-	KindRequestCreate     = "request.create"
-	KindRequestApprove    = "request.approve"
-	KindRequestReject     = "request.reject"
-	KindRequestExecute    = "request.execute"
-	KindRequestExpire     = "request.expire"
+	KindConfigChange   = "config.change"
+	KindRequestCreate  = "request.create"
+	KindRequestApprove = "request.approve"
+	KindRequestReject  = "request.reject"
+	KindRequestExecute = "request.execute"
+	KindRequestExpire  = "request.expire"
+	// KindRequestRebuild: requests.json disagreed with the log and was
+	// rebuilt from it.
+	KindRequestRebuild    = "request.rebuild"
 	KindUnseal            = "custody.unseal"
 	KindUnsealAttempt     = "custody.unseal-attempt"
 	KindDescriptor        = "descriptor.publish"

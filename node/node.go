@@ -383,6 +383,12 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.Log.Error("audit log: the versions the index holds are not recorded as its beginning", "err", err)
 	}
 	n.flushSealed(context.Background())
+	// requests.json is a cache of the log's request entries: one that
+	// disagrees with the log (a restored backup, a decision taken out) is
+	// rebuilt from it before any request is decided.
+	if _, err := n.checkRequests(context.Background()); err != nil {
+		return fmt.Errorf("check requests.json against the audit log: %w", err)
+	}
 	n.syncGeneration(context.Background())
 	n.PublishDescriptor(context.Background())
 	return nil
