@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,8 +260,14 @@ func (l *Log) feed(ctx context.Context) {
 		for {
 			l.mu.Lock()
 			n := min(len(l.queue), 1024)
-			batch := l.queue[:n:n]
+			// Copied out and cleared, so that the queue's array does not
+			// keep every record of a burst alive after it is integrated.
+			batch := slices.Clone(l.queue[:n])
+			clear(l.queue[:n])
 			l.queue = l.queue[n:]
+			if len(l.queue) == 0 {
+				l.queue = nil
+			}
 			l.mu.Unlock()
 			if n == 0 {
 				break
