@@ -213,13 +213,15 @@ func (n *Node) recordDataset(ctx context.Context, kind, ref, lbl string, res Edi
 
 // catalogEntries returns the descriptions ready to render, those of vaults
 // that exist, with their owners, labels and access URLs. A description
-// whose label no longer parses (a policy removed) is left out.
+// issued before its vault was created describes an earlier vault of that
+// name, deleted since, and is left out, as is one whose label no longer
+// parses (a policy removed).
 func (n *Node) catalogEntries() []catalog.Entry {
 	c := n.conf()
 	var out []catalog.Entry
 	for _, d := range c.Catalog.Datasets {
 		vc, ok := n.vaultConf(d.Vault)
-		if !ok {
+		if !ok || !vc.Created.IsZero() && d.Issued.Before(vc.Created) {
 			continue
 		}
 		l, err := n.Labels.ParseText(d.Label)

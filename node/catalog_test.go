@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/audit"
@@ -400,5 +401,31 @@ func TestCatalogConfigChanges(t *testing.T) {
 	bad.Catalog.Datasets[0].Label = ""
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "catalog.datasets[0] (registry/a/): label") {
 		t.Errorf("a description without a label: %v", err)
+	}
+}
+
+// TestCatalogOfARecreatedVault: descriptions of a vault deleted and made
+// again under its name describe the old vault's data and are not shown.
+func TestCatalogOfARecreatedVault(t *testing.T) {
+	f := newCatalogFixture(t)
+	n := f.cn.n
+	describeApproved(t, f.cn, catalog.Describe{Dataset: "registry/2026/", Title: ptr("Population register"), Label: ptr("NATO RESTRICTED")})
+	if got := datasetIDs(n.CatalogForNation("EST", catalog.Query{})); len(got) != 1 {
+		t.Fatalf("before: %q", got)
+	}
+	// The vault as if deleted and created again later: a later creation
+	// time (and a new incarnation).
+	c := *n.Config
+	c.Vaults = slices.Clone(c.Vaults)
+	for i := range c.Vaults {
+		if c.Vaults[i].Name == "registry" {
+			c.Vaults[i].Created = c.Catalog.Datasets[0].Issued.Add(time.Hour)
+		}
+	}
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	if got := datasetIDs(n.CatalogForNation("EST", catalog.Query{})); got != nil {
+		t.Errorf("the description of the earlier vault is shown: %q", got)
 	}
 }
