@@ -278,6 +278,11 @@ func TestJSONOutputs(t *testing.T) {
 	  "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}]}`), 0o644)
 	step(jsonStep{d("taxii", "add", "cti", filepath.Join(work, "bundle.json")), []string{"taxii add"}, []string{"successes", "failures", "pendings"}})
 	step(jsonStep{d("taxii", "index", "rebuild"), []string{"taxii index rebuild"}, nil})
+	// The catalogue: a dataset described (released to LUX: a development
+	// node needs no custodians), listed.
+	step(jsonStep{d("dataset", "describe", "registry/2026/", "--title", "Population register", "--keyword", "population", "--theme", "GOVE", "--spatial", "EST",
+		"--temporal", "2026/..", "--media-type", "text/csv", "--label", "NATO RESTRICTED//REL TO LUX"), []string{"dataset describe", "dataset ls"}, []string{"keywords", "themes"}})
+	step(jsonStep{d("dataset", "ls"), []string{"dataset ls"}, []string{"[].keywords", "[].media_types"}})
 
 	minutes := filepath.Join(work, "minutes.txt")
 	step(jsonStep{d("put", minutes, "registry/2026/minutes.txt", "--meta", "author=riigikantselei", "--label", "NATO RESTRICTED"), append([]string{"put"}, obj...), nil})
@@ -294,7 +299,7 @@ func TestJSONOutputs(t *testing.T) {
 		t.Errorf("versions --json of nothing printed %s, want []", out)
 	}
 	step(jsonStep{d("audit", "log", "--kind", "object"), []string{"audit log"}, nil})
-	step(jsonStep{d("audit", "verify"), []string{"audit verify"}, []string{"log.copies", "log.problems", "log.window", "state.problems", "descriptors", "problems", "window"}})
+	step(jsonStep{d("audit", "verify"), []string{"audit verify"}, []string{"log.copies", "log.problems", "log.window", "state.problems", "witnesses", "descriptors", "problems", "window"}})
 	step(jsonStep{d("audit", "key"), []string{"audit key"}, nil})
 	if _, stderr, err := runCLI(t, "--dir", dir, "identity", "export", "-o", filepath.Join(work, "node.pub")); err != nil {
 		t.Fatalf("identity export: %v\n%s", err, stderr)
