@@ -48,7 +48,8 @@ type Node struct {
 	sealMu  sync.Mutex
 	shares  map[int][]byte // shares received towards unsealing, by share number
 	sealed  bool
-	reqMu   sync.Mutex // serialises two-person requests
+	readyC  chan struct{} // closed once unsealed (readyChan)
+	reqMu   sync.Mutex    // serialises two-person requests
 
 	opts OpenOptions
 	// raw holds the node files as read (node.yaml and custody.json at

@@ -186,6 +186,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		}()
 	}
 	go n.runScrubs(ctx)
+	go n.runIndexMigration(ctx)
 	go n.runTAXIISync(ctx)
 	go func() {
 		if useTLS {
