@@ -83,6 +83,7 @@ type Node struct {
 	live     liveState // what a serving node changes in place (live.go)
 	jobTable jobTable  // long operations (jobs.go)
 	taxii    taxiiState
+	ally     allianceState // the alliance (alliance.go)
 }
 
 // OpenOptions configure OpenWith.

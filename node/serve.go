@@ -98,7 +98,7 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3})
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3, Allied: alliedVaults{n}})
 }
 
 // nodeTokens seals listing tokens with the node's current keyring.
@@ -161,6 +161,15 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// The peer listener (alliance.listen) is bound now, so that it is
+	// listening when Ready is called; it serves once the node is unsealed.
+	var pln net.Listener
+	if pa := n.Config.Alliance.Listen; pa != "" {
+		if pln, err = net.Listen("tcp", pa); err != nil {
+			ln.Close()
+			return fmt.Errorf("alliance.listen: %w", err)
+		}
+	}
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
@@ -171,6 +180,9 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		mln, err := net.Listen("tcp", ma)
 		if err != nil {
 			ln.Close()
+			if pln != nil {
+				pln.Close()
+			}
 			return fmt.Errorf("metrics.address: %w", err)
 		}
 		admin := &adminServer{n: n, metricsOpen: true}
@@ -182,6 +194,26 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		go func() {
 			if err := msrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
+			}
+		}()
+	}
+	if pln != nil {
+		go func() {
+			// A sealed node holds no peer keys: it serves peers once
+			// unsealed.
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for n.Ready() != nil {
+				select {
+				case <-ctx.Done():
+					pln.Close()
+					return
+				case <-t.C:
+				}
+			}
+			n.Log.InfoContext(ctx, "serving peers (mutual TLS, pinned to the peer cards)", "address", pln.Addr().String())
+			if err := n.ServePeers(ctx, pln); err != nil {
+				errc <- fmt.Errorf("peer listener: %w", err)
 			}
 		}()
 	}
