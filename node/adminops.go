@@ -333,7 +333,7 @@ func (n *Node) adminJobRate(w http.ResponseWriter, r *http.Request, c *adminCall
 		opFail(w, err)
 		return
 	}
-	j, err := n.SetJobRate(c.id, rate)
+	j, err := n.SetJobRate(c.id, rate, c.principal.Name)
 	if err != nil {
 		opFail(w, err)
 		return
