@@ -330,13 +330,13 @@ func (a *app) remoteSiteRm(cmd *cobra.Command, id string) error {
 	return nil
 }
 
-func (a *app) remoteDrain(cmd *cobra.Command, sel string) error {
+func (a *app) remoteDrain(cmd *cobra.Command, q node.DrainRequest) error {
 	ac, err := a.operator(cmd)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	j, err := a.startJob(cmd, ac, "v1/sites/drain", node.DrainRequest{Sites: sel}, "drain")
+	j, err := a.startJob(cmd, ac, "v1/sites/drain", q, "drain")
 	if err != nil || j == nil {
 		if errors.Is(err, node.ErrDrainBlocked) {
 			return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
