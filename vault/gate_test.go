@@ -134,6 +134,8 @@ func TestWritesThroughConfigurationChanges(t *testing.T) {
 	t.Cleanup(func() { e.Close(context.Background()) })
 
 	var wrote, refused, slow atomic.Int64
+	var ackMu sync.Mutex
+	acked := map[string][]byte{}
 	var failMu sync.Mutex
 	var failures []string
 	stop := make(chan struct{})
@@ -157,6 +159,9 @@ func TestWritesThroughConfigurationChanges(t *testing.T) {
 				switch {
 				case err == nil:
 					wrote.Add(1)
+					ackMu.Lock()
+					acked[key] = data
+					ackMu.Unlock()
 				case errors.Is(err, ErrReconfigured):
 					refused.Add(1)
 					if i%2 == 1 {
@@ -209,6 +214,7 @@ func TestWritesThroughConfigurationChanges(t *testing.T) {
 	at := maps.Clone(ix.at)
 	ix.mu.Unlock()
 	onCloudco := map[string]bool{} // blobs of versions committed before the drain
+	readBack := 0
 	for _, c := range at {
 		cfg := configs[c.epoch]
 		m, err := manifest.Open(c.envelope, e.k())
@@ -251,9 +257,29 @@ func TestWritesThroughConfigurationChanges(t *testing.T) {
 		if len(why) > 0 {
 			t.Errorf("%s/%s committed after %q: %s", m.Vault, m.Key, cfg.name, strings.Join(why, "; "))
 		}
+		// What was committed after the drain is off the sites removed
+		// since, and reads back as written (a write placed again after a
+		// change is the data sent, not what the first attempt left in
+		// its buffers).
+		if c.epoch >= 2 {
+			r, err := e.Get(ctx, "live", m.Key, GetOptions{VersionID: m.Version, Length: -1})
+			if err != nil {
+				t.Errorf("get %s: %v", m.Key, err)
+				continue
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			ackMu.Lock()
+			want, ok := acked[m.Key]
+			ackMu.Unlock()
+			if err != nil || !ok || !bytes.Equal(got, want) {
+				t.Errorf("get %s: %d bytes, %v; it differs from what was written (%d bytes, acknowledged %v)", m.Key, len(got), err, len(want), ok)
+			}
+			readBack++
+		}
 	}
-	if len(at) == 0 {
-		t.Fatal("no version was committed")
+	if len(at) == 0 || readBack == 0 {
+		t.Fatalf("%d versions committed, %d read back", len(at), readBack)
 	}
 	// On the drained sites there is nothing but what versions committed
 	// before the drain left: every refused write took its blobs away.

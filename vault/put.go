@@ -206,7 +206,14 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *lab
 // did not survive it: the data is in memory, so the client need not send
 // it again.
 func (e *Engine) putInlineAgain(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
+	// putInline seals and codes in buf: keep the plaintext for a retry.
+	var plain []byte
 	for attempt := 1; ; attempt++ {
+		if plain == nil {
+			plain = bytes.Clone(buf.b[:n])
+		} else {
+			copy(buf.b, plain)
+		}
 		info, err := e.putInline(ctx, v, key, buf, n, hasher, o, l, exclude)
 		if !errors.Is(err, ErrReconfigured) || attempt == maxAttempts {
 			return info, err

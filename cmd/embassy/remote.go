@@ -133,7 +133,16 @@ type remoteError struct {
 	msg, code string
 }
 
-func (e *remoteError) Error() string { return "node: " + e.msg }
+// Error is the node's message: for a refusal of the operation itself
+// (a code of the admin API) the message the offline command gives, for
+// anything else (authentication, transport) marked as the node's.
+func (e *remoteError) Error() string {
+	switch e.code {
+	case "bad_request", "denied", "not_found", "approval_required", "infeasible", "blocked", "conflict":
+		return e.msg
+	}
+	return "node: " + e.msg
+}
 
 // Is maps the node's codes to the errors offline commands return, so the
 // same hints apply.
