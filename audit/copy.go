@@ -74,7 +74,7 @@ func (c *copier) run(ctx context.Context) {
 	if c.l.cfg.Sites == nil {
 		return
 	}
-	t := time.NewTicker(c.l.cfg.CheckpointInterval)
+	t := time.NewTicker(c.l.cfg.CopyInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -51,7 +51,16 @@ type Config struct {
 	// CheckpointInterval is the least time between checkpoints (default
 	// 200ms, at least 100ms).
 	CheckpointInterval time.Duration
-	Logger             *slog.Logger
+	// BatchDelay is the longest an entry waits in the journal (where it
+	// is durable already) before it joins the tree (default 100ms). Each
+	// batch writes and fsyncs an entry bundle and a tile per level: a
+	// few milliseconds here put a dozen fsyncs beside every few puts.
+	BatchDelay time.Duration
+	// CopyInterval is the time between copies to the sites that nothing
+	// urges (default 1s, at least CheckpointInterval); a Sync (a delete
+	// waiting to remove blobs) urges one at once.
+	CopyInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // Log is the node's audit log. It is safe for concurrent use.
@@ -89,6 +98,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("audit: checkpoint signers must be named %q", cfg.Origin)
 	}
 	cfg.CheckpointInterval = max(cmp.Or(cfg.CheckpointInterval, 200*time.Millisecond), 100*time.Millisecond)
+	cfg.BatchDelay = max(cmp.Or(cfg.BatchDelay, 100*time.Millisecond), time.Millisecond)
+	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, time.Second), cfg.CheckpointInterval)
 	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
 	tdir := filepath.Join(cfg.Dir, "tlog")
@@ -105,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer, cosigners...).
-		WithBatching(1024, 5*time.Millisecond).
+		WithBatching(1024, cfg.BatchDelay).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithPushback(8192)
 	if len(cfg.Witnesses.Components) > 0 {

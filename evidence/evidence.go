@@ -278,11 +278,27 @@ func (j *Journal) AppendEvents(ctx context.Context, need []string, evs ...audit.
 	if j == nil {
 		return nil
 	}
+	last, err := j.AppendLocal(ctx, evs...)
+	if err != nil {
+		return err
+	}
+	return j.AwaitSites(ctx, last+1, need)
+}
+
+// AppendLocal appends events (records made events, see [Event], and
+// others) durably to the node's local log, and returns the index of the
+// last. They reach the sites asynchronously: [Journal.AwaitSites] waits
+// for that, which must come before anything a record covers is removed
+// from a site.
+func (j *Journal) AppendLocal(ctx context.Context, evs ...audit.Event) (uint64, error) {
+	if j == nil {
+		return 0, nil
+	}
 	now := time.Now().UnixNano()
 	for i := range evs {
 		r, ok, err := FromEvent(evs[i])
 		if err != nil {
-			return fmt.Errorf("evidence: %w", err)
+			return 0, fmt.Errorf("evidence: %w", err)
 		}
 		if !ok {
 			continue
@@ -296,9 +312,18 @@ func (j *Journal) AppendEvents(ctx context.Context, need []string, evs ...audit.
 	}
 	last, err := j.log.Append(ctx, evs...)
 	if err != nil {
-		return fmt.Errorf("evidence: record not durable: %w", err)
+		return 0, fmt.Errorf("evidence: record not durable: %w", err)
 	}
-	if err := j.log.Sync(ctx, last+1, need); err != nil {
+	return last, nil
+}
+
+// AwaitSites waits until each of sites holds the first size entries of
+// the log (size is one more than an index [Journal.AppendLocal] returned).
+func (j *Journal) AwaitSites(ctx context.Context, size uint64, sites []string) error {
+	if j == nil {
+		return nil
+	}
+	if err := j.log.Sync(ctx, size, sites); err != nil {
 		return fmt.Errorf("evidence: record not durable on the sites holding the blobs: %w", err)
 	}
 	return nil

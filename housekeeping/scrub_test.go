@@ -213,6 +213,9 @@ func TestCollectionNeedsEvidence(t *testing.T) {
 	if _, err := n.e.Delete(ctx, "registry", "victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
 		t.Fatal(err)
 	}
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n.faults["lux-1"].Set(fault.Config{})
 	lux1, _ := n.e.Site("lux-1")
 	leftover := 0

@@ -133,6 +133,10 @@ type Part struct {
 	// part's key (a part uploaded before a rotation); else the manifest's.
 	KeyGen     int    `json:"key_gen,omitempty"`
 	WrappedKey []byte `json:"wrapped_key"`
+	// Checksums holds the client checksums of this part of a multipart
+	// upload (e.g. x-amz-checksum-sha256 → base64): the parts of the
+	// object's composite checksum, returned on request.
+	Checksums map[string]string `json:"checksums,omitempty"`
 }
 
 // Lock is an object version's retention state (S3 object lock).

@@ -18,12 +18,8 @@ type objectAttributesResult struct {
 }
 
 type attributesChecksum struct {
-	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
-	ChecksumType      string `xml:"ChecksumType,omitempty"`
+	checksumFields
+	ChecksumType string `xml:"ChecksumType,omitempty"`
 }
 
 type attributesObjectParts struct {
@@ -38,6 +34,7 @@ type attributesObjectParts struct {
 type attributesPart struct {
 	PartNumber int   `xml:"PartNumber"`
 	Size       int64 `xml:"Size"`
+	checksumFields
 }
 
 // objectAttributes are the names x-amz-object-attributes may list.
@@ -47,8 +44,8 @@ var objectAttributes = map[string]bool{"ETag": true, "Checksum": true, "ObjectPa
 // x-amz-object-attributes of a version, without its body. Parts are those
 // of an object made by a multipart upload, paged by x-amz-max-parts and
 // x-amz-part-number-marker. Checksums are the whole-object ones verified
-// when the object was put (a multipart object has none: part checksums are
-// checked on upload but not kept).
+// when the object was put or, for an upload created with a checksum
+// algorithm, the composite one made from its parts' (and each part's own).
 func (s *Server) getObjectAttributes(q *request) error {
 	want := map[string]bool{}
 	for _, v := range q.r.Header.Values("x-amz-object-attributes") {
@@ -104,23 +101,14 @@ func (s *Server) getObjectAttributes(q *request) error {
 		res.ObjectSize = &size
 	}
 	if want["Checksum"] {
-		c := attributesChecksum{}
-		for k, v := range info.Checksums {
-			switch strings.ToLower(k) {
-			case "x-amz-checksum-crc32":
-				c.ChecksumCRC32 = v
-			case "x-amz-checksum-crc32c":
-				c.ChecksumCRC32C = v
-			case "x-amz-checksum-crc64nvme":
-				c.ChecksumCRC64NVME = v
-			case "x-amz-checksum-sha1":
-				c.ChecksumSHA1 = v
-			case "x-amz-checksum-sha256":
-				c.ChecksumSHA256 = v
-			}
-		}
-		if c != (attributesChecksum{}) {
+		c := attributesChecksum{checksumFields: checksumXML(info.Checksums)}
+		if c.checksumFields != (checksumFields{}) {
 			c.ChecksumType = "FULL_OBJECT"
+			for k, v := range info.Checksums {
+				if strings.HasPrefix(k, "x-amz-checksum-") {
+					c.ChecksumType = checksumType(v)
+				}
+			}
 			res.Checksum = &c
 		}
 	}
@@ -135,7 +123,7 @@ func (s *Server) getObjectAttributes(q *request) error {
 				op.IsTruncated = true
 				break
 			}
-			op.Parts = append(op.Parts, attributesPart{PartNumber: n, Size: sz})
+			op.Parts = append(op.Parts, attributesPart{PartNumber: n, Size: sz, checksumFields: checksumXML(partChecksums(info, n))})
 			op.NextPartNumberMarker = n
 		}
 		res.ObjectParts = op

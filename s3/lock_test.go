@@ -127,13 +127,20 @@ func TestObjectRetention(t *testing.T) {
 		if err := setRetention(t, h.sdk, "locked", "governance", id, types.ObjectLockRetentionModeGovernance, until.Add(-time.Minute), true); err != nil {
 			t.Errorf("shorten GOVERNANCE with bypass: %v", err)
 		}
-		// Upgrading to COMPLIANCE needs nothing.
+		// Upgrading to COMPLIANCE changes the lock's settings: as on AWS
+		// (and ceph/s3-tests' test_object_lock_changing_mode_from_governance_*),
+		// it needs the bypass, though not custodians, since it only
+		// strengthens the lock.
 		id2 := h.put("locked", "governance", []byte("second"))
 		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeGovernance, until, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, false); err != nil {
-			t.Errorf("GOVERNANCE to COMPLIANCE: %v", err)
+		wantAPIError(t, setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, false), "AccessDenied", 403)
+		if mode, _ := retention(t, h, "locked", "governance", id2); mode != "GOVERNANCE" {
+			t.Errorf("mode %s after a refused change to COMPLIANCE, want GOVERNANCE", mode)
+		}
+		if err := setRetention(t, h.sdk, "locked", "governance", id2, types.ObjectLockRetentionModeCompliance, until, true); err != nil {
+			t.Errorf("GOVERNANCE to COMPLIANCE with bypass: %v", err)
 		}
 		wantAPIError(t, deleteVersion(t, h.sdk, "locked", "governance", id2, true), "AccessDenied", 403)
 		// With the bypass the GOVERNANCE version goes (a development node
@@ -392,4 +399,42 @@ func TestLockOnBucketWithoutLock(t *testing.T) {
 	if err := deleteVersion(t, h.sdk, "unlocked", "k", id, false); err != nil {
 		t.Errorf("delete in a bucket without lock: %v", err)
 	}
+}
+
+// A retain-until date with a fraction of a second is answered to the
+// millisecond, never earlier than it is enforced: a client that waits
+// until the date it is told and then deletes the version (as
+// ceph/s3-tests' clean-up does) must find the retention over. Whole
+// seconds, as answered before, were up to a second early.
+func TestRetainUntilFraction(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	h.lockedBucket("frac")
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second).Add(750 * time.Millisecond)
+	put, err := h.sdk.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("frac"), Key: aws.String("k"), Body: strings.NewReader("x"),
+		ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(until)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(put.VersionId)
+	check := func(want time.Time) {
+		t.Helper()
+		if _, got := retention(t, h, "frac", "k", id); !got.Equal(want) {
+			t.Errorf("GetObjectRetention: retain until %s, want %s", got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+		}
+		head, err := h.sdk.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("frac"), Key: aws.String("k"), VersionId: aws.String(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToTime(head.ObjectLockRetainUntilDate); !got.Equal(want) {
+			t.Errorf("HeadObject: retain until %s, want %s", got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+		}
+	}
+	check(until)
+	// Raised to COMPLIANCE and extended, with another fraction.
+	longer := until.Add(time.Minute + 125*time.Millisecond)
+	if err := setRetention(t, h.sdk, "frac", "k", id, types.ObjectLockRetentionModeCompliance, longer, true); err != nil {
+		t.Fatal(err)
+	}
+	check(longer)
 }

@@ -14,10 +14,14 @@ func (s *Server) createUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	if o.ChecksumAlgorithm, o.ChecksumType, err = uploadChecksum(q.r.Header); err != nil {
+		return err
+	}
 	up, err := s.e.CreateUpload(q.r.Context(), q.bucket, q.key, o)
 	if err != nil {
 		return err
 	}
+	setUploadChecksumHeaders(q.w.Header(), up.ChecksumAlgorithm, up.ChecksumType)
 	return q.writeXML(initiateMultipartUploadResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID})
 }
 
@@ -41,20 +45,24 @@ func (s *Server) uploadPart(q *request) error {
 	if size > vault.MaxPartSize {
 		return errEntityTooLarge
 	}
+	up, err := s.e.UploadMeta(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"))
+	if err != nil {
+		return err
+	}
 	payload, err := q.body()
 	if err != nil {
 		return err
 	}
-	body := &md5Reader{r: payload, h: md5.New()}
-	p, err := s.e.PutPart(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), n, body, size, body.etag)
+	sum := newPartChecksum(payload, up.ChecksumAlgorithm)
+	body := &md5Reader{r: sum, h: md5.New()}
+	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, body, size,
+		vault.PartOptions{ETag: body.etag, Checksums: func() map[string]string { return sum.sums(payload.Checksums()) }})
 	if err != nil {
 		return err
 	}
 	q.w.Header().Set("ETag", p.ETag)
-	for k, v := range payload.Checksums() {
-		if len(k) > len("x-amz-checksum-") && k[:len("x-amz-checksum-")] == "x-amz-checksum-" {
-			q.w.Header().Set(k, v)
-		}
+	for k, v := range p.Checksums {
+		q.w.Header().Set(k, v)
 	}
 	q.ok()
 	return nil
@@ -62,6 +70,10 @@ func (s *Server) uploadPart(q *request) error {
 
 func (s *Server) uploadPartCopy(q *request) error {
 	n, err := partNumber(q)
+	if err != nil {
+		return err
+	}
+	up, err := s.e.UploadMeta(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"))
 	if err != nil {
 		return err
 	}
@@ -91,12 +103,14 @@ func (s *Server) uploadPartCopy(q *request) error {
 		}
 		size = length
 	}
-	body := &md5Reader{r: src, h: md5.New()}
-	p, err := s.e.PutPart(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), n, body, size, body.etag)
+	sum := newPartChecksum(src, up.ChecksumAlgorithm)
+	body := &md5Reader{r: sum, h: md5.New()}
+	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, body, size,
+		vault.PartOptions{ETag: body.etag, Checksums: func() map[string]string { return sum.sums(nil) }})
 	if err != nil {
 		return err
 	}
-	return q.writeXML(copyPartResult{Xmlns: s3NS, LastModified: xmlTime(p.Modified), ETag: p.ETag})
+	return q.writeXML(copyPartResult{Xmlns: s3NS, LastModified: xmlTime(p.Modified), ETag: p.ETag, checksumFields: checksumXML(p.Checksums)})
 }
 
 func (s *Server) completeUpload(q *request) error {
@@ -112,15 +126,23 @@ func (s *Server) completeUpload(q *request) error {
 		return errorf("MalformedXML", http.StatusBadRequest, "You must specify at least one part")
 	}
 	parts := make([]vault.CompletePart, len(req.Parts))
+	sums := make(map[int]checksumFields, len(req.Parts))
 	for i, p := range req.Parts {
 		parts[i] = vault.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+		sums[p.PartNumber] = p.checksumFields
 	}
-	info, err := s.e.CompleteUploadIf(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts, cond)
+	info, err := s.e.CompleteUploadWith(q.r.Context(), q.bucket, q.key, q.query.Get("uploadId"), parts,
+		vault.CompleteOptions{If: cond, Checksums: completionChecksums(q.r.Header, sums)})
 	if err != nil {
 		return err
 	}
 	q.w.Header().Set("x-amz-version-id", info.VersionID.String())
-	return q.writeXML(completeMultipartUploadResult{Xmlns: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: info.ETag})
+	res := completeMultipartUploadResult{Xmlns: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: info.ETag,
+		checksumFields: checksumXML(info.Checksums)}
+	for _, v := range info.Checksums {
+		res.ChecksumType = checksumType(v)
+	}
+	return q.writeXML(res)
 }
 
 func (s *Server) abortUpload(q *request) error {
@@ -152,7 +174,13 @@ func (s *Server) listParts(q *request) error {
 	}
 	own := s.owner(q)
 	res := listPartsResult{Xmlns: s3NS, Bucket: q.bucket, Key: q.key, UploadID: up.ID, Initiator: own, Owner: own,
-		StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: max}
+		StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: max, ChecksumAlgorithm: up.ChecksumAlgorithm}
+	if up.ChecksumAlgorithm != "" {
+		res.ChecksumType = up.ChecksumType
+		if res.ChecksumType == "" {
+			res.ChecksumType = defaultChecksumType(up.ChecksumAlgorithm)
+		}
+	}
 	for _, p := range parts {
 		if p.Number <= marker {
 			continue
@@ -161,7 +189,7 @@ func (s *Server) listParts(q *request) error {
 			res.IsTruncated = true
 			break
 		}
-		res.Parts = append(res.Parts, partXML{PartNumber: p.Number, LastModified: xmlTime(p.Modified), ETag: p.ETag, Size: p.Size})
+		res.Parts = append(res.Parts, partXML{PartNumber: p.Number, LastModified: xmlTime(p.Modified), ETag: p.ETag, Size: p.Size, checksumFields: checksumXML(p.Checksums)})
 		res.NextPartNumberMarker = p.Number
 	}
 	return q.writeXML(res)

@@ -292,8 +292,6 @@ func TestMultipartErrors(t *testing.T) {
 			complete: []types.CompletedPart{{PartNumber: aws.Int32(1)}, {PartNumber: aws.Int32(2), ETag: aws.String(`"` + md5hex(big) + `"`)}}, code: "InvalidPart"},
 		{name: "descending", upload: map[int32][]byte{1: big, 2: big},
 			complete: []types.CompletedPart{{PartNumber: aws.Int32(2)}, {PartNumber: aws.Int32(1)}}, code: "InvalidPartOrder"},
-		{name: "repeated part", upload: map[int32][]byte{1: big, 2: big},
-			complete: []types.CompletedPart{{PartNumber: aws.Int32(1)}, {PartNumber: aws.Int32(1)}, {PartNumber: aws.Int32(2)}}, code: "InvalidPartOrder"},
 		{name: "small part before the last", upload: map[int32][]byte{1: small, 2: big},
 			complete: []types.CompletedPart{{PartNumber: aws.Int32(1)}, {PartNumber: aws.Int32(2)}}, code: "EntityTooSmall"},
 		{name: "small last part is fine", upload: map[int32][]byte{1: big, 2: small},
@@ -540,4 +538,46 @@ func TestGetObjectAttributes(t *testing.T) {
 	}
 	_, err = h.sdk.GetObjectAttributes(ctx, &awss3.GetObjectAttributesInput{Bucket: aws.String("attrs"), Key: aws.String("absent"), ObjectAttributes: all})
 	wantAPIError(t, err, "NoSuchKey", 404)
+}
+
+// A completion may name a part number twice: a client that uploaded part 1
+// again before the first upload of it finished lists both answers, the one
+// that finished last last (ceph/s3-tests'
+// test_multipart_resend_first_finishes_last). The last mention counts, as
+// on ceph/rgw; its ETag must be the part's.
+func TestCompleteNamesAPartTwice(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("twice")
+	a, b, last := pattern(5*mib, 'a'), pattern(5*mib, 'b'), []byte("last")
+	partOf := func(u *upload, n int32, body []byte) types.CompletedPart {
+		t.Helper()
+		etag, err := u.part(n, body)
+		if err != nil {
+			t.Fatalf("upload part %d: %v", n, err)
+		}
+		return types.CompletedPart{PartNumber: aws.Int32(n), ETag: aws.String(etag)}
+	}
+
+	u := h.createUpload(t, "twice", "k")
+	first, second := partOf(u, 1, a), partOf(u, 1, b)
+	out, err := u.complete(first, second, partOf(u, 2, last))
+	if err != nil {
+		t.Fatalf("complete naming part 1 twice: %v", err)
+	}
+	if want := multipartETag(b, last); aws.ToString(out.ETag) != want {
+		t.Errorf("ETag %s, want %s (parts 1 and 2 once each)", aws.ToString(out.ETag), want)
+	}
+	if got := h.get("twice", "k"); !bytes.Equal(got, slices.Concat(b, last)) {
+		t.Errorf("read %d bytes, want the second upload of part 1 and part 2 (%d)", len(got), len(b)+len(last))
+	}
+
+	// The last mention names the part's replaced upload: refused, and the
+	// upload stays open.
+	u = h.createUpload(t, "twice", "stale")
+	first, second = partOf(u, 1, a), partOf(u, 1, b)
+	_, err = u.complete(second, first, partOf(u, 2, last))
+	wantAPIError(t, err, "InvalidPart", 400)
+	if _, err := u.complete(second, partOf(u, 2, last)); err != nil {
+		t.Errorf("complete after a refused completion: %v", err)
+	}
 }

@@ -395,7 +395,7 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 	if l := info.Lock; l != nil {
 		if l.Mode != "" {
 			h.Set("x-amz-object-lock-mode", l.Mode)
-			h.Set("x-amz-object-lock-retain-until-date", l.Until.UTC().Format(time.RFC3339))
+			h.Set("x-amz-object-lock-retain-until-date", retainUntil(l.Until))
 		}
 		if l.LegalHold {
 			h.Set("x-amz-object-lock-legal-hold", "ON")
@@ -413,6 +413,15 @@ func setObjectHeaders(h http.Header, info vault.ObjectInfo, checksums bool) {
 			}
 		}
 	}
+}
+
+// retainUntil formats a retain-until date as S3 does, to the millisecond,
+// rounded up: a client that waits until the date it is told (as
+// ceph/s3-tests' clean-up does before deleting a retained version) must
+// not find the version still retained. Whole seconds, as this answered
+// before, cut up to a second off a date set with a fraction.
+func retainUntil(t time.Time) string {
+	return t.Add(time.Millisecond - 1).Truncate(time.Millisecond).UTC().Format(timeFormat)
 }
 
 // multipart reports whether an object was assembled by a multipart upload
@@ -482,7 +491,14 @@ func (s *Server) getObject(q *request, withBody bool) error {
 	if err := r.SetRange(off, length); err != nil {
 		return err
 	}
-	setObjectHeaders(h, info, status == http.StatusOK && strings.EqualFold(q.r.Header.Get("x-amz-checksum-mode"), "ENABLED"))
+	checksumMode := strings.EqualFold(q.r.Header.Get("x-amz-checksum-mode"), "ENABLED")
+	setObjectHeaders(h, info, status == http.StatusOK && checksumMode)
+	if n, err := strconv.Atoi(q.query.Get("partNumber")); err == nil && checksumMode && multipart(info) {
+		// A part of a multipart object: that part's own checksums.
+		for k, v := range partChecksums(info, n) {
+			h.Set(k, v)
+		}
+	}
 	for param, header := range responseOverrides {
 		if v := q.query.Get(param); v != "" {
 			h.Set(header, v)
@@ -681,7 +697,7 @@ func (s *Server) copyObject(q *request) error {
 	}
 	defer src.Close()
 	info := src.Info()
-	o := vault.PutOptions{Size: info.Size, ContentType: info.ContentType, Meta: info.Meta, Checksums: func() map[string]string { return info.Checksums }}
+	o := vault.PutOptions{Size: info.Size, ContentType: info.ContentType, Meta: info.Meta, Checksums: func() map[string]string { return wholeObjectChecksums(info.Checksums) }}
 	replace := strings.EqualFold(q.r.Header.Get("x-amz-metadata-directive"), "REPLACE")
 	if replace {
 		if o.Meta, o.ContentType, err = userMetaAndType(q.r.Header); err != nil {
@@ -748,7 +764,7 @@ func (s *Server) getRetention(q *request) error {
 	if info.Lock == nil || info.Lock.Mode == "" {
 		return errNoSuchRetention
 	}
-	return q.writeXML(retentionXML{Xmlns: s3NS, Mode: info.Lock.Mode, RetainUntilDate: info.Lock.Until.UTC().Format(time.RFC3339)})
+	return q.writeXML(retentionXML{Xmlns: s3NS, Mode: info.Lock.Mode, RetainUntilDate: retainUntil(info.Lock.Until)})
 }
 
 func (s *Server) putRetention(q *request) error {

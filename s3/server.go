@@ -247,7 +247,11 @@ func (s *Server) serve(q *request) error {
 	// x-embassy-* headers choose a label, an erasure code, a placement
 	// policy: like x-amz-*, they must be signed, so that whoever holds a
 	// presigned URL cannot add them.
-	auth, err := sigv4.Verify(r, s, s.cfg.Now(), sigv4.Options{Region: s.cfg.Region, Keys: s.keys, MustSign: []string{"x-embassy-"}})
+	// CompleteMultipartUpload's x-amz-checksum-* headers are the object's
+	// checksum, made from its parts' (completeUpload checks them), not
+	// the checksum of its XML body.
+	completion := r.Method == http.MethodPost && q.key != "" && q.query.Has("uploadId")
+	auth, err := sigv4.Verify(r, s, s.cfg.Now(), sigv4.Options{Region: s.cfg.Region, Keys: s.keys, MustSign: []string{"x-embassy-"}, ObjectChecksums: completion})
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 // object.relabel, object.rewrap, object.move), a version deleted (the
 // deletion record, evidence.delete). An append is durable in the node's
 // local log when it returns (group-committed); the log reaches the sites
-// asynchronously, except deletion records, which are on the sites holding
-// the version before the delete commits.
+// asynchronously. Nothing a deletion record covers is removed from a site
+// before the record is on the sites holding the version.
 //
 // When the append fails, a fail-closed engine (Config.AuditFailClosed)
 // refuses the change; otherwise it logs the failure and goes on.

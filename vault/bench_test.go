@@ -77,7 +77,10 @@ func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
 	for _, s := range sites {
 		stores[s.ID] = s.Store
 	}
-	return audittest.OpenConfig(b, audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores }))
+	cfg := audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores })
+	// A node's defaults, not a test's quicker ones.
+	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, 0, 0
+	return audittest.OpenConfig(b, cfg)
 }
 
 // cpuLimit measures one pass of sealing, Reed-Solomon encoding and shard

@@ -183,10 +183,14 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: site %s holds a copy and does not answer (retry when it is back): %w", v.Name, key, m.Version, sid, err)
 		}
 	}
-	// The deletion record goes to every site holding a blob of the
-	// version before the delete commits: it is what lets garbage
-	// collection remove what a failed cleanup leaves, and what keeps a
-	// site restored from a backup from bringing the version back.
+	// The deletion record is durable in the node's log before the delete
+	// commits, and on every site holding a blob of the version before
+	// anything is removed from one: it is what lets garbage collection
+	// remove what a failed cleanup leaves, and what keeps a site restored
+	// from a backup, or a recover from the sites, from bringing the
+	// version back half-removed. The delete is acknowledged after the
+	// local append and the index commit (DESIGN §7); the removal waits for
+	// the copy to the sites in the background.
 	rec := evidence.Record{Kind: evidence.Delete, Version: m.Version, Revision: m.Revision}
 	shards := map[string][]string{}
 	for _, p := range m.Parts {
@@ -200,8 +204,9 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	}
 	ev := evidence.Event(rec)
 	ev.Actor, ev.Vault, ev.Key = Actor(ctx), v.Name, key
-	if err := e.journal.AppendEvents(ctx, sites, ev); err != nil {
-		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: the deletion cannot be recorded on the sites holding it (retry when they answer): %w", v.Name, key, m.Version, err)
+	last, err := e.journal.AppendLocal(ctx, ev)
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: the deletion cannot be recorded (retry when the audit log is writable): %w", v.Name, key, m.Version, err)
 	}
 	// The index is the commit point: once the version is gone from it,
 	// it is deleted; the copies and shards are then removed best-effort,
@@ -216,8 +221,7 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	for _, sid := range sites {
 		copies[sid] = append(copies[sid], name)
 	}
-	e.cleanup(ctx, copies)
-	e.cleanup(ctx, shards)
+	e.removeRecorded(ctx, last+1, sites, copies, shards)
 	return DeleteResult{VersionID: m.Version, DeleteMarker: m.DeleteMarker}, nil
 }
 

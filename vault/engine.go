@@ -147,6 +147,10 @@ type Engine struct {
 	failClosed bool
 	gens       genState
 	genFlush   sync.Mutex
+	removals   struct {
+		wg    sync.WaitGroup
+		slots chan struct{}
+	}
 
 	// gate orders commits of new versions against configuration
 	// changes (gate.go).
@@ -189,6 +193,7 @@ func New(cfg Config) (*Engine, error) {
 		down:   map[string]time.Time{},
 		full:   map[string]time.Time{},
 	}
+	e.removals.slots = make(chan struct{}, maxRemovals)
 	e.audit, e.failClosed = cfg.Audit, cfg.AuditFailClosed
 	if e.audit != nil {
 		e.journal = evidence.NewJournal(e.audit)
@@ -427,14 +432,24 @@ type ObjectInfo struct {
 	Lock         *manifest.Lock
 	Checksums    map[string]string
 	PartSizes    []int64
+	// PartChecksums are the checksums kept for each part of an object a
+	// multipart upload made (nil where a part has none).
+	PartChecksums []map[string]string
 }
 
 func infoOf(m *manifest.Manifest) ObjectInfo {
 	sizes := make([]int64, len(m.Parts))
+	var sums []map[string]string
 	for i, p := range m.Parts {
 		sizes[i] = p.Size
+		if p.Checksums != nil {
+			if sums == nil {
+				sums = make([]map[string]string, len(m.Parts))
+			}
+			sums[i] = p.Checksums
+		}
 	}
-	return ObjectInfo{PartSizes: sizes,
+	return ObjectInfo{PartSizes: sizes, PartChecksums: sums,
 		Vault: m.Vault, Key: m.Key, VersionID: m.Version, Created: time.Unix(0, m.Created).UTC(),
 		Size: m.Size, ETag: m.ETag, ContentType: m.ContentType, Meta: m.Meta, Digest: m.Digest,
 		DeleteMarker: m.DeleteMarker, Label: m.Label, K: m.K, M: m.M, Parts: len(m.Parts), Lock: m.Lock, Checksums: m.Checksums,

@@ -565,12 +565,18 @@ func TestVersionsAndDeletes(t *testing.T) {
 	}
 	// Removing version two permanently makes version one the latest
 	// and removes its blobs from the sites.
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	blobs := n.blobCount()
 	if _, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{VersionID: v2.VersionID}); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.mustRead("doc"); string(got) != "version one" {
 		t.Fatalf("after removing v2: %q", got)
+	}
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if got := n.blobCount(); got != blobs-6 {
 		t.Fatalf("removing an inline version removed %d blobs, want 6", blobs-got)
@@ -740,5 +746,47 @@ func TestFailedRecommitKeepsVersion(t *testing.T) {
 	fi.fail = false
 	if got := n.mustRead("r"); !bytes.Equal(got, want) {
 		t.Fatal("version destroyed by a failed index write")
+	}
+}
+
+// TestDeleteRemovesOnlyWhatTheSitesRecord: a permanent delete is
+// acknowledged once its record is durable in the node's log and the index
+// forgets the version; nothing of the version leaves a site before the
+// record is on every site holding it. With one site refusing the log's
+// copies, the delete succeeds and every blob stays; once the site takes
+// copies again, later deletes remove their versions.
+func TestDeleteRemovesOnlyWhatTheSitesRecord(t *testing.T) {
+	ctx := context.Background()
+	n := newTestNode(t)
+	a := n.put("a", content("a", 20*testStripe))
+	b := n.put("b", content("b", 20*testStripe))
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := n.blobCount()
+	n.faults["lux-2"].Set(fault.Config{PutErr: errors.New("log copies refused")})
+	if _, err := n.e.Delete(ctx, "registry", "a", DeleteOptions{VersionID: a.VersionID}); err != nil {
+		t.Fatalf("delete with a site refusing the log: %v", err)
+	}
+	if _, _, err := n.read("a", GetOptions{VersionID: a.VersionID, Length: -1}); !errors.Is(err, ErrNoSuchVersion) {
+		t.Fatalf("read of the deleted version: %v", err)
+	}
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.blobCount(); got != before {
+		t.Fatalf("%d blobs removed before the deletion record reached every site holding the version", before-got)
+	}
+	n.faults["lux-2"].Set(fault.Config{})
+	if _, err := n.e.Delete(ctx, "registry", "b", DeleteOptions{VersionID: b.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.e.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b's six manifest copies and six shards go; a's stay for garbage
+	// collection, which finds a's record on the sites now.
+	if got := n.blobCount(); got != before-12 {
+		t.Fatalf("removing b removed %d blobs, want 12", before-got)
 	}
 }

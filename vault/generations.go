@@ -111,6 +111,9 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 // Close writes the commit generations to the sites one last time and stops
 // scheduling writes. The engine must not commit afterwards.
 func (e *Engine) Close(ctx context.Context) error {
+	// Removals of deleted versions finish first (each waits at most a
+	// few minutes for its records to reach the sites).
+	e.Settle(ctx)
 	e.gens.mu.Lock()
 	e.gens.closed = true
 	pending := e.gens.scheduled

@@ -21,7 +21,9 @@ const (
 // SetRetention sets a version's retention (mode "" with a zero until
 // removes it). COMPLIANCE retention can only be extended, by anyone, never
 // shortened or removed until it expires; GOVERNANCE retention can be
-// shortened or removed only with bypass.
+// shortened or removed only with bypass (and two custodians), and changed
+// to COMPLIANCE only with bypass, as S3 has it: a change of its lock
+// settings, though one that only strengthens it, so bypass alone suffices.
 func (e *Engine) SetRetention(ctx context.Context, vault, key string, id manifest.ID, mode string, until time.Time, bypass bool) (ObjectInfo, error) {
 	switch mode {
 	case "", Governance, Compliance:
@@ -35,6 +37,9 @@ func (e *Engine) SetRetention(ctx context.Context, vault, key string, id manifes
 		now := time.Now()
 		active := cur.Mode != "" && now.Before(cur.Until)
 		weaker := mode == "" || until.Before(cur.Until) || (cur.Mode == Compliance && mode == Governance)
+		if active && !weaker && cur.Mode == Governance && mode == Compliance && !bypass {
+			return cur, fmt.Errorf("%w: GOVERNANCE retention until %s can be changed to COMPLIANCE only with the governance bypass (x-amz-bypass-governance-retention: true)", ErrLocked, cur.Until.Format(time.RFC3339))
+		}
 		if active && weaker {
 			if cur.Mode == Compliance {
 				return cur, fmt.Errorf("%w: COMPLIANCE retention until %s cannot be shortened or removed", ErrLocked, cur.Until.Format(time.RFC3339))

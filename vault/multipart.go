@@ -56,6 +56,9 @@ type uploadRecord struct {
 	K          int `json:"k,omitempty"`
 	M          int `json:"m,omitempty"`
 	StripeSize int `json:"stripe_size,omitempty"`
+	// ChecksumAlgorithm and ChecksumType are those of PutOptions.
+	ChecksumAlgorithm string `json:"checksum_algorithm,omitempty"`
+	ChecksumType      string `json:"checksum_type,omitempty"`
 }
 
 // UploadInitiator returns the principal that started an upload, or "" if
@@ -141,6 +144,10 @@ type UploadInfo struct {
 	Initiated   time.Time
 	ContentType string
 	Meta        map[string]string
+	// ChecksumAlgorithm and ChecksumType are those the upload was
+	// created with, if any (PutOptions).
+	ChecksumAlgorithm string
+	ChecksumType      string
 }
 
 // PartInfo describes an uploaded part.
@@ -149,6 +156,20 @@ type PartInfo struct {
 	Size     int64
 	ETag     string
 	Modified time.Time
+	// Checksums are the part's verified client checksums
+	// (PartOptions.Checksums).
+	Checksums map[string]string
+}
+
+// PartOptions describes a part being uploaded.
+type PartOptions struct {
+	// ETag, if set, is called after the body is read and gives the part's
+	// ETag (the S3 front end passes the MD5).
+	ETag func() string
+	// Checksums, if set, is called after the body is read and gives the
+	// part's verified checksums (x-amz-checksum-* → base64), kept with the
+	// part and, once the upload completes, in the object's manifest.
+	Checksums func() map[string]string
 }
 
 // CreateUpload starts a multipart upload of key.
@@ -176,14 +197,16 @@ func (e *Engine) CreateUpload(ctx context.Context, vaultName, key string, o PutO
 		initiator = p.Name
 	}
 	rec, err := json.Marshal(uploadRecord{Version: ver, ContentType: o.ContentType, Meta: o.Meta, Label: o.Label, Lock: o.Lock,
-		Initiator: initiator, K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize})
+		Initiator: initiator, K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize,
+		ChecksumAlgorithm: o.ChecksumAlgorithm, ChecksumType: o.ChecksumType})
 	if err != nil {
 		return UploadInfo{}, err
 	}
 	if err := e.index.PutUpload(ctx, index.Upload{Vault: v.Name, Key: key, ID: id, Created: now.UnixNano(), Data: rec}); err != nil {
 		return UploadInfo{}, err
 	}
-	return UploadInfo{Vault: v.Name, Key: key, ID: id, Initiated: now.UTC(), ContentType: o.ContentType, Meta: o.Meta}, nil
+	return UploadInfo{Vault: v.Name, Key: key, ID: id, Initiated: now.UTC(), ContentType: o.ContentType, Meta: o.Meta,
+		ChecksumAlgorithm: o.ChecksumAlgorithm, ChecksumType: o.ChecksumType}, nil
 }
 
 func (e *Engine) upload(ctx context.Context, vault, key, id string) (index.Upload, uploadRecord, error) {
@@ -205,6 +228,11 @@ func (e *Engine) upload(ctx context.Context, vault, key, id string) (index.Uploa
 // etag, if set, is called after the body is read and gives the part's
 // ETag (the S3 front end passes the MD5).
 func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, number int, r io.Reader, size int64, etagFn func() string) (PartInfo, error) {
+	return e.PutPartWith(ctx, vaultName, key, uploadID, number, r, size, PartOptions{ETag: etagFn})
+}
+
+// PutPartWith is PutPart with the part's ETag and checksums from o.
+func (e *Engine) PutPartWith(ctx context.Context, vaultName, key, uploadID string, number int, r io.Reader, size int64, o PartOptions) (PartInfo, error) {
 	v, err := e.Vault(vaultName)
 	if err != nil {
 		return PartInfo{}, err
@@ -244,8 +272,13 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 		}
 		return PartInfo{}, fullSites(nil).wrap(err)
 	}
-	if etagFn != nil {
-		wp.ETag = etagFn()
+	if o.ETag != nil {
+		wp.ETag = o.ETag()
+	}
+	if o.Checksums != nil {
+		if sums := o.Checksums(); len(sums) > 0 {
+			wp.Checksums = sums
+		}
 	}
 	if wp.ETag == "" {
 		wp.ETag = fmt.Sprintf("\"%s\"", wp.Blob)
@@ -271,7 +304,7 @@ func (e *Engine) PutPart(ctx context.Context, vaultName, key, uploadID string, n
 			e.abandon(ctx, evidence.Record{Version: rec.Version, Upload: uploadID}, writtenPart{old.Part}.blobs())
 		}
 	}
-	return PartInfo{Number: number, Size: wp.Size, ETag: wp.ETag, Modified: now.UTC()}, nil
+	return PartInfo{Number: number, Size: wp.Size, ETag: wp.ETag, Modified: now.UTC(), Checksums: wp.Checksums}, nil
 }
 
 func (e *Engine) parts(ctx context.Context, vault, id string) (map[int]partRecord, error) {
@@ -316,7 +349,7 @@ func (e *Engine) ListParts(ctx context.Context, vaultName, key, uploadID string)
 		if err := json.Unmarshal(p.Data, &rec); err != nil {
 			return nil, err
 		}
-		out = append(out, PartInfo{Number: p.Number, Size: rec.Part.Size, ETag: rec.Part.ETag, Modified: time.Unix(0, rec.Modified).UTC()})
+		out = append(out, PartInfo{Number: p.Number, Size: rec.Part.Size, ETag: rec.Part.ETag, Modified: time.Unix(0, rec.Modified).UTC(), Checksums: rec.Part.Checksums})
 	}
 	return out, nil
 }
@@ -334,7 +367,8 @@ func (e *Engine) UploadMeta(ctx context.Context, vaultName, key, uploadID string
 	if err := e.mayReadUpload(ctx, v, uploadID, rec); err != nil {
 		return UploadInfo{}, err
 	}
-	return UploadInfo{Vault: vaultName, Key: key, ID: uploadID, Initiated: time.Unix(0, u.Created).UTC(), ContentType: rec.ContentType, Meta: rec.Meta}, nil
+	return UploadInfo{Vault: vaultName, Key: key, ID: uploadID, Initiated: time.Unix(0, u.Created).UTC(), ContentType: rec.ContentType, Meta: rec.Meta,
+		ChecksumAlgorithm: rec.ChecksumAlgorithm, ChecksumType: rec.ChecksumType}, nil
 }
 
 // CompletePart names a part in a completion.
@@ -353,6 +387,27 @@ func (e *Engine) CompleteUpload(ctx context.Context, vaultName, key, uploadID st
 // object, checked first and again in the index transaction that commits
 // the version (see PutOptions.If). When it fails the upload stays open.
 func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID string, want []CompletePart, cond index.Precondition) (ObjectInfo, error) {
+	return e.CompleteUploadWith(ctx, vaultName, key, uploadID, want, CompleteOptions{If: cond})
+}
+
+// CompleteOptions qualifies a completion.
+type CompleteOptions struct {
+	// If makes the completion conditional (CompleteUploadIf).
+	If index.Precondition
+	// Checksums, if set, is called with the upload's checksum algorithm
+	// and type (PutOptions) and the parts the completion names, in order,
+	// once they have been checked, and returns the checksums to keep for
+	// the object (x-amz-checksum-* → base64), or an error that fails the
+	// completion, leaving the upload open.
+	Checksums func(algorithm, checksumType string, parts []PartInfo) (map[string]string, error)
+}
+
+// CompleteUploadWith is CompleteUpload with the options o. A part number
+// named more than once counts once, with the ETag of its last mention (a
+// client that uploaded a part again lists both answers, the one that
+// finished last last), as ceph/rgw does.
+func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadID string, want []CompletePart, o CompleteOptions) (ObjectInfo, error) {
+	cond := o.If
 	v, err := e.Vault(vaultName)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -390,14 +445,24 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID 
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	named := make([]CompletePart, 0, len(want))
+	for i, w := range want {
+		switch {
+		case i > 0 && w.Number == want[i-1].Number:
+			named[len(named)-1] = w
+			continue
+		case i > 0 && w.Number < want[i-1].Number:
+			return ObjectInfo{}, fmt.Errorf("%w: part %d follows part %d", ErrInvalidPartOrder, w.Number, want[i-1].Number)
+		}
+		named = append(named, w)
+	}
+	want = named
 	var parts []manifest.Part
+	var infos []PartInfo
 	var size int64
 	md5s := make([]byte, 0, 16*len(want))
 	allMD5 := true
 	for i, w := range want {
-		if i > 0 && w.Number <= want[i-1].Number {
-			return ObjectInfo{}, fmt.Errorf("%w: part %d follows part %d", ErrInvalidPartOrder, w.Number, want[i-1].Number)
-		}
 		p, ok := have[w.Number]
 		if !ok {
 			return ObjectInfo{}, fmt.Errorf("%w: part %d was not uploaded", ErrInvalidPart, w.Number)
@@ -418,7 +483,14 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID 
 			allMD5 = false
 		}
 		parts = append(parts, p.Part)
+		infos = append(infos, PartInfo{Number: w.Number, Size: p.Part.Size, ETag: p.Part.ETag, Modified: time.Unix(0, p.Modified).UTC(), Checksums: p.Part.Checksums})
 		size += p.Part.Size
+	}
+	var sums map[string]string
+	if o.Checksums != nil {
+		if sums, err = o.Checksums(rec.ChecksumAlgorithm, rec.ChecksumType, infos); err != nil {
+			return ObjectInfo{}, err
+		}
 	}
 	etag := ""
 	if allMD5 {
@@ -435,7 +507,7 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, vaultName, key, uploadID 
 	m := &manifest.Manifest{
 		Node: e.node, Vault: v.Name, Key: key, Version: rec.Version, Created: created,
 		Size: size, ETag: etag, ContentType: rec.ContentType, Meta: rec.Meta, Label: rec.Label, Lock: rec.Lock,
-		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts, Journaled: true,
+		K: v.Policy.K, M: v.Policy.M, StripeSize: v.StripeSize, KeyGen: keyGen(v), Parts: parts, Journaled: true, Checksums: sums,
 	}
 	if rec.Label != "" {
 		l, err := e.labelOf(rec.Label)

@@ -40,6 +40,16 @@ type PutOptions struct {
 	// the client checksums that were verified over it, to be returned on
 	// request (x-amz-checksum-*).
 	Checksums func() map[string]string
+	// ChecksumAlgorithm, for CreateUpload only, is the upload's checksum
+	// algorithm (S3's x-amz-checksum-algorithm: CRC32, CRC32C, CRC64NVME,
+	// SHA1 or SHA256), recorded for the front end: each part's checksums
+	// are kept, and the completed object's are made from them
+	// (CompleteOptions.Checksums).
+	ChecksumAlgorithm string
+	// ChecksumType, for CreateUpload only, is how the completed object's
+	// checksum is made from its parts' (S3's x-amz-checksum-type:
+	// COMPOSITE or FULL_OBJECT), recorded for the front end.
+	ChecksumType string
 	// If makes the put conditional on the key's current object (S3's
 	// If-Match and If-None-Match): checked before the body is read, and
 	// again in the index transaction that commits the version, so that of

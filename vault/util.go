@@ -195,6 +195,58 @@ func (e *Engine) cleanup(ctx context.Context, blobs map[string][]string) {
 	wg.Wait()
 }
 
+// maxRemovals bounds the removals waiting for their deletion records to
+// reach the sites; a delete past it waits for a slot (back-pressure).
+const maxRemovals = 256
+
+// removeRecorded removes blobs (the manifest copies and shards of
+// deleted versions) once the first size entries of the audit log, which
+// hold their deletion records, are on every one of sites. It returns at
+// once; the removal runs in the background and [Engine.Close] waits for
+// it. When the records do not reach the sites in time nothing is removed:
+// the blobs are garbage by the records, and garbage collection removes
+// them once the log is there.
+func (e *Engine) removeRecorded(ctx context.Context, size uint64, sites []string, sets ...map[string][]string) {
+	if e.journal == nil {
+		// No log, no record to wait for (an engine in tests).
+		for _, s := range sets {
+			e.cleanup(ctx, s)
+		}
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	e.removals.slots <- struct{}{}
+	e.removals.wg.Go(func() {
+		defer func() { <-e.removals.slots }()
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := e.journal.AwaitSites(wctx, size, sites)
+		cancel()
+		if err != nil {
+			e.log.WarnContext(ctx, "deletion recorded on the node but not yet on every site holding the version: its blobs stay until garbage collection finds the record there", "sites", sites, "err", err)
+			return
+		}
+		for _, s := range sets {
+			e.cleanup(ctx, s)
+		}
+	})
+}
+
+// Settle waits until the removals of deleted versions started so far have
+// finished (or ctx ends).
+func (e *Engine) Settle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		e.removals.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func partAAD(version manifest.ID, part int, blob manifest.ID) []byte {
 	b := make([]byte, 0, 16+4+16)
 	b = append(b, version[:]...)

@@ -91,7 +91,10 @@ func Config(t testing.TB, keys *custody.Keyring, node, dir string, sites func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return audit.Config{Dir: dir, Origin: origin, Keys: keys, Signer: ed, Cosigner: pq, Verifiers: eds, Sites: sites, CheckpointInterval: 100 * time.Millisecond}
+	return audit.Config{Dir: dir, Origin: origin, Keys: keys, Signer: ed, Cosigner: pq, Verifiers: eds, Sites: sites,
+		// Quicker than a node's defaults, so that tests waiting on the
+		// sites' copies do not wait long.
+		CheckpointInterval: 100 * time.Millisecond, BatchDelay: 5 * time.Millisecond, CopyInterval: 100 * time.Millisecond}
 }
 
 // Open opens a log for node in a temporary directory, copying to the sites

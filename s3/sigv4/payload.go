@@ -58,7 +58,7 @@ func (a *Auth) Body(r io.Reader) *Payload {
 // checksum). [Auth.Body] already does this for a verified request; this is
 // for bodies that reach the server another way.
 func CheckDigests(h http.Header, body io.Reader) (*Payload, error) {
-	d, e := headerDigests(h, nil)
+	d, e := headerDigests(h, nil, true)
 	if e != nil {
 		return nil, e
 	}

@@ -42,6 +42,13 @@ type Options struct {
 	// "x-embassy-") that, like x-amz-*, must be covered by the signature
 	// when present: headers that change what a request does.
 	MustSign []string
+	// ObjectChecksums says that the request's x-amz-checksum-* headers
+	// describe an object the request assembles, not its body
+	// (CompleteMultipartUpload, whose x-amz-checksum-sha256 is the
+	// checksum of the parts' checksums): they are not checked over the
+	// body, and the caller reads and checks them itself. Content-MD5 and
+	// trailers are still checked over the body.
+	ObjectChecksums bool
 }
 
 // Defaults.
@@ -501,7 +508,7 @@ func (a *Auth) setBodyChecks(r *http.Request) *Error {
 		return newError(InvalidRequest, "x-amz-trailer is only allowed with STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
 			"x-amz-trailer is set but x-amz-content-sha256 is "+quote(a.ContentSHA256))
 	}
-	if a.digests, e = headerDigests(r.Header, a.trailers); e != nil {
+	if a.digests, e = headerDigests(r.Header, a.trailers, !a.opt.ObjectChecksums); e != nil {
 		return e
 	}
 	if a.mode.chunked() {
