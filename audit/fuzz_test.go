@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera/api"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/site"
@@ -194,6 +196,52 @@ func FuzzAddCheckpoint(f *testing.F) {
 		}
 		if _, err := OpenCheckpoint(raw, cfg.Origin, cfg.Verifiers); err != nil {
 			t.Fatalf("cosigned a checkpoint the log did not sign: %v", err)
+		}
+	})
+}
+
+// A witness's latest checkpoint comes back over the network: checking one
+// must never panic, and what passes is cosigned by the witness and signed
+// by the log.
+func FuzzWitnessCheckpoint(f *testing.F) {
+	_, cp, _, cfg := fuzzLog(f)
+	wk := testKeys(f)
+	signer, err := wk.WitnessSigner("witness.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	w, err := NewWitness(signer, filepath.Join(f.TempDir(), "witness.json"), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	vkey, _ := VerifierKey(cfg.Origin, cfg.Keys.(*custody.Keyring).Identity().Public())
+	if err := w.SetLogs([]WitnessedLog{{Origin: cfg.Origin, Key: vkey}}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint(append([]byte("old 0\n\n"), cp...)); err != nil {
+		f.Fatal(err)
+	}
+	cosigned := w.Latest(cfg.Origin)
+	wv, err := fnote.NewVerifier(custody.WitnessVerifierKey("witness.example", wk.Identity().Public()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ParseWitnessCheckpoint(cosigned, cfg.Origin, cfg.Verifiers, wv); err != nil {
+		f.Fatalf("the witness's own answer: %v", err)
+	}
+	f.Add(cosigned)
+	f.Add(cp)
+	f.Add([]byte(cfg.Origin + "\n1\nAAAA\n\n— witness.example AAAA\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseWitnessCheckpoint(b, cfg.Origin, cfg.Verifiers, wv)
+		if err != nil {
+			return
+		}
+		if c.Origin != cfg.Origin {
+			t.Fatalf("accepted a checkpoint of %q", c.Origin)
+		}
+		if _, err := note.Open(b, note.VerifierList(wv)); err != nil {
+			t.Fatalf("accepted a checkpoint the witness did not cosign: %v", err)
 		}
 	})
 }

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -42,10 +44,12 @@ type Config struct {
 	// Sites returns the sites copies go to (nil: none).
 	Sites func() map[string]site.Site
 	// Witnesses, if it has any components, must cosign a checkpoint
-	// before it is published (C2SP tlog-witness, through tessera). With
+	// before it is published (C2SP tlog-witness, through tessera); they
+	// can be changed while the log runs ([Log.SetWitnesses]). With
 	// WitnessFailOpen a checkpoint the quorum did not cosign in time is
 	// published anyway (writes go on); without, it is not published, and
 	// what waits for a checkpoint on the sites (deletes) waits too.
+	// WitnessFailOpen is fixed while the log is open.
 	Witnesses       tessera.WitnessGroup
 	WitnessFailOpen bool
 	// CheckpointInterval is the least time between checkpoints (default
@@ -82,7 +86,43 @@ type Log struct {
 	changed    chan struct{} // closed and replaced when integrated moves
 
 	copies *copier
+
+	// witnesses is the witness policy in force, read by tessera for each
+	// checkpoint it publishes.
+	witnesses witnessPolicy
 }
+
+// witnessPolicy is the witness group in force, changeable while tessera
+// runs: tessera asks it for the witnesses' endpoints and whether their
+// cosignatures satisfy the policy each time it publishes a checkpoint.
+type witnessPolicy struct {
+	g atomic.Pointer[tessera.WitnessGroup]
+}
+
+// Satisfied reports whether cp carries the cosignatures the policy needs.
+func (p *witnessPolicy) Satisfied(cp []byte) bool {
+	g := p.g.Load()
+	return g == nil || len(g.Components) == 0 || g.Satisfied(cp)
+}
+
+// Endpoints returns the add-checkpoint URLs of the witnesses in force.
+func (p *witnessPolicy) Endpoints() map[string]note.Verifier {
+	if g := p.g.Load(); g != nil && len(g.Components) > 0 {
+		return g.Endpoints()
+	}
+	return map[string]note.Verifier{}
+}
+
+// SetWitnesses puts a new witness policy in force: the next checkpoint is
+// sent to its witnesses and published when its quorum cosigned (an empty
+// group: no witness). Whether a checkpoint without the quorum is
+// published (Config.WitnessFailOpen) does not change.
+func (l *Log) SetWitnesses(g tessera.WitnessGroup) {
+	l.witnesses.g.Store(&g)
+}
+
+// WitnessFailOpen reports the log's Config.WitnessFailOpen.
+func (l *Log) WitnessFailOpen() bool { return l.cfg.WitnessFailOpen }
 
 // ErrLog: the log cannot take entries (its journal failed, or it is
 // closed). A node with fail_closed refuses the change being recorded.
@@ -119,9 +159,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		WithBatching(1024, cfg.BatchDelay).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithPushback(8192)
-	if len(cfg.Witnesses.Components) > 0 {
-		opts = opts.WithWitnesses(cfg.Witnesses, &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
-	}
+	// The policy is always installed, so that witnesses added later take
+	// part; with none, tessera publishes at once.
+	l.SetWitnesses(cfg.Witnesses)
+	opts = opts.WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	app, shutdown, reader, err := tessera.NewAppender(actx, drv, opts)
 	if err != nil {
@@ -230,8 +271,14 @@ func (l *Log) feed(ctx context.Context) {
 		for {
 			l.mu.Lock()
 			n := min(len(l.queue), 1024)
-			batch := l.queue[:n:n]
+			// Copied out and cleared, so that the queue's array does not
+			// keep every record of a burst alive after it is integrated.
+			batch := slices.Clone(l.queue[:n])
+			clear(l.queue[:n])
 			l.queue = l.queue[n:]
+			if len(l.queue) == 0 {
+				l.queue = nil
+			}
 			l.mu.Unlock()
 			if n == 0 {
 				break

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/transparency-dev/formats/log"
@@ -168,4 +169,54 @@ func (l *Log) addInOrder(ctx context.Context, first uint64, entries [][]byte) er
 		}
 	}
 	return nil
+}
+
+// LastOnSites is the last event of a kind on the sites' log.
+type LastOnSites struct {
+	// Site holds the copy read (the longest that verifies); Size is its
+	// checkpoint's size.
+	Site string
+	Size uint64
+	// Found is false when no entry of the kind is on it; then Index and
+	// Event are zero.
+	Found bool
+	Index uint64
+	Event Event
+}
+
+// LastEventOnSites reads the longest copy of the log on sites that
+// verifies (signed by one of verifiers, every entry and tile checked
+// against the checkpoint) and returns its last event of kind, opened with
+// keys. It is what a node recovering from its sites learns from the log
+// before anything is written: the node descriptor generation last
+// published, for one. ErrNoCopy when no site holds a copy that verifies.
+func LastEventOnSites(ctx context.Context, sites map[string]site.Site, origin string, verifiers []note.Verifier, keys Keys, kind string) (LastOnSites, error) {
+	var problems []string
+	for _, c := range SiteCopies(ctx, sites, origin, verifiers) {
+		if c.Err != nil {
+			break
+		}
+		last := LastOnSites{Site: c.Site, Size: c.Size}
+		_, err := VerifyTree(ctx, SiteFetcher{c.s}, c.Size, c.cp.Hash, 0, func(i uint64, entry []byte) error {
+			e, _, err := OpenEntry(keys, entry)
+			if err != nil {
+				return fmt.Errorf("entry %d: %w", i, err)
+			}
+			if e.Kind == kind {
+				last.Found, last.Index, last.Event = true, i, e
+			}
+			return nil
+		})
+		if err == nil {
+			return last, nil
+		}
+		if ctx.Err() != nil {
+			return LastOnSites{}, ctx.Err()
+		}
+		problems = append(problems, fmt.Sprintf("site %s: %v", c.Site, err))
+	}
+	if len(problems) > 0 {
+		return LastOnSites{}, fmt.Errorf("%w (%s)", ErrNoCopy, strings.Join(problems, "; "))
+	}
+	return LastOnSites{}, ErrNoCopy
 }

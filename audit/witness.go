@@ -29,10 +29,10 @@ import (
 // others cannot get both cosigned by the same witness.
 type Witness struct {
 	signer note.Signer
-	logs   map[string]note.Verifier // by origin
 	path   string
 
 	mu    sync.Mutex
+	logs  map[string]note.Verifier // by origin
 	state map[string]witnessed
 }
 
@@ -40,6 +40,10 @@ type Witness struct {
 type witnessed struct {
 	Size uint64 `json:"size"`
 	Hash []byte `json:"hash"`
+	// Checkpoint is the checkpoint as cosigned: the log's signed note with
+	// this witness's cosignature line added (absent in state written
+	// before it was kept).
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // WitnessedLog names a log a witness follows: its origin and the C2SP
@@ -63,16 +67,9 @@ const maxProofLines = 63
 // cosignature/v1 signer) the checkpoints of logs, and keeps what it
 // cosigned in the file at statePath (created when missing).
 func NewWitness(signer note.Signer, statePath string, logs []WitnessedLog) (*Witness, error) {
-	w := &Witness{signer: signer, logs: map[string]note.Verifier{}, path: statePath, state: map[string]witnessed{}}
-	for _, l := range logs {
-		v, err := note.NewVerifier(l.Key)
-		if err != nil {
-			return nil, fmt.Errorf("witness: log %q: key: %w", l.Origin, err)
-		}
-		if v.Name() != l.Origin {
-			return nil, fmt.Errorf("witness: log %q: its key is named %q", l.Origin, v.Name())
-		}
-		w.logs[l.Origin] = v
+	w := &Witness{signer: signer, path: statePath, state: map[string]witnessed{}}
+	if err := w.SetLogs(logs); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(statePath)
 	switch {
@@ -85,6 +82,67 @@ func NewWitness(signer note.Signer, statePath string, logs []WitnessedLog) (*Wit
 		}
 	}
 	return w, nil
+}
+
+// SetLogs replaces the logs the witness follows (a configuration change
+// on a running node). What it cosigned for each log is kept: a log
+// removed and added again is held to the checkpoint cosigned before.
+func (w *Witness) SetLogs(logs []WitnessedLog) error {
+	m := make(map[string]note.Verifier, len(logs))
+	for _, l := range logs {
+		v, err := note.NewVerifier(l.Key)
+		if err != nil {
+			return fmt.Errorf("witness: log %q: key: %w", l.Origin, err)
+		}
+		if v.Name() != l.Origin {
+			return fmt.Errorf("witness: log %q: its key is named %q", l.Origin, v.Name())
+		}
+		m[l.Origin] = v
+	}
+	w.mu.Lock()
+	w.logs = m
+	w.mu.Unlock()
+	return nil
+}
+
+// Latest returns the latest checkpoint of the log origin the witness
+// cosigned, with its cosignature, or nil.
+func (w *Witness) Latest(origin string) []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.logs[origin]; !ok {
+		return nil
+	}
+	if s := w.state[origin].Checkpoint; s != "" {
+		return []byte(s)
+	}
+	return nil
+}
+
+// ServeLatest serves the latest checkpoint cosigned of the log named by
+// the query parameter origin (GET; 404 when the witness follows no such
+// log or has cosigned none of it yet). The body is the signed note, with
+// the log's signatures and this witness's cosignature: anyone can check it
+// with both keys. This is embassy's addition to C2SP tlog-witness, which
+// has no such request; 'embassy audit verify' asks it.
+func (w *Witness) ServeLatest(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		rw.Header().Set("Allow", http.MethodGet)
+		http.Error(rw, "the latest checkpoint takes GET", http.StatusMethodNotAllowed)
+		return
+	}
+	origin := r.URL.Query().Get("origin")
+	if origin == "" {
+		http.Error(rw, "name the log: ?origin=ORIGIN", http.StatusBadRequest)
+		return
+	}
+	cp := w.Latest(origin)
+	if cp == nil {
+		http.Error(rw, fmt.Sprintf("no checkpoint of log %q cosigned", origin), http.StatusNotFound)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Write(cp)
 }
 
 // WitnessError is an add-checkpoint refusal, with its HTTP status.
@@ -114,7 +172,9 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 		return nil, refuse(http.StatusBadRequest, "malformed request: %v", err)
 	}
 	origin, _, _ := bytes.Cut(cpRaw, []byte("\n"))
+	w.mu.Lock()
 	v, ok := w.logs[string(origin)]
+	w.mu.Unlock()
 	if !ok {
 		return nil, refuse(http.StatusNotFound, "unknown log %q", origin)
 	}
@@ -152,19 +212,6 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 	}
 	// The new state is durable before the cosignature leaves: after a
 	// crash the witness never cosigns a fork of what it cosigned.
-	next := make(map[string]witnessed, len(w.state)+1)
-	for k, s := range w.state {
-		next[k] = s
-	}
-	next[cp.Origin] = witnessed{Size: cp.Size, Hash: cp.Hash}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(w.path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("witness: %w", err)
-	}
-	w.state = next
 	text, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))
 	signed, err := note.Sign(&note.Note{Text: string(text) + "\n"}, w.signer)
 	if err != nil {
@@ -174,6 +221,23 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, errors.New("witness: cosigning failed")
 	}
+	next := make(map[string]witnessed, len(w.state)+1)
+	for k, s := range w.state {
+		next[k] = s
+	}
+	kept := string(cpRaw)
+	if !strings.HasSuffix(kept, "\n") {
+		kept += "\n"
+	}
+	next[cp.Origin] = witnessed{Size: cp.Size, Hash: cp.Hash, Checkpoint: kept + string(sig)}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(w.path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	w.state = next
 	return sig, nil
 }
 

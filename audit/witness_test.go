@@ -49,6 +49,7 @@ func testWitness(t *testing.T, k *custody.Keyring) (*Witness, string, note.Verif
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/add-checkpoint", w)
+	mux.HandleFunc("/checkpoint", w.ServeLatest)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
@@ -167,5 +168,91 @@ func TestWitnessCosignsAndRefusesAFork(t *testing.T) {
 	// The same checkpoint again is cosigned again (idempotent).
 	if st, _, b := post(fmt.Sprintf("old %d\n\n", cp.Size) + string(raw)); st != http.StatusOK || !strings.HasPrefix(b, "— witness.lux.example ") {
 		t.Errorf("the same checkpoint again: %d %s", st, b)
+	}
+}
+
+// TestCheckWitnessFindsASplitView: witnesses are put in force on a
+// running log (SetWitnesses), and CheckWitness asks each for the latest
+// checkpoint of the log it cosigned: one that cosigned the log's own
+// checkpoints agrees; one that was shown another history signed with the
+// log's key (a fork, cosigned before the log ever reached it) is a split
+// view; one that cosigned nothing, or cannot be reached, is the window.
+func TestCheckWitnessFindsASplitView(t *testing.T) {
+	k := testKeys(t)
+	honest, hkey, _, hroot := testWitness(t, k)
+	_, skey, _, sroot := testWitness(t, k)
+	cfg := testConfig(t, k, t.TempDir(), nil)
+	l := openLog(t, cfg)
+	defer closeLog(t, l)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	hc := &http.Client{Timeout: 10 * time.Second}
+
+	// Nothing cosigned yet: the window, not a problem.
+	if wc := l.CheckWitness(ctx, hc, hkey, hroot.String()); wc.Problem != "" || !strings.Contains(wc.Window, "cosigned no checkpoint") {
+		t.Fatalf("a witness that cosigned nothing: %+v", wc)
+	}
+	// Put the honest witness in force while the log runs.
+	tw, err := tessera.NewWitness(hkey, hroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetWitnesses(tessera.NewWitnessGroup(1, tw))
+	var last uint64
+	for i := range 20 {
+		if last, err = l.Append(ctx, event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.ProveEntry(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if honest.Latest(cfg.Origin) == nil {
+		t.Fatal("the witness put in force while the log ran cosigned nothing")
+	}
+	wc := l.CheckWitness(ctx, hc, hkey, hroot.String())
+	if wc.Problem != "" || wc.Size == 0 || wc.Witness != "witness.lux.example" {
+		t.Fatalf("the honest witness: %+v", wc)
+	}
+
+	// Another history signed with the log's key, shown to the second
+	// witness first: it cosigns it, and CheckWitness calls it a split view.
+	fork := openLog(t, testConfig(t, k, t.TempDir(), nil))
+	for i := range 5 {
+		if last, err = fork.Append(ctx, Event{Kind: "object.put", Actor: "mallory", Vault: "v", Key: fmt.Sprint("forged", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fork.ProveEntry(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	fraw, _, err := fork.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, fork)
+	r, err := http.Post(sroot.JoinPath("add-checkpoint").String(), "text/plain", strings.NewReader("old 0\n\n"+string(fraw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("the fork's first checkpoint: %s", r.Status)
+	}
+	wc = l.CheckWitness(ctx, hc, skey, sroot.String())
+	if !strings.Contains(wc.Problem, "not a checkpoint of the node's log") || wc.Size != 5 {
+		t.Fatalf("a witness shown a fork: %+v", wc)
+	}
+	// The honest one is still fine; the wrong key for a witness is a
+	// problem (its answer is not cosigned by the key configured); nobody
+	// listening is the window.
+	if wc := l.CheckWitness(ctx, hc, hkey, hroot.String()); wc.Problem != "" {
+		t.Fatalf("the honest witness after the fork: %+v", wc)
+	}
+	if wc := l.CheckWitness(ctx, hc, hkey, sroot.String()); !strings.Contains(wc.Problem, "not cosigned by the witness's key") {
+		t.Fatalf("the answer of another witness: %+v", wc)
+	}
+	if wc := l.CheckWitness(ctx, hc, hkey, "http://127.0.0.1:1/w"); wc.Problem != "" || !strings.Contains(wc.Window, "not reached") {
+		t.Fatalf("an unreachable witness: %+v", wc)
 	}
 }

@@ -238,7 +238,7 @@ func (k *Keeper) VerifyLog(ctx context.Context, tmp string) (LogAudit, error) {
 			return nil // intents, abandonments: about blobs, not versions
 		}
 		batch = append(batch, change{e.Version, e})
-		if len(batch) == 4096 {
+		if len(batch) == 256 {
 			return flush()
 		}
 		return nil

@@ -3,6 +3,7 @@ package housekeeping
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,6 +224,71 @@ func TestRebuildRefusesRolledBackManifest(t *testing.T) {
 	for _, key := range []string{"inline", "streamed"} {
 		if _, err := n.e.Stat(ctx, "registry", key, manifest.ID{}); err == nil {
 			t.Fatalf("%s indexed at the rolled-back revision", key)
+		}
+	}
+}
+
+// TestRebuildNeverResurrectsADeletedVersion: a version deleted with its
+// deletion record on the audit log, whose every blob comes back on the
+// sites (sites restored from a backup taken before the delete). A rebuild
+// into a fresh index (what recover does) leaves it out and counts it as
+// deleted by record; a rebuild over the index does the same.
+func TestRebuildNeverResurrectsADeletedVersion(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	keep := n.put("keep", content("keep", 100))
+	for _, c := range []struct {
+		key  string
+		size int
+	}{{"inline", 100}, {"streamed", 3*testStripe + 1}} {
+		info := n.put(c.key, content(c.key, c.size))
+		saved := map[string][]byte{}
+		for _, d := range n.dirs {
+			filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+				// Every blob on the sites: the version's manifests and shards.
+				if err == nil && e.Type().IsRegular() && !strings.Contains(p, "log") {
+					saved[p], _ = os.ReadFile(p)
+				}
+				return nil
+			})
+		}
+		manifests := 0
+		for p := range saved {
+			if strings.Contains(p, info.VersionID.String()) {
+				manifests++
+			}
+		}
+		if manifests == 0 {
+			t.Fatalf("%s: no manifest of the version found on the sites", c.key)
+		}
+		if _, err := n.e.Delete(ctx, "registry", c.key, vault.DeleteOptions{VersionID: info.VersionID}); err != nil {
+			t.Fatal(err)
+		}
+		for p, b := range saved {
+			os.MkdirAll(filepath.Dir(p), 0o700)
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, fresh := range []bool{false, true} {
+		if fresh {
+			n.ix.Reset(ctx)
+		}
+		st, err := n.k.RebuildIndex(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Deleted != 2 {
+			t.Fatalf("rebuild (fresh index %v): %d deleted by record, want 2: %+v", fresh, st.Deleted, st)
+		}
+		for _, key := range []string{"inline", "streamed"} {
+			if _, err := n.e.Stat(ctx, "registry", key, manifest.ID{}); err == nil {
+				t.Fatalf("rebuild (fresh index %v): deleted %s came back", fresh, key)
+			}
+		}
+		if _, err := n.e.Stat(ctx, "registry", "keep", keep.VersionID); err != nil {
+			t.Fatalf("rebuild (fresh index %v): keep: %v", fresh, err)
 		}
 	}
 }

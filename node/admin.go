@@ -112,6 +112,8 @@ var adminRoutes = []adminRoute{
 		doc: "`embassy audit verify`'s report: the log's copies, the index, every manifest and descriptor against the log", handle: (*Node).adminAuditVerify},
 	{method: http.MethodPost, path: "v1/witness/add-checkpoint", auth: authAnonymous,
 		doc: "C2SP tlog-witness: cosigns a checkpoint of a log in `audit.witnessed`, authenticated by the log's signature and a consistency proof", handle: (*Node).adminWitness},
+	{method: http.MethodGet, path: "v1/witness/checkpoint", auth: authAnonymous,
+		doc: "the latest checkpoint cosigned of the log `origin` (a query parameter), with the cosignature: what `audit verify` on that log's node asks", handle: (*Node).adminWitnessLatest},
 	{method: http.MethodGet, path: "v1/custody/status", auth: authCustodian, sealed: true,
 		doc: "node id, nation, custody, seal state", handle: (*Node).adminStatus},
 	{method: http.MethodPost, path: "v1/custody/unseal", auth: authCustodian, sealed: true,

@@ -138,6 +138,12 @@ func (n *Node) saveRequests(rs []*Request) error {
 	if err := n.saveNodeFile(RequestsFile, append(b, '\n')); err != nil {
 		return err
 	}
+	if l := n.Audit(); l != nil {
+		// Every request entry is appended (record) before the file that
+		// reflects it is saved, with reqMu held: the file agrees with the
+		// log as it is now.
+		n.noteRequestsChecked(l.Appended())
+	}
 	if n.Engine != nil {
 		n.PublishDescriptor(context.Background())
 	}

@@ -45,23 +45,73 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 	}
 	cfg := audit.Config{Dir: n.path(AuditDir), Origin: origin, Keys: keys, Signer: ed, Cosigner: pq, Verifiers: verifiers,
 		Sites: n.auditSites, Logger: n.Log}
-	if ws := n.Config.Audit.Witnesses; len(ws) > 0 {
-		// tessera's policy (Sigsum's format): every witness, and a group
-		// of them with the quorum as its threshold.
-		var p strings.Builder
-		names := make([]string, len(ws))
-		for i, w := range ws {
-			names[i] = fmt.Sprintf("w%d", i)
-			fmt.Fprintf(&p, "witness %s %s %s\n", names[i], w.Key, w.URL)
-		}
-		fmt.Fprintf(&p, "group g %d %s\nquorum g\n", n.Config.witnessQuorum(), strings.Join(names, " "))
-		g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
-		if err != nil {
-			return audit.Config{}, fmt.Errorf("audit.witnesses: %w", err)
-		}
-		cfg.Witnesses, cfg.WitnessFailOpen = g, n.Config.witnessFailOpen()
+	g, err := witnessGroup(n.Config)
+	if err != nil {
+		return audit.Config{}, err
 	}
+	cfg.Witnesses, cfg.WitnessFailOpen = g, n.Config.witnessFailOpen()
 	return cfg, nil
+}
+
+// witnessGroup is tessera's witness policy for c's audit.witnesses (in
+// Sigsum's policy format: every witness, and a group of them with the
+// quorum as its threshold); empty when there are none.
+func witnessGroup(c *Config) (tessera.WitnessGroup, error) {
+	ws := c.Audit.Witnesses
+	if len(ws) == 0 {
+		return tessera.WitnessGroup{}, nil
+	}
+	var p strings.Builder
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = fmt.Sprintf("w%d", i)
+		fmt.Fprintf(&p, "witness %s %s %s\n", names[i], w.Key, w.URL)
+	}
+	fmt.Fprintf(&p, "group g %d %s\nquorum g\n", c.witnessQuorum(), strings.Join(names, " "))
+	g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
+	if err != nil {
+		return tessera.WitnessGroup{}, fmt.Errorf("audit.witnesses: %w", err)
+	}
+	return g, nil
+}
+
+// reconfigureAudit puts the configuration's witness settings in force on
+// the open log without a restart: the witnesses and the quorum at once
+// (the next checkpoint goes to them), the logs this node witnesses at once,
+// and a change of audit.witness_fail_open by reopening the log (writes wait
+// for it a moment rather than fail).
+func (n *Node) reconfigureAudit() error {
+	l := n.Audit()
+	if l == nil {
+		return nil
+	}
+	g, err := witnessGroup(n.Config)
+	if err != nil {
+		return err
+	}
+	if l.WitnessFailOpen() != n.Config.witnessFailOpen() {
+		n.auditSwap.Lock()
+		n.closeAudit()
+		err := n.openAudit(context.Background())
+		n.auditSwap.Unlock()
+		if err != nil {
+			return err
+		}
+	} else {
+		l.SetWitnesses(g)
+	}
+	if w := n.witness.Load(); w != nil && len(n.Config.Audit.Witnessed) > 0 {
+		return w.SetLogs(witnessedLogs(n.Config))
+	}
+	return n.openWitness(n.Keys)
+}
+
+func witnessedLogs(c *Config) []audit.WitnessedLog {
+	logs := make([]audit.WitnessedLog, len(c.Audit.Witnessed))
+	for i, l := range c.Audit.Witnessed {
+		logs[i] = audit.WitnessedLog{Origin: l.Origin, Key: l.Key}
+	}
+	return logs
 }
 
 // openWitness starts witnessing the logs audit.witnessed names, cosigning
@@ -77,11 +127,7 @@ func (n *Node) openWitness(keys *custody.Keyring) error {
 	if err != nil {
 		return err
 	}
-	logs := make([]audit.WitnessedLog, len(ls))
-	for i, l := range ls {
-		logs[i] = audit.WitnessedLog{Origin: l.Origin, Key: l.Key}
-	}
-	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), logs)
+	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), witnessedLogs(n.Config))
 	if err != nil {
 		return err
 	}
@@ -100,6 +146,18 @@ func (n *Node) adminWitness(w http.ResponseWriter, r *http.Request, c *adminCall
 		return
 	}
 	wit.ServeHTTP(w, r)
+}
+
+// adminWitnessLatest serves the latest checkpoint this node cosigned of a
+// log it witnesses (audit.Witness.ServeLatest): public, like the
+// checkpoints themselves, so that the log's own node can ask it.
+func (n *Node) adminWitnessLatest(w http.ResponseWriter, r *http.Request, c *adminCall) {
+	wit := n.witness.Load()
+	if wit == nil {
+		http.Error(w, "this node witnesses no log", http.StatusNotFound)
+		return
+	}
+	wit.ServeLatest(w, r)
 }
 
 // openAudit opens the node's audit log.
@@ -134,6 +192,8 @@ func (p auditProxy) log() (*audit.Log, error) {
 }
 
 func (p auditProxy) Append(ctx context.Context, evs ...audit.Event) (uint64, error) {
+	p.n.auditSwap.RLock()
+	defer p.n.auditSwap.RUnlock()
 	l, err := p.log()
 	if err != nil {
 		return 0, err

@@ -38,12 +38,15 @@ import (
 
 // Audit log event kinds the node writes.
 const (
-	KindConfigChange    = "config.change"
-	KindRequestCreate   = "request.create"
-	KindRequestApprove  = "request.approve"
-	KindRequestReject   = "request.reject"
-	KindRequestExecute  = "request.execute"
-	KindRequestExpire   = "request.expire"
+	KindConfigChange   = "config.change"
+	KindRequestCreate  = "request.create"
+	KindRequestApprove = "request.approve"
+	KindRequestReject  = "request.reject"
+	KindRequestExecute = "request.execute"
+	KindRequestExpire  = "request.expire"
+	// KindRequestRebuild: requests.json disagreed with the log and was
+	// rebuilt from it.
+	KindRequestRebuild  = "request.rebuild"
 	KindUnseal          = "custody.unseal"
 	KindUnsealAttempt   = "custody.unseal-attempt"
 	KindDescriptor      = "descriptor.publish"
@@ -67,6 +70,8 @@ const (
 // vault.ErrAudit); otherwise the failure is logged. A sealed node keeps
 // them until unseal.
 func (n *Node) record(ctx context.Context, evs ...audit.Event) error {
+	n.auditSwap.RLock()
+	defer n.auditSwap.RUnlock()
 	l := n.Audit()
 	if l == nil {
 		n.recordSealed(evs...)
@@ -84,6 +89,8 @@ func (n *Node) record(ctx context.Context, evs ...audit.Event) error {
 // recordBestEffort appends events, logging a failure: for what is
 // recorded after it happened (an outcome, a descriptor written).
 func (n *Node) recordBestEffort(ctx context.Context, evs ...audit.Event) {
+	n.auditSwap.RLock()
+	defer n.auditSwap.RUnlock()
 	l := n.Audit()
 	if l == nil {
 		n.recordSealed(evs...)

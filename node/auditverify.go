@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ import (
 type AuditReport struct {
 	Log   audit.LogCheck        `json:"log"`
 	State housekeeping.LogAudit `json:"state"`
+	// Witnesses is what each witness in audit.witnesses said: the latest
+	// checkpoint of the log it cosigned must be one of the log's tree.
+	Witnesses []audit.WitnessCheck `json:"witnesses"`
 	// Descriptors lists each site's node descriptor generation.
 	Descriptors []SiteDescriptor `json:"descriptors"`
 	// Problems gathers every problem above: tampering or damage. The
@@ -45,7 +49,7 @@ type SiteDescriptor struct {
 // VerifyAudit checks the audit log's copies, then the index, the sites'
 // manifests and their node descriptors against the log.
 func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
-	rep := AuditReport{Descriptors: []SiteDescriptor{}, Problems: []string{}, Window: []string{}}
+	rep := AuditReport{Witnesses: []audit.WitnessCheck{}, Descriptors: []SiteDescriptor{}, Problems: []string{}, Window: []string{}}
 	if err := n.Ready(); err != nil {
 		return rep, err
 	}
@@ -59,6 +63,19 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	}
 	rep.Problems = append(rep.Problems, rep.Log.Problems...)
 	rep.Window = append(rep.Window, rep.Log.Window...)
+	// A split view shown only outside is seen by the witnesses alone.
+	for _, w := range n.conf().Audit.Witnesses {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		wc := l.CheckWitness(wctx, witnessClient, w.Key, w.URL)
+		cancel()
+		rep.Witnesses = append(rep.Witnesses, wc)
+		name := cmp.Or(wc.Witness, w.URL)
+		if wc.Problem != "" {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("witness %s cosigned a checkpoint of %d entries that is not the log's: a split view (%s)", name, wc.Size, wc.Problem))
+		} else if wc.Window != "" {
+			rep.Window = append(rep.Window, fmt.Sprintf("witness %s: %s", name, wc.Window))
+		}
+	}
 	if rep.State, err = n.Keeper().VerifyLog(ctx, n.path(AuditDir)); err != nil {
 		return rep, err
 	}
@@ -93,6 +110,9 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
 }
+
+// witnessClient asks witnesses for their latest checkpoint.
+var witnessClient = &http.Client{Timeout: 10 * time.Second}
 
 // AuditQuery selects events for `embassy audit log`.
 type AuditQuery struct {

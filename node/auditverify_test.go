@@ -190,3 +190,107 @@ func TestNodeWitnessesAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// editConfig changes the configuration of a running node through the
+// live path ('embassy config edit': ProposeConfig), and fails unless it
+// was applied at once.
+func editConfig(t *testing.T, n *Node, change func(*Config)) {
+	t.Helper()
+	c := *n.conf()
+	c.Audit.Witnesses = append([]WitnessConfig(nil), c.Audit.Witnesses...)
+	c.Audit.Witnessed = append([]WitnessedLogConfig(nil), c.Audit.Witnessed...)
+	change(&c)
+	body, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.ProposeConfig(t.Context(), body)
+	if err != nil || !res.Applied {
+		t.Fatalf("config edit: %v %+v", err, res)
+	}
+}
+
+// TestWitnessSettingsLive: witness settings changed on running nodes
+// (through config edit, no restart) are in force at once: B starts
+// witnessing A's log, A's next checkpoints are cosigned by B (a proof file
+// checks with B as a required witness), turning witness_fail_open off
+// reopens A's log while writes go on, audit verify asks B for what it
+// cosigned, and a witness removed is asked nothing more.
+func TestWitnessSettingsLive(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	ctx := t.Context()
+	aID := a.Config.Node.ID
+	vkey, err := audit.VerifierKey(audit.Origin(aID), a.Keys.Identity().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(srv.Close)
+	editConfig(t, b, func(c *Config) {
+		c.Audit.Witnessed = []WitnessedLogConfig{{Origin: audit.Origin(aID), Key: vkey}}
+	})
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys.Identity().Public())
+	log := a.Audit()
+	editConfig(t, a, func(c *Config) {
+		ff := false
+		c.Audit.Witnesses = []WitnessConfig{{Key: wkey, URL: srv.URL + AdminPrefix + "v1/witness"}}
+		c.Audit.WitnessFailOpen = &ff
+	})
+	if a.Audit() == log || a.Audit().WitnessFailOpen() {
+		t.Fatal("turning witness_fail_open off did not reopen the log with it off")
+	}
+	if err := a.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Engine.Put(a.As(ctx, "admin"), "registry", "minutes", strings.NewReader("minutes"), vault.PutOptions{Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	p, _, err := a.AuditProof(wctx, "registry", "minutes", manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv, err := fnote.NewVerifier(wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, pq, _ := audit.Verifiers(audit.Origin(aID), a.Keys.Identity().Public())
+	if pc, err := audit.VerifyProof(p, audit.Origin(aID), ed[0], pq[0], []note.Verifier{wv}, 1); err != nil || len(pc.Witnesses) != 1 {
+		t.Fatalf("A's proof with B, made a witness without a restart, required: %v %+v", err, pc)
+	}
+	rep, err := a.VerifyAudit(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Witnesses) != 1 || rep.Witnesses[0].Problem != "" || rep.Witnesses[0].Size == 0 {
+		t.Fatalf("audit verify with B as witness: %+v %+v", rep.Problems, rep.Witnesses)
+	}
+
+	// B's witness removed (custodians approve that; here applied as an
+	// approved config.edit is): A's checkpoints go on without it.
+	c := *a.conf()
+	c.Audit.Witnesses, c.Audit.WitnessFailOpen = nil, nil
+	body, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.applyConfig(&c, body); err != nil {
+		t.Fatal(err)
+	}
+	before := b.witness.Load().Latest(audit.Origin(aID))
+	if _, err := a.Engine.Put(a.As(ctx, "admin"), "registry", "budget", strings.NewReader("budget"), vault.PutOptions{Size: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.AuditProof(wctx, "registry", "budget", manifest.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := b.witness.Load().Latest(audit.Origin(aID)); string(after) != string(before) {
+		t.Fatalf("a witness removed from audit.witnesses was still sent checkpoints")
+	}
+	// B stops witnessing A: add-checkpoint knows A no more.
+	editConfig(t, b, func(c *Config) { c.Audit.Witnessed = nil })
+	if b.witness.Load() != nil {
+		t.Fatal("B still witnesses after audit.witnessed was emptied")
+	}
+}

@@ -380,7 +380,11 @@ type RecoverOptions struct {
 	Shares  [][]byte
 	// SitePaths overrides the directory of dir sites on this machine.
 	SitePaths map[string]string
-	Logger    func(msg string, args ...any)
+	// AcceptStale takes the newest descriptor found even when the sites'
+	// audit log records a newer generation (the sites that held it are
+	// lost for good). Without it such a recovery is refused.
+	AcceptStale bool
+	Logger      func(msg string, args ...any)
 }
 
 // DescriptorSeen is what recovery found on one site.
@@ -405,6 +409,13 @@ type RecoverReport struct {
 	// Sites lists every site consulted, in the order of the newest
 	// configuration (the starting site first when it is not in it).
 	Sites []DescriptorSeen `json:"sites"`
+	// LogGeneration is the newest descriptor generation the audit log on
+	// the sites records (LogSite holds the copy read, LogEntries long); 0
+	// when no site holds a log copy that verifies (LogProblem says why).
+	LogGeneration uint64 `json:"log_generation"`
+	LogSite       string `json:"log_site,omitempty"`
+	LogEntries    uint64 `json:"log_entries"`
+	LogProblem    string `json:"log_problem,omitempty"`
 	// Rebuild is the index rebuild.
 	Rebuild housekeeping.RebuildStats `json:"rebuild"`
 	// SiteStates is the state of each site of the recovered node: a site
@@ -415,14 +426,67 @@ type RecoverReport struct {
 // DescriptorReport is the descriptor part of a recovery's report, for
 // printing.
 type DescriptorReport struct {
-	Generation uint64           `json:"generation"`
-	Source     string           `json:"source"`
-	Sites      []DescriptorSeen `json:"sites"`
+	Generation    uint64           `json:"generation"`
+	Source        string           `json:"source"`
+	Sites         []DescriptorSeen `json:"sites"`
+	LogGeneration uint64           `json:"log_generation"`
+	LogSite       string           `json:"log_site,omitempty"`
+	LogEntries    uint64           `json:"log_entries"`
+	LogProblem    string           `json:"log_problem,omitempty"`
 }
 
 // Descriptor returns the descriptor part of the report.
 func (r RecoverReport) Descriptor() DescriptorReport {
-	return DescriptorReport{Generation: r.Generation, Source: r.Source, Sites: append([]DescriptorSeen{}, r.Sites...)}
+	return DescriptorReport{Generation: r.Generation, Source: r.Source, Sites: append([]DescriptorSeen{}, r.Sites...),
+		LogGeneration: r.LogGeneration, LogSite: r.LogSite, LogEntries: r.LogEntries, LogProblem: r.LogProblem}
+}
+
+// ErrStaleDescriptor: the newest node descriptor the sites reached hold
+// is older than the generation the audit log records. Recover from a site
+// that holds the newest (or mount the sites not reached); only if those
+// are lost for good, accept the older one (RecoverOptions.AcceptStale).
+var ErrStaleDescriptor = errors.New("stale node descriptor")
+
+// descriptorOnLog reads the longest verified copy of the audit log on the
+// sites of c (and the starting site) and fills in the newest descriptor
+// generation it records.
+func descriptorOnLog(ctx context.Context, keys *custody.Keyring, d descriptor, c *Config, tmp *Node, from site.Site, rep *RecoverReport) error {
+	if len(d.Identity) == 0 {
+		rep.LogProblem = "the descriptor carries no identity (a node from before the audit log)"
+		return nil
+	}
+	id, err := keys.OpenIdentity(d.Identity)
+	if err != nil {
+		return fmt.Errorf("descriptor identity: %w", err)
+	}
+	origin := audit.Origin(d.NodeID)
+	verifiers, _, err := audit.Verifiers(origin, append([]custody.PublicIdentity{id.Public()}, id.Previous...)...)
+	if err != nil {
+		return err
+	}
+	sites := map[string]site.Site{StartingSite: from}
+	for _, sc := range c.Sites {
+		if st, err := tmp.OpenSite(sc); err == nil {
+			sites[sc.ID] = st
+		}
+	}
+	last, err := audit.LastEventOnSites(ctx, sites, origin, verifiers, keys.WithIdentity(id), KindDescriptor)
+	if err != nil {
+		if errors.Is(err, audit.ErrNoCopy) {
+			rep.LogProblem = err.Error()
+			return nil
+		}
+		return fmt.Errorf("the audit log on the sites: %w", err)
+	}
+	rep.LogSite, rep.LogEntries = last.Site, last.Size
+	if last.Found {
+		g, err := strconv.ParseUint(last.Event.Detail["generation"], 10, 64)
+		if err != nil {
+			return fmt.Errorf("the audit log on site %s: entry %d: descriptor generation %q", last.Site, last.Index, last.Event.Detail["generation"])
+		}
+		rep.LogGeneration = g
+	}
+	return nil
 }
 
 // StartingSite names the site recovery started from in its report.
@@ -571,6 +635,14 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 		}
 	}
 	d := best.d
+	// The audit log records every descriptor generation published: one
+	// newer than any found means the sites reached serve a stale one.
+	if err := descriptorOnLog(ctx, keys, d, c, tmp, o.From, &rep); err != nil {
+		return nil, rep, err
+	}
+	if rep.LogGeneration > d.Generation && !o.AcceptStale {
+		return nil, rep, fmt.Errorf("%w: the newest node descriptor on the sites reached is generation %d (from %s), but the audit log (site %s, %d entries) records generation %d: those sites are stale (replayed, or the sites holding generation %d are not reached); nothing was written", ErrStaleDescriptor, d.Generation, best.site, rep.LogSite, rep.LogEntries, rep.LogGeneration, rep.LogGeneration)
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, rep, err
 	}
@@ -583,7 +655,9 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 			return nil, rep, err
 		}
 	}
-	if err := writeGeneration(o.Dir, d.Generation); err != nil {
+	// Generations never go back: after an accepted stale descriptor the
+	// next one published is above what the log records.
+	if err := writeGeneration(o.Dir, max(d.Generation, rep.LogGeneration)); err != nil {
 		return nil, rep, err
 	}
 	n, err := Open(ctx, o.Dir, nil)

@@ -64,7 +64,11 @@ type Node struct {
 	SetAside map[string]string
 
 	// audit is the node's audit log (open while the node is unsealed).
-	audit       atomic.Pointer[audit.Log]
+	audit atomic.Pointer[audit.Log]
+	// auditSwap is held for reading while appending, and for writing
+	// while the log is reopened (a configuration change), so that appends
+	// wait for the reopened log instead of failing.
+	auditSwap   sync.RWMutex
 	witness     atomic.Pointer[audit.Witness]
 	auditStores atomic.Pointer[map[string]site.Site]
 
@@ -379,6 +383,12 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.Log.Error("audit log: the versions the index holds are not recorded as its beginning", "err", err)
 	}
 	n.flushSealed(context.Background())
+	// requests.json is a cache of the log's request entries: one that
+	// disagrees with the log (a restored backup, a decision taken out) is
+	// rebuilt from it before any request is decided.
+	if _, err := n.checkRequests(context.Background()); err != nil {
+		return fmt.Errorf("check requests.json against the audit log: %w", err)
+	}
 	n.syncGeneration(context.Background())
 	n.PublishDescriptor(context.Background())
 	return nil
@@ -448,6 +458,8 @@ func (n *Node) rebuildEngine() error {
 		if err := n.openAudit(context.Background()); err != nil {
 			return err
 		}
+	} else if err := n.reconfigureAudit(); err != nil {
+		return err
 	}
 	var vaults []vault.Vault
 	for _, vc := range n.Config.Vaults {

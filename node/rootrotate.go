@@ -273,8 +273,11 @@ func (n *Node) replaceIdentity(fp string) (string, error) {
 	n.Keys = n.Keys.WithIdentity(next)
 	if n.Audit() != nil {
 		// Checkpoints are signed by the new key from now on.
+		n.auditSwap.Lock()
 		n.closeAudit()
-		if err := n.openAudit(context.Background()); err != nil {
+		err := n.openAudit(context.Background())
+		n.auditSwap.Unlock()
+		if err != nil {
 			return "", fmt.Errorf("reopen the audit log under the new identity: %w", err)
 		}
 	}

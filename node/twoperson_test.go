@@ -630,3 +630,114 @@ func TestDeleteVaultWithHistoryTwoPerson(t *testing.T) {
 		t.Errorf("the open upload outlived its vault: %v", err)
 	}
 }
+
+// TestRequestsRebuiltFromTheLog: requests.json is a cache of the audit
+// log's request entries. A requests.json from which an approval and a
+// rejection were taken out (written with the node's keys, as a hand edit
+// on a dev node or a restored backup re-authenticated would be) is found
+// to disagree with the log when the node opens, and is rebuilt from it:
+// the approval and the rejection are back, the rebuild is on the log, and
+// the rejected request cannot be approved.
+func TestRequestsRebuiltFromTheLog(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	var err error
+	ctx := n.As(context.Background(), "admin")
+	for _, v := range []string{"empty", "other"} {
+		if err := n.AddVault(VaultConfig{Name: v, Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id1 := pendingID(t, n.DeleteVault(ctx, "empty"))
+	id2 := pendingID(t, n.DeleteVault(ctx, "other"))
+	saved := map[string][]byte{}
+	for _, f := range []string{RequestsFile, RequestsCheckedFile} {
+		if saved[f], err = os.ReadFile(filepath.Join(n.Dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cn.decide(t, id1, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.decide(t, id2, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	// An opening that changes nothing reads only the log's tail.
+	if rep, err := n.checkRequests(t.Context()); err != nil || rep.Full || len(rep.Differences) != 0 {
+		t.Fatalf("a requests.json that agrees: %+v %v", rep, err)
+	}
+	rs, err := n.loadRequests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		r.Approvals, r.Rejection, r.Status = []Decision{}, nil, StatusPending
+	}
+	b, _ := json.MarshalIndent(rs, "", "  ")
+	if err := writeNodeFile(n.Dir, n.Keys, RequestsFile, nodeFileGen(n.Dir, n.Keys, RequestsFile)+1, append(b, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	cn.n = cn.open(t)
+	cn.unseal(t, "alice", "carol")
+	n = cn.n
+	got := map[string]*Request{}
+	rs, err = n.Requests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		got[r.ID] = r
+	}
+	if r := got[id1]; r == nil || r.Status != StatusPending || len(r.Approvals) != 1 || r.Approvals[0].Custodian != "alice" {
+		t.Fatalf("request %s after the rebuild: %+v", id1, r)
+	}
+	if r := got[id2]; r == nil || r.Status != StatusRejected || r.Rejection == nil || r.Rejection.Custodian != "bob" {
+		t.Fatalf("request %s after the rebuild: %+v", id2, r)
+	}
+	evs, err := n.AuditLogEvents(t.Context(), AuditQuery{Kind: KindRequestRebuild})
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail["differences"], "approvals on the log missing from requests.json: alice") {
+		t.Fatalf("the rebuild on the log: %+v %v", evs, err)
+	}
+	// Both files restored from a backup taken before the decisions (an
+	// older generation than the sites' descriptor holds) are refused at
+	// unseal by the node-file check, before the log is read; with the
+	// current files back, the node opens.
+	n.Close()
+	current := map[string][]byte{}
+	for f, b := range saved {
+		if current[f], err = os.ReadFile(filepath.Join(n.Dir, f)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(n.Dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cn.n = cn.open(t)
+	for _, name := range []string{"alice", "carol"} {
+		_, err = cn.n.Unseal(cn.share(t, name))
+	}
+	if err == nil || !strings.Contains(err.Error(), "older than the sites' generation") {
+		t.Fatalf("unseal over a restored requests.json: %v", err)
+	}
+	cn.n.Close()
+	for f, b := range current {
+		if err := os.WriteFile(filepath.Join(n.Dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cn.n = cn.open(t)
+	cn.unseal(t, "alice", "carol")
+	n = cn.n
+	// The rejected request stays rejected; the approved one needs only
+	// one more approval, which carries it out.
+	if _, err := cn.decide(t, id2, "carol", true); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("approving the rejected request: %v", err)
+	}
+	if r, err := cn.decide(t, id1, "carol", true); err != nil || r.Status != StatusExecuted {
+		t.Fatalf("the second approval: %+v %v", r, err)
+	}
+	if _, err := n.Engine.Vault("empty"); err == nil {
+		t.Fatal("the vault was not deleted")
+	}
+}

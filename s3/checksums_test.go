@@ -70,6 +70,11 @@ func TestMultipartChecksums(t *testing.T) {
 	}
 	parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(3), ETag: aws.String(r.header.Get("ETag"))})
 
+	lu, err := h.sdk.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("sums")})
+	if err != nil || len(lu.Uploads) != 1 || lu.Uploads[0].ChecksumAlgorithm != types.ChecksumAlgorithmSha256 || lu.Uploads[0].ChecksumType != types.ChecksumTypeComposite {
+		t.Errorf("ListMultipartUploads: %+v, %v; want the upload with SHA256 COMPOSITE", lu, err)
+	}
+
 	lp, err := h.sdk.ListParts(ctx, &awss3.ListPartsInput{Bucket: aws.String("sums"), Key: aws.String("k"), UploadId: create.UploadId})
 	if err != nil {
 		t.Fatal(err)

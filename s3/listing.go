@@ -290,7 +290,11 @@ func (s *Server) listUploads(q *request) error {
 		if name := vault.UploadInitiator(u); name != "" {
 			who = owner{ID: name, DisplayName: name}
 		}
-		res.Uploads = append(res.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: who, Owner: who, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))})
+		x := uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: who, Owner: who, StorageClass: "STANDARD", Initiated: xmlTime(time.Unix(0, u.Created))}
+		if x.ChecksumAlgorithm, x.ChecksumType = vault.UploadChecksum(u); x.ChecksumAlgorithm != "" && x.ChecksumType == "" {
+			x.ChecksumType = defaultChecksumType(x.ChecksumAlgorithm)
+		}
+		res.Uploads = append(res.Uploads, x)
 		lastKey, lastID = u.Key, u.ID
 	}
 	for _, p := range page.CommonPrefixes {

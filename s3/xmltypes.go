@@ -217,6 +217,9 @@ type uploadXML struct {
 	Owner        owner  `xml:"Owner"`
 	StorageClass string `xml:"StorageClass"`
 	Initiated    string `xml:"Initiated"`
+	// ChecksumAlgorithm and ChecksumType are the upload's, if any.
+	ChecksumAlgorithm string `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType      string `xml:"ChecksumType,omitempty"`
 }
 
 type listMultipartUploadsResult struct {

@@ -71,6 +71,16 @@ func UploadInitiator(u index.Upload) string {
 	return rec.Initiator
 }
 
+// UploadChecksum returns the checksum algorithm and type an upload was
+// created with (PutOptions), or "" if none.
+func UploadChecksum(u index.Upload) (algorithm, checksumType string) {
+	var rec uploadRecord
+	if json.Unmarshal(u.Data, &rec) != nil {
+		return "", ""
+	}
+	return rec.ChecksumAlgorithm, rec.ChecksumType
+}
+
 // coded returns v with the code recorded in rec, if any.
 func (rec uploadRecord) coded(v Vault) Vault {
 	if rec.K > 0 {

@@ -172,7 +172,10 @@ the node and is a prefix of the node's log (no split view), that its tiles and
 entries make up the tree its checkpoint commits to; then that every version in
 the index and every manifest on the sites is in the log at the revision the
 log says, that nothing the log says exists is missing, and that no site holds
-an older manifest revision or node descriptor than the log records.
+an older manifest revision or node descriptor than the log records; and it
+asks every witness in audit.witnesses for the latest checkpoint of the log it
+cosigned, which must be one of the log's tree (otherwise a split view was
+shown to it).
 
 It exits non-zero and names what is wrong. What is only not done yet (entries
 not yet copied to every site, checkpoints not yet cosigned) is reported as the
@@ -234,6 +237,16 @@ func printAuditReport(a *app, r node.AuditReport) {
 			state = fmt.Sprintf("verified, %d behind", c.Behind)
 		}
 		fmt.Fprintf(a.stdout, "  site %-12s %8d entries  %s\n", c.Site, c.Size, state)
+	}
+	for _, w := range r.Witnesses {
+		state := "cosigned a checkpoint of the log"
+		switch {
+		case w.Problem != "":
+			state = "SPLIT VIEW: " + w.Problem
+		case w.Window != "":
+			state = w.Window
+		}
+		fmt.Fprintf(a.stdout, "  witness %s %d entries  %s\n", safeText(w.Witness), w.Size, safeText(state))
 	}
 	fmt.Fprintf(a.stdout, "against the log: %d versions exist, %d deleted; %d in the index; %d manifest copies on the sites\n",
 		r.State.Versions, r.State.Deleted, r.State.Indexed, r.State.Copies)

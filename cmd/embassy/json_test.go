@@ -294,7 +294,7 @@ func TestJSONOutputs(t *testing.T) {
 		t.Errorf("versions --json of nothing printed %s, want []", out)
 	}
 	step(jsonStep{d("audit", "log", "--kind", "object"), []string{"audit log"}, nil})
-	step(jsonStep{d("audit", "verify"), []string{"audit verify"}, []string{"log.copies", "log.problems", "log.window", "state.problems", "descriptors", "problems", "window"}})
+	step(jsonStep{d("audit", "verify"), []string{"audit verify"}, []string{"log.copies", "log.problems", "log.window", "state.problems", "witnesses", "descriptors", "problems", "window"}})
 	step(jsonStep{d("audit", "key"), []string{"audit key"}, nil})
 	if _, stderr, err := runCLI(t, "--dir", dir, "identity", "export", "-o", filepath.Join(work, "node.pub")); err != nil {
 		t.Fatalf("identity export: %v\n%s", err, stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 func (a *app) recoverCmd() *cobra.Command {
 	var fromDir, fromSite, keyPath string
 	var shares, paths []string
+	var acceptStale bool
 	c := &cobra.Command{
 		Use:   "recover --dir NEW --from-dir SITE-PATH (--key ROOT.key | --share SHARE:KEY ...)",
 		Short: "Rebuild a node on a fresh machine from any one site and the root key or T custodians' shares",
@@ -81,9 +83,13 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			default:
 				return withHint(fmt.Errorf("recovery needs the root key"), "pass --key ROOT.key, or --share SHARE:KEY for T custodians")
 			}
+			o.AcceptStale = acceptStale
 			n, rep, err := node.Recover(cmd.Context(), o)
 			for _, s := range o.Shares {
 				clear(s)
+			}
+			if errors.Is(err, node.ErrStaleDescriptor) {
+				return withHint(err, fmt.Sprintf("recover from a site that holds generation %d, or mount the sites not reached (--site-path ID=PATH); only if they are lost for good, pass --accept-stale to take generation %d", rep.LogGeneration, rep.Generation))
 			}
 			if err != nil {
 				return err
@@ -95,6 +101,14 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			st := rep.Rebuild
 			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))
 			fmt.Fprintf(a.stdout, "node descriptor: generation %d, the newest found (from %s)\n", rep.Generation, rep.Source)
+			switch {
+			case rep.LogProblem != "":
+				fmt.Fprintf(a.stdout, "  not checked against the audit log: %s\n", safeText(rep.LogProblem))
+			case rep.LogGeneration > rep.Generation:
+				fmt.Fprintf(a.stdout, "  STALE: the audit log (site %s, %d entries) records generation %d; taken because of --accept-stale\n", rep.LogSite, rep.LogEntries, rep.LogGeneration)
+			default:
+				fmt.Fprintf(a.stdout, "  the newest the audit log records (site %s, %d entries: generation %d)\n", rep.LogSite, rep.LogEntries, rep.LogGeneration)
+			}
 			for _, s := range rep.Sites {
 				if s.Problem != "" {
 					fmt.Fprintf(a.stdout, "  descriptor on %s: %s\n", s.Site, s.Problem)
@@ -126,5 +140,6 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 	f.StringVar(&keyPath, "key", "", "the node's root key file")
 	f.StringArrayVar(&shares, "share", nil, "a custodian's SHARE-FILE:KEY-FILE (repeat for T custodians)")
 	f.StringArrayVar(&paths, "site-path", nil, "ID=PATH: where a directory site is on this machine")
+	f.BoolVar(&acceptStale, "accept-stale", false, "take the newest descriptor found even if the audit log records a newer generation (its sites are lost for good)")
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -238,4 +239,34 @@ func TestFullObjectChecksum(t *testing.T) {
 			t.Errorf("%s: FullObjectChecksum = %q, want an error", bad.name, got)
 		}
 	}
+}
+
+// With ObjectChecksums (CompleteMultipartUpload), x-amz-checksum-* headers
+// describe the object, not the body: a composite value with its "-N", or
+// one that does not match the body, passes, and Content-MD5 is still
+// checked. Without it, both are refused.
+func TestObjectChecksumsOption(t *testing.T) {
+	const body = "<CompleteMultipartUpload/>"
+	build := func(header, value string) *http.Request {
+		r := httptest.NewRequest("POST", "https://s3.example/b/k?uploadId=u", strings.NewReader(body))
+		r.Header.Set(header, value)
+		sdkSign(t, r, hexSHA256([]byte(body)), testAccessKey, testSecret, t0)
+		return r
+	}
+	composite := "uWBwpe1dxI4Vw8Gf0X9ynOdw/SS6VBzfWm9giiv1sf4=-3"
+	other := "arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0="
+	for _, v := range []string{composite, other} {
+		got, p, err := readPayload(build("X-Amz-Checksum-Sha256", v), testNow, Options{ObjectChecksums: true})
+		if err != nil || string(got) != body {
+			t.Errorf("ObjectChecksums, x-amz-checksum-sha256 %s: %q, %v", v, got, err)
+		} else if len(p.Checksums()) != 0 {
+			t.Errorf("ObjectChecksums: body checksums %v, want none", p.Checksums())
+		}
+	}
+	_, _, err := readPayload(build("X-Amz-Checksum-Sha256", composite), testNow, Options{})
+	wantCode(t, err, InvalidRequest)
+	_, _, err = readPayload(build("X-Amz-Checksum-Sha256", other), testNow, Options{})
+	wantCode(t, err, BadDigest)
+	_, _, err = readPayload(build("Content-Md5", md5b64("not the body")), testNow, Options{ObjectChecksums: true})
+	wantCode(t, err, BadDigest)
 }

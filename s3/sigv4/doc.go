@@ -32,8 +32,11 @@
 //     trailing x-amz-checksum-* is verified over the decoded bytes.
 //
 // In every mode Content-MD5 and an x-amz-checksum-* header (CRC32, CRC32C,
-// CRC64NVME, SHA1, SHA256) are verified over the decoded payload, and
-// x-amz-decoded-content-length is enforced. SigV4a (AWS4-ECDSA-P256-SHA256)
+// CRC64NVME, SHA1, SHA256) are verified over the decoded payload (unless
+// Options.ObjectChecksums says the header describes an object, as on
+// CompleteMultipartUpload), and x-amz-decoded-content-length is enforced.
+// CompositeChecksum and FullObjectChecksum make a multipart object's
+// checksum from its parts'. SigV4a (AWS4-ECDSA-P256-SHA256)
 // and Signature Version 2 are refused with errors that say so.
 //
 // # S3 behaviours mirrored
