@@ -161,13 +161,16 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// Read before Ready: from then on the configuration can change
+	// (through the admin API) while this goroutine goes on.
+	ma := n.conf().Metrics.Address
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
 	errc := make(chan error, 2)
 	var msrv *http.Server
-	if ma := n.Config.Metrics.Address; ma != "" {
+	if ma != "" {
 		mln, err := net.Listen("tcp", ma)
 		if err != nil {
 			ln.Close()
