@@ -33,19 +33,36 @@ const (
 // copy may be intact.
 var ErrCorrupt = errors.New("manifest: corrupt or forged envelope")
 
-// Seal encodes, seals and signs m, returning the envelope.
+// Seal encodes, seals and signs m in the current format (Format),
+// returning the envelope.
 func Seal(m *Manifest, keys Keys) ([]byte, error) {
-	m.Format = Format
+	return SealFormat(m, keys, Format)
+}
+
+// SealFormat is Seal in a chosen format: FormatCompact, or FormatJSON as
+// nodes wrote before the compact encoding (for compatibility tests and
+// tools; the engine writes Format).
+func SealFormat(m *Manifest, keys Keys, format int) ([]byte, error) {
+	m.Format = format
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(m)
+	var plain []byte
+	var err error
+	switch format {
+	case FormatCompact:
+		plain, err = encodeBinary(m)
+	case FormatJSON:
+		plain, err = json.Marshal(m)
+	default:
+		err = fmt.Errorf("unknown format %d", format)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("manifest: encode: %w", err)
 	}
 	// The header's key id and length are only known after sealing, so the
 	// AAD is the fixed part: magic and format.
-	keyID, body, err := keys.SealManifest([]byte(magic+"\x01"), plain)
+	keyID, body, err := keys.SealManifest(aad(byte(format)), plain)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: seal: %w", err)
 	}
@@ -54,7 +71,7 @@ func Seal(m *Manifest, keys Keys) ([]byte, error) {
 	}
 	env := make([]byte, headerSize, headerSize+len(body)+sigSize)
 	copy(env, magic)
-	env[4] = Format
+	env[4] = byte(format)
 	copy(env[5:13], keyID[:])
 	binary.BigEndian.PutUint32(env[13:17], uint32(len(body)))
 	env = append(env, body...)
@@ -68,6 +85,18 @@ func Seal(m *Manifest, keys Keys) ([]byte, error) {
 	return append(env, sig...), nil
 }
 
+// aad is the associated data of a body of the given format.
+func aad(format byte) []byte { return []byte{'E', 'M', 'B', 'M', format} }
+
+// EnvelopeFormat returns the format byte of an envelope (0 when b is too
+// short to have one). Open checks it; this only tells formats apart.
+func EnvelopeFormat(b []byte) int {
+	if len(b) < headerSize {
+		return 0
+	}
+	return int(b[4])
+}
+
 // EnvelopeLen returns the length of the envelope at the start of b, which
 // may be followed by other data (inline shard blocks). It needs only the
 // header.
@@ -78,7 +107,7 @@ func EnvelopeLen(b []byte) (int, error) {
 	if string(b[:4]) != magic {
 		return 0, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[:4])
 	}
-	if b[4] != Format {
+	if b[4] != FormatJSON && b[4] != FormatCompact {
 		return 0, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[4])
 	}
 	n := binary.BigEndian.Uint32(b[13:17])
@@ -107,14 +136,17 @@ func Open(env []byte, keys Keys) (*Manifest, error) {
 	}
 	var keyID [8]byte
 	copy(keyID[:], env[5:13])
-	plain, err := keys.OpenManifest(keyID, []byte(magic+"\x01"), signed[headerSize:])
+	plain, err := keys.OpenManifest(keyID, aad(env[4]), signed[headerSize:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if env[4] == FormatCompact {
+		return decodeBinary(plain)
 	}
 	return Decode(plain)
 }
 
-// Decode parses and validates a manifest's plaintext JSON.
+// Decode parses and validates a manifest's plaintext in format 1 (JSON).
 func Decode(plain []byte) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(plain))
 	dec.DisallowUnknownFields()
@@ -124,6 +156,9 @@ func Decode(plain []byte) (*Manifest, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after manifest", ErrCorrupt)
+	}
+	if m.Format != FormatJSON {
+		return nil, fmt.Errorf("%w: format %d in a format 1 body", ErrCorrupt, m.Format)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)

@@ -12,10 +12,10 @@
 // Envelope layout (all integers big-endian):
 //
 //	magic     4 bytes  "EMBM"
-//	format    1 byte   1
+//	format    1 byte   2 (compact, binary.go), or 1 (JSON, still read)
 //	key id    8 bytes  identifies the manifest key that sealed it
 //	length    4 bytes  length of the sealed body
-//	body      length   nonce || AES-256-GCM(manifest JSON), header as AAD
+//	body      length   nonce || AES-256-GCM(manifest), magic and format as AAD
 //	signature 64 bytes Ed25519 over everything before it
 //
 // The blob a site stores under a manifest name is the envelope followed,
@@ -33,8 +33,14 @@ import (
 	"unicode/utf8"
 )
 
-// Format is the manifest format version written by this code.
-const Format = 1
+// Manifest formats. FormatJSON (1) is the envelope plaintext as JSON,
+// written until the compact encoding; FormatCompact (2) is the binary
+// encoding of binary.go. Both are read; Format is written.
+const (
+	FormatJSON    = 1
+	FormatCompact = 2
+	Format        = FormatCompact
+)
 
 // ID is a random 128-bit identifier of a version or of a part's blobs.
 type ID [16]byte
@@ -223,7 +229,7 @@ func ValidKey(key string) error {
 // Validate checks the manifest's internal consistency. Decoding calls it,
 // so a manifest that opens is safe to act on.
 func (m *Manifest) Validate() error {
-	if m.Format != Format {
+	if m.Format != FormatJSON && m.Format != FormatCompact {
 		return fmt.Errorf("manifest: unknown format %d", m.Format)
 	}
 	if err := ValidVault(m.Vault); err != nil {
@@ -241,6 +247,14 @@ func (m *Manifest) Validate() error {
 	}
 	if metaBytes > MaxMetaBytes {
 		return fmt.Errorf("manifest: user metadata of %d bytes exceeds %d", metaBytes, MaxMetaBytes)
+	}
+	if m.K < 0 || m.M < 0 || m.StripeSize < 0 || m.KeyGen < 0 || m.Revision < 0 {
+		return errors.New("manifest: negative coding, stripe size, key generation or revision")
+	}
+	for _, p := range m.Parts {
+		if p.Number < 0 || p.KeyGen < 0 {
+			return fmt.Errorf("manifest: part %d: negative number or key generation", p.Number)
+		}
 	}
 	if m.DeleteMarker {
 		if len(m.Parts) > 0 || m.Size != 0 {

@@ -150,6 +150,9 @@ func FuzzOpen(f *testing.F) {
 	f.Add(env)
 	f.Add(env[:headerSize])
 	f.Add([]byte("EMBM\x01"))
+	if j, err := SealFormat(sample(), k, FormatJSON); err == nil {
+		f.Add(j)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Open(b, k)
 		if err != nil {
@@ -162,8 +165,9 @@ func FuzzOpen(f *testing.F) {
 }
 
 func FuzzDecode(f *testing.F) {
-	env, _ := Seal(sample(), newTestKeys(1))
-	f.Add(env[headerSize : len(env)-sigSize])
+	if j, err := SealFormat(sample(), newTestKeys(1), FormatJSON); err == nil {
+		f.Add(j[headerSize : len(j)-sigSize])
+	}
 	f.Add([]byte(`{"format":1}`))
 	f.Add([]byte(`{"format":1,"vault":"abc","key":"k","version":"01000000000000000000000000000000","delete_marker":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

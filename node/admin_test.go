@@ -341,7 +341,9 @@ func TestAdminRouteWalk(t *testing.T) {
 			return caller == "custodian"
 		case authOperator:
 			role := map[string]access.Role{"writer": access.RoleWriter, "auditor": access.RoleAuditor, "operator": access.RoleOperator}[caller]
-			return role != "" && slices.Contains(rt.roles, role)
+			// Roles nest (reader ⊂ writer ⊂ operator ⊂ admin): a route
+			// open to readers is open to writers and operators.
+			return role != "" && slices.ContainsFunc(rt.roles, role.Grants)
 		}
 		t.Fatalf("route %s %s: unknown authentication %d", rt.method, rt.path, rt.auth)
 		return false

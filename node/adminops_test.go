@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,8 @@ func opBodies(dir string) map[string]any {
 		"POST v1/jobs/{id}/cancel":       nil,
 		"PUT v1/jobs/{id}/rate":          RateRequest{Rate: "1MiB"},
 		"DELETE v1/sites/{id}":           nil,
+		"POST v1/datasets":               map[string]any{"dataset": "registry/2026/", "title": "Register", "label": "NATO UNCLASSIFIED"},
+		"DELETE v1/datasets":             nil,
 	}
 }
 
@@ -113,12 +116,15 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	bodies := opBodies(t.TempDir())
 	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/rate": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
 		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry"}
-	for _, rt := range opRoutes {
+	for _, rt := range slices.Concat(opRoutes, datasetRoutes) {
 		if rt.auth != authOperator || len(rt.roles) == 0 {
 			t.Errorf("%s %s: no operator role", rt.method, rt.path)
 			continue
 		}
 		path := "/_embassy/" + strings.ReplaceAll(rt.path, "{id}", ids[rt.path])
+		if rt.method == http.MethodDelete && rt.path == "v1/datasets" {
+			path += "?dataset=registry/2026/"
+		}
 		changes := rt.method != http.MethodGet
 		if _, ok := bodies[rt.method+" "+rt.path]; changes && !ok {
 			t.Errorf("%s %s: no body in opBodies: add one", rt.method, rt.path)

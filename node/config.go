@@ -23,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/catalog"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
@@ -65,6 +66,9 @@ type Config struct {
 	// TAXII configures the threat-intelligence collections and their
 	// sync jobs (see docs/threat-intel.md).
 	TAXII taxii.Config `yaml:"taxii,omitempty" json:"taxii,omitempty"`
+	// Catalog is the node's data catalogue: its title, description and
+	// publisher, and the dataset descriptions (docs/alliance.md).
+	Catalog catalog.Config `yaml:"catalog,omitempty" json:"catalog,omitzero"`
 }
 
 // S3Config configures the S3 front end.
@@ -529,6 +533,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.TAXII.Validate(reg, func(v string) bool { return names[v] }); err != nil {
 		return fmt.Errorf("taxii.%w", err)
+	}
+	if err := c.Catalog.Validate(reg); err != nil {
+		return fmt.Errorf("catalog.%w", err)
 	}
 	return nil
 }

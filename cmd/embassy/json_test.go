@@ -278,6 +278,11 @@ func TestJSONOutputs(t *testing.T) {
 	  "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}]}`), 0o644)
 	step(jsonStep{d("taxii", "add", "cti", filepath.Join(work, "bundle.json")), []string{"taxii add"}, []string{"successes", "failures", "pendings"}})
 	step(jsonStep{d("taxii", "index", "rebuild"), []string{"taxii index rebuild"}, nil})
+	// The catalogue: a dataset described (released to LUX: a development
+	// node needs no custodians), listed.
+	step(jsonStep{d("dataset", "describe", "registry/2026/", "--title", "Population register", "--keyword", "population", "--theme", "GOVE", "--spatial", "EST",
+		"--temporal", "2026/..", "--media-type", "text/csv", "--label", "NATO RESTRICTED//REL TO LUX"), []string{"dataset describe", "dataset ls"}, []string{"keywords", "themes"}})
+	step(jsonStep{d("dataset", "ls"), []string{"dataset ls"}, []string{"[].keywords", "[].media_types"}})
 
 	minutes := filepath.Join(work, "minutes.txt")
 	step(jsonStep{d("put", minutes, "registry/2026/minutes.txt", "--meta", "author=riigikantselei", "--label", "NATO RESTRICTED"), append([]string{"put"}, obj...), nil})

@@ -94,6 +94,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false), a.identityCmd(), a.configCmd(), a.auditCmd(), a.taxiiCmd(),
 		a.versionCmd(), a.jobCmd(),
 	)
+	root.AddCommand(a.datasetCmd(), a.catalogCmd())
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {

@@ -35,6 +35,7 @@ var remoteCommands = map[string]bool{
 	"principal add": true, "principal ls": true,
 	"relabel": true, "key rotate": true, "scrub": true, "drill": true, "index rebuild": true,
 	"job ls": true, "job show": true, "job cancel": true, "job rate": true,
+	"dataset describe": true, "dataset ls": true, "dataset rm": true, "catalog": true,
 	"status": true, "unseal": true, "request ls": true, "approve": true, "reject": true,
 	"version": true, "help": true, "completion": true,
 }

@@ -328,3 +328,39 @@ func TestJobOutcomesInAuditLog(t *testing.T) {
 		t.Errorf("audit log --kind job: %v\n%s%s", err, out, errOut)
 	}
 }
+
+// TestDatasetThroughNode: the dataset and catalog commands work against a
+// running node, with the documents the offline commands print.
+func TestDatasetThroughNode(t *testing.T) {
+	dir, url, _, _ := devServe(t)
+	if _, errOut, err := runCLI(t, "--node", url, "vault", "create", "registry", "--survive", "jurisdictions=1"); err != nil {
+		t.Fatal(err, errOut)
+	}
+	out, errOut, err := runCLI(t, "--node", url, "dataset", "describe", "registry/2026/", "--title", "Population register", "--keyword", "population",
+		"--temporal", "2026/..", "--label", "NATO RESTRICTED//REL TO LUX")
+	if err != nil || !strings.Contains(out, "dataset registry/2026/ described: Population register (NATO RESTRICTED//REL TO LUX)") {
+		t.Fatalf("describe --node: %v\n%s%s", err, out, errOut)
+	}
+	if _, errOut, err := runCLI(t, "--node", url, "dataset", "describe", "registry/2026/", "--temporal", "2026/2025"); err == nil || !strings.Contains(errOut, "the start is after the end") {
+		t.Errorf("a bad period through --node: %v %s", err, errOut)
+	}
+	off, _, err1 := runCLI(t, "--dir", dir, "--json", "dataset", "ls")
+	on, _, err2 := runCLI(t, "--node", url, "--json", "dataset", "ls")
+	if err1 != nil || err2 != nil || off != on || !strings.Contains(on, `"title": "Population register"`) {
+		t.Errorf("dataset ls: offline and online differ (%v %v):\n--- offline\n%s--- online\n%s", err1, err2, off, on)
+	}
+	out, errOut, err = runCLI(t, "--node", url, "catalog", "population")
+	if err != nil || !strings.Contains(out, "registry/2026/") {
+		t.Errorf("catalog --node: %v\n%s%s", err, out, errOut)
+	}
+	out, _, err = runCLI(t, "--node", url, "catalog", "--json", "keyword:nothing")
+	if err != nil || !strings.Contains(out, `"dcat:dataset": []`) {
+		t.Errorf("catalog --node --json of nothing: %v\n%s", err, out)
+	}
+	if out, errOut, err := runCLI(t, "--node", url, "dataset", "rm", "registry/2026/"); err != nil || !strings.Contains(out, "description removed") {
+		t.Errorf("dataset rm --node: %v\n%s%s", err, out, errOut)
+	}
+	if _, errOut, err := runCLI(t, "--node", url, "dataset", "rm", "registry/2026/"); err == nil || !strings.Contains(errOut, "no such dataset description") {
+		t.Errorf("dataset rm --node of nothing: %v %s", err, errOut)
+	}
+}
