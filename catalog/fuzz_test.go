@@ -128,3 +128,19 @@ func FuzzParseDocument(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePeerRequest(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"q": ["land", "keyword:cadastre"]}`, `{"q": "x"}`, `{"q": []} {}`, `{"x": 1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := ParsePeerRequest(b)
+		if err != nil {
+			return
+		}
+		again, err := ParseQuery(q.Terms())
+		if err != nil || again.String() != q.String() {
+			t.Fatalf("%q parsed as %q, which reads back as %q, %v", b, q, again, err)
+		}
+	})
+}

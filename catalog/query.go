@@ -1,6 +1,9 @@
 package catalog
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -115,3 +118,37 @@ func (t term) match(d Dataset) bool {
 	}
 	return has(d.ID(), d.Title, d.Description, d.Label) || has(d.Keywords...) || has(d.Themes...) || has(d.Spatial...) || has(d.MediaTypes...)
 }
+
+// PeerRequest is the body of a catalogue request from one node to another
+// (the peer protocol's catalog endpoint): the search terms, as typed.
+type PeerRequest struct {
+	Q []string `json:"q,omitempty"`
+}
+
+// MaxPeerRequest caps the size of a PeerRequest body.
+const MaxPeerRequest = 16 << 10
+
+// ParsePeerRequest parses a catalogue request a peer sent: an empty body
+// asks for everything; otherwise one JSON object, unknown fields and
+// trailing data refused, whose terms must parse (ParseQuery).
+func ParsePeerRequest(body []byte) (Query, error) {
+	if len(body) > MaxPeerRequest {
+		return Query{}, fmt.Errorf("catalogue request: %d bytes is more than %d", len(body), MaxPeerRequest)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Query{}, nil
+	}
+	var r PeerRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Query{}, fmt.Errorf("catalogue request: %w", err)
+	}
+	if dec.More() {
+		return Query{}, errors.New("catalogue request: more than one JSON value")
+	}
+	return ParseQuery(r.Q)
+}
+
+// Terms returns the query's terms as ParseQuery reads them back.
+func (q Query) Terms() []string { return strings.Fields(q.String()) }

@@ -592,3 +592,9 @@ func ParseTransition(b []byte) (Transition, error) {
 	}
 	return Transition{NodeID: fields["node"], At: at, Old: old, New: next}, nil
 }
+
+// ParsePublicKeys reads an identity from the base64 of its Ed25519 and
+// ML-DSA-44 public keys (as node.pub and peer cards carry them).
+func ParsePublicKeys(ed25519B64, mldsaB64 string) (PublicIdentity, error) {
+	return publicJSON{Ed25519: ed25519B64, MLDSA44: mldsaB64}.parse()
+}

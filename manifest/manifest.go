@@ -205,6 +205,9 @@ func ValidNewVault(name string) error {
 	if ipLike.MatchString(name) {
 		return fmt.Errorf("vault name %q: must not be formatted as an IP address", name)
 	}
+	if strings.Contains(name, "--") {
+		return fmt.Errorf("vault name %q: names holding \"--\" are reserved for allies' shared vaults (OWNER--VAULT)", name)
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ func TestVaultNames(t *testing.T) {
 		{"bad_name", false, false},
 		{"-vault", false, false},
 		{"a..b", false, false},
+		{"est--registry", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := ValidVault(tc.name); (err == nil) != tc.existing {

@@ -104,6 +104,10 @@ func opBodies(dir string) map[string]any {
 		"DELETE v1/sites/{id}":           nil,
 		"POST v1/datasets":               map[string]any{"dataset": "registry/2026/", "title": "Register", "label": "NATO UNCLASSIFIED"},
 		"DELETE v1/datasets":             nil,
+		"POST v1/peers":                  PeerAddRequest{Card: "embassy peer card v1\n", Fingerprint: "SHA256:x"},
+		"DELETE v1/peers/{id}":           nil,
+		"POST v1/shares":                 GrantRequest{Scope: "registry/2026/", To: "LUX", Level: "read", Ceiling: "NATO RESTRICTED", Expires: "30d"},
+		"POST v1/shares/{id}/revoke":     nil,
 	}
 }
 
@@ -115,8 +119,9 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	n := f.cn.n
 	bodies := opBodies(t.TempDir())
 	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/rate": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
-		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry"}
-	for _, rt := range slices.Concat(opRoutes, datasetRoutes) {
+		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry",
+		"v1/peers/{id}": "lux1", "v1/shares/{id}/revoke": "00112233445566778899aabbccddeeff", "v1/shares/{id}/odrl": "00112233445566778899aabbccddeeff"}
+	for _, rt := range slices.Concat(opRoutes, datasetRoutes, allianceRoutes) {
 		if rt.auth != authOperator || len(rt.roles) == 0 {
 			t.Errorf("%s %s: no operator role", rt.method, rt.path)
 			continue

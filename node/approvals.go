@@ -408,6 +408,10 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 			r.Result = "transition statement in " + path
 		}
 		return err
+	case "peer.add":
+		return n.addPeer(ctx, p["card"], p["fingerprint"])
+	case "share.grant":
+		return n.storeGrant(ctx, p["grant"])
 	case "custody.resplit":
 		dir, err := n.resplit(p["custodians"], p["threshold"])
 		if err == nil {

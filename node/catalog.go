@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
@@ -351,37 +353,99 @@ func writeCatalog(w http.ResponseWriter, doc catalog.Document) {
 	w.Write(b)
 }
 
-// PeerCatalogHandler serves the catalogue to allied nodes, for the peer
-// listener to mount at /peer/v1/catalog: GET, with optional q search
-// terms (repeat). nationOf returns the nation of the peer node that made
-// the request, as the peer listener authenticated it (mutual TLS pinned to
-// its card, a signed request); an error refuses the request (403). The
-// peer sees only the entries whose label releases to its nation.
+// PeerCatalogHandler serves the catalogue to allied nodes, for a peer
+// listener to mount at /peer/v1/catalog: GET with optional q search terms
+// (repeat), or POST with a catalog.PeerRequest body. nationOf returns the
+// nation of the peer node that made the request, as the peer listener
+// authenticated it (mutual TLS pinned to its card, a signed request); an
+// error refuses the request (403). A peer listener that has read and
+// verified the body itself calls ServePeerCatalog instead.
 func (n *Node) PeerCatalogHandler(nationOf func(*http.Request) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+		var body []byte
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			b, err := json.Marshal(catalog.PeerRequest{Q: r.URL.Query()["q"]})
+			if err != nil {
+				opFail(w, err)
+				return
+			}
+			body = b
+		case http.MethodPost:
+			b, err := io.ReadAll(io.LimitReader(r.Body, catalog.MaxPeerRequest+1))
+			if err != nil {
+				opFail(w, err)
+				return
+			}
+			body = b
+		default:
+			w.Header().Set("Allow", "GET, HEAD, POST")
 			writeJSON(w, http.StatusMethodNotAllowed, OpError{Error: "method not allowed: " + r.Method, Code: "bad_request"})
 			return
 		}
 		nation, err := nationOf(r)
-		if err != nil || !label.IsNationCode(nation) {
+		if err != nil {
 			writeJSON(w, http.StatusForbidden, OpError{Error: "access denied", Code: "denied"})
 			return
 		}
-		if err := n.Ready(); err != nil {
-			w.Header().Set("Retry-After", "10")
-			writeJSON(w, http.StatusServiceUnavailable, OpError{Error: err.Error(), Code: "sealed"})
-			return
-		}
-		q, err := catalog.ParseQuery(r.URL.Query()["q"])
-		if err != nil {
-			opFail(w, err)
-			return
-		}
-		n.recordBestEffort(r.Context(), audit.Event{Kind: KindCatalogServe, Actor: "peer:" + nation, Detail: map[string]string{"query": strings.TrimSpace(q.String())}})
-		writeCatalog(w, n.CatalogForNation(nation, q))
+		n.ServePeerCatalog(w, r, nation, body)
 	})
+}
+
+// ServePeerCatalog answers an authenticated peer node of nation that asked
+// for the catalogue with body (a catalog.PeerRequest; empty for
+// everything): only the entries whose label releases to its nation, and
+// the answer on the audit log (catalog.serve by peer:NATION).
+func (n *Node) ServePeerCatalog(w http.ResponseWriter, r *http.Request, nation string, body []byte) {
+	if !label.IsNationCode(nation) {
+		writeJSON(w, http.StatusForbidden, OpError{Error: "access denied", Code: "denied"})
+		return
+	}
+	if err := n.Ready(); err != nil {
+		w.Header().Set("Retry-After", "10")
+		writeJSON(w, http.StatusServiceUnavailable, OpError{Error: err.Error(), Code: "sealed"})
+		return
+	}
+	q, err := catalog.ParsePeerRequest(body)
+	if err != nil {
+		opFail(w, err)
+		return
+	}
+	doc := n.CatalogForNation(nation, q)
+	n.recordBestEffort(r.Context(), audit.Event{Kind: KindCatalogServe, Actor: "peer:" + nation,
+		Detail: map[string]string{"query": q.String(), "datasets": strconv.Itoa(len(doc.Datasets))}})
+	writeCatalog(w, doc)
+}
+
+// PeerCall sends one request of the peer protocol to an allied node and
+// decodes its answer into out: what the peer layer's client does.
+type PeerCall func(ctx context.Context, endpoint string, in, out any) error
+
+// PeerCatalogEndpoint is the catalogue's endpoint of the peer protocol
+// (/peer/v1/catalog).
+const PeerCatalogEndpoint = "catalog"
+
+// SearchPeerCatalog asks an allied node for its catalogue through call and
+// returns the entries that match q. The peer's answer is read strictly
+// (catalog.ParseDocument) and searched again here: a peer is not trusted
+// to have filtered it.
+func SearchPeerCatalog(ctx context.Context, call PeerCall, q catalog.Query) (catalog.Document, error) {
+	var raw json.RawMessage
+	if err := call(ctx, PeerCatalogEndpoint, catalog.PeerRequest{Q: q.Terms()}, &raw); err != nil {
+		return catalog.Document{}, err
+	}
+	doc, err := catalog.ParseDocument(raw)
+	if err != nil {
+		return catalog.Document{}, err
+	}
+	kept := doc.Datasets[:0]
+	for _, ds := range doc.Datasets {
+		if q.Match(ds.Dataset()) {
+			kept = append(kept, ds)
+		}
+	}
+	doc.Datasets = kept
+	return doc, nil
 }
 
 // KindCatalogServe records a catalogue served to a peer node.

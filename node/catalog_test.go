@@ -1,7 +1,11 @@
 package node
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -308,15 +312,70 @@ func TestPeerCatalog(t *testing.T) {
 	if status, _ := get("LUX", "?q=finland"); status != 200 {
 		t.Errorf("a search: %d", status)
 	}
-	evs := logEvents(t, n)
+	if status, body := get("LUX", "?q=keyword:"); status != 400 {
+		t.Errorf("a malformed search: %d %s", status, body)
+	}
+	// The client side: a peer call as the peer layer makes it (POST, a
+	// catalog.PeerRequest body), as LUX and as FIN.
+	call := func(nation string) PeerCall {
+		return func(ctx context.Context, endpoint string, in, out any) error {
+			b, _ := json.Marshal(in)
+			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/peer/v1/"+endpoint, bytes.NewReader(b))
+			req.Header.Set("X-Test-Nation", nation)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("peer: %s", resp.Status)
+			}
+			return json.NewDecoder(resp.Body).Decode(out)
+		}
+	}
+	for _, c := range []struct {
+		nation string
+		terms  []string
+		want   []string
+	}{
+		{"LUX", nil, []string{"registry/lux/"}},
+		{"LUX", []string{"finland"}, nil},
+		{"FIN", []string{"finland"}, []string{"registry/fin/"}},
+		{"FIN", []string{"population"}, nil},
+	} {
+		q, err := catalog.ParseQuery(c.terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := SearchPeerCatalog(t.Context(), call(c.nation), q)
+		if err != nil || !slices.Equal(datasetIDs(doc), c.want) {
+			t.Errorf("%s searching %q: %q %v, want %q", c.nation, c.terms, datasetIDs(doc), err, c.want)
+		}
+	}
 	served := 0
-	for _, e := range evs {
+	for _, e := range logEvents(t, n) {
 		if e.Kind == KindCatalogServe && e.Actor == "peer:LUX" {
 			served++
 		}
 	}
-	if served != 2 {
-		t.Errorf("%d catalogue answers to LUX on the audit log, want 2", served)
+	if served != 4 {
+		t.Errorf("%d catalogue answers to LUX on the audit log, want 4", served)
+	}
+	// A peer that answers more than was asked, or something that is not
+	// a catalogue, is not believed.
+	liar := func(ctx context.Context, endpoint string, in, out any) error {
+		b, _ := n.CatalogForNation("EST", catalog.Query{}).Marshal()
+		return json.Unmarshal(b, out)
+	}
+	q, _ := catalog.ParseQuery([]string{"luxembourg"})
+	if doc, err := SearchPeerCatalog(t.Context(), liar, q); err != nil || !slices.Equal(datasetIDs(doc), []string{"registry/lux/"}) {
+		t.Errorf("a peer answering everything: %q %v", datasetIDs(doc), err)
+	}
+	junk := func(ctx context.Context, endpoint string, in, out any) error {
+		return json.Unmarshal([]byte(`{"@context": {"dcat": "http://example.org/"}, "@type": "dcat:Catalog"}`), out)
+	}
+	if _, err := SearchPeerCatalog(t.Context(), junk, catalog.Query{}); !errors.Is(err, catalog.ErrNotCatalog) {
+		t.Errorf("a peer answering something else: %v", err)
 	}
 }
 

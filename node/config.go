@@ -69,6 +69,9 @@ type Config struct {
 	// Catalog is the node's data catalogue: its title, description and
 	// publisher, and the dataset descriptions (docs/alliance.md).
 	Catalog catalog.Config `yaml:"catalog,omitempty" json:"catalog,omitzero"`
+	// Alliance is the node's federation: its peer listener, the allied
+	// nodes it trusts and the shares it made (docs/alliance.md).
+	Alliance AllianceConfig `yaml:"alliance,omitempty" json:"alliance,omitzero"`
 }
 
 // S3Config configures the S3 front end.
@@ -536,6 +539,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Catalog.Validate(reg); err != nil {
 		return fmt.Errorf("catalog.%w", err)
+	}
+	if err := c.Alliance.validate(c.Node.ID); err != nil {
+		return fmt.Errorf("alliance.%w", err)
 	}
 	return nil
 }

@@ -357,6 +357,9 @@ func ConfigChanges(old, next *Config) []Change {
 	for _, ch := range catalogChanges(old, next) {
 		add(ch.Field, ch.Text, ch.Gate, ch.Why)
 	}
+	for _, ch := range allianceChanges(old, next) {
+		add(ch.Field, ch.Text, ch.Gate, ch.Why)
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Gate > out[j].Gate })
 	if out == nil {
 		out = []Change{}

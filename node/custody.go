@@ -72,6 +72,20 @@ func (n *Node) Ready() error {
 	return nil
 }
 
+// readyChan returns a channel closed once the node is unsealed (closed
+// already on a node that is not sealed).
+func (n *Node) readyChan() <-chan struct{} {
+	n.sealMu.Lock()
+	defer n.sealMu.Unlock()
+	if n.readyC == nil {
+		n.readyC = make(chan struct{})
+		if !n.sealed {
+			close(n.readyC)
+		}
+	}
+	return n.readyC
+}
+
 // SharesGiven returns how many shares have been given towards unsealing.
 func (n *Node) SharesGiven() int {
 	n.sealMu.Lock()
@@ -133,6 +147,9 @@ func (n *Node) Unseal(encoded []byte) (UnsealStatus, error) {
 	n.flushSealed(context.Background())
 	n.recordBestEffort(context.Background(), audit.Event{Kind: KindUnseal, Actor: "node", Detail: map[string]string{"shares": fmt.Sprint(given)}})
 	n.sealed = false
+	if n.readyC != nil {
+		close(n.readyC)
+	}
 	n.Log.Info("node unsealed by custodians")
 	return n.statusLocked(), nil
 }

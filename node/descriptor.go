@@ -68,6 +68,10 @@ type descriptor struct {
 	// Rotation is rotation.json while a root key rotation is in progress:
 	// the old root, sealed under the current one.
 	Rotation []byte `json:"rotation,omitempty"`
+	// PeerKeys is peerkeys.json: the peer listener's TLS key and the HPKE
+	// recipient key allies wrap shared data keys to, wrapped under the
+	// root key (made on first use).
+	PeerKeys []byte `json:"peer_keys,omitempty"`
 }
 
 const descriptorHeader = 4 + 1 + 8 + 4
@@ -317,7 +321,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	for _, f := range []struct {
 		name string
 		to   *[]byte
-	}{{CustodyFile, &d.Custody}, {RequestsFile, &d.Requests}, {custody.IdentityFile, &d.Identity}, {RotationFile, &d.Rotation}} {
+	}{{CustodyFile, &d.Custody}, {RequestsFile, &d.Requests}, {custody.IdentityFile, &d.Identity}, {RotationFile, &d.Rotation}, {custody.PeerKeysFile, &d.PeerKeys}} {
 		if b, err := os.ReadFile(filepath.Join(n.Dir, f.name)); err == nil {
 			*f.to = b
 		}
@@ -731,7 +735,7 @@ func restoreFiles(dir string, keys *custody.Keyring, d descriptor, sitePaths map
 			return nil, err
 		}
 	}
-	for name, b := range map[string][]byte{custody.IdentityFile: d.Identity, RotationFile: d.Rotation} {
+	for name, b := range map[string][]byte{custody.IdentityFile: d.Identity, RotationFile: d.Rotation, custody.PeerKeysFile: d.PeerKeys} {
 		if len(b) > 0 {
 			if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
 				return nil, err

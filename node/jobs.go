@@ -74,7 +74,7 @@ type JobProgress struct {
 // Job is a long operation in the node.
 type Job struct {
 	ID        string            `json:"id"`
-	Kind      string            `json:"kind"` // drain, scrub, drill, index-rebuild, key-rotate
+	Kind      string            `json:"kind"` // drain, scrub, drill, index-rebuild, index-migrate, key-rotate
 	Params    map[string]string `json:"params"`
 	Principal string            `json:"principal"` // who started it
 	State     JobState          `json:"state"`

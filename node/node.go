@@ -48,7 +48,8 @@ type Node struct {
 	sealMu  sync.Mutex
 	shares  map[int][]byte // shares received towards unsealing, by share number
 	sealed  bool
-	reqMu   sync.Mutex // serialises two-person requests
+	readyC  chan struct{} // closed once unsealed (readyChan)
+	reqMu   sync.Mutex    // serialises two-person requests
 
 	opts OpenOptions
 	// raw holds the node files as read (node.yaml and custody.json at
@@ -82,6 +83,7 @@ type Node struct {
 	live     liveState // what a serving node changes in place (live.go)
 	jobTable jobTable  // long operations (jobs.go)
 	taxii    taxiiState
+	ally     allianceState // the alliance (alliance.go)
 }
 
 // OpenOptions configure OpenWith.

@@ -37,6 +37,10 @@ type TwoPersonConfig struct {
 	// form, e.g. "NATO CONFIDENTIAL") takes two custodians. Default: any
 	// clearance above NATO UNCLASSIFIED.
 	PrincipalLevel string `yaml:"principal_level,omitempty"`
+	// ShareLevel: a share grant whose ceiling lies above this label (text
+	// form) takes two custodians (share.grant). Default: any ceiling above
+	// NATO UNCLASSIFIED.
+	ShareLevel string `yaml:"share_level,omitempty"`
 }
 
 // OperationKinds are the kinds of dangerous operations, as requests and
@@ -44,6 +48,7 @@ type TwoPersonConfig struct {
 var OperationKinds = []string{
 	"vault.delete", "vault.policy", "vault.object-lock", "vault.rotate-key", "site.remove", "object.delete", "object.retention",
 	"object.relabel", "object.copy", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit", "identity.replace",
+	"peer.add", "share.grant",
 }
 
 func (tp TwoPersonConfig) validate() error {

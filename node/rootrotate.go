@@ -205,6 +205,9 @@ func (n *Node) reauthenticate() error {
 			return err
 		}
 	}
+	if err := n.rewrapPeerKeys(); err != nil {
+		return err
+	}
 	for _, name := range []string{ConfigFile, RequestsFile} {
 		f, err := readNodeFile(n.Dir, name)
 		if err != nil || f == nil {

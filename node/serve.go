@@ -98,7 +98,7 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
 	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3})
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3, Allied: alliedVaults{n}})
 }
 
 // nodeTokens seals listing tokens with the node's current keyring.
@@ -188,7 +188,33 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 			}
 		}()
 	}
+	if pa := n.Config.Alliance.Listen; pa != "" {
+		pln, err := net.Listen("tcp", pa)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("alliance.listen: %w", err)
+		}
+		go func() {
+			// A sealed node holds no peer keys: it serves peers once
+			// unsealed.
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for n.Ready() != nil {
+				select {
+				case <-ctx.Done():
+					pln.Close()
+					return
+				case <-t.C:
+				}
+			}
+			n.Log.InfoContext(ctx, "serving peers (mutual TLS, pinned to the peer cards)", "address", pln.Addr().String())
+			if err := n.ServePeers(ctx, pln); err != nil {
+				errc <- fmt.Errorf("peer listener: %w", err)
+			}
+		}()
+	}
 	go n.runScrubs(ctx)
+	go n.runIndexMigration(ctx)
 	go n.runTAXIISync(ctx)
 	go func() {
 		if useTLS {

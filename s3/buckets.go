@@ -35,6 +35,9 @@ func (s *Server) listBuckets(q *request) error {
 	}
 	res := listAllMyBucketsResult{Xmlns: s3NS, Owner: s.owner(q), Buckets: []bucketXML{}, Prefix: prefix}
 	vs := s.cfg.Vaults.ListVaults()
+	if s.cfg.Allied != nil {
+		vs = append(vs, s.cfg.Allied.AlliedBuckets(q.r.Context())...)
+	}
 	slices.SortFunc(vs, func(a, b VaultInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, v := range vs {
 		// The token is the last name a page returned: a bucket the
@@ -99,7 +102,7 @@ func (s *Server) createBucket(q *request) error {
 }
 
 func (s *Server) headBucket(q *request) error {
-	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+	if !s.bucketExists(q) {
 		return errNoSuchBucket
 	}
 	q.w.Header().Set("x-amz-bucket-region", s.cfg.Region)
@@ -127,7 +130,7 @@ func (s *Server) deleteBucket(q *request) error {
 }
 
 func (s *Server) getLocation(q *request) error {
-	if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+	if !s.bucketExists(q) {
 		return errNoSuchBucket
 	}
 	region := s.cfg.Region

@@ -53,12 +53,15 @@ func maxKeys(q *request, name string) (int, error) {
 
 func (s *Server) listPage(q *request, o index.ListOptions, max int) (index.ListPage, error) {
 	if max == 0 {
-		if _, ok := s.cfg.Vaults.VaultInfo(q.bucket); !ok {
+		if !s.bucketExists(q) {
 			return index.ListPage{}, errNoSuchBucket
 		}
 		return index.ListPage{}, nil
 	}
 	o.Max, o.Scan = max, s.cfg.ListScan
+	if IsAlliedBucket(q.bucket) {
+		return s.cfg.Allied.AlliedList(q.r.Context(), q.bucket, o)
+	}
 	return s.e.List(q.r.Context(), q.bucket, o)
 }
 

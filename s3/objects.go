@@ -446,7 +446,7 @@ func (s *Server) getObject(q *request, withBody bool) error {
 		return err
 	}
 	ctx := q.r.Context()
-	r, err := s.e.Get(ctx, q.bucket, q.key, vault.GetOptions{VersionID: id, Length: -1})
+	r, err := s.get(q, vault.GetOptions{VersionID: id, Length: -1})
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,8 @@ type Config struct {
 	// (the route table's name, "" when no route matched), the status
 	// answered and how long it took: the node's metrics.
 	Observe func(op string, status int, d time.Duration)
+	// Allied, if set, serves allies' shared vaults (allied.go).
+	Allied Allied
 }
 
 // Server is the S3 front end.
@@ -287,6 +289,12 @@ func (s *Server) serve(q *request) error {
 	q.op = rt.op
 	if err := rt.authorize(q.p, q.bucket); err != nil {
 		return err
+	}
+	if IsAlliedBucket(q.bucket) && rt.op != "CreateBucket" {
+		if err := s.checkAllied(q); err != nil {
+			return err
+		}
+		return rt.handle(s, q)
 	}
 	if rt.conds&condNation != 0 && rt.level != levelService && rt.op != "CreateBucket" {
 		// Writing into a vault needs its owner's nationality. The engine

@@ -145,3 +145,36 @@ func BenchmarkSeal1MiB(b *testing.B) {
 		s.Seal(buf[:0], buf[:1<<20], uint64(i), false)
 	}
 }
+
+func TestWrapToRecipient(t *testing.T) {
+	sk, err := RecipientKEM().GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, _ := NewDataKey()
+	w, err := WrapTo(sk.PublicKey(), dk, []byte("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnwrapWith(sk, w, []byte("info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := NewStripes(dk, StripeContext{})
+	b, _ := NewStripes(got, StripeContext{})
+	if _, err := b.Open(nil, a.Seal(nil, []byte("stripe"), 0, true), 0, true); err != nil {
+		t.Fatalf("the unwrapped key does not open what the original sealed: %v", err)
+	}
+	if _, err := UnwrapWith(sk, w, []byte("other")); !errors.Is(err, ErrOpen) {
+		t.Errorf("other info: %v, want ErrOpen", err)
+	}
+	w[len(w)-1] ^= 1
+	if _, err := UnwrapWith(sk, w, []byte("info")); !errors.Is(err, ErrOpen) {
+		t.Errorf("changed: %v, want ErrOpen", err)
+	}
+	other, _ := RecipientKEM().GenerateKey()
+	w[len(w)-1] ^= 1
+	if _, err := UnwrapWith(other, w, []byte("info")); !errors.Is(err, ErrOpen) {
+		t.Errorf("other recipient: %v, want ErrOpen", err)
+	}
+}

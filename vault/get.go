@@ -169,6 +169,9 @@ type Reader struct {
 	exclude map[string]bool
 	skip    map[[2]int]bool
 	readAll bool // read every shard, not just k (repair: verifies them all)
+	// keys, if set, are the parts' data keys (a shared version read by an
+	// ally: ReadShared), in part order.
+	keys []seal.DataKey
 }
 
 // Get opens a version for reading. The caller must Close the reader.
@@ -348,9 +351,15 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 	if err != nil {
 		return nil, err
 	}
-	dk, err := e.k().UnwrapDataKey(e.vaultKeyName(r.m.Vault), partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s part %d: %w", r.m.Vault, r.m.Key, part.Number, err)
+	var dk seal.DataKey
+	if r.keys != nil {
+		dk = r.keys[r.partIdx]
+	} else {
+		var err error
+		dk, err = e.k().UnwrapDataKey(e.vaultKeyName(r.m.Vault), partKeyGen(r.m, part), part.WrappedKey, partAAD(r.m.Version, part.Number, part.Blob))
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s part %d: %w", r.m.Vault, r.m.Key, part.Number, err)
+		}
 	}
 	stripes, err := seal.NewStripes(dk, seal.StripeContext{ObjectID: objectID(r.m.Vault, r.m.Key), VersionID: r.m.Version, Part: uint32(part.Number)})
 	if err != nil {

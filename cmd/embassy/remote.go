@@ -36,6 +36,8 @@ var remoteCommands = map[string]bool{
 	"relabel": true, "key rotate": true, "scrub": true, "drill": true, "index rebuild": true,
 	"job ls": true, "job show": true, "job cancel": true, "job rate": true,
 	"dataset describe": true, "dataset ls": true, "dataset rm": true, "catalog": true,
+	"peer card": true, "peer add": true, "peer ls": true, "peer rm": true,
+	"share grant": true, "share ls": true, "share revoke": true, "share odrl": true,
 	"status": true, "unseal": true, "request ls": true, "approve": true, "reject": true,
 	"version": true, "help": true, "completion": true,
 }

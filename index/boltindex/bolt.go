@@ -1,12 +1,15 @@
 // Package boltindex is the embedded metadata index, a single bbolt file.
 //
-// Layout: one top-level bucket per vault ("v/<vault>") holding three
+// Layout: one top-level bucket per vault ("v/<vault>") holding four
 // buckets. "latest" maps key to a summary of the key's newest version.
 // "versions" maps key, NUL, inverted creation time and version id to the
-// version's summary and manifest envelope, so a cursor walks keys in order
-// and each key's versions newest first. "ids" maps version id to the rest of
-// its "versions" key. Writes from concurrent callers are group-committed:
-// one transaction and one fsync serve every write waiting when it starts.
+// version's summary and the number of its manifest envelope, so a cursor
+// walks keys in order and each key's versions newest first. "envelopes"
+// maps that number to the envelope: numbers are handed out in increasing
+// order, so envelopes fill their pages (record.go). "ids" maps version id
+// to the rest of its "versions" key. Writes from concurrent callers are
+// group-committed: one transaction and one fsync serve every write waiting
+// when it starts.
 package boltindex
 
 import (
@@ -32,12 +35,21 @@ var (
 	bucketLatest   = []byte("latest")
 	bucketVersions = []byte("versions")
 	bucketIDs      = []byte("ids")
+	bucketEnv      = []byte("envelopes")
 	keyRebuilding  = []byte("rebuilding")
 	keyFormat      = []byte("format")
+	keyMigrate     = []byte("migrate")
 )
 
-// format 3: ids values carry the key after the inverted time.
-const format = 3
+// Index file formats. Format 4 writes records compact (record.go) and
+// reads those of format 3 (whose "ids" values carry the key after the
+// inverted time, as format 4's do): a format 3 file is upgraded where it
+// is opened, and its records are rewritten as their versions are written
+// or by MigrateRecords.
+const (
+	format     = 4
+	formatFull = 3
+)
 
 // Index is a bbolt-backed index.Index.
 type Index struct {
@@ -84,6 +96,11 @@ func Open(path string) (*Index, error) {
 			return err
 		}
 		if v := m.Get(keyFormat); v == nil {
+			return m.Put(keyFormat, []byte{format})
+		} else if len(v) == 1 && v[0] == formatFull {
+			if err := markMigrate(m); err != nil {
+				return err
+			}
 			return m.Put(keyFormat, []byte{format})
 		} else if len(v) != 1 || v[0] != format {
 			return fmt.Errorf("%w: format %v, this build reads %d", ErrFormat, v, format)
@@ -178,7 +195,7 @@ func (ix *Index) update(fn func(*bolt.Tx) error) error {
 
 func vaultBucket(vault string) []byte { return []byte("v/" + vault) }
 
-type buckets struct{ latest, versions, ids *bolt.Bucket }
+type buckets struct{ latest, versions, ids, env *bolt.Bucket }
 
 func writeBuckets(tx *bolt.Tx, vault string) (buckets, error) {
 	v, err := tx.CreateBucketIfNotExists(vaultBucket(vault))
@@ -192,8 +209,15 @@ func writeBuckets(tx *bolt.Tx, vault string) (buckets, error) {
 	if b.versions, err = v.CreateBucketIfNotExists(bucketVersions); err != nil {
 		return b, err
 	}
-	b.ids, err = v.CreateBucketIfNotExists(bucketIDs)
-	return b, err
+	if b.ids, err = v.CreateBucketIfNotExists(bucketIDs); err != nil {
+		return b, err
+	}
+	if b.env, err = v.CreateBucketIfNotExists(bucketEnv); err != nil {
+		return b, err
+	}
+	// Envelopes are appended under increasing numbers: full pages.
+	b.env.FillPercent = 1
+	return b, nil
 }
 
 func readBuckets(tx *bolt.Tx, vault string) (buckets, bool) {
@@ -201,7 +225,9 @@ func readBuckets(tx *bolt.Tx, vault string) (buckets, bool) {
 	if v == nil {
 		return buckets{}, false
 	}
-	b := buckets{v.Bucket(bucketLatest), v.Bucket(bucketVersions), v.Bucket(bucketIDs)}
+	// env is nil in a vault upgraded from format 3 and not written since:
+	// its records all hold their envelopes.
+	b := buckets{v.Bucket(bucketLatest), v.Bucket(bucketVersions), v.Bucket(bucketIDs), v.Bucket(bucketEnv)}
 	// A vault with only uploads has no version buckets yet.
 	return b, b.latest != nil && b.versions != nil && b.ids != nil
 }
@@ -224,69 +250,6 @@ func splitVersionKey(k []byte) (key string, created int64, id manifest.ID, ok bo
 	return string(k[:len(k)-25]), created, id, true
 }
 
-const flagDeleteMarker = 1
-
-func encode(v index.Version, withEnvelope bool) []byte {
-	b := make([]byte, 0, 1+16+8+10+1+len(v.ETag)+5+len(v.Envelope))
-	var flags byte
-	if v.DeleteMarker {
-		flags |= flagDeleteMarker
-	}
-	b = append(b, flags)
-	b = append(b, v.ID[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(v.Created))
-	b = binary.AppendUvarint(b, uint64(v.Size))
-	b = binary.AppendUvarint(b, uint64(len(v.ETag)))
-	b = append(b, v.ETag...)
-	b = binary.AppendUvarint(b, uint64(len(v.Label)))
-	b = append(b, v.Label...)
-	if withEnvelope {
-		b = binary.AppendUvarint(b, uint64(len(v.Envelope)))
-		b = append(b, v.Envelope...)
-	}
-	return b
-}
-
-func decode(b []byte, withEnvelope bool) (index.Version, error) {
-	var v index.Version
-	bad := func(what string) (index.Version, error) {
-		return index.Version{}, fmt.Errorf("index record corrupt: %s; rebuild the index", what)
-	}
-	if len(b) < 1+16+8 {
-		return bad("short record")
-	}
-	v.DeleteMarker = b[0]&flagDeleteMarker != 0
-	copy(v.ID[:], b[1:17])
-	v.Created = int64(binary.BigEndian.Uint64(b[17:25]))
-	b = b[25:]
-	size, n := binary.Uvarint(b)
-	if n <= 0 {
-		return bad("size")
-	}
-	v.Size = int64(size)
-	b = b[n:]
-	el, n := binary.Uvarint(b)
-	if n <= 0 || uint64(len(b)-n) < el {
-		return bad("etag")
-	}
-	v.ETag = string(b[n : n+int(el)])
-	b = b[n+int(el):]
-	ll, n := binary.Uvarint(b)
-	if n <= 0 || uint64(len(b)-n) < ll {
-		return bad("label")
-	}
-	v.Label = string(b[n : n+int(ll)])
-	b = b[n+int(ll):]
-	if withEnvelope {
-		envLen, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) != envLen {
-			return bad("envelope")
-		}
-		v.Envelope = bytes.Clone(b[n:])
-	}
-	return v, nil
-}
-
 func putTx(tx *bolt.Tx, v index.Version) error {
 	b, err := writeBuckets(tx, v.Vault)
 	if err != nil {
@@ -296,8 +259,15 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 		return err
 	}
 	vk := versionKey(v.Key, v.Created, v.ID)
-	if err := b.versions.Put(vk, encode(v, true)); err != nil {
+	if err := b.putRecord(vk, v); err != nil {
 		return err
+	}
+	if olderFormat(v.Envelope) {
+		// An older manifest format (a rebuild from sites an older node
+		// wrote): MigrateRecords offers it to be sealed again.
+		if err := markMigrate(tx.Bucket(bucketMeta)); err != nil {
+			return err
+		}
 	}
 	// ids: inverted time, then the key, so that a version can be found by
 	// id alone (Lookup).
@@ -305,7 +275,7 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 		return err
 	}
 	if cur := b.latest.Get([]byte(v.Key)); cur != nil {
-		c, err := decode(cur, false)
+		c, err := decodeSummary(cur)
 		if err != nil {
 			return err
 		}
@@ -313,7 +283,7 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 			return nil
 		}
 	}
-	return b.latest.Put([]byte(v.Key), encode(v, false))
+	return b.latest.Put([]byte(v.Key), encodeSummary(v))
 }
 
 // Put implements index.Index.
@@ -327,7 +297,7 @@ func (ix *Index) PutIf(ctx context.Context, v index.Version, p index.Preconditio
 		var latest *index.Version
 		if b, ok := readBuckets(tx, v.Vault); ok {
 			if cur := b.latest.Get([]byte(v.Key)); cur != nil {
-				c, err := decode(cur, false)
+				c, err := decodeSummary(cur)
 				if err != nil {
 					return err
 				}
@@ -376,7 +346,7 @@ func (ix *Index) Get(ctx context.Context, vault, key string, id manifest.ID) (in
 			return notFound(vault, key)
 		}
 		var err error
-		v, err = decode(rec, true)
+		v, err = b.record(vk, rec, true)
 		return err
 	})
 	v.Vault, v.Key = vault, key
@@ -395,15 +365,16 @@ func (ix *Index) Latest(ctx context.Context, vault, key string) (index.Version, 
 		if sum == nil {
 			return notFound(vault, key)
 		}
-		s, err := decode(sum, false)
+		s, err := decodeSummary(sum)
 		if err != nil {
 			return err
 		}
-		rec := b.versions.Get(versionKey(key, s.Created, s.ID))
+		vk := versionKey(key, s.Created, s.ID)
+		rec := b.versions.Get(vk)
 		if rec == nil {
 			return fmt.Errorf("index inconsistent: latest version %s of %s/%s missing; rebuild the index", s.ID, vault, key)
 		}
-		v, err = decode(rec, true)
+		v, err = b.record(vk, rec, true)
 		return err
 	})
 	v.Vault, v.Key = vault, key
@@ -423,7 +394,7 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 		}
 		inv = inv[:8]
 		vk := append(append(append([]byte(key), 0), inv...), id[:]...)
-		if err := b.versions.Delete(vk); err != nil {
+		if err := b.deleteRecord(vk); err != nil {
 			return err
 		}
 		if err := b.ids.Delete(id[:]); err != nil {
@@ -439,7 +410,7 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 		if cur == nil {
 			return nil
 		}
-		c, err := decode(cur, false)
+		c, err := decodeSummary(cur)
 		if err != nil {
 			return err
 		}
@@ -452,11 +423,11 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 		if k == nil || !bytes.HasPrefix(k, pfx) {
 			return b.latest.Delete([]byte(key))
 		}
-		nv, err := decode(rec, true)
+		nv, _, err := decodeRecord(k, rec, false)
 		if err != nil {
 			return err
 		}
-		return b.latest.Put([]byte(key), encode(nv, false))
+		return b.latest.Put([]byte(key), encodeSummary(nv))
 	})
 }
 
@@ -538,7 +509,7 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 					continue
 				}
 			}
-			v, err := decode(val, false)
+			v, err := decodeSummary(val)
 			if err != nil {
 				return err
 			}
@@ -642,14 +613,14 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 				page.Truncated = true
 				return nil
 			}
-			v, err := decode(val, false)
+			v, _, err := decodeRecord(k, val, false)
 			if err != nil {
 				return err
 			}
 			v.Vault, v.Key = vault, key
 			if key != prevKey {
 				if sum := b.latest.Get([]byte(key)); sum != nil {
-					l, err := decode(sum, false)
+					l, err := decodeSummary(sum)
 					if err != nil {
 						return err
 					}

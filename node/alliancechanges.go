@@ -1,0 +1,61 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/embassy-dev/embassy/federation"
+)
+
+// allianceChanges describes a change of the alliance section, with the
+// gates of the commands that make the same changes: trusting a peer
+// (peer add) and granting (share grant) need custodians; removing a peer
+// or revoking a grant gives nothing away and is free; a grant cannot be
+// changed once signed.
+func allianceChanges(old, next *Config) []Change {
+	var out []Change
+	add := func(field, text string, g Gate, why string) {
+		out = append(out, Change{Field: field, Text: text, Gate: g, Why: why})
+	}
+	o, nx := old.Alliance, next.Alliance
+	if o.Listen != nx.Listen {
+		add("alliance.listen", fmt.Sprintf("alliance.listen %q → %q", o.Listen, nx.Listen), Free, "")
+	}
+	if o.Endpoint != nx.Endpoint {
+		add("alliance.endpoint", fmt.Sprintf("alliance.endpoint %q → %q", o.Endpoint, nx.Endpoint), Free, "")
+	}
+	peerID := func(p PeerConfig) string {
+		c, err := federation.ParseCard([]byte(p.Card))
+		if err != nil {
+			return p.Fingerprint
+		}
+		return c.NodeID + " (" + c.Nation + ")"
+	}
+	for _, p := range nx.Peers {
+		if i := slices.IndexFunc(o.Peers, func(x PeerConfig) bool { return x.Card == p.Card }); i < 0 {
+			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" trusted", Custodians, "trusting an allied node (as 'embassy peer add')")
+		}
+	}
+	for _, p := range o.Peers {
+		if !slices.ContainsFunc(nx.Peers, func(x PeerConfig) bool { return x.Card == p.Card }) {
+			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" no longer trusted", Free, "")
+		}
+	}
+	for _, g := range nx.Grants {
+		i := slices.IndexFunc(o.Grants, func(x GrantConfig) bool { return x.Grant == g.Grant })
+		switch {
+		case i < 0:
+			add("alliance.grants", "a grant added", Custodians, "sharing data with another nation (as 'embassy share grant')")
+		case o.Grants[i].Revoked != nil && (g.Revoked == nil || !g.Revoked.Equal(*o.Grants[i].Revoked)):
+			add("alliance.grants", "a grant's revocation undone or changed", Refused, "a revocation is final: grant anew with 'embassy share grant'")
+		case o.Grants[i].Revoked == nil && g.Revoked != nil:
+			add("alliance.grants", "a grant revoked", Free, "")
+		}
+	}
+	for _, g := range o.Grants {
+		if !slices.ContainsFunc(nx.Grants, func(x GrantConfig) bool { return x.Grant == g.Grant }) {
+			add("alliance.grants", "a grant removed", Refused, "grants are kept as the record of what was shared: revoke it with 'embassy share revoke'")
+		}
+	}
+	return out
+}

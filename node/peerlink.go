@@ -1,0 +1,213 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/federation"
+)
+
+// The peer link: a listener of its own (alliance.listen) speaking mutual
+// TLS 1.3, where both ends present a self-signed certificate of their
+// peer TLS key and check the other's against the pin on its card. A node
+// whose key no trusted card pins is refused during the handshake, before
+// any request is read. Inside, every request is signed by the calling
+// node's identity (package federation), so a request is bound to the node
+// that made it, to its target, its time and a nonce used once.
+
+// ErrUnknownPeer: the other end's TLS key is pinned by no trusted card.
+var ErrUnknownPeer = errors.New("unknown node: no trusted peer card pins its TLS key")
+
+func spkiPin(raw [][]byte) (string, error) {
+	if len(raw) == 0 {
+		return "", errors.New("no certificate presented")
+	}
+	c, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return "", fmt.Errorf("certificate: %w", err)
+	}
+	return custody.SPKIPin(c.RawSubjectPublicKeyInfo), nil
+}
+
+// peerServerTLS is the peer listener's TLS configuration.
+func (n *Node) peerServerTLS() (*tls.Config, error) {
+	k, err := n.peerKeys()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := k.TLSCertificate(n.conf().Node.ID, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			pin, err := spkiPin(raw)
+			if err != nil {
+				return err
+			}
+			if _, ok := n.peerByPin(pin); !ok {
+				n.Log.Warn("peer listener: a node no card pins was refused at the handshake", "pin", pin)
+				return fmt.Errorf("%w (%s)", ErrUnknownPeer, pin)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// peerClient returns the client that reaches peer p, presenting this
+// node's certificate and accepting only the key p's card pins.
+func (n *Node) peerClient(p Peer) (*http.Client, error) {
+	key := p.Card.NodeID + "/" + p.Card.TLSPin
+	n.ally.mu.Lock()
+	c := n.ally.clients[key]
+	n.ally.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	k, err := n.peerKeys()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := k.TLSCertificate(n.conf().Node.ID, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	want := p.Card.TLSPin
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		// The server's certificate is self-signed: it is checked against
+		// the card's pin below, not against a CA.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			pin, err := spkiPin(raw)
+			if err != nil {
+				return err
+			}
+			if pin != want {
+				return fmt.Errorf("%w: node %s at %s presented TLS key %s, its card pins %s", ErrUnknownPeer, p.Card.NodeID, p.Card.Endpoint, pin, want)
+			}
+			return nil
+		},
+	}
+	c = &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true,
+		MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second}}
+	n.ally.mu.Lock()
+	if n.ally.clients == nil {
+		n.ally.clients = map[string]*http.Client{}
+	}
+	n.ally.clients[key] = c
+	n.ally.mu.Unlock()
+	return c, nil
+}
+
+// PeerError is a peer's refusal.
+type PeerError struct {
+	Peer   string
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("peer %s: %s (%d %s)", e.Peer, e.Msg, e.Status, e.Code)
+}
+
+// callPeerRaw sends a signed request to peer id's endpoint and returns the
+// answer's body, which the caller closes; a refusal is a *PeerError.
+func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io.ReadCloser, error) {
+	p, ok := n.peer(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", errNoSuchPeer, id)
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.peerClient(p)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys.SignHybrid); err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var pe federation.PeerError
+		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
+			pe.Error = strings.TrimSpace(string(b))
+		}
+		return nil, &PeerError{Peer: id, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
+	}
+	return resp.Body, nil
+}
+
+// CallPeer sends a signed request to peer id's endpoint (under /peer/v1/)
+// and decodes its JSON answer into out (parse, if set, decodes instead).
+func (n *Node) CallPeer(ctx context.Context, id, endpoint string, in, out any) error {
+	rc, err := n.callPeerRaw(ctx, id, endpoint, in)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("peer %s: %w", id, err)
+	}
+	if len(b) > federation.MaxAnswer {
+		return fmt.Errorf("peer %s: answer larger than %d bytes", id, federation.MaxAnswer)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("peer %s: answer: %w", id, err)
+	}
+	return nil
+}
+
+// ServePeers serves the peer protocol on ln, with TLS, until ctx is done.
+func (n *Node) ServePeers(ctx context.Context, ln net.Listener) error {
+	cfg, err := n.peerServerTLS()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: n.PeerHandler(), TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err = srv.Serve(tls.NewListener(ln, cfg))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
