@@ -164,19 +164,22 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	// The peer listener (alliance.listen) is bound now, so that it is
 	// listening when Ready is called; it serves once the node is unsealed.
 	var pln net.Listener
-	if pa := n.Config.Alliance.Listen; pa != "" {
+	if pa := n.conf().Alliance.Listen; pa != "" {
 		if pln, err = net.Listen("tcp", pa); err != nil {
 			ln.Close()
 			return fmt.Errorf("alliance.listen: %w", err)
 		}
 	}
+	// Read before Ready: from then on the configuration can change
+	// (through the admin API) while this goroutine goes on.
+	ma := n.conf().Metrics.Address
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
 	errc := make(chan error, 2)
 	var msrv *http.Server
-	if ma := n.Config.Metrics.Address; ma != "" {
+	if ma != "" {
 		mln, err := net.Listen("tcp", ma)
 		if err != nil {
 			ln.Close()
