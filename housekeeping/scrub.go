@@ -368,6 +368,25 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		badCopies = append(badCopies, sid)
 	}
 	if m.DeleteMarker {
+		// A marker's copies on a site being drained (or lost, or no
+		// longer configured) move off it, as shards do.
+		if moving := k.e.MisplacedCopies(m, o.Lost); len(moving) > 0 {
+			rep.MisplacedShards += len(moving)
+			rep.AtRisk, rep.Degraded = 1, 1
+			if !o.Repair {
+				rep.RemainingAtRisk = 1
+				return rep
+			}
+			n, err := k.e.MoveMarker(ctx, m, o.Lost)
+			if err != nil {
+				rep.Unrepairable = append(rep.Unrepairable, name+": move its copies: "+err.Error())
+				rep.RemainingAtRisk = 1
+				return rep
+			}
+			rep.ShardsMoved += n
+			rep.Repaired = 1
+			return rep
+		}
 		if len(badCopies) > 0 {
 			rep.AtRisk, rep.Degraded = 1, 1
 			if !o.Repair {

@@ -127,6 +127,13 @@ var (
 	errExists     = errors.New("already exists")
 )
 
+// tagged is err, classed as kind for opFail, with err's message unchanged:
+// the node answers with the message the offline command prints.
+type tagged struct{ err, kind error }
+
+func (t tagged) Error() string   { return t.err.Error() }
+func (t tagged) Unwrap() []error { return []error{t.err, t.kind} }
+
 // decodeStrict decodes one JSON object into v: unknown fields, trailing
 // data and a missing body are errors that name what was wrong.
 func decodeStrict(body []byte, v any) error {
@@ -247,7 +254,7 @@ func (n *Node) adminSiteAdd(w http.ResponseWriter, r *http.Request, c *adminCall
 	}
 	if err := n.AddSite(s); err != nil {
 		if strings.Contains(err.Error(), "already exists") {
-			err = fmt.Errorf("%w: %v", errExists, err)
+			err = tagged{err, errExists}
 		}
 		opFail(w, err)
 		return
@@ -264,7 +271,7 @@ func (n *Node) adminSiteAdd(w http.ResponseWriter, r *http.Request, c *adminCall
 func (n *Node) adminSiteRemove(w http.ResponseWriter, r *http.Request, c *adminCall) {
 	if err := n.RemoveSite(c.as(r), c.id); err != nil {
 		if strings.HasPrefix(err.Error(), "no site ") {
-			err = fmt.Errorf("%w: %v", errNoSuchSite, err)
+			err = tagged{err, errNoSuchSite}
 		}
 		opFail(w, err)
 		return
@@ -333,7 +340,7 @@ func (n *Node) adminJobRate(w http.ResponseWriter, r *http.Request, c *adminCall
 		opFail(w, err)
 		return
 	}
-	j, err := n.SetJobRate(c.id, rate)
+	j, err := n.SetJobRate(c.id, rate, c.principal.Name)
 	if err != nil {
 		opFail(w, err)
 		return
@@ -576,7 +583,7 @@ func (n *Node) adminPrincipalAdd(w http.ResponseWriter, r *http.Request, c *admi
 	}
 	if err := n.AddPrincipal(c.as(r), p); err != nil {
 		if strings.Contains(err.Error(), "already exists") {
-			err = fmt.Errorf("%w: %v", errExists, err)
+			err = tagged{err, errExists}
 		}
 		opFail(w, err)
 		return

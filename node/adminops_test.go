@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -327,6 +328,11 @@ func TestJobsSurviveARestart(t *testing.T) {
 	if err != nil || got.State != JobInterrupted || got.Error == "" {
 		t.Errorf("after a restart: %+v %v", got, err)
 	}
+	// The interruption is on the audit log.
+	evs, err := f.cn.n.AuditLogEvents(t.Context(), AuditQuery{Kind: KindJobEnd})
+	if err != nil || len(evs) != 1 || evs[0].Detail["job"] != j.ID || evs[0].Detail["state"] != "interrupted" || !strings.HasPrefix(evs[0].Outcome, "interrupted: ") {
+		t.Errorf("job.end of the interrupted job: %v %+v", err, evs)
+	}
 	// jobs.json is authenticated: a hand edit is refused.
 	p := filepath.Join(f.cn.dir, JobsFile)
 	b, _ := os.ReadFile(p)
@@ -423,5 +429,87 @@ func TestJobRateChangesWhileRunning(t *testing.T) {
 	f.waitJob(t, j.ID)
 	if r := f.op(t, "PUT", "/_embassy/v1/jobs/"+j.ID+"/rate", "ops", RateRequest{Rate: "1MiB"}); r.status != 409 {
 		t.Errorf("rate of an ended job: %d %s", r.status, r.body)
+	}
+}
+
+// TestJobOutcomesOnTheAuditLog: every job's end is on the audit log
+// (job.end) with its state, who started it, who cancelled it, the error and
+// its counts; a change of a job's rate is recorded with who made it.
+func TestJobOutcomesOnTheAuditLog(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	ctx := vault.AsSystem(t.Context())
+	for _, k := range []string{"a", "b"} {
+		if _, err := n.Engine.Put(ctx, "registry", k, strings.NewReader(k), vault.PutOptions{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := f.waitJob(t, decodeJob(t, f.op(t, "POST", "/_embassy/v1/scrub", "ops", ScrubRequest{Rate: "1GiB"})).ID)
+	failed, err := n.StartJob("drill", map[string]string{"lose": "site=est-1"}, "ops", func(ctx context.Context, progress func(done, total int64)) (any, error) {
+		progress(1, 4)
+		return nil, errors.New("the sites would not answer")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitJob(t, failed.ID)
+	started := make(chan struct{})
+	running, err := n.StartRatedJob("scrub", nil, "ops", 0, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if r := f.op(t, "PUT", "/_embassy/v1/jobs/"+running.ID+"/rate", "ops", RateRequest{Rate: "2MiB"}); r.status != 200 {
+		t.Fatalf("rate: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/jobs/"+running.ID+"/cancel", "boss", nil); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	evs, err := n.AuditLogEvents(t.Context(), AuditQuery{Kind: "job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[string]AuditEntry{}
+	var rates []AuditEntry
+	for _, e := range evs {
+		switch e.Kind {
+		case KindJobEnd:
+			ends[e.Detail["job"]] = e
+		case KindJobRate:
+			rates = append(rates, e)
+		}
+	}
+	tests := []struct {
+		name    string
+		id      string
+		want    map[string]string
+		outcome string
+	}{
+		{"done", done.ID, map[string]string{"job_kind": "scrub", "state": "done", "principal": "ops", "done": "2", "total": "2", "param.rate": "1GiB", "result.versions": "2"}, ""},
+		{"failed", failed.ID, map[string]string{"job_kind": "drill", "state": "failed", "done": "1", "total": "4", "param.lose": "site=est-1", "error": "the sites would not answer"}, "failed: the sites would not answer"},
+		{"cancelled", running.ID, map[string]string{"job_kind": "scrub", "state": "cancelled", "principal": "ops", "cancelled_by": "boss"}, "cancelled: cancelled by boss"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, ok := ends[tc.id]
+			if !ok {
+				t.Fatalf("no job.end for job %s among %d job events", tc.id, len(evs))
+			}
+			for k, v := range tc.want {
+				if e.Detail[k] != v {
+					t.Errorf("detail %s = %q, want %q (%v)", k, e.Detail[k], v, e.Detail)
+				}
+			}
+			if e.Outcome != tc.outcome || e.Actor != "ops" {
+				t.Errorf("outcome %q actor %q, want %q ops", e.Outcome, e.Actor, tc.outcome)
+			}
+		})
+	}
+	if len(rates) != 1 || rates[0].Actor != "ops" || rates[0].Detail["job"] != running.ID || rates[0].Detail["rate"] != "2097152" || rates[0].Detail["previous_rate"] != "0" {
+		t.Errorf("job.rate events: %+v", rates)
 	}
 }

@@ -617,3 +617,18 @@ func (n *Node) rewrapPeerKeys() error {
 	n.ally.mu.Unlock()
 	return writeFileAtomic(filepath.Join(n.Dir, custody.PeerKeysFile), sealed)
 }
+
+// GrantsTo returns the grants in force (not revoked, not expired) that
+// this node made to nation, at any level.
+func (n *Node) GrantsTo(nation string) []federation.Grant {
+	var out []federation.Grant
+	for _, gi := range n.Grants() {
+		if gi.To != nation || gi.State != "active" {
+			continue
+		}
+		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public()); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}

@@ -192,6 +192,14 @@ func TestAlliance(t *testing.T) {
 	}
 
 	officer := lux.client(t, "officer")
+	// Everything LUX's node receives from EST's over the peer link.
+	estPeer, _ := lux.peer(est.Config.Node.ID)
+	link, err := lux.peerClient(estPeer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := &recordingTransport{base: link.Transport}
+	link.Transport = wire
 	t.Run("read as an ally", func(t *testing.T) {
 		buckets, err := officer.ListBuckets(t.Context())
 		if err != nil {
@@ -234,6 +242,20 @@ func TestAlliance(t *testing.T) {
 		st, err := officer.StatObject(t.Context(), "est--registry", "2026/note.txt", minio.StatObjectOptions{})
 		if err != nil || st.Size != int64(len(objects[1].body)) {
 			t.Fatalf("HEAD: %+v %v", st, err)
+		}
+		// EST sent ciphertext only: no stretch of either object's
+		// plaintext crossed the peer link.
+		got = wire.received()
+		if len(got) < len(big) {
+			t.Fatalf("only %d bytes crossed the peer link for a %d-byte object", len(got), len(big))
+		}
+		for _, off := range []int{0, 1 << 20, 2<<20 + 77, len(big) - 40} {
+			if bytes.Contains(got, big[off:off+32]) {
+				t.Errorf("plaintext of census.bin at offset %d crossed the peer link", off)
+			}
+		}
+		if bytes.Contains(got, objects[1].body) {
+			t.Error("note.txt's plaintext crossed the peer link")
 		}
 	})
 
@@ -403,6 +425,33 @@ func TestAlliance(t *testing.T) {
 			}
 		}
 	})
+}
+
+// recordingTransport keeps every response body that passes through it.
+type recordingTransport struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := rt.base.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rt.mu.Lock()
+	rt.buf.Write(b)
+	rt.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, err
+}
+
+func (rt *recordingTransport) received() []byte {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return bytes.Clone(rt.buf.Bytes())
 }
 
 var serialMu sync.Mutex

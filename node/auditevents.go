@@ -26,8 +26,9 @@ import (
 // request with each decision and its outcome (request.*), unsealing
 // (custody.unseal), key rotations (key.*), identity replacements
 // (identity.replace), every node descriptor published
-// (descriptor.publish, with its generation), and scrubs, drills, index
-// rebuilds, collections and recoveries (housekeeping records these).
+// (descriptor.publish, with its generation), scrubs, drills, index
+// rebuilds, collections and recoveries (housekeeping records these), and
+// how every job ended (job.end) and changes of a job's rate (job.rate).
 //
 // Events that arise while the node is sealed (unseal attempts) cannot be
 // sealed under the log key, which the node holds only once unsealed: they
@@ -45,15 +46,21 @@ const (
 	KindRequestExpire  = "request.expire"
 	// KindRequestRebuild: requests.json disagreed with the log and was
 	// rebuilt from it.
-	KindRequestRebuild    = "request.rebuild"
-	KindUnseal            = "custody.unseal"
-	KindUnsealAttempt     = "custody.unseal-attempt"
-	KindDescriptor        = "descriptor.publish"
-	KindIdentityReplace   = "identity.replace"
-	KindRootRotate        = "key.rotate-root"
-	KindVaultKeyRotate    = "key.rotate"
-	KindRecover           = "node.recover"
-	KindLogRestored       = "audit.restored"
+	KindRequestRebuild  = "request.rebuild"
+	KindUnseal          = "custody.unseal"
+	KindUnsealAttempt   = "custody.unseal-attempt"
+	KindDescriptor      = "descriptor.publish"
+	KindIdentityReplace = "identity.replace"
+	KindRootRotate      = "key.rotate-root"
+	KindVaultKeyRotate  = "key.rotate"
+	KindRecover         = "node.recover"
+	KindLogRestored     = "audit.restored"
+	// KindJobEnd records how a job (drain, scrub, drill, index rebuild,
+	// key rotation) ended: done, failed, cancelled or interrupted, how
+	// far it got and its report's counts (jobs.go).
+	KindJobEnd = "job.end"
+	// KindJobRate records an operator's change of a running job's rate.
+	KindJobRate           = "job.rate"
 	sealedJournal         = "sealed.jsonl"
 	maxSealedJournalBytes = 1 << 20
 )

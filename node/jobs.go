@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/embassy-dev/embassy/audit"
 )
 
 // Long operations (a drain, a scrub, a drill, an index rebuild, a key
@@ -154,6 +158,7 @@ func (n *Node) loadJobs() error {
 			j.Ended = time.Now().UTC()
 			j.Error = "the node stopped (a crash or a restart) while the job was " + "queued or running; it did not finish. Start it again: the operation carries on where it stopped"
 			changed = true
+			n.recordJobEnd(j)
 		}
 		if j.Params == nil {
 			j.Params = map[string]string{}
@@ -295,12 +300,12 @@ func (n *Node) runJob(ctx context.Context, j *jobRun) {
 	n.endJob(j, res, err)
 }
 
-// endJob records how a job ended.
+// endJob records how a job ended, in jobs.json and on the audit log.
 func (n *Node) endJob(j *jobRun, res any, err error) {
 	t := &n.jobTable
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if j.State.Finished() {
+		t.mu.Unlock()
 		return
 	}
 	j.Ended = time.Now().UTC()
@@ -325,6 +330,9 @@ func (n *Node) endJob(j *jobRun, res any, err error) {
 	}
 	n.saveJobs()
 	n.Log.Info("job ended", "job", j.ID, "kind", j.Kind, "state", j.State, "err", j.Error)
+	ended := j.Job
+	t.mu.Unlock()
+	n.recordJobEnd(ended)
 }
 
 // Jobs returns the node's jobs, newest first.
@@ -387,12 +395,17 @@ func (n *Node) CancelJob(id, principal string) (Job, error) {
 		return j.Job, fmt.Errorf("job %s: %w (%s)", id, ErrJobFinished, st)
 	}
 	j.CancelledBy = principal
+	var ended *Job
 	if j.State == JobQueued {
 		j.State, j.Ended, j.Error = JobCancelled, time.Now().UTC(), "cancelled by "+principal+" before it started"
 		n.saveJobs()
+		ended = new(j.Job)
 	}
 	cancel, done := j.cancel, j.done
 	t.mu.Unlock()
+	if ended != nil {
+		n.recordJobEnd(*ended)
+	}
 	cancel()
 	select {
 	case <-done:
@@ -441,8 +454,9 @@ func (n *Node) stopJobs() {
 var ErrNotRated = errors.New("the job has no rate limit to change (only scrubs and drains have one)")
 
 // SetJobRate changes a running or queued job's read rate limit, in bytes
-// per second (0: none); it takes effect at the job's next read.
-func (n *Node) SetJobRate(id string, rate int64) (Job, error) {
+// per second (0: none), on behalf of principal; it takes effect at the
+// job's next read, and is recorded on the audit log (job.rate).
+func (n *Node) SetJobRate(id string, rate int64, principal string) (Job, error) {
 	t := &n.jobTable
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -459,10 +473,47 @@ func (n *Node) SetJobRate(id string, rate int64) (Job, error) {
 		case j.rate == nil:
 			return j.Job, fmt.Errorf("job %s: %w", id, ErrNotRated)
 		}
-		j.rate.Store(rate)
+		old := j.rate.Swap(rate)
 		j.RateLimit = rate
 		n.saveJobs()
+		n.recordBestEffort(context.Background(), audit.Event{Kind: KindJobRate, Actor: principal, Detail: map[string]string{
+			"job": j.ID, "job_kind": j.Kind, "rate": strconv.FormatInt(rate, 10), "previous_rate": strconv.FormatInt(old, 10)}})
 		return j.Job, nil
 	}
 	return Job{}, fmt.Errorf("%w: %s", ErrNoSuchJob, id)
+}
+
+// recordJobEnd records a job's outcome on the audit log (job.end): who
+// started it, what it was asked, how it ended (done, failed, cancelled,
+// interrupted, with the error and who cancelled it), how far it got, and
+// the counts of its report. Best effort: the job has ended either way.
+func (n *Node) recordJobEnd(j Job) {
+	d := map[string]string{
+		"job": j.ID, "job_kind": j.Kind, "state": string(j.State), "principal": j.Principal,
+		"done": strconv.FormatInt(j.Progress.Done, 10), "total": strconv.FormatInt(j.Progress.Total, 10), "unit": j.Progress.Unit,
+	}
+	for _, k := range slices.Sorted(maps.Keys(j.Params)) {
+		d["param."+k] = j.Params[k]
+	}
+	if !j.Started.IsZero() {
+		d["started"] = j.Started.Format(time.RFC3339Nano)
+		d["seconds"] = strconv.FormatFloat(j.Ended.Sub(j.Started).Seconds(), 'f', 3, 64)
+	}
+	if j.CancelledBy != "" {
+		d["cancelled_by"] = j.CancelledBy
+	}
+	if j.Error != "" {
+		d["error"] = j.Error
+	}
+	var res any
+	if len(j.Result) > 0 && json.Unmarshal(j.Result, &res) == nil {
+		for k, v := range audit.Details(res) {
+			d["result."+k] = v
+		}
+	}
+	ev := audit.Event{Kind: KindJobEnd, Actor: j.Principal, Detail: d}
+	if j.State != JobDone {
+		ev.Outcome = string(j.State) + ": " + j.Error
+	}
+	n.recordBestEffort(context.Background(), ev)
 }

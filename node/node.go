@@ -499,8 +499,11 @@ func (n *Node) rebuildEngine() error {
 		return err
 	}
 	if n.Engine != nil {
-		// The old engine's pending write of commit generations goes to
-		// the sites it knew, now.
+		// Writes in flight on the old engine are refused at their
+		// commit (503 SlowDown): they were placed under the old
+		// configuration. Its pending write of commit generations goes
+		// to the sites it knew, now.
+		n.Engine.Retire()
 		n.Engine.Close(context.Background())
 	}
 	n.Engine = e

@@ -97,6 +97,7 @@ var (
 		{"embassy_write_retries_total", "Puts retried on other sites after a site failed.", true},
 		{"embassy_manifest_errors_total", "Manifest copies that failed verification.", true},
 		{"embassy_label_binding_errors_total", "Label bindings that failed verification.", true},
+		{"embassy_writes_reconfigured_total", "Writes placed before a configuration change their placement did not survive, refused at commit (503 SlowDown) or placed again.", true},
 	}
 )
 
@@ -125,7 +126,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ev := &n.Engine.Events
 	vals := []int64{ev.AtRisk.Load(), ev.BytesRepaired.Load(), ev.CorruptBlocks.Load(), ev.MissingBlocks.Load(), ev.Reconstructed.Load(),
-		ev.WriteRetries.Load(), ev.ManifestErrors.Load(), ev.BindingErrors.Load()}
+		ev.WriteRetries.Load(), ev.ManifestErrors.Load(), ev.BindingErrors.Load(), ev.Reconfigured.Load()}
 	for i, d := range engineDescs {
 		t := prometheus.GaugeValue
 		if d.counter {

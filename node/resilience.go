@@ -60,6 +60,12 @@ func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeepi
 	return n.drain(ctx, ids, progress, nil)
 }
 
+// DrainAt is Drain with its reads held to rate bytes per second (0: no
+// limit).
+func (n *Node) DrainAt(ctx context.Context, ids []string, rate int64, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
+	return n.drain(ctx, ids, progress, func() int64 { return rate })
+}
+
 // drain is Drain, its reads held to rate (bytes per second, asked at each
 // read) when it is set.
 func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport), rate func() int64) (DrainReport, error) {

@@ -161,16 +161,31 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// The peer listener (alliance.listen) is bound now, so that it is
+	// listening when Ready is called; it serves once the node is unsealed.
+	var pln net.Listener
+	if pa := n.conf().Alliance.Listen; pa != "" {
+		if pln, err = net.Listen("tcp", pa); err != nil {
+			ln.Close()
+			return fmt.Errorf("alliance.listen: %w", err)
+		}
+	}
+	// Read before Ready: from then on the configuration can change
+	// (through the admin API) while this goroutine goes on.
+	ma := n.conf().Metrics.Address
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
 	errc := make(chan error, 2)
 	var msrv *http.Server
-	if ma := n.Config.Metrics.Address; ma != "" {
+	if ma != "" {
 		mln, err := net.Listen("tcp", ma)
 		if err != nil {
 			ln.Close()
+			if pln != nil {
+				pln.Close()
+			}
 			return fmt.Errorf("metrics.address: %w", err)
 		}
 		admin := &adminServer{n: n, metricsOpen: true}
@@ -185,12 +200,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 			}
 		}()
 	}
-	if pa := n.Config.Alliance.Listen; pa != "" {
-		pln, err := net.Listen("tcp", pa)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("alliance.listen: %w", err)
-		}
+	if pln != nil {
 		go func() {
 			// A sealed node holds no peer keys: it serves peers once
 			// unsealed.

@@ -146,6 +146,10 @@ func toAPI(err error) *apiError {
 		// Named for the operator; the paths and system errors stay in the
 		// log. 507 is not retried by S3 clients, as a full disk should not be.
 		return &apiError{Code: "XEmbassyStorageFull", Status: http.StatusInsufficientStorage, Message: fullMessage(err), err: err}
+	case errors.Is(err, vault.ErrReconfigured):
+		// Retried by S3 clients; the retry is placed under the new
+		// configuration.
+		return &apiError{Code: "SlowDown", Status: http.StatusServiceUnavailable, Message: "The node's configuration changed while the object was written; please retry.", Headers: map[string]string{"Retry-After": "1"}, err: err}
 	case errors.Is(err, placement.ErrInfeasible):
 		return newErr("ServiceUnavailable", http.StatusServiceUnavailable, "Not enough sites are available to store the object under its vault's placement policy: "+err.Error()).with(err)
 	case errors.Is(err, vault.ErrUnreadable):

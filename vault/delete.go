@@ -106,7 +106,7 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string, cond index.
 		if err != nil {
 			return DeleteResult{}, full.wrap(err)
 		}
-		if _, err := e.commit(ctx, m, env, nil, cond); err != nil {
+		if _, err := e.commit(ctx, m, env, nil, cond, false); err != nil {
 			if !cond.IsZero() && errors.Is(err, ErrNoSuchKey) {
 				return DeleteResult{}, nil // deleted meanwhile
 			}

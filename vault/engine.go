@@ -152,7 +152,12 @@ type Engine struct {
 		slots chan struct{}
 	}
 
+	// gate orders commits of new versions against configuration
+	// changes (gate.go).
+	gate sync.RWMutex
+
 	mu       sync.RWMutex
+	retired  bool // replaced by another engine: commits are refused (gate.go)
 	sites    map[string]*Site
 	vaults   map[string]Vault
 	down     map[string]time.Time // site id -> until when it is avoided for writes
@@ -170,6 +175,7 @@ type Events struct {
 	BindingErrors  atomic.Int64 // label bindings that failed verification
 	AtRisk         atomic.Int64 // versions below full redundancy or off policy at the last scrub
 	BytesRepaired  atomic.Int64 // shard bytes written by repairs
+	Reconfigured   atomic.Int64 // writes refused because the configuration changed under them (gate.go)
 }
 
 // New returns an engine. Vault policies are checked against the sites.

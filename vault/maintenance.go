@@ -55,8 +55,12 @@ func (e *Engine) Index() index.Index { return e.index }
 func (e *Engine) SiteIDs() []string { return e.siteIDs() }
 
 // SetDraining marks sites as draining: new writes avoid them and scrub
-// moves their shards off.
+// moves their shards off. It waits for commits already checked, and every
+// commit after it that placed a shard or copy on one of the sites is
+// refused with ErrReconfigured (gate.go).
 func (e *Engine) SetDraining(ids []string) {
+	e.gate.Lock()
+	defer e.gate.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.draining = map[string]bool{}

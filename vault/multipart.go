@@ -535,7 +535,7 @@ func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadI
 	if err := e.writeCopies(ctx, rec.Version, env, manifestSites(m), nil); err != nil {
 		return ObjectInfo{}, err
 	}
-	info, err := e.commit(ctx, m, env, nil, cond)
+	info, err := e.commit(ctx, m, env, nil, cond, true)
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -97,11 +97,20 @@ func (e *Engine) Put(ctx context.Context, vaultName, key string, r io.Reader, o 
 		}
 		info, err := e.put(ctx, v, key, body, o, exclude)
 		var se *siteError
-		if err == nil || !errors.As(err, &se) || attempt == maxAttempts || seeker == nil {
+		reconfigured := errors.Is(err, ErrReconfigured)
+		if err == nil || (!errors.As(err, &se) && !reconfigured) || attempt == maxAttempts || seeker == nil {
 			return info, full.wrap(err)
 		}
 		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
 			return info, full.wrap(err)
+		}
+		if reconfigured {
+			// Placed before a configuration change it does not survive:
+			// place it again under the new one.
+			if v, err = e.Vault(vaultName); err != nil {
+				return ObjectInfo{}, err
+			}
+			continue
 		}
 		e.log.WarnContext(ctx, "site failed during put; retrying on other sites", "vault", v.Name, "site", se.site, "err", se.err)
 		full.note(se)
@@ -139,7 +148,7 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 			return ObjectInfo{}, sizeError(int64(n), o.Size)
 		}
 		hasher.Write(first.b[:n])
-		return e.putInline(ctx, v, key, first, n, hasher, o, l, exclude)
+		return e.putInlineAgain(ctx, v, key, first, n, hasher, o, l, exclude)
 	}
 	body := io.MultiReader(bytes.NewReader(first.b[:n]), bytes.NewReader(peek[:]), r)
 	return e.putStreaming(ctx, v, key, body, hasher, o, l, exclude)
@@ -200,6 +209,40 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *lab
 		return nil, e.fullNow().wrap(fmt.Errorf("vault %s: %w", v.Name, err))
 	}
 	return sites, nil
+}
+
+// putInlineAgain is putInline, placed again under the new configuration
+// when one came into force while the object was written and its placement
+// did not survive it: the data is in memory, so the client need not send
+// it again.
+func (e *Engine) putInlineAgain(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
+	// putInline seals and codes in buf: keep the plaintext for a retry.
+	var plain []byte
+	for attempt := 1; ; attempt++ {
+		if plain == nil {
+			plain = bytes.Clone(buf.b[:n])
+		} else {
+			copy(buf.b, plain)
+		}
+		info, err := e.putInline(ctx, v, key, buf, n, hasher, o, l, exclude)
+		if !errors.Is(err, ErrReconfigured) || attempt == maxAttempts {
+			return info, err
+		}
+		nv, verr := e.Vault(v.Name)
+		if verr != nil {
+			return ObjectInfo{}, verr
+		}
+		if nv.StripeSize != v.StripeSize || nv.Policy.K != v.Policy.K || nv.Policy.M != v.Policy.M {
+			if n > nv.StripeSize {
+				return info, err
+			}
+			nb := getBuf(nv.Policy.K, nv.Policy.M, nv.StripeSize)
+			defer putBuf(nv.Policy.K, nv.Policy.M, nv.StripeSize, nb)
+			copy(nb.b, buf.b[:n])
+			buf = nb
+		}
+		v = nv
+	}
 }
 
 // putInline writes an object of one stripe: each site's shard blocks ride
@@ -272,18 +315,30 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 		if err != nil {
 			return ObjectInfo{}, full.wrap(err)
 		}
-		return e.commit(ctx, m, env, nil, o.If)
+		return e.commit(ctx, m, env, nil, o.If, false)
 	}
 }
 
 // commit makes a version visible by indexing it. On failure the blobs of
 // a new version are removed so that nothing half-written remains.
-func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string, cond index.Precondition) (ObjectInfo, error) {
+//
+// The placement is checked against the configuration in force, and the
+// index written, under the commit gate (gate.go): a version whose sites
+// were chosen before a change that its placement does not survive is
+// abandoned and refused with ErrReconfigured (for a completed multipart
+// upload, whose parts cannot be placed again here, ErrInvalidPart).
+func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, shardBlobs map[string][]string, cond index.Precondition, multipart bool) (ObjectInfo, error) {
 	kind := KindPut
 	if m.DeleteMarker {
 		kind = KindDeleteMarker
 	}
-	if err := e.indexPutIf(ctx, kind, m, env, cond); err != nil {
+	e.gate.RLock()
+	err := e.placedNow(m, multipart)
+	if err == nil {
+		err = e.indexPutIf(ctx, kind, m, env, cond)
+	}
+	e.gate.RUnlock()
+	if err != nil {
 		blobs := map[string][]string{}
 		for _, s := range manifestSites(m) {
 			blobs[s] = append(blobs[s], manifest.BlobName(m.Version))
@@ -292,6 +347,16 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 			blobs[s] = append(blobs[s], names...)
 		}
 		e.abandon(ctx, evidence.Record{Version: m.Version}, blobs)
+		if errors.Is(err, ErrReconfigured) {
+			e.Events.Reconfigured.Add(1)
+			if multipart {
+				return ObjectInfo{}, fmt.Errorf("%w: %s/%s: %v; upload the parts again", ErrInvalidPart, m.Vault, m.Key, err)
+			}
+			return ObjectInfo{}, fmt.Errorf("commit %s/%s: %w", m.Vault, m.Key, err)
+		}
+		if errors.Is(err, ErrNoSuchVault) {
+			return ObjectInfo{}, err
+		}
 		if errors.Is(err, index.ErrPreconditionFailed) || errors.Is(err, index.ErrNotFound) {
 			return ObjectInfo{}, conditionError(m.Vault, m.Key, err)
 		}
@@ -441,7 +506,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
-	return e.commit(ctx, m, env, shardBlobs, o.If)
+	return e.commit(ctx, m, env, shardBlobs, o.If, false)
 }
 
 // partSpec says what writePart writes.

@@ -11,7 +11,10 @@ import "fmt"
 // valid, no site twice, every vault's policy feasible on the new sites);
 // if it does not pass, nothing changes. Placement decisions read sites and
 // vaults under the engine's lock, so a write chooses its sites either
-// wholly before or wholly after the change. Draining marks, the sites
+// wholly before or wholly after the change; a write that chose before and
+// commits after is checked against the new configuration at its commit
+// (gate.go), and refused with ErrReconfigured if its placement no longer
+// holds. Reconfigure waits for commits already checked. Draining marks, the sites
 // avoided for a while after a failed write, keys, labels and the evidence
 // journal are kept; marks of sites no longer configured are dropped.
 func (e *Engine) Reconfigure(sites []Site, vaults []Vault) error {
@@ -21,6 +24,8 @@ func (e *Engine) Reconfigure(sites []Site, vaults []Vault) error {
 	if err != nil {
 		return fmt.Errorf("reconfigure: %w", err)
 	}
+	e.gate.Lock()
+	defer e.gate.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.sites, e.vaults = trial.sites, trial.vaults

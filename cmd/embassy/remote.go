@@ -136,7 +136,16 @@ type remoteError struct {
 	msg, code string
 }
 
-func (e *remoteError) Error() string { return "node: " + e.msg }
+// Error is the node's message: for a refusal of the operation itself
+// (a code of the admin API) the message the offline command gives, for
+// anything else (authentication, transport) marked as the node's.
+func (e *remoteError) Error() string {
+	switch e.code {
+	case "bad_request", "denied", "not_found", "approval_required", "infeasible", "blocked", "conflict":
+		return e.msg
+	}
+	return "node: " + e.msg
+}
 
 // Is maps the node's codes to the errors offline commands return, so the
 // same hints apply.
@@ -333,13 +342,13 @@ func (a *app) remoteSiteRm(cmd *cobra.Command, id string) error {
 	return nil
 }
 
-func (a *app) remoteDrain(cmd *cobra.Command, sel string) error {
+func (a *app) remoteDrain(cmd *cobra.Command, q node.DrainRequest) error {
 	ac, err := a.operator(cmd)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	j, err := a.startJob(cmd, ac, "v1/sites/drain", node.DrainRequest{Sites: sel}, "drain")
+	j, err := a.startJob(cmd, ac, "v1/sites/drain", q, "drain")
 	if err != nil || j == nil {
 		if errors.Is(err, node.ErrDrainBlocked) {
 			return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")

@@ -284,6 +284,51 @@ func TestOfflineAndOnlineAgree(t *testing.T) {
 	}
 }
 
+// TestJobOutcomesInAuditLog: 'audit log --kind job.end' shows how the jobs
+// a running node ran ended; the log is the node's, so it shows them after
+// the node stopped too. (Through --node the log is for auditors only: an
+// admin's credential is refused.)
+func TestJobOutcomesInAuditLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	s := startServe(t, "--dev", "--dir", dir, "--address", "127.0.0.1:0")
+	m := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no credential in the banner:\n%s", s.out)
+	}
+	t.Setenv("EMBASSY_NODE", "")
+	t.Setenv("EMBASSY_ACCESS_KEY", m[1])
+	t.Setenv("EMBASSY_SECRET_KEY", m[2])
+	url := "http://" + s.addr
+	if _, errOut, err := runCLI(t, "--node", url, "scrub"); err != nil {
+		t.Fatal(err, errOut)
+	}
+	if _, errOut, err := runCLI(t, "--node", url, "audit", "log", "--kind", "job.end"); err == nil || !strings.Contains(errOut, "access denied") {
+		t.Errorf("the audit log through --node as an admin, not an auditor: %v %s", err, errOut)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCLI(t, "--dir", dir, "--json", "audit", "log", "--kind", "job.end")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	var evs []struct {
+		Kind   string            `json:"kind"`
+		Actor  string            `json:"actor"`
+		Detail map[string]string `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(out), &evs); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(evs) != 1 || evs[0].Kind != "job.end" || evs[0].Detail["job_kind"] != "scrub" || evs[0].Detail["state"] != "done" || evs[0].Actor != "admin" {
+		t.Errorf("audit log --kind job.end: %+v", evs)
+	}
+	out, errOut, err = runCLI(t, "--dir", dir, "audit", "log", "--kind", "job")
+	if err != nil || !strings.Contains(out, "job.end by admin") || !strings.Contains(out, "state=done") {
+		t.Errorf("audit log --kind job: %v\n%s%s", err, out, errOut)
+	}
+}
+
 // TestDatasetThroughNode: the dataset and catalog commands work against a
 // running node, with the documents the offline commands print.
 func TestDatasetThroughNode(t *testing.T) {

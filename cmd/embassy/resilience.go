@@ -119,7 +119,7 @@ running node does this in the background (scrub.interval in node.yaml).`,
 }
 
 func (a *app) siteDrainCmd() *cobra.Command {
-	var provider, jurisdiction string
+	var provider, jurisdiction, rate string
 	c := &cobra.Command{
 		Use:   "drain [SITE] [--provider NAME] [--jurisdiction CODE]",
 		Short: "Move every shard off a site, a provider or a jurisdiction (provider exit)",
@@ -127,7 +127,11 @@ func (a *app) siteDrainCmd() *cobra.Command {
 other sites, each object switching to a placement that keeps its policy in one
 step, so every object keeps its policy at every moment. Refused, naming the
 vaults, when the remaining sites cannot keep every policy. Resumable: run it
-again after an interruption. Afterwards the site can be removed.`,
+again after an interruption. Afterwards the site can be removed.
+
+--rate holds the drain's reads to a rate (50MiB: per second), so that it does
+not starve S3 clients; on a running node 'embassy job rate ID RATE' changes
+it while the drain runs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sel []string
@@ -143,8 +147,16 @@ again after an interruption. Afterwards the site can be removed.`,
 			if len(sel) == 0 {
 				return fmt.Errorf("name a site, --provider or --jurisdiction to drain")
 			}
+			var limit int64
+			if rate != "" {
+				r, err := node.ParseSize(rate)
+				if err != nil {
+					return fmt.Errorf("--rate: %w", err)
+				}
+				limit = int64(r)
+			}
 			if a.node != "" {
-				return a.remoteDrain(cmd, strings.Join(sel, ","))
+				return a.remoteDrain(cmd, node.DrainRequest{Sites: strings.Join(sel, ","), Rate: rate})
 			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
@@ -157,7 +169,7 @@ again after an interruption. Afterwards the site can be removed.`,
 			}
 			start := time.Now()
 			p, f := a.versionProgress(cmd.Context(), n, "drain "+strings.Join(ids, ","))
-			rep, err := n.Drain(cmd.Context(), ids, f)
+			rep, err := n.DrainAt(cmd.Context(), ids, limit, f)
 			p.finish()
 			if err != nil {
 				return withHint(err, "add sites that can take the shards, or change the blocking vaults' policies")
@@ -167,6 +179,7 @@ again after an interruption. Afterwards the site can be removed.`,
 	}
 	c.Flags().StringVar(&provider, "provider", "", "drain every site of this provider")
 	c.Flags().StringVar(&jurisdiction, "jurisdiction", "", "drain every site in this jurisdiction")
+	c.Flags().StringVar(&rate, "rate", "", "limit reads, e.g. 50MiB (per second); 'embassy job rate' changes it while it runs")
 	detachFlag(c)
 	return c
 }

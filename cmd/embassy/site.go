@@ -138,6 +138,9 @@ so. The node need not be stopped.`,
 			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")
 			for _, r := range rows {
 				state := r.State
+				if r.Draining {
+					state += " (draining)"
+				}
 				if r.Reason != "" {
 					state += ": " + r.Reason
 				}

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/federation"
+	"github.com/embassy-dev/embassy/site/dir"
+)
+
+// TestAllianceRoutesWork: the alliance through the admin API of a node
+// with custodians: its card once a listener is set, a peer's card checked
+// and its trust sent to the custodians, a fingerprint that does not match
+// refused, grants listed.
+func TestAllianceRoutesWork(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	if r := f.op(t, "GET", "/_embassy/v1/alliance/card", "aud", nil); r.status != 400 || !strings.Contains(r.body, "alliance.listen") {
+		t.Errorf("card without a listener: %d %s", r.status, r.body)
+	}
+	c := *n.Config
+	c.Alliance.Listen = "127.0.0.1:7443"
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	r := f.op(t, "GET", "/_embassy/v1/alliance/card", "aud", nil)
+	var own PeerCardInfo
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &own) != nil || !strings.HasPrefix(own.Card, "embassy peer card v1\n") {
+		t.Fatalf("card: %d %s", r.status, r.body)
+	}
+	// Another node's card.
+	lux := newAllyNode(t, "LUX")
+	card, fp := lux.card(t)
+	if r := f.op(t, "POST", "/_embassy/v1/peers", "boss", PeerAddRequest{Card: string(card), Fingerprint: own.Fingerprint}); r.status != 400 || !strings.Contains(r.body, "fingerprint mismatch") {
+		t.Errorf("wrong fingerprint: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/peers", "boss", PeerAddRequest{Card: string(own.Card), Fingerprint: own.Fingerprint}); r.status != 400 || !strings.Contains(r.body, "own") {
+		t.Errorf("its own card: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/peers", "boss", PeerAddRequest{Card: string(card), Fingerprint: fp}); r.status != 409 || !strings.Contains(r.body, "approval_required") {
+		t.Errorf("peer add on a node with custodians: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "GET", "/_embassy/v1/peers", "aud", nil); r.status != 200 || strings.TrimSpace(r.body) != "[]" {
+		t.Errorf("peers before approval: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/shares", "boss", GrantRequest{Scope: "registry", To: "LUX", Level: "read", Ceiling: "NATO RESTRICTED", Expires: "30d"}); r.status != 404 || !strings.Contains(r.body, "no trusted peer") {
+		t.Errorf("grant to a nation with no peer: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "GET", "/_embassy/v1/shares", "aud", nil); r.status != 200 || strings.TrimSpace(r.body) != "[]" {
+		t.Errorf("shares: %d %s", r.status, r.body)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/shares/00112233445566778899aabbccddeeff/revoke", "ops", nil); r.status != 404 {
+		t.Errorf("revoke of no grant: %d %s", r.status, r.body)
+	}
+}
+
+// TestAllianceSurvivesRecover: peers, grants and the peer keys come back
+// with 'embassy recover' from one site: the recovered node's card is the
+// same (allies' pins hold), it still trusts its peer and its grants still
+// verify.
+func TestAllianceSurvivesRecover(t *testing.T) {
+	est, lux := newAllyNode(t, "EST"), newAllyNode(t, "LUX")
+	trust(t, est, lux)
+	g, err := est.Grant(est.As(t.Context(), "admin"), GrantRequest{Scope: "registry/2026/", To: "LUX", Level: "read", Ceiling: "NATO SECRET", Expires: "30d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, fp := est.card(t)
+	root, err := custody.ReadKeyFile(filepath.Join(est.Dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sitePath := est.Config.Sites[2].Path
+	est.stop()
+	est.Close()
+	if err := os.RemoveAll(est.Dir); err != nil {
+		t.Fatal(err)
+	}
+	from, _ := dir.Open(sitePath)
+	r, _, err := Recover(t.Context(), RecoverOptions{Dir: filepath.Join(t.TempDir(), "recovered"), From: from, RootKey: &root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	again, err := r.PeerCard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := federation.ParseCard(again)
+	if err != nil || c.Fingerprint != fp || string(again[:bytes.Index(again, []byte("signature "))]) != string(card[:bytes.Index(card, []byte("signature "))]) {
+		t.Errorf("the recovered node's card differs (%v):\n%s\nwas\n%s", err, again, card)
+	}
+	if ps := r.Peers(); len(ps) != 1 || ps[0].Card.NodeID != lux.Config.Node.ID {
+		t.Errorf("recovered peers: %+v", ps)
+	}
+	if gs := r.Grants(); len(gs) != 1 || gs[0].ID != g.ID || gs[0].State != "active" {
+		t.Errorf("recovered grants: %+v", gs)
+	}
+}
+
+// TestServeStartsThePeerListener: a serving node with alliance.listen
+// answers its peers there, pinned to its card.
+func TestServeStartsThePeerListener(t *testing.T) {
+	lux := newAllyNode(t, "LUX")
+	n := newNode(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	c := *n.Config
+	c.Alliance.Listen = addr
+	c.S3.Credentials = []CredentialConfig{{Principal: "admin", AccessKey: "AKADMIN", SecretKey: "secret-of-admin"}}
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	card, err := n.PeerCard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, _ := federation.ParseCard(card)
+	if _, err := lux.AddPeer(lux.As(t.Context(), "admin"), card, pc.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	lc, lfp := lux.card(t)
+	if _, err := n.AddPeer(n.As(t.Context(), "admin"), lc, lfp); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- n.Serve(ctx, ServeOptions{Address: "127.0.0.1:0", Ready: func(string, bool) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	var resp federation.GrantsResponse
+	if err := lux.CallPeer(t.Context(), n.Config.Node.ID, federation.EndpointGrants, struct{}{}, &resp); err != nil {
+		t.Fatalf("the peer listener of a serving node: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve ended: %v", err)
+	}
+}
+
+// TestAllianceConfigGates: config edit keeps the gates of peer add and
+// share grant, and never removes a grant or undoes a revocation.
+func TestAllianceConfigGates(t *testing.T) {
+	lux := newAllyNode(t, "LUX")
+	card, fp := lux.card(t)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	peer := PeerConfig{Card: string(card), Fingerprint: fp, Added: at}
+	grant := GrantConfig{Grant: "embassy grant v1\nid …"}
+	revoked := GrantConfig{Grant: grant.Grant, Revoked: &at, RevokedBy: "admin"}
+	with := func(a AllianceConfig) *Config { c := validConfig(); c.Alliance = a; return c }
+	for _, tc := range []struct {
+		name      string
+		old, next AllianceConfig
+		want      Gate
+	}{
+		{"listen", AllianceConfig{}, AllianceConfig{Listen: "127.0.0.1:7443"}, Free},
+		{"peer added", AllianceConfig{}, AllianceConfig{Peers: []PeerConfig{peer}}, Custodians},
+		{"peer removed", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{}, Free},
+		{"grant added", AllianceConfig{}, AllianceConfig{Grants: []GrantConfig{grant}}, Custodians},
+		{"grant revoked", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{Grants: []GrantConfig{revoked}}, Free},
+		{"revocation undone", AllianceConfig{Grants: []GrantConfig{revoked}}, AllianceConfig{Grants: []GrantConfig{grant}}, Refused},
+		{"grant removed", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{}, Refused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chs := allianceChanges(with(tc.old), with(tc.next))
+			if len(chs) != 1 || chs[0].Gate != tc.want {
+				t.Errorf("changes %+v, want one %s", chs, tc.want)
+			}
+		})
+	}
+}
