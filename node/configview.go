@@ -175,7 +175,7 @@ func splice(b []byte, spans []span) []byte {
 
 // RedactConfig returns node.yaml body with every secret replaced by the
 // marker that names it, the rest of the file unchanged. The result is
-// checked: no secret of body appears in it.
+// checked: each secret field of it holds its marker.
 func RedactConfig(body []byte) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(body, &doc); err != nil {
@@ -207,8 +207,18 @@ func RedactConfig(body []byte) ([]byte, error) {
 	} else {
 		out = splice(body, spans)
 	}
-	for _, f := range fields {
-		if f.value != "" && !strings.HasPrefix(f.value, RedactedPrefix) && bytes.Contains(out, []byte(f.value)) {
+	// Checked on what is shown: every secret field holds its marker, and
+	// there are as many as there were secrets.
+	var check yaml.Node
+	if err := yaml.Unmarshal(out, &check); err != nil {
+		return nil, fmt.Errorf("config: redacting: %w", err)
+	}
+	shown := secretFields(&check)
+	if len(shown) != len(fields) {
+		return nil, errors.New("config: redacting changed the file's secrets")
+	}
+	for i, f := range shown {
+		if f.node.Value != f.marker || f.marker != fields[i].marker {
 			return nil, fmt.Errorf("config: %s could not be redacted", f.path)
 		}
 	}

@@ -58,6 +58,11 @@ func TestRedactConfig(t *testing.T) {
 			t.Errorf("no %q in\n%s", m, red)
 		}
 	}
+	// A secret that is also a word elsewhere in the file.
+	short := strings.Replace(sampleYAML, "password: sync-password-5", "password: misp", 1)
+	if red, err := RedactConfig([]byte(short)); err != nil || !bytes.Contains(red, []byte("password: embassy-redacted:taxii.sync/misp\n")) {
+		t.Errorf("a password that is also the job's name: %v\n%s", err, red)
+	}
 	back, err := UnredactConfig([]byte(sampleYAML), red)
 	if err != nil {
 		t.Fatal(err)
