@@ -62,10 +62,14 @@ var opRoutes = []adminRoute{
 		doc: "change a vault's policy: `PolicyChange` (weakening takes two custodians)", handle: (*Node).adminVaultPolicy},
 	{method: http.MethodPost, path: "v1/vaults/{id}/rotate-key", auth: authOperator, roles: operatorRoles,
 		doc: "`{\"resume\": BOOL}`: rotate the vault key (two custodians), or finish a rotation as a job: 202 `Job`", handle: (*Node).adminRotate},
+	{method: http.MethodDelete, path: "v1/vaults/{id}", auth: authOperator, roles: operatorRoles,
+		doc: "delete a vault with no current object, with its history, as `embassy vault rm` (two custodians): `{\"deleted\": NAME}`", handle: (*Node).adminVaultRemove},
 	{method: http.MethodGet, path: "v1/principals", auth: authOperator, roles: readerRoles,
 		doc: "principals: `[Principal]`", handle: (*Node).adminPrincipals},
 	{method: http.MethodPost, path: "v1/principals", auth: authOperator, roles: adminRoles,
 		doc: "add a principal: `Principal` (cleared above two_person.principal_level, or operator or admin, takes two custodians)", handle: (*Node).adminPrincipalAdd},
+	{method: http.MethodDelete, path: "v1/principals/{id}", auth: authOperator, roles: adminRoles,
+		doc: "remove a principal, as `embassy principal rm` (cleared above two_person.principal_level, or operator or admin, takes two custodians): `{\"removed\": NAME}`; its S3 credentials are refused from then on", handle: (*Node).adminPrincipalRemove},
 	{method: http.MethodPost, path: "v1/relabel", auth: authOperator, roles: operatorRoles,
 		doc: "`Relabel`: change an object version's label (lowering takes two custodians)", handle: (*Node).adminRelabel},
 	{method: http.MethodPost, path: "v1/scrub", auth: authOperator, roles: operatorRoles,
@@ -120,7 +124,7 @@ func opStatus(err error) (int, string) {
 		status, code = http.StatusConflict, "approval_required"
 	case errors.As(err, &denied):
 		status, code = http.StatusForbidden, "denied"
-	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite), errors.Is(err, errNoSuchProfile):
+	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite), errors.Is(err, errNoSuchPrincipal), errors.Is(err, errNoSuchProfile):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, placement.ErrInfeasible):
 		status, code = http.StatusConflict, "infeasible"
@@ -134,7 +138,9 @@ func opStatus(err error) (int, string) {
 
 var (
 	errNoSuchSite = errors.New("no such site")
-	errExists     = errors.New("already exists")
+	// errNoSuchPrincipal classes RemovePrincipal's "no principal NAME".
+	errNoSuchPrincipal = errors.New("no such principal")
+	errExists          = errors.New("already exists")
 )
 
 // tagged is err, classed as kind for opFail, with err's message unchanged:
@@ -599,6 +605,25 @@ func (n *Node) adminPrincipalAdd(w http.ResponseWriter, r *http.Request, c *admi
 		return
 	}
 	writeJSON(w, http.StatusCreated, p)
+}
+
+func (n *Node) adminPrincipalRemove(w http.ResponseWriter, r *http.Request, c *adminCall) {
+	if err := n.RemovePrincipal(c.as(r), c.id); err != nil {
+		if strings.HasPrefix(err.Error(), "no principal ") {
+			err = tagged{err, errNoSuchPrincipal}
+		}
+		opFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": c.id})
+}
+
+func (n *Node) adminVaultRemove(w http.ResponseWriter, r *http.Request, c *adminCall) {
+	if err := n.DeleteVault(c.as(r), c.id); err != nil {
+		opFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": c.id})
 }
 
 // Relabel is POST v1/relabel's body.

@@ -103,6 +103,8 @@ func opBodies(dir string) map[string]any {
 		"POST v1/jobs/{id}/cancel":       nil,
 		"PUT v1/jobs/{id}/rate":          RateRequest{Rate: "1MiB"},
 		"DELETE v1/sites/{id}":           nil,
+		"DELETE v1/vaults/{id}":          nil,
+		"DELETE v1/principals/{id}":      nil,
 		"POST v1/datasets":               map[string]any{"dataset": "registry/2026/", "title": "Register", "label": "NATO UNCLASSIFIED"},
 		"DELETE v1/datasets":             nil,
 		"POST v1/peers":                  PeerAddRequest{Card: "embassy peer card v1\n", Fingerprint: "SHA256:x"},
@@ -120,7 +122,7 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	n := f.cn.n
 	bodies := opBodies(t.TempDir())
 	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/rate": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
-		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry",
+		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry", "v1/vaults/{id}": "registry", "v1/principals/{id}": "clerk",
 		"v1/peers/{id}": "lux1", "v1/shares/{id}/revoke": "00112233445566778899aabbccddeeff", "v1/shares/{id}/odrl": "00112233445566778899aabbccddeeff"}
 	for _, rt := range slices.Concat(opRoutes, datasetRoutes, allianceRoutes) {
 		if rt.auth != authOperator || len(rt.roles) == 0 {

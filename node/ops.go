@@ -425,14 +425,16 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	return dir, nil
 }
 
-// RemovePrincipal removes a principal. One cleared above the configured
-// level takes two custodians, as adding one does.
+// RemovePrincipal removes a principal, with its S3 credentials in
+// node.yaml. One cleared above the configured level, or administrative,
+// takes two custodians, as adding one does.
 func (n *Node) RemovePrincipal(ctx context.Context, name string) error {
-	i := slices.IndexFunc(n.Config.Principals, func(p access.Principal) bool { return p.Name == name })
+	ps := n.conf().Principals
+	i := slices.IndexFunc(ps, func(p access.Principal) bool { return p.Name == name })
 	if i < 0 {
 		return fmt.Errorf("no principal %s", name)
 	}
-	if p := n.Config.Principals[i]; n.clearedAbove(p) || p.Administrative() {
+	if p := ps[i]; n.clearedAbove(p) || p.Administrative() {
 		if err := n.Require(ctx, vault.Operation{Kind: "principal.remove", Summary: "remove principal " + describePrincipal(p),
 			Params: map[string]string{"principal": name}}); err != nil {
 			return err
@@ -449,10 +451,15 @@ func (n *Node) removePrincipal(name string) error {
 	if len(c.Principals) == len(n.Config.Principals) {
 		return fmt.Errorf("no principal %s", name)
 	}
+	// Its S3 credentials go with it: kept, they would authenticate a
+	// principal the node no longer knows.
+	c.S3.Credentials = slices.DeleteFunc(slices.Clone(c.S3.Credentials), func(cr CredentialConfig) bool { return cr.Principal == name })
 	if err := n.saveConfig(&c); err != nil {
 		return err
 	}
 	n.setConfig(&c)
+	// The S3 front end is rebuilt on its next request, without them.
+	n.live.changed()
 	return nil
 }
 

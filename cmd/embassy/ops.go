@@ -17,6 +17,9 @@ func (a *app) vaultRmCmd() *cobra.Command {
 		Short: "Delete a vault with no current object, with its history (two custodians must approve)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.node != "" {
+				return a.remoteVaultRm(cmd, args[0])
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
@@ -305,6 +308,9 @@ func (a *app) principalCmd() *cobra.Command {
 		Short: "Remove a principal (one cleared above two_person.principal_level takes two custodians)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.node != "" {
+				return a.remotePrincipalRm(cmd, args[0])
+			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err

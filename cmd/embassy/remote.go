@@ -31,8 +31,8 @@ import (
 // do, --node naming the node.
 var remoteCommands = map[string]bool{
 	"site add": true, "site ls": true, "site rm": true, "site drain": true,
-	"vault create": true, "vault ls": true, "vault set-policy": true,
-	"principal add": true, "principal ls": true, "config show": true, "config edit": true,
+	"vault create": true, "vault ls": true, "vault set-policy": true, "vault rm": true,
+	"principal add": true, "principal ls": true, "principal rm": true, "config show": true, "config edit": true,
 	"relabel": true, "key rotate": true, "scrub": true, "drill": true, "index rebuild": true,
 	"job ls": true, "job show": true, "job cancel": true, "job rate": true,
 	"dataset describe": true, "dataset ls": true, "dataset rm": true, "catalog": true,
@@ -121,7 +121,7 @@ func (a *app) operator(cmd *cobra.Command) (*adminClient, error) {
 		}
 		if ak == "" {
 			return nil, withHint(errors.New("--node needs an operator's S3 credential"),
-				"set EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY_FILE (or EMBASSY_SECRET_KEY), or EMBASSY_CREDENTIALS_FILE, to a credential whose principal holds the operator role (admin for principal add)")
+				"set EMBASSY_ACCESS_KEY and EMBASSY_SECRET_KEY_FILE (or EMBASSY_SECRET_KEY), or EMBASSY_CREDENTIALS_FILE, to a credential whose principal holds the operator role (admin for principal add and rm)")
 		}
 		ac.accessKey, ac.secretKey = ak, sk
 		if r := os.Getenv("AWS_REGION"); r != "" {
@@ -525,6 +525,30 @@ func (a *app) remotePrincipalAdd(cmd *cobra.Command, p access.Principal) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "principal %s added\n", p.Name)
+	return nil
+}
+
+func (a *app) remotePrincipalRm(cmd *cobra.Command, name string) error {
+	ac, err := a.operator(cmd)
+	if err != nil {
+		return err
+	}
+	if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/principals/"+url.PathEscape(name), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "principal %s removed\n", name)
+	return nil
+}
+
+func (a *app) remoteVaultRm(cmd *cobra.Command, name string) error {
+	ac, err := a.operator(cmd)
+	if err != nil {
+		return err
+	}
+	if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/vaults/"+url.PathEscape(name), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "vault %s deleted\n", name)
 	return nil
 }
 

@@ -364,3 +364,88 @@ func TestDatasetThroughNode(t *testing.T) {
 		t.Errorf("dataset rm --node of nothing: %v %s", err, errOut)
 	}
 }
+
+// TestRemoteVaultAndPrincipalRm: 'vault rm' and 'principal rm' work with
+// --node against a running node, printing what they print offline; a
+// removed principal's credential is refused by S3 at once, with no
+// restart; a principal without the role is refused by the node, and
+// nothing is removed.
+func TestRemoteVaultAndPrincipalRm(t *testing.T) {
+	_, url, ak, sk := devServe(t)
+	const doraAK, doraSK = "AKDORA000001", "dora-secret-key-0001"
+	cli := func(args ...string) (string, string, error) {
+		t.Helper()
+		return runCLI(t, append([]string{"--node", url}, args...)...)
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := cli(args...)
+		if err != nil {
+			t.Fatalf("embassy --node %v: %v\n%s%s", args, err, out, errOut)
+		}
+		return out
+	}
+	must("vault", "create", "lab", "--survive", "jurisdictions=1")
+	must("vault", "create", "scratch", "--survive", "jurisdictions=1")
+	shown := must("config", "show")
+	proposed := strings.Replace(shown, "principals:\n", "principals:\n  - name: dora\n    nation: EST\n    roles:\n      - writer\n", 1) +
+		"s3:\n  credentials:\n    - principal: dora\n      access_key: " + doraAK + "\n      secret_key: " + doraSK + "\n"
+	f := filepath.Join(t.TempDir(), "proposed.yaml")
+	if err := os.WriteFile(f, []byte(proposed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EDITOR", "cp "+f)
+	must("config", "edit")
+	dora := s3client{url, doraAK, doraSK}
+	if st, b, err := dora.do(t.Context(), "PUT", "/lab/by-dora", []byte("x")); err != nil || st != http.StatusOK {
+		t.Fatalf("dora's PUT before her removal: %d %v %s", st, err, b)
+	}
+
+	// Dora (a writer) is refused both, through the real API.
+	t.Setenv("EMBASSY_ACCESS_KEY", doraAK)
+	t.Setenv("EMBASSY_SECRET_KEY", doraSK)
+	for _, args := range [][]string{{"principal", "rm", "dora"}, {"vault", "rm", "scratch"}} {
+		if _, errOut, err := cli(args...); err == nil || !strings.Contains(errOut, "access denied") {
+			t.Errorf("%v as a writer: %v %s, want access denied", args, err, errOut)
+		}
+	}
+	t.Setenv("EMBASSY_ACCESS_KEY", ak)
+	t.Setenv("EMBASSY_SECRET_KEY", sk)
+	if ls := must("--json", "vault", "ls"); !strings.Contains(ls, `"scratch"`) {
+		t.Fatalf("scratch gone after a refused rm:\n%s", ls)
+	}
+	if ls := must("--json", "principal", "ls"); !strings.Contains(ls, `"dora"`) {
+		t.Fatalf("dora gone after a refused rm:\n%s", ls)
+	}
+
+	// The admin removes them; the texts are the offline ones.
+	if out := must("principal", "rm", "dora"); out != "principal dora removed\n" {
+		t.Errorf("principal rm printed %q", out)
+	}
+	if st, b, err := dora.do(t.Context(), "PUT", "/lab/by-dora-2", []byte("y")); err != nil || st != http.StatusForbidden {
+		t.Errorf("dora's PUT after her removal: %d %v %s, want 403", st, err, b)
+	}
+	if st, _, err := dora.do(t.Context(), "GET", "/lab/by-dora", nil); err != nil || st != http.StatusForbidden {
+		t.Errorf("dora's GET after her removal: %d %v, want 403", st, err)
+	}
+	if out := must("vault", "rm", "scratch"); out != "vault scratch deleted\n" {
+		t.Errorf("vault rm printed %q", out)
+	}
+	if ls := must("--json", "vault", "ls"); strings.Contains(ls, `"scratch"`) {
+		t.Errorf("scratch still listed:\n%s", ls)
+	}
+	if shown := must("config", "show"); strings.Contains(shown, "dora") {
+		t.Errorf("dora or her credential still in node.yaml:\n%s", shown)
+	}
+	// Again: nothing to remove, the offline errors.
+	if _, errOut, err := cli("principal", "rm", "dora"); err == nil || !strings.Contains(errOut, "no principal dora") {
+		t.Errorf("principal rm of a removed principal: %v %s", err, errOut)
+	}
+	if _, errOut, err := cli("vault", "rm", "scratch"); err == nil || !strings.Contains(errOut, "scratch") {
+		t.Errorf("vault rm of a removed vault: %v %s", err, errOut)
+	}
+	// A vault with a current object stays.
+	if _, errOut, err := cli("vault", "rm", "lab"); err == nil {
+		t.Errorf("vault rm of a vault with an object: %s", errOut)
+	}
+}
