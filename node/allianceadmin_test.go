@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
@@ -152,5 +153,37 @@ func TestServeStartsThePeerListener(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve ended: %v", err)
+	}
+}
+
+// TestAllianceConfigGates: config edit keeps the gates of peer add and
+// share grant, and never removes a grant or undoes a revocation.
+func TestAllianceConfigGates(t *testing.T) {
+	lux := newAllyNode(t, "LUX")
+	card, fp := lux.card(t)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	peer := PeerConfig{Card: string(card), Fingerprint: fp, Added: at}
+	grant := GrantConfig{Grant: "embassy grant v1\nid …"}
+	revoked := GrantConfig{Grant: grant.Grant, Revoked: &at, RevokedBy: "admin"}
+	with := func(a AllianceConfig) *Config { c := validConfig(); c.Alliance = a; return c }
+	for _, tc := range []struct {
+		name      string
+		old, next AllianceConfig
+		want      Gate
+	}{
+		{"listen", AllianceConfig{}, AllianceConfig{Listen: "127.0.0.1:7443"}, Free},
+		{"peer added", AllianceConfig{}, AllianceConfig{Peers: []PeerConfig{peer}}, Custodians},
+		{"peer removed", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{}, Free},
+		{"grant added", AllianceConfig{}, AllianceConfig{Grants: []GrantConfig{grant}}, Custodians},
+		{"grant revoked", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{Grants: []GrantConfig{revoked}}, Free},
+		{"revocation undone", AllianceConfig{Grants: []GrantConfig{revoked}}, AllianceConfig{Grants: []GrantConfig{grant}}, Refused},
+		{"grant removed", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{}, Refused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chs := allianceChanges(with(tc.old), with(tc.next))
+			if len(chs) != 1 || chs[0].Gate != tc.want {
+				t.Errorf("changes %+v, want one %s", chs, tc.want)
+			}
+		})
 	}
 }

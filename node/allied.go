@@ -42,14 +42,18 @@ func alliedBucket(g federation.Grant) string {
 	return strings.ToLower(g.OwnerNation) + "--" + g.Vault
 }
 
-// sharedVaults asks every trusted peer for its grants to this node.
-// Peers that cannot be reached are skipped (and logged).
-func (n *Node) sharedVaults(ctx context.Context) []sharedVault {
+// sharedVaults asks every trusted peer of nation (every peer, for "") for
+// its grants to this node. Peers that cannot be reached are skipped (and
+// logged).
+func (n *Node) sharedVaults(ctx context.Context, nation string) []sharedVault {
 	self := n.conf().Node.ID
 	var out []sharedVault
 	seenNow := map[string]string{}
 	reached := map[string]bool{}
 	for _, p := range n.Peers() {
+		if nation != "" && p.Card.Nation != nation {
+			continue
+		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var resp federation.GrantsResponse
 		err := n.CallPeer(cctx, p.Card.NodeID, federation.EndpointGrants, struct{}{}, &resp)
@@ -139,9 +143,23 @@ type alliedVaults struct{ n *Node }
 var _ s3.Allied = alliedVaults{}
 
 func (a alliedVaults) AlliedBuckets(ctx context.Context) []s3.VaultInfo {
+	return a.buckets(ctx, "")
+}
+
+func (a alliedVaults) AlliedBucket(ctx context.Context, name string) bool {
+	owner, _, _ := strings.Cut(name, "--")
+	for _, b := range a.buckets(ctx, strings.ToUpper(owner)) {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (a alliedVaults) buckets(ctx context.Context, nation string) []s3.VaultInfo {
 	var out []s3.VaultInfo
 	seen := map[string]bool{}
-	for _, v := range a.n.sharedVaults(ctx) {
+	for _, v := range a.n.sharedVaults(ctx, nation) {
 		if !seen[v.bucket] {
 			seen[v.bucket] = true
 			out = append(out, s3.VaultInfo{Name: v.bucket, Created: v.grant.Issued})
@@ -152,7 +170,8 @@ func (a alliedVaults) AlliedBuckets(ctx context.Context) []s3.VaultInfo {
 
 // shared returns the newest grant of bucket (covering key, if given).
 func (a alliedVaults) shared(ctx context.Context, bucket, key string) (sharedVault, error) {
-	for _, v := range a.n.sharedVaults(ctx) {
+	owner, _, _ := strings.Cut(bucket, "--")
+	for _, v := range a.n.sharedVaults(ctx, strings.ToUpper(owner)) {
 		if v.bucket == bucket && (key == "" || v.grant.Covers(v.grant.Vault, key)) {
 			return v, nil
 		}

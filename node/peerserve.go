@@ -175,7 +175,7 @@ func (n *Node) allyPrincipal(g federation.Grant, p federation.Principal) (access
 }
 
 // readGrant checks a read under grant id by caller for principal.
-func (n *Node) readGrant(id string, caller Peer, p federation.Principal) (federation.Grant, context.Context, error) {
+func (n *Node) readGrant(ctx context.Context, id string, caller Peer, p federation.Principal) (federation.Grant, context.Context, error) {
 	g, err := n.grantFor(id, caller.Card.NodeID)
 	if err != nil {
 		return g, nil, err
@@ -187,7 +187,7 @@ func (n *Node) readGrant(id string, caller Peer, p federation.Principal) (federa
 	if err != nil {
 		return g, nil, err
 	}
-	return g, vault.WithPrincipal(context.Background(), ap), nil
+	return g, vault.WithPrincipal(ctx, ap), nil
 }
 
 func (n *Node) peerList(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) {
@@ -196,7 +196,7 @@ func (n *Node) peerList(w http.ResponseWriter, r *http.Request, caller Peer, bod
 		peerRefuse(w, err)
 		return
 	}
-	g, ctx, err := n.readGrant(q.Grant, caller, q.Principal)
+	g, ctx, err := n.readGrant(r.Context(), q.Grant, caller, q.Principal)
 	if err != nil {
 		peerRefuse(w, err)
 		return
@@ -263,7 +263,7 @@ func (n *Node) peerObject(w http.ResponseWriter, r *http.Request, caller Peer, b
 		peerRefuse(w, err)
 		return
 	}
-	g, ctx, err := n.readGrant(q.Grant, caller, q.Principal)
+	g, ctx, err := n.readGrant(r.Context(), q.Grant, caller, q.Principal)
 	if err != nil {
 		peerRefuse(w, err)
 		return

@@ -17,6 +17,8 @@ import (
 type Allied interface {
 	// AlliedBuckets lists the shared vaults in force the principal may see.
 	AlliedBuckets(ctx context.Context) []VaultInfo
+	// AlliedBucket reports whether name is a shared vault in force.
+	AlliedBucket(ctx context.Context, name string) bool
 	// AlliedList lists a shared vault as the engine's List does.
 	AlliedList(ctx context.Context, bucket string, o index.ListOptions) (index.ListPage, error)
 	// AlliedGet opens a version of a shared object, as the engine's Get.
@@ -44,12 +46,7 @@ func (s *Server) checkAllied(q *request) error {
 }
 
 func (s *Server) alliedExists(q *request) bool {
-	for _, b := range s.cfg.Allied.AlliedBuckets(q.r.Context()) {
-		if b.Name == q.bucket {
-			return true
-		}
-	}
-	return false
+	return s.cfg.Allied.AlliedBucket(q.r.Context(), q.bucket)
 }
 
 // bucketExists reports whether the request's bucket exists.
