@@ -50,6 +50,10 @@ var opRoutes = []adminRoute{
 		doc: "remove a site (one holding data takes two custodians)", handle: (*Node).adminSiteRemove},
 	{method: http.MethodPost, path: "v1/sites/drain", auth: authOperator, roles: operatorRoles,
 		doc: "`{\"sites\": SELECTOR}` (site=ID,provider=NAME,jurisdiction=CODE): drain, as a job: 202 `Job`", handle: (*Node).adminDrain},
+	{method: http.MethodGet, path: "v1/config", auth: authOperator, roles: readerRoles,
+		doc: "node.yaml in force, every secret replaced by a marker (`embassy-redacted:…`): `ConfigView`", handle: (*Node).adminConfigShow},
+	{method: http.MethodPut, path: "v1/config", auth: authOperator, roles: adminRoles,
+		doc: "`ConfigProposal`: propose a new node.yaml, as `embassy config edit` (markers keep their secrets): `ConfigEditAnswer` (applied, or the two-person request)", handle: (*Node).adminConfigPropose},
 	{method: http.MethodGet, path: "v1/vaults", auth: authOperator, roles: readerRoles,
 		doc: "vaults: `[VaultConfig]`", handle: (*Node).adminVaults},
 	{method: http.MethodPost, path: "v1/vaults", auth: authOperator, roles: operatorRoles,
@@ -103,6 +107,12 @@ type OpError struct {
 
 // opFail answers err with the status and code it calls for.
 func opFail(w http.ResponseWriter, err error) {
+	status, code := opStatus(err)
+	writeJSON(w, status, OpError{Error: err.Error(), Code: code})
+}
+
+// opStatus is the status and code an operator endpoint answers err with.
+func opStatus(err error) (int, string) {
 	status, code := http.StatusBadRequest, "bad_request"
 	var denied *access.DeniedError
 	switch {
@@ -119,7 +129,7 @@ func opFail(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrVaultExists), errors.Is(err, ErrJobFinished), errors.Is(err, ErrNotRated), errors.Is(err, errExists), errors.Is(err, ErrSealed):
 		status, code = http.StatusConflict, "conflict"
 	}
-	writeJSON(w, status, OpError{Error: err.Error(), Code: code})
+	return status, code
 }
 
 var (

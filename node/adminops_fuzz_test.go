@@ -22,6 +22,7 @@ var adminParsers = []struct {
 	{"scrub", func(b []byte) (any, error) { q, _, err := ParseScrubRequest(b); return q, err }},
 	{"drill", func(b []byte) (any, error) { return ParseDrillRequest(b) }},
 	{"rate", func(b []byte) (any, error) { q, _, err := ParseRateRequest(b); return q, err }},
+	{"config", func(b []byte) (any, error) { return ParseConfigProposal(b) }},
 }
 
 // FuzzAdminRequests: the admin API's request bodies come from the network
@@ -35,7 +36,7 @@ func FuzzAdminRequests(f *testing.F) {
 		`{"sites": "provider=cloudco,site=est-1"}`,
 		`{"name": "maps", "erasure": "4+2", "survive": "jurisdictions=1", "jurisdictions": ["EST"]}`,
 		`{"erasure": "4+3", "jurisdictions": []}`, `{"outside_home": false}`,
-		`{"resume": true}`, ``, `{}`, `null`, `[]`, `{"a":1}{"b":2}`,
+		`{"resume": true}`, `{"body": "node:\n  id: x\n", "base_generation": 3}`, `{"body": ""}`, ``, `{}`, `null`, `[]`, `{"a":1}{"b":2}`,
 		`{"name": "dora", "nation": "EST", "clearances": {"NATO": "SECRET"}, "roles": ["operator"], "vault_roles": {"r": ["writer"]}}`,
 		`{"vault": "registry", "key": "k", "version": "0123456789abcdef0123456789abcdef", "label": "NATO SECRET"}`,
 		`{"repair": true, "vaults": ["registry"], "rate": "50MiB"}`, `{"rate": "-1"}`,

@@ -92,6 +92,7 @@ func opBodies(dir string) map[string]any {
 		"POST v1/sites":                  map[string]any{"id": "swe-1", "jurisdiction": "SWE", "provider": "gov-dc", "driver": "dir", "path": filepath.Join(dir, "swe-1")},
 		"POST v1/sites/drain":            DrainRequest{Sites: "site=est-2"},
 		"POST v1/vaults":                 map[string]any{"name": "newvault", "erasure": "2+1"},
+		"PUT v1/config":                  ConfigProposal{Body: "log:\n  level: debug\n"},
 		"PUT v1/vaults/{id}/policy":      map[string]any{"survive": "jurisdictions=1,sites=2"},
 		"POST v1/vaults/{id}/rotate-key": RotateRequest{},
 		"POST v1/principals":             map[string]any{"name": "newbie", "nation": "EST"},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -353,50 +352,13 @@ func writeCatalog(w http.ResponseWriter, doc catalog.Document) {
 	w.Write(b)
 }
 
-// PeerCatalogHandler serves the catalogue to allied nodes, for a peer
-// listener to mount at /peer/v1/catalog: GET with optional q search terms
-// (repeat), or POST with a catalog.PeerRequest body. nationOf returns the
-// nation of the peer node that made the request, as the peer listener
-// authenticated it (mutual TLS pinned to its card, a signed request); an
-// error refuses the request (403). A peer listener that has read and
-// verified the body itself calls ServePeerCatalog instead.
-func (n *Node) PeerCatalogHandler(nationOf func(*http.Request) (string, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			b, err := json.Marshal(catalog.PeerRequest{Q: r.URL.Query()["q"]})
-			if err != nil {
-				opFail(w, err)
-				return
-			}
-			body = b
-		case http.MethodPost:
-			b, err := io.ReadAll(io.LimitReader(r.Body, catalog.MaxPeerRequest+1))
-			if err != nil {
-				opFail(w, err)
-				return
-			}
-			body = b
-		default:
-			w.Header().Set("Allow", "GET, HEAD, POST")
-			writeJSON(w, http.StatusMethodNotAllowed, OpError{Error: "method not allowed: " + r.Method, Code: "bad_request"})
-			return
-		}
-		nation, err := nationOf(r)
-		if err != nil {
-			writeJSON(w, http.StatusForbidden, OpError{Error: "access denied", Code: "denied"})
-			return
-		}
-		n.ServePeerCatalog(w, r, nation, body)
-	})
-}
-
 // ServePeerCatalog answers an authenticated peer node of nation that asked
 // for the catalogue with body (a catalog.PeerRequest; empty for
-// everything): only the entries whose label releases to its nation, and
-// the answer on the audit log (catalog.serve by peer:NATION).
-func (n *Node) ServePeerCatalog(w http.ResponseWriter, r *http.Request, nation string, body []byte) {
+// everything): the entries whose label releases to its nation that keep
+// keeps (nil: all of those), and the answer on the audit log (catalog.serve
+// by peer:NATION). The peer listener's catalog endpoint calls it with the
+// grants in force to the calling node (peerCatalog).
+func (n *Node) ServePeerCatalog(w http.ResponseWriter, r *http.Request, nation string, keep func(catalog.Entry) bool, body []byte) {
 	if !label.IsNationCode(nation) {
 		writeJSON(w, http.StatusForbidden, OpError{Error: "access denied", Code: "denied"})
 		return
@@ -411,7 +373,8 @@ func (n *Node) ServePeerCatalog(w http.ResponseWriter, r *http.Request, nation s
 		opFail(w, err)
 		return
 	}
-	doc := n.CatalogForNation(nation, q)
+	released := catalog.ReleasedTo(n.Labels, nation)
+	doc := n.Catalog(func(e catalog.Entry) bool { return released(e) && (keep == nil || keep(e)) }, q)
 	n.recordBestEffort(r.Context(), audit.Event{Kind: KindCatalogServe, Actor: "peer:" + nation,
 		Detail: map[string]string{"query": q.String(), "datasets": strconv.Itoa(len(doc.Datasets))}})
 	writeCatalog(w, doc)

@@ -1,14 +1,10 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -254,11 +250,127 @@ func TestCatalogRoute(t *testing.T) {
 	}
 }
 
-// TestPeerCatalog: the catalogue a peer node sees holds only what is
-// released to its nation, through the handler the peer listener mounts;
-// a request whose nation the listener could not establish is refused, and
-// each catalogue served is on the audit log.
+// TestPeerCatalog: over the peer link (mutual TLS pinned to the cards,
+// signed requests), LUX's node sees in EST's catalogue only what EST
+// releases to LUX and grants it: not a label without REL TO LUX, not a
+// dataset outside the grant, not one above the grant's ceiling; a LUX
+// principal sees of that only what it may read; FIN, whom EST does not
+// trust, gets nothing; a revoked grant ends it; and a peer answering more
+// than asked, or something else, is not believed.
 func TestPeerCatalog(t *testing.T) {
+	est, lux, fin := newAllyNode(t, "EST"), newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	trust(t, est, lux)
+	trust(t, lux, est)
+	trust(t, fin, est)
+	c := *est.Config
+	c.Catalog.Datasets = nil
+	at := time.Now()
+	for _, q := range []catalog.Describe{
+		{Dataset: "registry/shared/", Title: ptr("Shared with Luxembourg"), Keywords: ptr([]string{"population"}), Label: ptr("NATO RESTRICTED//REL TO EST, LUX")},
+		{Dataset: "registry/shared/secret/", Title: ptr("Secret annex"), Label: ptr("NATO SECRET//REL TO LUX")},
+		{Dataset: "registry/shared/national/", Title: ptr("For Estonians"), Label: ptr("NATO RESTRICTED")},
+		{Dataset: "registry/other/", Title: ptr("Released, not granted"), Label: ptr("NATO RESTRICTED//REL TO LUX")},
+		{Dataset: "registry/fin/", Title: ptr("Shared with Finland"), Label: ptr("NATO RESTRICTED//REL TO FIN")},
+	} {
+		d, err := q.Apply(est.Labels, catalog.Dataset{}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Catalog.Datasets = append(c.Catalog.Datasets, d)
+	}
+	if err := est.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	g, err := est.Grant(est.As(t.Context(), "admin"), GrantRequest{Scope: "registry/shared/", To: "LUX", Level: "catalog", Ceiling: "NATO RESTRICTED", Expires: "30d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	search := func(n *allyNode, principal, peer string, terms ...string) []PeerCatalog {
+		t.Helper()
+		q, err := catalog.ParseQuery(terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := n.SearchPeers(t.Context(), n.Principal(principal), peer, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	ids := func(res []PeerCatalog) []string {
+		t.Helper()
+		if len(res) != 1 {
+			t.Fatalf("%d peers answered, want 1: %+v", len(res), res)
+		}
+		if res[0].Error != "" {
+			return []string{"error: " + res[0].Error}
+		}
+		return datasetIDs(*res[0].Catalog)
+	}
+	for _, c := range []struct {
+		principal string
+		terms     []string
+		want      []string
+	}{
+		{"officer", nil, []string{"registry/shared/"}},
+		{"clerk", nil, []string{"registry/shared/"}},
+		{"intern", nil, nil}, // no clearance: reads nothing, sees nothing
+		{"officer", []string{"population"}, []string{"registry/shared/"}},
+		{"officer", []string{"annex"}, nil},
+	} {
+		if got := ids(search(lux, c.principal, "EST", c.terms...)); !slices.Equal(got, c.want) {
+			t.Errorf("LUX %s searching EST's catalogue for %q: %q, want %q", c.principal, c.terms, got, c.want)
+		}
+	}
+	// By node id too; an unknown peer is named.
+	if got := ids(search(lux, "officer", est.Config.Node.ID)); !slices.Equal(got, []string{"registry/shared/"}) {
+		t.Errorf("by node id: %q", got)
+	}
+	if _, err := lux.SearchPeers(t.Context(), lux.Principal("officer"), "USA", catalog.Query{}); !errors.Is(err, ErrNoPeer) {
+		t.Errorf("an unknown peer: %v", err)
+	}
+	// FIN trusts EST, EST does not trust FIN: refused at the handshake.
+	if got := ids(search(fin, "officer", "EST")); len(got) != 1 || !strings.HasPrefix(got[0], "error: ") {
+		t.Errorf("FIN searching EST: %q, want a refusal", got)
+	}
+	// Each answer is on EST's log, to whom and how many entries.
+	served := 0
+	for _, e := range logEvents(t, est.Node) {
+		if e.Kind == KindCatalogServe && e.Actor == "peer:LUX" {
+			served++
+		}
+	}
+	if served < 6 {
+		t.Errorf("%d catalogue answers to LUX on EST's log, want at least 6", served)
+	}
+	// A revoked grant: the entry goes at once.
+	if err := est.RevokeGrant(est.As(t.Context(), "admin"), g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(search(lux, "officer", "EST")); got != nil {
+		t.Errorf("after revocation: %q", got)
+	}
+	// A peer that answers more than was asked, or something that is not
+	// a catalogue, is not believed.
+	liar := func(ctx context.Context, endpoint string, in, out any) error {
+		b, _ := est.CatalogForNation("EST", catalog.Query{}).Marshal()
+		return json.Unmarshal(b, out)
+	}
+	q, _ := catalog.ParseQuery([]string{"luxembourg"})
+	if doc, err := SearchPeerCatalog(t.Context(), liar, q); err != nil || !slices.Equal(datasetIDs(doc), []string{"registry/shared/"}) {
+		t.Errorf("a peer answering everything: %q %v", datasetIDs(doc), err)
+	}
+	junk := func(ctx context.Context, endpoint string, in, out any) error {
+		return json.Unmarshal([]byte(`{"@context": {"dcat": "http://example.org/"}, "@type": "dcat:Catalog"}`), out)
+	}
+	if _, err := SearchPeerCatalog(t.Context(), junk, catalog.Query{}); !errors.Is(err, catalog.ErrNotCatalog) {
+		t.Errorf("a peer answering something else: %v", err)
+	}
+}
+
+// TestCatalogForNation: the releasability filter alone (a grant narrows it
+// further for a peer): a label without REL TO LUX is invisible to LUX.
+func TestCatalogForNation(t *testing.T) {
 	f := newCatalogFixture(t)
 	n := f.cn.n
 	for _, q := range []catalog.Describe{
@@ -277,105 +389,6 @@ func TestPeerCatalog(t *testing.T) {
 		if got := datasetIDs(n.CatalogForNation(nation, catalog.Query{})); !slices.Equal(got, want) {
 			t.Errorf("%s sees %q, want %q", nation, got, want)
 		}
-	}
-	srv := httptest.NewServer(n.PeerCatalogHandler(func(r *http.Request) (string, error) {
-		if nation := r.Header.Get("X-Test-Nation"); nation != "" {
-			return nation, nil
-		}
-		return "", errors.New("unknown peer")
-	}))
-	defer srv.Close()
-	get := func(nation, query string) (int, string) {
-		req, _ := http.NewRequest("GET", srv.URL+"/peer/v1/catalog"+query, nil)
-		if nation != "" {
-			req.Header.Set("X-Test-Nation", nation)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	status, body := get("LUX", "")
-	doc, err := catalog.ParseDocument([]byte(body))
-	if status != 200 || err != nil || !slices.Equal(datasetIDs(doc), []string{"registry/lux/"}) {
-		t.Errorf("LUX over the peer handler: %d %v %s", status, err, body)
-	}
-	if strings.Contains(body, "Population") || strings.Contains(body, "Finland") {
-		t.Errorf("LUX's catalogue mentions what is not released to LUX:\n%s", body)
-	}
-	if status, body := get("", ""); status != http.StatusForbidden {
-		t.Errorf("an unknown peer: %d %s", status, body)
-	}
-	if status, _ := get("LUX", "?q=finland"); status != 200 {
-		t.Errorf("a search: %d", status)
-	}
-	if status, body := get("LUX", "?q=keyword:"); status != 400 {
-		t.Errorf("a malformed search: %d %s", status, body)
-	}
-	// The client side: a peer call as the peer layer makes it (POST, a
-	// catalog.PeerRequest body), as LUX and as FIN.
-	call := func(nation string) PeerCall {
-		return func(ctx context.Context, endpoint string, in, out any) error {
-			b, _ := json.Marshal(in)
-			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/peer/v1/"+endpoint, bytes.NewReader(b))
-			req.Header.Set("X-Test-Nation", nation)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("peer: %s", resp.Status)
-			}
-			return json.NewDecoder(resp.Body).Decode(out)
-		}
-	}
-	for _, c := range []struct {
-		nation string
-		terms  []string
-		want   []string
-	}{
-		{"LUX", nil, []string{"registry/lux/"}},
-		{"LUX", []string{"finland"}, nil},
-		{"FIN", []string{"finland"}, []string{"registry/fin/"}},
-		{"FIN", []string{"population"}, nil},
-	} {
-		q, err := catalog.ParseQuery(c.terms)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := SearchPeerCatalog(t.Context(), call(c.nation), q)
-		if err != nil || !slices.Equal(datasetIDs(doc), c.want) {
-			t.Errorf("%s searching %q: %q %v, want %q", c.nation, c.terms, datasetIDs(doc), err, c.want)
-		}
-	}
-	served := 0
-	for _, e := range logEvents(t, n) {
-		if e.Kind == KindCatalogServe && e.Actor == "peer:LUX" {
-			served++
-		}
-	}
-	if served != 4 {
-		t.Errorf("%d catalogue answers to LUX on the audit log, want 4", served)
-	}
-	// A peer that answers more than was asked, or something that is not
-	// a catalogue, is not believed.
-	liar := func(ctx context.Context, endpoint string, in, out any) error {
-		b, _ := n.CatalogForNation("EST", catalog.Query{}).Marshal()
-		return json.Unmarshal(b, out)
-	}
-	q, _ := catalog.ParseQuery([]string{"luxembourg"})
-	if doc, err := SearchPeerCatalog(t.Context(), liar, q); err != nil || !slices.Equal(datasetIDs(doc), []string{"registry/lux/"}) {
-		t.Errorf("a peer answering everything: %q %v", datasetIDs(doc), err)
-	}
-	junk := func(ctx context.Context, endpoint string, in, out any) error {
-		return json.Unmarshal([]byte(`{"@context": {"dcat": "http://example.org/"}, "@type": "dcat:Catalog"}`), out)
-	}
-	if _, err := SearchPeerCatalog(t.Context(), junk, catalog.Query{}); !errors.Is(err, catalog.ErrNotCatalog) {
-		t.Errorf("a peer answering something else: %v", err)
 	}
 }
 

@@ -34,6 +34,17 @@ func (g Gate) String() string {
 // MarshalJSON writes the gate's name.
 func (g Gate) MarshalJSON() ([]byte, error) { return []byte(`"` + g.String() + `"`), nil }
 
+// UnmarshalJSON reads a gate's name (a client of PUT v1/config).
+func (g *Gate) UnmarshalJSON(b []byte) error {
+	for i, name := range []string{"free", "custodians", "refused"} {
+		if string(b) == `"`+name+`"` {
+			*g = Gate(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown gate %s", b)
+}
+
 // Change is one difference between two configurations.
 type Change struct {
 	// Field is the node.yaml path, e.g. "principals[mallory].clearances".

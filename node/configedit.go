@@ -145,11 +145,16 @@ func (n *Node) ProposeConfig(ctx context.Context, body []byte) (EditResult, erro
 		// An authenticator line copied with the file: what counts is the body.
 		body = f.body
 	}
-	c, err := ParseConfigLines(body)
+	cur, err := n.CurrentConfigBody()
 	if err != nil {
 		return EditResult{}, err
 	}
-	cur, err := n.CurrentConfigBody()
+	// Markers of 'config show' (GET v1/config) stand for the secrets in
+	// force they name.
+	if body, err = UnredactConfig(cur, body); err != nil {
+		return EditResult{}, err
+	}
+	c, err := ParseConfigLines(body)
 	if err != nil {
 		return EditResult{}, err
 	}

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +21,8 @@ import (
 )
 
 func (a *app) configCmd() *cobra.Command {
-	c := &cobra.Command{Use: "config", Short: "Change node.yaml safely: edit, apply, restore"}
-	c.AddCommand(a.configEditCmd(), a.configRestoreCmd())
+	c := &cobra.Command{Use: "config", Short: "Change node.yaml safely: show, edit, apply, restore"}
+	c.AddCommand(a.configShowCmd(), a.configEditCmd(), a.configRestoreCmd())
 	return c
 }
 
@@ -54,6 +57,9 @@ An invalid file is refused with the line named; an edit that is refused is
 kept (node.yaml.edit-*) so that nothing typed is lost.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.node != "" {
+				return a.remoteConfigEdit(cmd, applyPath)
+			}
 			ctx := cmd.Context()
 			n, err := a.openWith(ctx, node.OpenOptions{Restore: []string{node.ConfigFile}})
 			if err != nil {
@@ -71,68 +77,150 @@ kept (node.yaml.edit-*) so that nothing typed is lost.`,
 					start = stripAuthenticator(f)
 				}
 			}
-			var proposed []byte
-			var kept string
-			if applyPath != "" {
-				if proposed, err = os.ReadFile(applyPath); err != nil {
-					return err
-				}
-				kept = applyPath
-			} else {
-				if proposed, kept, err = a.runEditor(ctx, start); err != nil {
-					return err
-				}
-				if bytes.Equal(proposed, cur) {
-					os.Remove(kept)
-					fmt.Fprintln(a.stdout, "no changes")
-					return nil
-				}
-			}
-			proposed = stripAuthenticator(proposed)
-			if d := textdiff.Unified("node.yaml (in force)", "node.yaml (proposed)", string(cur), string(proposed), 2, redactSecrets); d != "" && !a.json {
-				fmt.Fprint(a.stdout, d)
-			}
-			res, err := n.ProposeConfig(n.As(ctx, a.principal), proposed)
-			if !a.json {
-				for _, ch := range res.Changes {
-					switch ch.Gate {
-					case node.Custodians:
-						fmt.Fprintf(a.stdout, "change: %s [needs custodians: %s]\n", ch.Text, ch.Why)
-					case node.Refused:
-						fmt.Fprintf(a.stdout, "change: %s [refused: %s]\n", ch.Text, ch.Why)
-					default:
-						fmt.Fprintf(a.stdout, "change: %s\n", ch.Text)
-					}
-				}
-			}
-			if err != nil && a.json && res.RequestID != "" {
-				a.printJSON(res)
-			}
-			if err != nil {
-				if applyPath == "" && !errors.Is(err, vault.ErrApprovalRequired) {
-					err = withHint(err, fmt.Sprintf("your edit is kept in %s; fix it and run 'embassy config edit --apply %s'", kept, kept))
-				} else if applyPath == "" {
-					os.Remove(kept)
-				}
-				return explain(err)
-			}
-			if applyPath == "" {
-				os.Remove(kept)
-			}
-			if a.json {
-				return a.printJSON(res)
-			}
-			switch {
-			case res.Applied:
-				fmt.Fprintf(a.stdout, "node.yaml updated: generation %d\n", res.Generation)
-			default:
-				fmt.Fprintln(a.stdout, "no changes")
-			}
-			return nil
+			return a.configEdit(ctx, cur, start, applyPath, a.dir, func(proposed []byte) (node.EditResult, error) {
+				return n.ProposeConfig(n.As(ctx, a.principal), proposed)
+			})
 		},
 	}
 	c.Flags().StringVar(&applyPath, "apply", "", "propose this file as node.yaml instead of starting an editor")
 	return c
+}
+
+// configEdit is 'config edit' offline and with --node: cur is node.yaml in
+// force as the client sees it (redacted through the API), start what the
+// editor opens, tmpDir where the edit is kept, and propose the node's
+// ProposeConfig (offline) or PUT v1/config (--node).
+func (a *app) configEdit(ctx context.Context, cur, start []byte, applyPath, tmpDir string, propose func([]byte) (node.EditResult, error)) error {
+	var proposed []byte
+	var kept string
+	var err error
+	if applyPath != "" {
+		if proposed, err = os.ReadFile(applyPath); err != nil {
+			return err
+		}
+		kept = applyPath
+	} else {
+		if proposed, kept, err = a.runEditor(ctx, tmpDir, start); err != nil {
+			return err
+		}
+		if bytes.Equal(proposed, cur) {
+			os.Remove(kept)
+			fmt.Fprintln(a.stdout, "no changes")
+			return nil
+		}
+	}
+	proposed = stripAuthenticator(proposed)
+	if d := textdiff.Unified("node.yaml (in force)", "node.yaml (proposed)", string(cur), string(proposed), 2, redactSecrets); d != "" && !a.json {
+		fmt.Fprint(a.stdout, d)
+	}
+	res, err := propose(proposed)
+	if !a.json {
+		for _, ch := range res.Changes {
+			switch ch.Gate {
+			case node.Custodians:
+				fmt.Fprintf(a.stdout, "change: %s [needs custodians: %s]\n", ch.Text, ch.Why)
+			case node.Refused:
+				fmt.Fprintf(a.stdout, "change: %s [refused: %s]\n", ch.Text, ch.Why)
+			default:
+				fmt.Fprintf(a.stdout, "change: %s\n", ch.Text)
+			}
+		}
+	}
+	if err != nil && a.json && res.RequestID != "" {
+		a.printJSON(res)
+	}
+	if err != nil {
+		if applyPath == "" && !errors.Is(err, vault.ErrApprovalRequired) {
+			err = withHint(err, fmt.Sprintf("your edit is kept in %s; fix it and run 'embassy config edit --apply %s'", kept, kept))
+		} else if applyPath == "" {
+			os.Remove(kept)
+		}
+		return explain(err)
+	}
+	if applyPath == "" {
+		os.Remove(kept)
+	}
+	if a.json {
+		return a.printJSON(res)
+	}
+	switch {
+	case res.Applied:
+		fmt.Fprintf(a.stdout, "node.yaml updated: generation %d\n", res.Generation)
+	default:
+		fmt.Fprintln(a.stdout, "no changes")
+	}
+	return nil
+}
+
+// remoteConfigEdit is 'config edit' with --node: node.yaml is fetched
+// redacted (GET v1/config), edited here, and proposed (PUT v1/config);
+// the markers keep the secrets they name, a new secret is written in
+// clear.
+func (a *app) remoteConfigEdit(cmd *cobra.Command, applyPath string) error {
+	ac, err := a.operator(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	var v node.ConfigView
+	if err := a.call(ctx, ac, http.MethodGet, "v1/config", nil, &v); err != nil {
+		return err
+	}
+	base := v.Generation
+	if applyPath != "" {
+		// A file made earlier: proposed against whatever is in force.
+		base = 0
+	}
+	return a.configEdit(ctx, []byte(v.Body), []byte(v.Body), applyPath, os.TempDir(), func(proposed []byte) (node.EditResult, error) {
+		var ans node.ConfigEditAnswer
+		err := ac.do(ctx, http.MethodPut, "v1/config", node.ConfigProposal{Body: string(proposed), BaseGeneration: base}, &ans)
+		if re, ok := errors.AsType[*remoteError](err); ok && len(re.body) > 0 {
+			json.Unmarshal(re.body, &ans)
+		}
+		return ans.EditResult, err
+	})
+}
+
+func (a *app) configShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show",
+		Short: "Print node.yaml in force, every secret replaced by a marker",
+		Long: `Print node.yaml as in force (without its authenticator line), every secret —
+S3 credentials' secret keys, S3 sites' secret keys, TAXII sync passwords —
+replaced by a marker that names it (embassy-redacted:s3.credentials/ACCESS-KEY,
+embassy-redacted:sites/ID/s3, embassy-redacted:taxii.sync/NAME). A file made
+from it can be proposed with 'embassy config edit --apply FILE': each marker
+keeps the secret it names, as long as it stays in its place (the same access
+key, the same site endpoint, the same sync URL); a new secret is written in
+clear. With --json: {"generation": N, "body": "..."}.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var v node.ConfigView
+			if a.node != "" {
+				ac, err := a.operator(cmd)
+				if err != nil {
+					return err
+				}
+				if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/config", nil, &v); err != nil {
+					return err
+				}
+			} else {
+				n, err := a.open(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer n.Close()
+				if v, err = n.ShowConfig(); err != nil {
+					return err
+				}
+			}
+			if a.json {
+				return a.printJSON(v)
+			}
+			_, err := io.WriteString(a.stdout, v.Body)
+			return err
+		},
+	}
 }
 
 // stripAuthenticator removes node.yaml's authenticator line, if any.
@@ -145,10 +233,11 @@ func stripAuthenticator(b []byte) []byte {
 	return b
 }
 
-// runEditor writes start to a private file in the node directory, opens
+// runEditor writes start to a private file in dir (the node directory
+// offline, the temporary directory with --node), opens
 // it in $EDITOR and returns what was saved and the file's path.
-func (a *app) runEditor(ctx context.Context, start []byte) ([]byte, string, error) {
-	f, err := os.CreateTemp(a.dir, "node.yaml.edit-*")
+func (a *app) runEditor(ctx context.Context, dir string, start []byte) ([]byte, string, error) {
+	f, err := os.CreateTemp(dir, "node.yaml.edit-*")
 	if err != nil {
 		return nil, "", err
 	}

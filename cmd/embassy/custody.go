@@ -300,7 +300,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 			if strings.HasPrefix(e.Error, "node files do not verify") {
 				return remoteFilesError(e.Error)
 			}
-			return &remoteError{msg: e.Error, code: e.Code}
+			return &remoteError{msg: e.Error, code: e.Code, body: b}
 		}
 		return fmt.Errorf("node: %s", resp.Status)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -205,77 +206,145 @@ func (a *app) datasetRmCmd() *cobra.Command {
 
 func (a *app) catalogCmd() *cobra.Command {
 	var peer string
+	var local bool
 	c := &cobra.Command{
-		Use:   "catalog [--peer NATION] [TERM…]",
-		Short: "Search the data catalogue: the datasets described here (and, with --peer, an ally's)",
-		Long: `Search the node's DCAT-AP 3 catalogue, as --principal may see it: the datasets of
-vaults it may read whose description's label it may read. Every TERM must
-match, ignoring case, somewhere in a dataset's identifier, title, description,
-keywords, themes, places, media types or label; FIELD:TEXT looks in one field
-only (id, title, description, keyword, theme, spatial, media, label, temporal).
-No terms lists everything.
+		Use:   "catalog [--peer NODE|NATION | --local] [TERM…]",
+		Short: "Search the data catalogues: this node's and its trusted peers'",
+		Long: `Search the node's DCAT-AP 3 catalogue and those of its trusted peers, as
+--principal may see them: here, the datasets of vaults it may read whose
+description's label it may read; at a peer, what that peer releases to this
+node's nation and has granted this node (level catalog or read), of which again
+only what the principal may read. Every TERM must match, ignoring case,
+somewhere in a dataset's identifier, title, description, keywords, themes,
+places, media types or label; FIELD:TEXT looks in one field only (id, title,
+description, keyword, theme, spatial, media, label, temporal). No terms lists
+everything.
 
-With --json it prints the catalogue itself: DCAT-AP 3 in JSON-LD, as allied
-nodes read it (docs/alliance.md).
+--peer searches one peer only (its node id, or its nation when one node of it
+is trusted); --local this node only. A peer that cannot be reached is reported
+on standard error; with --peer that is an error.
 
---peer NATION searches an allied node's catalogue over the peer channel: that
-needs the peer layer ('embassy peer'), which this build does not have yet.`,
+With --json it prints {"local": CATALOG, "peers": [{"peer", "nation",
+"catalog": CATALOG, "error"}]}, each CATALOG the DCAT-AP 3 JSON-LD document
+allies read (docs/alliance.md).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q, err := catalog.ParseQuery(args)
 			if err != nil {
 				return withHint(err, "give plain words, or FIELD:TEXT with FIELD one of "+strings.Join(catalog.Fields, ", "))
 			}
-			if peer != "" {
-				return withHint(fmt.Errorf("catalog --peer %s: this build has no peer layer: allied nodes' catalogues cannot be fetched yet", peer),
-					"search this node's own catalogue without --peer; docs/alliance.md says what a peer sees")
+			if peer != "" && local {
+				return errors.New("--peer and --local: give one or neither")
 			}
-			doc, err := a.localCatalog(cmd, q)
+			res, err := a.searchCatalogs(cmd, q, peer, !local)
 			if err != nil {
 				return err
 			}
+			failed := 0
+			for _, pc := range res.Peers {
+				if pc.Error != "" {
+					failed++
+					fmt.Fprintf(a.stderr, "peer %s (%s): %s\n", safeText(pc.Nation), safeText(pc.Peer), safeText(pc.Error))
+				}
+			}
 			if a.json {
-				b, err := doc.Marshal()
+				b, err := json.MarshalIndent(res, "", "  ")
 				if err != nil {
 					return err
 				}
-				_, err = a.stdout.Write(b)
-				return err
+				fmt.Fprintf(a.stdout, "%s\n", b)
+			} else {
+				w := a.table()
+				fmt.Fprintln(w, "SOURCE\tDATASET\tTITLE\tLABEL\tKEYWORDS\tTEMPORAL")
+				rows := 0
+				row := func(source string, doc *catalog.Document) {
+					if doc == nil {
+						return
+					}
+					for _, ds := range doc.Datasets {
+						rows++
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", safeText(source), safeText(ds.Identifier), safeText(ds.Title), safeText(ds.Label),
+							dash(safeText(strings.Join(ds.Keywords, ", "))), dash(safeText(ds.Dataset().Temporal)))
+					}
+				}
+				row("local", res.Local)
+				for _, pc := range res.Peers {
+					row(pc.Nation, pc.Catalog)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				if rows == 0 && !q.Empty() {
+					fmt.Fprintf(a.stderr, "no dataset matches %s\n", safeText(q.String()))
+				}
 			}
-			w := a.table()
-			fmt.Fprintln(w, "DATASET\tTITLE\tLABEL\tKEYWORDS\tTEMPORAL")
-			for _, ds := range doc.Datasets {
-				d := ds.Dataset()
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", safeText(ds.Identifier), safeText(ds.Title), safeText(ds.Label), dash(safeText(strings.Join(ds.Keywords, ", "))), dash(safeText(d.Temporal)))
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			if len(doc.Datasets) == 0 && !q.Empty() {
-				fmt.Fprintf(a.stderr, "no dataset matches %s\n", safeText(q.String()))
+			if peer != "" && failed > 0 {
+				return fmt.Errorf("peer %s did not answer", peer)
 			}
 			return nil
 		},
 	}
-	c.Flags().StringVar(&peer, "peer", "", "search this allied node's catalogue (its nation, as 'peer ls' lists it)")
+	c.Flags().StringVar(&peer, "peer", "", "search only this trusted peer's catalogue (its node id, or its nation)")
+	c.Flags().BoolVar(&local, "local", false, "search only this node's catalogue")
 	return c
 }
 
-// localCatalog is this node's catalogue as the CLI's principal sees it:
-// through the admin API with --node, else from the node directory.
-func (a *app) localCatalog(cmd *cobra.Command, q catalog.Query) (catalog.Document, error) {
+// catalogResult is what 'catalog' found: this node's catalogue (unless
+// --peer) and the peers'.
+type catalogResult struct {
+	Local *catalog.Document  `json:"local,omitempty"`
+	Peers []node.PeerCatalog `json:"peers"`
+}
+
+// searchCatalogs searches this node's catalogue (unless peer names one
+// peer) and, when peers is set, the trusted peers' (or the one named), as
+// the CLI's principal: through the admin API with --node, else from the
+// node directory.
+func (a *app) searchCatalogs(cmd *cobra.Command, q catalog.Query, peer string, peers bool) (catalogResult, error) {
+	res := catalogResult{Peers: []node.PeerCatalog{}}
 	if a.node != "" {
 		ac, err := a.operator(cmd)
 		if err != nil {
-			return catalog.Document{}, err
+			return res, err
 		}
-		return a.remoteCatalog(cmd.Context(), ac, q)
+		if peer == "" {
+			doc, err := a.remoteCatalog(cmd.Context(), ac, q)
+			if err != nil {
+				return res, err
+			}
+			res.Local = &doc
+		}
+		if peers {
+			v := url.Values{}
+			for _, t := range q.Terms() {
+				v.Add("q", t)
+			}
+			if peer != "" {
+				v.Set("peer", peer)
+			}
+			if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/catalog/peers?"+v.Encode(), nil, &res.Peers); err != nil {
+				return res, err
+			}
+		}
+		return res, nil
 	}
 	n, err := a.open(cmd.Context())
 	if err != nil {
-		return catalog.Document{}, err
+		return res, err
 	}
 	defer n.Close()
-	return n.CatalogFor(n.Principal(a.principal), q), nil
+	p := n.Principal(a.principal)
+	if peer == "" {
+		doc := n.CatalogFor(p, q)
+		res.Local = &doc
+	}
+	if peers {
+		pcs, err := n.SearchPeers(cmd.Context(), p, peer, q)
+		if err != nil {
+			return res, withHint(err, "list the trusted peers with 'embassy peer ls'")
+		}
+		res.Peers = pcs
+	}
+	return res, nil
 }
 
 // remoteCatalog fetches GET v1/catalog with the search terms.
@@ -283,7 +352,7 @@ func (a *app) remoteCatalog(ctx context.Context, ac *adminClient, q catalog.Quer
 	path := "v1/catalog"
 	if !q.Empty() {
 		v := url.Values{}
-		for t := range strings.FieldsSeq(q.String()) {
+		for _, t := range q.Terms() {
 			v.Add("q", t)
 		}
 		path += "?" + v.Encode()

@@ -319,7 +319,10 @@ func TestJSONOutputs(t *testing.T) {
 	json.Unmarshal([]byte(out), &replaced)
 	step(jsonStep{d("identity", "verify-transition", replaced.Statement), []string{"identity verify-transition", "identity"}, nil})
 	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
-	// config edit and restore.
+	// config show, edit and restore.
+	if out := step(jsonStep{d("config", "show"), []string{"config show"}, nil}); !strings.Contains(out, `"generation": `) {
+		t.Errorf("config show --json:\n%s", out)
+	}
 	conf, _ := os.ReadFile(filepath.Join(dir, node.ConfigFile))
 	os.WriteFile(filepath.Join(work, "proposed.yaml"), []byte(strings.Replace(string(conf), "  dev: true\n", "  dev: true\nlog:\n  level: warn\n", 1)), 0o600)
 	if out := step(jsonStep{d("config", "edit", "--apply", filepath.Join(work, "proposed.yaml")), []string{"config edit"}, []string{"changes"}}); !strings.Contains(out, `"applied": true`) || !strings.Contains(out, `"gate": "free"`) {

@@ -32,7 +32,7 @@ import (
 var remoteCommands = map[string]bool{
 	"site add": true, "site ls": true, "site rm": true, "site drain": true,
 	"vault create": true, "vault ls": true, "vault set-policy": true,
-	"principal add": true, "principal ls": true,
+	"principal add": true, "principal ls": true, "config show": true, "config edit": true,
 	"relabel": true, "key rotate": true, "scrub": true, "drill": true, "index rebuild": true,
 	"job ls": true, "job show": true, "job cancel": true, "job rate": true,
 	"dataset describe": true, "dataset ls": true, "dataset rm": true, "catalog": true,
@@ -51,7 +51,7 @@ var localOnly = map[string]string{
 	"serve":           "it is the running node",
 	"custody resplit": "it writes new share files into the node directory: stop the node and run it there",
 	"key rotate-root": "it rewrites the node's keys in the node directory: stop the node and run it there",
-	"config":          "node.yaml is edited in the node directory: stop the node, or change it through the commands that work with --node",
+	"config restore":  "it replaces node files in the node directory with the sites' copies: stop the node and run it there",
 	"identity":        "it reads the node directory",
 }
 
@@ -134,6 +134,9 @@ func (a *app) operator(cmd *cobra.Command) (*adminClient, error) {
 // remoteError is a refusal by the running node, with its code.
 type remoteError struct {
 	msg, code string
+	// body is the whole answer, for endpoints that say more with a
+	// refusal (PUT v1/config: the changes and the request).
+	body []byte
 }
 
 // Error is the node's message: for a refusal of the operation itself

@@ -237,7 +237,7 @@ func TestRemoteRefusals(t *testing.T) {
 	_, url, _, _ := devServe(t)
 	for _, args := range [][]string{
 		{"init", "--nation", "EST"}, {"recover", "--share", "x"}, {"demo"}, {"custodian", "keygen", "x"}, {"serve"},
-		{"put", "registry/k", "/dev/null"}, {"config", "edit"}, {"identity"},
+		{"put", "registry/k", "/dev/null"}, {"config", "restore"}, {"identity"},
 	} {
 		_, errOut, err := runCLI(t, append([]string{"--node", url}, args...)...)
 		if err == nil || !strings.Contains(errOut, "does not work against a running node") {

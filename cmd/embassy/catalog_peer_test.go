@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/embassy-dev/embassy/node"
+)
+
+// TestCatalogFromAPeer: 'embassy catalog' on LUX's node searches EST's
+// catalogue over the peer link while EST serves: LUX finds the dataset EST
+// released to LUX and granted it at level catalog, and nothing of the one
+// for Estonians only.
+func TestCatalogFromAPeer(t *testing.T) {
+	work := t.TempDir()
+	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
+	cli := func(dir string, args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := runCLI(t, append([]string{"--dir", dir}, args...)...)
+		if err != nil {
+			t.Fatalf("embassy %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out, errOut
+	}
+	// Two development nodes (gated changes are made with a warning), each
+	// with a peer listener on a free loopback port.
+	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
+		cli(d.dir, "init", "--nation", d.nation)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		c, err := node.LoadConfig(d.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Node.Dev = true
+		c.Alliance.Listen = addr
+		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
+		if err := node.SaveConfig(d.dir, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct{ id, j string }{{"est-1", "EST"}, {"lux-1", "LUX"}, {"fin-1", "FIN"}} {
+		cli(est, "site", "add", s.id, "--path", filepath.Join(work, "sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "EST")
+	}
+	cli(est, "vault", "create", "registry", "--erasure", "2+1")
+	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
+	card := func(dir string) (string, string) {
+		file := dir + ".card"
+		_, errOut := cli(dir, "peer", "card", "-o", file)
+		m := fp.FindStringSubmatch(errOut)
+		if m == nil {
+			t.Fatalf("no fingerprint in %q", errOut)
+		}
+		return file, m[1]
+	}
+	estCard, estFP := card(est)
+	luxCard, luxFP := card(lux)
+	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
+	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	cli(est, "dataset", "describe", "registry/shared/", "--title", "Land parcels", "--keyword", "cadastre", "--label", "NATO UNCLASSIFIED//REL TO EST, LUX")
+	cli(est, "dataset", "describe", "registry/own/", "--title", "For Estonians", "--keyword", "cadastre", "--label", "NATO UNCLASSIFIED")
+	cli(est, "share", "grant", "registry/shared/", "--to", "LUX", "--level", "catalog", "--ceiling", "NATO UNCLASSIFIED", "--expires", "30d")
+	srv := startServe(t, "--dir", est, "--address", "127.0.0.1:0")
+
+	out, _ := cli(lux, "catalog", "cadastre")
+	if !regexp.MustCompile(`(?m)^EST +registry/shared/ +Land parcels +NATO UNCLASSIFIED//REL TO EST, LUX +cadastre`).MatchString(out) || strings.Contains(out, "registry/own/") {
+		t.Errorf("LUX searching every catalogue:\n%s", out)
+	}
+	out, _ = cli(lux, "--json", "catalog", "--peer", "EST")
+	if !strings.Contains(out, `"nation": "EST"`) || !strings.Contains(out, `"dct:identifier": "registry/shared/"`) || strings.Contains(out, "For Estonians") || strings.Contains(out, `"local"`) {
+		t.Errorf("LUX searching EST's catalogue, JSON:\n%s", out)
+	}
+	// EST's node logged what it served to LUX (read once it has stopped:
+	// the node directory is the serving node's until then).
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = cli(est, "audit", "log", "--kind", "catalog.serve")
+	if !strings.Contains(out, "catalog.serve by peer:LUX") {
+		t.Errorf("EST's audit log:\n%s", out)
+	}
+}
