@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -46,20 +47,34 @@ type copier struct {
 	quit    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	copies  sync.WaitGroup // the copies under way
+	sem     chan struct{}  // bounds the copies that run at once
 }
 
 // siteCopy is what the copier knows of one site's copy.
 type siteCopy struct {
-	known   bool   // size read from the site (or written by us)
-	size    uint64 // entries the site's checkpoint covers
-	err     error  // the last attempt's failure
+	known bool   // size read from the site (or written by us)
+	size  uint64 // entries the site's checkpoint covers
+	// copied: the site holds every full entry bundle and full tile of the
+	// first copied entries (copied >= size), though its checkpoint may
+	// cover fewer. Full bundles and tiles never change, so a copy that
+	// stops half way goes on from here. Kept in memory only: the site's
+	// checkpoint is the durable record.
+	copied uint64
+	// garbage: partial tiles and bundles of trees of this size or more
+	// may be on the site under full ones, to clean up after a checkpoint
+	// (noGarbage: none).
+	garbage uint64
+	seen    bool  // the site's checkpoint was read once
+	busy    bool  // a copy to the site runs
+	err     error // the last attempt's failure
 	tried   time.Time
 	retryAt time.Time
 	fails   int
 }
 
 func newCopier(l *Log) *copier {
-	return &copier{l: l, sites: map[string]*siteCopy{}, changed: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	return &copier{l: l, sites: map[string]*siteCopy{}, changed: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), sem: make(chan struct{}, 8)}
 }
 
 func (c *copier) poke() {
@@ -74,6 +89,7 @@ func (c *copier) run(ctx context.Context) {
 	if c.l.cfg.Sites == nil {
 		return
 	}
+	defer c.copies.Wait()
 	t := time.NewTicker(c.l.cfg.CopyInterval)
 	defer t.Stop()
 	for {
@@ -81,7 +97,11 @@ func (c *copier) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-c.quit:
+			// The copies under way finish, then a last round copies the
+			// latest checkpoint to every site that lacks it.
+			c.copies.Wait()
 			c.round(ctx, true)
+			c.copies.Wait()
 			return
 		case <-c.kick:
 		case <-t.C:
@@ -102,9 +122,12 @@ func (c *copier) stop(ctx context.Context) {
 	}
 }
 
-// round copies the latest checkpoint to every site that lacks it (those
-// that failed recently wait for their retry time, unless final).
-func (c *copier) round(ctx context.Context, final bool) {
+// round starts a copy of the latest checkpoint to every site that lacks
+// it, but those that failed recently (they wait for their retry time,
+// unless urgent) and those a copy still runs to (the next round copies
+// the latest checkpoint). It does not wait for the copies: a slow site
+// does not hold up copies to the others.
+func (c *copier) round(ctx context.Context, urgent bool) {
 	raw, err := c.l.reader.ReadCheckpoint(ctx)
 	if err != nil {
 		return
@@ -116,32 +139,35 @@ func (c *copier) round(ctx context.Context, final bool) {
 	}
 	sites := c.l.cfg.Sites()
 	now := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
 	for _, id := range slices.Sorted(maps.Keys(sites)) {
 		c.mu.Lock()
 		st := c.sites[id]
 		if st == nil {
-			st = &siteCopy{}
+			st = &siteCopy{garbage: noGarbage}
 			c.sites[id] = st
 		}
-		skip := (st.known && st.size >= cp.Size) || (!final && now.Before(st.retryAt))
+		skip := st.busy || (st.known && st.size >= cp.Size) || (!urgent && now.Before(st.retryAt))
+		if !skip {
+			st.busy = true
+		}
 		c.mu.Unlock()
 		if skip {
 			continue
 		}
 		s := sites[id]
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			defer cancel()
-			err := c.copySite(cctx, st, s, raw, cp)
+		c.copies.Go(func() {
+			c.sem <- struct{}{}
+			defer func() { <-c.sem }()
+			err := c.copySite(ctx, st, s, raw, cp)
 			c.mu.Lock()
+			st.busy = false
 			st.err, st.tried = err, time.Now()
 			if err != nil {
 				st.fails++
 				st.retryAt = st.tried.Add(min(time.Duration(1<<min(st.fails, 5))*time.Second, 30*time.Second) + rand.N(time.Second))
+				// Read the site's checkpoint again next time: the
+				// site may have lost or regained its copy meanwhile.
+				st.known = false
 			} else {
 				st.fails, st.retryAt = 0, time.Time{}
 			}
@@ -153,94 +179,189 @@ func (c *copier) round(ctx context.Context, final bool) {
 			}
 		})
 	}
-	wg.Wait()
 }
+
+// noGarbage: no partial tile or bundle to clean up.
+const noGarbage = math.MaxUint64
 
 // errStale: a local tile or bundle went while copying (the log moved on):
 // the next round copies the newer checkpoint.
 var errStale = errors.New("the local log moved on while copying")
 
+// copySite copies the log of checkpoint cp (raw) to a site: the full
+// bundles and tiles a step of copyStep bundles at a time, each step
+// within CopyTimeout and remembered when done; then the partial ones and
+// the checkpoint, last, also within CopyTimeout; then it removes the
+// partial tiles and bundles that full ones replaced.
 func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []byte, cp *log.Checkpoint) error {
+	timeout := c.l.cfg.CopyTimeout
 	c.mu.Lock()
-	known, from := st.known, st.size
+	known, size := st.known, st.size
 	c.mu.Unlock()
 	if !known {
-		sraw, err := readSite(ctx, s, layout.CheckpointPath)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		sraw, err := readSite(rctx, s, layout.CheckpointPath)
 		switch {
 		case errors.Is(err, site.ErrNotFound):
-			from = 0
+			size = 0
 		case err != nil:
+			cancel()
 			return err
 		default:
 			scp, err := c.l.openCheckpoint(sraw)
 			if err != nil {
+				cancel()
 				return fmt.Errorf("the site's log checkpoint does not verify (%v): not overwritten; 'embassy audit verify' names the problem", err)
 			}
-			if err := c.l.consistent(ctx, scp, cp); err != nil {
+			if err := c.l.consistent(rctx, scp, cp); err != nil {
+				cancel()
 				return fmt.Errorf("the site holds a log that is not a prefix of the node's (%v): not overwritten; 'embassy audit verify' names the problem", err)
 			}
-			from = scp.Size
+			size = scp.Size
 		}
+		cancel()
 		c.mu.Lock()
-		st.known, st.size = true, from
+		// What the site's checkpoint covers is on the site. What was
+		// copied beyond it (in memory) stays copied, unless the site's
+		// checkpoint is behind what the node last wrote there: the site
+		// lost its copy, which is copied again from its checkpoint.
+		switch {
+		case !st.seen && size == 0:
+			st.copied, st.garbage = 0, noGarbage
+		case !st.seen:
+			st.copied, st.garbage = size, size
+		case size < st.size || st.copied < size:
+			st.copied, st.garbage = size, min(st.garbage, size)
+		}
+		st.known, st.seen, st.size = true, true, size
 		c.mu.Unlock()
 	}
-	if from >= cp.Size {
-		return nil
-	}
-	full, err := c.copyRange(ctx, s, from, cp.Size)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, SitePrefix+layout.CheckpointPath, bytes.NewReader(raw), int64(len(raw))); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	st.size = cp.Size
-	c.mu.Unlock()
-	// Partial tiles and bundles that a full one now covers are garbage:
-	// the full one holds every hash and entry they held.
-	for _, p := range full {
-		s.List(ctx, p+".p/", func(i site.Info) error {
-			s.Delete(ctx, i.Name)
-			return nil
-		})
+	for size < cp.Size {
+		c.mu.Lock()
+		from := max(st.copied, size)
+		c.mu.Unlock()
+		// The immutable part, step by step.
+		end := cp.Size / layout.EntryBundleWidth * layout.EntryBundleWidth
+		for from < end {
+			to := min((from/layout.EntryBundleWidth+c.l.cfg.copyStep)*layout.EntryBundleWidth, end)
+			sctx, cancel := context.WithTimeout(ctx, timeout)
+			err := c.copyNames(sctx, s, fullBetween(from, to))
+			cancel()
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			st.copied = max(st.copied, to)
+			c.mu.Unlock()
+			from = to
+		}
+		// The partial tiles and bundles, then the checkpoint. Partial
+		// ones go from the node as the log grows: copy the latest.
+		c.mu.Lock()
+		st.garbage = min(st.garbage, cp.Size)
+		c.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		err := c.copyNames(sctx, s, partialOf(cp.Size))
+		if err == nil {
+			err = s.Put(sctx, SitePrefix+layout.CheckpointPath, bytes.NewReader(raw), int64(len(raw)))
+		}
+		cancel()
+		if errors.Is(err, errStale) {
+			nraw, rerr := c.l.reader.ReadCheckpoint(ctx)
+			if rerr != nil {
+				return err
+			}
+			ncp, rerr := c.l.openCheckpoint(nraw)
+			if rerr != nil || ncp.Size <= cp.Size {
+				return err
+			}
+			raw, cp = nraw, ncp
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		st.size, size = cp.Size, cp.Size
+		st.copied = max(st.copied, cp.Size)
+		garbage := st.garbage
+		c.mu.Unlock()
+		if garbage < cp.Size {
+			c.clean(ctx, st, s, garbage, cp.Size)
+		}
 	}
 	return nil
 }
 
-// copyRange copies the bundles and tiles that a tree of size entries adds
-// to one of from entries, and returns the site names of the full ones
-// among them.
-func (c *copier) copyRange(ctx context.Context, s site.Site, from, size uint64) ([]string, error) {
+// clean removes the partial tiles and bundles that full ones of a tree of
+// size entries cover, among those a tree of from entries held only
+// partly: the full one holds every hash and entry they held.
+func (c *copier) clean(ctx context.Context, st *siteCopy, s site.Site, from, size uint64) {
+	for _, p := range fullBetween(from, size) {
+		gctx, cancel := context.WithTimeout(ctx, c.l.cfg.CopyTimeout)
+		err := s.List(gctx, SitePrefix+p+".p/", func(i site.Info) error {
+			return s.Delete(gctx, i.Name)
+		})
+		cancel()
+		if err != nil {
+			return // left for the next clean-up
+		}
+	}
+	// The partial ones of this tree are what the next clean-up looks for.
+	c.mu.Lock()
+	if st.garbage == from {
+		st.garbage = size
+	}
+	c.mu.Unlock()
+}
+
+// fullBetween lists the full entry bundles and tiles a tree of to entries
+// has that one of from entries lacks or holds only partly.
+func fullBetween(from, to uint64) []string {
 	var names []string
-	var full []string
-	for ri := range layout.Range(from, size-from, size) {
-		names = append(names, layout.EntriesPath(ri.Index, ri.Partial))
-		if ri.Partial == 0 {
-			full = append(full, SitePrefix+layout.EntriesPath(ri.Index, 0))
-		}
+	for i := from / layout.EntryBundleWidth; i < to/layout.EntryBundleWidth; i++ {
+		names = append(names, layout.EntriesPath(i, 0))
 	}
-	for _, t := range tilesBetween(from, size) {
-		names = append(names, layout.TilePath(t.level, t.index, t.partial))
+	for _, t := range tilesBetween(from, to) {
 		if t.partial == 0 {
-			full = append(full, SitePrefix+layout.TilePath(t.level, t.index, 0))
+			names = append(names, layout.TilePath(t.level, t.index, 0))
 		}
 	}
+	return names
+}
+
+// partialOf lists the partial entry bundle and tiles of a tree of size
+// entries.
+func partialOf(size uint64) []string {
+	var names []string
+	if p := layout.PartialTileSize(0, size/layout.EntryBundleWidth, size); p > 0 {
+		names = append(names, layout.EntriesPath(size/layout.EntryBundleWidth, p))
+	}
+	base := size / layout.EntryBundleWidth * layout.EntryBundleWidth
+	for _, t := range tilesBetween(base, size) {
+		if t.partial > 0 {
+			names = append(names, layout.TilePath(t.level, t.index, t.partial))
+		}
+	}
+	return names
+}
+
+// copyNames copies local tlog resources to the site.
+func (c *copier) copyNames(ctx context.Context, s site.Site, names []string) error {
 	tdir := filepath.Join(c.l.cfg.Dir, "tlog")
 	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join(tdir, n))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errStale
+			return errStale
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.Put(ctx, SitePrefix+n, bytes.NewReader(b), int64(len(b))); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return full, nil
+	return nil
 }
 
 type tileID struct {

@@ -64,7 +64,16 @@ type Config struct {
 	// urges (default 1s, at least CheckpointInterval); a Sync (a delete
 	// waiting to remove blobs) urges one at once.
 	CopyInterval time.Duration
-	Logger       *slog.Logger
+	// CopyTimeout bounds one step of a copy to a site (default 60s): the
+	// entry bundles and tiles of a few thousand entries, or the last
+	// partial ones and the checkpoint. A site far behind catches up step
+	// by step, each with its own deadline, keeping what it copied.
+	CopyTimeout time.Duration
+	Logger      *slog.Logger
+
+	// copyStep is the number of entry bundles a copy step holds (default
+	// 16, 4096 entries); tests make it smaller.
+	copyStep uint64
 }
 
 // Log is the node's audit log. It is safe for concurrent use.
@@ -140,6 +149,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.CheckpointInterval = max(cmp.Or(cfg.CheckpointInterval, 200*time.Millisecond), 100*time.Millisecond)
 	cfg.BatchDelay = max(cmp.Or(cfg.BatchDelay, 100*time.Millisecond), time.Millisecond)
 	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, time.Second), cfg.CheckpointInterval)
+	cfg.CopyTimeout = cmp.Or(cfg.CopyTimeout, 60*time.Second)
+	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
 	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
 	tdir := filepath.Join(cfg.Dir, "tlog")
