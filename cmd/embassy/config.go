@@ -197,11 +197,7 @@ clear. With --json: {"generation": N, "body": "..."}.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var v node.ConfigView
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/config", nil, &v); err != nil {
+				if err := a.callNode(cmd, http.MethodGet, "v1/config", nil, &v); err != nil {
 					return err
 				}
 			} else {

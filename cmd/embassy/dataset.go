@@ -147,11 +147,7 @@ func (a *app) datasetLsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ds []catalog.Dataset
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/datasets", nil, &ds); err != nil {
+				if err := a.callNode(cmd, http.MethodGet, "v1/datasets", nil, &ds); err != nil {
 					return err
 				}
 			} else {

@@ -29,11 +29,7 @@ peer's operators over another channel (a call, a letter); they give it to 'embas
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var info node.PeerCardInfo
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/alliance/card", nil, &info); err != nil {
+				if err := a.callNode(cmd, http.MethodGet, "v1/alliance/card", nil, &info); err != nil {
 					return err
 				}
 			} else {
@@ -118,11 +114,7 @@ node reaches it at the card's endpoint, checking its TLS key against the card.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ps []node.PeerInfo
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/peers", nil, &ps); err != nil {
+				if err := a.callNode(cmd, http.MethodGet, "v1/peers", nil, &ps); err != nil {
 					return err
 				}
 			} else {
@@ -150,11 +142,7 @@ node reaches it at the card's endpoint, checking its TLS key against the card.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/peers/"+args[0], nil, nil); err != nil {
+				if err := a.callNode(cmd, http.MethodDelete, "v1/peers/"+args[0], nil, nil); err != nil {
 					return err
 				}
 			} else {

@@ -166,6 +166,17 @@ func (e *remoteError) Is(target error) bool {
 
 // call sends an operator request and decodes the answer; a refusal is a
 // *remoteError.
+// callNode calls the running node's admin API as the operator whose
+// credential the command was given: the remote half of a command that
+// also works offline.
+func (a *app) callNode(cmd *cobra.Command, method, path string, in, out any) error {
+	ac, err := a.operator(cmd)
+	if err != nil {
+		return err
+	}
+	return a.call(cmd.Context(), ac, method, path, in, out)
+}
+
 func (a *app) call(ctx context.Context, ac *adminClient, method, path string, in, out any) error {
 	err := ac.do(ctx, method, path, in, out)
 	if err != nil {
@@ -334,11 +345,7 @@ func (a *app) remoteSiteLs(cmd *cobra.Command) error {
 }
 
 func (a *app) remoteSiteRm(cmd *cobra.Command, id string) error {
-	ac, err := a.operator(cmd)
-	if err != nil {
-		return err
-	}
-	if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/sites/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := a.callNode(cmd, http.MethodDelete, "v1/sites/"+url.PathEscape(id), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "site %s removed\n", id)
@@ -517,11 +524,7 @@ func (a *app) remoteSetPolicy(cmd *cobra.Command, name string, pc node.PolicyCha
 }
 
 func (a *app) remotePrincipalAdd(cmd *cobra.Command, p access.Principal) error {
-	ac, err := a.operator(cmd)
-	if err != nil {
-		return err
-	}
-	if err := a.call(cmd.Context(), ac, http.MethodPost, "v1/principals", p, nil); err != nil {
+	if err := a.callNode(cmd, http.MethodPost, "v1/principals", p, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "principal %s added\n", p.Name)
@@ -529,11 +532,7 @@ func (a *app) remotePrincipalAdd(cmd *cobra.Command, p access.Principal) error {
 }
 
 func (a *app) remotePrincipalRm(cmd *cobra.Command, name string) error {
-	ac, err := a.operator(cmd)
-	if err != nil {
-		return err
-	}
-	if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/principals/"+url.PathEscape(name), nil, nil); err != nil {
+	if err := a.callNode(cmd, http.MethodDelete, "v1/principals/"+url.PathEscape(name), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "principal %s removed\n", name)
@@ -541,11 +540,7 @@ func (a *app) remotePrincipalRm(cmd *cobra.Command, name string) error {
 }
 
 func (a *app) remoteVaultRm(cmd *cobra.Command, name string) error {
-	ac, err := a.operator(cmd)
-	if err != nil {
-		return err
-	}
-	if err := a.call(cmd.Context(), ac, http.MethodDelete, "v1/vaults/"+url.PathEscape(name), nil, nil); err != nil {
+	if err := a.callNode(cmd, http.MethodDelete, "v1/vaults/"+url.PathEscape(name), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "vault %s deleted\n", name)

@@ -29,11 +29,7 @@ above two_person.share_level takes two custodians (share.grant).
 			q.Scope = args[0]
 			var g node.GrantInfo
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodPost, "v1/shares", q, &g); err != nil {
+				if err := a.callNode(cmd, http.MethodPost, "v1/shares", q, &g); err != nil {
 					return err
 				}
 			} else {
@@ -100,11 +96,7 @@ above two_person.share_level takes two custodians (share.grant).
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.node != "" {
-				ac, err := a.operator(cmd)
-				if err != nil {
-					return err
-				}
-				if err := a.call(cmd.Context(), ac, http.MethodPost, "v1/shares/"+args[0]+"/revoke", nil, nil); err != nil {
+				if err := a.callNode(cmd, http.MethodPost, "v1/shares/"+args[0]+"/revoke", nil, nil); err != nil {
 					return err
 				}
 			} else {
