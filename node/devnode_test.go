@@ -18,9 +18,9 @@ import (
 	"github.com/embassy-dev/embassy/vault"
 )
 
-// A development node's sites are accredited to NATO COSMIC TOP SECRET (as
-// docs/operator-guide.md says): a labelled put is placed as on any node.
-func TestDevNodeHoldsLabelledData(t *testing.T) {
+// devRegistry opens a fresh development node with a vault "registry".
+func devRegistry(t *testing.T) *Node {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "dev")
 	if _, err := InitDev(dir, DevOptions{}); err != nil {
 		t.Fatal(err)
@@ -29,10 +29,17 @@ func TestDevNodeHoldsLabelledData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	t.Cleanup(func() { n.Close() })
 	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
 		t.Fatal(err)
 	}
+	return n
+}
+
+// A development node's sites are accredited to NATO COSMIC TOP SECRET (as
+// docs/operator-guide.md says): a labelled put is placed as on any node.
+func TestDevNodeHoldsLabelledData(t *testing.T) {
+	n := devRegistry(t)
 	ctx := n.As(t.Context(), "admin")
 	for _, l := range []string{"NATO SECRET", "NATO COSMIC TOP SECRET//REL TO EST, LUX"} {
 		if _, err := n.Engine.Put(ctx, "registry", "minutes", bytes.NewReader([]byte("minutes")), vault.PutOptions{Size: 7, Label: l}); err != nil {
@@ -55,18 +62,7 @@ func TestDevNodeHoldsLabelledData(t *testing.T) {
 // on a development node too: it once acted as a fully cleared admin there,
 // so removing a principal raised its leftover credentials to admin.
 func TestDevNodeUnknownPrincipalHasNoPower(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	if _, err := InitDev(dir, DevOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := Open(t.Context(), dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
-		t.Fatal(err)
-	}
+	n := devRegistry(t)
 	c := *n.conf()
 	c.Principals = append(slices.Clone(c.Principals), access.Principal{Name: "clerk", Nation: "EST", Clearances: map[string]string{"NATO": "RESTRICTED"}})
 	if err := n.SaveConfig(&c); err != nil {
