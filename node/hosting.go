@@ -518,8 +518,8 @@ func (n *Node) Unhost(ctx context.Context, name string) error {
 	blobs, bytes := gs.blobs, gs.bytes
 	gs.mu.Unlock()
 	if blobs > 0 {
-		return fmt.Errorf("%w: %s's node %s keeps %d blobs (%s) here: they are its data and stay until it removes its site (lower its quota to 0 with 'embassy host add %s --quota 0' to stop it growing)",
-			errExists, g.Nation, id, blobs, FormatBytes(bytes), g.Nation)
+		return tagged{fmt.Errorf("%s's node %s keeps %d blobs (%s) here: they are its data and stay until it removes its site (lower its quota to 0 with 'embassy host add %s --quota 0' to stop it growing)",
+			g.Nation, id, blobs, FormatBytes(bytes), g.Nation), errExists}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
