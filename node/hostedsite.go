@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,18 +79,34 @@ func (h *hostedSite) call(ctx context.Context, endpoint string, in any) ([]byte,
 	return b, nil
 }
 
-// errReader remembers the error its reader returned.
+// errReader remembers the error its reader returned, and how many bytes
+// it yielded.
 type errReader struct {
-	r   io.Reader
-	err error
+	r    io.Reader
+	n    int64
+	eof  bool
+	err  error
+	size int64
 }
 
 func (e *errReader) Read(p []byte) (int, error) {
 	k, err := e.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
+	e.n += int64(k)
+	switch {
+	case err == io.EOF:
+		e.eof = true
+	case err != nil:
 		e.err = err
 	}
 	return k, err
+}
+
+// short is the error of a reader that ended before its declared size.
+func (e *errReader) short() error {
+	if e.eof && e.size >= 0 && e.n < e.size {
+		return fmt.Errorf("put: the reader yielded %d bytes, %d were declared", e.n, e.size)
+	}
+	return nil
 }
 
 // Put implements site.Site: the blob streams to the host in one request.
@@ -113,7 +130,7 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	if err != nil {
 		return h.fail("put "+name, err)
 	}
-	body := &errReader{r: r}
+	body := &errReader{r: r, size: size}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+federation.EndpointHostedPut, body)
 	if err != nil {
 		return err
@@ -128,11 +145,11 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 		return err
 	}
 	resp, err := c.Do(req)
-	if body.err != nil {
+	if rerr := cmp.Or(body.err, body.short()); rerr != nil {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return body.err
+		return rerr
 	}
 	if err != nil {
 		return h.fail("put "+name, fmt.Errorf("peer %s at %s: %w", h.peer, p.Card.Endpoint, err))

@@ -425,6 +425,12 @@ func TestHostedSite(t *testing.T) {
 		if err := h.Delete(ctx, site.MarkerBlob); !errors.As(err, &ue) {
 			t.Fatalf("FIN's delete: %v", err)
 		}
+		if _, err := h.Stat(ctx, site.MarkerBlob); !errors.As(err, &ue) {
+			t.Fatalf("FIN's stat: %v", err)
+		}
+		if _, err := h.Usage(ctx); !errors.As(err, &ue) {
+			t.Fatalf("FIN's usage: %v", err)
+		}
 		if _, err := os.Stat(filepath.Join(hostDir, fin.Config.Node.ID)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("a store for FIN: %v", err)
 		}
