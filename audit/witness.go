@@ -38,7 +38,8 @@ type Witness struct {
 	// OnSplit, if set before the witness serves, is told of every refusal
 	// that shows the log signed two histories ([WitnessError.Split]): the
 	// witness's operator must hear of it, and the refused checkpoint,
-	// signed by the log's key, is the evidence. It must not block.
+	// signed by the log's key, is the evidence. It is called with the
+	// witness's lock held: it must not call the witness.
 	OnSplit func(*WitnessError)
 }
 

@@ -111,8 +111,7 @@ func (n *Node) reportSplit(e *audit.WitnessError) {
 			ev.Detail["peer"], ev.Detail["nation"] = p.Card.NodeID, p.Card.Nation
 		}
 	}
-	// The witness holds its lock while it tells: record after.
-	go n.recordBestEffort(context.Background(), ev)
+	n.recordBestEffort(context.Background(), ev)
 }
 
 // peerWitness is a peer that witnesses this node's log in the background.
