@@ -83,8 +83,9 @@ type Node struct {
 	live     liveState // what a serving node changes in place (live.go)
 	jobTable jobTable  // long operations (jobs.go)
 	taxii    taxiiState
-	ally     allianceState // the alliance (alliance.go)
-	host     hostState     // the guests' stores (hosting.go)
+	ally     allianceState    // the alliance (alliance.go)
+	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
+	host     hostState        // the guests' stores (hosting.go)
 }
 
 // OpenOptions configure OpenWith.
