@@ -112,7 +112,9 @@ func (n *Node) PeerHandler() http.Handler {
 		var err error
 		if ep.signed != nil {
 			if body, err = ep.signed(r); err != nil {
-				peerFail(w, http.StatusBadRequest, "bad_request", err.Error())
+				// What the signature covers is missing or malformed: the
+				// request cannot be authenticated.
+				peerFail(w, http.StatusUnauthorized, "unauthenticated", err.Error())
 				return
 			}
 		} else if body, err = io.ReadAll(io.LimitReader(r.Body, federation.MaxBody+1)); err != nil || len(body) > federation.MaxBody {
