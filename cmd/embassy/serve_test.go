@@ -78,6 +78,7 @@ func startServe(t *testing.T, args ...string) *serving {
 		}
 		select {
 		case err := <-done:
+			once.Do(func() { cancel(); serveErr = err }) // the cleanup must not wait for it again
 			t.Fatalf("serve %v ended before serving: %v\n%s", args, err, s.out)
 		case <-time.After(10 * time.Millisecond):
 		}
