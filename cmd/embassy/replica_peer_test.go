@@ -45,9 +45,6 @@ func TestRecoverFromAPeer(t *testing.T) {
 		c.Node.Dev = true
 		c.Alliance.Listen = addr
 		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
-		if d.nation == "LUX" {
-			c.Alliance.ReplicaVault = "est-replica"
-		}
 		if err := node.SaveConfig(d.dir, c); err != nil {
 			t.Fatal(err)
 		}
@@ -60,6 +57,24 @@ func TestRecoverFromAPeer(t *testing.T) {
 	}
 	cli(est, "vault", "create", "registry", "--erasure", "2+1")
 	cli(lux, "vault", "create", "est-replica", "--erasure", "2+1")
+	// LUX names the vault that keeps allies' replicas (docs: 'embassy config edit').
+	c, err := node.LoadConfig(lux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Alliance.ReplicaVault = "est-replica"
+	y, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := filepath.Join(work, "lux-node.yaml")
+	if err := os.WriteFile(edited, y, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cli(lux, "config", "edit", "--apply", edited); !strings.Contains(out, `change: alliance.replica_vault "" → "est-replica"`) {
+		t.Fatalf("config edit:\n%s", out)
+	}
+	var root []byte
 	files := map[string][]byte{"2026/census.bin": make([]byte, 1<<20+77), "2026/note.txt": []byte("small"), "land/parcels.csv": []byte("id,area\n1,300\n")}
 	rand.Read(files["2026/census.bin"])
 	for k, b := range files {
@@ -102,7 +117,7 @@ func TestRecoverFromAPeer(t *testing.T) {
 	}
 
 	// The disaster. The root key is kept apart, as custodians' shares would be.
-	root, err := os.ReadFile(filepath.Join(est, "root.key"))
+	root, err = os.ReadFile(filepath.Join(est, "root.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
