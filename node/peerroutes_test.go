@@ -32,8 +32,8 @@ func TestPeerRoutesRefuse(t *testing.T) {
 	}
 	officer := federation.Principal{Name: "officer", Nation: "LUX", Clearances: map[string]string{"NATO": "SECRET"}}
 	cases := map[string]struct {
-		body any
-		code string // "" when the answer is 200 and must give nothing away
+		body  any
+		code  string // "" when the answer is 200 and must give nothing away
 		check func(t *testing.T, b []byte)
 	}{
 		federation.EndpointGrants: {body: struct{}{}, check: func(t *testing.T, b []byte) {
