@@ -347,7 +347,7 @@ func ParseDeletion(b []byte, owner custody.PublicIdentity) (Deletion, error) {
 }
 
 func parseDeletion(b []byte) (Deletion, []byte, []byte, error) {
-	f, body, err := parseLines(b, deletionHeader, deletionKeys)
+	f, body, err := custody.ParseSignedLines(b, deletionHeader, deletionKeys, maxRecord)
 	if err != nil {
 		return Deletion{}, nil, nil, fmt.Errorf("%w: %v", ErrDeletion, err)
 	}
