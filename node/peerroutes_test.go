@@ -2,116 +2,94 @@ package node
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
 )
 
-// TestPeerRoutesRefuse keeps every endpoint of the peer listener honest:
-// a trusted peer that holds only a catalog grant asks each endpoint for
-// what that grant does not give, and is refused; the recovery endpoints
-// are not reachable with a peer's own key, and a key that is no owner's
-// recovery key is refused at the handshake. An endpoint added to the
-// table without a case here fails the test.
-func TestPeerRoutesRefuse(t *testing.T) {
-	est, lux := newAllyNode(t, "EST"), newAllyNode(t, "LUX")
-	trust(t, est, lux)
+// TestPeerEndpointsRefuse walks every endpoint of the peer protocol
+// (peerEndpoints, whichever file added it) and checks that each refuses
+// what it must before its handler runs: a node whose TLS key no trusted
+// card pins (at the handshake), a trusted peer's request without a
+// signature, one signed for another endpoint, and one signed for another
+// node; and that each takes POST only.
+func TestPeerEndpointsRefuse(t *testing.T) {
+	est, lux, xyz := newAllyNode(t, "EST"), newAllyNode(t, "LUX"), newAllyNode(t, "XYZ")
 	trust(t, lux, est)
-	withReplicaVault(t, est)
-	g, err := est.Grant(est.As(t.Context(), "admin"), GrantRequest{Scope: "registry", To: "LUX", Level: "catalog", Ceiling: "NATO SECRET", Expires: "30d"})
+	trust(t, est, lux)
+	trust(t, xyz, lux) // LUX does not trust XYZ
+	luxPeer, _ := est.peer(lux.Config.Node.ID)
+	estLink, err := est.peerClient(luxPeer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	officer := federation.Principal{Name: "officer", Nation: "LUX", Clearances: map[string]string{"NATO": "SECRET"}}
-	cases := map[string]struct {
-		body  any
-		code  string // "" when the answer is 200 and must give nothing away
-		check func(t *testing.T, b []byte)
-	}{
-		federation.EndpointGrants: {body: struct{}{}, check: func(t *testing.T, b []byte) {
-			r, err := federation.ParseGrantsResponse(b)
-			if err != nil || len(r.Grants) != 1 || !strings.Contains(r.Grants[0], "level catalog") {
-				t.Errorf("grants: %s", b)
+	luxAtXYZ, _ := xyz.peer(lux.Config.Node.ID)
+	strangerLink, err := xyz.peerClient(luxAtXYZ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "https://" + luxPeer.Card.Endpoint + federation.PathPrefix
+	body := []byte("{}")
+	send := func(c *http.Client, method, endpoint string, sign func(*http.Request)) (int, error) {
+		req, err := http.NewRequestWithContext(t.Context(), method, base+endpoint, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sign != nil {
+			sign(req)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	signAs := func(from, to, path string) func(*http.Request) {
+		return func(req *http.Request) {
+			r2, _ := http.NewRequest(http.MethodPost, base+path, nil)
+			if err := federation.SignRequest(r2, body, from, to, est.now(), est.Keys.SignHybrid); err != nil {
+				t.Fatal(err)
 			}
-		}},
-		federation.EndpointList:      {body: federation.ListRequest{Grant: g.ID, Principal: officer}, code: "not_granted"},
-		federation.EndpointObject:    {body: federation.ObjectRequest{Grant: g.ID, Principal: officer, Key: "2026/x"}, code: "not_granted"},
-		federation.EndpointBlob:      {body: federation.BlobRequest{Ticket: g.ID, Site: "est-1", Name: "node/descriptor", Length: -1}, code: "not_granted"},
-		federation.EndpointReplicate: {body: federation.ReplicateRequest{Grant: g.ID}, code: "not_granted"},
-		PeerCatalogEndpoint: {body: struct{}{}, check: func(t *testing.T, b []byte) {
-			if bytes.Contains(b, []byte(`"dct:identifier"`)) {
-				t.Errorf("catalog with no description released: %s", b)
+			for k, v := range r2.Header {
+				req.Header[k] = v
 			}
-		}},
+		}
+	}
+	if len(peerEndpoints) < 7 {
+		t.Fatalf("%d peer endpoints: the walk expects at least the grants, list, object, blob, catalog and witness ones", len(peerEndpoints))
 	}
 	for _, ep := range peerEndpoints {
-		c, ok := cases[ep.name]
-		if !ok {
-			t.Errorf("peer endpoint %s has no case in TestPeerRoutesRefuse", ep.name)
-			continue
-		}
 		t.Run(ep.name, func(t *testing.T) {
-			rc, err := lux.callPeerRaw(t.Context(), est.Config.Node.ID, ep.name, c.body)
-			var pe *PeerError
-			switch {
-			case c.code == "" && err != nil:
-				t.Fatalf("%s: %v", ep.name, err)
-			case c.code == "":
-				b, _ := io.ReadAll(rc)
-				rc.Close()
-				c.check(t, b)
-			case !errors.As(err, &pe) || pe.Code != c.code:
-				if err == nil {
-					rc.Close()
+			if _, err := send(strangerLink, http.MethodPost, ep.name, signAs(xyz.Config.Node.ID, lux.Config.Node.ID, ep.name)); err == nil {
+				t.Error("a node no trusted card pins got past the TLS handshake")
+			}
+			cases := []struct {
+				name   string
+				method string
+				sign   func(*http.Request)
+				want   int
+			}{
+				{"unsigned", http.MethodPost, nil, http.StatusUnauthorized},
+				{"signed for another endpoint", http.MethodPost, signAs(est.Config.Node.ID, lux.Config.Node.ID, otherEndpoint(ep.name)), http.StatusUnauthorized},
+				{"signed for another node", http.MethodPost, signAs(est.Config.Node.ID, est.Config.Node.ID, ep.name), http.StatusUnauthorized},
+				{"signed as another caller", http.MethodPost, signAs(xyz.Config.Node.ID, lux.Config.Node.ID, ep.name), http.StatusUnauthorized},
+				{"GET", http.MethodGet, signAs(est.Config.Node.ID, lux.Config.Node.ID, ep.name), http.StatusMethodNotAllowed},
+			}
+			for _, c := range cases {
+				st, err := send(estLink, c.method, ep.name, c.sign)
+				if err != nil || st != c.want {
+					t.Errorf("%s: %d %v, want %d", c.name, st, err, c.want)
 				}
-				t.Errorf("%s: %v, want %s", ep.name, err, c.code)
 			}
 		})
 	}
+}
 
-	// The recovery endpoints answer an owner's recovery key only: not a
-	// peer's own key...
-	for name := range recoveryEndpoints {
-		_, err := lux.callPeerRaw(t.Context(), est.Config.Node.ID, name, federation.RecoverListRequest{})
-		var pe *PeerError
-		if !errors.As(err, &pe) || pe.Status != http.StatusNotFound {
-			t.Errorf("%s with LUX's peer key: %v, want 404", name, err)
-		}
+func otherEndpoint(name string) string {
+	if name == federation.EndpointGrants {
+		return federation.EndpointList
 	}
-	// ...and a key no replica's owner gave is refused at the handshake.
-	root, _ := custody.GenerateRootKey()
-	kr, _ := custody.NewKeyring(root)
-	rk, _ := kr.RecoveryKeys()
-	card, _ := est.card(t)
-	c, _ := federation.ParseCard(card)
-	client, err := recoveryClient(c, rk, "stranger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = recoveryCall(t.Context(), client, c, federation.EndpointRecoverList, federation.RecoverListRequest{})
-	if err == nil || !strings.Contains(err.Error(), "tls") {
-		t.Errorf("a stranger's recovery key: %v, want refused at the TLS handshake", err)
-	}
-	// A certificate presented for a key pinned by nobody, on any path.
-	cert, err := rk.TLSCertificate("x", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true,
-		VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error { return nil }}}}
-	for _, path := range []string{federation.EndpointReplicate, federation.EndpointRecoverBlob} {
-		resp, err := tc.Post("https://"+c.Endpoint+federation.PathPrefix+path, "application/json", strings.NewReader(`{}`))
-		if err == nil {
-			resp.Body.Close()
-			t.Errorf("%s from an unknown key: %d, want refused at the handshake", path, resp.StatusCode)
-		}
-	}
+	return federation.EndpointGrants
 }
