@@ -43,6 +43,7 @@ var peerEndpoints = []peerEndpoint{
 	{name: federation.EndpointList, handle: (*Node).peerList},
 	{name: federation.EndpointObject, handle: (*Node).peerObject},
 	{name: federation.EndpointBlob, handle: (*Node).peerBlob},
+	{name: federation.EndpointReplicate, handle: (*Node).peerReplicate},
 	{name: federation.EndpointHostedPut, handle: (*Node).peerHostedPut, signed: hostedPutSigned},
 	{name: federation.EndpointHostedGet, handle: (*Node).peerHostedGet},
 	{name: federation.EndpointHostedStat, handle: (*Node).peerHostedStat},
@@ -80,8 +81,13 @@ func (n *Node) PeerHandler() http.Handler {
 			peerFail(w, http.StatusUnauthorized, "unauthenticated", "the peer protocol is spoken over mutual TLS only")
 			return
 		}
-		caller, ok := n.peerByPin(custody.SPKIPin(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo))
+		pin := custody.SPKIPin(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		caller, ok := n.peerByPin(pin)
 		if !ok {
+			if owner, ok := n.recoveryOwner(r.Context(), pin); ok {
+				n.serveRecovery(w, r, owner)
+				return
+			}
 			peerFail(w, http.StatusUnauthorized, "unknown_peer", ErrUnknownPeer.Error())
 			return
 		}
