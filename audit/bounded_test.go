@@ -6,53 +6,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
-
-// heapPeak samples the heap's object bytes every few milliseconds while fn
-// runs and returns the highest value seen above the value before it (after
-// a collection). The collector runs at GOGC=5 meanwhile, so that what is
-// measured is what fn keeps, not garbage awaiting collection.
-func heapPeak(fn func()) (peak, base uint64) {
-	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	base = s[0].Value.Uint64()
-	var top atomic.Uint64
-	top.Store(base)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > top.Load() {
-				top.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	})
-	fn()
-	close(done)
-	wg.Wait()
-	return top.Load() - base, base
-}
 
 func dirBytes(t *testing.T, root string) int64 {
 	t.Helper()
@@ -130,7 +92,7 @@ func TestVerifyInBoundedMemory(t *testing.T) {
 	t.Logf("%d entries: node audit/tlog %d bytes (%.0f B/entry), site log/ %d bytes (%.0f B/entry)", n, node, float64(node)/float64(n), siteB, float64(siteB)/float64(n))
 
 	var rep LogCheck
-	peak, base := heapPeak(func() {
+	peak, base := benchutil.HeapPeak(func() {
 		if rep, err = l.CheckCopies(sctx); err != nil {
 			t.Error(err)
 		}
@@ -140,7 +102,7 @@ func TestVerifyInBoundedMemory(t *testing.T) {
 	}
 	t.Logf("CheckCopies over %d entries: heap peak %.1f MiB above the %.1f MiB in use before", n, float64(peak)/(1<<20), float64(base)/(1<<20))
 	count := 0
-	rpeak, _ := heapPeak(func() {
+	rpeak, _ := benchutil.HeapPeak(func() {
 		if err := l.Events(sctx, 0, func(uint64, Event) error { count++; return nil }); err != nil {
 			t.Error(err)
 		}

@@ -4,8 +4,10 @@
 # beside the goals, and the servers' CPU-seconds per GB moved.
 #
 #   bench/s3.sh                      # full run (1 GiB per large case)
+#   RUNS=3 bench/s3.sh               # three runs: median ratio and range of each case
 #   QUICK=1 bench/s3.sh              # smoke test, a minute or two
 #   BENCH_DIR=/mnt/fast bench/s3.sh  # put both servers' data there
+#   PROFILE=/tmp/prof bench/s3.sh    # and embassy's CPU/alloc profiles of every phase of the first run
 #
 # Both servers get six directories on the same filesystem and code new
 # objects 4+2: embassy with `serve --dev`, MinIO with six drives and
@@ -14,6 +16,11 @@
 #
 # Environment:
 #   QUICK=1             smaller cases
+#   RUNS=N              run every case N times (default 1); the summary gives each case's
+#                       median ratio and the range of the per-run ratios
+#   PROFILE=DIR         capture embassy's CPU and allocation profiles of every phase of the
+#                       first run into DIR (through /_embassy/v1/debug/pprof/), with a
+#                       top-40 text summary of each (see bench/README.md)
 #   CASES=...           SIZE:CONCURRENCY:COUNT[,...] instead of the defaults
 #   BENCH_DIR=DIR       where the servers' data go (default: a new temp dir)
 #   BENCH_CACHE=DIR     where the MinIO binary is kept (default ~/.cache/embassy-bench)
@@ -39,6 +46,15 @@ else
 	cases="64MiB:1:16 64MiB:4:16 1MiB:16:1024 4KiB:16:4000"
 fi
 cases="${cases//,/ }"
+RUNS="${RUNS:-1}"
+if ! [[ "$RUNS" =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench/s3.sh: RUNS=$RUNS: want a whole number of runs, 1 or more" >&2
+	exit 2
+fi
+if [ -n "${PROFILE:-}" ]; then
+	mkdir -p "$PROFILE"
+	PROFILE=$(cd "$PROFILE" && pwd)
+fi
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -127,25 +143,48 @@ log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION
 log "data under $work ($(df -h --output=source,fstype "$work" | tail -1 | tr -s ' '))"
 
 # --- cases, interleaved so that drift hits both servers alike ------------
-bench() { # name port pid case
-	"$s3bench" run -endpoint "127.0.0.1:$2" -access-key "$access_key" -secret-key "$secret_key" \
-		-bucket s3bench -server "$1" -pid "$3" -clk-tck "$clk_tck" -case "$4" \
-		-out "$work/$1.jsonl" ${S3BENCH_FLAGS:-}
+bench() { # name port pid case [extra flags...]
+	local name=$1 port=$2 pid=$3 c=$4
+	shift 4
+	"$s3bench" run -endpoint "127.0.0.1:$port" -access-key "$access_key" -secret-key "$secret_key" \
+		-bucket s3bench -server "$name" -pid "$pid" -clk-tck "$clk_tck" -case "$c" \
+		-out "$work/$name.jsonl" ${S3BENCH_FLAGS:-} "$@"
 }
-n=0
-for c in $cases; do
-	sync
-	if [ $((n % 2)) -eq 0 ]; then
-		bench embassy "$embassy_port" "$embassy_pid" "$c"
-		sync
-		bench minio "$minio_port" "$minio_pid" "$c"
-	else
-		bench minio "$minio_port" "$minio_pid" "$c"
-		sync
-		bench embassy "$embassy_port" "$embassy_pid" "$c"
+for run in $(seq 1 "$RUNS"); do
+	[ "$RUNS" -gt 1 ] && log "run $run of $RUNS"
+	prof=()
+	if [ -n "${PROFILE:-}" ] && [ "$run" -eq 1 ]; then
+		prof=(-pprof "$PROFILE")
 	fi
-	n=$((n + 1))
+	n=$((run - 1))
+	for c in $cases; do
+		sync
+		if [ $((n % 2)) -eq 0 ]; then
+			bench embassy "$embassy_port" "$embassy_pid" "$c" "${prof[@]}"
+			sync
+			bench minio "$minio_port" "$minio_pid" "$c"
+		else
+			bench minio "$minio_port" "$minio_pid" "$c"
+			sync
+			bench embassy "$embassy_port" "$embassy_pid" "$c" "${prof[@]}"
+		fi
+		n=$((n + 1))
+	done
 done
+
+if [ -n "${PROFILE:-}" ]; then
+	# One CPU profile per phase from its one-second pieces, and a text
+	# summary of each: where the CPU went (flat and cumulative) and what
+	# the phase allocated.
+	for d in "$PROFILE"/embassy-*/; do
+		d=${d%/}
+		go tool pprof -proto "$d"/cpu-*.pb.gz >"$d/cpu.pb.gz" 2>/dev/null
+		go tool pprof -top -nodecount=40 "$d/cpu.pb.gz" >"$d/cpu-top.txt" 2>&1
+		go tool pprof -top -cum -nodecount=40 "$d/cpu.pb.gz" >"$d/cpu-cum.txt" 2>&1
+		go tool pprof -top -nodecount=40 -sample_index=alloc_space -base "$d/allocs-before.pb.gz" "$d/allocs-after.pb.gz" >"$d/alloc-top.txt" 2>&1
+	done
+	log "profiles of the first run's embassy phases under $PROFILE (cpu.pb.gz, cpu-top.txt, cpu-cum.txt, alloc-top.txt per phase)"
+fi
 
 echo
 "$s3bench" compare "$work/embassy.jsonl" "$work/minio.jsonl"

@@ -452,7 +452,7 @@ func (r *Identity) ExportPublic() ([]byte, error) {
 // ParsePublic reads a node.pub file and checks its self-signature. It
 // returns the node id and the identity.
 func ParsePublic(b []byte) (string, PublicIdentity, error) {
-	fields, body, err := parseLines(b, []string{"node", "ed25519", "ml-dsa-44", "signature"}, pubHeader)
+	fields, body, err := ParseSignedLines(b, pubHeader, []string{"node", "ed25519", "ml-dsa-44", "signature"}, maxSignedLines)
 	if err != nil {
 		return "", PublicIdentity{}, fmt.Errorf("node public identity: %w", err)
 	}
@@ -470,19 +470,22 @@ func ParsePublic(b []byte) (string, PublicIdentity, error) {
 	return fields["node"], p, nil
 }
 
-// parseLines reads "header\nkey value\n..." with exactly the keys given,
-// in order; the last key is the signature, and body is every byte before
-// its line.
-func parseLines(b []byte, keys []string, header string) (map[string]string, []byte, error) {
-	if len(b) > 64<<10 {
-		return nil, nil, errors.New("file too large")
+// ParseSignedLines reads a signed record of lines, "header\nkey value\n...",
+// with exactly the keys given, in order, each with a non-empty value; the
+// last key is the signature, and body is every byte before its line (what
+// the signature covers). A record longer than limit bytes is refused
+// before it is read. Node public keys and transitions here, and the
+// federation's cards and grants, are all read by it.
+func ParseSignedLines(b []byte, header string, keys []string, limit int) (map[string]string, []byte, error) {
+	if len(b) > limit {
+		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	s := string(b)
 	rest, ok := strings.CutPrefix(s, header)
 	if !ok {
 		return nil, nil, fmt.Errorf("does not start with %q", strings.TrimSpace(header))
 	}
-	fields := map[string]string{}
+	fields := make(map[string]string, len(keys))
 	var body []byte
 	for i, key := range keys {
 		line, after, ok := strings.Cut(rest, "\n")
@@ -491,7 +494,7 @@ func parseLines(b []byte, keys []string, header string) (map[string]string, []by
 		}
 		v, ok := strings.CutPrefix(line, key+" ")
 		if !ok || v == "" {
-			return nil, nil, fmt.Errorf("want line %q, found %q", key, line)
+			return nil, nil, fmt.Errorf("want line %q, found %.60q", key, line)
 		}
 		if i == len(keys)-1 {
 			body = b[:len(b)-len(rest)]
@@ -500,10 +503,13 @@ func parseLines(b []byte, keys []string, header string) (map[string]string, []by
 		rest = after
 	}
 	if rest != "" {
-		return nil, nil, errors.New("trailing data")
+		return nil, nil, errors.New("trailing data after the signature")
 	}
 	return fields, body, nil
 }
+
+// maxSignedLines bounds a public key file or a transition statement.
+const maxSignedLines = 64 << 10
 
 // A transition statement records the replacement of a node identity:
 //
@@ -559,7 +565,7 @@ func (r *Identity) Replace(at time.Time) (*Identity, []byte, error) {
 // ParseTransition verifies a transition statement: both signatures over
 // its body. The caller checks that Old is the identity it pinned.
 func ParseTransition(b []byte) (Transition, error) {
-	fields, _, err := parseLines(b, transitionKeys, transitionHeader)
+	fields, _, err := ParseSignedLines(b, transitionHeader, transitionKeys, maxSignedLines)
 	if err != nil {
 		return Transition{}, fmt.Errorf("transition statement: %w", err)
 	}

@@ -12,6 +12,9 @@ import (
 	"github.com/embassy-dev/embassy/custody"
 )
 
+// maxRecord bounds a card or a grant (custody.ParseSignedLines reads both).
+const maxRecord = 16 << 10
+
 // A peer card introduces a node to its allies:
 //
 //	embassy peer card v1
@@ -123,7 +126,7 @@ func validNation(s string) bool {
 // whether the card is to be trusted: that is the fingerprint confirmed out
 // of band ('peer add --fingerprint').
 func ParseCard(b []byte) (Card, error) {
-	f, body, err := parseLines(b, cardHeader, cardKeys)
+	f, body, err := custody.ParseSignedLines(b, cardHeader, cardKeys, maxRecord)
 	if err != nil {
 		return Card{}, fmt.Errorf("%w: %v", ErrCard, err)
 	}

@@ -132,7 +132,7 @@ func ParseGrant(b []byte, owner custody.PublicIdentity) (Grant, error) {
 }
 
 func parseGrant(b []byte) (Grant, []byte, []byte, error) {
-	f, body, err := parseLines(b, grantHeader, grantKeys)
+	f, body, err := custody.ParseSignedLines(b, grantHeader, grantKeys, maxRecord)
 	if err != nil {
 		return Grant{}, nil, nil, fmt.Errorf("%w: %v", ErrGrant, err)
 	}

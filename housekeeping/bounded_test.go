@@ -4,52 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
-
-// heapPeak returns the highest heap object bytes seen while fn runs,
-// above those in use before it, with the collector at GOGC=5 (so that what
-// is measured is what fn keeps, not garbage awaiting collection).
-func heapPeak(fn func()) uint64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	base := s[0].Value.Uint64()
-	var top atomic.Uint64
-	top.Store(base)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > top.Load() {
-				top.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	})
-	fn()
-	close(done)
-	wg.Wait()
-	return top.Load() - base
-}
 
 // TestVerifyLogBoundedMemory: the second half of 'audit verify' replays
 // the log against the index and the sites holding its per-version state
@@ -95,7 +58,7 @@ func TestVerifyLogBoundedMemory(t *testing.T) {
 	}
 	var rep LogAudit
 	var err error
-	peak := heapPeak(func() { rep, err = n.k.VerifyLog(ctx, t.TempDir()) })
+	peak, _ := benchutil.HeapPeak(func() { rep, err = n.k.VerifyLog(ctx, t.TempDir()) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -852,20 +852,16 @@ func (n *Node) apply(c *Config) error {
 	return nil
 }
 
-// Principal returns the principal named name. On a development node a
-// name that is not configured acts as a national of the node's nation
-// cleared to NATO COSMIC TOP SECRET, with the admin role; elsewhere it has
-// no nation, no clearance and no role, and can neither read nor change
-// anything.
+// Principal returns the principal named name. A name that is not
+// configured, on any node (development nodes too), has no nation, no
+// clearance and no role, and can neither read nor change anything: a
+// credential outliving its principal (a --credentials-file line after
+// 'principal rm', a hand-edited node.yaml) must not gain power by it.
 func (n *Node) Principal(name string) access.Principal {
-	c := n.conf()
-	for _, p := range c.Principals {
+	for _, p := range n.conf().Principals {
 		if p.Name == name {
 			return p
 		}
-	}
-	if c.Node.Dev {
-		return access.Principal{Name: name, Nation: c.Node.Nation, Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}}
 	}
 	return access.Principal{Name: name}
 }

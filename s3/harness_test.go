@@ -36,15 +36,17 @@ import (
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/s3"
 )
 
 const region = "us-east-1"
 
-// The two principals every harness knows. On a development node both act
-// as nationals of the node's nation with the highest clearance, so label
-// checks never stand in the way of what these tests look at.
+// The two principals every harness knows, both configured as admins and
+// nationals of the node's nation with the highest clearance
+// (devPrincipals), so that label checks never stand in the way of what
+// these tests look at.
 var (
 	alice = s3.Credential{AccessKey: "AKIAALICE0000EXAMPLE", SecretKey: "alice-secret-0123456789abcdef", Principal: "alice"}
 	bob   = s3.Credential{AccessKey: "AKIABOB00000EXAMPLE1", SecretKey: "bob-secret-0123456789abcdef00", Principal: "bob"}
@@ -74,6 +76,7 @@ func newHarness(t testing.TB) *harness {
 	if _, err := node.InitDev(dir, node.DevOptions{}); err != nil {
 		t.Fatalf("init dev node: %v", err)
 	}
+	devPrincipals(t, dir, alice.Principal, bob.Principal)
 	h := &harness{t: t, dir: dir, root: root}
 	log := slog.New(&recordingHandler{h: h})
 	n, err := node.Open(context.Background(), dir, log)
@@ -102,6 +105,24 @@ func newHarness(t testing.TB) *harness {
 		}
 	})
 	return h
+}
+
+// devPrincipals configures the named principals on the node in dir, as its
+// admin is: a principal that is not configured can do nothing, on a
+// development node too.
+func devPrincipals(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	c, err := node.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		c.Principals = append(c.Principals, access.Principal{Name: name, Nation: c.Node.Nation,
+			Clearances: map[string]string{"NATO": "COSMIC TOP SECRET"}, Roles: []string{string(access.RoleAdmin)}})
+	}
+	if err := node.SaveConfig(dir, c); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // recordingHandler keeps the server's error records (every 5xx but 501

@@ -403,6 +403,7 @@ func TestOversizedHeaders(t *testing.T) {
 	if _, err := node.InitDev(dir, node.DevOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	devPrincipals(t, dir, alice.Principal)
 	n, err := node.Open(context.Background(), dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

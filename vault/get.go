@@ -370,7 +370,10 @@ func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Par
 	pr := &partReader{
 		e: e, r: r, ctx: ctx, cancel: cancel, part: part, g: g, coder: coder, stripes: stripes,
 		first: first, last: last, streams: make([]*shardStream, n), failed: make([]bool, n),
-		out: make([]byte, bufSize(g.k, g.m, g.stripe)), shards: make([][]byte, n),
+		// out holds one sealed stripe while it is joined and opened in
+		// place: the part's largest, not a full stripe's worth for a
+		// small object (a 4 KiB GET cleared 1.5 MiB here).
+		out: make([]byte, int(min(int64(g.stripe), g.size))+seal.Overhead), shards: make([][]byte, n),
 	}
 	for i, sid := range part.Sites {
 		if r.exclude[sid] || r.skip[[2]int{part.Number, i}] {

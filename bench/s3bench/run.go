@@ -71,6 +71,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	unsigned := fs.Bool("unsigned-payload", false, "send UNSIGNED-PAYLOAD instead of the client's default streaming SigV4 (aws-chunked) bodies")
 	dropCaches := fs.Bool("drop-caches", false, "sync and drop the page cache before each phase (needs root)")
 	maxTime := fs.Duration("max-time", 10*time.Minute, "stop a phase after this long and report what was done")
+	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
+	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +134,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		maxTime:  *maxTime,
 		drop:     *dropCaches,
 		runID:    strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
+	if *pprofDir != "" {
+		if *pprofChunk < time.Second {
+			return fmt.Errorf("run: -pprof-chunk %s: at least 1s", *pprofChunk)
+		}
+		b.prof = &profiler{endpoint: *endpoint, accessKey: *accessKey, secretKey: *secretKey, region: "us-east-1",
+			dir: *pprofDir, chunk: *pprofChunk, client: &http.Client{Transport: transport(1)}}
 	}
 	var largest int64
 	for _, s := range specs {
@@ -196,6 +205,7 @@ type bench struct {
 	drop     bool
 	runID    string
 	data     *payload
+	prof     *profiler // nil: no profiles
 }
 
 // runCase puts s.Count objects, then gets back every one that was put.
@@ -286,6 +296,13 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 		}
 	}
 
+	var endProfiles func() error
+	if b.prof != nil {
+		var err error
+		if endProfiles, err = b.prof.start(ctx, b.server, op, s); err != nil {
+			return r, fmt.Errorf("%s %s: %w", b.server, op, err)
+		}
+	}
 	cpu0, err := b.cpu()
 	if err != nil {
 		return r, err
@@ -317,6 +334,11 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	cpu1, err := b.cpu()
 	if err != nil {
 		return r, err
+	}
+	if endProfiles != nil {
+		if err := endProfiles(); err != nil && first == nil {
+			return r, fmt.Errorf("%s %s: %w", b.server, op, err)
+		}
 	}
 	if first != nil {
 		return r, fmt.Errorf("%s %s: %w", b.server, op, first)

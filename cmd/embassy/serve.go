@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/s3"
 )
@@ -148,6 +150,18 @@ unless s3.allow_insecure is set.`,
 				scheme := "http"
 				if tls {
 					scheme = "https"
+				}
+				// Before the banner, which whoever waits for the node watches for.
+				unknown := func(principal, accessKey string) {
+					if !slices.ContainsFunc(n.Config.Principals, func(p access.Principal) bool { return p.Name == principal }) {
+						fmt.Fprintf(a.stderr, "embassy: warning: principal %s is not configured: its credential %s can do nothing until 'embassy principal add %s'\n", principal, accessKey, principal)
+					}
+				}
+				for _, c := range creds {
+					unknown(c.Principal, c.AccessKey)
+				}
+				for _, c := range n.Config.S3.Credentials {
+					unknown(c.Principal, c.AccessKey)
 				}
 				fmt.Fprintf(a.stdout, "embassy node %s (%s) serving S3 at %s://%s\n", n.Config.Node.ID, n.Config.Node.Nation, scheme, addr)
 				if dev {

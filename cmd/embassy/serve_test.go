@@ -78,6 +78,7 @@ func startServe(t *testing.T, args ...string) *serving {
 		}
 		select {
 		case err := <-done:
+			once.Do(func() { cancel(); serveErr = err }) // stop must not wait on done again
 			t.Fatalf("serve %v ended before serving: %v\n%s", args, err, s.out)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -379,6 +380,14 @@ func TestServeSecretsFromFiles(t *testing.T) {
 	}
 	if strings.Contains(out, "deprecated") {
 		t.Errorf("a warning without a deprecated flag:\n%s", out)
+	}
+	// bob is not a principal of the node: his credential authenticates
+	// but can do nothing, and serve says so.
+	if want := "embassy: warning: principal bob is not configured: its credential EMBBOB01 can do nothing until 'embassy principal add bob'"; !strings.Contains(out, want) {
+		t.Errorf("banner lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "principal admin is not configured") {
+		t.Errorf("a warning about the configured admin:\n%s", out)
 	}
 	s.stop()
 	t.Setenv("EMBASSY_SECRET_KEY_FILE", "")

@@ -1,21 +1,31 @@
 // Package benchutil holds what the engine's and housekeeping's benchmarks
 // share: where to put their sites, how to read from disk rather than the
-// page cache, the disk references they report against, and a fast source
-// of incompressible bytes.
+// page cache, the disk references they report against (measured through
+// the dir driver itself, so that the reference does the same I/O as the
+// engine), the median and range of their rounds, and a fast source of
+// incompressible bytes.
 package benchutil
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/site/dir"
 )
 
 // Dir is where benchmarks put their sites (-embassy.dir).
@@ -47,57 +57,224 @@ func Evict(root string) {
 	})
 }
 
-// DiskLimits measures the filesystem's sequential write (six files written
-// concurrently, each flushed with fdatasync) and read (from disk, not
-// cache) throughput for total bytes.
-func DiskLimits(b *testing.B, root string, total int64) (write, read float64) {
-	d := filepath.Join(root, "raw")
-	os.MkdirAll(d, 0o700)
+// Rounds is how many times the benchmarks that report against a reference
+// measure both, each time on fresh sites (-embassy.rounds); they report the
+// median ratio and the range.
+var Rounds = flag.Int("embassy.rounds", 1, "rounds of each benchmark with a reference: the median ratio and the range are reported")
+
+// Spread is the median of a set of ratios and their range.
+type Spread struct {
+	N             int
+	Med, Min, Max float64
+}
+
+// Summarize returns the median (the mean of the middle two for an even
+// count) and the range of xs, without reordering xs.
+func Summarize(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Spread{N: len(s), Med: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// String is "0.91 (0.85–0.97 over 3 rounds)", or just the value for one.
+func (s Spread) String() string {
+	if s.N < 2 {
+		return fmt.Sprintf("%.2f", s.Med)
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f over %d rounds)", s.Med, s.Min, s.Max, s.N)
+}
+
+// refSites makes n fresh dir sites under d, as the node's dir sites are.
+func refSites(b testing.TB, d string, n int) []*dir.Site {
+	var out []*dir.Site
+	for i := range n {
+		s, err := dir.New(filepath.Join(d, fmt.Sprint(i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// pattern yields Left bytes of a fixed pattern at no CPU cost: what the
+// disk references write (the filesystem does not compress).
+type pattern struct {
+	Left int64
+}
+
+var patternBuf = func() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*31 + i>>8)
+	}
+	return b
+}()
+
+func (p *pattern) Read(q []byte) (int, error) {
+	if p.Left == 0 {
+		return 0, io.EOF
+	}
+	n := copy(q[:min(int64(len(q)), p.Left)], patternBuf)
+	p.Left -= int64(n)
+	return n, nil
+}
+
+func randomHex() string {
+	var r [16]byte
+	rand.Read(r[:])
+	return hex.EncodeToString(r[:])
+}
+
+// LargeRefs measures the disk references of a large object's put and get,
+// in object bytes per second, on the I/O path the engine uses for them:
+//
+//   - write: k+m shard blobs of size/k bytes, one on each of k+m fresh dir
+//     sites, written concurrently through the dir driver's Put (O_DIRECT
+//     from aligned 1 MiB buffers, fdatasync, rename, the directory's
+//     group-committed fsync), as a put of one object of size bytes writes
+//     them; size divided by the time taken;
+//   - read: the k data shard blobs read concurrently through the driver's
+//     Get after evicting them from the page cache (cold reads, as a get
+//     after writes with O_DIRECT finds them), as a healthy get reads them;
+//     size divided by the time taken.
+//
+// So the engine's put and get are compared with the same disk work done
+// with no sealing, coding, checksums, index or log.
+func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read float64) {
+	d := filepath.Join(root, "ref-large")
 	defer os.RemoveAll(d)
-	per := total / 6
-	chunk := make([]byte, 1<<20)
-	for i := range chunk {
-		chunk[i] = byte(i * 31)
+	sites := refSites(b, d, k+m)
+	shard := (size + int64(k) - 1) / int64(k)
+	name := randomHex()
+	blob := func(i int) string { return "s/" + name[:2] + "/" + name + "." + fmt.Sprint(i) }
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, s := range sites {
+		wg.Go(func() {
+			if err := s.Put(ctx, blob(i), &pattern{Left: shard}, shard); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	write = float64(size) / time.Since(start).Seconds()
+	Evict(d)
+	start = time.Now()
+	for i, s := range sites[:k] {
+		wg.Go(func() {
+			rc, err := s.Get(ctx, blob(i), 0, -1)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer rc.Close()
+			buf := make([]byte, 1<<20)
+			if n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, buf); err != nil || n != shard {
+				b.Errorf("read shard %d: %d bytes, %v", i, n, err)
+			}
+		})
+	}
+	wg.Wait()
+	read = float64(size) / time.Since(start).Seconds()
+	return write, read
+}
+
+// SmallWrites measures the disk reference of small-object puts, in objects
+// per second, on the I/O path the engine uses for them: per object, one
+// blob of blobSize bytes named as a manifest copy (m/xx/<32 hex>) on each
+// of n fresh dir sites, written concurrently through the dir driver's Put
+// (through the page cache, fdatasync, rename, the directory's
+// group-committed fsync), count objects by workers writers. blobSize is
+// what the engine's manifest copies of such an object measure (an inline
+// object is its manifest copies and nothing else on the sites).
+func SmallWrites(b testing.TB, root string, count, blobSize, n, workers int) float64 {
+	d := filepath.Join(root, "ref-small")
+	defer os.RemoveAll(d)
+	sites := refSites(b, d, n)
+	blob := make([]byte, blobSize)
+	copy(blob, patternBuf)
+	ctx := context.Background()
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
+				h := randomHex()
+				name := "m/" + h[:2] + "/" + h
+				var inner sync.WaitGroup
+				for _, s := range sites {
+					inner.Go(func() {
+						if err := s.Put(ctx, name, bytes.NewReader(blob), int64(len(blob))); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count) / time.Since(start).Seconds()
+}
+
+// MeanBlob returns the number and the mean size of the files under d.
+func MeanBlob(d string) (files int, mean float64) {
+	var total int64
+	filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			if fi, err := de.Info(); err == nil {
+				files++
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	if files == 0 {
+		return 0, 0
+	}
+	return files, float64(total) / float64(files)
+}
+
+// ColdRead reads every file under the dirs concurrently, one reader per
+// dir, from disk (evicted first), and returns bytes per second: the
+// reference for what reads the survivors of a loss.
+func ColdRead(dirs []string) float64 {
+	var total atomic.Int64
+	for _, d := range dirs {
+		Evict(d)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := range 6 {
+	for _, d := range dirs {
 		wg.Go(func() {
-			f, err := os.Create(filepath.Join(d, fmt.Sprint(i)))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer f.Close()
-			for n := int64(0); n < per; n += int64(len(chunk)) {
-				f.Write(chunk)
-			}
-			unix.Fdatasync(int(f.Fd()))
-		})
-	}
-	wg.Wait()
-	write = float64(per*6) / time.Since(start).Seconds()
-	Evict(d)
-	start = time.Now()
-	for i := range 6 {
-		wg.Go(func() {
-			f, err := os.Open(filepath.Join(d, fmt.Sprint(i)))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer f.Close()
 			buf := make([]byte, 1<<20)
-			for {
-				if _, err := f.Read(buf); err != nil {
-					return
+			filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
+				if err != nil || de.IsDir() {
+					return nil
 				}
-			}
+				f, err := os.Open(p)
+				if err != nil {
+					return nil
+				}
+				n, _ := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
+				f.Close()
+				total.Add(n)
+				return nil
+			})
 		})
 	}
 	wg.Wait()
-	read = float64(per*6) / time.Since(start).Seconds()
-	return write, read
+	return float64(total.Load()) / time.Since(start).Seconds()
 }
 
 // Gen yields Left pseudo-random, incompressible bytes fast, feeding each

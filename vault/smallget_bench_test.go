@@ -1,0 +1,43 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/embassy-dev/embassy/internal/benchutil"
+)
+
+// BenchmarkSmallGet is the engine's share of a 4 KiB GET (bench/s3.sh's
+// weakest case against MinIO): one inline object read back whole, from the
+// page cache, with the access decision and every check on. Compare B/op
+// and allocs/op before and after a change (docs/design.md, Measured); its
+// time is only comparable within one run.
+//
+//	go test -run '^$' -bench SmallGet -benchmem ./vault/
+func BenchmarkSmallGet(b *testing.B) {
+	e := benchEngine(b, benchutil.Root(b))
+	ctx := context.Background()
+	const objects = 200
+	data := bytes.Repeat([]byte{0x5a}, 4096)
+	for i := range objects {
+		if _, err := e.Put(ctx, "bench", fmt.Sprintf("o/%d", i), bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r, err := e.Get(ctx, "bench", fmt.Sprintf("o/%d", i%objects), GetOptions{Length: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != int64(len(data)) {
+			b.Fatalf("get: %d bytes, %v", n, err)
+		}
+		r.Close()
+		i++
+	}
+}
