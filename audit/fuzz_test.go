@@ -245,3 +245,60 @@ func FuzzWitnessCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// A peer witness's answer to add-checkpoint is outside input: whatever
+// it answers, Cosign never panics, and returns a cosigned checkpoint only
+// when it carries a valid cosignature by the witness's key.
+func FuzzCosignAnswer(f *testing.F) {
+	k := testKeys(f)
+	l := openLog(f, testConfig(f, k, f.TempDir(), nil))
+	defer closeLog(f, l)
+	ctx, cancel := context.WithTimeout(f.Context(), 30*time.Second)
+	defer cancel()
+	var last uint64
+	for i := range 5 {
+		last, _ = l.Append(ctx, event(i))
+	}
+	if _, err := l.ProveEntry(ctx, last); err != nil {
+		f.Fatal(err)
+	}
+	wk := testKeys(f)
+	signer, err := wk.WitnessSigner("witness.lux.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	wv, err := fnote.NewVerifier(custody.WitnessVerifierKey("witness.lux.example", wk.Identity().Public()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _, err := l.Checkpoint(ctx)
+	if err != nil {
+		f.Fatal(err)
+	}
+	text, _, _ := bytes.Cut(raw, []byte("\n\n"))
+	signed, _ := note.Sign(&note.Note{Text: string(text) + "\n"}, signer)
+	_, sig, _ := bytes.Cut(signed, []byte("\n\n"))
+	f.Add(200, sig)
+	f.Add(409, []byte("3\n"))
+	f.Add(409, []byte("99\n"))
+	f.Add(409, []byte("a fork\n"))
+	f.Add(422, []byte("inconsistent"))
+	f.Add(200, []byte("— witness.lux.example AAAA\n"))
+	f.Fuzz(func(t *testing.T, status int, answer []byte) {
+		calls := 0
+		post := func(ctx context.Context, body []byte) (int, []byte, error) {
+			calls++
+			if calls > 2 {
+				t.Fatalf("Cosign posted %d times", calls)
+			}
+			return status, answer, nil
+		}
+		cs, err := l.Cosign(ctx, wv, post, 0)
+		if err != nil {
+			return
+		}
+		if _, err := note.Open([]byte(cs.Checkpoint), note.VerifierList(wv)); err != nil {
+			t.Fatalf("Cosign accepted an answer that is no cosignature: %q", answer)
+		}
+	})
+}

@@ -34,6 +34,13 @@ type Witness struct {
 	mu    sync.Mutex
 	logs  map[string]note.Verifier // by origin
 	state map[string]witnessed
+
+	// OnSplit, if set before the witness serves, is told of every refusal
+	// that shows the log signed two histories ([WitnessError.Split]): the
+	// witness's operator must hear of it, and the refused checkpoint,
+	// signed by the log's key, is the evidence. It is called with the
+	// witness's lock held: it must not call the witness.
+	OnSplit func(*WitnessError)
 }
 
 // witnessed is the latest checkpoint cosigned for a log.
@@ -153,6 +160,19 @@ type WitnessError struct {
 	// which the client should send as its old size (409 Conflict).
 	Size     uint64
 	SizeHint bool
+	// Split is set when the refused checkpoint, signed by the log's key,
+	// contradicts what the witness cosigned: "fork" (another root at the
+	// size cosigned), "inconsistent" (no consistency proof from the
+	// checkpoint cosigned) or "rollback" (smaller than the checkpoint
+	// cosigned, sent as if the witness had cosigned that one: a log that
+	// lost entries, or a replay of an older checkpoint).
+	Split string
+	// Origin is the log; Checkpoint the refused checkpoint (the evidence)
+	// and Cosigned the size of the latest checkpoint cosigned, when Split
+	// is set.
+	Origin     string
+	Checkpoint []byte
+	Cosigned   uint64
 }
 
 func (e *WitnessError) Error() string { return e.Reason }
@@ -161,9 +181,37 @@ func refuse(status int, format string, a ...any) *WitnessError {
 	return &WitnessError{Status: status, Reason: fmt.Sprintf(format, a...)}
 }
 
+// split marks e as evidence of a split view of origin, and tells OnSplit.
+func (w *Witness) split(e *WitnessError, kind, origin string, cp []byte, cosigned uint64) *WitnessError {
+	e.Split, e.Origin, e.Checkpoint, e.Cosigned = kind, origin, bytes.Clone(cp), cosigned
+	if w.OnSplit != nil {
+		w.OnSplit(e)
+	}
+	return e
+}
+
+// Follows reports whether the witness follows the log origin.
+func (w *Witness) Follows(origin string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.logs[origin]
+	return ok
+}
+
 // AddCheckpoint handles an add-checkpoint request body and returns the
 // witness's cosignature line(s), or a *WitnessError.
 func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
+	return w.addCheckpoint(body, "")
+}
+
+// AddCheckpointOf is AddCheckpoint for a caller authenticated as the node
+// of the log origin (an allied node over the peer link): a checkpoint of
+// any other log is refused (403).
+func (w *Witness) AddCheckpointOf(origin string, body []byte) ([]byte, error) {
+	return w.addCheckpoint(body, origin)
+}
+
+func (w *Witness) addCheckpoint(body []byte, only string) ([]byte, error) {
 	if len(body) > MaxAddCheckpoint {
 		return nil, refuse(http.StatusBadRequest, "the request is larger than %d bytes", MaxAddCheckpoint)
 	}
@@ -172,6 +220,9 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 		return nil, refuse(http.StatusBadRequest, "malformed request: %v", err)
 	}
 	origin, _, _ := bytes.Cut(cpRaw, []byte("\n"))
+	if only != "" && string(origin) != only {
+		return nil, refuse(http.StatusForbidden, "a checkpoint of log %q: a node submits only its own log's (%s)", origin, only)
+	}
 	w.mu.Lock()
 	v, ok := w.logs[string(origin)]
 	w.mu.Unlock()
@@ -182,12 +233,18 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, refuse(http.StatusForbidden, "the checkpoint is not signed by the log's key: %v", err)
 	}
-	if oldSize > cp.Size {
-		return nil, refuse(http.StatusBadRequest, "old size %d is larger than the checkpoint's %d", oldSize, cp.Size)
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	prev := w.state[cp.Origin]
+	if oldSize > cp.Size {
+		e := refuse(http.StatusBadRequest, "old size %d is larger than the checkpoint's %d", oldSize, cp.Size)
+		if oldSize == prev.Size {
+			// The log knows what was cosigned, and signed a smaller tree.
+			e.Reason = fmt.Sprintf("a checkpoint of %d entries, smaller than the %d cosigned: a log that lost entries, or a replay of an older checkpoint", cp.Size, prev.Size)
+			return nil, w.split(e, "rollback", cp.Origin, cpRaw, prev.Size)
+		}
+		return nil, e
+	}
 	if oldSize != prev.Size {
 		e := refuse(http.StatusConflict, "the latest checkpoint cosigned has %d entries, not %d", prev.Size, oldSize)
 		e.Size, e.SizeHint = prev.Size, true
@@ -199,7 +256,7 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 			return nil, refuse(http.StatusBadRequest, "a proof between checkpoints of the same size")
 		}
 		if prev.Size > 0 && !bytes.Equal(prev.Hash, cp.Hash) {
-			return nil, refuse(http.StatusConflict, "a checkpoint of %d entries with another root than the one cosigned: a fork", cp.Size)
+			return nil, w.split(refuse(http.StatusConflict, "a checkpoint of %d entries with another root than the one cosigned: a fork", cp.Size), "fork", cp.Origin, cpRaw, prev.Size)
 		}
 	case oldSize == 0:
 		if len(hashes) != 0 {
@@ -207,7 +264,7 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 		}
 	default:
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, prev.Size, cp.Size, hashes, prev.Hash, cp.Hash); err != nil {
-			return nil, refuse(http.StatusUnprocessableEntity, "the checkpoint of %d entries is not consistent with the one of %d cosigned: %v", cp.Size, prev.Size, err)
+			return nil, w.split(refuse(http.StatusUnprocessableEntity, "the checkpoint of %d entries is not consistent with the one of %d cosigned: %v", cp.Size, prev.Size, err), "inconsistent", cp.Origin, cpRaw, prev.Size)
 		}
 	}
 	// The new state is durable before the cosignature leaves: after a
@@ -298,6 +355,13 @@ func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sig, err := w.AddCheckpoint(body)
+	WriteAddCheckpointAnswer(rw, sig, err)
+}
+
+// WriteAddCheckpointAnswer writes the answer to an add-checkpoint request
+// as C2SP tlog-witness says: the cosignature, or the refusal's status
+// (409 with the size cosigned as text/x.tlog.size).
+func WriteAddCheckpointAnswer(rw http.ResponseWriter, sig []byte, err error) {
 	if err != nil {
 		var we *WitnessError
 		if !errors.As(err, &we) {

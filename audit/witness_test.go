@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +256,142 @@ func TestCheckWitnessFindsASplitView(t *testing.T) {
 	}
 	if wc := l.CheckWitness(ctx, hc, hkey, "http://127.0.0.1:1/w"); wc.Problem != "" || !strings.Contains(wc.Window, "not reached") {
 		t.Fatalf("an unreachable witness: %+v", wc)
+	}
+}
+
+// TestCosignInTheBackground: a log sends its published checkpoints to a
+// witness it does not wait for (Log.Cosign), keeps what comes back
+// (Cosignatures) and checks it (CheckCosigned). Another history signed
+// with the log's key is refused whatever its size — the same size as the
+// one cosigned, larger, or smaller — and the witness reports each refusal
+// as a split view (OnSplit) with the refused checkpoint as evidence; the
+// sender is told the witness holds another history.
+func TestCosignInTheBackground(t *testing.T) {
+	k := testKeys(t)
+	w, _, wv, root := testWitness(t, k)
+	var mu sync.Mutex
+	var splitsSeen []*WitnessError
+	w.OnSplit = func(e *WitnessError) { mu.Lock(); splitsSeen = append(splitsSeen, e); mu.Unlock() }
+	reported := func() []*WitnessError { mu.Lock(); defer mu.Unlock(); return slices.Clone(splitsSeen) }
+	post := func(ctx context.Context, body []byte) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, root.JoinPath("add-checkpoint").String(), bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer r.Body.Close()
+		b := new(bytes.Buffer)
+		b.ReadFrom(r.Body)
+		return r.StatusCode, b.Bytes(), nil
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	appendN := func(l *Log, n int, actor string) {
+		t.Helper()
+		var last uint64
+		var err error
+		for i := range n {
+			if last, err = l.Append(ctx, Event{Kind: "object.put", Actor: actor, Vault: "v", Key: fmt.Sprint("k", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.ProveEntry(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t, k, t.TempDir(), nil)
+	l := openLog(t, cfg)
+	appendN(l, 20, "alice")
+	cs, err := l.Cosign(ctx, wv, post, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Size != 20 || cs.Witness != wv.Name() {
+		t.Fatalf("cosigned: %+v", cs)
+	}
+	if err := l.CheckCosigned(ctx, wv, cs); err != nil {
+		t.Fatalf("the cosigned checkpoint: %v", err)
+	}
+	// Kept across a reopen.
+	path := filepath.Join(t.TempDir(), "cosigned.json")
+	kept, err := OpenCosignatures(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kept.Put(cs); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err = OpenCosignatures(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := kept.Get(wv.Name()); !ok || got != cs {
+		t.Fatalf("kept: %+v %v", got, ok)
+	}
+	// The next checkpoint goes with a consistency proof; a sender that
+	// does not know what the witness holds learns it (409) and goes on.
+	appendN(l, 7, "alice")
+	if cs, err = l.Cosign(ctx, wv, post, 0); err != nil || cs.Size != 27 {
+		t.Fatalf("the next checkpoint, from 0: %+v %v", cs, err)
+	}
+	appendN(l, 3, "alice")
+	if cs, err = l.Cosign(ctx, wv, post, 27); err != nil || cs.Size != 30 {
+		t.Fatalf("the next checkpoint, from 27: %+v %v", cs, err)
+	}
+	// A checkpoint of another log's witness does not pass as this one's.
+	other := cs
+	other.Checkpoint = strings.Replace(cs.Checkpoint, "— witness.lux.example ", "— witness.fin.example ", 1)
+	if err := l.CheckCosigned(ctx, wv, other); err == nil {
+		t.Fatal("a checkpoint without the witness's cosignature passed")
+	}
+	closeLog(t, l)
+
+	// The node directory is restored from an older copy, or someone holds
+	// the key: another history, of the same size (30), then larger (45).
+	fork := openLog(t, testConfig(t, k, t.TempDir(), nil))
+	defer closeLog(t, fork)
+	appendN(fork, 30, "mallory")
+	var re *RefusedError
+	if _, err := fork.Cosign(ctx, wv, post, 0); !errors.As(err, &re) || !re.Split || !errors.Is(err, ErrWitnessRefused) {
+		t.Fatalf("another history of the same size: %v", err)
+	}
+	appendN(fork, 15, "mallory")
+	if _, err := fork.Cosign(ctx, wv, post, 0); !errors.As(err, &re) || !re.Split || re.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("another history, larger: %v", err)
+	}
+	splits := reported()
+	if len(splits) != 2 || splits[0].Split != "fork" || splits[1].Split != "inconsistent" {
+		t.Fatalf("the witness reported %d splits: %+v", len(splits), splits)
+	}
+	for _, s := range splits {
+		if s.Origin != cfg.Origin || s.Cosigned != 30 || !bytes.HasPrefix(s.Checkpoint, []byte(cfg.Origin+"\n")) {
+			t.Errorf("split evidence: %+v", s)
+		}
+	}
+	// A smaller one, sent as if the witness held it: a rollback reported.
+	// A sender that learns the witness holds more says so to the witness
+	// too, which reports it again.
+	small := openLog(t, testConfig(t, k, t.TempDir(), nil))
+	defer closeLog(t, small)
+	appendN(small, 4, "mallory")
+	sraw, _, err := small.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, b, _ := post(ctx, []byte("old 30\n\n"+string(sraw)))
+	if splits = reported(); st != http.StatusBadRequest || len(splits) != 3 || splits[2].Split != "rollback" {
+		t.Fatalf("a smaller checkpoint: %d %s, splits %d", st, b, len(splits))
+	}
+	if _, err := small.Cosign(ctx, wv, post, 0); !errors.As(err, &re) || !re.Split || !strings.Contains(re.Reason, "cosigned a checkpoint of 30 entries") {
+		t.Fatalf("a smaller history: %v", err)
+	}
+	if splits = reported(); len(splits) != 4 || splits[3].Split != "rollback" || splits[3].Cosigned != 30 {
+		t.Fatalf("the smaller history sent by Cosign: splits %+v", splits)
+	}
+	// The witness still holds the first history.
+	if cp := w.Latest(cfg.Origin); !bytes.Contains(cp, []byte("\n30\n")) {
+		t.Fatalf("the witness's latest after the forks:\n%s", cp)
 	}
 }

@@ -75,35 +75,43 @@ func ParseWitnessCheckpoint(raw []byte, origin string, logVerifiers []note.Verif
 // with another root, is a split view (a Problem). One it cannot ask, or
 // that cosigned nothing yet, is reported in Window.
 func (l *Log) CheckWitness(ctx context.Context, hc *http.Client, vkey, prefix string) WitnessCheck {
-	wc := WitnessCheck{URL: prefix}
+	return l.CheckWitnessVia(ctx, vkey, prefix, func(ctx context.Context) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, LatestURL(prefix, l.cfg.Origin), nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxWitnessCheckpoint+1))
+		return resp.StatusCode, raw, err
+	})
+}
+
+// CheckWitnessVia is [Log.CheckWitness] with the witness asked by fetch,
+// which returns the status and body of its answer (an allied node's
+// witness is asked over the peer link); where names it in the report.
+func (l *Log) CheckWitnessVia(ctx context.Context, vkey, where string, fetch func(context.Context) (int, []byte, error)) WitnessCheck {
+	wc := WitnessCheck{URL: where}
 	wv, err := fnote.NewVerifier(vkey)
 	if err != nil {
 		wc.Problem = "its key: " + err.Error()
 		return wc
 	}
 	wc.Witness = wv.Name()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, LatestURL(prefix, l.cfg.Origin), nil)
-	if err != nil {
-		wc.Window = "not asked: " + err.Error()
-		return wc
-	}
-	resp, err := hc.Do(req)
+	status, raw, err := fetch(ctx)
 	if err != nil {
 		wc.Window = "not reached: " + err.Error()
 		return wc
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxWitnessCheckpoint+1))
-	if err != nil {
-		wc.Window = "not read: " + err.Error()
-		return wc
-	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		wc.Window = "has cosigned no checkpoint of this log yet, or does not serve its latest (" + firstLine(raw) + ")"
 		return wc
-	case resp.StatusCode != http.StatusOK:
-		wc.Window = fmt.Sprintf("answered %s (%s)", resp.Status, firstLine(raw))
+	case status != http.StatusOK:
+		wc.Window = fmt.Sprintf("answered %d %s (%s)", status, http.StatusText(status), firstLine(raw))
 		return wc
 	}
 	cp, err := ParseWitnessCheckpoint(raw, l.cfg.Origin, l.cfg.Verifiers, wv)

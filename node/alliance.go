@@ -53,7 +53,15 @@ type PeerConfig struct {
 	Card        string    `yaml:"card" json:"card"`
 	Fingerprint string    `yaml:"fingerprint" json:"fingerprint"`
 	Added       time.Time `yaml:"added" json:"added"`
+	// Witness: this node and the peer witness each other's audit logs
+	// (default true; docs/alliance.md, "Witnessing each other"). false
+	// opts this peer out: the node neither sends it its checkpoints nor
+	// cosigns the peer's.
+	Witness *bool `yaml:"witness,omitempty" json:"witness,omitempty"`
 }
+
+// witnesses reports whether the node and this peer witness each other.
+func (p PeerConfig) witnesses() bool { return p.Witness == nil || *p.Witness }
 
 // GrantConfig is a grant this node made, as signed, and its revocation.
 type GrantConfig struct {

@@ -165,6 +165,9 @@ func TestAllianceConfigGates(t *testing.T) {
 	peer := PeerConfig{Card: string(card), Fingerprint: fp, Added: at}
 	grant := GrantConfig{Grant: "embassy grant v1\nid …"}
 	revoked := GrantConfig{Grant: grant.Grant, Revoked: &at, RevokedBy: "admin"}
+	no := false
+	optedOut := peer
+	optedOut.Witness = &no
 	with := func(a AllianceConfig) *Config { c := validConfig(); c.Alliance = a; return c }
 	for _, tc := range []struct {
 		name      string
@@ -174,6 +177,8 @@ func TestAllianceConfigGates(t *testing.T) {
 		{"listen", AllianceConfig{}, AllianceConfig{Listen: "127.0.0.1:7443"}, Free},
 		{"peer added", AllianceConfig{}, AllianceConfig{Peers: []PeerConfig{peer}}, Custodians},
 		{"peer removed", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{}, Free},
+		{"peer opted out of witnessing", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{Peers: []PeerConfig{optedOut}}, Custodians},
+		{"peer witnessing again", AllianceConfig{Peers: []PeerConfig{optedOut}}, AllianceConfig{Peers: []PeerConfig{peer}}, Free},
 		{"grant added", AllianceConfig{}, AllianceConfig{Grants: []GrantConfig{grant}}, Custodians},
 		{"grant revoked", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{Grants: []GrantConfig{revoked}}, Free},
 		{"revocation undone", AllianceConfig{Grants: []GrantConfig{revoked}}, AllianceConfig{Grants: []GrantConfig{grant}}, Refused},

@@ -36,6 +36,16 @@ func allianceChanges(old, next *Config) []Change {
 			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" trusted", Custodians, "trusting an allied node (as 'embassy peer add')")
 		}
 	}
+	for _, p := range nx.Peers {
+		i := slices.IndexFunc(o.Peers, func(x PeerConfig) bool { return x.Card == p.Card })
+		switch {
+		case i < 0, o.Peers[i].witnesses() == p.witnesses():
+		case p.witnesses():
+			add("alliance.peers["+peerID(p)+"].witness", "peer "+peerID(p)+" witnesses this node's log again, and this node its", Free, "")
+		default:
+			add("alliance.peers["+peerID(p)+"].witness", "peer "+peerID(p)+" no longer witnesses this node's log, nor this node its", Custodians, "fewer witnesses check the node's history")
+		}
+	}
 	for _, p := range o.Peers {
 		if !slices.ContainsFunc(nx.Peers, func(x PeerConfig) bool { return x.Card == p.Card }) {
 			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" no longer trusted", Free, "")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/site"
 )
 
@@ -100,39 +101,105 @@ func (n *Node) reconfigureAudit() error {
 	} else {
 		l.SetWitnesses(g)
 	}
-	if w := n.witness.Load(); w != nil && len(n.Config.Audit.Witnessed) > 0 {
+	if w := n.witness.Load(); w != nil && len(witnessedLogs(n.Config)) > 0 {
 		return w.SetLogs(witnessedLogs(n.Config))
 	}
 	return n.openWitness(n.Keys)
 }
 
+// witnessedLogs are the logs c has the node witness: audit.witnessed, and
+// the log of every trusted peer not opted out (alliance.peers[].witness),
+// its key from the peer's card.
 func witnessedLogs(c *Config) []audit.WitnessedLog {
-	logs := make([]audit.WitnessedLog, len(c.Audit.Witnessed))
-	for i, l := range c.Audit.Witnessed {
-		logs[i] = audit.WitnessedLog{Origin: l.Origin, Key: l.Key}
+	logs := make([]audit.WitnessedLog, 0, len(c.Audit.Witnessed)+len(c.Alliance.Peers))
+	seen := map[string]bool{}
+	for _, l := range c.Audit.Witnessed {
+		logs = append(logs, audit.WitnessedLog{Origin: l.Origin, Key: l.Key})
+		seen[l.Origin] = true
+	}
+	for _, p := range c.Alliance.Peers {
+		card, err := federation.ParseCard([]byte(p.Card))
+		if err != nil || !p.witnesses() {
+			continue // validated with the configuration
+		}
+		origin := audit.Origin(card.NodeID)
+		key, err := audit.VerifierKey(origin, card.Identity)
+		if err != nil || seen[origin] {
+			continue
+		}
+		seen[origin] = true
+		logs = append(logs, audit.WitnessedLog{Origin: origin, Key: key})
 	}
 	return logs
 }
 
-// openWitness starts witnessing the logs audit.witnessed names, cosigning
+// openWitness starts witnessing the logs witnessedLogs names, cosigning
 // with the node identity (its cosignature/v1 key), the state kept in
 // audit/witness.json.
 func (n *Node) openWitness(keys *custody.Keyring) error {
-	ls := n.Config.Audit.Witnessed
-	if len(ls) == 0 {
+	n.peerWit.mu.Lock()
+	defer n.peerWit.mu.Unlock()
+	n.peerWit.following = n.Config
+	logs := witnessedLogs(n.Config)
+	if len(logs) == 0 {
 		n.witness.Store(nil)
 		return nil
 	}
-	signer, err := keys.WitnessSigner(audit.WitnessName(n.Config.Node.ID))
+	w, err := n.newWitness(keys, logs)
 	if err != nil {
-		return err
-	}
-	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), witnessedLogs(n.Config))
-	if err != nil {
+		n.witness.Store(nil)
 		return err
 	}
 	n.witness.Store(w)
 	return nil
+}
+
+func (n *Node) newWitness(keys *custody.Keyring, logs []audit.WitnessedLog) (*audit.Witness, error) {
+	signer, err := keys.WitnessSigner(audit.WitnessName(n.Config.Node.ID))
+	if err != nil {
+		return nil, err
+	}
+	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), logs)
+	if err != nil {
+		return nil, err
+	}
+	w.OnSplit = n.reportSplit
+	return w, nil
+}
+
+// witnessInForce returns the node's witness, following the logs of the
+// configuration in force (a peer added or removed since, or opted out),
+// or nil when it witnesses none.
+func (n *Node) witnessInForce() *audit.Witness {
+	c := n.conf()
+	n.peerWit.mu.Lock()
+	defer n.peerWit.mu.Unlock()
+	w := n.witness.Load()
+	if n.peerWit.following == c {
+		return w
+	}
+	logs := witnessedLogs(c)
+	switch {
+	case len(logs) == 0:
+		w = nil
+	case w == nil:
+		if n.Keys == nil {
+			return nil
+		}
+		var err error
+		if w, err = n.newWitness(n.Keys, logs); err != nil {
+			n.Log.Error("witness: not serving add-checkpoint", "err", err)
+			return nil
+		}
+	default:
+		if err := w.SetLogs(logs); err != nil {
+			n.Log.Error("witness: the logs followed were not changed", "err", err)
+			return w
+		}
+	}
+	n.witness.Store(w)
+	n.peerWit.following = c
+	return w
 }
 
 // adminWitness serves C2SP tlog-witness add-checkpoint for the logs this
@@ -140,7 +207,7 @@ func (n *Node) openWitness(keys *custody.Keyring) error {
 // by the log's own signature, and what it may change is only the witness's
 // record of that log, forward along a consistency proof.
 func (n *Node) adminWitness(w http.ResponseWriter, r *http.Request, c *adminCall) {
-	wit := n.witness.Load()
+	wit := n.witnessInForce()
 	if wit == nil {
 		http.Error(w, "this node witnesses no log", http.StatusNotFound)
 		return
@@ -152,7 +219,7 @@ func (n *Node) adminWitness(w http.ResponseWriter, r *http.Request, c *adminCall
 // log it witnesses (audit.Witness.ServeLatest): public, like the
 // checkpoints themselves, so that the log's own node can ask it.
 func (n *Node) adminWitnessLatest(w http.ResponseWriter, r *http.Request, c *adminCall) {
-	wit := n.witness.Load()
+	wit := n.witnessInForce()
 	if wit == nil {
 		http.Error(w, "this node witnesses no log", http.StatusNotFound)
 		return

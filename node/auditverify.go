@@ -25,8 +25,10 @@ import (
 type AuditReport struct {
 	Log   audit.LogCheck        `json:"log"`
 	State housekeeping.LogAudit `json:"state"`
-	// Witnesses is what each witness in audit.witnesses said: the latest
-	// checkpoint of the log it cosigned must be one of the log's tree.
+	// Witnesses is what each witness in audit.witnesses, and each peer
+	// witnessing the log (URL "peer NATION"), said: the latest checkpoint
+	// of the log it cosigned (and, for a peer, the cosignature the node
+	// kept) must be one of the log's tree.
 	Witnesses []audit.WitnessCheck `json:"witnesses"`
 	// Descriptors lists each site's node descriptor generation.
 	Descriptors []SiteDescriptor `json:"descriptors"`
@@ -76,6 +78,7 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 			rep.Window = append(rep.Window, fmt.Sprintf("witness %s: %s", name, wc.Window))
 		}
 	}
+	n.checkPeerWitnesses(ctx, l, &rep)
 	if rep.State, err = n.Keeper().VerifyLog(ctx, n.path(AuditDir)); err != nil {
 		return rep, err
 	}

@@ -83,7 +83,8 @@ type Node struct {
 	live     liveState // what a serving node changes in place (live.go)
 	jobTable jobTable  // long operations (jobs.go)
 	taxii    taxiiState
-	ally     allianceState // the alliance (alliance.go)
+	ally     allianceState    // the alliance (alliance.go)
+	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
 }
 
 // OpenOptions configure OpenWith.

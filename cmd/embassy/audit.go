@@ -246,7 +246,11 @@ func printAuditReport(a *app, r node.AuditReport) {
 		case w.Window != "":
 			state = w.Window
 		}
-		fmt.Fprintf(a.stdout, "  witness %s %d entries  %s\n", safeText(w.Witness), w.Size, safeText(state))
+		name := w.Witness
+		if strings.HasPrefix(w.URL, "peer ") {
+			name += " (" + w.URL + ")"
+		}
+		fmt.Fprintf(a.stdout, "  witness %s %d entries  %s\n", safeText(name), w.Size, safeText(state))
 	}
 	fmt.Fprintf(a.stdout, "against the log: %d versions exist, %d deleted; %d in the index; %d manifest copies on the sites\n",
 		r.State.Versions, r.State.Deleted, r.State.Indexed, r.State.Copies)

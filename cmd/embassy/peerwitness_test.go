@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/node"
+)
+
+// TestPeersWitnessEachOtherCLI runs the commands of docs/alliance.md,
+// "Witnessing each other": two nodes that trust each other witness each
+// other's logs with no witness setting; while both serve, EST's checkpoint
+// reaches LUX in the background; 'embassy audit verify' on EST shows LUX
+// as a witness that cosigned the log; a checkpoint of EST's log of another
+// history, signed with EST's key and shown to LUX, is refused and LUX's
+// audit log has the witness.split with it.
+func TestPeersWitnessEachOtherCLI(t *testing.T) {
+	work := t.TempDir()
+	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
+	cli := func(dir string, args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := runCLI(t, append([]string{"--dir", dir}, args...)...)
+		if err != nil {
+			t.Fatalf("embassy %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out, errOut
+	}
+	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
+		cli(d.dir, "init", "--nation", d.nation)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		c, err := node.LoadConfig(d.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Node.Dev = true
+		c.Alliance.Listen = addr
+		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
+		if err := node.SaveConfig(d.dir, c); err != nil {
+			t.Fatal(err)
+		}
+		cli(d.dir, "site", "add", "s1", "--path", filepath.Join(work, d.nation+"-sites", "s1"), "--jurisdiction", d.nation, "--provider", "gov-dc")
+	}
+	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
+	card := func(dir string) (string, string) {
+		file := dir + ".card"
+		_, errOut := cli(dir, "peer", "card", "-o", file)
+		m := fp.FindStringSubmatch(errOut)
+		if m == nil {
+			t.Fatalf("no fingerprint in %q", errOut)
+		}
+		return file, m[1]
+	}
+	estCard, estFP := card(est)
+	luxCard, luxFP := card(lux)
+	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
+	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	estNode, err := node.LoadConfig(est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := audit.Origin(estNode.Node.ID)
+
+	// Both serve; EST's node sends its checkpoint to LUX in the background.
+	luxSrv := startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
+	estSrv := startServe(t, "--dir", est, "--address", "127.0.0.1:0")
+	latest := "http://" + luxSrv.addr + "/_embassy/v1/witness/checkpoint?origin=" + url.QueryEscape(origin)
+	var cosigned []byte
+	deadline := time.Now().Add(time.Minute)
+	for cosigned == nil {
+		if r, err := http.Get(latest); err == nil {
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				cosigned = b
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("LUX cosigned no checkpoint of EST's log within a minute of both serving")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := estSrv.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// audit verify on EST (LUX still serving) names LUX as a witness.
+	out, _ := cli(est, "audit", "verify")
+	if !regexp.MustCompile(`(?m)^  witness embassy-witness/[0-9a-f]{16} \(peer LUX\) +\d+ entries  cosigned a checkpoint of the log$`).MatchString(out) ||
+		!strings.Contains(out, "ok: nothing contradicts the audit log") {
+		t.Fatalf("audit verify on EST:\n%s", out)
+	}
+
+	// Another history of EST's log, signed with EST's key, shown to LUX as
+	// the size LUX cosigned: refused, and recorded by LUX.
+	n, err := note.Open(cosigned, note.VerifierList(mustVerifier(t, est, origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := new(log.Checkpoint)
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		t.Fatal(err)
+	}
+	en, err := node.Open(t.Context(), est, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, pq, err := en.Keys.CheckpointSigners(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork := log.Checkpoint{Origin: origin, Size: cp.Size, Hash: make([]byte, 32)}
+	forged, err := note.Sign(&note.Note{Text: string(fork.Marshal())}, ed, pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.Close()
+	r, err := http.Post("http://"+luxSrv.addr+"/_embassy/v1/witness/add-checkpoint", "text/plain", strings.NewReader(fmt.Sprintf("old %d\n\n%s", cp.Size, forged)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusConflict || !strings.Contains(string(b), "a fork") {
+		t.Fatalf("the fork shown to LUX: %s %s", r.Status, b)
+	}
+	if err := luxSrv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = cli(lux, "audit", "log", "--kind", "witness.split")
+	want := fmt.Sprintf(`witness.split by witness — a checkpoint of %d entries with another root than the one cosigned: a fork`, cp.Size)
+	if !strings.Contains(out, want) || !strings.Contains(out, "nation=EST") || !strings.Contains(out, "split=fork") {
+		t.Fatalf("LUX's audit log, witness.split:\n%s\nwant %q", out, want)
+	}
+}
+
+func mustVerifier(t *testing.T, dir, origin string) note.Verifier {
+	t.Helper()
+	n, err := node.Open(t.Context(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	vkey, err := audit.VerifierKey(origin, n.Keys.Identity().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
