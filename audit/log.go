@@ -108,7 +108,9 @@ type Log struct {
 	removedKey uint64
 	rmu        sync.Mutex // one removal at a time
 	drainKick  chan struct{}
+	drainStop  chan struct{} // closed by Close: the drain loop stops
 	drained    chan struct{} // closed when the drain loop stops
+	closing    bool
 
 	// witnesses is the witness policy in force, read by tessera for each
 	// checkpoint it publishes.
@@ -165,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, time.Second), cfg.CheckpointInterval)
 	cfg.CopyTimeout = cmp.Or(cfg.CopyTimeout, 60*time.Second)
 	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
-	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), changed: make(chan struct{}), fed: make(chan struct{})}
+	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
 	tdir := filepath.Join(cfg.Dir, "tlog")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
@@ -451,6 +453,17 @@ func readEntries(ctx context.Context, fetch func(context.Context, uint64, uint8)
 // integrate what the journal holds and for a checkpoint covering it, makes
 // a last copy to the sites, and closes the log.
 func (l *Log) Close(ctx context.Context) error {
+	// The background drain stops first: the last drain is this one.
+	l.pmu.Lock()
+	drained := l.drained
+	if !l.closing {
+		l.closing = true
+		close(l.drainStop)
+	}
+	l.pmu.Unlock()
+	if drained != nil {
+		<-drained
+	}
 	if err := l.drain(ctx); err != nil {
 		l.log.Warn("audit log: entries committed with the index not taken before closing (they are durable there; taken at the next opening)", "err", err)
 	}
@@ -463,11 +476,5 @@ func (l *Log) Close(ctx context.Context) error {
 	l.copies.stop(ctx)
 	l.cancel()
 	<-l.fed
-	l.pmu.Lock()
-	drained := l.drained
-	l.pmu.Unlock()
-	if drained != nil {
-		<-drained
-	}
 	return err
 }

@@ -116,6 +116,10 @@ func (l *Log) AttachIndex(ctx context.Context, src Pending) error {
 		return fmt.Errorf("audit log: pending entries: %w", err)
 	}
 	l.pmu.Lock()
+	if l.closing {
+		l.pmu.Unlock()
+		return fmt.Errorf("%w: closed", ErrLog)
+	}
 	l.src, l.pulledKey, l.pulledSeq, l.removedKey = src, through, size, through
 	start := l.drained == nil
 	if start {
@@ -268,11 +272,15 @@ func (l *Log) drainLoop(ctx context.Context, done chan struct{}) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-l.drainStop:
+			return
 		case <-l.drainKick:
 		}
 		t.Reset(drainDelay)
 		select {
 		case <-ctx.Done():
+			return
+		case <-l.drainStop:
 			return
 		case <-t.C:
 		}
