@@ -1,7 +1,9 @@
 package federation
 
 import (
+	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,5 +73,59 @@ func FuzzPeerBodies(f *testing.F) {
 		ParseGrantsResponse(b)
 		ParseListResponse(b)
 		ParseObjectResponse(b)
+	})
+}
+
+func FuzzReplicaBodies(f *testing.F) {
+	f.Add([]byte(`{"grant":"0123456789abcdef0123456789abcdef","after":12,"max":100}`))
+	f.Add([]byte(`{"entries":[{"index":3,"version":"0123456789abcdef0123456789abcdef","blobs":[{"site":"est-1","name":"m/01/0123456789abcdef0123456789abcdef","size":0}]}],"next":4,"log_size":9,"ticket":"0123456789abcdef0123456789abcdef","recovery_pin":"SHA256:0123456789012345678901234567890123456789012"}`))
+	f.Add([]byte(`{"entries":[],"next":9,"done":true,"log_size":9,"ticket":"0123456789abcdef0123456789abcdef","descriptor":{"site":"est-1","name":"node/descriptor","size":0},"log":[{"site":"est-1","name":"log/tile/0/000","size":8192}],"recovery_pin":"SHA256:x"}`))
+	f.Add([]byte(`{"after":"b/est-1/m/00","max":10}`))
+	f.Add([]byte(`{"owner":"est1","blobs":[{"site":"*","name":"log/checkpoint","size":1}],"deletions":1}`))
+	f.Add([]byte(`{"site":"est-1","name":"s/00/x.0"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseReplicateRequest(b)
+		if r, err := ParseReplicateResponse(b); err == nil {
+			for _, e := range r.Entries {
+				for _, br := range e.Blobs {
+					if CheckBlobRef(br) != nil || strings.Contains(br.Name, "..") {
+						t.Fatalf("accepted blob %+v", br)
+					}
+				}
+			}
+		}
+		ParseRecoverListRequest(b)
+		if r, err := ParseRecoverListResponse(b); err == nil {
+			for _, br := range r.Blobs {
+				if strings.Contains(br.Name, "..") || strings.HasPrefix(br.Name, "/") {
+					t.Fatalf("accepted blob %+v", br)
+				}
+			}
+		}
+		if q, err := ParseRecoverBlobRequest(b); err == nil && strings.Contains(q.Name, "..") {
+			t.Fatalf("accepted blob name %q", q.Name)
+		}
+	})
+}
+
+func FuzzParseDeletion(f *testing.F) {
+	n := newTestNode(f, "est1", "EST")
+	d, err := SignDeletion(Deletion{Owner: "est1", Grant: NewGrantID(), Version: "0123456789abcdef0123456789abcdef", LogIndex: 42, Deleted: time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)}, n.keys.SignHybrid)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(d.Raw)
+	pub := n.keys.Identity().Public()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, _, _, err := parseDeletion(b)
+		if err != nil {
+			return
+		}
+		if err := got.validate(); err != nil {
+			t.Fatalf("parsed a record that does not validate: %v", err)
+		}
+		if v, err := ParseDeletion(b, pub); err == nil && !bytes.Equal(v.Raw, b) {
+			t.Fatal("a verified record is not the bytes given")
+		}
 	})
 }

@@ -26,7 +26,7 @@ import (
 //	to <grantee nation>
 //	grantee <grantee node id>
 //	grantee-card <the grantee's card fingerprint>
-//	level catalog|read
+//	level catalog|read|replicate
 //	ceiling <Go-quoted label: the highest label the grantee's principals are trusted up to>
 //	issued <RFC 3339>
 //	expires <RFC 3339>
@@ -39,6 +39,11 @@ var grantKeys = []string{"id", "owner", "owner-nation", "vault", "prefix", "to",
 const (
 	LevelCatalog = "catalog"
 	LevelRead    = "read"
+	// LevelReplicate lets the grantee's node keep a full encrypted copy
+	// of the scope: it pulls the ciphertext (sealed manifests, shards),
+	// the owner's sealed descriptor and its audit log, and opens none of
+	// it (docs/alliance.md, "Keep a copy with an ally").
+	LevelReplicate = "replicate"
 )
 
 // Grant is a share grant's terms.
@@ -92,8 +97,8 @@ func (g Grant) Validate() error {
 		return fmt.Errorf("%w: prefix too long or holds a NUL", ErrGrant)
 	case !strings.HasPrefix(g.GranteeCard, "SHA256:"):
 		return fmt.Errorf("%w: grantee-card is not a SHA256: fingerprint", ErrGrant)
-	case g.Level != LevelCatalog && g.Level != LevelRead:
-		return fmt.Errorf("%w: level %.20q is not catalog or read", ErrGrant, g.Level)
+	case g.Level != LevelCatalog && g.Level != LevelRead && g.Level != LevelReplicate:
+		return fmt.Errorf("%w: level %.20q is not catalog, read or replicate", ErrGrant, g.Level)
 	case g.Ceiling == "" || len(g.Ceiling) > 512:
 		return fmt.Errorf("%w: ceiling label missing or too long", ErrGrant)
 	case !g.Expires.After(g.Issued):
@@ -178,8 +183,11 @@ func (g Grant) Scope() string { return g.Vault + "/" + g.Prefix }
 // distributing further is prohibited.
 func (g Grant) ODRL() ([]byte, error) {
 	action := "read"
-	if g.Level == LevelCatalog {
+	switch g.Level {
+	case LevelCatalog:
 		action = "index"
+	case LevelReplicate:
+		action = "reproduce" // a copy kept, never read: the grantee holds ciphertext only
 	}
 	target := fmt.Sprintf("urn:embassy:%s:vault:%s/%s", g.Owner, g.Vault, g.Prefix)
 	doc := map[string]any{

@@ -45,6 +45,13 @@ type AllianceConfig struct {
 	Peers []PeerConfig `yaml:"peers,omitempty" json:"peers,omitempty"`
 	// Grants are the shares this node made, in force, expired or revoked.
 	Grants []GrantConfig `yaml:"grants,omitempty" json:"grants,omitempty"`
+	// ReplicaVault is the vault of this node that keeps allies' replicas
+	// (grants of level replicate made to it): its placement policy places
+	// them. Without it the node keeps none.
+	ReplicaVault string `yaml:"replica_vault,omitempty" json:"replica_vault,omitempty"`
+	// ReplicateEvery is how often a serving node pulls its replicas (a Go
+	// duration; default 5m).
+	ReplicateEvery string `yaml:"replicate_every,omitempty" json:"replicate_every,omitempty"`
 }
 
 // PeerConfig is a trusted peer: its card and the fingerprint an operator
@@ -74,6 +81,11 @@ func (a AllianceConfig) validate(self string) error {
 	if a.Listen != "" {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			return fmt.Errorf("listen: %q is not host:port", a.Listen)
+		}
+	}
+	if a.ReplicateEvery != "" {
+		if d, err := time.ParseDuration(a.ReplicateEvery); err != nil || d <= 0 {
+			return fmt.Errorf("replicate_every: %q is not a positive duration (e.g. 5m)", a.ReplicateEvery)
 		}
 	}
 	if a.Endpoint != "" {
@@ -121,6 +133,9 @@ type allianceState struct {
 	tickets map[string]*ticket
 	clients map[string]*http.Client // by node id and pin
 	seen    map[string]string       // grantee side: grant id -> scope, grants seen in force
+	// recovery maps the recovery key pins of owners whose replicas this
+	// node keeps to their node ids (nil until first read).
+	recovery map[string]string
 }
 
 // now is the node's clock for grants, tickets and peer requests.
@@ -358,7 +373,7 @@ type GrantRequest struct {
 	// when the node trusts several peers of that nation).
 	To   string `json:"to"`
 	Peer string `json:"peer,omitempty"`
-	// Level is catalog or read.
+	// Level is catalog, read or replicate.
 	Level string `json:"level"`
 	// Ceiling is the highest label (text form) the grantee's principals
 	// are trusted up to, e.g. "NATO SECRET".
@@ -407,7 +422,9 @@ func (n *Node) Grant(ctx context.Context, q GrantRequest) (GrantInfo, error) {
 	if err != nil {
 		return GrantInfo{}, err
 	}
-	if n.ceilingAboveShareLevel(g.Ceiling) {
+	// A replica is a full copy of the scope in another nation: on a node
+	// with custodians it always takes two of them, whatever the ceiling.
+	if n.ceilingAboveShareLevel(g.Ceiling) || (g.Level == federation.LevelReplicate && n.Custody != nil) {
 		if err := n.Require(ctx, vault.Operation{Kind: "share.grant", Summary: fmt.Sprintf("share %s with %s (node %s) at level %s up to %s until %s",
 			g.Scope(), g.To, g.Grantee, g.Level, g.Ceiling, g.Expires.Format(time.RFC3339)),
 			Params: map[string]string{"grant": string(g.Raw)}}); err != nil {

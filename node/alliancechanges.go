@@ -24,6 +24,14 @@ func allianceChanges(old, next *Config) []Change {
 	if o.Endpoint != nx.Endpoint {
 		add("alliance.endpoint", fmt.Sprintf("alliance.endpoint %q → %q", o.Endpoint, nx.Endpoint), Free, "")
 	}
+	// Where this node keeps allies' replicas, and how often it pulls them:
+	// its own storage, nothing given away.
+	if o.ReplicaVault != nx.ReplicaVault {
+		add("alliance.replica_vault", fmt.Sprintf("alliance.replica_vault %q → %q", o.ReplicaVault, nx.ReplicaVault), Free, "")
+	}
+	if o.ReplicateEvery != nx.ReplicateEvery {
+		add("alliance.replicate_every", fmt.Sprintf("alliance.replicate_every %q → %q", o.ReplicateEvery, nx.ReplicateEvery), Free, "")
+	}
 	peerID := func(p PeerConfig) string {
 		c, err := federation.ParseCard([]byte(p.Card))
 		if err != nil {

@@ -61,6 +61,9 @@ func (n *Node) peerServerTLS() (*tls.Config, error) {
 				return err
 			}
 			if _, ok := n.peerByPin(pin); !ok {
+				if _, ok := n.recoveryOwner(context.Background(), pin); ok {
+					return nil // an owner rebuilding itself from its replica here (recover/ endpoints only)
+				}
 				n.Log.Warn("peer listener: a node no card pins was refused at the handshake", "pin", pin)
 				return fmt.Errorf("%w (%s)", ErrUnknownPeer, pin)
 			}

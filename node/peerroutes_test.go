@@ -3,8 +3,11 @@ package node
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"testing"
 
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
 )
 
@@ -92,4 +95,64 @@ func otherEndpoint(name string) string {
 		return federation.EndpointList
 	}
 	return federation.EndpointGrants
+}
+
+// TestPeerWitnessesBesideAuditWitnesses: which peers witness the node's
+// log in the background, and whose logs it witnesses, given its
+// configuration: every trusted peer by default; not one listed in
+// audit.witnesses (tessera asks that one before publishing); not one opted
+// out, either way; a log named in audit.witnessed too is followed once.
+func TestPeerWitnessesBesideAuditWitnesses(t *testing.T) {
+	est, lux, fin := newAllyNode(t, "EST"), newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	trust(t, est, lux)
+	trust(t, est, fin)
+	luxPeer, _ := est.peer(lux.Config.Node.ID)
+	nations := func(c *Config) (witnesses []string, witnessed []string) {
+		n := &Node{Config: c}
+		for _, pw := range n.peerWitnesses() {
+			witnesses = append(witnesses, pw.Peer.Card.Nation)
+		}
+		for _, l := range witnessedLogs(c) {
+			switch l.Origin {
+			case audit.Origin(lux.Config.Node.ID):
+				witnessed = append(witnessed, "LUX")
+			case audit.Origin(fin.Config.Node.ID):
+				witnessed = append(witnessed, "FIN")
+			default:
+				witnessed = append(witnessed, l.Origin)
+			}
+		}
+		return
+	}
+	base := func() *Config {
+		c := *est.Config
+		c.Alliance.Peers = slices.Clone(c.Alliance.Peers)
+		return &c
+	}
+	c := base()
+	if w, d := nations(c); !slices.Equal(w, []string{"LUX", "FIN"}) || !slices.Equal(d, []string{"LUX", "FIN"}) {
+		t.Fatalf("by default: witnesses %v, witnessed %v", w, d)
+	}
+	// LUX in audit.witnesses: asked before publishing, not in the background.
+	c.Audit.Witnesses = []WitnessConfig{{Key: custody.WitnessVerifierKey(audit.WitnessName(lux.Config.Node.ID), luxPeer.Card.Identity), URL: "https://lux.example:9000/_embassy/v1/witness"}}
+	if w, d := nations(c); !slices.Equal(w, []string{"FIN"}) || !slices.Equal(d, []string{"LUX", "FIN"}) {
+		t.Fatalf("LUX in audit.witnesses: witnesses %v, witnessed %v", w, d)
+	}
+	// LUX's log named in audit.witnessed too: followed once.
+	c = base()
+	key, err := audit.VerifierKey(audit.Origin(lux.Config.Node.ID), luxPeer.Card.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Audit.Witnessed = []WitnessedLogConfig{{Origin: audit.Origin(lux.Config.Node.ID), Key: key}}
+	if _, d := nations(c); !slices.Equal(d, []string{"LUX", "FIN"}) {
+		t.Fatalf("LUX in audit.witnessed too: witnessed %v", d)
+	}
+	// FIN opted out: neither way.
+	c = base()
+	no := false
+	c.Alliance.Peers[slicesIndex(c.Alliance.Peers, "FIN")].Witness = &no
+	if w, d := nations(c); !slices.Equal(w, []string{"LUX"}) || !slices.Equal(d, []string{"LUX"}) {
+		t.Fatalf("FIN opted out: witnesses %v, witnessed %v", w, d)
+	}
 }

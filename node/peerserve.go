@@ -39,6 +39,7 @@ var peerEndpoints = []peerEndpoint{
 	{name: federation.EndpointList, handle: (*Node).peerList},
 	{name: federation.EndpointObject, handle: (*Node).peerObject},
 	{name: federation.EndpointBlob, handle: (*Node).peerBlob},
+	{name: federation.EndpointReplicate, handle: (*Node).peerReplicate},
 }
 
 func peerFail(w http.ResponseWriter, status int, code, msg string) {
@@ -70,8 +71,13 @@ func (n *Node) PeerHandler() http.Handler {
 			peerFail(w, http.StatusUnauthorized, "unauthenticated", "the peer protocol is spoken over mutual TLS only")
 			return
 		}
-		caller, ok := n.peerByPin(custody.SPKIPin(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo))
+		pin := custody.SPKIPin(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		caller, ok := n.peerByPin(pin)
 		if !ok {
+			if owner, ok := n.recoveryOwner(r.Context(), pin); ok {
+				n.serveRecovery(w, r, owner)
+				return
+			}
 			peerFail(w, http.StatusUnauthorized, "unknown_peer", ErrUnknownPeer.Error())
 			return
 		}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
@@ -67,6 +69,11 @@ type peerWitnessState struct {
 	reported map[string]string
 	// round serialises rounds.
 	round sync.Mutex
+	// splits counts, by log, the checkpoints this node refused as a
+	// witness because they showed another history (metrics).
+	splits map[string]uint64
+	// split marks the peers whose last refusal showed a split view.
+	split map[string]bool
 }
 
 // peerWitnessAdd serves add-checkpoint to a peer, for its own log.
@@ -104,6 +111,12 @@ func (n *Node) peerWitnessLatest(w http.ResponseWriter, _ *http.Request, caller 
 func (n *Node) reportSplit(e *audit.WitnessError) {
 	n.Log.Error("witness: a log this node witnesses showed it another history than the one it cosigned (a split view): keep the checkpoint as evidence and tell the log's operators",
 		"log", e.Origin, "split", e.Split, "cosigned", e.Cosigned, "reason", e.Reason)
+	n.peerWit.mu.Lock()
+	if n.peerWit.splits == nil {
+		n.peerWit.splits = map[string]uint64{}
+	}
+	n.peerWit.splits[e.Origin]++
+	n.peerWit.mu.Unlock()
 	ev := audit.Event{Kind: KindWitnessSplit, Actor: "witness", Outcome: e.Reason, Detail: map[string]string{
 		"log": e.Origin, "split": e.Split, "cosigned": strconv.FormatUint(e.Cosigned, 10), "checkpoint": string(e.Checkpoint)}}
 	for _, p := range n.Peers() {
@@ -235,7 +248,7 @@ func (n *Node) WitnessPeers(ctx context.Context) ([]PeerCosigning, error) {
 	wg.Wait()
 	n.peerWit.mu.Lock()
 	if n.peerWit.reported == nil {
-		n.peerWit.reported = map[string]string{}
+		n.peerWit.reported, n.peerWit.split = map[string]string{}, map[string]bool{}
 	}
 	for _, r := range out {
 		if r.Err != "" && n.peerWit.reported[r.Peer] != r.Err {
@@ -246,6 +259,7 @@ func (n *Node) WitnessPeers(ctx context.Context) ([]PeerCosigning, error) {
 			}
 		}
 		n.peerWit.reported[r.Peer] = r.Err
+		n.peerWit.split[r.Peer] = r.Split
 	}
 	n.peerWit.mu.Unlock()
 	return out, nil
@@ -351,4 +365,53 @@ func (n *Node) peerPost(ctx context.Context, id, endpoint string, body []byte) (
 		return 0, nil, fmt.Errorf("peer %s: %w", id, err)
 	}
 	return resp.StatusCode, b, nil
+}
+
+// peerWitnessCollector reports witnessing with the peers to Prometheus:
+// the splits this node refused as a witness, and for each peer witness of
+// the node's log the size it cosigned and whether its last refusal showed
+// a split view (docs/resilience.md, the metrics table).
+type peerWitnessCollector struct{ n *Node }
+
+var (
+	witnessSplitsDesc = prometheus.NewDesc("embassy_witness_splits_total",
+		"Checkpoints this node refused as a witness because they showed another history of a log it witnesses than the one it cosigned (fork, inconsistent, rollback), by log.", []string{"log"}, nil)
+	peerCosignedDesc = prometheus.NewDesc("embassy_peer_witness_cosigned_entries",
+		"Size of the latest checkpoint of this node's audit log a peer witness cosigned, by peer.", []string{"peer", "nation"}, nil)
+	peerSplitDesc = prometheus.NewDesc("embassy_peer_witness_split",
+		"1 when the peer witness's last refusal showed it holds another history of this node's log (a split view).", []string{"peer", "nation"}, nil)
+)
+
+func (c *peerWitnessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- witnessSplitsDesc
+	ch <- peerCosignedDesc
+	ch <- peerSplitDesc
+}
+
+func (c *peerWitnessCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	n.peerWit.mu.Lock()
+	for log, v := range n.peerWit.splits {
+		ch <- prometheus.MustNewConstMetric(witnessSplitsDesc, prometheus.CounterValue, float64(v), log)
+	}
+	split := maps.Clone(n.peerWit.split)
+	kept := n.peerWit.cosigned
+	n.peerWit.mu.Unlock()
+	if n.Ready() != nil {
+		return
+	}
+	for _, pw := range n.peerWitnesses() {
+		id, nation := pw.Peer.Card.NodeID, pw.Peer.Card.Nation
+		var size uint64
+		if kept != nil {
+			cs, _ := kept.Get(pw.v.Name())
+			size = cs.Size
+		}
+		ch <- prometheus.MustNewConstMetric(peerCosignedDesc, prometheus.GaugeValue, float64(size), id, nation)
+		v := 0.0
+		if split[id] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(peerSplitDesc, prometheus.GaugeValue, v, id, nation)
+	}
 }

@@ -245,6 +245,24 @@ func TestPeersWitnessEachOther(t *testing.T) {
 		t.Fatalf("the evidence LUX kept is not EST's signed checkpoint of history B: %v %+v", err, evidence)
 	}
 
+	// What an operator alerts on: LUX counts the split it refused; EST's
+	// node marks LUX, not FIN, whose cosigned size it shows.
+	for _, m := range []struct {
+		n      *Node
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{lux.Node, "embassy_witness_splits_total", map[string]string{"log": estOrigin}, 1},
+		{b, "embassy_peer_witness_split", map[string]string{"nation": "LUX"}, 1},
+		{b, "embassy_peer_witness_split", map[string]string{"nation": "FIN"}, 0},
+		{b, "embassy_peer_witness_cosigned_entries", map[string]string{"nation": "FIN"}, float64(nB)},
+	} {
+		if got := gathered(t, m.n, m.name, m.labels); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+
 	// audit verify on EST's node names LUX's checkpoint as a split view.
 	rep, err = b.VerifyAudit(ctx)
 	if err != nil {
@@ -418,4 +436,21 @@ func slicesIndex(ps []PeerConfig, nation string) int {
 		}
 	}
 	return -1
+}
+
+// gathered returns the value of the metric name with labels (summed over
+// the series that have them) from the node's registry.
+func gathered(t *testing.T, n *Node, name string, labels map[string]string) float64 {
+	t.Helper()
+	fams, err := n.metricsFor().reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			return sum(f, labels)
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

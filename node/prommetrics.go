@@ -63,7 +63,7 @@ func (n *Node) metricsFor() *nodeMetrics {
 	m.siteErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "embassy_site_errors_total", Help: "Site operations that failed (a missing blob is not a failure), by site and operation."}, []string{"site", "operation"})
 	m.adminReqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "embassy_admin_requests_total", Help: "Admin API requests, by endpoint and HTTP status."}, []string{"endpoint", "status"})
 	m.reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.siteOps, m.siteLat, m.siteErrs, m.adminReqs,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &nodeCollector{n: n})
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &nodeCollector{n: n}, &peerWitnessCollector{n: n})
 	n.live.metrics = m
 	return m
 }

@@ -223,6 +223,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 	go n.runScrubs(ctx)
 	go n.runIndexMigration(ctx)
 	go n.runTAXIISync(ctx)
+	go n.runReplication(ctx)
 	go n.runPeerWitnessing(ctx)
 	go func() {
 		if useTLS {

@@ -138,10 +138,14 @@ type Engine struct {
 	node   string
 	keysMu sync.RWMutex
 	keys   Keys
-	index  index.Index
-	log    *slog.Logger
-	clock  clock
-	Events Events
+	// keysGen counts SetKeys; sigs remembers signatures verified under
+	// the keys of one generation.
+	keysGen uint64
+	sigs    *sigCache
+	index   index.Index
+	log     *slog.Logger
+	clock   clock
+	Events  Events
 	labelState
 	approver   Approver
 	journal    *evidence.Journal
@@ -188,6 +192,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		node:   cfg.NodeID,
 		keys:   cfg.Keys,
+		sigs:   newSigCache(sigCacheSize),
 		index:  cfg.Index,
 		log:    cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 		sites:  map[string]*Site{},
@@ -504,12 +509,21 @@ func (e *Engine) k() Keys {
 	return e.keys
 }
 
+// readKeys is k() for reading indexed envelopes: a signature verified once
+// under the keys in force is not verified again (sigcache.go).
+func (e *Engine) readKeys() Keys {
+	e.keysMu.RLock()
+	defer e.keysMu.RUnlock()
+	return cachedKeys{Keys: e.keys, c: e.sigs, gen: e.keysGen}
+}
+
 // SetKeys switches the engine to other keys (a root key rotation): new
 // writes are sealed, signed and wrapped with them at once, and label
 // bindings signed and checked with signer and verifier.
 func (e *Engine) SetKeys(k Keys, signer label.Signer, verifier label.Verifier) {
 	e.keysMu.Lock()
 	e.keys, e.signer, e.verifier = k, signer, verifier
+	e.keysGen++
 	e.keysMu.Unlock()
 }
 

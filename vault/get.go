@@ -77,7 +77,7 @@ func (e *Engine) resolve(ctx context.Context, vault, key string, id manifest.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := manifest.Open(v.Envelope, e.k())
+	m, err := manifest.Open(v.Envelope, e.readKeys())
 	if err != nil {
 		e.Events.ManifestErrors.Add(1)
 		e.log.ErrorContext(ctx, "indexed manifest failed verification", "vault", vault, "version", v.ID, "err", err)

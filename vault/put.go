@@ -216,15 +216,10 @@ func (e *Engine) choose(v Vault, id manifest.ID, exclude map[string]bool, l *lab
 // did not survive it: the data is in memory, so the client need not send
 // it again.
 func (e *Engine) putInlineAgain(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
-	// putInline seals and codes in buf: keep the plaintext for a retry.
-	var plain []byte
+	// putInline seals and codes into a buffer of its own: buf keeps the
+	// plaintext for another attempt.
 	for attempt := 1; ; attempt++ {
-		if plain == nil {
-			plain = bytes.Clone(buf.b[:n])
-		} else {
-			copy(buf.b, plain)
-		}
-		info, err := e.putInline(ctx, v, key, buf, n, hasher, o, l, exclude)
+		info, err := e.putInline(ctx, v, key, buf.b[:n], hasher, o, l, exclude)
 		if !errors.Is(err, ErrReconfigured) || attempt == maxAttempts {
 			return info, err
 		}
@@ -232,26 +227,23 @@ func (e *Engine) putInlineAgain(ctx context.Context, v Vault, key string, buf *s
 		if verr != nil {
 			return ObjectInfo{}, verr
 		}
-		if nv.StripeSize != v.StripeSize || nv.Policy.K != v.Policy.K || nv.Policy.M != v.Policy.M {
-			if n > nv.StripeSize {
-				return info, err
-			}
-			nb := getBuf(nv.Policy.K, nv.Policy.M, nv.StripeSize)
-			defer putBuf(nv.Policy.K, nv.Policy.M, nv.StripeSize, nb)
-			copy(nb.b, buf.b[:n])
-			buf = nb
+		if n > nv.StripeSize {
+			return info, err
 		}
 		v = nv
 	}
 }
 
-// putInline writes an object of one stripe: each site's shard blocks ride
-// in its manifest blob. The data is in memory, so a failed site is simply
-// replaced.
-func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripeBuf, n int, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
+// putInline writes an object of one stripe, plain: each site's shard
+// blocks ride in its manifest blob. The data is in memory, so a failed
+// site is simply replaced. It seals and codes into a pooled buffer and
+// never changes plain, so that it can be tried again without a copy.
+func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byte, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
 	p := v.Policy
+	n := len(plain)
 	digest := hasher.Sum(nil)
-	plain := bytes.Clone(buf.b[:n])
+	buf := getBuf(p.K, p.M, v.StripeSize)
+	defer putBuf(p.K, p.M, v.StripeSize, buf)
 	coder, err := coderFor(p.K, p.M)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -272,8 +264,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, buf *stripe
 			return ObjectInfo{}, err
 		}
 		blob := manifest.NewID()
-		copy(buf.b, plain)
-		sealed := stripes.Seal(buf.b[:0], buf.b[:n], 0, true)
+		sealed := stripes.Seal(buf.b[:0], plain, 0, true)
 		shards, err := coder.Encode(buf.b, len(sealed))
 		if err != nil {
 			return ObjectInfo{}, err

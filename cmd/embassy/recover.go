@@ -16,11 +16,11 @@ import (
 )
 
 func (a *app) recoverCmd() *cobra.Command {
-	var fromDir, fromSite, keyPath string
+	var fromDir, fromSite, fromPeer, peerFP, keyPath string
 	var shares, paths []string
 	var acceptStale bool
 	c := &cobra.Command{
-		Use:   "recover --dir NEW --from-dir SITE-PATH (--key ROOT.key | --share SHARE:KEY ...)",
+		Use:   "recover --dir NEW (--from-dir SITE-PATH | --from-site SITE.yaml | --from-peer ALLY.card) (--key ROOT.key | --share SHARE:KEY ...)",
 		Short: "Rebuild a node on a fresh machine from any one site and the root key or T custodians' shares",
 		Long: `Rebuild a destroyed node from the sites alone. Every site holds the node's
 sealed descriptor (configuration, sites and credentials, vaults, policies,
@@ -29,12 +29,21 @@ shares of T custodians (each SHARE:KEY pair decrypted here), recover writes the
 node directory (--dir, which must be new), rebuilds the index from every site it
 can reach, and reports what it found. Then 'embassy serve' serves every object.
 
---site-path ID=PATH moves a directory site to where it is mounted on this machine.`,
+--site-path ID=PATH moves a directory site to where it is mounted on this machine.
+
+--from-peer ALLY.card rebuilds the node from the replica an ally keeps of it
+(grant level replicate, docs/alliance.md), after the node lost its directory and
+every site it controls: the ally is reached on its peer listener with a key
+derived from the root key, every replicated blob goes back to the site it came
+from (a lost directory site is made anew where the descriptor puts it; an S3
+site's bucket must exist), and the recovered audit log is checked to account for
+every replicated version. --fingerprint checks the ally's card.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var from site.Site
 			var err error
 			switch {
+			case fromPeer != "":
 			case fromDir != "":
 				from, err = dir.Open(fromDir)
 			case fromSite != "":
@@ -48,7 +57,7 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 				}
 				from, err = node.OpenSiteConfig(cmd.Context(), sc)
 			default:
-				return withHint(fmt.Errorf("name the site to recover from"), "pass --from-dir PATH for a directory site, or --from-site SITE.yaml for any site")
+				return withHint(fmt.Errorf("name the site to recover from"), "pass --from-dir PATH for a directory site, --from-site SITE.yaml for any site, or --from-peer ALLY.card for an ally keeping a replica")
 			}
 			if err != nil {
 				return err
@@ -84,7 +93,23 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 				return withHint(fmt.Errorf("recovery needs the root key"), "pass --key ROOT.key, or --share SHARE:KEY for T custodians")
 			}
 			o.AcceptStale = acceptStale
-			n, rep, err := node.Recover(cmd.Context(), o)
+			var n *node.Node
+			var rep node.RecoverReport
+			var pr *node.PeerRestoreReport
+			if fromPeer != "" {
+				card, rerr := os.ReadFile(fromPeer)
+				if rerr != nil {
+					return rerr
+				}
+				var p node.PeerRestoreReport
+				n, rep, p, err = node.RecoverFromPeer(cmd.Context(), node.RecoverFromPeerOptions{RecoverOptions: o, Card: card, Fingerprint: peerFP})
+				pr = &p
+				if errors.Is(err, node.ErrFingerprint) {
+					err = withHint(err, "do not trust this card: get the ally's card and its fingerprint from its operators again")
+				}
+			} else {
+				n, rep, err = node.Recover(cmd.Context(), o)
+			}
 			for _, s := range o.Shares {
 				clear(s)
 			}
@@ -96,9 +121,17 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 			}
 			defer n.Close()
 			if a.json {
-				return a.printJSON(map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates})
+				out := map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates}
+				if pr != nil {
+					out["peer"] = pr
+				}
+				return a.printJSON(out)
 			}
 			st := rep.Rebuild
+			if pr != nil {
+				fmt.Fprintf(a.stdout, "replica of node %s at %s (%s): %d blobs (%d bytes) written back to the sites, %d there already, %d of sites no longer configured; %d deletion records applied by the ally\n",
+					pr.Owner, pr.Peer, pr.Nation, pr.Blobs, pr.Bytes, pr.Present, pr.Skipped, pr.Deletions)
+			}
 			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))
 			fmt.Fprintf(a.stdout, "node descriptor: generation %d, the newest found (from %s)\n", rep.Generation, rep.Source)
 			switch {
@@ -131,12 +164,17 @@ can reach, and reports what it found. Then 'embassy serve' serves every object.
 					fmt.Fprintf(a.stdout, "  site %s unavailable: %s\n", s.ID, s.Reason)
 				}
 			}
+			if pr != nil {
+				fmt.Fprintf(a.stdout, "audit log: all %d versions of the replicated scopes it records are back\n", pr.LogVersions)
+			}
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&fromDir, "from-dir", "", "a directory site to read the node descriptor from")
 	f.StringVar(&fromSite, "from-site", "", "a YAML file describing the site to read the node descriptor from (as in node.yaml's sites)")
+	f.StringVar(&fromPeer, "from-peer", "", "an ally's peer card: rebuild from the replica it keeps of this node")
+	f.StringVar(&peerFP, "fingerprint", "", "with --from-peer: the ally card's fingerprint, as confirmed with its operators")
 	f.StringVar(&keyPath, "key", "", "the node's root key file")
 	f.StringArrayVar(&shares, "share", nil, "a custodian's SHARE-FILE:KEY-FILE (repeat for T custodians)")
 	f.StringArrayVar(&paths, "site-path", nil, "ID=PATH: where a directory site is on this machine")

@@ -14,7 +14,7 @@ func (a *app) shareCmd() *cobra.Command {
 	c := &cobra.Command{Use: "share", Short: "Share parts of vaults with allied nations: grant, list, revoke (docs/alliance.md)"}
 	var q node.GrantRequest
 	grant := &cobra.Command{
-		Use:   "grant VAULT[/PREFIX] --to NATION --level catalog|read --ceiling LABEL --expires DUR",
+		Use:   "grant VAULT[/PREFIX] --to NATION --level catalog|read|replicate --ceiling LABEL --expires DUR",
 		Short: "Share a vault, or the keys under a prefix, with a trusted peer's nation (above two_person.share_level: two custodians)",
 		Long: `Make a grant, signed by this node, that lets the nation's trusted peer node see the
 scope described (level catalog) or its principals read it through their own node (level
@@ -22,6 +22,10 @@ read). The owner checks every read against the grant, its own label rules and th
 principals of the grantee are trusted with clearances up to the ceiling only, and see only
 objects whose label releases to their nation. --expires is a duration (180d, 12h). A ceiling
 above two_person.share_level takes two custodians (share.grant).
+
+Level replicate lets the nation's node keep a full encrypted copy of the scope, placed by its
+own alliance.replica_vault, from which this node can be rebuilt ('embassy recover --from-peer');
+it opens nothing of it. On a node with custodians it always takes two of them.
 
   embassy share grant registry/2026/ --to LUX --level read --ceiling "NATO SECRET" --expires 180d`,
 		Args: cobra.ExactArgs(1),
@@ -51,7 +55,7 @@ above two_person.share_level takes two custodians (share.grant).
 	}
 	grant.Flags().StringVar(&q.To, "to", "", "the grantee nation (ISO 3166-1 alpha-3)")
 	grant.Flags().StringVar(&q.Peer, "peer", "", "the grantee node, when several peers of the nation are trusted")
-	grant.Flags().StringVar(&q.Level, "level", "read", "catalog (the description only) or read")
+	grant.Flags().StringVar(&q.Level, "level", "read", "catalog (the description only), read, or replicate (the grantee's node keeps an encrypted copy it cannot open)")
 	grant.Flags().StringVar(&q.Ceiling, "ceiling", "", "the highest label the grantee's principals are trusted up to, e.g. \"NATO SECRET\"")
 	grant.Flags().StringVar(&q.Expires, "expires", "", "how long the grant lasts: 180d, 12h")
 	list := func(cmd *cobra.Command) ([]node.GrantInfo, error) {

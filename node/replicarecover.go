@@ -1,0 +1,503 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/federation"
+	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/dir"
+	"github.com/embassy-dev/embassy/vault"
+)
+
+// Recovery from an ally. An owner that lost its node directory and every
+// site it controls has lost its identity and peer keys with them; what it
+// still has is its root key (or T custodians' shares). From the root it
+// derives its recovery key (custody.RecoveryKeys), whose pin it gave the
+// ally with every pull, and presents it as its TLS key on the ally's peer
+// listener; the ally serves that key the recover/ endpoints only, and only
+// the owner's own replica. The owner then writes every blob back to the
+// site it came from (as the replicated descriptor names the sites; a
+// directory site may be moved with SitePaths), the log copy and the
+// descriptor to every site, and recovers from its sites as usual.
+
+// recoveryEndpoints are served to an owner's recovery key.
+var recoveryEndpoints = map[string]func(n *Node, w http.ResponseWriter, r *http.Request, owner string, body []byte){
+	federation.EndpointRecoverList: (*Node).recoverList,
+	federation.EndpointRecoverBlob: (*Node).recoverBlob,
+}
+
+func (n *Node) serveRecovery(w http.ResponseWriter, r *http.Request, owner string) {
+	name, _ := strings.CutPrefix(r.URL.Path, federation.PathPrefix)
+	h, ok := recoveryEndpoints[name]
+	if !ok || !strings.HasPrefix(r.URL.Path, federation.PathPrefix) {
+		peerFail(w, http.StatusForbidden, "recovery_only", "a recovery key reaches the recover/ endpoints only")
+		return
+	}
+	if r.Method != http.MethodPost {
+		peerFail(w, http.StatusMethodNotAllowed, "method", "peer requests are POST")
+		return
+	}
+	if err := n.Ready(); err != nil {
+		peerFail(w, http.StatusServiceUnavailable, "sealed", err.Error())
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, federation.MaxBody+1))
+	if err != nil || len(body) > federation.MaxBody {
+		peerFail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("body unreadable or larger than %d bytes", federation.MaxBody))
+		return
+	}
+	h(n, w, r, owner, body)
+}
+
+// replicaKey maps a blob the replica holds to its object key.
+func replicaKey(owner string, ref federation.BlobRef) string {
+	if ref.Site == federation.AllSites {
+		return owner + "/" + ref.Name
+	}
+	return owner + "/b/" + ref.Site + "/" + ref.Name
+}
+
+// replicaRef maps an object key of an owner's replica back to its blob,
+// or false for the replica's own bookkeeping.
+func replicaRef(owner, key string) (federation.BlobRef, bool) {
+	rest, ok := strings.CutPrefix(key, owner+"/")
+	if !ok {
+		return federation.BlobRef{}, false
+	}
+	if b, ok := strings.CutPrefix(rest, "b/"); ok {
+		s, name, ok := strings.Cut(b, "/")
+		return federation.BlobRef{Site: s, Name: name}, ok
+	}
+	if rest == federation.BlobDescriptor || strings.HasPrefix(rest, federation.BlobLogPrefix) {
+		return federation.BlobRef{Site: federation.AllSites, Name: rest}, true
+	}
+	return federation.BlobRef{}, false
+}
+
+func (n *Node) recoverList(w http.ResponseWriter, r *http.Request, owner string, body []byte) {
+	q, err := federation.ParseRecoverListRequest(body)
+	if err != nil {
+		peerRefuse(w, err)
+		return
+	}
+	rv, err := n.replicaVault()
+	if err != nil {
+		peerFail(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	ctx := vault.AsSystem(r.Context())
+	max := q.Max
+	if max <= 0 || max > 1000 {
+		max = 1000
+	}
+	out := federation.RecoverListResponse{Owner: owner, Blobs: []federation.BlobRef{}}
+	after := owner + "/"
+	if q.After != "" {
+		after = owner + "/" + q.After
+	}
+	for len(out.Blobs) < max {
+		page, err := n.Engine.List(ctx, rv, index.ListOptions{Prefix: owner + "/", After: after, Max: max})
+		if err != nil {
+			peerFail(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		for _, e := range page.Entries {
+			after = e.Key
+			if ref, ok := replicaRef(owner, e.Key); ok && federation.CheckBlobRef(ref) == nil {
+				ref.Size = e.Size
+				out.Blobs = append(out.Blobs, ref)
+			}
+			if len(out.Blobs) >= max {
+				break
+			}
+		}
+		if !page.Truncated {
+			break
+		}
+		after = max2(after, page.Next)
+	}
+	if len(out.Blobs) >= max {
+		out.Truncated, out.Next = true, strings.TrimPrefix(after, owner+"/")
+	}
+	page, err := n.Engine.List(ctx, rv, index.ListOptions{Prefix: owner + "/d/", Max: 1000})
+	if err == nil {
+		out.Deletions = len(page.Entries)
+	}
+	n.record(r.Context(), audit.Event{Kind: KindReplicaRecover, Actor: "recovery:" + owner, Detail: map[string]string{"owner": owner, "blobs": fmt.Sprint(len(out.Blobs)), "after": q.After}})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func max2(a, b string) string {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func (n *Node) recoverBlob(w http.ResponseWriter, r *http.Request, owner string, body []byte) {
+	q, err := federation.ParseRecoverBlobRequest(body)
+	if err != nil {
+		peerRefuse(w, err)
+		return
+	}
+	rv, err := n.replicaVault()
+	if err != nil {
+		peerFail(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	rd, err := n.Engine.Get(vault.AsSystem(r.Context()), rv, replicaKey(owner, federation.BlobRef{Site: q.Site, Name: q.Name}), vault.GetOptions{Length: -1})
+	if err != nil {
+		peerRefuse(w, err)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	io.Copy(w, rd)
+}
+
+// recoveryClient reaches the ally whose card is card with the recovery
+// key rk, accepting only the TLS key the card pins.
+func recoveryClient(card federation.Card, rk *custody.PeerKeys, nodeID string) (*http.Client, error) {
+	cert, err := rk.TLSCertificate(nodeID, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: true, // checked against the card's pin below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			pin, err := spkiPin(raw)
+			if err != nil {
+				return err
+			}
+			if pin != card.TLSPin {
+				return fmt.Errorf("%w: node %s at %s presented TLS key %s, its card pins %s", ErrUnknownPeer, card.NodeID, card.Endpoint, pin, card.TLSPin)
+			}
+			return nil
+		},
+	}
+	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}, nil
+}
+
+func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, endpoint string, in any) (io.ReadCloser, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+card.Endpoint+federation.PathPrefix+endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("peer %s at %s: %w (does it keep this node's replica, and was it pulled since the root key last changed?)", card.NodeID, card.Endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var pe federation.PeerError
+		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
+			pe.Error = strings.TrimSpace(string(b))
+		}
+		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
+	}
+	return resp.Body, nil
+}
+
+// RecoverFromPeerOptions configure a recovery from an ally's replica.
+type RecoverFromPeerOptions struct {
+	RecoverOptions
+	// Card is the ally's peer card; Fingerprint, if set, must be its.
+	Card        []byte
+	Fingerprint string
+}
+
+// PeerRestoreReport says what was brought back from the ally.
+type PeerRestoreReport struct {
+	Peer      string `json:"peer"`
+	Nation    string `json:"nation"`
+	Owner     string `json:"owner"`
+	Blobs     int    `json:"blobs"`
+	Bytes     int64  `json:"bytes"`
+	Present   int    `json:"present"` // blobs the sites held already (left as they were)
+	Deletions int    `json:"deletions"`
+	// Skipped counts blobs of sites the descriptor no longer names.
+	Skipped int `json:"skipped"`
+	// LogVersions is the versions in the replicated scopes that the
+	// recovered log records as written and not deleted; Missing those of
+	// them the recovered node does not hold (none: nothing was dropped).
+	LogVersions int      `json:"log_versions"`
+	Missing     []string `json:"missing,omitempty"`
+}
+
+// ErrReplicaIncomplete: the recovered log records versions in the
+// replicated scopes that did not come back.
+var ErrReplicaIncomplete = errors.New("replica incomplete")
+
+// RecoverFromPeer rebuilds a node that lost its directory and its sites
+// from the replica an ally keeps of it: it writes the replicated blobs
+// back to the node's sites, then recovers from them (Recover), then checks
+// against the recovered log that every version of the replicated scopes
+// came back.
+func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, RecoverReport, PeerRestoreReport, error) {
+	var pr PeerRestoreReport
+	card, err := federation.ParseCard(o.Card)
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	if o.Fingerprint != "" && o.Fingerprint != card.Fingerprint {
+		return nil, RecoverReport{}, pr, fmt.Errorf("%w: the card's fingerprint is %s, not the %s confirmed", ErrFingerprint, card.Fingerprint, o.Fingerprint)
+	}
+	pr.Peer, pr.Nation = card.NodeID, card.Nation
+	if ents, err := os.ReadDir(o.Dir); err == nil && len(ents) > 0 {
+		return nil, RecoverReport{}, pr, fmt.Errorf("%s is not empty: recover writes a new node directory; name a new or empty one", o.Dir)
+	}
+	root, err := recoverRoot(o.RecoverOptions)
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	keys, err := custody.NewKeyring(root)
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	rk, err := keys.RecoveryKeys()
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	c, err := recoveryClient(card, rk, "recovery")
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	var refs []federation.BlobRef
+	after := ""
+	for {
+		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after})
+		if err != nil {
+			return nil, RecoverReport{}, pr, err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
+		rc.Close()
+		if err != nil {
+			return nil, RecoverReport{}, pr, err
+		}
+		page, err := federation.ParseRecoverListResponse(b)
+		if err != nil {
+			return nil, RecoverReport{}, pr, fmt.Errorf("peer %s: %w", card.NodeID, err)
+		}
+		pr.Owner, pr.Deletions = page.Owner, page.Deletions
+		refs = append(refs, page.Blobs...)
+		if !page.Truncated || page.Next == "" || page.Next <= after {
+			break
+		}
+		after = page.Next
+	}
+	fetch := func(ref federation.BlobRef) ([]byte, error) {
+		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+	// The descriptor names the sites and opens with the root only.
+	i := slices.IndexFunc(refs, func(r federation.BlobRef) bool {
+		return r.Site == federation.AllSites && r.Name == federation.BlobDescriptor
+	})
+	if i < 0 {
+		return nil, RecoverReport{}, pr, fmt.Errorf("peer %s holds no node descriptor of this node (it has not completed a pull yet)", card.NodeID)
+	}
+	db, err := fetch(refs[i])
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	d, err := openDescriptor(keys, db)
+	if err != nil {
+		return nil, RecoverReport{}, pr, fmt.Errorf("the replicated descriptor: %w", err)
+	}
+	if d.NodeID != pr.Owner {
+		return nil, RecoverReport{}, pr, fmt.Errorf("%w: the replicated descriptor is node %s's, the replica node %s's", ErrDescriptor, d.NodeID, pr.Owner)
+	}
+	cf, err := splitNodeFile(ConfigFile, d.Config)
+	if err != nil {
+		return nil, RecoverReport{}, pr, fmt.Errorf("descriptor config: %w", err)
+	}
+	cfg, err := ParseConfig(cf.body)
+	if err != nil {
+		return nil, RecoverReport{}, pr, fmt.Errorf("descriptor config: %w", err)
+	}
+	for i, s := range cfg.Sites {
+		if p, ok := o.SitePaths[s.ID]; ok {
+			cfg.Sites[i].Path = p
+		}
+	}
+	tmp := &Node{Dir: o.Dir, Config: cfg}
+	sites := map[string]site.Site{}
+	var order []string
+	for _, sc := range cfg.Sites {
+		if sc.Driver == "dir" {
+			// A directory site lost with the node is made anew where the
+			// descriptor (or SitePaths) puts it, as 'site add' makes one:
+			// only when nothing is there.
+			p := tmp.path(sc.Path)
+			if ents, err := os.ReadDir(p); errors.Is(err, fs.ErrNotExist) || (err == nil && len(ents) == 0) {
+				if _, err := dir.New(p); err != nil {
+					return nil, RecoverReport{}, pr, fmt.Errorf("site %s: %w", sc.ID, err)
+				}
+			}
+		}
+		st, err := tmp.OpenSite(sc)
+		if err != nil {
+			return nil, RecoverReport{}, pr, fmt.Errorf("site %s: %w", sc.ID, err)
+		}
+		sites[sc.ID] = st
+		order = append(order, sc.ID)
+	}
+	if len(order) == 0 {
+		return nil, RecoverReport{}, pr, errors.New("the replicated descriptor names no site")
+	}
+	put := func(s site.Site, name string, b []byte) error {
+		if _, err := s.Stat(ctx, name); err == nil {
+			pr.Present++
+			return nil // what a site holds stays as it is
+		}
+		if err := s.Put(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
+			return err
+		}
+		pr.Blobs++
+		pr.Bytes += int64(len(b))
+		return nil
+	}
+	// Blobs of their own sites first, then the log copy and descriptor
+	// to every site, each checkpoint last.
+	slices.SortStableFunc(refs, func(a, b federation.BlobRef) int {
+		rank := func(r federation.BlobRef) int {
+			switch {
+			case r.Site != federation.AllSites:
+				return 0
+			case isLogCheckpoint(r.Name):
+				return 3
+			case r.Name == federation.BlobDescriptor:
+				return 2
+			}
+			return 1
+		}
+		return rank(a) - rank(b)
+	})
+	for _, ref := range refs {
+		targets := []string{ref.Site}
+		if ref.Site == federation.AllSites {
+			targets = order
+		} else if _, ok := sites[ref.Site]; !ok {
+			pr.Skipped++
+			continue
+		}
+		var b []byte
+		if ref.Name == federation.BlobDescriptor {
+			b = db
+		} else if b, err = fetch(ref); err != nil {
+			return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+		}
+		for _, sid := range targets {
+			if err := put(sites[sid], ref.Name, b); err != nil {
+				return nil, RecoverReport{}, pr, fmt.Errorf("site %s: write %s: %w", sid, ref.Name, err)
+			}
+		}
+	}
+	ro := o.RecoverOptions
+	ro.From = sites[order[0]]
+	n, rep, err := Recover(ctx, ro)
+	if err != nil {
+		return nil, rep, pr, err
+	}
+	if err := n.checkReplicatedVersions(ctx, card.NodeID, &pr); err != nil {
+		n.Close()
+		return nil, rep, pr, err
+	}
+	return n, rep, pr, nil
+}
+
+// recoverRoot returns the root key of o (the key, or the shares combined).
+func recoverRoot(o RecoverOptions) (custody.RootKey, error) {
+	switch {
+	case o.RootKey != nil:
+		return *o.RootKey, nil
+	case len(o.Shares) > 0:
+		return custody.CombineShares(o.Shares)
+	}
+	return custody.RootKey{}, errors.New("recover: give the root key or custodians' shares")
+}
+
+// checkReplicatedVersions walks the recovered log: every version of the
+// scope of a replicate grant to peer that the log records as written and
+// not deleted must be in the index.
+func (n *Node) checkReplicatedVersions(ctx context.Context, peer string, pr *PeerRestoreReport) error {
+	var grants []federation.Grant
+	for _, gi := range n.Grants() {
+		if gi.Grantee != peer || gi.Level != federation.LevelReplicate {
+			continue
+		}
+		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public()); err == nil {
+			grants = append(grants, g)
+		}
+	}
+	type vk struct {
+		vault, key string
+		id         manifest.ID
+	}
+	live := map[manifest.ID]vk{}
+	l := n.Audit()
+	if l == nil {
+		return errors.New("the recovered node has no audit log")
+	}
+	err := l.Events(ctx, 0, func(_ uint64, e audit.Event) error {
+		if e.Outcome != "" || e.Version.IsZero() {
+			return nil
+		}
+		in := false
+		for _, g := range grants {
+			in = in || g.Covers(e.Vault, e.Key)
+		}
+		switch {
+		case !in:
+		case replicaChange(e.Kind):
+			live[e.Version] = vk{e.Vault, e.Key, e.Version}
+		case e.Kind == vault.KindDelete:
+			delete(live, e.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pr.LogVersions = len(live)
+	for _, v := range live {
+		if _, err := n.Engine.Index().Get(ctx, v.vault, v.key, v.id); err != nil {
+			pr.Missing = append(pr.Missing, v.vault+"/"+v.key+" version "+v.id.String())
+		}
+	}
+	slices.Sort(pr.Missing)
+	if len(pr.Missing) > 0 {
+		return fmt.Errorf("%w: the recovered log records %d versions of the replicated scopes; %d did not come back (first: %s)", ErrReplicaIncomplete, pr.LogVersions, len(pr.Missing), pr.Missing[0])
+	}
+	return nil
+}
