@@ -44,7 +44,7 @@ func (l *Log) CheckCopies(ctx context.Context) (LogCheck, error) {
 	if err := l.drain(ctx); err != nil {
 		return LogCheck{}, err
 	}
-	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.Appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{}}
+	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{}}
 	_, cp, err := l.Checkpoint(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("the node's own checkpoint: %w", err)

@@ -343,8 +343,17 @@ func (l *Log) feed(ctx context.Context) {
 	}
 }
 
-// Appended returns the number of entries durably appended.
+// Appended returns the number of entries durably appended, those
+// committed with the index (pending.go) included: it takes them first.
 func (l *Log) Appended() uint64 {
+	if err := l.drain(context.Background()); err != nil {
+		l.log.Warn("audit log: entries committed with the index not taken yet", "err", err)
+	}
+	return l.appended()
+}
+
+// appended is Appended without taking the index's entries.
+func (l *Log) appended() uint64 {
 	l.j.mu.Lock()
 	defer l.j.mu.Unlock()
 	return l.j.next
@@ -404,7 +413,7 @@ func (l *Log) Entries(ctx context.Context, from uint64, fn func(i uint64, entry 
 	if err := l.drain(ctx); err != nil {
 		return err
 	}
-	size := l.Appended()
+	size := l.appended()
 	if err := l.AwaitIntegrated(ctx, size); err != nil {
 		return err
 	}
@@ -467,7 +476,7 @@ func (l *Log) Close(ctx context.Context) error {
 	if err := l.drain(ctx); err != nil {
 		l.log.Warn("audit log: entries committed with the index not taken before closing (they are durable there; taken at the next opening)", "err", err)
 	}
-	size := l.Appended()
+	size := l.appended()
 	l.j.close()
 	err := l.AwaitIntegrated(ctx, size)
 	if serr := l.shutdown(ctx); err == nil && serr != nil && size > 0 {

@@ -93,7 +93,7 @@ func (l *Log) AttachIndex(ctx context.Context, src Pending) error {
 	}
 	// Nothing pulls from src yet: whatever of entries is not in the log
 	// now is appended at size or later (the watermark).
-	size := l.Appended()
+	size := l.appended()
 	var through uint64
 	if len(keys) > 0 {
 		from := uint64(0)
