@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/embassy-dev/embassy/custody"
 )
@@ -25,7 +27,18 @@ const maxRecord = 16 << 10
 //	ml-dsa-44 <base64 identity key>
 //	hpke <base64: KEM id 0x647a || MLKEM768-X25519 public key>
 //	tls <SHA256:… pin of the peer listener's TLS public key>
+//	[hosting-jurisdiction <ISO 3166-1 alpha-3>]
+//	[hosting-provider <organisation>]
+//	[hosting-control <ISO 3166-1 alpha-3>]
+//	[hosting-accredited <label, text form>]
 //	signature <base64 hybrid signature by the identity over the lines above>
+//
+// The hosting lines are the node's commitment to the allies it hosts
+// (docs/alliance.md, "Host an ally's site"): where the blobs it keeps for
+// them physically sit, who provides the storage, whose law controls that
+// provider and, optionally, the highest classification it is accredited
+// for. They come as the first three together, with the fourth or without
+// it, or not at all (a node that hosts nobody).
 //
 // The card's fingerprint is the SHA-256 of those lines (the signature
 // excluded), as "SHA256:" and unpadded base64: what the two nations'
@@ -33,6 +46,39 @@ const maxRecord = 16 << 10
 const cardHeader = "embassy peer card v1\n"
 
 var cardKeys = []string{"node", "nation", "endpoint", "ed25519", "ml-dsa-44", "hpke", "tls", "signature"}
+
+// hostingKeys are the optional hosting lines, in order.
+var hostingKeys = []string{"hosting-jurisdiction", "hosting-provider", "hosting-control", "hosting-accredited"}
+
+// Hosting is what a node commits to, on its card, about the storage it
+// offers its guests: the site attributes a guest's hosted site takes.
+type Hosting struct {
+	Jurisdiction string
+	Provider     string
+	Control      string
+	// Accredited is the highest classification the storage is
+	// accredited for (label text form); empty: unclassified only.
+	Accredited string
+}
+
+// Check reports whether h can be written on a card.
+func (h Hosting) Check() error {
+	if !validNation(h.Jurisdiction) {
+		return fmt.Errorf("%w: hosting jurisdiction %.10q is not an ISO 3166-1 alpha-3 code", ErrCard, h.Jurisdiction)
+	}
+	if !validNation(h.Control) {
+		return fmt.Errorf("%w: hosting control %.10q is not an ISO 3166-1 alpha-3 code", ErrCard, h.Control)
+	}
+	for what, v := range map[string]string{"provider": h.Provider, "accredited": h.Accredited} {
+		if len(v) > 200 || !utf8.ValidString(v) || strings.ContainsAny(v, "\n\r") || v != strings.TrimSpace(v) {
+			return fmt.Errorf("%w: hosting %s %.60q: at most 200 bytes of UTF-8 on one line, no spaces around it", ErrCard, what, v)
+		}
+	}
+	if h.Provider == "" {
+		return fmt.Errorf("%w: hosting provider: must be set", ErrCard)
+	}
+	return nil
+}
 
 // Card is a verified peer card.
 type Card struct {
@@ -44,6 +90,9 @@ type Card struct {
 	HPKE []byte
 	// TLSPin is the peer listener's TLS key pin (custody.SPKIPin).
 	TLSPin string
+	// Hosting is the node's hosting commitment, nil when it hosts
+	// nobody.
+	Hosting *Hosting
 	// Fingerprint identifies the card (see above).
 	Fingerprint string
 	// Raw is the card as signed.
@@ -54,9 +103,28 @@ type Card struct {
 var ErrCard = errors.New("peer card refused")
 
 func cardBody(c Card) []byte {
-	return fmt.Appendf(nil, "%snode %s\nnation %s\nendpoint %s\ned25519 %s\nml-dsa-44 %s\nhpke %s\ntls %s\n", cardHeader,
+	b := fmt.Appendf(nil, "%snode %s\nnation %s\nendpoint %s\ned25519 %s\nml-dsa-44 %s\nhpke %s\ntls %s\n", cardHeader,
 		c.NodeID, c.Nation, c.Endpoint, base64.StdEncoding.EncodeToString(c.Identity.Ed25519),
 		base64.StdEncoding.EncodeToString(c.Identity.MLDSA44.Bytes()), base64.StdEncoding.EncodeToString(c.HPKE), c.TLSPin)
+	if h := c.Hosting; h != nil {
+		b = fmt.Appendf(b, "hosting-jurisdiction %s\nhosting-provider %s\nhosting-control %s\n", h.Jurisdiction, h.Provider, h.Control)
+		if h.Accredited != "" {
+			b = fmt.Appendf(b, "hosting-accredited %s\n", h.Accredited)
+		}
+	}
+	return b
+}
+
+// cardLayout returns the keys of the card's lines: the required ones with
+// the hosting lines the card carries inserted before the signature.
+func cardLayout(b []byte) []string {
+	keys := slices.Clone(cardKeys[:len(cardKeys)-1])
+	for _, k := range hostingKeys {
+		if bytes.Contains(b, []byte("\n"+k+" ")) {
+			keys = append(keys, k)
+		}
+	}
+	return append(keys, "signature")
 }
 
 // Fingerprint returns "SHA256:" and the unpadded base64 of the SHA-256 of b.
@@ -70,6 +138,11 @@ func Fingerprint(b []byte) string {
 func MakeCard(c Card, sign func([]byte) ([]byte, error)) ([]byte, error) {
 	if err := checkCardFields(c.NodeID, c.Nation, c.Endpoint, c.TLSPin); err != nil {
 		return nil, err
+	}
+	if c.Hosting != nil {
+		if err := c.Hosting.Check(); err != nil {
+			return nil, err
+		}
 	}
 	body := cardBody(c)
 	sig, err := sign(body)
@@ -126,7 +199,7 @@ func validNation(s string) bool {
 // whether the card is to be trusted: that is the fingerprint confirmed out
 // of band ('peer add --fingerprint').
 func ParseCard(b []byte) (Card, error) {
-	f, body, err := custody.ParseSignedLines(b, cardHeader, cardKeys, maxRecord)
+	f, body, err := custody.ParseSignedLines(b, cardHeader, cardLayout(b), maxRecord)
 	if err != nil {
 		return Card{}, fmt.Errorf("%w: %v", ErrCard, err)
 	}
@@ -149,6 +222,13 @@ func ParseCard(b []byte) (Card, error) {
 		return Card{}, fmt.Errorf("%w: signature malformed (want %d bytes of base64)", ErrCard, custody.HybridSignatureSize)
 	}
 	c := Card{NodeID: f["node"], Nation: f["nation"], Endpoint: f["endpoint"], Identity: id, HPKE: hp, TLSPin: f["tls"]}
+	if _, ok := f["hosting-jurisdiction"]; ok || f["hosting-provider"] != "" || f["hosting-control"] != "" || f["hosting-accredited"] != "" {
+		h := &Hosting{Jurisdiction: f["hosting-jurisdiction"], Provider: f["hosting-provider"], Control: f["hosting-control"], Accredited: f["hosting-accredited"]}
+		if err := h.Check(); err != nil {
+			return Card{}, err
+		}
+		c.Hosting = h
+	}
 	if !bytes.Equal(cardBody(c), body) {
 		return Card{}, fmt.Errorf("%w: not in canonical form", ErrCard)
 	}

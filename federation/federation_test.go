@@ -151,3 +151,46 @@ func TestRequestAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestCardHosting: a card carries the hosting commitment, signed like the
+// rest; one without it is unchanged; lines out of order, half a
+// commitment, or an altered one are refused.
+func TestCardHosting(t *testing.T) {
+	n := newTestNode(t, "lux1", "LUX")
+	base, err := ParseCard(n.card)
+	if err != nil || base.Hosting != nil {
+		t.Fatalf("card without hosting: %+v %v", base.Hosting, err)
+	}
+	c := base
+	for _, h := range []Hosting{
+		{Jurisdiction: "LUX", Provider: "Government data centre", Control: "LUX"},
+		{Jurisdiction: "BEL", Provider: "lux-gov-dc", Control: "LUX", Accredited: "NATO SECRET"},
+	} {
+		c.Hosting = &h
+		b, err := MakeCard(c, n.keys.SignHybrid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseCard(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Hosting == nil || *got.Hosting != h || got.Fingerprint == base.Fingerprint {
+			t.Fatalf("hosting %+v read back as %+v (fingerprint %s, without %s)", h, got.Hosting, got.Fingerprint, base.Fingerprint)
+		}
+		altered := bytes.Replace(b, []byte("hosting-jurisdiction "+h.Jurisdiction), []byte("hosting-jurisdiction EST"), 1)
+		if _, err := ParseCard(altered); !errors.Is(err, ErrCard) {
+			t.Errorf("altered hosting jurisdiction: %v", err)
+		}
+		reordered := bytes.Replace(b, []byte("hosting-provider "+h.Provider+"\nhosting-control "+h.Control+"\n"), []byte("hosting-control "+h.Control+"\nhosting-provider "+h.Provider+"\n"), 1)
+		if _, err := ParseCard(reordered); !errors.Is(err, ErrCard) {
+			t.Errorf("hosting lines out of order: %v", err)
+		}
+	}
+	for _, bad := range []Hosting{{Jurisdiction: "Lux", Provider: "x", Control: "LUX"}, {Jurisdiction: "LUX", Control: "LUX"}, {Jurisdiction: "LUX", Provider: "a\nnode x", Control: "LUX"}} {
+		c.Hosting = &bad
+		if _, err := MakeCard(c, n.keys.SignHybrid); !errors.Is(err, ErrCard) {
+			t.Errorf("hosting %+v: %v", bad, err)
+		}
+	}
+}

@@ -76,6 +76,27 @@ func FuzzPeerBodies(f *testing.F) {
 	})
 }
 
+func FuzzHostedBodies(f *testing.F) {
+	f.Add([]byte(`{"name":"s/ab/cd.0","offset":10,"length":-1}`))
+	f.Add([]byte(`{"prefix":"m/"}`))
+	f.Add([]byte(`{"name":"node/site-marker","size":123,"modified":1796461200000000000}`))
+	f.Add([]byte(`{"bytes":1,"blobs":2,"quota":3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if q, err := ParseHostedBlob(b); err == nil && (q.Name == "" || q.Offset < 0 || q.Length < -1) {
+			t.Fatalf("accepted %+v", q)
+		}
+		ParseHostedList(b)
+		if i, err := ParseHostedInfo(b); err == nil && i.Size < 0 {
+			t.Fatalf("accepted %+v", i)
+		}
+		ParseHostedUsage(b)
+		ParseHostedListLine(b)
+		if _, p, err := ParseHostedPut(string(b)); err == nil && (p.Name == "" || p.Size < -1) {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}
+
 func FuzzReplicaBodies(f *testing.F) {
 	f.Add([]byte(`{"grant":"0123456789abcdef0123456789abcdef","after":12,"max":100}`))
 	f.Add([]byte(`{"entries":[{"index":3,"version":"0123456789abcdef0123456789abcdef","blobs":[{"site":"est-1","name":"m/01/0123456789abcdef0123456789abcdef","size":0}]}],"next":4,"log_size":9,"ticket":"0123456789abcdef0123456789abcdef","recovery_pin":"SHA256:0123456789012345678901234567890123456789012"}`))

@@ -111,6 +111,8 @@ func opBodies(dir string) map[string]any {
 		"DELETE v1/peers/{id}":           nil,
 		"POST v1/shares":                 GrantRequest{Scope: "registry/2026/", To: "LUX", Level: "read", Ceiling: "NATO RESTRICTED", Expires: "30d"},
 		"POST v1/shares/{id}/revoke":     nil,
+		"POST v1/host/guests":            HostRequest{Peer: "LUX", Quota: "1TiB"},
+		"DELETE v1/host/guests/{id}":     nil,
 	}
 }
 
@@ -124,8 +126,9 @@ func TestOperatorRoutesRefuseTheUnentitled(t *testing.T) {
 	bodies := opBodies(t.TempDir())
 	ids := map[string]string{"v1/debug/pprof/{id}": "heap", "v1/jobs/{id}": "j-000000000000", "v1/jobs/{id}/rate": "j-000000000000", "v1/jobs/{id}/cancel": "j-000000000000", "v1/sites/{id}": "est-2",
 		"v1/vaults/{id}/policy": "registry", "v1/vaults/{id}/rotate-key": "registry", "v1/vaults/{id}": "registry", "v1/principals/{id}": "clerk",
-		"v1/peers/{id}": "lux1", "v1/shares/{id}/revoke": "00112233445566778899aabbccddeeff", "v1/shares/{id}/odrl": "00112233445566778899aabbccddeeff"}
-	for _, rt := range slices.Concat(opRoutes, datasetRoutes, allianceRoutes) {
+		"v1/peers/{id}": "lux1", "v1/shares/{id}/revoke": "00112233445566778899aabbccddeeff", "v1/shares/{id}/odrl": "00112233445566778899aabbccddeeff",
+		"v1/host/guests/{id}": "lux1"}
+	for _, rt := range slices.Concat(opRoutes, datasetRoutes, allianceRoutes, hostingRoutes) {
 		if rt.auth != authOperator || len(rt.roles) == 0 {
 			t.Errorf("%s %s: no operator role", rt.method, rt.path)
 			continue

@@ -52,6 +52,11 @@ type AllianceConfig struct {
 	// ReplicateEvery is how often a serving node pulls its replicas (a Go
 	// duration; default 5m).
 	ReplicateEvery string `yaml:"replicate_every,omitempty" json:"replicate_every,omitempty"`
+	// Hosting is the storage this node offers the allies it hosts, as
+	// its card states it (hosting.go); nil: it hosts nobody.
+	Hosting *HostingConfig `yaml:"hosting,omitempty" json:"hosting,omitempty"`
+	// Guests are the allies this node has agreed to host, with quotas.
+	Guests []GuestConfig `yaml:"guests,omitempty" json:"guests,omitempty"`
 }
 
 // PeerConfig is a trusted peer: its card and the fingerprint an operator
@@ -115,7 +120,7 @@ func (a AllianceConfig) validate(self string) error {
 			return fmt.Errorf("grants[%d].grant: not a signed grant", i)
 		}
 	}
-	return nil
+	return a.validateHosting()
 }
 
 // Peer is a trusted peer.
@@ -216,8 +221,13 @@ func (n *Node) PeerCard() ([]byte, error) {
 	if ep == "" {
 		return nil, errNoListener
 	}
-	return federation.MakeCard(federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys.Identity().Public(),
-		HPKE: k.HPKEPublicKey(), TLSPin: k.TLSPin()}, n.Keys.SignHybrid)
+	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys.Identity().Public(),
+		HPKE: k.HPKEPublicKey(), TLSPin: k.TLSPin()}
+	if h := c.Alliance.Hosting; h != nil {
+		offer := h.offer()
+		card.Hosting = &offer
+	}
+	return federation.MakeCard(card, n.Keys.SignHybrid)
 }
 
 // Peers lists the trusted peers.

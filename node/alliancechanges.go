@@ -75,5 +75,5 @@ func allianceChanges(old, next *Config) []Change {
 			add("alliance.grants", "a grant removed", Refused, "grants are kept as the record of what was shared: revoke it with 'embassy share revoke'")
 		}
 	}
-	return out
+	return append(out, hostingChanges(o, nx)...)
 }

@@ -412,6 +412,8 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return n.addPeer(ctx, p["card"], p["fingerprint"])
 	case "share.grant":
 		return n.storeGrant(ctx, p["grant"])
+	case "host.add":
+		return n.hostGuest(ctx, p["peer"], p["quota"])
 	case "custody.resplit":
 		dir, err := n.resplit(p["custodians"], p["threshold"])
 		if err == nil {

@@ -161,7 +161,8 @@ type LogConfig struct {
 // SiteConfig is one site: its attributes and its driver settings.
 type SiteConfig struct {
 	site.Descriptor `yaml:",inline"`
-	// Driver is "dir" (a local directory).
+	// Driver is "dir" (a local directory), "s3" (a bucket) or "peer" (a
+	// site an allied node hosts for this one).
 	Driver string `yaml:"driver" json:"driver"`
 	// Path is the dir driver's directory (absolute, or relative to the
 	// node directory).
@@ -169,6 +170,13 @@ type SiteConfig struct {
 	// S3 configures the s3 driver: a bucket (and prefix) at any
 	// S3-compatible provider, another embassy node included.
 	S3 *s3site.Config `yaml:"s3,omitempty" json:"s3,omitempty"`
+	// Peer is the peer driver's host: the allied node's id. The site's
+	// jurisdiction, provider, control and accreditation are what that
+	// node's card states.
+	Peer string `yaml:"peer,omitempty" json:"peer,omitempty"`
+	// Quota is the room the host agreed to give this node's hosted site
+	// (e.g. "10TiB"); the host enforces its own.
+	Quota string `yaml:"quota,omitempty" json:"quota,omitempty"`
 	// Draining marks a site being emptied ('embassy site drain'): new
 	// writes avoid it and scrub moves its shards to other sites.
 	Draining bool `yaml:"draining,omitempty" json:"draining,omitempty"`
@@ -418,8 +426,12 @@ func (c *Config) Validate() error {
 			if err := s.S3.Validate(); err != nil {
 				return fmt.Errorf("sites[%d].s3: %w", i, err)
 			}
+		case "peer":
+			if err := c.checkHostedSite(i, s); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir or s3)", i, s.Driver)
+			return fmt.Errorf("sites[%d].driver: %q is not supported (want dir, s3 or peer)", i, s.Driver)
 		}
 	}
 	reg, err := label.NewRegistry(c.Policies...)

@@ -85,6 +85,7 @@ type Node struct {
 	taxii    taxiiState
 	ally     allianceState    // the alliance (alliance.go)
 	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
+	host     hostState        // the guests' stores (hosting.go)
 }
 
 // OpenOptions configure OpenWith.
@@ -418,8 +419,11 @@ func orDefault(s, d string) string {
 
 // OpenSite opens a configured site's driver.
 func (n *Node) OpenSite(s SiteConfig) (site.Site, error) {
-	if s.Driver == "dir" {
+	switch s.Driver {
+	case "dir":
 		s.Path = n.path(s.Path)
+	case "peer":
+		return n.hostedSiteOf(s), nil
 	}
 	return OpenSiteConfig(context.Background(), s)
 }
@@ -439,6 +443,8 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 		cfg := *s.S3
 		cfg.CreateBucket = false
 		return s3site.New(ctx, cfg)
+	case "peer":
+		return nil, fmt.Errorf("site %s: a hosted site is reached over the node's peer link: open it through the node", s.ID)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
@@ -555,6 +561,11 @@ func (n *Node) AddSite(s SiteConfig) error {
 	for _, o := range n.Config.Sites {
 		if o.ID == s.ID {
 			return fmt.Errorf("site %s already exists", s.ID)
+		}
+	}
+	if s.Driver == "peer" {
+		if err := n.hostedSiteFromCard(&s); err != nil {
+			return err
 		}
 	}
 	createBucket := false

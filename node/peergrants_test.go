@@ -61,6 +61,11 @@ func TestPeerEndpointsAuthorize(t *testing.T) {
 				t.Errorf("witness/checkpoint gave LUX another log's checkpoint: %q", b)
 			}
 		}},
+		// What a witness cosigned of a log it witnesses is public like the
+		// log's checkpoints; a body that names no log it follows is 404.
+		PeerWitnessOfEndpoint: {body: struct{}{}, notFoundOK: true, check: func(t *testing.T, b []byte) {
+			t.Errorf("witness/of answered a body that names no log: %q", b)
+		}},
 		PeerCatalogEndpoint: {body: struct{}{}, check: func(t *testing.T, b []byte) {
 			if bytes.Contains(b, []byte(`"dct:identifier"`)) {
 				t.Errorf("catalog with no description released: %s", b)

@@ -31,6 +31,10 @@ import (
 type peerEndpoint struct {
 	name   string
 	handle func(n *Node, w http.ResponseWriter, r *http.Request, caller Peer, body []byte)
+	// signed, if set, returns what the request's signature covers in
+	// place of the body, which is then left unread for handle to stream
+	// (hosted/put).
+	signed func(r *http.Request) ([]byte, error)
 }
 
 // peerEndpoints are the endpoints under /peer/v1/.
@@ -40,6 +44,12 @@ var peerEndpoints = []peerEndpoint{
 	{name: federation.EndpointObject, handle: (*Node).peerObject},
 	{name: federation.EndpointBlob, handle: (*Node).peerBlob},
 	{name: federation.EndpointReplicate, handle: (*Node).peerReplicate},
+	{name: federation.EndpointHostedPut, handle: (*Node).peerHostedPut, signed: hostedPutSigned},
+	{name: federation.EndpointHostedGet, handle: (*Node).peerHostedGet},
+	{name: federation.EndpointHostedStat, handle: (*Node).peerHostedStat},
+	{name: federation.EndpointHostedDelete, handle: (*Node).peerHostedDelete},
+	{name: federation.EndpointHostedList, handle: (*Node).peerHostedList},
+	{name: federation.EndpointHostedUsage, handle: (*Node).peerHostedUsage},
 }
 
 func peerFail(w http.ResponseWriter, status int, code, msg string) {
@@ -104,8 +114,16 @@ func (n *Node) PeerHandler() http.Handler {
 			peerFail(w, http.StatusServiceUnavailable, "sealed", err.Error())
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, federation.MaxBody+1))
-		if err != nil || len(body) > federation.MaxBody {
+		var body []byte
+		var err error
+		if ep.signed != nil {
+			if body, err = ep.signed(r); err != nil {
+				// What the signature covers is missing or malformed: the
+				// request cannot be authenticated.
+				peerFail(w, http.StatusUnauthorized, "unauthenticated", err.Error())
+				return
+			}
+		} else if body, err = io.ReadAll(io.LimitReader(r.Body, federation.MaxBody+1)); err != nil || len(body) > federation.MaxBody {
 			peerFail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("body unreadable or larger than %d bytes", federation.MaxBody))
 			return
 		}

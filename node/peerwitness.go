@@ -74,6 +74,8 @@ type peerWitnessState struct {
 	splits map[string]uint64
 	// split marks the peers whose last refusal showed a split view.
 	split map[string]bool
+	// compared remembers the forks between witnesses already reported.
+	compared map[string]bool
 }
 
 // peerWitnessAdd serves add-checkpoint to a peer, for its own log.
@@ -286,6 +288,9 @@ func (n *Node) runPeerWitnessing(ctx context.Context) {
 		if _, err := n.WitnessPeers(ctx); err != nil && ctx.Err() == nil {
 			n.Log.WarnContext(ctx, "witness: the round with the peers failed", "err", err)
 		}
+		if _, err := n.CompareWitnesses(ctx); err != nil && ctx.Err() == nil {
+			n.Log.WarnContext(ctx, "witness: comparing with the other witnesses failed", "err", err)
+		}
 	}
 }
 
@@ -375,7 +380,7 @@ type peerWitnessCollector struct{ n *Node }
 
 var (
 	witnessSplitsDesc = prometheus.NewDesc("embassy_witness_splits_total",
-		"Checkpoints this node refused as a witness because they showed another history of a log it witnesses than the one it cosigned (fork, inconsistent, rollback), by log.", []string{"log"}, nil)
+		"Split views of a log this node witnesses: checkpoints it refused because they showed another history than the one it cosigned (fork, inconsistent, rollback), and forks found by comparing with another witness, by log.", []string{"log"}, nil)
 	peerCosignedDesc = prometheus.NewDesc("embassy_peer_witness_cosigned_entries",
 		"Size of the latest checkpoint of this node's audit log a peer witness cosigned, by peer.", []string{"peer", "nation"}, nil)
 	peerSplitDesc = prometheus.NewDesc("embassy_peer_witness_split",

@@ -454,3 +454,79 @@ func gathered(t *testing.T, n *Node, name string, labels map[string]string) floa
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestWitnessesCompareNotes: EST shows LUX its real log and FIN a
+// checkpoint of another history of the same size, signed with EST's key
+// (EST does not send FIN its checkpoints; FIN witnesses EST's log as its
+// peer). Each witness alone cosigned what it was shown; comparing notes
+// over the peer link (witness/of), LUX and FIN each find the fork, record
+// it once as witness.split with the other's checkpoint, and count it.
+func TestWitnessesCompareNotes(t *testing.T) {
+	est, lux, fin := newAllyNode(t, "EST"), newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	trust(t, est, lux)
+	for _, a := range []*allyNode{lux, fin} {
+		trust(t, a, est)
+	}
+	trust(t, lux, fin)
+	trust(t, fin, lux)
+	ctx := t.Context()
+	origin := audit.Origin(est.Config.Node.ID)
+	putN(t, est.Node, "2026/a", 2)
+	rs, err := est.WitnessPeers(ctx)
+	if err != nil || len(rs) != 1 || rs[0].Nation != "LUX" || rs[0].Err != "" {
+		t.Fatalf("EST's round: %+v %v", rs, err)
+	}
+	size := rs[0].Size
+	if ds, err := lux.CompareWitnesses(ctx); err != nil || len(ds) != 0 {
+		t.Fatalf("before the fork: %+v %v", ds, err)
+	}
+
+	ed, pq, err := est.Keys.CheckpointSigners(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := bytes.Repeat([]byte{7}, 32)
+	forged, err := note.Sign(&note.Note{Text: string(log.Checkpoint{Origin: origin, Size: size, Hash: hash}.Marshal())}, ed, pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fin.Handler())
+	defer srv.Close()
+	r, err := http.Post(srv.URL+"/_embassy/v1/witness/add-checkpoint", "text/plain", bytes.NewReader(append([]byte("old 0\n\n"), forged...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("FIN, shown the other history first: %s", r.Status)
+	}
+
+	for _, c := range []struct {
+		w     *allyNode
+		other string
+	}{{lux, "FIN"}, {fin, "LUX"}} {
+		ds, err := c.w.CompareWitnesses(ctx)
+		if err != nil || len(ds) != 1 || ds[0].Log != origin || ds[0].Nation != c.other || ds[0].Size != size {
+			t.Fatalf("%s comparing notes: %+v %v", c.w.Config.Node.Nation, ds, err)
+		}
+		// Again: reported once.
+		if _, err := c.w.CompareWitnesses(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var splits []audit.Event
+		if err := c.w.Audit().Events(ctx, 0, func(_ uint64, e audit.Event) error {
+			if e.Kind == KindWitnessSplit {
+				splits = append(splits, e)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(splits) != 1 || splits[0].Detail["seen_by_nation"] != c.other || splits[0].Detail["nation"] != "EST" || splits[0].Detail["split"] != "fork" {
+			t.Fatalf("%s's witness.split events: %+v", c.w.Config.Node.Nation, splits)
+		}
+		if got := gathered(t, c.w.Node, "embassy_witness_splits_total", map[string]string{"log": origin}); got != 1 {
+			t.Errorf("%s: embassy_witness_splits_total = %v", c.w.Config.Node.Nation, got)
+		}
+	}
+}

@@ -161,6 +161,8 @@ func (n *Node) siteLocation(s SiteConfig) location {
 			return location{}
 		}
 		return location{space: "s3:" + strings.ToLower(s.S3.Endpoint) + "/" + s.S3.Bucket, path: strings.Trim(s.S3.Prefix, "/")}
+	case "peer":
+		return location{space: "peer:" + s.Peer}
 	}
 	return location{}
 }
@@ -474,11 +476,13 @@ func InspectSites(ctx context.Context, dirPath string, timeout time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dirPath, Config: c}
+	n := &Node{Dir: dirPath, Config: c, Log: NewLogger(LogConfig{Level: "error"}, io.Discard)}
 	var keys *custody.Keyring
 	if _, err := os.Stat(filepath.Join(dirPath, CustodyFile)); errors.Is(err, fs.ErrNotExist) {
-		// A local root key: the markers can be verified.
+		// A local root key: the markers can be verified, and hosted
+		// sites reached over the peer link.
 		keys, _ = localKeysWithIdentity(dirPath)
+		n.Keys = keys
 	}
 	conf := n.conflicts(c.Sites)
 	out := make([]SiteState, len(c.Sites))
@@ -497,6 +501,9 @@ func InspectSites(ctx context.Context, dirPath string, timeout time.Duration) ([
 func (n *Node) inspectSite(ctx context.Context, sc SiteConfig, keys *custody.Keyring, c siteConflict) error {
 	if c.nested != "" {
 		return refused("%s", c.nested)
+	}
+	if sc.Driver == "peer" && n.Keys == nil {
+		return errors.New("a hosted site is checked over the peer link, with the node's keys: ask the running node ('embassy --node URL site ls')")
 	}
 	st, err := n.OpenSite(sc)
 	if err != nil {
@@ -574,6 +581,12 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 			return nil, err
 		}
 		st = ss
+	case "peer":
+		hs, err := n.prepareHostedSite(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		st = hs
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}

@@ -165,6 +165,12 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 	}
 	var wg sync.WaitGroup
 	for _, s := range sites {
+		if s.Driver == "peer" && (n.Keys == nil || n.Keys.Identity() == nil) {
+			// A hosted site is reached over the peer link, signed by the
+			// node identity, which is not open yet: the other sites'
+			// copies decide.
+			continue
+		}
 		wg.Go(func() {
 			st, err := n.OpenSite(s)
 			var d descriptor

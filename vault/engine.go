@@ -361,10 +361,10 @@ func (e *Engine) fullNow() fullSites {
 	var out fullSites
 	for id, until := range e.full {
 		if now.Before(until) {
-			out = append(out, id)
+			out.ids = append(out.ids, id)
 		}
 	}
-	slices.Sort(out)
+	slices.Sort(out.ids)
 	return out
 }
 

@@ -280,7 +280,7 @@ func (e *Engine) PutPartWith(ctx context.Context, vaultName, key, uploadID strin
 		if errors.As(err, &se) {
 			e.avoid(se)
 		}
-		return PartInfo{}, fullSites(nil).wrap(err)
+		return PartInfo{}, fullSites{}.wrap(err)
 	}
 	if o.ETag != nil {
 		wp.ETag = o.ETag()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -123,9 +124,21 @@ func (e *siteError) Unwrap() error { return e.err }
 type SiteFullError struct {
 	Sites []string
 	Err   error
+	// Why holds, for the sites that said so during this write, what each
+	// answered (a hosted site names its host's quota).
+	Why map[string]string
 }
 
 func (e *SiteFullError) Error() string {
+	var why []string
+	for _, s := range e.Sites {
+		if w := e.Why[s]; w != "" {
+			why = append(why, w)
+		}
+	}
+	if len(why) > 0 {
+		return fmt.Sprintf("site %s full (no space left: %s): %v", strings.Join(e.Sites, ", "), strings.Join(why, "; "), e.Err)
+	}
 	return fmt.Sprintf("site %s full (no space left): %v", strings.Join(e.Sites, ", "), e.Err)
 }
 
@@ -133,11 +146,18 @@ func (e *SiteFullError) Unwrap() []error { return []error{site.ErrFull, e.Err} }
 
 // fullSites collects, over the attempts of one write, the sites that
 // answered full, so that the error the write ends with names them.
-type fullSites []string
+type fullSites struct {
+	ids []string
+	why map[string]string // what each site answered, when this write heard it
+}
 
 func (f *fullSites) note(se *siteError) {
-	if errors.Is(se.err, site.ErrFull) && !slices.Contains(*f, se.site) {
-		*f = append(*f, se.site)
+	if errors.Is(se.err, site.ErrFull) && !slices.Contains(f.ids, se.site) {
+		f.ids = append(f.ids, se.site)
+		if f.why == nil {
+			f.why = map[string]string{}
+		}
+		f.why[se.site] = se.err.Error()
 	}
 }
 
@@ -147,7 +167,8 @@ func (f fullSites) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	sites := slices.Clone(f)
+	sites := slices.Clone(f.ids)
+	why := maps.Clone(f.why)
 	add := func(s string) {
 		if !slices.Contains(sites, s) {
 			sites = append(sites, s)
@@ -158,6 +179,12 @@ func (f fullSites) wrap(err error) error {
 		for _, s := range sfe.Sites {
 			add(s)
 		}
+		for s, w := range sfe.Why {
+			if why == nil {
+				why = map[string]string{}
+			}
+			why[s] = w
+		}
 		inner = sfe.Err
 	} else if se, ok := errors.AsType[*siteError](err); ok && errors.Is(se.err, site.ErrFull) {
 		add(se.site)
@@ -166,7 +193,7 @@ func (f fullSites) wrap(err error) error {
 		return err
 	}
 	slices.Sort(sites)
-	return &SiteFullError{Sites: sites, Err: inner}
+	return &SiteFullError{Sites: sites, Err: inner, Why: why}
 }
 
 // cleanup deletes blobs best-effort, detached from the caller's

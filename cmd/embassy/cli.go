@@ -168,12 +168,14 @@ func explain(err error) error {
 	switch {
 	case errors.Is(err, vault.ErrNoSuchVault):
 		return withHint(err, "list vaults with 'embassy vault ls' or create one with 'embassy vault create'")
+	case errors.Is(err, site.ErrFull):
+		// Before infeasible: a policy that cannot be kept because sites
+		// are full is fixed by room, not by a weaker policy.
+		return withHint(err, "free space on the full sites, add sites ('embassy site add'), or drain them ('embassy site drain ID')")
 	case errors.Is(err, placement.ErrInfeasible):
 		return withHint(err, "add sites in more jurisdictions or providers ('embassy site add'), or relax --survive / --erasure")
 	case errors.Is(err, vault.ErrApprovalRequired):
 		return withHint(err, "custodians approve with 'embassy approve ID --key CUSTODIAN.key' (list with 'embassy request ls')")
-	case errors.Is(err, site.ErrFull):
-		return withHint(err, "free space on the full sites, add sites ('embassy site add'), or drain them ('embassy site drain ID')")
 	case errors.Is(err, vault.ErrUnreadable):
 		return withHint(err, "too few sites hold intact shards; bring sites back online, then run the read again")
 	}

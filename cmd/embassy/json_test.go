@@ -283,6 +283,10 @@ func TestJSONOutputs(t *testing.T) {
 	step(jsonStep{d("dataset", "describe", "registry/2026/", "--title", "Population register", "--keyword", "population", "--theme", "GOVE", "--spatial", "EST",
 		"--temporal", "2026/..", "--media-type", "text/csv", "--label", "NATO RESTRICTED//REL TO LUX"), []string{"dataset describe", "dataset ls"}, []string{"keywords", "themes"}})
 	step(jsonStep{d("dataset", "ls"), []string{"dataset ls"}, []string{"[].keywords", "[].media_types"}})
+	// A node hosting nobody lists nobody: [] (TestHostedSiteCLI checks the rows).
+	if out := step(jsonStep{d("host", "ls"), []string{"host ls"}, nil}); strings.TrimSpace(out) != "[]" {
+		t.Errorf("host ls --json on a node hosting nobody: %s", out)
+	}
 
 	minutes := filepath.Join(work, "minutes.txt")
 	step(jsonStep{d("put", minutes, "registry/2026/minutes.txt", "--meta", "author=riigikantselei", "--label", "NATO RESTRICTED"), append([]string{"put"}, obj...), nil})

@@ -92,7 +92,7 @@ Start with 'embassy demo' for a walk-through on throwaway local sites.`,
 		a.initCmd(), a.siteCmd(), a.vaultCmd(), a.putCmd(), a.getCmd(), a.lsCmd(),
 		a.statCmd(), a.rmCmd(), a.versionsCmd(), a.indexCmd(), a.demoCmd(), a.serveCmd(),
 		a.custodianCmd(), a.custodyCmd(), a.keyCmd(), a.relabelCmd(), a.principalCmd(), a.recoverCmd(), a.scrubCmd(), a.drillCmd(), a.unsealCmd(), a.statusCmd(), a.requestCmd(), a.decideCmd(true), a.decideCmd(false), a.identityCmd(), a.configCmd(), a.auditCmd(), a.taxiiCmd(),
-		a.versionCmd(), a.jobCmd(), a.peerCmd(), a.shareCmd(), a.replicaCmd(),
+		a.versionCmd(), a.jobCmd(), a.peerCmd(), a.shareCmd(), a.replicaCmd(), a.hostCmd(),
 	)
 	root.AddCommand(a.datasetCmd(), a.catalogCmd())
 	root.SetArgs(args)

@@ -38,6 +38,7 @@ var remoteCommands = map[string]bool{
 	"dataset describe": true, "dataset ls": true, "dataset rm": true, "catalog": true,
 	"peer card": true, "peer add": true, "peer ls": true, "peer rm": true,
 	"share grant": true, "share ls": true, "share revoke": true, "share odrl": true,
+	"host add": true, "host ls": true, "host rm": true,
 	"status": true, "unseal": true, "request ls": true, "approve": true, "reject": true,
 	"version": true, "help": true, "completion": true,
 }

@@ -29,12 +29,20 @@ func (a *app) siteAddCmd() *cobra.Command {
 		Short: "Add a site",
 		Long: `Add a site. --jurisdiction is where its data physically sits; --control is the
 jurisdiction whose law controls the provider (default: the site's jurisdiction).
-Both are ISO 3166-1 alpha-3 codes.`,
+Both are ISO 3166-1 alpha-3 codes.
+
+With --peer NATION the site is hosted by that trusted ally's node, reached over the peer
+link: its jurisdiction, provider, control and accreditation are what the ally's card
+states, and the survivability proof trusts that statement (docs/alliance.md).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.warnSecretFlags(cmd, map[string]string{"s3-secret-key": "EMBASSY_SITE_SECRET_KEY_FILE or EMBASSY_SITE_SECRET_KEY"})
 			s.ID = args[0]
-			if s.Control == "" {
+			if s.Peer != "" {
+				// A hosted site: its attributes are its host's card's.
+				s.Driver, s.Path = "peer", ""
+			}
+			if s.Control == "" && s.Driver != "peer" {
 				s.Control = s.Jurisdiction
 			}
 			if isolated {
@@ -68,6 +76,11 @@ Both are ISO 3166-1 alpha-3 codes.`,
 			if err := n.AddSite(s); err != nil {
 				return err
 			}
+			for _, o := range n.Config.Sites {
+				if o.ID == s.ID {
+					s = o // as added: a hosted site's attributes are its host's card's
+				}
+			}
 			s3c.CreateBucket = false // done; node.yaml does not keep it
 			if a.json {
 				return a.printJSON(s)
@@ -77,7 +90,9 @@ Both are ISO 3166-1 alpha-3 codes.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&s.Driver, "driver", "dir", "site driver: dir or s3")
+	f.StringVar(&s.Driver, "driver", "dir", "site driver: dir or s3 (--peer makes it peer)")
+	f.StringVar(&s.Peer, "peer", "", "a site hosted by this trusted peer (nation or node id): jurisdiction, provider and control are its card's")
+	f.StringVar(&s.Quota, "quota", "", "with --peer: the room the host agreed to, e.g. 10TiB (refused if the host grants less)")
 	f.StringVar(&s.Path, "path", "", "directory for the dir driver")
 	f.StringVar(&s.Jurisdiction, "jurisdiction", "", "where the data physically sits (ISO 3166-1 alpha-3)")
 	f.StringVar(&s.Provider, "provider", "", "organisation providing the storage")
@@ -160,6 +175,9 @@ so. The node need not be stopped.`,
 // sitePlace is where a site keeps its blobs: a directory, or an S3
 // endpoint, bucket and prefix.
 func sitePlace(s node.SiteConfig) string {
+	if s.Driver == "peer" {
+		return "peer " + s.Peer
+	}
 	if s.S3 != nil {
 		p := s.S3.Endpoint + "/" + s.S3.Bucket
 		if pre := strings.Trim(s.S3.Prefix, "/"); pre != "" {
