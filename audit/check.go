@@ -41,7 +41,10 @@ type LogCheck struct {
 // commits to (every entry read and hashed, every tile recomputed). Copies
 // behind the node's checkpoint are the asynchronous window, not a problem.
 func (l *Log) CheckCopies(ctx context.Context) (LogCheck, error) {
-	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.Appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{}}
+	if err := l.drain(ctx); err != nil {
+		return LogCheck{}, err
+	}
+	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{}}
 	_, cp, err := l.Checkpoint(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("the node's own checkpoint: %w", err)

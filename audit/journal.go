@@ -57,6 +57,10 @@ type journal struct {
 	flushing bool
 	err      error // once set, every append fails
 	onWrite  func([]journalRecord)
+	// pull returns entries committed elsewhere to be written ahead of the
+	// next group, and a function told (under mu, after the write) the
+	// seq of the first of them.
+	pull func() ([][]byte, func(first uint64), error)
 }
 
 type jbatch struct {
@@ -252,6 +256,12 @@ func syncDir(dir string) error {
 
 // append writes entries durably and returns the seq of the first. Calls
 // are group-committed; onWrite sees each written group in seq order.
+//
+// Before each group is written, the entries pull returns (if set: entries
+// committed elsewhere, the index's pending ones) are written ahead of it,
+// in the same write: whatever was committed before a caller of the group
+// called append precedes the caller's entries. A call with no entries
+// writes only those (a drain).
 func (j *journal) append(entries [][]byte) (uint64, error) {
 	b := &jbatch{entries: entries, done: make(chan struct{})}
 	j.mu.Lock()
@@ -270,33 +280,65 @@ func (j *journal) append(entries [][]byte) (uint64, error) {
 	for len(j.pending) > 0 && j.err == nil {
 		group := j.pending
 		j.pending = nil
+		f, seq, pull := j.f, j.next, j.pull
+		j.mu.Unlock()
+		// Only this flusher changes next and f: they are read unlocked.
+		var pulled [][]byte
+		var done func(uint64)
+		var err error
+		pullFailed := false
+		if pull != nil {
+			pulled, done, err = pull()
+			pullFailed = err != nil
+		}
 		var buf []byte
 		var recs []journalRecord
-		seq := j.next
-		for _, g := range group {
-			g.first = seq
-			for _, e := range g.entries {
+		first := seq
+		if err == nil {
+			for _, e := range pulled {
 				buf = appendRecord(buf, seq, e)
 				recs = append(recs, journalRecord{seq: seq, entry: e})
 				seq++
 			}
-		}
-		f := j.f
-		j.mu.Unlock()
-		_, err := f.Write(buf)
-		if err == nil {
-			err = f.Sync()
+			for _, g := range group {
+				g.first = seq
+				for _, e := range g.entries {
+					buf = appendRecord(buf, seq, e)
+					recs = append(recs, journalRecord{seq: seq, entry: e})
+					seq++
+				}
+			}
+			if len(buf) > 0 {
+				if _, err = f.Write(buf); err == nil {
+					err = f.Sync()
+				}
+				if err != nil {
+					// A failed write or sync leaves the file in an unknown
+					// state: nothing more is appended until the node
+					// reopens the log.
+					err = fmt.Errorf("audit journal: %w", err)
+				}
+			}
+		} else {
+			// The pending entries could not be read: nothing is written,
+			// so that nothing is written ahead of them; the journal
+			// itself is sound.
+			err = fmt.Errorf("audit journal: entries committed with the index: %w", err)
 		}
 		j.mu.Lock()
-		if err != nil {
-			// A failed write or sync leaves the file in an unknown state:
-			// nothing more is appended until the node reopens the log.
-			j.err = fmt.Errorf("audit journal: %w", err)
-		} else {
+		switch {
+		case pullFailed:
+			// This group fails; the next may succeed.
+		case err != nil:
+			j.err = err
+		default:
 			j.next = seq
 			j.size += int64(len(buf))
-			if j.onWrite != nil {
+			if len(recs) > 0 && j.onWrite != nil {
 				j.onWrite(recs)
+			}
+			if done != nil && len(pulled) > 0 {
+				done(first)
 			}
 			if j.size > segmentMaxSize {
 				if rerr := j.rotate(); rerr != nil {
@@ -306,9 +348,6 @@ func (j *journal) append(entries [][]byte) (uint64, error) {
 		}
 		for _, g := range group {
 			g.err = err
-			if err != nil {
-				g.err = j.err
-			}
 			close(g.done)
 		}
 	}

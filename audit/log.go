@@ -96,6 +96,22 @@ type Log struct {
 
 	copies *copier
 
+	// Entries committed with the index (pending.go): the index they are
+	// in, how far the journal took them (the last key, and the log size
+	// after it), and how far the index forgot them.
+	ctx        context.Context
+	amu        sync.Mutex // one AttachIndex at a time
+	pmu        sync.Mutex
+	src        Pending
+	pulledKey  uint64
+	pulledSeq  uint64
+	removedKey uint64
+	rmu        sync.Mutex // one removal at a time
+	drainKick  chan struct{}
+	drainStop  chan struct{} // closed by Close: the drain loop stops
+	drained    chan struct{} // closed when the drain loop stops
+	closing    bool
+
 	// witnesses is the witness policy in force, read by tessera for each
 	// checkpoint it publishes.
 	witnesses witnessPolicy
@@ -151,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, time.Second), cfg.CheckpointInterval)
 	cfg.CopyTimeout = cmp.Or(cfg.CopyTimeout, 60*time.Second)
 	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
-	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), changed: make(chan struct{}), fed: make(chan struct{})}
+	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
 	tdir := filepath.Join(cfg.Dir, "tlog")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
@@ -191,7 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit log: %w", err))
 	}
-	l.app, l.shutdown, l.reader, l.cancel = app, shutdown, reader, cancel
+	l.app, l.shutdown, l.reader, l.cancel, l.ctx = app, shutdown, reader, cancel, actx
 	local := size
 	if size, err = l.catchUp(ctx, size); err != nil {
 		return fail(err)
@@ -327,8 +343,17 @@ func (l *Log) feed(ctx context.Context) {
 	}
 }
 
-// Appended returns the number of entries durably appended.
+// Appended returns the number of entries durably appended, those
+// committed with the index (pending.go) included: it takes them first.
 func (l *Log) Appended() uint64 {
+	if err := l.drain(context.Background()); err != nil {
+		l.log.Warn("audit log: entries committed with the index not taken yet", "err", err)
+	}
+	return l.appended()
+}
+
+// appended is Appended without taking the index's entries.
+func (l *Log) appended() uint64 {
 	l.j.mu.Lock()
 	defer l.j.mu.Unlock()
 	return l.j.next
@@ -385,7 +410,10 @@ func (l *Log) Origin() string { return l.cfg.Origin }
 // order, with its raw bytes. It first waits for what was appended before
 // the call to be integrated.
 func (l *Log) Entries(ctx context.Context, from uint64, fn func(i uint64, entry []byte) error) error {
-	size := l.Appended()
+	if err := l.drain(ctx); err != nil {
+		return err
+	}
+	size := l.appended()
 	if err := l.AwaitIntegrated(ctx, size); err != nil {
 		return err
 	}
@@ -434,7 +462,21 @@ func readEntries(ctx context.Context, fetch func(context.Context, uint64, uint8)
 // integrate what the journal holds and for a checkpoint covering it, makes
 // a last copy to the sites, and closes the log.
 func (l *Log) Close(ctx context.Context) error {
-	size := l.Appended()
+	// The background drain stops first: the last drain is this one.
+	l.pmu.Lock()
+	drained := l.drained
+	if !l.closing {
+		l.closing = true
+		close(l.drainStop)
+	}
+	l.pmu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+	if err := l.drain(ctx); err != nil {
+		l.log.Warn("audit log: entries committed with the index not taken before closing (they are durable there; taken at the next opening)", "err", err)
+	}
+	size := l.appended()
 	l.j.close()
 	err := l.AwaitIntegrated(ctx, size)
 	if serr := l.shutdown(ctx); err == nil && serr != nil && size > 0 {

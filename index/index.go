@@ -35,6 +35,11 @@ type Version struct {
 	Envelope []byte
 	// IsLatest is set in Versions results for each key's newest version.
 	IsLatest bool
+	// Audit, if set on a write, is the sealed audit log entry recording
+	// it, committed in the same transaction: durable exactly when the
+	// version is (the audit log drains it, see boltindex). Reads leave it
+	// empty.
+	Audit []byte
 }
 
 // Newer reports whether v sorts after o in version order.

@@ -237,6 +237,16 @@ func (n *Node) openAudit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open the audit log: %w", err)
 	}
+	if n.Index != nil {
+		// Entries committed with the index (a put's) are the log's to
+		// drain, those a crash left there included.
+		if err := l.AttachIndex(ctx, n.Index); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			l.Close(cctx)
+			return fmt.Errorf("open the audit log: %w", err)
+		}
+	}
 	n.audit.Store(l)
 	if err := n.openWitness(n.Keys); err != nil {
 		n.Log.Error("witness: not serving add-checkpoint", "err", err)
@@ -266,6 +276,25 @@ func (p auditProxy) Append(ctx context.Context, evs ...audit.Event) (uint64, err
 		return 0, err
 	}
 	return l.Append(ctx, evs...)
+}
+
+// IndexEntry is the open log's (vault's indexLog): a put's entry sealed
+// to be committed with its index write.
+func (p auditProxy) IndexEntry(into audit.Pending, ev audit.Event) ([]byte, error) {
+	p.n.auditSwap.RLock()
+	defer p.n.auditSwap.RUnlock()
+	l, err := p.log()
+	if err != nil {
+		return nil, err
+	}
+	return l.IndexEntry(into, ev)
+}
+
+// Committed pokes the open log to drain what the index holds.
+func (p auditProxy) Committed() {
+	if l := p.n.audit.Load(); l != nil {
+		l.Committed()
+	}
 }
 
 func (p auditProxy) Sync(ctx context.Context, size uint64, sites []string) error {

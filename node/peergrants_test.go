@@ -66,6 +66,14 @@ func TestPeerEndpointsAuthorize(t *testing.T) {
 		PeerWitnessOfEndpoint: {body: struct{}{}, notFoundOK: true, check: func(t *testing.T, b []byte) {
 			t.Errorf("witness/of answered a body that names no log: %q", b)
 		}},
+		// EST hosts nobody: a trusted peer reaches no store. A put sent as
+		// a JSON request lacks the signed Embassy-Hosted-Put header.
+		federation.EndpointHostedPut:    {body: struct{}{}, refused: true},
+		federation.EndpointHostedGet:    {body: federation.HostedBlob{Name: "node/site-marker", Length: -1}, code: federation.CodeNotHosted},
+		federation.EndpointHostedStat:   {body: federation.HostedBlob{Name: "node/site-marker"}, code: federation.CodeNotHosted},
+		federation.EndpointHostedDelete: {body: federation.HostedBlob{Name: "node/site-marker"}, code: federation.CodeNotHosted},
+		federation.EndpointHostedList:   {body: federation.HostedList{}, code: federation.CodeNotHosted},
+		federation.EndpointHostedUsage:  {body: struct{}{}, code: federation.CodeNotHosted},
 		PeerCatalogEndpoint: {body: struct{}{}, check: func(t *testing.T, b []byte) {
 			if bytes.Contains(b, []byte(`"dct:identifier"`)) {
 				t.Errorf("catalog with no description released: %s", b)

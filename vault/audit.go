@@ -12,14 +12,18 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 )
 
-// Every change the engine commits is on the node's audit log before the
-// index commit makes it visible: a new version (object.put,
-// object.delete-marker), a new revision of one (object.lock,
-// object.relabel, object.rewrap, object.move), a version deleted (the
-// deletion record, evidence.delete). An append is durable in the node's
-// local log when it returns (group-committed); the log reaches the sites
-// asynchronously. Nothing a deletion record covers is removed from a site
-// before the record is on the sites holding the version.
+// Every change the engine commits is on the node's audit log: a new
+// version (object.put, object.delete-marker), a new revision of one
+// (object.lock, object.relabel, object.rewrap, object.move), a version
+// deleted (the deletion record, evidence.delete). A commit's entry is
+// written into the index in the commit's own transaction when the log
+// takes entries from the engine's index (audit/pending.go): durable with
+// the commit, with no second fsync to wait for. Otherwise, and for
+// deletion records (durable before the delete commits), it is appended to
+// the node's local log (group-committed) before the index commit. The
+// log reaches the sites asynchronously. Nothing a deletion record covers
+// is removed from a site before the record is on the sites holding the
+// version.
 //
 // When the append fails, a fail-closed engine (Config.AuditFailClosed)
 // refuses the change; otherwise it logs the failure and goes on.
@@ -85,6 +89,41 @@ func manifestEvent(ctx context.Context, kind string, m *manifest.Manifest) audit
 		ev.Detail = nil
 	}
 	return ev
+}
+
+// indexLog is an audit log that takes entries committed in the index
+// write they record (audit.Log, through the node's proxy): the index
+// commit's fsync makes the entry durable, with no second wait.
+type indexLog interface {
+	// IndexEntry seals ev for the write into the index into;
+	// audit.ErrNotAttached when the log takes none from it (then
+	// append), an error wrapping audit.ErrLog, with the entry, when the
+	// log cannot take entries.
+	IndexEntry(into audit.Pending, ev audit.Event) ([]byte, error)
+	// Committed says index writes carrying entries committed.
+	Committed()
+}
+
+// indexEntry returns the audit log entry to commit with the index write
+// recording ev, or nil when ev is to be appended before the write
+// (record). With a fail-closed engine an error refuses the change.
+func (e *Engine) indexEntry(ctx context.Context, ev audit.Event) ([]byte, bool, error) {
+	il, ok := e.audit.(indexLog)
+	into, ok2 := e.index.(audit.Pending)
+	if !ok || !ok2 {
+		return nil, false, nil
+	}
+	entry, err := il.IndexEntry(into, ev)
+	if errors.Is(err, audit.ErrNotAttached) {
+		return nil, false, nil
+	}
+	if err != nil {
+		if e.failClosed {
+			return nil, true, fmt.Errorf("%w: %v", ErrAudit, err)
+		}
+		e.log.ErrorContext(ctx, "the audit log cannot take entries now (the node is not fail-closed: it goes on, the entry waits in the index)", "kind", ev.Kind, "err", err)
+	}
+	return entry, entry != nil, nil
 }
 
 // record appends events to the audit log. With a fail-closed engine an

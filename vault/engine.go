@@ -24,6 +24,7 @@ package vault
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
@@ -202,6 +204,17 @@ func New(cfg Config) (*Engine, error) {
 	e.audit, e.failClosed = cfg.Audit, cfg.AuditFailClosed
 	if e.audit != nil {
 		e.journal = evidence.NewJournal(e.audit)
+		// A log that takes entries from the index drains this one's
+		// (audit.Log; a node attaches its own, audit.go in node).
+		if a, ok := e.audit.(interface {
+			AttachIndex(context.Context, audit.Pending) error
+		}); ok {
+			if p, ok := cfg.Index.(audit.Pending); ok {
+				if err := a.AttachIndex(context.Background(), p); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	e.labels, e.decider, e.signer, e.verifier = cfg.Labels, cfg.Decider, cfg.Signer, cfg.Verifier
 	e.approver = cfg.Approver

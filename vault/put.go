@@ -374,26 +374,41 @@ func (e *Engine) indexPut(ctx context.Context, kind string, m *manifest.Manifest
 }
 
 // indexPutIf is indexPut with a precondition on the key's current version
-// (none when cond is zero); a commit the precondition refuses is recorded
-// as failed.
+// (none when cond is zero).
+//
+// The commit's audit log entry is written in the index transaction itself
+// when the log takes entries from the index (audit/pending.go): one fsync
+// makes both durable, and a refused or failed commit records nothing.
+// Otherwise it is appended before the index commit, and a commit that then
+// fails (or that the precondition refuses) is recorded as failed.
 func (e *Engine) indexPutIf(ctx context.Context, kind string, m *manifest.Manifest, env []byte, cond index.Precondition) error {
 	ev := manifestEvent(ctx, kind, m)
-	if err := e.record(ctx, ev); err != nil {
+	entry, inIndex, err := e.indexEntry(ctx, ev)
+	if err != nil {
 		return err
+	}
+	if !inIndex {
+		if err := e.record(ctx, ev); err != nil {
+			return err
+		}
 	}
 	v := index.Version{
 		Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created, DeleteMarker: m.DeleteMarker,
-		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env,
+		Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env, Audit: entry,
 	}
-	var err error
 	if cond.IsZero() {
 		err = e.index.Put(ctx, v)
 	} else {
 		err = e.index.PutIf(ctx, v, cond)
 	}
 	if err != nil {
-		e.recordFailure(ctx, ev, err)
+		if !inIndex {
+			e.recordFailure(ctx, ev, err)
+		}
 		return err
+	}
+	if inIndex {
+		e.audit.(indexLog).Committed()
 	}
 	e.noteCommit()
 	return nil

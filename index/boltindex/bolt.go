@@ -59,6 +59,10 @@ type Index struct {
 	done   chan struct{}
 	closed sync.Once
 	fresh  bool
+	// wmu guards writes against Close: a write after Close fails
+	// (the audit log's drain may outlive the index).
+	wmu      sync.RWMutex
+	isClosed bool
 }
 
 // Fresh reports whether Open created the file: a new index is empty
@@ -141,7 +145,10 @@ func (ix *Index) SetRebuilding(on bool) error {
 func (ix *Index) Close() error {
 	err := errors.New("index already closed")
 	ix.closed.Do(func() {
+		ix.wmu.Lock()
+		ix.isClosed = true
 		close(ix.writes)
+		ix.wmu.Unlock()
 		<-ix.done
 		err = ix.db.Close()
 	})
@@ -187,9 +194,18 @@ func (ix *Index) committer() {
 	}
 }
 
+// errClosed: the index was closed.
+var errClosed = errors.New("index closed")
+
 func (ix *Index) update(fn func(*bolt.Tx) error) error {
 	w := &write{fn: fn, res: make(chan error, 1)}
+	ix.wmu.RLock()
+	if ix.isClosed {
+		ix.wmu.RUnlock()
+		return errClosed
+	}
 	ix.writes <- w
+	ix.wmu.RUnlock()
 	return <-w.res
 }
 
@@ -260,6 +276,9 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 	}
 	vk := versionKey(v.Key, v.Created, v.ID)
 	if err := b.putRecord(vk, v); err != nil {
+		return err
+	}
+	if err := putAuditEntry(tx, v.Audit); err != nil {
 		return err
 	}
 	if olderFormat(v.Envelope) {
@@ -646,7 +665,9 @@ func (ix *Index) Reset(ctx context.Context) error {
 	return ix.update(func(tx *bolt.Tx) error {
 		var names [][]byte
 		tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			if !bytes.Equal(name, bucketMeta) {
+			// Audit log entries not yet drained are not the sites'
+			// to give back: they stay.
+			if !bytes.Equal(name, bucketMeta) && !bytes.Equal(name, bucketAuditPending) {
 				names = append(names, bytes.Clone(name))
 			}
 			return nil
