@@ -338,11 +338,15 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		buf = *bp
 	}
 	var n int64
+	// io.ReadFull says io.ErrUnexpectedEOF both for a short last read (the
+	// reader's io.EOF after a part of buf) and for a reader that itself
+	// failed so (an HTTP body cut short): only the first is the blob's end.
+	src := &eofReader{r: r}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		m, rerr := io.ReadFull(r, buf)
+		m, rerr := io.ReadFull(src, buf)
 		if m > 0 {
 			if direct && m%directAlign != 0 {
 				// The unaligned tail is written through the page cache.
@@ -356,11 +360,11 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 			}
 			n += int64(m)
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF && src.eof {
 			break
 		}
 		if rerr != nil {
-			return rerr
+			return fmt.Errorf("dir site: put %s: reading the blob: %w", name, rerr)
 		}
 	}
 	if size >= 0 && n != size {
@@ -392,6 +396,20 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		return fmt.Errorf("dir site: put %s: sync directory: %w", name, err)
 	}
 	return nil
+}
+
+// eofReader notes whether its reader ended with io.EOF.
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
 }
 
 // markFull wraps site.ErrFull around an error that says the filesystem

@@ -462,3 +462,49 @@ func TestOpenKeepsPutsInFlight(t *testing.T) {
 		t.Errorf("an old leftover was kept: %v", err)
 	}
 }
+
+// cutShort yields its bytes, then fails as a body cut short does.
+type cutShort struct{ b []byte }
+
+func (c *cutShort) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, c.b)
+	c.b = c.b[n:]
+	return n, nil
+}
+
+// A reader that fails with io.ErrUnexpectedEOF (a client's body cut short)
+// is a failed put, not the blob's end, when the size is not declared: the
+// truncated bytes were once stored as the whole blob. A short last read
+// of a reader that ends with io.EOF still ends the blob.
+func TestPutReaderCutShortStoresNothing(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{100, 3 << 20} { // through the page cache, and O_DIRECT buffers
+		name := fmt.Sprintf("blob-%d", size)
+		err := s.Put(t.Context(), name, &cutShort{b: bytes.Repeat([]byte("x"), size)}, -1)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), name) {
+			t.Errorf("put of a reader cut short after %d bytes: %v, want an error naming %s", size, err, name)
+		}
+		if _, err := s.Stat(t.Context(), name); !errors.Is(err, site.ErrNotFound) {
+			t.Errorf("a blob cut short after %d bytes was stored (stat: %v)", size, err)
+		}
+		whole := bytes.Repeat([]byte("y"), size+7)
+		if err := s.Put(t.Context(), name, bytes.NewReader(whole), -1); err != nil {
+			t.Fatalf("put of %d bytes, size not declared: %v", len(whole), err)
+		}
+		r, err := s.Get(t.Context(), name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if !bytes.Equal(got, whole) {
+			t.Errorf("read back %d bytes, want %d", len(got), len(whole))
+		}
+	}
+}
