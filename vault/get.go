@@ -172,6 +172,9 @@ type Reader struct {
 	// keys, if set, are the parts' data keys (a shared version read by an
 	// ally: ReadShared), in part order.
 	keys []seal.DataKey
+	// followed is set once the read went on to a newer revision of its
+	// version (movedTo).
+	followed bool
 }
 
 // Get opens a version for reading. The caller must Close the reader.
@@ -289,6 +292,15 @@ func (r *Reader) load() error {
 	}
 	plain, err := r.pr.stripe(stripe)
 	if err != nil {
+		if m := r.movedTo(err); m != nil {
+			// Relocated (a drain or a repair) since this read resolved
+			// it: its old shards were removed once the new revision was
+			// committed. Go on from the same offset on that revision.
+			r.pr.close()
+			r.pr = nil
+			r.m = m
+			return r.load()
+		}
 		return err
 	}
 	skip := within - stripe*int64(g.stripe)
@@ -298,6 +310,28 @@ func (r *Reader) load() error {
 	}
 	r.cur = plain
 	return nil
+}
+
+// movedTo returns the newer revision of the version r reads when err says
+// its shards could not be read and the index now holds one with the same
+// parts, once per read; nil otherwise. Only plain reads follow a move:
+// a drill, a repair and an ally's read (its own keys) see what they asked
+// for.
+func (r *Reader) movedTo(err error) *manifest.Manifest {
+	if r.followed || !errors.Is(err, ErrUnreadable) || r.exclude != nil || r.skip != nil || r.readAll || r.keys != nil {
+		return nil
+	}
+	r.followed = true
+	m, _, rerr := r.e.resolve(r.ctx, r.m.Vault, r.m.Key, r.m.Version)
+	if rerr != nil || m.Revision <= r.m.Revision || m.Size != r.m.Size || len(m.Parts) != len(r.m.Parts) {
+		return nil
+	}
+	for i, p := range m.Parts {
+		if p.Number != r.m.Parts[i].Number || p.Size != r.m.Parts[i].Size {
+			return nil
+		}
+	}
+	return m
 }
 
 // Close releases the reader.
