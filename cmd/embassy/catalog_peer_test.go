@@ -10,14 +10,10 @@ import (
 	"github.com/embassy-dev/embassy/node"
 )
 
-// TestCatalogFromAPeer: 'embassy catalog' on LUX's node searches EST's
-// catalogue over the peer link while EST serves: LUX finds the dataset EST
-// released to LUX and granted it at level catalog, and nothing of the one
-// for Estonians only.
-func TestCatalogFromAPeer(t *testing.T) {
-	work := t.TempDir()
-	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
-	cli := func(dir string, args ...string) (string, string) {
+// dirCLI returns a runner of embassy commands on a node directory that
+// fails the test when one fails.
+func dirCLI(t *testing.T) func(dir string, args ...string) (string, string) {
+	return func(dir string, args ...string) (string, string) {
 		t.Helper()
 		out, errOut, err := runCLI(t, append([]string{"--dir", dir}, args...)...)
 		if err != nil {
@@ -25,27 +21,45 @@ func TestCatalogFromAPeer(t *testing.T) {
 		}
 		return out, errOut
 	}
-	// Two development nodes (gated changes are made with a warning), each
-	// with a peer listener on a free loopback port.
-	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
-		cli(d.dir, "init", "--nation", d.nation)
+}
+
+// peerDevNodes creates development nodes (gated changes are made with a
+// warning) in the directories given, each followed by its nation, each
+// with a peer listener on a free loopback port and the admin's S3
+// credential.
+func peerDevNodes(t *testing.T, cli func(dir string, args ...string) (string, string), dirNation ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(dirNation); i += 2 {
+		dir, nation := dirNation[i], dirNation[i+1]
+		cli(dir, "init", "--nation", nation)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		c, err := node.LoadConfig(d.dir)
+		c, err := node.LoadConfig(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Node.Dev = true
 		c.Alliance.Listen = addr
 		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
-		if err := node.SaveConfig(d.dir, c); err != nil {
+		if err := node.SaveConfig(dir, c); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestCatalogFromAPeer: 'embassy catalog' on LUX's node searches EST's
+// catalogue over the peer link while EST serves: LUX finds the dataset EST
+// released to LUX and granted it at level catalog, and nothing of the one
+// for Estonians only.
+func TestCatalogFromAPeer(t *testing.T) {
+	work := t.TempDir()
+	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
+	cli := dirCLI(t)
+	peerDevNodes(t, cli, est, "EST", lux, "LUX")
 	for _, s := range []struct{ id, j string }{{"est-1", "EST"}, {"lux-1", "LUX"}, {"fin-1", "FIN"}} {
 		cli(est, "site", "add", s.id, "--path", filepath.Join(work, "sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "EST")
 	}

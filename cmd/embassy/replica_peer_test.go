@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,33 +21,8 @@ import (
 func TestRecoverFromAPeer(t *testing.T) {
 	work := t.TempDir()
 	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
-	cli := func(dir string, args ...string) (string, string) {
-		t.Helper()
-		out, errOut, err := runCLI(t, append([]string{"--dir", dir}, args...)...)
-		if err != nil {
-			t.Fatalf("embassy %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out, errOut
-	}
-	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
-		cli(d.dir, "init", "--nation", d.nation)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		c, err := node.LoadConfig(d.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Node.Dev = true
-		c.Alliance.Listen = addr
-		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
-		if err := node.SaveConfig(d.dir, c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cli := dirCLI(t)
+	peerDevNodes(t, cli, est, "EST", lux, "LUX")
 	for _, s := range []struct{ id, j string }{{"est-1", "EST"}, {"est-2", "EST"}, {"fin-1", "FIN"}} {
 		cli(est, "site", "add", s.id, "--path", filepath.Join(work, "est-sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "EST")
 	}
