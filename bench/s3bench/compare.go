@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/embassy-dev/embassy/internal/stats"
 )
 
 // largeSize is where a case stops being judged by operations per second and
@@ -102,32 +103,17 @@ func parseRecords(raw []byte) ([]record, error) {
 }
 
 // spread is the median of a set of values and their range.
-type spread struct {
-	n             int
-	med, min, max float64
-}
+type spread = stats.Spread
 
-// summarize returns the median (the mean of the middle two for an even
-// count) and the range of xs; n is 0 for no values.
-func summarize(xs []float64) spread {
-	if len(xs) == 0 {
-		return spread{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return spread{n: len(s), med: m, min: s[0], max: s[len(s)-1]}
-}
+// summarize returns the median and the range of xs (stats.Summarize).
+var summarize = stats.Summarize
 
 // rangeText is "0.91–1.10x", or "-" for fewer than two values.
-func (s spread) rangeText() string {
-	if s.n < 2 {
+func rangeText(s spread) string {
+	if s.N < 2 {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f–%.2fx", s.min, s.max)
+	return fmt.Sprintf("%.2f–%.2fx", s.Min, s.Max)
 }
 
 // pairing holds one case's records of both servers, run by run: the i-th
@@ -216,10 +202,10 @@ func compare(w io.Writer, a, b []record) error {
 		return "MISSED"
 	}
 	value := func(s spread) string {
-		if s.n == 0 {
+		if s.N == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.1f", s.med)
+		return fmt.Sprintf("%.1f", s.Med)
 	}
 
 	fmt.Fprintf(w, "Goals (issue 15): every case ≥ %.2fx %s (%.2fx beyond it); every PUT at ≤ %.2fx %s's CPU-seconds per GB.\n",
@@ -238,12 +224,12 @@ func compare(w io.Writer, a, b []record) error {
 		rs, va, vb := p.ratios(func(r record) (float64, bool) { return throughput(r), true })
 		sr, sa, sb := summarize(rs), summarize(va), summarize(vb)
 		goal := fmt.Sprintf("≥ %.2fx", speedGoal)
-		if sr.n == 0 {
+		if sr.N == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t0\t%s\tno %s result\t\n", p.key, metric, value(sa), goal, nameB)
 			continue
 		}
-		status := judge(sr.med >= speedGoal)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fx\t%s\t%d\t%s\t%s\t\n", p.key, metric, value(sa), value(sb), sr.med, sr.rangeText(), sr.n, goal, status)
+		status := judge(sr.Med >= speedGoal)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fx\t%s\t%d\t%s\t%s\t\n", p.key, metric, value(sa), value(sb), sr.Med, rangeText(sr), sr.N, goal, status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -263,20 +249,20 @@ func compare(w io.Writer, a, b []record) error {
 		rs, va, vb := p.ratios(cpuOf)
 		sr := summarize(rs)
 		valA, valB := "-", "-"
-		if s := summarize(va); s.n > 0 {
-			valA = fmt.Sprintf("%.2f", s.med)
+		if s := summarize(va); s.N > 0 {
+			valA = fmt.Sprintf("%.2f", s.Med)
 		}
-		if s := summarize(vb); s.n > 0 {
-			valB = fmt.Sprintf("%.2f", s.med)
+		if s := summarize(vb); s.N > 0 {
+			valB = fmt.Sprintf("%.2f", s.Med)
 		}
 		ratio, goal, status := "-", "", ""
-		if sr.n > 0 {
-			ratio = fmt.Sprintf("%.2fx", sr.med)
+		if sr.N > 0 {
+			ratio = fmt.Sprintf("%.2fx", sr.Med)
 		}
 		if p.key.op == "put" {
 			goal = fmt.Sprintf("≤ %.2fx", cpuGoal)
-			if sr.n > 0 {
-				status = judge(sr.med <= cpuGoal)
+			if sr.N > 0 {
+				status = judge(sr.Med <= cpuGoal)
 			}
 			if p.key.size >= largeSize {
 				for _, r := range p.a {
@@ -293,7 +279,7 @@ func compare(w io.Writer, a, b []record) error {
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.key, valA, valB, ratio, sr.rangeText(), goal, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.key, valA, valB, ratio, rangeText(sr), goal, status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -384,10 +384,10 @@ func TestSummarize(t *testing.T) {
 		want spread
 	}{
 		{name: "none", in: nil, want: spread{}},
-		{name: "one", in: []float64{2}, want: spread{n: 1, med: 2, min: 2, max: 2}},
-		{name: "three unsorted", in: []float64{3, 1, 2}, want: spread{n: 3, med: 2, min: 1, max: 3}},
-		{name: "outlier does not move the median", in: []float64{1.1, 9, 1.0}, want: spread{n: 3, med: 1.1, min: 1.0, max: 9}},
-		{name: "even: mean of the middle two", in: []float64{4, 1, 3, 2}, want: spread{n: 4, med: 2.5, min: 1, max: 4}},
+		{name: "one", in: []float64{2}, want: spread{N: 1, Med: 2, Min: 2, Max: 2}},
+		{name: "three unsorted", in: []float64{3, 1, 2}, want: spread{N: 3, Med: 2, Min: 1, Max: 3}},
+		{name: "outlier does not move the median", in: []float64{1.1, 9, 1.0}, want: spread{N: 3, Med: 1.1, Min: 1.0, Max: 9}},
+		{name: "even: mean of the middle two", in: []float64{4, 1, 3, 2}, want: spread{N: 4, Med: 2.5, Min: 1, Max: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,13 +17,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/internal/stats"
 
 	"github.com/embassy-dev/embassy/site/dir"
 )
@@ -63,33 +64,10 @@ func Evict(root string) {
 var Rounds = flag.Int("embassy.rounds", 1, "rounds of each benchmark with a reference: the median ratio and the range are reported")
 
 // Spread is the median of a set of ratios and their range.
-type Spread struct {
-	N             int
-	Med, Min, Max float64
-}
+type Spread = stats.Spread
 
-// Summarize returns the median (the mean of the middle two for an even
-// count) and the range of xs, without reordering xs.
-func Summarize(xs []float64) Spread {
-	if len(xs) == 0 {
-		return Spread{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return Spread{N: len(s), Med: m, Min: s[0], Max: s[len(s)-1]}
-}
-
-// String is "0.91 (0.85–0.97 over 3 rounds)", or just the value for one.
-func (s Spread) String() string {
-	if s.N < 2 {
-		return fmt.Sprintf("%.2f", s.Med)
-	}
-	return fmt.Sprintf("%.2f (%.2f–%.2f over %d rounds)", s.Med, s.Min, s.Max, s.N)
-}
+// Summarize returns the median and the range of xs (stats.Summarize).
+func Summarize(xs []float64) Spread { return stats.Summarize(xs) }
 
 // refSites makes n fresh dir sites under d, as the node's dir sites are.
 func refSites(b testing.TB, d string, n int) []*dir.Site {
