@@ -334,8 +334,40 @@ func (n *Node) addPeer(ctx context.Context, card, fingerprint string) error {
 }
 
 // RemovePeer stops trusting a peer: its TLS connections are refused from
-// then on, and grants to it release nothing more.
+// then on, and grants to it release nothing more. A peer that witnesses
+// this node's log (alliance.peers[].witness, on by default) is one witness
+// fewer of the node's history, as removing one of audit.witnesses is: on a
+// node with custodians that takes two of them (peer.remove). A peer opted
+// out of witnessing is removed at once.
 func (n *Node) RemovePeer(ctx context.Context, id string) error {
+	pc, c, ok := n.peerConfig(id)
+	if !ok {
+		return fmt.Errorf("%w: no peer %s", errNoSuchPeer, id)
+	}
+	if n.Custody != nil && pc.witnesses() {
+		if err := n.Require(ctx, vault.Operation{Kind: KindPeerRemove,
+			Summary: fmt.Sprintf("stop trusting node %s of %s (card %s), a witness of this node's audit log: fewer witnesses check the node's history", c.NodeID, c.Nation, c.Fingerprint),
+			Params:  map[string]string{"peer": c.NodeID, "fingerprint": c.Fingerprint}}); err != nil {
+			return err
+		}
+	}
+	return n.removePeer(ctx, id, c.Fingerprint)
+}
+
+// peerConfig returns the configuration and card of trusted peer id.
+func (n *Node) peerConfig(id string) (PeerConfig, federation.Card, bool) {
+	for _, p := range n.conf().Alliance.Peers {
+		if c, err := federation.ParseCard([]byte(p.Card)); err == nil && c.NodeID == id {
+			return p, c, true
+		}
+	}
+	return PeerConfig{}, federation.Card{}, false
+}
+
+// removePeer removes trusted peer id, if its card's fingerprint is still
+// fingerprint: an approval given to remove one card does not remove the
+// card that replaced it.
+func (n *Node) removePeer(ctx context.Context, id, fingerprint string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	i := slices.IndexFunc(n.Config.Alliance.Peers, func(p PeerConfig) bool {
@@ -344,6 +376,9 @@ func (n *Node) RemovePeer(ctx context.Context, id string) error {
 	})
 	if i < 0 {
 		return fmt.Errorf("%w: no peer %s", errNoSuchPeer, id)
+	}
+	if fp := n.Config.Alliance.Peers[i].Fingerprint; fp != fingerprint {
+		return fmt.Errorf("peer %s's card is now %s, not the %s whose removal was asked for: ask again", id, fp, fingerprint)
 	}
 	if err := n.record(ctx, audit.Event{Kind: KindPeerRemove, Actor: actor(ctx), Detail: map[string]string{"peer": id}}); err != nil {
 		return err

@@ -3,10 +3,12 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +170,13 @@ func TestAllianceConfigGates(t *testing.T) {
 	no := false
 	optedOut := peer
 	optedOut.Witness = &no
+	// The same node's card with another endpoint: another key could be
+	// on it just the same.
+	changeConfig(t, lux.Node, func(c *Config) { c.Alliance.Endpoint = "127.0.0.1:1" })
+	card2, fp2 := lux.card(t)
+	replaced := PeerConfig{Card: string(card2), Fingerprint: fp2, Added: at}
+	replacedOut := replaced
+	replacedOut.Witness = &no
 	with := func(a AllianceConfig) *Config { c := validConfig(); c.Alliance = a; return c }
 	for _, tc := range []struct {
 		name      string
@@ -176,7 +185,10 @@ func TestAllianceConfigGates(t *testing.T) {
 	}{
 		{"listen", AllianceConfig{}, AllianceConfig{Listen: "127.0.0.1:7443"}, Free},
 		{"peer added", AllianceConfig{}, AllianceConfig{Peers: []PeerConfig{peer}}, Custodians},
-		{"peer removed", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{}, Free},
+		{"peer removed, a witness", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{}, Custodians},
+		{"peer removed, opted out of witnessing", AllianceConfig{Peers: []PeerConfig{optedOut}}, AllianceConfig{}, Free},
+		{"peer's card replaced", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{Peers: []PeerConfig{replaced}}, Custodians},
+		{"peer's card replaced, opted out", AllianceConfig{Peers: []PeerConfig{optedOut}}, AllianceConfig{Peers: []PeerConfig{replacedOut}}, Custodians},
 		{"peer opted out of witnessing", AllianceConfig{Peers: []PeerConfig{peer}}, AllianceConfig{Peers: []PeerConfig{optedOut}}, Custodians},
 		{"peer witnessing again", AllianceConfig{Peers: []PeerConfig{optedOut}}, AllianceConfig{Peers: []PeerConfig{peer}}, Free},
 		{"grant added", AllianceConfig{}, AllianceConfig{Grants: []GrantConfig{grant}}, Custodians},
@@ -190,5 +202,119 @@ func TestAllianceConfigGates(t *testing.T) {
 				t.Errorf("changes %+v, want one %s", chs, tc.want)
 			}
 		})
+	}
+}
+
+// TestRemovingAWitnessNeedsCustodians: a trusted peer witnesses the node's
+// log by default, so removing it leaves one witness fewer, as removing one
+// of audit.witnesses does. From the attacker's side, through the admin
+// API: an operator's DELETE only makes a request; asking again, one
+// custodian's approval, the same custodian approving twice, and a
+// forged approval change nothing; the second custodian's approval removes
+// the peer. A peer opted out of witnessing is removed at once.
+func TestRemovingAWitnessNeedsCustodians(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	ctx := t.Context()
+	lux, fin := newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	for _, p := range []*allyNode{lux, fin} {
+		card, fp := p.card(t)
+		if err := n.addPeer(ctx, string(card), fp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	luxID, finID := lux.Config.Node.ID, fin.Config.Node.ID
+	trusted := func(id string) bool { _, ok := n.peer(id); return ok }
+	var pending OpError
+	r := f.op(t, "DELETE", "/_embassy/v1/peers/"+luxID, "ops", nil)
+	if r.status != 409 || json.Unmarshal([]byte(r.body), &pending) != nil || pending.Code != "approval_required" {
+		t.Fatalf("an operator removing a witnessing peer: %d %s", r.status, r.body)
+	}
+	rs, err := n.Requests()
+	if err != nil || len(rs) == 0 || rs[0].Op.Kind != KindPeerRemove || rs[0].Op.Params["peer"] != luxID || !strings.Contains(rs[0].Op.Summary, "a witness of this node's audit log") {
+		t.Fatalf("requests: %+v %v", rs, err)
+	}
+	id := rs[0].ID
+	// Asking again is the same request, and removes nothing.
+	if r := f.op(t, "DELETE", "/_embassy/v1/peers/"+luxID, "ops", nil); r.status != 409 || !strings.Contains(r.body, id) {
+		t.Fatalf("asking again: %d %s", r.status, r.body)
+	}
+	if !trusted(luxID) {
+		t.Fatal("the peer went before any approval")
+	}
+	decide := func(who string, key *custody.CustodianKey, sig []byte) adminResp {
+		body, _ := json.Marshal(map[string]string{"signature": base64.StdEncoding.EncodeToString(sig)})
+		return f.custodian(t, "POST", "/_embassy/v1/custody/requests/"+id+"/approve", who, key, body)
+	}
+	digest := rs[0].Digest
+	alice, bob := f.cn.keys["alice"], f.cn.keys["bob"]
+	// bob's name on alice's signature of the approval: refused.
+	if r := decide("bob", bob, alice.Sign(ApprovalMessage(n.Config.Node.ID, id, digest, true))); r.status != 403 {
+		t.Errorf("a forged approval: %d %s", r.status, r.body)
+	}
+	if r := decide("alice", alice, alice.Sign(ApprovalMessage(n.Config.Node.ID, id, digest, true))); r.status != 200 || !strings.Contains(r.body, `"status": "pending"`) {
+		t.Fatalf("alice's approval: %d %s", r.status, r.body)
+	}
+	if r := decide("alice", alice, alice.Sign(ApprovalMessage(n.Config.Node.ID, id, digest, true))); r.status != 403 {
+		t.Errorf("alice approving twice: %d %s", r.status, r.body)
+	}
+	if !trusted(luxID) {
+		t.Fatal("one custodian removed a witnessing peer")
+	}
+	if r := decide("bob", bob, bob.Sign(ApprovalMessage(n.Config.Node.ID, id, digest, true))); r.status != 200 || !strings.Contains(r.body, `"status": "executed"`) {
+		t.Fatalf("bob's approval: %d %s", r.status, r.body)
+	}
+	if trusted(luxID) {
+		t.Fatal("the peer is still trusted after two approvals")
+	}
+	if k := auditKinds(t, n); k[KindPeerRemove] != 1 {
+		t.Errorf("peer.remove on the log %d times", k[KindPeerRemove])
+	}
+
+	// Opted out of witnessing: removing it takes nothing away from the
+	// log's witnesses.
+	no := false
+	c := *n.Config
+	c.Alliance.Peers = slices.Clone(c.Alliance.Peers)
+	for i := range c.Alliance.Peers {
+		c.Alliance.Peers[i].Witness = &no
+	}
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.op(t, "DELETE", "/_embassy/v1/peers/"+finID, "ops", nil); r.status != 200 || trusted(finID) {
+		t.Fatalf("removing a peer opted out of witnessing: %d %s", r.status, r.body)
+	}
+}
+
+// TestApprovedPeerRemovalIsOfOneCard: an approval to stop trusting a
+// peer's card does not remove the card that replaced it meanwhile.
+func TestApprovedPeerRemovalIsOfOneCard(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	lux := newAllyNode(t, "LUX")
+	card, fp := lux.card(t)
+	if err := n.addPeer(t.Context(), string(card), fp); err != nil {
+		t.Fatal(err)
+	}
+	id := pendingID(t, n.RemovePeer(n.As(t.Context(), "admin"), lux.Config.Node.ID))
+	// LUX's card changes (another endpoint), and is trusted anew.
+	changeConfig(t, lux.Node, func(c *Config) { c.Alliance.Endpoint = "127.0.0.1:1" })
+	card2, fp2 := lux.card(t)
+	if err := n.removePeer(t.Context(), lux.Config.Node.ID, fp); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.addPeer(t.Context(), string(card2), fp2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.decide(t, id, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cn.decide(t, id, "bob", true)
+	if err != nil || r.Status != StatusFailed || !strings.Contains(r.Result, "not the "+fp+" whose removal was asked for") {
+		t.Fatalf("the approved removal of the old card: %+v %v", r, err)
+	}
+	if p, ok := n.peer(lux.Config.Node.ID); !ok || p.Card.Fingerprint != fp2 {
+		t.Fatalf("the new card is not trusted: %+v %v", p, ok)
 	}
 }

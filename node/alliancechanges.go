@@ -9,9 +9,11 @@ import (
 
 // allianceChanges describes a change of the alliance section, with the
 // gates of the commands that make the same changes: trusting a peer
-// (peer add) and granting (share grant) need custodians; removing a peer
-// or revoking a grant gives nothing away and is free; a grant cannot be
-// changed once signed.
+// (peer add), replacing its card and granting (share grant) need
+// custodians; removing a peer that witnesses this node's log, or opting
+// one out of witnessing, leaves fewer witnesses of the node's history and
+// needs them too; removing a peer opted out or revoking a grant gives
+// nothing away and is free; a grant cannot be changed once signed.
 func allianceChanges(old, next *Config) []Change {
 	var out []Change
 	add := func(field, text string, g Gate, why string) {
@@ -39,10 +41,28 @@ func allianceChanges(old, next *Config) []Change {
 		}
 		return c.NodeID + " (" + c.Nation + ")"
 	}
-	for _, p := range nx.Peers {
-		if i := slices.IndexFunc(o.Peers, func(x PeerConfig) bool { return x.Card == p.Card }); i < 0 {
-			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" trusted", Custodians, "trusting an allied node (as 'embassy peer add')")
+	nodeID := func(p PeerConfig) string {
+		c, err := federation.ParseCard([]byte(p.Card))
+		if err != nil {
+			return ""
 		}
+		return c.NodeID
+	}
+	// sameNode finds the peer of ps that is node p's, whatever its card.
+	sameNode := func(ps []PeerConfig, p PeerConfig) int {
+		id := nodeID(p)
+		return slices.IndexFunc(ps, func(x PeerConfig) bool { return id != "" && nodeID(x) == id })
+	}
+	for _, p := range nx.Peers {
+		if slices.ContainsFunc(o.Peers, func(x PeerConfig) bool { return x.Card == p.Card }) {
+			continue
+		}
+		if j := sameNode(o.Peers, p); j >= 0 {
+			add("alliance.peers["+peerID(p)+"]", fmt.Sprintf("peer %s's card replaced: %s → %s", peerID(p), o.Peers[j].Fingerprint, p.Fingerprint), Custodians,
+				"trusting another key for an allied node, a witness of this node's log (as 'embassy peer rm' and 'embassy peer add')")
+			continue
+		}
+		add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" trusted", Custodians, "trusting an allied node (as 'embassy peer add')")
 	}
 	for _, p := range nx.Peers {
 		i := slices.IndexFunc(o.Peers, func(x PeerConfig) bool { return x.Card == p.Card })
@@ -55,7 +75,12 @@ func allianceChanges(old, next *Config) []Change {
 		}
 	}
 	for _, p := range o.Peers {
-		if !slices.ContainsFunc(nx.Peers, func(x PeerConfig) bool { return x.Card == p.Card }) {
+		switch {
+		case slices.ContainsFunc(nx.Peers, func(x PeerConfig) bool { return x.Card == p.Card }), sameNode(nx.Peers, p) >= 0:
+			// Kept, or its card replaced (above).
+		case p.witnesses():
+			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" no longer trusted (a witness of this node's log)", Custodians, "fewer witnesses check the node's history (as 'embassy peer rm' of a witnessing peer)")
+		default:
 			add("alliance.peers["+peerID(p)+"]", "peer "+peerID(p)+" no longer trusted", Free, "")
 		}
 	}

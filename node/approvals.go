@@ -410,6 +410,8 @@ func (n *Node) execute(ctx context.Context, r *Request) error {
 		return err
 	case "peer.add":
 		return n.addPeer(ctx, p["card"], p["fingerprint"])
+	case "peer.remove":
+		return n.removePeer(ctx, p["peer"], p["fingerprint"])
 	case "share.grant":
 		return n.storeGrant(ctx, p["grant"])
 	case "host.add":

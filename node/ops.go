@@ -48,7 +48,7 @@ type TwoPersonConfig struct {
 var OperationKinds = []string{
 	"vault.delete", "vault.policy", "vault.object-lock", "vault.rotate-key", "site.remove", "object.delete", "object.retention",
 	"object.relabel", "object.copy", "principal.add", "principal.remove", "custody.resplit", "root.rotate", "config.edit", "identity.replace",
-	"peer.add", "share.grant", "host.add",
+	"peer.add", "peer.remove", "share.grant", "host.add",
 }
 
 func (tp TwoPersonConfig) validate() error {

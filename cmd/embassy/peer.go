@@ -10,6 +10,7 @@ import (
 
 	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/node"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 func (a *app) peerCmd() *cobra.Command {
@@ -139,7 +140,13 @@ node reaches it at the card's endpoint, checking its TLS key against the card.`,
 	rm := &cobra.Command{
 		Use:   "rm NODE",
 		Short: "Stop trusting a peer: its connections are refused and grants to it release nothing more",
-		Args:  cobra.ExactArgs(1),
+		Long: `Stop trusting the peer NODE: its TLS connections are refused from then on, grants to
+it release nothing more, and the two nodes no longer witness each other's audit logs. A
+peer that witnesses this node's log (the default) is one witness fewer of the node's
+history, so on a node with custodians removing it is a two-person operation (peer.remove),
+as removing one of audit.witnesses is; a peer opted out of witnessing (witness: false) is
+removed at once.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.node != "" {
 				if err := a.callNode(cmd, http.MethodDelete, "v1/peers/"+args[0], nil, nil); err != nil {
@@ -152,6 +159,9 @@ node reaches it at the card's endpoint, checking its TLS key against the card.`,
 				}
 				defer n.Close()
 				if err := n.RemovePeer(n.As(cmd.Context(), a.principal), args[0]); err != nil {
+					if errors.Is(err, vault.ErrApprovalRequired) {
+						return explain(err)
+					}
 					return withHint(err, "list the peers with 'embassy peer ls'")
 				}
 			}
