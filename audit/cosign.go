@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,6 +196,18 @@ func (c *Cosignatures) Get(witness string) (Cosigned, bool) {
 	defer c.mu.Unlock()
 	v, ok := c.m[witness]
 	return v, ok
+}
+
+// All returns the latest cosigned checkpoint kept for each witness, in the
+// order of the witnesses' names.
+func (c *Cosignatures) All() []Cosigned {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Cosigned, 0, len(c.m))
+	for _, k := range slices.Sorted(maps.Keys(c.m)) {
+		out = append(out, c.m[k])
+	}
+	return out
 }
 
 // Put keeps cs as the latest cosigned checkpoint of its witness.

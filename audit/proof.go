@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/formats/proof"
 	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -52,8 +55,8 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 	if i >= c.Size {
 		return nil, fmt.Errorf("audit: entry %d is not under the checkpoint (%d entries): try again in a moment", i, c.Size)
 	}
-	var entry []byte
-	if err := readEntries(ctx, l.reader.ReadEntryBundle, i, i+1, func(_ uint64, e []byte) error { entry = bytes.Clone(e); return nil }); err != nil {
+	entry, err := readEntry(ctx, l.reader.ReadEntryBundle, i, c.Size)
+	if err != nil {
 		return nil, err
 	}
 	_, o, err := OpenEntry(l.cfg.Keys, entry)
@@ -80,6 +83,28 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 		p.Hashes = append(p.Hashes, [sha256.Size]byte(h))
 	}
 	return p.Marshal(), nil
+}
+
+// readEntry reads entry i from the entry bundle that holds it in a tree of
+// size entries (or the full bundle, once the partial one is gone). The
+// bundle must be the tree's: a tree of i+1 entries is only one of the log's
+// sizes when a batch ended there.
+func readEntry(ctx context.Context, fetch func(context.Context, uint64, uint8) ([]byte, error), i, size uint64) ([]byte, error) {
+	for ri := range layout.Range(i, 1, size) {
+		raw, err := fetch(ctx, ri.Index, ri.Partial)
+		if err != nil {
+			return nil, fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return nil, fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
+		}
+		if uint(len(b.Entries)) <= ri.First {
+			return nil, fmt.Errorf("audit log: entry bundle %d holds %d entries, want %d", ri.Index, len(b.Entries), ri.First+1)
+		}
+		return bytes.Clone(b.Entries[ri.First]), nil
+	}
+	return nil, fmt.Errorf("audit log: entry %d is not in a tree of %d entries", i, size)
 }
 
 // ProofCheck is what VerifyProof found.
@@ -125,6 +150,14 @@ func VerifyProof(b []byte, origin string, ed, pq note.Verifier, witnesses []note
 		verifiers = append(verifiers, pq)
 	}
 	verifiers = append(verifiers, witnesses...)
+	// A signature by a key given that does not verify is named: an
+	// altered cosignature is not the same as a missing one.
+	if _, err := note.Open(p.Checkpoint, note.VerifierList(verifiers...)); err != nil {
+		var bad *note.InvalidSignatureError
+		if errors.As(err, &bad) {
+			return pc, fmt.Errorf("%w: the checkpoint's signature by %s does not verify with the key given for it: the proof file was altered, or the signature is not that key's", ErrProof, bad.Name)
+		}
+	}
 	cp, _, n, err := log.ParseCheckpoint(p.Checkpoint, origin, ed, verifiers[1:]...)
 	if err != nil {
 		return pc, fmt.Errorf("%w: checkpoint: %v", ErrProof, err)
@@ -167,8 +200,14 @@ func VerifyProof(b []byte, origin string, ed, pq note.Verifier, witnesses []note
 }
 
 // ProveEntry waits until entry i is in the tree and a published checkpoint
-// covers it, then writes its proof file against that checkpoint.
-func (l *Log) ProveEntry(ctx context.Context, i uint64) ([]byte, error) {
+// covers it, then writes its proof file against a checkpoint that covers
+// it. cosigned are the checkpoints background witnesses (allies) cosigned
+// ([Cosignatures]): their cosignatures are added to the checkpoint of the
+// same tree they cosigned, and the proof is made against the checkpoint,
+// the published one or one of those, that carries the most signatures (the
+// newest of equals), so that a proof shows every witness that vouched for
+// the entry's tree.
+func (l *Log) ProveEntry(ctx context.Context, i uint64, cosigned ...Cosigned) ([]byte, error) {
 	if err := l.AwaitIntegrated(ctx, i+1); err != nil {
 		return nil, err
 	}
@@ -178,7 +217,13 @@ func (l *Log) ProveEntry(ctx context.Context, i uint64) ([]byte, error) {
 			return nil, err
 		}
 		if cp.Size > i {
-			return l.Prove(ctx, i, raw)
+			best := l.mostCosigned(ctx, i, raw, cp.Size, cosigned)
+			if best != nil {
+				if p, err := l.Prove(ctx, i, best); err == nil {
+					return p, nil
+				}
+			}
+			return l.Prove(ctx, i, WithCosignatures(raw, cosigned))
 		}
 		select {
 		case <-ctx.Done():
@@ -186,4 +231,82 @@ func (l *Log) ProveEntry(ctx context.Context, i uint64) ([]byte, error) {
 		case <-time.After(l.cfg.CheckpointInterval / 2):
 		}
 	}
+}
+
+// mostCosigned returns, of the published checkpoint raw (of size) and the
+// cosigned ones that cover entry i and that the log's tree holds, the one
+// with the most signatures once the cosignatures of the same tree are
+// added; nil when the published one is it.
+func (l *Log) mostCosigned(ctx context.Context, i uint64, raw []byte, size uint64, cosigned []Cosigned) []byte {
+	best, bestSize := WithCosignatures(raw, cosigned), size
+	bestSigs := signatureLines(best)
+	published := true
+	for _, c := range cosigned {
+		if c.Size <= i || c.Size > size {
+			continue
+		}
+		cp, err := l.openCheckpoint([]byte(c.Checkpoint))
+		if err != nil || l.holds(ctx, cp) != nil {
+			continue
+		}
+		cand := WithCosignatures([]byte(c.Checkpoint), cosigned)
+		if n := signatureLines(cand); n > bestSigs || n == bestSigs && cp.Size > bestSize {
+			best, bestSize, bestSigs, published = cand, cp.Size, n, false
+		}
+	}
+	if published {
+		return nil
+	}
+	return best
+}
+
+// WithCosignatures returns the signed checkpoint raw with the witness
+// cosignature lines of every cosigned checkpoint of the very same text
+// added, one per signer name not on raw already. A cosignature signs the
+// checkpoint's text, so it holds on any copy of it.
+func WithCosignatures(raw []byte, cosigned []Cosigned) []byte {
+	text, sigs, ok := bytes.Cut(raw, []byte("\n\n"))
+	if !ok {
+		return raw
+	}
+	have := map[string]bool{}
+	for line := range strings.Lines(string(sigs)) {
+		have[signerOf(line)] = true
+	}
+	out := bytes.Clone(raw)
+	for _, c := range cosigned {
+		ct, csigs, ok := strings.Cut(c.Checkpoint, "\n\n")
+		if !ok || ct != string(text) {
+			continue
+		}
+		for line := range strings.Lines(csigs) {
+			if name := signerOf(line); name != "" && !have[name] && strings.HasSuffix(line, "\n") {
+				have[name] = true
+				out = append(out, line...)
+			}
+		}
+	}
+	return out
+}
+
+// signerOf is the key name a signature line ("— NAME SIG") names.
+func signerOf(line string) string {
+	rest, ok := strings.CutPrefix(line, "— ")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	return name
+}
+
+// signatureLines counts the signature lines of a signed note.
+func signatureLines(raw []byte) int {
+	_, sigs, _ := bytes.Cut(raw, []byte("\n\n"))
+	n := 0
+	for line := range strings.Lines(string(sigs)) {
+		if signerOf(line) != "" {
+			n++
+		}
+	}
+	return n
 }

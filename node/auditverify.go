@@ -275,7 +275,8 @@ var ErrNoAuditEntry = errors.New("the audit log has no entry for it")
 // AuditProof writes the proof file (C2SP tlog-proof, [audit.Log.Prove]) of
 // the newest audit log entry about vault/key, about its version id when id
 // is not zero: the entry, its inclusion proof and a checkpoint that covers
-// it. Anyone holding the node's public key (node.pub) can check it offline.
+// it, cosigned by whatever witnesses cosigned it, allied peers included.
+// Anyone holding the node's public key (node.pub) can check it offline.
 func (n *Node) AuditProof(ctx context.Context, vaultName, key string, id manifest.ID) ([]byte, AuditEntry, error) {
 	l := n.Audit()
 	if l == nil {
@@ -301,6 +302,14 @@ func (n *Node) AuditProof(ctx context.Context, vaultName, key string, id manifes
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	p, err := l.ProveEntry(ctx, found.Index)
+	// The checkpoint carries the cosignatures of the peers that witness
+	// the log in the background, as well as those of audit.witnesses.
+	var cosigned []audit.Cosigned
+	if kept, err := n.cosignatures(); err == nil {
+		cosigned = kept.All()
+	} else {
+		n.Log.WarnContext(ctx, "audit proof: the peers' cosignatures cannot be read; the proof carries none of them", "err", err)
+	}
+	p, err := l.ProveEntry(ctx, found.Index, cosigned...)
 	return p, found, err
 }

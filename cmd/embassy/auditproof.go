@@ -79,8 +79,12 @@ cosignature by the node, the entry's inclusion in the checkpoint's tree, and
 the event against the entry's commitment. It needs no node directory and no
 network.
 
---witness takes a witness's verifier key (C2SP vkey); with --quorum N at
-least N of them must have cosigned the checkpoint. --no-ml-dsa accepts a
+--witness takes a witness's verifier key (C2SP vkey, from 'embassy audit key'
+on its node), or the file of an allied node's public identity (its node.pub,
+from 'embassy identity export'): an ally that witnesses the log as a peer
+cosigns with that identity. With --quorum N at least N of them must have
+cosigned the checkpoint. A cosignature by a key given that does not verify
+is refused; one by a key not given is listed as not checked. --no-ml-dsa accepts a
 checkpoint without the ML-DSA-44 cosignature (as x/mod's note verifier
 would).`,
 		Args: cobra.ExactArgs(1),
@@ -103,7 +107,11 @@ would).`,
 			}
 			var ws []note.Verifier
 			for _, w := range witnesses {
-				v, err := fnote.NewVerifier(strings.TrimSpace(w))
+				vkey, err := witnessKey(w)
+				if err != nil {
+					return err
+				}
+				v, err := fnote.NewVerifier(vkey)
 				if err != nil {
 					return fmt.Errorf("--witness %q: %w", w, err)
 				}
@@ -144,7 +152,7 @@ would).`,
 		},
 	}
 	c.Flags().StringVar(&keyFile, "key", "", "the node's public identity file (node.pub)")
-	c.Flags().StringArrayVar(&witnesses, "witness", nil, "a witness's verifier key (C2SP vkey); repeat for each")
+	c.Flags().StringArrayVar(&witnesses, "witness", nil, "a witness's verifier key (C2SP vkey), or an allied node's node.pub file; repeat for each")
 	c.Flags().IntVar(&quorum, "quorum", 0, "how many of the --witness keys must have cosigned")
 	c.Flags().BoolVar(&noPQ, "no-ml-dsa", false, "accept a checkpoint without the node's ML-DSA-44 cosignature")
 	return c
@@ -202,4 +210,24 @@ from a node.pub file alone; without, from the node directory.`,
 	}
 	c.Flags().StringVar(&keyFile, "key", "", "compute them from this node.pub file")
 	return c
+}
+
+// witnessKey is the verifier key --witness names: a C2SP vkey as given,
+// or, for the file of a node's public identity (node.pub), the key that
+// node cosigns with as a witness (embassy-witness/NODE-ID).
+func witnessKey(w string) (string, error) {
+	w = strings.TrimSpace(w)
+	fi, err := os.Stat(w)
+	if err != nil || !fi.Mode().IsRegular() {
+		return w, nil
+	}
+	b, err := os.ReadFile(w)
+	if err != nil {
+		return "", fmt.Errorf("--witness %s: %w", w, err)
+	}
+	id, pub, err := custody.ParsePublic(b)
+	if err != nil {
+		return "", fmt.Errorf("--witness %s: %w", w, err)
+	}
+	return custody.WitnessVerifierKey(audit.WitnessName(id), pub), nil
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -53,6 +55,23 @@ func TestPeersWitnessEachOtherCLI(t *testing.T) {
 	}
 	origin := audit.Origin(estNode.Node.ID)
 
+	cli(est, "vault", "create", "registry", "--erasure", "1+0")
+	note1 := filepath.Join(work, "minutes.txt")
+	if err := os.WriteFile(note1, []byte("minutes of the council"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(est, "put", note1, "registry/2026/minutes.txt")
+	// Their public identities, as 'embassy identity export' gives them.
+	pub := func(dir string) string {
+		out, _ := cli(dir, "identity", "export")
+		f := dir + ".pub"
+		if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	estPub, luxPub := pub(est), pub(lux)
+
 	// Both serve; EST's node sends its checkpoint to LUX in the background.
 	luxSrv := startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
 	estSrv := startServe(t, "--dir", est, "--address", "127.0.0.1:0")
@@ -72,6 +91,22 @@ func TestPeersWitnessEachOtherCLI(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// EST keeps LUX's cosignature (audit/cosigned.json) once LUX's answer
+	// is back.
+	luxNode, err := node.LoadConfig(lux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	luxWitness := audit.WitnessName(luxNode.Node.ID)
+	for {
+		if b, _ := os.ReadFile(filepath.Join(est, "audit", "cosigned.json")); bytes.Contains(b, []byte(luxWitness)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("EST kept no cosignature of LUX's within a minute of both serving")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := estSrv.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +116,45 @@ func TestPeersWitnessEachOtherCLI(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^  witness embassy-witness/[0-9a-f]{16} \(peer LUX\) +\d+ entries  cosigned a checkpoint of the log$`).MatchString(out) ||
 		!strings.Contains(out, "ok: nothing contradicts the audit log") {
 		t.Fatalf("audit verify on EST:\n%s", out)
+	}
+
+	// A proof file made on EST carries LUX's cosignature, kept from the
+	// background round: with EST's key alone it verifies and says what it
+	// did not check; with LUX's public identity (node.pub) as --witness it
+	// checks LUX's cosignature too; altered, that cosignature is refused
+	// naming LUX's witness key.
+	proofFile := filepath.Join(work, "minutes.proof")
+	if _, errOut := cli(est, "audit", "proof", "registry/2026/minutes.txt", "-o", proofFile); !strings.Contains(errOut, "(object.put) written to") {
+		t.Fatalf("audit proof: %s", errOut)
+	}
+	out, _ = cli(work, "audit", "verify-proof", proofFile, "--key", estPub)
+	if !strings.HasPrefix(out, "ok: entry #") || !strings.Contains(out, "not checked: signatures by "+luxWitness+" (no key given for them)") {
+		t.Fatalf("verify-proof with EST's key alone:\n%s", out)
+	}
+	out, _ = cli(work, "audit", "verify-proof", proofFile, "--key", estPub, "--witness", luxPub, "--quorum", "1")
+	if !strings.Contains(out, "signed by the node with Ed25519 and ML-DSA-44, cosigned by "+luxWitness+")") || strings.Contains(out, "not checked") {
+		t.Fatalf("verify-proof with LUX as witness:\n%s", out)
+	}
+	proof, err := os.ReadFile(proofFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(proof, []byte("— "+luxWitness+" "))
+	if at < 0 {
+		t.Fatalf("no cosignature by LUX in the proof file:\n%s", proof)
+	}
+	at += len("— "+luxWitness+" ") + 30
+	proof[at] ^= 'A' ^ 'B'
+	if proof[at] != 'A' && proof[at] != 'B' {
+		proof[at] = 'A'
+	}
+	altered := filepath.Join(work, "altered.proof")
+	if err := os.WriteFile(altered, proof, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := runCLI(t, "audit", "verify-proof", altered, "--key", estPub, "--witness", luxPub); err == nil ||
+		!strings.Contains(errOut, "the checkpoint's signature by "+luxWitness+" does not verify with the key given for it") {
+		t.Fatalf("verify-proof of an altered cosignature: %v\n%s", err, errOut)
 	}
 
 	// Another history of EST's log, signed with EST's key, shown to LUX as
