@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -178,6 +179,24 @@ func TestAllianceConfigGates(t *testing.T) {
 	replacedOut := replaced
 	replacedOut.Witness = &no
 	with := func(a AllianceConfig) *Config { c := validConfig(); c.Alliance = a; return c }
+	luxID := lux.Config.Node.ID
+	guest := func(quota string) GuestConfig {
+		return GuestConfig{Node: luxID, Nation: "LUX", Quota: quota, Added: at}
+	}
+	// hosting is an alliance section offering hosting, with peers and
+	// guests.
+	hosting := func(xs ...any) AllianceConfig {
+		a := AllianceConfig{Hosting: &HostingConfig{Path: "hosted", Jurisdiction: "EST", Provider: "gov-dc", Control: "EST"}}
+		for _, x := range xs {
+			switch v := x.(type) {
+			case PeerConfig:
+				a.Peers = append(a.Peers, v)
+			case GuestConfig:
+				a.Guests = append(a.Guests, v)
+			}
+		}
+		return a
+	}
 	for _, tc := range []struct {
 		name      string
 		old, next AllianceConfig
@@ -195,6 +214,14 @@ func TestAllianceConfigGates(t *testing.T) {
 		{"grant revoked", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{Grants: []GrantConfig{revoked}}, Free},
 		{"revocation undone", AllianceConfig{Grants: []GrantConfig{revoked}}, AllianceConfig{Grants: []GrantConfig{grant}}, Refused},
 		{"grant removed", AllianceConfig{Grants: []GrantConfig{grant}}, AllianceConfig{}, Refused},
+		{"guest added", hosting(peer), hosting(peer, guest("1MiB")), Custodians},
+		{"guest added that is not a trusted peer", hosting(), hosting(guest("1MiB")), Refused},
+		{"guest added of another nation than its card's", hosting(peer), hosting(peer, GuestConfig{Node: luxID, Nation: "FIN", Quota: "1MiB", Added: at}), Refused},
+		{"guest's quota raised", hosting(peer, guest("1MiB")), hosting(peer, guest("2MiB")), Custodians},
+		{"guest's quota lowered", hosting(peer, guest("2MiB")), hosting(peer, guest("1MiB")), Free},
+		{"guest's quota lowered to 0", hosting(peer, guest("2MiB")), hosting(peer, guest("0")), Free},
+		{"guest removed", hosting(peer, guest("1MiB")), hosting(peer), Refused},
+		{"guest kept after its peer was removed", hosting(peer, guest("1MiB")), hosting(guest("1MiB")), Custodians},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chs := allianceChanges(with(tc.old), with(tc.next))
@@ -316,5 +343,81 @@ func TestApprovedPeerRemovalIsOfOneCard(t *testing.T) {
 	}
 	if p, ok := n.peer(lux.Config.Node.ID); !ok || p.Card.Fingerprint != fp2 {
 		t.Fatalf("the new card is not trusted: %+v %v", p, ok)
+	}
+}
+
+// TestHostingThroughTheAdminAPI: 'embassy --node URL host add' on a node
+// with custodians. Hosting a peer gives it room on this node: an operator
+// may not ask (admin role), an admin's request waits for two custodians
+// and hosts nothing meanwhile, and two approvals host it with its store
+// made; more room is a request again, less room is not.
+func TestHostingThroughTheAdminAPI(t *testing.T) {
+	f := newOpFixture(t)
+	n := f.cn.n
+	lux := newAllyNode(t, "LUX")
+	card, fp := lux.card(t)
+	if err := n.addPeer(t.Context(), string(card), fp); err != nil {
+		t.Fatal(err)
+	}
+	luxID := lux.Config.Node.ID
+	hosted := filepath.Join(t.TempDir(), "hosted")
+	c := *n.Config
+	c.Alliance.Hosting = &HostingConfig{Path: hosted, Jurisdiction: "EST", Provider: "gov-dc", Control: "EST"}
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.op(t, "POST", "/_embassy/v1/host/guests", "ops", HostRequest{Peer: "LUX", Quota: "1MiB"}); r.status != 403 {
+		t.Errorf("an operator hosting a peer: %d %s", r.status, r.body)
+	}
+	r := f.op(t, "POST", "/_embassy/v1/host/guests", "boss", HostRequest{Peer: "LUX", Quota: "1MiB"})
+	if r.status != 409 || !strings.Contains(r.body, "approval_required") {
+		t.Fatalf("an admin hosting a peer: %d %s", r.status, r.body)
+	}
+	// approve has alice and bob approve the newest request; new: nothing
+	// is hosted until the last approval.
+	approve := func(new bool) {
+		t.Helper()
+		rs, err := n.Requests()
+		if err != nil || len(rs) == 0 || rs[0].Op.Kind != KindHostAdd || rs[0].Status != StatusPending {
+			t.Fatalf("requests: %+v %v", rs, err)
+		}
+		for _, who := range []string{"alice", "bob"} {
+			if new && len(n.Guests()) != 0 {
+				t.Fatalf("hosted before %s approved: %+v", who, n.Guests())
+			}
+			sig := f.cn.keys[who].Sign(ApprovalMessage(n.Config.Node.ID, rs[0].ID, rs[0].Digest, true))
+			body, _ := json.Marshal(map[string]string{"signature": base64.StdEncoding.EncodeToString(sig)})
+			if r := f.custodian(t, "POST", "/_embassy/v1/custody/requests/"+rs[0].ID+"/approve", who, f.cn.keys[who], body); r.status != 200 {
+				t.Fatalf("%s's approval: %d %s", who, r.status, r.body)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(hosted, luxID)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a store made before approval: %v", err)
+	}
+	approve(true)
+	if gs := n.Guests(); len(gs) != 1 || gs[0].Node != luxID || gs[0].Quota != 1<<20 {
+		t.Fatalf("guests after two approvals: %+v", gs)
+	}
+	if _, err := os.Stat(filepath.Join(hosted, luxID, "s")); err != nil {
+		t.Fatalf("the guest's store: %v", err)
+	}
+	if r := f.op(t, "GET", "/_embassy/v1/host", "aud", nil); r.status != 200 || !strings.Contains(r.body, `"nation": "LUX"`) || !strings.Contains(r.body, `"quota": 1048576`) {
+		t.Errorf("host ls: %d %s", r.status, r.body)
+	}
+	// More room: a request again; the quota stays until approved.
+	if r := f.op(t, "POST", "/_embassy/v1/host/guests", "boss", HostRequest{Peer: "LUX", Quota: "2MiB"}); r.status != 409 {
+		t.Fatalf("raising the quota: %d %s", r.status, r.body)
+	}
+	if gs := n.Guests(); gs[0].Quota != 1<<20 {
+		t.Fatalf("quota raised without approval: %+v", gs)
+	}
+	approve(false)
+	if gs := n.Guests(); gs[0].Quota != 2<<20 {
+		t.Fatalf("quota after approval: %+v", gs)
+	}
+	// Less room: at once.
+	if r := f.op(t, "POST", "/_embassy/v1/host/guests", "boss", HostRequest{Peer: "LUX", Quota: "0"}); r.status != 200 || n.Guests()[0].Quota != 0 {
+		t.Fatalf("lowering the quota: %d %s", r.status, r.body)
 	}
 }

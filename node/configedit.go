@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -242,6 +243,14 @@ func (n *Node) applyConfig(c *Config, body []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	old := n.Config
+	// A guest hosted by this edit gets its store, as 'host add' makes it.
+	for _, g := range c.Alliance.Guests {
+		if !slices.ContainsFunc(old.Alliance.Guests, func(x GuestConfig) bool { return x.Node == g.Node }) {
+			if err := n.makeGuestStore(c, g.Node); err != nil {
+				return err
+			}
+		}
+	}
 	n.setConfig(c)
 	if err := n.rebuildEngine(); err != nil {
 		n.setConfig(old)

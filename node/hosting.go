@@ -472,16 +472,7 @@ func (n *Node) hostGuest(ctx context.Context, id, quota string) error {
 		detail["was"] = FormatBytes(old)
 		cfg.Alliance.Guests[i].Quota = quota
 	} else {
-		root, err := n.guestRoot(id)
-		if err != nil {
-			return err
-		}
-		// The store is made here, once: opening it never does.
-		if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
-			if _, err := dir.New(root); err != nil {
-				return fmt.Errorf("make the guest's store: %w", err)
-			}
-		} else if err != nil {
+		if err := n.makeGuestStore(&cfg, id); err != nil {
 			return err
 		}
 		cfg.Alliance.Guests = append(cfg.Alliance.Guests, GuestConfig{Node: id, Nation: p.Card.Nation, Quota: quota, Added: n.now().UTC().Truncate(time.Second)})
@@ -493,6 +484,29 @@ func (n *Node) hostGuest(ctx context.Context, id, quota string) error {
 		return err
 	}
 	n.setConfig(&cfg)
+	return nil
+}
+
+// makeGuestStore makes the store of guest id under cfg's hosting path,
+// unless it is there already. This, when the guest is first hosted ('host
+// add', or a config edit that adds it), is the only place a store is
+// made: opening one never does, so a store that vanished stays missing.
+func (n *Node) makeGuestStore(cfg *Config, id string) error {
+	h := cfg.Alliance.Hosting
+	if h == nil {
+		return errors.New("this node offers no hosting (alliance.hosting is not set)")
+	}
+	root, err := filepath.Abs(filepath.Join(n.path(h.Path), id))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		if _, err := dir.New(root); err != nil {
+			return fmt.Errorf("make the store of guest %s: %w", id, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("the store of guest %s: %w", id, err)
+	}
 	return nil
 }
 
@@ -578,7 +592,17 @@ func hostingChanges(o, nx AllianceConfig) []Change {
 	for _, g := range nx.Guests {
 		i := slices.IndexFunc(o.Guests, func(x GuestConfig) bool { return x.Node == g.Node })
 		q, _ := ParseBytes(g.Quota)
+		var card *federation.Card
+		for _, p := range nx.Peers {
+			if c, err := federation.ParseCard([]byte(p.Card)); err == nil && c.NodeID == g.Node {
+				card = &c
+			}
+		}
 		switch {
+		case i < 0 && card == nil:
+			add("alliance.guests["+g.Node+"]", fmt.Sprintf("node %s of %s hosted", g.Node, g.Nation), Refused, "it is not a trusted peer: trust its card first ('embassy peer add'), then host it with 'embassy host add'")
+		case i < 0 && card.Nation != g.Nation:
+			add("alliance.guests["+g.Node+"]", fmt.Sprintf("node %s of %s hosted", g.Node, g.Nation), Refused, fmt.Sprintf("its card says it is of %s: the nation is the card's ('embassy host add' takes it from there)", card.Nation))
 		case i < 0:
 			add("alliance.guests["+g.Node+"]", fmt.Sprintf("node %s of %s hosted with a quota of %s", g.Node, g.Nation, FormatBytes(q)), Custodians, "giving an allied node room on this node (as 'embassy host add')")
 		default:
@@ -590,7 +614,7 @@ func hostingChanges(o, nx AllianceConfig) []Change {
 				add("alliance.guests["+g.Node+"]", fmt.Sprintf("node %s's quota %s → %s", g.Node, FormatBytes(oq), FormatBytes(q)), Free, "")
 			}
 			if o.Guests[i].Nation != g.Nation {
-				add("alliance.guests["+g.Node+"]", "a guest's nation changed", Refused, "the nation is the guest card's: host it anew")
+				add("alliance.guests["+g.Node+"]", fmt.Sprintf("node %s's nation %s → %s", g.Node, o.Guests[i].Nation, g.Nation), Refused, "the nation is the guest card's: host it anew")
 			}
 		}
 	}

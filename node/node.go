@@ -280,7 +280,7 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 	if err != nil {
 		return nil, err
 	}
-	c, err := ParseConfig(cf.body)
+	c, err := ParseConfigLines(cf.body)
 	if err != nil {
 		if cf.mac == nil {
 			err = fmt.Errorf("%w (the file carries no authenticator: it was truncated or written by hand; restore it, or recover the node from a site with 'embassy recover')", err)

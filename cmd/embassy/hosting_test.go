@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,6 +140,7 @@ func TestHostedSiteCLI(t *testing.T) {
 	if out := cli(lux, "audit", "log", "--kind", "host.add"); !strings.Contains(out, "host.add by admin") {
 		t.Errorf("LUX's audit log:\n%s", out)
 	}
+	hostedSiteUnavailable(t, work, est, lux, run, cli, back)
 	// The host's files are ciphertext.
 	filepath.WalkDir(filepath.Join(work, "hosted"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -147,4 +150,134 @@ func TestHostedSiteCLI(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// hostedSiteUnavailable: EST's hosted site on LUX is unavailable, with the
+// reason, when LUX's node is down, when EST's store on LUX is missing (a
+// volume not mounted) and when it is half there (an empty mount point): a
+// write that needs it fails with nothing visible, reads go on from EST's
+// own shards, LUX's 'host ls' says the store is unavailable, nothing is
+// made in the store's place on LUX's disk, and once the store is back
+// every blob of EST's is still there and reads come from it again.
+func hostedSiteUnavailable(t *testing.T, work, est, lux string, run func(string, ...string) (string, string, error), cli func(string, ...string) string, back string) {
+	t.Helper()
+	estConf, err := node.LoadConfig(est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(work, "hosted", estConf.Node.ID)
+	before := storeNames(t, store)
+	if len(before) == 0 {
+		t.Fatal("EST's store on LUX holds nothing")
+	}
+	small := filepath.Join(work, "small.txt")
+	os.WriteFile(small, []byte("must not be half-written"), 0o600)
+	state := regexp.MustCompile(`(?m)^lux-hosted +LUX +lux-gov-dc +LUX +NATO SECRET +peer +peer [0-9a-f]{16} +(.*)$`)
+	siteState := func() string {
+		t.Helper()
+		m := state.FindStringSubmatch(cli(est, "site", "ls"))
+		if m == nil {
+			t.Fatal("site ls shows no lux-hosted")
+		}
+		return m[1]
+	}
+	readBack := func(why string) {
+		t.Helper()
+		os.Remove(back)
+		cli(est, "get", "registry/2026/note.txt", back)
+		if b, _ := os.ReadFile(back); string(b) != "kept in Luxembourg, sealed" {
+			t.Errorf("%s: read back %q", why, b)
+		}
+	}
+	cannotWrite := func(why string) {
+		t.Helper()
+		if _, errOut, err := run(est, "put", small, "registry/2026/small.txt"); err == nil || !strings.Contains(errOut, "lux-hosted") {
+			t.Errorf("%s: a put that needs the hosted site: %v\n%s", why, err, errOut)
+		}
+		if out, _, _ := run(est, "ls", "registry/2026/"); strings.Contains(out, "small.txt") {
+			t.Errorf("%s: a failed put is visible:\n%s", why, out)
+		}
+	}
+
+	// LUX's node is down.
+	if st := siteState(); !strings.HasPrefix(st, "unavailable: ") || !strings.Contains(st, "127.0.0.1") {
+		t.Errorf("site ls with LUX down: %q", st)
+	}
+	readBack("LUX down")
+	cannotWrite("LUX down")
+
+	// LUX serves, but EST's store is not there: the volume holding it is
+	// not mounted.
+	aside := store + ".unmounted"
+	if err := os.Rename(store, aside); err != nil {
+		t.Fatal(err)
+	}
+	// (serve takes a credential from the environment: not this one)
+	t.Setenv("EMBASSY_ACCESS_KEY", "")
+	t.Setenv("EMBASSY_SECRET_KEY", "")
+	srv := startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
+	if st := siteState(); !strings.HasPrefix(st, "unavailable: ") || !strings.Contains(st, "keeps for you cannot be reached now") {
+		t.Errorf("site ls with the store missing: %q", st)
+	}
+	readBack("store missing")
+	cannotWrite("store missing")
+	if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing store was made again on LUX's disk: %v", err)
+	}
+	t.Setenv("EMBASSY_ACCESS_KEY", "EMBTESTADMIN01")
+	t.Setenv("EMBASSY_SECRET_KEY", "not-for-printing-0123456789")
+	if out := cli(lux, "--node", "http://"+srv.addr, "host", "ls"); !strings.Contains(out, "(1 store unavailable)") {
+		t.Errorf("host ls with the store missing:\n%s", out)
+	}
+
+	// Half there: the mount point is, empty, without the volume.
+	if err := os.Mkdir(store, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if st := siteState(); !strings.HasPrefix(st, "unavailable: ") {
+		t.Errorf("site ls with the store half there: %q", st)
+	}
+	readBack("store half there")
+	cannotWrite("store half there")
+	if names := storeNames(t, store); len(names) != 0 {
+		t.Errorf("written into an empty mount point: %v", names)
+	}
+
+	// The volume is back: everything EST kept there still is, and the
+	// site is in use again.
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, store); err != nil {
+		t.Fatal(err)
+	}
+	if st := siteState(); st != "ok" {
+		t.Errorf("site ls with the store back: %q", st)
+	}
+	if after := storeNames(t, store); !slices.Equal(after, before) {
+		t.Errorf("EST's blobs on LUX: %v, were %v", after, before)
+	}
+	readBack("store back")
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeNames lists the files of a store, temporary ones excepted.
+func storeNames(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if rel, _ := filepath.Rel(root, p); !d.IsDir() && !strings.HasPrefix(rel, ".tmp") {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
