@@ -14,8 +14,6 @@ import (
 	"github.com/transparency-dev/formats/proof"
 	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
-	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -55,8 +53,16 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 	if i >= c.Size {
 		return nil, fmt.Errorf("audit: entry %d is not under the checkpoint (%d entries): try again in a moment", i, c.Size)
 	}
-	entry, err := readEntry(ctx, l.reader.ReadEntryBundle, i, c.Size)
-	if err != nil {
+	// The entry's bundle is read as the tree integrated now has it (a
+	// bundle partial at i+1 entries is gone once more were integrated).
+	var entry []byte
+	if err := readEntries(ctx, l.reader.ReadEntryBundle, i, max(c.Size, l.Integrated()), func(k uint64, e []byte) error {
+		if k == i {
+			entry = bytes.Clone(e)
+			return errFound
+		}
+		return nil
+	}); err != nil && !errors.Is(err, errFound) {
 		return nil, err
 	}
 	_, o, err := OpenEntry(l.cfg.Keys, entry)
@@ -85,27 +91,8 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 	return p.Marshal(), nil
 }
 
-// readEntry reads entry i from the entry bundle that holds it in a tree of
-// size entries (or the full bundle, once the partial one is gone). The
-// bundle must be the tree's: a tree of i+1 entries is only one of the log's
-// sizes when a batch ended there.
-func readEntry(ctx context.Context, fetch func(context.Context, uint64, uint8) ([]byte, error), i, size uint64) ([]byte, error) {
-	for ri := range layout.Range(i, 1, size) {
-		raw, err := fetch(ctx, ri.Index, ri.Partial)
-		if err != nil {
-			return nil, fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
-		}
-		var b api.EntryBundle
-		if err := b.UnmarshalText(raw); err != nil {
-			return nil, fmt.Errorf("audit log: entry bundle %d: %w", ri.Index, err)
-		}
-		if uint(len(b.Entries)) <= ri.First {
-			return nil, fmt.Errorf("audit log: entry bundle %d holds %d entries, want %d", ri.Index, len(b.Entries), ri.First+1)
-		}
-		return bytes.Clone(b.Entries[ri.First]), nil
-	}
-	return nil, fmt.Errorf("audit log: entry %d is not in a tree of %d entries", i, size)
-}
+// errFound stops a read at the entry sought.
+var errFound = errors.New("found")
 
 // ProofCheck is what VerifyProof found.
 type ProofCheck struct {

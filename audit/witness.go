@@ -41,6 +41,10 @@ type Witness struct {
 	// signed by the log's key, is the evidence. It is called with the
 	// witness's lock held: it must not call the witness.
 	OnSplit func(*WitnessError)
+	// OnRestart, if set before the witness serves, is told of every log
+	// restart it accepted ([Witness.RestartOf]), with the witness's lock
+	// held: it must not call the witness.
+	OnRestart func(WitnessRestart)
 }
 
 // witnessed is the latest checkpoint cosigned for a log.
@@ -267,6 +271,12 @@ func (w *Witness) addCheckpoint(body []byte, only string) ([]byte, error) {
 			return nil, w.split(refuse(http.StatusUnprocessableEntity, "the checkpoint of %d entries is not consistent with the one of %d cosigned: %v", cp.Size, prev.Size, err), "inconsistent", cp.Origin, cpRaw, prev.Size)
 		}
 	}
+	return w.cosignLocked(cp, cpRaw)
+}
+
+// cosignLocked cosigns the checkpoint cp (raw: cpRaw) and makes it the
+// latest cosigned of its log, with the witness's lock held.
+func (w *Witness) cosignLocked(cp *log.Checkpoint, cpRaw []byte) ([]byte, error) {
 	// The new state is durable before the cosignature leaves: after a
 	// crash the witness never cosigns a fork of what it cosigned.
 	text, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))

@@ -164,6 +164,7 @@ func (n *Node) newWitness(keys *custody.Keyring, logs []audit.WitnessedLog) (*au
 		return nil, err
 	}
 	w.OnSplit = n.reportSplit
+	w.OnRestart = n.reportRestart
 	return w, nil
 }
 
