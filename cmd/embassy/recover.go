@@ -125,7 +125,11 @@ every replicated version. --fingerprint checks the ally's card.`,
 			}
 			defer n.Close()
 			if a.json {
-				out := map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates}
+				out := map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates,
+					"witness_logs": rep.WitnessLogs}
+				if rep.WitnessProblem != "" {
+					out["witness_problem"] = rep.WitnessProblem
+				}
 				if pr != nil {
 					out["peer"] = pr
 				}
@@ -167,6 +171,12 @@ every replicated version. --fingerprint checks the ally's card.`,
 				if s.State != "ok" && !listed[s.ID] {
 					fmt.Fprintf(a.stdout, "  site %s unavailable: %s\n", s.ID, s.Reason)
 				}
+			}
+			switch {
+			case rep.WitnessProblem != "":
+				fmt.Fprintf(a.stdout, "witness memory NOT restored from the sites: %s\n", safeText(rep.WitnessProblem))
+			case rep.WitnessLogs > 0:
+				fmt.Fprintf(a.stdout, "witness memory: the latest checkpoints this node cosigned of %d logs, from the sites\n", rep.WitnessLogs)
 			}
 			if pr != nil {
 				fmt.Fprintf(a.stdout, "audit log: all %d versions of the replicated scopes it records are back\n", pr.LogVersions)
