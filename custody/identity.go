@@ -441,10 +441,18 @@ func pubBody(node string, p PublicIdentity) []byte {
 // signature is deterministic: the same identity always exports the same
 // bytes, so a pinned copy can be compared byte for byte.
 func (r *Identity) ExportPublic() ([]byte, error) {
-	body := pubBody(r.NodeID, r.id.pub)
-	sig, err := r.id.sign(body, true)
+	return SignLines(pubBody(r.NodeID, r.id.pub), func(body []byte) ([]byte, error) { return r.id.sign(body, true) })
+}
+
+// SignLines completes a record for ParseSignedLines: body followed by the
+// "signature" line that sign makes over it (a hybrid signature).
+func SignLines(body []byte, sign func([]byte) ([]byte, error)) ([]byte, error) {
+	sig, err := sign(body)
 	if err != nil {
 		return nil, err
+	}
+	if len(sig) != HybridSignatureSize {
+		return nil, errors.New("the signature is not a hybrid one")
 	}
 	return fmt.Appendf(body, "signature %s\n", base64.StdEncoding.EncodeToString(sig)), nil
 }

@@ -144,15 +144,11 @@ func MakeCard(c Card, sign func([]byte) ([]byte, error)) ([]byte, error) {
 			return nil, err
 		}
 	}
-	body := cardBody(c)
-	sig, err := sign(body)
+	b, err := custody.SignLines(cardBody(c), sign)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("peer card: %w", err)
 	}
-	if len(sig) != custody.HybridSignatureSize {
-		return nil, errors.New("peer card: the signature is not a hybrid one")
-	}
-	return fmt.Appendf(body, "signature %s\n", base64.StdEncoding.EncodeToString(sig)), nil
+	return b, nil
 }
 
 func checkCardFields(node, nation, endpoint, pin string) error {

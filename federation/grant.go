@@ -114,12 +114,11 @@ func SignGrant(g Grant, sign func([]byte) ([]byte, error)) (Grant, error) {
 	if err := g.Validate(); err != nil {
 		return g, err
 	}
-	body := g.body()
-	sig, err := sign(body)
+	raw, err := custody.SignLines(g.body(), sign)
 	if err != nil {
 		return g, err
 	}
-	g.Raw = fmt.Appendf(body, "signature %s\n", base64.StdEncoding.EncodeToString(sig))
+	g.Raw = raw
 	return g, nil
 }
 

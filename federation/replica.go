@@ -324,12 +324,11 @@ func SignDeletion(d Deletion, sign func([]byte) ([]byte, error)) (Deletion, erro
 	if err := d.validate(); err != nil {
 		return d, err
 	}
-	body := d.body()
-	sig, err := sign(body)
+	raw, err := custody.SignLines(d.body(), sign)
 	if err != nil {
 		return d, err
 	}
-	d.Raw = fmt.Appendf(body, "signature %s\n", base64.StdEncoding.EncodeToString(sig))
+	d.Raw = raw
 	return d, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/custody/shamir"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
@@ -112,6 +113,9 @@ every replicated version. --fingerprint checks the ally's card.`,
 			}
 			for _, s := range o.Shares {
 				clear(s)
+			}
+			if errors.Is(err, shamir.ErrNotEnoughShares) {
+				return withHint(err, "nothing was written: give --share SHARE:KEY for as many custodians as the node's threshold")
 			}
 			if errors.Is(err, node.ErrStaleDescriptor) {
 				return withHint(err, fmt.Sprintf("recover from a site that holds generation %d, or mount the sites not reached (--site-path ID=PATH); only if they are lost for good, pass --accept-stale to take generation %d", rep.LogGeneration, rep.Generation))

@@ -327,22 +327,7 @@ func (a *app) remoteSiteLs(cmd *cobra.Command) error {
 	if err := a.call(cmd.Context(), ac, http.MethodGet, "v1/sites", nil, &rows); err != nil {
 		return err
 	}
-	if a.json {
-		return a.printJSON(nonNil(rows))
-	}
-	w := a.table()
-	fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")
-	for _, r := range rows {
-		state := r.State
-		if r.Draining {
-			state += " (draining)"
-		}
-		if r.Reason != "" {
-			state += ": " + r.Reason
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Jurisdiction, r.Provider, r.Control, dash(r.Accredited), r.Driver, dash(sitePlace(r.SiteConfig)), safeText(state))
-	}
-	return w.Flush()
+	return a.printSites(rows)
 }
 
 func (a *app) remoteSiteRm(cmd *cobra.Command, id string) error {
@@ -495,13 +480,7 @@ func (a *app) remoteVaultLs(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	w := a.table()
-	fmt.Fprintln(w, "NAME\tOWNER\tERASURE\tSURVIVES\tOUTSIDE HOME\tJURISDICTIONS")
-	for _, v := range vs {
-		p, _ := v.Policy(nation)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, p.Home, v.Erasure, p.Survive, v.OutsideHome, dash(strings.Join(v.Jurisdictions, ",")))
-	}
-	return w.Flush()
+	return a.printVaults(vs, nation)
 }
 
 func (a *app) remoteSetPolicy(cmd *cobra.Command, name string, pc node.PolicyChange) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -122,6 +124,177 @@ func TestRecoverFromAPeer(t *testing.T) {
 	}
 	out, _ = cli(est, "audit", "verify")
 	if !strings.Contains(out, "OK") && !strings.Contains(out, "ok") {
+		t.Errorf("audit verify:\n%s", out)
+	}
+}
+
+// TestRecoverFromAPeerWithShares is TestRecoverFromAPeer for a node whose
+// root key is split among custodians (2 of 3), as a nation's is: EST
+// grants LUX a replica (two custodians approve), LUX pulls it while EST
+// serves (unsealed by two custodians over the admin API), EST loses its
+// node directory and every site it controls, and 'embassy recover
+// --from-peer' with two custodians' shares brings every version back byte
+// for byte, with EST's identity and custody (sealed again, opened by the
+// same shares); 'audit verify' passes. One share is refused, saying how
+// many are needed, before anything is written or the ally is asked.
+func TestRecoverFromAPeerWithShares(t *testing.T) {
+	work := t.TempDir()
+	est, lux := filepath.Join(work, "est"), filepath.Join(work, "lux")
+	keys, shares := filepath.Join(work, "keys"), filepath.Join(work, "shares")
+	cli := dirCLI(t)
+	var pubs []string
+	for _, name := range []string{"alice", "bob", "carol"} {
+		if _, errOut, err := runCLI(t, "custodian", "keygen", name, "--out", keys, "--no-passphrase"); err != nil {
+			t.Fatalf("keygen %s: %v\n%s", name, err, errOut)
+		}
+		pubs = append(pubs, "--custodian", filepath.Join(keys, name+".pub"))
+	}
+	cli(est, append([]string{"init", "--nation", "EST", "--threshold", "2", "--shares-out", shares}, pubs...)...)
+	shareKey := func(name string) string {
+		return filepath.Join(shares, name+".share") + ":" + filepath.Join(keys, name+".key")
+	}
+	u := []string{"--unseal", shareKey("alice"), "--unseal", shareKey("carol")}
+	ucli := func(args ...string) (string, string) {
+		t.Helper()
+		return cli(est, append(append([]string{}, u...), args...)...)
+	}
+	// A two-person request, approved offline by alice and bob.
+	twoPerson := func(args ...string) {
+		t.Helper()
+		_, errOut, err := runCLI(t, append(append([]string{"--dir", est}, u...), args...)...)
+		m := regexp.MustCompile(`request ([0-9a-f]{12}) awaits 2 custodian approvals`).FindStringSubmatch(errOut)
+		if err == nil || m == nil {
+			t.Fatalf("%s: not a two-person request: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		ucli("approve", m[1], "--offline", "--key", filepath.Join(keys, "alice.key"))
+		if out, _ := ucli("approve", m[1], "--offline", "--key", filepath.Join(keys, "bob.key")); !strings.Contains(out, "executed (2 of 2 approvals)") {
+			t.Fatalf("%s: approvals:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	peerDevNodes(t, cli, lux, "LUX")
+	en := unsealedNode(t, est, filepath.Join(shares, "alice.share"), filepath.Join(keys, "alice.key"), filepath.Join(shares, "bob.share"), filepath.Join(keys, "bob.key"))
+	c := *en.Config
+	c.Alliance.Listen = freeAddr(t)
+	c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN02", SecretKey: "not-for-printing-0123456789"}}
+	if err := en.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	en.Close()
+	for _, s := range []struct{ id, j string }{{"est-1", "EST"}, {"est-2", "EST"}, {"fin-1", "FIN"}} {
+		ucli("site", "add", s.id, "--path", filepath.Join(work, "est-sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "EST")
+	}
+	for _, s := range []struct{ id, j string }{{"lux-1", "LUX"}, {"lux-2", "LUX"}, {"bel-1", "BEL"}} {
+		cli(lux, "site", "add", s.id, "--path", filepath.Join(work, "lux-sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "LUX")
+	}
+	ucli("vault", "create", "registry", "--erasure", "2+1")
+	cli(lux, "vault", "create", "est-replica", "--erasure", "2+1")
+	lc, err := node.LoadConfig(lux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.Alliance.ReplicaVault = "est-replica"
+	if err := node.SaveConfig(lux, lc); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"2026/census.bin": make([]byte, 1<<20+77), "2026/note.txt": []byte("small"), "land/parcels.csv": []byte("id,area\n1,300\n")}
+	rand.Read(files["2026/census.bin"])
+	for k, b := range files {
+		p := filepath.Join(work, "in-"+strings.ReplaceAll(k, "/", "_"))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ucli("put", p, "registry/"+k)
+	}
+	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
+	estCard, luxCard := est+".card", lux+".card"
+	_, errOut := ucli("peer", "card", "-o", estCard)
+	estFP := fp.FindStringSubmatch(errOut)
+	_, errOut = cli(lux, "peer", "card", "-o", luxCard)
+	luxFP := fp.FindStringSubmatch(errOut)
+	if estFP == nil || luxFP == nil {
+		t.Fatal("no card fingerprint printed")
+	}
+	cli(lux, "peer", "add", estCard, "--fingerprint", estFP[1])
+	twoPerson("peer", "add", luxCard, "--fingerprint", luxFP[1])
+	twoPerson("share", "grant", "registry", "--to", "LUX", "--level", "replicate", "--ceiling", "NATO UNCLASSIFIED", "--expires", "365d")
+	ids := map[string]string{}
+	for k := range files {
+		out, _ := ucli("--json", "stat", "registry/"+k)
+		m := regexp.MustCompile(`"version_id": "([^"]+)"`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("stat %s:\n%s", k, out)
+		}
+		ids[k] = m[1]
+	}
+	estID := c.Node.ID
+
+	// EST serves sealed; two custodians unseal it; LUX pulls.
+	srv := startServe(t, "--dir", est, "--address", "127.0.0.1:0")
+	for _, name := range []string{"alice", "carol"} {
+		if _, errOut, err := runCLI(t, "unseal", "--node", "http://"+srv.addr, "--share", filepath.Join(shares, name+".share"), "--key", filepath.Join(keys, name+".key")); err != nil {
+			t.Fatalf("unseal by %s: %v\n%s", name, err, errOut)
+		}
+	}
+	out, _ := cli(lux, "replica", "pull")
+	if !regexp.MustCompile(`(?m)^[0-9a-f]{16} \(EST\) grant [0-9a-f]{32}: log entries 0 to \d+ of \d+: 3 versions, 0 deletions, \d+ blobs`).MatchString(out) {
+		t.Fatalf("replica pull:\n%s", out)
+	}
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The disaster: the node directory and every EST site. The custodians
+	// keep their shares and keys apart.
+	for _, p := range []string{est, filepath.Join(work, "est-sites")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
+
+	// One share is not enough: refused, naming what is missing, and nothing
+	// is written (no node directory, no site made anew).
+	_, errOut, err = runCLI(t, "--dir", est, "recover", "--from-peer", luxCard, "--fingerprint", luxFP[1], "--share", shareKey("bob"))
+	if err == nil || !strings.Contains(errOut, "embassy: error: custody: not enough shares: need 2 shares, have 1\nhint: nothing was written") {
+		t.Fatalf("recover with one share of 2: %v\n%s", err, errOut)
+	}
+	for _, p := range []string{est, filepath.Join(work, "est-sites")} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after a refused recovery: %v (want nothing written)", p, err)
+		}
+	}
+
+	out, _ = cli(est, "recover", "--from-peer", luxCard, "--fingerprint", luxFP[1], "--share", shareKey("bob"), "--share", shareKey("carol"))
+	for _, want := range []string{`replica of node ` + estID + ` at [0-9a-f]{16} \(LUX\): \d+ blobs`, `node ` + estID + ` \(EST\) recovered into`, `index rebuilt from 3 sites: 3 versions`, `audit log: all 3 versions of the replicated scopes it records are back`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("recover --from-peer output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(est, "root.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the recovered node has a root key file (%v): its root must stay with the custodians", err)
+	}
+	// Sealed as before: the same custodians' shares open it.
+	if _, errOut, err := runCLI(t, "--dir", est, "get", "registry/2026/note.txt", "-"); err == nil || !strings.Contains(errOut, "sealed") {
+		t.Errorf("the recovered node opened without shares: %v\n%s", err, errOut)
+	}
+	u = []string{"--unseal", shareKey("alice"), "--unseal", shareKey("bob")}
+	for k, want := range files {
+		p := filepath.Join(work, "out-"+strings.ReplaceAll(k, "/", "_"))
+		ucli("get", "registry/"+k, p)
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s after recovery: %d bytes (%v), want %d", k, len(got), err, len(want))
+		}
+		out, _ := ucli("--json", "stat", "registry/"+k)
+		if !strings.Contains(out, `"version_id": "`+ids[k]+`"`) {
+			t.Errorf("%s after recovery is not version %s:\n%s", k, ids[k], out)
+		}
+	}
+	if _, errOut = ucli("peer", "card", "-o", filepath.Join(work, "est-again.card")); !strings.Contains(errOut, estFP[1]) {
+		t.Errorf("the recovered node's card fingerprint: %s, want %s", errOut, estFP[1])
+	}
+	out, _ = ucli("audit", "verify")
+	if !strings.Contains(out, "ok: nothing contradicts the audit log") {
 		t.Errorf("audit verify:\n%s", out)
 	}
 }

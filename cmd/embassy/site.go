@@ -134,42 +134,41 @@ so. The node need not be stopped.`,
 			if err != nil {
 				return err
 			}
-			type row struct {
-				node.SiteConfig
-				State          string `json:"state"`
-				Reason         string `json:"reason,omitempty"`
-				MarkerVerified bool   `json:"marker_verified"`
-			}
-			rows := make([]row, len(c.Sites))
+			rows := make([]node.SiteInfo, len(c.Sites))
 			unverified := false
 			for i, s := range c.Sites {
-				rows[i] = row{SiteConfig: s, State: states[i].State, Reason: states[i].Reason, MarkerVerified: states[i].Verified}
+				rows[i] = node.SiteInfo{SiteConfig: s, State: states[i].State, Reason: states[i].Reason, MarkerVerified: states[i].Verified}
 				unverified = unverified || (!states[i].Verified && states[i].State == "ok")
 			}
-			if a.json {
-				return a.printJSON(nonNil(rows))
-			}
-			w := a.table()
-			fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")
-			for _, r := range rows {
-				state := r.State
-				if r.Draining {
-					state += " (draining)"
-				}
-				if r.Reason != "" {
-					state += ": " + r.Reason
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Jurisdiction, r.Provider, r.Control, dash(r.Accredited), r.Driver, dash(sitePlace(r.SiteConfig)), state)
-			}
-			if err := w.Flush(); err != nil {
+			if err := a.printSites(rows); err != nil {
 				return err
 			}
-			if unverified {
+			if unverified && !a.json {
 				fmt.Fprintln(a.stdout, "(marker signatures not verified: the root key is with the custodians)")
 			}
 			return nil
 		},
 	}
+}
+
+// printSites prints sites with their states, as JSON or a table.
+func (a *app) printSites(rows []node.SiteInfo) error {
+	if a.json {
+		return a.printJSON(nonNil(rows))
+	}
+	w := a.table()
+	fmt.Fprintln(w, "ID\tJURISDICTION\tPROVIDER\tCONTROL\tACCREDITED\tDRIVER\tPATH\tSTATE")
+	for _, r := range rows {
+		state := r.State
+		if r.Draining {
+			state += " (draining)"
+		}
+		if r.Reason != "" {
+			state += ": " + r.Reason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Jurisdiction, r.Provider, r.Control, dash(r.Accredited), r.Driver, dash(sitePlace(r.SiteConfig)), safeText(state))
+	}
+	return w.Flush()
 }
 
 // sitePlace is where a site keeps its blobs: a directory, or an S3

@@ -88,13 +88,19 @@ func (a *app) vaultLsCmd() *cobra.Command {
 			if a.json {
 				return a.printJSON(nonNil(c.Vaults))
 			}
-			w := a.table()
-			fmt.Fprintln(w, "NAME\tOWNER\tERASURE\tSURVIVES\tOUTSIDE HOME\tJURISDICTIONS")
-			for _, v := range c.Vaults {
-				p, _ := v.Policy(c.Node.Nation)
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, p.Home, v.Erasure, p.Survive, v.OutsideHome, dash(strings.Join(v.Jurisdictions, ",")))
-			}
-			return w.Flush()
+			return a.printVaults(c.Vaults, c.Node.Nation)
 		},
 	}
+}
+
+// printVaults prints vaults as a table, with their policies as seen from
+// nation.
+func (a *app) printVaults(vs []node.VaultConfig, nation string) error {
+	w := a.table()
+	fmt.Fprintln(w, "NAME\tOWNER\tERASURE\tSURVIVES\tOUTSIDE HOME\tJURISDICTIONS")
+	for _, v := range vs {
+		p, _ := v.Policy(nation)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, p.Home, v.Erasure, p.Survive, v.OutsideHome, dash(strings.Join(v.Jurisdictions, ",")))
+	}
+	return w.Flush()
 }
