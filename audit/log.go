@@ -53,7 +53,9 @@ type Config struct {
 	Witnesses       tessera.WitnessGroup
 	WitnessFailOpen bool
 	// CheckpointInterval is the least time between checkpoints (default
-	// 200ms, at least 100ms).
+	// 200ms, at least 100ms). A checkpoint covers what was integrated
+	// within an interval: at once when the batch went through the
+	// appender that publishes (sequencer.go), at its next tick otherwise.
 	CheckpointInterval time.Duration
 	// BatchDelay is the longest an entry waits in the journal (where it
 	// is durable already) before the sequencer takes it to the tree
