@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +301,86 @@ func FuzzCosignAnswer(f *testing.F) {
 		}
 		if _, err := note.Open([]byte(cs.Checkpoint), note.VerifierList(wv)); err != nil {
 			t.Fatalf("Cosign accepted an answer that is no cosignature: %q", answer)
+		}
+	})
+}
+
+// A restart request comes from an allied node: whatever its body, the
+// witness never panics, and it cosigns only a proof, under the log's key,
+// of a log.restart naming the checkpoint it held.
+func FuzzRestartOf(f *testing.F) {
+	k := testKeys(f)
+	ctx, cancel := context.WithTimeout(f.Context(), 30*time.Second)
+	defer cancel()
+	signer, err := testKeys(f).WitnessSigner("w.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := testConfig(f, k, f.TempDir(), nil)
+	vkey, err := VerifierKey(cfg.Origin, k.Identity().Public())
+	if err != nil {
+		f.Fatal(err)
+	}
+	state := filepath.Join(f.TempDir(), "w.json")
+	w, err := NewWitness(signer, state, []WitnessedLog{{Origin: cfg.Origin, Key: vkey}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	l := openLog(f, cfg)
+	var last uint64
+	for i := range 3 {
+		last, _ = l.Append(ctx, event(i))
+	}
+	if _, err := l.ProveEntry(ctx, last); err != nil {
+		f.Fatal(err)
+	}
+	raw, cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint([]byte("old 0\n\n" + string(raw))); err != nil {
+		f.Fatal(err)
+	}
+	closeLog(f, l)
+	held, err := os.ReadFile(state)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rec := openLog(f, testConfig(f, k, f.TempDir(), nil))
+	rec.Append(ctx, event(0))
+	i, err := rec.Append(ctx, LogRestart{Base: 1, BaseRoot: make([]byte, 32), Witnessed: []Witnessed{{Size: cp.Size, Root: cp.Hash}}}.Event("recovery", nil))
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := rec.ProveEntry(ctx, i)
+	if err != nil {
+		f.Fatal(err)
+	}
+	closeLog(f, rec)
+	if _, err := w.RestartOf(cfg.Origin, p); err != nil {
+		f.Fatalf("the seed restart: %v", err)
+	}
+	f.Add(p)
+	f.Add(p[:len(p)/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "w.json")
+		if err := os.WriteFile(path, held, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWitness(signer, path, []WitnessedLog{{Origin: cfg.Origin, Key: vkey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.RestartOf(cfg.Origin, b); err != nil {
+			return
+		}
+		pc, err := VerifyProof(b, cfg.Origin, cfg.Verifiers[0], nil, nil, 0)
+		if err != nil {
+			t.Fatalf("cosigned a restart that is not a proof under the log's key: %v", err)
+		}
+		r, err := ParseLogRestart(pc.Event)
+		if err != nil || !slices.ContainsFunc(r.Witnessed, func(w Witnessed) bool { return w.Size == cp.Size && bytes.Equal(w.Root, cp.Hash) }) {
+			t.Fatalf("cosigned a restart that does not name the checkpoint held: %+v %v", r, err)
 		}
 	})
 }

@@ -52,8 +52,16 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 	if i >= c.Size {
 		return nil, fmt.Errorf("audit: entry %d is not under the checkpoint (%d entries): try again in a moment", i, c.Size)
 	}
+	// The entry's bundle is read as the tree integrated now has it (a
+	// bundle partial at i+1 entries is gone once more were integrated).
 	var entry []byte
-	if err := readEntries(ctx, l.reader.ReadEntryBundle, i, i+1, func(_ uint64, e []byte) error { entry = bytes.Clone(e); return nil }); err != nil {
+	if err := readEntries(ctx, l.reader.ReadEntryBundle, i, max(c.Size, l.Integrated()), func(k uint64, e []byte) error {
+		if k == i {
+			entry = bytes.Clone(e)
+			return errFound
+		}
+		return nil
+	}); err != nil && !errors.Is(err, errFound) {
 		return nil, err
 	}
 	_, o, err := OpenEntry(l.cfg.Keys, entry)
@@ -81,6 +89,9 @@ func (l *Log) Prove(ctx context.Context, i uint64, cp []byte) ([]byte, error) {
 	}
 	return p.Marshal(), nil
 }
+
+// errFound stops a read at the entry sought.
+var errFound = errors.New("found")
 
 // ProofCheck is what VerifyProof found.
 type ProofCheck struct {

@@ -41,6 +41,17 @@ type Witness struct {
 	// signed by the log's key, is the evidence. It is called with the
 	// witness's lock held: it must not call the witness.
 	OnSplit func(*WitnessError)
+	// OnRestart, if set before the witness serves, is told of every log
+	// restart it accepted ([Witness.RestartOf]), with the witness's lock
+	// held: it must not call the witness.
+	OnRestart func(WitnessRestart)
+	// Persist, if set before the witness serves, keeps a copy of the
+	// witness's state (the content of its state file) beyond the node
+	// directory — the node's sites ([MergeWitnessStates] brings it back).
+	// It is called with the new state before a cosignature leaves, with
+	// the witness's lock held; when it fails, the checkpoint is not
+	// cosigned (503) and the log's node tries again later.
+	Persist func(state []byte) error
 }
 
 // witnessed is the latest checkpoint cosigned for a log.
@@ -267,6 +278,12 @@ func (w *Witness) addCheckpoint(body []byte, only string) ([]byte, error) {
 			return nil, w.split(refuse(http.StatusUnprocessableEntity, "the checkpoint of %d entries is not consistent with the one of %d cosigned: %v", cp.Size, prev.Size, err), "inconsistent", cp.Origin, cpRaw, prev.Size)
 		}
 	}
+	return w.cosignLocked(cp, cpRaw)
+}
+
+// cosignLocked cosigns the checkpoint cp (raw: cpRaw) and makes it the
+// latest cosigned of its log, with the witness's lock held.
+func (w *Witness) cosignLocked(cp *log.Checkpoint, cpRaw []byte) ([]byte, error) {
 	// The new state is durable before the cosignature leaves: after a
 	// crash the witness never cosigns a fork of what it cosigned.
 	text, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))
@@ -295,6 +312,11 @@ func (w *Witness) addCheckpoint(body []byte, only string) ([]byte, error) {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
 	w.state = next
+	if w.Persist != nil {
+		if err := w.Persist(b); err != nil {
+			return nil, refuse(http.StatusServiceUnavailable, "the witness could not keep what it cosigns beyond its node directory, so it cosigns nothing now: %v", err)
+		}
+	}
 	return sig, nil
 }
 
@@ -387,4 +409,58 @@ func readLimited(r *http.Request, n int64) ([]byte, error) {
 		return nil, fmt.Errorf("request body: %v", err)
 	}
 	return b.Bytes(), nil
+}
+
+// MaxWitnessState bounds a witness state read back from a site.
+const MaxWitnessState = 4 << 20
+
+// MergeWitnessStates merges witness states (state files' contents) into
+// local, the state in the node directory (nil when there is none), and
+// returns the merged state and how many logs it took from copies. A copy
+// comes from a site, which could be stale or altered: only its entries
+// whose checkpoint carries this witness's own cosignature (verifier wv)
+// and matches the entry's size and root count, so a copy can only bring
+// back what the witness really cosigned. For each log the largest
+// checkpoint wins: a witness brought back holds every log to the most it
+// ever cosigned of it that survived anywhere.
+func MergeWitnessStates(wv note.Verifier, local []byte, copies ...[]byte) ([]byte, int, error) {
+	state := map[string]witnessed{}
+	if len(local) > 0 {
+		if err := json.Unmarshal(local, &state); err != nil {
+			return nil, 0, fmt.Errorf("witness: the local state: %w", err)
+		}
+	}
+	took := map[string]bool{}
+	for _, c := range copies {
+		if len(c) > MaxWitnessState {
+			continue
+		}
+		var m map[string]witnessed
+		if json.Unmarshal(c, &m) != nil {
+			continue
+		}
+		for origin, s := range m {
+			if s.Size <= state[origin].Size || !cosignedBy(wv, origin, s) {
+				continue
+			}
+			state[origin] = s
+			took[origin] = true
+		}
+	}
+	b, err := json.Marshal(state)
+	return b, len(took), err
+}
+
+// cosignedBy reports whether s's checkpoint is of origin, of s's size and
+// root, and cosigned by wv.
+func cosignedBy(wv note.Verifier, origin string, s witnessed) bool {
+	n, err := note.Open([]byte(s.Checkpoint), note.VerifierList(wv))
+	if err != nil || len(n.Sigs) == 0 {
+		return false
+	}
+	cp := new(log.Checkpoint)
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		return false
+	}
+	return cp.Origin == origin && cp.Size == s.Size && bytes.Equal(cp.Hash, s.Hash)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,11 +158,13 @@ func (n *Node) newWitness(keys *custody.Keyring, logs []audit.WitnessedLog) (*au
 	if err != nil {
 		return nil, err
 	}
-	w, err := audit.NewWitness(signer, filepath.Join(n.path(AuditDir), "witness.json"), logs)
+	w, err := audit.NewWitness(signer, n.witnessFile(), logs)
 	if err != nil {
 		return nil, err
 	}
 	w.OnSplit = n.reportSplit
+	w.OnRestart = n.reportRestart
+	w.Persist = n.persistWitness
 	return w, nil
 }
 

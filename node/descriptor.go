@@ -425,6 +425,11 @@ type RecoverReport struct {
 	// SiteStates is the state of each site of the recovered node: a site
 	// whose marker names another node or site is unavailable.
 	SiteStates []SiteState `json:"site_states"`
+	// WitnessLogs is how many logs this node witnesses whose memory (the
+	// latest checkpoint it cosigned) came back from the sites;
+	// WitnessProblem why it could not be read back.
+	WitnessLogs    int    `json:"witness_logs"`
+	WitnessProblem string `json:"witness_problem,omitempty"`
 }
 
 // DescriptorReport is the descriptor part of a recovery's report, for
@@ -682,6 +687,10 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	}
 	rep.Rebuild = n.LastRebuild
 	rep.SiteStates = append([]SiteState{}, n.SiteStates(ctx, 30*time.Second)...)
+	// The witness remembers what it cosigned of its peers' logs.
+	if rep.WitnessLogs, err = n.restoreWitnessMemory(ctx); err != nil {
+		rep.WitnessProblem = err.Error()
+	}
 	return n, rep, nil
 }
 

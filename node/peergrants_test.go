@@ -56,6 +56,9 @@ func TestPeerEndpointsAuthorize(t *testing.T) {
 		// A caller submits only its own log's checkpoints, in tlog-witness
 		// form, and learns only what was cosigned of its own log.
 		PeerWitnessEndpoint: {body: struct{}{}, refused: true},
+		// A restart is a proof file of a log.restart entry of the caller's
+		// own log naming what the witness cosigned of it.
+		PeerWitnessRestartEndpoint: {body: struct{}{}, refused: true},
 		PeerWitnessLatestEndpoint: {body: struct{}{}, notFoundOK: true, check: func(t *testing.T, b []byte) {
 			if !bytes.HasPrefix(b, []byte(audit.Origin(lux.Config.Node.ID)+"\n")) {
 				t.Errorf("witness/checkpoint gave LUX another log's checkpoint: %q", b)

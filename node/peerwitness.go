@@ -76,6 +76,9 @@ type peerWitnessState struct {
 	split map[string]bool
 	// compared remembers the forks between witnesses already reported.
 	compared map[string]bool
+	// restarts counts, by log, the log restarts this node accepted as a
+	// witness (metrics).
+	restarts map[string]uint64
 }
 
 // peerWitnessAdd serves add-checkpoint to a peer, for its own log.
@@ -381,6 +384,8 @@ type peerWitnessCollector struct{ n *Node }
 var (
 	witnessSplitsDesc = prometheus.NewDesc("embassy_witness_splits_total",
 		"Split views of a log this node witnesses: checkpoints it refused because they showed another history than the one it cosigned (fork, inconsistent, rollback), and forks found by comparing with another witness, by log.", []string{"log"}, nil)
+	witnessRestartsDesc = prometheus.NewDesc("embassy_witness_restarts_total",
+		"Log restarts this node accepted as a witness: a log it witnesses was recovered short of what this node cosigned and declared the loss (log.restart), by log.", []string{"log"}, nil)
 	peerCosignedDesc = prometheus.NewDesc("embassy_peer_witness_cosigned_entries",
 		"Size of the latest checkpoint of this node's audit log a peer witness cosigned, by peer.", []string{"peer", "nation"}, nil)
 	peerSplitDesc = prometheus.NewDesc("embassy_peer_witness_split",
@@ -389,6 +394,7 @@ var (
 
 func (c *peerWitnessCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- witnessSplitsDesc
+	ch <- witnessRestartsDesc
 	ch <- peerCosignedDesc
 	ch <- peerSplitDesc
 }
@@ -398,6 +404,9 @@ func (c *peerWitnessCollector) Collect(ch chan<- prometheus.Metric) {
 	n.peerWit.mu.Lock()
 	for log, v := range n.peerWit.splits {
 		ch <- prometheus.MustNewConstMetric(witnessSplitsDesc, prometheus.CounterValue, float64(v), log)
+	}
+	for log, v := range n.peerWit.restarts {
+		ch <- prometheus.MustNewConstMetric(witnessRestartsDesc, prometheus.CounterValue, float64(v), log)
 	}
 	split := maps.Clone(n.peerWit.split)
 	kept := n.peerWit.cosigned

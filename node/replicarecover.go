@@ -248,6 +248,9 @@ type PeerRestoreReport struct {
 	// them the recovered node does not hold (none: nothing was dropped).
 	LogVersions int      `json:"log_versions"`
 	Missing     []string `json:"missing,omitempty"`
+	// Log is what the peer witnesses held of the log, and the restart
+	// recorded when they had cosigned more than was recovered.
+	Log LogRestartReport `json:"log"`
 }
 
 // ErrReplicaIncomplete: the recovered log records versions in the
@@ -432,6 +435,11 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if err := n.checkReplicatedVersions(ctx, card.NodeID, &pr); err != nil {
 		n.Close()
 		return nil, rep, pr, err
+	}
+	// The node is recovered whatever the witnesses say: what they held,
+	// and what could not be done, is in the report.
+	if pr.Log, err = n.restartLog(ctx, rep.LogEntries, card.NodeID); err != nil {
+		pr.Log.Problem = err.Error()
 	}
 	return n, rep, pr, nil
 }

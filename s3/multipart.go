@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"crypto/md5"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,9 +53,17 @@ func (s *Server) uploadPart(q *request) error {
 		return err
 	}
 	sum := newPartChecksum(payload, up.ChecksumAlgorithm)
-	body := &md5Reader{r: sum, h: md5.New()}
-	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, body, size,
-		vault.PartOptions{ETag: body.etag, Checksums: func() map[string]string { return sum.sums(payload.Checksums()) }})
+	o := vault.PartOptions{Checksums: func() map[string]string { return sum.sums(payload.Checksums()) }}
+	if q.r.Header.Get("Content-MD5") != "" {
+		// A part's ETag is the MD5 of its bytes, which the payload has
+		// verified against Content-MD5: no need to hash them again.
+		o.ETag = func() string { return contentMD5ETag(payload.Checksums()) }
+	} else {
+		h := newETagHash(size)
+		defer h.release()
+		o.ETag, o.Hash = h.etag, h
+	}
+	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, sum, size, o)
 	if err != nil {
 		return err
 	}
@@ -104,9 +111,10 @@ func (s *Server) uploadPartCopy(q *request) error {
 		size = length
 	}
 	sum := newPartChecksum(src, up.ChecksumAlgorithm)
-	body := &md5Reader{r: sum, h: md5.New()}
-	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, body, size,
-		vault.PartOptions{ETag: body.etag, Checksums: func() map[string]string { return sum.sums(nil) }})
+	h := newETagHash(size)
+	defer h.release()
+	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, sum, size,
+		vault.PartOptions{ETag: h.etag, Hash: h, Checksums: func() map[string]string { return sum.sums(nil) }})
 	if err != nil {
 		return err
 	}

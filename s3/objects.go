@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -32,20 +31,6 @@ const labelHeader = "x-embassy-label"
 // on GET and HEAD. They ride in the manifest's metadata under a ':' prefix,
 // which no x-amz-meta-* name can have.
 var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
-
-// md5Reader computes the MD5 of what passes through it, for the ETag.
-type md5Reader struct {
-	r io.Reader
-	h hash.Hash
-}
-
-func (m *md5Reader) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	m.h.Write(p[:n])
-	return n, err
-}
-
-func (m *md5Reader) etag() string { return "\"" + hex.EncodeToString(m.h.Sum(nil)) + "\"" }
 
 // contentMD5ETag turns the verified Content-MD5 of a payload into an ETag.
 func contentMD5ETag(sums map[string]string) string {
@@ -232,9 +217,12 @@ func (s *Server) putObject(q *request) error {
 	if q.r.Header.Get("Content-MD5") == "" {
 		// The ETag of a single PUT is the MD5 of the body. When the
 		// client sent Content-MD5, the payload has already verified it,
-		// and hashing again would only cost CPU.
-		m := &md5Reader{r: body, h: md5.New()}
-		body, etag = m, m.etag
+		// and hashing again would only cost CPU. Otherwise the engine
+		// feeds the MD5 beside its own digest, off the goroutine that
+		// reads (and verifies) the body.
+		h := newETagHash(size)
+		defer h.release()
+		o.Hash, etag = h, h.etag
 	}
 	o.Size, o.ETag, o.Checksums, o.If = size, etag, payload.Checksums, cond
 	info, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
@@ -728,9 +716,10 @@ func (s *Server) copyObject(q *request) error {
 		return err
 	}
 	// A copy is one part: its ETag is the MD5 of its bytes.
-	body := &md5Reader{r: src, h: md5.New()}
-	o.ETag, o.If = body.etag, cond
-	dst, err := s.e.Put(q.r.Context(), q.bucket, q.key, body, o)
+	h := newETagHash(o.Size)
+	defer h.release()
+	o.ETag, o.Hash, o.If = h.etag, h, cond
+	dst, err := s.e.Put(q.r.Context(), q.bucket, q.key, src, o)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,6 +160,36 @@ func TestReplayWindow(t *testing.T) {
 	})
 }
 
+// shardBlobRe matches the path of a shard blob on a directory site
+// (manifest.ShardBlobName: s/xx/<blob>.<shard>).
+var shardBlobRe = regexp.MustCompile(`/s/[0-9a-f]{2}/[0-9a-f]+\.[0-9]+$`)
+
+// shardBlobs lists the shard blobs on the node's directory sites. (Not
+// their temporary areas: the node's own background writes, such as the
+// audit log's copies, pass through them at any time.)
+func (h *harness) shardBlobs(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(h.root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && shardBlobRe.MatchString(filepath.ToSlash(p)) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A body that does not match the SHA-256 it was signed with is refused,
+// and nothing of it is left: no version, and none of the shard blobs
+// written while it streamed in (a large body's first stripes are coded and
+// written before its end shows the mismatch).
 func TestTamperedPayload(t *testing.T) {
 	h := newHarness(t)
 	h.bucket("tamper")
@@ -165,10 +199,20 @@ func TestTamperedPayload(t *testing.T) {
 			evil := bytes.Clone(body)
 			evil[len(evil)-1] ^= 0xff
 			key := fmt.Sprintf("obj-%d", size)
+			before := h.shardBlobs(t)
 			r := h.do(rawRequest{method: "PUT", path: "/tamper/" + key, body: body, sendBody: evil, as: &alice})
 			r.wantError(t, "XAmzContentSHA256Mismatch", 400)
 			if h.stored(t, "tamper", key) {
 				t.Errorf("a tampered body was stored")
+			}
+			if after := h.shardBlobs(t); !slices.Equal(before, after) {
+				t.Errorf("a tampered body left blobs behind: %d before, %d after: %v", len(before), len(after), after)
+			}
+			// The same body untampered is stored, and where a large
+			// one's shard blobs are looked for above.
+			h.put("tamper", key, body)
+			if after := h.shardBlobs(t); size > 1*mib && len(after) <= len(before) {
+				t.Errorf("an object of %d bytes stored no shard blobs where they are looked for", size)
 			}
 		})
 	}
@@ -177,6 +221,12 @@ func TestTamperedPayload(t *testing.T) {
 		body := pattern(5*mib, 2)
 		evil := bytes.Clone(body)
 		evil[mib] ^= 1
+		before := h.shardBlobs(t)
+		defer func() {
+			if after := h.shardBlobs(t); !slices.Equal(before, after) {
+				t.Errorf("a tampered part left blobs behind: %v", after)
+			}
+		}()
 		r := h.do(rawRequest{method: "PUT", path: "/tamper/mp?partNumber=1&uploadId=" + u.id, body: body, sendBody: evil, as: &alice})
 		r.wantError(t, "XAmzContentSHA256Mismatch", 400)
 		parts, err := h.sdk.ListParts(t.Context(), &awss3.ListPartsInput{Bucket: aws.String("tamper"), Key: aws.String("mp"), UploadId: aws.String(u.id)})
@@ -249,6 +299,7 @@ func TestTamperedStreamingPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := pattern(3*mib, 3)
+	before := h.shardBlobs(t)
 	_, err = mc.PutObject(t.Context(), "stream", "k", io.NopCloser(bytes.NewReader(body)), int64(len(body)), minio.PutObjectOptions{DisableMultipart: true})
 	if err == nil {
 		t.Fatal("tampered streaming put succeeded")
@@ -262,6 +313,9 @@ func TestTamperedStreamingPayload(t *testing.T) {
 	}
 	if h.stored(t, "stream", "k") {
 		t.Errorf("a tampered streaming body was stored")
+	}
+	if after := h.shardBlobs(t); !slices.Equal(before, after) {
+		t.Errorf("a tampered streaming body left blobs behind: %d before, %d after: %v", len(before), len(after), after)
 	}
 }
 

@@ -176,6 +176,10 @@ type PartOptions struct {
 	// ETag, if set, is called after the body is read and gives the part's
 	// ETag (the S3 front end passes the MD5).
 	ETag func() string
+	// Hash, if set, is fed the part's bytes in order beside the engine's
+	// own digest of them (see PutOptions.Hash), and is complete when ETag
+	// is called.
+	Hash io.Writer
 	// Checksums, if set, is called after the body is read and gives the
 	// part's verified checksums (x-amz-checksum-* → base64), kept with the
 	// part and, once the upload completes, in the object's manifest.
@@ -274,7 +278,7 @@ func (e *Engine) PutPartWith(ctx context.Context, vaultName, key, uploadID strin
 	if size >= 0 {
 		r = io.LimitReader(r, size+1)
 	}
-	wp, err := e.writePart(ctx, partSpec{vault: v, key: key, version: rec.Version, upload: uploadID, number: number, sites: sites, size: size}, r)
+	wp, err := e.writePart(ctx, partSpec{vault: v, key: key, version: rec.Version, upload: uploadID, number: number, sites: sites, size: size, tee: o.Hash}, r)
 	if err != nil {
 		var se *siteError
 		if errors.As(err, &se) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"runtime"
@@ -34,8 +35,16 @@ type PutOptions struct {
 	Lock        *manifest.Lock
 	// ETag, if set, is called once the body has been read and returns the
 	// ETag to record (the S3 front end passes an MD5). Otherwise the ETag
-	// is derived from the BLAKE3 digest of the content.
+	// is derived from the BLAKE3 digest of the content. It may be called
+	// more than once (a put placed again after a site failed).
 	ETag func() string
+	// Hash, if set, is fed the body's bytes, in order, as the engine takes
+	// its own digest of them: the S3 front end's MD5 for the ETag. For an
+	// object of more than one stripe it runs beside the digest and off the
+	// goroutine that reads the body, so that reading, the two hashes and
+	// the sealing of earlier stripes overlap. It is Reset when a retry
+	// reads the body again, and is complete when ETag is called.
+	Hash hash.Hash
 	// Checksums, if set, is called once the body has been read and returns
 	// the client checksums that were verified over it, to be returned on
 	// request (x-amz-checksum-*).
@@ -128,6 +137,9 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 	o.Label = text
 	p := v.Policy
 	hasher := blake3.New()
+	if o.Hash != nil {
+		o.Hash.Reset()
+	}
 	first := getBuf(p.K, p.M, v.StripeSize)
 	defer putBuf(p.K, p.M, v.StripeSize, first)
 	n, short, err := readFull(r, first.b[:v.StripeSize])
@@ -148,6 +160,9 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 			return ObjectInfo{}, sizeError(int64(n), o.Size)
 		}
 		hasher.Write(first.b[:n])
+		if o.Hash != nil {
+			o.Hash.Write(first.b[:n])
+		}
 		return e.putInlineAgain(ctx, v, key, first, n, hasher, o, l, exclude)
 	}
 	body := io.MultiReader(bytes.NewReader(first.b[:n]), bytes.NewReader(peek[:]), r)
@@ -487,7 +502,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Rea
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	part, err := e.writePart(ctx, partSpec{vault: v, key: key, version: id, number: 1, sites: sites, size: o.Size, hasher: hasher}, r)
+	part, err := e.writePart(ctx, partSpec{vault: v, key: key, version: id, number: 1, sites: sites, size: o.Size, hasher: hasher, tee: o.Hash}, r)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -525,6 +540,7 @@ type partSpec struct {
 	sites   []string
 	size    int64          // -1 if unknown
 	hasher  *blake3.Hasher // optional: fed the plaintext
+	tee     io.Writer      // optional: also fed the plaintext, in order
 }
 
 type writtenPart struct {
@@ -661,6 +677,30 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 			}
 		})
 	}
+	// The plaintext's hashes (the part's digest, and tee: the S3 ETag's
+	// MD5) are taken in stripe order by a goroutine of their own, the two
+	// side by side, while the next stripe is read (and its aws-chunked
+	// signatures checked) and earlier ones are sealed: done in the
+	// reading goroutine, they were most of its work. A stripe is sealed
+	// in place, so it goes on to the workers only once hashed.
+	hashq := make(chan *stripeJob, 1)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for j := range hashq {
+			plain := j.buf.b[:j.n]
+			if ps.tee != nil {
+				var both sync.WaitGroup
+				both.Go(func() { ps.hasher.Write(plain) })
+				ps.tee.Write(plain)
+				both.Wait()
+			} else {
+				ps.hasher.Write(plain)
+			}
+			order <- j
+			work <- j
+		}
+	}()
 	dispatched := make(chan struct{})
 	go func() {
 		defer close(dispatched)
@@ -710,9 +750,6 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 					next = nil
 				}
 			}
-			if ps.hasher != nil {
-				ps.hasher.Write(cur.b[:cn])
-			}
 			total += int64(cn)
 			if ps.size >= 0 && total > ps.size {
 				putBuf(p.K, p.M, v.StripeSize, cur)
@@ -721,9 +758,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 				}
 				return sizeError(total, ps.size)
 			}
-			j := &stripeJob{index: idx, final: final, n: cn, buf: cur, done: make(chan struct{})}
-			order <- j
-			work <- j
+			hashq <- &stripeJob{index: idx, final: final, n: cn, buf: cur, done: make(chan struct{})}
 			if final {
 				return nil
 			}
@@ -736,6 +771,8 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	if readErr != nil {
 		cancel(readErr)
 	}
+	close(hashq)
+	<-hashed
 	close(work)
 	close(order)
 	wg.Wait()

@@ -125,7 +125,11 @@ every replicated version. --fingerprint checks the ally's card.`,
 			}
 			defer n.Close()
 			if a.json {
-				out := map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates}
+				out := map[string]any{"dir": a.dir, "node": n.Config.Node.ID, "descriptor": rep.Descriptor(), "rebuild": rep.Rebuild, "sites": rep.SiteStates,
+					"witness_logs": rep.WitnessLogs}
+				if rep.WitnessProblem != "" {
+					out["witness_problem"] = rep.WitnessProblem
+				}
 				if pr != nil {
 					out["peer"] = pr
 				}
@@ -168,8 +172,15 @@ every replicated version. --fingerprint checks the ally's card.`,
 					fmt.Fprintf(a.stdout, "  site %s unavailable: %s\n", s.ID, s.Reason)
 				}
 			}
+			switch {
+			case rep.WitnessProblem != "":
+				fmt.Fprintf(a.stdout, "witness memory NOT restored from the sites: %s\n", safeText(rep.WitnessProblem))
+			case rep.WitnessLogs > 0:
+				fmt.Fprintf(a.stdout, "witness memory: the latest checkpoints this node cosigned of %d logs, from the sites\n", rep.WitnessLogs)
+			}
 			if pr != nil {
 				fmt.Fprintf(a.stdout, "audit log: all %d versions of the replicated scopes it records are back\n", pr.LogVersions)
+				printLogRestart(a, pr.Log)
 			}
 			return nil
 		},
@@ -184,4 +195,34 @@ every replicated version. --fingerprint checks the ally's card.`,
 	f.StringArrayVar(&paths, "site-path", nil, "ID=PATH: where a directory site is on this machine")
 	f.BoolVar(&acceptStale, "accept-stale", false, "take the newest descriptor found even if the audit log records a newer generation (its sites are lost for good)")
 	return c
+}
+
+// printLogRestart says what the peer witnesses held of the recovered log
+// and whether a restart was recorded (docs/alliance.md, "Recover from an
+// ally").
+func printLogRestart(a *app, r node.LogRestartReport) {
+	if r.Problem != "" {
+		fmt.Fprintf(a.stdout, "audit log: the witnesses were not asked: %s\n", safeText(r.Problem))
+	}
+	if r.Entry == nil {
+		fmt.Fprintf(a.stdout, "audit log: %d entries recovered; no peer witness that answered cosigned more\n", r.Recovered)
+	} else {
+		fmt.Fprintf(a.stdout, "audit log: %d entries recovered; the witnesses cosigned %d more, written after the ally's last pull: LOST, with every version and change they recorded\n", r.Recovered, r.Lost)
+	}
+	for _, w := range r.Witnesses {
+		name := fmt.Sprintf("witness %s (peer %s)", w.Witness, w.Nation)
+		switch {
+		case w.Restarted:
+			fmt.Fprintf(a.stdout, "  %s cosigned %d entries: it accepted the restart\n", name, w.Size)
+		case w.Problem != "" && w.Size > r.Recovered:
+			fmt.Fprintf(a.stdout, "  %s cosigned %d entries; it did not accept the restart: %s\n", name, w.Size, safeText(w.Problem))
+		case w.Problem != "":
+			fmt.Fprintf(a.stdout, "  %s: %s\n", name, safeText(w.Problem))
+		default:
+			fmt.Fprintf(a.stdout, "  %s cosigned %d entries: held by the recovered log\n", name, w.Size)
+		}
+	}
+	if r.Entry != nil {
+		fmt.Fprintf(a.stdout, "audit log: entry #%d (log.restart) records the loss; the log goes on from it\n", *r.Entry)
+	}
 }

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/node"
 )
 
@@ -92,6 +99,25 @@ func TestRecoverFromAPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// EST writes on after LUX's last pull, and LUX, witnessing EST's log,
+	// cosigns a checkpoint that covers it: a history the replica lacks.
+	estConf, err := node.LoadConfig(est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := audit.Origin(estConf.Node.ID)
+	late := filepath.Join(work, "in-late")
+	if err := os.WriteFile(late, []byte("written after the pull"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(est, "put", late, "registry/2026/late.txt")
+	luxSrv := startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
+	srv = startServe(t, "--dir", est, "--address", "127.0.0.1:0")
+	witnessed := awaitCosigned(t, luxSrv.addr, origin, 1)
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+
 	// The disaster. The root key is kept apart, as custodians' shares would be.
 	root, err = os.ReadFile(filepath.Join(est, "root.key"))
 	if err != nil {
@@ -107,12 +133,33 @@ func TestRecoverFromAPeer(t *testing.T) {
 		}
 	}
 
-	startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
 	out, _ = cli(est, "recover", "--from-peer", luxCard, "--fingerprint", luxFP, "--key", keyFile)
-	for _, want := range []string{`replica of node [0-9a-f]{16} at [0-9a-f]{16} \(LUX\): \d+ blobs`, `recovered into`, `index rebuilt from 3 sites: 3 versions`, `audit log: all 3 versions of the replicated scopes it records are back`} {
+	t.Logf("recover --from-peer:\n%s", out)
+	for _, want := range []string{`replica of node [0-9a-f]{16} at [0-9a-f]{16} \(LUX\): \d+ blobs`, `recovered into`, `index rebuilt from 3 sites: 3 versions`, `audit log: all 3 versions of the replicated scopes it records are back`,
+		fmt.Sprintf(`(?m)^  witness embassy-witness/[0-9a-f]{16} \(peer LUX\) cosigned %d entries: it accepted the restart$`, witnessed)} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("recover --from-peer output lacks %q:\n%s", want, out)
 		}
+	}
+	// The log says exactly what was lost: the entries LUX cosigned beyond
+	// the replica's copy of the log, and the restart is its next entry.
+	m := regexp.MustCompile(`(?m)^audit log: (\d+) entries recovered; the witnesses cosigned (\d+) more, written after the ally's last pull: LOST`).FindStringSubmatch(out)
+	r := regexp.MustCompile(`(?m)^audit log: entry #(\d+) \(log.restart\) records the loss; the log goes on from it$`).FindStringSubmatch(out)
+	if m == nil || r == nil {
+		t.Fatalf("recover --from-peer does not say what of the log was lost:\n%s", out)
+	}
+	recovered, lost, entry := atoi(t, m[1]), atoi(t, m[2]), atoi(t, r[1])
+	if lost == 0 || recovered+lost != witnessed || entry < recovered {
+		t.Errorf("recovered %d entries, %d lost, restart at #%d; LUX had cosigned %d", recovered, lost, entry, witnessed)
+	}
+	// The version written after the pull is gone with them, and no
+	// version of the recovered log is said to be.
+	if _, errOut, err := runCLI(t, "--dir", est, "get", "registry/2026/late.txt", "-"); err == nil {
+		t.Errorf("the version written after the pull came back: %s", errOut)
+	}
+	out, _ = cli(est, "audit", "log", "--kind", "log.restart")
+	if !regexp.MustCompile(fmt.Sprintf(`#%d log.restart by recovery .*base=%d .*lost=%d .*witnessed=%d `, entry, recovered, lost, witnessed)).MatchString(out) {
+		t.Errorf("EST's log.restart:\n%s", out)
 	}
 	for k, want := range files {
 		p := filepath.Join(work, "out-"+strings.ReplaceAll(k, "/", "_"))
@@ -123,9 +170,63 @@ func TestRecoverFromAPeer(t *testing.T) {
 		}
 	}
 	out, _ = cli(est, "audit", "verify")
-	if !strings.Contains(out, "OK") && !strings.Contains(out, "ok") {
+	// LUX's checkpoint is the restarted log's (behind it, since the log
+	// went on offline): no split view.
+	if !strings.Contains(out, "ok: nothing contradicts the audit log") || !regexp.MustCompile(`(?m)^  witness embassy-witness/[0-9a-f]{16} \(peer LUX\) +\d+ entries  `).MatchString(out) {
 		t.Errorf("audit verify:\n%s", out)
 	}
+
+	// The recovered node serves and LUX goes on cosigning its log, past
+	// the size it cosigned of the lost history, with no split recorded.
+	srv = startServe(t, "--dir", est, "--address", "127.0.0.1:0")
+	awaitCosigned(t, luxSrv.addr, origin, uint64(entry)+2)
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := luxSrv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = cli(lux, "audit", "log", "--kind", "witness.restart")
+	if !regexp.MustCompile(fmt.Sprintf(`witness.restart by witness .*cosigned=%d .*lost=%d .*nation=EST .*recovered=%d`, witnessed, lost, recovered)).MatchString(out) {
+		t.Errorf("LUX's witness.restart:\n%s", out)
+	}
+	if out, _ = cli(lux, "audit", "log", "--kind", "witness.split"); strings.Contains(out, "witness.split") {
+		t.Errorf("LUX recorded a split of EST's recovered log:\n%s", out)
+	}
+}
+
+// awaitCosigned waits until the node serving at addr has cosigned a
+// checkpoint of the log origin of at least min entries, and returns its
+// size.
+func awaitCosigned(t *testing.T, addr, origin string, min uint64) uint64 {
+	t.Helper()
+	latest := "http://" + addr + "/_embassy/v1/witness/checkpoint?origin=" + url.QueryEscape(origin)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if r, err := http.Get(latest); err == nil {
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			lines := strings.SplitN(string(b), "\n", 3)
+			if r.StatusCode == http.StatusOK && len(lines) == 3 {
+				if n, err := strconv.ParseUint(lines[1], 10, 64); err == nil && n >= min {
+					return n
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of %s of %d entries or more cosigned within a minute", origin, min)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func atoi(t *testing.T, s string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestRecoverFromAPeerWithShares is TestRecoverFromAPeer for a node whose

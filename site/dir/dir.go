@@ -223,25 +223,65 @@ func (s *Site) MakeTopDirs(approve func(marker []byte, err error) error) error {
 // Root returns the directory holding the site's blobs.
 func (s *Site) Root() string { return s.root }
 
+// path checks that the site is there ([Site.ready]) and returns the path of
+// a blob or directory name.
 func (s *Site) path(name string) (string, error) {
-	if err := site.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return "", err
-	}
-	if name == tmpDir || strings.HasPrefix(name, tmpDir+"/") {
-		return "", fmt.Errorf("site: invalid blob name %q: reserved", name)
-	}
-	if _, ok := s.top(name); !ok {
-		// No blob can have such a name: reads find nothing (once the
-		// site is known to be there), puts are refused.
-		if err := s.ready(""); err != nil {
-			return "", err
-		}
-		return "", fmt.Errorf("site: invalid blob name %q: not under a top directory of the site (%s): %w", name, strings.Join(s.tops, "/, ")+"/", errOutside)
 	}
 	if err := s.ready(name); err != nil {
 		return "", err
 	}
 	return filepath.Join(s.root, filepath.FromSlash(name)), nil
+}
+
+// checkName checks that name can be a blob's: a valid name, not in .tmp,
+// and under a top directory (errOutside, once the site is known to be
+// there). It does not check that the site is there: the operations on a
+// blob find that out with the same lookups that reach it (see openRoot).
+func (s *Site) checkName(name string) error {
+	if err := site.CheckName(name); err != nil {
+		return err
+	}
+	if name == tmpDir || strings.HasPrefix(name, tmpDir+"/") {
+		return fmt.Errorf("site: invalid blob name %q: reserved", name)
+	}
+	if _, ok := s.top(name); !ok {
+		// No blob can have such a name: reads find nothing (once the
+		// site is known to be there), puts are refused.
+		if err := s.ready(""); err != nil {
+			return err
+		}
+		return fmt.Errorf("site: invalid blob name %q: not under a top directory of the site (%s): %w", name, strings.Join(s.tops, "/, ")+"/", errOutside)
+	}
+	return nil
+}
+
+// openRoot opens the site's root for the operations on name to resolve
+// beneath it, once it has checked, through that same open directory, that
+// the root holds the site's .tmp: an empty mount point, or a directory that
+// is not a site, is refused before anything is looked up in it. The top
+// directory name lies under is not checked here: the lookup of name goes
+// through it, and a lookup that finds nothing asks [Site.ready] whether the
+// top directory is missing (site.ErrUnavailable) or only the blob
+// (site.ErrNotFound). This is the same check as ready's, made with one
+// fstatat on the open root instead of two stats by path (about 7 % of a
+// 4 KiB GET's CPU went to those).
+func (s *Site) openRoot(name string) (int, error) {
+	dfd, err := unix.Open(s.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		var st unix.Stat_t
+		err = unix.Fstatat(dfd, tmpDir, &st, 0)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return dfd, nil
+		}
+		unix.Close(dfd)
+	}
+	if rerr := s.ready(name); rerr != nil {
+		return -1, rerr
+	}
+	// Back between the two looks: refuse this once all the same.
+	return -1, fmt.Errorf("dir site %s: root or %s changed during the operation: %w", s.root, tmpDir, site.ErrUnavailable)
 }
 
 // vanished maps the error of an operation that found a directory missing
@@ -297,10 +337,14 @@ func setDirect(f *os.File, on bool) error {
 // EDQUOT for a quota) fails with an error wrapping site.ErrFull.
 func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
 	defer func() { err = markFull(err) }()
-	dst, err := s.path(name)
-	if err != nil {
+	// The site's presence is not checked first: creating the temporary
+	// file needs the root's .tmp, and mkdirs and the rename need the top
+	// directory, and neither is ever created here; an operation that
+	// finds one missing reports site.ErrUnavailable (vanished).
+	if err := s.checkName(name); err != nil {
 		return err
 	}
+	dst := filepath.Join(s.root, filepath.FromSlash(name))
 	var rnd [12]byte
 	rand.Read(rnd[:])
 	tmpRel := tmpDir + "/" + hex.EncodeToString(rnd[:])
@@ -517,7 +561,7 @@ func fsyncDir(dir string) error {
 
 // Get implements site.Site.
 func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	_, err := s.path(name)
+	err := s.checkName(name)
 	if errors.Is(err, errOutside) {
 		return nil, fmt.Errorf("dir site: get %s: %w", name, site.ErrNotFound)
 	}
@@ -527,7 +571,12 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if off < 0 {
 		return nil, fmt.Errorf("dir site: get %s: negative offset %d", name, off)
 	}
-	f, err := openBeneath(s.root, name, os.O_RDONLY, 0)
+	dfd, err := s.openRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := openAt(dfd, s.root, name, os.O_RDONLY, 0)
+	unix.Close(dfd)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if rerr := s.ready(name); rerr != nil {
@@ -556,14 +605,19 @@ func (s *sectionCloser) Close() error { return s.f.Close() }
 
 // Stat implements site.Site.
 func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
-	_, err := s.path(name)
+	err := s.checkName(name)
 	if errors.Is(err, errOutside) {
 		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, site.ErrNotFound)
 	}
 	if err != nil {
 		return site.Info{}, err
 	}
-	fi, err := lstatBeneath(s.root, name)
+	dfd, err := s.openRoot(name)
+	if err != nil {
+		return site.Info{}, err
+	}
+	fi, err := lstatAt(dfd, s.root, name)
+	unix.Close(dfd)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if rerr := s.ready(name); rerr != nil {
@@ -581,14 +635,20 @@ func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 
 // Delete implements site.Site.
 func (s *Site) Delete(ctx context.Context, name string) error {
-	_, err := s.path(name)
+	err := s.checkName(name)
 	if errors.Is(err, errOutside) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := removeBeneath(s.root, name); err != nil {
+	dfd, err := s.openRoot(name)
+	if err != nil {
+		return err
+	}
+	err = removeAt(dfd, s.root, name)
+	unix.Close(dfd)
+	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("dir site: delete %s: %w", name, err)
 		}

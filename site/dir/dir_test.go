@@ -221,7 +221,62 @@ func TestUnmountedMountPoint(t *testing.T) {
 	if err := s.Delete(t.Context(), "m/ab/x"); !errors.Is(err, site.ErrUnavailable) {
 		t.Fatalf("delete on an unmounted mount point: %v", err)
 	}
+	if _, err := s.Get(t.Context(), "m/ab/x", 0, -1); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("get on an unmounted mount point: %v", err)
+	}
+	if _, err := s.Stat(t.Context(), "m/ab/x"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("stat on an unmounted mount point: %v", err)
+	}
 	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("the mount point was written to: %v", ents)
+	}
+}
+
+// TestMountPointHoldingBlobs: the site's volume is unmounted and the mount
+// point beneath holds files at the names of the site's blobs (an old copy,
+// something restored there by hand) but not the site's .tmp. A read that
+// finds the file is refused all the same: only a directory that is the
+// site is read from, even when the lookup of the blob itself succeeds.
+func TestMountPointHoldingBlobs(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mnt")
+	if _, err := New(root); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Open(root)
+	ctx := t.Context()
+	if err := s.Put(ctx, "m/ab/blob", strings.NewReader("genuine"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "m", "ab"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "m", "ab", "blob"), []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := s.Get(ctx, "m/ab/blob", 0, -1); !errors.Is(err, site.ErrUnavailable) {
+		if err == nil {
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			t.Fatalf("get read %q from a directory that is not the site", b)
+		}
+		t.Fatalf("get from a mount point holding the blob: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Stat(ctx, "m/ab/blob"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("stat on a mount point holding the blob: %v, want ErrUnavailable", err)
+	}
+	if err := s.Delete(ctx, "m/ab/blob"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("delete on a mount point holding the blob: %v, want ErrUnavailable", err)
+	}
+	if err := s.Put(ctx, "m/ab/other", strings.NewReader("x"), 1); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("put onto a mount point holding blobs: %v, want ErrUnavailable", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "m", "ab", "blob")); err != nil || string(b) != "stale" {
+		t.Fatalf("the file beneath was changed: %q, %v", b, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "m", "ab")); len(ents) != 1 {
 		t.Fatalf("the mount point was written to: %v", ents)
 	}
 }

@@ -35,6 +35,12 @@ func openBeneath(root, rel string, flags int, mode uint32) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(dfd)
+	return openAt(dfd, root, rel, flags, mode)
+}
+
+// openAt opens rel beneath dfd, the open directory root, with flags,
+// following no symbolic link.
+func openAt(dfd int, root, rel string, flags int, mode uint32) (*os.File, error) {
 	fd, err := openat2(dfd, rel, flags, mode)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: symlinkErr(err)}
@@ -106,12 +112,20 @@ func parentBeneath(root, rel string) (int, string, error) {
 // lstatBeneath is Lstat of rel, following no link on the way; a link as
 // the last component is ErrSymlink.
 func lstatBeneath(root, rel string) (os.FileInfo, error) {
-	pfd, base, err := parentBeneath(root, rel)
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
-	defer unix.Close(pfd)
-	f, err := openat2(pfd, base, unix.O_PATH, 0)
+	defer unix.Close(dfd)
+	return lstatAt(dfd, root, rel)
+}
+
+// lstatAt is Lstat of rel beneath dfd, the open directory root, following
+// no link on the way; a link as the last component is ErrSymlink (opened
+// with O_PATH and O_NOFOLLOW, a trailing link is opened itself, not
+// refused, and fstat then says it is one).
+func lstatAt(dfd int, root, rel string) (os.FileInfo, error) {
+	f, err := openat2(dfd, rel, unix.O_PATH, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "stat", Path: filepath.Join(root, rel), Err: symlinkErr(err)}
 	}
@@ -124,18 +138,37 @@ func lstatBeneath(root, rel string) (os.FileInfo, error) {
 	return fi, err
 }
 
-// removeBeneath unlinks rel without following a link on the way (a link as
-// the last component is removed itself, never what it points to).
-func removeBeneath(root, rel string) error {
-	pfd, base, err := parentBeneath(root, rel)
+// removeAt unlinks rel beneath dfd, the open directory root, without
+// following a link on the way (a link as the last component is removed
+// itself, never what it points to).
+func removeAt(dfd int, root, rel string) error {
+	pfd, base, err := parentAt(dfd, root, rel)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
+	if pfd != dfd {
+		defer unix.Close(pfd)
+	}
 	if err := unix.Unlinkat(pfd, base, 0); err != nil {
 		return &os.PathError{Op: "remove", Path: filepath.Join(root, rel), Err: err}
 	}
 	return nil
+}
+
+// parentAt opens the directory holding rel beneath dfd, following no link,
+// and returns it with rel's last component; for a name directly in the
+// root it returns dfd itself.
+func parentAt(dfd int, root, rel string) (int, string, error) {
+	dir, base := filepath.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		return dfd, base, nil
+	}
+	pfd, err := openat2(dfd, dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, "", &os.PathError{Op: "open", Path: filepath.Join(root, dir), Err: symlinkErr(err)}
+	}
+	return pfd, base, nil
 }
 
 // renameBeneath renames from to to, both relative to root, following no
