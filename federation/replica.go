@@ -44,14 +44,17 @@ type BlobRef struct {
 }
 
 // AllSites, as a recovery listing's site, marks a blob that belongs on
-// every site: the descriptor and the log copy.
+// every site: the descriptor, the witness's memory and the log copy.
 const AllSites = "*"
 
 // Blob name classes a replica holds.
 const (
 	BlobDescriptor = "node/descriptor"
 	BlobMarker     = "node/marker"
-	BlobLogPrefix  = "log/"
+	// BlobWitness is the owner's witness memory: the latest checkpoint it
+	// cosigned of each log it witnesses, with its cosignature.
+	BlobWitness   = "node/witness"
+	BlobLogPrefix = "log/"
 )
 
 // CheckBlobRef checks that r names a site and a blob a replica may hold:
@@ -59,8 +62,8 @@ const (
 // site marker; names are plain paths of letters, digits and ._-.
 func CheckBlobRef(r BlobRef) error {
 	if r.Site == AllSites {
-		if r.Name != BlobDescriptor && !strings.HasPrefix(r.Name, BlobLogPrefix) {
-			return fmt.Errorf("blob %.70q: only the descriptor and the log belong to every site", r.Name)
+		if r.Name != BlobDescriptor && r.Name != BlobWitness && !strings.HasPrefix(r.Name, BlobLogPrefix) {
+			return fmt.Errorf("blob %.70q: only the descriptor, the witness's memory and the log belong to every site", r.Name)
 		}
 		if r.Size < 0 {
 			return fmt.Errorf("blob %s: negative size", r.Name)
@@ -79,7 +82,7 @@ func CheckBlobRef(r BlobRef) error {
 // CheckBlobName checks a replicated blob's name (see CheckBlobRef).
 func CheckBlobName(name string) error {
 	switch {
-	case name == BlobDescriptor, name == BlobMarker:
+	case name == BlobDescriptor, name == BlobMarker, name == BlobWitness:
 		return nil
 	case len(name) > 256 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/") != "":
 		return fmt.Errorf("blob name %.70q: not a plain path", name)
@@ -124,7 +127,9 @@ type ReplicateResponse struct {
 	LogSize uint64 `json:"log_size"`
 	Ticket  string `json:"ticket"`
 	// On the last page:
-	Descriptor *BlobRef  `json:"descriptor,omitempty"`
+	Descriptor *BlobRef `json:"descriptor,omitempty"`
+	// Witness is the owner's witness memory, when its sites hold one.
+	Witness    *BlobRef  `json:"witness,omitempty"`
 	Markers    []BlobRef `json:"markers,omitempty"`
 	Log        []BlobRef `json:"log,omitempty"`
 	Checkpoint []byte    `json:"checkpoint,omitempty"`
@@ -181,6 +186,12 @@ func ParseReplicateResponse(b []byte) (ReplicateResponse, error) {
 		refs = append(refs, *r.Descriptor)
 		if r.Descriptor.Name != BlobDescriptor {
 			return r, errors.New("replicate answer: the descriptor is not node/descriptor")
+		}
+	}
+	if r.Witness != nil {
+		refs = append(refs, *r.Witness)
+		if r.Witness.Name != BlobWitness {
+			return r, errors.New("replicate answer: the witness memory is not node/witness")
 		}
 	}
 	for _, br := range refs {

@@ -272,6 +272,11 @@ func (n *Node) keepRecoveryBlobs(ctx context.Context, rv, owner string, resp fed
 			return err
 		}
 	}
+	if resp.Witness != nil {
+		if _, err := n.copyPeerBlob(ctx, rv, owner, resp.Ticket, *resp.Witness, owner+"/"+federation.BlobWitness); err != nil {
+			return err
+		}
+	}
 	if len(resp.Checkpoint) > 0 {
 		if err := n.putReplicaObject(ctx, rv, owner+"/"+federation.BlobLogPrefix+"checkpoint", resp.Checkpoint); err != nil {
 			return err

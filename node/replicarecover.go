@@ -85,7 +85,7 @@ func replicaRef(owner, key string) (federation.BlobRef, bool) {
 		s, name, ok := strings.Cut(b, "/")
 		return federation.BlobRef{Site: s, Name: name}, ok
 	}
-	if rest == federation.BlobDescriptor || strings.HasPrefix(rest, federation.BlobLogPrefix) {
+	if rest == federation.BlobDescriptor || rest == federation.BlobWitness || strings.HasPrefix(rest, federation.BlobLogPrefix) {
 		return federation.BlobRef{Site: federation.AllSites, Name: rest}, true
 	}
 	return federation.BlobRef{}, false

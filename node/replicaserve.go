@@ -237,6 +237,10 @@ func (n *Node) replicatePage(ctx context.Context, g federation.Grant, caller Pee
 			return out, fmt.Errorf("site %s: the log copy: %w", lc.Site, err)
 		}
 		allow(*out.Descriptor)
+		if _, err := s.Store.Stat(ctx, WitnessBlob); err == nil {
+			out.Witness = &federation.BlobRef{Site: lc.Site, Name: federation.BlobWitness}
+			allow(*out.Witness)
+		}
 		allow(out.Markers...)
 		allow(out.Log...)
 	}

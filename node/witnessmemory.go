@@ -15,6 +15,7 @@ import (
 
 	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
 )
 
@@ -29,7 +30,7 @@ import (
 // forge one.
 
 // WitnessBlob is the blob name of the witness's memory on every site.
-const WitnessBlob = "node/witness"
+const WitnessBlob = federation.BlobWitness
 
 // witnessFile is the witness's memory in the node directory.
 func (n *Node) witnessFile() string { return filepath.Join(n.path(AuditDir), "witness.json") }

@@ -329,12 +329,22 @@ func TestRecoverFromAPeerWithShares(t *testing.T) {
 	}
 	estID := c.Node.ID
 
-	// EST serves sealed; two custodians unseal it; LUX pulls.
+	// EST serves sealed; two custodians unseal it. While LUX serves too,
+	// each witnesses the other's log; then LUX pulls.
+	luxConf, err := node.LoadConfig(lux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	luxSrv := startServe(t, "--dir", lux, "--address", "127.0.0.1:0")
 	srv := startServe(t, "--dir", est, "--address", "127.0.0.1:0")
 	for _, name := range []string{"alice", "carol"} {
 		if _, errOut, err := runCLI(t, "unseal", "--node", "http://"+srv.addr, "--share", filepath.Join(shares, name+".share"), "--key", filepath.Join(keys, name+".key")); err != nil {
 			t.Fatalf("unseal by %s: %v\n%s", name, err, errOut)
 		}
+	}
+	awaitCosigned(t, srv.addr, audit.Origin(luxConf.Node.ID), 1)
+	if err := luxSrv.stop(); err != nil {
+		t.Fatal(err)
 	}
 	out, _ := cli(lux, "replica", "pull")
 	if !regexp.MustCompile(`(?m)^[0-9a-f]{16} \(EST\) grant [0-9a-f]{32}: log entries 0 to \d+ of \d+: 3 versions, 0 deletions, \d+ blobs`).MatchString(out) {
@@ -366,7 +376,9 @@ func TestRecoverFromAPeerWithShares(t *testing.T) {
 	}
 
 	out, _ = cli(est, "recover", "--from-peer", luxCard, "--fingerprint", luxFP[1], "--share", shareKey("bob"), "--share", shareKey("carol"))
-	for _, want := range []string{`replica of node ` + estID + ` at [0-9a-f]{16} \(LUX\): \d+ blobs`, `node ` + estID + ` \(EST\) recovered into`, `index rebuilt from 3 sites: 3 versions`, `audit log: all 3 versions of the replicated scopes it records are back`} {
+	for _, want := range []string{`replica of node ` + estID + ` at [0-9a-f]{16} \(LUX\): \d+ blobs`, `node ` + estID + ` \(EST\) recovered into`, `index rebuilt from 3 sites: 3 versions`, `audit log: all 3 versions of the replicated scopes it records are back`,
+		// What EST cosigned of LUX's log came back with the replica.
+		`witness memory: the latest checkpoints this node cosigned of 1 logs, from the sites`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("recover --from-peer output lacks %q:\n%s", want, out)
 		}
