@@ -53,12 +53,17 @@ type Config struct {
 	Witnesses       tessera.WitnessGroup
 	WitnessFailOpen bool
 	// CheckpointInterval is the least time between checkpoints (default
-	// 200ms, at least 100ms).
+	// 200ms, at least 100ms). A checkpoint covers what was integrated
+	// within an interval: at once when the batch went through the
+	// appender that publishes (sequencer.go), at its next tick otherwise.
 	CheckpointInterval time.Duration
 	// BatchDelay is the longest an entry waits in the journal (where it
-	// is durable already) before it joins the tree (default 100ms). Each
-	// batch writes and fsyncs an entry bundle and a tile per level: a
-	// few milliseconds here put a dozen fsyncs beside every few puts.
+	// is durable already) before the sequencer takes it to the tree
+	// (default 100ms), unless a full chunk of 256 is queued first. What
+	// waited goes in as tessera batches of 256 and one for each bit set
+	// in the rest (sequencer.go); each writes and fsyncs an entry bundle
+	// and a tile per level: a few milliseconds here put a dozen fsyncs
+	// beside every few puts.
 	BatchDelay time.Duration
 	// CopyInterval is the time between copies to the sites that nothing
 	// urges (default 1s, at least CheckpointInterval); a Sync (a delete
@@ -80,7 +85,7 @@ type Config struct {
 type Log struct {
 	cfg      Config
 	log      *slog.Logger
-	app      *tessera.Appender
+	seq      *sequencer // used by Open, then by feed only
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	j        *journal
@@ -89,6 +94,7 @@ type Log struct {
 
 	mu         sync.Mutex
 	queue      []journalRecord
+	since      time.Time // when the oldest record in queue was queued, or later
 	kick       chan struct{}
 	integrated uint64
 	failed     error         // the sequencer stopped: why
@@ -181,21 +187,46 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Cosigner != nil {
 		cosigners = append(cosigners, cfg.Cosigner)
 	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(cfg.Signer, cosigners...).
-		WithBatching(1024, cfg.BatchDelay).
-		WithCheckpointInterval(cfg.CheckpointInterval).
-		WithPushback(8192)
 	// The policy is always installed, so that witnesses added later take
 	// part; with none, tessera publishes at once.
 	l.SetWitnesses(cfg.Witnesses)
-	opts = opts.WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	app, shutdown, reader, err := tessera.NewAppender(actx, drv, opts)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("audit log: %w", err)
+	var (
+		shutdowns []func(context.Context) error
+		reader    tessera.LogReader
+	)
+	shutdown := func(ctx context.Context) error {
+		errs := make([]error, len(shutdowns))
+		var wg sync.WaitGroup
+		for i, f := range shutdowns {
+			wg.Go(func() { errs[i] = f(ctx) })
+		}
+		wg.Wait()
+		return errors.Join(errs...)
 	}
+	// One appender per chunk size (sequencer.go); the first publishes.
+	seq, err := newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
+		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge).WithPushback(8192)
+		if reader == nil {
+			opts = opts.WithCheckpointSigner(cfg.Signer, cosigners...).
+				WithCheckpointInterval(cfg.CheckpointInterval).
+				WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
+		} else {
+			opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
+				WithCheckpointInterval(never).
+				WithCheckpointRepublishInterval(0).
+				WithGarbageCollectionInterval(0)
+		}
+		app, sd, r, err := tessera.NewAppender(actx, drv, opts)
+		if err != nil {
+			return nil, err
+		}
+		shutdowns = append(shutdowns, sd)
+		if reader == nil {
+			reader = r
+		}
+		return app.Add, nil
+	})
 	fail := func(err error) (*Log, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
@@ -203,11 +234,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, err
 	}
+	if err != nil {
+		return fail(fmt.Errorf("audit log: %w", err))
+	}
 	size, err := reader.IntegratedSize(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("audit log: %w", err))
 	}
-	l.app, l.shutdown, l.reader, l.cancel, l.ctx = app, shutdown, reader, cancel, actx
+	l.seq, l.shutdown, l.reader, l.cancel, l.ctx = seq, shutdown, reader, cancel, actx
 	local := size
 	if size, err = l.catchUp(ctx, size); err != nil {
 		return fail(err)
@@ -232,7 +266,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l.j = j
 	l.integrated = size
-	l.queue = recs
+	l.queue, l.since = recs, time.Now()
 	j.onWrite = l.enqueue
 	go l.feed(actx)
 	if len(recs) > 0 {
@@ -273,6 +307,9 @@ func (l *Log) Append(ctx context.Context, evs ...Event) (uint64, error) {
 // journal in seq order).
 func (l *Log) enqueue(recs []journalRecord) {
 	l.mu.Lock()
+	if len(l.queue) == 0 {
+		l.since = time.Now()
+	}
 	l.queue = append(l.queue, recs...)
 	l.mu.Unlock()
 	l.poke()
@@ -286,18 +323,30 @@ func (l *Log) poke() {
 }
 
 // feed is the single sequencer: it adds journal records to the tessera
-// log in order and checks that each lands at its own index.
+// log in order (sequencer.go), each at its own index. Records wait for
+// more to join them until the oldest is Config.BatchDelay old or a full
+// chunk is queued.
 func (l *Log) feed(ctx context.Context) {
 	defer close(l.fed)
+	var entries [][]byte
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.kick:
 		}
-		for {
+		if !l.gather(ctx) {
+			return
+		}
+		// What is queued now goes in; what arrives meanwhile waits for
+		// the next round (it was queued after now).
+		l.mu.Lock()
+		todo := len(l.queue)
+		l.since = time.Now()
+		l.mu.Unlock()
+		for todo > 0 {
 			l.mu.Lock()
-			n := min(len(l.queue), 1024)
+			n := min(todo, 1024)
 			// Copied out and cleared, so that the queue's array does not
 			// keep every record of a burst alive after it is integrated.
 			batch := slices.Clone(l.queue[:n])
@@ -307,40 +356,67 @@ func (l *Log) feed(ctx context.Context) {
 				l.queue = nil
 			}
 			l.mu.Unlock()
-			if n == 0 {
-				break
+			todo -= n
+			entries = entries[:0]
+			for _, r := range batch {
+				entries = append(entries, r.entry)
 			}
-			futures := make([]tessera.IndexFuture, n)
-			for i, r := range batch {
-				futures[i] = l.app.Add(ctx, tessera.NewEntry(r.entry))
-			}
-			for i, f := range futures {
-				idx, err := f()
-				if err == nil && idx.Index != batch[i].seq {
-					err = fmt.Errorf("journal entry %d was sequenced at %d", batch[i].seq, idx.Index)
-				}
-				if err != nil {
-					if ctx.Err() == nil {
-						l.log.Error("audit log: the sequencer stopped; entries stay in the local journal until the node restarts", "err", err)
-					}
-					l.mu.Lock()
-					l.failed = err
-					close(l.changed)
-					l.changed = make(chan struct{})
-					l.mu.Unlock()
-					return
+			err := l.seq.sequence(ctx, batch[0].seq, entries, func(size uint64) {
+				l.mu.Lock()
+				l.integrated = size
+				close(l.changed)
+				l.changed = make(chan struct{})
+				l.mu.Unlock()
+			})
+			clear(entries)
+			if err != nil {
+				if ctx.Err() == nil {
+					l.log.Error("audit log: the sequencer stopped; entries stay in the local journal until the node restarts", "err", err)
 				}
 				l.mu.Lock()
-				l.integrated = batch[i].seq + 1
-				if i == n-1 || i%64 == 63 {
-					close(l.changed)
-					l.changed = make(chan struct{})
-				}
+				l.failed = err
+				close(l.changed)
+				l.changed = make(chan struct{})
 				l.mu.Unlock()
+				return
 			}
 			l.j.release(batch[n-1].seq + 1)
 		}
+		if l.queued() > 0 {
+			l.poke()
+		}
 	}
+}
+
+// gather waits until the oldest queued record is BatchDelay old or a full
+// chunk is queued; false if ctx ended.
+func (l *Log) gather(ctx context.Context) bool {
+	l.mu.Lock()
+	n, since := len(l.queue), l.since
+	l.mu.Unlock()
+	if n >= maxChunk {
+		return true
+	}
+	t := time.NewTimer(l.cfg.BatchDelay - time.Since(since))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-l.kick:
+			if l.queued() >= maxChunk {
+				return true
+			}
+		}
+	}
+}
+
+func (l *Log) queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
 }
 
 // Appended returns the number of entries durably appended, those

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/transparency-dev/formats/log"
-	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
@@ -155,20 +154,7 @@ func (l *Log) catchUp(ctx context.Context, size uint64) (uint64, error) {
 // addInOrder adds entries at indexes first, first+1, ... to the tessera
 // log and waits until they are integrated.
 func (l *Log) addInOrder(ctx context.Context, first uint64, entries [][]byte) error {
-	futures := make([]tessera.IndexFuture, len(entries))
-	for i, e := range entries {
-		futures[i] = l.app.Add(ctx, tessera.NewEntry(e))
-	}
-	for i, f := range futures {
-		idx, err := f()
-		if err != nil {
-			return err
-		}
-		if idx.Index != first+uint64(i) {
-			return fmt.Errorf("entry %d sequenced at %d", first+uint64(i), idx.Index)
-		}
-	}
-	return nil
+	return l.seq.sequence(ctx, first, entries, nil)
 }
 
 // LastOnSites is the last event of a kind on the sites' log.

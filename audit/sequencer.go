@@ -1,0 +1,116 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+)
+
+// The journal gives every entry its index before tessera sees it (an
+// Append returns it), so entry i of the journal must be entry i of the
+// tree. tessera promises that "any further calls to Add after this returns
+// will guarantee that the later entry appears later in the log", but its
+// queue (storage/internal/queue.go in v1.0.4) does not keep that promise
+// across batches: a batch is cut either in the Add that fills it (maxSize)
+// or by a timer goroutine (maxAge), and both send the cut batch to the one
+// goroutine that sequences only after releasing the queue's lock. A timer
+// cut whose goroutine is descheduled between the two can be overtaken by
+// any later cut, and the later entries then get the earlier indexes (seen
+// at load average ~40: "journal entry 173056 was sequenced at 173179").
+//
+// So the sequencer never lets tessera cut a batch on its own. It runs one
+// appender per batch size 1, 2, 4, ... maxChunk over the same POSIX
+// storage, each with a batch age that never runs out: a chunk of n = 2ⁱ
+// entries goes to the appender of size n, whose queue cuts it in the Add
+// of its n-th entry, in the sequencer's own goroutine, and the sequencer
+// waits for that chunk's indexes before it adds anything else. At most one
+// batch is ever between the queue and the tree, so no two can swap. A run
+// of entries is added as chunks of maxChunk, then one chunk for each bit
+// set in the rest, largest first; how long entries wait to be batched is
+// the sequencer's choice (Config.BatchDelay), not tessera's.
+//
+// Only the size-1 appender publishes checkpoints (and collects old partial
+// tiles); the others' signer refuses, and their checkpoint interval never
+// comes, so no two publishers can race to write an older checkpoint over a
+// newer one. All share one posix storage, whose lock serialises their
+// integrations; each reads the tree's size afresh when it integrates.
+
+// maxChunk is the largest batch the sequencer hands tessera: one entry
+// bundle.
+const maxChunk = 256
+
+// never is a batch age (and checkpoint interval) that does not run out.
+const never = time.Duration(math.MaxInt64)
+
+// appenderFunc makes an appender whose queue cuts a batch at maxSize
+// entries or when its first entry is maxAge old. The first call makes the
+// appender that publishes checkpoints.
+type appenderFunc func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error)
+
+// sequencer adds entries to the tree at the indexes the journal gave them.
+// It is used by one goroutine at a time.
+type sequencer struct {
+	add     []tessera.AddFn // add[i] is the appender of batch size 1<<i
+	futures []tessera.IndexFuture
+}
+
+func newSequencer(mk appenderFunc) (*sequencer, error) {
+	s := &sequencer{futures: make([]tessera.IndexFuture, maxChunk)}
+	for size := uint(1); size <= maxChunk; size *= 2 {
+		add, err := mk(size, never)
+		if err != nil {
+			return nil, err
+		}
+		s.add = append(s.add, add)
+	}
+	return s, nil
+}
+
+// sequence adds entries at indexes first, first+1, ... and returns when
+// they are integrated, calling done with the tree's size after each chunk.
+// An entry tessera puts anywhere else is an error (it cannot happen, see
+// above; the check stays).
+func (s *sequencer) sequence(ctx context.Context, first uint64, entries [][]byte, done func(size uint64)) error {
+	for len(entries) > 0 {
+		i := bits.Len(uint(min(len(entries), maxChunk))) - 1
+		n := 1 << i
+		for k := range n {
+			s.futures[k] = s.add[i](ctx, tessera.NewEntry(entries[k]))
+		}
+		var err error
+		for k, f := range s.futures[:n] {
+			idx, ferr := f()
+			if ferr == nil && idx.Index != first+uint64(k) {
+				ferr = fmt.Errorf("journal entry %d was sequenced at %d", first+uint64(k), idx.Index)
+			}
+			if err == nil {
+				err = ferr
+			}
+			s.futures[k] = nil
+		}
+		if err != nil {
+			return err
+		}
+		first += uint64(n)
+		entries = entries[n:]
+		if done != nil {
+			done(first)
+		}
+	}
+	return nil
+}
+
+// noPublisher is the checkpoint signer of the appenders that must not
+// publish: it refuses to sign.
+type noPublisher struct{ origin string }
+
+var errNoPublisher = errors.New("audit log: this appender does not publish checkpoints")
+
+func (s noPublisher) Name() string                    { return s.origin }
+func (s noPublisher) KeyHash() uint32                 { return 0 }
+func (s noPublisher) Sign(msg []byte) ([]byte, error) { return nil, errNoPublisher }
