@@ -51,6 +51,28 @@ func peerDevNodes(t *testing.T, cli func(dir string, args ...string) (string, st
 	}
 }
 
+// trustEachOther makes nodes a and b peers: each writes its card ('peer
+// card') and adds the other's with the fingerprint it printed. It returns
+// b's card file and fingerprint (what recovering a from b takes).
+func trustEachOther(t *testing.T, cli func(dir string, args ...string) (string, string), a, b string) (string, string) {
+	t.Helper()
+	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
+	card := func(dir string) (string, string) {
+		file := dir + ".card"
+		_, errOut := cli(dir, "peer", "card", "-o", file)
+		m := fp.FindStringSubmatch(errOut)
+		if m == nil {
+			t.Fatalf("no fingerprint in %q", errOut)
+		}
+		return file, m[1]
+	}
+	aCard, aFP := card(a)
+	bCard, bFP := card(b)
+	cli(b, "peer", "add", aCard, "--fingerprint", aFP)
+	cli(a, "peer", "add", bCard, "--fingerprint", bFP)
+	return bCard, bFP
+}
+
 // TestCatalogFromAPeer: 'embassy catalog' on LUX's node searches EST's
 // catalogue over the peer link while EST serves: LUX finds the dataset EST
 // released to LUX and granted it at level catalog, and nothing of the one
@@ -64,20 +86,7 @@ func TestCatalogFromAPeer(t *testing.T) {
 		cli(est, "site", "add", s.id, "--path", filepath.Join(work, "sites", s.id), "--jurisdiction", s.j, "--provider", "gov-dc", "--control", "EST")
 	}
 	cli(est, "vault", "create", "registry", "--erasure", "2+1")
-	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
-	card := func(dir string) (string, string) {
-		file := dir + ".card"
-		_, errOut := cli(dir, "peer", "card", "-o", file)
-		m := fp.FindStringSubmatch(errOut)
-		if m == nil {
-			t.Fatalf("no fingerprint in %q", errOut)
-		}
-		return file, m[1]
-	}
-	estCard, estFP := card(est)
-	luxCard, luxFP := card(lux)
-	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
-	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	trustEachOther(t, cli, est, lux)
 	cli(est, "dataset", "describe", "registry/shared/", "--title", "Land parcels", "--keyword", "cadastre", "--label", "NATO UNCLASSIFIED//REL TO EST, LUX")
 	cli(est, "dataset", "describe", "registry/own/", "--title", "For Estonians", "--keyword", "cadastre", "--label", "NATO UNCLASSIFIED")
 	cli(est, "share", "grant", "registry/shared/", "--to", "LUX", "--level", "catalog", "--ceiling", "NATO UNCLASSIFIED", "--expires", "30d")

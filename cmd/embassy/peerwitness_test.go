@@ -35,20 +35,7 @@ func TestPeersWitnessEachOtherCLI(t *testing.T) {
 	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
 		cli(d.dir, "site", "add", "s1", "--path", filepath.Join(work, d.nation+"-sites", "s1"), "--jurisdiction", d.nation, "--provider", "gov-dc")
 	}
-	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
-	card := func(dir string) (string, string) {
-		file := dir + ".card"
-		_, errOut := cli(dir, "peer", "card", "-o", file)
-		m := fp.FindStringSubmatch(errOut)
-		if m == nil {
-			t.Fatalf("no fingerprint in %q", errOut)
-		}
-		return file, m[1]
-	}
-	estCard, estFP := card(est)
-	luxCard, luxFP := card(lux)
-	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
-	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	trustEachOther(t, cli, est, lux)
 	estNode, err := node.LoadConfig(est)
 	if err != nil {
 		t.Fatal(err)
@@ -233,20 +220,7 @@ func TestWitnessMemoryOnSites(t *testing.T) {
 	for _, d := range []struct{ dir, nation string }{{est, "EST"}, {lux, "LUX"}} {
 		cli(d.dir, "site", "add", "s1", "--path", filepath.Join(work, d.nation+"-sites", "s1"), "--jurisdiction", d.nation, "--provider", "gov-dc")
 	}
-	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
-	card := func(dir string) (string, string) {
-		file := dir + ".card"
-		_, errOut := cli(dir, "peer", "card", "-o", file)
-		m := fp.FindStringSubmatch(errOut)
-		if m == nil {
-			t.Fatalf("no fingerprint in %q", errOut)
-		}
-		return file, m[1]
-	}
-	estCard, estFP := card(est)
-	luxCard, luxFP := card(lux)
-	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
-	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	trustEachOther(t, cli, est, lux)
 	estNode, err := node.LoadConfig(est)
 	if err != nil {
 		t.Fatal(err)

@@ -67,20 +67,7 @@ func TestRecoverFromAPeer(t *testing.T) {
 		}
 		cli(est, "put", p, "registry/"+k)
 	}
-	fp := regexp.MustCompile(`fingerprint (SHA256:\S+)`)
-	card := func(dir string) (string, string) {
-		file := dir + ".card"
-		_, errOut := cli(dir, "peer", "card", "-o", file)
-		m := fp.FindStringSubmatch(errOut)
-		if m == nil {
-			t.Fatalf("no fingerprint in %q", errOut)
-		}
-		return file, m[1]
-	}
-	estCard, estFP := card(est)
-	luxCard, luxFP := card(lux)
-	cli(lux, "peer", "add", estCard, "--fingerprint", estFP)
-	cli(est, "peer", "add", luxCard, "--fingerprint", luxFP)
+	luxCard, luxFP := trustEachOther(t, cli, est, lux)
 	out, _ := cli(est, "share", "grant", "registry", "--to", "LUX", "--level", "replicate", "--ceiling", "NATO UNCLASSIFIED", "--expires", "365d")
 	if !strings.Contains(out, "level replicate") {
 		t.Fatalf("grant: %s", out)
