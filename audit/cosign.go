@@ -112,13 +112,7 @@ func (l *Log) Cosign(ctx context.Context, wv note.Verifier, post WitnessPost, kn
 		}
 		switch {
 		case status == 200:
-			signed := append(bytes.Clone(raw), answer...)
-			n, err := note.Open(signed, note.VerifierList(wv))
-			if err != nil || len(n.Sigs) == 0 {
-				return Cosigned{}, fmt.Errorf("witness %s: its answer is not a cosignature of the checkpoint by its key: %v", wv.Name(), err)
-			}
-			line := fmt.Sprintf("— %s %s\n", n.Sigs[0].Name, n.Sigs[0].Base64)
-			return Cosigned{Witness: wv.Name(), Size: cp.Size, Checkpoint: string(raw) + line}, nil
+			return cosignature(wv, raw, answer, cp.Size)
 		case status == 409:
 			size, perr := strconv.ParseUint(strings.TrimSpace(string(answer)), 10, 64)
 			switch {
@@ -239,4 +233,17 @@ func (l *Log) CheckCosigned(ctx context.Context, wv note.Verifier, cs Cosigned) 
 		return err
 	}
 	return l.holds(ctx, cp)
+}
+
+// cosignature checks a witness's answer, a signature line, as its
+// cosignature of the checkpoint raw (of size entries), and returns the
+// checkpoint with that one line added.
+func cosignature(wv note.Verifier, raw, answer []byte, size uint64) (Cosigned, error) {
+	signed := append(bytes.Clone(raw), answer...)
+	n, err := note.Open(signed, note.VerifierList(wv))
+	if err != nil || len(n.Sigs) == 0 {
+		return Cosigned{}, fmt.Errorf("witness %s: its answer is not a cosignature of the checkpoint by its key: %v", wv.Name(), err)
+	}
+	line := fmt.Sprintf("— %s %s\n", n.Sigs[0].Name, n.Sigs[0].Base64)
+	return Cosigned{Witness: wv.Name(), Size: size, Checkpoint: string(raw) + line}, nil
 }

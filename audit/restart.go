@@ -230,13 +230,7 @@ func (l *Log) Restart(ctx context.Context, wv note.Verifier, post WitnessPost, i
 	if status != http.StatusOK {
 		return Cosigned{}, &RefusedError{Witness: wv.Name(), Status: status, Reason: firstLine(answer)}
 	}
-	signed := append(bytes.Clone(raw), answer...)
-	n, err := note.Open(signed, note.VerifierList(wv))
-	if err != nil || len(n.Sigs) == 0 {
-		return Cosigned{}, fmt.Errorf("witness %s: its answer is not a cosignature of the checkpoint by its key: %v", wv.Name(), err)
-	}
-	line := fmt.Sprintf("— %s %s\n", n.Sigs[0].Name, n.Sigs[0].Base64)
-	return Cosigned{Witness: wv.Name(), Size: cp.Size, Checkpoint: string(raw) + line}, nil
+	return cosignature(wv, raw, answer, cp.Size)
 }
 
 // Holds checks that the log's tree holds the checkpoint cp: same root at
