@@ -163,13 +163,20 @@ func (n *Node) peerHostedPut(w http.ResponseWriter, r *http.Request, caller Peer
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (n *Node) peerHostedGet(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) {
+// hostedBlob reads a request naming one blob and finds the caller's
+// store; on a nil store the answer has been written.
+func (n *Node) hostedBlob(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) (federation.HostedBlob, *guestStore, GuestConfig) {
 	q, err := federation.ParseHostedBlob(body)
 	if err != nil {
 		peerFail(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
+		return q, nil, GuestConfig{}
 	}
 	gs, g, _ := n.hostedStore(r.Context(), w, caller)
+	return q, gs, g
+}
+
+func (n *Node) peerHostedGet(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) {
+	q, gs, g := n.hostedBlob(w, r, caller, body)
 	if gs == nil {
 		return
 	}
@@ -185,12 +192,7 @@ func (n *Node) peerHostedGet(w http.ResponseWriter, r *http.Request, caller Peer
 }
 
 func (n *Node) peerHostedStat(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) {
-	q, err := federation.ParseHostedBlob(body)
-	if err != nil {
-		peerFail(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	gs, g, _ := n.hostedStore(r.Context(), w, caller)
+	q, gs, g := n.hostedBlob(w, r, caller, body)
 	if gs == nil {
 		return
 	}
@@ -203,12 +205,7 @@ func (n *Node) peerHostedStat(w http.ResponseWriter, r *http.Request, caller Pee
 }
 
 func (n *Node) peerHostedDelete(w http.ResponseWriter, r *http.Request, caller Peer, body []byte) {
-	q, err := federation.ParseHostedBlob(body)
-	if err != nil {
-		peerFail(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	gs, g, _ := n.hostedStore(r.Context(), w, caller)
+	q, gs, g := n.hostedBlob(w, r, caller, body)
 	if gs == nil {
 		return
 	}
