@@ -132,10 +132,6 @@ func (n *Node) adminPeerAdd(w http.ResponseWriter, r *http.Request, c *adminCall
 
 func (n *Node) adminPeerRemove(w http.ResponseWriter, r *http.Request, c *adminCall) {
 	if err := n.RemovePeer(c.as(r), c.id); err != nil {
-		if errors.Is(err, errNoSuchPeer) {
-			writeJSON(w, http.StatusNotFound, OpError{Error: err.Error(), Code: "not_found"})
-			return
-		}
 		opFail(w, err)
 		return
 	}
@@ -154,10 +150,6 @@ func (n *Node) adminShareGrant(w http.ResponseWriter, r *http.Request, c *adminC
 	}
 	g, err := n.Grant(c.as(r), q)
 	if err != nil {
-		if errors.Is(err, errNoSuchPeer) {
-			writeJSON(w, http.StatusNotFound, OpError{Error: err.Error(), Code: "not_found"})
-			return
-		}
 		opFail(w, err)
 		return
 	}

@@ -57,10 +57,6 @@ func (n *Node) adminHost(w http.ResponseWriter, r *http.Request, c *adminCall) {
 	}
 	info, err := n.Host(c.as(r), q)
 	if err != nil {
-		if errors.Is(err, errNoSuchPeer) {
-			writeJSON(w, http.StatusNotFound, OpError{Error: err.Error(), Code: "not_found"})
-			return
-		}
 		opFail(w, err)
 		return
 	}
