@@ -124,7 +124,7 @@ func opStatus(err error) (int, string) {
 		status, code = http.StatusConflict, "approval_required"
 	case errors.As(err, &denied):
 		status, code = http.StatusForbidden, "denied"
-	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite), errors.Is(err, errNoSuchPrincipal), errors.Is(err, errNoSuchProfile), errors.Is(err, errNoSuchPeer):
+	case errors.Is(err, vault.ErrNoSuchVault), errors.Is(err, ErrNoSuchJob), errors.Is(err, vault.ErrNoSuchKey), errors.Is(err, vault.ErrNoSuchVersion), errors.Is(err, errNoSuchSite), errors.Is(err, errNoSuchPrincipal), errors.Is(err, errNoSuchProfile), errors.Is(err, errNoSuchPeer), errors.Is(err, errNoSuchGuest):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, placement.ErrInfeasible):
 		status, code = http.StatusConflict, "infeasible"

@@ -65,10 +65,6 @@ func (n *Node) adminHost(w http.ResponseWriter, r *http.Request, c *adminCall) {
 
 func (n *Node) adminUnhost(w http.ResponseWriter, r *http.Request, c *adminCall) {
 	if err := n.Unhost(c.as(r), c.id); err != nil {
-		if errors.Is(err, errNoSuchGuest) {
-			writeJSON(w, http.StatusNotFound, OpError{Error: err.Error(), Code: "not_found"})
-			return
-		}
 		opFail(w, err)
 		return
 	}
