@@ -59,8 +59,7 @@ func (s *Server) uploadPart(q *request) error {
 		// verified against Content-MD5: no need to hash them again.
 		o.ETag = func() string { return contentMD5ETag(payload.Checksums()) }
 	} else {
-		h := newETagHash(size)
-		defer h.release()
+		h := newETagHash()
 		o.ETag, o.Hash = h.etag, h
 	}
 	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, sum, size, o)
@@ -111,8 +110,7 @@ func (s *Server) uploadPartCopy(q *request) error {
 		size = length
 	}
 	sum := newPartChecksum(src, up.ChecksumAlgorithm)
-	h := newETagHash(size)
-	defer h.release()
+	h := newETagHash()
 	p, err := s.e.PutPartWith(q.r.Context(), q.bucket, q.key, up.ID, n, sum, size,
 		vault.PartOptions{ETag: h.etag, Hash: h, Checksums: func() map[string]string { return sum.sums(nil) }})
 	if err != nil {

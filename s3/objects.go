@@ -220,8 +220,7 @@ func (s *Server) putObject(q *request) error {
 		// and hashing again would only cost CPU. Otherwise the engine
 		// feeds the MD5 beside its own digest, off the goroutine that
 		// reads (and verifies) the body.
-		h := newETagHash(size)
-		defer h.release()
+		h := newETagHash()
 		o.Hash, etag = h, h.etag
 	}
 	o.Size, o.ETag, o.Checksums, o.If = size, etag, payload.Checksums, cond
@@ -716,8 +715,7 @@ func (s *Server) copyObject(q *request) error {
 		return err
 	}
 	// A copy is one part: its ETag is the MD5 of its bytes.
-	h := newETagHash(o.Size)
-	defer h.release()
+	h := newETagHash()
 	o.ETag, o.Hash, o.If = h.etag, h, cond
 	dst, err := s.e.Put(q.r.Context(), q.bucket, q.key, src, o)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // PutOptions describes the object being put.
@@ -141,7 +142,11 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 		o.Hash.Reset()
 	}
 	first := getBuf(p.K, p.M, v.StripeSize)
-	defer putBuf(p.K, p.M, v.StripeSize, first)
+	defer func() {
+		if first != nil {
+			putBuf(p.K, p.M, v.StripeSize, first)
+		}
+	}()
 	n, short, err := readFull(r, first.b[:v.StripeSize])
 	if err != nil {
 		return ObjectInfo{}, err
@@ -165,8 +170,10 @@ func (e *Engine) put(ctx context.Context, v Vault, key string, r io.Reader, o Pu
 		}
 		return e.putInlineAgain(ctx, v, key, first, n, hasher, o, l, exclude)
 	}
-	body := io.MultiReader(bytes.NewReader(first.b[:n]), bytes.NewReader(peek[:]), r)
-	return e.putStreaming(ctx, v, key, body, hasher, o, l, exclude)
+	// The first stripe goes on as read: putStreaming takes the buffer over.
+	full := first
+	first = nil
+	return e.putStreaming(ctx, v, key, full, io.MultiReader(bytes.NewReader(peek[:]), r), hasher, o, l, exclude)
 }
 
 func sizeError(got, want int64) error {
@@ -495,14 +502,16 @@ func coderFor(k, m int) (*erasure.Coder, error) {
 	return c, nil
 }
 
-// putStreaming writes an object of more than one stripe.
-func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, r io.Reader, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
+// putStreaming writes an object of more than one stripe: first, a full
+// stripe already read (its buffer is taken over), then what r yields.
+func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, first *stripeBuf, r io.Reader, hasher *blake3.Hasher, o PutOptions, l *label.Label, exclude map[string]bool) (ObjectInfo, error) {
 	id := manifest.NewID()
 	sites, err := e.choose(v, id, exclude, l)
 	if err != nil {
+		putBuf(v.Policy.K, v.Policy.M, v.StripeSize, first)
 		return ObjectInfo{}, err
 	}
-	part, err := e.writePart(ctx, partSpec{vault: v, key: key, version: id, number: 1, sites: sites, size: o.Size, hasher: hasher, tee: o.Hash}, r)
+	part, err := e.writePart(ctx, partSpec{vault: v, key: key, version: id, number: 1, sites: sites, size: o.Size, hasher: hasher, tee: o.Hash, first: first}, r)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -541,6 +550,9 @@ type partSpec struct {
 	size    int64          // -1 if unknown
 	hasher  *blake3.Hasher // optional: fed the plaintext
 	tee     io.Writer      // optional: also fed the plaintext, in order
+	// first, if set, is the part's first stripe, full and already read
+	// (the rest follows from the reader): writePart takes the buffer over.
+	first *stripeBuf
 }
 
 type writtenPart struct {
@@ -567,11 +579,106 @@ type stripeJob struct {
 	refs   atomic.Int32
 }
 
+// shardReader is the body of one shard blob as its site's Put reads it:
+// each stripe's block of the shard followed by the block's checksum, in
+// stripe order, copied straight from the stripe buffers (the only copy on
+// the way to the site: a dir site's O_DIRECT writes need their own aligned
+// buffer). A stripe is given back (release) once read past. When the
+// stripes end because the write failed, Read returns the cause, so that the
+// site stores nothing. Its mutex only guards against a driver that reads
+// after its Put returned (net/http may, for a request body): such a read
+// gets an error once the reader is drained.
+type shardReader struct {
+	ctx     context.Context
+	in      <-chan *stripeJob
+	shard   int
+	release func(*stripeJob)
+
+	mu      sync.Mutex
+	cur     *stripeJob
+	block   []byte // what is left to read of cur's block
+	sum     []byte // and of its checksum
+	drained bool
+}
+
+var errDrained = errors.New("shard reader read after its put returned")
+
+func (r *shardReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.drained {
+		return 0, errDrained
+	}
+	n := 0
+	for len(p) > 0 {
+		if len(r.block) == 0 && len(r.sum) == 0 {
+			if r.cur != nil {
+				r.release(r.cur)
+				r.cur = nil
+			}
+			var j *stripeJob
+			var ok bool
+			if n == 0 {
+				j, ok = <-r.in
+			} else {
+				// Return what was read rather than wait.
+				select {
+				case j, ok = <-r.in:
+				default:
+					return n, nil
+				}
+			}
+			if !ok {
+				if n > 0 {
+					return n, nil
+				}
+				if cause := context.Cause(r.ctx); cause != nil {
+					return 0, cause
+				}
+				return 0, io.EOF
+			}
+			r.cur, r.block, r.sum = j, j.shards[r.shard], j.buf.sums[r.shard][:]
+		}
+		var m int
+		if len(r.block) > 0 {
+			m = copy(p, r.block)
+			r.block = r.block[m:]
+		} else {
+			m = copy(p, r.sum)
+			r.sum = r.sum[m:]
+		}
+		n += m
+		p = p[m:]
+	}
+	return n, nil
+}
+
+// drain gives back the stripes that Put did not read (it failed, or
+// stopped at the blob's size).
+func (r *shardReader) drain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drained = true
+	if r.cur != nil {
+		r.release(r.cur)
+		r.cur = nil
+	}
+	for j := range r.in {
+		r.release(j)
+	}
+}
+
 // writePart streams r as one part: stripes are sealed and coded by a pool
-// of workers while a writer per shard streams blocks to its site. Memory is
+// of workers while each shard's site reads its blocks from them. Memory is
 // bounded by the stripes in flight, whatever the part's size.
 func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part writtenPart, err error) {
 	v, p := ps.vault, ps.vault.Policy
+	first := ps.first
+	defer func() {
+		if first != nil {
+			putBuf(p.K, p.M, v.StripeSize, first)
+		}
+	}()
 	n := p.N()
 	coder, err := coderFor(p.K, p.M)
 	if err != nil {
@@ -604,56 +711,36 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	// One site writer per shard.
-	putErrs := make([]error, n)
-	var puts sync.WaitGroup
-	pipes := make([]*io.PipeWriter, n)
+	// One site writer per shard: the site's Put reads the shard's blocks
+	// straight from the stripe buffers, in stripe order (shardReader).
+	stores := make([]site.Site, n)
 	for i, sid := range ps.sites {
 		s, ok := e.site(sid)
 		if !ok {
 			return part, fmt.Errorf("site %s not configured", sid)
 		}
-		pr, pw := io.Pipe()
-		pipes[i] = pw
-		puts.Go(func() {
-			err := s.Store.Put(ctx, manifest.ShardBlobName(blob, i), pr, blobSize)
-			if err != nil {
-				se := &siteError{sid, err}
-				putErrs[i] = se
-				pr.CloseWithError(se)
-				cancel(se)
-				return
-			}
-			pr.Close()
-		})
+		stores[i] = s.Store
 	}
 	release := func(j *stripeJob) {
 		if j.refs.Add(-1) == 0 {
 			putBuf(p.K, p.M, v.StripeSize, j.buf)
 		}
 	}
+	putErrs := make([]error, n)
+	var puts sync.WaitGroup
 	chans := make([]chan *stripeJob, n)
-	var writers sync.WaitGroup
-	for i := range n {
+	for i, sid := range ps.sites {
 		chans[i] = make(chan *stripeJob, 4)
-		writers.Go(func() {
-			pw := pipes[i]
-			var werr error
-			for j := range chans[i] {
-				if werr == nil {
-					if _, werr = pw.Write(j.shards[i]); werr == nil {
-						_, werr = pw.Write(j.buf.sums[i][:])
-					}
-				}
-				release(j)
+		puts.Go(func() {
+			sr := &shardReader{ctx: ctx, in: chans[i], shard: i, release: release}
+			err := stores[i].Put(ctx, manifest.ShardBlobName(blob, i), sr, blobSize)
+			if err != nil {
+				// Stop the write before draining what is in flight.
+				se := &siteError{sid, err}
+				putErrs[i] = se
+				cancel(se)
 			}
-			if cause := context.Cause(ctx); cause != nil {
-				pw.CloseWithError(cause)
-			} else if werr != nil {
-				pw.CloseWithError(werr)
-			} else {
-				pw.Close()
-			}
+			sr.drain()
 		})
 	}
 
@@ -726,8 +813,12 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	// Read stripes, looking one ahead to know which is final.
 	var total int64
 	readErr := func() error {
-		cur := getBuf(p.K, p.M, v.StripeSize)
-		cn, short, err := readFull(r, cur.b[:v.StripeSize])
+		cur, cn, short, err := first, v.StripeSize, false, error(nil)
+		first = nil
+		if cur == nil {
+			cur = getBuf(p.K, p.M, v.StripeSize)
+			cn, short, err = readFull(r, cur.b[:v.StripeSize])
+		}
 		for idx := uint64(0); ; idx++ {
 			if err != nil {
 				putBuf(p.K, p.M, v.StripeSize, cur)
@@ -777,7 +868,6 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	close(order)
 	wg.Wait()
 	<-dispatched
-	writers.Wait()
 	puts.Wait()
 
 	// The first failure is the cause: a site's failure aborts the other
