@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +23,49 @@ import (
 	"github.com/embassy-dev/embassy/site/fault"
 )
 
-var benchRepairSize = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
+var (
+	benchRepairSize    = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
+	benchRepairProfile = flag.String("embassy.repair-cpuprofile", "", "write a CPU profile of the first round's repair (the scrub alone) to this file")
+	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
+)
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileRepair starts the repair's CPU profile and trace when asked for
+// (first round only) and returns what stops them.
+func profileRepair(b *testing.B, round int) func() {
+	var stops []func()
+	if round == 0 && *benchRepairProfile != "" {
+		f, err := os.Create(*benchRepairProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if round == 0 && *benchRepairTrace != "" {
+		f, err := os.Create(*benchRepairTrace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+}
 
 // BenchmarkRepair writes objects (4 GiB by default) to six dir sites with
 // 4+2, destroys both sites of one jurisdiction, and measures against the raw
@@ -100,12 +145,15 @@ func BenchmarkRepair(b *testing.B) {
 			for _, d := range survivors {
 				benchutil.Evict(d)
 			}
-			start := time.Now()
+			stop := profileRepair(b, round)
+			start, cpu0 := time.Now(), cpuTime()
 			rep, err := New(e, nil).Scrub(ctx, ScrubOptions{Repair: true})
 			if err != nil || len(rep.Unrepairable) > 0 {
 				b.Fatalf("repair: %+v, %v", rep, err)
 			}
-			repair := float64(size) / time.Since(start).Seconds()
+			took, cpu := time.Since(start), cpuTime()-cpu0
+			stop()
+			repair := float64(size) / took.Seconds()
 
 			for _, d := range survivors {
 				benchutil.Evict(d)
@@ -140,6 +188,7 @@ func BenchmarkRepair(b *testing.B) {
 			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of survivors %.0f MB/s, raw write %.0f MB/s\n", round+1, size>>20, objects, raw/mb, rawW/mb)
 			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written)\n",
 				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20)
+			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9))
 			fmt.Printf("round %d: recovery (index rebuild + full verified read) %.0f MB/s: %.2f of raw read\n", round+1, recovery/mb, recovery/raw)
 		}
 		rep, rec, lim := benchutil.Summarize(repR), benchutil.Summarize(recR), benchutil.Summarize(limR)
