@@ -16,7 +16,8 @@
 #   get     the four data shard blobs read cold (evicted from the page cache)
 #   small   six blobs per object of the engine's manifest-copy size through the driver's
 #           small-file path (page cache, fdatasync, rename, group-committed directory fsync)
-#   repair  the survivors' files read cold; writes as for put
+#   repair  the survivors' shard blobs read cold through the driver (one reader a site and eight, the
+#           faster); writes as for put
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE="${SIZE:-1073741824}"

@@ -633,6 +633,16 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 	return plain, err
 }
 
+// lend has the next decodes rebuild data shard i, when it is missing, into
+// buf (whose capacity must hold a shard block) rather than into the
+// reader's own buffer.
+func (pr *partReader) lend(i int, buf []byte) {
+	if pr.rec == nil {
+		pr.rec, pr.dec = make([][]byte, pr.g.k), make([][]byte, len(pr.shards))
+	}
+	pr.rec[i] = buf[:0]
+}
+
 func (pr *partReader) decode(j int64) ([]byte, error) {
 	missingData := false
 	for i := 0; i < pr.g.k; i++ {

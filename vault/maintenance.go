@@ -487,6 +487,11 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 				break
 			}
 			bufs[i] = b[:0]
+			if i < g.k {
+				// A data shard missing from the stripe is rebuilt by
+				// its decode straight into the block to write.
+				pr.lend(i, bufs[i])
+			}
 		}
 		if werr != nil {
 			break
@@ -498,6 +503,8 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 			for i := range n {
 				required[i] = false
 				switch {
+				case queues[i] != nil && shards[i] != nil && len(shards[i]) > 0 && &shards[i][0] == &bufs[i][:1][0]:
+					work[i] = shards[i] // rebuilt in place by the decode
 				case queues[i] != nil && shards[i] != nil:
 					work[i] = append(bufs[i], shards[i]...)
 				case queues[i] != nil:
