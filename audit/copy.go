@@ -171,7 +171,7 @@ func (c *copier) round(ctx context.Context, urgent bool) {
 			} else {
 				st.fails, st.retryAt = 0, time.Time{}
 			}
-			fails := st.fails // read under the lock: the next round's copy to the site may change it
+			fails := st.fails // read under the lock: the next copy to this site writes it
 			close(c.changed)
 			c.changed = make(chan struct{})
 			c.mu.Unlock()
