@@ -393,8 +393,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	if _, err := n.checkRequests(context.Background()); err != nil {
 		return fmt.Errorf("check requests.json against the audit log: %w", err)
 	}
-	n.syncGeneration(context.Background())
-	n.PublishDescriptor(context.Background())
+	n.refreshDescriptor(context.Background(), n.syncGeneration(context.Background()))
 	return nil
 }
 
