@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/transparency-dev/formats/log"
+
 	"github.com/embassy-dev/embassy/site"
 )
 
@@ -56,6 +58,18 @@ func (l *Log) CheckCopies(ctx context.Context) (LogCheck, error) {
 	if rep.Integrated > cp.Size {
 		rep.Window = append(rep.Window, fmt.Sprintf("%d entries in the tree are not yet under a signed checkpoint", rep.Integrated-cp.Size))
 	}
+	// Copies are checked against the node's tree, which may be ahead of
+	// its latest checkpoint: one is published up to a checkpoint interval
+	// after integration, and a log just restored has none yet. The tree's
+	// root comes from the node's own tiles, as its checkpoint's does.
+	ref := cp
+	if rep.Integrated > cp.Size {
+		root, err := l.localRoot(ctx, rep.Integrated)
+		if err != nil {
+			return rep, fmt.Errorf("the node's own tree at %d entries: %w", rep.Integrated, err)
+		}
+		ref = &log.Checkpoint{Origin: cp.Origin, Size: rep.Integrated, Hash: root}
+	}
 	var sites map[string]site.Site
 	if l.cfg.Sites != nil {
 		sites = l.cfg.Sites()
@@ -75,9 +89,9 @@ func (l *Log) CheckCopies(ctx context.Context) (LogCheck, error) {
 			cc.Problem = "its checkpoint does not verify: " + c.Err.Error()
 			rep.Problems = append(rep.Problems, fmt.Sprintf("site %s: the log's checkpoint does not verify with the node's key (replaced or damaged): %v", c.Site, c.Err))
 		default:
-			if err := l.consistent(ctx, c.cp, cp); err != nil {
+			if err := l.consistent(ctx, c.cp, ref); err != nil {
 				cc.Problem = "not a prefix of the node's log: " + err.Error()
-				rep.Problems = append(rep.Problems, fmt.Sprintf("site %s: its checkpoint (%d entries) is not consistent with the node's log (%d entries): a split view or a fork (%v)", c.Site, c.Size, cp.Size, err))
+				rep.Problems = append(rep.Problems, fmt.Sprintf("site %s: its checkpoint (%d entries) is not consistent with the node's log (%d entries): a split view or a fork (%v)", c.Site, c.Size, ref.Size, err))
 				break
 			}
 			if _, err := VerifyTree(ctx, SiteFetcher{c.s}, c.Size, c.cp.Hash, 0, nil); err != nil {

@@ -171,10 +171,11 @@ func (c *copier) round(ctx context.Context, urgent bool) {
 			} else {
 				st.fails, st.retryAt = 0, time.Time{}
 			}
+			fails := st.fails // read under the lock: the next copy to this site writes it
 			close(c.changed)
 			c.changed = make(chan struct{})
 			c.mu.Unlock()
-			if err != nil && !errors.Is(err, errStale) && st.fails <= 3 {
+			if err != nil && !errors.Is(err, errStale) && fails <= 3 {
 				c.l.log.Warn("audit log not copied to a site; it catches up on a later copy", "site", id, "err", err)
 			}
 		})

@@ -79,6 +79,10 @@ type Config struct {
 	// copyStep is the number of entry bundles a copy step holds (default
 	// 16, 4096 entries); tests make it smaller.
 	copyStep uint64
+	// wrapAdd, if set, wraps every tessera appender's Add (tests: a
+	// future that never resolves, as tessera's does when its queue worker
+	// stopped before taking the batch).
+	wrapAdd func(tessera.AddFn) tessera.AddFn
 }
 
 // Log is the node's audit log. It is safe for concurrent use.
@@ -224,6 +228,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		shutdowns = append(shutdowns, sd)
 		if reader == nil {
 			reader = r
+		}
+		if cfg.wrapAdd != nil {
+			return cfg.wrapAdd(app.Add), nil
 		}
 		return app.Add, nil
 	})
@@ -536,7 +543,10 @@ func readEntries(ctx context.Context, fetch func(context.Context, uint64, uint8)
 
 // Close stops taking entries, waits (within ctx) for the sequencer to
 // integrate what the journal holds and for a checkpoint covering it, makes
-// a last copy to the sites, and closes the log.
+// a last copy to the sites, and closes the log. When ctx ends first, Close
+// stops the log's goroutines and returns ctx's error without waiting for a
+// batch tessera still holds (sequencer.sequence); what the journal holds
+// beyond the tree is taken at the next Open.
 func (l *Log) Close(ctx context.Context) error {
 	// The background drain stops first: the last drain is this one.
 	l.pmu.Lock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
@@ -434,5 +435,73 @@ func TestVerifyTreeFindsTampering(t *testing.T) {
 				t.Fatalf("got %v, want a problem naming %s", err, c.want)
 			}
 		})
+	}
+}
+
+// Close with a cancelled context returns, even while a batch handed to
+// tessera never resolves: tessera's queue worker stops with the log's
+// context and drops a batch it had not taken yet, whose futures then never
+// resolve (storage/internal/queue.go in v1.0.4). Close cancels that
+// context and waits for the feeder, which waited on such a future for
+// ever. Here the first batch's futures are held until the test ends, as
+// a dropped batch's would be.
+func TestCloseReturnsWhileABatchIsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, testKeys(t), dir, nil)
+	cfg.BatchDelay = time.Millisecond
+	waiting, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cfg.wrapAdd = func(add tessera.AddFn) tessera.AddFn {
+		return func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+			f := add(ctx, e)
+			return func() (tessera.Index, error) {
+				held := false
+				once.Do(func() { held = true; close(waiting) })
+				if held {
+					<-release
+				}
+				return f()
+			}
+		}
+	}
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseAll()
+	l := openLog(t, cfg)
+	if _, err := l.Append(t.Context(), event(0)); err != nil {
+		t.Fatal(err)
+	}
+	bound := time.NewTimer(time.Minute)
+	defer bound.Stop()
+	select {
+	case <-waiting:
+	case <-bound.C:
+		t.Fatal("the sequencer did not hand the entry to tessera within a minute")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Close with a cancelled context and an entry not integrated: %v, want context.Canceled", err)
+		}
+	case <-bound.C:
+		t.Fatal("Close with a cancelled context did not return within a minute while a batch was in flight")
+	}
+
+	// The entry stayed in the journal: the next Open takes it.
+	releaseAll()
+	cfg.wrapAdd = nil
+	l = openLog(t, cfg)
+	defer closeLog(t, l)
+	var keys []string
+	if err := l.Events(t.Context(), 0, func(_ uint64, e Event) error { keys = append(keys, e.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != event(0).Key {
+		t.Fatalf("after reopening, the log holds %q, want the one entry appended before Close", keys)
 	}
 }

@@ -53,7 +53,8 @@ const never = time.Duration(math.MaxInt64)
 type appenderFunc func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error)
 
 // sequencer adds entries to the tree at the indexes the journal gave them.
-// It is used by one goroutine at a time.
+// It is used by one goroutine at a time, and not again after sequence
+// returned an error.
 type sequencer struct {
 	add     []tessera.AddFn // add[i] is the appender of batch size 1<<i
 	futures []tessera.IndexFuture
@@ -75,6 +76,17 @@ func newSequencer(mk appenderFunc) (*sequencer, error) {
 // they are integrated, calling done with the tree's size after each chunk.
 // An entry tessera puts anywhere else is an error (it cannot happen, see
 // above; the check stays).
+//
+// ctx is the context the appenders run under. When it ends, sequence
+// returns at once with its error, even while a chunk is in flight:
+// tessera's queue worker stops with that context, and a batch it had not
+// yet taken from its channel is dropped, its futures never resolved
+// (storage/internal/queue.go in v1.0.4). So a chunk's futures are awaited
+// aside, and that wait is abandoned when ctx ends: Log.Close cancels ctx
+// and then waits for the feeder, which would otherwise wait for ever. (The
+// goroutine awaiting a dropped batch stays blocked; that happens only when
+// a Close ran out of time with a chunk in flight. The entries stay in the
+// journal and are taken at the next Open.)
 func (s *sequencer) sequence(ctx context.Context, first uint64, entries [][]byte, done func(size uint64)) error {
 	for len(entries) > 0 {
 		i := bits.Len(uint(min(len(entries), maxChunk))) - 1
@@ -82,16 +94,26 @@ func (s *sequencer) sequence(ctx context.Context, first uint64, entries [][]byte
 		for k := range n {
 			s.futures[k] = s.add[i](ctx, tessera.NewEntry(entries[k]))
 		}
+		resolved := make(chan error, 1)
+		go func(futures []tessera.IndexFuture, first uint64) {
+			var err error
+			for k, f := range futures {
+				idx, ferr := f()
+				if ferr == nil && idx.Index != first+uint64(k) {
+					ferr = fmt.Errorf("journal entry %d was sequenced at %d", first+uint64(k), idx.Index)
+				}
+				if err == nil {
+					err = ferr
+				}
+				futures[k] = nil
+			}
+			resolved <- err
+		}(s.futures[:n], first)
 		var err error
-		for k, f := range s.futures[:n] {
-			idx, ferr := f()
-			if ferr == nil && idx.Index != first+uint64(k) {
-				ferr = fmt.Errorf("journal entry %d was sequenced at %d", first+uint64(k), idx.Index)
-			}
-			if err == nil {
-				err = ferr
-			}
-			s.futures[k] = nil
+		select {
+		case err = <-resolved:
+		case <-ctx.Done():
+			return fmt.Errorf("audit log: entries %d-%d handed to tessera and not integrated yet: %w", first, first+uint64(n)-1, ctx.Err())
 		}
 		if err != nil {
 			return err

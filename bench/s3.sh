@@ -8,6 +8,8 @@
 #   QUICK=1 bench/s3.sh              # smoke test, a minute or two
 #   BENCH_DIR=/mnt/fast bench/s3.sh  # put both servers' data there
 #   PROFILE=/tmp/prof bench/s3.sh    # and embassy's CPU/alloc profiles of every phase of the first run
+#   AUDIT_COST=1 bench/s3.sh         # what the audit log costs PUTs: embassy with it against a
+#                                    # benchmark build without it (no MinIO), RUNS=5 rounds
 #
 # Both servers get six directories on the same filesystem and code new
 # objects 4+2: embassy with `serve --dev`, MinIO with six drives and
@@ -28,6 +30,13 @@
 #   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
 #   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
 #   KEEP=1              keep the data and logs afterwards
+#   AUDIT_COST=1        instead of MinIO, measure embassy against a build of the same source
+#                       with -tags embassy_bench_nolog, whose `serve --dev` gives the engine no
+#                       audit log (an ordinary build cannot turn the log off): PUTs only, cases
+#                       4KiB:16:2000 1MiB:16:256 (QUICK=1: 4KiB:16:400 1MiB:16:64), RUNS rounds
+#                       (default 5), alternating which server goes first; prints every round's
+#                       with/without ratio, their median and range, against issue 12's goal
+#                       (the log costs at most 10 %: ratio ≥ 0.90)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -37,7 +46,18 @@ repo=$PWD
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 BENCH_CACHE="${BENCH_CACHE:-${HOME:-/tmp}/.cache/embassy-bench}"
 
-if [ -n "${CASES:-}" ]; then
+audit_cost="${AUDIT_COST:-}"
+if [ -n "$audit_cost" ]; then
+	# Small PUTs are what issue 12 bounds; 1 MiB shows the cost on larger ones.
+	if [ -n "${CASES:-}" ]; then
+		cases="$CASES"
+	elif [ -n "${QUICK:-}" ]; then
+		cases="4KiB:16:400 1MiB:16:64"
+	else
+		cases="4KiB:16:2000 1MiB:16:256"
+	fi
+	RUNS="${RUNS:-5}"
+elif [ -n "${CASES:-}" ]; then
 	cases="$CASES"
 elif [ -n "${QUICK:-}" ]; then
 	cases="64MiB:1:2 64MiB:4:4 1MiB:16:64 4KiB:16:400"
@@ -61,7 +81,7 @@ log() { printf '== %s\n' "$*" >&2; }
 # --- MinIO binary, built once -------------------------------------------
 minio_dir="$BENCH_CACHE/minio/$MINIO_VERSION"
 minio="$minio_dir/minio"
-if [ ! -x "$minio" ]; then
+if [ -z "$audit_cost" ] && [ ! -x "$minio" ]; then
 	mkdir -p "$minio_dir"
 	log "building MinIO $MINIO_VERSION from its Go module into $minio_dir (several minutes, once)"
 	if ! (cd / && GOBIN="$minio_dir" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION"); then
@@ -107,6 +127,11 @@ else
 	log "building embassy (working tree) and s3bench"
 fi
 (cd "$src" && go build -o "$work/bin/embassy" ./cmd/embassy)
+if [ -n "$audit_cost" ]; then
+	# The same source built for the benchmark only: its `serve --dev` gives
+	# the engine no audit log (node/benchaudit_nolog.go).
+	(cd "$src" && go build -tags embassy_bench_nolog -o "$work/bin/embassy-nolog" ./cmd/embassy)
+fi
 go build -o "$work/bin/s3bench" ./bench/s3bench
 s3bench="$work/bin/s3bench"
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -114,21 +139,32 @@ clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 access_key="s3bench$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 secret_key="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 
-# --- servers ------------------------------------------------------------
+# --- servers: embassy, and the one it is compared with ("other") --------
 embassy_port=$("$s3bench" freeport)
 EMBASSY_ACCESS_KEY="$access_key" EMBASSY_SECRET_KEY="$secret_key" \
 	"$work/bin/embassy" serve --dev --data "$work/embassy" --address "127.0.0.1:$embassy_port" >"$work/embassy.log" 2>&1 &
 embassy_pid=$!
 pids+=("$embassy_pid")
 
-minio_port=$("$s3bench" freeport)
-mkdir -p "$work/minio"
-MINIO_ROOT_USER="$access_key" MINIO_ROOT_PASSWORD="$secret_key" \
-	MINIO_CI_CD=1 MINIO_STORAGE_CLASS_STANDARD=EC:2 MINIO_BROWSER=off MINIO_UPDATE=off \
-	"$minio" server --quiet --address "127.0.0.1:$minio_port" "$work/minio/drive{1...6}" \
-	>"$work/minio.log" 2>&1 &
-minio_pid=$!
-pids+=("$minio_pid")
+if [ -n "$audit_cost" ]; then
+	# The reference: the same node without the audit log, on its own data.
+	other=embassy-nolog
+	other_port=$("$s3bench" freeport)
+	EMBASSY_ACCESS_KEY="$access_key" EMBASSY_SECRET_KEY="$secret_key" \
+		"$work/bin/embassy-nolog" serve --dev --data "$work/embassy-nolog" --address "127.0.0.1:$other_port" >"$work/embassy-nolog.log" 2>&1 &
+	other_pid=$!
+	pids+=("$other_pid")
+else
+	other=minio
+	other_port=$("$s3bench" freeport)
+	mkdir -p "$work/minio"
+	MINIO_ROOT_USER="$access_key" MINIO_ROOT_PASSWORD="$secret_key" \
+		MINIO_CI_CD=1 MINIO_STORAGE_CLASS_STANDARD=EC:2 MINIO_BROWSER=off MINIO_UPDATE=off \
+		"$minio" server --quiet --address "127.0.0.1:$other_port" "$work/minio/drive{1...6}" \
+		>"$work/minio.log" 2>&1 &
+	other_pid=$!
+	pids+=("$other_pid")
+fi
 
 ready() { # name port pid
 	if ! "$s3bench" ready -endpoint "127.0.0.1:$2" -access-key "$access_key" -secret-key "$secret_key" -pid "$3"; then
@@ -138,8 +174,24 @@ ready() { # name port pid
 	fi
 }
 ready embassy "$embassy_port" "$embassy_pid"
-ready minio "$minio_port" "$minio_pid"
-log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION (pid $minio_pid) on 127.0.0.1:$minio_port"
+ready "$other" "$other_port" "$other_pid"
+if [ -n "$audit_cost" ]; then
+	# Each binary must be what it claims: only the benchmark build says,
+	# when it opens the node, that its engine has no audit log.
+	if grep -q embassy_bench_nolog "$work/embassy.log"; then
+		log "the ordinary embassy build runs without its audit log; its log:"
+		cat "$work/embassy.log" >&2
+		exit 1
+	fi
+	if ! grep -q embassy_bench_nolog "$work/embassy-nolog.log"; then
+		log "the embassy_bench_nolog build did not turn the engine's audit log off (built from a commit without node/benchaudit_nolog.go?); its log:"
+		cat "$work/embassy-nolog.log" >&2
+		exit 1
+	fi
+	log "embassy with its audit log (pid $embassy_pid) on 127.0.0.1:$embassy_port, without it (embassy_bench_nolog build, pid $other_pid) on 127.0.0.1:$other_port"
+else
+	log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION (pid $other_pid) on 127.0.0.1:$other_port"
+fi
 log "data under $work ($(df -h --output=source,fstype "$work" | tail -1 | tr -s ' '))"
 
 # --- cases, interleaved so that drift hits both servers alike ------------
@@ -156,15 +208,22 @@ for run in $(seq 1 "$RUNS"); do
 	if [ -n "${PROFILE:-}" ] && [ "$run" -eq 1 ]; then
 		prof=(-pprof "$PROFILE")
 	fi
+	# Both servers are embassy in AUDIT_COST mode: both may be profiled,
+	# and neither gets objects back (the log's cost is on the put).
+	ref=()
+	if [ -n "$audit_cost" ]; then
+		ref=(-put-only "${prof[@]}")
+		prof=(-put-only "${prof[@]}")
+	fi
 	n=$((run - 1))
 	for c in $cases; do
 		sync
 		if [ $((n % 2)) -eq 0 ]; then
 			bench embassy "$embassy_port" "$embassy_pid" "$c" "${prof[@]}"
 			sync
-			bench minio "$minio_port" "$minio_pid" "$c"
+			bench "$other" "$other_port" "$other_pid" "$c" "${ref[@]}"
 		else
-			bench minio "$minio_port" "$minio_pid" "$c"
+			bench "$other" "$other_port" "$other_pid" "$c" "${ref[@]}"
 			sync
 			bench embassy "$embassy_port" "$embassy_pid" "$c" "${prof[@]}"
 		fi
@@ -187,4 +246,8 @@ if [ -n "${PROFILE:-}" ]; then
 fi
 
 echo
-"$s3bench" compare "$work/embassy.jsonl" "$work/minio.jsonl"
+if [ -n "$audit_cost" ]; then
+	"$s3bench" compare -audit-cost "$work/embassy.jsonl" "$work/embassy-nolog.jsonl"
+else
+	"$s3bench" compare "$work/embassy.jsonl" "$work/minio.jsonl"
+fi

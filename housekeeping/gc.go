@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embassy-dev/embassy/audit"
@@ -53,6 +54,9 @@ import (
 // considers it unexplained by a record: a younger one may belong to a
 // write still in flight.
 const DefaultGrace = time.Hour
+
+// removalsInFlight bounds the removals collection runs at once on one site.
+const removalsInFlight = 16
 
 // CollectOptions configure garbage collection.
 type CollectOptions struct {
@@ -318,18 +322,28 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 					return
 				}
 			}
-			removed := 0
+			// Several removals at once: a dir site makes each durable
+			// with an fsync of its directory, shared by the removals
+			// waiting on it.
+			var removed atomic.Int64
+			var dw sync.WaitGroup
+			sem := make(chan struct{}, removalsInFlight)
 			for _, name := range doomed {
-				if err := s.Store.Delete(ctx, name); err == nil {
-					removed++
-				} else if !errors.Is(err, site.ErrRetained) {
-					mu.Lock()
-					c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
-					mu.Unlock()
-				}
+				sem <- struct{}{}
+				dw.Go(func() {
+					defer func() { <-sem }()
+					if err := s.Store.Delete(ctx, name); err == nil {
+						removed.Add(1)
+					} else if !errors.Is(err, site.ErrRetained) {
+						mu.Lock()
+						c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
+						mu.Unlock()
+					}
+				})
 			}
+			dw.Wait()
 			mu.Lock()
-			c.Removed += removed
+			c.Removed += int(removed.Load())
 			mu.Unlock()
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/site/dir"
 )
@@ -45,12 +46,33 @@ func TestDescriptorGenerations(t *testing.T) {
 	if g2 != g1+1 || siteGeneration(t, n, sitePath(n, "fin-2")) != g2 {
 		t.Fatalf("after a change: generation %d, want %d", g2, g1+1)
 	}
-	// The generation file is lost: the next open takes the sites'.
+	// Reopened with nothing changed, the node publishes nothing: no new
+	// generation, no audit entry.
+	entries := descriptorEntries(t, n)
+	n = reopen(t, n)
+	if g := n.Descriptor().Generation; g != g2 || siteGeneration(t, n, sitePath(n, "fin-2")) != g2 {
+		t.Fatalf("generation %d after reopening unchanged, fin-2 holds %d; want %d", g, siteGeneration(t, n, sitePath(n, "fin-2")), g2)
+	}
+	if e := descriptorEntries(t, n); e != entries {
+		t.Fatalf("reopening unchanged logged %d descriptor.publish entries, want none", e-entries)
+	}
+	// The generation file is lost: the next open takes the sites', and
+	// the next publish goes above them.
 	n.Close()
 	os.Remove(filepath.Join(n.Dir, GenerationFile))
 	n = reopen(t, n)
-	if g := n.Descriptor().Generation; g != g2+1 {
-		t.Fatalf("generation %d after reopening without the file, want %d (above the sites')", g, g2+1)
+	if g := n.Descriptor().Generation; g != g2 {
+		t.Fatalf("generation %d after reopening without the file, want the sites' %d", g, g2)
+	}
+	// A site that lost its descriptor gets it again on the next open,
+	// above every generation seen.
+	n.Close()
+	if err := os.Remove(filepath.Join(sitePath(n, "fin-2"), filepath.FromSlash(DescriptorBlob))); err != nil {
+		t.Fatal(err)
+	}
+	n = reopen(t, n)
+	if g := n.Descriptor().Generation; g != g2+1 || siteGeneration(t, n, sitePath(n, "fin-2")) != g2+1 {
+		t.Fatalf("after reopening with fin-2's descriptor gone: generation %d, fin-2 holds %d; want %d", g, siteGeneration(t, n, sitePath(n, "fin-2")), g2+1)
 	}
 	// A site holding a newer descriptor (another copy of this node at work)
 	// keeps it, and the node says so.
@@ -105,4 +127,20 @@ func TestDescriptorFormat1ReadsAsGeneration0(t *testing.T) {
 	if err != nil || d.Generation != 0 {
 		t.Fatalf("format 1: %+v, %v", d, err)
 	}
+}
+
+// descriptorEntries counts the descriptor.publish entries in n's audit log.
+func descriptorEntries(t *testing.T, n *Node) int {
+	t.Helper()
+	count := 0
+	err := n.Audit().Events(t.Context(), 0, func(_ uint64, e audit.Event) error {
+		if e.Kind == KindDescriptor {
+			count++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return count
 }

@@ -263,18 +263,84 @@ func newest(seen []seenDescriptor) (seenDescriptor, bool) {
 // (the directory's may be behind when it was restored from a copy, which
 // verifyNodeFiles has checked by then, or lost). The next publish goes
 // above both, so a generation never goes backwards.
-func (n *Node) syncGeneration(ctx context.Context) {
+// It returns what it read from the sites.
+func (n *Node) syncGeneration(ctx context.Context) []seenDescriptor {
 	local, err := readGeneration(n.Dir)
 	if err != nil {
 		n.Log.Warn("node descriptor generation unreadable; taking the sites'", "err", err)
 	}
 	n.descMu.Lock()
 	defer n.descMu.Unlock()
-	if best, ok := newest(n.siteDescriptors(ctx)); ok && best.d.Generation > local {
+	seen := n.siteDescriptors(ctx)
+	if best, ok := newest(seen); ok && best.d.Generation > local {
 		local = best.d.Generation
 	}
 	n.descGen = local
 	n.descBehind = ""
+	return seen
+}
+
+// refreshDescriptor, on opening, publishes the descriptor unless every
+// site already holds the newest generation and it carries the node's
+// files as they are: opening a node (every CLI command) changes nothing,
+// so it writes no new generation and no audit entry. A site that missed
+// the last publish, or files changed while the node was closed (a
+// restored or hand-edited node directory), are published as before.
+func (n *Node) refreshDescriptor(ctx context.Context, seen []seenDescriptor) {
+	if n.Keys == nil || n.Engine == nil {
+		return
+	}
+	if n.descriptorCurrent(seen) {
+		n.Log.Debug("node descriptor unchanged on every site; not published again", "generation", n.Descriptor().Generation)
+		return
+	}
+	n.PublishDescriptor(ctx)
+}
+
+// descriptorCurrent reports whether seen has, for every site the engine
+// has, a descriptor of the current generation holding the node's files.
+func (n *Node) descriptorCurrent(seen []seenDescriptor) bool {
+	n.descMu.Lock()
+	gen := n.descGen
+	n.descMu.Unlock()
+	if gen == 0 || len(seen) != len(n.Engine.Sites()) {
+		return false
+	}
+	files, err := n.descriptorFiles()
+	if err != nil {
+		return false
+	}
+	for _, s := range seen {
+		if s.err != nil || s.d.Generation != gen || !files.sameFiles(s.d) {
+			return false
+		}
+	}
+	return true
+}
+
+// descriptorFiles reads the node files a descriptor carries.
+func (n *Node) descriptorFiles() (descriptor, error) {
+	cfg, err := os.ReadFile(filepath.Join(n.Dir, ConfigFile))
+	if err != nil {
+		return descriptor{}, err
+	}
+	d := descriptor{NodeID: n.Config.Node.ID, Config: cfg}
+	for _, f := range []struct {
+		name string
+		to   *[]byte
+	}{{CustodyFile, &d.Custody}, {RequestsFile, &d.Requests}, {custody.IdentityFile, &d.Identity}, {RotationFile, &d.Rotation}, {custody.PeerKeysFile, &d.PeerKeys}} {
+		if b, err := os.ReadFile(filepath.Join(n.Dir, f.name)); err == nil {
+			*f.to = b
+		}
+	}
+	return d, nil
+}
+
+// sameFiles reports whether d and o carry the same node and files.
+func (d descriptor) sameFiles(o descriptor) bool {
+	return d.NodeID == o.NodeID && bytes.Equal(d.Config, o.Config) && bytes.Equal(d.Custody, o.Custody) &&
+		bytes.Equal(d.Requests, o.Requests) && bytes.Equal(d.Identity, o.Identity) &&
+		bytes.Equal(d.Rotation, o.Rotation) && bytes.Equal(d.PeerKeys, o.PeerKeys)
 }
 
 // DescriptorState is what the node knows of its descriptor on the sites.
@@ -311,21 +377,13 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 		}
 		return ids
 	}
-	cfg, err := os.ReadFile(filepath.Join(n.Dir, ConfigFile))
+	d, err := n.descriptorFiles()
 	if err != nil {
 		n.Log.Error("descriptor: read config", "err", err)
 		return all()
 	}
 	gen := n.descGen + 1
-	d := descriptor{NodeID: n.Config.Node.ID, Generation: gen, Written: time.Now().UTC(), Config: cfg}
-	for _, f := range []struct {
-		name string
-		to   *[]byte
-	}{{CustodyFile, &d.Custody}, {RequestsFile, &d.Requests}, {custody.IdentityFile, &d.Identity}, {RotationFile, &d.Rotation}, {custody.PeerKeysFile, &d.PeerKeys}} {
-		if b, err := os.ReadFile(filepath.Join(n.Dir, f.name)); err == nil {
-			*f.to = b
-		}
-	}
+	d.Generation, d.Written = gen, time.Now().UTC()
 	blob, err := sealDescriptor(n.Keys, d)
 	if err != nil {
 		n.Log.Error("descriptor: seal", "err", err)

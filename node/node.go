@@ -393,8 +393,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	if _, err := n.checkRequests(context.Background()); err != nil {
 		return fmt.Errorf("check requests.json against the audit log: %w", err)
 	}
-	n.syncGeneration(context.Background())
-	n.PublishDescriptor(context.Background())
+	n.refreshDescriptor(context.Background(), n.syncGeneration(context.Background()))
 	return nil
 }
 
@@ -501,7 +500,7 @@ func (n *Node) rebuildEngine() error {
 	}()
 	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
 		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n,
-		Audit: auditProxy{n}, AuditFailClosed: n.Config.failClosed()})
+		Audit: n.engineAudit(), AuditFailClosed: n.Config.failClosed()})
 	if err != nil {
 		return err
 	}
@@ -516,6 +515,20 @@ func (n *Node) rebuildEngine() error {
 	n.Engine = e
 	n.live.rebuilt(n.Config.Policies)
 	return nil
+}
+
+// engineAudit is the audit log the engine records its changes on: the
+// node's, always. The one exception is a benchmark binary built with
+// -tags embassy_bench_nolog (benchaudit_nolog.go), which gives a
+// development node's engine none so that bench/s3.sh can measure what the
+// log costs a PUT; in an ordinary build benchNoAuditLog is the constant
+// false and nothing can turn the log off.
+func (n *Node) engineAudit() vault.AuditLog {
+	if benchNoAuditLog && n.Config.Node.Dev {
+		n.Log.Warn("embassy_bench_nolog: this benchmark build gives the engine no audit log; the changes it makes are NOT recorded (not for real use)")
+		return nil
+	}
+	return auditProxy{n}
 }
 
 func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {

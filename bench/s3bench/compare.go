@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,6 +46,13 @@ func (k caseKey) String() string {
 }
 
 func compareCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	auditCost := fs.Bool("audit-cost", false, "the two files are embassy with its audit log and without it (bench/s3.sh AUDIT_COST=1): judge PUTs by issue 12's goal")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("compare: %w\n%s", err, usage)
+	}
+	args = fs.Args()
 	if len(args) != 2 {
 		return fmt.Errorf("compare: want two files, got %d\n%s", len(args), usage)
 	}
@@ -55,6 +63,9 @@ func compareCmd(args []string, stdout io.Writer) error {
 	b, err := readRecords(args[1])
 	if err != nil {
 		return err
+	}
+	if *auditCost {
+		return compareAudit(stdout, a, b)
 	}
 	return compare(stdout, a, b)
 }

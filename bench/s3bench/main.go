@@ -16,7 +16,9 @@
 // time is read from /proc/PID/stat before and after each phase.
 //
 // compare reads two such files and prints, per case, both values, their
-// ratio and the goal the first server is held to.
+// ratio and the goal the first server is held to (issue 15's against
+// MinIO; with -audit-cost, issue 12's: embassy with its audit log against
+// a benchmark build without it, bench/s3.sh AUDIT_COST=1).
 //
 // Two helpers for scripts: ready waits until an endpoint answers a signed
 // request, and freeport prints a free TCP port on 127.0.0.1.
@@ -42,7 +44,7 @@ func main() {
 
 const usage = `usage:
   s3bench run -endpoint HOST:PORT -access-key AK -secret-key SK -bucket B -server NAME [-pid PID] -case SIZE:CONC:COUNT[,...] [-out FILE]
-  s3bench compare A.jsonl B.jsonl
+  s3bench compare [-audit-cost] A.jsonl B.jsonl
   s3bench ready -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-timeout 2m]
   s3bench freeport`
 

@@ -71,6 +71,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	unsigned := fs.Bool("unsigned-payload", false, "send UNSIGNED-PAYLOAD instead of the client's default streaming SigV4 (aws-chunked) bodies")
 	dropCaches := fs.Bool("drop-caches", false, "sync and drop the page cache before each phase (needs root)")
 	maxTime := fs.Duration("max-time", 10*time.Minute, "stop a phase after this long and report what was done")
+	putOnly := fs.Bool("put-only", false, "only put the objects, get nothing back (bench/s3.sh AUDIT_COST=1: the audit log's cost is on the put)")
 	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
 	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +134,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		unsigned: *unsigned,
 		maxTime:  *maxTime,
 		drop:     *dropCaches,
+		putOnly:  *putOnly,
 		runID:    strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	if *pprofDir != "" {
@@ -203,12 +205,14 @@ type bench struct {
 	unsigned bool
 	maxTime  time.Duration
 	drop     bool
+	putOnly  bool // no get phase
 	runID    string
 	data     *payload
 	prof     *profiler // nil: no profiles
 }
 
-// runCase puts s.Count objects, then gets back every one that was put.
+// runCase puts s.Count objects, then gets back every one that was put
+// (unless putOnly).
 func (b *bench) runCase(ctx context.Context, s caseSpec) ([]record, error) {
 	prefix := fmt.Sprintf("s3bench/%s/%s-c%d/", b.runID, formatSize(s.Size), s.Concurrency)
 	key := func(i int) string { return prefix + fmt.Sprintf("%08d", i) }
@@ -228,6 +232,9 @@ func (b *bench) runCase(ctx context.Context, s caseSpec) ([]record, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if b.putOnly {
+		return []record{put}, nil
 	}
 
 	bufs := make([][]byte, s.Concurrency)

@@ -276,7 +276,13 @@ func compareLines(t *testing.T, a, b []record) func(prefix string, nth int) stri
 	if err := compare(&out, a, b); err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(out.String(), "\n")
+	return lineFinder(t, out.String())
+}
+
+// lineFinder returns a function finding the nth line of out that starts
+// with a prefix, with runs of spaces collapsed.
+func lineFinder(t *testing.T, out string) func(prefix string, nth int) string {
+	lines := strings.Split(out, "\n")
 	return func(prefix string, nth int) string {
 		t.Helper()
 		for _, l := range lines {
@@ -287,7 +293,7 @@ func compareLines(t *testing.T, a, b []record) func(prefix string, nth int) stri
 				nth--
 			}
 		}
-		t.Fatalf("no line %q (#%d) in\n%s", prefix, nth, out.String())
+		t.Fatalf("no line %q (#%d) in\n%s", prefix, nth, out)
 		return ""
 	}
 }
@@ -375,6 +381,47 @@ func TestCompareRuns(t *testing.T) {
 			t.Fatalf("got  %q\nwant %q", got, want)
 		}
 	})
+}
+
+// TestCompareAudit: embassy with its audit log against the benchmark build
+// without it (bench/s3.sh AUDIT_COST=1): every round's ratio is printed,
+// PUTs are judged by the median ratio against issue 12's 0.90, GETs are
+// shown only.
+func TestCompareAudit(t *testing.T) {
+	put := func(server string, size int64, ops, cpu float64) record {
+		return record{Server: server, Op: "put", Size: size, Concurrency: 16, OpsPerS: ops, CPUPerGB: ptr(cpu)}
+	}
+	// 4 KiB: rounds 0.95, 0.80, 1.00 (median 0.95: met); 1 MiB: 0.85,
+	// 0.88, 0.99 (median 0.88: missed, though one round beat the goal).
+	a := []record{put("embassy", 4<<10, 95, 10), put("embassy", 1<<20, 85, 1), put("embassy", 4<<10, 80, 12), put("embassy", 1<<20, 88, 1), put("embassy", 4<<10, 100, 11), put("embassy", 1<<20, 99, 1),
+		{Server: "embassy", Op: "get", Size: 4 << 10, Concurrency: 16, OpsPerS: 50}}
+	b := []record{put("embassy-nolog", 4<<10, 100, 8), put("embassy-nolog", 1<<20, 100, 1), put("embassy-nolog", 4<<10, 100, 8), put("embassy-nolog", 1<<20, 100, 1), put("embassy-nolog", 4<<10, 100, 8), put("embassy-nolog", 1<<20, 100, 1),
+		{Server: "embassy-nolog", Op: "get", Size: 4 << 10, Concurrency: 16, OpsPerS: 100}}
+	var out bytes.Buffer
+	if err := compareAudit(&out, a, b); err != nil {
+		t.Fatal(err)
+	}
+	find := lineFinder(t, out.String())
+	tests := []struct {
+		name, prefix string
+		nth          int
+		want         string
+	}{
+		{name: "the goal", prefix: "Goal", want: "Goal (issue 12): the audit log costs PUTs at most 10 %: embassy (with its log) ≥ 0.90x embassy-nolog (no log) on every PUT case."},
+		{name: "rounds are said", prefix: "3 rounds", want: "3 rounds, alternating which server goes first: values are medians; ratio is the median of the per-round ratios, range their lowest and highest."},
+		{name: "small put met", prefix: "PUT 4KiB c16", want: "PUT 4KiB c16 ops/s 95.0 100.0 0.95x 0.80–1.00x 3 0.95 0.80 1.00 ≥ 0.90x met"},
+		{name: "medium put missed", prefix: "PUT 1MiB c16", want: "PUT 1MiB c16 ops/s 88.0 100.0 0.88x 0.85–0.99x 3 0.85 0.88 0.99 ≥ 0.90x MISSED"},
+		{name: "get shown, not judged", prefix: "GET 4KiB c16", want: "GET 4KiB c16 ops/s 50.0 100.0 0.50x - 1 0.50 -"},
+		{name: "cpu shown", prefix: "PUT 4KiB c16", nth: 1, want: "PUT 4KiB c16 11.00 8.00 1.38x 1.25–1.50x"},
+		{name: "goal count", prefix: "goals met", want: "goals met: 1 of 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := find(tt.prefix, tt.nth); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestSummarize(t *testing.T) {
@@ -496,6 +543,9 @@ func FuzzParseRecords(f *testing.F) {
 		}
 		// Whatever parses must compare without error or panic.
 		if err := compare(io.Discard, rs, rs); err != nil {
+			t.Fatal(err)
+		}
+		if err := compareAudit(io.Discard, rs, rs); err != nil {
 			t.Fatal(err)
 		}
 	})

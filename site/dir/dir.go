@@ -654,6 +654,12 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 		}
 		return s.ready(name)
 	}
+	// The removal is durable before it is reported, as a put's rename
+	// is: without the directory's fsync a power loss can bring the blob
+	// back. Concurrent deletes in one directory share an fsync.
+	if err := s.syncDir(filepath.Dir(filepath.Join(s.root, filepath.FromSlash(name)))); err != nil {
+		return fmt.Errorf("dir site: delete %s: sync directory: %w", name, err)
+	}
 	return nil
 }
 

@@ -563,3 +563,45 @@ func TestPutReaderCutShortStoresNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteSyncsItsDirectory: a delete is reported only after an fsync of
+// the blob's directory has started after the removal, so a power loss
+// cannot bring the blob back (as for a put's rename).
+func TestDeleteSyncsItsDirectory(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const name = "s/ab/blob"
+	if err := s.Put(ctx, name, strings.NewReader("shard"), 5); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(s.root, "s", "ab")
+	synced := func() uint64 {
+		s.mu.Lock()
+		sy := s.syncers[dir]
+		s.mu.Unlock()
+		if sy == nil {
+			return 0
+		}
+		sy.mu.Lock()
+		defer sy.mu.Unlock()
+		return sy.done
+	}
+	before := synced()
+	if err := s.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if after := synced(); after <= before {
+		t.Fatalf("delete of %s returned with %d fsyncs of %s finished, as many as before it (%d)", name, after, dir, before)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blob")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("blob still there: %v", err)
+	}
+	// Deleting what is not there syncs nothing and succeeds.
+	n := synced()
+	if err := s.Delete(ctx, name); err != nil || synced() != n {
+		t.Fatalf("second delete: %v, fsyncs %d -> %d", err, n, synced())
+	}
+}
