@@ -209,30 +209,49 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return errors.Join(errs...)
 	}
 	// One appender per chunk size (sequencer.go); the first publishes.
+	wrap := func(add tessera.AddFn) tessera.AddFn {
+		if cfg.wrapAdd != nil {
+			return cfg.wrapAdd(add)
+		}
+		return add
+	}
 	seq, err := newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
-		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge).WithPushback(8192)
+		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
 		if reader == nil {
-			opts = opts.WithCheckpointSigner(cfg.Signer, cosigners...).
+			opts = opts.WithPushback(8192).
+				WithCheckpointSigner(cfg.Signer, cosigners...).
 				WithCheckpointInterval(cfg.CheckpointInterval).
 				WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
-		} else {
-			opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
-				WithCheckpointInterval(never).
-				WithCheckpointRepublishInterval(0).
-				WithGarbageCollectionInterval(0)
+			app, sd, r, err := tessera.NewAppender(actx, drv, opts)
+			if err != nil {
+				return nil, err
+			}
+			shutdowns = append(shutdowns, sd)
+			reader = r
+			return wrap(app.Add), nil
 		}
-		app, sd, r, err := tessera.NewAppender(actx, drv, opts)
+		// The others are the POSIX driver's own appenders, without the
+		// lifecycle tessera.NewAppender wraps around them, which adds
+		// per appender a goroutine reading the tree state twice every
+		// 100 ms for metrics embassy does not export (eight of them read
+		// it some 160 times a second on an idle node), a size check that
+		// SealEntry makes already (MaxEntry), and a shutdown that waits
+		// for a checkpoint covering the appender's entries, which Close
+		// waits for once for all (awaitCheckpoint). See docs/design.md,
+		// "Why the sequencer cuts tessera's batches itself".
+		opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
+			WithCheckpointInterval(never).
+			WithCheckpointRepublishInterval(0).
+			WithGarbageCollectionInterval(0)
+		lc, ok := drv.(driverAppender)
+		if !ok {
+			return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
+		}
+		app, _, err := lc.Appender(actx, opts)
 		if err != nil {
 			return nil, err
 		}
-		shutdowns = append(shutdowns, sd)
-		if reader == nil {
-			reader = r
-		}
-		if cfg.wrapAdd != nil {
-			return cfg.wrapAdd(app.Add), nil
-		}
-		return app.Add, nil
+		return wrap(app.Add), nil
 	})
 	fail := func(err error) (*Log, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -283,6 +302,12 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.copies = newCopier(l)
 	go l.copies.run(actx)
 	return l, nil
+}
+
+// driverAppender is the lifecycle a tessera storage driver implements
+// (posix.Storage's Appender, which tessera.NewAppender calls).
+type driverAppender interface {
+	Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
 }
 
 // Append makes events durable in the local journal and returns the index
@@ -469,6 +494,29 @@ func (l *Log) AwaitIntegrated(ctx context.Context, size uint64) error {
 	}
 }
 
+// awaitCheckpoint waits until the local checkpoint covers size entries:
+// the publishing appender publishes what any appender integrated within
+// Config.CheckpointInterval (at once for its own batches), unless a
+// witness policy without fail-open holds it back.
+func (l *Log) awaitCheckpoint(ctx context.Context, size uint64) error {
+	t := time.NewTicker(l.cfg.CheckpointInterval / 2)
+	defer t.Stop()
+	for {
+		_, cp, err := l.Checkpoint(ctx)
+		if err == nil && cp.Size >= size {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("the latest checkpoint covers %d entries of %d", cp.Size, size)
+			}
+			return fmt.Errorf("audit log: %w: %v", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
 // Checkpoint returns the latest checkpoint the log published (signed
 // note) and its parsed form.
 func (l *Log) Checkpoint(ctx context.Context) ([]byte, *log.Checkpoint, error) {
@@ -565,6 +613,9 @@ func (l *Log) Close(ctx context.Context) error {
 	size := l.appended()
 	l.j.close()
 	err := l.AwaitIntegrated(ctx, size)
+	if err == nil && size > 0 {
+		err = l.awaitCheckpoint(ctx, size)
+	}
 	if serr := l.shutdown(ctx); err == nil && serr != nil && size > 0 {
 		err = serr
 	}

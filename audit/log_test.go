@@ -505,3 +505,26 @@ func TestCloseReturnsWhileABatchIsInFlight(t *testing.T) {
 		t.Fatalf("after reopening, the log holds %q, want the one entry appended before Close", keys)
 	}
 }
+
+// Close leaves a published checkpoint covering every entry, those that
+// went through the appenders that do not publish included (two entries go
+// in as one batch of the size-2 appender: sequencer.go): Close waits for
+// the publishing appender's next checkpoint (awaitCheckpoint).
+func TestCloseLeavesACheckpointCoveringEverything(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, testKeys(t), dir, nil)
+	cfg.CheckpointInterval = time.Second // well after the batch is integrated
+	l := openLog(t, cfg)
+	if _, err := l.Append(t.Context(), event(0), event(1)); err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, l)
+	raw, err := os.ReadFile(filepath.Join(dir, "tlog", "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitN(raw, []byte("\n"), 3)
+	if len(lines) < 3 || string(lines[1]) != "2" {
+		t.Fatalf("after Close the published checkpoint is %q..., want one of size 2", bytes.Join(lines[:min(2, len(lines))], []byte("\n")))
+	}
+}
