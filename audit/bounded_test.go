@@ -92,7 +92,7 @@ func TestVerifyInBoundedMemory(t *testing.T) {
 	t.Logf("%d entries: node audit/tlog %d bytes (%.0f B/entry), site log/ %d bytes (%.0f B/entry)", n, node, float64(node)/float64(n), siteB, float64(siteB)/float64(n))
 
 	var rep LogCheck
-	peak, base := benchutil.HeapPeak(func() {
+	cu := benchutil.MeasureHeap(func() {
 		if rep, err = l.CheckCopies(sctx); err != nil {
 			t.Error(err)
 		}
@@ -100,9 +100,10 @@ func TestVerifyInBoundedMemory(t *testing.T) {
 	if len(rep.Copies) != 1 || rep.Copies[0].Problem != "" || rep.Copies[0].Size != uint64(n) || len(rep.Problems) != 0 {
 		t.Fatalf("check of the copy: %+v", rep)
 	}
-	t.Logf("CheckCopies over %d entries: heap peak %.1f MiB above the %.1f MiB in use before", n, float64(peak)/(1<<20), float64(base)/(1<<20))
+	peak := cu.Peak
+	t.Logf("CheckCopies over %d entries: heap peak %.2f MiB, live %.2f MiB above the %.2f MiB in use before (%d GCs, %s)", n, mb(cu.Peak), mb(cu.Live), mb(cu.Base), cu.GCs, cu.Took.Round(time.Millisecond))
 	count := 0
-	rpeak, _ := benchutil.HeapPeak(func() {
+	ru := benchutil.MeasureHeap(func() {
 		if err := l.Events(sctx, 0, func(uint64, Event) error { count++; return nil }); err != nil {
 			t.Error(err)
 		}
@@ -110,9 +111,12 @@ func TestVerifyInBoundedMemory(t *testing.T) {
 	if count != n {
 		t.Fatalf("read %d events of %d", count, n)
 	}
-	t.Logf("reading every event: heap peak %.1f MiB above", float64(rpeak)/(1<<20))
+	rpeak := ru.Peak
+	t.Logf("reading every event: heap peak %.2f MiB, live %.2f MiB above the %.2f MiB in use before (%d GCs, %s)", mb(ru.Peak), mb(ru.Live), mb(ru.Base), ru.GCs, ru.Took.Round(time.Millisecond))
 	const bound = 8 << 20
 	if peak > bound || rpeak > bound {
 		t.Fatalf("verifying %d entries took %d and %d bytes of heap, over %d", n, peak, rpeak, bound)
 	}
 }
+
+func mb(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -18,7 +18,8 @@
 #   get     the four data shard blobs read cold (evicted from the page cache)
 #   small   six blobs per object of the engine's manifest-copy size through the driver's
 #           small-file path (page cache, fdatasync, rename, group-committed directory fsync)
-#   repair  the survivors' files read cold; writes as for put
+#   repair  the survivors' shard blobs read cold through the driver (one reader a site and eight, the
+#           faster); writes as for put
 #   audit   the same small puts on a fresh engine without the audit log, in the
 #           same round (AUDIT_ROUNDS rounds of AUDIT_OBJECTS puts, 9 of 2000 by
 #           default, alternating which engine goes first): "audit log/no log",

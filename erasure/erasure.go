@@ -127,6 +127,31 @@ func (c *Coder) Reconstruct(shards [][]byte) error {
 	return nil
 }
 
+// ReconstructSome fills in the missing shards marked in required (one entry
+// per shard), and no others. Missing shards must have capacity for the
+// shard size or be nil.
+func (c *Coder) ReconstructSome(shards [][]byte, required []bool) error {
+	if len(shards) != c.k+c.m || len(required) != c.k+c.m {
+		return fmt.Errorf("erasure: got %d shards and %d required, want %d", len(shards), len(required), c.k+c.m)
+	}
+	have := 0
+	for _, s := range shards {
+		if len(s) > 0 {
+			have++
+		}
+	}
+	if have < c.k {
+		return fmt.Errorf("%w: have %d of %d needed", ErrTooFewShards, have, c.k)
+	}
+	if c.m == 0 {
+		return nil
+	}
+	if err := c.enc.ReconstructSome(shards, required); err != nil {
+		return fmt.Errorf("erasure: reconstruct: %w", err)
+	}
+	return nil
+}
+
 // Join copies the first n bytes of the data shards into dst, which must be
 // at least n bytes long.
 func (c *Coder) Join(dst []byte, shards [][]byte, n int) error {

@@ -126,3 +126,53 @@ func BenchmarkSum256KiB(b *testing.B) {
 		Sum(&s, BlockID{}, data)
 	}
 }
+
+// TestReconstructSome: only the shards asked for are rebuilt, into the
+// caller's buffers when they have the capacity, and equal the originals;
+// the others stay missing.
+func TestReconstructSome(t *testing.T) {
+	c, _ := New(4, 2)
+	const n = 4099
+	buf := make([]byte, c.BufferSize(n))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range n {
+		buf[i] = byte(rng.Uint32())
+	}
+	shards, err := c.Encode(buf, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([][]byte, len(shards))
+	for i := range shards {
+		got[i] = bytes.Clone(shards[i])
+	}
+	// Lose data shard 1 and parity shard 5; ask for 1 only, then 5.
+	mine := make([]byte, 0, len(shards[5]))
+	got[1], got[5] = nil, mine
+	if err := c.ReconstructSome(got, []bool{false, true, false, false, false, false}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[1], shards[1]) {
+		t.Error("shard 1 rebuilt wrong")
+	}
+	if len(got[5]) != 0 {
+		t.Error("shard 5 rebuilt though not asked for")
+	}
+	required := []bool{false, false, false, false, false, true}
+	if err := c.ReconstructSome(got, required); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[5], shards[5]) {
+		t.Error("shard 5 rebuilt wrong")
+	}
+	if &got[5][0] != &mine[:1][0] {
+		t.Error("shard 5 not rebuilt into the buffer given")
+	}
+	got[0], got[2], got[3] = nil, nil, nil
+	if err := c.ReconstructSome(got, required); !errors.Is(err, ErrTooFewShards) {
+		t.Fatalf("err = %v, want ErrTooFewShards", err)
+	}
+	if err := c.ReconstructSome(got, required[:4]); err == nil {
+		t.Fatal("a required list of the wrong length was accepted")
+	}
+}

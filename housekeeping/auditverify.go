@@ -2,16 +2,12 @@ package housekeeping
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/evidence"
@@ -30,8 +26,8 @@ import (
 // checkpoint) is checked by the audit package; this is what only a node
 // holding the keys can check, since entries and manifests are sealed.
 //
-// The log is replayed into a temporary bbolt file, so memory does not grow
-// with the number of versions.
+// The log is replayed into a temporary on-disk hash table (statefile.go),
+// so memory does not grow with the number of versions.
 
 // LogAudit is what Keeper.VerifyLog found.
 type LogAudit struct {
@@ -89,109 +85,9 @@ const (
 	stBaseline             // recorded as existing when the log began
 )
 
-func (s versionState) encode() []byte {
-	b := binary.AppendUvarint(nil, uint64(s.siteRev))
-	b = binary.AppendUvarint(b, uint64(s.indexRev))
-	b = append(b, s.flags)
-	b = binary.AppendUvarint(b, uint64(len(s.vault)))
-	b = append(b, s.vault...)
-	return append(b, s.key...)
-}
-
-func decodeState(b []byte) (versionState, error) {
-	var s versionState
-	r, n := binary.Uvarint(b)
-	if n <= 0 {
-		return s, errors.New("bad state")
-	}
-	b = b[n:]
-	i, n := binary.Uvarint(b)
-	if n <= 0 || len(b) < n+1 {
-		return s, errors.New("bad state")
-	}
-	s.siteRev, s.indexRev, s.flags = int(r), int(i), b[n]
-	b = b[n+1:]
-	l, n := binary.Uvarint(b)
-	if n <= 0 || uint64(len(b)-n) < l {
-		return s, errors.New("bad state")
-	}
-	s.vault, s.key = string(b[n:n+int(l)]), string(b[n+int(l):])
-	return s, nil
-}
-
 // exists reports whether the log says the version exists now.
 func (s versionState) exists() bool {
 	return s.flags&(stPut|stBaseline) != 0 && s.flags&(stDeleted|stFailed) == 0
-}
-
-var stateBucket = []byte("v")
-
-// stateDB is the replayed log in a temporary bbolt file.
-type stateDB struct {
-	db   *bolt.DB
-	path string
-}
-
-func openStateDB(dir string) (*stateDB, error) {
-	f, err := os.CreateTemp(dir, "audit-verify-*.db")
-	if err != nil {
-		return nil, err
-	}
-	p := f.Name()
-	f.Close()
-	db, err := bolt.Open(p, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true})
-	if err != nil {
-		os.Remove(p)
-		return nil, err
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(stateBucket); return err }); err != nil {
-		db.Close()
-		os.Remove(p)
-		return nil, err
-	}
-	return &stateDB{db: db, path: p}, nil
-}
-
-func (s *stateDB) close() {
-	s.db.Close()
-	os.Remove(s.path)
-}
-
-// update applies fn to the states of ids, in one transaction.
-func (s *stateDB) update(ids []manifest.ID, fn func(i int, st *versionState)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(stateBucket)
-		for i, id := range ids {
-			var st versionState
-			if raw := b.Get(id[:]); raw != nil {
-				var err error
-				if st, err = decodeState(raw); err != nil {
-					return err
-				}
-			}
-			fn(i, &st)
-			if err := b.Put(id[:], st.encode()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func (s *stateDB) get(id manifest.ID) (versionState, bool, error) {
-	var st versionState
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(stateBucket).Get(id[:])
-		if raw == nil {
-			return nil
-		}
-		ok = true
-		var err error
-		st, err = decodeState(raw)
-		return err
-	})
-	return st, ok, err
 }
 
 // VerifyLog checks the index and every site's manifests against the audit
@@ -203,7 +99,7 @@ func (k *Keeper) VerifyLog(ctx context.Context, tmp string) (LogAudit, error) {
 	if l == nil {
 		return rep, errors.New("the node has no audit log")
 	}
-	db, err := openStateDB(tmp)
+	db, err := openStateFile(tmp)
 	if err != nil {
 		return rep, fmt.Errorf("audit verify: temporary state: %w", err)
 	}
@@ -313,32 +209,25 @@ func (k *Keeper) VerifyLog(ctx context.Context, tmp string) (LogAudit, error) {
 	}
 
 	// 4. Every version the log says exists: in the index, on a site.
-	err = db.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(stateBucket).ForEach(func(k, v []byte) error {
-			st, err := decodeState(v)
-			if err != nil {
-				return err
-			}
-			id := manifest.ID(k)
-			name := fmt.Sprintf("%s/%s version %s", st.vault, st.key, id)
-			if st.flags&stDeleted != 0 {
-				rep.Deleted++
-				return nil
-			}
-			if !st.exists() {
-				return nil
-			}
-			rep.Versions++
-			switch {
-			case st.flags&stOnSite == 0 && len(rep.SiteErrors) == 0:
-				rep.problem("%s is in the audit log, but no site holds its manifest: deleted behind the node's back", name)
-			case st.flags&stIndexed == 0 && st.flags&stOnSite != 0:
-				rep.note("%s is in the audit log and on the sites but not in the index: a write interrupted before its index commit ('embassy index rebuild' takes it in)", name)
-			case st.flags&stIndexed == 0:
-				rep.problem("%s is in the audit log but not in the index", name)
-			}
+	err = db.forEach(func(id manifest.ID, st versionState) error {
+		if st.flags&stDeleted != 0 {
+			rep.Deleted++
 			return nil
-		})
+		}
+		if !st.exists() {
+			return nil
+		}
+		rep.Versions++
+		name := func() string { return fmt.Sprintf("%s/%s version %s", st.vault, st.key, id) }
+		switch {
+		case st.flags&stOnSite == 0 && len(rep.SiteErrors) == 0:
+			rep.problem("%s is in the audit log, but no site holds its manifest: deleted behind the node's back", name())
+		case st.flags&stIndexed == 0 && st.flags&stOnSite != 0:
+			rep.note("%s is in the audit log and on the sites but not in the index: a write interrupted before its index commit ('embassy index rebuild' takes it in)", name())
+		case st.flags&stIndexed == 0:
+			rep.problem("%s is in the audit log but not in the index", name())
+		}
+		return nil
 	})
 	if err != nil {
 		return rep, err
@@ -385,7 +274,7 @@ func replay(st *versionState, e audit.Event) {
 const KindBaseline = "object.baseline"
 
 // auditSite checks every manifest copy on one site.
-func (k *Keeper) auditSite(ctx context.Context, sid string, s site.Site, db *stateDB, rep *LogAudit) error {
+func (k *Keeper) auditSite(ctx context.Context, sid string, s site.Site, db *stateFile, rep *LogAudit) error {
 	var names []string
 	err := s.List(ctx, manifest.ManifestPrefix, func(i site.Info) error {
 		names = append(names, i.Name)
@@ -402,7 +291,7 @@ func (k *Keeper) auditSite(ctx context.Context, sid string, s site.Site, db *sta
 	return k.auditCopies(ctx, sid, s, names, db, rep)
 }
 
-func (k *Keeper) auditCopies(ctx context.Context, sid string, s site.Site, names []string, db *stateDB, rep *LogAudit) error {
+func (k *Keeper) auditCopies(ctx context.Context, sid string, s site.Site, names []string, db *stateFile, rep *LogAudit) error {
 	type seen struct {
 		id  manifest.ID
 		m   *manifest.Manifest

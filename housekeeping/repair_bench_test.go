@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +23,49 @@ import (
 	"github.com/embassy-dev/embassy/site/fault"
 )
 
-var benchRepairSize = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
+var (
+	benchRepairSize    = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
+	benchRepairProfile = flag.String("embassy.repair-cpuprofile", "", "write a CPU profile of the first round's repair (the scrub alone) to this file")
+	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
+)
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileRepair starts the repair's CPU profile and trace when asked for
+// (first round only) and returns what stops them.
+func profileRepair(b *testing.B, round int) func() {
+	var stops []func()
+	if round == 0 && *benchRepairProfile != "" {
+		f, err := os.Create(*benchRepairProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if round == 0 && *benchRepairTrace != "" {
+		f, err := os.Create(*benchRepairTrace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+}
 
 // BenchmarkRepair writes objects (4 GiB by default) to six dir sites with
 // 4+2, destroys both sites of one jurisdiction, and measures against the raw
@@ -30,8 +75,11 @@ var benchRepairSize = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects
 //   - recovery: an index rebuild from the sites plus reading every object
 //     back, verified, from the survivors.
 //
-// The raw read is benchutil.ColdRead: every survivor's files read from
-// disk (evicted first), one reader per site. Repair also writes the lost
+// The raw read is benchutil.ColdRead: every survivor's shard blobs read
+// from disk (evicted first) through the dir driver's Get, one reader per
+// site and as many per site as the scrub repairs versions at once (in
+// turns: which goes first alternates from round to round); the faster of
+// the two. Repair also writes the lost
 // shards, so it also reports against the lesser of raw read and the write
 // bound, where raw write is benchutil.LargeRefs' (shard blobs through the
 // dir driver with O_DIRECT and fdatasync, as repair writes them). With
@@ -93,19 +141,35 @@ func BenchmarkRepair(b *testing.B) {
 					survivors = append(survivors, d)
 				}
 			}
-			raw := benchutil.ColdRead(survivors)
+			// The survivors' shard blobs read cold through the driver,
+			// one reader per site and as many as the scrub's repairs
+			// (scrubConcurrency); the faster is the reference.
+			// The order alternates from round to round, lest a cache
+			// below the page cache favour the second.
+			var raw1, rawN float64
+			if round%2 == 0 {
+				raw1, _ = benchutil.ColdRead(b, survivors, 1)
+				rawN, _ = benchutil.ColdRead(b, survivors, scrubConcurrency)
+			} else {
+				rawN, _ = benchutil.ColdRead(b, survivors, scrubConcurrency)
+				raw1, _ = benchutil.ColdRead(b, survivors, 1)
+			}
+			raw := max(raw1, rawN)
 			rawW, _ := benchutil.LargeRefs(b, root, 512<<20, 4, 2)
 			rawW *= 1.5 // LargeRefs counts object bytes; here, bytes written
 
 			for _, d := range survivors {
 				benchutil.Evict(d)
 			}
-			start := time.Now()
+			stop := profileRepair(b, round)
+			start, cpu0 := time.Now(), cpuTime()
 			rep, err := New(e, nil).Scrub(ctx, ScrubOptions{Repair: true})
 			if err != nil || len(rep.Unrepairable) > 0 {
 				b.Fatalf("repair: %+v, %v", rep, err)
 			}
-			repair := float64(size) / time.Since(start).Seconds()
+			took, cpu := time.Since(start), cpuTime()-cpu0
+			stop()
+			repair := float64(size) / took.Seconds()
 
 			for _, d := range survivors {
 				benchutil.Evict(d)
@@ -137,9 +201,10 @@ func BenchmarkRepair(b *testing.B) {
 			limit := min(raw, writeBound)
 			const mb = 1e6
 			repR, recR, limR = append(repR, repair/raw), append(recR, recovery/raw), append(limR, repair/limit)
-			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of survivors %.0f MB/s, raw write %.0f MB/s\n", round+1, size>>20, objects, raw/mb, rawW/mb)
+			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of survivors %.0f MB/s (%.0f with one reader a site, %.0f with %d), raw write %.0f MB/s\n", round+1, size>>20, objects, raw/mb, raw1/mb, rawN/mb, scrubConcurrency, rawW/mb)
 			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written)\n",
 				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20)
+			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9))
 			fmt.Printf("round %d: recovery (index rebuild + full verified read) %.0f MB/s: %.2f of raw read\n", round+1, recovery/mb, recovery/raw)
 		}
 		rep, rec, lim := benchutil.Summarize(repR), benchutil.Summarize(recR), benchutil.Summarize(limR)

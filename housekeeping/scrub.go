@@ -137,6 +137,10 @@ func (l *rateLimiter) wait(ctx context.Context, n int) error {
 	return nil
 }
 
+// scrubConcurrency is how many versions a scrub checks (and repairs) at
+// once.
+const scrubConcurrency = 8
+
 // Scrub runs a scrub over the index's versions.
 func (k *Keeper) Scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error) {
 	rep, err := k.scrub(ctx, o)
@@ -171,7 +175,7 @@ func (k *Keeper) scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 				return rep, err
 			}
 			// Versions are independent: check a few at once.
-			sem := make(chan struct{}, 8)
+			sem := make(chan struct{}, scrubConcurrency)
 			var wg sync.WaitGroup
 			for _, listed := range page.Versions {
 				if ctx.Err() != nil {

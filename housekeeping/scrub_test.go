@@ -3,6 +3,7 @@ package housekeeping
 import (
 	"bytes"
 	"errors"
+	"fmt"
 
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/vault"
@@ -63,6 +64,80 @@ func TestScrubRepairsLostJurisdiction(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRepairWriteFailsMidway: a repair whose new site fails in the middle
+// of writing a rebuilt shard (after its queue of blocks has filled, so the
+// rebuild is waiting on the site) stops without hanging, says the version
+// is unrepairable, leaves its placement and bytes as they were and no part
+// of the shard on the sites; once the site is well, the next repair
+// succeeds.
+func TestRepairWriteFailsMidway(t *testing.T) {
+	n := newTestNode(t,
+		site.Descriptor{ID: "deu-1", Jurisdiction: "DEU", Provider: "gov-dc", Control: "DEU"},
+		site.Descriptor{ID: "deu-2", Jurisdiction: "DEU", Provider: "cloudco", Control: "USA"})
+	ctx := t.Context()
+	// Written with DEU out of use, so that DEU is where the repair goes.
+	n.e.SetDraining([]string{"deu-1", "deu-2"})
+	// 12 MiB in 4 KiB stripes: some 3,000 blocks a shard, more than a
+	// rebuild queues for a site (4 MiB over two sites in 1 KiB blocks).
+	big := content("big", 12<<20)
+	n.put("big", big)
+	want := n.fillSizes("w")
+	n.e.SetDraining(nil)
+	before, err := n.e.Locate(ctx, "registry", "big", manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range topology {
+		if d.Jurisdiction == "EST" {
+			os.RemoveAll(n.dirs[d.ID])
+			n.faults[d.ID].Set(fault.Config{Down: true})
+		}
+	}
+	n.faults["deu-1"].Set(fault.Config{FailPutAfter: 1 << 20})
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := false
+	for _, u := range rep.Unrepairable {
+		if strings.Contains(u, "registry/big ") && strings.Contains(u, fault.ErrInjected.Error()) {
+			failed = true
+		}
+	}
+	if !failed || rep.RemainingAtRisk == 0 {
+		t.Fatalf("repair with a site failing mid-write: %+v", rep)
+	}
+	after, err := n.e.Locate(ctx, "registry", "big", manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("placement changed by a failed repair:\n%v\n%v", before, after)
+	}
+	if got, _, err := n.read("big", vault.GetOptions{Length: -1}); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("big after a failed repair: %v", err)
+	}
+	for _, l := range before {
+		for _, sid := range []string{"deu-1", "deu-2"} {
+			if _, err := os.Stat(filepath.Join(n.dirs[sid], filepath.FromSlash(l.Blob))); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s holds %s after a failed repair: %v", sid, l.Blob, err)
+			}
+		}
+	}
+	for _, sid := range []string{"deu-1", "deu-2"} {
+		if ents, _ := os.ReadDir(filepath.Join(n.dirs[sid], ".tmp")); len(ents) > 0 {
+			t.Fatalf("%s keeps %d temporary files after a failed repair", sid, len(ents))
+		}
+	}
+	n.faults["deu-1"].Set(fault.Config{})
+	rep, err = n.k.Scrub(ctx, ScrubOptions{Repair: true})
+	if err != nil || len(rep.Unrepairable) > 0 || rep.RemainingAtRisk != 0 {
+		t.Fatalf("repair once the site is well: %+v, %v", rep, err)
+	}
+	want["big"] = big
+	n.checkAll(want)
 }
 
 // With the home jurisdiction gone and only two left, the policy cannot be

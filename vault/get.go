@@ -380,6 +380,12 @@ type partReader struct {
 	out     []byte
 	outBuf  *[]byte // out's pooled buffer, if it came from one
 	shards  [][]byte
+	// decoded is the shard set the last decode joined: every data shard,
+	// the missing ones reconstructed into rec (buffers kept from stripe
+	// to stripe), and the parity shards read.
+	decoded [][]byte
+	dec     [][]byte
+	rec     [][]byte
 }
 
 func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Part, g geometry, first, last int64) (*partReader, error) {
@@ -632,9 +638,19 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 		plain, err = pr.recover(j, bufs)
 	}
 	if err == nil && keep != nil {
-		keep(pr.shards)
+		keep(pr.decoded)
 	}
 	return plain, err
+}
+
+// lend has the next decodes rebuild data shard i, when it is missing, into
+// buf (whose capacity must hold a shard block) rather than into the
+// reader's own buffer.
+func (pr *partReader) lend(i int, buf []byte) {
+	if pr.rec == nil {
+		pr.rec, pr.dec = make([][]byte, pr.g.k), make([][]byte, len(pr.shards))
+	}
+	pr.rec[i] = buf[:0]
 }
 
 func (pr *partReader) decode(j int64) ([]byte, error) {
@@ -645,14 +661,30 @@ func (pr *partReader) decode(j int64) ([]byte, error) {
 		}
 	}
 	shards := pr.shards
+	pr.decoded = shards
 	if missingData {
 		// ReconstructData writes into the slices it is given; keep the
-		// blocks we hold untouched.
-		shards = make([][]byte, len(pr.shards))
+		// blocks we hold untouched, and rebuild the missing data shards
+		// into buffers of the reader's own, reused from stripe to stripe
+		// (not a new allocation per stripe).
+		if pr.rec == nil {
+			pr.rec, pr.dec = make([][]byte, pr.g.k), make([][]byte, len(pr.shards))
+		}
+		shards = pr.dec
 		copy(shards, pr.shards)
+		ss := pr.g.shardSize(j)
+		for i := 0; i < pr.g.k; i++ {
+			if shards[i] == nil {
+				if cap(pr.rec[i]) < ss {
+					pr.rec[i] = make([]byte, 0, ss)
+				}
+				shards[i] = pr.rec[i][:0]
+			}
+		}
 		if err := pr.coder.ReconstructData(shards); err != nil {
 			return nil, err
 		}
+		pr.decoded = shards
 		pr.e.Events.Reconstructed.Add(1)
 	}
 	sealedLen := pr.g.plainLen(j) + seal.Overhead

@@ -421,7 +421,20 @@ func (e *Engine) rebuildInline(ctx context.Context, shell *Reader, p manifest.Pa
 // rebuildShards streams the shards in changed, rebuilt stripe by stripe
 // from the intact ones, to their sites in next. It returns the bytes
 // written.
+//
+// Each stripe is read and authenticated through pr; the shards to write
+// are rebuilt (missing parity) or copied (data, and intact shards that
+// move) straight into blocks of a queue per site, which that site's Put
+// drains while the next stripes are read and rebuilt: the site's writes
+// (O_DIRECT and synchronous on a dir site) overlap the reads and the
+// coding. The queues hold at most rebuildQueue bytes of blocks for the
+// part, so memory stays bounded however large the part.
 func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Part, g geometry, next []string, changed map[int]bool) (int64, error) {
+	for i := range changed {
+		if _, ok := e.site(next[i]); !ok {
+			return 0, fmt.Errorf("site %s not configured", next[i])
+		}
+	}
 	pr, err := e.newPartReader(ctx, shell, p, g, 0, g.stripes()-1)
 	if err != nil {
 		return 0, err
@@ -429,55 +442,106 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 	defer pr.close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pipes := map[int]*io.PipeWriter{}
+	n := g.k + g.m
+	stride := int(g.blockStride())
+	depth := max(2, rebuildQueue/len(changed)/stride)
+	queues := make([]*blockQueue, n)
 	errs := make(chan error, len(changed))
 	var wg sync.WaitGroup
 	for i := range changed {
-		s, ok := e.site(next[i])
-		if !ok {
-			return 0, fmt.Errorf("site %s not configured", next[i])
-		}
-		rd, pw := io.Pipe()
-		pipes[i] = pw
+		s, _ := e.site(next[i])
+		q := newBlockQueue(depth)
+		queues[i] = q
 		wg.Go(func() {
-			err := s.Store.Put(ctx, manifest.ShardBlobName(p.Blob, i), rd, g.blobSize())
+			err := s.Store.Put(ctx, manifest.ShardBlobName(p.Blob, i), q, g.blobSize())
 			if err != nil {
-				rd.CloseWithError(err)
 				cancel(err)
 				errs <- fmt.Errorf("site %s: %w", next[i], err)
 			}
 		})
 	}
+	var all []*[]byte // every block buffer taken, returned once the Puts are done
+	defer func() {
+		for _, b := range all {
+			putBlock(b)
+		}
+	}()
+	bufs := make([][]byte, n)
+	work := make([][]byte, n)
+	required := make([]bool, n)
 	var written int64
 	var werr error
 	for j := range g.stripes() {
-		full, err := pr.fullStripe(j)
+		ss := g.shardSize(j)
+		for i, q := range queues {
+			if q == nil {
+				continue
+			}
+			b, err := q.free(ctx, func() []byte {
+				bp := getBlock(stride)
+				all = append(all, bp)
+				return *bp
+			})
+			if err != nil {
+				werr = err
+				break
+			}
+			bufs[i] = b[:0]
+			if i < g.k {
+				// A data shard missing from the stripe is rebuilt by
+				// its decode straight into the block to write.
+				pr.lend(i, bufs[i])
+			}
+		}
+		if werr != nil {
+			break
+		}
+		var rerr error
+		_, err := pr.stripeWith(j, func(shards [][]byte) {
+			// shards holds every data shard (authenticated with the
+			// stripe) and the parity shards read.
+			for i := range n {
+				required[i] = false
+				switch {
+				case queues[i] != nil && shards[i] != nil && len(shards[i]) > 0 && &shards[i][0] == &bufs[i][:1][0]:
+					work[i] = shards[i] // rebuilt in place by the decode
+				case queues[i] != nil && shards[i] != nil:
+					work[i] = append(bufs[i], shards[i]...)
+				case queues[i] != nil:
+					work[i], required[i] = bufs[i], true
+				default:
+					work[i] = shards[i]
+				}
+			}
+			rerr = pr.coder.ReconstructSome(work, required)
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
 			werr = err
 			break
 		}
-		for i, pw := range pipes {
-			var sum [erasure.SumSize]byte
-			erasure.Sum(&sum, erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, full[i])
-			if _, err := pw.Write(full[i]); err != nil {
-				werr = err
+		for i, q := range queues {
+			if q == nil {
+				continue
+			}
+			if len(work[i]) != ss {
+				werr = fmt.Errorf("rebuild stripe %d shard %d: %d bytes, want %d", j, i, len(work[i]), ss)
 				break
 			}
-			if _, err := pw.Write(sum[:]); err != nil {
-				werr = err
-				break
-			}
-			written += int64(len(full[i]) + erasure.SumSize)
+			block := work[i][:ss+erasure.SumSize]
+			erasure.Sum((*[erasure.SumSize]byte)(block[ss:]), erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, block[:ss])
+			q.push(block)
+			written += int64(len(block))
 		}
 		if werr != nil {
 			break
 		}
 	}
-	for _, pw := range pipes {
-		if werr != nil {
-			pw.CloseWithError(werr)
-		} else {
-			pw.Close()
+	for _, q := range queues {
+		if q != nil {
+			q.finish(werr)
 		}
 	}
 	wg.Wait()
@@ -489,6 +553,77 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 		return written, err
 	}
 	return written, nil
+}
+
+// rebuildQueue bounds the bytes of rebuilt blocks queued for the sites of
+// one part (about 2 MiB per site when two shards are rebuilt, as after
+// losing a jurisdiction with 4+2).
+const rebuildQueue = 4 << 20
+
+// blockQueue carries blocks from a rebuild to one site's Put (an
+// io.Reader) in order, with at most depth blocks in it at a time.
+type blockQueue struct {
+	full  chan []byte
+	spare chan []byte
+	made  int
+	depth int
+	cur   []byte // the block Read is consuming
+	held  []byte // cur's buffer, returned to spare when drained
+	err   error  // why the writer stopped early (set before full closes)
+}
+
+func newBlockQueue(depth int) *blockQueue {
+	return &blockQueue{full: make(chan []byte, depth), spare: make(chan []byte, depth), depth: depth}
+}
+
+// free returns an empty buffer: a new one (from alloc) while fewer than
+// depth exist, else one the reader has drained, waiting for it.
+func (q *blockQueue) free(ctx context.Context, alloc func() []byte) ([]byte, error) {
+	select {
+	case b := <-q.spare:
+		return b, nil
+	default:
+	}
+	if q.made < q.depth {
+		q.made++
+		return alloc(), nil
+	}
+	select {
+	case b := <-q.spare:
+		return b, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// push queues a filled block (taken from free, so there is room).
+func (q *blockQueue) push(b []byte) { q.full <- b }
+
+// finish ends the stream: the reader sees io.EOF after the last block,
+// or err if not nil.
+func (q *blockQueue) finish(err error) {
+	q.err = err
+	close(q.full)
+}
+
+func (q *blockQueue) Read(p []byte) (int, error) {
+	for len(q.cur) == 0 {
+		if q.held != nil {
+			q.spare <- q.held[:0]
+			q.held = nil
+		}
+		b, ok := <-q.full
+		if !ok {
+			if q.err != nil {
+				return 0, q.err
+			}
+			return 0, io.EOF
+		}
+		q.cur, q.held = b, b
+	}
+	n := copy(p, q.cur)
+	q.cur = q.cur[n:]
+	return n, nil
 }
 
 // Unreachable returns the sites that do not answer now.

@@ -28,7 +28,11 @@ func compareAudit(w io.Writer, a, b []record) error {
 	}
 	fmt.Fprintf(w, "Goal (issue 12): the audit log costs PUTs at most %.0f %%: %s (with its log) ≥ %.2fx %s (no log) on every PUT case.\n",
 		(1-auditGoal)*100, nameA, auditGoal, nameB)
-	fmt.Fprintf(w, "%d rounds, alternating which server goes first: values are medians; ratio is the median of the per-round ratios, range their lowest and highest.\n", rounds)
+	if rounds == 1 {
+		fmt.Fprintf(w, "1 round: too few to judge by (RUNS=5 or more).\n")
+	} else {
+		fmt.Fprintf(w, "%d rounds, alternating which server goes first: values are medians; ratio is the median of the per-round ratios, range their lowest and highest.\n", rounds)
+	}
 
 	var met, goals int
 	fmt.Fprintf(w, "\nThroughput (%s/%s ratio; below 1 the log costs)\n", nameA, nameB)

@@ -163,8 +163,14 @@ func TestRecoverFromAPeer(t *testing.T) {
 		t.Errorf("audit verify:\n%s", out)
 	}
 
-	// The recovered node serves and LUX goes on cosigning its log, past
-	// the size it cosigned of the lost history, with no split recorded.
+	// The recovered node writes, serves, and LUX goes on cosigning its
+	// log, past the size it cosigned of the lost history, with no split
+	// recorded.
+	after := filepath.Join(work, "after.txt")
+	if err := os.WriteFile(after, []byte("written after the recovery"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(est, "put", after, "registry/2026/after.txt")
 	srv = startServe(t, "--dir", est, "--address", "127.0.0.1:0")
 	awaitCosigned(t, luxSrv.addr, origin, uint64(entry)+2)
 	if err := srv.stop(); err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/embassy-dev/embassy/internal/stats"
 
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -223,36 +224,62 @@ func MeanBlob(d string) (files int, mean float64) {
 	return files, float64(total) / float64(files)
 }
 
-// ColdRead reads every file under the dirs concurrently, one reader per
-// dir, from disk (evicted first), and returns bytes per second: the
-// reference for what reads the survivors of a loss.
-func ColdRead(dirs []string) float64 {
-	var total atomic.Int64
+// ColdRead reads every shard blob (the blobs named s/...) of the dir sites
+// at dirs from disk (evicted first), through the dir driver's Get — the
+// path the engine's reads of those blobs take — in 1 MiB reads, with
+// perSite readers on every site at once, and returns bytes per second (the
+// reference for what a repair reads from the survivors of a loss) and the
+// bytes read. Manifest
+// copies and the audit log's files, which a repair does not read in bulk,
+// are left out.
+func ColdRead(b testing.TB, dirs []string, perSite int) (rate float64, n int64) {
+	ctx := context.Background()
+	type blob struct {
+		s    *dir.Site
+		name string
+	}
+	var queues [][]blob
 	for _, d := range dirs {
+		s, err := dir.Open(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var q []blob
+		if err := s.List(ctx, "s/", func(i site.Info) error {
+			q = append(q, blob{s, i.Name})
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		queues = append(queues, q)
 		Evict(d)
 	}
+	var total atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
-	for _, d := range dirs {
-		wg.Go(func() {
-			buf := make([]byte, 1<<20)
-			filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
-				if err != nil || de.IsDir() {
-					return nil
+	for _, q := range queues {
+		var next atomic.Int64
+		for range max(1, perSite) {
+			wg.Go(func() {
+				buf := make([]byte, 1<<20)
+				for i := next.Add(1) - 1; i < int64(len(q)); i = next.Add(1) - 1 {
+					rc, err := q[i].s.Get(ctx, q[i].name, 0, -1)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, buf)
+					rc.Close()
+					if err != nil {
+						b.Error(err)
+					}
+					total.Add(n)
 				}
-				f, err := os.Open(p)
-				if err != nil {
-					return nil
-				}
-				n, _ := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
-				f.Close()
-				total.Add(n)
-				return nil
 			})
-		})
+		}
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds()
+	return float64(total.Load()) / time.Since(start).Seconds(), total.Load()
 }
 
 // Gen yields Left pseudo-random, incompressible bytes fast, feeding each

@@ -1,11 +1,14 @@
 package benchutil
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/embassy-dev/embassy/site/dir"
 )
 
 func TestSummarize(t *testing.T) {
@@ -62,7 +65,21 @@ func TestReferences(t *testing.T) {
 	if n, mean := MeanBlob(d); n != 2 || mean != 200 {
 		t.Fatalf("MeanBlob = %d files, %v mean; want 2, 200", n, mean)
 	}
-	if got := ColdRead([]string{d}); got <= 0 {
-		t.Fatalf("ColdRead = %v", got)
+
+	// ColdRead reads the shard blobs through the driver, and only them.
+	sd := filepath.Join(root, "site")
+	s, err := dir.New(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"s/ab/" + strings.Repeat("ab", 16) + ".0", "s/cd/" + strings.Repeat("cd", 16) + ".1", "m/ab/" + strings.Repeat("ab", 16)} {
+		if err := s.Put(t.Context(), name, bytes.NewReader(make([]byte, 1000*(i+1))), int64(1000*(i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, perSite := range []int{1, 3} {
+		if got, read := ColdRead(t, []string{sd}, perSite); got <= 0 || read != 3000 {
+			t.Fatalf("ColdRead with %d readers = %v B/s, %d bytes read; want the 3000 of the shard blobs", perSite, got, read)
+		}
 	}
 }
