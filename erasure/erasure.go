@@ -95,6 +95,20 @@ func (c *Coder) ReconstructData(shards [][]byte) error {
 	if len(shards) != c.k+c.m {
 		return fmt.Errorf("erasure: got %d shards, want %d", len(shards), c.k+c.m)
 	}
+	if err := c.enough(shards); err != nil {
+		return err
+	}
+	if c.m == 0 {
+		return nil
+	}
+	if err := c.enc.ReconstructData(shards); err != nil {
+		return fmt.Errorf("erasure: reconstruct: %w", err)
+	}
+	return nil
+}
+
+// enough checks that at least k of shards are present (not nil or empty).
+func (c *Coder) enough(shards [][]byte) error {
 	have := 0
 	for _, s := range shards {
 		if len(s) > 0 {
@@ -103,12 +117,6 @@ func (c *Coder) ReconstructData(shards [][]byte) error {
 	}
 	if have < c.k {
 		return fmt.Errorf("%w: have %d of %d needed", ErrTooFewShards, have, c.k)
-	}
-	if c.m == 0 {
-		return nil
-	}
-	if err := c.enc.ReconstructData(shards); err != nil {
-		return fmt.Errorf("erasure: reconstruct: %w", err)
 	}
 	return nil
 }
@@ -134,14 +142,8 @@ func (c *Coder) ReconstructSome(shards [][]byte, required []bool) error {
 	if len(shards) != c.k+c.m || len(required) != c.k+c.m {
 		return fmt.Errorf("erasure: got %d shards and %d required, want %d", len(shards), len(required), c.k+c.m)
 	}
-	have := 0
-	for _, s := range shards {
-		if len(s) > 0 {
-			have++
-		}
-	}
-	if have < c.k {
-		return fmt.Errorf("%w: have %d of %d needed", ErrTooFewShards, have, c.k)
+	if err := c.enough(shards); err != nil {
+		return err
 	}
 	if c.m == 0 {
 		return nil
