@@ -93,7 +93,6 @@ out=()
 if [ -n "${OUT:-}" ]; then out=(-out "$OUT"); fi
 "$s3bench" scale -endpoint "127.0.0.1:$port" -access-key "$access_key" -secret-key "$secret_key" \
 	-pid "$pid" -clk-tck "$(getconf CLK_TCK 2>/dev/null || echo 100)" \
-	-objects "$OBJECTS" -size "$SIZE" -concurrency "$CONCURRENCY" -phases "$PHASES" -lose "$LOSE" "${out[@]}"
-index=$(stat -c %s "$work/node/index.db")
-echo "index: $index bytes, $((index / OBJECTS)) bytes/object (index.db after the last phase)"
+	-objects "$OBJECTS" -size "$SIZE" -concurrency "$CONCURRENCY" -phases "$PHASES" -lose "$LOSE" \
+	-index "$work/node/index.db" "${out[@]}"
 log "load average $(cut -d' ' -f1-3 /proc/loadavg)"

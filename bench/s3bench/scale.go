@@ -45,6 +45,9 @@ type scaleRecord struct {
 	PeakHeap    int64   `json:"peak_heap_bytes"`
 	HeapSamples int     `json:"heap_samples"`
 	CPUSeconds  float64 `json:"cpu_seconds"` // the server's user+system CPU time; 0 without -pid
+	// IndexBytes is the size of the node's index file (-index) after the
+	// phase; 0 without -index.
+	IndexBytes int64 `json:"index_bytes,omitempty"`
 	// Report is the job's result (ScrubReport, DrillReport, RebuildStats)
 	// for the phases run as admin-API jobs.
 	Report json.RawMessage `json:"report,omitempty"`
@@ -58,8 +61,11 @@ func (r scaleRecord) text() string {
 	if r.HeapSamples > 0 {
 		s += fmt.Sprintf("  peak heap %6.1f MiB (%d samples)", mib(r.PeakHeap), r.HeapSamples)
 	}
-	if r.CPUSeconds > 0 {
+	if r.PeakRSS > 0 { // measured with -pid
 		s += fmt.Sprintf("  cpu %7.1f s", r.CPUSeconds)
+	}
+	if r.IndexBytes > 0 {
+		s += fmt.Sprintf("  index %d B", r.IndexBytes)
 	}
 	return s
 }
@@ -90,6 +96,7 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	phases := fs.String("phases", strings.Join(scalePhases, ","), "phases after the puts, comma-separated, of list,rebuild,scrub,drill")
 	heapEvery := fs.Duration("heap-every", time.Second, "how often the server's heap is sampled during a phase (0: only at its start and end)")
 	out := fs.String("out", "", "append one JSON line per phase to this file")
+	indexFile := fs.String("index", "", "the node's index file (NODE/index.db), whose size is recorded after every phase")
 	seed := fs.Uint64("seed", 1, "seed of the object contents")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -168,6 +175,13 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	enc := json.NewEncoder(sink)
 	var recs []scaleRecord
 	emit := func(r scaleRecord) error {
+		if *indexFile != "" {
+			fi, err := os.Stat(*indexFile)
+			if err != nil {
+				return fmt.Errorf("scale: -index: %w", err)
+			}
+			r.IndexBytes = fi.Size()
+		}
 		recs = append(recs, r)
 		fmt.Fprintln(stdout, r.text())
 		if err := enc.Encode(r); err != nil {
@@ -236,6 +250,11 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout)
 	writeScaleTable(stdout, n, *conc, recs)
+	if r := recs[0]; r.IndexBytes > 0 {
+		last := recs[len(recs)-1]
+		fmt.Fprintf(stdout, "\nindex: %d bytes after the puts, %.0f bytes/object; %d after %s (a bbolt file does not shrink)\n",
+			r.IndexBytes, float64(r.IndexBytes)/float64(n), last.IndexBytes, last.Phase)
+	}
 	return nil
 }
 

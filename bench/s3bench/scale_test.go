@@ -273,6 +273,9 @@ func TestS3ScaleScript(t *testing.T) {
 		if r.PeakRSS < 1<<20 || r.PeakHeap < 1<<20 || r.HeapSamples < 2 {
 			t.Errorf("%s: peak RSS %d, peak heap %d from %d samples: want both measured, from at least two samples", r.Phase, r.PeakRSS, r.PeakHeap, r.HeapSamples)
 		}
+		if r.IndexBytes <= 0 {
+			t.Errorf("%s: no index size", r.Phase)
+		}
 		if r.Phase != "put" && r.Phase != "list" && len(r.Report) == 0 {
 			t.Errorf("%s: no job report", r.Phase)
 		}
@@ -280,7 +283,7 @@ func TestS3ScaleScript(t *testing.T) {
 	if want := scalePhases; !slices.Equal(phases, want) {
 		t.Errorf("phases %v, want %v", phases, want)
 	}
-	for _, line := range []string{"| index rebuild (admin job) |", "| drill (admin job) |", "index: "} {
+	for _, line := range []string{"| index rebuild (admin job) |", "| drill (admin job) |", "bytes after the puts"} {
 		if !strings.Contains(stdout.String(), line) {
 			t.Errorf("no %q in the script's output", line)
 		}
