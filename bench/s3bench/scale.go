@@ -42,9 +42,13 @@ type scaleRecord struct {
 	// among the samples taken during the phase (through the operator's
 	// pprof endpoint, every -heap-every, and once at its start and end);
 	// HeapSamples says how many there were.
-	PeakHeap    int64   `json:"peak_heap_bytes"`
-	HeapSamples int     `json:"heap_samples"`
-	CPUSeconds  float64 `json:"cpu_seconds"` // the server's user+system CPU time; 0 without -pid
+	PeakHeap    int64 `json:"peak_heap_bytes"`
+	HeapSamples int   `json:"heap_samples"`
+	// BaseHeap is the server's HeapInuse just before the phase, after two
+	// garbage collections: what the node held between phases, to tell a
+	// phase's own growth from the node's.
+	BaseHeap   int64   `json:"base_heap_bytes"`
+	CPUSeconds float64 `json:"cpu_seconds"` // the server's user+system CPU time; 0 without -pid
 	// IndexBytes is the size of the node's index file (-index) after the
 	// phase; 0 without -index.
 	IndexBytes int64 `json:"index_bytes,omitempty"`
@@ -59,7 +63,7 @@ func (r scaleRecord) text() string {
 		s += fmt.Sprintf("  server peak RSS %7.1f MiB", mib(r.PeakRSS))
 	}
 	if r.HeapSamples > 0 {
-		s += fmt.Sprintf("  peak heap %6.1f MiB (%d samples)", mib(r.PeakHeap), r.HeapSamples)
+		s += fmt.Sprintf("  peak heap %6.1f MiB (%d samples; %.1f before)", mib(r.PeakHeap), r.HeapSamples, mib(r.BaseHeap))
 	}
 	if r.PeakRSS > 0 { // measured with -pid
 		s += fmt.Sprintf("  cpu %7.1f s", r.CPUSeconds)
@@ -398,9 +402,11 @@ type scaler struct {
 func (s *scaler) measure(ctx context.Context, phase, unit string, fn func(context.Context) (int, json.RawMessage, error)) (scaleRecord, error) {
 	r := scaleRecord{Phase: phase, Unit: unit}
 	for range 2 {
-		if _, err := s.heapInuse(ctx, true); err != nil {
+		h, err := s.heapInuse(ctx, true)
+		if err != nil {
 			return r, fmt.Errorf("%s: %w", phase, err)
 		}
+		r.BaseHeap = h
 	}
 	if s.pid != 0 {
 		if err := resetPeakRSS(s.pid); err != nil {
@@ -657,7 +663,7 @@ func procCPU(pid int) (uint64, error) {
 // writeScaleTable prints the phases as a Markdown table, as docs/design.md
 // records them.
 func writeScaleTable(w io.Writer, n, conc int, recs []scaleRecord) {
-	fmt.Fprintf(w, "| phase (%d objects, through S3) | rate | time | server peak RSS | peak heap (sampled) | server CPU |\n", n)
+	fmt.Fprintf(w, "| phase (%d objects, through S3) | rate | time | server peak RSS | peak heap, sampled (before) | server CPU |\n", n)
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
 	for _, r := range recs {
 		name := r.Phase
@@ -678,6 +684,6 @@ func writeScaleTable(w io.Writer, n, conc int, recs []scaleRecord) {
 			rss = fmt.Sprintf("%.1f MiB", mib(r.PeakRSS))
 			cpu = fmt.Sprintf("%.1f s", r.CPUSeconds)
 		}
-		fmt.Fprintf(w, "| %s | %.0f %s/s | %.1f s | %s | %.1f MiB | %s |\n", name, r.PerS, r.Unit, r.Seconds, rss, mib(r.PeakHeap), cpu)
+		fmt.Fprintf(w, "| %s | %.0f %s/s | %.1f s | %s | %.1f MiB (%.1f) | %s |\n", name, r.PerS, r.Unit, r.Seconds, rss, mib(r.PeakHeap), mib(r.BaseHeap), cpu)
 	}
 }

@@ -270,6 +270,9 @@ func TestS3ScaleScript(t *testing.T) {
 		if r.Count != 200 || r.Seconds <= 0 || r.PerS <= 0 {
 			t.Errorf("%s: %d %s in %.3fs, want 200 in some time", r.Phase, r.Count, r.Unit, r.Seconds)
 		}
+		if r.BaseHeap <= 0 {
+			t.Errorf("%s: no heap before the phase", r.Phase)
+		}
 		if r.PeakRSS < 1<<20 || r.PeakHeap < 1<<20 || r.HeapSamples < 2 {
 			t.Errorf("%s: peak RSS %d, peak heap %d from %d samples: want both measured, from at least two samples", r.Phase, r.PeakRSS, r.PeakHeap, r.HeapSamples)
 		}
