@@ -605,3 +605,61 @@ func TestDeleteSyncsItsDirectory(t *testing.T) {
 		t.Fatalf("second delete: %v, fsyncs %d -> %d", err, n, synced())
 	}
 }
+
+// TestPutSyncsItsDirectoryAfterTheRename: a put returns only after an fsync
+// of the blob's directory that started once the blob was at its name (the
+// rename done), so the acknowledged blob's directory entry is durable; and
+// concurrent puts into one directory share fsyncs without any of them
+// returning before one that started after its rename.
+func TestPutSyncsItsDirectoryAfterTheRename(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	dir := filepath.Join(s.root, "m", "ab")
+	const puts = 16
+	var mu sync.Mutex
+	var fsyncs int
+	present := map[string]int{} // blob name -> the number of fsyncs of dir started after it was in place
+	returned := map[string]int{}
+	testHookFsync = func(d string) {
+		if d != dir {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fsyncs++
+		for i := range puts {
+			name := fmt.Sprintf("blob%02d", i)
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				present[name]++
+			}
+		}
+	}
+	t.Cleanup(func() { testHookFsync = nil })
+	var wg sync.WaitGroup
+	for i := range puts {
+		wg.Go(func() {
+			name := fmt.Sprintf("blob%02d", i)
+			if err := s.Put(ctx, "m/ab/"+name, bytes.NewReader([]byte(name)), int64(len(name))); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			returned[name] = present[name]
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := range puts {
+		name := fmt.Sprintf("blob%02d", i)
+		if returned[name] == 0 {
+			t.Errorf("put of %s returned before any fsync of %s started with the blob in place", name, dir)
+		}
+	}
+	if fsyncs == 0 || fsyncs > puts {
+		t.Errorf("%d fsyncs of %s for %d puts", fsyncs, dir, puts)
+	}
+	t.Logf("%d puts into one directory, %d fsyncs of it", puts, fsyncs)
+}
