@@ -291,8 +291,10 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if err != nil {
 			return ObjectInfo{}, err
 		}
+		part := manifest.Part{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, Digest: digest, BlockSum: e.writeSum()}
+		sums := make([][]byte, len(shards))
 		for i, sh := range shards {
-			erasure.Sum(&buf.sums[i], erasure.BlockID{Version: blob, Part: 1, Stripe: 0, Shard: uint8(i)}, sh)
+			sums[i] = part.BlockSum.Sum(buf.sums[i][:], blockID(part, 0, i), sh)
 		}
 		wrapped, err := e.k().WrapDataKey(v.keyName(), keyGen(v), dk, partAAD(id, 1, blob))
 		if err != nil {
@@ -303,7 +305,8 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if o.Checksums != nil {
 			m.Checksums = o.Checksums()
 		}
-		m.Parts = []manifest.Part{{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, WrappedKey: wrapped, Digest: digest}}
+		part.WrappedKey = wrapped
+		m.Parts = []manifest.Part{part}
 		if err := e.bindLabel(m, l); err != nil {
 			return ObjectInfo{}, err
 		}
@@ -315,7 +318,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		// checksums, written from where they are: the stripe buffer.
 		tails := map[string][][]byte{}
 		for i, s := range sites {
-			tails[s] = append(tails[s], shards[i], buf.sums[i][:])
+			tails[s] = append(tails[s], shards[i], sums[i])
 		}
 		err = e.writeCopies(ctx, id, env, slices.Collect(maps.Keys(tails)), tails)
 		var se *siteError
@@ -593,6 +596,7 @@ type shardReader struct {
 	ctx     context.Context
 	in      <-chan *stripeJob
 	shard   int
+	sumSize int // bytes of each block's checksum (the part's algorithm)
 	release func(*stripeJob)
 
 	mu      sync.Mutex
@@ -638,7 +642,7 @@ func (r *shardReader) Read(p []byte) (int, error) {
 				}
 				return 0, io.EOF
 			}
-			r.cur, r.block, r.sum = j, j.shards[r.shard], j.buf.sums[r.shard][:]
+			r.cur, r.block, r.sum = j, j.shards[r.shard], j.buf.sums[r.shard][:r.sumSize]
 		}
 		var m int
 		if len(r.block) > 0 {
@@ -694,7 +698,8 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		return part, err
 	}
 	blob := manifest.NewID()
-	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites, BlockSum: e.writeSum()}
+	sum := part.BlockSum
 	// The shard blobs do not describe themselves: say what they are for
 	// before writing them, so that the node can later show they belong to
 	// a write that never committed. Without the record they are kept.
@@ -706,7 +711,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	}
 	blobSize := int64(-1)
 	if ps.size >= 0 {
-		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size}.blobSize()
+		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size, sum: sum}.blobSize()
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -733,7 +738,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	for i, sid := range ps.sites {
 		chans[i] = make(chan *stripeJob, 4)
 		puts.Go(func() {
-			sr := &shardReader{ctx: ctx, in: chans[i], shard: i, release: release}
+			sr := &shardReader{ctx: ctx, in: chans[i], shard: i, sumSize: sum.Size(), release: release}
 			err := stores[i].Put(ctx, manifest.ShardBlobName(blob, i), sr, blobSize)
 			if err != nil {
 				// Stop the write before draining what is in flight.
@@ -758,7 +763,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 				j.shards, j.err = coder.Encode(j.buf.b, len(sealed))
 				if j.err == nil {
 					for i, sh := range j.shards {
-						erasure.Sum(&j.buf.sums[i], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
+						sum.Sum(j.buf.sums[i][:], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
 					}
 				}
 				close(j.done)

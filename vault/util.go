@@ -26,11 +26,19 @@ func digest16(s string) [16]byte {
 	return out
 }
 
-// geometry is the stripe layout of one part.
+// geometry is the stripe layout of one part: the only place where the
+// size of a shard block, its stride in a shard blob and the blob's size
+// are worked out (they depend on the part's block checksum algorithm).
 type geometry struct {
 	k, m   int
-	stripe int   // plaintext bytes per full stripe
-	size   int64 // plaintext bytes in the part
+	stripe int              // plaintext bytes per full stripe
+	size   int64            // plaintext bytes in the part
+	sum    erasure.Checksum // the part's block checksums
+}
+
+// partGeometry is the geometry of part p of m.
+func partGeometry(m *manifest.Manifest, p manifest.Part) geometry {
+	return geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size, sum: p.BlockSum}
 }
 
 func (g geometry) stripes() int64 { return manifest.Stripes(g.size, g.stripe) }
@@ -48,15 +56,26 @@ func (g geometry) shardSize(j int64) int {
 	return (g.plainLen(j) + seal.Overhead + g.k - 1) / g.k
 }
 
+// blockSize returns the on-site size of stripe j's shard block: the
+// shard and its checksum.
+func (g geometry) blockSize(j int64) int {
+	return g.shardSize(j) + g.sum.Size()
+}
+
 // blockStride is the on-site size of a full stripe's shard block.
 func (g geometry) blockStride() int64 {
-	return int64((g.stripe+seal.Overhead+g.k-1)/g.k + erasure.SumSize)
+	return int64((g.stripe+seal.Overhead+g.k-1)/g.k + g.sum.Size())
 }
 
 // blobSize is the size of one shard blob of the part.
 func (g geometry) blobSize() int64 {
 	n := g.stripes()
-	return (n-1)*g.blockStride() + int64(g.shardSize(n-1)+erasure.SumSize)
+	return (n-1)*g.blockStride() + int64(g.blockSize(n-1))
+}
+
+// blockID names shard i of stripe j of part p.
+func blockID(p manifest.Part, j int64, i int) erasure.BlockID {
+	return erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}
 }
 
 // bufSize is the stripe buffer size needed for this geometry.
@@ -65,10 +84,11 @@ func bufSize(k, m, stripe int) int {
 }
 
 // stripeBuf holds one stripe through its life: plaintext, then sealed
-// stripe and parity, and the checksums of its shard blocks.
+// stripe and parity, and the checksums of its shard blocks (each the
+// first Size() bytes of its entry).
 type stripeBuf struct {
 	b    []byte
-	sums [][erasure.SumSize]byte
+	sums [][erasure.MaxSumSize]byte
 }
 
 type bufKey struct{ k, m, stripe int }
@@ -80,7 +100,7 @@ func getBuf(k, m, stripe int) *stripeBuf {
 	p, ok := bufPools.Load(key)
 	if !ok {
 		p, _ = bufPools.LoadOrStore(key, &sync.Pool{New: func() any {
-			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.SumSize]byte, k+m)}
+			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.MaxSumSize]byte, k+m)}
 		}})
 	}
 	return p.(*sync.Pool).Get().(*stripeBuf)

@@ -3,11 +3,12 @@
 // bench/s3.sh uses it to measure embassy and MinIO with the same client
 // (github.com/minio/minio-go/v7) in one run and print embassy/MinIO ratios.
 //
-// Two subcommands:
+// Its subcommands:
 //
 //	s3bench run -endpoint 127.0.0.1:9000 -access-key AK -secret-key SK \
 //	    -bucket bench -server embassy -pid 1234 -case 64MiB:1:16 -out embassy.jsonl
 //	s3bench compare embassy.jsonl minio.jsonl
+//	s3bench scale -endpoint 127.0.0.1:9000 -access-key AK -secret-key SK -pid 1234 -objects 100000
 //
 // run puts COUNT objects of SIZE bytes at concurrency CONC, then gets every
 // one of them back and checks its bytes, and appends one JSON line per phase
@@ -19,6 +20,11 @@
 // ratio and the goal the first server is held to (issue 15's against
 // MinIO; with -audit-cost, issue 12's: embassy with its audit log against
 // a benchmark build without it, bench/s3.sh AUDIT_COST=1).
+//
+// scale (bench/s3scale.sh) puts many small objects into an embassy node
+// through S3, then lists them, rebuilds the index, scrubs and drills the
+// loss of a jurisdiction through the admin API, and reports each phase's
+// rate, time, the server's peak RSS and its peak Go heap.
 //
 // Two helpers for scripts: ready waits until an endpoint answers a signed
 // request, and freeport prints a free TCP port on 127.0.0.1.
@@ -45,6 +51,7 @@ func main() {
 const usage = `usage:
   s3bench run -endpoint HOST:PORT -access-key AK -secret-key SK -bucket B -server NAME [-pid PID] -case SIZE:CONC:COUNT[,...] [-out FILE]
   s3bench compare [-audit-cost] A.jsonl B.jsonl
+  s3bench scale -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-objects N] [-size 4KiB] [-concurrency 32] [-phases list,rebuild,scrub,drill] [-out FILE]
   s3bench ready -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-timeout 2m]
   s3bench freeport`
 
@@ -57,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return compareCmd(args[1:], stdout)
+	case "scale":
+		return scaleCmd(ctx, args[1:], stdout, stderr)
 	case "ready":
 		return readyCmd(ctx, args[1:], stderr)
 	case "freeport":
