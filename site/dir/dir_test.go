@@ -663,3 +663,37 @@ func TestPutSyncsItsDirectoryAfterTheRename(t *testing.T) {
 	}
 	t.Logf("%d puts into one directory, %d fsyncs of it", puts, fsyncs)
 }
+
+// TestPutRefusesAnotherCount: a reader that yields more or fewer bytes than
+// declared fails the put and stores nothing, whether the driver writes
+// from the reader's own bytes (io.WriterTo, as a bytes.Reader) or copies
+// through its buffer.
+func TestPutRefusesAnotherCount(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		size int64
+	}{
+		{"longer, WriterTo", bytes.NewReader([]byte("abcde")), 4},
+		{"shorter, WriterTo", bytes.NewReader([]byte("abc")), 4},
+		{"longer, plain reader", strings.NewReader("abcde"), 4},
+		{"longer, large declared", bytes.NewReader(make([]byte, 1<<20+1)), 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "m/aa/" + strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
+			if err := s.Put(t.Context(), name, tc.r, tc.size); err == nil {
+				t.Fatalf("put of a body not of its declared %d bytes succeeded", tc.size)
+			}
+			if _, err := s.Stat(t.Context(), name); !errors.Is(err, site.ErrNotFound) {
+				t.Fatalf("refused put left a blob: %v", err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(s.root, tmpDir)); len(ents) != 0 {
+				t.Fatalf("refused put left %d temporary files", len(ents))
+			}
+		})
+	}
+}
