@@ -657,7 +657,11 @@ func (e *Engine) Unreachable(ctx context.Context) map[string]bool {
 // version stays as it was.
 func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte, oldEnv []byte, oldSites []string, oldTails map[string][]byte) error {
 	name := manifest.BlobName(id)
-	errs := e.putCopies(ctx, name, env, sites, tails)
+	pieces := make(map[string][][]byte, len(tails))
+	for sid, t := range tails {
+		pieces[sid] = [][]byte{t}
+	}
+	errs := e.putCopies(ctx, name, env, sites, pieces)
 	first := errors.Join(errs...)
 	if first == nil {
 		return nil

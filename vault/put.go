@@ -314,9 +314,11 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if err != nil {
 			return ObjectInfo{}, err
 		}
-		tails := map[string][]byte{}
+		// Each site's blob is the envelope and its shard blocks with their
+		// checksums, written from where they are: the stripe buffer.
+		tails := map[string][][]byte{}
 		for i, s := range sites {
-			tails[s] = append(append(tails[s], shards[i]...), sums[i]...)
+			tails[s] = append(tails[s], shards[i], sums[i])
 		}
 		err = e.writeCopies(ctx, id, env, slices.Collect(maps.Keys(tails)), tails)
 		var se *siteError
@@ -439,11 +441,11 @@ func (e *Engine) indexPutIf(ctx context.Context, kind string, m *manifest.Manife
 	return nil
 }
 
-// writeCopies writes the manifest envelope (followed by tails[site], if
-// any) to every listed site in parallel. If any site fails, the copies
-// that were written are removed and the failure is returned as a
-// *siteError.
-func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte) error {
+// writeCopies writes the manifest envelope (followed by the pieces of
+// tails[site], if any) to every listed site in parallel. If any site
+// fails, the copies that were written are removed and the failure is
+// returned as a *siteError.
+func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][][]byte) error {
 	name := manifest.BlobName(id)
 	errs := e.putCopies(ctx, name, env, sites, tails)
 	var first error
@@ -465,9 +467,11 @@ func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, si
 	return first
 }
 
-// putCopies writes the envelope, followed by tails[site], to every listed
-// site in parallel, and returns each site's error (a *siteError) or nil.
-func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites []string, tails map[string][]byte) []error {
+// putCopies writes the envelope, followed by the pieces of tails[site], to
+// every listed site in parallel, and returns each site's error (a
+// *siteError) or nil. The pieces are not joined: each site reads them
+// where they lie (pieceReader).
+func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites []string, tails map[string][][]byte) []error {
 	errs := make([]error, len(sites))
 	var wg sync.WaitGroup
 	for i, sid := range sites {
@@ -477,11 +481,8 @@ func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites [
 			continue
 		}
 		wg.Go(func() {
-			body := env
-			if t := tails[sid]; len(t) > 0 {
-				body = append(append(make([]byte, 0, len(env)+len(t)), env...), t...)
-			}
-			if err := s.Store.Put(ctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
+			body := newPieceReader(append([][]byte{env}, tails[sid]...))
+			if err := s.Store.Put(ctx, name, body, body.size); err != nil {
 				errs[i] = &siteError{sid, err}
 			}
 		})

@@ -300,3 +300,54 @@ func partAAD(version manifest.ID, part int, blob manifest.ID) []byte {
 	b = append(b, byte(part>>24), byte(part>>16), byte(part>>8), byte(part))
 	return append(b, blob[:]...)
 }
+
+// pieceReader reads byte slices one after the other without joining them:
+// a blob's body made of the envelope, then shard blocks and checksums that
+// lie in the stripe buffer. WriteTo hands each piece to the writer as it
+// is, so a site that writes a file (site/dir) copies it once, into the
+// kernel.
+type pieceReader struct {
+	pieces [][]byte
+	size   int64 // bytes in all the pieces
+}
+
+func newPieceReader(pieces [][]byte) *pieceReader {
+	r := &pieceReader{pieces: pieces}
+	for _, p := range pieces {
+		r.size += int64(len(p))
+	}
+	return r
+}
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	for len(r.pieces) > 0 && len(r.pieces[0]) == 0 {
+		r.pieces = r.pieces[1:]
+	}
+	if len(r.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.pieces[0])
+	r.pieces[0] = r.pieces[0][n:]
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo.
+func (r *pieceReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.pieces) > 0 {
+		p := r.pieces[0]
+		if len(p) > 0 {
+			n, err := w.Write(p)
+			total += int64(n)
+			r.pieces[0] = p[n:]
+			if err != nil {
+				return total, err
+			}
+			if n < len(p) {
+				return total, io.ErrShortWrite
+			}
+		}
+		r.pieces = r.pieces[1:]
+	}
+	return total, nil
+}
