@@ -6,27 +6,22 @@
 // with m parity shards. Any k of the k+m shards reconstruct the stripe.
 //
 // On a site each shard block is stored as its s bytes followed by a
-// [SumSize]-byte BLAKE3 checksum over the block's identity (version, part,
-// stripe, shard index) and its bytes, so bit rot, torn writes and blocks
-// moved from elsewhere are detected before decoding.
+// checksum over the block's identity (blob, part, stripe, shard index) and
+// its bytes, so bit rot, torn writes and blocks moved from elsewhere are
+// detected before decoding. The checksum's algorithm is a [Checksum],
+// recorded per part in the manifest: XXH3-128 for parts written now,
+// BLAKE3-256 for parts written before (checksum.go).
 package erasure
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/klauspost/reedsolomon"
-	"github.com/zeebo/blake3"
 )
 
 // MaxShards is the largest k+m supported.
 const MaxShards = 64
-
-// SumSize is the size of a shard block checksum.
-const SumSize = 32
 
 // Coder encodes stripes into k data and m parity shards.
 // It is safe for concurrent use.
@@ -168,50 +163,4 @@ func (c *Coder) Join(dst []byte, shards [][]byte, n int) error {
 		return fmt.Errorf("erasure: join: shards hold %d bytes, want %d", off, n)
 	}
 	return nil
-}
-
-// BlockID names one shard block: it is bound into the block's checksum so
-// that a block copied from another stripe, shard or object fails to verify.
-type BlockID struct {
-	Version [16]byte
-	Part    uint32
-	Stripe  uint64
-	Shard   uint8
-}
-
-var hasherPool = sync.Pool{New: func() any { return blake3.New() }}
-
-// Sum computes the checksum of a shard block.
-func Sum(dst *[SumSize]byte, id BlockID, block []byte) {
-	h := hasherPool.Get().(*blake3.Hasher)
-	h.Reset()
-	var hdr [8 + 16 + 4 + 8 + 1]byte
-	copy(hdr[0:8], "EMBSHDv1")
-	copy(hdr[8:24], id.Version[:])
-	binary.BigEndian.PutUint32(hdr[24:28], id.Part)
-	binary.BigEndian.PutUint64(hdr[28:36], id.Stripe)
-	hdr[36] = id.Shard
-	h.Write(hdr[:])
-	h.Write(block)
-	h.Sum(dst[:0])
-	hasherPool.Put(h)
-}
-
-// ErrChecksum is returned by Verify for a block whose checksum does not
-// match: the block is corrupt and must be rebuilt from the other shards.
-var ErrChecksum = errors.New("erasure: shard checksum mismatch")
-
-// Verify checks a stored block (data followed by its checksum) and returns
-// the data part.
-func Verify(id BlockID, stored []byte) ([]byte, error) {
-	if len(stored) < SumSize {
-		return nil, fmt.Errorf("%w: block of %d bytes is shorter than its checksum", ErrChecksum, len(stored))
-	}
-	data, sum := stored[:len(stored)-SumSize], stored[len(stored)-SumSize:]
-	var want [SumSize]byte
-	Sum(&want, id, data)
-	if !bytes.Equal(want[:], sum) {
-		return nil, fmt.Errorf("%w: stripe %d shard %d", ErrChecksum, id.Stripe, id.Shard)
-	}
-	return data, nil
 }

@@ -2,9 +2,19 @@ package erasure
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/zeebo/blake3"
+	"github.com/zeebo/xxh3"
+)
+
+const (
+	blake3Vector = "d7c43853692c54d7f1ac94e6575fd25df85bbcb1a1b035789f38abc4bcff15ec"
+	xxh3Vector   = "0fbb47d341e2b7ccd28009188d64380c"
 )
 
 func TestEncodeReconstruct(t *testing.T) {
@@ -78,31 +88,123 @@ func TestInvalidCoding(t *testing.T) {
 }
 
 func TestChecksumBindsIdentity(t *testing.T) {
-	id := BlockID{Version: [16]byte{1}, Part: 1, Stripe: 3, Shard: 2}
+	for _, c := range []Checksum{BLAKE3, XXH3} {
+		t.Run(c.String(), func(t *testing.T) {
+			id := BlockID{Version: [16]byte{1}, Part: 1, Stripe: 3, Shard: 2}
+			data := []byte("shard block bytes")
+			var sum [MaxSumSize]byte
+			stored := append(bytes.Clone(data), c.Sum(sum[:], id, data)...)
+			if len(stored) != len(data)+c.Size() {
+				t.Fatalf("stored block of %d bytes, want %d", len(stored), len(data)+c.Size())
+			}
+			if got, err := c.Verify(id, stored); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Verify genuine = %q, %v", got, err)
+			}
+			other := BLAKE3
+			if c == BLAKE3 {
+				other = XXH3
+			}
+			mutate := []struct {
+				name string
+				c    Checksum
+				id   BlockID
+				b    []byte
+			}{
+				{"other stripe", c, BlockID{Version: id.Version, Part: 1, Stripe: 4, Shard: 2}, stored},
+				{"other shard", c, BlockID{Version: id.Version, Part: 1, Stripe: 3, Shard: 1}, stored},
+				{"other part", c, BlockID{Version: id.Version, Part: 2, Stripe: 3, Shard: 2}, stored},
+				{"other version", c, BlockID{Part: 1, Stripe: 3, Shard: 2}, stored},
+				{"bit rot", c, id, func() []byte { b := bytes.Clone(stored); b[0] ^= 1; return b }()},
+				{"bit rot in the checksum", c, id, func() []byte { b := bytes.Clone(stored); b[len(b)-1] ^= 1; return b }()},
+				{"torn", c, id, stored[:len(stored)-1]},
+				{"empty", c, id, nil},
+				{"read as the other algorithm", other, id, stored},
+			}
+			for _, tc := range mutate {
+				if _, err := tc.c.Verify(tc.id, tc.b); !errors.Is(err, ErrChecksum) {
+					t.Errorf("%s: err = %v, want ErrChecksum", tc.name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestChecksumVectors pins both algorithms' bytes, as a second reader
+// written from docs/storage-format.md computes them: the hash of the
+// 37-byte header (domain tag, blob id, BE32 part, BE64 stripe, shard
+// index) followed by the shard bytes, in one call of the reference
+// function. The XXH3-128 value was checked with xxhsum -H2 (the xxHash
+// reference implementation, Debian package xxhash) over the same 37+17
+// bytes; the BLAKE3-256 value is what every version before XXH3 wrote.
+func TestChecksumVectors(t *testing.T) {
+	id := BlockID{Version: [16]byte{0: 0x01, 15: 0xff}, Part: 7, Stripe: 0x0102030405, Shard: 5}
 	data := []byte("shard block bytes")
-	var sum [SumSize]byte
-	Sum(&sum, id, data)
-	stored := append(bytes.Clone(data), sum[:]...)
-	if got, err := Verify(id, stored); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("Verify genuine = %q, %v", got, err)
-	}
-	mutate := []struct {
-		name string
-		id   BlockID
-		b    []byte
+	for _, tc := range []struct {
+		c    Checksum
+		want string
 	}{
-		{"other stripe", BlockID{Version: id.Version, Part: 1, Stripe: 4, Shard: 2}, stored},
-		{"other shard", BlockID{Version: id.Version, Part: 1, Stripe: 3, Shard: 1}, stored},
-		{"other part", BlockID{Version: id.Version, Part: 2, Stripe: 3, Shard: 2}, stored},
-		{"other version", BlockID{Part: 1, Stripe: 3, Shard: 2}, stored},
-		{"bit rot", id, func() []byte { b := bytes.Clone(stored); b[0] ^= 1; return b }()},
-		{"torn", id, stored[:len(stored)-1]},
-		{"empty", id, nil},
-	}
-	for _, tc := range mutate {
-		if _, err := Verify(tc.id, tc.b); !errors.Is(err, ErrChecksum) {
-			t.Errorf("%s: err = %v, want ErrChecksum", tc.name, err)
+		{BLAKE3, blake3Vector},
+		{XXH3, xxh3Vector},
+	} {
+		var sum [MaxSumSize]byte
+		if got := hex.EncodeToString(tc.c.Sum(sum[:], id, data)); got != tc.want {
+			t.Errorf("%v = %s, want %s", tc.c, got, tc.want)
 		}
+	}
+	// The streaming hashers over header then block agree with one-shot
+	// hashes of their concatenation at every length around the hashers'
+	// internal block sizes (XXH3: 16, 128, 240, 1024 bytes; BLAKE3: 64,
+	// 1024).
+	rng := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 256<<10+1000)
+	for i := range big {
+		big[i] = byte(rng.Uint32())
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 91, 128, 129, 203, 204, 240, 241, 987, 1024, 1025, 1087, 2048, 4096 + 37, 65536, 256 << 10, len(big)} {
+		block := big[:n]
+		for _, c := range []Checksum{BLAKE3, XXH3} {
+			domain := "EMBSHDv1"
+			if c == XXH3 {
+				domain = "EMBSHDv2"
+			}
+			hdr := id.header(domain)
+			whole := append(hdr[:], block...)
+			var want []byte
+			if c == XXH3 {
+				s := xxh3.Hash128(whole).Bytes()
+				want = s[:]
+			} else {
+				s := blake3.Sum256(whole)
+				want = s[:]
+			}
+			var sum [MaxSumSize]byte
+			if got := c.Sum(sum[:], id, block); !bytes.Equal(got, want) {
+				t.Fatalf("%v over %d bytes: streaming %x, one-shot %x", c, n, got, want)
+			}
+		}
+	}
+}
+
+func TestChecksumNames(t *testing.T) {
+	for _, c := range []Checksum{BLAKE3, XXH3} {
+		b, err := c.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Checksum = 9
+		if err := back.UnmarshalText(b); err != nil || back != c {
+			t.Fatalf("%s: read back %v, %v", b, back, err)
+		}
+	}
+	var c Checksum
+	if err := c.UnmarshalText([]byte("sha1")); !errors.Is(err, ErrUnknownChecksum) || !strings.Contains(err.Error(), `"sha1"`) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if _, err := Checksum(2).MarshalText(); !errors.Is(err, ErrUnknownChecksum) {
+		t.Fatalf("unknown value marshalled: %v", err)
+	}
+	if _, err := Checksum(7).Verify(BlockID{}, make([]byte, 64)); !errors.Is(err, ErrUnknownChecksum) || !strings.Contains(err.Error(), "7") {
+		t.Fatalf("Verify with an unknown algorithm: %v", err)
 	}
 }
 
@@ -118,12 +220,17 @@ func BenchmarkEncode4p2(b *testing.B) {
 	}
 }
 
+// BenchmarkSum256KiB: a full 4+2 block of a 1 MiB stripe, each algorithm.
 func BenchmarkSum256KiB(b *testing.B) {
 	data := make([]byte, 256<<10)
-	var s [SumSize]byte
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		Sum(&s, BlockID{}, data)
+	for _, c := range []Checksum{BLAKE3, XXH3} {
+		b.Run(c.String(), func(b *testing.B) {
+			var s [MaxSumSize]byte
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				c.Sum(s[:], BlockID{}, data)
+			}
+		})
 	}
 }
 

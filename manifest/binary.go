@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/embassy-dev/embassy/erasure"
 )
 
 // The compact encoding (format 2) of a manifest: the envelope plaintext
@@ -49,9 +51,11 @@ import (
 //	revision     uvarint
 //
 // A part: flags (uvarint: bit 0 inline, 1 digest equal to the manifest's,
-// 2 digest present), number, size, etag, blob (id), sites (uvarint count,
-// then each a str), digest (bytes, only with flag 2), key gen (uvarint),
-// wrapped key (bytes), checksums (map).
+// 2 digest present, 3 block checksum algorithm present), number, size,
+// etag, blob (id), sites (uvarint count, then each a str), digest (bytes,
+// only with flag 2), key gen (uvarint), wrapped key (bytes), checksums
+// (map), block checksum algorithm (uvarint, only with flag 3, never 0:
+// without the flag the part's blocks carry BLAKE3 checksums).
 //
 // A map is a uvarint count, then that many str key and str value pairs,
 // keys strictly increasing. An etag is one byte of kind, then: kind 0, a
@@ -80,7 +84,8 @@ const (
 	binInline = 1 << iota
 	binSameDigest
 	binDigest
-	binPartKnown = binInline | binSameDigest | binDigest
+	binBlockSum
+	binPartKnown = binInline | binSameDigest | binDigest | binBlockSum
 )
 
 // ETag kinds.
@@ -155,6 +160,9 @@ func encodeBinary(m *Manifest) ([]byte, error) {
 		default:
 			pf |= binDigest
 		}
+		if p.BlockSum != erasure.BLAKE3 {
+			pf |= binBlockSum
+		}
 		b = binary.AppendUvarint(b, pf)
 		b = binary.AppendUvarint(b, uint64(p.Number))
 		b = binary.AppendUvarint(b, uint64(p.Size))
@@ -170,6 +178,9 @@ func encodeBinary(m *Manifest) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(p.KeyGen))
 		b = appendStr(b, string(p.WrappedKey))
 		b = appendMap(b, p.Checksums)
+		if pf&binBlockSum != 0 {
+			b = binary.AppendUvarint(b, uint64(p.BlockSum))
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Copies)))
 	for _, s := range m.Copies {
@@ -465,6 +476,17 @@ func decodeBinary(plain []byte) (*Manifest, error) {
 		p.KeyGen = r.int("part key gen")
 		p.WrappedKey = r.bytes("wrapped key")
 		p.Checksums = r.strMap("part checksums")
+		if pf&binBlockSum != 0 {
+			switch v := r.uvarint("part block checksum", math.MaxUint64); {
+			case r.err != nil:
+			case v == 0:
+				r.fail("part block checksum: BLAKE3 written out")
+			case v > math.MaxUint8 || !erasure.Checksum(v).Known():
+				r.err = fmt.Errorf("%w: decode: part %d: %w %d (written by a newer node?)", ErrCorrupt, p.Number, erasure.ErrUnknownChecksum, v)
+			default:
+				p.BlockSum = erasure.Checksum(v)
+			}
+		}
 		m.Parts = append(m.Parts, p)
 	}
 	copies := r.uvarint("copies", uint64(len(r.b)))

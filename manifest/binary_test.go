@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/embassy-dev/embassy/erasure"
 )
 
 // rich is a manifest that sets every field.
@@ -19,7 +21,7 @@ func rich() *Manifest {
 		K: 4, M: 2, StripeSize: 1 << 20, KeyGen: 3,
 		Parts: []Part{
 			{Number: 1, Size: 5 << 20, ETag: "\"00112233445566778899aabbccddeeff\"", Blob: ID{9}, Sites: []string{"a", "b", "c", "d", "e", "f"},
-				Digest: bytes.Repeat([]byte{8}, 32), KeyGen: 2, WrappedKey: make([]byte, 61), Checksums: map[string]string{"sha256": "x"}},
+				Digest: bytes.Repeat([]byte{8}, 32), KeyGen: 2, WrappedKey: make([]byte, 61), Checksums: map[string]string{"sha256": "x"}, BlockSum: erasure.XXH3},
 			{Number: 3, Size: 3000, ETag: "W/odd", Blob: ID{10}, Sites: []string{"a", "a", "c", "d", "e", "f"}, WrappedKey: make([]byte, 61)},
 		},
 		Copies:    []string{"g"},
@@ -117,6 +119,39 @@ func TestCompactRejectsMalformed(t *testing.T) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
 		}
 	}
+	// The block checksum algorithm: an unknown one is refused by name (a
+	// newer node's part cannot be verified), and BLAKE3 is never written
+	// out (no field is BLAKE3).
+	x := sample()
+	x.Format = FormatCompact
+	x.Parts[0].BlockSum = erasure.XXH3
+	enc, err := encodeBinary(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The encoding ends: part checksums (0), block checksum (1), copies
+	// (0), checksums (0), revision (0).
+	if !bytes.HasSuffix(enc, []byte{0, 1, 0, 0, 0}) {
+		t.Fatalf("encoding ends %x", enc[len(enc)-5:])
+	}
+	if m, err := decodeBinary(enc); err != nil || m.Parts[0].BlockSum != erasure.XXH3 {
+		t.Fatalf("xxh3 part: %+v, %v", m, err)
+	}
+	at := len(enc) - 4
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"unknown block checksum 7", append(append(bytes.Clone(enc[:at]), 7), enc[at+1:]...), "unknown shard block checksum algorithm 7"},
+		{"unknown block checksum 300", append(append(bytes.Clone(enc[:at]), 0xac, 0x02), enc[at+1:]...), "unknown shard block checksum algorithm 300"},
+		{"BLAKE3 written out", append(append(bytes.Clone(enc[:at]), 0), enc[at+1:]...), "BLAKE3 written out"},
+	} {
+		_, err := decodeBinary(tc.b)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrCorrupt saying %q", tc.name, err, tc.want)
+		}
+	}
 	// A JSON body under a compact header, and the reverse, do not open:
 	// the format is in the AEAD's associated data and in the signature.
 	k := newTestKeys(1)
@@ -132,7 +167,9 @@ func TestCompactRejectsMalformed(t *testing.T) {
 }
 
 func FuzzDecodeBinary(f *testing.F) {
-	for _, m := range []*Manifest{rich(), sample()} {
+	xxh := sample()
+	xxh.Parts[0].BlockSum = erasure.XXH3
+	for _, m := range []*Manifest{rich(), sample(), xxh} {
 		b, _ := encodeBinary(m)
 		f.Add(b)
 	}

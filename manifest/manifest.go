@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/embassy-dev/embassy/erasure"
 )
 
 // Manifest formats. FormatJSON (1) is the envelope plaintext as JSON,
@@ -143,6 +145,11 @@ type Part struct {
 	// upload (e.g. x-amz-checksum-sha256 → base64): the parts of the
 	// object's composite checksum, returned on request.
 	Checksums map[string]string `json:"checksums,omitempty"`
+	// BlockSum is the algorithm of the checksums on this part's shard
+	// blocks: erasure.BLAKE3 (the zero value, not written) for parts
+	// written before XXH3, erasure.XXH3 since. It fixes the block size
+	// and so the shard blobs' layout; a part never mixes two.
+	BlockSum erasure.Checksum `json:"block_sum,omitempty"`
 }
 
 // Lock is an object version's retention state (S3 object lock).
@@ -301,6 +308,9 @@ func (m *Manifest) Validate() error {
 		}
 		if len(p.WrappedKey) == 0 || len(p.WrappedKey) > 2048 {
 			return fmt.Errorf("manifest: part %d: wrapped key of %d bytes", p.Number, len(p.WrappedKey))
+		}
+		if !p.BlockSum.Known() {
+			return fmt.Errorf("manifest: part %d: %w %d (written by a newer node?)", p.Number, erasure.ErrUnknownChecksum, uint8(p.BlockSum))
 		}
 		total += p.Size
 	}

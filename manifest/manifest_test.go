@@ -3,9 +3,12 @@ package manifest
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/embassy-dev/embassy/erasure"
 )
 
 // testKeys is a Keys with a fixed signing key and no encryption, so that
@@ -103,6 +106,7 @@ func TestValidate(t *testing.T) {
 		{"zero version", func(m *Manifest) { m.Version = ID{} }, "zero version"},
 		{"marker with data", func(m *Manifest) { m.DeleteMarker = true }, "delete marker with data"},
 		{"inline too big", func(m *Manifest) { m.StripeSize = 100 }, "inline part larger"},
+		{"unknown block checksum", func(m *Manifest) { m.Parts[0].BlockSum = 9 }, "part 1: unknown shard block checksum algorithm 9"},
 		{"parts out of order", func(m *Manifest) {
 			p := m.Parts[0]
 			p.Size = 0
@@ -169,6 +173,10 @@ func FuzzDecode(f *testing.F) {
 		f.Add(j[headerSize : len(j)-sigSize])
 	}
 	f.Add([]byte(`{"format":1}`))
+	f.Add([]byte(`{"format":1,"vault":"abc","key":"k","version":"01000000000000000000000000000000","size":3,"k":1,"m":0,"stripe_size":4096,` +
+		`"parts":[{"number":1,"size":3,"blob":"02000000000000000000000000000000","sites":["a"],"wrapped_key":"AQ==","block_sum":"xxh3-128"}]}`))
+	f.Add([]byte(`{"format":1,"vault":"abc","key":"k","version":"01000000000000000000000000000000","size":3,"k":1,"m":0,"stripe_size":4096,` +
+		`"parts":[{"number":1,"size":3,"blob":"02000000000000000000000000000000","sites":["a"],"wrapped_key":"AQ==","block_sum":"crc32c"}]}`))
 	f.Add([]byte(`{"format":1,"vault":"abc","key":"k","version":"01000000000000000000000000000000","delete_marker":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
@@ -183,4 +191,46 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded manifest does not re-seal: %v", err)
 		}
 	})
+}
+
+// TestJSONBlockSum: format 1 names the algorithm of a part's block
+// checksums, leaves it out for BLAKE3, and refuses a name it does not
+// know, saying which.
+func TestJSONBlockSum(t *testing.T) {
+	body := func(sum string) []byte {
+		return []byte(`{"format":1,"vault":"abc","key":"k","version":"01000000000000000000000000000000","size":3,"k":1,"m":0,"stripe_size":4096,` +
+			`"parts":[{"number":1,"size":3,"blob":"02000000000000000000000000000000","sites":["a"],"wrapped_key":"AQ=="` + sum + `}]}`)
+	}
+	for _, tc := range []struct {
+		field string
+		want  erasure.Checksum
+		err   string
+	}{
+		{"", erasure.BLAKE3, ""},
+		{`,"block_sum":"blake3-256"`, erasure.BLAKE3, ""},
+		{`,"block_sum":"xxh3-128"`, erasure.XXH3, ""},
+		{`,"block_sum":"crc32c"`, 0, `unknown shard block checksum algorithm "crc32c"`},
+		{`,"block_sum":1`, 0, "block_sum"},
+	} {
+		m, err := Decode(body(tc.field))
+		switch {
+		case tc.err != "":
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: %v, want ErrCorrupt saying %q", tc.field, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.field, err)
+		case m.Parts[0].BlockSum != tc.want:
+			t.Errorf("%s: %v, want %v", tc.field, m.Parts[0].BlockSum, tc.want)
+		}
+	}
+	m := sample()
+	j, err := json.Marshal(m)
+	if err != nil || bytes.Contains(j, []byte("block_sum")) {
+		t.Fatalf("a BLAKE3 part wrote its algorithm: %s, %v", j, err)
+	}
+	m.Parts[0].BlockSum = erasure.XXH3
+	if j, err = json.Marshal(m); err != nil || !bytes.Contains(j, []byte(`"block_sum":"xxh3-128"`)) {
+		t.Fatalf("an XXH3 part: %s, %v", j, err)
+	}
 }

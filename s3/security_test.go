@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +24,9 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/zeebo/xxh3"
 
+	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/s3"
 )
@@ -501,5 +505,74 @@ func TestOversizedHeaders(t *testing.T) {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
 		})
+	}
+}
+
+// TestForgedShardBlock: someone with write access to one site replaces a
+// block of a data shard and writes the checksum it should have, computed
+// as docs/storage-format.md describes (XXH3-128 over "EMBSHDv2", the
+// block's identity and its bytes: the checksum has no key). The block
+// passes its checksum, the stripe's AEAD tag does not open, and the read
+// leaves one shard out at a time: whole and ranged GETs return the
+// object's own bytes.
+func TestForgedShardBlock(t *testing.T) {
+	h := newHarness(t)
+	h.bucket("forged")
+	body := pattern(3*mib, 5)
+	h.put("forged", "k", body)
+	var victim string
+	for _, p := range h.shardBlobs(t) {
+		if strings.HasSuffix(p, ".1") { // a data shard (4+2)
+			victim = p
+		}
+	}
+	if victim == "" {
+		t.Fatal("no shard blob 1 on the sites")
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three full stripes of 1 MiB: three blocks of ceil((1 MiB + 16)/4)
+	// shard bytes and a 16-byte checksum each.
+	const ss = (mib + 16 + 3) / 4
+	if len(b) != 3*(ss+16) {
+		t.Fatalf("shard blob of %d bytes, want 3 blocks of %d + 16", len(b), ss)
+	}
+	name := filepath.Base(victim)
+	blob, err := hex.DecodeString(name[:32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := b[ss+16 : 2*(ss+16)] // stripe 1
+	for i := range 64 {
+		block[100+i] ^= 0xa5
+	}
+	hdr := append([]byte("EMBSHDv2"), blob...)
+	hdr = binary.BigEndian.AppendUint32(hdr, 1) // part
+	hdr = binary.BigEndian.AppendUint64(hdr, 1) // stripe
+	hdr = append(hdr, 1)                        // shard
+	sum := xxh3.Hash128(append(hdr, block[:ss]...)).Bytes()
+	copy(block[ss:], sum[:])
+	var id erasure.BlockID
+	copy(id.Version[:], blob)
+	id.Part, id.Stripe, id.Shard = 1, 1, 1
+	if _, err := erasure.XXH3.Verify(id, block); err != nil {
+		t.Fatalf("the forged block does not pass its checksum, so the test tests nothing: %v", err)
+	}
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.get("forged", "k"); !bytes.Equal(got, body) {
+		t.Fatal("a forged block with a valid checksum changed what a GET returns")
+	}
+	out, err := h.sdk.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("forged"), Key: aws.String("k"), Range: aws.String("bytes=1048000-1049999")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || !bytes.Equal(got, body[1048000:1050000]) {
+		t.Fatalf("ranged GET over the forged stripe: %d bytes, %v", len(got), err)
 	}
 }

@@ -94,12 +94,12 @@ func cpuLimit(size int64) float64 {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			buf := make([]byte, bufSize(4, 2, stripe))
-			var sum [erasure.SumSize]byte
+			var sum [erasure.MaxSumSize]byte
 			for j := next.Add(1) - 1; j < stripes; j = next.Add(1) - 1 {
 				sealed := s.Seal(buf[:0], buf[:stripe], uint64(j), false)
 				shards, _ := coder.Encode(buf, len(sealed))
 				for i, sh := range shards {
-					erasure.Sum(&sum, erasure.BlockID{Stripe: uint64(j), Shard: uint8(i)}, sh)
+					erasure.Current.Sum(sum[:], erasure.BlockID{Stripe: uint64(j), Shard: uint8(i)}, sh)
 				}
 			}
 		})

@@ -35,6 +35,7 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
@@ -169,6 +170,10 @@ type Engine struct {
 	down     map[string]time.Time // site id -> until when it is avoided for writes
 	full     map[string]time.Time // site id -> until when it is avoided for having answered full
 	draining map[string]bool      // sites being emptied: avoided for writes, moved off by scrub
+
+	// blockSum is the erasure.Checksum new parts are written with
+	// (SetBlockChecksum).
+	blockSum atomic.Uint32
 }
 
 // Events counts what the engine has seen go wrong and put right.
@@ -183,6 +188,22 @@ type Events struct {
 	BytesRepaired  atomic.Int64 // shard bytes written by repairs
 	Reconfigured   atomic.Int64 // writes refused because the configuration changed under them (gate.go)
 }
+
+// SetBlockChecksum sets the algorithm of the shard block checksums of
+// parts written from now on (erasure.Current unless set). Parts keep the
+// algorithm they were written with for their life, repairs included. It
+// is for tests and tools that must write what an older node wrote
+// (erasure.BLAKE3); a node has no reason to call it.
+func (e *Engine) SetBlockChecksum(c erasure.Checksum) error {
+	if !c.Known() {
+		return fmt.Errorf("vault: %w %d", erasure.ErrUnknownChecksum, uint8(c))
+	}
+	e.blockSum.Store(uint32(c))
+	return nil
+}
+
+// writeSum is the block checksum of a part being written now.
+func (e *Engine) writeSum() erasure.Checksum { return erasure.Checksum(e.blockSum.Load()) }
 
 // New returns an engine. Vault policies are checked against the sites.
 func New(cfg Config) (*Engine, error) {
@@ -201,6 +222,7 @@ func New(cfg Config) (*Engine, error) {
 		full:   map[string]time.Time{},
 	}
 	e.removals.slots = make(chan struct{}, maxRemovals)
+	e.blockSum.Store(uint32(erasure.Current))
 	e.audit, e.failClosed = cfg.Audit, cfg.AuditFailClosed
 	if e.audit != nil {
 		e.journal = evidence.NewJournal(e.audit)

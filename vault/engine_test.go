@@ -17,6 +17,7 @@ import (
 
 	"github.com/embassy-dev/embassy/audit/audittest"
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
@@ -389,28 +390,49 @@ func TestCorruptionRepairedAndReported(t *testing.T) {
 // A block replaced together with a matching checksum passes the checksum
 // but not authentication; the reader must find and exclude it.
 func TestForgedBlockWithValidChecksum(t *testing.T) {
-	n := newTestNode(t)
-	want := content("forged", 3*testStripe)
-	n.put("forged", want)
-	locs, _ := n.e.Locate(t.Context(), "registry", "forged", manifest.ID{})
-	m, _, _ := n.e.resolve(t.Context(), "registry", "forged", manifest.ID{})
-	l := locs[1] // a data shard
-	p := filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob))
-	b, _ := os.ReadFile(p)
-	g := geometry{k: 4, m: 2, stripe: testStripe, size: m.Size}
-	ss := g.shardSize(0)
-	b[3] ^= 0x55
-	forgeSum(b[:ss], m.Parts[0].Blob, 1, 0, 1, b[ss:ss+32])
-	os.WriteFile(p, b, 0o600)
-	got, r, err := n.read("forged", GetOptions{Length: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("forged block changed the data")
-	}
-	if len(r.Problems()) == 0 {
-		t.Fatal("forged block not reported")
+	// Both block checksum algorithms: parts written before XXH3 (BLAKE3)
+	// and since. Neither has a key: the forger computes it as the node
+	// does, and only the stripe's AEAD tag tells.
+	for _, sum := range []erasure.Checksum{erasure.BLAKE3, erasure.XXH3} {
+		t.Run(sum.String(), func(t *testing.T) {
+			n := newTestNode(t)
+			if err := n.e.SetBlockChecksum(sum); err != nil {
+				t.Fatal(err)
+			}
+			want := content("forged", 3*testStripe)
+			n.put("forged", want)
+			locs, _ := n.e.Locate(t.Context(), "registry", "forged", manifest.ID{})
+			m, _, _ := n.e.resolve(t.Context(), "registry", "forged", manifest.ID{})
+			if m.Parts[0].BlockSum != sum {
+				t.Fatalf("part written with %v, want %v", m.Parts[0].BlockSum, sum)
+			}
+			l := locs[1] // a data shard
+			p := filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob))
+			b, _ := os.ReadFile(p)
+			g := partGeometry(m, m.Parts[0])
+			if int64(len(b)) != g.blobSize() {
+				t.Fatalf("shard blob of %d bytes, geometry says %d", len(b), g.blobSize())
+			}
+			ss := g.shardSize(0)
+			b[3] ^= 0x55
+			forgeSum(sum, b[:ss], m.Parts[0].Blob, 1, 0, 1, b[ss:ss+sum.Size()])
+			os.WriteFile(p, b, 0o600)
+			got, r, err := n.read("forged", GetOptions{Length: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("forged block changed the data")
+			}
+			if len(r.Problems()) == 0 {
+				t.Fatal("forged block not reported")
+			}
+			// A ranged read within the forged stripe recovers too.
+			got, _, err = n.read("forged", GetOptions{Offset: 10, Length: 100})
+			if err != nil || !bytes.Equal(got, want[10:110]) {
+				t.Fatalf("ranged read over the forged stripe: %v", err)
+			}
+		})
 	}
 }
 

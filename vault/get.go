@@ -279,7 +279,7 @@ func (r *Reader) load() error {
 		return io.ErrUnexpectedEOF
 	}
 	part := r.m.Parts[r.partIdx]
-	g := geometry{k: r.m.K, m: r.m.M, stripe: r.m.StripeSize, size: part.Size}
+	g := partGeometry(r.m, part)
 	within := r.pos - r.partOff
 	stripe := within / int64(g.stripe)
 	if r.pr == nil {
@@ -508,7 +508,7 @@ func (pr *partReader) start(i int, from int64) {
 		} else {
 			name = manifest.ShardBlobName(pr.part.Blob, i)
 			off = from * g.blockStride()
-			length = (pr.last-from)*g.blockStride() + int64(g.shardSize(pr.last)+erasure.SumSize)
+			length = (pr.last-from)*g.blockStride() + int64(g.blockSize(pr.last))
 		}
 		var rc io.ReadCloser
 		var err error
@@ -524,7 +524,7 @@ func (pr *partReader) start(i int, from int64) {
 		defer rc.Close()
 		stride := int(g.blockStride())
 		for j := from; j <= pr.last; j++ {
-			size := g.shardSize(j) + erasure.SumSize
+			size := g.blockSize(j)
 			buf := getBlock(stride)
 			b := (*buf)[:size]
 			if _, err := io.ReadFull(rc, b); err != nil {
@@ -532,7 +532,7 @@ func (pr *partReader) start(i int, from int64) {
 				send(block{stripe: j, err: fmt.Errorf("read %s: %w", name, err), fatal: true})
 				return
 			}
-			data, err := erasure.Verify(erasure.BlockID{Version: pr.part.Blob, Part: uint32(pr.part.Number), Stripe: uint64(j), Shard: uint8(i)}, b)
+			data, err := g.sum.Verify(blockID(pr.part, j, i), b)
 			if err != nil {
 				putBlock(buf)
 				if !send(block{stripe: j, err: err}) {
@@ -761,7 +761,7 @@ func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part man
 	if err != nil {
 		return nil, err
 	}
-	blob, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(len(part.Sites))*int64(g.shardSize(0)+erasure.SumSize)))
+	blob, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(len(part.Sites))*int64(g.blockSize(0))))
 	rc.Close()
 	if err != nil {
 		return nil, err
@@ -776,7 +776,7 @@ func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part man
 			rank++
 		}
 	}
-	start := envLen + rank*(g.shardSize(0)+erasure.SumSize)
+	start := envLen + rank*g.blockSize(0)
 	if start > len(blob) {
 		return nil, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), start, erasure.ErrChecksum)
 	}

@@ -119,7 +119,7 @@ func (e *Engine) SiteAccredited(id string, l *label.Label) bool {
 // ShardBlobSize returns the size of each shard blob of a part that is not
 // inline.
 func ShardBlobSize(m *manifest.Manifest, p manifest.Part) int64 {
-	return geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}.blobSize()
+	return partGeometry(m, p).blobSize()
 }
 
 // ErrShardDamaged: a shard blob's bytes fail their checksums, have the
@@ -131,7 +131,7 @@ var ErrShardDamaged = erasure.ErrChecksum
 // rate limit). It returns the bytes read and an error wrapping
 // ErrShardDamaged for damage, or the site's error.
 func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manifest.Part, i int, wait func(context.Context, int) error) (int64, error) {
-	g := geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}
+	g := partGeometry(m, p)
 	s, ok := e.site(p.Sites[i])
 	if !ok {
 		return 0, fmt.Errorf("site %s not configured: %w", p.Sites[i], site.ErrNotFound)
@@ -163,7 +163,7 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	defer putBlock(buf)
 	var n int64
 	for j := range stripes {
-		size := g.shardSize(j) + erasure.SumSize
+		size := g.blockSize(j)
 		b := (*buf)[:size]
 		if wait != nil {
 			if err := wait(ctx, size); err != nil {
@@ -174,7 +174,7 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 			return n, fmt.Errorf("%w: stripe %d: %v", erasure.ErrChecksum, j, err)
 		}
 		n += int64(size)
-		if _, err := erasure.Verify(erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, b); err != nil {
+		if _, err := g.sum.Verify(blockID(p, j, i), b); err != nil {
 			return n, err
 		}
 	}
@@ -277,7 +277,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 		if len(changed) == 0 && !p.Inline {
 			continue
 		}
-		g := geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size}
+		g := partGeometry(m, p)
 		if p.Inline {
 			// Every copy is rewritten with the new revision, so every
 			// site's blocks are needed.
@@ -288,7 +288,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 			for i, sid := range next {
 				tails[sid] = append(tails[sid], full[i]...)
 			}
-			res.BytesWritten += int64(len(changed)) * int64(g.shardSize(0)+erasure.SumSize)
+			res.BytesWritten += int64(len(changed)) * int64(g.blockSize(0))
 		} else if len(changed) > 0 {
 			n, err := e.rebuildShards(ctx, shell, p, g, next, changed)
 			if err != nil {
@@ -323,7 +323,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 			if !p.Inline {
 				continue
 			}
-			full, err := e.rebuildInline(ctx, shell, p, geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size})
+			full, err := e.rebuildInline(ctx, shell, p, partGeometry(m, p))
 			if err != nil {
 				return res, err
 			}
@@ -376,13 +376,13 @@ func (e *Engine) RestoreCopies(ctx context.Context, m *manifest.Manifest, env []
 // all k+m shards of it, reconstructing the missing ones.
 func (pr *partReader) fullStripe(j int64) ([][]byte, error) {
 	n := pr.g.k + pr.g.m
-	ss := pr.g.shardSize(j)
+	bs := pr.g.blockSize(j)
 	full := make([][]byte, n)
 	have := 0
 	_, err := pr.stripeWith(j, func(shards [][]byte) {
 		for i, sh := range shards {
 			if sh != nil {
-				full[i] = append(make([]byte, 0, ss+erasure.SumSize), sh...)
+				full[i] = append(make([]byte, 0, bs), sh...)
 				have++
 			}
 		}
@@ -410,10 +410,11 @@ func (e *Engine) rebuildInline(ctx context.Context, shell *Reader, p manifest.Pa
 	if err != nil {
 		return nil, err
 	}
+	// The part keeps its algorithm: a rebuilt block of a BLAKE3 part is
+	// a BLAKE3 block.
 	for i := range full {
-		var sum [erasure.SumSize]byte
-		erasure.Sum(&sum, erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: 0, Shard: uint8(i)}, full[i])
-		full[i] = append(full[i], sum[:]...)
+		var sum [erasure.MaxSumSize]byte
+		full[i] = append(full[i], g.sum.Sum(sum[:], blockID(p, 0, i), full[i])...)
 	}
 	return full, nil
 }
@@ -530,8 +531,10 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 				werr = fmt.Errorf("rebuild stripe %d shard %d: %d bytes, want %d", j, i, len(work[i]), ss)
 				break
 			}
-			block := work[i][:ss+erasure.SumSize]
-			erasure.Sum((*[erasure.SumSize]byte)(block[ss:]), erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}, block[:ss])
+			// The part keeps its algorithm (g.sum): a rebuilt shard of a
+			// BLAKE3 part is written with BLAKE3 checksums.
+			block := work[i][:g.blockSize(j)]
+			g.sum.Sum(block[ss:], blockID(p, j, i), block[:ss])
 			q.push(block)
 			written += int64(len(block))
 		}
@@ -654,7 +657,11 @@ func (e *Engine) Unreachable(ctx context.Context) map[string]bool {
 // version stays as it was.
 func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte, oldEnv []byte, oldSites []string, oldTails map[string][]byte) error {
 	name := manifest.BlobName(id)
-	errs := e.putCopies(ctx, name, env, sites, tails)
+	pieces := make(map[string][][]byte, len(tails))
+	for sid, t := range tails {
+		pieces[sid] = [][]byte{t}
+	}
+	errs := e.putCopies(ctx, name, env, sites, pieces)
 	first := errors.Join(errs...)
 	if first == nil {
 		return nil

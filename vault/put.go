@@ -291,8 +291,10 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if err != nil {
 			return ObjectInfo{}, err
 		}
+		part := manifest.Part{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, Digest: digest, BlockSum: e.writeSum()}
+		sums := make([][]byte, len(shards))
 		for i, sh := range shards {
-			erasure.Sum(&buf.sums[i], erasure.BlockID{Version: blob, Part: 1, Stripe: 0, Shard: uint8(i)}, sh)
+			sums[i] = part.BlockSum.Sum(buf.sums[i][:], blockID(part, 0, i), sh)
 		}
 		wrapped, err := e.k().WrapDataKey(v.keyName(), keyGen(v), dk, partAAD(id, 1, blob))
 		if err != nil {
@@ -303,7 +305,8 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if o.Checksums != nil {
 			m.Checksums = o.Checksums()
 		}
-		m.Parts = []manifest.Part{{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, WrappedKey: wrapped, Digest: digest}}
+		part.WrappedKey = wrapped
+		m.Parts = []manifest.Part{part}
 		if err := e.bindLabel(m, l); err != nil {
 			return ObjectInfo{}, err
 		}
@@ -311,9 +314,11 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if err != nil {
 			return ObjectInfo{}, err
 		}
-		tails := map[string][]byte{}
+		// Each site's blob is the envelope and its shard blocks with their
+		// checksums, written from where they are: the stripe buffer.
+		tails := map[string][][]byte{}
 		for i, s := range sites {
-			tails[s] = append(append(tails[s], shards[i]...), buf.sums[i][:]...)
+			tails[s] = append(tails[s], shards[i], sums[i])
 		}
 		err = e.writeCopies(ctx, id, env, slices.Collect(maps.Keys(tails)), tails)
 		var se *siteError
@@ -436,11 +441,11 @@ func (e *Engine) indexPutIf(ctx context.Context, kind string, m *manifest.Manife
 	return nil
 }
 
-// writeCopies writes the manifest envelope (followed by tails[site], if
-// any) to every listed site in parallel. If any site fails, the copies
-// that were written are removed and the failure is returned as a
-// *siteError.
-func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][]byte) error {
+// writeCopies writes the manifest envelope (followed by the pieces of
+// tails[site], if any) to every listed site in parallel. If any site
+// fails, the copies that were written are removed and the failure is
+// returned as a *siteError.
+func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, sites []string, tails map[string][][]byte) error {
 	name := manifest.BlobName(id)
 	errs := e.putCopies(ctx, name, env, sites, tails)
 	var first error
@@ -462,9 +467,11 @@ func (e *Engine) writeCopies(ctx context.Context, id manifest.ID, env []byte, si
 	return first
 }
 
-// putCopies writes the envelope, followed by tails[site], to every listed
-// site in parallel, and returns each site's error (a *siteError) or nil.
-func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites []string, tails map[string][]byte) []error {
+// putCopies writes the envelope, followed by the pieces of tails[site], to
+// every listed site in parallel, and returns each site's error (a
+// *siteError) or nil. The pieces are not joined: each site reads them
+// where they lie (pieceReader).
+func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites []string, tails map[string][][]byte) []error {
 	errs := make([]error, len(sites))
 	var wg sync.WaitGroup
 	for i, sid := range sites {
@@ -474,11 +481,8 @@ func (e *Engine) putCopies(ctx context.Context, name string, env []byte, sites [
 			continue
 		}
 		wg.Go(func() {
-			body := env
-			if t := tails[sid]; len(t) > 0 {
-				body = append(append(make([]byte, 0, len(env)+len(t)), env...), t...)
-			}
-			if err := s.Store.Put(ctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
+			body := newPieceReader(append([][]byte{env}, tails[sid]...))
+			if err := s.Store.Put(ctx, name, body, body.size); err != nil {
 				errs[i] = &siteError{sid, err}
 			}
 		})
@@ -592,6 +596,7 @@ type shardReader struct {
 	ctx     context.Context
 	in      <-chan *stripeJob
 	shard   int
+	sumSize int // bytes of each block's checksum (the part's algorithm)
 	release func(*stripeJob)
 
 	mu      sync.Mutex
@@ -637,7 +642,7 @@ func (r *shardReader) Read(p []byte) (int, error) {
 				}
 				return 0, io.EOF
 			}
-			r.cur, r.block, r.sum = j, j.shards[r.shard], j.buf.sums[r.shard][:]
+			r.cur, r.block, r.sum = j, j.shards[r.shard], j.buf.sums[r.shard][:r.sumSize]
 		}
 		var m int
 		if len(r.block) > 0 {
@@ -693,7 +698,8 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 		return part, err
 	}
 	blob := manifest.NewID()
-	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites}
+	part.Part = manifest.Part{Number: ps.number, Blob: blob, Sites: ps.sites, BlockSum: e.writeSum()}
+	sum := part.BlockSum
 	// The shard blobs do not describe themselves: say what they are for
 	// before writing them, so that the node can later show they belong to
 	// a write that never committed. Without the record they are kept.
@@ -705,7 +711,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	}
 	blobSize := int64(-1)
 	if ps.size >= 0 {
-		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size}.blobSize()
+		blobSize = geometry{k: p.K, m: p.M, stripe: v.StripeSize, size: ps.size, sum: sum}.blobSize()
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -732,7 +738,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 	for i, sid := range ps.sites {
 		chans[i] = make(chan *stripeJob, 4)
 		puts.Go(func() {
-			sr := &shardReader{ctx: ctx, in: chans[i], shard: i, release: release}
+			sr := &shardReader{ctx: ctx, in: chans[i], shard: i, sumSize: sum.Size(), release: release}
 			err := stores[i].Put(ctx, manifest.ShardBlobName(blob, i), sr, blobSize)
 			if err != nil {
 				// Stop the write before draining what is in flight.
@@ -757,7 +763,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 				j.shards, j.err = coder.Encode(j.buf.b, len(sealed))
 				if j.err == nil {
 					for i, sh := range j.shards {
-						erasure.Sum(&j.buf.sums[i], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
+						sum.Sum(j.buf.sums[i][:], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
 					}
 				}
 				close(j.done)

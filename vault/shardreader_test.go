@@ -17,11 +17,12 @@ import (
 // read after the put returned fails.
 func TestShardReader(t *testing.T) {
 	const shards, blockLen = 3, 1000
+	sumSize := erasure.XXH3.Size() // the stripe buffers hold MaxSumSize
 	mkJobs := func(n int) ([]*stripeJob, []byte) {
 		var want []byte
 		jobs := make([]*stripeJob, n)
 		for s := range jobs {
-			j := &stripeJob{buf: &stripeBuf{sums: make([][erasure.SumSize]byte, shards)}}
+			j := &stripeJob{buf: &stripeBuf{sums: make([][erasure.MaxSumSize]byte, shards)}}
 			for i := range shards {
 				block := bytes.Repeat([]byte{byte(16*s + i)}, blockLen+s)
 				j.shards = append(j.shards, block)
@@ -29,7 +30,7 @@ func TestShardReader(t *testing.T) {
 					j.buf.sums[i][k] = byte(200 + s + i)
 				}
 				if i == 1 {
-					want = append(append(want, block...), j.buf.sums[i][:]...)
+					want = append(append(want, block...), j.buf.sums[i][:sumSize]...)
 				}
 			}
 			j.refs.Store(1)
@@ -56,9 +57,9 @@ func TestShardReader(t *testing.T) {
 	}
 	release := func(j *stripeJob) { j.refs.Add(-1) }
 
-	for _, piece := range []int{1, 7, blockLen, blockLen + erasure.SumSize + 3, 1 << 20} {
+	for _, piece := range []int{1, 7, blockLen, blockLen + sumSize + 3, 1 << 20} {
 		jobs, want := mkJobs(5)
-		r := &shardReader{ctx: context.Background(), in: feed(jobs), shard: 1, release: release}
+		r := &shardReader{ctx: context.Background(), in: feed(jobs), shard: 1, sumSize: sumSize, release: release}
 		var got []byte
 		buf := make([]byte, piece)
 		for {
@@ -85,7 +86,7 @@ func TestShardReader(t *testing.T) {
 
 	// A put that stops early (a failed site): drain gives back the rest.
 	jobs, _ := mkJobs(4)
-	r := &shardReader{ctx: context.Background(), in: feed(jobs), shard: 0, release: release}
+	r := &shardReader{ctx: context.Background(), in: feed(jobs), shard: 0, sumSize: sumSize, release: release}
 	if _, err := r.Read(make([]byte, 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestShardReader(t *testing.T) {
 	cause := errors.New("the client went away")
 	cancel(cause)
 	jobs, _ = mkJobs(1)
-	r = &shardReader{ctx: ctx, in: feed(jobs), shard: 2, release: release}
+	r = &shardReader{ctx: ctx, in: feed(jobs), shard: 2, sumSize: sumSize, release: release}
 	if _, err := io.ReadAll(r); !errors.Is(err, cause) {
 		t.Errorf("body of a failed write ended with %v, want its cause", err)
 	}

@@ -26,11 +26,19 @@ func digest16(s string) [16]byte {
 	return out
 }
 
-// geometry is the stripe layout of one part.
+// geometry is the stripe layout of one part: the only place where the
+// size of a shard block, its stride in a shard blob and the blob's size
+// are worked out (they depend on the part's block checksum algorithm).
 type geometry struct {
 	k, m   int
-	stripe int   // plaintext bytes per full stripe
-	size   int64 // plaintext bytes in the part
+	stripe int              // plaintext bytes per full stripe
+	size   int64            // plaintext bytes in the part
+	sum    erasure.Checksum // the part's block checksums
+}
+
+// partGeometry is the geometry of part p of m.
+func partGeometry(m *manifest.Manifest, p manifest.Part) geometry {
+	return geometry{k: m.K, m: m.M, stripe: m.StripeSize, size: p.Size, sum: p.BlockSum}
 }
 
 func (g geometry) stripes() int64 { return manifest.Stripes(g.size, g.stripe) }
@@ -48,15 +56,26 @@ func (g geometry) shardSize(j int64) int {
 	return (g.plainLen(j) + seal.Overhead + g.k - 1) / g.k
 }
 
+// blockSize returns the on-site size of stripe j's shard block: the
+// shard and its checksum.
+func (g geometry) blockSize(j int64) int {
+	return g.shardSize(j) + g.sum.Size()
+}
+
 // blockStride is the on-site size of a full stripe's shard block.
 func (g geometry) blockStride() int64 {
-	return int64((g.stripe+seal.Overhead+g.k-1)/g.k + erasure.SumSize)
+	return int64((g.stripe+seal.Overhead+g.k-1)/g.k + g.sum.Size())
 }
 
 // blobSize is the size of one shard blob of the part.
 func (g geometry) blobSize() int64 {
 	n := g.stripes()
-	return (n-1)*g.blockStride() + int64(g.shardSize(n-1)+erasure.SumSize)
+	return (n-1)*g.blockStride() + int64(g.blockSize(n-1))
+}
+
+// blockID names shard i of stripe j of part p.
+func blockID(p manifest.Part, j int64, i int) erasure.BlockID {
+	return erasure.BlockID{Version: p.Blob, Part: uint32(p.Number), Stripe: uint64(j), Shard: uint8(i)}
 }
 
 // bufSize is the stripe buffer size needed for this geometry.
@@ -65,10 +84,11 @@ func bufSize(k, m, stripe int) int {
 }
 
 // stripeBuf holds one stripe through its life: plaintext, then sealed
-// stripe and parity, and the checksums of its shard blocks.
+// stripe and parity, and the checksums of its shard blocks (each the
+// first Size() bytes of its entry).
 type stripeBuf struct {
 	b    []byte
-	sums [][erasure.SumSize]byte
+	sums [][erasure.MaxSumSize]byte
 }
 
 type bufKey struct{ k, m, stripe int }
@@ -80,7 +100,7 @@ func getBuf(k, m, stripe int) *stripeBuf {
 	p, ok := bufPools.Load(key)
 	if !ok {
 		p, _ = bufPools.LoadOrStore(key, &sync.Pool{New: func() any {
-			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.SumSize]byte, k+m)}
+			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.MaxSumSize]byte, k+m)}
 		}})
 	}
 	return p.(*sync.Pool).Get().(*stripeBuf)
@@ -279,4 +299,55 @@ func partAAD(version manifest.ID, part int, blob manifest.ID) []byte {
 	b = append(b, version[:]...)
 	b = append(b, byte(part>>24), byte(part>>16), byte(part>>8), byte(part))
 	return append(b, blob[:]...)
+}
+
+// pieceReader reads byte slices one after the other without joining them:
+// a blob's body made of the envelope, then shard blocks and checksums that
+// lie in the stripe buffer. WriteTo hands each piece to the writer as it
+// is, so a site that writes a file (site/dir) copies it once, into the
+// kernel.
+type pieceReader struct {
+	pieces [][]byte
+	size   int64 // bytes in all the pieces
+}
+
+func newPieceReader(pieces [][]byte) *pieceReader {
+	r := &pieceReader{pieces: pieces}
+	for _, p := range pieces {
+		r.size += int64(len(p))
+	}
+	return r
+}
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	for len(r.pieces) > 0 && len(r.pieces[0]) == 0 {
+		r.pieces = r.pieces[1:]
+	}
+	if len(r.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.pieces[0])
+	r.pieces[0] = r.pieces[0][n:]
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo.
+func (r *pieceReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.pieces) > 0 {
+		p := r.pieces[0]
+		if len(p) > 0 {
+			n, err := w.Write(p)
+			total += int64(n)
+			r.pieces[0] = p[n:]
+			if err != nil {
+				return total, err
+			}
+			if n < len(p) {
+				return total, io.ErrShortWrite
+			}
+		}
+		r.pieces = r.pieces[1:]
+	}
+	return total, nil
 }

@@ -344,11 +344,24 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	if err := s.checkName(name); err != nil {
 		return err
 	}
-	dst := filepath.Join(s.root, filepath.FromSlash(name))
+	// Every path is resolved once, beneath the root opened here: .tmp,
+	// which holds the temporary file and is the rename's source, and the
+	// directory the blob goes into, whose descriptor serves the rename and
+	// the directory's fsync.
+	dfd, err := unix.Open(s.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, &os.PathError{Op: "open", Path: s.root, Err: err}))
+	}
+	defer unix.Close(dfd)
+	tmpPath := filepath.Join(s.root, tmpDir)
+	tfd, err := openat2(dfd, tmpDir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, &os.PathError{Op: "open", Path: tmpPath, Err: symlinkErr(err)}))
+	}
+	defer unix.Close(tfd)
 	var rnd [12]byte
 	rand.Read(rnd[:])
-	tmpRel := tmpDir + "/" + hex.EncodeToString(rnd[:])
-	tmp := filepath.Join(s.root, tmpRel)
+	tmp := hex.EncodeToString(rnd[:])
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	direct := size < 0 || size >= directMin
 	if direct {
@@ -357,10 +370,10 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		// what readers need. Filesystems without O_DIRECT fall back.
 		flags |= unix.O_DIRECT
 	}
-	f, err := openBeneath(s.root, tmpRel, flags, 0o600)
+	f, err := openAt(tfd, tmpPath, tmp, flags, 0o600)
 	if err != nil && direct && !errors.Is(err, ErrSymlink) {
 		direct = false
-		f, err = openBeneath(s.root, tmpRel, flags&^unix.O_DIRECT, 0o600)
+		f, err = openAt(tfd, tmpPath, tmp, flags&^unix.O_DIRECT, 0o600)
 	}
 	if err != nil {
 		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
@@ -368,9 +381,75 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			unix.Unlinkat(tfd, tmp, 0)
 		}
 	}()
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok && !direct && size >= 0 && size < directMin {
+		// A small blob whose reader holds its bytes (a bytes.Reader, the
+		// engine's pieces of a manifest copy) is written from them: no
+		// copy through a buffer of ours, one write a piece.
+		if n, err = wt.WriteTo(f); err != nil {
+			return fmt.Errorf("dir site: put %s: %w", name, err)
+		}
+	} else if n, err = s.copyIn(ctx, name, f, r, direct); err != nil {
+		return err
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("dir site: put %s: reader yielded %d bytes, expected %d", name, n, size)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("dir site: put %s: fdatasync: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("dir site: put %s: %w", name, err)
+	}
+	parent := filepath.Dir(filepath.Join(s.root, filepath.FromSlash(name)))
+	pfd, err := s.moveIn(dfd, tfd, tmp, name, parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A directory below the top ones was removed since it was
+		// known: make it again (never a top one), once.
+		s.forget(parent)
+		pfd, err = s.moveIn(dfd, tfd, tmp, name, parent)
+	}
+	if err != nil {
+		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
+	}
+	defer unix.Close(pfd)
+	if err := s.groupSync(parent, func() error { return unix.Fsync(pfd) }); err != nil {
+		return fmt.Errorf("dir site: put %s: sync directory: %w", name, &os.PathError{Op: "fsync", Path: parent, Err: err})
+	}
+	return nil
+}
+
+// moveIn makes the directory name goes into (parent, by path) if it is
+// missing, opens it beneath dfd (the open root) and renames tmp, in tfd
+// (the open .tmp), to name's last component in it. It returns the
+// directory's descriptor, for its fsync.
+func (s *Site) moveIn(dfd, tfd int, tmp, name, parent string) (int, error) {
+	if err := s.mkdirs(parent); err != nil {
+		return -1, err
+	}
+	dir, base := ".", name
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		dir, base = name[:i], name[i+1:]
+	}
+	pfd, err := openat2(dfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: parent, Err: symlinkErr(err)}
+	}
+	if err := unix.Renameat(tfd, tmp, pfd, base); err != nil {
+		unix.Close(pfd)
+		return -1, &os.LinkError{Op: "rename", Old: filepath.Join(s.root, tmpDir, tmp), New: filepath.Join(parent, base), Err: err}
+	}
+	return pfd, nil
+}
+
+// copyIn copies r into f, the temporary file of a put of name, through a
+// pooled buffer: an aligned 1 MiB one when f was opened with O_DIRECT
+// (direct), whose unaligned tail it writes through the page cache, or a
+// small one. It returns the bytes written.
+func (s *Site) copyIn(ctx context.Context, name string, f *os.File, r io.Reader, direct bool) (int64, error) {
 	var buf []byte
 	if direct {
 		bp := bufPool.Get().(*[]byte)
@@ -388,58 +467,29 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	src := &eofReader{r: r}
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return n, err
 		}
 		m, rerr := io.ReadFull(src, buf)
 		if m > 0 {
 			if direct && m%directAlign != 0 {
 				// The unaligned tail is written through the page cache.
 				if err := setDirect(f, false); err != nil {
-					return fmt.Errorf("dir site: put %s: %w", name, err)
+					return n, fmt.Errorf("dir site: put %s: %w", name, err)
 				}
 				direct = false
 			}
 			if _, werr := f.Write(buf[:m]); werr != nil {
-				return fmt.Errorf("dir site: put %s: %w", name, werr)
+				return n, fmt.Errorf("dir site: put %s: %w", name, werr)
 			}
 			n += int64(m)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF && src.eof {
-			break
+			return n, nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("dir site: put %s: reading the blob: %w", name, rerr)
+			return n, fmt.Errorf("dir site: put %s: reading the blob: %w", name, rerr)
 		}
 	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("dir site: put %s: reader yielded %d bytes, expected %d", name, n, size)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("dir site: put %s: fdatasync: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("dir site: put %s: %w", name, err)
-	}
-	parent := filepath.Dir(dst)
-	if err := s.mkdirs(parent); err != nil {
-		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
-	}
-	err = renameBeneath(s.root, tmpRel, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		// A directory below the top ones was removed since it was
-		// known: make it again (never a top one), once.
-		s.forget(parent)
-		if err = s.mkdirs(parent); err == nil {
-			err = renameBeneath(s.root, tmpRel, name)
-		}
-	}
-	if err != nil {
-		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
-	}
-	if err := s.syncDir(parent); err != nil {
-		return fmt.Errorf("dir site: put %s: sync directory: %w", name, err)
-	}
-	return nil
 }
 
 // eofReader notes whether its reader ended with io.EOF.
@@ -518,7 +568,22 @@ type syncer struct {
 	err     error  // result of the last finished fsync
 }
 
+// testHookFsync, if set (by tests), is called before each fsync of a
+// directory that groupSync runs.
+var testHookFsync func(dir string)
+
+// syncDir makes the entries of dir durable, sharing an fsync with the
+// other callers waiting on the same directory.
 func (s *Site) syncDir(dir string) error {
+	return s.groupSync(dir, func() error { return fsyncDir(dir) })
+}
+
+// groupSync waits until an fsync of dir that started after the call has
+// finished, and returns its result. If none is running, this caller runs
+// one, with fsync (its own descriptor of dir: any descriptor of a
+// directory flushes the same entries); callers that arrive meanwhile wait
+// for the next one, which then covers all of them.
+func (s *Site) groupSync(dir string, fsync func() error) error {
 	s.mu.Lock()
 	sy := s.syncers[dir]
 	if sy == nil {
@@ -541,7 +606,10 @@ func (s *Site) syncDir(dir string) error {
 		sy.started++
 		gen := sy.started
 		sy.mu.Unlock()
-		err := fsyncDir(dir)
+		if testHookFsync != nil {
+			testHookFsync(dir)
+		}
+		err := fsync()
 		sy.mu.Lock()
 		sy.running = false
 		sy.done, sy.err = gen, err

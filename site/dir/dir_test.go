@@ -605,3 +605,95 @@ func TestDeleteSyncsItsDirectory(t *testing.T) {
 		t.Fatalf("second delete: %v, fsyncs %d -> %d", err, n, synced())
 	}
 }
+
+// TestPutSyncsItsDirectoryAfterTheRename: a put returns only after an fsync
+// of the blob's directory that started once the blob was at its name (the
+// rename done), so the acknowledged blob's directory entry is durable; and
+// concurrent puts into one directory share fsyncs without any of them
+// returning before one that started after its rename.
+func TestPutSyncsItsDirectoryAfterTheRename(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	dir := filepath.Join(s.root, "m", "ab")
+	const puts = 16
+	var mu sync.Mutex
+	var fsyncs int
+	present := map[string]int{} // blob name -> the number of fsyncs of dir started after it was in place
+	returned := map[string]int{}
+	testHookFsync = func(d string) {
+		if d != dir {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fsyncs++
+		for i := range puts {
+			name := fmt.Sprintf("blob%02d", i)
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				present[name]++
+			}
+		}
+	}
+	t.Cleanup(func() { testHookFsync = nil })
+	var wg sync.WaitGroup
+	for i := range puts {
+		wg.Go(func() {
+			name := fmt.Sprintf("blob%02d", i)
+			if err := s.Put(ctx, "m/ab/"+name, bytes.NewReader([]byte(name)), int64(len(name))); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			returned[name] = present[name]
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := range puts {
+		name := fmt.Sprintf("blob%02d", i)
+		if returned[name] == 0 {
+			t.Errorf("put of %s returned before any fsync of %s started with the blob in place", name, dir)
+		}
+	}
+	if fsyncs == 0 || fsyncs > puts {
+		t.Errorf("%d fsyncs of %s for %d puts", fsyncs, dir, puts)
+	}
+	t.Logf("%d puts into one directory, %d fsyncs of it", puts, fsyncs)
+}
+
+// TestPutRefusesAnotherCount: a reader that yields more or fewer bytes than
+// declared fails the put and stores nothing, whether the driver writes
+// from the reader's own bytes (io.WriterTo, as a bytes.Reader) or copies
+// through its buffer.
+func TestPutRefusesAnotherCount(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		size int64
+	}{
+		{"longer, WriterTo", bytes.NewReader([]byte("abcde")), 4},
+		{"shorter, WriterTo", bytes.NewReader([]byte("abc")), 4},
+		{"longer, plain reader", strings.NewReader("abcde"), 4},
+		{"longer, large declared", bytes.NewReader(make([]byte, 1<<20+1)), 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "m/aa/" + strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
+			if err := s.Put(t.Context(), name, tc.r, tc.size); err == nil {
+				t.Fatalf("put of a body not of its declared %d bytes succeeded", tc.size)
+			}
+			if _, err := s.Stat(t.Context(), name); !errors.Is(err, site.ErrNotFound) {
+				t.Fatalf("refused put left a blob: %v", err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(s.root, tmpDir)); len(ents) != 0 {
+				t.Fatalf("refused put left %d temporary files", len(ents))
+			}
+		})
+	}
+}

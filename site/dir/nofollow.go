@@ -27,17 +27,6 @@ import (
 // directory: find out who.
 var ErrSymlink = errors.New("symbolic link in the site's directory, not followed")
 
-// openBeneath opens rel (slash-separated, relative to root) with flags,
-// following no symbolic link.
-func openBeneath(root, rel string, flags int, mode uint32) (*os.File, error) {
-	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(dfd)
-	return openAt(dfd, root, rel, flags, mode)
-}
-
 // openAt opens rel beneath dfd, the open directory root, with flags,
 // following no symbolic link.
 func openAt(dfd int, root, rel string, flags int, mode uint32) (*os.File, error) {
@@ -169,25 +158,6 @@ func parentAt(dfd int, root, rel string) (int, string, error) {
 		return -1, "", &os.PathError{Op: "open", Path: filepath.Join(root, dir), Err: symlinkErr(err)}
 	}
 	return pfd, base, nil
-}
-
-// renameBeneath renames from to to, both relative to root, following no
-// link on the way.
-func renameBeneath(root, from, to string) error {
-	ffd, fbase, err := parentBeneath(root, from)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(ffd)
-	tfd, tbase, err := parentBeneath(root, to)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(tfd)
-	if err := unix.Renameat(ffd, fbase, tfd, tbase); err != nil {
-		return &os.LinkError{Op: "rename", Old: filepath.Join(root, from), New: filepath.Join(root, to), Err: err}
-	}
-	return nil
 }
 
 // mkdirBeneath makes directory rel, following no link on the way.
