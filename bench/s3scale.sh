@@ -30,6 +30,7 @@
 #   LOSE=SELECTOR     what the drill loses (default jurisdiction=EST)
 #   DIR=DIR           where the node's directory goes (default: a new temp dir)
 #   OUT=FILE          append the phases as JSON lines to FILE
+#   HEAP_PROFILES=DIR the server's heap profile before every phase (after two collections) in DIR
 #   KEEP=1            keep the node's directory and log afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +92,7 @@ log "$OBJECTS objects of $SIZE, $CONCURRENCY clients; then $PHASES; load average
 
 out=()
 if [ -n "${OUT:-}" ]; then out=(-out "$OUT"); fi
+if [ -n "${HEAP_PROFILES:-}" ]; then out+=(-heap-profiles "$HEAP_PROFILES"); fi
 "$s3bench" scale -endpoint "127.0.0.1:$port" -access-key "$access_key" -secret-key "$secret_key" \
 	-pid "$pid" -clk-tck "$(getconf CLK_TCK 2>/dev/null || echo 100)" \
 	-objects "$OBJECTS" -size "$SIZE" -concurrency "$CONCURRENCY" -phases "$PHASES" -lose "$LOSE" \

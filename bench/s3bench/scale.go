@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,6 +101,7 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	phases := fs.String("phases", strings.Join(scalePhases, ","), "phases after the puts, comma-separated, of list,rebuild,scrub,drill")
 	heapEvery := fs.Duration("heap-every", time.Second, "how often the server's heap is sampled during a phase (0: only at its start and end)")
 	out := fs.String("out", "", "append one JSON line per phase to this file")
+	heapProfiles := fs.String("heap-profiles", "", "write the server's heap profile just before every phase, after its two collections, to DIR/PHASE-before.pb.gz (and DIR/end.pb.gz after the last)")
 	indexFile := fs.String("index", "", "the node's index file (NODE/index.db), whose size is recorded after every phase")
 	seed := fs.Uint64("seed", 1, "seed of the object contents")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +171,12 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pid:    *pid,
 		clkTck: float64(*clkTck),
 		every:  *heapEvery,
+		profs:  *heapProfiles,
+	}
+	if s.profs != "" {
+		if err := os.MkdirAll(s.profs, 0o755); err != nil {
+			return fmt.Errorf("scale: -heap-profiles: %w", err)
+		}
 	}
 	b := &bench{client: client, bucket: *bucket, server: "embassy", maxTime: 1<<63 - 1}
 	b.data = newPayload(sz, *seed)
@@ -250,6 +258,14 @@ func scaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if err := emit(r); err != nil {
 			return err
+		}
+	}
+	if s.profs != "" {
+		if _, err := s.heapInuse(ctx, true); err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+		if err := s.heapProfile(ctx, "end"); err != nil {
+			return fmt.Errorf("scale: %w", err)
 		}
 	}
 	fmt.Fprintln(stdout)
@@ -392,6 +408,7 @@ type scaler struct {
 	pid    int
 	clkTck float64
 	every  time.Duration
+	profs  string // directory of heap profiles ("": none)
 }
 
 // measure runs one phase and charges it the server's peak RSS, its peak
@@ -407,6 +424,9 @@ func (s *scaler) measure(ctx context.Context, phase, unit string, fn func(contex
 			return r, fmt.Errorf("%s: %w", phase, err)
 		}
 		r.BaseHeap = h
+	}
+	if err := s.heapProfile(ctx, phase+"-before"); err != nil {
+		return r, fmt.Errorf("%s: %w", phase, err)
 	}
 	if s.pid != 0 {
 		if err := resetPeakRSS(s.pid); err != nil {
@@ -496,6 +516,18 @@ func (s *scaler) heapInuse(ctx context.Context, gc bool) (int64, error) {
 		return 0, err
 	}
 	return parseHeapInuse(body)
+}
+
+// heapProfile writes the server's heap profile to DIR/name.pb.gz (-heap-profiles).
+func (s *scaler) heapProfile(ctx context.Context, name string) error {
+	if s.profs == "" {
+		return nil
+	}
+	body, err := s.admin.do(ctx, http.MethodGet, "debug/pprof/heap", nil, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.profs, name+".pb.gz"), body, 0o644)
 }
 
 // parseHeapInuse finds "# HeapInuse = N" in a heap profile written with

@@ -244,7 +244,8 @@ func TestS3ScaleScript(t *testing.T) {
 	work := t.TempDir()
 	out := filepath.Join(work, "scale.jsonl")
 	cmd := exec.CommandContext(t.Context(), bash, script)
-	cmd.Env = append(os.Environ(), "OBJECTS=200", "CONCURRENCY=8", "DIR="+work, "OUT="+out, "KEEP=")
+	profs := filepath.Join(work, "heap")
+	cmd.Env = append(os.Environ(), "OBJECTS=200", "CONCURRENCY=8", "DIR="+work, "OUT="+out, "KEEP=", "HEAP_PROFILES="+profs)
 	// Stopped by the test's deadline, the script stops its server itself.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
@@ -289,6 +290,15 @@ func TestS3ScaleScript(t *testing.T) {
 	for _, line := range []string{"| index rebuild (admin job) |", "| drill (admin job) |", "bytes after the puts"} {
 		if !strings.Contains(stdout.String(), line) {
 			t.Errorf("no %q in the script's output", line)
+		}
+	}
+	for _, p := range append(slices.Clone(scalePhases), "end") {
+		name := filepath.Join(profs, p+".pb.gz")
+		if p != "end" {
+			name = filepath.Join(profs, p+"-before.pb.gz")
+		}
+		if raw, err := os.ReadFile(name); err != nil || !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+			t.Errorf("heap profile %s: %v, want a gzipped profile", name, err)
 		}
 	}
 	// Without KEEP the node's directory is gone.
