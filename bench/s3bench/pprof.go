@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/minio/minio-go/v7/pkg/signer"
 )
 
 // profiler captures an embassy server's Go profiles during each phase,
@@ -28,31 +26,18 @@ import (
 //     phase's start until the first chunk that ends after the phase
 //     does; `go tool pprof cpu-*.pb.gz` merges them.
 type profiler struct {
-	endpoint  string // host:port
-	accessKey string
-	secretKey string
-	region    string
-	dir       string
-	chunk     time.Duration
-	client    *http.Client
+	admin *adminClient
+	dir   string
+	chunk time.Duration
 }
-
-// emptySHA256 is the payload hash of a request without a body.
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // fetch GETs one profile into path.
 func (p *profiler) fetch(ctx context.Context, name, query, path string) error {
-	u := "http://" + p.endpoint + "/_embassy/v1/debug/pprof/" + name
+	u := "debug/pprof/" + name
 	if query != "" {
 		u += "?" + query
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	req = signer.SignV4(*req, p.accessKey, p.secretKey, "", p.region)
-	resp, err := p.client.Do(req)
+	resp, err := p.admin.send(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("profile %s: %w", name, err)
 	}

@@ -50,8 +50,8 @@ func TestProfiler(t *testing.T) {
 	key := oneKey{"AKPROF", "secret-of-the-operator"}
 	srv, cpu := fakeProfiles(t, key)
 	dir := t.TempDir()
-	p := &profiler{endpoint: strings.TrimPrefix(srv.URL, "http://"), accessKey: key.ak, secretKey: key.sk, region: "us-east-1",
-		dir: dir, chunk: time.Second, client: srv.Client()}
+	p := &profiler{admin: &adminClient{endpoint: strings.TrimPrefix(srv.URL, "http://"), accessKey: key.ak, secretKey: key.sk, region: "us-east-1",
+		client: srv.Client()}, dir: dir, chunk: time.Second}
 	s := caseSpec{Size: 4 << 10, Concurrency: 16, Count: 1}
 	stop, err := p.start(t.Context(), "embassy", "get", s)
 	if err != nil {
@@ -86,8 +86,9 @@ func TestProfiler(t *testing.T) {
 	}
 
 	t.Run("a refused credential fails before the phase", func(t *testing.T) {
-		bad := *p
-		bad.secretKey = "not-the-secret"
+		bad, admin := *p, *p.admin
+		admin.secretKey = "not-the-secret"
+		bad.admin = &admin
 		_, err := bad.start(t.Context(), "embassy", "put", s)
 		if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "operator role") {
 			t.Fatalf("start with a wrong secret: %v, want a 403 naming the operator role", err)

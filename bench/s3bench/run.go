@@ -141,8 +141,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if *pprofChunk < time.Second {
 			return fmt.Errorf("run: -pprof-chunk %s: at least 1s", *pprofChunk)
 		}
-		b.prof = &profiler{endpoint: *endpoint, accessKey: *accessKey, secretKey: *secretKey, region: "us-east-1",
-			dir: *pprofDir, chunk: *pprofChunk, client: &http.Client{Transport: transport(1)}}
+		b.prof = &profiler{admin: &adminClient{endpoint: *endpoint, accessKey: *accessKey, secretKey: *secretKey, region: "us-east-1",
+			client: &http.Client{Transport: transport(1)}}, dir: *pprofDir, chunk: *pprofChunk}
 	}
 	var largest int64
 	for _, s := range specs {
@@ -372,20 +372,7 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	return r, nil
 }
 
-func (b *bench) cpu() (uint64, error) {
-	if b.pid == 0 {
-		return 0, nil
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.pid))
-	if err != nil {
-		return 0, fmt.Errorf("server cpu time: %w", err)
-	}
-	t, err := parseProcStat(raw)
-	if err != nil {
-		return 0, fmt.Errorf("server cpu time: /proc/%d/stat: %w", b.pid, err)
-	}
-	return t, nil
-}
+func (b *bench) cpu() (uint64, error) { return procCPU(b.pid) }
 
 // percentile of sorted durations, in milliseconds.
 func percentile(sorted []time.Duration, p float64) float64 {

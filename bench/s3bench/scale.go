@@ -608,6 +608,24 @@ type adminClient struct {
 // do sends method /_embassy/v1/path with body and returns the answer's
 // body, or an error when its status is not want.
 func (a *adminClient) do(ctx context.Context, method, path string, body []byte, want int) ([]byte, error) {
+	resp, err := a.send(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: %s: %.300s (the credential's principal needs the operator role)", method, path, resp.Status, raw)
+	}
+	return raw, nil
+}
+
+// send sends method /_embassy/v1/path with body, signed, and returns the
+// answer, whatever its status, for the caller to read and close.
+func (a *adminClient) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.endpoint+"/_embassy/v1/"+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -622,15 +640,7 @@ func (a *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %s: %.300s (the credential's principal needs the operator role)", method, path, resp.Status, raw)
-	}
-	return raw, nil
+	return resp, nil
 }
 
 // resetPeakRSS resets the process's VmHWM to its current RSS (proc(5),
