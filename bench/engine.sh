@@ -21,7 +21,8 @@
 #   repair  the survivors' shard blobs, mirrored onto fresh sites object by object as the engine
 #           writes them (same age: a cache below the guest holds as much of one as of the other),
 #           read once, evicted from the page cache, through the driver in the engine's block reads,
-#           eight blobs a site at once, as the repair reads the survivors; writes as for put.
+#           eight blobs a site at once, as the repair reads the survivors; writes: blobs like the
+#           lost shards, eight at once a site on two fresh sites, as the repair writes them.
 #           Recovery is judged against a second read of the mirror (it reads what the repair read)
 #   audit   the same small puts on a fresh engine without the audit log, in the
 #           same round (AUDIT_ROUNDS rounds of AUDIT_OBJECTS puts, 9 of 2000 by

@@ -95,9 +95,11 @@ func profileRepair(b *testing.B, round int) func() {
 // after the repair did.
 //
 // Repair also writes the lost shards, so it also reports against the
-// lesser of raw read and the write bound, where raw write is
-// benchutil.LargeWrite's (shard blobs through the dir driver with O_DIRECT
-// and fdatasync, as repair writes them). With -embassy.rounds=N it
+// lesser of raw read and the write bound, where raw write is that of blobs
+// like the lost shards (the survivors' size, one a version on each of two
+// fresh sites, scrubConcurrency at once a site) through the dir driver's
+// Put, as the repair writes them: O_DIRECT, fdatasync, rename, directory
+// fsync. With -embassy.rounds=N it
 // measures N times, on fresh sites each time, and reports the median
 // ratios and their range.
 //
@@ -167,8 +169,6 @@ func BenchmarkRepair(b *testing.B) {
 				survivors[i] = dirs[id]
 			}
 			stride := repairStride(b, e, ix)
-			rawW := benchutil.LargeWrite(b, filepath.Join(root, "ref-write"), 512<<20, 4, 2)
-			rawW *= 1.5 // LargeWrite counts object bytes; here, bytes written
 
 			var raw, repair float64
 			var took, cpu time.Duration
@@ -212,6 +212,15 @@ func BenchmarkRepair(b *testing.B) {
 			// gives a second read.
 			warm, _, _ := benchutil.ReadBlobs(b, mirror.Blobs, scrubConcurrency, stride)
 
+			// The write reference: blobs like the lost shards (one a
+			// version on each of two sites, the survivors' size), written
+			// as the repair writes them, as many at once, on two fresh
+			// sites: O_DIRECT, fdatasync, rename, directory fsync.
+			lost := len(topology) - len(survivors)
+			wm := benchutil.NewMirror(b, filepath.Join(root, "ref-write"), lost)
+			wm.Copy(b, mirror.Blobs[:lost], scrubConcurrency)
+			rawW := wm.WriteRate()
+
 			for _, d := range survivors {
 				benchutil.Evict(d)
 			}
@@ -242,12 +251,12 @@ func BenchmarkRepair(b *testing.B) {
 			limit := min(raw, writeBound)
 			const mb = 1e6
 			repR, recR, limR = append(repR, repair/raw), append(recR, recovery/warm), append(limR, repair/limit)
-			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, rawW/mb)
+			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
 			if raw > 0.75*warm {
 				fmt.Printf("round %d: note: the first read ran at %.2f of the second and %.1fx the raw write: most likely a cache below the guest's page cache served it (bench/README.md, \"Cold reads\"), as it serves the repair's reads of blobs of the same age\n", round+1, raw/warm, raw/rawW)
 			}
-			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written)\n",
-				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20)
+			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written: at most %.2f of raw read)\n",
+				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20, limit/raw)
 			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9))
 			fmt.Printf("round %d: recovery (index rebuild + full verified read, one object at a time, of survivors read before) %.0f MB/s: %.2f of the second raw read\n", round+1, recovery/mb, recovery/warm)
 		}

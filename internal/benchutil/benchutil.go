@@ -219,14 +219,6 @@ func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read flo
 	return write, read
 }
 
-// LargeWrite is LargeRefs' write alone, on fresh sites under d, which it
-// leaves in place: their blobs were never read, so blocks reused after
-// they are removed hold nothing a cache below the guest kept (see Evict).
-func LargeWrite(b testing.TB, d string, size int64, k, m int) float64 {
-	_, _, _, write := largeWrite(b, d, size, k, m)
-	return write
-}
-
 func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site, blob func(int) string, shard int64, write float64) {
 	sites = refSites(b, d, k+m)
 	shard = (size + int64(k) - 1) / int64(k)

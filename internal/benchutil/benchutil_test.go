@@ -86,12 +86,6 @@ func TestReferences(t *testing.T) {
 	if n, mean := MeanBlob(d); n != 2 || mean != 200 {
 		t.Fatalf("MeanBlob = %d files, %v mean; want 2, 200", n, mean)
 	}
-	if w := LargeWrite(t, filepath.Join(root, "w"), 4<<20, 4, 2); w <= 0 {
-		t.Fatalf("LargeWrite = %v", w)
-	}
-	if files, mean := MeanBlob(filepath.Join(root, "w")); files < 6 || mean <= 0 {
-		t.Fatalf("LargeWrite left %d files (mean %v B); want its six shard blobs kept", files, mean)
-	}
 }
 
 // TestMirrorAndRead: the repair's read reference lists only the shard
