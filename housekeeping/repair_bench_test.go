@@ -31,6 +31,7 @@ var (
 	benchRepairSize    = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
 	benchRepairProfile = flag.String("embassy.repair-cpuprofile", "", "write a CPU profile of the first round's repair (the scrub alone) to this file")
 	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
+	benchRepairRound   = flag.Int("embassy.repair-profile-round", 1, "the round whose repair -embassy.repair-cpuprofile and -embassy.repair-trace record")
 )
 
 // cpuTime returns the process's user and system CPU time so far.
@@ -41,10 +42,11 @@ func cpuTime() time.Duration {
 }
 
 // profileRepair starts the repair's CPU profile and trace when asked for
-// (first round only) and returns what stops them.
+// (in round -embassy.repair-profile-round only, the first by default) and
+// returns what stops them.
 func profileRepair(b *testing.B, round int) func() {
 	var stops []func()
-	if round == 0 && *benchRepairProfile != "" {
+	if round+1 == *benchRepairRound && *benchRepairProfile != "" {
 		f, err := os.Create(*benchRepairProfile)
 		if err != nil {
 			b.Fatal(err)
@@ -54,7 +56,7 @@ func profileRepair(b *testing.B, round int) func() {
 		}
 		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	if round == 0 && *benchRepairTrace != "" {
+	if round+1 == *benchRepairRound && *benchRepairTrace != "" {
 		f, err := os.Create(*benchRepairTrace)
 		if err != nil {
 			b.Fatal(err)
