@@ -18,8 +18,12 @@
 #   get     the four data shard blobs read cold (evicted from the page cache)
 #   small   six blobs per object of the engine's manifest-copy size through the driver's
 #           small-file path (page cache, fdatasync, rename, group-committed directory fsync)
-#   repair  the survivors' shard blobs read cold through the driver (one reader a site and eight, the
-#           faster); writes as for put
+#   repair  the survivors' shard blobs, mirrored onto fresh sites object by object as the engine
+#           writes them (same age: a cache below the guest holds as much of one as of the other),
+#           read once, evicted from the page cache, through the driver in the engine's block reads,
+#           eight blobs a site at once, as the repair reads the survivors; writes: blobs like the
+#           lost shards, eight at once a site on two fresh sites, as the repair writes them.
+#           Recovery is judged against a second read of the mirror (it reads what the repair read)
 #   audit   the same small puts on a fresh engine without the audit log, in the
 #           same round (AUDIT_ROUNDS rounds of AUDIT_OBJECTS puts, 9 of 2000 by
 #           default, alternating which engine goes first): "audit log/no log",
@@ -56,7 +60,7 @@ fi
 [ -n "${AUDIT_ONLY:-}" ] && exit 0
 
 # Repair and recovery after losing a jurisdiction (REPAIR_SIZE bytes, 4 GiB by
-# default), against the raw cold read throughput of the surviving sites.
+# default), against the raw cold read of blobs like the survivors' (above).
 REPAIR_SIZE="${REPAIR_SIZE:-4294967296}"
 go test -run '^$' -bench 'Repair' -benchtime 1x -timeout 4h ./housekeeping/ -args -embassy.repair-size="$REPAIR_SIZE" -embassy.rounds="$ROUNDS" "${dirarg[@]}" |
 	grep -E '^(round|repair|recovery|[0-9]+ MiB in|Benchmark)'

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 
@@ -281,5 +283,52 @@ func TestReconstructSome(t *testing.T) {
 	}
 	if err := c.ReconstructSome(got, required[:4]); err == nil {
 		t.Fatal("a required list of the wrong length was accepted")
+	}
+}
+
+// TestCodingInCallersGoroutine: coding a full stripe (shards of 256 KiB,
+// as the engine's) starts no goroutines. The library's default split one
+// such shard across ~16 new goroutines per call, and a repair coding eight
+// versions at once on a loaded machine spent its Reed-Solomon time waiting
+// for them to be scheduled.
+func TestCodingInCallersGoroutine(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	c, err := New(4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1<<20 + 28
+	buf := make([]byte, c.BufferSize(n))
+	for i := range n {
+		buf[i] = byte(i * 7)
+	}
+	created := func() uint64 {
+		s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	const calls = 20
+	before := created()
+	for range calls {
+		shards, err := c.Encode(buf, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := make([][]byte, len(shards))
+		copy(lost, shards)
+		lost[0], lost[5] = make([]byte, 0, len(shards[0])), make([]byte, 0, len(shards[5]))
+		if err := c.ReconstructData(lost); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ReconstructSome(lost, []bool{false, false, false, false, false, true}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(lost[0], shards[0]) || !bytes.Equal(lost[5], shards[5]) {
+			t.Fatal("rebuilt wrong")
+		}
+	}
+	// Fewer than one a call: the runtime may start one of its own meanwhile.
+	if d := created() - before; d >= calls {
+		t.Fatalf("%d calls of each coding function started %d goroutines", calls, d)
 	}
 }

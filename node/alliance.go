@@ -370,14 +370,14 @@ func (n *Node) peerConfig(id string) (PeerConfig, federation.Card, bool) {
 func (n *Node) removePeer(ctx context.Context, id, fingerprint string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	i := slices.IndexFunc(n.Config.Alliance.Peers, func(p PeerConfig) bool {
+	i := slices.IndexFunc(n.conf().Alliance.Peers, func(p PeerConfig) bool {
 		c, err := federation.ParseCard([]byte(p.Card))
 		return err == nil && c.NodeID == id
 	})
 	if i < 0 {
 		return fmt.Errorf("%w: no peer %s", errNoSuchPeer, id)
 	}
-	if fp := n.Config.Alliance.Peers[i].Fingerprint; fp != fingerprint {
+	if fp := n.conf().Alliance.Peers[i].Fingerprint; fp != fingerprint {
 		return fmt.Errorf("peer %s's card is now %s, not the %s whose removal was asked for: ask again", id, fp, fingerprint)
 	}
 	if err := n.record(ctx, audit.Event{Kind: KindPeerRemove, Actor: actor(ctx), Detail: map[string]string{"peer": id}}); err != nil {
@@ -639,14 +639,14 @@ var errNoSuchGrant = errors.New("no such grant")
 func (n *Node) RevokeGrant(ctx context.Context, id string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	i := slices.IndexFunc(n.Config.Alliance.Grants, func(gc GrantConfig) bool {
+	i := slices.IndexFunc(n.conf().Alliance.Grants, func(gc GrantConfig) bool {
 		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
 		return err == nil && g.ID == id
 	})
 	if i < 0 {
 		return fmt.Errorf("%w: %s", errNoSuchGrant, id)
 	}
-	if n.Config.Alliance.Grants[i].Revoked != nil {
+	if n.conf().Alliance.Grants[i].Revoked != nil {
 		return fmt.Errorf("%w: grant %s was revoked already", errExists, id)
 	}
 	if err := n.record(ctx, audit.Event{Kind: KindShareRevoke, Actor: actor(ctx), Detail: map[string]string{"grant": id}}); err != nil {
@@ -674,11 +674,11 @@ func (n *Node) rewrapPeerKeys() error {
 	if err != nil {
 		return err
 	}
-	k, err := n.Keys.OpenPeerKeys(n.Config.Node.ID, b)
+	k, err := n.Keys.OpenPeerKeys(n.conf().Node.ID, b)
 	if err != nil {
 		return err
 	}
-	sealed, err := custody.RootlessCopy(n.Keys).SealPeerKeys(n.Config.Node.ID, k)
+	sealed, err := custody.RootlessCopy(n.Keys).SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return err
 	}

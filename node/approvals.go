@@ -152,7 +152,7 @@ func (n *Node) saveRequests(rs []*Request) error {
 
 // approvalsNeeded returns how many custodians must approve op.
 func (n *Node) approvalsNeeded(op string) int {
-	tp := n.Config.TwoPerson
+	tp := n.conf().TwoPerson
 	if v, ok := tp.PerOperation[op]; ok && v > 0 {
 		return v
 	}
@@ -167,7 +167,7 @@ func (n *Node) approvalsNeeded(op string) int {
 // without custodians the operation proceeds at once (and the log says so).
 func (n *Node) Require(ctx context.Context, op vault.Operation) error {
 	if n.Custody == nil {
-		if n.Config.Node.Dev {
+		if n.conf().Node.Dev {
 			n.Log.WarnContext(ctx, "dev node: dangerous operation allowed without custodians", "op", op.Kind, "summary", op.Summary)
 			return nil
 		}
@@ -203,13 +203,13 @@ func (n *Node) NewRequest(op vault.Operation, requester string) (*Request, error
 	var id [6]byte
 	rand.Read(id[:])
 	now := time.Now().UTC()
-	ttl := time.Duration(n.Config.TwoPerson.TTL)
+	ttl := time.Duration(n.conf().TwoPerson.TTL)
 	if ttl <= 0 {
 		ttl = 24 * time.Hour
 	}
 	r := &Request{ID: hex.EncodeToString(id[:]), Op: op, Requester: requester, Created: now, Expires: now.Add(ttl),
 		Needed: n.approvalsNeeded(op.Kind), Status: StatusPending, Approvals: []Decision{}}
-	r.Digest = r.digest(n.Config.Node.ID)
+	r.Digest = r.digest(n.conf().Node.ID)
 	if err := n.record(context.Background(), n.requestEvent(KindRequestCreate, r)); err != nil {
 		return nil, err
 	}
@@ -269,14 +269,14 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 		n.saveRequests(rs)
 		return r, fmt.Errorf("%w: %s expired at %s", ErrNotPending, id, r.Expires.Format(time.RFC3339))
 	}
-	if r.Digest != r.digest(n.Config.Node.ID) {
+	if r.Digest != r.digest(n.conf().Node.ID) {
 		return r, fmt.Errorf("%w: request %s was changed after it was made", ErrBadApproval, id)
 	}
 	c, ok := n.Custody.Custodian(custodian)
 	if !ok {
 		return r, fmt.Errorf("%w: %s is not a custodian of this node", ErrBadApproval, custodian)
 	}
-	if err := c.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, approve), sig); err != nil {
+	if err := c.VerifySignature(ApprovalMessage(n.conf().Node.ID, r.ID, r.Digest, approve), sig); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrBadApproval, err)
 	}
 	if strings.EqualFold(custodian, r.Requester) {
@@ -309,7 +309,7 @@ func (n *Node) Decide(ctx context.Context, id, custodian string, approve bool, s
 	keys := map[string]bool{}
 	for _, old := range r.Approvals {
 		oc, ok := n.Custody.Custodian(old.Custodian)
-		if ok && oc.VerifySignature(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true), old.Signature) == nil && !strings.EqualFold(old.Custodian, r.Requester) && !keys[oc.SignKey] {
+		if ok && oc.VerifySignature(ApprovalMessage(n.conf().Node.ID, r.ID, r.Digest, true), old.Signature) == nil && !strings.EqualFold(old.Custodian, r.Requester) && !keys[oc.SignKey] {
 			keys[oc.SignKey] = true
 			valid = append(valid, old)
 		} else {

@@ -33,7 +33,7 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 	if id == nil {
 		return audit.Config{}, fmt.Errorf("audit log: the node has no identity")
 	}
-	origin := audit.Origin(n.Config.Node.ID)
+	origin := audit.Origin(n.conf().Node.ID)
 	ed, pq, err := keys.CheckpointSigners(origin)
 	if err != nil {
 		return audit.Config{}, err
@@ -49,7 +49,7 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 	if err != nil {
 		return audit.Config{}, err
 	}
-	cfg.Witnesses, cfg.WitnessFailOpen = g, n.Config.witnessFailOpen()
+	cfg.Witnesses, cfg.WitnessFailOpen = g, n.conf().witnessFailOpen()
 	return cfg, nil
 }
 
@@ -89,7 +89,7 @@ func (n *Node) reconfigureAudit() error {
 	if err != nil {
 		return err
 	}
-	if l.WitnessFailOpen() != n.Config.witnessFailOpen() {
+	if l.WitnessFailOpen() != n.conf().witnessFailOpen() {
 		n.auditSwap.Lock()
 		n.closeAudit()
 		err := n.openAudit(context.Background())
@@ -154,7 +154,7 @@ func (n *Node) openWitness(keys *custody.Keyring) error {
 }
 
 func (n *Node) newWitness(keys *custody.Keyring, logs []audit.WitnessedLog) (*audit.Witness, error) {
-	signer, err := keys.WitnessSigner(audit.WitnessName(n.Config.Node.ID))
+	signer, err := keys.WitnessSigner(audit.WitnessName(n.conf().Node.ID))
 	if err != nil {
 		return nil, err
 	}

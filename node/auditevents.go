@@ -78,7 +78,7 @@ func (n *Node) record(ctx context.Context, evs ...audit.Event) error {
 		return nil
 	}
 	if _, err := l.Append(ctx, evs...); err != nil {
-		if n.Config.failClosed() {
+		if n.conf().failClosed() {
 			return fmt.Errorf("%w: %v", vault.ErrAudit, err)
 		}
 		n.Log.ErrorContext(ctx, "not recorded on the audit log (the node is not fail-closed: it goes on)", "kind", evs[0].Kind, "err", err)

@@ -232,7 +232,7 @@ func (n *Node) siteDescriptors(ctx context.Context) []seenDescriptor {
 	for i, s := range sites {
 		wg.Go(func() {
 			d, err := readDescriptor(ctx, n.Keys, s.Store)
-			if err == nil && d.NodeID != n.Config.Node.ID {
+			if err == nil && d.NodeID != n.conf().Node.ID {
 				err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, d.NodeID)
 			}
 			out[i] = seenDescriptor{site: s.ID, d: d, err: err}
@@ -324,7 +324,7 @@ func (n *Node) descriptorFiles() (descriptor, error) {
 	if err != nil {
 		return descriptor{}, err
 	}
-	d := descriptor{NodeID: n.Config.Node.ID, Config: cfg}
+	d := descriptor{NodeID: n.conf().Node.ID, Config: cfg}
 	for _, f := range []struct {
 		name string
 		to   *[]byte

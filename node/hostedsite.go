@@ -336,7 +336,7 @@ func (n *Node) prepareHostedSite(ctx context.Context, s SiteConfig) (site.Site, 
 	b, err := readBlob(ctx, h, site.MarkerBlob, 64<<10)
 	switch {
 	case err == nil:
-		if why := markerVerdict(n.Keys, n.Config.Node.ID, s.ID, b); why != "" {
+		if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
 			return nil, fmt.Errorf("site %s: the store %s keeps for this node is already claimed: %s", s.ID, h.hostName(), strings.TrimPrefix(why, "its marker "))
 		}
 		return h, nil

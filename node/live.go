@@ -74,7 +74,7 @@ func (l *liveState) changed() { l.version.Add(1) }
 // setDraining marks the configured draining sites in the engine.
 func (n *Node) setDraining() {
 	var draining []string
-	for _, sc := range n.Config.Sites {
+	for _, sc := range n.conf().Sites {
 		if sc.Draining {
 			draining = append(draining, sc.ID)
 		}

@@ -219,3 +219,33 @@ func TestWritersThroughEveryChange(t *testing.T) {
 		t.Errorf("scrub after the changes: %v %+v", err, rep)
 	}
 }
+
+// TestDescriptorPublishedWhileConfigChanges: publishing the node
+// descriptor (which the peer listener does when it first makes the peer
+// keys) reads the configuration in force while a change replaces it. Under
+// -race this failed when the descriptor read the Config field directly
+// (CI, TestHostedSiteConformance); without -race it checks that every
+// published descriptor names the node.
+func TestDescriptorPublishedWhileConfigChanges(t *testing.T) {
+	n := newAllyNode(t, "EST").Node
+	const rounds = 20
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range rounds {
+			changeConfig(t, n, func(c *Config) { c.S3.Region = fmt.Sprintf("region-%d", i) })
+		}
+	})
+	for range rounds {
+		if missed := n.PublishDescriptor(t.Context()); len(missed) > 0 {
+			t.Fatalf("descriptor not written to %v", missed)
+		}
+	}
+	wg.Wait()
+	d, err := n.descriptorFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.NodeID != n.conf().Node.ID || !bytes.Contains(d.Config, []byte("region-19")) {
+		t.Fatalf("descriptor after the changes: node %q, config %s", d.NodeID, d.Config)
+	}
+}

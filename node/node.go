@@ -351,7 +351,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	if err := n.verifyNodeFiles(context.Background()); err != nil {
 		return err
 	}
-	ipath := n.path(orDefault(n.Config.Index.Path, "index.db"))
+	ipath := n.path(orDefault(n.conf().Index.Path, "index.db"))
 	n.Index, err = boltindex.Open(ipath)
 	if errors.Is(err, boltindex.ErrFormat) {
 		// The index is a cache: set the old one aside and rebuild.
@@ -452,8 +452,8 @@ func OpenSiteConfig(ctx context.Context, s SiteConfig) (site.Site, error) {
 func (n *Node) rebuildEngine() error {
 	var sites []vault.Site
 	stores := map[string]site.Site{}
-	conflicts := n.conflicts(n.Config.Sites)
-	for _, sc := range n.Config.Sites {
+	conflicts := n.conflicts(n.conf().Sites)
+	for _, sc := range n.conf().Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
 			return fmt.Errorf("site %s: %w", sc.ID, err)
@@ -470,14 +470,14 @@ func (n *Node) rebuildEngine() error {
 		return err
 	}
 	var vaults []vault.Vault
-	for _, vc := range n.Config.Vaults {
+	for _, vc := range n.conf().Vaults {
 		v, err := n.vault(vc)
 		if err != nil {
 			return err
 		}
 		vaults = append(vaults, v)
 	}
-	if n.Engine != nil && n.live.samePolicies(n.Config.Policies) {
+	if n.Engine != nil && n.live.samePolicies(n.conf().Policies) {
 		// A running node changes in place: the front ends keep the
 		// engine they hold, and see the change.
 		if err := n.Engine.Reconfigure(sites, vaults); err != nil {
@@ -487,7 +487,7 @@ func (n *Node) rebuildEngine() error {
 		n.live.changed()
 		return nil
 	}
-	reg, err := label.NewRegistry(n.Config.Policies...)
+	reg, err := label.NewRegistry(n.conf().Policies...)
 	if err != nil {
 		return err
 	}
@@ -498,9 +498,9 @@ func (n *Node) rebuildEngine() error {
 			n.setDraining()
 		}
 	}()
-	e, err := vault.New(vault.Config{NodeID: n.Config.Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
+	e, err := vault.New(vault.Config{NodeID: n.conf().Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
 		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n,
-		Audit: n.engineAudit(), AuditFailClosed: n.Config.failClosed()})
+		Audit: n.engineAudit(), AuditFailClosed: n.conf().failClosed()})
 	if err != nil {
 		return err
 	}
@@ -513,7 +513,7 @@ func (n *Node) rebuildEngine() error {
 		n.Engine.Close(context.Background())
 	}
 	n.Engine = e
-	n.live.rebuilt(n.Config.Policies)
+	n.live.rebuilt(n.conf().Policies)
 	return nil
 }
 
@@ -524,7 +524,7 @@ func (n *Node) rebuildEngine() error {
 // log costs a PUT; in an ordinary build benchNoAuditLog is the constant
 // false and nothing can turn the log off.
 func (n *Node) engineAudit() vault.AuditLog {
-	if benchNoAuditLog && n.Config.Node.Dev {
+	if benchNoAuditLog && n.conf().Node.Dev {
 		n.Log.Warn("embassy_bench_nolog: this benchmark build gives the engine no audit log; the changes it makes are NOT recorded (not for real use)")
 		return nil
 	}
@@ -532,7 +532,7 @@ func (n *Node) engineAudit() vault.AuditLog {
 }
 
 func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
-	p, err := vc.Policy(n.Config.Node.Nation)
+	p, err := vc.Policy(n.conf().Node.Nation)
 	if err != nil {
 		return vault.Vault{}, fmt.Errorf("vault %s: %w", vc.Name, err)
 	}
@@ -571,7 +571,7 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if n.Keys == nil {
 		return ErrSealed
 	}
-	for _, o := range n.Config.Sites {
+	for _, o := range n.conf().Sites {
 		if o.ID == s.ID {
 			return fmt.Errorf("site %s already exists", s.ID)
 		}
@@ -592,7 +592,7 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if s.Driver == "dir" && !n.Config.Node.Dev {
+	if s.Driver == "dir" && !n.conf().Node.Dev {
 		if err := n.checkSiteOutside(s); err != nil {
 			return err
 		}
@@ -662,7 +662,7 @@ func within(path, dir string) bool {
 // with two custodians' approval.
 func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	var found *SiteConfig
-	for _, s := range n.Config.Sites {
+	for _, s := range n.conf().Sites {
 		if s.ID == id {
 			found = &s
 		}
@@ -729,7 +729,7 @@ func (n *Node) AddVault(vc VaultConfig) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, o := range n.Config.Vaults {
+	for _, o := range n.conf().Vaults {
 		if o.Name == vc.Name {
 			return fmt.Errorf("vault %s: %w", vc.Name, ErrVaultExists)
 		}
@@ -814,7 +814,7 @@ func (n *Node) removeVault(ctx context.Context, name string) error {
 	found := false
 	c := *n.Config
 	c.Vaults = nil
-	for _, v := range n.Config.Vaults {
+	for _, v := range n.conf().Vaults {
 		if v.Name == name {
 			found = true
 			continue

@@ -115,7 +115,7 @@ func weaker(nation string, a, b VaultConfig) string {
 func (n *Node) SetVaultPolicy(ctx context.Context, name string, next VaultConfig) error {
 	var cur VaultConfig
 	n.mu.Lock()
-	for _, v := range n.Config.Vaults {
+	for _, v := range n.conf().Vaults {
 		if v.Name == name {
 			cur = v
 		}
@@ -124,7 +124,7 @@ func (n *Node) SetVaultPolicy(ctx context.Context, name string, next VaultConfig
 	if cur.Name == "" {
 		return fmt.Errorf("%w: %s", vault.ErrNoSuchVault, name)
 	}
-	if why := weaker(n.Config.Node.Nation, cur, next); why != "" {
+	if why := weaker(n.conf().Node.Nation, cur, next); why != "" {
 		err := n.Require(ctx, vault.Operation{Kind: "vault.policy", Summary: fmt.Sprintf("weaken the policy of vault %s: %s", name, why),
 			Params: map[string]string{"vault": name, "erasure": next.Erasure, "survive": next.Survive, "outside_home": fmt.Sprint(next.OutsideHome), "jurisdictions": strings.Join(next.Jurisdictions, ",")}})
 		if err != nil {
@@ -186,7 +186,7 @@ func (n *Node) SetObjectLock(ctx context.Context, name string, next ObjectLockCo
 	var cur *ObjectLockConfig
 	found := false
 	n.mu.Lock()
-	for _, v := range n.Config.Vaults {
+	for _, v := range n.conf().Vaults {
 		if v.Name == name {
 			cur, found = v.ObjectLock, true
 		}
@@ -262,7 +262,7 @@ func (n *Node) removeSite(id string) error {
 	// (apply swaps the engine: only for a node that is not serving)
 	c := *n.Config
 	c.Sites = slices.DeleteFunc(slices.Clone(c.Sites), func(s SiteConfig) bool { return s.ID == id })
-	if len(c.Sites) == len(n.Config.Sites) {
+	if len(c.Sites) == len(n.conf().Sites) {
 		return fmt.Errorf("no site %s", id)
 	}
 	return n.apply(&c)
@@ -275,7 +275,7 @@ func (n *Node) AddPrincipal(ctx context.Context, p access.Principal) error {
 	if err := p.Validate(n.Labels); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(n.Config.Principals, func(o access.Principal) bool { return o.Name == p.Name }) {
+	if slices.ContainsFunc(n.conf().Principals, func(o access.Principal) bool { return o.Name == p.Name }) {
 		return fmt.Errorf("principal %s already exists", p.Name)
 	}
 	b, _ := json.Marshal(p)
@@ -309,7 +309,7 @@ func orNone(s string) string {
 }
 
 func (n *Node) clearedAbove(p access.Principal) bool {
-	level := n.Config.TwoPerson.PrincipalLevel
+	level := n.conf().TwoPerson.PrincipalLevel
 	if level == "" {
 		level = "NATO UNCLASSIFIED"
 	}
@@ -390,7 +390,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rec, files, err := n.Keys.Resplit(n.Config.Node.ID, cs, t)
+	rec, files, err := n.Keys.Resplit(n.conf().Node.ID, cs, t)
 	if err != nil {
 		return "", err
 	}
@@ -411,9 +411,9 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	n.sealMu.Lock()
 	n.Custody = &rec
 	n.sealMu.Unlock()
-	if n.Config.Keys.RootKeyFile != "" {
+	if n.conf().Keys.RootKeyFile != "" {
 		// A node that had a local root key file now relies on custodians.
-		os.Remove(n.path(n.Config.Keys.RootKeyFile))
+		os.Remove(n.path(n.conf().Keys.RootKeyFile))
 		c := *n.Config
 		c.Keys = KeysConfig{}
 		if err := n.saveConfig(&c); err != nil {
@@ -448,7 +448,7 @@ func (n *Node) removePrincipal(name string) error {
 	defer n.mu.Unlock()
 	c := *n.Config
 	c.Principals = slices.DeleteFunc(slices.Clone(c.Principals), func(p access.Principal) bool { return p.Name == name })
-	if len(c.Principals) == len(n.Config.Principals) {
+	if len(c.Principals) == len(n.conf().Principals) {
 		return fmt.Errorf("no principal %s", name)
 	}
 	// Its S3 credentials go with it: kept, they would authenticate a
@@ -487,7 +487,7 @@ func (n *Node) approvedCopy(ctx context.Context, p map[string]string) error {
 			return fmt.Errorf("object.copy: meta: %w", err)
 		}
 	}
-	for _, vc := range n.Config.Vaults {
+	for _, vc := range n.conf().Vaults {
 		if l := vc.ObjectLock; vc.Name == p["dst_vault"] && l != nil && l.Mode != "" {
 			o.Lock = &manifest.Lock{Mode: l.Mode, Until: time.Now().AddDate(l.Years, 0, l.Days).UTC()}
 		}

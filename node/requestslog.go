@@ -134,7 +134,7 @@ func (n *Node) checkRequests(ctx context.Context) (RequestsCheck, error) {
 	if err != nil {
 		return rep, err
 	}
-	merged, diffs := mergeRequests(n.Config.Node.ID, fromLog, file, first)
+	merged, diffs := mergeRequests(n.conf().Node.ID, fromLog, file, first)
 	rep.Differences = diffs
 	if len(diffs) > 0 {
 		n.Log.Warn("requests.json disagrees with the audit log: rebuilt from the log", "differences", diffs)
@@ -199,7 +199,7 @@ func (n *Node) requestsFromLog(ctx context.Context, l *audit.Log) (map[string]*l
 		d := e.Detail
 		id := d["request"]
 		if e.Kind == KindRequestCreate {
-			out[id] = &logRequest{r: requestFromEvent(n.Config.Node.ID, e)}
+			out[id] = &logRequest{r: requestFromEvent(n.conf().Node.ID, e)}
 			return
 		}
 		lr, ok := out[id]

@@ -73,7 +73,7 @@ func (n *Node) RotateRootKey(ctx context.Context) (string, vault.RewrapStats, er
 	if n.RotationInProgress() {
 		return "", vault.RewrapStats{}, errors.New("a root key rotation is already in progress: resume it with 'embassy key rotate-root --resume'")
 	}
-	if err := n.Require(ctx, vault.Operation{Kind: "root.rotate", Summary: "rotate the node's root key (every manifest is rewritten; custodians get new shares)", Params: map[string]string{"node": n.Config.Node.ID}}); err != nil {
+	if err := n.Require(ctx, vault.Operation{Kind: "root.rotate", Summary: "rotate the node's root key (every manifest is rewritten; custodians get new shares)", Params: map[string]string{"node": n.conf().Node.ID}}); err != nil {
 		return "", vault.RewrapStats{}, err
 	}
 	return n.rotateRoot(ctx)
@@ -103,7 +103,7 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 	var rec custody.Record
 	if n.Custody != nil {
 		var files map[string][]byte
-		rec, files, err = custody.SplitRoot(nr, n.Config.Node.ID, n.Custody.Custodians, n.Custody.Set.Threshold)
+		rec, files, err = custody.SplitRoot(nr, n.conf().Node.ID, n.Custody.Custodians, n.Custody.Set.Threshold)
 		if err != nil {
 			return "", st, err
 		}
@@ -145,7 +145,7 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 		n.Custody = &rec
 		n.sealMu.Unlock()
 	} else {
-		kf := n.path(orDefault(n.Config.Keys.RootKeyFile, "root.key"))
+		kf := n.path(orDefault(n.conf().Keys.RootKeyFile, "root.key"))
 		tmp := kf + ".new"
 		os.Remove(tmp)
 		if err := custody.WriteKeyFile(tmp, nr); err != nil {

@@ -91,14 +91,14 @@ func (a s3Vaults) SetObjectLock(ctx context.Context, name string, c s3.LockConfi
 // S3Handler returns the node's S3 front end.
 func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 	creds := append([]s3.Credential(nil), extra...)
-	for _, c := range n.Config.S3.Credentials {
+	for _, c := range n.conf().S3.Credentials {
 		creds = append(creds, s3.Credential{AccessKey: c.AccessKey, SecretKey: c.SecretKey, Principal: c.Principal})
 	}
 	if len(creds) == 0 {
 		return nil, errors.New("no S3 credentials configured (s3.credentials in node.yaml, or serve --access-key with EMBASSY_SECRET_KEY_FILE)")
 	}
-	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.Config.S3.Region, Domain: n.Config.S3.Domain, Logger: n.Log,
-		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.Config.S3.ListScan, Observe: n.observeS3, Allied: alliedVaults{n}})
+	return s3.New(s3.Config{Engine: n.Engine, Vaults: s3Vaults{n}, Credentials: creds, Region: n.conf().S3.Region, Domain: n.conf().S3.Domain, Logger: n.Log,
+		Principal: n.Principal, Tokens: nodeTokens{n}, ListScan: n.conf().S3.ListScan, Observe: n.observeS3, Allied: alliedVaults{n}})
 }
 
 // nodeTokens seals listing tokens with the node's current keyring.
@@ -122,13 +122,13 @@ type ServeOptions struct {
 
 // Serve runs the S3 front end until ctx is done, then shuts down gracefully.
 func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
-	addr := cmpOr(o.Address, cmpOr(n.Config.S3.Address, "127.0.0.1:9000"))
-	useTLS := n.Config.S3.TLSCert != ""
+	addr := cmpOr(o.Address, cmpOr(n.conf().S3.Address, "127.0.0.1:9000"))
+	useTLS := n.conf().S3.TLSCert != ""
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
-	if !useTLS && !n.Config.S3.AllowInsecure && !isLoopback(host) {
+	if !useTLS && !n.conf().S3.AllowInsecure && !isLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without TLS: set s3.tls_cert and s3.tls_key, or s3.allow_insecure if something else encrypts the traffic", addr)
 	}
 	if n.Custody == nil {
@@ -151,7 +151,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	if useTLS {
-		cert, err := tls.LoadX509KeyPair(n.path(n.Config.S3.TLSCert), n.path(n.Config.S3.TLSKey))
+		cert, err := tls.LoadX509KeyPair(n.path(n.conf().S3.TLSCert), n.path(n.conf().S3.TLSKey))
 		if err != nil {
 			return fmt.Errorf("s3 TLS: %w", err)
 		}

@@ -256,7 +256,7 @@ func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, share
 		}
 	}
 	if err == nil {
-		if why := markerVerdict(keys, n.Config.Node.ID, sc.ID, b); why != "" {
+		if why := markerVerdict(keys, n.conf().Node.ID, sc.ID, b); why != "" {
 			return refused("%s", why)
 		}
 		if len(missing) > 0 && isDir && !slices.ContainsFunc(missing, func(d string) bool { return !slices.Contains(site.AddedTopDirs(), d) }) {
@@ -297,7 +297,7 @@ func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, mis
 	} else if why != "" {
 		return refused("it has no marker (%s) and %s: left unclaimed", site.MarkerBlob, why)
 	}
-	mk, err := encodeMarker(n.Keys, n.Config.Node.ID, sc.ID)
+	mk, err := encodeMarker(n.Keys, n.conf().Node.ID, sc.ID)
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (n *Node) legacyForeign(ctx context.Context, st site.Site, missing []string
 	if err != nil {
 		return "the node descriptor on it does not open with this node's key", nil
 	}
-	if d.NodeID != n.Config.Node.ID {
+	if d.NodeID != n.conf().Node.ID {
 		return fmt.Sprintf("the node descriptor on it is node %s's", d.NodeID), nil
 	}
 	if slices.Contains(missing, "m") {
@@ -377,7 +377,7 @@ func (n *Node) legacyForeign(ctx context.Context, st site.Site, missing []string
 		if err != nil {
 			return fmt.Sprintf("manifest %s on it does not open with this node's key", name), nil
 		}
-		if m.Node != n.Config.Node.ID {
+		if m.Node != n.conf().Node.ID {
 			return fmt.Sprintf("manifest %s on it is node %s's", name, m.Node), nil
 		}
 	}
@@ -528,7 +528,7 @@ func (n *Node) inspectSite(ctx context.Context, sc SiteConfig, keys *custody.Key
 	if err != nil {
 		return err
 	}
-	if why := markerVerdict(keys, n.Config.Node.ID, sc.ID, b); why != "" {
+	if why := markerVerdict(keys, n.conf().Node.ID, sc.ID, b); why != "" {
 		return refused("%s", why)
 	}
 	if len(missing) > 0 {
@@ -543,7 +543,7 @@ func (n *Node) inspectSite(ctx context.Context, sc SiteConfig, keys *custody.Key
 // any node, or is not empty and holds no marker of this node's site id.
 func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool) (site.Site, error) {
 	loc := n.siteLocation(s)
-	for _, o := range n.Config.Sites {
+	for _, o := range n.conf().Sites {
 		ol := n.siteLocation(o)
 		switch {
 		case ol == loc:
@@ -590,7 +590,7 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
-	mk, err := encodeMarker(n.Keys, n.Config.Node.ID, s.ID)
+	mk, err := encodeMarker(n.Keys, n.conf().Node.ID, s.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -646,7 +646,7 @@ func (n *Node) checkNewDir(s SiteConfig, path string) error {
 		}
 		return fmt.Errorf("site %s: directory %s is not empty (it holds %s) and has no site marker: give the site an empty or new directory", s.ID, path, strings.Join(names, ", "))
 	}
-	if why := markerVerdict(n.Keys, n.Config.Node.ID, s.ID, b); why != "" {
+	if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
 		return fmt.Errorf("site %s: directory %s is already claimed: %s", s.ID, path, strings.TrimPrefix(why, "its marker "))
 	}
 	return nil // this node's own site s.ID, added again
@@ -694,7 +694,7 @@ func (n *Node) checkNewPrefix(ctx context.Context, s SiteConfig, cfg s3site.Conf
 	}
 	b, err := readBlob(ctx, ss, site.MarkerBlob, 64<<10)
 	if err == nil {
-		if why := markerVerdict(n.Keys, n.Config.Node.ID, s.ID, b); why != "" {
+		if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
 			return fmt.Errorf("site %s: bucket %s is already claimed: %s", s.ID, where, strings.TrimPrefix(why, "its marker "))
 		}
 		return nil
@@ -723,7 +723,7 @@ func (n *Node) removeMarker(ctx context.Context, id string, st site.Site) error 
 	if err != nil {
 		return err
 	}
-	if markerVerdict(n.Keys, n.Config.Node.ID, id, b) != "" {
+	if markerVerdict(n.Keys, n.conf().Node.ID, id, b) != "" {
 		return nil // not ours to remove
 	}
 	return st.Delete(ctx, site.MarkerBlob)

@@ -73,7 +73,7 @@ func (n *Node) closeTAXII() error {
 func (n *Node) taxiiConfig() *taxii.Config {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c := n.Config.TAXII
+	c := n.conf().TAXII
 	return &c
 }
 
@@ -82,8 +82,8 @@ func (n *Node) taxiiConfig() *taxii.Config {
 func (n *Node) nations() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := []string{n.Config.Node.Nation}
-	for _, p := range n.Config.Principals {
+	out := []string{n.conf().Node.Nation}
+	for _, p := range n.conf().Principals {
 		if label.IsNationCode(p.Nation) && !slices.Contains(out, p.Nation) {
 			out = append(out, p.Nation)
 		}
@@ -104,8 +104,8 @@ func (n *Node) taxiiHandler(admin *adminServer) http.Handler {
 		Principal:     n.Principal,
 		Ready:         n.Ready,
 		Authenticated: httpguard.Authenticated,
-		Title:         "embassy node " + n.Config.Node.ID,
-		Description:   "threat intelligence of " + n.Config.Node.Nation + " (STIX 2.1; TLP 2.0 markings decide who reads)",
+		Title:         "embassy node " + n.conf().Node.ID,
+		Description:   "threat intelligence of " + n.conf().Node.Nation + " (STIX 2.1; TLP 2.0 markings decide who reads)",
 		Logger:        n.Log,
 	})
 }
@@ -153,7 +153,7 @@ func (n *Node) RemoveCollection(ctx context.Context, name string) (EditResult, e
 // editConfig proposes the configuration in force changed by edit.
 func (n *Node) editConfig(ctx context.Context, edit func(*Config) error) (EditResult, error) {
 	n.mu.Lock()
-	c, err := n.Config.clone()
+	c, err := n.conf().clone()
 	n.mu.Unlock()
 	if err != nil {
 		return EditResult{}, err
@@ -200,7 +200,7 @@ func (n *Node) SyncTAXII(ctx context.Context, name string) (taxii.SyncResult, er
 func (n *Node) syncJob(name string) (taxii.SyncConfig, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, j := range n.Config.TAXII.Sync {
+	for _, j := range n.conf().TAXII.Sync {
 		if j.Name == name {
 			return j, true
 		}
@@ -213,7 +213,7 @@ func (n *Node) syncJob(name string) (taxii.SyncConfig, bool) {
 // backoff that doubles from 10s up to the interval.
 func (n *Node) runTAXIISync(ctx context.Context) {
 	n.mu.Lock()
-	jobs := slices.Clone(n.Config.TAXII.Sync)
+	jobs := slices.Clone(n.conf().TAXII.Sync)
 	n.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, job := range jobs {
@@ -257,7 +257,7 @@ func (n *Node) RebuildTAXII(ctx context.Context, name string) (map[string]taxii.
 		return nil, err
 	}
 	n.mu.Lock()
-	cols := slices.Clone(n.Config.TAXII.Collections)
+	cols := slices.Clone(n.conf().TAXII.Collections)
 	n.mu.Unlock()
 	out := map[string]taxii.RebuildStats{}
 	found := false

@@ -135,7 +135,7 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 	}
 	if f := n.raw[ConfigFile]; f != nil {
 		if _, err := f.verify(keys); err == nil {
-			addSites(n.Config.Sites)
+			addSites(n.conf().Sites)
 		}
 	}
 	haveCopy := false
@@ -153,7 +153,7 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 		}
 	}
 	if !haveCopy {
-		addSites(n.Config.Sites)
+		addSites(n.conf().Sites)
 	}
 	// Reading a descriptor must change nothing: no bucket is created.
 	for i := range sites {
@@ -372,7 +372,7 @@ func (n *Node) verifyNodeFiles(ctx context.Context) error {
 
 	// Everything verifies: bring the identity and the files up to date.
 	if upgrading {
-		id, err = custody.NewIdentity(n.Config.Node.ID, keys.LegacyPublicKey())
+		id, err = custody.NewIdentity(n.conf().Node.ID, keys.LegacyPublicKey())
 		if err != nil {
 			return err
 		}

@@ -74,7 +74,7 @@ func (n *Node) restoreWitnessMemory(ctx context.Context) (int, error) {
 	if n.Engine == nil || n.Keys == nil || n.Keys.Identity() == nil {
 		return 0, errors.New("the node is not open")
 	}
-	wkey := custody.WitnessVerifierKey(audit.WitnessName(n.Config.Node.ID), n.Keys.Identity().Public())
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(n.conf().Node.ID), n.Keys.Identity().Public())
 	wv, err := fnote.NewVerifierForCosignatureV1(wkey)
 	if err != nil {
 		return 0, err

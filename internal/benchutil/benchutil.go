@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -46,17 +47,77 @@ func Root(b *testing.B) string {
 	return d
 }
 
-// Evict drops a tree's files from the page cache, so reads come from disk.
-func Evict(root string) {
+// Evict drops a tree's files from the page cache, so that reads come from
+// below it: each file is flushed first (fdatasync; posix_fadvise drops
+// only clean pages) and then advised POSIX_FADV_DONTNEED. It needs no
+// privilege and touches only these files, not the whole machine's cache
+// (/proc/sys/vm/drop_caches would, and needs root). It returns the bytes
+// of the tree still resident afterwards (mincore), which is 0 where the
+// filesystem honours the advice and not on tmpfs, whose pages are its
+// storage.
+//
+// What it cannot reach is a cache below the guest: on a virtual machine
+// whose disk the host caches (virtio "write back"), blocks the guest has
+// read once come back from the host's memory however empty the guest's
+// page cache is. A read is cold only the first time after the blocks were
+// written (bench/README.md, "Cold reads").
+func Evict(root string) (resident int64) {
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if f, err := os.Open(p); err == nil {
+				unix.Fdatasync(int(f.Fd()))
 				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+				n, _ := residentFile(f)
+				resident += n
 				f.Close()
 			}
 		}
 		return nil
 	})
+	return resident
+}
+
+// Resident returns the bytes of the tree at root held in the page cache.
+func Resident(root string) (resident int64, err error) {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		n, err := residentFile(f)
+		resident += n
+		return err
+	})
+	return resident, err
+}
+
+// residentFile counts f's bytes in the page cache, a page at a time.
+func residentFile(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return 0, err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (fi.Size()+page-1)/page)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		return 0, e
+	}
+	var n int64
+	for i, v := range vec {
+		if v&1 != 0 {
+			n += min(page, fi.Size()-int64(i)*page)
+		}
+	}
+	return n, nil
 }
 
 // Rounds is how many times the benchmarks that report against a reference
@@ -127,27 +188,18 @@ func randomHex() string {
 //
 // So the engine's put and get are compared with the same disk work done
 // with no sealing, coding, checksums, index or log.
+//
+// The blobs stay (in root/ref-large-<random>, removed with root): blocks
+// freed during a round would be taken by the engine's writes next, and
+// hold what a cache below the guest kept of the reference's read, so the
+// engine's get would read warm where the reference read cold (Evict).
 func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read float64) {
-	d := filepath.Join(root, "ref-large")
-	defer os.RemoveAll(d)
-	sites := refSites(b, d, k+m)
-	shard := (size + int64(k) - 1) / int64(k)
-	name := randomHex()
-	blob := func(i int) string { return "s/" + name[:2] + "/" + name + "." + fmt.Sprint(i) }
+	d := filepath.Join(root, "ref-large-"+randomHex()[:8])
+	sites, blob, shard, write := largeWrite(b, d, size, k, m)
+	Evict(d)
 	ctx := context.Background()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i, s := range sites {
-		wg.Go(func() {
-			if err := s.Put(ctx, blob(i), &pattern{Left: shard}, shard); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	write = float64(size) / time.Since(start).Seconds()
-	Evict(d)
-	start = time.Now()
 	for i, s := range sites[:k] {
 		wg.Go(func() {
 			rc, err := s.Get(ctx, blob(i), 0, -1)
@@ -165,6 +217,25 @@ func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read flo
 	wg.Wait()
 	read = float64(size) / time.Since(start).Seconds()
 	return write, read
+}
+
+func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site, blob func(int) string, shard int64, write float64) {
+	sites = refSites(b, d, k+m)
+	shard = (size + int64(k) - 1) / int64(k)
+	name := randomHex()
+	blob = func(i int) string { return "s/" + name[:2] + "/" + name + "." + fmt.Sprint(i) }
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, s := range sites {
+		wg.Go(func() {
+			if err := s.Put(ctx, blob(i), &pattern{Left: shard}, shard); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	return sites, blob, shard, float64(size) / time.Since(start).Seconds()
 }
 
 // SmallWrites measures the disk reference of small-object puts, in objects
@@ -224,62 +295,153 @@ func MeanBlob(d string) (files int, mean float64) {
 	return files, float64(total) / float64(files)
 }
 
-// ColdRead reads every shard blob (the blobs named s/...) of the dir sites
-// at dirs from disk (evicted first), through the dir driver's Get — the
-// path the engine's reads of those blobs take — in 1 MiB reads, with
-// perSite readers on every site at once, and returns bytes per second (the
-// reference for what a repair reads from the survivors of a loss) and the
-// bytes read. Manifest
-// copies and the audit log's files, which a repair does not read in bulk,
-// are left out.
-func ColdRead(b testing.TB, dirs []string, perSite int) (rate float64, n int64) {
-	ctx := context.Background()
-	type blob struct {
-		s    *dir.Site
-		name string
-	}
-	var queues [][]blob
+// Blob is one blob of a dir site.
+type Blob struct {
+	Site *dir.Site
+	Name string
+	Size int64
+}
+
+// ShardBlobs lists the shard blobs (named s/...) of the dir sites at dirs,
+// one list a site: what a repair reads from the survivors of a loss.
+// Manifest copies and the audit log's files, which a repair does not read
+// in bulk, are left out.
+func ShardBlobs(b testing.TB, dirs []string) [][]Blob {
+	var out [][]Blob
 	for _, d := range dirs {
 		s, err := dir.Open(d)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var q []blob
-		if err := s.List(ctx, "s/", func(i site.Info) error {
-			q = append(q, blob{s, i.Name})
+		var q []Blob
+		if err := s.List(context.Background(), "s/", func(i site.Info) error {
+			q = append(q, Blob{s, i.Name, i.Size})
 			return nil
 		}); err != nil {
 			b.Fatal(err)
 		}
-		queues = append(queues, q)
-		Evict(d)
+		out = append(out, q)
 	}
-	var total atomic.Int64
+	return out
+}
+
+// Mirror is a set of fresh dir sites holding copies, name for name and
+// size for size, of blobs of other sites (of incompressible bytes, not
+// their contents): a read reference that does the same reads as the
+// engine's of the originals without reading them (reading them would leave
+// them in a cache below the guest, Evict).
+type Mirror struct {
+	Sites []*dir.Site
+	Blobs [][]Blob // by site
+	bytes int64
+	took  time.Duration
+	seed  atomic.Uint64
+}
+
+// NewMirror makes n fresh dir sites under d.
+func NewMirror(b testing.TB, d string, n int) *Mirror {
+	return &Mirror{Sites: refSites(b, d, n), Blobs: make([][]Blob, n)}
+}
+
+// Copy writes, on every site i of the mirror, blobs named and sized as
+// like[i]'s, as the engine writes shard blobs: through the dir driver's
+// Put, with O_DIRECT for a blob of 1 MiB or more, fdatasync, rename and
+// the directory's group-committed fsync, the sites at once, perSite blobs
+// of a site at a time. Calling it right after the engine wrote the blobs
+// of like (object by object) keeps the two sets of the same age: whatever
+// a cache below the guest kept of the one, it kept of the other.
+func (m *Mirror) Copy(b testing.TB, like [][]Blob, perSite int) {
+	ctx := context.Background()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for _, q := range queues {
+	for si, q := range like {
+		if si >= len(m.Sites) {
+			b.Fatalf("mirror of %d sites given blobs of %d", len(m.Sites), len(like))
+		}
 		var next atomic.Int64
 		for range max(1, perSite) {
 			wg.Go(func() {
-				buf := make([]byte, 1<<20)
 				for i := next.Add(1) - 1; i < int64(len(q)); i = next.Add(1) - 1 {
-					rc, err := q[i].s.Get(ctx, q[i].name, 0, -1)
-					if err != nil {
+					src := &Gen{Left: q[i].Size, State: m.seed.Add(1)}
+					if err := m.Sites[si].Put(ctx, q[i].Name, src, q[i].Size); err != nil {
 						b.Error(err)
 						return
 					}
-					n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, buf)
-					rc.Close()
-					if err != nil {
-						b.Error(err)
-					}
-					total.Add(n)
 				}
 			})
 		}
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds(), total.Load()
+	m.took += time.Since(start)
+	for si, q := range like {
+		for _, bl := range q {
+			m.Blobs[si] = append(m.Blobs[si], Blob{m.Sites[si], bl.Name, bl.Size})
+			m.bytes += bl.Size
+		}
+	}
+}
+
+// WriteRate returns the bytes the mirror's copies wrote a second.
+func (m *Mirror) WriteRate() float64 {
+	return float64(m.bytes) / max(m.took.Seconds(), 1e-9)
+}
+
+// MirrorBlobs is NewMirror and one Copy: blobs like like's on len(like)
+// fresh dir sites under d. It returns them and the bytes written a second.
+func MirrorBlobs(b testing.TB, d string, like [][]Blob, perSite int) ([][]Blob, float64) {
+	m := NewMirror(b, d, len(like))
+	m.Copy(b, like, perSite)
+	return m.Blobs, m.WriteRate()
+}
+
+// ReadBlobs reads blobs (one list a site) after evicting their sites from
+// the page cache (Evict), as the engine reads a shard blob: through the dir
+// driver's Get of the blob's whole range, in reads of stride bytes (a shard
+// block and its checksum), perSite blobs of a site at a time, every site at
+// once. It returns bytes read a second, the bytes read, and the bytes the
+// page cache still held of the sites when the reads began (0 unless the
+// filesystem ignores the eviction, as tmpfs does).
+//
+// Whether the reads are cold depends on what was read before, not on this
+// function: see Evict and bench/README.md, "Cold reads".
+func ReadBlobs(b testing.TB, blobs [][]Blob, perSite, stride int) (rate float64, n, resident int64) {
+	ctx := context.Background()
+	for _, q := range blobs {
+		if len(q) > 0 {
+			resident += Evict(q[0].Site.Root())
+		}
+	}
+	var total atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, q := range blobs {
+		var next atomic.Int64
+		for range max(1, perSite) {
+			wg.Go(func() {
+				buf := make([]byte, max(1, stride))
+				for i := next.Add(1) - 1; i < int64(len(q)); i = next.Add(1) - 1 {
+					rc, err := q[i].Site.Get(ctx, q[i].Name, 0, q[i].Size)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					var got int64
+					for got < q[i].Size {
+						m, err := io.ReadFull(rc, buf[:min(int64(len(buf)), q[i].Size-got)])
+						got += int64(m)
+						if err != nil {
+							b.Errorf("read %s: %d of %d bytes: %v", q[i].Name, got, q[i].Size, err)
+							break
+						}
+					}
+					rc.Close()
+					total.Add(got)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds(), total.Load(), resident
 }
 
 // Gen yields Left pseudo-random, incompressible bytes fast, feeding each

@@ -2,11 +2,16 @@ package benchutil
 
 import (
 	"bytes"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/embassy-dev/embassy/site/dir"
 )
@@ -42,7 +47,8 @@ func TestSummarize(t *testing.T) {
 }
 
 // TestReferences: the disk references do the work they claim, through the
-// dir driver, and leave nothing behind.
+// dir driver, and leave nothing behind but LargeRefs' blobs (which stay,
+// lest the engine's writes reuse blocks the reference read).
 func TestReferences(t *testing.T) {
 	root := t.TempDir()
 	w, r := LargeRefs(t, root, 8<<20, 4, 2)
@@ -53,9 +59,24 @@ func TestReferences(t *testing.T) {
 	if ops <= 0 {
 		t.Fatalf("SmallWrites = %v", ops)
 	}
-	if ents, _ := os.ReadDir(root); len(ents) != 0 {
-		t.Fatalf("references left %v behind", ents)
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "ref-large-") {
+		t.Fatalf("references left %v behind; want LargeRefs' sites alone", ents)
 	}
+	var shards []string
+	filepath.WalkDir(filepath.Join(root, ents[0].Name()), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, "/s/") {
+			if fi, _ := d.Info(); fi.Size() != 2<<20 {
+				t.Errorf("%s: %d bytes, want a shard of 2 MiB", p, fi.Size())
+			}
+			shards = append(shards, p)
+		}
+		return nil
+	})
+	if len(shards) != 6 {
+		t.Fatalf("LargeRefs left %d shard blobs, want 6: %v", len(shards), shards)
+	}
+	os.RemoveAll(filepath.Join(root, ents[0].Name()))
 
 	// MeanBlob counts files and their mean size, not directories.
 	d := filepath.Join(root, "blobs")
@@ -65,21 +86,116 @@ func TestReferences(t *testing.T) {
 	if n, mean := MeanBlob(d); n != 2 || mean != 200 {
 		t.Fatalf("MeanBlob = %d files, %v mean; want 2, 200", n, mean)
 	}
+}
 
-	// ColdRead reads the shard blobs through the driver, and only them.
-	sd := filepath.Join(root, "site")
-	s, err := dir.New(sd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, name := range []string{"s/ab/" + strings.Repeat("ab", 16) + ".0", "s/cd/" + strings.Repeat("cd", 16) + ".1", "m/ab/" + strings.Repeat("ab", 16)} {
-		if err := s.Put(t.Context(), name, bytes.NewReader(make([]byte, 1000*(i+1))), int64(1000*(i+1))); err != nil {
+// TestMirrorAndRead: the repair's read reference lists only the shard
+// blobs of the survivors, mirrors them name for name and size for size on
+// fresh sites, and reads every byte of them (and no more) in the engine's
+// block reads, whatever the stride and the readers.
+func TestMirrorAndRead(t *testing.T) {
+	root := t.TempDir()
+	var dirs []string
+	want := map[string]int64{}
+	for si := range 2 {
+		sd := filepath.Join(root, "site", fmt.Sprint(si))
+		s, err := dir.New(sd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, sd)
+		for i, size := range []int64{1000, 3 << 20, 5000} {
+			name := fmt.Sprintf("s/%02x/%s.%d", si*16+i, strings.Repeat(fmt.Sprintf("%02x", si*16+i), 16), si)
+			if err := s.Put(t.Context(), name, &Gen{Left: size, State: 1}, size); err != nil {
+				t.Fatal(err)
+			}
+			want[fmt.Sprint(si, name)] = size
+		}
+		// Not a shard blob: a manifest copy is not what a repair reads.
+		if err := s.Put(t.Context(), "m/ab/"+strings.Repeat("ab", 16), bytes.NewReader(make([]byte, 777)), 777); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, perSite := range []int{1, 3} {
-		if got, read := ColdRead(t, []string{sd}, perSite); got <= 0 || read != 3000 {
-			t.Fatalf("ColdRead with %d readers = %v B/s, %d bytes read; want the 3000 of the shard blobs", perSite, got, read)
+	like := ShardBlobs(t, dirs)
+	got := map[string]int64{}
+	var total int64
+	for si, q := range like {
+		for _, b := range q {
+			got[fmt.Sprint(si, b.Name)] = b.Size
+			total += b.Size
 		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("ShardBlobs = %v, want %v", got, want)
+	}
+	mirror, wrate := MirrorBlobs(t, filepath.Join(root, "mirror"), like, 2)
+	if wrate <= 0 || len(mirror) != len(like) {
+		t.Fatalf("MirrorBlobs: %d sites at %v B/s", len(mirror), wrate)
+	}
+	for si, q := range mirror {
+		for i, b := range q {
+			if b.Name != like[si][i].Name || b.Size != like[si][i].Size || b.Site.Root() == like[si][i].Site.Root() {
+				t.Fatalf("mirror %d/%d = %s (%d B) on %s; want %s (%d B) on a new site", si, i, b.Name, b.Size, b.Site.Root(), like[si][i].Name, like[si][i].Size)
+			}
+			if info, err := b.Site.Stat(t.Context(), b.Name); err != nil || info.Size != b.Size {
+				t.Fatalf("mirror %s: %+v, %v", b.Name, info, err)
+			}
+		}
+	}
+	// Copied object by object, a mirror accumulates every object's blobs.
+	acc := NewMirror(t, filepath.Join(root, "acc"), len(like))
+	for i := range like[0] {
+		one := make([][]Blob, len(like))
+		for si := range like {
+			one[si] = like[si][i : i+1]
+		}
+		acc.Copy(t, one, 1)
+	}
+	for si := range like {
+		if len(acc.Blobs[si]) != len(like[si]) || acc.WriteRate() <= 0 {
+			t.Fatalf("mirror copied object by object: site %d holds %d blobs, want %d (%v B/s)", si, len(acc.Blobs[si]), len(like[si]), acc.WriteRate())
+		}
+	}
+	for _, tc := range []struct{ perSite, stride int }{{1, 1 << 20}, {3, 256<<10 + 16}, {8, 4096}} {
+		rate, n, _ := ReadBlobs(t, mirror, tc.perSite, tc.stride)
+		if rate <= 0 || n != total {
+			t.Fatalf("ReadBlobs(%d readers, stride %d) = %v B/s, %d bytes; want the %d of the shard blobs", tc.perSite, tc.stride, rate, n, total)
+		}
+	}
+}
+
+// TestEvict: eviction flushes and drops a tree's pages, dirty ones
+// included, and says honestly when the filesystem keeps them (tmpfs).
+func TestEvict(t *testing.T) {
+	d := t.TempDir()
+	p := filepath.Join(d, "a", "f")
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	// Written through the page cache and not synced: dirty pages, which
+	// posix_fadvise alone leaves in place.
+	if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := Resident(d)
+	if err != nil || before == 0 {
+		t.Fatalf("Resident after a write = %d, %v; want the pages just written", before, err)
+	}
+	left := Evict(d)
+	after, err := Resident(d)
+	if err != nil || after != left {
+		t.Fatalf("Evict says %d bytes left, Resident %d (%v)", left, after, err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(d, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == unix.TMPFS_MAGIC {
+		// tmpfs: the pages are the storage; Evict must not claim a cold read.
+		if left == 0 {
+			t.Fatalf("Evict on tmpfs reports nothing resident")
+		}
+		t.Logf("tmpfs: %d bytes stay resident, as they must", left)
+		return
+	}
+	if left != 0 {
+		t.Fatalf("Evict left %d of %d bytes in the page cache", left, before)
 	}
 }
