@@ -202,6 +202,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 			data := bytes.Repeat([]byte{0xa5}, size)
 
 			var next atomic.Int64
+			cpu0 := processCPU()
 			start := time.Now()
 			var wg sync.WaitGroup
 			for range workers {
@@ -217,6 +218,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 			}
 			wg.Wait()
 			putOps := float64(count) / time.Since(start).Seconds()
+			putCPU := float64(processCPU()-cpu0) / 1e3 / float64(count)
 
 			start = time.Now()
 			listed := 0
@@ -249,12 +251,15 @@ func BenchmarkSmallObjects(b *testing.B) {
 			if mFiles < count {
 				b.Fatalf("site %s holds %d manifest copies for %d objects", topology[0].ID, mFiles, count)
 			}
-			ref := benchutil.SmallWrites(b, root, min(count, 10_000), int(mMean+0.5), len(topology), workers)
+			refCount := min(count, 10_000)
+			cpu0 = processCPU()
+			ref := benchutil.SmallWrites(b, root, refCount, int(mMean+0.5), len(topology), workers)
+			refCPU := float64(processCPU()-cpu0) / 1e3 / float64(refCount)
 
 			ratios = append(ratios, putOps/ref)
 			last.put, last.ref, last.list, last.index = putOps, ref, listRate, float64(st.Bytes)/float64(count)
-			fmt.Printf("round %d: %d objects of %d B, %d writers: put %.0f ops/s (reference: six %.0f-byte durable blobs per object through the dir driver, %.0f ops/s; ratio %.2f; the engine wrote %.2f blobs per object per site), list %.0f keys/s, index %.0f B/object\n",
-				round+1, count, size, workers, putOps, mMean, ref, putOps/ref, float64(allFiles)/float64(count), listRate, last.index)
+			fmt.Printf("round %d: %d objects of %d B, %d writers: put %.0f ops/s (reference: six %.0f-byte durable blobs per object through the dir driver, %.0f ops/s; ratio %.2f; the engine wrote %.2f blobs per object per site; CPU %.0f µs an object, reference %.0f), list %.0f keys/s, index %.0f B/object\n",
+				round+1, count, size, workers, putOps, mMean, ref, putOps/ref, float64(allFiles)/float64(count), putCPU, refCPU, listRate, last.index)
 		}
 		rs := benchutil.Summarize(ratios)
 		b.ReportMetric(last.put, "put-ops/s")
