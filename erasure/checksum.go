@@ -143,6 +143,50 @@ func (c Checksum) Sum(dst []byte, id BlockID, block []byte) []byte {
 	panic(fmt.Sprintf("erasure: Sum with %v", c))
 }
 
+// HeadRoom is how many bytes a buffer may keep in front of a stored block
+// for VerifyIn: room for the checksum's header, so that an XXH3 block is
+// hashed in one pass over contiguous memory. The streaming hasher, given
+// the header first, copies every byte of the block through its own buffer
+// (zeebo/xxh3 hashes in place only what comes first), which cost as much
+// as the hash.
+const HeadRoom = 64
+
+// VerifyIn is Verify of the stored block buf[HeadRoom:], overwriting
+// buf[:HeadRoom] (scratch, whatever it held) to hash the block in place.
+// It returns the data part, within buf.
+func (c Checksum) VerifyIn(id BlockID, buf []byte) ([]byte, error) {
+	if c != XXH3 || len(buf) < HeadRoom {
+		return c.Verify(id, buf[min(len(buf), HeadRoom):])
+	}
+	stored := buf[HeadRoom:]
+	size := c.Size()
+	if len(stored) < size {
+		return nil, fmt.Errorf("%w: block of %d bytes is shorter than its checksum", ErrChecksum, len(stored))
+	}
+	n := len(stored) - size
+	hdr := id.header("EMBSHDv2")
+	start := HeadRoom - len(hdr)
+	copy(buf[start:HeadRoom], hdr[:])
+	sum := xxh3.Hash128(buf[start : HeadRoom+n]).Bytes()
+	if !bytes.Equal(sum[:], stored[n:]) {
+		return nil, fmt.Errorf("%w: stripe %d shard %d", ErrChecksum, id.Stripe, id.Shard)
+	}
+	return stored[:n], nil
+}
+
+// SumIn is Sum of the block buf[HeadRoom:], overwriting buf[:HeadRoom]
+// (scratch) to hash it in place, as VerifyIn does.
+func (c Checksum) SumIn(dst []byte, id BlockID, buf []byte) []byte {
+	if c != XXH3 || len(buf) < HeadRoom {
+		return c.Sum(dst, id, buf[min(len(buf), HeadRoom):])
+	}
+	hdr := id.header("EMBSHDv2")
+	start := HeadRoom - len(hdr)
+	copy(buf[start:HeadRoom], hdr[:])
+	sum := xxh3.Hash128(buf[start:]).Bytes()
+	return append(dst[:0], sum[:]...)
+}
+
 // ErrChecksum is returned by Verify for a block whose checksum does not
 // match: the block is corrupt and must be rebuilt from the other shards.
 var ErrChecksum = errors.New("erasure: shard checksum mismatch")

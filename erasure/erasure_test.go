@@ -332,3 +332,88 @@ func TestCodingInCallersGoroutine(t *testing.T) {
 		t.Fatalf("%d calls of each coding function started %d goroutines", calls, d)
 	}
 }
+
+// TestVerifyIn: summing and verifying a block in place, with the header written into
+// the room before it, accepts exactly what Verify accepts, for both
+// algorithms and sizes around XXH3's 1 KiB blocks, leaves the block's bytes
+// as they were, and refuses a changed byte, checksum or identity.
+func TestVerifyIn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []Checksum{XXH3, BLAKE3} {
+		for _, n := range []int{0, 1, 63, 64, 1000, 1023, 1024, 1025, 2048 - 37, 4096, 256<<10 + 28} {
+			id := BlockID{Part: rng.Uint32(), Stripe: rng.Uint64(), Shard: uint8(rng.UintN(6))}
+			for i := range id.Version {
+				id.Version[i] = byte(rng.Uint32())
+			}
+			data := make([]byte, n)
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			var sum [MaxSumSize]byte
+			stored := append(bytes.Clone(data), c.Sum(sum[:], id, data)...)
+			buf := make([]byte, HeadRoom+len(stored))
+			for i := range HeadRoom {
+				buf[i] = 0xee // scratch: whatever it holds must not matter
+			}
+			copy(buf[HeadRoom:], stored)
+			in := make([]byte, HeadRoom+n)
+			copy(in[HeadRoom:], data)
+			if got := c.SumIn(make([]byte, MaxSumSize), id, in); !bytes.Equal(got, stored[n:]) || !bytes.Equal(in[HeadRoom:], data) {
+				t.Fatalf("%v, %d bytes: SumIn = %x, want Sum's %x, the block untouched", c, n, got, stored[n:])
+			}
+			got, err := c.VerifyIn(id, buf)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%v, %d bytes: VerifyIn = %d bytes, %v; want the data", c, n, len(got), err)
+			}
+			if len(got) > 0 && &got[0] != &buf[HeadRoom] {
+				t.Fatalf("%v, %d bytes: the data returned is not within buf", c, n)
+			}
+			if !bytes.Equal(buf[HeadRoom:], stored) {
+				t.Fatalf("%v, %d bytes: VerifyIn changed the stored block", c, n)
+			}
+			for _, bad := range []func(b []byte, id *BlockID){
+				func(b []byte, id *BlockID) { b[HeadRoom+rng.IntN(len(b)-HeadRoom)] ^= 1 },
+				func(b []byte, id *BlockID) { id.Stripe++ },
+				func(b []byte, id *BlockID) { id.Version[3] ^= 0x80 },
+			} {
+				b, bid := bytes.Clone(buf), id
+				bad(b, &bid)
+				_, err := c.VerifyIn(bid, b)
+				if _, werr := c.Verify(bid, b[HeadRoom:]); !errors.Is(err, ErrChecksum) || !errors.Is(werr, ErrChecksum) {
+					t.Fatalf("%v, %d bytes, damaged: VerifyIn = %v, Verify = %v; want ErrChecksum from both", c, n, err, werr)
+				}
+			}
+		}
+	}
+	if _, err := XXH3.VerifyIn(BlockID{}, make([]byte, HeadRoom+3)); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("a block shorter than its checksum: %v", err)
+	}
+}
+
+// BenchmarkVerify: a 256 KiB shard block's check, streaming (Verify) and in
+// place (VerifyIn); compare the two lines of one run.
+func BenchmarkVerify(b *testing.B) {
+	const n = 256<<10 + 28
+	for _, c := range []Checksum{XXH3, BLAKE3} {
+		data := make([]byte, n)
+		var sum [MaxSumSize]byte
+		stored := append(data, c.Sum(sum[:], BlockID{}, data)...)
+		buf := append(make([]byte, HeadRoom), stored...)
+		b.Run(c.String()+"/streaming", func(b *testing.B) {
+			b.SetBytes(n)
+			for b.Loop() {
+				if _, err := c.Verify(BlockID{}, stored); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.String()+"/in-place", func(b *testing.B) {
+			b.SetBytes(n)
+			for b.Loop() {
+				if _, err := c.VerifyIn(BlockID{}, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -522,17 +522,19 @@ func (pr *partReader) start(i int, from int64) {
 			return
 		}
 		defer rc.Close()
-		stride := int(g.blockStride())
+		// Each block is read after erasure.HeadRoom bytes of its buffer,
+		// so that its checksum is verified in place (VerifyIn).
+		stride := erasure.HeadRoom + int(g.blockStride())
 		for j := from; j <= pr.last; j++ {
 			size := g.blockSize(j)
 			buf := getBlock(stride)
-			b := (*buf)[:size]
-			if _, err := io.ReadFull(rc, b); err != nil {
+			b := (*buf)[:erasure.HeadRoom+size]
+			if _, err := io.ReadFull(rc, b[erasure.HeadRoom:]); err != nil {
 				putBlock(buf)
 				send(block{stripe: j, err: fmt.Errorf("read %s: %w", name, err), fatal: true})
 				return
 			}
-			data, err := g.sum.Verify(blockID(pr.part, j, i), b)
+			data, err := g.sum.VerifyIn(blockID(pr.part, j, i), b)
 			if err != nil {
 				putBlock(buf)
 				if !send(block{stripe: j, err: err}) {

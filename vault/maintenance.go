@@ -159,22 +159,24 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	if p.Inline {
 		stripes = 1
 	}
-	buf := getBlock(int(g.blockStride()))
+	// Blocks are read after erasure.HeadRoom bytes, to be verified in
+	// place (VerifyIn).
+	buf := getBlock(erasure.HeadRoom + int(g.blockStride()))
 	defer putBlock(buf)
 	var n int64
 	for j := range stripes {
 		size := g.blockSize(j)
-		b := (*buf)[:size]
+		b := (*buf)[:erasure.HeadRoom+size]
 		if wait != nil {
 			if err := wait(ctx, size); err != nil {
 				return n, err
 			}
 		}
-		if _, err := io.ReadFull(rc, b); err != nil {
+		if _, err := io.ReadFull(rc, b[erasure.HeadRoom:]); err != nil {
 			return n, fmt.Errorf("%w: stripe %d: %v", erasure.ErrChecksum, j, err)
 		}
 		n += int64(size)
-		if _, err := g.sum.Verify(blockID(p, j, i), b); err != nil {
+		if _, err := g.sum.VerifyIn(blockID(p, j, i), b); err != nil {
 			return n, err
 		}
 	}
