@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unsafe"
 )
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -255,6 +256,9 @@ func TestChunkedTrailers(t *testing.T) {
 			body: unsignedBody("x-amz-trailer-signature:" + strings.Repeat("0", 64) + "\r\n\r\n")},
 		{name: "unsigned trailer too long", code: MalformedTrailerError, opt: Options{MaxTrailerSize: 64},
 			spec: chunkedSpec{mode: StreamingUnsignedTrailer, trailerName: "x-amz-checksum-crc64nvme", trailerValue: crc + strings.Repeat(" ", 64)}},
+		{name: "unsigned trailer line longer than the read-ahead", code: "",
+			spec: chunkedSpec{mode: StreamingUnsignedTrailer, trailerName: "x-amz-checksum-crc64nvme"},
+			body: unsignedBody("x-amz-checksum-crc64nvme:" + strings.Repeat(" ", 3*readBufferSize) + crc + "\r\n\r\n")},
 		{name: "endless blank lines after the final chunk", code: MalformedTrailerError,
 			spec: chunkedSpec{mode: StreamingUnsignedTrailer}, body: unsignedBody(strings.Repeat("\r\n", 20000))},
 		{name: "extension on an unsigned chunk", code: InvalidRequest,
@@ -333,4 +337,64 @@ func TestChunkedHeaders(t *testing.T) {
 			wantCode(t, err, tt.code)
 		})
 	}
+}
+
+// countingSource records how many of the bytes it gives the decoder go
+// into the caller's buffer (dst) and how many into the decoder's own
+// read-ahead.
+type countingSource struct {
+	r             io.Reader
+	dst           []byte
+	direct, ahead int
+}
+
+func (c *countingSource) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(c.dst)))
+	if at := uintptr(unsafe.Pointer(unsafe.SliceData(p))); at >= start && at < start+uintptr(len(c.dst)) {
+		c.direct += n
+	} else {
+		c.ahead += n
+	}
+	return n, err
+}
+
+// A chunk's data goes straight into the reader's buffer; only what the
+// read-ahead takes in beside a chunk header is copied, at most
+// readBufferSize a chunk (it was 16 KiB, a quarter of a 64 KiB chunk).
+func TestChunkDataReadStraight(t *testing.T) {
+	const size, chunk = 4 << 20, 64 << 10
+	data := testData(size)
+	r := chunkedSpec{mode: StreamingSigned, data: data, size: chunk}.request(t)
+	body, _ := io.ReadAll(r.Body)
+	a, err := Verify(r, testCreds, testNow, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 1<<20)
+	src := &countingSource{r: bytes.NewReader(body), dst: dst}
+	p := a.Body(src)
+	var got []byte
+	for {
+		n, err := p.Read(dst)
+		got = append(got, dst[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("decoded %d bytes, not the %d sent", len(got), len(data))
+	}
+	chunks := size / chunk
+	if src.direct+src.ahead != len(body) {
+		t.Fatalf("read %d+%d bytes of a %d-byte body", src.direct, src.ahead, len(body))
+	}
+	if src.ahead > (chunks+1)*readBufferSize || src.ahead > size/8 {
+		t.Errorf("%d of %d bytes went through the read-ahead (%d chunks of %d bytes): want at most %d a chunk",
+			src.ahead, len(body), chunks, chunk, readBufferSize)
+	}
+	t.Logf("%d bytes read straight into the caller's buffer, %d through the read-ahead", src.direct, src.ahead)
 }
