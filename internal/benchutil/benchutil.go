@@ -246,9 +246,16 @@ func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site
 // group-committed fsync), count objects by workers writers. blobSize is
 // what the engine's manifest copies of such an object measure (an inline
 // object is its manifest copies and nothing else on the sites).
+//
+// Its blobs stay until root is removed (with the benchmark's other files,
+// at its end). Removed at once, tens of thousands of files would slow the
+// next round's engine: ext4 without a journal (this VM's) skips inodes
+// freed in the last minute or more when it allocates one, rechecking each
+// on every allocation (recently_deleted in fs/ext4/ialloc.c), so the writes
+// right after a mass removal pay for it and the reference, written later,
+// did not.
 func SmallWrites(b testing.TB, root string, count, blobSize, n, workers int) float64 {
 	d := filepath.Join(root, "ref-small")
-	defer os.RemoveAll(d)
 	sites := refSites(b, d, n)
 	blob := make([]byte, blobSize)
 	copy(blob, patternBuf)
