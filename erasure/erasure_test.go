@@ -305,6 +305,9 @@ func TestCodingInCallersGoroutine(t *testing.T) {
 	created := func() uint64 {
 		s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
 		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			t.Fatalf("this Go has no %s metric (Go 1.26 does)", s[0].Name)
+		}
 		return s[0].Value.Uint64()
 	}
 	const calls = 20

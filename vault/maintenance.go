@@ -463,7 +463,8 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 			}
 		})
 	}
-	var all []*[]byte // every block buffer taken, returned once the Puts are done
+	var all []*[]byte          // every block buffer taken, returned once the Puts are done
+	room := map[*byte][]byte{} // each queue block's whole buffer, by the block's first byte
 	defer func() {
 		for _, b := range all {
 			putBlock(b)
@@ -481,9 +482,13 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 				continue
 			}
 			b, err := q.free(ctx, func() []byte {
-				bp := getBlock(stride)
+				// erasure.HeadRoom bytes before the block, for its
+				// checksum to be computed in place (SumIn).
+				bp := getBlock(erasure.HeadRoom + stride)
 				all = append(all, bp)
-				return *bp
+				b := (*bp)[erasure.HeadRoom:]
+				room[&b[0]] = *bp
+				return b
 			})
 			if err != nil {
 				werr = err
@@ -536,7 +541,13 @@ func (e *Engine) rebuildShards(ctx context.Context, shell *Reader, p manifest.Pa
 			// The part keeps its algorithm (g.sum): a rebuilt shard of a
 			// BLAKE3 part is written with BLAKE3 checksums.
 			block := work[i][:g.blockSize(j)]
-			g.sum.Sum(block[ss:], blockID(p, j, i), block[:ss])
+			if base, ok := room[&block[0]]; ok {
+				// The block is still at the start of its buffer (the
+				// shard was copied, or rebuilt, into it).
+				g.sum.SumIn(block[ss:], blockID(p, j, i), base[:erasure.HeadRoom+ss])
+			} else {
+				g.sum.Sum(block[ss:], blockID(p, j, i), block[:ss])
+			}
 			q.push(block)
 			written += int64(len(block))
 		}
