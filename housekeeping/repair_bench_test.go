@@ -86,7 +86,7 @@ func profileRepair(b *testing.B, round int) func() {
 // The raw read (bench/README.md, "Cold reads") is a cold read of the same
 // blobs as the repair reads, by the same method: the survivors' shard
 // blobs, mirrored name for name and size for size onto four fresh dir
-// sites (benchutil.MirrorBlobs: the dir driver's Put, O_DIRECT, as the
+// sites (benchutil.Mirror: the dir driver's Put, O_DIRECT, as the
 // engine wrote them), then read once, evicted from the page cache, through
 // the driver's Get in the engine's block reads, scrubConcurrency blobs of a
 // site at a time (benchutil.ReadBlobs), as the repair reads the survivors'

@@ -27,7 +27,6 @@ import (
 
 	"github.com/embassy-dev/embassy/internal/stats"
 
-	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -309,29 +308,6 @@ type Blob struct {
 	Size int64
 }
 
-// ShardBlobs lists the shard blobs (named s/...) of the dir sites at dirs,
-// one list a site: what a repair reads from the survivors of a loss.
-// Manifest copies and the audit log's files, which a repair does not read
-// in bulk, are left out.
-func ShardBlobs(b testing.TB, dirs []string) [][]Blob {
-	var out [][]Blob
-	for _, d := range dirs {
-		s, err := dir.Open(d)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var q []Blob
-		if err := s.List(context.Background(), "s/", func(i site.Info) error {
-			q = append(q, Blob{s, i.Name, i.Size})
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, q)
-	}
-	return out
-}
-
 // Mirror is a set of fresh dir sites holding copies, name for name and
 // size for size, of blobs of other sites (of incompressible bytes, not
 // their contents): a read reference that does the same reads as the
@@ -391,14 +367,6 @@ func (m *Mirror) Copy(b testing.TB, like [][]Blob, perSite int) {
 // WriteRate returns the bytes the mirror's copies wrote a second.
 func (m *Mirror) WriteRate() float64 {
 	return float64(m.bytes) / max(m.took.Seconds(), 1e-9)
-}
-
-// MirrorBlobs is NewMirror and one Copy: blobs like like's on len(like)
-// fresh dir sites under d. It returns them and the bytes written a second.
-func MirrorBlobs(b testing.TB, d string, like [][]Blob, perSite int) ([][]Blob, float64) {
-	m := NewMirror(b, d, len(like))
-	m.Copy(b, like, perSite)
-	return m.Blobs, m.WriteRate()
 }
 
 // ReadBlobs reads blobs (one list a site) after evicting their sites from

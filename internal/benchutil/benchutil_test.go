@@ -1,10 +1,8 @@
 package benchutil
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,48 +100,35 @@ func TestReferences(t *testing.T) {
 	}
 }
 
-// TestMirrorAndRead: the repair's read reference lists only the shard
-// blobs of the survivors, mirrors them name for name and size for size on
-// fresh sites, and reads every byte of them (and no more) in the engine's
+// TestMirrorAndRead: the repair's read reference mirrors shard blobs name
+// for name and size for size on fresh sites, and reads every byte of them (and no more) in the engine's
 // block reads, whatever the stride and the readers.
 func TestMirrorAndRead(t *testing.T) {
 	root := t.TempDir()
-	var dirs []string
-	want := map[string]int64{}
+	var like [][]Blob // the shard blobs, one list a site: what a repair reads
+	var total int64
 	for si := range 2 {
 		sd := filepath.Join(root, "site", fmt.Sprint(si))
 		s, err := dir.New(sd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dirs = append(dirs, sd)
+		var q []Blob
 		for i, size := range []int64{1000, 3 << 20, 5000} {
 			name := fmt.Sprintf("s/%02x/%s.%d", si*16+i, strings.Repeat(fmt.Sprintf("%02x", si*16+i), 16), si)
 			if err := s.Put(t.Context(), name, &Gen{Left: size, State: 1}, size); err != nil {
 				t.Fatal(err)
 			}
-			want[fmt.Sprint(si, name)] = size
+			q = append(q, Blob{s, name, size})
+			total += size
 		}
-		// Not a shard blob: a manifest copy is not what a repair reads.
-		if err := s.Put(t.Context(), "m/ab/"+strings.Repeat("ab", 16), bytes.NewReader(make([]byte, 777)), 777); err != nil {
-			t.Fatal(err)
-		}
+		like = append(like, q)
 	}
-	like := ShardBlobs(t, dirs)
-	got := map[string]int64{}
-	var total int64
-	for si, q := range like {
-		for _, b := range q {
-			got[fmt.Sprint(si, b.Name)] = b.Size
-			total += b.Size
-		}
-	}
-	if !maps.Equal(got, want) {
-		t.Fatalf("ShardBlobs = %v, want %v", got, want)
-	}
-	mirror, wrate := MirrorBlobs(t, filepath.Join(root, "mirror"), like, 2)
+	m := NewMirror(t, filepath.Join(root, "mirror"), len(like))
+	m.Copy(t, like, 2)
+	mirror, wrate := m.Blobs, m.WriteRate()
 	if wrate <= 0 || len(mirror) != len(like) {
-		t.Fatalf("MirrorBlobs: %d sites at %v B/s", len(mirror), wrate)
+		t.Fatalf("mirror: %d sites at %v B/s", len(mirror), wrate)
 	}
 	for si, q := range mirror {
 		for i, b := range q {
