@@ -87,25 +87,33 @@ func (h *hostedSite) call(ctx context.Context, endpoint string, in any) ([]byte,
 // past its size then fails the request before the host has the whole
 // body the request declares (the transport would send the declared bytes,
 // which the host stores, and only then find the rest). It remembers its
-// reader's error and its own, under a lock: the transport may still be
-// reading when the host's answer has come.
+// reader's error and its own; the transport may still be reading when the
+// host's answer has come, so that error is kept under a lock, never held
+// while the reader reads.
 type sizedReader struct {
 	r    io.Reader
 	size int64 // declared, or -1
+	n    int64 // read so far (by the transport's one reading goroutine)
 
 	mu  sync.Mutex
-	n   int64
-	err error // the reader's error, or errPutSize
+	err error // the reader's error, or one wrapping errPutSize
 }
 
 // errPutSize: a put's reader yielded more or fewer bytes than declared.
 var errPutSize = errors.New("the reader did not yield the size declared")
 
-func (s *sizedReader) Read(p []byte) (int, error) {
+func (s *sizedReader) fail(err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return 0, s.err
+	if s.err == nil {
+		s.err = err
+	}
+	return s.err
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	if err := s.failed(); err != nil {
+		return 0, err
 	}
 	if s.size >= 0 {
 		rest := s.size - s.n
@@ -120,22 +128,18 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 	s.n += int64(k)
 	switch {
 	case err == io.EOF && s.size >= 0 && s.n < s.size:
-		s.err = fmt.Errorf("%w: it ended after %d of the %d bytes declared", errPutSize, s.n, s.size)
-		return 0, s.err
+		return 0, s.fail(fmt.Errorf("%w: it ended after %d of the %d bytes declared", errPutSize, s.n, s.size))
 	case err != nil && err != io.EOF:
-		s.err = err
-		return k, err
+		return k, s.fail(err)
 	case err == nil && s.size >= 0 && s.n == s.size:
 		// The declared bytes are all read: the reader must end here.
 		var one [1]byte
 		m, perr := io.ReadAtLeast(s.r, one[:], 1)
 		switch {
 		case m > 0:
-			s.err = fmt.Errorf("%w: it yielded more than the %d bytes declared", errPutSize, s.size)
-			return 0, s.err
+			return 0, s.fail(fmt.Errorf("%w: it yielded more than the %d bytes declared", errPutSize, s.size))
 		case perr != io.EOF:
-			s.err = perr
-			return 0, perr
+			return 0, s.fail(perr)
 		}
 		return k, io.EOF
 	}

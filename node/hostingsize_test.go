@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -330,3 +332,61 @@ type readChunks struct {
 }
 
 func (c readChunks) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// TestHostedPutBytesPastContentLength: the attacker's bytes past the
+// Content-Length on the wire (HTTP/1.1, raw TLS with EST's identity) are
+// not the body: the host stores exactly the declared and framed bytes,
+// counts them, and takes what follows for the connection's next request,
+// which it refuses as malformed, storing nothing of it.
+func TestHostedPutBytesPastContentLength(t *testing.T) {
+	h := newHostingPair(t, "64KiB")
+	p, _ := h.est.peer(h.lux.Config.Node.ID)
+	c, err := h.est.peerClient(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", p.Card.Endpoint, c.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hdr, _ := federation.EncodeHostedPut(federation.HostedPut{Name: "s/aa/framed", Size: 4})
+	signed, _, _ := federation.ParseHostedPut(hdr)
+	req, _ := http.NewRequest(http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+federation.EndpointHostedPut, strings.NewReader("abcd"))
+	req.Header.Set(federation.HeaderHostedPut, hdr)
+	if err := federation.SignRequest(req, signed, h.est.Config.Node.ID, h.lux.Config.Node.ID, h.est.now(), h.est.Keys.SignHybrid); err != nil {
+		t.Fatal(err)
+	}
+	var wire bytes.Buffer
+	if err := req.Write(&wire); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(wire.Bytes(), []byte("\r\n\r\nabcd")) || !bytes.Contains(wire.Bytes(), []byte("Content-Length: 4\r\n")) {
+		t.Fatalf("the request on the wire:\n%s", wire.Bytes())
+	}
+	wire.WriteString("efgh\r\n\r\n") // past the Content-Length
+	if _, err := conn.Write(wire.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the framed put: %d", resp.StatusCode)
+	}
+	next, err := http.ReadResponse(br, nil)
+	if err != nil || next.StatusCode != http.StatusBadRequest {
+		t.Fatalf("what followed the body, as a request: %v %v", next, err)
+	}
+	files := storeFiles(t, h.root)
+	if len(files) != 1 || string(files["s/aa/framed"]) != "abcd" {
+		t.Fatalf("the store holds %q", files)
+	}
+	if got := h.accounts(t); got != [3]int64{4, 1, 0} {
+		t.Fatalf("LUX's accounts of EST's store (bytes, blobs, reserved): %v", got)
+	}
+}
