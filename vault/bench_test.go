@@ -93,14 +93,13 @@ func cpuLimit(size int64) float64 {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			buf := make([]byte, bufSize(4, 2, stripe))
-			var sum [erasure.MaxSumSize]byte
+			room := make([]byte, erasure.HeadRoom+bufSize(4, 2, stripe))
+			buf := room[erasure.HeadRoom:]
+			sums := make([][erasure.MaxSumSize]byte, 6)
 			for j := next.Add(1) - 1; j < stripes; j = next.Add(1) - 1 {
 				sealed := s.Seal(buf[:0], buf[:stripe], uint64(j), false)
-				shards, _ := coder.Encode(buf, len(sealed))
-				for i, sh := range shards {
-					erasure.Current.Sum(sum[:], erasure.BlockID{Stripe: uint64(j), Shard: uint8(i)}, sh)
-				}
+				coder.Encode(buf, len(sealed))
+				erasure.Current.SumShards(sums, erasure.BlockID{Stripe: uint64(j)}, room, coder.ShardSize(len(sealed)))
 			}
 		})
 	}
