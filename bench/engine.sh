@@ -8,6 +8,7 @@
 #   SIZE=268435456 OBJECTS=10000 REPAIR_SIZE=1073741824 bench/engine.sh   # quicker
 #   ROUNDS=1 bench/engine.sh         # one round
 #   DIR=/mnt/fast bench/engine.sh    # put the sites on another filesystem
+#   WORKERS=32 bench/engine.sh       # small puts by 32 writers (16 by default)
 #   AUDIT_ROUNDS=0 bench/engine.sh   # skip the audit log's cost (BenchmarkAuditCost)
 #   AUDIT_ONLY=1 bench/engine.sh     # only the audit log's cost
 #
@@ -39,12 +40,17 @@ if ! [[ "$AUDIT_ROUNDS" =~ ^[0-9]+$ && "$AUDIT_OBJECTS" =~ ^[1-9][0-9]*$ ]]; the
 	echo "bench/engine.sh: AUDIT_ROUNDS=$AUDIT_ROUNDS AUDIT_OBJECTS=$AUDIT_OBJECTS: want whole numbers (AUDIT_ROUNDS=0 skips)" >&2
 	exit 2
 fi
+WORKERS="${WORKERS:-16}"
+if ! [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench/engine.sh: WORKERS=$WORKERS: want a whole number of writers, at least 1" >&2
+	exit 2
+fi
 dirarg=()
 if [ -n "${DIR:-}" ]; then dirarg=(-embassy.dir="$DIR"); fi
 
 if [ -z "${AUDIT_ONLY:-}" ]; then
 	go test -run '^$' -bench 'Throughput|SmallObjects' -benchtime 1x -timeout 4h ./vault/ -args \
-		-embassy.size="$SIZE" -embassy.objects="$OBJECTS" -embassy.rounds="$ROUNDS" "${dirarg[@]}" |
+		-embassy.size="$SIZE" -embassy.objects="$OBJECTS" -embassy.rounds="$ROUNDS" -embassy.workers="$WORKERS" "${dirarg[@]}" |
 		grep -E '^(round|object|put/limit|small put/raw|[0-9]+ objects|Benchmark)'
 fi
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -113,6 +114,22 @@ type Stats struct {
 	Keys     int64 // keys whose latest version is not a delete marker
 	Versions int64
 	Bytes    int64 // storage used by the index
+}
+
+// CommitStats counts an index's writes since it was opened. An index that
+// groups writes into shared transactions (boltindex) reports them through
+// [Committer]; Wait/Writes is the mean time a write waited to be durable,
+// Busy/Batches the mean time a shared transaction took with its flushes.
+type CommitStats struct {
+	Writes  uint64        // writes answered (committed or refused)
+	Batches uint64        // transactions they went into
+	Wait    time.Duration // summed over writes: from queued until answered
+	Busy    time.Duration // summed over transactions: writing and flushing
+}
+
+// Committer is implemented by indexes that count their commits.
+type Committer interface {
+	CommitStats() CommitStats
 }
 
 // Index is the metadata index.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/site"
 )
 
@@ -85,7 +86,13 @@ var (
 	descJobs     = prometheus.NewDesc("embassy_jobs", "Jobs kept by the node, by kind and state.", []string{"kind", "state"}, nil)
 	descJobDone  = prometheus.NewDesc("embassy_job_progress_versions", "Versions a running job has done.", []string{"job_id", "kind"}, nil)
 	descJobTotal = prometheus.NewDesc("embassy_job_total_versions", "Versions a running job has to do (0 if unknown).", []string{"job_id", "kind"}, nil)
-	engineDescs  = []struct {
+	// The index's commits: writes wait for a shared transaction and its
+	// flushes (a put waits for one before it is acknowledged).
+	descIndexWrites = prometheus.NewDesc("embassy_index_writes_total", "Index writes answered (committed or refused).", nil, nil)
+	descIndexWait   = prometheus.NewDesc("embassy_index_write_wait_seconds_total", "Time index writes waited until durable, summed: divided by embassy_index_writes_total, the mean wait.", nil, nil)
+	descIndexTxns   = prometheus.NewDesc("embassy_index_transactions_total", "Index transactions (each shared by the writes queued when it began, and flushed).", nil, nil)
+	descIndexBusy   = prometheus.NewDesc("embassy_index_transaction_seconds_total", "Time index transactions took with their flushes, summed.", nil, nil)
+	engineDescs     = []struct {
 		name, help string
 		counter    bool
 	}{
@@ -109,6 +116,10 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descJobs
 	ch <- descJobDone
 	ch <- descJobTotal
+	ch <- descIndexWrites
+	ch <- descIndexWait
+	ch <- descIndexTxns
+	ch <- descIndexBusy
 	for _, d := range engineDescs {
 		ch <- prometheus.NewDesc(d.name, d.help, nil, nil)
 	}
@@ -133,6 +144,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			t = prometheus.CounterValue
 		}
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(d.name, d.help, nil, nil), t, float64(vals[i]))
+	}
+	if c, ok := n.Engine.Index().(index.Committer); ok {
+		st := c.CommitStats()
+		ch <- prometheus.MustNewConstMetric(descIndexWrites, prometheus.CounterValue, float64(st.Writes))
+		ch <- prometheus.MustNewConstMetric(descIndexWait, prometheus.CounterValue, st.Wait.Seconds())
+		ch <- prometheus.MustNewConstMetric(descIndexTxns, prometheus.CounterValue, float64(st.Batches))
+		ch <- prometheus.MustNewConstMetric(descIndexBusy, prometheus.CounterValue, st.Busy.Seconds())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

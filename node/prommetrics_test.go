@@ -107,6 +107,20 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Fatalf("put: %d", st)
 		}
 	}
+	// The index counts the puts' commits: five more writes at least, each
+	// of which waited, in transactions that took time.
+	mid := scrape(t, f, tok)
+	if w0, w1 := sum(before["embassy_index_writes_total"], nil), sum(mid["embassy_index_writes_total"], nil); w1 < w0+5 {
+		t.Errorf("embassy_index_writes_total went from %v to %v over five puts", w0, w1)
+	}
+	for _, name := range []string{"embassy_index_write_wait_seconds_total", "embassy_index_transactions_total", "embassy_index_transaction_seconds_total"} {
+		if v0, v1 := sum(before[name], nil), sum(mid[name], nil); v1 <= v0 {
+			t.Errorf("%s went from %v to %v over five puts", name, v0, v1)
+		}
+	}
+	if txns, writes := sum(mid["embassy_index_transactions_total"], nil), sum(mid["embassy_index_writes_total"], nil); txns > writes {
+		t.Errorf("%v index transactions for %v writes", txns, writes)
+	}
 	get, _ := http.NewRequest("GET", f.srv.URL+"/registry/ka", nil)
 	sha := sha256.Sum256(nil)
 	get.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sha[:]))

@@ -21,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -63,6 +64,19 @@ type Index struct {
 	// (the audit log's drain may outlive the index).
 	wmu      sync.RWMutex
 	isClosed bool
+
+	// What the committer did (CommitStats).
+	nWrites, nBatches, waitNs, busyNs atomic.Uint64
+}
+
+// CommitStats implements index.Committer.
+func (ix *Index) CommitStats() index.CommitStats {
+	return index.CommitStats{
+		Writes:  ix.nWrites.Load(),
+		Batches: ix.nBatches.Load(),
+		Wait:    time.Duration(ix.waitNs.Load()),
+		Busy:    time.Duration(ix.busyNs.Load()),
+	}
 }
 
 // Fresh reports whether Open created the file: a new index is empty
@@ -172,6 +186,7 @@ func (ix *Index) committer() {
 				break drain
 			}
 		}
+		start := time.Now()
 		err := ix.db.Update(func(tx *bolt.Tx) error {
 			for _, w := range batch {
 				if err := w.fn(tx); err != nil {
@@ -180,6 +195,8 @@ func (ix *Index) committer() {
 			}
 			return nil
 		})
+		ix.nBatches.Add(1)
+		ix.busyNs.Add(uint64(time.Since(start)))
 		if err == nil {
 			for _, w := range batch {
 				w.res <- nil
@@ -189,7 +206,11 @@ func (ix *Index) committer() {
 		// One write failed: run each alone so the others still commit
 		// and each caller gets its own result.
 		for _, w := range batch {
-			w.res <- ix.db.Update(w.fn)
+			start := time.Now()
+			err := ix.db.Update(w.fn)
+			ix.nBatches.Add(1)
+			ix.busyNs.Add(uint64(time.Since(start)))
+			w.res <- err
 		}
 	}
 }
@@ -204,9 +225,13 @@ func (ix *Index) update(fn func(*bolt.Tx) error) error {
 		ix.wmu.RUnlock()
 		return errClosed
 	}
+	start := time.Now()
 	ix.writes <- w
 	ix.wmu.RUnlock()
-	return <-w.res
+	err := <-w.res
+	ix.nWrites.Add(1)
+	ix.waitNs.Add(uint64(time.Since(start)))
+	return err
 }
 
 func vaultBucket(vault string) []byte { return []byte("v/" + vault) }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/indextest"
 	"github.com/embassy-dev/embassy/manifest"
@@ -44,6 +46,37 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 	s, _ := ix.Stats(t.Context())
 	if s.Versions != 200 || s.Keys != 26 {
 		t.Fatalf("Stats = %+v, want 200 versions of 26 keys", s)
+	}
+	// The committer counted every write, in fewer transactions than
+	// writes (Open's own transaction runs before it starts), and the
+	// time each took.
+	c := ix.CommitStats()
+	if c.Writes != 200 {
+		t.Errorf("CommitStats: %d writes, want 200", c.Writes)
+	}
+	if c.Batches == 0 || c.Batches > c.Writes {
+		t.Errorf("CommitStats: %d transactions for %d writes", c.Batches, c.Writes)
+	}
+	if c.Wait <= 0 || c.Busy <= 0 {
+		t.Errorf("CommitStats: wait %v, busy %v, want both above zero", c.Wait, c.Busy)
+	}
+}
+
+// A write refused in a shared transaction is counted once, and its batch
+// as many times as it ran (together, then each alone).
+func TestCommitStatsCountRefusals(t *testing.T) {
+	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	refused := errors.New("refused")
+	if err := ix.update(func(*bolt.Tx) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("update = %v, want the refusal", err)
+	}
+	c := ix.CommitStats()
+	if c.Writes != 1 || c.Batches != 2 {
+		t.Errorf("CommitStats = %+v, want 1 write in 2 transactions (the batch, then the write alone)", c)
 	}
 }
 
