@@ -30,7 +30,9 @@ import (
 // refuses a put that would take the guest past its quota before it reads
 // a byte of it, or as soon as the bytes go past the size declared (or,
 // when the size is not declared, past the quota): a refused put leaves
-// nothing behind.
+// nothing behind. A declared size is the blob's exact size: a body whose
+// Content-Length is another is refused before a byte of it is read, and
+// one that goes on past it, or ends before it, is refused (CodeSize).
 
 // Hosted endpoint names.
 const (
@@ -54,6 +56,10 @@ const (
 	CodeQuota = "quota"
 	// CodeNotFound: no such blob.
 	CodeNotFound = "not_found"
+	// CodeSize: the body was not of the size the HostedPut header
+	// declares (its Content-Length said another, or its bytes went on past
+	// it or ended before it); nothing was stored.
+	CodeSize = "size"
 	// CodeUnavailable: the guest's store cannot be reached on the host
 	// (its volume missing): nothing is read or written until the host's
 	// operators bring it back.

@@ -360,7 +360,7 @@ func TestHostingThroughTheAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	luxID := lux.Config.Node.ID
-	hosted := filepath.Join(t.TempDir(), "hosted")
+	hosted := mkHostingDir(t)
 	c := *n.Config
 	c.Alliance.Hosting = &HostingConfig{Path: hosted, Jurisdiction: "EST", Provider: "gov-dc", Control: "EST"}
 	if err := n.SaveConfig(&c); err != nil {

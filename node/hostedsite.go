@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/federation"
@@ -54,6 +54,8 @@ func (h *hostedSite) fail(what string, err error) error {
 		return fmt.Errorf("hosted site %s: %s: %w", h.id, what, site.ErrNotFound)
 	case errors.As(err, &pe) && pe.Status == http.StatusInsufficientStorage:
 		return fmt.Errorf("hosted site %s on %s: %s refused: %s: %w", h.id, h.hostName(), what, pe.Msg, site.ErrFull)
+	case errors.As(err, &pe) && pe.Code == federation.CodeSize:
+		return fmt.Errorf("hosted site %s on %s: %s refused: %s", h.id, h.hostName(), what, pe.Msg)
 	case errors.As(err, &pe) && pe.Code == federation.CodeNotHosted:
 		return &site.UnavailableError{Site: h.id, Reason: fmt.Sprintf("%s does not host this node (%s): its operators grant hosting with 'embassy host add'", h.hostName(), pe.Msg)}
 	case errors.Is(err, errNoSuchPeer):
@@ -79,34 +81,72 @@ func (h *hostedSite) call(ctx context.Context, endpoint string, in any) ([]byte,
 	return b, nil
 }
 
-// errReader remembers the error its reader returned, and how many bytes
-// it yielded.
-type errReader struct {
+// sizedReader passes a put's bytes on to the transport and holds them to
+// the size declared. When the declared bytes have all been read, it reads
+// once more before it hands the last of them on: a reader that goes on
+// past its size then fails the request before the host has the whole
+// body the request declares (the transport would send the declared bytes,
+// which the host stores, and only then find the rest). It remembers its
+// reader's error and its own, under a lock: the transport may still be
+// reading when the host's answer has come.
+type sizedReader struct {
 	r    io.Reader
-	n    int64
-	eof  bool
-	err  error
-	size int64
+	size int64 // declared, or -1
+
+	mu  sync.Mutex
+	n   int64
+	err error // the reader's error, or errPutSize
 }
 
-func (e *errReader) Read(p []byte) (int, error) {
-	k, err := e.r.Read(p)
-	e.n += int64(k)
+// errPutSize: a put's reader yielded more or fewer bytes than declared.
+var errPutSize = errors.New("the reader did not yield the size declared")
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.size >= 0 {
+		rest := s.size - s.n
+		if rest == 0 {
+			return 0, io.EOF
+		}
+		if int64(len(p)) > rest {
+			p = p[:rest]
+		}
+	}
+	k, err := s.r.Read(p)
+	s.n += int64(k)
 	switch {
-	case err == io.EOF:
-		e.eof = true
-	case err != nil:
-		e.err = err
+	case err == io.EOF && s.size >= 0 && s.n < s.size:
+		s.err = fmt.Errorf("%w: it ended after %d of the %d bytes declared", errPutSize, s.n, s.size)
+		return 0, s.err
+	case err != nil && err != io.EOF:
+		s.err = err
+		return k, err
+	case err == nil && s.size >= 0 && s.n == s.size:
+		// The declared bytes are all read: the reader must end here.
+		var one [1]byte
+		m, perr := io.ReadAtLeast(s.r, one[:], 1)
+		switch {
+		case m > 0:
+			s.err = fmt.Errorf("%w: it yielded more than the %d bytes declared", errPutSize, s.size)
+			return 0, s.err
+		case perr != io.EOF:
+			s.err = perr
+			return 0, perr
+		}
+		return k, io.EOF
 	}
 	return k, err
 }
 
-// short is the error of a reader that ended before its declared size.
-func (e *errReader) short() error {
-	if e.eof && e.size >= 0 && e.n < e.size {
-		return fmt.Errorf("put: the reader yielded %d bytes, %d were declared", e.n, e.size)
-	}
-	return nil
+// failed returns the reader's error, or its own.
+func (s *sizedReader) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Put implements site.Site: the blob streams to the host in one request.
@@ -130,13 +170,19 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	if err != nil {
 		return h.fail("put "+name, err)
 	}
-	body := &errReader{r: r, size: size}
+	body := &sizedReader{r: r, size: size}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+federation.EndpointHostedPut, body)
 	if err != nil {
 		return err
 	}
 	req.ContentLength = size
 	if size == 0 {
+		// Nothing is sent: the reader must have nothing either.
+		if m, err := io.ReadAtLeast(r, make([]byte, 1), 1); m > 0 {
+			return fmt.Errorf("hosted site %s: put %s: %w: it yielded more than the 0 bytes declared: nothing of it was stored", h.id, name, errPutSize)
+		} else if err != io.EOF {
+			return err
+		}
 		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
@@ -145,9 +191,12 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 		return err
 	}
 	resp, err := c.Do(req)
-	if rerr := cmp.Or(body.err, body.short()); rerr != nil {
+	if rerr := body.failed(); rerr != nil {
 		if resp != nil {
 			resp.Body.Close()
+		}
+		if errors.Is(rerr, errPutSize) {
+			return fmt.Errorf("hosted site %s: put %s: %w: refused before the host had all of it, nothing of it was stored", h.id, name, rerr)
 		}
 		return rerr
 	}

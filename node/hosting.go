@@ -28,7 +28,9 @@ import (
 // node with custodians). The guest's blobs live in a directory of their
 // own, HOSTING-PATH/GUEST-NODE-ID, made when hosting is agreed and never
 // made again: a store that vanished (a volume not mounted) is reported
-// to the guest as unavailable, not recreated empty. The host sees only
+// to the guest as unavailable, not recreated empty. HOSTING-PATH itself
+// is never made, and must carry the node's marker (hostingroot.go), so
+// that no store is made on the disk beneath a missing volume. The host sees only
 // what a site sees: sealed shards and manifests under random names. It
 // counts their bytes and number, refuses a write that would take the
 // guest past its quota before storing any of it, and shows its operators
@@ -179,8 +181,9 @@ type hostState struct {
 
 // guestStore is one guest's store and what it holds.
 type guestStore struct {
-	node string
-	site *dir.Site
+	node     string
+	site     *dir.Site
+	hostRoot os.FileInfo // the hosting directory it was opened in
 
 	mu       sync.Mutex
 	counted  bool  // bytes and blobs were counted from the store
@@ -201,32 +204,51 @@ func (n *Node) guest(id string) (GuestConfig, bool) {
 	return GuestConfig{}, false
 }
 
-// guestRoot is where guest id's store lives.
-func (n *Node) guestRoot(id string) (string, error) {
-	h := n.conf().Alliance.Hosting
+// hostingRoot returns alliance.hosting.path, absolute.
+func (n *Node) hostingRoot(h *HostingConfig) (string, error) {
 	if h == nil {
 		return "", errors.New("this node offers no hosting (alliance.hosting is not set)")
 	}
-	return filepath.Abs(filepath.Join(n.path(h.Path), id))
+	return filepath.Abs(n.path(h.Path))
 }
 
 // guestStoreOf opens (once) the store of guest id, counting what it holds
 // when first opened. It never creates the store: one that is missing is
-// unavailable.
+// unavailable. The hosting directory must carry this node's marker
+// (openHostingRoot) when the store is opened, and be the same directory
+// (device and inode) at every later call: a volume unmounted, or mounted
+// over the path, since the store was opened makes the node look again.
 func (n *Node) guestStoreOf(ctx context.Context, id string) (*guestStore, error) {
-	root, err := n.guestRoot(id)
+	c := n.conf()
+	hroot, err := n.hostingRoot(c.Alliance.Hosting)
 	if err != nil {
 		return nil, err
 	}
+	root := filepath.Join(hroot, id)
+	cur, err := os.Stat(hroot)
+	if err != nil {
+		return nil, hostingPathError(hroot, err)
+	}
 	n.host.mu.Lock()
 	gs := n.host.stores[id]
-	if gs == nil || gs.site.Root() != root {
+	if gs == nil || gs.site.Root() != root || !os.SameFile(gs.hostRoot, cur) {
+		r, err := n.openHostingRoot(hroot, c.Alliance.Guests, true)
+		if err != nil {
+			n.host.mu.Unlock()
+			return nil, err
+		}
+		fi, err := r.Stat(".")
+		r.Close()
+		if err != nil {
+			n.host.mu.Unlock()
+			return nil, hostingPathError(hroot, err)
+		}
 		ds, err := dir.Open(root)
 		if err != nil {
 			n.host.mu.Unlock()
 			return nil, err
 		}
-		gs = &guestStore{node: id, site: ds, names: map[string]int{}}
+		gs = &guestStore{node: id, site: ds, hostRoot: fi, names: map[string]int{}}
 		gs.cond = sync.NewCond(&gs.mu)
 		if n.host.stores == nil {
 			n.host.stores = map[string]*guestStore{}
@@ -311,19 +333,22 @@ type HostNation struct {
 	// ReplicaBytes and ReplicaBlobs are what the replicas of its data hold.
 	ReplicaBytes int64 `json:"replica_bytes"`
 	ReplicaBlobs int64 `json:"replica_blobs"`
-	// Unavailable counts hosted sites whose store cannot be read now.
-	Unavailable int `json:"unavailable,omitempty"`
+	// Unavailable counts hosted sites whose store cannot be read now, and
+	// Why says why, for each (the path and what to check).
+	Unavailable int      `json:"unavailable,omitempty"`
+	Why         []string `json:"why,omitempty"`
 }
 
-// hostedUsage lists what the guests' stores hold.
-func (n *Node) hostedUsage(ctx context.Context) ([]GuestUsage, map[string]bool) {
+// hostedUsage lists what the guests' stores hold, and why those that
+// cannot be read cannot.
+func (n *Node) hostedUsage(ctx context.Context) ([]GuestUsage, map[string]error) {
 	var out []GuestUsage
-	down := map[string]bool{}
+	down := map[string]error{}
 	for _, g := range n.conf().Alliance.Guests {
 		u := GuestUsage{Node: g.Node, Nation: g.Nation, Kind: "site"}
 		gs, err := n.guestStoreOf(ctx, g.Node)
 		if err != nil {
-			down[g.Node] = true
+			down[g.Node] = err
 		} else {
 			gs.mu.Lock()
 			u.Bytes, u.Blobs = gs.bytes, gs.blobs
@@ -362,8 +387,9 @@ func (n *Node) HostUsage(ctx context.Context) ([]HostNation, error) {
 			r.SiteBytes += u.Bytes
 			r.SiteBlobs += u.Blobs
 			r.Quota += quota[u.Node]
-			if down[u.Node] {
+			if err := down[u.Node]; err != nil {
 				r.Unavailable++
+				r.Why = append(r.Why, fmt.Sprintf("the store of node %s: %v", u.Node, err))
 			}
 		default:
 			r.ReplicaBytes += u.Bytes
@@ -435,6 +461,11 @@ func (n *Node) Host(ctx context.Context, q HostRequest) (HostInfo, error) {
 	}
 	info := HostInfo{Node: p.Card.NodeID, Nation: p.Card.Nation, Quota: quota}
 	old, had := n.guest(p.Card.NodeID)
+	if !had {
+		if err := n.canMakeGuestStore(p.Card.NodeID); err != nil {
+			return info, err
+		}
+	}
 	oldQuota, _ := ParseBytes(old.Quota)
 	if n.Custody != nil && (!had || quota > oldQuota) {
 		summary := fmt.Sprintf("host node %s of %s with a quota of %s", p.Card.NodeID, p.Card.Nation, FormatBytes(quota))
@@ -491,23 +522,42 @@ func (n *Node) hostGuest(ctx context.Context, id, quota string) error {
 // unless it is there already. This, when the guest is first hosted ('host
 // add', or a config edit that adds it), is the only place a store is
 // made: opening one never does, so a store that vanished stays missing.
+// The hosting directory itself is never made: it must exist and be this
+// node's (openHostingRoot), and the store is made through it, opened.
 func (n *Node) makeGuestStore(cfg *Config, id string) error {
-	h := cfg.Alliance.Hosting
-	if h == nil {
-		return errors.New("this node offers no hosting (alliance.hosting is not set)")
-	}
-	root, err := filepath.Abs(filepath.Join(n.path(h.Path), id))
+	hroot, err := n.hostingRoot(cfg.Alliance.Hosting)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
-		if _, err := dir.New(root); err != nil {
+	r, err := n.openHostingRoot(hroot, n.conf().Alliance.Guests, true)
+	if err != nil {
+		return fmt.Errorf("make the store of guest %s: %w", id, err)
+	}
+	defer r.Close()
+	if _, err := r.Stat(id); errors.Is(err, os.ErrNotExist) {
+		if _, err := dir.NewIn(r, id); err != nil {
 			return fmt.Errorf("make the store of guest %s: %w", id, err)
 		}
 	} else if err != nil {
 		return fmt.Errorf("the store of guest %s: %w", id, err)
 	}
 	return nil
+}
+
+// canMakeGuestStore says whether makeGuestStore could make a new guest's
+// store now, without writing anything: asked before a request for
+// custodians, so that they are not asked to approve what cannot be done.
+func (n *Node) canMakeGuestStore(id string) error {
+	c := n.conf()
+	hroot, err := n.hostingRoot(c.Alliance.Hosting)
+	if err != nil {
+		return err
+	}
+	r, err := n.openHostingRoot(hroot, c.Alliance.Guests, false)
+	if err != nil {
+		return fmt.Errorf("make the store of guest %s: %w", id, err)
+	}
+	return r.Close()
 }
 
 // Unhost stops hosting a guest whose store is empty. A store that holds

@@ -81,6 +81,17 @@ func changeConfig(t *testing.T, n *Node, change func(*Config)) {
 	n.setConfig(&cfg)
 }
 
+// mkHostingDir makes an empty hosting directory, as an operator does
+// before hosting anyone (the node never makes it).
+func mkHostingDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "hosted")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // storeFiles lists the files under a guest's store on the host, the
 // temporary ones included, with their contents.
 func storeFiles(t *testing.T, root string) map[string][]byte {
@@ -114,7 +125,7 @@ func storeFiles(t *testing.T, root string) map[string][]byte {
 func TestHostedSite(t *testing.T) {
 	est, lux, fin := newAllyNode(t, "EST"), newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
 	ctx := context.Background()
-	hostDir := filepath.Join(t.TempDir(), "hosted")
+	hostDir := mkHostingDir(t)
 	proxy := newCutProxy(t, lux.conf().Alliance.Listen)
 	changeConfig(t, lux.Node, func(c *Config) {
 		c.Alliance.Endpoint = proxy.ln.Addr().String()
@@ -482,7 +493,7 @@ func TestHostedSite(t *testing.T) {
 // to a real host, passes the conformance suite every site driver passes.
 func TestHostedSiteConformance(t *testing.T) {
 	est, lux := newAllyNode(t, "EST"), newAllyNode(t, "LUX")
-	hostDir := filepath.Join(t.TempDir(), "hosted")
+	hostDir := mkHostingDir(t)
 	changeConfig(t, lux.Node, func(c *Config) {
 		c.Alliance.Hosting = &HostingConfig{Path: hostDir, Jurisdiction: "BEL", Provider: "lux-gov-dc", Control: "LUX"}
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/site"
@@ -56,6 +57,8 @@ func (n *Node) hostedFail(w http.ResponseWriter, g GuestConfig, err error) {
 		peerFail(w, http.StatusNotFound, federation.CodeNotFound, "no such blob")
 	case errors.Is(err, errQuota):
 		peerFail(w, http.StatusInsufficientStorage, federation.CodeQuota, err.Error())
+	case errors.As(err, new(bodySizeError)):
+		peerFail(w, http.StatusBadRequest, federation.CodeSize, err.Error())
 	case errors.Is(err, site.ErrFull):
 		n.Log.Error("the hosting store is full", "peer", g.Node, "nation", g.Nation, "err", err)
 		peerFail(w, http.StatusInsufficientStorage, federation.CodeQuota, fmt.Sprintf("node %s's hosting storage has no space left (its operators are told): refused, nothing of it was stored", n.conf().Node.ID))
@@ -68,9 +71,17 @@ func (n *Node) hostedFail(w http.ResponseWriter, g GuestConfig, err error) {
 	}
 }
 
+// bodySizeError: a hosted put's body was not of the size it declared.
+type bodySizeError string
+
+func (e bodySizeError) Error() string { return string(e) }
+
 // quotaReader passes a put's bytes on while they fit: exactly size of
 // them when the size was declared (reserved beforehand), or as many as
-// the quota allows when it was not (reserved as they come).
+// the quota allows when it was not (reserved as they come). It never
+// reads more than one byte past a declared size, and an error of its own
+// (a body longer or shorter than declared, the quota passed) is kept in
+// err, for the refusal to name.
 type quotaReader struct {
 	r        io.Reader
 	gs       *guestStore
@@ -79,9 +90,13 @@ type quotaReader struct {
 	nation   string
 	read     int64
 	reserved int64
+	err      error
 }
 
 func (q *quotaReader) Read(p []byte) (int, error) {
+	if q.err != nil {
+		return 0, q.err
+	}
 	if q.size >= 0 && int64(len(p)) > q.size-q.read+1 {
 		p = p[:q.size-q.read+1]
 	}
@@ -95,21 +110,28 @@ func (q *quotaReader) Read(p []byte) (int, error) {
 	}
 	if q.size >= 0 {
 		if q.read > q.size {
-			return 0, fmt.Errorf("the blob is longer than the %d bytes declared: refused, nothing of it was stored", q.size)
+			q.err = bodySizeError(fmt.Sprintf("the body goes on past the %d bytes the %s header declares: refused, nothing of it was stored", q.size, federation.HeaderHostedPut))
+			return 0, q.err
 		}
 		if errors.Is(err, io.EOF) && q.read < q.size {
-			return k, fmt.Errorf("the blob ended after %d of the %d bytes declared: %w", q.read, q.size, io.ErrUnexpectedEOF)
+			q.err = bodySizeError(fmt.Sprintf("the body ended after %d of the %d bytes the %s header declares: refused, nothing of it was stored", q.read, q.size, federation.HeaderHostedPut))
+			return 0, q.err
 		}
 		return k, err
 	}
 	if q.read > q.reserved {
 		if rerr := q.gs.reserve(q.read-q.reserved, q.quota, q.nation); rerr != nil {
+			q.err = rerr
 			return 0, rerr
 		}
 		q.reserved = q.read
 	}
 	return k, err
 }
+
+// testHookHostedPutDone, if set (by tests), is called when a hosted put
+// of a guest's blob is done with, its accounts settled, whatever its end.
+var testHookHostedPutDone atomic.Pointer[func(guest, name string)]
 
 func (n *Node) peerHostedPut(w http.ResponseWriter, r *http.Request, caller Peer, _ []byte) {
 	_, p, err := federation.ParseHostedPut(r.Header.Get(federation.HeaderHostedPut))
@@ -120,9 +142,24 @@ func (n *Node) peerHostedPut(w http.ResponseWriter, r *http.Request, caller Peer
 		peerFail(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	if hook := testHookHostedPutDone.Load(); hook != nil {
+		defer (*hook)(caller.Card.NodeID, p.Name)
+	}
 	gs, g, quota := n.hostedStore(r.Context(), w, caller)
 	if gs == nil {
 		return
+	}
+	// The signed header's size is the blob's: a body framed as another
+	// size is refused before a byte of it is read, and a body of unknown
+	// size framed by a Content-Length is held to it (and its quota
+	// reserved at once).
+	if p.Size >= 0 && r.ContentLength >= 0 && r.ContentLength != p.Size {
+		n.Log.Warn("hosted write refused: its Content-Length is not its declared size", "peer", g.Node, "nation", g.Nation, "size", p.Size, "content_length", r.ContentLength)
+		peerFail(w, http.StatusBadRequest, federation.CodeSize, fmt.Sprintf("the body's Content-Length is %d bytes, but the %s header declares a blob of %d: refused, nothing of it was read or stored", r.ContentLength, federation.HeaderHostedPut, p.Size))
+		return
+	}
+	if p.Size < 0 && r.ContentLength >= 0 {
+		p.Size = r.ContentLength
 	}
 	unlock := gs.lockName(p.Name)
 	defer unlock()
@@ -144,6 +181,10 @@ func (n *Node) peerHostedPut(w http.ResponseWriter, r *http.Request, caller Peer
 		q.reserved = p.Size
 	}
 	err = gs.site.Put(r.Context(), p.Name, q, p.Size)
+	if err != nil && q.err != nil {
+		// The body's own fault, not the store's: named as such.
+		err = q.err
+	}
 	gs.mu.Lock()
 	gs.reserved -= q.reserved
 	if err == nil {
@@ -154,8 +195,11 @@ func (n *Node) peerHostedPut(w http.ResponseWriter, r *http.Request, caller Peer
 	}
 	gs.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, errQuota) {
+		switch {
+		case errors.Is(err, errQuota):
 			n.Log.Info("hosted write over quota refused", "peer", g.Node, "nation", g.Nation, "size", p.Size)
+		case errors.As(err, new(bodySizeError)):
+			n.Log.Warn("hosted write refused: its body is not of its declared size", "peer", g.Node, "nation", g.Nation, "size", p.Size, "read", q.read)
 		}
 		n.hostedFail(w, g, err)
 		return

@@ -84,7 +84,15 @@ and counts only: the host knows no object's name or label, and shows none.`,
 				}
 				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%d\n", r.Nation, r.Nodes, node.FormatBytes(r.SiteBytes), r.SiteBlobs, quota, node.FormatBytes(r.ReplicaBytes), r.ReplicaBlobs)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				for _, why := range r.Why {
+					fmt.Fprintf(a.stderr, "warning: %s: %s\n", r.Nation, why)
+				}
+			}
+			return nil
 		},
 	}
 	rm := &cobra.Command{

@@ -51,7 +51,11 @@ func TestHostedSiteCLI(t *testing.T) {
 		c.Alliance.Listen = addr
 		c.S3.Credentials = []node.CredentialConfig{{Principal: "admin", AccessKey: "EMBTESTADMIN01", SecretKey: "not-for-printing-0123456789"}}
 		if d.nation == "LUX" {
-			// What LUX offers its guests, as its card states it.
+			// What LUX offers its guests, as its card states it, in a
+			// directory its operators made (the node never makes it).
+			if err := os.Mkdir(filepath.Join(work, "hosted"), 0o700); err != nil {
+				t.Fatal(err)
+			}
 			c.Alliance.Hosting = &node.HostingConfig{Path: filepath.Join(work, "hosted"), Jurisdiction: "LUX", Provider: "lux-gov-dc", Control: "LUX", Accredited: "NATO SECRET"}
 		}
 		if err := node.SaveConfig(d.dir, c); err != nil {

@@ -84,6 +84,45 @@ func New(root string) (*Site, error) {
 	return s, nil
 }
 
+// NewIn creates a directory site named name in parent, an open directory
+// (its root, .tmp and top directories, those missing), and opens it. It
+// never creates parent: every directory is made through the open
+// parent, so a parent unmounted or replaced meanwhile cannot send the
+// new site to whatever filesystem lies beneath its path.
+func NewIn(parent *os.Root, name string) (*Site, error) {
+	if !filepath.IsLocal(name) || strings.ContainsRune(name, filepath.Separator) {
+		return nil, fmt.Errorf("dir site %s: %q is not a directory name", parent.Name(), name)
+	}
+	where := filepath.Join(parent.Name(), name)
+	if err := parent.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("dir site %s: %w", where, err)
+	}
+	for _, d := range append([]string{tmpDir}, site.TopDirs()...) {
+		if err := parent.Mkdir(filepath.Join(name, d), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("dir site %s: %w", where, err)
+		}
+	}
+	for _, d := range []string{name, "."} {
+		f, err := parent.Open(d)
+		if err != nil {
+			return nil, fmt.Errorf("dir site %s: %w", where, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("dir site %s: %w", where, err)
+		}
+	}
+	s, err := Open(where)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ready(""); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Open opens an existing directory site without creating anything. If the
 // directory or one of its top directories is missing (an unmounted volume,
 // a destroyed disk), every operation fails with site.ErrUnavailable until

@@ -697,3 +697,50 @@ func TestPutRefusesAnotherCount(t *testing.T) {
 		})
 	}
 }
+
+// TestNewInMakesNothingOutsideItsParent: NewIn makes the site through the
+// open parent: never the parent itself, and, when the parent's path is
+// taken by another directory meanwhile (a volume unmounted, an empty
+// mount point in its place), nothing at the path: what it makes goes to
+// the directory it opened.
+func TestNewInMakesNothingOutsideItsParent(t *testing.T) {
+	vol := filepath.Join(t.TempDir(), "vol")
+	if err := os.Mkdir(vol, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenRoot(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, err := NewIn(r, "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Root() != filepath.Join(vol, "guest") {
+		t.Fatalf("root %s", s.Root())
+	}
+	if missing, err := s.MissingTopDirs(); err != nil || len(missing) != 0 {
+		t.Fatalf("a new site lacks %v: %v", missing, err)
+	}
+	if _, err := NewIn(r, "../escape"); err == nil {
+		t.Fatal("a site made outside its parent")
+	}
+	// The volume goes; an empty directory takes its path.
+	if err := os.Rename(vol, vol+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(vol, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Made in the opened directory, it is not at its path: unavailable.
+	if _, err := NewIn(r, "other"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("a site made in a directory no longer at its path: %v", err)
+	}
+	if ents, _ := os.ReadDir(vol); len(ents) != 0 {
+		t.Fatalf("made in the directory now at the path: %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(vol+".away", "other", "s")); err != nil {
+		t.Fatalf("not made in the opened directory: %v", err)
+	}
+}

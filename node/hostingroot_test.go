@@ -1,0 +1,316 @@
+package node
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/embassy-dev/embassy/site"
+)
+
+// TestHostingPathMistakes: the operator's mistakes with the hosting path
+// ("half-mounted sites"). Hosting a guest needs a hosting directory that
+// exists and is this node's: one that does not exist (a volume whose
+// mount point was never made), or holds something else, or is another
+// node's, or carries a marker damaged or forged, is refused, naming the
+// path and what to check, and nothing is made in it or in its place. An
+// empty directory, or a fresh filesystem's (lost+found only), is taken
+// when nobody is hosted yet, and marked.
+func TestHostingPathMistakes(t *testing.T) {
+	lux, est, fin := newAllyNode(t, "LUX"), newAllyNode(t, "EST"), newAllyNode(t, "FIN")
+	trust(t, lux, est)
+	admin := lux.As(t.Context(), "admin")
+	finMarker, err := encodeHostingMarker(fin.Keys, fin.Config.Node.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A marker naming LUX, signed by FIN's key.
+	forged := append(hostingMarkerBody(lux.Config.Node.ID), "sig "...)
+	forged = append(forged, finMarker[bytes.Index(finMarker, []byte("sig "))+4:]...)
+	estID := est.Config.Node.ID
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, path string) // path does not exist yet
+		says    string                          // "": hosted
+	}{
+		{"a path that does not exist", func(*testing.T, string) {},
+			"does not exist: is the hosting volume mounted? The node never creates this directory"},
+		{"a file, not a directory", func(t *testing.T, p string) { write(t, p, "x") },
+			"not a directory"},
+		{"a directory of something else", func(t *testing.T, p string) { mkdir(t, p); write(t, filepath.Join(p, "notes.txt"), "x") },
+			`has no hosting marker (.embassy-hosting) and holds "notes.txt", which is not a guest's store: it is not this node's hosting directory`},
+		{"another node's hosting volume", func(t *testing.T, p string) {
+			mkdir(t, p)
+			write(t, filepath.Join(p, HostingMarkerFile), string(finMarker))
+		}, "its hosting marker (.embassy-hosting) names node " + fin.Config.Node.ID + ": it is that node's hosting directory, not this one's: is the right volume mounted there?"},
+		{"a forged marker", func(t *testing.T, p string) {
+			mkdir(t, p)
+			write(t, filepath.Join(p, HostingMarkerFile), string(forged))
+		}, "names this node but is not signed by this node's key"},
+		{"a damaged marker", func(t *testing.T, p string) {
+			mkdir(t, p)
+			write(t, filepath.Join(p, HostingMarkerFile), "embassy hosting marker v1\nnode "+lux.Config.Node.ID+"\n")
+		}, "its hosting marker (.embassy-hosting) is damaged"},
+		{"an empty directory", func(t *testing.T, p string) { mkdir(t, p) }, ""},
+		{"a fresh filesystem", func(t *testing.T, p string) { mkdir(t, p); mkdir(t, filepath.Join(p, "lost+found")) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "hosted")
+			tc.prepare(t, path)
+			before := tree(t, path)
+			changeConfig(t, lux.Node, func(c *Config) {
+				c.Alliance.Hosting = &HostingConfig{Path: path, Jurisdiction: "LUX", Provider: "lux-gov-dc", Control: "LUX"}
+				c.Alliance.Guests = nil
+			})
+			_, err := lux.Host(admin, HostRequest{Peer: "EST", Quota: "1MiB"})
+			if tc.says != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), "hosting path "+path) {
+					t.Fatalf("host add: %v, want an error naming %s and saying %q", err, path, tc.says)
+				}
+				if after := tree(t, path); !equalTrees(after, before) {
+					t.Fatalf("the hosting path changed: %v, was %v", after, before)
+				}
+				if len(lux.Guests()) != 0 {
+					t.Fatalf("hosted all the same: %+v", lux.Guests())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(path, HostingMarkerFile))
+			if err != nil || hostingMarkerVerdict(lux.Keys, lux.Config.Node.ID, b) != "" {
+				t.Fatalf("the hosting directory's marker: %v %q", err, b)
+			}
+			if _, err := os.Stat(filepath.Join(path, estID, "s")); err != nil {
+				t.Fatalf("EST's store: %v", err)
+			}
+		})
+	}
+}
+
+// TestHostingVolumeNotMounted: LUX hosts EST on a volume; then the volume
+// is not mounted (an empty mount point in its place). A new guest is
+// refused, naming the path, and nothing is made on the disk beneath;
+// EST's store is unavailable (to EST, and in 'host ls', with the reason),
+// not recreated; a volume mounted over the path while the node runs is
+// noticed; once the volume is back, EST's blobs are all there and the new
+// guest is hosted on it. A hosting directory made before markers (EST's
+// store and no marker) keeps working and is marked on first use.
+func TestHostingVolumeNotMounted(t *testing.T) {
+	h := newHostingPair(t, "1MiB")
+	fin := newAllyNode(t, "FIN")
+	trust(t, h.lux, fin)
+	lux, admin := h.lux, h.lux.As(t.Context(), "admin")
+	vol := filepath.Dir(h.root)
+	blob := []byte("EST's sealed shard")
+	s := h.site()
+	if err := s.Put(t.Context(), "s/aa/shard", bytes.NewReader(blob), int64(len(blob))); err != nil {
+		t.Fatal(err)
+	}
+	stillThere := func(what string) {
+		t.Helper()
+		rc, err := s.Get(t.Context(), "s/aa/shard", 0, -1)
+		if err != nil {
+			t.Fatalf("%s: EST reads its blob: %v", what, err)
+		}
+		defer rc.Close()
+		var b bytes.Buffer
+		b.ReadFrom(rc)
+		if !bytes.Equal(b.Bytes(), blob) {
+			t.Fatalf("%s: EST's blob reads %q", what, b.Bytes())
+		}
+	}
+	stillThere("mounted")
+
+	// Unmounted: the mount point is there, empty.
+	if err := os.Rename(vol, vol+".volume"); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, vol)
+	if _, err := lux.Host(admin, HostRequest{Peer: "FIN", Quota: "1MiB"}); err == nil ||
+		!strings.Contains(err.Error(), "hosting path "+vol+" is empty and has no hosting marker (.embassy-hosting), yet this node hosts a guest whose store lives there: is the hosting volume mounted?") {
+		t.Fatalf("a guest added while the volume is not mounted: %v", err)
+	}
+	if _, err := s.Stat(t.Context(), "s/aa/shard"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("EST's store with the volume not mounted: %v", err)
+	}
+	if err := s.Put(t.Context(), "s/aa/other", bytes.NewReader(blob), int64(len(blob))); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("a put with the volume not mounted: %v", err)
+	}
+	rows, err := lux.HostUsage(t.Context())
+	if err != nil || len(rows) != 1 || rows[0].Unavailable != 1 || len(rows[0].Why) != 1 || !strings.Contains(rows[0].Why[0], "hosting path "+vol+" is empty") {
+		t.Fatalf("host ls with the volume not mounted: %+v %v", rows, err)
+	}
+	if after := tree(t, vol); len(after) != 1 {
+		t.Fatalf("made on the disk beneath the volume: %v", after)
+	}
+
+	// Mounted again, over the path, while the node runs.
+	if err := os.Remove(vol); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(vol+".volume", vol); err != nil {
+		t.Fatal(err)
+	}
+	stillThere("mounted again")
+	if _, err := lux.Host(admin, HostRequest{Peer: "FIN", Quota: "1MiB"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(vol, fin.Config.Node.ID, "s")); err != nil {
+		t.Fatalf("FIN's store: %v", err)
+	}
+
+	// Swapped for an empty directory while EST's store is open: the node
+	// notices the directory changed, and looks again.
+	if err := os.Rename(vol, vol+".volume"); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, vol)
+	if _, err := s.Stat(t.Context(), "s/aa/shard"); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("EST's store after the volume went: %v", err)
+	}
+	if _, err := lux.guestStoreOf(t.Context(), h.est.Config.Node.ID); err == nil || !strings.Contains(err.Error(), "is the hosting volume mounted?") {
+		t.Fatalf("EST's store after the volume went: %v", err)
+	}
+	os.Remove(vol)
+	if err := os.Rename(vol+".volume", vol); err != nil {
+		t.Fatal(err)
+	}
+
+	// Made before markers: EST's and FIN's stores, no marker. It is used,
+	// and marked.
+	if err := os.Remove(filepath.Join(vol, HostingMarkerFile)); err != nil {
+		t.Fatal(err)
+	}
+	lux.host.mu.Lock()
+	lux.host.stores = nil
+	lux.host.mu.Unlock()
+	stillThere("before markers")
+	if b, err := os.ReadFile(filepath.Join(vol, HostingMarkerFile)); err != nil || hostingMarkerVerdict(lux.Keys, lux.Config.Node.ID, b) != "" {
+		t.Fatalf("the marker after first use: %v %q", err, b)
+	}
+}
+
+// TestHostingMarker: the marker's encoding is strict, and only this
+// node's key makes one this node accepts.
+func TestHostingMarker(t *testing.T) {
+	lux, fin := newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	id := lux.Config.Node.ID
+	b, err := encodeHostingMarker(lux.Keys, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := hostingMarkerVerdict(lux.Keys, id, b); why != "" {
+		t.Fatal(why)
+	}
+	finB, _ := encodeHostingMarker(fin.Keys, id) // names LUX, FIN's key
+	sig := b[bytes.Index(b, []byte("sig "))+4 : len(b)-1]
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		says string
+	}{
+		{"another node's", mustMarker(t, fin), "names node " + fin.Config.Node.ID},
+		{"another key's", finB, "not signed by this node's key"},
+		{"empty", nil, "damaged"},
+		{"a trailing line", append(bytes.Clone(b), "more\n"...), "damaged"},
+		{"no final newline", b[:len(b)-1], "damaged"},
+		{"an empty last line", bytes.Replace(b, sig, append(bytes.Clone(sig), '\n'), 1), "damaged"},
+		{"base64 not strict", bytes.Replace(b, sig, append(bytes.Clone(sig[:len(sig)-4]), "===="...), 1), "damaged"},
+		{"not a node id", bytes.Replace(b, []byte("node "+id), []byte("node ../x"), 1), "damaged"},
+		{"a site marker", []byte("embassy site marker v1\nnode " + id + "\nsite a\nsig " + base64.StdEncoding.EncodeToString([]byte("x")) + "\n"), "damaged"},
+		{"huge", bytes.Repeat([]byte("a"), maxHostingMarker+1), "damaged"},
+	} {
+		if why := hostingMarkerVerdict(lux.Keys, id, tc.b); !strings.Contains(why, tc.says) {
+			t.Errorf("%s: %q, want %q", tc.name, why, tc.says)
+		}
+	}
+}
+
+func mustMarker(t *testing.T, n *allyNode) []byte {
+	t.Helper()
+	b, err := encodeHostingMarker(n.Keys, n.Config.Node.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tree lists the paths under p, p included, with their file contents
+// ("" for a directory); nil when p does not exist.
+func tree(t *testing.T, p string) map[string]string {
+	t.Helper()
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	out := map[string]string{}
+	err := filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(p, q)
+		if d.IsDir() {
+			out[rel+"/"] = ""
+			return nil
+		}
+		b, err := os.ReadFile(q)
+		out[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func equalTrees(a, b map[string]string) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzHostingMarker: the marker is read from a volume, outside input.
+// Parsing never panics, and accepts only the canonical encoding of what
+// it returns.
+func FuzzHostingMarker(f *testing.F) {
+	f.Add([]byte("embassy hosting marker v1\nnode 509bf35380feb60f\nsig AAAA\n"))
+	f.Add([]byte("embassy hosting marker v1\nnode 509bf35380feb60f\n"))
+	f.Add([]byte("embassy hosting marker v1\nnode \nsig \n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, sig, err := parseHostingMarker(b)
+		if err != nil {
+			return
+		}
+		want := append(hostingMarkerBody(id), "sig "...)
+		want = base64.StdEncoding.AppendEncode(want, sig)
+		want = append(want, '\n')
+		if !validNodeID(id) || len(sig) == 0 || !bytes.Equal(want, b) {
+			t.Fatalf("accepted %q as node %q, sig %x", b, id, sig)
+		}
+	})
+}
