@@ -144,7 +144,8 @@ func (c Checksum) Sum(dst []byte, id BlockID, block []byte) []byte {
 }
 
 // HeadRoom is how many bytes a buffer may keep in front of a stored block
-// for VerifyIn: room for the checksum's header, so that an XXH3 block is
+// for VerifyIn (and in front of a block to sum, for SumIn and SumShards):
+// room for the checksum's header, so that an XXH3 block is
 // hashed in one pass over contiguous memory. The streaming hasher, given
 // the header first, copies every byte of the block through its own buffer
 // (zeebo/xxh3 hashes in place only what comes first), which cost as much
@@ -185,6 +186,28 @@ func (c Checksum) SumIn(dst []byte, id BlockID, buf []byte) []byte {
 	copy(buf[start:HeadRoom], hdr[:])
 	sum := xxh3.Hash128(buf[start:]).Bytes()
 	return append(dst[:0], sum[:]...)
+}
+
+// SumShards writes the checksums of the shards that Encode laid out one
+// after another in buf[HeadRoom:], each of size bytes, into sums: shard i's
+// into sums[i][:c.Size()], under id with Shard i, for each of len(sums)
+// shards. It is Sum of each shard, and gives the same bytes, but hashes an
+// XXH3 block in place (SumIn) with its header written into the bytes just
+// before it, buf[:HeadRoom] for the first shard and the end of the shard
+// before for the others; those bytes are put back as soon as the block is
+// hashed. So buf holds what it held once SumShards returns, but nothing
+// else may read it meanwhile. This is what keeps the put from copying
+// every block through the streaming hasher, as Sum does, with the shards
+// left where Encode put them: only the first needs room of its own.
+func (c Checksum) SumShards(sums [][MaxSumSize]byte, id BlockID, buf []byte, size int) {
+	for i := range sums {
+		id.Shard = uint8(i)
+		at := HeadRoom + i*size
+		var saved [HeadRoom]byte
+		copy(saved[:], buf[at-HeadRoom:at])
+		c.SumIn(sums[i][:], id, buf[at-HeadRoom:at+size])
+		copy(buf[at-HeadRoom:at], saved[:])
+	}
 }
 
 // ErrChecksum is returned by Verify for a block whose checksum does not

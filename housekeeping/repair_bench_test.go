@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,13 +34,6 @@ var (
 	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
 	benchRepairRound   = flag.Int("embassy.repair-profile-round", 1, "the round whose repair -embassy.repair-cpuprofile and -embassy.repair-trace record")
 )
-
-// cpuTime returns the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // profileRepair starts the repair's CPU profile and trace when asked for
 // (in round -embassy.repair-profile-round only, the first by default) and
@@ -193,13 +185,13 @@ func BenchmarkRepair(b *testing.B) {
 					fmt.Printf("round %d: WARNING: %d bytes of the survivors stayed in the page cache (tmpfs?): the repair does not read cold\n", round+1, left)
 				}
 				stop := profileRepair(b, round)
-				start, cpu0 := time.Now(), cpuTime()
+				start, cpu0 := time.Now(), benchutil.ProcessCPU()
 				var err error
 				rep, err = New(e, nil).Scrub(ctx, ScrubOptions{Repair: true})
 				if err != nil || len(rep.Unrepairable) > 0 {
 					b.Fatalf("repair: %+v, %v", rep, err)
 				}
-				took, cpu = time.Since(start), cpuTime()-cpu0
+				took, cpu = time.Since(start), benchutil.ProcessCPU()-cpu0
 				stop()
 				repair = float64(size) / took.Seconds()
 			}

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"hash"
 	"sync"
-	"syscall"
 	"testing"
 
 	md5simd "github.com/minio/md5-simd"
+
+	"github.com/embassy-dev/embassy/internal/benchutil"
 )
 
 // TestETagHash: a body's ETag is the MD5 of its bytes, written in uneven
@@ -71,7 +72,7 @@ func BenchmarkETagMD5(b *testing.B) {
 				name := fmt.Sprintf("paced=%v/streams=%d/simd=%v", paced, streams, simd)
 				b.Run(name, func(b *testing.B) {
 					b.SetBytes(int64(streams) * body)
-					cpu0 := processCPU()
+					cpu0 := benchutil.ProcessCPU()
 					for b.Loop() {
 						var wg sync.WaitGroup
 						for range streams {
@@ -96,16 +97,9 @@ func BenchmarkETagMD5(b *testing.B) {
 						}
 						wg.Wait()
 					}
-					b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/float64(streams*body), "cpu-ns/B")
+					b.ReportMetric(float64(benchutil.ProcessCPU()-cpu0)/float64(b.N)/float64(streams*body), "cpu-ns/B")
 				})
 			}
 		}
 	}
-}
-
-// processCPU is the process's user+system CPU time in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

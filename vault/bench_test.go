@@ -93,14 +93,13 @@ func cpuLimit(size int64) float64 {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			buf := make([]byte, bufSize(4, 2, stripe))
-			var sum [erasure.MaxSumSize]byte
+			room := make([]byte, erasure.HeadRoom+bufSize(4, 2, stripe))
+			buf := room[erasure.HeadRoom:]
+			sums := make([][erasure.MaxSumSize]byte, 6)
 			for j := next.Add(1) - 1; j < stripes; j = next.Add(1) - 1 {
 				sealed := s.Seal(buf[:0], buf[:stripe], uint64(j), false)
-				shards, _ := coder.Encode(buf, len(sealed))
-				for i, sh := range shards {
-					erasure.Current.Sum(sum[:], erasure.BlockID{Stripe: uint64(j), Shard: uint8(i)}, sh)
-				}
+				coder.Encode(buf, len(sealed))
+				erasure.Current.SumShards(sums, erasure.BlockID{Stripe: uint64(j)}, room, coder.ShardSize(len(sealed)))
 			}
 		})
 	}
@@ -128,7 +127,7 @@ func BenchmarkThroughput(b *testing.B) {
 	size := *benchSize
 	const mb = 1e6
 	for b.Loop() {
-		var putR, getR []float64
+		var putR, getR, putC []float64
 		var last struct{ put, get, cpu, refW, refR float64 }
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
@@ -139,11 +138,12 @@ func BenchmarkThroughput(b *testing.B) {
 			refW, refR := benchutil.LargeRefs(b, root, size, 4, 2)
 
 			src := &benchutil.Gen{Left: size, State: 7}
-			start := time.Now()
+			start, cpu0 := time.Now(), benchutil.ProcessCPU()
 			if _, err := e.Put(ctx, "bench", "big", io.MultiReader(src), PutOptions{Size: -1}); err != nil {
 				b.Fatal(err)
 			}
 			put := float64(size) / time.Since(start).Seconds()
+			putCPU := (benchutil.ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
 
 			benchutil.Evict(filepath.Join(root, "sites"))
 			r, err := e.Get(ctx, "bench", "big", GetOptions{Length: -1})
@@ -159,12 +159,13 @@ func BenchmarkThroughput(b *testing.B) {
 			get := float64(size) / time.Since(start).Seconds()
 
 			putLimit, getLimit := min(cpu, refW), min(cpu, refR)
-			putR, getR = append(putR, put/putLimit), append(getR, get/getLimit)
+			putR, getR, putC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU)
 			last.put, last.get, last.cpu, last.refW, last.refR = put, get, cpu, refW, refR
-			fmt.Printf("round %d: object %d MiB: put %.0f MB/s, get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
-				round+1, size>>20, put/mb, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
+			fmt.Printf("round %d: object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
+				round+1, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
 		}
-		ps, gs := benchutil.Summarize(putR), benchutil.Summarize(getR)
+		ps, gs, pc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC)
+		b.ReportMetric(pc.Med, "put-CPU-s/GB")
 		b.ReportMetric(last.put/mb, "put-MB/s")
 		b.ReportMetric(last.get/mb, "get-MB/s")
 		b.ReportMetric(last.cpu/mb, "cpu-limit-MB/s")
@@ -172,7 +173,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(last.refR/mb, "disk-read-MB/s")
 		b.ReportMetric(ps.Med, "put/limit")
 		b.ReportMetric(gs.Med, "get/limit")
-		fmt.Printf("put/limit %s  get/limit %s\n", ps, gs)
+		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s\n", ps, gs, pc)
 	}
 }
 
@@ -203,7 +204,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 
 			var next atomic.Int64
 			commits0 := commitStats(e)
-			cpu0 := processCPU()
+			cpu0 := benchutil.ProcessCPU()
 			start := time.Now()
 			var wg sync.WaitGroup
 			for range workers {
@@ -219,7 +220,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 			}
 			wg.Wait()
 			putOps := float64(count) / time.Since(start).Seconds()
-			putCPU := float64(processCPU()-cpu0) / 1e3 / float64(count)
+			putCPU := float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(count)
 			commits := commitStats(e)
 			commits.Writes -= commits0.Writes
 			commits.Batches -= commits0.Batches
@@ -258,9 +259,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 				b.Fatalf("site %s holds %d manifest copies for %d objects", topology[0].ID, mFiles, count)
 			}
 			refCount := min(count, 10_000)
-			cpu0 = processCPU()
+			cpu0 = benchutil.ProcessCPU()
 			ref := benchutil.SmallWrites(b, root, refCount, int(mMean+0.5), len(topology), workers)
-			refCPU := float64(processCPU()-cpu0) / 1e3 / float64(refCount)
+			refCPU := float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(refCount)
 
 			ratios = append(ratios, putOps/ref)
 			last.put, last.ref, last.list, last.index = putOps, ref, listRate, float64(st.Bytes)/float64(count)

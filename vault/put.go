@@ -292,9 +292,10 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 			return ObjectInfo{}, err
 		}
 		part := manifest.Part{Number: 1, Size: int64(n), Blob: blob, Sites: sites, Inline: true, Digest: digest, BlockSum: e.writeSum()}
+		part.BlockSum.SumShards(buf.sums, blockID(part, 0, 0), buf.room, coder.ShardSize(len(sealed)))
 		sums := make([][]byte, len(shards))
-		for i, sh := range shards {
-			sums[i] = part.BlockSum.Sum(buf.sums[i][:], blockID(part, 0, i), sh)
+		for i := range shards {
+			sums[i] = buf.sums[i][:part.BlockSum.Size()]
 		}
 		wrapped, err := e.k().WrapDataKey(v.keyName(), keyGen(v), dk, partAAD(id, 1, blob))
 		if err != nil {
@@ -762,9 +763,7 @@ func (e *Engine) writePart(ctx context.Context, ps partSpec, r io.Reader) (part 
 				sealed := stripes.Seal(j.buf.b[:0], j.buf.b[:j.n], j.index, j.final)
 				j.shards, j.err = coder.Encode(j.buf.b, len(sealed))
 				if j.err == nil {
-					for i, sh := range j.shards {
-						sum.Sum(j.buf.sums[i][:], erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index, Shard: uint8(i)}, sh)
-					}
+					sum.SumShards(j.buf.sums, erasure.BlockID{Version: blob, Part: uint32(ps.number), Stripe: j.index}, j.buf.room, coder.ShardSize(len(sealed)))
 				}
 				close(j.done)
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"syscall"
 	"testing"
 
 	"github.com/embassy-dev/embassy/internal/benchutil"
@@ -30,7 +29,7 @@ func BenchmarkSmallGet(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := benchutil.ProcessCPU()
 	i := 0
 	for b.Loop() {
 		r, err := e.Get(ctx, "bench", fmt.Sprintf("o/%d", i%objects), GetOptions{Length: -1})
@@ -44,14 +43,7 @@ func BenchmarkSmallGet(b *testing.B) {
 		i++
 	}
 	// CPU time is steadier than wall time on a shared machine.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
-}
-
-// processCPU is the process's user+system CPU time in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	b.ReportMetric(float64(benchutil.ProcessCPU()-cpu0)/float64(i), "cpu-ns/op")
 }
 
 // BenchmarkInlinePut is the engine's share of a 1 MiB PUT (bench/s3.sh's

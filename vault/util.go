@@ -85,8 +85,12 @@ func bufSize(k, m, stripe int) int {
 
 // stripeBuf holds one stripe through its life: plaintext, then sealed
 // stripe and parity, and the checksums of its shard blocks (each the
-// first Size() bytes of its entry).
+// first Size() bytes of its entry). b is room after its first
+// erasure.HeadRoom bytes, where the first shard's checksum header is
+// written while its block is hashed (erasure.Checksum.SumShards, given
+// room: the others' go into the end of the shard before, and are undone).
 type stripeBuf struct {
+	room []byte
 	b    []byte
 	sums [][erasure.MaxSumSize]byte
 }
@@ -100,7 +104,8 @@ func getBuf(k, m, stripe int) *stripeBuf {
 	p, ok := bufPools.Load(key)
 	if !ok {
 		p, _ = bufPools.LoadOrStore(key, &sync.Pool{New: func() any {
-			return &stripeBuf{b: make([]byte, bufSize(k, m, stripe)), sums: make([][erasure.MaxSumSize]byte, k+m)}
+			room := make([]byte, erasure.HeadRoom+bufSize(k, m, stripe))
+			return &stripeBuf{room: room, b: room[erasure.HeadRoom:], sums: make([][erasure.MaxSumSize]byte, k+m)}
 		}})
 	}
 	return p.(*sync.Pool).Get().(*stripeBuf)

@@ -2,8 +2,8 @@
 // share: where to put their sites, how to read from disk rather than the
 // page cache, the disk references they report against (measured through
 // the dir driver itself, so that the reference does the same I/O as the
-// engine), the median and range of their rounds, and a fast source of
-// incompressible bytes.
+// engine), the median and range of their rounds, a fast source of
+// incompressible bytes, and the process's CPU time (ProcessCPU).
 package benchutil
 
 import (
