@@ -86,6 +86,10 @@ type Node struct {
 	ally     allianceState    // the alliance (alliance.go)
 	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
 	host     hostState        // the guests' stores (hosting.go)
+
+	// serveLoops are run by Serve beside its own background loops, until
+	// its ctx is done (tests).
+	serveLoops []func(context.Context)
 }
 
 // OpenOptions configure OpenWith.

@@ -202,7 +202,12 @@ func (n *Node) ServePeers(ctx context.Context, ln net.Listener) error {
 	}
 	srv := &http.Server{Handler: n.PeerHandler(), TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn)}
+	// Once ctx is done, ServePeers returns when the requests under way
+	// ended (a witness keeps what it cosigned in the node directory), or
+	// after 5 s.
+	shut := make(chan struct{})
 	go func() {
+		defer close(shut)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -210,6 +215,7 @@ func (n *Node) ServePeers(ctx context.Context, ln net.Listener) error {
 	}()
 	err = srv.Serve(tls.NewListener(ln, cfg))
 	if errors.Is(err, http.ErrServerClosed) {
+		<-shut
 		return nil
 	}
 	return err

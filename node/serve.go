@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
@@ -177,7 +178,18 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		o.Ready(ln.Addr().String(), useTLS)
 	}
 	n.Log.InfoContext(ctx, "serving S3", "address", ln.Addr().String(), "tls", useTLS)
-	errc := make(chan error, 2)
+	// Serve returns only when everything it started has stopped: the
+	// background loops and the servers' handlers write into the node
+	// directory (a peer witness round keeps the cosignature it got in
+	// audit/cosigned.json), and the caller closes the node, or removes
+	// its directory, once Serve returned. Handlers still running when a
+	// server's shutdown gives up (30 s, the peer link's 5 s) are the
+	// exception.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	// One send at most from each server.
+	errc := make(chan error, 3)
 	var msrv *http.Server
 	if ma != "" {
 		mln, err := net.Listen("tcp", ma)
@@ -194,14 +206,14 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 		mux.Handle("GET "+AdminPrefix+"metrics", admin)
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
 		n.Log.InfoContext(ctx, "serving metrics (loopback only, no token)", "address", mln.Addr().String())
-		go func() {
+		wg.Go(func() {
 			if err := msrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
-		}()
+		})
 	}
 	if pln != nil {
-		go func() {
+		wg.Go(func() {
 			// A sealed node holds no peer keys: it serves peers once
 			// unsealed.
 			t := time.NewTicker(time.Second)
@@ -218,34 +230,35 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 			if err := n.ServePeers(ctx, pln); err != nil {
 				errc <- fmt.Errorf("peer listener: %w", err)
 			}
-		}()
+		})
 	}
-	go n.runScrubs(ctx)
-	go n.runIndexMigration(ctx)
-	go n.runTAXIISync(ctx)
-	go n.runReplication(ctx)
-	go n.runPeerWitnessing(ctx)
-	go func() {
+	loops := append([]func(context.Context){n.runScrubs, n.runIndexMigration, n.runTAXIISync, n.runReplication, n.runPeerWitnessing}, n.serveLoops...)
+	for _, loop := range loops {
+		wg.Go(func() { loop(ctx) })
+	}
+	wg.Go(func() {
 		if useTLS {
 			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
-	}()
+	})
+	err = nil
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
+	stop()
 	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if msrv != nil {
 		msrv.Shutdown(shut)
 	}
-	if err := srv.Shutdown(shut); err != nil {
-		return err
+	if serr := srv.Shutdown(shut); err == nil {
+		err = serr
 	}
-	return nil
+	wg.Wait()
+	return err
 }
 
 func isLoopback(host string) bool {
