@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -252,4 +253,18 @@ func (n *Node) writeHostingMarker(r *os.Root, root, nodeID string) error {
 		return fmt.Errorf("hosting path %s: %w", root, err)
 	}
 	return nil
+}
+
+// checkHostedStores opens every guest's store when the node starts serving
+// its peers, so that a hosting volume that is not mounted, or not this
+// node's, is in the log from the start, naming the path and what to check,
+// not only at a guest's first request (a hosting directory from before
+// markers is marked then).
+func (n *Node) checkHostedStores(ctx context.Context) {
+	_, down := n.hostedUsage(ctx)
+	for _, g := range n.conf().Alliance.Guests {
+		if err := down[g.Node]; err != nil {
+			n.Log.ErrorContext(ctx, "a guest's hosted store cannot be used: nothing is read from or written to it until it is back", "peer", g.Node, "nation", g.Nation, "err", err)
+		}
+	}
 }

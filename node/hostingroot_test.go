@@ -149,6 +149,15 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 	if after := tree(t, vol); len(after) != 1 {
 		t.Fatalf("made on the disk beneath the volume: %v", after)
 	}
+	// A node starting to serve says so in its log at once.
+	var logged bytes.Buffer
+	log := lux.Log
+	lux.Log = NewLogger(LogConfig{Level: "info"}, &logged)
+	lux.checkHostedStores(t.Context())
+	lux.Log = log
+	if !strings.Contains(logged.String(), "a guest's hosted store cannot be used") || !strings.Contains(logged.String(), "hosting path "+vol+" is empty") {
+		t.Fatalf("the log at start with the volume not mounted:\n%s", logged.String())
+	}
 
 	// Mounted again, over the path, while the node runs.
 	if err := os.Remove(vol); err != nil {
