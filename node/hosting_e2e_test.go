@@ -492,17 +492,8 @@ func TestHostedSite(t *testing.T) {
 // TestHostedSiteConformance: the hosted-site driver, over a real peer link
 // to a real host, passes the conformance suite every site driver passes.
 func TestHostedSiteConformance(t *testing.T) {
-	est, lux := newAllyNode(t, "EST"), newAllyNode(t, "LUX")
-	hostDir := mkHostingDir(t)
-	changeConfig(t, lux.Node, func(c *Config) {
-		c.Alliance.Hosting = &HostingConfig{Path: hostDir, Jurisdiction: "BEL", Provider: "lux-gov-dc", Control: "LUX"}
-	})
-	trust(t, est, lux)
-	trust(t, lux, est)
-	if _, err := lux.Host(lux.As(t.Context(), "admin"), HostRequest{Peer: "EST", Quota: "1GiB"}); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(hostDir, est.Config.Node.ID)
+	h := newHostingPair(t, "1GiB")
+	lux, root := h.lux, h.root
 	sitetest.Run(t, func(t *testing.T) site.Site {
 		// Empty the store between cases, as a fresh site is.
 		for _, top := range site.TopDirs() {
@@ -520,6 +511,6 @@ func TestHostedSiteConformance(t *testing.T) {
 		lux.host.mu.Lock()
 		lux.host.stores = nil
 		lux.host.mu.Unlock()
-		return est.hostedSiteOf(SiteConfig{Descriptor: site.Descriptor{ID: "lux-hosted"}, Peer: lux.Config.Node.ID})
+		return h.site()
 	})
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -132,10 +133,13 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		}
 	}()
 	nodeID := n.conf().Node.ID
+	// A sealed node serves its guests, and custodians may unseal it
+	// meanwhile: its keys are read once, through liveKeys.
+	keys := n.liveKeys()
 	b, err := r.ReadFile(HostingMarkerFile)
 	switch {
 	case err == nil:
-		if why := hostingMarkerVerdict(n.Keys, nodeID, b); why != "" {
+		if why := hostingMarkerVerdict(keys, nodeID, b); why != "" {
 			return nil, fmt.Errorf("hosting path %s: %s: is the right volume mounted there? Nothing is written to it", root, why)
 		}
 		ok = true
@@ -176,7 +180,7 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		return nil, fmt.Errorf("hosting path %s is empty and has no hosting marker (%s), yet this node hosts %s there: is the hosting volume mounted? Nothing is made there until it is", root, HostingMarkerFile, guests)
 	}
 	if claim {
-		if n.Keys == nil {
+		if keys == nil {
 			if len(stores) > 0 {
 				// A hosting directory made before markers, read by a
 				// sealed node: it is marked once the node is unsealed.
@@ -185,7 +189,7 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 			}
 			return nil, fmt.Errorf("hosting path %s has no hosting marker yet, and a sealed node cannot sign one: unseal the node first", root)
 		}
-		if err := n.writeHostingMarker(r, root, nodeID); err != nil {
+		if err := writeHostingMarker(keys, r, root, nodeID); err != nil {
 			return nil, err
 		}
 		n.Log.Info("hosting directory marked as this node's", "path", root, "marker", HostingMarkerFile, "guest_stores_found", len(stores))
@@ -204,11 +208,11 @@ func isDirStore(p string) bool {
 	return err == nil
 }
 
-// writeHostingMarker writes this node's marker into the hosting directory
-// r (root), durably, unless a marker appeared meanwhile, which must then
-// be this node's.
-func (n *Node) writeHostingMarker(r *os.Root, root, nodeID string) error {
-	b, err := encodeHostingMarker(n.Keys, nodeID)
+// writeHostingMarker writes the marker of node nodeID, signed with keys,
+// into the hosting directory r (root), durably, unless a marker appeared
+// meanwhile, which must then be this node's.
+func writeHostingMarker(keys *custody.Keyring, r *os.Root, root, nodeID string) error {
+	b, err := encodeHostingMarker(keys, nodeID)
 	if err != nil {
 		return err
 	}
@@ -235,7 +239,7 @@ func (n *Node) writeHostingMarker(r *os.Root, root, nodeID string) error {
 		if rerr != nil {
 			return fmt.Errorf("hosting path %s: %s: %w", root, HostingMarkerFile, rerr)
 		}
-		if why := hostingMarkerVerdict(n.Keys, nodeID, got); why != "" {
+		if why := hostingMarkerVerdict(keys, nodeID, got); why != "" {
 			return fmt.Errorf("hosting path %s: %s", root, why)
 		}
 		return nil
@@ -252,4 +256,18 @@ func (n *Node) writeHostingMarker(r *os.Root, root, nodeID string) error {
 		return fmt.Errorf("hosting path %s: %w", root, err)
 	}
 	return nil
+}
+
+// checkHostedStores opens every guest's store when the node starts serving
+// its peers, so that a hosting volume that is not mounted, or not this
+// node's, is in the log from the start, naming the path and what to check,
+// not only at a guest's first request (a hosting directory from before
+// markers is marked then).
+func (n *Node) checkHostedStores(ctx context.Context) {
+	_, down := n.hostedUsage(ctx)
+	for _, g := range n.conf().Alliance.Guests {
+		if err := down[g.Node]; err != nil {
+			n.Log.ErrorContext(ctx, "a guest's hosted store cannot be used: nothing is read from or written to it until it is back", "peer", g.Node, "nation", g.Nation, "err", err)
+		}
+	}
 }

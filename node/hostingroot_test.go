@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/embassy-dev/embassy/site"
@@ -148,6 +150,15 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 	}
 	if after := tree(t, vol); len(after) != 1 {
 		t.Fatalf("made on the disk beneath the volume: %v", after)
+	}
+	// A node starting to serve says so in its log at once.
+	var logged bytes.Buffer
+	log := lux.Log
+	lux.Log = NewLogger(LogConfig{Level: "info"}, &logged)
+	lux.checkHostedStores(t.Context())
+	lux.Log = log
+	if !strings.Contains(logged.String(), "a guest's hosted store cannot be used") || !strings.Contains(logged.String(), "hosting path "+vol+" is empty") {
+		t.Fatalf("the log at start with the volume not mounted:\n%s", logged.String())
 	}
 
 	// Mounted again, over the path, while the node runs.
@@ -313,4 +324,69 @@ func FuzzHostingMarker(f *testing.F) {
 			t.Fatalf("accepted %q as node %q, sig %x", b, id, sig)
 		}
 	})
+}
+
+// TestHostingRootWhileUnsealing: a sealed host serves its guests' stores
+// while custodians may unseal it, which sets its keys; the hosting
+// directory's check reads them through liveKeys, never the field start
+// assigns under the seal lock. Under -race, a read of n.Keys here fails;
+// without it, the check still passes with and without keys (a sealed
+// node reads the marker unverified), and a guest's put through the real
+// peer link lands meanwhile.
+func TestHostingRootWhileUnsealing(t *testing.T) {
+	h := newHostingPair(t, "1MiB")
+	lux := h.lux.Node
+	keys := lux.liveKeys()
+	if keys == nil || keys != lux.Keys {
+		t.Fatal("liveKeys does not mirror the keys of an opened node")
+	}
+	root := lux.conf().Alliance.Hosting.Path
+	guests := lux.conf().Alliance.Guests
+	done := make(chan struct{})
+	var checks atomic.Int64
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			r, err := lux.openHostingRoot(root, guests, false)
+			if err != nil {
+				t.Errorf("hosting root while the keys change: %v", err)
+				return
+			}
+			r.Close()
+			checks.Add(1)
+		}
+	}()
+	// Each change of the keys waits for one more check than before.
+	await := func(n int64) {
+		for checks.Load() < n {
+			select {
+			case <-exited:
+				t.Fatalf("the checks stopped after %d", checks.Load())
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+	s := h.site()
+	for range 20 {
+		lux.setKeys(nil) // sealed
+		await(checks.Load() + 1)
+		lux.setKeys(keys) // unsealed
+		await(checks.Load() + 1)
+	}
+	body := []byte("put while the host's keys changed")
+	if err := s.Put(t.Context(), "s/aa/while-unsealing", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("guest's put: %v", err)
+	}
+	close(done)
+	<-exited
+	if lux.liveKeys() != keys {
+		t.Error("liveKeys does not hold the keys set last")
+	}
 }

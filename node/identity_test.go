@@ -171,7 +171,7 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Keys = lk
+	n.setKeys(lk)
 	n.switchKeys()
 	want := fill(t, n)
 	ctx := n.As(context.Background(), "admin")

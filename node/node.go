@@ -41,6 +41,9 @@ type Node struct {
 	Keys   *custody.Keyring
 	Log    *slog.Logger
 	Labels *label.Registry
+	// keysNow mirrors Keys for code that may run while custodians unseal
+	// the node (setKeys, liveKeys).
+	keysNow atomic.Pointer[custody.Keyring]
 
 	// Custody is the node's custody record when its root key is split
 	// among custodians; nil for a local root key file.
@@ -335,6 +338,19 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 	return n, nil
 }
 
+// setKeys sets the node's keys. Every assignment goes through it, so that
+// liveKeys sees what Keys holds.
+func (n *Node) setKeys(k *custody.Keyring) {
+	n.Keys = k
+	n.keysNow.Store(k)
+}
+
+// liveKeys returns the node's keys, nil while it is sealed, for code that
+// serves while custodians may be unsealing it (a guest's hosted store is
+// served by a sealed node): start sets Keys under the seal lock, which
+// such code does not take, so it must not read the field.
+func (n *Node) liveKeys() *custody.Keyring { return n.keysNow.Load() }
+
 // start derives the keys from root, verifies the node files, and opens the
 // index and the engine. On error nothing was written to any site and the
 // node holds no keys.
@@ -343,10 +359,10 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	if err != nil {
 		return err
 	}
-	n.Keys = keys
+	n.setKeys(keys)
 	defer func() {
 		if err != nil {
-			n.Keys = nil
+			n.setKeys(nil)
 		}
 	}()
 	if err := n.loadRotation(); err != nil {

@@ -53,7 +53,7 @@ func (n *Node) loadRotation() error {
 		n.Log.Warn("removing a rotation file left by a rotation that never switched roots", "err", err)
 		return os.Remove(filepath.Join(n.Dir, RotationFile))
 	}
-	n.Keys = n.Keys.WithPrevious(prev)
+	n.setKeys(n.Keys.WithPrevious(prev))
 	n.Log.Warn("a root key rotation is in progress: finish it with 'embassy key rotate-root --resume'", "started", st.Started)
 	return nil
 }
@@ -155,7 +155,7 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 			return "", st, err
 		}
 	}
-	n.Keys = next.WithPrevious(old).WithIdentity(old.Identity())
+	n.setKeys(next.WithPrevious(old).WithIdentity(old.Identity()))
 	if err := n.reauthenticate(); err != nil {
 		return "", st, fmt.Errorf("root rotation: %w (resume with 'embassy key rotate-root --resume')", err)
 	}
@@ -187,7 +187,7 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	if err := os.Remove(filepath.Join(n.Dir, RotationFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
 	}
-	n.Keys = custody.RootlessCopy(n.Keys)
+	n.setKeys(custody.RootlessCopy(n.Keys))
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
 	n.recordBestEffort(ctx, audit.Event{Kind: KindRootRotate, Actor: vault.Actor(ctx), Detail: map[string]string{"phase": "finished",
@@ -273,7 +273,7 @@ func (n *Node) replaceIdentity(fp string) (string, error) {
 	if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), next); err != nil {
 		return "", err
 	}
-	n.Keys = n.Keys.WithIdentity(next)
+	n.setKeys(n.Keys.WithIdentity(next))
 	if n.Audit() != nil {
 		// Checkpoints are signed by the new key from now on.
 		n.auditSwap.Lock()

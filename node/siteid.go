@@ -482,7 +482,7 @@ func InspectSites(ctx context.Context, dirPath string, timeout time.Duration) ([
 		// A local root key: the markers can be verified, and hosted
 		// sites reached over the peer link.
 		keys, _ = localKeysWithIdentity(dirPath)
-		n.Keys = keys
+		n.setKeys(keys)
 	}
 	conf := n.conflicts(c.Sites)
 	out := make([]SiteState, len(c.Sites))

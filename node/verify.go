@@ -387,7 +387,7 @@ func (n *Node) verifyNodeFiles(ctx context.Context) error {
 			return err
 		}
 	}
-	n.Keys = keys.WithIdentity(id)
+	n.setKeys(keys.WithIdentity(id))
 	n.genMu.Lock()
 	for name, f := range n.raw {
 		if f != nil {
