@@ -227,7 +227,7 @@ func (n *Node) Serve(ctx context.Context, o ServeOptions) error {
 				}
 			}
 			n.Log.InfoContext(ctx, "serving peers (mutual TLS, pinned to the peer cards)", "address", pln.Addr().String())
-			go n.checkHostedStores(ctx)
+			wg.Go(func() { n.checkHostedStores(ctx) })
 			if err := n.ServePeers(ctx, pln); err != nil {
 				errc <- fmt.Errorf("peer listener: %w", err)
 			}
