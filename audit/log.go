@@ -95,6 +95,7 @@ type Log struct {
 	j        *journal
 	cancel   context.CancelFunc
 	fed      chan struct{} // closed when the feeder stops
+	tessera  *tesseraGroup // the goroutines tessera started (tessera.go)
 
 	mu         sync.Mutex
 	queue      []journalRecord
@@ -179,6 +180,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
 	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
+	// A log of this directory closed in this process whose tessera
+	// goroutines outlived its Close must not write beside this one.
+	if err := awaitTesseraStopped(ctx, cfg.Dir); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
 	tdir := filepath.Join(cfg.Dir, "tlog")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -215,49 +221,56 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		}
 		return add
 	}
-	seq, err := newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
-		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
-		if reader == nil {
-			opts = opts.WithPushback(8192).
-				WithCheckpointSigner(cfg.Signer, cosigners...).
-				WithCheckpointInterval(cfg.CheckpointInterval).
-				WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
-			app, sd, r, err := tessera.NewAppender(actx, drv, opts)
+	// Every goroutine tessera starts is started by an appender made
+	// here: the group knows them, and Close waits for them.
+	l.tessera = newTesseraGroup(cfg.Dir)
+	var seq *sequencer
+	l.tessera.do(actx, func() {
+		seq, err = newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
+			opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
+			if reader == nil {
+				opts = opts.WithPushback(8192).
+					WithCheckpointSigner(cfg.Signer, cosigners...).
+					WithCheckpointInterval(cfg.CheckpointInterval).
+					WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
+				app, sd, r, err := tessera.NewAppender(actx, drv, opts)
+				if err != nil {
+					return nil, err
+				}
+				shutdowns = append(shutdowns, sd)
+				reader = r
+				return wrap(app.Add), nil
+			}
+			// The others are the POSIX driver's own appenders, without the
+			// lifecycle tessera.NewAppender wraps around them, which adds
+			// per appender a goroutine reading the tree state twice every
+			// 100 ms for metrics embassy does not export (eight of them read
+			// it some 160 times a second on an idle node), a size check that
+			// SealEntry makes already (MaxEntry), and a shutdown that waits
+			// for a checkpoint covering the appender's entries, which Close
+			// waits for once for all (awaitCheckpoint). See docs/design.md,
+			// "Why the sequencer cuts tessera's batches itself".
+			opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
+				WithCheckpointInterval(never).
+				WithCheckpointRepublishInterval(0).
+				WithGarbageCollectionInterval(0)
+			lc, ok := drv.(driverAppender)
+			if !ok {
+				return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
+			}
+			app, _, err := lc.Appender(actx, opts)
 			if err != nil {
 				return nil, err
 			}
-			shutdowns = append(shutdowns, sd)
-			reader = r
 			return wrap(app.Add), nil
-		}
-		// The others are the POSIX driver's own appenders, without the
-		// lifecycle tessera.NewAppender wraps around them, which adds
-		// per appender a goroutine reading the tree state twice every
-		// 100 ms for metrics embassy does not export (eight of them read
-		// it some 160 times a second on an idle node), a size check that
-		// SealEntry makes already (MaxEntry), and a shutdown that waits
-		// for a checkpoint covering the appender's entries, which Close
-		// waits for once for all (awaitCheckpoint). See docs/design.md,
-		// "Why the sequencer cuts tessera's batches itself".
-		opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
-			WithCheckpointInterval(never).
-			WithCheckpointRepublishInterval(0).
-			WithGarbageCollectionInterval(0)
-		lc, ok := drv.(driverAppender)
-		if !ok {
-			return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
-		}
-		app, _, err := lc.Appender(actx, opts)
-		if err != nil {
-			return nil, err
-		}
-		return wrap(app.Add), nil
+		})
 	})
 	fail := func(err error) (*Log, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		shutdown(sctx)
 		cancel()
+		l.tessera.stop(sctx, l.log)
 		return nil, err
 	}
 	if err != nil {
@@ -622,5 +635,9 @@ func (l *Log) Close(ctx context.Context) error {
 	l.copies.stop(ctx)
 	l.cancel()
 	<-l.fed
+	// tessera's goroutines stop with the context, but it has no way to
+	// wait for them: one caught publishing a checkpoint, integrating a
+	// batch or collecting garbage writes after the cancel.
+	l.tessera.stop(ctx, l.log)
 	return err
 }
