@@ -133,8 +133,8 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		}
 	}()
 	nodeID := n.conf().Node.ID
-	// A sealed node serves its guests, and custodians may unseal it
-	// meanwhile: its keys are read once, through liveKeys.
+	// The keys are read once, through liveKeys: this check works on a
+	// sealed node too, and must not race with an unseal (setKeys).
 	keys := n.liveKeys()
 	b, err := r.ReadFile(HostingMarkerFile)
 	switch {

@@ -326,10 +326,11 @@ func FuzzHostingMarker(f *testing.F) {
 	})
 }
 
-// TestHostingRootWhileUnsealing: a sealed host serves its guests' stores
-// while custodians may unseal it, which sets its keys; the hosting
-// directory's check reads them through liveKeys, never the field start
-// assigns under the seal lock. Under -race, a read of n.Keys here fails;
+// TestHostingRootWhileUnsealing: the hosting directory's check runs while
+// the node's keys change (as an unseal sets them) and reads them through
+// liveKeys, never the field start assigns under the seal lock (Serve's
+// peer listener waits for the unseal, but the check does not rely on
+// that). Under -race, a read of n.Keys here fails;
 // without it, the check still passes with and without keys (a sealed
 // node reads the marker unverified), and a guest's put through the real
 // peer link lands meanwhile.

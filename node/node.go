@@ -346,9 +346,11 @@ func (n *Node) setKeys(k *custody.Keyring) {
 }
 
 // liveKeys returns the node's keys, nil while it is sealed, for code that
-// serves while custodians may be unsealing it (a guest's hosted store is
-// served by a sealed node): start sets Keys under the seal lock, which
-// such code does not take, so it must not read the field.
+// may run while custodians unseal the node without taking the seal lock
+// (start sets Keys under it). Serve's peer listener waits for Ready, which
+// takes the lock, so guests' requests are ordered after start today; the
+// hosting directory's check, written to work sealed too (nil keys), reads
+// through liveKeys so that it stays safe on any path that does not wait.
 func (n *Node) liveKeys() *custody.Keyring { return n.keysNow.Load() }
 
 // start derives the keys from root, verifies the node files, and opens the
