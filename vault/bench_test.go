@@ -30,7 +30,9 @@ var (
 	benchObjects = flag.Int("embassy.objects", 100_000, "object count for BenchmarkSmallObjects")
 	benchSmall   = flag.Int("embassy.small", 4096, "object size for BenchmarkSmallObjects")
 	benchWorkers = flag.Int("embassy.workers", 16, "concurrent writers for BenchmarkSmallObjects")
-	benchSlice   = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
+	// A node's default (0) unless an experiment sets it.
+	benchAuditBatchDelay = flag.Duration("embassy.audit-batch-delay", 0, "the audit log's BatchDelay in the engine benchmarks (0: a node's default)")
+	benchSlice           = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
 )
 
 func benchEngine(b *testing.B, root string) *Engine {
@@ -76,7 +78,7 @@ func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
 	}
 	cfg := audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores })
 	// A node's defaults, not a test's quicker ones.
-	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, 0, 0
+	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, *benchAuditBatchDelay, 0
 	return audittest.OpenConfig(b, cfg)
 }
 
