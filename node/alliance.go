@@ -169,7 +169,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		k, err := n.Keys.OpenPeerKeys(n.conf().Node.ID, b)
+		k, err := n.Keys().OpenPeerKeys(n.conf().Node.ID, b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -182,7 +182,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := n.Keys.SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := n.Keys().SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return nil, err
 	}
@@ -221,13 +221,13 @@ func (n *Node) PeerCard() ([]byte, error) {
 	if ep == "" {
 		return nil, errNoListener
 	}
-	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys.Identity().Public(),
+	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys().Identity().Public(),
 		HPKE: k.HPKEPublicKey(), TLSPin: k.TLSPin()}
 	if h := c.Alliance.Hosting; h != nil {
 		offer := h.offer()
 		card.Hosting = &offer
 	}
-	return federation.MakeCard(card, n.Keys.SignHybrid)
+	return federation.MakeCard(card, n.Keys().SignHybrid)
 }
 
 // Peers lists the trusted peers.
@@ -523,7 +523,7 @@ func (n *Node) grantTerms(ctx context.Context, q GrantRequest) (federation.Grant
 	c := n.conf()
 	return federation.SignGrant(federation.Grant{ID: federation.NewGrantID(), Owner: c.Node.ID, OwnerNation: c.Node.Nation, Vault: vaultName, Prefix: prefix,
 		To: q.To, Grantee: grantee.Card.NodeID, GranteeCard: grantee.Card.Fingerprint, Level: q.Level, Ceiling: l.String(),
-		Issued: now, Expires: now.Add(d)}, n.Keys.SignHybrid)
+		Issued: now, Expires: now.Add(d)}, n.Keys().SignHybrid)
 }
 
 // ceilingAboveShareLevel reports whether a grant's ceiling lies above
@@ -545,7 +545,7 @@ func (n *Node) ceilingAboveShareLevel(ceiling string) bool {
 }
 
 func (n *Node) storeGrant(ctx context.Context, raw string) error {
-	g, err := federation.ParseGrant([]byte(raw), n.Keys.Identity().Public())
+	g, err := federation.ParseGrant([]byte(raw), n.Keys().Identity().Public())
 	if err != nil {
 		return err
 	}
@@ -581,7 +581,7 @@ func (n *Node) Grants() []GrantInfo {
 	out := []GrantInfo{}
 	now := n.now()
 	for _, gc := range n.conf().Alliance.Grants {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		if err != nil {
 			n.Log.Warn("a grant in node.yaml does not verify; it releases nothing", "err", err)
 			continue
@@ -596,7 +596,7 @@ func (n *Node) Grants() []GrantInfo {
 func (n *Node) grantFor(id, caller string) (federation.Grant, error) {
 	now := n.now()
 	for _, gc := range n.conf().Alliance.Grants {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		if err != nil || g.ID != id {
 			continue
 		}
@@ -622,7 +622,7 @@ var (
 func (n *Node) GrantODRL(id string) ([]byte, error) {
 	for _, gi := range n.Grants() {
 		if gi.ID == id {
-			g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public())
+			g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public())
 			if err != nil {
 				return nil, err
 			}
@@ -640,7 +640,7 @@ func (n *Node) RevokeGrant(ctx context.Context, id string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	i := slices.IndexFunc(n.conf().Alliance.Grants, func(gc GrantConfig) bool {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		return err == nil && g.ID == id
 	})
 	if i < 0 {
@@ -674,11 +674,11 @@ func (n *Node) rewrapPeerKeys() error {
 	if err != nil {
 		return err
 	}
-	k, err := n.Keys.OpenPeerKeys(n.conf().Node.ID, b)
+	k, err := n.Keys().OpenPeerKeys(n.conf().Node.ID, b)
 	if err != nil {
 		return err
 	}
-	sealed, err := custody.RootlessCopy(n.Keys).SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := custody.RootlessCopy(n.Keys()).SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return err
 	}
@@ -696,7 +696,7 @@ func (n *Node) GrantsTo(nation string) []federation.Grant {
 		if gi.To != nation || gi.State != "active" {
 			continue
 		}
-		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public()); err == nil {
+		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public()); err == nil {
 			out = append(out, g)
 		}
 	}

@@ -165,13 +165,13 @@ func nodeFileGen(dir string, keys *custody.Keyring, name string) uint64 {
 // one more than both the generation the node last verified or wrote and
 // the one on disk, so that a generation is never written twice.
 func (n *Node) saveNodeFile(name string, body []byte) error {
-	if n.Keys == nil {
+	if n.Keys() == nil {
 		return fmt.Errorf("%s: %w: the node cannot authenticate its files before it is unsealed", name, ErrSealed)
 	}
 	n.genMu.Lock()
 	defer n.genMu.Unlock()
-	gen := max(n.gens[name], nodeFileGen(n.Dir, n.Keys, name)) + 1
-	if err := writeNodeFile(n.Dir, n.Keys, name, gen, body); err != nil {
+	gen := max(n.gens[name], nodeFileGen(n.Dir, n.Keys(), name)) + 1
+	if err := writeNodeFile(n.Dir, n.Keys(), name, gen, body); err != nil {
 		return err
 	}
 	if n.gens == nil {
@@ -189,10 +189,10 @@ func (n *Node) loadVerified(name string) (*nodeFile, error) {
 	if err != nil || f == nil {
 		return f, err
 	}
-	if n.Keys == nil {
+	if n.Keys() == nil {
 		return nil, fmt.Errorf("%s: %w: it cannot be verified yet", name, ErrSealed)
 	}
-	if _, err := f.verify(n.Keys); err != nil {
+	if _, err := f.verify(n.Keys()); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v; restore it ('embassy config restore') or remove it", ErrNodeFile, name, err)
 	}
 	n.genMu.Lock()
