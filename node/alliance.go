@@ -160,6 +160,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	if err := n.Ready(); err != nil {
 		return nil, err
 	}
+	keys := n.Keys()
 	n.ally.mu.Lock()
 	defer n.ally.mu.Unlock()
 	if n.ally.keys != nil {
@@ -169,7 +170,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		k, err := n.Keys().OpenPeerKeys(n.conf().Node.ID, b)
+		k, err := keys.OpenPeerKeys(n.conf().Node.ID, b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -182,7 +183,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := n.Keys().SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := keys.SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return nil, err
 	}
@@ -216,18 +217,19 @@ func (n *Node) PeerCard() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys := n.Keys()
 	c := n.conf()
 	ep := c.Alliance.endpoint()
 	if ep == "" {
 		return nil, errNoListener
 	}
-	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys().Identity().Public(),
+	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: keys.Identity().Public(),
 		HPKE: k.HPKEPublicKey(), TLSPin: k.TLSPin()}
 	if h := c.Alliance.Hosting; h != nil {
 		offer := h.offer()
 		card.Hosting = &offer
 	}
-	return federation.MakeCard(card, n.Keys().SignHybrid)
+	return federation.MakeCard(card, keys.SignHybrid)
 }
 
 // Peers lists the trusted peers.
@@ -667,6 +669,7 @@ func (n *Node) RevokeGrant(ctx context.Context, id string) error {
 // rewrapPeerKeys wraps the peer keys under the current root key (after a
 // root switch); they do not change, so allies' pins stay valid.
 func (n *Node) rewrapPeerKeys() error {
+	keys := n.Keys()
 	b, err := os.ReadFile(filepath.Join(n.Dir, custody.PeerKeysFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -674,11 +677,11 @@ func (n *Node) rewrapPeerKeys() error {
 	if err != nil {
 		return err
 	}
-	k, err := n.Keys().OpenPeerKeys(n.conf().Node.ID, b)
+	k, err := keys.OpenPeerKeys(n.conf().Node.ID, b)
 	if err != nil {
 		return err
 	}
-	sealed, err := custody.RootlessCopy(n.Keys()).SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := custody.RootlessCopy(keys).SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return err
 	}

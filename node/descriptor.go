@@ -365,7 +365,8 @@ func (n *Node) Descriptor() DescriptorState {
 // generation (another copy of this node directory at work) keeps it, and
 // Descriptor().Behind says so. It returns the sites that were not written.
 func (n *Node) PublishDescriptor(ctx context.Context) []string {
-	if n.Keys() == nil || n.Engine == nil {
+	keys := n.Keys()
+	if keys == nil || n.Engine == nil {
 		return nil
 	}
 	n.descMu.Lock()
@@ -384,7 +385,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	}
 	gen := n.descGen + 1
 	d.Generation, d.Written = gen, time.Now().UTC()
-	blob, err := sealDescriptor(n.Keys(), d)
+	blob, err := sealDescriptor(keys, d)
 	if err != nil {
 		n.Log.Error("descriptor: seal", "err", err)
 		return all()
@@ -407,7 +408,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	for _, s := range n.Engine.Sites() {
 		wg.Go(func() {
 			err := func() error {
-				if cur, err := readDescriptor(ctx, n.Keys(), s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
+				if cur, err := readDescriptor(ctx, keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
 					mu.Lock()
 					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d), and keeps it: is another copy of this node directory in use?", s.ID, cur.Generation, gen)
 					mu.Unlock()

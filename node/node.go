@@ -341,9 +341,11 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 // through it: the keys change while the node runs (start sets them under
 // the seal lock when custodians unseal the node, root rotation and the
 // identity's creation replace them), and code that serves a sealed node,
-// such as the hosting directory's check, does not take that lock. A
-// caller that uses the keys more than once reads them once into a local,
-// so that it sees one keyring throughout.
+// such as the hosting directory's check, does not take that lock. Code
+// that uses them more than once reads them once into a local (and tests
+// that for nil, where the node may be sealed), so that it works with one
+// keyring throughout; root rotation and identity replacement read them
+// again after they set new ones.
 func (n *Node) Keys() *custody.Keyring { return n.keyring.Load() }
 
 // setKeys puts k in force as the node's keys (nil: sealed).
@@ -510,13 +512,14 @@ func (n *Node) rebuildEngine() error {
 		return err
 	}
 	n.Labels = reg
-	bk := n.Keys().BindingKeys()
+	keys := n.Keys()
+	bk := keys.BindingKeys()
 	defer func() {
 		if n.Engine != nil {
 			n.setDraining()
 		}
 	}()
-	e, err := vault.New(vault.Config{NodeID: n.conf().Node.ID, Keys: n.Keys(), Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
+	e, err := vault.New(vault.Config{NodeID: n.conf().Node.ID, Keys: keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
 		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n,
 		Audit: n.engineAudit(), AuditFailClosed: n.conf().failClosed()})
 	if err != nil {

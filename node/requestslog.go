@@ -65,8 +65,9 @@ func (n *Node) noteRequestsChecked(size uint64) {
 		return
 	}
 	b, _ := json.Marshal(requestsChecked{LogSize: size, SHA256: sha256Hex(body)})
-	gen := nodeFileGen(n.Dir, n.Keys(), RequestsCheckedFile) + 1
-	if err := writeNodeFile(n.Dir, n.Keys(), RequestsCheckedFile, gen, append(b, '\n')); err != nil {
+	keys := n.Keys()
+	gen := nodeFileGen(n.Dir, keys, RequestsCheckedFile) + 1
+	if err := writeNodeFile(n.Dir, keys, RequestsCheckedFile, gen, append(b, '\n')); err != nil {
 		n.Log.Warn("requests.json: note how far it agrees with the audit log", "err", err)
 	}
 }

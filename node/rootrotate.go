@@ -48,19 +48,21 @@ func (n *Node) loadRotation() error {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("%s: %w", RotationFile, err)
 	}
-	prev, err := n.Keys().OpenRoot(st.PrevRoot)
+	keys := n.Keys()
+	prev, err := keys.OpenRoot(st.PrevRoot)
 	if err != nil {
 		n.Log.Warn("removing a rotation file left by a rotation that never switched roots", "err", err)
 		return os.Remove(filepath.Join(n.Dir, RotationFile))
 	}
-	n.setKeys(n.Keys().WithPrevious(prev))
+	n.setKeys(keys.WithPrevious(prev))
 	n.Log.Warn("a root key rotation is in progress: finish it with 'embassy key rotate-root --resume'", "started", st.Started)
 	return nil
 }
 
 // RotationInProgress reports whether a root key rotation awaits finishing.
 func (n *Node) RotationInProgress() bool {
-	return n.Keys() != nil && n.Keys().Previous() != nil
+	k := n.Keys()
+	return k != nil && k.Previous() != nil
 }
 
 // RotateRootKey starts a root key rotation (two custodians must approve)
@@ -200,8 +202,9 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 // and requests.json under the current root (n.Keys()), after a root switch.
 // The identity itself does not change: whatever others pinned stays valid.
 func (n *Node) reauthenticate() error {
-	if id := n.Keys().Identity(); id != nil {
-		if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys()), id); err != nil {
+	keys := n.Keys()
+	if id := keys.Identity(); id != nil {
+		if err := writeIdentity(n.Dir, custody.RootlessCopy(keys), id); err != nil {
 			return err
 		}
 	}
@@ -213,7 +216,7 @@ func (n *Node) reauthenticate() error {
 		if err != nil || f == nil {
 			return err
 		}
-		if previous, err := f.verify(n.Keys()); err != nil {
+		if previous, err := f.verify(keys); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		} else if !previous {
 			continue
@@ -227,8 +230,9 @@ func (n *Node) reauthenticate() error {
 
 // switchKeys puts n.Keys() in force in the running engine.
 func (n *Node) switchKeys() {
-	bk := n.Keys().BindingKeys()
-	n.Engine.SetKeys(n.Keys(), bk, bk)
+	keys := n.Keys()
+	bk := keys.BindingKeys()
+	n.Engine.SetKeys(keys, bk, bk)
 }
 
 // ReplaceIdentity replaces the node identity, which takes two custodians

@@ -165,7 +165,7 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 	}
 	var wg sync.WaitGroup
 	for _, s := range sites {
-		if s.Driver == "peer" && (n.Keys() == nil || n.Keys().Identity() == nil) {
+		if s.Driver == "peer" && (keys == nil || keys.Identity() == nil) {
 			// A hosted site is reached over the peer link, signed by the
 			// node identity, which is not open yet: the other sites'
 			// copies decide.
@@ -443,9 +443,10 @@ func (n *Node) restoreFromSites(name string, sc *sitesCopy) error {
 	// as it is if its own authenticator verifies, else authenticated anew.
 	gen := f.gen
 	raw := f.raw
-	if _, err := f.verify(n.Keys()); err != nil {
+	keys := n.Keys()
+	if _, err := f.verify(keys); err != nil {
 		gen++
-		if raw, err = authenticated(n.Keys(), name, gen, f.body); err != nil {
+		if raw, err = authenticated(keys, name, gen, f.body); err != nil {
 			return err
 		}
 	}
