@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/embassy-dev/embassy/internal/stacktest"
 )
 
 // heldSigner holds Sign, once armed, until released.
@@ -54,7 +54,7 @@ func TestCloseWaitsForTessera(t *testing.T) {
 	cancel()
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close(ctx) }()
-	for !stackHas("audit.(*Log).Close(", "audit.(*tesseraGroup).stop(") {
+	for !stacktest.Has("audit.(*Log).Close(", "audit.(*tesseraGroup).stop(") {
 		select {
 		case <-closed:
 			close(hs.release)
@@ -72,26 +72,6 @@ func TestCloseWaitsForTessera(t *testing.T) {
 	if lines := strings.SplitN(string(cp), "\n", 3); len(lines) < 3 || lines[1] != strconv.Itoa(1) {
 		t.Fatalf("checkpoint after Close:\n%s", cp)
 	}
-}
-
-// stackHas reports whether a goroutine's stack holds inner, called from
-// outer.
-func stackHas(outer, inner string) bool {
-	buf := make([]byte, 1<<20)
-	for {
-		k := runtime.Stack(buf, true)
-		if k < len(buf) {
-			buf = buf[:k]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
-		if i := bytes.Index(g, []byte(inner)); i >= 0 && bytes.Contains(g[i:], []byte(outer)) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestOpenWaitsForAnEarlierLogsTessera: a log of a directory opened again
@@ -124,7 +104,7 @@ func TestOpenWaitsForAnEarlierLogsTessera(t *testing.T) {
 		l, err := Open(t.Context(), cfg)
 		opened <- result{l, err}
 	}()
-	for !stackHas("audit.Open(", "audit.awaitTesseraStopped(") {
+	for !stacktest.Has("audit.Open(", "audit.awaitTesseraStopped(") {
 		select {
 		case r := <-opened:
 			close(hs.release)

@@ -9,6 +9,7 @@
 #   ROUNDS=1 bench/engine.sh         # one round
 #   DIR=/mnt/fast bench/engine.sh    # put the sites on another filesystem
 #   WORKERS=32 bench/engine.sh       # small puts by 32 writers (16 by default)
+#   SLICE=2000 bench/engine.sh       # small puts and their reference interleaved in slices of 2000 (1000)
 #   AUDIT_ROUNDS=0 bench/engine.sh   # skip the audit log's cost (BenchmarkAuditCost)
 #   AUDIT_ONLY=1 bench/engine.sh     # only the audit log's cost
 #
@@ -18,7 +19,9 @@
 #           limit = the lesser of that and the CPU work (seal + Reed-Solomon + checksums on every core)
 #   get     the four data shard blobs read cold (evicted from the page cache)
 #   small   six blobs per object of the engine's manifest-copy size through the driver's
-#           small-file path (page cache, fdatasync, rename, group-committed directory fsync)
+#           small-file path (page cache, fdatasync, rename, group-committed directory fsync),
+#           interleaved with the engine's puts in slices of SLICE objects (ABBA), for the
+#           first 10,000 objects: the median over the pairs of slices
 #   repair  the survivors' shard blobs, mirrored onto fresh sites object by object as the engine
 #           writes them (same age: a cache below the guest holds as much of one as of the other),
 #           read once, evicted from the page cache, through the driver in the engine's block reads,
@@ -45,12 +48,17 @@ if ! [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]]; then
 	echo "bench/engine.sh: WORKERS=$WORKERS: want a whole number of writers, at least 1" >&2
 	exit 2
 fi
+SLICE="${SLICE:-1000}"
+if ! [[ "$SLICE" =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench/engine.sh: SLICE=$SLICE: want a whole number of objects a slice, at least 1" >&2
+	exit 2
+fi
 dirarg=()
 if [ -n "${DIR:-}" ]; then dirarg=(-embassy.dir="$DIR"); fi
 
 if [ -z "${AUDIT_ONLY:-}" ]; then
 	go test -run '^$' -bench 'Throughput|SmallObjects' -benchtime 1x -timeout 4h ./vault/ -args \
-		-embassy.size="$SIZE" -embassy.objects="$OBJECTS" -embassy.rounds="$ROUNDS" -embassy.workers="$WORKERS" "${dirarg[@]}" |
+		-embassy.size="$SIZE" -embassy.objects="$OBJECTS" -embassy.rounds="$ROUNDS" -embassy.workers="$WORKERS" -embassy.slice="$SLICE" "${dirarg[@]}" |
 		grep -E '^(round|object|put/limit|small put/raw|[0-9]+ objects|Benchmark)'
 fi
 

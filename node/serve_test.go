@@ -2,12 +2,11 @@ package node
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/internal/stacktest"
 	"github.com/embassy-dev/embassy/s3"
 )
 
@@ -45,7 +44,7 @@ func TestServeWaitsForWhatItStarted(t *testing.T) {
 	<-stopping
 	// The loop holds on until Serve waits for it, or Serve returns
 	// without waiting.
-	for !serveWaiting() {
+	for !stacktest.Has("/node.(*Node).Serve(", "sync.(*WaitGroup).Wait(") {
 		select {
 		case err := <-done:
 			close(release)
@@ -60,24 +59,4 @@ func TestServeWaitsForWhatItStarted(t *testing.T) {
 	if !returned.Load() {
 		t.Fatal("Serve returned before the goroutine it started")
 	}
-}
-
-// serveWaiting reports whether a goroutine is in Node.Serve, waiting for
-// a sync.WaitGroup.
-func serveWaiting() bool {
-	buf := make([]byte, 1<<20)
-	for {
-		k := runtime.Stack(buf, true)
-		if k < len(buf) {
-			buf = buf[:k]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if i := strings.Index(g, "sync.(*WaitGroup).Wait("); i >= 0 && strings.Contains(g[i:], "/node.(*Node).Serve(") {
-			return true
-		}
-	}
-	return false
 }

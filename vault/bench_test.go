@@ -30,6 +30,9 @@ var (
 	benchObjects = flag.Int("embassy.objects", 100_000, "object count for BenchmarkSmallObjects")
 	benchSmall   = flag.Int("embassy.small", 4096, "object size for BenchmarkSmallObjects")
 	benchWorkers = flag.Int("embassy.workers", 16, "concurrent writers for BenchmarkSmallObjects")
+	// A node's default (0) unless an experiment sets it.
+	benchAuditBatchDelay = flag.Duration("embassy.audit-batch-delay", 0, "the audit log's BatchDelay in the engine benchmarks (0: a node's default)")
+	benchSlice           = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
 )
 
 func benchEngine(b *testing.B, root string) *Engine {
@@ -75,7 +78,7 @@ func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
 	}
 	cfg := audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores })
 	// A node's defaults, not a test's quicker ones.
-	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, 0, 0
+	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, *benchAuditBatchDelay, 0
 	return audittest.OpenConfig(b, cfg)
 }
 
@@ -119,6 +122,9 @@ func cpuLimit(size int64) float64 {
 //     term and the disk reference of the same read (the four data shard
 //     blobs read cold through the driver).
 //
+// The engine and the references go in turn, the references first in the
+// first round, the engine in the second, and so on.
+//
 // With -embassy.rounds=N it measures N times, on fresh sites each time, and
 // reports the median ratios and their range.
 //
@@ -135,34 +141,50 @@ func BenchmarkThroughput(b *testing.B) {
 			ctx := context.Background()
 
 			cpu := cpuLimit(size)
-			refW, refR := benchutil.LargeRefs(b, root, size, 4, 2)
+			// The engine's put and get, and the disk references of the
+			// same write and read, in turn: which goes first
+			// alternates by round (the reference in odd rounds), so
+			// that neither always follows the other's writes, which a
+			// cache below the guest may still be flushing.
+			var put, putCPU, get, refW, refR float64
+			engine := func() {
+				src := &benchutil.Gen{Left: size, State: 7}
+				start, cpu0 := time.Now(), benchutil.ProcessCPU()
+				if _, err := e.Put(ctx, "bench", "big", io.MultiReader(src), PutOptions{Size: -1}); err != nil {
+					b.Fatal(err)
+				}
+				put = float64(size) / time.Since(start).Seconds()
+				putCPU = (benchutil.ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
 
-			src := &benchutil.Gen{Left: size, State: 7}
-			start, cpu0 := time.Now(), benchutil.ProcessCPU()
-			if _, err := e.Put(ctx, "bench", "big", io.MultiReader(src), PutOptions{Size: -1}); err != nil {
-				b.Fatal(err)
+				benchutil.Evict(filepath.Join(root, "sites"))
+				r, err := e.Get(ctx, "bench", "big", GetOptions{Length: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start = time.Now()
+				n, err := io.Copy(io.Discard, r)
+				r.Close()
+				if err != nil || n != size {
+					b.Fatalf("get: %d bytes, %v", n, err)
+				}
+				get = float64(size) / time.Since(start).Seconds()
+				benchutil.Settle(5 * time.Second)
 			}
-			put := float64(size) / time.Since(start).Seconds()
-			putCPU := (benchutil.ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
-
-			benchutil.Evict(filepath.Join(root, "sites"))
-			r, err := e.Get(ctx, "bench", "big", GetOptions{Length: -1})
-			if err != nil {
-				b.Fatal(err)
+			first := "engine"
+			if round%2 == 0 {
+				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
+				engine()
+				first = "reference"
+			} else {
+				engine()
+				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
 			}
-			start = time.Now()
-			n, err := io.Copy(io.Discard, r)
-			r.Close()
-			if err != nil || n != size {
-				b.Fatalf("get: %d bytes, %v", n, err)
-			}
-			get := float64(size) / time.Since(start).Seconds()
 
 			putLimit, getLimit := min(cpu, refW), min(cpu, refR)
 			putR, getR, putC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU)
 			last.put, last.get, last.cpu, last.refW, last.refR = put, get, cpu, refW, refR
-			fmt.Printf("round %d: object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
-				round+1, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
+			fmt.Printf("round %d (%s first): object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
+				round+1, first, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
 		}
 		ps, gs, pc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC)
 		b.ReportMetric(pc.Med, "put-CPU-s/GB")
@@ -179,20 +201,33 @@ func BenchmarkThroughput(b *testing.B) {
 
 // BenchmarkSmallObjects writes many small objects (100 000 by default) with
 // concurrent writers, then lists them all, and reports put ops/s, list
-// keys/s and index bytes per object. The reference, measured in the same
-// round after the engine's puts, is the raw durable work of the same writes
-// on the same I/O path (benchutil.SmallWrites): per object, one blob of the
-// mean size of the engine's manifest copies on each of six fresh dir sites,
-// through the dir driver's Put (page cache, fdatasync, rename, the
-// directory's group-committed fsync), by as many writers, for up to 10 000
-// objects.
+// keys/s and index bytes per object. The reference is the raw durable work
+// of the same writes on the same I/O path (benchutil.SmallRef): per
+// object, one blob of the mean size of the engine's manifest copies on each
+// of six fresh dir sites, through the dir driver's Put (page cache,
+// fdatasync, rename, the directory's group-committed fsync), by as many
+// writers.
+//
+// The two are interleaved, so that both meet the same machine: slices of
+// -embassy.slice objects (1,000 by default), the engine's and the
+// reference's in turn (ABBA: E R R E E R ...), for the first 10,000
+// objects; each pair of slices gives a ratio, and the round reports their
+// median and range. After each engine slice the benchmark waits for the
+// process to settle (the audit log's integration and copies, charged to
+// the engine's CPU, not to the reference's). Objects past the first 10,000
+// are put after the pairs, as one phase. Each slice's line also prints a
+// canary (benchutil.Canary): on this VM the host can slow both alike.
 //
 // With -embassy.rounds=N it measures N times, on fresh sites each time, and
-// reports the median ratio and its range.
+// reports the median of the rounds' ratios and their range.
 //
 //	go test -run '^$' -bench SmallObjects -benchtime 1x ./vault/
 func BenchmarkSmallObjects(b *testing.B) {
 	count, size, workers := *benchObjects, *benchSmall, *benchWorkers
+	refBudget := min(count, 10_000)
+	slice := max(1, min(*benchSlice, refBudget))
+	pairs := refBudget / slice
+	const settleMax = 5 * time.Second
 	for b.Loop() {
 		var ratios []float64
 		var last struct{ put, ref, list, index float64 }
@@ -202,32 +237,93 @@ func BenchmarkSmallObjects(b *testing.B) {
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0xa5}, size)
 
-			var next atomic.Int64
-			commits0 := commitStats(e)
-			cpu0 := benchutil.ProcessCPU()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Go(func() {
-					for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
-						key := fmt.Sprintf("obj/%03d/%08d", i%1000, i)
-						if _, err := e.Put(ctx, "bench", key, bytes.NewReader(data), PutOptions{Size: int64(size)}); err != nil {
-							b.Error(err)
-							return
+			// put puts objects [from, to) by the writers, waits for
+			// the engine to settle, and returns the puts a second (to
+			// the last put's return) and the CPU an object (to the
+			// settle's end).
+			put := func(from, to int) (ops, cpuPer float64) {
+				var next atomic.Int64
+				next.Store(int64(from))
+				cpu0 := benchutil.ProcessCPU()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Go(func() {
+						for i := next.Add(1) - 1; i < int64(to); i = next.Add(1) - 1 {
+							key := fmt.Sprintf("obj/%03d/%08d", i%1000, i)
+							if _, err := e.Put(ctx, "bench", key, bytes.NewReader(data), PutOptions{Size: int64(size)}); err != nil {
+								b.Error(err)
+								return
+							}
 						}
-					}
-				})
+					})
+				}
+				wg.Wait()
+				took := time.Since(start)
+				if b.Failed() {
+					b.FailNow()
+				}
+				benchutil.Settle(settleMax)
+				n := to - from
+				return float64(n) / took.Seconds(), float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(n)
 			}
-			wg.Wait()
-			putOps := float64(count) / time.Since(start).Seconds()
-			putCPU := float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(count)
+
+			commits0 := commitStats(e)
+			var ref *benchutil.SmallRef
+			var mMean float64
+			var pairRatios, engOps, refOps []float64
+			putObjects := 0
+			for p := range pairs {
+				var eo, ec, ro, rc float64
+				var ecan, rcan time.Duration
+				engine := func() {
+					ecan = benchutil.Canary()
+					eo, ec = put(putObjects, putObjects+slice)
+					putObjects += slice
+					if ref == nil {
+						// The reference's blob: the mean size of the
+						// engine's manifest copies on its first site.
+						var files int
+						files, mMean = benchutil.MeanBlob(filepath.Join(root, "sites", topology[0].ID, "m"))
+						if files < slice {
+							b.Fatalf("site %s holds %d manifest copies for %d objects", topology[0].ID, files, slice)
+						}
+						ref = benchutil.NewSmallRef(b, root, int(mMean+0.5), len(topology))
+					}
+				}
+				reference := func() {
+					rcan = benchutil.Canary()
+					cpu0 := benchutil.ProcessCPU()
+					ro = ref.Write(b, slice, workers)
+					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
+				}
+				// ABBA: pairs 0 and 3 begin with the engine, 1 and 2
+				// with the reference, and so on (the first with the
+				// engine, whose manifest copies size the reference).
+				first := "reference"
+				if p%4 == 0 || p%4 == 3 {
+					engine()
+					reference()
+					first = "engine"
+				} else {
+					reference()
+					engine()
+				}
+				pairRatios, engOps, refOps = append(pairRatios, eo/ro), append(engOps, eo), append(refOps, ro)
+				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms\n",
+					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3)
+			}
 			commits := commitStats(e)
 			commits.Writes -= commits0.Writes
 			commits.Batches -= commits0.Batches
 			commits.Wait -= commits0.Wait
 			commits.Busy -= commits0.Busy
+			rest := 0.0
+			if putObjects < count {
+				rest, _ = put(putObjects, count)
+			}
 
-			start = time.Now()
+			start := time.Now()
 			listed := 0
 			o := index.ListOptions{Max: 1000}
 			for {
@@ -249,29 +345,23 @@ func BenchmarkSmallObjects(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-
-			// What the engine wrote on one site: its manifest copies
-			// (m/), and every blob (the log's tiles and evidence too).
 			site0 := filepath.Join(root, "sites", topology[0].ID)
-			mFiles, mMean := benchutil.MeanBlob(filepath.Join(site0, "m"))
 			allFiles, _ := benchutil.MeanBlob(site0)
-			if mFiles < count {
-				b.Fatalf("site %s holds %d manifest copies for %d objects", topology[0].ID, mFiles, count)
-			}
-			refCount := min(count, 10_000)
-			cpu0 = benchutil.ProcessCPU()
-			ref := benchutil.SmallWrites(b, root, refCount, int(mMean+0.5), len(topology), workers)
-			refCPU := float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(refCount)
 
-			ratios = append(ratios, putOps/ref)
-			last.put, last.ref, last.list, last.index = putOps, ref, listRate, float64(st.Bytes)/float64(count)
-			fmt.Printf("round %d: %d objects of %d B, %d writers: put %.0f ops/s (reference: six %.0f-byte durable blobs per object through the dir driver, %.0f ops/s; ratio %.2f; the engine wrote %.2f blobs per object per site; CPU %.0f µs an object, reference %.0f), list %.0f keys/s, index %.0f B/object\n",
-				round+1, count, size, workers, putOps, mMean, ref, putOps/ref, float64(allFiles)/float64(count), putCPU, refCPU, listRate, last.index)
+			rs := benchutil.Summarize(pairRatios)
+			putOps, refRate := benchutil.Summarize(engOps).Med, benchutil.Summarize(refOps).Med
+			ratios = append(ratios, rs.Med)
+			last.put, last.ref, last.list, last.index = putOps, refRate, listRate, float64(st.Bytes)/float64(count)
+			fmt.Printf("round %d: %d objects of %d B, %d writers, %d pairs of %d: put %.0f ops/s (reference: six %.0f-byte durable blobs per object through the dir driver, %.0f ops/s; medians of the slices), ratio %.2f (%.2f–%.2f over the pairs); the engine wrote %.2f blobs per object per site; list %.0f keys/s, index %.0f B/object\n",
+				round+1, count, size, workers, pairs, slice, putOps, mMean, refRate, rs.Med, rs.Min, rs.Max, float64(allFiles)/float64(count), listRate, last.index)
+			if rest > 0 {
+				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)
+			}
 			if commits.Writes > 0 && commits.Batches > 0 {
 				// A put's latency (writers over the rate), and the part
 				// of it that was the index commit after the copies.
 				fmt.Printf("round %d: a put took %.1f ms, the reference's six blobs %.1f ms; its index commit waited %.1f ms (%.1f writes a transaction, %.1f ms a transaction)\n",
-					round+1, float64(workers)/putOps*1e3, float64(workers)/ref*1e3,
+					round+1, float64(workers)/putOps*1e3, float64(workers)/refRate*1e3,
 					float64(commits.Wait.Microseconds())/1e3/float64(commits.Writes),
 					float64(commits.Writes)/float64(commits.Batches), float64(commits.Busy.Microseconds())/1e3/float64(commits.Batches))
 			}

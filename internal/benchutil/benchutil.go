@@ -237,14 +237,14 @@ func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site
 	return sites, blob, shard, float64(size) / time.Since(start).Seconds()
 }
 
-// SmallWrites measures the disk reference of small-object puts, in objects
-// per second, on the I/O path the engine uses for them: per object, one
-// blob of blobSize bytes named as a manifest copy (m/xx/<32 hex>) on each
-// of n fresh dir sites, written concurrently through the dir driver's Put
-// (through the page cache, fdatasync, rename, the directory's
-// group-committed fsync), count objects by workers writers. blobSize is
-// what the engine's manifest copies of such an object measure (an inline
-// object is its manifest copies and nothing else on the sites).
+// SmallRef is the disk reference of small-object puts, on the I/O path
+// the engine uses for them: per object, one blob of a manifest copy's size
+// named as one (m/xx/<32 hex>) on each of n fresh dir sites, written
+// concurrently through the dir driver's Put (through the page cache,
+// fdatasync, rename, the directory's group-committed fsync). Write may be
+// called many times, interleaved with the engine's own puts, so that both
+// are measured in the same state of the machine; its sites fill as the
+// engine's do.
 //
 // Its blobs stay until root is removed (with the benchmark's other files,
 // at its end). Removed at once, tens of thousands of files would slow the
@@ -253,11 +253,22 @@ func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site
 // on every allocation (recently_deleted in fs/ext4/ialloc.c), so the writes
 // right after a mass removal pay for it and the reference, written later,
 // did not.
-func SmallWrites(b testing.TB, root string, count, blobSize, n, workers int) float64 {
-	d := filepath.Join(root, "ref-small")
-	sites := refSites(b, d, n)
+type SmallRef struct {
+	sites []*dir.Site
+	blob  []byte
+}
+
+// NewSmallRef makes the reference's n fresh dir sites under root, for
+// blobs of blobSize bytes.
+func NewSmallRef(b testing.TB, root string, blobSize, n int) *SmallRef {
 	blob := make([]byte, blobSize)
 	copy(blob, patternBuf)
+	return &SmallRef{sites: refSites(b, filepath.Join(root, "ref-small"), n), blob: blob}
+}
+
+// Write writes count objects by workers writers and returns the objects
+// written a second.
+func (r *SmallRef) Write(b testing.TB, count, workers int) float64 {
 	ctx := context.Background()
 	var next atomic.Int64
 	start := time.Now()
@@ -268,9 +279,9 @@ func SmallWrites(b testing.TB, root string, count, blobSize, n, workers int) flo
 				h := randomHex()
 				name := "m/" + h[:2] + "/" + h
 				var inner sync.WaitGroup
-				for _, s := range sites {
+				for _, s := range r.sites {
 					inner.Go(func() {
-						if err := s.Put(ctx, name, bytes.NewReader(blob), int64(len(blob))); err != nil {
+						if err := s.Put(ctx, name, bytes.NewReader(r.blob), int64(len(r.blob))); err != nil {
 							b.Error(err)
 						}
 					})

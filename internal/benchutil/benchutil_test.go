@@ -45,7 +45,7 @@ func TestSummarize(t *testing.T) {
 }
 
 // TestReferences: the disk references do the work they claim, through the
-// dir driver, and leave nothing behind but SmallWrites' blobs (which stay
+// dir driver, and leave nothing behind but SmallRef's blobs (which stay
 // until the benchmark ends) and LargeRefs' blobs (which stay,
 // lest the engine's writes reuse blocks the reference read).
 func TestReferences(t *testing.T) {
@@ -54,11 +54,14 @@ func TestReferences(t *testing.T) {
 	if w <= 0 || r <= 0 {
 		t.Fatalf("LargeRefs = %v, %v", w, r)
 	}
-	ops := SmallWrites(t, root, 20, 1700, 6, 4)
-	if ops <= 0 {
-		t.Fatalf("SmallWrites = %v", ops)
+	// Two slices on one SmallRef write to the same sites.
+	ref := NewSmallRef(t, root, 1700, 6)
+	for range 2 {
+		if ops := ref.Write(t, 10, 4); ops <= 0 {
+			t.Fatalf("SmallRef.Write = %v", ops)
+		}
 	}
-	// SmallWrites' blobs stay too, until the benchmark removes root: a
+	// SmallRef's blobs stay too, until the benchmark removes root: a
 	// mass removal between rounds would slow the next round's creations.
 	small := 0
 	filepath.WalkDir(filepath.Join(root, "ref-small"), func(p string, d fs.DirEntry, err error) error {
@@ -68,12 +71,12 @@ func TestReferences(t *testing.T) {
 		return nil
 	})
 	if small != 20*6 {
-		t.Errorf("SmallWrites left %d blobs, want its 120", small)
+		t.Errorf("SmallRef left %d blobs, want its 120 (two slices of 10 objects on six sites)", small)
 	}
 	os.RemoveAll(filepath.Join(root, "ref-small"))
 	ents, _ := os.ReadDir(root)
 	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "ref-large-") {
-		t.Fatalf("references left %v behind; want LargeRefs' sites and SmallWrites' blobs alone", ents)
+		t.Fatalf("references left %v behind; want LargeRefs' sites and SmallRef's blobs alone", ents)
 	}
 	var shards []string
 	filepath.WalkDir(filepath.Join(root, ents[0].Name()), func(p string, d fs.DirEntry, err error) error {

@@ -1,6 +1,7 @@
 package benchutil
 
 import (
+	"crypto/sha256"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,4 +18,45 @@ func ProcessCPU() time.Duration {
 		panic("benchutil: getrusage: " + err.Error())
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Settle waits until the process has been nearly idle (under a tenth of a
+// core) for a tenth of a second, or until limit has passed, and returns how
+// long it waited: what a benchmark calls between two measured phases so
+// that the first one's background work (an audit log's integration and
+// copies, a committer's last batch) is charged to it and not to the next.
+func Settle(limit time.Duration) time.Duration {
+	const window = 100 * time.Millisecond
+	start := time.Now()
+	for time.Since(start) < limit {
+		c0 := ProcessCPU()
+		time.Sleep(window)
+		if ProcessCPU()-c0 < window/10 {
+			break
+		}
+	}
+	return time.Since(start)
+}
+
+// canaryBuf is written once, so that no canary pays for faulting in its
+// pages (the first did, at 5–20 times the others' time).
+var canaryBuf = func() []byte {
+	b := make([]byte, 4<<20)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
+// Canary times a fixed piece of CPU work (SHA-256 of 4 MiB, about 2 ms on
+// the development VM) on the calling goroutine. Printed beside a phase's
+// figures, it shows the state of the machine the phase ran in: on a
+// virtual machine whose host does not report steal time (this VM's
+// /proc/stat steal column stays 0), a host that runs other guests on this
+// one's cores slows the canary and inflates the CPU time the guest counts
+// for every phase alike.
+func Canary() time.Duration {
+	start := time.Now()
+	sha256.Sum256(canaryBuf)
+	return time.Since(start)
 }

@@ -49,3 +49,37 @@ func TestProcessCPU(t *testing.T) {
 		t.Fatalf("ProcessCPU grew by %v in %v of wall time on %d CPUs", got, wall, runtime.NumCPU())
 	}
 }
+
+// TestSettle: Settle does not return while the process keeps a core busy
+// (it waits out its limit), and returns before its limit once the process
+// is idle.
+func TestSettle(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		x := uint64(1)
+		for {
+			select {
+			case <-stop:
+				sink = x
+				return
+			default:
+			}
+			for range 10000 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+	}()
+	const limit = 400 * time.Millisecond
+	waited := Settle(limit)
+	close(stop)
+	<-done
+	if waited < limit {
+		t.Fatalf("Settle returned after %v while a goroutine kept a core busy; want it to wait out its %v", waited, limit)
+	}
+	const long = time.Minute
+	if waited := Settle(long); waited >= long {
+		t.Fatalf("Settle waited out its %v on an idle process", long)
+	}
+}
