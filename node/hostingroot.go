@@ -3,9 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/embassy-dev/embassy/custody"
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -217,24 +216,7 @@ func writeHostingMarker(keys *custody.Keyring, r *os.Root, root, nodeID string) 
 	if err != nil {
 		return err
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := HostingMarkerFile + ".new-" + hex.EncodeToString(rnd[:])
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("hosting path %s: write its marker: %w", root, err)
-	}
-	defer r.Remove(tmp)
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = r.Link(tmp, HostingMarkerFile)
-	}
+	err = atomicfile.CreateIn(r, HostingMarkerFile, b, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		got, rerr := r.ReadFile(HostingMarkerFile)
 		if rerr != nil {
@@ -247,14 +229,6 @@ func writeHostingMarker(keys *custody.Keyring, r *os.Root, root, nodeID string) 
 	}
 	if err != nil {
 		return fmt.Errorf("hosting path %s: write its marker: %w", root, err)
-	}
-	d, err := r.Open(".")
-	if err != nil {
-		return fmt.Errorf("hosting path %s: %w", root, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("hosting path %s: %w", root, err)
 	}
 	return nil
 }

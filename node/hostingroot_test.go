@@ -243,6 +243,55 @@ func TestHostingMarker(t *testing.T) {
 	}
 }
 
+// TestHostingMarkerWrittenMeanwhile: writeHostingMarker makes the marker
+// once: one that appeared since the directory was found without one
+// (another claim of the same directory) is kept as it is, accepted when
+// it is this node's and refused, naming whose it is, when not; nothing
+// else is left in the directory.
+func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
+	lux, fin := newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
+	id := lux.Config.Node.ID
+	// Signatures are randomised: each marker is made once.
+	luxMarker, finMarker := mustMarker(t, lux), mustMarker(t, fin)
+	for _, tc := range []struct {
+		name   string
+		there  []byte // the marker found, nil for none
+		says   string // "": written or accepted
+		marker []byte // what the directory holds after, nil: the one written
+	}{
+		{"none", nil, "", nil},
+		{"this node's", luxMarker, "", luxMarker},
+		{"another node's", finMarker, "names node " + fin.Config.Node.ID, finMarker},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := t.TempDir()
+			if tc.there != nil {
+				write(t, filepath.Join(p, HostingMarkerFile), string(tc.there))
+			}
+			r, err := os.OpenRoot(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			err = writeHostingMarker(lux.Keys, r, p, id)
+			if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
+				t.Fatalf("writeHostingMarker: %v, want %q", err, tc.says)
+			}
+			got := tree(t, p)
+			b := got[HostingMarkerFile]
+			if tc.marker != nil && b != string(tc.marker) {
+				t.Errorf("the marker became %q, want %q", b, tc.marker)
+			}
+			if tc.marker == nil && hostingMarkerVerdict(lux.Keys, id, []byte(b)) != "" {
+				t.Errorf("the marker written is not this node's: %q", b)
+			}
+			if len(got) != 2 {
+				t.Errorf("the directory holds %v, want only its marker", got)
+			}
+		})
+	}
+}
+
 func mustMarker(t *testing.T, n *allyNode) []byte {
 	t.Helper()
 	b, err := encodeHostingMarker(n.Keys(), n.Config.Node.ID)

@@ -3,23 +3,26 @@ package s3_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/vault"
 )
 
-// BenchmarkListObjectsV2 lists a bucket of listBenchObjects small objects
-// through the S3 front end, 1,000 keys a page, as a client does; the
-// reference is the engine's own listing of the same keys in the same run
-// (ratio s3/engine: how much the front end's paging and XML cost).
-//
-//	go test -run '^$' -bench ListObjectsV2 -benchtime 20x ./s3/
-func BenchmarkListObjectsV2(b *testing.B) {
-	const objects = 5000
+// listBenchObjects is how many objects the listing benchmarks list, in
+// pages of 1,000.
+const listBenchObjects = 5000
+
+// listBenchHarness starts a harness with a bucket "list" of
+// listBenchObjects one-byte objects dir/obj-000000, dir/obj-000001, ...
+func listBenchHarness(b *testing.B) (*harness, context.Context) {
 	h := newHarness(b)
 	h.bucket("list")
 	ctx := h.n.As(context.Background(), alice.Principal)
@@ -34,11 +37,23 @@ func BenchmarkListObjectsV2(b *testing.B) {
 			}
 		})
 	}
-	for i := range objects {
+	for i := range listBenchObjects {
 		keys <- i
 	}
 	close(keys)
 	wg.Wait()
+	return h, ctx
+}
+
+// BenchmarkListObjectsV2 lists a bucket of listBenchObjects small objects
+// through the S3 front end, 1,000 keys a page, as a client does; the
+// reference is the engine's own listing of the same keys in the same run
+// (ratio s3/engine: how much the front end's paging and XML cost).
+//
+//	go test -run '^$' -bench ListObjectsV2 -benchtime 20x ./s3/
+func BenchmarkListObjectsV2(b *testing.B) {
+	const objects = listBenchObjects
+	h, ctx := listBenchHarness(b)
 	if b.Failed() {
 		return
 	}
@@ -89,4 +104,122 @@ func BenchmarkListObjectsV2(b *testing.B) {
 		}
 		b.ReportMetric(float64(objects*b.N)/b.Elapsed().Seconds(), "keys/s")
 	})
+}
+
+// BenchmarkListHandler measures the server's share of a listing: each
+// page of 1,000 keys is a presigned GET served by the S3 handler in the
+// same goroutine, into a writer that only counts the bytes (no network,
+// no client decoding). Its sub-benchmarks are the list calls a client
+// pages through: ListObjectsV2 (plain, and with fetch-owner and
+// encoding-type=url), ListObjects (v1) and ListObjectVersions.
+//
+//	go test -run '^$' -bench ListHandler -count 6 ./s3/
+func BenchmarkListHandler(b *testing.B) {
+	h, _ := listBenchHarness(b)
+	if b.Failed() {
+		return
+	}
+	handler := h.srv.Config.Handler
+	cases := []struct {
+		name, first string
+		// next is the query that continues after body, or "".
+		next func(body string) string
+	}{
+		{"v2", "/list?list-type=2&max-keys=1000", func(body string) string {
+			if t := between(body, "<NextContinuationToken>", "</NextContinuationToken>"); t != "" {
+				return "/list?list-type=2&max-keys=1000&continuation-token=" + url.QueryEscape(t)
+			}
+			return ""
+		}},
+		{"v2-owner-url", "/list?list-type=2&max-keys=1000&fetch-owner=true&encoding-type=url", func(body string) string {
+			if t := between(body, "<NextContinuationToken>", "</NextContinuationToken>"); t != "" {
+				return "/list?list-type=2&max-keys=1000&fetch-owner=true&encoding-type=url&continuation-token=" + url.QueryEscape(t)
+			}
+			return ""
+		}},
+		{"v1", "/list?max-keys=1000", func(body string) string {
+			if between(body, "<IsTruncated>", "</IsTruncated>") != "true" {
+				return ""
+			}
+			i := strings.LastIndex(body, "<Key>")
+			return "/list?max-keys=1000&marker=" + url.QueryEscape(between(body[i:], "<Key>", "</Key>"))
+		}},
+		{"versions", "/list?versions&max-keys=1000", func(body string) string {
+			if between(body, "<IsTruncated>", "</IsTruncated>") != "true" {
+				return ""
+			}
+			return "/list?versions&max-keys=1000&key-marker=" + url.QueryEscape(between(body, "<NextKeyMarker>", "</NextKeyMarker>")) +
+				"&version-id-marker=" + url.QueryEscape(between(body, "<NextVersionIdMarker>", "</NextVersionIdMarker>"))
+		}},
+	}
+	for _, c := range cases {
+		// The pages' URLs, presigned once (signing is the client's cost).
+		var urls []string
+		keys := 0
+		for path := c.first; path != ""; {
+			r := h.do(rawRequest{method: "GET", path: path, as: &alice})
+			if r.status != 200 {
+				b.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			keys += strings.Count(string(r.body), "<Key>")
+			urls = append(urls, h.presign("GET", path, alice, time.Now(), time.Hour))
+			path = c.next(string(r.body))
+		}
+		if keys != listBenchObjects {
+			b.Fatalf("%s: paging listed %d keys, want %d", c.name, keys, listBenchObjects)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			var w countingWriter
+			cpu := benchutil.ProcessCPU()
+			for b.Loop() {
+				for _, u := range urls {
+					req := httptest.NewRequest("GET", u, nil)
+					w.reset()
+					handler.ServeHTTP(&w, req)
+					if w.status != 200 {
+						b.Fatalf("%s: status %d", u, w.status)
+					}
+				}
+			}
+			b.ReportMetric(float64(listBenchObjects*b.N)/b.Elapsed().Seconds(), "keys/s")
+			// The process's CPU (the garbage collector's included) is
+			// steadier than the time on a shared machine.
+			b.ReportMetric(float64(benchutil.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// between returns what s holds between the first open and the close after
+// it, or "".
+func between(s, open, close string) string {
+	_, rest, ok := strings.Cut(s, open)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, close)
+	return v
+}
+
+// countingWriter is an http.ResponseWriter that keeps the status and
+// counts the body's bytes.
+type countingWriter struct {
+	header http.Header
+	status int
+	n      int
+}
+
+func (w *countingWriter) reset() { w.header, w.status, w.n = http.Header{}, 0, 0 }
+
+func (w *countingWriter) Header() http.Header { return w.header }
+
+func (w *countingWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.n += len(p)
+	return len(p), nil
 }

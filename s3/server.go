@@ -412,6 +412,9 @@ func (s *Server) writeError(q *request, err error) {
 
 // writeXML writes a 200 response with an XML body.
 func (q *request) writeXML(v any) error {
+	if a, ok := v.(xmlAppender); ok {
+		return q.writeAppended(a)
+	}
 	body, err := xml.Marshal(v)
 	if err != nil {
 		return err

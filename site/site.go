@@ -30,7 +30,9 @@ import (
 // is atomic, a reader sees either the old blob or the whole new one, and
 // durable when it returns nil. If r returns an error, Put stores nothing and
 // returns that error. size is the number of bytes r will yield, or -1 when
-// unknown; a driver may reject a reader that yields another count.
+// unknown; a reader that yields more or fewer is refused, with an error
+// naming size, and nothing of it is stored (a blob it would replace is
+// kept).
 //
 // Get returns length bytes of the blob starting at off (length < 0 reads to
 // the end). A range past the end yields fewer bytes. A missing blob returns

@@ -215,8 +215,9 @@ func BenchmarkThroughput(b *testing.B) {
 // median and range. After each engine slice the benchmark waits for the
 // process to settle (the audit log's integration and copies, charged to
 // the engine's CPU, not to the reference's). Objects past the first 10,000
-// are put after the pairs, as one phase. Each slice's line also prints a
-// canary (benchutil.Canary): on this VM the host can slow both alike.
+// are put after the pairs, as one phase. Each pair's line also prints the
+// canaries taken before its slices (benchutil.Canary): on this VM the host
+// can slow both alike.
 //
 // With -embassy.rounds=N it measures N times, on fresh sites each time, and
 // reports the median of the rounds' ratios and their range.
@@ -275,9 +276,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 			putObjects := 0
 			for p := range pairs {
 				var eo, ec, ro, rc float64
-				var ecan, rcan time.Duration
+				var ecan, rcan, esys, rsys time.Duration
 				engine := func() {
-					ecan = benchutil.Canary()
+					ecan, esys = benchutil.Canary()
 					eo, ec = put(putObjects, putObjects+slice)
 					putObjects += slice
 					if ref == nil {
@@ -292,7 +293,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 					}
 				}
 				reference := func() {
-					rcan = benchutil.Canary()
+					rcan, rsys = benchutil.Canary()
 					cpu0 := benchutil.ProcessCPU()
 					ro = ref.Write(b, slice, workers)
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
@@ -310,8 +311,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 					engine()
 				}
 				pairRatios, engOps, refOps = append(pairRatios, eo/ro), append(engOps, eo), append(refOps, ro)
-				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms\n",
-					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3)
+				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms, a system call %.2f / %.2f µs\n",
+					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3,
+					float64(esys.Nanoseconds())/1e3, float64(rsys.Nanoseconds())/1e3)
 			}
 			commits := commitStats(e)
 			commits.Writes -= commits0.Writes

@@ -61,6 +61,10 @@ func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 			return out, false, Position{}, err
 		}
 		budget -= scanned
+		if out == nil {
+			// Sized by the first fetch: usually the whole page.
+			out = make([]listItem[T], 0, min(limit, len(items)))
+		}
 		for i, it := range items {
 			last := i == len(items)-1 && !more
 			if it.prefix == "" {
@@ -108,6 +112,17 @@ func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 			return out, true, next, nil
 		}
 	}
+}
+
+// entries counts the items that are not common prefixes.
+func entries[T any](items []listItem[T]) int {
+	n := 0
+	for _, it := range items {
+		if it.prefix == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // probePrefix looks under a common prefix for an entry readable by the
@@ -184,6 +199,9 @@ func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions
 	readable := func(x index.Version) bool { return e.canRead(ctx, v, x.Label) == nil }
 	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, Position{Key: o.After}, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.ListPage{Truncated: truncated}
+	if n := entries(items); n > 0 {
+		page.Entries = make([]index.Version, 0, n)
+	}
 	for _, it := range items {
 		if it.prefix != "" {
 			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
@@ -247,6 +265,9 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 	}
 	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, after, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.VersionPage{Truncated: truncated}
+	if n := entries(items); n > 0 {
+		page.Versions = make([]index.Version, 0, n)
+	}
 	for _, it := range items {
 		if it.prefix != "" {
 			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)

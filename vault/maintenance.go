@@ -375,29 +375,37 @@ func (e *Engine) RestoreCopies(ctx context.Context, m *manifest.Manifest, env []
 }
 
 // fullStripe reads stripe j through pr (which authenticates it) and returns
-// all k+m shards of it, reconstructing the missing ones.
-func (pr *partReader) fullStripe(j int64) ([][]byte, error) {
+// all k+m shards of it, reconstructing the missing ones. Shard i stands at
+// bufs[i][erasure.HeadRoom:], with room for its checksum after it: its
+// block is summed in place (erasure.Checksum.SumIn), as the put's are.
+func (pr *partReader) fullStripe(j int64) (full, bufs [][]byte, err error) {
 	n := pr.g.k + pr.g.m
 	bs := pr.g.blockSize(j)
-	full := make([][]byte, n)
+	full, bufs = make([][]byte, n), make([][]byte, n)
+	for i := range n {
+		bufs[i] = make([]byte, erasure.HeadRoom+bs)
+		full[i] = bufs[i][erasure.HeadRoom:erasure.HeadRoom]
+	}
 	have := 0
-	_, err := pr.stripeWith(j, func(shards [][]byte) {
+	_, err = pr.stripeWith(j, func(shards [][]byte) {
 		for i, sh := range shards {
 			if sh != nil {
-				full[i] = append(make([]byte, 0, bs), sh...)
+				full[i] = append(full[i], sh...)
 				have++
 			}
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if have < n {
+		// The missing shards (empty, with room for a shard) are
+		// reconstructed into their buffers.
 		if err := pr.coder.Reconstruct(full); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return full, nil
+	return full, bufs, nil
 }
 
 // rebuildInline returns every shard block (data and checksum) of an inline
@@ -408,15 +416,23 @@ func (e *Engine) rebuildInline(ctx context.Context, shell *Reader, p manifest.Pa
 		return nil, err
 	}
 	defer pr.close()
-	full, err := pr.fullStripe(0)
+	full, bufs, err := pr.fullStripe(0)
 	if err != nil {
 		return nil, err
 	}
 	// The part keeps its algorithm: a rebuilt block of a BLAKE3 part is
 	// a BLAKE3 block.
-	for i := range full {
-		var sum [erasure.MaxSumSize]byte
-		full[i] = append(full[i], g.sum.Sum(sum[:], blockID(p, 0, i), full[i])...)
+	for i, shard := range full {
+		ss := len(shard)
+		if ss > 0 && erasure.HeadRoom+ss+g.sum.Size() <= len(bufs[i]) && &shard[0] == &bufs[i][erasure.HeadRoom] {
+			block := bufs[i][erasure.HeadRoom : erasure.HeadRoom+ss+g.sum.Size()]
+			g.sum.SumIn(block[ss:], blockID(p, 0, i), bufs[i][:erasure.HeadRoom+ss])
+			full[i] = block
+		} else {
+			// Not in its buffer (the erasure code allocated it).
+			var sum [erasure.MaxSumSize]byte
+			full[i] = append(shard, g.sum.Sum(sum[:], blockID(p, 0, i), shard)...)
+		}
 	}
 	return full, nil
 }

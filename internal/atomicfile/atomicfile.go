@@ -1,6 +1,8 @@
 // Package atomicfile writes files atomically and durably: a temporary file
 // in the same directory, fsync, rename over the target, fsync of the
-// directory. A crash leaves either the old file or the new one.
+// directory. A crash leaves either the old file or the new one. CreateIn
+// makes a file that must not exist yet, within an [os.Root], as durably:
+// it links the temporary file to its name rather than renaming over it.
 package atomicfile
 
 import (

@@ -48,15 +48,23 @@ var canaryBuf = func() []byte {
 	return b
 }()
 
-// Canary times a fixed piece of CPU work (SHA-256 of 4 MiB, about 2 ms on
-// the development VM) on the calling goroutine. Printed beside a phase's
-// figures, it shows the state of the machine the phase ran in: on a
-// virtual machine whose host does not report steal time (this VM's
-// /proc/stat steal column stays 0), a host that runs other guests on this
-// one's cores slows the canary and inflates the CPU time the guest counts
-// for every phase alike.
-func Canary() time.Duration {
+// Canary times two fixed pieces of work on the calling goroutine: SHA-256
+// of 4 MiB (compute, about 2.5 ms on the development VM) and a system call
+// that does nothing (getppid, the mean of 1,000: about 1 µs there, where
+// bare metal takes a tenth of that). Printed beside a phase's figures, they
+// show the state of the machine the phase ran in. On a virtual machine
+// whose host does not report steal time (this VM's /proc/stat steal column
+// stays 0), a host that runs other guests on this one's cores slows the
+// first; the second follows the cost of entering the guest's kernel, which
+// on this paravirtualised guest moved fivefold with the load, and which
+// every small durable write pays many times over.
+func Canary() (compute, syscall time.Duration) {
 	start := time.Now()
 	sha256.Sum256(canaryBuf)
-	return time.Since(start)
+	compute = time.Since(start)
+	start = time.Now()
+	for range 1000 {
+		unix.Getppid()
+	}
+	return compute, time.Since(start) / 1000
 }

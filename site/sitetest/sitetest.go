@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/embassy-dev/embassy/site"
 )
@@ -116,12 +119,39 @@ func Run(t *testing.T, newSite func(t *testing.T) site.Site) {
 		}
 	})
 	t.Run("SizeMismatch", func(t *testing.T) {
+		// A reader that yields more or fewer bytes than declared is
+		// refused, with an error naming the declared size, and nothing
+		// of it is stored: no blob, and a blob it would replace is kept.
 		s := newSite(t)
-		if err := s.Put(t.Context(), "short", bytes.NewReader([]byte("abc")), 4); err == nil {
-			t.Fatal("Put of 3 bytes declared as 4 succeeded")
+		put(t, s, "keep", []byte("old"))
+		for _, tc := range []struct {
+			name, blob string
+			r          io.Reader
+			size       int64
+		}{
+			{"shorter", "short", bytes.NewReader([]byte("abc")), 4},
+			{"longer", "long", bytes.NewReader(pattern(3001)), 3000},
+			{"longer, a byte at a time", "long1", iotest.OneByteReader(bytes.NewReader(pattern(3001))), 3000},
+			{"longer, large", "long2", bytes.NewReader(pattern(1<<20 + 1)), 1 << 20},
+			{"bytes for an empty blob", "empty", bytes.NewReader([]byte("x")), 0},
+			{"a replacement, longer", "keep", bytes.NewReader(pattern(3001)), 3000},
+		} {
+			err := s.Put(t.Context(), tc.blob, tc.r, tc.size)
+			if err == nil {
+				t.Errorf("%s: Put of a reader not of the %d bytes declared succeeded", tc.name, tc.size)
+			} else if !regexp.MustCompile(`\b` + strconv.FormatInt(tc.size, 10) + `\b`).MatchString(err.Error()) {
+				t.Errorf("%s: Put: %v: the error does not name the %d bytes declared", tc.name, err, tc.size)
+			}
 		}
-		if _, err := s.Stat(t.Context(), "short"); !errors.Is(err, site.ErrNotFound) {
-			t.Fatalf("mismatched put left a blob: %v", err)
+		if got := get(t, s, "keep", 0, -1); string(got) != "old" {
+			t.Errorf("a refused put changed the blob to %d bytes", len(got))
+		}
+		var names []string
+		if err := s.List(t.Context(), "", func(i site.Info) error { names = append(names, i.Name); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(names, []string{"keep"}) {
+			t.Errorf("refused puts left blobs: the site lists %v, want [keep]", names)
 		}
 	})
 	t.Run("List", func(t *testing.T) {
