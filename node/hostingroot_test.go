@@ -273,7 +273,7 @@ func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			err = writeHostingMarker(lux.Keys, r, p, id)
+			err = writeHostingMarker(lux.Keys(), r, p, id)
 			if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
 				t.Fatalf("writeHostingMarker: %v, want %q", err, tc.says)
 			}
@@ -282,7 +282,7 @@ func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
 			if tc.marker != nil && b != string(tc.marker) {
 				t.Errorf("the marker became %q, want %q", b, tc.marker)
 			}
-			if tc.marker == nil && hostingMarkerVerdict(lux.Keys, id, []byte(b)) != "" {
+			if tc.marker == nil && hostingMarkerVerdict(lux.Keys(), id, []byte(b)) != "" {
 				t.Errorf("the marker written is not this node's: %q", b)
 			}
 			if len(got) != 2 {
