@@ -177,6 +177,12 @@ var errQuota = errors.New("over the hosting quota")
 type hostState struct {
 	mu     sync.Mutex
 	stores map[string]*guestStore // by guest node id
+
+	// markerMu is held through every check of the hosting directory
+	// (openHostingRoot): its marker is written, and the temporary files
+	// of unfinished marker writes removed, by one at a time, so that a
+	// temporary file found is never that of a write in progress.
+	markerMu sync.Mutex
 }
 
 // guestStore is one guest's store and what it holds.

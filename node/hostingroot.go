@@ -120,7 +120,13 @@ func hostingPathError(root string, err error) error {
 // when it is empty and no guest is hosted yet, or when it holds nothing
 // but guests' stores (a hosting directory made before markers); any
 // other is refused, naming the path and what to check.
+//
+// With claim, the temporary files of marker writes that never finished
+// (removeMarkerLeftovers) are removed from a directory it takes; they are
+// otherwise ignored, never taken for something else than the node's.
 func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*os.Root, error) {
+	n.host.markerMu.Lock()
+	defer n.host.markerMu.Unlock()
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, hostingPathError(root, err)
@@ -142,6 +148,14 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		if why := hostingMarkerVerdict(keys, nodeID, b); why != "" {
 			return nil, fmt.Errorf("hosting path %s: %s: is the right volume mounted there? Nothing is written to it", root, why)
 		}
+		if claim {
+			// A crash after the link, before the temporary file's removal.
+			if ents, err := readHostingDir(r); err != nil {
+				n.Log.Warn("hosting directory not listed: leftovers of its marker's write, if any, are kept", "path", root, "err", err)
+			} else {
+				n.removeMarkerLeftovers(r, root, ents)
+			}
+		}
 		ok = true
 		return r, nil
 	case !errors.Is(err, fs.ErrNotExist):
@@ -149,12 +163,7 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 	}
 	// No marker: a new hosting directory, one made before markers, or not
 	// the hosting volume at all.
-	d, err := r.Open(".")
-	if err != nil {
-		return nil, hostingPathError(root, err)
-	}
-	ents, err := d.ReadDir(-1)
-	d.Close()
+	ents, err := readHostingDir(r)
 	if err != nil {
 		return nil, hostingPathError(root, err)
 	}
@@ -163,6 +172,8 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		switch {
 		case e.Name() == "lost+found":
 			// A fresh filesystem's: it holds nothing of anyone's.
+		case isMarkerLeftover(e):
+			// This node's own (removeMarkerLeftovers).
 		case e.IsDir() && isDirStore(filepath.Join(root, e.Name())):
 			stores = append(stores, e.Name())
 		default:
@@ -184,11 +195,14 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 			if len(stores) > 0 {
 				// A hosting directory made before markers, read by a
 				// sealed node: it is marked once the node is unsealed.
+				n.removeMarkerLeftovers(r, root, ents)
 				ok = true
 				return r, nil
 			}
 			return nil, fmt.Errorf("hosting path %s has no hosting marker yet, and a sealed node cannot sign one: unseal the node first", root)
 		}
+		// A crash before the link: the marker is written again.
+		n.removeMarkerLeftovers(r, root, ents)
 		if err := writeHostingMarker(keys, r, root, nodeID); err != nil {
 			return nil, err
 		}
@@ -196,6 +210,48 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 	}
 	ok = true
 	return r, nil
+}
+
+// readHostingDir lists the hosting directory r.
+func readHostingDir(r *os.Root) ([]fs.DirEntry, error) {
+	d, err := r.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+// isMarkerLeftover reports whether e is the temporary file of a write of
+// the hosting marker: a regular file whose name is exactly of the form
+// atomicfile.CreateIn gives it, ..embassy-hosting.tmp and 16 lowercase
+// hexadecimal digits.
+func isMarkerLeftover(e fs.DirEntry) bool {
+	return e.Type().IsRegular() && atomicfile.IsTemp(HostingMarkerFile, e.Name())
+}
+
+// removeMarkerLeftovers removes, from the hosting directory r (root, whose
+// entries are ents), the temporary files of marker writes that never
+// finished: a crash between the temporary file's creation and its
+// removal (atomicfile.CreateIn) leaves one, which would otherwise make the
+// node refuse the whole directory, every guest's store with it. The
+// evidence for deleting one is its name: exactly the pattern of the
+// node's own temporary marker file, on a regular file, and no write of
+// the marker running (the caller holds host.markerMu), so it is the
+// unlinked leftover of an unfinished write of this node's, holding at
+// most a copy of a marker and never a guest's data. Anything else, even
+// of a similar name, is left where it is.
+func (n *Node) removeMarkerLeftovers(r *os.Root, root string, ents []fs.DirEntry) {
+	for _, e := range ents {
+		if !isMarkerLeftover(e) {
+			continue
+		}
+		if err := r.Remove(e.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			n.Log.Warn("the leftover of an unfinished write of the hosting marker could not be removed", "path", root, "file", e.Name(), "err", err)
+			continue
+		}
+		n.Log.Info("removed the leftover of an unfinished write of the hosting marker (a crash while it was written)", "path", root, "file", e.Name())
+	}
 }
 
 // isDirStore reports whether p holds a directory site.

@@ -440,3 +440,139 @@ func TestHostingRootWhileUnsealing(t *testing.T) {
 		t.Error("Keys does not return the keys set last")
 	}
 }
+
+// TestHostingMarkerLeftover: a crash while the hosting marker was written
+// (atomicfile.CreateIn) leaves its temporary file in the hosting
+// directory. The node recognises it by its exact name, removes it (and
+// says so), and serves the guests: whether the marker was linked beside
+// it or not (then the marker is written again). A file of a similar name,
+// or an entry of the exact name that is not a regular file, is not the
+// node's: a directory holding one and no marker is still refused, naming
+// it, and nothing is removed, with or without a marker.
+func TestHostingMarkerLeftover(t *testing.T) {
+	h := newHostingPair(t, "1MiB")
+	lux := h.lux
+	vol := filepath.Dir(h.root)
+	markerPath := filepath.Join(vol, HostingMarkerFile)
+	marker, err := os.ReadFile(markerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("EST's sealed shard")
+	s := h.site()
+	if err := s.Put(t.Context(), "s/aa/shard", bytes.NewReader(blob), int64(len(blob))); err != nil {
+		t.Fatal(err)
+	}
+	// reopen makes the node open the guest's store again, as at a start.
+	reopen := func() {
+		lux.host.mu.Lock()
+		lux.host.stores = nil
+		lux.host.mu.Unlock()
+	}
+	serves := func(what string) {
+		t.Helper()
+		rc, err := s.Get(t.Context(), "s/aa/shard", 0, -1)
+		if err != nil {
+			t.Fatalf("%s: EST reads its blob: %v", what, err)
+		}
+		defer rc.Close()
+		var b bytes.Buffer
+		b.ReadFrom(rc)
+		if !bytes.Equal(b.Bytes(), blob) {
+			t.Fatalf("%s: EST's blob reads %q", what, b.Bytes())
+		}
+	}
+	gone := func(what, p string) {
+		t.Helper()
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: %s is still there (%v)", what, filepath.Base(p), err)
+		}
+	}
+	const leftover = "..embassy-hosting.tmp0123456789abcdef"
+
+	// The marker linked, its temporary file not yet removed: the guest's
+	// next request, once the store is opened again, finds it removed.
+	write(t, filepath.Join(vol, leftover), string(marker))
+	reopen()
+	serves("a leftover beside the marker")
+	gone("a leftover beside the marker", filepath.Join(vol, leftover))
+	if b, err := os.ReadFile(markerPath); err != nil || !bytes.Equal(b, marker) {
+		t.Fatalf("the marker after its leftover was removed: %v %q", err, b)
+	}
+
+	// The crash came before the link: no marker, a part of one in its
+	// temporary file. The node starting to serve removes it, says so,
+	// and marks the directory again.
+	if err := os.Remove(markerPath); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(vol, leftover), string(marker[:10]))
+	reopen()
+	var logged bytes.Buffer
+	log := lux.Log
+	lux.Log = NewLogger(LogConfig{Level: "info"}, &logged)
+	lux.checkHostedStores(t.Context())
+	lux.Log = log
+	if !strings.Contains(logged.String(), "removed the leftover of an unfinished write of the hosting marker") || !strings.Contains(logged.String(), leftover) ||
+		strings.Contains(logged.String(), "cannot be used") {
+		t.Fatalf("the log at start with a leftover and no marker:\n%s", logged.String())
+	}
+	gone("a leftover and no marker", filepath.Join(vol, leftover))
+	if b, err := os.ReadFile(markerPath); err != nil || hostingMarkerVerdict(nil, lux.Config.Node.ID, b) != "" {
+		t.Fatalf("the marker written again: %v %q", err, b)
+	}
+	serves("a leftover and no marker")
+	marker, _ = os.ReadFile(markerPath)
+
+	// Not the node's: kept, and refused where there is no marker.
+	similar := map[string]func(p string){}
+	for _, name := range []string{
+		"..embassy-hosting.tmp0123456789abcde",
+		"..embassy-hosting.tmp0123456789ABCDEF",
+		"..embassy-hosting.tmp0123456789abcdef0",
+		".embassy-hosting.tmp0123456789abcdef",
+		"..embassy-hosting.tmp",
+	} {
+		similar[name] = func(p string) { write(t, p, "x") }
+	}
+	similar[leftover+" (a directory)"] = func(p string) { mkdir(t, filepath.Join(filepath.Dir(p), leftover)) }
+	similar[leftover+" (a symlink)"] = func(p string) {
+		if err := os.Symlink("/nowhere", filepath.Join(filepath.Dir(p), leftover)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for desc, make := range similar {
+		name, _, _ := strings.Cut(desc, " ")
+		p := filepath.Join(vol, name)
+		for _, withMarker := range []bool{false, true} {
+			if !withMarker {
+				os.Remove(markerPath)
+			}
+			make(p)
+			reopen()
+			_, err := lux.guestStoreOf(t.Context(), h.est.Config.Node.ID)
+			if withMarker {
+				if err != nil {
+					t.Fatalf("%s beside the marker: %v", desc, err)
+				}
+				serves(desc + " beside the marker")
+			} else {
+				if want := `hosting path ` + vol + ` has no hosting marker (.embassy-hosting) and holds "` + name + `", which is not a guest's store`; err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("%s and no marker: %v, want %q", desc, err, want)
+				}
+				if _, err := os.Lstat(markerPath); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("%s and no marker: a marker was written (%v)", desc, err)
+				}
+			}
+			if _, err := os.Lstat(p); err != nil {
+				t.Fatalf("%s (marker: %v) was removed: %v", desc, withMarker, err)
+			}
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if !withMarker {
+				write(t, markerPath, string(marker))
+			}
+		}
+	}
+}

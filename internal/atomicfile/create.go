@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // The steps of CreateIn that decide what a crash leaves; its tests
@@ -24,8 +25,8 @@ var (
 // [fs.ErrExist]: a file made meanwhile, by this process or another, is
 // never replaced), then the temporary file is removed and the directory
 // synced. A crash leaves no file or the whole of it, never a part (and
-// perhaps the temporary file, .NAME.tmp…, if it came between the link and
-// the directory's sync). On an error the temporary file is removed, and
+// perhaps the temporary file, .NAME.tmp… (see [IsTemp]), if it came after
+// the temporary file was made and before it was removed). On an error the temporary file is removed, and
 // name is as it was unless the error says that the file is written but
 // may not survive a crash (a failure after the link).
 func CreateIn(r *os.Root, name string, data []byte, perm os.FileMode) (err error) {
@@ -33,7 +34,7 @@ func CreateIn(r *os.Root, name string, data []byte, perm os.FileMode) (err error
 	dir := filepath.Dir(name)
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+filepath.Base(name)+".tmp"+hex.EncodeToString(rnd[:]))
+	tmp := filepath.Join(dir, tempPrefix(filepath.Base(name))+hex.EncodeToString(rnd[:]))
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
@@ -79,4 +80,27 @@ func CreateIn(r *os.Root, name string, data []byte, perm os.FileMode) (err error
 		return fmt.Errorf("create %s: sync its directory (the file is written, but may not survive a crash): %w", path, err)
 	}
 	return nil
+}
+
+// tempPrefix is what the name of CreateIn's temporary file for a file
+// named base starts with; 16 lowercase hexadecimal digits (8 random bytes)
+// follow.
+func tempPrefix(base string) string { return "." + base + ".tmp" }
+
+// IsTemp reports whether entry, a name in the directory of a file named
+// base, is exactly of the form CreateIn gives the temporary file of base:
+// "." + base + ".tmp" and 16 lowercase hexadecimal digits. Such a file,
+// found while no CreateIn of base is running, is the leftover of one that
+// did not finish (a crash before it removed its temporary file).
+func IsTemp(base, entry string) bool {
+	rnd, ok := strings.CutPrefix(entry, tempPrefix(base))
+	if !ok || len(rnd) != 16 {
+		return false
+	}
+	for _, c := range []byte(rnd) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

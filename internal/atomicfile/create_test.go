@@ -190,3 +190,52 @@ func TestCreateInFails(t *testing.T) {
 		})
 	}
 }
+
+// TestIsTemp: IsTemp knows the temporary files CreateIn makes (the name
+// seen at the link, for files directly in the root and below it), and
+// nothing else, however close.
+func TestIsTemp(t *testing.T) {
+	var seen []string
+	hook(t, (*os.File).Sync, func(r *os.Root, oldname, newname string) error {
+		seen = append(seen, oldname)
+		return r.Link(oldname, newname)
+	}, (*os.File).Sync)
+	dir, r := openRoot(t)
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".embassy-hosting", "sub/marker"} {
+		if err := CreateIn(r, name, []byte("data"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != 2 || filepath.Dir(seen[1]) != "sub" {
+		t.Fatalf("temporary files seen: %q", seen)
+	}
+	if tmp := filepath.Base(seen[0]); !IsTemp(".embassy-hosting", tmp) {
+		t.Errorf("IsTemp(%q) is false for CreateIn's own temporary file", tmp)
+	}
+	if tmp := filepath.Base(seen[1]); !IsTemp("marker", tmp) {
+		t.Errorf("IsTemp(%q) is false for CreateIn's own temporary file", tmp)
+	}
+	for _, entry := range []string{
+		"..embassy-hosting.tmp0123456789abcde",   // 15 digits
+		"..embassy-hosting.tmp0123456789abcdef0", // 17
+		"..embassy-hosting.tmp0123456789ABCDEF",  // upper case
+		"..embassy-hosting.tmp0123456789abcdeg",
+		"..embassy-hosting.tmp",
+		".embassy-hosting.tmp0123456789abcdef", // one dot
+		"..embassy-hostingXtmp0123456789abcdef",
+		"..embassy-hosting.tmp0123456789abcdef/x",
+		".marker.tmp0123456789abcdef", // another file's
+		".embassy-hosting",
+		"x..embassy-hosting.tmp0123456789abcdef",
+	} {
+		if IsTemp(".embassy-hosting", entry) {
+			t.Errorf("IsTemp(%q) is true", entry)
+		}
+	}
+	if !IsTemp(".embassy-hosting", "..embassy-hosting.tmp0123456789abcdef") {
+		t.Error("IsTemp is false for a name of the exact form")
+	}
+}
