@@ -160,6 +160,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	if err := n.Ready(); err != nil {
 		return nil, err
 	}
+	keys := n.Keys()
 	n.ally.mu.Lock()
 	defer n.ally.mu.Unlock()
 	if n.ally.keys != nil {
@@ -169,7 +170,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		k, err := n.Keys.OpenPeerKeys(n.conf().Node.ID, b)
+		k, err := keys.OpenPeerKeys(n.conf().Node.ID, b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -182,7 +183,7 @@ func (n *Node) peerKeys() (*custody.PeerKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := n.Keys.SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := keys.SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return nil, err
 	}
@@ -216,18 +217,19 @@ func (n *Node) PeerCard() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys := n.Keys()
 	c := n.conf()
 	ep := c.Alliance.endpoint()
 	if ep == "" {
 		return nil, errNoListener
 	}
-	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: n.Keys.Identity().Public(),
+	card := federation.Card{NodeID: c.Node.ID, Nation: c.Node.Nation, Endpoint: ep, Identity: keys.Identity().Public(),
 		HPKE: k.HPKEPublicKey(), TLSPin: k.TLSPin()}
 	if h := c.Alliance.Hosting; h != nil {
 		offer := h.offer()
 		card.Hosting = &offer
 	}
-	return federation.MakeCard(card, n.Keys.SignHybrid)
+	return federation.MakeCard(card, keys.SignHybrid)
 }
 
 // Peers lists the trusted peers.
@@ -523,7 +525,7 @@ func (n *Node) grantTerms(ctx context.Context, q GrantRequest) (federation.Grant
 	c := n.conf()
 	return federation.SignGrant(federation.Grant{ID: federation.NewGrantID(), Owner: c.Node.ID, OwnerNation: c.Node.Nation, Vault: vaultName, Prefix: prefix,
 		To: q.To, Grantee: grantee.Card.NodeID, GranteeCard: grantee.Card.Fingerprint, Level: q.Level, Ceiling: l.String(),
-		Issued: now, Expires: now.Add(d)}, n.Keys.SignHybrid)
+		Issued: now, Expires: now.Add(d)}, n.Keys().SignHybrid)
 }
 
 // ceilingAboveShareLevel reports whether a grant's ceiling lies above
@@ -545,7 +547,7 @@ func (n *Node) ceilingAboveShareLevel(ceiling string) bool {
 }
 
 func (n *Node) storeGrant(ctx context.Context, raw string) error {
-	g, err := federation.ParseGrant([]byte(raw), n.Keys.Identity().Public())
+	g, err := federation.ParseGrant([]byte(raw), n.Keys().Identity().Public())
 	if err != nil {
 		return err
 	}
@@ -581,7 +583,7 @@ func (n *Node) Grants() []GrantInfo {
 	out := []GrantInfo{}
 	now := n.now()
 	for _, gc := range n.conf().Alliance.Grants {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		if err != nil {
 			n.Log.Warn("a grant in node.yaml does not verify; it releases nothing", "err", err)
 			continue
@@ -596,7 +598,7 @@ func (n *Node) Grants() []GrantInfo {
 func (n *Node) grantFor(id, caller string) (federation.Grant, error) {
 	now := n.now()
 	for _, gc := range n.conf().Alliance.Grants {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		if err != nil || g.ID != id {
 			continue
 		}
@@ -622,7 +624,7 @@ var (
 func (n *Node) GrantODRL(id string) ([]byte, error) {
 	for _, gi := range n.Grants() {
 		if gi.ID == id {
-			g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public())
+			g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public())
 			if err != nil {
 				return nil, err
 			}
@@ -640,7 +642,7 @@ func (n *Node) RevokeGrant(ctx context.Context, id string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	i := slices.IndexFunc(n.conf().Alliance.Grants, func(gc GrantConfig) bool {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys.Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
 		return err == nil && g.ID == id
 	})
 	if i < 0 {
@@ -667,6 +669,7 @@ func (n *Node) RevokeGrant(ctx context.Context, id string) error {
 // rewrapPeerKeys wraps the peer keys under the current root key (after a
 // root switch); they do not change, so allies' pins stay valid.
 func (n *Node) rewrapPeerKeys() error {
+	keys := n.Keys()
 	b, err := os.ReadFile(filepath.Join(n.Dir, custody.PeerKeysFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -674,11 +677,11 @@ func (n *Node) rewrapPeerKeys() error {
 	if err != nil {
 		return err
 	}
-	k, err := n.Keys.OpenPeerKeys(n.conf().Node.ID, b)
+	k, err := keys.OpenPeerKeys(n.conf().Node.ID, b)
 	if err != nil {
 		return err
 	}
-	sealed, err := custody.RootlessCopy(n.Keys).SealPeerKeys(n.conf().Node.ID, k)
+	sealed, err := custody.RootlessCopy(keys).SealPeerKeys(n.conf().Node.ID, k)
 	if err != nil {
 		return err
 	}
@@ -696,7 +699,7 @@ func (n *Node) GrantsTo(nation string) []federation.Grant {
 		if gi.To != nation || gi.State != "active" {
 			continue
 		}
-		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public()); err == nil {
+		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public()); err == nil {
 			out = append(out, g)
 		}
 	}

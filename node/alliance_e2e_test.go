@@ -332,7 +332,7 @@ func TestAlliance(t *testing.T) {
 		}
 		body := []byte(`{}`)
 		req, _ := http.NewRequest(http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+federation.EndpointGrants, bytes.NewReader(body))
-		if err := federation.SignRequest(req, body, lux.Config.Node.ID, est.Config.Node.ID, time.Now(), lux.Keys.SignHybrid); err != nil {
+		if err := federation.SignRequest(req, body, lux.Config.Node.ID, est.Config.Node.ID, time.Now(), lux.Keys().SignHybrid); err != nil {
 			t.Fatal(err)
 		}
 		send := func() (int, string) {
@@ -354,7 +354,7 @@ func TestAlliance(t *testing.T) {
 		}
 		// A request for another version of the protocol is refused.
 		req2, _ := http.NewRequest(http.MethodPost, "https://"+p.Card.Endpoint+"/peer/v2/grants", bytes.NewReader(body))
-		federation.SignRequest(req2, body, lux.Config.Node.ID, est.Config.Node.ID, time.Now(), lux.Keys.SignHybrid)
+		federation.SignRequest(req2, body, lux.Config.Node.ID, est.Config.Node.ID, time.Now(), lux.Keys().SignHybrid)
 		resp, err := c.Do(req2)
 		if err != nil {
 			t.Fatal(err)

@@ -105,7 +105,7 @@ var (
 func (n *Node) loadRequests() ([]*Request, error) {
 	var f *nodeFile
 	var err error
-	if n.Keys == nil {
+	if n.Keys() == nil {
 		f, err = readNodeFile(n.Dir, RequestsFile)
 	} else {
 		f, err = n.loadVerified(RequestsFile)

@@ -169,7 +169,7 @@ func TestNodeFileAttacksRefusedAtUnseal(t *testing.T) {
 				t.Errorf("the error gives no way forward:\n%s", msg)
 			}
 			// Nothing served, nothing written.
-			if !n.Sealed() || n.Keys != nil || n.Engine != nil {
+			if !n.Sealed() || n.Keys() != nil || n.Engine != nil {
 				t.Fatal("the node unsealed, or kept keys or an engine")
 			}
 			rec := newRecorder()

@@ -103,7 +103,7 @@ func (n *Node) reconfigureAudit() error {
 	if w := n.witness.Load(); w != nil && len(witnessedLogs(n.Config)) > 0 {
 		return w.SetLogs(witnessedLogs(n.Config))
 	}
-	return n.openWitness(n.Keys)
+	return n.openWitness(n.Keys())
 }
 
 // witnessedLogs are the logs c has the node witness: audit.witnessed, and
@@ -184,11 +184,12 @@ func (n *Node) witnessInForce() *audit.Witness {
 	case len(logs) == 0:
 		w = nil
 	case w == nil:
-		if n.Keys == nil {
+		keys := n.Keys()
+		if keys == nil {
 			return nil
 		}
 		var err error
-		if w, err = n.newWitness(n.Keys, logs); err != nil {
+		if w, err = n.newWitness(keys, logs); err != nil {
 			n.Log.Error("witness: not serving add-checkpoint", "err", err)
 			return nil
 		}
@@ -230,7 +231,8 @@ func (n *Node) adminWitnessLatest(w http.ResponseWriter, r *http.Request, c *adm
 
 // openAudit opens the node's audit log.
 func (n *Node) openAudit(ctx context.Context) error {
-	cfg, err := n.auditConfig(n.Keys)
+	keys := n.Keys()
+	cfg, err := n.auditConfig(keys)
 	if err != nil {
 		return err
 	}
@@ -249,7 +251,7 @@ func (n *Node) openAudit(ctx context.Context) error {
 		}
 	}
 	n.audit.Store(l)
-	if err := n.openWitness(n.Keys); err != nil {
+	if err := n.openWitness(keys); err != nil {
 		n.Log.Error("witness: not serving add-checkpoint", "err", err)
 	}
 	return nil

@@ -93,7 +93,7 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	want := rep.State.DescriptorGeneration
 	for _, s := range n.Engine.Sites() {
 		sd := SiteDescriptor{Site: s.ID}
-		d, err := readDescriptor(ctx, n.Keys, s.Store)
+		d, err := readDescriptor(ctx, n.Keys(), s.Store)
 		switch {
 		case errors.Is(err, site.ErrUnavailable):
 			sd.Problem = "unavailable"
@@ -209,7 +209,7 @@ func (n *Node) baselineAudit(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				m, err := manifest.Open(full.Envelope, n.Keys)
+				m, err := manifest.Open(full.Envelope, n.Keys())
 				if err != nil {
 					continue // scrub reports it; the log records what verifies
 				}

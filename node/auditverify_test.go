@@ -68,7 +68,7 @@ func TestAuditVerifyFromTheAttackersSide(t *testing.T) {
 
 	// A fork: a log with the same origin and key but other entries,
 	// served by lux-1 as its copy.
-	cfg, err := n.auditConfig(n.Keys)
+	cfg, err := n.auditConfig(n.Keys())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestNodeWitnessesAnother(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	ctx := t.Context()
 	aID := a.Config.Node.ID
-	aPub := a.Keys.Identity().Public()
+	aPub := a.Keys().Identity().Public()
 	vkey, err := audit.VerifierKey(audit.Origin(aID), aPub)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestNodeWitnessesAnother(t *testing.T) {
 	b = reopen(t, b)
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(srv.Close)
-	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys.Identity().Public())
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys().Identity().Public())
 	ac := *a.Config
 	ac.Audit.Witnesses = []WitnessConfig{{Key: wkey, URL: srv.URL + AdminPrefix + "v1/witness"}}
 	ff := false
@@ -220,7 +220,7 @@ func TestWitnessSettingsLive(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	ctx := t.Context()
 	aID := a.Config.Node.ID
-	vkey, err := audit.VerifierKey(audit.Origin(aID), a.Keys.Identity().Public())
+	vkey, err := audit.VerifierKey(audit.Origin(aID), a.Keys().Identity().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestWitnessSettingsLive(t *testing.T) {
 	editConfig(t, b, func(c *Config) {
 		c.Audit.Witnessed = []WitnessedLogConfig{{Origin: audit.Origin(aID), Key: vkey}}
 	})
-	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys.Identity().Public())
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(b.Config.Node.ID), b.Keys().Identity().Public())
 	log := a.Audit()
 	editConfig(t, a, func(c *Config) {
 		ff := false
@@ -255,7 +255,7 @@ func TestWitnessSettingsLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed, pq, _ := audit.Verifiers(audit.Origin(aID), a.Keys.Identity().Public())
+	ed, pq, _ := audit.Verifiers(audit.Origin(aID), a.Keys().Identity().Public())
 	if pc, err := audit.VerifyProof(p, audit.Origin(aID), ed[0], pq[0], []note.Verifier{wv}, 1); err != nil || len(pc.Witnesses) != 1 {
 		t.Fatalf("A's proof with B, made a witness without a restart, required: %v %+v", err, pc)
 	}

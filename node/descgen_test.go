@@ -19,7 +19,7 @@ func siteGeneration(t *testing.T, n *Node, path string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := readDescriptor(t.Context(), n.Keys, s)
+	d, err := readDescriptor(t.Context(), n.Keys(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestDescriptorGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := descriptor{NodeID: n.Config.Node.ID, Generation: newer, Config: readConfigFile(t, n.Dir), Identity: id}
-	blob, err := sealDescriptor(n.Keys, d)
+	blob, err := sealDescriptor(n.Keys(), d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestDescriptorFormat1ReadsAsGeneration0(t *testing.T) {
 	if b[4] != 1 {
 		t.Fatalf("format %d", b[4])
 	}
-	d, err := openDescriptor(n.Keys, b)
+	d, err := openDescriptor(n.Keys(), b)
 	if err != nil || d.Generation != 0 {
 		t.Fatalf("format 1: %+v, %v", d, err)
 	}

@@ -231,7 +231,7 @@ func (n *Node) siteDescriptors(ctx context.Context) []seenDescriptor {
 	var wg sync.WaitGroup
 	for i, s := range sites {
 		wg.Go(func() {
-			d, err := readDescriptor(ctx, n.Keys, s.Store)
+			d, err := readDescriptor(ctx, n.Keys(), s.Store)
 			if err == nil && d.NodeID != n.conf().Node.ID {
 				err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, d.NodeID)
 			}
@@ -287,7 +287,7 @@ func (n *Node) syncGeneration(ctx context.Context) []seenDescriptor {
 // the last publish, or files changed while the node was closed (a
 // restored or hand-edited node directory), are published as before.
 func (n *Node) refreshDescriptor(ctx context.Context, seen []seenDescriptor) {
-	if n.Keys == nil || n.Engine == nil {
+	if n.Keys() == nil || n.Engine == nil {
 		return
 	}
 	if n.descriptorCurrent(seen) {
@@ -365,7 +365,8 @@ func (n *Node) Descriptor() DescriptorState {
 // generation (another copy of this node directory at work) keeps it, and
 // Descriptor().Behind says so. It returns the sites that were not written.
 func (n *Node) PublishDescriptor(ctx context.Context) []string {
-	if n.Keys == nil || n.Engine == nil {
+	keys := n.Keys()
+	if keys == nil || n.Engine == nil {
 		return nil
 	}
 	n.descMu.Lock()
@@ -384,7 +385,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	}
 	gen := n.descGen + 1
 	d.Generation, d.Written = gen, time.Now().UTC()
-	blob, err := sealDescriptor(n.Keys, d)
+	blob, err := sealDescriptor(keys, d)
 	if err != nil {
 		n.Log.Error("descriptor: seal", "err", err)
 		return all()
@@ -407,7 +408,7 @@ func (n *Node) PublishDescriptor(ctx context.Context) []string {
 	for _, s := range n.Engine.Sites() {
 		wg.Go(func() {
 			err := func() error {
-				if cur, err := readDescriptor(ctx, n.Keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
+				if cur, err := readDescriptor(ctx, keys, s.Store); err == nil && cur.NodeID == d.NodeID && cur.Generation > gen {
 					mu.Lock()
 					n.descBehind = fmt.Sprintf("site %s holds a newer node descriptor (generation %d) than this node published (%d), and keeps it: is another copy of this node directory in use?", s.ID, cur.Generation, gen)
 					mu.Unlock()

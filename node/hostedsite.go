@@ -191,7 +191,7 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(federation.HeaderHostedPut, hdr)
-	if err := federation.SignRequest(req, signed, h.n.conf().Node.ID, h.peer, h.n.now(), h.n.Keys.SignHybrid); err != nil {
+	if err := federation.SignRequest(req, signed, h.n.conf().Node.ID, h.peer, h.n.now(), h.n.Keys().SignHybrid); err != nil {
 		return err
 	}
 	resp, err := c.Do(req)
@@ -389,7 +389,7 @@ func (n *Node) prepareHostedSite(ctx context.Context, s SiteConfig) (site.Site, 
 	b, err := readBlob(ctx, h, site.MarkerBlob, 64<<10)
 	switch {
 	case err == nil:
-		if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
+		if why := markerVerdict(n.Keys(), n.conf().Node.ID, s.ID, b); why != "" {
 			return nil, fmt.Errorf("site %s: the store %s keeps for this node is already claimed: %s", s.ID, h.hostName(), strings.TrimPrefix(why, "its marker "))
 		}
 		return h, nil

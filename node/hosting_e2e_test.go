@@ -164,8 +164,8 @@ func TestHostedSite(t *testing.T) {
 		t.Fatalf("hosted site as added: %+v", sc)
 	}
 	// Its marker, signed by EST, is in the store: site identity holds.
-	if b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(site.MarkerBlob))); err != nil || markerVerdict(est.Keys, estID, "lux-hosted", b) != "" {
-		t.Fatalf("marker on the host: %v %q", err, markerVerdict(est.Keys, estID, "lux-hosted", b))
+	if b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(site.MarkerBlob))); err != nil || markerVerdict(est.Keys(), estID, "lux-hosted", b) != "" {
+		t.Fatalf("marker on the host: %v %q", err, markerVerdict(est.Keys(), estID, "lux-hosted", b))
 	}
 	t.Run("the same host as two sites", func(t *testing.T) {
 		err := est.AddSite(SiteConfig{Descriptor: site.Descriptor{ID: "lux-hosted-2"}, Driver: "peer", Peer: "LUX"})
@@ -451,7 +451,7 @@ func TestHostedSite(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(hostDir, fin.Config.Node.ID)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("a store for FIN: %v", err)
 		}
-		if b, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(site.MarkerBlob))); markerVerdict(est.Keys, estID, "lux-hosted", b) != "" {
+		if b, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(site.MarkerBlob))); markerVerdict(est.Keys(), estID, "lux-hosted", b) != "" {
 			t.Fatal("EST's marker changed")
 		}
 	})

@@ -132,9 +132,10 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		}
 	}()
 	nodeID := n.conf().Node.ID
-	// The keys are read once, through liveKeys: this check works on a
-	// sealed node too, and must not race with an unseal (setKeys).
-	keys := n.liveKeys()
+	// The keys are read once: this check works on a sealed node too (nil
+	// keys), and one read gives one answer should custodians unseal the
+	// node meanwhile.
+	keys := n.Keys()
 	b, err := r.ReadFile(HostingMarkerFile)
 	switch {
 	case err == nil:

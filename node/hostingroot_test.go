@@ -26,7 +26,7 @@ func TestHostingPathMistakes(t *testing.T) {
 	lux, est, fin := newAllyNode(t, "LUX"), newAllyNode(t, "EST"), newAllyNode(t, "FIN")
 	trust(t, lux, est)
 	admin := lux.As(t.Context(), "admin")
-	finMarker, err := encodeHostingMarker(fin.Keys, fin.Config.Node.ID)
+	finMarker, err := encodeHostingMarker(fin.Keys(), fin.Config.Node.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestHostingPathMistakes(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(filepath.Join(path, HostingMarkerFile))
-			if err != nil || hostingMarkerVerdict(lux.Keys, lux.Config.Node.ID, b) != "" {
+			if err != nil || hostingMarkerVerdict(lux.Keys(), lux.Config.Node.ID, b) != "" {
 				t.Fatalf("the hosting directory's marker: %v %q", err, b)
 			}
 			if _, err := os.Stat(filepath.Join(path, estID, "s")); err != nil {
@@ -202,7 +202,7 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 	lux.host.stores = nil
 	lux.host.mu.Unlock()
 	stillThere("before markers")
-	if b, err := os.ReadFile(filepath.Join(vol, HostingMarkerFile)); err != nil || hostingMarkerVerdict(lux.Keys, lux.Config.Node.ID, b) != "" {
+	if b, err := os.ReadFile(filepath.Join(vol, HostingMarkerFile)); err != nil || hostingMarkerVerdict(lux.Keys(), lux.Config.Node.ID, b) != "" {
 		t.Fatalf("the marker after first use: %v %q", err, b)
 	}
 }
@@ -212,14 +212,14 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 func TestHostingMarker(t *testing.T) {
 	lux, fin := newAllyNode(t, "LUX"), newAllyNode(t, "FIN")
 	id := lux.Config.Node.ID
-	b, err := encodeHostingMarker(lux.Keys, id)
+	b, err := encodeHostingMarker(lux.Keys(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if why := hostingMarkerVerdict(lux.Keys, id, b); why != "" {
+	if why := hostingMarkerVerdict(lux.Keys(), id, b); why != "" {
 		t.Fatal(why)
 	}
-	finB, _ := encodeHostingMarker(fin.Keys, id) // names LUX, FIN's key
+	finB, _ := encodeHostingMarker(fin.Keys(), id) // names LUX, FIN's key
 	sig := b[bytes.Index(b, []byte("sig "))+4 : len(b)-1]
 	for _, tc := range []struct {
 		name string
@@ -237,7 +237,7 @@ func TestHostingMarker(t *testing.T) {
 		{"a site marker", []byte("embassy site marker v1\nnode " + id + "\nsite a\nsig " + base64.StdEncoding.EncodeToString([]byte("x")) + "\n"), "damaged"},
 		{"huge", bytes.Repeat([]byte("a"), maxHostingMarker+1), "damaged"},
 	} {
-		if why := hostingMarkerVerdict(lux.Keys, id, tc.b); !strings.Contains(why, tc.says) {
+		if why := hostingMarkerVerdict(lux.Keys(), id, tc.b); !strings.Contains(why, tc.says) {
 			t.Errorf("%s: %q, want %q", tc.name, why, tc.says)
 		}
 	}
@@ -273,7 +273,7 @@ func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			err = writeHostingMarker(lux.Keys, r, p, id)
+			err = writeHostingMarker(lux.Keys(), r, p, id)
 			if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
 				t.Fatalf("writeHostingMarker: %v, want %q", err, tc.says)
 			}
@@ -282,7 +282,7 @@ func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
 			if tc.marker != nil && b != string(tc.marker) {
 				t.Errorf("the marker became %q, want %q", b, tc.marker)
 			}
-			if tc.marker == nil && hostingMarkerVerdict(lux.Keys, id, []byte(b)) != "" {
+			if tc.marker == nil && hostingMarkerVerdict(lux.Keys(), id, []byte(b)) != "" {
 				t.Errorf("the marker written is not this node's: %q", b)
 			}
 			if len(got) != 2 {
@@ -294,7 +294,7 @@ func TestHostingMarkerWrittenMeanwhile(t *testing.T) {
 
 func mustMarker(t *testing.T, n *allyNode) []byte {
 	t.Helper()
-	b, err := encodeHostingMarker(n.Keys, n.Config.Node.ID)
+	b, err := encodeHostingMarker(n.Keys(), n.Config.Node.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,19 +376,19 @@ func FuzzHostingMarker(f *testing.F) {
 }
 
 // TestHostingRootWhileUnsealing: the hosting directory's check runs while
-// the node's keys change (as an unseal sets them) and reads them through
-// liveKeys, never the field start assigns under the seal lock (Serve's
-// peer listener waits for the unseal, but the check does not rely on
-// that). Under -race, a read of n.Keys here fails;
-// without it, the check still passes with and without keys (a sealed
-// node reads the marker unverified), and a guest's put through the real
-// peer link lands meanwhile.
+// the node's keys change (as an unseal sets them, under the seal lock the
+// check does not take; Serve's peer listener waits for the unseal, but
+// the check does not rely on that). It reads them through Keys, the one
+// accessor; under -race, a Keys that read them unsynchronised fails here
+// (checked by making it a plain field once). The check passes with and
+// without keys (a sealed node reads the marker unverified), and a guest's
+// put through the real peer link lands meanwhile.
 func TestHostingRootWhileUnsealing(t *testing.T) {
 	h := newHostingPair(t, "1MiB")
 	lux := h.lux.Node
-	keys := lux.liveKeys()
-	if keys == nil || keys != lux.Keys {
-		t.Fatal("liveKeys does not mirror the keys of an opened node")
+	keys := lux.Keys()
+	if keys == nil {
+		t.Fatal("an opened node has no keys")
 	}
 	root := lux.conf().Alliance.Hosting.Path
 	guests := lux.conf().Alliance.Guests
@@ -436,7 +436,7 @@ func TestHostingRootWhileUnsealing(t *testing.T) {
 	}
 	close(done)
 	<-exited
-	if lux.liveKeys() != keys {
-		t.Error("liveKeys does not hold the keys set last")
+	if lux.Keys() != keys {
+		t.Error("Keys does not return the keys set last")
 	}
 }

@@ -93,7 +93,7 @@ func (h *hostingPair) craftedPut(t *testing.T, name string, declared, contentLen
 		req.TransferEncoding = []string{"chunked"}
 	}
 	req.Header.Set(federation.HeaderHostedPut, hdr)
-	if err := federation.SignRequest(req, signed, h.est.Config.Node.ID, h.lux.Config.Node.ID, h.est.now(), h.est.Keys.SignHybrid); err != nil {
+	if err := federation.SignRequest(req, signed, h.est.Config.Node.ID, h.lux.Config.Node.ID, h.est.now(), h.est.Keys().SignHybrid); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := c.Do(req)
@@ -354,7 +354,7 @@ func TestHostedPutBytesPastContentLength(t *testing.T) {
 	signed, _, _ := federation.ParseHostedPut(hdr)
 	req, _ := http.NewRequest(http.MethodPost, "https://"+p.Card.Endpoint+federation.PathPrefix+federation.EndpointHostedPut, strings.NewReader("abcd"))
 	req.Header.Set(federation.HeaderHostedPut, hdr)
-	if err := federation.SignRequest(req, signed, h.est.Config.Node.ID, h.lux.Config.Node.ID, h.est.now(), h.est.Keys.SignHybrid); err != nil {
+	if err := federation.SignRequest(req, signed, h.est.Config.Node.ID, h.lux.Config.Node.ID, h.est.now(), h.est.Keys().SignHybrid); err != nil {
 		t.Fatal(err)
 	}
 	var wire bytes.Buffer

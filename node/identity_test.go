@@ -66,7 +66,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	cn := newCustodyNode(t)
 	n := cn.n
 	fill(t, n)
-	pubBefore, err := n.Keys.Identity().ExportPublic()
+	pubBefore, err := n.Keys().Identity().ExportPublic()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	statement := []byte("embassy test statement v1\nthe node held 3 objects\n")
-	sig, err := n.Keys.SignHybrid(statement)
+	sig, err := n.Keys().SignHybrid(statement)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	if err != nil || r.Status != StatusExecuted {
 		t.Fatalf("rotation: %+v, %v", r, err)
 	}
-	if n.Keys.ManifestKeyID() == [8]byte{} {
+	if n.Keys().ManifestKeyID() == [8]byte{} {
 		t.Fatal("no keys after rotation")
 	}
 	// What was made before verifies after, with the node.pub pinned before.
@@ -114,10 +114,10 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	if err := VerifyDescriptor(siteBlob(t, n, DescriptorBlob), pinned); err != nil {
 		t.Errorf("descriptor after the rotation: %v", err)
 	}
-	if err := verifyEnvelopeSignature(n.Keys, envBefore); err != nil {
+	if err := verifyEnvelopeSignature(n.Keys(), envBefore); err != nil {
 		t.Errorf("manifest signed before the rotation: %v", err)
 	}
-	pubAfter, _ := n.Keys.Identity().ExportPublic()
+	pubAfter, _ := n.Keys().Identity().ExportPublic()
 	if _, p, err := custody.ParsePublic(pubAfter); err != nil || !p.Equal(pinned) {
 		t.Fatalf("node.pub changed with the root: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestRootRotationKeepsIdentity(t *testing.T) {
 	n.Close()
 	cn.n = cn.open(t)
 	cn.unseal(t, "carol", "bob")
-	if !cn.n.Keys.Identity().Public().Equal(pinned) {
+	if !cn.n.Keys().Identity().Public().Equal(pinned) {
 		t.Fatal("identity changed across a restart after the rotation")
 	}
 }
@@ -167,7 +167,7 @@ func legacyCustody(t *testing.T, rec *custody.Record) []byte {
 func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 	t.Helper()
 	n := cn.n
-	lk, err := custody.NewKeyring(n.Keys.Root())
+	lk, err := custody.NewKeyring(n.Keys().Root())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,12 +221,12 @@ func makeLegacy(t *testing.T, cn *custodyNode) (objectSet, []byte) {
 func TestUpgradeFromBeforeIdentities(t *testing.T) {
 	cn := newCustodyNode(t)
 	want, legacyEnv := makeLegacy(t, cn)
-	legacyKey := custody.RootlessCopy(cn.n.Keys).LegacyPublicKey()
+	legacyKey := custody.RootlessCopy(cn.n.Keys()).LegacyPublicKey()
 
 	cn.n = cn.open(t)
 	cn.unseal(t, "alice", "carol")
 	n := cn.n
-	id := n.Keys.Identity()
+	id := n.Keys().Identity()
 	if id == nil || len(id.Legacy) != 1 || !id.Legacy[0].Equal(legacyKey) {
 		t.Fatalf("upgraded identity %+v does not record the legacy key", id)
 	}
@@ -247,7 +247,7 @@ func TestUpgradeFromBeforeIdentities(t *testing.T) {
 		t.Errorf("descriptor format %d after the upgrade, want 2", d[4])
 	}
 	checkObjects(t, n, want)
-	if err := verifyEnvelopeSignature(n.Keys, legacyEnv); err != nil {
+	if err := verifyEnvelopeSignature(n.Keys(), legacyEnv); err != nil {
 		t.Fatalf("legacy manifest: %v", err)
 	}
 	// The request made before the upgrade is still there, and decided.
@@ -266,11 +266,11 @@ func TestUpgradeFromBeforeIdentities(t *testing.T) {
 	if r, err := cn.decide(t, rid, "bob", true); err != nil || r.Status != StatusExecuted {
 		t.Fatalf("rotation: %+v, %v", r, err)
 	}
-	if err := verifyEnvelopeSignature(n.Keys, legacyEnv); err != nil {
+	if err := verifyEnvelopeSignature(n.Keys(), legacyEnv); err != nil {
 		t.Errorf("legacy manifest after a root rotation: %v", err)
 	}
 	checkObjects(t, n, want)
-	if !n.Keys.Identity().Public().Equal(id.Public()) {
+	if !n.Keys().Identity().Public().Equal(id.Public()) {
 		t.Error("rotation changed the identity")
 	}
 }
@@ -329,17 +329,17 @@ func TestReplaceIdentity(t *testing.T) {
 	cn := newCustodyNode(t)
 	n := cn.n
 	want := fill(t, n)
-	old := n.Keys.Identity().Public()
+	old := n.Keys().Identity().Public()
 	id := pendingID(t, func() error { _, err := n.ReplaceIdentity(n.As(context.Background(), "admin")); return err }())
 	cn.decide(t, id, "alice", true)
-	if !n.Keys.Identity().Public().Equal(old) {
+	if !n.Keys().Identity().Public().Equal(old) {
 		t.Fatal("replaced with one approval")
 	}
 	r, err := cn.decide(t, id, "carol", true)
 	if err != nil || r.Status != StatusExecuted {
 		t.Fatalf("replace: %+v, %v", r, err)
 	}
-	next := n.Keys.Identity().Public()
+	next := n.Keys().Identity().Public()
 	if next.Equal(old) {
 		t.Fatal("identity not replaced")
 	}
@@ -362,7 +362,7 @@ func TestReplaceIdentity(t *testing.T) {
 	n.Close()
 	cn.n = cn.open(t)
 	cn.unseal(t, "bob", "carol")
-	if got := cn.n.Keys.Identity(); !got.Public().Equal(next) || len(got.Previous) != 1 || !got.Previous[0].Equal(old) || len(got.Transitions) != 1 {
+	if got := cn.n.Keys().Identity(); !got.Public().Equal(next) || len(got.Previous) != 1 || !got.Previous[0].Equal(old) || len(got.Transitions) != 1 {
 		t.Fatalf("after a restart: %+v", got)
 	}
 	checkObjects(t, cn.n, want)

@@ -59,11 +59,11 @@ func TestIndexFormat3MigratesWithoutRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := manifest.Open(full.Envelope, n.Keys)
+		m, err := manifest.Open(full.Envelope, n.Keys())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if full.Envelope, err = manifest.SealFormat(m, n.Keys, manifest.FormatJSON); err != nil {
+		if full.Envelope, err = manifest.SealFormat(m, n.Keys(), manifest.FormatJSON); err != nil {
 			t.Fatal(err)
 		}
 		full.IsLatest = v.IsLatest

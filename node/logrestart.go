@@ -124,7 +124,7 @@ func (n *Node) restartLog(ctx context.Context, recovered uint64, from string) (L
 		recovered = size
 	}
 	rep.Recovered = recovered
-	eds, _, err := audit.Verifiers(l.Origin(), n.Keys.Identity().Public())
+	eds, _, err := audit.Verifiers(l.Origin(), n.Keys().Identity().Public())
 	if err != nil {
 		return rep, err
 	}

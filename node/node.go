@@ -38,12 +38,11 @@ type Node struct {
 	Config *Config
 	Engine *vault.Engine
 	Index  *boltindex.Index
-	Keys   *custody.Keyring
 	Log    *slog.Logger
 	Labels *label.Registry
-	// keysNow mirrors Keys for code that may run while custodians unseal
-	// the node (setKeys, liveKeys).
-	keysNow atomic.Pointer[custody.Keyring]
+	// keyring holds the node's keys, nil while it is sealed: read with
+	// Keys, set with setKeys, never kept anywhere else.
+	keyring atomic.Pointer[custody.Keyring]
 
 	// Custody is the node's custody record when its root key is split
 	// among custodians; nil for a local root key file.
@@ -338,20 +337,19 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 	return n, nil
 }
 
-// setKeys sets the node's keys. Every assignment goes through it, so that
-// liveKeys sees what Keys holds.
-func (n *Node) setKeys(k *custody.Keyring) {
-	n.Keys = k
-	n.keysNow.Store(k)
-}
+// Keys returns the node's keys, nil while it is sealed. Every read goes
+// through it: the keys change while the node runs (start sets them under
+// the seal lock when custodians unseal the node, root rotation and the
+// identity's creation replace them), and code that serves a sealed node,
+// such as the hosting directory's check, does not take that lock. Code
+// that uses them more than once reads them once into a local (and tests
+// that for nil, where the node may be sealed), so that it works with one
+// keyring throughout; root rotation and identity replacement read them
+// again after they set new ones.
+func (n *Node) Keys() *custody.Keyring { return n.keyring.Load() }
 
-// liveKeys returns the node's keys, nil while it is sealed, for code that
-// may run while custodians unseal the node without taking the seal lock
-// (start sets Keys under it). Serve's peer listener waits for Ready, which
-// takes the lock, so guests' requests are ordered after start today; the
-// hosting directory's check, written to work sealed too (nil keys), reads
-// through liveKeys so that it stays safe on any path that does not wait.
-func (n *Node) liveKeys() *custody.Keyring { return n.keysNow.Load() }
+// setKeys puts k in force as the node's keys (nil: sealed).
+func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(k) }
 
 // start derives the keys from root, verifies the node files, and opens the
 // index and the engine. On error nothing was written to any site and the
@@ -514,13 +512,14 @@ func (n *Node) rebuildEngine() error {
 		return err
 	}
 	n.Labels = reg
-	bk := n.Keys.BindingKeys()
+	keys := n.Keys()
+	bk := keys.BindingKeys()
 	defer func() {
 		if n.Engine != nil {
 			n.setDraining()
 		}
 	}()
-	e, err := vault.New(vault.Config{NodeID: n.conf().Node.ID, Keys: n.Keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
+	e, err := vault.New(vault.Config{NodeID: n.conf().Node.ID, Keys: keys, Index: n.Index, Sites: sites, Vaults: vaults, Logger: n.Log,
 		Labels: reg, Signer: bk, Verifier: bk, Decider: access.NewDecider(reg), Approver: n,
 		Audit: n.engineAudit(), AuditFailClosed: n.conf().failClosed()})
 	if err != nil {
@@ -590,7 +589,7 @@ func (n *Node) Close() error {
 func (n *Node) AddSite(s SiteConfig) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.Keys == nil {
+	if n.Keys() == nil {
 		return ErrSealed
 	}
 	for _, o := range n.conf().Sites {
@@ -948,7 +947,7 @@ func (n *Node) saveConfig(c *Config) error {
 // saveConfigBytes saves body, exactly, as the next generation of node.yaml
 // and publishes the node descriptor.
 func (n *Node) saveConfigBytes(body []byte) error {
-	if n.Keys != nil {
+	if n.Keys() != nil {
 		var old []byte
 		if nf, err := readNodeFile(n.Dir, ConfigFile); err == nil && nf != nil {
 			old = nf.body

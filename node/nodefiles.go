@@ -165,13 +165,14 @@ func nodeFileGen(dir string, keys *custody.Keyring, name string) uint64 {
 // one more than both the generation the node last verified or wrote and
 // the one on disk, so that a generation is never written twice.
 func (n *Node) saveNodeFile(name string, body []byte) error {
-	if n.Keys == nil {
+	keys := n.Keys()
+	if keys == nil {
 		return fmt.Errorf("%s: %w: the node cannot authenticate its files before it is unsealed", name, ErrSealed)
 	}
 	n.genMu.Lock()
 	defer n.genMu.Unlock()
-	gen := max(n.gens[name], nodeFileGen(n.Dir, n.Keys, name)) + 1
-	if err := writeNodeFile(n.Dir, n.Keys, name, gen, body); err != nil {
+	gen := max(n.gens[name], nodeFileGen(n.Dir, keys, name)) + 1
+	if err := writeNodeFile(n.Dir, keys, name, gen, body); err != nil {
 		return err
 	}
 	if n.gens == nil {
@@ -189,10 +190,11 @@ func (n *Node) loadVerified(name string) (*nodeFile, error) {
 	if err != nil || f == nil {
 		return f, err
 	}
-	if n.Keys == nil {
+	keys := n.Keys()
+	if keys == nil {
 		return nil, fmt.Errorf("%s: %w: it cannot be verified yet", name, ErrSealed)
 	}
-	if _, err := f.verify(n.Keys); err != nil {
+	if _, err := f.verify(keys); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v; restore it ('embassy config restore') or remove it", ErrNodeFile, name, err)
 	}
 	n.genMu.Lock()

@@ -390,7 +390,7 @@ func (n *Node) resplit(custodiansJSON, threshold string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rec, files, err := n.Keys.Resplit(n.conf().Node.ID, cs, t)
+	rec, files, err := n.Keys().Resplit(n.conf().Node.ID, cs, t)
 	if err != nil {
 		return "", err
 	}

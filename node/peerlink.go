@@ -151,7 +151,7 @@ func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys.SignHybrid); err != nil {
+	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys().SignHybrid); err != nil {
 		return nil, err
 	}
 	resp, err := c.Do(req)

@@ -52,7 +52,7 @@ func TestPeerEndpointsRefuse(t *testing.T) {
 	signAs := func(from, to, path string) func(*http.Request) {
 		return func(req *http.Request) {
 			r2, _ := http.NewRequest(http.MethodPost, base+path, nil)
-			if err := federation.SignRequest(r2, body, from, to, est.now(), est.Keys.SignHybrid); err != nil {
+			if err := federation.SignRequest(r2, body, from, to, est.now(), est.Keys().SignHybrid); err != nil {
 				t.Fatal(err)
 			}
 			for k, v := range r2.Header {

@@ -360,7 +360,7 @@ func (n *Node) peerPost(ctx context.Context, id, endpoint string, body []byte) (
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys.SignHybrid); err != nil {
+	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys().SignHybrid); err != nil {
 		return 0, nil, err
 	}
 	resp, err := c.Do(req)

@@ -239,7 +239,7 @@ func TestPeersWitnessEachOther(t *testing.T) {
 	if split.Detail["log"] != estOrigin || split.Detail["nation"] != "EST" || split.Detail["split"] != "rollback" || split.Detail["cosigned"] != fmt.Sprint(nA) {
 		t.Fatalf("LUX's witness.split: %+v", split)
 	}
-	ed, _, _ := audit.Verifiers(estOrigin, b.Keys.Identity().Public())
+	ed, _, _ := audit.Verifiers(estOrigin, b.Keys().Identity().Public())
 	evidence, err := audit.OpenCheckpoint([]byte(split.Detail["checkpoint"]), estOrigin, ed)
 	if err != nil || evidence.Size != nB {
 		t.Fatalf("the evidence LUX kept is not EST's signed checkpoint of history B: %v %+v", err, evidence)
@@ -337,7 +337,7 @@ func peerWitnessAttacks(t *testing.T, est, lux, fin *allyNode) {
 
 	// A checkpoint of EST's log not signed by EST's log key (FIN's key,
 	// under EST's origin), sent by EST over the peer link: 403.
-	forger, _, err := fin.Keys.CheckpointSigners(estOrigin)
+	forger, _, err := fin.Keys().CheckpointSigners(estOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +481,7 @@ func TestWitnessesCompareNotes(t *testing.T) {
 		t.Fatalf("before the fork: %+v %v", ds, err)
 	}
 
-	ed, pq, err := est.Keys.CheckpointSigners(origin)
+	ed, pq, err := est.Keys().CheckpointSigners(origin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,14 +254,14 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 			t.Fatalf("after the deletion record: %v", keys)
 		}
 		rec, _ := lux.replicaObject(t.Context(), "replicas", owner+"/d/"+doomed.String())
-		d, err := federation.ParseDeletion(rec, est.Keys.Identity().Public())
+		d, err := federation.ParseDeletion(rec, est.Keys().Identity().Public())
 		if err != nil || d.Version != doomed.String() || d.Grant != g.ID {
 			t.Fatalf("the kept deletion record: %+v %v", d, err)
 		}
 
 		// Forged records are refused and remove nothing.
 		estPeer, _ := lux.peer(owner)
-		gg, _ := federation.ParseGrant([]byte(g.Signed), est.Keys.Identity().Public())
+		gg, _ := federation.ParseGrant([]byte(g.Signed), est.Keys().Identity().Public())
 		keep := versions["2026/note.txt"].String()
 		forge := func(d federation.Deletion, sign func([]byte) ([]byte, error)) federation.ReplicaEntry {
 			fd, err := federation.SignDeletion(d, sign)
@@ -278,17 +278,17 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 		id, _ := custody.NewIdentity("forger1")
 		kr = kr.WithIdentity(id)
 		genuine := federation.Deletion{Owner: owner, Grant: g.ID, Version: keep, LogIndex: 7, Deleted: time.Now()}
-		altered := forge(genuine, est.Keys.SignHybrid)
+		altered := forge(genuine, est.Keys().SignHybrid)
 		altered.Deletion = strings.Replace(altered.Deletion, "log-index 7", "log-index 8", 1)
 		altered.Index = 8
 		otherGrant := genuine
 		otherGrant.Grant = rg.ID
 		for name, e := range map[string]federation.ReplicaEntry{
 			"signed by another key": forge(genuine, kr.SignHybrid),
-			"signed by LUX itself":  forge(genuine, lux.Keys.SignHybrid),
+			"signed by LUX itself":  forge(genuine, lux.Keys().SignHybrid),
 			"altered after signing": altered,
-			"of another grant":      forge(otherGrant, est.Keys.SignHybrid),
-			"at another log entry":  {Index: 9, Deletion: forge(genuine, est.Keys.SignHybrid).Deletion},
+			"of another grant":      forge(otherGrant, est.Keys().SignHybrid),
+			"at another log entry":  {Index: 9, Deletion: forge(genuine, est.Keys().SignHybrid).Deletion},
 			"not a record":          {Index: 7, Deletion: "embassy deletion v1\nowner x\n"},
 		} {
 			err := lux.applyDeletion(t.Context(), "replicas", estPeer, gg, e)
@@ -342,7 +342,7 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 		syncLog(t, est.Node)
 		pull(t, lux.Node, ReplicaPullOptions{})
 		_, estFP := est.card(t)
-		identity := est.Keys.Identity().Public().Ed25519Fingerprint()
+		identity := est.Keys().Identity().Public().Ed25519Fingerprint()
 		root, err := custody.ReadKeyFile(filepath.Join(est.Dir, "root.key"))
 		if err != nil {
 			t.Fatal(err)
@@ -384,7 +384,7 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 			t.Errorf("index rebuilt with %d versions, want %d (%+v)", rep.Rebuild.Versions, len(objects), rep.Rebuild)
 		}
 		// The same node: its identity and its card.
-		if got := n.Keys.Identity().Public().Ed25519Fingerprint(); got != identity {
+		if got := n.Keys().Identity().Public().Ed25519Fingerprint(); got != identity {
 			t.Errorf("identity %s, was %s", got, identity)
 		}
 		card, err := n.PeerCard()

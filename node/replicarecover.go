@@ -464,7 +464,7 @@ func (n *Node) checkReplicatedVersions(ctx context.Context, peer string, pr *Pee
 		if gi.Grantee != peer || gi.Level != federation.LevelReplicate {
 			continue
 		}
-		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys.Identity().Public()); err == nil {
+		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public()); err == nil {
 			grants = append(grants, g)
 		}
 	}

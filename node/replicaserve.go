@@ -60,7 +60,7 @@ func (n *Node) replicateGrant(id string, caller Peer) (federation.Grant, error) 
 // longestLogCopy returns the longest verified copy of the audit log on the
 // node's sites.
 func (n *Node) longestLogCopy(ctx context.Context) (audit.SiteCopy, error) {
-	id := n.Keys.Identity()
+	id := n.Keys().Identity()
 	if id == nil {
 		return audit.SiteCopy{}, errors.New("the node has no identity")
 	}
@@ -160,7 +160,8 @@ func (n *Node) replicatePage(ctx context.Context, g federation.Grant, caller Pee
 	if l == nil {
 		return federation.ReplicateResponse{}, errors.New("the node has no audit log")
 	}
-	rk, err := n.Keys.RecoveryKeys()
+	keys := n.Keys()
+	rk, err := keys.RecoveryKeys()
 	if err != nil {
 		return federation.ReplicateResponse{}, err
 	}
@@ -201,7 +202,7 @@ func (n *Node) replicatePage(ctx context.Context, g federation.Grant, caller Pee
 				allow(blobs...)
 				out.Entries = append(out.Entries, federation.ReplicaEntry{Index: i, Version: e.Version.String(), Blobs: blobs})
 			case e.Kind == vault.KindDelete:
-				d, err := federation.SignDeletion(federation.Deletion{Owner: self, Grant: g.ID, Version: e.Version.String(), LogIndex: i, Deleted: time.Unix(0, e.Time)}, n.Keys.SignHybrid)
+				d, err := federation.SignDeletion(federation.Deletion{Owner: self, Grant: g.ID, Version: e.Version.String(), LogIndex: i, Deleted: time.Unix(0, e.Time)}, keys.SignHybrid)
 				if err != nil {
 					return err
 				}

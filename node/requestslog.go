@@ -65,8 +65,9 @@ func (n *Node) noteRequestsChecked(size uint64) {
 		return
 	}
 	b, _ := json.Marshal(requestsChecked{LogSize: size, SHA256: sha256Hex(body)})
-	gen := nodeFileGen(n.Dir, n.Keys, RequestsCheckedFile) + 1
-	if err := writeNodeFile(n.Dir, n.Keys, RequestsCheckedFile, gen, append(b, '\n')); err != nil {
+	keys := n.Keys()
+	gen := nodeFileGen(n.Dir, keys, RequestsCheckedFile) + 1
+	if err := writeNodeFile(n.Dir, keys, RequestsCheckedFile, gen, append(b, '\n')); err != nil {
 		n.Log.Warn("requests.json: note how far it agrees with the audit log", "err", err)
 	}
 }
@@ -78,7 +79,7 @@ func (n *Node) lastRequestsChecked() (requestsChecked, bool) {
 	if err != nil || f == nil || f.mac == nil {
 		return requestsChecked{}, false
 	}
-	if _, err := f.verify(n.Keys); err != nil {
+	if _, err := f.verify(n.Keys()); err != nil {
 		return requestsChecked{}, false
 	}
 	var rc requestsChecked
@@ -102,7 +103,7 @@ type RequestsCheck struct {
 func (n *Node) checkRequests(ctx context.Context) (RequestsCheck, error) {
 	rep := RequestsCheck{Differences: []string{}}
 	l := n.Audit()
-	if l == nil || n.Keys == nil {
+	if l == nil || n.Keys() == nil {
 		return rep, nil
 	}
 	n.reqMu.Lock()
@@ -158,7 +159,7 @@ func (n *Node) checkRequests(ctx context.Context) (RequestsCheck, error) {
 func (n *Node) requestEvents(ctx context.Context, l *audit.Log, from uint64, fn func(uint64, audit.Event)) error {
 	unreadable := 0
 	err := l.Entries(ctx, from, func(i uint64, entry []byte) error {
-		e, _, err := audit.OpenEntry(n.Keys, entry)
+		e, _, err := audit.OpenEntry(n.Keys(), entry)
 		if err != nil {
 			unreadable++
 			return nil

@@ -48,19 +48,21 @@ func (n *Node) loadRotation() error {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("%s: %w", RotationFile, err)
 	}
-	prev, err := n.Keys.OpenRoot(st.PrevRoot)
+	keys := n.Keys()
+	prev, err := keys.OpenRoot(st.PrevRoot)
 	if err != nil {
 		n.Log.Warn("removing a rotation file left by a rotation that never switched roots", "err", err)
 		return os.Remove(filepath.Join(n.Dir, RotationFile))
 	}
-	n.setKeys(n.Keys.WithPrevious(prev))
+	n.setKeys(keys.WithPrevious(prev))
 	n.Log.Warn("a root key rotation is in progress: finish it with 'embassy key rotate-root --resume'", "started", st.Started)
 	return nil
 }
 
 // RotationInProgress reports whether a root key rotation awaits finishing.
 func (n *Node) RotationInProgress() bool {
-	return n.Keys != nil && n.Keys.Previous() != nil
+	k := n.Keys()
+	return k != nil && k.Previous() != nil
 }
 
 // RotateRootKey starts a root key rotation (two custodians must approve)
@@ -81,7 +83,7 @@ func (n *Node) RotateRootKey(ctx context.Context) (string, vault.RewrapStats, er
 
 func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error) {
 	var st vault.RewrapStats
-	old := n.Keys
+	old := n.Keys()
 	nr, err := custody.GenerateRootKey()
 	if err != nil {
 		return "", st, err
@@ -187,21 +189,22 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	if err := os.Remove(filepath.Join(n.Dir, RotationFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
 	}
-	n.setKeys(custody.RootlessCopy(n.Keys))
+	n.setKeys(custody.RootlessCopy(n.Keys()))
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
 	n.recordBestEffort(ctx, audit.Event{Kind: KindRootRotate, Actor: vault.Actor(ctx), Detail: map[string]string{"phase": "finished",
-		"rewritten": fmt.Sprint(st.Rewrapped), "manifest_key": fmt.Sprintf("%x", n.Keys.ManifestKeyID())}})
+		"rewritten": fmt.Sprint(st.Rewrapped), "manifest_key": fmt.Sprintf("%x", n.Keys().ManifestKeyID())}})
 	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)
 	return st, nil
 }
 
 // reauthenticate re-wraps the node identity and authenticates node.yaml
-// and requests.json under the current root (n.Keys), after a root switch.
+// and requests.json under the current root (n.Keys()), after a root switch.
 // The identity itself does not change: whatever others pinned stays valid.
 func (n *Node) reauthenticate() error {
-	if id := n.Keys.Identity(); id != nil {
-		if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), id); err != nil {
+	keys := n.Keys()
+	if id := keys.Identity(); id != nil {
+		if err := writeIdentity(n.Dir, custody.RootlessCopy(keys), id); err != nil {
 			return err
 		}
 	}
@@ -213,7 +216,7 @@ func (n *Node) reauthenticate() error {
 		if err != nil || f == nil {
 			return err
 		}
-		if previous, err := f.verify(n.Keys); err != nil {
+		if previous, err := f.verify(keys); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		} else if !previous {
 			continue
@@ -225,10 +228,11 @@ func (n *Node) reauthenticate() error {
 	return nil
 }
 
-// switchKeys puts n.Keys in force in the running engine.
+// switchKeys puts n.Keys() in force in the running engine.
 func (n *Node) switchKeys() {
-	bk := n.Keys.BindingKeys()
-	n.Engine.SetKeys(n.Keys, bk, bk)
+	keys := n.Keys()
+	bk := keys.BindingKeys()
+	n.Engine.SetKeys(keys, bk, bk)
 }
 
 // ReplaceIdentity replaces the node identity, which takes two custodians
@@ -241,7 +245,7 @@ func (n *Node) ReplaceIdentity(ctx context.Context) (string, error) {
 	if err := n.Ready(); err != nil {
 		return "", err
 	}
-	fp := n.Keys.Identity().Public().Ed25519Fingerprint()
+	fp := n.Keys().Identity().Public().Ed25519Fingerprint()
 	if err := n.Require(ctx, vault.Operation{Kind: "identity.replace", Summary: "replace the node identity " + fp + " (everything others pinned must move to the new key, by the transition statement)",
 		Params: map[string]string{"identity": fp}}); err != nil {
 		return "", err
@@ -250,7 +254,7 @@ func (n *Node) ReplaceIdentity(ctx context.Context) (string, error) {
 }
 
 func (n *Node) replaceIdentity(fp string) (string, error) {
-	old := n.Keys.Identity()
+	old := n.Keys().Identity()
 	if got := old.Public().Ed25519Fingerprint(); got != fp {
 		return "", fmt.Errorf("identity.replace: the identity is %s, not the %s the custodians approved replacing", got, fp)
 	}
@@ -270,10 +274,10 @@ func (n *Node) replaceIdentity(fp string) (string, error) {
 	if err := writeFileAtomic(path, stmt); err != nil {
 		return "", err
 	}
-	if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys), next); err != nil {
+	if err := writeIdentity(n.Dir, custody.RootlessCopy(n.Keys()), next); err != nil {
 		return "", err
 	}
-	n.setKeys(n.Keys.WithIdentity(next))
+	n.setKeys(n.Keys().WithIdentity(next))
 	if n.Audit() != nil {
 		// Checkpoints are signed by the new key from now on.
 		n.auditSwap.Lock()

@@ -105,8 +105,8 @@ func (n *Node) S3Handler(extra ...s3.Credential) (http.Handler, error) {
 // nodeTokens seals listing tokens with the node's current keyring.
 type nodeTokens struct{ n *Node }
 
-func (t nodeTokens) SealToken(p []byte) ([]byte, error) { return t.n.Keys.SealToken(p) }
-func (t nodeTokens) OpenToken(p []byte) ([]byte, error) { return t.n.Keys.OpenToken(p) }
+func (t nodeTokens) SealToken(p []byte) ([]byte, error) { return t.n.Keys().SealToken(p) }
+func (t nodeTokens) OpenToken(p []byte) ([]byte, error) { return t.n.Keys().OpenToken(p) }
 
 // ServeOptions configure Serve.
 type ServeOptions struct {

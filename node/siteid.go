@@ -236,7 +236,7 @@ func (n *Node) guardSite(sc SiteConfig, st site.Site, c siteConflict) *site.Guar
 // checkSite accepts a site whose marker is this node's marker of it, and
 // claims a site made before markers when everything on it is this node's.
 func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, shared []string) error {
-	keys := n.Keys
+	keys := n.Keys()
 	var missing []string
 	ds, isDir := st.(*dir.Site)
 	if isDir {
@@ -297,7 +297,7 @@ func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, mis
 	} else if why != "" {
 		return refused("it has no marker (%s) and %s: left unclaimed", site.MarkerBlob, why)
 	}
-	mk, err := encodeMarker(n.Keys, n.conf().Node.ID, sc.ID)
+	mk, err := encodeMarker(n.Keys(), n.conf().Node.ID, sc.ID)
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func (n *Node) legacyForeign(ctx context.Context, st site.Site, missing []string
 		}
 		return "", nil
 	}
-	d, err := openDescriptor(n.Keys, desc)
+	d, err := openDescriptor(n.Keys(), desc)
 	if err != nil {
 		return "the node descriptor on it does not open with this node's key", nil
 	}
@@ -414,7 +414,7 @@ func (n *Node) readManifest(ctx context.Context, st site.Site, name string) (*ma
 	if l > len(b) {
 		return nil, errors.New("manifest envelope cut short")
 	}
-	return manifest.Open(b[:l], n.Keys)
+	return manifest.Open(b[:l], n.Keys())
 }
 
 // SiteState is what the node knows of a site's identity and reachability.
@@ -502,7 +502,7 @@ func (n *Node) inspectSite(ctx context.Context, sc SiteConfig, keys *custody.Key
 	if c.nested != "" {
 		return refused("%s", c.nested)
 	}
-	if sc.Driver == "peer" && n.Keys == nil {
+	if sc.Driver == "peer" && n.Keys() == nil {
 		return errors.New("a hosted site is checked over the peer link, with the node's keys: ask the running node ('embassy --node URL site ls')")
 	}
 	st, err := n.OpenSite(sc)
@@ -590,7 +590,7 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 	default:
 		return nil, fmt.Errorf("site %s: driver %q not supported", s.ID, s.Driver)
 	}
-	mk, err := encodeMarker(n.Keys, n.conf().Node.ID, s.ID)
+	mk, err := encodeMarker(n.Keys(), n.conf().Node.ID, s.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -646,7 +646,7 @@ func (n *Node) checkNewDir(s SiteConfig, path string) error {
 		}
 		return fmt.Errorf("site %s: directory %s is not empty (it holds %s) and has no site marker: give the site an empty or new directory", s.ID, path, strings.Join(names, ", "))
 	}
-	if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
+	if why := markerVerdict(n.Keys(), n.conf().Node.ID, s.ID, b); why != "" {
 		return fmt.Errorf("site %s: directory %s is already claimed: %s", s.ID, path, strings.TrimPrefix(why, "its marker "))
 	}
 	return nil // this node's own site s.ID, added again
@@ -694,7 +694,7 @@ func (n *Node) checkNewPrefix(ctx context.Context, s SiteConfig, cfg s3site.Conf
 	}
 	b, err := readBlob(ctx, ss, site.MarkerBlob, 64<<10)
 	if err == nil {
-		if why := markerVerdict(n.Keys, n.conf().Node.ID, s.ID, b); why != "" {
+		if why := markerVerdict(n.Keys(), n.conf().Node.ID, s.ID, b); why != "" {
 			return fmt.Errorf("site %s: bucket %s is already claimed: %s", s.ID, where, strings.TrimPrefix(why, "its marker "))
 		}
 		return nil
@@ -723,7 +723,7 @@ func (n *Node) removeMarker(ctx context.Context, id string, st site.Site) error 
 	if err != nil {
 		return err
 	}
-	if markerVerdict(n.Keys, n.conf().Node.ID, id, b) != "" {
+	if markerVerdict(n.Keys(), n.conf().Node.ID, id, b) != "" {
 		return nil // not ours to remove
 	}
 	return st.Delete(ctx, site.MarkerBlob)

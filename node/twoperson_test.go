@@ -460,7 +460,7 @@ func TestRootKeyRotation(t *testing.T) {
 	cn := newCustodyNode(t)
 	n := cn.n
 	want := fill(t, n)
-	oldKeyID := n.Keys.ManifestKeyID()
+	oldKeyID := n.Keys().ManifestKeyID()
 	ctx := n.As(context.Background(), "admin")
 	// A delete marker is sealed and signed like any manifest: the rotation
 	// must rewrite it too (it once did not, and the marker failed
@@ -470,14 +470,14 @@ func TestRootKeyRotation(t *testing.T) {
 	}
 	id := pendingID(t, func() error { _, _, err := n.RotateRootKey(ctx); return err }())
 	cn.decide(t, id, "alice", true)
-	if n.Keys.ManifestKeyID() != oldKeyID {
+	if n.Keys().ManifestKeyID() != oldKeyID {
 		t.Fatal("root rotated with one approval")
 	}
 	r, err := cn.decide(t, id, "bob", true)
 	if err != nil || r.Status != StatusExecuted {
 		t.Fatalf("rotation: %+v, %v", r, err)
 	}
-	if n.Keys.ManifestKeyID() == oldKeyID || n.RotationInProgress() {
+	if n.Keys().ManifestKeyID() == oldKeyID || n.RotationInProgress() {
 		t.Fatal("root not rotated, or rotation left unfinished")
 	}
 	checkObjects(t, n, want)
@@ -674,7 +674,7 @@ func TestRequestsRebuiltFromTheLog(t *testing.T) {
 		r.Approvals, r.Rejection, r.Status = []Decision{}, nil, StatusPending
 	}
 	b, _ := json.MarshalIndent(rs, "", "  ")
-	if err := writeNodeFile(n.Dir, n.Keys, RequestsFile, nodeFileGen(n.Dir, n.Keys, RequestsFile)+1, append(b, '\n')); err != nil {
+	if err := writeNodeFile(n.Dir, n.Keys(), RequestsFile, nodeFileGen(n.Dir, n.Keys(), RequestsFile)+1, append(b, '\n')); err != nil {
 		t.Fatal(err)
 	}
 	n.Close()

@@ -165,7 +165,7 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 	}
 	var wg sync.WaitGroup
 	for _, s := range sites {
-		if s.Driver == "peer" && (n.Keys == nil || n.Keys.Identity() == nil) {
+		if s.Driver == "peer" && (keys == nil || keys.Identity() == nil) {
 			// A hosted site is reached over the peer link, signed by the
 			// node identity, which is not open yet: the other sites'
 			// copies decide.
@@ -281,11 +281,11 @@ func checkFile(keys *custody.Keyring, name string, local *nodeFile, sc *sitesCop
 }
 
 // verifyNodeFiles runs at unseal, before the index, the engine or any
-// site write: see the comment at the top of this file. On success n.Keys
+// site write: see the comment at the top of this file. On success n.Keys()
 // carries the node identity (made now for a node that had none) and every
 // node file is authenticated under the current root.
 func (n *Node) verifyNodeFiles(ctx context.Context) error {
-	keys := n.Keys
+	keys := n.Keys()
 	sc := n.readSitesCopy(ctx, keys)
 	for _, f := range sc.failed {
 		n.Log.Warn("node descriptor not read from a site; node files compared with the others", "site", f)
@@ -443,9 +443,10 @@ func (n *Node) restoreFromSites(name string, sc *sitesCopy) error {
 	// as it is if its own authenticator verifies, else authenticated anew.
 	gen := f.gen
 	raw := f.raw
-	if _, err := f.verify(n.Keys); err != nil {
+	keys := n.Keys()
+	if _, err := f.verify(keys); err != nil {
 		gen++
-		if raw, err = authenticated(n.Keys, name, gen, f.body); err != nil {
+		if raw, err = authenticated(keys, name, gen, f.body); err != nil {
 			return err
 		}
 	}

@@ -30,7 +30,7 @@ func BenchmarkUnsealChecks(b *testing.B) {
 		}
 	}
 	n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"})
-	keys := n.Keys
+	keys := n.Keys()
 	n.Close()
 	var open, checks time.Duration
 	for b.Loop() {
@@ -41,7 +41,7 @@ func BenchmarkUnsealChecks(b *testing.B) {
 		}
 		open += time.Since(start)
 		m.Close()
-		m.Keys = keys
+		m.setKeys(keys)
 		m.raw = map[string]*nodeFile{}
 		for _, name := range []string{ConfigFile, CustodyFile} {
 			f, _ := readNodeFile(dir, name)

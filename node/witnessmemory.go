@@ -71,10 +71,11 @@ func (n *Node) persistWitness(state []byte) error {
 // into the node directory's, and starts witnessing with the result. It
 // returns how many logs' memories came from the sites.
 func (n *Node) restoreWitnessMemory(ctx context.Context) (int, error) {
-	if n.Engine == nil || n.Keys == nil || n.Keys.Identity() == nil {
+	keys := n.Keys()
+	if n.Engine == nil || keys == nil || keys.Identity() == nil {
 		return 0, errors.New("the node is not open")
 	}
-	wkey := custody.WitnessVerifierKey(audit.WitnessName(n.conf().Node.ID), n.Keys.Identity().Public())
+	wkey := custody.WitnessVerifierKey(audit.WitnessName(n.conf().Node.ID), keys.Identity().Public())
 	wv, err := fnote.NewVerifierForCosignatureV1(wkey)
 	if err != nil {
 		return 0, err
@@ -102,5 +103,5 @@ func (n *Node) restoreWitnessMemory(ctx context.Context) (int, error) {
 	if err := atomicfile.Write(n.witnessFile(), merged, 0o600); err != nil {
 		return 0, err
 	}
-	return took, n.openWitness(n.Keys)
+	return took, n.openWitness(keys)
 }

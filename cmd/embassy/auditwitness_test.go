@@ -77,11 +77,11 @@ func TestAuditVerifyFindsAWitnessSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 	origin := audit.Origin(n.Config.Node.ID)
-	vkey, err := audit.VerifierKey(origin, n.Keys.Identity().Public())
+	vkey, err := audit.VerifierKey(origin, n.Keys().Identity().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed, pq, err := n.Keys.CheckpointSigners(origin)
+	ed, pq, err := n.Keys().CheckpointSigners(origin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ rotations.
 				return err
 			}
 			defer n.Close()
-			b, err := n.Keys.Identity().ExportPublic()
+			b, err := n.Keys().Identity().ExportPublic()
 			if err != nil {
 				return err
 			}
@@ -196,7 +196,7 @@ func (a *app) readIdentity(ctx context.Context) (identityJSON, error) {
 		return identityJSON{}, err
 	}
 	defer n.Close()
-	id := n.Keys.Identity()
+	id := n.Keys().Identity()
 	out := publicJSON(id.NodeID, id.Public(), true)
 	for _, p := range id.Previous {
 		out.Previous = append(out.Previous, p.Ed25519Fingerprint())

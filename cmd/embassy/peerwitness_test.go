@@ -158,7 +158,7 @@ func TestPeersWitnessEachOtherCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed, pq, err := en.Keys.CheckpointSigners(origin)
+	ed, pq, err := en.Keys().CheckpointSigners(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func mustVerifier(t *testing.T, dir, origin string) note.Verifier {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	vkey, err := audit.VerifierKey(origin, n.Keys.Identity().Public())
+	vkey, err := audit.VerifierKey(origin, n.Keys().Identity().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestWitnessMemoryOnSites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ed, pq, err := en.Keys.CheckpointSigners(origin)
+	ed, pq, err := en.Keys().CheckpointSigners(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
