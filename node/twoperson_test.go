@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -177,6 +178,55 @@ func TestSealedNodeServesOnlyStatus(t *testing.T) {
 	code, body := signed("/_embassy/unseal", "carol", share("carol"))
 	if code != 200 || !strings.Contains(body, `"sealed": false`) {
 		t.Fatalf("second share: %d %s", code, body)
+	}
+}
+
+// TestSealedNodeListsRequests: a sealed node, which holds no keys,
+// answers its custodians' request listing (requests.json read as it is,
+// unverified) and refuses their decisions (409) without recording them;
+// once unsealed it lists the same request, verified, still pending.
+func TestSealedNodeListsRequests(t *testing.T) {
+	cn := newCustodyNode(t)
+	n := cn.n
+	if err := n.AddVault(VaultConfig{Name: "empty", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	id := pendingID(t, n.DeleteVault(n.As(context.Background(), "admin"), "empty"))
+	n.Close()
+	cn.n = cn.open(t)
+	n = cn.n
+	if !n.Sealed() || n.Keys() != nil {
+		t.Fatalf("reopened: sealed %v, keys %v", n.Sealed(), n.Keys() != nil)
+	}
+	h := n.Handler()
+	call := func(method, path, who string, body []byte) (int, string) {
+		req := httptestRequest(method, path, string(body))
+		SignCustodianRequest(req, n.Config.Node.ID, who, body, cn.keys[who].Sign, time.Now())
+		w := newRecorder()
+		h.ServeHTTP(w, req)
+		return w.code, w.body.String()
+	}
+	listed := func(when string) Request {
+		t.Helper()
+		code, body := call("GET", "/_embassy/v1/custody/requests", "alice", nil)
+		var rs []Request
+		if code != 200 || json.Unmarshal([]byte(body), &rs) != nil || len(rs) != 1 || rs[0].ID != id {
+			t.Fatalf("%s: custodian's request listing: %d %s", when, code, body)
+		}
+		return rs[0]
+	}
+	if r := listed("sealed"); r.Status != StatusPending || len(r.Approvals) != 0 {
+		t.Fatalf("sealed: request %s is %s with %d approvals", id, r.Status, len(r.Approvals))
+	}
+	r := listed("sealed")
+	sig := cn.keys["alice"].Sign(ApprovalMessage(n.Config.Node.ID, r.ID, r.Digest, true))
+	body, _ := json.Marshal(map[string]string{"signature": base64.StdEncoding.EncodeToString(sig)})
+	if code, resp := call("POST", "/_embassy/v1/custody/requests/"+id+"/approve", "alice", body); code != 409 || !strings.Contains(resp, "sealed") {
+		t.Fatalf("approval on a sealed node: %d %s", code, resp)
+	}
+	cn.unseal(t, "alice", "bob")
+	if r := listed("unsealed"); r.Status != StatusPending || len(r.Approvals) != 0 {
+		t.Fatalf("unsealed: request %s is %s with %d approvals (a decision taken while sealed was kept?)", id, r.Status, len(r.Approvals))
 	}
 }
 

@@ -373,7 +373,10 @@ func setDirect(f *os.File, on bool) error {
 }
 
 // Put implements site.Site. A write that runs out of space (ENOSPC, or
-// EDQUOT for a quota) fails with an error wrapping site.ErrFull.
+// EDQUOT for a quota) fails with an error wrapping site.ErrFull. A reader
+// longer than the size declared is refused once one byte past that size
+// is read, as the other drivers do: the temporary file never grows past
+// the declared size, and is removed.
 func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
 	defer func() { err = markFull(err) }()
 	// The site's presence is not checked first: creating the temporary
@@ -427,11 +430,14 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	if wt, ok := r.(io.WriterTo); ok && !direct && size >= 0 && size < directMin {
 		// A small blob whose reader holds its bytes (a bytes.Reader, the
 		// engine's pieces of a manifest copy) is written from them: no
-		// copy through a buffer of ours, one write a piece.
-		if n, err = wt.WriteTo(f); err != nil {
+		// copy through a buffer of ours, one write a piece. A write past
+		// the declared size is refused, and with it the rest.
+		if n, err = wt.WriteTo(&sizeWriter{w: f, left: size}); errors.Is(err, errLonger) {
+			return fmt.Errorf("dir site: put %s: %w: more than the %d bytes declared", name, errLonger, size)
+		} else if err != nil {
 			return fmt.Errorf("dir site: put %s: %w", name, err)
 		}
-	} else if n, err = s.copyIn(ctx, name, f, r, direct); err != nil {
+	} else if n, err = s.copyIn(ctx, name, f, r, direct, size); err != nil {
 		return err
 	}
 	if size >= 0 && n != size {
@@ -484,11 +490,34 @@ func (s *Site) moveIn(dfd, tfd int, tmp, name, parent string) (int, error) {
 	return pfd, nil
 }
 
+// errLonger: a put's reader yielded more bytes than the size declared.
+var errLonger = errors.New("the reader yielded more bytes than declared")
+
+// sizeWriter passes to w the writes that fit in the left bytes, and
+// refuses (errLonger), without writing any of it, the first that does not.
+type sizeWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (s *sizeWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > s.left {
+		return 0, errLonger
+	}
+	n, err := s.w.Write(p)
+	s.left -= int64(n)
+	return n, err
+}
+
 // copyIn copies r into f, the temporary file of a put of name, through a
 // pooled buffer: an aligned 1 MiB one when f was opened with O_DIRECT
 // (direct), whose unaligned tail it writes through the page cache, or a
-// small one. It returns the bytes written.
-func (s *Site) copyIn(ctx context.Context, name string, f *os.File, r io.Reader, direct bool) (int64, error) {
+// small one. It returns the bytes written. When size is declared (not
+// negative), it reads at most size+1 bytes of r: one byte past the
+// declared ones means a reader longer than declared, refused (errLonger)
+// with nothing more read or written, so an endless reader cannot fill the
+// disk before it is refused.
+func (s *Site) copyIn(ctx context.Context, name string, f *os.File, r io.Reader, direct bool, size int64) (int64, error) {
 	var buf []byte
 	if direct {
 		bp := bufPool.Get().(*[]byte)
@@ -508,7 +537,14 @@ func (s *Site) copyIn(ctx context.Context, name string, f *os.File, r io.Reader,
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		m, rerr := io.ReadFull(src, buf)
+		want := buf
+		if size >= 0 && size+1-n < int64(len(want)) {
+			want = want[:size+1-n]
+		}
+		m, rerr := io.ReadFull(src, want)
+		if size >= 0 && n+int64(m) > size {
+			return n, fmt.Errorf("dir site: put %s: %w: more than the %d bytes declared", name, errLonger, size)
+		}
 		if m > 0 {
 			if direct && m%directAlign != 0 {
 				// The unaligned tail is written through the page cache.

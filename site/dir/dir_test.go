@@ -744,3 +744,84 @@ func TestNewInMakesNothingOutsideItsParent(t *testing.T) {
 		t.Fatalf("not made in the opened directory: %v", err)
 	}
 }
+
+// countingReader yields bytes forever, or until limit bytes (when positive),
+// and counts those it yielded.
+type countingReader struct{ n, limit int64 }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.n >= c.limit {
+		return 0, io.EOF
+	}
+	if c.limit > 0 && int64(len(p)) > c.limit-c.n {
+		p = p[:c.limit-c.n]
+	}
+	for i := range p {
+		p[i] = byte(c.n + int64(i))
+	}
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// endlessWriterTo writes chunks of bytes to the writer it is given until a
+// write fails (or up to limit bytes), counting the bytes the writer took.
+type endlessWriterTo struct{ took, limit int64 }
+
+func (e *endlessWriterTo) Read(p []byte) (int, error) { panic("read: WriteTo expected") }
+
+func (e *endlessWriterTo) WriteTo(w io.Writer) (int64, error) {
+	chunk := bytes.Repeat([]byte("w"), 512)
+	for e.took < e.limit {
+		n, err := w.Write(chunk)
+		e.took += int64(n)
+		if err != nil {
+			return e.took, err
+		}
+	}
+	return e.took, nil
+}
+
+// TestPutStopsPastTheDeclaredSize: a reader longer than declared, by far
+// (as one that never ends would be), is refused after at most one byte
+// past the declared size has been read (through the page cache and through
+// O_DIRECT buffers, sizes aligned and not), or, when it writes itself
+// (io.WriterTo), at its first write past the declared size: the
+// temporary file never grows past the declared size, so such a reader
+// cannot fill the disk before it is refused. Nothing is left behind.
+func TestPutStopsPastTheDeclaredSize(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const far = 64 << 20 // what the reader would yield if read to its end
+	for _, size := range []int64{0, 1, 3000, 64 << 10, directMin - 1, directMin, 2*directMin + 4096, 3*directMin + 5} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			name := fmt.Sprintf("m/aa/long-%d", size)
+			check := func(how string, err error) {
+				t.Helper()
+				if !errors.Is(err, errLonger) || !strings.Contains(err.Error(), fmt.Sprintf(" %d bytes declared", size)) {
+					t.Errorf("%s: put of a reader longer than its %d bytes declared: %v, want an error naming them", how, size, err)
+				}
+				if _, err := s.Stat(t.Context(), name); !errors.Is(err, site.ErrNotFound) {
+					t.Errorf("%s: refused put left a blob: %v", how, err)
+				}
+				if ents, _ := os.ReadDir(filepath.Join(s.root, tmpDir)); len(ents) != 0 {
+					t.Errorf("%s: refused put left %d temporary files", how, len(ents))
+				}
+			}
+			r := &countingReader{limit: size + far}
+			check("reader", s.Put(t.Context(), name, r, size))
+			if r.n > size+1 {
+				t.Errorf("reader: %d bytes read for a put of %d declared, want at most %d", r.n, size, size+1)
+			}
+			if size >= directMin {
+				return // written through copyIn, whatever the reader
+			}
+			w := &endlessWriterTo{limit: size + far}
+			check("WriterTo", s.Put(t.Context(), name, w, size))
+			if w.took > size {
+				t.Errorf("WriterTo: %d bytes written for a put of %d declared, want at most %d", w.took, size, size)
+			}
+		})
+	}
+}
