@@ -75,7 +75,7 @@ func (s *Server) contents(q *request, page index.ListPage, enc encoder, fetchOwn
 		}
 		objs = append(objs, x)
 	}
-	var cps []commonPrefix
+	cps := make([]commonPrefix, 0, len(page.CommonPrefixes))
 	for _, p := range page.CommonPrefixes {
 		cps = append(cps, commonPrefix{Prefix: enc(p)})
 	}
@@ -228,6 +228,7 @@ func (s *Server) listVersions(q *request) error {
 		MaxKeys: max, Delimiter: enc(o.Delimiter), EncodingType: et, IsTruncated: page.Truncated}
 	own := s.owner(q)
 	lastKey, lastID := "", ""
+	res.Entries = make([]versionXML, 0, len(page.Versions))
 	for _, v := range page.Versions {
 		x := versionXML{Key: enc(v.Key), VersionID: v.ID.String(), IsLatest: v.IsLatest, LastModified: xmlTime(time.Unix(0, v.Created)), Owner: own}
 		if v.DeleteMarker {

@@ -278,3 +278,40 @@ func BenchmarkListXML(b *testing.B) {
 		})
 	}
 }
+
+// xmlTime writes what Format writes, for times across and beyond the years
+// it writes by hand, and at the edges of a millisecond.
+func TestXMLTimeMatchesFormat(t *testing.T) {
+	check := func(tm time.Time) {
+		t.Helper()
+		if got, want := xmlTime(tm), tm.UTC().Format(timeFormat); got != want {
+			t.Fatalf("xmlTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+	zone := time.FixedZone("east", 5*3600+1800)
+	for _, tm := range []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, -1), time.Unix(0, 999999), time.Unix(0, 1000000), time.Unix(1765000000, 999999999),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(0, 3, 1, 1, 2, 3, 4e6, time.UTC), time.Date(2024, 2, 29, 23, 59, 59, 0, zone), time.Date(1, 1, 1, 0, 0, 0, 0, zone),
+		time.Unix(1<<62, 0), time.Unix(-1<<62, 0),
+	} {
+		check(tm)
+	}
+	for i := range 100000 {
+		check(time.Unix(0, int64(i)*922337203685477+int64(i)*7919)) // 1970 to 2262, spread
+		check(time.Unix(int64(i)*3155760000+int64(i%1000), int64(i)*1000003%1e9).In(zone))
+	}
+}
+
+// FuzzXMLTime compares xmlTime with Format at any instant.
+func FuzzXMLTime(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(253402300799), int64(999999999))
+	f.Add(int64(-62135596800), int64(0))
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec)
+		if got, want := xmlTime(tm), tm.UTC().Format(timeFormat); got != want {
+			t.Fatalf("xmlTime(%d, %d) = %q, want %q", sec, nsec, got, want)
+		}
+	})
+}
