@@ -114,19 +114,7 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 	if err := s.Put(t.Context(), "s/aa/shard", bytes.NewReader(blob), int64(len(blob))); err != nil {
 		t.Fatal(err)
 	}
-	stillThere := func(what string) {
-		t.Helper()
-		rc, err := s.Get(t.Context(), "s/aa/shard", 0, -1)
-		if err != nil {
-			t.Fatalf("%s: EST reads its blob: %v", what, err)
-		}
-		defer rc.Close()
-		var b bytes.Buffer
-		b.ReadFrom(rc)
-		if !bytes.Equal(b.Bytes(), blob) {
-			t.Fatalf("%s: EST's blob reads %q", what, b.Bytes())
-		}
-	}
+	stillThere := func(what string) { t.Helper(); readsShard(t, s, what, blob) }
 	stillThere("mounted")
 
 	// Unmounted: the mount point is there, empty.
@@ -469,19 +457,7 @@ func TestHostingMarkerLeftover(t *testing.T) {
 		lux.host.stores = nil
 		lux.host.mu.Unlock()
 	}
-	serves := func(what string) {
-		t.Helper()
-		rc, err := s.Get(t.Context(), "s/aa/shard", 0, -1)
-		if err != nil {
-			t.Fatalf("%s: EST reads its blob: %v", what, err)
-		}
-		defer rc.Close()
-		var b bytes.Buffer
-		b.ReadFrom(rc)
-		if !bytes.Equal(b.Bytes(), blob) {
-			t.Fatalf("%s: EST's blob reads %q", what, b.Bytes())
-		}
-	}
+	serves := func(what string) { t.Helper(); readsShard(t, s, what, blob) }
 	gone := func(what, p string) {
 		t.Helper()
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
@@ -574,5 +550,21 @@ func TestHostingMarkerLeftover(t *testing.T) {
 				write(t, markerPath, string(marker))
 			}
 		}
+	}
+}
+
+// readsShard fails the test unless the guest's blob s/aa/shard reads back
+// as blob through s (what says when).
+func readsShard(t *testing.T, s site.Site, what string, blob []byte) {
+	t.Helper()
+	rc, err := s.Get(t.Context(), "s/aa/shard", 0, -1)
+	if err != nil {
+		t.Fatalf("%s: EST reads its blob: %v", what, err)
+	}
+	defer rc.Close()
+	var b bytes.Buffer
+	b.ReadFrom(rc)
+	if !bytes.Equal(b.Bytes(), blob) {
+		t.Fatalf("%s: EST's blob reads %q", what, b.Bytes())
 	}
 }
