@@ -282,12 +282,8 @@ func versionKey(key string, created int64, id manifest.ID) []byte {
 	return append(b, id[:]...)
 }
 
-func splitVersionKey(k []byte) (key string, created int64, id manifest.ID, ok bool) {
-	kb, created, id, ok := versionKeyParts(k)
-	return string(kb), created, id, ok
-}
-
-// versionKeyParts is splitVersionKey with the key left in k's bytes.
+// versionKeyParts splits a "versions" key into the object's key (in k's
+// bytes), creation time and version id.
 func versionKeyParts(k []byte) (key []byte, created int64, id manifest.ID, ok bool) {
 	if len(k) < 1+8+16 || k[len(k)-25] != 0 {
 		return nil, 0, id, false
