@@ -28,6 +28,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/internal/lockfile"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -104,7 +105,7 @@ func Open(path string) (*Index, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open index %s: in use by %s, which has this node directory open (another embassy command, or 'embassy serve'): wait for it to finish, or stop it", path, lockHolder(path))
+			return nil, fmt.Errorf("open index %s: in use by %s, which has this node directory open (another embassy command, or 'embassy serve'): wait for it to finish, or stop it", path, lockfile.Holder(path))
 		}
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
