@@ -376,6 +376,9 @@ func (n *Node) versionsTotal(ctx context.Context) int64 {
 // StartDrain checks a drain and starts it as a job. A drain the remaining
 // sites cannot take is refused before any job starts.
 func (n *Node) StartDrain(ctx context.Context, ids []string, principal string, rate int64) (Job, error) {
+	if err := n.Ready(); err != nil {
+		return Job{}, err
+	}
 	// The sites are marked now, before the job is queued: every write
 	// placed after the call returns avoids them.
 	if err := n.markDraining(ctx, ids); err != nil {

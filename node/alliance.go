@@ -465,6 +465,9 @@ type GrantInfo struct {
 // two_person.share_level takes two custodians (share.grant). The caller
 // must be cleared to the ceiling: nobody shares what they cannot read.
 func (n *Node) Grant(ctx context.Context, q GrantRequest) (GrantInfo, error) {
+	if err := n.Ready(); err != nil {
+		return GrantInfo{}, err
+	}
 	g, err := n.grantTerms(ctx, q)
 	if err != nil {
 		return GrantInfo{}, err
@@ -581,9 +584,13 @@ func grantInfo(gc GrantConfig, g federation.Grant, now time.Time) GrantInfo {
 // Grants lists the grants this node made.
 func (n *Node) Grants() []GrantInfo {
 	out := []GrantInfo{}
+	keys := n.Keys()
+	if keys == nil {
+		return out // sealed: no grant can be verified, so none is listed
+	}
 	now := n.now()
 	for _, gc := range n.conf().Alliance.Grants {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), keys.Identity().Public())
 		if err != nil {
 			n.Log.Warn("a grant in node.yaml does not verify; it releases nothing", "err", err)
 			continue
@@ -622,9 +629,13 @@ var (
 
 // GrantODRL renders grant id's terms in ODRL.
 func (n *Node) GrantODRL(id string) ([]byte, error) {
+	keys := n.Keys()
+	if keys == nil {
+		return nil, n.Ready()
+	}
 	for _, gi := range n.Grants() {
 		if gi.ID == id {
-			g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public())
+			g, err := federation.ParseGrant([]byte(gi.Signed), keys.Identity().Public())
 			if err != nil {
 				return nil, err
 			}
@@ -639,10 +650,14 @@ var errNoSuchGrant = errors.New("no such grant")
 // RevokeGrant ends a grant at once: from now the owner releases no key
 // for it, and tickets issued under it stop.
 func (n *Node) RevokeGrant(ctx context.Context, id string) error {
+	keys := n.Keys()
+	if keys == nil {
+		return n.Ready()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	i := slices.IndexFunc(n.conf().Alliance.Grants, func(gc GrantConfig) bool {
-		g, err := federation.ParseGrant([]byte(gc.Grant), n.Keys().Identity().Public())
+		g, err := federation.ParseGrant([]byte(gc.Grant), keys.Identity().Public())
 		return err == nil && g.ID == id
 	})
 	if i < 0 {
@@ -695,11 +710,15 @@ func (n *Node) rewrapPeerKeys() error {
 // this node made to nation, at any level.
 func (n *Node) GrantsTo(nation string) []federation.Grant {
 	var out []federation.Grant
+	keys := n.Keys()
+	if keys == nil {
+		return nil // sealed: no grant can be verified
+	}
 	for _, gi := range n.Grants() {
 		if gi.To != nation || gi.State != "active" {
 			continue
 		}
-		if g, err := federation.ParseGrant([]byte(gi.Signed), n.Keys().Identity().Public()); err == nil {
+		if g, err := federation.ParseGrant([]byte(gi.Signed), keys.Identity().Public()); err == nil {
 			out = append(out, g)
 		}
 	}

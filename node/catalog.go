@@ -261,6 +261,9 @@ func (n *Node) CatalogForNation(nation string, q catalog.Query) catalog.Document
 // holds the reader role on whose label it may read (the access rule of
 // every read: clearance, nation, categories).
 func (n *Node) CatalogFor(p access.Principal, q catalog.Query) catalog.Document {
+	if n.Labels == nil {
+		return n.Catalog(func(catalog.Entry) bool { return false }, q) // sealed: nothing can be judged
+	}
 	d := access.NewDecider(n.Labels)
 	return n.Catalog(func(e catalog.Entry) bool {
 		return p.Can(e.Vault, access.RoleReader) && d.CanRead(p, e.Owner, e.Label) == nil

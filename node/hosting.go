@@ -183,6 +183,7 @@ type hostState struct {
 	// of unfinished marker writes removed, by one at a time, so that a
 	// temporary file found is never that of a write in progress.
 	markerMu sync.Mutex
+	lock     *hostingLock // held on the hosting directory (hostingroot.go); under markerMu
 }
 
 // guestStore is one guest's store and what it holds.

@@ -9,10 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/internal/atomicfile"
+	"github.com/embassy-dev/embassy/internal/lockfile"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/dir"
 )
 
@@ -137,6 +140,9 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 			r.Close()
 		}
 	}()
+	if err := n.checkHostingApart(root); err != nil {
+		return nil, err
+	}
 	nodeID := n.conf().Node.ID
 	// The keys are read once: this check works on a sealed node too (nil
 	// keys), and one read gives one answer should custodians unseal the
@@ -147,6 +153,9 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 	case err == nil:
 		if why := hostingMarkerVerdict(keys, nodeID, b); why != "" {
 			return nil, fmt.Errorf("hosting path %s: %s: is the right volume mounted there? Nothing is written to it", root, why)
+		}
+		if err := n.lockHostingDir(r, root, claim); err != nil {
+			return nil, err
 		}
 		if claim {
 			// A crash after the link, before the temporary file's removal.
@@ -172,6 +181,8 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		switch {
 		case e.Name() == "lost+found":
 			// A fresh filesystem's: it holds nothing of anyone's.
+		case e.Name() == HostingLockFile && e.Type().IsRegular():
+			// Holds only who used the directory (lockHostingDir).
 		case isMarkerLeftover(e):
 			// This node's own (removeMarkerLeftovers).
 		case e.IsDir() && isDirStore(filepath.Join(root, e.Name())):
@@ -203,7 +214,13 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		}
 		// A crash before the link: the marker is written again.
 		n.removeMarkerLeftovers(r, root, ents)
+		if err := n.checkHostingOutsideSites(root); err != nil {
+			return nil, err
+		}
 		if err := writeHostingMarker(keys, r, root, nodeID); err != nil {
+			return nil, err
+		}
+		if err := n.lockHostingDir(r, root, true); err != nil {
 			return nil, err
 		}
 		n.Log.Info("hosting directory marked as this node's", "path", root, "marker", HostingMarkerFile, "guest_stores_found", len(stores))
@@ -300,5 +317,157 @@ func (n *Node) checkHostedStores(ctx context.Context) {
 		if err := down[g.Node]; err != nil {
 			n.Log.ErrorContext(ctx, "a guest's hosted store cannot be used: nothing is read from or written to it until it is back", "peer", g.Node, "nation", g.Nation, "err", err)
 		}
+	}
+}
+
+// checkHostingApart refuses a hosting directory that is, lies inside or
+// contains the node directory or one of the node's directory sites
+// (compared by device and inode: dirshare.go). Guests' stores there would
+// mix with the node's own data: a site and the hosting volume counted as
+// two places when they are one, a guest's store taken for a site or the
+// other way round, and a restored backup of the node directory rolling
+// the guests' data back with it.
+func (n *Node) checkHostingApart(root string) error {
+	if how := overlap(root, n.Dir); how != sharesNothing {
+		return fmt.Errorf("hosting path %s %s this node's directory %s: the guests' stores and the node's own files must not share a directory: give alliance.hosting.path a directory of its own, on the hosting volume. Nothing is written to it", root, how, n.Dir)
+	}
+	for _, s := range n.conf().Sites {
+		if s.Driver != "dir" {
+			continue
+		}
+		p := n.path(s.Path)
+		if how := overlap(root, p); how != sharesNothing {
+			return fmt.Errorf("hosting path %s %s the directory of this node's site %s, %s: a site and the guests' stores must not share a directory: give alliance.hosting.path a directory of its own, on the hosting volume. Nothing is written to it", root, how, s.ID, p)
+		}
+	}
+	return nil
+}
+
+// checkHostingOutsideSites refuses, before a directory is marked as this
+// node's hosting directory, one that lies inside a site of any node (a
+// directory above it holds a site marker) or inside another hosting
+// directory (one above it holds a hosting marker).
+func (n *Node) checkHostingOutsideSites(root string) error {
+	for p := filepath.Dir(resolvePath(root)); ; p = filepath.Dir(p) {
+		if b, err := os.ReadFile(filepath.Join(p, filepath.FromSlash(site.MarkerBlob))); err == nil {
+			return fmt.Errorf("hosting path %s lies inside the site at %s (it holds %s): give alliance.hosting.path a directory of its own, outside every site. Nothing is written to it", root, p, markerClaim(b))
+		}
+		if b, err := os.ReadFile(filepath.Join(p, HostingMarkerFile)); err == nil {
+			whose := "a damaged hosting marker"
+			if id, _, err := parseHostingMarker(b); err == nil {
+				whose = "the hosting marker of node " + id
+			}
+			return fmt.Errorf("hosting path %s lies inside the hosting directory %s (it holds %s): give alliance.hosting.path a directory of its own. Nothing is written to it", root, p, whose)
+		}
+		if filepath.Dir(p) == p {
+			return nil
+		}
+	}
+}
+
+// HostingLockFile is the hosting directory's lock file. The node that
+// uses the directory holds a flock on it for as long as it is open
+// (internal/lockfile: the lock goes with the process, a crash included)
+// and writes into it who it is, so that a second node on the directory,
+// most likely a copy of the same node directory (a restored backup, a
+// standby started by mistake), is refused, naming the first. The file is
+// made only in a directory that carries this node's marker.
+const HostingLockFile = ".embassy-hosting.lock"
+
+// hostingLock is the lock this node holds on its hosting directory.
+type hostingLock struct {
+	f   *os.File
+	dir os.FileInfo // the directory locked
+}
+
+// lockHostingDir takes, unless it holds it already, the lock on the
+// hosting directory r (root), which carries this node's marker. Without
+// create, a directory without a lock file is left as it is (nobody holds
+// it). A lock held by another process is refused, naming it; on a
+// filesystem without locks the node says in its log that it cannot tell.
+// The caller holds host.markerMu.
+func (n *Node) lockHostingDir(r *os.Root, root string, create bool) error {
+	fi, err := r.Stat(".")
+	if err != nil {
+		return hostingPathError(root, err)
+	}
+	if l := n.host.lock; l != nil && os.SameFile(l.dir, fi) {
+		return nil
+	}
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE
+	}
+	f, err := r.OpenFile(HostingLockFile, flag, 0o600)
+	if !create && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hosting path %s: %s: %w", root, HostingLockFile, err)
+	}
+	err = lockfile.TryLock(f)
+	switch {
+	case errors.Is(err, lockfile.ErrUnsupported):
+		f.Close()
+		n.Log.Warn("the hosting directory's filesystem has no locks: a second node using it could not be told", "path", root, "err", err)
+		return nil
+	case errors.Is(err, lockfile.ErrHeld):
+		who := lockfile.Holder(filepath.Join(root, HostingLockFile))
+		if lfi, serr := f.Stat(); serr == nil {
+			who = lockfile.HolderOf(lfi)
+		}
+		b := make([]byte, 4<<10)
+		k, _ := f.ReadAt(b, 0)
+		f.Close()
+		if node, dir := parseHostingLock(b[:k]); dir != "" {
+			who += fmt.Sprintf(", node %s with node directory %s", node, dir)
+		}
+		return fmt.Errorf("hosting path %s is in use by %s: this node (node directory %s) cannot use it too: two nodes, or two copies of one node directory, must never share a hosting directory. Stop the other, or give this node a hosting directory of its own. Nothing is written to it", root, who, n.Dir)
+	case err != nil:
+		f.Close()
+		return fmt.Errorf("hosting path %s: %w", root, err)
+	}
+	// Who holds it, for the one refused; only ever read for a message.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt(hostingLockBody(n.conf().Node.ID, n.Dir), 0)
+	}
+	if old := n.host.lock; old != nil {
+		old.f.Close()
+	}
+	n.host.lock = &hostingLock{f: f, dir: fi}
+	return nil
+}
+
+func hostingLockBody(nodeID, nodeDir string) []byte {
+	if abs, err := filepath.Abs(nodeDir); err == nil {
+		nodeDir = abs
+	}
+	return fmt.Appendf(nil, "embassy hosting lock\nnode %s\ndir %s\n", nodeID, nodeDir)
+}
+
+// parseHostingLock reads what hostingLockBody wrote, "" where it does not
+// say; the directory is quoted, being shown as it is found.
+func parseHostingLock(b []byte) (node, dir string) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "node "); ok && validNodeID(v) {
+			node = v
+		}
+		if v, ok := strings.CutPrefix(line, "dir "); ok && v != "" {
+			dir = strconv.Quote(v)
+		}
+	}
+	if node == "" {
+		node = "(unknown)"
+	}
+	return node, dir
+}
+
+// unlockHostingDir lets go of the hosting directory's lock (Close).
+func (n *Node) unlockHostingDir() {
+	n.host.markerMu.Lock()
+	defer n.host.markerMu.Unlock()
+	if l := n.host.lock; l != nil {
+		l.f.Close()
+		n.host.lock = nil
 	}
 }

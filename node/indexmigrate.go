@@ -33,6 +33,9 @@ func (n *Node) runIndexMigration(ctx context.Context) {
 // StartIndexMigration starts the index migration as a job if the index
 // asks for one, and returns it (a zero Job when the index does not ask).
 func (n *Node) StartIndexMigration() (Job, error) {
+	if err := n.Ready(); err != nil {
+		return Job{}, err
+	}
 	ix, e := n.Index, n.Engine
 	if ix == nil || e == nil || !ix.NeedsMigration() {
 		return Job{}, nil

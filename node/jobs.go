@@ -209,6 +209,9 @@ func (n *Node) StartRatedJob(kind string, params map[string]string, principal st
 }
 
 func (n *Node) startJob(kind string, params map[string]string, principal string, fn JobFunc, lim *atomic.Int64) (Job, error) {
+	if err := n.Ready(); err != nil {
+		return Job{}, err // a sealed node can neither run a job nor record it
+	}
 	t := &n.jobTable
 	t.mu.Lock()
 	defer t.mu.Unlock()

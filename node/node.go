@@ -569,6 +569,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 // Close closes the node.
 func (n *Node) Close() error {
 	n.stopJobs()
+	n.unlockHostingDir()
 	if n.Index == nil {
 		return nil
 	}

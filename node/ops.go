@@ -76,6 +76,9 @@ func (tp TwoPersonConfig) validate() error {
 // every object. A version under retention or legal hold keeps the vault.
 // It takes two custodians; the history goes when the request executes.
 func (n *Node) DeleteVault(ctx context.Context, name string) error {
+	if err := n.Ready(); err != nil {
+		return err
+	}
 	if _, err := n.Engine.Vault(name); err != nil {
 		return err
 	}
@@ -216,6 +219,9 @@ func (n *Node) setObjectLock(name string, l ObjectLockConfig) error {
 // data key under it; it takes two custodians. ResumeRotation finishes an
 // interrupted one.
 func (n *Node) RotateVaultKey(ctx context.Context, name string) (vault.RewrapStats, error) {
+	if err := n.Ready(); err != nil {
+		return vault.RewrapStats{}, err
+	}
 	if _, err := n.Engine.Vault(name); err != nil {
 		return vault.RewrapStats{}, err
 	}
@@ -248,6 +254,9 @@ func (n *Node) rotateVaultKey(ctx context.Context, name string) (vault.RewrapSta
 // ResumeRotation re-wraps whatever an interrupted rotation left under an
 // older generation of the vault key. It is safe to run at any time.
 func (n *Node) ResumeRotation(ctx context.Context, name string) (vault.RewrapStats, error) {
+	if err := n.Ready(); err != nil {
+		return vault.RewrapStats{}, err
+	}
 	v, err := n.Engine.Vault(name)
 	if err != nil {
 		return vault.RewrapStats{}, err

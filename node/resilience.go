@@ -15,8 +15,14 @@ import (
 )
 
 // Keeper returns the node's housekeeping (scrub, repair, garbage
-// collection, drills, index rebuilds) over its current engine.
-func (n *Node) Keeper() *housekeeping.Keeper { return housekeeping.New(n.Engine, n.Log) }
+// collection, drills, index rebuilds) over its current engine; nil while
+// the node is sealed (it has no engine then).
+func (n *Node) Keeper() *housekeeping.Keeper {
+	if n.Engine == nil {
+		return nil
+	}
+	return housekeeping.New(n.Engine, n.Log)
+}
 
 // SelectSites resolves a selector ("site=ID", "provider=NAME",
 // "jurisdiction=CODE", "control=CODE", comma-separated) to site ids.
@@ -57,12 +63,18 @@ type DrainReport struct {
 // version switching to a conforming placement in one step. It is
 // resumable: run it again after a crash and it carries on.
 func (n *Node) Drain(ctx context.Context, ids []string, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
+	if err := n.Ready(); err != nil {
+		return DrainReport{}, err
+	}
 	return n.drain(ctx, ids, progress, nil)
 }
 
 // DrainAt is Drain with its reads held to rate bytes per second (0: no
 // limit).
 func (n *Node) DrainAt(ctx context.Context, ids []string, rate int64, progress func(housekeeping.ScrubReport)) (DrainReport, error) {
+	if err := n.Ready(); err != nil {
+		return DrainReport{}, err
+	}
 	return n.drain(ctx, ids, progress, func() int64 { return rate })
 }
 

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/embassy-dev/embassy/internal/lockfile"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -79,7 +80,7 @@ func OpenIndex(path string) (*Index, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open TAXII index %s: in use by another process with this node directory open (another embassy command, or 'embassy serve')", path)
+			return nil, fmt.Errorf("open TAXII index %s: in use by %s, which has this node directory open (another embassy command, or 'embassy serve'): wait for it to finish, or stop it", path, lockfile.Holder(path))
 		}
 		return nil, fmt.Errorf("open TAXII index %s: %w", path, err)
 	}

@@ -1,7 +1,8 @@
-package boltindex
+package lockfile
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -10,24 +11,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockHolder names the process holding the flock on path, from Linux's
+// Holder names the process holding a flock on path, from Linux's
 // /proc/locks, as "process 1234 (embassy)"; "another process" where that
 // cannot be told (another system, another PID namespace).
-func lockHolder(path string) string {
-	const unknown = "another process"
+func Holder(path string) string {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return unknown
+		return unknownHolder
 	}
+	return HolderOf(fi)
+}
+
+const unknownHolder = "another process"
+
+// HolderOf is [Holder] for the file or directory fi describes (from Stat
+// of an open file, so that the one locked is the one named).
+func HolderOf(fi fs.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return unknown
+		return unknownHolder
 	}
 	dev := uint64(st.Dev)
 	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), st.Ino)
 	b, err := os.ReadFile("/proc/locks")
 	if err != nil {
-		return unknown
+		return unknownHolder
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
@@ -38,7 +46,7 @@ func lockHolder(path string) string {
 		}
 		pid, err := strconv.Atoi(f[4])
 		if err != nil || pid <= 0 {
-			return unknown
+			return unknownHolder
 		}
 		name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		if err != nil {
@@ -46,5 +54,5 @@ func lockHolder(path string) string {
 		}
 		return fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(name)))
 	}
-	return unknown
+	return unknownHolder
 }

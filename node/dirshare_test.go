@@ -1,0 +1,221 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// bindMount mounts dir over at (a bind mount: one directory under two
+// names) until the test ends. Where the test may not mount, outside CI,
+// it says so and skips.
+func bindMount(t *testing.T, dir, at string) {
+	t.Helper()
+	if err := unix.Mount(dir, at, "", unix.MS_BIND, ""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("bind mount %s at %s: %v (CI runs as root, and must check bind mounts)", dir, at, err)
+		}
+		t.Skipf("SKIPPED: bind mount %s at %s: %v (needs root; CI runs it)", dir, at, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(at, 0); err != nil {
+			t.Errorf("unmount %s: %v", at, err)
+		}
+	})
+}
+
+// TestHostingDirApart: alliance.hosting.path must be a directory of its
+// own ("two things pointing at one directory"). A hosting path that is,
+// lies inside or contains the node directory or one of the node's sites
+// (under another name too: a symbolic link, a bind mount), or lies inside
+// another node's site or hosting directory, is refused, naming both
+// users of the directory, and nothing is written to either.
+func TestHostingDirApart(t *testing.T) {
+	lux, est, fin := newAllyNode(t, "LUX"), newAllyNode(t, "EST"), newAllyNode(t, "FIN")
+	trust(t, lux, est)
+	admin := lux.As(t.Context(), "admin")
+	var luxSite, estSite string
+	for _, s := range lux.Config.Sites {
+		luxSite = lux.path(s.Path)
+	}
+	for _, s := range est.Config.Sites {
+		estSite = est.path(s.Path)
+	}
+	luxSiteID := lux.Config.Sites[len(lux.Config.Sites)-1].ID
+	finMarker, err := encodeHostingMarker(fin.Keys(), fin.Config.Node.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteSays := func(how string) string {
+		return fmt.Sprintf("%s the directory of this node's site %s, %s: a site and the guests' stores must not share a directory", how, luxSiteID, luxSite)
+	}
+	nodeSays := func(how string) string {
+		return fmt.Sprintf("%s this node's directory %s: the guests' stores and the node's own files must not share a directory", how, lux.Dir)
+	}
+	for _, tc := range []struct {
+		name string
+		// path returns the hosting path to try, and the directory of
+		// the other user it would share.
+		path func(t *testing.T) (hosting, other string)
+		says string
+	}{
+		{"the node directory", func(*testing.T) (string, string) { return lux.Dir, lux.Dir }, nodeSays(sharesSame)},
+		{"inside the node directory", func(t *testing.T) (string, string) {
+			p := filepath.Join(lux.Dir, "hosted")
+			mkdir(t, p)
+			return p, lux.Dir
+		}, nodeSays(sharesInside)},
+		{"a symbolic link to the node directory", func(t *testing.T) (string, string) {
+			p := filepath.Join(t.TempDir(), "hosted")
+			if err := os.Symlink(lux.Dir, p); err != nil {
+				t.Fatal(err)
+			}
+			return p, lux.Dir
+		}, nodeSays(sharesSame)},
+		{"holding the node directory", func(*testing.T) (string, string) { return filepath.Dir(lux.Dir), lux.Dir }, nodeSays(sharesHolds)},
+		{"a site's directory", func(*testing.T) (string, string) { return luxSite, luxSite }, siteSays(sharesSame)},
+		{"inside a site's directory", func(t *testing.T) (string, string) {
+			p := filepath.Join(luxSite, "hosted")
+			mkdir(t, p)
+			return p, luxSite
+		}, siteSays(sharesInside)},
+		{"a symbolic link to a site", func(t *testing.T) (string, string) {
+			p := filepath.Join(t.TempDir(), "hosted")
+			if err := os.Symlink(luxSite, p); err != nil {
+				t.Fatal(err)
+			}
+			return p, luxSite
+		}, siteSays(sharesSame)},
+		{"a bind mount of a site", func(t *testing.T) (string, string) {
+			p := filepath.Join(t.TempDir(), "hosted")
+			mkdir(t, p)
+			bindMount(t, luxSite, p)
+			return p, luxSite
+		}, siteSays(sharesSame)},
+		{"inside a bind mount of a site", func(t *testing.T) (string, string) {
+			m := filepath.Join(t.TempDir(), "mnt")
+			mkdir(t, m)
+			bindMount(t, luxSite, m)
+			p := filepath.Join(m, "hosted-below-a-mount")
+			mkdir(t, p)
+			return p, luxSite
+		}, siteSays(sharesInside)},
+		{"another node's site", func(t *testing.T) (string, string) {
+			p := filepath.Join(estSite, "hosted")
+			mkdir(t, p)
+			return p, estSite
+		}, fmt.Sprintf("lies inside the site at %s (it holds the marker of node %s's site", estSite, est.Config.Node.ID)},
+		{"another node's hosting directory", func(t *testing.T) (string, string) {
+			fins := filepath.Join(t.TempDir(), "fin-hosted")
+			mkdir(t, fins)
+			write(t, filepath.Join(fins, HostingMarkerFile), string(finMarker))
+			p := filepath.Join(fins, "hosted")
+			mkdir(t, p)
+			return p, fins
+		}, "(it holds the hosting marker of node " + fin.Config.Node.ID + ")"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, other := tc.path(t)
+			changeConfig(t, lux.Node, func(c *Config) {
+				c.Alliance.Hosting = &HostingConfig{Path: path, Jurisdiction: "LUX", Provider: "lux-gov-dc", Control: "LUX"}
+				c.Alliance.Guests = nil
+			})
+			before := tree(t, other)
+			_, err := lux.Host(admin, HostRequest{Peer: "EST", Quota: "1MiB"})
+			if err == nil || !strings.Contains(err.Error(), "hosting path "+path+" ") || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("host add: %v\nwant an error naming %s and saying %q", err, path, tc.says)
+			}
+			if len(lux.Guests()) != 0 {
+				t.Fatalf("hosted all the same: %+v", lux.Guests())
+			}
+			for _, f := range []string{HostingMarkerFile, HostingLockFile, est.Config.Node.ID} {
+				if _, err := os.Lstat(filepath.Join(path, f)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s written in %s: %v", f, path, err)
+				}
+			}
+			if other != lux.Dir { // the node's own files change as it works
+				if after := tree(t, other); !equalTrees(after, before) {
+					t.Errorf("%s changed: %v, was %v", other, after, before)
+				}
+			}
+		})
+	}
+}
+
+// copyDir copies a directory as an operator does, cp -a.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v\n%s", from, to, err, out)
+	}
+}
+
+// TestHostingDirOfACopy: two copies of one node directory (a restored
+// backup started beside the node, a standby started by mistake) carry
+// the same identity, so the hosting directory's marker is both's. Only
+// one may use it: the other is refused, naming the process that holds
+// it and its node directory, nothing is written to the hosting
+// directory, and the guest's store stays as the first left it. The lock
+// goes with its holder: once the first copy is closed, the other may use
+// the directory.
+func TestHostingDirOfACopy(t *testing.T) {
+	lux, est := newAllyNode(t, "LUX"), newAllyNode(t, "EST")
+	trust(t, lux, est)
+	hosted := mkHostingDir(t)
+	changeConfig(t, lux.Node, func(c *Config) {
+		c.Alliance.Hosting = &HostingConfig{Path: hosted, Jurisdiction: "LUX", Provider: "lux-gov-dc", Control: "LUX"}
+	})
+	if _, err := lux.Host(lux.As(t.Context(), "admin"), HostRequest{Peer: "EST", Quota: "1MiB"}); err != nil {
+		t.Fatal(err)
+	}
+	estID := est.Config.Node.ID
+	lux.stop()
+	lux.Close()
+	copyOf := filepath.Join(t.TempDir(), "lux-copy")
+	copyDir(t, lux.Dir, copyOf)
+	open := func(dir string) *Node {
+		t.Helper()
+		n, err := Open(t.Context(), dir, NewLogger(LogConfig{Level: "error"}, io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	first, second := open(lux.Dir), open(copyOf)
+	if _, err := first.guestStoreOf(t.Context(), estID); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, hosted)
+	_, err := second.guestStoreOf(t.Context(), estID)
+	want := fmt.Sprintf("hosting path %s is in use by process %d (", hosted, os.Getpid())
+	holder := fmt.Sprintf("node %s with node directory %q: this node (node directory %s) cannot use it too", lux.Config.Node.ID, lux.Dir, copyOf)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), holder) {
+		t.Fatalf("the copy opening the guest's store: %v\nwant %q… and %q", err, want, holder)
+	}
+	usage, down := second.hostedUsage(t.Context())
+	if e := down[estID]; e == nil || !strings.Contains(e.Error(), want) {
+		t.Errorf("host ls on the copy: %v %v", usage, down)
+	}
+	if err := second.canMakeGuestStore("0123456789abcdef"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the copy hosting another guest: %v", err)
+	}
+	if after := tree(t, hosted); !equalTrees(after, before) {
+		t.Errorf("the hosting directory changed: %v, was %v", after, before)
+	}
+
+	first.Close()
+	if _, err := second.guestStoreOf(t.Context(), estID); err != nil {
+		t.Fatalf("once the first copy is closed: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(hosted, HostingLockFile)); !strings.Contains(string(b), "dir "+copyOf+"\n") {
+		t.Errorf("the lock file names %q, not its holder %s", b, copyOf)
+	}
+}
