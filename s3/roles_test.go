@@ -67,7 +67,7 @@ type rolesHarness struct {
 	seq atomic.Int64
 }
 
-func newRolesHarness(t *testing.T, edit ...func(*node.Config)) *rolesHarness {
+func newRolesHarness(t testing.TB, edit ...func(*node.Config)) *rolesHarness {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "node")

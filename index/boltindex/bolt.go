@@ -283,13 +283,15 @@ func versionKey(key string, created int64, id manifest.ID) []byte {
 	return append(b, id[:]...)
 }
 
-func splitVersionKey(k []byte) (key string, created int64, id manifest.ID, ok bool) {
+// versionKeyParts splits a "versions" key into the object's key (in k's
+// bytes), creation time and version id.
+func versionKeyParts(k []byte) (key []byte, created int64, id manifest.ID, ok bool) {
 	if len(k) < 1+8+16 || k[len(k)-25] != 0 {
-		return "", 0, id, false
+		return nil, 0, id, false
 	}
 	copy(id[:], k[len(k)-16:])
 	created = int64(^binary.BigEndian.Uint64(k[len(k)-24 : len(k)-16]))
-	return string(k[:len(k)-25]), created, id, true
+	return k[:len(k)-25], created, id, true
 }
 
 func putTx(tx *bolt.Tx, v index.Version) error {
@@ -476,10 +478,26 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 	})
 }
 
-// List implements index.Index.
+// hasPrefix is bytes.HasPrefix(k, []byte(p)) without the conversion.
+func hasPrefix(k []byte, p string) bool { return len(k) >= len(p) && string(k[:len(p)]) == p }
+
+// commonPrefixEnd returns the length of the common prefix (up to and
+// including the first delimiter after prefix) of k, which has prefix, or
+// -1 if k holds no delimiter after prefix.
+func commonPrefixEnd(k []byte, prefix string, delim []byte) int {
+	if i := bytes.Index(k[len(prefix):], delim); i >= 0 {
+		return len(prefix) + i + len(delim)
+	}
+	return -1
+}
+
+// List implements index.Index. It decodes a record only to return it
+// (a delete marker's is checked, not built), shares labels between
+// entries (listDecoder) and converts a key to a string only to return it.
 func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (index.ListPage, error) {
 	var page index.ListPage
 	max := index.PageSize(o.Max)
+	delim := []byte(o.Delimiter)
 	err := ix.db.View(func(tx *bolt.Tx) error {
 		b, ok := readBuckets(tx, vault)
 		if !ok {
@@ -500,40 +518,42 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 				}
 			}
 		}
+		var d listDecoder
 		n := 0
 		// examined counts a record looked at; it reports whether the scan
-		// bound is reached there. A key that is itself a whole common
-		// prefix is not a place to stop: resuming after it would skip
-		// everything under it.
-		examined := func(key string) bool {
+		// bound is reached there, and then ends the page at key k (key,
+		// when it is not "", is k as a string). A key that is itself a
+		// whole common prefix is not a place to stop: resuming after it
+		// would skip everything under it.
+		examined := func(k []byte, key string) bool {
 			page.Scanned++
 			if o.Scan <= 0 || page.Scanned < o.Scan {
 				return false
 			}
-			if o.Delimiter != "" && strings.HasPrefix(key, o.Prefix) {
-				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 && len(o.Prefix)+i+len(o.Delimiter) == len(key) {
-					return false
-				}
+			if o.Delimiter != "" && hasPrefix(k, o.Prefix) && commonPrefixEnd(k, o.Prefix, delim) == len(k) {
+				return false
+			}
+			if key == "" {
+				key = string(k)
 			}
 			page.Truncated, page.Next = true, key
 			return true
 		}
 		for k, val := c.Seek([]byte(start)); k != nil; {
-			key := string(k)
-			if !strings.HasPrefix(key, o.Prefix) {
+			if !hasPrefix(k, o.Prefix) {
 				break
 			}
 			if o.Delimiter != "" {
-				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 {
-					cp := key[:len(o.Prefix)+i+len(o.Delimiter)]
+				if end := commonPrefixEnd(k, o.Prefix, delim); end >= 0 {
+					cp := string(k[:end])
 					// A prefix shows only if a live key is under it.
 					live := false
-					for ; k != nil && bytes.HasPrefix(k, []byte(cp)); k, val = c.Next() {
+					for ; k != nil && hasPrefix(k, cp); k, val = c.Next() {
 						if len(val) > 0 && val[0]&flagDeleteMarker == 0 {
 							live = true
 							break
 						}
-						if examined(string(k)) {
+						if examined(k, "") {
 							return nil
 						}
 					}
@@ -554,21 +574,28 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 					continue
 				}
 			}
-			v, err := decodeSummary(val)
-			if err != nil {
-				return err
-			}
-			if !v.DeleteMarker {
+			key := ""
+			if len(val) > 0 && val[0]&flagDeleteMarker != 0 {
+				// A delete marker: checked as it would be decoded.
+				if _, err := summaryID(val); err != nil {
+					return err
+				}
+			} else {
+				var v index.Version
+				if err := readSummary(&v, val, &d); err != nil {
+					return err
+				}
 				if n == max {
 					page.Truncated = true
 					return nil
 				}
+				key = string(k)
 				v.Vault, v.Key = vault, key
 				page.Entries = append(page.Entries, v)
 				page.Next = key
 				n++
 			}
-			if examined(key) {
+			if examined(k, key) {
 				return nil
 			}
 			k, val = c.Next()
@@ -581,10 +608,13 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 	return page, err
 }
 
-// Versions implements index.Index.
+// Versions implements index.Index. Like List it builds only what it
+// returns: a key's versions share its string, and each key's latest
+// version is found by a cursor of its own and read for its id alone.
 func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOptions) (index.VersionPage, error) {
 	var page index.VersionPage
 	max := index.PageSize(o.Max)
+	delim := []byte(o.Delimiter)
 	err := ix.db.View(func(tx *bolt.Tx) error {
 		b, ok := readBuckets(tx, vault)
 		if !ok {
@@ -626,19 +656,21 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 				k, val = c.Seek([]byte(next))
 			}
 		}
+		var d listDecoder
+		latest := b.latest.Cursor()
 		n := 0
 		prevKey := ""
 		for k != nil {
-			key, _, _, ok := splitVersionKey(k)
+			kb, _, _, ok := versionKeyParts(k)
 			if !ok {
 				return fmt.Errorf("index record key corrupt; rebuild the index")
 			}
-			if !strings.HasPrefix(key, o.Prefix) {
+			if !hasPrefix(kb, o.Prefix) {
 				break
 			}
 			if o.Delimiter != "" {
-				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 {
-					cp := key[:len(o.Prefix)+i+len(o.Delimiter)]
+				if end := commonPrefixEnd(kb, o.Prefix, delim); end >= 0 {
+					cp := string(kb[:end])
 					if n == max {
 						page.Truncated = true
 						return nil
@@ -658,20 +690,24 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 				page.Truncated = true
 				return nil
 			}
-			v, _, err := decodeRecord(k, val, false)
-			if err != nil {
+			var v index.Version
+			if _, err := readRecord(&v, k, val, false, &d); err != nil {
 				return err
 			}
-			v.Vault, v.Key = vault, key
-			if key != prevKey {
-				if sum := b.latest.Get([]byte(key)); sum != nil {
-					l, err := decodeSummary(sum)
+			// Only a page's first version of each key is compared with
+			// the key's latest (as before this pass).
+			key := prevKey
+			if string(kb) != prevKey {
+				key = string(kb)
+				if lk, sum := latest.Seek(kb); lk != nil && bytes.Equal(lk, kb) && sum != nil {
+					id, err := summaryID(sum)
 					if err != nil {
 						return err
 					}
-					v.IsLatest = l.ID == v.ID
+					v.IsLatest = id == v.ID
 				}
 			}
+			v.Vault, v.Key = vault, key
 			prevKey = key
 			page.Versions = append(page.Versions, v)
 			page.NextKeyMarker, page.NextVersionMarker = key, v.ID

@@ -149,59 +149,107 @@ func corrupt(what string) error {
 
 // decodeSummary reads a "latest" value of either encoding.
 func decodeSummary(b []byte) (index.Version, error) {
-	if !isCompact(b) {
-		return decodeFull(b, false)
-	}
 	var v index.Version
+	err := readSummary(&v, b, nil)
+	return v, err
+}
+
+// readSummary decodes a "latest" value of either encoding into v, its
+// label interned by d (nil: a string of its own).
+func readSummary(v *index.Version, b []byte, d *listDecoder) error {
+	if !isCompact(b) {
+		return decodeFull(v, b, false, d)
+	}
 	if len(b) < 1+16+8 {
-		return v, corrupt("short record")
+		return corrupt("short record")
 	}
 	if b[0]&^flagsKnown != 0 {
-		return v, corrupt("unknown flags")
+		return corrupt("unknown flags")
 	}
 	v.DeleteMarker = b[0]&flagDeleteMarker != 0
 	copy(v.ID[:], b[1:17])
 	v.Created = int64(binary.BigEndian.Uint64(b[17:25]))
-	rest, err := readSummaryTail(&v, b[25:])
+	rest, err := readSummaryTail(v, b[25:], d)
 	if err != nil {
-		return v, err
+		return err
 	}
 	if len(rest) > 0 {
-		return v, corrupt("trailing bytes")
+		return corrupt("trailing bytes")
 	}
-	return v, nil
+	return nil
+}
+
+// summaryID is the version id of a "latest" value, which it checks as
+// decodeSummary does (failing exactly where that fails) without building
+// the summary's strings: what a version listing needs of each key's latest.
+func summaryID(b []byte) (manifest.ID, error) {
+	if !isCompact(b) {
+		v, err := decodeSummary(b)
+		return v.ID, err
+	}
+	var id manifest.ID
+	if len(b) < 1+16+8 {
+		return id, corrupt("short record")
+	}
+	if b[0]&^flagsKnown != 0 {
+		return id, corrupt("unknown flags")
+	}
+	copy(id[:], b[1:17])
+	b = b[25:]
+	size, n := binary.Uvarint(b)
+	if n <= 0 || size > math.MaxInt64 {
+		return id, corrupt("size")
+	}
+	b, err := manifest.SkipETag(b[n:])
+	if err != nil {
+		return id, corrupt("etag")
+	}
+	ll, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < ll {
+		return id, corrupt("label")
+	}
+	if len(b) > n+int(ll) {
+		return id, corrupt("trailing bytes")
+	}
+	return id, nil
 }
 
 // decodeRecord reads a "versions" value of either encoding stored under
 // key k. It returns the number of a compact record's envelope (which
 // buckets.record fetches); withEnvelope copies out a full record's.
 func decodeRecord(k, b []byte, withEnvelope bool) (index.Version, uint64, error) {
-	if !isCompact(b) {
-		v, err := decodeFull(b, withEnvelope)
-		return v, 0, err
-	}
 	var v index.Version
-	_, created, id, ok := splitVersionKey(k)
+	n, err := readRecord(&v, k, b, withEnvelope, nil)
+	return v, n, err
+}
+
+// readRecord is decodeRecord into v, its label interned by d (nil: a
+// string of its own). It leaves v.Key alone.
+func readRecord(v *index.Version, k, b []byte, withEnvelope bool, d *listDecoder) (uint64, error) {
+	if !isCompact(b) {
+		return 0, decodeFull(v, b, withEnvelope, d)
+	}
+	_, created, id, ok := versionKeyParts(k)
 	if !ok {
-		return v, 0, corrupt("version key")
+		return 0, corrupt("version key")
 	}
 	if b[0]&^flagsKnown != 0 {
-		return v, 0, corrupt("unknown flags")
+		return 0, corrupt("unknown flags")
 	}
 	v.ID, v.Created = id, created
 	v.DeleteMarker = b[0]&flagDeleteMarker != 0
-	rest, err := readSummaryTail(&v, b[1:])
+	rest, err := readSummaryTail(v, b[1:], d)
 	if err != nil {
-		return v, 0, err
+		return 0, err
 	}
 	n, l := binary.Uvarint(rest)
 	if l <= 0 || l != len(rest) {
-		return v, 0, corrupt("envelope number")
+		return 0, corrupt("envelope number")
 	}
-	return v, n, nil
+	return n, nil
 }
 
-func readSummaryTail(v *index.Version, b []byte) ([]byte, error) {
+func readSummaryTail(v *index.Version, b []byte, d *listDecoder) ([]byte, error) {
 	size, n := binary.Uvarint(b)
 	if n <= 0 || size > math.MaxInt64 {
 		return nil, corrupt("size")
@@ -216,18 +264,17 @@ func readSummaryTail(v *index.Version, b []byte) ([]byte, error) {
 	if n <= 0 || uint64(len(b)-n) < ll {
 		return nil, corrupt("label")
 	}
-	v.Label = string(b[n : n+int(ll)])
+	v.Label = d.label(b[n : n+int(ll)])
 	return b[n+int(ll):], nil
 }
 
-// decodeFull reads a value in the full encoding of index format 3.
-func decodeFull(b []byte, withEnvelope bool) (index.Version, error) {
-	var v index.Version
+// decodeFull reads a value in the full encoding of index format 3 into v.
+func decodeFull(v *index.Version, b []byte, withEnvelope bool, d *listDecoder) error {
 	if len(b) < 1+16+8 {
-		return v, corrupt("short record")
+		return corrupt("short record")
 	}
 	if b[0]&^flagDeleteMarker != 0 {
-		return v, corrupt("unknown flags")
+		return corrupt("unknown flags")
 	}
 	v.DeleteMarker = b[0]&flagDeleteMarker != 0
 	copy(v.ID[:], b[1:17])
@@ -235,28 +282,56 @@ func decodeFull(b []byte, withEnvelope bool) (index.Version, error) {
 	b = b[25:]
 	size, n := binary.Uvarint(b)
 	if n <= 0 || size > math.MaxInt64 {
-		return v, corrupt("size")
+		return corrupt("size")
 	}
 	v.Size = int64(size)
 	b = b[n:]
 	el, n := binary.Uvarint(b)
 	if n <= 0 || uint64(len(b)-n) < el {
-		return v, corrupt("etag")
+		return corrupt("etag")
 	}
 	v.ETag = string(b[n : n+int(el)])
 	b = b[n+int(el):]
 	ll, n := binary.Uvarint(b)
 	if n <= 0 || uint64(len(b)-n) < ll {
-		return v, corrupt("label")
+		return corrupt("label")
 	}
-	v.Label = string(b[n : n+int(ll)])
+	v.Label = d.label(b[n : n+int(ll)])
 	b = b[n+int(ll):]
 	if withEnvelope {
 		envLen, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) != envLen {
-			return v, corrupt("envelope")
+			return corrupt("envelope")
 		}
 		v.Envelope = bytes.Clone(b[n:])
 	}
-	return v, nil
+	return nil
+}
+
+// listDecoder holds what a listing's decoding shares between records: a
+// vault's versions carry few distinct labels, so the strings of the last
+// few are kept and handed out again instead of a new one a record.
+type listDecoder struct {
+	labels [4]string
+	next   int
+}
+
+// label returns b as a string: one of d's when it holds an equal one, a
+// new one otherwise (and always when d is nil).
+func (d *listDecoder) label(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if d == nil {
+		return string(b)
+	}
+	for _, s := range d.labels {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	d.labels[d.next] = s
+	d.next = (d.next + 1) % len(d.labels)
+	return s
 }
