@@ -239,7 +239,7 @@ func (s *Server) listVersions(q *request) error {
 			x.Size, x.ETag, x.StorageClass = &size, v.ETag, "STANDARD"
 		}
 		res.Entries = append(res.Entries, x)
-		lastKey, lastID = v.Key, v.ID.String()
+		lastKey, lastID = v.Key, x.VersionID
 	}
 	for _, p := range page.CommonPrefixes {
 		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: enc(p)})

@@ -35,12 +35,11 @@ type Position struct {
 	ID  string
 }
 
-// listItem is an entry of a listing (a version, an upload) or a common
-// prefix, with the position just after it.
+// listItem is an entry of a listing (a version, an upload, in the page the
+// index returned: not copied) or a common prefix.
 type listItem[T any] struct {
 	prefix string
-	v      T
-	pos    Position
+	v      *T
 }
 
 // fetchFunc reads one page of the index: prefix, delimiter, after a
@@ -48,13 +47,38 @@ type listItem[T any] struct {
 // whether more follow, where the next page starts, and what it examined.
 type fetchFunc[T any] func(ctx context.Context, prefix, delimiter string, after Position, max, scan int) (items []listItem[T], more bool, next Position, scanned int, err error)
 
+// resume is where a listing continues: just after an item, whose position
+// is worked out only if the listing stops there, or at a position.
+type resume[T any] struct {
+	after listItem[T]
+	isIt  bool
+	at    Position
+}
+
+func (r *resume[T]) setItem(it listItem[T]) { r.after, r.isIt = it, true }
+func (r *resume[T]) set(p Position)         { r.at, r.isIt = p, false }
+
+// position returns where r resumes; pos gives an entry's position.
+func (r *resume[T]) position(pos func(*T) Position) Position {
+	if !r.isIt {
+		return r.at
+	}
+	if r.after.prefix != "" {
+		return Position{Key: r.after.prefix}
+	}
+	return pos(r.after.v)
+}
+
 // boundedList lists up to limit items readable by the caller (readable
 // decides for entries; a common prefix is kept when probing under it finds
 // a readable entry), examining about budget index records. It returns the
-// items, whether the listing is truncated, and where it continues.
-func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T) bool, prefix, delimiter string, after Position, limit, budget int) ([]listItem[T], bool, Position, error) {
+// items, whether the listing is truncated, and where it continues (pos
+// gives the position just after an entry).
+func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(*T) bool, pos func(*T) Position, prefix, delimiter string, after Position, limit, budget int) ([]listItem[T], bool, Position, error) {
 	var out []listItem[T]
-	cur, next := after, after
+	cur := after
+	var next resume[T]
+	next.set(after)
 	for {
 		items, more, inext, scanned, err := fetch(ctx, prefix, delimiter, cur, index.MaxList, max(budget, minListStep))
 		if err != nil {
@@ -71,7 +95,7 @@ func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 				if readable(it.v) {
 					out = append(out, it)
 				}
-				next = it.pos
+				next.setItem(it)
 			} else {
 				// Resuming inside this prefix: the probe continues from
 				// where it stopped.
@@ -79,7 +103,7 @@ func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 				if strings.HasPrefix(cur.Key, it.prefix) && cur.Key != it.prefix {
 					from = cur
 				}
-				found, resume, used, err := probePrefix(ctx, fetch, readable, it.prefix, from, budget)
+				found, resumeAt, used, err := probePrefix(ctx, fetch, readable, it.prefix, from, budget)
 				if err != nil {
 					return out, false, Position{}, err
 				}
@@ -87,29 +111,30 @@ func boundedList[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 				switch {
 				case found:
 					out = append(out, it)
-					next = it.pos
-				case resume != nil:
-					return out, true, *resume, nil
+					next.setItem(it)
+				case resumeAt != nil:
+					return out, true, *resumeAt, nil
 				default:
-					next = it.pos // nothing readable under it: skip it
+					next.setItem(it) // nothing readable under it: skip it
 				}
 			}
 			if len(out) == limit {
 				if last {
 					return out, false, Position{}, nil
 				}
-				return out, true, next, nil
+				return out, true, next.position(pos), nil
 			}
 			if budget <= 0 && !last {
-				return out, true, next, nil
+				return out, true, next.position(pos), nil
 			}
 		}
 		if !more {
 			return out, false, Position{}, nil
 		}
-		cur, next = inext, inext
+		cur = inext
+		next.set(inext)
 		if budget <= 0 {
-			return out, true, next, nil
+			return out, true, inext, nil
 		}
 	}
 }
@@ -129,7 +154,7 @@ func entries[T any](items []listItem[T]) int {
 // caller, from a position (zero: the start). It stops when one is found,
 // when the prefix is exhausted, or when the budget is, returning where to
 // resume.
-func probePrefix[T any](ctx context.Context, fetch fetchFunc[T], readable func(T) bool, cp string, from Position, budget int) (bool, *Position, int, error) {
+func probePrefix[T any](ctx context.Context, fetch fetchFunc[T], readable func(*T) bool, cp string, from Position, budget int) (bool, *Position, int, error) {
 	used := 0
 	pos := from
 	for {
@@ -150,6 +175,34 @@ func probePrefix[T any](ctx context.Context, fetch fetchFunc[T], readable func(T
 		if used >= budget {
 			return false, &pos, used, nil
 		}
+	}
+}
+
+// labelReader returns the read decision of the context's principal on
+// objects of vault v by their label text, as canRead makes it, remembering
+// the answer for the last few labels seen: the principal and the vault are
+// the same for every key of a listing, so the answer for a label is too,
+// and a vault's keys carry few labels.
+func (e *Engine) labelReader(ctx context.Context, v Vault) func(label string) bool {
+	type answer struct {
+		label string
+		ok    bool
+	}
+	var memo [8]answer
+	n, next := 0, 0
+	return func(label string) bool {
+		for _, a := range memo[:n] {
+			if a.label == label {
+				return a.ok
+			}
+		}
+		ok := e.canRead(ctx, v, label) == nil
+		memo[next] = answer{label, ok}
+		next = (next + 1) % len(memo)
+		if n < len(memo) {
+			n++
+		}
+		return ok
 	}
 }
 
@@ -183,21 +236,12 @@ func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions
 		if err != nil {
 			return nil, false, Position{}, ip.Scanned, err
 		}
-		items := make([]listItem[index.Version], 0, len(ip.Entries)+len(ip.CommonPrefixes))
-		i, j := 0, 0
-		for i < len(ip.Entries) || j < len(ip.CommonPrefixes) {
-			if j == len(ip.CommonPrefixes) || i < len(ip.Entries) && ip.Entries[i].Key < ip.CommonPrefixes[j] {
-				items = append(items, listItem[index.Version]{v: ip.Entries[i], pos: Position{Key: ip.Entries[i].Key}})
-				i++
-			} else {
-				items = append(items, listItem[index.Version]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
-				j++
-			}
-		}
-		return items, ip.Truncated, Position{Key: ip.Next}, max(ip.Scanned, len(items)), nil
+		return merged(ip.Entries, ip.CommonPrefixes, func(x *index.Version) string { return x.Key }), ip.Truncated, Position{Key: ip.Next}, max(ip.Scanned, len(ip.Entries)+len(ip.CommonPrefixes)), nil
 	}
-	readable := func(x index.Version) bool { return e.canRead(ctx, v, x.Label) == nil }
-	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, Position{Key: o.After}, index.PageSize(o.Max), scanOf(o.Scan))
+	canRead := e.labelReader(ctx, v)
+	readable := func(x *index.Version) bool { return canRead(x.Label) }
+	pos := func(x *index.Version) Position { return Position{Key: x.Key} }
+	items, truncated, next, err := boundedList(ctx, fetch, readable, pos, o.Prefix, o.Delimiter, Position{Key: o.After}, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.ListPage{Truncated: truncated}
 	if n := entries(items); n > 0 {
 		page.Entries = make([]index.Version, 0, n)
@@ -206,13 +250,30 @@ func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions
 		if it.prefix != "" {
 			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
 		} else {
-			page.Entries = append(page.Entries, it.v)
+			page.Entries = append(page.Entries, *it.v)
 		}
 	}
 	if truncated {
 		page.Next = next.Key
 	}
 	return page, err
+}
+
+// merged returns a page's entries and common prefixes as listing items,
+// in key order (key gives an entry's), the entries pointing into es.
+func merged[T any](es []T, cps []string, key func(*T) string) []listItem[T] {
+	items := make([]listItem[T], 0, len(es)+len(cps))
+	i, j := 0, 0
+	for i < len(es) || j < len(cps) {
+		if j == len(cps) || i < len(es) && key(&es[i]) < cps[j] {
+			items = append(items, listItem[T]{v: &es[i]})
+			i++
+		} else {
+			items = append(items, listItem[T]{prefix: cps[j]})
+			j++
+		}
+	}
+	return items
 }
 
 // Versions lists the versions (delete markers included) in a vault that
@@ -240,30 +301,21 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 		if err != nil {
 			return nil, false, Position{}, 0, err
 		}
-		items := make([]listItem[index.Version], 0, len(ip.Versions)+len(ip.CommonPrefixes))
-		i, j := 0, 0
-		for i < len(ip.Versions) || j < len(ip.CommonPrefixes) {
-			if j == len(ip.CommonPrefixes) || i < len(ip.Versions) && ip.Versions[i].Key < ip.CommonPrefixes[j] {
-				x := ip.Versions[i]
-				items = append(items, listItem[index.Version]{v: x, pos: Position{Key: x.Key, ID: x.ID.String()}})
-				i++
-			} else {
-				items = append(items, listItem[index.Version]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
-				j++
-			}
-		}
+		items := merged(ip.Versions, ip.CommonPrefixes, func(x *index.Version) string { return x.Key })
 		next := Position{Key: ip.NextKeyMarker}
 		if !ip.NextVersionMarker.IsZero() {
 			next.ID = ip.NextVersionMarker.String()
 		}
 		return items, ip.Truncated, next, len(items), nil
 	}
-	readable := func(x index.Version) bool { return e.canRead(ctx, v, x.Label) == nil }
+	canRead := e.labelReader(ctx, v)
+	readable := func(x *index.Version) bool { return canRead(x.Label) }
+	pos := func(x *index.Version) Position { return Position{Key: x.Key, ID: x.ID.String()} }
 	after := Position{Key: o.KeyMarker}
 	if !o.VersionMarker.IsZero() {
 		after.ID = o.VersionMarker.String()
 	}
-	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, after, index.PageSize(o.Max), scanOf(o.Scan))
+	items, truncated, next, err := boundedList(ctx, fetch, readable, pos, o.Prefix, o.Delimiter, after, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.VersionPage{Truncated: truncated}
 	if n := entries(items); n > 0 {
 		page.Versions = make([]index.Version, 0, n)
@@ -272,7 +324,7 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 		if it.prefix != "" {
 			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
 		} else {
-			page.Versions = append(page.Versions, it.v)
+			page.Versions = append(page.Versions, *it.v)
 		}
 	}
 	if truncated {
@@ -301,31 +353,21 @@ func (e *Engine) ListUploads(ctx context.Context, vaultName string, o index.Uplo
 		if err != nil {
 			return nil, false, Position{}, 0, err
 		}
-		items := make([]listItem[index.Upload], 0, len(ip.Uploads)+len(ip.CommonPrefixes))
-		i, j := 0, 0
-		for i < len(ip.Uploads) || j < len(ip.CommonPrefixes) {
-			if j == len(ip.CommonPrefixes) || i < len(ip.Uploads) && ip.Uploads[i].Key < ip.CommonPrefixes[j] {
-				u := ip.Uploads[i]
-				items = append(items, listItem[index.Upload]{v: u, pos: Position{Key: u.Key, ID: u.ID}})
-				i++
-			} else {
-				items = append(items, listItem[index.Upload]{prefix: ip.CommonPrefixes[j], pos: Position{Key: ip.CommonPrefixes[j]}})
-				j++
-			}
-		}
+		items := merged(ip.Uploads, ip.CommonPrefixes, func(u *index.Upload) string { return u.Key })
 		return items, ip.Truncated, Position{Key: ip.NextKeyMarker, ID: ip.NextIDMarker}, len(items), nil
 	}
-	readable := func(u index.Upload) bool {
+	readable := func(u *index.Upload) bool {
 		var rec uploadRecord
 		return json.Unmarshal(u.Data, &rec) == nil && e.mayReadUpload(ctx, v, u.ID, rec) == nil
 	}
-	items, truncated, next, err := boundedList(ctx, fetch, readable, o.Prefix, o.Delimiter, Position{Key: o.KeyMarker, ID: o.IDMarker}, index.PageSize(o.Max), scanOf(o.Scan))
+	pos := func(u *index.Upload) Position { return Position{Key: u.Key, ID: u.ID} }
+	items, truncated, next, err := boundedList(ctx, fetch, readable, pos, o.Prefix, o.Delimiter, Position{Key: o.KeyMarker, ID: o.IDMarker}, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.UploadPage{Truncated: truncated}
 	for _, it := range items {
 		if it.prefix != "" {
 			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
 		} else {
-			page.Uploads = append(page.Uploads, it.v)
+			page.Uploads = append(page.Uploads, *it.v)
 		}
 	}
 	if truncated {
