@@ -1,11 +1,16 @@
 package node
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Two things pointing at one directory (docs/operator-guide.md, "One
@@ -77,7 +82,74 @@ func overlap(a, b string) string {
 	case aok && slices.Contains(above(lb, bok), la[0]):
 		return sharesHolds
 	}
+	// A bind mount of a subdirectory is reached by a path that does not
+	// go through the directory above it: where each lies within its
+	// filesystem tells.
+	if !aok || !bok {
+		return sharesNothing
+	}
+	fa, fb := fsPathOf(a, la[0]), fsPathOf(b, lb[0])
+	switch {
+	case fa == "" || fb == "":
+	case within(fa, fb):
+		return sharesInside
+	case within(fb, fa):
+		return sharesHolds
+	}
 	return sharesNothing
+}
+
+// fsPathOf returns where the directory p, whose identity is id, lies
+// within its filesystem: the root of the mount that holds it, from
+// /proc/self/mountinfo (for a bind mount, the directory mounted), joined
+// with p's path below the mount point, prefixed with the filesystem's
+// device; "" when that cannot be told.
+func fsPathOf(p string, id dirID) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	p = resolvePath(p)
+	var best, root, mdev string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		// The last of the mounts on one point is the one seen.
+		if within(p, mp) && len(mp) >= len(best) {
+			best, root, mdev = mp, unescapeMount(f[3]), f[2]
+		}
+	}
+	if best == "" || mdev != fmt.Sprintf("%d:%d", unix.Major(id.dev), unix.Minor(id.dev)) {
+		return ""
+	}
+	rel, err := filepath.Rel(best, p)
+	if err != nil {
+		return ""
+	}
+	return mdev + ":" + filepath.Join(root, rel)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		out.WriteByte(s[i])
+	}
+	return out.String()
 }
 
 // above is the part of a lineage strictly above its directory.

@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/site"
 )
 
 // bindMount mounts dir over at (a bind mount: one directory under two
@@ -217,5 +220,139 @@ func TestHostingDirOfACopy(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(hosted, HostingLockFile)); !strings.Contains(string(b), "dir "+copyOf+"\n") {
 		t.Errorf("the lock file names %q, not its holder %s", b, copyOf)
+	}
+}
+
+// TestOverlap: two names of directories are compared by what they name.
+func TestOverlap(t *testing.T) {
+	d := t.TempDir()
+	a, b := filepath.Join(d, "a"), filepath.Join(d, "b")
+	sub := filepath.Join(a, "sub")
+	for _, p := range []string{a, b, sub, filepath.Join(d, "mnt"), filepath.Join(d, "mnt-sub")} {
+		mkdir(t, p)
+	}
+	if err := os.Symlink(a, filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	bindOf := func(t *testing.T, dir, at string) string {
+		bindMount(t, dir, filepath.Join(d, at))
+		return filepath.Join(d, at)
+	}
+	for _, tc := range []struct {
+		name string
+		x, y func(t *testing.T) string
+		want string
+	}{
+		{"apart", func(*testing.T) string { return a }, func(*testing.T) string { return b }, sharesNothing},
+		{"one directory", func(*testing.T) string { return a }, func(*testing.T) string { return a + "/." }, sharesSame},
+		{"a subdirectory", func(*testing.T) string { return sub }, func(*testing.T) string { return a }, sharesInside},
+		{"its parent", func(*testing.T) string { return a }, func(*testing.T) string { return sub }, sharesHolds},
+		{"not made yet, inside", func(*testing.T) string { return filepath.Join(sub, "new") }, func(*testing.T) string { return a }, sharesInside},
+		{"not made yet, apart", func(*testing.T) string { return filepath.Join(b, "new") }, func(*testing.T) string { return a }, sharesNothing},
+		{"a symbolic link", func(*testing.T) string { return filepath.Join(d, "link") }, func(*testing.T) string { return a }, sharesSame},
+		{"below a symbolic link", func(*testing.T) string { return filepath.Join(d, "link", "sub") }, func(*testing.T) string { return a }, sharesInside},
+		{"a bind mount", func(t *testing.T) string { return bindOf(t, a, "mnt") }, func(*testing.T) string { return a }, sharesSame},
+		{"a bind mount of a subdirectory", func(t *testing.T) string { return bindOf(t, sub, "mnt-sub") }, func(*testing.T) string { return a }, sharesInside},
+		{"holding a bind-mounted subdirectory", func(*testing.T) string { return a }, func(t *testing.T) string { return bindOf(t, sub, "mnt-sub") }, sharesHolds},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, y := tc.x(t), tc.y(t)
+			if got := overlap(x, y); got != tc.want {
+				t.Errorf("overlap(%s, %s) = %q, want %q", x, y, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSiteDirUnderAnotherName: two sites of one node on one directory are
+// one disk counted twice by the survivability proof. 'site add' refuses a
+// directory that is a site's under another name (a bind mount), lies
+// inside one through a bind mount of its subdirectory, or is, lies inside
+// or holds a hosting directory (this node's, or another's); a site edited
+// into node.yaml on a bind mount of another site's subdirectory is
+// unavailable, with the reason. Nothing is written to either directory.
+func TestSiteDirUnderAnotherName(t *testing.T) {
+	n := newNode(t)
+	est1 := sitePath(n, "est-1")
+	hosted := mkHostingDir(t)
+	changeConfig(t, n, func(c *Config) {
+		c.Alliance.Hosting = &HostingConfig{Path: hosted, Jurisdiction: "EST", Provider: "gov-dc", Control: "EST"}
+	})
+	other := newNode(t)
+	fins := filepath.Join(t.TempDir(), "fin-hosted")
+	mkdir(t, fins)
+	finMarker, err := encodeHostingMarker(other.Keys(), other.Config.Node.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(fins, HostingMarkerFile), string(finMarker))
+	mnt := func(t *testing.T, dir string) string {
+		p := filepath.Join(t.TempDir(), "mnt")
+		mkdir(t, p)
+		bindMount(t, dir, p)
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		path  func(t *testing.T) string
+		other string // the directory of the other user
+		says  string
+	}{
+		{"a bind mount of a site", func(t *testing.T) string { return mnt(t, est1) }, est1,
+			"is already site est-1's, directory " + est1 + ", under another name (a symbolic link or a bind mount): two sites on one directory are one disk counted twice"},
+		{"a bind mount of a site's subdirectory", func(t *testing.T) string {
+			sub := filepath.Join(est1, "below")
+			mkdir(t, sub)
+			t.Cleanup(func() { os.Remove(sub) })
+			return mnt(t, sub)
+		}, est1, "lies inside site est-1's directory " + est1},
+		{"the hosting directory", func(*testing.T) string { return hosted }, hosted,
+			"is the same directory as this node's hosting directory " + hosted + " (alliance.hosting.path), where allies' stores live"},
+		{"inside the hosting directory", func(*testing.T) string { return filepath.Join(hosted, "site") }, hosted,
+			"lies inside this node's hosting directory " + hosted},
+		{"holding the hosting directory", func(*testing.T) string { return filepath.Dir(hosted) }, hosted,
+			"contains this node's hosting directory " + hosted},
+		{"inside another node's hosting directory", func(*testing.T) string { return filepath.Join(fins, "site") }, fins,
+			"lies inside the hosting directory " + fins + " (it holds the hosting marker of node " + other.Config.Node.ID + "), where allies' stores live"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.path(t)
+			before := tree(t, tc.other)
+			err := n.AddSite(SiteConfig{Descriptor: site.Descriptor{ID: "new-1", Jurisdiction: "EST", Provider: "p", Control: "EST"}, Driver: "dir", Path: path})
+			if err == nil || !strings.Contains(err.Error(), "site new-1: directory "+path+" ") || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("site add: %v\nwant %q", err, tc.says)
+			}
+			if slices.ContainsFunc(n.Config.Sites, func(s SiteConfig) bool { return s.ID == "new-1" }) {
+				t.Fatal("a refused site was added")
+			}
+			if after := tree(t, tc.other); !equalTrees(after, before) {
+				t.Errorf("%s changed: %v, was %v", tc.other, after, before)
+			}
+		})
+	}
+
+	// By hand: fin-2 pointed at a bind mount of a new directory in est-1.
+	sub := filepath.Join(est1, "below")
+	mkdir(t, sub)
+	at := mnt(t, sub)
+	c := *n.Config
+	c.Sites = slices.Clone(c.Sites)
+	for i := range c.Sites {
+		if c.Sites[i].ID == "fin-2" {
+			c.Sites[i].Path = at
+		}
+	}
+	if err := n.SaveConfig(&c); err != nil {
+		t.Fatal(err)
+	}
+	n = reopen(t, n)
+	if s := states(t, n)["fin-2"]; s.State != "unavailable" || !strings.Contains(s.Reason, "its directory "+at+" lies inside site est-1's directory "+est1) {
+		t.Errorf("fin-2 on a bind mount inside est-1: %+v", s)
+	}
+	if s := states(t, n)["est-1"]; s.State != "ok" {
+		t.Errorf("est-1: %+v", s)
+	}
+	if ents, err := os.ReadDir(sub); err != nil || len(ents) != 0 {
+		t.Errorf("written in est-1/below through the mount: %v %v", ents, err)
 	}
 }

@@ -353,11 +353,7 @@ func (n *Node) checkHostingOutsideSites(root string) error {
 			return fmt.Errorf("hosting path %s lies inside the site at %s (it holds %s): give alliance.hosting.path a directory of its own, outside every site. Nothing is written to it", root, p, markerClaim(b))
 		}
 		if b, err := os.ReadFile(filepath.Join(p, HostingMarkerFile)); err == nil {
-			whose := "a damaged hosting marker"
-			if id, _, err := parseHostingMarker(b); err == nil {
-				whose = "the hosting marker of node " + id
-			}
-			return fmt.Errorf("hosting path %s lies inside the hosting directory %s (it holds %s): give alliance.hosting.path a directory of its own. Nothing is written to it", root, p, whose)
+			return fmt.Errorf("hosting path %s lies inside the hosting directory %s (it holds %s): give alliance.hosting.path a directory of its own. Nothing is written to it", root, p, hostingMarkerClaim(b))
 		}
 		if filepath.Dir(p) == p {
 			return nil
@@ -470,4 +466,32 @@ func (n *Node) unlockHostingDir() {
 		l.f.Close()
 		n.host.lock = nil
 	}
+}
+
+// hostingMarkerClaim describes a hosting marker found where something
+// else would go.
+func hostingMarkerClaim(b []byte) string {
+	id, _, err := parseHostingMarker(b)
+	if err != nil {
+		return "a damaged hosting marker"
+	}
+	return "the hosting marker of node " + id
+}
+
+// checkSiteOutsideHosting refuses a directory site, id at path, that is,
+// lies inside or contains this node's hosting directory
+// (alliance.hosting.path), where allies' stores live.
+func (n *Node) checkSiteOutsideHosting(id, path string) error {
+	h := n.conf().Alliance.Hosting
+	if h == nil {
+		return nil
+	}
+	root, err := n.hostingRoot(h)
+	if err != nil {
+		return nil
+	}
+	if how := overlap(path, root); how != sharesNothing {
+		return fmt.Errorf("site %s: directory %s %s this node's hosting directory %s (alliance.hosting.path), where allies' stores live: give the site a directory of its own", id, path, how, root)
+	}
+	return nil
 }

@@ -649,7 +649,8 @@ func (n *Node) checkSiteOutside(s SiteConfig) error {
 	if err != nil {
 		return err
 	}
-	if within(sitePath, nodeDir) || within(nodeDir, sitePath) {
+	// By path, and by what the paths name (a bind mount).
+	if within(sitePath, nodeDir) || within(nodeDir, sitePath) || overlap(sitePath, nodeDir) != sharesNothing {
 		return fmt.Errorf("site %s: %w: %s and the node directory %s; give the site a path of its own", s.ID, ErrSiteInNodeDir, sitePath, nodeDir)
 	}
 	return nil

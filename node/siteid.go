@@ -209,10 +209,20 @@ func (n *Node) conflicts(sites []SiteConfig) map[string]siteConflict {
 			if i == j || locs[i].space == "" {
 				continue
 			}
+			how := sharesNothing
 			switch {
 			case locs[i] == locs[j]:
-				c.shared = append(c.shared, b.ID)
+				how = sharesSame
 			case locs[j].contains(locs[i]):
+				how = sharesInside
+			case locs[i].space == "dir" && locs[j].space == "dir":
+				// Another name of one directory: a bind mount.
+				how = overlap(locs[i].path, locs[j].path)
+			}
+			switch how {
+			case sharesSame:
+				c.shared = append(c.shared, b.ID)
+			case sharesInside:
 				c.nested = fmt.Sprintf("its %s lies inside site %s's %s: give each site a place of its own in %s", locs[i], b.ID, locs[j], ConfigFile)
 			}
 		}
@@ -291,6 +301,11 @@ func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, share
 func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, missing, shared []string) error {
 	if len(shared) > 0 {
 		return refused("it has no marker, and site %s is configured on the same place: give each site its own in %s", strings.Join(shared, ", "), ConfigFile)
+	}
+	if sc.Driver == "dir" {
+		if err := n.checkSiteOutsideHosting(sc.ID, n.path(sc.Path)); err != nil {
+			return refused("it has no marker, and %s", strings.TrimPrefix(err.Error(), "site "+sc.ID+": "))
+		}
 	}
 	if why, err := n.legacyForeign(ctx, st, missing); err != nil {
 		return err
@@ -545,13 +560,33 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 	loc := n.siteLocation(s)
 	for _, o := range n.conf().Sites {
 		ol := n.siteLocation(o)
+		how := sharesNothing
 		switch {
 		case ol == loc:
-			return nil, fmt.Errorf("site %s: %s is already site %s's", s.ID, loc, o.ID)
+			how = sharesSame
 		case ol.contains(loc):
-			return nil, fmt.Errorf("site %s: %s lies inside site %s's %s", s.ID, loc, o.ID, ol)
+			how = sharesInside
 		case loc.contains(ol):
+			how = sharesHolds
+		case loc.space == "dir" && ol.space == "dir":
+			// Under another name: a symbolic link, a bind mount.
+			how = overlap(loc.path, ol.path)
+		}
+		switch how {
+		case sharesSame:
+			if ol == loc {
+				return nil, fmt.Errorf("site %s: %s is already site %s's", s.ID, loc, o.ID)
+			}
+			return nil, fmt.Errorf("site %s: %s is already site %s's, %s, under another name (a symbolic link or a bind mount): two sites on one directory are one disk counted twice", s.ID, loc, o.ID, ol)
+		case sharesInside:
+			return nil, fmt.Errorf("site %s: %s lies inside site %s's %s", s.ID, loc, o.ID, ol)
+		case sharesHolds:
 			return nil, fmt.Errorf("site %s: %s contains site %s's %s", s.ID, loc, o.ID, ol)
+		}
+	}
+	if s.Driver == "dir" {
+		if err := n.checkSiteOutsideHosting(s.ID, loc.path); err != nil {
+			return nil, err
 		}
 	}
 	var st site.Site
@@ -616,6 +651,9 @@ func (n *Node) checkNewDir(s SiteConfig, path string) error {
 	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
 		if b, err := os.ReadFile(filepath.Join(p, filepath.FromSlash(site.MarkerBlob))); err == nil {
 			return fmt.Errorf("site %s: directory %s lies inside the site at %s (it holds %s)", s.ID, path, p, markerClaim(b))
+		}
+		if b, err := os.ReadFile(filepath.Join(p, HostingMarkerFile)); err == nil {
+			return fmt.Errorf("site %s: directory %s lies inside the hosting directory %s (it holds %s), where allies' stores live: give the site a directory of its own", s.ID, path, p, hostingMarkerClaim(b))
 		}
 		if filepath.Dir(p) == p {
 			break
