@@ -31,6 +31,13 @@ type LogCheck struct {
 	Integrated uint64      `json:"integrated"`
 	Checkpoint uint64      `json:"checkpoint"`
 	Copies     []CopyCheck `json:"copies"`
+	// CopyInterval is the time between copies to the sites that nothing
+	// urges (audit.copy_interval), and CopyWindow the longest a new entry
+	// waits for a checkpoint covering it on every site that answers, but
+	// for the copy's own time ([Log.CopyWindow]): the window a copy
+	// behind is within.
+	CopyInterval string `json:"copy_interval"`
+	CopyWindow   string `json:"copy_window"`
 	// Problems are what tampering or damage looks like; Window is what is
 	// only not done yet (copies behind, checkpoints not yet cosigned).
 	Problems []string `json:"problems"`
@@ -46,7 +53,8 @@ func (l *Log) CheckCopies(ctx context.Context) (LogCheck, error) {
 	if err := l.drain(ctx); err != nil {
 		return LogCheck{}, err
 	}
-	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{}}
+	rep := LogCheck{Origin: l.cfg.Origin, Appended: l.appended(), Integrated: l.Integrated(), Copies: []CopyCheck{}, Problems: []string{}, Window: []string{},
+		CopyInterval: l.CopyInterval().String(), CopyWindow: l.CopyWindow().String()}
 	_, cp, err := l.Checkpoint(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("the node's own checkpoint: %w", err)

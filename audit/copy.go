@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -49,6 +51,9 @@ type copier struct {
 	once    sync.Once
 	copies  sync.WaitGroup // the copies under way
 	sem     chan struct{}  // bounds the copies that run at once
+	// interval is the time between rounds that nothing urges
+	// (Config.CopyInterval, then [Log.SetCopyInterval]), in nanoseconds.
+	interval atomic.Int64
 }
 
 // siteCopy is what the copier knows of one site's copy.
@@ -65,6 +70,14 @@ type siteCopy struct {
 	// may be on the site under full ones, to clean up after a checkpoint
 	// (noGarbage: none).
 	garbage uint64
+	// partial: the partial tiles and bundle of a tree of this size are on
+	// the site, written by this copier since it last read the site's
+	// checkpoint (0: none known). A partial tile or bundle is named by its
+	// width, and one of a given width holds the same hashes or entries in
+	// every tree that has it, so a copy of a larger tree need not write
+	// again the ones this one shares (the upper levels' tiles, most
+	// rounds).
+	partial uint64
 	seen    bool  // the site's checkpoint was read once
 	busy    bool  // a copy to the site runs
 	err     error // the last attempt's failure
@@ -74,8 +87,37 @@ type siteCopy struct {
 }
 
 func newCopier(l *Log) *copier {
-	return &copier{l: l, sites: map[string]*siteCopy{}, changed: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), sem: make(chan struct{}, 8)}
+	c := &copier{l: l, sites: map[string]*siteCopy{}, changed: make(chan struct{}), kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), sem: make(chan struct{}, 8)}
+	c.interval.Store(int64(l.cfg.CopyInterval))
+	return c
 }
+
+// SetCopyInterval sets the time between copies to the sites that nothing
+// urges (0: the default, 1s; at least Config.CheckpointInterval), in
+// force from the next round, which it starts at once.
+func (l *Log) SetCopyInterval(d time.Duration) {
+	d = max(cmp.Or(d, DefaultCopyInterval), l.cfg.CheckpointInterval)
+	if time.Duration(l.copies.interval.Swap(int64(d))) != d {
+		l.copies.poke()
+	}
+}
+
+// CopyInterval is the time between copies to the sites that nothing urges.
+func (l *Log) CopyInterval() time.Duration { return time.Duration(l.copies.interval.Load()) }
+
+// CopyWindow bounds the time from an entry's append to a checkpoint
+// covering it on every site that answers, but for the copy's own time:
+// the sequencer's BatchDelay, a CheckpointInterval, then a CopyInterval.
+// A Sync (a delete waiting to remove blobs) does not wait for the copy
+// interval: it urges a copy as soon as a checkpoint covers what it waits
+// for.
+func (l *Log) CopyWindow() time.Duration {
+	return l.cfg.BatchDelay + l.cfg.CheckpointInterval + l.CopyInterval()
+}
+
+// DefaultCopyInterval is the time between copies to the sites that
+// nothing urges, unless Config.CopyInterval says otherwise.
+const DefaultCopyInterval = time.Second
 
 func (c *copier) poke() {
 	select {
@@ -90,7 +132,8 @@ func (c *copier) run(ctx context.Context) {
 		return
 	}
 	defer c.copies.Wait()
-	t := time.NewTicker(c.l.cfg.CopyInterval)
+	iv := time.Duration(c.interval.Load())
+	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		select {
@@ -105,6 +148,10 @@ func (c *copier) run(ctx context.Context) {
 			return
 		case <-c.kick:
 		case <-t.C:
+		}
+		if d := time.Duration(c.interval.Load()); d != iv {
+			iv = d
+			t.Reset(d)
 		}
 		c.mu.Lock()
 		urgent := c.urgent
@@ -167,7 +214,7 @@ func (c *copier) round(ctx context.Context, urgent bool) {
 				st.retryAt = st.tried.Add(min(time.Duration(1<<min(st.fails, 5))*time.Second, 30*time.Second) + rand.N(time.Second))
 				// Read the site's checkpoint again next time: the
 				// site may have lost or regained its copy meanwhile.
-				st.known = false
+				st.known, st.partial = false, 0
 			} else {
 				st.fails, st.retryAt = 0, time.Time{}
 			}
@@ -235,6 +282,9 @@ func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []
 			st.copied, st.garbage = size, min(st.garbage, size)
 		}
 		st.known, st.seen, st.size = true, true, size
+		// What the site holds of its partial tiles is known again only
+		// once this copy writes them.
+		st.partial = 0
 		c.mu.Unlock()
 	}
 	for size < cp.Size {
@@ -257,12 +307,19 @@ func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []
 			from = to
 		}
 		// The partial tiles and bundles, then the checkpoint. Partial
-		// ones go from the node as the log grows: copy the latest.
+		// ones go from the node as the log grows: copy the latest, but
+		// those the site holds already.
 		c.mu.Lock()
 		st.garbage = min(st.garbage, cp.Size)
+		held := st.partial
 		c.mu.Unlock()
+		names := partialOf(cp.Size)
+		if held != 0 {
+			have := partialOf(held)
+			names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(have, n) })
+		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		err := c.copyNames(sctx, s, partialOf(cp.Size))
+		err := c.copyNames(sctx, s, names)
 		if err == nil {
 			err = s.Put(sctx, SitePrefix+layout.CheckpointPath, bytes.NewReader(raw), int64(len(raw)))
 		}
@@ -285,6 +342,7 @@ func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []
 		c.mu.Lock()
 		st.size, size = cp.Size, cp.Size
 		st.copied = max(st.copied, cp.Size)
+		st.partial = cp.Size
 		garbage := st.garbage
 		c.mu.Unlock()
 		if garbage < cp.Size {
@@ -296,13 +354,33 @@ func (c *copier) copySite(ctx context.Context, st *siteCopy, s site.Site, raw []
 
 // clean removes the partial tiles and bundles that full ones of a tree of
 // size entries cover, among those a tree of from entries held only
-// partly: the full one holds every hash and entry they held.
+// partly: the full one holds every hash and entry they held. The partial
+// ones under one full one sit in one directory and are removed at once,
+// so that their removals share the directory's fsync (a site's Delete is
+// durable when it returns; the dir driver groups concurrent ones).
 func (c *copier) clean(ctx context.Context, st *siteCopy, s site.Site, from, size uint64) {
 	for _, p := range fullBetween(from, size) {
 		gctx, cancel := context.WithTimeout(ctx, c.l.cfg.CopyTimeout)
+		var names []string
 		err := s.List(gctx, SitePrefix+p+".p/", func(i site.Info) error {
-			return s.Delete(gctx, i.Name)
+			names = append(names, i.Name)
+			return nil
 		})
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, cleanWidth)
+		for _, n := range names {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if derr := s.Delete(gctx, n); derr != nil {
+					mu.Lock()
+					err = cmp.Or(err, derr)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
 		cancel()
 		if err != nil {
 			return // left for the next clean-up
@@ -315,6 +393,9 @@ func (c *copier) clean(ctx context.Context, st *siteCopy, s site.Site, from, siz
 	}
 	c.mu.Unlock()
 }
+
+// cleanWidth bounds the removals of one clean-up that run at once.
+const cleanWidth = 16
 
 // fullBetween lists the full entry bundles and tiles a tree of to entries
 // has that one of from entries lacks or holds only partly.
@@ -397,6 +478,12 @@ func (l *Log) Sync(ctx context.Context, size uint64, sites []string) error {
 	start := time.Now()
 	if err := l.AwaitIntegrated(ctx, size); err != nil {
 		return err
+	}
+	// A round copies the latest checkpoint: wait for one covering size,
+	// or the round urged below may find nothing new to copy, and this
+	// would wait for the next round that nothing urges (CopyInterval).
+	if err := l.awaitCheckpoint(ctx, size); err != nil {
+		return fmt.Errorf("audit log not copied to %v: %w", sites, err)
 	}
 	configured := l.cfg.Sites
 	if configured == nil {

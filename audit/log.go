@@ -66,8 +66,13 @@ type Config struct {
 	// beside every few puts.
 	BatchDelay time.Duration
 	// CopyInterval is the time between copies to the sites that nothing
-	// urges (default 1s, at least CheckpointInterval); a Sync (a delete
-	// waiting to remove blobs) urges one at once.
+	// urges (default 1s, at least CheckpointInterval; it can be changed
+	// while the log runs, [Log.SetCopyInterval]); a Sync (a delete
+	// waiting to remove blobs) urges one at once. Each round that finds a
+	// newer checkpoint writes, on every site, the partial entry bundle and
+	// tiles that changed and the checkpoint, each a durable write; a
+	// longer interval writes them less often, and the sites hold the
+	// newest entries later ([Log.CopyWindow]).
 	CopyInterval time.Duration
 	// CopyTimeout bounds one step of a copy to a site (default 60s): the
 	// entry bundles and tiles of a few thousand entries, or the last
@@ -175,7 +180,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	cfg.CheckpointInterval = max(cmp.Or(cfg.CheckpointInterval, 200*time.Millisecond), 100*time.Millisecond)
 	cfg.BatchDelay = max(cmp.Or(cfg.BatchDelay, 100*time.Millisecond), time.Millisecond)
-	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, time.Second), cfg.CheckpointInterval)
+	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, DefaultCopyInterval), cfg.CheckpointInterval)
 	cfg.CopyTimeout = cmp.Or(cfg.CopyTimeout, 60*time.Second)
 	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
 	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}

@@ -50,6 +50,7 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 		return audit.Config{}, err
 	}
 	cfg.Witnesses, cfg.WitnessFailOpen = g, n.conf().witnessFailOpen()
+	cfg.CopyInterval = n.conf().copyInterval()
 	return cfg, nil
 }
 
@@ -75,9 +76,10 @@ func witnessGroup(c *Config) (tessera.WitnessGroup, error) {
 	return g, nil
 }
 
-// reconfigureAudit puts the configuration's witness settings in force on
-// the open log without a restart: the witnesses and the quorum at once
-// (the next checkpoint goes to them), the logs this node witnesses at once,
+// reconfigureAudit puts the configuration's witness and copy settings in
+// force on the open log without a restart: the witnesses and the quorum at
+// once (the next checkpoint goes to them), audit.copy_interval from the
+// next copy on, the logs this node witnesses at once,
 // and a change of audit.witness_fail_open by reopening the log (writes wait
 // for it a moment rather than fail).
 func (n *Node) reconfigureAudit() error {
@@ -99,6 +101,7 @@ func (n *Node) reconfigureAudit() error {
 		}
 	} else {
 		l.SetWitnesses(g)
+		l.SetCopyInterval(n.conf().copyInterval())
 	}
 	if w := n.witness.Load(); w != nil && len(witnessedLogs(n.Config)) > 0 {
 		return w.SetLogs(witnessedLogs(n.Config))

@@ -294,3 +294,66 @@ func TestWitnessSettingsLive(t *testing.T) {
 		t.Fatal("B still witnesses after audit.witnessed was emptied")
 	}
 }
+
+// TestCopyIntervalLive: audit.copy_interval is in force on the running
+// node's log at once: shortening it is a free config edit, lengthening it
+// takes custodians (refused on a node without them), and once approved it
+// is in force too; audit verify reports the interval and the window.
+func TestCopyIntervalLive(t *testing.T) {
+	n := newNode(t)
+	ctx := t.Context()
+	if got := n.Audit().CopyInterval(); got != audit.DefaultCopyInterval {
+		t.Fatalf("the log copies every %v, want the default %v", got, audit.DefaultCopyInterval)
+	}
+	editConfig(t, n, func(c *Config) {
+		iv := copyIntervalYAML(500 * time.Millisecond)
+		c.Audit.CopyInterval = &iv
+	})
+	if got := n.Audit().CopyInterval(); got != 500*time.Millisecond {
+		t.Fatalf("after config edit to 500ms the log copies every %v", got)
+	}
+	rep, err := n.VerifyAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Log.CopyInterval != "500ms" || rep.Log.CopyWindow != "800ms" {
+		t.Fatalf("audit verify reports copy interval %q, window %q; want 500ms, 800ms", rep.Log.CopyInterval, rep.Log.CopyWindow)
+	}
+
+	// Lengthening it through config edit waits for custodians, which
+	// this node has none of: nothing changes.
+	c := *n.conf()
+	iv := copyIntervalYAML(30 * time.Second)
+	c.Audit.CopyInterval = &iv
+	body, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := n.ProposeConfig(ctx, body); err == nil && res.Applied {
+		t.Fatalf("lengthening audit.copy_interval was applied without custodians: %+v", res)
+	}
+	if got := n.Audit().CopyInterval(); got != 500*time.Millisecond {
+		t.Fatalf("after a refused edit the log copies every %v, want 500ms", got)
+	}
+	// Applied as an approved config.edit is: in force at once.
+	if err := n.applyConfig(&c, body); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Audit().CopyInterval(); got != 30*time.Second {
+		t.Fatalf("after the approved edit the log copies every %v, want 30s", got)
+	}
+}
+
+// TestCopyIntervalAfterRestart: a node opens its log with the configured
+// audit.copy_interval.
+func TestCopyIntervalAfterRestart(t *testing.T) {
+	n := newNode(t)
+	editConfig(t, n, func(c *Config) {
+		iv := copyIntervalYAML(250 * time.Millisecond)
+		c.Audit.CopyInterval = &iv
+	})
+	n = reopen(t, n)
+	if got := n.Audit().CopyInterval(); got != 250*time.Millisecond {
+		t.Fatalf("the reopened node's log copies every %v, want the configured 250ms", got)
+	}
+}

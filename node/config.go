@@ -23,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/catalog"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
@@ -198,6 +199,42 @@ type AuditConfig struct {
 	WitnessFailOpen *bool `yaml:"witness_fail_open,omitempty" json:"witness_fail_open,omitempty"`
 	// Witnessed are other nodes' logs this node witnesses.
 	Witnessed []WitnessedLogConfig `yaml:"witnessed,omitempty" json:"witnessed,omitempty"`
+	// CopyInterval is the time between copies of the log to the sites
+	// that nothing urges (default 1s, from MinCopyInterval to
+	// MaxCopyInterval): each round writes a few small durable files on
+	// every site, and a longer interval writes them less often while the
+	// sites hold the newest entries later.
+	CopyInterval *copyIntervalYAML `yaml:"copy_interval,omitempty" json:"copy_interval,omitempty"`
+}
+
+// The bounds of audit.copy_interval: the log publishes a checkpoint at
+// most every 200ms (a copy more often finds nothing new), and a node lost
+// loses from the sites' copies what it appended within the interval.
+const (
+	MinCopyInterval = 200 * time.Millisecond
+	MaxCopyInterval = time.Minute
+)
+
+// copyIntervalYAML is audit.copy_interval, written as "5s".
+type copyIntervalYAML time.Duration
+
+func (d copyIntervalYAML) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func (d *copyIntervalYAML) UnmarshalYAML(value *yaml.Node) error {
+	v, err := time.ParseDuration(value.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: audit.copy_interval %q is not a duration: want one from %s to %s, such as 5s", value.Line, value.Value, MinCopyInterval, MaxCopyInterval)
+	}
+	*d = copyIntervalYAML(v)
+	return nil
+}
+
+// copyInterval reports the effective audit.copy_interval.
+func (c *Config) copyInterval() time.Duration {
+	if c.Audit.CopyInterval == nil {
+		return audit.DefaultCopyInterval
+	}
+	return time.Duration(*c.Audit.CopyInterval)
 }
 
 // WitnessConfig is a witness of this node's log.
@@ -247,6 +284,14 @@ func (c *Config) validateAudit() error {
 		u, err := url.Parse(w.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("audit.witnesses[%d].url %q: want an http or https URL", i, w.URL)
+		}
+	}
+	if iv := c.Audit.CopyInterval; iv != nil {
+		switch d := time.Duration(*iv); {
+		case d < MinCopyInterval:
+			return fmt.Errorf("audit.copy_interval: %s is shorter than %s, the least (the log publishes a checkpoint at most every %s: a copy more often finds nothing new)", d, MinCopyInterval, MinCopyInterval)
+		case d > MaxCopyInterval:
+			return fmt.Errorf("audit.copy_interval: %s is longer than %s, the most (the sites would hold the log's newest entries that much later, and a node lost meanwhile takes them with it)", d, MaxCopyInterval)
 		}
 	}
 	if c.Audit.Quorum < 0 || c.Audit.Quorum > len(c.Audit.Witnesses) {

@@ -66,6 +66,12 @@ func TestValidate(t *testing.T) {
 			c.Audit.Witnesses = []WitnessConfig{{Key: "w.example+06264980+BBtHu+jlWRd8eRJgyx2B4ybG4pZ1Vm3UFfFOlBFmjsnG", URL: "ftp://w.example"}}
 		}, []string{"audit.witnesses[0].url", "ftp://w.example"}},
 		{"witness quorum", func(c *Config) { c.Audit.Quorum = 2 }, []string{"audit.quorum 2", "0 (all) to 0"}},
+		{"copy interval too short", func(c *Config) { iv := copyIntervalYAML(100 * time.Millisecond); c.Audit.CopyInterval = &iv },
+			[]string{"audit.copy_interval", "100ms", "shorter than 200ms"}},
+		{"copy interval zero", func(c *Config) { iv := copyIntervalYAML(0); c.Audit.CopyInterval = &iv }, []string{"audit.copy_interval", "0s", "shorter than 200ms"}},
+		{"copy interval negative", func(c *Config) { iv := copyIntervalYAML(-time.Second); c.Audit.CopyInterval = &iv }, []string{"audit.copy_interval", "-1s", "shorter than 200ms"}},
+		{"copy interval too long", func(c *Config) { iv := copyIntervalYAML(61 * time.Second); c.Audit.CopyInterval = &iv },
+			[]string{"audit.copy_interval", "1m1s", "longer than 1m0s"}},
 		{"witnessed origin", func(c *Config) {
 			c.Audit.Witnessed = []WitnessedLogConfig{{Origin: "embassy/x", Key: "embassy/y+1c26541f+ARtHu+jlWRd8eRJgyx2B4ybG4pZ1Vm3UFfFOlBFmjsnG"}}
 		}, []string{"audit.witnessed[0].key", "verifier hash"}},
@@ -184,6 +190,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"stripe size 64MiB", func(c *Config) { c.Vaults[0].StripeSize = "64MiB" }},
 		{"stripe size 0 is the default", func(c *Config) { c.Vaults[0].StripeSize = "0" }},
 		{"scrub off", func(c *Config) { iv := durationYAML(0); c.Scrub.Interval = &iv }},
+		{"copy interval at its least", func(c *Config) { iv := copyIntervalYAML(MinCopyInterval); c.Audit.CopyInterval = &iv }},
+		{"copy interval at its most", func(c *Config) { iv := copyIntervalYAML(MaxCopyInterval); c.Audit.CopyInterval = &iv }},
 		{"two-person settings", func(c *Config) {
 			c.TwoPerson = TwoPersonConfig{Approvals: 3, PerOperation: map[string]int{"root.rotate": 4}, TTL: durationYAML(time.Hour)}
 		}},
@@ -220,6 +228,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"duration", head + "scrub:\n  interval: 1d\n", []string{"config", "line 5", `duration "1d"`}},
 		{"negative scrub interval", head + "scrub:\n  interval: -5m\n", []string{"scrub.interval", "-5m0s", "negative"}},
 		{"negative ttl", head + "two_person:\n  ttl: -1h\n", []string{"two_person.ttl", "negative"}},
+		{"copy interval not a duration", head + "audit:\n  copy_interval: 5\n", []string{"config", "line 5", `audit.copy_interval "5" is not a duration`, "200ms to 1m0s"}},
+		{"copy interval in words", head + "audit:\n  copy_interval: often\n", []string{"line 5", `audit.copy_interval "often"`}},
+		{"copy interval too long", head + "audit:\n  copy_interval: 1h\n", []string{"audit.copy_interval", "1h0m0s", "longer than 1m0s"}},
 		{"negative approvals", head + "two_person:\n  approvals: -1\n", []string{"two_person.approvals", "-1"}},
 		{"no node", "sites: []\n", []string{"node.id", "must be set"}},
 		{"unknown top-level field", head + "nodes: 3\n", []string{"config", "field nodes not found"}},
@@ -275,6 +286,8 @@ func fullConfig() *Config {
 		Created:    time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC),
 		ObjectLock: &ObjectLockConfig{Mode: "COMPLIANCE", Years: 7},
 	})
+	iv := copyIntervalYAML(5 * time.Second)
+	c.Audit.CopyInterval = &iv
 	c.TAXII = taxii.Config{
 		StatusRetention: "72h", MaxContentLength: 8 << 20,
 		Collections: []taxii.CollectionConfig{{ID: "3c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "cti", Title: "Incidents", Description: "CERT-EE incidents",
@@ -342,6 +355,7 @@ func TestMarshalFieldNames(t *testing.T) {
 		"\n    operator: cloudco eesti\n", "\n    accredited: NATO SECRET\n", "\n    connectivity: isolated\n",
 		"\n  - name: shared.lux\n    owner: LUX\n    erasure: 2+2\n    survive: jurisdictions=1\n",
 		"\n    jurisdictions: [LUX, FIN]\n", "\n    stripe_size: 256KiB\n", "\n    default_label: NATO RESTRICTED\n",
+		"\naudit:\n  copy_interval: 5s\n",
 		"\n    key_gen: 2\n", "\n    created: 2026-11-25T10:30:00Z\n", "\n    object_lock:\n      mode: COMPLIANCE\n      years: 7\n",
 		"\ntwo_person:\n  approvals: 3\n  per_operation:\n    vault.delete: 4\n  ttl: 36h0m0s\n  principal_level: NATO CONFIDENTIAL\n",
 	} {

@@ -235,6 +235,15 @@ func ConfigChanges(old, next *Config) []Change {
 		}
 		add("audit.witness_fail_open", fmt.Sprintf("audit.witness_fail_open %t → %t", was, is), gate, why)
 	}
+	// audit: copies of the log to the sites. A longer interval leaves the
+	// newest entries on the node alone for longer.
+	if was, is := old.copyInterval(), next.copyInterval(); was != is || !reflect.DeepEqual(old.Audit.CopyInterval, next.Audit.CopyInterval) {
+		gate, why := Free, ""
+		if is > was {
+			gate, why = Custodians, "the sites would hold the log's newest entries later: a node lost in that window takes them with it"
+		}
+		add("audit.copy_interval", fmt.Sprintf("audit.copy_interval %s → %s", was, is), gate, why)
+	}
 	if !reflect.DeepEqual(old.Audit.Witnessed, next.Audit.Witnessed) {
 		add("audit.witnessed", "the logs this node witnesses changed", Free, "")
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/label"
@@ -95,6 +96,9 @@ func TestConfigChangeGates(t *testing.T) {
 		{"object lock lengthened", func(c *Config) { c.Vaults[0].ObjectLock.Days = 90 }, Free, "vaults[registry].object_lock"},
 		{"vault added", func(c *Config) { c.Vaults = append(c.Vaults, VaultConfig{Name: "archive", Erasure: "4+2"}) }, Free, "vaults[archive]"},
 		{"scrub", func(c *Config) { c.Scrub.ReportOnly = true }, Free, "scrub"},
+		{"copy interval lengthened", func(c *Config) { iv := copyIntervalYAML(10 * time.Second); c.Audit.CopyInterval = &iv }, Custodians, "audit.copy_interval"},
+		{"copy interval shortened", func(c *Config) { iv := copyIntervalYAML(500 * time.Millisecond); c.Audit.CopyInterval = &iv }, Free, "audit.copy_interval"},
+		{"copy interval written out", func(c *Config) { iv := copyIntervalYAML(time.Second); c.Audit.CopyInterval = &iv }, Free, "audit.copy_interval"},
 		{"taxii status retention", func(c *Config) { c.TAXII.StatusRetention = "24h" }, Free, "taxii.status_retention"},
 		{"collection added, home only", func(c *Config) {
 			c.TAXII.Collections = append(c.TAXII.Collections, taxii.CollectionConfig{ID: "4c6a9d4e-2b1f-4c8e-9a57-0d9e6b1f2a30", Alias: "home", Vault: "registry", Community: []string{"EST"}})

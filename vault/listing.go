@@ -231,8 +231,10 @@ func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions
 	if !e.filtering(ctx) {
 		return e.index.List(ctx, vaultName, o)
 	}
+	var fetched pages
 	fetch := func(ctx context.Context, prefix, delim string, after Position, n, scan int) ([]listItem[index.Version], bool, Position, int, error) {
 		ip, err := e.index.List(ctx, vaultName, index.ListOptions{Prefix: prefix, Delimiter: delim, After: after.Key, Max: n, Scan: scan})
+		fetched.add(ip.Entries)
 		if err != nil {
 			return nil, false, Position{}, ip.Scanned, err
 		}
@@ -243,20 +245,52 @@ func (e *Engine) List(ctx context.Context, vaultName string, o index.ListOptions
 	pos := func(x *index.Version) Position { return Position{Key: x.Key} }
 	items, truncated, next, err := boundedList(ctx, fetch, readable, pos, o.Prefix, o.Delimiter, Position{Key: o.After}, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.ListPage{Truncated: truncated}
-	if n := entries(items); n > 0 {
-		page.Entries = make([]index.Version, 0, n)
-	}
-	for _, it := range items {
-		if it.prefix != "" {
-			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
-		} else {
-			page.Entries = append(page.Entries, *it.v)
-		}
-	}
+	page.Entries, page.CommonPrefixes = fetched.result(items)
 	if truncated {
 		page.Next = next.Key
 	}
 	return page, err
+}
+
+// pages are the index pages a listing fetched, as far as result needs
+// them: how many, and the only one if there was one.
+type pages struct {
+	n    int
+	only []index.Version
+}
+
+func (p *pages) add(es []index.Version) { p.n, p.only = p.n+1, es }
+
+// result returns the versions and common prefixes of a listing's items.
+// When the items all come from one index page (the listing needed one
+// fetch), the versions are moved down within that page, which the index
+// made for this listing alone, instead of copied into a new slice: each
+// item's version lies at or after where it goes, and after every earlier
+// item's.
+func (p *pages) result(items []listItem[index.Version]) ([]index.Version, []string) {
+	n := entries(items)
+	var vs []index.Version
+	switch {
+	case n == 0:
+	case p.n == 1:
+		vs = p.only[:0]
+	default:
+		vs = make([]index.Version, 0, n)
+	}
+	var cps []string
+	for _, it := range items {
+		if it.prefix != "" {
+			cps = append(cps, it.prefix)
+		} else {
+			vs = append(vs, *it.v)
+		}
+	}
+	if p.n == 1 && n > 0 {
+		// What lies past the result is not the caller's.
+		clear(p.only[n:])
+		vs = vs[:n:n]
+	}
+	return vs, cps
 }
 
 // merged returns a page's entries and common prefixes as listing items,
@@ -288,6 +322,7 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 	if !e.filtering(ctx) {
 		return e.index.Versions(ctx, vaultName, o)
 	}
+	var fetched pages
 	fetch := func(ctx context.Context, prefix, delim string, after Position, n, scan int) ([]listItem[index.Version], bool, Position, int, error) {
 		vo := index.VersionOptions{Prefix: prefix, Delimiter: delim, KeyMarker: after.Key, Max: min(n, scan)}
 		if after.ID != "" {
@@ -298,6 +333,7 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 			vo.VersionMarker = id
 		}
 		ip, err := e.index.Versions(ctx, vaultName, vo)
+		fetched.add(ip.Versions)
 		if err != nil {
 			return nil, false, Position{}, 0, err
 		}
@@ -317,16 +353,7 @@ func (e *Engine) Versions(ctx context.Context, vaultName string, o index.Version
 	}
 	items, truncated, next, err := boundedList(ctx, fetch, readable, pos, o.Prefix, o.Delimiter, after, index.PageSize(o.Max), scanOf(o.Scan))
 	page := index.VersionPage{Truncated: truncated}
-	if n := entries(items); n > 0 {
-		page.Versions = make([]index.Version, 0, n)
-	}
-	for _, it := range items {
-		if it.prefix != "" {
-			page.CommonPrefixes = append(page.CommonPrefixes, it.prefix)
-		} else {
-			page.Versions = append(page.Versions, *it.v)
-		}
-	}
+	page.Versions, page.CommonPrefixes = fetched.result(items)
 	if truncated {
 		page.NextKeyMarker = next.Key
 		if next.ID != "" {

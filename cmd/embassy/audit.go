@@ -228,6 +228,9 @@ Without --node it opens the node directory (its keys: a local root key, or
 
 func printAuditReport(a *app, r node.AuditReport) {
 	fmt.Fprintf(a.stdout, "audit log %s: %d entries appended, %d in the tree, checkpoint at %d\n", r.Log.Origin, r.Log.Appended, r.Log.Integrated, r.Log.Checkpoint)
+	if r.Log.CopyInterval != "" {
+		fmt.Fprintf(a.stdout, "copied to the sites every %s (audit.copy_interval): a new entry is on every site that answers within about %s\n", r.Log.CopyInterval, r.Log.CopyWindow)
+	}
 	for _, c := range r.Log.Copies {
 		state := "verified"
 		switch {

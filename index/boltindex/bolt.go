@@ -478,6 +478,32 @@ func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) 
 	})
 }
 
+// A page's versions are gathered in a scratch slice of MaxList taken from
+// a pool (a page grown by append from nothing allocated and copied about
+// twice its final size, in slices large enough to go to the heap's
+// large-object path). A page that fills at least half of it gets the
+// slice itself, and the pool makes a new one when next asked; a smaller
+// page gets an exact copy, and the slice goes back to the pool.
+type scratch struct{ v []index.Version }
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{v: make([]index.Version, 0, index.MaxList)} }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// putScratch hands what s gathered to *dst (nil if nothing).
+func putScratch(s *scratch, dst *[]index.Version) {
+	if 2*len(s.v) >= cap(s.v) {
+		*dst = s.v
+		return
+	}
+	if len(s.v) > 0 {
+		*dst = append([]index.Version(nil), s.v...)
+	}
+	clear(s.v)
+	s.v = s.v[:0]
+	scratchPool.Put(s)
+}
+
 // hasPrefix is bytes.HasPrefix(k, []byte(p)) without the conversion.
 func hasPrefix(k []byte, p string) bool { return len(k) >= len(p) && string(k[:len(p)]) == p }
 
@@ -519,6 +545,8 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 			}
 		}
 		var d listDecoder
+		scratch := getScratch()
+		defer putScratch(scratch, &page.Entries)
 		n := 0
 		// examined counts a record looked at; it reports whether the scan
 		// bound is reached there, and then ends the page at key k (key,
@@ -591,7 +619,7 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 				}
 				key = string(k)
 				v.Vault, v.Key = vault, key
-				page.Entries = append(page.Entries, v)
+				scratch.v = append(scratch.v, v)
 				page.Next = key
 				n++
 			}
@@ -657,7 +685,28 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			}
 		}
 		var d listDecoder
+		scratch := getScratch()
+		defer putScratch(scratch, &page.Versions)
+		// latestOf returns the "latest" value of key kb (nil if none).
+		// Keys mostly come in increasing order (not always: "versions"
+		// orders key NUL …, so a key holding a NUL can come before a
+		// shorter one) and nearly every one has a value there, so its
+		// cursor steps forward a few records to find kb, and seeks
+		// when that does not land on it.
 		latest := b.latest.Cursor()
+		var lk, lv []byte
+		latestOf := func(kb []byte) []byte {
+			for i := 0; lk != nil && i < 4 && bytes.Compare(lk, kb) < 0; i++ {
+				lk, lv = latest.Next()
+			}
+			if lk == nil || !bytes.Equal(lk, kb) {
+				lk, lv = latest.Seek(kb)
+			}
+			if lk != nil && bytes.Equal(lk, kb) {
+				return lv
+			}
+			return nil
+		}
 		n := 0
 		prevKey := ""
 		for k != nil {
@@ -699,7 +748,7 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			key := prevKey
 			if string(kb) != prevKey {
 				key = string(kb)
-				if lk, sum := latest.Seek(kb); lk != nil && bytes.Equal(lk, kb) && sum != nil {
+				if sum := latestOf(kb); sum != nil {
 					id, err := summaryID(sum)
 					if err != nil {
 						return err
@@ -709,7 +758,7 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 			}
 			v.Vault, v.Key = vault, key
 			prevKey = key
-			page.Versions = append(page.Versions, v)
+			scratch.v = append(scratch.v, v)
 			page.NextKeyMarker, page.NextVersionMarker = key, v.ID
 			n++
 			k, val = c.Next()
