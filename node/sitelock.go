@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/embassy-dev/embassy/internal/lockfile"
@@ -64,8 +63,7 @@ func (n *Node) lockSiteDir(id, root string) error {
 			who = lockfile.HolderOf(lfi)
 		}
 		f.Close()
-		dir, _ := filepath.Abs(n.Dir)
-		return refused("its directory %s is in use by %s: this node (node directory %s) cannot use it too: two copies of one node directory (a restored backup, a standby), or two nodes, must never use one site directory. Stop the other ('ps' shows it), or give this node its own sites", root, who, dir)
+		return refused("its directory %s is in use by %s: this node (node directory %s) cannot use it too: two copies of one node directory (a restored backup, a standby), or two nodes, must never use one site directory. Stop the other ('ps' shows it), or give this node its own sites", root, who, absDir(n.Dir))
 	case err != nil:
 		f.Close()
 		return fmt.Errorf("lock the site directory: %w", err)
