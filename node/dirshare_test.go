@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // bindMount mounts dir over at (a bind mount: one directory under two
@@ -144,12 +145,38 @@ func TestHostingDirApart(t *testing.T) {
 				}
 			}
 			if other != lux.Dir { // the node's own files change as it works
-				if after := tree(t, other); !equalTrees(after, before) {
+				// A serving node copies its audit log and descriptor to
+				// its sites (log/, node/) as it works: the rest stays.
+				if after := tree(t, other); !equalTrees(withoutNodeRecords(after), withoutNodeRecords(before)) {
 					t.Errorf("%s changed: %v, was %v", other, after, before)
 				}
 			}
 		})
 	}
+}
+
+// withoutNodeRecords is a site's tree without what the node writes there
+// in the background (its audit log's copy and its records).
+func withoutNodeRecords(tr map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range tr {
+		if !strings.HasPrefix(k, "log/") && !strings.HasPrefix(k, "node/") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// withoutLogCopies is a tree of sites without the copies of the audit log
+// a node keeps there.
+func withoutLogCopies(tr map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range tr {
+		if !strings.Contains("/"+k, "/log/") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // copyDir copies a directory as an operator does, cp -a.
@@ -355,4 +382,60 @@ func TestSiteDirUnderAnotherName(t *testing.T) {
 	if ents, err := os.ReadDir(sub); err != nil || len(ents) != 0 {
 		t.Errorf("written in est-1/below through the mount: %v %v", ents, err)
 	}
+}
+
+// TestSitesOfACopy: two copies of one node directory (a restored backup
+// started beside the node) carry the same identity, so the sites' markers
+// name both. Only the first to use the sites keeps them: on the other
+// every directory site is unavailable, naming the process that holds it
+// and this node's directory, a write is refused, and nothing on the sites
+// changes; once the first is closed, the other may use them.
+func TestSitesOfACopy(t *testing.T) {
+	n := newNode(t)
+	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		t.Fatal(err)
+	}
+	want := fill(t, n)
+	n.Close()
+	copyOf := filepath.Join(filepath.Dir(n.Dir), "node-copy")
+	copyDir(t, n.Dir, copyOf)
+	first := reopen(t, n)
+	for id, s := range states(t, first) {
+		if s.State != "ok" {
+			t.Fatalf("the first copy's site %s: %+v", id, s)
+		}
+	}
+	sites := filepath.Join(filepath.Dir(n.Dir), "sites")
+	before := tree(t, sites)
+	second, err := Open(t.Context(), copyOf, NewLogger(LogConfig{Level: "error"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() })
+	in := fmt.Sprintf("is in use by process %d (", os.Getpid())
+	this := fmt.Sprintf("this node (node directory %s) cannot use it too", copyOf)
+	for id, s := range states(t, second) {
+		if s.State != "unavailable" || !strings.Contains(s.Reason, "its directory "+sitePath(second, id)+" "+in) || !strings.Contains(s.Reason, this) {
+			t.Errorf("the copy's site %s: %+v\nwant unavailable: … %s… %s", id, s, in, this)
+		}
+	}
+	ctx := second.As(t.Context(), "admin")
+	if _, err := second.Engine.Put(ctx, "registry", "2026/copy.bin", strings.NewReader("written by the copy"), vault.PutOptions{Size: 19}); err == nil {
+		t.Error("the copy wrote an object")
+	}
+	// (The first copy's audit log is copied to the sites, log/, every
+	// second: everything else stays as it was.)
+	if after := tree(t, sites); !equalTrees(withoutLogCopies(after), withoutLogCopies(before)) {
+		t.Error("the sites changed under the copy")
+	}
+	checkObjects(t, first, want)
+
+	first.Close()
+	second = reopen(t, second)
+	for id, s := range states(t, second) {
+		if s.State != "ok" {
+			t.Errorf("the copy's site %s once the first is closed: %+v", id, s)
+		}
+	}
+	checkObjects(t, second, want)
 }

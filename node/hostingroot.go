@@ -329,7 +329,7 @@ func (n *Node) checkHostedStores(ctx context.Context) {
 // the guests' data back with it.
 func (n *Node) checkHostingApart(root string) error {
 	if how := overlap(root, n.Dir); how != sharesNothing {
-		return fmt.Errorf("hosting path %s %s this node's directory %s: the guests' stores and the node's own files must not share a directory: give alliance.hosting.path a directory of its own, on the hosting volume. Nothing is written to it", root, how, n.Dir)
+		return fmt.Errorf("hosting path %s %s this node's directory %s: the guests' stores and the node's own files must not share a directory: give alliance.hosting.path a directory of its own, on the hosting volume. Nothing is written to it", root, how, absDir(n.Dir))
 	}
 	for _, s := range n.conf().Sites {
 		if s.Driver != "dir" {
@@ -418,7 +418,7 @@ func (n *Node) lockHostingDir(r *os.Root, root string, create bool) error {
 		if node, dir := parseHostingLock(b[:k]); dir != "" {
 			who += fmt.Sprintf(", node %s with node directory %s", node, dir)
 		}
-		return fmt.Errorf("hosting path %s is in use by %s: this node (node directory %s) cannot use it too: two nodes, or two copies of one node directory, must never share a hosting directory. Stop the other, or give this node a hosting directory of its own. Nothing is written to it", root, who, n.Dir)
+		return fmt.Errorf("hosting path %s is in use by %s: this node (node directory %s) cannot use it too: two nodes, or two copies of one node directory, must never share a hosting directory. Stop the other, or give this node a hosting directory of its own. Nothing is written to it", root, who, absDir(n.Dir))
 	case err != nil:
 		f.Close()
 		return fmt.Errorf("hosting path %s: %w", root, err)
@@ -435,10 +435,15 @@ func (n *Node) lockHostingDir(r *os.Root, root string, create bool) error {
 }
 
 func hostingLockBody(nodeID, nodeDir string) []byte {
-	if abs, err := filepath.Abs(nodeDir); err == nil {
-		nodeDir = abs
+	return fmt.Appendf(nil, "embassy hosting lock\nnode %s\ndir %s\n", nodeID, absDir(nodeDir))
+}
+
+// absDir is a directory's path made absolute, for messages.
+func absDir(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
 	}
-	return fmt.Appendf(nil, "embassy hosting lock\nnode %s\ndir %s\n", nodeID, nodeDir)
+	return p
 }
 
 // parseHostingLock reads what hostingLockBody wrote, "" where it does not

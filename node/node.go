@@ -88,6 +88,7 @@ type Node struct {
 	ally     allianceState    // the alliance (alliance.go)
 	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
 	host     hostState        // the guests' stores (hosting.go)
+	sites    siteLocks        // held on the directory sites (sitelock.go)
 
 	// serveLoops are run by Serve beside its own background loops, until
 	// its ctx is done (tests).
@@ -473,6 +474,7 @@ func (n *Node) rebuildEngine() error {
 	var sites []vault.Site
 	stores := map[string]site.Site{}
 	conflicts := n.conflicts(n.conf().Sites)
+	n.keepSiteLocks(n.conf().Sites)
 	for _, sc := range n.conf().Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
@@ -570,6 +572,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 func (n *Node) Close() error {
 	n.stopJobs()
 	n.unlockHostingDir()
+	n.keepSiteLocks(nil)
 	if n.Index == nil {
 		return nil
 	}

@@ -269,6 +269,12 @@ func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, share
 		if why := markerVerdict(keys, n.conf().Node.ID, sc.ID, b); why != "" {
 			return refused("%s", why)
 		}
+		if isDir {
+			// This node's: no other process may use it.
+			if err := n.lockSiteDir(sc.ID, ds.Root()); err != nil {
+				return err
+			}
+		}
 		if len(missing) > 0 && isDir && !slices.ContainsFunc(missing, func(d string) bool { return !slices.Contains(site.AddedTopDirs(), d) }) {
 			// A site made before these directories existed: create them,
 			// as long as the marker read through the same directory
@@ -317,6 +323,9 @@ func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, mis
 		return err
 	}
 	if ds, ok := st.(*dir.Site); ok {
+		if err := n.lockSiteDir(sc.ID, ds.Root()); err != nil {
+			return err
+		}
 		err := ds.MakeTopDirs(func(_ []byte, err error) error {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return errors.New("a marker appeared while the site was being claimed: check again")
@@ -598,6 +607,9 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 		ds, err := dir.New(n.path(s.Path))
 		if err != nil {
 			return nil, err
+		}
+		if err := n.lockSiteDir(s.ID, ds.Root()); err != nil {
+			return nil, fmt.Errorf("site %s: %w", s.ID, err)
 		}
 		st = ds
 	case "s3":

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/embassy-dev/embassy/internal/lockfile"
 )
 
 // TestMain lets the test binary stand in for the embassy command: scripts
@@ -75,11 +78,12 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"gen":     cmdGen,
-			"slice":   cmdSlice,
-			"capture": cmdCapture,
-			"flip":    cmdFlip,
-			"replace": cmdReplace,
+			"gen":      cmdGen,
+			"slice":    cmdSlice,
+			"capture":  cmdCapture,
+			"flip":     cmdFlip,
+			"replace":  cmdReplace,
+			"waitlock": cmdWaitLock,
 		},
 	})
 }
@@ -193,4 +197,29 @@ func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s does not contain %q", args[0], args[1])
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.ReplaceAll(string(b), args[1], args[2])), 0o600))
+}
+
+// cmdWaitLock implements "waitlock PATH": wait, up to a minute, until a
+// process holds a flock on PATH (a file or a directory), as a node does on
+// its sites and hosting directory while it is open; a script then knows a
+// node started in the background has them.
+func cmdWaitLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! waitlock")
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitlock PATH")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if who := lockfile.Holder(path); strings.HasPrefix(who, "process ") {
+			ts.Logf("%s is held by %s", path, who)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitlock: nobody holds a lock on %s after a minute", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
