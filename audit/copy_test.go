@@ -362,15 +362,29 @@ func TestCopyWritesOnlyChangedPartials(t *testing.T) {
 	}
 	checkCopiesClean(t, l)
 
-	// After a restart, the same.
+	// After a restart, the same; here the last process stopped in the
+	// middle of a copy (its partial files written, the site refusing its
+	// checkpoint, as if it had crashed before writing it).
+	cs.failPuts(func(name string) error {
+		if name == SitePrefix+"checkpoint" {
+			return refused
+		}
+		return nil
+	})
+	if _, err := l.Append(t.Context(), event(int(n))); err != nil {
+		t.Fatal(err)
+	}
 	closeLog(t, l)
 	l = nil
+	if put, _ = cs.take(); !slices.ContainsFunc(put, func(name string) bool { return strings.HasPrefix(name, "log/tile/entries/001.p/") }) {
+		t.Fatalf("the last copy before closing wrote %v, no partial bundle: it did not stop midway", put)
+	}
 	if err := ds.Delete(ctx, level1); err != nil {
 		t.Fatal(err)
 	}
-	cs.take()
+	cs.failPuts(nil)
 	l = openLog(t, cfg)
-	appendAndSync(t, l, "a", int(n), 1)
+	appendAndSync(t, l, "a", int(n)+1, 1)
 	if put, _ = cs.take(); !slices.Contains(put, level1) {
 		t.Fatalf("the first copy after a restart wrote %v, not %s, which the site lost", put, level1)
 	}

@@ -296,12 +296,49 @@ func formatETag(d [16]byte, n uint64) string {
 	// Built in place: one allocation, the string's (listings decode an
 	// ETag per key).
 	var buf [1 + 32 + 1 + 20 + 1]byte
-	b := append(buf[:0], '"')
+	return string(appendETagText(buf[:0], d, n))
+}
+
+// appendETagText appends formatETag(d, n) to b.
+func appendETagText(b []byte, d [16]byte, n uint64) []byte {
+	b = append(b, '"')
 	b = hex.AppendEncode(b, d[:])
 	if n != 0 {
 		b = strconv.AppendUint(append(b, '-'), n, 10)
 	}
-	return string(append(b, '"'))
+	return append(b, '"')
+}
+
+// AppendETagText is ReadETag appending the ETag's text to dst instead of
+// returning a string of its own (a listing builds one string holding a
+// key and its ETag). It fails exactly where ReadETag fails; what it
+// appends then is undefined.
+func AppendETagText(dst, b []byte) (out, rest []byte, err error) {
+	r := &binReader{b: b}
+	switch kind := r.fixed("etag", 1); {
+	case kind == nil:
+	case kind[0] == etagString:
+		s := r.fixed("etag", int(r.uvarint("etag", uint64(len(r.b)))))
+		if r.err == nil && appendETag(nil, string(s))[0] != etagString {
+			r.fail("etag: an MD5 ETag written as a string")
+		}
+		dst = append(dst, s...)
+	case kind[0] == etagMD5:
+		var d [16]byte
+		copy(d[:], r.fixed("etag", 16))
+		dst = appendETagText(dst, d, 0)
+	case kind[0] == etagMultipart:
+		var d [16]byte
+		copy(d[:], r.fixed("etag", 16))
+		n := r.uvarint("etag", math.MaxUint64)
+		if n == 0 {
+			r.fail("etag")
+		}
+		dst = appendETagText(dst, d, n)
+	default:
+		r.fail("etag: unknown kind")
+	}
+	return dst, r.b, r.err
 }
 
 // binReader reads the compact encoding; the first error sticks.

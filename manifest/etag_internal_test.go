@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -34,8 +35,9 @@ func TestFormatETagAsConcatenated(t *testing.T) {
 	}
 }
 
-// FuzzSkipETag: SkipETag accepts exactly what ReadETag accepts, fails
-// with the same error, and leaves the same rest.
+// FuzzSkipETag: SkipETag and AppendETagText accept exactly what ReadETag
+// accepts, fail with the same error, and leave the same rest; what
+// AppendETagText appends is ReadETag's string.
 func FuzzSkipETag(f *testing.F) {
 	for _, e := range []string{"", `"00112233445566778899aabbccddeeff"`, `"0123456789abcdef0123456789abcdef-2"`, "W/odd", `"abc"`} {
 		f.Add(AppendETag(nil, e))
@@ -47,7 +49,11 @@ func FuzzSkipETag(f *testing.F) {
 	f.Add([]byte{etagMultipart, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x80, 0})
 	f.Add([]byte{3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, wantRest, wantErr := ReadETag(b)
+		want, wantRest, wantErr := ReadETag(b)
+		text, textRest, textErr := AppendETagText([]byte("prefix"), b)
+		if fmt.Sprint(textErr) != fmt.Sprint(wantErr) || wantErr == nil && (string(text) != "prefix"+want || !bytes.Equal(textRest, wantRest)) {
+			t.Fatalf("AppendETagText(%x) = %q, %x, %v; ReadETag's %q, %x, %v", b, text, textRest, textErr, want, wantRest, wantErr)
+		}
 		gotRest, gotErr := SkipETag(b)
 		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
 			t.Fatalf("SkipETag(%x): error %v, ReadETag's %v", b, gotErr, wantErr)

@@ -610,15 +610,22 @@ func (ix *Index) List(ctx context.Context, vault string, o index.ListOptions) (i
 				}
 			} else {
 				var v index.Version
-				if err := readSummary(&v, val, &d); err != nil {
+				d.key = k
+				err := readSummary(&v, val, &d)
+				d.key = nil
+				if err != nil {
 					return err
 				}
 				if n == max {
 					page.Truncated = true
 					return nil
 				}
-				key = string(k)
-				v.Vault, v.Key = vault, key
+				if v.Key == "" {
+					// A format 3 record: its ETag is a string of its own.
+					v.Key = string(k)
+				}
+				key = v.Key
+				v.Vault = vault
 				scratch.v = append(scratch.v, v)
 				page.Next = key
 				n++
@@ -739,15 +746,26 @@ func (ix *Index) Versions(ctx context.Context, vault string, o index.VersionOpti
 				page.Truncated = true
 				return nil
 			}
+			// A key's first version on the page gets its key in one
+			// string with its ETag; the others share it.
+			newKey := string(kb) != prevKey
 			var v index.Version
-			if _, err := readRecord(&v, k, val, false, &d); err != nil {
+			if newKey {
+				d.key = kb
+			}
+			_, err := readRecord(&v, k, val, false, &d)
+			d.key = nil
+			if err != nil {
 				return err
 			}
 			// Only a page's first version of each key is compared with
 			// the key's latest (as before this pass).
 			key := prevKey
-			if string(kb) != prevKey {
-				key = string(kb)
+			if newKey {
+				key = v.Key
+				if key == "" {
+					key = string(kb) // a format 3 record
+				}
 				if sum := latestOf(kb); sum != nil {
 					id, err := summaryID(sum)
 					if err != nil {

@@ -226,9 +226,9 @@ func TestListingsMatchOracleOnCorruptRecords(t *testing.T) {
 }
 
 // FuzzListDecoders: the decoders a listing uses (readSummary and readRecord
-// with a listDecoder sharing labels, summaryID) accept exactly what the
-// decoders before the eighth pass accepted, fail with the same errors and
-// give the same versions.
+// with a listDecoder sharing labels, and building the key with the ETag;
+// summaryID) accept exactly what the decoders before the eighth pass
+// accepted, fail with the same errors and give the same versions.
 func FuzzListDecoders(f *testing.F) {
 	for _, v := range sampleVersions() {
 		f.Add(versionKey(v.Key, v.Created, v.ID), encodeRecord(v, 300))
@@ -245,6 +245,17 @@ func FuzzListDecoders(f *testing.F) {
 		if fmt.Sprint(gerr) != fmt.Sprint(werr) || werr == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("readSummary(%x) = %+v, %v; before: %+v, %v", b, got, gerr, want, werr)
 		}
+		// With a key, a compact summary's key comes back with it.
+		keyed := listDecoder{key: append([]byte{}, k...)}
+		var gk index.Version
+		kerr := readSummary(&gk, b, &keyed)
+		wk := want
+		if isCompact(b) {
+			wk.Key = string(k)
+		}
+		if fmt.Sprint(kerr) != fmt.Sprint(werr) || werr == nil && !reflect.DeepEqual(gk, wk) {
+			t.Fatalf("readSummary(%x) with key %q = %+v, %v; before: %+v, %v", b, k, gk, kerr, wk, werr)
+		}
 		id, ierr := summaryID(b)
 		if fmt.Sprint(ierr) != fmt.Sprint(werr) || werr == nil && id != want.ID {
 			t.Fatalf("summaryID(%x) = %v, %v; before: %v, %v", b, id, ierr, want.ID, werr)
@@ -255,6 +266,15 @@ func FuzzListDecoders(f *testing.F) {
 			gn, gerr := readRecord(&gr, k, b, withEnv, &d)
 			if fmt.Sprint(gerr) != fmt.Sprint(werr) || werr == nil && (!reflect.DeepEqual(gr, wr) || gn != wn) {
 				t.Fatalf("readRecord(%x, %x, %v) = %+v %d, %v; before: %+v %d, %v", k, b, withEnv, gr, gn, gerr, wr, wn, werr)
+			}
+			var kr index.Version
+			kn, kerr := readRecord(&kr, k, b, withEnv, &keyed)
+			wkr := wr
+			if isCompact(b) {
+				wkr.Key = string(k)
+			}
+			if fmt.Sprint(kerr) != fmt.Sprint(werr) || werr == nil && (!reflect.DeepEqual(kr, wkr) || kn != wn) {
+				t.Fatalf("readRecord(%x, %x, %v) with key = %+v %d, %v; before: %+v %d, %v", k, b, withEnv, kr, kn, kerr, wkr, wn, werr)
 			}
 			dr, dn, derr := decodeRecord(k, b, withEnv)
 			if fmt.Sprint(derr) != fmt.Sprint(werr) || werr == nil && (!reflect.DeepEqual(dr, wr) || dn != wn) {

@@ -255,11 +255,22 @@ func readSummaryTail(v *index.Version, b []byte, d *listDecoder) ([]byte, error)
 		return nil, corrupt("size")
 	}
 	v.Size = int64(size)
-	etag, b, err := manifest.ReadETag(b[n:])
-	if err != nil {
-		return nil, corrupt("etag")
+	if d != nil && d.key != nil {
+		// The key and the ETag in one string.
+		var err error
+		d.buf = append(d.buf[:0], d.key...)
+		if d.buf, b, err = manifest.AppendETagText(d.buf, b[n:]); err != nil {
+			return nil, corrupt("etag")
+		}
+		s := string(d.buf)
+		v.Key, v.ETag = s[:len(d.key)], s[len(d.key):]
+	} else {
+		etag, rest, err := manifest.ReadETag(b[n:])
+		if err != nil {
+			return nil, corrupt("etag")
+		}
+		v.ETag, b = etag, rest
 	}
-	v.ETag = etag
 	ll, n := binary.Uvarint(b)
 	if n <= 0 || uint64(len(b)-n) < ll {
 		return nil, corrupt("label")
@@ -310,10 +321,15 @@ func decodeFull(v *index.Version, b []byte, withEnvelope bool, d *listDecoder) e
 
 // listDecoder holds what a listing's decoding shares between records: a
 // vault's versions carry few distinct labels, so the strings of the last
-// few are kept and handed out again instead of a new one a record.
+// few are kept and handed out again instead of a new one a record. When
+// key is set, a compact record's ETag is built in one string with that
+// key, and v.Key set to it: one allocation for both (buf is the bytes
+// they are built in).
 type listDecoder struct {
 	labels [4]string
 	next   int
+	key    []byte
+	buf    []byte
 }
 
 // label returns b as a string: one of d's when it holds an equal one, a
