@@ -716,6 +716,10 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	if rep.LogGeneration > d.Generation && !o.AcceptStale {
 		return nil, rep, fmt.Errorf("%w: the newest node descriptor on the sites reached is generation %d (from %s), but the audit log (site %s, %d entries) records generation %d: those sites are stale (replayed, or the sites holding generation %d are not reached); nothing was written", ErrStaleDescriptor, d.Generation, best.site, rep.LogSite, rep.LogEntries, rep.LogGeneration, rep.LogGeneration)
 	}
+	// The node is not recovered beside itself still running on its sites.
+	if err := sitesInUse(tmp, c.Sites); err != nil {
+		return nil, rep, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, rep, err
 	}

@@ -13,7 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/site/dir"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -429,6 +431,21 @@ func TestSitesOfACopy(t *testing.T) {
 		t.Error("the sites changed under the copy")
 	}
 	checkObjects(t, first, want)
+
+	// Nor is the node recovered beside itself from its sites.
+	root, err := custody.ReadKeyFile(filepath.Join(n.Dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := dir.Open(sitePath(first, "est-1"))
+	rec := filepath.Join(t.TempDir(), "recovered")
+	if _, _, err := Recover(t.Context(), RecoverOptions{Dir: rec, From: from, RootKey: &root}); err == nil ||
+		!strings.Contains(err.Error(), "is in use by process "+fmt.Sprint(os.Getpid())+" (") || !strings.Contains(err.Error(), "most likely the node being recovered, still running: stop it before recovering it") {
+		t.Errorf("recover beside the running node: %v", err)
+	}
+	if _, err := os.Stat(rec); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("recover beside the running node wrote %s: %v", rec, err)
+	}
 
 	first.Close()
 	second = reopen(t, second)

@@ -94,3 +94,30 @@ func (n *Node) keepSiteLocks(keep []SiteConfig) {
 		}
 	}
 }
+
+// sitesInUse refuses, before anything is written, to recover a node whose
+// directory sites another process holds: most likely the node itself,
+// still running. A recovered copy beside it would be a second user of
+// every site (lockSiteDir).
+func sitesInUse(n *Node, sites []SiteConfig) error {
+	for _, sc := range sites {
+		if sc.Driver != "dir" {
+			continue
+		}
+		p := n.path(sc.Path)
+		f, err := os.Open(p)
+		if err != nil {
+			continue // not reached: the report says so
+		}
+		err = lockfile.TryLock(f)
+		who := lockfile.Holder(p)
+		if fi, serr := f.Stat(); serr == nil {
+			who = lockfile.HolderOf(fi)
+		}
+		f.Close()
+		if errors.Is(err, lockfile.ErrHeld) {
+			return fmt.Errorf("site %s: its directory %s is in use by %s, most likely the node being recovered, still running: stop it before recovering it (two copies of one node must never use one site directory); nothing was written", sc.ID, p, who)
+		}
+	}
+	return nil
+}
