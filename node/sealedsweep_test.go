@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,7 +98,7 @@ func TestSealedNodeSweep(t *testing.T) {
 	// Events that arise while sealed (a refused decision) wait in the
 	// sealed journal for the log, by design (docs/audit.md).
 	delete(after, "/node/audit/"+sealedJournal)
-	if !maps2Equal(before, after) {
+	if !maps.Equal(before, after) {
 		t.Errorf("a sealed node changed its files or sites:\n%s", treeDiff(before, after))
 	}
 }
@@ -168,18 +169,6 @@ func treeDigest(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func maps2Equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func treeDiff(a, b map[string]string) string {
