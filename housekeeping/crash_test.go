@@ -302,11 +302,27 @@ func TestDrainConvergesAfterCrashes(t *testing.T) {
 		}
 	}
 	ix.Close()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	// The kill delays are random; a failure names its seed, and
+	// EMBASSY_DRAIN_SEED=N repeats that run's delays.
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("EMBASSY_DRAIN_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("EMBASSY_DRAIN_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
+	rng := rand.New(rand.NewPCG(seed, 5))
 	runs := 6
 	if testing.Short() {
 		runs = 2
 	}
+	var delays []time.Duration
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kill delays %v, seeded with %d: EMBASSY_DRAIN_SEED=%d repeats them", delays, seed, seed)
+		}
+	})
 	check := func(e *vault.Engine, when string) {
 		for key, w := range want {
 			r, err := e.Get(context.Background(), "registry", key, vault.GetOptions{Length: -1})
@@ -328,7 +344,9 @@ func TestDrainConvergesAfterCrashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		bufio.NewReader(out).ReadString('\n') // "draining"
-		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+		d := time.Duration(rng.IntN(60)) * time.Millisecond
+		delays = append(delays, d)
+		time.Sleep(d)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		e, ix := crashEngine(t, root, "index.db")
