@@ -16,23 +16,26 @@ import (
 	"github.com/embassy-dev/embassy/manifest"
 )
 
-func TestConformance(t *testing.T) {
-	indextest.Run(t, func(t *testing.T) index.Index {
-		ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ix.Close() })
-		return ix
-	})
-}
-
-func TestConcurrentPutsGroupCommit(t *testing.T) {
+// openTemp opens an index in a fresh temporary directory, closed when the
+// test ends.
+func openTemp(t testing.TB) *Index {
+	t.Helper()
 	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ix.Close()
+	t.Cleanup(func() { ix.Close() })
+	return ix
+}
+
+func TestConformance(t *testing.T) {
+	indextest.Run(t, func(t *testing.T) index.Index {
+		return openTemp(t)
+	})
+}
+
+func TestConcurrentPutsGroupCommit(t *testing.T) {
+	ix := openTemp(t)
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
@@ -65,11 +68,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 // A write refused in a shared transaction is counted once, and its batch
 // as many times as it ran (together, then each alone).
 func TestCommitStatsCountRefusals(t *testing.T) {
-	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTemp(t)
 	refused := errors.New("refused")
 	if err := ix.update(func(*bolt.Tx) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("update = %v, want the refusal", err)

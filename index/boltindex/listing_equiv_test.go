@@ -3,7 +3,6 @@ package boltindex
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -37,11 +36,7 @@ func TestListingsMatchOracle(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 15))
-			ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ix.Close()
+			ix := openTemp(t)
 			ctx := t.Context()
 			var all []index.Version
 			var gone []manifest.ID
@@ -69,7 +64,7 @@ func TestListingsMatchOracle(t *testing.T) {
 				}
 			}
 			// Some records as a format 3 index left them, not yet migrated.
-			err = ix.db.Update(func(tx *bolt.Tx) error {
+			err := ix.db.Update(func(tx *bolt.Tx) error {
 				b, _ := readBuckets(tx, "v")
 				for _, v := range all {
 					if rng.IntN(4) != 0 {
@@ -169,11 +164,7 @@ func TestListingsMatchOracleOnCorruptRecords(t *testing.T) {
 	for name, bad := range corruptions {
 		for _, bucket := range []string{"latest", "versions"} {
 			t.Run(name+"/"+bucket, func(t *testing.T) {
-				ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ix.Close()
+				ix := openTemp(t)
 				ctx := t.Context()
 				var vs []index.Version
 				for i, key := range []string{"a/1", "a/2", "b", "c/1", "d"} {
@@ -183,7 +174,7 @@ func TestListingsMatchOracleOnCorruptRecords(t *testing.T) {
 					}
 					vs = append(vs, v)
 				}
-				err = ix.db.Update(func(tx *bolt.Tx) error {
+				err := ix.db.Update(func(tx *bolt.Tx) error {
 					b, _ := readBuckets(tx, "v")
 					v := vs[2] // "b", a delete marker
 					if bucket == "latest" {

@@ -1,7 +1,6 @@
 package boltindex
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,15 +13,11 @@ import (
 // The positions of deleted versions are kept for PositionTTL, then
 // dropped by later deletions, so that they cost bounded space.
 func TestPositionsExpire(t *testing.T) {
-	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTemp(t)
 	ctx := t.Context()
 	old, fresh := manifest.ID{1}, manifest.ID{2}
 	inv := []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	err = ix.update(func(tx *bolt.Tx) error {
+	err := ix.update(func(tx *bolt.Tx) error {
 		return keepPosition(tx, "v", "k", inv, old, time.Now().Add(-PositionTTL-time.Minute))
 	})
 	if err != nil {

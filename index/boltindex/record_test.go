@@ -258,11 +258,7 @@ func TestFormat3IndexUpgradesInPlace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	vs := sampleVersions()
 	want := func() string {
-		ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ix.Close()
+		ix := openTemp(t)
 		for _, v := range vs {
 			ix.Put(t.Context(), v)
 		}
@@ -316,11 +312,7 @@ func TestFormat3IndexUpgradesInPlace(t *testing.T) {
 		t.Fatalf("resealed envelope not stored: %v", err)
 	}
 	vs[0].Envelope = resealed
-	ix2, err := Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix2.Close()
+	ix2 := openTemp(t)
 	for _, v := range vs {
 		ix2.Put(t.Context(), v)
 	}
@@ -334,11 +326,7 @@ func TestFormat3IndexUpgradesInPlace(t *testing.T) {
 // and stays; the mark stays too, as that write moved it, so that a later
 // pass offers the newer envelope.
 func TestMigrationLeavesNewerWritesAlone(t *testing.T) {
-	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTemp(t)
 	vs := sampleVersions()[:1]
 	if err := ix.Put(t.Context(), vs[0]); err != nil {
 		t.Fatal(err)
@@ -384,11 +372,7 @@ func TestMigrationLeavesNewerWritesAlone(t *testing.T) {
 // and deleting it removes it, so that the envelopes bucket holds exactly
 // one envelope per version with one (nothing left behind to grow).
 func TestEnvelopesFollowRecords(t *testing.T) {
-	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTemp(t)
 	ctx := t.Context()
 	var vs []index.Version
 	for i := range 20 {
