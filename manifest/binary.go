@@ -236,23 +236,7 @@ func ReadETag(b []byte) (etag string, rest []byte, err error) {
 // building the ETag's string.
 func SkipETag(b []byte) (rest []byte, err error) {
 	r := &binReader{b: b}
-	switch kind := r.fixed("etag", 1); {
-	case kind == nil:
-	case kind[0] == etagString:
-		s := r.fixed("etag", int(r.uvarint("etag", uint64(len(r.b)))))
-		if r.err == nil && appendETag(nil, string(s))[0] != etagString {
-			r.fail("etag: an MD5 ETag written as a string")
-		}
-	case kind[0] == etagMD5:
-		r.fixed("etag", 16)
-	case kind[0] == etagMultipart:
-		r.fixed("etag", 16)
-		if r.uvarint("etag", math.MaxUint64) == 0 {
-			r.fail("etag")
-		}
-	default:
-		r.fail("etag: unknown kind")
-	}
+	r.etagParts("etag")
 	return r.b, r.err
 }
 
@@ -315,30 +299,8 @@ func appendETagText(b []byte, d [16]byte, n uint64) []byte {
 // appends then is undefined.
 func AppendETagText(dst, b []byte) (out, rest []byte, err error) {
 	r := &binReader{b: b}
-	switch kind := r.fixed("etag", 1); {
-	case kind == nil:
-	case kind[0] == etagString:
-		s := r.fixed("etag", int(r.uvarint("etag", uint64(len(r.b)))))
-		if r.err == nil && appendETag(nil, string(s))[0] != etagString {
-			r.fail("etag: an MD5 ETag written as a string")
-		}
-		dst = append(dst, s...)
-	case kind[0] == etagMD5:
-		var d [16]byte
-		copy(d[:], r.fixed("etag", 16))
-		dst = appendETagText(dst, d, 0)
-	case kind[0] == etagMultipart:
-		var d [16]byte
-		copy(d[:], r.fixed("etag", 16))
-		n := r.uvarint("etag", math.MaxUint64)
-		if n == 0 {
-			r.fail("etag")
-		}
-		dst = appendETagText(dst, d, n)
-	default:
-		r.fail("etag: unknown kind")
-	}
-	return dst, r.b, r.err
+	p := r.etagParts("etag")
+	return p.appendText(dst), r.b, r.err
 }
 
 // binReader reads the compact encoding; the first error sticks.
@@ -452,31 +414,53 @@ func (r *binReader) strMap(what string) map[string]string {
 }
 
 func (r *binReader) etag(what string) string {
+	p := r.etagParts(what)
+	if p.md5 {
+		return formatETag(p.d, p.n)
+	}
+	return string(p.text)
+}
+
+// etagParts is an ETag as AppendETag wrote it: the text of one kept as a
+// string, or the digest and part count (0: not multipart) of an MD5 one.
+type etagParts struct {
+	text []byte // points into what was read
+	md5  bool
+	d    [16]byte
+	n    uint64
+}
+
+// etagParts reads and checks an ETag AppendETag wrote: the one decoder
+// behind ReadETag, SkipETag and AppendETagText, so that they fail alike.
+func (r *binReader) etagParts(what string) (p etagParts) {
 	switch kind := r.fixed(what, 1); {
 	case kind == nil:
-		return ""
 	case kind[0] == etagString:
-		s := r.str(what)
-		if r.err == nil && appendETag(nil, s)[0] != etagString {
+		p.text = r.fixed(what, int(r.uvarint(what, uint64(len(r.b)))))
+		if r.err == nil && appendETag(nil, string(p.text))[0] != etagString {
 			r.fail(what + ": an MD5 ETag written as a string")
 		}
-		return s
 	case kind[0] == etagMD5:
-		var d [16]byte
-		copy(d[:], r.fixed(what, 16))
-		return formatETag(d, 0)
+		p.md5 = true
+		copy(p.d[:], r.fixed(what, 16))
 	case kind[0] == etagMultipart:
-		var d [16]byte
-		copy(d[:], r.fixed(what, 16))
-		n := r.uvarint(what, math.MaxUint64)
-		if n == 0 {
+		p.md5 = true
+		copy(p.d[:], r.fixed(what, 16))
+		if p.n = r.uvarint(what, math.MaxUint64); p.n == 0 {
 			r.fail(what)
 		}
-		return formatETag(d, n)
 	default:
 		r.fail(what + ": unknown kind")
-		return ""
 	}
+	return p
+}
+
+// appendText appends the ETag's text to dst.
+func (p etagParts) appendText(dst []byte) []byte {
+	if p.md5 {
+		return appendETagText(dst, p.d, p.n)
+	}
+	return append(dst, p.text...)
 }
 
 // decodeBinary parses and validates a manifest in the compact encoding.
