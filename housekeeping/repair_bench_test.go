@@ -107,7 +107,7 @@ func BenchmarkRepair(b *testing.B) {
 	size := *benchRepairSize
 	const objSize = 64 << 20
 	for b.Loop() {
-		var repR, recR, limR, boundR, useR []float64
+		var repR, recR, limR, boundR, useR, repBR []float64
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
 			rk, _ := custody.GenerateRootKey()
@@ -149,6 +149,10 @@ func BenchmarkRepair(b *testing.B) {
 			// survivors, mirrored onto fresh sites right after its put
 			// (so of the same age) and never read.
 			mirror := benchutil.NewMirror(b, filepath.Join(root, "ref-read"), len(survivors))
+			// A second mirror, read through the page cache (no cold-read
+			// hint): the repair's reads before they took O_DIRECT, and
+			// the reads of a GET (recovery's reference).
+			mirrorB := benchutil.NewMirror(b, filepath.Join(root, "ref-read-buffered"), len(survivors))
 			objects := int(size / objSize)
 			var lostIdx []int // the shards of the first object on the sites to be lost
 			for i := range objects {
@@ -158,7 +162,9 @@ func BenchmarkRepair(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				mirror.Copy(b, survivorBlobs(b, e, key, info.VersionID, survivors), 1)
+				blobs := survivorBlobs(b, e, key, info.VersionID, survivors)
+				mirror.Copy(b, blobs, 1)
+				mirrorB.Copy(b, blobs, 1)
 				if i == 0 {
 					locs, err := e.Locate(ctx, "bench", key, info.VersionID)
 					if err != nil {
@@ -177,18 +183,33 @@ func BenchmarkRepair(b *testing.B) {
 			}
 			stride := repairStride(b, e, ix)
 
-			var raw, repair float64
-			var took, cpu, readCPU time.Duration
+			var raw, rawB, repair float64
+			var took, cpu, readCPU, readCPUB time.Duration
 			var rep ScrubReport
 			var mono [2]float64 // the repair's start and end, CLOCK_MONOTONIC (for perf report --time)
-			doRead := func() {
-				var left int64
+			readOne := func(m *benchutil.Mirror, hint bool) (rate float64, cpu time.Duration) {
+				rctx := ctx
+				if hint {
+					rctx = site.WithColdRead(ctx)
+				}
 				benchutil.Settle(5 * time.Second)
 				cpu0 := benchutil.ProcessCPU()
-				raw, _, left = benchutil.ReadBlobs(b, mirror.Blobs, scrubConcurrency, stride)
-				readCPU = benchutil.ProcessCPU() - cpu0
+				rate, _, left := benchutil.ReadBlobsContext(rctx, b, m.Blobs, scrubConcurrency, stride)
+				cpu = benchutil.ProcessCPU() - cpu0
 				if left > 0 {
 					fmt.Printf("round %d: WARNING: %d bytes of the reference's blobs stayed in the page cache (tmpfs?): its read is not cold\n", round+1, left)
+				}
+				return rate, cpu
+			}
+			// The reference as the repair reads (with the cold-read
+			// hint), and through the page cache, in turn first.
+			doRead := func() {
+				if round%4 < 2 {
+					raw, readCPU = readOne(mirror, true)
+					rawB, readCPUB = readOne(mirrorB, false)
+				} else {
+					rawB, readCPUB = readOne(mirrorB, false)
+					raw, readCPU = readOne(mirror, true)
 				}
 			}
 			doRepair := func() {
@@ -226,7 +247,7 @@ func BenchmarkRepair(b *testing.B) {
 			// gives a second read.
 			benchutil.Settle(5 * time.Second)
 			cpu0 := benchutil.ProcessCPU()
-			warm, readBytes, _ := benchutil.ReadBlobs(b, mirror.Blobs, scrubConcurrency, stride)
+			warm, readBytes, _ := benchutil.ReadBlobs(b, mirrorB.Blobs, scrubConcurrency, stride)
 			warmCPU := benchutil.ProcessCPU() - cpu0
 
 			// The write reference: blobs like the lost shards (one a
@@ -314,14 +335,17 @@ func BenchmarkRepair(b *testing.B) {
 			cores := runtime.GOMAXPROCS(0)
 			cpuBound := float64(cores) / need * 1e9
 			repR, recR, limR = append(repR, repair/raw), append(recR, recovery/warm), append(limR, repair/limit)
+			repBR = append(repBR, repair/rawB)
 			boundR, useR = append(boundR, cpuBound/raw), append(useR, cpu.Seconds()/gb/need)
-			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
+			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, O_DIRECT, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
 			if raw > 0.75*warm {
 				fmt.Printf("round %d: note: the first read ran at %.2f of the second and %.1fx the raw write: most likely a cache below the guest's page cache served it (bench/README.md, \"Cold reads\"), as it serves the repair's reads of blobs of the same age\n", round+1, raw/warm, raw/rawW)
 			}
 			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written: at most %.2f of raw read)\n",
 				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20, limit/raw)
 			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects (CLOCK_MONOTONIC %.3f to %.3f)\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9), mono[0], mono[1])
+			fmt.Printf("round %d: raw read through the page cache (as a GET reads; the repair before it read with O_DIRECT) %.0f MB/s, %.2f CPU-s per GB read: repair/raw-buffered %.2f\n",
+				round+1, rawB/mb, readCPUB.Seconds()/(float64(readBytes)/1e9), repair/rawB)
 			fmt.Printf("round %d: CPU-s per GB: first raw read %.2f per GB read (%.2f cores busy), read again %.2f; raw write %.2f per GB written (%.2f, less %.2f making its bytes); compute in memory %.2f per GB of objects (verify, rebuild, join, GCM open, sum, copy out)\n",
 				round+1, readCPU.Seconds()/(float64(readBytes)/1e9), readCPU.Seconds()/(float64(readBytes)/raw), warmCPU.Seconds()/(float64(readBytes)/1e9),
 				cWritten, writeCPU.Seconds()/(float64(refWritten)/1e9), gen.Seconds()/(float64(refWritten)/1e9), cCompute)
@@ -335,7 +359,7 @@ func BenchmarkRepair(b *testing.B) {
 		b.ReportMetric(lim.Med, "repair/limit")
 		bound, use := benchutil.Summarize(boundR), benchutil.Summarize(useR)
 		b.ReportMetric(bound.Med, "cpubound/raw")
-		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s  cpubound/raw %s  repair CPU/least %s\n", rep, lim, rec, bound, use)
+		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s  cpubound/raw %s  repair CPU/least %s  repair/raw-buffered %s\n", rep, lim, rec, bound, use, benchutil.Summarize(repBR))
 	}
 }
 
