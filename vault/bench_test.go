@@ -306,7 +306,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				return st
 			}
 			var engDisk, refDisk []benchutil.DiskStat
-			var engFlight, refFlight []float64
+			var engFlight, refFlight, engCores, refCores []float64
 			commits0 := commitStats(e)
 			var ref *benchutil.SmallRef
 			var mMean float64
@@ -361,12 +361,18 @@ func BenchmarkSmallObjects(b *testing.B) {
 				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms, a system call %.2f / %.2f µs\n",
 					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3,
 					float64(esys.Nanoseconds())/1e3, float64(rsys.Nanoseconds())/1e3)
+				// The cores the process kept busy: where both sides
+				// keep the same number busy, put/raw follows the CPU an
+				// object, as flushes an object follow it where the
+				// device flushes at the same rate under both.
 				engFlight, refFlight = append(engFlight, ef), append(refFlight, rf)
+				engCores, refCores = append(engCores, ec*eo/1e6), append(refCores, rc*ro/1e6)
 				if disk != nil {
 					engDisk, refDisk = append(engDisk, ed), append(refDisk, rd)
-					fmt.Printf("round %d pair %d disk %s, an object: engine %s; reference %s; site writes in flight %.1f / %.1f\n", round+1, p+1, disk.Name, perObject(ed, slice, et), perObject(rd, slice, rt), ef, rf)
+					fmt.Printf("round %d pair %d disk %s, an object: engine %s; reference %s; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
+						round+1, p+1, disk.Name, perObject(ed, slice, et), perObject(rd, slice, rt), ef, rf, ec*eo/1e6, rc*ro/1e6)
 				} else {
-					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f\n", round+1, p+1, ef, rf)
+					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n", round+1, p+1, ef, rf, ec*eo/1e6, rc*ro/1e6)
 				}
 			}
 			commits := commitStats(e)
@@ -428,8 +434,8 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				med := func(xs []float64) float64 { return benchutil.Summarize(xs).Med }
 				fs := benchutil.Summarize(fr)
-				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f; site writes in flight %.1f / %.1f\n",
-					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med, med(engFlight), med(refFlight))
+				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
+					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med, med(engFlight), med(refFlight), med(engCores), med(refCores))
 			}
 			if rest > 0 {
 				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)
