@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +73,36 @@ func TestCountWrites(t *testing.T) {
 	f.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d calls still counted in flight after they returned", n)
+	}
+}
+
+// TestInFlightConcurrent: calls entering and leaving from many goroutines
+// are all counted (run with -race).
+func TestInFlightConcurrent(t *testing.T) {
+	var ns atomic.Int64
+	f := &InFlight{now: func() time.Time { return time.Unix(0, ns.Load()) }}
+	const n = 16
+	var entered, done sync.WaitGroup
+	release := make(chan struct{})
+	entered.Add(n)
+	for range n {
+		done.Go(func() {
+			f.Enter()
+			entered.Done()
+			<-release
+			f.Leave()
+		})
+	}
+	entered.Wait()
+	f.Reset()
+	ns.Add(int64(time.Second))
+	if m := f.Mean(); m != n {
+		t.Errorf("mean %v with %d calls in flight throughout, want %d", m, n, n)
+	}
+	close(release)
+	done.Wait()
+	ns.Add(int64(time.Second))
+	if m := f.Mean(); m != n/2 {
+		t.Errorf("mean %v over 2 s with %d calls in flight for the first, want %d", m, n, n/2)
 	}
 }
