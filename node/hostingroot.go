@@ -176,15 +176,18 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 	if err != nil {
 		return nil, hostingPathError(root, err)
 	}
-	var stores, others []string
+	var stores, others, ignored []string
 	for _, e := range ents {
 		switch {
 		case e.Name() == "lost+found":
 			// A fresh filesystem's: it holds nothing of anyone's.
+			ignored = append(ignored, e.Name())
 		case e.Name() == HostingLockFile && e.Type().IsRegular():
 			// Holds only who used the directory (lockHostingDir).
+			ignored = append(ignored, e.Name())
 		case isMarkerLeftover(e):
 			// This node's own (removeMarkerLeftovers).
+			ignored = append(ignored, e.Name())
 		case e.IsDir() && isDirStore(filepath.Join(root, e.Name())):
 			stores = append(stores, e.Name())
 		default:
@@ -199,7 +202,13 @@ func (n *Node) openHostingRoot(root string, hosted []GuestConfig, claim bool) (*
 		if len(hosted) == 1 {
 			guests = "a guest whose store lives"
 		}
-		return nil, fmt.Errorf("hosting path %s is empty and has no hosting marker (%s), yet this node hosts %s there: is the hosting volume mounted? Nothing is made there until it is", root, HostingMarkerFile, guests)
+		state := "is empty"
+		if len(ignored) > 0 {
+			// Not empty: say what is there, so that an operator who
+			// lists the directory is not told something untrue.
+			state = fmt.Sprintf("holds no guest's store (only %s)", strings.Join(ignored, ", "))
+		}
+		return nil, fmt.Errorf("hosting path %s %s and has no hosting marker (%s), yet this node hosts %s there: is the hosting volume mounted? Nothing is made there until it is", root, state, HostingMarkerFile, guests)
 	}
 	if claim {
 		if keys == nil {

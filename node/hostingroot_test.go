@@ -126,6 +126,16 @@ func TestHostingVolumeNotMounted(t *testing.T) {
 		!strings.Contains(err.Error(), "hosting path "+vol+" is empty and has no hosting marker (.embassy-hosting), yet this node hosts a guest whose store lives there: is the hosting volume mounted?") {
 		t.Fatalf("a guest added while the volume is not mounted: %v", err)
 	}
+	// Another, fresh filesystem mounted there (its lost+found only): the
+	// message says what is there rather than "empty".
+	mkdir(t, filepath.Join(vol, "lost+found"))
+	if _, err := lux.Host(admin, HostRequest{Peer: "FIN", Quota: "1MiB"}); err == nil ||
+		!strings.Contains(err.Error(), "hosting path "+vol+" holds no guest's store (only lost+found) and has no hosting marker (.embassy-hosting), yet this node hosts a guest whose store lives there") {
+		t.Fatalf("a guest added while a fresh filesystem is mounted in the volume's place: %v", err)
+	}
+	if err := os.Remove(filepath.Join(vol, "lost+found")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Stat(t.Context(), "s/aa/shard"); !errors.Is(err, site.ErrUnavailable) {
 		t.Fatalf("EST's store with the volume not mounted: %v", err)
 	}

@@ -269,6 +269,26 @@ func BenchmarkSmallObjects(b *testing.B) {
 				return float64(n) / took.Seconds(), float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(n)
 			}
 
+			// The device under the sites: its flushes, writes and time
+			// flushing, counted around every slice. The kernel counts a
+			// device's whole traffic, so what else writes to the disk
+			// at the time counts too: compare the pairs on a quiet
+			// machine.
+			disk, diskErr := benchutil.DiskOf(root)
+			if diskErr != nil {
+				fmt.Printf("round %d: no disk counts: %v\n", round+1, diskErr)
+			}
+			diskStat := func() benchutil.DiskStat {
+				if disk == nil {
+					return benchutil.DiskStat{}
+				}
+				st, err := disk.Stat()
+				if err != nil {
+					b.Fatal(err)
+				}
+				return st
+			}
+			var engDisk, refDisk []benchutil.DiskStat
 			commits0 := commitStats(e)
 			var ref *benchutil.SmallRef
 			var mMean float64
@@ -277,9 +297,13 @@ func BenchmarkSmallObjects(b *testing.B) {
 			for p := range pairs {
 				var eo, ec, ro, rc float64
 				var ecan, rcan, esys, rsys time.Duration
+				var ed, rd benchutil.DiskStat
+				var et, rt time.Duration
 				engine := func() {
 					ecan, esys = benchutil.Canary()
+					d0, t0 := diskStat(), time.Now()
 					eo, ec = put(putObjects, putObjects+slice)
+					ed, et = diskStat().Sub(d0), time.Since(t0)
 					putObjects += slice
 					if ref == nil {
 						// The reference's blob: the mean size of the
@@ -295,7 +319,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 				reference := func() {
 					rcan, rsys = benchutil.Canary()
 					cpu0 := benchutil.ProcessCPU()
+					d0, t0 := diskStat(), time.Now()
 					ro = ref.Write(b, slice, workers)
+					rd, rt = diskStat().Sub(d0), time.Since(t0)
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
 				}
 				// ABBA: pairs 0 and 3 begin with the engine, 1 and 2
@@ -314,6 +340,10 @@ func BenchmarkSmallObjects(b *testing.B) {
 				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms, a system call %.2f / %.2f µs\n",
 					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3,
 					float64(esys.Nanoseconds())/1e3, float64(rsys.Nanoseconds())/1e3)
+				if disk != nil {
+					engDisk, refDisk = append(engDisk, ed), append(refDisk, rd)
+					fmt.Printf("round %d pair %d disk %s, an object: engine %s; reference %s\n", round+1, p+1, disk.Name, perObject(ed, slice, et), perObject(rd, slice, rt))
+				}
 			}
 			commits := commitStats(e)
 			commits.Writes -= commits0.Writes
@@ -356,6 +386,27 @@ func BenchmarkSmallObjects(b *testing.B) {
 			last.put, last.ref, last.list, last.index = putOps, refRate, listRate, float64(st.Bytes)/float64(count)
 			fmt.Printf("round %d: %d objects of %d B, %d writers, %d pairs of %d: put %.0f ops/s (reference: six %.0f-byte durable blobs per object through the dir driver, %.0f ops/s; medians of the slices), ratio %.2f (%.2f–%.2f over the pairs); the engine wrote %.2f blobs per object per site; list %.0f keys/s, index %.0f B/object\n",
 				round+1, count, size, workers, pairs, slice, putOps, mMean, refRate, rs.Med, rs.Min, rs.Max, float64(allFiles)/float64(count), listRate, last.index)
+			if disk != nil && len(engDisk) > 0 {
+				// Medians over the pairs, and the pairs' ratio of
+				// device flushes an object (reference over engine)
+				// beside their put/raw: where the disk's flushes bound
+				// both, the two agree.
+				var ef, rf, ew, rw, ems, rms, fr []float64
+				n := float64(slice)
+				for i := range engDisk {
+					e, r := engDisk[i], refDisk[i]
+					ef, rf = append(ef, float64(e.Flushes)/n), append(rf, float64(r.Flushes)/n)
+					ew, rw = append(ew, float64(e.Writes)/n), append(rw, float64(r.Writes)/n)
+					ems, rms = append(ems, float64(e.FlushMs)/n), append(rms, float64(r.FlushMs)/n)
+					if e.Flushes > 0 {
+						fr = append(fr, float64(r.Flushes)/float64(e.Flushes))
+					}
+				}
+				med := func(xs []float64) float64 { return benchutil.Summarize(xs).Med }
+				fs := benchutil.Summarize(fr)
+				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f\n",
+					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med)
+			}
 			if rest > 0 {
 				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)
 			}
@@ -376,6 +427,15 @@ func BenchmarkSmallObjects(b *testing.B) {
 		b.ReportMetric(last.index, "index-B/object")
 		fmt.Printf("small put/raw %s\n", rs)
 	}
+}
+
+// perObject formats a slice's disk counts an object, and the share of
+// the slice's time (took) the device spent flushing.
+func perObject(d benchutil.DiskStat, objects int, took time.Duration) string {
+	n := float64(objects)
+	return fmt.Sprintf("%.2f flushes, %.2f writes (%.1f KiB), %.2f ms flushing (%.0f %% of the slice)",
+		float64(d.Flushes)/n, float64(d.Writes)/n, float64(d.WriteSectors)/2/n, float64(d.FlushMs)/n,
+		100*float64(d.FlushMs)/max(1, float64(took.Milliseconds())))
 }
 
 // commitStats returns what the engine's index committed so far (zero if
