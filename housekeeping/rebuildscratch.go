@@ -48,14 +48,14 @@ type rebuildScratch struct {
 	runEnds []int64 // where each run ends in runs
 	runsEnd int64
 
-	final    *os.File
-	count    int64 // records in final
-	found    int64 // of which found on some site
-	samples  []manifest.ID
-	step     int64 // samples[i] is record i*step
-	look     []byte
-	written  int64 // bytes written, for scratchFailAfter
-	err      error // first error adding
+	final   *os.File
+	count   int64 // records in final
+	found   int64 // of which found on some site
+	samples []manifest.ID
+	step    int64 // samples[i] is record i*step
+	look    []byte
+	written int64 // bytes written, for scratchFailAfter
+	err     error // first error adding
 }
 
 const (
@@ -175,7 +175,7 @@ func (s *rebuildScratch) charge(f *os.File, n int) error {
 const recIndexed = 1
 
 func (s *rebuildScratch) siteBits(r []byte) []byte { return r[16 : 16+8*s.words] }
-func (s *rebuildScratch) revOff() int             { return 16 + 8*s.words }
+func (s *rebuildScratch) revOff() int              { return 16 + 8*s.words }
 
 // add records that site i holds a copy of id's manifest.
 func (s *rebuildScratch) add(id manifest.ID, i int) {
