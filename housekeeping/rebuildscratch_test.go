@@ -153,6 +153,9 @@ func TestRebuildScratchHeapFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes about 130 MB of scratch")
 	}
+	if raceEnabled {
+		t.Skip("memory is not measured under the race detector")
+	}
 	peak := map[int]uint64{}
 	for _, n := range []int{100_000, 1_000_000} {
 		dir := t.TempDir()
