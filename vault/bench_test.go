@@ -41,6 +41,12 @@ func benchEngine(b *testing.B, root string) *Engine {
 
 // benchEngineAudit is benchEngine with or without its audit log.
 func benchEngineAudit(b *testing.B, root string, withAudit bool) *Engine {
+	return benchEngineInFlight(b, root, withAudit, nil)
+}
+
+// benchEngineInFlight is benchEngineAudit with its sites' puts and deletes
+// counted in flight (when flight is not nil).
+func benchEngineInFlight(b *testing.B, root string, withAudit bool, flight *benchutil.InFlight) *Engine {
 	rk, _ := custody.GenerateRootKey()
 	keys, _ := custody.NewKeyring(rk)
 	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
@@ -54,7 +60,11 @@ func benchEngineAudit(b *testing.B, root string, withAudit bool) *Engine {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sites = append(sites, Site{Descriptor: d, Store: ds})
+		var store site.Site = ds
+		if flight != nil {
+			store = benchutil.CountWrites(ds, flight)
+		}
+		sites = append(sites, Site{Descriptor: d, Store: store})
 	}
 	var al AuditLog
 	if withAudit {
@@ -234,7 +244,12 @@ func BenchmarkSmallObjects(b *testing.B) {
 		var last struct{ put, ref, list, index float64 }
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
-			e := benchEngine(b, root)
+			// The sites' puts and deletes in flight, the engine's and
+			// (below) the reference's: how many durable writes wait
+			// together, and so share the device's flushes.
+			flight := &benchutil.InFlight{}
+			var putFlight float64
+			e := benchEngineInFlight(b, root, true, flight)
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0xa5}, size)
 
@@ -246,6 +261,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				var next atomic.Int64
 				next.Store(int64(from))
 				cpu0 := benchutil.ProcessCPU()
+				flight.Reset()
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range workers {
@@ -261,6 +277,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				wg.Wait()
 				took := time.Since(start)
+				putFlight = flight.Mean()
 				if b.Failed() {
 					b.FailNow()
 				}
@@ -289,6 +306,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				return st
 			}
 			var engDisk, refDisk []benchutil.DiskStat
+			var engFlight, refFlight, engCores, refCores []float64
 			commits0 := commitStats(e)
 			var ref *benchutil.SmallRef
 			var mMean float64
@@ -299,11 +317,12 @@ func BenchmarkSmallObjects(b *testing.B) {
 				var ecan, rcan, esys, rsys time.Duration
 				var ed, rd benchutil.DiskStat
 				var et, rt time.Duration
+				var ef, rf float64
 				engine := func() {
 					ecan, esys = benchutil.Canary()
 					d0, t0 := diskStat(), time.Now()
 					eo, ec = put(putObjects, putObjects+slice)
-					ed, et = diskStat().Sub(d0), time.Since(t0)
+					ed, et, ef = diskStat().Sub(d0), time.Since(t0), putFlight
 					putObjects += slice
 					if ref == nil {
 						// The reference's blob: the mean size of the
@@ -314,14 +333,16 @@ func BenchmarkSmallObjects(b *testing.B) {
 							b.Fatalf("site %s holds %d manifest copies for %d objects", topology[0].ID, files, slice)
 						}
 						ref = benchutil.NewSmallRef(b, root, int(mMean+0.5), len(topology))
+						ref.Flight = flight
 					}
 				}
 				reference := func() {
 					rcan, rsys = benchutil.Canary()
 					cpu0 := benchutil.ProcessCPU()
 					d0, t0 := diskStat(), time.Now()
+					flight.Reset()
 					ro = ref.Write(b, slice, workers)
-					rd, rt = diskStat().Sub(d0), time.Since(t0)
+					rd, rt, rf = diskStat().Sub(d0), time.Since(t0), flight.Mean()
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
 				}
 				// ABBA: pairs 0 and 3 begin with the engine, 1 and 2
@@ -340,9 +361,18 @@ func BenchmarkSmallObjects(b *testing.B) {
 				fmt.Printf("round %d pair %d (%s first): engine %.0f ops/s, CPU %.0f µs an object; reference %.0f ops/s, CPU %.0f µs; ratio %.2f; canary %.1f / %.1f ms, a system call %.2f / %.2f µs\n",
 					round+1, p+1, first, eo, ec, ro, rc, eo/ro, float64(ecan.Microseconds())/1e3, float64(rcan.Microseconds())/1e3,
 					float64(esys.Nanoseconds())/1e3, float64(rsys.Nanoseconds())/1e3)
+				// The cores the process kept busy: where both sides
+				// keep the same number busy, put/raw follows the CPU an
+				// object, as flushes an object follow it where the
+				// device flushes at the same rate under both.
+				engFlight, refFlight = append(engFlight, ef), append(refFlight, rf)
+				engCores, refCores = append(engCores, ec*eo/1e6), append(refCores, rc*ro/1e6)
 				if disk != nil {
 					engDisk, refDisk = append(engDisk, ed), append(refDisk, rd)
-					fmt.Printf("round %d pair %d disk %s, an object: engine %s; reference %s\n", round+1, p+1, disk.Name, perObject(ed, slice, et), perObject(rd, slice, rt))
+					fmt.Printf("round %d pair %d disk %s, an object: engine %s; reference %s; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
+						round+1, p+1, disk.Name, perObject(ed, slice, et), perObject(rd, slice, rt), ef, rf, ec*eo/1e6, rc*ro/1e6)
+				} else {
+					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n", round+1, p+1, ef, rf, ec*eo/1e6, rc*ro/1e6)
 				}
 			}
 			commits := commitStats(e)
@@ -404,8 +434,8 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				med := func(xs []float64) float64 { return benchutil.Summarize(xs).Med }
 				fs := benchutil.Summarize(fr)
-				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f\n",
-					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med)
+				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
+					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med, med(engFlight), med(refFlight), med(engCores), med(refCores))
 			}
 			if rest > 0 {
 				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)

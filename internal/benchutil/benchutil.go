@@ -256,6 +256,8 @@ func largeWrite(b testing.TB, d string, size int64, k, m int) (sites []*dir.Site
 type SmallRef struct {
 	sites []*dir.Site
 	blob  []byte
+	// Flight, when set, counts the blob puts in flight (CountWrites).
+	Flight *InFlight
 }
 
 // NewSmallRef makes the reference's n fresh dir sites under root, for
@@ -281,6 +283,10 @@ func (r *SmallRef) Write(b testing.TB, count, workers int) float64 {
 				var inner sync.WaitGroup
 				for _, s := range r.sites {
 					inner.Go(func() {
+						if r.Flight != nil {
+							r.Flight.Enter()
+							defer r.Flight.Leave()
+						}
 						if err := s.Put(ctx, name, bytes.NewReader(r.blob), int64(len(r.blob))); err != nil {
 							b.Error(err)
 						}
