@@ -108,9 +108,6 @@ type records struct {
 	intents         []evidence.Record
 	uploadEnds      map[string]manifest.ID
 	bad             int
-	// revisions, when loaded (rebuilds), is the newest revision the audit
-	// log records of each version: a rebuild never takes an older one.
-	revisions map[manifest.ID]int
 }
 
 type evidenceBlob struct {
@@ -154,19 +151,19 @@ func (ev *records) add(r evidence.Record) {
 // every journal batch (written before the audit log took the records
 // over) on every site that answers.
 func (k *Keeper) loadEvidence(ctx context.Context) (*records, error) {
-	return k.loadRecords(ctx, false)
+	return k.loadRecords(ctx, nil)
 }
 
-// loadRecords is loadEvidence, with (revisions) the newest revision of
-// every version the audit log records.
-func (k *Keeper) loadRecords(ctx context.Context, revisions bool) (*records, error) {
+// loadRecords is loadEvidence that also calls revision, if set, with
+// every revision of a version the audit log records (rebuilds: a rebuild
+// never takes an older one). The records it returns hold what the node
+// recorded of deletions, abandonments, intents and upload ends: bounded
+// by those records, not by the versions stored.
+func (k *Keeper) loadRecords(ctx context.Context, revision func(id manifest.ID, rev int)) (*records, error) {
 	ev := &records{deletedVersions: map[manifest.ID]bool{}, deletedBlobs: map[string]bool{},
 		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}}
 	var err error
 	if l := k.e.AuditLog(); l != nil {
-		if revisions {
-			ev.revisions = map[manifest.ID]int{}
-		}
 		err = l.Events(ctx, 0, func(i uint64, e audit.Event) error {
 			r, isRecord, rerr := evidence.FromEvent(e)
 			switch {
@@ -175,8 +172,8 @@ func (k *Keeper) loadRecords(ctx context.Context, revisions bool) (*records, err
 				k.log.WarnContext(ctx, "audit log entry carries a damaged record; not evidence", "entry", i, "err", rerr)
 			case isRecord:
 				ev.add(r)
-			case revisions && e.Outcome == "" && !e.Version.IsZero() && strings.HasPrefix(e.Kind, "object."):
-				ev.revisions[e.Version] = max(ev.revisions[e.Version], e.Revision)
+			case revision != nil && e.Outcome == "" && !e.Version.IsZero() && strings.HasPrefix(e.Kind, "object."):
+				revision(e.Version, e.Revision)
 			}
 			return nil
 		})

@@ -26,6 +26,16 @@ type Keeper struct {
 	e   *vault.Engine
 	ix  index.Index
 	log *slog.Logger
+	// rebuildDir is where index rebuilds keep their scratch files ("":
+	// a new temporary directory each time).
+	rebuildDir string
+}
+
+// WithRebuildDir sets the directory for index rebuilds' scratch files
+// (RebuildTempDir of the node directory) and returns k.
+func (k *Keeper) WithRebuildDir(dir string) *Keeper {
+	k.rebuildDir = dir
+	return k
 }
 
 // New returns a Keeper for e.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -23,10 +24,11 @@ import (
 // intact while any verified copy of its manifest exists. Versions the
 // sites record as deleted are never brought back.
 //
-// Memory: the rebuild holds one small entry per version id found on the
-// sites (the id and which sites hold a copy: about 56 bytes on a node of
-// up to 63 sites, see foundSets) and works through them in batches, so it
-// does not hold envelopes or results for all versions at once.
+// Memory: the rebuild keeps its per-version state (each version id found
+// on the sites, which sites hold a copy, the revision the audit log
+// records, whether it was indexed) on disk, in a rebuildScratch, and works
+// through it in batches, so its heap does not grow with the number of
+// versions.
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
@@ -55,105 +57,6 @@ type rebuildMarker interface {
 // maxSites bounds the sites a rebuild tracks per version.
 const maxSites = 256
 
-// wideSet is a set of up to maxSites site indexes, plus a flag for
-// "indexed".
-type wideSet struct {
-	bits    [maxSites / 64]uint64
-	indexed bool
-}
-
-// foundSets maps each version id found on the sites to the set of sites
-// holding a copy of its manifest, and whether the rebuild indexed it. On
-// a node of up to 63 sites (nearly all) an entry is one word beside its
-// id: a million versions take about 56 MB with the map's overhead
-// (TestRebuildStateAtAMillion); larger nodes about 134 MB.
-type foundSets struct {
-	narrow map[manifest.ID]uint64 // bit 63: indexed
-	wide   map[manifest.ID]wideSet
-}
-
-const narrowIndexed = 1 << 63
-
-func newFoundSets(sites int) *foundSets {
-	if sites < 64 {
-		return &foundSets{narrow: map[manifest.ID]uint64{}}
-	}
-	return &foundSets{wide: map[manifest.ID]wideSet{}}
-}
-
-func (f *foundSets) len() int {
-	if f.narrow != nil {
-		return len(f.narrow)
-	}
-	return len(f.wide)
-}
-
-func (f *foundSets) add(id manifest.ID, i int) {
-	if f.narrow != nil {
-		f.narrow[id] |= 1 << i
-		return
-	}
-	s := f.wide[id]
-	s.bits[i/64] |= 1 << (i % 64)
-	f.wide[id] = s
-}
-
-// sites returns the sites holding a copy of id's manifest, and whether id
-// was found at all.
-func (f *foundSets) sites(id manifest.ID, ids []string) ([]string, bool) {
-	var out []string
-	if f.narrow != nil {
-		b, ok := f.narrow[id]
-		for i, sid := range ids {
-			if b&(1<<i) != 0 {
-				out = append(out, sid)
-			}
-		}
-		return out, ok
-	}
-	s, ok := f.wide[id]
-	for i, sid := range ids {
-		if s.bits[i/64]&(1<<(i%64)) != 0 {
-			out = append(out, sid)
-		}
-	}
-	return out, ok
-}
-
-func (f *foundSets) setIndexed(id manifest.ID) {
-	if f.narrow != nil {
-		f.narrow[id] |= narrowIndexed
-		return
-	}
-	s := f.wide[id]
-	s.indexed = true
-	f.wide[id] = s
-}
-
-func (f *foundSets) indexed(id manifest.ID) bool {
-	if f.narrow != nil {
-		return f.narrow[id]&narrowIndexed != 0
-	}
-	return f.wide[id].indexed
-}
-
-// all yields every id found. Values may be changed while it runs.
-func (f *foundSets) all(yield func(manifest.ID) bool) {
-	if f.narrow != nil {
-		for id := range f.narrow {
-			if !yield(id) {
-				return
-			}
-		}
-		return
-	}
-	for id := range f.wide {
-		if !yield(id) {
-			return
-		}
-	}
-}
-
 // RebuildIndex makes the index agree with the manifests on the sites.
 // progress, if set, is called as versions are processed.
 func (k *Keeper) RebuildIndex(ctx context.Context, progress func(done, total int)) (RebuildStats, error) {
@@ -169,12 +72,31 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 	if len(siteIDs) > maxSites {
 		return st, fmt.Errorf("rebuild: %d sites configured; at most %d supported", len(siteIDs), maxSites)
 	}
-	found, err := k.scanManifests(ctx, siteIDs, &st)
+	dir := k.rebuildDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "embassy-rebuild-")
+		if err != nil {
+			return st, fmt.Errorf("rebuild: scratch space: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	found, err := newRebuildScratch(dir, len(siteIDs))
 	if err != nil {
 		return st, err
 	}
-	ev, err := k.loadRecords(ctx, true)
+	defer found.close()
+	if err := k.scanManifests(ctx, siteIDs, found, &st); err != nil {
+		return st, err
+	}
+	ev, err := k.loadRecords(ctx, found.addRevision)
 	if err != nil {
+		return st, err
+	}
+	// Everything the rebuild writes to its scratch space is written
+	// here, before the index is touched: a full disk fails the rebuild
+	// with the index as it was.
+	if err := found.finish(); err != nil {
 		return st, err
 	}
 	if rm, ok := k.ix.(rebuildMarker); ok {
@@ -182,7 +104,7 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 			return st, err
 		}
 	}
-	done, total := 0, found.len()
+	done, total := 0, int(found.found)
 	// A batch of 500 holds half the heap of one of 2,000 (bbolt's dirty
 	// pages and the envelopes in flight) at the same rate (measured at
 	// 30 000 versions: peak heap 31 against 60 MiB).
@@ -196,9 +118,13 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 		rolledBack bool
 		ok         bool
 	}
-	// The ids are taken from the set in batches as they come (no second
-	// copy of them is held); marking one indexed does not disturb the walk.
-	batch := make([]manifest.ID, 0, chunk)
+	// The records are read from the scratch a batch at a time, in id
+	// order; batch holds the offsets of those found on some site, and
+	// the "indexed" flags are written back in place.
+	rec := found.rec
+	buf := make([]byte, chunk*rec)
+	var recs []byte
+	batch := make([]int, 0, chunk)
 	process := func() error {
 		results := make([]result, len(batch))
 		var next int
@@ -214,13 +140,14 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 					if i >= len(batch) || ctx.Err() != nil {
 						return
 					}
-					id := batch[i]
+					fr := recs[batch[i] : batch[i]+rec]
+					id := manifest.ID(fr[:16])
 					r := &results[i]
 					if ev.deleted(id) {
 						r.deleted = true
 						continue
 					}
-					onSites, _ := found.sites(id, siteIDs)
+					onSites := found.sitesOf(fr, siteIDs)
 					m, env, corrupt, err := k.newestManifest(ctx, id, onSites)
 					r.corrupt = corrupt
 					if err != nil {
@@ -245,7 +172,7 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 							m, env = cm, cur.Envelope
 						}
 					}
-					if want := ev.revisions[id]; m.Revision < want {
+					if want := found.revision(fr); m.Revision < want {
 						r.unreadable = fmt.Sprintf("%s/%s version %s: ROLLED BACK: the audit log records revision %d, the newest copy found is revision %d (its blobs are kept; 'embassy audit verify' names the sites)", m.Vault, m.Key, id, want, m.Revision)
 						r.rolledBack = true
 						continue
@@ -286,7 +213,7 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 					st.UnknownVault++
 				}
 				vs = append(vs, r.v)
-				found.setIndexed(batch[i])
+				recs[batch[i]+rec-1] |= recIndexed
 			}
 		}
 		if err := k.ix.PutMany(ctx, vs); err != nil {
@@ -296,20 +223,33 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 		if progress != nil {
 			progress(done, total)
 		}
-		batch = batch[:0]
 		return nil
 	}
-	for id := range found.all {
-		if batch = append(batch, id); len(batch) == chunk {
-			if err := process(); err != nil {
-				return st, err
+	for from := int64(0); from < found.count; from += chunk {
+		n := int(min(chunk, found.count-from))
+		if recs, err = found.read(buf, from, n); err != nil {
+			return st, err
+		}
+		batch = batch[:0]
+		for i := range n {
+			// Records of versions found on no site (named only by the
+			// audit log) are not rebuilt from.
+			if !allZero(found.siteBits(recs[i*rec:])) {
+				batch = append(batch, i*rec)
 			}
 		}
-	}
-	if len(batch) > 0 {
+		if len(batch) == 0 {
+			continue
+		}
 		if err := process(); err != nil {
 			return st, err
 		}
+		if err := found.write(recs, from); err != nil {
+			return st, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return st, err
 	}
 	slices.Sort(st.Unreadable)
 	// What the index holds that no site copy gave: keep it when its own
@@ -349,7 +289,7 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 
 // reconcileIndex walks the index for versions the rebuild did not index
 // from the sites.
-func (k *Keeper) reconcileIndex(ctx context.Context, found *foundSets, siteIDs []string, ev *records, st *RebuildStats) error {
+func (k *Keeper) reconcileIndex(ctx context.Context, found *rebuildScratch, siteIDs []string, ev *records, st *RebuildStats) error {
 	for _, vname := range k.indexedVaults(ctx) {
 		vo := index.VersionOptions{Max: index.MaxList}
 		for {
@@ -358,10 +298,17 @@ func (k *Keeper) reconcileIndex(ctx context.Context, found *foundSets, siteIDs [
 				return err
 			}
 			for _, x := range page.Versions {
-				if found.indexed(x.ID) {
+				fr, err := found.lookup(x.ID)
+				if err != nil {
+					return err
+				}
+				if fr != nil && fr[found.rec-1]&recIndexed != 0 {
 					continue
 				}
-				onSites, _ := found.sites(x.ID, siteIDs)
+				var onSites []string
+				if fr != nil {
+					onSites = found.sitesOf(fr, siteIDs)
+				}
 				keep := false
 				why := "no copy of its manifest verifies on any site"
 				if ev.deleted(x.ID) {
@@ -420,9 +367,8 @@ func (k *Keeper) indexedVaults(ctx context.Context) []string {
 	return names
 }
 
-// scanManifests lists every site's manifest blobs.
-func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, st *RebuildStats) (*foundSets, error) {
-	found := newFoundSets(len(siteIDs))
+// scanManifests lists every site's manifest blobs into found.
+func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, found *rebuildScratch, st *RebuildStats) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -464,13 +410,16 @@ func (k *Keeper) scanManifests(ctx context.Context, siteIDs []string, st *Rebuil
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
+	}
+	if found.err != nil {
+		return found.err
 	}
 	slices.Sort(st.SiteErrors)
 	if len(st.SiteErrors) == st.Sites && st.Sites > 0 {
-		return nil, fmt.Errorf("rebuild: no site could be listed: %v", st.SiteErrors)
+		return fmt.Errorf("rebuild: no site could be listed: %v", st.SiteErrors)
 	}
-	return found, nil
+	return nil
 }
 
 // errNoCopy: no copy of a manifest verifies.

@@ -21,7 +21,11 @@ func (n *Node) Keeper() *housekeeping.Keeper {
 	if n.Engine == nil {
 		return nil
 	}
-	return housekeeping.New(n.Engine, n.Log)
+	k := housekeeping.New(n.Engine, n.Log)
+	if n.Dir != "" {
+		k.WithRebuildDir(housekeeping.RebuildTempDir(n.Dir))
+	}
+	return k
 }
 
 // SelectSites resolves a selector ("site=ID", "provider=NAME",

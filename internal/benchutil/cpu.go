@@ -26,16 +26,24 @@ func ProcessCPU() time.Duration {
 // that the first one's background work (an audit log's integration and
 // copies, a committer's last batch) is charged to it and not to the next.
 func Settle(limit time.Duration) time.Duration {
-	const window = 100 * time.Millisecond
-	start := time.Now()
-	for time.Since(start) < limit {
-		c0 := ProcessCPU()
-		time.Sleep(window)
-		if ProcessCPU()-c0 < window/10 {
+	return settle(limit, ProcessCPU, time.Now, time.Sleep)
+}
+
+// settleWindow is how long the process must stay under a tenth of a core.
+const settleWindow = 100 * time.Millisecond
+
+// settle is Settle with its clocks given, so that a test can say how busy
+// the process was without depending on what else the machine runs.
+func settle(limit time.Duration, cpu func() time.Duration, now func() time.Time, sleep func(time.Duration)) time.Duration {
+	start := now()
+	for now().Sub(start) < limit {
+		c0 := cpu()
+		sleep(settleWindow)
+		if cpu()-c0 < settleWindow/10 {
 			break
 		}
 	}
-	return time.Since(start)
+	return now().Sub(start)
 }
 
 // canaryBuf is written once, so that no canary pays for faulting in its

@@ -50,34 +50,58 @@ func TestProcessCPU(t *testing.T) {
 	}
 }
 
-// TestSettle: Settle does not return while the process keeps a core busy
-// (it waits out its limit), and returns before its limit once the process
-// is idle.
+// fakeClocks is a process whose CPU time grows by busy per window slept,
+// on a wall clock that moves only when it sleeps.
+type fakeClocks struct {
+	wall, cpuTime time.Duration
+	busy          func(window int) time.Duration // CPU burned in the n-th window
+	windows       int
+}
+
+func (f *fakeClocks) cpu() time.Duration { return f.cpuTime }
+func (f *fakeClocks) now() time.Time     { return time.Unix(0, 0).Add(f.wall) }
+func (f *fakeClocks) sleep(d time.Duration) {
+	f.wall += d
+	f.cpuTime += f.busy(f.windows)
+	f.windows++
+}
+
+// TestSettle: Settle does not return while the process keeps more than a
+// tenth of a core busy (it waits out its limit), returns after the first
+// window in which the process was nearly idle, and after one window on an
+// idle process. The clocks are given (settle), so what the machine runs
+// beside the test cannot make the process look idle; TestSettleReal checks
+// the real clocks are wired in.
 func TestSettle(t *testing.T) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		x := uint64(1)
-		for {
-			select {
-			case <-stop:
-				sink = x
-				return
-			default:
-			}
-			for range 10000 {
-				x = x*6364136223846793005 + 1442695040888963407
-			}
-		}
-	}()
 	const limit = 400 * time.Millisecond
-	waited := Settle(limit)
-	close(stop)
-	<-done
-	if waited < limit {
-		t.Fatalf("Settle returned after %v while a goroutine kept a core busy; want it to wait out its %v", waited, limit)
+	for _, tc := range []struct {
+		name string
+		busy func(int) time.Duration
+		want time.Duration
+	}{
+		{"a core busy throughout", func(int) time.Duration { return settleWindow }, limit},
+		{"just over a tenth of a core", func(int) time.Duration { return settleWindow/10 + time.Microsecond }, limit},
+		{"idle", func(int) time.Duration { return 0 }, settleWindow},
+		{"just under a tenth of a core", func(int) time.Duration { return settleWindow/10 - time.Microsecond }, settleWindow},
+		{"busy for two windows, then idle", func(n int) time.Duration {
+			if n < 2 {
+				return settleWindow
+			}
+			return 0
+		}, 3 * settleWindow},
+	} {
+		f := &fakeClocks{busy: tc.busy}
+		if got := settle(limit, f.cpu, f.now, f.sleep); got != tc.want {
+			t.Errorf("%s: settle waited %v, want %v", tc.name, got, tc.want)
+		}
 	}
+}
+
+// TestSettleReal: Settle on the real clocks returns before a long limit on
+// a process that is idle (nothing here keeps a core busy). It cannot check
+// the opposite without depending on the machine's load: a busy goroutine
+// may get under a tenth of a core on a shared machine.
+func TestSettleReal(t *testing.T) {
 	const long = time.Minute
 	if waited := Settle(long); waited >= long {
 		t.Fatalf("Settle waited out its %v on an idle process", long)

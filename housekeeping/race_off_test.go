@@ -1,0 +1,5 @@
+//go:build !race
+
+package housekeeping
+
+const raceEnabled = false
