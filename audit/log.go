@@ -190,12 +190,19 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := awaitTesseraStopped(ctx, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	// One open log per directory (dirlock.go).
+	lock, err := lockDir(cfg.Dir, l.log)
+	if err != nil {
+		return nil, err
+	}
 	tdir := filepath.Join(cfg.Dir, "tlog")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	drv, err := posix.New(ctx, posix.Config{Path: tdir})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	var cosigners []note.Signer
@@ -229,6 +236,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	// Every goroutine tessera starts is started by an appender made
 	// here: the group knows them, and Close waits for them.
 	l.tessera = newTesseraGroup(cfg.Dir)
+	l.tessera.lock = lock
 	var seq *sequencer
 	l.tessera.do(actx, func() {
 		seq, err = newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +192,73 @@ func TestJournalTakenOver(t *testing.T) {
 	}
 	if len(keys) != 5 || keys[3] != "3" || keys[4] != "4" {
 		t.Fatalf("keys after take-over: %q", keys)
+	}
+}
+
+// One log per directory: a second Open of a directory whose log is open
+// (here in the same process; another process is refused alike) is refused,
+// naming the process, and leaves the open log as it was. Beside it, both
+// would take the entries a crash left in the journal and add them to the
+// tree, and one's sequencer would stop (TestDrainConvergesAfterCrashes in
+// housekeeping once failed so, its garbage collection unable to read the
+// records).
+func TestOneLogPerDirectory(t *testing.T) {
+	k := testKeys(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, k, dir, nil)
+	l := openLog(t, cfg)
+	if _, err := l.Append(t.Context(), event(0)); err != nil {
+		t.Fatal(err)
+	}
+	closeLog(t, l)
+	// Entries a crash left in the journal, not in the tree yet.
+	j, _, err := openJournal(filepath.Join(dir, "journal"), 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	for i := 1; i < 3; i++ {
+		e, err := SealEntry(k, Event{Kind: "object.put", Time: time.Now().UnixNano(), Key: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	if _, err := j.append(entries); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	l = openLog(t, cfg)
+	second, err := Open(t.Context(), cfg)
+	if err == nil {
+		closeLog(t, second)
+		closeLog(t, l)
+		t.Fatal("a second log of an open log's directory opened")
+	}
+	if !strings.Contains(err.Error(), "open already") || !strings.Contains(err.Error(), fmt.Sprint("process ", os.Getpid())) {
+		t.Fatalf("refusal does not say the log is open, and where: %v", err)
+	}
+	keys := func(l *Log) []string {
+		t.Helper()
+		var out []string
+		if err := l.Events(t.Context(), 0, func(_ uint64, e Event) error { out = append(out, e.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := []string{event(0).Key, "1", "2"}
+	if got := keys(l); !slices.Equal(got, want) {
+		t.Fatalf("the open log holds %q, want %q", got, want)
+	}
+	if _, err := l.Append(t.Context(), Event{Kind: "object.put", Key: "3"}); err != nil {
+		t.Fatalf("the open log refuses entries after the refused open: %v", err)
+	}
+	closeLog(t, l)
+	// Closed, the directory opens again, every entry in it once.
+	l = openLog(t, cfg)
+	defer closeLog(t, l)
+	if got := keys(l); !slices.Equal(got, append(want, "3")) {
+		t.Fatalf("reopened, the log holds %q, want %q", got, append(want, "3"))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -47,6 +48,18 @@ var (
 type tesseraGroup struct {
 	dir string
 	id  string
+	// lock is the log's lock on its directory (dirlock.go), released
+	// once the goroutines have stopped: while one runs, no other log of
+	// the directory may open.
+	lock *os.File
+}
+
+// unlock releases the directory's lock.
+func (g *tesseraGroup) unlock() {
+	if g.lock != nil {
+		g.lock.Close()
+		g.lock = nil
+	}
 }
 
 func newTesseraGroup(dir string) *tesseraGroup {
@@ -77,9 +90,11 @@ func (g *tesseraGroup) running() bool {
 }
 
 // stop waits, once tessera's context is cancelled, until none of the
-// group's goroutines runs: within ctx, and then tesseraGrace more. Those
-// still running then are logged, and an Open of the same directory waits
-// for them.
+// group's goroutines runs: within ctx, and then tesseraGrace more, and
+// then releases the directory's lock. Those still running then are
+// logged, and keep the lock: an Open of the same directory in this process
+// waits for them (and then releases it), another process finds the
+// directory in use until this one ends.
 func (g *tesseraGroup) stop(ctx context.Context, log *slog.Logger) {
 	grace := time.Now().Add(tesseraGrace)
 	for pause := time.Millisecond; g.running(); pause = min(2*pause, 20*time.Millisecond) {
@@ -95,6 +110,7 @@ func (g *tesseraGroup) stop(ctx context.Context, log *slog.Logger) {
 		}
 		time.Sleep(pause)
 	}
+	g.unlock()
 }
 
 // awaitTesseraStopped waits (within ctx) until no goroutine tessera
@@ -114,6 +130,7 @@ func awaitTesseraStopped(ctx context.Context, dir string) error {
 			case <-time.After(pause):
 			}
 		}
+		g.unlock()
 		tesseraMu.Lock()
 		delete(tesseraRunning[dir], g)
 		if len(tesseraRunning[dir]) == 0 {

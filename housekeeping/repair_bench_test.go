@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
@@ -104,7 +107,7 @@ func BenchmarkRepair(b *testing.B) {
 	size := *benchRepairSize
 	const objSize = 64 << 20
 	for b.Loop() {
-		var repR, recR, limR []float64
+		var repR, recR, limR, boundR, useR, repBR []float64
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
 			rk, _ := custody.GenerateRootKey()
@@ -146,7 +149,12 @@ func BenchmarkRepair(b *testing.B) {
 			// survivors, mirrored onto fresh sites right after its put
 			// (so of the same age) and never read.
 			mirror := benchutil.NewMirror(b, filepath.Join(root, "ref-read"), len(survivors))
+			// A second mirror, read through the page cache (no cold-read
+			// hint): the repair's reads before they took O_DIRECT, and
+			// the reads of a GET (recovery's reference).
+			mirrorB := benchutil.NewMirror(b, filepath.Join(root, "ref-read-buffered"), len(survivors))
 			objects := int(size / objSize)
+			var lostIdx []int // the shards of the first object on the sites to be lost
 			for i := range objects {
 				src := &benchutil.Gen{Left: objSize, State: uint64(i + 1)}
 				key := fmt.Sprintf("o/%04d", i)
@@ -154,7 +162,16 @@ func BenchmarkRepair(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				mirror.Copy(b, survivorBlobs(b, e, key, info.VersionID, survivors), 1)
+				blobs := survivorBlobs(b, e, key, info.VersionID, survivors)
+				mirror.Copy(b, blobs, 1)
+				mirrorB.Copy(b, blobs, 1)
+				if i == 0 {
+					locs, err := e.Locate(ctx, "bench", key, info.VersionID)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lostIdx = lostShards(locs, []string{"est-1", "est-2"})
+				}
 			}
 			e.SetDraining(nil)
 			for _, id := range []string{"est-1", "est-2"} {
@@ -166,14 +183,33 @@ func BenchmarkRepair(b *testing.B) {
 			}
 			stride := repairStride(b, e, ix)
 
-			var raw, repair float64
-			var took, cpu time.Duration
+			var raw, rawB, repair float64
+			var took, cpu, readCPU, readCPUB time.Duration
 			var rep ScrubReport
-			doRead := func() {
-				var left int64
-				raw, _, left = benchutil.ReadBlobs(b, mirror.Blobs, scrubConcurrency, stride)
+			var mono [2]float64 // the repair's start and end, CLOCK_MONOTONIC (for perf report --time)
+			readOne := func(m *benchutil.Mirror, hint bool) (rate float64, cpu time.Duration) {
+				rctx := ctx
+				if hint {
+					rctx = site.WithColdRead(ctx)
+				}
+				benchutil.Settle(5 * time.Second)
+				cpu0 := benchutil.ProcessCPU()
+				rate, _, left := benchutil.ReadBlobsContext(rctx, b, m.Blobs, scrubConcurrency, stride)
+				cpu = benchutil.ProcessCPU() - cpu0
 				if left > 0 {
 					fmt.Printf("round %d: WARNING: %d bytes of the reference's blobs stayed in the page cache (tmpfs?): its read is not cold\n", round+1, left)
+				}
+				return rate, cpu
+			}
+			// The reference as the repair reads (with the cold-read
+			// hint), and through the page cache, in turn first.
+			doRead := func() {
+				if round%4 < 2 {
+					raw, readCPU = readOne(mirror, true)
+					rawB, readCPUB = readOne(mirrorB, false)
+				} else {
+					rawB, readCPUB = readOne(mirrorB, false)
+					raw, readCPU = readOne(mirror, true)
 				}
 			}
 			doRepair := func() {
@@ -184,7 +220,9 @@ func BenchmarkRepair(b *testing.B) {
 				if left > 0 {
 					fmt.Printf("round %d: WARNING: %d bytes of the survivors stayed in the page cache (tmpfs?): the repair does not read cold\n", round+1, left)
 				}
+				benchutil.Settle(5 * time.Second)
 				stop := profileRepair(b, round)
+				mono[0] = monotonic()
 				start, cpu0 := time.Now(), benchutil.ProcessCPU()
 				var err error
 				rep, err = New(e, nil).Scrub(ctx, ScrubOptions{Repair: true})
@@ -192,6 +230,7 @@ func BenchmarkRepair(b *testing.B) {
 					b.Fatalf("repair: %+v, %v", rep, err)
 				}
 				took, cpu = time.Since(start), benchutil.ProcessCPU()-cpu0
+				mono[1] = monotonic()
 				stop()
 				repair = float64(size) / took.Seconds()
 			}
@@ -206,7 +245,10 @@ func BenchmarkRepair(b *testing.B) {
 			}
 			// The same blobs again: what a cache below the page cache
 			// gives a second read.
-			warm, _, _ := benchutil.ReadBlobs(b, mirror.Blobs, scrubConcurrency, stride)
+			benchutil.Settle(5 * time.Second)
+			cpu0 := benchutil.ProcessCPU()
+			warm, readBytes, _ := benchutil.ReadBlobs(b, mirrorB.Blobs, scrubConcurrency, stride)
+			warmCPU := benchutil.ProcessCPU() - cpu0
 
 			// The write reference: blobs like the lost shards (one a
 			// version on each of two sites, the survivors' size), written
@@ -214,8 +256,24 @@ func BenchmarkRepair(b *testing.B) {
 			// sites: O_DIRECT, fdatasync, rename, directory fsync.
 			lost := len(topology) - len(survivors)
 			wm := benchutil.NewMirror(b, filepath.Join(root, "ref-write"), lost)
+			benchutil.Settle(5 * time.Second)
+			cpu0 = benchutil.ProcessCPU()
 			wm.Copy(b, mirror.Blobs[:lost], scrubConcurrency)
+			writeCPU := benchutil.ProcessCPU() - cpu0
 			rawW := wm.WriteRate()
+			var refWritten int64
+			for _, q := range wm.Blobs {
+				for _, bl := range q {
+					refWritten += bl.Size
+				}
+			}
+			// The compute the repair does besides reading and writing,
+			// in memory (the lost shards of the first object, which
+			// stand for all: every object lost two of its six), and what
+			// the write reference spent making its bytes.
+			computeSize := min(size, 512<<20)
+			compute := repairCompute(b, computeSize, vault.DefaultStripeSize, 4, 2, lostIdx)
+			gen := genCPU(refWritten)
 
 			for _, d := range survivors {
 				benchutil.Evict(d)
@@ -262,22 +320,56 @@ func BenchmarkRepair(b *testing.B) {
 			writeBound := rawW * float64(size) / max(written, 1)
 			limit := min(raw, writeBound)
 			const mb = 1e6
+			// The CPU bound (bench/README.md, "The repair's CPU bound"):
+			// per GB of objects, what the reference's first read spent
+			// reading the same blobs the repair reads, what the write
+			// reference spent writing blobs like the lost shards (less
+			// what it spent making their bytes), scaled to the bytes the
+			// repair wrote, and the repair's compute measured in memory.
+			gb := float64(size) / 1e9
+			cRead := readCPU.Seconds() / gb
+			cWritten := (writeCPU - gen).Seconds() / (float64(refWritten) / 1e9) // per GB written
+			cWrite := cWritten * written / float64(size)
+			cCompute := compute.Seconds() / (float64(computeSize) / 1e9)
+			need := cRead + cWrite + cCompute
+			cores := runtime.GOMAXPROCS(0)
+			cpuBound := float64(cores) / need * 1e9
 			repR, recR, limR = append(repR, repair/raw), append(recR, recovery/warm), append(limR, repair/limit)
-			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
+			repBR = append(repBR, repair/rawB)
+			boundR, useR = append(boundR, cpuBound/raw), append(useR, cpu.Seconds()/gb/need)
+			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, O_DIRECT, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
 			if raw > 0.75*warm {
 				fmt.Printf("round %d: note: the first read ran at %.2f of the second and %.1fx the raw write: most likely a cache below the guest's page cache served it (bench/README.md, \"Cold reads\"), as it serves the repair's reads of blobs of the same age\n", round+1, raw/warm, raw/rawW)
 			}
 			fmt.Printf("round %d: repair %.0f MB/s: %.2f of raw read; %.2f of the limit %.0f MB/s (the lesser of raw read and raw write x object bytes / %d MiB of shards written: at most %.2f of raw read)\n",
 				round+1, repair/mb, repair/raw, repair/limit, limit/mb, rep.BytesRepaired>>20, limit/raw)
-			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9))
+			fmt.Printf("round %d: repair used %.1f CPU-s in %.1f s (%.2f cores busy), %.2f CPU-s per GB of objects (CLOCK_MONOTONIC %.3f to %.3f)\n", round+1, cpu.Seconds(), took.Seconds(), cpu.Seconds()/took.Seconds(), cpu.Seconds()/(float64(size)/1e9), mono[0], mono[1])
+			fmt.Printf("round %d: raw read through the page cache (as a GET reads; the repair before it read with O_DIRECT) %.0f MB/s, %.2f CPU-s per GB read: repair/raw-buffered %.2f\n",
+				round+1, rawB/mb, readCPUB.Seconds()/(float64(readBytes)/1e9), repair/rawB)
+			fmt.Printf("round %d: CPU-s per GB: first raw read %.2f per GB read (%.2f cores busy), read again %.2f; raw write %.2f per GB written (%.2f, less %.2f making its bytes); compute in memory %.2f per GB of objects (verify, rebuild, join, GCM open, sum, copy out)\n",
+				round+1, readCPU.Seconds()/(float64(readBytes)/1e9), readCPU.Seconds()/(float64(readBytes)/raw), warmCPU.Seconds()/(float64(readBytes)/1e9),
+				cWritten, writeCPU.Seconds()/(float64(refWritten)/1e9), gen.Seconds()/(float64(refWritten)/1e9), cCompute)
+			fmt.Printf("round %d: CPU bound: per GB of objects the repair reads what the first raw read read (%.2f CPU-s), writes %.2f GB (%.2f) and computes (%.2f): at least %.2f CPU-s, so at most %.0f MB/s on %d cores: %.2f of raw read, against repair/raw %.2f; the repair used %.2f CPU-s per GB, %.2f of that least\n",
+				round+1, cRead, written/float64(size), cWrite, cCompute, need, cpuBound/mb, cores, cpuBound/raw, repair/raw, cpu.Seconds()/gb, cpu.Seconds()/gb/need)
 			fmt.Printf("round %d: recovery (index rebuild + full verified read, %d objects at once, of survivors read before) %.0f MB/s: %.2f of the second raw read\n", round+1, scrubConcurrency, recovery/mb, recovery/warm)
 		}
 		rep, rec, lim := benchutil.Summarize(repR), benchutil.Summarize(recR), benchutil.Summarize(limR)
 		b.ReportMetric(rep.Med, "repair/raw")
 		b.ReportMetric(rec.Med, "recovery/raw")
 		b.ReportMetric(lim.Med, "repair/limit")
-		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s\n", rep, lim, rec)
+		bound, use := benchutil.Summarize(boundR), benchutil.Summarize(useR)
+		b.ReportMetric(bound.Med, "cpubound/raw")
+		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s  cpubound/raw %s  repair CPU/least %s  repair/raw-buffered %s\n", rep, lim, rec, bound, use, benchutil.Summarize(repBR))
 	}
+}
+
+// monotonic returns CLOCK_MONOTONIC in seconds, the clock of perf record
+// -k mono: the repair's line prints its start and end on it, for perf
+// report --time.
+func monotonic() float64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return float64(ts.Nano()) / 1e9
 }
 
 // repairStride is the size of the engine's reads of a shard blob: one full

@@ -397,7 +397,13 @@ func (m *Mirror) WriteRate() float64 {
 // Whether the reads are cold depends on what was read before, not on this
 // function: see Evict and bench/README.md, "Cold reads".
 func ReadBlobs(b testing.TB, blobs [][]Blob, perSite, stride int) (rate float64, n, resident int64) {
-	ctx := context.Background()
+	return ReadBlobsContext(context.Background(), b, blobs, perSite, stride)
+}
+
+// ReadBlobsContext is ReadBlobs with the Gets' context: with
+// site.WithColdRead's hint, the reads the engine's repair makes (O_DIRECT
+// on a dir site).
+func ReadBlobsContext(ctx context.Context, b testing.TB, blobs [][]Blob, perSite, stride int) (rate float64, n, resident int64) {
 	for _, q := range blobs {
 		if len(q) > 0 {
 			resident += Evict(q[0].Site.Root())

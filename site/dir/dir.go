@@ -736,7 +736,113 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		}
 		return f, nil
 	}
+	if length >= directMin && site.ColdRead(ctx) && setDirect(f, true) == nil {
+		return &directReader{f: f, name: name, off: off, end: off + length}, nil
+	}
 	return &sectionCloser{SectionReader: io.NewSectionReader(f, off, length), f: f}, nil
+}
+
+// directPread is preadFull; tests replace it to make a filesystem refuse
+// O_DIRECT reads.
+var directPread = preadFull
+
+// directReader reads a range of a blob opened with O_DIRECT (a Get with
+// site.WithColdRead's hint): aligned chunks of 1 MiB into a pooled buffer,
+// each straight from the disk into it, copied out to the caller. A read
+// from the page cache of data it does not hold costs, on the development
+// VM, five to eight times the CPU of these reads per byte (the kernel's copy out of
+// pages just filled: docs/design.md, "What bounds repair on cold reads").
+// Where the filesystem takes the flag but refuses the reads (EINVAL), it
+// goes on through the page cache.
+type directReader struct {
+	f        *os.File
+	name     string
+	off, end int64   // the next byte to return; the range's end
+	bp       *[]byte // the pooled buffer (nil until the first read)
+	chunk    []byte  // what is left of the last chunk read
+	buffered bool    // O_DIRECT refused: plain reads from off
+	eof      bool    // the blob ended before end
+}
+
+func (r *directReader) Read(p []byte) (int, error) {
+	if r.off >= r.end || r.eof {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.buffered {
+		n, err := r.f.ReadAt(p[:min(int64(len(p)), r.end-r.off)], r.off)
+		r.off += int64(n)
+		if err == io.EOF {
+			r.eof = true
+			if n > 0 {
+				err = nil
+			}
+		}
+		return n, err
+	}
+	if len(r.chunk) == 0 {
+		if r.bp == nil {
+			r.bp = bufPool.Get().(*[]byte)
+		}
+		buf := aligned(*r.bp)
+		start := r.off &^ (directAlign - 1)
+		n, err := directPread(r.f, buf, start)
+		if errors.Is(err, unix.EINVAL) {
+			// The filesystem took O_DIRECT but refuses its reads.
+			if err := setDirect(r.f, false); err != nil {
+				return 0, fmt.Errorf("dir site: get %s: %w", r.name, err)
+			}
+			r.buffered = true
+			return r.Read(p)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("dir site: get %s: %w", r.name, err)
+		}
+		skip := int(r.off - start)
+		if n <= skip {
+			r.eof = true
+			return 0, io.EOF
+		}
+		r.chunk = buf[skip:min(n, skip+int(min(r.end-r.off, int64(len(buf)))))]
+	}
+	n := copy(p, r.chunk)
+	r.chunk = r.chunk[n:]
+	r.off += int64(n)
+	return n, nil
+}
+
+// preadFull reads into buf from off (aligned) until buf is full or the
+// file ends, retrying on EINTR. A short read other than at the end is
+// followed by one from where it stopped, aligned down, so every read
+// stays aligned as O_DIRECT needs.
+func preadFull(f *os.File, buf []byte, off int64) (int, error) {
+	fd := int(f.Fd())
+	got := 0
+	for got < len(buf) {
+		at := got &^ (directAlign - 1)
+		n, err := unix.Pread(fd, buf[at:], off+int64(at))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		if at+n <= got {
+			return got, nil // the end of the file
+		}
+		got = at + n
+	}
+	return got, nil
+}
+
+func (r *directReader) Close() error {
+	if r.bp != nil {
+		bufPool.Put(r.bp)
+		r.bp = nil
+	}
+	return r.f.Close()
 }
 
 type sectionCloser struct {
