@@ -108,6 +108,10 @@ type records struct {
 	intents         []evidence.Record
 	uploadEnds      map[string]manifest.ID
 	bad             int
+	// onlyDeletions: keep only deletedVersions (rebuilds need nothing
+	// else; intents are recorded for every streamed part and would grow
+	// with the versions stored).
+	onlyDeletions bool
 }
 
 type evidenceBlob struct {
@@ -130,6 +134,12 @@ func (ev *records) abandonedOn(name, sid string) []evidenceBlob {
 }
 
 func (ev *records) add(r evidence.Record) {
+	if ev.onlyDeletions {
+		if r.Kind == evidence.Delete {
+			ev.deletedVersions[r.Version] = true
+		}
+		return
+	}
 	switch r.Kind {
 	case evidence.Delete:
 		ev.deletedVersions[r.Version] = true
@@ -154,14 +164,15 @@ func (k *Keeper) loadEvidence(ctx context.Context) (*records, error) {
 	return k.loadRecords(ctx, nil)
 }
 
-// loadRecords is loadEvidence that also calls revision, if set, with
-// every revision of a version the audit log records (rebuilds: a rebuild
-// never takes an older one). The records it returns hold what the node
-// recorded of deletions, abandonments, intents and upload ends: bounded
-// by those records, not by the versions stored.
+// loadRecords is loadEvidence for a rebuild when revision is set: it calls
+// revision with every revision of a version the audit log records (a
+// rebuild never takes an older one), and keeps only the deleted versions
+// (what a rebuild asks of the records), so that what it holds grows with
+// the deletions the node recorded, not with the versions stored.
+// Otherwise it keeps deletions, abandonments, intents and upload ends.
 func (k *Keeper) loadRecords(ctx context.Context, revision func(id manifest.ID, rev int)) (*records, error) {
 	ev := &records{deletedVersions: map[manifest.ID]bool{}, deletedBlobs: map[string]bool{},
-		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}}
+		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}, onlyDeletions: revision != nil}
 	var err error
 	if l := k.e.AuditLog(); l != nil {
 		err = l.Events(ctx, 0, func(i uint64, e audit.Event) error {
