@@ -122,14 +122,7 @@ func BenchmarkMillion(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var sites []vault.Site
-		for _, d := range topology {
-			ds, err := dir.New(filepath.Join(root, "sites", d.ID))
-			if err != nil {
-				b.Fatal(err)
-			}
-			sites = append(sites, vault.Site{Descriptor: d, Store: ds})
-		}
+		sites := dirSites(b, root)
 		e, err := vault.New(vault.Config{NodeID: "million", Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 		if err != nil {
@@ -246,4 +239,18 @@ func BenchmarkMillion(b *testing.B) {
 			}
 		}
 	}
+}
+
+// dirSites is a dir site under root/sites for each site of topology.
+func dirSites(tb testing.TB, root string) []vault.Site {
+	tb.Helper()
+	var sites []vault.Site
+	for _, d := range topology {
+		ds, err := dir.New(filepath.Join(root, "sites", d.ID))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sites = append(sites, vault.Site{Descriptor: d, Store: ds})
+	}
+	return sites
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/placement"
-	"github.com/embassy-dev/embassy/site/dir"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -43,14 +42,7 @@ func BenchmarkRebuildIndex(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sites []vault.Site
-	for _, d := range topology {
-		ds, err := dir.New(filepath.Join(root, "sites", d.ID))
-		if err != nil {
-			b.Fatal(err)
-		}
-		sites = append(sites, vault.Site{Descriptor: d, Store: ds})
-	}
+	sites := dirSites(b, root)
 	e, err := vault.New(vault.Config{NodeID: "rebuild", Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "rebuild", sites),
 		Vaults: []vault.Vault{{Name: "bench", Owner: "EST", Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 	if err != nil {

@@ -152,31 +152,11 @@ func TestHostingDirApart(t *testing.T) {
 				// A serving node copies its audit log and descriptor to
 				// its sites (log/, node/) as it works: the rest stays.
 				if after := tree(t, other); !equalTrees(withoutNodeRecords(after), withoutNodeRecords(before)) {
-					t.Errorf("%s changed: %v", other, treeChanges(withoutNodeRecords(before), withoutNodeRecords(after)))
+					t.Errorf("%s changed: %v", other, treeDiff(withoutNodeRecords(before), withoutNodeRecords(after)))
 				}
 			}
 		})
 	}
-}
-
-// treeChanges names the paths added, removed or changed from a to b
-// (names only: contents may be binary).
-func treeChanges(a, b map[string]string) []string {
-	var out []string
-	for k, v := range b {
-		if w, ok := a[k]; !ok {
-			out = append(out, "added "+k)
-		} else if w != v {
-			out = append(out, "changed "+k)
-		}
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			out = append(out, "removed "+k)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // withoutNodeRecords is a site's tree without what the node writes there
@@ -456,7 +436,7 @@ func TestSitesOfACopy(t *testing.T) {
 	// (The first copy's audit log is copied to the sites, log/, every
 	// second: everything else stays as it was.)
 	if after := tree(t, sites); !equalTrees(withoutLogCopies(after), withoutLogCopies(before)) {
-		t.Errorf("the sites changed under the copy: %v", treeChanges(withoutLogCopies(before), withoutLogCopies(after)))
+		t.Errorf("the sites changed under the copy: %v", treeDiff(withoutLogCopies(before), withoutLogCopies(after)))
 	}
 	checkObjects(t, first, want)
 
