@@ -27,7 +27,8 @@
 #           read once, evicted from the page cache, through the driver in the engine's block reads,
 #           eight blobs a site at once, as the repair reads the survivors; writes: blobs like the
 #           lost shards, eight at once a site on two fresh sites, as the repair writes them.
-#           Recovery is judged against a second read of the mirror (it reads what the repair read)
+#           Recovery is judged against a first read through the page cache of a second mirror (the repair
+#           reads with O_DIRECT and leaves the survivors out of the page cache)
 #   audit   the same small puts on a fresh engine without the audit log, in the
 #           same round (AUDIT_ROUNDS rounds of AUDIT_OBJECTS puts, 9 of 2000 by
 #           default, alternating which engine goes first): "audit log/no log",
