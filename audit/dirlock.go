@@ -44,10 +44,7 @@ func lockDir(dir string, log *slog.Logger) (*os.File, error) {
 		log.Warn("audit log: the directory's filesystem has no locks: a second log of it, which would corrupt it, could not be refused", "dir", dir, "err", err)
 		return nil, nil
 	case errors.Is(err, lockfile.ErrHeld):
-		who := lockfile.Holder(dir)
-		if fi, serr := f.Stat(); serr == nil {
-			who = lockfile.HolderOf(fi)
-		}
+		who := lockfile.HolderOfFile(f)
 		f.Close()
 		return nil, fmt.Errorf("audit log %s is open already, in %s: one log of a directory may be open at a time (two would both add the entries its journal holds to the log); close the other first", dir, who)
 	default:

@@ -116,12 +116,7 @@ func BenchmarkMillion(b *testing.B) {
 	count, size := *millionCount, *millionSize
 	for b.Loop() {
 		root := benchutil.Root(b)
-		rk, _ := custody.GenerateRootKey()
-		keys, _ := custody.NewKeyring(rk)
-		ix, err := boltindex.Open(filepath.Join(root, "index.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
+		keys, ix := benchKeysIndex(b, root)
 		sites := dirSites(b, root)
 		e, err := vault.New(vault.Config{NodeID: "million", Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
@@ -253,4 +248,22 @@ func dirSites(tb testing.TB, root string) []vault.Site {
 		sites = append(sites, vault.Site{Descriptor: d, Store: ds})
 	}
 	return sites
+}
+
+// benchKeysIndex is a fresh keyring and an index at root/index.db.
+func benchKeysIndex(tb testing.TB, root string) (*custody.Keyring, *boltindex.Index) {
+	tb.Helper()
+	rk, err := custody.GenerateRootKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := custody.NewKeyring(rk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys, ix
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/embassy-dev/embassy/custody"
-	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/vault"
@@ -36,12 +34,7 @@ func cpuSeconds() float64 {
 func BenchmarkRebuildIndex(b *testing.B) {
 	count := *rebuildObjects
 	root := benchutil.Root(b)
-	rk, _ := custody.GenerateRootKey()
-	keys, _ := custody.NewKeyring(rk)
-	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, ix := benchKeysIndex(b, root)
 	sites := dirSites(b, root)
 	e, err := vault.New(vault.Config{NodeID: "rebuild", Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "rebuild", sites),
 		Vaults: []vault.Vault{{Name: "bench", Owner: "EST", Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})

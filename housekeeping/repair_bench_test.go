@@ -20,9 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
-	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
@@ -113,12 +111,7 @@ func BenchmarkRepair(b *testing.B) {
 		var repR, recR, limR, boundR, useR, repBR []float64
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
-			rk, _ := custody.GenerateRootKey()
-			keys, _ := custody.NewKeyring(rk)
-			ix, err := boltindex.Open(filepath.Join(root, "index.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
+			keys, ix := benchKeysIndex(b, root)
 			defer ix.Close()
 			dirs := map[string]string{}
 			faults := map[string]*fault.Site{}

@@ -417,10 +417,7 @@ func (n *Node) lockHostingDir(r *os.Root, root string, create bool) error {
 		n.Log.Warn("the hosting directory's filesystem has no locks: a second node using it could not be told", "path", root, "err", err)
 		return nil
 	case errors.Is(err, lockfile.ErrHeld):
-		who := lockfile.Holder(filepath.Join(root, HostingLockFile))
-		if lfi, serr := f.Stat(); serr == nil {
-			who = lockfile.HolderOf(lfi)
-		}
+		who := lockfile.HolderOfFile(f)
 		b := make([]byte, 4<<10)
 		k, _ := f.ReadAt(b, 0)
 		f.Close()

@@ -58,10 +58,7 @@ func (n *Node) lockSiteDir(id, root string) error {
 		n.Log.Warn("a site directory's filesystem has no locks: another process using it could not be told", "site", id, "path", root, "err", err)
 		return nil
 	case errors.Is(err, lockfile.ErrHeld):
-		who := lockfile.Holder(root)
-		if lfi, serr := f.Stat(); serr == nil {
-			who = lockfile.HolderOf(lfi)
-		}
+		who := lockfile.HolderOfFile(f)
 		f.Close()
 		return refused("its directory %s is in use by %s: this node (node directory %s) cannot use it too: two copies of one node directory (a restored backup, a standby), or two nodes, must never use one site directory. Stop the other ('ps' shows it), or give this node its own sites", root, who, absDir(n.Dir))
 	case err != nil:
@@ -110,10 +107,7 @@ func sitesInUse(n *Node, sites []SiteConfig) error {
 			continue // not reached: the report says so
 		}
 		err = lockfile.TryLock(f)
-		who := lockfile.Holder(p)
-		if fi, serr := f.Stat(); serr == nil {
-			who = lockfile.HolderOf(fi)
-		}
+		who := lockfile.HolderOfFile(f)
 		f.Close()
 		if errors.Is(err, lockfile.ErrHeld) {
 			return fmt.Errorf("site %s: its directory %s is in use by %s, most likely the node being recovered, still running: stop it before recovering it (two copies of one node must never use one site directory); nothing was written", sc.ID, p, who)

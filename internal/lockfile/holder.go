@@ -24,6 +24,16 @@ func Holder(path string) string {
 
 const unknownHolder = "another process"
 
+// HolderOfFile is [HolderOf] for an open file f: the process holding the
+// lock on the very file f has open (the one [TryLock] found held).
+func HolderOfFile(f *os.File) string {
+	fi, err := f.Stat()
+	if err != nil {
+		return unknownHolder
+	}
+	return HolderOf(fi)
+}
+
 // HolderOf is [Holder] for the file or directory fi describes (from Stat
 // of an open file, so that the one locked is the one named).
 func HolderOf(fi fs.FileInfo) string {

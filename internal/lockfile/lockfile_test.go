@@ -46,6 +46,9 @@ func TestTryLockExcludesAndNamesHolder(t *testing.T) {
 			if got := Holder(path); got != HolderOf(fi) {
 				t.Errorf("Holder(path) %q, HolderOf %q", got, HolderOf(fi))
 			}
+			if got := HolderOfFile(b); got != HolderOf(fi) {
+				t.Errorf("HolderOfFile %q, HolderOf %q", got, HolderOf(fi))
+			}
 			a.Close()
 			if err := TryLock(b); err != nil {
 				t.Fatalf("after the holder closed: %v", err)
