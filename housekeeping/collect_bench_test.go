@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/embassy-dev/embassy/internal/benchutil"
@@ -45,28 +43,13 @@ func BenchmarkCollect(b *testing.B) {
 	})
 	ctx := vault.AsSystem(context.Background())
 	data := bytes.Repeat([]byte("c"), 3*4096+17)
-	run := func(n int, fn func(i int) error) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range 32 {
-			wg.Go(func() {
-				for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-					if err := fn(int(i)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
 	ids := make([]vault.ObjectInfo, count)
-	run(count, func(i int) error {
+	inParallel(b, count, func(i int) error {
 		var err error
 		ids[i], err = e.Put(ctx, "bench", fmt.Sprintf("o/%07d", i), bytes.NewReader(data), vault.PutOptions{Size: int64(len(data))})
 		return err
 	})
-	run(deleted, func(i int) error {
+	inParallel(b, deleted, func(i int) error {
 		_, err := e.Delete(ctx, "bench", fmt.Sprintf("o/%07d", i), vault.DeleteOptions{VersionID: ids[i].VersionID})
 		return err
 	})

@@ -26,8 +26,9 @@ import (
 // Memory: the rebuild keeps its per-version state (each version id found
 // on the sites, which sites hold a copy, the revision the audit log
 // records, whether it was indexed) on disk, in a rebuildScratch, and works
-// through it in batches, so its heap does not grow with the number of
-// versions.
+// through it in batches, and the node's deletion records in the same
+// scratch space (records), so its heap does not grow with the number of
+// versions or of deletions.
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
