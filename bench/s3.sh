@@ -30,6 +30,9 @@
 #   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
 #   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
 #   KEEP=1              keep the data and logs afterwards
+#   EMBASSY_GOMAXPROCS=N  run the embassy server (only) with GOMAXPROCS=N instead of the
+#                       runtime's default (the number of cores); see docs/design.md, "Small
+#                       puts and the Go scheduler"
 #   AUDIT_COST=1        instead of MinIO, measure embassy against a build of the same source
 #                       with -tags embassy_bench_nolog, whose `serve --dev` gives the engine no
 #                       audit log (an ordinary build cannot turn the log off): PUTs only, cases
@@ -141,7 +144,12 @@ secret_key="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 
 # --- servers: embassy, and the one it is compared with ("other") --------
 embassy_port=$("$s3bench" freeport)
-EMBASSY_ACCESS_KEY="$access_key" EMBASSY_SECRET_KEY="$secret_key" \
+embassy_env=()
+if [ -n "${EMBASSY_GOMAXPROCS:-}" ]; then
+	embassy_env=(GOMAXPROCS="$EMBASSY_GOMAXPROCS")
+	log "embassy runs with GOMAXPROCS=$EMBASSY_GOMAXPROCS"
+fi
+env "${embassy_env[@]}" EMBASSY_ACCESS_KEY="$access_key" EMBASSY_SECRET_KEY="$secret_key" \
 	"$work/bin/embassy" serve --dev --data "$work/embassy" --address "127.0.0.1:$embassy_port" >"$work/embassy.log" 2>&1 &
 embassy_pid=$!
 pids+=("$embassy_pid")
