@@ -1,6 +1,7 @@
 package housekeeping
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,79 +101,36 @@ type lookupIndex interface {
 	Lookup(ctx context.Context, id manifest.ID) (index.Version, error)
 }
 
-// records is the node's evidence, as read from the sites.
-type records struct {
-	deletedVersions map[manifest.ID]bool
-	deletedBlobs    map[string]bool
-	abandoned       map[string][]evidenceBlob // blob name -> records naming it
-	intents         []evidence.Record
-	uploadEnds      map[string]manifest.ID
-	bad             int
-	// onlyDeletions: keep only deletedVersions (rebuilds need nothing
-	// else; intents are recorded for every streamed part and would grow
-	// with the versions stored).
-	onlyDeletions bool
-}
-
-type evidenceBlob struct {
-	site     string // "" anywhere
-	version  manifest.ID
-	revision int
-}
-
-func (ev *records) deleted(id manifest.ID) bool { return ev != nil && ev.deletedVersions[id] }
-
-// abandonedOn returns the records saying name is abandoned on site.
-func (ev *records) abandonedOn(name, sid string) []evidenceBlob {
-	var out []evidenceBlob
-	for _, b := range ev.abandoned[name] {
-		if b.site == "" || b.site == sid {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-func (ev *records) add(r evidence.Record) {
-	if ev.onlyDeletions {
-		if r.Kind == evidence.Delete {
-			ev.deletedVersions[r.Version] = true
-		}
-		return
-	}
-	switch r.Kind {
-	case evidence.Delete:
-		ev.deletedVersions[r.Version] = true
-		for _, b := range r.Blobs {
-			ev.deletedBlobs[b.Name] = true
-		}
-	case evidence.Abandon:
-		for _, b := range r.Blobs {
-			ev.abandoned[b.Name] = append(ev.abandoned[b.Name], evidenceBlob{site: b.Site, version: r.Version, revision: r.Revision})
-		}
-	case evidence.Intent:
-		ev.intents = append(ev.intents, r)
-	case evidence.UploadEnd:
-		ev.uploadEnds[r.Upload] = r.Version
-	}
-}
-
 // loadEvidence reads every evidence record on the node's audit log, and
 // every journal batch (written before the audit log took the records
-// over) on every site that answers.
-func (k *Keeper) loadEvidence(ctx context.Context) (*records, error) {
-	return k.loadRecords(ctx, nil)
+// over) on every site that answers, into scratch files in sp.
+func (k *Keeper) loadEvidence(ctx context.Context, sp *scratchSpace) (*records, error) {
+	return k.loadRecords(ctx, sp, nil)
 }
 
 // loadRecords is loadEvidence for a rebuild when revision is set: it calls
 // revision with every revision of a version the audit log records (a
 // rebuild never takes an older one), and keeps only the deleted versions
-// (what a rebuild asks of the records), so that what it holds grows with
-// the deletions the node recorded, not with the versions stored.
+// (what a rebuild asks of the records).
 // Otherwise it keeps deletions, abandonments, intents and upload ends.
-func (k *Keeper) loadRecords(ctx context.Context, revision func(id manifest.ID, rev int)) (*records, error) {
-	ev := &records{deletedVersions: map[manifest.ID]bool{}, deletedBlobs: map[string]bool{},
-		abandoned: map[string][]evidenceBlob{}, uploadEnds: map[string]manifest.ID{}, onlyDeletions: revision != nil}
+// Every byte of scratch the records take is written when it returns.
+func (k *Keeper) loadRecords(ctx context.Context, sp *scratchSpace, revision func(id manifest.ID, rev int)) (*records, error) {
+	ev, err := newRecords(sp, revision != nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.readRecords(ctx, ev, revision); err != nil {
+		ev.close()
+		return nil, err
+	}
+	if err := ev.finish(); err != nil {
+		ev.close()
+		return nil, err
+	}
+	return ev, nil
+}
+
+func (k *Keeper) readRecords(ctx context.Context, ev *records, revision func(id manifest.ID, rev int)) error {
 	var err error
 	if l := k.e.AuditLog(); l != nil {
 		err = l.Events(ctx, 0, func(i uint64, e audit.Event) error {
@@ -186,11 +144,11 @@ func (k *Keeper) loadRecords(ctx context.Context, revision func(id manifest.ID, 
 			case revision != nil && e.Outcome == "" && !e.Version.IsZero() && strings.HasPrefix(e.Kind, "object."):
 				revision(e.Version, e.Revision)
 			}
-			return nil
+			return ev.failed()
 		})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the records on the audit log: %w", err)
+		return fmt.Errorf("read the records on the audit log: %w", err)
 	}
 	seen := map[string]bool{}
 	keys, node := k.e.Keys(), k.e.NodeID()
@@ -202,17 +160,20 @@ func (k *Keeper) loadRecords(ctx context.Context, revision func(id manifest.ID, 
 				for _, r := range recs {
 					ev.add(r)
 				}
-				return nil
+				return ev.failed()
 			},
 			func(name string, err error) {
 				ev.bad++
 				k.log.WarnContext(ctx, "journal batch fails verification; not evidence", "site", sid, "blob", name, "err", err)
 			})
+		if err := ev.failed(); err != nil {
+			return err
+		}
 		if err != nil && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // checkFresh returns why the index is older than the sites, or "".
@@ -279,10 +240,21 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	for _, sid := range slices.Sorted(maps.Keys(unreachable)) {
 		c.SkippedSites = append(c.SkippedSites, sid+": does not answer or is not this node's site")
 	}
-	ev, err := k.loadEvidence(ctx)
+	// The records, the manifests the index does not hold and the blobs
+	// to remove are kept in scratch files: their heap does not grow with
+	// them. Each step writes its scratch before it changes anything: a
+	// full disk fails the collection, naming the directory, before it
+	// removes a blob or adopts a version.
+	sp, done, err := k.scratch("collect")
 	if err != nil {
 		return c, err
 	}
+	defer done()
+	ev, err := k.loadEvidence(ctx, sp)
+	if err != nil {
+		return c, err
+	}
+	defer ev.close()
 	c.BadBatches = ev.bad
 	c.Ran = true
 	now := time.Now()
@@ -292,51 +264,109 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	}
 	// Writes whose intent is older than the grace period and that left
 	// no manifest anywhere never committed: record them abandoned.
-	k.resolveIntents(ctx, ev, indexed, unreachable, now.Add(-grace), &c)
+	if err := k.resolveIntents(ctx, ev, indexed, unreachable, now.Add(-grace), &c); err != nil {
+		return c, err
+	}
 
-	unknown := map[manifest.ID][]string{} // manifests the index does not hold, by site
-	young := map[manifest.ID]bool{}
+	siteIDs := k.e.SiteIDs()
+	// Manifests the index does not hold, with the sites holding them.
+	unknown, err := newSiteScratch(sp, len(siteIDs))
+	if err != nil {
+		return c, err
+	}
+	defer unknown.close()
+	// Each site's blobs to remove.
+	doomed := make([]*spool, len(siteIDs))
+	defer func() {
+		for _, d := range doomed {
+			d.close()
+		}
+	}()
+	for i, sid := range siteIDs {
+		if !unreachable[sid] {
+			if doomed[i], err = sp.newSpool(); err != nil {
+				return c, err
+			}
+		}
+	}
 	var mu sync.Mutex
+	var fatal error // a scratch file could not be written or read
 	var wg sync.WaitGroup
-	for _, sid := range k.e.SiteIDs() {
-		if unreachable[sid] {
+	for si, sid := range siteIDs {
+		d := doomed[si]
+		if d == nil {
 			continue
 		}
 		s, _ := k.e.Site(sid)
 		wg.Go(func() {
-			var doomed []string
 			for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
+				var ferr error
 				err := s.Store.List(ctx, prefix, func(i site.Info) error {
-					if k.garbage(ctx, ev, sid, i.Name, indexed) {
-						doomed = append(doomed, i.Name)
-						return nil
-					}
-					if id, ok := manifest.ParseBlobName(i.Name); ok && !ev.deleted(id) && len(ev.abandonedOn(i.Name, sid)) == 0 {
-						if _, ok := indexed(id); !ok {
-							mu.Lock()
-							unknown[id] = append(unknown[id], sid)
+					br := ev.about(i.Name, sid)
+					if k.garbage(ctx, br, sid, i.Name, indexed) {
+						ferr = d.add([]byte(i.Name))
+					} else if br.manifest && !br.deleted && len(br.abandoned) == 0 {
+						if _, ok := indexed(br.version); !ok {
+							var flags byte
 							if now.Sub(i.Modified) < grace {
-								young[id] = true
+								flags = recYoung
 							}
+							mu.Lock()
+							unknown.addFlags(br.version, si, flags)
+							ferr = unknown.err
 							mu.Unlock()
 						}
 					}
-					return nil
+					if ferr == nil {
+						ferr = ev.failed()
+					}
+					return ferr
 				})
+				if ferr != nil {
+					err = ferr
+				}
 				if err != nil {
 					mu.Lock()
-					c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
+					if ferr != nil {
+						fatal = cmp.Or(fatal, ferr)
+					} else {
+						c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
+					}
 					mu.Unlock()
+					d.close()
+					doomed[si] = nil
 					return
 				}
 			}
+			if err := d.finish(); err != nil {
+				mu.Lock()
+				fatal = cmp.Or(fatal, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if fatal != nil {
+		return c, fatal
+	}
+	if err := unknown.finish(); err != nil {
+		return c, err
+	}
+	for si, sid := range siteIDs {
+		d := doomed[si]
+		if d == nil {
+			continue
+		}
+		s, _ := k.e.Site(sid)
+		wg.Go(func() {
 			// Several removals at once: a dir site makes each durable
 			// with an fsync of its directory, shared by the removals
 			// waiting on it.
 			var removed atomic.Int64
 			var dw sync.WaitGroup
 			sem := make(chan struct{}, removalsInFlight)
-			for _, name := range doomed {
+			err := d.each(func(b []byte) error {
+				name := string(b)
 				sem <- struct{}{}
 				dw.Go(func() {
 					defer func() { <-sem }()
@@ -348,52 +378,93 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 						mu.Unlock()
 					}
 				})
-			}
+				return nil
+			})
 			dw.Wait()
 			mu.Lock()
 			c.Removed += int(removed.Load())
+			if err != nil {
+				fatal = cmp.Or(fatal, err)
+			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	slices.Sort(c.Errors)
-	// Manifests the index does not hold: adopt or report.
-	for _, id := range slices.SortedFunc(maps.Keys(unknown), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
-		if young[id] {
-			continue // a write may still be in flight
+	if fatal != nil {
+		return c, fatal
+	}
+	// Manifests the index does not hold, in id order: adopt or report.
+	const batch = 500
+	buf := make([]byte, batch*unknown.rec)
+	for from := int64(0); from < unknown.count; from += batch {
+		n := int(min(batch, unknown.count-from))
+		recs, err := unknown.read(buf, from, n)
+		if err != nil {
+			return c, err
 		}
-		res := k.adoptOne(ctx, id, unknown[id], false)
-		switch {
-		case res.adopted:
-			c.Adopted++
-		default:
-			c.Unindexed++
-			if res.legacy {
-				c.Legacy++
+		for i := range n {
+			r := recs[i*unknown.rec : (i+1)*unknown.rec]
+			if r[unknown.rec-1]&recYoung != 0 {
+				continue // a write may still be in flight
 			}
-			if len(c.UnindexedVersions) < MaxListed {
-				c.UnindexedVersions = append(c.UnindexedVersions, res.why)
+			res := k.adoptOne(ctx, manifest.ID(r[:16]), unknown.sitesOf(r, siteIDs), false)
+			switch {
+			case res.adopted:
+				c.Adopted++
+			default:
+				c.Unindexed++
+				if res.legacy {
+					c.Legacy++
+				}
+				if len(c.UnindexedVersions) < MaxListed {
+					c.UnindexedVersions = append(c.UnindexedVersions, res.why)
+				}
 			}
 		}
 	}
 	return c, nil
 }
 
-// garbage reports whether a record shows that blob name on site sid is
-// garbage.
-func (k *Keeper) garbage(ctx context.Context, ev *records, sid, name string, indexed func(manifest.ID) (index.Version, bool)) bool {
+// blobRecords is what the records say of a blob listed on a site.
+type blobRecords struct {
+	manifest bool        // a manifest blob
+	version  manifest.ID // its version
+	// deleted: the version (a manifest blob) or the blob (any other) is
+	// recorded as deleted.
+	deleted bool
+	// abandoned: the records saying the blob is abandoned on the site.
+	abandoned []evidenceBlob
+}
+
+// about returns what the records say of blob name on site sid.
+func (ev *records) about(name, sid string) blobRecords {
+	var br blobRecords
+	delBlob, abandoned := ev.blob(name)
+	br.abandoned = onSite(abandoned, sid)
 	if id, ok := manifest.ParseBlobName(name); ok {
-		if ev.deleted(id) {
-			if _, live := indexed(id); live {
-				k.log.ErrorContext(ctx, "version recorded as deleted is still in the index; kept", "version", id)
+		br.manifest, br.version, br.deleted = true, id, ev.deleted(id)
+	} else {
+		br.deleted = delBlob
+	}
+	return br
+}
+
+// garbage reports whether the records (br) show that blob name on site
+// sid is garbage.
+func (k *Keeper) garbage(ctx context.Context, br blobRecords, sid, name string, indexed func(manifest.ID) (index.Version, bool)) bool {
+	if br.manifest {
+		if br.deleted {
+			if _, live := indexed(br.version); live {
+				k.log.ErrorContext(ctx, "version recorded as deleted is still in the index; kept", "version", br.version)
 				return false
 			}
 			return true
 		}
-	} else if ev.deletedBlobs[name] {
+	} else if br.deleted {
 		return true
 	}
-	for _, b := range ev.abandonedOn(name, sid) {
+	for _, b := range br.abandoned {
 		switch {
 		case b.version.IsZero():
 			return true
@@ -461,23 +532,23 @@ func (k *Keeper) stillPlaced(ctx context.Context, id manifest.ID, sid, name stri
 
 // resolveIntents records as abandoned the writes whose intent is older
 // than cutoff and that never committed.
-func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(manifest.ID) (index.Version, bool), unreachable map[string]bool, cutoff time.Time, c *Collection) {
-	for _, in := range ev.intents {
+func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(manifest.ID) (index.Version, bool), unreachable map[string]bool, cutoff time.Time, c *Collection) error {
+	return ev.eachIntent(func(in evidence.Record) error {
 		if time.Unix(0, in.Time).After(cutoff) {
-			continue
+			return nil
 		}
 		if ev.deleted(in.Version) {
-			continue
+			return nil
 		}
 		// Only the blobs no record covers yet.
 		var open []evidence.Blob
 		for _, b := range in.Blobs {
-			if !ev.deletedBlobs[b.Name] && len(ev.abandonedOn(b.Name, b.Site)) == 0 {
+			if deleted, abandoned := ev.blob(b.Name); !deleted && len(onSite(abandoned, b.Site)) == 0 {
 				open = append(open, b)
 			}
 		}
 		if len(open) == 0 {
-			continue
+			return nil
 		}
 		var blobs []evidence.Blob
 		if in.Revision > 0 {
@@ -491,9 +562,9 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 		} else if in.Upload != "" {
 			// A multipart part: garbage once its upload ended, unless the
 			// completed version uses it.
-			ver, ended := ev.uploadEnds[in.Upload]
+			ver, ended := ev.uploadEnd(in.Upload)
 			if !ended {
-				continue
+				return nil
 			}
 			for _, b := range open {
 				if ver.IsZero() || !k.stillPlaced(ctx, ver, b.Site, b.Name, indexed) {
@@ -502,15 +573,15 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			}
 		} else {
 			if _, ok := indexed(in.Version); ok {
-				continue
+				return nil
 			}
 			if !k.nowhere(ctx, in.Version, unreachable) {
-				continue
+				return nil
 			}
 			blobs = open
 		}
 		if len(blobs) == 0 {
-			continue
+			return nil
 		}
 		rec := evidence.Record{Kind: evidence.Abandon, Version: in.Version, Upload: in.Upload, Blobs: blobs}
 		// The record goes to every site; it must be durable where the
@@ -522,13 +593,18 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 				need[b.Site] = true
 			}
 		}
+		// Nothing is decided on records that could not be read.
+		if err := ev.failed(); err != nil {
+			return err
+		}
 		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
 			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))
-			continue
+			return nil
 		}
 		ev.add(rec)
 		c.Abandoned++
-	}
+		return nil
+	})
 }
 
 // nowhere reports whether no site holds a manifest copy of version id. It
@@ -613,10 +689,16 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	if !ok {
 		return rep, errors.New("adopt: the index cannot find versions by id")
 	}
-	ev, err := k.loadEvidence(ctx)
+	sp, done, err := k.scratch("adopt")
 	if err != nil {
 		return rep, err
 	}
+	defer done()
+	ev, err := k.loadEvidence(ctx, sp)
+	if err != nil {
+		return rep, err
+	}
+	defer ev.close()
 	want := map[manifest.ID]bool{}
 	for _, id := range o.Versions {
 		want[id] = true
@@ -638,6 +720,10 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 		if err != nil && ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
+	}
+	// Nothing is adopted on records that could not be read.
+	if err := ev.failed(); err != nil {
+		return rep, err
 	}
 	for _, id := range slices.SortedFunc(maps.Keys(found), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
 		rep.Examined++

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
@@ -104,20 +105,23 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 						t.Logf("%s removed at step %d by %s", b, d.step, d.caller)
 					}
 				}
-				if ev, err := n.k.loadEvidence(ctx); err == nil {
-					for _, r := range ev.intents {
+				n.withRecords(func(ev *records) {
+					ev.eachIntent(func(r evidence.Record) error {
 						if r.Version == id {
 							t.Logf("intent at %s: revision %d, blobs %v", time.Unix(0, r.Time).Format("15:04:05.000"), r.Revision, r.Blobs)
 						}
-					}
-					for name, bs := range ev.abandoned {
+						return nil
+					})
+					for _, sb := range a.blobs {
+						_, name, _ := strings.Cut(sb, "/")
+						_, bs := ev.blob(name)
 						for _, b := range bs {
 							if b.version == id {
 								t.Logf("abandonment of %s on %q: revision %d", name, b.site, b.revision)
 							}
 						}
 					}
-				}
+				})
 			}
 		}
 		t.Fatalf("seed %d step %d (%s): %s", seed, step, what, fmt.Sprintf(format, args...))
@@ -379,8 +383,24 @@ func operatorMistakes(t *testing.T, seed uint64, steps int) {
 // deletedByRecord reports whether the sites hold the node's deletion
 // record of version id.
 func (n *testNode) deletedByRecord(id manifest.ID) bool {
-	ev, err := n.k.loadEvidence(n.t.Context())
-	return err == nil && ev.deleted(id)
+	deleted := false
+	n.withRecords(func(ev *records) { deleted = ev.deleted(id) && ev.failed() == nil })
+	return deleted
+}
+
+// withRecords calls fn with the node's records, if they can be read.
+func (n *testNode) withRecords(fn func(ev *records)) {
+	sp, done, err := n.k.scratch("test")
+	if err != nil {
+		return
+	}
+	defer done()
+	ev, err := n.k.loadEvidence(n.t.Context(), sp)
+	if err != nil {
+		return
+	}
+	defer ev.close()
+	fn(ev)
 }
 
 // deleteLog records every removal of a blob.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -27,8 +26,9 @@ import (
 // Memory: the rebuild keeps its per-version state (each version id found
 // on the sites, which sites hold a copy, the revision the audit log
 // records, whether it was indexed) on disk, in a rebuildScratch, and works
-// through it in batches, so its heap does not grow with the number of
-// versions.
+// through it in batches, and the node's deletion records in the same
+// scratch space (records), so its heap does not grow with the number of
+// versions or of deletions.
 
 // RebuildStats reports an index rebuild.
 type RebuildStats struct {
@@ -72,16 +72,12 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 	if len(siteIDs) > maxSites {
 		return st, fmt.Errorf("rebuild: %d sites configured; at most %d supported", len(siteIDs), maxSites)
 	}
-	dir := k.rebuildDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "embassy-rebuild-")
-		if err != nil {
-			return st, fmt.Errorf("rebuild: scratch space: %w", err)
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	sp, cleanup, err := k.scratch("rebuild")
+	if err != nil {
+		return st, err
 	}
-	found, err := newRebuildScratch(dir, len(siteIDs))
+	defer cleanup()
+	found, err := newSiteScratch(sp, len(siteIDs))
 	if err != nil {
 		return st, err
 	}
@@ -89,10 +85,11 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 	if err := k.scanManifests(ctx, siteIDs, found, &st); err != nil {
 		return st, err
 	}
-	ev, err := k.loadRecords(ctx, found.addRevision)
+	ev, err := k.loadRecords(ctx, sp, found.addRevision)
 	if err != nil {
 		return st, err
 	}
+	defer ev.close()
 	// Everything the rebuild writes to its scratch space is written
 	// here, before the index is touched: a full disk fails the rebuild
 	// with the index as it was.
@@ -187,6 +184,10 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 		}
 		wg.Wait()
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Nothing is indexed on records that could not be read.
+		if err := ev.failed(); err != nil {
 			return err
 		}
 		var vs []index.Version
@@ -311,7 +312,11 @@ func (k *Keeper) reconcileIndex(ctx context.Context, found *rebuildScratch, site
 				}
 				keep := false
 				why := "no copy of its manifest verifies on any site"
-				if ev.deleted(x.ID) {
+				deleted := ev.deleted(x.ID)
+				if err := ev.failed(); err != nil {
+					return err
+				}
+				if deleted {
 					why = "deleted by the node's record"
 				} else if m, _, err := k.manifest(ctx, x); err == nil {
 					if r := k.readable(ctx, m, onSites); r == "" {
@@ -328,7 +333,7 @@ func (k *Keeper) reconcileIndex(ctx context.Context, found *rebuildScratch, site
 				if err := k.ix.Delete(ctx, x.Vault, x.Key, x.ID); err != nil {
 					return err
 				}
-				if !ev.deleted(x.ID) {
+				if !deleted {
 					st.Unrestored++
 					if len(st.Unreadable) < MaxListed {
 						st.Unreadable = append(st.Unreadable, fmt.Sprintf("%s/%s version %s: %s", x.Vault, x.Key, x.ID, why))

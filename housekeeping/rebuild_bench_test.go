@@ -18,6 +18,24 @@ import (
 
 var rebuildObjects = flag.Int("embassy.rebuild-objects", 20_000, "objects for BenchmarkRebuildIndex")
 
+// inParallel calls fn with 0 to n-1 from 32 goroutines; an error fails b
+// and stops that goroutine.
+func inParallel(b *testing.B, n int, fn func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if err := fn(int(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -47,19 +65,10 @@ func BenchmarkRebuildIndex(b *testing.B) {
 	})
 	ctx := vault.AsSystem(context.Background())
 	data := bytes.Repeat([]byte("r"), 4096)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(count); i = next.Add(1) - 1 {
-				if _, err := e.Put(ctx, "bench", fmt.Sprintf("o/%07d", i), bytes.NewReader(data), vault.PutOptions{Size: 4096}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	inParallel(b, count, func(i int) error {
+		_, err := e.Put(ctx, "bench", fmt.Sprintf("o/%07d", i), bytes.NewReader(data), vault.PutOptions{Size: 4096})
+		return err
+	})
 	if b.Failed() {
 		return
 	}

@@ -1,0 +1,359 @@
+package housekeeping
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// records is the node's evidence, as read from the audit log and the
+// sites, kept on disk so that its heap does not grow with the records
+// (TestCollectScratchHeapFlat): deletions, abandonments and upload ends
+// in a sortScratch, looked up by key; intents in a spool, read back in
+// the order they were recorded. Only the abandonments a collection
+// records itself, after the sort, are held in memory (added).
+type records struct {
+	sorted  *sortScratch
+	intents *spool // nil when onlyDeletions
+	// sites names the sites of abandonment records by number; 0 is ""
+	// (anywhere).
+	sites  []string
+	siteNo map[string]int
+	seq    uint64 // upload ends: the later record wins
+	done   bool   // sorted: what is added now goes to added
+	bad    int
+
+	mu    sync.Mutex
+	added map[string][]evidenceBlob // abandonments recorded after the sort
+	err   error                     // first error reading the scratch
+	// onlyDeletions: keep only the deleted versions (rebuilds need
+	// nothing else; intents are recorded for every streamed part and
+	// would grow with the versions stored).
+	onlyDeletions bool
+}
+
+type evidenceBlob struct {
+	site     string // "" anywhere
+	version  manifest.ID
+	revision int
+}
+
+// A record in records.sorted: a key of evKey bytes, then an entry kind
+// (entryDeleted, entryAbandoned), a site number (uint16), a version id and
+// a revision or sequence number (uint64).
+const (
+	evKey = 26
+	evRec = evKey + 1 + 2 + 16 + 8
+
+	// The key's first byte: what it names.
+	keyVersion = 'v' // a deleted version: its id
+	keyBlob    = 'b' // a blob: blobKey
+	keyUpload  = 'u' // an upload's end: uploadKey
+
+	entryDeleted   = 1 // the blob was recorded deleted
+	entryAbandoned = 2 // the blob was recorded abandoned (site, version, revision)
+)
+
+// blobKey writes the key of blob name into k: its version or blob id and
+// shard number as they are when name is a manifest or shard blob name the
+// engine makes (every name it records), and 23 bytes of its SHA-256
+// otherwise.
+func blobKey(k []byte, name string) {
+	clear(k[:evKey])
+	k[0] = keyBlob
+	if id, ok := manifest.ParseBlobName(name); ok && manifest.BlobName(id) == name {
+		k[1] = 1
+		copy(k[2:], id[:])
+		return
+	}
+	if id, n, ok := parseShardName(name); ok {
+		k[1] = 2
+		copy(k[2:], id[:])
+		binary.BigEndian.PutUint16(k[18:], uint16(n))
+		return
+	}
+	h := sha256.Sum256([]byte(name))
+	copy(k[3:], h[:])
+}
+
+// parseShardName returns the blob id and shard number of a shard blob
+// name exactly as manifest.ShardBlobName writes it.
+func parseShardName(name string) (manifest.ID, int, bool) {
+	// s/xx/<32 hex>.<n>
+	if len(name) < 39 || name[:2] != manifest.ShardPrefix || name[37] != '.' {
+		return manifest.ID{}, 0, false
+	}
+	id, err := manifest.ParseID(name[5:37])
+	if err != nil {
+		return manifest.ID{}, 0, false
+	}
+	n, err := strconv.Atoi(name[38:])
+	if err != nil || n < 0 || n > 0xffff || manifest.ShardBlobName(id, n) != name {
+		return manifest.ID{}, 0, false
+	}
+	return id, n, true
+}
+
+// uploadKey writes the key of upload id u into k: its 24 bytes when it is
+// 48 lowercase hex digits (every id made since upload ids carry the
+// version), 24 bytes of its SHA-256 otherwise.
+func uploadKey(k []byte, u string) {
+	clear(k[:evKey])
+	k[0] = keyUpload
+	if len(u) == 48 {
+		if b, err := hex.DecodeString(u); err == nil && hex.EncodeToString(b) == u {
+			k[1] = 1
+			copy(k[2:], b)
+			return
+		}
+	}
+	h := sha256.Sum256([]byte(u))
+	copy(k[2:], h[:24])
+}
+
+func versionKey(k []byte, id manifest.ID) {
+	clear(k[:evKey])
+	k[0] = keyVersion
+	copy(k[2:], id[:])
+}
+
+// mergeEvidence folds record b into a (same key): one record says a
+// version is deleted, the later upload end wins, and an entry recorded
+// twice is kept once.
+func mergeEvidence(a, b []byte) bool {
+	switch a[0] {
+	case keyVersion:
+		return true
+	case keyUpload:
+		if binary.LittleEndian.Uint64(b[evKey+19:]) > binary.LittleEndian.Uint64(a[evKey+19:]) {
+			copy(a[evKey:], b[evKey:])
+		}
+		return true
+	}
+	return bytes.Equal(a[evKey:], b[evKey:])
+}
+
+// newRecords makes empty records in sp.
+func newRecords(sp *scratchSpace, onlyDeletions bool) (*records, error) {
+	ev := &records{sites: []string{""}, siteNo: map[string]int{"": 0}, added: map[string][]evidenceBlob{}, onlyDeletions: onlyDeletions}
+	var err error
+	if ev.sorted, err = newSortScratch(sp, evRec, evKey, mergeEvidence); err != nil {
+		return nil, err
+	}
+	if !onlyDeletions {
+		if ev.intents, err = sp.newSpool(); err != nil {
+			ev.close()
+			return nil, err
+		}
+	}
+	return ev, nil
+}
+
+func (ev *records) close() {
+	if ev == nil {
+		return
+	}
+	ev.sorted.close()
+	ev.intents.close()
+}
+
+// finish sorts what was added. Every byte of scratch the records take is
+// written by then.
+func (ev *records) finish() error {
+	if ev.err != nil {
+		return ev.err
+	}
+	if err := ev.sorted.finish(); err != nil {
+		return err
+	}
+	if ev.intents != nil {
+		if err := ev.intents.finish(); err != nil {
+			return err
+		}
+	}
+	ev.done = true
+	return nil
+}
+
+// check keeps the first error reading the records.
+func (ev *records) check(err error) {
+	if err != nil {
+		ev.mu.Lock()
+		if ev.err == nil {
+			ev.err = err
+		}
+		ev.mu.Unlock()
+	}
+}
+
+// failed returns the first error reading the records: what they said
+// since may be wrong, and nothing may be decided on it.
+func (ev *records) failed() error {
+	if ev == nil {
+		return nil
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return ev.err
+}
+
+func (ev *records) add(r evidence.Record) {
+	if ev.done {
+		// An abandonment collection recorded.
+		if r.Kind == evidence.Abandon {
+			ev.mu.Lock()
+			for _, b := range r.Blobs {
+				ev.added[b.Name] = append(ev.added[b.Name], evidenceBlob{site: b.Site, version: r.Version, revision: r.Revision})
+			}
+			ev.mu.Unlock()
+		}
+		return
+	}
+	if ev.onlyDeletions {
+		if r.Kind == evidence.Delete {
+			ev.addVersion(r.Version)
+		}
+		return
+	}
+	var k [evKey]byte
+	switch r.Kind {
+	case evidence.Delete:
+		ev.addVersion(r.Version)
+		for _, b := range r.Blobs {
+			blobKey(k[:], b.Name)
+			if e := ev.sorted.next(k[:]); e != nil {
+				e[evKey] = entryDeleted
+			}
+		}
+	case evidence.Abandon:
+		for _, b := range r.Blobs {
+			n, ok := ev.siteNo[b.Site]
+			if !ok {
+				if len(ev.sites) > 0xffff {
+					ev.check(fmt.Errorf("records name more than %d sites", 0xffff))
+					return
+				}
+				n = len(ev.sites)
+				ev.sites = append(ev.sites, b.Site)
+				ev.siteNo[b.Site] = n
+			}
+			blobKey(k[:], b.Name)
+			if e := ev.sorted.next(k[:]); e != nil {
+				e[evKey] = entryAbandoned
+				binary.LittleEndian.PutUint16(e[evKey+1:], uint16(n))
+				copy(e[evKey+3:], r.Version[:])
+				binary.LittleEndian.PutUint64(e[evKey+19:], uint64(r.Revision))
+			}
+		}
+	case evidence.Intent:
+		b, err := json.Marshal(r)
+		if err == nil {
+			err = ev.intents.add(b)
+		}
+		ev.check(err)
+	case evidence.UploadEnd:
+		uploadKey(k[:], r.Upload)
+		if e := ev.sorted.next(k[:]); e != nil {
+			ev.seq++
+			copy(e[evKey+3:], r.Version[:])
+			binary.LittleEndian.PutUint64(e[evKey+19:], ev.seq)
+		}
+	}
+	ev.check(ev.sorted.err)
+}
+
+func (ev *records) addVersion(id manifest.ID) {
+	var k [evKey]byte
+	versionKey(k[:], id)
+	ev.sorted.next(k[:])
+}
+
+// deleted reports whether the node recorded version id deleted.
+func (ev *records) deleted(id manifest.ID) bool {
+	if ev == nil {
+		return false
+	}
+	var k [evKey]byte
+	versionKey(k[:], id)
+	found := false
+	ev.check(ev.sorted.each(k[:], func([]byte) error {
+		found = true
+		return errStop
+	}))
+	return found
+}
+
+// blob returns what the records say of blob name: recorded deleted (by a
+// version's deletion), and the abandonments naming it, on any site.
+func (ev *records) blob(name string) (deleted bool, abandoned []evidenceBlob) {
+	var k [evKey]byte
+	blobKey(k[:], name)
+	ev.check(ev.sorted.each(k[:], func(r []byte) error {
+		e := r[evKey:]
+		switch e[0] {
+		case entryDeleted:
+			deleted = true
+		case entryAbandoned:
+			abandoned = append(abandoned, evidenceBlob{site: ev.sites[binary.LittleEndian.Uint16(e[1:])],
+				version: manifest.ID(e[3:19]), revision: int(binary.LittleEndian.Uint64(e[19:]))})
+		}
+		return nil
+	}))
+	ev.mu.Lock()
+	abandoned = append(abandoned, ev.added[name]...)
+	ev.mu.Unlock()
+	return deleted, abandoned
+}
+
+// abandonedOn returns the records saying name is abandoned on site.
+func (ev *records) abandonedOn(name, sid string) []evidenceBlob {
+	_, all := ev.blob(name)
+	return onSite(all, sid)
+}
+
+// onSite returns the abandonments of bs that hold on site sid.
+func onSite(bs []evidenceBlob, sid string) []evidenceBlob {
+	var out []evidenceBlob
+	for _, b := range bs {
+		if b.site == "" || b.site == sid {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// uploadEnd returns the version upload ended as (zero: aborted), and
+// whether it ended.
+func (ev *records) uploadEnd(upload string) (manifest.ID, bool) {
+	var k [evKey]byte
+	uploadKey(k[:], upload)
+	var v manifest.ID
+	found := false
+	ev.check(ev.sorted.each(k[:], func(r []byte) error {
+		v, found = manifest.ID(r[evKey+3:evKey+19]), true
+		return errStop
+	}))
+	return v, found
+}
+
+// eachIntent calls fn with every intent record, in the order read.
+func (ev *records) eachIntent(fn func(evidence.Record) error) error {
+	if ev.intents == nil {
+		return nil
+	}
+	return ev.intents.each(func(b []byte) error {
+		var r evidence.Record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return ev.intents.sp.fail(err)
+		}
+		return fn(r)
+	})
+}
