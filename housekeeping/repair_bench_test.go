@@ -99,7 +99,11 @@ func profileRepair(b *testing.B, round int) func() {
 // like the lost shards (the survivors' size, one a version on each of two
 // fresh sites, scrubConcurrency at once a site) through the dir driver's
 // Put, as the repair writes them: O_DIRECT, fdatasync, rename, directory
-// fsync. With -embassy.rounds=N it
+// fsync. Every site here is on one disk, so the repair's reads and writes
+// share it; the shared reference does both at once (a third mirror read
+// as the raw read reads while blobs like the lost shards are written as
+// the raw write writes them) and repair/shared is the repair's rate over
+// it. With -embassy.rounds=N it
 // measures N times, on fresh sites each time, and reports the median
 // ratios and their range.
 //
@@ -108,7 +112,7 @@ func BenchmarkRepair(b *testing.B) {
 	size := *benchRepairSize
 	const objSize = 64 << 20
 	for b.Loop() {
-		var repR, recR, limR, boundR, useR, repBR []float64
+		var repR, recR, limR, boundR, useR, repBR, repSR []float64
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
 			keys, ix := benchKeysIndex(b, root)
@@ -149,6 +153,11 @@ func BenchmarkRepair(b *testing.B) {
 			// hint): the repair's reads before they took O_DIRECT, and
 			// the reads of a GET (recovery's reference).
 			mirrorB := benchutil.NewMirror(b, filepath.Join(root, "ref-read-buffered"), len(survivors))
+			// A third mirror, read with the hint while blobs like the
+			// lost shards are written (the shared reference): the
+			// repair's reads and writes at once, on the one disk every
+			// site of this benchmark shares.
+			mirrorS := benchutil.NewMirror(b, filepath.Join(root, "ref-shared"), len(survivors))
 			objects := int(size / objSize)
 			var lostIdx []int // the shards of the first object on the sites to be lost
 			for i := range objects {
@@ -161,6 +170,7 @@ func BenchmarkRepair(b *testing.B) {
 				blobs := survivorBlobs(b, e, key, info.VersionID, survivors)
 				mirror.Copy(b, blobs, 1)
 				mirrorB.Copy(b, blobs, 1)
+				mirrorS.Copy(b, blobs, 1)
 				if i == 0 {
 					locs, err := e.Locate(ctx, "bench", key, info.VersionID)
 					if err != nil {
@@ -197,13 +207,41 @@ func BenchmarkRepair(b *testing.B) {
 				}
 				return rate, cpu
 			}
+			// The shared reference: the third mirror read as the first is
+			// read (cold, with the hint, scrubConcurrency blobs of a site
+			// at once) while blobs like the lost shards are written to two
+			// fresh sites as the write reference below writes them, both
+			// started together; its rate is the object bytes over the time
+			// until both are done.
+			lost := len(topology) - len(survivors)
+			var shared, sharedR float64
+			readShared := func() {
+				sw := benchutil.NewMirror(b, filepath.Join(root, "ref-shared-write"), lost)
+				for _, q := range mirrorS.Blobs {
+					if len(q) > 0 {
+						benchutil.Evict(q[0].Site.Root())
+					}
+				}
+				benchutil.Settle(5 * time.Second)
+				start := time.Now()
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					sharedR, _, _ = benchutil.ReadBlobsContext(site.WithColdRead(ctx), b, mirrorS.Blobs, scrubConcurrency, stride)
+				})
+				wg.Go(func() { sw.Copy(b, mirrorS.Blobs[:lost], scrubConcurrency) })
+				wg.Wait()
+				shared = float64(size) / time.Since(start).Seconds()
+			}
 			// The reference as the repair reads (with the cold-read
-			// hint), and through the page cache, in turn first.
+			// hint), and through the page cache, in turn first; the
+			// shared one first or last.
 			doRead := func() {
 				if round%4 < 2 {
 					raw, readCPU = readOne(mirror, true)
 					rawB, readCPUB = readOne(mirrorB, false)
+					readShared()
 				} else {
+					readShared()
 					rawB, readCPUB = readOne(mirrorB, false)
 					raw, readCPU = readOne(mirror, true)
 				}
@@ -250,7 +288,6 @@ func BenchmarkRepair(b *testing.B) {
 			// version on each of two sites, the survivors' size), written
 			// as the repair writes them, as many at once, on two fresh
 			// sites: O_DIRECT, fdatasync, rename, directory fsync.
-			lost := len(topology) - len(survivors)
 			wm := benchutil.NewMirror(b, filepath.Join(root, "ref-write"), lost)
 			benchutil.Settle(5 * time.Second)
 			cpu0 = benchutil.ProcessCPU()
@@ -332,6 +369,7 @@ func BenchmarkRepair(b *testing.B) {
 			cpuBound := float64(cores) / need * 1e9
 			repR, recR, limR = append(repR, repair/raw), append(recR, recovery/rawB), append(limR, repair/limit)
 			repBR = append(repBR, repair/rawB)
+			repSR = append(repSR, repair/shared)
 			boundR, useR = append(boundR, cpuBound/raw), append(useR, cpu.Seconds()/gb/need)
 			fmt.Printf("round %d: %d MiB in %d objects, one jurisdiction lost: raw read of the survivors' blobs (mirrored, cold, O_DIRECT, %d readers a site, %s) %.0f MB/s, read again %.0f MB/s; raw write of blobs like the lost shards (%d at once a site) %.0f MB/s\n", round+1, size>>20, objects, scrubConcurrency, order, raw/mb, warm/mb, scrubConcurrency, rawW/mb)
 			if raw > 0.75*warm {
@@ -348,6 +386,12 @@ func BenchmarkRepair(b *testing.B) {
 			fmt.Printf("round %d: CPU bound: per GB of objects the repair reads what the first raw read read (%.2f CPU-s), writes %.2f GB (%.2f) and computes (%.2f): at least %.2f CPU-s, so at most %.0f MB/s on %d cores: %.2f of raw read, against repair/raw %.2f; the repair used %.2f CPU-s per GB, %.2f of that least\n",
 				round+1, cRead, written/float64(size), cWrite, cCompute, need, cpuBound/mb, cores, cpuBound/raw, repair/raw, cpu.Seconds()/gb, cpu.Seconds()/gb/need)
 			fmt.Printf("round %d: recovery (index rebuild + full verified read, %d objects at once, of survivors read before) %.0f MB/s: %.2f of the first raw read through the page cache (%.2f of the second, warm)\n", round+1, scrubConcurrency, recovery/mb, recovery/rawB, recovery/warm)
+			// Reads and writes share the disk here: were its time simply
+			// divided between them, a repair could reach at most
+			// 1/(1/raw + w/rawW) (w: bytes written a byte of objects).
+			timeShared := 1 / (1/raw + written/float64(size)/rawW)
+			fmt.Printf("round %d: shared reference (the survivors' blobs read as the raw read reads them while blobs like the lost shards are written as the raw write writes them, one disk) %.0f MB/s of objects, reading at %.0f MB/s: repair/shared %.2f; the disk's time divided between raw read and raw write would give %.0f MB/s (shared/divided %.2f)\n",
+				round+1, shared/mb, sharedR/mb, repair/shared, timeShared/mb, shared/timeShared)
 		}
 		rep, rec, lim := benchutil.Summarize(repR), benchutil.Summarize(recR), benchutil.Summarize(limR)
 		b.ReportMetric(rep.Med, "repair/raw")
@@ -355,7 +399,8 @@ func BenchmarkRepair(b *testing.B) {
 		b.ReportMetric(lim.Med, "repair/limit")
 		bound, use := benchutil.Summarize(boundR), benchutil.Summarize(useR)
 		b.ReportMetric(bound.Med, "cpubound/raw")
-		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s  cpubound/raw %s  repair CPU/least %s  repair/raw-buffered %s\n", rep, lim, rec, bound, use, benchutil.Summarize(repBR))
+		b.ReportMetric(benchutil.Summarize(repSR).Med, "repair/shared")
+		fmt.Printf("repair/raw %s  repair/limit %s  recovery/raw %s  cpubound/raw %s  repair CPU/least %s  repair/raw-buffered %s  repair/shared %s\n", rep, lim, rec, bound, use, benchutil.Summarize(repBR), benchutil.Summarize(repSR))
 	}
 }
 
