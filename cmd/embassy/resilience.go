@@ -232,6 +232,12 @@ be kept on the surviving sites.`,
 	return c
 }
 
+// drainLeftovers says why a drain run again may still not empty a site:
+// collection removes a blob only under a record, and the blobs of writes
+// or moves a crash cut short only once they are older than the grace
+// period; an object-locked site keeps every blob until its retention ends.
+const drainLeftovers = "blobs of writes or moves cut short go once older than scrub.grace, 1h by default; on an object-locked site, once retention ends"
+
 // printDrain prints a drain's report, offline or from a job.
 func (a *app) printDrain(ids []string, rep node.DrainReport, elapsed time.Duration) error {
 	if a.json {
@@ -251,7 +257,7 @@ func (a *app) printDrain(ids []string, rep node.DrainReport, elapsed time.Durati
 		case left < 0:
 			state = "does not answer: cannot tell whether it is empty"
 		case left != 0:
-			state = fmt.Sprintf("%d blobs remain: run the drain again", left)
+			state = fmt.Sprintf("%d blobs remain: run the drain again (%s)", left, drainLeftovers)
 		}
 		fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
 	}
