@@ -92,12 +92,18 @@ func TestVerifyLogBoundedMemory(t *testing.T) {
 		}
 		return u
 	}
+	// The live heap is the whole process's: the log's own background
+	// work (integrating, copying tiles to the sites) adds to it now and
+	// then, more on a loaded machine. What VerifyLog holds per entry is
+	// there in every run, so each size is measured twice and the lesser
+	// live heap compared.
+	leastLive := func() uint64 { return min(verify().Live, verify().Live) }
 	grow(entries / 2)
-	half := verify()
+	half := leastLive()
 	grow(entries)
-	full := verify()
-	if full.Live > half.Live+1<<20 {
-		t.Errorf("VerifyLog's live heap grew with the log: %.2f MiB at %d entries, %.2f MiB at %d", mib(half.Live), entries/2, mib(full.Live), entries)
+	full := leastLive()
+	if full > half+1<<20 {
+		t.Errorf("VerifyLog's live heap grew with the log: %.2f MiB at %d entries, %.2f MiB at %d (the lesser of two runs each)", mib(half), entries/2, mib(full), entries)
 	}
 }
 
