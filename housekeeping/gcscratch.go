@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/embassy-dev/embassy/evidence"
@@ -74,7 +73,7 @@ func blobKey(k []byte, name string) {
 		copy(k[2:], id[:])
 		return
 	}
-	if id, n, ok := parseShardName(name); ok {
+	if id, n, ok := manifest.ParseShardBlobName(name); ok {
 		k[1] = 2
 		copy(k[2:], id[:])
 		binary.BigEndian.PutUint16(k[18:], uint16(n))
@@ -82,24 +81,6 @@ func blobKey(k []byte, name string) {
 	}
 	h := sha256.Sum256([]byte(name))
 	copy(k[3:], h[:])
-}
-
-// parseShardName returns the blob id and shard number of a shard blob
-// name exactly as manifest.ShardBlobName writes it.
-func parseShardName(name string) (manifest.ID, int, bool) {
-	// s/xx/<32 hex>.<n>
-	if len(name) < 39 || name[:2] != manifest.ShardPrefix || name[37] != '.' {
-		return manifest.ID{}, 0, false
-	}
-	id, err := manifest.ParseID(name[5:37])
-	if err != nil {
-		return manifest.ID{}, 0, false
-	}
-	n, err := strconv.Atoi(name[38:])
-	if err != nil || n < 0 || n > 0xffff || manifest.ShardBlobName(id, n) != name {
-		return manifest.ID{}, 0, false
-	}
-	return id, n, true
 }
 
 // uploadKey writes the key of upload id u into k: its 24 bytes when it is

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -337,6 +338,24 @@ const ManifestPrefix = "m/"
 
 // ShardPrefix is the prefix of every shard blob name.
 const ShardPrefix = "s/"
+
+// ParseShardBlobName returns the blob id and shard number of a shard blob
+// name exactly as ShardBlobName writes it.
+func ParseShardBlobName(name string) (ID, int, bool) {
+	// s/xx/<32 hex>.<n>
+	if len(name) < 39 || name[:2] != ShardPrefix || name[37] != '.' {
+		return ID{}, 0, false
+	}
+	id, err := ParseID(name[5:37])
+	if err != nil {
+		return ID{}, 0, false
+	}
+	n, err := strconv.Atoi(name[38:])
+	if err != nil || n < 0 || n > 0xffff || ShardBlobName(id, n) != name {
+		return ID{}, 0, false
+	}
+	return id, n, true
+}
 
 // ParseBlobName returns the version id of a manifest blob name.
 func ParseBlobName(name string) (ID, bool) {
