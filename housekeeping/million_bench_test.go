@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -158,6 +159,7 @@ func BenchmarkMillion(b *testing.B) {
 			h, l, r := p.end()
 			rows = append(rows, row{name, n, unit, secs, h, l, r, bounded})
 			fmt.Printf("%-10s %9d %-8s in %8.1fs: %10.0f %s/s, peak heap %6.1f MiB (live %6.1f), peak RSS %6.1f MiB\n", name, n, unit, secs, float64(n)/secs, unit, float64(h)/(1<<20), float64(l)/(1<<20), float64(r)/(1<<20))
+			printSpace(b, "after "+name, ix, count)
 		}
 		data := bytes.Repeat([]byte("m"), size)
 		phase("put", "objects", false, func() int {
@@ -234,6 +236,26 @@ func BenchmarkMillion(b *testing.B) {
 			}
 		}
 	}
+}
+
+// printSpace prints how the index file's bytes are used, per object
+// (bbolt's statistics, boltindex.Space).
+func printSpace(tb testing.TB, when string, ix *boltindex.Index, count int) {
+	s, err := ix.Space()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	per := func(n int64) float64 { return float64(n) / float64(count) }
+	var buckets strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(s.Buckets)) {
+		bs := s.Buckets[name]
+		if bs.Pages == 0 {
+			continue
+		}
+		fmt.Fprintf(&buckets, " %s %.0f (%.0f allocated, %d pages)", name, per(bs.Inuse), per(bs.Alloc), bs.Pages)
+	}
+	fmt.Printf("index %-13s file %.0f B/object (%d bytes), high-water mark %.0f, pages in use %.0f, %d free + %d pending pages of %d; in use by bucket, B/object:%s\n",
+		when, per(s.File), s.File, per(s.HighWater), per(s.InUse()), s.FreePages, s.PendingPages, s.PageSize, buckets.String())
 }
 
 // dirSites is a dir site under root/sites for each site of topology.
