@@ -303,7 +303,8 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 		return err
 	}
 	vk := versionKey(v.Key, v.Created, v.ID)
-	if err := b.putRecord(vk, v); err != nil {
+	unchanged, err := b.putRecord(vk, v)
+	if err != nil {
 		return err
 	}
 	if err := putAuditEntry(tx, v.Audit); err != nil {
@@ -317,11 +318,21 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 		}
 	}
 	// ids: inverted time, then the key, so that a version can be found by
-	// id alone (Lookup).
-	if err := b.ids.Put(v.ID[:], append(bytes.Clone(vk[len(v.Key)+1:len(v.Key)+9]), v.Key...)); err != nil {
-		return err
+	// id alone (Lookup). Like the record, an entry that holds this
+	// already is not written again (a write dirties its page).
+	idv := append(bytes.Clone(vk[len(v.Key)+1:len(v.Key)+9]), v.Key...)
+	if !unchanged || !bytes.Equal(b.ids.Get(v.ID[:]), idv) {
+		if err := b.ids.Put(v.ID[:], idv); err != nil {
+			return err
+		}
 	}
+	var sum []byte
 	if cur := b.latest.Get([]byte(v.Key)); cur != nil {
+		if unchanged {
+			if sum = encodeSummary(v); bytes.Equal(cur, sum) {
+				return nil
+			}
+		}
 		c, err := decodeSummary(cur)
 		if err != nil {
 			return err
@@ -330,7 +341,10 @@ func putTx(tx *bolt.Tx, v index.Version) error {
 			return nil
 		}
 	}
-	return b.latest.Put([]byte(v.Key), encodeSummary(v))
+	if sum == nil {
+		sum = encodeSummary(v)
+	}
+	return b.latest.Put([]byte(v.Key), sum)
 }
 
 // Put implements index.Index.

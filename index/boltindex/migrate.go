@@ -185,7 +185,7 @@ func (ix *Index) MigrateRecords(ctx context.Context, batch int, reseal Reseal, p
 						if c.sum != nil {
 							err = b.Put(c.k, c.sum)
 						} else {
-							err = bs.putRecord(c.k, *c.v)
+							_, err = bs.putRecord(c.k, *c.v)
 						}
 						if err != nil {
 							return err

@@ -65,38 +65,62 @@ func encodeRecord(v index.Version, n uint64) []byte {
 func envKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 // putRecord writes v's record under vk, its envelope apart, and removes
-// the envelope of the record it replaces.
-func (b buckets) putRecord(vk []byte, v index.Version) error {
-	if err := b.deleteEnvelope(vk); err != nil {
-		return err
+// the envelope of the record it replaces. A record that already holds
+// exactly v (its bytes and its envelope's) is left as it is, and
+// putRecord reports that: a rebuild rewrites every version, nearly all
+// unchanged, and a rewritten envelope goes to the end of its bucket while
+// the page it leaves is freed only once every envelope on it has gone,
+// which grew the file by a third ("The index after a rebuild",
+// docs/design.md).
+func (b buckets) putRecord(vk []byte, v index.Version) (unchanged bool, err error) {
+	old := b.versions.Get(vk)
+	if old != nil && b.holds(vk, old, v) {
+		return true, nil
+	}
+	if err := b.deleteEnvelope(vk, old); err != nil {
+		return false, err
 	}
 	var n uint64
 	if len(v.Envelope) > 0 {
-		var err error
 		if n, err = b.env.NextSequence(); err != nil {
-			return err
+			return false, err
 		}
 		if err := b.env.Put(envKey(n), v.Envelope); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return b.versions.Put(vk, encodeRecord(v, n))
+	return false, b.versions.Put(vk, encodeRecord(v, n))
+}
+
+// holds reports whether the record old under vk is v's, compact, with v's
+// envelope.
+func (b buckets) holds(vk, old []byte, v index.Version) bool {
+	if !isCompact(old) || b.env == nil {
+		return false
+	}
+	_, n, err := decodeRecord(vk, old, false)
+	if err != nil || (n == 0) != (len(v.Envelope) == 0) {
+		return false
+	}
+	if n != 0 && !bytes.Equal(b.env.Get(envKey(n)), v.Envelope) {
+		return false
+	}
+	return bytes.Equal(old, encodeRecord(v, n))
 }
 
 // deleteRecord removes the record under vk and its envelope.
 func (b buckets) deleteRecord(vk []byte) error {
-	if err := b.deleteEnvelope(vk); err != nil {
+	if err := b.deleteEnvelope(vk, b.versions.Get(vk)); err != nil {
 		return err
 	}
 	return b.versions.Delete(vk)
 }
 
-// deleteEnvelope removes the envelope of the compact record under vk, if
-// any. A record that does not decode is being replaced or removed: its
+// deleteEnvelope removes the envelope of old, the compact record under vk,
+// if any. A record that does not decode is being replaced or removed: its
 // envelope, if it has one, stays behind, unreferenced, rather than that
 // failing the write.
-func (b buckets) deleteEnvelope(vk []byte) error {
-	old := b.versions.Get(vk)
+func (b buckets) deleteEnvelope(vk, old []byte) error {
 	if !isCompact(old) || b.env == nil {
 		return nil
 	}
