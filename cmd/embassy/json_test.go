@@ -314,6 +314,7 @@ func TestJSONOutputs(t *testing.T) {
 	step(jsonStep{[]string{"--json", "audit", "verify-proof", filepath.Join(work, "minutes.proof"), "--key", filepath.Join(work, "node.pub")}, []string{"audit verify-proof", "audit log"}, []string{"witnesses", "unverified_signatures"}})
 	step(jsonStep{d("index", "rebuild"), []string{"index rebuild"}, []string{"site_errors", "unreadable"}})
 	step(jsonStep{d("index", "adopt", "--all"), []string{"index adopt"}, []string{"adopted", "kept"}})
+	step(jsonStep{d("index", "compact"), []string{"index compact"}, nil})
 	// The identity, and its replacement (a development node: at once).
 	step(jsonStep{d("identity"), []string{"identity"}, []string{"previous"}})
 	out = step(jsonStep{d("identity", "replace"), []string{"identity replace"}, nil})

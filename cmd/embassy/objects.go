@@ -18,6 +18,7 @@ import (
 
 	"github.com/embassy-dev/embassy/housekeeping"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/node"
 	"github.com/embassy-dev/embassy/taxii"
@@ -478,7 +479,49 @@ func (a *app) indexCmd() *cobra.Command {
 	})
 	detachFlag(c.Commands()[len(c.Commands())-1])
 	c.AddCommand(a.indexAdoptCmd())
+	c.AddCommand(a.indexCompactCmd())
 	return c
+}
+
+func (a *app) indexCompactCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compact",
+		Short: "Rewrite the index file without its free pages (offline)",
+		Long: `Rewrite the index file into as few pages as hold it. A bbolt file never
+shrinks: pages freed by deletes and rewrites (a key rotation rewrites every
+version) are reused by later writes but stay in the file. The copy is written
+beside the index (.index.db.compact), synced, checked to hold the same
+entries, and renamed over it: a crash leaves the old index or the new one,
+and the next compaction removes a copy a crash left. It needs free space
+for the copy. It runs offline: a running node holds the index, and is
+never given a file being replaced. It needs no keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conf, err := node.LoadConfig(a.dir)
+			if err != nil {
+				return err
+			}
+			path := conf.Index.Path
+			if path == "" {
+				path = "index.db"
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(a.dir, path)
+			}
+			st, err := boltindex.Compact(path)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(st)
+			}
+			if st.Leftover {
+				fmt.Fprintf(a.stdout, "removed %s, left by a compaction that did not finish\n", safeText(boltindex.CompactTemp(path)))
+			}
+			fmt.Fprintf(a.stdout, "index compacted: %s to %s (%d entries)\n", human(st.Before), human(st.After), st.Entries)
+			return nil
+		},
+	}
 }
 
 func printRebuild(a *app, st housekeeping.RebuildStats) {

@@ -54,6 +54,7 @@ var localOnly = map[string]string{
 	"key rotate-root": "it rewrites the node's keys in the node directory: stop the node and run it there",
 	"config restore":  "it replaces node files in the node directory with the sites' copies: stop the node and run it there",
 	"identity":        "it reads the node directory",
+	"index compact":   "it replaces the index file, which the running node holds: stop the node and run it there",
 }
 
 // checkRemote refuses, when --node is given, a command that has no remote

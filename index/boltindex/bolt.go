@@ -25,10 +25,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/embassy-dev/embassy/index"
-	"github.com/embassy-dev/embassy/internal/lockfile"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -102,11 +100,8 @@ var ErrFormat = errors.New("index file format not supported")
 func Open(path string) (*Index, error) {
 	_, statErr := os.Stat(path)
 	fresh := errors.Is(statErr, os.ErrNotExist)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := openLocked(path, openOrCreate)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open index %s: in use by %s, which has this node directory open (another embassy command, or 'embassy serve'): wait for it to finish, or stop it", path, lockfile.Holder(path))
-		}
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
