@@ -302,8 +302,8 @@ func printSpace(tb testing.TB, when string, ix *boltindex.Index, count int) {
 		}
 		fmt.Fprintf(&buckets, " %s %.0f (%.0f allocated, %d pages)", name, per(bs.Inuse), per(bs.Alloc), bs.Pages)
 	}
-	fmt.Printf("index %-13s file %.0f B/object (%d bytes), high-water mark %.0f, pages in use %.0f, %d free + %d pending pages of %d; in use by bucket, B/object:%s\n",
-		when, per(s.File), s.File, per(s.HighWater), per(s.InUse()), s.FreePages, s.PendingPages, s.PageSize, buckets.String())
+	fmt.Printf("index %-13s file %.0f B/object (%d bytes, %d on disk), high-water mark %.0f, pages in use %.0f, %d free + %d pending pages of %d; in use by bucket, B/object:%s\n",
+		when, per(s.File), s.File, s.Disk, per(s.HighWater), per(s.InUse()), s.FreePages, s.PendingPages, s.PageSize, buckets.String())
 }
 
 // dirSites is a dir site under root/sites for each site of topology.

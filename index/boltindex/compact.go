@@ -98,6 +98,10 @@ func Compact(path string) (st CompactStats, err error) {
 		}
 		return st, fmt.Errorf("compact index %s: create %s: %w; the index is unchanged", path, tmp, err)
 	}
+	// The file grows as the copy is written: by 1 MiB past what it needs
+	// once it is past 1 MiB (bbolt's default, 16 MiB, would leave the
+	// compacted file up to 16 MiB longer than its pages).
+	dst.AllocSize = 1 << 20
 	renamed := false
 	defer func() {
 		if dst != nil {

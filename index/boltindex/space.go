@@ -3,6 +3,7 @@ package boltindex
 import (
 	"bytes"
 	"os"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -15,6 +16,10 @@ type Space struct {
 	// 16 MiB, then 16 MiB at a time past the pages in use) and never
 	// shrinks it.
 	File int64
+	// Disk is what the file takes on disk (its allocated blocks): the
+	// part of it bbolt's growth steps added and no page was written to
+	// yet is a hole, on filesystems that have them.
+	Disk int64
 	// HighWater is the bytes of every page bbolt has handed out: the
 	// part of the file in use or free for reuse.
 	HighWater int64
@@ -78,6 +83,9 @@ func (ix *Index) Space() (Space, error) {
 	})
 	if fi, statErr := os.Stat(ix.path); statErr == nil {
 		s.File = fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			s.Disk = st.Blocks * 512
+		}
 	} else if err == nil {
 		err = statErr
 	}

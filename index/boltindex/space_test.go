@@ -53,7 +53,7 @@ func TestSpace(t *testing.T) {
 	for _, b := range s.Buckets {
 		alloc += b.Alloc
 	}
-	if s.PageSize == 0 || s.File < s.HighWater || s.InUse() > s.HighWater || s.InUse() < alloc {
+	if s.PageSize == 0 || s.Disk == 0 || s.File < s.HighWater || s.InUse() > s.HighWater || s.InUse() < alloc {
 		t.Errorf("space %+v: want file ≥ high-water mark ≥ in use (%d) ≥ buckets' pages (%d)", s, s.InUse(), alloc)
 	}
 }
