@@ -111,9 +111,9 @@ func Compact(path string) (st CompactStats, err error) {
 			os.Remove(tmp)
 		}
 	}()
-	// Commits of at most 16 MiB of entries bound what the copy holds in
-	// memory.
-	if err := bolt.Compact(dst, src, 16<<20); err != nil {
+	// Commits of at most 4 MiB of entries bound what the copy holds in
+	// memory (16 MiB peaked at 80 MiB of heap at 30,000 objects).
+	if err := bolt.Compact(dst, src, 4<<20); err != nil {
 		return st, fmt.Errorf("compact index %s: write %s: %w; the index is unchanged", path, tmp, err)
 	}
 	if err := compactStep("copied"); err != nil {
