@@ -237,46 +237,50 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	// here: the group knows them, and Close waits for them.
 	l.tessera = newTesseraGroup(cfg.Dir)
 	l.tessera.lock = lock
-	var seq *sequencer
-	l.tessera.do(actx, func() {
-		seq, err = newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
-			opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
-			if reader == nil {
-				opts = opts.WithPushback(8192).
-					WithCheckpointSigner(cfg.Signer, cosigners...).
-					WithCheckpointInterval(cfg.CheckpointInterval).
-					WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
-				app, sd, r, err := tessera.NewAppender(actx, drv, opts)
-				if err != nil {
-					return nil, err
-				}
-				shutdowns = append(shutdowns, sd)
-				reader = r
-				return wrap(app.Add), nil
-			}
-			// The others are the POSIX driver's own appenders, without the
-			// lifecycle tessera.NewAppender wraps around them, which adds
-			// per appender a goroutine reading the tree state twice every
-			// 100 ms for metrics embassy does not export (eight of them read
-			// it some 160 times a second on an idle node), a size check that
-			// SealEntry makes already (MaxEntry), and a shutdown that waits
-			// for a checkpoint covering the appender's entries, which Close
-			// waits for once for all (awaitCheckpoint). See docs/design.md,
-			// "Why the sequencer cuts tessera's batches itself".
-			opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
-				WithCheckpointInterval(never).
-				WithCheckpointRepublishInterval(0).
-				WithGarbageCollectionInterval(0)
-			lc, ok := drv.(driverAppender)
-			if !ok {
-				return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
-			}
-			app, _, err := lc.Appender(actx, opts)
+	// The appenders of chunk sizes other than powers of two are made when
+	// first needed, by the feeder: each is made under the group's label
+	// too.
+	appender := func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
+		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
+		if reader == nil {
+			opts = opts.WithPushback(8192).
+				WithCheckpointSigner(cfg.Signer, cosigners...).
+				WithCheckpointInterval(cfg.CheckpointInterval).
+				WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
+			app, sd, r, err := tessera.NewAppender(actx, drv, opts)
 			if err != nil {
 				return nil, err
 			}
+			shutdowns = append(shutdowns, sd)
+			reader = r
 			return wrap(app.Add), nil
-		})
+		}
+		// The others are the POSIX driver's own appenders, without the
+		// lifecycle tessera.NewAppender wraps around them, which adds
+		// per appender a goroutine reading the tree state twice every
+		// 100 ms for metrics embassy does not export (eight of them read
+		// it some 160 times a second on an idle node), a size check that
+		// SealEntry makes already (MaxEntry), and a shutdown that waits
+		// for a checkpoint covering the appender's entries, which Close
+		// waits for once for all (awaitCheckpoint). See docs/design.md,
+		// "Why the sequencer cuts tessera's batches itself".
+		opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
+			WithCheckpointInterval(never).
+			WithCheckpointRepublishInterval(0).
+			WithGarbageCollectionInterval(0)
+		lc, ok := drv.(driverAppender)
+		if !ok {
+			return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
+		}
+		app, _, err := lc.Appender(actx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(app.Add), nil
+	}
+	seq, err := newSequencer(func(maxSize uint, maxAge time.Duration) (add tessera.AddFn, err error) {
+		l.tessera.do(actx, func() { add, err = appender(maxSize, maxAge) })
+		return add, err
 	})
 	fail := func(err error) (*Log, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
