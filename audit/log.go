@@ -60,10 +60,10 @@ type Config struct {
 	// BatchDelay is the longest an entry waits in the journal (where it
 	// is durable already) before the sequencer takes it to the tree
 	// (default 100ms), unless a full chunk of 256 is queued first. What
-	// waited goes in as tessera batches of 256 and one for each bit set
-	// in the rest (sequencer.go); each writes and fsyncs an entry bundle
-	// and a tile per level: a few milliseconds here put a dozen fsyncs
-	// beside every few puts.
+	// waited goes in as tessera batches of 256 and one batch of the rest
+	// (sequencer.go); each writes and fsyncs an entry bundle, a tile per
+	// level and the tree state: a few milliseconds here put a dozen
+	// fsyncs beside every few puts.
 	BatchDelay time.Duration
 	// CopyInterval is the time between copies to the sites that nothing
 	// urges (default 1s, at least CheckpointInterval; it can be changed
