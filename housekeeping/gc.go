@@ -150,30 +150,12 @@ func (k *Keeper) readRecords(ctx context.Context, ev *records, revision func(id 
 	if err != nil {
 		return fmt.Errorf("read the records on the audit log: %w", err)
 	}
-	seen := map[string]bool{}
-	keys, node := k.e.Keys(), k.e.NodeID()
+	var sites []legacySite
 	for _, sid := range k.e.SiteIDs() {
 		s, _ := k.e.Site(sid)
-		err := evidence.ReadSite(ctx, s.Store, keys, node, func(name string) bool { return seen[name] },
-			func(name string, recs []evidence.Record) error {
-				seen[name] = true
-				for _, r := range recs {
-					ev.add(r)
-				}
-				return ev.failed()
-			},
-			func(name string, err error) {
-				ev.bad++
-				k.log.WarnContext(ctx, "journal batch fails verification; not evidence", "site", sid, "blob", name, "err", err)
-			})
-		if err := ev.failed(); err != nil {
-			return err
-		}
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
+		sites = append(sites, legacySite{id: sid, store: s.Store})
 	}
-	return nil
+	return readLegacy(ctx, ev, sites, k.e.Keys(), k.e.NodeID(), k.log)
 }
 
 // checkFresh returns why the index is older than the sites, or "".
@@ -667,9 +649,13 @@ type AdoptOptions struct {
 
 // AdoptReport says what Adopt did.
 type AdoptReport struct {
-	Adopted  []string `json:"adopted"`
-	Kept     []string `json:"kept"`
-	Examined int      `json:"examined"`
+	// Adopted and Kept list the versions adopted and kept, with why, the
+	// first MaxListed of each; AdoptedCount and KeptCount count them all.
+	Adopted      []string `json:"adopted"`
+	Kept         []string `json:"kept"`
+	AdoptedCount int      `json:"adopted_count"`
+	KeptCount    int      `json:"kept_count"`
+	Examined     int      `json:"examined"`
 }
 
 // Adopt indexes versions found on the sites that the index does not hold,
@@ -703,8 +689,15 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	for _, id := range o.Versions {
 		want[id] = true
 	}
-	found := map[manifest.ID][]string{}
-	for _, sid := range k.e.SiteIDs() {
+	// The versions found, with the sites holding a copy, on disk (as
+	// collection keeps the manifests the index does not hold).
+	siteIDs := k.e.SiteIDs()
+	found, err := newSiteScratch(sp, len(siteIDs))
+	if err != nil {
+		return rep, err
+	}
+	defer found.close()
+	for si, sid := range siteIDs {
 		s, _ := k.e.Site(sid)
 		err := s.Store.List(ctx, manifest.ManifestPrefix, func(i site.Info) error {
 			id, ok := manifest.ParseBlobName(i.Name)
@@ -714,9 +707,12 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 			if _, err := lk.Lookup(ctx, id); err == nil {
 				return nil
 			}
-			found[id] = append(found[id], sid)
-			return nil
+			found.add(id, si)
+			return found.err
 		})
+		if found.err != nil {
+			return rep, found.err
+		}
 		if err != nil && ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
@@ -725,18 +721,39 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	if err := ev.failed(); err != nil {
 		return rep, err
 	}
-	for _, id := range slices.SortedFunc(maps.Keys(found), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
-		rep.Examined++
-		if o.Vault != "" {
-			if m, _, _, err := k.newestManifest(ctx, id, found[id]); err != nil || m.Vault != o.Vault {
-				continue
-			}
+	if err := found.finish(); err != nil {
+		return rep, err
+	}
+	// In id order, a batch at a time.
+	const batch = 500
+	buf := make([]byte, batch*found.rec)
+	for from := int64(0); from < found.count; from += batch {
+		n := int(min(batch, found.count-from))
+		recs, err := found.read(buf, from, n)
+		if err != nil {
+			return rep, err
 		}
-		r := k.adoptOne(ctx, id, found[id], true)
-		if r.adopted {
-			rep.Adopted = append(rep.Adopted, r.why)
-		} else {
-			rep.Kept = append(rep.Kept, r.why)
+		for i := range n {
+			r := recs[i*found.rec : (i+1)*found.rec]
+			id, sites := manifest.ID(r[:16]), found.sitesOf(r, siteIDs)
+			rep.Examined++
+			if o.Vault != "" {
+				if m, _, _, err := k.newestManifest(ctx, id, sites); err != nil || m.Vault != o.Vault {
+					continue
+				}
+			}
+			res := k.adoptOne(ctx, id, sites, true)
+			if res.adopted {
+				rep.AdoptedCount++
+				if len(rep.Adopted) < MaxListed {
+					rep.Adopted = append(rep.Adopted, res.why)
+				}
+			} else {
+				rep.KeptCount++
+				if len(rep.Kept) < MaxListed {
+					rep.Kept = append(rep.Kept, res.why)
+				}
+			}
 		}
 	}
 	return rep, nil
