@@ -249,6 +249,11 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	if err := k.resolveIntents(ctx, ev, indexed, unreachable, now.Add(-grace), &c); err != nil {
 		return c, err
 	}
+	// The abandonments it recorded are sorted into files as they grow:
+	// nothing is decided on them if one could not be written.
+	if err := ev.failed(); err != nil {
+		return c, err
+	}
 
 	siteIDs := k.e.SiteIDs()
 	// Manifests the index does not hold, with the sites holding them.

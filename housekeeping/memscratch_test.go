@@ -149,6 +149,7 @@ func TestAddedAbandonmentsHeapFlat(t *testing.T) {
 		dir := t.TempDir()
 		var err error
 		var found int
+		c0 := cpuSeconds()
 		u := benchutil.MeasureHeap(func() {
 			sp, serr := newScratchSpace("collect", dir)
 			if serr != nil {
@@ -204,7 +205,7 @@ func TestAddedAbandonmentsHeapFlat(t *testing.T) {
 			t.Fatalf("%d writes: %d blobs found abandoned, want %d", n, found, want)
 		}
 		peak[n] = u.Peak
-		t.Logf("%d writes abandoned (%d blobs): peak heap %.1f MiB (live %.1f MiB), %v", n, n*len(topology), float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took)
+		t.Logf("%d writes abandoned (%d blobs): peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", n, n*len(topology), float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
 	}
 	if p := peak[50_000]; p > 16<<20 || p > peak[1_000]+4<<20 {
 		t.Errorf("peak heap %.1f MiB for 50,000 writes, %.1f MiB for 1,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[1_000])/(1<<20))
@@ -438,6 +439,7 @@ func TestLegacyNamesHeapFlat(t *testing.T) {
 			m.body = body
 		}
 		var ok bool
+		c0 := cpuSeconds()
 		u := benchutil.MeasureHeap(func() {
 			sp, done, serr := k.scratch("collect")
 			if serr != nil {
@@ -457,7 +459,7 @@ func TestLegacyNamesHeapFlat(t *testing.T) {
 			t.Fatalf("%d batches: %v, deletion read %v", count, err, ok)
 		}
 		peak[count] = u.Peak
-		t.Logf("%d batches on two sites: peak heap %.1f MiB (live %.1f MiB), %v", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took)
+		t.Logf("%d batches on two sites: peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
 	}
 	if p := peak[200_000]; p > 16<<20 || p > peak[10_000]+4<<20 {
 		t.Errorf("peak heap %.1f MiB for 200,000 batches, %.1f MiB for 10,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[10_000])/(1<<20))
@@ -528,12 +530,13 @@ func TestAdoptHeapFlat(t *testing.T) {
 		})
 		var rep AdoptReport
 		var err error
+		c0 := cpuSeconds()
 		u := benchutil.MeasureHeap(func() { rep, err = k.Adopt(context.Background(), AdoptOptions{}) })
 		if err != nil || rep.Examined != count || rep.KeptCount != count || len(rep.Kept) != min(count, MaxListed) || rep.AdoptedCount != 0 {
 			t.Fatalf("%d versions: examined %d, kept %d (%d listed), adopted %d, %v", count, rep.Examined, rep.KeptCount, len(rep.Kept), rep.AdoptedCount, err)
 		}
 		peak[count] = u.Peak
-		t.Logf("%d versions on six sites: peak heap %.1f MiB (live %.1f MiB), %v", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took)
+		t.Logf("%d versions on six sites: peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
 	}
 	if p := peak[100_000]; p > 16<<20 || p > peak[1_000]+4<<20 {
 		t.Errorf("peak heap %.1f MiB for 100,000 versions, %.1f MiB for 1,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[1_000])/(1<<20))
