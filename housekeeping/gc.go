@@ -255,24 +255,48 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 		return c, err
 	}
 
+	// Every site is listed, and every scratch file written, before the
+	// first removal; the manifests the index does not hold are adopted or
+	// reported last.
 	siteIDs := k.e.SiteIDs()
-	// Manifests the index does not hold, with the sites holding them.
-	unknown, err := newSiteScratch(sp, len(siteIDs))
-	if err != nil {
-		return c, err
-	}
-	defer unknown.close()
-	// Each site's blobs to remove.
-	doomed := make([]*spool, len(siteIDs))
+	unknown, doomed, err := k.listSites(ctx, sp, ev, siteIDs, unreachable, indexed, now, grace, &c)
 	defer func() {
+		if unknown != nil {
+			unknown.close()
+		}
 		for _, d := range doomed {
 			d.close()
 		}
 	}()
+	if err != nil {
+		return c, err
+	}
+	if err := k.removeDoomed(ctx, siteIDs, doomed, &c); err != nil {
+		return c, err
+	}
+	return c, k.adoptUnknown(ctx, unknown, siteIDs, &c)
+}
+
+// listSites lists every site that answers, in parallel, and sorts what it
+// finds into scratch files in sp: each site's blobs the records show are
+// garbage (doomed, by site; nil for a site not listed to the end, where
+// nothing is removed), and the manifests the index does not hold
+// (unknown: the sites holding a copy, and whether one is younger than
+// grace). Every file is written when it returns without an error. The
+// files are the caller's to close, error or not.
+func (k *Keeper) listSites(ctx context.Context, sp *scratchSpace, ev *records, siteIDs []string, unreachable map[string]bool,
+	indexed func(manifest.ID) (index.Version, bool), now time.Time, grace time.Duration, c *Collection) (*rebuildScratch, []*spool, error) {
+	// Manifests the index does not hold, with the sites holding them.
+	unknown, err := newSiteScratch(sp, len(siteIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Each site's blobs to remove.
+	doomed := make([]*spool, len(siteIDs))
 	for i, sid := range siteIDs {
 		if !unreachable[sid] {
 			if doomed[i], err = sp.newSpool(); err != nil {
-				return c, err
+				return unknown, doomed, err
 			}
 		}
 	}
@@ -334,11 +358,18 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	}
 	wg.Wait()
 	if fatal != nil {
-		return c, fatal
+		return unknown, doomed, fatal
 	}
-	if err := unknown.finish(); err != nil {
-		return c, err
-	}
+	return unknown, doomed, unknown.finish()
+}
+
+// removeDoomed removes each site's blobs in doomed (in parallel, several
+// at once on each site), counting them in c and naming in c.Errors those
+// that could not be removed.
+func (k *Keeper) removeDoomed(ctx context.Context, siteIDs []string, doomed []*spool, c *Collection) error {
+	var mu sync.Mutex
+	var fatal error // a scratch file could not be read
+	var wg sync.WaitGroup
 	for si, sid := range siteIDs {
 		d := doomed[si]
 		if d == nil {
@@ -378,17 +409,20 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	}
 	wg.Wait()
 	slices.Sort(c.Errors)
-	if fatal != nil {
-		return c, fatal
-	}
-	// Manifests the index does not hold, in id order: adopt or report.
+	return fatal
+}
+
+// adoptUnknown adopts or reports, in id order, the manifests the index
+// does not hold (unknown), leaving those with a young copy: a write may
+// still be in flight.
+func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, siteIDs []string, c *Collection) error {
 	const batch = 500
 	buf := make([]byte, batch*unknown.rec)
 	for from := int64(0); from < unknown.count; from += batch {
 		n := int(min(batch, unknown.count-from))
 		recs, err := unknown.read(buf, from, n)
 		if err != nil {
-			return c, err
+			return err
 		}
 		for i := range n {
 			r := recs[i*unknown.rec : (i+1)*unknown.rec]
@@ -410,7 +444,7 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // blobRecords is what the records say of a blob listed on a site.
