@@ -302,61 +302,52 @@ func (k *Keeper) listSites(ctx context.Context, sp *scratchSpace, ev *records, s
 	}
 	var mu sync.Mutex
 	var fatal error // a scratch file could not be written or read
-	var wg sync.WaitGroup
-	for si, sid := range siteIDs {
-		d := doomed[si]
-		if d == nil {
-			continue
-		}
-		s, _ := k.e.Site(sid)
-		wg.Go(func() {
-			for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
-				var ferr error
-				err := s.Store.List(ctx, prefix, func(i site.Info) error {
-					br := ev.about(i.Name, sid)
-					if k.garbage(ctx, br, sid, i.Name, indexed) {
-						ferr = d.add([]byte(i.Name))
-					} else if br.manifest && !br.deleted && len(br.abandoned) == 0 {
-						if _, ok := indexed(br.version); !ok {
-							var flags byte
-							if now.Sub(i.Modified) < grace {
-								flags = recYoung
-							}
-							mu.Lock()
-							unknown.addFlags(br.version, si, flags)
-							ferr = unknown.err
-							mu.Unlock()
+	k.onSites(siteIDs, doomed, func(si int, sid string, s site.Site, d *spool) {
+		for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
+			var ferr error
+			err := s.List(ctx, prefix, func(i site.Info) error {
+				br := ev.about(i.Name, sid)
+				if k.garbage(ctx, br, sid, i.Name, indexed) {
+					ferr = d.add([]byte(i.Name))
+				} else if br.manifest && !br.deleted && len(br.abandoned) == 0 {
+					if _, ok := indexed(br.version); !ok {
+						var flags byte
+						if now.Sub(i.Modified) < grace {
+							flags = recYoung
 						}
+						mu.Lock()
+						unknown.addFlags(br.version, si, flags)
+						ferr = unknown.err
+						mu.Unlock()
 					}
-					if ferr == nil {
-						ferr = ev.failed()
-					}
-					return ferr
-				})
-				if ferr != nil {
-					err = ferr
 				}
-				if err != nil {
-					mu.Lock()
-					if ferr != nil {
-						fatal = cmp.Or(fatal, ferr)
-					} else {
-						c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
-					}
-					mu.Unlock()
-					d.close()
-					doomed[si] = nil
-					return
+				if ferr == nil {
+					ferr = ev.failed()
 				}
+				return ferr
+			})
+			if ferr != nil {
+				err = ferr
 			}
-			if err := d.finish(); err != nil {
+			if err != nil {
 				mu.Lock()
-				fatal = cmp.Or(fatal, err)
+				if ferr != nil {
+					fatal = cmp.Or(fatal, ferr)
+				} else {
+					c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
+				}
 				mu.Unlock()
+				d.close()
+				doomed[si] = nil
+				return
 			}
-		})
-	}
-	wg.Wait()
+		}
+		if err := d.finish(); err != nil {
+			mu.Lock()
+			fatal = cmp.Or(fatal, err)
+			mu.Unlock()
+		}
+	})
 	if fatal != nil {
 		return unknown, doomed, fatal
 	}
@@ -369,63 +360,59 @@ func (k *Keeper) listSites(ctx context.Context, sp *scratchSpace, ev *records, s
 func (k *Keeper) removeDoomed(ctx context.Context, siteIDs []string, doomed []*spool, c *Collection) error {
 	var mu sync.Mutex
 	var fatal error // a scratch file could not be read
-	var wg sync.WaitGroup
-	for si, sid := range siteIDs {
-		d := doomed[si]
-		if d == nil {
-			continue
-		}
-		s, _ := k.e.Site(sid)
-		wg.Go(func() {
-			// Several removals at once: a dir site makes each durable
-			// with an fsync of its directory, shared by the removals
-			// waiting on it.
-			var removed atomic.Int64
-			var dw sync.WaitGroup
-			sem := make(chan struct{}, removalsInFlight)
-			err := d.each(func(b []byte) error {
-				name := string(b)
-				sem <- struct{}{}
-				dw.Go(func() {
-					defer func() { <-sem }()
-					if err := s.Store.Delete(ctx, name); err == nil {
-						removed.Add(1)
-					} else if !errors.Is(err, site.ErrRetained) {
-						mu.Lock()
-						c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
-						mu.Unlock()
-					}
-				})
-				return nil
+	k.onSites(siteIDs, doomed, func(_ int, sid string, s site.Site, d *spool) {
+		// Several removals at once: a dir site makes each durable
+		// with an fsync of its directory, shared by the removals
+		// waiting on it.
+		var removed atomic.Int64
+		var dw sync.WaitGroup
+		sem := make(chan struct{}, removalsInFlight)
+		err := d.each(func(b []byte) error {
+			name := string(b)
+			sem <- struct{}{}
+			dw.Go(func() {
+				defer func() { <-sem }()
+				if err := s.Delete(ctx, name); err == nil {
+					removed.Add(1)
+				} else if !errors.Is(err, site.ErrRetained) {
+					mu.Lock()
+					c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
+					mu.Unlock()
+				}
 			})
-			dw.Wait()
-			mu.Lock()
-			c.Removed += int(removed.Load())
-			if err != nil {
-				fatal = cmp.Or(fatal, err)
-			}
-			mu.Unlock()
+			return nil
 		})
-	}
-	wg.Wait()
+		dw.Wait()
+		mu.Lock()
+		c.Removed += int(removed.Load())
+		if err != nil {
+			fatal = cmp.Or(fatal, err)
+		}
+		mu.Unlock()
+	})
 	slices.Sort(c.Errors)
 	return fatal
+}
+
+// onSites runs fn, in parallel, for each site of siteIDs whose spool in
+// doomed is set (s is its store), and waits for them.
+func (k *Keeper) onSites(siteIDs []string, doomed []*spool, fn func(si int, sid string, s site.Site, d *spool)) {
+	var wg sync.WaitGroup
+	for si, sid := range siteIDs {
+		if d := doomed[si]; d != nil {
+			s, _ := k.e.Site(sid)
+			wg.Go(func() { fn(si, sid, s.Store, d) })
+		}
+	}
+	wg.Wait()
 }
 
 // adoptUnknown adopts or reports, in id order, the manifests the index
 // does not hold (unknown), leaving those with a young copy: a write may
 // still be in flight.
 func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, siteIDs []string, c *Collection) error {
-	const batch = 500
-	buf := make([]byte, batch*unknown.rec)
-	for from := int64(0); from < unknown.count; from += batch {
-		n := int(min(batch, unknown.count-from))
-		recs, err := unknown.read(buf, from, n)
-		if err != nil {
-			return err
-		}
-		for i := range n {
-			r := recs[i*unknown.rec : (i+1)*unknown.rec]
+	return unknown.batches(500, func(recs []byte, _ int64) error {
+		for r := range slices.Chunk(recs, unknown.rec) {
 			if r[unknown.rec-1]&recYoung != 0 {
 				continue // a write may still be in flight
 			}
@@ -443,8 +430,8 @@ func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, site
 				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // blobRecords is what the records say of a blob listed on a site.
@@ -764,16 +751,8 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 		return rep, err
 	}
 	// In id order, a batch at a time.
-	const batch = 500
-	buf := make([]byte, batch*found.rec)
-	for from := int64(0); from < found.count; from += batch {
-		n := int(min(batch, found.count-from))
-		recs, err := found.read(buf, from, n)
-		if err != nil {
-			return rep, err
-		}
-		for i := range n {
-			r := recs[i*found.rec : (i+1)*found.rec]
+	err = found.batches(500, func(recs []byte, _ int64) error {
+		for r := range slices.Chunk(recs, found.rec) {
 			id, sites := manifest.ID(r[:16]), found.sitesOf(r, siteIDs)
 			rep.Examined++
 			if o.Vault != "" {
@@ -794,6 +773,7 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 				}
 			}
 		}
-	}
-	return rep, nil
+		return nil
+	})
+	return rep, err
 }

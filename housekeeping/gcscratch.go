@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -339,24 +340,20 @@ func mergeSorted(sp *scratchSpace, a, b *sortScratch) (*sortScratch, error) {
 	if err != nil {
 		return nil, err
 	}
-	const batch = 512
-	buf := make([]byte, batch*evRec)
 	for _, from := range []*sortScratch{a, b} {
-		for i := int64(0); i < from.count; i += batch {
-			n := int(min(batch, from.count-i))
-			recs, err := from.read(buf, i, n)
-			if err != nil {
-				s.close()
-				return nil, err
-			}
-			for j := range n {
-				e := s.next(recs[j*evRec : j*evRec+evKey])
+		err := from.batches(512, func(recs []byte, _ int64) error {
+			for r := range slices.Chunk(recs, evRec) {
+				e := s.next(r[:evKey])
 				if e == nil {
-					s.close()
-					return nil, s.err
+					return s.err
 				}
-				copy(e, recs[j*evRec:(j+1)*evRec])
+				copy(e, r)
 			}
+			return nil
+		})
+		if err != nil {
+			s.close()
+			return nil, err
 		}
 	}
 	if err := s.finish(); err != nil {

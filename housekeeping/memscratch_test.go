@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/evidence"
-	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/fault"
@@ -35,15 +34,7 @@ func TestAddedAbandonments(t *testing.T) {
 	defer func(a, b, c int) { sortRecords, maxSamples, addedMax = a, b, c }(sortRecords, maxSamples, addedMax)
 	sortRecords, maxSamples, addedMax = 100, 16, 50
 	r := rand.New(rand.NewPCG(7, 8))
-	sp, err := newScratchSpace("collect", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := newRecords(sp, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.close()
+	ev := testRecords(t)
 	// Some abandonments before the sort, on the same blobs.
 	var names []string
 	want := map[string][]evidenceBlob{}
@@ -138,32 +129,16 @@ func countIn(rec evidence.Record, name string) int {
 // each is added its blobs are looked up, as resolveIntents does, and
 // every tenth write's are looked up after.
 func TestAddedAbandonmentsHeapFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes about 100 MB of scratch")
-	}
-	if raceEnabled {
-		t.Skip("memory is not measured under the race detector")
-	}
-	peak := map[int]uint64{}
-	for _, n := range []int{1_000, 50_000} {
+	heapFlat(t, "writes about 100 MB of scratch", 1_000, 50_000, "writes abandoned", func(n int) func() error {
 		dir := t.TempDir()
-		var err error
-		var found int
-		c0 := cpuSeconds()
-		u := benchutil.MeasureHeap(func() {
-			sp, serr := newScratchSpace("collect", dir)
-			if serr != nil {
-				err = serr
-				return
-			}
-			ev, rerr := newRecords(sp, false)
-			if rerr != nil {
-				err = rerr
-				return
+		return func() error {
+			ev, err := recordsIn(dir)
+			if err != nil {
+				return err
 			}
 			defer ev.close()
-			if err = ev.finish(); err != nil {
-				return
+			if err := ev.finish(); err != nil {
+				return err
 			}
 			write := func(r *rand.Rand) evidence.Record {
 				rec := evidence.Record{Kind: evidence.Abandon, Version: randomID(r)}
@@ -178,12 +153,12 @@ func TestAddedAbandonmentsHeapFlat(t *testing.T) {
 				rec := write(r)
 				for _, b := range rec.Blobs {
 					if _, ab := ev.blob(b.Name); len(ab) > 0 {
-						err = fmt.Errorf("%s abandoned before it was", b.Name)
-						return
+						return fmt.Errorf("%s abandoned before it was", b.Name)
 					}
 				}
 				ev.add(rec)
 			}
+			found := 0
 			r = rand.New(rand.NewPCG(9, 0))
 			for i := range n {
 				rec := write(r)
@@ -196,20 +171,12 @@ func TestAddedAbandonmentsHeapFlat(t *testing.T) {
 					}
 				}
 			}
-			err = ev.failed()
-		})
-		if err != nil {
-			t.Fatal(err)
+			if want := n / 10 * len(topology); found != want {
+				return fmt.Errorf("%d blobs found abandoned, want %d", found, want)
+			}
+			return ev.failed()
 		}
-		if want := n / 10 * len(topology); found != want {
-			t.Fatalf("%d writes: %d blobs found abandoned, want %d", n, found, want)
-		}
-		peak[n] = u.Peak
-		t.Logf("%d writes abandoned (%d blobs): peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", n, n*len(topology), float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
-	}
-	if p := peak[50_000]; p > 16<<20 || p > peak[1_000]+4<<20 {
-		t.Errorf("peak heap %.1f MiB for 50,000 writes, %.1f MiB for 1,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[1_000])/(1<<20))
-	}
+	})
 }
 
 // madeUpSite is a site that lists, under prefix, count names made up for
@@ -265,6 +232,28 @@ func madeUpNode(t *testing.T, wrap func(i int, s site.Site) site.Site) (*Keeper,
 		ix.Close()
 	})
 	return New(e, nil).WithRebuildDir(filepath.Join(root, "rebuild")), e
+}
+
+// testRecords is empty records (of every kind) in a scratch space of the
+// test's, closed when it ends.
+func testRecords(t *testing.T) *records {
+	t.Helper()
+	ev, err := recordsIn(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ev.close)
+	return ev
+}
+
+// recordsIn is empty records (of every kind) in a new scratch space in
+// dir.
+func recordsIn(dir string) (*records, error) {
+	sp, err := newScratchSpace("collect", dir)
+	if err != nil {
+		return nil, err
+	}
+	return newRecords(sp, false)
 }
 
 // legacyOracle reads the legacy journal batches into ev as collection did
@@ -349,22 +338,14 @@ func TestLegacyBatchesRead(t *testing.T) {
 	}
 	n.faults["lux-2"].Set(fault.Config{GetErr: errors.New("disk busy")})
 	n.faults["fin-2"].Set(fault.Config{Down: true})
-	sp, err := newScratchSpace("collect", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := newRecords(sp, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer want.close()
+	want := testRecords(t)
 	if err := legacyOracle(ctx, n.e, want); err != nil {
 		t.Fatal(err)
 	}
 	if err := want.finish(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := n.k.loadEvidence(ctx, sp)
+	got, err := n.k.loadEvidence(ctx, want.sp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,21 +393,14 @@ func TestLegacyBatchesRead(t *testing.T) {
 // 200,000 of them on two sites takes no more heap than 10,000 (the names
 // were a map and a list: about 100 bytes a name).
 func TestLegacyNamesHeapFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("verifies 210,000 batches")
-	}
-	if raceEnabled {
-		t.Skip("memory is not measured under the race detector")
-	}
-	peak := map[int]uint64{}
-	for _, count := range []int{10_000, 200_000} {
+	heapFlat(t, "verifies 210,000 batches", 10_000, 200_000, "batches on two sites", func(n int) func() error {
 		deleted := randomID(rand.New(rand.NewPCG(1, 1)))
 		var made []*madeUpSite
 		k, e := madeUpNode(t, func(i int, s site.Site) site.Site {
 			if i >= 2 {
 				return s
 			}
-			m := &madeUpSite{Site: s, prefix: evidence.Prefix, count: count,
+			m := &madeUpSite{Site: s, prefix: evidence.Prefix, count: n,
 				name: func(j int) string { return fmt.Sprintf("%s%016x-%016x", evidence.Prefix, j, j*7919) }}
 			made = append(made, m)
 			return m
@@ -438,32 +412,23 @@ func TestLegacyNamesHeapFlat(t *testing.T) {
 		for _, m := range made {
 			m.body = body
 		}
-		var ok bool
-		c0 := cpuSeconds()
-		u := benchutil.MeasureHeap(func() {
-			sp, done, serr := k.scratch("collect")
-			if serr != nil {
-				err = serr
-				return
+		return func() error {
+			sp, done, err := k.scratch("collect")
+			if err != nil {
+				return err
 			}
 			defer done()
-			ev, rerr := k.loadEvidence(context.Background(), sp)
-			if rerr != nil {
-				err = rerr
-				return
+			ev, err := k.loadEvidence(context.Background(), sp)
+			if err != nil {
+				return err
 			}
 			defer ev.close()
-			ok = ev.deleted(deleted) && ev.bad == 0
-		})
-		if err != nil || !ok {
-			t.Fatalf("%d batches: %v, deletion read %v", count, err, ok)
+			if !ev.deleted(deleted) || ev.bad != 0 {
+				return fmt.Errorf("deletion read %v, %d damaged batches", ev.deleted(deleted), ev.bad)
+			}
+			return nil
 		}
-		peak[count] = u.Peak
-		t.Logf("%d batches on two sites: peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
-	}
-	if p := peak[200_000]; p > 16<<20 || p > peak[10_000]+4<<20 {
-		t.Errorf("peak heap %.1f MiB for 200,000 batches, %.1f MiB for 10,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[10_000])/(1<<20))
-	}
+	})
 }
 
 // TestAdoptTakesUnindexed: index adopt takes in exactly the versions on
@@ -514,31 +479,19 @@ func TestAdoptTakesUnindexed(t *testing.T) {
 // version). None of the made-up versions has a copy that verifies, so
 // each is kept; the report names the first MaxListed and counts them all.
 func TestAdoptHeapFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("600,000 index lookups")
-	}
-	if raceEnabled {
-		t.Skip("memory is not measured under the race detector")
-	}
-	peak := map[int]uint64{}
-	for _, count := range []int{1_000, 100_000} {
+	heapFlat(t, "600,000 index lookups", 1_000, 100_000, "versions on six sites", func(n int) func() error {
 		ids := func(j int) string {
 			return manifest.BlobName(randomID(rand.New(rand.NewPCG(uint64(j), 3))))
 		}
 		k, _ := madeUpNode(t, func(i int, s site.Site) site.Site {
-			return &madeUpSite{Site: s, prefix: manifest.ManifestPrefix, count: count, name: ids}
+			return &madeUpSite{Site: s, prefix: manifest.ManifestPrefix, count: n, name: ids}
 		})
-		var rep AdoptReport
-		var err error
-		c0 := cpuSeconds()
-		u := benchutil.MeasureHeap(func() { rep, err = k.Adopt(context.Background(), AdoptOptions{}) })
-		if err != nil || rep.Examined != count || rep.KeptCount != count || len(rep.Kept) != min(count, MaxListed) || rep.AdoptedCount != 0 {
-			t.Fatalf("%d versions: examined %d, kept %d (%d listed), adopted %d, %v", count, rep.Examined, rep.KeptCount, len(rep.Kept), rep.AdoptedCount, err)
+		return func() error {
+			rep, err := k.Adopt(context.Background(), AdoptOptions{})
+			if err != nil || rep.Examined != n || rep.KeptCount != n || len(rep.Kept) != min(n, MaxListed) || rep.AdoptedCount != 0 {
+				return fmt.Errorf("examined %d, kept %d (%d listed), adopted %d, %v", rep.Examined, rep.KeptCount, len(rep.Kept), rep.AdoptedCount, err)
+			}
+			return nil
 		}
-		peak[count] = u.Peak
-		t.Logf("%d versions on six sites: peak heap %.1f MiB (live %.1f MiB), %v, %.2f CPU-s", count, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took, cpuSeconds()-c0)
-	}
-	if p := peak[100_000]; p > 16<<20 || p > peak[1_000]+4<<20 {
-		t.Errorf("peak heap %.1f MiB for 100,000 versions, %.1f MiB for 1,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[1_000])/(1<<20))
-	}
+	})
 }

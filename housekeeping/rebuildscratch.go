@@ -449,6 +449,22 @@ func (s *sortScratch) read(buf []byte, from int64, n int) ([]byte, error) {
 	return buf, nil
 }
 
+// batches calls fn with the records of the final file in order, n at a
+// time, and where they start (recs is valid only during the call).
+func (s *sortScratch) batches(n int, fn func(recs []byte, from int64) error) error {
+	buf := make([]byte, n*s.rec)
+	for from := int64(0); from < s.count; from += int64(n) {
+		recs, err := s.read(buf, from, int(min(int64(n), s.count-from)))
+		if err != nil {
+			return err
+		}
+		if err := fn(recs, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // write writes records back at from (their flags changed: no new space).
 func (s *sortScratch) write(buf []byte, from int64) error {
 	if _, err := s.final.WriteAt(buf, from*int64(s.rec)); err != nil {
