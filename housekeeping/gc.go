@@ -92,8 +92,25 @@ type Collection struct {
 	SkippedSites []string `json:"skipped_sites"`
 	// BadBatches counts journal batches that failed verification (not
 	// evidence; reported).
-	BadBatches int      `json:"bad_journal_batches"`
-	Errors     []string `json:"errors"`
+	BadBatches int `json:"bad_journal_batches"`
+	// Errors lists what went wrong, the first collectErrorsListed;
+	// ErrorsNotListed counts the others (a site that fails every
+	// removal fails one for each blob to remove there).
+	Errors          []string `json:"errors"`
+	ErrorsNotListed int      `json:"errors_not_listed"`
+}
+
+// collectErrorsListed bounds Collection.Errors (a variable for tests).
+var collectErrorsListed = MaxListed
+
+// addError adds an error to c.Errors, or counts it when the list is full.
+// The caller holds any lock on c.
+func (c *Collection) addError(format string, a ...any) {
+	if len(c.Errors) < collectErrorsListed {
+		c.Errors = append(c.Errors, fmt.Sprintf(format, a...))
+	} else {
+		c.ErrorsNotListed++
+	}
 }
 
 // lookupIndex is implemented by indexes that find a version by id alone.
@@ -334,7 +351,7 @@ func (k *Keeper) listSites(ctx context.Context, sp *scratchSpace, ev *records, s
 				if ferr != nil {
 					fatal = cmp.Or(fatal, ferr)
 				} else {
-					c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
+					c.addError("list %s on site %s: %v (nothing removed there)", prefix, sid, err)
 				}
 				mu.Unlock()
 				d.close()
@@ -376,7 +393,7 @@ func (k *Keeper) removeDoomed(ctx context.Context, siteIDs []string, doomed []*s
 					removed.Add(1)
 				} else if !errors.Is(err, site.ErrRetained) {
 					mu.Lock()
-					c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
+					c.addError("remove %s on site %s: %v", name, sid, err)
 					mu.Unlock()
 				}
 			})
@@ -606,7 +623,7 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			return err
 		}
 		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
-			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))
+			c.addError("record write %s abandoned: %v", in.Version, err)
 			return nil
 		}
 		ev.add(rec)

@@ -495,3 +495,32 @@ func TestAdoptHeapFlat(t *testing.T) {
 		}
 	})
 }
+
+// TestCollectErrorsBounded: a site that fails every removal fails one for
+// each blob to remove there; collection lists the first ones and counts
+// the others, and removes them all once the site lets it.
+func TestCollectErrorsBounded(t *testing.T) {
+	defer func(n int) { collectErrorsListed = n }(collectErrorsListed)
+	collectErrorsListed = 2
+	n, want, before, _ := withGarbage(t, "e/", 6) // the garbage is on lux-1
+	n.faults["lux-1"].Set(fault.Config{DeleteErr: errors.New("read-only")})
+	c, err := n.k.Collect(t.Context(), CollectOptions{Grace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := len(c.Errors) + c.ErrorsNotListed
+	if len(c.Errors) != 2 || c.ErrorsNotListed == 0 || c.Removed != 0 || n.blobCount() != before {
+		t.Fatalf("%d errors listed, %d not, %d removed: %+v", len(c.Errors), c.ErrorsNotListed, c.Removed, c)
+	}
+	for _, e := range c.Errors {
+		if !strings.Contains(e, "read-only") {
+			t.Fatalf("error %q", e)
+		}
+	}
+	n.faults["lux-1"].Set(fault.Config{})
+	c, err = n.k.Collect(t.Context(), CollectOptions{Grace: time.Nanosecond})
+	if err != nil || c.Removed != failed || len(c.Errors) != 0 || n.blobCount() != before-failed {
+		t.Fatalf("collection once lux-1 removes again: %+v, %v (want %d removed)", c, err, failed)
+	}
+	n.checkAll(want)
+}
