@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -521,6 +522,69 @@ func TestCollectErrorsBounded(t *testing.T) {
 	c, err = n.k.Collect(t.Context(), CollectOptions{Grace: time.Nanosecond})
 	if err != nil || c.Removed != failed || len(c.Errors) != 0 || n.blobCount() != before-failed {
 		t.Fatalf("collection once lux-1 removes again: %+v, %v (want %d removed)", c, err, failed)
+	}
+	n.checkAll(want)
+}
+
+// TestAdoptScratchSpaceFails: index adopt that cannot write its scratch
+// files (the records, the legacy batches' names, the versions found), at
+// whatever point, fails naming the directory and adopts nothing; with the
+// space it needs it adopts them all.
+func TestAdoptScratchSpaceFails(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	want := n.fillSizes("s/")
+	// Legacy batches on two sites, one deleting a version never stored.
+	batch, err := evidence.SealBatch(n.keys, "test", []evidence.Record{{Kind: evidence.Delete, Version: manifest.NewID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		for _, d := range topology[:2] {
+			s, _ := n.e.Site(d.ID)
+			if err := s.Store.Put(ctx, fmt.Sprintf("%s%016x-%016x", evidence.Prefix, i, i), bytes.NewReader(batch), int64(len(batch))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var dropped []string
+	for i := range len(sizes) {
+		key := fmt.Sprintf("s//%d", i)
+		v, err := n.ix.Latest(ctx, "registry", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.ix.Delete(ctx, "registry", key, v.ID); err != nil {
+			t.Fatal(err)
+		}
+		dropped = append(dropped, key)
+	}
+	dir := RebuildTempDir(n.root)
+	n.k.WithRebuildDir(dir)
+	failures := 0
+	for limit := int64(1); ; limit += 64 {
+		scratchFailAfter = limit
+		rep, err := n.k.Adopt(ctx, AdoptOptions{})
+		scratchFailAfter = 0
+		if err == nil {
+			if failures < 5 || rep.AdoptedCount != len(dropped) {
+				t.Fatalf("adopt ran at a limit of %d bytes after %d failures: %+v", limit, failures, rep)
+			}
+			t.Logf("failed %d times, from 1 to %d bytes; ran at %d", failures, limit-64, limit)
+			break
+		}
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("limit %d: %v, want ENOSPC naming %s", limit, err, dir)
+		}
+		failures++
+		for _, key := range dropped {
+			if _, err := n.ix.Latest(ctx, "registry", key); err == nil || rep.AdoptedCount != 0 {
+				t.Fatalf("limit %d: %s adopted by an adopt that failed", limit, key)
+			}
+		}
+		if got := scratchFiles(t, dir); len(got) != 0 {
+			t.Fatalf("limit %d: scratch left: %v", limit, got)
+		}
 	}
 	n.checkAll(want)
 }
