@@ -213,6 +213,9 @@ func newSortScratch(sp *scratchSpace, rec, key int, merge func(a, b []byte) bool
 }
 
 func (s *sortScratch) close() {
+	if s == nil {
+		return
+	}
 	if s.runs != nil {
 		s.runs.Close()
 	}
