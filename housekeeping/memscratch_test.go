@@ -588,3 +588,60 @@ func TestAdoptScratchSpaceFails(t *testing.T) {
 	}
 	n.checkAll(want)
 }
+
+// TestCollectSpillSpaceFails: a collection that cannot sort the
+// abandonments it records into files fails naming the directory before it
+// removes anything (what it recorded stays recorded: it is evidence the
+// next collection acts on); with the space it needs, it removes every
+// shard of the writes that never committed.
+func TestCollectSpillSpaceFails(t *testing.T) {
+	defer func(n int) { addedMax = n }(addedMax)
+	addedMax = 2
+	n := newTestNode(t)
+	ctx := t.Context()
+	want := n.fillSizes("d/")
+	// Streamed puts that died after their shards, before their manifests.
+	const dead = 8
+	for range dead {
+		rec := evidence.Record{Kind: evidence.Intent, Version: manifest.NewID()}
+		blob := manifest.NewID()
+		for i, d := range topology {
+			name := manifest.ShardBlobName(blob, i)
+			s, _ := n.e.Site(d.ID)
+			if err := s.Store.Put(ctx, name, bytes.NewReader([]byte("shard")), 5); err != nil {
+				t.Fatal(err)
+			}
+			rec.Blobs = append(rec.Blobs, evidence.Blob{Name: name, Site: d.ID})
+		}
+		if err := n.e.Journal().Append(ctx, nil, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := n.blobCount()
+	dir := RebuildTempDir(n.root)
+	n.k.WithRebuildDir(dir)
+	failures, afterRecording := 0, 0
+	for limit := int64(1); ; limit += 64 {
+		scratchFailAfter = limit
+		c, err := n.k.Collect(ctx, CollectOptions{Grace: time.Nanosecond})
+		scratchFailAfter = 0
+		if err == nil {
+			if afterRecording == 0 || c.Removed != dead*len(topology) || n.blobCount() != before-c.Removed {
+				t.Fatalf("collection ran at %d bytes after %d failures (%d after recording abandonments): %+v", limit, failures, afterRecording, c)
+			}
+			t.Logf("failed %d times, %d of them after recording abandonments; ran at %d", failures, afterRecording, limit)
+			break
+		}
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("limit %d: %v, want ENOSPC naming %s", limit, err, dir)
+		}
+		failures++
+		if c.Abandoned > 0 {
+			afterRecording++
+		}
+		if got := n.blobCount(); got != before || c.Removed != 0 {
+			t.Fatalf("limit %d: %d blobs removed by a collection that failed", limit, before-got)
+		}
+	}
+	n.checkAll(want)
+}
