@@ -283,9 +283,9 @@ func (ev *records) addAbandoned(s *sortScratch, name string, b evidenceBlob) err
 }
 
 // addedMax bounds the blobs of the abandonments recorded after the sort
-// that are held in memory (a variable for tests): a few hundred bytes
-// each, about 4 MiB.
-var addedMax = 1 << 14
+// that are held in memory (a variable for tests): about 200 bytes each,
+// so about 1.6 MiB.
+var addedMax = 1 << 13
 
 // spill sorts the abandonments held in memory into a file, then merges
 // the last two files while the one before holds at most twice as many
@@ -296,6 +296,7 @@ func (ev *records) spill() error {
 		return err
 	}
 	ev.mu.Lock()
+	s.size = ev.addedN // one sort in memory, of what is there
 	for name, bs := range ev.added {
 		for _, b := range bs {
 			if err == nil {
@@ -333,6 +334,10 @@ func (ev *records) spill() error {
 	return nil
 }
 
+// mergeSortRecords records are sorted in memory at a time when spilled
+// abandonments are merged (860 KiB).
+const mergeSortRecords = 1 << 14
+
 // mergeSorted returns a new sort of records in sp holding the records of
 // a and b (finished sorts of evidence records).
 func mergeSorted(sp *scratchSpace, a, b *sortScratch) (*sortScratch, error) {
@@ -340,6 +345,9 @@ func mergeSorted(sp *scratchSpace, a, b *sortScratch) (*sortScratch, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A smaller sort buffer than the first sort's: more runs, each merged
+	// through a 32 KiB buffer, for less heap.
+	s.size = mergeSortRecords
 	for _, from := range []*sortScratch{a, b} {
 		err := from.batches(512, func(recs []byte, _ int64) error {
 			for r := range slices.Chunk(recs, evRec) {

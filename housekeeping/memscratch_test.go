@@ -125,12 +125,12 @@ func countIn(rec evidence.Record, name string) int {
 
 // TestAddedAbandonmentsHeapFlat: the abandonments a collection records
 // itself (one for each write it finds never committed, six shards each)
-// take no more heap for 50,000 such writes than for 1,000 (they were a
+// take no more heap for 50,000 such writes than for 5,000 (they were a
 // map, a few hundred bytes a blob, until the collection ended). Before
 // each is added its blobs are looked up, as resolveIntents does, and
 // every tenth write's are looked up after.
 func TestAddedAbandonmentsHeapFlat(t *testing.T) {
-	heapFlat(t, "writes about 100 MB of scratch", 1_000, 50_000, "writes abandoned", func(n int) func() error {
+	heapFlat(t, "writes about 100 MB of scratch", 5_000, 50_000, "writes abandoned", func(n int) func() error {
 		dir := t.TempDir()
 		return func() error {
 			ev, err := recordsIn(dir)

@@ -184,6 +184,8 @@ type sortScratch struct {
 	// onFinal, if set, sees each record of the final file as it is
 	// written.
 	onFinal func(r []byte)
+	// size records are sorted in memory at a time (0: sortRecords).
+	size int
 
 	buf  []byte // unsorted records being added
 	perm []int32
@@ -224,13 +226,20 @@ func (s *sortScratch) close() {
 	}
 }
 
+func (s *sortScratch) bufRecords() int {
+	if s.size > 0 {
+		return min(s.size, sortRecords)
+	}
+	return sortRecords
+}
+
 // next appends a zero record with key to the buffer and returns it.
 func (s *sortScratch) next(key []byte) []byte {
 	if s.err != nil {
 		return nil
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, 0, sortRecords*s.rec)
+		s.buf = make([]byte, 0, s.bufRecords()*s.rec)
 	}
 	if len(s.buf) == cap(s.buf) {
 		if s.err = s.flushRun(); s.err != nil {
@@ -252,7 +261,7 @@ func (s *sortScratch) flushRun() error {
 		return nil
 	}
 	if s.perm == nil {
-		s.perm = make([]int32, 0, sortRecords)
+		s.perm = make([]int32, 0, s.bufRecords())
 	}
 	s.perm = s.perm[:0]
 	for i := range n {
