@@ -645,3 +645,34 @@ func TestCollectSpillSpaceFails(t *testing.T) {
 	}
 	n.checkAll(want)
 }
+
+// TestSpilledReadFails: a spilled file of abandonments that cannot be
+// read back makes the records fail, so that nothing is decided on them.
+func TestSpilledReadFails(t *testing.T) {
+	defer func(n int) { addedMax = n }(addedMax)
+	addedMax = 4
+	ev := testRecords(t)
+	if err := ev.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	var names []string
+	for range 10 {
+		n := manifest.ShardBlobName(randomID(r), 1)
+		names = append(names, n)
+		ev.add(evidence.Record{Kind: evidence.Abandon, Version: randomID(r), Blobs: []evidence.Blob{{Name: n, Site: "est-1"}}})
+	}
+	if len(ev.spilled) == 0 || ev.failed() != nil {
+		t.Fatalf("%d spilled files, %v", len(ev.spilled), ev.failed())
+	}
+	if _, ab := ev.blob(names[0]); len(ab) != 1 {
+		t.Fatalf("%s: %d abandonments, want 1", names[0], len(ab))
+	}
+	ev.spilled[0].final.Close()
+	for _, n := range names {
+		ev.blob(n)
+	}
+	if err := ev.failed(); err == nil || !strings.Contains(err.Error(), ev.sp.dir) {
+		t.Fatalf("records after a spilled file could not be read: %v", err)
+	}
+}
