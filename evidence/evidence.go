@@ -424,30 +424,52 @@ func ReadSite(ctx context.Context, s site.Site, keys Keys, node string, seen fun
 		if !strings.HasPrefix(name, Prefix) {
 			continue
 		}
-		rc, err := s.Get(ctx, name, 0, MaxBatch+1)
-		if err != nil {
-			if errors.Is(err, site.ErrNotFound) {
-				continue
-			}
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
-		rc.Close()
-		if err != nil {
-			return err
-		}
-		recs, err := Open(keys, node, b)
-		if err != nil {
+		recs, err := ReadBatch(ctx, s, keys, node, name)
+		switch {
+		case errors.Is(err, ErrBatch):
 			if bad != nil {
 				bad(name, err)
 			}
 			continue
+		case errors.Is(err, site.ErrNotFound):
+			continue
+		case err != nil:
+			return err
 		}
 		if err := fn(name, recs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ReadBatch reads journal batch name from s and verifies it. An error
+// wrapping ErrBatch says the batch is not evidence (another site's copy
+// may be); one wrapping site.ErrNotFound, that it is not there; any
+// other, that the site failed.
+func ReadBatch(ctx context.Context, s site.Site, keys Keys, node, name string) ([]Record, error) {
+	rc, err := s.Get(ctx, name, 0, MaxBatch+1)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	return Open(keys, node, b)
+}
+
+// SealBatch encodes recs as a journal batch of node, as releases before
+// the audit log wrote them to "j/…" on every site. Nothing in the node
+// writes batches any more; tests use it to make a node of those releases.
+func SealBatch(keys Keys, node string, recs []Record) ([]byte, error) {
+	for _, r := range recs {
+		if err := r.validate(); err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
+	}
+	return seal(keys, node, recs)
 }
 
 // GenerationsBlob is the blob, on every site, holding the node's per-vault

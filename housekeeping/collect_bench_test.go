@@ -5,11 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"testing"
 
-	"github.com/embassy-dev/embassy/internal/benchutil"
-	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -29,18 +26,7 @@ var (
 // remove.
 func BenchmarkCollect(b *testing.B) {
 	count, deleted := *collectObjects, *collectDeleted
-	root := benchutil.Root(b)
-	keys, ix := benchKeysIndex(b, root)
-	sites := dirSites(b, root)
-	e, err := vault.New(vault.Config{NodeID: "collect", Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "collect", sites),
-		Vaults: []vault.Vault{{Name: "bench", Owner: "EST", StripeSize: 4096, Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		e.Close(context.Background())
-		ix.Close()
-	})
+	e, k := benchEngine(b, "collect", 4096)
 	ctx := vault.AsSystem(context.Background())
 	data := bytes.Repeat([]byte("c"), 3*4096+17)
 	ids := make([]vault.ObjectInfo, count)
@@ -59,21 +45,13 @@ func BenchmarkCollect(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	k := New(e, nil).WithRebuildDir(filepath.Join(root, "rebuild"))
-	var secs, cpu float64
-	var peak uint64
-	b.ResetTimer()
-	for b.Loop() {
-		c0 := cpuSeconds()
-		var c Collection
-		u := benchutil.MeasureHeap(func() { c, err = k.Collect(ctx, CollectOptions{}) })
-		cpu += cpuSeconds() - c0
-		if err != nil || !c.Ran || c.Removed != 0 || c.Unindexed != 0 {
-			b.Fatalf("collect: %+v, %v", c, err)
+	secs, cpu, peak := measureEach(b, func() error {
+		c, err := k.Collect(ctx, CollectOptions{})
+		if err == nil && (!c.Ran || c.Removed != 0 || c.Unindexed != 0) {
+			err = fmt.Errorf("collect: %+v", c)
 		}
-		secs += u.Took.Seconds()
-		peak = max(peak, u.Peak)
-	}
+		return err
+	})
 	b.ReportMetric(secs/float64(b.N), "s/collection")
 	b.ReportMetric(cpu/float64(b.N), "cpu-s/collection")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")

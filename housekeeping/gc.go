@@ -92,8 +92,25 @@ type Collection struct {
 	SkippedSites []string `json:"skipped_sites"`
 	// BadBatches counts journal batches that failed verification (not
 	// evidence; reported).
-	BadBatches int      `json:"bad_journal_batches"`
-	Errors     []string `json:"errors"`
+	BadBatches int `json:"bad_journal_batches"`
+	// Errors lists what went wrong, the first collectErrorsListed;
+	// ErrorsNotListed counts the others (a site that fails every
+	// removal fails one for each blob to remove there).
+	Errors          []string `json:"errors"`
+	ErrorsNotListed int      `json:"errors_not_listed"`
+}
+
+// collectErrorsListed bounds Collection.Errors (a variable for tests).
+var collectErrorsListed = MaxListed
+
+// addError adds an error to c.Errors, or counts it when the list is full.
+// The caller holds any lock on c.
+func (c *Collection) addError(format string, a ...any) {
+	if len(c.Errors) < collectErrorsListed {
+		c.Errors = append(c.Errors, fmt.Sprintf(format, a...))
+	} else {
+		c.ErrorsNotListed++
+	}
 }
 
 // lookupIndex is implemented by indexes that find a version by id alone.
@@ -150,30 +167,12 @@ func (k *Keeper) readRecords(ctx context.Context, ev *records, revision func(id 
 	if err != nil {
 		return fmt.Errorf("read the records on the audit log: %w", err)
 	}
-	seen := map[string]bool{}
-	keys, node := k.e.Keys(), k.e.NodeID()
+	var sites []legacySite
 	for _, sid := range k.e.SiteIDs() {
 		s, _ := k.e.Site(sid)
-		err := evidence.ReadSite(ctx, s.Store, keys, node, func(name string) bool { return seen[name] },
-			func(name string, recs []evidence.Record) error {
-				seen[name] = true
-				for _, r := range recs {
-					ev.add(r)
-				}
-				return ev.failed()
-			},
-			func(name string, err error) {
-				ev.bad++
-				k.log.WarnContext(ctx, "journal batch fails verification; not evidence", "site", sid, "blob", name, "err", err)
-			})
-		if err := ev.failed(); err != nil {
-			return err
-		}
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
+		sites = append(sites, legacySite{id: sid, store: s.Store})
 	}
-	return nil
+	return readLegacy(ctx, ev, sites, k.e.Keys(), k.e.NodeID(), k.log)
 }
 
 // checkFresh returns why the index is older than the sites, or "".
@@ -267,144 +266,170 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	if err := k.resolveIntents(ctx, ev, indexed, unreachable, now.Add(-grace), &c); err != nil {
 		return c, err
 	}
-
-	siteIDs := k.e.SiteIDs()
-	// Manifests the index does not hold, with the sites holding them.
-	unknown, err := newSiteScratch(sp, len(siteIDs))
-	if err != nil {
+	// The abandonments it recorded are sorted into files as they grow:
+	// nothing is decided on them if one could not be written.
+	if err := ev.failed(); err != nil {
 		return c, err
 	}
-	defer unknown.close()
-	// Each site's blobs to remove.
-	doomed := make([]*spool, len(siteIDs))
+
+	// Every site is listed, and every scratch file written, before the
+	// first removal; the manifests the index does not hold are adopted or
+	// reported last.
+	siteIDs := k.e.SiteIDs()
+	unknown, doomed, err := k.listSites(ctx, sp, ev, siteIDs, unreachable, indexed, now, grace, &c)
 	defer func() {
+		if unknown != nil {
+			unknown.close()
+		}
 		for _, d := range doomed {
 			d.close()
 		}
 	}()
+	if err != nil {
+		return c, err
+	}
+	if err := k.removeDoomed(ctx, siteIDs, doomed, &c); err != nil {
+		return c, err
+	}
+	return c, k.adoptUnknown(ctx, unknown, siteIDs, &c)
+}
+
+// listSites lists every site that answers, in parallel, and sorts what it
+// finds into scratch files in sp: each site's blobs the records show are
+// garbage (doomed, by site; nil for a site not listed to the end, where
+// nothing is removed), and the manifests the index does not hold
+// (unknown: the sites holding a copy, and whether one is younger than
+// grace). Every file is written when it returns without an error. The
+// files are the caller's to close, error or not.
+func (k *Keeper) listSites(ctx context.Context, sp *scratchSpace, ev *records, siteIDs []string, unreachable map[string]bool,
+	indexed func(manifest.ID) (index.Version, bool), now time.Time, grace time.Duration, c *Collection) (*rebuildScratch, []*spool, error) {
+	// Manifests the index does not hold, with the sites holding them.
+	unknown, err := newSiteScratch(sp, len(siteIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Each site's blobs to remove.
+	doomed := make([]*spool, len(siteIDs))
 	for i, sid := range siteIDs {
 		if !unreachable[sid] {
 			if doomed[i], err = sp.newSpool(); err != nil {
-				return c, err
+				return unknown, doomed, err
 			}
 		}
 	}
 	var mu sync.Mutex
 	var fatal error // a scratch file could not be written or read
-	var wg sync.WaitGroup
-	for si, sid := range siteIDs {
-		d := doomed[si]
-		if d == nil {
-			continue
-		}
-		s, _ := k.e.Site(sid)
-		wg.Go(func() {
-			for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
-				var ferr error
-				err := s.Store.List(ctx, prefix, func(i site.Info) error {
-					br := ev.about(i.Name, sid)
-					if k.garbage(ctx, br, sid, i.Name, indexed) {
-						ferr = d.add([]byte(i.Name))
-					} else if br.manifest && !br.deleted && len(br.abandoned) == 0 {
-						if _, ok := indexed(br.version); !ok {
-							var flags byte
-							if now.Sub(i.Modified) < grace {
-								flags = recYoung
-							}
-							mu.Lock()
-							unknown.addFlags(br.version, si, flags)
-							ferr = unknown.err
-							mu.Unlock()
+	k.onSites(siteIDs, doomed, func(si int, sid string, s site.Site, d *spool) {
+		for _, prefix := range []string{manifest.ManifestPrefix, manifest.ShardPrefix} {
+			var ferr error
+			err := s.List(ctx, prefix, func(i site.Info) error {
+				br := ev.about(i.Name, sid)
+				if k.garbage(ctx, br, sid, i.Name, indexed) {
+					ferr = d.add([]byte(i.Name))
+				} else if br.manifest && !br.deleted && len(br.abandoned) == 0 {
+					if _, ok := indexed(br.version); !ok {
+						var flags byte
+						if now.Sub(i.Modified) < grace {
+							flags = recYoung
 						}
-					}
-					if ferr == nil {
-						ferr = ev.failed()
-					}
-					return ferr
-				})
-				if ferr != nil {
-					err = ferr
-				}
-				if err != nil {
-					mu.Lock()
-					if ferr != nil {
-						fatal = cmp.Or(fatal, ferr)
-					} else {
-						c.Errors = append(c.Errors, fmt.Sprintf("list %s on site %s: %v (nothing removed there)", prefix, sid, err))
-					}
-					mu.Unlock()
-					d.close()
-					doomed[si] = nil
-					return
-				}
-			}
-			if err := d.finish(); err != nil {
-				mu.Lock()
-				fatal = cmp.Or(fatal, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if fatal != nil {
-		return c, fatal
-	}
-	if err := unknown.finish(); err != nil {
-		return c, err
-	}
-	for si, sid := range siteIDs {
-		d := doomed[si]
-		if d == nil {
-			continue
-		}
-		s, _ := k.e.Site(sid)
-		wg.Go(func() {
-			// Several removals at once: a dir site makes each durable
-			// with an fsync of its directory, shared by the removals
-			// waiting on it.
-			var removed atomic.Int64
-			var dw sync.WaitGroup
-			sem := make(chan struct{}, removalsInFlight)
-			err := d.each(func(b []byte) error {
-				name := string(b)
-				sem <- struct{}{}
-				dw.Go(func() {
-					defer func() { <-sem }()
-					if err := s.Store.Delete(ctx, name); err == nil {
-						removed.Add(1)
-					} else if !errors.Is(err, site.ErrRetained) {
 						mu.Lock()
-						c.Errors = append(c.Errors, fmt.Sprintf("remove %s on site %s: %v", name, sid, err))
+						unknown.addFlags(br.version, si, flags)
+						ferr = unknown.err
 						mu.Unlock()
 					}
-				})
-				return nil
+				}
+				if ferr == nil {
+					ferr = ev.failed()
+				}
+				return ferr
 			})
-			dw.Wait()
-			mu.Lock()
-			c.Removed += int(removed.Load())
-			if err != nil {
-				fatal = cmp.Or(fatal, err)
+			if ferr != nil {
+				err = ferr
 			}
+			if err != nil {
+				mu.Lock()
+				if ferr != nil {
+					fatal = cmp.Or(fatal, ferr)
+				} else {
+					c.addError("list %s on site %s: %v (nothing removed there)", prefix, sid, err)
+				}
+				mu.Unlock()
+				d.close()
+				doomed[si] = nil
+				return
+			}
+		}
+		if err := d.finish(); err != nil {
+			mu.Lock()
+			fatal = cmp.Or(fatal, err)
 			mu.Unlock()
+		}
+	})
+	if fatal != nil {
+		return unknown, doomed, fatal
+	}
+	return unknown, doomed, unknown.finish()
+}
+
+// removeDoomed removes each site's blobs in doomed (in parallel, several
+// at once on each site), counting them in c and naming in c.Errors those
+// that could not be removed.
+func (k *Keeper) removeDoomed(ctx context.Context, siteIDs []string, doomed []*spool, c *Collection) error {
+	var mu sync.Mutex
+	var fatal error // a scratch file could not be read
+	k.onSites(siteIDs, doomed, func(_ int, sid string, s site.Site, d *spool) {
+		// Several removals at once: a dir site makes each durable
+		// with an fsync of its directory, shared by the removals
+		// waiting on it.
+		var removed atomic.Int64
+		var dw sync.WaitGroup
+		sem := make(chan struct{}, removalsInFlight)
+		err := d.each(func(b []byte) error {
+			name := string(b)
+			sem <- struct{}{}
+			dw.Go(func() {
+				defer func() { <-sem }()
+				if err := s.Delete(ctx, name); err == nil {
+					removed.Add(1)
+				} else if !errors.Is(err, site.ErrRetained) {
+					mu.Lock()
+					c.addError("remove %s on site %s: %v", name, sid, err)
+					mu.Unlock()
+				}
+			})
+			return nil
 		})
+		dw.Wait()
+		mu.Lock()
+		c.Removed += int(removed.Load())
+		if err != nil {
+			fatal = cmp.Or(fatal, err)
+		}
+		mu.Unlock()
+	})
+	slices.Sort(c.Errors)
+	return fatal
+}
+
+// onSites runs fn, in parallel, for each site of siteIDs whose spool in
+// doomed is set (s is its store), and waits for them.
+func (k *Keeper) onSites(siteIDs []string, doomed []*spool, fn func(si int, sid string, s site.Site, d *spool)) {
+	var wg sync.WaitGroup
+	for si, sid := range siteIDs {
+		if d := doomed[si]; d != nil {
+			s, _ := k.e.Site(sid)
+			wg.Go(func() { fn(si, sid, s.Store, d) })
+		}
 	}
 	wg.Wait()
-	slices.Sort(c.Errors)
-	if fatal != nil {
-		return c, fatal
-	}
-	// Manifests the index does not hold, in id order: adopt or report.
-	const batch = 500
-	buf := make([]byte, batch*unknown.rec)
-	for from := int64(0); from < unknown.count; from += batch {
-		n := int(min(batch, unknown.count-from))
-		recs, err := unknown.read(buf, from, n)
-		if err != nil {
-			return c, err
-		}
-		for i := range n {
-			r := recs[i*unknown.rec : (i+1)*unknown.rec]
+}
+
+// adoptUnknown adopts or reports, in id order, the manifests the index
+// does not hold (unknown), leaving those with a young copy: a write may
+// still be in flight.
+func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, siteIDs []string, c *Collection) error {
+	return unknown.batches(500, func(recs []byte, _ int64) error {
+		for r := range slices.Chunk(recs, unknown.rec) {
 			if r[unknown.rec-1]&recYoung != 0 {
 				continue // a write may still be in flight
 			}
@@ -422,8 +447,8 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 				}
 			}
 		}
-	}
-	return c, nil
+		return nil
+	})
 }
 
 // blobRecords is what the records say of a blob listed on a site.
@@ -598,7 +623,7 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 			return err
 		}
 		if err := k.e.Journal().Append(ctx, slices.Collect(maps.Keys(need)), rec); err != nil {
-			c.Errors = append(c.Errors, fmt.Sprintf("record write %s abandoned: %v", in.Version, err))
+			c.addError("record write %s abandoned: %v", in.Version, err)
 			return nil
 		}
 		ev.add(rec)
@@ -667,9 +692,13 @@ type AdoptOptions struct {
 
 // AdoptReport says what Adopt did.
 type AdoptReport struct {
-	Adopted  []string `json:"adopted"`
-	Kept     []string `json:"kept"`
-	Examined int      `json:"examined"`
+	// Adopted and Kept list the versions adopted and kept, with why, the
+	// first MaxListed of each; AdoptedCount and KeptCount count them all.
+	Adopted      []string `json:"adopted"`
+	Kept         []string `json:"kept"`
+	AdoptedCount int      `json:"adopted_count"`
+	KeptCount    int      `json:"kept_count"`
+	Examined     int      `json:"examined"`
 }
 
 // Adopt indexes versions found on the sites that the index does not hold,
@@ -703,8 +732,15 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	for _, id := range o.Versions {
 		want[id] = true
 	}
-	found := map[manifest.ID][]string{}
-	for _, sid := range k.e.SiteIDs() {
+	// The versions found, with the sites holding a copy, on disk (as
+	// collection keeps the manifests the index does not hold).
+	siteIDs := k.e.SiteIDs()
+	found, err := newSiteScratch(sp, len(siteIDs))
+	if err != nil {
+		return rep, err
+	}
+	defer found.close()
+	for si, sid := range siteIDs {
 		s, _ := k.e.Site(sid)
 		err := s.Store.List(ctx, manifest.ManifestPrefix, func(i site.Info) error {
 			id, ok := manifest.ParseBlobName(i.Name)
@@ -714,9 +750,12 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 			if _, err := lk.Lookup(ctx, id); err == nil {
 				return nil
 			}
-			found[id] = append(found[id], sid)
-			return nil
+			found.add(id, si)
+			return found.err
 		})
+		if found.err != nil {
+			return rep, found.err
+		}
 		if err != nil && ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
@@ -725,19 +764,33 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	if err := ev.failed(); err != nil {
 		return rep, err
 	}
-	for _, id := range slices.SortedFunc(maps.Keys(found), func(a, b manifest.ID) int { return strings.Compare(a.String(), b.String()) }) {
-		rep.Examined++
-		if o.Vault != "" {
-			if m, _, _, err := k.newestManifest(ctx, id, found[id]); err != nil || m.Vault != o.Vault {
-				continue
+	if err := found.finish(); err != nil {
+		return rep, err
+	}
+	// In id order, a batch at a time.
+	err = found.batches(500, func(recs []byte, _ int64) error {
+		for r := range slices.Chunk(recs, found.rec) {
+			id, sites := manifest.ID(r[:16]), found.sitesOf(r, siteIDs)
+			rep.Examined++
+			if o.Vault != "" {
+				if m, _, _, err := k.newestManifest(ctx, id, sites); err != nil || m.Vault != o.Vault {
+					continue
+				}
+			}
+			res := k.adoptOne(ctx, id, sites, true)
+			if res.adopted {
+				rep.AdoptedCount++
+				if len(rep.Adopted) < MaxListed {
+					rep.Adopted = append(rep.Adopted, res.why)
+				}
+			} else {
+				rep.KeptCount++
+				if len(rep.Kept) < MaxListed {
+					rep.Kept = append(rep.Kept, res.why)
+				}
 			}
 		}
-		r := k.adoptOne(ctx, id, found[id], true)
-		if r.adopted {
-			rep.Adopted = append(rep.Adopted, r.why)
-		} else {
-			rep.Kept = append(rep.Kept, r.why)
-		}
-	}
-	return rep, nil
+		return nil
+	})
+	return rep, err
 }

@@ -2,24 +2,32 @@ package housekeeping
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // records is the node's evidence, as read from the audit log and the
 // sites, kept on disk so that its heap does not grow with the records
 // (TestCollectScratchHeapFlat): deletions, abandonments and upload ends
 // in a sortScratch, looked up by key; intents in a spool, read back in
-// the order they were recorded. Only the abandonments a collection
-// records itself, after the sort, are held in memory (added).
+// the order they were recorded. The abandonments a collection records
+// itself, after the sort, are held in memory up to addedMax blobs, then
+// sorted into files too (spilled).
 type records struct {
+	sp      *scratchSpace
 	sorted  *sortScratch
 	intents *spool // nil when onlyDeletions
 	// sites names the sites of abandonment records by number; 0 is ""
@@ -30,9 +38,14 @@ type records struct {
 	done   bool   // sorted: what is added now goes to added
 	bad    int
 
-	mu    sync.Mutex
-	added map[string][]evidenceBlob // abandonments recorded after the sort
-	err   error                     // first error reading the scratch
+	mu     sync.Mutex
+	added  map[string][]evidenceBlob // abandonments recorded after the sort, not spilled
+	addedN int                       // blobs in added
+	// spilled: the other abandonments recorded after the sort, in
+	// sorted files, each holding more than twice as many records as the
+	// next (so there are at most log2 of them).
+	spilled []*sortScratch
+	err     error // first error reading the scratch
 	// onlyDeletions: keep only the deleted versions (rebuilds need
 	// nothing else; intents are recorded for every streamed part and
 	// would grow with the versions stored).
@@ -124,7 +137,7 @@ func mergeEvidence(a, b []byte) bool {
 
 // newRecords makes empty records in sp.
 func newRecords(sp *scratchSpace, onlyDeletions bool) (*records, error) {
-	ev := &records{sites: []string{""}, siteNo: map[string]int{"": 0}, added: map[string][]evidenceBlob{}, onlyDeletions: onlyDeletions}
+	ev := &records{sp: sp, sites: []string{""}, siteNo: map[string]int{"": 0}, added: map[string][]evidenceBlob{}, onlyDeletions: onlyDeletions}
 	var err error
 	if ev.sorted, err = newSortScratch(sp, evRec, evKey, mergeEvidence); err != nil {
 		return nil, err
@@ -144,6 +157,9 @@ func (ev *records) close() {
 	}
 	ev.sorted.close()
 	ev.intents.close()
+	for _, s := range ev.spilled {
+		s.close()
+	}
 }
 
 // finish sorts what was added. Every byte of scratch the records take is
@@ -194,7 +210,12 @@ func (ev *records) add(r evidence.Record) {
 			for _, b := range r.Blobs {
 				ev.added[b.Name] = append(ev.added[b.Name], evidenceBlob{site: b.Site, version: r.Version, revision: r.Revision})
 			}
+			ev.addedN += len(r.Blobs)
+			full := ev.addedN >= addedMax
 			ev.mu.Unlock()
+			if full {
+				ev.check(ev.spill())
+			}
 		}
 		return
 	}
@@ -216,22 +237,9 @@ func (ev *records) add(r evidence.Record) {
 		}
 	case evidence.Abandon:
 		for _, b := range r.Blobs {
-			n, ok := ev.siteNo[b.Site]
-			if !ok {
-				if len(ev.sites) > 0xffff {
-					ev.check(fmt.Errorf("records name more than %d sites", 0xffff))
-					return
-				}
-				n = len(ev.sites)
-				ev.sites = append(ev.sites, b.Site)
-				ev.siteNo[b.Site] = n
-			}
-			blobKey(k[:], b.Name)
-			if e := ev.sorted.next(k[:]); e != nil {
-				e[evKey] = entryAbandoned
-				binary.LittleEndian.PutUint16(e[evKey+1:], uint16(n))
-				copy(e[evKey+3:], r.Version[:])
-				binary.LittleEndian.PutUint64(e[evKey+19:], uint64(r.Revision))
+			if err := ev.addAbandoned(ev.sorted, b.Name, evidenceBlob{site: b.Site, version: r.Version, revision: r.Revision}); err != nil {
+				ev.check(err)
+				return
 			}
 		}
 	case evidence.Intent:
@@ -249,6 +257,118 @@ func (ev *records) add(r evidence.Record) {
 		}
 	}
 	ev.check(ev.sorted.err)
+}
+
+// addAbandoned adds to s the record that blob name is abandoned (b). It
+// returns an error when the records name too many sites; s keeps its own.
+func (ev *records) addAbandoned(s *sortScratch, name string, b evidenceBlob) error {
+	n, ok := ev.siteNo[b.site]
+	if !ok {
+		if len(ev.sites) > 0xffff {
+			return fmt.Errorf("records name more than %d sites", 0xffff)
+		}
+		n = len(ev.sites)
+		ev.sites = append(ev.sites, b.site)
+		ev.siteNo[b.site] = n
+	}
+	var k [evKey]byte
+	blobKey(k[:], name)
+	if e := s.next(k[:]); e != nil {
+		e[evKey] = entryAbandoned
+		binary.LittleEndian.PutUint16(e[evKey+1:], uint16(n))
+		copy(e[evKey+3:], b.version[:])
+		binary.LittleEndian.PutUint64(e[evKey+19:], uint64(b.revision))
+	}
+	return nil
+}
+
+// addedMax bounds the blobs of the abandonments recorded after the sort
+// that are held in memory (a variable for tests): about 200 bytes each,
+// so about 1.6 MiB.
+var addedMax = 1 << 13
+
+// spill sorts the abandonments held in memory into a file, then merges
+// the last two files while the one before holds at most twice as many
+// records as the last.
+func (ev *records) spill() error {
+	s, err := newSortScratch(ev.sp, evRec, evKey, mergeEvidence)
+	if err != nil {
+		return err
+	}
+	ev.mu.Lock()
+	s.size = ev.addedN // one sort in memory, of what is there
+	for name, bs := range ev.added {
+		for _, b := range bs {
+			if err == nil {
+				err = ev.addAbandoned(s, name, b)
+			}
+		}
+	}
+	clear(ev.added)
+	ev.addedN = 0
+	ev.mu.Unlock()
+	if err == nil {
+		err = s.finish()
+	}
+	for err == nil {
+		n := len(ev.spilled)
+		if n == 0 || ev.spilled[n-1].count > 2*s.count {
+			break
+		}
+		var m *sortScratch
+		m, err = mergeSorted(ev.sp, ev.spilled[n-1], s)
+		s.close()
+		ev.spilled[n-1].close()
+		ev.mu.Lock()
+		ev.spilled = ev.spilled[:n-1]
+		ev.mu.Unlock()
+		s = m
+	}
+	if err != nil {
+		s.close()
+		return err
+	}
+	ev.mu.Lock()
+	ev.spilled = append(ev.spilled, s)
+	ev.mu.Unlock()
+	return nil
+}
+
+// mergeSortRecords records are sorted in memory at a time when spilled
+// abandonments are merged (860 KiB).
+const mergeSortRecords = 1 << 14
+
+// mergeSorted returns a new sort of records in sp holding the records of
+// a and b (finished sorts of evidence records).
+func mergeSorted(sp *scratchSpace, a, b *sortScratch) (*sortScratch, error) {
+	s, err := newSortScratch(sp, evRec, evKey, mergeEvidence)
+	if err != nil {
+		return nil, err
+	}
+	// A smaller sort buffer than the first sort's: more runs, each merged
+	// through a 32 KiB buffer, for less heap.
+	s.size = mergeSortRecords
+	for _, from := range []*sortScratch{a, b} {
+		err := from.batches(512, func(recs []byte, _ int64) error {
+			for r := range slices.Chunk(recs, evRec) {
+				e := s.next(r[:evKey])
+				if e == nil {
+					return s.err
+				}
+				copy(e, r)
+			}
+			return nil
+		})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	if err := s.finish(); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func (ev *records) addVersion(id manifest.ID) {
@@ -277,7 +397,7 @@ func (ev *records) deleted(id manifest.ID) bool {
 func (ev *records) blob(name string) (deleted bool, abandoned []evidenceBlob) {
 	var k [evKey]byte
 	blobKey(k[:], name)
-	ev.check(ev.sorted.each(k[:], func(r []byte) error {
+	entry := func(r []byte) error {
 		e := r[evKey:]
 		switch e[0] {
 		case entryDeleted:
@@ -287,10 +407,15 @@ func (ev *records) blob(name string) (deleted bool, abandoned []evidenceBlob) {
 				version: manifest.ID(e[3:19]), revision: int(binary.LittleEndian.Uint64(e[19:]))})
 		}
 		return nil
-	}))
+	}
+	ev.check(ev.sorted.each(k[:], entry))
 	ev.mu.Lock()
+	spilled := ev.spilled
 	abandoned = append(abandoned, ev.added[name]...)
 	ev.mu.Unlock()
+	for _, s := range spilled {
+		ev.check(s.each(k[:], entry))
+	}
 	return deleted, abandoned
 }
 
@@ -337,4 +462,127 @@ func (ev *records) eachIntent(fn func(evidence.Record) error) error {
 		}
 		return fn(r)
 	})
+}
+
+// legacySite is a site to read legacy journal batches from.
+type legacySite struct {
+	id    string
+	store site.Site
+}
+
+// errSiteFailed ends the reading of one site's legacy batches.
+var errSiteFailed = errors.New("the site failed")
+
+// readLegacy adds to ev the records of the legacy journal batches ("j/…",
+// written before the audit log took the records over) on each site in
+// turn, skipping a batch read on an earlier site (as evidence.ReadSite
+// with a set of names seen). The names, those listed and those read, are
+// kept in scratch files: releases of the journal wrote a batch to every
+// site for each group of records they committed (one for each streamed
+// put or deletion that did not overlap another), so a node that ran them
+// can have as many batches as it made writes then. A site whose batches
+// cannot be listed or read is left (as before), unless ctx ended.
+func readLegacy(ctx context.Context, ev *records, sites []legacySite, keys evidence.Keys, node string, log *slog.Logger) error {
+	// The names read on each earlier site that had any, by SHA-256.
+	var read []*sortScratch
+	defer func() {
+		for _, r := range read {
+			r.close()
+		}
+	}()
+	seen := func(name string) (bool, error) {
+		if len(read) == 0 {
+			return false, nil
+		}
+		key := sha256.Sum256([]byte(name))
+		for _, r := range read {
+			found := false
+			if err := r.each(key[:], func([]byte) error { found = true; return errStop }); err != nil || found {
+				return found, err
+			}
+		}
+		return false, nil
+	}
+	for _, s := range sites {
+		here, err := readLegacySite(ctx, ev, s, keys, node, log, seen)
+		if here != nil {
+			read = append(read, here)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readLegacySite is readLegacy on one site: it returns the names it read
+// there (nil when none).
+func readLegacySite(ctx context.Context, ev *records, s legacySite, keys evidence.Keys, node string, log *slog.Logger, seen func(string) (bool, error)) (*sortScratch, error) {
+	names, err := ev.sp.newSpool()
+	if err != nil {
+		return nil, err
+	}
+	defer names.close()
+	var ferr error // a scratch file could not be written or read
+	lerr := s.store.List(ctx, evidence.Prefix, func(i site.Info) error {
+		var dup bool
+		if dup, ferr = seen(i.Name); ferr == nil && !dup {
+			ferr = names.add([]byte(i.Name))
+		}
+		return ferr
+	})
+	switch {
+	case ferr != nil:
+		return nil, ferr
+	case lerr != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case lerr != nil:
+		return nil, nil
+	}
+	if err := names.finish(); err != nil {
+		return nil, err
+	}
+	var here *sortScratch
+	err = names.each(func(b []byte) error {
+		name := string(b)
+		if !strings.HasPrefix(name, evidence.Prefix) {
+			return nil
+		}
+		recs, err := evidence.ReadBatch(ctx, s.store, keys, node, name)
+		switch {
+		case errors.Is(err, evidence.ErrBatch):
+			ev.bad++
+			log.WarnContext(ctx, "journal batch fails verification; not evidence", "site", s.id, "blob", name, "err", err)
+			return nil
+		case errors.Is(err, site.ErrNotFound):
+			return nil
+		case err != nil:
+			return errSiteFailed
+		}
+		if here == nil {
+			if here, err = newSortScratch(ev.sp, sha256.Size, sha256.Size, func(a, b []byte) bool { return true }); err != nil {
+				return err
+			}
+		}
+		key := sha256.Sum256(b)
+		if here.next(key[:]) == nil {
+			return here.err
+		}
+		for _, r := range recs {
+			ev.add(r)
+		}
+		return ev.failed()
+	})
+	if here != nil {
+		if ferr := here.finish(); ferr != nil && (err == nil || err == errSiteFailed) {
+			err = ferr
+		}
+	}
+	switch {
+	case err == errSiteFailed && ctx.Err() != nil:
+		return here, ctx.Err()
+	case err == errSiteFailed:
+		return here, nil
+	}
+	return here, err
 }

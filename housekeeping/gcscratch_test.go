@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/evidence"
-	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site/fault"
 	"github.com/embassy-dev/embassy/vault"
@@ -30,15 +29,7 @@ func TestCollectRecords(t *testing.T) {
 	defer func(a, b int) { sortRecords, maxSamples = a, b }(sortRecords, maxSamples)
 	sortRecords, maxSamples = 100, 16
 	r := rand.New(rand.NewPCG(3, 4))
-	sp, err := newScratchSpace("collect", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := newRecords(sp, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.close()
+	ev := testRecords(t)
 	deletedVersions := map[manifest.ID]bool{}
 	deletedBlobs := map[string]bool{}
 	abandoned := map[string][]evidenceBlob{}
@@ -181,27 +172,12 @@ func TestCollectRecords(t *testing.T) {
 // intent back, looking up every tenth record's blob and version, and the
 // names of n/10 unindexed manifests found on six sites, in id order.
 func TestCollectScratchHeapFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes about 200 MB of scratch")
-	}
-	if raceEnabled {
-		t.Skip("memory is not measured under the race detector")
-	}
-	peak := map[int]uint64{}
-	for _, n := range []int{10_000, 1_000_000} {
+	heapFlat(t, "writes about 200 MB of scratch", 10_000, 1_000_000, "records", func(n int) func() error {
 		dir := t.TempDir()
-		var err error
-		var intents, hits, unindexed int
-		u := benchutil.MeasureHeap(func() {
-			sp, serr := newScratchSpace("collect", dir)
-			if serr != nil {
-				err = serr
-				return
-			}
-			ev, rerr := newRecords(sp, false)
-			if rerr != nil {
-				err = rerr
-				return
+		return func() error {
+			ev, err := recordsIn(dir)
+			if err != nil {
+				return err
 			}
 			defer ev.close()
 			r := rand.New(rand.NewPCG(5, 0))
@@ -218,11 +194,12 @@ func TestCollectScratchHeapFlat(t *testing.T) {
 					ev.add(evidence.Record{Kind: evidence.UploadEnd, Upload: fmt.Sprintf("%016x%s", i, v), Version: v})
 				}
 			}
-			if err = ev.finish(); err != nil {
-				return
+			if err := ev.finish(); err != nil {
+				return err
 			}
-			if err = ev.eachIntent(func(evidence.Record) error { intents++; return nil }); err != nil {
-				return
+			intents, hits, unindexed := 0, 0, 0
+			if err := ev.eachIntent(func(evidence.Record) error { intents++; return nil }); err != nil {
+				return err
 			}
 			r = rand.New(rand.NewPCG(5, 0))
 			for i := range n {
@@ -249,13 +226,12 @@ func TestCollectScratchHeapFlat(t *testing.T) {
 					}
 				}
 			}
-			if err = ev.failed(); err != nil {
-				return
+			if err := ev.failed(); err != nil {
+				return err
 			}
-			unknown, uerr := newSiteScratch(sp, 6)
-			if uerr != nil {
-				err = uerr
-				return
+			unknown, err := newSiteScratch(ev.sp, 6)
+			if err != nil {
+				return err
 			}
 			defer unknown.close()
 			for site := range 6 {
@@ -264,36 +240,26 @@ func TestCollectScratchHeapFlat(t *testing.T) {
 					unknown.addFlags(randomID(r), site, 0)
 				}
 			}
-			if err = unknown.finish(); err != nil {
-				return
+			if err := unknown.finish(); err != nil {
+				return err
 			}
-			buf := make([]byte, 500*unknown.rec)
-			for from := int64(0); from < unknown.count; from += 500 {
-				k := int(min(500, unknown.count-from))
-				recs, rerr := unknown.read(buf, from, k)
-				if rerr != nil {
-					err = rerr
-					return
-				}
-				for i := range k {
-					if len(unknown.sitesOf(recs[i*unknown.rec:(i+1)*unknown.rec], topologyIDs)) == 6 {
+			err = unknown.batches(500, func(recs []byte, _ int64) error {
+				for r := range slices.Chunk(recs, unknown.rec) {
+					if len(unknown.sitesOf(r, topologyIDs)) == 6 {
 						unindexed++
 					}
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-		})
-		if err != nil {
-			t.Fatal(err)
+			if intents != n/4 || unindexed != n/10 || hits != n/10 {
+				return fmt.Errorf("%d intents, %d lookups found, %d unindexed", intents, hits, unindexed)
+			}
+			return nil
 		}
-		if intents != n/4 || unindexed != n/10 || hits != n/10 {
-			t.Fatalf("%d records: %d intents, %d lookups found, %d unindexed", n, intents, hits, unindexed)
-		}
-		peak[n] = u.Peak
-		t.Logf("%d records: peak heap %.1f MiB (live %.1f MiB), %v", n, float64(u.Peak)/(1<<20), float64(u.Live)/(1<<20), u.Took)
-	}
-	if p := peak[1_000_000]; p > 16<<20 || p > peak[10_000]+4<<20 {
-		t.Errorf("peak heap %.1f MiB at a million records, %.1f MiB at 10,000: want under 16 MiB and within 4 MiB", float64(p)/(1<<20), float64(peak[10_000])/(1<<20))
-	}
+	})
 }
 
 var topologyIDs = func() []string {
@@ -324,18 +290,26 @@ func (n *testNode) leftByFailedDeletes(count int) {
 	n.faults["lux-1"].Set(fault.Config{})
 }
 
+// withGarbage is a test node holding objects of every size under prefix
+// (want) and the blobs left by deletes of count versions whose removals
+// failed on one site, with its scratch space in the node directory (dir):
+// the sites hold before blobs.
+func withGarbage(t *testing.T, prefix string, count int) (n *testNode, want map[string][]byte, before int, dir string) {
+	n = newTestNode(t)
+	want = n.fillSizes(prefix)
+	n.leftByFailedDeletes(count)
+	dir = RebuildTempDir(n.root)
+	n.k.WithRebuildDir(dir)
+	return n, want, n.blobCount(), dir
+}
+
 // TestCollectScratchSpaceFails: a collection that cannot write its
 // scratch files, at whatever point, fails naming the directory before it
 // removes anything; with the space it needs, it removes what the records
 // cover.
 func TestCollectScratchSpaceFails(t *testing.T) {
-	n := newTestNode(t)
+	n, want, before, dir := withGarbage(t, "f/", 6)
 	ctx := t.Context()
-	want := n.fillSizes("f/")
-	n.leftByFailedDeletes(6)
-	before := n.blobCount()
-	dir := RebuildTempDir(n.root)
-	n.k.WithRebuildDir(dir)
 	// Every 256 bytes: each file's writes (the records' runs and final
 	// file, the intents, each site's blobs to remove) fail at least once.
 	failures := 0
@@ -375,13 +349,8 @@ func TestCollectScratchSpaceFails(t *testing.T) {
 // right; nothing else there is touched, and the collection leaves no
 // scratch behind.
 func TestCollectScratchLeftByACrash(t *testing.T) {
-	n := newTestNode(t)
+	n, want, before, dir := withGarbage(t, "c/", 3)
 	ctx := t.Context()
-	want := n.fillSizes("c/")
-	n.leftByFailedDeletes(3)
-	before := n.blobCount()
-	dir := RebuildTempDir(n.root)
-	n.k.WithRebuildDir(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

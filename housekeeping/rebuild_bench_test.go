@@ -51,18 +51,7 @@ func cpuSeconds() float64 {
 // minutes; BenchmarkMillion measures it at a million.
 func BenchmarkRebuildIndex(b *testing.B) {
 	count := *rebuildObjects
-	root := benchutil.Root(b)
-	keys, ix := benchKeysIndex(b, root)
-	sites := dirSites(b, root)
-	e, err := vault.New(vault.Config{NodeID: "rebuild", Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "rebuild", sites),
-		Vaults: []vault.Vault{{Name: "bench", Owner: "EST", Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		e.Close(context.Background())
-		ix.Close()
-	})
+	e, k := benchEngine(b, "rebuild", 0)
 	ctx := vault.AsSystem(context.Background())
 	data := bytes.Repeat([]byte("r"), 4096)
 	inParallel(b, count, func(i int) error {
@@ -72,23 +61,57 @@ func BenchmarkRebuildIndex(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	k := New(e, nil).WithRebuildDir(filepath.Join(root, "rebuild"))
-	var secs, cpu float64
-	var peak uint64
-	b.ResetTimer()
-	for b.Loop() {
-		c0 := cpuSeconds()
-		var st RebuildStats
-		u := benchutil.MeasureHeap(func() { st, err = k.RebuildIndex(ctx, nil) })
-		cpu += cpuSeconds() - c0
-		if err != nil || st.Versions != count {
-			b.Fatalf("rebuild: %d versions, %v", st.Versions, err)
+	secs, cpu, peak := measureEach(b, func() error {
+		st, err := k.RebuildIndex(ctx, nil)
+		if err == nil && st.Versions != count {
+			err = fmt.Errorf("%d versions", st.Versions)
 		}
-		secs += u.Took.Seconds()
-		peak = max(peak, u.Peak)
-	}
+		return err
+	})
 	n := float64(b.N) * float64(count)
 	b.ReportMetric(n/secs, "versions/s")
 	b.ReportMetric(1000*cpu/n, "cpu-s/1000versions")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// benchEngine is an engine over six dir sites in a benchmark's root
+// (benchutil.Root), 4+2, with the audit log on, holding vault "bench" of
+// stripes of stripe bytes (0: the default), closed when b ends; and its
+// keeper, with its scratch space in the root.
+func benchEngine(b *testing.B, node string, stripe int) (*vault.Engine, *Keeper) {
+	b.Helper()
+	root := benchutil.Root(b)
+	keys, ix := benchKeysIndex(b, root)
+	sites := dirSites(b, root)
+	e, err := vault.New(vault.Config{NodeID: node, Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, node, sites),
+		Vaults: []vault.Vault{{Name: "bench", Owner: "EST", StripeSize: stripe, Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		e.Close(context.Background())
+		ix.Close()
+	})
+	return e, New(e, nil).WithRebuildDir(filepath.Join(root, "rebuild"))
+}
+
+// measureEach runs op once an iteration of b (timed from here) under
+// benchutil.MeasureHeap, and returns the seconds and CPU-seconds
+// (getrusage, the whole process) all the runs took and the highest peak
+// heap. An error fails b.
+func measureEach(b *testing.B, op func() error) (secs, cpu float64, peak uint64) {
+	b.Helper()
+	b.ResetTimer()
+	for b.Loop() {
+		c0 := cpuSeconds()
+		var err error
+		u := benchutil.MeasureHeap(func() { err = op() })
+		cpu += cpuSeconds() - c0
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs += u.Took.Seconds()
+		peak = max(peak, u.Peak)
+	}
+	return secs, cpu, peak
 }

@@ -184,6 +184,8 @@ type sortScratch struct {
 	// onFinal, if set, sees each record of the final file as it is
 	// written.
 	onFinal func(r []byte)
+	// size records are sorted in memory at a time (0: sortRecords).
+	size int
 
 	buf  []byte // unsorted records being added
 	perm []int32
@@ -213,6 +215,9 @@ func newSortScratch(sp *scratchSpace, rec, key int, merge func(a, b []byte) bool
 }
 
 func (s *sortScratch) close() {
+	if s == nil {
+		return
+	}
 	if s.runs != nil {
 		s.runs.Close()
 	}
@@ -221,13 +226,20 @@ func (s *sortScratch) close() {
 	}
 }
 
+func (s *sortScratch) bufRecords() int {
+	if s.size > 0 {
+		return min(s.size, sortRecords)
+	}
+	return sortRecords
+}
+
 // next appends a zero record with key to the buffer and returns it.
 func (s *sortScratch) next(key []byte) []byte {
 	if s.err != nil {
 		return nil
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, 0, sortRecords*s.rec)
+		s.buf = make([]byte, 0, s.bufRecords()*s.rec)
 	}
 	if len(s.buf) == cap(s.buf) {
 		if s.err = s.flushRun(); s.err != nil {
@@ -249,7 +261,7 @@ func (s *sortScratch) flushRun() error {
 		return nil
 	}
 	if s.perm == nil {
-		s.perm = make([]int32, 0, sortRecords)
+		s.perm = make([]int32, 0, s.bufRecords())
 	}
 	s.perm = s.perm[:0]
 	for i := range n {
@@ -447,6 +459,22 @@ func (s *sortScratch) read(buf []byte, from int64, n int) ([]byte, error) {
 		return nil, s.sp.fail(err)
 	}
 	return buf, nil
+}
+
+// batches calls fn with the records of the final file in order, n at a
+// time, and where they start (recs is valid only during the call).
+func (s *sortScratch) batches(n int, fn func(recs []byte, from int64) error) error {
+	buf := make([]byte, n*s.rec)
+	for from := int64(0); from < s.count; from += int64(n) {
+		recs, err := s.read(buf, from, int(min(int64(n), s.count-from)))
+		if err != nil {
+			return err
+		}
+		if err := fn(recs, from); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // write writes records back at from (their flags changed: no new space).

@@ -585,10 +585,16 @@ fewer than k shards in some part are kept and reported, not adopted.`,
 			for _, s := range rep.Adopted {
 				fmt.Fprintf(a.stdout, "adopted %s\n", safeText(s))
 			}
+			if more := rep.AdoptedCount - len(rep.Adopted); more > 0 {
+				fmt.Fprintf(a.stdout, "adopted … and %d more\n", more)
+			}
 			for _, s := range rep.Kept {
 				fmt.Fprintf(a.stdout, "kept, not adopted: %s\n", safeText(s))
 			}
-			fmt.Fprintf(a.stdout, "%d adopted, %d kept\n", len(rep.Adopted), len(rep.Kept))
+			if more := rep.KeptCount - len(rep.Kept); more > 0 {
+				fmt.Fprintf(a.stdout, "kept, not adopted: … and %d more\n", more)
+			}
+			fmt.Fprintf(a.stdout, "%d adopted, %d kept\n", rep.AdoptedCount, rep.KeptCount)
 			return nil
 		},
 	}

@@ -51,6 +51,9 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 		for _, e := range c.Errors {
 			fmt.Fprintf(a.stdout, "  collection error: %s\n", safeText(e))
 		}
+		if c.ErrorsNotListed > 0 {
+			fmt.Fprintf(a.stdout, "  collection error: … and %d more\n", c.ErrorsNotListed)
+		}
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(a.stdout, "  error: %s\n", safeText(e))
