@@ -412,7 +412,10 @@ func TestCopyRemovesReplacedPartials(t *testing.T) {
 		put, _ := cs.take()
 		written = append(written, put...)
 	}
-	appendAndSync(t, l, "a", int(n), 300-int(n))
+	n = appendAndSync(t, l, "a", int(n), 300-int(n))
+	// Sync returns once the site's checkpoint covers the entries; the
+	// copier removes the replaced partial ones after that.
+	awaitClean(t, l, "a", n)
 	put, deleted := cs.take()
 	written = append(written, put...)
 	var partials []string
@@ -435,6 +438,28 @@ func TestCopyRemovesReplacedPartials(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCopiesClean(t, l)
+}
+
+// awaitClean waits until the copier has removed from site id the partial
+// tiles and bundles that full ones of a tree of size entries replaced (its
+// clean-up, which runs after the checkpoint that Sync waits for).
+func awaitClean(t *testing.T, l *Log, id string, size uint64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c := l.copies
+		c.mu.Lock()
+		st := c.sites[id]
+		done := st != nil && st.garbage >= size
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("site %s: the copier's clean-up did not reach %d entries in a minute", id, size)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // With a copy interval longer than the test, a Sync still gets its entry

@@ -60,10 +60,10 @@ type Config struct {
 	// BatchDelay is the longest an entry waits in the journal (where it
 	// is durable already) before the sequencer takes it to the tree
 	// (default 100ms), unless a full chunk of 256 is queued first. What
-	// waited goes in as tessera batches of 256 and one for each bit set
-	// in the rest (sequencer.go); each writes and fsyncs an entry bundle
-	// and a tile per level: a few milliseconds here put a dozen fsyncs
-	// beside every few puts.
+	// waited goes in as tessera batches of 256 and one batch of the rest
+	// (sequencer.go); each writes and fsyncs an entry bundle, a tile per
+	// level and the tree state: a few milliseconds here put a dozen
+	// fsyncs beside every few puts.
 	BatchDelay time.Duration
 	// CopyInterval is the time between copies to the sites that nothing
 	// urges (default 1s, at least CheckpointInterval; it can be changed
@@ -92,15 +92,14 @@ type Config struct {
 
 // Log is the node's audit log. It is safe for concurrent use.
 type Log struct {
-	cfg      Config
-	log      *slog.Logger
-	seq      *sequencer // used by Open, then by feed only
-	shutdown func(context.Context) error
-	reader   tessera.LogReader
-	j        *journal
-	cancel   context.CancelFunc
-	fed      chan struct{} // closed when the feeder stops
-	tessera  *tesseraGroup // the goroutines tessera started (tessera.go)
+	cfg     Config
+	log     *slog.Logger
+	seq     *sequencer // used by Open, then by feed only
+	reader  tessera.LogReader
+	j       *journal
+	cancel  context.CancelFunc
+	fed     chan struct{} // closed when the feeder stops
+	tessera *tesseraGroup // the goroutines tessera started (tessera.go)
 
 	mu         sync.Mutex
 	queue      []journalRecord
@@ -205,6 +204,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		lock.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	lc, ok := drv.(driverAppender)
+	if !ok {
+		lock.Close()
+		return nil, fmt.Errorf("audit log: tessera driver %T makes no appenders", drv)
+	}
 	var cosigners []note.Signer
 	if cfg.Cosigner != nil {
 		cosigners = append(cosigners, cfg.Cosigner)
@@ -213,19 +217,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	// part; with none, tessera publishes at once.
 	l.SetWitnesses(cfg.Witnesses)
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var (
-		shutdowns []func(context.Context) error
-		reader    tessera.LogReader
-	)
-	shutdown := func(ctx context.Context) error {
-		errs := make([]error, len(shutdowns))
-		var wg sync.WaitGroup
-		for i, f := range shutdowns {
-			wg.Go(func() { errs[i] = f(ctx) })
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	}
+	var reader tessera.LogReader
 	// One appender per chunk size (sequencer.go); the first publishes.
 	wrap := func(add tessera.AddFn) tessera.AddFn {
 		if cfg.wrapAdd != nil {
@@ -237,51 +229,50 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	// here: the group knows them, and Close waits for them.
 	l.tessera = newTesseraGroup(cfg.Dir)
 	l.tessera.lock = lock
-	var seq *sequencer
-	l.tessera.do(actx, func() {
-		seq, err = newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
-			opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
-			if reader == nil {
-				opts = opts.WithPushback(8192).
-					WithCheckpointSigner(cfg.Signer, cosigners...).
-					WithCheckpointInterval(cfg.CheckpointInterval).
-					WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
-				app, sd, r, err := tessera.NewAppender(actx, drv, opts)
-				if err != nil {
-					return nil, err
-				}
-				shutdowns = append(shutdowns, sd)
-				reader = r
-				return wrap(app.Add), nil
-			}
-			// The others are the POSIX driver's own appenders, without the
-			// lifecycle tessera.NewAppender wraps around them, which adds
-			// per appender a goroutine reading the tree state twice every
-			// 100 ms for metrics embassy does not export (eight of them read
-			// it some 160 times a second on an idle node), a size check that
-			// SealEntry makes already (MaxEntry), and a shutdown that waits
-			// for a checkpoint covering the appender's entries, which Close
-			// waits for once for all (awaitCheckpoint). See docs/design.md,
-			// "Why the sequencer cuts tessera's batches itself".
+	// The appenders of chunk sizes other than powers of two are made when
+	// first needed, by the feeder: each is made under the group's label
+	// too.
+	//
+	// Every appender, the publisher too, is the POSIX driver's own, without
+	// the lifecycle tessera.NewAppender wraps around it, which adds per
+	// appender a goroutine reading the tree state twice every 100 ms for
+	// metrics embassy does not export (eight of them read it some 160
+	// times a second on an idle node), a size check that SealEntry makes
+	// already (MaxEntry), a tracing span and a memoized future for every
+	// entry, and a shutdown that waits for a checkpoint covering the
+	// appender's entries, which Close waits for once for all
+	// (awaitCheckpoint). The checks NewAppender makes of the options hold
+	// here: a signer, and checkpoint signers named Origin (above). See
+	// docs/design.md, "Why the sequencer cuts tessera's batches itself".
+	appender := func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
+		opts := tessera.NewAppendOptions().WithBatching(maxSize, maxAge)
+		if reader == nil {
+			opts = opts.WithPushback(8192).
+				WithCheckpointSigner(cfg.Signer, cosigners...).
+				WithCheckpointInterval(cfg.CheckpointInterval).
+				WithWitnesses(tessera.NewWitnessGroup(1, &l.witnesses), &tessera.WitnessOptions{FailOpen: cfg.WitnessFailOpen})
+		} else {
 			opts = opts.WithCheckpointSigner(noPublisher{cfg.Origin}).
 				WithCheckpointInterval(never).
 				WithCheckpointRepublishInterval(0).
 				WithGarbageCollectionInterval(0)
-			lc, ok := drv.(driverAppender)
-			if !ok {
-				return nil, fmt.Errorf("tessera driver %T makes no appenders", drv)
-			}
-			app, _, err := lc.Appender(actx, opts)
-			if err != nil {
-				return nil, err
-			}
-			return wrap(app.Add), nil
-		})
+		}
+		app, r, err := lc.Appender(actx, opts)
+		if err != nil {
+			return nil, err
+		}
+		if reader == nil {
+			reader = r
+		}
+		return wrap(app.Add), nil
+	}
+	seq, err := newSequencer(func(maxSize uint, maxAge time.Duration) (add tessera.AddFn, err error) {
+		l.tessera.do(actx, func() { add, err = appender(maxSize, maxAge) })
+		return add, err
 	})
 	fail := func(err error) (*Log, error) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
-		shutdown(sctx)
 		cancel()
 		l.tessera.stop(sctx, l.log)
 		return nil, err
@@ -293,7 +284,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit log: %w", err))
 	}
-	l.seq, l.shutdown, l.reader, l.cancel, l.ctx = seq, shutdown, reader, cancel, actx
+	l.seq, l.reader, l.cancel, l.ctx = seq, reader, cancel, actx
 	local := size
 	if size, err = l.catchUp(ctx, size); err != nil {
 		return fail(err)
@@ -641,9 +632,6 @@ func (l *Log) Close(ctx context.Context) error {
 	err := l.AwaitIntegrated(ctx, size)
 	if err == nil && size > 0 {
 		err = l.awaitCheckpoint(ctx, size)
-	}
-	if serr := l.shutdown(ctx); err == nil && serr != nil && size > 0 {
-		err = serr
 	}
 	l.copies.stop(ctx)
 	l.cancel()

@@ -24,15 +24,25 @@ import (
 // at load average ~40: "journal entry 173056 was sequenced at 173179").
 //
 // So the sequencer never lets tessera cut a batch on its own. It runs one
-// appender per batch size 1, 2, 4, ... maxChunk over the same POSIX
-// storage, each with a batch age that never runs out: a chunk of n = 2ⁱ
-// entries goes to the appender of size n, whose queue cuts it in the Add
-// of its n-th entry, in the sequencer's own goroutine, and the sequencer
-// waits for that chunk's indexes before it adds anything else. At most one
-// batch is ever between the queue and the tree, so no two can swap. A run
-// of entries is added as chunks of maxChunk, then one chunk for each bit
-// set in the rest, largest first; how long entries wait to be batched is
-// the sequencer's choice (Config.BatchDelay), not tessera's.
+// appender per batch size over the same POSIX storage, each with a batch
+// age that never runs out: a chunk of n entries goes to the appender of
+// size n, whose queue cuts it in the Add of its n-th entry, in the
+// sequencer's own goroutine, and the sequencer waits for that chunk's
+// indexes before it adds anything else. At most one batch is ever between
+// the queue and the tree, so no two can swap. A run of entries is added as
+// chunks of maxChunk, then the rest as one chunk; how long entries wait to
+// be batched is the sequencer's choice (Config.BatchDelay), not tessera's.
+//
+// The appenders of the sizes 1, 2, 4, ... maxChunk are made with the
+// sequencer; one of any other size the first time a chunk of that size
+// comes (at most maxChunk appenders in all, each two idle goroutines of
+// tessera's). Every tessera batch writes the entry bundle, a tile a level
+// and the tree state, each a file written with O_SYNC, renamed and its
+// directory fsynced, after reading back the partial bundle and tiles: one
+// batch for what gathered in BatchDelay, where the binary decomposition of
+// the count made one for each bit set in it (docs/design.md, "Small puts
+// (issue 15, eleventh pass)"). Should an appender of another size fail to
+// be made, its chunks go as before, largest power of two first.
 //
 // Only the size-1 appender publishes checkpoints (and collects old partial
 // tiles); the others' signer refuses, and their checkpoint interval never
@@ -56,20 +66,37 @@ type appenderFunc func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error
 // It is used by one goroutine at a time, and not again after sequence
 // returned an error.
 type sequencer struct {
-	add     []tessera.AddFn // add[i] is the appender of batch size 1<<i
+	mk      appenderFunc
+	add     [maxChunk + 1]tessera.AddFn // add[n] is the appender of batch size n, nil until made
 	futures []tessera.IndexFuture
 }
 
 func newSequencer(mk appenderFunc) (*sequencer, error) {
-	s := &sequencer{futures: make([]tessera.IndexFuture, maxChunk)}
-	for size := uint(1); size <= maxChunk; size *= 2 {
-		add, err := mk(size, never)
+	s := &sequencer{mk: mk, futures: make([]tessera.IndexFuture, maxChunk)}
+	for size := 1; size <= maxChunk; size *= 2 {
+		add, err := mk(uint(size), never)
 		if err != nil {
 			return nil, err
 		}
-		s.add = append(s.add, add)
+		s.add[size] = add
 	}
 	return s, nil
+}
+
+// chunk returns how many of n (1 to maxChunk) entries go in the next
+// batch, and the appender that cuts batches of that many: all n, by an
+// appender of size n made now if there is none yet, or, if it cannot be
+// made, the largest power of two of them.
+func (s *sequencer) chunk(n int) (int, tessera.AddFn) {
+	if s.add[n] == nil {
+		if add, err := s.mk(uint(n), never); err == nil {
+			s.add[n] = add
+		}
+	}
+	if s.add[n] == nil {
+		n = 1 << (bits.Len(uint(n)) - 1)
+	}
+	return n, s.add[n]
 }
 
 // sequence adds entries at indexes first, first+1, ... and returns when
@@ -89,10 +116,9 @@ func newSequencer(mk appenderFunc) (*sequencer, error) {
 // journal and are taken at the next Open.)
 func (s *sequencer) sequence(ctx context.Context, first uint64, entries [][]byte, done func(size uint64)) error {
 	for len(entries) > 0 {
-		i := bits.Len(uint(min(len(entries), maxChunk))) - 1
-		n := 1 << i
+		n, add := s.chunk(min(len(entries), maxChunk))
 		for k := range n {
-			s.futures[k] = s.add[i](ctx, tessera.NewEntry(entries[k]))
+			s.futures[k] = add(ctx, tessera.NewEntry(entries[k]))
 		}
 		resolved := make(chan error, 1)
 		go func(futures []tessera.IndexFuture, first uint64) {

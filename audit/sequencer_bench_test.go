@@ -20,8 +20,9 @@ import (
 // 1ms, every entry of a round added before any is awaited), and tessera
 // cutting every entry alone (batch size 1, the other way to keep every cut
 // in the caller). Rounds of 20 entries are what a node under moderate
-// load gathers in BatchDelay; 255 is the sequencer's worst case (eight
-// chunks); 1024, a backlog. Each case runs on a fresh POSIX log in
+// load gathers in BatchDelay; 255 was the sequencer's worst case while it
+// cut a run as its binary decomposition (eight chunks; one since the
+// eleventh pass); 1024, a backlog. Each case runs on a fresh POSIX log in
 // benchutil.Root; a round is one run of each, the order rotating.
 func BenchmarkSequencing(b *testing.B) {
 	k := testKeys(b)

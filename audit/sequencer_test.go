@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -23,10 +24,11 @@ import (
 // goroutine does). Its timers fire right after every Add that leaves
 // entries queued. Deterministic: nothing runs until a future is called.
 type fakeTree struct {
-	mu   sync.Mutex
-	tree [][]byte
-	sent []*fakeBatch // in the channel to the sequencing goroutine, in order
-	held []*fakeBatch // cut by a timer, not sent yet
+	mu      sync.Mutex
+	batches int // cut so far
+	tree    [][]byte
+	sent    []*fakeBatch // in the channel to the sequencing goroutine, in order
+	held    []*fakeBatch // cut by a timer, not sent yet
 }
 
 type fakeBatch struct {
@@ -93,6 +95,7 @@ func (q *fakeQueue) add(_ context.Context, e *tessera.Entry) tessera.IndexFuture
 
 // cut makes a batch of what is queued (tr.mu held).
 func (q *fakeQueue) cut() *fakeBatch {
+	q.tr.batches++
 	b := &fakeBatch{entries: q.items}
 	for _, s := range q.slots {
 		s.b = b
@@ -205,6 +208,57 @@ func TestSequencerRandomRuns(t *testing.T) {
 			t.Fatalf("tree entry %d is %q", i, e)
 		}
 	}
+}
+
+// TestSequencerOneBatchARun: a run of up to maxChunk entries goes to
+// tessera as one batch, a longer one as full chunks and one batch for the
+// rest (the binary decomposition made one batch for each bit set in the
+// count: eight for 255); and where an appender of the size cannot be made,
+// as that decomposition, still in order.
+func TestSequencerOneBatchARun(t *testing.T) {
+	runs := []int{1, 3, 20, 50, 255, 256, 257, 600, 7}
+	check := func(t *testing.T, tr *fakeTree, s *sequencer, batches func(n int) int) {
+		next := 0
+		for _, n := range runs {
+			before := tr.batches
+			if err := s.sequence(t.Context(), uint64(next), fakeEntries(next, n), nil); err != nil {
+				t.Fatalf("run of %d from %d: %v", n, next, err)
+			}
+			if got, want := tr.batches-before, batches(n); got != want {
+				t.Errorf("a run of %d entries went to tessera as %d batches, want %d", n, got, want)
+			}
+			next += n
+		}
+		for i, e := range tr.tree {
+			if want := fmt.Sprintf("entry %d", i); string(e) != want {
+				t.Fatalf("tree entry %d is %q", i, e)
+			}
+		}
+		if len(tr.tree) != next {
+			t.Fatalf("tree holds %d entries, want %d", len(tr.tree), next)
+		}
+	}
+	t.Run("one a run", func(t *testing.T) {
+		tr := &fakeTree{}
+		s, err := newSequencer(tr.appender)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, tr, s, func(n int) int { return (n + maxChunk - 1) / maxChunk })
+	})
+	t.Run("powers of two only", func(t *testing.T) {
+		tr := &fakeTree{}
+		s, err := newSequencer(func(maxSize uint, maxAge time.Duration) (tessera.AddFn, error) {
+			if maxSize&(maxSize-1) != 0 {
+				return nil, errors.New("no appender of this size")
+			}
+			return tr.appender(maxSize, maxAge)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, tr, s, func(n int) int { return n/maxChunk + bits.OnesCount(uint(n%maxChunk)) })
+	})
 }
 
 // TestTreeOrderIsJournalOrder appends runs of every length from several

@@ -132,6 +132,17 @@ type Committer interface {
 	CommitStats() CommitStats
 }
 
+// LatestTimer is implemented by indexes that read the creation time of a
+// key's latest version without the rest of it: a put gives its new
+// version a later time (vault's versionTime), and needs nothing else of
+// the one before.
+type LatestTimer interface {
+	// LatestCreated returns the creation time of key's latest version
+	// (which may be a delete marker); found is false when the key has
+	// none.
+	LatestCreated(ctx context.Context, vault, key string) (created int64, found bool, err error)
+}
+
 // Index is the metadata index.
 //
 // Put adds a version and makes it the key's latest if it is the newest.

@@ -192,9 +192,17 @@ func (e *Engine) newVersion(ctx context.Context, vault, key string) (manifest.ID
 // put that streams its data takes it once the data is written, so that of
 // two puts of one key the one that finishes last is the newest, as in S3,
 // even when it started first.
+//
+// It needs only the latest version's time: an index that reads it alone
+// (index.LatestTimer) is asked for that, not for the whole version with
+// its envelope.
 func (e *Engine) versionTime(ctx context.Context, vault, key string) int64 {
 	var after int64
-	if l, err := e.index.Latest(ctx, vault, key); err == nil {
+	if lt, ok := e.index.(index.LatestTimer); ok {
+		if c, found, err := lt.LatestCreated(ctx, vault, key); err == nil && found {
+			after = c
+		}
+	} else if l, err := e.index.Latest(ctx, vault, key); err == nil {
 		after = l.Created
 	}
 	return e.clock.now(after)

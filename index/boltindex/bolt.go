@@ -428,6 +428,28 @@ func (ix *Index) Latest(ctx context.Context, vault, key string) (index.Version, 
 	return v, err
 }
 
+// LatestCreated implements index.LatestTimer: the time from the key's
+// summary in "latest", without its record or envelope.
+func (ix *Index) LatestCreated(ctx context.Context, vault, key string) (created int64, found bool, err error) {
+	err = ix.db.View(func(tx *bolt.Tx) error {
+		b, ok := readBuckets(tx, vault)
+		if !ok {
+			return nil
+		}
+		sum := b.latest.Get([]byte(key))
+		if sum == nil {
+			return nil
+		}
+		s, err := decodeSummary(sum)
+		if err != nil {
+			return err
+		}
+		created, found = s.Created, true
+		return nil
+	})
+	return created, found, err
+}
+
 // Delete implements index.Index.
 func (ix *Index) Delete(ctx context.Context, vault, key string, id manifest.ID) error {
 	return ix.update(func(tx *bolt.Tx) error {

@@ -70,6 +70,58 @@ func Run(t *testing.T, open func(t *testing.T) index.Index) {
 			t.Fatalf("deleting a missing version: %v", err)
 		}
 	})
+	t.Run("LatestCreated", func(t *testing.T) {
+		ix := open(t)
+		lt, ok := ix.(index.LatestTimer)
+		if !ok {
+			t.Skip("the index does not implement index.LatestTimer")
+		}
+		ctx := t.Context()
+		// check compares LatestCreated with Latest for key.
+		check := func(key string) {
+			t.Helper()
+			created, found, err := lt.LatestCreated(ctx, "vault-a", key)
+			if err != nil {
+				t.Fatalf("LatestCreated(%s): %v", key, err)
+			}
+			l, lerr := ix.Latest(ctx, "vault-a", key)
+			switch {
+			case errors.Is(lerr, index.ErrNotFound):
+				if found {
+					t.Fatalf("LatestCreated(%s) = %d, found, where Latest finds none", key, created)
+				}
+			case lerr != nil:
+				t.Fatal(lerr)
+			case !found || created != l.Created:
+				t.Fatalf("LatestCreated(%s) = %d, %v; Latest's version was created at %d", key, created, found, l.Created)
+			}
+		}
+		if _, found, err := lt.LatestCreated(ctx, "nope", "a"); err != nil || found {
+			t.Fatalf("LatestCreated in unknown vault: found %v, %v", found, err)
+		}
+		check("a")
+		for _, v := range []index.Version{ver("a", 10, 1, false), ver("a", 30, 3, false), ver("a", 20, 2, false), ver("b", 5, 4, false)} {
+			if err := ix.Put(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+			check("a")
+		}
+		if created, found, _ := lt.LatestCreated(ctx, "vault-a", "a"); !found || created != 30 {
+			t.Fatalf("LatestCreated = %d, %v; want 30 (the newest, put before an older one)", created, found)
+		}
+		if err := ix.Put(ctx, ver("a", 40, 5, true)); err != nil {
+			t.Fatal(err)
+		}
+		check("a") // a delete marker is the latest
+		for _, id := range []byte{5, 3, 2, 1} {
+			if err := ix.Delete(ctx, "vault-a", "a", manifest.ID{id, 1}); err != nil {
+				t.Fatal(err)
+			}
+			check("a")
+		}
+		check("b")
+		check("c")
+	})
 	t.Run("ListDelimiterAndPaging", func(t *testing.T) {
 		ix := open(t)
 		ctx := t.Context()
