@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 )
 
 // The local journal makes appends durable before the tessera log has
@@ -236,22 +238,13 @@ func (j *journal) rotate() error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(j.dir); err != nil {
+	if err := atomicfile.SyncDir(j.dir); err != nil {
 		f.Close()
 		return err
 	}
 	j.f, j.size = f, 0
 	j.segs = append(j.segs, segment{first: j.next, path: p})
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // append writes entries durably and returns the seq of the first. Calls

@@ -16,6 +16,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/internal/lockfile"
 )
 
@@ -142,7 +143,7 @@ func Compact(path string) (st CompactStats, err error) {
 	if err := compactStep("renamed"); err != nil {
 		return st, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return st, fmt.Errorf("compact index %s: the compacted index is in place, but its directory could not be synced (a crash now may bring back the old one, which is complete too): %w", path, err)
 	}
 	if fi, err := os.Stat(path); err == nil {
@@ -313,13 +314,4 @@ func digestBucket(h hash.Hash, n *int64, depth int, name []byte, b *bolt.Bucket)
 func field(h hash.Hash, b []byte) {
 	h.Write(binary.AppendUvarint(nil, uint64(len(b))))
 	h.Write(b)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -49,3 +49,14 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	return nil
 }
+
+// SyncDir flushes the directory dir itself, so that the names created,
+// renamed or removed in it survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

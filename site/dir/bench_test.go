@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 )
 
 // BenchmarkSmallGet reads 4 KiB blobs through the driver (Get, read to the
@@ -130,7 +132,7 @@ func BenchmarkSmallPut(b *testing.B) {
 			err = os.Rename(tmp, dst)
 		}
 		if err == nil {
-			err = fsyncDir(filepath.Dir(dst))
+			err = atomicfile.SyncDir(filepath.Dir(dst))
 		}
 		if err != nil {
 			b.Error(err)

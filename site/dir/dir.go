@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/site"
 )
 
@@ -74,7 +75,7 @@ func New(root string) (*Site, error) {
 			return nil, fmt.Errorf("dir site %s: %w", root, err)
 		}
 	}
-	if err := fsyncDir(abs); err != nil {
+	if err := atomicfile.SyncDir(abs); err != nil {
 		return nil, fmt.Errorf("dir site %s: %w", root, err)
 	}
 	s, _ := Open(abs)
@@ -650,7 +651,7 @@ var testHookFsync func(dir string)
 // syncDir makes the entries of dir durable, sharing an fsync with the
 // other callers waiting on the same directory.
 func (s *Site) syncDir(dir string) error {
-	return s.groupSync(dir, func() error { return fsyncDir(dir) })
+	return s.groupSync(dir, func() error { return atomicfile.SyncDir(dir) })
 }
 
 // groupSync waits until an fsync of dir that started after the call has
@@ -691,15 +692,6 @@ func (s *Site) groupSync(dir string, fsync func() error) error {
 		sy.cond.Broadcast()
 	}
 	return sy.err
-}
-
-func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Get implements site.Site.
