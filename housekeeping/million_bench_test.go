@@ -44,6 +44,21 @@ type peak struct {
 	done            sync.WaitGroup
 }
 
+// heapProfAt, if set (EMBASSY_MILLION_HEAPPROF), is a path prefix for the
+// heap profiles a phase writes while it runs: prefix+".peak.heap" each time
+// the live heap reaches a new peak (at most once a second, and only past
+// 1 MiB above the last one written), as the last collection marked it, so
+// that what a phase holds at its largest can be diffed between two sizes
+// (docs/design.md, "The live heap's growth (issue 15, twelfth pass)").
+// EMBASSY_MILLION_MEMPROFRATE sets runtime.MemProfileRate (bytes between
+// samples; Go's default 512 KiB) for a finer profile.
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+}
+
 func rss() int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
@@ -60,7 +75,7 @@ func rss() int64 {
 	return 0
 }
 
-func watch() *peak {
+func watch(profAt string) *peak {
 	// Two collections: the first moves pooled buffers of the last phase to
 	// the pools' victim caches, the second frees them, so that what a phase
 	// is charged with is its own.
@@ -72,6 +87,8 @@ func watch() *peak {
 		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
+		var written int64
+		var writtenAt time.Time
 		for {
 			runtime.ReadMemStats(&ms)
 			if h := int64(ms.HeapInuse); h > p.heap.Load() {
@@ -80,6 +97,10 @@ func watch() *peak {
 			metrics.Read(live)
 			if l := int64(live[0].Value.Uint64()); l > p.live.Load() {
 				p.live.Store(l)
+				if profAt != "" && l > written+1<<20 && time.Since(writtenAt) > time.Second {
+					writeHeapProfile(profAt + ".peak.heap")
+					written, writtenAt = l, time.Now()
+				}
 			}
 			if r := rss(); r > p.rss.Load() {
 				p.rss.Store(r)
@@ -115,6 +136,9 @@ func (p *peak) end() (heap, live, rss int64) {
 //	OBJECTS=100000 bench/million.sh        # quicker
 func BenchmarkMillion(b *testing.B) {
 	count, size := *millionCount, *millionSize
+	if r, err := strconv.Atoi(os.Getenv("EMBASSY_MILLION_MEMPROFRATE")); err == nil && r > 0 {
+		runtime.MemProfileRate = r
+	}
 	for b.Loop() {
 		root := benchutil.Root(b)
 		keys, ix := benchKeysIndex(b, root)
@@ -147,17 +171,18 @@ func BenchmarkMillion(b *testing.B) {
 			if name != "put" && !slices.Contains(strings.Split(*millionPhases, ","), name) {
 				return
 			}
-			p := watch()
+			profAt := ""
+			if d := os.Getenv("EMBASSY_MILLION_HEAPPROF"); d != "" {
+				profAt = filepath.Join(d, name)
+			}
+			p := watch(profAt)
 			t0 := time.Now()
 			n := fn()
 			secs := time.Since(t0).Seconds()
-			if d := os.Getenv("EMBASSY_MILLION_HEAPPROF"); d != "" {
+			if profAt != "" {
 				// What the phase leaves live: a heap profile per phase.
 				runtime.GC()
-				if f, err := os.Create(filepath.Join(d, name+".heap")); err == nil {
-					pprof.WriteHeapProfile(f)
-					f.Close()
-				}
+				writeHeapProfile(profAt + ".heap")
 			}
 			h, l, r := p.end()
 			rows = append(rows, row{name, n, unit, secs, h, l, r, bounded})

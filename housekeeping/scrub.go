@@ -80,8 +80,15 @@ type ScrubReport struct {
 	Repaired      int      `json:"repaired"`
 	BytesRepaired int64    `json:"bytes_repaired"` // shard bytes written
 	ShardsMoved   int      `json:"shards_moved"`
-	Unrepairable  []string `json:"unrepairable"`
-	Errors        []string `json:"errors"`
+	// Unrepairable lists the versions a repairing scrub could not
+	// repair, with why, and Errors what else went wrong, the first
+	// scrubListed of each; UnrepairableNotListed and ErrorsNotListed
+	// count the others (a site that fails every write fails one repair
+	// for each version it holds).
+	Unrepairable          []string `json:"unrepairable"`
+	UnrepairableNotListed int      `json:"unrepairable_not_listed"`
+	Errors                []string `json:"errors"`
+	ErrorsNotListed       int      `json:"errors_not_listed"`
 	// RemainingAtRisk counts versions still degraded or lost at the end.
 	RemainingAtRisk int `json:"remaining_at_risk"`
 	// Collection reports garbage collection (a repairing scrub over every
@@ -206,7 +213,7 @@ func (k *Keeper) scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 	if o.Repair && o.Grace >= 0 && len(o.Vaults) == 0 && len(o.Lost) == 0 {
 		c, err := k.collect(ctx, CollectOptions{Grace: o.Grace})
 		if err != nil {
-			rep.Errors = append(rep.Errors, err.Error())
+			rep.add(ScrubReport{Errors: []string{err.Error()}})
 		}
 		rep.Collection = &c
 	}
@@ -214,6 +221,21 @@ func (k *Keeper) scrub(ctx context.Context, o ScrubOptions) (ScrubReport, error)
 	k.e.Events.AtRisk.Store(int64(rep.RemainingAtRisk))
 	k.e.Events.BytesRepaired.Add(rep.BytesRepaired)
 	return rep, nil
+}
+
+// scrubListed bounds ScrubReport.Unrepairable and Errors (a variable for
+// tests).
+var scrubListed = MaxListed
+
+// Unrepairables counts the versions a scrub could not repair, listed or
+// not.
+func (r ScrubReport) Unrepairables() int { return len(r.Unrepairable) + r.UnrepairableNotListed }
+
+// listCapped appends more to list up to scrubListed entries and returns
+// the list and how many of more did not fit.
+func listCapped(list, more []string) ([]string, int) {
+	n := min(len(more), max(scrubListed-len(list), 0))
+	return append(list, more[:n]...), len(more) - n
 }
 
 func (r *ScrubReport) add(o ScrubReport) {
@@ -238,8 +260,11 @@ func (r *ScrubReport) add(o ScrubReport) {
 	r.BytesRepaired += o.BytesRepaired
 	r.ShardsMoved += o.ShardsMoved
 	r.RemainingAtRisk += o.RemainingAtRisk
-	r.Unrepairable = append(r.Unrepairable, o.Unrepairable...)
-	r.Errors = append(r.Errors, o.Errors...)
+	var left int
+	r.Unrepairable, left = listCapped(r.Unrepairable, o.Unrepairable)
+	r.UnrepairableNotListed += left + o.UnrepairableNotListed
+	r.Errors, left = listCapped(r.Errors, o.Errors)
+	r.ErrorsNotListed += left + o.ErrorsNotListed
 }
 
 // copyState is what scrub found of one site's copy of a manifest.

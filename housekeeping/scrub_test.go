@@ -360,3 +360,54 @@ func TestCollectionNeedsEvidence(t *testing.T) {
 		t.Fatal("in-flight upload damaged by garbage collection")
 	}
 }
+
+// TestScrubListsBounded: a scrub lists at most scrubListed versions it
+// could not repair and scrubListed errors, and counts the others: a site
+// that fails every write fails one repair for each version it holds.
+func TestScrubListsBounded(t *testing.T) {
+	defer func(n int) { scrubListed = n }(scrubListed)
+	scrubListed = 3
+	n := newTestNode(t)
+	ctx := t.Context()
+	var versions int
+	for i := range 3 {
+		versions += len(n.fillSizes(fmt.Sprint("b", i)))
+	}
+	// Unrepairable: with the home jurisdiction gone, no version can keep
+	// its policy.
+	for _, d := range topology {
+		if d.Jurisdiction == "EST" {
+			n.faults[d.ID].Set(fault.Config{Down: true})
+		}
+	}
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Unrepairable) != 3 || rep.Unrepairables() != versions || rep.UnrepairableNotListed != versions-3 {
+		t.Fatalf("%d versions: %d unrepairable listed, %d not: %+v", versions, len(rep.Unrepairable), rep.UnrepairableNotListed, rep)
+	}
+	for _, d := range topology {
+		n.faults[d.ID].Set(fault.Config{})
+	}
+	// Errors: every manifest copy on lux-1 gone, and lux-1 failing every
+	// write.
+	m := filepath.Join(n.dirs["lux-1"], "m")
+	if err := os.RemoveAll(m); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(m, 0o700)
+	n.faults["lux-1"].Set(fault.Config{PutErr: errors.New("read-only")})
+	rep, err = n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) != 3 || rep.ErrorsNotListed == 0 || rep.Unrepairables()+len(rep.Errors)+rep.ErrorsNotListed != versions {
+		t.Fatalf("%d versions: %d errors listed, %d not, %d unrepairable: %+v", versions, len(rep.Errors), rep.ErrorsNotListed, rep.Unrepairables(), rep)
+	}
+	for _, e := range append(rep.Errors, rep.Unrepairable...) {
+		if !strings.Contains(e, "read-only") {
+			t.Fatalf("error %q", e)
+		}
+	}
+}

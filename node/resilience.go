@@ -105,7 +105,7 @@ func (n *Node) drain(ctx context.Context, ids []string, progress func(housekeepi
 			rep.Remaining[id] = n.blobsOn(ctx, id)
 			left = left || rep.Remaining[id] > 0
 		}
-		if !left || pass == maxDrainPasses || len(rep.Scrub.Unrepairable) > 0 {
+		if !left || pass == maxDrainPasses || rep.Scrub.Unrepairables() > 0 {
 			return rep, nil
 		}
 	}
@@ -245,6 +245,6 @@ func (n *Node) runScrubs(ctx context.Context) {
 			continue
 		}
 		n.Log.Info("background scrub done", "job", j.ID, "versions", rep.Versions, "at_risk", rep.AtRisk, "repaired", rep.Repaired,
-			"unrepairable", len(rep.Unrepairable), "bytes_repaired", rep.BytesRepaired)
+			"unrepairable", rep.Unrepairables(), "bytes_repaired", rep.BytesRepaired)
 	}
 }

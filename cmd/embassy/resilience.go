@@ -33,6 +33,9 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 	for _, u := range r.Unrepairable {
 		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: %s\n", safeText(u))
 	}
+	if r.UnrepairableNotListed > 0 {
+		fmt.Fprintf(a.stdout, "  UNREPAIRABLE: … and %d more\n", r.UnrepairableNotListed)
+	}
 	if c := r.Collection; c != nil {
 		if c.Refused != "" {
 			fmt.Fprintf(a.stdout, "  garbage collection REFUSED: %s\n", c.Refused)
@@ -58,6 +61,9 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 	for _, e := range r.Errors {
 		fmt.Fprintf(a.stdout, "  error: %s\n", safeText(e))
 	}
+	if r.ErrorsNotListed > 0 {
+		fmt.Fprintf(a.stdout, "  error: … and %d more\n", r.ErrorsNotListed)
+	}
 }
 
 // scrubFailure is the error a scrub ends with: something is lost, could
@@ -66,8 +72,8 @@ func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
 	switch {
 	case r.Lost > 0:
 		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), "bring back unreachable or unmounted sites, then scrub again; the versions are named above")
-	case repair && len(r.Unrepairable) > 0:
-		return withHint(fmt.Errorf("%d versions could not be repaired", len(r.Unrepairable)), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
+	case repair && r.Unrepairables() > 0:
+		return withHint(fmt.Errorf("%d versions could not be repaired", r.Unrepairables()), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
 	case repair && r.Collection != nil && r.Collection.Refused != "":
 		return withHint(fmt.Errorf("garbage collection refused: %s", r.Collection.Refused), "run 'embassy index rebuild', then 'embassy scrub --repair' again")
 	}
@@ -247,7 +253,7 @@ func (a *app) printDrain(ids []string, rep node.DrainReport, elapsed time.Durati
 		if err := a.printJSON(rep); err != nil {
 			return err
 		}
-		if n := len(rep.Scrub.Unrepairable); n > 0 {
+		if n := rep.Scrub.Unrepairables(); n > 0 {
 			return fmt.Errorf("%d versions could not be moved", n)
 		}
 		return nil
@@ -265,7 +271,7 @@ func (a *app) printDrain(ids []string, rep node.DrainReport, elapsed time.Durati
 		fmt.Fprintf(a.stdout, "site %s: %s\n", id, state)
 	}
 	fmt.Fprintf(a.stdout, "drained in %s\n", elapsed.Round(time.Millisecond))
-	if n := len(rep.Scrub.Unrepairable); n > 0 {
+	if n := rep.Scrub.Unrepairables(); n > 0 {
 		return fmt.Errorf("%d versions could not be moved", n)
 	}
 	return nil
