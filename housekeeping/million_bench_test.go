@@ -34,6 +34,7 @@ var (
 	millionSize    = flag.Int("embassy.million-size", 4096, "object size for BenchmarkMillion")
 	millionWorkers = flag.Int("embassy.million-workers", 32, "concurrent writers for BenchmarkMillion")
 	millionPhases  = flag.String("embassy.million-phases", "list,rebuild,scrub,collect,drill", "phases of BenchmarkMillion to run after the puts, comma-separated")
+	millionReuse   = flag.String("embassy.million-reuse", "", "directory BenchmarkMillion keeps its sites, index and root key in, and takes them from when an earlier run completed its puts there (skipping the puts)")
 )
 
 // peak samples the Go heap in use and the process's resident set while a
@@ -44,12 +45,14 @@ type peak struct {
 	done            sync.WaitGroup
 }
 
-// heapProfAt, if set (EMBASSY_MILLION_HEAPPROF), is a path prefix for the
-// heap profiles a phase writes while it runs: prefix+".peak.heap" each time
-// the live heap reaches a new peak (at most once a second, and only past
-// 1 MiB above the last one written), as the last collection marked it, so
-// that what a phase holds at its largest can be diffed between two sizes
-// (docs/design.md, "The live heap's growth (issue 15, twelfth pass)").
+// With EMBASSY_MILLION_HEAPPROF set to a directory, a phase also writes
+// heap profiles while it runs: every EMBASSY_MILLION_HEAPPROF_EVERY (2s by
+// default) it collects garbage (so that the profile is current, not two
+// collections old) and, when the live heap is the largest seen in the
+// phase, writes <phase>.peak.heap, so that what a phase holds at its
+// largest can be diffed between two sizes (docs/design.md, "The live
+// heap's growth (issue 15, twelfth pass)"). The forced collections lower
+// the phase's peak heap in use; its live heap is what they measure.
 // EMBASSY_MILLION_MEMPROFRATE sets runtime.MemProfileRate (bytes between
 // samples; Go's default 512 KiB) for a finer profile.
 func writeHeapProfile(path string) {
@@ -89,6 +92,10 @@ func watch(profAt string) *peak {
 		defer t.Stop()
 		var written int64
 		var writtenAt time.Time
+		every, err := time.ParseDuration(os.Getenv("EMBASSY_MILLION_HEAPPROF_EVERY"))
+		if err != nil || every <= 0 {
+			every = 2 * time.Second
+		}
 		for {
 			runtime.ReadMemStats(&ms)
 			if h := int64(ms.HeapInuse); h > p.heap.Load() {
@@ -97,9 +104,15 @@ func watch(profAt string) *peak {
 			metrics.Read(live)
 			if l := int64(live[0].Value.Uint64()); l > p.live.Load() {
 				p.live.Store(l)
-				if profAt != "" && l > written+1<<20 && time.Since(writtenAt) > time.Second {
+			}
+			if profAt != "" && time.Since(writtenAt) > every {
+				writtenAt = time.Now()
+				runtime.GC()
+				metrics.Read(live)
+				if l := int64(live[0].Value.Uint64()); l > written {
 					writeHeapProfile(profAt + ".peak.heap")
-					written, writtenAt = l, time.Now()
+					written = l
+					fmt.Printf("%s: live heap %.2f MiB at %s\n", filepath.Base(profAt), float64(l)/(1<<20), time.Now().UTC().Format(time.TimeOnly))
 				}
 			}
 			if r := rss(); r > p.rss.Load() {
@@ -140,8 +153,15 @@ func BenchmarkMillion(b *testing.B) {
 		runtime.MemProfileRate = r
 	}
 	for b.Loop() {
-		root := benchutil.Root(b)
-		keys, ix := benchKeysIndex(b, root)
+		root, reused := millionRoot(b, count)
+		var keys *custody.Keyring
+		var ix *boltindex.Index
+		var rk custody.RootKey
+		if reused {
+			keys, ix = reuseKeysIndex(b, root)
+		} else {
+			rk, keys, ix = benchRootKeysIndex(b, root)
+		}
 		sites := dirSites(b, root)
 		e, err := vault.New(vault.Config{NodeID: "million", Keys: keys, Index: ix, Sites: sites, Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
@@ -168,7 +188,7 @@ func BenchmarkMillion(b *testing.B) {
 		}
 		var rows []row
 		phase := func(name, unit string, bounded bool, fn func() int) {
-			if name != "put" && !slices.Contains(strings.Split(*millionPhases, ","), name) {
+			if name != "put" && !slices.Contains(strings.Split(*millionPhases, ","), name) || name == "put" && reused {
 				return
 			}
 			profAt := ""
@@ -210,6 +230,11 @@ func BenchmarkMillion(b *testing.B) {
 		})
 		if b.Failed() {
 			return
+		}
+		if *millionReuse != "" && !reused {
+			if err := custody.WriteKeyFile(filepath.Join(root, "root.key"), rk); err != nil {
+				b.Fatal(err)
+			}
 		}
 		phase("list", "keys", true, func() int {
 			n := 0
@@ -345,8 +370,52 @@ func dirSites(tb testing.TB, root string) []vault.Site {
 	return sites
 }
 
+// millionRoot is where BenchmarkMillion keeps its sites and index: a
+// fresh directory, or -embassy.million-reuse, which holds those of an
+// earlier run when it holds its root key (written once the puts of count
+// objects completed there; reused is then true).
+func millionRoot(b *testing.B, count int) (root string, reused bool) {
+	d := *millionReuse
+	if d == "" {
+		return benchutil.Root(b), false
+	}
+	d = filepath.Join(d, fmt.Sprint(count))
+	if _, err := os.Stat(filepath.Join(d, "root.key")); err == nil {
+		return d, true
+	}
+	os.RemoveAll(d) // puts cut short
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	return d, false
+}
+
+// reuseKeysIndex opens the keyring and index an earlier run left in root.
+func reuseKeysIndex(tb testing.TB, root string) (*custody.Keyring, *boltindex.Index) {
+	tb.Helper()
+	rk, err := custody.ReadKeyFile(filepath.Join(root, "root.key"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := custody.NewKeyring(rk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys, ix
+}
+
 // benchKeysIndex is a fresh keyring and an index at root/index.db.
 func benchKeysIndex(tb testing.TB, root string) (*custody.Keyring, *boltindex.Index) {
+	_, keys, ix := benchRootKeysIndex(tb, root)
+	return keys, ix
+}
+
+// benchRootKeysIndex is benchKeysIndex with the root key.
+func benchRootKeysIndex(tb testing.TB, root string) (custody.RootKey, *custody.Keyring, *boltindex.Index) {
 	tb.Helper()
 	rk, err := custody.GenerateRootKey()
 	if err != nil {
@@ -360,5 +429,5 @@ func benchKeysIndex(tb testing.TB, root string) (*custody.Keyring, *boltindex.In
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return keys, ix
+	return rk, keys, ix
 }
