@@ -11,6 +11,11 @@
 #   DIR=/mnt/fast bench/million.sh     # the sites on another filesystem
 #   PHASES=rebuild bench/million.sh    # only the puts and the phases named
 #                                      # (of list,rebuild,scrub,collect,drill)
+#   REUSE=/tmp/m bench/million.sh      # keep the puts' sites and index in /tmp/m/OBJECTS
+#                                      # and take them from there next time (no puts)
+#   EMBASSY_MILLION_HEAPPROF=/tmp/p bench/million.sh
+#                                      # heap profiles of each phase: at its end and at
+#                                      # its largest live heap (sampled every 2s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OBJECTS="${OBJECTS:-1000000}"
@@ -18,5 +23,6 @@ SIZE="${SIZE:-4096}"
 args=(-embassy.million="$OBJECTS" -embassy.million-size="$SIZE")
 if [ -n "${DIR:-}" ]; then args+=(-embassy.dir="$DIR"); fi
 if [ -n "${PHASES:-}" ]; then args+=(-embassy.million-phases="$PHASES"); fi
+if [ -n "${REUSE:-}" ]; then args+=(-embassy.million-reuse="$REUSE"); fi
 go test -run '^$' -bench 'Million' -benchtime 1x -timeout 24h ./housekeeping/ -args "${args[@]}" |
 	grep -E '^(put|list|rebuild|scrub|collect|drill|index:|Benchmark|--- FAIL|    )'
