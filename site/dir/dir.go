@@ -904,6 +904,76 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// listBatch is how many entries of a directory List reads at a time.
+// It never reads a whole directory: a site's manifest directories hold a
+// 256th of its versions each (3,906 at a million), and reading one whole
+// (as filepath.WalkDir does, to sort it) held all its entries, about 120
+// bytes each, on every site listed at once (docs/design.md, "The live
+// heap's growth with the index (issue 15, twelfth pass)"). Blobs come in
+// the directory's order: site.Site promises none.
+const listBatch = 256
+
+// listDir calls fn for the blobs under the directory dir (rel, relative
+// to the root, "." for the root) whose names start with prefix, reading
+// listBatch entries at a time and descending into subdirectories that
+// can hold such names. A directory that vanished meanwhile holds none.
+func (s *Site) listDir(ctx context.Context, dir, rel, prefix string, fn func(site.Info) error) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
+		return err // a blob where the prefix names a directory: no blob under it
+	}
+	for {
+		ents, err := f.ReadDir(listBatch)
+		for _, d := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name := d.Name()
+			if rel != "." {
+				name = rel + "/" + name
+			}
+			if d.IsDir() {
+				if name == tmpDir || !strings.HasPrefix(name+"/", prefix) && !strings.HasPrefix(prefix, name+"/") {
+					continue
+				}
+				if err := s.listDir(ctx, filepath.Join(dir, d.Name()), name, prefix, fn); err != nil {
+					return err
+				}
+				continue
+			}
+			if !strings.HasPrefix(name, prefix) || d.Type()&fs.ModeSymlink != 0 {
+				continue // a symlink is not the node's: never a blob (see ErrSymlink)
+			}
+			fi, err := d.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return err
+			}
+			if err := fn(site.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime()}); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || len(ents) == 0 && err == nil {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
 // List implements site.Site.
 func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error) error {
 	if err := s.ready(prefix); err != nil {
@@ -921,42 +991,8 @@ func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error
 		}
 		start = d
 	}
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(s.root, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel == tmpDir {
-				return filepath.SkipDir
-			}
-			if rel != "." && !strings.HasPrefix(rel+"/", prefix) && !strings.HasPrefix(prefix, rel+"/") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasPrefix(rel, prefix) {
-			return nil
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			return nil // not the node's: never a blob (see ErrSymlink)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		return fn(site.Info{Name: rel, Size: fi.Size(), Modified: fi.ModTime()})
-	})
+	rel, _ := filepath.Rel(s.root, start)
+	err := s.listDir(ctx, start, filepath.ToSlash(rel), prefix, fn)
 	if err != nil {
 		return fmt.Errorf("dir site: list %q: %w", prefix, err)
 	}
