@@ -918,6 +918,14 @@ const listBatch = 256
 // listBatch entries at a time and descending into subdirectories that
 // can hold such names. A directory that vanished meanwhile holds none.
 func (s *Site) listDir(ctx context.Context, dir, rel, prefix string, fn func(site.Info) error) error {
+	// As filepath.WalkDir did: a symlink is not descended into, nor is a
+	// blob where the prefix names a directory.
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -926,9 +934,6 @@ func (s *Site) listDir(ctx context.Context, dir, rel, prefix string, fn func(sit
 		return err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
-		return err // a blob where the prefix names a directory: no blob under it
-	}
 	for {
 		ents, err := f.ReadDir(listBatch)
 		for _, d := range ents {
