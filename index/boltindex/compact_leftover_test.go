@@ -75,7 +75,9 @@ func leftoverCases() []leftoverCase {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { f.Close() })
-		}, false, fmt.Sprintf("is in use by process %d (", os.Getpid())},
+			// (The holder is named from /proc/locks when it can be read
+			// there; a busy machine's lock churn can hide the line.)
+		}, false, "is in use by "},
 	}
 }
 
