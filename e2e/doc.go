@@ -12,4 +12,8 @@
 // under CI (the CI environment variable set), where a missing client is a
 // failure: .ci/run installs them all from Debian packages (awscli, rclone,
 // restic, python3-boto3). `go test -short` skips the package.
+//
+// TestPutFiveGiB, a 5 GiB single PUT and GET with the server's peak RSS
+// asserted bounded, runs only with EMBASSY_E2E_5GIB=1: it needs about
+// 7.6 GiB of disk under TMPDIR and minutes of both cores.
 package e2e

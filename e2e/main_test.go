@@ -75,6 +75,7 @@ type server struct {
 	secretKey string
 	dataDir   string
 	logPath   string
+	pid       int // the embassy serve process
 }
 
 // startServer starts a development node with debug logging on a free
@@ -135,6 +136,7 @@ func startServerWith(t *testing.T, setup func(dataDir string)) *server {
 		t.Fatalf("start embassy serve: %v", err)
 	}
 	logf.Close()
+	s.pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	var waitErr error
 	go func() {

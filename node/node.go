@@ -386,6 +386,11 @@ func (n *Node) start(root custody.RootKey) (err error) {
 	if err != nil {
 		return err
 	}
+	if removed, kept := n.Index.Leftover(); removed != "" {
+		n.Log.Warn("removed the temporary copy an interrupted 'embassy index compact' left beside the index", "path", removed)
+	} else if kept != nil {
+		n.Log.Warn("a file beside the index has the name of a compaction's temporary copy but may be something else, so it was left: move it away", "err", kept)
+	}
 	if err := n.rebuildEngine(); err != nil {
 		n.closeAudit()
 		n.Index.Close()

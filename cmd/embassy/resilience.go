@@ -71,7 +71,14 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
 	switch {
 	case r.Lost > 0:
-		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), "bring back unreachable or unmounted sites, then scrub again; the versions are named above")
+		hint := "bring back unreachable or unmounted sites, then scrub again; the versions are named above"
+		// Collection's refusal of a stale index (housekeeping's
+		// checkFresh): a version deleted since the index was current is
+		// still in it, and its blobs are gone.
+		if repair && r.Collection != nil && strings.HasPrefix(r.Collection.Refused, "the index is older than the sites") {
+			hint = "the index is older than the sites (restored from a backup?), so versions deleted since it was current are listed as lost: run 'embassy index rebuild', then scrub again; the versions are named above"
+		}
+		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), hint)
 	case repair && r.Unrepairables() > 0:
 		return withHint(fmt.Errorf("%d versions could not be repaired", r.Unrepairables()), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
 	case repair && r.Collection != nil && r.Collection.Refused != "":

@@ -59,6 +59,9 @@ type Index struct {
 	done   chan struct{}
 	closed sync.Once
 	fresh  bool
+	// What Open did with a compaction's leftover (Leftover).
+	leftover    string
+	leftoverErr error
 	// wmu guards writes against Close: a write after Close fails
 	// (the audit log's drain may outlive the index).
 	wmu      sync.RWMutex
@@ -81,6 +84,12 @@ func (ix *Index) CommitStats() index.CommitStats {
 	}
 }
 
+// Leftover reports what Open found beside the index under the name of a
+// compaction's temporary copy: removed is its path if Open removed it (a
+// copy an interrupted compaction left); kept says why a file there was
+// left alone (nil if none was).
+func (ix *Index) Leftover() (removed string, kept error) { return ix.leftover, ix.leftoverErr }
+
 // Fresh reports whether Open created the file: a new index is empty
 // whatever the sites hold, and should be rebuilt from them.
 func (ix *Index) Fresh() bool { return ix.fresh }
@@ -100,9 +109,24 @@ var ErrFormat = errors.New("index file format not supported")
 
 // Open opens or creates the index file at path. Only one process may hold
 // it open.
+//
+// A temporary copy an interrupted compaction left beside the index
+// (CompactTemp) is removed if it can be nothing else (removeLeftover), and
+// otherwise left and reported: Leftover says which. With no index at path
+// and something under that name, Open fails rather than create a new,
+// empty index beside what may be the only copy of the old one.
 func Open(path string) (*Index, error) {
+	if of, ok := compactTempOf(path); ok {
+		return nil, fmt.Errorf("open index %s: that is the name 'embassy index compact' gives its temporary copy of %s, and removes; name the index otherwise", path, of)
+	}
+	tmp := CompactTemp(path)
 	_, statErr := os.Stat(path)
 	fresh := errors.Is(statErr, os.ErrNotExist)
+	if fresh {
+		if _, err := os.Lstat(tmp); err == nil {
+			return nil, fmt.Errorf("open index %s: there is no index, but %s is there, the name of an index compaction's copy: a compaction cannot leave it without the index, so the index was moved or deleted. If the index was lost, that file may be its only copy (complete only if the compaction got past its check): move it away to start with a new index, rebuilt from the sites, or move it to %s to use it", path, tmp, path)
+		}
+	}
 	db, err := openLocked(path, openOrCreate)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -129,6 +153,13 @@ func Open(path string) (*Index, error) {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{}), fresh: fresh, fill: openFiller(path)}
+	if fi, err := os.Stat(path); err == nil {
+		if removed, err := removeLeftover(tmp, fi); removed {
+			ix.leftover = tmp
+		} else if err != nil {
+			ix.leftoverErr = fmt.Errorf("index %s: %w", path, err)
+		}
+	}
 	go ix.committer()
 	return ix, nil
 }

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,6 +58,7 @@ type CompactStats struct {
 var (
 	compactStep = func(string) error { return nil }
 	renameFile  = os.Rename
+	statfs      = unix.Statfs
 	// fileOpened is called with the path of each file openLocked has
 	// opened, before it waits for its lock.
 	fileOpened = func(string) {}
@@ -66,6 +69,9 @@ var (
 // has the index open (a running node) or the copy cannot be written (a full
 // disk: the error names the temporary file).
 func Compact(path string) (st CompactStats, err error) {
+	if of, ok := compactTempOf(path); ok {
+		return st, fmt.Errorf("compact index %s: that is the name compaction gives its temporary copy of %s; name the index otherwise", path, of)
+	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return st, fmt.Errorf("compact index: %w", err)
@@ -98,6 +104,9 @@ func Compact(path string) (st CompactStats, err error) {
 			os.Remove(tmp) // made here, and not written to the end
 		}
 		return st, fmt.Errorf("compact index %s: create %s: %w; the index is unchanged", path, tmp, err)
+	}
+	if err := compactStep("created"); err != nil {
+		return st, err
 	}
 	// The file grows as the copy is written: by 1 MiB past what it needs
 	// once it is past 1 MiB (bbolt's default, 16 MiB, would leave the
@@ -221,9 +230,17 @@ func checkFormat(db *bolt.DB) error {
 }
 
 // removeLeftover removes tmp, the temporary file of an earlier compaction
-// that did not finish, if it is there. The caller holds the index's lock,
-// so no compaction is writing it. Only a regular file, not the index
-// itself (live, a hard link of it), is removed.
+// of index that did not finish, if it is there, and reports whether it
+// did. The caller holds the index's lock, so no compaction is writing it
+// (Compact takes that lock before it creates the file and keeps it until
+// the file is renamed over the index), and the index is in place, so the
+// file is never the only copy of it: a compaction's rename is a single
+// atomic step, after which the name is gone. Only a file that can be
+// nothing else is removed: a regular file with one link (not the index,
+// not a link to it or to anything), that no process holds locked (a
+// compaction's copy is a bbolt file, locked while open; an index some
+// other node opened under this name would be too). Anything else there is
+// an error naming it, and is left alone.
 func removeLeftover(tmp string, index fs.FileInfo) (bool, error) {
 	fi, err := os.Lstat(tmp)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -232,13 +249,45 @@ func removeLeftover(tmp string, index fs.FileInfo) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !fi.Mode().IsRegular() || os.SameFile(fi, index) {
-		return false, fmt.Errorf("%s is in the way and is not a file an earlier compaction left (not a regular file, or the index itself): move it away", tmp)
+	if !fi.Mode().IsRegular() || os.SameFile(fi, index) || links(fi) != 1 {
+		return false, fmt.Errorf("%s is in the way and is not a file an earlier compaction left (not a regular file of its own: a link, or the index itself): move it away", tmp)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, fmt.Errorf("check %s, left by an earlier compaction: %w", tmp, err)
+	}
+	defer f.Close()
+	if now, err := f.Stat(); err != nil || !os.SameFile(fi, now) {
+		return false, fmt.Errorf("%s was replaced while it was checked: move it away", tmp)
+	}
+	if err := lockfile.TryLock(f); errors.Is(err, lockfile.ErrHeld) {
+		return false, fmt.Errorf("%s is in use by %s, so it is not a copy an earlier compaction left (an index opened under that name, by a node whose index path names it?): move it away", tmp, lockfile.HolderOfFile(f))
+	} else if err != nil && !errors.Is(err, lockfile.ErrUnsupported) {
+		return false, fmt.Errorf("check %s, left by an earlier compaction: %w", tmp, err)
 	}
 	if err := os.Remove(tmp); err != nil {
 		return false, fmt.Errorf("remove %s, left by an earlier compaction: %w", tmp, err)
 	}
 	return true, nil
+}
+
+// links is the number of hard links to the file fi describes (1 if not
+// known).
+func links(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
+// compactTempOf reports whether path is named as a compaction's temporary
+// copy of an index (".BASE.compact"), and of which.
+func compactTempOf(path string) (string, bool) {
+	b := filepath.Base(path)
+	if name, ok := strings.CutSuffix(strings.TrimPrefix(b, "."), ".compact"); ok && strings.HasPrefix(b, ".") && name != "" {
+		return filepath.Join(filepath.Dir(path), name), true
+	}
+	return "", false
 }
 
 // enoughSpace fails if the filesystem of tmp has less room than the pages
@@ -254,11 +303,11 @@ func enoughSpace(src *bolt.DB, tmp string) error {
 		return err
 	}
 	var fs unix.Statfs_t
-	if err := unix.Statfs(filepath.Dir(tmp), &fs); err != nil {
+	if err := statfs(filepath.Dir(tmp), &fs); err != nil {
 		return nil // not known: the writes will tell
 	}
 	if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-		return fmt.Errorf("%d bytes free in %s, and the copy needs about %d", free, filepath.Dir(tmp), need)
+		return fmt.Errorf("not enough free space for the copy %s: %d bytes free in %s, and the copy needs about %d (the pages the index uses); free %d bytes there, or compact another time", tmp, free, filepath.Dir(tmp), need, need-free)
 	}
 	return nil
 }

@@ -293,34 +293,55 @@ func TestOpenDuringCompaction(t *testing.T) {
 
 // TestCompactCrash: a compaction killed at any step leaves a complete
 // index, the old one or the new (the child process exits at the step, as
-// a crash would, running nothing after it); the next compaction removes
-// the temporary file it left. A copy that cannot be written (a file size
-// limit, as a full disk) fails naming the temporary file, which is
-// removed, and the index is as it was.
+// a crash would, running nothing after it). The temporary file it left
+// (an empty bbolt file, a complete copy, a checked one) is removed by the
+// next Open, which says so, or by the next compaction. A copy that cannot
+// be written (a file size limit, as a full disk) fails naming the
+// temporary file, which is removed, and the index is as it was.
 func TestCompactCrash(t *testing.T) {
 	if spec := os.Getenv("EMBASSY_COMPACT_CHILD"); spec != "" {
 		compactChild(spec)
 		return
 	}
-	for _, step := range []string{"copied", "checked", "renamed"} {
-		t.Run(step, func(t *testing.T) {
-			f := newCompactFixture(t)
-			out, code := runCompactChild(t, f.path+":crash:"+step)
-			if code != 3 {
-				t.Fatalf("child exited %d, want 3 (killed at %s):\n%s", code, step, out)
-			}
-			_, err := os.Lstat(CompactTemp(f.path))
-			left := err == nil
-			if left != (step != "renamed") {
-				t.Errorf("temporary file left: %v, at step %s", left, step)
-			}
-			f.check(t)
-			st, err := Compact(f.path)
-			if err != nil || st.Leftover != left {
-				t.Fatalf("the next compaction: %+v, %v", st, err)
-			}
-			f.check(t)
-		})
+	for _, step := range []string{"created", "copied", "checked", "renamed"} {
+		for _, next := range []string{"open", "compact"} {
+			t.Run(step+"/"+next, func(t *testing.T) {
+				f := newCompactFixture(t)
+				out, code := runCompactChild(t, f.path+":crash:"+step)
+				if code != 3 {
+					t.Fatalf("child exited %d, want 3 (killed at %s):\n%s", code, step, out)
+				}
+				tmp := CompactTemp(f.path)
+				_, err := os.Lstat(tmp)
+				left := err == nil
+				if left != (step != "renamed") {
+					t.Errorf("temporary file left: %v, at step %s", left, step)
+				}
+				if next == "open" {
+					ix, err := Open(f.path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					removed, kept := ix.Leftover()
+					ix.Close()
+					if kept != nil || (removed == tmp) != left || (removed != "" && removed != tmp) {
+						t.Errorf("Open after a crash at %s: removed %q, kept %v", step, removed, kept)
+					}
+					if _, err := os.Lstat(tmp); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("Open left the temporary file: %v", err)
+					}
+					left = false
+					f.check(t)
+				}
+				// (In the "compact" case the index is checked only after:
+				// an Open would remove the temporary file first.)
+				st, err := Compact(f.path)
+				if err != nil || st.Leftover != left {
+					t.Fatalf("the next compaction: %+v, %v", st, err)
+				}
+				f.check(t)
+			})
+		}
 	}
 	t.Run("full", func(t *testing.T) {
 		f := newCompactFixture(t)

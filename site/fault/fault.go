@@ -33,6 +33,11 @@ type Config struct {
 	CorruptReads bool
 	// Latency delays every operation.
 	Latency time.Duration
+	// ListErr, if set, fails every listing with this error once
+	// ListAfter entries have been passed on: a filesystem that errors on
+	// a directory, or a site that stops answering, half-way through.
+	ListErr   error
+	ListAfter int
 }
 
 // ErrInjected is the error injected for FailPutAfter.
@@ -179,10 +184,25 @@ func (s *Site) Delete(ctx context.Context, name string) error {
 
 // List implements site.Site.
 func (s *Site) List(ctx context.Context, prefix string, fn func(site.Info) error) error {
-	if _, err := s.config(ctx); err != nil {
+	c, err := s.config(ctx)
+	if err != nil {
 		return err
 	}
-	return s.inner.List(ctx, prefix, fn)
+	if c.ListErr == nil {
+		return s.inner.List(ctx, prefix, fn)
+	}
+	n := 0
+	err = s.inner.List(ctx, prefix, func(i site.Info) error {
+		if n >= c.ListAfter {
+			return c.ListErr
+		}
+		n++
+		return fn(i)
+	})
+	if err == nil && n >= c.ListAfter {
+		err = c.ListErr
+	}
+	return err
 }
 
 type byteReader struct {
