@@ -67,9 +67,6 @@ type Index struct {
 	wmu      sync.RWMutex
 	isClosed bool
 
-	// fill writes the file's tail before commits need it (fill.go).
-	fill *filler
-
 	// What the committer did (CommitStats).
 	nWrites, nBatches, waitNs, busyNs atomic.Uint64
 }
@@ -152,7 +149,7 @@ func Open(path string) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{}), fresh: fresh, fill: openFiller(path)}
+	ix := &Index{db: db, path: path, writes: make(chan *write, 1024), done: make(chan struct{}), fresh: fresh}
 	if fi, err := os.Stat(path); err == nil {
 		if removed, err := removeLeftover(tmp, fi); removed {
 			ix.leftover = tmp
@@ -194,7 +191,6 @@ func (ix *Index) Close() error {
 		close(ix.writes)
 		ix.wmu.Unlock()
 		<-ix.done
-		ix.fill.close()
 		err = ix.db.Close()
 	})
 	return err
@@ -219,7 +215,6 @@ func (ix *Index) committer() {
 		}
 		start := time.Now()
 		err := ix.db.Update(func(tx *bolt.Tx) error {
-			ix.fill.fill(tx)
 			for _, w := range batch {
 				if err := w.fn(tx); err != nil {
 					return err
