@@ -602,21 +602,7 @@ func TestCollectSpillSpaceFails(t *testing.T) {
 	want := n.fillSizes("d/")
 	// Streamed puts that died after their shards, before their manifests.
 	const dead = 8
-	for range dead {
-		rec := evidence.Record{Kind: evidence.Intent, Version: manifest.NewID()}
-		blob := manifest.NewID()
-		for i, d := range topology {
-			name := manifest.ShardBlobName(blob, i)
-			s, _ := n.e.Site(d.ID)
-			if err := s.Store.Put(ctx, name, bytes.NewReader([]byte("shard")), 5); err != nil {
-				t.Fatal(err)
-			}
-			rec.Blobs = append(rec.Blobs, evidence.Blob{Name: name, Site: d.ID})
-		}
-		if err := n.e.Journal().Append(ctx, nil, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n.deadWrites(dead)
 	before := n.blobCount()
 	dir := RebuildTempDir(n.root)
 	n.k.WithRebuildDir(dir)

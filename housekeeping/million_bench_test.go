@@ -397,14 +397,7 @@ func reuseKeysIndex(tb testing.TB, root string) (*custody.Keyring, *boltindex.In
 	if err != nil {
 		tb.Fatal(err)
 	}
-	keys, err := custody.NewKeyring(rk)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	keys, ix := keysIndex(tb, root, rk)
 	return keys, ix
 }
 
@@ -421,6 +414,13 @@ func benchRootKeysIndex(tb testing.TB, root string) (custody.RootKey, *custody.K
 	if err != nil {
 		tb.Fatal(err)
 	}
+	keys, ix := keysIndex(tb, root, rk)
+	return rk, keys, ix
+}
+
+// keysIndex is the keyring of rk and the index at root/index.db.
+func keysIndex(tb testing.TB, root string, rk custody.RootKey) (*custody.Keyring, *boltindex.Index) {
+	tb.Helper()
 	keys, err := custody.NewKeyring(rk)
 	if err != nil {
 		tb.Fatal(err)
@@ -429,5 +429,5 @@ func benchRootKeysIndex(tb testing.TB, root string) (custody.RootKey, *custody.K
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return rk, keys, ix
+	return keys, ix
 }
