@@ -198,7 +198,7 @@ func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Rea
 func (r *Reader) Info() ObjectInfo { return r.info }
 
 // SetRange narrows the reader to length bytes from off (length < 0: to the
-// end) before the first Read.
+// end) before the first Read or Preload.
 func (r *Reader) SetRange(off, length int64) error {
 	size := r.m.Size
 	if off < 0 || off > size || (off == size && length > 0) {
@@ -241,6 +241,21 @@ func (r *Reader) Read(p []byte) (int, error) {
 	r.cur = r.cur[n:]
 	r.pos += int64(n)
 	return n, nil
+}
+
+// Preload reads the stripe holding the first byte of the range, if the
+// range is not empty, and keeps it for Read or WriteTo (it is not read
+// again). Call it after SetRange, when an error must be known before
+// anything is committed to the client: the S3 GET calls it before writing
+// its status line, so that an object whose first stripe cannot be read is
+// answered with an error, not with 200 and a cut connection.
+func (r *Reader) Preload() error {
+	for len(r.cur) == 0 && r.pos < r.end {
+		if err := r.load(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteTo implements io.WriterTo, avoiding a copy per stripe.
