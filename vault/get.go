@@ -172,10 +172,17 @@ type Reader struct {
 	// keys, if set, are the parts' data keys (a shared version read by an
 	// ally: ReadShared), in part order.
 	keys []seal.DataKey
-	// followed is set once the read went on to a newer revision of its
-	// version (movedTo).
-	followed bool
+	// follows counts the newer revisions of its version the read went
+	// on to (movedTo), at most maxFollows.
+	follows int
 }
+
+// maxFollows bounds how many relocations one read follows (movedTo): a
+// read racing a drain and then a repair of the same version follows two;
+// each goes to a strictly newer revision, so a read cannot loop, and a
+// version moved more often than this under one read is left to the
+// client's retry.
+const maxFollows = 3
 
 // Get opens a version for reading. The caller must Close the reader.
 func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Reader, error) {
@@ -329,14 +336,14 @@ func (r *Reader) load() error {
 
 // movedTo returns the newer revision of the version r reads when err says
 // its shards could not be read and the index now holds one with the same
-// parts, once per read; nil otherwise. Only plain reads follow a move:
-// a drill, a repair and an ally's read (its own keys) see what they asked
-// for.
+// parts, up to maxFollows times per read; nil otherwise. Only plain reads
+// follow a move: a drill, a repair and an ally's read (its own keys) see
+// what they asked for.
 func (r *Reader) movedTo(err error) *manifest.Manifest {
-	if r.followed || !errors.Is(err, ErrUnreadable) || r.exclude != nil || r.skip != nil || r.readAll || r.keys != nil {
+	if r.follows >= maxFollows || !errors.Is(err, ErrUnreadable) || r.exclude != nil || r.skip != nil || r.readAll || r.keys != nil {
 		return nil
 	}
-	r.followed = true
+	r.follows++
 	m, _, rerr := r.e.resolve(r.ctx, r.m.Vault, r.m.Key, r.m.Version)
 	if rerr != nil || m.Revision <= r.m.Revision || m.Size != r.m.Size || len(m.Parts) != len(r.m.Parts) {
 		return nil
