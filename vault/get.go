@@ -516,12 +516,6 @@ func (pr *partReader) start(i int, from int64) {
 		var off int64
 		var length int64
 		if pr.part.Inline {
-			rank := 0
-			for j := range i {
-				if pr.part.Sites[j] == sid {
-					rank++
-				}
-			}
 			// The blob holds this site's copy of the envelope, whose
 			// length may differ from the index's (a later revision):
 			// read it all and find the blocks after its own envelope.
@@ -534,8 +528,12 @@ func (pr *partReader) start(i int, from int64) {
 		}
 		var rc io.ReadCloser
 		var err error
+		var tail []byte // an inline blob's blocks
 		if off < 0 {
-			rc, err = inlineBlocks(pr.ctx, s.Store, name, i, pr.part, g)
+			var at int
+			if tail, at, err = inlineTail(pr.ctx, s.Store, name, i, pr.part, g); err == nil {
+				rc = io.NopCloser(bytes.NewReader(tail[at:]))
+			}
 		} else {
 			rc, err = s.Store.Get(pr.ctx, name, off, length)
 		}
@@ -557,6 +555,9 @@ func (pr *partReader) start(i int, from int64) {
 				return
 			}
 			data, err := g.sum.VerifyIn(blockID(pr.part, j, i), b)
+			if err != nil && tail != nil {
+				data, err = movedInlineBlock(tail, b, g.sum, blockID(pr.part, j, i), err)
+			}
 			if err != nil {
 				putBlock(buf)
 				if !send(block{stripe: j, err: err}) {
@@ -781,18 +782,29 @@ func (pr *partReader) close() {
 // inlineBlocks returns a reader positioned at shard i's block in an inline
 // manifest blob.
 func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (io.ReadCloser, error) {
-	rc, err := s.Get(ctx, name, 0, -1)
+	tail, at, err := inlineTail(ctx, s, name, i, part, g)
 	if err != nil {
 		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(tail[at:])), nil
+}
+
+// inlineTail reads an inline manifest blob and returns the shard blocks
+// after its envelope, and where in them shard i's block is: the site's
+// blocks stand in shard order.
+func inlineTail(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (tail []byte, at int, err error) {
+	rc, err := s.Get(ctx, name, 0, -1)
+	if err != nil {
+		return nil, 0, err
 	}
 	blob, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(len(part.Sites))*int64(g.blockSize(0))))
 	rc.Close()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	envLen, err := manifest.EnvelopeLen(blob)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rank := 0
 	for j := range i {
@@ -800,9 +812,29 @@ func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part man
 			rank++
 		}
 	}
-	start := envLen + rank*g.blockSize(0)
-	if start > len(blob) {
-		return nil, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), start, erasure.ErrChecksum)
+	tail, at = blob[envLen:], rank*g.blockSize(0)
+	if at > len(tail) {
+		return nil, 0, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), envLen+at, erasure.ErrChecksum)
 	}
-	return io.NopCloser(bytes.NewReader(blob[start:])), nil
+	return tail, at, nil
+}
+
+// movedInlineBlock looks for block id among the blocks of an inline blob's
+// tail when it is not at its place (its checksum failed there with
+// first), verifying each in b as the read does: a relocation rewrites every
+// copy of the blob in the new revision's layout before the index commits
+// that revision, so a read of the old revision in between finds its block
+// at another place where the site gained a shard of a lower index. The
+// checksum covers the block's identity (part, stripe, shard), so a block
+// that verifies is the one sought, and the stripe's authentication follows.
+// It returns first when no block verifies.
+func movedInlineBlock(tail, b []byte, sum erasure.Checksum, id erasure.BlockID, first error) ([]byte, error) {
+	size := len(b) - erasure.HeadRoom
+	for off := 0; off+size <= len(tail); off += size {
+		copy(b[erasure.HeadRoom:], tail[off:off+size])
+		if data, err := sum.VerifyIn(id, b); err == nil {
+			return data, nil
+		}
+	}
+	return nil, first
 }
