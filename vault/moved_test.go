@@ -164,7 +164,8 @@ func TestReadFollowsTwoRelocations(t *testing.T) {
 // shards, and no newer revision to follow yet). Here the move is done and
 // the read may not follow it, which leaves it what it meets in that
 // window: a site that gained a shard of a lower index holds its own at
-// another place.
+// another place. A scrub of the old revision in that window finds them
+// too.
 func TestInlineReadAcrossARelocation(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
@@ -188,6 +189,13 @@ func TestInlineReadAcrossARelocation(t *testing.T) {
 	next[0], next[1] = p.Sites[5], p.Sites[4]
 	if _, err := n.e.Relocate(ctx, m, Relocation{Sites: [][]string{next}}); err != nil {
 		t.Fatal(err)
+	}
+	// A scrub of the old revision finds the blocks of the sites that
+	// gained one intact.
+	for _, i := range []int{4, 5} {
+		if _, err := n.e.VerifyShard(ctx, m, p, i, nil); err != nil {
+			t.Errorf("scrub of shard %d of the old revision: %v", i, err)
+		}
 	}
 	r.follows = maxFollows // as before the index holds the new revision
 	got, err := io.ReadAll(r)
