@@ -48,7 +48,7 @@ func TestRestoredIndexBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Collection == nil || rep.Collection.Ran || !strings.Contains(rep.Collection.Refused, "index is older than the sites") || !strings.Contains(rep.Collection.Refused, "index rebuild") {
+	if rep.Collection == nil || rep.Collection.Ran || !strings.Contains(rep.Collection.Refused, "index is older than the sites") || !strings.Contains(rep.Collection.Refused, "index rebuild") || rep.Collection.Reason != RefusedIndexBehind {
 		t.Fatalf("collection on a restored index: %+v", rep.Collection)
 	}
 	if got := n.blobCount(); got != blobs {
@@ -116,7 +116,7 @@ func TestRecoverWithSitesUnmounted(t *testing.T) {
 	}
 	// The index was rebuilt without every site: collection refuses until
 	// a rebuild sees them all.
-	if c := rep.Collection; c == nil || c.Ran || !strings.Contains(c.Refused, "could not be listed") {
+	if c := rep.Collection; c == nil || c.Ran || !strings.Contains(c.Refused, "could not be listed") || c.Reason != RefusedIndexStale {
 		t.Fatalf("collection after a rebuild with sites unmounted: %+v", c)
 	}
 	for id, m := range moved {

@@ -68,8 +68,10 @@ type CollectOptions struct {
 // Collection reports what garbage collection found and did.
 type Collection struct {
 	Ran bool `json:"ran"`
-	// Refused says why collection did not run.
-	Refused string `json:"refused,omitempty"`
+	// Refused says why collection did not run, for a person; Reason says
+	// it for programs (and the CLI's hints).
+	Refused string        `json:"refused,omitempty"`
+	Reason  RefusalReason `json:"refused_reason,omitempty"`
 	// Removed counts blobs removed, each covered by a record.
 	Removed int `json:"removed"`
 	// Abandoned counts writes found abandoned (an intent older than the
@@ -99,6 +101,25 @@ type Collection struct {
 	Errors          []string `json:"errors"`
 	ErrorsNotListed int      `json:"errors_not_listed"`
 }
+
+// RefusalReason says why garbage collection refused to run (Collection's
+// Reason), in a form that does not change with the wording of Refused.
+type RefusalReason string
+
+const (
+	// RefusedIndexBehind: the index is older than the sites (restored from
+	// a backup, or copied from another machine): it may hold versions
+	// deleted since it was current, which a scrub then lists as lost. Run
+	// 'embassy index rebuild'.
+	RefusedIndexBehind RefusalReason = "index_behind_sites"
+	// RefusedIndexStale: the index is marked stale for another reason (it
+	// was rebuilt while sites could not be listed). Run 'embassy index
+	// rebuild' once every site answers.
+	RefusedIndexStale RefusalReason = "index_stale"
+	// RefusedIndexWithoutLookup: the index cannot find a version by its
+	// id alone, which collection needs.
+	RefusedIndexWithoutLookup RefusalReason = "index_without_lookup"
+)
 
 // collectErrorsListed bounds Collection.Errors (a variable for tests).
 var collectErrorsListed = MaxListed
@@ -175,18 +196,19 @@ func (k *Keeper) readRecords(ctx context.Context, ev *records, revision func(id 
 	return readLegacy(ctx, ev, sites, k.e.Keys(), k.e.NodeID(), k.log)
 }
 
-// checkFresh returns why the index is older than the sites, or "".
-func (k *Keeper) checkFresh(ctx context.Context) (string, error) {
+// checkFresh returns why the index is stale (older than the sites, or
+// rebuilt without all of them) and the kind of it, or "".
+func (k *Keeper) checkFresh(ctx context.Context) (index.StaleKind, string, error) {
 	gi, ok := k.ix.(vault.GenerationIndex)
 	if !ok {
-		return "", nil
+		return "", "", nil
 	}
-	if why, err := gi.Stale(ctx); err != nil || why != "" {
-		return why, err
+	if kind, why, err := gi.Stale(ctx); err != nil || why != "" {
+		return kind, why, err
 	}
 	ix, err := gi.Generations(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	stores := map[string]site.Site{}
 	for _, sid := range k.e.SiteIDs() {
@@ -196,12 +218,12 @@ func (k *Keeper) checkFresh(ctx context.Context) (string, error) {
 	onSites, where := evidenceGenerations(ctx, stores, k)
 	if behind := vault.Behind(ix, onSites, where); behind != "" {
 		why := "the index is older than the sites (" + behind + ")"
-		if err := gi.MarkStale(ctx, why); err != nil {
-			return why, err
+		if err := gi.MarkStale(ctx, index.StaleBehind, why); err != nil {
+			return index.StaleBehind, why, err
 		}
-		return why, nil
+		return index.StaleBehind, why, nil
 	}
-	return "", nil
+	return "", "", nil
 }
 
 func evidenceGenerations(ctx context.Context, stores map[string]site.Site, k *Keeper) (map[string]uint64, map[string]string) {
@@ -224,15 +246,19 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	}
 	lk, ok := k.ix.(lookupIndex)
 	if !ok {
-		c.Refused = "the index cannot find versions by id"
+		c.Refused, c.Reason = "the index cannot find versions by id", RefusedIndexWithoutLookup
 		return c, nil
 	}
-	why, err := k.checkFresh(ctx)
+	kind, why, err := k.checkFresh(ctx)
 	if err != nil {
 		return c, err
 	}
 	if why != "" {
 		c.Refused = why + "; run 'embassy index rebuild' first"
+		c.Reason = RefusedIndexStale
+		if kind == index.StaleBehind {
+			c.Reason = RefusedIndexBehind
+		}
 		return c, nil
 	}
 	unreachable := k.e.Unreachable(ctx)

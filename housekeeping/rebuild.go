@@ -274,7 +274,7 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 			// What the unlisted sites hold is not in the index: it is not
 			// a complete picture until a rebuild sees every site.
 			why := fmt.Sprintf("the index was rebuilt while %d site(s) could not be listed (%s); rebuild it again once every site answers", len(st.SiteErrors), strings.Join(st.SiteErrors, "; "))
-			if err := gi.MarkStale(ctx, why); err != nil {
+			if err := gi.MarkStale(ctx, index.StaleIncomplete, why); err != nil {
 				return st, err
 			}
 		}

@@ -304,3 +304,19 @@ type Uploads interface {
 	PutUploadPart(ctx context.Context, vault, id string, p UploadPart) (prev []byte, err error)
 	UploadParts(ctx context.Context, vault, id string) ([]UploadPart, error)
 }
+
+// StaleKind says why an index was marked stale: what follows from it
+// (garbage collection refuses either way; 'embassy index rebuild' clears
+// both).
+type StaleKind string
+
+const (
+	// StaleBehind: the index is older than the sites, its commit
+	// generations below theirs (restored from a backup, or copied from
+	// another machine). It may still hold versions deleted since it was
+	// current, whose blobs are gone: a scrub lists them as lost.
+	StaleBehind StaleKind = "behind"
+	// StaleIncomplete: the index was rebuilt while some sites could not
+	// be listed; what only they hold is missing from it.
+	StaleIncomplete StaleKind = "incomplete"
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/index"
 )
 
 // The index moves a per-vault generation on every commit, in the same
@@ -24,9 +25,14 @@ import (
 // GenerationIndex is implemented by indexes that keep commit generations.
 type GenerationIndex interface {
 	Generations(ctx context.Context) (map[string]uint64, error)
+	// SetGenerations raises the generations and clears the stale mark
+	// (after a rebuild from the sites).
 	SetGenerations(ctx context.Context, gens map[string]uint64) error
-	MarkStale(ctx context.Context, reason string) error
-	Stale(ctx context.Context) (string, error)
+	// MarkStale marks the index stale, of a kind and with a reason for
+	// the operator, until SetGenerations.
+	MarkStale(ctx context.Context, kind index.StaleKind, reason string) error
+	// Stale returns the mark's kind and reason; reason "" when unmarked.
+	Stale(ctx context.Context) (index.StaleKind, string, error)
 }
 
 // generationDelay is how long after a commit the sites' copy is written:
@@ -84,7 +90,7 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 	if !e.gens.loaded {
 		onSites, where := evidence.ReadGenerations(ctx, sites, e.k(), e.node)
 		if behind := Behind(ix, onSites, where); behind != "" {
-			if err := gi.MarkStale(ctx, "the index is older than the sites ("+behind+")"); err != nil {
+			if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
 				return err
 			}
 			e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)

@@ -72,10 +72,10 @@ func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
 	switch {
 	case r.Lost > 0:
 		hint := "bring back unreachable or unmounted sites, then scrub again; the versions are named above"
-		// Collection's refusal of a stale index (housekeeping's
-		// checkFresh): a version deleted since the index was current is
-		// still in it, and its blobs are gone.
-		if repair && r.Collection != nil && strings.HasPrefix(r.Collection.Refused, "the index is older than the sites") {
+		// Collection refused an index older than the sites: a version
+		// deleted since the index was current is still in it, and its
+		// blobs are gone.
+		if repair && r.Collection != nil && r.Collection.Reason == housekeeping.RefusedIndexBehind {
 			hint = "the index is older than the sites (restored from a backup?), so versions deleted since it was current are listed as lost: run 'embassy index rebuild', then scrub again; the versions are named above"
 		}
 		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), hint)

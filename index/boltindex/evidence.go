@@ -22,6 +22,7 @@ import (
 var (
 	keyGenPrefix = []byte("gen/")
 	keyStale     = []byte("stale")
+	keyStaleKind = []byte("stale-kind")
 )
 
 func genKey(vault string) []byte { return append(bytes.Clone(keyGenPrefix), vault...) }
@@ -64,26 +65,41 @@ func (ix *Index) SetGenerations(ctx context.Context, gens map[string]uint64) err
 				return err
 			}
 		}
+		if err := m.Delete(keyStaleKind); err != nil {
+			return err
+		}
 		return m.Delete(keyStale)
 	})
 }
 
-// MarkStale records that the index was found older than the sites, with
-// the reason. Only SetGenerations (a rebuild) clears it.
-func (ix *Index) MarkStale(ctx context.Context, reason string) error {
+// MarkStale records that the index was found stale (older than the sites,
+// or rebuilt without all of them), with the kind and the reason. Only
+// SetGenerations (a rebuild) clears it.
+func (ix *Index) MarkStale(ctx context.Context, kind index.StaleKind, reason string) error {
 	return ix.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyStale, []byte(reason))
+		m := tx.Bucket(bucketMeta)
+		if err := m.Put(keyStaleKind, []byte(kind)); err != nil {
+			return err
+		}
+		return m.Put(keyStale, []byte(reason))
 	})
 }
 
-// Stale returns why the index was found older than the sites, or "".
-func (ix *Index) Stale(ctx context.Context) (string, error) {
-	var out string
+// Stale returns the kind of the stale mark and its reason, or "" for the
+// reason when the index is not marked. A mark written before marks had
+// kinds is taken as index.StaleBehind, what a mark meant then.
+func (ix *Index) Stale(ctx context.Context) (index.StaleKind, string, error) {
+	var kind index.StaleKind
+	var reason string
 	err := ix.db.View(func(tx *bolt.Tx) error {
-		out = string(tx.Bucket(bucketMeta).Get(keyStale))
+		m := tx.Bucket(bucketMeta)
+		reason, kind = string(m.Get(keyStale)), index.StaleKind(m.Get(keyStaleKind))
 		return nil
 	})
-	return out, err
+	if reason != "" && kind == "" {
+		kind = index.StaleBehind
+	}
+	return kind, reason, err
 }
 
 // Lookup finds a version by id alone, in any vault. It returns
