@@ -2,6 +2,7 @@ package housekeeping
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site/fault"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -44,6 +46,16 @@ func TestRestoredIndexBackup(t *testing.T) {
 	n.open(indexPath)
 	blobs := n.blobCount()
 
+	// Adoption refuses the stale index, as collection does, and takes
+	// nothing in.
+	if ar, err := n.k.Adopt(ctx, AdoptOptions{}); !errors.Is(err, ErrStaleIndex) || !strings.Contains(err.Error(), "older than the sites") || ar.AdoptedCount != 0 {
+		t.Fatalf("adopt into a restored index: %+v, %v; want ErrStaleIndex naming why", ar, err)
+	}
+	for key := range newer {
+		if _, err := n.e.Stat(ctx, "registry", key, manifest.ID{}); !errors.Is(err, vault.ErrNoSuchKey) {
+			t.Fatalf("%s, written since the backup, is in the index after a refused adoption: %v", key, err)
+		}
+	}
 	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)

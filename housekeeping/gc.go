@@ -727,10 +727,16 @@ type AdoptReport struct {
 	Examined     int      `json:"examined"`
 }
 
+// ErrStaleIndex: the index is stale (older than the sites, or rebuilt
+// while sites could not be listed), and Adopt refuses it, as collection
+// does. Run 'embassy index rebuild' first: it takes in every version the
+// sites hold; then adopt what collection still reports kept.
+var ErrStaleIndex = errors.New("adoption refused on a stale index")
+
 // Adopt indexes versions found on the sites that the index does not hold,
 // including versions written before deletions were recorded: the
 // operator's explicit decision that they belong. Versions recorded as
-// deleted are never adopted.
+// deleted are never adopted. It refuses a stale index (ErrStaleIndex).
 func (k *Keeper) Adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error) {
 	rep, err := k.adopt(ctx, o)
 	k.record(ctx, "index.adopt", rep, err)
@@ -743,6 +749,14 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 	lk, ok := k.ix.(lookupIndex)
 	if !ok {
 		return rep, errors.New("adopt: the index cannot find versions by id")
+	}
+	// An index older than the sites still holds versions deleted since
+	// and lacks what was written since: adopting into it decides which
+	// versions belong on a picture known to be wrong, and leaves it stale.
+	if _, why, err := k.checkFresh(ctx); err != nil {
+		return rep, err
+	} else if why != "" {
+		return rep, fmt.Errorf("%w: %s", ErrStaleIndex, why)
 	}
 	sp, done, err := k.scratch("adopt")
 	if err != nil {

@@ -557,7 +557,9 @@ index does not hold, and that garbage collection reported and kept rather than
 adopted: typically versions written before the node recorded deletions, which
 might be the remains of a version deleted then. Adopt them when they should be
 there. Versions the node recorded as deleted are never adopted; versions with
-fewer than k shards in some part are kept and reported, not adopted.`,
+fewer than k shards in some part are kept and reported, not adopted. A stale
+index (older than the sites, or rebuilt while sites could not be listed) is
+refused, as garbage collection refuses it: run 'embassy index rebuild' first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !all && len(args) == 0 {
 				return withHint(fmt.Errorf("name the versions to adopt, or --all"), "'embassy scrub --repair' lists the unindexed versions")
@@ -576,6 +578,9 @@ fewer than k shards in some part are kept and reported, not adopted.`,
 			}
 			defer n.Close()
 			rep, err := n.Keeper().Adopt(cmd.Context(), o)
+			if errors.Is(err, housekeeping.ErrStaleIndex) {
+				return withHint(err, "run 'embassy index rebuild' first: it takes in every version the sites hold; then adopt what 'embassy scrub --repair' still reports unindexed")
+			}
 			if err != nil {
 				return err
 			}
