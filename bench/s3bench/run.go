@@ -52,6 +52,10 @@ type record struct {
 	CPUPerGB   *float64 `json:"cpu_s_per_gb,omitempty"`
 	// Truncated is set when -max-time stopped the phase before Count.
 	Truncated bool `json:"truncated,omitempty"`
+	// Disk is what the -disk device did during the phase (absent without
+	// -disk); StartUnixMs is when the phase began.
+	Disk        *diskPhase `json:"disk,omitempty"`
+	StartUnixMs int64      `json:"start_unix_ms"`
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +77,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxTime := fs.Duration("max-time", 10*time.Minute, "stop a phase after this long and report what was done")
 	putOnly := fs.Bool("put-only", false, "only put the objects, get nothing back (bench/s3.sh AUDIT_COST=1: the audit log's cost is on the put)")
 	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
+	disk := fs.String("disk", "", "block device (its name in /proc/diskstats, e.g. vda) whose reads, busy time and requests in flight are recorded for every phase")
 	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -136,6 +141,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		drop:     *dropCaches,
 		putOnly:  *putOnly,
 		runID:    strconv.FormatInt(time.Now().UnixNano(), 36),
+		disk:     *disk,
+	}
+	if b.disk != "" {
+		if _, err := diskStats(b.disk); err != nil {
+			return fmt.Errorf("run: -disk: %w", err)
+		}
 	}
 	if *pprofDir != "" {
 		if *pprofChunk < time.Second {
@@ -209,6 +220,7 @@ type bench struct {
 	runID    string
 	data     *payload
 	prof     *profiler // nil: no profiles
+	disk     string    // "": no disk counters
 }
 
 // runCase puts s.Count objects, then gets back every one that was put
@@ -314,7 +326,14 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	if err != nil {
 		return r, err
 	}
+	var disk0 diskCounters
+	if b.disk != "" {
+		if disk0, err = diskStats(b.disk); err != nil {
+			return r, err
+		}
+	}
 	start := time.Now()
+	r.StartUnixMs = start.UnixMilli()
 	deadline := start.Add(b.maxTime)
 	for w := range s.Concurrency {
 		wg.Go(func() {
@@ -338,6 +357,15 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if b.disk != "" {
+		disk1, err := diskStats(b.disk)
+		if err == nil {
+			r.Disk, err = diskDelta(b.disk, disk0, disk1)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
 	cpu1, err := b.cpu()
 	if err != nil {
 		return r, err
@@ -391,6 +419,9 @@ func (r record) text() string {
 	}
 	if r.Truncated {
 		s += "  (stopped by -max-time)"
+	}
+	if r.Disk != nil {
+		s += r.Disk.text()
 	}
 	return s
 }
