@@ -27,9 +27,8 @@
 #   BENCH_DIR=DIR       where the servers' data go (default: a new temp dir)
 #   BENCH_CACHE=DIR     where the MinIO binary is kept (default ~/.cache/embassy-bench)
 #   MINIO_VERSION=V     module version of github.com/minio/minio (default: pinned below; "latest" works)
-#   DISK=DEV            the block device (its /proc/diskstats name) whose counters every phase
-#                       records: bytes read and written, busy time, reads in flight, KiB and
-#                       ms a read (default: the device holding the data; DISK=none: none)
+#   DISK=none           leave out the counters of the data's disk that every phase records
+#                       (bytes read and written, busy time, reads in flight, KiB and ms a read)
 #   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
 #   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
 #   KEEP=1              keep the data and logs afterwards
@@ -204,17 +203,11 @@ else
 	log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION (pid $other_pid) on 127.0.0.1:$other_port"
 fi
 log "data under $work ($(df -h --output=source,fstype "$work" | tail -1 | tr -s ' '))"
-# The device's counters per phase (the whole device's: other processes'
-# reads and writes count too).
-disk="${DISK:-}"
-if [ -z "$disk" ]; then
-	majmin=$(findmnt -no MAJ:MIN -T "$work" 2>/dev/null | tr -d " " || true)
-	disk=$(awk -v mm="$majmin" '$1 ":" $2 == mm { print $3 }' /proc/diskstats)
-fi
-disk_flags=()
-if [ -n "$disk" ] && [ "$disk" != none ]; then
-	disk_flags=(-disk "$disk")
-	log "disk counters of $disk per phase"
+# The counters of the data's disk per phase (the whole device's: other
+# processes' reads and writes count too).
+disk_flags=(-disk-of "$work")
+if [ "${DISK:-}" = none ]; then
+	disk_flags=()
 fi
 
 # --- cases, interleaved so that drift hits both servers alike ------------

@@ -22,6 +22,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/embassy-dev/embassy/internal/benchutil"
 )
 
 // caseSpec is one workload: Count objects of Size bytes, Concurrency at a time.
@@ -77,7 +79,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxTime := fs.Duration("max-time", 10*time.Minute, "stop a phase after this long and report what was done")
 	putOnly := fs.Bool("put-only", false, "only put the objects, get nothing back (bench/s3.sh AUDIT_COST=1: the audit log's cost is on the put)")
 	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
-	disk := fs.String("disk", "", "block device (its name in /proc/diskstats, e.g. vda) whose reads, busy time and requests in flight are recorded for every phase")
+	diskOf := fs.String("disk-of", "", "record, for every phase, the reads, busy time and requests in flight of the block device holding this directory (none recorded, with a warning, where it is on no block device)")
 	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,11 +143,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		drop:     *dropCaches,
 		putOnly:  *putOnly,
 		runID:    strconv.FormatInt(time.Now().UnixNano(), 36),
-		disk:     *disk,
 	}
-	if b.disk != "" {
-		if _, err := diskStats(b.disk); err != nil {
-			return fmt.Errorf("run: -disk: %w", err)
+	if *diskOf != "" {
+		if b.disk, err = benchutil.DiskOf(*diskOf); err != nil {
+			fmt.Fprintf(stderr, "s3bench run: -disk-of: no disk counters: %v\n", err)
+			b.disk = nil
 		}
 	}
 	if *pprofDir != "" {
@@ -219,8 +221,8 @@ type bench struct {
 	putOnly  bool // no get phase
 	runID    string
 	data     *payload
-	prof     *profiler // nil: no profiles
-	disk     string    // "": no disk counters
+	prof     *profiler       // nil: no profiles
+	disk     *benchutil.Disk // nil: no disk counters
 }
 
 // runCase puts s.Count objects, then gets back every one that was put
@@ -326,9 +328,9 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	if err != nil {
 		return r, err
 	}
-	var disk0 diskCounters
-	if b.disk != "" {
-		if disk0, err = diskStats(b.disk); err != nil {
+	var disk0 benchutil.DiskStat
+	if b.disk != nil {
+		if disk0, err = b.disk.Stat(); err != nil {
 			return r, err
 		}
 	}
@@ -357,10 +359,10 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if b.disk != "" {
-		disk1, err := diskStats(b.disk)
+	if b.disk != nil {
+		disk1, err := b.disk.Stat()
 		if err == nil {
-			r.Disk, err = diskDelta(b.disk, disk0, disk1)
+			r.Disk, err = diskDelta(b.disk.Name, disk0, disk1, elapsed)
 		}
 		if err != nil {
 			return r, err
