@@ -299,6 +299,9 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 		log = NewLogger(c.Log, os.Stderr)
 	}
 	n := &Node{Dir: dirPath, Config: c, Log: log, opts: o, raw: map[string]*nodeFile{ConfigFile: cf}, gens: map[string]uint64{}, SetAside: map[string]string{}}
+	// In force from the start: conf never falls back to the Config field,
+	// which the first change (setConfig) writes while the node serves.
+	n.live.cfg.Store(c)
 	for _, s := range c.Sites {
 		if s.Driver == "dir" && !c.Node.Dev {
 			if err := n.checkSiteOutside(s); err != nil {
