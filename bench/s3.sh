@@ -27,6 +27,8 @@
 #   BENCH_DIR=DIR       where the servers' data go (default: a new temp dir)
 #   BENCH_CACHE=DIR     where the MinIO binary is kept (default ~/.cache/embassy-bench)
 #   MINIO_VERSION=V     module version of github.com/minio/minio (default: pinned below; "latest" works)
+#   DISK=none           leave out the counters of the data's disk that every phase records
+#                       (bytes read and written, busy time, reads in flight, KiB and ms a read)
 #   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
 #   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
 #   KEEP=1              keep the data and logs afterwards
@@ -201,6 +203,12 @@ else
 	log "embassy (pid $embassy_pid) on 127.0.0.1:$embassy_port, MinIO $MINIO_VERSION (pid $other_pid) on 127.0.0.1:$other_port"
 fi
 log "data under $work ($(df -h --output=source,fstype "$work" | tail -1 | tr -s ' '))"
+# The counters of the data's disk per phase (the whole device's: other
+# processes' reads and writes count too).
+disk_flags=(-disk-of "$work")
+if [ "${DISK:-}" = none ]; then
+	disk_flags=()
+fi
 
 # --- cases, interleaved so that drift hits both servers alike ------------
 bench() { # name port pid case [extra flags...]
@@ -208,7 +216,7 @@ bench() { # name port pid case [extra flags...]
 	shift 4
 	"$s3bench" run -endpoint "127.0.0.1:$port" -access-key "$access_key" -secret-key "$secret_key" \
 		-bucket s3bench -server "$name" -pid "$pid" -clk-tck "$clk_tck" -case "$c" \
-		-out "$work/$name.jsonl" ${S3BENCH_FLAGS:-} "$@"
+		-out "$work/$name.jsonl" "${disk_flags[@]}" ${S3BENCH_FLAGS:-} "$@"
 }
 for run in $(seq 1 "$RUNS"); do
 	[ "$RUNS" -gt 1 ] && log "run $run of $RUNS"

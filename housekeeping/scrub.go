@@ -529,14 +529,30 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	if res.Problems > 0 && o.depth < 2 {
 		// The rebuild met damage in shards it kept: check again.
 		o.depth++
-		again := k.scrubVersion(ctx, v, listed, o, lim)
-		rep.CorruptShards += again.CorruptShards
-		rep.BytesRepaired += again.BytesRepaired
-		rep.ShardsMoved += again.ShardsMoved
-		rep.Unrepairable = append(rep.Unrepairable, again.Unrepairable...)
-		rep.RemainingAtRisk = again.RemainingAtRisk
+		rep.recheck(k.scrubVersion(ctx, v, listed, o, lim))
 	}
 	return rep
+}
+
+// recheck folds into rep, one version's report after its repair, what a
+// second scrub of the version found: the damage it met and repaired, and
+// what it could not do. Its outcome is the version's: a version the
+// second look finds lost, or still at risk, is not counted repaired, and
+// the errors and the lost version's name reach the report.
+func (rep *ScrubReport) recheck(again ScrubReport) {
+	rep.CorruptShards += again.CorruptShards
+	rep.BytesRepaired += again.BytesRepaired
+	rep.ShardsMoved += again.ShardsMoved
+	rep.Unrepairable = append(rep.Unrepairable, again.Unrepairable...)
+	rep.Errors = append(rep.Errors, again.Errors...)
+	rep.RemainingAtRisk = again.RemainingAtRisk
+	if again.Lost > 0 {
+		rep.Degraded, rep.Lost = 0, again.Lost
+		rep.LostVersions = append(rep.LostVersions, again.LostVersions...)
+	}
+	if again.RemainingAtRisk > 0 {
+		rep.Repaired = 0
+	}
 }
 
 // checkPart reads every shard of a part and verifies every block.

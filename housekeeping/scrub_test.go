@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -409,5 +410,47 @@ func TestScrubListsBounded(t *testing.T) {
 		if !strings.Contains(e, "read-only") {
 			t.Fatalf("error %q", e)
 		}
+	}
+}
+
+// TestScrubRecheckOutcome: when a repair met damage in the shards it kept,
+// the version is scrubbed again, and that second look decides the
+// version's outcome: what it could not do (errors, a lost version's
+// name) reaches the report, and a version it leaves at risk is not
+// counted repaired.
+func TestScrubRecheckOutcome(t *testing.T) {
+	first := func() ScrubReport {
+		return ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, Repaired: 1, CorruptShards: 1, BytesRepaired: 10}
+	}
+	for _, tc := range []struct {
+		name  string
+		again ScrubReport
+		want  ScrubReport
+	}{
+		{"clean", ScrubReport{Versions: 1},
+			ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, Repaired: 1, CorruptShards: 1, BytesRepaired: 10}},
+		{"repaired again", ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, Repaired: 1, CorruptShards: 2, BytesRepaired: 20, ShardsMoved: 1},
+			ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, Repaired: 1, CorruptShards: 3, BytesRepaired: 30, ShardsMoved: 1}},
+		{"copies not restored", ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, RemainingAtRisk: 1, Errors: []string{"v: restore manifest copies: disk full"}},
+			ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, CorruptShards: 1, BytesRepaired: 10, RemainingAtRisk: 1, Errors: []string{"v: restore manifest copies: disk full"}}},
+		{"unrepairable", ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, RemainingAtRisk: 1, Unrepairable: []string{"v: no site for shard 3"}},
+			ScrubReport{Versions: 1, AtRisk: 1, Degraded: 1, CorruptShards: 1, BytesRepaired: 10, RemainingAtRisk: 1, Unrepairable: []string{"v: no site for shard 3"}}},
+		{"lost", ScrubReport{Versions: 1, AtRisk: 1, Lost: 1, RemainingAtRisk: 1, LostVersions: []string{"v: 3 of 6 shards readable, 4 needed"}},
+			ScrubReport{Versions: 1, AtRisk: 1, Lost: 1, CorruptShards: 1, BytesRepaired: 10, RemainingAtRisk: 1, LostVersions: []string{"v: 3 of 6 shards readable, 4 needed"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := first()
+			rep.recheck(tc.again)
+			if !reflect.DeepEqual(rep, tc.want) {
+				t.Errorf("after the re-check:\n got %+v\nwant %+v", rep, tc.want)
+			}
+			// Summed into a scrub's report, a version is degraded or lost,
+			// not both, and repaired only when nothing is left at risk.
+			var sum ScrubReport
+			sum.add(rep)
+			if sum.Degraded+sum.Lost != sum.AtRisk || sum.Repaired+sum.RemainingAtRisk > sum.AtRisk {
+				t.Errorf("inconsistent counts: %+v", sum)
+			}
+		})
 	}
 }

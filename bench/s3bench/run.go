@@ -22,6 +22,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/embassy-dev/embassy/internal/benchutil"
 )
 
 // caseSpec is one workload: Count objects of Size bytes, Concurrency at a time.
@@ -52,6 +54,10 @@ type record struct {
 	CPUPerGB   *float64 `json:"cpu_s_per_gb,omitempty"`
 	// Truncated is set when -max-time stopped the phase before Count.
 	Truncated bool `json:"truncated,omitempty"`
+	// Disk is what the -disk device did during the phase (absent without
+	// -disk); StartUnixMs is when the phase began.
+	Disk        *diskPhase `json:"disk,omitempty"`
+	StartUnixMs int64      `json:"start_unix_ms"`
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +79,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	maxTime := fs.Duration("max-time", 10*time.Minute, "stop a phase after this long and report what was done")
 	putOnly := fs.Bool("put-only", false, "only put the objects, get nothing back (bench/s3.sh AUDIT_COST=1: the audit log's cost is on the put)")
 	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
+	diskOf := fs.String("disk-of", "", "record, for every phase, the reads, busy time and requests in flight of the block device holding this directory (none recorded, with a warning, where it is on no block device)")
 	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -136,6 +143,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		drop:     *dropCaches,
 		putOnly:  *putOnly,
 		runID:    strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
+	if *diskOf != "" {
+		if b.disk, err = benchutil.DiskOf(*diskOf); err != nil {
+			fmt.Fprintf(stderr, "s3bench run: -disk-of: no disk counters: %v\n", err)
+			b.disk = nil
+		}
 	}
 	if *pprofDir != "" {
 		if *pprofChunk < time.Second {
@@ -208,7 +221,8 @@ type bench struct {
 	putOnly  bool // no get phase
 	runID    string
 	data     *payload
-	prof     *profiler // nil: no profiles
+	prof     *profiler       // nil: no profiles
+	disk     *benchutil.Disk // nil: no disk counters
 }
 
 // runCase puts s.Count objects, then gets back every one that was put
@@ -314,7 +328,14 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	if err != nil {
 		return r, err
 	}
+	var disk0 benchutil.DiskStat
+	if b.disk != nil {
+		if disk0, err = b.disk.Stat(); err != nil {
+			return r, err
+		}
+	}
 	start := time.Now()
+	r.StartUnixMs = start.UnixMilli()
 	deadline := start.Add(b.maxTime)
 	for w := range s.Concurrency {
 		wg.Go(func() {
@@ -338,6 +359,15 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if b.disk != nil {
+		disk1, err := b.disk.Stat()
+		if err == nil {
+			r.Disk, err = diskDelta(b.disk.Name, disk0, disk1, elapsed)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
 	cpu1, err := b.cpu()
 	if err != nil {
 		return r, err
@@ -391,6 +421,9 @@ func (r record) text() string {
 	}
 	if r.Truncated {
 		s += "  (stopped by -max-time)"
+	}
+	if r.Disk != nil {
+		s += r.Disk.text()
 	}
 	return s
 }

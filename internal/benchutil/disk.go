@@ -12,16 +12,24 @@ import (
 )
 
 // DiskStat is what the kernel counts for a block device since boot
-// (/sys/block/<dev>/stat, Documentation/block/stat.rst): completed write
-// I/Os and their sectors and milliseconds, and completed flush requests and
-// the milliseconds spent in them. A flush is what the device is asked for
-// by fsync and fdatasync on a disk with a volatile write cache; the block
-// layer merges the ones that arrive while another is in flight, so the
-// device may complete fewer flushes than the system calls that asked.
+// (/sys/block/<dev>/stat, Documentation/block/stat.rst): completed reads and
+// writes with their sectors and milliseconds (a request's time from its
+// queueing to its completion, summed over requests), the milliseconds with
+// at least one request in flight and the same weighted by their number,
+// and completed flush requests and the milliseconds spent in them. A flush
+// is what the device is asked for by fsync and fdatasync on a disk with a
+// volatile write cache; the block layer merges the ones that arrive while
+// another is in flight, so the device may complete fewer flushes than the
+// system calls that asked.
 type DiskStat struct {
+	Reads        uint64 // read I/Os completed (field 1)
+	ReadSectors  uint64 // 512-byte sectors read (field 3)
+	ReadMs       uint64 // milliseconds spent reading (field 4)
 	Writes       uint64 // write I/Os completed (field 5)
 	WriteSectors uint64 // 512-byte sectors written (field 7)
 	WriteMs      uint64 // milliseconds spent writing (field 8)
+	BusyMs       uint64 // milliseconds with a request in flight (field 10)
+	WeightedMs   uint64 // milliseconds spent by all requests, summed (field 11)
 	Flushes      uint64 // flush requests completed (field 16)
 	FlushMs      uint64 // milliseconds spent flushing (field 17)
 }
@@ -29,9 +37,14 @@ type DiskStat struct {
 // Sub returns the counts of s since earlier.
 func (s DiskStat) Sub(earlier DiskStat) DiskStat {
 	return DiskStat{
+		Reads:        s.Reads - earlier.Reads,
+		ReadSectors:  s.ReadSectors - earlier.ReadSectors,
+		ReadMs:       s.ReadMs - earlier.ReadMs,
 		Writes:       s.Writes - earlier.Writes,
 		WriteSectors: s.WriteSectors - earlier.WriteSectors,
 		WriteMs:      s.WriteMs - earlier.WriteMs,
+		BusyMs:       s.BusyMs - earlier.BusyMs,
+		WeightedMs:   s.WeightedMs - earlier.WeightedMs,
 		Flushes:      s.Flushes - earlier.Flushes,
 		FlushMs:      s.FlushMs - earlier.FlushMs,
 	}
@@ -93,5 +106,5 @@ func parseDiskStat(name, text string) (DiskStat, error) {
 		}
 		v[i] = n
 	}
-	return DiskStat{Writes: v[4], WriteSectors: v[6], WriteMs: v[7], Flushes: v[15], FlushMs: v[16]}, nil
+	return DiskStat{Reads: v[0], ReadSectors: v[2], ReadMs: v[3], Writes: v[4], WriteSectors: v[6], WriteMs: v[7], BusyMs: v[9], WeightedMs: v[10], Flushes: v[15], FlushMs: v[16]}, nil
 }

@@ -16,12 +16,12 @@ func TestParseDiskStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DiskStat{Writes: 5115, WriteSectors: 4423232, WriteMs: 15321, Flushes: 26, FlushMs: 11}
+	want := DiskStat{Reads: 11877, ReadSectors: 721818, ReadMs: 3440, Writes: 5115, WriteSectors: 4423232, WriteMs: 15321, BusyMs: 3328, WeightedMs: 19572, Flushes: 26, FlushMs: 11}
 	if got != want {
 		t.Errorf("parsed %+v, want %+v", got, want)
 	}
-	later := DiskStat{Writes: 5120, WriteSectors: 4423300, WriteMs: 15330, Flushes: 30, FlushMs: 14}
-	if d := later.Sub(got); d != (DiskStat{Writes: 5, WriteSectors: 68, WriteMs: 9, Flushes: 4, FlushMs: 3}) {
+	later := DiskStat{Reads: 11880, ReadSectors: 721900, ReadMs: 3450, Writes: 5120, WriteSectors: 4423300, WriteMs: 15330, BusyMs: 3340, WeightedMs: 19600, Flushes: 30, FlushMs: 14}
+	if d := later.Sub(got); d != (DiskStat{Reads: 3, ReadSectors: 82, ReadMs: 10, Writes: 5, WriteSectors: 68, WriteMs: 9, BusyMs: 12, WeightedMs: 28, Flushes: 4, FlushMs: 3}) {
 		t.Errorf("difference %+v", d)
 	}
 	// A kernel before 5.5 writes 11 fields (no discards, no flushes).

@@ -43,11 +43,27 @@ func HolderOf(fi fs.FileInfo) string {
 	}
 	dev := uint64(st.Dev)
 	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), st.Ino)
-	b, err := os.ReadFile("/proc/locks")
-	if err != nil {
-		return unknownHolder
+	// /proc/locks is read a page at a time, and locks taken or released
+	// by others between two reads shift the lines under the reader: a
+	// holder's line can be skipped. Read it again before saying no one
+	// could be named.
+	for range 3 {
+		b, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			return unknownHolder
+		}
+		if h, ok := holderIn(string(b), want); ok {
+			return h
+		}
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
+	return unknownHolder
+}
+
+// holderIn names the process /proc/locks text locks says holds a flock on
+// the file want ("major:minor:inode", in hex as the kernel prints them);
+// false when no line names that file.
+func holderIn(locks, want string) (string, bool) {
+	for line := range strings.SplitSeq(locks, "\n") {
 		f := strings.Fields(line)
 		// "1: FLOCK  ADVISORY  WRITE 1047 fe:00:10012765 0 EOF"; waiters
 		// are listed with "->" and hold nothing.
@@ -56,13 +72,13 @@ func HolderOf(fi fs.FileInfo) string {
 		}
 		pid, err := strconv.Atoi(f[4])
 		if err != nil || pid <= 0 {
-			return unknownHolder
+			return unknownHolder, true
 		}
 		name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		if err != nil {
-			return fmt.Sprintf("process %d", pid)
+			return fmt.Sprintf("process %d", pid), true
 		}
-		return fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(name)))
+		return fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(name))), true
 	}
-	return unknownHolder
+	return "", false
 }

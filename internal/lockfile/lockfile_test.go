@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestTryLockExcludesAndNamesHolder: two opens of one file, or of one
@@ -57,5 +60,71 @@ func TestTryLockExcludesAndNamesHolder(t *testing.T) {
 	}
 	if got := Holder(filepath.Join(d, "nobody-locks-this")); got != "another process" {
 		t.Errorf("holder of a missing file: %q", got)
+	}
+}
+
+// TestHolderUnderChurn: the holder is named while other locks come and
+// go. /proc/locks is read a page at a time, and a release ahead of the
+// reader between two pages shifts the holder's line past it.
+func TestHolderUnderChurn(t *testing.T) {
+	d := t.TempDir()
+	held := filepath.Join(d, "held")
+	if err := os.WriteFile(held, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := TryLock(a); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := a.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough other locks that /proc/locks spans pages, taken and
+	// released without pause until the reads are done.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		var files []*os.File
+		for i := range 100 {
+			p := filepath.Join(d, fmt.Sprintf("churn-%d-%d", g, i))
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			files = append(files, f)
+		}
+		wg.Go(func() {
+			for {
+				for _, f := range files {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_ = TryLock(f)
+					_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+					_ = TryLock(f)
+				}
+			}
+		})
+	}
+	want := fmt.Sprintf("process %d (", os.Getpid())
+	missed := 0
+	const reads = 1000
+	for range reads {
+		if got := HolderOf(fi); !strings.HasPrefix(got, want) {
+			missed++
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if missed > 0 {
+		t.Errorf("the holder was not named in %d of %d reads under churn", missed, reads)
 	}
 }
