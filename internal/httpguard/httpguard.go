@@ -7,7 +7,8 @@
 //     503 at once and their connections closed;
 //   - a minimum-rate deadline on request bodies: a body must arrive at an
 //     average of at least MinRate after a grace period, with at most Slack
-//     of credit saved up, or the connection is cut. A client uploading at
+//     of credit saved up, or the connection is cut (within an eighth of
+//     Slack, at most a second, of falling behind). A client uploading at
 //     normal speed never meets it; a client trickling a byte now and then
 //     does, within Grace.
 //
