@@ -478,6 +478,16 @@ func (s *Server) getObject(q *request, withBody bool) error {
 	if err := r.SetRange(off, length); err != nil {
 		return err
 	}
+	if withBody {
+		// Read the first stripe before any header is set or the status
+		// line written: if it cannot be read (too few sites hold intact
+		// shards), the client gets an S3 error, not 200 and a cut
+		// connection. WriteTo then sends that stripe without reading it
+		// again.
+		if err := r.Preload(); err != nil {
+			return err
+		}
+	}
 	checksumMode := strings.EqualFold(q.r.Header.Get("x-amz-checksum-mode"), "ENABLED")
 	setObjectHeaders(h, info, status == http.StatusOK && checksumMode)
 	if n, err := strconv.Atoi(q.query.Get("partNumber")); err == nil && checksumMode && multipart(info) {

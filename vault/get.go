@@ -172,10 +172,17 @@ type Reader struct {
 	// keys, if set, are the parts' data keys (a shared version read by an
 	// ally: ReadShared), in part order.
 	keys []seal.DataKey
-	// followed is set once the read went on to a newer revision of its
-	// version (movedTo).
-	followed bool
+	// follows counts the newer revisions of its version the read went
+	// on to (movedTo), at most maxFollows.
+	follows int
 }
+
+// maxFollows bounds how many relocations one read follows (movedTo): a
+// read racing a drain and then a repair of the same version follows two;
+// each goes to a strictly newer revision, so a read cannot loop, and a
+// version moved more often than this under one read is left to the
+// client's retry.
+const maxFollows = 3
 
 // Get opens a version for reading. The caller must Close the reader.
 func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Reader, error) {
@@ -198,7 +205,7 @@ func (e *Engine) Get(ctx context.Context, vault, key string, o GetOptions) (*Rea
 func (r *Reader) Info() ObjectInfo { return r.info }
 
 // SetRange narrows the reader to length bytes from off (length < 0: to the
-// end) before the first Read.
+// end) before the first Read or Preload.
 func (r *Reader) SetRange(off, length int64) error {
 	size := r.m.Size
 	if off < 0 || off > size || (off == size && length > 0) {
@@ -241,6 +248,21 @@ func (r *Reader) Read(p []byte) (int, error) {
 	r.cur = r.cur[n:]
 	r.pos += int64(n)
 	return n, nil
+}
+
+// Preload reads the stripe holding the first byte of the range, if the
+// range is not empty, and keeps it for Read or WriteTo (it is not read
+// again). Call it after SetRange, when an error must be known before
+// anything is committed to the client: the S3 GET calls it before writing
+// its status line, so that an object whose first stripe cannot be read is
+// answered with an error, not with 200 and a cut connection.
+func (r *Reader) Preload() error {
+	for len(r.cur) == 0 && r.pos < r.end {
+		if err := r.load(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteTo implements io.WriterTo, avoiding a copy per stripe.
@@ -314,14 +336,14 @@ func (r *Reader) load() error {
 
 // movedTo returns the newer revision of the version r reads when err says
 // its shards could not be read and the index now holds one with the same
-// parts, once per read; nil otherwise. Only plain reads follow a move:
-// a drill, a repair and an ally's read (its own keys) see what they asked
-// for.
+// parts, up to maxFollows times per read; nil otherwise. Only plain reads
+// follow a move: a drill, a repair and an ally's read (its own keys) see
+// what they asked for.
 func (r *Reader) movedTo(err error) *manifest.Manifest {
-	if r.followed || !errors.Is(err, ErrUnreadable) || r.exclude != nil || r.skip != nil || r.readAll || r.keys != nil {
+	if r.follows >= maxFollows || !errors.Is(err, ErrUnreadable) || r.exclude != nil || r.skip != nil || r.readAll || r.keys != nil {
 		return nil
 	}
-	r.followed = true
+	r.follows++
 	m, _, rerr := r.e.resolve(r.ctx, r.m.Vault, r.m.Key, r.m.Version)
 	if rerr != nil || m.Revision <= r.m.Revision || m.Size != r.m.Size || len(m.Parts) != len(r.m.Parts) {
 		return nil
@@ -494,12 +516,6 @@ func (pr *partReader) start(i int, from int64) {
 		var off int64
 		var length int64
 		if pr.part.Inline {
-			rank := 0
-			for j := range i {
-				if pr.part.Sites[j] == sid {
-					rank++
-				}
-			}
 			// The blob holds this site's copy of the envelope, whose
 			// length may differ from the index's (a later revision):
 			// read it all and find the blocks after its own envelope.
@@ -512,8 +528,12 @@ func (pr *partReader) start(i int, from int64) {
 		}
 		var rc io.ReadCloser
 		var err error
+		var tail []byte // an inline blob's blocks
 		if off < 0 {
-			rc, err = inlineBlocks(pr.ctx, s.Store, name, i, pr.part, g)
+			var at int
+			if tail, at, err = inlineTail(pr.ctx, s.Store, name, i, pr.part, g); err == nil {
+				rc = io.NopCloser(bytes.NewReader(tail[at:]))
+			}
 		} else {
 			rc, err = s.Store.Get(pr.ctx, name, off, length)
 		}
@@ -535,6 +555,9 @@ func (pr *partReader) start(i int, from int64) {
 				return
 			}
 			data, err := g.sum.VerifyIn(blockID(pr.part, j, i), b)
+			if err != nil && tail != nil {
+				data, err = movedInlineBlock(tail, b, g.sum, blockID(pr.part, j, i), err)
+			}
 			if err != nil {
 				putBlock(buf)
 				if !send(block{stripe: j, err: err}) {
@@ -759,18 +782,29 @@ func (pr *partReader) close() {
 // inlineBlocks returns a reader positioned at shard i's block in an inline
 // manifest blob.
 func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (io.ReadCloser, error) {
-	rc, err := s.Get(ctx, name, 0, -1)
+	tail, at, err := inlineTail(ctx, s, name, i, part, g)
 	if err != nil {
 		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(tail[at:])), nil
+}
+
+// inlineTail reads an inline manifest blob and returns the shard blocks
+// after its envelope, and where in them shard i's block is: the site's
+// blocks stand in shard order.
+func inlineTail(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (tail []byte, at int, err error) {
+	rc, err := s.Get(ctx, name, 0, -1)
+	if err != nil {
+		return nil, 0, err
 	}
 	blob, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(len(part.Sites))*int64(g.blockSize(0))))
 	rc.Close()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	envLen, err := manifest.EnvelopeLen(blob)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rank := 0
 	for j := range i {
@@ -778,9 +812,29 @@ func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part man
 			rank++
 		}
 	}
-	start := envLen + rank*g.blockSize(0)
-	if start > len(blob) {
-		return nil, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), start, erasure.ErrChecksum)
+	tail, at = blob[envLen:], rank*g.blockSize(0)
+	if at > len(tail) {
+		return nil, 0, fmt.Errorf("inline blob %s: %d bytes, shard block at %d: %w", name, len(blob), envLen+at, erasure.ErrChecksum)
 	}
-	return io.NopCloser(bytes.NewReader(blob[start:])), nil
+	return tail, at, nil
+}
+
+// movedInlineBlock looks for block id among the blocks of an inline blob's
+// tail when it is not at its place (its checksum failed there with
+// first), verifying each in b as the read does: a relocation rewrites every
+// copy of the blob in the new revision's layout before the index commits
+// that revision, so a read of the old revision in between finds its block
+// at another place where the site gained a shard of a lower index. The
+// checksum covers the block's identity (part, stripe, shard), so a block
+// that verifies is the one sought, and the stripe's authentication follows.
+// It returns first when no block verifies.
+func movedInlineBlock(tail, b []byte, sum erasure.Checksum, id erasure.BlockID, first error) ([]byte, error) {
+	size := len(b) - erasure.HeadRoom
+	for off := 0; off+size <= len(tail); off += size {
+		copy(b[erasure.HeadRoom:], tail[off:off+size])
+		if data, err := sum.VerifyIn(id, b); err == nil {
+			return data, nil
+		}
+	}
+	return nil, first
 }

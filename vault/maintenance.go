@@ -138,8 +138,12 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	}
 	var rc io.ReadCloser
 	var err error
+	var tail []byte // an inline blob's blocks
 	if p.Inline {
-		rc, err = inlineBlocks(ctx, s.Store, manifest.BlobName(m.Version), i, p, g)
+		var at int
+		if tail, at, err = inlineTail(ctx, s.Store, manifest.BlobName(m.Version), i, p, g); err == nil {
+			rc = io.NopCloser(bytes.NewReader(tail[at:]))
+		}
 	} else {
 		name := manifest.ShardBlobName(p.Blob, i)
 		info, serr := s.Store.Stat(ctx, name)
@@ -176,7 +180,12 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 			return n, fmt.Errorf("%w: stripe %d: %v", erasure.ErrChecksum, j, err)
 		}
 		n += int64(size)
-		if _, err := g.sum.VerifyIn(blockID(p, j, i), b); err != nil {
+		_, err := g.sum.VerifyIn(blockID(p, j, i), b)
+		if err != nil && tail != nil {
+			// Relocated under the scrub: see movedInlineBlock.
+			_, err = movedInlineBlock(tail, b, g.sum, blockID(p, j, i), err)
+		}
+		if err != nil {
 			return n, err
 		}
 	}
