@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,9 @@ func (c *copier) stop(ctx context.Context) {
 // the latest checkpoint). It does not wait for the copies: a slow site
 // does not hold up copies to the others.
 func (c *copier) round(ctx context.Context, urgent bool) {
+	if c.l.cfg.IntegrateWithCopies {
+		c.l.integrateForCopy(ctx)
+	}
 	raw, err := c.l.reader.ReadCheckpoint(ctx)
 	if err != nil {
 		return
@@ -227,6 +231,55 @@ func (c *copier) round(ctx context.Context, urgent bool) {
 			}
 		})
 	}
+}
+
+// integrateForCopy has the sequencer take what was appended (the journal;
+// not what the index holds and the drain takes shortly) and waits for a
+// checkpoint covering it, so that the round that calls it copies it
+// (Config.IntegrateWithCopies). It waits at most a copy interval: a
+// checkpoint a witness policy holds back, or a sequencer that stopped,
+// leaves the round to copy the checkpoint there is, as it would without.
+func (l *Log) integrateForCopy(ctx context.Context) {
+	size := l.appended()
+	if size == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.CopyInterval())
+	defer cancel()
+	if err := l.AwaitIntegrated(wctx, size); err != nil {
+		return
+	}
+	// The publishing appender publishes at once after a batch (unless it
+	// published within a checkpoint interval: then at its next tick).
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		// Only the size is read here, unverified: the round reads the
+		// checkpoint again and verifies it before copying anything.
+		if raw, err := l.reader.ReadCheckpoint(wctx); err == nil && checkpointSize(raw) >= size {
+			return
+		}
+		select {
+		case <-wctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkpointSize reads the tree size a checkpoint note states (its second
+// line), without verifying anything; 0 when it states none.
+func checkpointSize(raw []byte) uint64 {
+	_, rest, _ := bytes.Cut(raw, []byte("\n"))
+	line, _, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(line), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // noGarbage: no partial tile or bundle to clean up.

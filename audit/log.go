@@ -74,6 +74,22 @@ type Config struct {
 	// longer interval writes them less often, and the sites hold the
 	// newest entries later ([Log.CopyWindow]).
 	CopyInterval time.Duration
+	// IntegrateWithCopies: entries wait to be taken to the tree not for
+	// BatchDelay but for the next copy round to the sites (which takes
+	// what was appended before it, waits for the checkpoint covering it
+	// and copies that), for anything that waits for them (a Sync, a
+	// proof, reading the entries, Close), for a full chunk, or at most two
+	// copy intervals (a log without sites). The sites hold an entry no
+	// later than with BatchDelay: a round copies only what a checkpoint
+	// covers when it starts. What this saves is the tree's work per
+	// batch: every batch writes an entry bundle, a tile a level and the
+	// tree state as durable files, and a checkpoint is signed and written
+	// after it; at a few entries a second (large PUTs: two entries each)
+	// that was a batch an entry, now one a copy interval. The local
+	// checkpoint lags the journal by up to a copy interval instead of
+	// BatchDelay (docs/design.md, "PUT CPU per GB at 64 MiB (issue 15,
+	// thirteenth pass)").
+	IntegrateWithCopies bool
 	// CopyTimeout bounds one step of a copy to a site (default 60s): the
 	// entry bundles and tiles of a few thousand entries, or the last
 	// partial ones and the checkpoint. A site far behind catches up step
@@ -105,6 +121,7 @@ type Log struct {
 	queue      []journalRecord
 	since      time.Time // when the oldest record in queue was queued, or later
 	kick       chan struct{}
+	urge       chan struct{} // IntegrateWithCopies: take what is queued now
 	integrated uint64
 	failed     error         // the sequencer stopped: why
 	changed    chan struct{} // closed and replaced when integrated moves
@@ -182,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.CopyInterval = max(cmp.Or(cfg.CopyInterval, DefaultCopyInterval), cfg.CheckpointInterval)
 	cfg.CopyTimeout = cmp.Or(cfg.CopyTimeout, 60*time.Second)
 	cfg.copyStep = cmp.Or(cfg.copyStep, 16)
-	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}
+	l := &Log{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), kick: make(chan struct{}, 1), urge: make(chan struct{}, 1), drainKick: make(chan struct{}, 1), drainStop: make(chan struct{}), changed: make(chan struct{}), fed: make(chan struct{})}
 	quietTessera()
 	// A log of this directory closed in this process whose tessera
 	// goroutines outlived its Close must not write beside this one.
@@ -316,8 +333,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.log.Info("audit log: taking over entries from the local journal", "from", recs[0].seq, "count", len(recs))
 		l.poke()
 	}
-	l.copies = newCopier(l)
-	go l.copies.run(actx)
+	c := newCopier(l)
+	l.mu.Lock()
+	l.copies = c
+	l.mu.Unlock()
+	go c.run(actx)
 	return l, nil
 }
 
@@ -446,13 +466,19 @@ func (l *Log) gather(ctx context.Context) bool {
 	if n >= maxChunk {
 		return true
 	}
-	t := time.NewTimer(l.cfg.BatchDelay - time.Since(since))
+	wait, urge := l.cfg.BatchDelay, (<-chan struct{})(nil)
+	if l.cfg.IntegrateWithCopies {
+		wait, urge = 2*l.copyInterval(), l.urge
+	}
+	t := time.NewTimer(wait - time.Since(since))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-t.C:
+			return true
+		case <-urge:
 			return true
 		case <-l.kick:
 			if l.queued() >= maxChunk {
@@ -466,6 +492,30 @@ func (l *Log) queued() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.queue)
+}
+
+// urgeIntegration has the sequencer take what is queued now
+// (IntegrateWithCopies; otherwise it takes it within BatchDelay anyway).
+func (l *Log) urgeIntegration() {
+	if !l.cfg.IntegrateWithCopies {
+		return
+	}
+	select {
+	case l.urge <- struct{}{}:
+	default:
+	}
+}
+
+// copyInterval is the copy interval in force (Config.CopyInterval until
+// the copier runs).
+func (l *Log) copyInterval() time.Duration {
+	l.mu.Lock()
+	c := l.copies
+	l.mu.Unlock()
+	if c == nil {
+		return l.cfg.CopyInterval
+	}
+	return time.Duration(c.interval.Load())
 }
 
 // Appended returns the number of entries durably appended, those
@@ -503,6 +553,7 @@ func (l *Log) AwaitIntegrated(ctx context.Context, size uint64) error {
 		if failed != nil {
 			return fmt.Errorf("%w: %v", ErrLog, failed)
 		}
+		l.urgeIntegration()
 		select {
 		case <-ch:
 		case <-ctx.Done():

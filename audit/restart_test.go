@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,13 +81,21 @@ func TestWitnessAcceptsADeclaredRestart(t *testing.T) {
 	ally, own := memory.New(), memory.New()
 	sites := map[string]site.Site{"ally": ally, "own": own}
 	cfg := testConfig(t, k, t.TempDir(), nil)
-	cfg.Sites = func() map[string]site.Site { return sites }
+	// The copier reads the sites while the test replaces them.
+	var sitesMu sync.Mutex
+	cfg.Sites = func() map[string]site.Site {
+		sitesMu.Lock()
+		defer sitesMu.Unlock()
+		return sites
+	}
 	l := openLog(t, cfg)
 	appendN(l, 6, "alice")
 	if err := l.Sync(ctx, 6, []string{"ally"}); err != nil {
 		t.Fatal(err)
 	}
+	sitesMu.Lock()
 	sites = map[string]site.Site{"own": own}
+	sitesMu.Unlock()
 	appendN(l, 4, "alice")
 	cs, err := l.Cosign(ctx, wv, post, 0)
 	if err != nil || cs.Size != 10 {

@@ -51,6 +51,10 @@ func (n *Node) auditConfig(keys *custody.Keyring) (audit.Config, error) {
 	}
 	cfg.Witnesses, cfg.WitnessFailOpen = g, n.conf().witnessFailOpen()
 	cfg.CopyInterval = n.conf().copyInterval()
+	// Entries go to the tree with each copy round, not every BatchDelay:
+	// the sites hold them as soon, and a few entries a second (large
+	// PUTs) make one batch a round instead of one each (audit.Config).
+	cfg.IntegrateWithCopies = true
 	return cfg, nil
 }
 

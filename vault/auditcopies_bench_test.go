@@ -261,6 +261,7 @@ func benchEngineCounted(b *testing.B, root string) (*Engine, *audit.Log, map[str
 	cfg := audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores })
 	// A node's defaults, not a test's quicker ones.
 	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, *benchAuditBatchDelay, *benchCopyInterval
+	cfg.IntegrateWithCopies = *benchIntegrateWithCopies
 	l := audittest.OpenConfig(b, cfg)
 	e, err := New(Config{Keys: keys, Index: ix, Sites: sites, Audit: l, AuditFailClosed: true, Vaults: []Vault{{Name: "bench", Owner: "EST",
 		Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/audit/audittest"
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/erasure"
@@ -32,7 +33,10 @@ var (
 	benchWorkers = flag.Int("embassy.workers", 16, "concurrent writers for BenchmarkSmallObjects")
 	// A node's default (0) unless an experiment sets it.
 	benchAuditBatchDelay = flag.Duration("embassy.audit-batch-delay", 0, "the audit log's BatchDelay in the engine benchmarks (0: a node's default)")
-	benchSlice           = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
+	// A node's (true since issue 15's thirteenth pass: entries go to the
+	// tree with each copy round, audit.Config.IntegrateWithCopies).
+	benchIntegrateWithCopies = flag.Bool("embassy.audit-integrate-with-copies", true, "the audit log's IntegrateWithCopies in the engine benchmarks (true: a node's)")
+	benchSlice               = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
 )
 
 func benchEngine(b *testing.B, root string) *Engine {
@@ -79,6 +83,26 @@ func benchEngineInFlight(b *testing.B, root string, withAudit bool, flight *benc
 	return e
 }
 
+// syncAudit waits until every site holds the engine's whole audit log, so
+// that the log's integration and copies are charged to the slice whose puts
+// appended to it, whatever paces them (a node's log takes entries to the
+// tree with each copy round: audit.Config.IntegrateWithCopies).
+func syncAudit(b *testing.B, e *Engine) {
+	l, ok := e.audit.(*audit.Log)
+	if !ok {
+		return
+	}
+	var ids []string
+	for _, d := range topology {
+		ids = append(ids, d.ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Sync(ctx, l.Appended(), ids); err != nil {
+		b.Fatalf("the audit log not on every site: %v", err)
+	}
+}
+
 // benchAudit opens the audit log of a benchmark's engine in root, beside
 // its sites: appends are part of what a put costs.
 func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
@@ -89,6 +113,7 @@ func benchAudit(b *testing.B, root string, sites []Site) AuditLog {
 	cfg := audittest.Config(b, audittest.Keys(b, "bench"), "bench", filepath.Join(root, "audit"), func() map[string]site.Site { return stores })
 	// A node's defaults, not a test's quicker ones.
 	cfg.CheckpointInterval, cfg.BatchDelay, cfg.CopyInterval = 0, *benchAuditBatchDelay, 0
+	cfg.IntegrateWithCopies = *benchIntegrateWithCopies
 	return audittest.OpenConfig(b, cfg)
 }
 
@@ -281,6 +306,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				if b.Failed() {
 					b.FailNow()
 				}
+				syncAudit(b, e)
 				benchutil.Settle(settleMax)
 				n := to - from
 				return float64(n) / took.Seconds(), float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(n)

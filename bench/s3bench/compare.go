@@ -299,6 +299,65 @@ func compare(w io.Writer, a, b []record) error {
 		fmt.Fprintf(w, "\nCPU-s per GB written (large puts, all runs): %s %.2f, %s %.2f, ratio %.2fx (goal ≤ %.2fx)\n",
 			nameA, cpuA/gbA, nameB, cpuB/gbB, (cpuA/gbA)/(cpuB/gbB), cpuGoal)
 	}
+	if err := diskTable(w, pairs, nameA, nameB); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "goals met: %d of %d\n", met, goals)
 	return nil
+}
+
+// diskTable prints, for each large GET case whose records hold the disk's
+// counters (s3bench run -disk-of), the medians over its runs of each
+// server's disk busy share, reads in flight, and size and time of a read:
+// whether a large GET kept the disk busy, and how deep and how big its
+// reads were. Nothing when no record holds them.
+func diskTable(w io.Writer, pairs []*pairing, nameA, nameB string) error {
+	med := func(rs []record, f func(*diskPhase) float64) (float64, bool) {
+		var xs []float64
+		for _, r := range rs {
+			if r.Disk != nil {
+				xs = append(xs, f(r.Disk))
+			}
+		}
+		s := summarize(xs)
+		return s.Med, s.N > 0
+	}
+	cols := []struct {
+		format string
+		f      func(*diskPhase) float64
+	}{
+		{"%.0f %%", func(d *diskPhase) float64 { return 100 * d.Busy }},
+		{"%.2f", func(d *diskPhase) float64 { return d.ReadsAvg }},
+		{"%.0f", func(d *diskPhase) float64 { return d.KiBPerRead }},
+		{"%.1f", func(d *diskPhase) float64 { return d.MsPerRead }},
+	}
+	var tw *tabwriter.Writer
+	for _, p := range pairs {
+		if p.key.op != "get" || p.key.size < largeSize {
+			continue
+		}
+		for _, side := range []struct {
+			name string
+			rs   []record
+		}{{nameA, p.a}, {nameB, p.b}} {
+			if _, ok := med(side.rs, cols[0].f); !ok {
+				continue
+			}
+			if tw == nil {
+				fmt.Fprintf(w, "\nThe disk during large GETs (medians over the runs; the whole device's counters)\n")
+				tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+				fmt.Fprintf(tw, "case\tserver\tbusy\treads in flight\tKiB a read\tms a read\t\n")
+			}
+			fmt.Fprintf(tw, "%s\t%s", p.key, side.name)
+			for _, c := range cols {
+				v, _ := med(side.rs, c.f)
+				fmt.Fprintf(tw, "\t"+c.format, v)
+			}
+			fmt.Fprintf(tw, "\t\n")
+		}
+	}
+	if tw == nil {
+		return nil
+	}
+	return tw.Flush()
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +38,54 @@ func TestDiskDelta(t *testing.T) {
 	}
 	if _, err := diskDelta("vda", a, b, 0); err == nil {
 		t.Error("a phase of no time: no error")
+	}
+}
+
+// TestCompareDisk: compare prints, for the large GETs whose records hold
+// the disk's counters, each server's medians over the runs; nothing for a
+// case or server without them, and no table at all when none has them.
+func TestCompareDisk(t *testing.T) {
+	get := func(server string, d *diskPhase) record {
+		return record{Server: server, Op: "get", Size: 64 << 20, Concurrency: 4, Count: 16, MBPerS: 500, Disk: d}
+	}
+	disk := func(busy, reads, kib, ms float64) *diskPhase {
+		return &diskPhase{Device: "vda", Busy: busy, ReadsAvg: reads, KiBPerRead: kib, MsPerRead: ms}
+	}
+	a := []record{
+		get("embassy", disk(0.40, 2.0, 1800, 6.0)),
+		get("embassy", disk(0.50, 3.0, 1900, 5.0)),
+		get("embassy", disk(0.60, 1.0, 2000, 7.0)),
+		{Server: "embassy", Op: "get", Size: 4 << 10, Concurrency: 16, Count: 100, OpsPerS: 100, Disk: disk(0.9, 9, 4, 1)},
+	}
+	b := []record{
+		get("minio", disk(0.30, 0.8, 1400, 3.5)),
+		get("minio", nil),
+		get("minio", disk(0.50, 1.2, 1500, 4.0)),
+		{Server: "minio", Op: "get", Size: 4 << 10, Concurrency: 16, Count: 100, OpsPerS: 400},
+	}
+	find := compareLines(t, a, b)
+	if got, want := find("GET 64MiB c4", 2), "GET 64MiB c4 embassy 50 % 2.00 1900 6.0"; got != want {
+		t.Errorf("embassy's disk line:\ngot  %q\nwant %q", got, want)
+	}
+	if got, want := find("GET 64MiB c4", 3), "GET 64MiB c4 minio 40 % 1.00 1450 3.8"; got != want {
+		t.Errorf("minio's disk line (two runs with counters):\ngot  %q\nwant %q", got, want)
+	}
+	var out bytes.Buffer
+	if err := compare(&out, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "GET 4KiB c16 embassy") {
+		t.Errorf("a small GET's disk line printed:\n%s", out.String())
+	}
+	out.Reset()
+	for i := range a {
+		a[i].Disk = nil
+		b[i].Disk = nil
+	}
+	if err := compare(&out, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "The disk during") {
+		t.Errorf("a disk table without counters:\n%s", out.String())
 	}
 }
