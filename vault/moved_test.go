@@ -15,14 +15,17 @@ import (
 // whole: Relocate removes the old shards once the new revision is
 // committed, and the read goes on from the same offset on that revision
 // (a GET during 'site drain' once failed mid-body: "too few intact
+// relocationSites are the sites a relocation test moves shards to, beside
+// the test node's own.
+var relocationSites = []site.Descriptor{
+	{ID: "est-3", Jurisdiction: "EST", Provider: "other", Control: "EST"},
+	{ID: "lux-3", Jurisdiction: "LUX", Provider: "other", Control: "EST"},
+	{ID: "fin-3", Jurisdiction: "FIN", Provider: "other", Control: "EST"},
+}
+
 // shards").
 func TestReadFollowsARelocation(t *testing.T) {
-	extra := []site.Descriptor{
-		{ID: "est-3", Jurisdiction: "EST", Provider: "other", Control: "EST"},
-		{ID: "lux-3", Jurisdiction: "LUX", Provider: "other", Control: "EST"},
-		{ID: "fin-3", Jurisdiction: "FIN", Provider: "other", Control: "EST"},
-	}
-	n := newTestNode(t, extra...)
+	n := newTestNode(t, relocationSites...)
 	data := content("moved", 10*testStripe+5)
 	n.put("moved", data)
 	r, err := n.e.Get(t.Context(), "registry", "moved", GetOptions{Length: -1})
@@ -36,7 +39,7 @@ func TestReadFollowsARelocation(t *testing.T) {
 	}
 	// Three shards of every part move: three of the four needed are left
 	// where the read looks.
-	sites := moveThree(t, m, extra)
+	sites := moveThree(t, m, relocationSites)
 	if _, err := n.e.Relocate(t.Context(), m, Relocation{Sites: sites}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +87,7 @@ func moveThree(t *testing.T, m *manifest.Manifest, extra []site.Descriptor) [][]
 // its first part's old shards are gone, and the second when its second
 // part's are (each part's shards are opened when the read reaches it).
 func TestReadFollowsTwoRelocations(t *testing.T) {
-	extra := []site.Descriptor{
-		{ID: "est-3", Jurisdiction: "EST", Provider: "other", Control: "EST"},
-		{ID: "lux-3", Jurisdiction: "LUX", Provider: "other", Control: "EST"},
-		{ID: "fin-3", Jurisdiction: "FIN", Provider: "other", Control: "EST"},
-	}
-	n := newTestNode(t, extra...)
+	n := newTestNode(t, relocationSites...)
 	ctx := t.Context()
 	up, err := n.e.CreateUpload(ctx, "registry", "twice", PutOptions{})
 	if err != nil {
@@ -119,7 +117,7 @@ func TestReadFollowsTwoRelocations(t *testing.T) {
 		t.Fatalf("%d parts, want 2", len(m1.Parts))
 	}
 	// The first move, before the read starts: it follows it.
-	if _, err := n.e.Relocate(ctx, m1, Relocation{Sites: moveThree(t, m1, extra)}); err != nil {
+	if _, err := n.e.Relocate(ctx, m1, Relocation{Sites: moveThree(t, m1, relocationSites)}); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, 100)
