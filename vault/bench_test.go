@@ -259,6 +259,8 @@ func BenchmarkThroughput(b *testing.B) {
 //
 //	go test -run '^$' -bench SmallObjects -benchtime 1x ./vault/
 func BenchmarkSmallObjects(b *testing.B) {
+	// How often the slices' scheduler probes sample (benchutil.Sched).
+	const schedEvery = 2 * time.Millisecond
 	count, size, workers := *benchObjects, *benchSmall, *benchWorkers
 	refBudget := min(count, 10_000)
 	slice := max(1, min(*benchSlice, refBudget))
@@ -274,6 +276,11 @@ func BenchmarkSmallObjects(b *testing.B) {
 			// together, and so share the device's flushes.
 			flight := &benchutil.InFlight{}
 			var putFlight float64
+			// What the scheduler did with the goroutines in the
+			// engine's last slice (to its puts' end), and when that
+			// slice started.
+			var putSched benchutil.Sched
+			var putStart time.Time
 			e := benchEngineInFlight(b, root, true, flight)
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0xa5}, size)
@@ -287,6 +294,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				next.Store(int64(from))
 				cpu0 := benchutil.ProcessCPU()
 				flight.Reset()
+				probe := benchutil.StartSched(schedEvery)
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range workers {
@@ -302,7 +310,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				wg.Wait()
 				took := time.Since(start)
-				putFlight = flight.Mean()
+				putFlight, putSched, putStart = flight.Mean(), probe.Stop(), start
 				if b.Failed() {
 					b.FailNow()
 				}
@@ -344,11 +352,14 @@ func BenchmarkSmallObjects(b *testing.B) {
 				var ed, rd benchutil.DiskStat
 				var et, rt time.Duration
 				var ef, rf float64
+				var eSched, rSched benchutil.Sched
+				var eStart, rStart time.Time
 				engine := func() {
 					ecan, esys = benchutil.Canary()
 					d0, t0 := diskStat(), time.Now()
 					eo, ec = put(putObjects, putObjects+slice)
 					ed, et, ef = diskStat().Sub(d0), time.Since(t0), putFlight
+					eSched, eStart = putSched, putStart
 					putObjects += slice
 					if ref == nil {
 						// The reference's blob: the mean size of the
@@ -367,7 +378,10 @@ func BenchmarkSmallObjects(b *testing.B) {
 					cpu0 := benchutil.ProcessCPU()
 					d0, t0 := diskStat(), time.Now()
 					flight.Reset()
+					probe := benchutil.StartSched(schedEvery)
+					rStart = time.Now()
 					ro = ref.Write(b, slice, workers)
+					rSched = probe.Stop()
 					rd, rt, rf = diskStat().Sub(d0), time.Since(t0), flight.Mean()
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
 				}
@@ -400,6 +414,13 @@ func BenchmarkSmallObjects(b *testing.B) {
 				} else {
 					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n", round+1, p+1, ef, rf, ec*eo/1e6, rc*ro/1e6)
 				}
+				// Where the writers' goroutines were: in system calls,
+				// runnable with no P to run on, running; and when each
+				// slice's puts ran, to join outside traces.
+				fmt.Printf("round %d pair %d scheduler (engine / reference): goroutines in system calls %.1f / %.1f, runnable %.1f / %.1f, running %.1f / %.1f; a goroutine waited %.3f / %.3f ms for a P; puts from %s (%.2f s) / %s (%.2f s)\n",
+					round+1, p+1, eSched.Syscall, rSched.Syscall, eSched.Runnable, rSched.Runnable, eSched.Running, rSched.Running,
+					float64(eSched.WaitMean.Microseconds())/1e3, float64(rSched.WaitMean.Microseconds())/1e3,
+					eStart.UTC().Format("15:04:05.000"), float64(slice)/eo, rStart.UTC().Format("15:04:05.000"), float64(slice)/ro)
 			}
 			commits := commitStats(e)
 			commits.Writes -= commits0.Writes
