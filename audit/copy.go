@@ -251,20 +251,9 @@ func (l *Log) integrateForCopy(ctx context.Context) {
 	}
 	// The publishing appender publishes at once after a batch (unless it
 	// published within a checkpoint interval: then at its next tick).
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		// Only the size is read here, unverified: the round reads the
-		// checkpoint again and verifies it before copying anything.
-		if raw, err := l.reader.ReadCheckpoint(wctx); err == nil && checkpointSize(raw) >= size {
-			return
-		}
-		select {
-		case <-wctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	// Only the size is known here, unverified: the round reads the
+	// checkpoint again and verifies it before copying anything.
+	l.pub.await(wctx, size)
 }
 
 // checkpointSize reads the tree size a checkpoint note states (its second

@@ -3,12 +3,17 @@ package audit
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/transparency-dev/tessera"
 
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/memory"
 )
@@ -19,14 +24,27 @@ import (
 // covering them and copies it to the site in that round. Without the
 // option each goes to the tree alone (the premise the other case is
 // measured against).
+//
+// The round's wait for the checkpoint ends on its publication: the copy
+// interval is hours. Without the inotify watch (where none can be had) the
+// round reads the checkpoint on a ticker instead, and copies it as soon.
 func TestIntegrateWithCopies(t *testing.T) {
-	for _, with := range []bool{false, true} {
-		t.Run(fmt.Sprintf("IntegrateWithCopies=%v", with), func(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		with, noWatch bool
+	}{
+		{"IntegrateWithCopies=false", false, false},
+		{"IntegrateWithCopies=true", true, false},
+		{"IntegrateWithCopies=true,noWatch", true, true},
+	} {
+		with := c.with
+		t.Run(c.name, func(t *testing.T) {
 			ms := memory.New()
 			cfg := testConfig(t, testKeys(t), t.TempDir(), map[string]site.Site{"a": ms})
 			cfg.BatchDelay = time.Millisecond
 			cfg.CopyInterval = time.Hour
 			cfg.IntegrateWithCopies = with
+			cfg.noWatch = c.noWatch
 			// Entries added through each appender, in the order the
 			// appenders were made: the first is the one of batch size 1.
 			var mu sync.Mutex
@@ -136,6 +154,77 @@ func TestIntegrateWithCopiesWhenWaitedFor(t *testing.T) {
 	if err := l.Sync(ctx, last+1, []string{"a"}); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
+}
+
+// countingReader counts the reads of the local checkpoint.
+type countingReader struct {
+	tessera.LogReader
+	n *atomic.Int64
+}
+
+func (r countingReader) ReadCheckpoint(ctx context.Context) ([]byte, error) {
+	r.n.Add(1)
+	return r.LogReader.ReadCheckpoint(ctx)
+}
+
+// TestCopyRoundAwaitsThePublication: with Config.IntegrateWithCopies, a
+// copy round whose checkpoint a witness policy (without fail-open) holds
+// back waits for its publication, told by the watch of the checkpoint,
+// not by reading the checkpoint again and again: once the copy interval
+// is over it copies the checkpoint there is, having read it once. Once the
+// witness policy lets it through, a round copies it.
+func TestCopyRoundAwaitsThePublication(t *testing.T) {
+	k := testKeys(t)
+	ms := memory.New()
+	cfg := testConfig(t, k, t.TempDir(), map[string]site.Site{"a": ms})
+	cfg.CopyInterval = time.Hour
+	cfg.IntegrateWithCopies = true
+	var reads atomic.Int64
+	cfg.wrapReader = func(r tessera.LogReader) tessera.LogReader { return countingReader{r, &reads} }
+	l := openLog(t, cfg)
+	defer closeLog(t, l)
+
+	// A witness that refuses every checkpoint.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer refusing.Close()
+	u, _ := url.Parse(refusing.URL)
+	wk := testKeys(t)
+	tw, err := tessera.NewWitness(custody.WitnessVerifierKey("witness.example", wk.Identity().Public()), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetWitnesses(tessera.NewWitnessGroup(1, tw))
+	defer l.SetWitnesses(tessera.WitnessGroup{}) // before closing, if the test fails
+
+	if _, err := l.Append(t.Context(), event(0)); err != nil {
+		t.Fatal(err)
+	}
+	reads.Store(0)
+	const interval = time.Second
+	l.SetCopyInterval(interval) // starts a round
+	waitFor(t, "the round's copy", func() bool {
+		sts := l.Sites()
+		return len(sts) == 1 && sts[0].Known
+	})
+	if sts := l.Sites(); sts[0].Size != 0 {
+		t.Fatalf("the site's copy covers %d entries, want 0 (the checkpoint covering the entry is held back)", sts[0].Size)
+	}
+	if l.Integrated() != 1 {
+		t.Fatalf("%d entries in the tree after the round, want 1", l.Integrated())
+	}
+	// The round read the checkpoint to copy it; a round that polled it
+	// every 10 ms read it some 100 times in its wait of a second.
+	if n := reads.Load(); n > 3 {
+		t.Fatalf("the local checkpoint read %d times while one round waited %v for a publication held back; want at most 3", n, interval)
+	}
+
+	l.SetWitnesses(tessera.WitnessGroup{})
+	waitFor(t, "the site's copy covering the entry", func() bool {
+		sts := l.Sites()
+		return len(sts) == 1 && sts[0].Size >= 1
+	})
 }
 
 // waitFor waits, up to a minute, until cond holds.

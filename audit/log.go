@@ -104,6 +104,12 @@ type Config struct {
 	// future that never resolves, as tessera's does when its queue worker
 	// stopped before taking the batch).
 	wrapAdd func(tessera.AddFn) tessera.AddFn
+	// wrapReader, if set, wraps the local log's reader (tests: counting
+	// the checkpoint's reads).
+	wrapReader func(tessera.LogReader) tessera.LogReader
+	// noWatch: no inotify watch of the checkpoint (published.go), as
+	// where none can be had.
+	noWatch bool
 }
 
 // Log is the node's audit log. It is safe for concurrent use.
@@ -127,6 +133,7 @@ type Log struct {
 	changed    chan struct{} // closed and replaced when integrated moves
 
 	copies *copier
+	pub    *published // the latest published checkpoint (published.go)
 
 	// Entries committed with the index (pending.go): the index they are
 	// in, how far the journal took them (the last key, and the log size
@@ -301,6 +308,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit log: %w", err))
 	}
+	if cfg.wrapReader != nil {
+		reader = cfg.wrapReader(reader)
+	}
 	l.seq, l.reader, l.cancel, l.ctx = seq, reader, cancel, actx
 	local := size
 	if size, err = l.catchUp(ctx, size); err != nil {
@@ -328,6 +338,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.integrated = size
 	l.queue, l.since = recs, time.Now()
 	j.onWrite = l.enqueue
+	l.watchPublished(tdir)
 	go l.feed(actx)
 	if len(recs) > 0 {
 		l.log.Info("audit log: taking over entries from the local journal", "from", recs[0].seq, "count", len(recs))
@@ -565,23 +576,19 @@ func (l *Log) AwaitIntegrated(ctx context.Context, size uint64) error {
 // awaitCheckpoint waits until the local checkpoint covers size entries:
 // the publishing appender publishes what any appender integrated within
 // Config.CheckpointInterval (at once for its own batches), unless a
-// witness policy without fail-open holds it back.
+// witness policy without fail-open holds it back. It waits for the
+// publication (published.go), then verifies what was published.
 func (l *Log) awaitCheckpoint(ctx context.Context, size uint64) error {
-	t := time.NewTicker(l.cfg.CheckpointInterval / 2)
-	defer t.Stop()
+	want := size
 	for {
-		_, cp, err := l.Checkpoint(ctx)
-		if err == nil && cp.Size >= size {
+		if err := l.pub.await(ctx, want); err != nil {
+			return fmt.Errorf("audit log: %w: the latest checkpoint covers %d entries of %d", err, l.pub.latest(), size)
+		}
+		if _, cp, err := l.Checkpoint(ctx); err == nil && cp.Size >= size {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("the latest checkpoint covers %d entries of %d", cp.Size, size)
-			}
-			return fmt.Errorf("audit log: %w: %v", ctx.Err(), err)
-		case <-t.C:
-		}
+		// Not verified: wait for the next.
+		want = max(want, l.pub.latest()+1)
 	}
 }
 
@@ -691,5 +698,6 @@ func (l *Log) Close(ctx context.Context) error {
 	// wait for them: one caught publishing a checkpoint, integrating a
 	// batch or collecting garbage writes after the cancel.
 	l.tessera.stop(ctx, l.log)
+	l.pub.close()
 	return err
 }

@@ -29,6 +29,10 @@
 #   MINIO_VERSION=V     module version of github.com/minio/minio (default: pinned below; "latest" works)
 #   DISK=none           leave out the counters of the data's disk that every phase records
 #                       (bytes read and written, busy time, reads in flight, KiB and ms a read)
+#   PROBE=1             run `s3bench probe` beside the cases (fixed CPU, memory, page-fault and
+#                       page-cache work timed every 500 ms by its thread's CPU time) and print
+#                       its medians for every large phase after the summary (bench/README.md,
+#                       "The calibration probe")
 #   S3BENCH_FLAGS=...   extra flags for `s3bench run`, e.g. -unsigned-payload, -part-size 16MiB, -drop-caches
 #   EMBASSY_REF=REF     build embassy from a git ref (e.g. HEAD) instead of the working tree
 #   KEEP=1              keep the data and logs afterwards
@@ -210,6 +214,14 @@ if [ "${DISK:-}" = none ]; then
 	disk_flags=()
 fi
 
+probe_pid=
+if [ -n "${PROBE:-}" ] && [ -z "$audit_cost" ]; then
+	"$s3bench" probe -out "$work/probe.jsonl" -dir "$work" &
+	probe_pid=$!
+	pids+=("$probe_pid")
+	log "calibration probe (pid $probe_pid) beside the cases"
+fi
+
 # --- cases, interleaved so that drift hits both servers alike ------------
 bench() { # name port pid case [extra flags...]
 	local name=$1 port=$2 pid=$3 c=$4
@@ -247,6 +259,11 @@ for run in $(seq 1 "$RUNS"); do
 	done
 done
 
+if [ -n "$probe_pid" ]; then
+	kill -TERM "$probe_pid" 2>/dev/null || true
+	wait "$probe_pid" 2>/dev/null || true
+fi
+
 if [ -n "${PROFILE:-}" ]; then
 	# One CPU profile per phase from its one-second pieces, and a text
 	# summary of each: where the CPU went (flat and cumulative) and what
@@ -266,4 +283,9 @@ if [ -n "$audit_cost" ]; then
 	"$s3bench" compare -audit-cost "$work/embassy.jsonl" "$work/embassy-nolog.jsonl"
 else
 	"$s3bench" compare "$work/embassy.jsonl" "$work/minio.jsonl"
+	if [ -n "$probe_pid" ]; then
+		echo
+		echo "calibration probe, medians over each large phase (bench/README.md, \"The calibration probe\"):"
+		"$s3bench" probesum -probe "$work/probe.jsonl" -large "$work/embassy.jsonl" "$work/minio.jsonl"
+	fi
 fi

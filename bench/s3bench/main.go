@@ -53,7 +53,9 @@ const usage = `usage:
   s3bench compare [-audit-cost] A.jsonl B.jsonl
   s3bench scale -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-objects N] [-size 4KiB] [-concurrency 32] [-phases list,rebuild,scrub,drill] [-out FILE]
   s3bench ready -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-timeout 2m]
-  s3bench freeport`
+  s3bench freeport
+  s3bench probe [-interval 500ms] [-cpu-iters N] [-mem 64MiB] [-fault 16MiB] [-pcache 16MiB] [-sys-calls N] [-cold 8MiB] [-fresh 4MiB] [-fresh-total 2GiB] [-dir DIR] [-out FILE] [-duration D]
+  s3bench probesum -probe PROBE.jsonl [-large] A.jsonl [B.jsonl ...]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return readyCmd(ctx, args[1:], stderr)
 	case "freeport":
 		return freeportCmd(args[1:], stdout)
+	case "probe":
+		return probeCmd(ctx, args[1:], stdout, stderr)
+	case "probesum":
+		return probeSumCmd(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
