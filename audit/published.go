@@ -3,12 +3,12 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/sys/unix"
@@ -107,13 +107,16 @@ func (p *published) watch() {
 		}
 		again := false
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			end := off + unix.SizeofInotifyEvent + int(ev.Len)
+			// struct inotify_event: wd, mask, cookie, len (each 32
+			// bits, in the machine's order), then len bytes of name,
+			// NUL-padded.
+			mask := binary.NativeEndian.Uint32(buf[off+4:])
+			end := off + unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(buf[off+12:]))
 			if end > n {
 				break
 			}
 			evName := bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:end], "\x00")
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 || bytes.Equal(evName, name) {
+			if mask&unix.IN_Q_OVERFLOW != 0 || bytes.Equal(evName, name) {
 				again = true
 			}
 			off = end

@@ -444,7 +444,7 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	if size >= 0 && n != size {
 		return fmt.Errorf("dir site: put %s: reader yielded %d bytes, expected %d", name, n, size)
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("dir site: put %s: fdatasync: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
@@ -462,7 +462,7 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
 	defer unix.Close(pfd)
-	if err := s.groupSync(parent, func() error { return unix.Fsync(pfd) }); err != nil {
+	if err := s.groupSync(parent, func() error { return fsync(pfd) }); err != nil {
 		return fmt.Errorf("dir site: put %s: sync directory: %w", name, &os.PathError{Op: "fsync", Path: parent, Err: err})
 	}
 	return nil
