@@ -1,8 +1,10 @@
 package dir
 
 import (
+	"io"
+	"runtime"
 	"syscall"
-	_ "unsafe" // for go:linkname
+	"unsafe" // and for go:linkname
 
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +59,58 @@ func fdatasync(fd int) error {
 // fsync is unix.Fsync, giving up the P first.
 func fsync(fd int) error {
 	if e := blockingSyscall1(unix.SYS_FSYNC, uintptr(fd)); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// blockingSyscall4 is blockingSyscall1 for a call of four arguments.
+//
+//go:nosplit
+//go:norace
+func blockingSyscall4(trap, a1, a2, a3, a4 uintptr) (uintptr, syscall.Errno) {
+	entersyscallblock()
+	r, _, e := syscall.RawSyscall6(trap, a1, a2, a3, a4, 0, 0)
+	exitsyscall()
+	return r, e
+}
+
+// pwriteAll writes all of p at offset off of fd, as pwrite(2) does, in
+// as many calls as it takes, giving up the P before each: an O_DIRECT
+// write waits for the disk.
+func pwriteAll(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, e := blockingSyscall4(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off))
+		runtime.KeepAlive(p)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// renameat is unix.Renameat, giving up the P first: a rename waits for
+// the filesystem's journal.
+func renameat(olddirfd int, oldpath string, newdirfd int, newpath string) error {
+	op, err := unix.BytePtrFromString(oldpath)
+	if err != nil {
+		return err
+	}
+	np, err := unix.BytePtrFromString(newpath)
+	if err != nil {
+		return err
+	}
+	_, e := blockingSyscall4(unix.SYS_RENAMEAT, uintptr(olddirfd), uintptr(unsafe.Pointer(op)), uintptr(newdirfd), uintptr(unsafe.Pointer(np)))
+	runtime.KeepAlive(op)
+	runtime.KeepAlive(np)
+	if e != 0 {
 		return e
 	}
 	return nil
