@@ -9,7 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The driver's flushes give up the goroutine's P before they block.
+// The driver's calls that wait for the disk give up the goroutine's P
+// before they block: the flushes (fdatasync, a directory's fsync), the
+// O_DIRECT writes of large blobs and the renames.
 //
 // A goroutine in an ordinary system call keeps its P (its right to run Go
 // code) until the runtime's monitor takes it back, which it does only from
@@ -19,10 +21,14 @@ import (
 // hold every P in turn while the goroutines that would start the next
 // writes wait runnable: few writes in flight, few requests sharing each of
 // the device's flushes, the cores half idle (docs/design.md, "Small puts:
-// what stalled slices wait on (issue 15, fourteenth pass)"). The runtime
-// hands the P on at once for the calls it knows to block
-// (entersyscallblock); the flushes here are made the same way. The calls,
-// their order and their results are those of unix.Fdatasync and unix.Fsync.
+// what stalled slices wait on (issue 15, fourteenth pass)"). Large blobs'
+// 1 MiB O_DIRECT writes take milliseconds each, so while PUTs stream the
+// monitor keeps finding a P to take, never slows its polling, and costs a
+// large PUT CPU for every second it runs ("Blocking calls give up the P
+// (issue 15, fourteenth pass)"). The runtime hands the P on at once for the
+// calls it knows to block (entersyscallblock); the calls here are made the
+// same way. The calls, their order and their results are those of
+// unix.Fdatasync, unix.Fsync, pwrite(2) and unix.Renameat.
 
 // entersyscallblock and exitsyscall are among the runtime's functions kept
 // for use by other packages through go:linkname (go.dev/issue/67401).
