@@ -444,7 +444,7 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 	if size >= 0 && n != size {
 		return fmt.Errorf("dir site: put %s: reader yielded %d bytes, expected %d", name, n, size)
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("dir site: put %s: fdatasync: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
@@ -462,7 +462,7 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) (e
 		return s.vanished(name, fmt.Errorf("dir site: put %s: %w", name, err))
 	}
 	defer unix.Close(pfd)
-	if err := s.groupSync(parent, func() error { return unix.Fsync(pfd) }); err != nil {
+	if err := s.groupSync(parent, func() error { return fsync(pfd) }); err != nil {
 		return fmt.Errorf("dir site: put %s: sync directory: %w", name, &os.PathError{Op: "fsync", Path: parent, Err: err})
 	}
 	return nil
@@ -731,7 +731,71 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if length >= directMin && site.ColdRead(ctx) && setDirect(f, true) == nil {
 		return &directReader{f: f, name: name, off: off, end: off + length}, nil
 	}
+	if length >= dropBehindMin {
+		return &dropReader{SectionReader: io.NewSectionReader(f, off, length), f: f, start: off, dropped: off}, nil
+	}
 	return &sectionCloser{SectionReader: io.NewSectionReader(f, off, length), f: f}, nil
+}
+
+const (
+	// dropBehindMin: buffered Gets of at least this many bytes drop from
+	// the page cache what they have read (dropReader).
+	dropBehindMin = 1 << 20
+	// dropStep: a dropReader drops once its reads are this far past its
+	// last drop.
+	dropStep = 4 << 20
+	// dropAlign: what it drops ends on this boundary, so that no large
+	// folio of the page cache (2 MiB at most on x86-64) is cut: the kernel
+	// drops only folios wholly inside the range advised.
+	dropAlign = 2 << 20
+)
+
+// dropReader reads a large range through the page cache, as a
+// sectionCloser does, and drops what it has read as it goes
+// (POSIX_FADV_DONTNEED every dropStep, and the rest at Close). A large
+// range is read once, start to end (a GET streaming an object, a scrub),
+// and what it leaves in the page cache is seldom read again before it is
+// evicted. Handing the pages back at once makes the next reads, this
+// reader's and the next GET's, reuse pages just freed. On a virtual machine
+// whose guest returns free memory to its host (free page reporting, as on
+// the development VM) that is most of a large GET's CPU: a page the guest
+// has not touched for a few seconds must be supplied again by the host at
+// its first touch, in the kernel's copy to the reader, which cost 0.25–2.15
+// CPU-seconds per GB of a 64 MiB GET against 0.07 for pages just freed
+// (docs/design.md, "Large GETs: CPU per GB between runs (issue 15,
+// fourteenth pass)"). The price is that a second read of the same large
+// range comes from the disk. The advice changes no byte read: it only
+// drops clean pages, and any that a concurrent reader still needs are read
+// again.
+type dropReader struct {
+	*io.SectionReader
+	f       *os.File
+	start   int64 // the range's first byte in the file
+	pos     int64 // bytes read so far
+	dropped int64 // the file's bytes before this are dropped (from start)
+}
+
+func (r *dropReader) Read(p []byte) (int, error) {
+	n, err := r.SectionReader.Read(p)
+	r.pos += int64(n)
+	if end := (r.start + r.pos) &^ (dropAlign - 1); end-r.dropped >= dropStep {
+		r.drop(end)
+	}
+	return n, err
+}
+
+// drop advises the kernel to drop [r.dropped, end) of the file.
+func (r *dropReader) drop(end int64) {
+	_ = unix.Fadvise(int(r.f.Fd()), r.dropped, end-r.dropped, unix.FADV_DONTNEED)
+	r.dropped = end
+}
+
+func (r *dropReader) Close() error {
+	if r.pos > 0 {
+		// Up to the next boundary: the folio that holds the last byte read.
+		r.drop((r.start + r.pos + dropAlign - 1) &^ (dropAlign - 1))
+	}
+	return r.f.Close()
 }
 
 // directPread is preadFull; tests replace it to make a filesystem refuse
