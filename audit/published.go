@@ -51,7 +51,8 @@ type published struct {
 const pollPublished = 10 * time.Millisecond
 
 // watchPublished starts watching the checkpoint of the tlog directory
-// tdir, read through read; a watch that cannot be had is said in log.
+// tdir, read through the log's reader; a watch that cannot be had is said
+// in the log.
 func (l *Log) watchPublished(tdir string) {
 	p := &published{path: filepath.Join(tdir, layout.CheckpointPath), read: l.reader.ReadCheckpoint, changed: make(chan struct{}), done: make(chan struct{})}
 	l.pub = p

@@ -484,7 +484,7 @@ func (s *Site) moveIn(dfd, tfd int, tmp, name, parent string) (int, error) {
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: parent, Err: symlinkErr(err)}
 	}
-	if err := unix.Renameat(tfd, tmp, pfd, base); err != nil {
+	if err := renameat(tfd, tmp, pfd, base); err != nil {
 		unix.Close(pfd)
 		return -1, &os.LinkError{Op: "rename", Old: filepath.Join(s.root, tmpDir, tmp), New: filepath.Join(parent, base), Err: err}
 	}
@@ -554,7 +554,16 @@ func (s *Site) copyIn(ctx context.Context, name string, f *os.File, r io.Reader,
 				}
 				direct = false
 			}
-			if _, werr := f.Write(buf[:m]); werr != nil {
+			// An O_DIRECT write waits for the disk: it gives up the
+			// goroutine's P first (sync_linux.go). Both kinds write at
+			// offset n.
+			var werr error
+			if direct {
+				werr = pwriteAll(int(f.Fd()), buf[:m], n)
+			} else {
+				_, werr = f.WriteAt(buf[:m], n)
+			}
+			if werr != nil {
 				return n, fmt.Errorf("dir site: put %s: %w", name, werr)
 			}
 			n += int64(m)

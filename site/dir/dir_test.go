@@ -2,6 +2,7 @@ package dir
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -824,4 +825,45 @@ func TestPutStopsPastTheDeclaredSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A large blob is written with O_DIRECT at its offsets (through the
+// process's io_uring where there is one) and its unaligned tail through
+// the page cache: every byte lands where it belongs, whatever the size.
+func TestPutLargeBlobContent(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{directMin, directMin + 5, 2*directMin + 4096, 3*directMin + 4097, 5<<20 - 1} {
+		want := make([]byte, size)
+		crand.Read(want)
+		name := fmt.Sprintf("s/aa/content-%d", size)
+		// An io.Reader without WriteTo, yielding odd-sized pieces.
+		r := io.LimitReader(&chunky{b: want}, size)
+		if err := s.Put(t.Context(), name, r, size); err != nil {
+			t.Fatalf("put of %d bytes: %v", size, err)
+		}
+		rc, err := s.Get(t.Context(), name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("blob of %d bytes read back as %d bytes (%v), equal %v", size, len(got), err, bytes.Equal(got, want))
+		}
+	}
+}
+
+// chunky yields b in pieces of 100,003 bytes at most.
+type chunky struct{ b []byte }
+
+func (c *chunky) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 100_003)], c.b)
+	c.b = c.b[n:]
+	return n, nil
 }

@@ -1,13 +1,17 @@
 package dir
 
 import (
+	"io"
+	"runtime"
 	"syscall"
-	_ "unsafe" // for go:linkname
+	"unsafe" // and for go:linkname
 
 	"golang.org/x/sys/unix"
 )
 
-// The driver's flushes give up the goroutine's P before they block.
+// The driver's calls that wait for the disk give up the goroutine's P
+// before they block: the flushes (fdatasync, a directory's fsync), the
+// O_DIRECT writes of large blobs and the renames.
 //
 // A goroutine in an ordinary system call keeps its P (its right to run Go
 // code) until the runtime's monitor takes it back, which it does only from
@@ -17,10 +21,14 @@ import (
 // hold every P in turn while the goroutines that would start the next
 // writes wait runnable: few writes in flight, few requests sharing each of
 // the device's flushes, the cores half idle (docs/design.md, "Small puts:
-// what stalled slices wait on (issue 15, fourteenth pass)"). The runtime
-// hands the P on at once for the calls it knows to block
-// (entersyscallblock); the flushes here are made the same way. The calls,
-// their order and their results are those of unix.Fdatasync and unix.Fsync.
+// what stalled slices wait on (issue 15, fourteenth pass)"). Large blobs'
+// 1 MiB O_DIRECT writes take milliseconds each, so while PUTs stream the
+// monitor keeps finding a P to take, never slows its polling, and costs a
+// large PUT CPU for every second it runs ("Blocking calls give up the P
+// (issue 15, fourteenth pass)"). The runtime hands the P on at once for the
+// calls it knows to block (entersyscallblock); the calls here are made the
+// same way. The calls, their order and their results are those of
+// unix.Fdatasync, unix.Fsync, pwrite(2) and unix.Renameat.
 
 // entersyscallblock and exitsyscall are among the runtime's functions kept
 // for use by other packages through go:linkname (go.dev/issue/67401).
@@ -57,6 +65,58 @@ func fdatasync(fd int) error {
 // fsync is unix.Fsync, giving up the P first.
 func fsync(fd int) error {
 	if e := blockingSyscall1(unix.SYS_FSYNC, uintptr(fd)); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// blockingSyscall4 is blockingSyscall1 for a call of four arguments.
+//
+//go:nosplit
+//go:norace
+func blockingSyscall4(trap, a1, a2, a3, a4 uintptr) (uintptr, syscall.Errno) {
+	entersyscallblock()
+	r, _, e := syscall.RawSyscall6(trap, a1, a2, a3, a4, 0, 0)
+	exitsyscall()
+	return r, e
+}
+
+// pwriteAll writes all of p at offset off of fd, as pwrite(2) does, in
+// as many calls as it takes, giving up the P before each: an O_DIRECT
+// write waits for the disk.
+func pwriteAll(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, e := blockingSyscall4(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off))
+		runtime.KeepAlive(p)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// renameat is unix.Renameat, giving up the P first: a rename waits for
+// the filesystem's journal.
+func renameat(olddirfd int, oldpath string, newdirfd int, newpath string) error {
+	op, err := unix.BytePtrFromString(oldpath)
+	if err != nil {
+		return err
+	}
+	np, err := unix.BytePtrFromString(newpath)
+	if err != nil {
+		return err
+	}
+	_, e := blockingSyscall4(unix.SYS_RENAMEAT, uintptr(olddirfd), uintptr(unsafe.Pointer(op)), uintptr(newdirfd), uintptr(unsafe.Pointer(np)))
+	runtime.KeepAlive(op)
+	runtime.KeepAlive(np)
+	if e != 0 {
 		return e
 	}
 	return nil

@@ -1,7 +1,9 @@
 package dir
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -69,4 +71,83 @@ func TestFlushesHandOff(t *testing.T) {
 		t.Errorf("fdatasync from many goroutines: %v", err)
 	}
 	f.Close()
+}
+
+// The writes and renames that give up the P do what pwrite(2) and
+// renameat(2) do, with their errors, from many goroutines on one P.
+func TestWritesAndRenamesHandOff(t *testing.T) {
+	d := t.TempDir()
+	f, err := os.Create(filepath.Join(d, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := make([]byte, 3<<16)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	// Out of order, at their offsets; the file's position is not used.
+	for _, i := range []int{2, 0, 1} {
+		if err := pwriteAll(int(f.Fd()), want[i<<16:(i+1)<<16], int64(i)<<16); err != nil {
+			t.Fatalf("pwriteAll piece %d: %v", i, err)
+		}
+	}
+	if got, err := os.ReadFile(f.Name()); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, want))
+	}
+	if err := pwriteAll(-1, want[:1], 0); !errors.Is(err, unix.EBADF) {
+		t.Errorf("pwriteAll to no descriptor: %v, want EBADF", err)
+	}
+	dfd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	if err := renameat(dfd, "a", dfd, "b"); err != nil {
+		t.Fatalf("renameat: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d, "b")); err != nil {
+		t.Fatalf("after the rename: %v", err)
+	}
+	if err := renameat(dfd, "a", dfd, "c"); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("rename of a missing name: %v, want ENOENT", err)
+	}
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 32 {
+		wg.Go(func() {
+			g, err := os.Create(filepath.Join(d, fmt.Sprint("w", w)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer g.Close()
+			for i := range 4 {
+				if err := pwriteAll(int(g.Fd()), want[i<<14:(i+1)<<14], int64(i)<<14); err != nil {
+					errs <- err
+					return
+				}
+				_ = make([]byte, 64<<10)
+			}
+			if got, err := os.ReadFile(g.Name()); err != nil || !bytes.Equal(got, want[:4<<14]) {
+				errs <- fmt.Errorf("writer %d: file differs (%v)", w, err)
+				return
+			}
+			if err := renameat(dfd, fmt.Sprint("w", w), dfd, fmt.Sprint("r", w)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 4 {
+			runtime.GC()
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("from many goroutines: %v", err)
+	}
 }
