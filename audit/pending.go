@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -290,6 +291,10 @@ func (l *Log) drainLoop(ctx context.Context, done chan struct{}) {
 	}
 }
 
+// testHookDrainAppended, if set (by tests), is called by drain after its
+// journal append, before it looks at the index again.
+var testHookDrainAppended atomic.Pointer[func(ctx context.Context)]
+
 // drain takes every entry the index holds into the journal and has the
 // index forget them.
 func (l *Log) drain(ctx context.Context) error {
@@ -302,12 +307,17 @@ func (l *Log) drain(ctx context.Context) error {
 	if _, err := l.j.append(nil); err != nil {
 		return err
 	}
+	if h := testHookDrainAppended.Load(); h != nil {
+		(*h)(ctx)
+	}
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
 	l.pmu.Lock()
 	src, through, seq, removed := l.src, l.pulledKey, l.pulledSeq, l.removedKey
 	l.pmu.Unlock()
-	if through <= removed {
+	// AttachIndex may have let the index go meanwhile, to attach
+	// another: nothing to drain until that one is taken (it drains it).
+	if src == nil || through <= removed {
 		return nil
 	}
 	if err := src.DrainedAudit(ctx, through, seq); err != nil {

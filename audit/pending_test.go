@@ -227,3 +227,79 @@ func TestPendingPrecedesLaterAppends(t *testing.T) {
 		t.Fatalf("the log holds %d entries, want %d", len(pos), writers*each+writers*each/4)
 	}
 }
+
+// watermarkHook is a memPending whose AuditWatermark, which AttachIndex
+// calls while no index is attached, first runs hook.
+type watermarkHook struct {
+	*memPending
+	hook func()
+}
+
+func (p *watermarkHook) AuditWatermark(ctx context.Context) (uint64, bool, error) {
+	p.hook()
+	return p.memPending.AuditWatermark(ctx)
+}
+
+type heldDrain struct{}
+
+// A drain that found an index attached when it began, and comes to drain
+// it while another is being attached (the first let go, the second not
+// yet taken), does nothing and fails nothing. It dereferenced the missing
+// index before, which broke housekeeping's tests now and then.
+func TestDrainWhileAnotherIndexIsAttached(t *testing.T) {
+	k := testKeys(t)
+	l := openLog(t, testConfig(t, k, t.TempDir(), nil))
+	defer closeLog(t, l)
+	a := &memPending{}
+	if err := l.AttachIndex(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	// An entry committed with a, which the held drain's journal append
+	// takes; a then refuses to forget it (as a failing index would), so
+	// that it is still to be drained when a is let go.
+	e, err := l.IndexEntry(a, Event{Kind: "object.put", Key: "a0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.commit(e)
+	a.set(false, true)
+	// The held drain stops after its journal append, before it looks
+	// at the index again, until b's attachment has let a go.
+	atHook, proceed, finished := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	hook := func(ctx context.Context) {
+		if ctx.Value(heldDrain{}) != nil {
+			close(atHook)
+			<-proceed
+		}
+	}
+	testHookDrainAppended.Store(&hook)
+	defer testHookDrainAppended.Store(nil)
+	var drainErr error
+	go func() {
+		defer close(finished)
+		drainErr = l.drain(context.WithValue(t.Context(), heldDrain{}, true))
+	}()
+	<-atHook
+	b := &watermarkHook{memPending: &memPending{}, hook: func() {
+		close(proceed)
+		<-finished
+	}}
+	if err := l.AttachIndex(t.Context(), b); err != nil {
+		t.Fatalf("attaching b: %v", err)
+	}
+	if drainErr != nil {
+		t.Fatalf("the drain during the attachment: %v", drainErr)
+	}
+	// b is attached and drained as any index.
+	if e, err = l.IndexEntry(b, Event{Kind: "object.put", Key: "b0"}); err != nil {
+		t.Fatal(err)
+	}
+	b.commit(e)
+	l.Committed()
+	if err := l.drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(keysInLog(t, l)); got != "[a0 b0]" {
+		t.Fatalf("the log holds %s, want [a0 b0]", got)
+	}
+}
