@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,7 +294,12 @@ func TestAlliance(t *testing.T) {
 			t.Errorf("FIN sees %v (%v)", buckets, err)
 		}
 		var resp federation.GrantsResponse
-		if err := fin.CallPeer(t.Context(), est.Config.Node.ID, federation.EndpointGrants, struct{}{}, &resp); err == nil || !strings.Contains(err.Error(), "tls") {
+		// With TLS 1.3 the client's handshake ends before EST has checked
+		// its certificate: the refusal reaches FIN as EST's alert, or,
+		// when EST has closed the connection before FIN's request is
+		// written, as a broken connection. Either way no HTTP answer.
+		err = fin.CallPeer(t.Context(), est.Config.Node.ID, federation.EndpointGrants, struct{}{}, &resp)
+		if err == nil || !strings.Contains(err.Error(), "tls") && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("FIN calls EST: %v, want a TLS refusal", err)
 		}
 	})
