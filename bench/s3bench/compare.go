@@ -84,7 +84,22 @@ func readRecords(path string) ([]record, error) {
 
 // parseRecords reads JSON lines written by run; blank lines are skipped.
 func parseRecords(raw []byte) ([]record, error) {
-	var out []record
+	return parseLines(raw, "records", func(r *record) error {
+		if r.Op != "put" && r.Op != "get" {
+			return fmt.Errorf("op %q is neither put nor get", r.Op)
+		}
+		if r.Server == "" {
+			return errors.New("no server name")
+		}
+		return nil
+	})
+}
+
+// parseLines reads JSON lines, one T each, skipping blank lines; check
+// refuses a line that decoded but is not a T (its error gets the line's
+// number). No line at all is an error naming what (the plural) is missing.
+func parseLines[T any](raw []byte, what string, check func(*T) error) ([]T, error) {
+	var out []T
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -92,23 +107,20 @@ func parseRecords(raw []byte) ([]record, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var r record
-		if err := json.Unmarshal(line, &r); err != nil {
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		if r.Op != "put" && r.Op != "get" {
-			return nil, fmt.Errorf("line %d: op %q is neither put nor get", n, r.Op)
+		if err := check(&v); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		if r.Server == "" {
-			return nil, fmt.Errorf("line %d: no server name", n)
-		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no records")
+		return nil, errors.New("no " + what)
 	}
 	return out, nil
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -412,30 +410,12 @@ func probeSumCmd(args []string, stdout io.Writer) error {
 }
 
 func parseProbe(raw []byte) ([]probeSample, error) {
-	var out []probeSample
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var s probeSample
-		if err := json.Unmarshal(line, &s); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
+	return parseLines(raw, "probe rounds", func(s *probeSample) error {
 		if s.UnixMs <= 0 || s.CPUIters <= 0 || s.MemBytes <= 0 || s.SysCalls <= 0 {
-			return nil, fmt.Errorf("line %d: not a probe round (no time or no sizes)", n)
+			return errors.New("not a probe round (no time or no sizes)")
 		}
-		out = append(out, s)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no probe rounds")
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // phaseProbe is the probe's medians over one phase's rounds.

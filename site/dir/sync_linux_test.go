@@ -46,30 +46,15 @@ func TestFlushesHandOff(t *testing.T) {
 
 	// Many at once on one P, with the collector running: each gives up
 	// the P and takes one back when its call returns.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 32 {
-		wg.Go(func() {
-			for range 4 {
-				if err := fdatasync(int(f.Fd())); err != nil {
-					errs <- err
-					return
-				}
-				_ = make([]byte, 64<<10)
-			}
-		})
-	}
-	wg.Go(func() {
+	onOneP(t, "fdatasync from many goroutines", func(int) error {
 		for range 4 {
-			runtime.GC()
+			if err := fdatasync(int(f.Fd())); err != nil {
+				return err
+			}
+			_ = make([]byte, 64<<10)
 		}
+		return nil
 	})
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("fdatasync from many goroutines: %v", err)
-	}
 	f.Close()
 }
 
@@ -113,29 +98,36 @@ func TestWritesAndRenamesHandOff(t *testing.T) {
 		t.Errorf("rename of a missing name: %v, want ENOENT", err)
 	}
 
+	onOneP(t, "writes and renames from many goroutines", func(w int) error {
+		g, err := os.Create(filepath.Join(d, fmt.Sprint("w", w)))
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		for i := range 4 {
+			if err := pwriteAll(int(g.Fd()), want[i<<14:(i+1)<<14], int64(i)<<14); err != nil {
+				return err
+			}
+			_ = make([]byte, 64<<10)
+		}
+		if got, err := os.ReadFile(g.Name()); err != nil || !bytes.Equal(got, want[:4<<14]) {
+			return fmt.Errorf("writer %d: file differs (%v)", w, err)
+		}
+		return renameat(dfd, fmt.Sprint("w", w), dfd, fmt.Sprint("r", w))
+	})
+}
+
+// onOneP runs fn in 32 goroutines at once with GOMAXPROCS 1 and the
+// collector running beside them, and fails t (saying what) with each
+// error returned.
+func onOneP(t *testing.T, what string, fn func(w int) error) {
+	t.Helper()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
+	errs := make(chan error, 32)
 	for w := range 32 {
 		wg.Go(func() {
-			g, err := os.Create(filepath.Join(d, fmt.Sprint("w", w)))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer g.Close()
-			for i := range 4 {
-				if err := pwriteAll(int(g.Fd()), want[i<<14:(i+1)<<14], int64(i)<<14); err != nil {
-					errs <- err
-					return
-				}
-				_ = make([]byte, 64<<10)
-			}
-			if got, err := os.ReadFile(g.Name()); err != nil || !bytes.Equal(got, want[:4<<14]) {
-				errs <- fmt.Errorf("writer %d: file differs (%v)", w, err)
-				return
-			}
-			if err := renameat(dfd, fmt.Sprint("w", w), dfd, fmt.Sprint("r", w)); err != nil {
+			if err := fn(w); err != nil {
 				errs <- err
 			}
 		})
@@ -148,6 +140,6 @@ func TestWritesAndRenamesHandOff(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("from many goroutines: %v", err)
+		t.Errorf("%s: %v", what, err)
 	}
 }
