@@ -59,7 +59,11 @@ func Root(b *testing.B) string {
 // whose disk the host caches (virtio "write back"), blocks the guest has
 // read once come back from the host's memory however empty the guest's
 // page cache is. A read is cold only the first time after the blocks were
-// written (bench/README.md, "Cold reads").
+// written (bench/README.md, "Cold reads"). (The fourteenth pass found a
+// second effect on this VM that looks the same: a read into pages the
+// guest freed a moment before is cheap, one into memory the host took
+// back is dear, whatever the disk did: docs/design.md, "Large GETs: CPU
+// per GB between runs (issue 15, fourteenth pass)".)
 func Evict(root string) (resident int64) {
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
