@@ -21,10 +21,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/embassy-dev/embassy/internal/pagecache"
 	"github.com/embassy-dev/embassy/internal/stats"
 
 	"github.com/embassy-dev/embassy/site/dir"
@@ -70,7 +70,7 @@ func Evict(root string) (resident int64) {
 			if f, err := os.Open(p); err == nil {
 				unix.Fdatasync(int(f.Fd()))
 				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-				n, _ := residentFile(f)
+				n, _ := pagecache.Resident(f)
 				resident += n
 				f.Close()
 			}
@@ -91,36 +91,11 @@ func Resident(root string) (resident int64, err error) {
 			return err
 		}
 		defer f.Close()
-		n, err := residentFile(f)
+		n, err := pagecache.Resident(f)
 		resident += n
 		return err
 	})
 	return resident, err
-}
-
-// residentFile counts f's bytes in the page cache, a page at a time.
-func residentFile(f *os.File) (int64, error) {
-	fi, err := f.Stat()
-	if err != nil || fi.Size() == 0 {
-		return 0, err
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Munmap(m)
-	page := int64(os.Getpagesize())
-	vec := make([]byte, (fi.Size()+page-1)/page)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		return 0, e
-	}
-	var n int64
-	for i, v := range vec {
-		if v&1 != 0 {
-			n += min(page, fi.Size()-int64(i)*page)
-		}
-	}
-	return n, nil
 }
 
 // Rounds is how many times the benchmarks that report against a reference

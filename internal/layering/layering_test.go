@@ -24,7 +24,7 @@ var layers = []struct {
 	name     string
 	packages []string
 }{
-	{"leaves", []string{"internal/atomicfile", "internal/lockfile", "internal/httpguard", "internal/stats", "internal/textdiff", "internal/stacktest", "site", "label", "seal", "erasure", "custody/shamir", "s3/sigv4"}},
+	{"leaves", []string{"internal/atomicfile", "internal/lockfile", "internal/httpguard", "internal/stats", "internal/pagecache", "internal/textdiff", "internal/stacktest", "site", "label", "seal", "erasure", "custody/shamir", "s3/sigv4"}},
 	{"site drivers, formats, placement", []string{"site/dir", "site/s3site", "site/memory", "site/fault", "site/sitetest", "access", "manifest", "placement", "custody/sharefile"}},
 	{"index, catalogue, custody", []string{"index", "catalog", "custody", "internal/benchutil"}},
 	{"index drivers, audit log, federation", []string{"index/boltindex", "index/indextest", "audit", "federation"}},

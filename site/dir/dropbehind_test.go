@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
+	"github.com/embassy-dev/embassy/internal/pagecache"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,24 +20,9 @@ func residentBytes(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	n, err := pagecache.Resident(f)
 	if err != nil {
 		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (fi.Size()+4095)/4096)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
-	}
-	var n int64
-	for _, v := range vec {
-		if v&1 != 0 {
-			n += 4096
-		}
 	}
 	return n
 }
