@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/embassy-dev/embassy/erasure"
@@ -425,6 +426,7 @@ type partReader struct {
 	decoded [][]byte
 	dec     [][]byte
 	rec     [][]byte
+	par     [][]byte // parity coded again (replaced), kept from stripe to stripe
 	// ahead, when set, decodes the stripes ahead of stripe's caller
 	// (startAhead).
 	ahead *stripeAhead
@@ -688,6 +690,12 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 		// block was replaced together with its checksum. Fetch every
 		// shard and find the combination that authenticates.
 		plain, err = pr.recover(j, bufs)
+	} else if pr.r.readAll && keep != nil {
+		// A repair reads every shard and keeps what it read. The AEAD
+		// covers the data blocks only: a parity block the decode did not
+		// use is checked against the data coded again, so that a block
+		// replaced with a valid checksum is named and not copied on.
+		pr.checkParity(j)
 	}
 	if err == nil && keep != nil {
 		keep(pr.decoded)
@@ -807,6 +815,33 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 	return plain, nil
 }
 
+// checkParity compares the blocks of stripe j held beside the data the
+// last decode authenticated with that data coded again; any that differ
+// were replaced along with their checksums: they are reported, and what
+// the stripe's keep gets is the stripe coded again.
+func (pr *partReader) checkParity(j int64) {
+	held := slices.Clone(pr.shards)
+	extra := false
+	for x := pr.g.k; x < len(held); x++ {
+		extra = extra || held[x] != nil
+	}
+	if !extra {
+		return
+	}
+	bad, full := pr.replaced(held, nil)
+	if full == nil {
+		return
+	}
+	for _, x := range bad {
+		pr.e.Events.CorruptBlocks.Add(1)
+		pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
+			Err: errors.New("block replaced along with its checksum (differs from the authenticated data coded again)")})
+	}
+	if len(bad) > 0 {
+		pr.decoded = full
+	}
+}
+
 // replaced returns the blocks of held that differ from the stripe coded
 // again from the data shards the last decode authenticated, and that
 // stripe (every shard); where it cannot be coded again, it returns left,
@@ -814,6 +849,17 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 func (pr *partReader) replaced(held [][]byte, left []int) (bad []int, full [][]byte) {
 	full = make([][]byte, len(held))
 	copy(full, pr.decoded[:pr.g.k])
+	// The parity is coded into buffers kept from stripe to stripe.
+	if pr.par == nil {
+		pr.par = make([][]byte, pr.g.m)
+	}
+	ss := len(full[0])
+	for x := range pr.g.m {
+		if cap(pr.par[x]) < ss {
+			pr.par[x] = make([]byte, 0, ss)
+		}
+		full[pr.g.k+x] = pr.par[x][:0]
+	}
 	if err := pr.coder.Reconstruct(full); err != nil {
 		return left, nil
 	}
