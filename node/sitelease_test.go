@@ -324,3 +324,61 @@ func writeCert(t *testing.T, path string, hs *httptest.Server) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzParseLease: the lease blob is read from a bucket anyone holding its
+// credential may write, so parseLease must never panic, and whatever it
+// accepts names its holder and encodes back to a blob that parses to the
+// same record.
+func FuzzParseLease(f *testing.F) {
+	good := siteLeaseRecord{Format: leaseFormat, Node: "3f1c2d4e5f60718293a4b5c6d7e8f901", Instance: strings.Repeat("0a", 16), Host: "lux-a", PID: 4242, Dir: "/srv/lux", Renewals: 17, Lease: "30s"}
+	f.Add(good.encode())
+	for _, s := range []string{"", "{}", "null", `{"format":"embassy-site-lease/1"}`, string(good.encode()) + "{}",
+		strings.Replace(string(good.encode()), `"30s"`, `"-1s"`, 1), strings.Replace(string(good.encode()), `4242`, `-1`, 1),
+		strings.Replace(string(good.encode()), `"renewals":17`, `"renewals":1e99`, 1)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseLease(b)
+		if err != nil {
+			if r != nil {
+				t.Fatal("a record with an error")
+			}
+			return
+		}
+		if r.holder() == "" {
+			t.Fatal("no holder")
+		}
+		again, err := parseLease(r.encode())
+		if err != nil || *again != *r {
+			t.Fatalf("re-encoded %+v parses to %+v, %v", r, again, err)
+		}
+	})
+}
+
+// TestParseLeaseRefuses: a damaged or foreign lease blob is refused with
+// what is wrong with it.
+func TestParseLeaseRefuses(t *testing.T) {
+	good := siteLeaseRecord{Format: leaseFormat, Node: "3f1c2d4e5f60718293a4b5c6d7e8f901", Instance: strings.Repeat("0a", 16), Host: "lux-a", PID: 4242, Dir: "/srv/lux", Lease: "30s"}
+	if _, err := parseLease(good.encode()); err != nil {
+		t.Fatalf("a good lease: %v", err)
+	}
+	for _, tc := range []struct {
+		change func(*siteLeaseRecord)
+		want   string
+	}{
+		{func(r *siteLeaseRecord) { r.Format = "x" }, `format "x"`},
+		{func(r *siteLeaseRecord) { r.Instance = "abc" }, `instance "abc" is not 32 hex digits`},
+		{func(r *siteLeaseRecord) { r.Node = "" }, `node "" is not a node id`},
+		{func(r *siteLeaseRecord) { r.PID = -2 }, "pid -2"},
+		{func(r *siteLeaseRecord) { r.Lease = "2h" }, `lease time "2h" is not from 1s to 1h0m0s`},
+	} {
+		r := good
+		tc.change(&r)
+		if _, err := parseLease(r.encode()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", r, err, tc.want)
+		}
+	}
+	if _, err := parseLease(append(good.encode(), "{}"...)); err == nil || !strings.Contains(err.Error(), "data after the record") {
+		t.Errorf("trailing data: %v", err)
+	}
+}
