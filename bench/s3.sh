@@ -8,6 +8,7 @@
 #   QUICK=1 bench/s3.sh              # smoke test, a minute or two
 #   BENCH_DIR=/mnt/fast bench/s3.sh  # put both servers' data there
 #   PROFILE=/tmp/prof bench/s3.sh    # and embassy's CPU/alloc profiles of every phase of the first run
+#   PERF=/tmp/perf bench/s3.sh       # and both servers' CPU per GB by cost (Linux perf), side by side
 #   AUDIT_COST=1 bench/s3.sh         # what the audit log costs PUTs: embassy with it against a
 #                                    # benchmark build without it (no MinIO), RUNS=5 rounds
 #
@@ -23,6 +24,11 @@
 #   PROFILE=DIR         capture embassy's CPU and allocation profiles of every phase of the
 #                       first run into DIR (through /_embassy/v1/debug/pprof/), with a
 #                       top-40 text summary of each (see bench/README.md)
+#   PERF=DIR            sample both servers' threads (user and kernel stacks) with Linux perf in
+#                       every phase of the first run into DIR, and print, phase by phase, their
+#                       CPU-seconds per GB side by side by what they went to (MD5, SHA-256,
+#                       ciphers, copies, the kernel's network and disk work, the Go runtime)
+#                       with `s3bench perfsum` (needs perf: Debian's linux-perf; bench/README.md)
 #   CASES=...           SIZE:CONCURRENCY:COUNT[,...] instead of the defaults
 #   BENCH_DIR=DIR       where the servers' data go (default: a new temp dir)
 #   BENCH_CACHE=DIR     where the MinIO binary is kept (default ~/.cache/embassy-bench)
@@ -83,6 +89,14 @@ fi
 if [ -n "${PROFILE:-}" ]; then
 	mkdir -p "$PROFILE"
 	PROFILE=$(cd "$PROFILE" && pwd)
+fi
+if [ -n "${PERF:-}" ]; then
+	if ! command -v perf >/dev/null 2>&1; then
+		echo "bench/s3.sh: PERF=$PERF needs perf (Debian: apt-get install linux-perf)" >&2
+		exit 2
+	fi
+	mkdir -p "$PERF"
+	PERF=$(cd "$PERF" && pwd)
 fi
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -243,6 +257,11 @@ for run in $(seq 1 "$RUNS"); do
 		ref=(-put-only "${prof[@]}")
 		prof=(-put-only "${prof[@]}")
 	fi
+	# perf samples any process: both servers, in the first run.
+	if [ -n "${PERF:-}" ] && [ "$run" -eq 1 ]; then
+		prof+=(-perf "$PERF")
+		ref+=(-perf "$PERF")
+	fi
 	n=$((run - 1))
 	for c in $cases; do
 		sync
@@ -288,4 +307,9 @@ else
 		echo "calibration probe, medians over each large phase (bench/README.md, \"The calibration probe\"):"
 		"$s3bench" probesum -probe "$work/probe.jsonl" -large "$work/embassy.jsonl" "$work/minio.jsonl"
 	fi
+fi
+if [ -n "${PERF:-}" ]; then
+	echo
+	echo "where each server's CPU went in the first run (perf; bench/README.md, \"Where the CPU goes: perf\"):"
+	"$s3bench" perfsum "$PERF"
 fi

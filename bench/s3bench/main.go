@@ -26,6 +26,12 @@
 // loss of a jurisdiction through the admin API, and reports each phase's
 // rate, time, the server's peak RSS and its peak Go heap.
 //
+// perfsum reads the perf samples `run -perf DIR` took of each server in
+// each phase and prints, phase by phase, the servers' CPU-seconds per GB
+// side by side by what they went to (hashes, ciphers, copies, the
+// kernel's network and disk work, the Go runtime), and each server's
+// costliest functions.
+//
 // Two helpers for scripts: ready waits until an endpoint answers a signed
 // request, and freeport prints a free TCP port on 127.0.0.1.
 package main
@@ -55,7 +61,8 @@ const usage = `usage:
   s3bench ready -endpoint HOST:PORT -access-key AK -secret-key SK [-pid PID] [-timeout 2m]
   s3bench freeport
   s3bench probe [-interval 500ms] [-cpu-iters N] [-mem 64MiB] [-fault 16MiB] [-pcache 16MiB] [-sys-calls N] [-cold 8MiB] [-fresh 4MiB] [-fresh-total 2GiB] [-dir DIR] [-out FILE] [-duration D]
-  s3bench probesum -probe PROBE.jsonl [-large] A.jsonl [B.jsonl ...]`
+  s3bench probesum -probe PROBE.jsonl [-large] A.jsonl [B.jsonl ...]
+  s3bench perfsum [-top N] DIR`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -76,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return probeCmd(ctx, args[1:], stdout, stderr)
 	case "probesum":
 		return probeSumCmd(args[1:], stdout)
+	case "perfsum":
+		return perfSumCmd(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -80,6 +80,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	putOnly := fs.Bool("put-only", false, "only put the objects, get nothing back (bench/s3.sh AUDIT_COST=1: the audit log's cost is on the put)")
 	pprofDir := fs.String("pprof", "", "capture the server's CPU and allocation profiles of every phase into this directory (embassy only: /_embassy/v1/debug/pprof/, operator role)")
 	diskOf := fs.String("disk-of", "", "record, for every phase, the reads, busy time and requests in flight of the block device holding this directory (none recorded, with a warning, where it is on no block device)")
+	perfDir := fs.String("perf", "", "sample the server's threads (user and kernel stacks) with Linux perf during every phase into this directory, for `s3bench perfsum` (needs -pid and perf)")
+	perfFreq := fs.Int("perf-freq", 999, "perf's samples a second of each CPU (-perf)")
 	pprofChunk := fs.Duration("pprof-chunk", time.Second, "length of each CPU profile taken back to back during a phase (whole seconds)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -157,6 +159,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		b.prof = &profiler{admin: &adminClient{endpoint: *endpoint, accessKey: *accessKey, secretKey: *secretKey, region: "us-east-1",
 			client: &http.Client{Transport: transport(1)}}, dir: *pprofDir, chunk: *pprofChunk}
 	}
+	if *perfDir != "" {
+		if *pid == 0 {
+			return errors.New("run: -perf needs -pid, the server's process")
+		}
+		if *perfFreq <= 0 {
+			return fmt.Errorf("run: -perf-freq %d: must be positive", *perfFreq)
+		}
+		b.perf = &perfRecorder{dir: *perfDir, freq: *perfFreq, pid: *pid}
+	}
 	var largest int64
 	for _, s := range specs {
 		largest = max(largest, s.Size)
@@ -222,6 +233,7 @@ type bench struct {
 	runID    string
 	data     *payload
 	prof     *profiler       // nil: no profiles
+	perf     *perfRecorder   // nil: no perf samples
 	disk     *benchutil.Disk // nil: no disk counters
 }
 
@@ -324,6 +336,18 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 			return r, fmt.Errorf("%s %s: %w", b.server, op, err)
 		}
 	}
+	var pr *perfRun
+	if b.perf != nil {
+		var err error
+		if pr, err = b.perf.start(ctx, b.server, op, s); err != nil {
+			return r, fmt.Errorf("%s %s: %w", b.server, op, err)
+		}
+		defer func() {
+			if pr != nil {
+				pr.stop()
+			}
+		}()
+	}
 	cpu0, err := b.cpu()
 	if err != nil {
 		return r, err
@@ -359,6 +383,14 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var (
+		perfErr  error
+		perfDone *perfRun
+	)
+	if pr != nil {
+		perfErr = pr.stop()
+		perfDone, pr = pr, nil
+	}
 	if b.disk != nil {
 		disk1, err := b.disk.Stat()
 		if err == nil {
@@ -391,6 +423,14 @@ func (b *bench) phase(ctx context.Context, op string, s caseSpec, n int, do func
 	r.P50Ms = percentile(all, 0.50)
 	r.P99Ms = percentile(all, 0.99)
 	r.Truncated = stopped.Load() || r.Count < n
+	if perfDone != nil {
+		if perfErr == nil {
+			perfErr = perfDone.finish(r.Bytes)
+		}
+		if perfErr != nil {
+			return r, fmt.Errorf("%s %s: %w", b.server, op, perfErr)
+		}
+	}
 	if b.pid != 0 {
 		sec := float64(cpu1-cpu0) / b.clkTck
 		r.CPUSeconds = &sec

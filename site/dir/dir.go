@@ -814,11 +814,15 @@ var directPread = preadFull
 // directReader reads a range of a blob opened with O_DIRECT (a Get with
 // site.WithColdRead's hint): aligned chunks of 1 MiB into a pooled buffer,
 // each straight from the disk into it, copied out to the caller. A read
-// from the page cache of data it does not hold costs, on the development
-// VM, five to eight times the CPU of these reads per byte (the kernel's copy out of
-// pages just filled: docs/design.md, "What bounds repair on cold reads").
-// Where the filesystem takes the flag but refuses the reads (EINVAL), it
-// goes on through the page cache.
+// through the page cache of data it does not hold cost, on the development
+// VM, five to eight times the CPU of these reads per byte, all of it in the
+// kernel's copy out of the pages just filled (docs/design.md, "What bounds
+// repair on cold reads"). The fourteenth pass found why: those pages come
+// from free memory the VM's host had taken back, which the host must supply
+// again at their first touch ("Large GETs: CPU per GB between runs"); the
+// pooled buffer here stays in use, so its pages stay the guest's. Where the
+// filesystem takes the flag but refuses the reads (EINVAL), it goes on
+// through the page cache.
 type directReader struct {
 	f        *os.File
 	name     string
