@@ -350,6 +350,10 @@ func (l *heldLease) renewOnce() bool {
 	l.mu.Unlock()
 	if advisory {
 		got, e, err := l.ss.GetTagged(ctx, LeaseBlob, maxLeaseBlob)
+		if errors.Is(err, site.ErrNotFound) {
+			l.lose(nil)
+			return false
+		}
 		if err == nil && !bytes.Equal(got, prevBody) {
 			l.lose(got)
 			return false
@@ -361,11 +365,22 @@ func (l *heldLease) renewOnce() bool {
 	rec.Renewals++
 	body := rec.encode()
 	w, err := l.ss.PutIf(ctx, LeaseBlob, body, s3site.Condition{IfMatch: etag})
+	if errors.Is(err, site.ErrNotFound) {
+		l.lose(nil) // removed by hand: taken again at the next check
+		return false
+	}
 	if errors.Is(err, s3site.ErrPrecondition) {
 		// Refused: taken over, unless a retry of this very write
 		// found its own first attempt done.
 		got, e, gerr := l.ss.GetTagged(ctx, LeaseBlob, maxLeaseBlob)
-		if gerr != nil || !bytes.Equal(got, body) {
+		switch {
+		case errors.Is(gerr, site.ErrNotFound):
+			l.lose(nil)
+			return false
+		case gerr != nil:
+			l.n.Log.Warn("could not renew the site lease, nor read it back", "site", l.id, "err", gerr)
+			return true
+		case !bytes.Equal(got, body):
 			l.lose(got)
 			return false
 		}
@@ -393,11 +408,14 @@ func (l *heldLease) renewOnce() bool {
 	return true
 }
 
-// lose marks the lease as taken over: the site is unavailable at once.
+// lose marks the lease as taken over (got: the lease found), or removed
+// (got nil): the site is unavailable at once.
 func (l *heldLease) lose(got []byte) {
 	why := "its lease (" + LeaseBlob + ") was taken over"
 	if r, err := parseLease(got); err == nil {
 		why += " by " + r.holder()
+	} else if got == nil {
+		why = "its lease (" + LeaseBlob + ") was removed"
 	}
 	l.mu.Lock()
 	l.lost = why
@@ -410,7 +428,7 @@ func (l *heldLease) lose(got []byte) {
 	if g != nil {
 		g.Forget() // unavailable at once, naming the new holder
 	}
-	l.n.Log.Error("site lease lost: another copy of this node took the site over; nothing more is written to it", "site", l.id, "reason", why)
+	l.n.Log.Error("site lease lost: nothing more is written to the site until this node holds its lease again", "site", l.id, "reason", why)
 }
 
 // state returns why writes may not go to the site now ("" when they may),

@@ -248,6 +248,21 @@ func TestS3SiteLease(t *testing.T) {
 		t.Errorf("a lease left by a process gone from this host: %+v", s)
 	}
 	checkObjects(t, third, want)
+
+	// A lease removed by hand is found gone at the next renewal and taken
+	// again.
+	if err := raw.Delete(t.Context(), LeaseBlob); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lease to be taken again", func() bool {
+		states(t, third)
+		b, err := readBlob(t.Context(), raw, LeaseBlob, maxLeaseBlob)
+		r, perr := parseLease(b)
+		return err == nil && perr == nil && r.Instance == third.leaseInstance()
+	})
+	if s := states(t, third)["est-a"]; s.State != "ok" {
+		t.Errorf("the site once its lease is taken again: %+v", s)
+	}
 }
 
 // TestS3SiteLeaseAdvisory: a provider that ignores conditional writes
