@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -431,6 +432,70 @@ func TestForgedBlockWithValidChecksum(t *testing.T) {
 			got, _, err = n.read("forged", GetOptions{Offset: 10, Length: 100})
 			if err != nil || !bytes.Equal(got, want[10:110]) {
 				t.Fatalf("ranged read over the forged stripe: %v", err)
+			}
+		})
+	}
+}
+
+// Blocks forged in one stripe, each with a valid checksum: the reader
+// leaves out up to m of them at a time, fewest first, and reports exactly
+// the forged ones, however the decode used them (two data shards; a data
+// shard and the parity shard its reconstruction reads first). More than m
+// is unreadable, and says so.
+func TestForgedBlocksInOneStripe(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		forged []int
+	}{
+		{"two data shards", []int{1, 2}},
+		{"a data shard and a parity shard", []int{1, 4}},
+		{"a parity shard and a data shard", []int{0, 5}},
+		{"three, more than m", []int{0, 2, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNode(t)
+			want := content("forged", 3*testStripe)
+			n.put("forged", want)
+			locs, _ := n.e.Locate(t.Context(), "registry", "forged", manifest.ID{})
+			m, _, _ := n.e.resolve(t.Context(), "registry", "forged", manifest.ID{})
+			g := partGeometry(m, m.Parts[0])
+			sum := m.Parts[0].BlockSum
+			for _, x := range tc.forged {
+				p := filepath.Join(n.dirs[locs[x].Site], filepath.FromSlash(locs[x].Blob))
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ss := g.shardSize(0)
+				b[7] ^= 0x3c // stripe 0's block of shard x, and a checksum to match
+				forgeSum(sum, b[:ss], m.Parts[0].Blob, 1, 0, uint8(x), b[ss:ss+sum.Size()])
+				if err := os.WriteFile(p, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, r, err := n.read("forged", GetOptions{Length: -1})
+			if len(tc.forged) > g.m {
+				if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "every combination") {
+					t.Fatalf("%d forged blocks in a stripe of m=%d: %v, want ErrUnreadable", len(tc.forged), g.m, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("forged blocks changed the data")
+			}
+			var blamed []int
+			for _, p := range r.Problems() {
+				if p.Stripe != 0 || p.Site != locs[p.Shard].Site {
+					t.Errorf("problem %+v: not stripe 0 of the shard's site", p)
+				}
+				blamed = append(blamed, p.Shard)
+			}
+			slices.Sort(blamed)
+			if !slices.Equal(blamed, tc.forged) {
+				t.Fatalf("blocks reported %v, forged %v", blamed, tc.forged)
 			}
 		})
 	}

@@ -720,6 +720,14 @@ func (pr *partReader) decode(j int64) ([]byte, error) {
 	return pr.stripes.Open(pr.out[:0], pr.out[:sealedLen], uint64(j), final)
 }
 
+// recover reads stripe j again from every shard it can and leaves blocks
+// out, one at a time, then two, up to as many as the stripe can spare
+// (fewest first, so that the fewest blocks are blamed), until the rest
+// decode and authenticate. The blocks reported are then found by
+// comparison, not by which were left out: the authenticated data shards
+// are coded again, and every block held that differs from its recomputed
+// self was replaced (a block left out may be intact when more than k were
+// left in, and one left in may be forged when the decode did not use it).
 func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 	n := pr.g.k + pr.g.m
 	for i := range n {
@@ -733,29 +741,85 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 	}
 	held := make([][]byte, n)
 	copy(held, pr.shards)
-	for x := range n {
-		if held[x] == nil {
-			continue
-		}
-		copy(pr.shards, held)
-		pr.shards[x] = nil
-		have := 0
-		for _, s := range pr.shards {
-			if s != nil {
-				have++
-			}
-		}
-		if have < pr.g.k {
-			continue
-		}
-		if plain, err := pr.decode(j); err == nil {
-			pr.e.Events.CorruptBlocks.Add(1)
-			pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
-				Err: errors.New("block replaced along with its checksum (authentication failed)")})
-			return plain, nil
+	var have []int
+	for x, s := range held {
+		if s != nil {
+			have = append(have, x)
 		}
 	}
-	return nil, fmt.Errorf("%w: %s/%s part %d stripe %d fails authentication with every combination of shards", ErrUnreadable, pr.r.m.Vault, pr.r.m.Key, pr.part.Number, j)
+	var plain []byte
+	for c := 1; c <= len(have)-pr.g.k && plain == nil; c++ {
+		combinations(have, c, func(out []int) bool {
+			copy(pr.shards, held)
+			for _, x := range out {
+				pr.shards[x] = nil
+			}
+			p, err := pr.decode(j)
+			if err != nil {
+				return false
+			}
+			plain = p
+			bad, full := pr.replaced(held, out)
+			if full != nil {
+				// What a repair takes from this stripe (stripeWith's
+				// keep) is the stripe coded again, not the forged
+				// blocks the decode happened not to use.
+				pr.decoded = full
+			}
+			for _, x := range bad {
+				pr.e.Events.CorruptBlocks.Add(1)
+				pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
+					Err: errors.New("block replaced along with its checksum (authentication failed)")})
+			}
+			return true
+		})
+	}
+	if plain == nil {
+		return nil, fmt.Errorf("%w: %s/%s part %d stripe %d fails authentication with every combination of shards", ErrUnreadable, pr.r.m.Vault, pr.r.m.Key, pr.part.Number, j)
+	}
+	return plain, nil
+}
+
+// replaced returns the blocks of held that differ from the stripe coded
+// again from the data shards the last decode authenticated, and that
+// stripe (every shard); where it cannot be coded again, it returns left,
+// what that decode left out, and nil.
+func (pr *partReader) replaced(held [][]byte, left []int) (bad []int, full [][]byte) {
+	full = make([][]byte, len(held))
+	copy(full, pr.decoded[:pr.g.k])
+	if err := pr.coder.Reconstruct(full); err != nil {
+		return left, nil
+	}
+	for x, b := range held {
+		if b != nil && !bytes.Equal(b, full[x]) {
+			bad = append(bad, x)
+		}
+	}
+	if len(bad) == 0 {
+		bad = left
+	}
+	return bad, full
+}
+
+// combinations calls f with each c-element subset of set, in lexicographic
+// order of positions, until f returns true; it reports whether one did.
+// out is reused between calls.
+func combinations(set []int, c int, f func(out []int) bool) bool {
+	out := make([]int, c)
+	var walk func(from, i int) bool
+	walk = func(from, i int) bool {
+		if i == c {
+			return f(out)
+		}
+		for p := from; p <= len(set)-(c-i); p++ {
+			out[i] = set[p]
+			if walk(p+1, i+1) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(0, 0)
 }
 
 // close stops the shard streams and recycles the buffers. The plaintext

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -205,5 +207,77 @@ func TestInlineReadAcrossARelocation(t *testing.T) {
 	}
 	if r.m.Revision != m.Revision {
 		t.Errorf("the read went on to revision %d: the test no longer shows the old one read", r.m.Revision)
+	}
+}
+
+// A relocation that meets a stripe with forged blocks (valid checksums)
+// moves the shard's genuine block, not the forged one the decode did not
+// need: data shard 0 and a parity shard are forged in stripe 0, the
+// stripe authenticates without shard 0 (reconstructed from 1-4, so
+// without the forged parity when it is shard 5, and leaving out shard 4
+// too when it is 4), and the parity shard moves to another site.
+func TestRelocationDoesNotCopyAForgedBlock(t *testing.T) {
+	n := newTestNode(t, relocationSites...)
+	want := content("forged", 3*testStripe)
+	n.put("forged", want)
+	m, _, err := n.e.resolve(t.Context(), "registry", "forged", manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locs, _ := n.e.Locate(t.Context(), "registry", "forged", manifest.ID{})
+	g := partGeometry(m, m.Parts[0])
+	sum := m.Parts[0].BlockSum
+	ss := g.shardSize(0)
+	// The parity shard to forge and move: one with a free site of its
+	// jurisdiction to go to (placement is random).
+	all := append(slices.Clone(topology), relocationSites...)
+	juris := func(id string) string {
+		for _, d := range all {
+			if d.ID == id {
+				return d.Jurisdiction
+			}
+		}
+		return ""
+	}
+	sites := slices.Clone(m.Parts[0].Sites)
+	par := -1
+	for _, x := range []int{5, 4} {
+		for _, d := range all {
+			if par < 0 && d.Jurisdiction == juris(sites[x]) && !slices.Contains(sites, d.ID) {
+				par, sites[x] = x, d.ID
+			}
+		}
+	}
+	if par < 0 {
+		t.Fatalf("no free site for a parity shard: %v", sites)
+	}
+	genuine, err := os.ReadFile(filepath.Join(n.dirs[locs[par].Site], filepath.FromSlash(locs[par].Blob)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []int{0, par} {
+		p := filepath.Join(n.dirs[locs[x].Site], filepath.FromSlash(locs[x].Blob))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[11] ^= 0x81
+		forgeSum(sum, b[:ss], m.Parts[0].Blob, 1, 0, uint8(x), b[ss:ss+sum.Size()])
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.e.Relocate(t.Context(), m, Relocation{Sites: [][]string{sites}}); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := os.ReadFile(filepath.Join(n.dirs[sites[par]], filepath.FromSlash(locs[par].Blob)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(moved[:ss], genuine[:ss]) {
+		t.Fatalf("the relocation copied shard %d's forged block to its new site", par)
+	}
+	if !bytes.Equal(moved, genuine) {
+		t.Fatalf("shard %d's new blob differs from the genuine one elsewhere", par)
 	}
 }
