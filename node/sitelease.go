@@ -157,10 +157,12 @@ type heldLease struct {
 	mu       sync.Mutex
 	rec      siteLeaseRecord
 	etag     string
-	version  string // the version id written last (a versioned bucket)
-	body     []byte // what was written last
-	advisory bool   // the provider ignores conditional writes
-	lost     string // why the lease is no longer this node's
+	version  string    // the version id written last (a versioned bucket)
+	body     []byte    // what was written last
+	advisory bool      // the provider ignores conditional writes
+	lost     string    // why the lease is no longer this node's
+	taken    time.Time // when the write that took it began
+	deadline time.Time // writes stop then, unless renewed: two thirds of the lease time after the last renewal began
 	fence    context.Context
 	unfence  context.CancelFunc
 	timer    *time.Timer
@@ -294,9 +296,9 @@ func (n *Node) takeLease(ctx context.Context, sc SiteConfig, ss *s3site.Site, wh
 	if !bytes.Equal(got, body) {
 		return &site.UnavailableError{Reason: "its lease (" + LeaseBlob + ") was taken by another process as this node took it: two copies of one node must never use one site; checking again", Recheck: time.Second}
 	}
-	l.etag = etag
+	l.etag, l.taken, l.deadline = etag, start, start.Add(l.every*2/3)
 	l.fence, l.unfence = context.WithCancel(context.Background())
-	l.timer = time.AfterFunc(time.Until(start.Add(l.every*2/3)), l.unfence)
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.unfence)
 	n.leases.mu.Lock()
 	if old := n.leases.held[sc.ID]; old != nil {
 		n.leases.mu.Unlock()
@@ -392,12 +394,13 @@ func (l *heldLease) renewOnce() bool {
 	}
 	l.mu.Lock()
 	l.rec, l.etag, l.body, l.version = rec, w.ETag, body, w.VersionID
+	l.deadline = start.Add(l.every * 2 / 3)
 	if l.fence.Err() != nil {
 		l.fence, l.unfence = context.WithCancel(context.Background())
 		l.n.Log.Info("site lease renewed again: writes to the site resume", "site", l.id)
 	}
 	l.timer.Stop()
-	l.timer = time.AfterFunc(time.Until(start.Add(l.every*2/3)), l.unfence)
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.unfence)
 	l.mu.Unlock()
 	if prevVersion != "" && w.VersionID != "" && prevVersion != w.VersionID {
 		// A versioned bucket keeps every renewal: remove the old one.
@@ -439,7 +442,9 @@ func (l *heldLease) state() (string, context.Context) {
 	switch {
 	case l.lost != "":
 		return l.lost + ": this node no longer writes to it", nil
-	case l.fence.Err() != nil:
+	case l.fence.Err() != nil || !time.Now().Before(l.deadline):
+		// (The clock, not only the timer: a timer late under load
+		// must not let a write begin after the deadline.)
 		return fmt.Sprintf("its lease (%s) could not be renewed for two thirds of the lease time (%s): this node stopped writing to it so that another copy may take it over safely", LeaseBlob, l.every), nil
 	}
 	return "", l.fence
