@@ -454,7 +454,10 @@ func TestForgedBlocksInOneStripe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNode(t)
-			want := content("forged", 3*testStripe)
+			// Eight stripes, so that the read decodes ahead
+			// (aheadMin) and meets the forgery in stripe 2.
+			want := content("forged", 8*testStripe)
+			const stripe = 2
 			n.put("forged", want)
 			locs, _ := n.e.Locate(t.Context(), "registry", "forged", manifest.ID{})
 			m, _, _ := n.e.resolve(t.Context(), "registry", "forged", manifest.ID{})
@@ -466,9 +469,10 @@ func TestForgedBlocksInOneStripe(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ss := g.shardSize(0)
-				b[7] ^= 0x3c // stripe 0's block of shard x, and a checksum to match
-				forgeSum(sum, b[:ss], m.Parts[0].Blob, 1, 0, uint8(x), b[ss:ss+sum.Size()])
+				ss, off := g.shardSize(stripe), stripe*g.blockStride()
+				blk := b[off : off+int64(ss)+int64(sum.Size())]
+				blk[7] ^= 0x3c // the stripe's block of shard x, and a checksum to match
+				forgeSum(sum, blk[:ss], m.Parts[0].Blob, 1, stripe, uint8(x), blk[ss:])
 				if err := os.WriteFile(p, b, 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -488,8 +492,8 @@ func TestForgedBlocksInOneStripe(t *testing.T) {
 			}
 			var blamed []int
 			for _, p := range r.Problems() {
-				if p.Stripe != 0 || p.Site != locs[p.Shard].Site {
-					t.Errorf("problem %+v: not stripe 0 of the shard's site", p)
+				if p.Stripe != stripe || p.Site != locs[p.Shard].Site {
+					t.Errorf("problem %+v: not stripe %d of the shard's site", p, stripe)
 				}
 				blamed = append(blamed, p.Shard)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/embassy-dev/embassy/erasure"
@@ -175,6 +176,10 @@ type Reader struct {
 	// follows counts the newer revisions of its version the read went
 	// on to (movedTo), at most maxFollows.
 	follows int
+	// careful: the read met a damaged or missing block, or a stripe that
+	// failed authentication, while decoding ahead; its part readers
+	// decode on the reader's goroutine from then on (stripeAhead).
+	careful bool
 }
 
 // maxFollows bounds how many relocations one read follows (movedTo): a
@@ -311,8 +316,21 @@ func (r *Reader) load() error {
 			return err
 		}
 		r.pr = pr
+		if decodeAhead && !r.careful && !r.readAll && r.skip == nil && !part.Inline {
+			pr.startAhead()
+		}
 	}
 	plain, err := r.pr.stripe(stripe)
+	if errors.Is(err, errAheadStopped) {
+		// Something other than k intact data blocks that authenticate:
+		// read on from this stripe as without decoding ahead, which
+		// reports the damage and works around it (nothing of this
+		// stripe or later ones was returned or reported).
+		r.pr.close()
+		r.pr = nil
+		r.careful = true
+		return r.load()
+	}
 	if err != nil {
 		if m := r.movedTo(err); m != nil {
 			// Relocated (a drain or a repair) since this read resolved
@@ -408,6 +426,10 @@ type partReader struct {
 	decoded [][]byte
 	dec     [][]byte
 	rec     [][]byte
+	par     [][]byte // parity coded again (replaced), kept from stripe to stripe
+	// ahead, when set, decodes the stripes ahead of stripe's caller
+	// (startAhead).
+	ahead *stripeAhead
 }
 
 func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Part, g geometry, first, last int64) (*partReader, error) {
@@ -599,8 +621,15 @@ func (pr *partReader) take(i int, j int64) block {
 }
 
 // stripe returns the plaintext of stripe j, which must be at or after the
-// previous one.
-func (pr *partReader) stripe(j int64) ([]byte, error) { return pr.stripeWith(j, nil) }
+// previous one. When the part reader decodes ahead and stripe j is not
+// decoded from k intact data blocks, it returns errAheadStopped: the
+// caller must close it and read on from stripe j with one that does not.
+func (pr *partReader) stripe(j int64) ([]byte, error) {
+	if pr.ahead != nil {
+		return pr.ahead.stripe(j)
+	}
+	return pr.stripeWith(j, nil)
+}
 
 // stripeWith is stripe, calling keep with the stripe's shards (nil where
 // missing) once it authenticated, before their buffers are recycled.
@@ -661,6 +690,12 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 		// block was replaced together with its checksum. Fetch every
 		// shard and find the combination that authenticates.
 		plain, err = pr.recover(j, bufs)
+	} else if pr.r.readAll && keep != nil {
+		// A repair reads every shard and keeps what it read. The AEAD
+		// covers the data blocks only: a parity block the decode did not
+		// use is checked against the data coded again, so that a block
+		// replaced with a valid checksum is named and not copied on.
+		pr.checkParity(j)
 	}
 	if err == nil && keep != nil {
 		keep(pr.decoded)
@@ -780,6 +815,33 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 	return plain, nil
 }
 
+// checkParity compares the blocks of stripe j held beside the data the
+// last decode authenticated with that data coded again; any that differ
+// were replaced along with their checksums: they are reported, and what
+// the stripe's keep gets is the stripe coded again.
+func (pr *partReader) checkParity(j int64) {
+	held := slices.Clone(pr.shards)
+	extra := false
+	for x := pr.g.k; x < len(held); x++ {
+		extra = extra || held[x] != nil
+	}
+	if !extra {
+		return
+	}
+	bad, full := pr.replaced(held, nil)
+	if full == nil {
+		return
+	}
+	for _, x := range bad {
+		pr.e.Events.CorruptBlocks.Add(1)
+		pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
+			Err: errors.New("block replaced along with its checksum (differs from the authenticated data coded again)")})
+	}
+	if len(bad) > 0 {
+		pr.decoded = full
+	}
+}
+
 // replaced returns the blocks of held that differ from the stripe coded
 // again from the data shards the last decode authenticated, and that
 // stripe (every shard); where it cannot be coded again, it returns left,
@@ -787,6 +849,17 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 func (pr *partReader) replaced(held [][]byte, left []int) (bad []int, full [][]byte) {
 	full = make([][]byte, len(held))
 	copy(full, pr.decoded[:pr.g.k])
+	// The parity is coded into buffers kept from stripe to stripe.
+	if pr.par == nil {
+		pr.par = make([][]byte, pr.g.m)
+	}
+	ss := len(full[0])
+	for x := range pr.g.m {
+		if cap(pr.par[x]) < ss {
+			pr.par[x] = make([]byte, 0, ss)
+		}
+		full[pr.g.k+x] = pr.par[x][:0]
+	}
 	if err := pr.coder.Reconstruct(full); err != nil {
 		return left, nil
 	}
@@ -826,6 +899,13 @@ func combinations(set []int, c int, f func(out []int) bool) bool {
 // stripe returns pointed into out: nothing may use it afterwards.
 func (pr *partReader) close() {
 	pr.cancel()
+	if a := pr.ahead; a != nil {
+		a.wg.Wait()
+		for _, b := range a.bufs {
+			putBlock(b)
+		}
+		a.bufs, a.held = nil, nil
+	}
 	for _, st := range pr.streams {
 		if st == nil {
 			continue

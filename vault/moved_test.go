@@ -211,12 +211,22 @@ func TestInlineReadAcrossARelocation(t *testing.T) {
 }
 
 // A relocation that meets a stripe with forged blocks (valid checksums)
-// moves the shard's genuine block, not the forged one the decode did not
-// need: data shard 0 and a parity shard are forged in stripe 0, the
-// stripe authenticates without shard 0 (reconstructed from 1-4, so
-// without the forged parity when it is shard 5, and leaving out shard 4
-// too when it is 4), and the parity shard moves to another site.
+// moves the shard's genuine block, not the forged one: a parity block is
+// forged in stripe 0, alone (the stripe authenticates from its data and
+// the repair, which reads every shard, checks the parity against the data
+// coded again) or beside forged data shard 0 (the stripe authenticates
+// without shard 0: reconstructed from 1-4, so without the forged parity
+// when it is shard 5, leaving out shard 4 too when it is 4), and the
+// parity shard moves to another site. The forged blocks are reported.
 func TestRelocationDoesNotCopyAForgedBlock(t *testing.T) {
+	for _, withData := range []bool{false, true} {
+		t.Run(fmt.Sprintf("with a forged data block %v", withData), func(t *testing.T) {
+			relocateForged(t, withData)
+		})
+	}
+}
+
+func relocateForged(t *testing.T, withData bool) {
 	n := newTestNode(t, relocationSites...)
 	want := content("forged", 3*testStripe)
 	n.put("forged", want)
@@ -255,7 +265,11 @@ func TestRelocationDoesNotCopyAForgedBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range []int{0, par} {
+	forged := []int{par}
+	if withData {
+		forged = []int{0, par}
+	}
+	for _, x := range forged {
 		p := filepath.Join(n.dirs[locs[x].Site], filepath.FromSlash(locs[x].Blob))
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -267,8 +281,12 @@ func TestRelocationDoesNotCopyAForgedBlock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := n.e.Relocate(t.Context(), m, Relocation{Sites: [][]string{sites}}); err != nil {
+	res, err := n.e.Relocate(t.Context(), m, Relocation{Sites: [][]string{sites}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Problems != len(forged) {
+		t.Errorf("the relocation reported %d problems, want %d (the forged blocks)", res.Problems, len(forged))
 	}
 	moved, err := os.ReadFile(filepath.Join(n.dirs[sites[par]], filepath.FromSlash(locs[par].Blob)))
 	if err != nil {
