@@ -51,6 +51,14 @@ type ScrubOptions struct {
 	// repaired onto or read from them.
 	Lost map[string]bool
 
+	// Deep also reads every part whose blocks' checksums are good as a
+	// repair does: each stripe's data authenticated, each parity block
+	// compared with the data coded again. It finds blocks replaced along
+	// with valid checksums, which the checksums alone cannot; it costs
+	// the decryption and the coding besides the reads, and reads each
+	// part twice.
+	Deep bool
+
 	// Grace is how old a blob must be before garbage collection considers
 	// it, since a younger one may belong to a write still in flight (0:
 	// DefaultGrace; negative: no collection).
@@ -447,6 +455,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		}
 		if !quick {
 			states[pi] = k.checkPart(ctx, m, p, lost, lim, &rep)
+			if o.Deep {
+				if msg := k.deepCheck(ctx, m, p, states[pi], lim, &rep); msg != "" && unreadable == "" {
+					unreadable = msg
+				}
+			}
 		}
 		if p.Inline {
 			// An inline shard lives in its site's manifest copy, after
@@ -578,6 +591,37 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 	wg.Wait()
 	rep.BytesRead += read.Load()
 	return out
+}
+
+// deepCheck, for a part whose every shard passed checkPart, reads it as a
+// repair does (vault.Engine.VerifyPartDeep): each stripe authenticated,
+// each parity block compared with the data coded again. A block replaced
+// along with a valid checksum marks its shard corrupt, for the repair to
+// rebuild from the others. It returns why the part is unreadable, if more
+// blocks of a stripe were forged than it can spare.
+func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, states []shardState, lim *rateLimiter, rep *ScrubReport) string {
+	for _, st := range states {
+		if st.bad {
+			// The repair reads the part as the deep check would.
+			return ""
+		}
+	}
+	bad, n, err := k.e.VerifyPartDeep(ctx, m, p, lim.wait)
+	rep.BytesRead += n
+	if err != nil && !errors.Is(err, vault.ErrUnreadable) {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s part %d: deep check: %v", m.Vault, m.Key, m.Version, p.Number, err))
+		return ""
+	}
+	for i, b := range bad {
+		if b {
+			states[i].bad, states[i].corrupt = true, true
+			k.log.WarnContext(ctx, "scrub: block replaced along with a valid checksum", "vault", m.Vault, "version", m.Version, "part", p.Number, "shard", i, "site", p.Sites[i])
+		}
+	}
+	if err != nil {
+		return fmt.Sprintf("part %d fails authentication: %v", p.Number, err)
+	}
+	return ""
 }
 
 // quickCheck stats a part's shard blobs. It reports false, with the

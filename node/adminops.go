@@ -684,6 +684,9 @@ type ScrubRequest struct {
 	Vaults []string `json:"vaults,omitempty"`
 	// Rate limits reads, e.g. "50MiB" (per second).
 	Rate string `json:"rate,omitempty"`
+	// Deep also authenticates every stripe and checks every parity block
+	// against the data coded again (housekeeping.ScrubOptions.Deep).
+	Deep bool `json:"deep,omitempty"`
 }
 
 // ParseScrubRequest parses POST v1/scrub; an empty body scrubs
@@ -725,9 +728,12 @@ func (n *Node) adminScrub(w http.ResponseWriter, r *http.Request, c *adminCall) 
 	if q.Rate != "" {
 		params["rate"] = q.Rate
 	}
+	if q.Deep {
+		params["deep"] = "true"
+	}
 	j, err := n.StartRatedJob("scrub", params, c.principal.Name, rate, func(ctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
 		total := n.versionsTotal(ctx)
-		return n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: q.Repair, Vaults: q.Vaults, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
+		return n.Keeper().Scrub(ctx, housekeeping.ScrubOptions{Repair: q.Repair, Deep: q.Deep, Vaults: q.Vaults, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
 			Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
 	})
 	if err != nil {

@@ -269,6 +269,16 @@ func TestOperatorRoutesWork(t *testing.T) {
 	if j.State != JobDone || j.Progress.Done != 3 || j.Principal != "ops" || sr.Versions != 3 {
 		t.Errorf("scrub job: %+v %s", j, j.Result)
 	}
+	// A deep scrub reads every part again, as a repair does: more bytes.
+	var plain, deep struct {
+		BytesRead int64 `json:"bytes_read"`
+	}
+	json.Unmarshal(j.Result, &plain)
+	j = f.waitJob(t, decodeJob(t, f.op(t, "POST", "/_embassy/v1/scrub", "ops", ScrubRequest{Deep: true})).ID)
+	json.Unmarshal(j.Result, &deep)
+	if j.State != JobDone || j.Params["deep"] != "true" || deep.BytesRead <= plain.BytesRead {
+		t.Errorf("deep scrub job: %+v %s; plain read %d bytes", j, j.Result, plain.BytesRead)
+	}
 	// A drain, while writes go on: no new write lands on the drained site.
 	j = decodeJob(t, f.op(t, "POST", "/_embassy/v1/sites/drain", "ops", DrainRequest{Sites: "site=est-2"}))
 	put("d")
@@ -292,7 +302,7 @@ func TestOperatorRoutesWork(t *testing.T) {
 	// Jobs are listed, newest first; a finished one cannot be cancelled.
 	r = f.op(t, "GET", "/_embassy/v1/jobs", "aud", nil)
 	var js []Job
-	if err := json.Unmarshal([]byte(r.body), &js); err != nil || len(js) != 2 || js[0].Kind != "drain" || js[1].Kind != "scrub" {
+	if err := json.Unmarshal([]byte(r.body), &js); err != nil || len(js) != 3 || js[0].Kind != "drain" || js[1].Kind != "scrub" || js[2].Kind != "scrub" {
 		t.Errorf("jobs: %v %s", err, r.body)
 	}
 	if r := f.op(t, "POST", "/_embassy/v1/jobs/"+j.ID+"/cancel", "ops", nil); r.status != 409 {

@@ -672,6 +672,11 @@ type ScrubConfig struct {
 	Rate string `yaml:"rate,omitempty" json:"rate,omitempty"`
 	// ReportOnly finds damage without repairing it.
 	ReportOnly bool `yaml:"report_only,omitempty" json:"report_only,omitempty"`
+	// Deep has every background scrub also authenticate every stripe and
+	// check every parity block against the data coded again, which finds
+	// blocks replaced along with valid checksums; it reads each part twice
+	// and decrypts it (housekeeping.ScrubOptions.Deep).
+	Deep bool `yaml:"deep,omitempty" json:"deep,omitempty"`
 	// Grace is how old a blob must be before garbage collection judges
 	// it by the absence of a write in flight (default 1h): a write older
 	// than this whose intent left no manifest anywhere is abandoned, and

@@ -223,13 +223,17 @@ func (n *Node) runScrubs(ctx context.Context) {
 		}
 		// The background scrub is a job like any other: listed, followed
 		// and cancelled with 'embassy job', kept in jobs.json.
-		repair := !n.conf().Scrub.ReportOnly
+		repair, deep := !n.conf().Scrub.ReportOnly, n.conf().Scrub.Deep
+		params := map[string]string{"background": "true", "repair": fmt.Sprint(repair)}
+		if deep {
+			params["deep"] = "true"
+		}
 		var rep housekeeping.ScrubReport
-		j, err := n.StartRatedJob("scrub", map[string]string{"background": "true", "repair": fmt.Sprint(repair)}, "(background)", rate,
+		j, err := n.StartRatedJob("scrub", params, "(background)", rate,
 			func(jctx context.Context, progress func(done, total int64), rate func() int64) (any, error) {
 				total := n.versionsTotal(jctx)
 				var err error
-				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
+				rep, err = n.Keeper().Scrub(jctx, housekeeping.ScrubOptions{Repair: repair, Deep: deep, RateNow: rate, Grace: n.conf().Scrub.GraceOr(),
 					Progress: func(r housekeeping.ScrubReport) { progress(int64(r.Versions), total) }})
 				return rep, err
 			})

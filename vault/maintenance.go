@@ -192,6 +192,53 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	return n, nil
 }
 
+// VerifyPartDeep reads part p of m as a repair does, every shard of
+// every stripe (scrub's deep check, after VerifyShard found every block's
+// checksum good): each stripe's data is authenticated (AES-GCM), a data
+// block that fails is found by leaving blocks out, and every parity
+// block is compared with the authenticated data coded again. It returns,
+// by shard, whether a block of it was replaced along with a valid
+// checksum (or, read now, failed its checksum or could not be read), and
+// the bytes read. wait, if set, is called before each block with its size
+// (a rate limit). An error wrapping ErrUnreadable means more blocks of a
+// stripe were forged than the part can spare.
+func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p manifest.Part, wait func(context.Context, int) error) (bad []bool, read int64, err error) {
+	g := partGeometry(m, p)
+	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true}
+	last := g.stripes() - 1
+	if p.Inline {
+		last = 0
+	}
+	pr, err := e.newPartReader(site.WithColdRead(ctx), shell, p, g, 0, last)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer pr.close()
+	n := g.k + g.m
+	bad = make([]bool, n)
+	keep := func([][]byte) {} // a keep has the parity checked (stripeWith)
+	for j := int64(0); j <= last; j++ {
+		for range n {
+			if wait != nil {
+				if err := wait(ctx, g.blockSize(j)); err != nil {
+					return nil, read, err
+				}
+			}
+		}
+		_, err = pr.stripeWith(j, keep)
+		read += int64(n * g.blockSize(j))
+		if err != nil {
+			break
+		}
+	}
+	for _, pb := range shell.Problems() {
+		if pb.Part == p.Number && pb.Shard >= 0 && pb.Shard < n {
+			bad[pb.Shard] = true
+		}
+	}
+	return bad, read, err
+}
+
 // Relocation says where the shards of a version should be after a repair
 // or a move.
 type Relocation struct {

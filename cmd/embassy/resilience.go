@@ -88,7 +88,7 @@ func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
 }
 
 func (a *app) scrubCmd() *cobra.Command {
-	var repair bool
+	var repair, deep bool
 	var vaults []string
 	var rate string
 	c := &cobra.Command{
@@ -98,18 +98,23 @@ func (a *app) scrubCmd() *cobra.Command {
 manifest copy, and check each placement against its vault's current policy.
 With --repair, rebuild missing and corrupt shards from the others and move
 misplaced ones (or those on draining sites) to sites that keep the policy. A
-running node does this in the background (scrub.interval in node.yaml).`,
+running node does this in the background (scrub.interval in node.yaml).
+With --deep, also read every part whose checksums are good as a repair does:
+each stripe authenticated, each parity block compared with the data coded
+again. It finds blocks replaced together with valid checksums (the checksums
+have no key), which the checksums alone cannot (scrub.deep in node.yaml for
+the background scrub).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.node != "" {
-				return a.remoteScrub(cmd, node.ScrubRequest{Repair: repair, Vaults: vaults, Rate: rate})
+				return a.remoteScrub(cmd, node.ScrubRequest{Repair: repair, Deep: deep, Vaults: vaults, Rate: rate})
 			}
 			n, err := a.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			o := housekeeping.ScrubOptions{Repair: repair, Vaults: vaults, Grace: n.Config.Scrub.GraceOr()}
+			o := housekeeping.ScrubOptions{Repair: repair, Deep: deep, Vaults: vaults, Grace: n.Config.Scrub.GraceOr()}
 			if rate != "" {
 				r, err := node.ParseSize(rate)
 				if err != nil {
@@ -128,6 +133,7 @@ running node does this in the background (scrub.interval in node.yaml).`,
 		},
 	}
 	c.Flags().BoolVar(&repair, "repair", false, "rebuild and move shards as needed")
+	c.Flags().BoolVar(&deep, "deep", false, "also authenticate every stripe and check every parity block against the data coded again (finds blocks replaced along with valid checksums; reads each part twice)")
 	c.Flags().StringArrayVar(&vaults, "vault", nil, "only these vaults (repeatable)")
 	c.Flags().StringVar(&rate, "rate", "", "limit reads, e.g. 50MiB (per second)")
 	detachFlag(c)
