@@ -867,3 +867,83 @@ func (c *chunky) Read(p []byte) (int, error) {
 	c.b = c.b[n:]
 	return n, nil
 }
+
+// askReader yields data and closes asked when it is asked for bytes at or
+// past at.
+type askReader struct {
+	data  []byte
+	pos   int
+	at    int
+	asked chan struct{}
+}
+
+func (a *askReader) Read(p []byte) (int, error) {
+	if a.pos >= a.at && a.asked != nil {
+		close(a.asked)
+		a.asked = nil
+	}
+	if a.pos == len(a.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, a.data[a.pos:])
+	a.pos += n
+	return n, nil
+}
+
+// TestLargePutReadsWhileWriting: a large blob's next chunk is read while
+// the one before is written (the first write waits here until the source
+// has been asked for the second chunk), and the blob, its unaligned tail
+// included, is whole.
+func TestLargePutReadsWhileWriting(t *testing.T) {
+	root := t.TempDir()
+	probe, err := os.OpenFile(filepath.Join(root, "probe"), os.O_WRONLY|os.O_CREATE|unix.O_DIRECT, 0o600)
+	if err != nil {
+		t.Skipf("the filesystem of %s refuses O_DIRECT: %v", root, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 3<<20+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	asked := make(chan struct{})
+	src := &askReader{data: data, at: 1 << 20, asked: asked}
+	overlapped := make(chan bool, 1)
+	testHookDirectWrite = func(off int64) {
+		if off != 0 {
+			return
+		}
+		select {
+		case <-asked:
+			overlapped <- true
+		case <-t.Context().Done():
+		case <-time.After(10 * time.Second):
+			overlapped <- false // the source is not read during the write: do not hang
+		}
+	}
+	t.Cleanup(func() { testHookDirectWrite = nil })
+	if err := s.Put(t.Context(), "s/ab/big", src, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ok := <-overlapped:
+		if !ok {
+			t.Fatal("the second chunk was not read while the first was written")
+		}
+	default:
+		t.Fatal("no O_DIRECT write was made")
+	}
+	rc, err := s.Get(t.Context(), "s/ab/big", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("blob read back: %d bytes, equal %v, %v", len(got), bytes.Equal(got, data), err)
+	}
+}
