@@ -720,6 +720,9 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 	if err := sitesInUse(tmp, c.Sites); err != nil {
 		return nil, rep, err
 	}
+	if err := leasesInUse(ctx, tmp, c.Sites); err != nil {
+		return nil, rep, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, rep, err
 	}

@@ -89,6 +89,7 @@ type Node struct {
 	peerWit  peerWitnessState // witnessing with the peers (peerwitness.go)
 	host     hostState        // the guests' stores (hosting.go)
 	sites    siteLocks        // held on the directory sites (sitelock.go)
+	leases   siteLeases       // held on the S3 sites (sitelease.go)
 
 	// serveLoops are run by Serve beside its own background loops, until
 	// its ctx is done (tests).
@@ -483,6 +484,7 @@ func (n *Node) rebuildEngine() error {
 	stores := map[string]site.Site{}
 	conflicts := n.conflicts(n.conf().Sites)
 	n.keepSiteLocks(n.conf().Sites)
+	n.releaseLeases(n.conf().Sites)
 	for _, sc := range n.conf().Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
@@ -582,6 +584,7 @@ func (n *Node) Close() error {
 	n.unlockHostingDir()
 	n.keepSiteLocks(nil)
 	if n.Index == nil {
+		n.releaseLeases(nil)
 		return nil
 	}
 	if n.Engine != nil {
@@ -589,6 +592,9 @@ func (n *Node) Close() error {
 	}
 	n.closeTAXII()
 	n.closeAudit()
+	// The engine's and the log's last writes are done: let go of the S3
+	// sites.
+	n.releaseLeases(nil)
 	return n.Index.Close()
 }
 

@@ -12,7 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/embassy-dev/embassy/custody"
@@ -29,6 +32,30 @@ import (
 
 // ErrUnknownPeer: the other end's TLS key is pinned by no trusted card.
 var ErrUnknownPeer = errors.New("unknown node: no trusted peer card pins its TLS key")
+
+// ErrCertificateRefused: the peer refused this node's TLS certificate: it
+// has no card of this node (peer add), or one pinning another TLS key.
+var ErrCertificateRefused = errors.New("the peer refused this node's certificate")
+
+// refusedCertificate names what a failed call to peer id most likely
+// was. With TLS 1.3 the client's handshake ends before the server has
+// checked the client's certificate: a server that refuses it sends an
+// alert (read as "remote error: tls: bad certificate") and closes, and a
+// request written after the close breaks (EPIPE, ECONNRESET, EOF) without
+// the alert ever being read. Either, on a connection whose handshake this
+// very call made and that brought no answer, is the refusal. Any other
+// failure is returned as it is.
+func refusedCertificate(err error, id string, shook, answered bool) error {
+	const why = "it does not trust this node: it has no card of this node ('embassy peer card' here, 'embassy peer add' there), or one pinning another TLS key"
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && strings.Contains(oe.Err.Error(), "certificate") {
+		return fmt.Errorf("%w (TLS alert: %v): %s: %w", ErrCertificateRefused, oe.Err, why, err)
+	}
+	if shook && !answered && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return fmt.Errorf("%w: node %s closed the connection right after the TLS handshake, before any answer: %s: %w", ErrCertificateRefused, id, why, err)
+	}
+	return err
+}
 
 func spkiPin(raw [][]byte) (string, error) {
 	if len(raw) == 0 {
@@ -154,9 +181,16 @@ func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io
 	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys().SignHybrid); err != nil {
 		return nil, err
 	}
+	// Whether this call made a TLS handshake and got an answer tells a
+	// refused certificate from a broken connection (refusedCertificate).
+	var shook, answered atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { shook.Store(err == nil) },
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}))
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, err)
+		return nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, refusedCertificate(err, id, shook.Load(), answered.Load()))
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -235,12 +235,26 @@ func (n *Node) conflicts(sites []SiteConfig) map[string]siteConflict {
 
 // guardSite wraps a configured site's driver in the identity check.
 func (n *Node) guardSite(sc SiteConfig, st site.Site, c siteConflict) *site.Guarded {
-	return site.Guard(sc.ID, n.instrumentSite(sc.ID, st), func(ctx context.Context) error {
+	inner := st
+	if _, ok := st.(*s3site.Site); ok {
+		// Writes go through only while the node holds the site's lease.
+		inner = &leaseFence{Site: st, n: n, id: sc.ID}
+	}
+	g := site.Guard(sc.ID, n.instrumentSite(sc.ID, inner), func(ctx context.Context) error {
 		if c.nested != "" {
 			return refused("%s", c.nested)
 		}
 		return n.checkSite(ctx, sc, st, c.shared)
 	})
+	if inner != st {
+		n.leases.mu.Lock()
+		if n.leases.guards == nil {
+			n.leases.guards = map[string]*site.Guarded{}
+		}
+		n.leases.guards[sc.ID] = g
+		n.leases.mu.Unlock()
+	}
+	return g
 }
 
 // checkSite accepts a site whose marker is this node's marker of it, and
@@ -294,6 +308,10 @@ func (n *Node) checkSite(ctx context.Context, sc SiteConfig, st site.Site, share
 		if len(missing) > 0 {
 			return refused("top directory %s/ is missing (damaged, or the wrong volume mounted?): nothing is recreated on a site; restore it, or recreate the empty directory if its data is lost", strings.Join(missing, "/, "))
 		}
+		if ss, ok := st.(*s3site.Site); ok && sc.S3 != nil {
+			// This node's: no other copy of it may use it.
+			return n.checkLease(ctx, sc, ss)
+		}
 		return nil
 	}
 	return n.claimLegacy(ctx, sc, st, missing, shared)
@@ -333,6 +351,11 @@ func (n *Node) claimLegacy(ctx context.Context, sc SiteConfig, st site.Site, mis
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+	}
+	if ss, ok := st.(*s3site.Site); ok && sc.S3 != nil {
+		if err := n.checkLease(ctx, sc, ss); err != nil {
 			return err
 		}
 	}

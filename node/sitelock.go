@@ -19,8 +19,8 @@ import (
 // its configuration; a crash releases it too), and a site whose directory
 // another process holds is unavailable, naming that process. The lock is
 // on the directory itself: nothing is written to the site for it.
-// S3 sites have no such lock: two copies of a node must not share them
-// either, and nothing but the operator stops them.
+// S3 sites cannot be locked: the node holds a lease on each instead
+// (sitelease.go).
 
 // siteLocks are the locks a node holds on its directory sites.
 type siteLocks struct {

@@ -20,7 +20,8 @@ import (
 // The check runs before the first operation, one at a time. It runs again
 // when the wrapped site has reported [ErrUnavailable] (a vanished directory
 // or bucket may come back as something else), and after [RecheckOK] even
-// when all is well. A refusal is kept for [RecheckRefused] and a failure to
+// when all is well. A refusal is kept for [RecheckRefused] (or its own
+// [UnavailableError.Recheck], if shorter) and a failure to
 // check (the site does not answer) for [RetryCheck] before trying again.
 type Guarded struct {
 	inner Site
@@ -63,6 +64,8 @@ func (st *guardState) fresh(now time.Time) bool {
 	switch {
 	case st.err == nil:
 		return age < RecheckOK
+	case errors.As(st.err, &ue) && ue.Recheck > 0:
+		return age < min(ue.Recheck, RecheckRefused)
 	case errors.As(st.err, &ue):
 		return age < RecheckRefused
 	default:
@@ -109,6 +112,10 @@ func (g *Guarded) Check(ctx context.Context) error {
 	g.state.Store(nil)
 	return g.ready(ctx)
 }
+
+// Forget drops the last check's outcome: the next operation checks
+// again (the site's state changed: a lease lost).
+func (g *Guarded) Forget() { g.state.Store(nil) }
 
 // Status returns the outcome of the last check, running one if none is
 // current: nil when the site is accepted.

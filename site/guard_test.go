@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/fault"
@@ -91,5 +92,42 @@ func TestGuardChecksAgainAfterUnavailable(t *testing.T) {
 	}
 	if err := g.Status(ctx); err != nil {
 		t.Fatalf("Status after a good check: %v", err)
+	}
+}
+
+// TestGuardRechecksSoonerWhenTold: a refusal that says when it may change
+// by itself (a lease held elsewhere that may lapse) is checked again
+// after that time, not after RecheckRefused; Forget makes the next
+// operation check at once.
+func TestGuardRechecksSoonerWhenTold(t *testing.T) {
+	ctx := t.Context()
+	var checks atomic.Int32
+	g := site.Guard("lux-1", memory.New(), func(context.Context) error {
+		if checks.Add(1) == 1 {
+			return &site.UnavailableError{Reason: "its lease is held by another process", Recheck: 20 * time.Millisecond}
+		}
+		return nil
+	})
+	if err := g.Status(ctx); !errors.Is(err, site.ErrUnavailable) {
+		t.Fatalf("first check: %v", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for g.Status(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refusal was kept past its Recheck (%d checks)", checks.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("%d checks, want 2", n)
+	}
+	g.Status(ctx)
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("an accepted site was checked again at once: %d checks", n)
+	}
+	g.Forget()
+	g.Status(ctx)
+	if n := checks.Load(); n != 3 {
+		t.Fatalf("Forget: %d checks, want 3", n)
 	}
 }

@@ -74,6 +74,10 @@ type UnavailableError struct {
 	Site string
 	// Reason says what is wrong, for a person.
 	Reason string
+	// Recheck, if set, is how soon the refusal may change by itself (a
+	// lease held by another process that may lapse): a [Guarded] site
+	// checks again after it rather than after [RecheckRefused].
+	Recheck time.Duration
 }
 
 func (e *UnavailableError) Error() string {

@@ -1,13 +1,16 @@
 package s3site
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/embassy-dev/embassy/site"
 )
@@ -54,6 +57,63 @@ type Config struct {
 	// Deleting a blob then fails with an error wrapping ErrRetained until
 	// its retention has passed.
 	ObjectLock *ObjectLock `yaml:"object_lock,omitempty" json:"object_lock,omitempty"`
+	// Lease is how long the node's lease on the site (the blob node/lease)
+	// must stay unrenewed before another copy of the node may take the site
+	// over, from [MinLease] to [MaxLease] (default [DefaultLease]): what a
+	// node restarted elsewhere after a crash waits for the site. Its
+	// holder renews it every third of this time and stops writing once it
+	// could not for two thirds.
+	Lease Duration `yaml:"lease,omitempty" json:"lease,omitempty"`
+}
+
+// The bounds and default of Config.Lease.
+const (
+	DefaultLease = 30 * time.Second
+	MinLease     = time.Second
+	MaxLease     = time.Hour
+)
+
+// LeaseTime returns the effective lease time.
+func (c *Config) LeaseTime() time.Duration {
+	if c.Lease == 0 {
+		return DefaultLease
+	}
+	return time.Duration(c.Lease)
+}
+
+// Duration is a time written as "30s" in YAML and JSON.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(value *yaml.Node) error {
+	v, err := time.ParseDuration(value.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (such as 30s)", value.Line, value.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (such as 30s)", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // ObjectLock is the retention every blob is written with.
@@ -132,6 +192,9 @@ func (c *Config) Validate() error {
 		if l.Days < 1 || l.Days > maxLockDays {
 			return fmt.Errorf("s3 site: object_lock.days %d: must be 1 to %d", l.Days, maxLockDays)
 		}
+	}
+	if l := c.Lease; l != 0 && (time.Duration(l) < MinLease || time.Duration(l) > MaxLease) {
+		return fmt.Errorf("s3 site: lease %s: must be from %s to %s (default %s)", l, MinLease, MaxLease, DefaultLease)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -45,6 +46,8 @@ func TestValidate(t *testing.T) {
 		{"ca file without tls", func(c *s3site.Config) { c.CAFile = "/etc/ca.pem"; c.Secure = false }, "ca_file /etc/ca.pem: set secure too"},
 		{"lock mode", func(c *s3site.Config) { c.ObjectLock = &s3site.ObjectLock{Mode: "governance", Days: 1} }, "object_lock.mode \"governance\": must be GOVERNANCE or COMPLIANCE"},
 		{"lock days zero", func(c *s3site.Config) { c.ObjectLock = &s3site.ObjectLock{Mode: "GOVERNANCE"} }, "object_lock.days 0: must be 1 to"},
+		{"lease short", func(c *s3site.Config) { c.Lease = s3site.Duration(time.Millisecond) }, "lease 1ms: must be from 1s to 1h0m0s"},
+		{"lease long", func(c *s3site.Config) { c.Lease = s3site.Duration(2 * time.Hour) }, "lease 2h0m0s: must be from 1s to 1h0m0s"},
 		{"lock days huge", func(c *s3site.Config) { c.ObjectLock = &s3site.ObjectLock{Mode: "GOVERNANCE", Days: 100000} }, "object_lock.days 100000"},
 	}
 	for _, tc := range cases {
@@ -97,6 +100,7 @@ create_bucket: true
 object_lock:
   mode: COMPLIANCE
   days: 30
+lease: 45s
 `
 	var c s3site.Config
 	if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
@@ -104,7 +108,7 @@ object_lock:
 	}
 	want := s3site.Config{Endpoint: "s3.example.eu:443", Region: "eu-central-1", Bucket: "embassy-est-1", Prefix: "shards",
 		AccessKey: "AK", SecretKey: "the-secret", Secure: true, CAFile: "/etc/embassy/ca.pem", CreateBucket: true,
-		ObjectLock: &s3site.ObjectLock{Mode: "COMPLIANCE", Days: 30}}
+		ObjectLock: &s3site.ObjectLock{Mode: "COMPLIANCE", Days: 30}, Lease: s3site.Duration(45 * time.Second)}
 	if c.ObjectLock == nil || *c.ObjectLock != *want.ObjectLock {
 		t.Fatalf("object_lock = %+v, want %+v", c.ObjectLock, want.ObjectLock)
 	}
@@ -116,8 +120,15 @@ object_lock:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "secret_key: the-secret") {
-		t.Errorf("YAML form lost the secret:\n%s", out)
+	if !strings.Contains(string(out), "secret_key: the-secret") || !strings.Contains(string(out), "lease: 45s") {
+		t.Errorf("YAML form lost the secret or the lease:\n%s", out)
+	}
+	if c.LeaseTime() != 45*time.Second || (&s3site.Config{}).LeaseTime() != s3site.DefaultLease {
+		t.Errorf("lease time %v; default %v", c.LeaseTime(), (&s3site.Config{}).LeaseTime())
+	}
+	var bad s3site.Config
+	if err := yaml.Unmarshal([]byte("lease: soon\n"), &bad); err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
+		t.Errorf("lease: soon: %v", err)
 	}
 }
 
