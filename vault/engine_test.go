@@ -454,8 +454,9 @@ func TestForgedBlocksInOneStripe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNode(t)
-			// Eight stripes, so that the read decodes ahead
-			// (aheadMin) and meets the forgery in stripe 2.
+			// Eight stripes, the forgery in stripe 2: a read that
+			// meets it part way (decoding ahead, tried in the
+			// fifteenth pass and reverted, stopped there).
 			want := content("forged", 8*testStripe)
 			const stripe = 2
 			n.put("forged", want)

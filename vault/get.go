@@ -176,10 +176,6 @@ type Reader struct {
 	// follows counts the newer revisions of its version the read went
 	// on to (movedTo), at most maxFollows.
 	follows int
-	// careful: the read met a damaged or missing block, or a stripe that
-	// failed authentication, while decoding ahead; its part readers
-	// decode on the reader's goroutine from then on (stripeAhead).
-	careful bool
 }
 
 // maxFollows bounds how many relocations one read follows (movedTo): a
@@ -316,21 +312,8 @@ func (r *Reader) load() error {
 			return err
 		}
 		r.pr = pr
-		if decodeAhead && !r.careful && !r.readAll && r.skip == nil && !part.Inline {
-			pr.startAhead()
-		}
 	}
 	plain, err := r.pr.stripe(stripe)
-	if errors.Is(err, errAheadStopped) {
-		// Something other than k intact data blocks that authenticate:
-		// read on from this stripe as without decoding ahead, which
-		// reports the damage and works around it (nothing of this
-		// stripe or later ones was returned or reported).
-		r.pr.close()
-		r.pr = nil
-		r.careful = true
-		return r.load()
-	}
 	if err != nil {
 		if m := r.movedTo(err); m != nil {
 			// Relocated (a drain or a repair) since this read resolved
@@ -427,9 +410,6 @@ type partReader struct {
 	dec     [][]byte
 	rec     [][]byte
 	par     [][]byte // parity coded again (replaced), kept from stripe to stripe
-	// ahead, when set, decodes the stripes ahead of stripe's caller
-	// (startAhead).
-	ahead *stripeAhead
 }
 
 func (e *Engine) newPartReader(ctx context.Context, r *Reader, part manifest.Part, g geometry, first, last int64) (*partReader, error) {
@@ -621,15 +601,8 @@ func (pr *partReader) take(i int, j int64) block {
 }
 
 // stripe returns the plaintext of stripe j, which must be at or after the
-// previous one. When the part reader decodes ahead and stripe j is not
-// decoded from k intact data blocks, it returns errAheadStopped: the
-// caller must close it and read on from stripe j with one that does not.
-func (pr *partReader) stripe(j int64) ([]byte, error) {
-	if pr.ahead != nil {
-		return pr.ahead.stripe(j)
-	}
-	return pr.stripeWith(j, nil)
-}
+// previous one.
+func (pr *partReader) stripe(j int64) ([]byte, error) { return pr.stripeWith(j, nil) }
 
 // stripeWith is stripe, calling keep with the stripe's shards (nil where
 // missing) once it authenticated, before their buffers are recycled.
@@ -899,13 +872,6 @@ func combinations(set []int, c int, f func(out []int) bool) bool {
 // stripe returns pointed into out: nothing may use it afterwards.
 func (pr *partReader) close() {
 	pr.cancel()
-	if a := pr.ahead; a != nil {
-		a.wg.Wait()
-		for _, b := range a.bufs {
-			putBlock(b)
-		}
-		a.bufs, a.held = nil, nil
-	}
 	for _, st := range pr.streams {
 		if st == nil {
 			continue
