@@ -194,7 +194,7 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	if err := federation.SignRequest(req, signed, h.n.conf().Node.ID, h.peer, h.n.now(), h.n.Keys().SignHybrid); err != nil {
 		return err
 	}
-	resp, err := c.Do(req)
+	resp, err := peerDo(c, req, h.peer)
 	if rerr := body.failed(); rerr != nil {
 		if resp != nil {
 			resp.Body.Close()

@@ -146,6 +146,23 @@ func (n *Node) peerClient(p Peer) (*http.Client, error) {
 	return c, nil
 }
 
+// peerDo sends req to peer id with c; a refusal of this node's
+// certificate is named as such (refusedCertificate), which whether this
+// call made a TLS handshake and got an answer tells from a broken
+// connection.
+func peerDo(c *http.Client, req *http.Request, id string) (*http.Response, error) {
+	var shook, answered atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { shook.Store(err == nil) },
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}))
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, refusedCertificate(err, id, shook.Load(), answered.Load())
+	}
+	return resp, nil
+}
+
 // PeerError is a peer's refusal.
 type PeerError struct {
 	Peer   string
@@ -181,16 +198,9 @@ func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io
 	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys().SignHybrid); err != nil {
 		return nil, err
 	}
-	// Whether this call made a TLS handshake and got an answer tells a
-	// refused certificate from a broken connection (refusedCertificate).
-	var shook, answered atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { shook.Store(err == nil) },
-		GotFirstResponseByte: func() { answered.Store(true) },
-	}))
-	resp, err := c.Do(req)
+	resp, err := peerDo(c, req, id)
 	if err != nil {
-		return nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, refusedCertificate(err, id, shook.Load(), answered.Load()))
+		return nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -31,6 +31,10 @@ func TestPeerRefusedCertificate(t *testing.T) {
 			t.Errorf("EST refuses FIN: %v", err)
 		}
 	}
+	// The same through the witness's raw posts.
+	if _, _, err := fin.peerPost(t.Context(), est.Config.Node.ID, federation.EndpointGrants, []byte("{}")); !errors.Is(err, ErrCertificateRefused) {
+		t.Errorf("EST refuses FIN's post: %v", err)
+	}
 
 	// In EST's place, a listener with EST's key that closes each
 	// connection (a reset) right after the handshake, or before it.

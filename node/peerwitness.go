@@ -363,7 +363,7 @@ func (n *Node) peerPost(ctx context.Context, id, endpoint string, body []byte) (
 	if err := federation.SignRequest(req, body, n.conf().Node.ID, id, n.now(), n.Keys().SignHybrid); err != nil {
 		return 0, nil, err
 	}
-	resp, err := c.Do(req)
+	resp, err := peerDo(c, req, id)
 	if err != nil {
 		return 0, nil, fmt.Errorf("peer %s at %s: %w", id, p.Card.Endpoint, err)
 	}

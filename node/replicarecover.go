@@ -208,7 +208,7 @@ func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, end
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
+	resp, err := peerDo(c, req, card.NodeID)
 	if err != nil {
 		return nil, fmt.Errorf("peer %s at %s: %w (does it keep this node's replica, and was it pulled since the root key last changed?)", card.NodeID, card.Endpoint, err)
 	}
