@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -439,13 +440,18 @@ func (g *Gen) Read(p []byte) (int, error) {
 	if int64(len(p)) > g.Left {
 		p = p[:g.Left]
 	}
+	// The state in a local and one 8-byte store a step: the same bytes as
+	// the byte-by-byte stores through g before issue 15's fifteenth pass,
+	// at about twice the rate (1.7-2.5 against 0.9-1.1 GB/s of one core on
+	// the development VM, loaded); the source was 0.53 of a 1 GiB put's
+	// 1.84 CPU-s in BenchmarkThroughput, charged to the put.
 	n := len(p) &^ 7
+	s := g.State
 	for i := 0; i < n; i += 8 {
-		g.State = g.State*6364136223846793005 + 1442695040888963407
-		v := g.State
-		p[i], p[i+1], p[i+2], p[i+3] = byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32)
-		p[i+4], p[i+5], p[i+6], p[i+7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		s = s*6364136223846793005 + 1442695040888963407
+		binary.BigEndian.PutUint64(p[i:i+8], s)
 	}
+	g.State = s
 	for i := n; i < len(p); i++ {
 		p[i] = 0x5a
 	}

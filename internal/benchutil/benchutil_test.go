@@ -1,7 +1,9 @@
 package benchutil
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -199,5 +201,50 @@ func TestEvict(t *testing.T) {
 	}
 	if left != 0 {
 		t.Fatalf("Evict left %d of %d bytes in the page cache", left, before)
+	}
+}
+
+// TestGenBytes: Gen yields the bytes of its generator written out byte by
+// byte, big-endian, a step of the state every 8 bytes, with 0x5a past the
+// last whole 8 of a read, whatever the reads' sizes; and its state carries
+// from read to read.
+func TestGenBytes(t *testing.T) {
+	want := func(state uint64, sizes []int) []byte {
+		var out []byte
+		for _, n := range sizes {
+			for i := 0; i+8 <= n; i += 8 {
+				state = state*6364136223846793005 + 1442695040888963407
+				for k := 7; k >= 0; k-- {
+					out = append(out, byte(state>>(8*k)))
+				}
+			}
+			for range n % 8 {
+				out = append(out, 0x5a)
+			}
+		}
+		return out
+	}
+	for _, sizes := range [][]int{{4096}, {1 << 20, 13, 64}, {7, 8, 9}} {
+		total := 0
+		for _, n := range sizes {
+			total += n
+		}
+		var h bytes.Buffer
+		g := &Gen{Left: int64(total), State: 42, Hash: &h}
+		var got []byte
+		for _, n := range sizes {
+			p := make([]byte, n)
+			k, err := g.Read(p)
+			if err != nil || k != n {
+				t.Fatalf("read %d: %d, %v", n, k, err)
+			}
+			got = append(got, p...)
+		}
+		if w := want(42, sizes); !bytes.Equal(got, w) || !bytes.Equal(h.Bytes(), w) {
+			t.Fatalf("reads %v: the bytes differ from the generator's", sizes)
+		}
+		if n, err := g.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("after %d bytes: %d, %v", total, n, err)
+		}
 	}
 }
