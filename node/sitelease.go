@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +62,10 @@ type siteLeaseRecord struct {
 	Host     string `json:"host"`
 	PID      int    `json:"pid"`
 	Dir      string `json:"dir"`
+	// Machine names the holder's running kernel and process namespace
+	// (thisMachine): a process id means something only there. Absent in
+	// a lease written before it was added.
+	Machine  string `json:"machine,omitempty"`
 	Renewals uint64 `json:"renewals"`
 	Lease    string `json:"lease"` // the holder's lease time ("30s")
 }
@@ -87,8 +92,8 @@ func parseLease(b []byte) (*siteLeaseRecord, error) {
 		return nil, fmt.Errorf("lease: instance %q is not 32 hex digits", r.Instance)
 	case r.PID < 0:
 		return nil, fmt.Errorf("lease: pid %d", r.PID)
-	case len(r.Host) > 255 || len(r.Dir) > 2048:
-		return nil, errors.New("lease: host or dir too long")
+	case len(r.Host) > 255 || len(r.Dir) > 2048 || len(r.Machine) > 255:
+		return nil, errors.New("lease: host, dir or machine too long")
 	}
 	if _, err := r.leaseTime(); err != nil {
 		return nil, err
@@ -120,13 +125,35 @@ func (r *siteLeaseRecord) encode() []byte {
 }
 
 // goneFromThisHost reports whether the holder was a process of this host
-// that no longer runs.
+// that no longer runs. The host name alone does not say so: two
+// containers, or a machine and its clone, can share one, and a process id
+// is only looked up in this process's own namespace. So the lease must
+// also name this very kernel (its boot id) and process namespace
+// (thisMachine); one that does not, or is older than that field, waits
+// out the lease time like any other.
 func (r *siteLeaseRecord) goneFromThisHost() bool {
 	h, err := os.Hostname()
 	if err != nil || h != r.Host || r.PID <= 0 || r.PID == os.Getpid() {
 		return false
 	}
+	if m := thisMachine(); m == "" || r.Machine != m {
+		return false
+	}
 	return errors.Is(syscall.Kill(r.PID, 0), syscall.ESRCH)
+}
+
+// thisMachine names this process's kernel, by the boot id it draws at each
+// boot, and its process-id namespace; "" where Linux does not say.
+func thisMachine() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + " " + ns
 }
 
 // siteLeases are the leases a node holds, and those it waits for.
@@ -265,7 +292,7 @@ func (n *Node) checkLease(ctx context.Context, sc SiteConfig, ss *s3site.Site) e
 func (n *Node) takeLease(ctx context.Context, sc SiteConfig, ss *s3site.Site, where string, cond s3site.Condition, prev *siteLeaseRecord) error {
 	every := sc.S3.LeaseTime()
 	host, _ := os.Hostname()
-	rec := siteLeaseRecord{Format: leaseFormat, Node: n.conf().Node.ID, Instance: n.leaseInstance(), Host: host, PID: os.Getpid(), Dir: absDir(n.Dir), Lease: every.String()}
+	rec := siteLeaseRecord{Format: leaseFormat, Node: n.conf().Node.ID, Instance: n.leaseInstance(), Host: host, PID: os.Getpid(), Dir: absDir(n.Dir), Machine: thisMachine(), Lease: every.String()}
 	body := rec.encode()
 	start := time.Now()
 	w, err := ss.PutIf(ctx, LeaseBlob, body, cond)

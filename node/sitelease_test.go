@@ -249,12 +249,30 @@ func TestS3SiteLease(t *testing.T) {
 	}
 
 	// A lease of a process of this host that no longer runs is taken
-	// over at once.
+	// over at once; but only if it names this kernel and process
+	// namespace too: the same host name and a process id that does not
+	// run here say nothing of a container or a clone of the machine with
+	// the same name, nor does a lease older than the field.
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
 	dead := siteLeaseRecord{Format: leaseFormat, Node: rec.Node, Instance: strings.Repeat("ab", 16), Host: host, PID: cmd.Process.Pid, Dir: "/srv/gone", Lease: "1h"}
+	for _, machine := range []string{"", "00000000-0000-0000-0000-000000000000 pid:[1]"} {
+		dead.Machine = machine
+		if err := raw.Put(t.Context(), LeaseBlob, bytes.NewReader(dead.encode()), int64(len(dead.encode()))); err != nil {
+			t.Fatal(err)
+		}
+		other := openQuiet(t, dirB)
+		if s := states(t, other)["est-a"]; s.State != "unavailable" || !strings.Contains(s.Reason, "process "+fmt.Sprint(dead.PID)) {
+			t.Errorf("a lease of process %d on this host name but machine %q was taken over at once: %+v", dead.PID, machine, s)
+		}
+		other.Close()
+	}
+	dead.Machine = thisMachine()
+	if dead.Machine == "" {
+		t.Fatal("no boot id or process namespace to name this machine by")
+	}
 	if err := raw.Put(t.Context(), LeaseBlob, bytes.NewReader(dead.encode()), int64(len(dead.encode()))); err != nil {
 		t.Fatal(err)
 	}
