@@ -38,16 +38,32 @@ const (
 	// minChunkSize is S3's smallest chunk but the last.
 	minChunkSize      = 8192
 	chunkSigExtension = "chunk-signature="
-	// readBufferSize is the decoder's read-ahead. A chunk's data is read
-	// straight into the caller's buffer, but what the read-ahead took in
-	// with the CRLF and header between two chunks is copied out of it once
-	// more: at 16 KiB that was a quarter of every 64 KiB chunk, now at
-	// most a sixteenth (net/http's and MinIO's chunk readers read ahead 4
-	// KiB too). The number of reads a chunk takes does not change: one
-	// that fills the read-ahead, one or more for the rest of the data. It
-	// holds any header line (maxChunkLine); trailer lines may be longer.
+	// readBufferSize is the decoder's smallest read-ahead; it holds any
+	// header line (maxChunkLine); trailer lines may be longer.
 	readBufferSize = 4 << 10
+	// maxReadAhead is its largest: a body of that much or more (decoded)
+	// is read in reads of up to 128 KiB, its chunks' data copied out of the
+	// read-ahead. Until the fifteenth pass a chunk's data went straight
+	// into the caller's buffer past a 4 KiB read-ahead, to copy less; that
+	// took two reads a 64 KiB chunk, and the kernel's side of those reads
+	// cost more than the copy saved: PUT 64 MiB at c4 on a quiet machine,
+	// the kernel's network receive 0.29-0.52 CPU-s/GB against 0.17-0.21,
+	// the copy 0.06-0.16 more, the server's CPU per GB 4-8 % lower in four
+	// rounds of four (docs/design.md, "Where the CPU goes, both servers
+	// side by side (issue 15, fifteenth pass)").
+	maxReadAhead = 128 << 10
 )
+
+// readAheadFor returns the read-ahead for a body of want decoded bytes
+// (negative: not declared): the body and its framing, within
+// readBufferSize and maxReadAhead, so that a small body does not take a
+// large buffer.
+func readAheadFor(want int64) int {
+	if want < 0 || want >= maxReadAhead {
+		return maxReadAhead
+	}
+	return min(maxReadAhead, max(readBufferSize, int(want)+readBufferSize))
+}
 
 // chunkedReader decodes an aws-chunked body, verifying chunk and trailer
 // signatures when the mode is signed. It holds no chunk in memory: data is
@@ -83,7 +99,7 @@ type chunkedReader struct {
 
 func newChunkedReader(r io.Reader, a *Auth, trailers []*digest) *chunkedReader {
 	c := &chunkedReader{
-		br:            bufio.NewReaderSize(r, readBufferSize),
+		br:            bufio.NewReaderSize(r, readAheadFor(a.ContentLength)),
 		signed:        a.mode == payloadChunked || a.mode == payloadChunkedTrailer,
 		trailer:       a.mode == payloadChunkedTrailer || a.mode == payloadUnsignedTrailer,
 		signedTrailer: a.mode == payloadChunkedTrailer,
