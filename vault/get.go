@@ -663,8 +663,8 @@ func (pr *partReader) stripeWith(j int64, keep func([][]byte)) ([]byte, error) {
 		// block was replaced together with its checksum. Fetch every
 		// shard and find the combination that authenticates.
 		plain, err = pr.recover(j, bufs)
-	} else if pr.r.readAll && keep != nil {
-		// A repair reads every shard and keeps what it read. The AEAD
+	} else if pr.r.readAll {
+		// A repair (or a deep scrub) reads every shard. The AEAD
 		// covers the data blocks only: a parity block the decode did not
 		// use is checked against the data coded again, so that a block
 		// replaced with a valid checksum is named and not copied on.

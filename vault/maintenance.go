@@ -216,7 +216,6 @@ func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p man
 	defer pr.close()
 	n := g.k + g.m
 	bad = make([]bool, n)
-	keep := func([][]byte) {} // a keep has the parity checked (stripeWith)
 	for j := int64(0); j <= last; j++ {
 		for range n {
 			if wait != nil {
@@ -225,7 +224,7 @@ func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p man
 				}
 			}
 		}
-		_, err = pr.stripeWith(j, keep)
+		_, err = pr.stripe(j) // readAll: the parity is checked too (stripeWith)
 		read += int64(n * g.blockSize(j))
 		if err != nil {
 			break
