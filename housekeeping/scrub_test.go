@@ -578,6 +578,38 @@ func TestDeepScrubFindsForgedBlocks(t *testing.T) {
 	}
 }
 
+// TestDeepScrubReadsOnce: the deep scrub's checks ride on one read of
+// each shard, the ordinary scrub's; it used to read every part twice, a
+// checksum pass and then the repair's read.
+func TestDeepScrubReadsOnce(t *testing.T) {
+	n := newTestNode(t)
+	n.put("small", content("small", 100))
+	n.put("large", content("large", 5*testStripe+17))
+	read := func(deep bool) (sites, reported int64) {
+		t.Helper()
+		var before int64
+		for _, f := range n.faults {
+			before += f.BytesRead()
+		}
+		rep, err := n.k.Scrub(t.Context(), ScrubOptions{Deep: deep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.AtRisk != 0 || len(rep.Errors) != 0 {
+			t.Fatalf("scrub (deep %v) of intact objects: %+v", deep, rep)
+		}
+		for _, f := range n.faults {
+			sites += f.BytesRead()
+		}
+		return sites - before, rep.BytesRead
+	}
+	plain, plainRep := read(false)
+	deep, deepRep := read(true)
+	if plain == 0 || deep != plain || deepRep != plainRep {
+		t.Errorf("the deep scrub read %d bytes from the sites (reported %d), the ordinary scrub %d (reported %d): want the same", deep, deepRep, plain, plainRep)
+	}
+}
+
 func joinMaps[K comparable, V any](ms ...map[K]V) map[K]V {
 	out := map[K]V{}
 	for _, m := range ms {

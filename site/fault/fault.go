@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embassy-dev/embassy/site"
@@ -50,6 +51,7 @@ type Site struct {
 	cfg   Config
 	rng   *rand.Rand
 	puts  int
+	read  atomic.Int64
 }
 
 // New wraps inner. It injects no faults until Set is called.
@@ -62,6 +64,21 @@ func (s *Site) Set(c Config) {
 	s.mu.Lock()
 	s.cfg = c
 	s.mu.Unlock()
+}
+
+// BytesRead returns how many bytes reads through Get have taken from the
+// inner site so far.
+func (s *Site) BytesRead() int64 { return s.read.Load() }
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Puts returns how many puts were attempted.
@@ -144,8 +161,12 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		return nil, c.GetErr
 	}
 	rc, err := s.inner.Get(ctx, name, off, length)
-	if err != nil || !c.CorruptReads {
+	if err != nil {
 		return rc, err
+	}
+	rc = countingReader{rc, &s.read}
+	if !c.CorruptReads {
+		return rc, nil
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
