@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 
 	"github.com/embassy-dev/embassy/evidence"
@@ -603,10 +604,35 @@ func TestDeepScrubReadsOnce(t *testing.T) {
 		}
 		return sites - before, rep.BytesRead
 	}
+	var cold0 int64
+	for _, f := range n.faults {
+		cold0 += f.ColdBytesRead()
+	}
 	plain, plainRep := read(false)
+	var cold int64
+	for _, f := range n.faults {
+		cold += f.ColdBytesRead()
+	}
 	deep, deepRep := read(true)
 	if plain == 0 || deep != plain || deepRep != plainRep {
 		t.Errorf("the deep scrub read %d bytes from the sites (reported %d), the ordinary scrub %d (reported %d): want the same", deep, deepRep, plain, plainRep)
+	}
+	// Both read the shard blobs as a repair does, from the disk and not
+	// the page cache (site.WithColdRead): what a scrub checks is what the
+	// medium holds.
+	var blobs int64
+	for _, d := range n.dirs {
+		filepath.WalkDir(filepath.Join(d, "s"), func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if info, err := e.Info(); err == nil {
+					blobs += info.Size()
+				}
+			}
+			return nil
+		})
+	}
+	if blobs == 0 || cold-cold0 < blobs {
+		t.Errorf("the ordinary scrub read %d bytes with the cold-read hint; the shard blobs hold %d", cold-cold0, blobs)
 	}
 }
 

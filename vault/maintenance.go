@@ -153,7 +153,10 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 		if info.Size != g.blobSize() {
 			return 0, fmt.Errorf("%w: blob %s is %d bytes, want %d", erasure.ErrChecksum, name, info.Size, g.blobSize())
 		}
-		rc, err = s.Store.Get(ctx, name, 0, -1)
+		// Each blob is read once, start to end: from the disk, not a
+		// cache (a scrub checks what the medium holds, and does not push
+		// what readers use out of the page cache).
+		rc, err = s.Store.Get(site.WithColdRead(ctx), name, 0, -1)
 	}
 	if err != nil {
 		return 0, err

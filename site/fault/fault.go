@@ -52,6 +52,7 @@ type Site struct {
 	rng   *rand.Rand
 	puts  int
 	read  atomic.Int64
+	cold  atomic.Int64
 }
 
 // New wraps inner. It injects no faults until Set is called.
@@ -70,14 +71,21 @@ func (s *Site) Set(c Config) {
 // inner site so far.
 func (s *Site) BytesRead() int64 { return s.read.Load() }
 
+// ColdBytesRead returns how many of those were read by Gets whose context
+// carried [site.WithColdRead]'s hint.
+func (s *Site) ColdBytesRead() int64 { return s.cold.Load() }
+
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n, cold *atomic.Int64
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n.Add(int64(n))
+	if c.cold != nil {
+		c.cold.Add(int64(n))
+	}
 	return n, err
 }
 
@@ -164,7 +172,11 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if err != nil {
 		return rc, err
 	}
-	rc = countingReader{rc, &s.read}
+	cr := countingReader{ReadCloser: rc, n: &s.read}
+	if site.ColdRead(ctx) {
+		cr.cold = &s.cold
+	}
+	rc = cr
 	if !c.CorruptReads {
 		return rc, nil
 	}
