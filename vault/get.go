@@ -43,6 +43,11 @@ func (e *DeleteMarkerError) Is(target error) bool {
 	return target == ErrDeleteMarker || (e.Latest && target == ErrNoSuchKey)
 }
 
+// ErrBlockReplaced: a shard block whose checksum matches was found
+// replaced, by the stripe's authentication or by its parity coded again
+// from the authenticated data (a Problem's error wraps it).
+var ErrBlockReplaced = errors.New("block replaced along with its checksum")
+
 // Problem records damage found while reading: a missing or corrupt shard
 // block that was worked around.
 type Problem struct {
@@ -805,7 +810,7 @@ func (pr *partReader) recover(j int64, bufs []*[]byte) ([]byte, error) {
 			for _, x := range bad {
 				pr.e.Events.CorruptBlocks.Add(1)
 				pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
-					Err: errors.New("block replaced along with its checksum (authentication failed)")})
+					Err: fmt.Errorf("%w (authentication failed)", ErrBlockReplaced)})
 			}
 			return true
 		})
@@ -836,7 +841,7 @@ func (pr *partReader) checkParity(j int64) {
 	for _, x := range bad {
 		pr.e.Events.CorruptBlocks.Add(1)
 		pr.r.report(Problem{Site: pr.part.Sites[x], Part: pr.part.Number, Stripe: j, Shard: x,
-			Err: errors.New("block replaced along with its checksum (differs from the authenticated data coded again)")})
+			Err: fmt.Errorf("%w (differs from the authenticated data coded again)", ErrBlockReplaced)})
 	}
 	if len(bad) > 0 {
 		pr.decoded = full
