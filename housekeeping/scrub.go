@@ -70,15 +70,19 @@ type ScrubOptions struct {
 
 // ScrubReport says what a scrub found and did.
 type ScrubReport struct {
-	Versions        int   `json:"versions"`
-	Bytes           int64 `json:"bytes"` // plaintext bytes of the versions scrubbed
-	BytesRead       int64 `json:"bytes_read"`
-	CorruptShards   int   `json:"corrupt_shards"`
-	MissingShards   int   `json:"missing_shards"`
-	MisplacedShards int   `json:"misplaced_shards"`
-	MissingCopies   int   `json:"missing_manifest_copies"`
-	DamagedCopies   int   `json:"damaged_manifest_copies"` // copies that fail verification or name another version
-	StaleCopies     int   `json:"stale_manifest_copies"`   // copies holding an older revision than the newest verified one
+	Versions  int   `json:"versions"`
+	Bytes     int64 `json:"bytes"` // plaintext bytes of the versions scrubbed
+	BytesRead int64 `json:"bytes_read"`
+	// StripesAuthenticated counts the stripes a deep scrub (or the check
+	// of a part with fewer than k whole shards) read from every shard,
+	// authenticated and whose parity it coded again.
+	StripesAuthenticated int64 `json:"stripes_authenticated,omitempty"`
+	CorruptShards        int   `json:"corrupt_shards"`
+	MissingShards        int   `json:"missing_shards"`
+	MisplacedShards      int   `json:"misplaced_shards"`
+	MissingCopies        int   `json:"missing_manifest_copies"`
+	DamagedCopies        int   `json:"damaged_manifest_copies"` // copies that fail verification or name another version
+	StaleCopies          int   `json:"stale_manifest_copies"`   // copies holding an older revision than the newest verified one
 	// AtRisk counts versions found degraded or lost; Degraded those that
 	// were readable and repairable, Lost those that were not.
 	AtRisk        int      `json:"at_risk"`
@@ -250,6 +254,7 @@ func (r *ScrubReport) add(o ScrubReport) {
 	r.Versions += o.Versions
 	r.Bytes += o.Bytes
 	r.BytesRead += o.BytesRead
+	r.StripesAuthenticated += o.StripesAuthenticated
 	r.CorruptShards += o.CorruptShards
 	r.MissingShards += o.MissingShards
 	r.MisplacedShards += o.MisplacedShards
@@ -628,6 +633,7 @@ func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest
 	}
 	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
 	rep.BytesRead += pc.Read
+	rep.StripesAuthenticated += pc.Stripes
 	for i := range out {
 		if i >= len(pc.Bad) || !pc.Bad[i] {
 			continue
@@ -670,6 +676,7 @@ func (k *Keeper) partReadable(ctx context.Context, m *manifest.Manifest, p manif
 	}
 	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
 	rep.BytesRead += pc.Read
+	rep.StripesAuthenticated += pc.Stripes
 	switch {
 	case err == nil:
 		return "", nil

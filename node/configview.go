@@ -93,6 +93,24 @@ func secretFields(doc *yaml.Node) []secretField {
 	return out
 }
 
+// ClearSecrets returns where a node.yaml body holds a secret written in
+// clear rather than as a redaction marker (the secret a proposal carries
+// across the wire): s3.credentials[0].secret_key and the like, in order.
+// Empty secrets are not counted.
+func ClearSecrets(body []byte) ([]string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var out []string
+	for _, f := range secretFields(&doc) {
+		if f.value != "" && !strings.HasPrefix(f.value, RedactedPrefix) {
+			out = append(out, f.path)
+		}
+	}
+	return out, nil
+}
+
 // lineStarts returns the byte offset of each line of b (index 0: line 1).
 func lineStarts(b []byte) []int {
 	starts := []int{0}

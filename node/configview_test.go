@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -265,4 +266,47 @@ func TestConfigThroughAdminAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &ans); r.status != http.StatusConflict || err != nil || ans.RequestID == "" || ans.Code != "approval_required" || len(ans.Changes) == 0 {
 		t.Errorf("gated: %d %s", r.status, r.body)
 	}
+}
+
+// TestClearSecrets: the secrets a body holds in clear are named; a redacted
+// body holds none.
+func TestClearSecrets(t *testing.T) {
+	got, err := ClearSecrets([]byte(sampleYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"s3.credentials[0].secret_key", "s3.credentials[1].secret_key", "s3.credentials[2].secret_key", "sites[0].s3.secret_key", "taxii.sync[0].password"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ClearSecrets(sample) = %q, want %q", got, want)
+	}
+	red, err := RedactConfig([]byte(sampleYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ClearSecrets(red); err != nil || len(got) != 0 {
+		t.Errorf("ClearSecrets(redacted) = %q, %v: want none", got, err)
+	}
+	if _, err := ClearSecrets([]byte("s3: [")); err == nil {
+		t.Error("ClearSecrets of broken YAML: no error")
+	}
+}
+
+func FuzzClearSecrets(f *testing.F) {
+	f.Add([]byte(sampleYAML))
+	f.Add([]byte("s3:\n  credentials:\n  - {access_key: AKOPS, secret_key: \"embassy-redacted:s3.credentials/AKOPS\"}\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		clear, err := ClearSecrets(body)
+		if err != nil {
+			return
+		}
+		red, err := RedactConfig(body)
+		if err != nil {
+			return
+		}
+		// What redaction shows holds no secret in clear, whatever the
+		// file held.
+		if left, err := ClearSecrets(red); err != nil || len(left) != 0 {
+			t.Fatalf("the redacted form of a body with %q in clear still holds %q (%v):\n%s", clear, left, err, red)
+		}
+	})
 }

@@ -211,6 +211,8 @@ type PartCheck struct {
 	Replaced []bool
 	// Read is the shard bytes read.
 	Read int64
+	// Stripes counts the stripes read, authenticated and checked.
+	Stripes int64
 }
 
 // VerifyPartDeep reads part p of m as a repair does, every shard of every
@@ -294,6 +296,7 @@ func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p man
 		if err != nil {
 			break
 		}
+		pc.Stripes++
 	}
 	for _, pb := range shell.Problems() {
 		if pb.Part != p.Number || pb.Shard < 0 || pb.Shard >= n {

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -172,6 +175,9 @@ func (a *app) remoteConfigEdit(cmd *cobra.Command, applyPath string) error {
 		base = 0
 	}
 	return a.configEdit(ctx, []byte(v.Body), []byte(v.Body), applyPath, os.TempDir(), func(proposed []byte) (node.EditResult, error) {
+		if err := plainSecrets(a.node, proposed); err != nil {
+			return node.EditResult{}, err
+		}
 		var ans node.ConfigEditAnswer
 		err := ac.do(ctx, http.MethodPut, "v1/config", node.ConfigProposal{Body: string(proposed), BaseGeneration: base}, &ans)
 		if re, ok := errors.AsType[*remoteError](err); ok && len(re.body) > 0 {
@@ -300,4 +306,30 @@ custodians needs --unseal for enough of them.`,
 			return nil
 		},
 	}
+}
+
+// plainSecrets refuses to send a proposal that carries a secret in clear
+// (a new S3 secret key, a site's key, a sync password: kept secrets travel
+// as markers) to a node reached by plain http on another host: the admin
+// API signs requests but does not encrypt them, so the secret would cross
+// the network readable by anyone on the path. Loopback (a node on this
+// machine, or an SSH tunnel to it) and https are fine.
+func plainSecrets(nodeURL string, proposed []byte) error {
+	u, err := url.Parse(nodeURL)
+	if err != nil || u.Scheme != "http" {
+		return nil
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	where, err := node.ClearSecrets(proposed)
+	if err != nil || len(where) == 0 {
+		return nil // the node names what is wrong with the file
+	}
+	return withHint(fmt.Errorf("the proposal carries %s in clear, and --node %s is plain http to another host: the secret would cross the network unencrypted; nothing was sent", strings.Join(where, ", "), nodeURL),
+		"reach the node over https (serve with TLS), or through an SSH tunnel to its loopback address (--node http://127.0.0.1:PORT), or edit node.yaml on the node itself")
 }

@@ -152,3 +152,33 @@ func TestRemoteConfigEdit(t *testing.T) {
 		t.Errorf("a refused caller changed node.yaml:\n%s", after)
 	}
 }
+
+// TestPlainSecretsRefused: a proposal carrying a secret in clear is not
+// sent to a node reached by plain http on another host; loopback and https
+// are fine, and so is a proposal whose secrets are all markers.
+func TestPlainSecretsRefused(t *testing.T) {
+	clear := []byte("s3:\n  credentials:\n  - access_key: AKNEW\n    secret_key: s3cr3t-in-clear\n    principal: ops\n")
+	markers := []byte("s3:\n  credentials:\n  - access_key: AKOPS\n    secret_key: \"embassy-redacted:s3.credentials/AKOPS\"\n    principal: ops\n")
+	for _, c := range []struct {
+		url     string
+		body    []byte
+		refused bool
+	}{
+		{"http://10.1.2.3:9443", clear, true},
+		{"http://node.example.org:9000", clear, true},
+		{"http://[2001:db8::1]:9000", clear, true},
+		{"https://node.example.org:9443", clear, false},
+		{"http://127.0.0.1:9000", clear, false},
+		{"http://[::1]:9000", clear, false},
+		{"http://localhost:9000", clear, false},
+		{"http://10.1.2.3:9443", markers, false},
+	} {
+		err := plainSecrets(c.url, c.body)
+		if (err != nil) != c.refused {
+			t.Errorf("plainSecrets(%s, %q) = %v, want refused %v", c.url, c.body, err, c.refused)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "s3.credentials[0].secret_key") || !strings.Contains(err.Error(), "nothing was sent")) {
+			t.Errorf("refusal does not name the secret or say nothing was sent: %v", err)
+		}
+	}
+}
