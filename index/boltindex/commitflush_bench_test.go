@@ -342,7 +342,7 @@ func BenchmarkCommitFlush(b *testing.B) {
 			ratios[k] = append(ratios[k], ratio)
 			boltMs = append(boltMs, sb.median)
 			logMs[k] = append(logMs[k], sl.median)
-			fmt.Printf("round %d pair %d: bbolt %.2f ms a commit (mean %.2f, %d commits, %.2f device flushes a commit, copies %.0f objects/s); %s %.2f ms (mean %.2f, %d, %.2f flushes, copies %.0f/s); %s/bbolt %.2f\n",
+			fmt.Printf("round %d pair %d: bbolt %.2f ms a commit (mean %.2f, %d commits, the disk %.2f flushes over the slice a commit, copies %.0f objects/s); %s %.2f ms (mean %.2f, %d, %.2f flushes, copies %.0f/s); %s/bbolt %.2f\n",
 				r+1, pair, sb.median, sb.mean, sb.commits, sb.flushes, sb.objsS, kinds[k].name, sl.median, sl.mean, sl.commits, sl.flushes, sl.objsS, kinds[k].name, ratio)
 		}
 	}
@@ -586,7 +586,7 @@ func BenchmarkCommitPut(b *testing.B) {
 			pair++
 			ratio := sk.rate / sr.rate
 			ratios[(i+r)%len(kinds)] = append(ratios[(i+r)%len(kinds)], ratio)
-			fmt.Printf("round %d pair %d: copies alone %.0f puts/s (%.2f device flushes a put); %s %.0f puts/s (a put %.1f ms, the commit's wait %.2f ms, %.1f writes a commit, %.2f flushes a put); %s/copies %.2f\n",
+			fmt.Printf("round %d pair %d: copies alone %.0f puts/s (the disk %.2f flushes a put); %s %.0f puts/s (a put %.1f ms, the commit's wait %.2f ms, %.1f writes a commit, %.2f flushes a put); %s/copies %.2f\n",
 				r+1, pair, sr.rate, sr.flushes, k.name, sk.rate, float64(*commitWriters)*1000/sk.rate, sk.waitMs, sk.perBatch, sk.flushes, k.name, ratio)
 		}
 	}
