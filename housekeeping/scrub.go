@@ -453,13 +453,16 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			states[pi], ok = k.quickCheck(ctx, m, p, lost)
 			quick = !ok
 		}
-		if !quick {
-			states[pi] = k.checkPart(ctx, m, p, lost, lim, &rep)
-			if o.Deep {
-				if msg := k.deepCheck(ctx, m, p, states[pi], lim, &rep); msg != "" && unreadable == "" {
-					unreadable = msg
-				}
+		switch {
+		case quick:
+		case o.Deep:
+			var msg string
+			states[pi], msg = k.deepCheck(ctx, m, p, lost, lim, &rep)
+			if msg != "" && unreadable == "" {
+				unreadable = msg
 			}
+		default:
+			states[pi] = k.checkPart(ctx, m, p, lost, lim, &rep)
 		}
 		if p.Inline {
 			// An inline shard lives in its site's manifest copy, after
@@ -593,35 +596,49 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 	return out
 }
 
-// deepCheck, for a part whose every shard passed checkPart, reads it as a
-// repair does (vault.Engine.VerifyPartDeep): each stripe authenticated,
-// each parity block compared with the data coded again. A block replaced
-// along with a valid checksum marks its shard corrupt, for the repair to
-// rebuild from the others. It returns why the part is unreadable, if more
-// blocks of a stripe were forged than it can spare.
-func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, states []shardState, lim *rateLimiter, rep *ScrubReport) string {
-	for _, st := range states {
-		if st.bad {
-			// The repair reads the part as the deep check would.
-			return ""
+// deepCheck is checkPart and more, in the same one pass over the part's
+// shards: it reads the part as a repair does (vault.Engine.VerifyPartDeep),
+// every block's checksum verified, each stripe authenticated, each parity
+// block compared with the data coded again. A block replaced along with a
+// valid checksum, which checkPart cannot see, marks its shard corrupt for
+// the repair to rebuild from the others. It returns why the part is
+// unreadable, if a stripe had fewer than k intact blocks or more forged
+// than it can spare.
+func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) ([]shardState, string) {
+	out := make([]shardState, len(p.Sites))
+	skip := make([]bool, len(p.Sites))
+	for i, sid := range p.Sites {
+		skip[i] = lost(sid)
+	}
+	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
+	rep.BytesRead += pc.Read
+	for i := range out {
+		if i >= len(pc.Bad) || !pc.Bad[i] {
+			continue
 		}
-	}
-	bad, n, err := k.e.VerifyPartDeep(ctx, m, p, lim.wait)
-	rep.BytesRead += n
-	if err != nil && !errors.Is(err, vault.ErrUnreadable) {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s part %d: deep check: %v", m.Vault, m.Key, m.Version, p.Number, err))
-		return ""
-	}
-	for i, b := range bad {
-		if b {
-			states[i].bad, states[i].corrupt = true, true
+		out[i].bad, out[i].corrupt = true, pc.Corrupt[i]
+		switch {
+		case skip[i]:
+		case pc.Replaced[i]:
 			k.log.WarnContext(ctx, "scrub: block replaced along with a valid checksum", "vault", m.Vault, "version", m.Version, "part", p.Number, "shard", i, "site", p.Sites[i])
+		default:
+			k.log.WarnContext(ctx, "scrub: shard damaged", "vault", m.Vault, "version", m.Version, "part", p.Number, "shard", i, "site", p.Sites[i])
 		}
 	}
-	if err != nil {
-		return fmt.Sprintf("part %d fails authentication: %v", p.Number, err)
+	switch {
+	case err == nil:
+		return out, ""
+	case errors.Is(err, vault.ErrUnreadable):
+		return out, fmt.Sprintf("part %d: %v", p.Number, err)
+	case ctx.Err() != nil:
+		return out, ""
+	default:
+		// The part could not be read as a whole (its data key would not
+		// unwrap, say): named in the report, and neither repaired nor
+		// called lost on that ground.
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s part %d: deep check: %v", m.Vault, m.Key, m.Version, p.Number, err))
+		return out, ""
 	}
-	return ""
 }
 
 // quickCheck stats a part's shard blobs. It reports false, with the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 
 	"github.com/embassy-dev/embassy/evidence"
@@ -575,6 +576,63 @@ func TestDeepScrubFindsForgedBlocks(t *testing.T) {
 	}
 	if rep.CorruptShards != 0 || rep.AtRisk != 1 || rep.Lost != 1 {
 		t.Fatalf("deep scrub after the repair: %+v, want only the lost version", rep)
+	}
+}
+
+// TestDeepScrubReadsOnce: the deep scrub's checks ride on one read of
+// each shard, the ordinary scrub's; it used to read every part twice, a
+// checksum pass and then the repair's read.
+func TestDeepScrubReadsOnce(t *testing.T) {
+	n := newTestNode(t)
+	n.put("small", content("small", 100))
+	n.put("large", content("large", 5*testStripe+17))
+	read := func(deep bool) (sites, reported int64) {
+		t.Helper()
+		var before int64
+		for _, f := range n.faults {
+			before += f.BytesRead()
+		}
+		rep, err := n.k.Scrub(t.Context(), ScrubOptions{Deep: deep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.AtRisk != 0 || len(rep.Errors) != 0 {
+			t.Fatalf("scrub (deep %v) of intact objects: %+v", deep, rep)
+		}
+		for _, f := range n.faults {
+			sites += f.BytesRead()
+		}
+		return sites - before, rep.BytesRead
+	}
+	var cold0 int64
+	for _, f := range n.faults {
+		cold0 += f.ColdBytesRead()
+	}
+	plain, plainRep := read(false)
+	var cold int64
+	for _, f := range n.faults {
+		cold += f.ColdBytesRead()
+	}
+	deep, deepRep := read(true)
+	if plain == 0 || deep != plain || deepRep != plainRep {
+		t.Errorf("the deep scrub read %d bytes from the sites (reported %d), the ordinary scrub %d (reported %d): want the same", deep, deepRep, plain, plainRep)
+	}
+	// Both read the shard blobs as a repair does, from the disk and not
+	// the page cache (site.WithColdRead): what a scrub checks is what the
+	// medium holds.
+	var blobs int64
+	for _, d := range n.dirs {
+		filepath.WalkDir(filepath.Join(d, "s"), func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if info, err := e.Info(); err == nil {
+					blobs += info.Size()
+				}
+			}
+			return nil
+		})
+	}
+	if blobs == 0 || cold-cold0 < blobs {
+		t.Errorf("the ordinary scrub read %d bytes with the cold-read hint; the shard blobs hold %d", cold-cold0, blobs)
 	}
 }
 

@@ -365,9 +365,18 @@ func (e *Engine) SetSiteDown(id string, d time.Duration) {
 const siteDownFor = 30 * time.Second
 
 // avoid keeps a site that failed a write out of placement for a while,
-// remembering when it failed for want of space.
+// remembering when it failed for want of space. A site that refused the
+// write saying when its refusal may change by itself (a lease another
+// process holds, about to lapse or be taken over) is avoided only that
+// long: a node that has just taken an S3 site's lease over writes to it at
+// once, not siteDownFor after its last refused write.
 func (e *Engine) avoid(se *siteError) {
-	e.SetSiteDown(se.site, siteDownFor)
+	d := siteDownFor
+	var ue *site.UnavailableError
+	if errors.As(se.err, &ue) && ue.Recheck > 0 && ue.Recheck < d {
+		d = ue.Recheck
+	}
+	e.SetSiteDown(se.site, d)
 	if errors.Is(se.err, site.ErrFull) {
 		e.mu.Lock()
 		e.full[se.site] = time.Now().Add(siteDownFor)

@@ -153,7 +153,10 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 		if info.Size != g.blobSize() {
 			return 0, fmt.Errorf("%w: blob %s is %d bytes, want %d", erasure.ErrChecksum, name, info.Size, g.blobSize())
 		}
-		rc, err = s.Store.Get(ctx, name, 0, -1)
+		// Each blob is read once, start to end: from the disk, not a
+		// cache (a scrub checks what the medium holds, and does not push
+		// what readers use out of the page cache).
+		rc, err = s.Store.Get(site.WithColdRead(ctx), name, 0, -1)
 	}
 	if err != nil {
 		return 0, err
@@ -192,50 +195,119 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	return n, nil
 }
 
-// VerifyPartDeep reads part p of m as a repair does, every shard of
-// every stripe (scrub's deep check, after VerifyShard found every block's
-// checksum good): each stripe's data is authenticated (AES-GCM), a data
-// block that fails is found by leaving blocks out, and every parity
-// block is compared with the authenticated data coded again. It returns,
-// by shard, whether a block of it was replaced along with a valid
-// checksum (or, read now, failed its checksum or could not be read), and
-// the bytes read. wait, if set, is called before each block with its size
-// (a rate limit). An error wrapping ErrUnreadable means more blocks of a
-// stripe were forged than the part can spare.
-func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p manifest.Part, wait func(context.Context, int) error) (bad []bool, read int64, err error) {
+// PartCheck is what [Engine.VerifyPartDeep] found of a part's shards, by
+// shard index.
+type PartCheck struct {
+	// Bad marks shards that cannot serve: skipped, missing, unreadable,
+	// damaged or replaced.
+	Bad []bool
+	// Corrupt marks the bad shards that were there but wrong: a block
+	// failing its checksum, a blob of the wrong size or ending early, a
+	// block replaced along with a valid checksum.
+	Corrupt []bool
+	// Replaced marks shards with a block replaced along with a valid
+	// checksum: only the authentication or the parity coded again shows
+	// those.
+	Replaced []bool
+	// Read is the shard bytes read.
+	Read int64
+}
+
+// VerifyPartDeep reads part p of m as a repair does, every shard of every
+// stripe, in one pass (scrub's deep check): each block's checksum is
+// verified where it lands, each stripe's data is authenticated (AES-GCM),
+// a data block that fails is found by leaving blocks out, and every parity
+// block is compared with the authenticated data coded again. It checks
+// everything [Engine.VerifyShard] checks of each shard (a blob of the
+// wrong size is damaged) and what it cannot see: a block replaced along
+// with a valid checksum. Shards marked in skip (on lost sites) are not
+// read and count as bad. wait, if set, is called before each block with
+// its size (a rate limit). An error wrapping ErrUnreadable means a stripe
+// had fewer than k intact blocks, or more forged than the part can spare:
+// the reading stopped there, and shards found good so far were read only
+// up to it.
+func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p manifest.Part, skip []bool, wait func(context.Context, int) error) (PartCheck, error) {
 	g := partGeometry(m, p)
-	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true}
+	n := g.k + g.m
+	pc := PartCheck{Bad: make([]bool, n), Corrupt: make([]bool, n), Replaced: make([]bool, n)}
+	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true, skip: map[[2]int]bool{}}
+	for i := range n {
+		if i < len(skip) && skip[i] {
+			pc.Bad[i] = true
+			shell.skip[[2]int{p.Number, i}] = true
+		}
+	}
 	last := g.stripes() - 1
 	if p.Inline {
 		last = 0
+	} else {
+		// A shard blob longer than its blocks is damaged too, as
+		// VerifyShard finds: the stripes' reads would not see the extra.
+		var wg sync.WaitGroup
+		for i, sid := range p.Sites {
+			if pc.Bad[i] {
+				continue
+			}
+			wg.Go(func() {
+				s, ok := e.site(sid)
+				if !ok {
+					pc.Bad[i] = true
+					return
+				}
+				info, err := s.Store.Stat(ctx, manifest.ShardBlobName(p.Blob, i))
+				if err == nil && info.Size != g.blobSize() {
+					pc.Corrupt[i] = true
+				}
+				if err != nil || pc.Corrupt[i] {
+					pc.Bad[i] = true
+				}
+			})
+		}
+		wg.Wait()
+		for i, b := range pc.Bad {
+			if b {
+				shell.skip[[2]int{p.Number, i}] = true
+			}
+		}
 	}
 	pr, err := e.newPartReader(site.WithColdRead(ctx), shell, p, g, 0, last)
 	if err != nil {
-		return nil, 0, err
+		return pc, err
 	}
 	defer pr.close()
-	n := g.k + g.m
-	bad = make([]bool, n)
+	good := 0
+	for _, b := range pc.Bad {
+		if !b {
+			good++
+		}
+	}
 	for j := int64(0); j <= last; j++ {
-		for range n {
-			if wait != nil {
+		if wait != nil {
+			for range good {
 				if err := wait(ctx, g.blockSize(j)); err != nil {
-					return nil, read, err
+					return pc, err
 				}
 			}
 		}
 		_, err = pr.stripe(j) // readAll: the parity is checked too (stripeWith)
-		read += int64(n * g.blockSize(j))
+		pc.Read += int64(good * g.blockSize(j))
 		if err != nil {
 			break
 		}
 	}
 	for _, pb := range shell.Problems() {
-		if pb.Part == p.Number && pb.Shard >= 0 && pb.Shard < n {
-			bad[pb.Shard] = true
+		if pb.Part != p.Number || pb.Shard < 0 || pb.Shard >= n {
+			continue
+		}
+		pc.Bad[pb.Shard] = true
+		switch {
+		case errors.Is(pb.Err, ErrBlockReplaced):
+			pc.Corrupt[pb.Shard], pc.Replaced[pb.Shard] = true, true
+		case errors.Is(pb.Err, erasure.ErrChecksum), errors.Is(pb.Err, io.ErrUnexpectedEOF), errors.Is(pb.Err, io.EOF):
+			pc.Corrupt[pb.Shard] = true
 		}
 	}
-	return bad, read, err
+	return pc, err
 }
 
 // Relocation says where the shards of a version should be after a repair

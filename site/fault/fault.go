@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embassy-dev/embassy/site"
@@ -50,6 +51,8 @@ type Site struct {
 	cfg   Config
 	rng   *rand.Rand
 	puts  int
+	read  atomic.Int64
+	cold  atomic.Int64
 }
 
 // New wraps inner. It injects no faults until Set is called.
@@ -62,6 +65,28 @@ func (s *Site) Set(c Config) {
 	s.mu.Lock()
 	s.cfg = c
 	s.mu.Unlock()
+}
+
+// BytesRead returns how many bytes reads through Get have taken from the
+// inner site so far.
+func (s *Site) BytesRead() int64 { return s.read.Load() }
+
+// ColdBytesRead returns how many of those were read by Gets whose context
+// carried [site.WithColdRead]'s hint.
+func (s *Site) ColdBytesRead() int64 { return s.cold.Load() }
+
+type countingReader struct {
+	io.ReadCloser
+	n, cold *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	if c.cold != nil {
+		c.cold.Add(int64(n))
+	}
+	return n, err
 }
 
 // Puts returns how many puts were attempted.
@@ -144,8 +169,16 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		return nil, c.GetErr
 	}
 	rc, err := s.inner.Get(ctx, name, off, length)
-	if err != nil || !c.CorruptReads {
+	if err != nil {
 		return rc, err
+	}
+	cr := countingReader{ReadCloser: rc, n: &s.read}
+	if site.ColdRead(ctx) {
+		cr.cold = &s.cold
+	}
+	rc = cr
+	if !c.CorruptReads {
+		return rc, nil
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
