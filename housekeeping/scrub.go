@@ -453,6 +453,7 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			states[pi], ok = k.quickCheck(ctx, m, p, lost)
 			quick = !ok
 		}
+		readAsWhole := false // the part was read stripe by stripe (deepCheck)
 		switch {
 		case quick:
 		case o.Deep:
@@ -461,6 +462,7 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			if msg != "" && unreadable == "" {
 				unreadable = msg
 			}
+			readAsWhole = true
 		default:
 			states[pi] = k.checkPart(ctx, m, p, lost, lim, &rep)
 		}
@@ -508,8 +510,22 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 				}
 			}
 		}
-		if good < m.K && unreadable == "" {
-			unreadable = fmt.Sprintf("part %d has %d of the %d intact shards it needs", p.Number, good, m.K)
+		if good < m.K && unreadable == "" && !readAsWhole {
+			// Fewer than k shards are wholly intact, but a stripe needs
+			// only k intact blocks: damage scattered over more shards
+			// than the parity, at most m blocks a stripe, loses nothing.
+			// Only a read stripe by stripe tells; the repair reads the
+			// damaged shards' good blocks too (vault.Relocate).
+			msg, err := k.partReadable(ctx, m, p, lost, lim, &rep)
+			switch {
+			case msg != "":
+				unreadable = fmt.Sprintf("part %d has %d of the %d intact shards it needs", p.Number, good, m.K)
+				k.log.WarnContext(ctx, "scrub: part unreadable", "vault", m.Vault, "version", m.Version, "part", p.Number, "why", msg)
+			case err != nil:
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s part %d: %d of the %d intact shards it needs, and could not be read stripe by stripe: %v", name, p.Number, good, m.K, err))
+				rep.AtRisk, rep.RemainingAtRisk = 1, 1
+				return rep
+			}
 		}
 	}
 	if unreadable != "" {
@@ -638,6 +654,29 @@ func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest
 		// called lost on that ground.
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s part %d: deep check: %v", m.Vault, m.Key, m.Version, p.Number, err))
 		return out, ""
+	}
+}
+
+// partReadable reads part p as a repair would, stripe by stripe from every
+// shard that is there, for a part with fewer than k shards wholly intact.
+// It returns why the part is unreadable (a stripe with fewer than k intact
+// blocks, or failing authentication with every combination), or "" and
+// nil when every stripe is readable, or the error that kept it from
+// telling.
+func (k *Keeper) partReadable(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) (string, error) {
+	skip := make([]bool, len(p.Sites))
+	for i, sid := range p.Sites {
+		skip[i] = lost(sid)
+	}
+	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
+	rep.BytesRead += pc.Read
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, vault.ErrUnreadable):
+		return "a stripe cannot be read: " + err.Error(), nil
+	default:
+		return "", err
 	}
 }
 

@@ -347,9 +347,27 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 	oldBlobs := map[string][]string{}
 	tails := map[string][]byte{}
 	shell := &Reader{e: e, ctx: ctx, m: m, skip: map[[2]int]bool{}, exclude: r.Lost, readAll: true}
+	rebuild := map[[2]int]bool{}
 	for pi, p := range m.Parts {
-		for i := range p.Sites {
-			if pi < len(r.Bad) && i < len(r.Bad[pi]) && r.Bad[pi][i] {
+		var bad []int
+		usable := 0
+		for i, sid := range p.Sites {
+			switch {
+			case pi < len(r.Bad) && i < len(r.Bad[pi]) && r.Bad[pi][i]:
+				bad = append(bad, i)
+			case !r.Lost[sid]:
+				usable++
+			}
+		}
+		for _, i := range bad {
+			rebuild[[2]int{p.Number, i}] = true
+			// A bad shard is not read: the others rebuild it. But when
+			// fewer than k others are left, the bad ones that are there
+			// are read too: damage scattered over more shards than the
+			// parity, at most m blocks a stripe, leaves every stripe
+			// readable from the blocks that are good, and their rebuilt
+			// shards replace them whole.
+			if usable >= partGeometry(m, p).k || r.Lost[p.Sites[i]] {
 				shell.skip[[2]int{p.Number, i}] = true
 			}
 		}
@@ -399,7 +417,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 		}
 		changed := map[int]bool{}
 		for i := range next {
-			if next[i] != p.Sites[i] || shell.skip[[2]int{p.Number, i}] {
+			if next[i] != p.Sites[i] || rebuild[[2]int{p.Number, i}] {
 				changed[i] = true
 			}
 		}
