@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/internal/stacktest"
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -61,67 +62,79 @@ func readInPlace(t *testing.T, n *testNode, key string, still bool) ([]byte, []P
 // bytes come from the in-place read, or its damage is reported twice or
 // not at all.
 func TestInPlace(t *testing.T) {
-	n := newTestNode(t)
-	want, _, _ := inPlaceObject(t, n, "clean")
-	got, problems := readInPlace(t, n, "clean", true)
-	if !bytes.Equal(got, want) || len(problems) != 0 {
-		t.Fatalf("clean read: equal %v, problems %v", bytes.Equal(got, want), problems)
-	}
-	const shard = 1
-	for _, stripe := range []int64{0, 6} {
-		for _, c := range []struct {
-			name   string
-			damage func(b []byte, m *manifest.Manifest, g geometry) []byte
-		}{
-			{"corrupt", func(b []byte, m *manifest.Manifest, g geometry) []byte {
-				b[stripe*g.blockStride()+5] ^= 0x40
-				return b
-			}},
-			{"forged", func(b []byte, m *manifest.Manifest, g geometry) []byte {
-				at := stripe * g.blockStride()
-				ss := int64(g.shardSize(stripe))
-				b[at+7] ^= 0x40
-				forgeSum(g.sum, b[at:at+ss], m.Parts[0].Blob, 1, uint64(stripe), shard, b[at+ss:at+ss+int64(g.sum.Size())])
-				return b
-			}},
-			// The stored checksum damaged, the data intact: only the
-			// checksum's verification finds it.
-			{"checksum", func(b []byte, m *manifest.Manifest, g geometry) []byte {
-				b[stripe*g.blockStride()+int64(g.shardSize(stripe))+3] ^= 0x40
-				return b
-			}},
-			{"cut", func(b []byte, m *manifest.Manifest, g geometry) []byte {
-				return b[:stripe*g.blockStride()+10]
-			}},
-		} {
-			name := fmt.Sprintf("%s-%d", c.name, stripe)
-			t.Run(name, func(t *testing.T) {
-				want, m, locs := inPlaceObject(t, n, name)
-				g := partGeometry(m, m.Parts[0])
-				l := locs[shard]
-				if l.Parity || l.Inline {
-					t.Fatalf("location %+v: want a data shard's blob", l)
+	// Both block checksum algorithms: parts written before XXH3 (BLAKE3)
+	// and since.
+	for _, sum := range []erasure.Checksum{erasure.BLAKE3, erasure.XXH3} {
+		t.Run(sum.String(), func(t *testing.T) {
+			n := newTestNode(t)
+			if err := n.e.SetBlockChecksum(sum); err != nil {
+				t.Fatal(err)
+			}
+			want, _, _ := inPlaceObject(t, n, "clean")
+			got, problems := readInPlace(t, n, "clean", true)
+			if !bytes.Equal(got, want) || len(problems) != 0 {
+				t.Fatalf("clean read: equal %v, problems %v", bytes.Equal(got, want), problems)
+			}
+			const shard = 1
+			for _, stripe := range []int64{0, 6} {
+				for _, c := range []struct {
+					name   string
+					damage func(b []byte, m *manifest.Manifest, g geometry) []byte
+				}{
+					{"corrupt", func(b []byte, m *manifest.Manifest, g geometry) []byte {
+						b[stripe*g.blockStride()+5] ^= 0x40
+						return b
+					}},
+					{"forged", func(b []byte, m *manifest.Manifest, g geometry) []byte {
+						at := stripe * g.blockStride()
+						ss := int64(g.shardSize(stripe))
+						b[at+7] ^= 0x40
+						forgeSum(g.sum, b[at:at+ss], m.Parts[0].Blob, 1, uint64(stripe), shard, b[at+ss:at+ss+int64(g.sum.Size())])
+						return b
+					}},
+					// The stored checksum damaged, the data intact: only the
+					// checksum's verification finds it.
+					{"checksum", func(b []byte, m *manifest.Manifest, g geometry) []byte {
+						b[stripe*g.blockStride()+int64(g.shardSize(stripe))+3] ^= 0x40
+						return b
+					}},
+					{"cut", func(b []byte, m *manifest.Manifest, g geometry) []byte {
+						return b[:stripe*g.blockStride()+10]
+					}},
+				} {
+					name := fmt.Sprintf("%s-%d", c.name, stripe)
+					t.Run(name, func(t *testing.T) {
+						want, m, locs := inPlaceObject(t, n, name)
+						if m.Parts[0].BlockSum != sum {
+							t.Fatalf("part written with %v, want %v", m.Parts[0].BlockSum, sum)
+						}
+						g := partGeometry(m, m.Parts[0])
+						l := locs[shard]
+						if l.Parity || l.Inline {
+							t.Fatalf("location %+v: want a data shard's blob", l)
+						}
+						p := filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob))
+						b, err := os.ReadFile(p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := os.WriteFile(p, c.damage(b, m, g), 0o600); err != nil {
+							t.Fatal(err)
+						}
+						got, problems := readInPlace(t, n, name, stripe > 0)
+						if !bytes.Equal(got, want) {
+							t.Fatal("wrong bytes")
+						}
+						if len(problems) != 1 {
+							t.Fatalf("%d problems reported, want 1: %v", len(problems), problems)
+						}
+						if pr := problems[0]; pr.Stripe != stripe || pr.Shard != shard {
+							t.Fatalf("problem at stripe %d shard %d, want %d, %d: %v", pr.Stripe, pr.Shard, stripe, shard, pr)
+						}
+					})
 				}
-				p := filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob))
-				b, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, c.damage(b, m, g), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				got, problems := readInPlace(t, n, name, stripe > 0)
-				if !bytes.Equal(got, want) {
-					t.Fatal("wrong bytes")
-				}
-				if len(problems) != 1 {
-					t.Fatalf("%d problems reported, want 1: %v", len(problems), problems)
-				}
-				if pr := problems[0]; pr.Stripe != stripe || pr.Shard != shard {
-					t.Fatalf("problem at stripe %d shard %d, want %d, %d: %v", pr.Stripe, pr.Shard, stripe, shard, pr)
-				}
-			})
-		}
+			}
+		})
 	}
 }
 
