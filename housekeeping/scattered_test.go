@@ -15,18 +15,7 @@ import (
 // leaving its checksum: bit rot the checksum catches.
 func rotBlock(t *testing.T, n *testNode, key string, stripes int, j int64, i int) {
 	t.Helper()
-	ctx := t.Context()
-	iv, err := n.ix.Latest(ctx, "registry", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Open(iv.Envelope, n.e.Keys())
-	if err != nil {
-		t.Fatal(err)
-	}
-	locs, _ := n.e.Locate(ctx, "registry", key, manifest.ID{})
-	stride := vault.ShardBlobSize(m, m.Parts[0]) / int64(stripes)
-	path := filepath.Join(n.dirs[locs[i].Site], filepath.FromSlash(locs[i].Blob))
+	path, _, _, stride := shardBlob(t, n, key, stripes, i)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

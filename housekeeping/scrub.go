@@ -627,13 +627,7 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 // than it can spare.
 func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) ([]shardState, string) {
 	out := make([]shardState, len(p.Sites))
-	skip := make([]bool, len(p.Sites))
-	for i, sid := range p.Sites {
-		skip[i] = lost(sid)
-	}
-	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
-	rep.BytesRead += pc.Read
-	rep.StripesAuthenticated += pc.Stripes
+	pc, skip, err := k.readWhole(ctx, m, p, lost, lim, rep)
 	for i := range out {
 		if i >= len(pc.Bad) || !pc.Bad[i] {
 			continue
@@ -670,13 +664,7 @@ func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest
 // nil when every stripe is readable, or the error that kept it from
 // telling.
 func (k *Keeper) partReadable(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) (string, error) {
-	skip := make([]bool, len(p.Sites))
-	for i, sid := range p.Sites {
-		skip[i] = lost(sid)
-	}
-	pc, err := k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
-	rep.BytesRead += pc.Read
-	rep.StripesAuthenticated += pc.Stripes
+	_, _, err := k.readWhole(ctx, m, p, lost, lim, rep)
 	switch {
 	case err == nil:
 		return "", nil
@@ -685,6 +673,20 @@ func (k *Keeper) partReadable(ctx context.Context, m *manifest.Manifest, p manif
 	default:
 		return "", err
 	}
+}
+
+// readWhole reads part p stripe by stripe from every shard not on a lost
+// site (vault.Engine.VerifyPartDeep), counting what it read in rep. skip
+// marks the shards on lost sites.
+func (k *Keeper) readWhole(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) (pc vault.PartCheck, skip []bool, err error) {
+	skip = make([]bool, len(p.Sites))
+	for i, sid := range p.Sites {
+		skip[i] = lost(sid)
+	}
+	pc, err = k.e.VerifyPartDeep(ctx, m, p, skip, lim.wait)
+	rep.BytesRead += pc.Read
+	rep.StripesAuthenticated += pc.Stripes
+	return pc, skip, err
 }
 
 // quickCheck stats a part's shard blobs. It reports false, with the

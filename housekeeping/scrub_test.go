@@ -458,12 +458,10 @@ func TestScrubRecheckOutcome(t *testing.T) {
 	}
 }
 
-// forgeBlock replaces stripe j's block of shard i of key's only part with
-// other bytes and a checksum that matches them, as someone who can write
-// to the site can (the block checksums have no key). The object must be
-// whole stripes, stripes of them. It returns the blob's path and its
-// bytes before.
-func forgeBlock(t *testing.T, n *testNode, key string, stripes int, j int64, i int) (string, []byte) {
+// shardBlob returns the path of shard i's blob of key's only part, its
+// manifest and part, and its stride: the object must be whole stripes,
+// stripes of them.
+func shardBlob(t *testing.T, n *testNode, key string, stripes int, i int) (string, *manifest.Manifest, manifest.Part, int64) {
 	t.Helper()
 	ctx := t.Context()
 	iv, err := n.ix.Latest(ctx, "registry", key)
@@ -476,14 +474,23 @@ func forgeBlock(t *testing.T, n *testNode, key string, stripes int, j int64, i i
 	}
 	locs, _ := n.e.Locate(ctx, "registry", key, manifest.ID{})
 	p := m.Parts[0]
-	sum := p.BlockSum
 	size := vault.ShardBlobSize(m, p)
 	if size%int64(stripes) != 0 {
 		t.Fatalf("shard blob of %d bytes is not %d equal blocks", size, stripes)
 	}
-	stride := size / int64(stripes)
+	return filepath.Join(n.dirs[locs[i].Site], filepath.FromSlash(locs[i].Blob)), m, p, size / int64(stripes)
+}
+
+// forgeBlock replaces stripe j's block of shard i of key's only part with
+// other bytes and a checksum that matches them, as someone who can write
+// to the site can (the block checksums have no key). The object must be
+// whole stripes, stripes of them. It returns the blob's path and its
+// bytes before.
+func forgeBlock(t *testing.T, n *testNode, key string, stripes int, j int64, i int) (string, []byte) {
+	t.Helper()
+	path, _, p, stride := shardBlob(t, n, key, stripes, i)
+	sum := p.BlockSum
 	ss := stride - int64(sum.Size())
-	path := filepath.Join(n.dirs[locs[i].Site], filepath.FromSlash(locs[i].Blob))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
