@@ -20,6 +20,8 @@ import (
 
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/vault"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // opFixture is an admin fixture with an admin, a reader and a principal of
@@ -407,6 +409,10 @@ func TestBackgroundScrubIsAJob(t *testing.T) {
 		js, _ := n.Jobs()
 		for _, j := range js {
 			if j.Kind == "scrub" && j.Params["background"] == "true" && j.State == JobDone && j.Principal == "(background)" {
+				// Deep unless scrub.deep is set false.
+				if j.Params["deep"] != "true" {
+					t.Errorf("the background scrub is not deep by default: %+v", j.Params)
+				}
 				return
 			}
 		}
@@ -532,5 +538,34 @@ func TestJobOutcomesOnTheAuditLog(t *testing.T) {
 	}
 	if len(rates) != 1 || rates[0].Actor != "ops" || rates[0].Detail["job"] != running.ID || rates[0].Detail["rate"] != "2097152" || rates[0].Detail["previous_rate"] != "0" {
 		t.Errorf("job.rate events: %+v", rates)
+	}
+}
+
+// TestScrubDeepDefault: scrub.deep is on unless set false, and a node.yaml
+// that sets it false keeps it off.
+func TestScrubDeepDefault(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"interval: 24h\n", true},
+		{"deep: true\n", true},
+		{"deep: false\n", false},
+	} {
+		var sc ScrubConfig
+		if err := yaml.Unmarshal([]byte(c.yaml), &sc); err != nil {
+			t.Fatal(err)
+		}
+		if got := sc.DeepOr(); got != c.want {
+			t.Errorf("scrub %q: deep %v, want %v", c.yaml, got, c.want)
+		}
+		out, err := yaml.Marshal(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back ScrubConfig
+		if err := yaml.Unmarshal(out, &back); err != nil || back.DeepOr() != c.want {
+			t.Errorf("scrub %q written as %q reads back deep %v (%v)", c.yaml, out, back.DeepOr(), err)
+		}
 	}
 }

@@ -673,16 +673,22 @@ type ScrubConfig struct {
 	// ReportOnly finds damage without repairing it.
 	ReportOnly bool `yaml:"report_only,omitempty" json:"report_only,omitempty"`
 	// Deep has every background scrub also authenticate every stripe and
-	// check every parity block against the data coded again, which finds
-	// blocks replaced along with valid checksums; it reads each part twice
-	// and decrypts it (housekeeping.ScrubOptions.Deep).
-	Deep bool `yaml:"deep,omitempty" json:"deep,omitempty"`
+	// check every parity block against the data coded again, in the same
+	// read, which finds blocks replaced along with valid checksums
+	// (housekeeping.ScrubOptions.Deep). On unless set false (DeepOr): a
+	// site's provider can replace a block and its keyless checksum, and
+	// the background scrub's rate bounds the CPU it adds.
+	Deep *bool `yaml:"deep,omitempty" json:"deep,omitempty"`
 	// Grace is how old a blob must be before garbage collection judges
 	// it by the absence of a write in flight (default 1h): a write older
 	// than this whose intent left no manifest anywhere is abandoned, and
 	// a version on the sites the index lacks may be adopted.
 	Grace *durationYAML `yaml:"grace,omitempty" json:"grace,omitempty"`
 }
+
+// DeepOr reports whether background scrubs are deep: true unless
+// scrub.deep is set false.
+func (s ScrubConfig) DeepOr() bool { return s.Deep == nil || *s.Deep }
 
 // GraceOr returns the configured garbage-collection grace period, or 0
 // (the default).

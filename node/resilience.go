@@ -223,7 +223,7 @@ func (n *Node) runScrubs(ctx context.Context) {
 		}
 		// The background scrub is a job like any other: listed, followed
 		// and cancelled with 'embassy job', kept in jobs.json.
-		repair, deep := !n.conf().Scrub.ReportOnly, n.conf().Scrub.Deep
+		repair, deep := !n.conf().Scrub.ReportOnly, n.conf().Scrub.DeepOr()
 		params := map[string]string{"background": "true", "repair": fmt.Sprint(repair)}
 		if deep {
 			params["deep"] = "true"
