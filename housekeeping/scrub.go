@@ -533,6 +533,20 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			}
 		}
 	}
+	if unreadable != "" || needs || len(badCopies) > 0 {
+		// A move of this version (a drain, another scrub's repair: jobs
+		// run side by side) may have committed a new revision while this
+		// one was read, and removed the blobs read. Look at the index
+		// again before calling the version lost or at risk, or repairing
+		// it from the revision it replaced.
+		if cur, _, err := k.manifest(ctx, listed); err == nil && cur.Revision != m.Revision && o.depth < 2 {
+			o.depth++
+			again := k.scrubVersion(ctx, v, listed, o, lim)
+			again.BytesRead += rep.BytesRead
+			again.StripesAuthenticated += rep.StripesAuthenticated
+			return again
+		}
+	}
 	if unreadable != "" {
 		return lostVersion(unreadable)
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// a directory, or a site that stops answering, half-way through.
 	ListErr   error
 	ListAfter int
+	// BeforeGet, if set, is called with the blob's name before each Get
+	// reaches the site: a test's way to change the world part-way
+	// through a read.
+	BeforeGet func(ctx context.Context, name string)
 }
 
 // ErrInjected is the error injected for FailPutAfter.
@@ -167,6 +171,9 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	}
 	if c.GetErr != nil {
 		return nil, c.GetErr
+	}
+	if c.BeforeGet != nil {
+		c.BeforeGet(ctx, name)
 	}
 	rc, err := s.inner.Get(ctx, name, off, length)
 	if err != nil {
