@@ -521,11 +521,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			// than the parity, at most m blocks a stripe, loses nothing.
 			// Only a read stripe by stripe tells; the repair reads the
 			// damaged shards' good blocks too (vault.Relocate).
-			msg, err := k.partReadable(ctx, m, p, lost, lim, &rep)
+			_, _, err := k.readWhole(ctx, m, p, lost, lim, &rep)
 			switch {
-			case msg != "":
+			case errors.Is(err, vault.ErrUnreadable):
 				unreadable = fmt.Sprintf("part %d has %d of the %d intact shards it needs", p.Number, good, m.K)
-				k.log.WarnContext(ctx, "scrub: part unreadable", "vault", m.Vault, "version", m.Version, "part", p.Number, "why", msg)
+				k.log.WarnContext(ctx, "scrub: part unreadable", "vault", m.Vault, "version", m.Version, "part", p.Number, "why", err)
 			case err != nil:
 				rep.Errors = append(rep.Errors, fmt.Sprintf("%s part %d: %d of the %d intact shards it needs, and could not be read stripe by stripe: %v", name, p.Number, good, m.K, err))
 				rep.AtRisk, rep.RemainingAtRisk = 1, 1
@@ -668,24 +668,6 @@ func (k *Keeper) deepCheck(ctx context.Context, m *manifest.Manifest, p manifest
 		// called lost on that ground.
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s part %d: deep check: %v", m.Vault, m.Key, m.Version, p.Number, err))
 		return out, ""
-	}
-}
-
-// partReadable reads part p as a repair would, stripe by stripe from every
-// shard that is there, for a part with fewer than k shards wholly intact.
-// It returns why the part is unreadable (a stripe with fewer than k intact
-// blocks, or failing authentication with every combination), or "" and
-// nil when every stripe is readable, or the error that kept it from
-// telling.
-func (k *Keeper) partReadable(ctx context.Context, m *manifest.Manifest, p manifest.Part, lost func(string) bool, lim *rateLimiter, rep *ScrubReport) (string, error) {
-	_, _, err := k.readWhole(ctx, m, p, lost, lim, rep)
-	switch {
-	case err == nil:
-		return "", nil
-	case errors.Is(err, vault.ErrUnreadable):
-		return "a stripe cannot be read: " + err.Error(), nil
-	default:
-		return "", err
 	}
 }
 

@@ -232,12 +232,8 @@ func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p man
 	g := partGeometry(m, p)
 	n := g.k + g.m
 	pc := PartCheck{Bad: make([]bool, n), Corrupt: make([]bool, n), Replaced: make([]bool, n)}
-	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true, skip: map[[2]int]bool{}}
 	for i := range n {
-		if i < len(skip) && skip[i] {
-			pc.Bad[i] = true
-			shell.skip[[2]int{p.Number, i}] = true
-		}
+		pc.Bad[i] = i < len(skip) && skip[i]
 	}
 	last := g.stripes() - 1
 	if p.Inline {
@@ -266,10 +262,12 @@ func (e *Engine) VerifyPartDeep(ctx context.Context, m *manifest.Manifest, p man
 			})
 		}
 		wg.Wait()
-		for i, b := range pc.Bad {
-			if b {
-				shell.skip[[2]int{p.Number, i}] = true
-			}
+	}
+	// The shards known bad by now are not read.
+	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true, skip: map[[2]int]bool{}}
+	for i, b := range pc.Bad {
+		if b {
+			shell.skip[[2]int{p.Number, i}] = true
 		}
 	}
 	pr, err := e.newPartReader(site.WithColdRead(ctx), shell, p, g, 0, last)
@@ -353,7 +351,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 	rebuild := map[[2]int]bool{}
 	for pi, p := range m.Parts {
 		var bad []int
-		usable := 0
+		usable, k := 0, partGeometry(m, p).k
 		for i, sid := range p.Sites {
 			switch {
 			case pi < len(r.Bad) && i < len(r.Bad[pi]) && r.Bad[pi][i]:
@@ -370,7 +368,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 			// parity, at most m blocks a stripe, leaves every stripe
 			// readable from the blocks that are good, and their rebuilt
 			// shards replace them whole.
-			if usable >= partGeometry(m, p).k || r.Lost[p.Sites[i]] {
+			if usable >= k || r.Lost[p.Sites[i]] {
 				shell.skip[[2]int{p.Number, i}] = true
 			}
 		}
