@@ -11,24 +11,34 @@ import (
 )
 
 // BenchmarkSmallGet is the engine's share of a 4 KiB GET (bench/s3.sh's
-// weakest case against MinIO): one inline object read back whole, from the
-// page cache, with the access decision and every check on. Compare B/op,
-// allocs/op and cpu-ns/op (the process's CPU time per GET) before and after
-// a change (docs/design.md, Measured); its wall time is only comparable
-// within one run.
+// weakest case against MinIO) and of a 1 MiB one: one inline object read
+// back whole, from the page cache, with the access decision and every check
+// on. Compare B/op, allocs/op and cpu-ns/op (the process's CPU time per GET)
+// before and after a change (docs/design.md, Measured); its wall time is
+// only comparable within one run.
 //
 //	go test -run '^$' -bench SmallGet -benchmem ./vault/
 func BenchmarkSmallGet(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"4KiB", 4096}, {"1MiB", DefaultStripeSize}} {
+		b.Run(c.name, func(b *testing.B) { benchSmallGet(b, c.size) })
+	}
+}
+
+func benchSmallGet(b *testing.B, size int) {
 	e := benchEngine(b, benchutil.Root(b))
 	ctx := context.Background()
-	const objects = 200
-	data := bytes.Repeat([]byte{0x5a}, 4096)
+	objects := min(200, (64<<20)/size)
+	data := bytes.Repeat([]byte{0x5a}, size)
 	for i := range objects {
 		if _, err := e.Put(ctx, "bench", fmt.Sprintf("o/%d", i), bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
+	b.SetBytes(int64(size))
 	cpu0 := benchutil.ProcessCPU()
 	i := 0
 	for b.Loop() {
