@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +40,41 @@ var (
 	// tree with each copy round, audit.Config.IntegrateWithCopies).
 	benchIntegrateWithCopies = flag.Bool("embassy.audit-integrate-with-copies", true, "the audit log's IntegrateWithCopies in the engine benchmarks (true: a node's)")
 	benchSlice               = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
+	benchGetProfile          = flag.String("embassy.get-cpuprofile", "", "write a CPU profile of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
+	benchGetTrace            = flag.String("embassy.get-trace", "", "write an execution trace of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
+	benchGetRound            = flag.Int("embassy.get-profile-round", 1, "the round whose get -embassy.get-cpuprofile and -embassy.get-trace record")
 )
+
+// startGetProfile starts what -embassy.get-cpuprofile and -embassy.get-trace
+// ask for, and returns the function that stops it.
+func startGetProfile(b *testing.B) (stop func()) {
+	var stops []func()
+	if *benchGetProfile != "" {
+		f, err := os.Create(*benchGetProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if *benchGetTrace != "" {
+		f, err := os.Create(*benchGetTrace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
 
 func benchEngine(b *testing.B, root string) *Engine {
 	return benchEngineAudit(b, root, true)
@@ -161,14 +198,17 @@ func cpuLimit(size int64) float64 {
 // first round, the engine in the second, and so on.
 //
 // With -embassy.rounds=N it measures N times, on fresh sites each time, and
-// reports the median ratios and their range.
+// reports the median ratios and their range. Each round also prints the
+// get's CPU per GB and cores busy, the reference read's, and what the Go
+// scheduler did with the get's goroutines; -embassy.get-cpuprofile and
+// -embassy.get-trace record the get of one round.
 //
 //	go test -run '^$' -bench Throughput -benchtime 1x ./vault/
 func BenchmarkThroughput(b *testing.B) {
 	size := *benchSize
 	const mb = 1e6
 	for b.Loop() {
-		var putR, getR, putC []float64
+		var putR, getR, putC, getC []float64
 		var last struct{ put, get, cpu, refW, refR float64 }
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
@@ -181,7 +221,8 @@ func BenchmarkThroughput(b *testing.B) {
 			// alternates by round (the reference in odd rounds), so
 			// that neither always follows the other's writes, which a
 			// cache below the guest may still be flushing.
-			var put, putCPU, get, refW, refR float64
+			var put, putCPU, get, getCPU, refW, refR, refRCPU float64
+			var getSched benchutil.Sched
 			engine := func() {
 				src := &benchutil.Gen{Left: size, State: 7}
 				start, cpu0 := time.Now(), benchutil.ProcessCPU()
@@ -196,33 +237,48 @@ func BenchmarkThroughput(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				start = time.Now()
+				stopProfile := func() {}
+				if round+1 == *benchGetRound {
+					stopProfile = startGetProfile(b)
+				}
+				// What the scheduler did with the get's goroutines:
+				// Ps running with goroutines runnable beside them
+				// while the process gets less than its Ps' worth of
+				// CPU says the cores' share bounds it, not the code.
+				probe := benchutil.StartSched(2 * time.Millisecond)
+				start, cpu0 = time.Now(), benchutil.ProcessCPU()
 				n, err := io.Copy(io.Discard, r)
 				r.Close()
 				if err != nil || n != size {
 					b.Fatalf("get: %d bytes, %v", n, err)
 				}
 				get = float64(size) / time.Since(start).Seconds()
+				getCPU = (benchutil.ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
+				getSched = probe.Stop()
+				stopProfile()
 				benchutil.Settle(5 * time.Second)
 			}
 			first := "engine"
 			if round%2 == 0 {
-				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
+				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
 				engine()
 				first = "reference"
 			} else {
 				engine()
-				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
+				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
 			}
 
 			putLimit, getLimit := min(cpu, refW), min(cpu, refR)
-			putR, getR, putC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU)
+			putR, getR, putC, getC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU), append(getC, getCPU)
 			last.put, last.get, last.cpu, last.refW, last.refR = put, get, cpu, refW, refR
 			fmt.Printf("round %d (%s first): object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
 				round+1, first, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
+			fmt.Printf("round %d get: %.2f CPU-s/GB, %.2f cores (the reference's read %.2f CPU-s/GB, %.2f cores); the get's Ps running %.2f, goroutines runnable %.2f, in system calls %.2f\n",
+				round+1, getCPU, getCPU*get/1e9, refRCPU, refRCPU*refR/1e9, getSched.Running, getSched.Runnable, getSched.Syscall)
 		}
-		ps, gs, pc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC)
+		ps, gs, pc, gc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC), benchutil.Summarize(getC)
 		b.ReportMetric(pc.Med, "put-CPU-s/GB")
+		b.ReportMetric(gc.Med, "get-CPU-s/GB")
 		b.ReportMetric(last.put/mb, "put-MB/s")
 		b.ReportMetric(last.get/mb, "get-MB/s")
 		b.ReportMetric(last.cpu/mb, "cpu-limit-MB/s")
@@ -230,7 +286,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(last.refR/mb, "disk-read-MB/s")
 		b.ReportMetric(ps.Med, "put/limit")
 		b.ReportMetric(gs.Med, "get/limit")
-		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s\n", ps, gs, pc)
+		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s  get CPU-s/GB %s\n", ps, gs, pc, gc)
 	}
 }
 

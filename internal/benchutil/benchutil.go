@@ -174,10 +174,18 @@ func randomHex() string {
 // hold what a cache below the guest kept of the reference's read, so the
 // engine's get would read warm where the reference read cold (Evict).
 func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read float64) {
+	write, read, _ = LargeRefsCPU(b, root, size, k, m)
+	return write, read
+}
+
+// LargeRefsCPU is LargeRefs, also returning the process's CPU during the
+// read, in CPU-seconds per GB of the object.
+func LargeRefsCPU(b testing.TB, root string, size int64, k, m int) (write, read, readCPU float64) {
 	d := filepath.Join(root, "ref-large-"+randomHex()[:8])
 	sites, blob, shard, write := largeWrite(b, d, size, k, m)
 	Evict(d)
 	ctx := context.Background()
+	cpu0 := ProcessCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, s := range sites[:k] {
@@ -197,7 +205,7 @@ func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read flo
 	}
 	wg.Wait()
 	read = float64(size) / time.Since(start).Seconds()
-	return write, read
+	return write, read, (ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
 }
 
 // drain reads r to its end in reads of len(buf) bytes, discarding them,
