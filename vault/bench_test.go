@@ -337,6 +337,8 @@ func BenchmarkSmallObjects(b *testing.B) {
 			// slice started.
 			var putSched benchutil.Sched
 			var putStart time.Time
+			// The cores busy over the engine's last slice's puts.
+			var putCores cores
 			e := benchEngineInFlight(b, root, true, flight)
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0xa5}, size)
@@ -351,6 +353,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				cpu0 := benchutil.ProcessCPU()
 				flight.Reset()
 				probe := benchutil.StartSched(schedEvery)
+				c0 := startCores()
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range workers {
@@ -366,6 +369,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				wg.Wait()
 				took := time.Since(start)
+				putCores = c0.stop()
 				putFlight, putSched, putStart = flight.Mean(), probe.Stop(), start
 				if b.Failed() {
 					b.FailNow()
@@ -397,6 +401,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 			}
 			var engDisk, refDisk []benchutil.DiskStat
 			var engFlight, refFlight, engCores, refCores []float64
+			var machEng, machRef []cores
 			commits0 := commitStats(e)
 			var ref *benchutil.SmallRef
 			var mMean float64
@@ -410,12 +415,13 @@ func BenchmarkSmallObjects(b *testing.B) {
 				var ef, rf float64
 				var eSched, rSched benchutil.Sched
 				var eStart, rStart time.Time
+				var eCores, rCores cores
 				engine := func() {
 					ecan, esys = benchutil.Canary()
 					d0, t0 := diskStat(), time.Now()
 					eo, ec = put(putObjects, putObjects+slice)
 					ed, et, ef = diskStat().Sub(d0), time.Since(t0), putFlight
-					eSched, eStart = putSched, putStart
+					eSched, eStart, eCores = putSched, putStart, putCores
 					putObjects += slice
 					if ref == nil {
 						// The reference's blob: the mean size of the
@@ -436,7 +442,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 					flight.Reset()
 					probe := benchutil.StartSched(schedEvery)
 					rStart = time.Now()
+					c0 := startCores()
 					ro = ref.Write(b, slice, workers)
+					rCores = c0.stop()
 					rSched = probe.Stop()
 					rd, rt, rf = diskStat().Sub(d0), time.Since(t0), flight.Mean()
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
@@ -470,6 +478,15 @@ func BenchmarkSmallObjects(b *testing.B) {
 				} else {
 					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n", round+1, p+1, ef, rf, ec*eo/1e6, rc*ro/1e6)
 				}
+				// Whether the cores were all in use while the puts ran:
+				// the machine's (all its processes and the interrupt
+				// work that no process is charged for) and the
+				// process's own. Where the machine keeps both cores
+				// busy on both sides, the two sides' rates follow their
+				// CPU an object, whatever their latency.
+				machEng, machRef = append(machEng, eCores), append(machRef, rCores)
+				fmt.Printf("round %d pair %d cores busy over the puts (engine / reference): the machine %.2f / %.2f, of which interrupts %.2f / %.2f; the process %.2f / %.2f\n",
+					round+1, p+1, eCores.machine, rCores.machine, eCores.irq, rCores.irq, eCores.process, rCores.process)
 				// Where the writers' goroutines were: in system calls,
 				// runnable with no P to run on, running; and when each
 				// slice's puts ran, to join outside traces.
@@ -540,6 +557,17 @@ func BenchmarkSmallObjects(b *testing.B) {
 				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
 					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med, med(engFlight), med(refFlight), med(engCores), med(refCores))
 			}
+			if len(machEng) > 0 {
+				var me, mr, ie, ir, pe, pr []float64
+				for i := range machEng {
+					me, mr = append(me, machEng[i].machine), append(mr, machRef[i].machine)
+					ie, ir = append(ie, machEng[i].irq), append(ir, machRef[i].irq)
+					pe, pr = append(pe, machEng[i].process), append(pr, machRef[i].process)
+				}
+				med := func(xs []float64) float64 { return benchutil.Summarize(xs).Med }
+				fmt.Printf("round %d: cores busy over the puts (medians of the slices, of %d): the machine %.2f / %.2f, of which interrupts %.2f / %.2f; the process %.2f / %.2f\n",
+					round+1, runtime.NumCPU(), med(me), med(mr), med(ie), med(ir), med(pe), med(pr))
+			}
 			if rest > 0 {
 				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)
 			}
@@ -560,6 +588,36 @@ func BenchmarkSmallObjects(b *testing.B) {
 		b.ReportMetric(last.index, "index-B/object")
 		fmt.Printf("small put/raw %s\n", rs)
 	}
+}
+
+// cores is how many cores were busy over a window: the machine's (every
+// process, and the interrupt work no process is charged for), of those
+// in interrupts, and this process's own.
+type cores struct{ machine, irq, process float64 }
+
+// coresStart is where a window of cores began.
+type coresStart struct {
+	t    time.Time
+	proc time.Duration
+	mach benchutil.MachineCPU
+	err  error
+}
+
+func startCores() coresStart {
+	m, err := benchutil.ReadMachineCPU()
+	return coresStart{t: time.Now(), proc: benchutil.ProcessCPU(), mach: m, err: err}
+}
+
+// stop returns the cores busy since c began; the machine's are zero where
+// /proc/stat could not be read.
+func (c coresStart) stop() cores {
+	wall := time.Since(c.t)
+	var out cores
+	out.process = (benchutil.ProcessCPU() - c.proc).Seconds() / wall.Seconds()
+	if m, err := benchutil.ReadMachineCPU(); err == nil && c.err == nil {
+		out.machine, out.irq = m.Sub(c.mach).Cores(wall)
+	}
+	return out
 }
 
 // perObject formats a slice's disk counts an object, and the share of
