@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +40,41 @@ var (
 	// tree with each copy round, audit.Config.IntegrateWithCopies).
 	benchIntegrateWithCopies = flag.Bool("embassy.audit-integrate-with-copies", true, "the audit log's IntegrateWithCopies in the engine benchmarks (true: a node's)")
 	benchSlice               = flag.Int("embassy.slice", 1000, "objects in each of BenchmarkSmallObjects' interleaved slices (engine, reference)")
+	benchGetProfile          = flag.String("embassy.get-cpuprofile", "", "write a CPU profile of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
+	benchGetTrace            = flag.String("embassy.get-trace", "", "write an execution trace of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
+	benchGetRound            = flag.Int("embassy.get-profile-round", 1, "the round whose get -embassy.get-cpuprofile and -embassy.get-trace record")
 )
+
+// startGetProfile starts what -embassy.get-cpuprofile and -embassy.get-trace
+// ask for, and returns the function that stops it.
+func startGetProfile(b *testing.B) (stop func()) {
+	var stops []func()
+	if *benchGetProfile != "" {
+		f, err := os.Create(*benchGetProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if *benchGetTrace != "" {
+		f, err := os.Create(*benchGetTrace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
 
 func benchEngine(b *testing.B, root string) *Engine {
 	return benchEngineAudit(b, root, true)
@@ -161,14 +198,17 @@ func cpuLimit(size int64) float64 {
 // first round, the engine in the second, and so on.
 //
 // With -embassy.rounds=N it measures N times, on fresh sites each time, and
-// reports the median ratios and their range.
+// reports the median ratios and their range. Each round also prints the
+// get's CPU per GB and cores busy, the reference read's, and what the Go
+// scheduler did with the get's goroutines; -embassy.get-cpuprofile and
+// -embassy.get-trace record the get of one round.
 //
 //	go test -run '^$' -bench Throughput -benchtime 1x ./vault/
 func BenchmarkThroughput(b *testing.B) {
 	size := *benchSize
 	const mb = 1e6
 	for b.Loop() {
-		var putR, getR, putC []float64
+		var putR, getR, putC, getC []float64
 		var last struct{ put, get, cpu, refW, refR float64 }
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
@@ -181,7 +221,8 @@ func BenchmarkThroughput(b *testing.B) {
 			// alternates by round (the reference in odd rounds), so
 			// that neither always follows the other's writes, which a
 			// cache below the guest may still be flushing.
-			var put, putCPU, get, refW, refR float64
+			var put, putCPU, get, getCPU, refW, refR, refRCPU float64
+			var getSched benchutil.Sched
 			engine := func() {
 				src := &benchutil.Gen{Left: size, State: 7}
 				start, cpu0 := time.Now(), benchutil.ProcessCPU()
@@ -196,33 +237,48 @@ func BenchmarkThroughput(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				start = time.Now()
+				stopProfile := func() {}
+				if round+1 == *benchGetRound {
+					stopProfile = startGetProfile(b)
+				}
+				// What the scheduler did with the get's goroutines:
+				// Ps running with goroutines runnable beside them
+				// while the process gets less than its Ps' worth of
+				// CPU says the cores' share bounds it, not the code.
+				probe := benchutil.StartSched(2 * time.Millisecond)
+				start, cpu0 = time.Now(), benchutil.ProcessCPU()
 				n, err := io.Copy(io.Discard, r)
 				r.Close()
 				if err != nil || n != size {
 					b.Fatalf("get: %d bytes, %v", n, err)
 				}
 				get = float64(size) / time.Since(start).Seconds()
+				getCPU = (benchutil.ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
+				getSched = probe.Stop()
+				stopProfile()
 				benchutil.Settle(5 * time.Second)
 			}
 			first := "engine"
 			if round%2 == 0 {
-				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
+				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
 				engine()
 				first = "reference"
 			} else {
 				engine()
-				refW, refR = benchutil.LargeRefs(b, root, size, 4, 2)
+				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
 			}
 
 			putLimit, getLimit := min(cpu, refW), min(cpu, refR)
-			putR, getR, putC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU)
+			putR, getR, putC, getC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU), append(getC, getCPU)
 			last.put, last.get, last.cpu, last.refW, last.refR = put, get, cpu, refW, refR
 			fmt.Printf("round %d (%s first): object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
 				round+1, first, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
+			fmt.Printf("round %d get: %.2f CPU-s/GB, %.2f cores (the reference's read %.2f CPU-s/GB, %.2f cores); the get's Ps running %.2f, goroutines runnable %.2f, in system calls %.2f\n",
+				round+1, getCPU, getCPU*get/1e9, refRCPU, refRCPU*refR/1e9, getSched.Running, getSched.Runnable, getSched.Syscall)
 		}
-		ps, gs, pc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC)
+		ps, gs, pc, gc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC), benchutil.Summarize(getC)
 		b.ReportMetric(pc.Med, "put-CPU-s/GB")
+		b.ReportMetric(gc.Med, "get-CPU-s/GB")
 		b.ReportMetric(last.put/mb, "put-MB/s")
 		b.ReportMetric(last.get/mb, "get-MB/s")
 		b.ReportMetric(last.cpu/mb, "cpu-limit-MB/s")
@@ -230,7 +286,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(last.refR/mb, "disk-read-MB/s")
 		b.ReportMetric(ps.Med, "put/limit")
 		b.ReportMetric(gs.Med, "get/limit")
-		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s\n", ps, gs, pc)
+		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s  get CPU-s/GB %s\n", ps, gs, pc, gc)
 	}
 }
 
@@ -281,6 +337,8 @@ func BenchmarkSmallObjects(b *testing.B) {
 			// slice started.
 			var putSched benchutil.Sched
 			var putStart time.Time
+			// The cores busy over the engine's last slice's puts.
+			var putCores cores
 			e := benchEngineInFlight(b, root, true, flight)
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0xa5}, size)
@@ -295,6 +353,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				cpu0 := benchutil.ProcessCPU()
 				flight.Reset()
 				probe := benchutil.StartSched(schedEvery)
+				c0 := startCores()
 				start := time.Now()
 				var wg sync.WaitGroup
 				for range workers {
@@ -310,6 +369,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 				}
 				wg.Wait()
 				took := time.Since(start)
+				putCores = c0.stop()
 				putFlight, putSched, putStart = flight.Mean(), probe.Stop(), start
 				if b.Failed() {
 					b.FailNow()
@@ -341,6 +401,7 @@ func BenchmarkSmallObjects(b *testing.B) {
 			}
 			var engDisk, refDisk []benchutil.DiskStat
 			var engFlight, refFlight, engCores, refCores []float64
+			var machEng, machRef []cores
 			commits0 := commitStats(e)
 			var ref *benchutil.SmallRef
 			var mMean float64
@@ -354,12 +415,13 @@ func BenchmarkSmallObjects(b *testing.B) {
 				var ef, rf float64
 				var eSched, rSched benchutil.Sched
 				var eStart, rStart time.Time
+				var eCores, rCores cores
 				engine := func() {
 					ecan, esys = benchutil.Canary()
 					d0, t0 := diskStat(), time.Now()
 					eo, ec = put(putObjects, putObjects+slice)
 					ed, et, ef = diskStat().Sub(d0), time.Since(t0), putFlight
-					eSched, eStart = putSched, putStart
+					eSched, eStart, eCores = putSched, putStart, putCores
 					putObjects += slice
 					if ref == nil {
 						// The reference's blob: the mean size of the
@@ -380,7 +442,9 @@ func BenchmarkSmallObjects(b *testing.B) {
 					flight.Reset()
 					probe := benchutil.StartSched(schedEvery)
 					rStart = time.Now()
+					c0 := startCores()
 					ro = ref.Write(b, slice, workers)
+					rCores = c0.stop()
 					rSched = probe.Stop()
 					rd, rt, rf = diskStat().Sub(d0), time.Since(t0), flight.Mean()
 					rc = float64(benchutil.ProcessCPU()-cpu0) / 1e3 / float64(slice)
@@ -414,6 +478,15 @@ func BenchmarkSmallObjects(b *testing.B) {
 				} else {
 					fmt.Printf("round %d pair %d: site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n", round+1, p+1, ef, rf, ec*eo/1e6, rc*ro/1e6)
 				}
+				// Whether the cores were all in use while the puts ran:
+				// the machine's (all its processes and the interrupt
+				// work that no process is charged for) and the
+				// process's own. Where the machine keeps both cores
+				// busy on both sides, the two sides' rates follow their
+				// CPU an object, whatever their latency.
+				machEng, machRef = append(machEng, eCores), append(machRef, rCores)
+				fmt.Printf("round %d pair %d cores busy over the puts (engine / reference): the machine %.2f / %.2f, of which interrupts %.2f / %.2f; the process %.2f / %.2f\n",
+					round+1, p+1, eCores.machine, rCores.machine, eCores.irq, rCores.irq, eCores.process, rCores.process)
 				// Where the writers' goroutines were: in system calls,
 				// runnable with no P to run on, running; and when each
 				// slice's puts ran, to join outside traces.
@@ -484,6 +557,17 @@ func BenchmarkSmallObjects(b *testing.B) {
 				fmt.Printf("round %d: disk %s, an object (medians of the slices): engine %.2f flushes, %.2f writes, %.2f ms flushing; reference %.2f flushes, %.2f writes, %.2f ms flushing; flushes reference/engine %.2f (%.2f–%.2f over the pairs) beside put/raw %.2f; site writes in flight %.1f / %.1f, cores busy %.2f / %.2f\n",
 					round+1, disk.Name, med(ef), med(ew), med(ems), med(rf), med(rw), med(rms), fs.Med, fs.Min, fs.Max, rs.Med, med(engFlight), med(refFlight), med(engCores), med(refCores))
 			}
+			if len(machEng) > 0 {
+				var me, mr, ie, ir, pe, pr []float64
+				for i := range machEng {
+					me, mr = append(me, machEng[i].machine), append(mr, machRef[i].machine)
+					ie, ir = append(ie, machEng[i].irq), append(ir, machRef[i].irq)
+					pe, pr = append(pe, machEng[i].process), append(pr, machRef[i].process)
+				}
+				med := func(xs []float64) float64 { return benchutil.Summarize(xs).Med }
+				fmt.Printf("round %d: cores busy over the puts (medians of the slices, of %d): the machine %.2f / %.2f, of which interrupts %.2f / %.2f; the process %.2f / %.2f\n",
+					round+1, runtime.NumCPU(), med(me), med(mr), med(ie), med(ir), med(pe), med(pr))
+			}
 			if rest > 0 {
 				fmt.Printf("round %d: the other %d objects, put after the pairs: %.0f ops/s\n", round+1, count-putObjects, rest)
 			}
@@ -504,6 +588,36 @@ func BenchmarkSmallObjects(b *testing.B) {
 		b.ReportMetric(last.index, "index-B/object")
 		fmt.Printf("small put/raw %s\n", rs)
 	}
+}
+
+// cores is how many cores were busy over a window: the machine's (every
+// process, and the interrupt work no process is charged for), of those
+// in interrupts, and this process's own.
+type cores struct{ machine, irq, process float64 }
+
+// coresStart is where a window of cores began.
+type coresStart struct {
+	t    time.Time
+	proc time.Duration
+	mach benchutil.MachineCPU
+	err  error
+}
+
+func startCores() coresStart {
+	m, err := benchutil.ReadMachineCPU()
+	return coresStart{t: time.Now(), proc: benchutil.ProcessCPU(), mach: m, err: err}
+}
+
+// stop returns the cores busy since c began; the machine's are zero where
+// /proc/stat could not be read.
+func (c coresStart) stop() cores {
+	wall := time.Since(c.t)
+	var out cores
+	out.process = (benchutil.ProcessCPU() - c.proc).Seconds() / wall.Seconds()
+	if m, err := benchutil.ReadMachineCPU(); err == nil && c.err == nil {
+		out.machine, out.irq = m.Sub(c.mach).Cores(wall)
+	}
+	return out
 }
 
 // perObject formats a slice's disk counts an object, and the share of

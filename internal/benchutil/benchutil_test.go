@@ -105,6 +105,46 @@ func TestReferences(t *testing.T) {
 	}
 }
 
+// sizeRecorder reads left bytes and records the size of every read asked
+// of it.
+type sizeRecorder struct {
+	left  int
+	sizes []int
+}
+
+func (r *sizeRecorder) Read(p []byte) (int, error) {
+	r.sizes = append(r.sizes, len(p))
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), r.left)
+	r.left -= n
+	return n, nil
+}
+
+// TestDrainReadSize: LargeRefs' cold read asks the driver for reads of its
+// buffer's size (1 MiB, as bench/README.md says), where io.CopyBuffer into
+// io.Discard, which it used before, asks for 8 KiB whatever the buffer.
+func TestDrainReadSize(t *testing.T) {
+	const size = 3<<20 + 5
+	r := &sizeRecorder{left: size}
+	n, err := drain(r, make([]byte, 1<<20))
+	if err != nil || n != size {
+		t.Fatalf("drain = %d, %v; want %d bytes", n, err, size)
+	}
+	for i, s := range r.sizes {
+		if s != 1<<20 {
+			t.Fatalf("read %d asked for %d bytes, want 1 MiB (all %v)", i, s, r.sizes)
+		}
+	}
+	// The trap drain avoids.
+	old := &sizeRecorder{left: size}
+	io.CopyBuffer(io.Discard, struct{ io.Reader }{old}, make([]byte, 1<<20))
+	if old.sizes[0] == 1<<20 {
+		t.Logf("io.CopyBuffer into io.Discard now reads with the buffer given (%d); drain may no longer be needed", old.sizes[0])
+	}
+}
+
 // TestMirrorAndRead: the repair's read reference mirrors shard blobs name
 // for name and size for size on fresh sites, and reads every byte of them (and no more) in the engine's
 // block reads, whatever the stride and the readers.
