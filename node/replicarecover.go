@@ -314,14 +314,10 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		}
 		after = page.Next
 	}
-	fetch := func(ref federation.BlobRef) ([]byte, error) {
-		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(rc)
+	open := func(ref federation.BlobRef) (io.ReadCloser, error) {
+		return recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
 	}
+	fetch := func(ref federation.BlobRef) ([]byte, error) { return readListed(ref, open) }
 	// The descriptor names the sites and opens with the root only.
 	i := slices.IndexFunc(refs, func(r federation.BlobRef) bool {
 		return r.Site == federation.AllSites && r.Name == federation.BlobDescriptor
@@ -407,6 +403,25 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return rank(a) - rank(b)
 	})
 	for _, ref := range refs {
+		if ref.Site != federation.AllSites {
+			// A site's own blob (a shard blob may be large) streams from
+			// the ally to the site, never whole in memory.
+			s, ok := sites[ref.Site]
+			if !ok {
+				pr.Skipped++
+				continue
+			}
+			if _, err := s.Stat(ctx, ref.Name); err == nil {
+				pr.Present++
+				continue // what a site holds stays as it is
+			}
+			if err := copyListed(ctx, s, ref, open); err != nil {
+				return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+			}
+			pr.Blobs++
+			pr.Bytes += ref.Size
+			continue
+		}
 		targets := []string{ref.Site}
 		if ref.Site == federation.AllSites {
 			targets = order
@@ -442,6 +457,79 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		pr.Log.Problem = err.Error()
 	}
 	return n, rep, pr, nil
+}
+
+// maxSharedBlob bounds a blob that belongs on every site (the descriptor,
+// the witness's memory, a log resource), which recovery from an ally holds
+// in memory to write to each site: a log entry bundle, 256 entries of at
+// most audit.MaxEntry bytes after their lengths, is the largest.
+const maxSharedBlob = 256 * (2 + audit.MaxEntry)
+
+// readListed reads a blob an ally listed (ref) whole, through open: no more
+// than the size it listed, which must be at most maxSharedBlob, and
+// exactly that. What an ally sends is outside input: one that sent an
+// endless body made recovery allocate it.
+func readListed(ref federation.BlobRef, open func(federation.BlobRef) (io.ReadCloser, error)) ([]byte, error) {
+	if ref.Size > maxSharedBlob {
+		return nil, fmt.Errorf("the ally lists it at %d bytes, more than the %d such a blob may have", ref.Size, maxSharedBlob)
+	}
+	rc, err := open(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, ref.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != ref.Size {
+		return nil, listedSizeError(int64(len(b)), ref.Size)
+	}
+	return b, nil
+}
+
+// copyListed streams a blob an ally listed (ref) from open to site s,
+// refusing it unless the ally sends exactly the size it listed.
+func copyListed(ctx context.Context, s site.Site, ref federation.BlobRef, open func(federation.BlobRef) (io.ReadCloser, error)) error {
+	rc, err := open(ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	cr := &countReader{r: io.LimitReader(rc, ref.Size+1)}
+	if err := s.Put(ctx, ref.Name, cr, ref.Size); err != nil {
+		if cr.n != ref.Size && cr.err == nil {
+			return fmt.Errorf("%w (%v)", listedSizeError(cr.n, ref.Size), err)
+		}
+		return err
+	}
+	return nil
+}
+
+// listedSizeError says that an ally sent got bytes of a blob it listed at
+// size.
+func listedSizeError(got, size int64) error {
+	if got > size {
+		return fmt.Errorf("the ally sent more than the %d bytes it listed", size)
+	}
+	return fmt.Errorf("the ally sent %d of the %d bytes it listed", got, size)
+}
+
+// countReader counts the bytes read through it and keeps the first error
+// other than io.EOF.
+type countReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // recoverRoot returns the root key of o (the key, or the shares combined).
