@@ -2,12 +2,17 @@ package vault
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // TestLockOnDamagedCopy: a lock change (legal hold, retention) rewrites
@@ -107,6 +112,78 @@ func TestLockOnDamagedCopy(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// generous is a site whose Get ignores the length asked for and sends the
+// blob, then 8 MiB more (bytes without end would do: this is enough to
+// tell), counting what is read.
+type generous struct {
+	site.Site
+	read *atomic.Int64
+}
+
+func (g generous) Get(ctx context.Context, name string, off, _ int64) (io.ReadCloser, error) {
+	rc, err := g.Site.Get(ctx, name, off, -1)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&counted{r: io.MultiReader(rc, io.LimitReader(endless{}, 8<<20)), n: g.read}, rc}, nil
+}
+
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0xee
+	}
+	return len(p), nil
+}
+
+type counted struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestReadEnvelopeBounded: ReadEnvelope (scrub, the index rebuild, audit
+// verify) reads what it asked a site for and no more, whatever the site
+// sends: it read each answer to its end, so a site (or a driver) that
+// sent more than the range asked for made it allocate all of it, without
+// end for an endless one.
+func TestReadEnvelopeBounded(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	for _, size := range []int{2000, 3 * testStripe} { // inline, and not
+		key := "bounded/" + strconv.Itoa(size)
+		n.put(key, content(key, size))
+		m, _, err := n.e.resolve(ctx, "registry", key, manifest.ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := manifest.BlobName(m.Version)
+		st, _ := n.e.Site(manifestSites(m)[0])
+		want, err := ReadEnvelope(ctx, st.Store, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read atomic.Int64
+		got, err := ReadEnvelope(ctx, generous{st.Store, &read}, name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", key, len(got), err)
+		}
+		// The first read's 16 KiB, and what the reader had buffered.
+		if max := int64(16<<10) + 64<<10; read.Load() > max {
+			t.Errorf("%s: read %d bytes from the site, want at most %d", key, read.Load(), max)
 		}
 	}
 }
