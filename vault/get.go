@@ -958,18 +958,33 @@ func inlineReader(ctx context.Context, s site.Site, name string, i int, part man
 	if err != nil {
 		return nil, err
 	}
-	var head [manifest.HeaderSize]byte
-	n, err := io.ReadFull(rc, head[:])
+	// The first read takes up to inlineHead bytes: a small object's whole
+	// copy (envelope and block) in one system call, from which the block
+	// is served; a larger block is read on from the site.
+	hb := getBlock(inlineHead)
+	head := *hb
+	n, err := io.ReadAtLeast(rc, head, manifest.HeaderSize)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		putBlock(hb)
 		rc.Close()
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	envLen, err := manifest.EnvelopeLen(head[:n])
 	if err != nil {
+		putBlock(hb)
 		rc.Close()
 		return nil, err
 	}
-	skip := int64(envLen-manifest.HeaderSize) + int64(inlineRank(part, i))*int64(g.blockSize(0))
+	start := envLen + inlineRank(part, i)*g.blockSize(0)
+	if end := start + g.blockSize(0); end <= n {
+		rc.Close()
+		return &headReader{Reader: bytes.NewReader(head[start:end]), buf: hb}, nil
+	}
+	if start <= n {
+		return &headReader{Reader: io.MultiReader(bytes.NewReader(head[start:n]), rc), c: rc, buf: hb}, nil
+	}
+	putBlock(hb)
+	skip := int64(start - n)
 	if sk, ok := rc.(io.Seeker); ok {
 		_, err = sk.Seek(skip, io.SeekCurrent)
 	} else {
@@ -983,6 +998,33 @@ func inlineReader(ctx context.Context, s site.Site, name string, i int, part man
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return rc, nil
+}
+
+// inlineHead is what inlineReader's first read asks for: an unlabelled
+// object's envelope is a few hundred bytes, so a copy of an object of up to
+// about 8 KiB (a block of 2 KiB at 4+2) is read in one.
+const inlineHead = 4 << 10
+
+// headReader serves an inline block from the buffer of inlineReader's
+// first read, then, if the block goes on, from the site; Close closes the
+// site's reader, if any, and recycles the buffer.
+type headReader struct {
+	io.Reader
+	c   io.Closer
+	buf *[]byte
+}
+
+func (h *headReader) Close() error {
+	var err error
+	if h.c != nil {
+		err = h.c.Close()
+	}
+	if h.buf != nil {
+		h.Reader = nil
+		putBlock(h.buf)
+		h.buf = nil
+	}
+	return err
 }
 
 // inlineRank returns how many of part's shards before shard i are on shard

@@ -123,7 +123,7 @@ func (s noSeek) Get(ctx context.Context, name string, off, length int64) (io.Rea
 
 // TestInlineReader: inlineReader positions a dir site's copy (skipping by
 // Seek) and a site's without Seek (skipping by reading) at each shard's
-// block, and both give what reading the whole copy gives; on a copy that
+// block (from its first read, across its end, after it), and both give what reading the whole copy gives; on a copy that
 // ends early both read short, and on one whose header is cut both fail.
 func TestInlineReader(t *testing.T) {
 	n := newTestNode(t)
@@ -161,6 +161,12 @@ func TestInlineReader(t *testing.T) {
 		if len(blocks[i]) != g.blockSize(0) {
 			t.Fatalf("site %d's copy holds %d bytes of blocks, want one block of %d", i, len(blocks[i]), g.blockSize(0))
 		}
+	}
+	// inlineReader serves a block from its first read, from that read and
+	// the site, or from the site after a skip: here shards 0-3 lie in the
+	// first inlineHead bytes, 4 across their end and 5 beyond.
+	if bs := g.blockSize(0); envLen+5*bs <= inlineHead || envLen+4*bs >= inlineHead || envLen+5*bs+bs <= inlineHead {
+		t.Fatalf("envelope %d bytes, blocks of %d: the copy no longer covers the three ways of reading a block", envLen, bs)
 	}
 	whole := append([]byte(nil), copyOf[:envLen]...)
 	for _, b := range blocks {
