@@ -101,7 +101,7 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 		m.Lock = &next
 	}
 	m.Revision++
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -457,7 +457,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 		newM.Parts[pi].Sites = next
 	}
 	newM.Revision++
-	env, err := manifest.Seal(&newM, e.k())
+	env, err := manifest.Seal(&newM, e.sealKeys())
 	if err != nil {
 		return res, err
 	}
