@@ -128,7 +128,10 @@ func (n *Node) recoverList(w http.ResponseWriter, r *http.Request, owner string,
 				break
 			}
 		}
-		if !page.Truncated {
+		// A full answer ends at the last entry taken: the index page's
+		// own next marker may lie past entries not taken yet (a page
+		// cut at max skipped them, the descriptor among them).
+		if !page.Truncated || len(out.Blobs) >= max {
 			break
 		}
 		after = max2(after, page.Next)
@@ -291,28 +294,48 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if err != nil {
 		return nil, RecoverReport{}, pr, err
 	}
+	// list calls fn with every page of the ally's listing.
+	list := func(fn func(page federation.RecoverListResponse) error) error {
+		after := ""
+		for {
+			rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after, Max: recoverPage})
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			page, err := federation.ParseRecoverListResponse(b)
+			if err != nil {
+				return fmt.Errorf("peer %s: %w", card.NodeID, err)
+			}
+			pr.Owner, pr.Deletions = page.Owner, page.Deletions
+			if err := fn(page); err != nil {
+				return err
+			}
+			if !page.Truncated || page.Next == "" || page.Next <= after {
+				return nil
+			}
+			after = page.Next
+		}
+	}
+	// The blobs that belong on every site (the descriptor, the witness's
+	// memory, the log's resources: a few for every 256 log entries) are
+	// kept from a first pass over the listing; a site's own blobs are
+	// copied page by page in a second, so that memory does not grow with
+	// their number.
 	var refs []federation.BlobRef
-	after := ""
-	for {
-		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after})
-		if err != nil {
-			return nil, RecoverReport{}, pr, err
+	if err := list(func(page federation.RecoverListResponse) error {
+		for _, r := range page.Blobs {
+			if r.Site == federation.AllSites {
+				refs = append(refs, r)
+			}
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
-		rc.Close()
-		if err != nil {
-			return nil, RecoverReport{}, pr, err
-		}
-		page, err := federation.ParseRecoverListResponse(b)
-		if err != nil {
-			return nil, RecoverReport{}, pr, fmt.Errorf("peer %s: %w", card.NodeID, err)
-		}
-		pr.Owner, pr.Deletions = page.Owner, page.Deletions
-		refs = append(refs, page.Blobs...)
-		if !page.Truncated || page.Next == "" || page.Next <= after {
-			break
-		}
-		after = page.Next
+		return nil
+	}); err != nil {
+		return nil, RecoverReport{}, pr, err
 	}
 	open := func(ref federation.BlobRef) (io.ReadCloser, error) {
 		return recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
@@ -388,22 +411,11 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	}
 	// Blobs of their own sites first, then the log copy and descriptor
 	// to every site, each checkpoint last.
-	slices.SortStableFunc(refs, func(a, b federation.BlobRef) int {
-		rank := func(r federation.BlobRef) int {
-			switch {
-			case r.Site != federation.AllSites:
-				return 0
-			case isLogCheckpoint(r.Name):
-				return 3
-			case r.Name == federation.BlobDescriptor:
-				return 2
+	err = list(func(page federation.RecoverListResponse) error {
+		for _, ref := range page.Blobs {
+			if ref.Site == federation.AllSites {
+				continue
 			}
-			return 1
-		}
-		return rank(a) - rank(b)
-	})
-	for _, ref := range refs {
-		if ref.Site != federation.AllSites {
 			// A site's own blob (a shard blob may be large) streams from
 			// the ally to the site, never whole in memory.
 			s, ok := sites[ref.Site]
@@ -416,26 +428,36 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 				continue // what a site holds stays as it is
 			}
 			if err := copyListed(ctx, s, ref, open); err != nil {
-				return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+				return fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
 			}
 			pr.Blobs++
 			pr.Bytes += ref.Size
-			continue
 		}
-		targets := []string{ref.Site}
-		if ref.Site == federation.AllSites {
-			targets = order
-		} else if _, ok := sites[ref.Site]; !ok {
-			pr.Skipped++
-			continue
+		return nil
+	})
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
+	slices.SortStableFunc(refs, func(a, b federation.BlobRef) int {
+		rank := func(r federation.BlobRef) int {
+			switch {
+			case isLogCheckpoint(r.Name):
+				return 3
+			case r.Name == federation.BlobDescriptor:
+				return 2
+			}
+			return 1
 		}
+		return rank(a) - rank(b)
+	})
+	for _, ref := range refs {
 		var b []byte
 		if ref.Name == federation.BlobDescriptor {
 			b = db
 		} else if b, err = fetch(ref); err != nil {
-			return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+			return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of every site: %w", ref.Name, err)
 		}
-		for _, sid := range targets {
+		for _, sid := range order {
 			if err := put(sites[sid], ref.Name, b); err != nil {
 				return nil, RecoverReport{}, pr, fmt.Errorf("site %s: write %s: %w", sid, ref.Name, err)
 			}
@@ -458,6 +480,10 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	}
 	return n, rep, pr, nil
 }
+
+// recoverPage is how many blobs recovery asks an ally to list at a time
+// (0: the ally's default, 1,000); tests make it small.
+var recoverPage = 0
 
 // maxSharedBlob bounds a blob that belongs on every site (the descriptor,
 // the witness's memory, a log resource), which recovery from an ally holds
