@@ -1,10 +1,15 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -98,20 +103,50 @@ func (l *Log) catchUp(ctx context.Context, size uint64) (uint64, error) {
 	if l.cfg.Sites == nil {
 		return size, nil
 	}
+	// Left by a take-up a crash ended (the directory is locked: no other
+	// is running).
+	if left, _ := filepath.Glob(filepath.Join(l.cfg.Dir, scratchPattern)); len(left) > 0 {
+		for _, name := range left {
+			os.Remove(name)
+		}
+	}
 	var problems []string
 	for _, c := range SiteCopies(ctx, l.cfg.Sites(), l.cfg.Origin, l.cfg.Verifiers) {
 		if c.Err != nil || c.Size <= size {
 			break
 		}
 		f := SiteFetcher{c.s}
-		rootAt, err := VerifyTree(ctx, f, c.Size, c.cp.Hash, size, nil)
+		// The entries beyond the node's are kept as VerifyTree reads them,
+		// on disk (memory stays bounded), and added only once the whole
+		// copy verified: read again, a site could send others.
+		sc, err := newEntryScratch(l.cfg.Dir)
+		if err != nil {
+			return size, fmt.Errorf("audit log: take up the entries on site %s: %w", c.Site, err)
+		}
+		var scratchErr error
+		rootAt, err := VerifyTree(ctx, f, c.Size, c.cp.Hash, size, func(i uint64, e []byte) error {
+			if i >= size {
+				scratchErr = sc.add(e)
+			}
+			return scratchErr
+		})
+		if err == nil {
+			scratchErr = sc.done()
+		}
+		if scratchErr != nil {
+			// The node's disk, not the site.
+			sc.close()
+			return size, fmt.Errorf("audit log: take up the entries on site %s: %s: %w", c.Site, l.cfg.Dir, scratchErr)
+		}
 		if err == nil && size > 0 {
 			var local []byte
 			if local, err = l.localRoot(ctx, size); err == nil && !bytes.Equal(local, rootAt) {
+				sc.close()
 				return size, fmt.Errorf("audit log: the node's log (%d entries) is not a prefix of the log on site %s (%d entries): the node directory and the sites hold different histories; move %s aside to take the sites' log, after keeping it for investigation", size, c.Site, c.Size, l.cfg.Dir)
 			}
 		}
 		if err != nil {
+			sc.close()
 			problems = append(problems, fmt.Sprintf("site %s: %v", c.Site, err))
 			l.log.Warn("audit log copy on a site does not verify; trying another", "site", c.Site, "err", err)
 			continue
@@ -130,13 +165,17 @@ func (l *Log) catchUp(ctx context.Context, size uint64) (uint64, error) {
 			batch = batch[:0]
 			return nil
 		}
-		err = readEntries(ctx, f.ReadEntryBundle, size, c.Size, func(i uint64, e []byte) error {
-			batch = append(batch, bytes.Clone(e))
+		err = sc.each(func(e []byte) error {
+			batch = append(batch, e)
 			if len(batch) == 1024 {
 				return flush()
 			}
 			return nil
 		})
+		sc.close()
+		if err == nil && next != c.Size-uint64(len(batch)) {
+			err = fmt.Errorf("%d entries verified, %d kept", c.Size-size, next-size+uint64(len(batch)))
+		}
 		if err == nil {
 			err = flush()
 		}
@@ -205,4 +244,67 @@ func LastEventOnSites(ctx context.Context, sites map[string]site.Site, origin st
 		return LastOnSites{}, fmt.Errorf("%w (%s)", ErrNoCopy, strings.Join(problems, "; "))
 	}
 	return LastOnSites{}, ErrNoCopy
+}
+
+// entryScratch keeps entries, in order, in a temporary file of the log's
+// directory: those taken up from a site's copy while it is verified.
+type entryScratch struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// scratchPattern names an entryScratch's file.
+const scratchPattern = ".takeup-*"
+
+func newEntryScratch(dir string) (*entryScratch, error) {
+	f, err := os.CreateTemp(dir, scratchPattern)
+	if err != nil {
+		return nil, err
+	}
+	return &entryScratch{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// add appends an entry (at most MaxEntry bytes: a bundle's length prefix
+// is two bytes).
+func (s *entryScratch) add(e []byte) error {
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(e)))
+	if _, err := s.w.Write(n[:]); err != nil {
+		return err
+	}
+	_, err := s.w.Write(e)
+	return err
+}
+
+// done ends the adding.
+func (s *entryScratch) done() error { return s.w.Flush() }
+
+// each calls fn with every entry added, in order, each in a buffer of its
+// own.
+func (s *entryScratch) each(fn func(e []byte) error) error {
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := bufio.NewReader(s.f)
+	var n [2]byte
+	for {
+		if _, err := io.ReadFull(r, n[:]); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		e := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(r, e); err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// close removes the file.
+func (s *entryScratch) close() {
+	s.f.Close()
+	os.Remove(s.f.Name())
 }

@@ -103,3 +103,29 @@ func FuzzOpenBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenGenerations: the generations blob is read from every site
+// (ReadGenerations), which is outside input; OpenGenerations never
+// panics, refuses with ErrBatch, and accepts only what the node sealed.
+func FuzzOpenGenerations(f *testing.F) {
+	keys := testKeys(f)
+	good, err := evidence.SealGenerations(keys, "node-a", map[string]uint64{"registry": 7})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add([]byte("EMBG"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := evidence.OpenGenerations(keys, "node-a", b)
+		if err != nil {
+			if !errors.Is(err, evidence.ErrBatch) {
+				t.Fatalf("error not ErrBatch: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(b, good) || g["registry"] != 7 {
+			t.Fatalf("a blob the node did not seal opens: %q", b)
+		}
+	})
+}

@@ -330,6 +330,13 @@ func (k *Keeper) auditCopies(ctx context.Context, sid string, s site.Site, names
 			// Damage scrub finds and repairs; not what the log decides.
 			continue
 		}
+		if c.m.Version != c.id {
+			// Another version's valid copy under this one's name: not a
+			// copy of this version (it does not count as held), and
+			// nothing the node writes.
+			rep.problem("site %s holds, under the name of version %s, the manifest of %s/%s version %s: a copy replaced", sid, c.id, c.m.Vault, c.m.Key, c.m.Version)
+			continue
+		}
 		st, ok, err := db.get(c.id)
 		if err != nil {
 			return err

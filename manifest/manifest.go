@@ -357,14 +357,16 @@ func ParseShardBlobName(name string) (ID, int, bool) {
 	return id, n, true
 }
 
-// ParseBlobName returns the version id of a manifest blob name.
+// ParseBlobName returns the version id of a manifest blob name exactly as
+// BlobName writes it (in lower case: a name the node never writes is not a
+// copy of any version's manifest).
 func ParseBlobName(name string) (ID, bool) {
 	rest, ok := strings.CutPrefix(name, ManifestPrefix)
 	if !ok || len(rest) != 3+32 || rest[2] != '/' {
 		return ID{}, false
 	}
 	id, err := ParseID(rest[3:])
-	if err != nil || rest[:2] != rest[3:5] {
+	if err != nil || BlobName(id) != name {
 		return ID{}, false
 	}
 	return id, true

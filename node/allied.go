@@ -277,7 +277,11 @@ type peerBlobs struct {
 var errReadOnly = errors.New("an ally's shared data is read-only")
 
 func (b *peerBlobs) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	return b.n.callPeerRaw(ctx, b.peer, federation.EndpointBlob, federation.BlobRequest{Ticket: b.ticket, Site: b.site, Name: name, Offset: off, Length: length})
+	rc, err := b.n.callPeerRaw(ctx, b.peer, federation.EndpointBlob, federation.BlobRequest{Ticket: b.ticket, Site: b.site, Name: name, Offset: off, Length: length})
+	if err != nil {
+		return nil, err
+	}
+	return limitBody(rc, length), nil
 }
 
 func (b *peerBlobs) Put(context.Context, string, io.Reader, int64) error { return errReadOnly }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -150,5 +151,41 @@ func FuzzNodeFile(f *testing.F) {
 			ConfigChanges(validConfig(), c)
 		}
 		lineOf(b, "vaults[0] (x): erasure bad")
+	})
+}
+
+// FuzzOpenDescriptor: a node descriptor is read from a site (recover, the
+// generation on opening), which is outside input. openDescriptor and
+// VerifyDescriptor never panic, refuse with ErrDescriptor, and accept no
+// descriptor but the one the node sealed.
+func FuzzOpenDescriptor(f *testing.F) {
+	root, _ := custody.GenerateRootKey()
+	keys, _ := custody.NewKeyring(root) // no identity: format 1
+	good, err := sealDescriptor(keys, descriptor{NodeID: "node-a", Config: []byte("node: {id: node-a}\n")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add(good[:descriptorHeader])
+	two := bytes.Clone(good)
+	two[4] = 2
+	f.Add(two)
+	id, err := custody.NewIdentity("node-a")
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub := id.Public()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := openDescriptor(keys, b)
+		if err != nil && !errors.Is(err, ErrDescriptor) {
+			t.Fatalf("error not ErrDescriptor: %v", err)
+		}
+		if err == nil && (!bytes.Equal(b, good) || d.NodeID != "node-a") {
+			t.Fatalf("a descriptor the node did not seal opens: %q", b)
+		}
+		if VerifyDescriptor(b, pub) == nil {
+			t.Fatalf("a descriptor pub did not sign verifies: %q", b)
+		}
 	})
 }

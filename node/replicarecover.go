@@ -128,7 +128,10 @@ func (n *Node) recoverList(w http.ResponseWriter, r *http.Request, owner string,
 				break
 			}
 		}
-		if !page.Truncated {
+		// A full answer ends at the last entry taken: the index page's
+		// own next marker may lie past entries not taken yet (a page
+		// cut at max skipped them, the descriptor among them).
+		if !page.Truncated || len(out.Blobs) >= max {
 			break
 		}
 		after = max2(after, page.Next)
@@ -291,37 +294,53 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if err != nil {
 		return nil, RecoverReport{}, pr, err
 	}
+	// list calls fn with every page of the ally's listing.
+	list := func(fn func(page federation.RecoverListResponse) error) error {
+		after := ""
+		for {
+			rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after, Max: recoverPage})
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			page, err := federation.ParseRecoverListResponse(b)
+			if err != nil {
+				return fmt.Errorf("peer %s: %w", card.NodeID, err)
+			}
+			pr.Owner, pr.Deletions = page.Owner, page.Deletions
+			if err := fn(page); err != nil {
+				return err
+			}
+			if !page.Truncated || page.Next == "" || page.Next <= after {
+				return nil
+			}
+			after = page.Next
+		}
+	}
+	// The blobs that belong on every site (the descriptor, the witness's
+	// memory, the log's resources: a few for every 256 log entries) are
+	// kept from a first pass over the listing; a site's own blobs are
+	// copied page by page in a second, so that memory does not grow with
+	// their number.
 	var refs []federation.BlobRef
-	after := ""
-	for {
-		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after})
-		if err != nil {
-			return nil, RecoverReport{}, pr, err
+	if err := list(func(page federation.RecoverListResponse) error {
+		for _, r := range page.Blobs {
+			if r.Site == federation.AllSites {
+				refs = append(refs, r)
+			}
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
-		rc.Close()
-		if err != nil {
-			return nil, RecoverReport{}, pr, err
-		}
-		page, err := federation.ParseRecoverListResponse(b)
-		if err != nil {
-			return nil, RecoverReport{}, pr, fmt.Errorf("peer %s: %w", card.NodeID, err)
-		}
-		pr.Owner, pr.Deletions = page.Owner, page.Deletions
-		refs = append(refs, page.Blobs...)
-		if !page.Truncated || page.Next == "" || page.Next <= after {
-			break
-		}
-		after = page.Next
+		return nil
+	}); err != nil {
+		return nil, RecoverReport{}, pr, err
 	}
-	fetch := func(ref federation.BlobRef) ([]byte, error) {
-		rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(rc)
+	open := func(ref federation.BlobRef) (io.ReadCloser, error) {
+		return recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
 	}
+	fetch := func(ref federation.BlobRef) ([]byte, error) { return readListed(ref, open) }
 	// The descriptor names the sites and opens with the root only.
 	i := slices.IndexFunc(refs, func(r federation.BlobRef) bool {
 		return r.Site == federation.AllSites && r.Name == federation.BlobDescriptor
@@ -392,11 +411,36 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	}
 	// Blobs of their own sites first, then the log copy and descriptor
 	// to every site, each checkpoint last.
+	err = list(func(page federation.RecoverListResponse) error {
+		for _, ref := range page.Blobs {
+			if ref.Site == federation.AllSites {
+				continue
+			}
+			// A site's own blob (a shard blob may be large) streams from
+			// the ally to the site, never whole in memory.
+			s, ok := sites[ref.Site]
+			if !ok {
+				pr.Skipped++
+				continue
+			}
+			if _, err := s.Stat(ctx, ref.Name); err == nil {
+				pr.Present++
+				continue // what a site holds stays as it is
+			}
+			if err := copyListed(ctx, s, ref, open); err != nil {
+				return fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+			}
+			pr.Blobs++
+			pr.Bytes += ref.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, RecoverReport{}, pr, err
+	}
 	slices.SortStableFunc(refs, func(a, b federation.BlobRef) int {
 		rank := func(r federation.BlobRef) int {
 			switch {
-			case r.Site != federation.AllSites:
-				return 0
 			case isLogCheckpoint(r.Name):
 				return 3
 			case r.Name == federation.BlobDescriptor:
@@ -407,20 +451,13 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return rank(a) - rank(b)
 	})
 	for _, ref := range refs {
-		targets := []string{ref.Site}
-		if ref.Site == federation.AllSites {
-			targets = order
-		} else if _, ok := sites[ref.Site]; !ok {
-			pr.Skipped++
-			continue
-		}
 		var b []byte
 		if ref.Name == federation.BlobDescriptor {
 			b = db
 		} else if b, err = fetch(ref); err != nil {
-			return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+			return nil, RecoverReport{}, pr, fmt.Errorf("blob %s of every site: %w", ref.Name, err)
 		}
-		for _, sid := range targets {
+		for _, sid := range order {
 			if err := put(sites[sid], ref.Name, b); err != nil {
 				return nil, RecoverReport{}, pr, fmt.Errorf("site %s: write %s: %w", sid, ref.Name, err)
 			}
@@ -442,6 +479,83 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		pr.Log.Problem = err.Error()
 	}
 	return n, rep, pr, nil
+}
+
+// recoverPage is how many blobs recovery asks an ally to list at a time
+// (0: the ally's default, 1,000); tests make it small.
+var recoverPage = 0
+
+// maxSharedBlob bounds a blob that belongs on every site (the descriptor,
+// the witness's memory, a log resource), which recovery from an ally holds
+// in memory to write to each site: a log entry bundle, 256 entries of at
+// most audit.MaxEntry bytes after their lengths, is the largest.
+const maxSharedBlob = 256 * (2 + audit.MaxEntry)
+
+// readListed reads a blob an ally listed (ref) whole, through open: no more
+// than the size it listed, which must be at most maxSharedBlob, and
+// exactly that. What an ally sends is outside input: one that sent an
+// endless body made recovery allocate it.
+func readListed(ref federation.BlobRef, open func(federation.BlobRef) (io.ReadCloser, error)) ([]byte, error) {
+	if ref.Size > maxSharedBlob {
+		return nil, fmt.Errorf("the ally lists it at %d bytes, more than the %d such a blob may have", ref.Size, maxSharedBlob)
+	}
+	rc, err := open(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, ref.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != ref.Size {
+		return nil, listedSizeError(int64(len(b)), ref.Size)
+	}
+	return b, nil
+}
+
+// copyListed streams a blob an ally listed (ref) from open to site s,
+// refusing it unless the ally sends exactly the size it listed.
+func copyListed(ctx context.Context, s site.Site, ref federation.BlobRef, open func(federation.BlobRef) (io.ReadCloser, error)) error {
+	rc, err := open(ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	cr := &countReader{r: io.LimitReader(rc, ref.Size+1)}
+	if err := s.Put(ctx, ref.Name, cr, ref.Size); err != nil {
+		if cr.n != ref.Size && cr.err == nil {
+			return fmt.Errorf("%w (%v)", listedSizeError(cr.n, ref.Size), err)
+		}
+		return err
+	}
+	return nil
+}
+
+// listedSizeError says that an ally sent got bytes of a blob it listed at
+// size.
+func listedSizeError(got, size int64) error {
+	if got > size {
+		return fmt.Errorf("the ally sent more than the %d bytes it listed", size)
+	}
+	return fmt.Errorf("the ally sent %d of the %d bytes it listed", got, size)
+}
+
+// countReader counts the bytes read through it and keeps the first error
+// other than io.EOF.
+type countReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // recoverRoot returns the root key of o (the key, or the shares combined).

@@ -440,7 +440,8 @@ func (n *Node) readManifest(ctx context.Context, st site.Site, name string) (*ma
 			return nil, err
 		}
 		defer rc.Close()
-		return io.ReadAll(rc)
+		// A site may send more than asked: what it sends is outside input.
+		return io.ReadAll(io.LimitReader(rc, length))
 	}
 	b, err := read(64 << 10)
 	if err != nil {

@@ -90,7 +90,7 @@ func (e *Engine) putMarker(ctx context.Context, v Vault, key string, cond index.
 		}
 		copies := distinct(sites)
 		m := &manifest.Manifest{Node: e.node, Vault: v.Name, Key: key, Version: id, Created: created, DeleteMarker: true, Copies: copies, Label: hides, Journaled: true}
-		env, err := manifest.Seal(m, e.k())
+		env, err := manifest.Seal(m, e.sealKeys())
 		if err != nil {
 			return DeleteResult{}, err
 		}

@@ -548,6 +548,11 @@ func (e *Engine) readKeys() Keys {
 	return cachedKeys{Keys: e.keys, c: e.sigs, gen: e.keysGen}
 }
 
+// sealKeys is k() for sealing and signing envelopes: the signatures it
+// makes are remembered as verified (sigCache.remember), so that the first
+// read of a version just written does not verify them again.
+func (e *Engine) sealKeys() Keys { return e.readKeys() }
+
 // SetKeys switches the engine to other keys (a root key rotation): new
 // writes are sealed, signed and wrapped with them at once, and label
 // bindings signed and checked with signer and verifier.

@@ -101,7 +101,7 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 		m.Lock = &next
 	}
 	m.Revision++
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		return ObjectInfo{}, err
 	}
@@ -115,16 +115,32 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 }
 
 // rewriteCopies replaces the envelope in every manifest copy of m, keeping
-// any inline shard blocks that follow it.
+// any inline shard blocks that follow it. A copy is site content: one whose
+// envelope header is damaged or cut fails the change of an inline version
+// (its blocks cannot be found), naming the site.
 func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []byte) error {
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
 	errs := make([]error, len(sites))
+	inline := false
+	for _, p := range m.Parts {
+		inline = inline || p.Inline
+	}
 	var wg sync.WaitGroup
 	for i, sid := range sites {
 		s, ok := e.site(sid)
 		if !ok {
 			errs[i] = fmt.Errorf("site %s not configured", sid)
+			continue
+		}
+		if !inline {
+			// The copy is the envelope alone: written over whatever the
+			// site holds, which also repairs a damaged copy.
+			wg.Go(func() {
+				if err := s.Store.Put(ctx, name, bytes.NewReader(env), int64(len(env))); err != nil {
+					errs[i] = fmt.Errorf("site %s: %w", sid, err)
+				}
+			})
 			continue
 		}
 		wg.Go(func() {
@@ -140,8 +156,14 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 				return
 			}
 			n, err := manifest.EnvelopeLen(old)
+			if err == nil && n > len(old) {
+				err = fmt.Errorf("%w: copy of %d bytes cut inside its envelope of %d", manifest.ErrCorrupt, len(old), n)
+			}
 			if err != nil {
-				errs[i] = fmt.Errorf("site %s: %w", sid, err)
+				// The blocks after the envelope cannot be found: a scrub
+				// rebuilds the copy (Relocate), then the change can be
+				// tried again.
+				errs[i] = fmt.Errorf("site %s: damaged copy: %w", sid, err)
 				return
 			}
 			body := append(append(make([]byte, 0, len(env)+len(old)-n), env...), old[n:]...)

@@ -457,7 +457,7 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 		newM.Parts[pi].Sites = next
 	}
 	newM.Revision++
-	env, err := manifest.Seal(&newM, e.k())
+	env, err := manifest.Seal(&newM, e.sealKeys())
 	if err != nil {
 		return res, err
 	}
@@ -873,7 +873,8 @@ func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	head, err := io.ReadAll(rc)
+	// A site may send more than asked: what it sends is outside input.
+	head, err := io.ReadAll(io.LimitReader(rc, guess))
 	rc.Close()
 	if err != nil {
 		return nil, err
@@ -890,7 +891,7 @@ func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error)
 		return nil, err
 	}
 	defer rc.Close()
-	env, err := io.ReadAll(rc)
+	env, err := io.ReadAll(io.LimitReader(rc, int64(n)))
 	if err != nil {
 		return nil, err
 	}

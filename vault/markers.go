@@ -70,7 +70,7 @@ func (e *Engine) MoveMarker(ctx context.Context, m *manifest.Manifest, lost map[
 	newM := *m
 	newM.Copies = next
 	newM.Revision++
-	env, err := manifest.Seal(&newM, e.k())
+	env, err := manifest.Seal(&newM, e.sealKeys())
 	if err != nil {
 		return 0, err
 	}

@@ -532,7 +532,7 @@ func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadI
 			return ObjectInfo{}, err
 		}
 	}
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		return ObjectInfo{}, err
 	}

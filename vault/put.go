@@ -319,7 +319,7 @@ func (e *Engine) putInline(ctx context.Context, v Vault, key string, plain []byt
 		if err := e.bindLabel(m, l); err != nil {
 			return ObjectInfo{}, err
 		}
-		env, err := manifest.Seal(m, e.k())
+		env, err := manifest.Seal(m, e.sealKeys())
 		if err != nil {
 			return ObjectInfo{}, err
 		}
@@ -569,7 +569,7 @@ func (e *Engine) putStreaming(ctx context.Context, v Vault, key string, first *s
 		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err
 	}
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		e.abandon(ctx, evidence.Record{Version: id}, shardBlobs)
 		return ObjectInfo{}, err

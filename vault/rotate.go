@@ -117,7 +117,7 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	}
 	m.KeyGen = gen
 	m.Revision++
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		return false, err
 	}
@@ -173,7 +173,7 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 		return ObjectInfo{}, err
 	}
 	m.Revision++
-	env, err := manifest.Seal(m, e.k())
+	env, err := manifest.Seal(m, e.sealKeys())
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -63,11 +63,27 @@ func (c *sigCache) verify(keys Keys, gen uint64, msg, sig []byte) error {
 	if err := keys.Verify(msg, sig); err != nil {
 		return err
 	}
+	c.add(gen, k)
+	return nil
+}
+
+// remember records sig over msg as verified under keys of generation gen,
+// for a signature the engine has just made with those keys (Sign): a read
+// of these very bytes then needs no verification, as after a first read.
+// It claims nothing Verify would not: the keys verify what they sign
+// (TestSignedIsRemembered checks it). A put's GET right after it verified
+// the signature the put had made a moment before: a sixth of a 4 KiB GET's
+// CPU in the server's profile.
+func (c *sigCache) remember(gen uint64, msg, sig []byte) {
+	c.add(gen, sigKey(msg, sig))
+}
+
+func (c *sigCache) add(gen uint64, k [sha256.Size]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
 		if gen < c.gen {
-			return nil // verified with keys since replaced: not remembered
+			return // verified with keys since replaced: not remembered
 		}
 		c.gen, c.cur, c.old = gen, map[[sha256.Size]byte]struct{}{}, nil
 	}
@@ -75,11 +91,10 @@ func (c *sigCache) verify(keys Keys, gen uint64, msg, sig []byte) error {
 	if len(c.cur) >= c.max {
 		c.old, c.cur = c.cur, map[[sha256.Size]byte]struct{}{}
 	}
-	return nil
 }
 
-// cachedKeys is the engine's keys with verifications remembered by a
-// sigCache.
+// cachedKeys is the engine's keys with verifications, and the signatures
+// they make, remembered by a sigCache.
 type cachedKeys struct {
 	Keys
 	c   *sigCache
@@ -91,4 +106,12 @@ func (k cachedKeys) Verify(msg, sig []byte) error {
 		return k.Keys.Verify(msg, sig)
 	}
 	return k.c.verify(k.Keys, k.gen, msg, sig)
+}
+
+func (k cachedKeys) Sign(msg []byte) ([]byte, error) {
+	sig, err := k.Keys.Sign(msg)
+	if err == nil && k.c != nil {
+		k.c.remember(k.gen, msg, sig)
+	}
+	return sig, err
 }

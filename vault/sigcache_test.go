@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"testing"
@@ -111,5 +112,52 @@ func TestReadsVerifyEveryEnvelope(t *testing.T) {
 	}
 	if err := read(); err != nil {
 		t.Fatalf("genuine envelope unreadable after the test restored it: %v", err)
+	}
+}
+
+// TestSignedIsRemembered: the envelope a put signs is remembered as
+// verified, so the first read of the version verifies it by hash only;
+// what it remembers is only what the keys verify (they accept what they
+// sign), and an envelope altered in the index is still refused
+// (TestReadsVerifyEveryEnvelope). It fails when sealing does not remember.
+func TestSignedIsRemembered(t *testing.T) {
+	n := newTestNode(t)
+	e := n.e
+	ctx := t.Context()
+	msg := []byte("any bytes the keys sign")
+	sig, err := n.keys.Sign(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.keys.Verify(msg, sig); err != nil {
+		t.Fatalf("the keys do not verify what they sign: %v", err)
+	}
+	for _, size := range []int{5, 3 * testStripe} { // inline and streamed
+		key := fmt.Sprintf("doc-%d", size)
+		info, err := e.Put(ctx, "registry", key, bytes.NewReader(bytes.Repeat([]byte{7}, size)), PutOptions{Size: int64(size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.index.Get(ctx, "registry", key, info.VersionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := v.Envelope
+		k := sigKey(env[:len(env)-ed25519.SignatureSize], env[len(env)-ed25519.SignatureSize:])
+		e.sigs.mu.Lock()
+		_, hit := e.sigs.cur[k]
+		e.sigs.mu.Unlock()
+		if !hit {
+			t.Fatalf("%d bytes: the put's envelope signature is not remembered", size)
+		}
+		// The first read verifies by hash: the keys are not asked.
+		counting := &countingKeys{Keys: e.k()}
+		ck := cachedKeys{Keys: counting, c: e.sigs, gen: e.keysGen}
+		if _, err := manifest.Open(env, ck); err != nil {
+			t.Fatal(err)
+		}
+		if counting.n != 0 {
+			t.Fatalf("%d bytes: the first read verified the signature %d times, want 0", size, counting.n)
+		}
 	}
 }

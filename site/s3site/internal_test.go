@@ -168,3 +168,17 @@ func TestFullProvider(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRangeStart: a Content-Range header is the provider's; rangeStart
+// never panics and returns only a start the header spells in digits.
+func FuzzRangeStart(f *testing.F) {
+	f.Add("bytes 100-199/1000")
+	f.Add("bytes */1000")
+	f.Add("bytes -1-2/3")
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ok := rangeStart(v)
+		if ok && (n < 0 || len(v) < 8 || v[6] < '0' || v[6] > '9') {
+			t.Fatalf("%q: start %d", v, n)
+		}
+	})
+}

@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -233,7 +234,7 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if err != nil {
 		return nil, fmt.Errorf("s3 site %s: get %s: %w", s.where, name, err)
 	}
-	rc, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, key, opts)
+	rc, _, h, err := s.core.GetObject(ctx, s.cfg.Bucket, key, opts)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "InvalidRange" {
 			// The blob exists and the range starts at or past its end.
@@ -241,11 +242,41 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		}
 		return nil, s.fail(ctx, "get "+name, err)
 	}
-	return &body{rc: rc, s: s, ctx: ctx, name: name}, nil
+	// The provider's answer is outside input: at an offset, it must say it
+	// starts there (one that ignores the range sends the blob from its
+	// start, which the caller would take for the bytes at off); and no
+	// more than length bytes are passed on, whatever it sends.
+	if off > 0 {
+		if start, ok := rangeStart(h.Get("Content-Range")); !ok || start != off {
+			rc.Close()
+			return nil, fmt.Errorf("s3 site %s: get %s: asked for bytes from %d, the provider answered the range %q: %w", s.where, name, off, h.Get("Content-Range"), site.ErrUnavailable)
+		}
+	}
+	var r io.Reader = rc
+	if length > 0 {
+		r = io.LimitReader(rc, length)
+	}
+	return &body{r: r, rc: rc, s: s, ctx: ctx, name: name}, nil
+}
+
+// rangeStart returns the first byte of a Content-Range header
+// ("bytes 100-199/1000").
+func rangeStart(v string) (int64, bool) {
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok || first == "" || strings.Trim(first, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // body reports a connection lost mid-read as site.ErrUnavailable.
 type body struct {
+	r    io.Reader // rc, limited to the length asked for
 	rc   io.ReadCloser
 	s    *Site
 	ctx  context.Context
@@ -253,7 +284,7 @@ type body struct {
 }
 
 func (b *body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {
 		err = b.s.fail(b.ctx, "get "+b.name+": read", err)
 	}
