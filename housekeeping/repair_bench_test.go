@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,32 +38,10 @@ var (
 // (in round -embassy.repair-profile-round only, the first by default) and
 // returns what stops them.
 func profileRepair(b *testing.B, round int) func() {
-	var stops []func()
-	if round+1 == *benchRepairRound && *benchRepairProfile != "" {
-		f, err := os.Create(*benchRepairProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	if round+1 != *benchRepairRound {
+		return func() {}
 	}
-	if round+1 == *benchRepairRound && *benchRepairTrace != "" {
-		f, err := os.Create(*benchRepairTrace)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := trace.Start(f); err != nil {
-			b.Fatal(err)
-		}
-		stops = append(stops, func() { trace.Stop(); f.Close() })
-	}
-	return func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}
+	return benchutil.StartProfiles(b, *benchRepairProfile, *benchRepairTrace)
 }
 
 // BenchmarkRepair writes objects (4 GiB by default) to six dir sites with

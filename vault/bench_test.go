@@ -6,11 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
-	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,32 +45,7 @@ var (
 // startGetProfile starts what -embassy.get-cpuprofile and -embassy.get-trace
 // ask for, and returns the function that stops it.
 func startGetProfile(b *testing.B) (stop func()) {
-	var stops []func()
-	if *benchGetProfile != "" {
-		f, err := os.Create(*benchGetProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
-	}
-	if *benchGetTrace != "" {
-		f, err := os.Create(*benchGetTrace)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := trace.Start(f); err != nil {
-			b.Fatal(err)
-		}
-		stops = append(stops, func() { trace.Stop(); f.Close() })
-	}
-	return func() {
-		for _, s := range stops {
-			s()
-		}
-	}
+	return benchutil.StartProfiles(b, *benchGetProfile, *benchGetTrace)
 }
 
 func benchEngine(b *testing.B, root string) *Engine {

@@ -59,17 +59,7 @@ func TestLockOnDamagedCopy(t *testing.T) {
 				}
 				sid := manifestSites(m)[1]
 				p := filepath.Join(n.dirs[sid], filepath.FromSlash(manifest.BlobName(m.Version)))
-				b, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				envLen, err := manifest.EnvelopeLen(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, c.damage(bytes.Clone(b), envLen), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				b := damageCopy(t, p, c.damage)
 				_, err = n.e.SetLegalHold(ctx, "registry", key, info.VersionID, true)
 				if inline {
 					if err == nil {

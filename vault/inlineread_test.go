@@ -30,6 +30,25 @@ var inlineDamage = []struct {
 	{"block flipped", func(b []byte, envLen int) []byte { b[envLen+50] ^= 0x10; return b }, true},
 }
 
+// damageCopy rewrites the manifest copy at path (a test node's dir site's
+// file) as damage returns it, given a clone of the copy and its envelope's
+// length, and returns the copy as it was.
+func damageCopy(t *testing.T, path string, damage func(b []byte, envLen int) []byte) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envLen, err := manifest.EnvelopeLen(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, damage(bytes.Clone(b), envLen), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestInlineCopyDamaged: a GET of an inline object one of whose data
 // copies is cut short or corrupt returns the object (from the others and
 // parity) and reports the damage once, at that shard, as a corrupt block
@@ -54,18 +73,7 @@ func TestInlineCopyDamaged(t *testing.T) {
 			if !l.Inline || l.Parity {
 				t.Fatalf("location %+v: want an inline data shard", l)
 			}
-			p := filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob))
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			envLen, err := manifest.EnvelopeLen(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, c.damage(b, envLen), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			damageCopy(t, filepath.Join(n.dirs[l.Site], filepath.FromSlash(l.Blob)), c.damage)
 			r, err := n.e.Get(t.Context(), "registry", key, GetOptions{Length: -1})
 			if err != nil {
 				t.Fatal(err)
