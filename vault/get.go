@@ -935,16 +935,6 @@ func (pr *partReader) close() {
 	}
 }
 
-// inlineBlocks returns a reader positioned at shard i's block in an inline
-// manifest blob.
-func inlineBlocks(ctx context.Context, s site.Site, name string, i int, part manifest.Part, g geometry) (io.ReadCloser, error) {
-	tail, at, err := inlineTail(ctx, s, name, i, part, g)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(tail[at:])), nil
-}
-
 // inlineReader returns a reader positioned at shard i's block in an inline
 // manifest blob: it reads the envelope's header for its length and skips
 // the envelope and the blocks before shard i's, so that the block is read

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -149,7 +148,7 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 				errs[i] = fmt.Errorf("site %s: %w", sid, err)
 				return
 			}
-			old, err := io.ReadAll(io.LimitReader(rc, manifest.MaxEnvelope+int64(m.StripeSize)*2))
+			old, err := readInline(rc, manifest.MaxEnvelope+int64(m.StripeSize)*2, 0)
 			rc.Close()
 			if err != nil {
 				errs[i] = fmt.Errorf("site %s: %w", sid, err)

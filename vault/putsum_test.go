@@ -105,7 +105,7 @@ func checkStreamingSums(t *testing.T, n *testNode, key string, sum erasure.Check
 			st, _ := n.e.site(sid)
 			var rc io.ReadCloser
 			if p.Inline {
-				rc, err = inlineBlocks(ctx, st.Store, manifest.BlobName(m.Version), i, p, g)
+				rc, err = inlineReader(ctx, st.Store, manifest.BlobName(m.Version), i, p, g)
 			} else {
 				rc, err = st.Store.Get(ctx, manifest.ShardBlobName(p.Blob, i), 0, -1)
 			}
