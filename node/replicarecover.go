@@ -398,12 +398,15 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return nil, RecoverReport{}, pr, errors.New("the replicated descriptor names no site")
 	}
 	put := func(s site.Site, name string, b []byte) error {
-		if _, err := s.Stat(ctx, name); err == nil {
-			pr.Present++
-			return nil // what a site holds stays as it is
-		}
-		if err := s.Put(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
+		stored, err := restoreBlob(ctx, s, name, func() error {
+			return s.Put(ctx, name, bytes.NewReader(b), int64(len(b)))
+		})
+		if err != nil {
 			return err
+		}
+		if !stored {
+			pr.Present++
+			return nil
 		}
 		pr.Blobs++
 		pr.Bytes += int64(len(b))
@@ -423,12 +426,13 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 				pr.Skipped++
 				continue
 			}
-			if _, err := s.Stat(ctx, ref.Name); err == nil {
-				pr.Present++
-				continue // what a site holds stays as it is
-			}
-			if err := copyListed(ctx, s, ref, open); err != nil {
+			stored, err := restoreBlob(ctx, s, ref.Name, func() error { return copyListed(ctx, s, ref, open) })
+			if err != nil {
 				return fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
+			}
+			if !stored {
+				pr.Present++
+				continue
 			}
 			pr.Blobs++
 			pr.Bytes += ref.Size
@@ -479,6 +483,26 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		pr.Log.Problem = err.Error()
 	}
 	return n, rep, pr, nil
+}
+
+// restoreBlob writes a blob from the ally to site s with put, only if
+// the site says it holds none of that name (site.ErrNotFound): what a site
+// holds stays as it is. A site that cannot say (unavailable, refusing the
+// question) is not written to: the ally's copy would replace one it may
+// hold, which may be newer (a manifest's later revision, a later
+// checkpoint of the log). It returns whether put stored the blob.
+func restoreBlob(ctx context.Context, s site.Site, name string, put func() error) (bool, error) {
+	_, err := s.Stat(ctx, name)
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, site.ErrNotFound):
+		return false, fmt.Errorf("cannot tell whether the site holds it, so not written (a copy it holds would be replaced): %w", err)
+	}
+	if err := put(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // recoverPage is how many blobs recovery asks an ally to list at a time
