@@ -212,7 +212,7 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	if resp.StatusCode != http.StatusOK {
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return h.fail("put "+name, &PeerError{Peer: h.peer, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error})
 	}

@@ -220,7 +220,7 @@ func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, end
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
 	}
