@@ -281,7 +281,7 @@ func (b *peerBlobs) Get(ctx context.Context, name string, off, length int64) (io
 	if err != nil {
 		return nil, b.fail("get "+name, err)
 	}
-	return limitBody(rc, length), nil
+	return site.Limited(rc, length), nil
 }
 
 // fail names the owner's site in a failed read, as the engine's own sites'

@@ -196,6 +196,13 @@ func TestLyingHost(t *testing.T) {
 	if err := est.AddSite(SiteConfig{Descriptor: site.Descriptor{ID: "lux-hosted"}, Driver: "peer", Peer: "LUX"}); err != nil {
 		t.Fatal(err)
 	}
+	// Every site the engine reads, of whatever driver, is read through
+	// the guard, which holds each Get to its length (site.Limited).
+	for _, s := range est.Engine.Sites() {
+		if _, ok := s.Store.(*site.Guarded); !ok {
+			t.Errorf("site %s is a %T, not read through site.Guarded", s.ID, s.Store)
+		}
+	}
 	// One shard in BEL (the hosted site), one in EST: either serves.
 	if err := est.AddVault(VaultConfig{Name: "hosted", Erasure: "1+1", Survive: "jurisdictions=1", Jurisdictions: []string{"BEL", "EST"}}); err != nil {
 		t.Fatal(err)
