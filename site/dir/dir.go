@@ -838,9 +838,9 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		return &directReader{f: f, name: name, off: off, end: off + length}, nil
 	}
 	if length >= dropBehindMin {
-		return &dropReader{SectionReader: io.NewSectionReader(f, off, length), f: f, start: off, dropped: off}, nil
+		return &dropReader{SectionReader: io.NewSectionReader(newBlobAt(f), off, length), f: f, start: off, dropped: off}, nil
 	}
-	return &sectionCloser{SectionReader: io.NewSectionReader(f, off, length), f: f}, nil
+	return &sectionCloser{SectionReader: io.NewSectionReader(newBlobAt(f), off, length), f: f}, nil
 }
 
 const (
@@ -988,7 +988,7 @@ func preadFull(f *os.File, buf []byte, off int64) (int, error) {
 	got := 0
 	for got < len(buf) {
 		at := got &^ (directAlign - 1)
-		n, err := unix.Pread(fd, buf[at:], off+int64(at))
+		n, err := preadOnce(fd, buf[at:], off+int64(at))
 		if err == unix.EINTR {
 			continue
 		}

@@ -1,7 +1,9 @@
 package dir
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"syscall"
 	"unsafe" // and for go:linkname
@@ -120,4 +122,73 @@ func renameat(olddirfd int, oldpath string, newdirfd int, newpath string) error 
 		return e
 	}
 	return nil
+}
+
+// handoffReadMin is the least a read asks for to give up the P first. A
+// large GET's shard streams read a block (a quarter of a stripe, 256 KiB
+// and more) at a time, and from the disk when the kernel's read-ahead has
+// not got there first: the goroutine kept its P through the wait, so the
+// process's Ps were busy while its cores were not (docs/design.md, "Large
+// GETs: reads give up the P (eighteenth pass)"). A smaller read (an inline
+// copy, a block's checksum) mostly finds the page cache, where handing the
+// P on would cost a thread's wake-up for nothing.
+const handoffReadMin = 64 << 10
+
+// preadAt reads len(p) bytes from off of fd as os.File.ReadAt does (until
+// p is full, io.EOF at the file's end), giving up the P before each call.
+func preadAt(fd int, p []byte, off int64) (int, error) {
+	got := 0
+	for got < len(p) {
+		n, e := blockingSyscall4(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[got])), uintptr(len(p)-got), uintptr(off+int64(got)))
+		runtime.KeepAlive(p)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return got, e
+		}
+		if n == 0 {
+			return got, io.EOF
+		}
+		got += int(n)
+	}
+	return got, nil
+}
+
+// blobAt reads an open blob at offsets, as its *os.File does, a read of
+// handoffReadMin bytes or more through preadAt.
+type blobAt struct {
+	f  *os.File
+	fd int
+}
+
+func newBlobAt(f *os.File) blobAt { return blobAt{f: f, fd: int(f.Fd())} }
+
+func (b blobAt) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) < handoffReadMin {
+		return b.f.ReadAt(p, off)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("dir site: read %s: negative offset %d", b.f.Name(), off)
+	}
+	n, err := preadAt(b.fd, p, off)
+	runtime.KeepAlive(b.f)
+	if err != nil && err != io.EOF {
+		err = &os.PathError{Op: "read", Path: b.f.Name(), Err: err}
+	}
+	return n, err
+}
+
+// preadOnce is unix.Pread, giving up the P first: a cold read (O_DIRECT)
+// always waits for the disk.
+func preadOnce(fd int, p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, e := blockingSyscall4(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off))
+	runtime.KeepAlive(p)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

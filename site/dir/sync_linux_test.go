@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,4 +143,65 @@ func onOneP(t *testing.T, what string, fn func(w int) error) {
 	for err := range errs {
 		t.Errorf("%s: %v", what, err)
 	}
+}
+
+// The reads that give up the P return what os.File.ReadAt returns: the
+// same bytes, counts and io.EOF, at any offset and size, short or past
+// the end, from many goroutines on one P.
+func TestReadsHandOff(t *testing.T) {
+	d := t.TempDir()
+	want := make([]byte, 5*handoffReadMin+123)
+	for i := range want {
+		want[i] = byte(i*7 + i>>9)
+	}
+	name := filepath.Join(d, "a")
+	if err := os.WriteFile(name, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := newBlobAt(f)
+	size := int64(len(want))
+	cases := []struct{ off, n int64 }{
+		{0, handoffReadMin}, {1, handoffReadMin}, {0, size}, {17, size - 17}, {3, 2 * handoffReadMin},
+		{size - handoffReadMin, handoffReadMin}, {size - 10, handoffReadMin}, {size, handoffReadMin},
+		{size + 4096, handoffReadMin}, {0, size + 1}, {0, handoffReadMin - 1}, {size - 5, 100},
+	}
+	for _, c := range cases {
+		wp, gp := make([]byte, c.n), make([]byte, c.n)
+		wn, werr := f.ReadAt(wp, c.off)
+		gn, gerr := b.ReadAt(gp, c.off)
+		if gn != wn || !errors.Is(gerr, werr) && gerr != werr || !bytes.Equal(gp[:gn], wp[:wn]) {
+			t.Errorf("ReadAt(%d bytes at %d): got %d, %v; os.File.ReadAt gives %d, %v", c.n, c.off, gn, gerr, wn, werr)
+		}
+	}
+	if n, err := b.ReadAt(make([]byte, handoffReadMin), -1); n != 0 || err == nil {
+		t.Errorf("ReadAt at -1: %d, %v; want an error", n, err)
+	}
+	// A descriptor that is not open: the system call's error, with the path.
+	closed, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := newBlobAt(closed)
+	closed.Close()
+	if _, err := cb.ReadAt(make([]byte, handoffReadMin), 0); !errors.Is(err, unix.EBADF) {
+		t.Errorf("ReadAt of a closed file: %v, want EBADF", err)
+	}
+	// A section of it through io.SectionReader, as Get returns it.
+	onOneP(t, "reads from many goroutines", func(w int) error {
+		off := int64(w * 4099 % len(want))
+		got, err := io.ReadAll(io.NewSectionReader(b, off, size-off))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want[off:]) {
+			return fmt.Errorf("section at %d: %d bytes differ from the file's", off, len(got))
+		}
+		_ = make([]byte, 64<<10)
+		return nil
+	})
 }
