@@ -97,7 +97,10 @@ func TestCatchUpReadsOnce(t *testing.T) {
 	}
 }
 
-// A take-up's scratch file left by a crash is removed at the next one.
+// A take-up's scratch file left by a crash is removed at the next one,
+// and nothing else is: not a link of that name (nor what it points to), a
+// directory, or a file of another name an operator left there. Before,
+// everything matching ".takeup-*" was removed.
 func TestCatchUpScratchLeftByACrash(t *testing.T) {
 	k := testKeys(t)
 	dir := t.TempDir()
@@ -105,9 +108,35 @@ func TestCatchUpScratchLeftByACrash(t *testing.T) {
 	if err := os.WriteFile(left, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// What is not a take-up's own stays.
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]func(string) error{
+		".takeup-4567": func(p string) error { return os.Symlink(target, p) },
+		".takeup-89":   func(p string) error { return os.Mkdir(p, 0o700) },
+		".takeup-notes": func(p string) error {
+			return os.WriteFile(p, []byte("an operator's"), 0o600)
+		},
+		".takeup-": func(p string) error { return os.WriteFile(p, []byte("an operator's"), 0o600) },
+	}
+	for name, mk := range kept {
+		if err := mk(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l := openLog(t, testConfig(t, k, dir, map[string]site.Site{"a": memory.New()}))
 	closeLog(t, l)
 	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("scratch left by a crash: %v", err)
+	}
+	for name := range kept {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s, not a take-up's scratch file: %v", name, err)
+		}
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "kept" {
+		t.Errorf("a link's target: %q, %v", b, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -103,13 +105,7 @@ func (l *Log) catchUp(ctx context.Context, size uint64) (uint64, error) {
 	if l.cfg.Sites == nil {
 		return size, nil
 	}
-	// Left by a take-up a crash ended (the directory is locked: no other
-	// is running).
-	if left, _ := filepath.Glob(filepath.Join(l.cfg.Dir, scratchPattern)); len(left) > 0 {
-		for _, name := range left {
-			os.Remove(name)
-		}
-	}
+	removeScratch(l.cfg.Dir, l.log)
 	var problems []string
 	for _, c := range SiteCopies(ctx, l.cfg.Sites(), l.cfg.Origin, l.cfg.Verifiers) {
 		if c.Err != nil || c.Size <= size {
@@ -253,7 +249,8 @@ type entryScratch struct {
 	w *bufio.Writer
 }
 
-// scratchPattern names an entryScratch's file.
+// scratchPattern names an entryScratch's file (os.CreateTemp puts decimal
+// digits for the star).
 const scratchPattern = ".takeup-*"
 
 func newEntryScratch(dir string) (*entryScratch, error) {
@@ -262,6 +259,35 @@ func newEntryScratch(dir string) (*entryScratch, error) {
 		return nil, err
 	}
 	return &entryScratch{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// isScratch reports whether a directory entry is a take-up's scratch
+// file: a regular file (a symbolic link is not followed, and not one)
+// named as newEntryScratch names them.
+func isScratch(e fs.DirEntry) bool {
+	digits, ok := strings.CutPrefix(e.Name(), strings.TrimSuffix(scratchPattern, "*"))
+	return ok && e.Type().IsRegular() && digits != "" && len(digits) <= 20 && strings.Trim(digits, "0123456789") == ""
+}
+
+// removeScratch removes the scratch files a take-up a crash ended left in
+// the log's directory dir (locked: no take-up is running), and nothing
+// else: a symbolic link, a directory or a file of another name that an
+// operator left there stays.
+func removeScratch(dir string, lg *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !isScratch(e) {
+			continue
+		}
+		// Remove unlinks the name itself: had the file been replaced by
+		// a link since it was listed, the link goes, not its target.
+		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+			lg.Info("audit log: removed the scratch file of a take-up a crash ended", "file", filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // add appends an entry (at most MaxEntry bytes: a bundle's length prefix

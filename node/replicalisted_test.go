@@ -2,11 +2,15 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/memory"
@@ -69,5 +73,134 @@ func TestRecoverListedBlobs(t *testing.T) {
 	})
 	if err == nil || asked {
 		t.Errorf("a blob listed at %d bytes: asked %v, %v", maxSharedBlob+1, asked, err)
+	}
+}
+
+// statFails is a site that cannot answer whether it holds a blob (a
+// provider unreachable for the moment, or refusing HEAD) but takes puts.
+type statFails struct{ site.Site }
+
+func (s statFails) Stat(ctx context.Context, name string) (site.Info, error) {
+	return site.Info{}, fmt.Errorf("stat %s: %w", name, site.ErrUnavailable)
+}
+
+// TestRecoverKeepsWhatASiteMayHold: recovery from an ally writes a blob
+// to a site only where the site says it holds none of that name. A site
+// that cannot say is not written to: the ally's copy would replace one
+// the site may hold, which may be newer than the replica's (a manifest's
+// later revision, a later log checkpoint). Before, any error of the
+// site's Stat counted as "absent" and the blob was written over.
+func TestRecoverKeepsWhatASiteMayHold(t *testing.T) {
+	held := []byte("the site's own, newer copy")
+	from := []byte("the ally's copy")
+	name := "m/ab/ab000000000000000000000000000000"
+	open := func(federation.BlobRef) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(from)), nil }
+	ref := federation.BlobRef{Site: "est-1", Name: name, Size: int64(len(from))}
+	for _, c := range []struct {
+		name   string
+		hold   bool // the site holds a blob of that name
+		failed bool // its Stat fails
+		stored bool
+		err    bool
+	}{
+		{"absent", false, false, true, false},
+		{"present", true, false, false, false},
+		{"unknown, held", true, true, false, true},
+		{"unknown, absent", false, true, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, shared := range []bool{false, true} {
+				mem := memory.New()
+				if c.hold {
+					if err := mem.Put(t.Context(), name, bytes.NewReader(held), int64(len(held))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var s site.Site = mem
+				if c.failed {
+					s = statFails{mem}
+				}
+				put := func() error { return copyListed(t.Context(), s, ref, open) }
+				if shared {
+					put = func() error { return s.Put(t.Context(), name, bytes.NewReader(from), int64(len(from))) }
+				}
+				stored, err := restoreBlob(t.Context(), s, name, put)
+				if stored != c.stored || (err != nil) != c.err {
+					t.Errorf("shared %v: stored %v, %v; want stored %v, error %v", shared, stored, err, c.stored, c.err)
+				}
+				if err != nil && !errors.Is(err, site.ErrUnavailable) {
+					t.Errorf("shared %v: %v, want the site's error", shared, err)
+				}
+				rc, gerr := mem.Get(t.Context(), name, 0, -1)
+				var got []byte
+				if gerr == nil {
+					got, _ = io.ReadAll(rc)
+					rc.Close()
+				}
+				switch {
+				case c.hold && !bytes.Equal(got, held):
+					t.Errorf("shared %v: the site's copy became %q", shared, got)
+				case !c.hold && c.stored && !bytes.Equal(got, from):
+					t.Errorf("shared %v: stored %q, %v", shared, got, gerr)
+				case !c.hold && !c.stored && gerr == nil:
+					t.Errorf("shared %v: %q written to a site that could not say what it holds", shared, got)
+				}
+			}
+		})
+	}
+}
+
+// TestRecoveryCallsHaveTimeForTheBlob: a call to the ally during a
+// recovery is bounded by a deadline that grows with the size of the blob
+// it brings back (recoveryWithin: ten minutes, and the size at 1 MB/s),
+// and that deadline ends when the answer's body is closed. Before, the
+// recovery client's http.Client.Timeout of ten minutes covered reading
+// every answer's body: a site's own blob that took longer to send (a
+// 25 GiB shard blob below about 43 MB/s) was cut whatever its progress,
+// and a second run started it again.
+func TestRecoveryCallsHaveTimeForTheBlob(t *testing.T) {
+	root, err := custody.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := custody.NewKeyring(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := kr.RecoveryKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := recoveryClient(federation.Card{}, rk, "recovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 0 {
+		t.Errorf("the recovery client bounds every exchange, body included, to %v", c.Timeout)
+	}
+	const large = 25 << 30
+	if got, least := recoveryWithin(large), time.Duration(large/(1<<20))*time.Second; got < least {
+		t.Errorf("a blob of %d bytes is given %v, less than %v (1 MB/s)", int64(large), got, least)
+	}
+	if got := recoveryWithin(0); got != recoveryTimeout {
+		t.Errorf("a small answer is given %v, want %v", got, recoveryTimeout)
+	}
+	var callCtx context.Context
+	rc, err := withinCall(t.Context(), recoveryWithin(large), func(ctx context.Context) (io.ReadCloser, error) {
+		callCtx = ctx
+		return io.NopCloser(strings.NewReader("blob")), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := callCtx.Deadline(); !ok || time.Until(d) < recoveryWithin(large)-time.Hour {
+		t.Errorf("the call's deadline: %v (set %v), want about %v from now", d, ok, recoveryWithin(large))
+	}
+	if callCtx.Err() != nil {
+		t.Fatalf("the call's context ended before its body was closed: %v", callCtx.Err())
+	}
+	rc.Close()
+	if callCtx.Err() == nil {
+		t.Error("the call's context outlives its body")
 	}
 }
