@@ -1,6 +1,9 @@
 package housekeeping
 
 import (
+	"bytes"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site/sitetest"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -90,5 +94,95 @@ func TestVerifyLogReplacedCopies(t *testing.T) {
 	}
 	if !strings.Contains(all, "a copy replaced") {
 		t.Fatalf("problems:\n%s\nwant the replaced copies named", all)
+	}
+}
+
+// TestFIFOAtBlobName: a FIFO put at a blob's name in a directory site (by
+// hand, or by an intruder) is not the node's blob. A GET returns the object
+// from the other copies or shards, a scrub (reporting or repairing) names
+// the FIFO in its report and finishes, an index rebuild finishes and
+// indexes the version, and the FIFO is left where it is. Before, the first
+// open of it blocked in open(2), out of every context's reach, until a
+// writer came: sitetest.Unblocked turns that into a failure.
+func TestFIFOAtBlobName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		size int
+		// blob returns the name of the blob to replace on site sid.
+		blob func(t *testing.T, n *testNode, sid string, info vault.ObjectInfo) string
+	}{
+		{"manifest copy", 100, func(t *testing.T, n *testNode, sid string, info vault.ObjectInfo) string {
+			return manifest.BlobName(info.VersionID)
+		}},
+		{"shard blob", 10 * testStripe, func(t *testing.T, n *testNode, sid string, info vault.ObjectInfo) string {
+			var found string
+			filepath.WalkDir(filepath.Join(n.dirs[sid], "s"), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() && found == "" {
+					rel, _ := filepath.Rel(n.dirs[sid], p)
+					found = filepath.ToSlash(rel)
+				}
+				return nil
+			})
+			if found == "" {
+				t.Fatalf("no shard blob on site %s", sid)
+			}
+			return found
+		}},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			n := newTestNode(t)
+			key := "fifo/" + c.name
+			data := content(key, c.size)
+			info := n.put(key, data)
+			sid := ""
+			locs, err := n.e.Locate(t.Context(), "registry", key, manifest.ID{})
+			if err != nil || len(locs) == 0 {
+				t.Fatalf("locate: %v", err)
+			}
+			sid = locs[0].Site
+			path := filepath.Join(n.dirs[sid], filepath.FromSlash(c.blob(t, n, sid, info)))
+			sitetest.MakeFIFO(t, path)
+			fifos := []string{path}
+
+			got := sitetest.Unblocked(t, "GET", fifos, func() []byte { return n.mustRead(key) })
+			if !bytes.Equal(got, data) {
+				t.Fatalf("GET: %d bytes, not the object's %d", len(got), len(data))
+			}
+			for _, repair := range []bool{false, true} {
+				type scrubbed struct {
+					rep ScrubReport
+					err error
+				}
+				r := sitetest.Unblocked(t, fmt.Sprintf("scrub (repair %v)", repair), fifos, func() scrubbed {
+					rep, err := n.k.Scrub(t.Context(), ScrubOptions{Repair: repair})
+					return scrubbed{rep, err}
+				})
+				rep, err := r.rep, r.err
+				t.Logf("scrub (repair %v): errors %q, unrepairable %q", repair, rep.Errors, rep.Unrepairable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all := strings.Join(append(rep.Errors, rep.Unrepairable...), "\n")
+				if !strings.Contains(all, path) || !strings.Contains(all, "FIFO") {
+					t.Fatalf("scrub (repair %v) does not name the FIFO %s: errors %q, unrepairable %q", repair, path, rep.Errors, rep.Unrepairable)
+				}
+			}
+			n.ix.Close()
+			os.Remove(filepath.Join(n.root, "index.db"))
+			n.ix = nil
+			n.open(filepath.Join(n.root, "index.db"))
+			if err := sitetest.Unblocked(t, "index rebuild", fifos, func() error {
+				_, err := n.k.RebuildIndex(t.Context(), nil)
+				return err
+			}); err != nil {
+				t.Fatalf("index rebuild: %v", err)
+			}
+			if got := sitetest.Unblocked(t, "GET after the rebuild", fifos, func() []byte { return n.mustRead(key) }); !bytes.Equal(got, data) {
+				t.Fatalf("GET after the rebuild: %d bytes, not the object's %d", len(got), len(data))
+			}
+			if fi, err := os.Lstat(path); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+				t.Fatalf("the FIFO at %s: %v, %v", path, fi, err)
+			}
+		})
 	}
 }

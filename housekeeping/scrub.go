@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,10 +294,14 @@ const (
 
 // checkCopies reads and verifies every copy of a version's manifest. It
 // returns each copy's state by site, and the newest verified manifest it
-// saw (which may be newer than the indexed one: the index is then behind).
-func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost func(string) bool) (map[string]copyState, *manifest.Manifest, []byte) {
+// saw (which may be newer than the indexed one: the index is then behind),
+// and why each copy that a site holds but could not read (copyUnknown, the
+// site answering) was not read: an I/O error, a file that is not a blob
+// (dir.ErrNotRegular: a FIFO at its name), for the report.
+func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost func(string) bool) (map[string]copyState, *manifest.Manifest, []byte, map[string]error) {
 	sites := manifestSites(m)
 	states := make(map[string]copyState, len(sites))
+	var unread map[string]error
 	var newest *manifest.Manifest
 	var newestEnv []byte
 	var mu sync.Mutex
@@ -321,6 +326,12 @@ func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost fun
 				st = copyUnknown
 			case err != nil && !errors.Is(err, manifest.ErrCorrupt):
 				st = copyUnknown
+				mu.Lock()
+				if unread == nil {
+					unread = map[string]error{}
+				}
+				unread[sid] = err
+				mu.Unlock()
 			case err != nil:
 				st = copyDamaged
 			default:
@@ -341,7 +352,7 @@ func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost fun
 		})
 	}
 	wg.Wait()
-	return states, newest, newestEnv
+	return states, newest, newestEnv, unread
 }
 
 // scrubVersion checks (and repairs) one version.
@@ -375,7 +386,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	rep.Bytes = m.Size
 	lost := func(sid string) bool { return o.Lost[sid] }
 	// Manifest copies.
-	copies, newest, newestEnv := k.checkCopies(ctx, m, lost)
+	copies, newest, newestEnv, unread := k.checkCopies(ctx, m, lost)
+	for _, sid := range slices.Sorted(maps.Keys(unread)) {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: manifest copy on site %s unreadable (not rewritten): %v", name, sid, unread[sid]))
+	}
 	if newest != nil && newest.Revision > m.Revision {
 		// A site holds a newer revision than the index: the index is
 		// behind (a failed recommit, or a restored backup). Take it and
@@ -611,6 +625,8 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 	out := make([]shardState, len(p.Sites))
 	var wg sync.WaitGroup
 	var read atomic.Int64
+	var mu sync.Mutex
+	var unread []string
 	for i, sid := range p.Sites {
 		if lost(sid) {
 			out[i].bad = true
@@ -622,12 +638,22 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 			if err != nil {
 				out[i].bad = true
 				out[i].corrupt = errors.Is(err, vault.ErrShardDamaged)
+				if !out[i].corrupt && !errors.Is(err, site.ErrNotFound) && !errors.Is(err, site.ErrUnavailable) && ctx.Err() == nil {
+					// Neither damage nor absence: an I/O error, a file
+					// that is not a blob (a FIFO at its name), named in
+					// the report.
+					mu.Lock()
+					unread = append(unread, fmt.Sprintf("%s/%s version %s part %d shard %d on site %s unreadable: %v", m.Vault, m.Key, m.Version, p.Number, i, sid, err))
+					mu.Unlock()
+				}
 				k.log.WarnContext(ctx, "scrub: shard damaged", "vault", m.Vault, "version", m.Version, "part", p.Number, "shard", i, "site", sid, "err", err)
 			}
 		})
 	}
 	wg.Wait()
 	rep.BytesRead += read.Load()
+	slices.Sort(unread)
+	rep.Errors = append(rep.Errors, unread...)
 	return out
 }
 

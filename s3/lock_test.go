@@ -3,6 +3,9 @@ package s3_test
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/embassy-dev/embassy/manifest"
 )
 
 // deleteVersion deletes one version as c, with or without the governance
@@ -437,4 +442,140 @@ func TestRetainUntilFraction(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(longer)
+}
+
+// manifestCopies returns the paths of the copies of version id's manifest
+// on the node's directory sites.
+func (h *harness) manifestCopies(t *testing.T, id string) []string {
+	t.Helper()
+	vid, err := manifest.ParseID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := "/" + manifest.BlobName(vid)
+	var out []string
+	err = filepath.WalkDir(h.root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(filepath.ToSlash(p), suffix) {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLockOnDamagedInlineCopy: PutObjectLegalHold and PutObjectRetention
+// on a small (inline) object one of whose manifest copies is damaged
+// succeed: every copy is rewritten from the good ones, the damaged one
+// included, and each then verifies, carries the new lock and holds its
+// blocks as before. Before, the change failed (500) until a scrub had
+// rebuilt the copy.
+func TestLockOnDamagedInlineCopy(t *testing.T) {
+	h := newHarness(t)
+	h.lockedBucket("locked")
+	ctx := t.Context()
+	body := bytes.Repeat([]byte("inline object "), 150)
+	id := h.put("locked", "doc", body)
+	copies := h.manifestCopies(t, id)
+	if len(copies) < 3 {
+		t.Fatalf("%d manifest copies", len(copies))
+	}
+	tails := map[string][]byte{}
+	for _, p := range copies {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := manifest.EnvelopeLen(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == n {
+			t.Fatalf("copy %s holds no blocks: the object is not inline", p)
+		}
+		tails[p] = b[n:]
+	}
+	damage := func(p string, f func(b []byte, envLen int) []byte) {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := manifest.EnvelopeLen(b)
+		if err := os.WriteFile(p, f(b, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, ok func(*manifest.Lock) bool) {
+		t.Helper()
+		for _, p := range copies {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := manifest.EnvelopeLen(b)
+			if err != nil || n > len(b) {
+				t.Fatalf("after %s: copy %s: %v", what, p, err)
+			}
+			m, err := h.n.Engine.OpenEnvelope(b[:n])
+			if err != nil {
+				t.Fatalf("after %s: copy %s: %v", what, p, err)
+			}
+			if !ok(m.Lock) {
+				t.Errorf("after %s: copy %s: lock %+v", what, p, m.Lock)
+			}
+			if !bytes.Equal(b[n:], tails[p]) {
+				t.Errorf("after %s: copy %s: %d bytes of blocks, want its %d as before", what, p, len(b)-n, len(tails[p]))
+			}
+		}
+	}
+
+	damage(copies[0], func(b []byte, n int) []byte { return b[:n-10] })
+	_, err := h.sdk.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("doc"), VersionId: aws.String(id),
+		LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+	if err != nil {
+		t.Fatalf("legal hold with copy %s damaged: %v", copies[0], err)
+	}
+	check("the legal hold", func(l *manifest.Lock) bool { return l != nil && l.LegalHold })
+
+	damage(copies[1], func(b []byte, _ int) []byte { b[0] = 'X'; return b })
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if err := setRetention(t, h.sdk, "locked", "doc", id, types.ObjectLockRetentionModeGovernance, until, false); err != nil {
+		t.Fatalf("retention with copy %s damaged: %v", copies[1], err)
+	}
+	check("the retention", func(l *manifest.Lock) bool {
+		return l != nil && l.LegalHold && l.Mode == "GOVERNANCE" && l.Until.Equal(until)
+	})
+	if mode, got := retention(t, h, "locked", "doc", id); mode != types.ObjectLockRetentionModeGovernance || !got.Equal(until) {
+		t.Errorf("GetObjectRetention: %s until %s, want GOVERNANCE until %s", mode, got, until)
+	}
+	if got := h.get("locked", "doc"); !bytes.Equal(got, body) {
+		t.Errorf("GET after the changes: %d bytes, not the object's %d", len(got), len(body))
+	}
+
+	// With fewer good copies than the k blocks needed, the change is
+	// refused (503, as a read with too few shards is) and nothing is
+	// written: the hold stays on, in the index and on the good copies.
+	for _, p := range copies[:3] {
+		damage(p, func(b []byte, n int) []byte { return b[:n-10] })
+	}
+	_, err = h.sdk.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("doc"), VersionId: aws.String(id),
+		LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff}})
+	wantAPIError(t, err, "ServiceUnavailable", 503)
+	// The server logged the failure, naming every damaged copy.
+	h.mu.Lock()
+	if len(h.failed) != 1 || !strings.Contains(h.failed[0], "damaged copy") || !strings.Contains(h.failed[0], "too few intact shards") {
+		t.Errorf("server logged %q, want the refused change naming the damaged copies", h.failed)
+	}
+	h.failed = nil
+	h.mu.Unlock()
+	hold, err := h.sdk.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: aws.String("locked"), Key: aws.String("doc"), VersionId: aws.String(id)})
+	if err != nil || hold.LegalHold.Status != types.ObjectLockLegalHoldStatusOn {
+		t.Errorf("legal hold after a refused change: %+v, %v", hold, err)
+	}
+	copies = copies[3:]
+	check("a refused change", func(l *manifest.Lock) bool { return l != nil && l.LegalHold && l.Mode == "GOVERNANCE" })
 }

@@ -19,10 +19,12 @@ import (
 // every manifest copy, keeping an inline object's blocks after the
 // envelope. A site's copy cut inside its envelope, or with a garbled
 // header, made the rewrite slice past the copy's end in a goroutine: the
-// node stopped. Now the change of an inline version fails with an error
-// naming the site and the damage, and goes through once the copy is
-// repaired; a version without inline blocks (whose copies are the envelope
-// alone) writes the new envelope over the damaged copy.
+// node stopped (sixteenth pass and before); then the change of an inline
+// version failed until a scrub rebuilt the copy (seventeenth pass). Now
+// every copy is written from the good ones, the damaged one included, with
+// the blocks it held, and the change goes through; a version without
+// inline blocks (whose copies are the envelope alone) writes the new
+// envelope over the damaged copy.
 func TestLockOnDamagedCopy(t *testing.T) {
 	damage := []struct {
 		name   string
@@ -31,8 +33,11 @@ func TestLockOnDamagedCopy(t *testing.T) {
 		{"cut in the header", func(b []byte, _ int) []byte { return b[:5] }},
 		{"empty", func(b []byte, _ int) []byte { return b[:0] }},
 		{"cut in the envelope", func(b []byte, envLen int) []byte { return b[:envLen-10] }},
+		{"cut in the block", func(b []byte, envLen int) []byte { return b[:envLen+10] }},
+		{"longer", func(b []byte, envLen int) []byte { return append(b, 0xee) }},
 		{"length garbled", func(b []byte, _ int) []byte { b[14] ^= 0x40; return b }},
 		{"magic garbled", func(b []byte, _ int) []byte { b[0] = 'X'; return b }},
+		{"missing", nil},
 	}
 	for _, inline := range []bool{true, false} {
 		for _, c := range damage {
@@ -59,25 +64,17 @@ func TestLockOnDamagedCopy(t *testing.T) {
 				}
 				sid := manifestSites(m)[1]
 				p := filepath.Join(n.dirs[sid], filepath.FromSlash(manifest.BlobName(m.Version)))
-				b := damageCopy(t, p, c.damage)
-				_, err = n.e.SetLegalHold(ctx, "registry", key, info.VersionID, true)
-				if inline {
-					if err == nil {
-						t.Fatal("lock change over a damaged inline copy succeeded")
-					}
-					if !errors.Is(err, manifest.ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte(sid)) {
-						t.Fatalf("lock change: %v, want a corrupt copy at site %s", err, sid)
-					}
-					// Repaired (as a scrub's Relocate does), the change
-					// goes through.
-					if err := os.WriteFile(p, b, 0o600); err != nil {
+				var b []byte
+				if c.damage == nil {
+					if b, err = os.ReadFile(p); err != nil {
 						t.Fatal(err)
 					}
-					if _, err := n.e.SetLegalHold(ctx, "registry", key, info.VersionID, true); err != nil {
-						t.Fatalf("lock change after repair: %v", err)
-					}
-				} else if err != nil {
-					t.Fatalf("lock change of a version without inline blocks: %v", err)
+					os.Remove(p)
+				} else {
+					b = damageCopy(t, p, c.damage)
+				}
+				if _, err = n.e.SetLegalHold(ctx, "registry", key, info.VersionID, true); err != nil {
+					t.Fatalf("lock change with the copy on site %s damaged: %v", sid, err)
 				}
 				st, err := n.e.Stat(ctx, "registry", key, info.VersionID)
 				if err != nil || st.Lock == nil || !st.Lock.LegalHold {
@@ -86,22 +83,84 @@ func TestLockOnDamagedCopy(t *testing.T) {
 				if got := n.mustRead(key); !bytes.Equal(got, want) {
 					t.Fatal("object differs after the lock change")
 				}
-				// Every copy now holds the new envelope.
-				for _, s := range manifestSites(m) {
-					st, _ := n.e.Site(s)
-					env, err := ReadEnvelope(ctx, st.Store, manifest.BlobName(m.Version))
-					if err != nil {
-						t.Fatalf("site %s: %v", s, err)
-					}
-					cm, err := manifest.Open(env, n.keys)
-					if err != nil {
-						t.Fatalf("site %s: %v", s, err)
-					}
-					if cm.Lock == nil || !cm.Lock.LegalHold {
-						t.Errorf("site %s: copy's lock %+v", s, cm.Lock)
-					}
+				checkCopiesLocked(t, n, m, func(l *manifest.Lock) bool { return l != nil && l.LegalHold })
+				// The damaged copy holds its blocks again, as they were.
+				got, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				oldLen, _ := manifest.EnvelopeLen(b)
+				newLen, err := manifest.EnvelopeLen(got)
+				if err != nil || !bytes.Equal(got[newLen:], b[oldLen:]) {
+					t.Fatalf("site %s's copy after the change: %d bytes of blocks, want its %d as they were (%v)", sid, len(got)-newLen, len(b)-oldLen, err)
 				}
 			})
+		}
+	}
+}
+
+// checkCopiesLocked fails t unless every copy of m's manifest verifies, is
+// m's version and has a lock that ok accepts.
+func checkCopiesLocked(t *testing.T, n *testNode, m *manifest.Manifest, ok func(*manifest.Lock) bool) {
+	t.Helper()
+	for _, s := range manifestSites(m) {
+		st, _ := n.e.Site(s)
+		env, err := ReadEnvelope(t.Context(), st.Store, manifest.BlobName(m.Version))
+		if err != nil {
+			t.Fatalf("site %s: %v", s, err)
+		}
+		cm, err := manifest.Open(env, n.keys)
+		if err != nil {
+			t.Fatalf("site %s: %v", s, err)
+		}
+		if cm.Version != m.Version || !ok(cm.Lock) {
+			t.Errorf("site %s: copy of version %s, lock %+v", s, cm.Version, cm.Lock)
+		}
+	}
+}
+
+// TestLockOnTooFewGoodCopies: an inline version whose good copies hold
+// fewer than k blocks cannot have its copies rewritten (the blocks of the
+// damaged ones cannot be rebuilt): the lock change fails, naming the
+// damaged copies, and writes nothing, so every good copy keeps the old
+// lock.
+func TestLockOnTooFewGoodCopies(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	key := "lock/too-few"
+	info := n.put(key, content(key, 2000))
+	m, _, err := n.e.resolve(ctx, "registry", key, manifest.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := manifestSites(m)
+	if len(sites) != m.K+m.M {
+		t.Fatalf("%d copies for %d+%d shards: one block a copy expected", len(sites), m.K, m.M)
+	}
+	bad := sites[:m.M+1]
+	for _, sid := range bad {
+		damageCopy(t, filepath.Join(n.dirs[sid], filepath.FromSlash(manifest.BlobName(m.Version))), func(b []byte, envLen int) []byte { return b[:envLen-10] })
+	}
+	_, err = n.e.SetLegalHold(ctx, "registry", key, info.VersionID, true)
+	if err == nil {
+		t.Fatal("lock change with fewer than k good copies succeeded")
+	}
+	for _, sid := range bad {
+		if !bytes.Contains([]byte(err.Error()), []byte("site "+sid+": damaged copy")) {
+			t.Errorf("lock change: %v, does not name site %s's damaged copy", err, sid)
+		}
+	}
+	if !errors.Is(err, manifest.ErrCorrupt) || !errors.Is(err, ErrUnreadable) {
+		t.Errorf("lock change: %v, want manifest.ErrCorrupt and ErrUnreadable", err)
+	}
+	for _, sid := range sites[m.M+1:] {
+		st, _ := n.e.Site(sid)
+		env, err := ReadEnvelope(ctx, st.Store, manifest.BlobName(m.Version))
+		if err != nil {
+			t.Fatalf("site %s: %v", sid, err)
+		}
+		if cm, err := manifest.Open(env, n.keys); err != nil || cm.Lock != nil || cm.Revision != m.Revision {
+			t.Fatalf("site %s's good copy after a refused change: revision %d, lock %+v, %v", sid, cm.Revision, cm.Lock, err)
 		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // Retention modes.
@@ -114,25 +116,37 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 }
 
 // rewriteCopies replaces the envelope in every manifest copy of m, keeping
-// any inline shard blocks that follow it. A copy is site content: one whose
-// envelope header is damaged or cut fails the change of an inline version
-// (its blocks cannot be found), naming the site.
+// any inline shard blocks that follow it. A copy is site content: when one
+// of an inline version's copies is missing, or damaged so that its blocks
+// cannot be found (its envelope header cut or garbled, or the copy cut
+// inside its envelope or its blocks), every copy is written from blocks
+// rebuilt from the good ones (rebuildInline: each block's checksum
+// verified, the stripe authenticated), the damaged copy included. That
+// needs k good blocks; with fewer, nothing is written and the change fails
+// naming the damaged copies. A site that does not answer fails the change
+// as before (its copy cannot be rewritten).
 func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []byte) error {
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
 	errs := make([]error, len(sites))
-	inline := false
+	var inline []manifest.Part
+	held := map[string]int{} // inline blocks each site's copy holds
 	for _, p := range m.Parts {
-		inline = inline || p.Inline
+		if p.Inline {
+			inline = append(inline, p)
+			for _, sid := range p.Sites {
+				held[sid] += partGeometry(m, p).blockSize(0)
+			}
+		}
 	}
 	var wg sync.WaitGroup
-	for i, sid := range sites {
-		s, ok := e.site(sid)
-		if !ok {
-			errs[i] = fmt.Errorf("site %s not configured", sid)
-			continue
-		}
-		if !inline {
+	if len(inline) == 0 {
+		for i, sid := range sites {
+			s, ok := e.site(sid)
+			if !ok {
+				errs[i] = fmt.Errorf("site %s not configured", sid)
+				continue
+			}
 			// The copy is the envelope alone: written over whatever the
 			// site holds, which also repairs a damaged copy.
 			wg.Go(func() {
@@ -140,40 +154,112 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 					errs[i] = fmt.Errorf("site %s: %w", sid, err)
 				}
 			})
+		}
+		wg.Wait()
+		return rewriteErr(m, errs)
+	}
+	// Read every copy's blocks.
+	tails := make([][]byte, len(sites))
+	damaged := make([]error, len(sites))
+	for i, sid := range sites {
+		s, ok := e.site(sid)
+		if !ok {
+			errs[i] = fmt.Errorf("site %s not configured", sid)
 			continue
 		}
 		wg.Go(func() {
 			rc, err := s.Store.Get(ctx, name, 0, -1)
+			if errors.Is(err, site.ErrNotFound) {
+				damaged[i] = fmt.Errorf("site %s: copy missing: %w", sid, err)
+				return
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("site %s: %w", sid, err)
 				return
 			}
-			old, err := readInline(rc, manifest.MaxEnvelope+int64(m.StripeSize)*2, 0)
+			old, err := readInline(rc, manifest.MaxEnvelope+int64(held[sid]), 0)
 			rc.Close()
 			if err != nil {
 				errs[i] = fmt.Errorf("site %s: %w", sid, err)
 				return
 			}
 			n, err := manifest.EnvelopeLen(old)
-			if err == nil && n > len(old) {
+			switch {
+			case err != nil:
+			case n > len(old):
 				err = fmt.Errorf("%w: copy of %d bytes cut inside its envelope of %d", manifest.ErrCorrupt, len(old), n)
+			case len(old)-n != held[sid]:
+				err = fmt.Errorf("%w: copy holds %d bytes of blocks after its envelope, want %d", manifest.ErrCorrupt, len(old)-n, held[sid])
 			}
 			if err != nil {
-				// The blocks after the envelope cannot be found: a scrub
-				// rebuilds the copy (Relocate), then the change can be
-				// tried again.
-				errs[i] = fmt.Errorf("site %s: damaged copy: %w", sid, err)
+				damaged[i] = fmt.Errorf("site %s: damaged copy: %w", sid, err)
 				return
 			}
-			body := append(append(make([]byte, 0, len(env)+len(old)-n), env...), old[n:]...)
+			tails[i] = old[n:]
+		})
+	}
+	wg.Wait()
+	if err := rewriteErr(m, errs); err != nil {
+		return err
+	}
+	if bad := errors.Join(damaged...); bad != nil {
+		// Rebuild every copy's blocks from the good ones.
+		rebuilt, err := e.inlineTails(ctx, m, inline, sites, damaged)
+		if err != nil {
+			return fmt.Errorf("rewrite manifest of %s/%s version %s: %w; the inline blocks cannot be rebuilt from the other copies: %w (nothing written: every copy keeps the old lock; a scrub reports the damage)", m.Vault, m.Key, m.Version, bad, err)
+		}
+		tails = rebuilt
+		e.log.WarnContext(ctx, "lock change: damaged manifest copies rewritten from the others", "vault", m.Vault, "version", m.Version, "err", bad)
+	}
+	for i, sid := range sites {
+		s, _ := e.site(sid)
+		wg.Go(func() {
+			body := append(append(make([]byte, 0, len(env)+len(tails[i])), env...), tails[i]...)
 			if err := s.Store.Put(ctx, name, bytes.NewReader(body), int64(len(body))); err != nil {
 				errs[i] = fmt.Errorf("site %s: %w", sid, err)
 			}
 		})
 	}
 	wg.Wait()
+	return rewriteErr(m, errs)
+}
+
+// rewriteErr is rewriteCopies' error for the copies' errors errs.
+func rewriteErr(m *manifest.Manifest, errs []error) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rewrite manifest of %s/%s version %s: %w (retry; copies not yet rewritten keep the old lock)", m.Vault, m.Key, m.Version, err)
 	}
 	return nil
+}
+
+// inlineTails rebuilds the blocks every site's copy of m holds after its
+// envelope (the inline parts' blocks in part order, each part's in shard
+// order), reading the blocks of the copies not damaged (by site, as
+// sites[i] with damaged[i]).
+func (e *Engine) inlineTails(ctx context.Context, m *manifest.Manifest, inline []manifest.Part, sites []string, damaged []error) ([][]byte, error) {
+	shell := &Reader{e: e, ctx: ctx, m: m, readAll: true, skip: map[[2]int]bool{}}
+	for i, sid := range sites {
+		if damaged[i] == nil {
+			continue
+		}
+		for _, p := range inline {
+			for j, psid := range p.Sites {
+				if psid == sid {
+					shell.skip[[2]int{p.Number, j}] = true
+				}
+			}
+		}
+	}
+	tails := make([][]byte, len(sites))
+	for _, p := range inline {
+		full, err := e.rebuildInline(ctx, shell, p, partGeometry(m, p))
+		if err != nil {
+			return nil, err
+		}
+		for j, psid := range p.Sites {
+			i := slices.Index(sites, psid)
+			tails[i] = append(tails[i], full[j]...)
+		}
+	}
+	return tails, nil
 }

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -485,6 +486,10 @@ func (s *Site) moveIn(dfd, tfd int, tmp, name, parent string) (int, error) {
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: parent, Err: symlinkErr(err)}
 	}
+	if err := keepForeign(pfd, filepath.Join(parent, base), base); err != nil {
+		unix.Close(pfd)
+		return -1, err
+	}
 	if err := renameat(tfd, tmp, pfd, base); err != nil {
 		unix.Close(pfd)
 		return -1, &os.LinkError{Op: "rename", Old: filepath.Join(s.root, tmpDir, tmp), New: filepath.Join(parent, base), Err: err}
@@ -816,7 +821,8 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 	if err != nil {
 		return nil, err
 	}
-	f, err := openAt(dfd, s.root, name, os.O_RDONLY, 0)
+	direct := length >= directMin && site.ColdRead(ctx)
+	f, direct, err := openBlob(dfd, s.root, name, direct)
 	unix.Close(dfd)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -834,7 +840,7 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		}
 		return f, nil
 	}
-	if length >= directMin && site.ColdRead(ctx) && setDirect(f, true) == nil {
+	if direct {
 		return &directReader{f: f, name: name, off: off, end: off + length}, nil
 	}
 	if length >= dropBehindMin {
@@ -1044,6 +1050,15 @@ func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {
 	}
 	if fi.IsDir() {
 		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, site.ErrNotFound)
+	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO, a socket or a device: not a blob (see ErrNotRegular).
+		// The check costs nothing: lstatAt took the file's mode.
+		var mode uint32
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			mode = st.Mode
+		}
+		return site.Info{}, fmt.Errorf("dir site: stat %s: %w", name, notRegular("stat", filepath.Join(s.root, name), mode))
 	}
 	return site.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime()}, nil
 }

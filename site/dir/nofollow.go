@@ -138,6 +138,9 @@ func removeAt(dfd int, root, rel string) error {
 	if pfd != dfd {
 		defer unix.Close(pfd)
 	}
+	if err := keepForeign(pfd, filepath.Join(root, rel), base); err != nil {
+		return err
+	}
 	if err := unix.Unlinkat(pfd, base, 0); err != nil {
 		return &os.PathError{Op: "remove", Path: filepath.Join(root, rel), Err: err}
 	}
@@ -171,4 +174,112 @@ func mkdirBeneath(root, rel string, mode uint32) error {
 		return &os.PathError{Op: "mkdir", Path: filepath.Join(root, rel), Err: err}
 	}
 	return nil
+}
+
+// Files that are not regular. A blob is a regular file; anything else at a
+// blob's name (a FIFO, a socket, a device, a directory) was put there by
+// someone other than the node. Opening a FIFO for reading blocks in
+// open(2) until a writer comes, out of any context's reach, so a blob is
+// opened with O_NONBLOCK and its type checked (fstat) before anything is
+// read: such a file is ErrNotRegular, reported with its path and type, and
+// left where it is (never read, never removed).
+
+// ErrNotRegular: a blob's name in the site's directory holds a file that is
+// not a regular file (a FIFO, a socket, a device, a directory), which the
+// node never writes. Someone other than the node changed the site's
+// directory: find out who, and remove it by hand; the node reads the blob
+// from its other copies or shards meanwhile.
+var ErrNotRegular = errors.New("not a regular file: not a blob the node wrote, left in place")
+
+// notRegular is op's error for a file of mode (st_mode) at path.
+func notRegular(op, path string, mode uint32) error {
+	return &os.PathError{Op: op, Path: path, Err: fmt.Errorf("a %s, %w", fileType(mode), ErrNotRegular)}
+}
+
+// keepForeign refuses (ErrNotRegular) to replace or remove base in the
+// open directory pfd (path, for the error) when it is a FIFO, a socket or
+// a device: a put's rename would replace it and a delete unlink it, and it
+// is not the node's to remove (a symbolic link is removed itself, as
+// ErrSymlink says; a directory cannot be). One fstatat, on paths that
+// fsync a directory anyway.
+func keepForeign(pfd int, path, base string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil // missing, or the rename or unlink says why
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFLNK, unix.S_IFDIR:
+		return nil
+	}
+	return notRegular("replace or remove", path, st.Mode)
+}
+
+// fileType names the type in a st_mode, for a person.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "FIFO (named pipe)"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	case unix.S_IFREG:
+		return "regular file"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// openBlob opens rel beneath dfd, the open directory root, for reading,
+// following no symbolic link and without blocking on what is not a regular
+// file (ErrNotRegular). direct asks for O_DIRECT; it reports whether the
+// file has it. The open takes O_NONBLOCK, which the fstat that checks the
+// type makes safe, and the F_SETFL that clears it again (reads of a regular
+// file ignore it, but os.NewFile would take a non-blocking file for one to
+// poll) sets O_DIRECT in the same call: the flags it opened with are known,
+// so no F_GETFL is needed.
+func openBlob(dfd int, root, rel string, direct bool) (*os.File, bool, error) {
+	path := filepath.Join(root, rel)
+	fd, err := openat2(dfd, rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		var st unix.Stat_t
+		if err == unix.ENXIO && unix.Fstatat(dfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			// A socket (or a device without a driver) cannot be opened.
+			return nil, false, notRegular("open", path, st.Mode)
+		}
+		return nil, false, &os.PathError{Op: "open", Path: path, Err: symlinkErr(err)}
+	}
+	var st unix.Stat_t
+	for {
+		if err = unix.Fstat(fd, &st); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, false, notRegular("open", path, st.Mode)
+	}
+	fl := 0
+	if direct {
+		fl = unix.O_DIRECT
+	}
+	if _, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil && direct {
+		// The filesystem refuses O_DIRECT: read through the page cache.
+		direct = false
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, false, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), direct, nil
 }
