@@ -8,7 +8,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/site/memory"
@@ -145,5 +147,60 @@ func TestRecoverKeepsWhatASiteMayHold(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecoveryCallsHaveTimeForTheBlob: a call to the ally during a
+// recovery is bounded by a deadline that grows with the size of the blob
+// it brings back (recoveryWithin: ten minutes, and the size at 1 MB/s),
+// and that deadline ends when the answer's body is closed. Before, the
+// recovery client's http.Client.Timeout of ten minutes covered reading
+// every answer's body: a site's own blob that took longer to send (a
+// 25 GiB shard blob below about 43 MB/s) was cut whatever its progress,
+// and a second run started it again.
+func TestRecoveryCallsHaveTimeForTheBlob(t *testing.T) {
+	root, err := custody.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := custody.NewKeyring(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := kr.RecoveryKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := recoveryClient(federation.Card{}, rk, "recovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 0 {
+		t.Errorf("the recovery client bounds every exchange, body included, to %v", c.Timeout)
+	}
+	const large = 25 << 30
+	if got, least := recoveryWithin(large), time.Duration(large/(1<<20))*time.Second; got < least {
+		t.Errorf("a blob of %d bytes is given %v, less than %v (1 MB/s)", int64(large), got, least)
+	}
+	if got := recoveryWithin(0); got != recoveryTimeout {
+		t.Errorf("a small answer is given %v, want %v", got, recoveryTimeout)
+	}
+	var callCtx context.Context
+	rc, err := withinCall(t.Context(), recoveryWithin(large), func(ctx context.Context) (io.ReadCloser, error) {
+		callCtx = ctx
+		return io.NopCloser(strings.NewReader("blob")), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := callCtx.Deadline(); !ok || time.Until(d) < recoveryWithin(large)-time.Hour {
+		t.Errorf("the call's deadline: %v (set %v), want about %v from now", d, ok, recoveryWithin(large))
+	}
+	if callCtx.Err() != nil {
+		t.Fatalf("the call's context ended before its body was closed: %v", callCtx.Err())
+	}
+	rc.Close()
+	if callCtx.Err() == nil {
+		t.Error("the call's context outlives its body")
 	}
 }

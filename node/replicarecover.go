@@ -198,7 +198,49 @@ func recoveryClient(card federation.Card, rk *custody.PeerKeys, nodeID string) (
 			return nil
 		},
 	}
-	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}, nil
+	// No deadline on the whole exchange here (http.Client.Timeout covers
+	// reading the body): each call has its own (recoveryWithin), which
+	// grows with the blob's size.
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}, nil
+}
+
+// recoveryTimeout bounds a recovery call to an ally whose answer is small
+// (a page of the listing, a blob of every site), and recoveryRate is the
+// slowest transfer a site's own blob is given time for beyond it: a large
+// shard blob is brought back at 1 MB/s or more, whatever its size.
+const (
+	recoveryTimeout = 10 * time.Minute
+	recoveryRate    = 1 << 20 // bytes a second
+)
+
+// recoveryWithin is how long a recovery call for a blob of size bytes may
+// take, its answer's body read: recoveryTimeout, and size at recoveryRate.
+func recoveryWithin(size int64) time.Duration {
+	return recoveryTimeout + time.Duration(max(size, 0)/recoveryRate)*time.Second
+}
+
+// withinCall makes call under a deadline of d from now, which ends when
+// the body it returns is closed.
+func withinCall(ctx context.Context, d time.Duration, call func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	rc, err := call(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return cancelOnClose{rc, cancel}, nil
+}
+
+// cancelOnClose is a body whose Close also ends its call's context.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, endpoint string, in any) (io.ReadCloser, error) {
@@ -220,7 +262,7 @@ func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, end
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
 	}
@@ -298,7 +340,9 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	// (walkRecoveryListing).
 	list := func(fn func(page federation.RecoverListResponse) error) error {
 		ask := func(after string) (federation.RecoverListResponse, error) {
-			rc, err := recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after, Max: recoverPage})
+			rc, err := withinCall(ctx, recoveryTimeout, func(ctx context.Context) (io.ReadCloser, error) {
+				return recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after, Max: recoverPage})
+			})
 			if err != nil {
 				return federation.RecoverListResponse{}, err
 			}
@@ -334,7 +378,9 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return nil, RecoverReport{}, pr, err
 	}
 	open := func(ref federation.BlobRef) (io.ReadCloser, error) {
-		return recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
+		return withinCall(ctx, recoveryWithin(ref.Size), func(ctx context.Context) (io.ReadCloser, error) {
+			return recoveryCall(ctx, c, card, federation.EndpointRecoverBlob, federation.RecoverBlobRequest{Site: ref.Site, Name: ref.Name})
+		})
 	}
 	fetch := func(ref federation.BlobRef) ([]byte, error) { return readListed(ref, open) }
 	// The descriptor names the sites and opens with the root only.
