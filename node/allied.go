@@ -279,9 +279,23 @@ var errReadOnly = errors.New("an ally's shared data is read-only")
 func (b *peerBlobs) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
 	rc, err := b.n.callPeerRaw(ctx, b.peer, federation.EndpointBlob, federation.BlobRequest{Ticket: b.ticket, Site: b.site, Name: name, Offset: off, Length: length})
 	if err != nil {
-		return nil, err
+		return nil, b.fail("get "+name, err)
 	}
-	return limitBody(rc, length), nil
+	return site.Limited(rc, length), nil
+}
+
+// fail names the owner's site in a failed read, as the engine's own sites'
+// errors do: a blob the owner says is not there is missing, any other
+// refusal or failure leaves the site unavailable for this read.
+func (b *peerBlobs) fail(what string, err error) error {
+	var pe *PeerError
+	switch {
+	case errors.As(err, &pe) && pe.Code == federation.CodeNotFound:
+		return fmt.Errorf("site %s of node %s (shared): %s: %w: %w", b.site, b.peer, what, site.ErrNotFound, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("site %s of node %s (shared): %s: %w: %w", b.site, b.peer, what, site.ErrUnavailable, err)
 }
 
 func (b *peerBlobs) Put(context.Context, string, io.Reader, int64) error { return errReadOnly }

@@ -212,7 +212,7 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	if resp.StatusCode != http.StatusOK {
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return h.fail("put "+name, &PeerError{Peer: h.peer, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error})
 	}
@@ -228,20 +228,10 @@ func (h *hostedSite) Get(ctx context.Context, name string, off, length int64) (i
 	if err != nil {
 		return nil, h.fail("get "+name, err)
 	}
-	return limitBody(rc, length), nil
-}
-
-// limitBody passes on at most length bytes of a peer's answer (all of it
-// when length < 0): what the host sends is outside input, and callers
-// read what they asked for into memory.
-func limitBody(rc io.ReadCloser, length int64) io.ReadCloser {
-	if length < 0 {
-		return rc
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.LimitReader(rc, length), rc}
+	// What the host sends is outside input, and callers read what they
+	// asked for into memory (the engine's sites are Guarded, which
+	// limits too; prepareHostedSite reads through the driver itself).
+	return site.Limited(rc, length), nil
 }
 
 // Stat implements site.Site.

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/federation"
@@ -175,6 +177,37 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("peer %s: %s (%d %s)", e.Peer, e.Msg, e.Status, e.Code)
 }
 
+// peerText is what a peer's refusal says when it is not the protocol's
+// JSON (a proxy's error page, or anything a peer cares to send): its
+// first maxPeerText bytes, trimmed, with what is not printable UTF-8
+// replaced, or only its size when it is not text, so that a peer cannot
+// put a 64 KiB body or terminal escapes into the node's errors and logs.
+func peerText(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	cut := len(s) > maxPeerText
+	if cut {
+		s = s[:maxPeerText]
+	}
+	bad := 0
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			bad++
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	switch {
+	case bad > len(s)/8:
+		return fmt.Sprintf("an answer of %d bytes, not text", len(b))
+	case cut:
+		return s + fmt.Sprintf("… (%d bytes)", len(b))
+	}
+	return s
+}
+
+// maxPeerText bounds what peerText keeps of a refusal.
+const maxPeerText = 200
+
 // callPeerRaw sends a signed request to peer id's endpoint and returns the
 // answer's body, which the caller closes; a refusal is a *PeerError.
 func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io.ReadCloser, error) {
@@ -207,7 +240,7 @@ func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return nil, &PeerError{Peer: id, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
 	}

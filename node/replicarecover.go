@@ -262,7 +262,7 @@ func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, end
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var pe federation.PeerError
 		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
+			pe.Error = peerText(b)
 		}
 		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
 	}
@@ -336,34 +336,30 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if err != nil {
 		return nil, RecoverReport{}, pr, err
 	}
-	// list calls fn with every page of the ally's listing.
+	// list calls fn with every page of the ally's listing, checked
+	// (walkRecoveryListing).
 	list := func(fn func(page federation.RecoverListResponse) error) error {
-		after := ""
-		for {
+		ask := func(after string) (federation.RecoverListResponse, error) {
 			rc, err := withinCall(ctx, recoveryTimeout, func(ctx context.Context) (io.ReadCloser, error) {
 				return recoveryCall(ctx, c, card, federation.EndpointRecoverList, federation.RecoverListRequest{After: after, Max: recoverPage})
 			})
 			if err != nil {
-				return err
+				return federation.RecoverListResponse{}, err
 			}
 			b, err := io.ReadAll(io.LimitReader(rc, federation.MaxAnswer+1))
 			rc.Close()
 			if err != nil {
-				return err
+				return federation.RecoverListResponse{}, err
 			}
 			page, err := federation.ParseRecoverListResponse(b)
 			if err != nil {
-				return fmt.Errorf("peer %s: %w", card.NodeID, err)
+				return page, fmt.Errorf("peer %s: %w", card.NodeID, err)
 			}
-			pr.Owner, pr.Deletions = page.Owner, page.Deletions
-			if err := fn(page); err != nil {
-				return err
-			}
-			if !page.Truncated || page.Next == "" || page.Next <= after {
-				return nil
-			}
-			after = page.Next
+			return page, nil
 		}
+		owner, deletions, err := walkRecoveryListing(ctx, card.NodeID, ask, fn)
+		pr.Owner, pr.Deletions = owner, deletions
+		return err
 	}
 	// The blobs that belong on every site (the descriptor, the witness's
 	// memory, the log's resources: a few for every 256 log entries) are
@@ -549,6 +545,110 @@ func restoreBlob(ctx context.Context, s site.Site, name string, put func() error
 		return false, err
 	}
 	return true, nil
+}
+
+// errListing: an ally's recovery listing broke its own order or went on
+// past what any replica holds; the recovery stops, nothing of it is taken
+// for complete.
+var errListing = errors.New("recovery listing refused")
+
+// Bounds of an ally's recovery listing. A replica lists each blob once,
+// in the order of its key (listingKey), a page after the key the last one
+// ended at; an ally that lists without end, repeats a page or goes back
+// would keep a recovery going (and, for the blobs that belong on every
+// site, which are held until the end, growing) until it is stopped.
+var (
+	// maxRecoverBlobs bounds the blobs one listing may hold: a hundred
+	// million (a replica of some ten million versions' shard blobs and
+	// manifest copies at 4+2).
+	maxRecoverBlobs = 100_000_000
+	// maxSharedBlobs bounds the blobs that belong on every site (the
+	// descriptor, the witness's memory, the log's tiles, bundles and
+	// checkpoint), which recovery holds by name until it writes them: a
+	// log of about 260 million entries has 1,048,576 of them.
+	maxSharedBlobs = 1 << 20
+)
+
+// listingKey is where ref stands in a replica's recovery listing: the
+// replica's object key after the owner's prefix (replicaKey), what the
+// listing's Next names.
+func listingKey(ref federation.BlobRef) string {
+	if ref.Site == federation.AllSites {
+		return ref.Name
+	}
+	return "b/" + ref.Site + "/" + ref.Name
+}
+
+// walkRecoveryListing asks an ally (peer, for errors) for its recovery
+// listing page by page, ask(after) returning the page after the key
+// after, and calls fn with each page once it is checked. It returns the
+// replica's owner and deletion count. A page must keep the owner of the
+// first, list its blobs in strictly increasing order after the key asked,
+// and, when there is more, end (Next) at or past its last blob; a page that
+// repeats or goes back, says there is more without a blob or a new key,
+// or a listing past maxRecoverBlobs blobs or maxSharedBlobs blobs of every
+// site, is errListing naming the ally and what was wrong. An error leaves
+// the listing unfinished: the caller must not take what it copied for a
+// whole replica.
+func walkRecoveryListing(ctx context.Context, peer string, ask func(after string) (federation.RecoverListResponse, error), fn func(page federation.RecoverListResponse) error) (owner string, deletions int, err error) {
+	after := ""
+	blobs, shared := 0, 0
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("peer %s: %w: %s", peer, errListing, fmt.Sprintf(format, args...))
+	}
+	for pages := 1; ; pages++ {
+		if err := ctx.Err(); err != nil {
+			return owner, deletions, err
+		}
+		page, err := ask(after)
+		if err != nil {
+			return owner, deletions, err
+		}
+		switch {
+		case pages == 1:
+			owner = page.Owner
+		case page.Owner != owner:
+			return owner, deletions, refuse("page %d (after %q) is node %s's replica, the first was node %s's", pages, after, page.Owner, owner)
+		}
+		deletions = page.Deletions
+		last := after
+		for _, ref := range page.Blobs {
+			key := listingKey(ref)
+			if key <= last {
+				what := "repeats or goes back"
+				if last == after {
+					what = "starts at or before the key asked"
+				}
+				return owner, deletions, refuse("page %d (after %q) %s: %q listed after %q", pages, after, what, key, last)
+			}
+			last = key
+			if ref.Site == federation.AllSites {
+				shared++
+			}
+		}
+		blobs += len(page.Blobs)
+		if blobs > maxRecoverBlobs {
+			return owner, deletions, refuse("more than %d blobs listed (%d pages): no replica holds that many", maxRecoverBlobs, pages)
+		}
+		if shared > maxSharedBlobs {
+			return owner, deletions, refuse("more than %d blobs of every site listed (%d pages): no replica's log has that many", maxSharedBlobs, pages)
+		}
+		if page.Truncated {
+			switch {
+			case len(page.Blobs) == 0:
+				return owner, deletions, refuse("page %d (after %q) lists no blob but says there are more", pages, after)
+			case page.Next < last:
+				return owner, deletions, refuse("page %d (after %q) ends at %q, before its last blob %q", pages, after, page.Next, last)
+			}
+		}
+		if err := fn(page); err != nil {
+			return owner, deletions, err
+		}
+		if !page.Truncated {
+			return owner, deletions, nil
+		}
+		after = page.Next
+	}
 }
 
 // recoverPage is how many blobs recovery asks an ally to list at a time

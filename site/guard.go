@@ -23,6 +23,10 @@ import (
 // when all is well. A refusal is kept for [RecheckRefused] (or its own
 // [UnavailableError.Recheck], if shorter) and a failure to
 // check (the site does not answer) for [RetryCheck] before trying again.
+//
+// A Get through it passes on at most the length asked ([Limited]), so a
+// driver that forgets to hold its provider to the range cannot make a
+// caller read more than it asked for.
 type Guarded struct {
 	inner Site
 	id    string
@@ -129,13 +133,17 @@ func (g *Guarded) Put(ctx context.Context, name string, r io.Reader, size int64)
 	return g.after(g.inner.Put(ctx, name, r, size))
 }
 
-// Get implements Site.
+// Get implements Site. It passes on at most length bytes, whatever the
+// driver sends ([Limited]).
 func (g *Guarded) Get(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
 	if err := g.ready(ctx); err != nil {
 		return nil, err
 	}
 	rc, err := g.inner.Get(ctx, name, off, length)
-	return rc, g.after(err)
+	if err != nil {
+		return nil, g.after(err)
+	}
+	return Limited(rc, length), nil
 }
 
 // Stat implements Site.

@@ -1,8 +1,10 @@
 package site_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -129,5 +131,68 @@ func TestGuardRechecksSoonerWhenTold(t *testing.T) {
 	g.Status(ctx)
 	if n := checks.Load(); n != 3 {
 		t.Fatalf("Forget: %d checks, want 3", n)
+	}
+}
+
+// overSender is a driver that forgets the length asked: every Get sends
+// the blob from off to its end, then bytes without end.
+type overSender struct{ site.Site }
+
+func (o overSender) Get(ctx context.Context, name string, off, _ int64) (io.ReadCloser, error) {
+	rc, err := o.Site.Get(ctx, name, off, -1)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(rc, endless{}), rc}, nil
+}
+
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0xee
+	}
+	return len(p), nil
+}
+
+// TestGuardHoldsGetToItsLength: whatever a driver sends, a Get through
+// the guard passes on at most the length asked, the blob's own bytes when
+// the driver sent them; a Get to the end is the driver's as it is.
+func TestGuardHoldsGetToItsLength(t *testing.T) {
+	inner := memory.New()
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	if err := inner.Put(ctx, "s/ab/x", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	g := site.Guard("est-1", overSender{inner}, func(context.Context) error { return nil })
+	for _, r := range [][2]int64{{0, 0}, {0, 100}, {500, 1000}, {9990, 10}, {9990, 100}} {
+		rc, err := g.Get(ctx, "s/ab/x", r[0], r[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		want := data[r[0]:min(r[0]+r[1], int64(len(data)))]
+		if r[0]+r[1] > int64(len(data)) {
+			// Past the end the driver sent its endless bytes: held to
+			// the length, they are not the blob's, which the caller's
+			// checks find.
+			want = append(append([]byte(nil), want...), bytes.Repeat([]byte{0xee}, int(r[0]+r[1])-len(data))...)
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("Get(%d, %d): %d bytes, %v; want %d", r[0], r[1], len(got), err, len(want))
+		}
+	}
+	rc, err := g.Get(ctx, "s/ab/x", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if n, _ := io.Copy(io.Discard, io.LimitReader(rc, 1<<20)); n != 1<<20 {
+		t.Errorf("Get(0, -1) passed on %d bytes, want the driver's answer as it is", n)
 	}
 }

@@ -36,7 +36,10 @@ import (
 //
 // Get returns length bytes of the blob starting at off (length < 0 reads to
 // the end). A range past the end yields fewer bytes. A missing blob returns
-// an error wrapping [ErrNotFound].
+// an error wrapping [ErrNotFound]. A driver passes on no more than length
+// bytes whatever its provider sends; the node reads every site it opens
+// through [Guarded], which holds each Get to its length as well
+// ([Limited]).
 //
 // Stat returns a blob's size. Delete removes a blob; deleting a missing blob
 // is not an error. List calls fn for every blob whose name starts with

@@ -762,7 +762,7 @@ var testHookFsync func(dir string)
 // syncDir makes the entries of dir durable, sharing an fsync with the
 // other callers waiting on the same directory.
 func (s *Site) syncDir(dir string) error {
-	return s.groupSync(dir, func() error { return atomicfile.SyncDir(dir) })
+	return s.groupSync(dir, func() error { return syncDirAt(dir) })
 }
 
 // groupSync waits until an fsync of dir that started after the call has

@@ -12,8 +12,9 @@ import (
 )
 
 // The driver's calls that wait for the disk give up the goroutine's P
-// before they block: the flushes (fdatasync, a directory's fsync), the
-// O_DIRECT writes of large blobs and the renames.
+// before they block: the flushes (fdatasync, a directory's fsync, also
+// after a mkdir or a delete), the O_DIRECT writes of large blobs, the
+// renames, and reads of 64 KiB or more.
 //
 // A goroutine in an ordinary system call keeps its P (its right to run Go
 // code) until the runtime's monitor takes it back, which it does only from
@@ -191,4 +192,18 @@ func preadOnce(fd int, p []byte, off int64) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
+}
+
+// syncDirAt flushes directory dir's entries (fsync of a descriptor of
+// it), giving up the P first, as atomicfile.SyncDir does otherwise.
+func syncDirAt(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := fsync(int(d.Fd())); err != nil {
+		return &os.PathError{Op: "sync", Path: dir, Err: err}
+	}
+	return nil
 }

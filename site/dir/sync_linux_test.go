@@ -205,3 +205,74 @@ func TestReadsHandOff(t *testing.T) {
 		return nil
 	})
 }
+
+// Directory flushes that give up the P (syncDirAt) do what fsync(2) does,
+// between creates (openat2, as the driver makes its files: the file made
+// with its mode, the create's errors: an existing name, a missing
+// directory, a link on the way, a name outside), from many goroutines on
+// one P.
+func TestDirSyncsHandOff(t *testing.T) {
+	d := t.TempDir()
+	if err := os.Mkdir(filepath.Join(d, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(d, "sub"), filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	create := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	fd, err := openat2(dfd, "sub/a", create, 0o640)
+	if err != nil {
+		t.Fatalf("create sub/a: %v", err)
+	}
+	if _, err := unix.Write(fd, []byte("x")); err != nil {
+		t.Errorf("write: %v", err)
+	}
+	unix.Close(fd)
+	if fi, err := os.Stat(filepath.Join(d, "sub", "a")); err != nil || fi.Mode().Perm()&^0o640 != 0 || fi.Mode().Perm()&0o600 != 0o600 || fi.Size() != 1 {
+		t.Errorf("sub/a after the create: %v, %v", fi, err)
+	}
+	for _, c := range []struct {
+		rel  string
+		want error
+	}{
+		{"sub/a", unix.EEXIST}, {"none/a", unix.ENOENT}, {"link/b", unix.ELOOP}, {"../b", unix.EXDEV},
+	} {
+		fd, err := openat2(dfd, c.rel, create, 0o600)
+		if err == nil {
+			unix.Close(fd)
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("create %s: %v, want %v", c.rel, err, c.want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(d, "sub", "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a create through a link made sub/b: %v", err)
+	}
+	if err := syncDirAt(filepath.Join(d, "sub")); err != nil {
+		t.Errorf("syncDirAt: %v", err)
+	}
+	if err := syncDirAt(filepath.Join(d, "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("syncDirAt of a missing directory: %v", err)
+	}
+	onOneP(t, "creates from many goroutines", func(w int) error {
+		for i := range 8 {
+			fd, err := openat2(dfd, fmt.Sprintf("sub/w%d-%d", w, i), create, 0o600)
+			if err != nil {
+				return err
+			}
+			unix.Close(fd)
+			if err := syncDirAt(filepath.Join(d, "sub")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if ents, err := os.ReadDir(filepath.Join(d, "sub")); err != nil || len(ents) != 1+32*8 {
+		t.Errorf("sub holds %d entries (%v), want %d", len(ents), err, 1+32*8)
+	}
+}
