@@ -179,6 +179,11 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 			}
 		}
 		if _, err := io.ReadFull(rc, b[erasure.HeadRoom:]); err != nil {
+			if errors.Is(err, site.ErrUnavailable) || ctx.Err() != nil {
+				// The site (a connection lost in mid-read) or the caller
+				// ended the read: that says nothing of the shard.
+				return n, fmt.Errorf("shard %d stripe %d: %w", i, j, err)
+			}
 			return n, fmt.Errorf("%w: stripe %d: %v", erasure.ErrChecksum, j, err)
 		}
 		n += int64(size)
