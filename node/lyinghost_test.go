@@ -173,8 +173,8 @@ func lieThrough(t *testing.T, n *Node, id string, l *lyingTransport) {
 // bytes, bytes without end, a wrong status), a GET, a read at an offset
 // and a scrub take it as damage to, or unavailability of, that one shard,
 // named with the site: the object is served from the others, the node
-// reads no more of an endless answer than it asked for (or, for an inline
-// copy read whole, than a copy may hold), and nothing is written to or
+// reads no more of an endless answer than it asked for (of a blob read to
+// its end, no more than a header and a block), and nothing is written to or
 // removed from any site because of it.
 func TestLyingHost(t *testing.T) {
 	est, lux := newAllyNode(t, "EST"), newAllyNode(t, "LUX")
@@ -320,9 +320,11 @@ func TestLyingHost(t *testing.T) {
 			if x != lieLong && rep.AtRisk == 0 {
 				t.Errorf("scrub: %+v; want the lied-about shards found wanting", rep)
 			}
-			// A scrub reads an inline copy whole: at most what a copy may
-			// hold, never without end.
-			for _, o := range liar.overread(inlineCopyLimit) {
+			// A scrub reads a shard blob to its end, a block at a time, and
+			// an inline copy as a GET does: its header, then the block (it
+			// read the copy whole, up to what a copy may hold, 16 MiB and
+			// more, before the eighteenth pass).
+			for _, o := range liar.overread(1<<20 + 64<<10) {
 				t.Errorf("scrub: %s", o)
 			}
 			t.Logf("scrub: %+v", rep)
@@ -335,10 +337,6 @@ func TestLyingHost(t *testing.T) {
 		t.Fatalf("scrub of the truth: %+v, %v", rep, err)
 	}
 }
-
-// inlineCopyLimit is the most a scrub reads of an inline copy it reads
-// whole: an envelope's limit and a few blocks of the test's small object.
-const inlineCopyLimit = manifest.MaxEnvelope + 64<<10
 
 // objectBlobs reads every shard blob and manifest copy on n's sites: those
 // of hosted sites from the host's disk (not through the liar), the others

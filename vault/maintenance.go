@@ -138,12 +138,11 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 	}
 	var rc io.ReadCloser
 	var err error
-	var tail []byte // an inline blob's blocks
 	if p.Inline {
-		var at int
-		if tail, at, err = inlineTail(ctx, s.Store, manifest.BlobName(m.Version), i, p, g); err == nil {
-			rc = io.NopCloser(bytes.NewReader(tail[at:]))
-		}
+		// As a GET reads it: the copy's envelope header, then this
+		// shard's block, into the block buffer below (the copy is not
+		// read whole unless the block is not at its place).
+		rc, err = inlineReader(ctx, s.Store, manifest.BlobName(m.Version), i, p, g)
 	} else {
 		name := manifest.ShardBlobName(p.Blob, i)
 		info, serr := s.Store.Stat(ctx, name)
@@ -184,9 +183,11 @@ func (e *Engine) VerifyShard(ctx context.Context, m *manifest.Manifest, p manife
 		}
 		n += int64(size)
 		_, err := g.sum.VerifyIn(blockID(p, j, i), b)
-		if err != nil && tail != nil {
+		if err != nil && p.Inline {
 			// Relocated under the scrub: see movedInlineBlock.
-			_, err = movedInlineBlock(tail, b, g.sum, blockID(p, j, i), err)
+			if tail, _, terr := inlineTail(ctx, s.Store, manifest.BlobName(m.Version), i, p, g); terr == nil {
+				_, err = movedInlineBlock(tail, b, g.sum, blockID(p, j, i), err)
+			}
 		}
 		if err != nil {
 			return n, err
