@@ -11,7 +11,6 @@ import (
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
-	"github.com/embassy-dev/embassy/site"
 )
 
 // DeleteOptions selects what Delete removes.
@@ -146,13 +145,22 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	// resolve applies the access decision, to delete markers too: removing
 	// a version, or a marker (which undeletes the object), needs the right
 	// to read it.
-	m, _, err := e.resolve(ctx, v.Name, key, o.VersionID)
+	m, env, err := e.resolve(ctx, v.Name, key, o.VersionID)
 	if err != nil && !errors.Is(err, ErrDeleteMarker) {
 		if errors.Is(err, ErrNoSuchVersion) {
 			// Like S3: removing a version that does not exist succeeds.
 			return DeleteResult{VersionID: o.VersionID}, nil
 		}
 		return DeleteResult{}, err
+	}
+	// Every site holding a copy must answer before anything is removed
+	// (an inline version's shards live in its manifest copies, and a
+	// delete that removed some and then failed would leave the version
+	// listed but unreadable), and the lock decided on is the newest
+	// revision's on the sites, not an older one the index may hold
+	// (restored from a backup taken before a retention was set).
+	if m, err = e.newestCopy(ctx, m, env); err != nil {
+		return DeleteResult{}, fmt.Errorf("delete %w", err)
 	}
 	if o.If.IfMatch != "" && !index.ETagListed(o.If.IfMatch, m.ETag) {
 		return DeleteResult{}, fmt.Errorf("%w: %s/%s version %s has ETag %s, not %s", ErrPreconditionFailed, v.Name, key, m.Version, m.ETag, o.If.IfMatch)
@@ -168,21 +176,8 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 			return DeleteResult{}, err
 		}
 	}
-	// Every site holding a copy must answer before anything is removed:
-	// an inline version's shards live in its manifest copies, and a
-	// delete that removed some and then failed would leave the version
-	// listed but unreadable.
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
-	for _, sid := range sites {
-		s, ok := e.site(sid)
-		if !ok {
-			continue
-		}
-		if _, err := s.Store.Stat(ctx, name); err != nil && !errors.Is(err, site.ErrNotFound) {
-			return DeleteResult{}, fmt.Errorf("delete %s/%s version %s: site %s holds a copy and does not answer (retry when it is back): %w", v.Name, key, m.Version, sid, err)
-		}
-	}
 	// The deletion record is durable in the node's log before the delete
 	// commits, and on every site holding a blob of the version before
 	// anything is removed from one: it is what lets garbage collection

@@ -84,8 +84,14 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 	if err := e.CheckWrite(ctx, vault); err != nil {
 		return ObjectInfo{}, err
 	}
-	m, _, err := e.resolve(ctx, vault, key, id)
+	m, ienv, err := e.resolve(ctx, vault, key, id)
 	if err != nil {
+		return ObjectInfo{}, err
+	}
+	// The change is made to the newest revision on the sites, which the
+	// index may not have (newestCopy): a retention set since the index's
+	// backup is the one the change sees, and keeps.
+	if m, err = e.newestCopy(ctx, m, ienv); err != nil {
 		return ObjectInfo{}, err
 	}
 	var cur manifest.Lock

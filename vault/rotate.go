@@ -84,7 +84,14 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	if err != nil {
 		return false, fmt.Errorf("%s/%s version %s: %w", iv.Vault, iv.Key, iv.ID, err)
 	}
-	current := (m.KeyGen == gen || m.DeleteMarker) && envelopeKeyID(iv.Envelope) == e.k().ManifestKeyID()
+	// Re-wrapped from the newest revision on the sites (newestCopy), not
+	// an older one the index may hold.
+	nm, err := e.newestCopy(ctx, m, iv.Envelope)
+	if err != nil {
+		return false, err
+	}
+	current := nm == m && (m.KeyGen == gen || m.DeleteMarker) && envelopeKeyID(iv.Envelope) == e.k().ManifestKeyID()
+	m = nm
 	for _, p := range m.Parts {
 		if p.KeyGen != 0 && p.KeyGen != gen {
 			current = false
@@ -139,8 +146,13 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	m, _, err := e.resolve(ctx, vaultName, key, id)
+	m, ienv, err := e.resolve(ctx, vaultName, key, id)
 	if err != nil {
+		return ObjectInfo{}, err
+	}
+	// Decided on the newest revision on the sites (newestCopy): a label
+	// raised since the index's backup is the one lowering is judged from.
+	if m, err = e.newestCopy(ctx, m, ienv); err != nil {
 		return ObjectInfo{}, err
 	}
 	if text == "" {

@@ -1,0 +1,86 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
+)
+
+// newestCopy returns the manifest a change of m's version (a lock, a
+// label, a re-wrap) or its deletion must decide on: the newest verified
+// one among its copies on the sites and m, the index's, whose envelope is
+// env. The index is a cache and may be older than the sites: restored from
+// a backup taken before a retention was set, the index would have the
+// change written over the sites' newer revision (the retention lost) and a
+// delete go through that the retention forbids (invariant 10). A rewrite
+// that reached the sites but not the index (a failed commit, a change
+// whose retry this is) also leaves copies a revision ahead, by design: the
+// change is then made to that revision, as a rebuild would take it.
+//
+// A copy holding exactly env is that revision and is not opened again. A
+// copy missing, damaged or of another version is left out (scrub reports
+// it); a site that does not answer fails it, as the change or the delete
+// would (every copy is rewritten or removed). A newer revision found is
+// checked as resolve checks the index's: the caller's right to read its
+// label, and its label binding.
+func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byte) (*manifest.Manifest, error) {
+	name := manifest.BlobName(m.Version)
+	sites := manifestSites(m)
+	found := make([]*manifest.Manifest, len(sites))
+	errs := make([]error, len(sites))
+	var wg sync.WaitGroup
+	for i, sid := range sites {
+		s, ok := e.site(sid)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			got, err := ReadEnvelope(ctx, s.Store, name)
+			switch {
+			case err == nil && bytes.Equal(got, env):
+				return
+			case err == nil:
+				cm, oerr := e.OpenEnvelope(got)
+				if oerr == nil && cm.Version == m.Version && cm.Vault == m.Vault && cm.Key == m.Key {
+					found[i] = cm
+				}
+			case errors.Is(err, site.ErrNotFound), errors.Is(err, manifest.ErrCorrupt):
+			default:
+				errs[i] = fmt.Errorf("site %s holds a copy and does not answer (retry when it is back): %w", sid, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%s/%s version %s: %w", m.Vault, m.Key, m.Version, err)
+	}
+	newest, where := m, ""
+	for i, cm := range found {
+		if cm != nil && cm.Revision > newest.Revision {
+			newest, where = cm, sites[i]
+		}
+	}
+	if newest == m {
+		return m, nil
+	}
+	e.log.WarnContext(ctx, "the index holds an older revision of a version than a site: the change is made to the site's (index rebuild brings the index up to date)",
+		"vault", m.Vault, "version", m.Version, "index_revision", m.Revision, "site", where, "site_revision", newest.Revision)
+	v, err := e.Vault(m.Vault)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.canRead(ctx, v, newest.Label); err != nil {
+		return nil, err
+	}
+	if !newest.DeleteMarker {
+		if err := e.verifyBinding(newest); err != nil {
+			return nil, err
+		}
+	}
+	return newest, nil
+}
