@@ -141,7 +141,7 @@ func TestRecoveryListingBounded(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ally := &fakeAlly{t: t, pages: c.pages}
 			got := 0
-			owner, deletions, err := walkRecoveryListing(t.Context(), "lux-node", ally.ask, func(p federation.RecoverListResponse) error {
+			owner, deletions, _, err := walkRecoveryListing(t.Context(), "lux-node", ally.ask, nil, func(p federation.RecoverListResponse) error {
 				got += len(p.Blobs)
 				return nil
 			})
@@ -156,6 +156,73 @@ func TestRecoveryListingBounded(t *testing.T) {
 			}
 			if got != c.blobs {
 				t.Errorf("%d blobs handed on before the listing was refused, want %d", got, c.blobs)
+			}
+		})
+	}
+}
+
+// TestRecoveryListingWalkedTwice: recovery walks the ally's listing twice
+// (the blobs of every site first, then each site's own) and the second
+// walk must list the blobs the first did, with the same sizes. Before, an
+// ally could list other blobs the second time: what was copied was not
+// what the first walk had checked and counted.
+func TestRecoveryListingWalkedTwice(t *testing.T) {
+	listing := func(total int, change func(p *federation.RecoverListResponse)) func(int, string) federation.RecoverListResponse {
+		return func(_ int, after string) federation.RecoverListResponse {
+			from := 0
+			if after != "" {
+				fmt.Sscanf(strings.TrimPrefix(after, "b/est-1/s/ab/ab"), "%d", &from)
+				from++
+			}
+			p := federation.RecoverListResponse{Owner: "est-node", Blobs: []federation.BlobRef{}}
+			for i := from; i < from+7 && i < total; i++ {
+				p.Blobs = append(p.Blobs, shard(i))
+			}
+			if from+7 < total {
+				p.Truncated, p.Next = true, listingKey(p.Blobs[len(p.Blobs)-1])
+			}
+			if change != nil {
+				change(&p)
+			}
+			return p
+		}
+	}
+	walk := func(pages func(int, string) federation.RecoverListResponse, again *listingSum) (listingSum, int, error) {
+		ally := &fakeAlly{t: t, pages: pages}
+		_, _, seen, err := walkRecoveryListing(t.Context(), "lux-node", ally.ask, again, func(federation.RecoverListResponse) error { return nil })
+		return seen, ally.asked, err
+	}
+	first, _, err := walk(listing(30, nil), nil)
+	if err != nil || first.blobs != 30 {
+		t.Fatalf("first walk: %d blobs, %v", first.blobs, err)
+	}
+	if _, _, err := walk(listing(30, nil), &first); err != nil {
+		t.Fatalf("the same listing again: %v", err)
+	}
+	for _, c := range []struct {
+		name  string
+		pages func(int, string) federation.RecoverListResponse
+		want  string
+		asked int // pages asked before the refusal
+	}{
+		{"one more", listing(31, nil), "lists more blobs than the first walk", 5},
+		{"endless", listing(1<<30, nil), "lists more blobs than the first walk", 5},
+		{"one fewer", listing(29, nil), "changed between the two walks: 29 blobs, the first walk 30", 5},
+		{"another size", listing(30, func(p *federation.RecoverListResponse) {
+			for i := range p.Blobs {
+				if p.Blobs[i].Name == shard(12).Name {
+					p.Blobs[i].Size++
+				}
+			}
+		}), "not the same ones", 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, asked, err := walk(c.pages, &first)
+			if !errors.Is(err, errListing) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "peer lux-node") {
+				t.Fatalf("second walk: %v, want errListing naming the ally and %q", err, c.want)
+			}
+			if asked != c.asked {
+				t.Errorf("refused after %d pages, want %d", asked, c.asked)
 			}
 		})
 	}

@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -337,7 +339,8 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return nil, RecoverReport{}, pr, err
 	}
 	// list calls fn with every page of the ally's listing, checked
-	// (walkRecoveryListing).
+	// (walkRecoveryListing); the second walk must list what the first did.
+	walked := listingSum{blobs: -1}
 	list := func(fn func(page federation.RecoverListResponse) error) error {
 		ask := func(after string) (federation.RecoverListResponse, error) {
 			rc, err := withinCall(ctx, recoveryTimeout, func(ctx context.Context) (io.ReadCloser, error) {
@@ -357,8 +360,15 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 			}
 			return page, nil
 		}
-		owner, deletions, err := walkRecoveryListing(ctx, card.NodeID, ask, fn)
+		var again *listingSum
+		if walked.blobs >= 0 {
+			again = &walked
+		}
+		owner, deletions, sum, err := walkRecoveryListing(ctx, card.NodeID, ask, again, fn)
 		pr.Owner, pr.Deletions = owner, deletions
+		if err == nil && again == nil {
+			walked = sum
+		}
 		return err
 	}
 	// The blobs that belong on every site (the descriptor, the witness's
@@ -579,36 +589,47 @@ func listingKey(ref federation.BlobRef) string {
 	return "b/" + ref.Site + "/" + ref.Name
 }
 
+// listingSum is what one walk of a recovery listing saw: how many blobs,
+// and a digest of their keys and sizes in order.
+type listingSum struct {
+	blobs int
+	sum   [sha256.Size]byte
+}
+
 // walkRecoveryListing asks an ally (peer, for errors) for its recovery
 // listing page by page, ask(after) returning the page after the key
 // after, and calls fn with each page once it is checked. It returns the
-// replica's owner and deletion count. A page must keep the owner of the
-// first, list its blobs in strictly increasing order after the key asked,
-// and, when there is more, end (Next) at or past its last blob; a page that
-// repeats or goes back, says there is more without a blob or a new key,
-// or a listing past maxRecoverBlobs blobs or maxSharedBlobs blobs of every
-// site, is errListing naming the ally and what was wrong. An error leaves
-// the listing unfinished: the caller must not take what it copied for a
-// whole replica.
-func walkRecoveryListing(ctx context.Context, peer string, ask func(after string) (federation.RecoverListResponse, error), fn func(page federation.RecoverListResponse) error) (owner string, deletions int, err error) {
+// replica's owner and deletion count, and what it saw. A page must keep the
+// owner of the first, list its blobs in strictly increasing order after the
+// key asked, and, when there is more, end (Next) at or past its last blob;
+// a page that repeats or goes back, says there is more without a blob or a
+// new key, or a listing past maxRecoverBlobs blobs or maxSharedBlobs blobs
+// of every site, is errListing naming the ally and what was wrong. With
+// again (what an earlier walk saw), the listing must be the same blobs: one
+// more is refused at once, other ones at the end. An error leaves the
+// listing unfinished: the caller must not take what it copied for a whole
+// replica.
+func walkRecoveryListing(ctx context.Context, peer string, ask func(after string) (federation.RecoverListResponse, error), again *listingSum, fn func(page federation.RecoverListResponse) error) (owner string, deletions int, seen listingSum, err error) {
 	after := ""
 	blobs, shared := 0, 0
+	h := sha256.New()
+	var size [8]byte
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("peer %s: %w: %s", peer, errListing, fmt.Sprintf(format, args...))
 	}
 	for pages := 1; ; pages++ {
 		if err := ctx.Err(); err != nil {
-			return owner, deletions, err
+			return owner, deletions, seen, err
 		}
 		page, err := ask(after)
 		if err != nil {
-			return owner, deletions, err
+			return owner, deletions, seen, err
 		}
 		switch {
 		case pages == 1:
 			owner = page.Owner
 		case page.Owner != owner:
-			return owner, deletions, refuse("page %d (after %q) is node %s's replica, the first was node %s's", pages, after, page.Owner, owner)
+			return owner, deletions, seen, refuse("page %d (after %q) is node %s's replica, the first was node %s's", pages, after, page.Owner, owner)
 		}
 		deletions = page.Deletions
 		last := after
@@ -619,33 +640,44 @@ func walkRecoveryListing(ctx context.Context, peer string, ask func(after string
 				if last == after {
 					what = "starts at or before the key asked"
 				}
-				return owner, deletions, refuse("page %d (after %q) %s: %q listed after %q", pages, after, what, key, last)
+				return owner, deletions, seen, refuse("page %d (after %q) %s: %q listed after %q", pages, after, what, key, last)
 			}
 			last = key
 			if ref.Site == federation.AllSites {
 				shared++
 			}
+			h.Write([]byte(key))
+			binary.BigEndian.PutUint64(size[:], uint64(ref.Size))
+			h.Write(size[:])
 		}
 		blobs += len(page.Blobs)
+		if again != nil && blobs > again.blobs {
+			return owner, deletions, seen, refuse("page %d (after %q) lists more blobs than the first walk of the listing found (%d): the listing changed between the two walks", pages, after, again.blobs)
+		}
 		if blobs > maxRecoverBlobs {
-			return owner, deletions, refuse("more than %d blobs listed (%d pages): no replica holds that many", maxRecoverBlobs, pages)
+			return owner, deletions, seen, refuse("more than %d blobs listed (%d pages): no replica holds that many", maxRecoverBlobs, pages)
 		}
 		if shared > maxSharedBlobs {
-			return owner, deletions, refuse("more than %d blobs of every site listed (%d pages): no replica's log has that many", maxSharedBlobs, pages)
+			return owner, deletions, seen, refuse("more than %d blobs of every site listed (%d pages): no replica's log has that many", maxSharedBlobs, pages)
 		}
 		if page.Truncated {
 			switch {
 			case len(page.Blobs) == 0:
-				return owner, deletions, refuse("page %d (after %q) lists no blob but says there are more", pages, after)
+				return owner, deletions, seen, refuse("page %d (after %q) lists no blob but says there are more", pages, after)
 			case page.Next < last:
-				return owner, deletions, refuse("page %d (after %q) ends at %q, before its last blob %q", pages, after, page.Next, last)
+				return owner, deletions, seen, refuse("page %d (after %q) ends at %q, before its last blob %q", pages, after, page.Next, last)
 			}
 		}
 		if err := fn(page); err != nil {
-			return owner, deletions, err
+			return owner, deletions, seen, err
 		}
 		if !page.Truncated {
-			return owner, deletions, nil
+			seen.blobs = blobs
+			h.Sum(seen.sum[:0])
+			if again != nil && seen != *again {
+				return owner, deletions, seen, refuse("the listing changed between the two walks: %d blobs, the first walk %d, not the same ones", blobs, again.blobs)
+			}
+			return owner, deletions, seen, nil
 		}
 		after = page.Next
 	}

@@ -36,7 +36,7 @@ func TestNotRegularFiles(t *testing.T) {
 		{"socket", func(t *testing.T, path string) {
 			l, err := net.Listen("unix", path)
 			if err != nil {
-				t.Fatal(err)
+				t.Skipf("a socket at %s: %v", path, err) // a path too long for sun_path
 			}
 			l.(*net.UnixListener).SetUnlinkOnClose(false)
 			t.Cleanup(func() { l.Close() })
