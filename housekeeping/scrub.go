@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,11 +85,15 @@ type ScrubReport struct {
 	MissingCopies        int   `json:"missing_manifest_copies"`
 	DamagedCopies        int   `json:"damaged_manifest_copies"` // copies that fail verification or name another version
 	StaleCopies          int   `json:"stale_manifest_copies"`   // copies holding an older revision than the newest verified one
-	// AtRisk counts versions found degraded or lost; Degraded those that
-	// were readable and repairable, Lost those that were not.
+	// AtRisk counts versions found degraded, lost or unreachable;
+	// Degraded those that were readable and repairable, Lost those that
+	// were not, and Unreachable those that could not be read now only
+	// because sites holding their shards did not answer (not lost: the
+	// shards there may be intact; Errors names the sites).
 	AtRisk        int      `json:"at_risk"`
 	Degraded      int      `json:"degraded"`
 	Lost          int      `json:"lost"`
+	Unreachable   int      `json:"unreachable"`
 	LostVersions  []string `json:"lost_versions"` // at most MaxListed, by name
 	Repaired      int      `json:"repaired"`
 	BytesRepaired int64    `json:"bytes_repaired"` // shard bytes written
@@ -265,6 +270,7 @@ func (r *ScrubReport) add(o ScrubReport) {
 	r.AtRisk += o.AtRisk
 	r.Degraded += o.Degraded
 	r.Lost += o.Lost
+	r.Unreachable += o.Unreachable
 	for _, l := range o.LostVersions {
 		if len(r.LostVersions) < MaxListed {
 			r.LostVersions = append(r.LostVersions, l)
@@ -562,6 +568,17 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		}
 	}
 	if unreadable != "" {
+		if away := k.unanswering(ctx, m, lost); len(away) > 0 {
+			// Shards on sites that do not answer may be intact: the
+			// version cannot be read now, which does not make it lost.
+			which := "site " + away[0] + " does not answer: unreadable until it does"
+			if len(away) > 1 {
+				which = "sites " + strings.Join(away, ", ") + " do not answer: unreadable until they do"
+			}
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s, and %s, not lost", name, unreadable, which))
+			rep.AtRisk, rep.Unreachable, rep.RemainingAtRisk = 1, 1, 1
+			return rep
+		}
 		return lostVersion(unreadable)
 	}
 	if !needs && len(badCopies) == 0 {
@@ -615,6 +632,9 @@ func (rep *ScrubReport) recheck(again ScrubReport) {
 		rep.Degraded, rep.Lost = 0, again.Lost
 		rep.LostVersions = append(rep.LostVersions, again.LostVersions...)
 	}
+	if again.Unreachable > 0 {
+		rep.Degraded, rep.Unreachable = 0, again.Unreachable
+	}
 	if again.RemainingAtRisk > 0 {
 		rep.Repaired = 0
 	}
@@ -655,6 +675,34 @@ func (k *Keeper) checkPart(ctx context.Context, m *manifest.Manifest, p manifest
 	slices.Sort(unread)
 	rep.Errors = append(rep.Errors, unread...)
 	return out
+}
+
+// unanswering returns the sites, not declared lost, holding a shard of m
+// (a shard blob, or an inline part's manifest copy) that do not answer
+// now (site.ErrUnavailable): a version short of shards is lost only when
+// none of its shards is on one.
+func (k *Keeper) unanswering(ctx context.Context, m *manifest.Manifest, lost func(string) bool) []string {
+	var away []string
+	for _, p := range m.Parts {
+		for i, sid := range p.Sites {
+			if lost(sid) || slices.Contains(away, sid) {
+				continue
+			}
+			s, ok := k.e.Site(sid)
+			if !ok {
+				continue
+			}
+			name := manifest.ShardBlobName(p.Blob, i)
+			if p.Inline {
+				name = manifest.BlobName(m.Version)
+			}
+			if _, err := s.Store.Stat(ctx, name); errors.Is(err, site.ErrUnavailable) {
+				away = append(away, sid)
+			}
+		}
+	}
+	slices.Sort(away)
+	return away
 }
 
 // deepCheck is checkPart and more, in the same one pass over the part's

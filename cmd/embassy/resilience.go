@@ -23,6 +23,9 @@ func printScrub(a *app, r housekeeping.ScrubReport) {
 	fmt.Fprintf(a.stdout, "scrubbed %d versions (%s) in %.1fs, read %s\n", r.Versions, human(r.Bytes), r.DurationSeconds, human(r.BytesRead))
 	fmt.Fprintf(a.stdout, "  shards: corrupt %d, missing %d, misplaced %d; manifest copies: missing %d, damaged %d, stale %d\n", r.CorruptShards, r.MissingShards, r.MisplacedShards, r.MissingCopies, r.DamagedCopies, r.StaleCopies)
 	fmt.Fprintf(a.stdout, "  degraded %d (readable, repairable), lost %d (unreadable)\n", r.Degraded, r.Lost)
+	if r.Unreachable > 0 {
+		fmt.Fprintf(a.stdout, "  unreachable %d (unreadable now: sites holding their shards do not answer; not lost)\n", r.Unreachable)
+	}
 	fmt.Fprintf(a.stdout, "  repaired %d (%s written, %d shards moved), still at risk %d\n", r.Repaired, human(r.BytesRepaired), r.ShardsMoved, r.RemainingAtRisk)
 	for _, l := range r.LostVersions {
 		fmt.Fprintf(a.stdout, "  LOST: %s\n", safeText(l))
@@ -79,6 +82,8 @@ func scrubFailure(r housekeeping.ScrubReport, repair bool) error {
 			hint = "the index is older than the sites (restored from a backup?), so versions deleted since it was current are listed as lost: run 'embassy index rebuild', then scrub again; the versions are named above"
 		}
 		return withHint(fmt.Errorf("%d versions are lost (fewer than k intact shards, or no verified manifest)", r.Lost), hint)
+	case r.Unreachable > 0:
+		return withHint(fmt.Errorf("%d versions cannot be read now: sites holding their shards do not answer (named above; not lost)", r.Unreachable), "bring back unreachable or unmounted sites, then scrub again")
 	case repair && r.Unrepairables() > 0:
 		return withHint(fmt.Errorf("%d versions could not be repaired", r.Unrepairables()), "add sites that can keep the policies, or bring unreachable sites back, then scrub again")
 	case repair && r.Collection != nil && r.Collection.Refused != "":
