@@ -170,14 +170,27 @@ func TestReadsHandOff(t *testing.T) {
 		{size - handoffReadMin, handoffReadMin}, {size - 10, handoffReadMin}, {size, handoffReadMin},
 		{size + 4096, handoffReadMin}, {0, size + 1}, {0, handoffReadMin - 1}, {size - 5, 100},
 	}
-	for _, c := range cases {
-		wp, gp := make([]byte, c.n), make([]byte, c.n)
-		wn, werr := f.ReadAt(wp, c.off)
-		gn, gerr := b.ReadAt(gp, c.off)
-		if gn != wn || !errors.Is(gerr, werr) && gerr != werr || !bytes.Equal(gp[:gn], wp[:wn]) {
-			t.Errorf("ReadAt(%d bytes at %d): got %d, %v; os.File.ReadAt gives %d, %v", c.n, c.off, gn, gerr, wn, werr)
+	// From the page cache (RWF_NOWAIT), after the pages are dropped (the
+	// read that must wait, handing its P on), and where the kernel
+	// refuses RWF_NOWAIT.
+	defer nowaitReads.Store(nowaitReads.Load())
+	for _, how := range []string{"cached", "dropped", "no RWF_NOWAIT"} {
+		nowaitReads.Store(how != "no RWF_NOWAIT")
+		for _, c := range cases {
+			wp, gp := make([]byte, c.n), make([]byte, c.n)
+			wn, werr := f.ReadAt(wp, c.off)
+			if how != "cached" {
+				if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gn, gerr := b.ReadAt(gp, c.off)
+			if gn != wn || !errors.Is(gerr, werr) && gerr != werr || !bytes.Equal(gp[:gn], wp[:wn]) {
+				t.Errorf("%s: ReadAt(%d bytes at %d): got %d, %v; os.File.ReadAt gives %d, %v", how, c.n, c.off, gn, gerr, wn, werr)
+			}
 		}
 	}
+	nowaitReads.Store(true)
 	if n, err := b.ReadAt(make([]byte, handoffReadMin), -1); n != 0 || err == nil {
 		t.Errorf("ReadAt at -1: %d, %v; want an error", n, err)
 	}
