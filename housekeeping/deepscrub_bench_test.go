@@ -10,7 +10,6 @@ import (
 
 	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/placement"
-	"github.com/embassy-dev/embassy/site/dir"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -27,14 +26,7 @@ func BenchmarkScrubDeep(b *testing.B) {
 		root := benchutil.Root(b)
 		keys, ix := benchKeysIndex(b, root)
 		defer ix.Close()
-		var sites []vault.Site
-		for _, d := range topology {
-			ds, err := dir.New(filepath.Join(root, "sites", d.ID))
-			if err != nil {
-				b.Fatal(err)
-			}
-			sites = append(sites, vault.Site{Descriptor: d, Store: ds})
-		}
+		sites := dirSites(b, root)
 		e, err := vault.New(vault.Config{Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "bench", sites), Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
 			Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
 		if err != nil {
