@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/embassy-dev/embassy/internal/benchutil"
-	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -26,15 +25,7 @@ func BenchmarkScrubInline(b *testing.B) {
 		objects int
 	}{{"4KiB", 4 << 10, 400}, {"1MiB", 1 << 20, 64}} {
 		b.Run(c.name, func(b *testing.B) {
-			root := benchutil.Root(b)
-			keys, ix := benchKeysIndex(b, root)
-			defer ix.Close()
-			sites := dirSites(b, root)
-			e, err := vault.New(vault.Config{Keys: keys, Index: ix, Sites: sites, Audit: testAudit(b, root, "bench", sites), Vaults: []vault.Vault{{Name: "bench", Owner: "EST",
-				Policy: placement.Policy{K: 4, M: 2, Survive: placement.Loss{Jurisdictions: 1}}}}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			e, k := benchEngine(b, "bench", 0)
 			ctx := context.Background()
 			data := bytes.Repeat([]byte{0x5a}, c.size)
 			for i := range c.objects {
@@ -42,7 +33,6 @@ func BenchmarkScrubInline(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			k := New(e, nil)
 			var ms0, ms1 runtime.MemStats
 			runtime.ReadMemStats(&ms0)
 			cpu0 := benchutil.ProcessCPU()
