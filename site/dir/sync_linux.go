@@ -136,11 +136,9 @@ func renameat(olddirfd int, oldpath string, newdirfd int, newpath string) error 
 // block's checksum) mostly finds the page cache.
 const handoffReadMin = 64 << 10
 
-// nowaitReads is cleared when the kernel or filesystem refuses
-// RWF_NOWAIT; reads then always give up the P first.
-var nowaitReads atomic.Bool
-
-func init() { nowaitReads.Store(true) }
+// nowaitRefused is set when the kernel or filesystem refuses RWF_NOWAIT;
+// reads then always give up the P first.
+var nowaitRefused atomic.Bool
 
 // preadAt reads len(p) bytes from off of fd as os.File.ReadAt does (until
 // p is full, io.EOF at the file's end). Each piece is first asked of the
@@ -153,7 +151,7 @@ func init() { nowaitReads.Store(true) }
 func preadAt(fd int, p []byte, off int64) (int, error) {
 	got := 0
 	for got < len(p) {
-		if nowaitReads.Load() {
+		if !nowaitRefused.Load() {
 			n, e := preadNowait(fd, p[got:], off+int64(got))
 			switch {
 			case e == 0 && n > 0:
@@ -166,7 +164,7 @@ func preadAt(fd int, p []byte, off int64) (int, error) {
 			case e == syscall.EAGAIN:
 				// Not all cached: wait for the disk without the P.
 			case e == syscall.EOPNOTSUPP || e == syscall.ENOSYS || e == syscall.EINVAL:
-				nowaitReads.Store(false)
+				nowaitRefused.Store(true)
 			default:
 				return got, e
 			}

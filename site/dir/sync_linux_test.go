@@ -173,9 +173,9 @@ func TestReadsHandOff(t *testing.T) {
 	// From the page cache (RWF_NOWAIT), after the pages are dropped (the
 	// read that must wait, handing its P on), and where the kernel
 	// refuses RWF_NOWAIT.
-	defer nowaitReads.Store(nowaitReads.Load())
+	defer nowaitRefused.Store(nowaitRefused.Load())
 	for _, how := range []string{"cached", "dropped", "no RWF_NOWAIT"} {
-		nowaitReads.Store(how != "no RWF_NOWAIT")
+		nowaitRefused.Store(how == "no RWF_NOWAIT")
 		for _, c := range cases {
 			wp, gp := make([]byte, c.n), make([]byte, c.n)
 			wn, werr := f.ReadAt(wp, c.off)
@@ -190,7 +190,7 @@ func TestReadsHandOff(t *testing.T) {
 			}
 		}
 	}
-	nowaitReads.Store(true)
+	nowaitRefused.Store(false)
 	if n, err := b.ReadAt(make([]byte, handoffReadMin), -1); n != 0 || err == nil {
 		t.Errorf("ReadAt at -1: %d, %v; want an error", n, err)
 	}
