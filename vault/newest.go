@@ -22,47 +22,80 @@ import (
 // whose retry this is) also leaves copies a revision ahead, by design: the
 // change is then made to that revision, as a rebuild would take it.
 //
+// The copies asked for are those on the sites m names, then on the sites
+// each newer copy found names (a move since the index's revision puts the
+// newer copies on sites m does not name: a copy its clean-up left behind
+// leads to them), and, when no site asked holds m's revision or a newer
+// one (the version moved off every site m names), on every configured
+// site. Each site is asked once, so at most every configured site is.
+//
 // A copy holding exactly env is that revision and is not opened again. A
 // copy missing, damaged or of another version is left out (scrub reports
-// it); a site that does not answer fails it, as the change or the delete
-// would (every copy is rewritten or removed). A newer revision found is
-// checked as resolve checks the index's: the caller's right to read its
-// label, and its label binding.
+// it); a site asked that does not answer fails it, as the change or the
+// delete would (every copy is rewritten or removed). A newer revision
+// found is checked as resolve checks the index's: the caller's right to
+// read its label, and its label binding.
 func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byte) (*manifest.Manifest, error) {
 	name := manifest.BlobName(m.Version)
-	sites := manifestSites(m)
-	found := make([]*manifest.Manifest, len(sites))
-	errs := make([]error, len(sites))
-	var wg sync.WaitGroup
-	for i, sid := range sites {
-		s, ok := e.site(sid)
-		if !ok {
-			continue
-		}
-		wg.Go(func() {
-			got, err := ReadEnvelope(ctx, s.Store, name)
-			switch {
-			case err == nil && bytes.Equal(got, env):
-				return
-			case err == nil:
-				cm, oerr := e.OpenEnvelope(got)
-				if oerr == nil && cm.Version == m.Version && cm.Vault == m.Vault && cm.Key == m.Key {
-					found[i] = cm
-				}
-			case errors.Is(err, site.ErrNotFound), errors.Is(err, manifest.ErrCorrupt):
-			default:
-				errs[i] = fmt.Errorf("site %s holds a copy and does not answer (retry when it is back): %w", sid, err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%s/%s version %s: %w", m.Vault, m.Key, m.Version, err)
-	}
+	asked := map[string]bool{}
 	newest, where := m, ""
-	for i, cm := range found {
-		if cm != nil && cm.Revision > newest.Revision {
-			newest, where = cm, sites[i]
+	current := false // a site asked holds m's revision or a newer one
+	widened := false
+	next := manifestSites(m)
+	for len(next) > 0 {
+		var sites []string
+		for _, sid := range next {
+			if !asked[sid] {
+				asked[sid] = true
+				sites = append(sites, sid)
+			}
+		}
+		next = nil
+		found := make([]*manifest.Manifest, len(sites))
+		same := make([]bool, len(sites))
+		errs := make([]error, len(sites))
+		var wg sync.WaitGroup
+		for i, sid := range sites {
+			s, ok := e.site(sid)
+			if !ok {
+				continue
+			}
+			wg.Go(func() {
+				got, err := ReadEnvelope(ctx, s.Store, name)
+				switch {
+				case err == nil && bytes.Equal(got, env):
+					same[i] = true
+				case err == nil:
+					cm, oerr := e.OpenEnvelope(got)
+					if oerr == nil && cm.Version == m.Version && cm.Vault == m.Vault && cm.Key == m.Key {
+						found[i] = cm
+					}
+				case errors.Is(err, site.ErrNotFound), errors.Is(err, manifest.ErrCorrupt):
+				default:
+					errs[i] = fmt.Errorf("site %s may hold a copy and does not answer (retry when it is back): %w", sid, err)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("%s/%s version %s: %w", m.Vault, m.Key, m.Version, err)
+		}
+		for i, cm := range found {
+			if same[i] || (cm != nil && cm.Revision >= m.Revision) {
+				current = true
+			}
+			if cm == nil || cm.Revision <= m.Revision {
+				continue
+			}
+			// A newer revision: its sites may hold a newer one still.
+			next = append(next, manifestSites(cm)...)
+			if cm.Revision > newest.Revision {
+				newest, where = cm, sites[i]
+			}
+		}
+		if len(next) == 0 && !current && !widened {
+			widened = true
+			next = e.siteIDs()
 		}
 	}
 	if newest == m {
