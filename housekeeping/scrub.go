@@ -602,6 +602,15 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	res, err := k.repairVersion(ctx, m, policy, lbl, states, o)
 	rep.BytesRepaired += res.BytesWritten
 	rep.ShardsMoved += res.ShardsMoved
+	if errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+		// A change (a lock set, another move) committed a new revision
+		// while this one was checked: check that one.
+		o.depth++
+		again := k.scrubVersion(ctx, v, listed, o, lim)
+		again.BytesRead += rep.BytesRead
+		again.StripesAuthenticated += rep.StripesAuthenticated
+		return again
+	}
 	if err != nil {
 		rep.Unrepairable = append(rep.Unrepairable, name+": "+err.Error())
 		rep.RemainingAtRisk = 1

@@ -145,7 +145,8 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	// resolve applies the access decision, to delete markers too: removing
 	// a version, or a marker (which undeletes the object), needs the right
 	// to read it.
-	m, env, err := e.resolve(ctx, v.Name, key, o.VersionID)
+	m, env, unlock, err := e.resolveLocked(ctx, v.Name, key, o.VersionID)
+	defer unlock()
 	if err != nil && !errors.Is(err, ErrDeleteMarker) {
 		if errors.Is(err, ErrNoSuchVersion) {
 			// Like S3: removing a version that does not exist succeeds.

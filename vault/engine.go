@@ -162,6 +162,9 @@ type Engine struct {
 	// gate orders commits of new versions against configuration
 	// changes (gate.go).
 	gate sync.RWMutex
+	// versions serializes the changes of one version's manifest
+	// (versionlock.go).
+	versions versionLocks
 
 	mu       sync.RWMutex
 	retired  bool // replaced by another engine: commits are refused (gate.go)

@@ -84,7 +84,11 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 	if err := e.CheckWrite(ctx, vault); err != nil {
 		return ObjectInfo{}, err
 	}
-	m, ienv, err := e.resolve(ctx, vault, key, id)
+	// Under the version's lock to its commit: a change made at the same
+	// time would otherwise build on the same revision and undo this one
+	// (versionlock.go).
+	m, ienv, unlock, err := e.resolveLocked(ctx, vault, key, id)
+	defer unlock()
 	if err != nil {
 		return ObjectInfo{}, err
 	}

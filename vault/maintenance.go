@@ -348,7 +348,25 @@ type RelocateResult struct {
 // cannot be written everywhere, the sites already written get their old
 // copy back; if the index write fails nothing is removed. A crash at any
 // point leaves the old placement or the new one.
+//
+// m is the revision the caller read (scrub, before checking the shards):
+// under the version's lock, the index must still hold that revision, or the
+// move would write it, one up, over a change committed since (a lock set
+// while the shards were read) and the change would be lost; it is then
+// ErrChanged, and nothing is written.
 func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocation) (res RelocateResult, err error) {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	if cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version); err != nil {
+		return res, err
+	} else if cm, err := manifest.Open(cur.Envelope, e.readKeys()); err != nil {
+		return res, err
+	} else if cm.Revision != m.Revision {
+		return res, fmt.Errorf("relocate %s/%s version %s: %w (revision %d read, the index holds %d)", m.Vault, m.Key, m.Version, ErrChanged, m.Revision, cm.Revision)
+	}
 	newM := *m
 	newM.Parts = slices.Clone(m.Parts)
 	oldBlobs := map[string][]string{}

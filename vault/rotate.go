@@ -75,6 +75,11 @@ func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, pro
 }
 
 func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (bool, error) {
+	unlock, err := e.lockVersion(ctx, listed.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	// Listings leave envelopes out: fetch the version itself.
 	iv, err := e.index.Get(ctx, listed.Vault, listed.Key, listed.ID)
 	if err != nil {
@@ -146,7 +151,8 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	m, ienv, err := e.resolve(ctx, vaultName, key, id)
+	m, ienv, unlock, err := e.resolveLocked(ctx, vaultName, key, id)
+	defer unlock()
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -1,0 +1,99 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/embassy-dev/embassy/manifest"
+)
+
+// Changes of one version. A lock change, a relabel, a re-wrap, a move and
+// a delete each read a version's manifest (the index's, and its copies:
+// newestCopy), write a new revision over every copy and commit it to the
+// index. Two of them at once on the same version both built on the same
+// revision, and the second to write undid the first: a legal hold set
+// while a retention was being set wrote its revision, without the
+// retention, over the copies and the index after the retention had been
+// acknowledged, and a delete could then remove what the retention forbade
+// (invariant 10); a repair moving the version did the same to a lock
+// change made while it read the shards. So each such change holds the
+// version's lock from its read of the manifest to its commit, and a move,
+// whose manifest was read before (by scrub), checks under it that the
+// index still holds that revision (ErrChanged). The lock is the engine's:
+// gateways that share an index (PostgreSQL) do not see each other's
+// (docs/design.md, Known gaps).
+
+// ErrChanged: the version changed (a newer revision was committed) after
+// the caller read the manifest it asked to change. Read it again and
+// retry; scrub checks the version again.
+var ErrChanged = errors.New("the version changed since its manifest was read")
+
+// versionLocks holds the versions being changed.
+type versionLocks struct {
+	mu   sync.Mutex
+	held map[manifest.ID]chan struct{} // closed when the change ends
+}
+
+// testHookVersionWait, when set, is called when a change must wait for
+// another change of the same version.
+var testHookVersionWait func(manifest.ID)
+
+// lockVersion waits until no other change of version id is under way in
+// this engine (or ctx ends) and returns the function that ends this one.
+func (e *Engine) lockVersion(ctx context.Context, id manifest.ID) (func(), error) {
+	vl := &e.versions
+	for {
+		vl.mu.Lock()
+		busy, ok := vl.held[id]
+		if !ok {
+			if vl.held == nil {
+				vl.held = map[manifest.ID]chan struct{}{}
+			}
+			done := make(chan struct{})
+			vl.held[id] = done
+			vl.mu.Unlock()
+			return func() {
+				vl.mu.Lock()
+				delete(vl.held, id)
+				vl.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		vl.mu.Unlock()
+		if testHookVersionWait != nil {
+			testHookVersionWait(id)
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// resolveLocked is resolve under the lock of the version it finds (see
+// lockVersion): the manifest is read again once the lock is held, so that
+// a change that held it is seen. The caller calls unlock when its change
+// is committed or given up; it is a no-op when there is no manifest.
+func (e *Engine) resolveLocked(ctx context.Context, vault, key string, id manifest.ID) (m *manifest.Manifest, env []byte, unlock func(), err error) {
+	nop := func() {}
+	m, _, err = e.resolve(ctx, vault, key, id)
+	if m == nil {
+		return nil, nil, nop, err
+	}
+	first := err // a delete marker's, saying whether it is the latest
+	unlock, lerr := e.lockVersion(ctx, m.Version)
+	if lerr != nil {
+		return nil, nil, nop, lerr
+	}
+	m, env, err = e.resolve(ctx, vault, key, m.Version)
+	if m == nil {
+		unlock()
+		return nil, nil, nop, err
+	}
+	if err != nil && first != nil {
+		err = first
+	}
+	return m, env, unlock, err
+}
