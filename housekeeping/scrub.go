@@ -396,6 +396,25 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	for _, sid := range slices.Sorted(maps.Keys(unread)) {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: manifest copy on site %s unreadable (not rewritten): %v", name, sid, unread[sid]))
 	}
+	moved := false
+	if !slices.Contains(slices.Collect(maps.Values(copies)), copyOK) {
+		// No site m names holds its revision or a newer one: the version
+		// may have moved off all of them since the index's revision (an
+		// index restored from a backup taken before a repair or a
+		// drain). The other sites may hold the newer revision, which
+		// says where its shards are: without it every shard would look
+		// gone, and the version lost.
+		named := manifestSites(m)
+		var others []string
+		for _, sid := range k.e.SiteIDs() {
+			if !slices.Contains(named, sid) && !lost(sid) {
+				others = append(others, sid)
+			}
+		}
+		if fm, fenv, _, err := k.newestManifest(ctx, listed.ID, others); err == nil && fm.Vault == m.Vault && fm.Key == m.Key && fm.Revision > m.Revision {
+			newest, newestEnv, moved = fm, fenv, true
+		}
+	}
 	if newest != nil && newest.Revision > m.Revision {
 		// A site holds a newer revision than the index: the index is
 		// behind (a failed recommit, or a restored backup). Take it and
@@ -409,6 +428,13 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			return k.scrubVersion(ctx, v, listed, o, lim)
 		}
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: the sites hold revision %d, the index %d (a repairing scrub or an index rebuild takes the newer)", name, newest.Revision, m.Revision))
+		if moved {
+			// Its shards are where the newer revision says, not where
+			// the index's does: checking them against it would call
+			// the version lost.
+			rep.AtRisk, rep.RemainingAtRisk = 1, 1
+			return rep
+		}
 	}
 	var badCopies []string
 	for sid, st := range copies {
