@@ -3,7 +3,6 @@ package node
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,11 +209,8 @@ func (h *hostedSite) Put(ctx context.Context, name string, r io.Reader, size int
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		var pe federation.PeerError
-		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = peerText(b)
-		}
-		return h.fail("put "+name, &PeerError{Peer: h.peer, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error})
+		msg, code := peerRefusal(b)
+		return h.fail("put "+name, &PeerError{Peer: h.peer, Status: resp.StatusCode, Code: code, Msg: msg})
 	}
 	return nil
 }

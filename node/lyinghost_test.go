@@ -519,3 +519,48 @@ func FuzzPeerText(f *testing.F) {
 		}
 	})
 }
+
+// TestPeerRefusal: a refusal in the protocol's JSON is a peer's text as
+// much as any other body. Before, only a body that was not the JSON went
+// through peerText: a peer's JSON error went whole into the node's errors
+// and logs (64 KiB, a newline to forge a log line, terminal escapes), and
+// its code as well.
+func TestPeerRefusal(t *testing.T) {
+	escapes, _ := json.Marshal(federation.PeerError{Error: strings.Repeat("\x1b[2J\x1b]0;owned\x07", 4<<10), Code: "not_found"})
+	forged, _ := json.Marshal(federation.PeerError{Error: "no such blob\nlevel=INFO msg=\"all sites verified\"", Code: "not_found"})
+	long, _ := json.Marshal(federation.PeerError{Error: strings.Repeat("y", 60<<10), Code: strings.Repeat("z", 300)})
+	badCode, _ := json.Marshal(federation.PeerError{Error: "refused", Code: "not_found\x1b[2J"})
+	for _, c := range []struct {
+		name      string
+		in        []byte
+		msg, code string
+	}{
+		{"the protocol's", []byte(`{"error":"no such blob","code":"not_found"}`), "no such blob", "not_found"},
+		{"escapes", escapes, fmt.Sprintf("an answer of %d bytes, not text", 4<<10*len("\x1b[2J\x1b]0;owned\x07")), "not_found"},
+		{"a forged log line", forged, `no such blob level=INFO msg="all sites verified"`, "not_found"},
+		{"long", long, strings.Repeat("y", maxPeerText) + fmt.Sprintf("… (%d bytes)", 60<<10), ""},
+		{"a code not a token", badCode, "refused", ""},
+		{"not JSON", []byte("<html>bad gateway</html>"), "<html>bad gateway</html>", ""},
+	} {
+		msg, code := peerRefusal(c.in)
+		if msg != c.msg || code != c.code {
+			t.Errorf("%s: %q, %q; want %q, %q", c.name, msg, code, c.msg, c.code)
+		}
+	}
+}
+
+func FuzzPeerRefusal(f *testing.F) {
+	f.Add([]byte(`{"error":"no such blob","code":"not_found"}`))
+	f.Add([]byte(`{"error":"\u001b[2J\nx","code":"\u0007"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, code := peerRefusal(b)
+		if len(msg) > 4*maxPeerText+40 || len(code) > maxPeerCode {
+			t.Fatalf("%d and %d bytes kept", len(msg), len(code))
+		}
+		for _, r := range msg + code {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("%q kept", r)
+			}
+		}
+	})
+}

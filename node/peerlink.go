@@ -177,11 +177,12 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("peer %s: %s (%d %s)", e.Peer, e.Msg, e.Status, e.Code)
 }
 
-// peerText is what a peer's refusal says when it is not the protocol's
-// JSON (a proxy's error page, or anything a peer cares to send): its
-// first maxPeerText bytes, trimmed, with what is not printable UTF-8
-// replaced, or only its size when it is not text, so that a peer cannot
-// put a 64 KiB body or terminal escapes into the node's errors and logs.
+// peerText is a peer's text (a refusal that is not the protocol's JSON: a
+// proxy's error page, or anything a peer cares to send; or the JSON's
+// error) made fit for the node's errors and logs: its first maxPeerText
+// bytes, trimmed, on one line, with what is not printable UTF-8 replaced,
+// or only its size when it is not text, so that a peer cannot put a 64 KiB
+// body, a forged log line or terminal escapes into them.
 func peerText(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	cut := len(s) > maxPeerText
@@ -190,6 +191,9 @@ func peerText(b []byte) string {
 	}
 	bad := 0
 	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' ' // one line in a log
+		}
 		if r == utf8.RuneError || !unicode.IsPrint(r) {
 			bad++
 			return '\uFFFD'
@@ -207,6 +211,29 @@ func peerText(b []byte) string {
 
 // maxPeerText bounds what peerText keeps of a refusal.
 const maxPeerText = 200
+
+// peerRefusal is what a peer's refusal (its answer's body b, read up to a
+// limit) says: the protocol's error and code when b is its JSON, or b
+// itself, each held to what peerText keeps. A peer's JSON is outside input
+// as much as any body: its error can carry 64 KiB, newlines (a forged line
+// in a log) or terminal escapes (\u001b), and its code as much. A code
+// that is not a plain token is dropped (the refusal then counts as any
+// other failure, not as the blob missing).
+func peerRefusal(b []byte) (msg, code string) {
+	var pe federation.PeerError
+	err := json.Unmarshal(b, &pe)
+	if len(pe.Code) > maxPeerCode || strings.Trim(pe.Code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		pe.Code = ""
+	}
+	if err != nil || pe.Error == "" {
+		return peerText(b), pe.Code
+	}
+	return peerText([]byte(pe.Error)), pe.Code
+}
+
+// maxPeerCode bounds a peer's error code (the protocol's are words like
+// not_found).
+const maxPeerCode = 64
 
 // callPeerRaw sends a signed request to peer id's endpoint and returns the
 // answer's body, which the caller closes; a refusal is a *PeerError.
@@ -238,11 +265,8 @@ func (n *Node) callPeerRaw(ctx context.Context, id, endpoint string, in any) (io
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var pe federation.PeerError
-		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = peerText(b)
-		}
-		return nil, &PeerError{Peer: id, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
+		msg, code := peerRefusal(b)
+		return nil, &PeerError{Peer: id, Status: resp.StatusCode, Code: code, Msg: msg}
 	}
 	return resp.Body, nil
 }

@@ -130,6 +130,13 @@ func TestRecoveryListingBounded(t *testing.T) {
 		{"more without a blob", func(_ int, after string) federation.RecoverListResponse {
 			return federation.RecoverListResponse{Owner: owner, Truncated: true, Next: after + "x"}
 		}, "lists no blob but says there are more", 0},
+		{"a Next of 1 MiB", func(_ int, after string) federation.RecoverListResponse {
+			p := page(index(after), 7, 30)
+			if p.Truncated {
+				p.Next = listingKey(p.Blobs[len(p.Blobs)-1]) + strings.Repeat("z", 1<<20)
+			}
+			return p
+		}, "a Next of 1048623 bytes", 0},
 		{"another owner", func(n int, after string) federation.RecoverListResponse {
 			p := page(index(after), 7, 30)
 			if n == 2 {
@@ -156,6 +163,9 @@ func TestRecoveryListingBounded(t *testing.T) {
 			}
 			if got != c.blobs {
 				t.Errorf("%d blobs handed on before the listing was refused, want %d", got, c.blobs)
+			}
+			if len(err.Error()) > 4<<10 {
+				t.Errorf("the refusal is %d bytes long: an ally's text is held to what a key may be", len(err.Error()))
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,20 @@ func TestRecoveryCallsHaveTimeForTheBlob(t *testing.T) {
 	rc.Close()
 	if callCtx.Err() == nil {
 		t.Error("the call's context outlives its body")
+	}
+}
+
+// TestRecoveryWithinHugeSizes: the ally lists a blob's size, and the time
+// a call is given grows with it. Before, a size past about 8 PiB
+// overflowed the Duration: a listed 2^63-1 bytes gave the call a deadline
+// already passed or some other; now the time only grows with the size.
+func TestRecoveryWithinHugeSizes(t *testing.T) {
+	last := recoveryWithin(0)
+	for _, size := range []int64{1 << 30, 1 << 50, 1 << 53, 1 << 54, 1 << 60, math.MaxInt64 - 1, math.MaxInt64} {
+		got := recoveryWithin(size)
+		if got < last {
+			t.Errorf("a blob of %d bytes is given %v, less than a smaller one (%v)", size, got, last)
+		}
+		last = got
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -217,8 +218,15 @@ const (
 
 // recoveryWithin is how long a recovery call for a blob of size bytes may
 // take, its answer's body read: recoveryTimeout, and size at recoveryRate.
+// The ally lists the size: past about 8 PiB the seconds would overflow a
+// Duration (into a deadline already passed, or any other), so the time is
+// held to the longest a Duration holds.
 func recoveryWithin(size int64) time.Duration {
-	return recoveryTimeout + time.Duration(max(size, 0)/recoveryRate)*time.Second
+	secs := max(size, 0) / recoveryRate
+	if most := int64((math.MaxInt64 - recoveryTimeout) / time.Second); secs > most {
+		secs = most
+	}
+	return recoveryTimeout + time.Duration(secs)*time.Second
 }
 
 // withinCall makes call under a deadline of d from now, which ends when
@@ -262,11 +270,8 @@ func recoveryCall(ctx context.Context, c *http.Client, card federation.Card, end
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var pe federation.PeerError
-		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = peerText(b)
-		}
-		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: pe.Code, Msg: pe.Error}
+		msg, code := peerRefusal(b)
+		return nil, &PeerError{Peer: card.NodeID, Status: resp.StatusCode, Code: code, Msg: msg}
 	}
 	return resp.Body, nil
 }
@@ -579,6 +584,11 @@ var (
 	maxSharedBlobs = 1 << 20
 )
 
+// maxListingKey bounds a page's Next: a key of the replica after the
+// owner's prefix is at most an object key's 1,024 bytes (listingKey's are
+// shorter still: "b/", a site id of 64 bytes, "/" and a name of 256).
+const maxListingKey = 1024
+
 // listingKey is where ref stands in a replica's recovery listing: the
 // replica's object key after the owner's prefix (replicaKey), what the
 // listing's Next names.
@@ -664,6 +674,9 @@ func walkRecoveryListing(ctx context.Context, peer string, ask func(after string
 			switch {
 			case len(page.Blobs) == 0:
 				return owner, deletions, seen, refuse("page %d (after %q) lists no blob but says there are more", pages, after)
+			case len(page.Next) > maxListingKey:
+				// It is sent back and named in errors: held to a key's length.
+				return owner, deletions, seen, refuse("page %d (after %q) ends at a Next of %d bytes, longer than any key (%d)", pages, after, len(page.Next), maxListingKey)
 			case page.Next < last:
 				return owner, deletions, seen, refuse("page %d (after %q) ends at %q, before its last blob %q", pages, after, page.Next, last)
 			}
