@@ -166,6 +166,28 @@ func TestFIFOAtBlobName(t *testing.T) {
 				if !strings.Contains(all, path) || !strings.Contains(all, "FIFO") {
 					t.Fatalf("scrub (repair %v) does not name the FIFO %s: errors %q, unrepairable %q", repair, path, rep.Errors, rep.Unrepairable)
 				}
+				if repair && c.name == "shard blob" {
+					// The shard cannot be written back at the FIFO's
+					// name: the repair places it on another site, and
+					// the version is whole again (before, it was left
+					// degraded, listed as unrepairable).
+					if len(rep.Unrepairable) != 0 || rep.Repaired != 1 {
+						t.Errorf("repair over a FIFO at a shard blob's name: repaired %d, unrepairable %q", rep.Repaired, rep.Unrepairable)
+					}
+					locs, err := n.e.Locate(t.Context(), "registry", key, manifest.ID{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, l := range locs {
+						if l.Site == sid && strings.HasSuffix(path, filepath.FromSlash(l.Blob)) {
+							t.Errorf("after the repair, shard %d is still placed on site %s at the FIFO's name", l.Shard, sid)
+						}
+					}
+					again, err := n.k.Scrub(t.Context(), ScrubOptions{})
+					if err != nil || len(again.Errors) != 0 || again.AtRisk != 0 {
+						t.Errorf("scrub after the repair: at risk %d, errors %q, %v", again.AtRisk, again.Errors, err)
+					}
+				}
 			}
 			n.ix.Close()
 			os.Remove(filepath.Join(n.root, "index.db"))
