@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -21,8 +22,9 @@ import (
 // none of them excluded. Every block's checksum is still verified, by the
 // stream that lands the stripe's last block (the shards lie one after
 // another, so each is hashed in place as the put hashes them, SumShards,
-// and its stored checksum is read apart), and every stripe is
-// authenticated, by that stream too, before its bytes are returned. At the
+// and its stored checksum is read apart, by an opener: see complete), and
+// every stripe is
+// authenticated, by an opener, before its bytes are returned. At the
 // first stripe where a block does not verify, a stream's read fails or the
 // stripe does not authenticate, nothing from that stripe on has been
 // returned or reported, and the part reader goes on from it with the
@@ -34,13 +36,18 @@ type inPlace struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	slots  []*slot
-	next   int64 // the stripe the reader takes next
-	held   *slot // the slot whose plaintext the reader returned last
+	landed chan *slot // stripes whose blocks have all landed, for the openers
+	next   int64      // the stripe the reader takes next
+	held   *slot      // the slot whose plaintext the reader returned last
 }
 
 // inPlaceSlots is how many stripes an in-place read holds at once: the
 // one the reader returned last, and those the streams read ahead.
-const inPlaceSlots = 3
+const inPlaceSlots = 4
+
+// inPlaceOpeners is how many goroutines check and open an in-place read's
+// stripes (no more than GOMAXPROCS).
+const inPlaceOpeners = 2
 
 // slot is one stripe buffer of an in-place read and its state: the data
 // shards one after another after erasure.HeadRoom bytes, the stored
@@ -76,7 +83,7 @@ func (pr *partReader) useInPlace() bool {
 func (pr *partReader) startInPlace() {
 	g := pr.g
 	ctx, cancel := context.WithCancel(pr.ctx)
-	ip := &inPlace{pr: pr, ctx: ctx, cancel: cancel, next: pr.first}
+	ip := &inPlace{pr: pr, ctx: ctx, cancel: cancel, next: pr.first, landed: make(chan *slot, inPlaceSlots)}
 	ss := (g.stripe + seal.Overhead + g.k - 1) / g.k // a full stripe's shard size
 	n := min(int64(inPlaceSlots), pr.last-pr.first+1)
 	for r := range n {
@@ -90,6 +97,9 @@ func (pr *partReader) startInPlace() {
 	}
 	for i := range g.k {
 		ip.wg.Go(func() { ip.stream(i) })
+	}
+	for range min(int(n), inPlaceOpeners, runtime.GOMAXPROCS(0)) {
+		ip.wg.Go(ip.opener)
 	}
 	pr.ip = ip
 }
@@ -137,7 +147,8 @@ func (ip *inPlace) stream(i int) {
 		}
 		sl.errs[i] = err
 		if sl.left.Add(-1) == 0 {
-			ip.complete(sl)
+			// Never blocks: a slot is landed once an arming.
+			ip.landed <- sl
 		}
 		if err != nil {
 			return
@@ -145,12 +156,28 @@ func (ip *inPlace) stream(i int) {
 	}
 }
 
+// opener checks and opens the stripes whose blocks have all landed, as
+// they land, until the read stops.
+func (ip *inPlace) opener() {
+	for {
+		select {
+		case sl := <-ip.landed:
+			ip.complete(sl)
+		case <-ip.ctx.Done():
+			return
+		}
+	}
+}
+
 // complete checks a stripe whose blocks have all landed and opens it, on
-// the goroutine of the stream that landed the last, and hands it to the
-// reader. So the streams open the stripes ahead of the reader, each stripe
-// on the goroutine whose block came last, with no goroutine of its own
-// and no hand-off but the one to the reader; the hash just before the
-// open has brought the stripe into that goroutine's cache.
+// an opener, and hands it to the reader. The stream that landed the
+// stripe's last block goes on to its next block at once: when that stream
+// opened the stripe itself (up to the nineteenth pass), the stream that
+// was late for one stripe was late, being busy opening, for the next ones
+// too, and opened them all, one after another, on one core (docs/design.md,
+// "Large GETs: the stripes opened beside the streams (issue 15, nineteenth
+// pass)"). The hash just before the open brings the stripe into the
+// opener's cache.
 func (ip *inPlace) complete(sl *slot) {
 	pr, g := ip.pr, ip.pr.g
 	ok := true

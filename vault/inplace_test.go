@@ -165,7 +165,7 @@ func TestInPlaceClosedPartWay(t *testing.T) {
 		}
 		r.Close()
 		cancel()
-		for _, f := range []string{"(*inPlace).stream(", "(*partReader).start.func1("} {
+		for _, f := range []string{"(*inPlace).stream(", "(*inPlace).opener(", "(*partReader).start.func1("} {
 			if stacktest.Has(f, f) {
 				t.Fatalf("a goroutine left in %s after Close", f)
 			}
