@@ -120,6 +120,10 @@ type shardState struct {
 	bad       bool // missing or corrupt
 	corrupt   bool
 	misplaced bool // on a draining or excluded site, or breaking the policy
+	// notBlob: something that is not a blob stands at its name on its site
+	// (site.ErrNotBlob, a FIFO put there): it cannot be written back there,
+	// so a repair places it on another site.
+	notBlob error
 }
 
 // rateLimiter paces reads to a byte rate. With now set, the rate is read
@@ -477,6 +481,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			var ok bool
 			states[pi], ok = k.quickCheck(ctx, m, p, lost)
 			quick = !ok
+			for i, st := range states[pi] {
+				if st.notBlob != nil {
+					rep.Errors = append(rep.Errors, fmt.Sprintf("%s part %d shard %d on site %s unreadable, placed on another site: %v", name, p.Number, i, p.Sites[i], st.notBlob))
+				}
+			}
 		}
 		readAsWhole := false // the part was read stripe by stripe (deepCheck)
 		switch {
@@ -782,6 +791,9 @@ func (k *Keeper) quickCheck(ctx context.Context, m *manifest.Manifest, p manifes
 		if err != nil || info.Size != vault.ShardBlobSize(m, p) {
 			out[i].bad, ok = true, false
 		}
+		if errors.Is(err, site.ErrNotBlob) {
+			out[i].notBlob = err
+		}
 	}
 	return out, ok
 }
@@ -801,6 +813,7 @@ func (k *Keeper) repairVersion(ctx context.Context, m *manifest.Manifest, policy
 		fixed := make([]string, len(p.Sites))
 		anyChange := false
 		r.Bad[pi] = make([]bool, len(p.Sites))
+		var notBlob map[string]bool // sites where a shard cannot be written back
 		for i, sid := range p.Sites {
 			st := states[pi][i]
 			if !st.bad && !st.misplaced {
@@ -809,9 +822,21 @@ func (k *Keeper) repairVersion(ctx context.Context, m *manifest.Manifest, policy
 				anyChange = true
 			}
 			r.Bad[pi][i] = st.bad
+			if st.notBlob != nil {
+				if notBlob == nil {
+					notBlob = maps.Clone(exclude)
+				}
+				notBlob[sid] = true
+			}
 		}
 		if !anyChange {
 			continue
+		}
+		cands := cands
+		if notBlob != nil {
+			// A FIFO stands at a shard's name there: the shard goes to
+			// another site, as a move does, and the FIFO stays.
+			cands = k.e.Candidates(notBlob, lbl)
 		}
 		next, err := placement.Complete(policy, cands, p.Blob[:], fixed, sites)
 		if err != nil {

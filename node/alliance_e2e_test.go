@@ -34,17 +34,20 @@ import (
 // "clerk" (NATO RESTRICTED) and "intern" (no clearance).
 type allyNode struct {
 	*Node
-	s3   string // S3 endpoint host:port
-	stop context.CancelFunc
+	s3    string // S3 endpoint host:port
+	stop  context.CancelFunc
+	conns *connCounter // the connections its peer listener accepted
 }
 
 func newAllyNode(t *testing.T, nation string) *allyNode {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), strings.ToLower(nation))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	conns := newConnCounter()
+	ln := countedListener{raw, conns}
 	if _, err := Init(dir, InitOptions{Nation: nation, Configure: func(c *Config) {
 		c.Principals = append(c.Principals,
 			access.Principal{Name: "officer", Nation: nation, Clearances: map[string]string{"NATO": "SECRET"}},
@@ -91,7 +94,97 @@ func newAllyNode(t *testing.T, nation string) *allyNode {
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return &allyNode{Node: n, s3: strings.TrimPrefix(hs.URL, "http://"), stop: cancel}
+	return &allyNode{Node: n, s3: strings.TrimPrefix(hs.URL, "http://"), stop: cancel, conns: conns}
+}
+
+// connCounter keeps which of the connections a listener accepted are
+// still open, numbered in the order accepted.
+type connCounter struct {
+	mu       sync.Mutex
+	accepted int
+	open     map[int]bool
+	changed  chan struct{} // closed and replaced at each close
+}
+
+func newConnCounter() *connCounter {
+	return &connCounter{open: map[int]bool{}, changed: make(chan struct{})}
+}
+
+// seen returns how many connections were accepted so far.
+func (c *connCounter) seen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accepted
+}
+
+// openSince returns the connections accepted after the first after that
+// are still open, and a channel closed at the next close.
+func (c *connCounter) openSince(after int) (int, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for seq := range c.open {
+		if seq > after {
+			n++
+		}
+	}
+	return n, c.changed
+}
+
+// waitClosedSince waits until every connection accepted after the first
+// after is closed; it fails the test if some is still open after bound
+// (a connection left idle stays open to the server's idle timeout, two
+// minutes).
+func (c *connCounter) waitClosedSince(t *testing.T, after int, bound time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	for {
+		n, changed := c.openSince(after)
+		if n == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("%d connections accepted since are still open after %v", n, bound)
+		}
+	}
+}
+
+type countedListener struct {
+	net.Listener
+	c *connCounter
+}
+
+func (l countedListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	l.c.accepted++
+	l.c.open[l.c.accepted] = true
+	return &countedConn{Conn: conn, c: l.c, seq: l.c.accepted}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	c    *connCounter
+	seq  int
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.c.mu.Lock()
+		delete(c.c.open, c.seq)
+		close(c.c.changed)
+		c.c.changed = make(chan struct{})
+		c.c.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func (a *allyNode) client(t *testing.T, principal string) *minio.Client {

@@ -18,6 +18,7 @@ import (
 	"github.com/embassy-dev/embassy/federation"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -372,6 +373,54 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 		if _, _, _, err := RecoverFromPeer(t.Context(), RecoverFromPeerOptions{RecoverOptions: RecoverOptions{Dir: dir, RootKey: &other}, Card: luxCard}); err == nil {
 			t.Fatal("a stranger's root key recovered from LUX")
 		}
+		// What the ally keeps is outside input: a shard blob of its replica
+		// grown by 64 KiB (listed and sent so), and a shard blob no
+		// manifest names, listed at 64 KiB. Neither is written to EST's
+		// sites: the shard blobs come back as their manifests give them
+		// (before, both were written at the size listed).
+		var grown, madeUp federation.BlobRef
+		for _, k := range replicaKeys(t, lux.Node) {
+			rest, ok := strings.CutPrefix(k, owner+"/b/")
+			sid, name, _ := strings.Cut(rest, "/")
+			if !ok || !strings.HasPrefix(name, manifest.ShardPrefix) {
+				continue
+			}
+			b, err := lux.replicaObject(t.Context(), "replicas", k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lux.putReplicaObject(t.Context(), "replicas", k, append(b, make([]byte, 64<<10)...)); err != nil {
+				t.Fatal(err)
+			}
+			grown = federation.BlobRef{Site: sid, Name: name}
+			madeUp = federation.BlobRef{Site: sid, Name: "s/ff/ff000000000000000000000000000000.0"}
+			if err := lux.putReplicaObject(t.Context(), "replicas", owner+"/b/"+sid+"/"+madeUp.Name, make([]byte, 64<<10)); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if grown.Name == "" {
+			t.Fatal("LUX holds no shard blob of EST's")
+		}
+
+		// A recovery that stops with an error (here: a site moved to a
+		// path that is a file) leaves no connection to the ally open.
+		// Before, the recovery's idle connection stayed open to the ally's
+		// idle timeout (two minutes).
+		notADir := filepath.Join(t.TempDir(), "a-file")
+		if err := os.WriteFile(notADir, []byte("not a site"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		since := lux.conns.seen()
+		_, _, _, err = RecoverFromPeer(t.Context(), RecoverFromPeerOptions{RecoverOptions: RecoverOptions{Dir: dir, RootKey: &root, SitePaths: map[string]string{grown.Site: notADir}}, Card: luxCard, Fingerprint: luxFP})
+		if err == nil || !strings.Contains(err.Error(), "site "+grown.Site) {
+			t.Fatalf("recovery with a site moved to a file: %v", err)
+		}
+		if lux.conns.seen() == since {
+			t.Fatal("the recovery stopped before it asked the ally: this test no longer covers its connections")
+		}
+		lux.conns.waitClosedSince(t, since, 30*time.Second)
+
 		// Listed a few blobs at a time: recovery goes over the pages twice,
 		// keeping only the blobs every site holds (the site's own stream
 		// page by page).
@@ -382,8 +431,14 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 			t.Fatalf("recover from LUX: %v (%+v)", err, pr)
 		}
 		defer n.Close()
-		if pr.Blobs == 0 || pr.LogVersions != len(objects) || len(pr.Missing) != 0 || pr.Deletions != 1 {
+		if pr.Blobs == 0 || pr.LogVersions != len(objects) || len(pr.Missing) != 0 || pr.Deletions != 1 || pr.Refused != 1 || pr.ShardsMissing != 0 {
 			t.Errorf("restore report: %+v", pr)
+		}
+		for _, r := range []federation.BlobRef{grown, madeUp} {
+			s, _ := n.Engine.Site(r.Site)
+			if info, err := s.Store.Stat(ctx, r.Name); !errors.Is(err, site.ErrNotFound) {
+				t.Errorf("%s of site %s: written (%d bytes, %v)", r.Name, r.Site, info.Size, err)
+			}
 		}
 		if rep.Rebuild.Versions != len(objects) {
 			t.Errorf("index rebuilt with %d versions, want %d (%+v)", rep.Rebuild.Versions, len(objects), rep.Rebuild)

@@ -204,3 +204,61 @@ func TestRecoveryCallsHaveTimeForTheBlob(t *testing.T) {
 		t.Error("the call's context outlives its body")
 	}
 }
+
+// TestRecoveryCutsAStalledAlly: a recovery call whose ally sends nothing
+// for recoveryIdle is cut, before its answer's headers or between two
+// reads of its body, with an error saying so. Before, a call was waited
+// for until its deadline: ten minutes, and the blob's size at 1 MB/s.
+func TestRecoveryCutsAStalledAlly(t *testing.T) {
+	defer func(d time.Duration) { recoveryIdle = d }(recoveryIdle)
+	recoveryIdle = 50 * time.Millisecond
+	const deadline = time.Hour // the call's own deadline: never reached here
+	within := func(what string, call func(ctx context.Context) (io.ReadCloser, error)) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			rc, err := withinCall(t.Context(), deadline, call)
+			if err == nil {
+				_, err = io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: a stalled call still waited for after 30s (its idle bound %v)", what, recoveryIdle)
+			return nil
+		}
+	}
+	// The ally answers nothing.
+	err := within("no answer", func(ctx context.Context) (io.ReadCloser, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if !errors.Is(err, errAllyStalled) {
+		t.Errorf("no answer: %v, want errAllyStalled", err)
+	}
+	// The ally sends a few bytes of its body, then nothing.
+	err = within("a body that stops", func(ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(io.MultiReader(strings.NewReader("a few bytes"), stalledBody{ctx})), nil
+	})
+	if !errors.Is(err, errAllyStalled) || !strings.Contains(err.Error(), "sent nothing") {
+		t.Errorf("a body that stops: %v, want errAllyStalled", err)
+	}
+	// An answer read to its end is not cut.
+	if err := within("a whole answer", func(ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("the whole answer")), nil
+	}); err != nil {
+		t.Errorf("a whole answer: %v", err)
+	}
+}
+
+// stalledBody is a body that sends nothing until its call's context ends.
+type stalledBody struct{ ctx context.Context }
+
+func (b stalledBody) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}

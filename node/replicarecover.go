@@ -221,26 +221,63 @@ func recoveryWithin(size int64) time.Duration {
 	return recoveryTimeout + time.Duration(max(size, 0)/recoveryRate)*time.Second
 }
 
+// recoveryIdle is how long a recovery call may go without the ally
+// sending a byte (its answer's headers, then each read of its body) before
+// it is cut: an ally that stalls costs a minute, not the call's whole
+// deadline. A variable: tests make it short.
+var recoveryIdle = time.Minute
+
+// errAllyStalled: the ally sent nothing for recoveryIdle during a call.
+var errAllyStalled = errors.New("the ally sent nothing")
+
 // withinCall makes call under a deadline of d from now, which ends when
-// the body it returns is closed.
+// the body it returns is closed, and cuts it when the ally sends nothing
+// for recoveryIdle.
 func withinCall(ctx context.Context, d time.Duration, call func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, d)
+	cancel := func() { cancelTimeout(); cancelCause(nil) }
+	idle := recoveryIdle
+	stalled := time.AfterFunc(idle, func() { cancelCause(fmt.Errorf("%w for %v: call cut", errAllyStalled, idle)) })
 	rc, err := call(ctx)
 	if err != nil {
+		stalled.Stop()
+		if cause := context.Cause(ctx); errors.Is(cause, errAllyStalled) {
+			err = cause
+		}
 		cancel()
 		return nil, err
 	}
-	return cancelOnClose{rc, cancel}, nil
+	stalled.Reset(idle)
+	return &cancelOnClose{ReadCloser: rc, ctx: ctx, cancel: cancel, stalled: stalled, idle: idle}, nil
 }
 
-// cancelOnClose is a body whose Close also ends its call's context.
+// cancelOnClose is a body whose Close also ends its call's context, and
+// whose every read that brings bytes puts off the cut for a stall.
 type cancelOnClose struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	ctx     context.Context
+	cancel  func()
+	stalled *time.Timer
+	idle    time.Duration
 }
 
-func (c cancelOnClose) Close() error {
+func (c *cancelOnClose) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if n > 0 {
+		c.stalled.Reset(c.idle)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(c.ctx); errors.Is(cause, errAllyStalled) {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
+	c.stalled.Stop()
 	c.cancel()
 	return err
 }
@@ -290,6 +327,18 @@ type PeerRestoreReport struct {
 	Deletions int    `json:"deletions"`
 	// Skipped counts blobs of sites the descriptor no longer names.
 	Skipped int `json:"skipped"`
+	// Refused counts the blobs of a site the ally listed or sent that
+	// were not written, and RefusedBlobs names the first maxRefusedListed
+	// of them with why: a manifest copy that does not verify with the
+	// node's keys, names another version, or is sent longer or shorter
+	// than its envelope and the blocks its manifest gives its site; a
+	// shard blob sent at another size than its manifest gives; a site
+	// marker listed larger than a marker may be; a name no site holds.
+	Refused      int      `json:"refused"`
+	RefusedBlobs []string `json:"refused_blobs,omitempty"`
+	// ShardsMissing counts the shard blobs a verified manifest copy places
+	// on its own site that the ally does not hold.
+	ShardsMissing int `json:"shards_missing"`
 	// LogVersions is the versions in the replicated scopes that the
 	// recovered log records as written and not deleted; Missing those of
 	// them the recovered node does not hold (none: nothing was dropped).
@@ -338,6 +387,10 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if err != nil {
 		return nil, RecoverReport{}, pr, err
 	}
+	// The ally is not asked again once this returns: a connection left
+	// idle would stay open (to the ally's idle timeout) in a process that
+	// goes on.
+	defer c.CloseIdleConnections()
 	// list calls fn with every page of the ally's listing, checked
 	// (walkRecoveryListing); the second walk must list what the first did.
 	walked := listingSum{blobs: -1}
@@ -411,6 +464,28 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	if d.NodeID != pr.Owner {
 		return nil, RecoverReport{}, pr, fmt.Errorf("%w: the replicated descriptor is node %s's, the replica node %s's", ErrDescriptor, d.NodeID, pr.Owner)
 	}
+	// The node's keys verify and open its manifest copies before they
+	// are written (peerRestore.restoreOwn): the root's, with the identity
+	// the descriptor carries.
+	mkeys := keys
+	if len(d.Identity) > 0 {
+		id, err := keys.OpenIdentity(d.Identity)
+		if err != nil {
+			return nil, RecoverReport{}, pr, fmt.Errorf("the replicated descriptor's identity: %w", err)
+		}
+		mkeys = keys.WithIdentity(id)
+	}
+	if len(d.Rotation) > 0 {
+		// A root rotation in progress: copies not yet rewritten are
+		// sealed under the previous root, which the descriptor carries
+		// sealed under this one (loadRotation).
+		var st rotationState
+		if err := json.Unmarshal(d.Rotation, &st); err == nil {
+			if prev, err := keys.OpenRoot(st.PrevRoot); err == nil {
+				mkeys = mkeys.WithPrevious(prev)
+			}
+		}
+	}
 	cf, err := splitNodeFile(ConfigFile, d.Config)
 	if err != nil {
 		return nil, RecoverReport{}, pr, fmt.Errorf("descriptor config: %w", err)
@@ -465,29 +540,26 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 		return nil
 	}
 	// Blobs of their own sites first, then the log copy and descriptor
-	// to every site, each checkpoint last.
+	// to every site, each checkpoint last. A site's own blobs are taken on
+	// what the node can check, not on what the ally lists: each manifest
+	// copy is verified with the node's keys before it is written, and
+	// brings back the shard blobs its manifest places on its site, at the
+	// size the manifest gives (peerRestore.restoreOwn); the shard blobs
+	// the ally lists are not taken as listed.
+	rs := &peerRestore{keys: mkeys, open: open, pr: &pr}
 	err = list(func(page federation.RecoverListResponse) error {
 		for _, ref := range page.Blobs {
 			if ref.Site == federation.AllSites {
 				continue
 			}
-			// A site's own blob (a shard blob may be large) streams from
-			// the ally to the site, never whole in memory.
 			s, ok := sites[ref.Site]
 			if !ok {
 				pr.Skipped++
 				continue
 			}
-			stored, err := restoreBlob(ctx, s, ref.Name, func() error { return copyListed(ctx, s, ref, open) })
-			if err != nil {
+			if err := rs.restoreOwn(ctx, s, ref); err != nil {
 				return fmt.Errorf("blob %s of site %s: %w", ref.Name, ref.Site, err)
 			}
-			if !stored {
-				pr.Present++
-				continue
-			}
-			pr.Blobs++
-			pr.Bytes += ref.Size
 		}
 		return nil
 	})
@@ -724,23 +796,41 @@ func copyListed(ctx context.Context, s site.Site, ref federation.BlobRef, open f
 		return err
 	}
 	defer rc.Close()
-	cr := &countReader{r: io.LimitReader(rc, ref.Size+1)}
-	if err := s.Put(ctx, ref.Name, cr, ref.Size); err != nil {
-		if cr.n != ref.Size && cr.err == nil {
-			return fmt.Errorf("%w (%v)", listedSizeError(cr.n, ref.Size), err)
+	return putExact(ctx, s, ref.Name, rc, ref.Size, "it listed")
+}
+
+// putExact writes what r holds to site s as name, refusing it
+// (errBlobRefused) unless r holds exactly size bytes; what says where the
+// size comes from, for the error.
+func putExact(ctx context.Context, s site.Site, name string, r io.Reader, size int64, what string) error {
+	cr := &countReader{r: io.LimitReader(r, size+1)}
+	if err := s.Put(ctx, name, cr, size); err != nil {
+		if cr.n != size && cr.err == nil {
+			return fmt.Errorf("%w (%v)", sentSizeError(cr.n, size, what), err)
 		}
 		return err
 	}
 	return nil
 }
 
+// errBlobRefused: what an ally sent for a blob is not what the node can
+// check it should be (a body of another size than listed or than its
+// manifest gives, a manifest copy that does not verify). A site's own blob
+// refused is not written, and the recovery goes on
+// (PeerRestoreReport.Refused); a blob of every site refused stops it.
+var errBlobRefused = errors.New("refused")
+
 // listedSizeError says that an ally sent got bytes of a blob it listed at
 // size.
-func listedSizeError(got, size int64) error {
+func listedSizeError(got, size int64) error { return sentSizeError(got, size, "it listed") }
+
+// sentSizeError says that an ally sent got bytes of a blob of size bytes
+// (what: where that size comes from).
+func sentSizeError(got, size int64, what string) error {
 	if got > size {
-		return fmt.Errorf("the ally sent more than the %d bytes it listed", size)
+		return fmt.Errorf("%w: the ally sent more than the %d bytes %s", errBlobRefused, size, what)
 	}
-	return fmt.Errorf("the ally sent %d of the %d bytes it listed", got, size)
+	return fmt.Errorf("%w: the ally sent %d of the %d bytes %s", errBlobRefused, got, size, what)
 }
 
 // countReader counts the bytes read through it and keeps the first error

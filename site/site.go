@@ -122,6 +122,13 @@ var ErrFull = errors.New("site: full")
 // will go when its retention has passed.
 var ErrRetained = errors.New("site: blob retained by object lock")
 
+// ErrNotBlob means something that is not a blob stands at the blob's name
+// (a FIFO, a socket or a device in a directory site, put there by someone
+// other than the node): it is never read, replaced or removed. The caller
+// should count the blob missing there, read it from other copies or
+// shards, and write it to another site rather than back at that name.
+var ErrNotBlob = errors.New("not a blob the node wrote, left in place")
+
 // MaxNameLen bounds blob names.
 const MaxNameLen = 512
 

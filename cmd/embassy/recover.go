@@ -139,6 +139,12 @@ every replicated version. --fingerprint checks the ally's card.`,
 			if pr != nil {
 				fmt.Fprintf(a.stdout, "replica of node %s at %s (%s): %d blobs (%d bytes) written back to the sites, %d there already, %d of sites no longer configured; %d deletion records applied by the ally\n",
 					pr.Owner, pr.Peer, pr.Nation, pr.Blobs, pr.Bytes, pr.Present, pr.Skipped, pr.Deletions)
+				if pr.Refused > 0 {
+					fmt.Fprintf(a.stdout, "  REFUSED: %d blobs the ally sent or listed other than the node's manifests give them, not written (first: %s)\n", pr.Refused, safeText(pr.RefusedBlobs[0]))
+				}
+				if pr.ShardsMissing > 0 {
+					fmt.Fprintf(a.stdout, "  %d shard blobs a manifest places on its site are not at the ally: those versions are degraded until 'embassy scrub --repair' rebuilds them\n", pr.ShardsMissing)
+				}
 			}
 			fmt.Fprintf(a.stdout, "node %s (%s) recovered into %s: %d sites, %d vaults\n", n.Config.Node.ID, n.Config.Node.Nation, a.dir, len(n.Config.Sites), len(n.Config.Vaults))
 			fmt.Fprintf(a.stdout, "node descriptor: generation %d, the newest found (from %s)\n", rep.Generation, rep.Source)

@@ -1146,6 +1146,12 @@ func (s *Site) listDir(ctx context.Context, dir, rel, prefix string, fn func(sit
 			if !strings.HasPrefix(name, prefix) || d.Type()&fs.ModeSymlink != 0 {
 				continue // a symlink is not the node's: never a blob (see ErrSymlink)
 			}
+			if !d.Type().IsRegular() {
+				// A FIFO, a socket or a device is not a blob either (see
+				// ErrNotRegular): listed, it passed for a blob of size 0.
+				// A read or Stat of its name still names it.
+				continue
+			}
 			fi, err := d.Info()
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/embassy-dev/embassy/site"
 )
 
 // Symbolic links. A site's directory holds only what the node wrote:
@@ -188,8 +190,8 @@ func mkdirBeneath(root, rel string, mode uint32) error {
 // not a regular file (a FIFO, a socket, a device, a directory), which the
 // node never writes. Someone other than the node changed the site's
 // directory: find out who, and remove it by hand; the node reads the blob
-// from its other copies or shards meanwhile.
-var ErrNotRegular = errors.New("not a regular file: not a blob the node wrote, left in place")
+// from its other copies or shards meanwhile. It wraps site.ErrNotBlob.
+var ErrNotRegular = fmt.Errorf("not a regular file: %w", site.ErrNotBlob)
 
 // notRegular is op's error for a file of mode (st_mode) at path.
 func notRegular(op, path string, mode uint32) error {

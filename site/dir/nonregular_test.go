@@ -20,9 +20,10 @@ import (
 // at a blob's name is not a blob. Every read of it (Get whole, a range, a
 // cold range read with O_DIRECT) and Stat fail at once with ErrNotRegular,
 // naming the path and the type; Put and Delete refuse to replace or remove
-// it; it is left where it is. Before, Get of a FIFO blocked in open(2)
-// until a writer came (Unblocked fails it), Stat gave its size (0), and Put
-// and Delete replaced or removed it.
+// it; List does not list it; it is left where it is. Before, Get of a FIFO
+// blocked in open(2) until a writer came (Unblocked fails it), Stat gave
+// its size (0), Put and Delete replaced or removed it, and List listed it
+// as a blob of size 0.
 func TestNotRegularFiles(t *testing.T) {
 	const name = "s/ab/abcdef"
 	for _, c := range []struct {
@@ -97,6 +98,15 @@ func TestNotRegularFiles(t *testing.T) {
 				err = s.Put(t.Context(), name, bytes.NewReader([]byte("shard")), 5)
 				want("put", err)
 				want("delete", s.Delete(t.Context(), name))
+				// Not listed: it is no blob (before, listed at size 0).
+				for _, prefix := range []string{"", "s/", "s/ab/", name} {
+					if err := s.List(t.Context(), prefix, func(i site.Info) error {
+						t.Errorf("list %q: the %s listed as blob %s of %d bytes", prefix, c.kind, i.Name, i.Size)
+						return nil
+					}); err != nil {
+						t.Errorf("list %q: %v", prefix, err)
+					}
+				}
 			}
 			var st unix.Stat_t
 			if err := unix.Lstat(path, &st); err != nil {
