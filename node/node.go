@@ -581,6 +581,7 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 // Close closes the node.
 func (n *Node) Close() error {
 	n.stopJobs()
+	n.closePeerClients()
 	n.unlockHostingDir()
 	n.keepSiteLocks(nil)
 	if n.Index == nil {
@@ -596,6 +597,16 @@ func (n *Node) Close() error {
 	// sites.
 	n.releaseLeases(nil)
 	return n.Index.Close()
+}
+
+// closePeerClients closes the idle connections of the node's clients to
+// its peers: a closed node keeps none open in a process that goes on.
+func (n *Node) closePeerClients() {
+	n.ally.mu.Lock()
+	defer n.ally.mu.Unlock()
+	for _, c := range n.ally.clients {
+		c.CloseIdleConnections()
+	}
 }
 
 // AddSite adds a site to the configuration and saves it. The site's

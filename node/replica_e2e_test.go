@@ -426,11 +426,17 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 		// page by page).
 		recoverPage = 7
 		defer func() { recoverPage = 0 }()
+		since = lux.conns.seen()
 		n, rep, pr, err := RecoverFromPeer(t.Context(), RecoverFromPeerOptions{RecoverOptions: RecoverOptions{Dir: dir, RootKey: &root}, Card: luxCard, Fingerprint: luxFP})
 		if err != nil {
 			t.Fatalf("recover from LUX: %v (%+v)", err, pr)
 		}
-		defer n.Close()
+		closed := false
+		defer func() {
+			if !closed {
+				n.Close()
+			}
+		}()
 		if pr.Blobs == 0 || pr.LogVersions != len(objects) || len(pr.Missing) != 0 || pr.Deletions != 1 || pr.Refused != 1 || pr.ShardsMissing != 0 {
 			t.Errorf("restore report: %+v", pr)
 		}
@@ -472,5 +478,12 @@ func TestReplicateAndRecoverFromAnAlly(t *testing.T) {
 		if err != nil || !ar.OK {
 			t.Fatalf("audit verify after recovery: %v %+v", err, ar)
 		}
+		// The recovered node, closed, keeps no connection to the ally open
+		// either: neither the recovery's, nor its own peer client's (it
+		// asked LUX, its witness, what it cosigned). Before, both stayed
+		// open to LUX's idle timeout.
+		closed = true
+		n.Close()
+		lux.conns.waitClosedSince(t, since, 30*time.Second)
 	})
 }

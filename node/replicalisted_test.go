@@ -207,8 +207,10 @@ func TestRecoveryCallsHaveTimeForTheBlob(t *testing.T) {
 
 // TestRecoveryCutsAStalledAlly: a recovery call whose ally sends nothing
 // for recoveryIdle is cut, before its answer's headers or between two
-// reads of its body, with an error saying so. Before, a call was waited
-// for until its deadline: ten minutes, and the blob's size at 1 MB/s.
+// reads of its body, and so is one whose body comes slower on average than
+// recoveryMinRate once recoveryIdle has passed, with an error saying so.
+// Before, a call was waited for until its deadline: ten minutes, and the
+// blob's size at 1 MB/s.
 func TestRecoveryCutsAStalledAlly(t *testing.T) {
 	defer func(d time.Duration) { recoveryIdle = d }(recoveryIdle)
 	recoveryIdle = 50 * time.Millisecond
@@ -247,12 +249,40 @@ func TestRecoveryCutsAStalledAlly(t *testing.T) {
 	if !errors.Is(err, errAllyStalled) || !strings.Contains(err.Error(), "sent nothing") {
 		t.Errorf("a body that stops: %v, want errAllyStalled", err)
 	}
-	// An answer read to its end is not cut.
+	// The ally trickles: a byte at a time, each read keeping clear of
+	// the idle cut, but slower on average than recoveryMinRate (made
+	// huge here) once the idle bound has passed.
+	defer func(r int64) { recoveryMinRate = r }(recoveryMinRate)
+	recoveryMinRate = 1 << 40
+	err = within("a trickle", func(ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(tricklingBody{ctx}), nil
+	})
+	if !errors.Is(err, errAllyStalled) || !strings.Contains(err.Error(), "bytes a second") {
+		t.Errorf("a trickle: %v, want errAllyStalled naming the rate", err)
+	}
+	// An answer read to its end is not cut (the idle bound made long:
+	// this checks what the cut lets through, not how fast the test runs).
+	recoveryIdle = time.Hour
 	if err := within("a whole answer", func(ctx context.Context) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("the whole answer")), nil
 	}); err != nil {
 		t.Errorf("a whole answer: %v", err)
 	}
+}
+
+// tricklingBody is a body that sends a byte at each read until its call's
+// context ends.
+type tricklingBody struct{ ctx context.Context }
+
+func (b tricklingBody) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0] = 't'
+	return 1, nil
 }
 
 // stalledBody is a body that sends nothing until its call's context ends.

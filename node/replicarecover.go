@@ -227,8 +227,17 @@ func recoveryWithin(size int64) time.Duration {
 // deadline. A variable: tests make it short.
 var recoveryIdle = time.Minute
 
-// errAllyStalled: the ally sent nothing for recoveryIdle during a call.
+// errAllyStalled: the ally sent nothing for recoveryIdle during a call,
+// or, past that, less than recoveryMinRate on average.
 var errAllyStalled = errors.New("the ally sent nothing")
+
+// recoveryMinRate is the slowest average an answer's body may come at,
+// counted from recoveryIdle after the call began: an ally that trickles
+// (a byte every minute keeps clear of the idle cut) is cut within about
+// a minute, not at the call's deadline (ten minutes and the size at
+// 1 MB/s, which stays the bound on a large blob). A variable: tests make
+// it large.
+var recoveryMinRate int64 = 64 << 10 // bytes a second
 
 // withinCall makes call under a deadline of d from now, which ends when
 // the body it returns is closed, and cuts it when the ally sends nothing
@@ -249,23 +258,36 @@ func withinCall(ctx context.Context, d time.Duration, call func(context.Context)
 		return nil, err
 	}
 	stalled.Reset(idle)
-	return &cancelOnClose{ReadCloser: rc, ctx: ctx, cancel: cancel, stalled: stalled, idle: idle}, nil
+	return &cancelOnClose{ReadCloser: rc, ctx: ctx, cancel: cancel, cancelCause: cancelCause, stalled: stalled, idle: idle, start: time.Now(), rate: recoveryMinRate}, nil
 }
 
 // cancelOnClose is a body whose Close also ends its call's context, and
 // whose every read that brings bytes puts off the cut for a stall.
 type cancelOnClose struct {
 	io.ReadCloser
-	ctx     context.Context
-	cancel  func()
-	stalled *time.Timer
-	idle    time.Duration
+	ctx         context.Context
+	cancel      func()
+	cancelCause context.CancelCauseFunc
+	stalled     *time.Timer
+	idle        time.Duration
+	start       time.Time // when the call's answer came
+	rate        int64     // the slowest average its body may come at, past idle
+	got         int64
 }
 
 func (c *cancelOnClose) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
+	c.got += int64(n)
 	if n > 0 {
 		c.stalled.Reset(c.idle)
+	}
+	if err == nil {
+		// Past the idle bound, the body must have come at rate on
+		// average since the answer: else the ally trickles.
+		if late := time.Since(c.start) - c.idle; late > 0 && float64(c.got) < late.Seconds()*float64(c.rate) {
+			c.cancelCause(fmt.Errorf("%w but %d bytes in %v (less than %d bytes a second past the first %v): call cut", errAllyStalled, c.got, time.Since(c.start).Round(time.Millisecond), c.rate, c.idle))
+			err = context.Cause(c.ctx)
+		}
 	}
 	if err != nil && err != io.EOF {
 		if cause := context.Cause(c.ctx); errors.Is(cause, errAllyStalled) {
