@@ -236,3 +236,40 @@ func TestReadEnvelopeBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestReadEnvelopeGuess: readEnvelope returns the envelope whatever length
+// it asks for first (newestCopy asks for the index's envelope's, which a
+// newer copy's may pass or fall short of), and a copy cut inside its
+// envelope is damage (manifest.ErrCorrupt) whatever it asked for.
+func TestReadEnvelopeGuess(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	for _, size := range []int{2000, 3 * testStripe} { // inline, and not
+		key := "guess/" + strconv.Itoa(size)
+		n.put(key, content(key, size))
+		m, _, err := n.e.resolve(ctx, "registry", key, manifest.ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := manifest.BlobName(m.Version)
+		st, _ := n.e.Site(manifestSites(m)[0])
+		want, err := ReadEnvelope(ctx, st.Store, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guesses := []int{0, 1, manifest.HeaderSize, len(want) - 1, len(want), len(want) + 1, 2 * len(want), 16 << 10, 1 << 20}
+		for _, guess := range guesses {
+			if got, err := readEnvelope(ctx, st.Store, name, guess); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s, asking for %d bytes first: %d bytes, %v; want the envelope's %d", key, guess, len(got), err, len(want))
+			}
+		}
+		if err := st.Store.Put(ctx, name, bytes.NewReader(want[:len(want)-1]), int64(len(want)-1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, guess := range guesses {
+			if got, err := readEnvelope(ctx, st.Store, name, guess); !errors.Is(err, manifest.ErrCorrupt) {
+				t.Errorf("%s cut inside its envelope, asking for %d bytes first: %d bytes, %v; want manifest.ErrCorrupt", key, guess, len(got), err)
+			}
+		}
+	}
+}

@@ -892,17 +892,26 @@ func (e *Engine) replaceCopies(ctx context.Context, id manifest.ID, env []byte, 
 // ReadEnvelope reads the envelope at the start of a manifest blob (which,
 // for inline versions, is followed by shard blocks).
 func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error) {
-	const guess = 16 << 10
-	rc, err := s.Get(ctx, name, 0, guess)
+	return readEnvelope(ctx, s, name, 16<<10)
+}
+
+// readEnvelope is ReadEnvelope asking first for guess bytes: the envelope's
+// length when the caller expects one (newestCopy: the index's), so that a
+// copy holding it is read with one read of its size, into one buffer.
+func readEnvelope(ctx context.Context, s site.Site, name string, guess int) ([]byte, error) {
+	guess = max(guess, manifest.HeaderSize)
+	rc, err := s.Get(ctx, name, 0, int64(guess))
 	if err != nil {
 		return nil, err
 	}
 	// A site may send more than asked: what it sends is outside input.
-	head, err := io.ReadAll(io.LimitReader(rc, guess))
+	head := make([]byte, guess)
+	got, err := io.ReadFull(rc, head)
 	rc.Close()
-	if err != nil {
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return nil, err
 	}
+	head = head[:got]
 	n, err := manifest.EnvelopeLen(head)
 	if err != nil {
 		return nil, err
@@ -910,19 +919,20 @@ func ReadEnvelope(ctx context.Context, s site.Site, name string) ([]byte, error)
 	if n <= len(head) {
 		return head[:n], nil
 	}
-	rc, err = s.Get(ctx, name, 0, int64(n))
+	rc, err = s.Get(ctx, name, int64(len(head)), int64(n-len(head)))
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	env, err := io.ReadAll(io.LimitReader(rc, int64(n)))
+	env := append(head, make([]byte, n-len(head))...)
+	got, err = io.ReadFull(rc, env[len(head):])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("%w: manifest blob %s truncated", manifest.ErrCorrupt, name)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(env) != n {
-		return nil, fmt.Errorf("%w: manifest blob %s truncated", manifest.ErrCorrupt, name)
-	}
-	return env, nil
+	return env[:len(head)+got], nil
 }
 
 // UploadBlobs returns the shard blobs, by site, of every part uploaded so

@@ -61,7 +61,9 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 				continue
 			}
 			wg.Go(func() {
-				got, err := ReadEnvelope(ctx, s.Store, name)
+				// Asked for the index's envelope's length: a copy holding
+				// it (a current index) is read in one read of that size.
+				got, err := readEnvelope(ctx, s.Store, name, len(env))
 				switch {
 				case err == nil && bytes.Equal(got, env):
 					same[i] = true

@@ -129,7 +129,7 @@ func TestColdReadRefused(t *testing.T) {
 	}
 	want := coldBlob(t, s, "s/aa/blob", 2<<20+77)
 	calls := 0
-	directPread = func(*os.File, []byte, int64) (int, error) { calls++; return 0, unix.EINVAL }
+	directPread = func(*blob, []byte, int64) (int, error) { calls++; return 0, unix.EINVAL }
 	defer func() { directPread = preadFull }()
 	got, wasDirect := readCold(t, s, "s/aa/blob", 3, 2<<20, 262164)
 	if !wasDirect || calls != 1 {

@@ -822,7 +822,7 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		return nil, err
 	}
 	direct := length >= directMin && site.ColdRead(ctx)
-	f, direct, err := openBlob(dfd, s.root, name, direct)
+	b, direct, err := openBlob(dfd, s.root, name, direct)
 	unix.Close(dfd)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -834,19 +834,16 @@ func (s *Site) Get(ctx context.Context, name string, off, length int64) (io.Read
 		return nil, fmt.Errorf("dir site: get %s: %w", name, err)
 	}
 	if length < 0 {
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dir site: get %s: %w", name, err)
-		}
-		return f, nil
+		b.off = off
+		return b, nil
 	}
 	if direct {
-		return &directReader{f: f, name: name, off: off, end: off + length}, nil
+		return &directReader{b: b, name: name, off: off, end: off + length}, nil
 	}
 	if length >= dropBehindMin {
-		return &dropReader{SectionReader: io.NewSectionReader(newBlobAt(f), off, length), f: f, start: off, dropped: off}, nil
+		return &dropReader{SectionReader: io.NewSectionReader(b, off, length), b: b, start: off, dropped: off}, nil
 	}
-	return &sectionCloser{SectionReader: io.NewSectionReader(newBlobAt(f), off, length), f: f}, nil
+	return &sectionCloser{SectionReader: io.NewSectionReader(b, off, length), b: b}, nil
 }
 
 const (
@@ -881,7 +878,7 @@ const (
 // again.
 type dropReader struct {
 	*io.SectionReader
-	f       *os.File
+	b       *blob
 	start   int64 // the range's first byte in the file
 	pos     int64 // bytes read so far
 	dropped int64 // the file's bytes before this are dropped (from start)
@@ -898,7 +895,7 @@ func (r *dropReader) Read(p []byte) (int, error) {
 
 // drop advises the kernel to drop [r.dropped, end) of the file.
 func (r *dropReader) drop(end int64) {
-	_ = unix.Fadvise(int(r.f.Fd()), r.dropped, end-r.dropped, unix.FADV_DONTNEED)
+	r.b.fadvise(r.dropped, end-r.dropped, unix.FADV_DONTNEED)
 	r.dropped = end
 }
 
@@ -907,7 +904,7 @@ func (r *dropReader) Close() error {
 		// Up to the next boundary: the folio that holds the last byte read.
 		r.drop((r.start + r.pos + dropAlign - 1) &^ (dropAlign - 1))
 	}
-	return r.f.Close()
+	return r.b.Close()
 }
 
 // directPread is preadFull; tests replace it to make a filesystem refuse
@@ -927,7 +924,7 @@ var directPread = preadFull
 // filesystem takes the flag but refuses the reads (EINVAL), it goes on
 // through the page cache.
 type directReader struct {
-	f        *os.File
+	b        *blob
 	name     string
 	off, end int64   // the next byte to return; the range's end
 	bp       *[]byte // the pooled buffer (nil until the first read)
@@ -944,7 +941,7 @@ func (r *directReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if r.buffered {
-		n, err := r.f.ReadAt(p[:min(int64(len(p)), r.end-r.off)], r.off)
+		n, err := r.b.ReadAt(p[:min(int64(len(p)), r.end-r.off)], r.off)
 		r.off += int64(n)
 		if err == io.EOF {
 			r.eof = true
@@ -960,10 +957,10 @@ func (r *directReader) Read(p []byte) (int, error) {
 		}
 		buf := aligned(*r.bp)
 		start := r.off &^ (directAlign - 1)
-		n, err := directPread(r.f, buf, start)
+		n, err := directPread(r.b, buf, start)
 		if errors.Is(err, unix.EINVAL) {
 			// The filesystem took O_DIRECT but refuses its reads.
-			if err := setDirect(r.f, false); err != nil {
+			if err := r.b.setFlags(0); err != nil {
 				return 0, fmt.Errorf("dir site: get %s: %w", r.name, err)
 			}
 			r.buffered = true
@@ -989,8 +986,12 @@ func (r *directReader) Read(p []byte) (int, error) {
 // file ends, retrying on EINTR. A short read other than at the end is
 // followed by one from where it stopped, aligned down, so every read
 // stays aligned as O_DIRECT needs.
-func preadFull(f *os.File, buf []byte, off int64) (int, error) {
-	fd := int(f.Fd())
+func preadFull(b *blob, buf []byte, off int64) (int, error) {
+	if !b.acquire() {
+		return 0, b.errClosed()
+	}
+	defer b.release()
+	fd := b.fd
 	got := 0
 	for got < len(buf) {
 		at := got &^ (directAlign - 1)
@@ -1014,15 +1015,15 @@ func (r *directReader) Close() error {
 		bufPool.Put(r.bp)
 		r.bp = nil
 	}
-	return r.f.Close()
+	return r.b.Close()
 }
 
 type sectionCloser struct {
 	*io.SectionReader
-	f *os.File
+	b *blob
 }
 
-func (s *sectionCloser) Close() error { return s.f.Close() }
+func (s *sectionCloser) Close() error { return s.b.Close() }
 
 // Stat implements site.Site.
 func (s *Site) Stat(ctx context.Context, name string) (site.Info, error) {

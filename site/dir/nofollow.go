@@ -240,21 +240,21 @@ func fileType(mode uint32) string {
 // openBlob opens rel beneath dfd, the open directory root, for reading,
 // following no symbolic link and without blocking on what is not a regular
 // file (ErrNotRegular). direct asks for O_DIRECT; it reports whether the
-// file has it. The open takes O_NONBLOCK, which the fstat that checks the
-// type makes safe, and the F_SETFL that clears it again (reads of a regular
-// file ignore it, but os.NewFile would take a non-blocking file for one to
-// poll) sets O_DIRECT in the same call: the flags it opened with are known,
-// so no F_GETFL is needed.
-func openBlob(dfd int, root, rel string, direct bool) (*os.File, bool, error) {
-	path := filepath.Join(root, rel)
+// blob has it. The open takes O_NONBLOCK, which the fstat that checks the
+// type makes safe. A read through the page cache keeps it (a read of a
+// regular file ignores it; see blob), so the open, the fstat and the
+// reads are all the calls such a read makes; for O_DIRECT one F_SETFL
+// sets it and clears O_NONBLOCK (the flags it opened with are known, so
+// no F_GETFL is needed).
+func openBlob(dfd int, root, rel string, direct bool) (*blob, bool, error) {
 	fd, err := openat2(dfd, rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		var st unix.Stat_t
 		if err == unix.ENXIO && unix.Fstatat(dfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
 			// A socket (or a device without a driver) cannot be opened.
-			return nil, false, notRegular("open", path, st.Mode)
+			return nil, false, notRegular("open", filepath.Join(root, rel), st.Mode)
 		}
-		return nil, false, &os.PathError{Op: "open", Path: path, Err: symlinkErr(err)}
+		return nil, false, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: symlinkErr(err)}
 	}
 	var st unix.Stat_t
 	for {
@@ -264,24 +264,17 @@ func openBlob(dfd int, root, rel string, direct bool) (*os.File, bool, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, false, &os.PathError{Op: "stat", Path: path, Err: err}
+		return nil, false, &os.PathError{Op: "stat", Path: filepath.Join(root, rel), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, false, notRegular("open", path, st.Mode)
+		return nil, false, notRegular("open", filepath.Join(root, rel), st.Mode)
 	}
-	fl := 0
 	if direct {
-		fl = unix.O_DIRECT
+		if _, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_DIRECT); err != nil {
+			// The filesystem refuses O_DIRECT: read through the page cache.
+			direct = false
+		}
 	}
-	if _, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil && direct {
-		// The filesystem refuses O_DIRECT: read through the page cache.
-		direct = false
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, false, &os.PathError{Op: "fcntl", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), direct, nil
+	return newBlob(fd, root, rel, &st), direct, nil
 }

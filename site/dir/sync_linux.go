@@ -1,7 +1,6 @@
 package dir
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -196,30 +195,6 @@ func preadNowait(fd int, p []byte, off int64) (int, syscall.Errno) {
 		return 0, e
 	}
 	return int(r), 0
-}
-
-// blobAt reads an open blob at offsets, as its *os.File does, a read of
-// handoffReadMin bytes or more through preadAt.
-type blobAt struct {
-	f  *os.File
-	fd int
-}
-
-func newBlobAt(f *os.File) blobAt { return blobAt{f: f, fd: int(f.Fd())} }
-
-func (b blobAt) ReadAt(p []byte, off int64) (int, error) {
-	if len(p) < handoffReadMin {
-		return b.f.ReadAt(p, off)
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("dir site: read %s: negative offset %d", b.f.Name(), off)
-	}
-	n, err := preadAt(b.fd, p, off)
-	runtime.KeepAlive(b.f)
-	if err != nil && err != io.EOF {
-		err = &os.PathError{Op: "read", Path: b.f.Name(), Err: err}
-	}
-	return n, err
 }
 
 // preadOnce is unix.Pread, giving up the P first: a cold read (O_DIRECT)

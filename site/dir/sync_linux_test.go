@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -145,9 +146,10 @@ func onOneP(t *testing.T, what string, fn func(w int) error) {
 	}
 }
 
-// The reads that give up the P return what os.File.ReadAt returns: the
-// same bytes, counts and io.EOF, at any offset and size, short or past
-// the end, from many goroutines on one P.
+// A blob's reads (the small ones and those that give up the P) return
+// what os.File.ReadAt returns: the same bytes, counts and io.EOF, at any
+// offset and size, short or past the end, from many goroutines on one P;
+// the blob is opened as Get opens it, with O_NONBLOCK left on.
 func TestReadsHandOff(t *testing.T) {
 	d := t.TempDir()
 	want := make([]byte, 5*handoffReadMin+123)
@@ -163,7 +165,8 @@ func TestReadsHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b := newBlobAt(f)
+	b := openTestBlob(t, d, "a")
+	defer b.Close()
 	size := int64(len(want))
 	cases := []struct{ off, n int64 }{
 		{0, handoffReadMin}, {1, handoffReadMin}, {0, size}, {17, size - 17}, {3, 2 * handoffReadMin},
@@ -194,15 +197,24 @@ func TestReadsHandOff(t *testing.T) {
 	if n, err := b.ReadAt(make([]byte, handoffReadMin), -1); n != 0 || err == nil {
 		t.Errorf("ReadAt at -1: %d, %v; want an error", n, err)
 	}
-	// A descriptor that is not open: the system call's error, with the path.
-	closed, err := os.Open(name)
+	// A blob closed: os.ErrClosed, with its path, for every read, though
+	// its descriptor's number now names another file.
+	cb := openTestBlob(t, d, "a")
+	if err := cb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := newBlobAt(closed)
-	closed.Close()
-	if _, err := cb.ReadAt(make([]byte, handoffReadMin), 0); !errors.Is(err, unix.EBADF) {
-		t.Errorf("ReadAt of a closed file: %v, want EBADF", err)
+	defer other.Close()
+	for _, n := range []int{handoffReadMin, 10} {
+		if got, err := cb.ReadAt(make([]byte, n), 0); got != 0 || !errors.Is(err, os.ErrClosed) || !strings.Contains(err.Error(), name) {
+			t.Errorf("ReadAt(%d bytes) of a closed blob: %d, %v; want os.ErrClosed naming %s", n, got, err, name)
+		}
+	}
+	if err := cb.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("a second Close: %v, want os.ErrClosed", err)
 	}
 	// A section of it through io.SectionReader, as Get returns it.
 	onOneP(t, "reads from many goroutines", func(w int) error {
@@ -217,6 +229,21 @@ func TestReadsHandOff(t *testing.T) {
 		_ = make([]byte, 64<<10)
 		return nil
 	})
+}
+
+// openTestBlob opens rel in dir as Get does (openBlob).
+func openTestBlob(t *testing.T, dir, rel string) *blob {
+	t.Helper()
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	b, _, err := openBlob(dfd, dir, rel, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Directory flushes that give up the P (syncDirAt) do what fsync(2) does,
