@@ -17,7 +17,7 @@ import (
 // newNode initialises a node for EST in a temporary directory, opens it
 // and adds six directory sites: EST, LUX and FIN, each with one gov-dc site
 // (controlled from EST) and one cloudco site (controlled from the USA).
-func newNode(t *testing.T) *Node {
+func newNode(t testing.TB) *Node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node")
 	if _, err := Init(dir, InitOptions{Nation: "EST"}); err != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"maps"
@@ -199,4 +200,83 @@ func TestRecoverOwnBlobsOnEvidence(t *testing.T) {
 	if again.Present != written || again.Blobs != 0 || again.Refused != 5 || again.ShardsMissing != 1 {
 		t.Errorf("second run: %d present (want %d), %d blobs, %d refused %q, %d shards missing", again.Present, written, again.Blobs, again.Refused, again.RefusedBlobs, again.ShardsMissing)
 	}
+}
+
+// FuzzRestoreCopy: whatever an ally sends as a site's manifest copy, and
+// whatever size it lists, restoreOwn never panics, fails only for the
+// site, and writes a copy only if it is a verified envelope of the version
+// its name says followed by exactly the inline blocks its manifest places
+// on that site.
+func FuzzRestoreCopy(f *testing.F) {
+	n := newNode(f)
+	if err := n.AddVault(VaultConfig{Name: "registry", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	var seeds []*manifest.Manifest
+	for key, size := range map[string]int{"inline": 16, "streamed": 3 << 20} {
+		info, err := n.Engine.Put(n.As(ctx, "admin"), "registry", key, bytes.NewReader(make([]byte, size)), vault.PutOptions{Size: int64(size)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		v, err := n.Engine.Index().Get(ctx, "registry", key, info.VersionID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		m, err := n.Engine.OpenEnvelope(v.Envelope)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, m)
+	}
+	sid := seeds[0].Parts[0].Sites[0]
+	s, _ := n.Engine.Site(sid)
+	for _, m := range seeds {
+		rc, err := s.Store.Get(ctx, manifest.BlobName(m.Version), 0, -1)
+		if err != nil {
+			continue // not on this site
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		f.Add(b, int64(len(b)), m == seeds[0])
+		f.Add(b[:len(b)-1], int64(len(b)), m == seeds[0])
+		f.Add(append(b, 0), int64(len(b)+1), m == seeds[0])
+		f.Add(b[:manifest.HeaderSize], int64(1<<40), m == seeds[0])
+	}
+	keys := n.Engine.Keys()
+	f.Fuzz(func(t *testing.T, body []byte, listed int64, inline bool) {
+		m := seeds[1]
+		if inline {
+			m = seeds[0]
+		}
+		name := manifest.BlobName(m.Version)
+		dst := memory.New()
+		pr := &PeerRestoreReport{}
+		rs := &peerRestore{keys: keys, pr: pr, open: func(r federation.BlobRef) (io.ReadCloser, error) {
+			if r.Name != name {
+				return nil, &PeerError{Peer: "ally", Status: http.StatusNotFound, Code: "not_found", Msg: "no such blob"}
+			}
+			return io.NopCloser(bytes.NewReader(body)), nil
+		}}
+		if err := rs.restoreOwn(ctx, dst, federation.BlobRef{Site: sid, Name: name, Size: max(listed, 0)}); err != nil {
+			t.Fatalf("restoreOwn: %v", err)
+		}
+		rc, err := dst.Get(ctx, name, 0, -1)
+		if err != nil {
+			if pr.Refused != 1 {
+				t.Fatalf("nothing written and nothing refused: %+v", pr)
+			}
+			return
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		envLen, err := manifest.EnvelopeLen(got)
+		if err != nil {
+			t.Fatalf("written: %v", err)
+		}
+		wm, err := manifest.Open(got[:envLen], keys)
+		if err != nil || wm.Version != m.Version || int64(len(got)) != int64(envLen)+inlineHeld(wm, sid) || !bytes.Equal(got, body) {
+			t.Fatalf("written %d bytes of a %d-byte body: version %v, %v", len(got), len(body), wm, err)
+		}
+	})
 }
