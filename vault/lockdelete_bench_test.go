@@ -22,7 +22,7 @@ import (
 // timed calls (a delete's removal of the blobs runs after it returns and
 // is charged to whichever call it overlaps). Compare both between commits
 // in the same run (docs/design.md, "Lock changes and deletes read every
-// copy (issue 15, nineteenth pass)").
+// copy: what it costs (issue 15, nineteenth pass)").
 //
 //	go test -run '^$' -bench LockAndDelete -benchmem ./vault/
 func BenchmarkLockAndDelete(b *testing.B) {
