@@ -20,9 +20,11 @@ import (
 // change made while it read the shards. So each such change holds the
 // version's lock from its read of the manifest to its commit, and a move,
 // whose manifest was read before (by scrub), checks under it that the
-// index still holds that revision (ErrChanged). The lock is the engine's:
-// gateways that share an index (PostgreSQL) do not see each other's
-// (docs/design.md, Known gaps).
+// index still holds that revision (ErrChanged). The lock is the engine's,
+// in memory: gateways sharing an index (the PostgreSQL index DESIGN.md
+// plans, not implemented yet) would not see each other's, and will need a
+// compare-and-swap of the revision in the index (docs/design.md, Known
+// gaps).
 
 // ErrChanged: the version changed (a newer revision was committed) after
 // the caller read the manifest it asked to change. Read it again and
