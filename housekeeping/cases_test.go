@@ -85,6 +85,53 @@ func TestRestoredIndexBackup(t *testing.T) {
 	}
 }
 
+// Case 1b: the index restored from an older backup, then written to at
+// once, as a node put back into service takes writes: as many commits as
+// the backup had lost, and one more, before anything looks at the sites.
+// Each commit raises the index's generation of its vault, so the index was
+// found behind the sites only if they were read before the first commit;
+// they were read at the first write of the generations, a second after it,
+// when the index had caught up: collection then ran on the restored index,
+// and a version deleted since the backup stayed in it.
+func TestRestoredIndexBackupWrittenAtOnce(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	n.fillSizes("before")
+	victim := n.put("before/victim", content("victim", 100))
+	indexPath := filepath.Join(n.root, "index.db")
+	n.e.Close(ctx)
+	n.ix.Close()
+	backup, _ := os.ReadFile(indexPath)
+	n.open(indexPath)
+	newer := n.fillSizes("after")
+	if _, err := n.e.Delete(ctx, "registry", "before/victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	n.e.Close(ctx) // its last write of the commit generations goes to the sites
+	n.ix.Close()
+	if err := os.WriteFile(indexPath, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.open(indexPath)
+	for i := range len(newer) + 2 {
+		n.put(fmt.Sprintf("later/%d", i), content("later", 100))
+	}
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Collection == nil || rep.Collection.Ran || rep.Collection.Reason != RefusedIndexBehind {
+		t.Fatalf("collection on a restored index written to at once: %+v; want it refused, the index behind the sites", rep.Collection)
+	}
+	if _, err := n.k.RebuildIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.e.Stat(ctx, "registry", "before/victim", victim.VersionID); err == nil {
+		t.Fatal("a version deleted after the backup came back")
+	}
+	n.checkAll(newer)
+}
+
 // Case 2: recover (an index rebuilt from the sites) while some sites are
 // not mounted yet. Versions that lack k shards are not restored; the next
 // repairing scrub must not delete their shards on the sites that are

@@ -261,6 +261,9 @@ func New(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	}
+	// Before any commit: a restored index is found behind the sites only
+	// while its generations are still those it was restored with.
+	e.checkGenerationsAtOpen()
 	return e, nil
 }
 

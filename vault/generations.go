@@ -88,14 +88,9 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 	}
 	sites := e.siteStores()
 	if !e.gens.loaded {
-		onSites, where := evidence.ReadGenerations(ctx, sites, e.k(), e.node)
-		if behind := Behind(ix, onSites, where); behind != "" {
-			if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
-				return err
-			}
-			e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
+		if err := e.loadGenerations(ctx, gi, ix); err != nil {
+			return err
 		}
-		e.gens.sites, e.gens.loaded = onSites, true
 	}
 	out := maps.Clone(e.gens.sites)
 	for v, g := range ix {
@@ -113,6 +108,50 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 	e.gens.sites = out
 	return nil
 }
+
+// loadGenerations reads the commit generations the sites hold and marks
+// the index stale when its own (ix) are behind them. It must run before
+// the engine's first commit (New does it): each commit raises the index's
+// generation of its vault, so a restored index that took as many commits
+// as it had lost before the sites were read would match them, and its
+// staleness, and the deletions it does not know of, would go unseen
+// (until the nineteenth pass it ran at the first write of the
+// generations, a second after the first commit).
+func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex, ix map[string]uint64) error {
+	onSites, where := evidence.ReadGenerations(ctx, e.siteStores(), e.k(), e.node)
+	if behind := Behind(ix, onSites, where); behind != "" {
+		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
+			return err
+		}
+		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
+	}
+	e.gens.sites, e.gens.loaded = onSites, true
+	return nil
+}
+
+// checkGenerationsAtOpen is loadGenerations at New, within
+// generationsAtOpen. A failure is logged and left to the first write of
+// the generations to try again, as before.
+func (e *Engine) checkGenerationsAtOpen() {
+	gi, ok := e.index.(GenerationIndex)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), generationsAtOpen)
+	defer cancel()
+	e.genFlush.Lock()
+	defer e.genFlush.Unlock()
+	ix, err := gi.Generations(ctx)
+	if err == nil {
+		err = e.loadGenerations(ctx, gi, ix)
+	}
+	if err != nil {
+		e.log.Warn("the sites' commit generations not checked at open; checked at the first write of them", "err", err)
+	}
+}
+
+// generationsAtOpen bounds New's read of the sites' commit generations.
+const generationsAtOpen = 30 * time.Second
 
 // Close writes the commit generations to the sites one last time and stops
 // scheduling writes. The engine must not commit afterwards.
