@@ -27,23 +27,7 @@ import (
 func TestRestoredIndexBackup(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
-	old := n.fillSizes("before")
-	victim := n.put("before/victim", content("victim", 3*testStripe))
-	indexPath := filepath.Join(n.root, "index.db")
-	n.e.Close(ctx)
-	n.ix.Close()
-	backup, _ := os.ReadFile(indexPath)
-	n.open(indexPath)
-	newer := n.fillSizes("after")
-	if _, err := n.e.Delete(ctx, "registry", "before/victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
-		t.Fatal(err)
-	}
-	n.e.Close(ctx) // its last write of the commit generations goes to the sites
-	n.ix.Close()
-	if err := os.WriteFile(indexPath, backup, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.open(indexPath)
+	old, newer, victim := restoreOlderIndex(t, n, 3*testStripe)
 	blobs := n.blobCount()
 
 	// Adoption refuses the stale index, as collection does, and takes
@@ -96,23 +80,7 @@ func TestRestoredIndexBackup(t *testing.T) {
 func TestRestoredIndexBackupWrittenAtOnce(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
-	n.fillSizes("before")
-	victim := n.put("before/victim", content("victim", 100))
-	indexPath := filepath.Join(n.root, "index.db")
-	n.e.Close(ctx)
-	n.ix.Close()
-	backup, _ := os.ReadFile(indexPath)
-	n.open(indexPath)
-	newer := n.fillSizes("after")
-	if _, err := n.e.Delete(ctx, "registry", "before/victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
-		t.Fatal(err)
-	}
-	n.e.Close(ctx) // its last write of the commit generations goes to the sites
-	n.ix.Close()
-	if err := os.WriteFile(indexPath, backup, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.open(indexPath)
+	_, newer, victim := restoreOlderIndex(t, n, 100)
 	for i := range len(newer) + 2 {
 		n.put(fmt.Sprintf("later/%d", i), content("later", 100))
 	}
@@ -130,6 +98,33 @@ func TestRestoredIndexBackupWrittenAtOnce(t *testing.T) {
 		t.Fatal("a version deleted after the backup came back")
 	}
 	n.checkAll(newer)
+}
+
+// restoreOlderIndex puts objects ("before/…") and a victim of victimSize
+// bytes, backs up the index, puts more ("after/…") and deletes the victim,
+// then puts the backup back and reopens the node on it: the index is older
+// than the sites. It returns what was put before and after, and the victim.
+func restoreOlderIndex(t *testing.T, n *testNode, victimSize int) (before, after map[string][]byte, victim vault.ObjectInfo) {
+	t.Helper()
+	ctx := t.Context()
+	before = n.fillSizes("before")
+	victim = n.put("before/victim", content("victim", victimSize))
+	indexPath := filepath.Join(n.root, "index.db")
+	n.e.Close(ctx)
+	n.ix.Close()
+	backup, _ := os.ReadFile(indexPath)
+	n.open(indexPath)
+	after = n.fillSizes("after")
+	if _, err := n.e.Delete(ctx, "registry", "before/victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	n.e.Close(ctx) // its last write of the commit generations goes to the sites
+	n.ix.Close()
+	if err := os.WriteFile(indexPath, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.open(indexPath)
+	return before, after, victim
 }
 
 // Case 2: recover (an index rebuilt from the sites) while some sites are

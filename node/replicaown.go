@@ -81,17 +81,10 @@ func (r *peerRestore) restoreOwn(ctx context.Context, s site.Site, ref federatio
 		m, size, err = r.copyManifest(ctx, s, ref, id)
 		return err
 	})
-	switch {
-	case errors.Is(err, errBlobRefused):
-		r.refuse(ref, err)
-		return nil
-	case err != nil:
-		return err
-	case stored:
-		r.pr.Blobs++
-		r.pr.Bytes += size
-	default:
-		r.pr.Present++
+	if counted := r.count(ref, size)(stored, err); err != nil {
+		return counted // refused (nil) or failed
+	}
+	if !stored {
 		// The site holds a copy already (an earlier attempt wrote it):
 		// its manifest, if it verifies, says which shard blobs belong
 		// there.
