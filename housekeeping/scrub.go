@@ -387,7 +387,13 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			rep.AtRisk, rep.Degraded, rep.RemainingAtRisk = 1, 1, 1
 			return rep
 		}
-		if err := k.ix.Put(ctx, indexVersion(fm, fenv)); err != nil {
+		// Under the version's lock, and not over a revision committed
+		// meanwhile (IndexNewer).
+		if err := k.e.IndexNewer(ctx, fm, indexVersion(fm, fenv)); err != nil {
+			if errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+				o.depth++
+				return k.scrubVersion(ctx, v, listed, o, lim)
+			}
 			rep.Errors = append(rep.Errors, name+": restore the index entry from a verified copy: "+err.Error())
 			return rep
 		}
@@ -424,7 +430,9 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// behind (a failed recommit, or a restored backup). Take it and
 		// check again.
 		if o.Repair && o.depth < 2 {
-			if err := k.ix.Put(ctx, indexVersion(newest, newestEnv)); err != nil {
+			// Not over a revision committed since the copies were read
+			// (IndexNewer: ErrChanged, and the version is checked again).
+			if err := k.e.IndexNewer(ctx, newest, indexVersion(newest, newestEnv)); err != nil && !errors.Is(err, vault.ErrChanged) {
 				rep.Errors = append(rep.Errors, name+": index the newer revision found on the sites: "+err.Error())
 				return rep
 			}
@@ -470,6 +478,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 				return rep
 			}
 			n, err := k.e.MoveMarker(ctx, m, o.Lost)
+			if errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+				o.depth++
+				return k.scrubVersion(ctx, v, listed, o, lim)
+			}
 			if err != nil {
 				rep.Unrepairable = append(rep.Unrepairable, name+": move its copies: "+err.Error())
 				rep.RemainingAtRisk = 1
@@ -483,7 +495,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			rep.AtRisk, rep.Degraded = 1, 1
 			if !o.Repair {
 				rep.RemainingAtRisk = 1
-			} else if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+			} else if err := k.e.RestoreCopies(ctx, m, env, badCopies); errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+				o.depth++
+				return k.scrubVersion(ctx, v, listed, o, lim)
+			} else if err != nil {
 				rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
 				rep.RemainingAtRisk = 1
 			} else {
@@ -626,7 +641,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	}
 	if !needs {
 		// Only copies of a version without inline parts need rewriting.
-		if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+		if err := k.e.RestoreCopies(ctx, m, env, badCopies); errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+			// A change committed a new revision meanwhile: check that one.
+			o.depth++
+			return k.scrubVersion(ctx, v, listed, o, lim)
+		} else if err != nil {
 			rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
 			rep.RemainingAtRisk = 1
 		} else {

@@ -443,11 +443,25 @@ func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadI
 		return ObjectInfo{}, err
 	}
 	v = rec.coded(v)
+	// Under the version's lock from here to the clean-up of the parts not
+	// used: a second completion of the same upload at the same time (a
+	// client retrying one that takes long) would write its manifest over
+	// the first's and commit it, and each would remove the parts the
+	// other's list did not name but its manifest did. It waits, then
+	// finds the version committed.
+	unlock, err := e.lockVersion(ctx, rec.Version)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	defer unlock()
 	if _, err := e.index.Get(ctx, v.Name, key, rec.Version); err == nil {
 		// Completed before, then interrupted before the upload was
 		// forgotten: finish forgetting it and report the version.
 		e.index.DeleteUpload(ctx, v.Name, uploadID)
 		return e.Stat(ctx, v.Name, key, rec.Version)
+	}
+	if _, _, err := e.upload(ctx, v.Name, key, uploadID); err != nil {
+		return ObjectInfo{}, err // aborted while this waited for the lock
 	}
 	if len(want) == 0 {
 		return ObjectInfo{}, fmt.Errorf("%w: a completion must name at least one part", ErrInvalidPart)
@@ -591,6 +605,13 @@ func (e *Engine) AbortUpload(ctx context.Context, vaultName, key, uploadID strin
 	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
 		return err
 	}
+	// Under the version's lock, as a completion is: one under way would
+	// otherwise commit after the check below, with the parts this removes.
+	unlock, err := e.lockVersion(ctx, rec.Version)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	have, err := e.parts(ctx, vaultName, uploadID)
 	if err != nil {
 		return err

@@ -3,8 +3,10 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -18,9 +20,10 @@ import (
 // acknowledged, and a delete could then remove what the retention forbade
 // (invariant 10); a repair moving the version did the same to a lock
 // change made while it read the shards. So each such change holds the
-// version's lock from its read of the manifest to its commit, and a move,
-// whose manifest was read before (by scrub), checks under it that the
-// index still holds that revision (ErrChanged). The lock is the engine's,
+// version's lock from its read of the manifest to its commit, and what
+// scrub writes from a manifest it read before (a move, a missing copy
+// written again, a delete marker's copies moved) checks under it that the
+// index still holds that revision (lockRevision, ErrChanged). The lock is the engine's,
 // in memory: gateways sharing an index (the PostgreSQL index DESIGN.md
 // plans, not implemented yet) would not see each other's, and will need a
 // compare-and-swap of the revision in the index (docs/design.md, Known
@@ -98,4 +101,58 @@ func (e *Engine) resolveLocked(ctx context.Context, vault, key string, id manife
 		err = first
 	}
 	return m, env, unlock, err
+}
+
+// lockRevision is lockVersion for a change built on m, a revision read
+// before the lock was taken (scrub reads a version, checks its copies and
+// shards, then repairs what it must): under the lock, the index must
+// still hold m's revision, or what the change writes would be m's, or m's
+// one up, over a revision committed since (a lock set meanwhile), and undo
+// it; it is then ErrChanged, and the caller writes nothing. A version no
+// longer in the index (deleted meanwhile) is refused with the index's
+// error. what names the change, for the error.
+func (e *Engine) lockRevision(ctx context.Context, m *manifest.Manifest, what string) (func(), error) {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w", what, m.Vault, m.Key, m.Version, err)
+	}
+	cm, err := manifest.Open(cur.Envelope, e.readKeys())
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w", what, m.Vault, m.Key, m.Version, err)
+	}
+	if cm.Revision != m.Revision {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w (revision %d read, the index holds %d)", what, m.Vault, m.Key, m.Version, ErrChanged, m.Revision, cm.Revision)
+	}
+	return unlock, nil
+}
+
+// IndexNewer puts v in the index: a revision of a version found on the
+// sites, newer than the one the caller read from the index (or standing in
+// for an index entry that fails verification), which m opens. Under the
+// version's lock it checks that the index holds no revision as new by
+// then: one committed meanwhile (a lock change) would be undone, and is
+// ErrChanged instead; a version no longer in the index (deleted meanwhile)
+// is refused with the index's error, and is not put back. Scrub takes the
+// sites' newer revisions through it.
+func (e *Engine) IndexNewer(ctx context.Context, m *manifest.Manifest, v index.Version) error {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
+	if err != nil {
+		return fmt.Errorf("index %s/%s version %s revision %d: %w", m.Vault, m.Key, m.Version, m.Revision, err)
+	}
+	if cm, err := manifest.Open(cur.Envelope, e.readKeys()); err == nil && cm.Revision >= m.Revision {
+		return fmt.Errorf("index %s/%s version %s revision %d: %w (the index holds revision %d)", m.Vault, m.Key, m.Version, m.Revision, ErrChanged, cm.Revision)
+	}
+	return e.index.Put(ctx, v)
 }
