@@ -336,3 +336,14 @@ func BenchmarkSealManifest(b *testing.B) {
 		})
 	}
 }
+
+// A count loaded past a threshold is logged when it is loaded: a node
+// restarted with a key past one says so at once, not at its next seal.
+func TestSealWarningAtLoad(t *testing.T) {
+	logs := &logRecords{}
+	c := NewSealCounter(nil, SealLimits{Limit: 100, Warn: []uint64{10, 50}}, slog.New(logs))
+	c.Merge([]SealRecord{{KeyID: "0123456789abcdef", Vault: "registry", Generation: 3, Seals: 60}})
+	if len(logs.msgs) != 2 || !strings.Contains(logs.msgs[1], "rotate_with=embassy key rotate registry") || !strings.Contains(logs.msgs[1], "generation 3") {
+		t.Errorf("loading a count of 60 past thresholds 10 and 50 logged %q", logs.msgs)
+	}
+}
