@@ -313,3 +313,42 @@ func TestKeyUseConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptionLimitAcrossRestart: a node whose manifest key is at its
+// limit still opens (what it would seal at start is refused and logged),
+// serves reads, and rotates its root offline, as the refusal tells the
+// operator to.
+func TestEncryptionLimitAcrossRestart(t *testing.T) {
+	const limit = 40
+	n := newKeyUseNode(t, KeyUseConfig{Limit: limit, Block: 4}, nil)
+	dir := n.Dir
+	if err := putObjects(t, n, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; err == nil && i <= limit; i++ {
+		_, _, err = n.Keys().SealManifest([]byte("test"), []byte("x"))
+	}
+	if !errors.Is(err, custody.ErrSealLimit) {
+		t.Fatalf("the manifest key did not reach its limit: %v", err)
+	}
+	n.Close()
+	n = reopenNode(t, dir)
+	if m, _ := keyCounts(t, n, 1); m < limit {
+		t.Fatalf("reopened at the limit, the manifest key shows %d encryptions", m)
+	}
+	r, err := n.Engine.Get(vault.AsSystem(t.Context()), "registry", "a-0", vault.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatalf("a read with the manifest key at its limit: %v", err)
+	}
+	r.Close()
+	if err := putObjects(t, n, "refused", 1); !errors.Is(err, custody.ErrSealLimit) {
+		t.Fatalf("a put with the manifest key at its limit after a restart: %v", err)
+	}
+	if _, _, err := n.rotateRoot(vault.AsSystem(t.Context())); err != nil {
+		t.Fatalf("root rotation after a restart at the limit: %v", err)
+	}
+	if err := putObjects(t, n, "after", 1); err != nil {
+		t.Fatalf("a put after the rotation: %v", err)
+	}
+}
