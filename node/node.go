@@ -90,6 +90,7 @@ type Node struct {
 	host     hostState        // the guests' stores (hosting.go)
 	sites    siteLocks        // held on the directory sites (sitelock.go)
 	leases   siteLeases       // held on the S3 sites (sitelease.go)
+	seals    sealState        // encryptions counted per key (seals.go)
 
 	// serveLoops are run by Serve beside its own background loops, until
 	// its ctx is done (tests).
@@ -354,7 +355,9 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 func (n *Node) Keys() *custody.Keyring { return n.keyring.Load() }
 
 // setKeys puts k in force as the node's keys (nil: sealed).
-func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(k) }
+// Every keyring put in force counts its encryptions in the node's
+// counter (seals.go).
+func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(n.countSeals(k)) }
 
 // start derives the keys from root, verifies the node files, and opens the
 // index and the engine. On error nothing was written to any site and the
@@ -362,6 +365,11 @@ func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(k) }
 func (n *Node) start(root custody.RootKey) (err error) {
 	keys, err := custody.NewKeyring(root)
 	if err != nil {
+		return err
+	}
+	// Counted from the first encryption: the node directory's counts
+	// now, the sites' once they are open.
+	if err := n.loadSealCounts(); err != nil {
 		return err
 	}
 	n.setKeys(keys)
@@ -400,6 +408,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.Index.Close()
 		return err
 	}
+	n.loadSealCountsFromSites(context.Background())
 	incomplete := n.Index.CheckComplete() != nil
 	if incomplete {
 		n.Log.Warn("the last index rebuild was interrupted: rebuilding the index from the sites")
@@ -588,6 +597,7 @@ func (n *Node) Close() error {
 		n.releaseLeases(nil)
 		return nil
 	}
+	n.closeSealCounts()
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
