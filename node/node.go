@@ -90,6 +90,7 @@ type Node struct {
 	host     hostState        // the guests' stores (hosting.go)
 	sites    siteLocks        // held on the directory sites (sitelock.go)
 	leases   siteLeases       // held on the S3 sites (sitelease.go)
+	s3       s3Clients        // the engine's S3 site drivers (siteclients.go)
 	seals    sealState        // encryptions counted per key (seals.go)
 
 	// serveLoops are run by Serve beside its own background loops, until
@@ -494,15 +495,25 @@ func (n *Node) rebuildEngine() error {
 	conflicts := n.conflicts(n.conf().Sites)
 	n.keepSiteLocks(n.conf().Sites)
 	n.releaseLeases(n.conf().Sites)
+	var s3s []*s3site.Site
 	for _, sc := range n.conf().Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
+			for _, ss := range s3s {
+				ss.Close()
+			}
 			return fmt.Errorf("site %s: %w", sc.ID, err)
+		}
+		if ss, ok := st.(*s3site.Site); ok {
+			s3s = append(s3s, ss)
 		}
 		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: n.guardSite(sc, st, conflicts[sc.ID])})
 		stores[sc.ID] = sites[len(sites)-1].Store
 	}
 	n.auditStores.Store(&stores)
+	// The drivers replaced are used no more (the log's stores are these
+	// now; an engine changed in place or replaced takes these below).
+	n.keepS3Clients(s3s)
 	if n.Audit() == nil {
 		if err := n.openAudit(context.Background()); err != nil {
 			return err
@@ -595,6 +606,7 @@ func (n *Node) Close() error {
 	n.keepSiteLocks(nil)
 	if n.Index == nil {
 		n.releaseLeases(nil)
+		n.keepS3Clients(nil)
 		return nil
 	}
 	n.closeSealCounts()
@@ -604,8 +616,9 @@ func (n *Node) Close() error {
 	n.closeTAXII()
 	n.closeAudit()
 	// The engine's and the log's last writes are done: let go of the S3
-	// sites.
+	// sites, and close their clients' connections.
 	n.releaseLeases(nil)
+	n.keepS3Clients(nil)
 	return n.Index.Close()
 }
 
@@ -662,6 +675,7 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if err != nil {
 		return err
 	}
+	defer closeSite(st)
 	if err := n.apply(&c); err != nil {
 		n.removeMarker(ctx, s.ID, st)
 		return err
@@ -735,6 +749,7 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer closeSite(st)
 	// Data is shards and manifests; the node descriptor every site
 	// carries does not count.
 	blobs := 0
