@@ -601,6 +601,9 @@ func (n *Node) vault(vc VaultConfig) (vault.Vault, error) {
 // Close closes the node.
 func (n *Node) Close() error {
 	n.stopJobs()
+	// The encryption counts' last copy, while the node still holds its
+	// sites' locks.
+	n.closeSealCounts()
 	n.closePeerClients()
 	n.unlockHostingDir()
 	n.keepSiteLocks(nil)
@@ -609,7 +612,6 @@ func (n *Node) Close() error {
 		n.keepS3Clients(nil)
 		return nil
 	}
-	n.closeSealCounts()
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
