@@ -207,6 +207,7 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	// The index is the commit point: once the version is gone from it,
 	// it is deleted; the copies and shards are then removed best-effort,
 	// and what is left is garbage by the record above.
+	e.generationsChecked(ctx)
 	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
 		ev.Kind, ev.Record = "object.delete", nil
 		e.recordFailure(ctx, ev, err)
