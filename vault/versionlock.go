@@ -1,10 +1,13 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
 
@@ -98,4 +101,34 @@ func (e *Engine) resolveLocked(ctx context.Context, vault, key string, id manife
 		err = first
 	}
 	return m, env, unlock, err
+}
+
+// TakeUp puts env, revision m of a version read from the sites, into the
+// index in place of read, the index's envelope of it that the caller read
+// before: under the version's lock, and only if the index still holds
+// read, byte for byte. Scrub takes up a newer revision found on the sites
+// (an index behind them) or a verified copy standing in for an index
+// entry that does not verify; it wrote the index directly, outside the
+// lock, and undid what was committed between its read and its write: a
+// version deleted meanwhile was indexed again (its deletion record then
+// had its shards removed under the index's entry), a change committed
+// meanwhile was written over by the older revision. It returns ErrChanged
+// when the index holds another envelope (check the version again) and
+// index.ErrNotFound when it holds the version no more (deleted: leave it).
+func (e *Engine) TakeUp(ctx context.Context, read []byte, m *manifest.Manifest, env []byte) error {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(cur.Envelope, read) {
+		return fmt.Errorf("take up revision %d of %s/%s version %s: %w", m.Revision, m.Vault, m.Key, m.Version, ErrChanged)
+	}
+	e.generationsChecked(ctx)
+	return e.index.Put(ctx, index.Version{Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created,
+		DeleteMarker: m.DeleteMarker, Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env})
 }
