@@ -432,13 +432,16 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: manifest copy on site %s unreadable (not rewritten): %v", name, sid, unread[sid]))
 	}
 	moved := false
-	if !slices.Contains(slices.Collect(maps.Values(copies)), copyOK) {
-		// No site m names holds its revision or a newer one: the version
-		// may have moved off all of them since the index's revision (an
-		// index restored from a backup taken before a repair or a
-		// drain). The other sites may hold the newer revision, which
-		// says where its shards are: without it every shard would look
-		// gone, and the version lost.
+	if (newest == nil || newest.Revision <= m.Revision) && slices.ContainsFunc(slices.Collect(maps.Values(copies)), func(st copyState) bool { return st != copyOK && st != copyUnknown }) {
+		// A site m names holds no copy of its revision or a newer one,
+		// and none a newer: the version may have moved off them since
+		// the index's revision (an index restored from a backup taken
+		// before a repair or a drain), a copy of m's revision perhaps
+		// left behind on one of them by the move's failed clean-up
+		// (until the twentieth pass such a copy kept the other sites
+		// from being read). The other sites may hold the newer
+		// revision, which says where its shards are: without it every
+		// shard would look gone, and the version lost.
 		named := manifestSites(m)
 		var others []string
 		for _, sid := range k.e.SiteIDs() {
