@@ -31,6 +31,7 @@ var (
 	benchRepairSize    = flag.Int64("embassy.repair-size", 4<<30, "bytes of objects for BenchmarkRepair")
 	benchRepairProfile = flag.String("embassy.repair-cpuprofile", "", "write a CPU profile of the first round's repair (the scrub alone) to this file")
 	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
+	benchRepairNewDir  = flag.String("embassy.repair-new-dir", "", "put the two sites the repair writes to under this directory (another filesystem: a disk of their own) instead of beside the survivors")
 	benchRepairRound   = flag.Int("embassy.repair-profile-round", 1, "the round whose repair -embassy.repair-cpuprofile and -embassy.repair-trace record")
 )
 
@@ -75,7 +76,8 @@ func profileRepair(b *testing.B, round int) func() {
 // like the lost shards (the survivors' size, one a version on each of two
 // fresh sites, scrubConcurrency at once a site) through the dir driver's
 // Put, as the repair writes them: O_DIRECT, fdatasync, rename, directory
-// fsync. Every site here is on one disk, so the repair's reads and writes
+// fsync. Every site here is on one disk (unless -embassy.repair-new-dir puts
+// the two sites the repair writes to elsewhere), so the repair's reads and writes
 // share it; the shared reference does both at once (a third mirror read
 // as the raw read reads while blobs like the lost shards are written as
 // the raw write writes them) and repair/shared is the repair's rate over
@@ -102,6 +104,10 @@ func BenchmarkRepair(b *testing.B) {
 			}
 			for _, d := range append(append([]site.Descriptor(nil), topology...), extra...) {
 				p := filepath.Join(root, "sites", d.ID)
+				if nd := *benchRepairNewDir; nd != "" && d.Jurisdiction == "DEU" {
+					p = filepath.Join(nd, filepath.Base(root), d.ID)
+					b.Cleanup(func() { os.RemoveAll(filepath.Join(nd, filepath.Base(root))) })
+				}
 				ds, _ := dir.New(p)
 				f := fault.New(ds, 1)
 				dirs[d.ID], faults[d.ID] = p, f

@@ -366,13 +366,13 @@ func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost fun
 }
 
 // takeUp puts revision m (env) of listed, read from the sites, into the
-// index in place of read, the envelope the index held when scrubVersion
-// read it (vault.Engine.TakeUp: under the version's lock, only if the
-// index still holds read). done says scrubVersion returns again: the
-// version was deleted meanwhile (an empty report), it changed and was
-// checked again, or the write failed (named in rep, as what).
-func (k *Keeper) takeUp(ctx context.Context, v vault.Vault, listed index.Version, o ScrubOptions, lim *rateLimiter, read []byte, m *manifest.Manifest, env []byte, rep *ScrubReport, what string) (again ScrubReport, done bool) {
-	err := k.e.TakeUp(ctx, read, m, env)
+// index (vault.Engine.IndexNewer: under the version's lock, not over a
+// revision as new, and not back after a delete). done says scrubVersion
+// returns again: the version was deleted meanwhile (an empty report: it
+// is not indexed again, nor reported), it changed and was checked again,
+// or the write failed (named in rep, as what).
+func (k *Keeper) takeUp(ctx context.Context, v vault.Vault, listed index.Version, o ScrubOptions, lim *rateLimiter, m *manifest.Manifest, env []byte, rep *ScrubReport, what string) (again ScrubReport, done bool) {
+	err := k.e.IndexNewer(ctx, m, indexVersion(m, env))
 	switch {
 	case err == nil:
 		return ScrubReport{}, false
@@ -403,7 +403,7 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		return ScrubReport{}
 	}
 	var m *manifest.Manifest
-	env := iv.Envelope // as the index holds it: what a take-up replaces
+	env := iv.Envelope
 	if err == nil {
 		m, err = k.openIndexed(listed, env)
 	}
@@ -419,7 +419,7 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			rep.AtRisk, rep.Degraded, rep.RemainingAtRisk = 1, 1, 1
 			return rep
 		}
-		if again, done := k.takeUp(ctx, v, listed, o, lim, env, fm, fenv, &rep, "restore the index entry from a verified copy"); done {
+		if again, done := k.takeUp(ctx, v, listed, o, lim, fm, fenv, &rep, "restore the index entry from a verified copy"); done {
 			return again
 		}
 		m, env = fm, fenv
@@ -458,7 +458,7 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// behind (a failed recommit, or a restored backup). Take it and
 		// check again.
 		if o.Repair && o.depth < 2 {
-			if again, done := k.takeUp(ctx, v, listed, o, lim, env, newest, newestEnv, &rep, "index the newer revision found on the sites"); done {
+			if again, done := k.takeUp(ctx, v, listed, o, lim, newest, newestEnv, &rep, "index the newer revision found on the sites"); done {
 				return again
 			}
 			o.depth++
@@ -503,6 +503,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 				return rep
 			}
 			n, err := k.e.MoveMarker(ctx, m, o.Lost)
+			if errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+				o.depth++
+				return k.scrubVersion(ctx, v, listed, o, lim)
+			}
 			if err != nil {
 				rep.Unrepairable = append(rep.Unrepairable, name+": move its copies: "+err.Error())
 				rep.RemainingAtRisk = 1
@@ -516,7 +520,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			rep.AtRisk, rep.Degraded = 1, 1
 			if !o.Repair {
 				rep.RemainingAtRisk = 1
-			} else if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+			} else if err := k.e.RestoreCopies(ctx, m, env, badCopies); errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+				o.depth++
+				return k.scrubVersion(ctx, v, listed, o, lim)
+			} else if err != nil {
 				rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
 				rep.RemainingAtRisk = 1
 			} else {
@@ -664,7 +671,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 	}
 	if !needs {
 		// Only copies of a version without inline parts need rewriting.
-		if err := k.e.RestoreCopies(ctx, m, env, badCopies); err != nil {
+		if err := k.e.RestoreCopies(ctx, m, env, badCopies); errors.Is(err, vault.ErrChanged) && o.depth < 2 {
+			// A change committed a new revision meanwhile: check that one.
+			o.depth++
+			return k.scrubVersion(ctx, v, listed, o, lim)
+		} else if err != nil {
 			rep.Errors = append(rep.Errors, name+": restore manifest copies: "+err.Error())
 			rep.RemainingAtRisk = 1
 		} else {

@@ -154,6 +154,29 @@ func cpuLimit(size int64) float64 {
 	return float64(stripes*stripe) / time.Since(start).Seconds()
 }
 
+// getWork returns LargeRefsWork's work for a get's reference: what a get
+// does to each 1 MiB stripe of k shards, checksum the k blocks (in place,
+// as the get's openers do) and authenticate and decrypt the stripe (here
+// a seal of the same bytes, the same AES-GCM work), on each of k readers.
+func getWork(k int) func(int, []byte) {
+	stripes := make([]*seal.Stripes, k)
+	sums := make([][][erasure.MaxSumSize]byte, k)
+	for i := range k {
+		dk, _ := seal.NewDataKey()
+		stripes[i], _ = seal.NewStripes(dk, seal.StripeContext{})
+		sums[i] = make([][erasure.MaxSumSize]byte, k)
+	}
+	var j [8]uint64
+	return func(i int, p []byte) {
+		if len(p) <= erasure.HeadRoom+seal.Overhead {
+			return
+		}
+		erasure.Current.SumShards(sums[i], erasure.BlockID{Stripe: j[i]}, p, (len(p)-erasure.HeadRoom)/k)
+		stripes[i].Seal(p[:0], p[:len(p)-seal.Overhead], j[i], false)
+		j[i]++
+	}
+}
+
 // BenchmarkThroughput puts and gets one large object (1 GiB by default) on
 // six dir sites with 4+2 and reports it against the machine's limit for
 // that work, measured in the same round:
@@ -180,7 +203,7 @@ func BenchmarkThroughput(b *testing.B) {
 	size := *benchSize
 	const mb = 1e6
 	for b.Loop() {
-		var putR, getR, putC, getC []float64
+		var putR, getR, putC, getC, workR, getWorkR []float64
 		var last struct{ put, get, cpu, refW, refR float64 }
 		for round := range max(1, *benchutil.Rounds) {
 			root := benchutil.Root(b)
@@ -194,6 +217,7 @@ func BenchmarkThroughput(b *testing.B) {
 			// that neither always follows the other's writes, which a
 			// cache below the guest may still be flushing.
 			var put, putCPU, get, getCPU, refW, refR, refRCPU float64
+			var refs benchutil.Refs
 			var getSched benchutil.Sched
 			engine := func() {
 				src := &benchutil.Gen{Left: size, State: 7}
@@ -232,21 +256,25 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			first := "engine"
 			if round%2 == 0 {
-				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
+				refs = benchutil.LargeRefsWork(b, root, size, 4, 2, getWork(4))
 				engine()
 				first = "reference"
 			} else {
 				engine()
-				refW, refR, refRCPU = benchutil.LargeRefsCPU(b, root, size, 4, 2)
+				refs = benchutil.LargeRefsWork(b, root, size, 4, 2, getWork(4))
 			}
+			refW, refR, refRCPU = refs.Write, refs.Read, refs.ReadCPU
 
 			putLimit, getLimit := min(cpu, refW), min(cpu, refR)
 			putR, getR, putC, getC = append(putR, put/putLimit), append(getR, get/getLimit), append(putC, putCPU), append(getC, getCPU)
+			workR, getWorkR = append(workR, refs.WorkRead/refR), append(getWorkR, get/refs.WorkRead)
 			last.put, last.get, last.cpu, last.refW, last.refR = put, get, cpu, refW, refR
 			fmt.Printf("round %d (%s first): object %d MiB: put %.0f MB/s (%.2f CPU-s/GB), get %.0f MB/s; limit put %.0f MB/s (cpu %.0f, disk write reference %.0f), get %.0f MB/s (disk cold-read reference %.0f): put/limit %.2f  get/limit %.2f\n",
 				round+1, first, size>>20, put/mb, putCPU, get/mb, putLimit/mb, cpu/mb, refW/mb, getLimit/mb, refR/mb, put/putLimit, get/getLimit)
 			fmt.Printf("round %d get: %.2f CPU-s/GB, %.2f cores (the reference's read %.2f CPU-s/GB, %.2f cores); the get's Ps running %.2f, goroutines runnable %.2f, in system calls %.2f\n",
 				round+1, getCPU, getCPU*get/1e9, refRCPU, refRCPU*refR/1e9, getSched.Running, getSched.Runnable, getSched.Syscall)
+			fmt.Printf("round %d the reference read with the get's work (open and checksum, on each reader): %.0f MB/s, %.2f CPU-s/GB, %.2f cores: %.2f of the plain reference; the get %.2f of it\n",
+				round+1, refs.WorkRead/mb, refs.WorkReadCPU, refs.WorkReadCPU*refs.WorkRead/1e9, refs.WorkRead/refR, get/refs.WorkRead)
 		}
 		ps, gs, pc, gc := benchutil.Summarize(putR), benchutil.Summarize(getR), benchutil.Summarize(putC), benchutil.Summarize(getC)
 		b.ReportMetric(pc.Med, "put-CPU-s/GB")
@@ -259,6 +287,10 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(ps.Med, "put/limit")
 		b.ReportMetric(gs.Med, "get/limit")
 		fmt.Printf("put/limit %s  get/limit %s  put CPU-s/GB %s  get CPU-s/GB %s\n", ps, gs, pc, gc)
+		ws, gws := benchutil.Summarize(workR), benchutil.Summarize(getWorkR)
+		b.ReportMetric(ws.Med, "work-ref/ref")
+		b.ReportMetric(gws.Med, "get/work-ref")
+		fmt.Printf("the reference with the get's work against the plain reference %s; the get against it %s\n", ws, gws)
 	}
 }
 

@@ -355,18 +355,11 @@ type RelocateResult struct {
 // while the shards were read) and the change would be lost; it is then
 // ErrChanged, and nothing is written.
 func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocation) (res RelocateResult, err error) {
-	unlock, err := e.lockVersion(ctx, m.Version)
+	unlock, err := e.lockRevision(ctx, m, "relocate")
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	if cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version); err != nil {
-		return res, err
-	} else if cm, err := manifest.Open(cur.Envelope, e.readKeys()); err != nil {
-		return res, err
-	} else if cm.Revision != m.Revision {
-		return res, fmt.Errorf("relocate %s/%s version %s: %w (revision %d read, the index holds %d)", m.Vault, m.Key, m.Version, ErrChanged, m.Revision, cm.Revision)
-	}
 	newM := *m
 	newM.Parts = slices.Clone(m.Parts)
 	oldBlobs := map[string][]string{}
@@ -534,12 +527,22 @@ func (e *Engine) Relocate(ctx context.Context, m *manifest.Manifest, r Relocatio
 // RestoreCopies writes env, the verified envelope of a version without
 // inline parts (or a delete marker), to sites that miss a copy or hold a
 // damaged one.
+//
+// m is the revision the caller read (scrub, before checking the copies):
+// under the version's lock the index must still hold it, or env would be
+// written over a newer revision that a change wrote to those sites
+// meanwhile (ErrChanged, nothing written; scrub checks the version again).
 func (e *Engine) RestoreCopies(ctx context.Context, m *manifest.Manifest, env []byte, sites []string) error {
 	for _, p := range m.Parts {
 		if p.Inline {
 			return fmt.Errorf("restore copies of %s version %s: inline blocks must be rebuilt (Relocate)", m.Key, m.Version)
 		}
 	}
+	unlock, err := e.lockRevision(ctx, m, "restore copies of")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	errs := e.putCopies(ctx, manifest.BlobName(m.Version), env, sites, nil)
 	return errors.Join(errs...)
 }

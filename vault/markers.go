@@ -30,6 +30,12 @@ func (e *Engine) MisplacedCopies(m *manifest.Manifest, lost map[string]bool) []s
 // written, the marker's new revision is committed, and only then are the
 // old copies removed (with a record), as Relocate does for versions. It
 // returns how many copies moved.
+//
+// m is the revision the caller read (scrub): under the marker's lock the
+// index must still hold it, as for Relocate, or the move would write m's
+// revision, one up, over one committed meanwhile (a re-wrap's); that is
+// ErrChanged, and a marker removed meanwhile (a DELETE of its version id)
+// is refused with the index's error. Nothing is written either way.
 func (e *Engine) MoveMarker(ctx context.Context, m *manifest.Manifest, lost map[string]bool) (int, error) {
 	if !m.DeleteMarker {
 		return 0, fmt.Errorf("move marker %s: not a delete marker", m.Version)
@@ -38,6 +44,11 @@ func (e *Engine) MoveMarker(ctx context.Context, m *manifest.Manifest, lost map[
 	if len(bad) == 0 {
 		return 0, nil
 	}
+	unlock, err := e.lockRevision(ctx, m, "move delete marker")
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	v, err := e.Vault(m.Vault)
 	if err != nil {
 		return 0, err

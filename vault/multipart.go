@@ -442,38 +442,26 @@ func (e *Engine) CompleteUploadWith(ctx context.Context, vaultName, key, uploadI
 	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
 		return ObjectInfo{}, err
 	}
-	// The completion holds the lock of the version it makes, from its
-	// check that the version is not committed yet to its commit and the
-	// upload forgotten: a second completion of the same upload (a client's
-	// retry of a slow one) waits and finds it completed. Before the
-	// twentieth pass both passed the check: the second wrote the upload's
-	// revision 0 over the copies and the index entry of the version the
-	// first had committed, undoing a retention set on it meanwhile
-	// (invariant 10), and a second that then failed removed the copies it
-	// had written over, the committed version's. An abort waits too
-	// (AbortUpload), and finds the upload gone or not.
+	v = rec.coded(v)
+	// Under the version's lock from here to the clean-up of the parts not
+	// used: a second completion of the same upload at the same time (a
+	// client retrying one that takes long) would write its manifest over
+	// the first's and commit it, and each would remove the parts the
+	// other's list did not name but its manifest did. It waits, then
+	// finds the version committed.
 	unlock, err := e.lockVersion(ctx, rec.Version)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	defer unlock()
-	if _, again, err := e.upload(ctx, v.Name, key, uploadID); err != nil || again.Version != rec.Version {
-		if ver, ok := completedAs(uploadID); ok {
-			if _, gerr := e.index.Get(ctx, v.Name, key, ver); gerr == nil {
-				return e.Stat(ctx, v.Name, key, ver)
-			}
-		}
-		if err == nil {
-			err = fmt.Errorf("%w: %s", ErrNoSuchUpload, uploadID)
-		}
-		return ObjectInfo{}, err
-	}
-	v = rec.coded(v)
 	if _, err := e.index.Get(ctx, v.Name, key, rec.Version); err == nil {
 		// Completed before, then interrupted before the upload was
 		// forgotten: finish forgetting it and report the version.
 		e.index.DeleteUpload(ctx, v.Name, uploadID)
 		return e.Stat(ctx, v.Name, key, rec.Version)
+	}
+	if _, _, err := e.upload(ctx, v.Name, key, uploadID); err != nil {
+		return ObjectInfo{}, err // aborted while this waited for the lock
 	}
 	if len(want) == 0 {
 		return ObjectInfo{}, fmt.Errorf("%w: a completion must name at least one part", ErrInvalidPart)
@@ -617,9 +605,8 @@ func (e *Engine) AbortUpload(ctx context.Context, vaultName, key, uploadID strin
 	if err := e.mayChangeUpload(ctx, v, uploadID, rec); err != nil {
 		return err
 	}
-	// Not while a completion of the upload is under way (it holds the
-	// version's lock to its commit): its parts removed under it, the
-	// completion would commit a version whose shards are gone.
+	// Under the version's lock, as a completion is: one under way would
+	// otherwise commit after the check below, with the parts this removes.
 	unlock, err := e.lockVersion(ctx, rec.Version)
 	if err != nil {
 		return err

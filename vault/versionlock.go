@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +20,10 @@ import (
 // acknowledged, and a delete could then remove what the retention forbade
 // (invariant 10); a repair moving the version did the same to a lock
 // change made while it read the shards. So each such change holds the
-// version's lock from its read of the manifest to its commit, and a move,
-// whose manifest was read before (by scrub), checks under it that the
-// index still holds that revision (ErrChanged). The lock is the engine's,
+// version's lock from its read of the manifest to its commit, and what
+// scrub writes from a manifest it read before (a move, a missing copy
+// written again, a delete marker's copies moved) checks under it that the
+// index still holds that revision (lockRevision, ErrChanged). The lock is the engine's,
 // in memory: gateways sharing an index (the PostgreSQL index DESIGN.md
 // plans, not implemented yet) would not see each other's, and will need a
 // compare-and-swap of the revision in the index (docs/design.md, Known
@@ -144,19 +144,45 @@ func (e *Engine) resolveLocked(ctx context.Context, vault, key string, id manife
 	return m, env, unlock, err
 }
 
-// TakeUp puts env, revision m of a version read from the sites, into the
-// index in place of read, the index's envelope of it that the caller read
-// before: under the version's lock, and only if the index still holds
-// read, byte for byte. Scrub takes up a newer revision found on the sites
-// (an index behind them) or a verified copy standing in for an index
-// entry that does not verify; it wrote the index directly, outside the
-// lock, and undid what was committed between its read and its write: a
-// version deleted meanwhile was indexed again (its deletion record then
-// had its shards removed under the index's entry), a change committed
-// meanwhile was written over by the older revision. It returns ErrChanged
-// when the index holds another envelope (check the version again) and
-// index.ErrNotFound when it holds the version no more (deleted: leave it).
-func (e *Engine) TakeUp(ctx context.Context, read []byte, m *manifest.Manifest, env []byte) error {
+// lockRevision is lockVersion for a change built on m, a revision read
+// before the lock was taken (scrub reads a version, checks its copies and
+// shards, then repairs what it must): under the lock, the index must
+// still hold m's revision, or what the change writes would be m's, or m's
+// one up, over a revision committed since (a lock set meanwhile), and undo
+// it; it is then ErrChanged, and the caller writes nothing. A version no
+// longer in the index (deleted meanwhile) is refused with the index's
+// error. what names the change, for the error.
+func (e *Engine) lockRevision(ctx context.Context, m *manifest.Manifest, what string) (func(), error) {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w", what, m.Vault, m.Key, m.Version, err)
+	}
+	cm, err := manifest.Open(cur.Envelope, e.readKeys())
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w", what, m.Vault, m.Key, m.Version, err)
+	}
+	if cm.Revision != m.Revision {
+		unlock()
+		return nil, fmt.Errorf("%s %s/%s version %s: %w (revision %d read, the index holds %d)", what, m.Vault, m.Key, m.Version, ErrChanged, m.Revision, cm.Revision)
+	}
+	return unlock, nil
+}
+
+// IndexNewer puts v in the index: a revision of a version found on the
+// sites, newer than the one the caller read from the index (or standing in
+// for an index entry that fails verification), which m opens. Under the
+// version's lock it checks that the index holds no revision as new by
+// then: one committed meanwhile (a lock change) would be undone, and is
+// ErrChanged instead; a version no longer in the index (deleted meanwhile)
+// is refused with the index's error, and is not put back. Scrub takes the
+// sites' newer revisions through it.
+func (e *Engine) IndexNewer(ctx context.Context, m *manifest.Manifest, v index.Version) error {
 	unlock, err := e.lockVersion(ctx, m.Version)
 	if err != nil {
 		return err
@@ -164,12 +190,11 @@ func (e *Engine) TakeUp(ctx context.Context, read []byte, m *manifest.Manifest, 
 	defer unlock()
 	cur, err := e.index.Get(ctx, m.Vault, m.Key, m.Version)
 	if err != nil {
-		return err
+		return fmt.Errorf("index %s/%s version %s revision %d: %w", m.Vault, m.Key, m.Version, m.Revision, err)
 	}
-	if !bytes.Equal(cur.Envelope, read) {
-		return fmt.Errorf("take up revision %d of %s/%s version %s: %w", m.Revision, m.Vault, m.Key, m.Version, ErrChanged)
+	if cm, err := manifest.Open(cur.Envelope, e.readKeys()); err == nil && cm.Revision >= m.Revision {
+		return fmt.Errorf("index %s/%s version %s revision %d: %w (the index holds revision %d)", m.Vault, m.Key, m.Version, m.Revision, ErrChanged, cm.Revision)
 	}
 	e.generationsChecked(ctx)
-	return e.index.Put(ctx, index.Version{Vault: m.Vault, Key: m.Key, ID: m.Version, Created: m.Created,
-		DeleteMarker: m.DeleteMarker, Size: m.Size, ETag: m.ETag, Label: m.Label, Envelope: env})
+	return e.index.Put(ctx, v)
 }

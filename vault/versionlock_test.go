@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site/fault"
 )
@@ -171,6 +173,257 @@ func TestRelocateRefusesAChangedVersion(t *testing.T) {
 				t.Errorf("the index: lock %+v; want the COMPLIANCE retention", index)
 			}
 		})
+	}
+}
+
+// TestScrubWritesRefuseAChangedVersion: what scrub writes from a manifest
+// it read before its checks (a copy written again where one is missing or
+// damaged, a delete marker's copies moved, a newer revision found on the
+// sites taken into the index) is written under the version's lock and only
+// if the index still holds what scrub read; otherwise nothing is written
+// (ErrChanged, and scrub checks the version again). Before, RestoreCopies
+// and MoveMarker took no lock and checked nothing: a copy of the revision
+// read was written over the copy a retention set meanwhile had written (the
+// site's copy lost the COMPLIANCE retention), and a marker's move wrote its
+// revision, one up, over the index's newer one (the revision committed
+// meanwhile gone from the index). A marker removed meanwhile was refused
+// before too (its index entry read), and still is. Scrub put a newer
+// revision found on the sites into the index as it was (index.Put): one
+// committed since (a legal hold) was undone in the index; IndexNewer is
+// new, so that case tests its refusal.
+func TestScrubWritesRefuseAChangedVersion(t *testing.T) {
+	until := time.Now().Add(10 * 365 * 24 * time.Hour).Truncate(time.Second)
+	t.Run("restore copies", func(t *testing.T) {
+		n := newTestNode(t)
+		ctx := t.Context()
+		id := n.put("doc", content("doc", 3*testStripe+100)).VersionID
+		m, env, err := n.e.resolve(ctx, "registry", "doc", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.SetRetention(ctx, "registry", "doc", id, Compliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		// Scrub found a site's copy missing or damaged before the
+		// retention was set.
+		if err := n.e.RestoreCopies(ctx, m, env, manifestSites(m)[:1]); !errors.Is(err, ErrChanged) {
+			t.Errorf("a copy of the revision read before a retention was set written again: %v, want %v", err, ErrChanged)
+		}
+		copies, index := n.sitesLocks(id)
+		for sid, l := range copies {
+			if l == nil || l.Mode != Compliance || !l.Until.Equal(until) {
+				t.Errorf("site %s's copy: lock %+v; want the COMPLIANCE retention", sid, l)
+			}
+		}
+		if index == nil || index.Mode != Compliance {
+			t.Errorf("the index: lock %+v; want the COMPLIANCE retention", index)
+		}
+		// The revision the index holds is written.
+		m, env, err = n.e.resolve(ctx, "registry", "doc", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.e.RestoreCopies(ctx, m, env, manifestSites(m)[:1]); err != nil {
+			t.Errorf("restore copies of the index's revision: %v", err)
+		}
+	})
+	t.Run("move a delete marker removed meanwhile", func(t *testing.T) {
+		n := newTestNode(t, relocationSites...)
+		ctx := t.Context()
+		data := content("doc", 3000)
+		n.put("doc", data)
+		del, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{})
+		if err != nil || !del.DeleteMarker {
+			t.Fatalf("delete: %+v, %v", del, err)
+		}
+		m, _, err := n.e.resolve(ctx, "registry", "doc", del.VersionID)
+		if m == nil {
+			t.Fatalf("the marker: %v", err)
+		}
+		// Scrub read the marker, found one of its copies on a site lost;
+		// meanwhile the marker is removed, undeleting the object.
+		if _, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{VersionID: del.VersionID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.MoveMarker(ctx, m, map[string]bool{m.Copies[0]: true}); err == nil {
+			t.Error("a delete marker removed meanwhile was moved")
+		}
+		if _, err := n.ix.Get(ctx, "registry", "doc", del.VersionID); !errors.Is(err, index.ErrNotFound) {
+			t.Errorf("the removed delete marker in the index: %v, want %v", err, index.ErrNotFound)
+		}
+		if got := n.mustRead("doc"); !bytes.Equal(got, data) {
+			t.Error("the undeleted object does not read back")
+		}
+	})
+	t.Run("move a delete marker changed meanwhile", func(t *testing.T) {
+		n := newTestNode(t, relocationSites...)
+		ctx := t.Context()
+		n.put("doc", content("doc", 3000))
+		del, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := n.e.resolve(ctx, "registry", "doc", del.VersionID)
+		if m == nil {
+			t.Fatalf("the marker: %v", err)
+		}
+		// Another revision committed meanwhile (as a re-wrap does).
+		next := *m
+		next.Revision++
+		nenv, err := manifest.Seal(&next, n.e.sealKeys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.e.IndexNewer(ctx, &next, index.Version{Vault: next.Vault, Key: next.Key, ID: next.Version, Created: next.Created, DeleteMarker: true, Label: next.Label, Envelope: nenv}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.MoveMarker(ctx, m, map[string]bool{m.Copies[0]: true}); !errors.Is(err, ErrChanged) {
+			t.Errorf("a move of the marker's revision read before another was committed: %v, want %v", err, ErrChanged)
+		}
+		if _, got, _ := n.e.resolve(ctx, "registry", "doc", del.VersionID); !bytes.Equal(got, nenv) {
+			t.Error("the index no longer holds the revision committed meanwhile")
+		}
+	})
+	t.Run("index a newer revision", func(t *testing.T) {
+		n := newTestNode(t)
+		ctx := t.Context()
+		id := n.put("doc", content("doc", 3000)).VersionID
+		if _, err := n.e.SetRetention(ctx, "registry", "doc", id, Compliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		// Scrub found revision 1 on the sites (the index behind it) ...
+		m1, env1, err := n.e.resolve(ctx, "registry", "doc", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ... and a legal hold is committed at revision 2 meanwhile.
+		if _, err := n.e.SetLegalHold(ctx, "registry", "doc", id, true); err != nil {
+			t.Fatal(err)
+		}
+		v1 := index.Version{Vault: m1.Vault, Key: m1.Key, ID: m1.Version, Created: m1.Created, Size: m1.Size, ETag: m1.ETag, Label: m1.Label, Envelope: env1}
+		if err := n.e.IndexNewer(ctx, m1, v1); !errors.Is(err, ErrChanged) {
+			t.Errorf("revision 1 indexed over revision 2: %v, want %v", err, ErrChanged)
+		}
+		if _, l := n.sitesLocks(id); l == nil || !l.LegalHold || l.Mode != Compliance {
+			t.Errorf("the index: lock %+v; want the retention and the hold", l)
+		}
+		// A version deleted meanwhile is not put back.
+		id2 := n.put("doc", content("doc2", 3000)).VersionID
+		m2, env2, err := n.e.resolve(ctx, "registry", "doc", id2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{VersionID: id2}); err != nil {
+			t.Fatal(err)
+		}
+		m2.Revision++
+		if err := n.e.IndexNewer(ctx, m2, index.Version{Vault: m2.Vault, Key: m2.Key, ID: m2.Version, Created: m2.Created, Envelope: env2}); err == nil {
+			t.Error("a version deleted meanwhile was put back in the index")
+		}
+		if _, err := n.ix.Get(ctx, "registry", "doc", id2); !errors.Is(err, index.ErrNotFound) {
+			t.Errorf("the deleted version in the index: %v, want %v", err, index.ErrNotFound)
+		}
+	})
+}
+
+type completeKey struct{}
+
+// TestCompletionsOneAtATime: two completions of one upload at once (a
+// client retrying a completion that takes long), naming different parts.
+// Each writes the same version's manifest and removes the parts its list
+// does not name. Before, the second went through while the first was
+// writing its copies: it committed parts 1 and 3 and removed part 2, then
+// the first wrote and committed parts 1 and 2 over it, so the object
+// named a part whose blobs were gone (unreadable; invariant 10). Now the
+// second waits for the first under the version's lock, then finds the
+// version committed and answers with it: the object reads back whole.
+func TestCompletionsOneAtATime(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[int][]byte{1: content("part-1", MinPartSize), 2: content("part-2", 5000), 3: content("part-3", 7000)}
+	etags := map[int]string{}
+	for i := 1; i <= 3; i++ {
+		p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, i, bytes.NewReader(parts[i]), int64(len(parts[i])), func() string { return fmt.Sprintf("\"%032x\"", i) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags[i] = p.ETag
+	}
+	version, ok := completedAs(up.ID)
+	if !ok {
+		t.Fatalf("upload id %s names no version", up.ID)
+	}
+	name := manifest.BlobName(version)
+	release := make(chan struct{})
+	writing := make(chan struct{}, len(topology))
+	for _, d := range topology {
+		n.faults[d.ID].Set(fault.Config{BeforePut: func(ctx context.Context, blob string) {
+			if blob != name || ctx.Value(completeKey{}) == nil {
+				return
+			}
+			writing <- struct{}{}
+			<-release
+		}})
+	}
+	waiting := make(chan struct{}, 16)
+	testHookVersionWait = func(manifest.ID) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { testHookVersionWait = nil }()
+	type result struct {
+		info ObjectInfo
+		err  error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() {
+		info, err := n.e.CompleteUpload(context.WithValue(ctx, completeKey{}, true), "registry", "mp", up.ID, []CompletePart{{1, etags[1]}, {2, etags[2]}})
+		first <- result{info, err}
+	}()
+	<-writing // the first is writing its manifest's copies
+	go func() {
+		info, err := n.e.CompleteUpload(ctx, "registry", "mp", up.ID, []CompletePart{{1, etags[1]}, {3, etags[3]}})
+		second <- result{info, err}
+	}()
+	var b result
+	secondFirst := false
+	select {
+	case b = <-second: // went through while the first was under way
+		secondFirst = true
+	case <-waiting: // waits for the first
+	}
+	close(release)
+	a := <-first
+	if !secondFirst {
+		b = <-second
+	}
+	for _, d := range topology {
+		n.faults[d.ID].Set(fault.Config{})
+	}
+	if a.err != nil {
+		t.Fatalf("first completion: %v", a.err)
+	}
+	if b.err != nil {
+		t.Fatalf("second completion: %v", b.err)
+	}
+	if secondFirst {
+		t.Error("the second completion went through while the first was writing its manifest")
+	}
+	if b.info.ETag != a.info.ETag {
+		t.Errorf("the second completion answered ETag %s, the first %s: want the first's version", b.info.ETag, a.info.ETag)
+	}
+	got, _, err := n.read("mp", GetOptions{Length: -1})
+	if err != nil {
+		t.Fatalf("read the completed object: %v", err)
+	}
+	if want := append(append([]byte(nil), parts[1]...), parts[2]...); !bytes.Equal(got, want) {
+		t.Errorf("read %d bytes, not parts 1 and 2 (%d bytes)", len(got), len(want))
 	}
 }
 

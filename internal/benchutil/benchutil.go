@@ -181,31 +181,64 @@ func LargeRefs(b testing.TB, root string, size int64, k, m int) (write, read flo
 // LargeRefsCPU is LargeRefs, also returning the process's CPU during the
 // read, in CPU-seconds per GB of the object.
 func LargeRefsCPU(b testing.TB, root string, size int64, k, m int) (write, read, readCPU float64) {
+	r := LargeRefsWork(b, root, size, k, m, nil)
+	return r.Write, r.Read, r.ReadCPU
+}
+
+// Refs is what LargeRefsWork measured: MB/s in bytes of the object, CPU in
+// CPU-seconds per GB of it.
+type Refs struct {
+	Write, Read, ReadCPU float64
+	// With a work function: the same blobs read cold again, each reader
+	// calling work on every 1 MiB it read before its next read.
+	WorkRead, WorkReadCPU float64
+}
+
+// LargeRefsWork is LargeRefsCPU and, when work is not nil, a second cold
+// read of the same blobs in which each of the k readers hands each 1 MiB
+// it read to work (on its own goroutine) before reading on: the reference
+// read with a get's CPU work added where it costs the least, on the reader
+// that read the bytes, with no stripe joining the streams and no handoff
+// between goroutines. It bounds what any get that does that work can reach
+// on the machine (docs/design.md, "Large GETs: the reference with the
+// get's own work (issue 15, twentieth pass)").
+func LargeRefsWork(b testing.TB, root string, size int64, k, m int, work func(shard int, p []byte)) Refs {
 	d := filepath.Join(root, "ref-large-"+randomHex()[:8])
 	sites, blob, shard, write := largeWrite(b, d, size, k, m)
-	Evict(d)
-	ctx := context.Background()
-	cpu0 := ProcessCPU()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i, s := range sites[:k] {
-		wg.Go(func() {
-			// The shard's range, as the engine asks for it: the same
-			// reader (the dir driver drops large ranges behind it).
-			rc, err := s.Get(ctx, blob(i), 0, shard)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer rc.Close()
-			if n, err := drain(rc, make([]byte, 1<<20)); err != nil || n != shard {
-				b.Errorf("read shard %d: %d bytes, %v", i, n, err)
-			}
-		})
+	r := Refs{Write: write}
+	read := func(work func(int, []byte)) (rate, cpu float64) {
+		Evict(d)
+		ctx := context.Background()
+		cpu0 := ProcessCPU()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i, s := range sites[:k] {
+			wg.Go(func() {
+				// The shard's range, as the engine asks for it: the same
+				// reader (the dir driver drops large ranges behind it).
+				rc, err := s.Get(ctx, blob(i), 0, shard)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer rc.Close()
+				var w func([]byte)
+				if work != nil {
+					w = func(p []byte) { work(i, p) }
+				}
+				if n, err := drainWork(rc, make([]byte, 1<<20), w); err != nil || n != shard {
+					b.Errorf("read shard %d: %d bytes, %v", i, n, err)
+				}
+			})
+		}
+		wg.Wait()
+		return float64(size) / time.Since(start).Seconds(), (ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
 	}
-	wg.Wait()
-	read = float64(size) / time.Since(start).Seconds()
-	return write, read, (ProcessCPU() - cpu0).Seconds() / (float64(size) / 1e9)
+	r.Read, r.ReadCPU = read(nil)
+	if work != nil {
+		r.WorkRead, r.WorkReadCPU = read(work)
+	}
+	return r
 }
 
 // drain reads r to its end in reads of len(buf) bytes, discarding them,
@@ -216,10 +249,18 @@ func LargeRefsCPU(b testing.TB, root string, size int64, k, m int) (write, read,
 // (docs/design.md, "Large GETs: what bounds get/limit (issue 15,
 // seventeenth pass)").
 func drain(r io.Reader, buf []byte) (int64, error) {
+	return drainWork(r, buf, nil)
+}
+
+// drainWork is drain, calling work (when not nil) on each read's bytes.
+func drainWork(r io.Reader, buf []byte, work func([]byte)) (int64, error) {
 	var n int64
 	for {
 		m, err := r.Read(buf)
 		n += int64(m)
+		if work != nil && m > 0 {
+			work(buf[:m])
+		}
 		if err == io.EOF {
 			return n, nil
 		}

@@ -24,7 +24,8 @@ import (
 // nineteenth pass)"). A blob opened for a read through the page cache
 // keeps the O_NONBLOCK it was opened with (so that a FIFO could not block
 // the open): a read of a regular file ignores it, and clearing it was a
-// third call.
+// third call. Should a kernel honour it for regular files, a read answered
+// EAGAIN clears it then and is made again (readsBlock).
 //
 // What an *os.File gives is kept. Its descriptor is closed only once, by
 // whichever of Close and the last read in progress ends last: a Close
@@ -135,13 +136,22 @@ func (b *blob) preadHeld(p []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
+	cleared := false
 	for {
-		n, err := unix.Pread(b.fd, p, off)
-		if err == unix.EINTR {
+		n, e := sysPread(b.fd, p, off)
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return 0, &os.PathError{Op: "read", Path: b.path(), Err: err}
+		if e == unix.EAGAIN && !cleared {
+			// O_NONBLOCK honoured for a regular file: see readsBlock.
+			cleared = true
+			if err := readsBlock(b.fd); err != nil {
+				return 0, &os.PathError{Op: "fcntl", Path: b.path(), Err: err}
+			}
+			continue
+		}
+		if e != 0 {
+			return 0, &os.PathError{Op: "read", Path: b.path(), Err: e}
 		}
 		if n == 0 {
 			return 0, io.EOF

@@ -147,11 +147,18 @@ var nowaitRefused atomic.Bool
 // (in quiet ABBA sets of BenchmarkThroughput, handing it on for every read
 // made the get slower, 0.95 and 0.87); only a read that must wait for the
 // disk gives the P up first.
+//
+// The two EAGAINs are not the same. preadv2's says that the range is not
+// all in the page cache, which is what RWF_NOWAIT asks: the read then
+// waits for the disk. The waiting pread's says that the descriptor is
+// O_NONBLOCK and the kernel honours that for a regular file (see
+// readsBlock): the flag is cleared and the read made again, once.
 func preadAt(fd int, p []byte, off int64) (int, error) {
 	got := 0
+	cleared := false
 	for got < len(p) {
 		if !nowaitRefused.Load() {
-			n, e := preadNowait(fd, p[got:], off+int64(got))
+			n, e := sysPreadNowait(fd, p[got:], off+int64(got))
 			switch {
 			case e == 0 && n > 0:
 				got += n
@@ -168,9 +175,15 @@ func preadAt(fd int, p []byte, off int64) (int, error) {
 				return got, e
 			}
 		}
-		n, e := blockingSyscall4(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[got])), uintptr(len(p)-got), uintptr(off+int64(got)))
-		runtime.KeepAlive(p)
+		n, e := sysPreadWait(fd, p[got:], off+int64(got))
 		if e == syscall.EINTR {
+			continue
+		}
+		if e == syscall.EAGAIN && !cleared {
+			cleared = true
+			if err := readsBlock(fd); err != nil {
+				return got, err
+			}
 			continue
 		}
 		if e != 0 {
@@ -179,23 +192,58 @@ func preadAt(fd int, p []byte, off int64) (int, error) {
 		if n == 0 {
 			return got, io.EOF
 		}
-		got += int(n)
+		got += n
 	}
 	return got, nil
 }
 
-// preadNowait is preadv2(fd, p, off, RWF_NOWAIT): what the page cache
-// holds of the range, without waiting for the disk.
-func preadNowait(fd int, p []byte, off int64) (int, syscall.Errno) {
-	iov := unix.Iovec{Base: &p[0]}
-	iov.SetLen(len(p))
-	r, _, e := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(off), 0, unix.RWF_NOWAIT)
-	runtime.KeepAlive(p)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
+// A blob read through the page cache keeps the O_NONBLOCK it was opened
+// with (blob), which a read of a regular file ignores on Linux. open(2)'s
+// manual warns that this "might eventually be implemented" for regular
+// files; a kernel or filesystem that did would answer a read that must
+// wait for the disk with EAGAIN. Such a read clears the flag (readsBlock)
+// and is made again, so that it waits as it would have: a system call
+// only then, none on the reads that succeed (docs/design.md, "Robustness
+// leftovers of the nineteenth pass (twentieth pass)").
+
+// readsBlock clears O_NONBLOCK on fd, a blob's descriptor read through the
+// page cache, whose only other file status flag is the access mode that
+// F_SETFL leaves alone (O_DIRECT is set only on a cold read's, by the one
+// F_SETFL that also clears O_NONBLOCK).
+func readsBlock(fd int) error {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0)
+	return err
 }
+
+// The reads of a blob's descriptor, as variables so that a test can answer
+// as a kernel that honoured O_NONBLOCK for regular files would
+// (TestNonblockingRegularFile).
+var (
+	// sysPread is pread(2), keeping the P.
+	sysPread = func(fd int, p []byte, off int64) (int, syscall.Errno) {
+		r, _, e := unix.Syscall6(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off), 0, 0)
+		runtime.KeepAlive(p)
+		return int(r), e
+	}
+	// sysPreadWait is pread(2), giving up the P first.
+	sysPreadWait = func(fd int, p []byte, off int64) (int, syscall.Errno) {
+		r, e := blockingSyscall4(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off))
+		runtime.KeepAlive(p)
+		return int(r), e
+	}
+	// sysPreadNowait is preadv2(fd, p, off, RWF_NOWAIT): what the page
+	// cache holds of the range, without waiting for the disk.
+	sysPreadNowait = func(fd int, p []byte, off int64) (int, syscall.Errno) {
+		iov := unix.Iovec{Base: &p[0]}
+		iov.SetLen(len(p))
+		r, _, e := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(off), 0, unix.RWF_NOWAIT)
+		runtime.KeepAlive(p)
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), 0
+	}
+)
 
 // preadOnce is unix.Pread, giving up the P first: a cold read (O_DIRECT)
 // always waits for the disk.
@@ -203,12 +251,11 @@ func preadOnce(fd int, p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, e := blockingSyscall4(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off))
-	runtime.KeepAlive(p)
+	n, e := sysPreadWait(fd, p, off)
 	if e != 0 {
 		return 0, e
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // syncDirAt flushes directory dir's entries (fsync of a descriptor of

@@ -43,6 +43,8 @@ type Config struct {
 	// reaches the site: a test's way to change the world part-way
 	// through a read.
 	BeforeGet func(ctx context.Context, name string)
+	// BeforePut is BeforeGet for each Put.
+	BeforePut func(ctx context.Context, name string)
 }
 
 // ErrInjected is the error injected for FailPutAfter.
@@ -128,6 +130,9 @@ func (s *Site) Put(ctx context.Context, name string, r io.Reader, size int64) er
 	if err != nil {
 		// Drain nothing: a vanished site does not read its input.
 		return err
+	}
+	if c.BeforePut != nil {
+		c.BeforePut(ctx, name)
 	}
 	if c.PutErr != nil {
 		return c.PutErr
