@@ -85,8 +85,8 @@ func TestScrubLeavesADeletedVersionDeleted(t *testing.T) {
 			if _, err := n.ix.Get(t.Context(), "registry", last.Key, last.VersionID); !errors.Is(err, index.ErrNotFound) {
 				t.Fatalf("the version deleted after scrub listed it: %v in the index, want %v (scrub: %d damaged copies, errors %v)", err, index.ErrNotFound, rep.DamagedCopies, rep.Errors)
 			}
-			if rep.Lost != 0 || rep.AtRisk != 0 {
-				t.Fatalf("scrub: lost %v, at risk %d, errors %v; want nothing", rep.LostVersions, rep.AtRisk, rep.Errors)
+			if rep.Lost != 0 || rep.AtRisk != 0 || rep.DamagedCopies != 0 || len(rep.Errors) != 0 {
+				t.Fatalf("scrub: lost %v, at risk %d, damaged copies %d, errors %v; want nothing: the version was deleted", rep.LostVersions, rep.AtRisk, rep.DamagedCopies, rep.Errors)
 			}
 		})
 
@@ -126,6 +126,9 @@ func TestScrubLeavesADeletedVersionDeleted(t *testing.T) {
 			}
 			if _, err := n.ix.Get(t.Context(), "registry", "doc", id); !errors.Is(err, index.ErrNotFound) {
 				t.Fatalf("the version deleted while scrub read its copies: %v in the index, want %v (scrub errors %v)", err, index.ErrNotFound, rep.Errors)
+			}
+			if len(rep.Errors) != 0 {
+				t.Fatalf("scrub: errors %v; want none: the version was deleted", rep.Errors)
 			}
 		})
 	}
