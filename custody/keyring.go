@@ -75,7 +75,11 @@ type Keyring struct {
 	ident *Identity
 
 	mu   sync.Mutex
-	keks map[string]seal.KEK
+	keks map[string]kekEntry
+
+	// seals counts what the manifest key and the vault keys seal (nil:
+	// not counted). Every keyring made from this one shares it.
+	seals *SealCounter
 
 	// prev is the root being rotated away from: what it sealed, signed
 	// or wrapped still opens until every manifest is rewritten.
@@ -86,7 +90,7 @@ type Keyring struct {
 // also opens, verifies and unwraps what prev did: the state of a root key
 // rotation in progress.
 func (k *Keyring) WithPrevious(prev *Keyring) *Keyring {
-	c := &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]seal.KEK{}, prev: prev}
+	c := &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]kekEntry{}, prev: prev, seals: k.seals}
 	return c
 }
 
@@ -94,7 +98,7 @@ func (k *Keyring) WithPrevious(prev *Keyring) *Keyring {
 // verifies signatures by it, by the identities it replaced, by its legacy
 // root-derived keys and by this keyring's own root-derived key.
 func (k *Keyring) WithIdentity(id *Identity) *Keyring {
-	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: id, keks: map[string]seal.KEK{}, prev: k.prev}
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: id, keks: map[string]kekEntry{}, prev: k.prev, seals: k.seals}
 }
 
 // Identity returns the attached identity record, or nil.
@@ -137,7 +141,7 @@ func NewKeyring(root RootKey) (*Keyring, error) {
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	clear(seed)
-	k := &Keyring{root: root, manifest: aead, priv: priv, pub: priv.Public().(ed25519.PublicKey), keks: map[string]seal.KEK{}}
+	k := &Keyring{root: root, manifest: aead, priv: priv, pub: priv.Public().(ed25519.PublicKey), keks: map[string]kekEntry{}}
 	copy(k.keyID[:], id[:8])
 	return k, nil
 }
@@ -159,51 +163,88 @@ func (k *Keyring) PublicKey() ed25519.PublicKey {
 // SameRoot reports whether other was derived from the same root key.
 func (k *Keyring) SameRoot(other *Keyring) bool { return k.pub.Equal(other.pub) }
 
-func (k *Keyring) kek(vault string, gen int) (seal.KEK, error) {
+// kekEntry is a derived vault key and its id.
+type kekEntry struct {
+	kek seal.KEK
+	id  [8]byte
+}
+
+func (k *Keyring) kek(vault string, gen int) (kekEntry, error) {
 	name := vault + "/" + strconv.Itoa(gen)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if kek, ok := k.keks[name]; ok {
-		return kek, nil
+	if e, ok := k.keks[name]; ok {
+		return e, nil
 	}
 	m, err := k.root.derive("vault-key/"+name, seal.KeySize)
 	if err != nil {
-		return seal.KEK{}, err
+		return kekEntry{}, err
 	}
+	id := sha256.Sum256(append([]byte("embassy/v1 vault key id\x00"), m...))
 	kek, err := seal.NewKEK(m)
 	clear(m)
 	if err != nil {
-		return seal.KEK{}, err
+		return kekEntry{}, err
 	}
-	k.keks[name] = kek
-	return kek, nil
+	e := kekEntry{kek: kek, id: [8]byte(id[:8])}
+	k.keks[name] = e
+	return e, nil
+}
+
+// WithSealCounter returns a keyring that counts its seals under the
+// manifest key and the vault keys in c (see SealCounter); keyrings made
+// from it count in c too.
+func (k *Keyring) WithSealCounter(c *SealCounter) *Keyring {
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]kekEntry{}, prev: k.prev, seals: c}
+}
+
+// SealCounter returns the counter the keyring counts its seals in, or nil.
+func (k *Keyring) SealCounter() *SealCounter { return k.seals }
+
+// VaultKeyID returns the id of generation gen of a vault's key (vault as
+// WrapDataKey takes it): what its seals are counted under.
+func (k *Keyring) VaultKeyID(vault string, gen int) ([8]byte, error) {
+	e, err := k.kek(vault, gen)
+	return e.id, err
 }
 
 // WrapDataKey wraps a data key under the vault's key of generation gen.
-// aad names what the key protects; unwrapping needs the same aad.
+// aad names what the key protects; unwrapping needs the same aad. It
+// fails with ErrSealLimit once that key has wrapped its limit.
 func (k *Keyring) WrapDataKey(vault string, gen int, dk seal.DataKey, aad []byte) ([]byte, error) {
-	kek, err := k.kek(vault, gen)
+	e, err := k.kek(vault, gen)
 	if err != nil {
 		return nil, err
 	}
-	return kek.Wrap(dk, append([]byte(vault+"\x00"), aad...))
+	if k.seals != nil {
+		if err := k.seals.take(SealKey{ID: e.id, Vault: vault, Gen: gen}); err != nil {
+			return nil, err
+		}
+	}
+	return e.kek.Wrap(dk, append([]byte(vault+"\x00"), aad...))
 }
 
 // UnwrapDataKey reverses WrapDataKey.
 func (k *Keyring) UnwrapDataKey(vault string, gen int, wrapped, aad []byte) (seal.DataKey, error) {
-	kek, err := k.kek(vault, gen)
+	e, err := k.kek(vault, gen)
 	if err != nil {
 		return seal.DataKey{}, err
 	}
-	dk, err := kek.Unwrap(wrapped, append([]byte(vault+"\x00"), aad...))
+	dk, err := e.kek.Unwrap(wrapped, append([]byte(vault+"\x00"), aad...))
 	if err != nil && k.prev != nil {
 		return k.prev.UnwrapDataKey(vault, gen, wrapped, aad)
 	}
 	return dk, err
 }
 
-// SealManifest implements manifest.Keys.
+// SealManifest implements manifest.Keys. It fails with ErrSealLimit once
+// the manifest key has sealed its limit.
 func (k *Keyring) SealManifest(aad, plaintext []byte) ([8]byte, []byte, error) {
+	if k.seals != nil {
+		if err := k.seals.take(SealKey{ID: k.keyID}); err != nil {
+			return [8]byte{}, nil, err
+		}
+	}
 	out := make([]byte, 12, 12+len(plaintext)+k.manifest.Overhead())
 	if _, err := rand.Read(out); err != nil {
 		return [8]byte{}, nil, err
@@ -378,7 +419,7 @@ func RootlessCopy(k *Keyring) *Keyring {
 	if k.prev == nil {
 		return k
 	}
-	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]seal.KEK{}}
+	return &Keyring{root: k.root, manifest: k.manifest, keyID: k.keyID, priv: k.priv, pub: k.pub, ident: k.ident, keks: map[string]kekEntry{}, seals: k.seals}
 }
 
 // SealsWith reports whether keyID names this keyring's manifest key (or,

@@ -557,3 +557,40 @@ func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys 
 	wg.Wait()
 	return out, where, answered > 0
 }
+
+// SealsBlob is the blob, on every site, holding the node's count of the
+// seals made under each of its GCM keys with random nonces (the manifest
+// key, the vault keys: custody.SealCounter), as custody encodes them: a
+// node directory restored from a backup, or a node recovered onto a new
+// machine, takes the highest count it finds here or in the node
+// directory, so that a key's count does not go down.
+const SealsBlob = "node/seals"
+
+const sealsMagic, sealsDomain = "EMBN", "embassy seal counts"
+
+type sealCounts struct {
+	Node   string          `json:"node"`
+	Counts json.RawMessage `json:"counts"`
+}
+
+// SealSealCounts encodes the seal counts blob; counts is custody's
+// encoding (custody.MarshalSealRecords), which must be JSON.
+func SealSealCounts(keys Keys, node string, counts []byte) ([]byte, error) {
+	if !json.Valid(counts) {
+		return nil, errors.New("evidence: seal counts are not JSON")
+	}
+	return sealBlob(keys, sealsMagic, sealsDomain, sealCounts{Node: node, Counts: counts})
+}
+
+// OpenSealCounts verifies a seal counts blob written for node and returns
+// the counts, for custody.ParseSealRecords to decode.
+func OpenSealCounts(keys Keys, node string, b []byte) ([]byte, error) {
+	var c sealCounts
+	if err := openBlob(keys, sealsMagic, sealsDomain, b, &c); err != nil {
+		return nil, err
+	}
+	if c.Node != node {
+		return nil, fmt.Errorf("%w: seal counts of node %q, not %q", ErrBatch, c.Node, node)
+	}
+	return c.Counts, nil
+}

@@ -129,3 +129,44 @@ func FuzzOpenGenerations(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenSealCounts: the seal counts blob is read from every site at
+// start, which is outside input; OpenSealCounts never panics, refuses with
+// ErrBatch, and accepts only what the node sealed.
+func FuzzOpenSealCounts(f *testing.F) {
+	keys := testKeys(f)
+	counts := []byte(`{"format":1,"keys":[{"key_id":"0123456789abcdef","seals":5}]}`)
+	good, err := evidence.SealSealCounts(keys, "node-a", counts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add([]byte("EMBN"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := evidence.OpenSealCounts(keys, "node-a", b)
+		if err != nil {
+			if !errors.Is(err, evidence.ErrBatch) {
+				t.Fatalf("error not ErrBatch: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(b, good) || !bytes.Equal(c, counts) {
+			t.Fatalf("a blob the node did not seal opens: %q", b)
+		}
+	})
+}
+
+func TestSealCountsOfAnotherNode(t *testing.T) {
+	keys := testKeys(t)
+	b, err := evidence.SealSealCounts(keys, "node-a", []byte(`{"format":1,"keys":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evidence.OpenSealCounts(keys, "node-b", b); !errors.Is(err, evidence.ErrBatch) {
+		t.Errorf("node-b opened node-a's seal counts: %v", err)
+	}
+	if _, err := evidence.OpenSealCounts(testKeys(t), "node-a", b); !errors.Is(err, evidence.ErrBatch) {
+		t.Errorf("another root opened the seal counts: %v", err)
+	}
+}

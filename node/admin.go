@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/s3"
 	"github.com/embassy-dev/embassy/s3/sigv4"
@@ -218,6 +219,10 @@ type Status struct {
 	// Descriptor is the node descriptor's generation on the sites, and
 	// why the node does not publish it, if it does not.
 	Descriptor DescriptorState `json:"descriptor"`
+	// Keys is the count of encryptions under each key that encrypts with
+	// random GCM nonces (the manifest key, each vault key generation),
+	// with the fraction of its limit, once the node has started.
+	Keys []custody.SealState `json:"keys,omitempty"`
 }
 
 // Status returns the node's status.
@@ -236,6 +241,7 @@ func (n *Node) Status() Status {
 	if !st.Unseal.Sealed {
 		st.Sites = append(st.Sites, n.SiteStates(context.Background(), 10*time.Second)...)
 		st.Descriptor = n.Descriptor()
+		st.Keys = n.SealStates()
 	}
 	return st
 }

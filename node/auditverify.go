@@ -66,9 +66,13 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	rep.Problems = append(rep.Problems, rep.Log.Problems...)
 	rep.Window = append(rep.Window, rep.Log.Window...)
 	// A split view shown only outside is seen by the witnesses alone.
+	// Their client is this verification's: its connections are closed
+	// when it is done, not left idle in the process.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer hc.CloseIdleConnections()
 	for _, w := range n.conf().Audit.Witnesses {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		wc := l.CheckWitness(wctx, witnessClient, w.Key, w.URL)
+		wc := l.CheckWitness(wctx, hc, w.Key, w.URL)
 		cancel()
 		rep.Witnesses = append(rep.Witnesses, wc)
 		name := cmp.Or(wc.Witness, w.URL)
@@ -113,9 +117,6 @@ func (n *Node) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
 }
-
-// witnessClient asks witnesses for their latest checkpoint.
-var witnessClient = &http.Client{Timeout: 10 * time.Second}
 
 // AuditQuery selects events for `embassy audit log`.
 type AuditQuery struct {

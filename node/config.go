@@ -7,6 +7,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/embassy-dev/embassy/access"
 	"github.com/embassy-dev/embassy/audit"
 	"github.com/embassy-dev/embassy/catalog"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/placement"
@@ -43,8 +45,11 @@ type Config struct {
 	Node  NodeConfig  `yaml:"node" json:"node"`
 	Index IndexConfig `yaml:"index,omitempty" json:"index,omitempty"`
 	Keys  KeysConfig  `yaml:"keys,omitempty" json:"keys,omitempty"`
-	Log   LogConfig   `yaml:"log,omitempty" json:"log,omitempty"`
-	S3    S3Config    `yaml:"s3,omitempty" json:"s3,omitempty"`
+	// KeyUse bounds the encryptions under each key that encrypts with
+	// random GCM nonces (the manifest key, the vault keys).
+	KeyUse KeyUseConfig `yaml:"key_use,omitempty" json:"key_use,omitzero"`
+	Log    LogConfig    `yaml:"log,omitempty" json:"log,omitempty"`
+	S3     S3Config     `yaml:"s3,omitempty" json:"s3,omitempty"`
 	// VaultDefaults is the policy of vaults created without one (S3
 	// CreateBucket without x-embassy-* headers).
 	VaultDefaults VaultDefaults `yaml:"vault_defaults,omitempty" json:"vault_defaults,omitempty"`
@@ -149,6 +154,44 @@ type KeysConfig struct {
 	// RootKeyFile is a local root key file, relative to the node directory
 	// (default root.key). It holds the whole root key in one place.
 	RootKeyFile string `yaml:"root_key_file,omitempty" json:"root_key_file,omitempty"`
+}
+
+// KeyUseConfig bounds how many messages each key that seals with random
+// 96-bit GCM nonces (the manifest key, each vault key generation) may
+// encrypt: NIST SP 800-38D allows 2^32. It takes effect at the node's
+// next start.
+type KeyUseConfig struct {
+	// Limit is the count past which a key encrypts nothing more, until
+	// it is rotated (default and maximum 2^32 = 4294967296).
+	Limit uint64 `yaml:"limit,omitempty" json:"limit,omitempty"`
+	// Warn lists the counts at which a warning is logged (default 2^30
+	// and 2^31: a quarter and half of the default limit).
+	Warn []uint64 `yaml:"warn,omitempty" json:"warn,omitempty"`
+	// Block is how many encryptions are counted ahead in one durable
+	// write of the counts (default 65536): a restart can over-count a
+	// key by at most this much, never under-count it.
+	Block uint64 `yaml:"block,omitempty" json:"block,omitempty"`
+}
+
+// limits returns the counter's limits.
+func (k KeyUseConfig) limits() custody.SealLimits {
+	return custody.SealLimits{Limit: k.Limit, Warn: k.Warn, Block: k.Block}
+}
+
+func (k KeyUseConfig) validate() error {
+	if k.Limit > custody.DefaultSealLimit {
+		return fmt.Errorf("key_use.limit: %d is above NIST SP 800-38D's 2^32 (%d) for random 96-bit GCM nonces", k.Limit, uint64(custody.DefaultSealLimit))
+	}
+	limit := cmp.Or(k.Limit, custody.DefaultSealLimit)
+	for _, w := range k.Warn {
+		if w == 0 || w >= limit {
+			return fmt.Errorf("key_use.warn: %d is not between 1 and the limit %d", w, limit)
+		}
+	}
+	if len(k.Warn) > 16 {
+		return fmt.Errorf("key_use.warn: %d thresholds (at most 16)", len(k.Warn))
+	}
+	return nil
 }
 
 // LogConfig sets logging.
@@ -438,6 +481,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("index.driver: %q is not supported (want bolt)", c.Index.Driver)
 	}
 	if err := c.validateAudit(); err != nil {
+		return err
+	}
+	if err := c.KeyUse.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

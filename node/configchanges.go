@@ -117,6 +117,10 @@ func ConfigChanges(old, next *Config) []Change {
 	if old.Keys != next.Keys {
 		add("keys.root_key_file", fmt.Sprintf("keys.root_key_file %q → %q", old.Keys.RootKeyFile, next.Keys.RootKeyFile), Refused, "the root key's place is managed by init, 'custody resplit' and 'key rotate-root'")
 	}
+	for _, f := range fieldChanges("key_use", old.KeyUse, next.KeyUse) {
+		// Never past NIST's bound (Validate): any value is within it.
+		add("key_use", f, Free, "")
+	}
 	for _, f := range fieldChanges("log", old.Log, next.Log) {
 		add("log", f, Free, "")
 	}

@@ -541,6 +541,7 @@ func descriptorOnLog(ctx context.Context, keys *custody.Keyring, d descriptor, c
 	for _, sc := range c.Sites {
 		if st, err := tmp.OpenSite(sc); err == nil {
 			sites[sc.ID] = st
+			defer closeSite(st)
 		}
 	}
 	last, err := audit.LastEventOnSites(ctx, sites, origin, verifiers, keys.WithIdentity(id), KindDescriptor)
@@ -650,6 +651,7 @@ func Recover(ctx context.Context, o RecoverOptions) (*Node, RecoverReport, error
 					res[i].err = err
 					return
 				}
+				defer closeSite(st)
 				res[i].d, res[i].err = readDescriptor(ctx, keys, st)
 				if res[i].err == nil && res[i].d.NodeID != first.NodeID {
 					res[i].err = fmt.Errorf("%w: it is node %s's", ErrDescriptor, res[i].d.NodeID)

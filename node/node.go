@@ -90,6 +90,8 @@ type Node struct {
 	host     hostState        // the guests' stores (hosting.go)
 	sites    siteLocks        // held on the directory sites (sitelock.go)
 	leases   siteLeases       // held on the S3 sites (sitelease.go)
+	s3       s3Clients        // the engine's S3 site drivers (siteclients.go)
+	seals    sealState        // encryptions counted per key (seals.go)
 
 	// serveLoops are run by Serve beside its own background loops, until
 	// its ctx is done (tests).
@@ -354,7 +356,9 @@ func OpenWith(ctx context.Context, dirPath string, o OpenOptions) (*Node, error)
 func (n *Node) Keys() *custody.Keyring { return n.keyring.Load() }
 
 // setKeys puts k in force as the node's keys (nil: sealed).
-func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(k) }
+// Every keyring put in force counts its encryptions in the node's
+// counter (seals.go).
+func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(n.countSeals(k)) }
 
 // start derives the keys from root, verifies the node files, and opens the
 // index and the engine. On error nothing was written to any site and the
@@ -362,6 +366,11 @@ func (n *Node) setKeys(k *custody.Keyring) { n.keyring.Store(k) }
 func (n *Node) start(root custody.RootKey) (err error) {
 	keys, err := custody.NewKeyring(root)
 	if err != nil {
+		return err
+	}
+	// Counted from the first encryption: the node directory's counts
+	// now, the sites' once they are open.
+	if err := n.loadSealCounts(); err != nil {
 		return err
 	}
 	n.setKeys(keys)
@@ -400,6 +409,7 @@ func (n *Node) start(root custody.RootKey) (err error) {
 		n.Index.Close()
 		return err
 	}
+	n.loadSealCountsFromSites(context.Background())
 	incomplete := n.Index.CheckComplete() != nil
 	if incomplete {
 		n.Log.Warn("the last index rebuild was interrupted: rebuilding the index from the sites")
@@ -485,15 +495,25 @@ func (n *Node) rebuildEngine() error {
 	conflicts := n.conflicts(n.conf().Sites)
 	n.keepSiteLocks(n.conf().Sites)
 	n.releaseLeases(n.conf().Sites)
+	var s3s []*s3site.Site
 	for _, sc := range n.conf().Sites {
 		st, err := n.OpenSite(sc)
 		if err != nil {
+			for _, ss := range s3s {
+				ss.Close()
+			}
 			return fmt.Errorf("site %s: %w", sc.ID, err)
+		}
+		if ss, ok := st.(*s3site.Site); ok {
+			s3s = append(s3s, ss)
 		}
 		sites = append(sites, vault.Site{Descriptor: sc.Descriptor, Store: n.guardSite(sc, st, conflicts[sc.ID])})
 		stores[sc.ID] = sites[len(sites)-1].Store
 	}
 	n.auditStores.Store(&stores)
+	// The drivers replaced are used no more (the log's stores are these
+	// now; an engine changed in place or replaced takes these below).
+	n.keepS3Clients(s3s)
 	if n.Audit() == nil {
 		if err := n.openAudit(context.Background()); err != nil {
 			return err
@@ -586,16 +606,19 @@ func (n *Node) Close() error {
 	n.keepSiteLocks(nil)
 	if n.Index == nil {
 		n.releaseLeases(nil)
+		n.keepS3Clients(nil)
 		return nil
 	}
+	n.closeSealCounts()
 	if n.Engine != nil {
 		n.Engine.Close(context.Background())
 	}
 	n.closeTAXII()
 	n.closeAudit()
 	// The engine's and the log's last writes are done: let go of the S3
-	// sites.
+	// sites, and close their clients' connections.
 	n.releaseLeases(nil)
+	n.keepS3Clients(nil)
 	return n.Index.Close()
 }
 
@@ -652,6 +675,7 @@ func (n *Node) AddSite(s SiteConfig) error {
 	if err != nil {
 		return err
 	}
+	defer closeSite(st)
 	if err := n.apply(&c); err != nil {
 		n.removeMarker(ctx, s.ID, st)
 		return err
@@ -725,6 +749,7 @@ func (n *Node) RemoveSite(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer closeSite(st)
 	// Data is shards and manifests; the node descriptor every site
 	// carries does not count.
 	blobs := 0

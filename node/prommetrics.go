@@ -92,7 +92,11 @@ var (
 	descIndexWait   = prometheus.NewDesc("embassy_index_write_wait_seconds_total", "Time index writes waited until durable, summed: divided by embassy_index_writes_total, the mean wait.", nil, nil)
 	descIndexTxns   = prometheus.NewDesc("embassy_index_transactions_total", "Index transactions (each shared by the writes queued when it began, and flushed).", nil, nil)
 	descIndexBusy   = prometheus.NewDesc("embassy_index_transaction_seconds_total", "Time index transactions took with their flushes, summed.", nil, nil)
-	engineDescs     = []struct {
+	// Encryptions under each key with random GCM nonces (seals.go): an
+	// upper bound, never lower than the encryptions made.
+	descKeyEncryptions = prometheus.NewDesc("embassy_key_encryptions", "Messages encrypted under a key with random 96-bit GCM nonces (the manifest key: vault empty; a vault key: its vault and generation), counted as an upper bound; rotate the key before embassy_key_encryption_limit.", []string{"key_id", "vault", "generation"}, nil)
+	descKeyLimit       = prometheus.NewDesc("embassy_key_encryption_limit", "Encryptions after which a key encrypts nothing more until it is rotated (key_use.limit; NIST SP 800-38D's 2^32 by default).", nil, nil)
+	engineDescs        = []struct {
 		name, help string
 		counter    bool
 	}{
@@ -120,6 +124,8 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descIndexWait
 	ch <- descIndexTxns
 	ch <- descIndexBusy
+	ch <- descKeyEncryptions
+	ch <- descKeyLimit
 	for _, d := range engineDescs {
 		ch <- prometheus.NewDesc(d.name, d.help, nil, nil)
 	}
@@ -132,6 +138,16 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		sealed = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descSealed, prometheus.GaugeValue, sealed)
+	if c := n.seals.counter.Load(); c != nil {
+		ch <- prometheus.MustNewConstMetric(descKeyLimit, prometheus.GaugeValue, float64(c.Limits().Limit))
+		for _, s := range c.States() {
+			gen := ""
+			if s.Vault != "" {
+				gen = strconv.Itoa(s.Generation)
+			}
+			ch <- prometheus.MustNewConstMetric(descKeyEncryptions, prometheus.GaugeValue, float64(s.Seals), s.KeyID, s.Vault, gen)
+		}
+	}
 	if n.Ready() != nil || n.Engine == nil {
 		return
 	}

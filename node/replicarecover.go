@@ -528,6 +528,7 @@ func RecoverFromPeer(ctx context.Context, o RecoverFromPeerOptions) (*Node, Reco
 	}
 	tmp := &Node{Dir: o.Dir, Config: cfg}
 	sites := map[string]site.Site{}
+	defer func() { closeSites(sites) }()
 	var order []string
 	for _, sc := range cfg.Sites {
 		if sc.Driver == "dir" {

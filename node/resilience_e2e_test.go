@@ -38,7 +38,11 @@ type s3Provider struct {
 
 // alliedProvider is another embassy node serving S3 in-process: an allied
 // node hosting our sites.
-func alliedProvider(t *testing.T) s3Provider {
+func alliedProvider(t *testing.T) s3Provider { return alliedProviderCounted(t, nil) }
+
+// alliedProviderCounted is alliedProvider counting, in conns (if not nil),
+// the connections its listener accepts and has open.
+func alliedProviderCounted(t *testing.T, conns *connCounter) s3Provider {
 	t.Helper()
 	d := t.TempDir()
 	if _, err := InitDev(d, DevOptions{Nation: "LUX"}); err != nil {
@@ -49,7 +53,11 @@ func alliedProvider(t *testing.T) s3Provider {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	hs := httptest.NewServer(n.Handler(s3.Credential{AccessKey: e2eAccess, SecretKey: e2eSecret, Principal: "admin"}))
+	hs := httptest.NewUnstartedServer(n.Handler(s3.Credential{AccessKey: e2eAccess, SecretKey: e2eSecret, Principal: "admin"}))
+	if conns != nil {
+		hs.Listener = countedListener{hs.Listener, conns}
+	}
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return s3Provider{"embassy", strings.TrimPrefix(hs.URL, "http://")}
 }

@@ -92,6 +92,8 @@ func (n *Node) rotateRoot(ctx context.Context) (string, vault.RewrapStats, error
 	if err != nil {
 		return "", st, err
 	}
+	// The new root's keys are counted from their first encryption.
+	next = n.countSeals(next)
 	sealedPrev, err := next.SealRoot(old)
 	if err != nil {
 		return "", st, err
@@ -192,6 +194,10 @@ func (n *Node) finishRotation(ctx context.Context) (vault.RewrapStats, error) {
 	n.setKeys(custody.RootlessCopy(n.Keys()))
 	n.switchKeys()
 	n.PublishDescriptor(ctx)
+	// The sites' encryption counts, sealed again under the new root.
+	if c := n.seals.counter.Load(); c != nil {
+		n.sealsToSites(custody.MarshalSealRecords(c.Records()))
+	}
 	n.recordBestEffort(ctx, audit.Event{Kind: KindRootRotate, Actor: vault.Actor(ctx), Detail: map[string]string{"phase": "finished",
 		"rewritten": fmt.Sprint(st.Rewrapped), "manifest_key": fmt.Sprintf("%x", n.Keys().ManifestKeyID())}})
 	n.Log.Info("root key rotation finished", "rewritten", st.Rewrapped)

@@ -557,6 +557,7 @@ func (n *Node) inspectSite(ctx context.Context, sc SiteConfig, keys *custody.Key
 	if err != nil {
 		return err
 	}
+	defer closeSite(st)
 	var missing []string
 	if ds, ok := st.(*dir.Site); ok {
 		if missing, err = ds.MissingTopDirs(); err != nil {
@@ -645,10 +646,12 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 		}
 		if createBucket {
 			if err := ss.EnsureBucket(ctx); err != nil {
+				ss.Close()
 				return nil, err
 			}
 		}
 		if err := n.checkNewPrefix(ctx, s, cfg); err != nil {
+			ss.Close()
 			return nil, err
 		}
 		st = ss
@@ -666,6 +669,7 @@ func (n *Node) prepareSite(ctx context.Context, s SiteConfig, createBucket bool)
 		return nil, err
 	}
 	if err := st.Put(ctx, site.MarkerBlob, bytes.NewReader(mk), int64(len(mk))); err != nil {
+		closeSite(st)
 		return nil, fmt.Errorf("site %s: write its marker: %w", s.ID, err)
 	}
 	return st, nil
@@ -753,12 +757,16 @@ func (n *Node) checkNewPrefix(ctx context.Context, s SiteConfig, cfg s3site.Conf
 		}
 		b, err := readBlob(ctx, as, site.MarkerBlob, 64<<10)
 		if err == nil {
+			as.Close()
 			return fmt.Errorf("site %s: bucket %s lies inside the site at prefix %q (it holds %s)", s.ID, where, a, markerClaim(b))
 		}
 		if !errors.Is(err, site.ErrNotFound) {
+			as.Close()
 			return fmt.Errorf("site %s: %w", s.ID, err)
 		}
-		if _, err := as.Stat(ctx, DescriptorBlob); err == nil {
+		_, err = as.Stat(ctx, DescriptorBlob)
+		as.Close()
+		if err == nil {
 			return fmt.Errorf("site %s: bucket %s lies inside the site at prefix %q (it holds a node descriptor)", s.ID, where, a)
 		}
 	}
@@ -766,6 +774,7 @@ func (n *Node) checkNewPrefix(ctx context.Context, s SiteConfig, cfg s3site.Conf
 	if err != nil {
 		return err
 	}
+	defer ss.Close()
 	b, err := readBlob(ctx, ss, site.MarkerBlob, 64<<10)
 	if err == nil {
 		if why := markerVerdict(n.Keys(), n.conf().Node.ID, s.ID, b); why != "" {

@@ -525,6 +525,7 @@ func (n *Node) releaseLeases(keep []SiteConfig) {
 		lost := l.lost
 		l.mu.Unlock()
 		if lost != "" {
+			l.ss.Close()
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -536,6 +537,7 @@ func (n *Node) releaseLeases(keep []SiteConfig) {
 		if err != nil && !errors.Is(err, site.ErrNotFound) {
 			n.Log.Warn("could not remove the site lease: another copy of the node waits the lease time before using the site", "site", l.id, "err", err)
 		}
+		l.ss.Close()
 	}
 }
 
@@ -660,6 +662,7 @@ func leasesInUse(ctx context.Context, n *Node, sites []SiteConfig) error {
 			continue
 		}
 		ss := st.(*s3site.Site)
+		defer ss.Close()
 		b, etag, err := ss.GetTagged(ctx, LeaseBlob, maxLeaseBlob)
 		if err != nil {
 			continue // none, or not reached: the report says so

@@ -20,11 +20,18 @@ import (
 // metadata) and the status resources, in the node directory.
 const TAXIIFile = "taxii.db"
 
-// taxiiState is the node's TAXII store, opened on first use.
+// taxiiState is the node's TAXII store, opened on first use, and the HTTP
+// client of its sync jobs.
 type taxiiState struct {
 	mu    sync.Mutex
 	index *taxii.Index
 	store *taxii.Store
+	// sync is the sync jobs' HTTP client: a transport of the node's
+	// own, whose idle connections Close closes. The jobs used
+	// http.DefaultClient, whose connections to the remote TAXII servers
+	// stayed open in the process after the node closed, to its idle
+	// timeout (90 s).
+	sync *http.Client
 }
 
 // TAXII returns the node's TAXII store, opening taxii.db on first use. The
@@ -61,6 +68,9 @@ func (n *Node) TAXII() (*taxii.Store, error) {
 func (n *Node) closeTAXII() error {
 	n.taxii.mu.Lock()
 	defer n.taxii.mu.Unlock()
+	if n.taxii.sync != nil {
+		n.taxii.sync.CloseIdleConnections()
+	}
 	if n.taxii.index == nil {
 		return nil
 	}
@@ -194,7 +204,17 @@ func (n *Node) SyncTAXII(ctx context.Context, name string) (taxii.SyncResult, er
 	if !ok {
 		return taxii.SyncResult{}, fmt.Errorf("no TAXII sync job %q (embassy taxii sync ls)", name)
 	}
-	return s.Sync(ctx, job, n.Principal, nil)
+	return s.Sync(ctx, job, n.Principal, n.taxiiSyncClient())
+}
+
+// taxiiSyncClient returns the sync jobs' HTTP client (taxiiState.sync).
+func (n *Node) taxiiSyncClient() *http.Client {
+	n.taxii.mu.Lock()
+	defer n.taxii.mu.Unlock()
+	if n.taxii.sync == nil {
+		n.taxii.sync = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	return n.taxii.sync
 }
 
 func (n *Node) syncJob(name string) (taxii.SyncConfig, bool) {

@@ -176,6 +176,7 @@ func (n *Node) readSitesCopy(ctx context.Context, keys *custody.Keyring) *sitesC
 			var d descriptor
 			if err == nil {
 				d, err = readDescriptor(ctx, keys, st)
+				closeSite(st)
 			}
 			if err != nil {
 				if !errors.Is(err, site.ErrNotFound) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/embassy-dev/embassy/access"
+	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/internal/httpguard"
 	"github.com/embassy-dev/embassy/manifest"
@@ -150,6 +151,10 @@ func toAPI(err error) *apiError {
 		// Retried by S3 clients; the retry is placed under the new
 		// configuration.
 		return &apiError{Code: "SlowDown", Status: http.StatusServiceUnavailable, Message: "The node's configuration changed while the object was written; please retry.", Headers: map[string]string{"Retry-After": "1"}, err: err}
+	case errors.Is(err, custody.ErrSealLimit):
+		// Named for the operators in the log (the key and the command that
+		// rotates it); writes stay refused until they do.
+		return newErr("ServiceUnavailable", http.StatusServiceUnavailable, "A key of this node has encrypted as many messages as it safely can and must be rotated by the operators: writes under it are refused until then.").with(err)
 	case errors.Is(err, placement.ErrInfeasible):
 		return newErr("ServiceUnavailable", http.StatusServiceUnavailable, "Not enough sites are available to store the object under its vault's placement policy: "+err.Error()).with(err)
 	case errors.Is(err, vault.ErrUnreadable):

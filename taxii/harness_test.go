@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,11 +47,12 @@ func secretOf(name string) string { return "secret-of-" + name + "-0123456789" }
 func keyOf(name string) string    { return "AK" + strings.ToUpper(name) + "0000000000" }
 
 type harness struct {
-	t   testing.TB
-	n   *node.Node
-	dir string
-	srv *httptest.Server
-	url string
+	t         testing.TB
+	n         *node.Node
+	dir       string
+	srv       *httptest.Server
+	url       string
+	connState func(net.Conn, http.ConnState)
 
 	mu     sync.Mutex
 	failed []string
@@ -59,6 +61,8 @@ type harness struct {
 type harnessOptions struct {
 	nation string
 	edit   func(*node.Config)
+	// connState, if set, is the server's http.Server.ConnState.
+	connState func(net.Conn, http.ConnState)
 }
 
 func newHarness(t testing.TB, opts ...harnessOptions) *harness {
@@ -71,7 +75,7 @@ func newHarness(t testing.TB, opts ...harnessOptions) *harness {
 	if _, err := node.InitDev(dir, node.DevOptions{Nation: o.nation}); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, dir: dir}
+	h := &harness{t: t, dir: dir, connState: o.connState}
 	h.open()
 	if err := h.n.AddVault(node.VaultConfig{Name: "intel", Erasure: "4+2", Survive: "jurisdictions=1"}); err != nil {
 		t.Fatal(err)
@@ -117,7 +121,9 @@ func (h *harness) open() {
 }
 
 func (h *harness) serve() {
-	h.srv = httptest.NewServer(h.n.Handler())
+	h.srv = httptest.NewUnstartedServer(h.n.Handler())
+	h.srv.Config.ConnState = h.connState
+	h.srv.Start()
 	h.t.Cleanup(h.srv.Close)
 	h.url = h.srv.URL
 }

@@ -2,9 +2,11 @@ package taxii_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,5 +201,62 @@ func TestSyncNeedsRoles(t *testing.T) {
 	}
 	if env, _ := lux.get("analyst", ""); len(env.Objects) != 0 {
 		t.Errorf("LUX received %d objects", len(env.Objects))
+	}
+}
+
+// TestSyncClosesItsConnections: a node's sync jobs keep no connection to
+// the remote TAXII server open once the node is closed. They used
+// http.DefaultClient, whose idle connection to LUX stayed open in the
+// process after EST closed, to the transport's idle timeout (90 s; the
+// test fails it after 30 s); now the jobs have a client of the node's,
+// whose idle connections Close closes.
+func TestSyncClosesItsConnections(t *testing.T) {
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	changed := make(chan struct{}, 1)
+	lux := newHarness(t, harnessOptions{nation: "LUX", connState: func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		switch s {
+		case http.StateNew:
+			open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+		mu.Unlock()
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}})
+	est := newHarness(t, harnessOptions{edit: func(c *node.Config) {
+		c.TAXII.Sync = []taxii.SyncConfig{{Name: "to-lux", Collection: "cti", URL: lux.url + root + "collections/cti/", Direction: "push",
+			User: keyOf("analyst"), Password: secretOf("analyst"), Recipient: "lux", Interval: "1h"}}
+	}})
+	est.post("analyst", readIncident(t))
+	res, err := est.n.SyncTAXII(t.Context(), "to-lux")
+	if err != nil || res.Pushed != 9 {
+		t.Fatalf("sync: %+v, %v; want 9 pushed", res, err)
+	}
+	mu.Lock()
+	used := len(open)
+	mu.Unlock()
+	if used == 0 {
+		t.Fatal("the sync left no connection to LUX open to close: the test no longer shows anything")
+	}
+	est.n.Close()
+	bound := time.NewTimer(30 * time.Second)
+	defer bound.Stop()
+	for {
+		mu.Lock()
+		n := len(open)
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-bound.C:
+			t.Fatalf("%d connections to LUX still open 30s after EST closed", n)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/embassy-dev/embassy/erasure"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
+	"github.com/embassy-dev/embassy/internal/atomicfile"
 	"github.com/embassy-dev/embassy/internal/benchutil"
 	"github.com/embassy-dev/embassy/placement"
 	"github.com/embassy-dev/embassy/seal"
@@ -40,7 +41,20 @@ var (
 	benchGetProfile          = flag.String("embassy.get-cpuprofile", "", "write a CPU profile of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
 	benchGetTrace            = flag.String("embassy.get-trace", "", "write an execution trace of BenchmarkThroughput's get in round -embassy.get-profile-round to this file")
 	benchGetRound            = flag.Int("embassy.get-profile-round", 1, "the round whose get -embassy.get-cpuprofile and -embassy.get-trace record")
+	// A node counts its keys' seals (custody.SealCounter, node/seals.go);
+	// the engine benchmarks do when this is set, with the node
+	// directory's file written the same way, to measure what it costs.
+	benchCountSeals = flag.Bool("embassy.count-seals", false, "count the keys' seals in the engine benchmarks, recorded to a file in the bench root in blocks of -embassy.seal-block, as a node does")
+	benchSealBlock  = flag.Uint64("embassy.seal-block", 0, "seals recorded ahead per durable write with -embassy.count-seals (0: the default, 65536)")
 )
+
+// fileSealStore records seal counts to a file, atomically and synced, as
+// a node's seals.json (without the node's copy to the sites).
+type fileSealStore struct{ path string }
+
+func (s fileSealStore) SaveSeals(recs []custody.SealRecord) error {
+	return atomicfile.Write(s.path, custody.MarshalSealRecords(recs), 0o600)
+}
 
 // startGetProfile starts what -embassy.get-cpuprofile and -embassy.get-trace
 // ask for, and returns the function that stops it.
@@ -62,6 +76,9 @@ func benchEngineAudit(b *testing.B, root string, withAudit bool) *Engine {
 func benchEngineInFlight(b *testing.B, root string, withAudit bool, flight *benchutil.InFlight) *Engine {
 	rk, _ := custody.GenerateRootKey()
 	keys, _ := custody.NewKeyring(rk)
+	if *benchCountSeals {
+		keys = keys.WithSealCounter(custody.NewSealCounter(fileSealStore{filepath.Join(root, "seals.json")}, custody.SealLimits{Block: *benchSealBlock}, nil))
+	}
 	ix, err := boltindex.Open(filepath.Join(root, "index.db"))
 	if err != nil {
 		b.Fatal(err)

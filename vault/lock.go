@@ -140,6 +140,14 @@ func (e *Engine) updateLockOnce(ctx context.Context, vault, key string, id manif
 // needs k good blocks; with fewer, nothing is written and the change fails
 // naming the damaged copies. A site that does not answer fails the change
 // as before (its copy cannot be rewritten).
+//
+// A site whose copy's name holds a file that is not a blob (site.ErrNotBlob:
+// a FIFO put in a directory site, which the driver neither reads, replaces
+// nor removes) has no copy to rewrite: its copy is left out, as a damaged
+// one whose blocks are rebuilt from the others, named in the log, and the
+// change goes on with the others; before, every change of that version
+// failed until an operator removed the file. At least one copy must be
+// written.
 func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []byte) error {
 	name := manifest.BlobName(m.Version)
 	sites := manifestSites(m)
@@ -171,7 +179,7 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 			})
 		}
 		wg.Wait()
-		return rewriteErr(m, errs)
+		return e.rewritten(ctx, m, errs)
 	}
 	// Read every copy's blocks.
 	tails := make([][]byte, len(sites))
@@ -186,6 +194,10 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 			rc, err := s.Store.Get(ctx, name, 0, -1)
 			if errors.Is(err, site.ErrNotFound) {
 				damaged[i] = fmt.Errorf("site %s: copy missing: %w", sid, err)
+				return
+			}
+			if errors.Is(err, site.ErrNotBlob) {
+				damaged[i] = fmt.Errorf("site %s: no copy: %w", sid, err)
 				return
 			}
 			if err != nil {
@@ -236,13 +248,42 @@ func (e *Engine) rewriteCopies(ctx context.Context, m *manifest.Manifest, env []
 		})
 	}
 	wg.Wait()
-	return rewriteErr(m, errs)
+	return e.rewritten(ctx, m, errs)
 }
 
 // rewriteErr is rewriteCopies' error for the copies' errors errs.
 func rewriteErr(m *manifest.Manifest, errs []error) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rewrite manifest of %s/%s version %s: %w (retry; copies not yet rewritten keep the old lock)", m.Vault, m.Key, m.Version, err)
+	}
+	return nil
+}
+
+// rewritten is rewriteCopies' error for its writes' errors errs, by site. A
+// copy whose name holds a file that is not a blob (site.ErrNotBlob) is left
+// out, named in the log, as long as another copy was written.
+func (e *Engine) rewritten(ctx context.Context, m *manifest.Manifest, errs []error) error {
+	var failed, notBlob []error
+	written := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			written++
+		case errors.Is(err, site.ErrNotBlob):
+			notBlob = append(notBlob, err)
+		default:
+			failed = append(failed, err)
+		}
+	}
+	if written == 0 {
+		failed = append(failed, notBlob...)
+	}
+	if err := rewriteErr(m, failed); err != nil {
+		return err
+	}
+	if len(notBlob) > 0 {
+		e.log.WarnContext(ctx, "manifest copies not rewritten: their names hold files that are not blobs, left in place (remove them by hand; scrub then writes the copies)",
+			"vault", m.Vault, "version", m.Version, "revision", m.Revision, "err", errors.Join(notBlob...))
 	}
 	return nil
 }

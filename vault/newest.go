@@ -39,8 +39,11 @@ import (
 //
 // A copy holding exactly env is that revision and is not opened again. A
 // copy missing, damaged or of another version is left out (scrub reports
-// it); a site asked that does not answer fails it, as the change or the
-// delete would (every copy is rewritten or removed). A newer revision
+// it), and so is a file at the copy's name that is not a blob
+// (site.ErrNotBlob: a FIFO, a socket, a device put in a directory site),
+// which holds no revision and is named in the log; a site asked that does
+// not answer fails it, as the change or the delete would (every copy is
+// rewritten or removed). A newer revision
 // found is checked as resolve checks the index's: the caller's right to
 // read its label, and its label binding.
 func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byte) (*manifest.Manifest, error) {
@@ -81,6 +84,9 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 						found[i] = cm
 					}
 				case errors.Is(err, site.ErrNotFound), errors.Is(err, manifest.ErrCorrupt):
+				case errors.Is(err, site.ErrNotBlob):
+					e.log.WarnContext(ctx, "a manifest copy's name holds a file that is not a blob: taken for an unreadable copy, left in place (remove it by hand)",
+						"vault", m.Vault, "version", m.Version, "site", sid, "err", err)
 				default:
 					errs[i] = fmt.Errorf("site %s may hold a copy and does not answer (retry when it is back): %w", sid, err)
 				}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,6 +124,11 @@ func TestUnsealChecksTheNode(t *testing.T) {
 	out, _, err = runCLI(t, "--dir", dir, "status")
 	if err != nil || !strings.Contains(out, ": unsealed") {
 		t.Fatalf("after both shares: %q, %v", out, err)
+	}
+	// A custodian sees each key's encryptions under random GCM nonces.
+	out, _, err = runCLI(t, "--dir", dir, "status", "--key", keys["alice"])
+	if err != nil || !regexp.MustCompile(`(?m)^manifest key [0-9a-f]{16}: [1-9][0-9]* encryptions, [0-9.]+% of the limit 4294967296$`).MatchString(out) {
+		t.Fatalf("a custodian's status of the unsealed node does not show the manifest key's encryptions: %q, %v", out, err)
 	}
 }
 

@@ -493,6 +493,7 @@ or auditor role) sees the node id, nation, custody and unseal progress.`,
 					fmt.Fprintf(a.stdout, "  NOT PUBLISHED: %s\n", st.Descriptor.Behind)
 				}
 			}
+			a.printKeyUse(st.Keys)
 			for _, s := range st.Sites {
 				if s.State == "ok" {
 					fmt.Fprintf(a.stdout, "site %s: ok\n", s.ID)
@@ -718,4 +719,24 @@ file is deleted.`,
 	rs.Flags().IntVar(&threshold, "threshold", 2, "custodians needed to unseal")
 	c.AddCommand(rs)
 	return c
+}
+
+// printKeyUse prints each counted key's encryptions under random GCM
+// nonces and the fraction of its limit.
+func (a *app) printKeyUse(keys []custody.SealState) {
+	for _, k := range keys {
+		what := "manifest key " + k.KeyID
+		if k.Vault != "" {
+			name, _, _ := strings.Cut(k.Vault, "/")
+			what = fmt.Sprintf("vault %s key generation %d (%s)", safeText(name), k.Generation, k.KeyID)
+		}
+		note := ""
+		switch {
+		case k.Seals >= k.Limit:
+			note = "  AT THE LIMIT: rotate it with '" + k.Key().Rotation() + "'"
+		case k.Fraction >= 0.25:
+			note = "  rotate it soon with '" + k.Key().Rotation() + "'"
+		}
+		fmt.Fprintf(a.stdout, "%s: %d encryptions, %.4f%% of the limit %d%s\n", what, k.Seals, 100*k.Fraction, k.Limit, note)
+	}
 }
