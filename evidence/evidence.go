@@ -507,13 +507,32 @@ func OpenGenerations(keys Keys, node string, b []byte) (map[string]uint64, error
 // the site that shows it. Sites that do not answer or hold no valid blob
 // are skipped.
 func ReadGenerations(ctx context.Context, sites map[string]site.Site, keys Keys, node string) (map[string]uint64, map[string]string) {
-	out, where := map[string]uint64{}, map[string]string{}
+	out, where, _ := ReadGenerationsHeard(ctx, sites, keys, node)
+	return out, where
+}
+
+// ReadGenerationsHeard is ReadGenerations, saying also whether any site
+// answered: heard is false when none did (each unavailable, not mounted
+// yet, or the context ended), and the empty generations returned then say
+// nothing of what the sites hold: taken for theirs, they would have an
+// index restored from a backup pass for current, and be written over the
+// sites' higher ones. A site that answers that it holds no blob, or with
+// one that does not verify, has answered.
+func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys Keys, node string) (gens map[string]uint64, where map[string]string, heard bool) {
+	out := map[string]uint64{}
+	where = map[string]string{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	answered := 0
 	for id, s := range sites {
 		wg.Go(func() {
 			rc, err := s.Get(ctx, GenerationsBlob, 0, MaxBatch+1)
 			if err != nil {
+				if errors.Is(err, site.ErrNotFound) {
+					mu.Lock()
+					answered++
+					mu.Unlock()
+				}
 				return
 			}
 			b, err := io.ReadAll(io.LimitReader(rc, MaxBatch+1))
@@ -522,11 +541,12 @@ func ReadGenerations(ctx context.Context, sites map[string]site.Site, keys Keys,
 				return
 			}
 			g, err := OpenGenerations(keys, node, b)
+			mu.Lock()
+			defer mu.Unlock()
+			answered++
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			defer mu.Unlock()
 			for v, n := range g {
 				if n > out[v] {
 					out[v], where[v] = n, id
@@ -535,7 +555,7 @@ func ReadGenerations(ctx context.Context, sites map[string]site.Site, keys Keys,
 		})
 	}
 	wg.Wait()
-	return out, where
+	return out, where, answered > 0
 }
 
 // SealsBlob is the blob, on every site, holding the node's count of the

@@ -100,6 +100,59 @@ func TestRestoredIndexBackupWrittenAtOnce(t *testing.T) {
 	n.checkAll(newer)
 }
 
+// Case 1c: the index restored from an older backup is opened while no
+// site answers (their disks not mounted yet, their network not up), and
+// they come back. The engine read the sites' commit generations at New,
+// got none, and took that for the sites holding none: its first write of
+// them put the restored index's generations over the sites' higher ones,
+// and the index was never found behind (collection ran on it, and a
+// version deleted since the backup stayed in it). Now generations read
+// from no site are not taken for the sites': they are read again before
+// the first commit.
+func TestRestoredIndexOpenedWithSitesAway(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	n.fillSizes("before")
+	victim := n.put("before/victim", content("victim", 100))
+	indexPath := filepath.Join(n.root, "index.db")
+	n.e.Close(ctx)
+	n.ix.Close()
+	backup, _ := os.ReadFile(indexPath)
+	n.open(indexPath)
+	newer := n.fillSizes("after")
+	if _, err := n.e.Delete(ctx, "registry", "before/victim", vault.DeleteOptions{VersionID: victim.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	n.e.Close(ctx)
+	n.ix.Close()
+	if err := os.WriteFile(indexPath, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range n.faults {
+		f.Set(fault.Config{Down: true})
+	}
+	n.open(indexPath)
+	for _, f := range n.faults {
+		f.Set(fault.Config{})
+	}
+	n.put("later", content("later", 100))
+	n.e.FlushGenerations(ctx)
+	rep, err := n.k.Scrub(ctx, ScrubOptions{Repair: true, Grace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Collection == nil || rep.Collection.Ran || rep.Collection.Reason != RefusedIndexBehind {
+		t.Fatalf("collection on a restored index opened with its sites away: %+v; want it refused, the index behind the sites", rep.Collection)
+	}
+	if _, err := n.k.RebuildIndex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.e.Stat(ctx, "registry", "before/victim", victim.VersionID); err == nil {
+		t.Fatal("a version deleted after the backup came back")
+	}
+	n.checkAll(newer)
+}
+
 // restoreOlderIndex puts objects ("before/…") and a victim of victimSize
 // bytes, backs up the index, puts more ("after/…") and deletes the victim,
 // then puts the backup back and reopens the node on it: the index is older

@@ -294,12 +294,22 @@ func (k *Keeper) manifest(ctx context.Context, v index.Version) (*manifest.Manif
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := k.e.OpenEnvelope(iv.Envelope)
+	m, err := k.openIndexed(v, iv.Envelope)
 	if err != nil {
 		return nil, nil, err
 	}
-	if m.Vault != v.Vault || m.Key != v.Key || m.Version != v.ID {
-		return nil, nil, fmt.Errorf("%s/%s: index entry holds the manifest of %s/%s version %s: %w", v.Vault, v.Key, m.Vault, m.Key, m.Version, manifest.ErrCorrupt)
-	}
 	return m, iv.Envelope, nil
+}
+
+// openIndexed opens env, the index's envelope of listed version v, and
+// checks that it is that version's.
+func (k *Keeper) openIndexed(v index.Version, env []byte) (*manifest.Manifest, error) {
+	m, err := k.e.OpenEnvelope(env)
+	if err != nil {
+		return nil, err
+	}
+	if m.Vault != v.Vault || m.Key != v.Key || m.Version != v.ID {
+		return nil, fmt.Errorf("%s/%s: index entry holds the manifest of %s/%s version %s: %w", v.Vault, v.Key, m.Vault, m.Key, m.Version, manifest.ErrCorrupt)
+	}
+	return m, nil
 }

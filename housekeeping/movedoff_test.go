@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
@@ -17,10 +18,13 @@ import (
 // may have moved every shard and copy off them since (here to est-3, lux-3
 // and fin-3, two shards each). Before, scrub read only the sites the
 // index names: every copy and shard looked gone and the version was
-// reported lost, though the sites hold it whole. Now, when no site the
-// index names holds its revision or a newer one, scrub looks for a newer
-// revision on the other sites: it reports the index behind (at risk, not
-// lost), and a repairing scrub takes the newer revision into the index.
+// reported lost, though the sites hold it whole. Now, when a site the
+// index names holds no copy of its revision or a newer one (and none
+// holds a newer), scrub looks for a newer revision on the other sites: it
+// reports the index behind (at risk, not lost), and a repairing scrub
+// takes the newer revision into the index. A copy of the index's revision
+// left on one of its sites by the move's failed clean-up no longer keeps
+// scrub from looking (its-own-left-behind: lost until the twentieth pass).
 func TestScrubFindsAVersionMovedOffTheIndexsSites(t *testing.T) {
 	others := []site.Descriptor{
 		{ID: "est-3", Jurisdiction: "EST", Provider: "other", Control: "EST"},
@@ -30,7 +34,11 @@ func TestScrubFindsAVersionMovedOffTheIndexsSites(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		size int
-	}{{"inline", 3000}, {"streamed", 3*testStripe + 100}} {
+		// own: the move's clean-up failed on est-1, which keeps its copy
+		// of the index's revision (read as the index being current
+		// until the twentieth pass: the version was LOST).
+		own bool
+	}{{"inline", 3000, false}, {"streamed", 3*testStripe + 100, false}, {"inline/its-own-left-behind", 3000, true}, {"streamed/its-own-left-behind", 3*testStripe + 100, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			n := newTestNode(t, others...)
 			ctx := t.Context()
@@ -68,8 +76,21 @@ func TestScrubFindsAVersionMovedOffTheIndexsSites(t *testing.T) {
 			for range m.Parts {
 				to = append(to, []string{"est-3", "est-3", "lux-3", "lux-3", "fin-3", "fin-3"})
 			}
+			leftAt := filepath.Join(n.dirs["est-1"], filepath.FromSlash(manifest.BlobName(id)))
+			left, err := os.ReadFile(leftAt)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := n.e.Relocate(ctx, m, vault.Relocation{Sites: to}); err != nil {
 				t.Fatal(err)
+			}
+			if c.own {
+				if err := os.MkdirAll(filepath.Dir(leftAt), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(leftAt, left, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			n.e.FlushGenerations(ctx)
 			n.ix.Close()

@@ -365,6 +365,27 @@ func (k *Keeper) checkCopies(ctx context.Context, m *manifest.Manifest, lost fun
 	return states, newest, newestEnv, unread
 }
 
+// takeUp puts revision m (env) of listed, read from the sites, into the
+// index (vault.Engine.IndexNewer: under the version's lock, not over a
+// revision as new, and not back after a delete). done says scrubVersion
+// returns again: the version was deleted meanwhile (an empty report: it
+// is not indexed again, nor reported), it changed and was checked again,
+// or the write failed (named in rep, as what).
+func (k *Keeper) takeUp(ctx context.Context, v vault.Vault, listed index.Version, o ScrubOptions, lim *rateLimiter, m *manifest.Manifest, env []byte, rep *ScrubReport, what string) (again ScrubReport, done bool) {
+	err := k.e.IndexNewer(ctx, m, indexVersion(m, env))
+	switch {
+	case err == nil:
+		return ScrubReport{}, false
+	case errors.Is(err, index.ErrNotFound):
+		return ScrubReport{}, true
+	case errors.Is(err, vault.ErrChanged) && o.depth < 2:
+		o.depth++
+		return k.scrubVersion(ctx, v, listed, o, lim), true
+	}
+	rep.Errors = append(rep.Errors, fmt.Sprintf("%s/%s version %s: %s: %v", listed.Vault, listed.Key, listed.ID, what, err))
+	return *rep, true
+}
+
 // scrubVersion checks (and repairs) one version.
 func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.Version, o ScrubOptions, lim *rateLimiter) (rep ScrubReport) {
 	rep.Versions = 1
@@ -374,7 +395,18 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		rep.LostVersions = append(rep.LostVersions, name+": "+why)
 		return rep
 	}
-	m, env, err := k.manifest(ctx, listed)
+	iv, err := k.ix.Get(ctx, listed.Vault, listed.Key, listed.ID)
+	if errors.Is(err, index.ErrNotFound) {
+		// Deleted since it was listed: nothing to check (its copies,
+		// which its removal may not have reached yet, are not a
+		// damaged index entry's stand-in).
+		return ScrubReport{}
+	}
+	var m *manifest.Manifest
+	env := iv.Envelope
+	if err == nil {
+		m, err = k.openIndexed(listed, env)
+	}
 	if err != nil {
 		// The index's envelope is damaged: a verified copy on the sites
 		// can stand in for it.
@@ -387,15 +419,8 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 			rep.AtRisk, rep.Degraded, rep.RemainingAtRisk = 1, 1, 1
 			return rep
 		}
-		// Under the version's lock, and not over a revision committed
-		// meanwhile (IndexNewer).
-		if err := k.e.IndexNewer(ctx, fm, indexVersion(fm, fenv)); err != nil {
-			if errors.Is(err, vault.ErrChanged) && o.depth < 2 {
-				o.depth++
-				return k.scrubVersion(ctx, v, listed, o, lim)
-			}
-			rep.Errors = append(rep.Errors, name+": restore the index entry from a verified copy: "+err.Error())
-			return rep
+		if again, done := k.takeUp(ctx, v, listed, o, lim, fm, fenv, &rep, "restore the index entry from a verified copy"); done {
+			return again
 		}
 		m, env = fm, fenv
 	}
@@ -407,13 +432,16 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: manifest copy on site %s unreadable (not rewritten): %v", name, sid, unread[sid]))
 	}
 	moved := false
-	if !slices.Contains(slices.Collect(maps.Values(copies)), copyOK) {
-		// No site m names holds its revision or a newer one: the version
-		// may have moved off all of them since the index's revision (an
-		// index restored from a backup taken before a repair or a
-		// drain). The other sites may hold the newer revision, which
-		// says where its shards are: without it every shard would look
-		// gone, and the version lost.
+	if (newest == nil || newest.Revision <= m.Revision) && slices.ContainsFunc(slices.Collect(maps.Values(copies)), func(st copyState) bool { return st != copyOK && st != copyUnknown }) {
+		// A site m names holds no copy of its revision or a newer one,
+		// and none a newer: the version may have moved off them since
+		// the index's revision (an index restored from a backup taken
+		// before a repair or a drain), a copy of m's revision perhaps
+		// left behind on one of them by the move's failed clean-up
+		// (until the twentieth pass such a copy kept the other sites
+		// from being read). The other sites may hold the newer
+		// revision, which says where its shards are: without it every
+		// shard would look gone, and the version lost.
 		named := manifestSites(m)
 		var others []string
 		for _, sid := range k.e.SiteIDs() {
@@ -430,11 +458,8 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// behind (a failed recommit, or a restored backup). Take it and
 		// check again.
 		if o.Repair && o.depth < 2 {
-			// Not over a revision committed since the copies were read
-			// (IndexNewer: ErrChanged, and the version is checked again).
-			if err := k.e.IndexNewer(ctx, newest, indexVersion(newest, newestEnv)); err != nil && !errors.Is(err, vault.ErrChanged) {
-				rep.Errors = append(rep.Errors, name+": index the newer revision found on the sites: "+err.Error())
-				return rep
+			if again, done := k.takeUp(ctx, v, listed, o, lim, newest, newestEnv, &rep, "index the newer revision found on the sites"); done {
+				return again
 			}
 			o.depth++
 			return k.scrubVersion(ctx, v, listed, o, lim)
@@ -609,7 +634,12 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// one was read, and removed the blobs read. Look at the index
 		// again before calling the version lost or at risk, or repairing
 		// it from the revision it replaced.
-		if cur, _, err := k.manifest(ctx, listed); err == nil && cur.Revision != m.Revision && o.depth < 2 {
+		cur, _, err := k.manifest(ctx, listed)
+		if errors.Is(err, index.ErrNotFound) {
+			// Deleted meanwhile: what its removal took is not lost.
+			return ScrubReport{}
+		}
+		if err == nil && cur.Revision != m.Revision && o.depth < 2 {
 			o.depth++
 			again := k.scrubVersion(ctx, v, listed, o, lim)
 			again.BytesRead += rep.BytesRead
@@ -664,6 +694,11 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		again.BytesRead += rep.BytesRead
 		again.StripesAuthenticated += rep.StripesAuthenticated
 		return again
+	}
+	if errors.Is(err, index.ErrNotFound) {
+		// Deleted while it was checked (Relocate found it gone from the
+		// index under its lock): nothing to repair.
+		return ScrubReport{}
 	}
 	if err != nil {
 		rep.Unrepairable = append(rep.Unrepairable, name+": "+err.Error())

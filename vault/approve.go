@@ -57,10 +57,20 @@ func Approved(ctx context.Context) context.Context {
 	return context.WithValue(ctx, approvedKey{}, true)
 }
 
-// require asks the approver, if there is one, unless ctx is Approved.
+// require asks the approver, if there is one, unless ctx is Approved. A
+// change holding its version's lock (withHeld) gives it up first, and an
+// approval given at once is then errApprovedAtOnce (see again).
 func (e *Engine) require(ctx context.Context, op Operation) error {
 	if e.approver == nil || ctx.Value(approvedKey{}) != nil {
 		return nil
 	}
-	return e.approver.Require(ctx, op)
+	unlock, _ := ctx.Value(heldKey{}).(func())
+	if unlock == nil {
+		return e.approver.Require(ctx, op)
+	}
+	unlock()
+	if err := e.approver.Require(ctx, op); err != nil {
+		return err
+	}
+	return errApprovedAtOnce
 }

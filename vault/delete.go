@@ -139,6 +139,10 @@ func locked(m *manifest.Manifest, bypassGovernance bool, now time.Time) error {
 // deleteVersion removes one version: the index entry first (the commit
 // point), then the manifest copies, then the shards.
 func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o DeleteOptions) (DeleteResult, error) {
+	return again(ctx, func(ctx context.Context) (DeleteResult, error) { return e.deleteVersionOnce(ctx, v, key, o) })
+}
+
+func (e *Engine) deleteVersionOnce(ctx context.Context, v Vault, key string, o DeleteOptions) (DeleteResult, error) {
 	if err := e.canWrite(ctx, v); err != nil {
 		return DeleteResult{}, err
 	}
@@ -171,7 +175,7 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	}
 	if o.BypassGovernance && locked(m, false, time.Now()) != nil {
 		// Bypassing GOVERNANCE retention takes two custodians.
-		err := e.require(ctx, Operation{Kind: "object.delete", Summary: fmt.Sprintf("delete %s/%s version %s, bypassing its GOVERNANCE retention until %s", v.Name, key, m.Version, m.Lock.Until.Format(time.RFC3339)),
+		err := e.require(withHeld(ctx, unlock), Operation{Kind: "object.delete", Summary: fmt.Sprintf("delete %s/%s version %s, bypassing its GOVERNANCE retention until %s", v.Name, key, m.Version, m.Lock.Until.Format(time.RFC3339)),
 			Params: map[string]string{"vault": v.Name, "key": key, "version": m.Version.String()}})
 		if err != nil {
 			return DeleteResult{}, err
@@ -207,6 +211,7 @@ func (e *Engine) deleteVersion(ctx context.Context, v Vault, key string, o Delet
 	// The index is the commit point: once the version is gone from it,
 	// it is deleted; the copies and shards are then removed best-effort,
 	// and what is left is garbage by the record above.
+	e.generationsChecked(ctx)
 	if err := e.index.Delete(ctx, v.Name, key, m.Version); err != nil {
 		ev.Kind, ev.Record = "object.delete", nil
 		e.recordFailure(ctx, ev, err)

@@ -3,11 +3,13 @@ package vault
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/embassy-dev/embassy/evidence"
@@ -44,8 +46,10 @@ type genState struct {
 	scheduled bool
 	closed    bool
 	timer     *time.Timer
-	loaded    bool
-	sites     map[string]uint64 // what the sites hold, as far as this engine knows
+	// loaded: sites holds what the sites were read to hold (set under
+	// the engine's genFlush).
+	loaded atomic.Bool
+	sites  map[string]uint64 // what the sites hold, as far as this engine knows
 }
 
 // noteCommit schedules a write of the generations to the sites.
@@ -82,16 +86,18 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 	// One flush at a time.
 	e.genFlush.Lock()
 	defer e.genFlush.Unlock()
+	if !e.gens.loaded.Load() {
+		// Until the sites were read, what they hold is unknown: written,
+		// the index's generations would lower theirs.
+		if err := e.loadGenerations(ctx, gi); err != nil {
+			return err
+		}
+	}
 	ix, err := gi.Generations(ctx)
 	if err != nil {
 		return err
 	}
 	sites := e.siteStores()
-	if !e.gens.loaded {
-		if err := e.loadGenerations(ctx, gi, ix); err != nil {
-			return err
-		}
-	}
 	out := maps.Clone(e.gens.sites)
 	for v, g := range ix {
 		out[v] = max(out[v], g)
@@ -110,28 +116,82 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 }
 
 // loadGenerations reads the commit generations the sites hold and marks
-// the index stale when its own (ix) are behind them. It must run before
-// the engine's first commit (New does it): each commit raises the index's
+// the index stale when its own are behind them. It must run before the
+// engine's first commit (New does it): each commit raises the index's
 // generation of its vault, so a restored index that took as many commits
 // as it had lost before the sites were read would match them, and its
 // staleness, and the deletions it does not know of, would go unseen
 // (until the nineteenth pass it ran at the first write of the
 // generations, a second after the first commit).
-func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex, ix map[string]uint64) error {
-	onSites, where := evidence.ReadGenerations(ctx, e.siteStores(), e.k(), e.node)
+//
+// The index's generations are read after the sites': a site never holds
+// more than the index held when the site was written, and the index's
+// only grow, so a current index is never found behind. Read before (until
+// the twentieth pass), they let an engine made beside a running one
+// (Reconfigure's trial engine, a replacement after a change of label
+// policies) find a current index behind when the running one committed
+// and wrote its generations to a site between the two reads: the index
+// was marked stale, and collection refused, until a rebuild.
+//
+// When no site answered (all unavailable at New, not mounted yet), it
+// marks nothing and returns errGenerationsUnread: the sites are read again
+// before the next commit or write of the generations (generationsChecked,
+// FlushGenerations). Until the twentieth pass they were taken to hold
+// none: the first flush then wrote the index's generations over the
+// sites' (a restored index's, lower), and the restored index was never
+// found behind.
+func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex) error {
+	onSites, where, heard := evidence.ReadGenerationsHeard(ctx, e.siteStores(), e.k(), e.node)
+	if !heard {
+		return errGenerationsUnread
+	}
+	ix, err := gi.Generations(ctx)
+	if err != nil {
+		return err
+	}
 	if behind := Behind(ix, onSites, where); behind != "" {
 		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
 			return err
 		}
 		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
 	}
-	e.gens.sites, e.gens.loaded = onSites, true
+	e.gens.sites = onSites
+	e.gens.loaded.Store(true)
 	return nil
 }
 
+// errGenerationsUnread: no site's commit generations could be read.
+var errGenerationsUnread = errors.New("the sites' commit generations could not be read: no site answered")
+
+// generationsChecked reads the sites' commit generations, as New does,
+// when they have not been read yet (no site answered then): before a
+// commit, which raises the index's, so that a restored index is found
+// behind the sites before it takes as many commits as it lost. It costs
+// nothing once they were read; a failure is left to the next commit or
+// flush.
+func (e *Engine) generationsChecked(ctx context.Context) {
+	if e.gens.loaded.Load() {
+		return
+	}
+	gi, ok := e.index.(GenerationIndex)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, generationsAtOpen)
+	defer cancel()
+	e.genFlush.Lock()
+	defer e.genFlush.Unlock()
+	if e.gens.loaded.Load() {
+		return
+	}
+	if err := e.loadGenerations(ctx, gi); err != nil {
+		e.log.WarnContext(ctx, "the sites' commit generations not checked before a commit; checked at the next", "err", err)
+	}
+}
+
 // checkGenerationsAtOpen is loadGenerations at New, within
-// generationsAtOpen. A failure is logged and left to the first write of
-// the generations to try again, as before.
+// generationsAtOpen. A failure (no site answering) is logged and left to
+// the first commit or write of the generations to try again.
 func (e *Engine) checkGenerationsAtOpen() {
 	gi, ok := e.index.(GenerationIndex)
 	if !ok {
@@ -141,12 +201,8 @@ func (e *Engine) checkGenerationsAtOpen() {
 	defer cancel()
 	e.genFlush.Lock()
 	defer e.genFlush.Unlock()
-	ix, err := gi.Generations(ctx)
-	if err == nil {
-		err = e.loadGenerations(ctx, gi, ix)
-	}
-	if err != nil {
-		e.log.Warn("the sites' commit generations not checked at open; checked at the first write of them", "err", err)
+	if err := e.loadGenerations(ctx, gi); err != nil {
+		e.log.Warn("the sites' commit generations not checked at open; checked before the first commit", "err", err)
 	}
 }
 

@@ -34,7 +34,7 @@ func (e *Engine) SetRetention(ctx context.Context, vault, key string, id manifes
 	if mode != "" && !until.After(time.Now()) {
 		return ObjectInfo{}, fmt.Errorf("retain-until date %s is not in the future", until.Format(time.RFC3339))
 	}
-	return e.updateLock(ctx, vault, key, id, func(cur manifest.Lock) (manifest.Lock, error) {
+	return e.updateLock(ctx, vault, key, id, func(ctx context.Context, cur manifest.Lock) (manifest.Lock, error) {
 		now := time.Now()
 		active := cur.Mode != "" && now.Before(cur.Until)
 		weaker := mode == "" || until.Before(cur.Until) || (cur.Mode == Compliance && mode == Governance)
@@ -70,7 +70,7 @@ func (e *Engine) SetRetention(ctx context.Context, vault, key string, id manifes
 
 // SetLegalHold places or lifts a legal hold on a version.
 func (e *Engine) SetLegalHold(ctx context.Context, vault, key string, id manifest.ID, on bool) (ObjectInfo, error) {
-	return e.updateLock(ctx, vault, key, id, func(cur manifest.Lock) (manifest.Lock, error) {
+	return e.updateLock(ctx, vault, key, id, func(_ context.Context, cur manifest.Lock) (manifest.Lock, error) {
 		cur.LegalHold = on
 		return cur, nil
 	})
@@ -79,8 +79,13 @@ func (e *Engine) SetLegalHold(ctx context.Context, vault, key string, id manifes
 // updateLock rewrites a version's manifest with a changed lock: a new
 // revision goes to every site holding a copy, then to the index. Until all
 // copies are rewritten the index keeps the old lock, and a later rebuild
-// takes the highest revision it finds.
-func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.ID, change func(manifest.Lock) (manifest.Lock, error)) (ObjectInfo, error) {
+// takes the highest revision it finds. change is given the context to
+// ask for approval with (require: the version's lock is given up first).
+func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.ID, change func(context.Context, manifest.Lock) (manifest.Lock, error)) (ObjectInfo, error) {
+	return again(ctx, func(ctx context.Context) (ObjectInfo, error) { return e.updateLockOnce(ctx, vault, key, id, change) })
+}
+
+func (e *Engine) updateLockOnce(ctx context.Context, vault, key string, id manifest.ID, change func(context.Context, manifest.Lock) (manifest.Lock, error)) (ObjectInfo, error) {
 	if err := e.CheckWrite(ctx, vault); err != nil {
 		return ObjectInfo{}, err
 	}
@@ -102,7 +107,7 @@ func (e *Engine) updateLock(ctx context.Context, vault, key string, id manifest.
 	if m.Lock != nil {
 		cur = *m.Lock
 	}
-	next, err := change(cur)
+	next, err := change(withHeld(ctx, unlock), cur)
 	if err != nil {
 		return ObjectInfo{}, err
 	}

@@ -25,9 +25,17 @@ import (
 // The copies asked for are those on the sites m names, then on the sites
 // each newer copy found names (a move since the index's revision puts the
 // newer copies on sites m does not name: a copy its clean-up left behind
-// leads to them), and, when no site asked holds m's revision or a newer
-// one (the version moved off every site m names), on every configured
-// site. Each site is asked once, so at most every configured site is.
+// leads to them), and, when not every site the newest revision found
+// names holds it (the version moved off them, a copy of that revision
+// left behind by a clean-up that failed, or a copy simply missing), on
+// every configured site. Each site is asked once, so at most every
+// configured site is; a version whose copies are all where its newest
+// revision says costs no more than its own sites. Until the twentieth
+// pass the other sites were asked only when no site asked held m's
+// revision or a newer one: a copy of m's revision left behind on one of
+// m's sites by a move's failed clean-up passed for the index being
+// current, and a delete on an index restored from before the move
+// decided on m's lock (docs/design.md, "Review of the nineteenth pass").
 //
 // A copy holding exactly env is that revision and is not opened again. A
 // copy missing, damaged or of another version is left out (scrub reports
@@ -42,7 +50,7 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 	name := manifest.BlobName(m.Version)
 	asked := map[string]bool{}
 	newest, where := m, ""
-	current := false // a site asked holds m's revision or a newer one
+	held := map[string]int{} // the revision each site asked holds, if one verified
 	widened := false
 	next := manifestSites(m)
 	for len(next) > 0 {
@@ -89,8 +97,11 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 			return nil, fmt.Errorf("%s/%s version %s: %w", m.Vault, m.Key, m.Version, err)
 		}
 		for i, cm := range found {
-			if same[i] || (cm != nil && cm.Revision >= m.Revision) {
-				current = true
+			switch {
+			case same[i]:
+				held[sites[i]] = m.Revision
+			case cm != nil:
+				held[sites[i]] = cm.Revision
 			}
 			if cm == nil || cm.Revision <= m.Revision {
 				continue
@@ -101,7 +112,7 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 				newest, where = cm, sites[i]
 			}
 		}
-		if len(next) == 0 && !current && !widened {
+		if len(next) == 0 && !widened && !wholeAt(newest, held) {
 			widened = true
 			next = e.siteIDs()
 		}
@@ -124,4 +135,15 @@ func (e *Engine) newestCopy(ctx context.Context, m *manifest.Manifest, env []byt
 		}
 	}
 	return newest, nil
+}
+
+// wholeAt reports whether every site m names holds m's revision or a newer
+// one (held: the revision each site asked holds).
+func wholeAt(m *manifest.Manifest, held map[string]int) bool {
+	for _, sid := range manifestSites(m) {
+		if r, ok := held[sid]; !ok || r < m.Revision {
+			return false
+		}
+	}
+	return true
 }

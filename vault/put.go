@@ -359,6 +359,7 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 	if m.DeleteMarker {
 		kind = KindDeleteMarker
 	}
+	e.generationsChecked(ctx)
 	e.gate.RLock()
 	err := e.placedNow(m, multipart)
 	if err == nil {
@@ -397,6 +398,7 @@ func (e *Engine) commit(ctx context.Context, m *manifest.Manifest, env []byte, s
 // old version's: if the index write fails nothing may be removed (the
 // index keeps the old revision; a rebuild takes the new one).
 func (e *Engine) recommit(ctx context.Context, kind string, m *manifest.Manifest, env []byte) (ObjectInfo, error) {
+	e.generationsChecked(ctx)
 	if err := e.indexPut(ctx, kind, m, env); err != nil {
 		return ObjectInfo{}, fmt.Errorf("index %s/%s version %s revision %d (the sites have it; retry or rebuild the index): %w", m.Vault, m.Key, m.Version, m.Revision, err)
 	}

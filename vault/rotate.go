@@ -147,6 +147,10 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 // lowering a label — any new label that lets more nations or lower
 // clearances read it (see Widens) — takes two custodians.
 func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifest.ID, text string) (ObjectInfo, error) {
+	return again(ctx, func(ctx context.Context) (ObjectInfo, error) { return e.setLabel(ctx, vaultName, key, id, text) })
+}
+
+func (e *Engine) setLabel(ctx context.Context, vaultName, key string, id manifest.ID, text string) (ObjectInfo, error) {
 	v, err := e.Vault(vaultName)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -173,7 +177,7 @@ func (e *Engine) SetLabel(ctx context.Context, vaultName, key string, id manifes
 		return ObjectInfo{}, err
 	}
 	if why != "" {
-		if err := e.require(ctx, Operation{Kind: "object.relabel", Summary: fmt.Sprintf("lower the label of %s/%s version %s from %q to %q: %s", vaultName, key, m.Version, orUnlabelled(m.Label), newText, why),
+		if err := e.require(withHeld(ctx, unlock), Operation{Kind: "object.relabel", Summary: fmt.Sprintf("lower the label of %s/%s version %s from %q to %q: %s", vaultName, key, m.Version, orUnlabelled(m.Label), newText, why),
 			Params: map[string]string{"vault": vaultName, "key": key, "version": m.Version.String(), "label": newText}}); err != nil {
 			return ObjectInfo{}, err
 		}

@@ -122,8 +122,11 @@ func TestStaleIndexKeepsTheSitesLock(t *testing.T) {
 // retention), so it decided on the index's lock, or that copy's, and went
 // through, and its deletion record would have had collection remove the
 // retained copies. Now the sites a newer copy names are asked too, and
-// every configured site when none of those the index names holds its
-// revision or a newer one.
+// every configured site when not every site the newest revision found
+// names holds it. That includes a copy of the index's own revision left
+// behind on one of its sites (its-own-left-behind): until the twentieth
+// pass that copy was taken for the index being current, the others were
+// not looked for, and the delete went through.
 func TestStaleIndexAfterAMove(t *testing.T) {
 	moved := []string{"est-3", "est-3", "lux-3", "lux-3", "fin-3", "fin-3"}
 	for _, c := range []struct {
@@ -132,11 +135,16 @@ func TestStaleIndexAfterAMove(t *testing.T) {
 		// first, when set, is where a first move puts the shards; the
 		// copy it leaves on est-1 stays after the second.
 		first []string
+		// own: the move leaves est-1's copy, of the index's own
+		// revision, behind.
+		own bool
 	}{
-		{"inline", 3000, nil},
-		{"streamed", 3*testStripe + 100, nil},
-		{"inline/left-behind", 3000, []string{"est-1", "est-1", "lux-1", "lux-1", "fin-3", "fin-3"}},
-		{"streamed/left-behind", 3*testStripe + 100, []string{"est-1", "est-1", "lux-1", "lux-1", "fin-3", "fin-3"}},
+		{"inline", 3000, nil, false},
+		{"streamed", 3*testStripe + 100, nil, false},
+		{"inline/left-behind", 3000, []string{"est-1", "est-1", "lux-1", "lux-1", "fin-3", "fin-3"}, false},
+		{"streamed/left-behind", 3*testStripe + 100, []string{"est-1", "est-1", "lux-1", "lux-1", "fin-3", "fin-3"}, false},
+		{"inline/its-own-left-behind", 3000, nil, true},
+		{"streamed/its-own-left-behind", 3*testStripe + 100, nil, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := newTestNode(t, relocationSites...)
@@ -180,12 +188,14 @@ func TestStaleIndexAfterAMove(t *testing.T) {
 			var left []byte
 			if c.first != nil {
 				relocate(c.first)
+			}
+			if c.first != nil || c.own {
 				if left, err = os.ReadFile(leftAt); err != nil {
 					t.Fatal(err)
 				}
 			}
 			relocate(moved)
-			if c.first != nil {
+			if c.first != nil || c.own {
 				if _, err := os.Stat(leftAt); !errors.Is(err, os.ErrNotExist) {
 					t.Fatalf("est-1's copy after the second move: %v; want it removed", err)
 				}

@@ -58,7 +58,12 @@ func (e *Engine) lockVersion(ctx context.Context, id manifest.ID) (func(), error
 			done := make(chan struct{})
 			vl.held[id] = done
 			vl.mu.Unlock()
+			ended := false // a second call does nothing (see require)
 			return func() {
+				if ended {
+					return
+				}
+				ended = true
 				vl.mu.Lock()
 				delete(vl.held, id)
 				vl.mu.Unlock()
@@ -75,6 +80,42 @@ func (e *Engine) lockVersion(ctx context.Context, id manifest.ID) (func(), error
 			return nil, context.Cause(ctx)
 		}
 	}
+}
+
+// Changes that take two custodians. A change under a version's lock may
+// need approval (a delete bypassing GOVERNANCE retention, a shorter
+// GOVERNANCE retention, a lower label), and the node's approver records
+// the request under a lock of its own, which the carrying out of an
+// approved request holds while it makes its change (node.Decide), and so
+// waits for the version's lock: asked with the version's lock held, the
+// two waited for each other for as long as the approval's call lasted,
+// every request and decision of the node waiting behind them (until the
+// twentieth pass). So a change gives its version's lock up before it asks
+// (withHeld, require), and returns the request as its error; an approver
+// that allows the change at once (no custodians on a development node)
+// has it made again from the start, approved, under the lock taken again
+// (errApprovedAtOnce, again).
+
+type heldKey struct{}
+
+// withHeld returns ctx for a change that holds its version's lock, which
+// unlock ends (see require).
+func withHeld(ctx context.Context, unlock func()) context.Context {
+	return context.WithValue(ctx, heldKey{}, unlock)
+}
+
+// errApprovedAtOnce: the approver allowed a change at once after the
+// change gave its version's lock up to ask; it is made again (again).
+var errApprovedAtOnce = errors.New("approved at once: the change is made again under its version's lock")
+
+// again makes change, and once more, approved, when its approver allowed
+// it at once after it gave its version's lock up (require).
+func again[T any](ctx context.Context, change func(context.Context) (T, error)) (T, error) {
+	out, err := change(ctx)
+	if errors.Is(err, errApprovedAtOnce) {
+		return change(Approved(ctx))
+	}
+	return out, err
 }
 
 // resolveLocked is resolve under the lock of the version it finds (see
@@ -154,5 +195,6 @@ func (e *Engine) IndexNewer(ctx context.Context, m *manifest.Manifest, v index.V
 	if cm, err := manifest.Open(cur.Envelope, e.readKeys()); err == nil && cm.Revision >= m.Revision {
 		return fmt.Errorf("index %s/%s version %s revision %d: %w (the index holds revision %d)", m.Vault, m.Key, m.Version, m.Revision, ErrChanged, cm.Revision)
 	}
+	e.generationsChecked(ctx)
 	return e.index.Put(ctx, v)
 }

@@ -426,3 +426,239 @@ func TestCompletionsOneAtATime(t *testing.T) {
 		t.Errorf("read %d bytes, not parts 1 and 2 (%d bytes)", len(got), len(want))
 	}
 }
+
+// TestCompletionsOfOneUploadOneAtATime: a client retries a completion that
+// is slow to answer, and the two run at once. Before, both found the
+// version not committed yet; the first committed it, a COMPLIANCE
+// retention was set on it and acknowledged, and the second then wrote the
+// upload's revision 0, without the retention, over every copy and the
+// index entry: the delete that the retention forbids went through
+// (invariant 10). Now a completion holds the version's lock from that
+// check to its commit: the second waits, and finds the upload completed.
+func TestCompletionsOfOneUploadOneAtATime(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("part", 3*testStripe)), -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := []CompletePart{{1, p.ETag}}
+	checked := make(chan struct{})
+	release := make(chan struct{})
+	waiting := make(chan struct{}, 16)
+	testHookVersionWait = func(manifest.ID) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { testHookVersionWait = nil }()
+	type result struct {
+		info ObjectInfo
+		err  error
+	}
+	first := make(chan result, 1)
+	go func() {
+		// Held after its checks, before it writes anything.
+		info, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, parts, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
+			close(checked)
+			<-release
+			return nil, nil
+		}})
+		first <- result{info, err}
+	}()
+	<-checked
+	second := make(chan result, 1)
+	go func() {
+		info, err := n.e.CompleteUpload(ctx, "registry", "mp", up.ID, parts)
+		second <- result{info, err}
+	}()
+	until := time.Now().Add(10 * 365 * 24 * time.Hour).Truncate(time.Second)
+	var id manifest.ID
+	retained := false
+	select {
+	case r := <-second: // it went through while the first was held
+		if r.err != nil {
+			t.Fatalf("the second completion: %v", r.err)
+		}
+		id = r.info.VersionID
+		if _, err := n.e.SetRetention(ctx, "registry", "mp", id, Compliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+		retained = true
+		close(release)
+		<-first
+	case <-waiting: // it waits for the first
+		close(release)
+		r1, r2 := <-first, <-second
+		if r1.err != nil || r2.err != nil {
+			t.Fatalf("completions: %v, %v", r1.err, r2.err)
+		}
+		if r1.info.VersionID != r2.info.VersionID {
+			t.Fatalf("the completions made versions %s and %s, want one", r1.info.VersionID, r2.info.VersionID)
+		}
+		id = r1.info.VersionID
+	}
+	if !retained {
+		if _, err := n.e.SetRetention(ctx, "registry", "mp", id, Compliance, until, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := n.e.Stat(ctx, "registry", "mp", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Lock == nil || info.Lock.Mode != Compliance {
+		t.Errorf("the index after both completions: lock %+v, want the COMPLIANCE retention", info.Lock)
+	}
+	if _, err := n.e.Delete(ctx, "registry", "mp", DeleteOptions{VersionID: id}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("delete of the retained version: %v, want %v", err, ErrLocked)
+	}
+}
+
+// TestAbortWaitsForACompletion: an upload is aborted (a clean-up of
+// uploads left open) while its completion is under way. Before, the abort
+// found the version not committed yet and removed the parts' shards, and
+// the completion, which had read the parts before, then committed and
+// acknowledged a version whose shards were gone. Now the abort waits for
+// the completion (the version's lock) and finds the upload completed.
+func TestAbortWaitsForACompletion(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := content("part", 3*testStripe)
+	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(data), -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := make(chan struct{})
+	release := make(chan struct{})
+	waiting := make(chan struct{}, 16)
+	testHookVersionWait = func(manifest.ID) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { testHookVersionWait = nil }()
+	completed := make(chan error, 1)
+	go func() {
+		_, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
+			close(checked)
+			<-release
+			return nil, nil
+		}})
+		completed <- err
+	}()
+	<-checked
+	aborted := make(chan error, 1)
+	go func() { aborted <- n.e.AbortUpload(ctx, "registry", "mp", up.ID) }()
+	select {
+	case err := <-aborted: // went through while the completion was under way
+		aborted <- err
+	case <-waiting:
+	}
+	close(release)
+	if err := <-completed; err != nil {
+		t.Fatalf("completion: %v", err)
+	}
+	<-aborted
+	if got := n.mustRead("mp"); !bytes.Equal(got, data) {
+		t.Fatalf("the completed object reads %d bytes, not the %d of its part", len(got), len(data))
+	}
+}
+
+// approverLocked records requests under a lock of its own, as the node's
+// does (node.Require takes reqMu, which node.Decide holds while it carries
+// an approved request out).
+type approverLocked struct {
+	mu        *sync.Mutex
+	requiring chan struct{}
+}
+
+func (a approverLocked) Require(ctx context.Context, op Operation) error {
+	a.requiring <- struct{}{}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &PendingError{RequestID: "r-" + op.Kind, Needed: 2}
+}
+
+// TestApprovalNotAskedUnderTheVersionLock: a delete bypassing GOVERNANCE
+// retention asks for two custodians' approval, and the node records the
+// request under its requests' lock; a decision that completes another
+// request holds that lock while it carries the request out, which changes
+// the same version. Before, the delete asked with the version's lock held
+// (c67f538): each waited for the other, for as long as the decision's call
+// lasted, and every request and decision of the node behind them. Now a
+// change gives its version's lock up before it asks.
+func TestApprovalNotAskedUnderTheVersionLock(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(ctx context.Context, n *testNode, id manifest.ID) error
+	}{
+		{"delete bypassing GOVERNANCE", func(ctx context.Context, n *testNode, id manifest.ID) error {
+			_, err := n.e.Delete(ctx, "registry", "doc", DeleteOptions{VersionID: id, BypassGovernance: true})
+			return err
+		}},
+		{"GOVERNANCE shortened", func(ctx context.Context, n *testNode, id manifest.ID) error {
+			_, err := n.e.SetRetention(ctx, "registry", "doc", id, Governance, time.Now().Add(time.Minute), true)
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newTestNode(t)
+			ctx := t.Context()
+			id := n.put("doc", content("doc", 3000)).VersionID
+			if _, err := n.e.SetRetention(ctx, "registry", "doc", id, Governance, time.Now().Add(time.Hour), false); err != nil {
+				t.Fatal(err)
+			}
+			var requests sync.Mutex
+			a := approverLocked{mu: &requests, requiring: make(chan struct{}, 1)}
+			n.e.approver = a
+			waiting := make(chan struct{}, 16)
+			testHookVersionWait = func(manifest.ID) {
+				select {
+				case waiting <- struct{}{}:
+				default:
+				}
+			}
+			defer func() { testHookVersionWait = nil }()
+
+			// A decision holds the requests' lock...
+			requests.Lock()
+			asked := make(chan error, 1)
+			go func() { asked <- c.change(ctx, n, id) }()
+			// ...while the change asks for approval...
+			<-a.requiring
+			// ...and carries out an approved change of the same version.
+			dctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			decided := make(chan error, 1)
+			go func() {
+				_, err := n.e.SetLegalHold(Approved(dctx), "registry", "doc", id, true)
+				decided <- err
+			}()
+			select {
+			case err := <-decided:
+				if err != nil {
+					t.Errorf("the approved change: %v", err)
+				}
+			case <-waiting:
+				t.Error("the approved change waits for the version's lock, held by a change that waits for the approver's lock it holds: deadlock")
+				cancel()
+				<-decided
+			}
+			requests.Unlock()
+			if err := <-asked; !errors.Is(err, ErrApprovalRequired) {
+				t.Fatalf("the change asking for approval: %v, want %v", err, ErrApprovalRequired)
+			}
+		})
+	}
+}
