@@ -140,9 +140,14 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 // none: the first flush then wrote the index's generations over the
 // sites' (a restored index's, lower), and the restored index was never
 // found behind.
+//
+// An engine with no sites configured (a node before its first `site add`)
+// has no generations to read and none to overwrite: that is not a site
+// failing to answer, and is not reported as one.
 func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex) error {
-	onSites, where, heard := evidence.ReadGenerationsHeard(ctx, e.siteStores(), e.k(), e.node)
-	if !heard {
+	stores := e.siteStores()
+	onSites, where, heard := evidence.ReadGenerationsHeard(ctx, stores, e.k(), e.node)
+	if !heard && len(stores) > 0 {
 		return errGenerationsUnread
 	}
 	ix, err := gi.Generations(ctx)
