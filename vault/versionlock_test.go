@@ -83,14 +83,7 @@ func TestLockChangesOneAtATime(t *testing.T) {
 			}
 		}})
 	}
-	waiting := make(chan struct{}, 16)
-	testHookVersionWait = func(manifest.ID) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
-	defer func() { testHookVersionWait = nil }()
+	waiting := watchVersionWaits(t)
 
 	holdDone := make(chan error, 1)
 	go func() {
@@ -369,14 +362,7 @@ func TestCompletionsOneAtATime(t *testing.T) {
 			<-release
 		}})
 	}
-	waiting := make(chan struct{}, 16)
-	testHookVersionWait = func(manifest.ID) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
-	defer func() { testHookVersionWait = nil }()
+	waiting := watchVersionWaits(t)
 	type result struct {
 		info ObjectInfo
 		err  error
@@ -449,14 +435,7 @@ func TestCompletionsOfOneUploadOneAtATime(t *testing.T) {
 	parts := []CompletePart{{1, p.ETag}}
 	checked := make(chan struct{})
 	release := make(chan struct{})
-	waiting := make(chan struct{}, 16)
-	testHookVersionWait = func(manifest.ID) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
-	defer func() { testHookVersionWait = nil }()
+	waiting := watchVersionWaits(t)
 	type result struct {
 		info ObjectInfo
 		err  error
@@ -540,14 +519,7 @@ func TestAbortWaitsForACompletion(t *testing.T) {
 	}
 	checked := make(chan struct{})
 	release := make(chan struct{})
-	waiting := make(chan struct{}, 16)
-	testHookVersionWait = func(manifest.ID) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
-	defer func() { testHookVersionWait = nil }()
+	waiting := watchVersionWaits(t)
 	completed := make(chan error, 1)
 	go func() {
 		_, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
@@ -622,14 +594,7 @@ func TestApprovalNotAskedUnderTheVersionLock(t *testing.T) {
 			var requests sync.Mutex
 			a := approverLocked{mu: &requests, requiring: make(chan struct{}, 1)}
 			n.e.approver = a
-			waiting := make(chan struct{}, 16)
-			testHookVersionWait = func(manifest.ID) {
-				select {
-				case waiting <- struct{}{}:
-				default:
-				}
-			}
-			defer func() { testHookVersionWait = nil }()
+			waiting := watchVersionWaits(t)
 
 			// A decision holds the requests' lock...
 			requests.Lock()
@@ -661,4 +626,19 @@ func TestApprovalNotAskedUnderTheVersionLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// watchVersionWaits returns a channel that receives (without blocking the
+// engine: it holds 16) each time a change waits for a version's lock,
+// through testHookVersionWait, until the test ends.
+func watchVersionWaits(t *testing.T) <-chan struct{} {
+	waiting := make(chan struct{}, 16)
+	testHookVersionWait = func(manifest.ID) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookVersionWait = nil })
+	return waiting
 }
