@@ -18,6 +18,22 @@ import (
 
 // sitesLocks returns the lock of every manifest copy of version id, by
 // site, and the index's.
+// wantCompliance fails the test unless every site's copy of id and the
+// index hold a COMPLIANCE retention (the copies until until).
+func (n *testNode) wantCompliance(id manifest.ID, until time.Time) {
+	t := n.t
+	t.Helper()
+	copies, index := n.sitesLocks(id)
+	for sid, l := range copies {
+		if l == nil || l.Mode != Compliance || !l.Until.Equal(until) {
+			t.Errorf("site %s's copy: lock %+v; want the COMPLIANCE retention", sid, l)
+		}
+	}
+	if index == nil || index.Mode != Compliance {
+		t.Errorf("the index: lock %+v; want the COMPLIANCE retention", index)
+	}
+}
+
 func (n *testNode) sitesLocks(id manifest.ID) (map[string]*manifest.Lock, *manifest.Lock) {
 	t := n.t
 	t.Helper()
@@ -156,15 +172,7 @@ func TestRelocateRefusesAChangedVersion(t *testing.T) {
 			if _, err := n.e.Relocate(ctx, m, Relocation{Sites: moveThree(t, m, relocationSites)}); !errors.Is(err, ErrChanged) {
 				t.Fatalf("a move of the revision read before a retention was set: %v, want %v", err, ErrChanged)
 			}
-			copies, index := n.sitesLocks(id)
-			for sid, l := range copies {
-				if l == nil || l.Mode != Compliance || !l.Until.Equal(until) {
-					t.Errorf("site %s's copy: lock %+v; want the COMPLIANCE retention", sid, l)
-				}
-			}
-			if index == nil || index.Mode != Compliance {
-				t.Errorf("the index: lock %+v; want the COMPLIANCE retention", index)
-			}
+			n.wantCompliance(id, until)
 		})
 	}
 }
@@ -202,15 +210,7 @@ func TestScrubWritesRefuseAChangedVersion(t *testing.T) {
 		if err := n.e.RestoreCopies(ctx, m, env, manifestSites(m)[:1]); !errors.Is(err, ErrChanged) {
 			t.Errorf("a copy of the revision read before a retention was set written again: %v, want %v", err, ErrChanged)
 		}
-		copies, index := n.sitesLocks(id)
-		for sid, l := range copies {
-			if l == nil || l.Mode != Compliance || !l.Until.Equal(until) {
-				t.Errorf("site %s's copy: lock %+v; want the COMPLIANCE retention", sid, l)
-			}
-		}
-		if index == nil || index.Mode != Compliance {
-			t.Errorf("the index: lock %+v; want the COMPLIANCE retention", index)
-		}
+		n.wantCompliance(id, until)
 		// The revision the index holds is written.
 		m, env, err = n.e.resolve(ctx, "registry", "doc", id)
 		if err != nil {
