@@ -115,7 +115,7 @@ const sealCountsAtOpen = 30 * time.Second
 
 // loadSealCountsFromSites raises the counter to the highest copy on the
 // sites, then writes the merged counts back to them. Sites that do not
-// answer are read again before they are first written (writeSealCounts);
+// answer are read again before they are first written (writeSealCountsTo);
 // a copy this node did not seal is skipped (and written over).
 func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	keys, c := n.Keys(), n.seals.counter.Load()
@@ -138,7 +138,7 @@ func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	n.seals.read, n.seals.pending = true, nil
 	n.seals.mu.Unlock()
 	if !same && heard > 0 {
-		n.writeSealCounts(cur)
+		n.writeSealCountsTo(cur, false)
 	}
 }
 
@@ -241,15 +241,16 @@ func (n *Node) sealsToSites(b []byte) {
 				return
 			}
 			st.mu.Unlock()
-			n.writeSealCounts(b)
+			n.writeSealCountsTo(b, true)
 		}
 	})
 }
 
-// writeSealCounts writes b, sealed, to every site of the engine whose
-// copy was read. A site not heard yet is read first, and written only if
-// it answers, with the counts raised to its copy's.
-func (n *Node) writeSealCounts(b []byte) {
+// writeSealCountsTo writes b, sealed, to every site of the engine whose
+// copy was read. With reread, a site not heard yet is read first, and
+// written only if it answers, with the counts raised to its copy's
+// (loadSealCountsFromSites has just read them).
+func (n *Node) writeSealCountsTo(b []byte, reread bool) {
 	keys, c := n.Keys(), n.seals.counter.Load()
 	if keys == nil || n.Engine == nil || c == nil {
 		return
@@ -257,8 +258,10 @@ func (n *Node) writeSealCounts(b []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sites := n.Engine.Sites()
-	if all, _ := n.readSealCopies(ctx, keys, c, sites); len(all) > 0 {
-		b = custody.MarshalSealRecords(c.Records())
+	if reread {
+		if all, _ := n.readSealCopies(ctx, keys, c, sites); len(all) > 0 {
+			b = custody.MarshalSealRecords(c.Records())
+		}
 	}
 	n.seals.mu.Lock()
 	var heard []vault.Site
