@@ -115,7 +115,7 @@ const sealCountsAtOpen = 30 * time.Second
 
 // loadSealCountsFromSites raises the counter to the highest copy on the
 // sites, then writes the merged counts back to them. Sites that do not
-// answer are read again before they are first written (writeSealCountsTo);
+// answer are read again before they are first written (writeSealCounts);
 // a copy this node did not seal is skipped (and written over).
 func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	keys, c := n.Keys(), n.seals.counter.Load()
@@ -126,19 +126,21 @@ func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	defer cancel()
 	sites := n.Engine.Sites()
 	all, heard := n.readSealCopies(ctx, keys, c, sites)
-	// Written back now, before the node serves, unless every site holds
-	// the counts already: what was recorded while the sites were not read
-	// yet is in them.
+	// Written back, unless every site holds the counts already: what was
+	// recorded while the sites were not read yet is in them. Through the
+	// one writer (sealsToSites), which writes the counts as they are when
+	// it writes: a later block's write cannot be overtaken by this one.
 	cur := custody.MarshalSealRecords(c.Records())
 	same := len(all) == len(sites)
 	for _, recs := range all {
 		same = same && bytes.Equal(custody.MarshalSealRecords(recs), cur)
 	}
 	n.seals.mu.Lock()
-	n.seals.read, n.seals.pending = true, nil
+	n.seals.read = true
+	pending := n.seals.pending != nil
 	n.seals.mu.Unlock()
-	if !same && heard > 0 {
-		n.writeSealCountsTo(cur, false)
+	if (!same && heard > 0) || pending {
+		n.sealsToSites(custody.MarshalSealRecords(c.Records()))
 	}
 }
 
@@ -219,8 +221,10 @@ func (n *Node) readSealCopy(ctx context.Context, keys *custody.Keyring, s vault.
 	return recs, true
 }
 
-// sealsToSites has b written to every site, in the background: writes
-// that come while one runs are coalesced into the next.
+// sealsToSites has the counts written to every site, in the background:
+// writes that come while one runs are coalesced into the next. b, the
+// counts when asked, only marks a write as due: the writer writes the
+// counts as they are when it writes, which are never lower.
 func (n *Node) sealsToSites(b []byte) {
 	st := &n.seals
 	st.mu.Lock()
@@ -241,16 +245,15 @@ func (n *Node) sealsToSites(b []byte) {
 				return
 			}
 			st.mu.Unlock()
-			n.writeSealCountsTo(b, true)
+			n.writeSealCounts()
 		}
 	})
 }
 
-// writeSealCountsTo writes b, sealed, to every site of the engine whose
-// copy was read. With reread, a site not heard yet is read first, and
-// written only if it answers, with the counts raised to its copy's
-// (loadSealCountsFromSites has just read them).
-func (n *Node) writeSealCountsTo(b []byte, reread bool) {
+// writeSealCounts writes the counts, sealed, to every site of the engine
+// whose copy was read. A site not heard yet is read first, and written
+// only if it answers, with the counts raised to its copy's.
+func (n *Node) writeSealCounts() {
 	keys, c := n.Keys(), n.seals.counter.Load()
 	if keys == nil || n.Engine == nil || c == nil {
 		return
@@ -258,11 +261,10 @@ func (n *Node) writeSealCountsTo(b []byte, reread bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sites := n.Engine.Sites()
-	if reread {
-		if all, _ := n.readSealCopies(ctx, keys, c, sites); len(all) > 0 {
-			b = custody.MarshalSealRecords(c.Records())
-		}
-	}
+	n.readSealCopies(ctx, keys, c, sites)
+	// The counts as they are now, not b: writes that overtook one another
+	// still leave the newest on the sites.
+	b := custody.MarshalSealRecords(c.Records())
 	n.seals.mu.Lock()
 	var heard []vault.Site
 	for _, s := range sites {
