@@ -172,6 +172,7 @@ func (k *Keeper) readRecords(ctx context.Context, ev *records, revision func(id 
 	var err error
 	if l := k.e.AuditLog(); l != nil {
 		err = l.Events(ctx, 0, func(i uint64, e audit.Event) error {
+			ev.logNext = i + 1
 			r, isRecord, rerr := evidence.FromEvent(e)
 			switch {
 			case rerr != nil:
@@ -317,7 +318,7 @@ func (k *Keeper) collect(ctx context.Context, o CollectOptions) (Collection, err
 	if err := k.removeDoomed(ctx, siteIDs, doomed, &c); err != nil {
 		return c, err
 	}
-	return c, k.adoptUnknown(ctx, unknown, siteIDs, &c)
+	return c, k.adoptUnknown(ctx, unknown, siteIDs, ev.logNext, &c)
 }
 
 // listSites lists every site that answers, in parallel, and sorts what it
@@ -453,13 +454,13 @@ func (k *Keeper) onSites(siteIDs []string, doomed []*spool, fn func(si int, sid 
 // adoptUnknown adopts or reports, in id order, the manifests the index
 // does not hold (unknown), leaving those with a young copy: a write may
 // still be in flight.
-func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, siteIDs []string, c *Collection) error {
+func (k *Keeper) adoptUnknown(ctx context.Context, unknown *rebuildScratch, siteIDs []string, since uint64, c *Collection) error {
 	return unknown.batches(500, func(recs []byte, _ int64) error {
 		for r := range slices.Chunk(recs, unknown.rec) {
 			if r[unknown.rec-1]&recYoung != 0 {
 				continue // a write may still be in flight
 			}
-			res := k.adoptOne(ctx, manifest.ID(r[:16]), unknown.sitesOf(r, siteIDs), false)
+			res := k.adoptOne(ctx, manifest.ID(r[:16]), unknown.sitesOf(r, siteIDs), false, since)
 			switch {
 			case res.adopted:
 				c.Adopted++
@@ -682,10 +683,17 @@ type adoptResult struct {
 	why     string
 }
 
+// testHookAdopting, when set, is called when an adoption has read and
+// checked a version and is about to index it.
+var testHookAdopting func(manifest.ID)
+
 // adoptOne indexes version id, found on sites, if it may be: its newest
 // verified copy names a configured vault, it was written by a node that
 // records deletions (or legacy is allowed), and every part has k shards.
-func (k *Keeper) adoptOne(ctx context.Context, id manifest.ID, sites []string, legacy bool) adoptResult {
+// The index is written under the version's lock, and only if the version
+// was neither indexed nor recorded deleted (on the audit log from entry
+// since) while this read it (vault.IndexAdopted).
+func (k *Keeper) adoptOne(ctx context.Context, id manifest.ID, sites []string, legacy bool, since uint64) adoptResult {
 	m, env, _, err := k.newestManifest(ctx, id, sites)
 	if err != nil {
 		return adoptResult{why: fmt.Sprintf("version %s: kept: no copy of its manifest verifies", id)}
@@ -700,7 +708,10 @@ func (k *Keeper) adoptOne(ctx context.Context, id manifest.ID, sites []string, l
 	if why := k.readable(ctx, m, sites); why != "" {
 		return adoptResult{why: name + ": kept: " + why + " (mount the missing sites, then 'embassy index rebuild')"}
 	}
-	if err := k.ix.Put(ctx, indexVersion(m, env)); err != nil {
+	if testHookAdopting != nil {
+		testHookAdopting(id)
+	}
+	if err := k.e.IndexAdopted(ctx, m, indexVersion(m, env), since); err != nil {
 		return adoptResult{why: name + ": kept: " + err.Error()}
 	}
 	k.log.InfoContext(ctx, "version adopted into the index", "vault", m.Vault, "key", m.Key, "version", id)
@@ -817,7 +828,7 @@ func (k *Keeper) adopt(ctx context.Context, o AdoptOptions) (AdoptReport, error)
 					continue
 				}
 			}
-			res := k.adoptOne(ctx, id, sites, true)
+			res := k.adoptOne(ctx, id, sites, true, ev.logNext)
 			if res.adopted {
 				rep.AdoptedCount++
 				if len(rep.Adopted) < MaxListed {

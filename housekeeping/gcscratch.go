@@ -35,8 +35,12 @@ type records struct {
 	sites  []string
 	siteNo map[string]int
 	seq    uint64 // upload ends: the later record wins
-	done   bool   // sorted: what is added now goes to added
-	bad    int
+	// logNext is the audit log entry after the last one read: an
+	// adoption checks under the version's lock that no deletion was
+	// recorded from there on (vault.IndexAdopted).
+	logNext uint64
+	done    bool // sorted: what is added now goes to added
+	bad     int
 
 	mu     sync.Mutex
 	added  map[string][]evidenceBlob // abandonments recorded after the sort, not spilled

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -315,10 +316,76 @@ func (e *Engine) PutPartWith(ctx context.Context, vaultName, key, uploadID strin
 	if prev != nil {
 		var old partRecord
 		if json.Unmarshal(prev, &old) == nil {
-			e.abandon(ctx, evidence.Record{Version: rec.Version, Upload: uploadID}, writtenPart{old.Part}.blobs())
+			if err := e.replacedPart(ctx, v.Name, key, uploadID, rec.Version, old.Part, wp.Part); err != nil {
+				return PartInfo{}, err
+			}
 		}
 	}
 	return PartInfo{Number: number, Size: wp.Size, ETag: wp.ETag, Modified: now.UTC(), Checksums: wp.Checksums}, nil
+}
+
+// replacedPart deals with the blobs of a part uploaded again under the same
+// number (old), once this one (part) has taken its place in the index. A
+// completion under way may have read the parts before that and named old
+// in the manifest it is writing: removing old's blobs at once (as until
+// the twenty-first pass) left that object, acknowledged, without them. A
+// completion holds the version's lock from its read of the parts to its
+// end, so under that lock, taken after the index write, none is under way
+// that could use old: either the upload completed meanwhile, and its
+// committed manifest says what it used, or it did not, and a completion to
+// come reads the index, which no longer names old. The blobs no committed
+// manifest uses are then recorded as abandoned and removed. Only a part
+// replaced takes the lock, after its index write: the parts of an upload
+// are not put in line behind it. If the lock cannot be had (the call's
+// context ended) the blobs are kept, and collection removes them on the
+// records once the upload has ended, if its version does not use them.
+//
+// The upload may also have ended while part was written (after its record
+// was put): a completion that read the parts before did not name it, an
+// abort removed only the parts it read. Part then belongs to nothing and
+// is abandoned too; the caller is told the upload is gone.
+func (e *Engine) replacedPart(ctx context.Context, vault, key, uploadID string, version manifest.ID, old, part manifest.Part) error {
+	keep := func(err error) error {
+		e.log.WarnContext(ctx, "blobs of a part uploaded again kept: garbage collection removes them once the upload ended, if its version does not use them",
+			"upload", uploadID, "part", old.Number, "err", err)
+		return nil
+	}
+	unlock, err := e.lockVersion(ctx, version)
+	if err != nil {
+		return keep(err)
+	}
+	defer unlock()
+	rec := evidence.Record{Version: version, Upload: uploadID}
+	cur, err := e.index.Get(ctx, vault, key, version)
+	if errors.Is(err, index.ErrNotFound) {
+		// Not completed: no completion holds old, and none to come can.
+		e.abandon(ctx, rec, writtenPart{old}.blobs())
+		if _, _, err := e.upload(ctx, vault, key, uploadID); errors.Is(err, ErrNoSuchUpload) {
+			// Aborted after part was recorded: it was not removed.
+			e.abandon(ctx, rec, writtenPart{part}.blobs())
+			return err
+		}
+		return nil
+	}
+	if err != nil {
+		return keep(err)
+	}
+	m, err := manifest.Open(cur.Envelope, e.readKeys())
+	if err != nil {
+		return keep(err)
+	}
+	// Completed meanwhile: what its manifest does not use is garbage.
+	used := func(p manifest.Part) bool {
+		return slices.ContainsFunc(m.Parts, func(q manifest.Part) bool { return q.Blob == p.Blob })
+	}
+	if !used(old) {
+		e.abandon(ctx, rec, writtenPart{old}.blobs())
+	}
+	if !used(part) {
+		e.abandon(ctx, rec, writtenPart{part}.blobs())
+		return fmt.Errorf("%w: %s (completed while part %d was uploaded again, without it)", ErrNoSuchUpload, uploadID, part.Number)
+	}
+	return nil
 }
 
 func (e *Engine) parts(ctx context.Context, vault, id string) (map[int]partRecord, error) {

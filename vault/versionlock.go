@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/embassy-dev/embassy/audit"
+	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/manifest"
 )
@@ -198,3 +200,48 @@ func (e *Engine) IndexNewer(ctx context.Context, m *manifest.Manifest, v index.V
 	e.generationsChecked(ctx)
 	return e.index.Put(ctx, v)
 }
+
+// IndexAdopted puts v in the index: the newest revision, which m opens, of
+// a version found on the sites that the index did not hold (collection's
+// adoption, 'embassy index adopt'). The caller read the copies and the
+// evidence records (the audit log up to entry since) before; under the
+// version's lock it checks that neither changed meanwhile: the index must
+// still not hold the version (a completion of its upload may have
+// committed it since, and a lock change made a newer revision, which the
+// adoption would undo), and the audit log must record no deletion of it
+// from entry since on (a version committed and deleted since would be put
+// back, listed, while collection removes its blobs on the record). Either
+// is ErrChanged, and nothing is written.
+func (e *Engine) IndexAdopted(ctx context.Context, m *manifest.Manifest, v index.Version, since uint64) error {
+	unlock, err := e.lockVersion(ctx, m.Version)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	what := fmt.Sprintf("adopt %s/%s version %s", m.Vault, m.Key, m.Version)
+	if _, err := e.index.Get(ctx, m.Vault, m.Key, m.Version); err == nil {
+		return fmt.Errorf("%s: %w (indexed meanwhile)", what, ErrChanged)
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if e.audit != nil {
+		deleted := errors.New("deleted")
+		err := e.audit.Events(ctx, since, func(_ uint64, ev audit.Event) error {
+			if ev.Kind == deletionKind && ev.Version == m.Version {
+				return deleted
+			}
+			return nil
+		})
+		if errors.Is(err, deleted) {
+			return fmt.Errorf("%s: %w (deleted meanwhile)", what, ErrChanged)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read the audit log since the records were read: %w", what, err)
+		}
+	}
+	e.generationsChecked(ctx)
+	return e.index.Put(ctx, v)
+}
+
+// deletionKind is the audit log kind of a deletion record.
+var deletionKind = evidence.Event(evidence.Record{Kind: evidence.Delete}).Kind

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -497,6 +498,115 @@ func TestCompletionsOfOneUploadOneAtATime(t *testing.T) {
 	if _, err := n.e.Delete(ctx, "registry", "mp", DeleteOptions{VersionID: id}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("delete of the retained version: %v, want %v", err, ErrLocked)
 	}
+}
+
+// shardBlobs counts the shard blobs on every site.
+func (n *testNode) shardBlobs() int {
+	c := 0
+	for _, d := range n.dirs {
+		filepath.WalkDir(filepath.Join(d, "s"), func(p string, de fs.DirEntry, err error) error {
+			if err == nil && !de.IsDir() {
+				c++
+			}
+			return nil
+		})
+	}
+	return c
+}
+
+// TestPartUploadedAgainDuringItsCompletion: a client uploads a part again
+// (a retry of a part whose answer it missed) while its completion, which
+// has read the parts, is under way. Before, the part's index write
+// returned the part it replaced and its blobs were removed at once; the
+// completion then committed, and acknowledged, a manifest naming them:
+// the object read "too few intact shards" (invariant 10: removed without
+// evidence that nothing used them). Now the replaced blobs are removed
+// under the version's lock, once the completion has ended and its
+// manifest shows what it used: the object reads back as the parts the
+// completion named, and the part uploaded too late, which nothing uses,
+// is removed and refused as an upload that is gone. A part uploaded again
+// with no completion under way still has its predecessor removed at once.
+func TestPartUploadedAgainDuringItsCompletion(t *testing.T) {
+	t.Run("completing", func(t *testing.T) {
+		n := newTestNode(t)
+		ctx := t.Context()
+		up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := content("first", 3*testStripe)
+		p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(first), -1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onePart := n.shardBlobs()
+		checked := make(chan struct{})
+		release := make(chan struct{})
+		waiting := watchVersionWaits(t)
+		completed := make(chan error, 1)
+		go func() {
+			_, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
+				close(checked)
+				<-release
+				return nil, nil
+			}})
+			completed <- err
+		}()
+		<-checked // the completion has read the parts
+		again := make(chan error, 1)
+		go func() {
+			_, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("again", 2*testStripe)), -1, nil)
+			again <- err
+		}()
+		select {
+		case err := <-again: // went through while the completion was under way
+			again <- err
+		case <-waiting:
+		}
+		close(release)
+		if err := <-completed; err != nil {
+			t.Fatalf("completion: %v", err)
+		}
+		if err := <-again; !errors.Is(err, ErrNoSuchUpload) {
+			t.Errorf("the part uploaded again after the completion read the parts: %v, want %v", err, ErrNoSuchUpload)
+		}
+		got, _, err := n.read("mp", GetOptions{Length: -1})
+		if err != nil {
+			t.Fatalf("read the completed object: %v", err)
+		}
+		if !bytes.Equal(got, first) {
+			t.Errorf("the completed object reads %d bytes, not the %d of the part it named", len(got), len(first))
+		}
+		if got := n.shardBlobs(); got != onePart {
+			t.Errorf("%d shard blobs left, want the %d of the part the object uses", got, onePart)
+		}
+	})
+	t.Run("open", func(t *testing.T) {
+		n := newTestNode(t)
+		ctx := t.Context()
+		up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("first", 3*testStripe)), -1, nil); err != nil {
+			t.Fatal(err)
+		}
+		onePart := n.shardBlobs()
+		data := content("again", 2*testStripe)
+		p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(data), -1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.shardBlobs(); got != onePart {
+			t.Errorf("%d shard blobs after the part was uploaded again, want %d: the replaced part's were not removed", got, onePart)
+		}
+		if _, err := n.e.CompleteUpload(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.mustRead("mp"); !bytes.Equal(got, data) {
+			t.Errorf("the object reads %d bytes, not the %d of the part uploaded again", len(got), len(data))
+		}
+	})
 }
 
 // TestAbortWaitsForACompletion: an upload is aborted (a clean-up of
