@@ -24,6 +24,10 @@ type RewrapStats struct {
 	Versions  int    `json:"versions"`  // versions looked at
 	Rewrapped int    `json:"rewrapped"` // versions whose data keys were re-wrapped now
 	Already   int    `json:"already"`   // versions already under the new key
+	// Deleted counts versions deleted after their page was listed and
+	// before their turn came: skipped, as there is nothing left to
+	// re-wrap (each is logged).
+	Deleted int `json:"deleted,omitempty"`
 }
 
 // RewrapVault re-wraps the data keys of every version of a vault under
@@ -55,6 +59,18 @@ func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, pro
 			// Delete markers wrap no data key, but are sealed and signed
 			// like any manifest: a root rotation rewrites them too.
 			done, err := e.rewrap(ctx, iv, gen)
+			if errors.Is(err, errDeletedMeanwhile) {
+				// A delete took the version while its page was being
+				// re-wrapped: nothing is left to re-wrap. Until the
+				// twenty-first pass this stopped the rotation (a rerun
+				// resumed it).
+				st.Deleted++
+				e.log.InfoContext(ctx, "version deleted since it was listed; not re-wrapped", "vault", iv.Vault, "key", iv.Key, "version", iv.ID)
+				if progress != nil {
+					progress(st)
+				}
+				continue
+			}
 			if err != nil {
 				return st, err
 			}
@@ -74,6 +90,10 @@ func (e *Engine) RewrapVault(ctx context.Context, vaultName string, gen int, pro
 	}
 }
 
+// errDeletedMeanwhile: a version listed for re-wrapping was deleted before
+// its turn came (under its lock, the index no longer holds it).
+var errDeletedMeanwhile = errors.New("deleted since it was listed")
+
 func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (bool, error) {
 	unlock, err := e.lockVersion(ctx, listed.ID)
 	if err != nil {
@@ -82,6 +102,9 @@ func (e *Engine) rewrap(ctx context.Context, listed index.Version, gen int) (boo
 	defer unlock()
 	// Listings leave envelopes out: fetch the version itself.
 	iv, err := e.index.Get(ctx, listed.Vault, listed.Key, listed.ID)
+	if errors.Is(err, index.ErrNotFound) {
+		return false, fmt.Errorf("%s/%s version %s: %w", listed.Vault, listed.Key, listed.ID, errDeletedMeanwhile)
+	}
 	if err != nil {
 		return false, err
 	}

@@ -123,3 +123,44 @@ func TestIncarnationSeparatesKeys(t *testing.T) {
 	}
 	_ = legacy
 }
+
+// TestRewrapSkipsAVersionDeletedMeanwhile: a version is deleted after the
+// rotation listed its page and before its turn. Before, its re-wrap found
+// it gone from the index and the rotation stopped with "not found" (a
+// rerun resumed it); now it is counted as deleted and the rotation goes
+// on to the end.
+func TestRewrapSkipsAVersionDeletedMeanwhile(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	ids := map[string]manifest.ID{}
+	for i := range 4 {
+		key := fmt.Sprintf("rot/%d", i)
+		ids[key] = n.put(key, content(key, 3*testStripe)).VersionID
+	}
+	v, _ := n.e.Vault("registry")
+	v.KeyGen = 2
+	if err := n.e.SetVault(v); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	st, err := n.e.RewrapVault(ctx, "registry", 2, func(s RewrapStats) {
+		if !deleted {
+			deleted = true
+			if _, err := n.e.Delete(ctx, "registry", "rot/3", DeleteOptions{VersionID: ids["rot/3"]}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("rotation with a version deleted meanwhile: %+v, %v", st, err)
+	}
+	if st.Versions != 4 || st.Rewrapped != 3 || st.Deleted != 1 {
+		t.Errorf("rotation: %+v; want 4 versions, 3 re-wrapped, 1 deleted", st)
+	}
+	for i := range 3 {
+		key := fmt.Sprintf("rot/%d", i)
+		if got := n.mustRead(key); !bytes.Equal(got, content(key, 3*testStripe)) {
+			t.Errorf("%s reads back wrong after the rotation", key)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -145,7 +146,7 @@ func (a *app) keyCmd() *cobra.Command {
 			if a.json {
 				return a.printJSON(st)
 			}
-			fmt.Fprintf(a.stdout, "vault %s: key generation %d; %d versions re-wrapped, %d already current\n", st.Vault, st.KeyGen, st.Rewrapped, st.Already)
+			printRewrap(a.stdout, st)
 			return nil
 		},
 	}
@@ -325,4 +326,13 @@ func (a *app) principalCmd() *cobra.Command {
 	}
 	c.AddCommand(add, ls, rm)
 	return c
+}
+
+// printRewrap prints a key rotation's outcome for a person.
+func printRewrap(w io.Writer, st vault.RewrapStats) {
+	fmt.Fprintf(w, "vault %s: key generation %d; %d versions re-wrapped, %d already current", st.Vault, st.KeyGen, st.Rewrapped, st.Already)
+	if st.Deleted > 0 {
+		fmt.Fprintf(w, ", %d deleted while the rotation ran (skipped)", st.Deleted)
+	}
+	fmt.Fprintln(w)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -62,6 +63,11 @@ every replicated version. --fingerprint checks the ally's card.`,
 			}
 			if err != nil {
 				return err
+			}
+			if c, ok := from.(io.Closer); ok {
+				// An S3 site's driver keeps its connections to the
+				// provider open until closed.
+				defer c.Close()
 			}
 			o := node.RecoverOptions{Dir: a.dir, From: from, SitePaths: map[string]string{}}
 			for _, p := range paths {

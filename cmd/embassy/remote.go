@@ -427,7 +427,7 @@ func (a *app) remoteRotate(cmd *cobra.Command, name string, resume bool) error {
 	if a.json {
 		return a.printJSON(st)
 	}
-	fmt.Fprintf(a.stdout, "vault %s: key generation %d; %d versions re-wrapped, %d already current\n", st.Vault, st.KeyGen, st.Rewrapped, st.Already)
+	printRewrap(a.stdout, st)
 	return nil
 }
 

@@ -69,7 +69,7 @@ type Site struct {
 	cfg    Config
 	client *minio.Client
 	core   minio.Core
-	tr     *http.Transport
+	tr     *closingTransport
 	prefix string // "" or "p/"
 	where  string // endpoint/bucket[/prefix], for errors
 }
@@ -100,17 +100,18 @@ func New(ctx context.Context, cfg Config) (*Site, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
+	ct := &closingTransport{tr: tr}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(cfg.AccessKey, string(cfg.SecretKey), ""),
 		Secure:     cfg.Secure,
-		Transport:  tr,
+		Transport:  ct,
 		Region:     cfg.Region,
 		MaxRetries: attempts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 site %s: %w", cfg.Endpoint, err)
 	}
-	s := &Site{cfg: cfg, client: c, core: minio.Core{Client: c}, tr: tr, prefix: cfg.keyPrefix()}
+	s := &Site{cfg: cfg, client: c, core: minio.Core{Client: c}, tr: ct, prefix: cfg.keyPrefix()}
 	s.where = cfg.Endpoint + "/" + cfg.Bucket
 	if s.prefix != "" {
 		s.where += "/" + s.prefix[:len(s.prefix)-1]
@@ -155,9 +156,13 @@ func (s *Site) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the client's idle connections.
+// Close closes the client's idle connections to the provider, now and
+// whenever the last call in flight ends from now on (transport.go): a
+// call still running hands its connection back afterwards, and it is
+// closed then. The driver still works after Close, for a call made on it
+// late; it closes its connections again when that call ends.
 func (s *Site) Close() error {
-	s.tr.CloseIdleConnections()
+	s.tr.close()
 	return nil
 }
 
