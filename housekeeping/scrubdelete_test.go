@@ -1,7 +1,9 @@
 package housekeeping
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,22 +12,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/index/boltindex"
 	"github.com/embassy-dev/embassy/manifest"
 	"github.com/embassy-dev/embassy/vault"
 )
 
-// stallingIndex is the node's index with a hook before each Delete.
+// stallingIndex is the node's index with a hook before each Delete, and
+// Delete failing with failDelete when set.
 type stallingIndex struct {
 	*boltindex.Index
 	beforeDelete func()
+	failDelete   error
 }
 
 func (s *stallingIndex) Delete(ctx context.Context, vault, key string, id manifest.ID) error {
 	if s.beforeDelete != nil {
 		s.beforeDelete()
 	}
+	if s.failDelete != nil {
+		return s.failDelete
+	}
 	return s.Index.Delete(ctx, vault, key, id)
+}
+
+// withIndex makes n's engine one over ix (n.ix wrapped).
+func (n *testNode) withIndex(ix index.Index) {
+	e, err := vault.New(vault.Config{NodeID: "test", Keys: n.keys, Index: ix, Sites: n.sites, Vaults: n.vaults, Audit: n.audit})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.e.Close(n.t.Context())
+	n.e, n.k = e, New(e, nil)
+	n.t.Cleanup(func() { e.Close(context.Background()) })
 }
 
 // blockedIn reports whether some goroutine is in both functions (their
@@ -61,13 +80,7 @@ func TestScrubWaitsForADeleteUnderWay(t *testing.T) {
 		close(recorded)
 		<-release
 	}}
-	e, err := vault.New(vault.Config{NodeID: "test", Keys: n.keys, Index: si, Sites: n.sites, Vaults: n.vaults, Audit: n.audit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.e.Close(ctx)
-	n.e, n.k = e, New(e, nil)
-	t.Cleanup(func() { e.Close(context.Background()) })
+	n.withIndex(si)
 
 	deleted := make(chan error, 1)
 	go func() {
@@ -110,5 +123,34 @@ func TestScrubWaitsForADeleteUnderWay(t *testing.T) {
 	}
 	if rep.Lost != 0 || rep.AtRisk != 0 {
 		t.Errorf("scrub beside a delete under way: lost %d %q, at risk %d (degraded %d, unreachable %d, errors %q); want nothing", rep.Lost, rep.LostVersions, rep.AtRisk, rep.Degraded, rep.Unreachable, rep.Errors)
+	}
+}
+
+// TestCollectionKeepsAVersionWhoseDeleteFailed: a delete records the
+// deletion, then its index write fails (the index's disk full): it is
+// answered with an error and the version stays listed. Before, collection
+// removed the version's shards on the record alone (it kept the manifest
+// copies of a version still in the index, not the shards), and the
+// version, listed, read "too few intact shards". Now a shard named by a
+// deletion record whose version is still in the index is kept.
+func TestCollectionKeepsAVersionWhoseDeleteFailed(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	data := content("doc", 5*testStripe)
+	id := n.put("doc", data).VersionID
+	n.withIndex(&stallingIndex{Index: n.ix, failDelete: errors.New("index: disk full")})
+	if _, err := n.e.Delete(ctx, "registry", "doc", vault.DeleteOptions{VersionID: id}); err == nil {
+		t.Fatal("the delete went through with its index write failing")
+	}
+	c, err := n.k.Collect(ctx, CollectOptions{Grace: time.Nanosecond})
+	if err != nil || c.Refused != "" {
+		t.Fatalf("collection: %+v, %v", c, err)
+	}
+	got, _, err := n.read("doc", vault.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatalf("the version whose delete failed, after a collection (removed %d): %v", c.Removed, err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("the version whose delete failed reads %d bytes, not its %d", len(got), len(data))
 	}
 }
