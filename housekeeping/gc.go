@@ -485,6 +485,9 @@ type blobRecords struct {
 	// deleted: the version (a manifest blob) or the blob (any other) is
 	// recorded as deleted.
 	deleted bool
+	// deletedBy: for a blob other than a manifest, the versions whose
+	// deletion records name it.
+	deletedBy []manifest.ID
 	// abandoned: the records saying the blob is abandoned on the site.
 	abandoned []evidenceBlob
 }
@@ -492,12 +495,12 @@ type blobRecords struct {
 // about returns what the records say of blob name on site sid.
 func (ev *records) about(name, sid string) blobRecords {
 	var br blobRecords
-	delBlob, abandoned := ev.blob(name)
+	delBy, abandoned := ev.blob(name)
 	br.abandoned = onSite(abandoned, sid)
 	if id, ok := manifest.ParseBlobName(name); ok {
 		br.manifest, br.version, br.deleted = true, id, ev.deleted(id)
 	} else {
-		br.deleted = delBlob
+		br.deleted, br.deletedBy = len(delBy) > 0, delBy
 	}
 	return br
 }
@@ -514,6 +517,17 @@ func (k *Keeper) garbage(ctx context.Context, br blobRecords, sid, name string, 
 			return true
 		}
 	} else if br.deleted {
+		// A delete records the deletion before it commits it to the
+		// index: one under way, or one whose index write failed (it was
+		// answered with an error), leaves the version listed, and its
+		// shards are not garbage yet (until the twenty-first pass they
+		// were removed on the record alone).
+		for _, id := range br.deletedBy {
+			if _, live := indexed(id); live {
+				k.log.ErrorContext(ctx, "version recorded as deleted is still in the index; its shard kept", "version", id, "site", sid, "blob", name)
+				return false
+			}
+		}
 		return true
 	}
 	for _, b := range br.abandoned {
@@ -595,7 +609,7 @@ func (k *Keeper) resolveIntents(ctx context.Context, ev *records, indexed func(m
 		// Only the blobs no record covers yet.
 		var open []evidence.Blob
 		for _, b := range in.Blobs {
-			if deleted, abandoned := ev.blob(b.Name); !deleted && len(onSite(abandoned, b.Site)) == 0 {
+			if deleted, abandoned := ev.blob(b.Name); len(deleted) == 0 && len(onSite(abandoned, b.Site)) == 0 {
 				open = append(open, b)
 			}
 		}

@@ -74,7 +74,7 @@ const (
 	keyBlob    = 'b' // a blob: blobKey
 	keyUpload  = 'u' // an upload's end: uploadKey
 
-	entryDeleted   = 1 // the blob was recorded deleted
+	entryDeleted   = 1 // the blob was recorded deleted (version)
 	entryAbandoned = 2 // the blob was recorded abandoned (site, version, revision)
 )
 
@@ -237,6 +237,7 @@ func (ev *records) add(r evidence.Record) {
 			blobKey(k[:], b.Name)
 			if e := ev.sorted.next(k[:]); e != nil {
 				e[evKey] = entryDeleted
+				copy(e[evKey+3:], r.Version[:])
 			}
 		}
 	case evidence.Abandon:
@@ -396,16 +397,16 @@ func (ev *records) deleted(id manifest.ID) bool {
 	return found
 }
 
-// blob returns what the records say of blob name: recorded deleted (by a
-// version's deletion), and the abandonments naming it, on any site.
-func (ev *records) blob(name string) (deleted bool, abandoned []evidenceBlob) {
+// blob returns what the records say of blob name: the versions whose
+// deletion records name it, and the abandonments naming it, on any site.
+func (ev *records) blob(name string) (deleted []manifest.ID, abandoned []evidenceBlob) {
 	var k [evKey]byte
 	blobKey(k[:], name)
 	entry := func(r []byte) error {
 		e := r[evKey:]
 		switch e[0] {
 		case entryDeleted:
-			deleted = true
+			deleted = append(deleted, manifest.ID(e[3:19]))
 		case entryAbandoned:
 			abandoned = append(abandoned, evidenceBlob{site: ev.sites[binary.LittleEndian.Uint16(e[1:])],
 				version: manifest.ID(e[3:19]), revision: int(binary.LittleEndian.Uint64(e[19:]))})

@@ -373,7 +373,7 @@ func TestLegacyBatchesRead(t *testing.T) {
 	for _, b := range names {
 		gd, ga := got.blob(b)
 		wd, wa := want.blob(b)
-		if gd != wd || fmt.Sprint(ga) != fmt.Sprint(wa) {
+		if fmt.Sprint(gd) != fmt.Sprint(wd) || fmt.Sprint(ga) != fmt.Sprint(wa) {
 			t.Fatalf("%s: deleted %v abandoned %v, want %v %v", b, gd, ga, wd, wa)
 		}
 	}

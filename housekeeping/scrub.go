@@ -412,6 +412,9 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// can stand in for it.
 		fm, fenv, _, ferr := k.newestManifest(ctx, listed.ID, k.e.SiteIDs())
 		if ferr != nil || fm.Vault != listed.Vault || fm.Key != listed.Key {
+			if _, err := k.e.Indexed(ctx, listed.Vault, listed.Key, listed.ID); errors.Is(err, index.ErrNotFound) {
+				return ScrubReport{} // deleted meanwhile, its copies with it
+			}
 			return lostVersion("the indexed manifest fails verification (" + err.Error() + ") and no copy on the sites verifies")
 		}
 		rep.DamagedCopies++
@@ -634,7 +637,10 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		// one was read, and removed the blobs read. Look at the index
 		// again before calling the version lost or at risk, or repairing
 		// it from the revision it replaced.
-		cur, _, err := k.manifest(ctx, listed)
+		// Under the version's lock (vault.Indexed): a delete under way
+		// has recorded the deletion, from which collection may already
+		// have removed the shards, and not yet committed it.
+		cur, err := k.indexedLocked(ctx, listed)
 		if errors.Is(err, index.ErrNotFound) {
 			// Deleted meanwhile: what its removal took is not lost.
 			return ScrubReport{}
@@ -712,6 +718,15 @@ func (k *Keeper) scrubVersion(ctx context.Context, v vault.Vault, listed index.V
 		rep.recheck(k.scrubVersion(ctx, v, listed, o, lim))
 	}
 	return rep
+}
+
+// indexedLocked is manifest read under the version's lock (vault.Indexed).
+func (k *Keeper) indexedLocked(ctx context.Context, listed index.Version) (*manifest.Manifest, error) {
+	iv, err := k.e.Indexed(ctx, listed.Vault, listed.Key, listed.ID)
+	if err != nil {
+		return nil, err
+	}
+	return k.openIndexed(listed, iv.Envelope)
 }
 
 // recheck folds into rep, one version's report after its repair, what a

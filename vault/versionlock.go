@@ -245,3 +245,18 @@ func (e *Engine) IndexAdopted(ctx context.Context, m *manifest.Manifest, v index
 
 // deletionKind is the audit log kind of a deletion record.
 var deletionKind = evidence.Event(evidence.Record{Kind: evidence.Delete}).Kind
+
+// Indexed reads version id of vault/key from the index under the
+// version's lock, so that a change of it under way is waited for: a delete
+// records its deletion before it commits it, and from the record
+// collection may remove the version's shards, which a scrub then finds
+// gone while the index still holds the version. Scrub looks again through
+// it before it calls a version lost or at risk.
+func (e *Engine) Indexed(ctx context.Context, vault, key string, id manifest.ID) (index.Version, error) {
+	unlock, err := e.lockVersion(ctx, id)
+	if err != nil {
+		return index.Version{}, err
+	}
+	defer unlock()
+	return e.index.Get(ctx, vault, key, id)
+}

@@ -37,7 +37,7 @@ func (c *closingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		c.end()
 		return resp, err
 	}
-	resp.Body = &endingBody{ReadCloser: resp.Body, end: sync.OnceFunc(c.end)}
+	resp.Body = &endingBody{ReadCloser: resp.Body, c: c}
 	return resp, nil
 }
 
@@ -65,8 +65,11 @@ func (c *closingTransport) close() {
 // read to its end or closed, whichever comes first.
 type endingBody struct {
 	io.ReadCloser
-	end func()
+	c    *closingTransport
+	once sync.Once
 }
+
+func (b *endingBody) end() { b.once.Do(b.c.end) }
 
 func (b *endingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
