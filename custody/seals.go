@@ -33,6 +33,13 @@ const DefaultSealLimit = 1 << 32
 // warning by default: a quarter and half of the limit.
 var DefaultSealWarn = []uint64{1 << 30, 1 << 31}
 
+// maxSealCount caps a stored count as Merge takes it: far past any limit
+// (so a key there seals nothing), and low enough that adding the seals
+// and blocks of a process cannot wrap a uint64 round to a count under
+// the limit (a seals.json edited by hand to 2^64-1 once let seals
+// through).
+const maxSealCount = 1 << 62
+
 // DefaultSealBlock is how many seals are recorded ahead in one durable
 // write.
 const DefaultSealBlock = 1 << 16
@@ -55,6 +62,9 @@ func (l SealLimits) withDefaults() SealLimits {
 	if l.Block == 0 {
 		l.Block = DefaultSealBlock
 	}
+	// A block past the limit reserves nothing more, and one near 2^64
+	// would wrap the reservation below the seal it is for.
+	l.Block = min(l.Block, l.Limit)
 	return l
 }
 
@@ -322,8 +332,8 @@ func (c *SealCounter) Merge(recs []SealRecord) error {
 			continue
 		}
 		e := c.entry(k)
-		if r.Seals > e.base {
-			e.base = r.Seals
+		if s := min(r.Seals, maxSealCount); s > e.base {
+			e.base = s
 		}
 		c.warnLocked(e)
 	}

@@ -347,3 +347,44 @@ func TestSealWarningAtLoad(t *testing.T) {
 		t.Errorf("loading a count of 60 past thresholds 10 and 50 logged %q", logs.msgs)
 	}
 }
+
+// A stored count near 2^64 (a seals.json edited by hand, "as high as it
+// goes" to stop the node) refuses seals: it must not wrap to a count
+// under the limit.
+func TestSealCountNearTheTopRefuses(t *testing.T) {
+	k := testKeyring(t)
+	id := hex.EncodeToString(k.keyID[:])
+	for _, n := range []uint64{1<<64 - 1, 1<<64 - 2, 1<<64 - DefaultSealBlock} {
+		store := &memSealStore{}
+		c := countedKeyring(t, k, store, SealLimits{}, nil)
+		if err := c.SealCounter().Merge([]SealRecord{{KeyID: id, Seals: n}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, _, err := c.SealManifest(nil, nil); !errors.Is(err, ErrSealLimit) {
+				t.Fatalf("a stored count of %d, seal %d: %v; want ErrSealLimit", n, i+1, err)
+			}
+		}
+		if got := sealsOf(c.SealCounter(), k.keyID); got < DefaultSealLimit {
+			t.Errorf("a stored count of %d shows as %d", n, got)
+		}
+	}
+}
+
+// A block configured near 2^64 reserves up to the limit: no seal is made
+// past what the store holds.
+func TestSealHugeBlockStillRecordsAhead(t *testing.T) {
+	k := testKeyring(t)
+	store := &memSealStore{}
+	c := countedKeyring(t, k, store, SealLimits{Block: 1<<64 - 1}, nil)
+	if err := c.SealCounter().Merge([]SealRecord{{KeyID: hex.EncodeToString(k.keyID[:]), Seals: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		sealN(t, c, 1)
+		recs := store.load(t)
+		if len(recs) != 1 || recs[0].Seals < sealsOf(c.SealCounter(), k.keyID) {
+			t.Fatalf("after seal %d the store holds %+v, the counter %d: a seal past what is recorded", i+1, recs, sealsOf(c.SealCounter(), k.keyID))
+		}
+	}
+}

@@ -511,26 +511,27 @@ func ReadGenerations(ctx context.Context, sites map[string]site.Site, keys Keys,
 	return out, where
 }
 
-// ReadGenerationsHeard is ReadGenerations, saying also whether any site
-// answered: heard is false when none did (each unavailable, not mounted
-// yet, or the context ended), and the empty generations returned then say
-// nothing of what the sites hold: taken for theirs, they would have an
-// index restored from a backup pass for current, and be written over the
-// sites' higher ones. A site that answers that it holds no blob, or with
-// one that does not verify, has answered.
-func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys Keys, node string) (gens map[string]uint64, where map[string]string, heard bool) {
+// ReadGenerationsHeard is ReadGenerations, saying also which sites
+// answered: none when each was unavailable (not mounted yet) or the
+// context ended, and the empty generations returned then say nothing of
+// what the sites hold: taken for theirs, they would have an index
+// restored from a backup pass for current, and be written over the
+// sites' higher ones. Nor do they say anything of a site that did not
+// answer: its generations must be read before it is written. A site that
+// answers that it holds no blob, or with one that does not verify, has
+// answered.
+func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys Keys, node string) (gens map[string]uint64, where map[string]string, answered map[string]bool) {
 	out := map[string]uint64{}
-	where = map[string]string{}
+	where, answered = map[string]string{}, map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	answered := 0
 	for id, s := range sites {
 		wg.Go(func() {
 			rc, err := s.Get(ctx, GenerationsBlob, 0, MaxBatch+1)
 			if err != nil {
 				if errors.Is(err, site.ErrNotFound) {
 					mu.Lock()
-					answered++
+					answered[id] = true
 					mu.Unlock()
 				}
 				return
@@ -543,7 +544,7 @@ func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys 
 			g, err := OpenGenerations(keys, node, b)
 			mu.Lock()
 			defer mu.Unlock()
-			answered++
+			answered[id] = true
 			if err != nil {
 				return
 			}
@@ -555,7 +556,7 @@ func ReadGenerationsHeard(ctx context.Context, sites map[string]site.Site, keys 
 		})
 	}
 	wg.Wait()
-	return out, where, answered > 0
+	return out, where, answered
 }
 
 // SealsBlob is the blob, on every site, holding the node's count of the

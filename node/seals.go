@@ -14,6 +14,8 @@ import (
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/site"
+	"github.com/embassy-dev/embassy/vault"
 )
 
 // The count of encryptions under each key that seals with random GCM
@@ -49,7 +51,14 @@ type sealState struct {
 	// nothing is written to them, so that counts raised only from an
 	// older seals.json never overwrite the sites' higher ones.
 	read bool
-	wg   sync.WaitGroup
+	// heard holds the sites whose copy this process has read (or found
+	// missing): a site is written only once it is in it, so that a site
+	// that did not answer at start (its disk not mounted yet) has its
+	// copy, possibly higher than a restored seals.json, taken in before
+	// it is written over. A site is read once a process: its copy is
+	// then one this counter wrote, which a merge would count twice.
+	heard map[string]bool
+	wg    sync.WaitGroup
 }
 
 // sealStore writes the node directory's copy (custody.SealStore).
@@ -76,11 +85,13 @@ func (n *Node) countSeals(k *custody.Keyring) *custody.Keyring {
 // loadSealCounts makes the node's counter (once) and raises it to the
 // node directory's copy.
 func (n *Node) loadSealCounts() error {
-	c := n.seals.counter.Load()
-	if c == nil {
-		c = custody.NewSealCounter(sealStore{n}, n.conf().KeyUse.limits(), n.Log)
-		n.seals.counter.Store(c)
+	if n.seals.counter.Load() != nil {
+		// Read at the first start: the file holds what this counter
+		// recorded since, which a second merge would count twice.
+		return nil
 	}
+	c := custody.NewSealCounter(sealStore{n}, n.conf().KeyUse.limits(), n.Log)
+	n.seals.counter.Store(c)
 	b, err := os.ReadFile(filepath.Join(n.Dir, SealsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -104,7 +115,8 @@ const sealCountsAtOpen = 30 * time.Second
 
 // loadSealCountsFromSites raises the counter to the highest copy on the
 // sites, then writes the merged counts back to them. Sites that do not
-// answer, or hold no copy this node sealed, are skipped.
+// answer are read again before they are first written (writeSealCounts);
+// a copy this node did not seal is skipped (and written over).
 func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	keys, c := n.Keys(), n.seals.counter.Load()
 	if keys == nil || n.Engine == nil || c == nil {
@@ -112,34 +124,49 @@ func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, sealCountsAtOpen)
 	defer cancel()
+	sites := n.Engine.Sites()
+	all, heard := n.readSealCopies(ctx, keys, c, sites)
+	// Written back, unless every site holds the counts already: what was
+	// recorded while the sites were not read yet is in them. Through the
+	// one writer (sealsToSites), which writes the counts as they are when
+	// it writes: a later block's write cannot be overtaken by this one.
+	cur := custody.MarshalSealRecords(c.Records())
+	same := len(all) == len(sites)
+	for _, recs := range all {
+		same = same && bytes.Equal(custody.MarshalSealRecords(recs), cur)
+	}
+	n.seals.mu.Lock()
+	n.seals.read = true
+	pending := n.seals.pending != nil
+	n.seals.mu.Unlock()
+	if (!same && heard > 0) || pending {
+		n.sealsToSites(custody.MarshalSealRecords(c.Records()))
+	}
+}
+
+// readSealCopies reads the copies of the sites not yet heard, merges
+// them into c and marks the sites that answered heard. It returns the
+// copies that opened and how many sites are heard.
+func (n *Node) readSealCopies(ctx context.Context, keys *custody.Keyring, c *custody.SealCounter, sites []vault.Site) ([][]custody.SealRecord, int) {
 	var mu sync.Mutex
 	var all [][]custody.SealRecord
+	answered := map[string]bool{}
 	var wg sync.WaitGroup
-	sites := n.Engine.Sites()
 	for _, s := range sites {
+		n.seals.mu.Lock()
+		done := n.seals.heard[s.ID]
+		n.seals.mu.Unlock()
+		if done {
+			continue
+		}
 		wg.Go(func() {
-			rc, err := s.Store.Get(ctx, evidence.SealsBlob, 0, evidence.MaxBatch+1)
-			if err != nil {
-				return
-			}
-			b, err := io.ReadAll(io.LimitReader(rc, evidence.MaxBatch+1))
-			rc.Close()
-			if err != nil {
-				return
-			}
-			c, err := evidence.OpenSealCounts(keys, n.conf().Node.ID, b)
-			if err != nil {
-				n.Log.Warn("a site's encryption counts do not open", "site", s.ID, "err", err)
-				return
-			}
-			recs, err := custody.ParseSealRecords(c)
-			if err != nil {
-				n.Log.Warn("a site's encryption counts do not parse", "site", s.ID, "err", err)
-				return
-			}
+			recs, ok := n.readSealCopy(ctx, keys, s)
 			mu.Lock()
-			all = append(all, recs)
-			mu.Unlock()
+			defer mu.Unlock()
+			answered[s.ID] = ok
+			if recs != nil {
+				all = append(all, recs)
+			}
 		})
 	}
 	wg.Wait()
@@ -148,24 +175,56 @@ func (n *Node) loadSealCountsFromSites(ctx context.Context) {
 			n.Log.Warn("encryption counts from a site", "err", err)
 		}
 	}
-	// Written back now, before the node serves, unless every site holds
-	// the counts already: what was recorded while the sites were not read
-	// yet is in them.
-	cur := custody.MarshalSealRecords(c.Records())
-	same := len(all) == len(sites)
-	for _, recs := range all {
-		same = same && bytes.Equal(custody.MarshalSealRecords(recs), cur)
-	}
 	n.seals.mu.Lock()
-	n.seals.read, n.seals.pending = true, nil
-	n.seals.mu.Unlock()
-	if !same {
-		n.writeSealCounts(cur)
+	defer n.seals.mu.Unlock()
+	if n.seals.heard == nil {
+		n.seals.heard = map[string]bool{}
 	}
+	heard := 0
+	for _, s := range sites {
+		if answered[s.ID] {
+			n.seals.heard[s.ID] = true
+		}
+		if n.seals.heard[s.ID] {
+			heard++
+		}
+	}
+	return all, heard
 }
 
-// sealsToSites has b written to every site, in the background: writes
-// that come while one runs are coalesced into the next.
+// readSealCopy reads a site's copy of the counts. ok is false when the
+// site did not answer; a copy missing, or one that does not open or
+// parse (logged), is an answer without counts.
+func (n *Node) readSealCopy(ctx context.Context, keys *custody.Keyring, s vault.Site) (recs []custody.SealRecord, ok bool) {
+	rc, err := s.Store.Get(ctx, evidence.SealsBlob, 0, evidence.MaxBatch+1)
+	if errors.Is(err, site.ErrNotFound) {
+		return nil, true
+	}
+	if err != nil {
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, evidence.MaxBatch+1))
+	rc.Close()
+	if err != nil {
+		return nil, false
+	}
+	plain, err := evidence.OpenSealCounts(keys, n.conf().Node.ID, b)
+	if err != nil {
+		n.Log.Warn("a site's encryption counts do not open", "site", s.ID, "err", err)
+		return nil, true
+	}
+	recs, err = custody.ParseSealRecords(plain)
+	if err != nil {
+		n.Log.Warn("a site's encryption counts do not parse", "site", s.ID, "err", err)
+		return nil, true
+	}
+	return recs, true
+}
+
+// sealsToSites has the counts written to every site, in the background:
+// writes that come while one runs are coalesced into the next. b, the
+// counts when asked, only marks a write as due: the writer writes the
+// counts as they are when it writes, which are never lower.
 func (n *Node) sealsToSites(b []byte) {
 	st := &n.seals
 	st.mu.Lock()
@@ -186,15 +245,35 @@ func (n *Node) sealsToSites(b []byte) {
 				return
 			}
 			st.mu.Unlock()
-			n.writeSealCounts(b)
+			n.writeSealCounts()
 		}
 	})
 }
 
-// writeSealCounts writes b, sealed, to every site of the engine.
-func (n *Node) writeSealCounts(b []byte) {
-	keys := n.Keys()
-	if keys == nil || n.Engine == nil {
+// writeSealCounts writes the counts, sealed, to every site of the engine
+// whose copy was read. A site not heard yet is read first, and written
+// only if it answers, with the counts raised to its copy's.
+func (n *Node) writeSealCounts() {
+	keys, c := n.Keys(), n.seals.counter.Load()
+	if keys == nil || n.Engine == nil || c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sites := n.Engine.Sites()
+	n.readSealCopies(ctx, keys, c, sites)
+	// The counts as they are now, not b: writes that overtook one another
+	// still leave the newest on the sites.
+	b := custody.MarshalSealRecords(c.Records())
+	n.seals.mu.Lock()
+	var heard []vault.Site
+	for _, s := range sites {
+		if n.seals.heard[s.ID] {
+			heard = append(heard, s)
+		}
+	}
+	n.seals.mu.Unlock()
+	if len(heard) == 0 {
 		return
 	}
 	blob, err := evidence.SealSealCounts(keys, n.conf().Node.ID, b)
@@ -202,10 +281,8 @@ func (n *Node) writeSealCounts(b []byte) {
 		n.Log.Warn("encryption counts not written to the sites", "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range n.Engine.Sites() {
+	for _, s := range heard {
 		wg.Go(func() {
 			if err := s.Store.Put(ctx, evidence.SealsBlob, bytes.NewReader(blob), int64(len(blob))); err != nil {
 				n.Log.Warn("encryption counts not written to a site", "site", s.ID, "err", err)

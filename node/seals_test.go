@@ -14,6 +14,7 @@ import (
 
 	"github.com/embassy-dev/embassy/custody"
 	"github.com/embassy-dev/embassy/evidence"
+	"github.com/embassy-dev/embassy/site"
 	"github.com/embassy-dev/embassy/vault"
 )
 
@@ -350,5 +351,62 @@ func TestEncryptionLimitAcrossRestart(t *testing.T) {
 	}
 	if err := putObjects(t, n, "after", 1); err != nil {
 		t.Fatalf("a put after the rotation: %v", err)
+	}
+}
+
+// TestEncryptionCountsSitesAwayAtOpen: a node directory restored from a
+// backup and opened while no site answers (its disks not mounted yet)
+// must not write its backup's lower counts over the sites' higher ones
+// once they are back: the sites' copy is the only one left that bounds
+// what was sealed since the backup.
+func TestEncryptionCountsSitesAwayAtOpen(t *testing.T) {
+	n := newKeyUseNode(t, KeyUseConfig{Block: 4}, nil)
+	dir := n.Dir
+	if err := putObjects(t, n, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := os.ReadFile(filepath.Join(dir, SealsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := putObjects(t, n, "b", 20); err != nil {
+		t.Fatal(err)
+	}
+	m2, v2 := keyCounts(t, n, 1)
+	n.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, SealsFile), backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sites := filepath.Join(dir, "..", "sites")
+	if err := os.Rename(sites, sites+".away"); err != nil {
+		t.Fatal(err)
+	}
+	n = reopenNode(t, dir)
+	if err := os.Rename(sites+".away", sites); err != nil {
+		t.Fatal(err)
+	}
+	// The sites back (checked now, as the node would on its own within a
+	// minute): the node seals past a block or two and closes.
+	for _, s := range n.Engine.Sites() {
+		if err := s.Store.(*site.Guarded).Check(t.Context()); err != nil {
+			t.Fatalf("site %s back: %v", s.ID, err)
+		}
+	}
+	for range 10 {
+		if _, _, err := n.Keys().SealManifest([]byte("test"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Close()
+
+	// The node directory's counts lost once more (or restored again): the
+	// sites' copies must still hold at least what was sealed.
+	if err := os.Remove(filepath.Join(dir, SealsFile)); err != nil {
+		t.Fatal(err)
+	}
+	n = reopenNode(t, dir)
+	if m, v := keyCounts(t, n, 1); m < m2 || v < v2 {
+		t.Errorf("after a restored %s was opened with every site away: manifest key %d (was at least %d), vault key %d (was at least %d): the sites' higher counts were overwritten", SealsFile, m, m2, v, v2)
 	}
 }

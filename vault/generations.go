@@ -14,6 +14,7 @@ import (
 
 	"github.com/embassy-dev/embassy/evidence"
 	"github.com/embassy-dev/embassy/index"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // The index moves a per-vault generation on every commit, in the same
@@ -50,6 +51,12 @@ type genState struct {
 	// the engine's genFlush).
 	loaded atomic.Bool
 	sites  map[string]uint64 // what the sites hold, as far as this engine knows
+	// heard are the sites whose generations were read (under genFlush):
+	// only those are written. A site that did not answer when the others
+	// were read (its disk not mounted yet) may hold more than the index,
+	// restored from a backup: it is read, and the index checked against
+	// it, before it is first written.
+	heard map[string]bool
 }
 
 // noteCommit schedules a write of the generations to the sites.
@@ -93,11 +100,14 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 			return err
 		}
 	}
+	sites := e.siteStores()
+	if err := e.readUnheardGenerations(ctx, gi, sites); err != nil {
+		return err
+	}
 	ix, err := gi.Generations(ctx)
 	if err != nil {
 		return err
 	}
-	sites := e.siteStores()
 	out := maps.Clone(e.gens.sites)
 	for v, g := range ix {
 		out[v] = max(out[v], g)
@@ -107,11 +117,59 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for _, s := range sites {
+	for id, s := range sites {
+		if !e.gens.heard[id] {
+			continue // read first, at the next flush
+		}
 		wg.Go(func() { s.Put(ctx, evidence.GenerationsBlob, bytes.NewReader(blob), int64(len(blob))) })
 	}
 	wg.Wait()
 	e.gens.sites = out
+	return nil
+}
+
+// readUnheardGenerations reads the generations of the sites in sites not
+// heard yet (they did not answer at the first read, or were added since),
+// marks the index stale when it is behind what they hold, takes that into
+// what the sites hold, and marks those that answer heard. Called under
+// genFlush, once the generations were loaded.
+func (e *Engine) readUnheardGenerations(ctx context.Context, gi GenerationIndex, sites map[string]site.Site) error {
+	unheard := map[string]site.Site{}
+	for id, s := range sites {
+		if !e.gens.heard[id] {
+			unheard[id] = s
+		}
+	}
+	if len(unheard) == 0 {
+		return nil
+	}
+	onSites, where, answered := evidence.ReadGenerationsHeard(ctx, unheard, e.k(), e.node)
+	if len(answered) == 0 {
+		return nil
+	}
+	// Read after the sites', as at open (loadGenerations).
+	ix, err := gi.Generations(ctx)
+	if err != nil {
+		return err
+	}
+	if behind := Behind(ix, onSites, where); behind != "" {
+		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
+			return err
+		}
+		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
+	}
+	if e.gens.sites == nil {
+		e.gens.sites = map[string]uint64{}
+	}
+	for v, g := range onSites {
+		e.gens.sites[v] = max(e.gens.sites[v], g)
+	}
+	if e.gens.heard == nil {
+		e.gens.heard = map[string]bool{}
+	}
+	for id := range answered {
+		e.gens.heard[id] = true
+	}
 	return nil
 }
 
@@ -146,8 +204,8 @@ func (e *Engine) FlushGenerations(ctx context.Context) error {
 // failing to answer, and is not reported as one.
 func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex) error {
 	stores := e.siteStores()
-	onSites, where, heard := evidence.ReadGenerationsHeard(ctx, stores, e.k(), e.node)
-	if !heard && len(stores) > 0 {
+	onSites, where, answered := evidence.ReadGenerationsHeard(ctx, stores, e.k(), e.node)
+	if len(answered) == 0 && len(stores) > 0 {
 		return errGenerationsUnread
 	}
 	ix, err := gi.Generations(ctx)
@@ -160,7 +218,7 @@ func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex) error 
 		}
 		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
 	}
-	e.gens.sites = onSites
+	e.gens.sites, e.gens.heard = onSites, answered
 	e.gens.loaded.Store(true)
 	return nil
 }
