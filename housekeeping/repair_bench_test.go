@@ -32,6 +32,7 @@ var (
 	benchRepairProfile = flag.String("embassy.repair-cpuprofile", "", "write a CPU profile of the first round's repair (the scrub alone) to this file")
 	benchRepairTrace   = flag.String("embassy.repair-trace", "", "write an execution trace of the first round's repair (the scrub alone) to this file")
 	benchRepairNewDir  = flag.String("embassy.repair-new-dir", "", "put the two sites the repair writes to under this directory (another filesystem: a disk of their own) instead of beside the survivors")
+	benchRepairDiscard = flag.Bool("embassy.repair-discard", false, "the two sites the repair writes to take each rebuilt shard's bytes and keep none of them (the repair's read side alone, as where the new sites are on other disks)")
 	benchRepairRound   = flag.Int("embassy.repair-profile-round", 1, "the round whose repair -embassy.repair-cpuprofile and -embassy.repair-trace record")
 )
 
@@ -109,7 +110,11 @@ func BenchmarkRepair(b *testing.B) {
 					b.Cleanup(func() { os.RemoveAll(filepath.Join(nd, filepath.Base(root))) })
 				}
 				ds, _ := dir.New(p)
-				f := fault.New(ds, 1)
+				var st site.Site = ds
+				if *benchRepairDiscard && d.Jurisdiction == "DEU" {
+					st = discardSite{ds}
+				}
+				f := fault.New(st, 1)
 				dirs[d.ID], faults[d.ID] = p, f
 				sites = append(sites, vault.Site{Descriptor: d, Store: f})
 			}
@@ -446,4 +451,17 @@ func survivorBlobs(b *testing.B, e *vault.Engine, key string, id manifest.ID, su
 		out[i] = append(out[i], benchutil.Blob{Name: l.Blob, Size: info.Size})
 	}
 	return out
+}
+
+// discardSite takes the bytes of every shard blob larger than 1 MiB put to
+// it and keeps none (-embassy.repair-discard); every other put (manifest
+// copies, the audit log's copies) goes to its site.
+type discardSite struct{ site.Site }
+
+func (d discardSite) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if _, _, ok := manifest.ParseShardBlobName(name); ok && size > 1<<20 {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}
+	return d.Site.Put(ctx, name, r, size)
 }
