@@ -112,8 +112,14 @@ func (n *Node) loadSealCounts() error {
 	recs, err := custody.ParseSealRecords(b)
 	if err != nil {
 		// Not a reason to refuse to start: the sites' copy is read next,
-		// and the file is rewritten at the next block.
-		n.Log.Error("the node directory's encryption counts do not parse; using the sites' copy", "file", SealsFile, "err", err)
+		// and the file is rewritten at the next block. What it held (a
+		// hand edit gone wrong, counts higher than the sites') is kept
+		// beside it for the operator, not written over.
+		aside := filepath.Join(n.Dir, SealsFile+".bad-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+		if rerr := os.Rename(filepath.Join(n.Dir, SealsFile), aside); rerr != nil {
+			aside = "(not kept: " + rerr.Error() + ")"
+		}
+		n.Log.Error("the node directory's encryption counts do not parse; using the sites' copy", "file", SealsFile, "kept_as", aside, "err", err)
 		return nil
 	}
 	return c.Merge(recs)

@@ -449,3 +449,33 @@ func TestEncryptionCountsReadAfterAFailedUnseal(t *testing.T) {
 		t.Errorf("unsealed after a failed unseal: manifest key %d (was %d), vault key %d (was %d): %s was not read", m2, m, v2, v, SealsFile)
 	}
 }
+
+// TestEncryptionCountsFileThatDoesNotParseKept: a seals.json that does not
+// parse (a hand edit gone wrong) is set aside, not written over at the next
+// block: what it held is the operator's to read.
+func TestEncryptionCountsFileThatDoesNotParseKept(t *testing.T) {
+	n := newKeyUseNode(t, KeyUseConfig{Block: 4}, nil)
+	dir := n.Dir
+	n.Close()
+	bad := []byte(`{"format":1,"keys":[{"key_id":"0123456789abcdef","seals":3000000000, "note":"checked by hand"}]}` + "\n")
+	if err := os.WriteFile(filepath.Join(dir, SealsFile), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n = reopenNode(t, dir)
+	if err := putObjects(t, n, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	kept, _ := filepath.Glob(filepath.Join(dir, SealsFile+".bad-*"))
+	if len(kept) != 1 {
+		t.Fatalf("%d copies of the %s that did not parse kept beside it, want 1", len(kept), SealsFile)
+	}
+	if b, err := os.ReadFile(kept[0]); err != nil || string(b) != string(bad) {
+		t.Errorf("%s holds %q, %v; want what was there", kept[0], b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, SealsFile)); err != nil {
+		t.Errorf("no %s written after the puts: %v", SealsFile, err)
+	} else if _, err := custody.ParseSealRecords(b); err != nil {
+		t.Errorf("the %s written after the puts does not parse: %v", SealsFile, err)
+	}
+}
