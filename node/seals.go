@@ -58,7 +58,11 @@ type sealState struct {
 	// it is written over. A site is read once a process: its copy is
 	// then one this counter wrote, which a merge would count twice.
 	heard map[string]bool
-	wg    sync.WaitGroup
+	// fileRead is set once seals.json was read (or found missing) into
+	// the counter: at the first start that got that far (under the
+	// node's seal lock, or before the node serves).
+	fileRead bool
+	wg       sync.WaitGroup
 }
 
 // sealStore writes the node directory's copy (custody.SealStore).
@@ -85,19 +89,25 @@ func (n *Node) countSeals(k *custody.Keyring) *custody.Keyring {
 // loadSealCounts makes the node's counter (once) and raises it to the
 // node directory's copy.
 func (n *Node) loadSealCounts() error {
-	if n.seals.counter.Load() != nil {
-		// Read at the first start: the file holds what this counter
+	c := n.seals.counter.Load()
+	if c == nil {
+		c = custody.NewSealCounter(sealStore{n}, n.conf().KeyUse.limits(), n.Log)
+		n.seals.counter.Store(c)
+	}
+	if n.seals.fileRead {
+		// Read at an earlier start: the file holds what this counter
 		// recorded since, which a second merge would count twice.
 		return nil
 	}
-	c := custody.NewSealCounter(sealStore{n}, n.conf().KeyUse.limits(), n.Log)
-	n.seals.counter.Store(c)
 	b, err := os.ReadFile(filepath.Join(n.Dir, SealsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The start fails, and the next reads the file again: the
+		// counter has counted nothing meanwhile.
 		return err
+	}
+	n.seals.fileRead = true
+	if err != nil {
+		return nil
 	}
 	recs, err := custody.ParseSealRecords(b)
 	if err != nil {

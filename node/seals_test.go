@@ -410,3 +410,42 @@ func TestEncryptionCountsSitesAwayAtOpen(t *testing.T) {
 		t.Errorf("after a restored %s was opened with every site away: manifest key %d (was at least %d), vault key %d (was at least %d): the sites' higher counts were overwritten", SealsFile, m, m2, v, v2)
 	}
 }
+
+// TestEncryptionCountsReadAfterAFailedUnseal: an unseal whose start fails
+// reading seals.json (here a directory in its place; on a real node an
+// I/O error) and a second unseal once it is readable again take its
+// counts: the counter, made at the first, must not take the file for read.
+func TestEncryptionCountsReadAfterAFailedUnseal(t *testing.T) {
+	cn := newCustodyNode(t)
+	if err := putObjects(t, cn.n, "a", 8); err != nil {
+		t.Fatal(err)
+	}
+	m, v := keyCounts(t, cn.n, 1)
+	cn.n.Close()
+	// Only the node directory's copy counts: the sites' are gone.
+	for _, s := range validConfig().Sites {
+		os.Remove(filepath.Join(cn.dir, "..", "sites", s.ID, filepath.FromSlash(evidence.SealsBlob)))
+	}
+	file := filepath.Join(cn.dir, SealsFile)
+	if err := os.Rename(file, file+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cn.n = cn.open(t)
+	cn.n.Unseal(cn.share(t, "alice"))
+	if _, err := cn.n.Unseal(cn.share(t, "bob")); err == nil {
+		t.Fatalf("the node unsealed with a directory at %s", SealsFile)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".kept", file); err != nil {
+		t.Fatal(err)
+	}
+	cn.unseal(t, "alice", "bob")
+	if m2, v2 := keyCounts(t, cn.n, 1); m2 < m || v2 < v {
+		t.Errorf("unsealed after a failed unseal: manifest key %d (was %d), vault key %d (was %d): %s was not read", m2, m, v2, v, SealsFile)
+	}
+}
