@@ -46,7 +46,15 @@ type RebuildStats struct {
 	// is older than the revision the audit log records.
 	RolledBack   int `json:"rolled_back"`
 	UnknownVault int `json:"unknown_vault"`
+	// Meanwhile counts versions read from the sites that a change
+	// committed while the rebuild ran (a newer revision indexed, or a
+	// deletion) made the rebuild leave as the index holds them.
+	Meanwhile int `json:"changed_meanwhile"`
 }
+
+// testHookRebuilding, when set, is called with each batch of versions the
+// rebuild read from the sites, before it indexes them.
+var testHookRebuilding func([]index.Version)
 
 // rebuildMarker is implemented by indexes that can flag a rebuild in
 // progress, so that an interrupted rebuild is noticed on the next start.
@@ -217,9 +225,17 @@ func (k *Keeper) rebuildIndex(ctx context.Context, progress func(done, total int
 				recs[batch[i]+rec-1] |= recIndexed
 			}
 		}
-		if err := k.ix.PutMany(ctx, vs); err != nil {
+		// Under the versions' locks: a change committed since they were
+		// read is not undone (vault.IndexRebuilt).
+		if testHookRebuilding != nil {
+			testHookRebuilding(vs)
+		}
+		left, err := k.e.IndexRebuilt(ctx, vs, ev.logNext)
+		if err != nil {
 			return err
 		}
+		st.Meanwhile += left
+		st.Versions -= left
 		done += len(batch)
 		if progress != nil {
 			progress(done, total)

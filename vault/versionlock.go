@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/embassy-dev/embassy/audit"
@@ -259,4 +261,59 @@ func (e *Engine) Indexed(ctx context.Context, vault, key string, id manifest.ID)
 	}
 	defer unlock()
 	return e.index.Get(ctx, vault, key, id)
+}
+
+// IndexRebuilt writes a batch of versions an index rebuild read from the
+// sites, under their locks, so that a change committed while the rebuild
+// ran is not undone: each version's lock is taken in id order (the one
+// caller that holds more than one lock at a time, so that no two callers
+// wait for each other), and a version is left as the index holds it when
+// the index holds a newer revision of it, or left out when the audit log
+// records its deletion since entry since (the rebuild's records were read
+// up to there). It returns how many were left as they were or out.
+func (e *Engine) IndexRebuilt(ctx context.Context, vs []index.Version, since uint64) (int, error) {
+	ids := make([]manifest.ID, 0, len(vs))
+	for _, v := range vs {
+		ids = append(ids, v.ID)
+	}
+	slices.SortFunc(ids, func(a, b manifest.ID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		unlock, err := e.lockVersion(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+	}
+	deleted := map[manifest.ID]bool{}
+	if e.audit != nil {
+		err := e.audit.Events(ctx, since, func(_ uint64, ev audit.Event) error {
+			if ev.Kind == deletionKind {
+				deleted[ev.Version] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("index rebuild: read the audit log since the records were read: %w", err)
+		}
+	}
+	put := vs[:0:0]
+	for _, v := range vs {
+		if deleted[v.ID] {
+			continue
+		}
+		if cur, err := e.index.Get(ctx, v.Vault, v.Key, v.ID); err == nil && !bytes.Equal(cur.Envelope, v.Envelope) {
+			cm, cerr := e.OpenEnvelope(cur.Envelope)
+			nm, nerr := e.OpenEnvelope(v.Envelope)
+			if cerr == nil && nerr == nil && cm.Version == v.ID && cm.Revision > nm.Revision {
+				continue
+			}
+		}
+		put = append(put, v)
+	}
+	e.generationsChecked(ctx)
+	if err := e.index.PutMany(ctx, put); err != nil {
+		return 0, err
+	}
+	return len(vs) - len(put), nil
 }

@@ -538,6 +538,9 @@ func printRebuild(a *app, st housekeeping.RebuildStats) {
 	if st.Deleted > 0 {
 		fmt.Fprintf(a.stdout, "  %d versions found on the sites were deleted by the node's records and stay deleted\n", st.Deleted)
 	}
+	if st.Meanwhile > 0 {
+		fmt.Fprintf(a.stdout, "  %d versions changed or deleted while the rebuild ran were left as those changes committed them\n", st.Meanwhile)
+	}
 	for _, u := range st.Unreadable {
 		fmt.Fprintf(a.stdout, "  NOT RESTORED: %s\n", safeText(u))
 	}
