@@ -21,29 +21,7 @@ import (
 // and that no deletion of it was recorded since it read the records, and
 // keeps it otherwise.
 func TestAdoptionUnderTheVersionLock(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		change func(n *testNode, id manifest.ID) error
-		check  func(n *testNode, id manifest.ID)
-	}{
-		{"held", func(n *testNode, id manifest.ID) error {
-			_, err := n.e.SetLegalHold(n.t.Context(), "registry", "doc", id, true)
-			return err
-		}, func(n *testNode, id manifest.ID) {
-			st, err := n.e.Stat(n.t.Context(), "registry", "doc", id)
-			if err != nil || st.Lock == nil || !st.Lock.LegalHold {
-				n.t.Errorf("the version after the adoption: lock %+v, %v; want the legal hold set meanwhile", st.Lock, err)
-			}
-		}},
-		{"deleted", func(n *testNode, id manifest.ID) error {
-			_, err := n.e.Delete(n.t.Context(), "registry", "doc", vault.DeleteOptions{VersionID: id})
-			return err
-		}, func(n *testNode, id manifest.ID) {
-			if _, err := n.ix.Get(n.t.Context(), "registry", "doc", id); !errors.Is(err, index.ErrNotFound) {
-				n.t.Errorf("the version deleted meanwhile, in the index after the adoption: %v, want %v", err, index.ErrNotFound)
-			}
-		}},
-	} {
+	for _, c := range changesMeanwhile {
 		t.Run(c.name, func(t *testing.T) {
 			n := newTestNode(t)
 			ctx := t.Context()
@@ -78,4 +56,32 @@ func TestAdoptionUnderTheVersionLock(t *testing.T) {
 			c.check(n, id)
 		})
 	}
+}
+
+// changesMeanwhile are changes of version id of "doc" that a test makes
+// while a job that read the version earlier is about to write it to the
+// index (adoption, an index rebuild): a legal hold set, and a delete. check
+// says whether the index kept the change.
+var changesMeanwhile = []struct {
+	name   string
+	change func(n *testNode, id manifest.ID) error
+	check  func(n *testNode, id manifest.ID)
+}{
+	{"held", func(n *testNode, id manifest.ID) error {
+		_, err := n.e.SetLegalHold(n.t.Context(), "registry", "doc", id, true)
+		return err
+	}, func(n *testNode, id manifest.ID) {
+		st, err := n.e.Stat(n.t.Context(), "registry", "doc", id)
+		if err != nil || st.Lock == nil || !st.Lock.LegalHold {
+			n.t.Errorf("the version afterwards: lock %+v, %v; want the legal hold set meanwhile", st.Lock, err)
+		}
+	}},
+	{"deleted", func(n *testNode, id manifest.ID) error {
+		_, err := n.e.Delete(n.t.Context(), "registry", "doc", vault.DeleteOptions{VersionID: id})
+		return err
+	}, func(n *testNode, id manifest.ID) {
+		if _, err := n.ix.Get(n.t.Context(), "registry", "doc", id); !errors.Is(err, index.ErrNotFound) {
+			n.t.Errorf("the version deleted meanwhile, in the index afterwards: %v, want %v", err, index.ErrNotFound)
+		}
+	}},
 }

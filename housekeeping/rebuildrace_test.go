@@ -1,12 +1,9 @@
 package housekeeping
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/embassy-dev/embassy/index"
-	"github.com/embassy-dev/embassy/manifest"
-	"github.com/embassy-dev/embassy/vault"
 )
 
 // TestRebuildKeepsChangesCommittedMeanwhile: an index rebuild on a live
@@ -16,29 +13,7 @@ import (
 // deleted meanwhile does not come back. On the code before, the rebuild
 // wrote its batch over the index as it had read it (Known gap 23).
 func TestRebuildKeepsChangesCommittedMeanwhile(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		change func(n *testNode, id manifest.ID) error
-		check  func(n *testNode, id manifest.ID, st RebuildStats)
-	}{
-		{"held", func(n *testNode, id manifest.ID) error {
-			_, err := n.e.SetLegalHold(n.t.Context(), "registry", "doc", id, true)
-			return err
-		}, func(n *testNode, id manifest.ID, st RebuildStats) {
-			info, err := n.e.Stat(n.t.Context(), "registry", "doc", id)
-			if err != nil || info.Lock == nil || !info.Lock.LegalHold {
-				n.t.Errorf("the version after the rebuild: lock %+v, %v; want the legal hold set meanwhile", info.Lock, err)
-			}
-		}},
-		{"deleted", func(n *testNode, id manifest.ID) error {
-			_, err := n.e.Delete(n.t.Context(), "registry", "doc", vault.DeleteOptions{VersionID: id})
-			return err
-		}, func(n *testNode, id manifest.ID, st RebuildStats) {
-			if _, err := n.ix.Get(n.t.Context(), "registry", "doc", id); !errors.Is(err, index.ErrNotFound) {
-				n.t.Errorf("the version deleted meanwhile, in the index after the rebuild: %v, want %v", err, index.ErrNotFound)
-			}
-		}},
-	} {
+	for _, c := range changesMeanwhile {
 		t.Run(c.name, func(t *testing.T) {
 			n := newTestNode(t)
 			ctx := t.Context()
@@ -65,7 +40,7 @@ func TestRebuildKeepsChangesCommittedMeanwhile(t *testing.T) {
 			if st.Meanwhile != 1 {
 				t.Errorf("rebuild: %d versions changed meanwhile, want 1: %+v", st.Meanwhile, st)
 			}
-			c.check(n, id, st)
+			c.check(n, id)
 		})
 	}
 }

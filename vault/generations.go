@@ -148,15 +148,8 @@ func (e *Engine) readUnheardGenerations(ctx context.Context, gi GenerationIndex,
 		return nil
 	}
 	// Read after the sites', as at open (loadGenerations).
-	ix, err := gi.Generations(ctx)
-	if err != nil {
+	if err := e.markIfBehind(ctx, gi, onSites, where); err != nil {
 		return err
-	}
-	if behind := Behind(ix, onSites, where); behind != "" {
-		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
-			return err
-		}
-		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
 	}
 	if e.gens.sites == nil {
 		e.gens.sites = map[string]uint64{}
@@ -169,6 +162,23 @@ func (e *Engine) readUnheardGenerations(ctx context.Context, gi GenerationIndex,
 	}
 	for id := range answered {
 		e.gens.heard[id] = true
+	}
+	return nil
+}
+
+// markIfBehind reads the index's generations (after the sites' onSites,
+// read from where: see loadGenerations) and marks the index stale when it
+// is behind them.
+func (e *Engine) markIfBehind(ctx context.Context, gi GenerationIndex, onSites map[string]uint64, where map[string]string) error {
+	ix, err := gi.Generations(ctx)
+	if err != nil {
+		return err
+	}
+	if behind := Behind(ix, onSites, where); behind != "" {
+		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
+			return err
+		}
+		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
 	}
 	return nil
 }
@@ -208,15 +218,8 @@ func (e *Engine) loadGenerations(ctx context.Context, gi GenerationIndex) error 
 	if len(answered) == 0 && len(stores) > 0 {
 		return errGenerationsUnread
 	}
-	ix, err := gi.Generations(ctx)
-	if err != nil {
+	if err := e.markIfBehind(ctx, gi, onSites, where); err != nil {
 		return err
-	}
-	if behind := Behind(ix, onSites, where); behind != "" {
-		if err := gi.MarkStale(ctx, index.StaleBehind, "the index is older than the sites ("+behind+")"); err != nil {
-			return err
-		}
-		e.log.Error("the index is older than the sites; garbage collection is off until 'embassy index rebuild'", "why", behind)
 	}
 	e.gens.sites, e.gens.heard = onSites, answered
 	e.gens.loaded.Store(true)
