@@ -17,6 +17,7 @@ import (
 	"github.com/embassy-dev/embassy/index"
 	"github.com/embassy-dev/embassy/label"
 	"github.com/embassy-dev/embassy/manifest"
+	"github.com/embassy-dev/embassy/site"
 )
 
 // Multipart upload limits, as S3 has them.
@@ -358,7 +359,16 @@ func (e *Engine) replacedPart(ctx context.Context, vault, key, uploadID string, 
 	rec := evidence.Record{Version: version, Upload: uploadID}
 	cur, err := e.index.Get(ctx, vault, key, version)
 	if errors.Is(err, index.ErrNotFound) {
-		// Not completed: no completion holds old, and none to come can.
+		// Not completed, as far as the index knows. An index restored
+		// from a backup taken before the completion says so too, while
+		// the sites hold the completed version's manifest: that index's
+		// word is no evidence, and a copy of the manifest on any site (or
+		// a site that cannot say) keeps the blobs for collection, which
+		// decides on the records and refuses a stale index.
+		if why := e.versionCopied(ctx, version); why != "" {
+			return keep(errors.New(why))
+		}
+		// No completion holds old, and none to come can.
 		e.abandon(ctx, rec, writtenPart{old}.blobs())
 		if _, _, err := e.upload(ctx, vault, key, uploadID); errors.Is(err, ErrNoSuchUpload) {
 			// Aborted after part was recorded: it was not removed.
@@ -386,6 +396,22 @@ func (e *Engine) replacedPart(ctx context.Context, vault, key, uploadID string, 
 		return fmt.Errorf("%w: %s (completed while part %d was uploaded again, without it)", ErrNoSuchUpload, uploadID, part.Number)
 	}
 	return nil
+}
+
+// versionCopied says why version may have been committed by the sites'
+// word: a site holds a manifest copy of it, or a site could not be asked;
+// "" when every configured site answered that it holds none.
+func (e *Engine) versionCopied(ctx context.Context, version manifest.ID) string {
+	for id, s := range e.siteStores() {
+		_, err := s.Stat(ctx, manifest.BlobName(version))
+		switch {
+		case err == nil:
+			return "site " + id + " holds a manifest copy of version " + version.String()
+		case !errors.Is(err, site.ErrNotFound):
+			return "site " + id + " could not say whether it holds a manifest copy of version " + version.String() + ": " + err.Error()
+		}
+	}
+	return ""
 }
 
 func (e *Engine) parts(ctx context.Context, vault, id string) (map[int]partRecord, error) {

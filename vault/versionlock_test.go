@@ -752,3 +752,61 @@ func watchVersionWaits(t *testing.T) <-chan struct{} {
 	t.Cleanup(func() { testHookVersionWait = nil })
 	return waiting
 }
+
+// TestPartUploadedAgainOnARestoredIndex: an index restored from a backup
+// taken before an upload completed still lists the upload, and not the
+// version its completion committed, whose manifest copies are on the
+// sites. A part uploaded again under that upload (the client's retry, or
+// a writer who kept the upload's id) must not remove the blobs of the part
+// it replaces: the committed version uses them. The index's not holding
+// the version is no evidence; the sites' copies keep the blobs (for
+// collection, which refuses a stale index). On the code before, the part's
+// blobs were removed and the object, once the index was rebuilt, could not
+// be read.
+func TestPartUploadedAgainOnARestoredIndex(t *testing.T) {
+	n := newTestNode(t)
+	ctx := t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := content("first", 3*testStripe)
+	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(first), -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.e.CompleteUpload(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := n.e.resolve(ctx, "registry", "mp", info.VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := n.ix.Get(ctx, "registry", "mp", info.VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := n.shardBlobs()
+	// The restored index: the version gone from it (its upload, as the
+	// backup had it, would still be listed).
+	if err := n.ix.Delete(ctx, "registry", "mp", info.VersionID); err != nil {
+		t.Fatal(err)
+	}
+	// The part uploaded again has taken part 1's place in the index; its
+	// own blobs are not the question here (none).
+	if err := n.e.replacedPart(ctx, "registry", "mp", up.ID, info.VersionID, m.Parts[0], manifest.Part{Number: 1}); err != nil && !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatal(err)
+	}
+	if got := n.shardBlobs(); got != blobs {
+		t.Fatalf("%d shard blobs after the part was replaced on a restored index, %d before: the committed version's part was removed", got, blobs)
+	}
+	// The index rebuilt (here: the entry put back): the object reads.
+	if err := n.ix.Put(ctx, entry); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := n.read("mp", GetOptions{Length: -1})
+	if err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("the completed object after the index came back: %d bytes, %v", len(got), err)
+	}
+}
