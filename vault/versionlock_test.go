@@ -425,14 +425,7 @@ func TestCompletionsOneAtATime(t *testing.T) {
 func TestCompletionsOfOneUploadOneAtATime(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
-	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("part", 3*testStripe)), -1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up, p := n.onePartUpload(content("part", 3*testStripe))
 	parts := []CompletePart{{1, p.ETag}}
 	checked := make(chan struct{})
 	release := make(chan struct{})
@@ -530,29 +523,11 @@ func TestPartUploadedAgainDuringItsCompletion(t *testing.T) {
 	t.Run("completing", func(t *testing.T) {
 		n := newTestNode(t)
 		ctx := t.Context()
-		up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		first := content("first", 3*testStripe)
-		p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(first), -1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		up, p := n.onePartUpload(first)
 		onePart := n.shardBlobs()
-		checked := make(chan struct{})
-		release := make(chan struct{})
 		waiting := watchVersionWaits(t)
-		completed := make(chan error, 1)
-		go func() {
-			_, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
-				close(checked)
-				<-release
-				return nil, nil
-			}})
-			completed <- err
-		}()
-		<-checked // the completion has read the parts
+		release, completed := n.heldCompletion(up.ID, p.ETag) // the completion has read the parts
 		again := make(chan error, 1)
 		go func() {
 			_, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("again", 2*testStripe)), -1, nil)
@@ -584,13 +559,7 @@ func TestPartUploadedAgainDuringItsCompletion(t *testing.T) {
 	t.Run("open", func(t *testing.T) {
 		n := newTestNode(t)
 		ctx := t.Context()
-		up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(content("first", 3*testStripe)), -1, nil); err != nil {
-			t.Fatal(err)
-		}
+		up, _ := n.onePartUpload(content("first", 3*testStripe))
 		onePart := n.shardBlobs()
 		data := content("again", 2*testStripe)
 		p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(data), -1, nil)
@@ -618,28 +587,10 @@ func TestPartUploadedAgainDuringItsCompletion(t *testing.T) {
 func TestAbortWaitsForACompletion(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
-	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := content("part", 3*testStripe)
-	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(data), -1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := make(chan struct{})
-	release := make(chan struct{})
+	up, p := n.onePartUpload(data)
 	waiting := watchVersionWaits(t)
-	completed := make(chan error, 1)
-	go func() {
-		_, err := n.e.CompleteUploadWith(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
-			close(checked)
-			<-release
-			return nil, nil
-		}})
-		completed <- err
-	}()
-	<-checked
+	release, completed := n.heldCompletion(up.ID, p.ETag)
 	aborted := make(chan error, 1)
 	go func() { aborted <- n.e.AbortUpload(ctx, "registry", "mp", up.ID) }()
 	select {
@@ -766,15 +717,8 @@ func watchVersionWaits(t *testing.T) <-chan struct{} {
 func TestPartUploadedAgainOnARestoredIndex(t *testing.T) {
 	n := newTestNode(t)
 	ctx := t.Context()
-	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	first := content("first", 3*testStripe)
-	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(first), -1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up, p := n.onePartUpload(first)
 	info, err := n.e.CompleteUpload(ctx, "registry", "mp", up.ID, []CompletePart{{1, p.ETag}})
 	if err != nil {
 		t.Fatal(err)
@@ -809,4 +753,37 @@ func TestPartUploadedAgainOnARestoredIndex(t *testing.T) {
 	if err != nil || !bytes.Equal(got, first) {
 		t.Fatalf("the completed object after the index came back: %d bytes, %v", len(got), err)
 	}
+}
+
+// onePartUpload starts an upload of "mp" and uploads data as its part 1.
+func (n *testNode) onePartUpload(data []byte) (UploadInfo, PartInfo) {
+	n.t.Helper()
+	ctx := n.t.Context()
+	up, err := n.e.CreateUpload(ctx, "registry", "mp", PutOptions{})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	p, err := n.e.PutPart(ctx, "registry", "mp", up.ID, 1, bytes.NewReader(data), -1, nil)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return up, p
+}
+
+// heldCompletion starts the completion of upload "mp" with part 1 (etag)
+// and returns once it has read the parts, held there (before it writes
+// anything) until release is closed; completed then gets its error.
+func (n *testNode) heldCompletion(uploadID, etag string) (release chan struct{}, completed chan error) {
+	checked := make(chan struct{})
+	release, completed = make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := n.e.CompleteUploadWith(n.t.Context(), "registry", "mp", uploadID, []CompletePart{{1, etag}}, CompleteOptions{Checksums: func(string, string, []PartInfo) (map[string]string, error) {
+			close(checked)
+			<-release
+			return nil, nil
+		}})
+		completed <- err
+	}()
+	<-checked
+	return release, completed
 }
